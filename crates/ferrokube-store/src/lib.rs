@@ -34,8 +34,10 @@ pub use types::*;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-/// The largest value a key may hold: etcd's default request limit (1.5 MiB).
-pub const MAX_VALUE_BYTES: usize = 1536 * 1024;
+/// The largest value a key may hold: etcd's default request limit (1.5 MiB)
+/// less 8 KiB left for the key and the request's framing, so a value accepted
+/// here is accepted by a real etcd with default settings too.
+pub const MAX_VALUE_BYTES: usize = 1536 * 1024 - 8 * 1024;
 
 /// The longest key accepted.
 pub const MAX_KEY_BYTES: usize = 4096;
