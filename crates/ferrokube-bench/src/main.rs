@@ -1,0 +1,32 @@
+//! `ferrokube-bench`: benchmarks that print tables of figures, each comparing
+//! ferrokube with the peer its issue names, measured in the same run.
+//!
+//! ```text
+//! cargo run --release -p ferrokube-bench -- store
+//! ```
+
+mod stats;
+mod store;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "ferrokube-bench")]
+struct Cli {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// The datastore: embedded backend, etcd backend and a raw etcd client.
+    Store(store::Options),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.bench {
+        Bench::Store(opts) => rt.block_on(store::run(opts)),
+    }
+}

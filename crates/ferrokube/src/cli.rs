@@ -1,0 +1,73 @@
+//! Command-line flags, with k3s' names where k3s has one.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "ferrokube", about = "A Kubernetes-compatible cluster in one binary")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the control plane (and, later, the node agent) of a cluster.
+    Server(ServerArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Where the cluster keeps its state (datastore, certificates, kubeconfig).
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// Address the API server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind_address: IpAddr,
+
+    /// Port the API server listens on (HTTPS).
+    #[arg(long, default_value_t = 6443)]
+    pub https_listen_port: u16,
+
+    /// Also write the admin kubeconfig here.
+    #[arg(long)]
+    pub write_kubeconfig: Option<PathBuf>,
+
+    /// Use a real etcd cluster instead of the embedded store
+    /// (comma-separated, e.g. http://h1:2379,http://h2:2379).
+    #[arg(long, value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
+
+    /// Pod network, split into one /24 per node.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+
+    /// Service network; the first address is the `kubernetes` Service.
+    #[arg(long, default_value = "10.43.0.0/16")]
+    pub service_cidr: String,
+
+    /// Address of the cluster DNS service.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+
+    /// Run only the control plane, no node agent.
+    #[arg(long)]
+    pub disable_agent: bool,
+
+    /// Use this container runtime (CRI socket) instead of starting containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Seconds between automatic compactions of the datastore's history.
+    #[arg(long, default_value_t = 300)]
+    pub compaction_interval_seconds: u64,
+}

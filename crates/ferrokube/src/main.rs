@@ -1,0 +1,36 @@
+//! The `ferrokube` binary: a thin command line over the component crates.
+
+mod cli;
+mod datastore;
+mod server;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        cli::Command::Version => {
+            println!("ferrokube version v{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+        cli::Command::Server(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(server::run(args))),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("ferrokube: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
