@@ -1,0 +1,584 @@
+//! The watch cache: every object of every resource in memory, fed by one store
+//! watch, serving lists and watches without re-reading the store.
+//!
+//! One store watch covers the whole `/registry/` tree, so the cache sees every
+//! revision the apiserver writes and knows, after each event, that it is up to
+//! date through that revision for *every* resource. A consistent read ("as of
+//! now") therefore only has to wait until the cache has reached the store's
+//! current revision: a wake-up in process, not a poll.
+//!
+//! Objects are kept as the JSON bytes served to clients (with
+//! `metadata.resourceVersion` set to the key's `mod_revision`) plus the few
+//! attributes selectors need (namespace, name, labels and the kind's
+//! selectable fields), so a list is a concatenation of ready bytes.
+//!
+//! Each resource keeps a bounded history of recent events; a watch from a
+//! resourceVersion still in that history is replayed from it and then follows
+//! live events without a gap or a duplicate. Older ones get
+//! [`CacheError::TooOld`] (410 Gone at the API).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokube_store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
+use futures::StreamExt;
+use parking_lot::RwLock;
+use serde_json::Value;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+/// Extracts a kind's selectable fields (e.g. `spec.nodeName`) from an object.
+pub type FieldsFn = Arc<dyn Fn(&Value) -> BTreeMap<String, String> + Send + Sync>;
+
+/// How many recent events each resource keeps for resuming watches.
+pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// Pages of the initial list of the store.
+const LIST_PAGE: usize = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The requested revision is older than the history kept.
+    #[error("too old resource version: {requested} ({oldest})")]
+    TooOld { requested: Revision, oldest: Revision },
+    /// The cache did not reach the revision in time.
+    #[error("Too large resource version: {requested}, current resource version: {current}")]
+    NotReady { requested: Revision, current: Revision },
+    /// The cache was rebuilt (the store watch failed); watchers must restart.
+    #[error("the watch cache was reset; watch again")]
+    Reset,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One object as the cache holds it.
+#[derive(Debug)]
+pub struct CachedObject {
+    pub key: String,
+    /// The key's `mod_revision` (for a deleted object: the delete's revision).
+    pub revision: Revision,
+    /// The JSON served to clients, `metadata.resourceVersion` included.
+    pub json: Bytes,
+    pub namespace: String,
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub fields: BTreeMap<String, String>,
+}
+
+/// The kind of change, as a Kubernetes watch names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Added => "ADDED",
+            EventType::Modified => "MODIFIED",
+            EventType::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change to one object.
+#[derive(Debug)]
+pub struct CacheEvent {
+    pub kind: EventType,
+    pub revision: Revision,
+    /// The object after the change; for a delete, its last state with the
+    /// delete's revision.
+    pub object: Arc<CachedObject>,
+    /// The object before the change (updates and deletes).
+    pub prev: Option<Arc<CachedObject>>,
+}
+
+impl CacheEvent {
+    /// The event as a watcher filtered by `matches` should see it, following
+    /// Kubernetes: an object entering the selection is ADDED, one leaving it is
+    /// DELETED, one outside it before and after is not seen at all.
+    pub fn filtered(
+        &self,
+        matches: impl Fn(&CachedObject) -> bool,
+    ) -> Option<(EventType, &Arc<CachedObject>)> {
+        let now = matches(&self.object);
+        let before = self.prev.as_deref().map(&matches).unwrap_or(false);
+        match (self.kind, before, now) {
+            (EventType::Deleted, true, _) => Some((EventType::Deleted, &self.object)),
+            (EventType::Deleted, false, _) => None,
+            (_, false, true) => Some((EventType::Added, &self.object)),
+            (_, true, true) => Some((self.kind, &self.object)),
+            (_, true, false) => Some((EventType::Deleted, &self.object)),
+            (_, false, false) => None,
+        }
+    }
+}
+
+/// Decodes a stored value into a cached object.
+fn decode(
+    key: &str,
+    value: &[u8],
+    revision: Revision,
+    fields: &FieldsFn,
+) -> Result<CachedObject, String> {
+    let mut obj: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    let meta = obj
+        .get_mut("metadata")
+        .and_then(Value::as_object_mut)
+        .ok_or("object has no metadata")?;
+    meta.insert(
+        "resourceVersion".into(),
+        Value::String(revision.to_string()),
+    );
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+    let namespace = text(meta.get("namespace"));
+    let name = text(meta.get("name"));
+    let labels = meta
+        .get("labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let selectable = fields(&obj);
+    let json = Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
+    Ok(CachedObject {
+        key: key.to_string(),
+        revision,
+        json,
+        namespace,
+        name,
+        labels,
+        fields: selectable,
+    })
+}
+
+struct Inner {
+    objects: BTreeMap<String, Arc<CachedObject>>,
+    history: VecDeque<Arc<CacheEvent>>,
+    /// Watches from this revision or later can be served from `history`.
+    floor: Revision,
+    tx: broadcast::Sender<Arc<CacheEvent>>,
+}
+
+/// The cache of one resource (one key prefix, e.g. `/registry/pods/`).
+pub struct ResourceCache {
+    prefix: String,
+    fields: FieldsFn,
+    history_limit: usize,
+    inner: RwLock<Inner>,
+}
+
+impl ResourceCache {
+    fn new(prefix: String, fields: FieldsFn, history_limit: usize) -> Self {
+        let (tx, _) = broadcast::channel(4096);
+        ResourceCache {
+            prefix,
+            fields,
+            history_limit: history_limit.max(1),
+            inner: RwLock::new(Inner {
+                objects: BTreeMap::new(),
+                history: VecDeque::new(),
+                floor: 0,
+                tx,
+            }),
+        }
+    }
+
+    /// The key prefix this cache holds.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The objects whose keys start with `key_prefix` (which must lie within
+    /// this resource's prefix), in key order.
+    pub fn list(&self, key_prefix: &str) -> Vec<Arc<CachedObject>> {
+        let inner = self.inner.read();
+        inner
+            .objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// One object by key.
+    pub fn get(&self, key: &str) -> Option<Arc<CachedObject>> {
+        self.inner.read().objects.get(key).cloned()
+    }
+
+    /// How many objects the cache holds.
+    pub fn len(&self) -> usize {
+        self.inner.read().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A watch of every change after `revision`.
+    pub fn watch_from(self: &Arc<Self>, revision: Revision) -> Result<CacheWatcher, CacheError> {
+        let inner = self.inner.read();
+        if revision < inner.floor {
+            return Err(CacheError::TooOld {
+                requested: revision,
+                oldest: inner.floor,
+            });
+        }
+        let backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.revision > revision)
+            .cloned()
+            .collect();
+        Ok(CacheWatcher {
+            cache: self.clone(),
+            rx: inner.tx.subscribe(),
+            backlog,
+            last: revision,
+        })
+    }
+
+    /// The objects under `key_prefix` now, and a watch of every change after
+    /// them: what a Kubernetes watch without a resourceVersion sends.
+    pub fn snapshot_and_watch(
+        self: &Arc<Self>,
+        key_prefix: &str,
+        revision: Revision,
+    ) -> (Vec<Arc<CachedObject>>, CacheWatcher) {
+        let inner = self.inner.read();
+        let objects = inner
+            .objects
+            .range(key_prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(key_prefix))
+            .map(|(_, o)| o.clone())
+            .collect();
+        let watcher = CacheWatcher {
+            cache: self.clone(),
+            rx: inner.tx.subscribe(),
+            backlog: VecDeque::new(),
+            last: revision,
+        };
+        (objects, watcher)
+    }
+
+    fn apply(&self, ev: &ferrokube_store::WatchEvent) {
+        let revision = ev.revision();
+        let key = &ev.kv.key;
+        let decoded = match ev.kind {
+            EventKind::Put => decode(key, &ev.kv.value, revision, &self.fields),
+            EventKind::Delete => match &ev.prev {
+                Some(prev) => decode(key, &prev.value, revision, &self.fields),
+                None => Err("delete without the previous value".to_string()),
+            },
+        };
+        let object = match decoded {
+            Ok(o) => Arc::new(o),
+            Err(err) => {
+                tracing::error!(key = %key, revision, error = %err, "watch cache: cannot decode a stored object; skipped");
+                // Still drop a deleted key so the cache does not keep a ghost.
+                if ev.kind == EventKind::Delete {
+                    self.inner.write().objects.remove(key);
+                }
+                return;
+            }
+        };
+        let mut inner = self.inner.write();
+        let prev = match ev.kind {
+            EventKind::Put => inner.objects.insert(key.clone(), object.clone()),
+            EventKind::Delete => inner.objects.remove(key),
+        };
+        let kind = match (ev.kind, &prev) {
+            (EventKind::Delete, _) => EventType::Deleted,
+            (EventKind::Put, None) => EventType::Added,
+            (EventKind::Put, Some(_)) => EventType::Modified,
+        };
+        let event = Arc::new(CacheEvent {
+            kind,
+            revision,
+            object,
+            prev,
+        });
+        inner.history.push_back(event.clone());
+        while inner.history.len() > self.history_limit {
+            if let Some(old) = inner.history.pop_front() {
+                inner.floor = old.revision;
+            }
+        }
+        // No receiver is not an error: nobody is watching.
+        let _ = inner.tx.send(event);
+    }
+
+    /// Replaces the contents after a re-list; current watchers end.
+    fn reset(&self, objects: Vec<CachedObject>, revision: Revision) {
+        let mut inner = self.inner.write();
+        inner.objects = objects
+            .into_iter()
+            .map(|o| (o.key.clone(), Arc::new(o)))
+            .collect();
+        inner.history.clear();
+        inner.floor = revision;
+        let (tx, _) = broadcast::channel(4096);
+        // Dropping the old sender closes every current watcher's receiver.
+        inner.tx = tx;
+    }
+}
+
+/// A watch of one resource cache. Events come in revision order, each once.
+pub struct CacheWatcher {
+    cache: Arc<ResourceCache>,
+    rx: broadcast::Receiver<Arc<CacheEvent>>,
+    backlog: VecDeque<Arc<CacheEvent>>,
+    last: Revision,
+}
+
+impl CacheWatcher {
+    /// The next event; `Err` ends the watch ([`CacheError::Reset`] or
+    /// [`CacheError::TooOld`] if the watcher fell behind the history kept).
+    pub async fn next(&mut self) -> Result<Arc<CacheEvent>, CacheError> {
+        loop {
+            if let Some(ev) = self.backlog.pop_front() {
+                if ev.revision > self.last {
+                    self.last = ev.revision;
+                    return Ok(ev);
+                }
+                continue;
+            }
+            match self.rx.recv().await {
+                Ok(ev) => {
+                    if ev.revision > self.last {
+                        self.last = ev.revision;
+                        return Ok(ev);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catch_up()?,
+                Err(broadcast::error::RecvError::Closed) => return Err(CacheError::Reset),
+            }
+        }
+    }
+
+    /// The revision of the last event delivered (or the start revision).
+    pub fn last_revision(&self) -> Revision {
+        self.last
+    }
+
+    /// After falling behind the live channel: continue from the history.
+    fn catch_up(&mut self) -> Result<(), CacheError> {
+        let inner = self.cache.inner.read();
+        if self.last < inner.floor {
+            return Err(CacheError::TooOld {
+                requested: self.last,
+                oldest: inner.floor,
+            });
+        }
+        self.backlog = inner
+            .history
+            .iter()
+            .filter(|e| e.revision > self.last)
+            .cloned()
+            .collect();
+        self.rx = inner.tx.subscribe();
+        Ok(())
+    }
+}
+
+/// All resource caches, fed by one watch of the store.
+pub struct WatchCache {
+    store: Arc<dyn Store>,
+    root: String,
+    /// Resource caches by prefix.
+    resources: BTreeMap<String, Arc<ResourceCache>>,
+    revision: tokio::sync::watch::Sender<Revision>,
+}
+
+impl WatchCache {
+    /// Builds the caches for the given `(prefix, fields)` resources, all under
+    /// `root` (e.g. `/registry/`), loads them from the store and keeps them
+    /// current until `cancel` fires.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        root: &str,
+        resources: Vec<(String, FieldsFn)>,
+        history_limit: usize,
+        cancel: CancellationToken,
+    ) -> Result<Arc<Self>, CacheError> {
+        let resources = resources
+            .into_iter()
+            .map(|(prefix, fields)| {
+                let cache = Arc::new(ResourceCache::new(prefix.clone(), fields, history_limit));
+                (prefix, cache)
+            })
+            .collect();
+        let (revision, _) = tokio::sync::watch::channel(0);
+        let cache = Arc::new(WatchCache {
+            store,
+            root: root.to_string(),
+            resources,
+            revision,
+        });
+        let start = cache.relist().await?;
+        let feeder = cache.clone();
+        tokio::spawn(async move { feeder.run(start, cancel).await });
+        Ok(cache)
+    }
+
+    /// The cache of the resource stored under `prefix`.
+    pub fn resource(&self, prefix: &str) -> Option<&Arc<ResourceCache>> {
+        self.resources.get(prefix)
+    }
+
+    /// The revision the cache is current through.
+    pub fn revision(&self) -> Revision {
+        *self.revision.borrow()
+    }
+
+    /// Waits until the cache is current through `revision`.
+    pub async fn wait_for(&self, revision: Revision, timeout: Duration) -> Result<(), CacheError> {
+        let mut rx = self.revision.subscribe();
+        let reached = tokio::time::timeout(timeout, async {
+            rx.wait_for(|&r| r >= revision).await.is_ok()
+        })
+        .await;
+        match reached {
+            Ok(true) => Ok(()),
+            _ => Err(CacheError::NotReady {
+                requested: revision,
+                current: self.revision(),
+            }),
+        }
+    }
+
+    /// Waits until the cache holds everything the store holds now, and
+    /// returns that revision: the basis of a consistent read.
+    pub async fn sync(&self, timeout: Duration) -> Result<Revision, CacheError> {
+        let current = self.store.current_revision().await?;
+        self.wait_for(current, timeout).await?;
+        Ok(current)
+    }
+
+    /// The resource cache a key belongs to: the longest registered prefix.
+    fn route(&self, key: &str) -> Option<&Arc<ResourceCache>> {
+        self.resources
+            .range(..=key.to_string())
+            .rev()
+            .find(|(prefix, _)| key.starts_with(prefix.as_str()))
+            .map(|(_, c)| c)
+    }
+
+    /// Loads everything under the root at one revision into the caches.
+    async fn relist(&self) -> Result<Revision, CacheError> {
+        let mut per_resource: BTreeMap<String, Vec<CachedObject>> = BTreeMap::new();
+        let mut start = None;
+        let mut at = None;
+        loop {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: self.root.clone(),
+                    start: start.take(),
+                    limit: LIST_PAGE,
+                    revision: at,
+                    count_only: false,
+                })
+                .await?;
+            at = Some(page.revision);
+            for kv in &page.kvs {
+                self.load_one(kv, &mut per_resource);
+            }
+            match (page.more, page.kvs.last()) {
+                (true, Some(last)) => start = Some(format!("{}\0", last.key)),
+                _ => break,
+            }
+        }
+        let revision = at.unwrap_or(0);
+        for (prefix, cache) in &self.resources {
+            cache.reset(per_resource.remove(prefix).unwrap_or_default(), revision);
+        }
+        self.revision.send_replace(revision);
+        Ok(revision)
+    }
+
+    fn load_one(&self, kv: &KeyValue, into: &mut BTreeMap<String, Vec<CachedObject>>) {
+        let Some(cache) = self.route(&kv.key) else {
+            return;
+        };
+        match decode(&kv.key, &kv.value, kv.mod_revision, &cache.fields) {
+            Ok(o) => into.entry(cache.prefix.clone()).or_default().push(o),
+            Err(err) => {
+                tracing::error!(key = %kv.key, error = %err, "watch cache: cannot decode a stored object; skipped")
+            }
+        }
+    }
+
+    /// Follows the store from `revision` on; re-lists if the watch breaks.
+    async fn run(&self, mut revision: Revision, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut stream = match self.store.watch(&self.root, revision + 1).await {
+                Ok(s) => s,
+                Err(StoreError::Compacted { .. }) => {
+                    revision = self.relist_until_ok(&cancel).await;
+                    continue;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "watch cache: cannot watch the store; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            backoff = Duration::from_millis(100);
+            loop {
+                let item = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    item = stream.next() => item,
+                };
+                match item {
+                    Some(Ok(ev)) => {
+                        if let Some(cache) = self.route(&ev.kv.key) {
+                            cache.apply(&ev);
+                        }
+                        revision = ev.revision();
+                        self.revision.send_replace(revision);
+                    }
+                    Some(Err(StoreError::Compacted { .. })) => {
+                        tracing::warn!("watch cache: fell behind compaction; re-listing");
+                        revision = self.relist_until_ok(&cancel).await;
+                        break;
+                    }
+                    Some(Err(err)) => {
+                        tracing::warn!(error = %err, revision, "watch cache: store watch failed; resuming");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    async fn relist_until_ok(&self, cancel: &CancellationToken) -> Revision {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.relist().await {
+                Ok(rev) => return rev,
+                Err(err) => {
+                    tracing::error!(error = %err, "watch cache: re-list failed; retrying");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return self.revision(),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
