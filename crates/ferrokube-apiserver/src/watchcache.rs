@@ -42,10 +42,16 @@ const LIST_PAGE: usize = 1000;
 pub enum CacheError {
     /// The requested revision is older than the history kept.
     #[error("too old resource version: {requested} ({oldest})")]
-    TooOld { requested: Revision, oldest: Revision },
+    TooOld {
+        requested: Revision,
+        oldest: Revision,
+    },
     /// The cache did not reach the revision in time.
     #[error("Too large resource version: {requested}, current resource version: {current}")]
-    NotReady { requested: Revision, current: Revision },
+    NotReady {
+        requested: Revision,
+        current: Revision,
+    },
     /// The cache was rebuilt (the store watch failed); watchers must restart.
     #[error("the watch cache was reset; watch again")]
     Reset,
