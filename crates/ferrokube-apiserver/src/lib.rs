@@ -1,4 +1,5 @@
 //! The ferrokube API server: Kubernetes' REST API over the ferrokube store.
 
+pub mod continue_token;
 pub mod request_info;
 pub mod watchcache;
