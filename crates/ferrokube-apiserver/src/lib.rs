@@ -1,5 +1,6 @@
 //! The ferrokube API server: Kubernetes' REST API over the ferrokube store.
 
 pub mod continue_token;
+pub mod encoding;
 pub mod request_info;
 pub mod watchcache;
