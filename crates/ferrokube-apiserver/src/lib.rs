@@ -2,5 +2,6 @@
 
 pub mod continue_token;
 pub mod encoding;
+pub mod options;
 pub mod request_info;
 pub mod watchcache;

@@ -1,0 +1,330 @@
+//! Query parameters of API requests, read and checked the way Kubernetes
+//! reads them: list and watch options, write options (dryRun, fieldManager,
+//! fieldValidation) and delete options. A malformed value is an error message
+//! that becomes a 400 BadRequest; unknown parameters are ignored, as
+//! Kubernetes ignores them.
+
+use std::collections::HashMap;
+
+/// How a list's resourceVersion is to be matched.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RvMatch {
+    /// Unset.
+    Unset,
+    NotOlderThan,
+    Exact,
+}
+
+/// The options of a list or watch (`metav1.ListOptions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListOptions {
+    pub label_selector: String,
+    pub field_selector: String,
+    pub watch: bool,
+    pub allow_watch_bookmarks: bool,
+    /// `None`: unset ("most recent", a consistent read).
+    pub resource_version: Option<String>,
+    pub resource_version_match: RvMatch,
+    pub timeout_seconds: Option<u64>,
+    pub limit: usize,
+    pub continue_token: Option<String>,
+    pub send_initial_events: Option<bool>,
+}
+
+/// Options of create, update and patch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    pub dry_run: bool,
+    pub field_manager: Option<String>,
+    /// `Strict`, `Warn` or `Ignore` (default `Strict`, as for kubectl).
+    pub field_validation: FieldValidation,
+    /// Server-side apply: take ownership of conflicting fields.
+    pub force: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FieldValidation {
+    Ignore,
+    Warn,
+    #[default]
+    Strict,
+}
+
+/// `propagationPolicy` of a delete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Propagation {
+    Orphan,
+    Background,
+    Foreground,
+}
+
+impl Propagation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Propagation::Orphan => "Orphan",
+            Propagation::Background => "Background",
+            Propagation::Foreground => "Foreground",
+        }
+    }
+}
+
+/// Options of a delete (from the query and/or a `DeleteOptions` body).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeleteOptions {
+    pub dry_run: bool,
+    pub grace_period_seconds: Option<i64>,
+    pub propagation: Option<Propagation>,
+    pub precondition_uid: Option<String>,
+    pub precondition_resource_version: Option<String>,
+}
+
+/// The decoded query string: parameter → values, in order.
+#[derive(Clone, Debug, Default)]
+pub struct Query(HashMap<String, Vec<String>>);
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Self {
+        let mut map: HashMap<String, Vec<String>> = HashMap::new();
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            map.entry(k.into_owned()).or_default().push(v.into_owned());
+        }
+        Query(map)
+    }
+
+    /// The first value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(|v| v.first()).map(String::as_str)
+    }
+
+    /// All values of a parameter.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.0.get(name).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+        match self.get(name) {
+            None => Ok(None),
+            // Kubernetes' query decoder takes "" as true for flags like ?watch.
+            Some("") | Some("true") | Some("1") | Some("True") => Ok(Some(true)),
+            Some("false") | Some("0") | Some("False") => Ok(Some(false)),
+            Some(other) => Err(format!(
+                "invalid value for {name}: {other:?} is not a boolean"
+            )),
+        }
+    }
+
+    fn int<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+        match self.get(name) {
+            None | Some("") => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("invalid value for {name}: {v:?} is not an integer")),
+        }
+    }
+
+    pub fn list_options(&self) -> Result<ListOptions, String> {
+        let resource_version_match = match self.get("resourceVersionMatch") {
+            None | Some("") => RvMatch::Unset,
+            Some("NotOlderThan") => RvMatch::NotOlderThan,
+            Some("Exact") => RvMatch::Exact,
+            Some(other) => {
+                return Err(format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                ))
+            }
+        };
+        let limit: Option<i64> = self.int("limit")?;
+        let opts = ListOptions {
+            label_selector: self.get("labelSelector").unwrap_or_default().to_string(),
+            field_selector: self.get("fieldSelector").unwrap_or_default().to_string(),
+            watch: self.bool("watch")?.unwrap_or(false),
+            allow_watch_bookmarks: self.bool("allowWatchBookmarks")?.unwrap_or(false),
+            resource_version: self
+                .get("resourceVersion")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            resource_version_match,
+            timeout_seconds: self.int("timeoutSeconds")?,
+            limit: limit.unwrap_or(0).max(0) as usize,
+            continue_token: self
+                .get("continue")
+                .filter(|v| !v.is_empty())
+                .map(str::to_string),
+            send_initial_events: self.bool("sendInitialEvents")?,
+        };
+        if let Some(rv) = &opts.resource_version {
+            parse_resource_version(rv)?;
+        }
+        if opts.resource_version_match != RvMatch::Unset && opts.resource_version.is_none() {
+            return Err(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
+            );
+        }
+        if opts.continue_token.is_some()
+            && opts.resource_version.as_deref().is_some_and(|rv| rv != "0")
+        {
+            return Err("specifying resource version is not allowed when using continue".into());
+        }
+        if opts.resource_version_match == RvMatch::Exact
+            && opts.resource_version.as_deref() == Some("0")
+        {
+            return Err(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"".into(),
+            );
+        }
+        if opts.send_initial_events.is_some() && !opts.watch {
+            return Err("sendInitialEvents is forbidden for list".into());
+        }
+        Ok(opts)
+    }
+
+    pub fn write_options(&self) -> Result<WriteOptions, String> {
+        let dry_run = self.dry_run()?;
+        let field_validation = match self.get("fieldValidation") {
+            None | Some("") | Some("Strict") => FieldValidation::Strict,
+            Some("Warn") => FieldValidation::Warn,
+            Some("Ignore") => FieldValidation::Ignore,
+            Some(other) => {
+                return Err(format!(
+                    "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
+                ))
+            }
+        };
+        let field_manager = self
+            .get("fieldManager")
+            .filter(|v| !v.is_empty())
+            .map(str::to_string);
+        if let Some(m) = &field_manager {
+            if m.len() > 128 || m.chars().any(|c| c.is_control()) {
+                return Err(
+                    "fieldManager: Invalid value: must be at most 128 printable characters".into(),
+                );
+            }
+        }
+        Ok(WriteOptions {
+            dry_run,
+            field_manager,
+            field_validation,
+            force: self.bool("force")?.unwrap_or(false),
+        })
+    }
+
+    /// `dryRun` may only be `All`.
+    pub fn dry_run(&self) -> Result<bool, String> {
+        match self.all("dryRun") {
+            [] => Ok(false),
+            values if values.iter().all(|v| v == "All") => Ok(true),
+            values => Err(format!(
+                "dryRun: Unsupported value: {:?}: supported values: \"All\"",
+                values
+                    .iter()
+                    .find(|v| *v != "All")
+                    .cloned()
+                    .unwrap_or_default()
+            )),
+        }
+    }
+
+    pub fn delete_options(&self) -> Result<DeleteOptions, String> {
+        Ok(DeleteOptions {
+            dry_run: self.dry_run()?,
+            grace_period_seconds: self.int("gracePeriodSeconds")?,
+            propagation: match self.get("propagationPolicy") {
+                None | Some("") => None,
+                Some(p) => Some(parse_propagation(p)?),
+            },
+            precondition_uid: None,
+            precondition_resource_version: None,
+        })
+    }
+}
+
+/// Reads a `propagationPolicy` value.
+pub fn parse_propagation(p: &str) -> Result<Propagation, String> {
+    match p {
+        "Orphan" => Ok(Propagation::Orphan),
+        "Background" => Ok(Propagation::Background),
+        "Foreground" => Ok(Propagation::Foreground),
+        other => Err(format!(
+            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+        )),
+    }
+}
+
+/// A resourceVersion as the store's revision.
+pub fn parse_resource_version(rv: &str) -> Result<i64, String> {
+    match rv.parse::<i64>() {
+        Ok(n) if n >= 0 => Ok(n),
+        _ => Err(format!("invalid resource version: {rv:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_options() {
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier%20in%20(a)&fieldSelector=spec.nodeName%3Dn1&limit=500&watch=1&allowWatchBookmarks=true&timeoutSeconds=30&resourceVersion=17",
+        ));
+        let o = q.list_options().unwrap();
+        assert_eq!(o.label_selector, "app=web,tier in (a)");
+        assert_eq!(o.field_selector, "spec.nodeName=n1");
+        assert_eq!(o.limit, 500);
+        assert!(o.watch && o.allow_watch_bookmarks);
+        assert_eq!(o.timeout_seconds, Some(30));
+        assert_eq!(o.resource_version.as_deref(), Some("17"));
+        assert_eq!(o.resource_version_match, RvMatch::Unset);
+        let o = Query::parse(None).list_options().unwrap();
+        assert_eq!(
+            (o.limit, o.watch, o.resource_version.clone()),
+            (0, false, None)
+        );
+    }
+
+    #[test]
+    fn bad_list_options_are_errors() {
+        for q in [
+            "limit=abc",
+            "watch=maybe",
+            "resourceVersion=-3",
+            "resourceVersion=abc",
+            "resourceVersionMatch=Exact",
+            "resourceVersionMatch=Newest&resourceVersion=1",
+            "resourceVersion=5&continue=abc",
+            "resourceVersion=0&resourceVersionMatch=Exact",
+            "sendInitialEvents=true",
+        ] {
+            assert!(Query::parse(Some(q)).list_options().is_err(), "{q}");
+        }
+    }
+
+    #[test]
+    fn write_and_delete_options() {
+        let w = Query::parse(Some(
+            "dryRun=All&fieldManager=kubectl-client-side-apply&fieldValidation=Warn",
+        ))
+        .write_options()
+        .unwrap();
+        assert!(w.dry_run);
+        assert_eq!(
+            w.field_manager.as_deref(),
+            Some("kubectl-client-side-apply")
+        );
+        assert_eq!(w.field_validation, FieldValidation::Warn);
+        assert!(Query::parse(Some("dryRun=Some")).write_options().is_err());
+        assert!(Query::parse(Some("fieldValidation=Loose"))
+            .write_options()
+            .is_err());
+        let d = Query::parse(Some("propagationPolicy=Foreground&gracePeriodSeconds=0"))
+            .delete_options()
+            .unwrap();
+        assert_eq!(d.propagation, Some(Propagation::Foreground));
+        assert_eq!(d.grace_period_seconds, Some(0));
+        assert!(Query::parse(Some("propagationPolicy=Later"))
+            .delete_options()
+            .is_err());
+    }
+}
