@@ -2,6 +2,7 @@
 
 pub mod continue_token;
 pub mod encoding;
+pub mod objectmeta;
 pub mod options;
 pub mod request_info;
 pub mod watchcache;
