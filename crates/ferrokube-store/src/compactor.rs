@@ -57,7 +57,11 @@ impl Compactor {
                             task_stats
                                 .last_compacted_revision
                                 .store(target as u64, Ordering::Relaxed);
-                            tracing::info!(backend = store.backend_name(), revision = target, "compacted");
+                            tracing::info!(
+                                backend = store.backend_name(),
+                                revision = target,
+                                "compacted"
+                            );
                         }
                         // Already compacted that far (another apiserver did it): fine.
                         Err(StoreError::Compacted { .. }) => {}

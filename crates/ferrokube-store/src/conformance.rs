@@ -108,7 +108,10 @@ pub async fn revisions_and_key_counters(h: &mut dyn Harness) {
     assert_eq!(a.value, b("1"));
     let bkv = put_new(&*s, "/t/b", "x").await;
     assert_eq!(bkv.mod_revision, start + 2);
-    let a2 = s.update("/t/a", b("2"), a.mod_revision, None).await.unwrap();
+    let a2 = s
+        .update("/t/a", b("2"), a.mod_revision, None)
+        .await
+        .unwrap();
     assert_eq!(a2.mod_revision, start + 3);
     assert_eq!(a2.create_revision, start + 1);
     assert_eq!(a2.version, 2);
@@ -127,7 +130,10 @@ pub async fn get_at_past_revision(h: &mut dyn Harness) {
     let s = h.open().await;
     let before = s.current_revision().await.unwrap();
     let v1 = put_new(&*s, "/t/k", "v1").await;
-    let v2 = s.update("/t/k", b("v2"), v1.mod_revision, None).await.unwrap();
+    let v2 = s
+        .update("/t/k", b("v2"), v1.mod_revision, None)
+        .await
+        .unwrap();
     let gone = s.delete("/t/k", None).await.unwrap();
     let at = |r| {
         let s = s.clone();
@@ -157,7 +163,11 @@ pub async fn create_if_absent(h: &mut dyn Harness) {
         Err(StoreError::AlreadyExists { key }) => assert_eq!(key, "/t/c"),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
-    assert_eq!(s.current_revision().await.unwrap(), rev, "a refused create wrote");
+    assert_eq!(
+        s.current_revision().await.unwrap(),
+        rev,
+        "a refused create wrote"
+    );
     assert_eq!(get_value(&*s, "/t/c").await, Some(first));
 }
 
@@ -166,10 +176,17 @@ pub async fn create_if_absent(h: &mut dyn Harness) {
 pub async fn update_compare_and_swap(h: &mut dyn Harness) {
     let s = h.open().await;
     let v1 = put_new(&*s, "/t/u", "v1").await;
-    let v2 = s.update("/t/u", b("v2"), v1.mod_revision, None).await.unwrap();
+    let v2 = s
+        .update("/t/u", b("v2"), v1.mod_revision, None)
+        .await
+        .unwrap();
     let rev = s.current_revision().await.unwrap();
     match s.update("/t/u", b("stale"), v1.mod_revision, None).await {
-        Err(StoreError::Conflict { key, expected, current }) => {
+        Err(StoreError::Conflict {
+            key,
+            expected,
+            current,
+        }) => {
             assert_eq!(key, "/t/u");
             assert_eq!(expected, v1.mod_revision);
             assert_eq!(current.as_deref(), Some(&v2));
@@ -184,7 +201,10 @@ pub async fn update_compare_and_swap(h: &mut dyn Harness) {
     }
     assert_eq!(s.current_revision().await.unwrap(), rev);
     // The winner's value can be updated again from the revision it holds.
-    let v3 = s.update("/t/u", b("v3"), v2.mod_revision, None).await.unwrap();
+    let v3 = s
+        .update("/t/u", b("v3"), v2.mod_revision, None)
+        .await
+        .unwrap();
     assert_eq!(v3.version, 3);
 }
 
@@ -192,7 +212,10 @@ pub async fn update_compare_and_swap(h: &mut dyn Harness) {
 pub async fn delete_with_precondition(h: &mut dyn Harness) {
     let s = h.open().await;
     let v1 = put_new(&*s, "/t/d", "v1").await;
-    let v2 = s.update("/t/d", b("v2"), v1.mod_revision, None).await.unwrap();
+    let v2 = s
+        .update("/t/d", b("v2"), v1.mod_revision, None)
+        .await
+        .unwrap();
     let rev = s.current_revision().await.unwrap();
     match s.delete("/t/d", Some(v1.mod_revision)).await {
         Err(StoreError::Conflict { current, .. }) => assert_eq!(current.as_deref(), Some(&v2)),
@@ -213,7 +236,9 @@ pub async fn delete_with_precondition(h: &mut dyn Harness) {
 pub async fn recreate_resets_counters(h: &mut dyn Harness) {
     let s = h.open().await;
     let v1 = put_new(&*s, "/t/r", "a").await;
-    s.update("/t/r", b("b"), v1.mod_revision, None).await.unwrap();
+    s.update("/t/r", b("b"), v1.mod_revision, None)
+        .await
+        .unwrap();
     s.delete("/t/r", None).await.unwrap();
     let again = put_new(&*s, "/t/r", "c").await;
     assert_eq!(again.version, 1);
@@ -263,7 +288,10 @@ pub async fn range_pagination_at_one_revision(h: &mut dyn Harness) {
         sorted.sort();
         assert_eq!(keys, sorted, "keys in order");
         for kv in &page.kvs {
-            seen.insert(kv.key.clone(), String::from_utf8(kv.value.to_vec()).unwrap());
+            seen.insert(
+                kv.key.clone(),
+                String::from_utf8(kv.value.to_vec()).unwrap(),
+            );
         }
         if at.is_none() {
             at = Some(page.revision);
@@ -312,7 +340,9 @@ pub async fn range_at_past_revision(h: &mut dyn Harness) {
     let a = put_new(&*s, "/h/a", "a1").await;
     put_new(&*s, "/h/b", "b1").await;
     let then = s.current_revision().await.unwrap();
-    s.update("/h/a", b("a2"), a.mod_revision, None).await.unwrap();
+    s.update("/h/a", b("a2"), a.mod_revision, None)
+        .await
+        .unwrap();
     s.delete("/h/b", None).await.unwrap();
     put_new(&*s, "/h/c", "c1").await;
     let past = s
@@ -323,7 +353,11 @@ pub async fn range_at_past_revision(h: &mut dyn Harness) {
         })
         .await
         .unwrap();
-    let vals: Vec<_> = past.kvs.iter().map(|kv| (kv.key.as_str(), kv.value.clone())).collect();
+    let vals: Vec<_> = past
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.clone()))
+        .collect();
     assert_eq!(vals, vec![("/h/a", b("a1")), ("/h/b", b("b1"))]);
     assert_eq!(past.revision, then);
     let now = s
@@ -333,7 +367,11 @@ pub async fn range_at_past_revision(h: &mut dyn Harness) {
         })
         .await
         .unwrap();
-    let vals: Vec<_> = now.kvs.iter().map(|kv| (kv.key.as_str(), kv.value.clone())).collect();
+    let vals: Vec<_> = now
+        .kvs
+        .iter()
+        .map(|kv| (kv.key.as_str(), kv.value.clone()))
+        .collect();
     assert_eq!(vals, vec![("/h/a", b("a2")), ("/h/c", b("c1"))]);
 }
 
@@ -356,11 +394,17 @@ pub async fn count_prefix(h: &mut dyn Harness) {
 pub async fn watch_replays_history_with_prev(h: &mut dyn Harness) {
     let s = h.open().await;
     let a1 = put_new(&*s, "/w/a", "1").await;
-    let a2 = s.update("/w/a", b("2"), a1.mod_revision, None).await.unwrap();
+    let a2 = s
+        .update("/w/a", b("2"), a1.mod_revision, None)
+        .await
+        .unwrap();
     let del = s.delete("/w/a", None).await.unwrap();
     let mut w = s.watch("/w/", a1.mod_revision).await.unwrap();
     let e1 = next_event(&mut w).await;
-    assert_eq!((e1.kind, e1.kv.clone(), e1.prev.clone()), (EventKind::Put, a1.clone(), None));
+    assert_eq!(
+        (e1.kind, e1.kv.clone(), e1.prev.clone()),
+        (EventKind::Put, a1.clone(), None)
+    );
     let e2 = next_event(&mut w).await;
     assert_eq!((e2.kind, e2.kv.clone()), (EventKind::Put, a2.clone()));
     assert_eq!(e2.prev, Some(a1.clone()));
@@ -432,17 +476,33 @@ pub async fn watch_ordering_under_concurrent_writers(h: &mut dyn Harness) {
     for t in tasks {
         written.extend(t.await.unwrap());
     }
-    assert_eq!(written.len(), WRITERS * EACH, "every write got its own revision");
+    assert_eq!(
+        written.len(),
+        WRITERS * EACH,
+        "every write got its own revision"
+    );
     let mut last = 0;
     let mut per_key: BTreeMap<String, i64> = BTreeMap::new();
     for _ in 0..WRITERS * EACH {
         let ev = next_event(&mut w).await;
-        assert!(ev.revision() > last, "revision {} after {last}", ev.revision());
+        assert!(
+            ev.revision() > last,
+            "revision {} after {last}",
+            ev.revision()
+        );
         last = ev.revision();
-        assert!(written.remove(&ev.revision()), "unknown or repeated revision {}", ev.revision());
+        assert!(
+            written.remove(&ev.revision()),
+            "unknown or repeated revision {}",
+            ev.revision()
+        );
         let version = per_key.entry(ev.kv.key.clone()).or_insert(0);
         *version += 1;
-        assert_eq!(ev.kv.version, *version, "versions of {} in order", ev.kv.key);
+        assert_eq!(
+            ev.kv.version, *version,
+            "versions of {} in order",
+            ev.kv.key
+        );
         assert_eq!(ev.kv.value, Bytes::from((*version - 1).to_string()));
     }
     assert!(written.is_empty());
@@ -461,8 +521,13 @@ pub async fn concurrent_cas_exactly_one_wins(h: &mut dyn Harness) {
             let s = s.clone();
             let expected = kv.mod_revision;
             tasks.push(tokio::spawn(async move {
-                s.update("/race/k", Bytes::from(format!("{round}-{r}")), expected, None)
-                    .await
+                s.update(
+                    "/race/k",
+                    Bytes::from(format!("{round}-{r}")),
+                    expected,
+                    None,
+                )
+                .await
             }));
         }
         let mut winners = Vec::new();
@@ -488,20 +553,32 @@ pub async fn concurrent_cas_exactly_one_wins(h: &mut dyn Harness) {
 pub async fn compaction(h: &mut dyn Harness) {
     let s = h.open().await;
     let a1 = put_new(&*s, "/k/a", "1").await;
-    let a2 = s.update("/k/a", b("2"), a1.mod_revision, None).await.unwrap();
+    let a2 = s
+        .update("/k/a", b("2"), a1.mod_revision, None)
+        .await
+        .unwrap();
     let bkv = put_new(&*s, "/k/b", "1").await;
-    let a3 = s.update("/k/a", b("3"), a2.mod_revision, None).await.unwrap();
+    let a3 = s
+        .update("/k/a", b("3"), a2.mod_revision, None)
+        .await
+        .unwrap();
     s.compact(bkv.mod_revision).await.unwrap();
     assert_eq!(s.compacted_revision().await.unwrap(), bkv.mod_revision);
     match s.get("/k/a", Some(a1.mod_revision)).await {
-        Err(StoreError::Compacted { requested, compacted }) => {
+        Err(StoreError::Compacted {
+            requested,
+            compacted,
+        }) => {
             assert_eq!(requested, a1.mod_revision);
             assert_eq!(compacted, bkv.mod_revision);
         }
         other => panic!("expected Compacted, got {other:?}"),
     }
     // The compacted revision itself is still readable.
-    assert_eq!(s.get("/k/a", Some(bkv.mod_revision)).await.unwrap().kv, Some(a2.clone()));
+    assert_eq!(
+        s.get("/k/a", Some(bkv.mod_revision)).await.unwrap().kv,
+        Some(a2.clone())
+    );
     assert!(matches!(
         s.range(RangeRequest {
             prefix: "/k/".into(),
@@ -547,7 +624,10 @@ pub async fn restart_keeps_everything(h: &mut dyn Harness) {
         let kv = put_new(&*s, &format!("/s/{i:02}"), &format!("v{i}")).await;
         expected.insert(kv.key.clone(), kv);
     }
-    let upd = s.update("/s/0", b("v0b"), first.mod_revision, None).await.unwrap();
+    let upd = s
+        .update("/s/0", b("v0b"), first.mod_revision, None)
+        .await
+        .unwrap();
     expected.insert(upd.key.clone(), upd.clone());
     s.compact(first.mod_revision + 1).await.unwrap();
     let deleted = s.delete("/s/01", None).await.unwrap();
@@ -556,7 +636,10 @@ pub async fn restart_keeps_everything(h: &mut dyn Harness) {
 
     let s = h.restart(s).await;
     assert_eq!(s.current_revision().await.unwrap(), rev);
-    assert_eq!(s.compacted_revision().await.unwrap(), first.mod_revision + 1);
+    assert_eq!(
+        s.compacted_revision().await.unwrap(),
+        first.mod_revision + 1
+    );
     let all = s
         .range(RangeRequest {
             prefix: "/s/".into(),
@@ -623,7 +706,10 @@ pub async fn lease_revoke_deletes_keys(h: &mut dyn Harness) {
 pub async fn lease_expiry_deletes_keys(h: &mut dyn Harness) {
     let s = h.open().await;
     let lease = s.lease_grant(2).await.unwrap();
-    let kv = s.create("/e/1", b("short-lived"), Some(lease)).await.unwrap();
+    let kv = s
+        .create("/e/1", b("short-lived"), Some(lease))
+        .await
+        .unwrap();
     let mut w = s.watch("/e/", kv.mod_revision + 1).await.unwrap();
     // etcd may round short TTLs up to its minimum; allow for it, bounded.
     let ev = match tokio::time::timeout(Duration::from_secs(15), w.next()).await {
@@ -671,14 +757,23 @@ pub async fn bad_keys_change_nothing(h: &mut dyn Harness) {
             Err(StoreError::InvalidKey(msg)) => assert!(!msg.is_empty()),
             other => panic!("key {key:?}: expected InvalidKey, got {other:?}"),
         }
-        assert!(matches!(s.get(key, None).await, Err(StoreError::InvalidKey(_))));
-        assert!(matches!(s.delete(key, None).await, Err(StoreError::InvalidKey(_))));
+        assert!(matches!(
+            s.get(key, None).await,
+            Err(StoreError::InvalidKey(_))
+        ));
+        assert!(matches!(
+            s.delete(key, None).await,
+            Err(StoreError::InvalidKey(_))
+        ));
         assert!(matches!(
             s.update(key, b("v"), 1, None).await,
             Err(StoreError::InvalidKey(_))
         ));
     }
-    assert!(matches!(s.watch("", 0).await, Err(StoreError::InvalidKey(_))));
+    assert!(matches!(
+        s.watch("", 0).await,
+        Err(StoreError::InvalidKey(_))
+    ));
     assert!(matches!(
         s.range(RangeRequest::default()).await,
         Err(StoreError::InvalidKey(_))

@@ -24,14 +24,19 @@ pub enum StoreError {
         current: Option<Box<KeyValue>>,
     },
 
-    #[error("required revision {requested} has been compacted (compacted revision is {compacted})")]
+    #[error(
+        "required revision {requested} has been compacted (compacted revision is {compacted})"
+    )]
     Compacted {
         requested: Revision,
         compacted: Revision,
     },
 
     #[error("required revision {requested} is a future revision (current revision is {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
 
     #[error("value is {size} bytes, more than the limit of {limit} bytes")]
     ValueTooLarge { size: usize, limit: usize },

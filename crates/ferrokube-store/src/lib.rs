@@ -24,6 +24,7 @@
 pub mod compactor;
 #[cfg(feature = "testing")]
 pub mod conformance;
+pub mod embedded;
 pub mod error;
 pub mod types;
 
