@@ -26,6 +26,9 @@ pub mod compactor;
 pub mod conformance;
 pub mod embedded;
 pub mod error;
+pub mod etcd;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 
 pub use compactor::Compactor;
