@@ -158,6 +158,23 @@ impl EtcdStore {
         }
     }
 
+    /// A read, tried again on another endpoint if one does not answer
+    /// (reads are idempotent; writes are not retried, their outcome would be
+    /// ambiguous).
+    async fn read(&self, key: &str, opts: GetOptions) -> Result<etcd_client::GetResponse> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.timed(self.kv().get(key, Some(opts.clone()))).await {
+                Err(StoreError::Unavailable(msg)) if attempt < 3 => {
+                    tracing::debug!(attempt, error = %msg, "etcd read failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Fills in the revisions of a Compacted/FutureRevision error.
     async fn detail(&self, err: StoreError, requested: Revision) -> StoreError {
         match err {
@@ -355,7 +372,7 @@ impl Store for EtcdStore {
         if let Some(r) = revision.filter(|&r| r > 0) {
             opts = opts.with_revision(r);
         }
-        let resp = match self.timed(self.kv().get(key, Some(opts))).await {
+        let resp = match self.read(key, opts).await {
             Ok(r) => r,
             Err(e) => return Err(self.detail(e, revision.unwrap_or(0)).await),
         };
@@ -387,7 +404,7 @@ impl Store for EtcdStore {
         if req.count_only {
             opts = opts.with_count_only();
         }
-        let resp = match self.timed(self.kv().get(start.as_str(), Some(opts))).await {
+        let resp = match self.read(&start, opts).await {
             Ok(r) => r,
             Err(e) => return Err(self.detail(e, req.revision.unwrap_or(0)).await),
         };
@@ -519,7 +536,7 @@ impl Store for EtcdStore {
             let opts = GetOptions::new()
                 .with_count_only()
                 .with_revision(start_revision);
-            match self.timed(self.kv().get("/", Some(opts))).await {
+            match self.read("/", opts).await {
                 Ok(_) | Err(StoreError::FutureRevision { .. }) => {}
                 Err(e) => return Err(self.detail(e, start_revision).await),
             }
@@ -539,12 +556,7 @@ impl Store for EtcdStore {
     }
 
     async fn current_revision(&self) -> Result<Revision> {
-        let resp = self
-            .timed(
-                self.kv()
-                    .get("/", Some(GetOptions::new().with_count_only())),
-            )
-            .await?;
+        let resp = self.read("/", GetOptions::new().with_count_only()).await?;
         Ok(resp.header().map(|h| h.revision()).unwrap_or(0))
     }
 
@@ -567,7 +579,7 @@ impl Store for EtcdStore {
         let current = self.current_revision().await?;
         let readable = |r: Revision| async move {
             let opts = GetOptions::new().with_count_only().with_revision(r);
-            match self.timed(self.kv().get("/", Some(opts))).await {
+            match self.read("/", opts).await {
                 Ok(_) => Ok(true),
                 Err(StoreError::Compacted { .. }) => Ok(false),
                 Err(e) => Err(e),
