@@ -42,7 +42,7 @@ pub struct Options {
 #[derive(Clone)]
 enum Target {
     Store(Arc<dyn Store>),
-    RawEtcd(etcd_client::Client),
+    RawEtcd(etcd_client::KvClient),
 }
 
 impl Target {
@@ -52,7 +52,7 @@ impl Target {
                 s.create(key, value, None).await?;
             }
             Target::RawEtcd(c) => {
-                c.kv_client().put(key, value.to_vec(), None).await?;
+                c.clone().put(key, value.to_vec(), None).await?;
             }
         }
         Ok(())
@@ -69,7 +69,7 @@ impl Target {
                 .kvs
                 .len()),
             Target::RawEtcd(c) => Ok(c
-                .kv_client()
+                .clone()
                 .get(prefix, Some(GetOptions::new().with_prefix()))
                 .await?
                 .kvs()
@@ -100,11 +100,10 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     let etcd_store = EtcdStore::connect(&[endpoint.clone()], EtcdOptions::default())
         .await
         .context("connecting the etcd backend")?;
-    let raw = etcd_client::Client::connect(
-        [endpoint.as_str()],
-        Some(etcd_client::ConnectOptions::new().with_max_decoding_message_size(256 << 20)),
-    )
-    .await?;
+    let raw = etcd_client::Client::connect([endpoint.as_str()], None)
+        .await?
+        .kv_client()
+        .max_decoding_message_size(1 << 30);
 
     let targets: Vec<(&'static str, &'static str, Target)> = vec![
         ("embedded", "/bench-embedded", Target::Store(embedded.clone())),
@@ -219,12 +218,11 @@ async fn measure_watch(
         }
         Target::RawEtcd(_) => {
             let mut c = etcd_client::Client::connect([endpoint], None).await?;
-            let (_w, mut stream) = c
+            let mut stream = c
                 .watch(prefix, Some(WatchOptions::new().with_prefix()))
                 .await?;
             tokio::spawn(async move {
-                let _keep = _w;
-                while let Some(Ok(resp)) = stream.next().await {
+                while let Ok(Some(resp)) = stream.message().await {
                     for ev in resp.events() {
                         let Some(kv) = ev.kv() else { continue };
                         let key = String::from_utf8_lossy(kv.key()).into_owned();
