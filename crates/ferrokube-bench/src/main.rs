@@ -5,6 +5,7 @@
 //! cargo run --release -p ferrokube-bench -- store
 //! ```
 
+mod engines;
 mod stats;
 mod store;
 
@@ -21,6 +22,8 @@ struct Cli {
 enum Bench {
     /// The datastore: embedded backend, etcd backend and a raw etcd client.
     Store(store::Options),
+    /// The embedded store's engine against redb, both with group commit.
+    Engines(engines::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,5 +31,6 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.bench {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
+        Bench::Engines(opts) => rt.block_on(engines::run(opts)),
     }
 }
