@@ -83,20 +83,18 @@ pub fn parse(method: &str, path: &str, watch_query: bool) -> RequestInfo {
 
     // namespaces/{ns}/{resource}... , except the namespaces resource itself
     // (namespaces/{name}[/status|/finalize]).
-    if rest[0] == "namespaces" {
-        if rest.len() > 1 {
-            info.namespace = rest[1].clone();
-            if rest.len() > 2 {
-                rest.drain(..2);
-            } else {
-                // /namespaces/{name}: the namespace object itself.
-                info.name = info.namespace.clone();
-                info.namespace = String::new();
-                info.resource = "namespaces".into();
-                info.parts = vec!["namespaces".into(), info.name.clone()];
-                finish_verb(&mut info, watch_query);
-                return info;
-            }
+    if rest[0] == "namespaces" && rest.len() > 1 {
+        info.namespace = rest[1].clone();
+        if rest.len() > 2 {
+            rest.drain(..2);
+        } else {
+            // /namespaces/{name}: the namespace object itself.
+            info.name = info.namespace.clone();
+            info.namespace = String::new();
+            info.resource = "namespaces".into();
+            info.parts = vec!["namespaces".into(), info.name.clone()];
+            finish_verb(&mut info, watch_query);
+            return info;
         }
     }
     // /namespaces/{name}/status, /namespaces/{name}/finalize

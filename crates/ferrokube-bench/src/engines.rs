@@ -82,7 +82,12 @@ impl Engine {
     }
 }
 
-async fn measure(engine: &Engine, name: &str, writers: usize, seconds: f64) -> anyhow::Result<(f64, Duration, Duration)> {
+async fn measure(
+    engine: &Engine,
+    name: &str,
+    writers: usize,
+    seconds: f64,
+) -> anyhow::Result<(f64, Duration, Duration)> {
     let value = Bytes::from(vec![b'v'; 1024]);
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
@@ -96,7 +101,9 @@ async fn measure(engine: &Engine, name: &str, writers: usize, seconds: f64) -> a
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                engine.put(format!("/{name}/{writers}/{w}/{i}"), value.clone()).await?;
+                engine
+                    .put(format!("/{name}/{writers}/{w}/{i}"), value.clone())
+                    .await?;
                 samples.push(t.elapsed());
                 i += 1;
             }
@@ -112,17 +119,26 @@ async fn measure(engine: &Engine, name: &str, writers: usize, seconds: f64) -> a
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let dir = tempfile::Builder::new().prefix("ferrokube-engines").tempdir()?;
-    let embedded = EmbeddedStore::open(&dir.path().join("embedded"), EmbeddedOptions::default()).await?;
+    let dir = tempfile::Builder::new()
+        .prefix("ferrokube-engines")
+        .tempdir()?;
+    let embedded =
+        EmbeddedStore::open(&dir.path().join("embedded"), EmbeddedOptions::default()).await?;
     let db = redb::Database::create(dir.path().join("redb.db"))?;
     let (tx, rx) = mpsc::channel();
     let writer = std::thread::spawn(move || redb_writer(db, rx));
     let engines = [
-        ("embedded store (own log)", Engine::Embedded(embedded.clone())),
+        (
+            "embedded store (own log)",
+            Engine::Embedded(embedded.clone()),
+        ),
         ("redb, group commit", Engine::Redb(tx)),
     ];
     println!();
-    println!("Engine comparison: durable 1 KiB puts, {} s each", opts.seconds);
+    println!(
+        "Engine comparison: durable 1 KiB puts, {} s each",
+        opts.seconds
+    );
     println!("(cargo run --release -p ferrokube-bench -- engines)");
     println!();
     println!("| engine | writers | puts/s | p50 ms | p99 ms |");

@@ -28,7 +28,9 @@ enum Bench {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.bench {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),

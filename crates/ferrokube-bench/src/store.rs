@@ -42,7 +42,7 @@ pub struct Options {
 #[derive(Clone)]
 enum Target {
     Store(Arc<dyn Store>),
-    RawEtcd(etcd_client::KvClient),
+    RawEtcd(Box<etcd_client::KvClient>),
 }
 
 impl Target {
@@ -87,27 +87,44 @@ struct Row {
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let tmp = match &opts.dir {
-        Some(d) => tempfile::Builder::new().prefix("ferrokube-bench").tempdir_in(d)?,
-        None => tempfile::Builder::new().prefix("ferrokube-bench").tempdir()?,
+        Some(d) => tempfile::Builder::new()
+            .prefix("ferrokube-bench")
+            .tempdir_in(d)?,
+        None => tempfile::Builder::new()
+            .prefix("ferrokube-bench")
+            .tempdir()?,
     };
     let etcd = EtcdProcess::start_in(tmp.path()).context("starting etcd")?;
     let endpoint = etcd.endpoint();
-    eprintln!("etcd {} at {endpoint}; data under {}", etcd.version(), tmp.path().display());
+    eprintln!(
+        "etcd {} at {endpoint}; data under {}",
+        etcd.version(),
+        tmp.path().display()
+    );
 
     let embedded = EmbeddedStore::open(&tmp.path().join("embedded"), EmbeddedOptions::default())
         .await
         .context("opening the embedded store")?;
-    let etcd_store = EtcdStore::connect(&[endpoint.clone()], EtcdOptions::default())
+    let etcd_store = EtcdStore::connect(std::slice::from_ref(&endpoint), EtcdOptions::default())
         .await
         .context("connecting the etcd backend")?;
     let raw = etcd_client::Client::connect([endpoint.as_str()], None)
         .await?
         .kv_client()
         .max_decoding_message_size(1 << 30);
+    let raw = Box::new(raw);
 
     let targets: Vec<(&'static str, &'static str, Target)> = vec![
-        ("embedded", "/bench-embedded", Target::Store(embedded.clone())),
-        ("etcd backend", "/bench-backend", Target::Store(Arc::new(etcd_store))),
+        (
+            "embedded",
+            "/bench-embedded",
+            Target::Store(embedded.clone()),
+        ),
+        (
+            "etcd backend",
+            "/bench-backend",
+            Target::Store(Arc::new(etcd_store)),
+        ),
         ("etcd (raw client)", "/bench-raw", Target::RawEtcd(raw)),
     ];
 
@@ -121,8 +138,19 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
             puts.push((w, rate, p50, p99));
         }
         let range_ms = measure_range(target, &format!("{prefix}/range/"), opts.range_keys).await?;
-        let watch = measure_watch(target, &format!("{prefix}/watch/"), opts.watch_events, endpoint.as_str()).await?;
-        rows.push(Row { name, puts, range_ms, watch });
+        let watch = measure_watch(
+            target,
+            &format!("{prefix}/watch/"),
+            opts.watch_events,
+            endpoint.as_str(),
+        )
+        .await?;
+        rows.push(Row {
+            name,
+            puts,
+            range_ms,
+            watch,
+        });
     }
     embedded.close().await;
     print_table(&opts, &rows);
@@ -177,7 +205,9 @@ async fn measure_range(target: &Target, prefix: &str, keys: usize) -> anyhow::Re
         let prefix = prefix.to_string();
         tasks.push(tokio::spawn(async move {
             for i in (l..keys).step_by(loaders) {
-                target.put(&format!("{prefix}{i:06}"), value.clone()).await?;
+                target
+                    .put(&format!("{prefix}{i:06}"), value.clone())
+                    .await?;
             }
             anyhow::Ok(())
         }));
@@ -256,7 +286,10 @@ async fn measure_watch(
     while samples.len() < events {
         let left = deadline.saturating_duration_since(Instant::now());
         let Ok(Some((key, at))) = tokio::time::timeout(left, rx.recv()).await else {
-            anyhow::bail!("watch delivered {} of {events} events in time", samples.len());
+            anyhow::bail!(
+                "watch delivered {} of {events} events in time",
+                samples.len()
+            );
         };
         let Some(t0) = started.lock().remove(&key) else {
             anyhow::bail!("watch delivered an unexpected key {key}");
@@ -282,7 +315,10 @@ fn print_table(opts: &Options, rows: &[Row]) {
     for w in &opts.writers {
         print!(" puts/s @{w} | p50 ms @{w} | p99 ms @{w} |");
     }
-    println!(" range {} keys, median ms | watch p50 ms | watch p99 ms |", opts.range_keys);
+    println!(
+        " range {} keys, median ms | watch p50 ms | watch p99 ms |",
+        opts.range_keys
+    );
     print!("|---|");
     for _ in &opts.writers {
         print!("---:|---:|---:|");
@@ -293,7 +329,12 @@ fn print_table(opts: &Options, rows: &[Row]) {
         for (_, rate, p50, p99) in &r.puts {
             print!(" {rate:.0} | {} | {} |", ms(*p50), ms(*p99));
         }
-        println!(" {} | {} | {} |", ms(r.range_ms), ms(r.watch.0), ms(r.watch.1));
+        println!(
+            " {} | {} | {} |",
+            ms(r.range_ms),
+            ms(r.watch.0),
+            ms(r.watch.1)
+        );
     }
     if let (Some(emb), Some(raw)) = (rows.first(), rows.last()) {
         println!();

@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "ferrokube", about = "A Kubernetes-compatible cluster in one binary")]
+#[command(
+    name = "ferrokube",
+    about = "A Kubernetes-compatible cluster in one binary"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -15,7 +18,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the control plane (and, later, the node agent) of a cluster.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Print the version.
     Version,
 }

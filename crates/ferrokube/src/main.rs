@@ -24,7 +24,7 @@ fn main() -> std::process::ExitCode {
             .enable_all()
             .build()
             .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(server::run(args))),
+            .and_then(|rt| rt.block_on(server::run(*args))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -44,7 +44,11 @@ fn wait_exit(mut child: Child, within: Duration) -> (std::process::ExitStatus, S
 fn wait_for_file(path: &Path) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        assert!(
+            Instant::now() < deadline,
+            "{} never appeared",
+            path.display()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -62,7 +66,11 @@ fn sigterm(child: &Child) {
 #[test]
 fn server_opens_the_embedded_store_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let first = server(dir.path(), &["--https-listen-port", &port.to_string()]);
     wait_for_file(&dir.path().join("db").join("FORMAT"));
 
@@ -88,14 +96,22 @@ fn a_damaged_data_dir_is_refused_with_a_clear_message() {
     let (status, err) = wait_exit(child, Duration::from_secs(30));
     assert!(!status.success());
     assert!(err.contains("another version"), "stderr: {err}");
-    assert_eq!(std::fs::read(db.join("log")).unwrap(), b"whatever", "the data was touched");
+    assert_eq!(
+        std::fs::read(db.join("log")).unwrap(),
+        b"whatever",
+        "the data was touched"
+    );
 }
 
 #[test]
 fn an_unreachable_etcd_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // A loopback port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let endpoint = format!("http://127.0.0.1:{port}");
     let child = server(dir.path(), &["--datastore-endpoint", &endpoint]);
     let (status, err) = wait_exit(child, Duration::from_secs(60));
