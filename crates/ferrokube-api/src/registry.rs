@@ -1,0 +1,621 @@
+//! The resource registry: one table row per resource the server serves, with
+//! what discovery reports (group, version, kind, plural, scope, verbs, short
+//! names, categories, subresources) and where the objects are stored.
+//!
+//! Storage keys follow Kubernetes' own layout under `/registry/` (e.g.
+//! `/registry/pods/<ns>/<name>`, `/registry/minions/<name>` for nodes,
+//! `/registry/services/specs/<ns>/<name>`), so an etcd holding a ferrokube
+//! cluster reads like one holding a Kubernetes cluster. The one departure:
+//! `events.k8s.io` events are stored apart from core events (under
+//! `/registry/events.k8s.io/events/`) until the two are served as views of
+//! one store.
+//!
+//! A new kind is a new row here (plus, where it needs them, its defaulting
+//! and validation); no new handler.
+
+/// The verbs of a resource that supports everything.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// A subresource: its name, and the kind (group/version/kind) it speaks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subresource {
+    pub name: &'static str,
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub verbs: &'static [&'static str],
+}
+
+/// One served resource.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResourceDef {
+    pub group: &'static str,
+    pub version: &'static str,
+    pub kind: &'static str,
+    pub plural: &'static str,
+    pub singular: &'static str,
+    pub namespaced: bool,
+    pub verbs: &'static [&'static str],
+    pub short_names: &'static [&'static str],
+    pub categories: &'static [&'static str],
+    pub subresources: Vec<Subresource>,
+    /// Key prefix in the store, ending in `/`.
+    pub storage_prefix: &'static str,
+}
+
+impl ResourceDef {
+    /// `v1` or `apps/v1`.
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.to_string()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// `PodList`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+
+    /// The store key of an object.
+    pub fn key(&self, namespace: &str, name: &str) -> String {
+        if self.namespaced {
+            format!("{}{namespace}/{name}", self.storage_prefix)
+        } else {
+            format!("{}{name}", self.storage_prefix)
+        }
+    }
+
+    /// The key prefix of a list: one namespace's objects, or all.
+    pub fn list_prefix(&self, namespace: &str) -> String {
+        if self.namespaced && !namespace.is_empty() {
+            format!("{}{namespace}/", self.storage_prefix)
+        } else {
+            self.storage_prefix.to_string()
+        }
+    }
+
+    pub fn subresource(&self, name: &str) -> Option<&Subresource> {
+        self.subresources.iter().find(|s| s.name == name)
+    }
+
+    pub fn has_verb(&self, verb: &str) -> bool {
+        self.verbs.contains(&verb)
+    }
+}
+
+fn sub(
+    name: &'static str,
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    verbs: &'static [&'static str],
+) -> Subresource {
+    Subresource {
+        name,
+        group,
+        version,
+        kind,
+        verbs,
+    }
+}
+
+const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
+
+fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
+    sub("status", group, version, kind, GET_PATCH_UPDATE)
+}
+
+fn scale() -> Subresource {
+    sub("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    group: &'static str,
+    version: &'static str,
+    kind: &'static str,
+    plural: &'static str,
+    namespaced: bool,
+    short_names: &'static [&'static str],
+    categories: &'static [&'static str],
+    storage_prefix: &'static str,
+) -> ResourceDef {
+    ResourceDef {
+        group,
+        version,
+        kind,
+        plural,
+        singular: "",
+        namespaced,
+        verbs: ALL_VERBS,
+        short_names,
+        categories,
+        subresources: Vec::new(),
+        storage_prefix,
+    }
+}
+
+impl ResourceDef {
+    fn with_subs(mut self, subs: Vec<Subresource>) -> Self {
+        self.subresources = subs;
+        self
+    }
+
+    fn with_verbs(mut self, verbs: &'static [&'static str]) -> Self {
+        self.verbs = verbs;
+        self
+    }
+
+    fn finish(mut self) -> Self {
+        self.singular = singular_of(self.kind);
+        self
+    }
+}
+
+/// The lower-cased kind, leaked once per row at start-up (rows live for the
+/// whole process).
+fn singular_of(kind: &str) -> &'static str {
+    Box::leak(kind.to_ascii_lowercase().into_boxed_str())
+}
+
+const ALL: &[&str] = &["all"];
+const NONE: &[&str] = &[];
+
+/// Every resource the server serves, in discovery order.
+pub fn builtin() -> Vec<ResourceDef> {
+    let core = |kind, plural, ns, short, cats, prefix| {
+        row("", "v1", kind, plural, ns, short, cats, prefix)
+    };
+    vec![
+        core(
+            "Namespace",
+            "namespaces",
+            false,
+            &["ns"],
+            NONE,
+            "/registry/namespaces/",
+        )
+        .with_subs(vec![
+            status("", "v1", "Namespace"),
+            sub("finalize", "", "v1", "Namespace", &["update"]),
+        ]),
+        core("Pod", "pods", true, &["po"], ALL, "/registry/pods/").with_subs(vec![
+            status("", "v1", "Pod"),
+            sub("binding", "", "v1", "Binding", &["create"]),
+            sub("eviction", "policy", "v1", "Eviction", &["create"]),
+            sub("log", "", "v1", "Pod", &["get"]),
+            sub("exec", "", "v1", "PodExecOptions", &["create", "get"]),
+            sub("attach", "", "v1", "PodAttachOptions", &["create", "get"]),
+            sub(
+                "portforward",
+                "",
+                "v1",
+                "PodPortForwardOptions",
+                &["create", "get"],
+            ),
+            sub("ephemeralcontainers", "", "v1", "Pod", GET_PATCH_UPDATE),
+        ]),
+        core(
+            "Binding",
+            "bindings",
+            true,
+            NONE,
+            NONE,
+            "/registry/bindings/",
+        )
+        .with_verbs(&["create"]),
+        core(
+            "Service",
+            "services",
+            true,
+            &["svc"],
+            ALL,
+            "/registry/services/specs/",
+        )
+        .with_subs(vec![status("", "v1", "Service")]),
+        core(
+            "Endpoints",
+            "endpoints",
+            true,
+            &["ep"],
+            NONE,
+            "/registry/services/endpoints/",
+        ),
+        core(
+            "ConfigMap",
+            "configmaps",
+            true,
+            &["cm"],
+            NONE,
+            "/registry/configmaps/",
+        ),
+        core("Secret", "secrets", true, NONE, NONE, "/registry/secrets/"),
+        core(
+            "ServiceAccount",
+            "serviceaccounts",
+            true,
+            &["sa"],
+            NONE,
+            "/registry/serviceaccounts/",
+        ),
+        core("Node", "nodes", false, &["no"], NONE, "/registry/minions/")
+            .with_subs(vec![status("", "v1", "Node")]),
+        core("Event", "events", true, &["ev"], NONE, "/registry/events/"),
+        core(
+            "ReplicationController",
+            "replicationcontrollers",
+            true,
+            &["rc"],
+            ALL,
+            "/registry/controllers/",
+        )
+        .with_subs(vec![status("", "v1", "ReplicationController"), scale()]),
+        core(
+            "LimitRange",
+            "limitranges",
+            true,
+            &["limits"],
+            NONE,
+            "/registry/limitranges/",
+        ),
+        core(
+            "ResourceQuota",
+            "resourcequotas",
+            true,
+            &["quota"],
+            NONE,
+            "/registry/resourcequotas/",
+        )
+        .with_subs(vec![status("", "v1", "ResourceQuota")]),
+        core(
+            "PersistentVolume",
+            "persistentvolumes",
+            false,
+            &["pv"],
+            NONE,
+            "/registry/persistentvolumes/",
+        )
+        .with_subs(vec![status("", "v1", "PersistentVolume")]),
+        core(
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            true,
+            &["pvc"],
+            NONE,
+            "/registry/persistentvolumeclaims/",
+        )
+        .with_subs(vec![status("", "v1", "PersistentVolumeClaim")]),
+        row(
+            "apps",
+            "v1",
+            "Deployment",
+            "deployments",
+            true,
+            &["deploy"],
+            ALL,
+            "/registry/deployments/",
+        )
+        .with_subs(vec![status("apps", "v1", "Deployment"), scale()]),
+        row(
+            "apps",
+            "v1",
+            "ReplicaSet",
+            "replicasets",
+            true,
+            &["rs"],
+            ALL,
+            "/registry/replicasets/",
+        )
+        .with_subs(vec![status("apps", "v1", "ReplicaSet"), scale()]),
+        row(
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            &["sts"],
+            ALL,
+            "/registry/statefulsets/",
+        )
+        .with_subs(vec![status("apps", "v1", "StatefulSet"), scale()]),
+        row(
+            "apps",
+            "v1",
+            "DaemonSet",
+            "daemonsets",
+            true,
+            &["ds"],
+            ALL,
+            "/registry/daemonsets/",
+        )
+        .with_subs(vec![status("apps", "v1", "DaemonSet")]),
+        row(
+            "apps",
+            "v1",
+            "ControllerRevision",
+            "controllerrevisions",
+            true,
+            NONE,
+            NONE,
+            "/registry/controllerrevisions/",
+        ),
+        row(
+            "batch",
+            "v1",
+            "Job",
+            "jobs",
+            true,
+            NONE,
+            ALL,
+            "/registry/jobs/",
+        )
+        .with_subs(vec![status("batch", "v1", "Job")]),
+        row(
+            "batch",
+            "v1",
+            "CronJob",
+            "cronjobs",
+            true,
+            &["cj"],
+            ALL,
+            "/registry/cronjobs/",
+        )
+        .with_subs(vec![status("batch", "v1", "CronJob")]),
+        row(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+            ALL,
+            "/registry/horizontalpodautoscalers/",
+        )
+        .with_subs(vec![status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
+        row(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            NONE,
+            NONE,
+            "/registry/leases/",
+        ),
+        row(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            NONE,
+            NONE,
+            "/registry/endpointslices/",
+        ),
+        row(
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            &["ev"],
+            NONE,
+            "/registry/events.k8s.io/events/",
+        ),
+        row(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            NONE,
+            NONE,
+            "/registry/roles/",
+        ),
+        row(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            NONE,
+            NONE,
+            "/registry/rolebindings/",
+        ),
+        row(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            NONE,
+            NONE,
+            "/registry/clusterroles/",
+        ),
+        row(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            NONE,
+            NONE,
+            "/registry/clusterrolebindings/",
+        ),
+        row(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            true,
+            &["pdb"],
+            NONE,
+            "/registry/poddisruptionbudgets/",
+        )
+        .with_subs(vec![status("policy", "v1", "PodDisruptionBudget")]),
+        row(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            false,
+            &["pc"],
+            NONE,
+            "/registry/priorityclasses/",
+        ),
+    ]
+    .into_iter()
+    .map(ResourceDef::finish)
+    .collect()
+}
+
+/// The registry: the rows and lookups over them.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    resources: Vec<ResourceDef>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Registry {
+            resources: builtin(),
+        }
+    }
+}
+
+impl Registry {
+    pub fn all(&self) -> &[ResourceDef] {
+        &self.resources
+    }
+
+    /// By group, version and plural (the REST path).
+    pub fn get(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceDef> {
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.version == version && r.plural == plural)
+    }
+
+    /// By group and kind.
+    pub fn by_kind(&self, group: &str, kind: &str) -> Option<&ResourceDef> {
+        self.resources
+            .iter()
+            .find(|r| r.group == group && r.kind == kind)
+    }
+
+    /// The groups served, in discovery order, each with its versions (the
+    /// preferred first). The core group is `""`.
+    pub fn groups(&self) -> Vec<(&'static str, Vec<&'static str>)> {
+        let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+        for r in &self.resources {
+            match out.iter_mut().find(|(g, _)| *g == r.group) {
+                Some((_, versions)) => {
+                    if !versions.contains(&r.version) {
+                        versions.push(r.version)
+                    }
+                }
+                None => out.push((r.group, vec![r.version])),
+            }
+        }
+        out
+    }
+
+    /// The resources of one group version.
+    pub fn group_version(&self, group: &str, version: &str) -> Vec<&ResourceDef> {
+        self.resources
+            .iter()
+            .filter(|r| r.group == group && r.version == version)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups_and_keys() {
+        let r = Registry::default();
+        let pods = r.get("", "v1", "pods").unwrap();
+        assert_eq!(pods.kind, "Pod");
+        assert_eq!(pods.singular, "pod");
+        assert_eq!(pods.key("default", "web"), "/registry/pods/default/web");
+        assert_eq!(pods.list_prefix("default"), "/registry/pods/default/");
+        assert_eq!(pods.list_prefix(""), "/registry/pods/");
+        assert_eq!(pods.list_kind(), "PodList");
+        let nodes = r.get("", "v1", "nodes").unwrap();
+        assert_eq!(nodes.key("", "n1"), "/registry/minions/n1");
+        let d = r.by_kind("apps", "Deployment").unwrap();
+        assert_eq!(d.api_version(), "apps/v1");
+        assert_eq!(d.subresource("scale").unwrap().kind, "Scale");
+        assert!(r.get("apps", "v1", "pods").is_none());
+    }
+
+    #[test]
+    fn storage_prefixes_do_not_nest() {
+        // The watch cache routes keys by prefix: no prefix may contain another.
+        let r = Registry::default();
+        for a in r.all() {
+            assert!(a.storage_prefix.starts_with("/registry/") && a.storage_prefix.ends_with('/'));
+            for b in r.all() {
+                if a.plural != b.plural || a.group != b.group {
+                    assert!(
+                        !a.storage_prefix.starts_with(b.storage_prefix),
+                        "{} is under {}",
+                        a.storage_prefix,
+                        b.storage_prefix
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn discovery_facts_users_rely_on() {
+        let r = Registry::default();
+        let short = |g: &str, p: &str| {
+            r.all()
+                .iter()
+                .find(|x| x.group == g && x.plural == p)
+                .unwrap()
+                .short_names
+        };
+        assert_eq!(short("", "pods"), &["po"]);
+        assert_eq!(short("", "services"), &["svc"]);
+        assert_eq!(short("apps", "deployments"), &["deploy"]);
+        assert_eq!(short("", "namespaces"), &["ns"]);
+        let all: Vec<_> = r
+            .all()
+            .iter()
+            .filter(|x| x.categories.contains(&"all"))
+            .map(|x| x.plural)
+            .collect();
+        for p in [
+            "pods",
+            "services",
+            "deployments",
+            "replicasets",
+            "statefulsets",
+            "daemonsets",
+            "jobs",
+            "cronjobs",
+            "replicationcontrollers",
+            "horizontalpodautoscalers",
+        ] {
+            assert!(all.contains(&p), "{p} in category all");
+        }
+        let groups: Vec<_> = r.groups().into_iter().map(|(g, _)| g).collect();
+        assert_eq!(groups[0], "");
+        assert!(groups.contains(&"apps") && groups.contains(&"rbac.authorization.k8s.io"));
+    }
+}
