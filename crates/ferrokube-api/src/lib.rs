@@ -4,5 +4,6 @@
 
 pub mod fields;
 pub mod labels;
+pub mod patch;
 pub mod registry;
 pub mod status;

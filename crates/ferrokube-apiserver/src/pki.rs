@@ -1,0 +1,293 @@
+//! The cluster's certificates and credentials, made at first start and
+//! reused after: a CA, the API server's serving certificate, the admin's
+//! client certificate and bearer token, the join token, and the admin
+//! kubeconfig.
+//!
+//! Files live under `DATA_DIR/tls/` (keys 0600). The CA lasts ten years; leaf
+//! certificates last one year and are issued again at start when less than
+//! 90 days remain, so a cluster that is restarted now and then never meets
+//! an expired certificate. The serving certificate is issued at every start,
+//! so it always names the host's current addresses.
+
+use std::net::IpAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use time::{Duration, OffsetDateTime};
+
+/// Leaf certificates are issued again when fewer days than this remain.
+const RENEW_BEFORE_DAYS: i64 = 90;
+
+/// The cluster's credentials, as PEM and tokens.
+#[derive(Clone)]
+pub struct Pki {
+    pub ca_cert_pem: String,
+    pub serving_cert_pem: String,
+    pub serving_key_pem: String,
+    pub admin_cert_pem: String,
+    pub admin_key_pem: String,
+    pub admin_token: String,
+    pub join_token: String,
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Days left before the PEM certificate expires (negative: expired).
+fn days_left(pem: &str) -> Option<i64> {
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
+    let cert = der.parse_x509().ok()?;
+    let not_after = cert.validity().not_after.timestamp();
+    Some((not_after - OffsetDateTime::now_utc().unix_timestamp()) / 86_400)
+}
+
+fn read(path: &Path) -> Option<String> {
+    std::fs::read_to_string(path).ok()
+}
+
+fn leaf_params(cn: &str, orgs: &[&str], sans: Vec<String>, server: bool) -> anyhow::Result<CertificateParams> {
+    let mut p = CertificateParams::new(sans)?;
+    p.distinguished_name.push(DnType::CommonName, cn);
+    for o in orgs {
+        p.distinguished_name.push(DnType::OrganizationName, *o);
+    }
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(365);
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    p.use_authority_key_identifier_extension = true;
+    Ok(p)
+}
+
+/// The names the serving certificate is valid for.
+pub fn serving_names(node_name: &str, service_ip: Option<IpAddr>) -> Vec<String> {
+    let mut names: Vec<String> = vec![
+        "localhost".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
+    if !node_name.is_empty() {
+        names.push(node_name.to_string());
+    }
+    if let Some(ip) = service_ip {
+        names.push(ip.to_string());
+    }
+    for ip in host_addresses() {
+        names.push(ip.to_string());
+    }
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The host's interface addresses, link-local ones left out.
+pub fn host_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a linked list we only read, then free once.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return out;
+        }
+        let mut cur = ifap;
+        while !cur.is_null() {
+            let addr = (*cur).ifa_addr;
+            if !addr.is_null() {
+                match (*addr).sa_family as i32 {
+                    libc::AF_INET => {
+                        let sin = &*(addr as *const libc::sockaddr_in);
+                        let ip = std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                        if !ip.is_link_local() {
+                            out.push(IpAddr::V4(ip));
+                        }
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(addr as *const libc::sockaddr_in6);
+                        let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                        if (ip.segments()[0] & 0xffc0) != 0xfe80 {
+                            out.push(IpAddr::V6(ip));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            cur = (*cur).ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    out
+}
+
+impl Pki {
+    /// Loads the credentials under `data_dir/tls`, making what is missing or
+    /// close to expiry.
+    pub fn ensure(data_dir: &Path, serving_sans: Vec<String>) -> anyhow::Result<Pki> {
+        let dir = data_dir.join("tls");
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = |n: &str| -> PathBuf { dir.join(n) };
+
+        // The CA.
+        let (ca_cert_pem, ca_key_pem) = match (read(&path("ca.crt")), read(&path("ca.key"))) {
+            (Some(c), Some(k)) => (c, k),
+            _ => {
+                let key = KeyPair::generate()?;
+                let mut p = CertificateParams::new(Vec::<String>::new())?;
+                p.distinguished_name
+                    .push(DnType::CommonName, format!("ferrokube-ca@{}", OffsetDateTime::now_utc().unix_timestamp()));
+                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+                p.key_usages = vec![
+                    KeyUsagePurpose::KeyCertSign,
+                    KeyUsagePurpose::CrlSign,
+                    KeyUsagePurpose::DigitalSignature,
+                ];
+                let now = OffsetDateTime::now_utc();
+                p.not_before = now - Duration::hours(1);
+                p.not_after = now + Duration::days(3650);
+                let cert = p.self_signed(&key)?;
+                let (c, k) = (cert.pem(), key.serialize_pem());
+                write_private(&path("ca.key"), &k)?;
+                write_private(&path("ca.crt"), &c)?;
+                tracing::info!(dir = %dir.display(), "created the cluster CA");
+                (c, k)
+            }
+        };
+        let ca_key = KeyPair::from_pem(&ca_key_pem).context("reading the CA key")?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("reading the CA certificate")?;
+
+        // The serving certificate: every start.
+        let serving_key = KeyPair::generate()?;
+        let serving = leaf_params("kube-apiserver", &[], serving_sans, true)?.signed_by(&serving_key, &issuer)?;
+        let (serving_cert_pem, serving_key_pem) = (serving.pem(), serving_key.serialize_pem());
+        write_private(&path("serving.key"), &serving_key_pem)?;
+        write_private(&path("serving.crt"), &serving_cert_pem)?;
+
+        // The admin's client certificate: reused while it has time left.
+        let (admin_cert_pem, admin_key_pem) = match (read(&path("admin.crt")), read(&path("admin.key"))) {
+            (Some(c), Some(k)) if days_left(&c).is_some_and(|d| d > RENEW_BEFORE_DAYS) => (c, k),
+            _ => {
+                let key = KeyPair::generate()?;
+                let cert = leaf_params("system:admin", &["system:masters"], Vec::new(), false)?
+                    .signed_by(&key, &issuer)?;
+                let (c, k) = (cert.pem(), key.serialize_pem());
+                write_private(&path("admin.key"), &k)?;
+                write_private(&path("admin.crt"), &c)?;
+                tracing::info!("issued the admin client certificate");
+                (c, k)
+            }
+        };
+
+        let admin_token = match read(&path("admin.token")) {
+            Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let t = random_token();
+                write_private(&path("admin.token"), &t)?;
+                t
+            }
+        };
+        let join_token = match read(&data_dir.join("token")) {
+            Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+            _ => {
+                let t = format!("K10{}", random_token());
+                write_private(&data_dir.join("token"), &t)?;
+                t
+            }
+        };
+        Ok(Pki {
+            ca_cert_pem,
+            serving_cert_pem,
+            serving_key_pem,
+            admin_cert_pem,
+            admin_key_pem,
+            admin_token,
+            join_token,
+        })
+    }
+
+    /// The admin kubeconfig for a server at `server_url`.
+    pub fn kubeconfig(&self, server_url: &str) -> String {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        format!(
+            "apiVersion: v1
+kind: Config
+clusters:
+- name: ferrokube
+  cluster:
+    server: {server_url}
+    certificate-authority-data: {}
+contexts:
+- name: ferrokube
+  context:
+    cluster: ferrokube
+    user: admin
+current-context: ferrokube
+preferences: {{}}
+users:
+- name: admin
+  user:
+    client-certificate-data: {}
+    client-key-data: {}
+",
+            b64(&self.ca_cert_pem),
+            b64(&self.admin_cert_pem),
+            b64(&self.admin_key_pem),
+        )
+    }
+
+    /// Writes the kubeconfig (0600) to `path`.
+    pub fn write_kubeconfig(&self, path: &Path, server_url: &str) -> anyhow::Result<()> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        write_private(path, &self.kubeconfig(server_url))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_are_made_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let sans = serving_names("node-a", Some("10.43.0.1".parse().unwrap()));
+        assert!(sans.contains(&"kubernetes.default.svc".to_string()));
+        assert!(sans.contains(&"10.43.0.1".to_string()));
+        let a = Pki::ensure(dir.path(), sans.clone()).unwrap();
+        let b = Pki::ensure(dir.path(), sans).unwrap();
+        assert_eq!(a.ca_cert_pem, b.ca_cert_pem, "the CA is kept");
+        assert_eq!(a.admin_cert_pem, b.admin_cert_pem, "the admin cert is kept");
+        assert_eq!(a.admin_token, b.admin_token);
+        assert_eq!(a.join_token, b.join_token);
+        assert!(days_left(&a.admin_cert_pem).unwrap() > 360);
+        let mode = std::fs::metadata(dir.path().join("tls/ca.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let kc = a.kubeconfig("https://127.0.0.1:6443");
+        assert!(kc.contains("server: https://127.0.0.1:6443"));
+        assert!(kc.contains("current-context: ferrokube"));
+    }
+}
