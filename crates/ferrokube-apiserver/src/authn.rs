@@ -66,7 +66,10 @@ mod tests {
         };
         t.add("s3cret", admin.clone());
         assert_eq!(t.authenticate("Bearer s3cret"), Some(admin));
-        assert_eq!(t.authenticate("bearer s3cret").map(|u| u.name), Some("system:admin".into()));
+        assert_eq!(
+            t.authenticate("bearer s3cret").map(|u| u.name),
+            Some("system:admin".into())
+        );
         assert_eq!(t.authenticate("Bearer wrong"), None);
         assert_eq!(t.authenticate("Basic s3cret"), None);
         assert_eq!(t.authenticate("s3cret"), None);

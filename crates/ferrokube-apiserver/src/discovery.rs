@@ -14,7 +14,9 @@ pub const AGGREGATED_CONTENT_TYPE: &str =
 pub fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p: Vec<&str> = part.split(';').map(str::trim).collect();
-        p.contains(&"g=apidiscovery.k8s.io") && p.contains(&"v=v2") && p.contains(&"as=APIGroupDiscoveryList")
+        p.contains(&"g=apidiscovery.k8s.io")
+            && p.contains(&"v=v2")
+            && p.contains(&"as=APIGroupDiscoveryList")
     })
 }
 
@@ -146,9 +148,7 @@ impl Discovery {
             api_groups.push(json!({"name": group, "versions": group_doc["versions"], "preferredVersion": group_doc["preferredVersion"]}));
             group_docs.push((group.to_string(), group_doc));
         }
-        let list = |items: Vec<Value>| {
-            json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
-        };
+        let list = |items: Vec<Value>| json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items});
         Discovery {
             api_versions: json!({
                 "kind": "APIVersions",
@@ -193,17 +193,34 @@ mod tests {
             .collect();
         assert!(groups.contains(&"apps") && !groups.contains(&""));
         let apps = d.resources("apps/v1").unwrap();
-        let names: Vec<&str> = apps["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+        let names: Vec<&str> = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap())
+            .collect();
         assert!(names.contains(&"deployments") && names.contains(&"deployments/scale"));
-        let scale = apps["resources"].as_array().unwrap().iter().find(|r| r["name"] == "deployments/scale").unwrap();
+        let scale = apps["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "deployments/scale")
+            .unwrap();
         assert_eq!(scale["group"], "autoscaling");
         let core = &d.aggregated_core["items"][0];
         assert_eq!(core["metadata"]["name"], "");
-        let pods = core["versions"][0]["resources"].as_array().unwrap().iter().find(|r| r["resource"] == "pods").unwrap();
+        let pods = core["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "pods")
+            .unwrap();
         assert_eq!(pods["shortNames"], json!(["po"]));
         assert_eq!(pods["scope"], "Namespaced");
         assert!(d.group("apps").is_some() && d.group("nope").is_none());
-        assert!(wants_aggregated("application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"));
+        assert!(wants_aggregated(
+            "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
+        ));
         assert!(!wants_aggregated("application/json"));
     }
 }

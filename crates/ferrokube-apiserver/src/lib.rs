@@ -1,8 +1,19 @@
-//! The ferrokube API server: Kubernetes' REST API over the ferrokube store.
+//! The ferrokube API server: Kubernetes' REST API over the ferrokube store,
+//! served over HTTPS to the real kubectl and client libraries.
 
+pub mod authn;
 pub mod continue_token;
+pub mod discovery;
 pub mod encoding;
 pub mod objectmeta;
+pub mod openapi;
 pub mod options;
+pub mod pki;
 pub mod request_info;
+pub mod rest;
+pub mod server;
+pub mod table;
+pub mod validation;
 pub mod watchcache;
+
+pub use server::{start, RunningServer, ServerConfig};

@@ -61,7 +61,12 @@ fn read(path: &Path) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-fn leaf_params(cn: &str, orgs: &[&str], sans: Vec<String>, server: bool) -> anyhow::Result<CertificateParams> {
+fn leaf_params(
+    cn: &str,
+    orgs: &[&str],
+    sans: Vec<String>,
+    server: bool,
+) -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(sans)?;
     p.distinguished_name.push(DnType::CommonName, cn);
     for o in orgs {
@@ -70,7 +75,10 @@ fn leaf_params(cn: &str, orgs: &[&str], sans: Vec<String>, server: bool) -> anyh
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::hours(1);
     p.not_after = now + Duration::days(365);
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     p.extended_key_usages = vec![if server {
         ExtendedKeyUsagePurpose::ServerAuth
     } else {
@@ -157,8 +165,13 @@ impl Pki {
             _ => {
                 let key = KeyPair::generate()?;
                 let mut p = CertificateParams::new(Vec::<String>::new())?;
-                p.distinguished_name
-                    .push(DnType::CommonName, format!("ferrokube-ca@{}", OffsetDateTime::now_utc().unix_timestamp()));
+                p.distinguished_name.push(
+                    DnType::CommonName,
+                    format!(
+                        "ferrokube-ca@{}",
+                        OffsetDateTime::now_utc().unix_timestamp()
+                    ),
+                );
                 p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
                 p.key_usages = vec![
                     KeyUsagePurpose::KeyCertSign,
@@ -177,29 +190,34 @@ impl Pki {
             }
         };
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("reading the CA key")?;
-        let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("reading the CA certificate")?;
+        let issuer =
+            Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("reading the CA certificate")?;
 
         // The serving certificate: every start.
         let serving_key = KeyPair::generate()?;
-        let serving = leaf_params("kube-apiserver", &[], serving_sans, true)?.signed_by(&serving_key, &issuer)?;
+        let serving = leaf_params("kube-apiserver", &[], serving_sans, true)?
+            .signed_by(&serving_key, &issuer)?;
         let (serving_cert_pem, serving_key_pem) = (serving.pem(), serving_key.serialize_pem());
         write_private(&path("serving.key"), &serving_key_pem)?;
         write_private(&path("serving.crt"), &serving_cert_pem)?;
 
         // The admin's client certificate: reused while it has time left.
-        let (admin_cert_pem, admin_key_pem) = match (read(&path("admin.crt")), read(&path("admin.key"))) {
-            (Some(c), Some(k)) if days_left(&c).is_some_and(|d| d > RENEW_BEFORE_DAYS) => (c, k),
-            _ => {
-                let key = KeyPair::generate()?;
-                let cert = leaf_params("system:admin", &["system:masters"], Vec::new(), false)?
-                    .signed_by(&key, &issuer)?;
-                let (c, k) = (cert.pem(), key.serialize_pem());
-                write_private(&path("admin.key"), &k)?;
-                write_private(&path("admin.crt"), &c)?;
-                tracing::info!("issued the admin client certificate");
-                (c, k)
-            }
-        };
+        let (admin_cert_pem, admin_key_pem) =
+            match (read(&path("admin.crt")), read(&path("admin.key"))) {
+                (Some(c), Some(k)) if days_left(&c).is_some_and(|d| d > RENEW_BEFORE_DAYS) => {
+                    (c, k)
+                }
+                _ => {
+                    let key = KeyPair::generate()?;
+                    let cert = leaf_params("system:admin", &["system:masters"], Vec::new(), false)?
+                        .signed_by(&key, &issuer)?;
+                    let (c, k) = (cert.pem(), key.serialize_pem());
+                    write_private(&path("admin.key"), &k)?;
+                    write_private(&path("admin.crt"), &c)?;
+                    tracing::info!("issued the admin client certificate");
+                    (c, k)
+                }
+            };
 
         let admin_token = match read(&path("admin.token")) {
             Some(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -284,7 +302,10 @@ mod tests {
         assert_eq!(a.admin_token, b.admin_token);
         assert_eq!(a.join_token, b.join_token);
         assert!(days_left(&a.admin_cert_pem).unwrap() > 360);
-        let mode = std::fs::metadata(dir.path().join("tls/ca.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("tls/ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let kc = a.kubeconfig("https://127.0.0.1:6443");
         assert!(kc.contains("server: https://127.0.0.1:6443"));

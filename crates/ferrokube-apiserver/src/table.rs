@@ -69,7 +69,8 @@ fn n(obj: &Value, ptr: &str) -> i64 {
 }
 
 fn col(name: &str, ty: &str, priority: i32) -> Value {
-    let mut c = json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority});
+    let mut c =
+        json!({"name": name, "type": ty, "format": "", "description": "", "priority": priority});
     if name == "Name" {
         c["format"] = json!("name");
     }
@@ -79,17 +80,27 @@ fn col(name: &str, ty: &str, priority: i32) -> Value {
 type Row = fn(&Value, i64) -> Vec<Value>;
 
 fn pod_row(p: &Value, now: i64) -> Vec<Value> {
-    let statuses = p.pointer("/status/containerStatuses").and_then(Value::as_array);
+    let statuses = p
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array);
     let total = p
         .pointer("/spec/containers")
         .and_then(Value::as_array)
         .map(|c| c.len())
         .unwrap_or(0);
     let ready = statuses
-        .map(|v| v.iter().filter(|c| c["ready"].as_bool() == Some(true)).count())
+        .map(|v| {
+            v.iter()
+                .filter(|c| c["ready"].as_bool() == Some(true))
+                .count()
+        })
         .unwrap_or(0);
     let restarts: i64 = statuses
-        .map(|v| v.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum())
+        .map(|v| {
+            v.iter()
+                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .sum()
+        })
         .unwrap_or(0);
     let mut status = s(p, "/status/phase").to_string();
     if let Some(reason) = statuses.and_then(|v| {
@@ -115,7 +126,11 @@ fn pod_row(p: &Value, now: i64) -> Vec<Value> {
         json!(age(p, now)),
         json!(if ip.is_empty() { "<none>" } else { ip }),
         json!(if node.is_empty() { "<none>" } else { node }),
-        json!(if nominated.is_empty() { "<none>" } else { nominated }),
+        json!(if nominated.is_empty() {
+            "<none>"
+        } else {
+            nominated
+        }),
         json!("<none>"),
     ]
 }
@@ -123,7 +138,11 @@ fn pod_row(p: &Value, now: i64) -> Vec<Value> {
 fn deployment_row(d: &Value, now: i64) -> Vec<Value> {
     vec![
         json!(s(d, "/metadata/name")),
-        json!(format!("{}/{}", n(d, "/status/readyReplicas"), n(d, "/spec/replicas"))),
+        json!(format!(
+            "{}/{}",
+            n(d, "/status/readyReplicas"),
+            n(d, "/spec/replicas")
+        )),
         json!(n(d, "/status/updatedReplicas")),
         json!(n(d, "/status/availableReplicas")),
         json!(age(d, now)),
@@ -153,7 +172,11 @@ fn service_row(svc: &Value, now: i64) -> Vec<Value> {
     vec![
         json!(s(svc, "/metadata/name")),
         json!(s(svc, "/spec/type")),
-        json!(if cluster_ip.is_empty() { "<none>" } else { cluster_ip }),
+        json!(if cluster_ip.is_empty() {
+            "<none>"
+        } else {
+            cluster_ip
+        }),
         json!("<none>"),
         json!(ports),
         json!(age(svc, now)),
@@ -170,7 +193,12 @@ fn namespace_row(ns: &Value, now: i64) -> Vec<Value> {
 }
 
 fn configmap_row(cm: &Value, now: i64) -> Vec<Value> {
-    let count = |k: &str| cm.get(k).and_then(Value::as_object).map(|m| m.len()).unwrap_or(0);
+    let count = |k: &str| {
+        cm.get(k)
+            .and_then(Value::as_object)
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     vec![
         json!(s(cm, "/metadata/name")),
         json!(count("data") + count("binaryData")),
@@ -179,7 +207,11 @@ fn configmap_row(cm: &Value, now: i64) -> Vec<Value> {
 }
 
 fn secret_row(sec: &Value, now: i64) -> Vec<Value> {
-    let data = sec.get("data").and_then(Value::as_object).map(|m| m.len()).unwrap_or(0);
+    let data = sec
+        .get("data")
+        .and_then(Value::as_object)
+        .map(|m| m.len())
+        .unwrap_or(0);
     vec![
         json!(s(sec, "/metadata/name")),
         json!(s(sec, "/type")),
@@ -193,7 +225,13 @@ fn node_row(node: &Value, now: i64) -> Vec<Value> {
         .pointer("/status/conditions")
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
+        .map(|c| {
+            if c["status"] == "True" {
+                "Ready"
+            } else {
+                "NotReady"
+            }
+        })
         .unwrap_or("Unknown");
     let mut status = ready.to_string();
     if node.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true) {
@@ -204,14 +242,21 @@ fn node_row(node: &Value, now: i64) -> Vec<Value> {
         .and_then(Value::as_object)
         .map(|l| {
             l.keys()
-                .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string))
+                .filter_map(|k| {
+                    k.strip_prefix("node-role.kubernetes.io/")
+                        .map(str::to_string)
+                })
                 .collect()
         })
         .unwrap_or_default();
     vec![
         json!(s(node, "/metadata/name")),
         json!(status),
-        json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+        json!(if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        }),
         json!(age(node, now)),
         json!(s(node, "/status/nodeInfo/kubeletVersion")),
     ]
@@ -280,11 +325,19 @@ fn printer(group: &str, kind: &str) -> (Vec<Value>, Row) {
             service_row,
         ),
         ("", "Namespace") => (
-            vec![col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
+            vec![
+                col("Name", "string", 0),
+                col("Status", "string", 0),
+                col("Age", "string", 0),
+            ],
             namespace_row,
         ),
         ("", "ConfigMap") => (
-            vec![col("Name", "string", 0), col("Data", "string", 0), col("Age", "string", 0)],
+            vec![
+                col("Name", "string", 0),
+                col("Data", "string", 0),
+                col("Age", "string", 0),
+            ],
             configmap_row,
         ),
         ("", "Secret") => (
@@ -306,7 +359,10 @@ fn printer(group: &str, kind: &str) -> (Vec<Value>, Row) {
             ],
             node_row,
         ),
-        _ => (vec![col("Name", "string", 0), col("Age", "string", 0)], default_row),
+        _ => (
+            vec![col("Name", "string", 0), col("Age", "string", 0)],
+            default_row,
+        ),
     }
 }
 
@@ -338,7 +394,14 @@ pub fn wants_table(accept: &str) -> bool {
 }
 
 /// A Table of `objects` of one kind.
-pub fn table(group: &str, kind: &str, objects: &[Value], resource_version: &str, include: IncludeObject, continue_token: Option<&str>) -> Value {
+pub fn table(
+    group: &str,
+    kind: &str,
+    objects: &[Value],
+    resource_version: &str,
+    include: IncludeObject,
+    continue_token: Option<&str>,
+) -> Value {
     let now = jiff::Timestamp::now().as_second();
     let (columns, row) = printer(group, kind);
     let rows: Vec<Value> = objects
@@ -409,7 +472,9 @@ mod tests {
         assert_eq!(cells[3], 3);
         assert_eq!(cells[5], "10.42.0.5");
         assert_eq!(t["rows"][0]["object"]["kind"], "PartialObjectMetadata");
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"));
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wants_table("application/json"));
     }
 }

@@ -6,6 +6,8 @@ use anyhow::Context;
 use ferrokube_store::Compactor;
 use tokio_util::sync::CancellationToken;
 
+use ferrokube_apiserver::ServerConfig;
+
 use crate::cli::ServerArgs;
 use crate::datastore::Datastore;
 
@@ -19,10 +21,32 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.compaction_interval_seconds.max(1)),
         cancel.child_token(),
     );
+    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let config = ServerConfig {
+        data_dir: args.data_dir.clone(),
+        bind_address: args.bind_address,
+        port: args.https_listen_port,
+        write_kubeconfig: args.write_kubeconfig.clone(),
+        node_name,
+        service_ip: first_service_ip(&args.service_cidr),
+        max_in_flight: 400,
+    };
+    let api =
+        match ferrokube_apiserver::start(config, datastore.store(), cancel.child_token()).await {
+            Ok(api) => api,
+            Err(e) => {
+                cancel.cancel();
+                compactor.join().await;
+                datastore.close().await;
+                return Err(e.context("starting the API server"));
+            }
+        };
+    tracing::info!(address = %api.addr, kubeconfig = %api.kubeconfig.display(), "ferrokube server is up");
 
     shutdown_signal().await;
     tracing::info!("shutting down");
     cancel.cancel();
+    api.join().await;
     compactor.join().await;
     datastore.close().await;
     Ok(())
@@ -41,5 +65,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
+    }
+}
+
+/// The host's name, for the node name and the serving certificate.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The first usable address of the service network (the `kubernetes`
+/// Service's), e.g. 10.43.0.1 for 10.43.0.0/16.
+fn first_service_ip(cidr: &str) -> Option<std::net::IpAddr> {
+    let (base, _) = cidr.split_once('/')?;
+    match base.parse().ok()? {
+        std::net::IpAddr::V4(v4) => Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
+            u32::from(v4) + 1,
+        ))),
+        std::net::IpAddr::V6(v6) => Some(std::net::IpAddr::V6(std::net::Ipv6Addr::from(
+            u128::from(v6) + 1,
+        ))),
     }
 }

@@ -1,0 +1,900 @@
+//! The generic REST storage: create, get, list, watch, update, patch, delete
+//! and deletecollection for every resource in the registry, over the store
+//! (writes, consistent reads) and the watch cache (lists and watches), with
+//! Kubernetes' object semantics: server-owned metadata, optimistic
+//! concurrency on resourceVersion, status written only through `/status`,
+//! finalizers and graceful deletion, namespaces that must exist and not be
+//! terminating.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokube_api::fields::{field_set, FieldSelector};
+use ferrokube_api::labels::Selector;
+use ferrokube_api::patch::{json_patch, merge_patch, strategic_merge_patch};
+use ferrokube_api::registry::{Registry, ResourceDef};
+use ferrokube_api::status::{ApiError, FieldError};
+use ferrokube_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
+use serde_json::{json, Value};
+
+use crate::objectmeta::{self, meta_str};
+use crate::options::{
+    parse_propagation, DeleteOptions, ListOptions, Propagation, RvMatch, WriteOptions,
+};
+use crate::validation;
+use crate::watchcache::{CacheError, CachedObject, WatchCache};
+
+/// How long a read waits for the watch cache to reach a revision.
+const CACHE_WAIT: Duration = Duration::from_secs(3);
+
+/// Attempts of a read-modify-write before giving up on conflicts.
+const UPDATE_ATTEMPTS: usize = 8;
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Maps a store error to the API's.
+pub fn store_error(def: &ResourceDef, name: &str, e: StoreError) -> ApiError {
+    match e {
+        StoreError::NotFound { .. } => ApiError::not_found(def.group, def.plural, name),
+        StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, name),
+        StoreError::Conflict { .. } => ApiError::stale(def.group, def.plural, name),
+        StoreError::Compacted {
+            requested,
+            compacted,
+        } => ApiError::expired(format!(
+            "too old resource version: {requested} ({compacted})"
+        )),
+        StoreError::FutureRevision { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current resource version: {current}"
+        )),
+        StoreError::ValueTooLarge { size, limit } => ApiError::too_large(limit).with_message(
+            format!("object is {size} bytes after encoding, more than the limit of {limit}"),
+        ),
+        StoreError::InvalidKey(msg) | StoreError::InvalidRequest(msg) => ApiError::bad_request(msg),
+        StoreError::Unavailable(msg) => ApiError::unavailable(msg),
+        other => ApiError::internal(other),
+    }
+}
+
+trait WithMessage {
+    fn with_message(self, m: String) -> Self;
+}
+
+impl WithMessage for ApiError {
+    fn with_message(mut self, m: String) -> Self {
+        self.message = m;
+        self
+    }
+}
+
+pub fn cache_error(e: CacheError) -> ApiError {
+    match e {
+        CacheError::TooOld { requested, oldest } => {
+            ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
+        }
+        CacheError::NotReady { requested, current } => ApiError::timeout(format!(
+            "Too large resource version: {requested}, current resource version: {current}"
+        )),
+        CacheError::Reset => ApiError::unavailable("the watch cache is being rebuilt; retry"),
+        CacheError::Store(e) => ApiError::internal(e),
+    }
+}
+
+/// The selectors of a list or watch.
+pub struct Filter {
+    pub labels: Selector,
+    pub fields: FieldSelector,
+}
+
+impl Filter {
+    pub fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
+        let labels = Selector::parse(&opts.label_selector).map_err(ApiError::bad_request)?;
+        let mut fields =
+            FieldSelector::parse(&opts.field_selector).map_err(ApiError::bad_request)?;
+        fields
+            .check_supported(def.group, def.plural)
+            .map_err(ApiError::bad_request)?;
+        if !name.is_empty() {
+            fields
+                .requirements
+                .push(ferrokube_api::fields::FieldRequirement::Equals(
+                    "metadata.name".into(),
+                    name.into(),
+                ));
+        }
+        Ok(Filter { labels, fields })
+    }
+
+    pub fn matches(&self, o: &CachedObject) -> bool {
+        self.labels.matches(&o.labels) && (self.fields.is_empty() || self.fields.matches(&o.fields))
+    }
+
+    fn matches_value(&self, def: &ResourceDef, v: &Value) -> bool {
+        let labels = v
+            .pointer("/metadata/labels")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.labels.matches(&labels)
+            && (self.fields.is_empty() || self.fields.matches(&field_set(def.group, def.plural, v)))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.fields.is_empty()
+    }
+}
+
+/// One page (or all) of a list.
+pub struct ListResult {
+    pub items: Vec<Bytes>,
+    pub revision: Revision,
+    pub continue_token: Option<String>,
+    pub remaining: Option<i64>,
+}
+
+/// The REST storage over all resources.
+pub struct Rest {
+    pub registry: Registry,
+    pub store: Arc<dyn Store>,
+    pub cache: Arc<WatchCache>,
+}
+
+fn decode(kv: &KeyValue) -> ApiResult<Value> {
+    let mut v: Value = serde_json::from_slice(&kv.value).map_err(|e| {
+        ApiError::internal(format!("stored object {} is not readable: {e}", kv.key))
+    })?;
+    objectmeta::set_resource_version(&mut v, kv.mod_revision);
+    Ok(v)
+}
+
+fn encode(v: &Value) -> ApiResult<Bytes> {
+    let mut stored = v.clone();
+    objectmeta::strip_for_storage(&mut stored);
+    serde_json::to_vec(&stored)
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+/// Everything but metadata and status: what bumps `generation`.
+fn spec_part(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn has_status(def: &ResourceDef) -> bool {
+    def.subresource("status").is_some()
+}
+
+fn finalizers(v: &Value) -> Vec<String> {
+    v.pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|f| f.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Rest {
+    fn key(&self, def: &ResourceDef, ns: &str, name: &str) -> String {
+        def.key(ns, name)
+    }
+
+    /// The object as stored now, with its store key/value.
+    pub async fn get_kv(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<(Value, KeyValue)> {
+        let key = self.key(def, ns, name);
+        let resp = self
+            .store
+            .get(&key, None)
+            .await
+            .map_err(|e| store_error(def, name, e))?;
+        let kv = resp
+            .kv
+            .ok_or_else(|| ApiError::not_found(def.group, def.plural, name))?;
+        Ok((decode(&kv)?, kv))
+    }
+
+    pub async fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<Value> {
+        Ok(self.get_kv(def, ns, name).await?.0)
+    }
+
+    /// Checks that a namespaced write may go to `ns`.
+    async fn check_namespace(&self, def: &ResourceDef, ns: &str) -> ApiResult<()> {
+        if !def.namespaced {
+            return Ok(());
+        }
+        let Some(nsdef) = self.registry.get("", "v1", "namespaces") else {
+            return Ok(());
+        };
+        let resp = self
+            .store
+            .get(&nsdef.key("", ns), None)
+            .await
+            .map_err(|e| store_error(nsdef, ns, e))?;
+        let Some(kv) = resp.kv else {
+            return Err(ApiError::not_found("", "namespaces", ns));
+        };
+        let v = decode(&kv)?;
+        if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+            || v.pointer("/metadata/deletionTimestamp").is_some()
+        {
+            return Err(ApiError::forbidden(format!(
+                "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                ferrokube_api::status::group_resource(def.group, def.plural),
+                "",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Reads a request body into an object of the resource's kind, filling in
+    /// kind, apiVersion and namespace, or says clearly what is wrong.
+    pub fn object_from_body(&self, def: &ResourceDef, ns: &str, body: &[u8]) -> ApiResult<Value> {
+        let mut obj: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        if !obj.is_object() {
+            return Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ));
+        }
+        let api_version = def.api_version();
+        match obj.get("apiVersion").and_then(Value::as_str) {
+            Some(v) if v != api_version => {
+                return Err(ApiError::bad_request(format!(
+                    "the API version in the data ({v}) does not match the expected API version ({api_version})"
+                )))
+            }
+            _ => obj["apiVersion"] = json!(api_version),
+        }
+        match obj.get("kind").and_then(Value::as_str) {
+            Some(k) if k != def.kind => {
+                return Err(ApiError::bad_request(format!(
+                    "the kind in the data ({k}) does not match the expected kind ({})",
+                    def.kind
+                )))
+            }
+            _ => obj["kind"] = json!(def.kind),
+        }
+        let meta = objectmeta::metadata_mut(&mut obj)
+            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+        if def.namespaced {
+            match meta.get("namespace").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() && n != ns => {
+                    return Err(ApiError::bad_request(
+                        "the namespace of the provided object does not match the namespace sent on the request",
+                    ))
+                }
+                _ => {
+                    meta.insert("namespace".into(), json!(ns));
+                }
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        Ok(obj)
+    }
+
+    /// POST.
+    pub async fn create(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
+                Some(base) => objectmeta::generate_name(base),
+                None => {
+                    return Err(ApiError::invalid(
+                        def.group,
+                        def.kind,
+                        "",
+                        &[FieldError::required(
+                            "metadata.name",
+                            "name or generateName is required",
+                        )],
+                    ))
+                }
+            },
+        };
+        if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
+            meta.insert("name".into(), json!(name));
+        }
+        objectmeta::fill_on_create(&mut obj);
+        validation::default_on_create(def, &mut obj);
+        let errors = validation::validate(def, &obj);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
+        }
+        self.check_namespace(def, ns).await?;
+        if opts.dry_run {
+            return Ok(obj);
+        }
+        let kv = self
+            .store
+            .create(&self.key(def, ns, &name), encode(&obj)?, None)
+            .await
+            .map_err(|e| store_error(def, &name, e))?;
+        objectmeta::set_resource_version(&mut obj, kv.mod_revision);
+        Ok(obj)
+    }
+
+    /// Writes `new` over `old` (the key/value read), with the rules of an
+    /// update to the main resource or its status. Returns the stored object.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_update(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        old: &Value,
+        old_kv: &KeyValue,
+        mut new: Value,
+        subresource: &str,
+        dry_run: bool,
+    ) -> Result<Value, (ApiError, bool)> {
+        let conflict = |e: StoreError| match e {
+            StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
+            other => (store_error(def, name, other), false),
+        };
+        if subresource == "status" {
+            // Only status changes through /status.
+            let status = new.get("status").cloned();
+            new = old.clone();
+            match status {
+                Some(s) => new["status"] = s,
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        } else if has_status(def) {
+            // And status does not change through the main resource.
+            match old.get("status") {
+                Some(s) => new["status"] = s.clone(),
+                None => {
+                    if let Some(m) = new.as_object_mut() {
+                        m.remove("status");
+                    }
+                }
+            }
+        }
+        let spec_changed = spec_part(&new) != spec_part(old);
+        objectmeta::carry_on_update(
+            old,
+            &mut new,
+            spec_changed && old.pointer("/metadata/generation").is_some(),
+        );
+        let errors = validation::validate(def, &new);
+        if !errors.is_empty() {
+            return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
+        }
+        let mut old_cmp = old.clone();
+        objectmeta::strip_for_storage(&mut old_cmp);
+        let mut new_cmp = new.clone();
+        objectmeta::strip_for_storage(&mut new_cmp);
+        if old_cmp == new_cmp {
+            // Nothing changed: no write, the same resourceVersion.
+            return Ok(old.clone());
+        }
+        if dry_run {
+            objectmeta::set_resource_version(&mut new, old_kv.mod_revision);
+            return Ok(new);
+        }
+        let key = self.key(def, ns, name);
+        // An object being deleted whose last finalizer goes is deleted.
+        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+            self.store
+                .delete(&key, Some(old_kv.mod_revision))
+                .await
+                .map_err(conflict)?;
+            return Ok(new);
+        }
+        let kv = self
+            .store
+            .update(
+                &key,
+                encode(&new).map_err(|e| (e, false))?,
+                old_kv.mod_revision,
+                None,
+            )
+            .await
+            .map_err(conflict)?;
+        objectmeta::set_resource_version(&mut new, kv.mod_revision);
+        Ok(new)
+    }
+
+    /// PUT.
+    pub async fn update(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        obj: Value,
+        subresource: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        match meta_str(&obj, "name") {
+            Some(n) if n != name => {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({n}) does not match the name on the URL ({name})"
+                )))
+            }
+            _ => {}
+        }
+        let precondition = meta_str(&obj, "resourceVersion")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (old, kv) = self.get_kv(def, ns, name).await?;
+            if let Some(rv) = &precondition {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::stale(def.group, def.plural, name));
+                }
+            }
+            let mut new = obj.clone();
+            if let Some(meta) = objectmeta::metadata_mut(&mut new) {
+                meta.insert("name".into(), json!(name));
+            }
+            match self
+                .write_update(def, ns, name, &old, &kv, new, subresource, opts.dry_run)
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err((e, true)) if precondition.is_none() => {
+                    tracing::debug!(error = %e, "unconditional update raced; retrying");
+                }
+                Err((e, _)) => return Err(e),
+            }
+        }
+        Err(ApiError::stale(def.group, def.plural, name))
+    }
+
+    /// PATCH, in the patch type `content_type` names.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn patch(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        content_type: &str,
+        body: &[u8],
+        subresource: &str,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let patch: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        let kind = content_type.split(';').next().unwrap_or_default().trim();
+        let apply = kind == "application/apply-patch+yaml";
+        for _ in 0..UPDATE_ATTEMPTS {
+            let current = match self.get_kv(def, ns, name).await {
+                Ok(c) => c,
+                Err(e) if apply && e.code == 404 => {
+                    // Server-side apply of a new object creates it.
+                    let mut obj = self.object_from_body(def, ns, body)?;
+                    if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
+                        meta.insert("name".into(), json!(name));
+                    }
+                    return self.create(def, ns, obj, opts).await;
+                }
+                Err(e) => return Err(e),
+            };
+            let (old, kv) = current;
+            let patched = match kind {
+                "application/json-patch+json" => json_patch(&old, &patch),
+                "application/merge-patch+json" => Ok(merge_patch(&old, &patch)),
+                "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
+                    strategic_merge_patch(&old, &patch)
+                }
+                other => {
+                    return Err(ApiError::unsupported_media_type(
+                        other,
+                        &[
+                            "application/json-patch+json",
+                            "application/merge-patch+json",
+                            "application/strategic-merge-patch+json",
+                            "application/apply-patch+yaml",
+                        ],
+                    ))
+                }
+            }
+            .map_err(|e| {
+                ApiError::invalid(
+                    def.group,
+                    def.kind,
+                    name,
+                    &[FieldError::invalid("", Value::Null, e.0)],
+                )
+            })?;
+            if !patched.is_object() {
+                return Err(ApiError::bad_request(
+                    "the patched object is not a JSON object",
+                ));
+            }
+            if let Some(rv) = meta_str(&patched, "resourceVersion") {
+                if meta_str(&patch, "resourceVersion").is_some()
+                    && rv != kv.mod_revision.to_string()
+                {
+                    return Err(ApiError::stale(def.group, def.plural, name));
+                }
+            }
+            if meta_str(&patched, "name").is_some_and(|n| n != name) {
+                return Err(ApiError::bad_request(
+                    "the patch may not change the object's name",
+                ));
+            }
+            match self
+                .write_update(def, ns, name, &old, &kv, patched, subresource, opts.dry_run)
+                .await
+            {
+                Ok(v) => return Ok(v),
+                Err((_, true)) => continue,
+                Err((e, false)) => return Err(e),
+            }
+        }
+        Err(ApiError::stale(def.group, def.plural, name))
+    }
+
+    /// DELETE of one object. Returns the object as it was deleted (or, if
+    /// deletion waits for finalizers or a kubelet, as it is now).
+    pub async fn delete(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Value> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (mut obj, kv) = self.get_kv(def, ns, name).await?;
+            if let Some(uid) = &opts.precondition_uid {
+                let have = meta_str(&obj, "uid").unwrap_or_default();
+                if uid != have {
+                    return Err(ApiError::conflict(def.group, def.plural, name, &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                    )));
+                }
+            }
+            if let Some(rv) = &opts.precondition_resource_version {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::conflict(def.group, def.plural, name, &format!(
+                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                        kv.mod_revision
+                    )));
+                }
+            }
+            let mut fins = finalizers(&obj);
+            match opts.propagation {
+                Some(Propagation::Foreground)
+                    if !fins.iter().any(|f| f == "foregroundDeletion") =>
+                {
+                    fins.push("foregroundDeletion".into())
+                }
+                Some(Propagation::Orphan) if !fins.iter().any(|f| f == "orphan") => {
+                    fins.push("orphan".into())
+                }
+                _ => {}
+            }
+            let is_namespace = def.group.is_empty() && def.plural == "namespaces";
+            if is_namespace {
+                let spec_fins = obj
+                    .pointer("/spec/finalizers")
+                    .and_then(Value::as_array)
+                    .map(|a| !a.is_empty())
+                    .unwrap_or(false);
+                if spec_fins {
+                    fins.push("kubernetes".into());
+                }
+            }
+            let bound_pod = def.group.is_empty()
+                && def.plural == "pods"
+                && obj
+                    .pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty());
+            let grace = if bound_pod {
+                opts.grace_period_seconds
+                    .or_else(|| {
+                        obj.pointer("/spec/terminationGracePeriodSeconds")
+                            .and_then(Value::as_i64)
+                    })
+                    .unwrap_or(30)
+            } else {
+                0
+            };
+            let wait = !fins.is_empty() || grace > 0;
+            if wait {
+                if obj.pointer("/metadata/deletionTimestamp").is_some()
+                    && !bound_pod
+                    && !is_namespace
+                {
+                    // Already being deleted: nothing more to do.
+                    return Ok(obj);
+                }
+                let when = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace.max(0));
+                if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
+                    if !meta.contains_key("deletionTimestamp") {
+                        meta.insert(
+                            "deletionTimestamp".into(),
+                            json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+                        );
+                    }
+                    meta.insert("deletionGracePeriodSeconds".into(), json!(grace.max(0)));
+                    let user_fins: Vec<Value> = fins
+                        .iter()
+                        .filter(|f| *f != "kubernetes")
+                        .map(|f| json!(f))
+                        .collect();
+                    if user_fins.is_empty() {
+                        meta.remove("finalizers");
+                    } else {
+                        meta.insert("finalizers".into(), Value::Array(user_fins));
+                    }
+                }
+                if is_namespace {
+                    obj["status"] = json!({"phase": "Terminating"});
+                }
+                if opts.dry_run {
+                    return Ok(obj);
+                }
+                match self
+                    .store
+                    .update(&kv.key, encode(&obj)?, kv.mod_revision, None)
+                    .await
+                {
+                    Ok(new_kv) => {
+                        objectmeta::set_resource_version(&mut obj, new_kv.mod_revision);
+                        return Ok(obj);
+                    }
+                    Err(StoreError::Conflict { .. }) => continue,
+                    Err(e) => return Err(store_error(def, name, e)),
+                }
+            }
+            if opts.dry_run {
+                return Ok(obj);
+            }
+            match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
+                Ok(_) => return Ok(obj),
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(def, name, e)),
+            }
+        }
+        Err(ApiError::stale(def.group, def.plural, name))
+    }
+
+    /// Reads a `DeleteOptions` body (if any) over the query's options.
+    pub fn delete_options(mut opts: DeleteOptions, body: &[u8]) -> ApiResult<DeleteOptions> {
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(opts);
+        }
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            ApiError::bad_request(format!("the DeleteOptions body could not be decoded: {e}"))
+        })?;
+        if let Some(g) = v.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            opts.grace_period_seconds = Some(g);
+        }
+        if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
+            opts.propagation = Some(parse_propagation(p).map_err(ApiError::bad_request)?);
+        }
+        if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            opts.propagation = Some(Propagation::Orphan);
+        }
+        if let Some(arr) = v.get("dryRun").and_then(Value::as_array) {
+            if arr.iter().any(|x| x != "All") {
+                return Err(ApiError::bad_request(
+                    "dryRun: Unsupported value: supported values: \"All\"",
+                ));
+            }
+            opts.dry_run = opts.dry_run || !arr.is_empty();
+        }
+        if let Some(p) = v.get("preconditions") {
+            opts.precondition_uid = p.get("uid").and_then(Value::as_str).map(str::to_string);
+            opts.precondition_resource_version = p
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+        }
+        Ok(opts)
+    }
+
+    /// LIST.
+    pub async fn list(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        opts: &ListOptions,
+        filter: &Filter,
+    ) -> ApiResult<ListResult> {
+        let prefix = def.list_prefix(ns);
+        if opts.limit > 0
+            || opts.continue_token.is_some()
+            || opts.resource_version_match == RvMatch::Exact
+        {
+            return self.list_from_store(def, &prefix, opts, filter).await;
+        }
+        let cache = self
+            .cache
+            .resource(def.storage_prefix)
+            .ok_or_else(|| ApiError::internal(format!("no watch cache for {}", def.plural)))?;
+        let revision = match opts.resource_version.as_deref() {
+            None => self.cache.sync(CACHE_WAIT).await.map_err(cache_error)?,
+            Some("0") => self.cache.revision(),
+            Some(rv) => {
+                let want =
+                    crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+                self.cache
+                    .wait_for(want, CACHE_WAIT)
+                    .await
+                    .map_err(cache_error)?;
+                self.cache.revision()
+            }
+        };
+        let items = cache
+            .list(&prefix)
+            .into_iter()
+            .filter(|o| filter.matches(o))
+            .map(|o| o.json.clone())
+            .collect();
+        Ok(ListResult {
+            items,
+            revision,
+            continue_token: None,
+            remaining: None,
+        })
+    }
+
+    /// Paginated or exact-revision lists, read from the store at one
+    /// revision.
+    async fn list_from_store(
+        &self,
+        def: &ResourceDef,
+        prefix: &str,
+        opts: &ListOptions,
+        filter: &Filter,
+    ) -> ApiResult<ListResult> {
+        let (mut start, mut revision) = match &opts.continue_token {
+            Some(tok) => {
+                let (key, rev) = crate::continue_token::decode(def.storage_prefix, tok)
+                    .map_err(ApiError::bad_request)?;
+                if !key.starts_with(prefix) {
+                    return Err(ApiError::bad_request(
+                        "continue key is not valid: it does not belong to this list",
+                    ));
+                }
+                (Some(key), Some(rev))
+            }
+            None => (None, None),
+        };
+        if revision.is_none() && opts.resource_version_match == RvMatch::Exact {
+            if let Some(rv) = &opts.resource_version {
+                revision = Some(
+                    crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?,
+                );
+            }
+        }
+        let limit = opts.limit;
+        let mut items = Vec::new();
+        let mut next_key: Option<String> = None;
+        let mut remaining = None;
+        // Keep reading pages until `limit` objects match (or the end).
+        for _ in 0..10_000 {
+            let page = self
+                .store
+                .range(RangeRequest {
+                    prefix: prefix.to_string(),
+                    start: start.clone(),
+                    limit: if limit == 0 { 0 } else { limit - items.len() },
+                    revision,
+                    count_only: false,
+                })
+                .await
+                .map_err(|e| match e {
+                    StoreError::Compacted { .. } if opts.continue_token.is_some() => ApiError::expired(
+                        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+                    ),
+                    other => store_error(def, "", other),
+                })?;
+            revision = Some(page.revision);
+            let returned = page.kvs.len() as i64;
+            for kv in &page.kvs {
+                let v = decode(kv)?;
+                if filter.matches_value(def, &v) {
+                    items.push(Bytes::from(
+                        serde_json::to_vec(&v).map_err(ApiError::internal)?,
+                    ));
+                }
+            }
+            if page.more {
+                if let Some(last) = page.kvs.last() {
+                    let after = format!("{}\0", last.key);
+                    if limit > 0 && items.len() >= limit {
+                        next_key = Some(after);
+                        if filter.is_empty() {
+                            remaining = Some(page.count - returned);
+                        }
+                        break;
+                    }
+                    start = Some(after);
+                    continue;
+                }
+            }
+            break;
+        }
+        let revision = revision.unwrap_or(0);
+        Ok(ListResult {
+            items,
+            revision,
+            continue_token: next_key
+                .map(|k| crate::continue_token::encode(def.storage_prefix, &k, revision)),
+            remaining,
+        })
+    }
+
+    /// DELETE of a collection: every object the selectors match.
+    pub async fn delete_collection(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        list_opts: &ListOptions,
+        filter: &Filter,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Vec<Value>> {
+        let listed = self.list(def, ns, list_opts, filter).await?;
+        let mut deleted = Vec::new();
+        for item in listed.items {
+            let v: Value = serde_json::from_slice(&item).map_err(ApiError::internal)?;
+            let name = meta_str(&v, "name").unwrap_or_default().to_string();
+            let item_ns = meta_str(&v, "namespace").unwrap_or_default().to_string();
+            match self.delete(def, &item_ns, &name, opts).await {
+                Ok(v) => deleted.push(v),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Makes sure the built-in namespaces exist.
+    pub async fn ensure_namespaces(&self, names: &[&str]) -> anyhow::Result<()> {
+        let def = self
+            .registry
+            .get("", "v1", "namespaces")
+            .ok_or_else(|| anyhow::anyhow!("no namespaces resource"))?
+            .clone();
+        for name in names {
+            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
+            match self.create(&def, "", obj, &WriteOptions::default()).await {
+                Ok(_) => tracing::info!(namespace = name, "created namespace"),
+                Err(e) if e.code == 409 => {}
+                Err(e) => anyhow::bail!("creating namespace {name}: {e}"),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,765 @@
+//! The HTTPS server: TLS (client certificates optional), HTTP/1.1 and
+//! HTTP/2, authentication, the in-flight limit, body limits, and the routes:
+//! health and version, discovery, OpenAPI, and every resource through the
+//! generic REST storage.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::Bytes;
+use ferrokube_api::registry::{Registry, ResourceDef};
+use ferrokube_api::status::ApiError;
+use ferrokube_store::Store;
+use futures::StreamExt;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::authn::{TokenAuthenticator, UserInfo};
+use crate::discovery::{self, Discovery};
+use crate::encoding::{self, ListMeta};
+use crate::options::{ListOptions, Query};
+use crate::pki::{self, Pki};
+use crate::request_info::{self, RequestInfo};
+use crate::rest::{cache_error, Filter, Rest};
+use crate::table::{self, IncludeObject};
+use crate::watchcache::{CacheWatcher, EventType, FieldsFn, WatchCache};
+
+/// Request bodies larger than this get 413.
+pub const MAX_BODY: usize = 3 * 1024 * 1024;
+
+/// The Kubernetes version served (the minor matches the k8s-openapi types).
+pub const KUBE_VERSION: (&str, &str) = ("1", "33");
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// How the API server is set up.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    pub port: u16,
+    pub write_kubeconfig: Option<PathBuf>,
+    pub node_name: String,
+    pub service_ip: Option<IpAddr>,
+    pub max_in_flight: usize,
+}
+
+/// A running API server.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub pki: Pki,
+    pub kubeconfig: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Waits until the server has stopped (after its token is cancelled).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+struct App {
+    rest: Rest,
+    discovery: Discovery,
+    tokens: TokenAuthenticator,
+    in_flight: Semaphore,
+}
+
+fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(
+            Full::new(body)
+                .map_err(|never: Infallible| match never {})
+                .boxed(),
+        )
+        .unwrap_or_else(|_| {
+            Response::new(
+                Full::new(Bytes::new())
+                    .map_err(|never: Infallible| match never {})
+                    .boxed(),
+            )
+        })
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    full(status, "application/json", Bytes::from(v.to_string()))
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = json_response(status, &e.to_status());
+    if e.code == 429 {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
+    full(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
+}
+
+fn version_info() -> Value {
+    json!({
+        "major": KUBE_VERSION.0,
+        "minor": KUBE_VERSION.1,
+        "gitVersion": format!("v{}.{}.0+ferrokube", KUBE_VERSION.0, KUBE_VERSION.1),
+        "gitCommit": "ferrokube",
+        "gitTreeState": "clean",
+        "buildDate": "1970-01-01T00:00:00Z",
+        "goVersion": "n/a (rust)",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
+    })
+}
+
+/// The fields the watch cache indexes for a resource.
+fn fields_fn(def: &ResourceDef) -> FieldsFn {
+    let (group, plural) = (def.group, def.plural);
+    Arc::new(move |v: &Value| ferrokube_api::fields::field_set(group, plural, v))
+}
+
+/// Starts the API server; returns once it listens.
+pub async fn start(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let sans = pki::serving_names(&config.node_name, config.service_ip);
+    let pki = Pki::ensure(&config.data_dir, sans).context("preparing certificates")?;
+
+    let registry = Registry::default();
+    let resources = registry
+        .all()
+        .iter()
+        .map(|d| (d.storage_prefix.to_string(), fields_fn(d)))
+        .collect();
+    let cache = WatchCache::start(
+        store.clone(),
+        "/registry/",
+        resources,
+        crate::watchcache::DEFAULT_HISTORY,
+        cancel.child_token(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))?;
+    let mut tokens = TokenAuthenticator::default();
+    tokens.add(
+        &pki.admin_token,
+        UserInfo {
+            name: "system:admin".into(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+        },
+    );
+    let app = Arc::new(App {
+        discovery: Discovery::build(&registry),
+        rest: Rest {
+            registry,
+            store,
+            cache,
+        },
+        tokens,
+        in_flight: Semaphore::new(config.max_in_flight.max(1)),
+    });
+    app.rest
+        .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
+        .await?;
+
+    let tls = tls_config(&pki)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
+        .await
+        .with_context(|| format!("listening on {}:{}", config.bind_address, config.port))?;
+    let addr = listener.local_addr()?;
+    let host = if config.bind_address.is_unspecified() || config.bind_address.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        match config.bind_address {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        }
+    };
+    let server_url = format!("https://{host}:{}", addr.port());
+    let kubeconfig = config.data_dir.join("kubeconfig.yaml");
+    pki.write_kubeconfig(&kubeconfig, &server_url)?;
+    if let Some(extra) = &config.write_kubeconfig {
+        pki.write_kubeconfig(extra, &server_url)
+            .with_context(|| format!("writing {}", extra.display()))?;
+    }
+    tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
+
+    let task = tokio::spawn(accept_loop(listener, acceptor, app, cancel));
+    Ok(RunningServer {
+        addr,
+        pki,
+        kubeconfig,
+        task,
+    })
+}
+
+fn tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()) {
+        roots.add(c?)?;
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .allow_unauthenticated()
+    .build()?;
+    let certs: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes())
+            .chain(CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()))
+            .collect::<Result<_, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes())?;
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    app: Arc<App>,
+    cancel: CancellationToken,
+) {
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
+            let cert_user = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .and_then(|c| UserInfo::from_cert_der(c));
+            let service = hyper::service::service_fn(move |req| {
+                let app = app.clone();
+                let user = cert_user.clone();
+                async move { Ok::<_, Infallible>(handle(app, req, user).await) }
+            });
+            let builder =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            let conn =
+                builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                }
+                _ = cancel.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
+                }
+            }
+        });
+    }
+}
+
+fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    cert_user: Option<UserInfo>,
+) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    // Open to everyone.
+    match path.as_str() {
+        "/healthz" | "/livez" => return text(StatusCode::OK, "ok"),
+        "/readyz" => {
+            return match app.rest.store.current_revision().await {
+                Ok(_) => text(StatusCode::OK, "ok"),
+                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "datastore not reachable"),
+            }
+        }
+        "/version" => return json_response(StatusCode::OK, &version_info()),
+        _ => {}
+    }
+    let user = cert_user.or_else(|| {
+        app.tokens
+            .authenticate(header_str(&req, header::AUTHORIZATION))
+    });
+    let Some(_user) = user else {
+        return error_response(&ApiError::unauthorized());
+    };
+    let query = Query::parse(req.uri().query());
+    let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
+    let info = request_info::parse(req.method().as_str(), &path, watch_flag);
+    let long_running = info.verb == "watch";
+    let _permit = if long_running {
+        None
+    } else {
+        match app.in_flight.try_acquire() {
+            Ok(p) => Some(p),
+            Err(_) => return error_response(&ApiError::too_many_requests(1)),
+        }
+    };
+    let result = if info.is_resource_request {
+        resource_request(&app, req, &info, &query).await
+    } else {
+        non_resource(&app, &req, &path)
+    };
+    match result {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    }
+}
+
+fn non_resource(
+    app: &App,
+    req: &Request<Incoming>,
+    path: &str,
+) -> Result<Response<Body>, ApiError> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let accept = header_str(req, header::ACCEPT);
+    let d = &app.discovery;
+    let aggregated = discovery::wants_aggregated(accept);
+    let doc = match path.trim_end_matches('/') {
+        "/api" if aggregated => {
+            return Ok(full(
+                StatusCode::OK,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                Bytes::from(d.aggregated_core.to_string()),
+            ))
+        }
+        "/apis" if aggregated => {
+            return Ok(full(
+                StatusCode::OK,
+                discovery::AGGREGATED_CONTENT_TYPE,
+                Bytes::from(d.aggregated_groups.to_string()),
+            ))
+        }
+        "/api" => d.api_versions.clone(),
+        "/apis" => d.api_group_list.clone(),
+        "/api/v1" => d
+            .resources("v1")
+            .cloned()
+            .ok_or_else(ApiError::no_such_path)?,
+        "/openapi/v3" => crate::openapi::root(&app.rest.registry),
+        p if p.starts_with("/openapi/v3/") => {
+            crate::openapi::group_version(&app.rest.registry, &p["/openapi/v3/".len()..])
+                .ok_or_else(ApiError::no_such_path)?
+        }
+        p if p.starts_with("/apis/") => {
+            let rest = &p["/apis/".len()..];
+            match rest.split_once('/') {
+                None => d.group(rest).cloned().ok_or_else(ApiError::no_such_path)?,
+                Some(_) => d
+                    .resources(rest)
+                    .cloned()
+                    .ok_or_else(ApiError::no_such_path)?,
+            }
+        }
+        _ => return Err(ApiError::no_such_path()),
+    };
+    Ok(json_response(StatusCode::OK, &doc))
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::too_large(MAX_BODY))
+        }
+        Err(e) => Err(ApiError::bad_request(format!(
+            "reading the request body: {e}"
+        ))),
+    }
+}
+
+fn object_response(
+    status: StatusCode,
+    def: &ResourceDef,
+    obj: &Value,
+    accept: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    if table::wants_table(accept) {
+        let include =
+            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+        let rv = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        return Ok(json_response(
+            status,
+            &table::table(
+                def.group,
+                def.kind,
+                std::slice::from_ref(obj),
+                rv,
+                include,
+                None,
+            ),
+        ));
+    }
+    Ok(json_response(status, obj))
+}
+
+async fn resource_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let def = app
+        .rest
+        .registry
+        .get(&info.group, &info.version, &info.resource)
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    if !info.subresource.is_empty() && def.subresource(&info.subresource).is_none() {
+        return Err(ApiError::no_such_path());
+    }
+    if def.namespaced
+        && info.namespace.is_empty()
+        && !matches!(info.verb.as_str(), "list" | "watch")
+    {
+        return Err(ApiError::no_such_path());
+    }
+    if !def.namespaced && !info.namespace.is_empty() {
+        return Err(ApiError::no_such_path());
+    }
+    let accept = header_str(&req, header::ACCEPT).to_string();
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let ns = info.namespace.as_str();
+    let name = info.name.as_str();
+    let sub = info.subresource.as_str();
+    if !matches!(sub, "" | "status") {
+        return Err(ApiError::method_not_allowed(format!(
+            "the {sub} subresource of {} is not served yet",
+            def.plural
+        )));
+    }
+    let rest = &app.rest;
+    match info.verb.as_str() {
+        "get" => {
+            let obj = rest.get(&def, ns, name).await?;
+            object_response(StatusCode::OK, &def, &obj, &accept, query)
+        }
+        "list" => {
+            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let filter = Filter::new(&def, &opts, "")?;
+            let res = rest.list(&def, ns, &opts, &filter).await?;
+            list_response(&def, res, &accept, query)
+        }
+        "watch" => {
+            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let filter = Filter::new(&def, &opts, name)?;
+            watch_response(app, &def, ns, opts, filter, &accept, query).await
+        }
+        "create" => {
+            if !name.is_empty() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not allowed on a named object",
+                ));
+            }
+            check_json(&content_type)?;
+            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let body = read_body(req.into_body()).await?;
+            let obj = rest.object_from_body(&def, ns, &body)?;
+            let created = rest.create(&def, ns, obj, &opts).await?;
+            object_response(StatusCode::CREATED, &def, &created, &accept, query)
+        }
+        "update" => {
+            check_json(&content_type)?;
+            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let body = read_body(req.into_body()).await?;
+            let obj = rest.object_from_body(&def, ns, &body)?;
+            let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
+            object_response(StatusCode::OK, &def, &updated, &accept, query)
+        }
+        "patch" => {
+            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let body = read_body(req.into_body()).await?;
+            let patched = rest
+                .patch(&def, ns, name, &content_type, &body, sub, &opts)
+                .await?;
+            object_response(StatusCode::OK, &def, &patched, &accept, query)
+        }
+        "delete" => {
+            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let body = read_body(req.into_body()).await?;
+            let opts = Rest::delete_options(opts, &body)?;
+            let obj = rest.delete(&def, ns, name, &opts).await?;
+            object_response(StatusCode::OK, &def, &obj, &accept, query)
+        }
+        "deletecollection" => {
+            let list_opts = query.list_options().map_err(ApiError::bad_request)?;
+            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let body = read_body(req.into_body()).await?;
+            let opts = Rest::delete_options(opts, &body)?;
+            let filter = Filter::new(&def, &list_opts, "")?;
+            let deleted = rest
+                .delete_collection(&def, ns, &list_opts, &filter, &opts)
+                .await?;
+            let items: Vec<Bytes> = deleted.iter().map(|v| Bytes::from(v.to_string())).collect();
+            let body = encoding::list_body(
+                &def.list_kind(),
+                &def.api_version(),
+                &ListMeta::default(),
+                items.iter().map(|b| b.as_ref()),
+            );
+            Ok(full(StatusCode::OK, "application/json", body))
+        }
+        other => Err(ApiError::method_not_allowed(format!(
+            "{other} is not supported"
+        ))),
+    }
+}
+
+fn check_json(content_type: &str) -> Result<(), ApiError> {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media.is_empty() || media == "application/json" || media == "*/*" {
+        Ok(())
+    } else {
+        Err(ApiError::unsupported_media_type(
+            media,
+            &["application/json"],
+        ))
+    }
+}
+
+fn list_response(
+    def: &ResourceDef,
+    res: crate::rest::ListResult,
+    accept: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let rv = res.revision.to_string();
+    if table::wants_table(accept) {
+        let include =
+            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+        let objects: Vec<Value> = res
+            .items
+            .iter()
+            .map(|b| serde_json::from_slice(b).map_err(ApiError::internal))
+            .collect::<Result<_, _>>()?;
+        return Ok(json_response(
+            StatusCode::OK,
+            &table::table(
+                def.group,
+                def.kind,
+                &objects,
+                &rv,
+                include,
+                res.continue_token.as_deref(),
+            ),
+        ));
+    }
+    let meta = ListMeta {
+        resource_version: rv,
+        continue_token: res.continue_token,
+        remaining_item_count: res.remaining,
+    };
+    let body = encoding::list_body(
+        &def.list_kind(),
+        &def.api_version(),
+        &meta,
+        res.items.iter().map(|b| b.as_ref()),
+    );
+    Ok(full(StatusCode::OK, "application/json", body))
+}
+
+/// Streams a watch: the initial state where asked, then every change, as
+/// newline-delimited JSON events (Tables for kubectl's `get -w`).
+async fn watch_response(
+    app: &Arc<App>,
+    def: &ResourceDef,
+    ns: &str,
+    opts: ListOptions,
+    filter: Filter,
+    accept: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let cache = app
+        .rest
+        .cache
+        .resource(def.storage_prefix)
+        .ok_or_else(|| ApiError::internal("no watch cache"))?
+        .clone();
+    let prefix = def.list_prefix(ns);
+    let as_table = table::wants_table(accept);
+    let include =
+        IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+    let send_initial = opts.send_initial_events.unwrap_or(false);
+    // What to send first, and the watcher for what follows.
+    let (initial, watcher, too_old): (
+        Vec<Arc<crate::watchcache::CachedObject>>,
+        Option<CacheWatcher>,
+        Option<ApiError>,
+    ) = match opts.resource_version.as_deref() {
+        None | Some("0") => {
+            if opts.resource_version.is_none() {
+                app.rest
+                    .cache
+                    .sync(Duration::from_secs(3))
+                    .await
+                    .map_err(cache_error)?;
+            }
+            let rev = app.rest.cache.revision();
+            let (objs, w) = cache.snapshot_and_watch(&prefix, rev);
+            (objs, Some(w), None)
+        }
+        Some(rv) => {
+            let rev = crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+            if send_initial {
+                app.rest
+                    .cache
+                    .wait_for(rev, Duration::from_secs(3))
+                    .await
+                    .map_err(cache_error)?;
+                let (objs, w) = cache.snapshot_and_watch(&prefix, app.rest.cache.revision());
+                (objs, Some(w), None)
+            } else {
+                match cache.watch_from(rev) {
+                    Ok(w) => (Vec::new(), Some(w), None),
+                    Err(e) => (Vec::new(), None, Some(cache_error(e))),
+                }
+            }
+        }
+    };
+    let skip_initial = opts.resource_version.is_some() && !send_initial;
+    let kind = def.kind;
+    let group = def.group;
+    let api_version = def.api_version();
+    let def_owned = def.clone();
+    let encode_obj = move |t: EventType, json: &Bytes| -> Bytes {
+        if as_table {
+            let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let t_obj = table::table(group, kind, &[v], &rv, include, None);
+            encoding::watch_frame(t, t_obj.to_string().as_bytes())
+        } else {
+            encoding::watch_frame(t, json)
+        }
+    };
+    let _ = def_owned;
+    let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800).min(3600));
+    let bookmarks = opts.allow_watch_bookmarks;
+    let cache_all = app.rest.cache.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(256);
+    tokio::spawn(async move {
+        let send = |b: Bytes| {
+            let tx = tx.clone();
+            async move { tx.send(Ok(Frame::data(b))).await.is_ok() }
+        };
+        if let Some(e) = too_old {
+            let _ = send(encoding::error_frame(e.to_status().to_string().as_bytes())).await;
+            return;
+        }
+        let Some(mut watcher) = watcher else { return };
+        if !skip_initial {
+            for o in initial.iter().filter(|o| filter.matches(o)) {
+                if !send(encode_obj(EventType::Added, &o.json)).await {
+                    return;
+                }
+            }
+            if send_initial {
+                let rv = watcher.last_revision().to_string();
+                if !send(encoding::bookmark_frame(kind, &api_version, &rv, true)).await {
+                    return;
+                }
+            }
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut bookmark_tick = tokio::time::interval(Duration::from_secs(30));
+        bookmark_tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = tx.closed() => return,
+                _ = bookmark_tick.tick(), if bookmarks => {
+                    let rv = cache_all.revision().max(watcher.last_revision()).to_string();
+                    if !send(encoding::bookmark_frame(kind, &api_version, &rv, false)).await {
+                        return;
+                    }
+                }
+                ev = watcher.next() => match ev {
+                    Ok(ev) => {
+                        if let Some((t, obj)) = ev.filtered(|o| filter.matches(o) && o.key.starts_with(&prefix)) {
+                            if !send(encode_obj(t, &obj.json)).await {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = send(encoding::error_frame(cache_error(e).to_status().to_string().as_bytes())).await;
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    let body = StreamBody::new(stream.map(|r| r));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(BodyExt::boxed(body))
+        .map_err(ApiError::internal)
+}

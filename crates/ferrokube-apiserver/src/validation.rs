@@ -1,0 +1,310 @@
+//! Defaulting and validation of objects on write, as Kubernetes does them for
+//! the built-in kinds. So far: object names by each kind's rule, labels, and
+//! the defaults users see most (namespace phase, pod restart and DNS policy,
+//! service type, deployment strategy and limits).
+
+use ferrokube_api::labels;
+use ferrokube_api::registry::ResourceDef;
+use ferrokube_api::status::FieldError;
+use serde_json::{json, Value};
+
+/// A DNS-1123 label: lower-case alphanumerics and '-', at most 63.
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1035 label: a DNS-1123 label starting with a letter.
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+fn name_error(kind_rule: &str, name: &str) -> FieldError {
+    let detail = match kind_rule {
+        "label" => "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
+        "1035" => "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
+        _ => "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
+    };
+    FieldError::invalid("metadata.name", name, detail)
+}
+
+/// Checks what every object must satisfy, and the kind's own rules.
+pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let rule = match (def.group, def.kind) {
+        ("", "Namespace") => "label",
+        ("", "Service") => "1035",
+        _ => "subdomain",
+    };
+    let ok = match rule {
+        "label" => is_dns1123_label(name),
+        "1035" => is_dns1035_label(name),
+        _ => labels::valid_dns_subdomain(name),
+    };
+    if name.is_empty() {
+        errs.push(FieldError::required(
+            "metadata.name",
+            "name or generateName is required",
+        ));
+    } else if !ok {
+        errs.push(name_error(rule, name));
+    }
+    if let Some(l) = obj.pointer("/metadata/labels") {
+        match l.as_object() {
+            Some(m) => {
+                for (k, v) in m {
+                    if let Err(e) = labels::validate_key(k) {
+                        errs.push(FieldError::invalid("metadata.labels", k.as_str(), e));
+                    }
+                    match v.as_str() {
+                        Some(s) => {
+                            if let Err(e) = labels::validate_value(s) {
+                                errs.push(FieldError::invalid(
+                                    format!("metadata.labels[{k}]"),
+                                    s,
+                                    e,
+                                ));
+                            }
+                        }
+                        None => errs.push(FieldError::invalid(
+                            format!("metadata.labels[{k}]"),
+                            v.clone(),
+                            "must be a string",
+                        )),
+                    }
+                }
+            }
+            None if l.is_null() => {}
+            None => errs.push(FieldError::invalid(
+                "metadata.labels",
+                l.clone(),
+                "must be a map of strings",
+            )),
+        }
+    }
+    match (def.group, def.kind) {
+        ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut errs),
+        ("apps", "Deployment")
+        | ("apps", "ReplicaSet")
+        | ("apps", "StatefulSet")
+        | ("apps", "DaemonSet") => {
+            validate_pod_spec(
+                obj.pointer("/spec/template/spec"),
+                "spec.template.spec",
+                &mut errs,
+            );
+            if obj.pointer("/spec/selector").is_none() {
+                errs.push(FieldError::required("spec.selector", ""));
+            }
+        }
+        ("", "ConfigMap") => {
+            if let Some(data) = obj.get("data").and_then(Value::as_object) {
+                for (k, v) in data {
+                    if !v.is_string() {
+                        errs.push(FieldError::invalid(
+                            format!("data[{k}]"),
+                            v.clone(),
+                            "must be a string",
+                        ));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+    errs
+}
+
+fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    let Some(spec) = spec else {
+        errs.push(FieldError::required(path, ""));
+        return;
+    };
+    let containers = spec.get("containers").and_then(Value::as_array);
+    match containers {
+        None => errs.push(FieldError::required(format!("{path}.containers"), "")),
+        Some(cs) if cs.is_empty() => {
+            errs.push(FieldError::required(format!("{path}.containers"), ""))
+        }
+        Some(cs) => {
+            let mut seen = std::collections::HashSet::new();
+            for (i, c) in cs.iter().enumerate() {
+                let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+                if name.is_empty() {
+                    errs.push(FieldError::required(
+                        format!("{path}.containers[{i}].name"),
+                        "",
+                    ));
+                } else if !is_dns1123_label(name) {
+                    errs.push(FieldError::invalid(format!("{path}.containers[{i}].name"), name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
+                } else if !seen.insert(name.to_string()) {
+                    errs.push(FieldError::duplicate(
+                        format!("{path}.containers[{i}].name"),
+                        name,
+                    ));
+                }
+                if c.get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .is_empty()
+                {
+                    errs.push(FieldError::required(
+                        format!("{path}.containers[{i}].image"),
+                        "",
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn set_default(v: &mut Value, key: &str, default: Value) {
+    if let Some(m) = v.as_object_mut() {
+        m.entry(key.to_string()).or_insert(default);
+    }
+}
+
+fn default_pod_spec(spec: &mut Value) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    if let Some(cs) = spec.get_mut("containers").and_then(Value::as_array_mut) {
+        for c in cs {
+            let image = c
+                .get("image")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let tag_latest = !image.contains(':') || image.ends_with(":latest");
+            let digest = image.contains('@');
+            set_default(
+                c,
+                "imagePullPolicy",
+                json!(if tag_latest && !digest {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                }),
+            );
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            set_default(c, "resources", json!({}));
+        }
+    }
+}
+
+/// Fills in Kubernetes' defaults on a new object.
+pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
+        ("", "Namespace") => {
+            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
+            obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "Pod") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+            if obj.get("status").is_none() {
+                obj["status"] = json!({"phase": "Pending"});
+            }
+        }
+        ("", "Service") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                set_default(spec, "type", json!("ClusterIP"));
+                set_default(spec, "sessionAffinity", json!("None"));
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                        if let Some(port) = p.get("port").cloned() {
+                            set_default(p, "targetPort", port);
+                        }
+                    }
+                }
+            }
+        }
+        ("apps", "Deployment") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                set_default(spec, "replicas", json!(1));
+                set_default(spec, "revisionHistoryLimit", json!(10));
+                set_default(spec, "progressDeadlineSeconds", json!(600));
+                set_default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+                );
+                if let Some(t) = spec.pointer_mut("/template/spec") {
+                    default_pod_spec(t);
+                }
+            }
+        }
+        ("apps", "ReplicaSet") | ("", "ReplicationController") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                set_default(spec, "replicas", json!(1));
+                if let Some(t) = spec.pointer_mut("/template/spec") {
+                    default_pod_spec(t);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrokube_api::registry::Registry;
+
+    #[test]
+    fn names_by_kind() {
+        let r = Registry::default();
+        let ns = r.get("", "v1", "namespaces").unwrap();
+        let cm = r.get("", "v1", "configmaps").unwrap();
+        let svc = r.get("", "v1", "services").unwrap();
+        let obj = |n: &str| json!({"metadata": {"name": n}});
+        assert!(validate(ns, &obj("team-a")).is_empty());
+        assert!(!validate(ns, &obj("team.a")).is_empty());
+        assert!(validate(cm, &obj("app.config")).is_empty());
+        assert!(!validate(cm, &obj("App")).is_empty());
+        assert!(!validate(svc, &obj("1web")).is_empty());
+        assert!(validate(svc, &obj("web1")).is_empty());
+        let bad_label = json!({"metadata": {"name": "x", "labels": {"a b": "c"}}});
+        assert_eq!(validate(cm, &bad_label)[0].field, "metadata.labels");
+    }
+
+    #[test]
+    fn pods_need_containers_with_images() {
+        let r = Registry::default();
+        let pods = r.get("", "v1", "pods").unwrap();
+        let errs = validate(
+            pods,
+            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}, {"name": "c", "image": "x"}]}}),
+        );
+        let fields: Vec<_> = errs.iter().map(|e| e.to_string()).collect();
+        assert!(
+            fields.contains(&"spec.containers[0].image: Required value".to_string()),
+            "{fields:?}"
+        );
+        assert!(fields
+            .iter()
+            .any(|f| f.starts_with("spec.containers[1].name: Duplicate value")));
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}, {"name": "d", "image": "busybox:1.36"}]}});
+        default_on_create(pods, &mut pod);
+        assert_eq!(pod["spec"]["restartPolicy"], "Always");
+        assert_eq!(pod["spec"]["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(
+            pod["spec"]["containers"][1]["imagePullPolicy"],
+            "IfNotPresent"
+        );
+        assert_eq!(pod["status"]["phase"], "Pending");
+    }
+}
