@@ -1,0 +1,533 @@
+//! The real kubectl against a ferrokube server started by the test: what a
+//! user types, and what they see.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{kubectl_with, Cluster};
+
+fn write_manifest(cluster: &Cluster, name: &str, yaml: &str) -> String {
+    let path = cluster.data_dir().join(name);
+    std::fs::write(&path, yaml).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const APP: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  labels: {app: web, tier: front}
+data:
+  mode: fast
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: busybox:1.36
+        ports: [{containerPort: 80}]
+      - name: sidecar
+        image: busybox:1.36
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, name: http}]
+"#;
+
+#[test]
+fn version_discovery_and_builtin_namespaces() {
+    let c = Cluster::start();
+    let v = c.kubectl_ok(&["version", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&v).unwrap();
+    assert_eq!(v["serverVersion"]["major"], "1");
+    assert_eq!(v["serverVersion"]["minor"], "33");
+    let res = c.kubectl_ok(&["api-resources"]);
+    for (name, short) in [
+        ("pods", "po"),
+        ("services", "svc"),
+        ("deployments", "deploy"),
+        ("namespaces", "ns"),
+        ("replicasets", "rs"),
+    ] {
+        let line = res
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from api-resources:\n{res}"));
+        assert!(line.split_whitespace().any(|w| w == short), "{line}");
+    }
+    let ns = c.kubectl_ok(&["get", "namespaces", "-o", "name"]);
+    for n in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(ns.contains(&format!("namespace/{n}")), "{ns}");
+    }
+    // `get all` uses the `all` category.
+    let all = c.kubectl_ok(&["get", "all", "-A"]);
+    assert!(
+        all.contains("No resources found") || all.is_empty() || all.contains("NAME"),
+        "{all}"
+    );
+}
+
+#[test]
+fn apply_get_and_apply_again_unchanged() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    let out = c.kubectl_ok(&["apply", "-f", &f]);
+    assert!(out.contains("configmap/settings created"), "{out}");
+    assert!(out.contains("deployment.apps/web created"), "{out}");
+    assert!(out.contains("service/web created"), "{out}");
+    let again = c.kubectl_ok(&["apply", "-f", &f]);
+    assert_eq!(again.matches("unchanged").count(), 3, "{again}");
+
+    let table = c.kubectl_ok(&["get", "deployments"]);
+    let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]);
+    assert!(table.contains("web") && table.contains("0/2"), "{table}");
+    let svc = c.kubectl_ok(&["get", "svc", "web"]);
+    assert!(
+        svc.starts_with("NAME") && svc.contains("ClusterIP") && svc.contains("80/TCP"),
+        "{svc}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    assert_eq!(
+        json["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%",
+        "defaulted"
+    );
+    assert_eq!(json["spec"]["revisionHistoryLimit"], 10);
+    assert_eq!(json["metadata"]["generation"], 1);
+    assert!(json["metadata"]["uid"].as_str().unwrap().len() == 36);
+    let yaml = c.kubectl_ok(&["get", "cm", "settings", "-o", "yaml"]);
+    assert!(
+        yaml.contains("mode: fast") && yaml.contains("resourceVersion:"),
+        "{yaml}"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]),
+        "fast"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "-l", "app=web", "-o", "name"])
+            .trim(),
+        "configmap/settings"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "-l", "tier in (back)", "-o", "name"])
+            .trim(),
+        ""
+    );
+    let cc = c.kubectl_ok(&[
+        "get",
+        "deploy",
+        "-o",
+        "custom-columns=NAME:.metadata.name,REPLICAS:.spec.replicas",
+    ]);
+    assert!(
+        cc.lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            == ["web", "2"],
+        "{cc}"
+    );
+    let sel = c.kubectl_ok(&[
+        "get",
+        "cm",
+        "--field-selector",
+        "metadata.name=settings",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(sel.trim(), "configmap/settings");
+    let all_ns = c.kubectl_ok(&["get", "cm", "-A"]);
+    assert!(
+        all_ns.lines().next().unwrap().starts_with("NAMESPACE"),
+        "{all_ns}"
+    );
+    let described = c.kubectl_ok(&["describe", "deployment", "web"]);
+    assert!(
+        described.contains("Name:") && described.contains("web"),
+        "{described}"
+    );
+}
+
+#[test]
+fn label_annotate_patch_set_image_and_delete() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    c.kubectl_ok(&["label", "cm", "settings", "owner=team-a"]);
+    c.kubectl_ok(&["annotate", "cm", "settings", "note=hello"]);
+    c.kubectl_ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"b":"2"}}"#,
+    ]);
+    c.kubectl_ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/data/c","value":"3"}]"#,
+    ]);
+    c.kubectl_ok(&["patch", "cm", "settings", "-p", r#"{"data":{"d":"4"}}"#]);
+    let cm: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "cm", "settings", "-o", "json"])).unwrap();
+    assert_eq!(cm["metadata"]["labels"]["owner"], "team-a");
+    assert_eq!(cm["metadata"]["annotations"]["note"], "hello");
+    assert_eq!(
+        cm["data"],
+        serde_json::json!({"mode": "fast", "b": "2", "c": "3", "d": "4"})
+    );
+    c.kubectl_ok(&["label", "cm", "settings", "owner-"]);
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "cm",
+            "settings",
+            "-o",
+            "jsonpath={.metadata.labels.owner}"
+        ]),
+        ""
+    );
+
+    // set image: a strategic merge patch of one container, by name.
+    c.kubectl_ok(&["set", "image", "deployment/web", "web=busybox:1.37"]);
+    let d: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    let cs = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cs.len(), 2);
+    assert_eq!(cs[0]["image"], "busybox:1.37");
+    assert_eq!(cs[1]["image"], "busybox:1.36");
+    assert_eq!(
+        d["metadata"]["generation"], 2,
+        "spec change bumps generation"
+    );
+    // A metadata-only change does not.
+    c.kubectl_ok(&["label", "deploy", "web", "x=y"]);
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.generation}"
+        ]),
+        "2"
+    );
+
+    let out = c.kubectl_ok(&["delete", "cm", "settings"]);
+    assert!(out.contains(r#"configmap "settings" deleted"#), "{out}");
+    let gone = c.kubectl(&["get", "cm", "settings"]);
+    assert!(!gone.status.success());
+    assert!(
+        stderr(&gone).contains(r#"configmaps "settings" not found"#),
+        "{}",
+        stderr(&gone)
+    );
+}
+
+#[test]
+fn stale_replace_conflicts_and_dry_run_changes_nothing() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    let stale = c.kubectl_ok(&["get", "cm", "settings", "-o", "json"]);
+    c.kubectl_ok(&[
+        "patch",
+        "cm",
+        "settings",
+        "--type=merge",
+        "-p",
+        r#"{"data":{"mode":"slow"}}"#,
+    ]);
+    let mut obj: serde_json::Value = serde_json::from_str(&stale).unwrap();
+    obj["data"]["mode"] = "stale".into();
+    let path = write_manifest(&c, "stale.json", &obj.to_string());
+    let out = c.kubectl(&["replace", "-f", &path]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the object has been modified"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]),
+        "slow"
+    );
+
+    let extra = write_manifest(
+        &c,
+        "extra.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry}\ndata: {a: b}\n",
+    );
+    let out = c.kubectl_ok(&["apply", "-f", &extra, "--dry-run=server"]);
+    assert!(
+        out.contains("configmap/dry created (server dry run)"),
+        "{out}"
+    );
+    assert!(
+        !c.kubectl(&["get", "cm", "dry"]).status.success(),
+        "dry run persisted"
+    );
+}
+
+#[test]
+fn bad_input_gets_kubernetes_errors() {
+    let c = Cluster::start();
+    let bad_name = write_manifest(
+        &c,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\n",
+    );
+    let out = c.kubectl(&["apply", "-f", &bad_name]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            r#"ConfigMap "Bad_Name" is invalid: metadata.name: Invalid value: "Bad_Name""#
+        ),
+        "{err}"
+    );
+    let no_ns = write_manifest(
+        &c,
+        "nons.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: missing}\n",
+    );
+    let out = c.kubectl(&["create", "-f", &no_ns]);
+    assert!(
+        stderr(&out).contains(r#"namespaces "missing" not found"#),
+        "{}",
+        stderr(&out)
+    );
+    let pod = write_manifest(
+        &c,
+        "pod.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n",
+    );
+    let out = c.kubectl(&["create", "-f", &pod]);
+    assert!(
+        stderr(&out).contains("spec.containers[0].image: Required value"),
+        "{}",
+        stderr(&out)
+    );
+    // Malformed JSON straight to the API.
+    let junk = write_manifest(&c, "junk.json", "{not json");
+    let out = c.kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-f",
+        &junk,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("could not be decoded"),
+        "{}",
+        stderr(&out)
+    );
+    // Nothing was written by any of them.
+    assert_eq!(c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]).trim(), "");
+    // Unknown paths are 404s.
+    let out = c.kubectl(&["get", "--raw", "/apis/nope.example.com/v1/things"]);
+    assert!(
+        stderr(&out).contains("NotFound") || stderr(&out).contains("not found"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn requests_without_credentials_are_refused() {
+    let c = Cluster::start();
+    // The same cluster, no user.
+    let kc = std::fs::read_to_string(c.kubeconfig()).unwrap();
+    let no_user: String = kc
+        .lines()
+        .filter(|l| !l.contains("client-certificate-data") && !l.contains("client-key-data"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let path = c.data_dir().join("nouser.yaml");
+    std::fs::write(&path, no_user).unwrap();
+    let out = kubectl_with(&path, &["--token", "not-a-token", "get", "namespaces"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Unauthorized") || err.contains("provide credentials"),
+        "{err}"
+    );
+    // /version and /healthz stay open.
+    let v = kubectl_with(
+        &path,
+        &["--token", "not-a-token", "get", "--raw", "/healthz"],
+    );
+    assert_eq!(String::from_utf8_lossy(&v.stdout), "ok");
+    // The admin bearer token works.
+    let token = std::fs::read_to_string(c.data_dir().join("tls/admin.token")).unwrap();
+    let out = kubectl_with(
+        &path,
+        &[
+            "--token",
+            token.trim(),
+            "get",
+            "ns",
+            "default",
+            "-o",
+            "name",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "namespace/default",
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn chunked_lists_and_watch() {
+    let c = Cluster::start();
+    let mut docs = String::new();
+    for i in 0..7 {
+        docs.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{i: \"{i}\"}}\n"));
+    }
+    let f = write_manifest(&c, "many.yaml", &docs);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    let chunked = c.kubectl_ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
+    let names: Vec<&str> = chunked.lines().collect();
+    assert_eq!(names.len(), 7, "{chunked}");
+    let raw = c.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?limit=3",
+    ]);
+    let page: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 3);
+    assert_eq!(page["metadata"]["remainingItemCount"], 4);
+    assert!(page["metadata"]["continue"].as_str().is_some());
+
+    // A watch sees a new object arrive.
+    let mut w = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["get", "configmaps", "--watch", "--output-watch-events"])
+        .env_remove("KUBECONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = w.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // The header, then the initial state as ADDED events.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while seen.len() < 8 && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            seen.push(l);
+        }
+    }
+    assert_eq!(seen.len(), 8, "header and initial events: {seen:?}");
+    assert!(
+        seen[0]
+            .split_whitespace()
+            .eq(["EVENT", "NAME", "DATA", "AGE"]),
+        "{seen:?}"
+    );
+    assert!(seen[1..].iter().all(|l| l.starts_with("ADDED")), "{seen:?}");
+    let late = write_manifest(
+        &c,
+        "late.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: late}\n",
+    );
+    c.kubectl_ok(&["apply", "-f", &late]);
+    let mut got = None;
+    while Instant::now() < deadline + Duration::from_secs(10) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            if l.contains("late") {
+                got = Some(l);
+                break;
+            }
+        }
+    }
+    let _ = w.kill();
+    let _ = w.wait();
+    let line = got.expect("the watch never saw configmap late");
+    assert!(
+        line.split_whitespace().eq(["ADDED", "late", "0", "0s"]),
+        "{line}"
+    );
+}
+
+#[test]
+fn namespace_deletion_and_restart() {
+    let mut c = Cluster::start();
+    let f = write_manifest(&c, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: team-a}\n");
+    c.kubectl_ok(&["apply", "-f", &f]);
+    c.kubectl_ok(&["delete", "namespace", "team-a", "--wait=false"]);
+    let phase = c.kubectl_ok(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase, "Terminating");
+    let more = write_manifest(
+        &c,
+        "more.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later, namespace: team-a}\n",
+    );
+    let out = c.kubectl(&["create", "-f", &more]);
+    assert!(
+        stderr(&out).contains("because it is being terminated"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A restart keeps the data and the credentials.
+    let kc_before = std::fs::read_to_string(c.kubeconfig()).unwrap();
+    c.restart();
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "x", "-n", "team-a", "-o", "name"])
+            .trim(),
+        "configmap/x"
+    );
+    let ca = |kc: &str| {
+        kc.lines()
+            .find(|l| l.contains("certificate-authority-data"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        ca(&kc_before),
+        ca(&std::fs::read_to_string(c.kubeconfig()).unwrap()),
+        "the CA changed"
+    );
+}
