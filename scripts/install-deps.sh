@@ -21,6 +21,12 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# The official Kubernetes Python client, for the client compatibility test.
+if ! python3 -c "import kubernetes" >/dev/null 2>&1; then
+  echo "install-deps: pip install kubernetes"
+  python3 -m pip install --quiet --disable-pip-version-check kubernetes
+fi
+
 if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: cargo install cargo-nextest"
   cargo install --locked cargo-nextest
