@@ -1,6 +1,7 @@
 //! The ferrokube API server: Kubernetes' REST API over the ferrokube store,
 //! served over HTTPS to the real kubectl and client libraries.
 
+pub mod allocator;
 pub mod authn;
 pub mod continue_token;
 pub mod discovery;

@@ -18,6 +18,7 @@ use ferrokube_api::status::{ApiError, FieldError};
 use ferrokube_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
 use serde_json::{json, Value};
 
+use crate::allocator::{AllocError, Allocator};
 use crate::objectmeta::{self, meta_str};
 use crate::options::{
     parse_propagation, DeleteOptions, ListOptions, Propagation, RvMatch, WriteOptions,
@@ -142,6 +143,38 @@ pub struct Rest {
     pub registry: Registry,
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
+    pub allocator: Allocator,
+}
+
+/// An address or port reserved for a Service being written.
+enum Reserved {
+    Ip(String),
+    Port(u32),
+}
+
+fn is_service(def: &ResourceDef) -> bool {
+    def.group.is_empty() && def.plural == "services"
+}
+
+fn alloc_error(
+    def: &ResourceDef,
+    name: &str,
+    field: &str,
+    value: Value,
+    e: AllocError,
+) -> ApiError {
+    let detail = match e {
+        AllocError::InUse => "provided value is already allocated".to_string(),
+        AllocError::OutOfRange => "provided value is not in the valid range".to_string(),
+        AllocError::Full => "range is full".to_string(),
+        AllocError::Store(m) => return ApiError::internal(m),
+    };
+    ApiError::invalid(
+        def.group,
+        def.kind,
+        name,
+        &[FieldError::invalid(field, value, detail)],
+    )
 }
 
 fn decode(kv: &KeyValue) -> ApiResult<Value> {
@@ -188,7 +221,150 @@ fn finalizers(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The addresses and ports a stored Service holds.
+fn service_reservations(svc: &Value) -> Vec<Reserved> {
+    let mut out = Vec::new();
+    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
+        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            out.push(Reserved::Ip(ip.to_string()));
+        }
+    }
+    if let Some(ports) = svc.pointer("/spec/ports").and_then(Value::as_array) {
+        for p in ports {
+            if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
+                out.push(Reserved::Port(n as u32));
+            }
+        }
+    }
+    out
+}
+
 impl Rest {
+    async fn release(&self, reserved: Vec<Reserved>) {
+        for r in reserved {
+            match r {
+                Reserved::Ip(ip) => self.allocator.release_ip(&ip).await,
+                Reserved::Port(p) => self.allocator.release_port(p).await,
+            }
+        }
+    }
+
+    /// Gives a new Service its cluster IP and node ports (or reserves the
+    /// ones it asks for).
+    async fn allocate_service(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        svc: &mut Value,
+    ) -> ApiResult<Vec<Reserved>> {
+        let owner = format!("{ns}/{name}");
+        let mut reserved = Vec::new();
+        let ty = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        let result = async {
+            if ty != "ExternalName" {
+                let asked = svc
+                    .pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+                let ip = match asked.as_str() {
+                    "None" => None,
+                    "" => Some(
+                        self.allocator
+                            .allocate_ip(&owner)
+                            .await
+                            .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([""]), e))?
+                            .to_string(),
+                    ),
+                    ip => {
+                        let parsed: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+                            ApiError::invalid(
+                                def.group,
+                                def.kind,
+                                name,
+                                &[FieldError::invalid(
+                                    "spec.clusterIPs[0]",
+                                    ip,
+                                    "must be a valid IP address",
+                                )],
+                            )
+                        })?;
+                        self.allocator
+                            .reserve_ip(parsed, &owner)
+                            .await
+                            .map_err(|e| {
+                                alloc_error(def, name, "spec.clusterIPs", json!([ip]), e)
+                            })?;
+                        Some(ip.to_string())
+                    }
+                };
+                if let Some(ip) = &ip {
+                    reserved.push(Reserved::Ip(ip.clone()));
+                }
+                if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+                    let ip = ip.unwrap_or_else(|| "None".into());
+                    spec.insert("clusterIP".into(), json!(ip));
+                    spec.insert("clusterIPs".into(), json!([ip]));
+                    spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+                    spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+                    spec.entry("internalTrafficPolicy")
+                        .or_insert(json!("Cluster"));
+                }
+            }
+            if ty == "NodePort" || ty == "LoadBalancer" {
+                let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
+                for (i, p) in ports.into_iter().flatten().enumerate() {
+                    let port = match p.get("nodePort").and_then(Value::as_u64) {
+                        Some(n) => {
+                            self.allocator
+                                .reserve_port(n as u32, &owner)
+                                .await
+                                .map_err(|e| {
+                                    alloc_error(
+                                        def,
+                                        name,
+                                        &format!("spec.ports[{i}].nodePort"),
+                                        json!(n),
+                                        e,
+                                    )
+                                })?;
+                            n as u32
+                        }
+                        None => self.allocator.allocate_port(&owner).await.map_err(|e| {
+                            alloc_error(
+                                def,
+                                name,
+                                &format!("spec.ports[{i}].nodePort"),
+                                Value::Null,
+                                e,
+                            )
+                        })?,
+                    };
+                    reserved.push(Reserved::Port(port));
+                    p["nodePort"] = json!(port);
+                }
+                if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+                    spec.entry("externalTrafficPolicy")
+                        .or_insert(json!("Cluster"));
+                }
+            }
+            Ok::<(), ApiError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(reserved),
+            Err(e) => {
+                self.release(reserved).await;
+                Err(e)
+            }
+        }
+    }
+
     fn key(&self, def: &ResourceDef, ns: &str, name: &str) -> String {
         def.key(ns, name)
     }
@@ -322,6 +498,9 @@ impl Rest {
         };
         if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
             meta.insert("name".into(), json!(name));
+            if def.namespaced {
+                meta.insert("namespace".into(), json!(ns));
+            }
         }
         objectmeta::fill_on_create(&mut obj);
         validation::default_on_create(def, &mut obj);
@@ -333,13 +512,29 @@ impl Rest {
         if opts.dry_run {
             return Ok(obj);
         }
-        let kv = self
-            .store
-            .create(&self.key(def, ns, &name), encode(&obj)?, None)
-            .await
-            .map_err(|e| store_error(def, &name, e))?;
-        objectmeta::set_resource_version(&mut obj, kv.mod_revision);
-        Ok(obj)
+        let reserved = if is_service(def) {
+            self.allocate_service(def, ns, &name, &mut obj).await?
+        } else {
+            Vec::new()
+        };
+        let result = match encode(&obj) {
+            Ok(bytes) => self
+                .store
+                .create(&self.key(def, ns, &name), bytes, None)
+                .await
+                .map_err(|e| store_error(def, &name, e)),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(kv) => {
+                objectmeta::set_resource_version(&mut obj, kv.mod_revision);
+                Ok(obj)
+            }
+            Err(e) => {
+                self.release(reserved).await;
+                Err(e)
+            }
+        }
     }
 
     /// Writes `new` over `old` (the key/value read), with the rules of an
@@ -380,6 +575,42 @@ impl Rest {
                     if let Some(m) = new.as_object_mut() {
                         m.remove("status");
                     }
+                }
+            }
+        }
+        if is_service(def) {
+            let old_ip = old
+                .pointer("/spec/clusterIP")
+                .cloned()
+                .unwrap_or(Value::Null);
+            match new.pointer("/spec/clusterIP") {
+                None | Some(Value::Null) => {
+                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.insert("clusterIP".into(), old_ip.clone());
+                        if let Some(ips) = old.pointer("/spec/clusterIPs") {
+                            spec.insert("clusterIPs".into(), ips.clone());
+                        }
+                    }
+                }
+                Some(v) if *v == Value::String(String::new()) || *v == old_ip => {
+                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.insert("clusterIP".into(), old_ip.clone());
+                    }
+                }
+                Some(v) => {
+                    return Err((
+                        ApiError::invalid(
+                            def.group,
+                            def.kind,
+                            name,
+                            &[FieldError::invalid(
+                                "spec.clusterIPs[0]",
+                                v.clone(),
+                                "may not change once set",
+                            )],
+                        ),
+                        false,
+                    ))
                 }
             }
         }
@@ -680,7 +911,12 @@ impl Rest {
                 return Ok(obj);
             }
             match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
-                Ok(_) => return Ok(obj),
+                Ok(_) => {
+                    if is_service(def) {
+                        self.release(service_reservations(&obj)).await;
+                    }
+                    return Ok(obj);
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(def, name, e)),
             }
@@ -878,6 +1114,128 @@ impl Rest {
             }
         }
         Ok(deleted)
+    }
+
+    /// The `autoscaling/v1` Scale of an object with replicas.
+    pub fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+        let selector = match obj.pointer("/spec/selector") {
+            Some(sel)
+                if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
+            {
+                Selector::from_label_selector(sel)
+                    .ok()
+                    .flatten()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default()
+            }
+            Some(Value::Object(m)) => m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => String::new(),
+        };
+        let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+        let _ = def;
+        json!({
+            "kind": "Scale",
+            "apiVersion": "autoscaling/v1",
+            "metadata": {
+                "name": meta.get("name"),
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+                "creationTimestamp": meta.get("creationTimestamp"),
+            },
+            "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "status": {
+                "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                "selector": selector,
+            },
+        })
+    }
+
+    /// Writes the replicas of a Scale (PUT or PATCH of `/scale`).
+    pub async fn update_scale(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        scale: &Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let replicas = match scale.pointer("/spec/replicas") {
+            Some(Value::Number(n)) if n.as_i64().is_some_and(|r| r >= 0) => n.as_i64().unwrap_or(0),
+            Some(Value::Null) | None => 0,
+            Some(other) => {
+                return Err(ApiError::invalid(
+                    "autoscaling",
+                    "Scale",
+                    name,
+                    &[FieldError::invalid(
+                        "spec.replicas",
+                        other.clone(),
+                        "must be greater than or equal to 0",
+                    )],
+                ))
+            }
+        };
+        let precondition = meta_str(scale, "resourceVersion")
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        for _ in 0..UPDATE_ATTEMPTS {
+            let (old, kv) = self.get_kv(def, ns, name).await?;
+            if let Some(rv) = &precondition {
+                if *rv != kv.mod_revision.to_string() {
+                    return Err(ApiError::stale(def.group, def.plural, name));
+                }
+            }
+            let mut new = old.clone();
+            new["spec"]["replicas"] = json!(replicas);
+            match self
+                .write_update(def, ns, name, &old, &kv, new, "", opts.dry_run)
+                .await
+            {
+                Ok(v) => return Ok(Self::scale_of(def, &v)),
+                Err((_, true)) if precondition.is_none() => continue,
+                Err((e, _)) => return Err(e),
+            }
+        }
+        Err(ApiError::stale(def.group, def.plural, name))
+    }
+
+    /// Makes sure the `kubernetes` Service exists in `default`, on the
+    /// service network's first address.
+    pub async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
+        let def = self
+            .registry
+            .get("", "v1", "services")
+            .ok_or_else(|| anyhow::anyhow!("no services resource"))?
+            .clone();
+        match self.get(&def, "default", "kubernetes").await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 404 => {}
+            Err(e) => anyhow::bail!("reading the kubernetes service: {e}"),
+        }
+        let svc = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": self.allocator.cidr.first().to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+            },
+        });
+        match self
+            .create(&def, "default", svc, &WriteOptions::default())
+            .await
+        {
+            Ok(_) => tracing::info!("created the kubernetes service"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => anyhow::bail!("creating the kubernetes service: {e}"),
+        }
+        Ok(())
     }
 
     /// Makes sure the built-in namespaces exist.

@@ -48,7 +48,8 @@ pub struct ServerConfig {
     pub port: u16,
     pub write_kubeconfig: Option<PathBuf>,
     pub node_name: String,
-    pub service_ip: Option<IpAddr>,
+    /// The service network, e.g. `10.43.0.0/16`.
+    pub service_cidr: String,
     pub max_in_flight: usize,
 }
 
@@ -140,7 +141,9 @@ pub async fn start(
     store: Arc<dyn Store>,
     cancel: CancellationToken,
 ) -> anyhow::Result<RunningServer> {
-    let sans = pki::serving_names(&config.node_name, config.service_ip);
+    let cidr =
+        crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
+    let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
     let pki = Pki::ensure(&config.data_dir, sans).context("preparing certificates")?;
 
     let registry = Registry::default();
@@ -170,6 +173,7 @@ pub async fn start(
         discovery: Discovery::build(&registry),
         rest: Rest {
             registry,
+            allocator: crate::allocator::Allocator::new(store.clone(), cidr),
             store,
             cache,
         },
@@ -179,6 +183,7 @@ pub async fn start(
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
         .await?;
+    app.rest.ensure_kubernetes_service(config.port).await?;
 
     let tls = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -484,6 +489,9 @@ async fn resource_request(
     let ns = info.namespace.as_str();
     let name = info.name.as_str();
     let sub = info.subresource.as_str();
+    if sub == "scale" {
+        return scale_request(app, &def, info, req, query, &accept, &content_type).await;
+    }
     if !matches!(sub, "" | "status") {
         return Err(ApiError::method_not_allowed(format!(
             "the {sub} subresource of {} is not served yet",
@@ -565,6 +573,80 @@ async fn resource_request(
             "{other} is not supported"
         ))),
     }
+}
+
+/// GET, PUT and PATCH of the `scale` subresource.
+async fn scale_request(
+    app: &Arc<App>,
+    def: &ResourceDef,
+    info: &RequestInfo,
+    req: Request<Incoming>,
+    query: &Query,
+    _accept: &str,
+    content_type: &str,
+) -> Result<Response<Body>, ApiError> {
+    let rest = &app.rest;
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    let opts = query.write_options().map_err(ApiError::bad_request)?;
+    let scale = match info.verb.as_str() {
+        "get" => Rest::scale_of(def, &rest.get(def, ns, name).await?),
+        "update" => {
+            check_json(content_type)?;
+            let body = read_body(req.into_body()).await?;
+            let scale: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as JSON: {e}"
+                ))
+            })?;
+            rest.update_scale(def, ns, name, &scale, &opts).await?
+        }
+        "patch" => {
+            let body = read_body(req.into_body()).await?;
+            let patch: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as JSON: {e}"
+                ))
+            })?;
+            let current = Rest::scale_of(def, &rest.get(def, ns, name).await?);
+            let media = content_type.split(';').next().unwrap_or_default().trim();
+            let patched = match media {
+                "application/json-patch+json" => ferrokube_api::patch::json_patch(&current, &patch)
+                    .map_err(|e| {
+                        ApiError::invalid(
+                            "autoscaling",
+                            "Scale",
+                            name,
+                            &[ferrokube_api::status::FieldError::invalid(
+                                "",
+                                Value::Null,
+                                e.0,
+                            )],
+                        )
+                    })?,
+                "application/merge-patch+json"
+                | "application/strategic-merge-patch+json"
+                | "application/apply-patch+yaml" => {
+                    ferrokube_api::patch::merge_patch(&current, &patch)
+                }
+                other => {
+                    return Err(ApiError::unsupported_media_type(
+                        other,
+                        &[
+                            "application/merge-patch+json",
+                            "application/json-patch+json",
+                        ],
+                    ))
+                }
+            };
+            rest.update_scale(def, ns, name, &patched, &opts).await?
+        }
+        other => {
+            return Err(ApiError::method_not_allowed(format!(
+                "{other} is not supported on scale"
+            )))
+        }
+    };
+    Ok(json_response(StatusCode::OK, &scale))
 }
 
 fn check_json(content_type: &str) -> Result<(), ApiError> {

@@ -28,7 +28,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         port: args.https_listen_port,
         write_kubeconfig: args.write_kubeconfig.clone(),
         node_name,
-        service_ip: first_service_ip(&args.service_cidr),
+        service_cidr: args.service_cidr.clone(),
         max_in_flight: 400,
     };
     let api =
@@ -75,18 +75,4 @@ fn hostname() -> String {
         .ok()
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "localhost".into())
-}
-
-/// The first usable address of the service network (the `kubernetes`
-/// Service's), e.g. 10.43.0.1 for 10.43.0.0/16.
-fn first_service_ip(cidr: &str) -> Option<std::net::IpAddr> {
-    let (base, _) = cidr.split_once('/')?;
-    match base.parse().ok()? {
-        std::net::IpAddr::V4(v4) => Some(std::net::IpAddr::V4(std::net::Ipv4Addr::from(
-            u32::from(v4) + 1,
-        ))),
-        std::net::IpAddr::V6(v6) => Some(std::net::IpAddr::V6(std::net::Ipv6Addr::from(
-            u128::from(v6) + 1,
-        ))),
-    }
 }

@@ -531,3 +531,112 @@ fn namespace_deletion_and_restart() {
         "the CA changed"
     );
 }
+
+#[test]
+fn services_get_unique_cluster_ips_and_node_ports() {
+    let mut c = Cluster::start();
+    let k8s = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "kubernetes",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    assert_eq!(k8s, "10.43.0.1");
+    let mut docs = String::new();
+    for i in 0..5 {
+        docs.push_str(&format!("---\napiVersion: v1\nkind: Service\nmetadata: {{name: s{i}}}\nspec:\n  type: NodePort\n  selector: {{app: s{i}}}\n  ports: [{{port: 80}}]\n"));
+    }
+    let f = write_manifest(&c, "svcs.yaml", &docs);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    let ips = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "-o",
+        "jsonpath={range .items[*]}{.spec.clusterIP} {.spec.ports[0].nodePort}{\"\\n\"}{end}",
+    ]);
+    let mut seen_ips = std::collections::HashSet::new();
+    let mut seen_ports = std::collections::HashSet::new();
+    for line in ips.lines() {
+        let mut parts = line.split_whitespace();
+        let ip = parts.next().unwrap().to_string();
+        assert!(ip.starts_with("10.43."), "{ip}");
+        assert!(seen_ips.insert(ip.clone()), "{ip} handed out twice");
+        if let Some(port) = parts.next() {
+            let port: u32 = port.parse().unwrap();
+            assert!((30000..=32767).contains(&port), "{port}");
+            assert!(seen_ports.insert(port), "{port} handed out twice");
+        }
+    }
+    assert_eq!(seen_ips.len(), 6);
+    assert_eq!(seen_ports.len(), 5);
+    let table = c.kubectl_ok(&["get", "svc", "s0"]);
+    assert!(
+        table.contains("NodePort") && table.contains("80:"),
+        "{table}"
+    );
+
+    // Asking for a taken address is refused and changes nothing.
+    let taken = c.kubectl_ok(&["get", "svc", "s0", "-o", "jsonpath={.spec.clusterIP}"]);
+    let dup = write_manifest(&c, "dup.yaml", &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: dup}}\nspec:\n  clusterIP: {taken}\n  ports: [{{port: 80}}]\n"));
+    let out = c.kubectl(&["create", "-f", &dup]);
+    assert!(
+        stderr(&out).contains("already allocated"),
+        "{}",
+        stderr(&out)
+    );
+    // The address cannot change.
+    let out = c.kubectl(&[
+        "patch",
+        "svc",
+        "s1",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"clusterIP":"10.43.99.99"}}"#,
+    ]);
+    assert!(
+        stderr(&out).contains("may not change once set"),
+        "{}",
+        stderr(&out)
+    );
+
+    // A restart keeps the reservations; a delete frees them for reuse.
+    c.restart();
+    let again = write_manifest(&c, "again.yaml", &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: again}}\nspec:\n  clusterIP: {taken}\n  ports: [{{port: 80}}]\n"));
+    assert!(
+        !c.kubectl(&["create", "-f", &again]).status.success(),
+        "a reserved address was handed out after restart"
+    );
+    c.kubectl_ok(&["delete", "svc", "s0"]);
+    c.kubectl_ok(&["create", "-f", &again]);
+    assert_eq!(
+        c.kubectl_ok(&["get", "svc", "again", "-o", "jsonpath={.spec.clusterIP}"]),
+        taken
+    );
+}
+
+#[test]
+fn scale_through_the_scale_subresource() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    let out = c.kubectl_ok(&["scale", "deployment", "web", "--replicas=4"]);
+    assert!(out.contains("deployment.apps/web scaled"), "{out}");
+    assert_eq!(
+        c.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    let scale: serde_json::Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/apis/apps/v1/namespaces/default/deployments/web/scale",
+    ]))
+    .unwrap();
+    assert_eq!(scale["kind"], "Scale");
+    assert_eq!(scale["spec"]["replicas"], 4);
+    assert_eq!(scale["status"]["selector"], "app=web");
+    let out = c.kubectl(&["scale", "deployment", "web", "--replicas=-1"]);
+    assert!(!out.status.success());
+}
