@@ -14,6 +14,7 @@ pub mod request_info;
 pub mod rest;
 pub mod server;
 pub mod table;
+pub mod typed;
 pub mod validation;
 pub mod watchcache;
 

@@ -4,8 +4,11 @@
 //! query parameters writes take (`dryRun`, `fieldManager`,
 //! `fieldValidation`). kubectl reads the PATCH operations' parameters to
 //! learn that the server validates fields itself, so `kubectl apply` and
-//! `create` work with validation on. Schemas of the kinds are not generated
-//! yet (so `kubectl explain` has nothing to show).
+//! `create` work with validation on. Each document carries the schemas of its
+//! kinds (from the `k8s-openapi` types, named as Kubernetes names them, with
+//! `x-kubernetes-group-version-kind`), which `kubectl explain` reads.
+//!
+//! Documents are built once per process and served from memory.
 
 use ferrokube_api::registry::{Registry, ResourceDef};
 use serde_json::{json, Map, Value};
@@ -68,16 +71,50 @@ fn op(r: &ResourceDef, action: &str, params: Vec<Value>) -> Value {
     })
 }
 
-/// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`.
+/// `/openapi/v3/api/v1`, `/openapi/v3/apis/<group>/<version>`, built once.
 pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
+    static DOCS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Option<Value>>>,
+    > = std::sync::OnceLock::new();
+    let docs = DOCS.get_or_init(Default::default);
+    if let Ok(cache) = docs.lock() {
+        if let Some(doc) = cache.get(path) {
+            return doc.clone();
+        }
+    }
+    let doc = build_group_version(registry, path);
+    if let Ok(mut cache) = docs.lock() {
+        cache.insert(path.to_string(), doc.clone());
+    }
+    doc
+}
+
+/// The schemas of a group version's kinds and everything they refer to.
+fn schemas(group: &str, version: &str) -> Map<String, Value> {
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let kinds = crate::typed::schemas_for(&mut generator, group, version);
+    let mut defs = generator.take_definitions(true);
+    for (kind, name) in kinds {
+        if let Some(Value::Object(schema)) = defs.get_mut(&name) {
+            schema.insert(
+                "x-kubernetes-group-version-kind".into(),
+                json!([{"group": group, "version": version, "kind": kind}]),
+            );
+        }
+    }
+    defs
+}
+
+fn build_group_version(registry: &Registry, path: &str) -> Option<Value> {
     let defs: Vec<&ResourceDef> = registry
         .all()
         .iter()
         .filter(|r| gv_path(r) == path)
         .collect();
-    if defs.is_empty() {
-        return None;
-    }
+    let (group, version) = match defs.first() {
+        Some(d) => (d.group, d.version),
+        None => return None,
+    };
     let mut paths = Map::new();
     for r in defs {
         let base = format!("/{}", gv_path(r));
@@ -143,7 +180,7 @@ pub fn group_version(registry: &Registry, path: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": format!("v{}.{}.0", crate::server::KUBE_VERSION.0, crate::server::KUBE_VERSION.1)},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas(group, version)},
     }))
 }
 
@@ -172,6 +209,19 @@ mod tests {
             .iter()
             .any(|p| p["name"] == "fieldValidation"));
         assert!(group_version(&r, "apis/nope/v1").is_none());
-        assert!(group_version(&r, "api/v1").unwrap()["paths"]["/api/v1/nodes/{name}"].is_object());
+        let core = group_version(&r, "api/v1").unwrap();
+        assert!(core["paths"]["/api/v1/nodes/{name}"].is_object());
+        let pod = &core["components"]["schemas"]["io.k8s.api.core.v1.Pod"];
+        assert_eq!(pod["x-kubernetes-group-version-kind"][0]["kind"], "Pod");
+        assert!(
+            core["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["image"]
+                .is_object()
+        );
+        let d = &doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"]["properties"]
+            ["replicas"];
+        assert!(
+            d["description"].as_str().unwrap().contains("desired pods"),
+            "{d}"
+        );
     }
 }

@@ -36,7 +36,8 @@ pub struct ListOptions {
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
-    /// `Strict`, `Warn` or `Ignore` (default `Strict`, as for kubectl).
+    /// `Strict`, `Warn` or `Ignore` (default `Warn`, as Kubernetes; kubectl
+    /// sends `Strict`).
     pub field_validation: FieldValidation,
     /// Server-side apply: take ownership of conflicting fields.
     pub force: bool,
@@ -45,8 +46,8 @@ pub struct WriteOptions {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FieldValidation {
     Ignore,
-    Warn,
     #[default]
+    Warn,
     Strict,
 }
 
@@ -182,8 +183,8 @@ impl Query {
     pub fn write_options(&self) -> Result<WriteOptions, String> {
         let dry_run = self.dry_run()?;
         let field_validation = match self.get("fieldValidation") {
-            None | Some("") | Some("Strict") => FieldValidation::Strict,
-            Some("Warn") => FieldValidation::Warn,
+            None | Some("") | Some("Warn") => FieldValidation::Warn,
+            Some("Strict") => FieldValidation::Strict,
             Some("Ignore") => FieldValidation::Ignore,
             Some(other) => {
                 return Err(format!(
@@ -314,6 +315,10 @@ mod tests {
             Some("kubectl-client-side-apply")
         );
         assert_eq!(w.field_validation, FieldValidation::Warn);
+        assert_eq!(
+            Query::parse(None).write_options().unwrap().field_validation,
+            FieldValidation::Warn
+        );
         assert!(Query::parse(Some("dryRun=Some")).write_options().is_err());
         assert!(Query::parse(Some("fieldValidation=Loose"))
             .write_options()

@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use crate::allocator::{AllocError, Allocator};
 use crate::objectmeta::{self, meta_str};
 use crate::options::{
-    parse_propagation, DeleteOptions, ListOptions, Propagation, RvMatch, WriteOptions,
+    parse_propagation, DeleteOptions, FieldValidation, ListOptions, Propagation, RvMatch,
+    WriteOptions,
 };
 use crate::validation;
 use crate::watchcache::{CacheError, CachedObject, WatchCache};
@@ -237,6 +238,32 @@ fn service_reservations(svc: &Value) -> Vec<Reserved> {
         }
     }
     out
+}
+
+/// Checks an object against its kind's type: field types, unknown fields
+/// (refused under `fieldValidation=Strict`, dropped otherwise).
+fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
+    let checked = crate::typed::check(def.group, def.kind, &obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version \"{}\" cannot be handled as a {}: {e}",
+            def.kind, def.version, def.kind
+        ))
+    })?;
+    if !checked.unknown.is_empty() {
+        let list = checked
+            .unknown
+            .iter()
+            .map(|f| format!("unknown field \"{f}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        if opts.field_validation == FieldValidation::Strict {
+            return Err(ApiError::bad_request(format!(
+                "strict decoding error: {list}"
+            )));
+        }
+        tracing::debug!(kind = def.kind, fields = %list, "dropped unknown fields");
+    }
+    Ok(checked.value)
 }
 
 impl Rest {
@@ -504,6 +531,7 @@ impl Rest {
         }
         objectmeta::fill_on_create(&mut obj);
         validation::default_on_create(def, &mut obj);
+        let mut obj = typed_check(def, obj, opts)?;
         let errors = validation::validate(def, &obj);
         if !errors.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
@@ -547,10 +575,12 @@ impl Rest {
         name: &str,
         old: &Value,
         old_kv: &KeyValue,
-        mut new: Value,
+        new: Value,
         subresource: &str,
-        dry_run: bool,
+        opts: &WriteOptions,
     ) -> Result<Value, (ApiError, bool)> {
+        let dry_run = opts.dry_run;
+        let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
         let conflict = |e: StoreError| match e {
             StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
             other => (store_error(def, name, other), false),
@@ -692,7 +722,7 @@ impl Rest {
                 meta.insert("name".into(), json!(name));
             }
             match self
-                .write_update(def, ns, name, &old, &kv, new, subresource, opts.dry_run)
+                .write_update(def, ns, name, &old, &kv, new, subresource, opts)
                 .await
             {
                 Ok(v) => return Ok(v),
@@ -782,7 +812,7 @@ impl Rest {
                 ));
             }
             match self
-                .write_update(def, ns, name, &old, &kv, patched, subresource, opts.dry_run)
+                .write_update(def, ns, name, &old, &kv, patched, subresource, opts)
                 .await
             {
                 Ok(v) => return Ok(v),
@@ -1193,7 +1223,7 @@ impl Rest {
             let mut new = old.clone();
             new["spec"]["replicas"] = json!(replicas);
             match self
-                .write_update(def, ns, name, &old, &kv, new, "", opts.dry_run)
+                .write_update(def, ns, name, &old, &kv, new, "", opts)
                 .await
             {
                 Ok(v) => return Ok(Self::scale_of(def, &v)),

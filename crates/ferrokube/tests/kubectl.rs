@@ -640,3 +640,51 @@ fn scale_through_the_scale_subresource() {
     let out = c.kubectl(&["scale", "deployment", "web", "--replicas=-1"]);
     assert!(!out.status.success());
 }
+
+#[test]
+fn explain_and_server_side_field_validation() {
+    let c = Cluster::start();
+    let out = c.kubectl_ok(&["explain", "deployment.spec.replicas"]);
+    assert!(
+        out.contains("KIND:       Deployment") || out.contains("KIND:     Deployment"),
+        "{out}"
+    );
+    assert!(out.contains("replicas <integer>"), "{out}");
+    assert!(out.contains("Number of desired pods"), "{out}");
+    let out = c.kubectl_ok(&["explain", "pods.spec.containers.image"]);
+    assert!(out.contains("image <string>"), "{out}");
+
+    let typo =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo}\ndata: {a: b}\ndta: {c: d}\n";
+    let f = write_manifest(&c, "typo.yaml", typo);
+    let out = c.kubectl(&["apply", "-f", &f]);
+    assert!(
+        !out.status.success(),
+        "an unknown field passed strict validation"
+    );
+    assert!(
+        stderr(&out).contains(r#"unknown field "dta""#),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !c.kubectl(&["get", "cm", "typo"]).status.success(),
+        "a refused object was stored"
+    );
+    // Without validation the unknown field is dropped, as Kubernetes drops it.
+    c.kubectl_ok(&["apply", "-f", &f, "--validate=false"]);
+    let stored: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "cm", "typo", "-o", "json"])).unwrap();
+    assert!(stored.get("dta").is_none(), "{stored}");
+    assert_eq!(stored["data"]["a"], "b");
+
+    let wrong_type = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: w}\nspec:\n  replicas: many\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {containers: [{name: c, image: busybox}]}\n";
+    let f = write_manifest(&c, "wrong.yaml", wrong_type);
+    let out = c.kubectl(&["apply", "-f", &f, "--validate=false"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("BadRequest") || stderr(&out).contains("cannot be handled"),
+        "{}",
+        stderr(&out)
+    );
+}

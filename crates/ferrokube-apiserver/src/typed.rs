@@ -1,0 +1,179 @@
+//! The typed view of objects, from the `k8s-openapi` types: every write is
+//! decoded into its kind's type and encoded back, which checks field types,
+//! finds unknown fields (`fieldValidation=Strict` refuses them; otherwise
+//! they are dropped, as Kubernetes drops them), and yields exactly the
+//! schema Kubernetes stores. The same types give the OpenAPI schemas
+//! (`kubectl explain`).
+
+use k8s_openapi::api;
+use schemars::SchemaGenerator;
+use serde_json::Value;
+
+macro_rules! kinds {
+    ($( ($group:literal, $version:literal, $kind:literal, $ty:ty) ),* $(,)?) => {
+        /// Decodes `v` as the type of (group, kind) and encodes it back.
+        /// `None` if the kind has no type here.
+        fn round_trip_typed(group: &str, kind: &str, v: &Value) -> Option<Result<Value, String>> {
+            match (group, kind) {
+                $(
+                    ($group, $kind) => Some(
+                        <$ty as serde::Deserialize>::deserialize(v)
+                            .map_err(|e| e.to_string())
+                            .and_then(|t| serde_json::to_value(&t).map_err(|e| e.to_string())),
+                    ),
+                )*
+                _ => None,
+            }
+        }
+
+        /// Adds the schema of every kind of one group version to `generator`;
+        /// returns (kind, schema name) of each.
+        pub fn schemas_for(generator: &mut SchemaGenerator, group: &str, version: &str) -> Vec<(&'static str, String)> {
+            let mut out = Vec::new();
+            $(
+                if $group == group && $version == version {
+                    let _ = generator.subschema_for::<$ty>();
+                    out.push(($kind, <$ty as schemars::JsonSchema>::schema_name().into_owned()));
+                }
+            )*
+            out
+        }
+    };
+}
+
+kinds! {
+    ("", "v1", "Namespace", api::core::v1::Namespace),
+    ("", "v1", "Pod", api::core::v1::Pod),
+    ("", "v1", "Binding", api::core::v1::Binding),
+    ("", "v1", "Service", api::core::v1::Service),
+    ("", "v1", "Endpoints", api::core::v1::Endpoints),
+    ("", "v1", "ConfigMap", api::core::v1::ConfigMap),
+    ("", "v1", "Secret", api::core::v1::Secret),
+    ("", "v1", "ServiceAccount", api::core::v1::ServiceAccount),
+    ("", "v1", "Node", api::core::v1::Node),
+    ("", "v1", "Event", api::core::v1::Event),
+    ("", "v1", "ReplicationController", api::core::v1::ReplicationController),
+    ("", "v1", "LimitRange", api::core::v1::LimitRange),
+    ("", "v1", "ResourceQuota", api::core::v1::ResourceQuota),
+    ("", "v1", "PersistentVolume", api::core::v1::PersistentVolume),
+    ("", "v1", "PersistentVolumeClaim", api::core::v1::PersistentVolumeClaim),
+    ("apps", "v1", "Deployment", api::apps::v1::Deployment),
+    ("apps", "v1", "ReplicaSet", api::apps::v1::ReplicaSet),
+    ("apps", "v1", "StatefulSet", api::apps::v1::StatefulSet),
+    ("apps", "v1", "DaemonSet", api::apps::v1::DaemonSet),
+    ("apps", "v1", "ControllerRevision", api::apps::v1::ControllerRevision),
+    ("batch", "v1", "Job", api::batch::v1::Job),
+    ("batch", "v1", "CronJob", api::batch::v1::CronJob),
+    ("autoscaling", "v2", "HorizontalPodAutoscaler", api::autoscaling::v2::HorizontalPodAutoscaler),
+    ("coordination.k8s.io", "v1", "Lease", api::coordination::v1::Lease),
+    ("discovery.k8s.io", "v1", "EndpointSlice", api::discovery::v1::EndpointSlice),
+    ("events.k8s.io", "v1", "Event", api::events::v1::Event),
+    ("rbac.authorization.k8s.io", "v1", "Role", api::rbac::v1::Role),
+    ("rbac.authorization.k8s.io", "v1", "RoleBinding", api::rbac::v1::RoleBinding),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRole", api::rbac::v1::ClusterRole),
+    ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", api::rbac::v1::ClusterRoleBinding),
+    ("policy", "v1", "PodDisruptionBudget", api::policy::v1::PodDisruptionBudget),
+    ("scheduling.k8s.io", "v1", "PriorityClass", api::scheduling::v1::PriorityClass),
+}
+
+/// Paths of fields present (and not null) in `input` but gone from `typed`.
+fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, typed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match b.get(k) {
+                    Some(tv) => unknown_fields(v, tv, &p, out),
+                    None if v.is_null() => {}
+                    // Empty objects and lists are dropped by the types too.
+                    None if v.as_object().is_some_and(|o| o.is_empty()) => {}
+                    None if v.as_array().is_some_and(|a| a.is_empty()) => {}
+                    None => out.push(p),
+                }
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
+                unknown_fields(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// What the typed check found.
+pub struct Checked {
+    /// The object as its type sees it (unknown fields dropped).
+    pub value: Value,
+    /// Unknown fields, as dotted paths.
+    pub unknown: Vec<String>,
+}
+
+/// Checks `v` against its kind's type. `Err` is a message for a 400: a field
+/// of the wrong type. Kinds without a type pass unchanged.
+pub fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, String> {
+    match round_trip_typed(group, kind, v) {
+        None => Ok(Checked {
+            value: v.clone(),
+            unknown: Vec::new(),
+        }),
+        Some(Err(e)) => Err(e),
+        Some(Ok(typed)) => {
+            let mut unknown = Vec::new();
+            unknown_fields(v, &typed, "", &mut unknown);
+            Ok(Checked {
+                value: typed,
+                unknown,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_found_and_dropped() {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1},
+            "data": {"k": "v"}, "extra": {"x": 1}, "nothing": null});
+        let c = check("", "ConfigMap", &cm).unwrap();
+        assert_eq!(
+            c.unknown,
+            vec!["extra".to_string(), "metadata.bogus".to_string()]
+        );
+        assert!(c.value.get("extra").is_none());
+        assert_eq!(c.value["data"]["k"], "v");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}]}});
+        assert_eq!(
+            check("", "Pod", &pod).unwrap().unknown,
+            vec!["spec.containers[0].imagePolicy".to_string()]
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_errors() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three", "selector": {}, "template": {}}});
+        assert!(check("apps", "Deployment", &d).is_err());
+        let fine = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 3, "selector": {}, "template": {}}});
+        let c = check("apps", "Deployment", &fine).unwrap();
+        assert!(c.unknown.is_empty());
+        assert_eq!(c.value["spec"]["replicas"], 3);
+    }
+
+    #[test]
+    fn schemas_are_named_like_kubernetes() {
+        let mut g = schemars::generate::SchemaSettings::openapi3().into_generator();
+        let kinds = schemas_for(&mut g, "apps", "v1");
+        assert!(kinds.contains(&("Deployment", "io.k8s.api.apps.v1.Deployment".to_string())));
+        let defs = g.take_definitions(true);
+        assert!(defs.contains_key("io.k8s.api.apps.v1.DeploymentSpec"));
+        assert!(defs.contains_key("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"));
+    }
+}
