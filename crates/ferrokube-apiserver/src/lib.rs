@@ -10,6 +10,7 @@ pub mod objectmeta;
 pub mod openapi;
 pub mod options;
 pub mod pki;
+pub mod protobuf;
 pub mod request_info;
 pub mod rest;
 pub mod server;

@@ -521,17 +521,15 @@ async fn resource_request(
                     "POST is not allowed on a named object",
                 ));
             }
-            check_json(&content_type)?;
             let opts = query.write_options().map_err(ApiError::bad_request)?;
-            let body = read_body(req.into_body()).await?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let created = rest.create(&def, ns, obj, &opts).await?;
             object_response(StatusCode::CREATED, &def, &created, &accept, query)
         }
         "update" => {
-            check_json(&content_type)?;
             let opts = query.write_options().map_err(ApiError::bad_request)?;
-            let body = read_body(req.into_body()).await?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
             object_response(StatusCode::OK, &def, &updated, &accept, query)
@@ -546,7 +544,7 @@ async fn resource_request(
         }
         "delete" => {
             let opts = query.delete_options().map_err(ApiError::bad_request)?;
-            let body = read_body(req.into_body()).await?;
+            let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
             let obj = rest.delete(&def, ns, name, &opts).await?;
             object_response(StatusCode::OK, &def, &obj, &accept, query)
@@ -554,7 +552,7 @@ async fn resource_request(
         "deletecollection" => {
             let list_opts = query.list_options().map_err(ApiError::bad_request)?;
             let opts = query.delete_options().map_err(ApiError::bad_request)?;
-            let body = read_body(req.into_body()).await?;
+            let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
             let filter = Filter::new(&def, &list_opts, "")?;
             let deleted = rest
@@ -647,6 +645,35 @@ async fn scale_request(
         }
     };
     Ok(json_response(StatusCode::OK, &scale))
+}
+
+/// A request body as JSON: JSON as it is, Kubernetes protobuf decoded.
+fn json_body(content_type: &str, body: Bytes) -> Result<Bytes, ApiError> {
+    let media = content_type.split(';').next().unwrap_or_default().trim();
+    if media == crate::protobuf::CONTENT_TYPE {
+        let v = crate::protobuf::decode(&body).map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })?;
+        return serde_json::to_vec(&v)
+            .map(Bytes::from)
+            .map_err(ApiError::internal);
+    }
+    match media {
+        "" | "application/json" | "*/*" => Ok(body),
+        other => Err(ApiError::unsupported_media_type(
+            other,
+            &["application/json", crate::protobuf::CONTENT_TYPE],
+        )),
+    }
+}
+
+/// A DELETE's optional `DeleteOptions` body as JSON.
+fn delete_body(content_type: &str, body: Bytes) -> Result<Bytes, ApiError> {
+    if body.is_empty() {
+        Ok(body)
+    } else {
+        json_body(content_type, body)
+    }
 }
 
 fn check_json(content_type: &str) -> Result<(), ApiError> {

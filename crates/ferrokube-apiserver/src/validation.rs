@@ -237,11 +237,17 @@ pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
                 set_default(spec, "replicas", json!(1));
                 set_default(spec, "revisionHistoryLimit", json!(10));
                 set_default(spec, "progressDeadlineSeconds", json!(600));
-                set_default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
-                );
+                set_default(spec, "strategy", json!({}));
+                if let Some(strategy) = spec.get_mut("strategy") {
+                    set_default(strategy, "type", json!("RollingUpdate"));
+                    if strategy.get("type").and_then(Value::as_str) == Some("RollingUpdate") {
+                        set_default(strategy, "rollingUpdate", json!({}));
+                        if let Some(ru) = strategy.get_mut("rollingUpdate") {
+                            set_default(ru, "maxUnavailable", json!("25%"));
+                            set_default(ru, "maxSurge", json!("25%"));
+                        }
+                    }
+                }
                 if let Some(t) = spec.pointer_mut("/template/spec") {
                     default_pod_spec(t);
                 }

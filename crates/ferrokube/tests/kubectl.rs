@@ -688,3 +688,108 @@ fn explain_and_server_side_field_validation() {
         stderr(&out)
     );
 }
+
+/// kubectl 1.32 and later send these as Kubernetes protobuf.
+#[test]
+fn imperative_creates() {
+    let c = Cluster::start();
+    c.kubectl_ok(&["create", "namespace", "team-b"]);
+    c.kubectl_ok(&[
+        "create",
+        "configmap",
+        "app",
+        "-n",
+        "team-b",
+        "--from-literal=a=1",
+        "--from-literal=b=2",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "pw",
+        "-n",
+        "team-b",
+        "--from-literal=password=hunter2",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "web",
+        "-n",
+        "team-b",
+        "--image=busybox:1.36",
+        "--replicas=3",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "deployment",
+        "none",
+        "-n",
+        "team-b",
+        "--image=busybox:1.36",
+        "--replicas=0",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "web",
+        "-n",
+        "team-b",
+        "--tcp=80:8080",
+    ]);
+
+    let cm: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "cm", "app", "-n", "team-b", "-o", "json"]))
+            .unwrap();
+    assert_eq!(cm["data"], serde_json::json!({"a": "1", "b": "2"}));
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "secret",
+            "pw",
+            "-n",
+            "team-b",
+            "-o",
+            "jsonpath={.data.password}"
+        ]),
+        "aHVudGVyMg=="
+    );
+    let d: serde_json::Value = serde_json::from_str(
+        &c.kubectl_ok(&["get", "deploy", "web", "-n", "team-b", "-o", "json"]),
+    )
+    .unwrap();
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:1.36"
+    );
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert!(d["spec"]["template"]["metadata"]
+        .get("creationTimestamp")
+        .is_none());
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "deploy",
+            "none",
+            "-n",
+            "team-b",
+            "-o",
+            "jsonpath={.spec.replicas}"
+        ]),
+        "0",
+        "an explicit zero is kept"
+    );
+    let svc: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "svc", "web", "-n", "team-b", "-o", "json"]))
+            .unwrap();
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080);
+    assert_eq!(svc["spec"]["sessionAffinity"], "None");
+    assert!(svc["spec"]["ports"][0].get("nodePort").is_none(), "{svc}");
+    assert!(svc["spec"]["clusterIP"]
+        .as_str()
+        .unwrap()
+        .starts_with("10.43."));
+}
