@@ -489,6 +489,23 @@ async fn resource_request(
     let ns = info.namespace.as_str();
     let name = info.name.as_str();
     let sub = info.subresource.as_str();
+    if sub == "binding" && def.plural == "pods" && def.group.is_empty() {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(
+                "only POST is allowed on pods/binding",
+            ));
+        }
+        let opts = query.write_options().map_err(ApiError::bad_request)?;
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        let binding: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        app.rest.bind_pod(&def, ns, name, &binding, &opts).await?;
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        return Ok(json_response(StatusCode::CREATED, &status));
+    }
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;
     }

@@ -5,6 +5,7 @@
 //! cargo run --release -p ferrokube-bench -- store
 //! ```
 
+mod apiserver;
 mod engines;
 mod stats;
 mod store;
@@ -24,6 +25,8 @@ enum Bench {
     Store(store::Options),
     /// The embedded store's engine against redb, both with group commit.
     Engines(engines::Options),
+    /// The API server, driven by kube-rs.
+    Apiserver(apiserver::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +37,6 @@ fn main() -> anyhow::Result<()> {
     match cli.bench {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
+        Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
     }
 }

@@ -793,3 +793,67 @@ fn imperative_creates() {
         .unwrap()
         .starts_with("10.43."));
 }
+
+#[test]
+fn pod_binding_and_oversized_bodies() {
+    let c = Cluster::start();
+    let pod = write_manifest(&c, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: busybox}]\n");
+    c.kubectl_ok(&["apply", "-f", &pod]);
+    let binding = write_manifest(
+        &c,
+        "binding.json",
+        r#"{"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"apiVersion":"v1","kind":"Node","name":"node-a"}}"#,
+    );
+    c.kubectl_ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "-f",
+        &binding,
+    ]);
+    let p: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "pod", "p", "-o", "json"])).unwrap();
+    assert_eq!(p["spec"]["nodeName"], "node-a");
+    assert!(p["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "PodScheduled" && c["status"] == "True"));
+    let again = c.kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/binding",
+        "-f",
+        &binding,
+    ]);
+    assert!(
+        stderr(&again).contains("already assigned to node"),
+        "{}",
+        stderr(&again)
+    );
+    let wide = c.kubectl_ok(&["get", "pod", "p", "-o", "wide"]);
+    assert!(wide.contains("node-a"), "{wide}");
+
+    // A body over 3 MiB is refused before it is read whole.
+    let big = format!(
+        r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"big"}},"data":{{"x":"{}"}}}}"#,
+        "y".repeat(4 << 20)
+    );
+    let f = write_manifest(&c, "big.json", &big);
+    let out = c.kubectl(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps",
+        "-f",
+        &f,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("Request entity too large")
+            || stderr(&out).contains("413")
+            || stderr(&out).contains("RequestEntityTooLarge"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!c.kubectl(&["get", "cm", "big"]).status.success());
+}

@@ -1,0 +1,331 @@
+//! The API server benchmark: a release `ferrokube server` on the embedded
+//! store, driven by kube-rs (a client nobody here wrote) over HTTPS.
+//! Requests/s and p50/p99 latency for create, get and update of pods at 1,
+//! 16 and 64 concurrent clients; a list of 10,000 pods; 1,000 concurrent
+//! watchers receiving a stream of changes; the server's RSS idle and with
+//! 10,000 pods stored.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::stats::{ms, Samples};
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Requests per client for each create/get/update measurement.
+    #[arg(long, default_value_t = 200)]
+    per_client: usize,
+    /// Pods stored for the list and RSS measurements.
+    #[arg(long, default_value_t = 10_000)]
+    pods: usize,
+    /// Concurrent watchers.
+    #[arg(long, default_value_t = 1_000)]
+    watchers: usize,
+    /// Changes the watchers receive.
+    #[arg(long, default_value_t = 200)]
+    changes: usize,
+}
+
+struct Server {
+    child: Child,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(0.0)
+    }
+}
+
+fn start_server() -> anyhow::Result<Server> {
+    let exe = std::env::current_exe()?;
+    let bin = exe.with_file_name("ferrokube");
+    anyhow::ensure!(
+        bin.exists(),
+        "{} not found: build it first (cargo build --release -p ferrokube -p ferrokube-bench)",
+        bin.display()
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("ferrokube-apibench")
+        .tempdir()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new(&bin)
+        .args(["server", "--bind-address", "127.0.0.1", "--disable-agent"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--https-listen-port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let kubeconfig = dir.path().join("kubeconfig.yaml");
+    let server = Server {
+        child,
+        _dir: dir,
+        kubeconfig,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !server.kubeconfig.exists() {
+        anyhow::ensure!(Instant::now() < deadline, "the server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(server)
+}
+
+async fn client(kubeconfig: &PathBuf) -> anyhow::Result<kube::Client> {
+    let kc = Kubeconfig::read_from(kubeconfig)?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
+    Ok(kube::Client::try_from(cfg)?)
+}
+
+fn pod(name: &str) -> Pod {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "c", "image": "busybox:1.36", "command": ["sleep", "3600"]}]}
+    }))
+    .expect("a valid pod")
+}
+
+#[derive(Clone, Copy)]
+enum Op {
+    Create,
+    Get,
+    Update,
+}
+
+/// Runs `per_client` operations from each of `clients` tasks.
+async fn measure(
+    api: &Api<Pod>,
+    op: Op,
+    clients: usize,
+    per_client: usize,
+    tag: &str,
+) -> anyhow::Result<(f64, Samples)> {
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let api = api.clone();
+        let tag = tag.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::with_capacity(per_client);
+            for i in 0..per_client {
+                let name = format!("{tag}-{c}-{i}");
+                let t = Instant::now();
+                match op {
+                    Op::Create => {
+                        api.create(&PostParams::default(), &pod(&name)).await?;
+                    }
+                    Op::Get => {
+                        api.get(&name).await?;
+                    }
+                    Op::Update => {
+                        let mut p = api.get(&name).await?;
+                        p.metadata
+                            .labels
+                            .get_or_insert_with(Default::default)
+                            .insert("round".into(), i.to_string());
+                        api.replace(&name, &PostParams::default(), &p).await?;
+                    }
+                }
+                samples.push(t.elapsed());
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut all = Samples::default();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    Ok((all.len() as f64 / start.elapsed().as_secs_f64(), all))
+}
+
+pub async fn run(opts: Options) -> anyhow::Result<()> {
+    let server = start_server()?;
+    let client = client(&server.kubeconfig).await.context("connecting")?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), "default");
+    // Ready?
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while api.list(&ListParams::default().limit(1)).await.is_err() {
+        anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = server.rss_mib();
+
+    // A namespace holding exactly `pods` pods, for the list and RSS figures.
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "listed"}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let listed: Api<Pod> = Api::namespaced(client.clone(), "listed");
+    let per = opts.pods.div_ceil(64);
+    let fill_start = Instant::now();
+    measure(&listed, Op::Create, 64, per, "fill").await?;
+    let fill_secs = fill_start.elapsed().as_secs_f64();
+    let mut lists = Samples::default();
+    let mut count = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        count = listed.list(&ListParams::default()).await?.items.len();
+        lists.push(t.elapsed());
+    }
+    let mut raw_lists = Samples::default();
+    let mut raw_bytes = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let req = http::Request::get("/api/v1/namespaces/listed/pods").body(Vec::new())?;
+        raw_bytes = client.request_text(req).await?.len();
+        raw_lists.push(t.elapsed());
+    }
+    let rss_full = server.rss_mib();
+
+    println!();
+    println!("API server benchmark (cargo build --release -p ferrokube -p ferrokube-bench && target/release/ferrokube-bench apiserver)");
+    println!("ferrokube server on the embedded store, kube-rs client over HTTPS");
+    println!();
+    println!(
+        "list of {count} pods: median {} ms, p99 {} ms as raw JSON ({:.1} MB); median {} ms decoded by kube-rs",
+        ms(raw_lists.quantile(0.5)),
+        ms(raw_lists.quantile(0.99)),
+        raw_bytes as f64 / 1e6,
+        ms(lists.quantile(0.5))
+    );
+    println!(
+        "({} pods created by 64 clients in {fill_secs:.1} s)",
+        per * 64
+    );
+    println!("server RSS: idle {rss_idle:.1} MiB, with {count} pods stored {rss_full:.1} MiB");
+    println!();
+    println!("| operation | clients | req/s | p50 ms | p99 ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for clients in [1usize, 16, 64] {
+        let tag = format!("c{clients}");
+        for (name, op) in [
+            ("create", Op::Create),
+            ("get", Op::Get),
+            ("update (PUT)", Op::Update),
+        ] {
+            let (rate, mut s) = measure(&api, op, clients, opts.per_client, &tag).await?;
+            println!(
+                "| {name} pod | {clients} | {rate:.0} | {} | {} |",
+                ms(s.quantile(0.5)),
+                ms(s.quantile(0.99))
+            );
+        }
+    }
+    println!();
+
+    // Watchers.
+    let rv = api
+        .list(&ListParams::default().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let mut handles = Vec::new();
+    for _ in 0..opts.watchers {
+        let api = api.clone();
+        let rv = rv.clone();
+        let tx = tx.clone();
+        handles.push(tokio::spawn(async move {
+            let stream = api
+                .watch(
+                    &WatchParams::default().labels("bench=watch").timeout(290),
+                    &rv,
+                )
+                .await?;
+            let mut stream = stream.boxed();
+            while let Some(ev) = stream.try_next().await? {
+                if let WatchEvent::Added(p) | WatchEvent::Modified(p) = ev {
+                    let name = p.metadata.name.unwrap_or_default();
+                    if tx.send((name, Instant::now())).is_err() {
+                        break;
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    drop(tx);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started: Arc<parking_lot::Mutex<std::collections::HashMap<String, Instant>>> =
+        Arc::default();
+    let writer = {
+        let api = api.clone();
+        let started = started.clone();
+        let changes = opts.changes;
+        tokio::spawn(async move {
+            for i in 0..changes {
+                let name = format!("watched-{i}");
+                let mut p = pod(&name);
+                p.metadata
+                    .labels
+                    .get_or_insert_with(Default::default)
+                    .insert("bench".into(), "watch".into());
+                started.lock().insert(name, Instant::now());
+                api.create(&PostParams::default(), &p).await?;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            anyhow::Ok(())
+        })
+    };
+    let expected = opts.watchers * opts.changes;
+    let mut delivery = Samples::with_capacity(expected);
+    let t0 = Instant::now();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivery.len() < expected {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, rx.recv()).await {
+            Ok(Some((name, at))) => {
+                if let Some(s) = started.lock().get(&name) {
+                    delivery.push(at.saturating_duration_since(*s));
+                }
+            }
+            _ => break,
+        }
+    }
+    let elapsed = t0.elapsed().as_secs_f64();
+    writer.await??;
+    for h in handles {
+        h.abort();
+    }
+    println!(
+        "{} watchers, {} changes: {} of {expected} events delivered, {:.0} events/s, delivery p50 {} ms, p99 {} ms",
+        opts.watchers,
+        opts.changes,
+        delivery.len(),
+        delivery.len() as f64 / elapsed,
+        ms(delivery.quantile(0.5)),
+        ms(delivery.quantile(0.99))
+    );
+    Ok(())
+}
