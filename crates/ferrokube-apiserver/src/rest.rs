@@ -145,6 +145,17 @@ pub struct Rest {
     pub store: Arc<dyn Store>,
     pub cache: Arc<WatchCache>,
     pub allocator: Allocator,
+    /// The lease Events are written with, and until when it is handed out.
+    pub event_lease: tokio::sync::Mutex<Option<(ferrokube_store::LeaseId, std::time::Instant)>>,
+    /// How long Events live, in seconds.
+    pub event_ttl_seconds: i64,
+}
+
+/// How long Events live by default (Kubernetes' `--event-ttl`).
+pub const EVENT_TTL_SECONDS: i64 = 3600;
+
+fn is_event(def: &ResourceDef) -> bool {
+    def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io")
 }
 
 /// An address or port reserved for a Service being written.
@@ -263,10 +274,57 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
         }
         tracing::debug!(kind = def.kind, fields = %list, "dropped unknown fields");
     }
-    Ok(checked.value)
+    let mut value = checked.value;
+    // Empty maps and lists in metadata are omitted, as Go's encoding omits
+    // them (`annotations: {}` left by a patch that removed the last one).
+    if let Some(meta) = objectmeta::metadata_mut(&mut value) {
+        for field in [
+            "labels",
+            "annotations",
+            "finalizers",
+            "ownerReferences",
+            "managedFields",
+        ] {
+            let empty = match meta.get(field) {
+                Some(Value::Object(m)) => m.is_empty(),
+                Some(Value::Array(a)) => a.is_empty(),
+                Some(Value::Null) => true,
+                _ => false,
+            };
+            if empty {
+                meta.remove(field);
+            }
+        }
+    }
+    Ok(value)
 }
 
 impl Rest {
+    /// The lease to write an object with: Events expire after
+    /// `event_ttl_seconds`; one lease serves the Events of a minute, as
+    /// Kubernetes does it, so there are few leases.
+    async fn lease_for(&self, def: &ResourceDef) -> ApiResult<Option<ferrokube_store::LeaseId>> {
+        if !is_event(def) {
+            return Ok(None);
+        }
+        let mut current = self.event_lease.lock().await;
+        if let Some((id, until)) = *current {
+            if std::time::Instant::now() < until {
+                return Ok(Some(id));
+            }
+        }
+        let id = self
+            .store
+            .lease_grant(self.event_ttl_seconds.max(1))
+            .await
+            .map_err(|e| store_error(def, "", e))?;
+        // Handed out for at most a minute (and never past its own end), so
+        // an Event lives between the TTL and the TTL plus a minute.
+        let reuse = Duration::from_secs(60.min((self.event_ttl_seconds / 2).max(0) as u64));
+        *current = Some((id, std::time::Instant::now() + reuse));
+        Ok(Some(id))
+    }
+
     async fn release(&self, reserved: Vec<Reserved>) {
         for r in reserved {
             match r {
@@ -545,10 +603,11 @@ impl Rest {
         } else {
             Vec::new()
         };
+        let lease = self.lease_for(def).await?;
         let result = match encode(&obj) {
             Ok(bytes) => self
                 .store
-                .create(&self.key(def, ns, &name), bytes, None)
+                .create(&self.key(def, ns, &name), bytes, lease)
                 .await
                 .map_err(|e| store_error(def, &name, e)),
             Err(e) => Err(e),
@@ -675,13 +734,14 @@ impl Rest {
                 .map_err(conflict)?;
             return Ok(new);
         }
+        let lease = self.lease_for(def).await.map_err(|e| (e, false))?;
         let kv = self
             .store
             .update(
                 &key,
                 encode(&new).map_err(|e| (e, false))?,
                 old_kv.mod_revision,
-                None,
+                lease,
             )
             .await
             .map_err(conflict)?;

@@ -176,6 +176,8 @@ pub async fn start(
             allocator: crate::allocator::Allocator::new(store.clone(), cidr),
             store,
             cache,
+            event_lease: Default::default(),
+            event_ttl_seconds: crate::rest::EVENT_TTL_SECONDS,
         },
         tokens,
         in_flight: Semaphore::new(config.max_in_flight.max(1)),
@@ -503,6 +505,35 @@ async fn resource_request(
             ))
         })?;
         app.rest.bind_pod(&def, ns, name, &binding, &opts).await?;
+        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+        return Ok(json_response(StatusCode::CREATED, &status));
+    }
+    if sub == "eviction" && def.plural == "pods" && def.group.is_empty() {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(
+                "only POST is allowed on pods/eviction",
+            ));
+        }
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        let eviction: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
+            if n != name {
+                return Err(ApiError::bad_request(format!(
+                    "name in URL does not match name in Eviction object: {name} != {n}"
+                )));
+            }
+        }
+        let opts = query.delete_options().map_err(ApiError::bad_request)?;
+        let delete_opts = eviction
+            .get("deleteOptions")
+            .map(|d| serde_json::to_vec(d).unwrap_or_default())
+            .unwrap_or_default();
+        let opts = Rest::delete_options(opts, &delete_opts)?;
+        app.rest.delete(&def, ns, name, &opts).await?;
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status));
     }

@@ -857,3 +857,58 @@ fn pod_binding_and_oversized_bodies() {
     );
     assert!(!c.kubectl(&["get", "cm", "big"]).status.success());
 }
+
+#[test]
+fn edit_diff_expose_and_evict() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    // kubectl edit with a scripted editor.
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(c.kubeconfig())
+        .args(["edit", "deployment", "web"])
+        .env("EDITOR", "sed -i s/replicas:\\ 2/replicas:\\ 4/")
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        c.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "4"
+    );
+    // kubectl diff shows what apply would change, and changes nothing.
+    let changed = write_manifest(&c, "changed.yaml", &APP.replace("mode: fast", "mode: slow"));
+    let out = c.kubectl(&["diff", "-f", &changed]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        diff.contains("-  mode: fast") && diff.contains("+  mode: slow"),
+        "{diff}"
+    );
+    assert!(!diff.contains("annotations: {}"), "{diff}");
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "settings", "-o", "jsonpath={.data.mode}"]),
+        "fast"
+    );
+    // expose makes a Service from the deployment's selector.
+    c.kubectl_ok(&["expose", "deployment", "web", "--port=8080", "--name=web-x"]);
+    let sel = c.kubectl_ok(&["get", "svc", "web-x", "-o", "jsonpath={.spec.selector.app}"]);
+    assert_eq!(sel, "web");
+    // Eviction of a pod no node holds deletes it.
+    let pod = write_manifest(&c, "pod.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: evictme}\nspec:\n  containers: [{name: c, image: busybox}]\n");
+    c.kubectl_ok(&["apply", "-f", &pod]);
+    let ev = write_manifest(
+        &c,
+        "eviction.json",
+        r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"evictme","namespace":"default"}}"#,
+    );
+    c.kubectl_ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/evictme/eviction",
+        "-f",
+        &ev,
+    ]);
+    assert!(!c.kubectl(&["get", "pod", "evictme"]).status.success());
+}
