@@ -157,7 +157,11 @@ impl Query {
         if let Some(rv) = &opts.resource_version {
             parse_resource_version(rv)?;
         }
-        if opts.resource_version_match != RvMatch::Unset && opts.resource_version.is_none() {
+        if opts.send_initial_events.is_some() {
+            if opts.resource_version_match != RvMatch::NotOlderThan {
+                return Err("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into());
+            }
+        } else if opts.resource_version_match != RvMatch::Unset && opts.resource_version.is_none() {
             return Err(
                 "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
             );
@@ -297,6 +301,7 @@ mod tests {
             "resourceVersion=5&continue=abc",
             "resourceVersion=0&resourceVersionMatch=Exact",
             "sendInitialEvents=true",
+            "watch=1&sendInitialEvents=true",
         ] {
             assert!(Query::parse(Some(q)).list_options().is_err(), "{q}");
         }

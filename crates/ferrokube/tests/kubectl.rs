@@ -912,3 +912,64 @@ fn edit_diff_expose_and_evict() {
     ]);
     assert!(!c.kubectl(&["get", "pod", "evictme"]).status.success());
 }
+
+#[test]
+fn streaming_lists_and_older_kubectl_minors() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    // A list as a watch stream: the state as ADDED events, then a bookmark
+    // that marks the end of the initial events.
+    let out = c.kubectl_ok(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+    ]);
+    let events: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "settings");
+    let bookmark = &events[1];
+    assert_eq!(bookmark["type"], "BOOKMARK");
+    assert_eq!(
+        bookmark["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"],
+        "true"
+    );
+    let bad = c.kubectl(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true",
+    ]);
+    assert!(stderr(&bad).contains("NotOlderThan"), "{}", stderr(&bad));
+
+    // The kubectl minors installed beside the default one work too.
+    let dir = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
+    let mut tried = 0;
+    for minor in 27..=33 {
+        let bin = dir.join(format!("kubectl.1.{minor}"));
+        if !bin.exists() {
+            continue;
+        }
+        tried += 1;
+        let out = Command::new(&bin)
+            .arg("--kubeconfig")
+            .arg(c.kubeconfig())
+            .args(["get", "deployments", "-o", "name"])
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "kubectl 1.{minor}: {}", stderr(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "deployment.apps/web",
+            "kubectl 1.{minor}"
+        );
+    }
+    assert!(
+        tried > 0,
+        "no versioned kubectl found under {}",
+        dir.display()
+    );
+}
