@@ -73,6 +73,7 @@ struct App {
     discovery: Discovery,
     tokens: TokenAuthenticator,
     in_flight: Semaphore,
+    metrics: crate::metrics::Metrics,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
@@ -181,6 +182,7 @@ pub async fn start(
         },
         tokens,
         in_flight: Semaphore::new(config.max_in_flight.max(1)),
+        metrics: Default::default(),
     });
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
@@ -353,15 +355,33 @@ async fn handle(
             Err(_) => return error_response(&ApiError::too_many_requests(1)),
         }
     };
+    if path == "/metrics" {
+        let text = app.metrics.render(app.rest.cache.revision());
+        return full(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            Bytes::from(text),
+        );
+    }
+    let started = std::time::Instant::now();
     let result = if info.is_resource_request {
         resource_request(&app, req, &info, &query).await
     } else {
         non_resource(&app, &req, &path)
     };
-    match result {
+    let response = match result {
         Ok(r) => r,
         Err(e) => error_response(&e),
+    };
+    if info.is_resource_request {
+        app.metrics.observe(
+            &info.verb,
+            &info.resource,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
     }
+    response
 }
 
 fn non_resource(

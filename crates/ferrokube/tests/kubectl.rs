@@ -973,3 +973,20 @@ fn streaming_lists_and_older_kubectl_minors() {
         dir.display()
     );
 }
+
+#[test]
+fn metrics_count_requests() {
+    let c = Cluster::start();
+    c.kubectl_ok(&["get", "configmaps"]);
+    let _ = c.kubectl(&["get", "configmap", "missing"]);
+    let text = c.kubectl_ok(&["get", "--raw", "/metrics"]);
+    assert!(
+        text.contains(r#"apiserver_request_total{verb="list",resource="configmaps",code="200"}"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"apiserver_request_total{verb="get",resource="configmaps",code="404"} 1"#),
+        "{text}"
+    );
+    assert!(text.contains("ferrokube_watch_cache_revision"), "{text}");
+}
