@@ -54,6 +54,18 @@ pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
 
+/// The labels of a `metadata` object (non-string values ignored).
+pub fn labels_of(meta: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+    meta.and_then(|m| m.get("labels"))
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Sets what the server owns on a new object: uid, creationTimestamp,
 /// generation 1, and clears what a client may not set (resourceVersion,
 /// deletionTimestamp, deletionGracePeriodSeconds). The name must already be

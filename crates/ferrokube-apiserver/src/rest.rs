@@ -113,15 +113,7 @@ impl Filter {
     }
 
     fn matches_value(&self, def: &ResourceDef, v: &Value) -> bool {
-        let labels = v
-            .pointer("/metadata/labels")
-            .and_then(Value::as_object)
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let labels = objectmeta::labels_of(v.get("metadata"));
         self.labels.matches(&labels)
             && (self.fields.is_empty() || self.fields.matches(&field_set(def.group, def.plural, v)))
     }

@@ -132,6 +132,7 @@ fn decode(
     fields: &FieldsFn,
 ) -> Result<CachedObject, String> {
     let mut obj: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+    let labels = crate::objectmeta::labels_of(obj.get("metadata"));
     let meta = obj
         .get_mut("metadata")
         .and_then(Value::as_object_mut)
@@ -143,15 +144,6 @@ fn decode(
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = text(meta.get("namespace"));
     let name = text(meta.get("name"));
-    let labels = meta
-        .get("labels")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
     let selectable = fields(&obj);
     let json = Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
     Ok(CachedObject {

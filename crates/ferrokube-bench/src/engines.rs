@@ -5,7 +5,7 @@
 //! thread committing every waiting put in one durable transaction).
 
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
@@ -13,7 +13,7 @@ use ferrokube_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ferrokube_store::Store;
 use tokio::sync::oneshot;
 
-use crate::stats::{ms, Samples};
+use crate::stats::{ms, timed_load};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -89,33 +89,15 @@ async fn measure(
     seconds: f64,
 ) -> anyhow::Result<(f64, Duration, Duration)> {
     let value = Bytes::from(vec![b'v'; 1024]);
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..writers {
+    let engine = engine.clone();
+    let name = name.to_string();
+    timed_load(writers, seconds, move |w, i| {
         let engine = engine.clone();
+        let key = format!("/{name}/{writers}/{w}/{i}");
         let value = value.clone();
-        let name = name.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Samples::default();
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                engine
-                    .put(format!("/{name}/{writers}/{w}/{i}"), value.clone())
-                    .await?;
-                samples.push(t.elapsed());
-                i += 1;
-            }
-            anyhow::Ok(samples)
-        }));
-    }
-    let mut all = Samples::default();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
-    Ok((rate, all.quantile(0.5), all.quantile(0.99)))
+        async move { engine.put(key, value).await }
+    })
+    .await
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {

@@ -1,6 +1,7 @@
 //! Latency samples and the figures printed from them.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
 
 /// Latency samples of one measurement.
 #[derive(Default)]
@@ -37,4 +38,41 @@ impl Samples {
 /// Milliseconds with two decimals.
 pub fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+/// Runs `op(worker, i)` from `workers` concurrent tasks, each as fast as it
+/// can, for `seconds`; returns operations per second and the p50 and p99
+/// latency.
+pub async fn timed_load<F, Fut>(
+    workers: usize,
+    seconds: f64,
+    op: F,
+) -> anyhow::Result<(f64, Duration, Duration)>
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = anyhow::Result<()>> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut samples = Samples::with_capacity(1024);
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                op(w, i).await?;
+                samples.push(t.elapsed());
+                i += 1;
+            }
+            anyhow::Ok(samples)
+        }));
+    }
+    let mut all = Samples::default();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, all.quantile(0.5), all.quantile(0.99)))
 }

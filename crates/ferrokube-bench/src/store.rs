@@ -17,7 +17,7 @@ use ferrokube_store::{RangeRequest, Store};
 use futures::StreamExt;
 use parking_lot::Mutex;
 
-use crate::stats::{ms, Samples};
+use crate::stats::{ms, timed_load, Samples};
 
 #[derive(clap::Args)]
 pub struct Options {
@@ -164,33 +164,15 @@ async fn measure_puts(
     seconds: f64,
 ) -> anyhow::Result<(f64, Duration, Duration)> {
     let value = Bytes::from(vec![b'v'; 1024]);
-    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..writers {
+    let target = target.clone();
+    let prefix = prefix.to_string();
+    timed_load(writers, seconds, move |w, i| {
         let target = target.clone();
+        let key = format!("{prefix}/{w}/{i}");
         let value = value.clone();
-        let prefix = prefix.to_string();
-        tasks.push(tokio::spawn(async move {
-            let mut samples = Samples::with_capacity(1024);
-            let mut i = 0u64;
-            while Instant::now() < deadline {
-                let key = format!("{prefix}/{w}/{i}");
-                let t = Instant::now();
-                target.put(&key, value.clone()).await?;
-                samples.push(t.elapsed());
-                i += 1;
-            }
-            anyhow::Ok(samples)
-        }));
-    }
-    let mut all = Samples::default();
-    for t in tasks {
-        all.extend(t.await??);
-    }
-    let elapsed = start.elapsed().as_secs_f64();
-    let rate = all.len() as f64 / elapsed;
-    Ok((rate, all.quantile(0.5), all.quantile(0.99)))
+        async move { target.put(&key, value).await }
+    })
+    .await
 }
 
 /// Loads `keys` 1 KiB keys, then reads them all in one range, 10 times;

@@ -431,10 +431,7 @@ impl Store for EtcdStore {
     async fn create(&self, key: &str, value: Bytes, lease: Option<LeaseId>) -> Result<KeyValue> {
         validate_key(key)?;
         validate_value(&value)?;
-        let mut put = PutOptions::new();
-        if let Some(l) = lease.filter(|&l| l != 0) {
-            put = put.with_lease(l);
-        }
+        let put = put_options(lease);
         let (ok, read, _, _) = self
             .guarded(
                 key,
@@ -463,10 +460,7 @@ impl Store for EtcdStore {
     ) -> Result<KeyValue> {
         validate_key(key)?;
         validate_value(&value)?;
-        let mut put = PutOptions::new();
-        if let Some(l) = lease.filter(|&l| l != 0) {
-            put = put.with_lease(l);
-        }
+        let put = put_options(lease);
         let (ok, read, _, _) = self
             .guarded(
                 key,
@@ -622,6 +616,14 @@ impl Store for EtcdStore {
 
     fn backend_name(&self) -> &'static str {
         "etcd"
+    }
+}
+
+/// Put options attaching `lease`, if any.
+fn put_options(lease: Option<LeaseId>) -> PutOptions {
+    match lease.filter(|&l| l != 0) {
+        Some(l) => PutOptions::new().with_lease(l),
+        None => PutOptions::new(),
     }
 }
 

@@ -4,10 +4,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{kubectl_with, Cluster};
+use common::{kubectl_command, kubectl_with, Cluster};
 
 fn write_manifest(cluster: &Cluster, name: &str, yaml: &str) -> String {
     let path = cluster.data_dir().join(name);
@@ -434,11 +435,8 @@ fn chunked_lists_and_watch() {
     assert!(page["metadata"]["continue"].as_str().is_some());
 
     // A watch sees a new object arrive.
-    let mut w = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
+    let mut w = kubectl_command(Path::new("kubectl"), &c.kubeconfig())
         .args(["get", "configmaps", "--watch", "--output-watch-events"])
-        .env_remove("KUBECONFIG")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -864,12 +862,9 @@ fn edit_diff_expose_and_evict() {
     let f = write_manifest(&c, "app.yaml", APP);
     c.kubectl_ok(&["apply", "-f", &f]);
     // kubectl edit with a scripted editor.
-    let out = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(c.kubeconfig())
+    let out = kubectl_command(Path::new("kubectl"), &c.kubeconfig())
         .args(["edit", "deployment", "web"])
         .env("EDITOR", "sed -i s/replicas:\\ 2/replicas:\\ 4/")
-        .env_remove("KUBECONFIG")
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -953,11 +948,8 @@ fn streaming_lists_and_older_kubectl_minors() {
             continue;
         }
         tried += 1;
-        let out = Command::new(&bin)
-            .arg("--kubeconfig")
-            .arg(c.kubeconfig())
+        let out = kubectl_command(&bin, &c.kubeconfig())
             .args(["get", "deployments", "-o", "name"])
-            .env_remove("KUBECONFIG")
             .output()
             .unwrap();
         assert!(out.status.success(), "kubectl 1.{minor}: {}", stderr(&out));

@@ -168,15 +168,22 @@ impl Drop for Cluster {
     }
 }
 
-/// Runs kubectl with a kubeconfig; never reads the user's own config.
-pub fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
-    Command::new("kubectl")
-        .arg("--kubeconfig")
+/// A kubectl (`bin`) command for a kubeconfig; never reads the user's own
+/// config.
+pub fn kubectl_command(bin: &Path, kubeconfig: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--kubeconfig")
         .arg(kubeconfig)
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs kubectl with a kubeconfig.
+pub fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+    kubectl_command(Path::new("kubectl"), kubeconfig)
         .arg("--request-timeout=20s")
         .args(args)
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null())
         .output()
         .expect("run kubectl")
 }
