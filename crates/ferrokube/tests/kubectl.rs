@@ -16,6 +16,17 @@ fn write_manifest(cluster: &Cluster, name: &str, yaml: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// Runs kubectl, expecting it to fail with `needle` in its error output.
+fn expect_error(c: &Cluster, args: &[&str], needle: &str) {
+    let out = c.kubectl(args);
+    assert!(!out.status.success(), "kubectl {args:?} succeeded");
+    assert!(
+        stderr(&out).contains(needle),
+        "kubectl {args:?}: {}",
+        stderr(&out)
+    );
+}
+
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -322,22 +333,20 @@ fn bad_input_gets_kubernetes_errors() {
         "nons.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: missing}\n",
     );
-    let out = c.kubectl(&["create", "-f", &no_ns]);
-    assert!(
-        stderr(&out).contains(r#"namespaces "missing" not found"#),
-        "{}",
-        stderr(&out)
+    expect_error(
+        &c,
+        &["create", "-f", &no_ns],
+        r#"namespaces "missing" not found"#,
     );
     let pod = write_manifest(
         &c,
         "pod.yaml",
         "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n",
     );
-    let out = c.kubectl(&["create", "-f", &pod]);
-    assert!(
-        stderr(&out).contains("spec.containers[0].image: Required value"),
-        "{}",
-        stderr(&out)
+    expect_error(
+        &c,
+        &["create", "-f", &pod],
+        "spec.containers[0].image: Required value",
     );
     // Malformed JSON straight to the API.
     let junk = write_manifest(&c, "junk.json", "{not json");
@@ -357,11 +366,10 @@ fn bad_input_gets_kubernetes_errors() {
     // Nothing was written by any of them.
     assert_eq!(c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]).trim(), "");
     // Unknown paths are 404s.
-    let out = c.kubectl(&["get", "--raw", "/apis/nope.example.com/v1/things"]);
-    assert!(
-        stderr(&out).contains("NotFound") || stderr(&out).contains("not found"),
-        "{}",
-        stderr(&out)
+    expect_error(
+        &c,
+        &["get", "--raw", "/apis/nope.example.com/v1/things"],
+        "the server could not find the requested resource",
     );
 }
 
@@ -503,11 +511,10 @@ fn namespace_deletion_and_restart() {
         "more.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: later, namespace: team-a}\n",
     );
-    let out = c.kubectl(&["create", "-f", &more]);
-    assert!(
-        stderr(&out).contains("because it is being terminated"),
-        "{}",
-        stderr(&out)
+    expect_error(
+        &c,
+        &["create", "-f", &more],
+        "because it is being terminated",
     );
 
     // A restart keeps the data and the credentials.
@@ -579,25 +586,19 @@ fn services_get_unique_cluster_ips_and_node_ports() {
     // Asking for a taken address is refused and changes nothing.
     let taken = c.kubectl_ok(&["get", "svc", "s0", "-o", "jsonpath={.spec.clusterIP}"]);
     let dup = write_manifest(&c, "dup.yaml", &format!("apiVersion: v1\nkind: Service\nmetadata: {{name: dup}}\nspec:\n  clusterIP: {taken}\n  ports: [{{port: 80}}]\n"));
-    let out = c.kubectl(&["create", "-f", &dup]);
-    assert!(
-        stderr(&out).contains("already allocated"),
-        "{}",
-        stderr(&out)
-    );
+    expect_error(&c, &["create", "-f", &dup], "already allocated");
     // The address cannot change.
-    let out = c.kubectl(&[
-        "patch",
-        "svc",
-        "s1",
-        "--type=merge",
-        "-p",
-        r#"{"spec":{"clusterIP":"10.43.99.99"}}"#,
-    ]);
-    assert!(
-        stderr(&out).contains("may not change once set"),
-        "{}",
-        stderr(&out)
+    expect_error(
+        &c,
+        &[
+            "patch",
+            "svc",
+            "s1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"clusterIP":"10.43.99.99"}}"#,
+        ],
+        "may not change once set",
     );
 
     // A restart keeps the reservations; a delete frees them for reuse.
