@@ -32,7 +32,7 @@ pub struct ListOptions {
 }
 
 /// Options of create, update and patch.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
     pub dry_run: bool,
     pub field_manager: Option<String>,
@@ -41,6 +41,9 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// Server-side apply: take ownership of conflicting fields.
     pub force: bool,
+    /// Warnings for the client (`Warning` headers), gathered while the
+    /// request is served.
+    pub warnings: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -212,6 +215,7 @@ impl Query {
             field_manager,
             field_validation,
             force: self.bool("force")?.unwrap_or(false),
+            warnings: Default::default(),
         })
     }
 

@@ -264,7 +264,14 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
                 "strict decoding error: {list}"
             )));
         }
-        tracing::debug!(kind = def.kind, fields = %list, "dropped unknown fields");
+        if opts.field_validation == FieldValidation::Warn {
+            opts.warnings.lock().extend(
+                checked
+                    .unknown
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\"")),
+            );
+        }
     }
     let mut value = checked.value;
     // Empty maps and lists in metadata are omitted, as Go's encoding omits

@@ -453,6 +453,17 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Adds the request's warnings as `Warning: 299 - "..."` headers.
+fn with_warnings(mut resp: Response<Body>, opts: &crate::options::WriteOptions) -> Response<Body> {
+    for w in opts.warnings.lock().iter() {
+        let text = format!("299 - {}", Value::String(w.clone()));
+        if let Ok(v) = header::HeaderValue::from_str(&text) {
+            resp.headers_mut().append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
 fn object_response(
     status: StatusCode,
     def: &ResourceDef,
@@ -593,14 +604,20 @@ async fn resource_request(
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let created = rest.create(&def, ns, obj, &opts).await?;
-            object_response(StatusCode::CREATED, &def, &created, &accept, query)
+            Ok(with_warnings(
+                object_response(StatusCode::CREATED, &def, &created, &accept, query)?,
+                &opts,
+            ))
         }
         "update" => {
             let opts = query.write_options().map_err(ApiError::bad_request)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
-            object_response(StatusCode::OK, &def, &updated, &accept, query)
+            Ok(with_warnings(
+                object_response(StatusCode::OK, &def, &updated, &accept, query)?,
+                &opts,
+            ))
         }
         "patch" => {
             let opts = query.write_options().map_err(ApiError::bad_request)?;
@@ -608,7 +625,10 @@ async fn resource_request(
             let patched = rest
                 .patch(&def, ns, name, &content_type, &body, sub, &opts)
                 .await?;
-            object_response(StatusCode::OK, &def, &patched, &accept, query)
+            Ok(with_warnings(
+                object_response(StatusCode::OK, &def, &patched, &accept, query)?,
+                &opts,
+            ))
         }
         "delete" => {
             let opts = query.delete_options().map_err(ApiError::bad_request)?;

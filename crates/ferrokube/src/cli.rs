@@ -70,6 +70,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
 
+    /// Requests served at once (watches excepted); more get 429.
+    #[arg(long, default_value_t = 400)]
+    pub max_requests_inflight: usize,
+
     /// Seconds between automatic compactions of the datastore's history.
     #[arg(long, default_value_t = 300)]
     pub compaction_interval_seconds: u64,

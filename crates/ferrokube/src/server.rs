@@ -29,7 +29,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         write_kubeconfig: args.write_kubeconfig.clone(),
         node_name,
         service_cidr: args.service_cidr.clone(),
-        max_in_flight: 400,
+        max_in_flight: args.max_requests_inflight,
     };
     let api =
         match ferrokube_apiserver::start(config, datastore.store(), cancel.child_token()).await {

@@ -983,3 +983,23 @@ fn metrics_count_requests() {
     );
     assert!(text.contains("ferrokube_watch_cache_revision"), "{text}");
 }
+
+#[test]
+fn unknown_fields_warn_when_asked_to() {
+    let c = Cluster::start();
+    let f = write_manifest(
+        &c,
+        "typo.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: w}\ndta: {c: d}\n",
+    );
+    let out = c.kubectl(&["apply", "-f", &f, "--validate=warn"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(r#"Warning: unknown field "dta""#),
+        "{}",
+        stderr(&out)
+    );
+    let stored: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "cm", "w", "-o", "json"])).unwrap();
+    assert!(stored.get("dta").is_none());
+}
