@@ -708,7 +708,10 @@ impl Rest {
             &mut new,
             spec_changed && old.pointer("/metadata/generation").is_some(),
         );
-        let errors = validation::validate(def, &new);
+        let mut errors = validation::validate(def, &new);
+        if subresource.is_empty() {
+            errors.extend(validation::validate_update(def, old, &new));
+        }
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }

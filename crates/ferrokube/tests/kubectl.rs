@@ -1003,3 +1003,40 @@ fn unknown_fields_warn_when_asked_to() {
         serde_json::from_str(&c.kubectl_ok(&["get", "cm", "w", "-o", "json"])).unwrap();
     assert!(stored.get("dta").is_none());
 }
+
+#[test]
+fn immutable_fields_stay() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    expect_error(
+        &c,
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"selector":{"matchLabels":{"app":"other"}}}}"#,
+        ],
+        "field is immutable",
+    );
+    let frozen = write_manifest(&c, "frozen.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: frozen}\nimmutable: true\ndata: {a: b}\n");
+    c.kubectl_ok(&["apply", "-f", &frozen]);
+    expect_error(
+        &c,
+        &[
+            "patch",
+            "cm",
+            "frozen",
+            "--type=merge",
+            "-p",
+            r#"{"data":{"a":"c"}}"#,
+        ],
+        "field is immutable",
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "frozen", "-o", "jsonpath={.data.a}"]),
+        "b"
+    );
+}
