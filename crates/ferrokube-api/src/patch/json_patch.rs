@@ -17,8 +17,14 @@ enum Op {
     Add(Vec<String>, Value),
     Remove(Vec<String>),
     Replace(Vec<String>, Value),
-    Move { from: Vec<String>, path: Vec<String> },
-    Copy { from: Vec<String>, path: Vec<String> },
+    Move {
+        from: Vec<String>,
+        path: Vec<String>,
+    },
+    Copy {
+        from: Vec<String>,
+        path: Vec<String>,
+    },
     Test(Vec<String>, Value),
 }
 
@@ -46,7 +52,9 @@ fn decode(patch: &Value) -> Result<Vec<Op>, PatchError> {
     }
     list.iter()
         .enumerate()
-        .map(|(i, op)| decode_op(op).map_err(|e| PatchError::bad_request(format!("operation {i}: {e}"))))
+        .map(|(i, op)| {
+            decode_op(op).map_err(|e| PatchError::bad_request(format!("operation {i}: {e}")))
+        })
         .collect()
 }
 
@@ -91,7 +99,9 @@ pub fn parse_pointer(path: &str) -> Result<Vec<String>, String> {
         return Ok(Vec::new());
     }
     let Some(rest) = path.strip_prefix('/') else {
-        return Err(format!("invalid JSON pointer {path:?}: it must start with '/'"));
+        return Err(format!(
+            "invalid JSON pointer {path:?}: it must start with '/'"
+        ));
     };
     rest.split('/').map(|t| unescape(t, path)).collect()
 }
@@ -104,7 +114,11 @@ fn unescape(token: &str, path: &str) -> Result<String, String> {
             match chars.next() {
                 Some('0') => out.push('~'),
                 Some('1') => out.push('/'),
-                _ => return Err(format!("invalid escape in JSON pointer {path:?}: '~' must be followed by 0 or 1")),
+                _ => {
+                    return Err(format!(
+                        "invalid escape in JSON pointer {path:?}: '~' must be followed by 0 or 1"
+                    ))
+                }
             }
         } else {
             out.push(c);
@@ -131,7 +145,9 @@ fn array_index(arr: &[Value], tok: &str, insert: bool) -> Result<usize, String> 
     if !digits_ok {
         return Err(format!("{tok:?} is not an array index"));
     }
-    let i: usize = tok.parse().map_err(|_| format!("array index {tok} is too large"))?;
+    let i: usize = tok
+        .parse()
+        .map_err(|_| format!("array index {tok} is too large"))?;
     let len = arr.len();
     if (insert && i > len) || (!insert && i >= len) {
         return Err(format!("array index {i} is out of bounds (length {len})"));
@@ -183,7 +199,10 @@ fn add(doc: &mut Value, path: &[String], value: Value) -> Result<(), String> {
             a.insert(i, value);
             Ok(())
         }
-        _ => Err(format!("cannot add {}: its parent is not an object or array", show(path))),
+        _ => Err(format!(
+            "cannot add {}: its parent is not an object or array",
+            show(path)
+        )),
     }
 }
 
@@ -213,7 +232,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
         }
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -250,10 +271,7 @@ fn apply_op(doc: &mut Value, op: Op) -> Result<(), String> {
             if json_eq(got, &want) {
                 Ok(())
             } else {
-                Err(format!(
-                    "test failed: {} is {got}, not {want}",
-                    show(&path)
-                ))
+                Err(format!("test failed: {} is {got}, not {want}", show(&path)))
             }
         }
     }
@@ -276,23 +294,38 @@ mod tests {
     #[test]
     fn rfc6902_appendix_a_examples() {
         assert_eq!(
-            ok(json!({"foo": "bar"}), json!([{"op": "add", "path": "/baz", "value": "qux"}])),
+            ok(
+                json!({"foo": "bar"}),
+                json!([{"op": "add", "path": "/baz", "value": "qux"}])
+            ),
             json!({"baz": "qux", "foo": "bar"})
         );
         assert_eq!(
-            ok(json!({"foo": ["bar", "baz"]}), json!([{"op": "add", "path": "/foo/1", "value": "qux"}])),
+            ok(
+                json!({"foo": ["bar", "baz"]}),
+                json!([{"op": "add", "path": "/foo/1", "value": "qux"}])
+            ),
             json!({"foo": ["bar", "qux", "baz"]})
         );
         assert_eq!(
-            ok(json!({"baz": "qux", "foo": "bar"}), json!([{"op": "remove", "path": "/baz"}])),
+            ok(
+                json!({"baz": "qux", "foo": "bar"}),
+                json!([{"op": "remove", "path": "/baz"}])
+            ),
             json!({"foo": "bar"})
         );
         assert_eq!(
-            ok(json!({"foo": ["bar", "qux", "baz"]}), json!([{"op": "remove", "path": "/foo/1"}])),
+            ok(
+                json!({"foo": ["bar", "qux", "baz"]}),
+                json!([{"op": "remove", "path": "/foo/1"}])
+            ),
             json!({"foo": ["bar", "baz"]})
         );
         assert_eq!(
-            ok(json!({"baz": "qux", "foo": "bar"}), json!([{"op": "replace", "path": "/baz", "value": "boo"}])),
+            ok(
+                json!({"baz": "qux", "foo": "bar"}),
+                json!([{"op": "replace", "path": "/baz", "value": "boo"}])
+            ),
             json!({"baz": "boo", "foo": "bar"})
         );
         assert_eq!(
@@ -303,30 +336,48 @@ mod tests {
             json!({"foo": {"bar": "baz"}, "qux": {"corge": "grault", "thud": "fred"}})
         );
         assert_eq!(
-            ok(json!({"foo": ["all", "grass", "cows", "eat"]}), json!([{"op": "move", "from": "/foo/1", "path": "/foo/3"}])),
+            ok(
+                json!({"foo": ["all", "grass", "cows", "eat"]}),
+                json!([{"op": "move", "from": "/foo/1", "path": "/foo/3"}])
+            ),
             json!({"foo": ["all", "cows", "eat", "grass"]})
         );
         assert_eq!(
-            ok(json!({"foo": "bar"}), json!([{"op": "add", "path": "/child", "value": {"grandchild": {}}}])),
+            ok(
+                json!({"foo": "bar"}),
+                json!([{"op": "add", "path": "/child", "value": {"grandchild": {}}}])
+            ),
             json!({"foo": "bar", "child": {"grandchild": {}}})
         );
         assert_eq!(
-            ok(json!({"foo": ["bar"]}), json!([{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}])),
+            ok(
+                json!({"foo": ["bar"]}),
+                json!([{"op": "add", "path": "/foo/-", "value": ["abc", "def"]}])
+            ),
             json!({"foo": ["bar", ["abc", "def"]]})
         );
         assert_eq!(
-            ok(json!({"/": 9, "~1": 10}), json!([{"op": "test", "path": "/~01", "value": 10}])),
+            ok(
+                json!({"/": 9, "~1": 10}),
+                json!([{"op": "test", "path": "/~01", "value": 10}])
+            ),
             json!({"/": 9, "~1": 10})
         );
         assert_eq!(
-            ok(json!({"foo": null}), json!([{"op": "add", "path": "/foo", "value": 1}])),
+            ok(
+                json!({"foo": null}),
+                json!([{"op": "add", "path": "/foo", "value": 1}])
+            ),
             json!({"foo": 1})
         );
     }
 
     #[test]
     fn pointer_escapes() {
-        assert_eq!(parse_pointer("/a~1b/c~0d/~01").unwrap(), vec!["a/b", "c~d", "~1"]);
+        assert_eq!(
+            parse_pointer("/a~1b/c~0d/~01").unwrap(),
+            vec!["a/b", "c~d", "~1"]
+        );
         assert_eq!(parse_pointer("").unwrap(), Vec::<String>::new());
         assert_eq!(parse_pointer("/").unwrap(), vec![""]);
         assert!(parse_pointer("a/b").is_err());
@@ -360,20 +411,56 @@ mod tests {
 
     #[test]
     fn test_compares_numbers_by_value_and_objects_deeply() {
-        ok(json!({"a": 1}), json!([{"op": "test", "path": "/a", "value": 1.0}]));
-        ok(json!({"a": {"x": [1, {"y": 2}]}}), json!([{"op": "test", "path": "/a", "value": {"x": [1, {"y": 2}]}}]));
-        fails(json!({"a": {"x": 1}}), json!([{"op": "test", "path": "/a", "value": {"x": 1, "z": 2}}]));
-        fails(json!({"a": "1"}), json!([{"op": "test", "path": "/a", "value": 1}]));
+        ok(
+            json!({"a": 1}),
+            json!([{"op": "test", "path": "/a", "value": 1.0}]),
+        );
+        ok(
+            json!({"a": {"x": [1, {"y": 2}]}}),
+            json!([{"op": "test", "path": "/a", "value": {"x": [1, {"y": 2}]}}]),
+        );
+        fails(
+            json!({"a": {"x": 1}}),
+            json!([{"op": "test", "path": "/a", "value": {"x": 1, "z": 2}}]),
+        );
+        fails(
+            json!({"a": "1"}),
+            json!([{"op": "test", "path": "/a", "value": 1}]),
+        );
     }
 
     #[test]
     fn array_indices() {
         let d = json!({"l": ["a", "b"]});
-        assert_eq!(ok(d.clone(), json!([{"op": "add", "path": "/l/2", "value": "c"}]))["l"], json!(["a", "b", "c"]));
-        assert_eq!(ok(d.clone(), json!([{"op": "add", "path": "/l/-", "value": "c"}]))["l"], json!(["a", "b", "c"]));
-        assert_eq!(ok(d.clone(), json!([{"op": "replace", "path": "/l/1", "value": "z"}]))["l"], json!(["a", "z"]));
-        fails(d.clone(), json!([{"op": "add", "path": "/l/3", "value": "c"}]));
-        fails(d.clone(), json!([{"op": "replace", "path": "/l/2", "value": "c"}]));
+        assert_eq!(
+            ok(
+                d.clone(),
+                json!([{"op": "add", "path": "/l/2", "value": "c"}])
+            )["l"],
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(
+            ok(
+                d.clone(),
+                json!([{"op": "add", "path": "/l/-", "value": "c"}])
+            )["l"],
+            json!(["a", "b", "c"])
+        );
+        assert_eq!(
+            ok(
+                d.clone(),
+                json!([{"op": "replace", "path": "/l/1", "value": "z"}])
+            )["l"],
+            json!(["a", "z"])
+        );
+        fails(
+            d.clone(),
+            json!([{"op": "add", "path": "/l/3", "value": "c"}]),
+        );
+        fails(
+            d.clone(),
+            json!([{"op": "replace", "path": "/l/2", "value": "c"}]),
+        );
         fails(d.clone(), json!([{"op": "remove", "path": "/l/-"}]));
         fails(d.clone(), json!([{"op": "remove", "path": "/l/01"}]));
         fails(d.clone(), json!([{"op": "remove", "path": "/l/-1"}]));
@@ -419,15 +506,33 @@ mod tests {
         let many: Vec<Value> = (0..=MAX_OPERATIONS)
             .map(|_| json!({"op": "test", "path": "/a", "value": 1}))
             .collect();
-        assert_eq!(fails(d, Value::Array(many)).kind(), PatchErrorKind::BadRequest);
+        assert_eq!(
+            fails(d, Value::Array(many)).kind(),
+            PatchErrorKind::BadRequest
+        );
     }
 
     #[test]
     fn replace_move_copy_whole_document_and_nested() {
-        assert_eq!(ok(json!({"a": 1}), json!([{"op": "replace", "path": "", "value": {"b": 2}}])), json!({"b": 2}));
-        assert_eq!(ok(json!({"a": 1}), json!([{"op": "move", "from": "/a", "path": "/a"}])), json!({"a": 1}));
         assert_eq!(
-            ok(json!({"a": {"x": [1]}}), json!([{"op": "copy", "from": "/a", "path": "/b"}, {"op": "add", "path": "/b/x/-", "value": 2}])),
+            ok(
+                json!({"a": 1}),
+                json!([{"op": "replace", "path": "", "value": {"b": 2}}])
+            ),
+            json!({"b": 2})
+        );
+        assert_eq!(
+            ok(
+                json!({"a": 1}),
+                json!([{"op": "move", "from": "/a", "path": "/a"}])
+            ),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            ok(
+                json!({"a": {"x": [1]}}),
+                json!([{"op": "copy", "from": "/a", "path": "/b"}, {"op": "add", "path": "/b/x/-", "value": 2}])
+            ),
             json!({"a": {"x": [1]}, "b": {"x": [1, 2]}})
         );
         assert_eq!(ok(json!({}), json!([])), json!({}));
@@ -445,6 +550,9 @@ mod tests {
             ]),
         );
         assert_eq!(out["spec"]["replicas"], 3);
-        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["image"], "b");
+        assert_eq!(
+            out["spec"]["template"]["spec"]["containers"][0]["image"],
+            "b"
+        );
     }
 }

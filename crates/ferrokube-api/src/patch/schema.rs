@@ -43,17 +43,47 @@ pub trait SchemaLookup {
 use Strategy::{Merge, Replace};
 
 const fn nav(ty: &'static str) -> FieldMeta {
-    FieldMeta { strategy: Replace, merge_key: None, retain_keys: false, ty: Some(ty) }
+    FieldMeta {
+        strategy: Replace,
+        merge_key: None,
+        retain_keys: false,
+        ty: Some(ty),
+    }
 }
 const fn keyed(key: &'static str, ty: Option<&'static str>) -> FieldMeta {
-    FieldMeta { strategy: Merge, merge_key: Some(key), retain_keys: false, ty }
+    FieldMeta {
+        strategy: Merge,
+        merge_key: Some(key),
+        retain_keys: false,
+        ty,
+    }
 }
 const fn keyed_retain(key: &'static str, ty: Option<&'static str>) -> FieldMeta {
-    FieldMeta { strategy: Merge, merge_key: Some(key), retain_keys: true, ty }
+    FieldMeta {
+        strategy: Merge,
+        merge_key: Some(key),
+        retain_keys: true,
+        ty,
+    }
 }
-const SET: FieldMeta = FieldMeta { strategy: Merge, merge_key: None, retain_keys: false, ty: None };
-const ATOMIC: FieldMeta = FieldMeta { strategy: Replace, merge_key: None, retain_keys: false, ty: None };
-const RETAIN: FieldMeta = FieldMeta { strategy: Replace, merge_key: None, retain_keys: true, ty: None };
+const SET: FieldMeta = FieldMeta {
+    strategy: Merge,
+    merge_key: None,
+    retain_keys: false,
+    ty: None,
+};
+const ATOMIC: FieldMeta = FieldMeta {
+    strategy: Replace,
+    merge_key: None,
+    retain_keys: false,
+    ty: None,
+};
+const RETAIN: FieldMeta = FieldMeta {
+    strategy: Replace,
+    merge_key: None,
+    retain_keys: true,
+    ty: None,
+};
 
 /// (type, JSON field, metadata). Types are named as in `k8s.io/api`.
 /// Untagged lists listed as `ATOMIC` are there to record that they were
@@ -72,12 +102,24 @@ pub static FIELDS: &[(&str, &str, FieldMeta)] = &[
     ("PodTemplateSpec", "metadata", nav("ObjectMeta")),
     ("PodTemplateSpec", "spec", nav("PodSpec")),
     ("PodSpec", "volumes", keyed_retain("name", Some("Volume"))),
-    ("PodSpec", "initContainers", keyed("name", Some("Container"))),
+    (
+        "PodSpec",
+        "initContainers",
+        keyed("name", Some("Container")),
+    ),
     ("PodSpec", "containers", keyed("name", Some("Container"))),
-    ("PodSpec", "ephemeralContainers", keyed("name", Some("Container"))),
+    (
+        "PodSpec",
+        "ephemeralContainers",
+        keyed("name", Some("Container")),
+    ),
     ("PodSpec", "imagePullSecrets", keyed("name", None)),
     ("PodSpec", "hostAliases", keyed("ip", None)),
-    ("PodSpec", "topologySpreadConstraints", keyed("topologyKey", None)),
+    (
+        "PodSpec",
+        "topologySpreadConstraints",
+        keyed("topologyKey", None),
+    ),
     ("PodSpec", "resourceClaims", keyed_retain("name", None)),
     ("PodSpec", "schedulingGates", keyed("name", None)),
     ("PodSpec", "tolerations", ATOMIC),
@@ -90,12 +132,24 @@ pub static FIELDS: &[(&str, &str, FieldMeta)] = &[
     ("PodStatus", "conditions", keyed("type", None)),
     ("PodStatus", "podIPs", keyed("ip", None)),
     ("PodStatus", "hostIPs", keyed("ip", None)),
-    ("PodStatus", "resourceClaimStatuses", keyed_retain("name", None)),
+    (
+        "PodStatus",
+        "resourceClaimStatuses",
+        keyed_retain("name", None),
+    ),
     // workloads: everything that holds a pod template
     ("ReplicationController", "metadata", nav("ObjectMeta")),
-    ("ReplicationController", "spec", nav("ReplicationControllerSpec")),
+    (
+        "ReplicationController",
+        "spec",
+        nav("ReplicationControllerSpec"),
+    ),
     ("ReplicationController", "status", nav("ConditionsStatus")),
-    ("ReplicationControllerSpec", "template", nav("PodTemplateSpec")),
+    (
+        "ReplicationControllerSpec",
+        "template",
+        nav("PodTemplateSpec"),
+    ),
     ("Deployment", "metadata", nav("ObjectMeta")),
     ("Deployment", "spec", nav("DeploymentSpec")),
     ("Deployment", "status", nav("ConditionsStatus")),
@@ -245,10 +299,16 @@ mod tests {
         assert_eq!(root_type_for("example.com/v1", "Pod"), None);
         assert_eq!(root_type_for("v1", "Widget"), None);
         let c = Builtin.field("Container", "ports").unwrap();
-        assert_eq!((c.strategy, c.merge_key), (Strategy::Merge, Some("containerPort")));
+        assert_eq!(
+            (c.strategy, c.merge_key),
+            (Strategy::Merge, Some("containerPort"))
+        );
         let s = Builtin.field("ServiceSpec", "ports").unwrap();
         assert_eq!(s.merge_key, Some("port"));
-        assert_eq!(Builtin.field("PodSpec", "tolerations").unwrap().strategy, Strategy::Replace);
+        assert_eq!(
+            Builtin.field("PodSpec", "tolerations").unwrap().strategy,
+            Strategy::Replace
+        );
         assert!(Builtin.field("PodSpec", "volumes").unwrap().retain_keys);
         assert!(Builtin.field("PodSpec", "nodeSelector").is_none());
     }

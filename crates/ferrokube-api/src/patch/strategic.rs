@@ -197,7 +197,12 @@ impl Ctx<'_> {
             let current = match out.get(field) {
                 None | Some(Value::Null) => None,
                 Some(Value::Array(l)) => Some(l.clone()),
-                Some(_) => return Err(invalid(&fpath, format!("{k} given for a field that is not a list"))),
+                Some(_) => {
+                    return Err(invalid(
+                        &fpath,
+                        format!("{k} given for a field that is not a list"),
+                    ))
+                }
             };
             let plist = match patch.get(field) {
                 None => None,
@@ -206,7 +211,12 @@ impl Ctx<'_> {
                     // Deleted by the patch: the order means nothing.
                     continue;
                 }
-                Some(_) => return Err(invalid(&fpath, format!("{k} given for a field that is not a list"))),
+                Some(_) => {
+                    return Err(invalid(
+                        &fpath,
+                        format!("{k} given for a field that is not a list"),
+                    ))
+                }
             };
             let key = meta.and_then(|m| m.merge_key);
             if let Some(pl) = plist {
@@ -214,9 +224,7 @@ impl Ctx<'_> {
             }
             let merged = match (&current, plist) {
                 (Some(c), None) => c.clone(),
-                (c, Some(pl)) => {
-                    self.merge_list(c.as_deref().unwrap_or(&[]), pl, meta, &fpath)?
-                }
+                (c, Some(pl)) => self.merge_list(c.as_deref().unwrap_or(&[]), pl, meta, &fpath)?,
                 (None, None) => continue,
             };
             done.push(field);
@@ -273,7 +281,9 @@ impl Ctx<'_> {
                 (Some(Value::Array(cur)), Value::Array(p)) => {
                     Value::Array(self.merge_list(&cur, p, meta, &fpath)?)
                 }
-                (_, Value::Object(p)) => Value::Object(self.merge_map(Map::new(), p, child_ty, &fpath)?),
+                (_, Value::Object(p)) => {
+                    Value::Object(self.merge_map(Map::new(), p, child_ty, &fpath)?)
+                }
                 (_, Value::Array(p)) => Value::Array(self.merge_list(&[], p, meta, &fpath)?),
                 (_, scalar) => scalar.clone(),
             };
@@ -343,9 +353,9 @@ impl Ctx<'_> {
         meta: FieldMeta,
         path: &str,
     ) -> Result<Vec<Value>, PatchError> {
-        let key = meta.merge_key.ok_or_else(|| {
-            invalid(path, "a list of objects tagged merge has no merge key")
-        })?;
+        let key = meta
+            .merge_key
+            .ok_or_else(|| invalid(path, "a list of objects tagged merge has no merge key"))?;
         let mut base: Vec<Value> = live.to_vec();
         let mut plain: Vec<&Map<String, Value>> = Vec::new();
         let mut replace = false;
@@ -355,24 +365,26 @@ impl Ctx<'_> {
             };
             match pm.get(DIRECTIVE) {
                 None => plain.push(pm),
-                Some(d) => match d.as_str() {
-                    Some("delete") => {
-                        let id = pm.get(key).ok_or_else(|| {
+                Some(d) => {
+                    match d.as_str() {
+                        Some("delete") => {
+                            let id = pm.get(key).ok_or_else(|| {
                             invalid(path, format!("an element with $patch: delete lacks the merge key {key:?}"))
                         })?;
-                        base.retain(|e| e.get(key) != Some(id));
+                            base.retain(|e| e.get(key) != Some(id));
+                        }
+                        Some("replace") => replace = true,
+                        Some("merge") => {
+                            return Err(invalid(path, "$patch: merge is not supported in lists"))
+                        }
+                        _ => {
+                            return Err(invalid(
+                                path,
+                                format!("unknown patch directive {d} in a list element"),
+                            ))
+                        }
                     }
-                    Some("replace") => replace = true,
-                    Some("merge") => {
-                        return Err(invalid(path, "$patch: merge is not supported in lists"))
-                    }
-                    _ => {
-                        return Err(invalid(
-                            path,
-                            format!("unknown patch directive {d} in a list element"),
-                        ))
-                    }
-                },
+                }
             }
         }
         let ty = meta.ty;
@@ -392,7 +404,10 @@ impl Ctx<'_> {
             let id = pm.get(key).ok_or_else(|| {
                 invalid(
                     path,
-                    format!("an element lacks the merge key {key:?}: {}", Value::Object((*pm).clone())),
+                    format!(
+                        "an element lacks the merge key {key:?}: {}",
+                        Value::Object((*pm).clone())
+                    ),
                 )
             })?;
             match base.iter().position(|e| e.get(key) == Some(id)) {
@@ -423,7 +438,10 @@ fn require_keys(list: &[Value], key: Option<&str>, path: &str) -> Result<(), Pat
     if let Some(k) = key {
         for e in list {
             if e.get(k).is_none() {
-                return Err(invalid(path, format!("an element lacks the merge key {k:?}: {e}")));
+                return Err(invalid(
+                    path,
+                    format!("an element lacks the merge key {k:?}: {e}"),
+                ));
             }
         }
     }
@@ -446,7 +464,10 @@ fn check_order(
     while i < items.len() && j < order.len() {
         let (a, b) = (identity(items[i], key), identity(&order[j], key));
         if a.is_none() || b.is_none() {
-            return Err(invalid(path, "an element of $setElementOrder or of its list lacks the merge key"));
+            return Err(invalid(
+                path,
+                "an element of $setElementOrder or of its list lacks the merge key",
+            ));
         }
         if a == b {
             i += 1;
