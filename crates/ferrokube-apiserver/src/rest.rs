@@ -243,6 +243,21 @@ fn service_reservations(svc: &Value) -> Vec<Reserved> {
     out
 }
 
+/// A patch that cannot be applied: 400 if it is malformed, 422 if it does
+/// not fit the object, as Kubernetes answers.
+pub fn patch_error(def: &ResourceDef, name: &str, e: ferrokube_api::patch::PatchError) -> ApiError {
+    if e.code() == 400 {
+        ApiError::bad_request(e.message().to_string())
+    } else {
+        ApiError::invalid(
+            def.group,
+            def.kind,
+            name,
+            &[FieldError::invalid("", Value::Null, e.message())],
+        )
+    }
+}
+
 /// Checks an object against its kind's type: field types, unknown fields
 /// (refused under `fieldValidation=Strict`, dropped otherwise).
 fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
@@ -848,14 +863,7 @@ impl Rest {
                     ))
                 }
             }
-            .map_err(|e| {
-                ApiError::invalid(
-                    def.group,
-                    def.kind,
-                    name,
-                    &[FieldError::invalid("", Value::Null, e.0)],
-                )
-            })?;
+            .map_err(|e| patch_error(def, name, e))?;
             if !patched.is_object() {
                 return Err(ApiError::bad_request(
                     "the patched object is not a JSON object",

@@ -697,18 +697,7 @@ async fn scale_request(
             let media = content_type.split(';').next().unwrap_or_default().trim();
             let patched = match media {
                 "application/json-patch+json" => ferrokube_api::patch::json_patch(&current, &patch)
-                    .map_err(|e| {
-                        ApiError::invalid(
-                            "autoscaling",
-                            "Scale",
-                            name,
-                            &[ferrokube_api::status::FieldError::invalid(
-                                "",
-                                Value::Null,
-                                e.0,
-                            )],
-                        )
-                    })?,
+                    .map_err(|e| crate::rest::patch_error(def, name, e))?,
                 "application/merge-patch+json"
                 | "application/strategic-merge-patch+json"
                 | "application/apply-patch+yaml" => {

@@ -126,59 +126,44 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
 /// What may not change on update, by kind: workload selectors, a Job's
 /// template, a ConfigMap or Secret marked immutable.
 pub fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Vec<FieldError> {
+    let changed = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
+    let immutable = |field: &str, ptr: &str| {
+        FieldError::invalid(
+            field,
+            new.pointer(ptr).cloned().unwrap_or(Value::Null),
+            "field is immutable",
+        )
+    };
+    let frozen = old.get("immutable").and_then(Value::as_bool) == Some(true);
     let mut errs = Vec::new();
-    let unchanged = |ptr: &str| old.pointer(ptr) == new.pointer(ptr);
     match (def.group, def.kind) {
-        ("apps", "Deployment")
-        | ("apps", "ReplicaSet")
-        | ("apps", "StatefulSet")
-        | ("apps", "DaemonSet") => {
-            if !unchanged("/spec/selector") {
-                errs.push(FieldError::invalid(
-                    "spec.selector",
-                    new.pointer("/spec/selector")
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                    "field is immutable",
-                ));
-            }
+        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
+            if changed("/spec/selector") =>
+        {
+            errs.push(immutable("spec.selector", "/spec/selector"));
         }
         ("batch", "Job") => {
-            if !unchanged("/spec/selector") {
-                errs.push(FieldError::invalid(
-                    "spec.selector",
-                    new.pointer("/spec/selector")
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                    "field is immutable",
-                ));
+            if changed("/spec/selector") {
+                errs.push(immutable("spec.selector", "/spec/selector"));
             }
-            if !unchanged("/spec/template") {
-                errs.push(FieldError::invalid(
-                    "spec.template",
-                    new.pointer("/spec/template")
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                    "field is immutable",
-                ));
+            if changed("/spec/template") {
+                errs.push(immutable("spec.template", "/spec/template"));
             }
         }
-        ("", "ConfigMap") | ("", "Secret") => {
-            if old.get("immutable").and_then(Value::as_bool) == Some(true) {
-                for f in ["data", "binaryData", "stringData"] {
-                    if old.get(f) != new.get(f) {
-                        errs.push(FieldError::forbidden(
-                            f,
-                            "field is immutable when `immutable` is set",
-                        ));
-                    }
-                }
-                if new.get("immutable").and_then(Value::as_bool) != Some(true) {
+        ("", "ConfigMap" | "Secret") if frozen => {
+            for f in ["data", "binaryData", "stringData"] {
+                if old.get(f) != new.get(f) {
                     errs.push(FieldError::forbidden(
-                        "immutable",
+                        f,
                         "field is immutable when `immutable` is set",
                     ));
                 }
+            }
+            if new.get("immutable").and_then(Value::as_bool) != Some(true) {
+                errs.push(FieldError::forbidden(
+                    "immutable",
+                    "field is immutable when `immutable` is set",
+                ));
             }
         }
         _ => {}
