@@ -94,6 +94,7 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
     let kinds = crate::typed::schemas_for(&mut generator, group, version);
     let mut defs = generator.take_definitions(true);
+    annotate_patch_strategies(&mut defs);
     for (kind, name) in kinds {
         if let Some(Value::Object(schema)) = defs.get_mut(&name) {
             schema.insert(
@@ -103,6 +104,39 @@ fn schemas(group: &str, version: &str) -> Map<String, Value> {
         }
     }
     defs
+}
+
+/// Marks list fields with the patch strategy and merge key the strategic
+/// merge patch uses for them (from the patch table), as Kubernetes' own
+/// schemas carry them, so clients compute patches from the server's schema.
+fn annotate_patch_strategies(defs: &mut Map<String, Value>) {
+    use ferrokube_api::patch::schema::{Strategy, FIELDS};
+    for (name, schema) in defs.iter_mut() {
+        let ty = name.rsplit('.').next().unwrap_or(name);
+        let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for (t, field, meta) in FIELDS {
+            if *t != ty {
+                continue;
+            }
+            let Some(Value::Object(prop)) = props.get_mut(*field) else {
+                continue;
+            };
+            let strategy = match (meta.strategy, meta.retain_keys) {
+                (Strategy::Merge, true) => Some("merge,retainKeys"),
+                (Strategy::Merge, false) => Some("merge"),
+                (Strategy::Replace, true) => Some("retainKeys"),
+                (Strategy::Replace, false) => None,
+            };
+            if let Some(st) = strategy {
+                prop.insert("x-kubernetes-patch-strategy".into(), json!(st));
+            }
+            if let Some(key) = meta.merge_key {
+                prop.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
 }
 
 fn build_group_version(registry: &Registry, path: &str) -> Option<Value> {
@@ -156,7 +190,15 @@ fn build_group_version(registry: &Registry, path: &str) -> Option<Value> {
                 "force",
                 "Force is going to \"force\" Apply requests.",
             ));
-            one.insert("patch".into(), op(r, "patch", p));
+            let mut patch = op(r, "patch", p);
+            let body = json!({"schema": {"type": "object"}});
+            patch["requestBody"] = json!({"content": {
+                "application/apply-patch+yaml": body,
+                "application/json-patch+json": body,
+                "application/merge-patch+json": body,
+                "application/strategic-merge-patch+json": body,
+            }});
+            one.insert("patch".into(), patch);
         }
         if r.has_verb("delete") {
             one.insert(
