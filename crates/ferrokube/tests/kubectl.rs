@@ -1040,3 +1040,29 @@ fn immutable_fields_stay() {
         "b"
     );
 }
+
+#[test]
+fn apply_removes_what_the_manifest_no_longer_has() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    c.kubectl_ok(&["apply", "-f", &f]);
+    // The same deployment without its sidecar, with an env var on web.
+    let slim = APP
+        .replace("      - name: sidecar\n        image: busybox:1.36\n", "")
+        .replace(
+            "        ports: [{containerPort: 80}]\n",
+            "        ports: [{containerPort: 80}]\n        env: [{name: MODE, value: slim}]\n",
+        );
+    let f2 = write_manifest(&c, "slim.yaml", &slim);
+    let out = c.kubectl_ok(&["apply", "-f", &f2]);
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let d: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "deploy", "web", "-o", "json"])).unwrap();
+    let cs = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(cs.len(), 1, "{cs:?}");
+    assert_eq!(cs[0]["name"], "web");
+    assert_eq!(cs[0]["env"][0]["value"], "slim");
+    assert_eq!(cs[0]["ports"][0]["containerPort"], 80);
+}
