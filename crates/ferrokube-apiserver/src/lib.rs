@@ -6,6 +6,7 @@ pub mod authn;
 pub mod continue_token;
 pub mod discovery;
 pub mod encoding;
+pub mod managed;
 pub mod metrics;
 pub mod objectmeta;
 pub mod openapi;

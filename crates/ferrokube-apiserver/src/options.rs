@@ -44,6 +44,11 @@ pub struct WriteOptions {
     /// Warnings for the client (`Warning` headers), gathered while the
     /// request is served.
     pub warnings: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+    /// Who is writing, for managedFields: `fieldManager`, else the client's
+    /// User-Agent up to its first `/`.
+    pub manager: String,
+    /// For server-side apply: the applied configuration.
+    pub apply_config: Option<std::sync::Arc<serde_json::Value>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -216,6 +221,8 @@ impl Query {
             field_validation,
             force: self.bool("force")?.unwrap_or(false),
             warnings: Default::default(),
+            manager: String::new(),
+            apply_config: None,
         })
     }
 

@@ -243,6 +243,17 @@ fn service_reservations(svc: &Value) -> Vec<Reserved> {
     out
 }
 
+/// The 409 of a server-side apply that would change other managers' fields.
+fn apply_conflict(
+    def: &ResourceDef,
+    name: &str,
+    conflicts: &[crate::managed::Conflict],
+) -> ApiError {
+    let mut e = ApiError::conflict(def.group, def.plural, name, "");
+    e.message = crate::managed::conflict_message(conflicts);
+    e
+}
+
 /// A patch that cannot be applied: 400 if it is malformed, 422 if it does
 /// not fit the object, as Kubernetes answers.
 pub fn patch_error(def: &ResourceDef, name: &str, e: ferrokube_api::patch::PatchError) -> ApiError {
@@ -604,6 +615,13 @@ impl Rest {
         objectmeta::fill_on_create(&mut obj);
         validation::default_on_create(def, &mut obj);
         let mut obj = typed_check(def, obj, opts)?;
+        match &opts.apply_config {
+            Some(config) => {
+                obj = crate::managed::apply(&json!({}), obj, config, &opts.manager, true)
+                    .map_err(|c| apply_conflict(def, &name, &c))?
+            }
+            None => crate::managed::record_update(None, &mut obj, &opts.manager),
+        }
         let errors = validation::validate(def, &obj);
         if !errors.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
@@ -730,13 +748,28 @@ impl Rest {
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }
-        let mut old_cmp = old.clone();
-        objectmeta::strip_for_storage(&mut old_cmp);
-        let mut new_cmp = new.clone();
-        objectmeta::strip_for_storage(&mut new_cmp);
-        if old_cmp == new_cmp {
-            // Nothing changed: no write, the same resourceVersion.
-            return Ok(old.clone());
+        let content = |v: &Value| {
+            let mut c = v.clone();
+            objectmeta::strip_for_storage(&mut c);
+            if let Some(m) = objectmeta::metadata_mut(&mut c) {
+                m.remove("managedFields");
+            }
+            c
+        };
+        let unchanged = content(old) == content(&new);
+        match &opts.apply_config {
+            Some(config) => {
+                new = crate::managed::apply(old, new, config, &opts.manager, opts.force)
+                    .map_err(|c| (apply_conflict(def, name, &c), false))?;
+                if content(old) == content(&new) && crate::managed::same_owners(old, &new) {
+                    return Ok(old.clone());
+                }
+            }
+            None if unchanged => {
+                // Nothing changed: no write, the same resourceVersion.
+                return Ok(old.clone());
+            }
+            None => crate::managed::record_update(Some(old), &mut new, &opts.manager),
         }
         if dry_run {
             objectmeta::set_resource_version(&mut new, old_kv.mod_revision);
@@ -831,6 +864,26 @@ impl Rest {
         })?;
         let kind = content_type.split(';').next().unwrap_or_default().trim();
         let apply = kind == "application/apply-patch+yaml";
+        let mut apply_opts = opts.clone();
+        if apply {
+            if opts.field_manager.is_none() {
+                return Err(ApiError::invalid(
+                    "meta.k8s.io",
+                    "PatchOptions",
+                    "",
+                    &[FieldError::required(
+                        "fieldManager",
+                        "is required for apply patch",
+                    )],
+                ));
+            }
+            let mut config = self.object_from_body(def, ns, body)?;
+            if let Some(meta) = objectmeta::metadata_mut(&mut config) {
+                meta.insert("name".into(), json!(name));
+            }
+            apply_opts.apply_config = Some(Arc::new(config));
+        }
+        let opts = &apply_opts;
         for _ in 0..UPDATE_ATTEMPTS {
             let current = match self.get_kv(def, ns, name).await {
                 Ok(c) => c,
@@ -840,7 +893,7 @@ impl Rest {
                     if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
                         meta.insert("name".into(), json!(name));
                     }
-                    return self.create(def, ns, obj, opts).await;
+                    return self.create(def, ns, obj, &apply_opts).await;
                 }
                 Err(e) => return Err(e),
             };

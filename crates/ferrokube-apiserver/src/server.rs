@@ -519,6 +519,7 @@ async fn resource_request(
     }
     let accept = header_str(&req, header::ACCEPT).to_string();
     let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let user_agent = header_str(&req, header::USER_AGENT).to_string();
     let ns = info.namespace.as_str();
     let name = info.name.as_str();
     let sub = info.subresource.as_str();
@@ -528,7 +529,7 @@ async fn resource_request(
                 "only POST is allowed on pods/binding",
             ));
         }
-        let opts = query.write_options().map_err(ApiError::bad_request)?;
+        let opts = write_options(query, &user_agent)?;
         let body = json_body(&content_type, read_body(req.into_body()).await?)?;
         let binding: Value = serde_json::from_slice(&body).map_err(|e| {
             ApiError::bad_request(format!(
@@ -600,7 +601,7 @@ async fn resource_request(
                     "POST is not allowed on a named object",
                 ));
             }
-            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let created = rest.create(&def, ns, obj, &opts).await?;
@@ -610,7 +611,7 @@ async fn resource_request(
             ))
         }
         "update" => {
-            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
@@ -620,7 +621,7 @@ async fn resource_request(
             ))
         }
         "patch" => {
-            let opts = query.write_options().map_err(ApiError::bad_request)?;
+            let opts = write_options(query, &user_agent)?;
             let body = read_body(req.into_body()).await?;
             let patched = rest
                 .patch(&def, ns, name, &content_type, &body, sub, &opts)
@@ -673,7 +674,8 @@ async fn scale_request(
 ) -> Result<Response<Body>, ApiError> {
     let rest = &app.rest;
     let (ns, name) = (info.namespace.as_str(), info.name.as_str());
-    let opts = query.write_options().map_err(ApiError::bad_request)?;
+    let user_agent = header_str(&req, header::USER_AGENT).to_string();
+    let opts = write_options(query, &user_agent)?;
     let scale = match info.verb.as_str() {
         "get" => Rest::scale_of(def, &rest.get(def, ns, name).await?),
         "update" => {
@@ -722,6 +724,33 @@ async fn scale_request(
         }
     };
     Ok(json_response(StatusCode::OK, &scale))
+}
+
+/// Write options, with the manager named by `fieldManager` or else by the
+/// User-Agent up to its first `/`, as Kubernetes names it.
+fn write_options(
+    query: &Query,
+    user_agent: &str,
+) -> Result<crate::options::WriteOptions, ApiError> {
+    let mut opts = query.write_options().map_err(ApiError::bad_request)?;
+    opts.manager = match &opts.field_manager {
+        Some(m) => m.clone(),
+        None => {
+            let prefix: String = user_agent
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(128)
+                .collect();
+            if prefix.is_empty() {
+                "unknown".into()
+            } else {
+                prefix
+            }
+        }
+    };
+    Ok(opts)
 }
 
 /// A request body as JSON: JSON as it is, Kubernetes protobuf decoded.

@@ -1066,3 +1066,90 @@ fn apply_removes_what_the_manifest_no_longer_has() {
     assert_eq!(cs[0]["env"][0]["value"], "slim");
     assert_eq!(cs[0]["ports"][0]["containerPort"], 80);
 }
+
+#[test]
+fn server_side_apply_owns_fields_and_reports_conflicts() {
+    let c = Cluster::start();
+    let f = write_manifest(&c, "app.yaml", APP);
+    let out = c.kubectl_ok(&["apply", "--server-side", "-f", &f]);
+    assert!(
+        out.contains("deployment.apps/web serverside-applied"),
+        "{out}"
+    );
+    let d: serde_json::Value = serde_json::from_str(&c.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "json",
+        "--show-managed-fields",
+    ]))
+    .unwrap();
+    let managed = d["metadata"]["managedFields"]
+        .as_array()
+        .expect("managedFields");
+    let apply = managed
+        .iter()
+        .find(|m| m["operation"] == "Apply")
+        .expect("an Apply entry");
+    assert_eq!(apply["manager"], "kubectl");
+    assert!(
+        apply["fieldsV1"]["f:spec"]["f:replicas"].is_object(),
+        "{apply}"
+    );
+    // Someone else changes replicas; a later apply of another value conflicts.
+    c.kubectl_ok(&["scale", "deployment", "web", "--replicas=5"]);
+    let three = write_manifest(&c, "three.yaml", &APP.replace("replicas: 2", "replicas: 3"));
+    let out = c.kubectl(&["apply", "--server-side", "-f", &three]);
+    assert!(!out.status.success(), "the conflicting apply succeeded");
+    let err = stderr(&out);
+    assert!(
+        err.contains("Apply failed with 1 conflict") && err.contains(".spec.replicas"),
+        "{err}"
+    );
+    assert_eq!(
+        c.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "5"
+    );
+    // Forced, the apply takes the field over.
+    c.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", &three]);
+    assert_eq!(
+        c.kubectl_ok(&["get", "deploy", "web", "-o", "jsonpath={.spec.replicas}"]),
+        "3"
+    );
+    // Applying the same again changes nothing.
+    let rv = c.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.metadata.resourceVersion}",
+    ]);
+    c.kubectl_ok(&["apply", "--server-side", "-f", &three]);
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "deploy",
+            "web",
+            "-o",
+            "jsonpath={.metadata.resourceVersion}"
+        ]),
+        rv
+    );
+    // A field dropped from the applied configuration goes.
+    let no_sidecar = write_manifest(
+        &c,
+        "nosidecar.yaml",
+        &APP.replace("replicas: 2", "replicas: 3")
+            .replace("      - name: sidecar\n        image: busybox:1.36\n", ""),
+    );
+    c.kubectl_ok(&["apply", "--server-side", "-f", &no_sidecar]);
+    let names = c.kubectl_ok(&[
+        "get",
+        "deploy",
+        "web",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+    ]);
+    assert_eq!(names, "web");
+}

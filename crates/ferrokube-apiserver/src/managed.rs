@@ -1,0 +1,603 @@
+//! Field ownership (`metadata.managedFields`) and server-side apply.
+//!
+//! Every write records which fields its manager set: an `Update` entry for
+//! create, update and patch (the fields the request changed), an `Apply`
+//! entry for server-side apply (exactly the fields of the applied
+//! configuration). Field sets use Kubernetes' `FieldsV1` form: `f:<name>`
+//! for object fields, `k:{"<key>":<value>}` for elements of lists merged by
+//! key, `v:<value>` for elements of sets, `.` for the element itself; a list
+//! without a merge key is owned as a whole. Merge keys come from the
+//! strategic merge patch's table.
+//!
+//! Apply refuses (409) to change a field another manager owns unless
+//! `force` is set, which takes the field over; fields the applier owned
+//! before and no longer applies are removed unless someone else owns them.
+
+use std::collections::BTreeMap;
+
+use ferrokube_api::patch::schema::{root_type_for, Builtin, SchemaLookup, Strategy};
+use serde_json::{json, Map, Value};
+
+/// A set of fields, as a tree of `FieldsV1` keys.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSet(pub BTreeMap<String, FieldSet>);
+
+/// Fields nobody manages: identity and server-owned metadata.
+const IGNORED_TOP: &[&str] = &["apiVersion", "kind", "status"];
+const IGNORED_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "managedFields",
+    "selfLink",
+];
+
+impl FieldSet {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `FieldsV1` JSON.
+    pub fn to_json(&self) -> Value {
+        Value::Object(
+            self.0
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_json()))
+                .collect(),
+        )
+    }
+
+    pub fn from_json(v: &Value) -> FieldSet {
+        FieldSet(
+            v.as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), FieldSet::from_json(v)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Every leaf, as a path of keys.
+    pub fn leaves(&self) -> Vec<Vec<String>> {
+        let mut out = Vec::new();
+        fn walk(s: &FieldSet, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            for (k, v) in &s.0 {
+                path.push(k.clone());
+                if v.is_empty() {
+                    out.push(path.clone());
+                } else {
+                    walk(v, path, out);
+                }
+                path.pop();
+            }
+        }
+        walk(self, &mut Vec::new(), &mut out);
+        out
+    }
+
+    pub fn contains(&self, path: &[String]) -> bool {
+        match path.split_first() {
+            None => true,
+            Some((k, rest)) => self.0.get(k).is_some_and(|s| s.contains(rest)),
+        }
+    }
+
+    pub fn insert(&mut self, path: &[String]) {
+        if let Some((k, rest)) = path.split_first() {
+            self.0.entry(k.clone()).or_default().insert(rest);
+        }
+    }
+
+    /// Removes a leaf path, and parents left empty.
+    pub fn remove(&mut self, path: &[String]) {
+        if let Some((k, rest)) = path.split_first() {
+            if rest.is_empty() {
+                self.0.remove(k);
+            } else if let Some(child) = self.0.get_mut(k) {
+                child.remove(rest);
+                if child.is_empty() {
+                    self.0.remove(k);
+                }
+            }
+        }
+    }
+}
+
+/// The field set of an object (or an applied configuration).
+pub fn fields_of(obj: &Value) -> FieldSet {
+    let ty = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .zip(obj.get("kind").and_then(Value::as_str))
+        .and_then(|(av, k)| root_type_for(av, k));
+    let mut set = FieldSet::default();
+    if let Some(m) = obj.as_object() {
+        for (k, v) in m {
+            if IGNORED_TOP.contains(&k.as_str()) {
+                continue;
+            }
+            if k == "metadata" {
+                let mut meta = FieldSet::default();
+                if let Some(mm) = v.as_object() {
+                    for (mk, mv) in mm {
+                        if !IGNORED_META.contains(&mk.as_str()) {
+                            meta.0
+                                .insert(format!("f:{mk}"), field_value(mv, Some("ObjectMeta"), mk));
+                        }
+                    }
+                }
+                if !meta.is_empty() {
+                    set.0.insert("f:metadata".into(), meta);
+                }
+                continue;
+            }
+            set.0.insert(format!("f:{k}"), field_value(v, ty, k));
+        }
+    }
+    set
+}
+
+/// The field set below one field of type `parent`.
+fn field_value(v: &Value, parent: Option<&str>, field: &str) -> FieldSet {
+    let meta = parent.and_then(|p| Builtin.field(p, field));
+    let child_ty = meta.and_then(|m| m.ty);
+    match v {
+        Value::Object(m) => object_fields(m, child_ty),
+        Value::Array(items) => match meta {
+            Some(m) if m.strategy == Strategy::Merge => match m.merge_key {
+                Some(key) => {
+                    let mut s = FieldSet::default();
+                    for item in items {
+                        let Some(id) = item.get(key) else { continue };
+                        let mut elem = match item.as_object() {
+                            Some(o) => object_fields(o, child_ty),
+                            None => FieldSet::default(),
+                        };
+                        elem.0.insert(".".into(), FieldSet::default());
+                        s.0.insert(format!("k:{}", json!({ key: id })), elem);
+                    }
+                    s
+                }
+                None => FieldSet(
+                    items
+                        .iter()
+                        .map(|i| (format!("v:{i}"), FieldSet::default()))
+                        .collect(),
+                ),
+            },
+            // A list without a merge key is owned as a whole.
+            _ => FieldSet::default(),
+        },
+        _ => FieldSet::default(),
+    }
+}
+
+fn object_fields(m: &Map<String, Value>, ty: Option<&str>) -> FieldSet {
+    FieldSet(
+        m.iter()
+            .map(|(k, v)| (format!("f:{k}"), field_value(v, ty, k)))
+            .collect(),
+    )
+}
+
+/// The value a field path points at in an object, if any.
+fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let Some((k, rest)) = path.split_first() else {
+        return Some(obj);
+    };
+    if k == "." {
+        return Some(obj);
+    }
+    let next = if let Some(f) = k.strip_prefix("f:") {
+        obj.get(f)?
+    } else if let Some(key) = k.strip_prefix("k:") {
+        let want: Map<String, Value> = serde_json::from_str(key).ok()?;
+        obj.as_array()?
+            .iter()
+            .find(|e| want.iter().all(|(kk, vv)| e.get(kk) == Some(vv)))?
+    } else if let Some(v) = k.strip_prefix("v:") {
+        let want: Value = serde_json::from_str(v).ok()?;
+        obj.as_array()?.iter().find(|e| **e == want)?
+    } else {
+        return None;
+    };
+    value_at(next, rest)
+}
+
+/// Removes the field a path points at from an object.
+fn remove_at(obj: &mut Value, path: &[String]) {
+    let Some((k, rest)) = path.split_first() else {
+        return;
+    };
+    if k == "." {
+        return;
+    }
+    if let Some(f) = k.strip_prefix("f:") {
+        let Some(m) = obj.as_object_mut() else { return };
+        if rest.is_empty() || rest == ["."] {
+            m.remove(f);
+        } else if let Some(child) = m.get_mut(f) {
+            remove_at(child, rest);
+        }
+    } else if let Some(key) = k.strip_prefix("k:") {
+        let Ok(want) = serde_json::from_str::<Map<String, Value>>(key) else {
+            return;
+        };
+        let Some(arr) = obj.as_array_mut() else {
+            return;
+        };
+        let Some(i) = arr
+            .iter()
+            .position(|e| want.iter().all(|(kk, vv)| e.get(kk) == Some(vv)))
+        else {
+            return;
+        };
+        if rest.is_empty() || rest == ["."] {
+            arr.remove(i);
+        } else {
+            remove_at(&mut arr[i], rest);
+        }
+    } else if let Some(v) = k.strip_prefix("v:") {
+        let Ok(want) = serde_json::from_str::<Value>(v) else {
+            return;
+        };
+        if let Some(arr) = obj.as_array_mut() {
+            arr.retain(|e| *e != want);
+        }
+    }
+}
+
+/// One `managedFields` entry.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    pub time: String,
+    pub fields: FieldSet,
+}
+
+pub fn entries_of(obj: &Value) -> Vec<Entry> {
+    obj.pointer("/metadata/managedFields")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| {
+                    Some(Entry {
+                        manager: e.get("manager")?.as_str()?.to_string(),
+                        operation: e.get("operation")?.as_str()?.to_string(),
+                        api_version: e
+                            .get("apiVersion")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        time: e
+                            .get("time")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        fields: FieldSet::from_json(e.get("fieldsV1").unwrap_or(&Value::Null)),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn set_entries(obj: &mut Value, entries: &[Entry]) {
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(|e| {
+            json!({
+                "manager": e.manager,
+                "operation": e.operation,
+                "apiVersion": e.api_version,
+                "time": e.time,
+                "fieldsType": "FieldsV1",
+                "fieldsV1": e.fields.to_json(),
+            })
+        })
+        .collect();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        if list.is_empty() {
+            meta.remove("managedFields");
+        } else {
+            meta.insert("managedFields".into(), Value::Array(list));
+        }
+    }
+}
+
+fn upsert(entries: &mut Vec<Entry>, manager: &str, operation: &str, api_version: &str) -> usize {
+    match entries
+        .iter()
+        .position(|e| e.manager == manager && e.operation == operation)
+    {
+        Some(i) => {
+            entries[i].time = crate::objectmeta::now_rfc3339();
+            entries[i].api_version = api_version.to_string();
+            i
+        }
+        None => {
+            entries.push(Entry {
+                manager: manager.to_string(),
+                operation: operation.to_string(),
+                api_version: api_version.to_string(),
+                time: crate::objectmeta::now_rfc3339(),
+                fields: FieldSet::default(),
+            });
+            entries.len() - 1
+        }
+    }
+}
+
+/// Records an `Update` by `manager`: it now owns every field the write
+/// changed (taken from whoever owned it), and managers of fields that are
+/// gone lose them. `old` is `None` for a create.
+pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
+    let api_version = new
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut entries = old.map(entries_of).unwrap_or_default();
+    let new_fields = fields_of(new);
+    let changed: Vec<Vec<String>> = new_fields
+        .leaves()
+        .into_iter()
+        .filter(|p| old.is_none_or(|o| value_at(o, p) != value_at(new, p)))
+        .collect();
+    let i = upsert(&mut entries, manager, "Update", &api_version);
+    for p in &changed {
+        for (j, e) in entries.iter_mut().enumerate() {
+            if j != i {
+                e.fields.remove(p);
+            }
+        }
+        entries[i].fields.insert(p);
+    }
+    // Fields no longer in the object are nobody's.
+    for e in entries.iter_mut() {
+        for p in e.fields.leaves() {
+            if !new_fields.contains(&p) {
+                e.fields.remove(&p);
+            }
+        }
+    }
+    set_entries(new, &entries);
+}
+
+/// Whether two objects have the same owners of the same fields (times
+/// aside).
+pub fn same_owners(a: &Value, b: &Value) -> bool {
+    let key = |v: &Value| {
+        let mut e: Vec<(String, String, FieldSet)> = entries_of(v)
+            .into_iter()
+            .map(|e| (e.manager, e.operation, e.fields))
+            .collect();
+        e.sort_by(|x, y| (&x.0, &x.1).cmp(&(&y.0, &y.1)));
+        e
+    };
+    key(a) == key(b)
+}
+
+/// A conflict of an apply with another manager's field.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub manager: String,
+    pub api_version: String,
+    pub path: String,
+}
+
+/// A field path as Kubernetes prints it in conflicts (`.spec.replicas`).
+fn dotted(path: &[String]) -> String {
+    path.iter()
+        .filter(|k| *k != ".")
+        .map(|k| {
+            if let Some(f) = k.strip_prefix("f:") {
+                format!(".{f}")
+            } else if let Some(kv) = k.strip_prefix("k:") {
+                format!("[{kv}]")
+            } else if let Some(v) = k.strip_prefix("v:") {
+                format!("[={v}]")
+            } else {
+                k.clone()
+            }
+        })
+        .collect()
+}
+
+/// Server-side apply of `config` by `manager` to `current` (after the merge
+/// of the two, `merged`). Returns the object to store, or the conflicts.
+pub fn apply(
+    current: &Value,
+    merged: Value,
+    config: &Value,
+    manager: &str,
+    force: bool,
+) -> Result<Value, Vec<Conflict>> {
+    let api_version = config
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut entries = entries_of(current);
+    let applied = fields_of(config);
+    let mut conflicts = Vec::new();
+    for p in applied.leaves() {
+        if value_at(config, &p) == value_at(current, &p) {
+            continue; // same value: shared ownership, no conflict
+        }
+        for e in &entries {
+            // Managers are a name and an operation: the same name's Update
+            // is someone else to its Apply.
+            let me = e.manager == manager && e.operation == "Apply";
+            if !me && e.fields.contains(&p) {
+                conflicts.push(Conflict {
+                    manager: e.manager.clone(),
+                    api_version: e.api_version.clone(),
+                    path: dotted(&p),
+                });
+            }
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(conflicts);
+    }
+    let mut result = merged;
+    // What this manager applied before and applies no more goes, unless
+    // another manager still owns it.
+    let previous = entries
+        .iter()
+        .find(|e| e.manager == manager && e.operation == "Apply")
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for p in previous.leaves() {
+        if applied.contains(&p) {
+            continue;
+        }
+        let owned_elsewhere = entries
+            .iter()
+            .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.contains(&p));
+        if !owned_elsewhere {
+            remove_at(&mut result, &p);
+        }
+    }
+    let i = upsert(&mut entries, manager, "Apply", &api_version);
+    entries[i].fields = applied.clone();
+    // A forced apply takes over the fields it conflicted on; fields set to
+    // the same value stay shared.
+    for p in applied.leaves() {
+        if value_at(config, &p) == value_at(current, &p) {
+            continue;
+        }
+        for (j, e) in entries.iter_mut().enumerate() {
+            if j != i {
+                e.fields.remove(&p);
+            }
+        }
+    }
+    let present = fields_of(&result);
+    for e in entries.iter_mut() {
+        for p in e.fields.leaves() {
+            if !present.contains(&p) {
+                e.fields.remove(&p);
+            }
+        }
+    }
+    set_entries(&mut result, &entries);
+    Ok(result)
+}
+
+/// The message of a 409 for apply conflicts, as Kubernetes words it.
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    let n = conflicts.len();
+    let list: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with {:?} using {}: {}",
+                c.manager, c.api_version, c.path
+            )
+        })
+        .collect();
+    if n == 1 {
+        format!("Apply failed with 1 conflict: {}", list[0])
+    } else {
+        format!("Apply failed with {n} conflicts: {}", list.join("\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(replicas: i64, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "labels": {"app": "x"}},
+            "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "web", "image": image}]}}}})
+    }
+
+    #[test]
+    fn field_sets_use_kubernetes_keys() {
+        let f = fields_of(&deploy(2, "a"));
+        let j = f.to_json();
+        assert!(j["f:metadata"]["f:labels"]["f:app"].is_object());
+        assert!(j["f:metadata"].get("f:name").is_none());
+        assert!(j["f:spec"]["f:replicas"].is_object());
+        let c = &j["f:spec"]["f:template"]["f:spec"]["f:containers"][r#"k:{"name":"web"}"#];
+        assert!(c["."].is_object() && c["f:image"].is_object(), "{j}");
+    }
+
+    #[test]
+    fn updates_take_over_what_they_change() {
+        let mut v1 = deploy(2, "a");
+        record_update(None, &mut v1, "kubectl-create");
+        let mut v2 = v1.clone();
+        v2["spec"]["replicas"] = json!(5);
+        record_update(Some(&v1), &mut v2, "kubectl-scale");
+        let e = entries_of(&v2);
+        let scale = e.iter().find(|e| e.manager == "kubectl-scale").unwrap();
+        assert_eq!(
+            scale.fields.leaves(),
+            vec![vec!["f:spec".to_string(), "f:replicas".to_string()]]
+        );
+        let create = e.iter().find(|e| e.manager == "kubectl-create").unwrap();
+        assert!(!create
+            .fields
+            .contains(&["f:spec".into(), "f:replicas".into()]));
+    }
+
+    #[test]
+    fn apply_conflicts_force_and_removal() {
+        // kubectl scale set replicas; an apply that changes them conflicts.
+        let mut cur = deploy(2, "a");
+        record_update(None, &mut cur, "kubectl-client-side-apply");
+        let mut scaled = cur.clone();
+        scaled["spec"]["replicas"] = json!(5);
+        record_update(Some(&cur), &mut scaled, "kubectl-scale");
+        let config = deploy(3, "a");
+        let err = apply(&scaled, config.clone(), &config, "mine", false).unwrap_err();
+        assert!(err
+            .iter()
+            .any(|c| c.manager == "kubectl-scale" && c.path == ".spec.replicas"));
+        assert!(conflict_message(&err).starts_with("Apply failed with"));
+        // Forced: mine owns replicas now.
+        let forced = apply(&scaled, config.clone(), &config, "mine", true).unwrap();
+        let e = entries_of(&forced);
+        assert!(e
+            .iter()
+            .find(|e| e.manager == "mine")
+            .unwrap()
+            .fields
+            .contains(&["f:spec".into(), "f:replicas".into()]));
+        assert!(
+            e.iter().all(|e| e.manager != "kubectl-scale"),
+            "the taken field left scale with nothing"
+        );
+        // Applying without the label removes it (only mine owned it now? no:
+        // the first manager still owns it, so it stays).
+        let mut smaller = config.clone();
+        smaller["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("labels");
+        let after = apply(&forced, forced.clone(), &smaller, "mine", false).unwrap();
+        assert_eq!(after["metadata"]["labels"]["app"], "x");
+    }
+
+    #[test]
+    fn apply_removes_fields_only_it_owned() {
+        let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
+        let first = apply(&json!({}), config.clone(), &config, "me", false).unwrap();
+        let second_cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
+        let second = apply(&first, first.clone(), &second_cfg, "me", false).unwrap();
+        assert_eq!(second["data"], json!({"a": "1"}));
+    }
+}
