@@ -347,6 +347,19 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let Some(old) = old else {
+        // A create: the creator owns everything it set.
+        let entry = Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version,
+            time: crate::objectmeta::now_rfc3339(),
+            fields: fields_of(new),
+        };
+        set_entries(new, &[entry]);
+        return;
+    };
+    let old = Some(old);
     let mut entries = old.map(entries_of).unwrap_or_default();
     let new_fields = fields_of(new);
     let changed: Vec<Vec<String>> = new_fields
