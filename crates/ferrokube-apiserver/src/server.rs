@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::authn::{TokenAuthenticator, UserInfo};
+use crate::authn::{ClientCertAuthenticator, TokenAuthenticator, UserInfo};
 use crate::discovery::{self, Discovery};
 use crate::encoding::{self, ListMeta};
 use crate::options::{ListOptions, Query};
@@ -189,7 +189,7 @@ pub async fn start(
         .await?;
     app.rest.ensure_kubernetes_service(config.port).await?;
 
-    let tls = tls_config(&pki)?;
+    let (tls, client_certs) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -212,7 +212,7 @@ pub async fn start(
     }
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
 
-    let task = tokio::spawn(accept_loop(listener, acceptor, app, cancel));
+    let task = tokio::spawn(accept_loop(listener, acceptor, client_certs, app, cancel));
     Ok(RunningServer {
         addr,
         pki,
@@ -221,7 +221,7 @@ pub async fn start(
     })
 }
 
-fn tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
+fn tls_config(pki: &Pki) -> anyhow::Result<(rustls::ServerConfig, ClientCertAuthenticator)> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -229,12 +229,7 @@ fn tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
     for c in CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()) {
         roots.add(c?)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()?;
+    let client_certs = ClientCertAuthenticator::new(roots, provider.clone())?;
     let certs: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes())
             .chain(CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()))
@@ -242,15 +237,16 @@ fn tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
     let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes())?;
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(client_certs.tls_verifier())
         .with_single_cert(certs, key)?;
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(cfg)
+    Ok((cfg, client_certs))
 }
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    client_certs: ClientCertAuthenticator,
     app: Arc<App>,
     cancel: CancellationToken,
 ) {
@@ -267,6 +263,7 @@ async fn accept_loop(
             },
         };
         let acceptor = acceptor.clone();
+        let client_certs = client_certs.clone();
         let app = app.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -284,8 +281,7 @@ async fn accept_loop(
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| UserInfo::from_cert_der(c));
+                .and_then(|chain| client_certs.authenticate(chain));
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 let user = cert_user.clone();
