@@ -307,6 +307,66 @@ async fn accept_loop(
     }
 }
 
+/// The health endpoints, open to everyone as in Kubernetes: `/healthz`,
+/// `/livez` and `/readyz` run their checks (`ping`; `etcd`, the store
+/// answering, except for `/livez`) and answer `ok`, or with `?verbose` one
+/// `[+]name ok` line per check and `<endpoint> check passed`; `?exclude=name`
+/// skips a check; `/readyz/etcd` runs one. A failed check makes it a 500
+/// naming the check (`[-]etcd failed: reason withheld`). `None`: not a
+/// health path.
+async fn health(app: &App, path: &str, query: &Query) -> Option<Response<Body>> {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let endpoint = parts.next().unwrap_or("");
+    let only = parts.next();
+    let checks: &[&str] = match endpoint {
+        "healthz" | "readyz" => &["ping", "etcd"],
+        "livez" => &["ping"],
+        _ => return None,
+    };
+    let selected: Vec<&str> = match only {
+        None | Some("") => {
+            let excluded = query.all("exclude");
+            checks
+                .iter()
+                .copied()
+                .filter(|c| !excluded.iter().any(|e| e == c))
+                .collect()
+        }
+        Some(one) => match checks.iter().find(|c| **c == one) {
+            Some(c) => vec![*c],
+            None => return Some(text(StatusCode::NOT_FOUND, "404 page not found")),
+        },
+    };
+    let mut lines = String::new();
+    let mut failed = false;
+    for check in &selected {
+        let ok = match *check {
+            "etcd" => app.rest.store.current_revision().await.is_ok(),
+            _ => true,
+        };
+        if ok {
+            lines.push_str(&format!("[+]{check} ok\n"));
+        } else {
+            failed = true;
+            lines.push_str(&format!("[-]{check} failed: reason withheld\n"));
+        }
+    }
+    let body = if failed {
+        tracing::warn!(endpoint, "health check failed");
+        format!("{lines}{endpoint} check failed\n")
+    } else if query.get("verbose").is_some() {
+        format!("{lines}{endpoint} check passed\n")
+    } else {
+        "ok".to_string()
+    };
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    Some(full(status, "text/plain; charset=utf-8", Bytes::from(body)))
+}
+
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
@@ -321,16 +381,11 @@ async fn handle(
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     // Open to everyone.
-    match path.as_str() {
-        "/healthz" | "/livez" => return text(StatusCode::OK, "ok"),
-        "/readyz" => {
-            return match app.rest.store.current_revision().await {
-                Ok(_) => text(StatusCode::OK, "ok"),
-                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "datastore not reachable"),
-            }
-        }
-        "/version" => return json_response(StatusCode::OK, &version_info()),
-        _ => {}
+    if path == "/version" {
+        return json_response(StatusCode::OK, &version_info());
+    }
+    if let Some(r) = health(&app, &path, &Query::parse(req.uri().query())).await {
+        return r;
     }
     let user = cert_user.or_else(|| {
         app.tokens
