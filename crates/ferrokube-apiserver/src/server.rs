@@ -23,6 +23,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::authn::{ClientCertAuthenticator, TokenAuthenticator, UserInfo};
+use crate::cert_rotation::{Renewer, ServingCert};
 use crate::discovery::{self, Discovery};
 use crate::encoding::{self, ListMeta};
 use crate::options::{ListOptions, Query};
@@ -145,7 +146,7 @@ pub async fn start(
     let cidr =
         crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
     let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
-    let pki = Pki::ensure(&config.data_dir, sans).context("preparing certificates")?;
+    let pki = Pki::ensure(&config.data_dir, sans.clone()).context("preparing certificates")?;
 
     let registry = Registry::default();
     let resources = registry
@@ -189,7 +190,7 @@ pub async fn start(
         .await?;
     app.rest.ensure_kubernetes_service(config.port).await?;
 
-    let (tls, client_certs) = tls_config(&pki)?;
+    let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -212,6 +213,17 @@ pub async fn start(
     }
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
 
+    let renewer = Renewer {
+        data_dir: config.data_dir.clone(),
+        serving_sans: sans,
+        kubeconfigs: std::iter::once(kubeconfig.clone())
+            .chain(config.write_kubeconfig.clone())
+            .collect(),
+        server_url,
+        serving,
+    };
+    tokio::spawn(renewer.run(pki.clone(), cancel.child_token()));
+
     let task = tokio::spawn(accept_loop(listener, acceptor, client_certs, app, cancel));
     Ok(RunningServer {
         addr,
@@ -221,26 +233,28 @@ pub async fn start(
     })
 }
 
-fn tls_config(pki: &Pki) -> anyhow::Result<(rustls::ServerConfig, ClientCertAuthenticator)> {
+fn tls_config(
+    pki: &Pki,
+) -> anyhow::Result<(
+    rustls::ServerConfig,
+    ClientCertAuthenticator,
+    Arc<ServingCert>,
+)> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()) {
         roots.add(c?)?;
     }
     let client_certs = ClientCertAuthenticator::new(roots, provider.clone())?;
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes())
-            .chain(CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()))
-            .collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes())?;
+    let serving = Arc::new(ServingCert::new(pki, provider.clone())?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(client_certs.tls_verifier())
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(serving.clone());
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((cfg, client_certs))
+    Ok((cfg, client_certs, serving))
 }
 
 async fn accept_loop(
