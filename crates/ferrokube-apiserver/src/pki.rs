@@ -161,6 +161,8 @@ impl Pki {
     pub fn ensure(data_dir: &Path, serving_sans: Vec<String>) -> anyhow::Result<Pki> {
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
         let path = |n: &str| -> PathBuf { dir.join(n) };
 
         // The CA.
@@ -369,6 +371,11 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("tls"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700, "only the owner reads the keys");
         let kc = a.kubeconfig("https://127.0.0.1:6443");
         assert!(kc.contains("server: https://127.0.0.1:6443"));
         assert!(kc.contains("current-context: ferrokube"));

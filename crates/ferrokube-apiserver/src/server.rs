@@ -390,7 +390,7 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
 
 async fn handle(
     app: Arc<App>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     cert_user: Option<UserInfo>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -405,9 +405,11 @@ async fn handle(
         app.tokens
             .authenticate(header_str(&req, header::AUTHORIZATION))
     });
-    let Some(_user) = user else {
+    let Some(user) = user else {
         return error_response(&ApiError::unauthorized());
     };
+    // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
+    req.extensions_mut().insert(user);
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
