@@ -2,8 +2,22 @@
 //! the cluster CA names the user (CN) and groups (O); a bearer token is
 //! looked up among the tokens the server knows. The result travels with the
 //! request as [`UserInfo`], for authorization to read later.
+//!
+//! As in Kubernetes, the TLS layer only asks for a client certificate: it
+//! checks that the client holds the certificate's key, not who signed it. The
+//! chain is checked against the cluster CA after the handshake
+//! ([`ClientCertAuthenticator`]), so a certificate from another CA (or an
+//! expired one) makes the request unauthenticated (a 401 `Status`, unless a
+//! bearer token authenticates it) instead of failing the TLS handshake.
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 /// The authenticated user of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +42,109 @@ impl UserInfo {
             .collect();
         groups.push("system:authenticated".into());
         Some(UserInfo { name, groups })
+    }
+}
+
+/// Checks client certificate chains against the cluster CA, after the
+/// handshake, and names their users.
+#[derive(Clone)]
+pub struct ClientCertAuthenticator {
+    ca: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertAuthenticator {
+    /// An authenticator for certificates signed by the CAs in `roots`.
+    pub fn new(
+        roots: rustls::RootCertStore,
+        provider: Arc<rustls::crypto::CryptoProvider>,
+    ) -> Result<ClientCertAuthenticator, rustls::server::VerifierBuilderError> {
+        let ca =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()?;
+        Ok(ClientCertAuthenticator { ca })
+    }
+
+    /// The user of a presented chain (leaf first), if the cluster CA signed
+    /// it, it is valid now and it names a user.
+    pub fn authenticate(&self, chain: &[CertificateDer<'_>]) -> Option<UserInfo> {
+        let (leaf, intermediates) = chain.split_first()?;
+        match self
+            .ca
+            .verify_client_cert(leaf, intermediates, UnixTime::now())
+        {
+            Ok(_) => UserInfo::from_cert_der(leaf),
+            Err(e) => {
+                tracing::debug!(error = %e, "client certificate not accepted");
+                None
+            }
+        }
+    }
+
+    /// The TLS layer's verifier: asks for a certificate (naming the cluster
+    /// CA as acceptable), accepts any chain and leaves judging it to
+    /// [`ClientCertAuthenticator::authenticate`], but still checks the
+    /// handshake signature that proves the client holds the key.
+    pub fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
+        Arc::new(RequestClientCert {
+            ca: self.ca.clone(),
+        })
+    }
+}
+
+/// Requests, but neither requires nor judges, a client certificate.
+struct RequestClientCert {
+    ca: Arc<dyn ClientCertVerifier>,
+}
+
+impl fmt::Debug for RequestClientCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RequestClientCert")
+    }
+}
+
+impl ClientCertVerifier for RequestClientCert {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.ca.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.ca.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.ca.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.ca.supported_verify_schemes()
     }
 }
 
@@ -56,6 +173,61 @@ impl TokenAuthenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+
+    fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = p.self_signed(&key).unwrap().pem();
+        let issuer = Issuer::from_ca_cert_pem(&pem, key).unwrap();
+        (pem, issuer)
+    }
+
+    fn client(issuer: &Issuer<'_, KeyPair>, days: std::ops::Range<i64>) -> CertificateDer<'static> {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, "jane");
+        p.distinguished_name.push(DnType::OrganizationName, "dev");
+        let now = time::OffsetDateTime::now_utc();
+        p.not_before = now + time::Duration::days(days.start);
+        p.not_after = now + time::Duration::days(days.end);
+        p.signed_by(&key, issuer).unwrap().der().clone()
+    }
+
+    #[test]
+    fn client_certificates_are_judged_against_the_cluster_ca() {
+        use rustls::pki_types::pem::PemObject;
+        let (ours_pem, ours) = ca("cluster");
+        let (_, theirs) = ca("elsewhere");
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ours_pem.as_bytes()).unwrap())
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let authn = ClientCertAuthenticator::new(roots, provider).unwrap();
+
+        let user = authn.authenticate(&[client(&ours, -1..30)]).unwrap();
+        assert_eq!(user.name, "jane");
+        assert_eq!(user.groups, vec!["dev", "system:authenticated"]);
+        assert_eq!(authn.authenticate(&[client(&theirs, -1..30)]), None);
+        assert_eq!(
+            authn.authenticate(&[client(&ours, -30..-1)]),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            authn.authenticate(&[client(&ours, 1..30)]),
+            None,
+            "not yet valid"
+        );
+        assert_eq!(authn.authenticate(&[]), None);
+        // The TLS layer asks for a certificate but does not demand one.
+        let tls = authn.tls_verifier();
+        assert!(tls.offer_client_auth());
+        assert!(!tls.client_auth_mandatory());
+    }
 
     #[test]
     fn bearer_tokens() {

@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod authn;
+pub mod cert_rotation;
 pub mod continue_token;
 pub mod discovery;
 pub mod encoding;

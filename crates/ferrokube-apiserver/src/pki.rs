@@ -22,7 +22,10 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 /// Leaf certificates are issued again when fewer days than this remain.
-const RENEW_BEFORE_DAYS: i64 = 90;
+pub const RENEW_BEFORE_DAYS: i64 = 90;
+
+/// How long leaf certificates are issued for.
+const LEAF_DAYS: i64 = 365;
 
 /// The cluster's credentials, as PEM and tokens.
 #[derive(Clone)]
@@ -50,7 +53,7 @@ fn random_token() -> String {
 }
 
 /// Days left before the PEM certificate expires (negative: expired).
-fn days_left(pem: &str) -> Option<i64> {
+pub fn days_left(pem: &str) -> Option<i64> {
     let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
     let cert = der.parse_x509().ok()?;
     let not_after = cert.validity().not_after.timestamp();
@@ -66,6 +69,7 @@ fn leaf_params(
     orgs: &[&str],
     sans: Vec<String>,
     server: bool,
+    days: i64,
 ) -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(sans)?;
     p.distinguished_name.push(DnType::CommonName, cn);
@@ -74,7 +78,7 @@ fn leaf_params(
     }
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::hours(1);
-    p.not_after = now + Duration::days(365);
+    p.not_after = now + Duration::days(days);
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -157,6 +161,8 @@ impl Pki {
     pub fn ensure(data_dir: &Path, serving_sans: Vec<String>) -> anyhow::Result<Pki> {
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
         let path = |n: &str| -> PathBuf { dir.join(n) };
 
         // The CA.
@@ -195,7 +201,7 @@ impl Pki {
 
         // The serving certificate: every start.
         let serving_key = KeyPair::generate()?;
-        let serving = leaf_params("kube-apiserver", &[], serving_sans, true)?
+        let serving = leaf_params("kube-apiserver", &[], serving_sans, true, LEAF_DAYS)?
             .signed_by(&serving_key, &issuer)?;
         let (serving_cert_pem, serving_key_pem) = (serving.pem(), serving_key.serialize_pem());
         write_private(&path("serving.key"), &serving_key_pem)?;
@@ -209,8 +215,14 @@ impl Pki {
                 }
                 _ => {
                     let key = KeyPair::generate()?;
-                    let cert = leaf_params("system:admin", &["system:masters"], Vec::new(), false)?
-                        .signed_by(&key, &issuer)?;
+                    let cert = leaf_params(
+                        "system:admin",
+                        &["system:masters"],
+                        Vec::new(),
+                        false,
+                        LEAF_DAYS,
+                    )?
+                    .signed_by(&key, &issuer)?;
                     let (c, k) = (cert.pem(), key.serialize_pem());
                     write_private(&path("admin.key"), &k)?;
                     write_private(&path("admin.crt"), &c)?;
@@ -244,6 +256,15 @@ impl Pki {
             admin_token,
             join_token,
         })
+    }
+
+    /// Whether the serving or the admin certificate has
+    /// [`RENEW_BEFORE_DAYS`] or fewer left (or cannot be read), so that
+    /// [`Pki::ensure`] should run again.
+    pub fn renewal_due(&self) -> bool {
+        [&self.serving_cert_pem, &self.admin_cert_pem]
+            .iter()
+            .any(|pem| days_left(pem).is_none_or(|d| d <= RENEW_BEFORE_DAYS))
     }
 
     /// The admin kubeconfig for a server at `server_url`.
@@ -285,9 +306,52 @@ users:
     }
 }
 
+/// A leaf certificate (PEM, key PEM) from the CA under `data_dir/tls`
+/// valid for `days`: for tests of renewal.
+#[cfg(test)]
+pub(crate) fn issue_for_test(data_dir: &Path, server: bool, days: i64) -> (String, String) {
+    let dir = data_dir.join("tls");
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(dir.join("ca.key")).unwrap()).unwrap();
+    let ca_pem = std::fs::read_to_string(dir.join("ca.crt")).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let (cn, orgs, sans): (&str, &[&str], Vec<String>) = if server {
+        ("kube-apiserver", &[], vec!["127.0.0.1".into()])
+    } else {
+        ("system:admin", &["system:masters"], Vec::new())
+    };
+    let cert = leaf_params(cn, orgs, sans, server, days)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_admin_certificate_close_to_expiry_is_issued_again_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let sans = serving_names("node-a", None);
+        let first = Pki::ensure(dir.path(), sans.clone()).unwrap();
+        assert!(!first.renewal_due());
+        let (cert, key) = issue_for_test(dir.path(), false, 30);
+        write_private(&dir.path().join("tls/admin.crt"), &cert).unwrap();
+        write_private(&dir.path().join("tls/admin.key"), &key).unwrap();
+        let stale = Pki {
+            admin_cert_pem: cert.clone(),
+            ..first.clone()
+        };
+        assert!(stale.renewal_due(), "30 days left is inside the window");
+        let again = Pki::ensure(dir.path(), sans).unwrap();
+        assert_ne!(again.admin_cert_pem, cert, "a new admin certificate");
+        assert!(days_left(&again.admin_cert_pem).unwrap() > 360);
+        assert_eq!(again.ca_cert_pem, first.ca_cert_pem, "the CA is kept");
+        assert_eq!(again.admin_token, first.admin_token);
+        assert!(!again.renewal_due());
+    }
 
     #[test]
     fn credentials_are_made_once_and_reused() {
@@ -307,6 +371,11 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("tls"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(dir_mode & 0o777, 0o700, "only the owner reads the keys");
         let kc = a.kubeconfig("https://127.0.0.1:6443");
         assert!(kc.contains("server: https://127.0.0.1:6443"));
         assert!(kc.contains("current-context: ferrokube"));

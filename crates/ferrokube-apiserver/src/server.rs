@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::authn::{TokenAuthenticator, UserInfo};
+use crate::authn::{ClientCertAuthenticator, TokenAuthenticator, UserInfo};
+use crate::cert_rotation::{Renewer, ServingCert};
 use crate::discovery::{self, Discovery};
 use crate::encoding::{self, ListMeta};
 use crate::options::{ListOptions, Query};
@@ -145,7 +146,7 @@ pub async fn start(
     let cidr =
         crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
     let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
-    let pki = Pki::ensure(&config.data_dir, sans).context("preparing certificates")?;
+    let pki = Pki::ensure(&config.data_dir, sans.clone()).context("preparing certificates")?;
 
     let registry = Registry::default();
     let resources = registry
@@ -189,7 +190,7 @@ pub async fn start(
         .await?;
     app.rest.ensure_kubernetes_service(config.port).await?;
 
-    let tls = tls_config(&pki)?;
+    let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -212,7 +213,18 @@ pub async fn start(
     }
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
 
-    let task = tokio::spawn(accept_loop(listener, acceptor, app, cancel));
+    let renewer = Renewer {
+        data_dir: config.data_dir.clone(),
+        serving_sans: sans,
+        kubeconfigs: std::iter::once(kubeconfig.clone())
+            .chain(config.write_kubeconfig.clone())
+            .collect(),
+        server_url,
+        serving,
+    };
+    tokio::spawn(renewer.run(pki.clone(), cancel.child_token()));
+
+    let task = tokio::spawn(accept_loop(listener, acceptor, client_certs, app, cancel));
     Ok(RunningServer {
         addr,
         pki,
@@ -221,36 +233,34 @@ pub async fn start(
     })
 }
 
-fn tls_config(pki: &Pki) -> anyhow::Result<rustls::ServerConfig> {
+fn tls_config(
+    pki: &Pki,
+) -> anyhow::Result<(
+    rustls::ServerConfig,
+    ClientCertAuthenticator,
+    Arc<ServingCert>,
+)> {
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use rustls::pki_types::CertificateDer;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()) {
         roots.add(c?)?;
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        Arc::new(roots),
-        provider.clone(),
-    )
-    .allow_unauthenticated()
-    .build()?;
-    let certs: Vec<CertificateDer<'static>> =
-        CertificateDer::pem_slice_iter(pki.serving_cert_pem.as_bytes())
-            .chain(CertificateDer::pem_slice_iter(pki.ca_cert_pem.as_bytes()))
-            .collect::<Result<_, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(pki.serving_key_pem.as_bytes())?;
+    let client_certs = ClientCertAuthenticator::new(roots, provider.clone())?;
+    let serving = Arc::new(ServingCert::new(pki, provider.clone())?);
     let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_client_cert_verifier(client_certs.tls_verifier())
+        .with_cert_resolver(serving.clone());
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(cfg)
+    Ok((cfg, client_certs, serving))
 }
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     acceptor: tokio_rustls::TlsAcceptor,
+    client_certs: ClientCertAuthenticator,
     app: Arc<App>,
     cancel: CancellationToken,
 ) {
@@ -267,6 +277,7 @@ async fn accept_loop(
             },
         };
         let acceptor = acceptor.clone();
+        let client_certs = client_certs.clone();
         let app = app.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
@@ -284,8 +295,7 @@ async fn accept_loop(
                 .get_ref()
                 .1
                 .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| UserInfo::from_cert_der(c));
+                .and_then(|chain| client_certs.authenticate(chain));
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 let user = cert_user.clone();
@@ -311,6 +321,66 @@ async fn accept_loop(
     }
 }
 
+/// The health endpoints, open to everyone as in Kubernetes: `/healthz`,
+/// `/livez` and `/readyz` run their checks (`ping`; `etcd`, the store
+/// answering, except for `/livez`) and answer `ok`, or with `?verbose` one
+/// `[+]name ok` line per check and `<endpoint> check passed`; `?exclude=name`
+/// skips a check; `/readyz/etcd` runs one. A failed check makes it a 500
+/// naming the check (`[-]etcd failed: reason withheld`). `None`: not a
+/// health path.
+async fn health(app: &App, path: &str, query: &Query) -> Option<Response<Body>> {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let endpoint = parts.next().unwrap_or("");
+    let only = parts.next();
+    let checks: &[&str] = match endpoint {
+        "healthz" | "readyz" => &["ping", "etcd"],
+        "livez" => &["ping"],
+        _ => return None,
+    };
+    let selected: Vec<&str> = match only {
+        None | Some("") => {
+            let excluded = query.all("exclude");
+            checks
+                .iter()
+                .copied()
+                .filter(|c| !excluded.iter().any(|e| e == c))
+                .collect()
+        }
+        Some(one) => match checks.iter().find(|c| **c == one) {
+            Some(c) => vec![*c],
+            None => return Some(text(StatusCode::NOT_FOUND, "404 page not found")),
+        },
+    };
+    let mut lines = String::new();
+    let mut failed = false;
+    for check in &selected {
+        let ok = match *check {
+            "etcd" => app.rest.store.current_revision().await.is_ok(),
+            _ => true,
+        };
+        if ok {
+            lines.push_str(&format!("[+]{check} ok\n"));
+        } else {
+            failed = true;
+            lines.push_str(&format!("[-]{check} failed: reason withheld\n"));
+        }
+    }
+    let body = if failed {
+        tracing::warn!(endpoint, "health check failed");
+        format!("{lines}{endpoint} check failed\n")
+    } else if query.get("verbose").is_some() {
+        format!("{lines}{endpoint} check passed\n")
+    } else {
+        "ok".to_string()
+    };
+    let status = if failed {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    Some(full(status, "text/plain; charset=utf-8", Bytes::from(body)))
+}
+
 fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
@@ -320,29 +390,26 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
 
 async fn handle(
     app: Arc<App>,
-    req: Request<Incoming>,
+    mut req: Request<Incoming>,
     cert_user: Option<UserInfo>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
     // Open to everyone.
-    match path.as_str() {
-        "/healthz" | "/livez" => return text(StatusCode::OK, "ok"),
-        "/readyz" => {
-            return match app.rest.store.current_revision().await {
-                Ok(_) => text(StatusCode::OK, "ok"),
-                Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "datastore not reachable"),
-            }
-        }
-        "/version" => return json_response(StatusCode::OK, &version_info()),
-        _ => {}
+    if path == "/version" {
+        return json_response(StatusCode::OK, &version_info());
+    }
+    if let Some(r) = health(&app, &path, &Query::parse(req.uri().query())).await {
+        return r;
     }
     let user = cert_user.or_else(|| {
         app.tokens
             .authenticate(header_str(&req, header::AUTHORIZATION))
     });
-    let Some(_user) = user else {
+    let Some(user) = user else {
         return error_response(&ApiError::unauthorized());
     };
+    // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
+    req.extensions_mut().insert(user);
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
