@@ -9,6 +9,7 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_cmd etcd || need+=(etcd-server)
 have_cmd etcdctl || need+=(etcd-client)
 have_cmd protoc || need+=(protobuf-compiler)
+have_cmd curl || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
