@@ -43,9 +43,7 @@ pub fn register(
         ("apps", "v1", "ReplicaSet") => add::<api::apps::v1::ReplicaSet>(generator),
         ("apps", "v1", "StatefulSet") => add::<api::apps::v1::StatefulSet>(generator),
         ("apps", "v1", "DaemonSet") => add::<api::apps::v1::DaemonSet>(generator),
-        ("apps", "v1", "ControllerRevision") => {
-            add::<api::apps::v1::ControllerRevision>(generator)
-        }
+        ("apps", "v1", "ControllerRevision") => add::<api::apps::v1::ControllerRevision>(generator),
         ("batch", "v1", "Job") => add::<api::batch::v1::Job>(generator),
         ("batch", "v1", "CronJob") => add::<api::batch::v1::CronJob>(generator),
         ("autoscaling", "v2", "HorizontalPodAutoscaler") => {

@@ -57,7 +57,10 @@ impl OpenApi {
     /// merge key and list type `patch_meta` reports for them (k8s-openapi's
     /// schemas do not carry these), so `kubectl apply` computes strategic
     /// merge patches from the served schema as it does against Kubernetes.
-    pub fn build_with_patch_meta(resources: &[ResourceDesc], patch_meta: Option<PatchMetaFn>) -> Self {
+    pub fn build_with_patch_meta(
+        resources: &[ResourceDesc],
+        patch_meta: Option<PatchMetaFn>,
+    ) -> Self {
         let all = schemas::Schemas::generate(resources, patch_meta);
         let mut group_versions = BTreeMap::new();
         let mut gvs: Vec<(&str, &str)> = resources.iter().map(|r| (r.group, r.version)).collect();

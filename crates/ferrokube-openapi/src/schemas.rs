@@ -60,9 +60,16 @@ pub(crate) fn list_name(name: &str) -> String {
 }
 
 /// Definition names the operations of subresources refer to.
-pub(crate) fn subresource_kind(sub: &str) -> Option<(&'static str, &'static str, &'static str, &'static str)> {
+pub(crate) fn subresource_kind(
+    sub: &str,
+) -> Option<(&'static str, &'static str, &'static str, &'static str)> {
     match sub {
-        "scale" => Some(("io.k8s.api.autoscaling.v1.Scale", "autoscaling", "v1", "Scale")),
+        "scale" => Some((
+            "io.k8s.api.autoscaling.v1.Scale",
+            "autoscaling",
+            "v1",
+            "Scale",
+        )),
         "eviction" => Some(("io.k8s.api.policy.v1.Eviction", "policy", "v1", "Eviction")),
         "binding" => Some(("io.k8s.api.core.v1.Binding", "", "v1", "Binding")),
         _ => None,
@@ -80,7 +87,11 @@ impl Schemas {
             if let Some(name) = kinds::register(&mut generator, r.group, r.version, r.kind) {
                 tagged.push((name.clone(), gvk(r.group, r.version, r.kind)));
                 names.insert(
-                    (r.group.to_string(), r.version.to_string(), r.kind.to_string()),
+                    (
+                        r.group.to_string(),
+                        r.version.to_string(),
+                        r.kind.to_string(),
+                    ),
                     name.clone(),
                 );
                 lists.push((name, r.group, r.version, r.kind));
@@ -201,7 +212,10 @@ fn annotate(defs: &mut Map<String, Value>, lookup: PatchMetaFn) {
                 prop.insert("x-kubernetes-list-type".into(), json!(t));
             }
             if !meta.list_map_keys.is_empty() {
-                prop.insert("x-kubernetes-list-map-keys".into(), json!(meta.list_map_keys));
+                prop.insert(
+                    "x-kubernetes-list-map-keys".into(),
+                    json!(meta.list_map_keys),
+                );
             }
         }
     }
