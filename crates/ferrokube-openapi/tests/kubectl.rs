@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-/// One request the server saw: method, path with query, Accept header.
-type Seen = Arc<Mutex<Vec<(String, String, String)>>>;
+/// One request the server saw: method, path with query, Accept header, body.
+type Seen = Arc<Mutex<Vec<(String, String, String, String)>>>;
 
 struct Server {
     port: u16,
@@ -81,7 +81,16 @@ fn respond(stream: &mut TcpStream, code: u16, body: &[u8]) {
     let _ = stream.write_all(body);
 }
 
-fn handle(mut stream: TcpStream, api: &OpenApi, resources: &[ResourceDesc], seen: &Seen) {
+/// What the test server serves.
+struct Served {
+    api: OpenApi,
+    resources: Vec<ResourceDesc>,
+    /// One stored object: (path of the item, the object).
+    existing: Option<(String, Value)>,
+}
+
+fn handle(mut stream: TcpStream, served: &Served, seen: &Seen) {
+    let (api, resources) = (&served.api, &served.resources[..]);
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
@@ -108,10 +117,16 @@ fn handle(mut stream: TcpStream, api: &OpenApi, resources: &[ResourceDesc], seen
     }
     let mut body = vec![0; length.min(1 << 20)];
     let _ = reader.read_exact(&mut body);
+    let text = String::from_utf8_lossy(&body).into_owned();
     seen.lock()
         .unwrap()
-        .push((method.clone(), target.clone(), accept));
+        .push((method.clone(), target.clone(), accept, text));
     let path = target.split('?').next().unwrap_or("");
+    if let Some((item, object)) = &served.existing {
+        if path == item && (method == "GET" || method == "PATCH") {
+            return respond(&mut stream, 200, object.to_string().as_bytes());
+        }
+    }
     let not_found = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}).to_string();
     match (method.as_str(), path) {
         ("GET", "/version") => respond(
@@ -137,7 +152,7 @@ fn handle(mut stream: TcpStream, api: &OpenApi, resources: &[ResourceDesc], seen
     }
 }
 
-fn serve(api: OpenApi, resources: Vec<ResourceDesc>) -> Server {
+fn serve(served: Served) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
@@ -149,7 +164,7 @@ fn serve(api: OpenApi, resources: Vec<ResourceDesc>) -> Server {
                 break;
             }
             if let Ok(stream) = stream {
-                handle(stream, &api, &resources, &seen2);
+                handle(stream, &served, &seen2);
             }
         }
     });
@@ -177,7 +192,11 @@ impl Kubectl {
 
     /// Runs kubectl with `args`; returns (success, stdout, stderr).
     fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new("/usr/bin/kubectl")
+        self.run_binary("/usr/bin/kubectl", args)
+    }
+
+    fn run_binary(&self, binary: &str, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(binary)
             .args(args)
             .arg(format!(
                 "--kubeconfig={}",
@@ -201,7 +220,11 @@ impl Kubectl {
 
 fn setup() -> (Server, Kubectl) {
     let resources = common::resources();
-    let server = serve(OpenApi::build(&resources), resources);
+    let server = serve(Served {
+        api: OpenApi::build(&resources),
+        resources,
+        existing: None,
+    });
     let kubectl = Kubectl::new(server.port);
     (server, kubectl)
 }
@@ -219,11 +242,11 @@ fn explain_deployment_spec_replicas_prints_the_field_description() {
     eprintln!("{out}\nkubectl fetched: {seen:#?}");
     assert!(
         seen.iter()
-            .any(|(_, p, _)| p.starts_with("/openapi/v3/apis/apps/v1?hash=")),
+            .any(|(_, p, _, _)| p.starts_with("/openapi/v3/apis/apps/v1?hash=")),
         "{seen:?}"
     );
     assert!(
-        !seen.iter().any(|(_, p, _)| p.starts_with("/openapi/v2")),
+        !seen.iter().any(|(_, p, _, _)| p.starts_with("/openapi/v2")),
         "{seen:?}"
     );
 }
@@ -263,7 +286,7 @@ fn apply_with_default_validation_asks_the_server_to_validate_strictly() {
     eprintln!("kubectl fetched: {seen:#?}");
     let post = seen
         .iter()
-        .find(|(m, _, _)| m == "POST")
+        .find(|(m, _, _, _)| m == "POST")
         .expect("a create request");
     assert!(
         post.1
@@ -272,7 +295,132 @@ fn apply_with_default_validation_asks_the_server_to_validate_strictly() {
     );
     assert!(post.1.contains("fieldValidation=Strict"), "{post:?}");
     assert!(
-        !seen.iter().any(|(_, p, _)| p.starts_with("/openapi/v2")),
+        !seen.iter().any(|(_, p, _, _)| p.starts_with("/openapi/v2")),
         "{seen:?}"
+    );
+}
+
+#[test]
+fn explain_deployment_spec_shows_referenced_types_and_required_fields() {
+    let (_server, kubectl) = setup();
+    let (ok, out, err) = kubectl.run(&["explain", "deployment.spec"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("FIELD: spec <DeploymentSpec>"), "{out}");
+    assert!(
+        out.contains("template\t<PodTemplateSpec> -required-"),
+        "{out}"
+    );
+    assert!(
+        out.contains("selector\t<LabelSelector> -required-"),
+        "{out}"
+    );
+    assert!(out.contains("replicas\t<integer>"), "{out}");
+    let (ok, out, err) = kubectl.run(&["explain", "clusterrolebindings.roleRef"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("GROUP:      rbac.authorization.k8s.io"),
+        "{out}"
+    );
+    assert!(out.contains("apiGroup\t<string> -required-"), "{out}");
+}
+
+/// kubectl 1.29 to 1.33 (from the Cloud SDK) read the same documents; 1.27
+/// and 1.28 read OpenAPI v2 as protobuf instead, which is not served here.
+#[test]
+fn other_kubectl_minors_explain_from_the_v3_documents() {
+    let (_server, kubectl) = setup();
+    for minor in 29..=33 {
+        let binary = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
+        let (ok, out, err) =
+            kubectl.run_binary(&binary, &["explain", "statefulsets.spec.serviceName"]);
+        assert!(ok, "1.{minor}: stdout: {out}\nstderr: {err}");
+        assert!(
+            out.contains("FIELD: serviceName <string>"),
+            "1.{minor}: {out}"
+        );
+    }
+}
+
+const APPLIED: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\n  namespace: default\nspec:\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n      - name: a\n        image: busybox\n      - name: b\n        image: busybox\n";
+
+/// Applies a manifest dropping container `b` over a stored Deployment last
+/// applied with containers `a` and `b`; returns the PATCH body kubectl sent.
+fn apply_patch_body(api: OpenApi) -> String {
+    let resources = common::resources();
+    let mut stored: Value = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "resourceVersion": "5", "uid": "u1"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "a", "image": "busybox", "imagePullPolicy": "Always"},
+            {"name": "b", "image": "busybox", "imagePullPolicy": "Always"}]}}}
+    });
+    let last: Value = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [
+            {"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}]}}}
+    });
+    stored["metadata"]["annotations"] =
+        json!({"kubectl.kubernetes.io/last-applied-configuration": last.to_string()});
+    let item = "/apis/apps/v1/namespaces/default/deployments/web".to_string();
+    let server = serve(Served {
+        api,
+        resources,
+        existing: Some((item.clone(), stored)),
+    });
+    let kubectl = Kubectl::new(server.port);
+    let manifest = kubectl.dir.path().join("d.yaml");
+    std::fs::write(
+        &manifest,
+        APPLIED.replace("      - name: b\n        image: busybox\n", ""),
+    )
+    .unwrap();
+    let (ok, out, err) = kubectl.run(&["apply", "-f", manifest.to_str().unwrap()]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    let seen = server.seen.lock().unwrap().clone();
+    let patch = seen
+        .iter()
+        .find(|(m, p, _, _)| m == "PATCH" && p.starts_with(&item))
+        .expect("a patch request");
+    assert!(patch.1.contains("fieldValidation=Strict"), "{patch:?}");
+    patch.3.clone()
+}
+
+#[test]
+fn apply_computes_a_strategic_merge_patch_from_the_served_merge_keys() {
+    let lookup = |schema: &str, field: &str| {
+        (schema == "io.k8s.api.core.v1.PodSpec" && field == "containers").then_some(
+            ferrokube_openapi::ListPatch {
+                strategy: Some("merge"),
+                merge_key: Some("name"),
+                list_type: Some("map"),
+                list_map_keys: &["name"],
+            },
+        )
+    };
+    let resources = common::resources();
+    let body = apply_patch_body(OpenApi::build_with_patch_meta(&resources, Some(&lookup)));
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    let spec = &patch["spec"]["template"]["spec"];
+    // Merging by name: the dropped container is deleted by key, the order kept.
+    assert_eq!(
+        spec["$setElementOrder/containers"],
+        json!([{"name": "a"}]),
+        "{body}"
+    );
+    assert_eq!(
+        spec["containers"],
+        json!([{"$patch": "delete", "name": "b"}]),
+        "{body}"
+    );
+
+    // Without merge keys the schema says the list is atomic: kubectl sends it whole.
+    let body = apply_patch_body(OpenApi::build(&resources));
+    let patch: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        patch["spec"]["template"]["spec"]["containers"],
+        json!([{"name": "a", "image": "busybox"}]),
+        "{body}"
     );
 }
