@@ -3,6 +3,17 @@
 //! OpenAPI 3.0 document per group version, and a Swagger 2.0 document for
 //! `/openapi/v2`. Documents are built once by [`OpenApi::build`] and served
 //! from memory as JSON bytes with a content hash (for `?hash=` and ETags).
+//!
+//! What kubectl 1.29+ reads (checked with the real binaries in
+//! `tests/kubectl.rs`): `explain` and `apply` fetch `/openapi/v3`, then the
+//! group version's `serverRelativeURL`. `apply` looks for a PATCH operation
+//! tagged with the kind's `x-kubernetes-group-version-kind` whose parameters
+//! include `fieldValidation` (then the server validates: it sends
+//! `fieldValidation=Strict`), and computes strategic merge patches from the
+//! schema tagged with that kind, using the list fields' patch merge keys.
+//! kubectl falls back to `/openapi/v2` only when v3 is missing, and then asks
+//! for protobuf only (a JSON answer fails with "proto: cannot parse invalid
+//! wire-format data"); kubectl 1.27 and 1.28 always use that protobuf v2.
 
 mod hash;
 mod kinds;
