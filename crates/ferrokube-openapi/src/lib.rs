@@ -1,7 +1,7 @@
 //! OpenAPI documents for ferrokube's API server, generated from the
 //! `k8s-openapi` types: the `/openapi/v3` root discovery document, one
 //! OpenAPI 3.0 document per group version, and a Swagger 2.0 document for
-//! `/openapi/v2`. Documents are built once by [`OpenApi::build`] and served
+//! `/openapi/v2` (as JSON and as protobuf). Documents are built once by [`OpenApi::build`] and served
 //! from memory as JSON bytes with a content hash (for `?hash=` and ETags).
 //!
 //! What kubectl 1.29+ reads (checked with the real binaries in
@@ -13,13 +13,15 @@
 //! schema tagged with that kind, using the list fields' patch merge keys.
 //! kubectl falls back to `/openapi/v2` only when v3 is missing, and then asks
 //! for protobuf only (a JSON answer fails with "proto: cannot parse invalid
-//! wire-format data"); kubectl 1.27 and 1.28 always use that protobuf v2.
+//! wire-format data"); kubectl 1.27 and 1.28 always use that protobuf v2,
+//! which [`OpenApi::v2_protobuf`] provides.
 
 mod hash;
 mod kinds;
 mod paths;
 mod resource;
 mod schemas;
+mod v2_proto;
 
 pub use resource::ResourceDesc;
 pub use schemas::{ListPatch, PatchMetaFn};
@@ -52,6 +54,7 @@ pub struct OpenApi {
     root: Document,
     group_versions: BTreeMap<String, Document>,
     v2: Document,
+    v2_protobuf: (Vec<u8>, String),
 }
 
 /// The Kubernetes version the documents' `info.version` reports.
@@ -112,10 +115,13 @@ impl OpenApi {
             }},
             "security": [{"BearerToken": []}],
         }));
+        let pb = v2_proto::encode(&v2.value);
+        let pb_hash = hash::content_hash(&pb);
         Self {
             root,
             group_versions,
             v2,
+            v2_protobuf: (pb, pb_hash),
         }
     }
 
@@ -149,5 +155,12 @@ impl OpenApi {
     /// `/openapi/v2` as JSON (Swagger 2.0 with `definitions` and `paths`).
     pub fn v2(&self) -> &Document {
         &self.v2
+    }
+
+    /// `/openapi/v2` as protobuf (`openapi.v2.Document`), for
+    /// `Accept: application/com.github.proto-openapi.spec.v2@v1.0+protobuf`,
+    /// and its hash.
+    pub fn v2_protobuf(&self) -> (&[u8], &str) {
+        (&self.v2_protobuf.0, &self.v2_protobuf.1)
     }
 }

@@ -120,7 +120,7 @@ fn handle(mut stream: TcpStream, served: &Served, seen: &Seen) {
     let text = String::from_utf8_lossy(&body).into_owned();
     seen.lock()
         .unwrap()
-        .push((method.clone(), target.clone(), accept, text));
+        .push((method.clone(), target.clone(), accept.clone(), text));
     let path = target.split('?').next().unwrap_or("");
     if let Some((item, object)) = &served.existing {
         if path == item && (method == "GET" || method == "PATCH") {
@@ -135,6 +135,9 @@ fn handle(mut stream: TcpStream, served: &Served, seen: &Seen) {
             br#"{"major":"1","minor":"33","gitVersion":"v1.33.0","platform":"linux/amd64"}"#,
         ),
         ("GET", "/openapi/v3") => respond(&mut stream, 200, &api.v3_root_document().json),
+        ("GET", "/openapi/v2") if accept.contains("protobuf") => {
+            respond(&mut stream, 200, api.v2_protobuf().0)
+        }
         ("GET", "/openapi/v2") => respond(&mut stream, 200, &api.v2().json),
         ("GET", p) if p.starts_with("/openapi/v3/") => {
             match api.v3_group_version(&p["/openapi/v3/".len()..]) {
@@ -324,8 +327,7 @@ fn explain_deployment_spec_shows_referenced_types_and_required_fields() {
     assert!(out.contains("apiGroup\t<string> -required-"), "{out}");
 }
 
-/// kubectl 1.29 to 1.33 (from the Cloud SDK) read the same documents; 1.27
-/// and 1.28 read OpenAPI v2 as protobuf instead, which is not served here.
+/// kubectl 1.29 to 1.33 (from the Cloud SDK) read the same documents.
 #[test]
 fn other_kubectl_minors_explain_from_the_v3_documents() {
     let (_server, kubectl) = setup();
@@ -423,4 +425,43 @@ fn apply_computes_a_strategic_merge_patch_from_the_served_merge_keys() {
         json!([{"name": "a", "image": "busybox"}]),
         "{body}"
     );
+}
+
+/// kubectl 1.27 and 1.28 read `/openapi/v2` as protobuf for explain and for
+/// apply's validation.
+#[test]
+fn older_kubectl_explains_and_applies_from_the_v2_protobuf_document() {
+    for minor in [27, 28] {
+        let (server, kubectl) = setup();
+        let binary = format!("/usr/lib/google-cloud-sdk/bin/kubectl.1.{minor}");
+        let (ok, out, err) = kubectl.run_binary(&binary, &["explain", "deployment.spec.replicas"]);
+        assert!(ok, "1.{minor}: stdout: {out}\nstderr: {err}");
+        assert!(out.contains("Number of desired pods"), "1.{minor}: {out}");
+        let (ok, out, err) = kubectl.run_binary(&binary, &["explain", "pods.spec.containers"]);
+        assert!(ok, "1.{minor}: stdout: {out}\nstderr: {err}");
+        assert!(out.contains("image\t<string>"), "1.{minor}: {out}");
+        let manifest = kubectl.dir.path().join("d.yaml");
+        std::fs::write(&manifest, APPLIED).unwrap();
+        let (ok, out, err) =
+            kubectl.run_binary(&binary, &["apply", "-f", manifest.to_str().unwrap()]);
+        assert!(ok, "1.{minor}: stdout: {out}\nstderr: {err}");
+        assert!(
+            out.contains("deployment.apps/web created"),
+            "1.{minor}: {out}"
+        );
+        let seen = server.seen.lock().unwrap().clone();
+        assert!(
+            seen.iter()
+                .any(|(_, p, a, _)| p.starts_with("/openapi/v2") && a.contains("protobuf")),
+            "{seen:?}"
+        );
+        let post = seen
+            .iter()
+            .find(|(m, _, _, _)| m == "POST")
+            .expect("a create request");
+        assert!(
+            post.1.contains("fieldValidation=Strict"),
+            "1.{minor}: {post:?}"
+        );
+    }
 }
