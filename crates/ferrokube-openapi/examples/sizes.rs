@@ -22,5 +22,9 @@ fn main() {
             println!("/openapi/v3/{path}: {} bytes (hash {hash})", json.len());
         }
     }
-    println!("/openapi/v2: {} bytes", api.v2().json.len());
+    println!(
+        "/openapi/v2: {} bytes JSON, {} bytes protobuf",
+        api.v2().json.len(),
+        api.v2_protobuf().0.len()
+    );
 }

@@ -465,3 +465,41 @@ fn older_kubectl_explains_and_applies_from_the_v2_protobuf_document() {
         );
     }
 }
+
+#[test]
+fn explain_recursive_other_groups_and_the_v2_output() {
+    let (_server, kubectl) = setup();
+    let (ok, out, err) = kubectl.run(&["explain", "deployments", "--recursive"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("revisionHistoryLimit\t<integer>"), "{out}");
+    assert!(
+        out.contains("containers\t<[]Container> -required-"),
+        "{out}"
+    );
+    let (ok, out, err) = kubectl.run(&["explain", "horizontalpodautoscalers.spec.metrics"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("GROUP:      autoscaling") && out.contains("VERSION:    v2"),
+        "{out}"
+    );
+    assert!(out.contains("type\t<string> -required-"), "{out}");
+    let (ok, out, err) = kubectl.run(&["explain", "events", "--api-version=events.k8s.io/v1"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("GROUP:      events.k8s.io"), "{out}");
+    assert!(
+        out.contains("eventTime is the time when this Event was first observed"),
+        "{out}"
+    );
+    // kubectl 1.32's v2 renderer reads the protobuf document.
+    let (ok, out, err) = kubectl.run(&[
+        "explain",
+        "statefulsets.spec.serviceName",
+        "--output=plaintext-openapiv2",
+    ]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("FIELD:    serviceName <string>")
+            || out.contains("FIELD: serviceName <string>"),
+        "{out}"
+    );
+}
