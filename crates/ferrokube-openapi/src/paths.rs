@@ -1,0 +1,777 @@
+//! The `paths` of a document: for each resource its collection, item, watch
+//! and subresource paths, with operations carrying `operationId`,
+//! `x-kubernetes-action`, `x-kubernetes-group-version-kind`, the query
+//! parameters Kubernetes accepts (`fieldValidation`, `dryRun`,
+//! `fieldManager` on writes), request bodies and responses, in OpenAPI v3
+//! or Swagger 2.0 shape.
+
+use crate::schemas::{list_name, subresource_kind, Schemas};
+use crate::ResourceDesc;
+use serde_json::{json, Map, Value};
+
+/// Which OpenAPI dialect to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flavor {
+    V2,
+    V3,
+}
+
+const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
+const PATCH_TYPES: [&str; 4] = [
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+fn reference(flavor: Flavor, name: &str) -> Value {
+    match flavor {
+        Flavor::V3 => json!({"$ref": format!("#/components/schemas/{name}")}),
+        Flavor::V2 => json!({"$ref": format!("#/definitions/{name}")}),
+    }
+}
+
+fn param(flavor: Flavor, name: &str, location: &str, ty: &str, description: &str) -> Value {
+    let mut p = json!({"name": name, "in": location, "description": description});
+    if location == "path" {
+        p["required"] = json!(true);
+    } else {
+        p["uniqueItems"] = json!(true);
+    }
+    match flavor {
+        Flavor::V3 => p["schema"] = json!({"type": ty, "uniqueItems": true}),
+        Flavor::V2 => p["type"] = json!(ty),
+    }
+    p
+}
+
+fn list_params(f: Flavor) -> Vec<Value> {
+    vec![
+        param(
+            f,
+            "allowWatchBookmarks",
+            "query",
+            "boolean",
+            "Ask for BOOKMARK events on a watch.",
+        ),
+        param(
+            f,
+            "continue",
+            "query",
+            "string",
+            "The continue token of the previous page of a paged list.",
+        ),
+        param(
+            f,
+            "fieldSelector",
+            "query",
+            "string",
+            "Only objects whose fields match this selector.",
+        ),
+        param(
+            f,
+            "labelSelector",
+            "query",
+            "string",
+            "Only objects whose labels match this selector.",
+        ),
+        param(
+            f,
+            "limit",
+            "query",
+            "integer",
+            "The most objects to return in one page.",
+        ),
+        param(
+            f,
+            "resourceVersion",
+            "query",
+            "string",
+            "Which resource version the list or watch starts from.",
+        ),
+        param(
+            f,
+            "resourceVersionMatch",
+            "query",
+            "string",
+            "How resourceVersion is matched: Exact or NotOlderThan.",
+        ),
+        param(
+            f,
+            "sendInitialEvents",
+            "query",
+            "boolean",
+            "Start a watch with the current objects as ADDED events, ended by a bookmark.",
+        ),
+        param(
+            f,
+            "timeoutSeconds",
+            "query",
+            "integer",
+            "Stop the list or watch after this many seconds.",
+        ),
+        param(
+            f,
+            "watch",
+            "query",
+            "boolean",
+            "Stream changes instead of listing.",
+        ),
+    ]
+}
+
+fn write_params(f: Flavor) -> Vec<Value> {
+    vec![
+        param(
+            f,
+            "dryRun",
+            "query",
+            "string",
+            "With All, the request is validated and admitted but not persisted.",
+        ),
+        param(
+            f,
+            "fieldManager",
+            "query",
+            "string",
+            "The name of the actor making the change, for managed fields.",
+        ),
+        param(
+            f,
+            "fieldValidation",
+            "query",
+            "string",
+            "What to do with unknown or duplicate fields in the body: Ignore, Warn or Strict.",
+        ),
+    ]
+}
+
+fn delete_params(f: Flavor) -> Vec<Value> {
+    vec![
+        param(
+            f,
+            "dryRun",
+            "query",
+            "string",
+            "With All, the deletion is validated but not persisted.",
+        ),
+        param(
+            f,
+            "gracePeriodSeconds",
+            "query",
+            "integer",
+            "Seconds before the object is deleted; zero deletes at once.",
+        ),
+        param(
+            f,
+            "orphanDependents",
+            "query",
+            "boolean",
+            "Deprecated: use propagationPolicy.",
+        ),
+        param(
+            f,
+            "propagationPolicy",
+            "query",
+            "string",
+            "How dependents are collected: Orphan, Background or Foreground.",
+        ),
+    ]
+}
+
+struct Op<'a> {
+    action: &'a str,
+    id: String,
+    gvk: Value,
+    params: Vec<Value>,
+    body: Option<Value>,
+    patch_body: bool,
+    response: Value,
+    tag: &'a str,
+}
+
+fn operation(f: Flavor, op: Op) -> Value {
+    let mut o = Map::new();
+    o.insert("description".into(), json!(describe(op.action)));
+    o.insert("operationId".into(), json!(op.id));
+    o.insert("tags".into(), json!([op.tag]));
+    let mut params = op.params;
+    let ok = match f {
+        Flavor::V3 => json!({"description": "OK", "content": {
+            "application/json": {"schema": op.response},
+            "application/yaml": {"schema": op.response},
+            "application/vnd.kubernetes.protobuf": {"schema": op.response},
+        }}),
+        Flavor::V2 => json!({"description": "OK", "schema": op.response}),
+    };
+    let mut responses = Map::new();
+    responses.insert("200".into(), ok.clone());
+    if matches!(op.action, "post" | "put" | "patch") {
+        let mut created = ok.clone();
+        created["description"] = json!("Created");
+        responses.insert("201".into(), created);
+    }
+    if matches!(op.action, "post" | "delete") {
+        let mut accepted = ok;
+        accepted["description"] = json!("Accepted");
+        responses.insert("202".into(), accepted);
+    }
+    responses.insert("401".into(), json!({"description": "Unauthorized"}));
+    let body_types: Vec<&str> = if op.patch_body {
+        PATCH_TYPES.to_vec()
+    } else {
+        vec![
+            "application/json",
+            "application/yaml",
+            "application/vnd.kubernetes.protobuf",
+        ]
+    };
+    if let Some(schema) = op.body {
+        match f {
+            Flavor::V3 => {
+                let content: Map<String, Value> = body_types
+                    .iter()
+                    .map(|t| (t.to_string(), json!({"schema": schema})))
+                    .collect();
+                o.insert(
+                    "requestBody".into(),
+                    json!({"required": op.action != "delete" && op.action != "deletecollection", "content": content}),
+                );
+            }
+            Flavor::V2 => {
+                params.insert(0, json!({"name": "body", "in": "body", "required": op.action != "delete" && op.action != "deletecollection", "schema": schema}));
+                o.insert("consumes".into(), json!(body_types));
+            }
+        }
+    }
+    if f == Flavor::V2 {
+        o.insert(
+            "produces".into(),
+            json!([
+                "application/json",
+                "application/yaml",
+                "application/vnd.kubernetes.protobuf"
+            ]),
+        );
+        o.insert("schemes".into(), json!(["https"]));
+    }
+    o.insert("parameters".into(), json!(params));
+    o.insert("responses".into(), Value::Object(responses));
+    o.insert("x-kubernetes-action".into(), json!(op.action));
+    o.insert("x-kubernetes-group-version-kind".into(), op.gvk);
+    Value::Object(o)
+}
+
+fn describe(action: &str) -> &'static str {
+    match action {
+        "get" => "read the specified object",
+        "list" => "list or watch objects",
+        "watch" => "watch changes to an object (deprecated: use list with watch=true)",
+        "watchlist" => "watch changes to a list of objects (deprecated: use list with watch=true)",
+        "post" => "create an object",
+        "put" => "replace the specified object",
+        "patch" => "partially update the specified object",
+        "delete" => "delete the specified object",
+        "deletecollection" => "delete a collection of objects",
+        _ => "connect to the specified object",
+    }
+}
+
+/// `apps` → `Apps`, `rbac.authorization.k8s.io` → `RbacAuthorization`, core → `Core`.
+fn group_camel(group: &str) -> String {
+    if group.is_empty() {
+        return "Core".into();
+    }
+    group
+        .trim_end_matches(".k8s.io")
+        .split('.')
+        .map(capitalize)
+        .collect()
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn path_param_list(f: Flavor, namespaced: bool, named: bool) -> Vec<Value> {
+    let mut v = Vec::new();
+    if named {
+        v.push(param(f, "name", "path", "string", "name of the object"));
+    }
+    if namespaced {
+        v.push(param(
+            f,
+            "namespace",
+            "path",
+            "string",
+            "object name and auth scope, such as for teams and projects",
+        ));
+    }
+    v.push(param(
+        f,
+        "pretty",
+        "query",
+        "string",
+        "If 'true', the output is pretty printed.",
+    ));
+    v
+}
+
+/// Paths of `resources`, keyed by absolute path (`/apis/apps/v1/...`).
+pub(crate) fn group_version_paths(
+    resources: &[&ResourceDesc],
+    schemas: &Schemas,
+    f: Flavor,
+) -> Value {
+    let mut paths = Map::new();
+    for r in resources {
+        resource_paths(r, schemas, f, &mut paths);
+    }
+    Value::Object(paths)
+}
+
+fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Map<String, Value>) {
+    let prefix = if r.group.is_empty() {
+        format!("/api/{}", r.version)
+    } else {
+        format!("/apis/{}/{}", r.group, r.version)
+    };
+    let scope = if r.namespaced {
+        "/namespaces/{namespace}"
+    } else {
+        ""
+    };
+    let collection = format!("{prefix}{scope}/{}", r.plural);
+    let item = format!("{collection}/{{name}}");
+    let gv = format!("{}{}", group_camel(r.group), capitalize(r.version));
+    let tag = format!(
+        "{}_{}",
+        r.group.trim_end_matches(".k8s.io").replace('.', "_"),
+        r.version
+    );
+    let tag = if r.group.is_empty() {
+        format!("core_{}", r.version)
+    } else {
+        tag
+    };
+    let ns = if r.namespaced { "Namespaced" } else { "" };
+    let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+    let (obj, list) = match schemas.name_of(r.group, r.version, r.kind) {
+        Some(name) => (reference(f, name), reference(f, &list_name(name))),
+        None => (json!({"type": "object"}), json!({"type": "object"})),
+    };
+    let status = reference(f, &format!("{META}.Status"));
+    let delete_options = reference(f, &format!("{META}.DeleteOptions"));
+    let watch_event = reference(f, &format!("{META}.WatchEvent"));
+    let patch = reference(f, &format!("{META}.Patch"));
+    let kind = r.kind;
+    let mk = |action: &str,
+              id: String,
+              params: Vec<Value>,
+              body: Option<Value>,
+              patch_body: bool,
+              response: Value,
+              gvk: &Value| {
+        operation(
+            f,
+            Op {
+                action,
+                id,
+                gvk: gvk.clone(),
+                params,
+                body,
+                patch_body,
+                response,
+                tag: &tag,
+            },
+        )
+    };
+
+    // Collection.
+    let mut coll = Map::new();
+    if r.has_verb("list") {
+        coll.insert(
+            "get".into(),
+            mk(
+                "list",
+                format!("list{gv}{ns}{kind}"),
+                list_params(f),
+                None,
+                false,
+                list.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if r.has_verb("create") {
+        coll.insert(
+            "post".into(),
+            mk(
+                "post",
+                format!("create{gv}{ns}{kind}"),
+                write_params(f),
+                Some(obj.clone()),
+                false,
+                obj.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if r.has_verb("deletecollection") {
+        let mut p = delete_params(f);
+        p.extend(list_params(f));
+        p.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        p.dedup_by(|a, b| a["name"] == b["name"]);
+        coll.insert(
+            "delete".into(),
+            mk(
+                "deletecollection",
+                format!("deletecollection{gv}{ns}{kind}"),
+                p,
+                Some(delete_options.clone()),
+                false,
+                status.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if !coll.is_empty() {
+        coll.insert(
+            "parameters".into(),
+            json!(path_param_list(f, r.namespaced, false)),
+        );
+        paths.insert(collection.clone(), Value::Object(coll));
+    }
+
+    // Item.
+    let mut one = Map::new();
+    if r.has_verb("get") {
+        one.insert(
+            "get".into(),
+            mk(
+                "get",
+                format!("read{gv}{ns}{kind}"),
+                vec![],
+                None,
+                false,
+                obj.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if r.has_verb("update") {
+        one.insert(
+            "put".into(),
+            mk(
+                "put",
+                format!("replace{gv}{ns}{kind}"),
+                write_params(f),
+                Some(obj.clone()),
+                false,
+                obj.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if r.has_verb("patch") {
+        let mut p = write_params(f);
+        p.push(param(
+            f,
+            "force",
+            "query",
+            "boolean",
+            "Take over fields owned by other managers on an apply request.",
+        ));
+        one.insert(
+            "patch".into(),
+            mk(
+                "patch",
+                format!("patch{gv}{ns}{kind}"),
+                p,
+                Some(patch.clone()),
+                true,
+                obj.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if r.has_verb("delete") {
+        one.insert(
+            "delete".into(),
+            mk(
+                "delete",
+                format!("delete{gv}{ns}{kind}"),
+                delete_params(f),
+                Some(delete_options.clone()),
+                false,
+                status.clone(),
+                &gvk,
+            ),
+        );
+    }
+    if !one.is_empty() {
+        one.insert(
+            "parameters".into(),
+            json!(path_param_list(f, r.namespaced, true)),
+        );
+        paths.insert(item.clone(), Value::Object(one));
+    }
+
+    // Cross-namespace list and the deprecated watch paths.
+    if r.has_verb("list") && r.namespaced {
+        let mut all = Map::new();
+        all.insert(
+            "get".into(),
+            mk(
+                "list",
+                format!("list{gv}{kind}ForAllNamespaces"),
+                list_params(f),
+                None,
+                false,
+                list.clone(),
+                &gvk,
+            ),
+        );
+        all.insert("parameters".into(), json!(path_param_list(f, false, false)));
+        paths.insert(format!("{prefix}/{}", r.plural), Value::Object(all));
+    }
+    if r.has_verb("watch") {
+        let mut watch_paths = vec![
+            (
+                format!("{prefix}/watch{scope}/{}", r.plural),
+                "watchlist",
+                format!("watch{gv}{ns}{kind}List"),
+                r.namespaced,
+                false,
+            ),
+            (
+                format!("{prefix}/watch{scope}/{}/{{name}}", r.plural),
+                "watch",
+                format!("watch{gv}{ns}{kind}"),
+                r.namespaced,
+                true,
+            ),
+        ];
+        if r.namespaced {
+            watch_paths.push((
+                format!("{prefix}/watch/{}", r.plural),
+                "watchlist",
+                format!("watch{gv}{kind}ListForAllNamespaces"),
+                false,
+                false,
+            ));
+        }
+        for (path, action, id, namespaced, named) in watch_paths {
+            let mut w = Map::new();
+            w.insert(
+                "get".into(),
+                mk(
+                    action,
+                    id,
+                    list_params(f),
+                    None,
+                    false,
+                    watch_event.clone(),
+                    &gvk,
+                ),
+            );
+            w.insert(
+                "parameters".into(),
+                json!(path_param_list(f, namespaced, named)),
+            );
+            paths.insert(path, Value::Object(w));
+        }
+    }
+
+    // Subresources.
+    for sub in r.subresources {
+        let path = format!("{item}/{sub}");
+        let mut s = Map::new();
+        let sub_camel = capitalize(sub);
+        match (*sub, subresource_kind(sub)) {
+            ("status", _) => {
+                s.insert(
+                    "get".into(),
+                    mk(
+                        "get",
+                        format!("read{gv}{ns}{kind}Status"),
+                        vec![],
+                        None,
+                        false,
+                        obj.clone(),
+                        &gvk,
+                    ),
+                );
+                s.insert(
+                    "put".into(),
+                    mk(
+                        "put",
+                        format!("replace{gv}{ns}{kind}Status"),
+                        write_params(f),
+                        Some(obj.clone()),
+                        false,
+                        obj.clone(),
+                        &gvk,
+                    ),
+                );
+                let mut p = write_params(f);
+                p.push(param(
+                    f,
+                    "force",
+                    "query",
+                    "boolean",
+                    "Take over fields owned by other managers on an apply request.",
+                ));
+                s.insert(
+                    "patch".into(),
+                    mk(
+                        "patch",
+                        format!("patch{gv}{ns}{kind}Status"),
+                        p,
+                        Some(patch.clone()),
+                        true,
+                        obj.clone(),
+                        &gvk,
+                    ),
+                );
+            }
+            ("scale", Some((name, g, v, k))) => {
+                let sgvk = json!({"group": g, "version": v, "kind": k});
+                let scale = reference(f, name);
+                s.insert(
+                    "get".into(),
+                    mk(
+                        "get",
+                        format!("read{gv}{ns}{kind}Scale"),
+                        vec![],
+                        None,
+                        false,
+                        scale.clone(),
+                        &sgvk,
+                    ),
+                );
+                s.insert(
+                    "put".into(),
+                    mk(
+                        "put",
+                        format!("replace{gv}{ns}{kind}Scale"),
+                        write_params(f),
+                        Some(scale.clone()),
+                        false,
+                        scale.clone(),
+                        &sgvk,
+                    ),
+                );
+                let mut p = write_params(f);
+                p.push(param(
+                    f,
+                    "force",
+                    "query",
+                    "boolean",
+                    "Take over fields owned by other managers on an apply request.",
+                ));
+                s.insert(
+                    "patch".into(),
+                    mk(
+                        "patch",
+                        format!("patch{gv}{ns}{kind}Scale"),
+                        p,
+                        Some(patch.clone()),
+                        true,
+                        scale,
+                        &sgvk,
+                    ),
+                );
+            }
+            (_, Some((name, g, v, k))) => {
+                let sgvk = json!({"group": g, "version": v, "kind": k});
+                let body = reference(f, name);
+                s.insert(
+                    "post".into(),
+                    mk(
+                        "post",
+                        format!("create{gv}{ns}{kind}{sub_camel}"),
+                        write_params(f),
+                        Some(body.clone()),
+                        false,
+                        body,
+                        &sgvk,
+                    ),
+                );
+            }
+            ("log", None) => {
+                let p = [
+                    "container",
+                    "follow",
+                    "previous",
+                    "sinceSeconds",
+                    "tailLines",
+                    "timestamps",
+                    "limitBytes",
+                ]
+                .iter()
+                .map(|n| {
+                    let ty = match *n {
+                        "follow" | "previous" | "timestamps" => "boolean",
+                        "sinceSeconds" | "tailLines" | "limitBytes" => "integer",
+                        _ => "string",
+                    };
+                    param(f, n, "query", ty, "log option")
+                })
+                .collect();
+                s.insert(
+                    "get".into(),
+                    mk(
+                        "get",
+                        format!("read{gv}{ns}{kind}Log"),
+                        p,
+                        None,
+                        false,
+                        json!({"type": "string"}),
+                        &gvk,
+                    ),
+                );
+            }
+            _ => {
+                for method in ["get", "post"] {
+                    let id = format!("connect{}{gv}{ns}{kind}{sub_camel}", capitalize(method));
+                    s.insert(
+                        method.into(),
+                        mk(
+                            "connect",
+                            id,
+                            vec![],
+                            None,
+                            false,
+                            json!({"type": "string"}),
+                            &gvk,
+                        ),
+                    );
+                }
+            }
+        }
+        s.insert(
+            "parameters".into(),
+            json!(path_param_list(f, r.namespaced, true)),
+        );
+        paths.insert(path, Value::Object(s));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn group_names_become_operation_id_parts() {
+        assert_eq!(super::group_camel(""), "Core");
+        assert_eq!(super::group_camel("apps"), "Apps");
+        assert_eq!(
+            super::group_camel("rbac.authorization.k8s.io"),
+            "RbacAuthorization"
+        );
+        assert_eq!(super::capitalize("v1"), "V1");
+    }
+}
