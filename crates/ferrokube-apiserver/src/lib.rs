@@ -10,7 +10,6 @@ pub mod encoding;
 pub mod managed;
 pub mod metrics;
 pub mod objectmeta;
-pub mod openapi;
 pub mod options;
 pub mod pki;
 pub mod protobuf;

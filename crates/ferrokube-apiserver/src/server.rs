@@ -71,6 +71,7 @@ impl RunningServer {
 
 struct App {
     rest: Rest,
+    openapi: ferrokube_openapi::OpenApi,
     discovery: Discovery,
     tokens: TokenAuthenticator,
     in_flight: Semaphore,
@@ -131,6 +132,52 @@ fn version_info() -> Value {
     })
 }
 
+/// The OpenAPI documents of every resource, with the strategic merge
+/// patch's list strategies and merge keys on list fields.
+fn build_openapi(registry: &Registry) -> ferrokube_openapi::OpenApi {
+    use ferrokube_api::patch::schema::{Strategy, FIELDS};
+    let resources: Vec<ferrokube_openapi::ResourceDesc> = registry
+        .all()
+        .iter()
+        .map(|r| ferrokube_openapi::ResourceDesc {
+            group: r.group,
+            version: r.version,
+            kind: r.kind,
+            plural: r.plural,
+            namespaced: r.namespaced,
+            verbs: r.verbs,
+            // Built once per process.
+            subresources: Box::leak(
+                r.subresources
+                    .iter()
+                    .map(|s| s.name)
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice(),
+            ),
+        })
+        .collect();
+    let meta = |schema: &str, field: &str| {
+        let ty = schema.rsplit('.').next().unwrap_or(schema);
+        FIELDS
+            .iter()
+            .find(|(t, f, _)| *t == ty && *f == field)
+            .map(|(_, _, m)| {
+                let strategy = match (m.strategy, m.retain_keys) {
+                    (Strategy::Merge, true) => Some("merge,retainKeys"),
+                    (Strategy::Merge, false) => Some("merge"),
+                    (Strategy::Replace, true) => Some("retainKeys"),
+                    (Strategy::Replace, false) => None,
+                };
+                ferrokube_openapi::ListPatch {
+                    strategy,
+                    merge_key: m.merge_key,
+                    ..Default::default()
+                }
+            })
+    };
+    ferrokube_openapi::OpenApi::build_with_patch_meta(&resources, Some(&meta))
+}
+
 /// The fields the watch cache indexes for a resource.
 fn fields_fn(def: &ResourceDef) -> FieldsFn {
     let (group, plural) = (def.group, def.plural);
@@ -171,7 +218,9 @@ pub async fn start(
             groups: vec!["system:masters".into(), "system:authenticated".into()],
         },
     );
+    let openapi = build_openapi(&registry);
     let app = Arc::new(App {
+        openapi,
         discovery: Discovery::build(&registry),
         rest: Rest {
             registry,
@@ -485,10 +534,40 @@ fn non_resource(
             .resources("v1")
             .cloned()
             .ok_or_else(ApiError::no_such_path)?,
-        "/openapi/v3" => crate::openapi::root(&app.rest.registry),
+        "/openapi/v3" => {
+            let doc = app.openapi.v3_root_document();
+            return Ok(full(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(doc.json.clone()),
+            ));
+        }
+        "/openapi/v2" => {
+            if accept.contains("protobuf") {
+                let (bytes, _) = app.openapi.v2_protobuf();
+                return Ok(full(
+                    StatusCode::OK,
+                    "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
+                    Bytes::copy_from_slice(bytes),
+                ));
+            }
+            let doc = app.openapi.v2();
+            return Ok(full(
+                StatusCode::OK,
+                "application/json",
+                Bytes::from(doc.json.clone()),
+            ));
+        }
         p if p.starts_with("/openapi/v3/") => {
-            crate::openapi::group_version(&app.rest.registry, &p["/openapi/v3/".len()..])
-                .ok_or_else(ApiError::no_such_path)?
+            let (bytes, _) = app
+                .openapi
+                .v3_group_version(&p["/openapi/v3/".len()..])
+                .ok_or_else(ApiError::no_such_path)?;
+            return Ok(full(
+                StatusCode::OK,
+                "application/json",
+                Bytes::copy_from_slice(bytes),
+            ));
         }
         p if p.starts_with("/apis/") => {
             let rest = &p["/apis/".len()..];

@@ -12,6 +12,9 @@ use crate::cli::ServerArgs;
 use crate::datastore::Datastore;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    // Signals are caught from the start, so one that arrives while the
+    // server is still starting stops it cleanly once it is up.
+    let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
     let datastore = Datastore::open(&args.data_dir, &args.datastore_endpoint).await?;
@@ -43,7 +46,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         };
     tracing::info!(address = %api.addr, kubeconfig = %api.kubeconfig.display(), "ferrokube server is up");
 
-    shutdown_signal().await;
+    shutdown.await;
     tracing::info!("shutting down");
     cancel.cancel();
     api.join().await;
@@ -52,20 +55,17 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM handlers now; the future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
+    })
 }
 
 /// The host's name, for the node name and the serving certificate.

@@ -959,6 +959,20 @@ fn streaming_lists_and_older_kubectl_minors() {
             "deployment.apps/web",
             "kubectl 1.{minor}"
         );
+        // Apply with validation on: v3 for newer minors, v2 (protobuf) for 1.27/1.28.
+        let out = kubectl_command(&bin, &c.kubeconfig())
+            .args(["apply", "-f", &f])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl 1.{minor} apply: {}",
+            stderr(&out)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("deployment.apps/web unchanged"),
+            "kubectl 1.{minor}"
+        );
     }
     assert!(
         tried > 0,
