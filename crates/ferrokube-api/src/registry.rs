@@ -25,6 +25,12 @@ pub const ALL_VERBS: &[&str] = &[
     "watch",
 ];
 
+/// What namespaces serve: everything but `deletecollection`, as in
+/// Kubernetes.
+pub const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
 /// A subresource: its name, and the kind (group/version/kind) it speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subresource {
@@ -186,6 +192,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             NONE,
             "/registry/namespaces/",
         )
+        .with_verbs(NAMESPACE_VERBS)
         .with_subs(vec![
             status("", "v1", "Namespace"),
             sub("finalize", "", "v1", "Namespace", &["update"]),
@@ -530,6 +537,42 @@ impl Registry {
         out
     }
 
+    /// By short name (`po`, `deploy`), as `kubectl` expands them.
+    pub fn by_short_name(&self, short: &str) -> Option<&ResourceDef> {
+        self.resources
+            .iter()
+            .find(|r| r.short_names.contains(&short))
+    }
+
+    /// What `kubectl get NAME` means by NAME: a plural, singular, kind or
+    /// short name, matched case-insensitively, optionally qualified by group
+    /// (`deployments.apps`, `deploy.apps`). The core group wins a name two
+    /// groups share (`events`).
+    pub fn resolve(&self, name: &str) -> Option<&ResourceDef> {
+        let name = name.to_ascii_lowercase();
+        let named = |r: &ResourceDef, n: &str| {
+            r.plural == n
+                || r.singular == n
+                || r.short_names.contains(&n)
+                || r.kind.eq_ignore_ascii_case(n)
+        };
+        if let Some(r) = self.resources.iter().find(|r| named(r, &name)) {
+            return Some(r);
+        }
+        let (n, group) = name.split_once('.')?;
+        self.resources
+            .iter()
+            .find(|r| r.group == group && named(r, n))
+    }
+
+    /// The resources in a category (`all`), in table order.
+    pub fn in_category(&self, category: &str) -> Vec<&ResourceDef> {
+        self.resources
+            .iter()
+            .filter(|r| r.categories.contains(&category))
+            .collect()
+    }
+
     /// The resources of one group version.
     pub fn group_version(&self, group: &str, version: &str) -> Vec<&ResourceDef> {
         self.resources
@@ -617,5 +660,273 @@ mod tests {
         let groups: Vec<_> = r.groups().into_iter().map(|(g, _)| g).collect();
         assert_eq!(groups[0], "");
         assert!(groups.contains(&"apps") && groups.contains(&"rbac.authorization.k8s.io"));
+    }
+
+    /// `kubectl api-resources` of a Kubernetes 1.33 cluster, for the
+    /// resources served here: NAME, SHORTNAMES, APIVERSION, NAMESPACED, KIND.
+    const API_RESOURCES: &[(&str, &str, &str, bool, &str)] = &[
+        ("bindings", "", "v1", true, "Binding"),
+        ("configmaps", "cm", "v1", true, "ConfigMap"),
+        ("endpoints", "ep", "v1", true, "Endpoints"),
+        ("events", "ev", "v1", true, "Event"),
+        ("limitranges", "limits", "v1", true, "LimitRange"),
+        ("namespaces", "ns", "v1", false, "Namespace"),
+        ("nodes", "no", "v1", false, "Node"),
+        (
+            "persistentvolumeclaims",
+            "pvc",
+            "v1",
+            true,
+            "PersistentVolumeClaim",
+        ),
+        ("persistentvolumes", "pv", "v1", false, "PersistentVolume"),
+        ("pods", "po", "v1", true, "Pod"),
+        (
+            "replicationcontrollers",
+            "rc",
+            "v1",
+            true,
+            "ReplicationController",
+        ),
+        ("resourcequotas", "quota", "v1", true, "ResourceQuota"),
+        ("secrets", "", "v1", true, "Secret"),
+        ("serviceaccounts", "sa", "v1", true, "ServiceAccount"),
+        ("services", "svc", "v1", true, "Service"),
+        (
+            "controllerrevisions",
+            "",
+            "apps/v1",
+            true,
+            "ControllerRevision",
+        ),
+        ("daemonsets", "ds", "apps/v1", true, "DaemonSet"),
+        ("deployments", "deploy", "apps/v1", true, "Deployment"),
+        ("replicasets", "rs", "apps/v1", true, "ReplicaSet"),
+        ("statefulsets", "sts", "apps/v1", true, "StatefulSet"),
+        (
+            "horizontalpodautoscalers",
+            "hpa",
+            "autoscaling/v2",
+            true,
+            "HorizontalPodAutoscaler",
+        ),
+        ("cronjobs", "cj", "batch/v1", true, "CronJob"),
+        ("jobs", "", "batch/v1", true, "Job"),
+        ("leases", "", "coordination.k8s.io/v1", true, "Lease"),
+        (
+            "endpointslices",
+            "",
+            "discovery.k8s.io/v1",
+            true,
+            "EndpointSlice",
+        ),
+        ("events", "ev", "events.k8s.io/v1", true, "Event"),
+        (
+            "poddisruptionbudgets",
+            "pdb",
+            "policy/v1",
+            true,
+            "PodDisruptionBudget",
+        ),
+        (
+            "clusterrolebindings",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            false,
+            "ClusterRoleBinding",
+        ),
+        (
+            "clusterroles",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            false,
+            "ClusterRole",
+        ),
+        (
+            "rolebindings",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            true,
+            "RoleBinding",
+        ),
+        ("roles", "", "rbac.authorization.k8s.io/v1", true, "Role"),
+        (
+            "priorityclasses",
+            "pc",
+            "scheduling.k8s.io/v1",
+            false,
+            "PriorityClass",
+        ),
+    ];
+
+    #[test]
+    fn table_reads_like_kubectl_api_resources() {
+        let r = Registry::default();
+        assert_eq!(r.all().len(), API_RESOURCES.len());
+        for &(plural, short, api_version, namespaced, kind) in API_RESOURCES {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let def = r
+                .get(group, version, plural)
+                .unwrap_or_else(|| panic!("{plural} in {api_version}"));
+            let want_short: Vec<&str> = if short.is_empty() {
+                vec![]
+            } else {
+                vec![short]
+            };
+            assert_eq!(def.short_names, want_short.as_slice(), "{plural}");
+            assert_eq!(def.api_version(), api_version);
+            assert_eq!(def.namespaced, namespaced, "{plural}");
+            assert_eq!(def.kind, kind);
+            assert_eq!(def.singular, kind.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn category_all_is_kubernetes_own() {
+        let r = Registry::default();
+        let mut all: Vec<&str> = r.in_category("all").iter().map(|d| d.plural).collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                "cronjobs",
+                "daemonsets",
+                "deployments",
+                "horizontalpodautoscalers",
+                "jobs",
+                "pods",
+                "replicasets",
+                "replicationcontrollers",
+                "services",
+                "statefulsets",
+            ]
+        );
+        assert!(r.in_category("nothing").is_empty());
+    }
+
+    #[test]
+    fn verbs_and_subresources() {
+        let r = Registry::default();
+        let get = |g: &str, v: &str, p: &str| r.get(g, v, p).unwrap();
+        assert_eq!(get("", "v1", "bindings").verbs, &["create"]);
+        let ns = get("", "v1", "namespaces");
+        assert!(!ns.has_verb("deletecollection") && ns.has_verb("delete"));
+        assert!(get("", "v1", "configmaps").has_verb("deletecollection"));
+        let pods = get("", "v1", "pods");
+        let subs: Vec<&str> = pods.subresources.iter().map(|s| s.name).collect();
+        for s in [
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "exec",
+            "attach",
+            "portforward",
+            "ephemeralcontainers",
+        ] {
+            assert!(subs.contains(&s), "pods/{s}");
+        }
+        assert_eq!(pods.subresource("eviction").unwrap().kind, "Eviction");
+        assert_eq!(pods.subresource("eviction").unwrap().group, "policy");
+        assert_eq!(pods.subresource("binding").unwrap().verbs, &["create"]);
+        for (g, p) in [
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            ("apps", "statefulsets"),
+            ("", "replicationcontrollers"),
+        ] {
+            let scale = get(g, "v1", p).subresource("scale").unwrap();
+            assert_eq!(
+                (scale.group, scale.version, scale.kind),
+                ("autoscaling", "v1", "Scale"),
+                "{p}/scale"
+            );
+        }
+        assert!(get("apps", "v1", "daemonsets")
+            .subresource("scale")
+            .is_none());
+        assert!(get("", "v1", "configmaps").subresources.is_empty());
+    }
+
+    #[test]
+    fn names_resolve_as_kubectl_expands_them() {
+        let r = Registry::default();
+        let resolved = |n: &str| r.resolve(n).map(|d| (d.group, d.plural));
+        assert_eq!(resolved("po"), Some(("", "pods")));
+        assert_eq!(resolved("pod"), Some(("", "pods")));
+        assert_eq!(resolved("Pods"), Some(("", "pods")));
+        assert_eq!(resolved("deploy"), Some(("apps", "deployments")));
+        assert_eq!(resolved("deployments.apps"), Some(("apps", "deployments")));
+        assert_eq!(
+            resolved("hpa"),
+            Some(("autoscaling", "horizontalpodautoscalers"))
+        );
+        assert_eq!(resolved("ev"), Some(("", "events")));
+        assert_eq!(
+            resolved("events.events.k8s.io"),
+            Some(("events.k8s.io", "events"))
+        );
+        assert_eq!(resolved("quota"), Some(("", "resourcequotas")));
+        assert_eq!(
+            resolved("PriorityClass"),
+            Some(("scheduling.k8s.io", "priorityclasses"))
+        );
+        assert_eq!(resolved("widgets"), None);
+        assert_eq!(resolved("deployments.batch"), None);
+        assert_eq!(r.by_short_name("sts").unwrap().kind, "StatefulSet");
+        assert!(r.by_short_name("statefulsets").is_none());
+    }
+
+    #[test]
+    fn storage_keys_follow_kubernetes_layout() {
+        let r = Registry::default();
+        for (g, v, p, ns, key) in [
+            (
+                "",
+                "v1",
+                "services",
+                "default",
+                "/registry/services/specs/default/x",
+            ),
+            (
+                "",
+                "v1",
+                "endpoints",
+                "default",
+                "/registry/services/endpoints/default/x",
+            ),
+            (
+                "",
+                "v1",
+                "replicationcontrollers",
+                "d",
+                "/registry/controllers/d/x",
+            ),
+            ("", "v1", "namespaces", "", "/registry/namespaces/x"),
+            (
+                "apps",
+                "v1",
+                "deployments",
+                "d",
+                "/registry/deployments/d/x",
+            ),
+            (
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "d",
+                "/registry/horizontalpodautoscalers/d/x",
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "",
+                "/registry/clusterroles/x",
+            ),
+            ("", "v1", "events", "d", "/registry/events/d/x"),
+        ] {
+            assert_eq!(r.get(g, v, p).unwrap().key(ns, "x"), key);
+        }
     }
 }
