@@ -290,7 +290,7 @@ impl Parser {
     /// duplicates collapse.
     fn value_list(&mut self) -> Result<Vec<String>, String> {
         let mut values: Vec<String> = Vec::new();
-        let mut push = |values: &mut Vec<String>, v: String| -> Result<(), String> {
+        let push = |values: &mut Vec<String>, v: String| -> Result<(), String> {
             validate_value(&v)?;
             if !values.contains(&v) {
                 values.push(v);

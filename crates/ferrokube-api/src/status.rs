@@ -73,6 +73,14 @@ impl FieldError {
         }
     }
 
+    /// `Too long: may not be more than <max> bytes`.
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::TooLong { max },
+        }
+    }
+
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
