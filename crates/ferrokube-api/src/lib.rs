@@ -5,6 +5,7 @@
 pub mod fields;
 pub mod labels;
 pub mod patch;
+pub mod printers;
 pub mod registry;
 pub mod status;
 pub mod validation;
