@@ -201,7 +201,7 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
     while i < chars.len() {
         let c = chars[i];
         match c {
-            ' ' | '\t' | '\n' => i += 1,
+            ' ' | '\t' | '\n' | '\r' => i += 1,
             ',' => {
                 out.push(Tok::Comma);
                 i += 1
@@ -284,6 +284,57 @@ impl Parser {
         }
     }
 
+    /// The values of `in (...)` / `notin (...)` after the `(`, as
+    /// Kubernetes reads them: an empty list and empty items between commas
+    /// stand for the empty value (`()` is `("")`, `(a,,b)` is `(a,"",b)`);
+    /// duplicates collapse.
+    fn value_list(&mut self) -> Result<Vec<String>, String> {
+        let mut values: Vec<String> = Vec::new();
+        let push = |values: &mut Vec<String>, v: String| -> Result<(), String> {
+            validate_value(&v)?;
+            if !values.contains(&v) {
+                values.push(v);
+            }
+            Ok(())
+        };
+        // Whether the previous token could end an item (an identifier).
+        let mut after_item = false;
+        loop {
+            match self.next() {
+                Some(Tok::RParen) => {
+                    if !after_item {
+                        push(&mut values, String::new())?;
+                    }
+                    return Ok(values);
+                }
+                Some(Tok::Comma) => {
+                    if !after_item {
+                        push(&mut values, String::new())?;
+                    }
+                    after_item = false;
+                }
+                Some(Tok::Ident(v)) if !after_item => {
+                    push(&mut values, v)?;
+                    after_item = true;
+                }
+                Some(t) => {
+                    let expected = if after_item {
+                        "',' or ')'"
+                    } else {
+                        "',', ')' or identifier"
+                    };
+                    return Err(format!(
+                        "unable to parse requirement: found '{}', expected: {expected}",
+                        t.text()
+                    ));
+                }
+                None => {
+                    return Err("unable to parse requirement: found '', expected: ')'".to_string())
+                }
+            }
+        }
+    }
+
     fn requirement(&mut self) -> Result<Requirement, String> {
         if self.peek() == Some(&Tok::Not) {
             self.next();
@@ -322,30 +373,16 @@ impl Parser {
             }
             Some(Tok::Ident(word)) if word == "in" || word == "notin" => {
                 self.next();
-                if self.next() != Some(Tok::LParen) {
-                    return Err("unable to parse requirement: expected: '('".into());
-                }
-                let mut values = Vec::new();
-                loop {
-                    match self.next() {
-                        Some(Tok::RParen) => break,
-                        Some(Tok::Comma) => continue,
-                        Some(Tok::Ident(v)) => {
-                            validate_value(&v)?;
-                            values.push(v)
-                        }
-                        Some(t) => {
-                            return Err(format!(
-                                "unable to parse requirement: found '{}', expected: ',', ')' or identifier",
-                                t.text()
-                            ))
-                        }
-                        None => return Err("unable to parse requirement: missing ')'".into()),
+                match self.next() {
+                    Some(Tok::LParen) => {}
+                    other => {
+                        return Err(format!(
+                            "unable to parse requirement: found '{}' expected: '('",
+                            other.map(|t| t.text()).unwrap_or_default()
+                        ))
                     }
                 }
-                if values.is_empty() {
-                    return Err("for 'in', 'notin' operators, values set can't be empty".into());
-                }
+                let values = self.value_list()?;
                 Ok(if word == "in" {
                     Requirement::In(key, values)
                 } else {
@@ -466,7 +503,16 @@ mod tests {
     #[test]
     fn syntax_errors_are_clear() {
         for bad in [
-            "a=b=c", "a in ()", "a in (x", "=b", "a b", "a in x", "a=b,", "a@b", "-a=b", "a=-b",
+            "a=b=c",
+            "a in (x y)",
+            "a in (x",
+            "=b",
+            "a b",
+            "a in x",
+            "a=b,",
+            "a@b",
+            "-a=b",
+            "a=-b",
             "n>x",
         ] {
             assert!(Selector::parse(bad).is_err(), "{bad} should not parse");
@@ -500,5 +546,153 @@ mod tests {
             .unwrap()
             .unwrap()
             .matches(&labels(&[])));
+    }
+
+    #[test]
+    fn empty_items_in_value_sets_are_the_empty_value() {
+        let vals = |sel: &str| match Selector::parse(sel).unwrap().requirements.as_slice() {
+            [Requirement::In(_, v)] | [Requirement::NotIn(_, v)] => v.clone(),
+            other => panic!("{sel}: {other:?}"),
+        };
+        assert_eq!(vals("a in ()"), vec![""]);
+        assert_eq!(vals("a in (,x)"), vec!["", "x"]);
+        assert_eq!(vals("a in (x,)"), vec!["x", ""]);
+        assert_eq!(vals("a notin (x,,y)"), vec!["x", "", "y"]);
+        assert_eq!(vals("a in (x, x ,y)"), vec!["x", "y"]);
+        // `a in ()` selects objects whose label a is present and empty.
+        let s = Selector::parse("a in ()").unwrap();
+        assert!(s.matches(&labels(&[("a", "")])));
+        assert!(!s.matches(&labels(&[("a", "x")])));
+        assert!(!s.matches(&labels(&[])));
+        let s = Selector::parse("a notin ()").unwrap();
+        assert!(s.matches(&labels(&[])));
+        assert!(s.matches(&labels(&[("a", "x")])));
+        assert!(!s.matches(&labels(&[("a", "")])));
+    }
+
+    #[test]
+    fn whitespace_keywords_and_prefixed_keys() {
+        let l = labels(&[
+            ("app.kubernetes.io/name", "web"),
+            ("in", "notin"),
+            ("env", "prod"),
+        ]);
+        for (sel, want) in [
+            ("  app.kubernetes.io/name = web ", true),
+            ("\tenv\r\n==prod", true),
+            ("env in(prod)", true),
+            ("env notin(prod ,dev)", false),
+            ("in=notin", true),
+            ("in", true),
+            ("! in", false),
+            ("!env,app.kubernetes.io/name", false),
+            ("env!=", true),
+            ("env=", false),
+            ("app.kubernetes.io/name in (web), env", true),
+        ] {
+            let s = Selector::parse(sel).unwrap_or_else(|e| panic!("{sel:?}: {e}"));
+            assert_eq!(s.matches(&l), want, "{sel:?}");
+        }
+    }
+
+    #[test]
+    fn numeric_comparisons_need_integers() {
+        let s = Selector::parse("gen>2,gen<10").unwrap();
+        assert!(s.matches(&labels(&[("gen", "5")])));
+        assert!(!s.matches(&labels(&[("gen", "10")])));
+        // A label that is not a number never satisfies Gt or Lt.
+        assert!(!s.matches(&labels(&[("gen", "five")])));
+        assert!(!s.matches(&labels(&[])));
+        assert!(Selector::parse("gen>").is_err());
+        assert!(Selector::parse("gen<1.5").is_err());
+    }
+
+    #[test]
+    fn parse_errors_name_what_was_found() {
+        let err = |sel: &str| Selector::parse(sel).unwrap_err();
+        assert_eq!(
+            err("a=b c"),
+            "unable to parse requirement: found 'c', expected: ',' or 'end of string'"
+        );
+        assert_eq!(
+            err("a in x"),
+            "unable to parse requirement: found 'x' expected: '('"
+        );
+        assert_eq!(
+            err("a in (x y)"),
+            "unable to parse requirement: found 'y', expected: ',' or ')'"
+        );
+        assert!(err("a in (x").contains("expected: ')'"));
+        assert!(err("a=b,").contains("expected: identifier"));
+        assert!(err("a=b=c").contains("unable to parse requirement"));
+    }
+
+    #[test]
+    fn key_and_value_rules() {
+        let name63 = "a".repeat(63);
+        let name64 = "a".repeat(64);
+        assert!(validate_key(&name63).is_ok());
+        assert!(validate_key(&name64).is_err());
+        assert!(validate_key("example.com/Name_1.x-y").is_ok());
+        assert!(validate_key(&format!("{}/a", "b".repeat(253))).is_ok());
+        assert!(validate_key(&format!("{}/a", "b".repeat(254))).is_err());
+        for bad in [
+            "",
+            "/a",
+            "a/",
+            "Example.com/a",
+            "a/b/c",
+            "-a",
+            "a-",
+            "_a",
+            "a b",
+            "exa_mple.com/a",
+            "-example.com/a",
+        ] {
+            assert!(validate_key(bad).is_err(), "key {bad:?} should be refused");
+        }
+        assert!(validate_value("").is_ok());
+        assert!(validate_value(&name63).is_ok());
+        assert!(validate_value(&name64).is_err());
+        assert!(validate_value("A.b_c-D").is_ok());
+        for bad in ["-a", "a-", ".a", "a/b", "a b", "é"] {
+            assert!(
+                validate_value(bad).is_err(),
+                "value {bad:?} should be refused"
+            );
+        }
+        // Selectors check keys and values the same way.
+        assert!(Selector::parse(&format!("{name64}=x")).is_err());
+        assert!(Selector::parse(&format!("a={name64}")).is_err());
+        assert!(Selector::parse(&format!("a in (x,{name64})")).is_err());
+    }
+
+    #[test]
+    fn structured_selector_rules() {
+        let bad = [
+            json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": []}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"key": "a", "operator": "DoesNotExist", "values": ["x"]}]}),
+            json!({"matchExpressions": [{"operator": "Exists"}]}),
+            json!({"matchExpressions": [{"key": "-a", "operator": "Exists"}]}),
+            json!({"matchLabels": {"a": "-x"}}),
+            json!({"matchLabels": {"a": 1}}),
+        ];
+        for v in bad {
+            assert!(
+                Selector::from_label_selector(&v).is_err(),
+                "{v} should be refused"
+            );
+        }
+        let s = Selector::from_label_selector(&json!({"matchExpressions": [
+            {"key": "env", "operator": "NotIn", "values": ["dev", "test"]},
+            {"key": "app", "operator": "Exists"}
+        ]}))
+        .unwrap()
+        .unwrap();
+        assert!(s.matches(&labels(&[("app", "x"), ("env", "prod")])));
+        assert!(s.matches(&labels(&[("app", "x")])));
+        assert!(!s.matches(&labels(&[("app", "x"), ("env", "dev")])));
+        assert!(!s.matches(&labels(&[("env", "prod")])));
     }
 }

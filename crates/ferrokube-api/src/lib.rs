@@ -1,9 +1,11 @@
 //! Kubernetes API machinery shared by the ferrokube apiserver and its
-//! clients: the resource registry, label and field selectors, and `Status`
-//! errors.
+//! clients: the resource registry, label and field selectors, `Status`
+//! errors, name and metadata validation, patches, and kubectl tables.
 
 pub mod fields;
 pub mod labels;
 pub mod patch;
+pub mod printers;
 pub mod registry;
 pub mod status;
+pub mod validation;

@@ -13,6 +13,14 @@
 //! A new kind is a new row here (plus, where it needs them, its defaulting
 //! and validation); no new handler.
 
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::printers::{self, Column};
+use crate::status::FieldError;
+use crate::validation::{validate_object_meta, NameRule};
+
 /// The verbs of a resource that supports everything.
 pub const ALL_VERBS: &[&str] = &[
     "create",
@@ -23,6 +31,12 @@ pub const ALL_VERBS: &[&str] = &[
     "patch",
     "update",
     "watch",
+];
+
+/// What namespaces serve: everything but `deletecollection`, as in
+/// Kubernetes.
+pub const NAMESPACE_VERBS: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
 ];
 
 /// A subresource: its name, and the kind (group/version/kind) it speaks.
@@ -186,6 +200,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             NONE,
             "/registry/namespaces/",
         )
+        .with_verbs(NAMESPACE_VERBS)
         .with_subs(vec![
             status("", "v1", "Namespace"),
             sub("finalize", "", "v1", "Namespace", &["update"]),
@@ -480,21 +495,100 @@ pub fn builtin() -> Vec<ResourceDef> {
     .collect()
 }
 
-/// The registry: the rows and lookups over them.
+/// A kind's write and read rules: defaulting, validation, the status/spec
+/// split and its Table. Every method has the generic behaviour as its
+/// default, so a kind overrides only what it does differently and
+/// registers it with [`Registry::set_strategy`].
+pub trait Strategy: Send + Sync + std::fmt::Debug {
+    /// Fills in defaults on create.
+    fn default_on_create(&self, _def: &ResourceDef, _obj: &mut Value) {}
+
+    /// Errors in a new object: by default its metadata, checked with the
+    /// kind's name rule and scope.
+    fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+        validate_object_meta(
+            obj.get("metadata").unwrap_or(&Value::Null),
+            NameRule::for_kind(def.group, def.kind),
+            def.namespaced,
+        )
+    }
+
+    /// Errors in an update of `old` to `new`: by default as on create.
+    fn validate_update(&self, def: &ResourceDef, _old: &Value, new: &Value) -> Vec<FieldError> {
+        self.validate_create(def, new)
+    }
+
+    /// Whether writes to the object itself keep the stored `status` (and
+    /// writes to `/status` keep everything else): true for kinds with a
+    /// status subresource, as in Kubernetes.
+    fn splits_status(&self, def: &ResourceDef) -> bool {
+        def.subresource("status").is_some()
+    }
+
+    /// The kind's Table columns.
+    fn table_columns(&self, def: &ResourceDef) -> Vec<Column> {
+        printers::columns(def.group, def.kind)
+    }
+
+    /// One object's Table cells (`now` in Unix seconds).
+    fn table_cells(&self, def: &ResourceDef, obj: &Value, now: i64) -> Vec<Value> {
+        printers::cells(def.group, def.kind, obj, now)
+    }
+}
+
+/// The generic rules, for kinds with no strategy of their own.
+#[derive(Debug, Default)]
+pub struct GenericStrategy;
+
+impl Strategy for GenericStrategy {}
+
+static GENERIC: GenericStrategy = GenericStrategy;
+
+/// A resource's group and plural.
+type GroupResource = (&'static str, &'static str);
+
+/// The registry: the rows, their strategies and lookups over them.
 #[derive(Clone, Debug)]
 pub struct Registry {
     resources: Vec<ResourceDef>,
+    strategies: Vec<(GroupResource, Arc<dyn Strategy>)>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Registry {
             resources: builtin(),
+            strategies: Vec::new(),
         }
     }
 }
 
 impl Registry {
+    /// Gives the resource `group`/`plural` its own strategy (replacing any
+    /// earlier one). Returns false if no such resource is served.
+    pub fn set_strategy(&mut self, group: &str, plural: &str, strategy: Arc<dyn Strategy>) -> bool {
+        let Some(def) = self
+            .resources
+            .iter()
+            .find(|r| r.group == group && r.plural == plural)
+        else {
+            return false;
+        };
+        let key = (def.group, def.plural);
+        self.strategies.retain(|(k, _)| *k != key);
+        self.strategies.push((key, strategy));
+        true
+    }
+
+    /// The strategy of a resource: its own, or the generic one.
+    pub fn strategy(&self, def: &ResourceDef) -> &dyn Strategy {
+        self.strategies
+            .iter()
+            .find(|((g, p), _)| *g == def.group && *p == def.plural)
+            .map(|(_, s)| s.as_ref())
+            .unwrap_or(&GENERIC)
+    }
+
     pub fn all(&self) -> &[ResourceDef] {
         &self.resources
     }
@@ -528,6 +622,42 @@ impl Registry {
             }
         }
         out
+    }
+
+    /// By short name (`po`, `deploy`), as `kubectl` expands them.
+    pub fn by_short_name(&self, short: &str) -> Option<&ResourceDef> {
+        self.resources
+            .iter()
+            .find(|r| r.short_names.contains(&short))
+    }
+
+    /// What `kubectl get NAME` means by NAME: a plural, singular, kind or
+    /// short name, matched case-insensitively, optionally qualified by group
+    /// (`deployments.apps`, `deploy.apps`). The core group wins a name two
+    /// groups share (`events`).
+    pub fn resolve(&self, name: &str) -> Option<&ResourceDef> {
+        let name = name.to_ascii_lowercase();
+        let named = |r: &ResourceDef, n: &str| {
+            r.plural == n
+                || r.singular == n
+                || r.short_names.contains(&n)
+                || r.kind.eq_ignore_ascii_case(n)
+        };
+        if let Some(r) = self.resources.iter().find(|r| named(r, &name)) {
+            return Some(r);
+        }
+        let (n, group) = name.split_once('.')?;
+        self.resources
+            .iter()
+            .find(|r| r.group == group && named(r, n))
+    }
+
+    /// The resources in a category (`all`), in table order.
+    pub fn in_category(&self, category: &str) -> Vec<&ResourceDef> {
+        self.resources
+            .iter()
+            .filter(|r| r.categories.contains(&category))
+            .collect()
     }
 
     /// The resources of one group version.
@@ -617,5 +747,329 @@ mod tests {
         let groups: Vec<_> = r.groups().into_iter().map(|(g, _)| g).collect();
         assert_eq!(groups[0], "");
         assert!(groups.contains(&"apps") && groups.contains(&"rbac.authorization.k8s.io"));
+    }
+
+    /// `kubectl api-resources` of a Kubernetes 1.33 cluster, for the
+    /// resources served here: NAME, SHORTNAMES, APIVERSION, NAMESPACED, KIND.
+    const API_RESOURCES: &[(&str, &str, &str, bool, &str)] = &[
+        ("bindings", "", "v1", true, "Binding"),
+        ("configmaps", "cm", "v1", true, "ConfigMap"),
+        ("endpoints", "ep", "v1", true, "Endpoints"),
+        ("events", "ev", "v1", true, "Event"),
+        ("limitranges", "limits", "v1", true, "LimitRange"),
+        ("namespaces", "ns", "v1", false, "Namespace"),
+        ("nodes", "no", "v1", false, "Node"),
+        (
+            "persistentvolumeclaims",
+            "pvc",
+            "v1",
+            true,
+            "PersistentVolumeClaim",
+        ),
+        ("persistentvolumes", "pv", "v1", false, "PersistentVolume"),
+        ("pods", "po", "v1", true, "Pod"),
+        (
+            "replicationcontrollers",
+            "rc",
+            "v1",
+            true,
+            "ReplicationController",
+        ),
+        ("resourcequotas", "quota", "v1", true, "ResourceQuota"),
+        ("secrets", "", "v1", true, "Secret"),
+        ("serviceaccounts", "sa", "v1", true, "ServiceAccount"),
+        ("services", "svc", "v1", true, "Service"),
+        (
+            "controllerrevisions",
+            "",
+            "apps/v1",
+            true,
+            "ControllerRevision",
+        ),
+        ("daemonsets", "ds", "apps/v1", true, "DaemonSet"),
+        ("deployments", "deploy", "apps/v1", true, "Deployment"),
+        ("replicasets", "rs", "apps/v1", true, "ReplicaSet"),
+        ("statefulsets", "sts", "apps/v1", true, "StatefulSet"),
+        (
+            "horizontalpodautoscalers",
+            "hpa",
+            "autoscaling/v2",
+            true,
+            "HorizontalPodAutoscaler",
+        ),
+        ("cronjobs", "cj", "batch/v1", true, "CronJob"),
+        ("jobs", "", "batch/v1", true, "Job"),
+        ("leases", "", "coordination.k8s.io/v1", true, "Lease"),
+        (
+            "endpointslices",
+            "",
+            "discovery.k8s.io/v1",
+            true,
+            "EndpointSlice",
+        ),
+        ("events", "ev", "events.k8s.io/v1", true, "Event"),
+        (
+            "poddisruptionbudgets",
+            "pdb",
+            "policy/v1",
+            true,
+            "PodDisruptionBudget",
+        ),
+        (
+            "clusterrolebindings",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            false,
+            "ClusterRoleBinding",
+        ),
+        (
+            "clusterroles",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            false,
+            "ClusterRole",
+        ),
+        (
+            "rolebindings",
+            "",
+            "rbac.authorization.k8s.io/v1",
+            true,
+            "RoleBinding",
+        ),
+        ("roles", "", "rbac.authorization.k8s.io/v1", true, "Role"),
+        (
+            "priorityclasses",
+            "pc",
+            "scheduling.k8s.io/v1",
+            false,
+            "PriorityClass",
+        ),
+    ];
+
+    #[test]
+    fn table_reads_like_kubectl_api_resources() {
+        let r = Registry::default();
+        assert_eq!(r.all().len(), API_RESOURCES.len());
+        for &(plural, short, api_version, namespaced, kind) in API_RESOURCES {
+            let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+            let def = r
+                .get(group, version, plural)
+                .unwrap_or_else(|| panic!("{plural} in {api_version}"));
+            let want_short: Vec<&str> = if short.is_empty() {
+                vec![]
+            } else {
+                vec![short]
+            };
+            assert_eq!(def.short_names, want_short.as_slice(), "{plural}");
+            assert_eq!(def.api_version(), api_version);
+            assert_eq!(def.namespaced, namespaced, "{plural}");
+            assert_eq!(def.kind, kind);
+            assert_eq!(def.singular, kind.to_ascii_lowercase());
+        }
+    }
+
+    #[test]
+    fn category_all_is_kubernetes_own() {
+        let r = Registry::default();
+        let mut all: Vec<&str> = r.in_category("all").iter().map(|d| d.plural).collect();
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                "cronjobs",
+                "daemonsets",
+                "deployments",
+                "horizontalpodautoscalers",
+                "jobs",
+                "pods",
+                "replicasets",
+                "replicationcontrollers",
+                "services",
+                "statefulsets",
+            ]
+        );
+        assert!(r.in_category("nothing").is_empty());
+    }
+
+    #[test]
+    fn verbs_and_subresources() {
+        let r = Registry::default();
+        let get = |g: &str, v: &str, p: &str| r.get(g, v, p).unwrap();
+        assert_eq!(get("", "v1", "bindings").verbs, &["create"]);
+        let ns = get("", "v1", "namespaces");
+        assert!(!ns.has_verb("deletecollection") && ns.has_verb("delete"));
+        assert!(get("", "v1", "configmaps").has_verb("deletecollection"));
+        let pods = get("", "v1", "pods");
+        let subs: Vec<&str> = pods.subresources.iter().map(|s| s.name).collect();
+        for s in [
+            "status",
+            "binding",
+            "eviction",
+            "log",
+            "exec",
+            "attach",
+            "portforward",
+            "ephemeralcontainers",
+        ] {
+            assert!(subs.contains(&s), "pods/{s}");
+        }
+        assert_eq!(pods.subresource("eviction").unwrap().kind, "Eviction");
+        assert_eq!(pods.subresource("eviction").unwrap().group, "policy");
+        assert_eq!(pods.subresource("binding").unwrap().verbs, &["create"]);
+        for (g, p) in [
+            ("apps", "deployments"),
+            ("apps", "replicasets"),
+            ("apps", "statefulsets"),
+            ("", "replicationcontrollers"),
+        ] {
+            let scale = get(g, "v1", p).subresource("scale").unwrap();
+            assert_eq!(
+                (scale.group, scale.version, scale.kind),
+                ("autoscaling", "v1", "Scale"),
+                "{p}/scale"
+            );
+        }
+        assert!(get("apps", "v1", "daemonsets")
+            .subresource("scale")
+            .is_none());
+        assert!(get("", "v1", "configmaps").subresources.is_empty());
+    }
+
+    #[test]
+    fn names_resolve_as_kubectl_expands_them() {
+        let r = Registry::default();
+        let resolved = |n: &str| r.resolve(n).map(|d| (d.group, d.plural));
+        assert_eq!(resolved("po"), Some(("", "pods")));
+        assert_eq!(resolved("pod"), Some(("", "pods")));
+        assert_eq!(resolved("Pods"), Some(("", "pods")));
+        assert_eq!(resolved("deploy"), Some(("apps", "deployments")));
+        assert_eq!(resolved("deployments.apps"), Some(("apps", "deployments")));
+        assert_eq!(
+            resolved("hpa"),
+            Some(("autoscaling", "horizontalpodautoscalers"))
+        );
+        assert_eq!(resolved("ev"), Some(("", "events")));
+        assert_eq!(
+            resolved("events.events.k8s.io"),
+            Some(("events.k8s.io", "events"))
+        );
+        assert_eq!(resolved("quota"), Some(("", "resourcequotas")));
+        assert_eq!(
+            resolved("PriorityClass"),
+            Some(("scheduling.k8s.io", "priorityclasses"))
+        );
+        assert_eq!(resolved("widgets"), None);
+        assert_eq!(resolved("deployments.batch"), None);
+        assert_eq!(r.by_short_name("sts").unwrap().kind, "StatefulSet");
+        assert!(r.by_short_name("statefulsets").is_none());
+    }
+
+    #[test]
+    fn storage_keys_follow_kubernetes_layout() {
+        let r = Registry::default();
+        for (g, v, p, ns, key) in [
+            (
+                "",
+                "v1",
+                "services",
+                "default",
+                "/registry/services/specs/default/x",
+            ),
+            (
+                "",
+                "v1",
+                "endpoints",
+                "default",
+                "/registry/services/endpoints/default/x",
+            ),
+            (
+                "",
+                "v1",
+                "replicationcontrollers",
+                "d",
+                "/registry/controllers/d/x",
+            ),
+            ("", "v1", "namespaces", "", "/registry/namespaces/x"),
+            (
+                "apps",
+                "v1",
+                "deployments",
+                "d",
+                "/registry/deployments/d/x",
+            ),
+            (
+                "autoscaling",
+                "v2",
+                "horizontalpodautoscalers",
+                "d",
+                "/registry/horizontalpodautoscalers/d/x",
+            ),
+            (
+                "rbac.authorization.k8s.io",
+                "v1",
+                "clusterroles",
+                "",
+                "/registry/clusterroles/x",
+            ),
+            ("", "v1", "events", "d", "/registry/events/d/x"),
+        ] {
+            assert_eq!(r.get(g, v, p).unwrap().key(ns, "x"), key);
+        }
+    }
+
+    #[derive(Debug)]
+    struct NoNamespacesNamedTest;
+
+    impl Strategy for NoNamespacesNamedTest {
+        fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+            let mut errs = GenericStrategy.validate_create(def, obj);
+            if obj.pointer("/metadata/name").and_then(Value::as_str) == Some("test") {
+                errs.push(FieldError::forbidden("metadata.name", "reserved"));
+            }
+            errs
+        }
+    }
+
+    #[test]
+    fn strategies_default_to_generic_rules_and_can_be_replaced() {
+        use serde_json::json;
+        let mut r = Registry::default();
+        let ns = r.get("", "v1", "namespaces").unwrap().clone();
+        let svc = r.get("", "v1", "services").unwrap().clone();
+        let generic = r.strategy(&ns);
+        // Names by the kind's rule, scope by the row.
+        assert!(generic
+            .validate_create(&ns, &json!({"metadata": {"name": "team-a"}}))
+            .is_empty());
+        assert_eq!(
+            generic.validate_create(&ns, &json!({"metadata": {"name": "a.b"}}))[0].field,
+            "metadata.name"
+        );
+        assert_eq!(
+            r.strategy(&svc)
+                .validate_create(&svc, &json!({"metadata": {"name": "web"}}))[0]
+                .to_string(),
+            "metadata.namespace: Required value"
+        );
+        assert!(r.strategy(&svc).splits_status(&svc));
+        let cm = r.get("", "v1", "configmaps").unwrap().clone();
+        assert!(!r.strategy(&cm).splits_status(&cm));
+        assert_eq!(r.strategy(&svc).table_columns(&svc)[1].name, "Type");
+
+        assert!(r.set_strategy("", "namespaces", Arc::new(NoNamespacesNamedTest)));
+        assert!(!r.set_strategy("", "widgets", Arc::new(NoNamespacesNamedTest)));
+        let errs = r
+            .strategy(&ns)
+            .validate_create(&ns, &json!({"metadata": {"name": "test"}}));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].to_string(), "metadata.name: Forbidden: reserved");
+        // Other kinds keep the generic rules.
+        assert!(r
+            .strategy(&cm)
+            .validate_create(
+                &cm,
+                &json!({"metadata": {"name": "test", "namespace": "d"}})
+            )
+            .is_empty());
     }
 }

@@ -73,6 +73,14 @@ impl FieldError {
         }
     }
 
+    /// `Too long: may not be more than <max> bytes`.
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::TooLong { max },
+        }
+    }
+
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -297,12 +305,15 @@ impl ApiError {
         )
     }
 
+    /// 415, worded as Kubernetes words it; like Kubernetes, the message
+    /// lists what is accepted and does not echo the `content_type` refused.
     pub fn unsupported_media_type(content_type: &str, accepted: &[&str]) -> Self {
+        let _ = content_type;
         Self::new(
             415,
             "UnsupportedMediaType",
             format!(
-                "the body of the request was in an unknown format - accepted media types include: {} (got {content_type:?})",
+                "the body of the request was in an unknown format - accepted media types include: {}",
                 accepted.join(", ")
             ),
         )
@@ -327,20 +338,97 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 500 `Internal error occurred: <err>`, the error also as the cause.
     pub fn internal(message: impl std::fmt::Display) -> Self {
-        Self::new(
-            500,
-            "InternalError",
-            format!("Internal error occurred: {message}"),
-        )
+        let message = message.to_string();
+        ApiError {
+            details: Some(json!({"causes": [{"message": message}]})),
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {message}"),
+            )
+        }
+    }
+
+    /// 403 on a resource: `pods "web" is forbidden: <why>` (`pods is
+    /// forbidden: <why>` when no name is involved, as for a list).
+    pub fn forbidden_on(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let gr = group_resource(group, resource);
+        let message = if name.is_empty() {
+            format!("{gr} is forbidden: {why}")
+        } else {
+            format!("{gr} {name:?} is forbidden: {why}")
+        };
+        ApiError {
+            details: Some(details(group, resource, name)),
+            ..Self::new(403, "Forbidden", message)
+        }
     }
 
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
     }
 
-    pub fn timeout(message: impl Into<String>) -> Self {
-        Self::new(504, "Timeout", message)
+    /// 504 `Timeout: <message>`, as `NewTimeoutError` with no retry hint.
+    pub fn timeout(message: impl std::fmt::Display) -> Self {
+        Self::timeout_after(message, 0)
+    }
+
+    /// 504 `Timeout: <message>` telling the client to retry after
+    /// `retry_after_seconds` (omitted when 0).
+    pub fn timeout_after(message: impl std::fmt::Display, retry_after_seconds: u32) -> Self {
+        ApiError {
+            details: (retry_after_seconds > 0)
+                .then(|| json!({"retryAfterSeconds": retry_after_seconds})),
+            ..Self::new(504, "Timeout", format!("Timeout: {message}"))
+        }
+    }
+
+    /// A read at a resourceVersion the server has not reached yet: 504 with
+    /// the `ResourceVersionTooLarge` cause client-go's reflector looks for.
+    pub fn too_large_resource_version(requested: i64, current: i64) -> Self {
+        ApiError {
+            details: Some(json!({
+                "causes": [{
+                    "reason": "ResourceVersionTooLarge",
+                    "message": "Too large resource version",
+                }],
+                "retryAfterSeconds": 1,
+            })),
+            ..Self::new(
+                504,
+                "Timeout",
+                format!(
+                    "Timeout: Too large resource version: {requested}, current resource version: {current}"
+                ),
+            )
+        }
+    }
+
+    /// 410 Gone (as opposed to [`ApiError::expired`]).
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Gone", message)
+    }
+
+    /// 405 for a verb a resource does not serve:
+    /// `create is not supported on resources of kind "nodes"`.
+    pub fn method_not_supported(group: &str, resource: &str, action: &str) -> Self {
+        let mut d = json!({ "kind": resource });
+        if !group.is_empty() {
+            d["group"] = json!(group);
+        }
+        ApiError {
+            details: Some(d),
+            ..Self::new(
+                405,
+                "MethodNotAllowed",
+                format!(
+                    "{action} is not supported on resources of kind {:?}",
+                    group_resource(group, resource)
+                ),
+            )
+        }
     }
 
     /// The `Status` object.
@@ -436,5 +524,150 @@ mod tests {
         let u = ApiError::unauthorized().to_status();
         assert!(u.get("details").is_none());
         assert_eq!(u["message"], "Unauthorized");
+    }
+
+    #[test]
+    fn every_reason_has_its_code() {
+        for (e, code, reason) in [
+            (ApiError::bad_request("x"), 400, "BadRequest"),
+            (ApiError::unauthorized(), 401, "Unauthorized"),
+            (ApiError::forbidden("x"), 403, "Forbidden"),
+            (ApiError::not_found("", "pods", "p"), 404, "NotFound"),
+            (ApiError::no_such_path(), 404, "NotFound"),
+            (ApiError::method_not_allowed("x"), 405, "MethodNotAllowed"),
+            (ApiError::not_acceptable("x"), 406, "NotAcceptable"),
+            (
+                ApiError::already_exists("", "pods", "p"),
+                409,
+                "AlreadyExists",
+            ),
+            (ApiError::stale("", "pods", "p"), 409, "Conflict"),
+            (ApiError::gone("x"), 410, "Gone"),
+            (ApiError::expired("x"), 410, "Expired"),
+            (ApiError::too_large(3145728), 413, "RequestEntityTooLarge"),
+            (
+                ApiError::unsupported_media_type("a/b", &["application/json"]),
+                415,
+                "UnsupportedMediaType",
+            ),
+            (
+                ApiError::invalid("", "Pod", "p", &[FieldError::required("spec", "")]),
+                422,
+                "Invalid",
+            ),
+            (ApiError::too_many_requests(1), 429, "TooManyRequests"),
+            (ApiError::internal("boom"), 500, "InternalError"),
+            (ApiError::unavailable("x"), 503, "ServiceUnavailable"),
+            (ApiError::timeout("x"), 504, "Timeout"),
+        ] {
+            assert_eq!((e.code, e.reason), (code, reason), "{e}");
+            let st = e.to_status();
+            assert_eq!(st["code"], code);
+            assert_eq!(st["reason"], reason);
+            assert_eq!(st["status"], "Failure");
+            assert_eq!(st["metadata"], json!({}));
+        }
+    }
+
+    #[test]
+    fn edge_errors_are_worded_like_kubernetes() {
+        assert_eq!(
+            ApiError::unsupported_media_type("text/plain", &["application/json-patch+json", "application/merge-patch+json"]).message,
+            "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json"
+        );
+        let nodes = ApiError::method_not_supported("", "nodes", "create");
+        assert_eq!(
+            nodes.message,
+            r#"create is not supported on resources of kind "nodes""#
+        );
+        assert_eq!(nodes.details, Some(json!({"kind": "nodes"})));
+        assert_eq!(
+            ApiError::method_not_supported("apps", "deployments", "deletecollection").message,
+            r#"deletecollection is not supported on resources of kind "deployments.apps""#
+        );
+        let internal = ApiError::internal("disk on fire").to_status();
+        assert_eq!(internal["message"], "Internal error occurred: disk on fire");
+        assert_eq!(internal["details"]["causes"][0]["message"], "disk on fire");
+        let busy = ApiError::too_many_requests(1).to_status();
+        assert_eq!(busy["details"], json!({"retryAfterSeconds": 1}));
+        assert_eq!(ApiError::timeout("x").message, "Timeout: x");
+        assert!(ApiError::timeout("x").details.is_none());
+        assert_eq!(
+            ApiError::timeout_after("x", 3).details,
+            Some(json!({"retryAfterSeconds": 3}))
+        );
+        let future = ApiError::too_large_resource_version(50, 7).to_status();
+        assert_eq!(
+            future["message"],
+            "Timeout: Too large resource version: 50, current resource version: 7"
+        );
+        assert_eq!(
+            future["details"]["causes"][0]["reason"],
+            "ResourceVersionTooLarge"
+        );
+        assert_eq!(future["details"]["retryAfterSeconds"], 1);
+        assert_eq!(
+            ApiError::forbidden_on("", "secrets", "", r#"User "bob" cannot list resource "secrets" in API group "" in the namespace "default""#).message,
+            r#"secrets is forbidden: User "bob" cannot list resource "secrets" in API group "" in the namespace "default""#
+        );
+        let f = ApiError::forbidden_on("apps", "deployments", "web", "no");
+        assert_eq!(f.message, r#"deployments.apps "web" is forbidden: no"#);
+        assert_eq!(
+            f.details,
+            Some(json!({"name": "web", "group": "apps", "kind": "deployments"}))
+        );
+    }
+
+    #[test]
+    fn field_error_bodies() {
+        let cases = [
+            (
+                FieldError::required("metadata.name", "name or generateName is required"),
+                "FieldValueRequired",
+                "metadata.name: Required value: name or generateName is required",
+            ),
+            (
+                FieldError::invalid("spec.replicas", -1, "must be greater than or equal to 0"),
+                "FieldValueInvalid",
+                "spec.replicas: Invalid value: -1: must be greater than or equal to 0",
+            ),
+            (
+                FieldError::duplicate("spec.containers[1].name", "app"),
+                "FieldValueDuplicate",
+                r#"spec.containers[1].name: Duplicate value: "app""#,
+            ),
+            (
+                FieldError::forbidden("spec.nodeName", ""),
+                "FieldValueForbidden",
+                "spec.nodeName: Forbidden",
+            ),
+            (
+                FieldError::not_supported(
+                    "spec.restartPolicy",
+                    "Sometimes",
+                    &["Always", "OnFailure", "Never"],
+                ),
+                "FieldValueNotSupported",
+                r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+            ),
+        ];
+        for (e, reason, text) in cases {
+            assert_eq!(e.reason(), reason);
+            assert_eq!(e.to_string(), text);
+        }
+        let st = ApiError::invalid(
+            "apps",
+            "Deployment",
+            "d",
+            &[FieldError::required("spec.selector", "")],
+        )
+        .to_status();
+        assert_eq!(
+            st["details"],
+            json!({
+                "name": "d", "group": "apps", "kind": "Deployment",
+                "causes": [{"reason": "FieldValueRequired", "message": "Required value", "field": "spec.selector"}]
+            })
+        );
     }
 }
