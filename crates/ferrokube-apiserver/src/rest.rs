@@ -47,9 +47,9 @@ pub fn store_error(def: &ResourceDef, name: &str, e: StoreError) -> ApiError {
         } => ApiError::expired(format!(
             "too old resource version: {requested} ({compacted})"
         )),
-        StoreError::FutureRevision { requested, current } => ApiError::timeout(format!(
-            "Too large resource version: {requested}, current resource version: {current}"
-        )),
+        StoreError::FutureRevision { requested, current } => {
+            ApiError::too_large_resource_version(requested, current)
+        }
         StoreError::ValueTooLarge { size, limit } => ApiError::too_large(limit).with_message(
             format!("object is {size} bytes after encoding, more than the limit of {limit}"),
         ),
@@ -75,9 +75,9 @@ pub fn cache_error(e: CacheError) -> ApiError {
         CacheError::TooOld { requested, oldest } => {
             ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
         }
-        CacheError::NotReady { requested, current } => ApiError::timeout(format!(
-            "Too large resource version: {requested}, current resource version: {current}"
-        )),
+        CacheError::NotReady { requested, current } => {
+            ApiError::too_large_resource_version(requested, current)
+        }
         CacheError::Reset => ApiError::unavailable("the watch cache is being rebuilt; retry"),
         CacheError::Store(e) => ApiError::internal(e),
     }
@@ -92,10 +92,10 @@ pub struct Filter {
 impl Filter {
     pub fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
         let labels = Selector::parse(&opts.label_selector).map_err(ApiError::bad_request)?;
-        let mut fields =
-            FieldSelector::parse(&opts.field_selector).map_err(ApiError::bad_request)?;
-        fields
-            .check_supported(def.group, def.plural)
+        // Parsed, checked against the kind's selectable fields, and old
+        // names mapped to current ones (pods' `spec.host`).
+        let mut fields = FieldSelector::parse(&opts.field_selector)
+            .and_then(|f| f.convert(def.group, def.plural))
             .map_err(ApiError::bad_request)?;
         if !name.is_empty() {
             fields

@@ -365,6 +365,25 @@ fn bad_input_gets_kubernetes_errors() {
     );
     // Nothing was written by any of them.
     assert_eq!(c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]).trim(), "");
+    // A resourceVersion from the future times out with the cause client-go's
+    // reflector looks for.
+    let out = c.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps?resourceVersion=999999&resourceVersionMatch=NotOlderThan"]);
+    assert!(
+        stderr(&out).contains("Too large resource version"),
+        "{}",
+        stderr(&out)
+    );
+    // Pods' old field name still selects.
+    let out = c.kubectl_ok(&[
+        "get",
+        "pods",
+        "-A",
+        "--field-selector",
+        "spec.host=nowhere",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.trim(), "");
     // Unknown paths are 404s.
     expect_error(
         &c,
