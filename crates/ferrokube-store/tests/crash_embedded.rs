@@ -33,17 +33,23 @@ async fn sigkill_loses_no_acknowledged_write() {
             .spawn()
             .expect("start the writer");
         let stdout = child.stdout.take().unwrap();
+        let (first_ack, started) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
             let mut acked = Vec::new();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(key) = line.strip_prefix("ACK ") {
+                    if acked.is_empty() {
+                        let _ = first_ack.send(());
+                    }
                     acked.push(key.to_string());
                 }
             }
             acked
         });
-        // Let it write for a while, a different while each round.
+        // Once it is writing (a loaded machine may take a while to start
+        // it; bounded), let it write for a while, a different while each round.
+        let _ = started.recv_timeout(Duration::from_secs(30));
         let ms = 150 + (rand::random::<u64>() % 500);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         child.kill().expect("SIGKILL the writer");
