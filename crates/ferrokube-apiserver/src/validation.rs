@@ -3,93 +3,19 @@
 //! the defaults users see most (namespace phase, pod restart and DNS policy,
 //! service type, deployment strategy and limits).
 
-use ferrokube_api::labels;
 use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
+use ferrokube_api::validation;
 use serde_json::{json, Value};
-
-/// A DNS-1123 label: lower-case alphanumerics and '-', at most 63.
-pub fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A DNS-1035 label: a DNS-1123 label starting with a letter.
-pub fn is_dns1035_label(s: &str) -> bool {
-    is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
-}
-
-fn name_error(kind_rule: &str, name: &str) -> FieldError {
-    let detail = match kind_rule {
-        "label" => "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')",
-        "1035" => "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')",
-        _ => "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')",
-    };
-    FieldError::invalid("metadata.name", name, detail)
-}
 
 /// Checks what every object must satisfy, and the kind's own rules.
 pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let name = obj
-        .pointer("/metadata/name")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let rule = match (def.group, def.kind) {
-        ("", "Namespace") => "label",
-        ("", "Service") => "1035",
-        _ => "subdomain",
-    };
-    let ok = match rule {
-        "label" => is_dns1123_label(name),
-        "1035" => is_dns1035_label(name),
-        _ => labels::valid_dns_subdomain(name),
-    };
-    if name.is_empty() {
-        errs.push(FieldError::required(
-            "metadata.name",
-            "name or generateName is required",
-        ));
-    } else if !ok {
-        errs.push(name_error(rule, name));
-    }
-    if let Some(l) = obj.pointer("/metadata/labels") {
-        match l.as_object() {
-            Some(m) => {
-                for (k, v) in m {
-                    if let Err(e) = labels::validate_key(k) {
-                        errs.push(FieldError::invalid("metadata.labels", k.as_str(), e));
-                    }
-                    match v.as_str() {
-                        Some(s) => {
-                            if let Err(e) = labels::validate_value(s) {
-                                errs.push(FieldError::invalid(
-                                    format!("metadata.labels[{k}]"),
-                                    s,
-                                    e,
-                                ));
-                            }
-                        }
-                        None => errs.push(FieldError::invalid(
-                            format!("metadata.labels[{k}]"),
-                            v.clone(),
-                            "must be a string",
-                        )),
-                    }
-                }
-            }
-            None if l.is_null() => {}
-            None => errs.push(FieldError::invalid(
-                "metadata.labels",
-                l.clone(),
-                "must be a map of strings",
-            )),
-        }
-    }
+    let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
+    let mut errs = validation::validate_object_meta(
+        &meta,
+        validation::NameRule::for_kind(def.group, def.kind),
+        def.namespaced,
+    );
     match (def.group, def.kind) {
         ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut errs),
         ("apps", "Deployment")
@@ -191,7 +117,7 @@ fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError
                         format!("{path}.containers[{i}].name"),
                         "",
                     ));
-                } else if !is_dns1123_label(name) {
+                } else if !validation::is_dns1123_label(name).is_empty() {
                     errs.push(FieldError::invalid(format!("{path}.containers[{i}].name"), name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"));
                 } else if !seen.insert(name.to_string()) {
                     errs.push(FieldError::duplicate(
@@ -324,14 +250,17 @@ mod tests {
         let ns = r.get("", "v1", "namespaces").unwrap();
         let cm = r.get("", "v1", "configmaps").unwrap();
         let svc = r.get("", "v1", "services").unwrap();
+        // Cluster-scoped objects have no namespace, namespaced ones do.
         let obj = |n: &str| json!({"metadata": {"name": n}});
+        let nsd = |n: &str| json!({"metadata": {"name": n, "namespace": "default"}});
         assert!(validate(ns, &obj("team-a")).is_empty());
         assert!(!validate(ns, &obj("team.a")).is_empty());
-        assert!(validate(cm, &obj("app.config")).is_empty());
-        assert!(!validate(cm, &obj("App")).is_empty());
-        assert!(!validate(svc, &obj("1web")).is_empty());
-        assert!(validate(svc, &obj("web1")).is_empty());
-        let bad_label = json!({"metadata": {"name": "x", "labels": {"a b": "c"}}});
+        assert!(validate(cm, &nsd("app.config")).is_empty());
+        assert!(!validate(cm, &nsd("App")).is_empty());
+        assert!(!validate(svc, &nsd("1web")).is_empty());
+        assert!(validate(svc, &nsd("web1")).is_empty());
+        let bad_label =
+            json!({"metadata": {"name": "x", "namespace": "default", "labels": {"a b": "c"}}});
         assert_eq!(validate(cm, &bad_label)[0].field, "metadata.labels");
     }
 
@@ -341,7 +270,7 @@ mod tests {
         let pods = r.get("", "v1", "pods").unwrap();
         let errs = validate(
             pods,
-            &json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}, {"name": "c", "image": "x"}]}}),
+            &json!({"metadata": {"name": "p", "namespace": "default"}, "spec": {"containers": [{"name": "c"}, {"name": "c", "image": "x"}]}}),
         );
         let fields: Vec<_> = errs.iter().map(|e| e.to_string()).collect();
         assert!(
