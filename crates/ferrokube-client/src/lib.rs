@@ -1,0 +1,28 @@
+//! How ferrokube's components reach the API server.
+//!
+//! Every component (scheduler, controllers, node agent, proxy, DNS) is an
+//! API client like any other: it talks to the API server over HTTPS with a
+//! kubeconfig, never to the store. This crate holds what they share: a
+//! client built from a kubeconfig file, Lease-based leader election, and
+//! (feature `testing`) an in-process API server for their tests.
+
+pub mod leader;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+use std::path::Path;
+
+use anyhow::Context;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub use leader::LeaderElection;
+
+/// A client for the cluster that the kubeconfig at `path` names.
+pub async fn client_from_kubeconfig(path: &Path) -> anyhow::Result<kube::Client> {
+    let kc = Kubeconfig::read_from(path)
+        .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading the kubeconfig {}", path.display()))?;
+    kube::Client::try_from(config).context("building the API client")
+}

@@ -1,0 +1,65 @@
+//! An API server in this process, on the embedded store in a temporary
+//! directory, for components' tests: real HTTPS, real authentication, the
+//! same code as `ferrokube server`, and nothing to clean up but the value.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ferrokube_apiserver::ServerConfig;
+use ferrokube_store::embedded::{EmbeddedOptions, EmbeddedStore};
+use tokio_util::sync::CancellationToken;
+
+/// A running in-process API server. Dropping it stops the server.
+pub struct TestApi {
+    pub addr: SocketAddr,
+    /// An admin kubeconfig for it.
+    pub kubeconfig: PathBuf,
+    pub dir: tempfile::TempDir,
+    cancel: CancellationToken,
+    store: Arc<EmbeddedStore>,
+}
+
+impl TestApi {
+    /// Starts a server on a free loopback port.
+    pub async fn start() -> anyhow::Result<TestApi> {
+        let dir = tempfile::tempdir()?;
+        let store = EmbeddedStore::open(&dir.path().join("db"), EmbeddedOptions::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
+        let cancel = CancellationToken::new();
+        let config = ServerConfig {
+            data_dir: dir.path().to_path_buf(),
+            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 0,
+            write_kubeconfig: None,
+            node_name: "test-node".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            max_in_flight: 400,
+        };
+        let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;
+        Ok(TestApi {
+            addr: api.addr,
+            kubeconfig: api.kubeconfig.clone(),
+            dir,
+            cancel,
+            store,
+        })
+    }
+
+    /// A new admin client.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        crate::client_from_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// The store under the server (for tests that check what was written).
+    pub fn store(&self) -> Arc<EmbeddedStore> {
+        self.store.clone()
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
