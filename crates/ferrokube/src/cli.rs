@@ -66,6 +66,14 @@ pub struct ServerArgs {
     #[arg(long)]
     pub disable_agent: bool,
 
+    /// Do not run the scheduler (another process schedules).
+    #[arg(long)]
+    pub disable_scheduler: bool,
+
+    /// Do not run the controller manager (another process runs it).
+    #[arg(long)]
+    pub disable_controller_manager: bool,
+
     /// Use this container runtime (CRI socket) instead of starting containerd.
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,

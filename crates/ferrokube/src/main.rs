@@ -1,6 +1,7 @@
 //! The `ferrokube` binary: a thin command line over the component crates.
 
 mod cli;
+mod components;
 mod datastore;
 mod server;
 

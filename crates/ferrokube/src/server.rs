@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use ferrokube_apiserver::ServerConfig;
 
 use crate::cli::ServerArgs;
+use crate::components::Components;
 use crate::datastore::Datastore;
 
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
@@ -30,7 +31,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         bind_address: args.bind_address,
         port: args.https_listen_port,
         write_kubeconfig: args.write_kubeconfig.clone(),
-        node_name,
+        node_name: node_name.clone(),
         service_cidr: args.service_cidr.clone(),
         max_in_flight: args.max_requests_inflight,
     };
@@ -44,10 +45,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return Err(e.context("starting the API server"));
             }
         };
+    let components = match Components::start(&args, &node_name, &api.kubeconfig).await {
+        Ok(c) => c,
+        Err(e) => {
+            cancel.cancel();
+            api.join().await;
+            compactor.join().await;
+            datastore.close().await;
+            return Err(e);
+        }
+    };
     tracing::info!(address = %api.addr, kubeconfig = %api.kubeconfig.display(), "ferrokube server is up");
 
     shutdown.await;
     tracing::info!("shutting down");
+    components.stop().await;
     cancel.cancel();
     api.join().await;
     compactor.join().await;
