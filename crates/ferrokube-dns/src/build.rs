@@ -62,7 +62,11 @@ pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
         .filter_map(|s| s.parse().ok())
         .collect();
     if cluster_ips.is_empty() {
-        cluster_ips.extend(spec.cluster_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()));
+        cluster_ips.extend(
+            spec.cluster_ip
+                .as_deref()
+                .and_then(|s| s.parse::<IpAddr>().ok()),
+        );
     }
     let external_name = (spec.type_.as_deref() == Some("ExternalName"))
         .then_some(spec.external_name)
@@ -114,11 +118,7 @@ fn endpoints(slice: &EndpointSlice) -> Vec<EndpointInfo> {
         .map(|e| EndpointInfo {
             addresses: e.addresses.iter().filter_map(|a| a.parse().ok()).collect(),
             hostname: e.hostname.clone(),
-            ready: e
-                .conditions
-                .as_ref()
-                .and_then(|c| c.ready)
-                .unwrap_or(true),
+            ready: e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true),
             ports: ports.clone(),
         })
         .collect()

@@ -78,13 +78,19 @@ pub async fn start(
     let changed = Arc::new(Notify::new());
     let svc_stream = reflector(
         services_writer,
-        watcher(Api::<Service>::all(client.clone()), watcher::Config::default()),
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .touched_objects();
     let slice_stream = reflector(
         slices_writer,
-        watcher(Api::<EndpointSlice>::all(client), watcher::Config::default()),
+        watcher(
+            Api::<EndpointSlice>::all(client),
+            watcher::Config::default(),
+        ),
     )
     .default_backoff()
     .touched_objects();
@@ -137,7 +143,9 @@ pub fn host_resolvers(path: &std::path::Path, own: SocketAddr) -> Vec<SocketAddr
     text.lines()
         .filter_map(|l| {
             let mut words = l.split_whitespace();
-            (words.next() == Some("nameserver")).then(|| words.next()).flatten()
+            (words.next() == Some("nameserver"))
+                .then(|| words.next())
+                .flatten()
         })
         .filter_map(|s| s.parse::<IpAddr>().ok())
         .map(|ip| SocketAddr::new(ip, 53))

@@ -279,7 +279,10 @@ impl Zone {
         if let Ok(ip) = v4.parse::<Ipv4Addr>() {
             return Some(IpAddr::V4(ip));
         }
-        host.replace('-', ":").parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+        host.replace('-', ":")
+            .parse::<Ipv6Addr>()
+            .ok()
+            .map(IpAddr::V6)
     }
 
     /// The SOA's owner for negative answers: the zone.
@@ -438,9 +441,14 @@ mod tests {
             panic!("expected SRV");
         };
         assert_eq!(srv.len(), 2);
-        assert!(srv
-            .iter()
-            .all(|(_, d)| matches!(d, Data::Srv { port: 8080, weight: 50, .. })));
+        assert!(srv.iter().all(|(_, d)| matches!(
+            d,
+            Data::Srv {
+                port: 8080,
+                weight: 50,
+                ..
+            }
+        )));
         // The not-ready endpoint is published when the Service asks.
         let mut z = Zone::new("cluster.local");
         let mut s = svc("db", None);

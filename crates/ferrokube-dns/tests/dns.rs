@@ -29,9 +29,13 @@ async fn ask(server: SocketAddr, name: &str, t: RecordType) -> Message {
 }
 
 async fn ask_tcp(server: SocketAddr, name: &str, t: RecordType) -> Message {
-    let mut s = tokio::net::TcpStream::connect(server).await.expect("connect");
+    let mut s = tokio::net::TcpStream::connect(server)
+        .await
+        .expect("connect");
     let packet = query_packet(9, name, t).expect("packet");
-    s.write_all(&(packet.len() as u16).to_be_bytes()).await.expect("w");
+    s.write_all(&(packet.len() as u16).to_be_bytes())
+        .await
+        .expect("w");
     s.write_all(&packet).await.expect("w");
     let mut len = [0u8; 2];
     s.read_exact(&mut len).await.expect("len");
@@ -55,7 +59,12 @@ fn addresses(m: &Message) -> Vec<IpAddr> {
 }
 
 /// Asks until `check` holds (the zone follows the API within moments).
-async fn eventually(server: SocketAddr, name: &str, t: RecordType, check: impl Fn(&Message) -> bool) -> Message {
+async fn eventually(
+    server: SocketAddr,
+    name: &str,
+    t: RecordType,
+    check: impl Fn(&Message) -> bool,
+) -> Message {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let m = ask(server, name, t).await;
@@ -81,15 +90,24 @@ async fn services_resolve_and_the_rest_is_forwarded() {
     let fake = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         for _ in 0..16 {
-            let Ok((n, peer)) = upstream.recv_from(&mut buf).await else { return };
-            let Ok(q) = Message::from_vec(&buf[..n]) else { continue };
+            let Ok((n, peer)) = upstream.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(q) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
             let mut r = q.clone();
             r.set_message_type(hickory_proto::op::MessageType::Response);
             let name = q.queries()[0].name().clone();
             r.add_answer(hickory_proto::rr::Record::from_rdata(
                 name,
                 30,
-                RData::A("192.0.2.1".parse::<std::net::Ipv4Addr>().expect("ip").into()),
+                RData::A(
+                    "192.0.2.1"
+                        .parse::<std::net::Ipv4Addr>()
+                        .expect("ip")
+                        .into(),
+                ),
             ));
             let _ = upstream.send_to(&r.to_vec().expect("encode"), peer).await;
         }
@@ -109,11 +127,17 @@ async fn services_resolve_and_the_rest_is_forwarded() {
     let server = dns.addr;
 
     // The `kubernetes` Service the API server makes.
-    let m = eventually(server, "kubernetes.default.svc.cluster.local", RecordType::A, |m| {
-        !m.answers().is_empty()
-    })
+    let m = eventually(
+        server,
+        "kubernetes.default.svc.cluster.local",
+        RecordType::A,
+        |m| !m.answers().is_empty(),
+    )
     .await;
-    assert_eq!(addresses(&m), vec!["10.43.0.1".parse::<IpAddr>().expect("ip")]);
+    assert_eq!(
+        addresses(&m),
+        vec!["10.43.0.1".parse::<IpAddr>().expect("ip")]
+    );
     assert!(m.authoritative());
 
     // A ClusterIP Service with a named port, and a headless one with a slice.
@@ -123,7 +147,10 @@ async fn services_resolve_and_the_rest_is_forwarded() {
         "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}
     }))
     .expect("service");
-    let web = services.create(&PostParams::default(), &web).await.expect("create web");
+    let web = services
+        .create(&PostParams::default(), &web)
+        .await
+        .expect("create web");
     let web_ip: IpAddr = web
         .spec
         .and_then(|s| s.cluster_ip)
@@ -134,7 +161,10 @@ async fn services_resolve_and_the_rest_is_forwarded() {
         "spec": {"clusterIP": "None", "selector": {"app": "db"}, "ports": [{"name": "pg", "port": 5432}]}
     }))
     .expect("service");
-    services.create(&PostParams::default(), &db).await.expect("create db");
+    services
+        .create(&PostParams::default(), &db)
+        .await
+        .expect("create db");
     let slices: Api<EndpointSlice> = Api::namespaced(client.clone(), "default");
     let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
         "metadata": {"name": "db-abc", "labels": {"kubernetes.io/service-name": "db"}},
@@ -147,16 +177,27 @@ async fn services_resolve_and_the_rest_is_forwarded() {
         "ports": [{"name": "pg", "port": 5432, "protocol": "TCP"}]
     }))
     .expect("slice");
-    slices.create(&PostParams::default(), &slice).await.expect("create slice");
+    slices
+        .create(&PostParams::default(), &slice)
+        .await
+        .expect("create slice");
 
-    let m = eventually(server, "web.default.svc.cluster.local", RecordType::A, |m| {
-        !m.answers().is_empty()
-    })
+    let m = eventually(
+        server,
+        "web.default.svc.cluster.local",
+        RecordType::A,
+        |m| !m.answers().is_empty(),
+    )
     .await;
     assert_eq!(addresses(&m), vec![web_ip]);
     let m = ask_tcp(server, "web.default.svc.cluster.local", RecordType::A).await;
     assert_eq!(addresses(&m), vec![web_ip], "same answer over TCP");
-    let m = ask(server, "_http._tcp.web.default.svc.cluster.local", RecordType::SRV).await;
+    let m = ask(
+        server,
+        "_http._tcp.web.default.svc.cluster.local",
+        RecordType::SRV,
+    )
+    .await;
     match m.answers().first().map(|r| r.data()) {
         Some(RData::SRV(srv)) => {
             assert_eq!(srv.port(), 80);
@@ -178,28 +219,43 @@ async fn services_resolve_and_the_rest_is_forwarded() {
         "a headless Service answers with its ready endpoints"
     );
     let m = ask(server, "db-0.db.default.svc.cluster.local", RecordType::A).await;
-    assert_eq!(addresses(&m), vec!["10.42.0.5".parse::<IpAddr>().expect("ip")]);
+    assert_eq!(
+        addresses(&m),
+        vec!["10.42.0.5".parse::<IpAddr>().expect("ip")]
+    );
     let m = ask(server, "10-42-0-9.default.pod.cluster.local", RecordType::A).await;
-    assert_eq!(addresses(&m), vec!["10.42.0.9".parse::<IpAddr>().expect("ip")]);
+    assert_eq!(
+        addresses(&m),
+        vec!["10.42.0.9".parse::<IpAddr>().expect("ip")]
+    );
 
     // Names of the domain that do not exist.
     let m = ask(server, "nope.default.svc.cluster.local", RecordType::A).await;
     assert_eq!(m.response_code(), ResponseCode::NXDomain);
-    assert!(!m.name_servers().is_empty(), "negative answers carry the SOA");
+    assert!(
+        !m.name_servers().is_empty(),
+        "negative answers carry the SOA"
+    );
 
     // A deleted Service stops resolving.
     services
         .delete("web", &Default::default())
         .await
         .expect("delete web");
-    eventually(server, "web.default.svc.cluster.local", RecordType::A, |m| {
-        m.response_code() == ResponseCode::NXDomain
-    })
+    eventually(
+        server,
+        "web.default.svc.cluster.local",
+        RecordType::A,
+        |m| m.response_code() == ResponseCode::NXDomain,
+    )
     .await;
 
     // Everything else goes upstream.
     let m = ask(server, "example.org", RecordType::A).await;
-    assert_eq!(addresses(&m), vec!["192.0.2.1".parse::<IpAddr>().expect("ip")]);
+    assert_eq!(
+        addresses(&m),
+        vec!["192.0.2.1".parse::<IpAddr>().expect("ip")]
+    );
 
     cancel.cancel();
     dns.join().await;
@@ -237,9 +293,12 @@ async fn no_upstream_fails_fast() {
     );
     // Garbage gets no crash: the server still answers afterwards.
     let s = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    s.send_to(&[0xde, 0xad, 0xbe, 0xef, 0, 1, 0, 0, 0, 0, 0, 0, 0xff], dns.addr)
-        .await
-        .expect("send");
+    s.send_to(
+        &[0xde, 0xad, 0xbe, 0xef, 0, 1, 0, 0, 0, 0, 0, 0, 0xff],
+        dns.addr,
+    )
+    .await
+    .expect("send");
     let m = ask(dns.addr, "dns-version.cluster.local", RecordType::TXT).await;
     assert_eq!(m.response_code(), ResponseCode::NoError);
     assert_eq!(m.answers().len(), 1);
