@@ -13,6 +13,7 @@
 //! half-built zone.
 
 pub mod build;
+pub mod publish;
 pub mod server;
 pub mod zone;
 
@@ -28,6 +29,7 @@ use kube::Api;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+pub use publish::publish;
 pub use server::Resolver;
 pub use zone::Zone;
 

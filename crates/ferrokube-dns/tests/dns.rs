@@ -250,6 +250,30 @@ async fn services_resolve_and_the_rest_is_forwarded() {
     )
     .await;
 
+    // The kube-dns Service puts this server behind the cluster DNS address.
+    ferrokube_dns::publish(client.clone(), "10.43.0.10".parse().expect("ip"), server)
+        .await
+        .expect("publish kube-dns");
+    ferrokube_dns::publish(client.clone(), "10.43.0.10".parse().expect("ip"), server)
+        .await
+        .expect("publishing again changes nothing and succeeds");
+    let m = eventually(
+        server,
+        "kube-dns.kube-system.svc.cluster.local",
+        RecordType::A,
+        |m| !m.answers().is_empty(),
+    )
+    .await;
+    assert_eq!(
+        addresses(&m),
+        vec!["10.43.0.10".parse::<IpAddr>().expect("ip")]
+    );
+    let slice = Api::<EndpointSlice>::namespaced(client.clone(), "kube-system")
+        .get("kube-dns-server")
+        .await
+        .expect("kube-dns slice");
+    assert_eq!(slice.endpoints[0].addresses, vec![server.ip().to_string()]);
+
     // Everything else goes upstream.
     let m = ask(server, "example.org", RecordType::A).await;
     assert_eq!(
