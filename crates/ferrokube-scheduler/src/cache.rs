@@ -1,0 +1,303 @@
+//! The scheduler's snapshot of the cluster: every node with the pods placed
+//! on it (bound ones from the watch and assumed ones the scheduler just
+//! bound), with per-node aggregates (requested resources, host ports, image
+//! sizes) kept up to date incrementally as pods come and go.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Node, Taint};
+
+use crate::podinfo::{normalize_image, HostPort, PodInfo};
+use crate::quantity::Resources;
+use crate::selectors::Labels;
+
+/// One node and what is placed on it.
+#[derive(Debug, Default)]
+pub struct NodeInfo {
+    pub name: String,
+    /// None while pods name a node the watch has not shown (or that was deleted).
+    pub node: Option<Arc<Node>>,
+    pub labels: Labels,
+    pub taints: Vec<Taint>,
+    pub unschedulable: bool,
+    pub allocatable: Resources,
+    /// Normalized image name → size in bytes, from `status.images`.
+    pub images: HashMap<String, i64>,
+    pub pods: Vec<Arc<PodInfo>>,
+    pub requested: Resources,
+    pub non_zero_cpu: i64,
+    pub non_zero_memory: i64,
+    pub used_ports: Vec<HostPort>,
+    /// Pods here with required anti-affinity terms.
+    pub pods_with_required_anti_affinity: usize,
+    /// Pods here with any inter-pod affinity or anti-affinity term.
+    pub pods_with_affinity: usize,
+}
+
+impl NodeInfo {
+    fn new(name: &str) -> NodeInfo {
+        NodeInfo {
+            name: name.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// A node as the scheduler sees it (used by tests and the benchmark too).
+    pub fn from_node(node: Arc<Node>) -> NodeInfo {
+        let mut n = NodeInfo::new(node.metadata.name.as_deref().unwrap_or_default());
+        n.set_node(node);
+        n
+    }
+
+    pub fn set_node(&mut self, node: Arc<Node>) {
+        let spec = node.spec.clone().unwrap_or_default();
+        self.labels = node.metadata.labels.clone().unwrap_or_default();
+        self.taints = spec.taints.unwrap_or_default();
+        self.unschedulable = spec.unschedulable.unwrap_or(false);
+        let status = node.status.as_ref();
+        self.allocatable = Resources::from_list(status.and_then(|s| s.allocatable.as_ref()));
+        self.images.clear();
+        for img in status.and_then(|s| s.images.as_ref()).into_iter().flatten() {
+            for name in img.names.iter().flatten() {
+                self.images
+                    .insert(normalize_image(name), img.size_bytes.unwrap_or(0));
+            }
+        }
+        self.node = Some(node);
+    }
+
+    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+        self.requested.add(&p.requests);
+        self.non_zero_cpu += p.non_zero_cpu;
+        self.non_zero_memory += p.non_zero_memory;
+        self.used_ports.extend(p.host_ports.iter().cloned());
+        if p.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity += 1;
+        }
+        if p.has_affinity_terms() {
+            self.pods_with_affinity += 1;
+        }
+        self.pods.push(p);
+    }
+
+    fn remove_pod(&mut self, key: &str) -> bool {
+        let Some(i) = self.pods.iter().position(|p| p.key == key) else {
+            return false;
+        };
+        let p = self.pods.swap_remove(i);
+        self.requested.sub(&p.requests);
+        self.non_zero_cpu -= p.non_zero_cpu;
+        self.non_zero_memory -= p.non_zero_memory;
+        for hp in &p.host_ports {
+            if let Some(j) = self.used_ports.iter().position(|u| u == hp) {
+                self.used_ports.swap_remove(j);
+            }
+        }
+        if p.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity -= 1;
+        }
+        if p.has_affinity_terms() {
+            self.pods_with_affinity -= 1;
+        }
+        true
+    }
+}
+
+#[derive(Debug)]
+struct PodEntry {
+    node: String,
+    assumed: bool,
+    uid: String,
+}
+
+/// Nodes, pods placed on them, namespaces' labels.
+#[derive(Debug, Default)]
+pub struct Cache {
+    nodes: HashMap<String, NodeInfo>,
+    /// Names of the nodes that exist, in the order the scheduler walks them.
+    order: Vec<String>,
+    pods: HashMap<String, PodEntry>,
+    /// Image → how many nodes have it.
+    image_nodes: HashMap<String, usize>,
+    pub namespaces: HashMap<String, Labels>,
+}
+
+impl Cache {
+    pub fn new() -> Cache {
+        Cache::default()
+    }
+
+    /// Adds or replaces a node. Returns true when it was new.
+    pub fn set_node(&mut self, node: Arc<Node>) -> bool {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let info = self
+            .nodes
+            .entry(name.clone())
+            .or_insert_with(|| NodeInfo::new(&name));
+        let new = info.node.is_none();
+        for img in info.images.keys() {
+            if let Some(c) = self.image_nodes.get_mut(img) {
+                *c = c.saturating_sub(1);
+            }
+        }
+        info.set_node(node);
+        for img in info.images.keys() {
+            *self.image_nodes.entry(img.clone()).or_insert(0) += 1;
+        }
+        if new {
+            self.order.push(name);
+        }
+        new
+    }
+
+    pub fn remove_node(&mut self, name: &str) {
+        if let Some(info) = self.nodes.get_mut(name) {
+            for img in info.images.keys() {
+                if let Some(c) = self.image_nodes.get_mut(img) {
+                    *c = c.saturating_sub(1);
+                }
+            }
+            info.images.clear();
+            info.node = None;
+            if info.pods.is_empty() {
+                self.nodes.remove(name);
+            }
+        }
+        self.order.retain(|n| n != name);
+    }
+
+    /// A bound pod from the watch (confirms an assumed one).
+    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+        self.remove_pod(&p.key);
+        let node = p.node_name.clone();
+        self.pods.insert(
+            p.key.clone(),
+            PodEntry {
+                node: node.clone(),
+                assumed: false,
+                uid: p.uid.clone(),
+            },
+        );
+        self.nodes
+            .entry(node.clone())
+            .or_insert_with(|| NodeInfo::new(&node))
+            .add_pod(p);
+    }
+
+    /// Places a pod the scheduler is binding, before the watch shows it bound.
+    pub fn assume(&mut self, p: Arc<PodInfo>, node: &str) {
+        self.remove_pod(&p.key);
+        self.pods.insert(
+            p.key.clone(),
+            PodEntry {
+                node: node.to_string(),
+                assumed: true,
+                uid: p.uid.clone(),
+            },
+        );
+        self.nodes
+            .entry(node.to_string())
+            .or_insert_with(|| NodeInfo::new(node))
+            .add_pod(p);
+    }
+
+    /// Drops an assumed pod whose binding failed (a confirmed one stays).
+    pub fn forget(&mut self, key: &str, uid: &str) {
+        if self
+            .pods
+            .get(key)
+            .is_some_and(|e| e.assumed && e.uid == uid)
+        {
+            self.remove_pod(key);
+        }
+    }
+
+    pub fn is_assumed(&self, key: &str) -> bool {
+        self.pods.get(key).is_some_and(|e| e.assumed)
+    }
+
+    pub fn remove_pod(&mut self, key: &str) {
+        if let Some(e) = self.pods.remove(key) {
+            if let Some(n) = self.nodes.get_mut(&e.node) {
+                n.remove_pod(key);
+                if n.node.is_none() && n.pods.is_empty() {
+                    self.nodes.remove(&e.node);
+                }
+            }
+        }
+    }
+
+    pub fn has_pod(&self, key: &str) -> bool {
+        self.pods.contains_key(key)
+    }
+
+    /// Keys of every pod placed (bound or assumed).
+    pub fn pod_keys(&self) -> Vec<String> {
+        self.pods.keys().cloned().collect()
+    }
+
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// The nodes that exist, in walking order.
+    pub fn node_names(&self) -> &[String] {
+        &self.order
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+        self.nodes.get(name).filter(|n| n.node.is_some())
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Every existing node's info, in walking order.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.order.iter().filter_map(|n| self.nodes.get(n))
+    }
+
+    pub fn nodes_having_image(&self, image: &str) -> usize {
+        self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{node, pod};
+
+    #[test]
+    fn assumed_pods_count_until_forgotten_and_confirmation_replaces_them() {
+        let mut c = Cache::new();
+        c.set_node(Arc::new(node("n1", "4", "8Gi")));
+        let p = Arc::new(PodInfo::new(Arc::new(pod("default", "a", "1", "1Gi"))));
+        c.assume(p.clone(), "n1");
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        assert!(c.is_assumed("default/a"));
+        c.forget("default/a", &p.uid);
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(0));
+        c.assume(p.clone(), "n1");
+        let mut bound = pod("default", "a", "1", "1Gi");
+        bound.spec.as_mut().map(|s| s.node_name = Some("n1".into()));
+        c.add_pod(Arc::new(PodInfo::new(Arc::new(bound))));
+        assert!(!c.is_assumed("default/a"));
+        assert_eq!(c.node("n1").map(|n| n.pods.len()), Some(1));
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(1000));
+        c.remove_pod("default/a");
+        assert_eq!(c.node("n1").map(|n| n.requested.milli_cpu), Some(0));
+    }
+
+    #[test]
+    fn nodes_come_and_go() {
+        let mut c = Cache::new();
+        assert!(c.set_node(Arc::new(node("n1", "4", "8Gi"))));
+        assert!(!c.set_node(Arc::new(node("n1", "8", "8Gi"))));
+        assert_eq!(c.node("n1").map(|n| n.allocatable.milli_cpu), Some(8000));
+        c.remove_node("n1");
+        assert!(c.node("n1").is_none());
+        assert_eq!(c.node_count(), 0);
+    }
+}
