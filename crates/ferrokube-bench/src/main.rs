@@ -7,6 +7,7 @@
 
 mod apiserver;
 mod engines;
+mod scheduler;
 mod stats;
 mod store;
 
@@ -27,6 +28,8 @@ enum Bench {
     Engines(engines::Options),
     /// The API server, driven by kube-rs.
     Apiserver(apiserver::Options),
+    /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
+    Scheduler(scheduler::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
+        Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
     }
 }

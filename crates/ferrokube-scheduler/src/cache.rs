@@ -81,10 +81,8 @@ impl NodeInfo {
         self.pods.push(p);
     }
 
-    fn remove_pod(&mut self, key: &str) -> bool {
-        let Some(i) = self.pods.iter().position(|p| p.key == key) else {
-            return false;
-        };
+    fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+        let i = self.pods.iter().position(|p| p.key == key)?;
         let p = self.pods.swap_remove(i);
         self.requested.sub(&p.requests);
         self.non_zero_cpu -= p.non_zero_cpu;
@@ -100,7 +98,7 @@ impl NodeInfo {
         if p.has_affinity_terms() {
             self.pods_with_affinity -= 1;
         }
-        true
+        Some(p)
     }
 }
 
@@ -114,12 +112,17 @@ struct PodEntry {
 /// Nodes, pods placed on them, namespaces' labels.
 #[derive(Debug, Default)]
 pub struct Cache {
-    nodes: HashMap<String, NodeInfo>,
-    /// Names of the nodes that exist, in the order the scheduler walks them.
-    order: Vec<String>,
+    /// Node slots, in the order the scheduler walks them. A slot whose
+    /// `node` is None holds pods of a node not (or no longer) known.
+    slots: Vec<NodeInfo>,
+    index: HashMap<String, usize>,
+    existing: usize,
     pods: HashMap<String, PodEntry>,
     /// Image → how many nodes have it.
     image_nodes: HashMap<String, usize>,
+    /// Placed pods with required anti-affinity terms / any inter-pod term.
+    pods_with_required_anti_affinity: usize,
+    pods_with_affinity: usize,
     pub namespaces: HashMap<String, Labels>,
 }
 
@@ -128,13 +131,34 @@ impl Cache {
         Cache::default()
     }
 
+    fn slot(&mut self, name: &str) -> usize {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        self.slots.push(NodeInfo::new(name));
+        let i = self.slots.len() - 1;
+        self.index.insert(name.to_string(), i);
+        i
+    }
+
+    /// Drops a slot with neither node nor pods.
+    fn maybe_drop(&mut self, i: usize) {
+        if self.slots[i].node.is_some() || !self.slots[i].pods.is_empty() {
+            return;
+        }
+        let gone = self.slots.swap_remove(i);
+        self.index.remove(&gone.name);
+        if i < self.slots.len() {
+            let moved = self.slots[i].name.clone();
+            self.index.insert(moved, i);
+        }
+    }
+
     /// Adds or replaces a node. Returns true when it was new.
     pub fn set_node(&mut self, node: Arc<Node>) -> bool {
         let name = node.metadata.name.clone().unwrap_or_default();
-        let info = self
-            .nodes
-            .entry(name.clone())
-            .or_insert_with(|| NodeInfo::new(&name));
+        let i = self.slot(&name);
+        let info = &mut self.slots[i];
         let new = info.node.is_none();
         for img in info.images.keys() {
             if let Some(c) = self.image_nodes.get_mut(img) {
@@ -146,60 +170,59 @@ impl Cache {
             *self.image_nodes.entry(img.clone()).or_insert(0) += 1;
         }
         if new {
-            self.order.push(name);
+            self.existing += 1;
         }
         new
     }
 
     pub fn remove_node(&mut self, name: &str) {
-        if let Some(info) = self.nodes.get_mut(name) {
-            for img in info.images.keys() {
-                if let Some(c) = self.image_nodes.get_mut(img) {
-                    *c = c.saturating_sub(1);
-                }
-            }
-            info.images.clear();
-            info.node = None;
-            if info.pods.is_empty() {
-                self.nodes.remove(name);
+        let Some(&i) = self.index.get(name) else {
+            return;
+        };
+        let info = &mut self.slots[i];
+        if info.node.is_none() {
+            return;
+        }
+        for img in info.images.keys() {
+            if let Some(c) = self.image_nodes.get_mut(img) {
+                *c = c.saturating_sub(1);
             }
         }
-        self.order.retain(|n| n != name);
+        info.images.clear();
+        info.node = None;
+        self.existing -= 1;
+        self.maybe_drop(i);
     }
 
-    /// A bound pod from the watch (confirms an assumed one).
-    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
-        self.remove_pod(&p.key);
-        let node = p.node_name.clone();
-        self.pods.insert(
-            p.key.clone(),
-            PodEntry {
-                node: node.clone(),
-                assumed: false,
-                uid: p.uid.clone(),
-            },
-        );
-        self.nodes
-            .entry(node.clone())
-            .or_insert_with(|| NodeInfo::new(&node))
-            .add_pod(p);
-    }
-
-    /// Places a pod the scheduler is binding, before the watch shows it bound.
-    pub fn assume(&mut self, p: Arc<PodInfo>, node: &str) {
+    fn place(&mut self, p: Arc<PodInfo>, node: &str, assumed: bool) {
         self.remove_pod(&p.key);
         self.pods.insert(
             p.key.clone(),
             PodEntry {
                 node: node.to_string(),
-                assumed: true,
+                assumed,
                 uid: p.uid.clone(),
             },
         );
-        self.nodes
-            .entry(node.to_string())
-            .or_insert_with(|| NodeInfo::new(node))
-            .add_pod(p);
+        if p.has_required_anti_affinity() {
+            self.pods_with_required_anti_affinity += 1;
+        }
+        if p.has_affinity_terms() {
+            self.pods_with_affinity += 1;
+        }
+        let i = self.slot(node);
+        self.slots[i].add_pod(p);
+    }
+
+    /// A bound pod from the watch (confirms an assumed one).
+    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+        let node = p.node_name.clone();
+        self.place(p, &node, false);
+    }
+
+    /// Places a pod the scheduler is binding, before the watch shows it bound.
+    pub fn assume(&mut self, p: Arc<PodInfo>, node: &str) {
+        self.place(p, node, true);
     }
 
     /// Drops an assumed pod whose binding failed (a confirmed one stays).
@@ -218,14 +241,21 @@ impl Cache {
     }
 
     pub fn remove_pod(&mut self, key: &str) {
-        if let Some(e) = self.pods.remove(key) {
-            if let Some(n) = self.nodes.get_mut(&e.node) {
-                n.remove_pod(key);
-                if n.node.is_none() && n.pods.is_empty() {
-                    self.nodes.remove(&e.node);
-                }
+        let Some(e) = self.pods.remove(key) else {
+            return;
+        };
+        let Some(&i) = self.index.get(&e.node) else {
+            return;
+        };
+        if let Some(p) = self.slots[i].remove_pod(key) {
+            if p.has_required_anti_affinity() {
+                self.pods_with_required_anti_affinity -= 1;
+            }
+            if p.has_affinity_terms() {
+                self.pods_with_affinity -= 1;
             }
         }
+        self.maybe_drop(i);
     }
 
     pub fn has_pod(&self, key: &str) -> bool {
@@ -241,26 +271,50 @@ impl Cache {
         self.pods.len()
     }
 
-    /// The nodes that exist, in walking order.
-    pub fn node_names(&self) -> &[String] {
-        &self.order
+    /// Names of the nodes that exist, in walking order.
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes().map(|n| n.name.clone()).collect()
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
-        self.nodes.get(name).filter(|n| n.node.is_some())
+        self.index
+            .get(name)
+            .map(|i| &self.slots[*i])
+            .filter(|n| n.node.is_some())
     }
 
+    /// How many nodes exist.
     pub fn node_count(&self) -> usize {
-        self.order.len()
+        self.existing
+    }
+
+    /// Number of slots (walk positions), some of which may hold no node.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The node at a walk position, if one exists there.
+    pub fn node_at(&self, i: usize) -> Option<&NodeInfo> {
+        self.slots.get(i).filter(|n| n.node.is_some())
     }
 
     /// Every existing node's info, in walking order.
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
-        self.order.iter().filter_map(|n| self.nodes.get(n))
+        self.slots.iter().filter(|n| n.node.is_some())
     }
 
     pub fn nodes_having_image(&self, image: &str) -> usize {
         self.image_nodes.get(image).copied().unwrap_or(0)
+    }
+
+    /// Placed pods with required anti-affinity terms.
+    pub fn pods_with_required_anti_affinity(&self) -> usize {
+        self.pods_with_required_anti_affinity
+    }
+
+    /// Placed pods with any inter-pod affinity or anti-affinity term.
+    pub fn pods_with_affinity(&self) -> usize {
+        self.pods_with_affinity
     }
 }
 

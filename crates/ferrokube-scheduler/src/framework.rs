@@ -164,8 +164,8 @@ impl Algorithm {
 
     /// Finds a node for `pod` in `cache`.
     pub fn schedule(&mut self, cache: &Cache, pod: &PodInfo) -> Result<Placement, FitError> {
-        let names = cache.node_names();
-        let all = names.len();
+        let all = cache.node_count();
+        let slots = cache.slot_count();
         if all == 0 {
             return Err(FitError::default());
         }
@@ -176,13 +176,15 @@ impl Algorithm {
         let want = num_feasible_nodes_to_find(all, self.percentage_of_nodes_to_score);
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(all));
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-        let start = self.next_start % all;
+        let start = self.next_start % slots;
+        let mut walked = 0;
         let mut evaluated = 0;
-        for i in 0..all {
-            let Some(node) = cache.node(&names[(start + i) % all]) else {
+        for i in 0..slots {
+            walked = i + 1;
+            let Some(node) = cache.node_at((start + i) % slots) else {
                 continue;
             };
-            evaluated = i + 1;
+            evaluated += 1;
             match run_filters(&st, pod, node, cache) {
                 Ok(()) => {
                     feasible.push(node);
@@ -197,7 +199,7 @@ impl Algorithm {
                 }
             }
         }
-        self.next_start = (start + evaluated) % all;
+        self.next_start = (start + walked) % slots;
         if feasible.is_empty() {
             return Err(FitError {
                 num_nodes: all,

@@ -5,7 +5,7 @@
 //! queue with their reasons on the pod (condition and event).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,8 @@ pub struct Stats {
     /// Time spent in the placement algorithm (nanoseconds), and how often.
     pub algorithm_nanos: AtomicU64,
     pub algorithm_runs: AtomicU64,
+    /// Set once the watches have listed nodes and pods and scheduling began.
+    pub ready: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -381,6 +383,7 @@ impl Scheduler {
                     sh.config.identity.clone(),
                     cancel.clone(),
                 );
+                sh.stats.ready.store(true, Ordering::Relaxed);
                 schedule_loop(client.clone(), sh.clone(), recorder, cancel.clone()).await;
             }
         }

@@ -16,14 +16,43 @@ pub const REASON_EXISTING_ANTI_AFFINITY: &str =
 /// Weight given to existing pods' required affinity terms when scoring.
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-type Pair = (String, String);
+/// Counts per topology key, then value.
+#[derive(Debug, Default)]
+pub struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
+
+impl TopologyCounts {
+    fn add(&mut self, key: &str, value: &str, n: i64) {
+        let m = match self.0.get_mut(key) {
+            Some(m) => m,
+            None => self.0.entry(key.to_string()).or_default(),
+        };
+        match m.get_mut(value) {
+            Some(c) => *c += n,
+            None => {
+                m.insert(value.to_string(), n);
+            }
+        }
+    }
+
+    fn get(&self, key: &str, value: &str) -> i64 {
+        self.0
+            .get(key)
+            .and_then(|m| m.get(value))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
 
 /// Counts per topology (key, value), computed once per cycle.
 #[derive(Debug, Default)]
 pub struct FilterState {
-    existing_anti: HashMap<Pair, i64>,
-    affinity: HashMap<Pair, i64>,
-    anti: HashMap<Pair, i64>,
+    existing_anti: TopologyCounts,
+    affinity: TopologyCounts,
+    anti: TopologyCounts,
     active: bool,
 }
 
@@ -36,6 +65,9 @@ fn matches_all(terms: &[AffinityTerm], pod: &PodInfo, cache: &Cache) -> bool {
 pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
     let mut st = FilterState::default();
     let own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+    if !own && cache.pods_with_required_anti_affinity() == 0 {
+        return st;
+    }
     let own_ns = cache.namespaces.get(&pod.namespace);
     for node in cache.nodes() {
         if node.pods_with_required_anti_affinity == 0 && !own {
@@ -48,9 +80,7 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
             for t in &existing.required_anti_affinity {
                 if let Some(v) = node.labels.get(&t.topology_key) {
                     if t.matches(pod, own_ns) {
-                        *st.existing_anti
-                            .entry((t.topology_key.clone(), v.clone()))
-                            .or_default() += 1;
+                        st.existing_anti.add(&t.topology_key, v, 1);
                     }
                 }
             }
@@ -66,18 +96,14 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
             {
                 for t in &pod.required_affinity {
                     if let Some(v) = node.labels.get(&t.topology_key) {
-                        *st.affinity
-                            .entry((t.topology_key.clone(), v.clone()))
-                            .or_default() += 1;
+                        st.affinity.add(&t.topology_key, v, 1);
                     }
                 }
             }
             for t in &pod.required_anti_affinity {
                 if let Some(v) = node.labels.get(&t.topology_key) {
                     if t.matches(existing, ens) {
-                        *st.anti
-                            .entry((t.topology_key.clone(), v.clone()))
-                            .or_default() += 1;
+                        st.anti.add(&t.topology_key, v, 1);
                     }
                 }
             }
@@ -102,13 +128,7 @@ pub fn filter(
         let Some(v) = node.labels.get(&t.topology_key) else {
             return Some(REASON_AFFINITY);
         };
-        if st
-            .affinity
-            .get(&(t.topology_key.clone(), v.clone()))
-            .copied()
-            .unwrap_or(0)
-            <= 0
-        {
+        if st.affinity.get(&t.topology_key, v) <= 0 {
             pods_exist = false;
         }
     }
@@ -119,26 +139,14 @@ pub fn filter(
     }
     for t in &pod.required_anti_affinity {
         if let Some(v) = node.labels.get(&t.topology_key) {
-            if st
-                .anti
-                .get(&(t.topology_key.clone(), v.clone()))
-                .copied()
-                .unwrap_or(0)
-                > 0
-            {
+            if st.anti.get(&t.topology_key, v) > 0 {
                 return Some(REASON_ANTI_AFFINITY);
             }
         }
     }
     if !st.existing_anti.is_empty() {
         for (k, v) in &node.labels {
-            if st
-                .existing_anti
-                .get(&(k.clone(), v.clone()))
-                .copied()
-                .unwrap_or(0)
-                > 0
-            {
+            if st.existing_anti.get(k, v) > 0 {
                 return Some(REASON_EXISTING_ANTI_AFFINITY);
             }
         }
@@ -148,9 +156,12 @@ pub fn filter(
 
 /// Preferred-term weights per topology (key, value); None when the pod and
 /// the cluster give this plugin nothing to score.
-pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<HashMap<Pair, i64>> {
+pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<TopologyCounts> {
     let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
-    let mut scores: HashMap<Pair, i64> = HashMap::new();
+    if !own && cache.pods_with_affinity() == 0 {
+        return None;
+    }
+    let mut scores = TopologyCounts::default();
     let mut any = false;
     let own_ns = cache.namespaces.get(&pod.namespace);
     for node in cache.nodes() {
@@ -161,9 +172,7 @@ pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<HashMap<Pair, i64>> {
             let ens = cache.namespaces.get(&existing.namespace);
             let mut add = |t: &AffinityTerm, w: i64| {
                 if let Some(v) = node.labels.get(&t.topology_key) {
-                    *scores
-                        .entry((t.topology_key.clone(), v.clone()))
-                        .or_default() += w;
+                    scores.add(&t.topology_key, v, w);
                 }
             };
             for t in &pod.preferred_affinity {
@@ -197,13 +206,14 @@ pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<HashMap<Pair, i64>> {
     (own || any).then_some(scores)
 }
 
-pub fn score(scores: &HashMap<Pair, i64>, node: &NodeInfo) -> i64 {
+pub fn score(scores: &TopologyCounts, node: &NodeInfo) -> i64 {
     if scores.is_empty() {
         return 0;
     }
-    node.labels
+    scores
+        .0
         .iter()
-        .map(|(k, v)| scores.get(&(k.clone(), v.clone())).copied().unwrap_or(0))
+        .filter_map(|(k, m)| node.labels.get(k).and_then(|v| m.get(v)))
         .sum()
 }
 
