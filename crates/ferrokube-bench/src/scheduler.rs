@@ -49,7 +49,7 @@ pub struct Options {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Concurrent pod creations.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     creators: usize,
     /// Binding requests in flight.
     #[arg(long, default_value_t = 64)]
