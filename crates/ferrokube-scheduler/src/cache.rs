@@ -319,6 +319,7 @@ impl Cache {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -226,7 +226,7 @@ impl Algorithm {
                 ties = 1;
             } else if *s == best_score {
                 ties += 1;
-                if self.next_rand() % ties == 0 {
+                if self.next_rand().is_multiple_of(ties) {
                     best = i;
                 }
             }
@@ -303,6 +303,7 @@ impl Algorithm {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -162,6 +162,7 @@ impl Resources {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
 

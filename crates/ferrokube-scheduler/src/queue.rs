@@ -324,6 +324,7 @@ impl SchedulingQueue {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::pod;

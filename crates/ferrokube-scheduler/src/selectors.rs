@@ -210,6 +210,7 @@ pub fn node_labels(node: &Node) -> &Labels {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;

@@ -33,6 +33,7 @@ pub fn score(
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

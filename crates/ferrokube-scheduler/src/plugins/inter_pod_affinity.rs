@@ -134,7 +134,8 @@ pub fn filter(
     }
     // The first of a series of pods that attract each other may go anywhere
     // the topology keys exist, when nothing else matches.
-    if !pods_exist && !(st.affinity.is_empty() && matches_all(&pod.required_affinity, pod, cache)) {
+    let first_of_series = st.affinity.is_empty() && matches_all(&pod.required_affinity, pod, cache);
+    if !pods_exist && !first_of_series {
         return Some(REASON_AFFINITY);
     }
     for t in &pod.required_anti_affinity {
@@ -234,6 +235,7 @@ pub fn normalize(scores: &mut [i64]) {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, node_with_labels, pod, with_labels};

@@ -27,6 +27,7 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -177,6 +177,7 @@ pub fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
     use crate::testutil::{node, node_with_labels, pod, with_labels};
