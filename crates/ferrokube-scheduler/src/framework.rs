@@ -96,9 +96,9 @@ impl Default for Algorithm {
 }
 
 /// Per-cycle state of the plugins that look across nodes.
-struct CycleState {
-    affinity: inter_pod_affinity::FilterState,
-    spread: Option<topology_spread::FilterState>,
+struct CycleState<'a> {
+    affinity: inter_pod_affinity::FilterState<'a>,
+    spread: Option<topology_spread::FilterState<'a>>,
 }
 
 /// Runs the filters in the default profile's order; the first plugin that

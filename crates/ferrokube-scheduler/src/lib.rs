@@ -15,6 +15,7 @@
 
 pub mod cache;
 pub mod events;
+pub mod fasthash;
 pub mod framework;
 pub mod plugins;
 pub mod podinfo;

@@ -3,7 +3,7 @@
 //! them), host ports, node selection, tolerations, inter-pod terms and
 //! topology spread constraints.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodAffinityTerm, Toleration};
@@ -58,12 +58,11 @@ impl AffinityTerm {
     }
 
     /// Whether `pod` (with its namespace's labels) is one this term selects.
-    pub fn matches(&self, pod: &PodInfo, ns_labels: Option<&Labels>) -> bool {
+    pub fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
         let ns_ok = self.namespaces.contains(&pod.namespace)
-            || self
-                .namespace_selector
-                .as_ref()
-                .is_some_and(|s| s.is_everything() || ns_labels.is_some_and(|l| s.matches(l)));
+            || self.namespace_selector.as_ref().is_some_and(|s| {
+                s.is_everything() || namespaces.get(&pod.namespace).is_some_and(|l| s.matches(l))
+            });
         ns_ok && self.selector.matches(&pod.labels)
     }
 }

@@ -2,7 +2,7 @@
 //! pod's terms and existing pods' anti-affinity towards it) as a filter over
 //! topology domains; preferred terms (both directions) as a score.
 
-use std::collections::HashMap;
+use crate::fasthash::FastMap;
 
 use crate::cache::{Cache, NodeInfo};
 use crate::plugins::MAX_NODE_SCORE;
@@ -16,22 +16,14 @@ pub const REASON_EXISTING_ANTI_AFFINITY: &str =
 /// Weight given to existing pods' required affinity terms when scoring.
 const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 
-/// Counts per topology key, then value.
+/// Counts per topology key, then value (strings borrowed from the snapshot
+/// for the length of one cycle).
 #[derive(Debug, Default)]
-pub struct TopologyCounts(HashMap<String, HashMap<String, i64>>);
+pub struct TopologyCounts<'a>(FastMap<&'a str, FastMap<&'a str, i64>>);
 
-impl TopologyCounts {
-    fn add(&mut self, key: &str, value: &str, n: i64) {
-        let m = match self.0.get_mut(key) {
-            Some(m) => m,
-            None => self.0.entry(key.to_string()).or_default(),
-        };
-        match m.get_mut(value) {
-            Some(c) => *c += n,
-            None => {
-                m.insert(value.to_string(), n);
-            }
-        }
+impl<'a> TopologyCounts<'a> {
+    fn add(&mut self, key: &'a str, value: &'a str, n: i64) {
+        *self.0.entry(key).or_default().entry(value).or_default() += n;
     }
 
     fn get(&self, key: &str, value: &str) -> i64 {
@@ -49,37 +41,31 @@ impl TopologyCounts {
 
 /// Counts per topology (key, value), computed once per cycle.
 #[derive(Debug, Default)]
-pub struct FilterState {
-    existing_anti: TopologyCounts,
-    affinity: TopologyCounts,
-    anti: TopologyCounts,
+pub struct FilterState<'a> {
+    existing_anti: TopologyCounts<'a>,
+    affinity: TopologyCounts<'a>,
+    anti: TopologyCounts<'a>,
     active: bool,
 }
 
 fn matches_all(terms: &[AffinityTerm], pod: &PodInfo, cache: &Cache) -> bool {
-    terms
-        .iter()
-        .all(|t| t.matches(pod, cache.namespaces.get(&pod.namespace)))
+    terms.iter().all(|t| t.matches(pod, &cache.namespaces))
 }
 
-pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
+pub fn prefilter<'a>(pod: &'a PodInfo, cache: &'a Cache) -> FilterState<'a> {
     let mut st = FilterState::default();
     let own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
     if !own && cache.pods_with_required_anti_affinity() == 0 {
         return st;
     }
-    let own_ns = cache.namespaces.get(&pod.namespace);
     for node in cache.nodes() {
         if node.pods_with_required_anti_affinity == 0 && !own {
             continue;
         }
         for existing in &node.pods {
-            if existing.key == pod.key {
-                continue;
-            }
             for t in &existing.required_anti_affinity {
                 if let Some(v) = node.labels.get(&t.topology_key) {
-                    if t.matches(pod, own_ns) {
+                    if t.matches(pod, &cache.namespaces) {
                         st.existing_anti.add(&t.topology_key, v, 1);
                     }
                 }
@@ -87,12 +73,11 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
             if !own {
                 continue;
             }
-            let ens = cache.namespaces.get(&existing.namespace);
             if !pod.required_affinity.is_empty()
                 && pod
                     .required_affinity
                     .iter()
-                    .all(|t| t.matches(existing, ens))
+                    .all(|t| t.matches(existing, &cache.namespaces))
             {
                 for t in &pod.required_affinity {
                     if let Some(v) = node.labels.get(&t.topology_key) {
@@ -102,7 +87,7 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> FilterState {
             }
             for t in &pod.required_anti_affinity {
                 if let Some(v) = node.labels.get(&t.topology_key) {
-                    if t.matches(existing, ens) {
+                    if t.matches(existing, &cache.namespaces) {
                         st.anti.add(&t.topology_key, v, 1);
                     }
                 }
@@ -157,47 +142,45 @@ pub fn filter(
 
 /// Preferred-term weights per topology (key, value); None when the pod and
 /// the cluster give this plugin nothing to score.
-pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<TopologyCounts> {
+pub fn prescore<'a>(pod: &'a PodInfo, cache: &'a Cache) -> Option<TopologyCounts<'a>> {
     let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
     if !own && cache.pods_with_affinity() == 0 {
         return None;
     }
     let mut scores = TopologyCounts::default();
     let mut any = false;
-    let own_ns = cache.namespaces.get(&pod.namespace);
     for node in cache.nodes() {
         if !own && node.pods_with_affinity == 0 {
             continue;
         }
         for existing in &node.pods {
-            let ens = cache.namespaces.get(&existing.namespace);
-            let mut add = |t: &AffinityTerm, w: i64| {
+            let mut add = |t: &'a AffinityTerm, w: i64| {
                 if let Some(v) = node.labels.get(&t.topology_key) {
                     scores.add(&t.topology_key, v, w);
                 }
             };
             for t in &pod.preferred_affinity {
-                if t.matches(existing, ens) {
+                if t.matches(existing, &cache.namespaces) {
                     add(t, t.weight as i64);
                 }
             }
             for t in &pod.preferred_anti_affinity {
-                if t.matches(existing, ens) {
+                if t.matches(existing, &cache.namespaces) {
                     add(t, -(t.weight as i64));
                 }
             }
             for t in &existing.required_affinity {
-                if t.matches(pod, own_ns) {
+                if t.matches(pod, &cache.namespaces) {
                     add(t, HARD_POD_AFFINITY_WEIGHT);
                 }
             }
             for t in &existing.preferred_affinity {
-                if t.matches(pod, own_ns) {
+                if t.matches(pod, &cache.namespaces) {
                     add(t, t.weight as i64);
                 }
             }
             for t in &existing.preferred_anti_affinity {
-                if t.matches(pod, own_ns) {
+                if t.matches(pod, &cache.namespaces) {
                     add(t, -(t.weight as i64));
                 }
             }
@@ -207,14 +190,14 @@ pub fn prescore(pod: &PodInfo, cache: &Cache) -> Option<TopologyCounts> {
     (own || any).then_some(scores)
 }
 
-pub fn score(scores: &TopologyCounts, node: &NodeInfo) -> i64 {
+pub fn score(scores: &TopologyCounts<'_>, node: &NodeInfo) -> i64 {
     if scores.is_empty() {
         return 0;
     }
     scores
         .0
         .iter()
-        .filter_map(|(k, m)| node.labels.get(k).and_then(|v| m.get(v)))
+        .filter_map(|(k, m)| node.labels.get(*k).and_then(|v| m.get(v.as_str())))
         .sum()
 }
 

@@ -5,6 +5,8 @@
 
 use std::collections::HashMap;
 
+use crate::fasthash::FastMap;
+
 use crate::cache::{Cache, NodeInfo};
 use crate::plugins::{node_affinity, taint_toleration, MAX_NODE_SCORE};
 use crate::podinfo::{PodInfo, SpreadConstraint};
@@ -35,17 +37,17 @@ fn eligible(pod: &PodInfo, node: &NodeInfo, cs: &[&SpreadConstraint]) -> bool {
 
 /// Per hard constraint: matching pods per domain, and the smallest count.
 #[derive(Debug, Default)]
-pub struct FilterState {
-    counts: Vec<HashMap<String, i64>>,
+pub struct FilterState<'a> {
+    counts: Vec<FastMap<&'a str, i64>>,
     min: Vec<i64>,
 }
 
-pub fn prefilter(pod: &PodInfo, cache: &Cache) -> Option<FilterState> {
+pub fn prefilter<'a>(pod: &PodInfo, cache: &'a Cache) -> Option<FilterState<'a>> {
     let hard: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| c.hard).collect();
     if hard.is_empty() {
         return None;
     }
-    let mut counts: Vec<HashMap<String, i64>> = vec![HashMap::new(); hard.len()];
+    let mut counts: Vec<FastMap<&'a str, i64>> = vec![FastMap::default(); hard.len()];
     for node in cache.nodes() {
         if !eligible(pod, node, &hard) {
             continue;
@@ -54,8 +56,8 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> Option<FilterState> {
             let v = node
                 .labels
                 .get(&c.topology_key)
-                .cloned()
-                .unwrap_or_default();
+                .map(String::as_str)
+                .unwrap_or("");
             *counts[i].entry(v).or_default() += count_matching(node, c, &pod.namespace);
         }
     }
@@ -73,7 +75,7 @@ pub fn prefilter(pod: &PodInfo, cache: &Cache) -> Option<FilterState> {
     Some(FilterState { counts, min })
 }
 
-pub fn filter(st: &FilterState, pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub fn filter(st: &FilterState<'_>, pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     for (i, c) in pod.spread.iter().filter(|c| c.hard).enumerate() {
         let Some(v) = node.labels.get(&c.topology_key) else {
             return Some(REASON_MISSING_LABEL);
@@ -82,7 +84,7 @@ pub fn filter(st: &FilterState, pod: &PodInfo, node: &NodeInfo) -> Option<&'stat
         let here = st
             .counts
             .get(i)
-            .and_then(|m| m.get(v))
+            .and_then(|m| m.get(v.as_str()))
             .copied()
             .unwrap_or(0);
         let min = st.min.get(i).copied().unwrap_or(0);
