@@ -81,7 +81,8 @@ impl NodeInfo {
         self.pods.push(p);
     }
 
-    fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
+    /// Takes a pod off this node (aggregates updated).
+    pub fn remove_pod(&mut self, key: &str) -> Option<Arc<PodInfo>> {
         let i = self.pods.iter().position(|p| p.key == key)?;
         let p = self.pods.swap_remove(i);
         self.requested.sub(&p.requests);

@@ -3,7 +3,8 @@
 //!
 //! - [`cache`]: the snapshot of nodes and the pods on them (assumed ones too);
 //! - [`queue`]: active / backoff / unschedulable pods, priority then FIFO;
-//! - [`plugins`]: the default profile's filters and scores;
+//! - [`plugins`]: the default profile's filters and scores, and preemption
+//!   (resources and host ports);
 //! - [`framework`]: one scheduling cycle (filter, sample, score, pick) and
 //!   Kubernetes' failure summary;
 //! - [`scheduler`]: the watches, the scheduling loop and the binders;

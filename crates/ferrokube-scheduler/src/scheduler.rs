@@ -13,7 +13,7 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, watcher, Event};
 use kube::runtime::WatchStreamExt;
 use parking_lot::{Mutex, RwLock};
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::Cache;
 use crate::events::{self, PodEvent, Recorder};
 use crate::framework::Algorithm;
+use crate::plugins::preemption;
 use crate::podinfo::PodInfo;
 use crate::queue::SchedulingQueue;
 use crate::SchedulerConfig;
@@ -453,17 +454,78 @@ async fn schedule_loop(
                     action: "Scheduling",
                     message: message.clone(),
                 });
+                let candidate = preemption_candidate(&sh, &p.info);
                 let (client, sem) = (client.clone(), status_writes.clone());
                 let pod = p.info.pod.clone();
+                let recorder = recorder.clone();
                 tokio::spawn(async move {
                     let Ok(_permit) = sem.acquire_owned().await else {
                         return;
                     };
-                    if let Err(e) = events::set_unschedulable(client, &pod, &message).await {
+                    if let Err(e) = events::set_unschedulable(client.clone(), &pod, &message).await
+                    {
                         tracing::debug!(error = %e, "setting PodScheduled=False failed");
+                    }
+                    if let Some(c) = candidate {
+                        preempt(client, recorder, &pod, c).await;
                     }
                 });
             }
+        }
+    }
+}
+
+/// A node and victims for a pod that fits nowhere, unless it may not
+/// preempt or already waits for earlier victims to go.
+fn preemption_candidate(sh: &Shared, info: &PodInfo) -> Option<preemption::Candidate> {
+    if !preemption::eligible(info) {
+        return None;
+    }
+    let priority = sh.priorities.read().of(info);
+    let cache = sh.cache.lock();
+    let nominated = info
+        .pod
+        .status
+        .as_ref()
+        .and_then(|s| s.nominated_node_name.as_deref())
+        .filter(|n| !n.is_empty());
+    if let Some(node) = nominated.and_then(|n| cache.node(n)) {
+        if node
+            .pods
+            .iter()
+            .any(|p| p.terminating && p.priority < priority)
+        {
+            return None;
+        }
+    }
+    preemption::find_candidate(&cache, info, priority)
+}
+
+/// Nominates the node on the preemptor and deletes the victims (with their
+/// own grace periods), each told why by a `Preempted` event.
+async fn preempt(client: kube::Client, recorder: Recorder, pod: &Pod, c: preemption::Candidate) {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let patch = serde_json::json!({"status": {"nominatedNodeName": c.node}});
+    if let Err(e) = pods
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+    {
+        tracing::debug!(error = %e, "setting nominatedNodeName failed");
+    }
+    for v in c.victims {
+        let api: Api<Pod> = Api::namespaced(client.clone(), &v.namespace);
+        recorder.record(PodEvent {
+            pod: v.pod.clone(),
+            warning: false,
+            reason: "Preempted",
+            action: "Preempting",
+            message: format!("Preempted by pod {uid} on node {}", c.node),
+        });
+        if let Err(e) = api.delete(&v.name, &DeleteParams::default()).await {
+            tracing::debug!(victim = %v.key, error = %e, "deleting a victim failed");
         }
     }
 }

@@ -9,6 +9,7 @@ pub mod node_affinity;
 pub mod node_name;
 pub mod node_ports;
 pub mod node_unschedulable;
+pub mod preemption;
 pub mod resources;
 pub mod taint_toleration;
 pub mod topology_spread;
