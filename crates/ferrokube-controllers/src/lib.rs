@@ -9,6 +9,14 @@
 
 use std::time::Duration;
 
+pub mod gc;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod serviceaccount;
+mod util;
+
 use tokio_util::sync::CancellationToken;
 
 /// Settings shared by the controllers (flags of `ferrokube server`).
@@ -22,6 +30,13 @@ pub struct ControllerConfig {
     pub node_monitor_grace_period: Duration,
     /// Terminated pods kept before the pod GC deletes the oldest.
     pub terminated_pod_gc_threshold: usize,
+    /// The cluster CA (PEM) published as `kube-root-ca.crt` in every
+    /// namespace (empty: not published).
+    pub ca_pem: String,
+    /// How long a node must be gone before the pod GC deletes its pods.
+    pub pod_gc_quarantine: Duration,
+    /// How often the pod GC looks.
+    pub pod_gc_period: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -31,6 +46,9 @@ impl Default for ControllerConfig {
             cluster_cidr: "10.42.0.0/16".into(),
             node_monitor_grace_period: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12500,
+            ca_pem: String::new(),
+            pod_gc_quarantine: Duration::from_secs(40),
+            pod_gc_period: Duration::from_secs(20),
         }
     }
 }
@@ -52,9 +70,36 @@ pub async fn run(client: kube::Client, config: ControllerConfig, cancel: Cancell
 
 /// Runs every controller until `cancel` (no leader election).
 pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: CancellationToken) {
-    let _ = (&client, &config);
     // Each controller module adds itself here: one task per controller.
-    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![];
+    let (c, k) = (&client, &cancel);
+    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![
+        tokio::spawn(gc::run(c.clone(), k.clone())),
+        tokio::spawn(namespace::run(c.clone(), k.clone())),
+        tokio::spawn(serviceaccount::run(
+            c.clone(),
+            config.ca_pem.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(nodelifecycle::run(
+            c.clone(),
+            config.node_monitor_grace_period,
+            k.clone(),
+        )),
+        tokio::spawn(nodeipam::run(
+            c.clone(),
+            config.cluster_cidr.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(podgc::run(
+            c.clone(),
+            podgc::PodGcConfig {
+                threshold: config.terminated_pod_gc_threshold,
+                quarantine: config.pod_gc_quarantine,
+                period: config.pod_gc_period,
+            },
+            k.clone(),
+        )),
+    ];
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;

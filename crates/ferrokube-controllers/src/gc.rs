@@ -1,0 +1,402 @@
+//! The garbage collector: follows `metadata.ownerReferences` across every
+//! resource that can be listed, watched and deleted (events excepted) and
+//!
+//! - deletes dependents whose owners are all gone (background cascade), an
+//!   owner counting as gone when it is absent or exists with another uid;
+//! - for an owner deleted in the foreground (a deletionTimestamp and the
+//!   `foregroundDeletion` finalizer, which the API server adds), deletes its
+//!   dependents, waits for those that set `blockOwnerDeletion`, then removes
+//!   the finalizer so that the owner goes;
+//! - for an owner deleted with the `orphan` finalizer, removes the reference
+//!   to it from every dependent, then the finalizer.
+//!
+//! Each pass works from the informer caches as they are (level-triggered);
+//! an owner missing from the caches is looked up live before anything is
+//! deleted because of it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DynamicObject, Patch, PatchParams, PropagationPolicy};
+use kube::core::{ApiResource, GroupVersion};
+use kube::discovery::{verbs, Discovery, Scope};
+use kube::runtime::{reflector::Store, watcher};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::util::{self, delete_uid};
+
+/// Finalizer the API server adds for `propagationPolicy=Foreground`.
+pub const FOREGROUND: &str = "foregroundDeletion";
+/// Finalizer the API server adds for `propagationPolicy=Orphan`.
+pub const ORPHAN: &str = "orphan";
+
+/// A full pass at least this often, whatever the events.
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// One watched resource.
+struct Monitor {
+    ar: ApiResource,
+    namespaced: bool,
+    cache: Store<DynamicObject>,
+}
+
+/// The collector's view: one cache per resource and how to reach each kind.
+struct Collector {
+    client: Client,
+    monitors: Vec<Monitor>,
+    /// (group, kind) → index into `monitors`.
+    kinds: HashMap<(String, String), usize>,
+}
+
+/// Runs the garbage collector until `cancel`.
+pub async fn run(client: Client, cancel: CancellationToken) {
+    let discovery = loop {
+        match Discovery::new(client.clone()).run().await {
+            Ok(d) => break d,
+            Err(e) => {
+                tracing::warn!(error = %e, "garbage collector: discovery failed; retrying");
+                tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                }
+            }
+        }
+    };
+    let wake = Arc::new(Notify::new());
+    let mut monitors = Vec::new();
+    let mut kinds = HashMap::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            let needed = [verbs::LIST, verbs::WATCH, verbs::DELETE, verbs::PATCH];
+            if !needed.iter().all(|v| caps.supports_operation(v)) || ar.plural == "events" {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
+            let cache = util::spawn_cache(
+                api,
+                ar.clone(),
+                watcher::Config::default(),
+                wake.clone(),
+                &cancel,
+            );
+            kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
+            monitors.push(Monitor {
+                namespaced: caps.scope == Scope::Namespaced,
+                ar,
+                cache,
+            });
+        }
+    }
+    tracing::info!(resources = monitors.len(), "garbage collector watching");
+    for m in &monitors {
+        util::wait_synced(&m.cache).await;
+    }
+    let gc = Arc::new(Collector {
+        client,
+        monitors,
+        kinds,
+    });
+    util::reconcile_loop("garbagecollector", wake, RESYNC, cancel, || {
+        let gc = gc.clone();
+        async move { gc.pass().await }
+    })
+    .await;
+}
+
+/// What became of an owner.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum OwnerState {
+    /// Exists and is not being deleted in the foreground.
+    Solid,
+    /// Exists and waits for its dependents (foreground deletion).
+    Waiting,
+    /// Absent, or present under another uid.
+    Dangling,
+    /// Could not be told (unknown kind or an API error): leave alone.
+    Unknown,
+}
+
+/// An object in some cache.
+struct Item {
+    monitor: usize,
+    obj: Arc<DynamicObject>,
+}
+
+impl Item {
+    fn uid(&self) -> &str {
+        self.obj.metadata.uid.as_deref().unwrap_or("")
+    }
+    fn name(&self) -> &str {
+        self.obj.metadata.name.as_deref().unwrap_or("")
+    }
+    fn ns(&self) -> Option<&str> {
+        self.obj.metadata.namespace.as_deref()
+    }
+    fn deleting(&self) -> bool {
+        self.obj.metadata.deletion_timestamp.is_some()
+    }
+    fn has_finalizer(&self, f: &str) -> bool {
+        self.obj
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|fs| fs.iter().any(|x| x == f))
+    }
+    fn owners(&self) -> &[OwnerReference] {
+        self.obj.metadata.owner_references.as_deref().unwrap_or(&[])
+    }
+}
+
+fn waits_for_dependents(obj: &DynamicObject) -> bool {
+    obj.metadata.deletion_timestamp.is_some()
+        && obj
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|fs| fs.iter().any(|x| x == FOREGROUND))
+}
+
+impl Collector {
+    fn api(&self, monitor: usize, ns: Option<&str>) -> Api<DynamicObject> {
+        let m = &self.monitors[monitor];
+        match (m.namespaced, ns) {
+            (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &m.ar),
+            _ => Api::all_with(self.client.clone(), &m.ar),
+        }
+    }
+
+    /// One pass over every cache. Asks to run again soon while work is
+    /// outstanding (a conflict, or an owner waiting for dependents).
+    async fn pass(&self) -> anyhow::Result<Option<Duration>> {
+        let mut items = Vec::new();
+        for (i, m) in self.monitors.iter().enumerate() {
+            for obj in m.cache.state() {
+                items.push(Item { monitor: i, obj });
+            }
+        }
+        let mut by_uid: HashMap<&str, usize> = HashMap::new();
+        let mut dependents: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, it) in items.iter().enumerate() {
+            by_uid.insert(it.uid(), i);
+            for r in it.owners() {
+                dependents.entry(r.uid.as_str()).or_default().push(i);
+            }
+        }
+        let mut again = false;
+        let mut verdicts: HashMap<String, OwnerState> = HashMap::new();
+
+        // Dependents: delete those left without a living owner, drop
+        // references to owners that are gone when others remain.
+        for it in &items {
+            if it.owners().is_empty() || it.deleting() {
+                continue;
+            }
+            let mut solid = 0;
+            let mut unknown = 0;
+            let mut stale: HashSet<&str> = HashSet::new();
+            let mut waiting = 0;
+            for r in it.owners() {
+                let state = match verdicts.get(&r.uid) {
+                    Some(s) => *s,
+                    None => {
+                        let s = self.owner_state(it, r, &items, &by_uid).await;
+                        verdicts.insert(r.uid.clone(), s);
+                        s
+                    }
+                };
+                match state {
+                    OwnerState::Solid => solid += 1,
+                    OwnerState::Unknown => unknown += 1,
+                    OwnerState::Waiting => {
+                        waiting += 1;
+                        stale.insert(r.uid.as_str());
+                    }
+                    OwnerState::Dangling => {
+                        stale.insert(r.uid.as_str());
+                    }
+                }
+            }
+            if stale.is_empty() {
+                continue;
+            }
+            if unknown > 0 {
+                again = true;
+                continue;
+            }
+            let api = self.api(it.monitor, it.ns());
+            if solid > 0 {
+                // Still owned: only the references to the gone (or
+                // foreground-deleting) owners go.
+                let keep: Vec<&OwnerReference> = it
+                    .owners()
+                    .iter()
+                    .filter(|r| !stale.contains(r.uid.as_str()))
+                    .collect();
+                if let Err(e) = self
+                    .patch_meta(&api, it, json!({"ownerReferences": keep}))
+                    .await
+                {
+                    again |= util::conflict(&e);
+                }
+                continue;
+            }
+            let has_dependents = dependents.contains_key(it.uid());
+            let policy = if waiting > 0 && has_dependents {
+                PropagationPolicy::Foreground
+            } else {
+                PropagationPolicy::Background
+            };
+            tracing::debug!(
+                kind = %self.monitors[it.monitor].ar.kind,
+                name = it.name(),
+                ?policy,
+                "deleting a dependent whose owners are gone"
+            );
+            match api
+                .delete(it.name(), &delete_uid(it.uid(), Some(policy)))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if util::gone(&e) => {}
+                Err(e) => {
+                    tracing::warn!(name = it.name(), error = %e, "garbage collector: delete failed");
+                    again = true;
+                }
+            }
+        }
+
+        // Owners being deleted with the orphan or foreground finalizer.
+        for it in &items {
+            if !it.deleting() {
+                continue;
+            }
+            let deps: &[usize] = dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
+            if it.has_finalizer(ORPHAN) {
+                let mut done = true;
+                for &d in deps {
+                    let dep = &items[d];
+                    let keep: Vec<&OwnerReference> =
+                        dep.owners().iter().filter(|r| r.uid != it.uid()).collect();
+                    let api = self.api(dep.monitor, dep.ns());
+                    match self
+                        .patch_meta(&api, dep, json!({"ownerReferences": keep}))
+                        .await
+                    {
+                        Ok(()) => {}
+                        Err(e) if util::not_found(&e) => {}
+                        Err(_) => done = false,
+                    }
+                }
+                if done {
+                    self.remove_finalizer(it, ORPHAN, &mut again).await;
+                } else {
+                    again = true;
+                }
+            } else if it.has_finalizer(FOREGROUND) {
+                // Dependents not yet deleting were handled above (their owner
+                // is Waiting); the owner goes once no dependent blocks it.
+                let blocking = deps.iter().any(|&d| {
+                    items[d]
+                        .owners()
+                        .iter()
+                        .any(|r| r.uid == it.uid() && r.block_owner_deletion == Some(true))
+                });
+                if blocking {
+                    again = true;
+                } else {
+                    self.remove_finalizer(it, FOREGROUND, &mut again).await;
+                }
+            }
+        }
+        Ok(again.then_some(Duration::from_millis(500)))
+    }
+
+    /// Where `r`, an owner reference of `dep`, stands: from the caches when
+    /// the owner is there, else from the API server.
+    async fn owner_state(
+        &self,
+        dep: &Item,
+        r: &OwnerReference,
+        items: &[Item],
+        by_uid: &HashMap<&str, usize>,
+    ) -> OwnerState {
+        if let Some(&i) = by_uid.get(r.uid.as_str()) {
+            return if waits_for_dependents(&items[i].obj) {
+                OwnerState::Waiting
+            } else {
+                OwnerState::Solid
+            };
+        }
+        let group = match r.api_version.parse::<GroupVersion>() {
+            Ok(gv) => gv.group,
+            Err(_) => return OwnerState::Unknown,
+        };
+        let Some(&m) = self.kinds.get(&(group, r.kind.clone())) else {
+            return OwnerState::Unknown;
+        };
+        let ns = if self.monitors[m].namespaced {
+            match dep.ns() {
+                Some(ns) => Some(ns),
+                // A cluster-scoped object cannot be owned by a namespaced one.
+                None => return OwnerState::Dangling,
+            }
+        } else {
+            None
+        };
+        match self.api(m, ns).get(&r.name).await {
+            Ok(owner) if owner.metadata.uid.as_deref() == Some(r.uid.as_str()) => {
+                if waits_for_dependents(&owner) {
+                    OwnerState::Waiting
+                } else {
+                    OwnerState::Solid
+                }
+            }
+            Ok(_) => OwnerState::Dangling,
+            Err(e) if util::not_found(&e) => OwnerState::Dangling,
+            Err(e) => {
+                tracing::debug!(error = %e, owner = %r.name, "garbage collector: owner lookup failed");
+                OwnerState::Unknown
+            }
+        }
+    }
+
+    /// Merge-patches `metadata` fields of `it`, on the condition that it has
+    /// not changed since the cache saw it.
+    async fn patch_meta(
+        &self,
+        api: &Api<DynamicObject>,
+        it: &Item,
+        mut fields: serde_json::Value,
+    ) -> Result<(), kube::Error> {
+        fields["resourceVersion"] = json!(it.obj.metadata.resource_version);
+        let patch = json!({"metadata": fields});
+        api.patch(it.name(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove_finalizer(&self, it: &Item, finalizer: &str, again: &mut bool) {
+        let left: Vec<&String> = it
+            .obj
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| *f != finalizer)
+            .collect();
+        let api = self.api(it.monitor, it.ns());
+        match self.patch_meta(&api, it, json!({"finalizers": left})).await {
+            Ok(()) => tracing::debug!(name = it.name(), finalizer, "removed finalizer"),
+            Err(e) if util::not_found(&e) => {}
+            Err(e) => {
+                tracing::debug!(name = it.name(), error = %e, "removing a finalizer failed");
+                *again = true;
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Pieces the cluster controllers (gc, namespace, serviceaccount, node
+//! lifecycle, node IPAM, pod GC) share: informer caches that wake a
+//! reconcile loop, the loop itself, and small API helpers.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
+use kube::runtime::reflector::{self, store::Writer, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long a reconcile waits after a wake-up for more events to arrive, so
+/// that a burst of changes costs one pass.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// How long a pass waits for its caches' first lists before working anyway.
+const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts a reflector over `api` (until `cancel`), waking `wake` on every
+/// change, and returns its cache.
+pub fn spawn_cache<K>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    config: watcher::Config,
+    wake: Arc<Notify>,
+    cancel: &CancellationToken,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    let writer: Writer<K> = Writer::new(dyntype);
+    let store = writer.as_reader();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                ev = stream.next() => match ev {
+                    Some(Ok(_)) => wake.notify_one(),
+                    Some(Err(e)) => tracing::debug!(error = %e, "watch error; retrying"),
+                    None => break,
+                },
+            }
+        }
+    });
+    store
+}
+
+/// Waits (bounded) until `store` has had its first list.
+pub async fn wait_synced<K>(store: &Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let _ = tokio::time::timeout(CACHE_SYNC_TIMEOUT, store.wait_until_ready()).await;
+}
+
+/// Runs `pass` whenever `wake` fires, at least every `resync`, sooner when
+/// a pass asks to be run again after some time, until `cancel`. A failed
+/// pass is logged and tried again a second later.
+pub async fn reconcile_loop<F, Fut>(
+    name: &'static str,
+    wake: Arc<Notify>,
+    resync: Duration,
+    cancel: CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<Duration>>>,
+{
+    let mut next = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(next) => {}
+        }
+        if cancel.is_cancelled() {
+            return;
+        }
+        next = match pass().await {
+            Ok(Some(after)) => after.min(resync),
+            Ok(None) => resync,
+            Err(e) => {
+                tracing::warn!(
+                    controller = name,
+                    error = format!("{e:#}"),
+                    "reconcile failed"
+                );
+                Duration::from_secs(1)
+            }
+        };
+    }
+}
+
+/// Delete options that only delete the object with this uid (not one
+/// recreated under the same name).
+pub fn delete_uid(uid: &str, propagation: Option<PropagationPolicy>) -> DeleteParams {
+    DeleteParams {
+        propagation_policy: propagation,
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+/// Whether an API error means the object is already gone (or was replaced:
+/// a failed uid precondition).
+pub fn gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+}
+
+/// Whether an API error is a 404.
+pub fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether an API error is a conflict (a stale resourceVersion or an
+/// object that exists already).
+pub fn conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// The current time as Kubernetes writes timestamps.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+}
