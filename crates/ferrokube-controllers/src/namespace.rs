@@ -6,8 +6,10 @@
 //! so that the API server deletes it.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy};
@@ -25,8 +27,17 @@ pub const FINALIZER: &str = "kubernetes";
 
 /// A full pass at least this often.
 const RESYNC: Duration = Duration::from_secs(60);
-/// How soon a namespace with content left is looked at again.
-const RECHECK: Duration = Duration::from_secs(1);
+/// How soon a namespace with content left is looked at again: doubling
+/// from the first to the last while it stays stuck.
+const RECHECK_FIRST: Duration = Duration::from_millis(250);
+const RECHECK_MAX: Duration = Duration::from_secs(8);
+
+/// When a namespace still being emptied is next due, and how many rounds
+/// it has had.
+struct Retry {
+    rounds: u32,
+    due: Instant,
+}
 
 /// The condition types, in Kubernetes' order, with the reason and message
 /// each has when nothing is wrong.
@@ -69,28 +80,56 @@ pub async fn run(client: Client, cancel: CancellationToken) {
         &cancel,
     );
     util::wait_synced(&namespaces).await;
+    let retries: Arc<Mutex<HashMap<String, Retry>>> = Arc::default();
     util::reconcile_loop("namespace", wake, RESYNC, cancel, || {
-        let (client, namespaces) = (client.clone(), namespaces.clone());
+        let (client, namespaces, retries) =
+            (client.clone(), namespaces.clone(), retries.clone());
         async move {
-            let mut again = None;
-            for ns in namespaces.state() {
-                if !terminating(&ns) {
-                    continue;
-                }
-                let name = ns.metadata.name.clone().unwrap_or_default();
-                match finalize(&client, &name).await {
-                    Ok(true) => {}
-                    Ok(false) => again = Some(RECHECK),
-                    Err(e) => {
-                        tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
-                        again = Some(RECHECK);
+            let mut again: Option<Duration> = None;
+            let mut soonest = |d: Duration| again = Some(again.map_or(d, |a| a.min(d)));
+            let doomed: Vec<String> = namespaces
+                .state()
+                .iter()
+                .filter(|ns| terminating(ns))
+                .filter_map(|ns| ns.metadata.name.clone())
+                .collect();
+            lock(&retries).retain(|name, _| doomed.contains(name));
+            for name in doomed {
+                let now = Instant::now();
+                if let Some(r) = lock(&retries).get(&name) {
+                    if r.due > now {
+                        soonest(r.due - now);
+                        continue;
                     }
                 }
+                let finished = match finalize(&client, &name).await {
+                    Ok(done) => done,
+                    Err(e) => {
+                        tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
+                        false
+                    }
+                };
+                let mut retries = lock(&retries);
+                if finished {
+                    retries.remove(&name);
+                    continue;
+                }
+                let r = retries.entry(name).or_insert(Retry { rounds: 0, due: now });
+                let wait = RECHECK_FIRST
+                    .saturating_mul(1 << r.rounds.min(6))
+                    .min(RECHECK_MAX);
+                r.rounds += 1;
+                r.due = Instant::now() + wait;
+                soonest(wait);
             }
             Ok(again)
         }
     })
     .await;
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Whether `ns` is being deleted and still carries our finalizer.

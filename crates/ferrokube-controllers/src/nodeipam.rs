@@ -90,7 +90,7 @@ pub async fn run(client: Client, cluster_cidr: String, cancel: CancellationToken
         return;
     }
     let wake = Arc::new(Notify::new());
-    let _nodes = util::spawn_cache(
+    let nodes = util::spawn_cache(
         Api::<Node>::all(client.clone()),
         (),
         watcher::Config::default(),
@@ -98,8 +98,20 @@ pub async fn run(client: Client, cluster_cidr: String, cancel: CancellationToken
         &cancel,
     );
     util::reconcile_loop("nodeipam", wake, RESYNC, cancel, || {
-        let client = client.clone();
-        async move { allocate(&client, cluster).await }
+        let (client, nodes) = (client.clone(), nodes.clone());
+        async move {
+            // The live list only when the cache shows a node without a range.
+            let wanting = nodes.state().iter().any(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.pod_cidr.as_deref())
+                    .is_none_or(str::is_empty)
+            });
+            if !wanting {
+                return Ok(None);
+            }
+            allocate(&client, cluster).await
+        }
     })
     .await;
 }

@@ -120,6 +120,7 @@ pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
                 }
             }
             let api: Api<Node> = Api::all(client.clone());
+            let pods = pods.state();
             for node in &node_list {
                 let name = node.metadata.name.as_deref().unwrap_or("");
                 let mut node = (**node).clone();
@@ -150,7 +151,7 @@ pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
                         }
                     }
                 }
-                if let Some(d) = evict(&client, &node, &pods.state()).await {
+                if let Some(d) = evict(&client, &node, &pods).await {
                     soonest(d);
                 }
             }
