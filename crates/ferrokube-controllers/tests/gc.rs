@@ -249,3 +249,46 @@ async fn orphan_deletion_keeps_dependents_and_drops_their_references() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert!(exists(&pods, "keep-a").await);
 }
+
+#[tokio::test]
+async fn a_collector_started_later_finishes_every_pending_cascade() {
+    let (_api, client) = api().await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let rss: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    // Deletions asked for while no collector runs.
+    let gone = replicaset(&client, "gone", None).await;
+    pod(&client, "gone-0", vec![owner_ref(&gone, true)], None).await;
+    let fg = replicaset(&client, "fg", None).await;
+    pod(&client, "fg-0", vec![owner_ref(&fg, true)], None).await;
+    let orphan = replicaset(&client, "orphan", None).await;
+    pod(&client, "orphan-0", vec![owner_ref(&orphan, true)], None).await;
+    rss.delete("gone", &DeleteParams::default())
+        .await
+        .expect("delete");
+    rss.delete("fg", &delete_with(PropagationPolicy::Foreground))
+        .await
+        .expect("delete");
+    rss.delete("orphan", &delete_with(PropagationPolicy::Orphan))
+        .await
+        .expect("delete");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        exists(&pods, "gone-0").await && exists(&rss, "fg").await && exists(&rss, "orphan").await
+    );
+
+    let _gc = spawn(|c| ferrokube_controllers::gc::run(client.clone(), c));
+    wait_for("every cascade to finish", LIMIT, || async {
+        let done = !exists(&pods, "gone-0").await
+            && !exists(&pods, "fg-0").await
+            && !exists(&rss, "fg").await
+            && !exists(&rss, "orphan").await;
+        done.then_some(())
+    })
+    .await;
+    let kept = pods.get("orphan-0").await.expect("orphaned pod stays");
+    assert!(kept
+        .metadata
+        .owner_references
+        .unwrap_or_default()
+        .is_empty());
+}

@@ -207,3 +207,28 @@ async fn every_namespace_gets_a_default_service_account_and_the_root_ca() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn the_leader_elected_controller_manager_runs_these_controllers() {
+    let (api, client) = api().await;
+    let config = ferrokube_controllers::ControllerConfig {
+        identity: "test".into(),
+        ca_pem: ca_pem_from_kubeconfig(&api.kubeconfig).expect("ca"),
+        ..Default::default()
+    };
+    let _cm = spawn(|c| ferrokube_controllers::run(client.clone(), config, c));
+    namespace(&client, "team-b").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team-b");
+    wait_for("kube-root-ca.crt in the new namespace", LIMIT, || async {
+        cms.get_opt(ROOT_CA_CONFIGMAP).await.ok()?.map(|_| ())
+    })
+    .await;
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete("team-b", &DeleteParams::default())
+        .await
+        .expect("delete namespace");
+    wait_for("the namespace to go", LIMIT, || async {
+        nss.get_opt("team-b").await.ok()?.is_none().then_some(())
+    })
+    .await;
+}
