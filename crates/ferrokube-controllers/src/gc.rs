@@ -117,8 +117,10 @@ enum OwnerState {
     Waiting,
     /// Absent, or present under another uid.
     Dangling,
-    /// Could not be told (unknown kind or an API error): leave alone.
+    /// Could not be told (an API error): leave alone, look again soon.
     Unknown,
+    /// A kind discovery does not list: leave alone until the next resync.
+    Unresolvable,
 }
 
 /// An object in some cache.
@@ -211,7 +213,11 @@ impl Collector {
                 };
                 match state {
                     OwnerState::Solid => solid += 1,
-                    OwnerState::Unknown => unknown += 1,
+                    OwnerState::Unknown => {
+                        unknown += 1;
+                        again = true;
+                    }
+                    OwnerState::Unresolvable => unknown += 1,
                     OwnerState::Waiting => {
                         waiting += 1;
                         stale.insert(r.uid.as_str());
@@ -225,7 +231,6 @@ impl Collector {
                 continue;
             }
             if unknown > 0 {
-                again = true;
                 continue;
             }
             let api = self.api(it.monitor, it.ns());
@@ -245,8 +250,37 @@ impl Collector {
                 }
                 continue;
             }
-            let has_dependents = dependents.contains_key(it.uid());
-            let policy = if waiting > 0 && has_dependents {
+            let own_dependents: &[usize] =
+                dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
+            let policy = if waiting > 0 && !own_dependents.is_empty() {
+                // A foreground chain: this one waits for its own dependents.
+                // If one of those waits for its dependents too, this one's
+                // references stop blocking its owners, so that a cycle
+                // cannot hold everything forever.
+                if own_dependents
+                    .iter()
+                    .any(|&d| waits_for_dependents(&items[d].obj))
+                {
+                    let unblocked: Vec<OwnerReference> = it
+                        .owners()
+                        .iter()
+                        .map(|r| OwnerReference {
+                            block_owner_deletion: None,
+                            ..r.clone()
+                        })
+                        .collect();
+                    if let Err(e) = self
+                        .patch_meta(&api, it, json!({"ownerReferences": unblocked}))
+                        .await
+                    {
+                        again |= util::conflict(&e);
+                        continue;
+                    }
+                }
+                PropagationPolicy::Foreground
+            } else if it.has_finalizer(ORPHAN) {
+                PropagationPolicy::Orphan
+            } else if it.has_finalizer(FOREGROUND) {
                 PropagationPolicy::Foreground
             } else {
                 PropagationPolicy::Background
@@ -306,9 +340,9 @@ impl Collector {
                         .iter()
                         .any(|r| r.uid == it.uid() && r.block_owner_deletion == Some(true))
                 });
-                if blocking {
-                    again = true;
-                } else {
+                // (A blocking dependent's going is an event: no need to
+                // look again before it.)
+                if !blocking {
                     self.remove_finalizer(it, FOREGROUND, &mut again).await;
                 }
             }
@@ -334,10 +368,10 @@ impl Collector {
         }
         let group = match r.api_version.parse::<GroupVersion>() {
             Ok(gv) => gv.group,
-            Err(_) => return OwnerState::Unknown,
+            Err(_) => return OwnerState::Unresolvable,
         };
         let Some(&m) = self.kinds.get(&(group, r.kind.clone())) else {
-            return OwnerState::Unknown;
+            return OwnerState::Unresolvable;
         };
         let ns = if self.monitors[m].namespaced {
             match dep.ns() {
