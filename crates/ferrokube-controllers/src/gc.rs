@@ -53,48 +53,117 @@ struct Collector {
     kinds: HashMap<(String, String), usize>,
 }
 
-/// Runs the garbage collector until `cancel`.
-pub async fn run(client: Client, cancel: CancellationToken) {
-    let discovery = loop {
+/// How often discovery is read again for resources that came or went.
+const REDISCOVER: Duration = Duration::from_secs(60);
+
+/// The resources worth watching: every one that can be listed, watched,
+/// deleted and patched, events excepted, in its preferred version.
+fn monitored(discovery: &Discovery) -> Vec<(ApiResource, bool)> {
+    let mut out = Vec::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            let needed = [verbs::LIST, verbs::WATCH, verbs::DELETE, verbs::PATCH];
+            if needed.iter().all(|v| caps.supports_operation(v)) && ar.plural != "events" {
+                out.push((ar, caps.scope == Scope::Namespaced));
+            }
+        }
+    }
+    out
+}
+
+/// Reads discovery, retrying until it answers or `cancel`.
+async fn discover(client: &Client, cancel: &CancellationToken) -> Option<Vec<(ApiResource, bool)>> {
+    loop {
         match Discovery::new(client.clone()).run().await {
-            Ok(d) => break d,
+            Ok(d) => return Some(monitored(&d)),
             Err(e) => {
                 tracing::warn!(error = %e, "garbage collector: discovery failed; retrying");
                 tokio::select! {
-                    _ = cancel.cancelled() => return,
+                    _ = cancel.cancelled() => return None,
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
                 }
             }
         }
+    }
+}
+
+fn names(resources: &[(ApiResource, bool)]) -> Vec<String> {
+    let mut v: Vec<String> = resources
+        .iter()
+        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.plural))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs the garbage collector until `cancel`. When discovery's resources
+/// change, it starts again over the new set.
+pub async fn run(client: Client, cancel: CancellationToken) {
+    let Some(mut resources) = discover(&client, &cancel).await else {
+        return;
     };
+    loop {
+        let round = cancel.child_token();
+        let watch_discovery = {
+            let (client, round, known) = (client.clone(), round.clone(), names(&resources));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = round.cancelled() => return None,
+                        _ = tokio::time::sleep(REDISCOVER) => {}
+                    }
+                    if let Ok(d) = Discovery::new(client.clone()).run().await {
+                        let now = monitored(&d);
+                        if names(&now) != known {
+                            tracing::info!("garbage collector: resources changed; restarting");
+                            round.cancel();
+                            return Some(now);
+                        }
+                    }
+                }
+            })
+        };
+        collect(client.clone(), &resources, round.clone()).await;
+        round.cancel();
+        if cancel.is_cancelled() {
+            return;
+        }
+        match watch_discovery.await {
+            Ok(Some(now)) => resources = now,
+            _ => match discover(&client, &cancel).await {
+                Some(now) => resources = now,
+                None => return,
+            },
+        }
+    }
+}
+
+/// Watches `resources` and collects until `cancel`.
+async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
     let mut monitors = Vec::new();
     let mut kinds = HashMap::new();
-    for group in discovery.groups() {
-        for (ar, caps) in group.recommended_resources() {
-            let needed = [verbs::LIST, verbs::WATCH, verbs::DELETE, verbs::PATCH];
-            if !needed.iter().all(|v| caps.supports_operation(v)) || ar.plural == "events" {
-                continue;
-            }
-            let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
-            let cache = util::spawn_cache(
-                api,
-                ar.clone(),
-                watcher::Config::default(),
-                wake.clone(),
-                &cancel,
-            );
-            kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
-            monitors.push(Monitor {
-                namespaced: caps.scope == Scope::Namespaced,
-                ar,
-                cache,
-            });
-        }
+    for (ar, namespaced) in resources {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+        let cache = util::spawn_cache(
+            api,
+            ar.clone(),
+            watcher::Config::default(),
+            wake.clone(),
+            &cancel,
+        );
+        kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
+        monitors.push(Monitor {
+            namespaced: *namespaced,
+            ar: ar.clone(),
+            cache,
+        });
     }
     tracing::info!(resources = monitors.len(), "garbage collector watching");
-    for m in &monitors {
-        util::wait_synced(&m.cache).await;
+    let synced = futures::future::join_all(monitors.iter().map(|m| util::wait_synced(&m.cache)));
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = synced => {}
     }
     let gc = Arc::new(Collector {
         client,
