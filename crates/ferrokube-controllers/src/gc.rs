@@ -18,6 +18,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::{ApiResource, GroupVersion};
@@ -192,6 +194,24 @@ enum OwnerState {
     Unresolvable,
 }
 
+/// How many writes a pass has in flight at once.
+const PARALLEL: usize = 16;
+
+/// A write a pass decided on.
+enum Action {
+    /// Set the item's ownerReferences to these.
+    SetOwners {
+        item: usize,
+        owners: Vec<OwnerReference>,
+    },
+    /// Delete the item (after making its references non-blocking).
+    Delete {
+        item: usize,
+        policy: PropagationPolicy,
+        unblock: Option<Vec<OwnerReference>>,
+    },
+}
+
 /// An object in some cache.
 struct Item {
     monitor: usize,
@@ -263,7 +283,8 @@ impl Collector {
 
         // Dependents: delete those left without a living owner, drop
         // references to owners that are gone when others remain.
-        for it in &items {
+        let mut actions = Vec::new();
+        for (i, it) in items.iter().enumerate() {
             if it.owners().is_empty() || it.deleting() {
                 continue;
             }
@@ -302,76 +323,60 @@ impl Collector {
             if unknown > 0 {
                 continue;
             }
-            let api = self.api(it.monitor, it.ns());
             if solid > 0 {
                 // Still owned: only the references to the gone (or
                 // foreground-deleting) owners go.
-                let keep: Vec<&OwnerReference> = it
+                let keep: Vec<OwnerReference> = it
                     .owners()
                     .iter()
                     .filter(|r| !stale.contains(r.uid.as_str()))
+                    .cloned()
                     .collect();
-                if let Err(e) = self
-                    .patch_meta(&api, it, json!({"ownerReferences": keep}))
-                    .await
-                {
-                    again |= util::conflict(&e);
-                }
+                actions.push(Action::SetOwners {
+                    item: i,
+                    owners: keep,
+                });
                 continue;
             }
             let own_dependents: &[usize] =
                 dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
-            let policy = if waiting > 0 && !own_dependents.is_empty() {
+            let (policy, unblock) = if waiting > 0 && !own_dependents.is_empty() {
                 // A foreground chain: this one waits for its own dependents.
                 // If one of those waits for its dependents too, this one's
-                // references stop blocking its owners, so that a cycle
-                // cannot hold everything forever.
-                if own_dependents
+                // references stop blocking its owners first, so that a
+                // cycle cannot hold everything forever.
+                let unblock = own_dependents
                     .iter()
                     .any(|&d| waits_for_dependents(&items[d].obj))
-                {
-                    let unblocked: Vec<OwnerReference> = it
-                        .owners()
-                        .iter()
-                        .map(|r| OwnerReference {
-                            block_owner_deletion: None,
-                            ..r.clone()
-                        })
-                        .collect();
-                    if let Err(e) = self
-                        .patch_meta(&api, it, json!({"ownerReferences": unblocked}))
-                        .await
-                    {
-                        again |= util::conflict(&e);
-                        continue;
-                    }
-                }
-                PropagationPolicy::Foreground
+                    .then(|| {
+                        it.owners()
+                            .iter()
+                            .map(|r| OwnerReference {
+                                block_owner_deletion: None,
+                                ..r.clone()
+                            })
+                            .collect()
+                    });
+                (PropagationPolicy::Foreground, unblock)
             } else if it.has_finalizer(ORPHAN) {
-                PropagationPolicy::Orphan
+                (PropagationPolicy::Orphan, None)
             } else if it.has_finalizer(FOREGROUND) {
-                PropagationPolicy::Foreground
+                (PropagationPolicy::Foreground, None)
             } else {
-                PropagationPolicy::Background
+                (PropagationPolicy::Background, None)
             };
-            tracing::debug!(
-                kind = %self.monitors[it.monitor].ar.kind,
-                name = it.name(),
-                ?policy,
-                "deleting a dependent whose owners are gone"
-            );
-            match api
-                .delete(it.name(), &delete_uid(it.uid(), Some(policy)))
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if util::gone(&e) => {}
-                Err(e) => {
-                    tracing::warn!(name = it.name(), error = %e, "garbage collector: delete failed");
-                    again = true;
-                }
-            }
+            actions.push(Action::Delete {
+                item: i,
+                policy,
+                unblock,
+            });
         }
+        let retry = futures::stream::iter(actions)
+            .map(|a| self.act(&items, a))
+            .buffer_unordered(PARALLEL)
+            .fold(false, |acc, r| async move { acc | r })
+            .await;
+        again |= retry;
 
         // Owners being deleted with the orphan or foreground finalizer.
         for it in &items {
@@ -380,21 +385,26 @@ impl Collector {
             }
             let deps: &[usize] = dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
             if it.has_finalizer(ORPHAN) {
-                let mut done = true;
-                for &d in deps {
-                    let dep = &items[d];
-                    let keep: Vec<&OwnerReference> =
-                        dep.owners().iter().filter(|r| r.uid != it.uid()).collect();
-                    let api = self.api(dep.monitor, dep.ns());
-                    match self
-                        .patch_meta(&api, dep, json!({"ownerReferences": keep}))
-                        .await
-                    {
-                        Ok(()) => {}
-                        Err(e) if util::not_found(&e) => {}
-                        Err(_) => done = false,
-                    }
-                }
+                let failed = futures::stream::iter(deps.to_vec())
+                    .map(|d| {
+                        let keep: Vec<OwnerReference> = items[d]
+                            .owners()
+                            .iter()
+                            .filter(|r| r.uid != it.uid())
+                            .cloned()
+                            .collect();
+                        self.act(
+                            &items,
+                            Action::SetOwners {
+                                item: d,
+                                owners: keep,
+                            },
+                        )
+                    })
+                    .buffer_unordered(PARALLEL)
+                    .fold(false, |acc, r| async move { acc | r })
+                    .await;
+                let done = !failed;
                 if done {
                     self.remove_finalizer(it, ORPHAN, &mut again).await;
                 } else {
@@ -417,6 +427,60 @@ impl Collector {
             }
         }
         Ok(again.then_some(Duration::from_millis(500)))
+    }
+
+    /// Carries out one action; returns whether to look again soon.
+    async fn act(&self, items: &[Item], action: Action) -> bool {
+        match action {
+            Action::SetOwners { item, owners } => {
+                let it = &items[item];
+                let api = self.api(it.monitor, it.ns());
+                match self
+                    .patch_meta(&api, it, json!({"ownerReferences": owners}))
+                    .await
+                {
+                    Ok(()) => false,
+                    Err(e) if util::not_found(&e) => false,
+                    Err(e) => {
+                        tracing::debug!(name = it.name(), error = %e, "garbage collector: patch failed");
+                        true
+                    }
+                }
+            }
+            Action::Delete {
+                item,
+                policy,
+                unblock,
+            } => {
+                let it = &items[item];
+                let api = self.api(it.monitor, it.ns());
+                if let Some(owners) = unblock {
+                    if let Err(e) = self
+                        .patch_meta(&api, it, json!({"ownerReferences": owners}))
+                        .await
+                    {
+                        return !util::not_found(&e);
+                    }
+                }
+                tracing::debug!(
+                    kind = %self.monitors[it.monitor].ar.kind,
+                    name = it.name(),
+                    ?policy,
+                    "deleting a dependent whose owners are gone"
+                );
+                match api
+                    .delete(it.name(), &delete_uid(it.uid(), Some(policy)))
+                    .await
+                {
+                    Ok(_) => false,
+                    Err(e) if util::gone(&e) => false,
+                    Err(e) => {
+                        tracing::warn!(name = it.name(), error = %e, "garbage collector: delete failed");
+                        true
+                    }
+                }
+            }
+        }
     }
 
     /// Where `r`, an owner reference of `dep`, stands: from the caches when

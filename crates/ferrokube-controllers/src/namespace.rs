@@ -165,10 +165,10 @@ async fn finalize(client: &Client, name: &str) -> anyhow::Result<bool> {
             Vec::new()
         }
     };
-    for ar in &resources {
-        delete_all(client, name, ar, &mut left).await;
+    for (ar, collection) in &resources {
+        delete_all(client, name, ar, *collection, &mut left).await;
     }
-    for ar in &resources {
+    for (ar, _) in &resources {
         let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), name, ar);
         match api.list(&ListParams::default()).await {
             Ok(list) if !list.items.is_empty() => {
@@ -224,7 +224,7 @@ async fn finalize(client: &Client, name: &str) -> anyhow::Result<bool> {
 
 /// Every namespaced resource (preferred version) that can be listed and
 /// deleted.
-async fn namespaced_resources(client: &Client) -> anyhow::Result<Vec<ApiResource>> {
+async fn namespaced_resources(client: &Client) -> anyhow::Result<Vec<(ApiResource, bool)>> {
     let discovery = Discovery::new(client.clone()).run().await?;
     let mut out = Vec::new();
     for group in discovery.groups() {
@@ -233,20 +233,36 @@ async fn namespaced_resources(client: &Client) -> anyhow::Result<Vec<ApiResource
                 && caps.supports_operation(verbs::LIST)
                 && caps.supports_operation(verbs::DELETE)
             {
-                out.push(ar);
+                let collection = caps.supports_operation(verbs::DELETE_COLLECTION);
+                out.push((ar, collection));
             }
         }
     }
     Ok(out)
 }
 
-/// Deletes every object of `ar` in namespace `ns` (background cascade).
-async fn delete_all(client: &Client, ns: &str, ar: &ApiResource, left: &mut Remaining) {
+/// Deletes every object of `ar` in namespace `ns` (background cascade):
+/// one `deletecollection` where the resource offers it, else one by one.
+async fn delete_all(
+    client: &Client,
+    ns: &str,
+    ar: &ApiResource,
+    collection: bool,
+    left: &mut Remaining,
+) {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, ar);
     let dp = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         ..DeleteParams::default()
     };
+    if collection {
+        match api.delete_collection(&dp, &ListParams::default()).await {
+            Ok(_) => {}
+            Err(e) if util::not_found(&e) => {}
+            Err(e) => left.errors.push(format!("{}.{}: {e}", ar.plural, ar.group)),
+        }
+        return;
+    }
     let items = match api.list(&ListParams::default()).await {
         Ok(l) => l.items,
         Err(e) => {
