@@ -6,7 +6,8 @@
 //! `node.kubernetes.io/not-ready` taints (NoSchedule and NoExecute), and
 //! both go when Ready is True again. Pods on a node with NoExecute taints
 //! are deleted at once if they do not tolerate one, or once the shortest
-//! `tolerationSeconds` of the tolerations they use has passed.
+//! `tolerationSeconds` of the tolerations they use has passed. Pods on a
+//! node not heard from are marked Ready=False (their kubelet cannot).
 //!
 //! Heartbeats are timed on this process's clock from when it saw them
 //! change (as Kubernetes does), so a restart gives every node a fresh
@@ -151,6 +152,9 @@ pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
                         }
                     }
                 }
+                if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
+                    mark_pods_not_ready(&client, name, &pods).await;
+                }
                 if let Some(d) = evict(&client, &node, &pods).await {
                     soonest(d);
                 }
@@ -241,6 +245,49 @@ fn set_taints(node: &mut Node) -> bool {
     }
     spec.taints = (!taints.is_empty()).then_some(taints);
     true
+}
+
+/// Sets Ready=False on the pods of a node that is not heard from (its
+/// kubelet cannot), so that endpoints stop sending them traffic.
+async fn mark_pods_not_ready(client: &Client, node: &str, pods: &[Arc<Pod>]) {
+    for pod in pods {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+            continue;
+        }
+        let Some(mut conditions) = pod.status.as_ref().and_then(|s| s.conditions.clone()) else {
+            continue;
+        };
+        let Some(ready) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+        else {
+            continue;
+        };
+        ready.status = "False".into();
+        ready.last_transition_time = Some(util::now());
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "status": {"conditions": conditions},
+        });
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        match api
+            .patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(namespace = ns, pod = name, node, "marked the pod not ready"),
+            Err(e) => tracing::debug!(pod = name, error = %e, "marking a pod not ready"),
+        }
+    }
 }
 
 /// Whether `t` tolerates `taint`.

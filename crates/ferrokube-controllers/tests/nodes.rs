@@ -138,6 +138,13 @@ async fn a_silent_node_turns_unknown_and_tainted_then_recovers() {
     )
     .await;
     bound_pod(&client, "patient", "n1", json!([])).await;
+    let t = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    pods.patch_status("patient", &PatchParams::default(), &Patch::Merge(json!({"status": {
+        "phase": "Running", "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": t}]}})))
+        .await
+        .expect("pod ready");
 
     let _lc = spawn(|c| ferrokube_controllers::nodelifecycle::run(client.clone(), GRACE, c));
     // n2 reports NotReady: not-ready taints.
@@ -202,6 +209,21 @@ async fn a_silent_node_turns_unknown_and_tainted_then_recovers() {
         patient.metadata.deletion_timestamp.is_none(),
         "a 300 s toleration was cut short"
     );
+    // Its kubelet being silent, the pod is no longer Ready.
+    wait_for(
+        "the pod on the silent node to be marked not ready",
+        LIMIT,
+        || async {
+            let p = pods.get("patient").await.ok()?;
+            let c = p
+                .status?
+                .conditions?
+                .into_iter()
+                .find(|c| c.type_ == "Ready")?;
+            (c.status == "False").then_some(())
+        },
+    )
+    .await;
 
     // The kubelet is back: lease and Ready; the taints go.
     renew_lease(&client, "n1").await;
