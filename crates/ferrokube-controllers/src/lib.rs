@@ -9,14 +9,6 @@
 
 use std::time::Duration;
 
-pub mod gc;
-pub mod namespace;
-pub mod nodeipam;
-pub mod nodelifecycle;
-pub mod podgc;
-pub mod serviceaccount;
-mod util;
-
 use tokio_util::sync::CancellationToken;
 
 /// Settings shared by the controllers (flags of `ferrokube server`).
@@ -70,38 +62,26 @@ pub async fn run(client: kube::Client, config: ControllerConfig, cancel: Cancell
 
 /// Runs every controller until `cancel` (no leader election).
 pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: CancellationToken) {
+    let cluster = util::spawn_cluster_controllers(&client, &config, &cancel);
+
+    let _ = (&client, &config);
     // Each controller module adds itself here: one task per controller.
-    let (c, k) = (&client, &cancel);
-    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![
-        tokio::spawn(gc::run(c.clone(), k.clone())),
-        tokio::spawn(namespace::run(c.clone(), k.clone())),
-        tokio::spawn(serviceaccount::run(
-            c.clone(),
-            config.ca_pem.clone(),
-            k.clone(),
-        )),
-        tokio::spawn(nodelifecycle::run(
-            c.clone(),
-            config.node_monitor_grace_period,
-            k.clone(),
-        )),
-        tokio::spawn(nodeipam::run(
-            c.clone(),
-            config.cluster_cidr.clone(),
-            k.clone(),
-        )),
-        tokio::spawn(podgc::run(
-            c.clone(),
-            podgc::PodGcConfig {
-                threshold: config.terminated_pod_gc_threshold,
-                quarantine: config.pod_gc_quarantine,
-                period: config.pod_gc_period,
-            },
-            k.clone(),
-        )),
-    ];
+    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![];
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;
     }
+    for t in cluster {
+        let _ = t.await;
+    }
 }
+
+// The cluster controllers: garbage collection, namespaces, per-namespace
+// defaults, node lifecycle and IPAM, pod GC.
+pub mod gc;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod serviceaccount;
+mod util;

@@ -138,3 +138,40 @@ pub fn conflict(e: &kube::Error) -> bool {
 pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
 }
+
+/// Starts the cluster controllers (garbage collector, namespace, default
+/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC), one task
+/// each, until `cancel`.
+pub fn spawn_cluster_controllers(
+    client: &kube::Client,
+    config: &crate::ControllerConfig,
+    cancel: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::{gc, namespace, nodeipam, nodelifecycle, podgc, serviceaccount};
+    let (c, k) = (client, cancel);
+    let pod_gc = podgc::PodGcConfig {
+        threshold: config.terminated_pod_gc_threshold,
+        quarantine: config.pod_gc_quarantine,
+        period: config.pod_gc_period,
+    };
+    vec![
+        tokio::spawn(gc::run(c.clone(), k.clone())),
+        tokio::spawn(namespace::run(c.clone(), k.clone())),
+        tokio::spawn(serviceaccount::run(
+            c.clone(),
+            config.ca_pem.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(nodelifecycle::run(
+            c.clone(),
+            config.node_monitor_grace_period,
+            k.clone(),
+        )),
+        tokio::spawn(nodeipam::run(
+            c.clone(),
+            config.cluster_cidr.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(podgc::run(c.clone(), pod_gc, k.clone())),
+    ]
+}

@@ -1,11 +1,11 @@
 //! The garbage collector against a real API server: background, foreground
 //! and orphan cascades as `kubectl delete --cascade=...` asks for them.
 
-mod common;
+mod cluster;
 
 use std::time::Duration;
 
-use common::{api, spawn, wait_for};
+use cluster::{api, spawn, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};

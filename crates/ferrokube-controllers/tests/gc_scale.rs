@@ -1,11 +1,11 @@
 //! Figures, not a timed test (`--run-ignored only`): how long the garbage
 //! collector and the namespace controller take over a thousand dependents.
 
-mod common;
+mod cluster;
 
 use std::time::{Duration, Instant};
 
-use common::{api, spawn, wait_for};
+use cluster::{api, spawn, wait_for};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{DeleteParams, ListParams, PostParams, PropagationPolicy};

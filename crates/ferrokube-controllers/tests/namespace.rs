@@ -1,10 +1,10 @@
 //! Namespace deletion and per-namespace defaults against a real API server.
 
-mod common;
+mod cluster;
 
 use std::time::Duration;
 
-use common::{api, spawn, wait_for};
+use cluster::{api, spawn, wait_for};
 use ferrokube_controllers::serviceaccount::{ca_pem_from_kubeconfig, ROOT_CA_CONFIGMAP};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};

@@ -1,12 +1,12 @@
 //! Node lifecycle, node IPAM and pod GC against a real API server; the test
 //! plays the kubelet (node Lease renewals, Ready condition, pod status).
 
-mod common;
+mod cluster;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{api, spawn, wait_for};
+use cluster::{api, spawn, wait_for};
 use ferrokube_controllers::podgc::PodGcConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, Pod};
