@@ -392,6 +392,14 @@ async fn evict(client: &Client, node: &Node, pods: &[Arc<Pod>]) -> Option<Durati
             node = name,
             "evicting a pod from a NoExecute-tainted node"
         );
+        util::mark_disrupted(
+            client,
+            pod,
+            "DeletionByTaintManager",
+            "Taint manager: deleting due to NoExecute taint",
+            false,
+        )
+        .await;
         let api: Api<Pod> = Api::namespaced(client.clone(), ns);
         if let Err(e) = api.delete(pname, &util::delete_uid(uid, None)).await {
             if !util::gone(&e) {

@@ -5,7 +5,7 @@
 //!   keeps them all);
 //! - pods bound to a node that no longer exists are deleted once the node
 //!   has been missing for the quarantine time and the API server confirms
-//!   it is gone;
+//!   it is gone (marked Failed with a `DisruptionTarget` condition first);
 //! - terminating pods that were never scheduled are deleted at once.
 //!
 //! Deletions are forced (grace period 0): no kubelet will act on them.
@@ -174,6 +174,14 @@ async fn gc_orphaned(
         }
         for pod in pods {
             if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node.as_str()) {
+                util::mark_disrupted(
+                    client,
+                    pod,
+                    "DeletionByPodGC",
+                    "PodGC: node no longer exists",
+                    true,
+                )
+                .await;
                 force_delete(client, pod, "bound to a node that no longer exists").await;
             }
         }

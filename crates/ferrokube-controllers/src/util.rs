@@ -175,3 +175,50 @@ pub fn spawn_cluster_controllers(
         tokio::spawn(podgc::run(c.clone(), pod_gc, k.clone())),
     ]
 }
+
+/// Records on a pod, before it is deleted, why: the `DisruptionTarget`
+/// condition (and phase Failed if `fail` and it had not ended), as
+/// Kubernetes' pod GC and taint eviction do. Best effort: the deletion
+/// follows whatever happens here.
+pub async fn mark_disrupted(
+    client: &kube::Client,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    reason: &str,
+    message: &str,
+    fail: bool,
+) {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition};
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
+        return;
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let mut conditions = status.conditions.unwrap_or_default();
+    conditions.retain(|c| c.type_ != "DisruptionTarget");
+    conditions.push(PodCondition {
+        type_: "DisruptionTarget".into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: Some(now()),
+        ..PodCondition::default()
+    });
+    let mut patch = serde_json::json!({"status": {"conditions": conditions}});
+    let ended = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+    if fail && !ended {
+        patch["status"]["phase"] = serde_json::json!("Failed");
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    if let Err(e) = api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::debug!(namespace = ns, pod = name, error = %e, "recording DisruptionTarget");
+    }
+}

@@ -198,12 +198,20 @@ async fn a_silent_node_turns_unknown_and_tainted_then_recovers() {
     })
     .await;
     // The pod tolerating it for 1 s is evicted; the other is not yet.
-    wait_for("the 1 s pod to be evicted", LIMIT, || async {
-        let p = pods.get_opt("short").await.ok()?;
-        p.is_none_or(|p| p.metadata.deletion_timestamp.is_some())
-            .then_some(())
+    let short = wait_for("the 1 s pod to be evicted", LIMIT, || async {
+        let p = pods.get_opt("short").await.ok()??;
+        p.metadata.deletion_timestamp.is_some().then_some(p)
     })
     .await;
+    // A bound pod waits for its kubelet; it says why it is going.
+    let why = short
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .find(|c| c.type_ == "DisruptionTarget")
+        .expect("DisruptionTarget condition");
+    assert_eq!(why.reason.as_deref(), Some("DeletionByTaintManager"));
     let patient = pods.get("patient").await.expect("patient pod");
     assert!(
         patient.metadata.deletion_timestamp.is_none(),
