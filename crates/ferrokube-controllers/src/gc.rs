@@ -147,12 +147,15 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
     let mut kinds = HashMap::new();
     for (ar, namespaced) in resources {
         let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
-        let cache = util::spawn_cache(
+        // Only what ownership depends on wakes the collector (not, say, a
+        // Lease renewal or a status update).
+        let cache = util::spawn_cache_with(
             api,
             ar.clone(),
             watcher::Config::default(),
             wake.clone(),
             &cancel,
+            Some(ownership_fingerprint),
         );
         kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
         monitors.push(Monitor {
@@ -177,6 +180,29 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
         async move { gc.pass().await }
     })
     .await;
+}
+
+/// A hash of the fields the collector reads: owners, deletion, finalizers.
+fn ownership_fingerprint(obj: &DynamicObject) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let m = &obj.metadata;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for r in m.owner_references.iter().flatten() {
+        (
+            &r.uid,
+            &r.api_version,
+            &r.kind,
+            &r.name,
+            r.block_owner_deletion,
+        )
+            .hash(&mut h);
+    }
+    m.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    m.finalizers.hash(&mut h);
+    h.finish()
 }
 
 /// What became of an owner.

@@ -37,20 +37,66 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Send + Sync,
 {
+    spawn_cache_with(api, dyntype, config, wake, cancel, None::<fn(&K) -> u64>)
+}
+
+/// Like [`spawn_cache`], but an update wakes `wake` only when `fingerprint`
+/// of the object changed (creations, deletions and relists always do), for
+/// controllers that care about a few fields of objects that change often.
+pub fn spawn_cache_with<K, F>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    config: watcher::Config,
+    wake: Arc<Notify>,
+    cancel: &CancellationToken,
+    fingerprint: Option<F>,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    F: Fn(&K) -> u64 + Send + 'static,
+{
     let writer: Writer<K> = Writer::new(dyntype);
     let store = writer.as_reader();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
     let cancel = cancel.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
+        let mut seen: std::collections::HashMap<String, u64> = Default::default();
+        let uid = |o: &K| o.meta().uid.clone().unwrap_or_default();
         loop {
-            tokio::select! {
+            let ev = tokio::select! {
                 _ = cancel.cancelled() => break,
-                ev = stream.next() => match ev {
-                    Some(Ok(_)) => wake.notify_one(),
-                    Some(Err(e)) => tracing::debug!(error = %e, "watch error; retrying"),
-                    None => break,
-                },
+                ev = stream.next() => ev,
+            };
+            let ev = match ev {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "watch error; retrying");
+                    continue;
+                }
+                None => break,
+            };
+            let Some(fp) = &fingerprint else {
+                wake.notify_one();
+                continue;
+            };
+            match ev {
+                watcher::Event::Apply(o) => {
+                    let f = fp(&o);
+                    if seen.insert(uid(&o), f) != Some(f) {
+                        wake.notify_one();
+                    }
+                }
+                watcher::Event::Delete(o) => {
+                    seen.remove(&uid(&o));
+                    wake.notify_one();
+                }
+                watcher::Event::Init => seen.clear(),
+                watcher::Event::InitApply(o) => {
+                    seen.insert(uid(&o), fp(&o));
+                }
+                watcher::Event::InitDone => wake.notify_one(),
             }
         }
     });
