@@ -81,6 +81,17 @@ pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
                 next = Some(next.map_or(d, |n: Duration| n.min(d)));
             };
             let node_list = nodes.state();
+            let lease_list = leases.state();
+            let renewals: HashMap<&str, Option<String>> = lease_list
+                .iter()
+                .filter_map(|l| {
+                    let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
+                    Some((
+                        l.metadata.name.as_deref()?,
+                        renew.map(|t| format!("{:?}", t.0)),
+                    ))
+                })
+                .collect();
             let mut stale_nodes = Vec::new();
             {
                 let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
@@ -93,12 +104,7 @@ pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
                     let Some(name) = node.metadata.name.clone() else {
                         continue;
                     };
-                    let lease = leases
-                        .state()
-                        .into_iter()
-                        .find(|l| l.metadata.name.as_deref() == Some(&name))
-                        .and_then(|l| l.spec.as_ref().and_then(|s| s.renew_time.clone()))
-                        .map(|t| format!("{:?}", t.0));
+                    let lease = renewals.get(name.as_str()).cloned().flatten();
                     let heartbeat = ready_condition(node)
                         .and_then(|c| c.last_heartbeat_time.clone())
                         .map(|t| format!("{:?}", t.0));
