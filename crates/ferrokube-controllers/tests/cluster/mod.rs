@@ -19,6 +19,10 @@ impl Drop for Running {
 
 /// A test API server and an admin client.
 pub async fn api() -> (TestApi, kube::Client) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let api = TestApi::start().await.expect("test api server");
     let client = api.client().await.expect("client");
     (api, client)
