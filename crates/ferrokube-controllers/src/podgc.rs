@@ -195,7 +195,13 @@ async fn gc_unscheduled_terminating(client: &Client, pods: &[Arc<Pod>]) {
             .as_ref()
             .and_then(|s| s.node_name.as_deref())
             .is_none_or(str::is_empty);
-        if unscheduled && pod.metadata.deletion_timestamp.is_some() {
+        // (One held by a finalizer waits for it: deleting again would not help.)
+        let held = pod
+            .metadata
+            .finalizers
+            .as_ref()
+            .is_some_and(|f| !f.is_empty());
+        if unscheduled && pod.metadata.deletion_timestamp.is_some() && !held {
             force_delete(client, pod, "terminating and never scheduled").await;
         }
     }
