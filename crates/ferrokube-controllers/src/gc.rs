@@ -22,7 +22,7 @@ use futures::StreamExt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DynamicObject, Patch, PatchParams, PropagationPolicy};
-use kube::core::{ApiResource, GroupVersion};
+use kube::core::{ApiResource, GroupVersion, ObjectMeta, PartialObjectMeta};
 use kube::discovery::{verbs, Discovery, Scope};
 use kube::runtime::{reflector::Store, watcher};
 use kube::{Api, Client};
@@ -44,7 +44,7 @@ const RESYNC: Duration = Duration::from_secs(30);
 struct Monitor {
     ar: ApiResource,
     namespaced: bool,
-    cache: Store<DynamicObject>,
+    cache: Store<PartialObjectMeta<DynamicObject>>,
 }
 
 /// The collector's view: one cache per resource and how to reach each kind.
@@ -146,7 +146,8 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
     let mut monitors = Vec::new();
     let mut kinds = HashMap::new();
     for (ar, namespaced) in resources {
-        let api: Api<DynamicObject> = Api::all_with(client.clone(), ar);
+        // Metadata only: the collector reads nothing else.
+        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), ar);
         // Only what ownership depends on wakes the collector (not, say, a
         // Lease renewal or a status update).
         let cache = util::spawn_cache_with(
@@ -183,7 +184,7 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
 }
 
 /// A hash of the fields the collector reads: owners, deletion, finalizers.
-fn ownership_fingerprint(obj: &DynamicObject) -> u64 {
+fn ownership_fingerprint(obj: &PartialObjectMeta<DynamicObject>) -> u64 {
     use std::hash::{Hash, Hasher};
     let m = &obj.metadata;
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -241,7 +242,7 @@ enum Action {
 /// An object in some cache.
 struct Item {
     monitor: usize,
-    obj: Arc<DynamicObject>,
+    obj: Arc<PartialObjectMeta<DynamicObject>>,
 }
 
 impl Item {
@@ -269,10 +270,9 @@ impl Item {
     }
 }
 
-fn waits_for_dependents(obj: &DynamicObject) -> bool {
-    obj.metadata.deletion_timestamp.is_some()
-        && obj
-            .metadata
+fn waits_for_dependents(meta: &ObjectMeta) -> bool {
+    meta.deletion_timestamp.is_some()
+        && meta
             .finalizers
             .as_ref()
             .is_some_and(|fs| fs.iter().any(|x| x == FOREGROUND))
@@ -373,7 +373,7 @@ impl Collector {
                 // cycle cannot hold everything forever.
                 let unblock = own_dependents
                     .iter()
-                    .any(|&d| waits_for_dependents(&items[d].obj))
+                    .any(|&d| waits_for_dependents(&items[d].obj.metadata))
                     .then(|| {
                         it.owners()
                             .iter()
@@ -519,7 +519,7 @@ impl Collector {
         by_uid: &HashMap<&str, usize>,
     ) -> OwnerState {
         if let Some(&i) = by_uid.get(r.uid.as_str()) {
-            return if waits_for_dependents(&items[i].obj) {
+            return if waits_for_dependents(&items[i].obj.metadata) {
                 OwnerState::Waiting
             } else {
                 OwnerState::Solid
@@ -543,7 +543,7 @@ impl Collector {
         };
         match self.api(m, ns).get(&r.name).await {
             Ok(owner) if owner.metadata.uid.as_deref() == Some(r.uid.as_str()) => {
-                if waits_for_dependents(&owner) {
+                if waits_for_dependents(&owner.metadata) {
                     OwnerState::Waiting
                 } else {
                     OwnerState::Solid

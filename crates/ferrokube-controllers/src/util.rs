@@ -59,6 +59,18 @@ where
     let writer: Writer<K> = Writer::new(dyntype);
     let store = writer.as_reader();
     let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    follow(stream, wake, cancel, fingerprint);
+    store
+}
+
+/// Drives a reflector's stream until `cancel`, waking `wake` on changes (or
+/// only on changes of `fingerprint`, when given).
+fn follow<K, S, F>(stream: S, wake: Arc<Notify>, cancel: &CancellationToken, fingerprint: Option<F>)
+where
+    K: Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Fn(&K) -> u64 + Send + 'static,
+{
     let cancel = cancel.clone();
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -100,7 +112,6 @@ where
             }
         }
     });
-    store
 }
 
 /// Waits (bounded) until `store` has had its first list.
