@@ -1,5 +1,6 @@
 //! The garbage collector: follows `metadata.ownerReferences` across every
-//! resource that can be listed, watched and deleted (events excepted) and
+//! resource that can be listed, watched, deleted and patched (events
+//! excepted), and:
 //!
 //! - deletes dependents whose owners are all gone (background cascade), an
 //!   owner counting as gone when it is absent or exists with another uid;
