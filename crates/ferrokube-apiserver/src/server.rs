@@ -739,7 +739,14 @@ async fn resource_request(
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;
     }
-    if !matches!(sub, "" | "status") {
+    let finalize = sub == "finalize" && def.group.is_empty() && def.plural == "namespaces";
+    if finalize && !matches!(info.verb.as_str(), "update" | "patch") {
+        return Err(ApiError::method_not_allowed(format!(
+            "the finalize subresource of namespaces does not allow {}",
+            info.verb
+        )));
+    }
+    if !finalize && !matches!(sub, "" | "status") {
         return Err(ApiError::method_not_allowed(format!(
             "the {sub} subresource of {} is not served yet",
             def.plural

@@ -34,6 +34,8 @@ impl Components {
             let config = ferrokube_controllers::ControllerConfig {
                 identity: format!("{node_name}_{}", std::process::id()),
                 cluster_cidr: args.cluster_cidr.clone(),
+                ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
+                    .context("reading the cluster CA for kube-root-ca.crt")?,
                 ..Default::default()
             };
             let (client, cancel) = (client.clone(), cancel.child_token());
