@@ -1225,3 +1225,76 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
     ]);
     assert_eq!(names, "web");
 }
+
+/// `kubectl delete --cascade=orphan|foreground|background` on an owner
+/// with a dependent: the garbage collector carries out each policy.
+#[test]
+fn delete_cascade_policies() {
+    let c = Cluster::start();
+    let make = |tag: &str| {
+        let f = write_manifest(
+            &c,
+            &format!("owner-{tag}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owner-{tag}}}\n"),
+        );
+        c.kubectl_ok(&["apply", "-f", &f]);
+        let uid = c.kubectl_ok(&[
+            "get",
+            "cm",
+            &format!("owner-{tag}"),
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        let f = write_manifest(
+            &c,
+            &format!("child-{tag}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: child-{tag}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner-{tag}, uid: {uid}, blockOwnerDeletion: true}}\n"),
+        );
+        c.kubectl_ok(&["apply", "-f", &f]);
+    };
+
+    // Orphan: the dependent stays, without its reference.
+    make("o");
+    c.kubectl_ok(&[
+        "delete",
+        "cm",
+        "owner-o",
+        "--cascade=orphan",
+        "--timeout=30s",
+    ]);
+    let refs = c.kubectl_ok(&[
+        "get",
+        "cm",
+        "child-o",
+        "-o",
+        "jsonpath={.metadata.ownerReferences}",
+    ]);
+    assert_eq!(refs.trim(), "", "the orphan keeps no reference");
+
+    // Foreground: kubectl returns once the owner is gone, and the owner
+    // goes only after its blocking dependent.
+    make("f");
+    c.kubectl_ok(&[
+        "delete",
+        "cm",
+        "owner-f",
+        "--cascade=foreground",
+        "--timeout=30s",
+    ]);
+    let left = c.kubectl(&["get", "cm", "child-f", "owner-f", "-o", "name"]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "both gone: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+
+    // Background (the default): the owner goes at once, the dependent soon.
+    make("b");
+    c.kubectl_ok(&["delete", "cm", "owner-b", "--cascade=background"]);
+    c.kubectl_ok(&["wait", "--for=delete", "cm/child-b", "--timeout=30s"]);
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "child-o", "-o", "name"]).trim(),
+        "configmap/child-o",
+        "the orphan is still there"
+    );
+}
