@@ -11,6 +11,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServerArgs;
 
+/// What runs on a node, from `server` or `agent` flags.
+pub struct NodeOptions {
+    pub node_name: String,
+    pub cluster_cidr: String,
+    pub proxy: bool,
+    pub proxy_cleanup_on_exit: bool,
+}
+
 /// The running components.
 pub struct Components {
     cancel: CancellationToken,
@@ -64,15 +72,41 @@ impl Components {
                 .context("publishing the kube-dns Service")?;
             tasks.push(("dns", tokio::spawn(dns.join())));
         }
-        if !args.disable_agent && !args.disable_kube_proxy {
+        let mut components = Components { cancel, tasks };
+        if !args.disable_agent {
+            components.start_node(
+                &client,
+                &NodeOptions {
+                    node_name: node_name.to_string(),
+                    cluster_cidr: args.cluster_cidr.clone(),
+                    proxy: !args.disable_kube_proxy,
+                    proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+                },
+            );
+        }
+        Ok(components)
+    }
+
+    /// Components with nothing started yet.
+    pub fn empty() -> Components {
+        Components {
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Starts what runs on every node: the service proxy (and the node
+    /// agent).
+    pub fn start_node(&mut self, client: &kube::Client, opts: &NodeOptions) {
+        if opts.proxy {
             let config = ferrokube_proxy::ProxyConfig {
-                node_name: node_name.to_string(),
-                cluster_cidr: args.cluster_cidr.clone(),
-                cleanup_on_exit: args.proxy_cleanup_on_exit,
+                node_name: opts.node_name.clone(),
+                cluster_cidr: opts.cluster_cidr.clone(),
+                cleanup_on_exit: opts.proxy_cleanup_on_exit,
                 ..Default::default()
             };
-            let (client, cancel) = (client.clone(), cancel.child_token());
-            tasks.push((
+            let (client, cancel) = (client.clone(), self.cancel.child_token());
+            self.tasks.push((
                 "proxy",
                 tokio::spawn(async move {
                     if let Err(e) = ferrokube_proxy::run(client, config, cancel, None).await {
@@ -81,7 +115,6 @@ impl Components {
                 }),
             ));
         }
-        Ok(Components { cancel, tasks })
     }
 
     /// Stops every component and waits for it.

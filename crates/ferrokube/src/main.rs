@@ -1,5 +1,6 @@
 //! The `ferrokube` binary: a thin command line over the component crates.
 
+mod agent;
 mod cli;
 mod components;
 mod datastore;
@@ -21,6 +22,11 @@ fn main() -> std::process::ExitCode {
             println!("ferrokube version v{}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
+        cli::Command::Agent(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(agent::run(*args))),
         cli::Command::Server(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
