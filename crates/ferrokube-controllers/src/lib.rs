@@ -7,6 +7,12 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod expectations;
+pub mod podutil;
+pub mod replicaset;
+pub mod watchqueue;
+pub mod workloads;
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -54,7 +60,8 @@ pub async fn run(client: kube::Client, config: ControllerConfig, cancel: Cancell
 pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: CancellationToken) {
     let _ = (&client, &config);
     // Each controller module adds itself here: one task per controller.
-    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![];
+    let tasks: Vec<tokio::task::JoinHandle<()>> =
+        vec![tokio::spawn(workloads::run(client.clone(), cancel.clone()))];
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;

@@ -1,0 +1,36 @@
+//! Starts the workload controllers (ReplicaSet, ReplicationController,
+//! Deployment, Endpoints, EndpointSlice) over shared informers: one watch
+//! per kind, pods watched once for all of them.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Pod, ReplicationController};
+use tokio_util::sync::CancellationToken;
+
+use crate::replicaset::ReplicaController;
+use crate::watchqueue::Informer;
+
+/// Concurrent reconciles per controller (Kubernetes' default is 5).
+const WORKERS: usize = 5;
+
+/// Runs the workload controllers until `cancel`.
+pub async fn run(client: kube::Client, cancel: CancellationToken) {
+    let mut pods = Informer::<Pod>::new(client.clone());
+    let mut replicasets = Informer::<ReplicaSet>::new(client.clone());
+    let mut rcs = Informer::<ReplicationController>::new(client.clone());
+
+    let rs_ctl =
+        ReplicaController::new(client.clone(), &mut replicasets, &mut pods, cancel.clone());
+    let rc_ctl = ReplicaController::new(client.clone(), &mut rcs, &mut pods, cancel.clone());
+
+    let mut tasks = vec![
+        pods.spawn(cancel.clone()),
+        replicasets.spawn(cancel.clone()),
+        rcs.spawn(cancel.clone()),
+    ];
+    tasks.push(tokio::spawn(rs_ctl.run(WORKERS)));
+    tasks.push(tokio::spawn(rc_ctl.run(WORKERS)));
+    cancel.cancelled().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
