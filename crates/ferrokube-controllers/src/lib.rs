@@ -7,6 +7,7 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod deployment;
 pub mod expectations;
 pub mod podutil;
 pub mod replicaset;

@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::expectations::Expectations;
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informer, Key, Queue};
+use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
 
 /// The most pods one reconcile creates or deletes (Kubernetes' burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
@@ -109,6 +109,8 @@ pub struct ReplicaController<K: ReplicaOwner> {
     client: kube::Client,
     owners: Store<K>,
     pods: Store<Pod>,
+    owners_ready: Ready,
+    pods_ready: Ready,
     queue: Queue,
     expectations: Expectations,
     cancel: CancellationToken,
@@ -139,6 +141,8 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             client,
             owners: owners.store(),
             pods: pods.store(),
+            owners_ready: owners.ready(),
+            pods_ready: pods.ready(),
             queue: Queue::new(),
             expectations: Expectations::new(),
             cancel,
@@ -194,8 +198,8 @@ impl<K: ReplicaOwner> ReplicaController<K> {
 
     /// Runs `workers` reconciles at a time until cancelled.
     pub async fn run(self: Arc<Self>, workers: usize) {
-        let _ = self.owners.wait_until_ready().await;
-        let _ = self.pods.wait_until_ready().await;
+        self.owners_ready.wait().await;
+        self.pods_ready.wait().await;
         self.enqueue_all();
         let me = self.clone();
         let queue = self.queue.clone();
@@ -213,6 +217,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             self.expectations.forget(key);
             return Ok(());
         };
+        tracing::debug!(kind = %K::kind(&()), %ns, %name, "reconciling");
         let Some(selector) = owner.selector() else {
             tracing::debug!(%ns, %name, "unusable selector");
             return Ok(());
@@ -243,9 +248,12 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         let claimed = self.claim(&owner, &selector, active).await?;
 
         let mut manage_err = None;
+        let mut claimed = claimed;
         if need_sync && owner.meta().deletion_timestamp.is_none() {
-            if let Err(e) = self.manage(key, &owner, &claimed).await {
-                manage_err = Some(e);
+            match self.manage(key, &owner, &claimed).await {
+                // Pods just deleted no longer count in the status.
+                Ok(deleted) => claimed.retain(|p| !deleted.contains(&p.metadata.uid)),
+                Err(e) => manage_err = Some(e),
             }
         }
         let requeue = self.update_status(&owner, &claimed).await?;
@@ -364,18 +372,24 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         }
     }
 
-    /// Creates or deletes pods so that `replicas` match.
-    async fn manage(&self, key: &Key, owner: &K, pods: &[Arc<Pod>]) -> anyhow::Result<()> {
+    /// Creates or deletes pods so that `replicas` match; returns the uids
+    /// of the pods deleted.
+    async fn manage(
+        &self,
+        key: &Key,
+        owner: &K,
+        pods: &[Arc<Pod>],
+    ) -> anyhow::Result<Vec<Option<String>>> {
         let want = owner.replicas().max(0) as usize;
         let have = pods.len();
         if have < want {
             let n = (want - have).min(BURST_REPLICAS);
-            self.create_pods(key, owner, n).await
+            self.create_pods(key, owner, n).await.map(|_| Vec::new())
         } else if have > want {
             let n = (have - want).min(BURST_REPLICAS);
             self.delete_pods(key, owner, pods, n).await
         } else {
-            Ok(())
+            Ok(Vec::new())
         }
     }
 
@@ -461,7 +475,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         owner: &K,
         pods: &[Arc<Pod>],
         n: usize,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Vec<Option<String>>> {
         let mut on_node: HashMap<&str, usize> = HashMap::new();
         for p in pods {
             let node = p
@@ -493,17 +507,21 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         }))
         .await;
         let mut first_err = None;
+        let mut deleted = Vec::new();
         for ((r, name), p) in results.into_iter().zip(victims) {
             match r {
-                Ok(_) => podutil::record_event(
-                    &self.client,
-                    K::COMPONENT,
-                    owner,
-                    "Normal",
-                    "SuccessfulDelete",
-                    format!("Deleted pod: {name}"),
-                ),
-                Err(e) if api_code(&e) == Some(404) => {}
+                Ok(_) => {
+                    deleted.push(p.metadata.uid.clone());
+                    podutil::record_event(
+                        &self.client,
+                        K::COMPONENT,
+                        owner,
+                        "Normal",
+                        "SuccessfulDelete",
+                        format!("Deleted pod: {name}"),
+                    )
+                }
+                Err(e) if api_code(&e) == Some(404) => deleted.push(p.metadata.uid.clone()),
                 Err(e) => {
                     self.expectations
                         .deletion_failed(key, p.metadata.uid.as_deref().unwrap_or(""));
@@ -521,7 +539,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         }
         match first_err {
             Some(e) => Err(e.into()),
-            None => Ok(()),
+            None => Ok(deleted),
         }
     }
 

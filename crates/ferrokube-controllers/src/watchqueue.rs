@@ -46,6 +46,20 @@ where
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
     handlers: Vec<Handler<K>>,
+    ready: tokio::sync::watch::Sender<bool>,
+}
+
+/// Tells when an informer's cache first holds a complete list. (Unlike
+/// kube-runtime's `Store::wait_until_ready`, any number of tasks may wait.)
+#[derive(Clone)]
+pub struct Ready(tokio::sync::watch::Receiver<bool>);
+
+impl Ready {
+    /// Waits until the first list is in the cache.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|r| *r).await;
+    }
 }
 
 impl<K> Informer<K>
@@ -60,12 +74,18 @@ where
             store,
             writer: Some(writer),
             handlers: Vec::new(),
+            ready: tokio::sync::watch::channel(false).0,
         }
     }
 
     /// The cache (empty until the first list completes).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
+    }
+
+    /// When the cache first holds a complete list.
+    pub fn ready(&self) -> Ready {
+        Ready(self.ready.subscribe())
     }
 
     /// Registers a handler; must be called before [`Informer::spawn`].
@@ -78,6 +98,7 @@ where
         let writer = self.writer.take();
         let api = self.api.clone();
         let handlers = std::mem::take(&mut self.handlers);
+        let ready = self.ready.clone();
         tokio::spawn(async move {
             let Some(writer) = writer else { return };
             let stream = reflector::reflector(
@@ -96,6 +117,9 @@ where
                         tracing::debug!(error = %e, kind = %K::kind(&()), "watch error")
                     }
                     Some(Ok(ev)) => {
+                        if matches!(ev, watcher::Event::InitDone) {
+                            ready.send_replace(true);
+                        }
                         for h in &handlers {
                             match &ev {
                                 watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {

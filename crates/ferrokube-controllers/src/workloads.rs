@@ -2,10 +2,11 @@
 //! Deployment, Endpoints, EndpointSlice) over shared informers: one watch
 //! per kind, pods watched once for all of them.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, ReplicationController};
 use tokio_util::sync::CancellationToken;
 
+use crate::deployment::DeploymentController;
 use crate::replicaset::ReplicaController;
 use crate::watchqueue::Informer;
 
@@ -17,18 +18,28 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
     let mut pods = Informer::<Pod>::new(client.clone());
     let mut replicasets = Informer::<ReplicaSet>::new(client.clone());
     let mut rcs = Informer::<ReplicationController>::new(client.clone());
+    let mut deployments = Informer::<Deployment>::new(client.clone());
 
     let rs_ctl =
         ReplicaController::new(client.clone(), &mut replicasets, &mut pods, cancel.clone());
     let rc_ctl = ReplicaController::new(client.clone(), &mut rcs, &mut pods, cancel.clone());
+    let d_ctl = DeploymentController::new(
+        client.clone(),
+        &mut deployments,
+        &mut replicasets,
+        &mut pods,
+        cancel.clone(),
+    );
 
     let mut tasks = vec![
         pods.spawn(cancel.clone()),
         replicasets.spawn(cancel.clone()),
         rcs.spawn(cancel.clone()),
+        deployments.spawn(cancel.clone()),
     ];
     tasks.push(tokio::spawn(rs_ctl.run(WORKERS)));
     tasks.push(tokio::spawn(rc_ctl.run(WORKERS)));
+    tasks.push(tokio::spawn(d_ctl.run(WORKERS)));
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;

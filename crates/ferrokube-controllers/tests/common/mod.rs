@@ -26,6 +26,10 @@ pub struct Env {
 impl Env {
     /// A server, a namespace `ns`, and the workload controllers running.
     pub async fn start(ns: &str) -> Env {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         let api = TestApi::start().await.expect("test API server");
         let client = api.client().await.expect("client");
         let nss: Api<Namespace> = Api::all(client.clone());
@@ -91,7 +95,8 @@ impl Env {
     }
 
     /// The fake kubelet: marks `pod` Running and Ready (or not) with an IP.
-    pub async fn set_ready(&self, pod: &Pod, ready: bool) {
+    /// A pod deleted meanwhile is skipped (false).
+    pub async fn set_ready(&self, pod: &Pod, ready: bool) -> bool {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ip = pod_ip(&name);
         let now = k8s_openapi::jiff::Timestamp::now().to_string();
@@ -103,10 +108,15 @@ impl Env {
                 {"type": "Ready", "status": if ready {"True"} else {"False"}, "lastTransitionTime": now},
             ],
         }});
-        self.api::<Pod>()
+        match self
+            .api::<Pod>()
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
             .await
-            .expect("patching pod status");
+        {
+            Ok(_) => true,
+            Err(kube::Error::Api(s)) if s.code == 404 => false,
+            Err(e) => panic!("patching pod status: {e}"),
+        }
     }
 
     /// Marks every live pod matching `selector` ready; returns how many.
@@ -114,8 +124,7 @@ impl Env {
         let pods = self.live_pods(selector).await;
         let mut n = 0;
         for p in &pods {
-            if !is_ready(p) {
-                self.set_ready(p, true).await;
+            if !is_ready(p) && self.set_ready(p, true).await {
                 n += 1;
             }
         }
