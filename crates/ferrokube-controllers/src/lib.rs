@@ -8,6 +8,8 @@
 //! controller managers can run and only one acts.
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod expectations;
 pub mod podutil;
 pub mod replicaset;

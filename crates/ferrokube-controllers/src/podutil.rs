@@ -288,6 +288,57 @@ pub fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ord
     Ordering::Equal
 }
 
+/// Whether a pod belongs in a Service's endpoints at all: it has an IP, is
+/// not being deleted (unless `include_terminating`), and will not stop for
+/// good (by its restart policy). Kubernetes' ShouldPodBeInEndpoints.
+pub fn should_be_in_endpoints(p: &Pod, include_terminating: bool) -> bool {
+    let ip = p
+        .status
+        .as_ref()
+        .and_then(|s| s.pod_ip.as_deref())
+        .unwrap_or("");
+    if ip.is_empty() {
+        return false;
+    }
+    if !include_terminating && p.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    let policy = p
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        .unwrap_or("Always");
+    match policy {
+        "Never" => !matches!(phase(p), "Failed" | "Succeeded"),
+        "OnFailure" => phase(p) != "Succeeded",
+        _ => true,
+    }
+}
+
+/// The container port a Service port reaches on `p`: a named targetPort is
+/// looked up among the pod's container ports (same protocol); a number is
+/// used as is (zero or absent: the Service port). Kubernetes' FindPort.
+pub fn find_port(p: &Pod, sp: &k8s_openapi::api::core::v1::ServicePort) -> Option<i32> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let protocol = sp.protocol.as_deref().unwrap_or("TCP");
+    match &sp.target_port {
+        Some(IntOrString::String(name)) => {
+            if let Ok(n) = name.parse::<i32>() {
+                return Some(n);
+            }
+            p.spec.as_ref()?.containers.iter().find_map(|c| {
+                c.ports.iter().flatten().find_map(|cp| {
+                    (cp.name.as_deref() == Some(name.as_str())
+                        && cp.protocol.as_deref().unwrap_or("TCP") == protocol)
+                        .then_some(cp.container_port)
+                })
+            })
+        }
+        Some(IntOrString::Int(n)) if *n != 0 => Some(*n),
+        _ => Some(sp.port),
+    }
+}
+
 /// The HTTP status code of an API error, if the server answered.
 pub fn api_code(e: &kube::Error) -> Option<u16> {
     match e {

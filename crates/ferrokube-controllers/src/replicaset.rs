@@ -176,11 +176,8 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             gone,
         );
         match podutil::controller_ref(&p.metadata) {
-            Some(r) => {
-                if ref_is::<K>(r) {
-                    self.queue.add((ns.to_string(), r.name.clone()));
-                }
-            }
+            Some(r) if ref_is::<K>(r) => self.queue.add((ns.to_string(), r.name.clone())),
+            Some(_) => {}
             None if !gone => {
                 // An orphan: every owner that could adopt it looks.
                 for o in self.owners.state() {

@@ -446,7 +446,6 @@ async fn recreate_removes_old_pods_before_creating_new_ones() {
     drive_rollout(&env, "db", 3, 0, 3, "img:1").await;
     set_image(&env, "db", "img:2").await;
     let start = Instant::now();
-    let mut saw_empty = false;
     loop {
         assert!(start.elapsed() < WAIT, "recreate did not finish");
         let pods = env.pods("app=db").await;
@@ -456,9 +455,6 @@ async fn recreate_removes_old_pods_before_creating_new_ones() {
             old == 0 || new == 0,
             "old ({old}) and new ({new}) pods together"
         );
-        if old == 0 && new == 0 {
-            saw_empty = true;
-        }
         let d = env.api::<Deployment>().get("db").await.expect("get");
         if new == 3 && rollout_done(&d) {
             break;
@@ -466,7 +462,6 @@ async fn recreate_removes_old_pods_before_creating_new_ones() {
         env.ready_all("app=db").await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(saw_empty || start.elapsed() > Duration::ZERO);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,11 +91,8 @@ impl DeploymentController {
     fn rs_changed(&self, rs: &ReplicaSet, gone: bool) {
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         match podutil::controller_ref(&rs.metadata) {
-            Some(r) => {
-                if r.kind == "Deployment" {
-                    self.queue.add((ns, r.name.clone()));
-                }
-            }
+            Some(r) if r.kind == "Deployment" => self.queue.add((ns, r.name.clone())),
+            Some(_) => {}
             None if !gone => {
                 for d in self.deployments.state() {
                     if d.metadata.namespace.as_deref() == Some(ns.as_str())

@@ -427,7 +427,7 @@ impl DeploymentController {
     pub(super) async fn cleanup(
         &self,
         d: &Deployment,
-        rss: &mut Vec<ReplicaSet>,
+        rss: &mut [ReplicaSet],
         new: NewIndex,
     ) -> anyhow::Result<()> {
         let limit = util::revision_history_limit(d).max(0) as usize;
