@@ -671,6 +671,10 @@ impl Rest {
         opts: &WriteOptions,
     ) -> Result<Value, (ApiError, bool)> {
         let dry_run = opts.dry_run;
+        let mut new = new;
+        if subresource != "status" {
+            validation::default_on_update(def, &mut new);
+        }
         let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
         let conflict = |e: StoreError| match e {
             StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),

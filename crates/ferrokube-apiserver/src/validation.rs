@@ -227,6 +227,28 @@ pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
                 obj["status"] = json!({"phase": "Pending"});
             }
         }
+        _ => default_fields(def, obj),
+    }
+}
+
+/// Fills in Kubernetes' defaults on an updated object: Kubernetes defaults
+/// every object it decodes, so a template changed by an update or patch is
+/// defaulted like a new one (the Deployment controller compares templates).
+pub fn default_on_update(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
+        ("", "Namespace") => {}
+        ("", "Pod") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+        }
+        _ => default_fields(def, obj),
+    }
+}
+
+/// The defaults of fields below `spec`, for create and update alike.
+fn default_fields(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
         ("", "Service") => {
             if let Some(spec) = obj.get_mut("spec") {
                 set_default(spec, "type", json!("ClusterIP"));

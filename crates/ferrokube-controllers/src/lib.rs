@@ -7,6 +7,15 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod expectations;
+pub mod podutil;
+pub mod replicaset;
+pub mod watchqueue;
+pub mod workloads;
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -66,7 +75,8 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
 
     let _ = (&client, &config);
     // Each controller module adds itself here: one task per controller.
-    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![];
+    let tasks: Vec<tokio::task::JoinHandle<()>> =
+        vec![tokio::spawn(workloads::run(client.clone(), cancel.clone()))];
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;
