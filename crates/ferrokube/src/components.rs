@@ -52,6 +52,17 @@ impl Components {
                 tokio::spawn(ferrokube_controllers::run(client, config, cancel)),
             ));
         }
+        if !args.disable_scheduler {
+            let config = ferrokube_scheduler::SchedulerConfig {
+                identity: format!("{node_name}_{}", std::process::id()),
+                ..Default::default()
+            };
+            let (client, cancel) = (client.clone(), cancel.child_token());
+            tasks.push((
+                "scheduler",
+                tokio::spawn(ferrokube_scheduler::run(client, config, cancel)),
+            ));
+        }
         publish_apiserver(&client, args)
             .await
             .context("publishing the kubernetes Service's endpoints")?;
