@@ -25,7 +25,6 @@ pub fn render_conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> serde_j
                 "isGateway": true,
                 "ipMasq": true,
                 "hairpinMode": true,
-                "promiscMode": true,
                 "ipam": {
                     "type": "host-local",
                     "dataDir": ipam_dir.display().to_string(),

@@ -67,6 +67,20 @@ fn toml_str(p: &Path) -> String {
         .replace('"', "\\\"")
 }
 
+/// Whether this process may lower OOM scores (CAP_SYS_RESOURCE). Without it (some
+/// sandboxed machines drop it even for root), runc cannot give sandboxes their
+/// negative score, so containerd is told to clamp scores to its own.
+pub fn has_cap_sys_resource() -> bool {
+    const CAP_SYS_RESOURCE: u32 = 24;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?.trim().to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
 /// The containerd 1.6 configuration (version 2 schema) for these paths.
 pub fn render_config(paths: &ContainerdPaths, sandbox_image: &str) -> String {
     format!(
@@ -88,7 +102,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  restrict_oom_score_adj = false
+  restrict_oom_score_adj = {restrict_oom}
 
 [plugins."io.containerd.grpc.v1.cri".containerd]
   snapshotter = "overlayfs"
@@ -115,6 +129,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         cni_bin = CNI_BIN_DIR,
         cni_conf = toml_str(&paths.cni_conf_dir),
         certs = toml_str(&paths.certs_dir),
+        restrict_oom = !has_cap_sys_resource(),
     )
 }
 
