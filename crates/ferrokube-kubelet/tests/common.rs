@@ -169,6 +169,19 @@ impl Env {
         }
     }
 
+    /// Waits (bounded) until the pod is no longer in the API.
+    pub async fn wait_gone(&self, ns: &str, name: &str, secs: u64) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            if let Ok(None) = pods.get_opt(name).await {
+                return;
+            }
+            assert!(Instant::now() < deadline, "pod {ns}/{name} still in the API after {secs} s");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Runtime sandboxes of a pod UID.
     pub async fn sandboxes_of(&self, uid: &str) -> usize {
         let rt = RemoteRuntime::connect(&self.endpoint()).expect("client");

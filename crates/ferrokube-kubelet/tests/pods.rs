@@ -120,14 +120,7 @@ async fn pod_runs_is_reachable_on_its_ip_and_is_deleted_gracefully() {
         // Graceful delete: containers stop, the sandbox goes, the pod leaves the API.
         let t1 = Instant::now();
         pods.delete("web", &DeleteParams::default()).await.expect("delete");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if pods.get_opt("web").await.unwrap().is_none() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "pod still in the API 30 s after delete");
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        env.wait_gone("default", "web", 30).await;
         eprintln!("e2e: pod removed {:?} after delete", t1.elapsed());
         assert_eq!(env.sandboxes_of(&uid).await, 0, "sandbox left behind");
         assert!(http_get(&ip, 8080, "/").await.is_none(), "pod IP still answers");
@@ -149,7 +142,7 @@ async fn failing_container_goes_to_crash_loop_back_off() {
                 }]
             }),
         );
-        pods.create(&PostParams::default(), &p).await.expect("create");
+        let uid = pods.create(&PostParams::default(), &p).await.expect("create").metadata.uid.unwrap();
         let t0 = Instant::now();
         let cs = env
             .wait_pod("default", "crasher", 60, "CrashLoopBackOff with 2 restarts", |p| {
@@ -167,7 +160,8 @@ async fn failing_container_goes_to_crash_loop_back_off() {
         let ready = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready.status, "False");
         pods.delete("crasher", &DeleteParams::default()).await.expect("delete");
-        env.wait_pod("default", "crasher", 30, "gone", |_| None::<()>).await;
+        env.wait_gone("default", "crasher", 30).await;
+        assert_eq!(env.sandboxes_of(&uid).await, 0, "sandbox left behind");
     })
     .await;
 }
