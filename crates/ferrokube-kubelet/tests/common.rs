@@ -54,7 +54,11 @@ pub fn require_tools() {
         missing.join(", ")
     );
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "end-to-end tests run containers: run them as root");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "end-to-end tests run containers: run them as root"
+    );
 }
 
 fn repo_root() -> PathBuf {
@@ -95,20 +99,38 @@ impl Env {
         let started = Instant::now();
         let api = TestApi::start().await.expect("starting the API server");
         let client = api.client().await.expect("API client");
-        let data = tempfile::Builder::new().prefix("fk-e2e").tempdir_in("/tmp").expect("temp dir");
+        let data = tempfile::Builder::new()
+            .prefix("fk-e2e")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let images = data.path().join("agent").join("images");
         std::fs::create_dir_all(&images).expect("images dir");
         build_images(&images);
         let bridge = format!("fke2e{n}");
         let subnet = format!("10.199.{n}.0/24");
         // A bridge left by an earlier crashed run of this test would have the old address.
-        let _ = std::process::Command::new("ip").args(["link", "del", &bridge]).output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &bridge])
+            .output();
         let mut config = KubeletConfig::new(NODE, data.path());
         config.cni_bridge = bridge.clone();
         config.fallback_pod_cidr = subnet.clone();
         let cancel = CancellationToken::new();
-        let agent = tokio::spawn(ferrokube_kubelet::run(client.clone(), config, cancel.clone()));
-        let env = Env { api, client, data, bridge, subnet, cancel, agent: Some(agent), started };
+        let agent = tokio::spawn(ferrokube_kubelet::run(
+            client.clone(),
+            config,
+            cancel.clone(),
+        ));
+        let env = Env {
+            api,
+            client,
+            data,
+            bridge,
+            subnet,
+            cancel,
+            agent: Some(agent),
+            started,
+        };
         env.wait_node_ready().await;
         eprintln!("e2e: agent ready after {:?}", env.started.elapsed());
         env
@@ -123,7 +145,10 @@ impl Env {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             if let Some(agent) = &self.agent {
-                assert!(!agent.is_finished(), "the agent stopped before its node was ready");
+                assert!(
+                    !agent.is_finished(),
+                    "the agent stopped before its node was ready"
+                );
             }
             if let Ok(Some(n)) = nodes.get_opt(NODE).await {
                 let ready = n
@@ -177,7 +202,10 @@ impl Env {
             if let Ok(None) = pods.get_opt(name).await {
                 return;
             }
-            assert!(Instant::now() < deadline, "pod {ns}/{name} still in the API after {secs} s");
+            assert!(
+                Instant::now() < deadline,
+                "pod {ns}/{name} still in the API after {secs} s"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -186,7 +214,9 @@ impl Env {
     pub async fn sandboxes_of(&self, uid: &str) -> usize {
         let rt = RemoteRuntime::connect(&self.endpoint()).expect("client");
         let list = rt.list_pod_sandbox(None).await.expect("list sandboxes");
-        list.iter().filter(|s| s.labels.get(labels::POD_UID).map(String::as_str) == Some(uid)).count()
+        list.iter()
+            .filter(|s| s.labels.get(labels::POD_UID).map(String::as_str) == Some(uid))
+            .count()
     }
 
     /// Removes every sandbox and container, stops the agent and its containerd,
@@ -199,7 +229,13 @@ impl Env {
                 let ns = p.metadata.namespace.clone().unwrap_or_default();
                 let name = p.metadata.name.clone().unwrap_or_default();
                 let _ = Api::<Pod>::namespaced(self.client.clone(), &ns)
-                    .delete(&name, &kube::api::DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+                    .delete(
+                        &name,
+                        &kube::api::DeleteParams {
+                            grace_period_seconds: Some(0),
+                            ..Default::default()
+                        },
+                    )
                     .await;
             }
         }
@@ -228,7 +264,9 @@ impl Env {
                 other => eprintln!("e2e: agent ended with {other:?}"),
             }
         }
-        let _ = std::process::Command::new("ip").args(["link", "del", &self.bridge]).output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .output();
         eprintln!("e2e: total {:?}", self.started.elapsed());
     }
 }
@@ -251,7 +289,9 @@ where
     F: AsyncFnOnce(&Env),
 {
     let env = Env::start(n).await;
-    let result = std::panic::AssertUnwindSafe(body(&env)).catch_unwind().await;
+    let result = std::panic::AssertUnwindSafe(body(&env))
+        .catch_unwind()
+        .await;
     env.shutdown().await;
     if let Err(p) = result {
         std::panic::resume_unwind(p);

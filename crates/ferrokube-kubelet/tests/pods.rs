@@ -31,11 +31,19 @@ async fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
         s.read_to_string(&mut body).await.ok()?;
         Some(body)
     };
-    tokio::time::timeout(Duration::from_secs(3), fut).await.ok().flatten()
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()
+        .flatten()
 }
 
 fn container_state(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
-    p.status.as_ref()?.container_statuses.as_ref()?.first().cloned()
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,24 +150,56 @@ async fn failing_container_goes_to_crash_loop_back_off() {
                 }]
             }),
         );
-        let uid = pods.create(&PostParams::default(), &p).await.expect("create").metadata.uid.unwrap();
+        let uid = pods
+            .create(&PostParams::default(), &p)
+            .await
+            .expect("create")
+            .metadata
+            .uid
+            .unwrap();
         let t0 = Instant::now();
         let cs = env
-            .wait_pod("default", "crasher", 60, "CrashLoopBackOff with 2 restarts", |p| {
-                let cs = container_state(p)?;
-                let waiting = cs.state.as_ref()?.waiting.as_ref()?;
-                (waiting.reason.as_deref() == Some("CrashLoopBackOff") && cs.restart_count >= 2).then_some(cs)
-            })
+            .wait_pod(
+                "default",
+                "crasher",
+                60,
+                "CrashLoopBackOff with 2 restarts",
+                |p| {
+                    let cs = container_state(p)?;
+                    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+                    (waiting.reason.as_deref() == Some("CrashLoopBackOff") && cs.restart_count >= 2)
+                        .then_some(cs)
+                },
+            )
             .await;
-        eprintln!("e2e: CrashLoopBackOff with restartCount {} after {:?}", cs.restart_count, t0.elapsed());
-        let last = cs.last_state.and_then(|l| l.terminated).expect("lastState.terminated");
+        eprintln!(
+            "e2e: CrashLoopBackOff with restartCount {} after {:?}",
+            cs.restart_count,
+            t0.elapsed()
+        );
+        let last = cs
+            .last_state
+            .and_then(|l| l.terminated)
+            .expect("lastState.terminated");
         assert_eq!(last.exit_code, 3);
         assert_eq!(last.reason.as_deref(), Some("Error"));
         let p = pods.get("crasher").await.unwrap();
-        assert_eq!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
-        let ready = p.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Ready").unwrap();
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        let ready = p
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
         assert_eq!(ready.status, "False");
-        pods.delete("crasher", &DeleteParams::default()).await.expect("delete");
+        pods.delete("crasher", &DeleteParams::default())
+            .await
+            .expect("delete");
         env.wait_gone("default", "crasher", 30).await;
         assert_eq!(env.sandboxes_of(&uid).await, 0, "sandbox left behind");
     })
