@@ -19,8 +19,32 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane (and, later, the node agent) of a cluster.
     Server(Box<ServerArgs>),
+    /// Manage images in the node's container runtime.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Load OCI or `docker save` archives into the runtime's k8s.io namespace.
+    Import(ImageImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The data dir of the node whose supervised containerd receives the images.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// A CRI runtime socket to import into instead (unix:///path).
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Image archives.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
