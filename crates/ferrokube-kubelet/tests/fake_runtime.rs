@@ -361,3 +361,59 @@ async fn sandboxes_of_pods_that_no_longer_exist_are_removed() {
     .await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn readiness_gates_ready_and_liveness_restarts() {
+    let a = start(|_| {}).await;
+    let pods: Api<Pod> = Api::namespaced(a.client.clone(), "default");
+    let p = pod(
+        "probed",
+        serde_json::json!({
+            "terminationGracePeriodSeconds": 3,
+            "containers": [
+                {"name": "unready", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                 "readinessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 1}},
+                {"name": "ready", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                 "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}},
+                {"name": "dying", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                 "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 1, "failureThreshold": 2}}
+            ]
+        }),
+    );
+    pods.create(&PostParams::default(), &p).await.unwrap();
+    let st = a
+        .wait(10, "ready container ready", async || {
+            let st = a.pod_status("probed").await?;
+            let cs = st.container_statuses.clone()?;
+            cs.iter()
+                .any(|c| c.name == "ready" && c.ready)
+                .then_some(st)
+        })
+        .await;
+    let cs = st.container_statuses.unwrap();
+    let unready = cs.iter().find(|c| c.name == "unready").unwrap();
+    assert!(!unready.ready);
+    assert_eq!(unready.started, Some(true));
+    let ready = st
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.unwrap_or_default().contains("unready"));
+    // Two failed liveness probes one second apart: killed with the grace period, restarted.
+    let c = a
+        .wait(15, "liveness restart", async || {
+            let c = a.running_container("dying")?;
+            (c.metadata.as_ref()?.attempt == 1).then_some(c)
+        })
+        .await;
+    assert!(a
+        .rt
+        .calls()
+        .iter()
+        .any(|x| x.starts_with("StopContainer") && x.ends_with(" 3")));
+    assert!(c.metadata.is_some());
+    a.stop().await;
+}

@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod container;
 pub mod env;
+pub mod probes;
 pub mod sandbox;
 pub mod status;
 pub mod worker;

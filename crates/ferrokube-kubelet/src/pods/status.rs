@@ -20,7 +20,9 @@ pub struct Observed {
     pub previous: Option<api::ContainerStatus>,
     /// Why it is waiting (image pull, back-off, config error), overriding the runtime.
     pub waiting: Option<(String, String)>,
-    /// Readiness (running and, later, its readiness probe passing).
+    /// Running and past its startup probe.
+    pub started: bool,
+    /// Started and its readiness probe (if any) passing.
     pub ready: bool,
 }
 
@@ -116,7 +118,7 @@ pub fn container_status(
         image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|c| format!("{runtime}://{}", c.id)),
         ready: running && obs.ready,
-        started: Some(running),
+        started: Some(running && obs.started),
         restart_count: latest
             .and_then(|c| c.metadata.as_ref())
             .map(|m| m.attempt as i32)

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::{now_ns, Backoff};
 use super::container::{container_config, violates_non_root, ContainerInputs};
 use super::env::{container_env, EnvContext};
+use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
 use super::Ctx;
@@ -32,6 +33,19 @@ pub struct Worker {
     waiting: HashMap<String, (String, String)>,
     last_written: Option<serde_json::Value>,
     start_time: Option<Time>,
+    probe_table: Arc<probes::Table>,
+    /// Probe tasks by container ID.
+    probers: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        for (_, tasks) in self.probers.drain() {
+            for t in tasks {
+                t.abort();
+            }
+        }
+    }
 }
 
 fn uid_filter(uid: &str) -> HashMap<String, String> {
@@ -98,6 +112,8 @@ impl Worker {
             waiting: HashMap::new(),
             last_written: None,
             start_time: None,
+            probe_table: Arc::new(probes::Table::default()),
+            probers: HashMap::new(),
         }
     }
 
@@ -140,9 +156,11 @@ impl Worker {
                     }
                 }
             };
+            let table = self.probe_table.clone();
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 changed = rx.changed() => if changed.is_err() { return },
+                _ = table.changed.notified() => {}
                 _ = tokio::time::sleep(wake) => {}
             }
         }
@@ -349,7 +367,10 @@ impl Worker {
                 }
             }
         }
-        let by_name = self.containers().await?;
+        let mut by_name = self.containers().await?;
+        if self.manage_probes(pod, &by_name, &sandbox_ips).await {
+            by_name = self.containers().await?;
+        }
         let phase = self
             .write_status(pod, &by_name, Some(&sandbox_ips), Some(true))
             .await?;
@@ -571,11 +592,19 @@ impl Worker {
             .restart_policy
             .clone()
             .unwrap_or_else(|| "Always".into());
+        let table = self.probe_table.clone();
         let observe = |c: &Container| -> Observed {
             let list = by_name.get(&c.name);
             let latest = list.and_then(|v| v.first()).cloned();
+            let id = latest.as_ref().map(|l| l.id.clone()).unwrap_or_default();
+            let passed = |kind: Kind, probe: &Option<k8s_openapi::api::core::v1::Probe>| {
+                probe.is_none() || table.get(&id, kind).and_then(|s| s.ok) == Some(true)
+            };
+            let running = latest.as_ref().is_some_and(is_running);
+            let started = running && passed(Kind::Startup, &c.startup_probe);
             Observed {
-                ready: latest.as_ref().is_some_and(is_running),
+                started,
+                ready: started && passed(Kind::Readiness, &c.readiness_probe),
                 previous: list.and_then(|v| v.get(1)).cloned(),
                 latest,
                 waiting: self.waiting.get(&c.name).cloned(),
@@ -669,6 +698,93 @@ impl Worker {
             }
         }
         Ok(phase.to_string())
+    }
+
+    /// Keeps one probe task per probe of each running container, and kills containers
+    /// whose liveness or startup probe failed (the restart policy then applies).
+    /// Returns true if it killed one.
+    async fn manage_probes(
+        &mut self,
+        pod: &Pod,
+        by_name: &BTreeMap<String, Vec<api::ContainerStatus>>,
+        ips: &[String],
+    ) -> bool {
+        let Some(spec) = pod.spec.as_ref() else {
+            return false;
+        };
+        let mut live: HashMap<String, &Container> = HashMap::new();
+        for c in &spec.containers {
+            if let Some(latest) = by_name.get(&c.name).and_then(|v| v.first()) {
+                if is_running(latest) {
+                    live.insert(latest.id.clone(), c);
+                }
+            }
+        }
+        let gone: Vec<String> = self
+            .probers
+            .keys()
+            .filter(|id| !live.contains_key(*id))
+            .cloned()
+            .collect();
+        for id in gone {
+            for t in self.probers.remove(&id).unwrap_or_default() {
+                t.abort();
+            }
+            self.probe_table.forget(&id);
+        }
+        let pod_ip = ips.first().cloned().unwrap_or_default();
+        let mut killed = false;
+        for (id, c) in live {
+            if !self.probers.contains_key(&id) {
+                let mut tasks = Vec::new();
+                let has_startup = c.startup_probe.is_some();
+                for (kind, probe) in [
+                    (Kind::Startup, &c.startup_probe),
+                    (Kind::Liveness, &c.liveness_probe),
+                    (Kind::Readiness, &c.readiness_probe),
+                ] {
+                    if let Some(p) = probe {
+                        tasks.push(probes::spawn(
+                            kind,
+                            p.clone(),
+                            has_startup,
+                            self.ctx.runtime.clone(),
+                            self.probe_table.clone(),
+                            id.clone(),
+                            pod_ip.clone(),
+                            c.clone(),
+                        ));
+                    }
+                }
+                self.probers.insert(id.clone(), tasks);
+            }
+            let failed = [Kind::Startup, Kind::Liveness].into_iter().find_map(|k| {
+                self.probe_table
+                    .get(&id, k)
+                    .filter(|s| s.ok == Some(false))
+                    .map(|s| (k, s))
+            });
+            if let Some((kind, standing)) = failed {
+                let grace = pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+                    .unwrap_or(30);
+                tracing::info!(
+                    pod = %pod_key(pod), container = %c.name, ?kind, message = %standing.message,
+                    "container failed its probe, will be restarted"
+                );
+                for t in self.probers.remove(&id).unwrap_or_default() {
+                    t.abort();
+                }
+                self.probe_table.forget(&id);
+                if let Err(e) = self.ctx.runtime.stop_container(&id, grace).await {
+                    tracing::warn!(container = %c.name, "stopping after a failed probe: {}", e.message());
+                }
+                killed = true;
+            }
+        }
+        killed
     }
 
     async fn stop_sandbox(&self, sb: &api::PodSandbox, grace: i64) {
