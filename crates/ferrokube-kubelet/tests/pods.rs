@@ -259,3 +259,55 @@ async fn init_containers_run_in_order_and_pods_complete() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    with_env(14, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        // Ready once /ready is served (after 2 s); alive while /tmp/alive exists (4 s).
+        let script = "touch /tmp/alive; mkdir -p /www; (sleep 2; echo ok > /www/ready) & \
+                      (sleep 4; rm -f /tmp/alive) & exec httpd -f -p 8080 -h /www";
+        let p = pod(
+            "probed",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1},
+                    "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2},
+                    "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+                }]
+            }),
+        );
+        let t0 = Instant::now();
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        // Running but not Ready before /ready exists.
+        let early = env
+            .wait_pod("default", "probed", 30, "Running", |p| {
+                let cs = container_state(p)?;
+                cs.state.as_ref()?.running.as_ref()?;
+                Some(cs)
+            })
+            .await;
+        assert!(!early.ready || t0.elapsed() > Duration::from_secs(2), "ready before its readiness probe passed");
+        env.wait_pod("default", "probed", 30, "Ready", |p| {
+            let conds = p.status.as_ref()?.conditions.as_ref()?;
+            conds.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+        })
+        .await;
+        eprintln!("e2e: probed pod Ready after {:?}", t0.elapsed());
+        // The liveness probe fails once /tmp/alive is gone: killed and restarted.
+        let cs = env
+            .wait_pod("default", "probed", 40, "restart after liveness failure", |p| {
+                let cs = container_state(p)?;
+                (cs.restart_count >= 1).then_some(cs)
+            })
+            .await;
+        eprintln!("e2e: liveness restart after {:?}", t0.elapsed());
+        let last = cs.last_state.and_then(|l| l.terminated).expect("lastState.terminated");
+        assert_ne!(last.exit_code, 0);
+    })
+    .await;
+}
