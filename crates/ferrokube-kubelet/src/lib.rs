@@ -6,6 +6,7 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
+pub mod events;
 pub mod images;
 pub mod node;
 pub mod pods;

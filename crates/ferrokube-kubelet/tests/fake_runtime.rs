@@ -93,6 +93,16 @@ impl Agent {
     }
 }
 
+async fn event_reasons(client: &kube::Client, pod: &str) -> Vec<String> {
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let list = events.list(&Default::default()).await.expect("list events");
+    list.items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(pod))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
 fn pod(name: &str, spec: serde_json::Value) -> Pod {
     let mut spec = spec;
     spec["nodeName"] = NODE.into();
@@ -199,6 +209,13 @@ async fn pod_runs_and_reports_its_status() {
     );
     let c = a.running_container("c").unwrap();
     assert_eq!(c.labels[labels::POD_NAME], "p1");
+    let reasons = event_reasons(&a.client, "p1").await;
+    for r in ["Pulled", "Created", "Started"] {
+        assert!(
+            reasons.iter().any(|x| x == r),
+            "no {r} event in {reasons:?}"
+        );
+    }
     a.stop().await;
 }
 
@@ -303,6 +320,11 @@ async fn image_policies() {
     })
     .await;
     assert!(a.rt.calls().iter().any(|c| c == "PullImage busybox:1.35"));
+    let reasons = event_reasons(&a.client, "never").await;
+    assert!(
+        reasons.iter().any(|x| x == "ErrImageNeverPull"),
+        "{reasons:?}"
+    );
     // A failed pull is ErrImagePull, then ImagePullBackOff while backing off.
     a.wait(10, "ImagePullBackOff", async || {
         (reason("absent").await.as_deref() == Some("ImagePullBackOff")).then_some(())

@@ -51,6 +51,14 @@ impl Backoff {
         (now_ns < until).then_some((until, e.backoff))
     }
 
+    /// If the item is backing off at `now_ns` counted from its last recorded failure,
+    /// when that ends.
+    pub fn in_backoff_since_update(&self, key: &str, now_ns: i64) -> Option<i64> {
+        let e = self.entries.get(key)?;
+        let until = e.last_update_ns.saturating_add(e.backoff.as_nanos() as i64);
+        (now_ns < until).then_some(until)
+    }
+
     /// Records a failure at `event_ns`, lengthening the next back-off.
     pub fn next(&mut self, key: &str, event_ns: i64) {
         let (initial, max) = (self.initial, self.max);
@@ -102,6 +110,11 @@ mod tests {
             b.in_backoff_since("c", 50 * S, 51 * S).map(|x| x.1),
             Some(Duration::from_secs(300))
         );
+        assert_eq!(
+            b.in_backoff_since_update("c", 49 * S + 300 * S - 1),
+            Some(349 * S)
+        );
+        assert!(b.in_backoff_since_update("c", 349 * S).is_none());
         // Quiet for more than 2×max: back to the start.
         b.next("c", 50 * S + 601 * S);
         assert_eq!(

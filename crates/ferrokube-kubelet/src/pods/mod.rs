@@ -36,6 +36,7 @@ pub struct Ctx {
     /// Prefix of container IDs in statuses ("containerd").
     pub runtime_name: String,
     pub node_capacity: BTreeMap<String, crate::quantity::Quantity>,
+    pub recorder: crate::events::Recorder,
 }
 
 struct Handle {
@@ -57,8 +58,10 @@ impl PodManager {
         runtime_name: String,
     ) -> Self {
         let node_capacity = crate::node::capacity(&config.data_dir);
+        let recorder = crate::events::Recorder::new(client.clone(), config.node_name.clone());
         PodManager {
             ctx: Arc::new(Ctx {
+                recorder,
                 client,
                 runtime,
                 config,

@@ -40,6 +40,7 @@ pub struct Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.ctx.recorder.forget(&self.uid);
         for (_, tasks) in self.probers.drain() {
             for t in tasks {
                 t.abort();
@@ -166,6 +167,20 @@ impl Worker {
         }
     }
 
+    async fn event(
+        &self,
+        pod: &Pod,
+        container: Option<&str>,
+        warning: bool,
+        reason: &str,
+        message: String,
+    ) {
+        self.ctx
+            .recorder
+            .pod_event(pod, container, warning, reason, message)
+            .await;
+    }
+
     async fn sandboxes(&self) -> Result<Vec<api::PodSandbox>, tonic::Status> {
         let filter = api::PodSandboxFilter {
             label_selector: uid_filter(&self.uid),
@@ -278,6 +293,14 @@ impl Worker {
                     }
                     Err(e) => {
                         tracing::warn!(pod = %pod_key(pod), "creating the sandbox: {}", e.message());
+                        self.event(
+                            pod,
+                            None,
+                            true,
+                            "FailedCreatePodSandBox",
+                            format!("Failed to create pod sandbox: {}", e.message()),
+                        )
+                        .await;
                         self.write_status(pod, &by_name, None, None).await?;
                         return Ok(Duration::from_secs(5));
                     }
@@ -408,8 +431,8 @@ impl Worker {
                 pod.metadata.namespace.as_deref().unwrap_or(""),
                 self.uid
             );
-            self.waiting
-                .insert(c.name.clone(), ("CrashLoopBackOff".into(), msg));
+            self.set_waiting(pod, c, "CrashLoopBackOff".into(), msg)
+                .await;
             return Some(Duration::from_nanos(until.saturating_sub(now).max(0) as u64));
         }
         self.restart_backoff.next(&key, exited.finished_at);
@@ -456,15 +479,22 @@ impl Worker {
         ips: &[String],
     ) {
         let image = match self.ensure_image(c, sandbox_cfg).await {
-            Ok(i) => i,
+            Ok((i, pulled)) => {
+                let msg = match pulled {
+                    Some(took) => format!("Successfully pulled image \"{i}\" in {took:?}"),
+                    None => format!("Container image \"{i}\" already present on machine"),
+                };
+                self.event(pod, Some(&c.name), false, "Pulled", msg).await;
+                i
+            }
             Err((reason, msg)) => {
-                self.waiting.insert(c.name.clone(), (reason, msg));
+                self.set_waiting(pod, c, reason, msg).await;
                 return;
             }
         };
         if let Some(msg) = violates_non_root(pod, c) {
-            self.waiting
-                .insert(c.name.clone(), ("CreateContainerConfigError".into(), msg));
+            self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
+                .await;
             return;
         }
         // fieldRefs to status.podIP need the sandbox's address.
@@ -484,8 +514,8 @@ impl Worker {
         let env = match container_env(&env_ctx, c).await {
             Ok(e) => e,
             Err(e) => {
-                self.waiting
-                    .insert(c.name.clone(), ("CreateContainerConfigError".into(), e.0));
+                self.set_waiting(pod, c, "CreateContainerConfigError".into(), e.0)
+                    .await;
                 return;
             }
         };
@@ -506,23 +536,75 @@ impl Worker {
         {
             Ok(id) => id,
             Err(e) => {
-                self.waiting.insert(
-                    c.name.clone(),
-                    ("CreateContainerError".into(), e.message().to_string()),
-                );
+                let msg = e.message().to_string();
+                self.set_waiting(pod, c, "CreateContainerError".into(), msg)
+                    .await;
                 return;
             }
         };
+        self.event(
+            pod,
+            Some(&c.name),
+            false,
+            "Created",
+            format!("Created container: {}", c.name),
+        )
+        .await;
         if let Err(e) = self.ctx.runtime.start_container(&id).await {
-            self.waiting.insert(
-                c.name.clone(),
-                ("RunContainerError".into(), e.message().to_string()),
-            );
+            let msg = e.message().to_string();
+            self.set_waiting(pod, c, "RunContainerError".into(), msg)
+                .await;
             let _ = self.ctx.runtime.remove_container(&id).await;
             return;
         }
+        self.event(
+            pod,
+            Some(&c.name),
+            false,
+            "Started",
+            format!("Started container {}", c.name),
+        )
+        .await;
         tracing::info!(pod = %pod_key(pod), container = %c.name, attempt, "container started");
         self.waiting.remove(&c.name);
+    }
+
+    /// Marks the container waiting for `reason`, with an event when the reason is new.
+    async fn set_waiting(&mut self, pod: &Pod, c: &Container, reason: String, msg: String) {
+        let same = self.waiting.get(&c.name).is_some_and(|(r, _)| *r == reason);
+        self.waiting
+            .insert(c.name.clone(), (reason.clone(), msg.clone()));
+        if same {
+            return;
+        }
+        let image = c.image.clone().unwrap_or_default();
+        let (warning, ev_reason, ev_msg) = match reason.as_str() {
+            "ErrImagePull" => (
+                true,
+                "Failed",
+                format!("Failed to pull image \"{image}\": {msg}"),
+            ),
+            "ImagePullBackOff" => (
+                false,
+                "BackOff",
+                format!("Back-off pulling image \"{image}\""),
+            ),
+            "ErrImageNeverPull" => (true, "ErrImageNeverPull", msg),
+            "CrashLoopBackOff" => (
+                true,
+                "BackOff",
+                format!(
+                    "Back-off restarting failed container {} in pod {}_{}({})",
+                    c.name,
+                    pod.metadata.name.as_deref().unwrap_or(""),
+                    pod.metadata.namespace.as_deref().unwrap_or(""),
+                    self.uid
+                ),
+            ),
+            _ => (true, "Failed", format!("Error: {msg}")),
+        };
+        self.event(pod, Some(&c.name), warning, ev_reason, ev_msg)
+            .await;
     }
 
     /// The image to run, pulled if the policy says so; Err is (reason, message).
@@ -530,7 +612,7 @@ impl Worker {
         &mut self,
         c: &Container,
         sandbox_cfg: &api::PodSandboxConfig,
-    ) -> Result<String, (String, String)> {
+    ) -> Result<(String, Option<Duration>), (String, String)> {
         let image = c.image.clone().unwrap_or_default();
         if image.is_empty() {
             return Err(("InvalidImageName".into(), "container has no image".into()));
@@ -541,20 +623,20 @@ impl Worker {
             Err(e) => return Err(("ErrImageInspect".into(), e.message().to_string())),
         };
         match policy.as_str() {
-            "Never" if present => return Ok(image),
+            "Never" if present => return Ok((image, None)),
             "Never" => {
                 return Err((
                     "ErrImageNeverPull".into(),
                     format!("Container image \"{image}\" is not present with pull policy of Never"),
                 ))
             }
-            "IfNotPresent" if present => return Ok(image),
+            "IfNotPresent" if present => return Ok((image, None)),
             _ => {}
         }
         let now = now_ns();
         if self
             .pull_backoff
-            .in_backoff_since(&image, now, now)
+            .in_backoff_since_update(&image, now)
             .is_some()
         {
             return Err((
@@ -562,13 +644,14 @@ impl Worker {
                 format!("Back-off pulling image \"{image}\""),
             ));
         }
+        let t0 = std::time::Instant::now();
         match self
             .ctx
             .runtime
             .pull_image(&image, Some(sandbox_cfg.clone()))
             .await
         {
-            Ok(_) => Ok(image),
+            Ok(_) => Ok((image, Some(t0.elapsed()))),
             Err(e) => {
                 self.pull_backoff.next(&image, now);
                 Err(("ErrImagePull".into(), e.message().to_string()))
@@ -774,6 +857,31 @@ impl Worker {
                     pod = %pod_key(pod), container = %c.name, ?kind, message = %standing.message,
                     "container failed its probe, will be restarted"
                 );
+                let probe_name = if kind == Kind::Startup {
+                    "Startup"
+                } else {
+                    "Liveness"
+                };
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    true,
+                    "Unhealthy",
+                    format!("{probe_name} probe failed: {}", standing.message),
+                )
+                .await;
+                self.event(
+                    pod,
+                    Some(&c.name),
+                    false,
+                    "Killing",
+                    format!(
+                        "Container {} failed {} probe, will be restarted",
+                        c.name,
+                        probe_name.to_lowercase()
+                    ),
+                )
+                .await;
                 for t in self.probers.remove(&id).unwrap_or_default() {
                     t.abort();
                 }
@@ -833,6 +941,26 @@ impl Worker {
     async fn terminate(&mut self, pod: &Pod) -> anyhow::Result<()> {
         let grace = grace_period(pod);
         tracing::info!(pod = %pod_key(pod), grace, "killing the pod");
+        let running: Vec<String> = self
+            .containers()
+            .await
+            .map(|m| {
+                m.into_iter()
+                    .filter(|(_, v)| v.first().is_some_and(is_running))
+                    .map(|(n, _)| n)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in running {
+            self.event(
+                pod,
+                Some(&name),
+                false,
+                "Killing",
+                format!("Stopping container {name}"),
+            )
+            .await;
+        }
         self.kill_pod(grace).await?;
         let pods: Api<Pod> = Api::namespaced(
             self.ctx.client.clone(),
