@@ -311,3 +311,60 @@ async fn probes_gate_readiness_and_restart_unhealthy_containers() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restart_adopts_running_pods_and_removes_orphans() {
+    with_env(15, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let spec = |name: &str| {
+            pod(
+                name,
+                serde_json::json!({
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                        "command": ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                    }]
+                }),
+            )
+        };
+        pods.create(&PostParams::default(), &spec("keep")).await.expect("create keep");
+        let gone_uid = pods.create(&PostParams::default(), &spec("gone")).await.expect("create gone").metadata.uid.unwrap();
+        let running = |p: &Pod| {
+            let st = p.status.as_ref()?;
+            (st.phase.as_deref() == Some("Running")).then_some(())?;
+            Some((st.pod_ip.clone()?, container_state(p)?.container_id?))
+        };
+        let (ip, id) = env.wait_pod("default", "keep", 60, "Running", running).await;
+        env.wait_pod("default", "gone", 60, "Running", running).await;
+
+        env.stop_agent().await;
+        // While the agent is down, one pod is removed from the API outright.
+        pods.delete("gone", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+            .await
+            .expect("force delete");
+        // The other pod's container outlives the agent and its containerd.
+        assert!(http_get(&ip, 8080, "/").await.is_some_and(|b| b.contains("up")), "pod died with the agent");
+        let t0 = Instant::now();
+        env.start_agent().await;
+        eprintln!("e2e: agent back after {:?}", t0.elapsed());
+
+        // The surviving pod is adopted: same container, no restart.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if env.sandboxes_of(&gone_uid).await == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the deleted pod's sandbox was not removed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let p = pods.get("keep").await.expect("get keep");
+        let cs = container_state(&p).expect("status");
+        assert_eq!(cs.container_id.as_deref(), Some(id.as_str()), "container was replaced");
+        assert_eq!(cs.restart_count, 0);
+        assert!(cs.state.and_then(|s| s.running).is_some());
+        assert!(http_get(&ip, 8080, "/").await.is_some_and(|b| b.contains("up")));
+    })
+    .await;
+}

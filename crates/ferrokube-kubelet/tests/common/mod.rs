@@ -86,8 +86,9 @@ pub struct Env {
     pub data: tempfile::TempDir,
     pub bridge: String,
     pub subnet: String,
-    pub cancel: CancellationToken,
-    pub agent: Option<JoinHandle<anyhow::Result<()>>>,
+    pub cancel: parking_lot::Mutex<CancellationToken>,
+    pub agent: parking_lot::Mutex<Option<JoinHandle<anyhow::Result<()>>>>,
+    pub config: KubeletConfig,
     pub started: Instant,
 }
 
@@ -118,7 +119,7 @@ impl Env {
         let cancel = CancellationToken::new();
         let agent = tokio::spawn(ferrokube_kubelet::run(
             client.clone(),
-            config,
+            config.clone(),
             cancel.clone(),
         ));
         let env = Env {
@@ -127,8 +128,9 @@ impl Env {
             data,
             bridge,
             subnet,
-            cancel,
-            agent: Some(agent),
+            cancel: parking_lot::Mutex::new(cancel),
+            agent: parking_lot::Mutex::new(Some(agent)),
+            config,
             started,
         };
         env.wait_node_ready().await;
@@ -144,7 +146,7 @@ impl Env {
         let nodes: Api<Node> = Api::all(self.client.clone());
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            if let Some(agent) = &self.agent {
+            if let Some(agent) = self.agent.lock().as_ref() {
                 assert!(
                     !agent.is_finished(),
                     "the agent stopped before its node was ready"
@@ -194,6 +196,38 @@ impl Env {
         }
     }
 
+    /// Stops the agent (and its containerd); containers keep running.
+    pub async fn stop_agent(&self) {
+        self.cancel.lock().cancel();
+        let agent = self.agent.lock().take();
+        if let Some(agent) = agent {
+            match tokio::time::timeout(Duration::from_secs(30), agent).await {
+                Ok(Ok(Ok(()))) => {}
+                other => eprintln!("e2e: agent ended with {other:?}"),
+            }
+        }
+    }
+
+    /// Starts the agent again on the same data dir and waits for its node.
+    pub async fn start_agent(&self) {
+        let cancel = CancellationToken::new();
+        let agent = tokio::spawn(ferrokube_kubelet::run(
+            self.client.clone(),
+            self.config.clone(),
+            cancel.clone(),
+        ));
+        *self.cancel.lock() = cancel;
+        *self.agent.lock() = Some(agent);
+        // The Node still says Ready from before: wait for the new runtime to answer.
+        let rt = RemoteRuntime::connect(&self.endpoint()).expect("client");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while rt.version().await.is_err() {
+            assert!(Instant::now() < deadline, "containerd not back within 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.wait_node_ready().await;
+    }
+
     /// Waits (bounded) until the pod is no longer in the API.
     pub async fn wait_gone(&self, ns: &str, name: &str, secs: u64) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
@@ -221,7 +255,7 @@ impl Env {
 
     /// Removes every sandbox and container, stops the agent and its containerd,
     /// deletes the bridge.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         // Pods first, through the agent (deleted at once, so it cleans up)...
         let pods: Api<Pod> = Api::all(self.client.clone());
         if let Ok(list) = pods.list(&Default::default()).await {
@@ -257,13 +291,7 @@ impl Env {
                 }
             }
         }
-        self.cancel.cancel();
-        if let Some(agent) = self.agent.take() {
-            match tokio::time::timeout(Duration::from_secs(30), agent).await {
-                Ok(Ok(Ok(()))) => {}
-                other => eprintln!("e2e: agent ended with {other:?}"),
-            }
-        }
+        self.stop_agent().await;
         let _ = std::process::Command::new("ip")
             .args(["link", "del", &self.bridge])
             .output();
