@@ -11,6 +11,7 @@ pub mod images;
 pub mod node;
 pub mod pods;
 pub mod quantity;
+pub mod registries;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -38,6 +39,8 @@ pub struct KubeletConfig {
     pub sandbox_image: String,
     /// Name of the pods' bridge.
     pub cni_bridge: String,
+    /// Registry mirrors (k3s' registries.yaml); default DATA_DIR/registries.yaml.
+    pub registries: Option<PathBuf>,
     /// Pod CIDR while the Node has no `spec.podCIDR`.
     pub fallback_pod_cidr: String,
     /// This node's InternalIP (default: the address of the default route).
@@ -63,6 +66,7 @@ impl KubeletConfig {
             cluster_domain: "cluster.local".into(),
             sandbox_image: DEFAULT_SANDBOX_IMAGE.into(),
             cni_bridge: "ferrokube0".into(),
+            registries: None,
             fallback_pod_cidr: cni::FALLBACK_POD_CIDR.into(),
             node_ip: None,
             lease_interval: Duration::from_secs(10),
@@ -96,6 +100,14 @@ pub async fn run(
             ep.clone(),
         ),
         None => {
+            let registries = config
+                .registries
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("registries.yaml"));
+            registries::write_hosts(
+                &registries,
+                &containerd::ContainerdPaths::new(&config.data_dir).certs_dir,
+            )?;
             let c = containerd::Containerd::start(&config.data_dir, &config.sandbox_image, &cancel)
                 .await?;
             let ep = c.endpoint();

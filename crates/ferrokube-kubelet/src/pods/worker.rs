@@ -653,6 +653,7 @@ impl Worker {
         {
             Ok(_) => Ok((image, Some(t0.elapsed()))),
             Err(e) => {
+                tracing::warn!(%image, "pulling: {}", e.message());
                 self.pull_backoff.next(&image, now);
                 Err(("ErrImagePull".into(), e.message().to_string()))
             }

@@ -95,6 +95,11 @@ pub struct Env {
 impl Env {
     /// Starts the API and the agent; `n` (1..=250) picks this test's bridge and subnet.
     pub async fn start(n: u8) -> Env {
+        Self::start_with(n, |_| {}).await
+    }
+
+    /// Like `start`, with `prepare` run on the data dir before the agent starts.
+    pub async fn start_with(n: u8, prepare: impl FnOnce(&Path)) -> Env {
         require_tools();
         let _ = tracing_subscriber_init();
         let started = Instant::now();
@@ -107,6 +112,7 @@ impl Env {
         let images = data.path().join("agent").join("images");
         std::fs::create_dir_all(&images).expect("images dir");
         build_images(&images);
+        prepare(data.path());
         let bridge = format!("fke2e{n}");
         let subnet = format!("10.199.{n}.0/24");
         // A bridge left by an earlier crashed run of this test would have the old address.
@@ -274,6 +280,11 @@ impl Env {
             }
         }
         if let Ok(rt) = RemoteRuntime::connect(&self.endpoint()) {
+            // A just-restarted agent may still be bringing its containerd up.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while rt.version().await.is_err() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
             let deadline = Instant::now() + Duration::from_secs(30);
             while Instant::now() < deadline {
                 match rt.list_pod_sandbox(None).await {
@@ -316,7 +327,15 @@ pub async fn with_env<F>(n: u8, body: F)
 where
     F: AsyncFnOnce(&Env),
 {
-    let env = Env::start(n).await;
+    with_env_prepared(n, |_| {}, body).await
+}
+
+/// `with_env` with files placed in the data dir before the agent starts.
+pub async fn with_env_prepared<F>(n: u8, prepare: impl FnOnce(&Path), body: F)
+where
+    F: AsyncFnOnce(&Env),
+{
+    let env = Env::start_with(n, prepare).await;
     let result = std::panic::AssertUnwindSafe(body(&env))
         .catch_unwind()
         .await;
