@@ -75,7 +75,7 @@ fn start_server() -> anyhow::Result<Server> {
         .local_addr()?
         .port();
     let child = Command::new(&bin)
-        .args(["server", "--bind-address", "127.0.0.1", "--disable-agent"])
+        .args(["server", "--bind-address", "127.0.0.1", "--disable-agent", "--disable", "coredns"])
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--https-listen-port", &port.to_string()])

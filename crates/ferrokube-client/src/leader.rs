@@ -61,7 +61,9 @@ impl LeaderElection {
                 match self.try_acquire_or_renew(&api, &mut observed).await {
                     Ok(true) => break,
                     Ok(false) => {}
-                    Err(e) => tracing::debug!(lease = %self.name, error = %e, "leader election: acquire failed"),
+                    Err(e) => {
+                        tracing::debug!(lease = %self.name, error = %e, "leader election: acquire failed")
+                    }
                 }
                 tokio::select! {
                     _ = shutdown.cancelled() => return,
@@ -154,7 +156,10 @@ impl LeaderElection {
         new_spec.lease_duration_seconds = Some(secs);
         new_spec.renew_time = Some(now);
         lease.spec = Some(new_spec);
-        match api.replace(&self.name, &PostParams::default(), &lease).await {
+        match api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             Ok(l) => {
                 observed.resource_version = l.metadata.resource_version;
                 observed.at = Instant::now();
@@ -179,7 +184,10 @@ impl LeaderElection {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(jiff::Timestamp::now()));
-        if let Err(e) = api.replace(&self.name, &PostParams::default(), &lease).await {
+        if let Err(e) = api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
             tracing::debug!(lease = %self.name, error = %e, "leader election: release failed");
         }
     }

@@ -50,18 +50,28 @@ async fn one_leader_then_failover() {
     // Someone leads within a few retries.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while led.len() == 0 {
-        assert!(tokio::time::Instant::now() < deadline, "nobody became leader");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nobody became leader"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(led.len(), 1, "leadership changed hands while the leader was healthy");
+    assert_eq!(
+        led.len(),
+        1,
+        "leadership changed hands while the leader was healthy"
+    );
     let first = led.get(0);
     // Stop the leader; the other takes over.
     let idx = if first == "a" { 0 } else { 1 };
     stops[idx].cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while led.len() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "the standby did not take over");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the standby did not take over"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_ne!(led.get(1), first);

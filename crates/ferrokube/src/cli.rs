@@ -90,6 +90,19 @@ pub struct ServerArgs {
     #[arg(long)]
     pub disable_agent: bool,
 
+    /// Cluster domain served by the cluster DNS.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// Packaged components not to run (k3s' names): `coredns` (the cluster
+    /// DNS; `dns` also works). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns"])]
+    pub disable: Vec<String>,
+
+    /// Do not run the service proxy on this node.
+    #[arg(long)]
+    pub disable_kube_proxy: bool,
+
     /// Do not run the scheduler (another process schedules).
     #[arg(long)]
     pub disable_scheduler: bool,
@@ -102,6 +115,10 @@ pub struct ServerArgs {
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
 
+    /// Remove the service proxy's nftables table when the server stops.
+    #[arg(long)]
+    pub proxy_cleanup_on_exit: bool,
+
     /// Requests served at once (watches excepted); more get 429.
     #[arg(long, default_value_t = 400)]
     pub max_requests_inflight: usize,
@@ -109,4 +126,11 @@ pub struct ServerArgs {
     /// Seconds between automatic compactions of the datastore's history.
     #[arg(long, default_value_t = 300)]
     pub compaction_interval_seconds: u64,
+}
+
+impl ServerArgs {
+    /// Whether the cluster DNS runs.
+    pub fn dns_enabled(&self) -> bool {
+        !self.disable.iter().any(|d| d == "coredns" || d == "dns")
+    }
 }

@@ -12,7 +12,13 @@ fn server(data_dir: &Path, extra: &[&str]) -> Child {
         .arg("server")
         .arg("--data-dir")
         .arg(data_dir)
-        .args(["--bind-address", "127.0.0.1", "--disable-agent"])
+        .args([
+            "--bind-address",
+            "127.0.0.1",
+            "--disable-agent",
+            "--disable",
+            "coredns",
+        ])
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())

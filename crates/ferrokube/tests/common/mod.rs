@@ -56,6 +56,7 @@ impl Cluster {
             .args(["--bind-address", "127.0.0.1"])
             .args(["--https-listen-port", &self.port.to_string()])
             .arg("--disable-agent")
+            .args(["--disable", "coredns"])
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
