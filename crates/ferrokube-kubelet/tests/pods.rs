@@ -368,3 +368,93 @@ async fn agent_restart_adopts_running_pods_and_removes_orphans() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_are_shared_and_configmap_updates_reach_containers() {
+    with_env(17, async |env| {
+        let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vol-config"}, "data": {"greeting": "v1"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.expect("configmap");
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), "default");
+        let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vol-secret"}, "stringData": {"password": "s3cret"}
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.expect("secret");
+
+        let writer = "cat /sec/password > /shared/password; cat /info/labels > /shared/labels; \
+                      while true; do cp /cfg/greeting /shared/greeting; sleep 1; done";
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vols", "namespace": "default", "labels": {"app": "vol"}},
+            "spec": {
+                "nodeName": NODE,
+                "terminationGracePeriodSeconds": 1,
+                "volumes": [
+                    {"name": "shared", "emptyDir": {"medium": "Memory"}},
+                    {"name": "cfg", "configMap": {"name": "vol-config"}},
+                    {"name": "sec", "secret": {"secretName": "vol-secret"}},
+                    {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                ],
+                "containers": [
+                    {"name": "writer", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", writer],
+                     "volumeMounts": [
+                        {"name": "shared", "mountPath": "/shared"},
+                        {"name": "cfg", "mountPath": "/cfg"},
+                        {"name": "sec", "mountPath": "/sec"},
+                        {"name": "info", "mountPath": "/info"}
+                     ]},
+                    {"name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["httpd", "-f", "-p", "8080", "-h", "/shared"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/shared", "readOnly": true}]}
+                ]
+            }
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let ip = env
+            .wait_pod("default", "vols", 60, "Running", |p| {
+                let st = p.status.as_ref()?;
+                (st.phase.as_deref() == Some("Running")).then_some(())?;
+                st.pod_ip.clone()
+            })
+            .await;
+        let get = async |path: &str, want: &str, secs: u64| {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            loop {
+                let body = http_get(&ip, 8080, path).await.unwrap_or_default();
+                if body.contains(" 200 OK") && body.contains(want) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{path}: {want:?} not served within {secs} s; last: {body}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        };
+        get("/greeting", "v1", 20).await;
+        get("/password", "s3cret", 5).await;
+        get("/labels", "app=\"vol\"", 5).await;
+
+        // An update of the ConfigMap reaches the mounted file.
+        let t0 = Instant::now();
+        cms.patch(
+            "vol-config",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": {"greeting": "v2"}})),
+        )
+        .await
+        .expect("update configmap");
+        get("/greeting", "v2", 40).await;
+        eprintln!("e2e: configMap update visible in the pod after {:?}", t0.elapsed());
+
+        let uid = pods.get("vols").await.unwrap().metadata.uid.unwrap();
+        pods.delete("vols", &DeleteParams::default()).await.expect("delete");
+        env.wait_gone("default", "vols", 30).await;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&uid), "a volume of the deleted pod is still mounted");
+    })
+    .await;
+}

@@ -87,6 +87,8 @@ pub struct ContainerInputs<'a> {
     pub env: Vec<(String, String)>,
     /// The image reference to run (as resolved by the image service).
     pub image: String,
+    /// The container's volume mounts.
+    pub mounts: Vec<api::Mount>,
 }
 
 /// The CRI config for one container attempt.
@@ -142,6 +144,7 @@ pub fn container_config(i: &ContainerInputs<'_>) -> api::ContainerConfig {
         command: expand_all(&c.command),
         args: expand_all(&c.args),
         working_dir: c.working_dir.clone().unwrap_or_default(),
+        mounts: i.mounts.clone(),
         envs: i
             .env
             .iter()
@@ -231,6 +234,7 @@ mod tests {
             init: false,
             env: vec![("GREETING".into(), "hi".into())],
             image: "busybox".into(),
+            mounts: vec![],
         });
         assert_eq!(cfg.args, vec!["echo", "hi"]);
         assert_eq!(cfg.labels[labels::CONTAINER_NAME], "c");

@@ -8,6 +8,7 @@ pub mod env;
 pub mod probes;
 pub mod sandbox;
 pub mod status;
+pub mod volumes;
 pub mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -20,6 +20,7 @@ use super::env::{container_env, EnvContext};
 use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
+use super::volumes;
 use super::Ctx;
 use crate::cri::{api, labels};
 
@@ -34,6 +35,11 @@ pub struct Worker {
     last_written: Option<serde_json::Value>,
     start_time: Option<Time>,
     probe_table: Arc<probes::Table>,
+    /// Volume name → (host path, read-only), and when they were last refreshed.
+    volumes: Option<(
+        HashMap<String, (std::path::PathBuf, bool)>,
+        std::time::Instant,
+    )>,
     /// Probe tasks by container ID.
     probers: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
@@ -114,6 +120,7 @@ impl Worker {
             last_written: None,
             start_time: None,
             probe_table: Arc::new(probes::Table::default()),
+            volumes: None,
             probers: HashMap::new(),
         }
     }
@@ -320,6 +327,34 @@ impl Worker {
             Err(_) => Vec::new(),
         };
 
+        // Volumes (configMap/secret contents refreshed every 10 s).
+        let stale = self
+            .volumes
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= Duration::from_secs(10));
+        if stale {
+            let host_ip = self.ctx.host_ip.to_string();
+            match volumes::prepare(&self.ctx.client, &self.ctx.config, pod, &host_ip).await {
+                Ok(v) => self.volumes = Some((v, std::time::Instant::now())),
+                Err(msg) => {
+                    tracing::warn!(pod = %pod_key(pod), "volumes: {msg}");
+                    self.event(
+                        pod,
+                        None,
+                        true,
+                        "FailedMount",
+                        format!("MountVolume.SetUp failed: {msg}"),
+                    )
+                    .await;
+                    if self.volumes.is_none() {
+                        self.write_status(pod, &by_name, Some(&sandbox_ips), Some(true))
+                            .await?;
+                        return Ok(Duration::from_secs(2));
+                    }
+                }
+            }
+        }
+
         // Init containers, in order.
         let mut init_done = true;
         for ic in spec.init_containers.iter().flatten() {
@@ -519,6 +554,19 @@ impl Worker {
                 return;
             }
         };
+        let vols = self
+            .volumes
+            .as_ref()
+            .map(|(v, _)| v.clone())
+            .unwrap_or_default();
+        let mounts = match volumes::mounts(c, &vols) {
+            Ok(m) => m,
+            Err(msg) => {
+                self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
+                    .await;
+                return;
+            }
+        };
         let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
         let cfg = container_config(&ContainerInputs {
             pod,
@@ -527,6 +575,7 @@ impl Worker {
             init,
             env,
             image,
+            mounts,
         });
         let id = match self
             .ctx
@@ -933,6 +982,7 @@ impl Worker {
         for sb in self.sandboxes().await? {
             self.stop_sandbox(&sb, 0).await;
         }
+        volumes::cleanup(&self.ctx.config, &self.uid);
         let _ = std::fs::remove_dir_all(self.ctx.config.agent_dir().join("pods").join(&self.uid));
         Ok(())
     }
