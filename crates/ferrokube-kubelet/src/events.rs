@@ -11,12 +11,15 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use parking_lot::Mutex;
 use serde_json::json;
 
+/// (pod uid, fieldPath, reason, message): what makes two events the same.
+type EventKey = (String, String, String, String);
+
 /// Writes pod events for one node.
 pub struct Recorder {
     client: kube::Client,
     node: String,
     /// (pod uid, fieldPath, reason, message) → (event name, count).
-    seen: Mutex<HashMap<(String, String, String, String), (String, i32)>>,
+    seen: Mutex<HashMap<EventKey, (String, i32)>>,
 }
 
 impl Recorder {

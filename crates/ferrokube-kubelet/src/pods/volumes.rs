@@ -18,6 +18,9 @@ use super::env::field_value;
 use crate::cri::api;
 use crate::KubeletConfig;
 
+/// Volume name → (host path, read-only).
+pub type PreparedVolumes = HashMap<String, (PathBuf, bool)>;
+
 /// Where a pod's volumes live.
 pub fn pod_volumes_dir(config: &KubeletConfig, uid: &str) -> PathBuf {
     config.agent_dir().join("pods").join(uid).join("volumes")
@@ -342,7 +345,7 @@ pub async fn prepare(
     config: &KubeletConfig,
     pod: &Pod,
     host_ip: &str,
-) -> Result<HashMap<String, (PathBuf, bool)>, String> {
+) -> Result<PreparedVolumes, String> {
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = pod
         .metadata

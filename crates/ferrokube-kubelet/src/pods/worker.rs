@@ -36,10 +36,7 @@ pub struct Worker {
     start_time: Option<Time>,
     probe_table: Arc<probes::Table>,
     /// Volume name → (host path, read-only), and when they were last refreshed.
-    volumes: Option<(
-        HashMap<String, (std::path::PathBuf, bool)>,
-        std::time::Instant,
-    )>,
+    volumes: Option<(volumes::PreparedVolumes, std::time::Instant)>,
     /// Probe tasks by container ID.
     probers: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
 }
