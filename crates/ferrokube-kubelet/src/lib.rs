@@ -54,6 +54,9 @@ pub struct KubeletConfig {
     pub backoff_max: Duration,
     /// How often a pod worker looks at its containers when nothing else happens.
     pub pod_poll_interval: Duration,
+    /// How often the runtime's sandboxes and containers are listed to wake the
+    /// workers of pods whose containers changed state (Kubernetes' PLEG: 1 s).
+    pub relist_interval: Duration,
 }
 
 impl KubeletConfig {
@@ -73,7 +76,8 @@ impl KubeletConfig {
             node_status_interval: Duration::from_secs(10),
             backoff_initial: Duration::from_secs(10),
             backoff_max: Duration::from_secs(300),
-            pod_poll_interval: Duration::from_secs(1),
+            pod_poll_interval: Duration::from_secs(10),
+            relist_interval: Duration::from_secs(1),
         }
     }
 

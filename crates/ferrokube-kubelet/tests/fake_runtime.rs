@@ -36,7 +36,8 @@ async fn start(prepare: impl FnOnce(&FakeRuntime)) -> Agent {
     config.node_ip = Some("192.0.2.10".parse().unwrap());
     config.backoff_initial = Duration::from_millis(300);
     config.backoff_max = Duration::from_secs(2);
-    config.pod_poll_interval = Duration::from_millis(50);
+    config.pod_poll_interval = Duration::from_secs(10);
+    config.relist_interval = Duration::from_millis(50);
     let cancel = CancellationToken::new();
     let runtime: Arc<dyn Runtime> = rt.clone();
     let task = tokio::spawn(ferrokube_kubelet::run_with_runtime(

@@ -95,6 +95,46 @@ impl PodManager {
         workers.insert(uid, Handle { tx, task });
     }
 
+    /// Lists the runtime once and wakes the workers of pods whose sandboxes or
+    /// containers changed state since the last list.
+    async fn relist(
+        &self,
+        workers: &HashMap<String, Handle>,
+        seen: &mut HashMap<String, Vec<(String, i32)>>,
+    ) {
+        let (Ok(sandboxes), Ok(containers)) = (
+            self.ctx.runtime.list_pod_sandbox(None).await,
+            self.ctx.runtime.list_containers(None).await,
+        ) else {
+            return;
+        };
+        let mut now: HashMap<String, Vec<(String, i32)>> = HashMap::new();
+        for s in &sandboxes {
+            if let Some(uid) = s.labels.get(labels::POD_UID) {
+                now.entry(uid.clone())
+                    .or_default()
+                    .push((s.id.clone(), s.state));
+            }
+        }
+        for c in &containers {
+            if let Some(uid) = c.labels.get(labels::POD_UID) {
+                now.entry(uid.clone())
+                    .or_default()
+                    .push((c.id.clone(), 100 + c.state));
+            }
+        }
+        for v in now.values_mut() {
+            v.sort();
+        }
+        for (uid, h) in workers {
+            if now.get(uid) != seen.get(uid) && !h.task.is_finished() {
+                // Same pod, new runtime state: a change notification wakes the worker.
+                h.tx.send_modify(|_| {});
+            }
+        }
+        *seen = now;
+    }
+
     /// Removes runtime sandboxes whose pod UID is not among `known`.
     async fn remove_orphans(&self, known: &HashSet<String>) {
         let Ok(sandboxes) = self.ctx.runtime.list_pod_sandbox(None).await else {
@@ -124,9 +164,13 @@ impl PodManager {
         let mut workers: HashMap<String, Handle> = HashMap::new();
         let mut listed: HashSet<String> = HashSet::new();
         let mut prune = tokio::time::interval(Duration::from_secs(5));
+        let mut relist = tokio::time::interval(self.ctx.config.relist_interval);
+        relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut seen: HashMap<String, Vec<(String, i32)>> = HashMap::new();
         loop {
             tokio::select! {
                 _ = cancel.cancelled() => break,
+                _ = relist.tick() => self.relist(&workers, &mut seen).await,
                 _ = prune.tick() => workers.retain(|_, h| !h.task.is_finished()),
                 ev = stream.next() => match ev {
                     None => break,
