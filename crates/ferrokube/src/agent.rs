@@ -23,6 +23,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         &client,
         &NodeOptions {
             node_name: node_name.clone(),
+            data_dir: args.data_dir.clone(),
+            container_runtime_endpoint: args.container_runtime_endpoint.clone(),
+            cluster_dns: args.cluster_dns,
+            cluster_domain: args.cluster_domain.clone(),
             cluster_cidr: args.cluster_cidr.clone(),
             proxy: !args.disable_kube_proxy,
             proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,

@@ -17,12 +17,36 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane (and, later, the node agent) of a cluster.
+    /// Run a cluster: the control plane and, unless --disable-agent, a node.
     Server(Box<ServerArgs>),
     /// Join a cluster as a node (kubelet and service proxy).
     Agent(Box<AgentArgs>),
+    /// Manage images in the node's container runtime.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Load OCI or `docker save` archives into the runtime's k8s.io namespace.
+    Import(ImageImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The data dir of the node whose supervised containerd receives the images.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// A CRI runtime socket to import into instead (unix:///path).
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Image archives.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -14,6 +14,10 @@ use crate::cli::ServerArgs;
 /// What runs on a node, from `server` or `agent` flags.
 pub struct NodeOptions {
     pub node_name: String,
+    pub data_dir: std::path::PathBuf,
+    pub container_runtime_endpoint: Option<String>,
+    pub cluster_dns: IpAddr,
+    pub cluster_domain: String,
     pub cluster_cidr: String,
     pub proxy: bool,
     pub proxy_cleanup_on_exit: bool,
@@ -89,6 +93,10 @@ impl Components {
                 &client,
                 &NodeOptions {
                     node_name: node_name.to_string(),
+                    data_dir: args.data_dir.clone(),
+                    container_runtime_endpoint: args.container_runtime_endpoint.clone(),
+                    cluster_dns: args.cluster_dns,
+                    cluster_domain: args.cluster_domain.clone(),
                     cluster_cidr: args.cluster_cidr.clone(),
                     proxy: !args.disable_kube_proxy,
                     proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
@@ -106,9 +114,23 @@ impl Components {
         }
     }
 
-    /// Starts what runs on every node: the service proxy (and the node
-    /// agent).
+    /// Starts what runs on every node: the node agent (kubelet, with the
+    /// containerd it supervises unless given a runtime) and the service
+    /// proxy.
     pub fn start_node(&mut self, client: &kube::Client, opts: &NodeOptions) {
+        let mut kubelet = ferrokube_kubelet::KubeletConfig::new(&opts.node_name, &opts.data_dir);
+        kubelet.container_runtime_endpoint = opts.container_runtime_endpoint.clone();
+        kubelet.cluster_dns = opts.cluster_dns;
+        kubelet.cluster_domain = opts.cluster_domain.clone();
+        let (c, cancel) = (client.clone(), self.cancel.child_token());
+        self.tasks.push((
+            "kubelet",
+            tokio::spawn(async move {
+                if let Err(e) = ferrokube_kubelet::run(c, kubelet, cancel).await {
+                    tracing::error!(error = format!("{e:#}"), "node agent stopped");
+                }
+            }),
+        ));
         if opts.proxy {
             let config = ferrokube_proxy::ProxyConfig {
                 node_name: opts.node_name.clone(),
