@@ -6,6 +6,7 @@
 //!
 //! There is no `kubectl exec` yet, so the client pod runs the scripts the
 //! test drops in a hostPath directory and writes their output beside them.
+//! (Debian's static busybox wget crashes on `-T`, so `timeout` bounds it.)
 
 mod common;
 
@@ -46,17 +47,31 @@ impl Client {
     /// Who answers `n` requests to `url`.
     fn who(&self, url: &str, n: usize) -> Vec<String> {
         let out = self.run(&format!(
-            "for i in $(seq {n}); do wget -q -T 3 -O - {url} || echo FAILED; done\n"
+            "for i in $(seq {n}); do timeout 5 wget -q -O - {url} || echo FAILED; done\n"
         ));
         out.lines().map(|l| l.trim().to_string()).collect()
     }
 }
 
+/// The web pods that are not being deleted.
 fn web_pods(c: &Cluster) -> BTreeSet<String> {
-    c.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].metadata.name}"])
-        .split_whitespace()
-        .map(str::to_string)
+    let list: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "json"]))
+            .expect("pod list");
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_string))
         .collect()
+}
+
+/// Every web pod, terminating ones too.
+fn any_web_pods(c: &Cluster) -> usize {
+    c.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "name"])
+        .lines()
+        .count()
 }
 
 fn ready_endpoints(c: &Cluster) -> usize {
@@ -95,6 +110,9 @@ fn services_route_and_resolve_through_real_pods() {
             }
         },
     );
+    wait_until("the node to register", Duration::from_secs(120), || {
+        c.kubectl(&["get", "node", NODE]).status.success()
+    });
     c.kubectl_ok(&["wait", "--for=condition=Ready", &format!("node/{NODE}"), "--timeout=120s"]);
 
     let manifest = format!(
@@ -233,12 +251,12 @@ spec:
     // A deleted Service stops answering.
     c.kubectl_ok(&["delete", "svc", "web"]);
     let out = client.run(&format!(
-        "sleep 2; wget -q -T 3 -O - http://{cluster_ip}/ && echo ANSWERED; echo done\n"
+        "sleep 2; timeout 5 wget -q -O - http://{cluster_ip}/ && echo ANSWERED; echo done\n"
     ));
     assert!(!out.contains("ANSWERED"), "the deleted Service answered: {out}");
 
     // Clean up what ran: pods first, so the node stops their containers.
     c.kubectl_ok(&["delete", "deployment", "web", "--wait=false"]);
     c.kubectl_ok(&["delete", "pod", "client", "--grace-period=1"]);
-    wait_until("the web pods to go", Duration::from_secs(60), || web_pods(&c).is_empty());
+    wait_until("the web pods to go", Duration::from_secs(60), || any_web_pods(&c) == 0);
 }
