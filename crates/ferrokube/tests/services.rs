@@ -38,7 +38,10 @@ impl Client {
         let out = self.dir.join(format!("{n}.out"));
         let deadline = Instant::now() + Duration::from_secs(90);
         while !out.exists() {
-            assert!(Instant::now() < deadline, "the client pod did not run: {script}");
+            assert!(
+                Instant::now() < deadline,
+                "the client pod did not run: {script}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         std::fs::read_to_string(&out).expect("read output")
@@ -75,9 +78,15 @@ fn any_web_pods(c: &Cluster) -> usize {
 }
 
 fn ready_endpoints(c: &Cluster) -> usize {
-    c.kubectl_ok(&["get", "endpoints", "web", "-o", "jsonpath={.subsets[*].addresses[*].ip}"])
-        .split_whitespace()
-        .count()
+    c.kubectl_ok(&[
+        "get",
+        "endpoints",
+        "web",
+        "-o",
+        "jsonpath={.subsets[*].addresses[*].ip}",
+    ])
+    .split_whitespace()
+    .count()
 }
 
 fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
@@ -96,12 +105,22 @@ fn services_route_and_resolve_through_real_pods() {
         .arg(images.path())
         .output()
         .expect("run scripts/build-images.sh");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shared = tempfile::tempdir().expect("shared dir");
     let ready_dir = tempfile::tempdir().expect("ready dir");
 
     let c = Cluster::start_node(
-        &["--node-name", NODE, "--cluster-cidr", "10.99.0.0/16", "--proxy-cleanup-on-exit"],
+        &[
+            "--node-name",
+            NODE,
+            "--cluster-cidr",
+            "10.99.0.0/16",
+            "--proxy-cleanup-on-exit",
+        ],
         |data| {
             let dir = data.join("agent/images");
             std::fs::create_dir_all(&dir).expect("images dir");
@@ -113,7 +132,12 @@ fn services_route_and_resolve_through_real_pods() {
     wait_until("the node to register", Duration::from_secs(120), || {
         c.kubectl(&["get", "node", NODE]).status.success()
     });
-    c.kubectl_ok(&["wait", "--for=condition=Ready", &format!("node/{NODE}"), "--timeout=120s"]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE}"),
+        "--timeout=120s",
+    ]);
 
     let manifest = format!(
         r#"apiVersion: apps/v1
@@ -186,8 +210,15 @@ spec:
     std::fs::write(&f, manifest).expect("manifest");
     c.kubectl_ok(&["apply", "-f", f.to_str().expect("path")]);
     c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=180s"]);
-    c.kubectl_ok(&["wait", "--for=condition=Ready", "pod/client", "--timeout=120s"]);
-    wait_until("3 ready endpoints", Duration::from_secs(60), || ready_endpoints(&c) == 3);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/client",
+        "--timeout=120s",
+    ]);
+    wait_until("3 ready endpoints", Duration::from_secs(60), || {
+        ready_endpoints(&c) == 3
+    });
     let client = Client {
         dir: shared.path().to_path_buf(),
         n: Default::default(),
@@ -201,14 +232,18 @@ spec:
 
     // Scaled to one, one answers; back to three, three do.
     c.kubectl_ok(&["scale", "deployment/web", "--replicas=1"]);
-    wait_until("one endpoint", Duration::from_secs(60), || ready_endpoints(&c) == 1);
+    wait_until("one endpoint", Duration::from_secs(60), || {
+        ready_endpoints(&c) == 1
+    });
     let one = web_pods(&c);
     let seen: BTreeSet<String> = client.who("http://web", 20).into_iter().collect();
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(one.is_superset(&seen), "{seen:?} not in {one:?}");
     c.kubectl_ok(&["scale", "deployment/web", "--replicas=3"]);
     c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
-    wait_until("3 ready endpoints again", Duration::from_secs(60), || ready_endpoints(&c) == 3);
+    wait_until("3 ready endpoints again", Duration::from_secs(60), || {
+        ready_endpoints(&c) == 3
+    });
     let pods = web_pods(&c);
     let seen: BTreeSet<String> = client.who("http://web", 60).into_iter().collect();
     assert_eq!(seen, pods);
@@ -216,19 +251,35 @@ spec:
     // A pod that fails readiness stops receiving traffic.
     let sick = pods.iter().next().expect("a pod").clone();
     std::fs::remove_file(ready_dir.path().join(&sick)).expect("unready the pod");
-    wait_until("the pod to leave the endpoints", Duration::from_secs(60), || ready_endpoints(&c) == 2);
+    wait_until(
+        "the pod to leave the endpoints",
+        Duration::from_secs(60),
+        || ready_endpoints(&c) == 2,
+    );
     let seen: BTreeSet<String> = client.who("http://web", 30).into_iter().collect();
     assert!(!seen.contains(&sick), "{sick} still answers: {seen:?}");
     assert_eq!(seen.len(), 2, "{seen:?}");
 
     // NodePort on the node's address.
     let node_ip = c.kubectl_ok(&[
-        "get", "node", NODE, "-o",
+        "get",
+        "node",
+        NODE,
+        "-o",
         "jsonpath={.status.addresses[?(@.type==\"InternalIP\")].address}",
     ]);
-    let port = c.kubectl_ok(&["get", "svc", "web-np", "-o", "jsonpath={.spec.ports[0].nodePort}"]);
+    let port = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "web-np",
+        "-o",
+        "jsonpath={.spec.ports[0].nodePort}",
+    ]);
     let answers = client.who(&format!("http://{node_ip}:{port}"), 5);
-    assert!(answers.iter().all(|a| pods.contains(a)), "NodePort answers: {answers:?}");
+    assert!(
+        answers.iter().all(|a| pods.contains(a)),
+        "NodePort answers: {answers:?}"
+    );
 
     // Names through the cluster DNS.
     let cluster_ip = c.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
@@ -236,7 +287,14 @@ spec:
     assert!(out.contains(&cluster_ip), "FQDN lookup: {out}");
     let out = client.run("nslookup web\n");
     assert!(out.contains(&cluster_ip), "short name lookup: {out}");
-    let pod_ips = c.kubectl_ok(&["get", "pods", "-l", "app=web", "-o", "jsonpath={.items[*].status.podIP}"]);
+    let pod_ips = c.kubectl_ok(&[
+        "get",
+        "pods",
+        "-l",
+        "app=web",
+        "-o",
+        "jsonpath={.items[*].status.podIP}",
+    ]);
     let out = client.run("nslookup web-headless\n");
     let ready_ips: Vec<&str> = pod_ips.split_whitespace().collect();
     assert!(
@@ -244,19 +302,30 @@ spec:
         "headless lookup gives the ready pods' addresses: {out} ({pod_ips})"
     );
     let out = client.run("nslookup -type=srv _http._tcp.web.default.svc.cluster.local\n");
-    assert!(out.contains("web.default.svc.cluster.local") && out.contains("80"), "SRV: {out}");
+    assert!(
+        out.contains("web.default.svc.cluster.local") && out.contains("80"),
+        "SRV: {out}"
+    );
     let out = client.run("nslookup nope.default.svc.cluster.local; echo rc=$?\n");
-    assert!(out.contains("NXDOMAIN") || out.contains("can't find"), "NXDOMAIN: {out}");
+    assert!(
+        out.contains("NXDOMAIN") || out.contains("can't find"),
+        "NXDOMAIN: {out}"
+    );
 
     // A deleted Service stops answering.
     c.kubectl_ok(&["delete", "svc", "web"]);
     let out = client.run(&format!(
         "sleep 2; timeout 5 wget -q -O - http://{cluster_ip}/ && echo ANSWERED; echo done\n"
     ));
-    assert!(!out.contains("ANSWERED"), "the deleted Service answered: {out}");
+    assert!(
+        !out.contains("ANSWERED"),
+        "the deleted Service answered: {out}"
+    );
 
     // Clean up what ran: pods first, so the node stops their containers.
     c.kubectl_ok(&["delete", "deployment", "web", "--wait=false"]);
     c.kubectl_ok(&["delete", "pod", "client", "--grace-period=1"]);
-    wait_until("the web pods to go", Duration::from_secs(60), || any_web_pods(&c) == 0);
+    wait_until("the web pods to go", Duration::from_secs(60), || {
+        any_web_pods(&c) == 0
+    });
 }

@@ -195,7 +195,12 @@ impl Drop for Cluster {
             // and releases their network), then the server, which stops its
             // containerd and removes its proxy rules.
             let _ = self.kubectl(&[
-                "delete", "pods", "--all", "-A", "--grace-period=1", "--timeout=60s",
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=1",
+                "--timeout=60s",
             ]);
             self.stop();
             // Whatever the node left running (a failed test), by pid: the
@@ -210,11 +215,17 @@ impl Drop for Cluster {
                     let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
                     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
                     if cmd.contains("containerd-shim") && cmd.contains(marker.as_ref()) {
-                        let _ = Command::new("pkill").args(["-9", "-P", &pid.to_string()]).status();
+                        let _ = Command::new("pkill")
+                            .args(["-9", "-P", &pid.to_string()])
+                            .status();
                         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
                     }
                 }
             }
+            // The pods' bridge the node agent's CNI configuration made.
+            let _ = Command::new("ip")
+                .args(["link", "del", "ferrokube0"])
+                .status();
         } else {
             self.kill();
         }
