@@ -9,6 +9,7 @@ mod apiserver;
 mod controllers;
 mod engines;
 mod network;
+mod scheduler;
 mod stats;
 mod store;
 
@@ -41,6 +42,8 @@ enum Bench {
     /// (internal) the sending end of the proxy's traffic measurement.
     #[command(hide = true)]
     TcpLoad(network::TcpOptions),
+    /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
+    Scheduler(scheduler::Options),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,5 +66,6 @@ fn main() -> anyhow::Result<()> {
         Bench::Dns(opts) => rt.block_on(network::dns(opts)),
         Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),
         Bench::TcpLoad(opts) => rt.block_on(network::tcp_load(opts)),
+        Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
     }
 }

@@ -1,0 +1,89 @@
+//! ferrokube's scheduler: places pods that have no node on one, as
+//! kube-scheduler's default profile does, through the API server only.
+//!
+//! - [`cache`]: the snapshot of nodes and the pods on them (assumed ones too);
+//! - [`queue`]: active / backoff / unschedulable pods, priority then FIFO;
+//! - [`plugins`]: the default profile's filters and scores;
+//! - [`framework`]: one scheduling cycle (filter, sample, score, pick) and
+//!   Kubernetes' failure summary;
+//! - [`scheduler`]: the watches, the scheduling loop and the binders;
+//! - [`events`]: Events and the PodScheduled condition.
+//!
+//! [`run`] is the entry point of `ferrokube server`: it schedules while this
+//! process holds the `kube-system/kube-scheduler` Lease.
+//! [`run_without_election`] is the same loop without the Lease.
+
+pub mod cache;
+pub mod events;
+pub mod fasthash;
+pub mod framework;
+pub mod plugins;
+pub mod podinfo;
+pub mod quantity;
+pub mod queue;
+pub mod scheduler;
+pub mod selectors;
+#[cfg(test)]
+mod testutil;
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+pub use framework::{Algorithm, FitError, Placement};
+pub use scheduler::{Scheduler, Stats};
+
+/// Settings of one scheduler.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Pods whose `spec.schedulerName` is this are ours.
+    pub scheduler_name: String,
+    /// This instance's identity for leader election and in events.
+    pub identity: String,
+    /// percentageOfNodesToScore; None = Kubernetes' adaptive rule.
+    pub percentage_of_nodes_to_score: Option<u32>,
+    /// Binding requests in flight at once.
+    pub parallel_binds: usize,
+    /// Leader election timings (Kubernetes' defaults: 15 s, 10 s, 2 s).
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            scheduler_name: "default-scheduler".into(),
+            identity: "ferrokube".into(),
+            percentage_of_nodes_to_score: None,
+            parallel_binds: 64,
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Schedules while this process holds the `kube-system/kube-scheduler`
+/// Lease, until `cancel`.
+pub async fn run(client: kube::Client, config: SchedulerConfig, cancel: CancellationToken) {
+    let mut election =
+        ferrokube_client::LeaderElection::new("kube-system", "kube-scheduler", &config.identity);
+    election.lease_duration = config.lease_duration;
+    election.renew_deadline = config.renew_deadline;
+    election.retry_period = config.retry_period;
+    election
+        .run(client.clone(), cancel, move |lead| {
+            run_without_election(client.clone(), config.clone(), lead)
+        })
+        .await;
+}
+
+/// Schedules until `cancel`, without leader election.
+pub async fn run_without_election(
+    client: kube::Client,
+    config: SchedulerConfig,
+    cancel: CancellationToken,
+) {
+    Scheduler::new(client, config).run(cancel).await;
+}

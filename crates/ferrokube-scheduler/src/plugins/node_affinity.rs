@@ -1,0 +1,104 @@
+//! NodeAffinity: `nodeSelector` and required node affinity as a filter;
+//! preferred node affinity terms' weights as a score.
+
+use crate::cache::NodeInfo;
+use crate::podinfo::PodInfo;
+
+pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
+
+/// Whether the pod's nodeSelector and required node affinity admit the node.
+pub fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
+    if !pod
+        .node_selector
+        .iter()
+        .all(|(k, v)| node.labels.get(k) == Some(v))
+    {
+        return false;
+    }
+    match &pod.required_node_affinity {
+        Some(terms) => terms.matches(&node.name, &node.labels),
+        None => true,
+    }
+}
+
+pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+    (!matches(pod, node)).then_some(REASON)
+}
+
+/// Sum of the weights of the preferred terms the node matches.
+pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+    pod.preferred_node_affinity
+        .iter()
+        .filter(|(_, t)| t.matches(&node.name, &node.labels))
+        .map(|(w, _)| *w as i64)
+        .sum()
+}
+
+#[cfg(test)]
+#[allow(clippy::option_map_unit_fn)]
+mod tests {
+    use super::*;
+    use crate::testutil::{node, node_with_labels, pod};
+    use k8s_openapi::api::core::v1::{
+        Affinity, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm,
+        PreferredSchedulingTerm,
+    };
+    use std::sync::Arc;
+
+    fn term(key: &str, op: &str, vals: &[&str]) -> NodeSelectorTerm {
+        NodeSelectorTerm {
+            match_expressions: Some(vec![NodeSelectorRequirement {
+                key: key.into(),
+                operator: op.into(),
+                values: Some(vals.iter().map(|s| s.to_string()).collect()),
+            }]),
+            match_fields: None,
+        }
+    }
+
+    #[test]
+    fn node_selector_and_required_affinity() {
+        let ssd = NodeInfo::from_node(Arc::new(node_with_labels(
+            node("a", "1", "1Gi"),
+            &[("disk", "ssd"), ("zone", "z1")],
+        )));
+        let hdd = NodeInfo::from_node(Arc::new(node_with_labels(
+            node("b", "1", "1Gi"),
+            &[("disk", "hdd"), ("zone", "z2")],
+        )));
+        let mut p = pod("d", "p", "", "");
+        p.spec
+            .as_mut()
+            .map(|s| s.node_selector = Some([("disk".to_string(), "ssd".to_string())].into()));
+        let p = PodInfo::new(Arc::new(p));
+        assert_eq!(filter(&p, &ssd), None);
+        assert_eq!(filter(&p, &hdd), Some(REASON));
+
+        let mut q = pod("d", "q", "", "");
+        q.spec.as_mut().map(|s| {
+            s.affinity = Some(Affinity {
+                node_affinity: Some(NodeAffinity {
+                    required_during_scheduling_ignored_during_execution: Some(NodeSelector {
+                        node_selector_terms: vec![term("zone", "In", &["z2", "z3"])],
+                    }),
+                    preferred_during_scheduling_ignored_during_execution: Some(vec![
+                        PreferredSchedulingTerm {
+                            weight: 7,
+                            preference: term("disk", "In", &["hdd"]),
+                        },
+                        PreferredSchedulingTerm {
+                            weight: 3,
+                            preference: term("zone", "Exists", &[]),
+                        },
+                    ]),
+                }),
+                ..Default::default()
+            })
+        });
+        let q = PodInfo::new(Arc::new(q));
+        assert_eq!(filter(&q, &ssd), Some(REASON));
+        assert_eq!(filter(&q, &hdd), None);
+        assert_eq!(score(&q, &hdd), 10);
+        assert_eq!(score(&q, &ssd), 3);
+    }
+}

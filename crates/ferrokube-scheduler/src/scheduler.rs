@@ -1,0 +1,523 @@
+//! The running scheduler: watches (nodes, pods, namespaces, priority
+//! classes) feed the snapshot and the queue; one loop takes pods from the
+//! queue, places each with the algorithm, assumes it on its node and hands
+//! the binding to a pool of concurrent binders; failures go back to the
+//! queue with their reasons on the pod (condition and event).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, PostParams};
+use kube::runtime::watcher::{self, watcher, Event};
+use kube::runtime::WatchStreamExt;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::Cache;
+use crate::events::{self, PodEvent, Recorder};
+use crate::framework::Algorithm;
+use crate::podinfo::PodInfo;
+use crate::queue::SchedulingQueue;
+use crate::SchedulerConfig;
+
+/// Counters for figures and tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Pods bound by this scheduler.
+    pub bound: AtomicU64,
+    /// Attempts that found no node.
+    pub unschedulable: AtomicU64,
+    /// Binding requests that failed.
+    pub bind_errors: AtomicU64,
+    /// Time spent in the placement algorithm (nanoseconds), and how often.
+    pub algorithm_nanos: AtomicU64,
+    pub algorithm_runs: AtomicU64,
+    /// Set once the watches have listed nodes and pods and scheduling began.
+    pub ready: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Priorities {
+    classes: HashMap<String, (i32, bool)>,
+}
+
+impl Priorities {
+    fn of(&self, pod: &PodInfo) -> i32 {
+        let spec = pod.pod.spec.as_ref();
+        if let Some(p) = spec.and_then(|s| s.priority) {
+            return p;
+        }
+        if let Some(name) = spec.and_then(|s| s.priority_class_name.as_deref()) {
+            if let Some((v, _)) = self.classes.get(name) {
+                return *v;
+            }
+        }
+        self.classes
+            .values()
+            .filter(|(_, global)| *global)
+            .map(|(v, _)| *v)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+struct Shared {
+    config: SchedulerConfig,
+    cache: Mutex<Cache>,
+    queue: SchedulingQueue,
+    priorities: RwLock<Priorities>,
+    stats: Arc<Stats>,
+}
+
+/// A scheduler that has not started yet.
+pub struct Scheduler {
+    client: kube::Client,
+    shared: Arc<Shared>,
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded") | Some("Failed")
+    )
+}
+
+impl Shared {
+    fn on_pod(&self, pod: Pod) {
+        if is_terminal(&pod) {
+            let key = format!(
+                "{}/{}",
+                pod.metadata.namespace.as_deref().unwrap_or("default"),
+                pod.metadata.name.as_deref().unwrap_or_default()
+            );
+            self.on_pod_delete(&key);
+            return;
+        }
+        let info = Arc::new(PodInfo::new(Arc::new(pod)));
+        if !info.node_name.is_empty() {
+            self.queue.delete(&info.key);
+            self.cache.lock().add_pod(info);
+        } else if info.scheduler_name == self.config.scheduler_name && !info.terminating {
+            if self.cache.lock().is_assumed(&info.key) {
+                return;
+            }
+            let prio = self.priorities.read().of(&info);
+            self.queue.add_or_update(info, prio);
+        } else {
+            self.queue.delete(&info.key);
+        }
+    }
+
+    fn on_pod_delete(&self, key: &str) {
+        self.queue.delete(key);
+        let had = {
+            let mut c = self.cache.lock();
+            let had = c.has_pod(key);
+            c.remove_pod(key);
+            had
+        };
+        if had {
+            self.queue.move_all_unschedulable();
+        }
+    }
+
+    fn on_node(&self, node: Node) {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let changed = {
+            let mut c = self.cache.lock();
+            let old = c.node(&name).and_then(|n| n.node.clone());
+            let relevant = match &old {
+                None => true,
+                Some(o) => {
+                    o.metadata.labels != node.metadata.labels
+                        || o.spec != node.spec
+                        || o.status.as_ref().map(|s| &s.allocatable)
+                            != node.status.as_ref().map(|s| &s.allocatable)
+                }
+            };
+            c.set_node(Arc::new(node));
+            relevant
+        };
+        if changed {
+            self.queue.move_all_unschedulable();
+        }
+    }
+}
+
+/// Reads one watch until cancelled, calling `apply`, `delete` and, after
+/// each complete (re)list, `relisted` with the keys it showed.
+async fn follow<K, S>(
+    stream: S,
+    cancel: &CancellationToken,
+    synced: &CancellationToken,
+    mut apply: impl FnMut(K),
+    mut delete: impl FnMut(K),
+    mut relisted: impl FnMut(HashSet<String>),
+    key_of: impl Fn(&K) -> String,
+) where
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Unpin,
+{
+    let mut stream = stream;
+    let mut seen: HashSet<String> = HashSet::new();
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => return,
+            ev = stream.next() => ev,
+        };
+        match ev {
+            None => return,
+            Some(Err(e)) => tracing::debug!(error = %e, "watch error (retrying)"),
+            Some(Ok(Event::Init)) => seen.clear(),
+            Some(Ok(Event::InitApply(o))) => {
+                seen.insert(key_of(&o));
+                apply(o);
+            }
+            Some(Ok(Event::InitDone)) => {
+                relisted(std::mem::take(&mut seen));
+                synced.cancel();
+            }
+            Some(Ok(Event::Apply(o))) => apply(o),
+            Some(Ok(Event::Delete(o))) => delete(o),
+        }
+    }
+}
+
+fn pod_key(p: &Pod) -> String {
+    format!(
+        "{}/{}",
+        p.metadata.namespace.as_deref().unwrap_or("default"),
+        p.metadata.name.as_deref().unwrap_or_default()
+    )
+}
+
+fn name_of(m: &ObjectMeta) -> String {
+    m.name.clone().unwrap_or_default()
+}
+
+impl Scheduler {
+    pub fn new(client: kube::Client, config: SchedulerConfig) -> Scheduler {
+        let mut cache = Cache::new();
+        cache.namespaces = HashMap::new();
+        Scheduler {
+            client,
+            shared: Arc::new(Shared {
+                config,
+                cache: Mutex::new(cache),
+                queue: SchedulingQueue::new(),
+                priorities: RwLock::new(Priorities::default()),
+                stats: Arc::new(Stats::default()),
+            }),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.shared.stats.clone()
+    }
+
+    /// Watches and schedules until `cancel`.
+    pub async fn run(self, cancel: CancellationToken) {
+        let cancel = cancel.child_token();
+        let client = self.client.clone();
+        let sh = self.shared.clone();
+        let nodes_synced = CancellationToken::new();
+        let pods_synced = CancellationToken::new();
+        let mut tasks = Vec::new();
+
+        // Nodes.
+        {
+            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), nodes_synced.clone());
+            let api: Api<Node> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &synced,
+                    move |n: Node| a.on_node(n),
+                    move |n: Node| d.cache.lock().remove_node(&name_of(&n.metadata)),
+                    move |seen| {
+                        let mut c = r.cache.lock();
+                        let gone: Vec<String> = c
+                            .node_names()
+                            .iter()
+                            .filter(|n| !seen.contains(*n))
+                            .cloned()
+                            .collect();
+                        for n in gone {
+                            c.remove_node(&n);
+                        }
+                    },
+                    |n| name_of(&n.metadata),
+                )
+                .await;
+            }));
+        }
+        // Pods (not finished ones).
+        {
+            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), pods_synced.clone());
+            let api: Api<Pod> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let cfg = watcher::Config::default()
+                    .fields("status.phase!=Succeeded,status.phase!=Failed");
+                let stream = watcher(api, cfg).default_backoff().boxed();
+                let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &synced,
+                    move |p: Pod| a.on_pod(p),
+                    move |p: Pod| d.on_pod_delete(&pod_key(&p)),
+                    move |seen| {
+                        for k in r.queue.keys() {
+                            if !seen.contains(&k) {
+                                r.queue.delete(&k);
+                            }
+                        }
+                        let gone: Vec<String> = {
+                            let c = r.cache.lock();
+                            c.pod_keys()
+                                .into_iter()
+                                .filter(|k| !seen.contains(k) && !c.is_assumed(k))
+                                .collect()
+                        };
+                        for k in gone {
+                            r.on_pod_delete(&k);
+                        }
+                    },
+                    pod_key,
+                )
+                .await;
+            }));
+        }
+        // Namespaces (labels for namespaceSelector).
+        {
+            let (sh, cancel) = (sh.clone(), cancel.clone());
+            let api: Api<Namespace> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d) = (sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &CancellationToken::new(),
+                    move |n: Namespace| {
+                        let labels = n.metadata.labels.clone().unwrap_or_default();
+                        let old = a
+                            .cache
+                            .lock()
+                            .namespaces
+                            .insert(name_of(&n.metadata), labels.clone());
+                        if old.is_some_and(|o| o != labels) {
+                            a.queue.move_all_unschedulable();
+                        }
+                    },
+                    move |n: Namespace| {
+                        d.cache.lock().namespaces.remove(&name_of(&n.metadata));
+                    },
+                    |_| {},
+                    |n| name_of(&n.metadata),
+                )
+                .await;
+            }));
+        }
+        // Priority classes.
+        {
+            let (sh, cancel) = (sh.clone(), cancel.clone());
+            let api: Api<PriorityClass> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d) = (sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &CancellationToken::new(),
+                    move |pc: PriorityClass| {
+                        a.priorities.write().classes.insert(
+                            name_of(&pc.metadata),
+                            (pc.value, pc.global_default.unwrap_or(false)),
+                        );
+                    },
+                    move |pc: PriorityClass| {
+                        d.priorities.write().classes.remove(&name_of(&pc.metadata));
+                    },
+                    |_| {},
+                    |pc| name_of(&pc.metadata),
+                )
+                .await;
+            }));
+        }
+        // Backoff and unschedulable timers.
+        {
+            let (sh, cancel) = (sh.clone(), cancel.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => sh.queue.flush(),
+                    }
+                }
+            }));
+        }
+
+        // Schedule only from a complete picture.
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            _ = async { nodes_synced.cancelled().await; pods_synced.cancelled().await; } => {
+                let recorder = Recorder::start(
+                    client.clone(),
+                    sh.config.scheduler_name.clone(),
+                    sh.config.identity.clone(),
+                    cancel.clone(),
+                );
+                sh.stats.ready.store(true, Ordering::Relaxed);
+                schedule_loop(client.clone(), sh.clone(), recorder, cancel.clone()).await;
+            }
+        }
+        cancel.cancel();
+        sh.queue.close();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+async fn schedule_loop(
+    client: kube::Client,
+    sh: Arc<Shared>,
+    recorder: Recorder,
+    cancel: CancellationToken,
+) {
+    let binds = Arc::new(Semaphore::new(sh.config.parallel_binds.max(1)));
+    let status_writes = Arc::new(Semaphore::new(16));
+    let mut algo = Algorithm::new();
+    algo.percentage_of_nodes_to_score = sh.config.percentage_of_nodes_to_score;
+    loop {
+        let popped = tokio::select! {
+            _ = cancel.cancelled() => return,
+            p = sh.queue.pop() => p,
+        };
+        let Some(p) = popped else { return };
+        let key = p.info.key.clone();
+        let result = {
+            let mut c = sh.cache.lock();
+            let t = Instant::now();
+            let r = algo.schedule(&c, &p.info);
+            sh.stats
+                .algorithm_nanos
+                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            sh.stats.algorithm_runs.fetch_add(1, Ordering::Relaxed);
+            if let Ok(pl) = &r {
+                c.assume(p.info.clone(), &pl.node);
+            }
+            r
+        };
+        match result {
+            Ok(pl) => {
+                let permit = tokio::select! {
+                    _ = cancel.cancelled() => {
+                        sh.cache.lock().forget(&key, &p.info.uid);
+                        return;
+                    }
+                    permit = binds.clone().acquire_owned() => permit,
+                };
+                let Ok(permit) = permit else { return };
+                let (client, sh, recorder) = (client.clone(), sh.clone(), recorder.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    bind(client, sh, recorder, p, pl.node).await;
+                });
+            }
+            Err(fit) => {
+                sh.stats.unschedulable.fetch_add(1, Ordering::Relaxed);
+                sh.queue.failed(&key, p.cycle, true);
+                let message = fit.to_string();
+                tracing::debug!(pod = %key, %message, "unschedulable");
+                recorder.record(PodEvent {
+                    pod: p.info.pod.clone(),
+                    warning: true,
+                    reason: "FailedScheduling",
+                    action: "Scheduling",
+                    message: message.clone(),
+                });
+                let (client, sem) = (client.clone(), status_writes.clone());
+                let pod = p.info.pod.clone();
+                tokio::spawn(async move {
+                    let Ok(_permit) = sem.acquire_owned().await else {
+                        return;
+                    };
+                    if let Err(e) = events::set_unschedulable(client, &pod, &message).await {
+                        tracing::debug!(error = %e, "setting PodScheduled=False failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn bind(
+    client: kube::Client,
+    sh: Arc<Shared>,
+    recorder: Recorder,
+    p: crate::queue::Popped,
+    node: String,
+) {
+    let info = &p.info;
+    let api: Api<Pod> = Api::namespaced(client, &info.namespace);
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(info.name.clone()),
+            namespace: Some(info.namespace.clone()),
+            uid: Some(info.uid.clone()).filter(|u| !u.is_empty()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.clone()),
+            ..Default::default()
+        },
+    };
+    let res: kube::Result<serde_json::Value> = api
+        .create_subresource("binding", &info.name, &PostParams::default(), &binding)
+        .await;
+    match res {
+        Ok(_) => {
+            sh.stats.bound.fetch_add(1, Ordering::Relaxed);
+            sh.queue.done(&info.key);
+            recorder.record(PodEvent {
+                pod: info.pod.clone(),
+                warning: false,
+                reason: "Scheduled",
+                action: "Binding",
+                message: format!("Successfully assigned {} to {}", info.key, node),
+            });
+        }
+        Err(e) => {
+            sh.stats.bind_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(pod = %info.key, error = %e, "binding failed");
+            sh.cache.lock().forget(&info.key, &info.uid);
+            sh.queue.failed(&info.key, p.cycle, false);
+            recorder.record(PodEvent {
+                pod: info.pod.clone(),
+                warning: true,
+                reason: "FailedScheduling",
+                action: "Scheduling",
+                message: format!("Binding rejected: {e}"),
+            });
+        }
+    }
+}
