@@ -6,6 +6,7 @@
 //! ```
 
 mod apiserver;
+mod controllers;
 mod engines;
 mod network;
 mod scheduler;
@@ -29,6 +30,8 @@ enum Bench {
     Engines(engines::Options),
     /// The API server, driven by kube-rs.
     Apiserver(apiserver::Options),
+    /// The workload controllers: a big Deployment, many rolling at once.
+    Controllers(controllers::Options),
     /// The service proxy: programming latency, cluster IP against direct.
     Proxy(network::ProxyOptions),
     /// The cluster DNS: queries/s and latency.
@@ -58,6 +61,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
+        Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
         Bench::Proxy(opts) => rt.block_on(network::proxy(opts)),
         Bench::Dns(opts) => rt.block_on(network::dns(opts)),
         Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),

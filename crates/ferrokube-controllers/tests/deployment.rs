@@ -528,3 +528,113 @@ async fn restart_makes_a_new_replica_set_and_history_is_limited() {
     revs.sort();
     assert_eq!(revs, ["3", "4"]);
 }
+
+/// Runs the real kubectl against the test server.
+fn kubectl(env: &Env, args: &[&str]) -> std::process::Child {
+    std::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&env.api.kubeconfig)
+        .arg("-n")
+        .arg(&env.ns)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running kubectl")
+}
+
+/// Waits for kubectl to exit (bounded), readying pods meanwhile as a
+/// kubelet would; returns its success and output.
+async fn kubectl_while_readying(
+    env: &Env,
+    sel: &str,
+    mut child: std::process::Child,
+) -> (bool, String) {
+    let start = Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if start.elapsed() > WAIT => {
+                let _ = child.kill();
+                break;
+            }
+            Ok(None) => {}
+            Err(e) => panic!("waiting for kubectl: {e}"),
+        }
+        env.ready_all(sel).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = child.wait_with_output().expect("kubectl output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_rollout_status_and_undo_to_revision() {
+    if std::process::Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .is_err()
+    {
+        eprintln!("kubectl not installed: skipped");
+        return;
+    }
+    let env = Env::start("dep-kubectl").await;
+    env.api::<Deployment>()
+        .create(
+            &PostParams::default(),
+            &deployment("web", 3, rolling(json!(1), json!(1)), "img:1"),
+        )
+        .await
+        .expect("creating");
+    let child = kubectl(
+        &env,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
+    let (ok, out) = kubectl_while_readying(&env, "app=web", child).await;
+    assert!(ok, "kubectl rollout status failed: {out}");
+    assert!(out.contains("successfully rolled out"), "{out}");
+
+    set_image(&env, "web", "img:2").await;
+    let child = kubectl(
+        &env,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
+    let (ok, out) = kubectl_while_readying(&env, "app=web", child).await;
+    assert!(ok && out.contains("successfully rolled out"), "{out}");
+
+    let child = kubectl(
+        &env,
+        &["rollout", "undo", "deployment/web", "--to-revision=1"],
+    );
+    let (ok, out) = kubectl_while_readying(&env, "app=web", child).await;
+    assert!(ok, "kubectl rollout undo failed: {out}");
+    let child = kubectl(
+        &env,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
+    let (ok, out) = kubectl_while_readying(&env, "app=web", child).await;
+    assert!(ok && out.contains("successfully rolled out"), "{out}");
+    let pods = env.live_pods("app=web").await;
+    assert_eq!(pods.len(), 3);
+    assert!(pods.iter().all(|p| image_of(p) == "img:1"));
+    let d = env.api::<Deployment>().get("web").await.expect("get");
+    assert_eq!(annotation(&d.metadata, REVISION).as_deref(), Some("3"));
+    assert_eq!(replicasets(&env, "web").await.len(), 2);
+
+    // kubectl's history lists revisions 2 and 3.
+    let child = kubectl(&env, &["rollout", "history", "deployment/web"]);
+    let (ok, out) = kubectl_while_readying(&env, "app=web", child).await;
+    assert!(ok, "{out}");
+    let revs: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|w| w.chars().all(|c| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(revs, ["2", "3"], "{out}");
+}
