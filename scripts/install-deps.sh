@@ -10,6 +10,20 @@ have_cmd etcd || need+=(etcd-server)
 have_cmd etcdctl || need+=(etcd-client)
 have_cmd protoc || need+=(protobuf-compiler)
 have_cmd curl || need+=(curl)
+# The node agent: containerd (with ctr) and runc, the CNI plugins, the busybox
+# image's binary, a loopback registry and skopeo for pull tests, nftables, and
+# what scripts/build-images.sh compiles the pause binary with.
+have_cmd containerd || need+=(containerd)
+have_cmd runc || need+=(runc)
+[ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || need+=(busybox-static)
+have_cmd skopeo || need+=(skopeo)
+have_cmd docker-registry || need+=(docker-registry)
+have_cmd nft || need+=(nftables)
+have_cmd iptables || need+=(iptables)
+have_cmd ip || need+=(iproute2)
+have_cmd gcc || need+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

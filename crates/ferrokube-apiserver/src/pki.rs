@@ -9,6 +9,7 @@
 //! an expired certificate. The serving certificate is issued at every start,
 //! so it always names the host's current addresses.
 
+use ferrokube_api::jointoken;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -239,10 +240,16 @@ impl Pki {
                 t
             }
         };
+        // The join token names the CA by its hash, so an agent holding it
+        // can trust the CA it fetches from an address it does not yet
+        // trust: `K10<sha256 of the CA PEM>::server:<secret>`.
+        let ca_hash = jointoken::sha256_hex(ca_cert_pem.as_bytes());
         let join_token = match read(&data_dir.join("token")) {
-            Some(t) if !t.trim().is_empty() => t.trim().to_string(),
+            Some(t) if jointoken::parse(&t).is_some_and(|(h, _)| h == ca_hash) => {
+                t.trim().to_string()
+            }
             _ => {
-                let t = format!("K10{}", random_token());
+                let t = jointoken::format(&ca_cert_pem, &random_token());
                 write_private(&data_dir.join("token"), &t)?;
                 t
             }
@@ -365,6 +372,9 @@ mod tests {
         assert_eq!(a.admin_cert_pem, b.admin_cert_pem, "the admin cert is kept");
         assert_eq!(a.admin_token, b.admin_token);
         assert_eq!(a.join_token, b.join_token);
+        let (hash, secret) = jointoken::parse(&a.join_token).unwrap();
+        assert_eq!(hash, jointoken::sha256_hex(a.ca_cert_pem.as_bytes()));
+        assert!(secret.len() >= 32);
         assert!(days_left(&a.admin_cert_pem).unwrap() > 360);
         let mode = std::fs::metadata(dir.path().join("tls/ca.key"))
             .unwrap()

@@ -671,12 +671,28 @@ impl Rest {
         opts: &WriteOptions,
     ) -> Result<Value, (ApiError, bool)> {
         let dry_run = opts.dry_run;
+        let mut new = new;
+        if subresource != "status" {
+            validation::default_on_update(def, &mut new);
+        }
         let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
         let conflict = |e: StoreError| match e {
             StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
             other => (store_error(def, name, other), false),
         };
-        if subresource == "status" {
+        if subresource == "finalize" {
+            // Only spec.finalizers changes through namespaces/{name}/finalize.
+            let fins = new.pointer("/spec/finalizers").cloned();
+            new = old.clone();
+            match fins {
+                Some(f) => new["spec"]["finalizers"] = f,
+                None => {
+                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                        spec.remove("finalizers");
+                    }
+                }
+            }
+        } else if subresource == "status" {
             // Only status changes through /status.
             let status = new.get("status").cloned();
             new = old.clone();
@@ -776,8 +792,18 @@ impl Rest {
             return Ok(new);
         }
         let key = self.key(def, ns, name);
-        // An object being deleted whose last finalizer goes is deleted.
-        if new.pointer("/metadata/deletionTimestamp").is_some() && finalizers(&new).is_empty() {
+        // An object being deleted whose last finalizer goes is deleted (a
+        // namespace also waits for the finalizers in its spec).
+        let spec_fins_left = def.group.is_empty()
+            && def.plural == "namespaces"
+            && new
+                .pointer("/spec/finalizers")
+                .and_then(Value::as_array)
+                .is_some_and(|a| !a.is_empty());
+        if new.pointer("/metadata/deletionTimestamp").is_some()
+            && finalizers(&new).is_empty()
+            && !spec_fins_left
+        {
             self.store
                 .delete(&key, Some(old_kv.mod_revision))
                 .await

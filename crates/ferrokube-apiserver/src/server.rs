@@ -71,6 +71,7 @@ impl RunningServer {
 
 struct App {
     rest: Rest,
+    ca_pem: String,
     openapi: ferrokube_openapi::OpenApi,
     discovery: Discovery,
     tokens: TokenAuthenticator,
@@ -211,6 +212,16 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))?;
     let mut tokens = TokenAuthenticator::default();
+    if let Some((_, secret)) = ferrokube_api::jointoken::parse(&pki.join_token) {
+        // Agents joining with the token. (Authorization will narrow what
+        // nodes may do; today every authenticated user is an admin.)
+        let node = UserInfo {
+            name: "system:node-agent".into(),
+            groups: vec!["system:nodes".into(), "system:authenticated".into()],
+        };
+        tokens.add(secret, node.clone());
+        tokens.add(&pki.join_token, node);
+    }
     tokens.add(
         &pki.admin_token,
         UserInfo {
@@ -220,6 +231,7 @@ pub async fn start(
     );
     let openapi = build_openapi(&registry);
     let app = Arc::new(App {
+        ca_pem: pki.ca_cert_pem.clone(),
         openapi,
         discovery: Discovery::build(&registry),
         rest: Rest {
@@ -446,6 +458,15 @@ async fn handle(
     // Open to everyone.
     if path == "/version" {
         return json_response(StatusCode::OK, &version_info());
+    }
+    if path == "/cacerts" {
+        // The cluster CA, for agents joining with a token that names its
+        // hash (they check it before trusting anything else).
+        return full(
+            StatusCode::OK,
+            "application/x-pem-file",
+            Bytes::from(app.ca_pem.clone()),
+        );
     }
     if let Some(r) = health(&app, &path, &Query::parse(req.uri().query())).await {
         return r;
@@ -718,7 +739,14 @@ async fn resource_request(
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;
     }
-    if !matches!(sub, "" | "status") {
+    let finalize = sub == "finalize" && def.group.is_empty() && def.plural == "namespaces";
+    if finalize && !matches!(info.verb.as_str(), "update" | "patch") {
+        return Err(ApiError::method_not_allowed(format!(
+            "the finalize subresource of namespaces does not allow {}",
+            info.verb
+        )));
+    }
+    if !finalize && !matches!(sub, "" | "status") {
         return Err(ApiError::method_not_allowed(format!(
             "the {sub} subresource of {} is not served yet",
             def.plural

@@ -177,6 +177,40 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
+/// How long a pod stays on a not-ready or unreachable node before eviction,
+/// unless it says otherwise (the DefaultTolerationSeconds admission plugin).
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// Gives a new pod NoExecute tolerations of the not-ready and unreachable
+/// taints for `DEFAULT_TOLERATION_SECONDS`, each unless one of its own
+/// tolerations already covers that taint (same or empty key, NoExecute or
+/// empty effect), as Kubernetes' DefaultTolerationSeconds admission does.
+fn default_toleration_seconds(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let covered = list.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        });
+        if !covered {
+            list.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}),
+            );
+        }
+    }
+}
+
 /// Fills in Kubernetes' defaults on a new object.
 pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
     match (def.group, def.kind) {
@@ -187,11 +221,34 @@ pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
         ("", "Pod") => {
             if let Some(spec) = obj.get_mut("spec") {
                 default_pod_spec(spec);
+                default_toleration_seconds(spec);
             }
             if obj.get("status").is_none() {
                 obj["status"] = json!({"phase": "Pending"});
             }
         }
+        _ => default_fields(def, obj),
+    }
+}
+
+/// Fills in Kubernetes' defaults on an updated object: Kubernetes defaults
+/// every object it decodes, so a template changed by an update or patch is
+/// defaulted like a new one (the Deployment controller compares templates).
+pub fn default_on_update(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
+        ("", "Namespace") => {}
+        ("", "Pod") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+        }
+        _ => default_fields(def, obj),
+    }
+}
+
+/// The defaults of fields below `spec`, for create and update alike.
+fn default_fields(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
         ("", "Service") => {
             if let Some(spec) = obj.get_mut("spec") {
                 set_default(spec, "type", json!("ClusterIP"));
@@ -289,5 +346,28 @@ mod tests {
             "IfNotPresent"
         );
         assert_eq!(pod["status"]["phase"], "Pending");
+    }
+
+    #[test]
+    fn new_pods_tolerate_not_ready_and_unreachable_nodes_for_five_minutes() {
+        let r = Registry::default();
+        let pods = r.get("", "v1", "pods").unwrap();
+        let mut pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}]}});
+        default_on_create(pods, &mut pod);
+        let tols = pod["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(tols.len(), 2);
+        assert_eq!(tols[0]["key"], "node.kubernetes.io/not-ready");
+        assert_eq!(tols[1]["key"], "node.kubernetes.io/unreachable");
+        assert!(tols.iter().all(|t| t["effect"] == "NoExecute"
+            && t["operator"] == "Exists"
+            && t["tolerationSeconds"] == 300));
+        // A pod's own toleration of a taint is kept and not doubled.
+        let mut own = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "x"}],
+            "tolerations": [{"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 5}]}});
+        default_on_create(pods, &mut own);
+        let tols = own["spec"]["tolerations"].as_array().unwrap();
+        assert_eq!(tols.len(), 2);
+        assert_eq!(tols[0]["tolerationSeconds"], 5);
+        assert_eq!(tols[1]["key"], "node.kubernetes.io/not-ready");
     }
 }

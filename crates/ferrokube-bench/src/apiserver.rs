@@ -34,10 +34,10 @@ pub struct Options {
     changes: usize,
 }
 
-struct Server {
+pub(crate) struct Server {
     child: Child,
     _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+    pub(crate) kubeconfig: PathBuf,
 }
 
 impl Drop for Server {
@@ -60,7 +60,7 @@ impl Server {
     }
 }
 
-fn start_server() -> anyhow::Result<Server> {
+pub(crate) fn start_server() -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("ferrokube");
     anyhow::ensure!(
@@ -105,7 +105,7 @@ fn start_server() -> anyhow::Result<Server> {
     Ok(server)
 }
 
-async fn client(kubeconfig: &PathBuf) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client(kubeconfig: &PathBuf) -> anyhow::Result<kube::Client> {
     let kc = Kubeconfig::read_from(kubeconfig)?;
     let cfg = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await?;
     Ok(kube::Client::try_from(cfg)?)

@@ -6,7 +6,9 @@
 //! ```
 
 mod apiserver;
+mod controllers;
 mod engines;
+mod network;
 mod scheduler;
 mod stats;
 mod store;
@@ -28,12 +30,30 @@ enum Bench {
     Engines(engines::Options),
     /// The API server, driven by kube-rs.
     Apiserver(apiserver::Options),
+    /// The workload controllers: a big Deployment, many rolling at once.
+    Controllers(controllers::Options),
+    /// The service proxy: programming latency, cluster IP against direct.
+    Proxy(network::ProxyOptions),
+    /// The cluster DNS: queries/s and latency.
+    Dns(network::DnsOptions),
+    /// (internal) the receiving end of the proxy's traffic measurement.
+    #[command(hide = true)]
+    TcpSink(network::TcpOptions),
+    /// (internal) the sending end of the proxy's traffic measurement.
+    #[command(hide = true)]
+    TcpLoad(network::TcpOptions),
     /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
     Scheduler(scheduler::Options),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -41,6 +61,11 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
+        Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
+        Bench::Proxy(opts) => rt.block_on(network::proxy(opts)),
+        Bench::Dns(opts) => rt.block_on(network::dns(opts)),
+        Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),
+        Bench::TcpLoad(opts) => rt.block_on(network::tcp_load(opts)),
         Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
     }
 }

@@ -6,6 +6,7 @@
 //! client built from a kubeconfig file, Lease-based leader election, and
 //! (feature `testing`) an in-process API server for their tests.
 
+pub mod join;
 pub mod leader;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -15,6 +16,7 @@ use std::path::Path;
 use anyhow::Context;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+pub use join::client_from_join_token;
 pub use leader::LeaderElection;
 
 /// A client for the cluster that the kubeconfig at `path` names.

@@ -7,6 +7,15 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
+pub mod expectations;
+pub mod podutil;
+pub mod replicaset;
+pub mod watchqueue;
+pub mod workloads;
+
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -22,6 +31,13 @@ pub struct ControllerConfig {
     pub node_monitor_grace_period: Duration,
     /// Terminated pods kept before the pod GC deletes the oldest.
     pub terminated_pod_gc_threshold: usize,
+    /// The cluster CA (PEM) published as `kube-root-ca.crt` in every
+    /// namespace (empty: not published).
+    pub ca_pem: String,
+    /// How long a node must be gone before the pod GC deletes its pods.
+    pub pod_gc_quarantine: Duration,
+    /// How often the pod GC looks.
+    pub pod_gc_period: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -31,6 +47,9 @@ impl Default for ControllerConfig {
             cluster_cidr: "10.42.0.0/16".into(),
             node_monitor_grace_period: Duration::from_secs(40),
             terminated_pod_gc_threshold: 12500,
+            ca_pem: String::new(),
+            pod_gc_quarantine: Duration::from_secs(40),
+            pod_gc_period: Duration::from_secs(20),
         }
     }
 }
@@ -52,11 +71,27 @@ pub async fn run(client: kube::Client, config: ControllerConfig, cancel: Cancell
 
 /// Runs every controller until `cancel` (no leader election).
 pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: CancellationToken) {
+    let cluster = util::spawn_cluster_controllers(&client, &config, &cancel);
+
     let _ = (&client, &config);
     // Each controller module adds itself here: one task per controller.
-    let tasks: Vec<tokio::task::JoinHandle<()>> = vec![];
+    let tasks: Vec<tokio::task::JoinHandle<()>> =
+        vec![tokio::spawn(workloads::run(client.clone(), cancel.clone()))];
     cancel.cancelled().await;
     for t in tasks {
         let _ = t.await;
     }
+    for t in cluster {
+        let _ = t.await;
+    }
 }
+
+// The cluster controllers: garbage collection, namespaces, per-namespace
+// defaults, node lifecycle and IPAM, pod GC.
+pub mod gc;
+pub mod namespace;
+pub mod nodeipam;
+pub mod nodelifecycle;
+pub mod podgc;
+pub mod serviceaccount;
+mod util;

@@ -14,8 +14,11 @@
 pub mod model;
 pub mod nft;
 pub mod render;
+#[cfg(feature = "testing")]
+pub mod testing;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -82,6 +85,7 @@ pub async fn run(
     let (services, services_writer) = reflector::store::<Service>();
     let (slices, slices_writer) = reflector::store::<EndpointSlice>();
     let changed = Arc::new(Notify::new());
+    let dirty: Arc<Mutex<HashSet<ServiceKey>>> = Default::default();
     let svc_stream = reflector(
         services_writer,
         watcher(
@@ -101,16 +105,22 @@ pub async fn run(
     .default_backoff()
     .touched_objects();
     let feed = {
-        let changed = changed.clone();
+        let (changed, dirty) = (changed.clone(), dirty.clone());
         async move {
             let mut svc_stream = std::pin::pin!(svc_stream);
             let mut slice_stream = std::pin::pin!(slice_stream);
             loop {
-                tokio::select! {
-                    Some(_) = svc_stream.next() => changed.notify_one(),
-                    Some(_) = slice_stream.next() => changed.notify_one(),
+                // Errors are logged and retried with back-off by the
+                // watcher; the streams end only with the proxy.
+                let key = tokio::select! {
+                    Some(svc) = svc_stream.next() => svc.ok().and_then(|s| service_key(&s)),
+                    Some(slice) = slice_stream.next() => slice.ok().and_then(|s| slice_service_key(&s)),
                     else => return,
+                };
+                if let Some(key) = key {
+                    lock(&dirty).insert(key);
                 }
+                changed.notify_one();
             }
         }
     };
@@ -119,25 +129,74 @@ pub async fn run(
         // an early sync would briefly program an empty table.
         let _ = services.wait_until_ready().await;
         let _ = slices.wait_until_ready().await;
-        let mut applied: Option<Ruleset> = None;
+        // What is in the kernel, per Service: its rules and port count.
+        let mut programmed: HashMap<ServiceKey, (Ruleset, usize)> = HashMap::new();
+        let mut full = true;
         loop {
-            let svcs = services.state();
-            let sls = slices.state();
-            let svc_refs: Vec<&Service> = svcs.iter().map(|s| s.as_ref()).collect();
-            let slice_refs: Vec<&EndpointSlice> = sls.iter().map(|s| s.as_ref()).collect();
-            let plan = model::plan(&svc_refs, &slice_refs, &config.node_name);
-            let wanted = render::render(&plan, &config.cluster_cidr);
             let started = Instant::now();
-            let (script, full) = match &applied {
-                Some(old) => (render::diff_script(&config.table, old, &wanted), false),
-                None => (render::full_script(&config.table, &wanted), true),
-            };
+            let svcs = services.state();
+            let mut by_key: HashMap<ServiceKey, &Service> = HashMap::with_capacity(svcs.len());
+            for s in &svcs {
+                if let Some(k) = service_key(s) {
+                    by_key.insert(k, s.as_ref());
+                }
+            }
+            // Services to recompute: all on a full sync; else those whose
+            // objects changed, and any programmed one that is gone (a
+            // watch that restarted may not report a deletion).
+            let mut todo: HashSet<ServiceKey> = std::mem::take(&mut *lock(&dirty));
+            if full {
+                todo.extend(by_key.keys().cloned());
+            }
+            todo.extend(
+                programmed
+                    .keys()
+                    .filter(|k| !by_key.contains_key(*k))
+                    .cloned(),
+            );
+            let sls = slices.state();
+            let mut slices_of: HashMap<&ServiceKey, Vec<&EndpointSlice>> = HashMap::new();
+            for sl in &sls {
+                if let Some(k) = slice_service_key(sl) {
+                    if let Some(k) = todo.get(&k) {
+                        slices_of.entry(k).or_default().push(sl.as_ref());
+                    }
+                }
+            }
+            let mut next: Vec<(ServiceKey, Option<(Ruleset, usize)>)> = Vec::new();
+            let mut script = String::new();
+            let empty = Ruleset::default();
+            for key in &todo {
+                let new = by_key.get(key).map(|svc| {
+                    let sls = slices_of.get(key).map(Vec::as_slice).unwrap_or(&[]);
+                    let ports = model::plan(&[*svc], sls, &config.node_name);
+                    (render::render(&ports, &config.cluster_cidr), ports.len())
+                });
+                if !full {
+                    let old = programmed.get(key).map(|(r, _)| r).unwrap_or(&empty);
+                    let new_rules = new.as_ref().map(|(r, _)| r).unwrap_or(&empty);
+                    script.push_str(&render::diff_script(&config.table, old, new_rules));
+                }
+                next.push((key.clone(), new));
+            }
+            if full {
+                script = render::full_script(
+                    &config.table,
+                    next.iter().filter_map(|(_, n)| n.as_ref().map(|(r, _)| r)),
+                );
+            }
             if !script.is_empty() {
                 match config.nft.apply(&script).await {
                     Ok(()) => {
+                        for (key, new) in next {
+                            match new {
+                                Some(n) => programmed.insert(key, n),
+                                None => programmed.remove(&key),
+                            };
+                        }
                         let report = SyncReport {
                             full,
-                            service_ports: plan.len(),
+                            service_ports: programmed.values().map(|(_, n)| n).sum(),
                             script_lines: script.lines().count(),
                             took: started.elapsed(),
                         };
@@ -145,16 +204,25 @@ pub async fn run(
                         if let Some(tx) = &on_sync {
                             let _ = tx.send(report);
                         }
-                        applied = Some(wanted);
+                        full = false;
                     }
                     Err(e) => {
-                        // Start over from a whole table next time.
+                        // Start over from a whole table.
                         tracing::warn!(error = %e, "programming nftables failed; retrying with a full sync");
-                        applied = None;
+                        programmed.clear();
+                        full = true;
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
                     }
                 }
+            } else {
+                for (key, new) in next {
+                    match new {
+                        Some(n) => programmed.insert(key, n),
+                        None => programmed.remove(&key),
+                    };
+                }
+                full = false;
             }
             changed.notified().await;
             // Let a burst of changes land in one transaction.
@@ -184,4 +252,24 @@ fn set_sysctls() {
             tracing::warn!(path, error = %e, "could not set a kernel switch the proxy needs");
         }
     }
+}
+
+/// A Service's namespace and name.
+type ServiceKey = (String, String);
+
+fn service_key(svc: &Service) -> Option<ServiceKey> {
+    Some((svc.metadata.namespace.clone()?, svc.metadata.name.clone()?))
+}
+
+fn slice_service_key(slice: &EndpointSlice) -> Option<ServiceKey> {
+    let svc = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(model::SERVICE_NAME_LABEL)?;
+    Some((slice.metadata.namespace.clone()?, svc.clone()))
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -3,16 +3,18 @@
 //!
 //! The table has a fixed part (hooks, maps, masquerading, the reject path)
 //! and a part per Service port: a `svc-` chain that spreads new connections
-//! evenly at random over `sep-` chains (one per endpoint, each a DNAT), an
-//! `ext-` chain for its NodePort, and per-endpoint affinity sets for
-//! `sessionAffinity: ClientIP`. Verdict maps keyed by address, protocol and
-//! port send packets to those chains, so a lookup costs the same with ten
-//! Services or ten thousand.
+//! evenly at random (a cascade of `numgen` rules) over its endpoints, an
+//! `ext-` chain for its NodePort, and, for `sessionAffinity: ClientIP`, a
+//! `sep-` chain and an affinity set per endpoint. Verdict maps keyed by
+//! address, protocol and port send packets to those chains, so a lookup
+//! costs the same with ten Services or ten thousand.
 //!
 //! Marked packets (0x4000) are masqueraded on the way out: traffic to a
 //! cluster IP from outside the pod network, NodePort traffic (unless the
-//! policy is Local), and hairpin traffic (a pod reaching itself through its
-//! Service).
+//! policy is Local), and traffic from a Service's own endpoints to it
+//! (hairpin: a pod reaching itself through its Service; without ClientIP
+//! affinity, where endpoint chains exist, this masquerades an endpoint's
+//! traffic to its own Service whichever endpoint it lands on).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -70,17 +72,22 @@ pub fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
             }
             continue;
         }
-        // One chain per endpoint.
-        for e in &p.endpoints {
-            let sep = sep_chain(p, e);
-            let mut rules = vec![format!("ip saddr {} jump mark-for-masquerade", e.ip)];
-            if let Some(timeout) = p.affinity_timeout {
+        // With ClientIP affinity each endpoint needs a chain of its own
+        // (it records the client in the endpoint's set); otherwise the
+        // Service chain translates directly, which keeps the table to one
+        // chain per Service port (nft reads every chain name on each
+        // update, so chains cost time on every change).
+        if let Some(timeout) = p.affinity_timeout {
+            for e in &p.endpoints {
                 let set = affinity_set(p, e);
-                rules.push(format!("update @{set} {{ ip saddr }}"));
+                let rules = vec![
+                    format!("ip saddr {} jump mark-for-masquerade", e.ip),
+                    format!("update @{set} {{ ip saddr }}"),
+                    dnat(p, e),
+                ];
                 r.sets.insert(set, timeout);
+                r.chains.insert(sep_chain(p, e), rules);
             }
-            rules.push(format!("meta l4proto {proto} dnat to {}:{}", e.ip, e.port));
-            r.chains.insert(sep, rules);
         }
         // The cluster IP chain.
         let mut rules = Vec::new();
@@ -88,6 +95,13 @@ pub fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
             rules.push(format!(
                 "ip daddr {ip} ip saddr != {cluster_cidr} jump mark-for-masquerade"
             ));
+        }
+        if p.affinity_timeout.is_none() {
+            // Hairpin: an endpoint reaching its own Service is masqueraded,
+            // or the reply would never come back through the translation.
+            for e in &internal {
+                rules.push(format!("ip saddr {} jump mark-for-masquerade", e.ip));
+            }
         }
         spread(&mut rules, p, &internal);
         r.chains.insert(svc_chain.clone(), rules);
@@ -130,6 +144,10 @@ fn spread(rules: &mut Vec<String>, p: &ServicePort, eps: &[&Endpoint]) {
         rules.push("drop".into());
         return;
     }
+    let target = |e: &Endpoint| match p.affinity_timeout {
+        Some(_) => format!("goto {}", sep_chain(p, e)),
+        None => dnat(p, e),
+    };
     if p.affinity_timeout.is_some() {
         for e in eps {
             rules.push(format!(
@@ -139,20 +157,28 @@ fn spread(rules: &mut Vec<String>, p: &ServicePort, eps: &[&Endpoint]) {
             ));
         }
     }
-    if let [only] = eps {
-        rules.push(format!("goto {}", sep_chain(p, only)));
-        return;
+    // Even spreading without a set per Service: rule k of n takes the
+    // connection with probability 1/(n-k), so each endpoint gets 1/n.
+    // (Anonymous verdict maps would cost the kernel a set per Service,
+    // and sets are found by a linear search: 10,000 Services would take
+    // minutes to load.)
+    let n = eps.len();
+    for (k, e) in eps.iter().enumerate() {
+        if k + 1 == n {
+            rules.push(target(e));
+        } else {
+            rules.push(format!("numgen random mod {} == 0 {}", n - k, target(e)));
+        }
     }
-    let arms: Vec<String> = eps
-        .iter()
-        .enumerate()
-        .map(|(i, e)| format!("{i} : goto {}", sep_chain(p, e)))
-        .collect();
-    rules.push(format!(
-        "numgen random mod {} vmap {{ {} }}",
-        eps.len(),
-        arms.join(", ")
-    ));
+}
+
+fn dnat(p: &ServicePort, e: &Endpoint) -> String {
+    format!(
+        "meta l4proto {} dnat to {}:{}",
+        p.protocol.nft(),
+        e.ip,
+        e.port
+    )
 }
 
 fn sep_chain(p: &ServicePort, e: &Endpoint) -> String {
@@ -221,11 +247,14 @@ fn fixed(table: &str) -> String {
 
 /// A script that replaces the whole table in one transaction: the old
 /// rules stay in force until the new ones are, so a restart leaves no gap.
-pub fn full_script(table: &str, r: &Ruleset) -> String {
+/// `parts` are the rulesets of independent pieces (one per Service).
+pub fn full_script<'a>(table: &str, parts: impl IntoIterator<Item = &'a Ruleset>) -> String {
     let mut s = format!("add table ip {table}\ndelete table ip {table}\n");
     s.push_str(&fixed(table));
     let empty = Ruleset::default();
-    s.push_str(&changes(table, &empty, r));
+    for r in parts {
+        s.push_str(&changes(table, &empty, r));
+    }
     s
 }
 
@@ -367,15 +396,15 @@ mod tests {
         );
         let svc = &r.chains["svc-default/web/tcp/http"];
         assert_eq!(
-            svc.last().map(String::as_str),
-            Some("numgen random mod 2 vmap { 0 : goto sep-default/web/tcp/http/10.42.0.5/8080, 1 : goto sep-default/web/tcp/http/10.42.0.6/8080 }")
+            svc[1..],
+            [
+                "ip saddr 10.42.0.5 jump mark-for-masquerade".to_string(),
+                "ip saddr 10.42.0.6 jump mark-for-masquerade".to_string(),
+                "numgen random mod 2 == 0 meta l4proto tcp dnat to 10.42.0.5:8080".to_string(),
+                "meta l4proto tcp dnat to 10.42.0.6:8080".to_string()
+            ]
         );
-        assert_eq!(
-            r.chains["sep-default/web/tcp/http/10.42.0.6/8080"]
-                .last()
-                .map(String::as_str),
-            Some("meta l4proto tcp dnat to 10.42.0.6:8080")
-        );
+        assert_eq!(r.chains.len(), 2, "one chain per Service port and NodePort");
         assert_eq!(
             r.maps[SERVICE_IPS]["10.43.0.20 . tcp . 80"],
             "goto svc-default/web/tcp/http"
@@ -422,13 +451,28 @@ mod tests {
         );
         let b = render(&[port(&[("10.42.0.5", true)])], "10.42.0.0/16");
         let d = diff_script("t", &a, &b);
-        assert!(d.contains("flush chain ip t svc-default/web/tcp/http\n"));
-        assert!(d.contains("delete chain ip t sep-default/web/tcp/http/10.42.0.6/8080\n"));
         assert!(
-            !d.contains("10.42.0.5/8080 "),
+            d.starts_with("flush chain ip t svc-default/web/tcp/http\n"),
+            "{d}"
+        );
+        assert!(!d.contains("ext-"), "the NodePort chain is untouched: {d}");
+        assert!(!d.contains("element"), "map entries are unchanged: {d}");
+        // Affinity: endpoint chains and sets come and go with endpoints.
+        let (mut pa, mut pb) = (
+            port(&[("10.42.0.5", true), ("10.42.0.6", true)]),
+            port(&[("10.42.0.5", true)]),
+        );
+        pa.affinity_timeout = Some(60);
+        pb.affinity_timeout = Some(60);
+        let (c, e) = (render(&[pa], "10.42.0.0/16"), render(&[pb], "10.42.0.0/16"));
+        let d = diff_script("t", &c, &e);
+        assert!(d.contains("delete chain ip t sep-default/web/tcp/http/10.42.0.6/8080\n"));
+        assert!(d.contains("delete set ip t affinity-default/web/tcp/http/10.42.0.6/8080\n"));
+        assert!(
+            !d.contains("chain ip t sep-default/web/tcp/http/10.42.0.5/8080")
+                && !d.contains("set ip t affinity-default/web/tcp/http/10.42.0.5/8080"),
             "the kept endpoint is untouched: {d}"
         );
-        assert!(!d.contains("element"), "map entries are unchanged: {d}");
         assert_eq!(diff_script("t", &b, &b), "");
     }
 }

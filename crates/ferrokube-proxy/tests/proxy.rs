@@ -3,17 +3,15 @@
 //! ready endpoints; changes land; Services without endpoints refuse at
 //! once; ClientIP affinity and hairpin work; a restart keeps traffic going.
 
-mod lab;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use ferrokube_client::testing::TestApi;
+use ferrokube_proxy::testing::Lab;
 use ferrokube_proxy::{Nft, ProxyConfig, SyncReport};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{Api, DeleteParams, PostParams};
-use lab::Lab;
 use serde_json::json;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;

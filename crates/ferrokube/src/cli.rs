@@ -17,10 +17,79 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the control plane (and, later, the node agent) of a cluster.
+    /// Run a cluster: the control plane and, unless --disable-agent, a node.
     Server(Box<ServerArgs>),
+    /// Join a cluster as a node (kubelet and service proxy).
+    Agent(Box<AgentArgs>),
+    /// Manage images in the node's container runtime.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Load OCI or `docker save` archives into the runtime's k8s.io namespace.
+    Import(ImageImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageImportArgs {
+    /// The data dir of the node whose supervised containerd receives the images.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// A CRI runtime socket to import into instead (unix:///path).
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Image archives.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The server to join, e.g. https://10.0.0.1:6443.
+    #[arg(long, env = "FERROKUBE_URL")]
+    pub server: String,
+
+    /// The join token (the server's DATA_DIR/token).
+    #[arg(long, env = "FERROKUBE_TOKEN")]
+    pub token: String,
+
+    /// Where this node keeps its state.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+
+    /// This node's name (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+
+    /// The cluster's pod network (for the proxy's masquerading).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+
+    /// Address of the cluster DNS service.
+    #[arg(long, default_value = "10.43.0.10")]
+    pub cluster_dns: IpAddr,
+
+    /// Cluster domain.
+    #[arg(long, default_value = "cluster.local")]
+    pub cluster_domain: String,
+
+    /// Use this container runtime (CRI socket) instead of starting containerd.
+    #[arg(long)]
+    pub container_runtime_endpoint: Option<String>,
+
+    /// Do not run the service proxy on this node.
+    #[arg(long)]
+    pub disable_kube_proxy: bool,
+
+    /// Remove the service proxy's nftables table when the agent stops.
+    #[arg(long)]
+    pub proxy_cleanup_on_exit: bool,
 }
 
 #[derive(Debug, Args)]

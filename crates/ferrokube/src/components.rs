@@ -11,6 +11,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cli::ServerArgs;
 
+/// What runs on a node, from `server` or `agent` flags.
+pub struct NodeOptions {
+    pub node_name: String,
+    pub data_dir: std::path::PathBuf,
+    pub container_runtime_endpoint: Option<String>,
+    pub cluster_dns: IpAddr,
+    pub cluster_domain: String,
+    pub cluster_cidr: String,
+    pub proxy: bool,
+    pub proxy_cleanup_on_exit: bool,
+}
+
 /// The running components.
 pub struct Components {
     cancel: CancellationToken,
@@ -34,12 +46,25 @@ impl Components {
             let config = ferrokube_controllers::ControllerConfig {
                 identity: format!("{node_name}_{}", std::process::id()),
                 cluster_cidr: args.cluster_cidr.clone(),
+                ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
+                    .context("reading the cluster CA for kube-root-ca.crt")?,
                 ..Default::default()
             };
             let (client, cancel) = (client.clone(), cancel.child_token());
             tasks.push((
                 "controller-manager",
                 tokio::spawn(ferrokube_controllers::run(client, config, cancel)),
+            ));
+        }
+        if !args.disable_scheduler {
+            let config = ferrokube_scheduler::SchedulerConfig {
+                identity: format!("{node_name}_{}", std::process::id()),
+                ..Default::default()
+            };
+            let (client, cancel) = (client.clone(), cancel.child_token());
+            tasks.push((
+                "scheduler",
+                tokio::spawn(ferrokube_scheduler::run(client, config, cancel)),
             ));
         }
         publish_apiserver(&client, args)
@@ -62,15 +87,59 @@ impl Components {
                 .context("publishing the kube-dns Service")?;
             tasks.push(("dns", tokio::spawn(dns.join())));
         }
-        if !args.disable_agent && !args.disable_kube_proxy {
+        let mut components = Components { cancel, tasks };
+        if !args.disable_agent {
+            components.start_node(
+                &client,
+                &NodeOptions {
+                    node_name: node_name.to_string(),
+                    data_dir: args.data_dir.clone(),
+                    container_runtime_endpoint: args.container_runtime_endpoint.clone(),
+                    cluster_dns: args.cluster_dns,
+                    cluster_domain: args.cluster_domain.clone(),
+                    cluster_cidr: args.cluster_cidr.clone(),
+                    proxy: !args.disable_kube_proxy,
+                    proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+                },
+            );
+        }
+        Ok(components)
+    }
+
+    /// Components with nothing started yet.
+    pub fn empty() -> Components {
+        Components {
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Starts what runs on every node: the node agent (kubelet, with the
+    /// containerd it supervises unless given a runtime) and the service
+    /// proxy.
+    pub fn start_node(&mut self, client: &kube::Client, opts: &NodeOptions) {
+        let mut kubelet = ferrokube_kubelet::KubeletConfig::new(&opts.node_name, &opts.data_dir);
+        kubelet.container_runtime_endpoint = opts.container_runtime_endpoint.clone();
+        kubelet.cluster_dns = opts.cluster_dns;
+        kubelet.cluster_domain = opts.cluster_domain.clone();
+        let (c, cancel) = (client.clone(), self.cancel.child_token());
+        self.tasks.push((
+            "kubelet",
+            tokio::spawn(async move {
+                if let Err(e) = ferrokube_kubelet::run(c, kubelet, cancel).await {
+                    tracing::error!(error = format!("{e:#}"), "node agent stopped");
+                }
+            }),
+        ));
+        if opts.proxy {
             let config = ferrokube_proxy::ProxyConfig {
-                node_name: node_name.to_string(),
-                cluster_cidr: args.cluster_cidr.clone(),
-                cleanup_on_exit: args.proxy_cleanup_on_exit,
+                node_name: opts.node_name.clone(),
+                cluster_cidr: opts.cluster_cidr.clone(),
+                cleanup_on_exit: opts.proxy_cleanup_on_exit,
                 ..Default::default()
             };
-            let (client, cancel) = (client.clone(), cancel.child_token());
-            tasks.push((
+            let (client, cancel) = (client.clone(), self.cancel.child_token());
+            self.tasks.push((
                 "proxy",
                 tokio::spawn(async move {
                     if let Err(e) = ferrokube_proxy::run(client, config, cancel, None).await {
@@ -79,7 +148,6 @@ impl Components {
                 }),
             ));
         }
-        Ok(Components { cancel, tasks })
     }
 
     /// Stops every component and waits for it.

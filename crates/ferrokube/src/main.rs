@@ -1,5 +1,6 @@
 //! The `ferrokube` binary: a thin command line over the component crates.
 
+mod agent;
 mod cli;
 mod components;
 mod datastore;
@@ -20,6 +21,24 @@ fn main() -> std::process::ExitCode {
         cli::Command::Version => {
             println!("ferrokube version v{}", env!("CARGO_PKG_VERSION"));
             Ok(())
+        }
+        cli::Command::Agent(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(agent::run(*args))),
+        cli::Command::Image(cli::ImageCommand::Import(args)) => {
+            let endpoint = args.container_runtime_endpoint.clone().unwrap_or_else(|| {
+                ferrokube_kubelet::images::endpoint_for_data_dir(&args.data_dir)
+            });
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| {
+                    rt.block_on(ferrokube_kubelet::import_images(&endpoint, &args.files))
+                })
+                .map(|names| println!("imported {} image name(s)", names.len()))
         }
         cli::Command::Server(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -363,8 +363,13 @@ fn bad_input_gets_kubernetes_errors() {
         "{}",
         stderr(&out)
     );
-    // Nothing was written by any of them.
-    assert_eq!(c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]).trim(), "");
+    // Nothing was written by any of them (the root CA ConfigMap the
+    // controllers put in every namespace aside).
+    let cms = c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]);
+    assert!(
+        cms.lines().all(|l| l == "configmap/kube-root-ca.crt"),
+        "{cms}"
+    );
     // A resourceVersion from the future times out with the cause client-go's
     // reflector looks for.
     let out = c.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps?resourceVersion=999999&resourceVersionMatch=NotOlderThan"]);
@@ -444,21 +449,33 @@ fn chunked_lists_and_watch() {
     let c = Cluster::start();
     let mut docs = String::new();
     for i in 0..7 {
-        docs.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{i: \"{i}\"}}\n"));
+        docs.push_str(&format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}, labels: {{set: many}}}}\ndata: {{i: \"{i}\"}}\n"));
     }
     let f = write_manifest(&c, "many.yaml", &docs);
     c.kubectl_ok(&["apply", "-f", &f]);
-    let chunked = c.kubectl_ok(&["get", "cm", "--chunk-size=2", "-o", "name"]);
+    let chunked = c.kubectl_ok(&[
+        "get",
+        "cm",
+        "-l",
+        "set=many",
+        "--chunk-size=2",
+        "-o",
+        "name",
+    ]);
     let names: Vec<&str> = chunked.lines().collect();
     assert_eq!(names.len(), 7, "{chunked}");
     let raw = c.kubectl_ok(&[
         "get",
         "--raw",
-        "/api/v1/namespaces/default/configmaps?limit=3",
+        "/api/v1/namespaces/default/configmaps?limit=3&labelSelector=set%3Dmany",
     ]);
     let page: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(page["items"].as_array().unwrap().len(), 3);
-    assert_eq!(page["metadata"]["remainingItemCount"], 4);
+    // Kubernetes leaves the count out when a selector filters the list.
+    assert_eq!(
+        page["metadata"]["remainingItemCount"],
+        serde_json::Value::Null
+    );
     assert!(page["metadata"]["continue"].as_str().is_some());
 
     // A watch sees a new object arrive.
@@ -520,7 +537,8 @@ fn chunked_lists_and_watch() {
 #[test]
 fn namespace_deletion_and_restart() {
     let mut c = Cluster::start();
-    let f = write_manifest(&c, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: team-a}\n");
+    // A finalizer on its ConfigMap holds the namespace in Terminating.
+    let f = write_manifest(&c, "ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata: {name: team-a}\n---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: x, namespace: team-a, finalizers: [example.com/hold]}\n");
     c.kubectl_ok(&["apply", "-f", &f]);
     c.kubectl_ok(&["delete", "namespace", "team-a", "--wait=false"]);
     let phase = c.kubectl_ok(&["get", "ns", "team-a", "-o", "jsonpath={.status.phase}"]);
@@ -554,6 +572,27 @@ fn namespace_deletion_and_restart() {
         ca(&std::fs::read_to_string(c.kubeconfig()).unwrap()),
         "the CA changed"
     );
+    // The namespace says what holds it; once the finalizer goes, so does
+    // the namespace (the namespace controller finishes the deletion).
+    let conditions = c.kubectl_ok(&[
+        "get",
+        "ns",
+        "team-a",
+        "-o",
+        "jsonpath={.status.conditions[*].reason}",
+    ]);
+    assert!(conditions.contains("SomeFinalizersRemain"), "{conditions}");
+    c.kubectl_ok(&[
+        "patch",
+        "cm",
+        "x",
+        "-n",
+        "team-a",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    c.kubectl_ok(&["wait", "--for=delete", "namespace/team-a", "--timeout=30s"]);
 }
 
 #[test]
@@ -938,7 +977,7 @@ fn streaming_lists_and_older_kubectl_minors() {
     let out = c.kubectl_ok(&[
         "get",
         "--raw",
-        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1",
+        "/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=1&labelSelector=app%3Dweb",
     ]);
     let events: Vec<serde_json::Value> = out
         .lines()
@@ -1185,4 +1224,77 @@ fn server_side_apply_owns_fields_and_reports_conflicts() {
         "jsonpath={.spec.template.spec.containers[*].name}",
     ]);
     assert_eq!(names, "web");
+}
+
+/// `kubectl delete --cascade=orphan|foreground|background` on an owner
+/// with a dependent: the garbage collector carries out each policy.
+#[test]
+fn delete_cascade_policies() {
+    let c = Cluster::start();
+    let make = |tag: &str| {
+        let f = write_manifest(
+            &c,
+            &format!("owner-{tag}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: owner-{tag}}}\n"),
+        );
+        c.kubectl_ok(&["apply", "-f", &f]);
+        let uid = c.kubectl_ok(&[
+            "get",
+            "cm",
+            &format!("owner-{tag}"),
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ]);
+        let f = write_manifest(
+            &c,
+            &format!("child-{tag}.yaml"),
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: child-{tag}\n  ownerReferences:\n  - {{apiVersion: v1, kind: ConfigMap, name: owner-{tag}, uid: {uid}, blockOwnerDeletion: true}}\n"),
+        );
+        c.kubectl_ok(&["apply", "-f", &f]);
+    };
+
+    // Orphan: the dependent stays, without its reference.
+    make("o");
+    c.kubectl_ok(&[
+        "delete",
+        "cm",
+        "owner-o",
+        "--cascade=orphan",
+        "--timeout=30s",
+    ]);
+    let refs = c.kubectl_ok(&[
+        "get",
+        "cm",
+        "child-o",
+        "-o",
+        "jsonpath={.metadata.ownerReferences}",
+    ]);
+    assert_eq!(refs.trim(), "", "the orphan keeps no reference");
+
+    // Foreground: kubectl returns once the owner is gone, and the owner
+    // goes only after its blocking dependent.
+    make("f");
+    c.kubectl_ok(&[
+        "delete",
+        "cm",
+        "owner-f",
+        "--cascade=foreground",
+        "--timeout=30s",
+    ]);
+    let left = c.kubectl(&["get", "cm", "child-f", "owner-f", "-o", "name"]);
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "both gone: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+
+    // Background (the default): the owner goes at once, the dependent soon.
+    make("b");
+    c.kubectl_ok(&["delete", "cm", "owner-b", "--cascade=background"]);
+    c.kubectl_ok(&["wait", "--for=delete", "cm/child-b", "--timeout=30s"]);
+    assert_eq!(
+        c.kubectl_ok(&["get", "cm", "child-o", "-o", "name"]).trim(),
+        "configmap/child-o",
+        "the orphan is still there"
+    );
 }

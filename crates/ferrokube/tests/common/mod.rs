@@ -17,6 +17,8 @@ pub struct Cluster {
     data_dir: tempfile::TempDir,
     pub port: u16,
     extra_args: Vec<String>,
+    /// Runs the node's components too (agent, proxy, DNS).
+    node: bool,
 }
 
 /// A free loopback port (bound, then released for the server to take).
@@ -42,6 +44,26 @@ impl Cluster {
             data_dir,
             port: free_port(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            node: false,
+        };
+        cluster.spawn();
+        cluster
+    }
+
+    /// Starts a whole one-node cluster (node agent, proxy and DNS too) with
+    /// extra flags; `prepare` sees the data dir before the server starts.
+    pub fn start_node(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        let data_dir = tempfile::Builder::new()
+            .prefix("ferrokube-node")
+            .tempdir()
+            .expect("temp dir");
+        prepare(data_dir.path());
+        let mut cluster = Cluster {
+            child: None,
+            data_dir,
+            port: free_port(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            node: true,
         };
         cluster.spawn();
         cluster
@@ -55,8 +77,11 @@ impl Cluster {
             .arg(self.data_dir.path())
             .args(["--bind-address", "127.0.0.1"])
             .args(["--https-listen-port", &self.port.to_string()])
-            .arg("--disable-agent")
-            .args(["--disable", "coredns"])
+            .args(if self.node {
+                &[][..]
+            } else {
+                &["--disable-agent", "--disable", "coredns"][..]
+            })
             .args(&self.extra_args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -165,7 +190,45 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.kill();
+        if self.node {
+            // Pods first, through the node agent (it stops their containers
+            // and releases their network), then the server, which stops its
+            // containerd and removes its proxy rules.
+            let _ = self.kubectl(&[
+                "delete",
+                "pods",
+                "--all",
+                "-A",
+                "--grace-period=1",
+                "--timeout=60s",
+            ]);
+            self.stop();
+            // Whatever the node left running (a failed test), by pid: the
+            // shims of this data dir's containerd and their processes.
+            let marker = self.data_dir.path().join("agent/containerd");
+            let marker = marker.to_string_lossy();
+            if let Ok(procs) = std::fs::read_dir("/proc") {
+                for p in procs.flatten() {
+                    let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                    if cmd.contains("containerd-shim") && cmd.contains(marker.as_ref()) {
+                        let _ = Command::new("pkill")
+                            .args(["-9", "-P", &pid.to_string()])
+                            .status();
+                        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                    }
+                }
+            }
+            // The pods' bridge the node agent's CNI configuration made.
+            let _ = Command::new("ip")
+                .args(["link", "del", "ferrokube0"])
+                .status();
+        } else {
+            self.kill();
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! A small network inside this machine for the proxy's tests: a "node"
-//! network namespace with a bridge, and "pod" namespaces on it, each with an
-//! address from a test pod network. Everything is removed on drop.
-
-#![allow(dead_code)]
+//! A small network inside this machine for the proxy's tests and
+//! benchmarks: a "node" network namespace with a bridge, and "pod"
+//! namespaces on it, each with an address from a test pod network.
+//! Everything it creates (namespaces, processes) is removed on drop.
+//!
+//! Setup failures panic: this is test scaffolding, and a half-built lab
+//! must stop the test loudly.
 
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -129,6 +131,20 @@ impl Lab {
             .iter()
             .map(|s| s.to_string())
             .collect()
+    }
+
+    /// Starts `args` inside pod `i`; it is killed when the lab goes.
+    pub fn spawn_in(&mut self, i: usize, args: &[&str]) -> &mut Child {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.pods[i].0])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {args:?} in pod {i}: {e}"));
+        self.children.push(child);
+        let last = self.children.len() - 1;
+        &mut self.children[last]
     }
 
     /// An HTTP server in pod `i` on port 8080 answering `text`.

@@ -1,0 +1,322 @@
+//! The Deployment controller, after Kubernetes' `pkg/controller/deployment`:
+//! each Deployment owns one ReplicaSet per pod template (named
+//! `<deployment>-<pod-template-hash>`), rolls from the old ones to the new
+//! one by its strategy (`rolling`, `recreate`), scales them proportionally
+//! when its size changes mid-rollout (`sync`), and reports rollout progress
+//! as conditions and status (`progress`). Rollback needs nothing special:
+//! `kubectl rollout undo` writes an old template back, which matches an old
+//! ReplicaSet, and that one becomes the new one with the next revision.
+
+mod progress;
+mod recreate;
+mod rolling;
+mod sync;
+pub mod util;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::podutil::{self, Selector};
+use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
+
+const COMPONENT: &str = "deployment-controller";
+
+/// The Deployment controller.
+pub struct DeploymentController {
+    client: kube::Client,
+    deployments: Store<Deployment>,
+    replicasets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    ready: [Ready; 3],
+    queue: Queue,
+    cancel: CancellationToken,
+}
+
+fn selector_of(d: &Deployment) -> Option<Selector> {
+    Selector::from_label_selector(&d.spec.as_ref()?.selector)
+}
+
+impl DeploymentController {
+    /// Sets the controller up over the shared informers (spawn them after).
+    pub fn new(
+        client: kube::Client,
+        deployments: &mut Informer<Deployment>,
+        replicasets: &mut Informer<ReplicaSet>,
+        pods: &mut Informer<Pod>,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let this = Arc::new(DeploymentController {
+            client,
+            deployments: deployments.store(),
+            replicasets: replicasets.store(),
+            pods: pods.store(),
+            ready: [deployments.ready(), replicasets.ready(), pods.ready()],
+            queue: Queue::new(),
+            cancel,
+        });
+        let me = this.clone();
+        deployments.on_change(move |c| match c {
+            Change::Applied(d) | Change::Deleted(d) => me.queue.add(key_of(d)),
+            Change::Relisted => me.enqueue_all(),
+        });
+        let me = this.clone();
+        replicasets.on_change(move |c| match c {
+            Change::Applied(rs) => me.rs_changed(rs, false),
+            Change::Deleted(rs) => me.rs_changed(rs, true),
+            Change::Relisted => me.enqueue_all(),
+        });
+        let me = this.clone();
+        pods.on_change(move |c| {
+            // Recreate waits for old pods to go: a pod going away wakes its
+            // Deployment.
+            if let Change::Deleted(p) = c {
+                me.pod_deleted(p);
+            }
+        });
+        this
+    }
+
+    fn enqueue_all(&self) {
+        for d in self.deployments.state() {
+            self.queue.add(key_of(d.as_ref()));
+        }
+    }
+
+    fn rs_changed(&self, rs: &ReplicaSet, gone: bool) {
+        let ns = rs.metadata.namespace.clone().unwrap_or_default();
+        match podutil::controller_ref(&rs.metadata) {
+            Some(r) if r.kind == "Deployment" => self.queue.add((ns, r.name.clone())),
+            Some(_) => {}
+            None if !gone => {
+                for d in self.deployments.state() {
+                    if d.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && selector_of(&d).is_some_and(|s| {
+                            !s.is_empty() && s.matches(rs.metadata.labels.as_ref())
+                        })
+                    {
+                        self.queue.add(key_of(d.as_ref()));
+                    }
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn pod_deleted(&self, p: &Pod) {
+        let Some(r) = podutil::controller_ref(&p.metadata) else {
+            return;
+        };
+        if r.kind != "ReplicaSet" {
+            return;
+        }
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        if let Some(rs) = self.replicasets.get(&ObjectRef::new(&r.name).within(&ns)) {
+            if let Some(dr) = podutil::controller_ref(&rs.metadata) {
+                if dr.kind == "Deployment" {
+                    self.queue.add((ns, dr.name.clone()));
+                }
+            }
+        }
+    }
+
+    /// Runs `workers` reconciles at a time until cancelled.
+    pub async fn run(self: Arc<Self>, workers: usize) {
+        for r in &self.ready {
+            r.wait().await;
+        }
+        self.enqueue_all();
+        let me = self.clone();
+        let queue = self.queue.clone();
+        queue
+            .run(workers, self.cancel.clone(), move |key| {
+                let me = me.clone();
+                async move { me.reconcile(&key).await }
+            })
+            .await;
+    }
+
+    fn event(&self, d: &Deployment, type_: &str, reason: &str, message: String) {
+        podutil::record_event(&self.client, COMPONENT, d, type_, reason, message);
+    }
+
+    fn rs_api(&self, ns: &str) -> Api<ReplicaSet> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    fn d_api(&self, ns: &str) -> Api<Deployment> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    /// Kubernetes' syncDeployment.
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+        let (ns, name) = key;
+        let Some(cached) = self.deployments.get(&ObjectRef::new(name).within(ns)) else {
+            return Ok(());
+        };
+        let mut d: Deployment = (*cached).clone();
+        let selector = selector_of(&d);
+        let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+            self.event(
+                &d,
+                "Warning",
+                "SelectingAll",
+                "This deployment is selecting all pods. A non-empty selector is required.".into(),
+            );
+            let st = d.status.clone().unwrap_or_default();
+            if st.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
+                let mut st = st;
+                st.observed_generation = d.metadata.generation;
+                d.status = Some(st);
+                self.write_status(&mut d).await?;
+            }
+            return Ok(());
+        };
+        let mut rss = self.claim_replicasets(&d, &selector).await?;
+
+        if d.metadata.deletion_timestamp.is_some() {
+            return self.sync_status_only(&mut d, &mut rss).await;
+        }
+        self.check_paused_conditions(&mut d).await?;
+        if util::paused(&d) {
+            return self.sync(&mut d, &mut rss).await;
+        }
+        if self.is_scaling_event(&mut d, &mut rss).await? {
+            return self.sync(&mut d, &mut rss).await;
+        }
+        let requeue = if util::is_recreate(&d) {
+            self.rollout_recreate(&mut d, &mut rss, &selector).await?
+        } else {
+            self.rollout_rolling(&mut d, &mut rss).await?
+        };
+        if let Some(after) = requeue {
+            self.queue.add_after(key.clone(), after, &self.cancel);
+        }
+        Ok(())
+    }
+
+    /// The replica sets this Deployment owns, adopting matching orphans and
+    /// releasing owned ones that no longer match.
+    async fn claim_replicasets(
+        &self,
+        d: &Deployment,
+        selector: &Selector,
+    ) -> anyhow::Result<Vec<ReplicaSet>> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let uid = d.metadata.uid.clone().unwrap_or_default();
+        let deleting = d.metadata.deletion_timestamp.is_some();
+        let api = self.rs_api(&ns);
+        let mut out = Vec::new();
+        let mut can_adopt: Option<bool> = None;
+        for rs in self.replicasets.state() {
+            if rs.metadata.namespace.as_deref() != Some(ns.as_str()) {
+                continue;
+            }
+            let matches = selector.matches(rs.metadata.labels.as_ref());
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            match podutil::controller_ref(&rs.metadata) {
+                Some(r) if r.uid == uid => {
+                    if matches || deleting {
+                        out.push((*rs).clone());
+                    } else {
+                        let refs: Vec<_> = rs
+                            .metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .filter(|r| r.uid != uid)
+                            .cloned()
+                            .collect();
+                        let refs = if refs.is_empty() {
+                            Value::Null
+                        } else {
+                            json!(refs)
+                        };
+                        let patch = json!({"metadata": {"ownerReferences": refs,
+                            "resourceVersion": rs.metadata.resource_version}});
+                        if let Err(e) = api
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await
+                        {
+                            tracing::debug!(rs = %name, error = %e, "releasing");
+                        }
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if !matches || deleting || rs.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
+                    if can_adopt.is_none() {
+                        let fresh = self
+                            .d_api(&ns)
+                            .get(d.metadata.name.as_deref().unwrap_or(""))
+                            .await;
+                        can_adopt = Some(fresh.is_ok_and(|f| {
+                            f.metadata.uid == d.metadata.uid
+                                && f.metadata.deletion_timestamp.is_none()
+                        }));
+                    }
+                    if can_adopt != Some(true) {
+                        continue;
+                    }
+                    let mut refs = rs.metadata.owner_references.clone().unwrap_or_default();
+                    refs.push(podutil::owner_ref_to(d));
+                    let patch = json!({"metadata": {"ownerReferences": refs,
+                        "resourceVersion": rs.metadata.resource_version}});
+                    match api
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(adopted) => out.push(adopted),
+                        Err(e) => tracing::debug!(rs = %name, error = %e, "adopting"),
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes `d.status` through the status subresource; `d` becomes what
+    /// the server answered.
+    async fn write_status(&self, d: &mut Deployment) -> anyhow::Result<()> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let updated = self
+            .d_api(&ns)
+            .replace_status(&name, &Default::default(), &*d)
+            .await?;
+        *d = updated;
+        Ok(())
+    }
+
+    /// Sets the Deployment's revision annotation (a metadata write; the
+    /// status subresource keeps metadata as it is).
+    async fn write_revision(&self, d: &mut Deployment, revision: i64) -> anyhow::Result<()> {
+        let rev = revision.to_string();
+        if d.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(util::REVISION))
+            == Some(&rev)
+        {
+            return Ok(());
+        }
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
+        let name = d.metadata.name.clone().unwrap_or_default();
+        let patch = json!({"metadata": {"annotations": {util::REVISION: rev},
+            "resourceVersion": d.metadata.resource_version}});
+        let updated = self
+            .d_api(&ns)
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        // Keep the status being worked on; take the new metadata.
+        d.metadata = updated.metadata;
+        Ok(())
+    }
+}

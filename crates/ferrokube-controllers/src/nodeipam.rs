@@ -1,0 +1,207 @@
+//! Node IPAM: gives every node without `spec.podCIDR` the lowest free /24
+//! of the cluster CIDR (also as `spec.podCIDRs`). The ranges in use are
+//! read back from the nodes themselves on every pass (a live list, not a
+//! cache), so two nodes never get the same range, even across restarts.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::util;
+
+const RESYNC: Duration = Duration::from_secs(60);
+/// Each node's share of the cluster CIDR.
+const NODE_PREFIX: u8 = 24;
+
+/// An IPv4 network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cidr {
+    pub addr: u32,
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let (ip, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a CIDR"))?;
+        let ip: Ipv4Addr = ip
+            .parse()
+            .map_err(|_| format!("{s:?}: not an IPv4 address"))?;
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= 32)
+            .ok_or_else(|| format!("{s:?}: bad prefix length"))?;
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix)
+        };
+        Ok(Cidr {
+            addr: u32::from(ip) & mask,
+            prefix,
+        })
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.addr), self.prefix)
+    }
+}
+
+/// The lowest /24 of `cluster` not in `used` (network addresses).
+pub fn next_free(cluster: Cidr, used: &HashSet<u32>) -> Option<Cidr> {
+    if cluster.prefix > NODE_PREFIX {
+        return None;
+    }
+    let count = 1u64 << (NODE_PREFIX - cluster.prefix);
+    (0..count)
+        .map(|i| cluster.addr.wrapping_add((i as u32) << (32 - NODE_PREFIX)))
+        .find(|a| !used.contains(a))
+        .map(|addr| Cidr {
+            addr,
+            prefix: NODE_PREFIX,
+        })
+}
+
+/// Runs the allocator until `cancel`.
+pub async fn run(client: Client, cluster_cidr: String, cancel: CancellationToken) {
+    let cluster: Cidr = match cluster_cidr.parse() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = e, "node IPAM disabled: bad cluster CIDR");
+            return;
+        }
+    };
+    if cluster.prefix > NODE_PREFIX {
+        tracing::error!(%cluster, "node IPAM disabled: the cluster CIDR is smaller than a /24");
+        return;
+    }
+    let wake = Arc::new(Notify::new());
+    let nodes = util::spawn_cache(
+        Api::<Node>::all(client.clone()),
+        (),
+        watcher::Config::default(),
+        wake.clone(),
+        &cancel,
+    );
+    util::reconcile_loop("nodeipam", wake, RESYNC, cancel, || {
+        let (client, nodes) = (client.clone(), nodes.clone());
+        async move {
+            // The live list only when the cache shows a node without a range.
+            let wanting = nodes.state().iter().any(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.pod_cidr.as_deref())
+                    .is_none_or(str::is_empty)
+            });
+            if !wanting {
+                return Ok(None);
+            }
+            allocate(&client, cluster).await
+        }
+    })
+    .await;
+}
+
+/// One pass: a range for every node that has none.
+async fn allocate(client: &Client, cluster: Cidr) -> anyhow::Result<Option<Duration>> {
+    let api: Api<Node> = Api::all(client.clone());
+    let mut nodes = api.list(&ListParams::default()).await?.items;
+    let mut used = HashSet::new();
+    for node in &nodes {
+        let spec = node.spec.as_ref();
+        let cidrs = spec
+            .and_then(|s| s.pod_cidrs.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(spec.and_then(|s| s.pod_cidr.clone()));
+        for c in cidrs {
+            if let Ok(c) = c.parse::<Cidr>() {
+                used.insert(c.addr);
+            }
+        }
+    }
+    nodes.sort_by(|a, b| {
+        (
+            &a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            &a.metadata.name,
+        )
+            .cmp(&(
+                &b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                &b.metadata.name,
+            ))
+    });
+    let mut again = None;
+    for node in nodes {
+        let has = node
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_cidr.as_deref())
+            .is_some_and(|c| !c.is_empty());
+        if has || node.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(name) = node.metadata.name.as_deref() else {
+            continue;
+        };
+        let Some(cidr) = next_free(cluster, &used) else {
+            tracing::warn!(node = name, %cluster, "no pod CIDR left for the node");
+            return Ok(Some(Duration::from_secs(10)));
+        };
+        let patch = json!({
+            "metadata": {"resourceVersion": node.metadata.resource_version},
+            "spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]},
+        });
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => {
+                tracing::info!(node = name, %cidr, "assigned the node's pod CIDR");
+                used.insert(cidr.addr);
+            }
+            Err(e) if util::not_found(&e) => {}
+            Err(e) => {
+                tracing::debug!(node = name, error = %e, "assigning a pod CIDR");
+                again = Some(Duration::from_millis(200));
+            }
+        }
+    }
+    Ok(again)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_the_lowest_free_slash_24() {
+        let cluster: Cidr = "10.42.0.0/16".parse().unwrap();
+        let mut used = HashSet::new();
+        let a = next_free(cluster, &used).unwrap();
+        assert_eq!(a.to_string(), "10.42.0.0/24");
+        used.insert(a.addr);
+        used.insert("10.42.2.0/24".parse::<Cidr>().unwrap().addr);
+        assert_eq!(
+            next_free(cluster, &used).unwrap().to_string(),
+            "10.42.1.0/24"
+        );
+        let tiny: Cidr = "10.0.0.0/23".parse().unwrap();
+        let full: HashSet<u32> = [tiny.addr, tiny.addr + 256].into();
+        assert_eq!(next_free(tiny, &full), None);
+        assert!("10.0.0.0".parse::<Cidr>().is_err());
+    }
+}

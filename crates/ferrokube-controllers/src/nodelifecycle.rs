@@ -1,0 +1,494 @@
+//! Node lifecycle: watches each node's heartbeat (its Lease in
+//! `kube-node-lease` and its Ready condition). A node not heard from for
+//! the grace period gets its conditions set to Unknown
+//! (`NodeStatusUnknown`); nodes whose Ready is Unknown get the
+//! `node.kubernetes.io/unreachable` taints, Ready=False the
+//! `node.kubernetes.io/not-ready` taints (NoSchedule and NoExecute), and
+//! both go when Ready is True again. Pods on a node with NoExecute taints
+//! are deleted at once if they do not tolerate one, or once the shortest
+//! `tolerationSeconds` of the tolerations they use has passed. Pods on a
+//! node not heard from are marked Ready=False (their kubelet cannot).
+//!
+//! Heartbeats are timed on this process's clock from when it saw them
+//! change (as Kubernetes does), so a restart gives every node a fresh
+//! grace period rather than acting on old timestamps.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
+use kube::api::PostParams;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::util;
+
+pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+const NO_SCHEDULE: &str = "NoSchedule";
+const NO_EXECUTE: &str = "NoExecute";
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// The last heartbeat seen from a node and when this process saw it.
+struct Health {
+    lease: Option<String>,
+    heartbeat: Option<String>,
+    probe: Instant,
+}
+
+/// Runs the node lifecycle controller until `cancel`.
+pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
+    let wake = Arc::new(Notify::new());
+    let nodes = util::spawn_cache(
+        Api::<Node>::all(client.clone()),
+        (),
+        watcher::Config::default(),
+        wake.clone(),
+        &cancel,
+    );
+    let leases = util::spawn_cache(
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        (),
+        watcher::Config::default(),
+        wake.clone(),
+        &cancel,
+    );
+    let pods = util::spawn_cache(
+        Api::<Pod>::all(client.clone()),
+        (),
+        watcher::Config::default(),
+        wake.clone(),
+        &cancel,
+    );
+    util::wait_synced(&nodes).await;
+    util::wait_synced(&leases).await;
+    util::wait_synced(&pods).await;
+    let health: Arc<Mutex<HashMap<String, Health>>> = Arc::default();
+    // Never look less often than a fraction of the grace period.
+    let resync = RESYNC.min(grace / 4).max(Duration::from_millis(100));
+    util::reconcile_loop("nodelifecycle", wake, resync, cancel, || {
+        let client = client.clone();
+        let (nodes, leases, pods, health) =
+            (nodes.clone(), leases.clone(), pods.clone(), health.clone());
+        async move {
+            let now = Instant::now();
+            let mut next: Option<Duration> = None;
+            let mut soonest = |d: Duration| {
+                next = Some(next.map_or(d, |n: Duration| n.min(d)));
+            };
+            let node_list = nodes.state();
+            let lease_list = leases.state();
+            let renewals: HashMap<&str, Option<String>> = lease_list
+                .iter()
+                .filter_map(|l| {
+                    let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
+                    Some((
+                        l.metadata.name.as_deref()?,
+                        renew.map(|t| format!("{:?}", t.0)),
+                    ))
+                })
+                .collect();
+            let mut stale_nodes = Vec::new();
+            {
+                let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
+                health.retain(|name, _| {
+                    node_list
+                        .iter()
+                        .any(|n| n.metadata.name.as_deref() == Some(name))
+                });
+                for node in &node_list {
+                    let Some(name) = node.metadata.name.clone() else {
+                        continue;
+                    };
+                    let lease = renewals.get(name.as_str()).cloned().flatten();
+                    let heartbeat = ready_condition(node)
+                        .and_then(|c| c.last_heartbeat_time.clone())
+                        .map(|t| format!("{:?}", t.0));
+                    let h = health.entry(name.clone()).or_insert(Health {
+                        lease: lease.clone(),
+                        heartbeat: heartbeat.clone(),
+                        probe: now,
+                    });
+                    if h.lease != lease || h.heartbeat != heartbeat {
+                        h.lease = lease;
+                        h.heartbeat = heartbeat;
+                        h.probe = now;
+                    }
+                    let silent = now.saturating_duration_since(h.probe);
+                    if silent >= grace {
+                        stale_nodes.push(name);
+                    } else {
+                        soonest(grace - silent + Duration::from_millis(10));
+                    }
+                }
+            }
+            let api: Api<Node> = Api::all(client.clone());
+            let pods = pods.state();
+            for node in &node_list {
+                let name = node.metadata.name.as_deref().unwrap_or("");
+                let mut node = (**node).clone();
+                if stale_nodes.iter().any(|n| n == name) && mark_unknown(&mut node) {
+                    tracing::info!(
+                        node = name,
+                        "node stopped posting status: conditions Unknown"
+                    );
+                    match api
+                        .replace_status(name, &PostParams::default(), &node)
+                        .await
+                    {
+                        Ok(n) => node = n,
+                        Err(e) => {
+                            tracing::debug!(node = name, error = %e, "marking the node Unknown");
+                            soonest(Duration::from_millis(200));
+                            continue;
+                        }
+                    }
+                }
+                if set_taints(&mut node) {
+                    match api.replace(name, &PostParams::default(), &node).await {
+                        Ok(n) => node = n,
+                        Err(e) => {
+                            tracing::debug!(node = name, error = %e, "updating the node's taints");
+                            soonest(Duration::from_millis(200));
+                            continue;
+                        }
+                    }
+                }
+                if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
+                    mark_pods_not_ready(&client, name, &pods).await;
+                }
+                if let Some(d) = evict(&client, &node, &pods).await {
+                    soonest(d);
+                }
+            }
+            Ok(next)
+        }
+    })
+    .await;
+}
+
+fn ready_condition(node: &Node) -> Option<&NodeCondition> {
+    node.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready")
+}
+
+/// Sets the node's conditions to Unknown, as for a kubelet that stopped
+/// posting status. Returns whether anything changed.
+fn mark_unknown(node: &mut Node) -> bool {
+    let status = node.status.get_or_insert_with(Default::default);
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    let now = util::now();
+    let mut changed = false;
+    if !conditions.iter().any(|c| c.type_ == "Ready") {
+        conditions.push(NodeCondition {
+            type_: "Ready".into(),
+            status: "Unknown".into(),
+            reason: Some("NodeStatusNeverUpdated".into()),
+            message: Some("Kubelet never posted node status.".into()),
+            last_heartbeat_time: Some(now.clone()),
+            last_transition_time: Some(now.clone()),
+        });
+        changed = true;
+    }
+    for c in conditions.iter_mut() {
+        if !matches!(
+            c.type_.as_str(),
+            "Ready" | "MemoryPressure" | "DiskPressure" | "PIDPressure"
+        ) || c.status == "Unknown"
+        {
+            continue;
+        }
+        c.status = "Unknown".into();
+        c.reason = Some("NodeStatusUnknown".into());
+        c.message = Some("Kubelet stopped posting node status.".into());
+        c.last_transition_time = Some(now.clone());
+        changed = true;
+    }
+    changed
+}
+
+/// Makes the node's not-ready/unreachable taints match its Ready
+/// condition. Returns whether they changed.
+fn set_taints(node: &mut Node) -> bool {
+    let ready = ready_condition(node).map(|c| c.status.clone());
+    let key = match ready.as_deref() {
+        Some("False") => Some(TAINT_NOT_READY),
+        Some("Unknown") => Some(TAINT_UNREACHABLE),
+        _ => None,
+    };
+    let spec = node.spec.get_or_insert_with(Default::default);
+    let old = spec.taints.clone().unwrap_or_default();
+    let mut taints: Vec<Taint> = old
+        .iter()
+        .filter(|t| {
+            let ours = t.key == TAINT_NOT_READY || t.key == TAINT_UNREACHABLE;
+            !ours || Some(t.key.as_str()) == key
+        })
+        .cloned()
+        .collect();
+    if let Some(key) = key {
+        for effect in [NO_SCHEDULE, NO_EXECUTE] {
+            if !taints.iter().any(|t| t.key == key && t.effect == effect) {
+                taints.push(Taint {
+                    key: key.into(),
+                    effect: effect.into(),
+                    time_added: (effect == NO_EXECUTE).then(util::now),
+                    value: None,
+                });
+            }
+        }
+    }
+    if taints == old {
+        return false;
+    }
+    spec.taints = (!taints.is_empty()).then_some(taints);
+    true
+}
+
+/// Sets Ready=False on the pods of a node that is not heard from (its
+/// kubelet cannot), so that endpoints stop sending them traffic.
+async fn mark_pods_not_ready(client: &Client, node: &str, pods: &[Arc<Pod>]) {
+    for pod in pods {
+        if pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) != Some(node) {
+            continue;
+        }
+        let Some(mut conditions) = pod.status.as_ref().and_then(|s| s.conditions.clone()) else {
+            continue;
+        };
+        let Some(ready) = conditions
+            .iter_mut()
+            .find(|c| c.type_ == "Ready" && c.status == "True")
+        else {
+            continue;
+        };
+        ready.status = "False".into();
+        ready.last_transition_time = Some(util::now());
+        let (Some(ns), Some(name)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+        ) else {
+            continue;
+        };
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": pod.metadata.resource_version},
+            "status": {"conditions": conditions},
+        });
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        match api
+            .patch_status(
+                name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => tracing::info!(namespace = ns, pod = name, node, "marked the pod not ready"),
+            Err(e) => tracing::debug!(pod = name, error = %e, "marking a pod not ready"),
+        }
+    }
+}
+
+/// Whether `t` tolerates `taint`.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
+        if e != taint.effect {
+            return false;
+        }
+    }
+    let key = t.key.as_deref().unwrap_or("");
+    match t.operator.as_deref().unwrap_or("Equal") {
+        "Exists" => key.is_empty() || key == taint.key,
+        "Equal" => {
+            key == taint.key
+                && t.value.as_deref().unwrap_or("") == taint.value.as_deref().unwrap_or("")
+        }
+        _ => false,
+    }
+}
+
+/// How long pod `tolerations` let a pod stay under `taints` (NoExecute):
+/// `None` if some taint is not tolerated (evict now), `Some(None)` forever,
+/// `Some(Some(secs))` that long.
+pub fn stay_for(tolerations: &[Toleration], taints: &[&Taint]) -> Option<Option<i64>> {
+    let mut min: Option<i64> = None;
+    for taint in taints {
+        let used: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();
+        if used.is_empty() {
+            return None;
+        }
+        for t in used {
+            if let Some(s) = t.toleration_seconds {
+                let s = s.max(0);
+                min = Some(min.map_or(s, |m| m.min(s)));
+            }
+        }
+    }
+    Some(min)
+}
+
+/// Deletes the pods that the node's NoExecute taints evict now; returns how
+/// soon the next one is due.
+async fn evict(client: &Client, node: &Node, pods: &[Arc<Pod>]) -> Option<Duration> {
+    let name = node.metadata.name.as_deref()?;
+    let taints: Vec<&Taint> = node
+        .spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .map(|ts| ts.iter().filter(|t| t.effect == NO_EXECUTE).collect())
+        .unwrap_or_default();
+    if taints.is_empty() {
+        return None;
+    }
+    // Counted from when the newest NoExecute taint was added.
+    let since = taints
+        .iter()
+        .filter_map(|t| t.time_added.as_ref().map(|t| t.0))
+        .max()
+        .unwrap_or_else(jiff::Timestamp::now);
+    let elapsed = (jiff::Timestamp::now() - since)
+        .total(jiff::Unit::Millisecond)
+        .unwrap_or(0.0)
+        .max(0.0) as u64;
+    let mut next: Option<Duration> = None;
+    for pod in pods {
+        let on_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name);
+        if !on_node || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let tolerations = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.tolerations.clone())
+            .unwrap_or_default();
+        let due = match stay_for(&tolerations, &taints) {
+            None => true,
+            Some(None) => false,
+            Some(Some(secs)) => {
+                let wait = (secs as u64).saturating_mul(1000);
+                if elapsed >= wait {
+                    true
+                } else {
+                    let left = Duration::from_millis(wait - elapsed + 10);
+                    next = Some(next.map_or(left, |n| n.min(left)));
+                    false
+                }
+            }
+        };
+        if !due {
+            continue;
+        }
+        let (Some(ns), Some(pname), Some(uid)) = (
+            pod.metadata.namespace.as_deref(),
+            pod.metadata.name.as_deref(),
+            pod.metadata.uid.as_deref(),
+        ) else {
+            continue;
+        };
+        tracing::info!(
+            namespace = ns,
+            pod = pname,
+            node = name,
+            "evicting a pod from a NoExecute-tainted node"
+        );
+        util::mark_disrupted(
+            client,
+            pod,
+            "DeletionByTaintManager",
+            "Taint manager: deleting due to NoExecute taint",
+            false,
+        )
+        .await;
+        let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        if let Err(e) = api.delete(pname, &util::delete_uid(uid, None)).await {
+            if !util::gone(&e) {
+                tracing::warn!(pod = pname, error = %e, "evicting a pod");
+                next = Some(Duration::from_secs(1));
+            }
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taint(key: &str) -> Taint {
+        Taint {
+            key: key.into(),
+            effect: NO_EXECUTE.into(),
+            ..Taint::default()
+        }
+    }
+
+    fn tol(key: &str, op: &str, secs: Option<i64>) -> Toleration {
+        Toleration {
+            key: Some(key.into()),
+            operator: Some(op.into()),
+            effect: Some(NO_EXECUTE.into()),
+            toleration_seconds: secs,
+            value: None,
+        }
+    }
+
+    #[test]
+    fn tolerations_decide_how_long_a_pod_stays() {
+        let t = taint(TAINT_UNREACHABLE);
+        assert_eq!(stay_for(&[], &[&t]), None);
+        assert_eq!(
+            stay_for(&[tol(TAINT_UNREACHABLE, "Exists", None)], &[&t]),
+            Some(None)
+        );
+        assert_eq!(
+            stay_for(
+                &[
+                    tol(TAINT_UNREACHABLE, "Exists", Some(300)),
+                    tol("", "Exists", Some(20))
+                ],
+                &[&t]
+            ),
+            Some(Some(20))
+        );
+        assert_eq!(
+            stay_for(&[tol(TAINT_NOT_READY, "Exists", Some(5))], &[&t]),
+            None
+        );
+    }
+
+    #[test]
+    fn taints_follow_the_ready_condition() {
+        let mut node = Node::default();
+        assert!(mark_unknown(&mut node));
+        assert!(set_taints(&mut node));
+        let keys: Vec<_> = node
+            .spec
+            .as_ref()
+            .unwrap()
+            .taints
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|t| (t.key.clone(), t.effect.clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            vec![
+                (TAINT_UNREACHABLE.to_string(), NO_SCHEDULE.to_string()),
+                (TAINT_UNREACHABLE.to_string(), NO_EXECUTE.to_string()),
+            ]
+        );
+        assert!(!set_taints(&mut node));
+        let conds = node.status.as_mut().unwrap().conditions.as_mut().unwrap();
+        conds[0].status = "True".into();
+        assert!(set_taints(&mut node));
+        assert!(node.spec.as_ref().unwrap().taints.is_none());
+    }
+}

@@ -1,0 +1,281 @@
+//! Pieces the cluster controllers (gc, namespace, serviceaccount, node
+//! lifecycle, node IPAM, pod GC) share: informer caches that wake a
+//! reconcile loop, the loop itself, and small API helpers.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{DeleteParams, Preconditions, PropagationPolicy};
+use kube::runtime::reflector::{self, store::Writer, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// How long a reconcile waits after a wake-up for more events to arrive, so
+/// that a burst of changes costs one pass.
+const DEBOUNCE: Duration = Duration::from_millis(30);
+
+/// How long a pass waits for its caches' first lists before working anyway.
+const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Starts a reflector over `api` (until `cancel`), waking `wake` on every
+/// change, and returns its cache.
+pub fn spawn_cache<K>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    config: watcher::Config,
+    wake: Arc<Notify>,
+    cancel: &CancellationToken,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+{
+    spawn_cache_with(api, dyntype, config, wake, cancel, None::<fn(&K) -> u64>)
+}
+
+/// Like [`spawn_cache`], but an update wakes `wake` only when `fingerprint`
+/// of the object changed (creations, deletions and relists always do), for
+/// controllers that care about a few fields of objects that change often.
+pub fn spawn_cache_with<K, F>(
+    api: Api<K>,
+    dyntype: K::DynamicType,
+    config: watcher::Config,
+    wake: Arc<Notify>,
+    cancel: &CancellationToken,
+    fingerprint: Option<F>,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Send + Sync,
+    F: Fn(&K) -> u64 + Send + 'static,
+{
+    let writer: Writer<K> = Writer::new(dyntype);
+    let store = writer.as_reader();
+    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
+    follow(stream, wake, cancel, fingerprint);
+    store
+}
+
+/// Drives a reflector's stream until `cancel`, waking `wake` on changes (or
+/// only on changes of `fingerprint`, when given).
+fn follow<K, S, F>(stream: S, wake: Arc<Notify>, cancel: &CancellationToken, fingerprint: Option<F>)
+where
+    K: Resource + Send + 'static,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    F: Fn(&K) -> u64 + Send + 'static,
+{
+    let cancel = cancel.clone();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut seen: std::collections::HashMap<String, u64> = Default::default();
+        let uid = |o: &K| o.meta().uid.clone().unwrap_or_default();
+        loop {
+            let ev = tokio::select! {
+                _ = cancel.cancelled() => break,
+                ev = stream.next() => ev,
+            };
+            let ev = match ev {
+                Some(Ok(ev)) => ev,
+                Some(Err(e)) => {
+                    tracing::debug!(error = %e, "watch error; retrying");
+                    continue;
+                }
+                None => break,
+            };
+            let Some(fp) = &fingerprint else {
+                wake.notify_one();
+                continue;
+            };
+            match ev {
+                watcher::Event::Apply(o) => {
+                    let f = fp(&o);
+                    if seen.insert(uid(&o), f) != Some(f) {
+                        wake.notify_one();
+                    }
+                }
+                watcher::Event::Delete(o) => {
+                    seen.remove(&uid(&o));
+                    wake.notify_one();
+                }
+                watcher::Event::Init => seen.clear(),
+                watcher::Event::InitApply(o) => {
+                    seen.insert(uid(&o), fp(&o));
+                }
+                watcher::Event::InitDone => wake.notify_one(),
+            }
+        }
+    });
+}
+
+/// Waits (bounded) until `store` has had its first list.
+pub async fn wait_synced<K>(store: &Store<K>)
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    let _ = tokio::time::timeout(CACHE_SYNC_TIMEOUT, store.wait_until_ready()).await;
+}
+
+/// Runs `pass` whenever `wake` fires, at least every `resync`, sooner when
+/// a pass asks to be run again after some time, until `cancel`. A failed
+/// pass is logged and tried again a second later.
+pub async fn reconcile_loop<F, Fut>(
+    name: &'static str,
+    wake: Arc<Notify>,
+    resync: Duration,
+    cancel: CancellationToken,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<Duration>>>,
+{
+    let mut next = Duration::ZERO;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
+            _ = tokio::time::sleep(next) => {}
+        }
+        if cancel.is_cancelled() {
+            return;
+        }
+        next = match pass().await {
+            Ok(Some(after)) => after.min(resync),
+            Ok(None) => resync,
+            Err(e) => {
+                tracing::warn!(
+                    controller = name,
+                    error = format!("{e:#}"),
+                    "reconcile failed"
+                );
+                Duration::from_secs(1)
+            }
+        };
+    }
+}
+
+/// Delete options that only delete the object with this uid (not one
+/// recreated under the same name).
+pub fn delete_uid(uid: &str, propagation: Option<PropagationPolicy>) -> DeleteParams {
+    DeleteParams {
+        propagation_policy: propagation,
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    }
+}
+
+/// Whether an API error means the object is already gone (or was replaced:
+/// a failed uid precondition).
+pub fn gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
+}
+
+/// Whether an API error is a 404.
+pub fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Whether an API error is a conflict (a stale resourceVersion or an
+/// object that exists already).
+pub fn conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// The current time as Kubernetes writes timestamps.
+pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
+}
+
+/// Starts the cluster controllers (garbage collector, namespace, default
+/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC), one task
+/// each, until `cancel`.
+pub fn spawn_cluster_controllers(
+    client: &kube::Client,
+    config: &crate::ControllerConfig,
+    cancel: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    use crate::{gc, namespace, nodeipam, nodelifecycle, podgc, serviceaccount};
+    let (c, k) = (client, cancel);
+    let pod_gc = podgc::PodGcConfig {
+        threshold: config.terminated_pod_gc_threshold,
+        quarantine: config.pod_gc_quarantine,
+        period: config.pod_gc_period,
+    };
+    vec![
+        tokio::spawn(gc::run(c.clone(), k.clone())),
+        tokio::spawn(namespace::run(c.clone(), k.clone())),
+        tokio::spawn(serviceaccount::run(
+            c.clone(),
+            config.ca_pem.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(nodelifecycle::run(
+            c.clone(),
+            config.node_monitor_grace_period,
+            k.clone(),
+        )),
+        tokio::spawn(nodeipam::run(
+            c.clone(),
+            config.cluster_cidr.clone(),
+            k.clone(),
+        )),
+        tokio::spawn(podgc::run(c.clone(), pod_gc, k.clone())),
+    ]
+}
+
+/// Records on a pod, before it is deleted, why: the `DisruptionTarget`
+/// condition (and phase Failed if `fail` and it had not ended), as
+/// Kubernetes' pod GC and taint eviction do. Best effort: the deletion
+/// follows whatever happens here.
+pub async fn mark_disrupted(
+    client: &kube::Client,
+    pod: &k8s_openapi::api::core::v1::Pod,
+    reason: &str,
+    message: &str,
+    fail: bool,
+) {
+    use k8s_openapi::api::core::v1::{Pod, PodCondition};
+    let (Some(ns), Some(name)) = (
+        pod.metadata.namespace.as_deref(),
+        pod.metadata.name.as_deref(),
+    ) else {
+        return;
+    };
+    let status = pod.status.clone().unwrap_or_default();
+    let mut conditions = status.conditions.unwrap_or_default();
+    conditions.retain(|c| c.type_ != "DisruptionTarget");
+    conditions.push(PodCondition {
+        type_: "DisruptionTarget".into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: Some(now()),
+        ..PodCondition::default()
+    });
+    let mut patch = serde_json::json!({"status": {"conditions": conditions}});
+    let ended = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
+    if fail && !ended {
+        patch["status"]["phase"] = serde_json::json!("Failed");
+    }
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    if let Err(e) = api
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+    {
+        tracing::debug!(namespace = ns, pod = name, error = %e, "recording DisruptionTarget");
+    }
+}

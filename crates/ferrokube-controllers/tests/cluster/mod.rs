@@ -1,0 +1,59 @@
+//! Shared by the cluster controllers' tests: a test API server, a
+//! controller running on it until the guard drops, and bounded waits.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use ferrokube_client::testing::TestApi;
+use tokio_util::sync::CancellationToken;
+
+/// Cancels what it guards when dropped.
+pub struct Running(pub CancellationToken);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+/// A test API server and an admin client.
+pub async fn api() -> (TestApi, kube::Client) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let api = TestApi::start().await.expect("test api server");
+    let client = api.client().await.expect("client");
+    (api, client)
+}
+
+/// Spawns `f(cancel)` and returns its guard.
+pub fn spawn<F, Fut>(f: F) -> Running
+where
+    F: FnOnce(CancellationToken) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let cancel = CancellationToken::new();
+    tokio::spawn(f(cancel.clone()));
+    Running(cancel)
+}
+
+/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`;
+/// panics with `what` if it never does.
+pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

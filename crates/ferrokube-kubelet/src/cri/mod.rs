@@ -1,0 +1,80 @@
+//! The container runtime as the agent sees it: CRI v1's runtime and image services
+//! behind one trait, with the gRPC client for a real runtime (`remote`) and an
+//! in-memory runtime for unit tests (`fake`). Messages are CRI's own protobuf types.
+
+pub mod fake;
+pub mod remote;
+
+pub use k8s_cri::v1 as api;
+
+use async_trait::async_trait;
+
+/// Errors are gRPC statuses, as CRI returns them; `is_not_found` tells the one
+/// code the agent acts on.
+pub type CriResult<T> = Result<T, tonic::Status>;
+
+/// True if the runtime said the object does not exist.
+pub fn is_not_found(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::NotFound
+        || (status.code() == tonic::Code::Unknown && status.message().contains("not found"))
+}
+
+/// Labels the agent puts on every sandbox and container (Kubernetes' names).
+pub mod labels {
+    pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
+    /// Annotation: the container's restart count.
+    pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
+    /// Annotation: "init" for init containers.
+    pub const CONTAINER_KIND: &str = "ferrokube.io/container-kind";
+}
+
+/// CRI's RuntimeService and ImageService, the calls the agent makes.
+#[async_trait]
+pub trait Runtime: Send + Sync + 'static {
+    async fn version(&self) -> CriResult<api::VersionResponse>;
+    async fn status(&self) -> CriResult<api::StatusResponse>;
+
+    async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> CriResult<String>;
+    async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()>;
+    async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()>;
+    async fn pod_sandbox_status(&self, id: &str) -> CriResult<api::PodSandboxStatus>;
+    async fn list_pod_sandbox(
+        &self,
+        filter: Option<api::PodSandboxFilter>,
+    ) -> CriResult<Vec<api::PodSandbox>>;
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: api::ContainerConfig,
+        sandbox_config: api::PodSandboxConfig,
+    ) -> CriResult<String>;
+    async fn start_container(&self, id: &str) -> CriResult<()>;
+    /// Stops with SIGTERM, then SIGKILL after `timeout_secs`.
+    async fn stop_container(&self, id: &str, timeout_secs: i64) -> CriResult<()>;
+    async fn remove_container(&self, id: &str) -> CriResult<()>;
+    async fn list_containers(
+        &self,
+        filter: Option<api::ContainerFilter>,
+    ) -> CriResult<Vec<api::Container>>;
+    async fn container_status(&self, id: &str) -> CriResult<api::ContainerStatus>;
+    async fn exec_sync(
+        &self,
+        id: &str,
+        cmd: Vec<String>,
+        timeout_secs: i64,
+    ) -> CriResult<api::ExecSyncResponse>;
+
+    /// The image's status, `None` if the runtime does not have it.
+    async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>>;
+    /// Pulls; returns the image reference (digest) the runtime stored.
+    async fn pull_image(
+        &self,
+        image: &str,
+        sandbox_config: Option<api::PodSandboxConfig>,
+    ) -> CriResult<String>;
+    async fn list_images(&self) -> CriResult<Vec<api::Image>>;
+}

@@ -1,0 +1,204 @@
+//! ferrokube's node agent (the kubelet's part of Kubernetes): registers this machine
+//! as a Node and keeps its Lease and status fresh, runs the pods bound to it through a
+//! CRI runtime (a containerd it supervises, or one at `container_runtime_endpoint`),
+//! with CNI networking, and reports their status through the API.
+
+pub mod cni;
+pub mod containerd;
+pub mod cri;
+pub mod events;
+pub mod images;
+pub mod node;
+pub mod pods;
+pub mod quantity;
+pub mod registries;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+pub use images::import_images;
+
+/// The project's sandbox image, built by scripts/build-images.sh.
+pub const DEFAULT_SANDBOX_IMAGE: &str = "docker.io/ferrokube/pause:0.1";
+
+/// How the agent runs; `KubeletConfig::new` gives Kubernetes' defaults.
+#[derive(Debug, Clone)]
+pub struct KubeletConfig {
+    pub node_name: String,
+    /// DATA_DIR: the agent keeps its files under DATA_DIR/agent/.
+    pub data_dir: PathBuf,
+    /// A running CRI runtime to use (`unix:///path`); `None` starts containerd.
+    pub container_runtime_endpoint: Option<String>,
+    pub cluster_dns: IpAddr,
+    pub cluster_domain: String,
+    pub sandbox_image: String,
+    /// Name of the pods' bridge.
+    pub cni_bridge: String,
+    /// Registry mirrors (k3s' registries.yaml); default DATA_DIR/registries.yaml.
+    pub registries: Option<PathBuf>,
+    /// Pod CIDR while the Node has no `spec.podCIDR`.
+    pub fallback_pod_cidr: String,
+    /// This node's InternalIP (default: the address of the default route).
+    pub node_ip: Option<IpAddr>,
+    /// Lease renewal period (Kubernetes: 10 s).
+    pub lease_interval: Duration,
+    /// How often node conditions are recomputed (Kubernetes: 10 s).
+    pub node_status_interval: Duration,
+    /// Container restart back-off: first delay and cap (Kubernetes: 10 s, 300 s).
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// How often a pod worker looks at its containers when nothing else happens.
+    pub pod_poll_interval: Duration,
+    /// How often the runtime's sandboxes and containers are listed to wake the
+    /// workers of pods whose containers changed state (Kubernetes' PLEG: 1 s).
+    pub relist_interval: Duration,
+}
+
+impl KubeletConfig {
+    pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        KubeletConfig {
+            node_name: node_name.into(),
+            data_dir: data_dir.into(),
+            container_runtime_endpoint: None,
+            cluster_dns: IpAddr::V4(Ipv4Addr::new(10, 43, 0, 10)),
+            cluster_domain: "cluster.local".into(),
+            sandbox_image: DEFAULT_SANDBOX_IMAGE.into(),
+            cni_bridge: "ferrokube0".into(),
+            registries: None,
+            fallback_pod_cidr: cni::FALLBACK_POD_CIDR.into(),
+            node_ip: None,
+            lease_interval: Duration::from_secs(10),
+            node_status_interval: Duration::from_secs(10),
+            backoff_initial: Duration::from_secs(10),
+            backoff_max: Duration::from_secs(300),
+            pod_poll_interval: Duration::from_secs(10),
+            relist_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// DATA_DIR/agent.
+    pub fn agent_dir(&self) -> PathBuf {
+        self.data_dir.join("agent")
+    }
+}
+
+/// Runs the agent until `cancel`: starts (or connects to) the runtime, registers the
+/// node, then runs pods. On return a supervised containerd is stopped; containers
+/// keep running (the next start adopts them).
+pub async fn run(
+    client: kube::Client,
+    config: KubeletConfig,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let (runtime, supervised, endpoint): (Arc<dyn cri::Runtime>, _, _) = match &config
+        .container_runtime_endpoint
+    {
+        Some(ep) => (
+            Arc::new(cri::remote::RemoteRuntime::connect(ep)?),
+            None,
+            ep.clone(),
+        ),
+        None => {
+            let registries = config
+                .registries
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("registries.yaml"));
+            registries::write_hosts(
+                &registries,
+                &containerd::ContainerdPaths::new(&config.data_dir).certs_dir,
+            )?;
+            let c = containerd::Containerd::start(&config.data_dir, &config.sandbox_image, &cancel)
+                .await?;
+            let ep = c.endpoint();
+            (
+                Arc::new(cri::remote::RemoteRuntime::connect(&ep)?),
+                Some(c),
+                ep,
+            )
+        }
+    };
+    let imported = images::import_dir(&endpoint, &images::auto_import_dir(&config.data_dir))
+        .await
+        .context("importing DATA_DIR/agent/images")?;
+    if !imported.is_empty() {
+        tracing::info!(?imported, "imported image archives");
+    }
+    let cni_conf_dir = match &config.container_runtime_endpoint {
+        None => containerd::ContainerdPaths::new(&config.data_dir).cni_conf_dir,
+        // An external runtime reads the system's CNI directory.
+        Some(_) => PathBuf::from("/etc/cni/net.d"),
+    };
+    let result = run_with_runtime(client, config, runtime, cni_conf_dir, cancel).await;
+    if let Some(c) = supervised {
+        c.stop().await;
+    }
+    result
+}
+
+/// The agent over a given runtime (the unit tests pass the fake one).
+pub async fn run_with_runtime(
+    client: kube::Client,
+    config: KubeletConfig,
+    runtime: Arc<dyn cri::Runtime>,
+    cni_conf_dir: PathBuf,
+    cancel: CancellationToken,
+) -> anyhow::Result<()> {
+    let version = wait_runtime(runtime.as_ref(), &cancel).await?;
+    let node_ip = config.node_ip.unwrap_or_else(node::detect_node_ip);
+    let registered = node::register(&client, &config, node_ip, &version)
+        .await
+        .context("registering the node")?;
+    let pod_cidr = registered
+        .pod_cidr
+        .clone()
+        .unwrap_or_else(|| config.fallback_pod_cidr.clone());
+    cni::write_conflist(
+        &cni_conf_dir,
+        &config.cni_bridge,
+        &pod_cidr,
+        &config.agent_dir().join("cni").join("networks"),
+    )?;
+    let config = Arc::new(config);
+    let node_task = tokio::spawn(node::run(
+        client.clone(),
+        config.clone(),
+        runtime.clone(),
+        node_ip,
+        version.clone(),
+        cancel.clone(),
+    ));
+    let pods = pods::PodManager::new(
+        client,
+        config,
+        runtime,
+        node_ip,
+        pods::runtime_name(&version),
+    );
+    let result = pods.run(cancel.clone()).await;
+    cancel.cancel();
+    let _ = node_task.await;
+    result
+}
+
+async fn wait_runtime(
+    runtime: &dyn cri::Runtime,
+    cancel: &CancellationToken,
+) -> anyhow::Result<cri::api::VersionResponse> {
+    let mut last = None;
+    for _ in 0..120 {
+        match runtime.version().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => anyhow::bail!("cancelled"),
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    anyhow::bail!("container runtime not answering: {:?}", last)
+}

@@ -1,0 +1,372 @@
+//! A container's environment as the kubelet builds it: envFrom (ConfigMaps, Secrets,
+//! with prefixes), then env (values with `$(VAR)` expansion, fieldRef,
+//! resourceFieldRef, configMapKeyRef, secretKeyRef), plus the `kubernetes` Service's
+//! variables; and the same `$(VAR)` expansion for command and args.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, Secret, Service};
+use kube::api::Api;
+
+use crate::quantity;
+
+/// Why the environment could not be built (the container waits with
+/// CreateContainerConfigError and this message).
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+/// Expands `$(NAME)` from `vars` (unknown names stay as written); `$$` is a literal `$`.
+pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let b = input.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'$' && i + 1 < b.len() {
+            if b[i + 1] == b'$' {
+                out.push('$');
+                i += 2;
+                continue;
+            }
+            if b[i + 1] == b'(' {
+                if let Some(end) = input[i + 2..].find(')') {
+                    let name = &input[i + 2..i + 2 + end];
+                    if let Some(v) = vars.get(name) {
+                        out.push_str(v);
+                    } else {
+                        out.push_str(&input[i..i + 3 + end]);
+                    }
+                    i += 3 + end;
+                    continue;
+                }
+            }
+        }
+        let ch = input[i..].chars().next().unwrap_or('\u{fffd}');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out
+}
+
+/// Pod fields a fieldRef may name.
+pub fn field_value(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError> {
+    let m = &pod.metadata;
+    let status = pod.status.as_ref();
+    let keyed = |prefix: &str, map: &Option<BTreeMap<String, String>>| -> Option<String> {
+        let key = path.strip_prefix(prefix)?.strip_suffix("']")?;
+        Some(
+            map.as_ref()
+                .and_then(|m| m.get(key))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    };
+    if let Some(v) = keyed("metadata.labels['", &m.labels) {
+        return Ok(v);
+    }
+    if let Some(v) = keyed("metadata.annotations['", &m.annotations) {
+        return Ok(v);
+    }
+    let ips = || -> Vec<String> {
+        status
+            .and_then(|s| s.pod_ips.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| p.ip)
+            .collect()
+    };
+    Ok(match path {
+        "metadata.name" => m.name.clone().unwrap_or_default(),
+        "metadata.namespace" => m.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => m.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.clone())
+            .unwrap_or_default(),
+        "spec.serviceAccountName" => pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.service_account_name.clone())
+            .unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => host_ip.to_string(),
+        "status.podIP" => status.and_then(|s| s.pod_ip.clone()).unwrap_or_default(),
+        "status.podIPs" => ips().join(","),
+        other => return Err(ConfigError(format!("unsupported fieldRef path {other:?}"))),
+    })
+}
+
+fn resource_value(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&quantity::Quantity>,
+    node_capacity: &BTreeMap<String, quantity::Quantity>,
+) -> Result<String, ConfigError> {
+    let (kind, name) = resource
+        .split_once('.')
+        .ok_or_else(|| ConfigError(format!("unsupported resourceFieldRef {resource:?}")))?;
+    let res = container.resources.as_ref();
+    let from = match kind {
+        "limits" => res.and_then(|r| r.limits.as_ref()),
+        "requests" => res.and_then(|r| r.requests.as_ref()),
+        _ => {
+            return Err(ConfigError(format!(
+                "unsupported resourceFieldRef {resource:?}"
+            )))
+        }
+    };
+    // Unset limits read as the node's allocatable, as in Kubernetes.
+    let q = from
+        .and_then(|m| m.get(name))
+        .or_else(|| {
+            if kind == "limits" {
+                node_capacity.get(name)
+            } else {
+                None
+            }
+        })
+        .cloned()
+        .unwrap_or_else(|| quantity::Quantity("0".into()));
+    let default_div = quantity::Quantity("1".into());
+    let div = divisor.unwrap_or(&default_div);
+    let v =
+        quantity::milli_value(&q).ok_or_else(|| ConfigError(format!("bad quantity {:?}", q.0)))?;
+    let d = quantity::milli_value(div)
+        .filter(|d| *d > 0)
+        .ok_or_else(|| ConfigError(format!("bad divisor {:?}", div.0)))?;
+    Ok(((v + d - 1) / d).to_string())
+}
+
+/// Context the environment is built in.
+pub struct EnvContext<'a> {
+    pub client: &'a kube::Client,
+    pub pod: &'a Pod,
+    pub host_ip: &'a str,
+    pub node_capacity: &'a BTreeMap<String, quantity::Quantity>,
+}
+
+async fn config_map(ctx: &EnvContext<'_>, name: &str) -> Result<Option<ConfigMap>, ConfigError> {
+    let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    Api::<ConfigMap>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| ConfigError(format!("getting configmap {name:?}: {e}")))
+}
+
+async fn secret(ctx: &EnvContext<'_>, name: &str) -> Result<Option<Secret>, ConfigError> {
+    let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    Api::<Secret>::namespaced(ctx.client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| ConfigError(format!("getting secret {name:?}: {e}")))
+}
+
+fn secret_data(s: &Secret) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = s
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    for (k, v) in s.string_data.iter().flatten() {
+        out.insert(k.clone(), v.clone());
+    }
+    out
+}
+
+/// The container's environment, in order.
+pub async fn container_env(
+    ctx: &EnvContext<'_>,
+    container: &Container,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut order: Vec<String> = Vec::new();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let set =
+        |order: &mut Vec<String>, vars: &mut BTreeMap<String, String>, k: String, v: String| {
+            if !vars.contains_key(&k) {
+                order.push(k.clone());
+            }
+            vars.insert(k, v);
+        };
+    // The API server's Service, as every pod sees it.
+    if let Ok(Some(svc)) = Api::<Service>::namespaced(ctx.client.clone(), "default")
+        .get_opt("kubernetes")
+        .await
+    {
+        let ip = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.clone())
+            .unwrap_or_default();
+        let port = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref()?.first().map(|p| p.port))
+            .unwrap_or(443);
+        if !ip.is_empty() && ip != "None" {
+            for (k, v) in [
+                ("KUBERNETES_SERVICE_HOST", ip.clone()),
+                ("KUBERNETES_SERVICE_PORT", port.to_string()),
+                ("KUBERNETES_SERVICE_PORT_HTTPS", port.to_string()),
+                ("KUBERNETES_PORT", format!("tcp://{ip}:{port}")),
+                (
+                    &format!("KUBERNETES_PORT_{port}_TCP"),
+                    format!("tcp://{ip}:{port}"),
+                ),
+                (&format!("KUBERNETES_PORT_{port}_TCP_PROTO"), "tcp".into()),
+                (
+                    &format!("KUBERNETES_PORT_{port}_TCP_PORT"),
+                    port.to_string(),
+                ),
+                (&format!("KUBERNETES_PORT_{port}_TCP_ADDR"), ip.clone()),
+            ] {
+                set(&mut order, &mut vars, k.to_string(), v);
+            }
+        }
+    }
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            match config_map(ctx, &r.name).await? {
+                Some(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        set(&mut order, &mut vars, format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None if r.optional.unwrap_or(false) => {}
+                None => return Err(ConfigError(format!("configmap \"{}\" not found", r.name))),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match secret(ctx, &r.name).await? {
+                Some(s) => {
+                    for (k, v) in secret_data(&s) {
+                        set(&mut order, &mut vars, format!("{prefix}{k}"), v);
+                    }
+                }
+                None if r.optional.unwrap_or(false) => {}
+                None => return Err(ConfigError(format!("secret \"{}\" not found", r.name))),
+            }
+        }
+    }
+    for e in container.env.iter().flatten() {
+        let value = if let Some(v) = &e.value {
+            expand(v, &vars)
+        } else if let Some(src) = &e.value_from {
+            if let Some(f) = &src.field_ref {
+                field_value(ctx.pod, &f.field_path, ctx.host_ip)?
+            } else if let Some(r) = &src.resource_field_ref {
+                let target = match r.container_name.as_deref() {
+                    Some(n) if !n.is_empty() && n != container.name => ctx
+                        .pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.containers.iter().find(|c| c.name == n))
+                        .ok_or_else(|| ConfigError(format!("container {n:?} not found")))?,
+                    _ => container,
+                };
+                resource_value(target, &r.resource, r.divisor.as_ref(), ctx.node_capacity)?
+            } else if let Some(r) = &src.config_map_key_ref {
+                let optional = r.optional.unwrap_or(false);
+                match config_map(ctx, &r.name).await? {
+                    Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+                        Some(v) => v.clone(),
+                        None if optional => continue,
+                        None => {
+                            return Err(ConfigError(format!(
+                                "couldn't find key {} in ConfigMap {}/{}",
+                                r.key,
+                                ctx.pod.metadata.namespace.as_deref().unwrap_or(""),
+                                r.name
+                            )))
+                        }
+                    },
+                    None if optional => continue,
+                    None => return Err(ConfigError(format!("configmap \"{}\" not found", r.name))),
+                }
+            } else if let Some(r) = &src.secret_key_ref {
+                let optional = r.optional.unwrap_or(false);
+                match secret(ctx, &r.name).await? {
+                    Some(s) => match secret_data(&s).remove(&r.key) {
+                        Some(v) => v,
+                        None if optional => continue,
+                        None => {
+                            return Err(ConfigError(format!(
+                                "couldn't find key {} in Secret {}/{}",
+                                r.key,
+                                ctx.pod.metadata.namespace.as_deref().unwrap_or(""),
+                                r.name
+                            )))
+                        }
+                    },
+                    None if optional => continue,
+                    None => return Err(ConfigError(format!("secret \"{}\" not found", r.name))),
+                }
+            } else {
+                String::new()
+            }
+        } else {
+            String::new()
+        };
+        set(&mut order, &mut vars, e.name.clone(), value);
+    }
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let v = vars.get(&k).cloned().unwrap_or_default();
+            (k, v)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_kubernetes_rules() {
+        let vars = BTreeMap::from([("A".to_string(), "x".to_string())]);
+        assert_eq!(expand("$(A)-$(B)-$$(A)-$", &vars), "x-$(B)-$(A)-$");
+        assert_eq!(expand("héllo $(A", &vars), "héllo $(A");
+    }
+
+    #[test]
+    fn field_refs() {
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}},
+            "spec": {"containers": [], "nodeName": "n1"},
+            "status": {"podIP": "10.42.0.5"}
+        }))
+        .unwrap();
+        assert_eq!(
+            field_value(&pod, "metadata.labels['app']", "h").unwrap(),
+            "web"
+        );
+        assert_eq!(field_value(&pod, "spec.nodeName", "h").unwrap(), "n1");
+        assert_eq!(field_value(&pod, "status.podIP", "h").unwrap(), "10.42.0.5");
+        assert_eq!(
+            field_value(&pod, "status.hostIP", "1.2.3.4").unwrap(),
+            "1.2.3.4"
+        );
+        assert!(field_value(&pod, "spec.bogus", "h").is_err());
+    }
+
+    #[test]
+    fn resource_field_rounds_up_by_divisor() {
+        let c: Container = serde_json::from_value(serde_json::json!({
+            "name": "c", "resources": {"limits": {"cpu": "250m", "memory": "64Mi"}}
+        }))
+        .unwrap();
+        let cap = BTreeMap::new();
+        assert_eq!(resource_value(&c, "limits.cpu", None, &cap).unwrap(), "1");
+        let m = quantity::Quantity("1m".into());
+        assert_eq!(
+            resource_value(&c, "limits.cpu", Some(&m), &cap).unwrap(),
+            "250"
+        );
+        let mi = quantity::Quantity("1Mi".into());
+        assert_eq!(
+            resource_value(&c, "limits.memory", Some(&mi), &cap).unwrap(),
+            "64"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! Container probes (startup, liveness, readiness) with Kubernetes' timing fields
+//! (initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
+//! failureThreshold) and handlers (exec through the runtime, httpGet, tcpSocket).
+//! One task per probe of each running container keeps its result in a shared table
+//! and wakes the pod worker when a result changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Container, Probe};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use crate::cri::Runtime;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+/// A probe's standing after its thresholds: `None` until it has decided.
+#[derive(Debug, Clone, Default)]
+pub struct Standing {
+    pub ok: Option<bool>,
+    pub message: String,
+}
+
+/// Results shared between the probe tasks of one pod and its worker.
+#[derive(Default)]
+pub struct Table {
+    results: Mutex<HashMap<(String, Kind), Standing>>,
+    pub changed: Notify,
+}
+
+impl Table {
+    pub fn get(&self, id: &str, kind: Kind) -> Option<Standing> {
+        self.results.lock().get(&(id.to_string(), kind)).cloned()
+    }
+
+    fn set(&self, id: &str, kind: Kind, s: Standing) {
+        let mut m = self.results.lock();
+        let key = (id.to_string(), kind);
+        let changed = m.get(&key).map(|o| o.ok) != Some(s.ok);
+        m.insert(key, s);
+        drop(m);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    pub fn forget(&self, id: &str) {
+        self.results.lock().retain(|(cid, _), _| cid != id);
+    }
+}
+
+/// One probe attempt's outcome.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure(String),
+}
+
+fn port_of(port: &IntOrString, container: &Container) -> Result<u16, String> {
+    match port {
+        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::String(name) => container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(name.as_str()))
+            .and_then(|p| u16::try_from(p.container_port).ok())
+            .ok_or_else(|| format!("no port named {name:?} in container {}", container.name)),
+    }
+}
+
+/// Runs one attempt of `probe` against container `id` at `pod_ip`.
+pub async fn attempt(
+    probe: &Probe,
+    runtime: &dyn Runtime,
+    id: &str,
+    pod_ip: &str,
+    container: &Container,
+) -> Outcome {
+    let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
+    if let Some(exec) = &probe.exec {
+        let cmd = exec.command.clone().unwrap_or_default();
+        return match runtime.exec_sync(id, cmd, timeout.as_secs() as i64).await {
+            Ok(r) if r.exit_code == 0 => Outcome::Success,
+            Ok(r) => Outcome::Failure(format!(
+                "command failed with exit code {}: {}",
+                r.exit_code,
+                String::from_utf8_lossy(&r.stdout).trim()
+            )),
+            Err(e) => Outcome::Failure(e.message().to_string()),
+        };
+    }
+    if let Some(tcp) = &probe.tcp_socket {
+        let port = match port_of(&tcp.port, container) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failure(e),
+        };
+        let host = tcp.host.clone().unwrap_or_else(|| pod_ip.to_string());
+        return match tokio::time::timeout(
+            timeout,
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Outcome::Success,
+            Ok(Err(e)) => Outcome::Failure(format!("dial tcp {host}:{port}: {e}")),
+            Err(_) => Outcome::Failure(format!("dial tcp {host}:{port}: i/o timeout")),
+        };
+    }
+    if let Some(http) = &probe.http_get {
+        let port = match port_of(&http.port, container) {
+            Ok(p) => p,
+            Err(e) => return Outcome::Failure(e),
+        };
+        if http
+            .scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("HTTPS"))
+        {
+            return Outcome::Failure("HTTPS probes are not supported yet".into());
+        }
+        let host = http.host.clone().unwrap_or_else(|| pod_ip.to_string());
+        let path = http.path.clone().unwrap_or_else(|| "/".into());
+        let mut req = format!("GET {path} HTTP/1.1\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n");
+        let mut has_host = false;
+        for h in http.http_headers.iter().flatten() {
+            has_host |= h.name.eq_ignore_ascii_case("host");
+            req.push_str(&format!("{}: {}\r\n", h.name, h.value));
+        }
+        if !has_host {
+            req.push_str(&format!("Host: {host}:{port}\r\n"));
+        }
+        req.push_str("\r\n");
+        let fut = async {
+            let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            s.write_all(req.as_bytes()).await?;
+            let mut buf = vec![0u8; 1024];
+            let mut n = 0;
+            while n < 12 {
+                let r = s.read(&mut buf[n..]).await?;
+                if r == 0 {
+                    break;
+                }
+                n += r;
+            }
+            Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
+        };
+        return match tokio::time::timeout(timeout, fut).await {
+            Ok(Ok(head)) => {
+                let code: u16 = head
+                    .split_whitespace()
+                    .nth(1)
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                if (200..400).contains(&code) {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure(format!("HTTP probe failed with statuscode: {code}"))
+                }
+            }
+            Ok(Err(e)) => Outcome::Failure(format!("Get \"http://{host}:{port}{path}\": {e}")),
+            Err(_) => Outcome::Failure(format!(
+                "Get \"http://{host}:{port}{path}\": context deadline exceeded"
+            )),
+        };
+    }
+    Outcome::Failure("probe has no handler".into())
+}
+
+/// Starts a task running `probe` of `kind` for container `id` until aborted.
+/// Liveness and readiness wait for the startup probe (if any) to succeed; a startup
+/// probe stops after its first success.
+#[allow(clippy::too_many_arguments)]
+pub fn spawn(
+    kind: Kind,
+    probe: Probe,
+    has_startup: bool,
+    runtime: Arc<dyn Runtime>,
+    table: Arc<Table>,
+    id: String,
+    pod_ip: String,
+    container: Container,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let period = Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64);
+        let success_threshold = probe.success_threshold.unwrap_or(1).max(1);
+        let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+        tokio::time::sleep(Duration::from_secs(
+            probe.initial_delay_seconds.unwrap_or(0).max(0) as u64,
+        ))
+        .await;
+        let (mut successes, mut failures) = (0, 0);
+        loop {
+            let gated = kind != Kind::Startup
+                && has_startup
+                && table.get(&id, Kind::Startup).and_then(|s| s.ok) != Some(true);
+            if !gated {
+                match attempt(&probe, runtime.as_ref(), &id, &pod_ip, &container).await {
+                    Outcome::Success => {
+                        successes += 1;
+                        failures = 0;
+                        if successes >= success_threshold {
+                            table.set(
+                                &id,
+                                kind,
+                                Standing {
+                                    ok: Some(true),
+                                    message: String::new(),
+                                },
+                            );
+                            if kind == Kind::Startup {
+                                return;
+                            }
+                        }
+                    }
+                    Outcome::Failure(msg) => {
+                        failures += 1;
+                        successes = 0;
+                        tracing::debug!(container = %container.name, ?kind, %msg, "probe failed");
+                        if failures >= failure_threshold {
+                            table.set(
+                                &id,
+                                kind,
+                                Standing {
+                                    ok: Some(false),
+                                    message: msg,
+                                },
+                            );
+                        }
+                    }
+                }
+            }
+            tokio::time::sleep(period).await;
+        }
+    })
+}

@@ -1,0 +1,566 @@
+//! Pod volumes on the host, under DATA_DIR/agent/pods/<uid>/volumes/: emptyDir (on
+//! disk, or tmpfs for `medium: Memory`), hostPath (with its `type` checks),
+//! configMap, secret, downwardAPI and projected (those three sources). Files are
+//! published atomically the way Kubernetes does it (a `..data` link to a timestamped
+//! directory, one link per key), so updates written later reach running containers.
+//! Service-account tokens are not projected yet (the API has no TokenRequest).
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+};
+use kube::api::Api;
+
+use super::env::field_value;
+use crate::cri::api;
+use crate::KubeletConfig;
+
+/// Volume name → (host path, read-only).
+pub type PreparedVolumes = HashMap<String, (PathBuf, bool)>;
+
+/// Where a pod's volumes live.
+pub fn pod_volumes_dir(config: &KubeletConfig, uid: &str) -> PathBuf {
+    config.agent_dir().join("pods").join(uid).join("volumes")
+}
+
+fn safe_name(name: &str) -> Result<&str, String> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+        Err(format!("invalid volume name {name:?}"))
+    } else {
+        Ok(name)
+    }
+}
+
+/// One file to publish: relative path, content, mode.
+type Files = Vec<(String, Vec<u8>, u32)>;
+
+fn check_rel(path: &str) -> Result<(), String> {
+    let p = Path::new(path);
+    if path.is_empty()
+        || p.is_absolute()
+        || p.components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        || path.starts_with("..")
+    {
+        return Err(format!("invalid path {path:?} in volume"));
+    }
+    Ok(())
+}
+
+fn files_from_map(
+    data: &BTreeMap<String, Vec<u8>>,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+    what: &str,
+    optional: bool,
+) -> Result<Files, String> {
+    let mut out = Vec::new();
+    match items {
+        None => {
+            for (k, v) in data {
+                out.push((k.clone(), v.clone(), default_mode));
+            }
+        }
+        Some(items) => {
+            for it in items {
+                match data.get(&it.key) {
+                    Some(v) => {
+                        check_rel(&it.path)?;
+                        out.push((
+                            it.path.clone(),
+                            v.clone(),
+                            it.mode.map(|m| m as u32).unwrap_or(default_mode),
+                        ));
+                    }
+                    None if optional => {}
+                    None => {
+                        return Err(format!(
+                            "configuration key {:?} not found in {what}",
+                            it.key
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn config_map_files(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+    optional: bool,
+) -> Result<Files, String> {
+    let cm = Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("getting configmap {name:?}: {e}"))?;
+    let Some(cm) = cm else {
+        return if optional {
+            Ok(Vec::new())
+        } else {
+            Err(format!("configmap \"{name}\" not found"))
+        };
+    };
+    let mut data: BTreeMap<String, Vec<u8>> = cm
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
+    for (k, v) in cm.binary_data.unwrap_or_default() {
+        data.insert(k, v.0);
+    }
+    files_from_map(
+        &data,
+        items,
+        default_mode,
+        &format!("ConfigMap {ns}/{name}"),
+        optional,
+    )
+}
+
+async fn secret_files(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    items: Option<&Vec<KeyToPath>>,
+    default_mode: u32,
+    optional: bool,
+) -> Result<Files, String> {
+    let s = Api::<Secret>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .map_err(|e| format!("getting secret {name:?}: {e}"))?;
+    let Some(s) = s else {
+        return if optional {
+            Ok(Vec::new())
+        } else {
+            Err(format!("secret \"{name}\" not found"))
+        };
+    };
+    let mut data: BTreeMap<String, Vec<u8>> = s
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    for (k, v) in s.string_data.unwrap_or_default() {
+        data.insert(k, v.into_bytes());
+    }
+    files_from_map(
+        &data,
+        items,
+        default_mode,
+        &format!("Secret {ns}/{name}"),
+        optional,
+    )
+}
+
+fn downward_files(
+    pod: &Pod,
+    items: &[DownwardAPIVolumeFile],
+    default_mode: u32,
+    host_ip: &str,
+) -> Result<Files, String> {
+    let mut out = Vec::new();
+    for it in items {
+        check_rel(&it.path)?;
+        let mode = it.mode.map(|m| m as u32).unwrap_or(default_mode);
+        let value = if let Some(f) = &it.field_ref {
+            match f.field_path.as_str() {
+                // Whole maps are written one `key="value"` per line.
+                "metadata.labels" | "metadata.annotations" => {
+                    let m = if f.field_path == "metadata.labels" {
+                        &pod.metadata.labels
+                    } else {
+                        &pod.metadata.annotations
+                    };
+                    m.iter()
+                        .flatten()
+                        .map(|(k, v)| format!("{k}={v:?}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                }
+                p => field_value(pod, p, host_ip).map_err(|e| e.0)?,
+            }
+        } else if let Some(r) = &it.resource_field_ref {
+            format!(
+                "resourceFieldRef {} is not supported in volumes yet",
+                r.resource
+            )
+        } else {
+            String::new()
+        };
+        out.push((it.path.clone(), value.into_bytes(), mode));
+    }
+    Ok(out)
+}
+
+/// Publishes `files` into `dir` atomically; a no-op when nothing changed.
+pub fn publish(dir: &Path, files: &Files) -> std::io::Result<bool> {
+    std::fs::create_dir_all(dir)?;
+    let data_link = dir.join("..data");
+    // Unchanged?
+    if let Ok(current) = std::fs::read_link(&data_link) {
+        let cur = dir.join(current);
+        let same = files
+            .iter()
+            .all(|(p, c, _)| std::fs::read(cur.join(p)).ok().as_deref() == Some(c.as_slice()))
+            && count_files(&cur) == files.len();
+        if same {
+            return Ok(false);
+        }
+    }
+    let stamp = format!("..{}", jiff::Timestamp::now().as_nanosecond());
+    let target = dir.join(&stamp);
+    std::fs::create_dir_all(&target)?;
+    for (p, content, mode) in files {
+        let f = target.join(p);
+        if let Some(parent) = f.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::write(&f, content)?;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(*mode & 0o777))?;
+    }
+    let tmp_link = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp_link);
+    std::os::unix::fs::symlink(&stamp, &tmp_link)?;
+    let old = std::fs::read_link(&data_link).ok();
+    std::fs::rename(&tmp_link, &data_link)?;
+    // Top-level names point through ..data.
+    let mut tops: Vec<String> = files
+        .iter()
+        .map(|(p, _, _)| p.split('/').next().unwrap_or(p).to_string())
+        .collect();
+    tops.sort();
+    tops.dedup();
+    for t in &tops {
+        let link = dir.join(t);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(Path::new("..data").join(t), &link)?;
+        }
+    }
+    // Names that are gone, and the old data directory.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !name.starts_with("..") && !tops.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Some(old) = old {
+        if old != Path::new(&stamp) {
+            let _ = std::fs::remove_dir_all(dir.join(old));
+        }
+    }
+    Ok(true)
+}
+
+fn count_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| {
+            if e.path().is_dir() {
+                count_files(&e.path())
+            } else {
+                1
+            }
+        })
+        .sum()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let p = path.display().to_string();
+    info.lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()))
+}
+
+fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
+    if is_mounted(path) {
+        return Ok(());
+    }
+    let src = std::ffi::CString::new("tmpfs").map_err(|e| e.to_string())?;
+    let target =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    let opts = std::ffi::CString::new(match size {
+        Some(s) if s > 0 => format!("mode=0777,size={s}"),
+        _ => "mode=0777".into(),
+    })
+    .map_err(|e| e.to_string())?;
+    // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::mount(
+            src.as_ptr(),
+            target.as_ptr(),
+            src.as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            opts.as_ptr().cast(),
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "mounting tmpfs at {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Unmounts tmpfs volumes and removes the pod's volume directories.
+pub fn cleanup(config: &KubeletConfig, uid: &str) {
+    let dir = pod_volumes_dir(config, uid);
+    let empty = dir.join("kubernetes.io~empty-dir");
+    if let Ok(entries) = std::fs::read_dir(&empty) {
+        for e in entries.flatten() {
+            if is_mounted(&e.path()) {
+                if let Ok(c) = std::ffi::CString::new(e.path().as_os_str().as_encoded_bytes()) {
+                    // SAFETY: a valid NUL-terminated path.
+                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sets up every volume of the pod; returns each volume's host path. Errors are
+/// FailedMount messages.
+pub async fn prepare(
+    client: &kube::Client,
+    config: &KubeletConfig,
+    pod: &Pod,
+    host_ip: &str,
+) -> Result<PreparedVolumes, String> {
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let base = pod_volumes_dir(config, &uid);
+    let mut out = HashMap::new();
+    let volumes: Vec<Volume> = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    for v in volumes {
+        let name = safe_name(&v.name)?.to_string();
+        let mkdir = |p: &Path| {
+            std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
+        };
+        let (path, readonly) = if let Some(ed) = &v.empty_dir {
+            let p = base.join("kubernetes.io~empty-dir").join(&name);
+            mkdir(&p)?;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
+            if ed.medium.as_deref() == Some("Memory") {
+                let size = ed.size_limit.as_ref().and_then(crate::quantity::value);
+                mount_tmpfs(&p, size)?;
+            }
+            (p, false)
+        } else if let Some(hp) = &v.host_path {
+            let p = PathBuf::from(&hp.path);
+            let exists = p.exists();
+            match hp.type_.as_deref().unwrap_or("") {
+                "DirectoryOrCreate" if !exists => {
+                    mkdir(&p)?;
+                    let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+                }
+                "FileOrCreate" if !exists => {
+                    if let Some(parent) = p.parent() {
+                        mkdir(parent)?;
+                    }
+                    std::fs::write(&p, b"")
+                        .map_err(|e| format!("creating {}: {e}", p.display()))?;
+                }
+                "Directory" if !p.is_dir() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a directory",
+                        hp.path
+                    ))
+                }
+                "File" if !p.is_file() => {
+                    return Err(format!(
+                        "hostPath type check failed: {} is not a file",
+                        hp.path
+                    ))
+                }
+                "Socket" | "CharDevice" | "BlockDevice" if !exists => {
+                    return Err(format!(
+                        "hostPath type check failed: {} does not exist",
+                        hp.path
+                    ))
+                }
+                _ => {}
+            }
+            (p, false)
+        } else if let Some(cm) = &v.config_map {
+            let mode = cm.default_mode.map(|m| m as u32).unwrap_or(0o644);
+            let files = config_map_files(
+                client,
+                &ns,
+                &cm.name,
+                cm.items.as_ref(),
+                mode,
+                cm.optional.unwrap_or(false),
+            )
+            .await?;
+            let p = base.join("kubernetes.io~configmap").join(&name);
+            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            (p, true)
+        } else if let Some(s) = &v.secret {
+            let mode = s.default_mode.map(|m| m as u32).unwrap_or(0o644);
+            let sname = s.secret_name.clone().unwrap_or_default();
+            let files = secret_files(
+                client,
+                &ns,
+                &sname,
+                s.items.as_ref(),
+                mode,
+                s.optional.unwrap_or(false),
+            )
+            .await?;
+            let p = base.join("kubernetes.io~secret").join(&name);
+            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            (p, true)
+        } else if let Some(d) = &v.downward_api {
+            let mode = d.default_mode.map(|m| m as u32).unwrap_or(0o644);
+            let files = downward_files(pod, d.items.as_deref().unwrap_or_default(), mode, host_ip)?;
+            let p = base.join("kubernetes.io~downward-api").join(&name);
+            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            (p, true)
+        } else if let Some(pr) = &v.projected {
+            let mode = pr.default_mode.map(|m| m as u32).unwrap_or(0o644);
+            let mut files = Vec::new();
+            for src in pr.sources.iter().flatten() {
+                if let Some(cm) = &src.config_map {
+                    files.extend(
+                        config_map_files(
+                            client,
+                            &ns,
+                            &cm.name,
+                            cm.items.as_ref(),
+                            mode,
+                            cm.optional.unwrap_or(false),
+                        )
+                        .await?,
+                    );
+                }
+                if let Some(s) = &src.secret {
+                    files.extend(
+                        secret_files(
+                            client,
+                            &ns,
+                            &s.name,
+                            s.items.as_ref(),
+                            mode,
+                            s.optional.unwrap_or(false),
+                        )
+                        .await?,
+                    );
+                }
+                if let Some(d) = &src.downward_api {
+                    files.extend(downward_files(
+                        pod,
+                        d.items.as_deref().unwrap_or_default(),
+                        mode,
+                        host_ip,
+                    )?);
+                }
+            }
+            let p = base.join("kubernetes.io~projected").join(&name);
+            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            (p, true)
+        } else {
+            return Err(format!(
+                "volume {name:?}: this volume type is not supported"
+            ));
+        };
+        out.insert(name, (path, readonly));
+    }
+    Ok(out)
+}
+
+/// The container's CRI mounts for its volumeMounts.
+pub fn mounts(
+    c: &Container,
+    volumes: &HashMap<String, (PathBuf, bool)>,
+) -> Result<Vec<api::Mount>, String> {
+    let mut out = Vec::new();
+    for vm in c.volume_mounts.iter().flatten() {
+        let (path, ro) = volumes
+            .get(&vm.name)
+            .ok_or_else(|| format!("volumeMount {:?} names no volume", vm.name))?;
+        let mut host = path.clone();
+        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
+            check_rel(sub)?;
+            host = host.join(sub);
+            if !host.exists() {
+                std::fs::create_dir_all(&host).map_err(|e| format!("subPath {sub}: {e}"))?;
+            }
+        }
+        out.push(api::Mount {
+            container_path: vm.mount_path.clone(),
+            host_path: host.display().to_string(),
+            readonly: *ro || vm.read_only.unwrap_or(false),
+            ..Default::default()
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publish_is_atomic_and_tracks_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("vol");
+        let files: Files = vec![
+            ("a".into(), b"1".to_vec(), 0o644),
+            ("sub/b".into(), b"2".to_vec(), 0o600),
+        ];
+        assert!(publish(&d, &files).unwrap());
+        assert_eq!(std::fs::read_to_string(d.join("a")).unwrap(), "1");
+        assert_eq!(std::fs::read_to_string(d.join("sub/b")).unwrap(), "2");
+        assert!(!publish(&d, &files).unwrap(), "unchanged content rewrote");
+        let files2: Files = vec![("a".into(), b"3".to_vec(), 0o644)];
+        assert!(publish(&d, &files2).unwrap());
+        assert_eq!(std::fs::read_to_string(d.join("a")).unwrap(), "3");
+        assert!(!d.join("sub").exists(), "removed key still visible");
+        // Only one data directory remains.
+        let stamps = std::fs::read_dir(&d)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.starts_with("..") && n != "..data"
+            })
+            .count();
+        assert_eq!(stamps, 1);
+    }
+
+    #[test]
+    fn paths_cannot_escape() {
+        assert!(check_rel("../x").is_err());
+        assert!(check_rel("/etc/passwd").is_err());
+        assert!(check_rel("a/../../b").is_err());
+        assert!(check_rel("ok/file").is_ok());
+    }
+}

@@ -1,0 +1,460 @@
+//! End-to-end: pods bound to the node run in a real containerd with runc, CNI and the
+//! busybox image; their status, restarts and deletion are what a user would see.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{with_env, NODE};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn pod(name: &str, spec: serde_json::Value) -> Pod {
+    let mut spec = spec;
+    spec["nodeName"] = NODE.into();
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }))
+    .expect("pod JSON")
+}
+
+async fn http_get(ip: &str, port: u16, path: &str) -> Option<String> {
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect((ip, port)).await.ok()?;
+        let req = format!("GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.ok()?;
+        Some(body)
+    };
+    tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn container_state(p: &Pod) -> Option<k8s_openapi::api::core::v1::ContainerStatus> {
+    p.status
+        .as_ref()?
+        .container_statuses
+        .as_ref()?
+        .first()
+        .cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_runs_is_reachable_on_its_ip_and_is_deleted_gracefully() {
+    with_env(11, async |env| {
+        let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-config"}, "data": {"greeting": "hello-from-configmap"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.expect("create configmap");
+
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let script = "mkdir -p /www && echo hello-from-pod > /www/index.html \
+             && cp /etc/resolv.conf /www/resolv && echo \"$MY_NAME $GREETING\" > /www/env \
+             && exec httpd -f -p 8080 -h /www";
+        let p = pod(
+            "web",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 2,
+                "containers": [{
+                    "name": "web",
+                    "image": "busybox:1.35",
+                    "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script],
+                    "env": [
+                        {"name": "MY_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "web-config", "key": "greeting"}}}
+                    ]
+                }]
+            }),
+        );
+        let t0 = Instant::now();
+        let created = pods.create(&PostParams::default(), &p).await.expect("create pod");
+        let uid = created.metadata.uid.clone().unwrap();
+        let ip = env
+            .wait_pod("default", "web", 60, "Running with a pod IP", |p| {
+                let st = p.status.as_ref()?;
+                (st.phase.as_deref() == Some("Running")).then_some(())?;
+                st.pod_ip.clone()
+            })
+            .await;
+        eprintln!("e2e: pod Running after {:?} at {ip}", t0.elapsed());
+        let subnet_prefix = env.subnet.trim_end_matches("0/24");
+        assert!(ip.starts_with(subnet_prefix), "pod IP {ip} is not in {}", env.subnet);
+
+        // Status a user sees.
+        let p = pods.get("web").await.unwrap();
+        let st = p.status.clone().unwrap();
+        assert!(st.host_ip.is_some());
+        let cs = container_state(&p).unwrap();
+        assert!(cs.container_id.as_deref().unwrap_or("").starts_with("containerd://"), "{cs:?}");
+        assert!(!cs.image_id.is_empty());
+        assert_eq!(cs.restart_count, 0);
+        for cond in ["PodScheduled", "Initialized", "ContainersReady", "Ready"] {
+            assert!(
+                st.conditions.iter().flatten().any(|c| c.type_ == cond && c.status == "True"),
+                "condition {cond} not True: {:?}",
+                st.conditions
+            );
+        }
+
+        // Reachable from the node: the pod's httpd answers on its IP.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let body = loop {
+            if let Some(b) = http_get(&ip, 8080, "/").await {
+                if b.contains("hello-from-pod") {
+                    break b;
+                }
+            }
+            assert!(Instant::now() < deadline, "httpd on {ip}:8080 did not answer");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert!(body.starts_with("HTTP/1.") && body.contains(" 200 OK"), "{body}");
+        let resolv = http_get(&ip, 8080, "/resolv").await.unwrap_or_default();
+        assert!(resolv.contains("nameserver 10.43.0.10"), "{resolv}");
+        assert!(resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local"), "{resolv}");
+        assert!(resolv.contains("ndots:5"), "{resolv}");
+        let envs = http_get(&ip, 8080, "/env").await.unwrap_or_default();
+        assert!(envs.contains("web hello-from-configmap"), "{envs}");
+
+        // Graceful delete: containers stop, the sandbox goes, the pod leaves the API.
+        let t1 = Instant::now();
+        pods.delete("web", &DeleteParams::default()).await.expect("delete");
+        env.wait_gone("default", "web", 30).await;
+        eprintln!("e2e: pod removed {:?} after delete", t1.elapsed());
+        assert_eq!(env.sandboxes_of(&uid).await, 0, "sandbox left behind");
+        assert!(http_get(&ip, 8080, "/").await.is_none(), "pod IP still answers");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_container_goes_to_crash_loop_back_off() {
+    with_env(12, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let p = pod(
+            "crasher",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "crash", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", "echo failing; exit 3"]
+                }]
+            }),
+        );
+        let uid = pods
+            .create(&PostParams::default(), &p)
+            .await
+            .expect("create")
+            .metadata
+            .uid
+            .unwrap();
+        let t0 = Instant::now();
+        let cs = env
+            .wait_pod(
+                "default",
+                "crasher",
+                60,
+                "CrashLoopBackOff with 2 restarts",
+                |p| {
+                    let cs = container_state(p)?;
+                    let waiting = cs.state.as_ref()?.waiting.as_ref()?;
+                    (waiting.reason.as_deref() == Some("CrashLoopBackOff") && cs.restart_count >= 2)
+                        .then_some(cs)
+                },
+            )
+            .await;
+        eprintln!(
+            "e2e: CrashLoopBackOff with restartCount {} after {:?}",
+            cs.restart_count,
+            t0.elapsed()
+        );
+        let last = cs
+            .last_state
+            .and_then(|l| l.terminated)
+            .expect("lastState.terminated");
+        assert_eq!(last.exit_code, 3);
+        assert_eq!(last.reason.as_deref(), Some("Error"));
+        let p = pods.get("crasher").await.unwrap();
+        assert_eq!(
+            p.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Running")
+        );
+        let ready = p
+            .status
+            .unwrap()
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Ready")
+            .unwrap();
+        assert_eq!(ready.status, "False");
+        pods.delete("crasher", &DeleteParams::default())
+            .await
+            .expect("delete");
+        env.wait_gone("default", "crasher", 30).await;
+        assert_eq!(env.sandboxes_of(&uid).await, 0, "sandbox left behind");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_containers_run_in_order_and_pods_complete() {
+    with_env(13, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        // Init containers share nothing on disk without volumes, so order is checked by
+        // the main container seeing both init containers terminated before it started.
+        let p = pod(
+            "job",
+            serde_json::json!({
+                "restartPolicy": "Never",
+                "initContainers": [
+                    {"name": "first", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "sleep 1"]},
+                    {"name": "second", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent", "command": ["true"]}
+                ],
+                "containers": [{"name": "main", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent", "command": ["sh", "-c", "exit 0"]}]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let st = env
+            .wait_pod("default", "job", 60, "Succeeded", |p| {
+                let st = p.status.clone()?;
+                (st.phase.as_deref() == Some("Succeeded")).then_some(st)
+            })
+            .await;
+        let inits = st.init_container_statuses.clone().unwrap();
+        let fin = |i: usize| inits[i].state.clone().unwrap().terminated.unwrap();
+        let (first, second) = (fin(0), fin(1));
+        assert_eq!(first.reason.as_deref(), Some("Completed"));
+        assert!(first.finished_at.unwrap().0 <= second.started_at.unwrap().0, "init containers overlapped");
+        let main = st.container_statuses.unwrap()[0].state.clone().unwrap().terminated.unwrap();
+        assert!(second.finished_at.unwrap().0 <= main.started_at.unwrap().0, "main started before init finished");
+        assert_eq!(main.exit_code, 0);
+
+        // A missing image with pull policy Never waits with ErrImageNeverPull.
+        let p = pod(
+            "noimage",
+            serde_json::json!({
+                "containers": [{"name": "c", "image": "example.invalid/nothing:1", "imagePullPolicy": "Never"}]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let msg = env
+            .wait_pod("default", "noimage", 60, "ErrImageNeverPull", |p| {
+                let w = container_state(p)?.state?.waiting?;
+                (w.reason.as_deref() == Some("ErrImageNeverPull")).then_some(w.message)
+            })
+            .await;
+        assert!(msg.unwrap_or_default().contains("pull policy of Never"));
+        let phase = pods.get("noimage").await.unwrap().status.and_then(|s| s.phase);
+        assert_eq!(phase.as_deref(), Some("Pending"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probes_gate_readiness_and_restart_unhealthy_containers() {
+    with_env(14, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        // Ready once /ready is served (after 2 s); alive while /tmp/alive exists (4 s).
+        let script = "touch /tmp/alive; mkdir -p /www; (sleep 2; echo ok > /www/ready) & \
+                      (sleep 4; rm -f /tmp/alive) & exec httpd -f -p 8080 -h /www";
+        let p = pod(
+            "probed",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{
+                    "name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script],
+                    "ports": [{"name": "http", "containerPort": 8080}],
+                    "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}, "periodSeconds": 1},
+                    "livenessProbe": {"exec": {"command": ["cat", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 2},
+                    "startupProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}
+                }]
+            }),
+        );
+        let t0 = Instant::now();
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        // Running but not Ready before /ready exists.
+        let early = env
+            .wait_pod("default", "probed", 30, "Running", |p| {
+                let cs = container_state(p)?;
+                cs.state.as_ref()?.running.as_ref()?;
+                Some(cs)
+            })
+            .await;
+        assert!(!early.ready || t0.elapsed() > Duration::from_secs(2), "ready before its readiness probe passed");
+        env.wait_pod("default", "probed", 30, "Ready", |p| {
+            let conds = p.status.as_ref()?.conditions.as_ref()?;
+            conds.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+        })
+        .await;
+        eprintln!("e2e: probed pod Ready after {:?}", t0.elapsed());
+        // The liveness probe fails once /tmp/alive is gone: killed and restarted.
+        let cs = env
+            .wait_pod("default", "probed", 40, "restart after liveness failure", |p| {
+                let cs = container_state(p)?;
+                (cs.restart_count >= 1).then_some(cs)
+            })
+            .await;
+        eprintln!("e2e: liveness restart after {:?}", t0.elapsed());
+        let last = cs.last_state.and_then(|l| l.terminated).expect("lastState.terminated");
+        assert_ne!(last.exit_code, 0);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_restart_adopts_running_pods_and_removes_orphans() {
+    with_env(15, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let spec = |name: &str| {
+            pod(
+                name,
+                serde_json::json!({
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{
+                        "name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                        "command": ["sh", "-c", "mkdir -p /www && echo up > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                    }]
+                }),
+            )
+        };
+        pods.create(&PostParams::default(), &spec("keep")).await.expect("create keep");
+        let gone_uid = pods.create(&PostParams::default(), &spec("gone")).await.expect("create gone").metadata.uid.unwrap();
+        let running = |p: &Pod| {
+            let st = p.status.as_ref()?;
+            (st.phase.as_deref() == Some("Running")).then_some(())?;
+            Some((st.pod_ip.clone()?, container_state(p)?.container_id?))
+        };
+        let (ip, id) = env.wait_pod("default", "keep", 60, "Running", running).await;
+        env.wait_pod("default", "gone", 60, "Running", running).await;
+
+        env.stop_agent().await;
+        // While the agent is down, one pod is removed from the API outright.
+        pods.delete("gone", &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+            .await
+            .expect("force delete");
+        // The other pod's container outlives the agent and its containerd.
+        assert!(http_get(&ip, 8080, "/").await.is_some_and(|b| b.contains("up")), "pod died with the agent");
+        let t0 = Instant::now();
+        env.start_agent().await;
+        eprintln!("e2e: agent back after {:?}", t0.elapsed());
+
+        // The surviving pod is adopted: same container, no restart.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if env.sandboxes_of(&gone_uid).await == 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the deleted pod's sandbox was not removed");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let p = pods.get("keep").await.expect("get keep");
+        let cs = container_state(&p).expect("status");
+        assert_eq!(cs.container_id.as_deref(), Some(id.as_str()), "container was replaced");
+        assert_eq!(cs.restart_count, 0);
+        assert!(cs.state.and_then(|s| s.running).is_some());
+        assert!(http_get(&ip, 8080, "/").await.is_some_and(|b| b.contains("up")));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn volumes_are_shared_and_configmap_updates_reach_containers() {
+    with_env(17, async |env| {
+        let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        let cm: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vol-config"}, "data": {"greeting": "v1"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &cm).await.expect("configmap");
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), "default");
+        let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vol-secret"}, "stringData": {"password": "s3cret"}
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.expect("secret");
+
+        let writer = "cat /sec/password > /shared/password; cat /info/labels > /shared/labels; \
+                      while true; do cp /cfg/greeting /shared/greeting; sleep 1; done";
+        let p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "vols", "namespace": "default", "labels": {"app": "vol"}},
+            "spec": {
+                "nodeName": NODE,
+                "terminationGracePeriodSeconds": 1,
+                "volumes": [
+                    {"name": "shared", "emptyDir": {"medium": "Memory"}},
+                    {"name": "cfg", "configMap": {"name": "vol-config"}},
+                    {"name": "sec", "secret": {"secretName": "vol-secret"}},
+                    {"name": "info", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}}
+                ],
+                "containers": [
+                    {"name": "writer", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", writer],
+                     "volumeMounts": [
+                        {"name": "shared", "mountPath": "/shared"},
+                        {"name": "cfg", "mountPath": "/cfg"},
+                        {"name": "sec", "mountPath": "/sec"},
+                        {"name": "info", "mountPath": "/info"}
+                     ]},
+                    {"name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["httpd", "-f", "-p", "8080", "-h", "/shared"],
+                     "volumeMounts": [{"name": "shared", "mountPath": "/shared", "readOnly": true}]}
+                ]
+            }
+        }))
+        .unwrap();
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let ip = env
+            .wait_pod("default", "vols", 60, "Running", |p| {
+                let st = p.status.as_ref()?;
+                (st.phase.as_deref() == Some("Running")).then_some(())?;
+                st.pod_ip.clone()
+            })
+            .await;
+        let get = async |path: &str, want: &str, secs: u64| {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            loop {
+                let body = http_get(&ip, 8080, path).await.unwrap_or_default();
+                if body.contains(" 200 OK") && body.contains(want) {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{path}: {want:?} not served within {secs} s; last: {body}");
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        };
+        get("/greeting", "v1", 20).await;
+        get("/password", "s3cret", 5).await;
+        get("/labels", "app=\"vol\"", 5).await;
+
+        // An update of the ConfigMap reaches the mounted file.
+        let t0 = Instant::now();
+        cms.patch(
+            "vol-config",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(serde_json::json!({"data": {"greeting": "v2"}})),
+        )
+        .await
+        .expect("update configmap");
+        get("/greeting", "v2", 40).await;
+        eprintln!("e2e: configMap update visible in the pod after {:?}", t0.elapsed());
+
+        let uid = pods.get("vols").await.unwrap().metadata.uid.unwrap();
+        pods.delete("vols", &DeleteParams::default()).await.expect("delete");
+        env.wait_gone("default", "vols", 30).await;
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&uid), "a volume of the deleted pod is still mounted");
+    })
+    .await;
+}
