@@ -8,6 +8,7 @@
 mod apiserver;
 mod controllers;
 mod engines;
+mod gc;
 mod network;
 mod scheduler;
 mod stats;
@@ -32,6 +33,8 @@ enum Bench {
     Apiserver(apiserver::Options),
     /// The workload controllers: a big Deployment, many rolling at once.
     Controllers(controllers::Options),
+    /// Garbage collection and namespace deletion of many objects.
+    Gc(gc::Options),
     /// The service proxy: programming latency, cluster IP against direct.
     Proxy(network::ProxyOptions),
     /// The cluster DNS: queries/s and latency.
@@ -62,6 +65,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
         Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
+        Bench::Gc(opts) => rt.block_on(gc::run(opts)),
         Bench::Proxy(opts) => rt.block_on(network::proxy(opts)),
         Bench::Dns(opts) => rt.block_on(network::dns(opts)),
         Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),
