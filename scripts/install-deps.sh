@@ -9,6 +9,8 @@ have_cmd() { command -v "$1" >/dev/null 2>&1; }
 have_cmd etcd || need+=(etcd-server)
 have_cmd etcdctl || need+=(etcd-client)
 have_cmd protoc || need+=(protobuf-compiler)
+# protoc's well-known types (google/protobuf/*.proto), which etcd-client's build imports.
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 have_cmd curl || need+=(curl)
 # The node agent: containerd (with ctr) and runc, the CNI plugins, the busybox
 # image's binary, a loopback registry and skopeo for pull tests, nftables, and

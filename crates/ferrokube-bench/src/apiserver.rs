@@ -60,7 +60,10 @@ impl Server {
     }
 }
 
-pub(crate) fn start_server() -> anyhow::Result<Server> {
+/// Starts a release `ferrokube server` on a free loopback port, with the
+/// API server alone (no node, DNS, scheduler or controllers) plus `extra`
+/// flags.
+pub(crate) fn start_server(extra: &[&str]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("ferrokube");
     anyhow::ensure!(
@@ -86,6 +89,7 @@ pub(crate) fn start_server() -> anyhow::Result<Server> {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--https-listen-port", &port.to_string()])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -175,7 +179,21 @@ async fn measure(
 }
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
-    let server = start_server()?;
+    // The whole control plane idle (controllers and scheduler too).
+    let rss_control_plane = {
+        let server = start_server(&[])?;
+        let client = client(&server.kubeconfig).await.context("connecting")?;
+        let api: Api<Pod> = Api::namespaced(client, "default");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while api.list(&ListParams::default().limit(1)).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        server.rss_mib()
+    };
+    // The API server alone: nothing else reacts to the pods it is given.
+    let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
     let client = client(&server.kubeconfig).await.context("connecting")?;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
     // Ready?
@@ -216,7 +234,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
 
     println!();
     println!("API server benchmark (cargo build --release -p ferrokube -p ferrokube-bench && target/release/ferrokube-bench apiserver)");
-    println!("ferrokube server on the embedded store, kube-rs client over HTTPS");
+    println!("ferrokube server on the embedded store (--disable-scheduler --disable-controller-manager: the API server alone), kube-rs client over HTTPS");
     println!();
     println!(
         "list of {count} pods: median {} ms, p99 {} ms as raw JSON ({:.1} MB); median {} ms decoded by kube-rs",
@@ -230,6 +248,7 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         per * 64
     );
     println!("server RSS: idle {rss_idle:.1} MiB, with {count} pods stored {rss_full:.1} MiB");
+    println!("whole control plane (API server, controllers, scheduler) idle RSS: {rss_control_plane:.1} MiB");
     println!();
     println!("| operation | clients | req/s | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|");

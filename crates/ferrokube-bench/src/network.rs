@@ -218,7 +218,7 @@ async fn synced_with(
 }
 
 pub async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
-    let server = start_server()?;
+    let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
     let kube = client(&server.kubeconfig).await?;
     let mut lab = Lab::new("bench", 240, 2);
     let nft = lab.nft();
