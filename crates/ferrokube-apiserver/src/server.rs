@@ -752,17 +752,7 @@ async fn resource_request(
         && def.group.is_empty()
         && matches!(sub, "log" | "exec" | "attach" | "portforward")
     {
-        return crate::streaming::serve(
-            &app.rest,
-            &app.kubelet,
-            sub,
-            &info.verb,
-            ns,
-            name,
-            req,
-            query,
-        )
-        .await;
+        return crate::streaming::serve(&app.rest, &app.kubelet, info, req, query).await;
     }
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;

@@ -39,6 +39,7 @@ use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::Value;
 
 use crate::options::Query;
+use crate::request_info::RequestInfo;
 use crate::rest::Rest;
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -307,11 +308,7 @@ pub fn stream_query(query: &Query, exec: bool) -> Result<Vec<(String, String)>, 
                 "you must specify at least one command for the container",
             ));
         }
-        out.extend(
-            command
-                .into_iter()
-                .map(|c| ("command".into(), c.to_string())),
-        );
+        out.extend(command.iter().map(|c| ("command".into(), c.to_string())));
     }
     Ok(out)
 }
@@ -394,13 +391,12 @@ fn seg(s: &str) -> String {
 pub async fn serve(
     rest: &Rest,
     kubelet: &KubeletClient,
-    sub: &str,
-    verb: &str,
-    ns: &str,
-    name: &str,
+    info: &RequestInfo,
     mut req: Request<Incoming>,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
+    let (sub, verb) = (info.subresource.as_str(), info.verb.as_str());
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
     let upgrade = matches!(sub, "exec" | "attach" | "portforward");
     match (sub, verb) {
         ("log", "get") => {}
@@ -433,7 +429,7 @@ pub async fn serve(
     let (path, pairs) = if sub == "portforward" {
         let ports: Vec<(String, String)> = query
             .all("ports")
-            .into_iter()
+            .iter()
             .map(|p| ("port".to_string(), p.to_string()))
             .collect();
         (format!("/portForward/{}/{}", seg(ns), seg(name)), ports)

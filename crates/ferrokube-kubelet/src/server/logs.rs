@@ -112,7 +112,8 @@ pub struct LogLine {
     pub content: Vec<u8>,
 }
 
-/// Joins CRI log records, fed as arbitrary chunks of the file, into lines.
+/// Joins CRI log records, fed as arbitrary chunks of the file, into lines
+/// (in the order they are completed).
 #[derive(Default)]
 pub struct Assembler {
     /// An unfinished record (no newline yet).
@@ -140,12 +141,9 @@ impl Assembler {
             let record = std::mem::take(&mut self.record);
             self.record_line(&record, out);
         }
-        for p in self.partial.iter_mut() {
-            if let Some(line) = p.take() {
-                out.push(line);
-            }
-        }
-        out.sort_by_key(|l| l.time);
+        let mut pending: Vec<LogLine> = self.partial.iter_mut().filter_map(Option::take).collect();
+        pending.sort_by_key(|l| l.time);
+        out.extend(pending);
     }
 
     fn record_line(&mut self, record: &[u8], out: &mut Vec<LogLine>) {
@@ -298,10 +296,11 @@ pub async fn stream_file(
             if opts.tail_lines.is_some_and(|t| tail.len() > t) {
                 tail.pop_front();
             }
-            if opts.tail_lines.is_none() && tail.len() >= 256 {
-                if send(&mut writer, tail.drain(..).collect(), &tx).await {
-                    return Ok(());
-                }
+            if opts.tail_lines.is_none()
+                && tail.len() >= 256
+                && send(&mut writer, tail.drain(..).collect(), &tx).await
+            {
+                return Ok(());
             }
         }
     }
