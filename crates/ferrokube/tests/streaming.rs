@@ -169,7 +169,7 @@ spec:
   - name: main
     image: busybox
     imagePullPolicy: Never
-    command: ["sh", "-c", "for i in 1 2 3; do echo line $i; done; echo oops >&2; exec sleep 3600"]
+    command: ["sh", "-c", "for i in 1 2 3; do echo line $i; done; sleep 1; echo oops >&2; exec sleep 3600"]
 ---
 apiVersion: v1
 kind: Pod
@@ -252,6 +252,8 @@ spec:
     ]);
 
     // Logs: all of them, stdout and stderr, --tail, --timestamps, --limit-bytes, -c.
+    // (stdout and stderr are separate pipes: the runtime orders their lines as it
+    // reads them, so the stderr line comes a second later.)
     wait_until("talker's lines", Duration::from_secs(30), || {
         c.kubectl_ok(&["logs", "talker"]).contains("oops")
     });
