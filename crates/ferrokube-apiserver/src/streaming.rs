@@ -411,9 +411,6 @@ pub async fn serve(
         if let Some(msg) = unsupported_websocket(&req) {
             return Err(ApiError::bad_request(msg));
         }
-        if !req.headers().contains_key(header::UPGRADE) {
-            return Err(ApiError::bad_request("Upgrade request required"));
-        }
     }
     let pods = rest
         .registry
@@ -445,6 +442,9 @@ pub async fn serve(
             pairs,
         )
     };
+    if upgrade && !req.headers().contains_key(header::UPGRADE) {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    }
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)

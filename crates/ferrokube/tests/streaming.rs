@@ -262,6 +262,64 @@ spec:
         "line 1\nline 2\nline 3\noops\n"
     );
     assert_eq!(c.kubectl_ok(&["logs", "talker", "--tail=1"]), "oops\n");
+    // The node's port itself: the API server's kubelet-client certificate
+    // reads logs; a certificate from another CA is refused.
+    let tls = c.data_dir().join("tls");
+    let foreign = tempfile::tempdir().expect("dir");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            "/CN=kube-apiserver-kubelet-client",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(foreign.path().join("k.pem"))
+        .arg("-out")
+        .arg(foreign.path().join("c.pem"))
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let with_cert = |cert: &Path, key: &Path| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-sk", "-m", "10", "-w", "\n%{http_code}"])
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg(format!(
+                "https://127.0.0.1:{port}/containerLogs/default/talker/main?tailLines=1"
+            ))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_string(), body.to_string())
+    };
+    assert_eq!(
+        with_cert(
+            &tls.join("kubelet-client.crt"),
+            &tls.join("kubelet-client.key")
+        ),
+        ("200".to_string(), "oops\n".to_string())
+    );
+    assert_eq!(
+        with_cert(&foreign.path().join("c.pem"), &foreign.path().join("k.pem")).0,
+        "401"
+    );
     assert_eq!(
         c.kubectl_ok(&["logs", "talker", "-c", "main", "--tail=2"]),
         "line 3\noops\n"
@@ -442,4 +500,98 @@ spec:
         err.contains("previous terminated container \"main\" in pod \"talker\" not found"),
         "{err}"
     );
+}
+
+/// Without a reachable kubelet (a Node whose port nobody listens on), the
+/// streaming subresources answer with Kubernetes errors, and bad requests
+/// are refused before any node is asked; the server keeps serving.
+#[test]
+fn streaming_errors_are_statuses() {
+    let c = Cluster::start();
+    let closed = common::free_port();
+    let node = r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gone"}}"#;
+    let mut apply = kubectl(&c, &["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    apply
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(node.as_bytes())
+        .expect("write");
+    let (code, _, err) = wait_child(apply, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    let status = format!(
+        r#"{{"status": {{"addresses": [{{"type": "InternalIP", "address": "127.0.0.1"}}], "daemonEndpoints": {{"kubeletEndpoint": {{"Port": {closed}}}}}}}}}"#
+    );
+    c.kubectl_ok(&[
+        "patch",
+        "node",
+        "gone",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ]);
+    c.kubectl_ok(&[
+        "run",
+        "p",
+        "--image=busybox",
+        "--overrides",
+        r#"{"spec": {"nodeName": "gone"}}"#,
+    ]);
+    // kubectl port-forward looks at the phase first.
+    c.kubectl_ok(&[
+        "patch",
+        "pod",
+        "p",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"phase": "Running"}}"#,
+    ]);
+
+    let err_of = |args: &[&str]| -> String {
+        let out = c.kubectl(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err_of(&["logs", "p"]);
+    assert!(
+        e.contains("Error from server") && e.contains("dialing the kubelet"),
+        "{e}"
+    );
+    let e = err_of(&["exec", "p", "--", "true"]);
+    assert!(e.contains("dialing the kubelet"), "{e}");
+    let e = err_of(&["port-forward", "pod/p", ":80"]);
+    assert!(e.contains("dialing the kubelet"), "{e}");
+    let e = err_of(&["logs", "p", "-c", "nope"]);
+    assert!(e.contains("container nope is not valid for pod p"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/log?tailLines=-1",
+    ]);
+    assert!(e.contains("tailLines"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls&stdout=true",
+    ]);
+    assert!(e.contains("Upgrade request required"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls",
+    ]);
+    assert!(
+        e.contains("you must specify at least 1 of stdin, stdout, stderr"),
+        "{e}"
+    );
+    let e = err_of(&["logs", "missing"]);
+    assert!(e.contains(r#"pods "missing" not found"#), "{e}");
+    assert_eq!(c.kubectl_ok(&["get", "--raw", "/readyz"]), "ok");
 }
