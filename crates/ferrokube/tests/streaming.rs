@@ -320,6 +320,23 @@ spec:
         with_cert(&foreign.path().join("c.pem"), &foreign.path().join("k.pem")).0,
         "401"
     );
+    let metrics = Command::new("curl")
+        .args(["-sk", "-m", "10", "--cert"])
+        .arg(tls.join("kubelet-client.crt"))
+        .arg("--key")
+        .arg(tls.join("kubelet-client.key"))
+        .arg(format!("https://127.0.0.1:{port}/metrics/resource"))
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for want in [
+        "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "node_memory_working_set_bytes ",
+        "\nscrape_error 0\n",
+    ] {
+        assert!(metrics.contains(want), "{want} not in {metrics}");
+    }
     assert_eq!(
         c.kubectl_ok(&["logs", "talker", "-c", "main", "--tail=2"]),
         "line 3\noops\n"

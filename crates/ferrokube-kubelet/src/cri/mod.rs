@@ -91,6 +91,12 @@ pub trait Runtime: Send + Sync + 'static {
             "attach is not supported by this runtime",
         ))
     }
+    /// CPU and memory use of every container.
+    async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
+        Err(tonic::Status::unimplemented(
+            "container stats are not supported by this runtime",
+        ))
+    }
     async fn port_forward(&self, _req: api::PortForwardRequest) -> CriResult<String> {
         Err(tonic::Status::unimplemented(
             "port-forward is not supported by this runtime",

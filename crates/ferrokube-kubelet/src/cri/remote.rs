@@ -332,4 +332,15 @@ impl Runtime for RemoteRuntime {
             .into_inner()
             .url)
     }
+
+    async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
+        let req = timed(api::ListContainerStatsRequest { filter: None }, CALL_SECS);
+        Ok(self
+            .runtime
+            .clone()
+            .list_container_stats(req)
+            .await?
+            .into_inner()
+            .stats)
+    }
 }

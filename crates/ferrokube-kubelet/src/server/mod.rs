@@ -4,6 +4,7 @@
 //!
 //! - `/healthz`: `ok`, open to anyone;
 //! - `/containerLogs/{ns}/{pod}/{container}` (`logs`);
+//! - `/metrics/resource`: CPU and memory of the node and its containers (`metrics`);
 //! - `/exec/{ns}/{pod}[/{uid}]/{container}`, `/attach/...`,
 //!   `/portForward/{ns}/{pod}[/{uid}]` (`stream`).
 //!
@@ -21,6 +22,7 @@
 
 pub mod logs;
 pub mod lookup;
+pub mod metrics;
 pub mod stream;
 
 use std::convert::Infallible;
@@ -222,6 +224,17 @@ async fn handle(state: &State, req: Request<Incoming>, authenticated: bool) -> R
             let container = rest[rest.len() - 1];
             let (ns, pod, attach) = (ns.to_string(), pod.to_string(), *op == "attach");
             stream::exec_or_attach(state, req, attach, &ns, &pod, container, &query).await
+        }
+        ["metrics", "resource"] if method == Method::GET => {
+            let mut r = text(
+                StatusCode::OK,
+                metrics::render(state.runtime.as_ref()).await,
+            );
+            r.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            r
         }
         ["portForward", ns, pod, ..] if get_or_post && segs.len() <= 4 => {
             let (ns, pod) = (ns.to_string(), pod.to_string());
