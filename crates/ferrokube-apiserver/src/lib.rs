@@ -16,6 +16,7 @@ pub mod protobuf;
 pub mod request_info;
 pub mod rest;
 pub mod server;
+pub mod streaming;
 pub mod table;
 pub mod typed;
 pub mod validation;

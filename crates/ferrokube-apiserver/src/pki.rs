@@ -1,7 +1,8 @@
 //! The cluster's certificates and credentials, made at first start and
 //! reused after: a CA, the API server's serving certificate, the admin's
-//! client certificate and bearer token, the join token, and the admin
-//! kubeconfig.
+//! client certificate and bearer token, the client certificate the API
+//! server shows nodes' kubelets (`kube-apiserver-kubelet-client`), the join
+//! token, and the admin kubeconfig.
 //!
 //! Files live under `DATA_DIR/tls/` (keys 0600). The CA lasts ten years; leaf
 //! certificates last one year and are issued again at start when less than
@@ -36,6 +37,10 @@ pub struct Pki {
     pub serving_key_pem: String,
     pub admin_cert_pem: String,
     pub admin_key_pem: String,
+    /// The API server's client certificate toward kubelets (logs, exec,
+    /// attach, port-forward).
+    pub kubelet_client_cert_pem: String,
+    pub kubelet_client_key_pem: String,
     pub admin_token: String,
     pub join_token: String,
 }
@@ -156,6 +161,32 @@ pub fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// A client certificate `DIR/<file>.crt` (key `<file>.key`) for `cn` in
+/// `orgs`: the one on disk while it has more than [`RENEW_BEFORE_DAYS`]
+/// left, else a new one.
+fn client_cert(
+    dir: &Path,
+    file: &str,
+    cn: &str,
+    orgs: &[&str],
+    issuer: &Issuer<'_, KeyPair>,
+) -> anyhow::Result<(String, String)> {
+    let crt = dir.join(format!("{file}.crt"));
+    let key_path = dir.join(format!("{file}.key"));
+    if let (Some(c), Some(k)) = (read(&crt), read(&key_path)) {
+        if days_left(&c).is_some_and(|d| d > RENEW_BEFORE_DAYS) {
+            return Ok((c, k));
+        }
+    }
+    let key = KeyPair::generate()?;
+    let cert = leaf_params(cn, orgs, Vec::new(), false, LEAF_DAYS)?.signed_by(&key, issuer)?;
+    let (c, k) = (cert.pem(), key.serialize_pem());
+    write_private(&key_path, &k)?;
+    write_private(&crt, &c)?;
+    tracing::info!(user = cn, "issued a client certificate");
+    Ok((c, k))
+}
+
 impl Pki {
     /// Loads the credentials under `data_dir/tls`, making what is missing or
     /// close to expiry.
@@ -210,27 +241,15 @@ impl Pki {
 
         // The admin's client certificate: reused while it has time left.
         let (admin_cert_pem, admin_key_pem) =
-            match (read(&path("admin.crt")), read(&path("admin.key"))) {
-                (Some(c), Some(k)) if days_left(&c).is_some_and(|d| d > RENEW_BEFORE_DAYS) => {
-                    (c, k)
-                }
-                _ => {
-                    let key = KeyPair::generate()?;
-                    let cert = leaf_params(
-                        "system:admin",
-                        &["system:masters"],
-                        Vec::new(),
-                        false,
-                        LEAF_DAYS,
-                    )?
-                    .signed_by(&key, &issuer)?;
-                    let (c, k) = (cert.pem(), key.serialize_pem());
-                    write_private(&path("admin.key"), &k)?;
-                    write_private(&path("admin.crt"), &c)?;
-                    tracing::info!("issued the admin client certificate");
-                    (c, k)
-                }
-            };
+            client_cert(&dir, "admin", "system:admin", &["system:masters"], &issuer)?;
+        // The API server's client certificate toward kubelets, likewise.
+        let (kubelet_client_cert_pem, kubelet_client_key_pem) = client_cert(
+            &dir,
+            "kubelet-client",
+            "kube-apiserver-kubelet-client",
+            &["system:masters"],
+            &issuer,
+        )?;
 
         let admin_token = match read(&path("admin.token")) {
             Some(t) if !t.trim().is_empty() => t.trim().to_string(),
@@ -260,6 +279,8 @@ impl Pki {
             serving_key_pem,
             admin_cert_pem,
             admin_key_pem,
+            kubelet_client_cert_pem,
+            kubelet_client_key_pem,
             admin_token,
             join_token,
         })
@@ -269,9 +290,13 @@ impl Pki {
     /// [`RENEW_BEFORE_DAYS`] or fewer left (or cannot be read), so that
     /// [`Pki::ensure`] should run again.
     pub fn renewal_due(&self) -> bool {
-        [&self.serving_cert_pem, &self.admin_cert_pem]
-            .iter()
-            .any(|pem| days_left(pem).is_none_or(|d| d <= RENEW_BEFORE_DAYS))
+        [
+            &self.serving_cert_pem,
+            &self.admin_cert_pem,
+            &self.kubelet_client_cert_pem,
+        ]
+        .iter()
+        .any(|pem| days_left(pem).is_none_or(|d| d <= RENEW_BEFORE_DAYS))
     }
 
     /// The admin kubeconfig for a server at `server_url`.

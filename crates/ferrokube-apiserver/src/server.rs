@@ -77,6 +77,7 @@ struct App {
     tokens: TokenAuthenticator,
     in_flight: Semaphore,
     metrics: crate::metrics::Metrics,
+    kubelet: crate::streaming::KubeletClient,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
@@ -245,6 +246,11 @@ pub async fn start(
         tokens,
         in_flight: Semaphore::new(config.max_in_flight.max(1)),
         metrics: Default::default(),
+        kubelet: crate::streaming::KubeletClient::new(
+            &pki.kubelet_client_cert_pem,
+            &pki.kubelet_client_key_pem,
+        )
+        .context("the kubelet client certificate")?,
     });
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
@@ -483,7 +489,13 @@ async fn handle(
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
-    let long_running = info.verb == "watch";
+    // Watches and the streaming subresources hold no in-flight slot.
+    let long_running = info.verb == "watch"
+        || (info.resource == "pods"
+            && matches!(
+                info.subresource.as_str(),
+                "log" | "exec" | "attach" | "portforward"
+            ));
     let _permit = if long_running {
         None
     } else {
@@ -735,6 +747,12 @@ async fn resource_request(
         app.rest.delete(&def, ns, name, &opts).await?;
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status));
+    }
+    if def.plural == "pods"
+        && def.group.is_empty()
+        && matches!(sub, "log" | "exec" | "attach" | "portforward")
+    {
+        return crate::streaming::serve(&app.rest, &app.kubelet, info, req, query).await;
     }
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;

@@ -9,6 +9,13 @@ use ferrokube_api::jointoken;
 
 /// A client for `server` (`https://host:port`) from a join token.
 pub async fn client_from_join_token(server: &str, token: &str) -> anyhow::Result<kube::Client> {
+    Ok(join(server, token).await?.0)
+}
+
+/// A client for `server` from a join token, and the cluster CA (PEM) it
+/// checked against the token (the node's HTTPS server trusts the client
+/// certificates that CA signs).
+pub async fn join(server: &str, token: &str) -> anyhow::Result<(kube::Client, String)> {
     let (hash, secret) = jointoken::parse(token)
         .context("the token is not a join token (K10<ca hash>::server:<secret>, from the server's DATA_DIR/token)")?;
     let url: http::Uri = server
@@ -26,7 +33,8 @@ pub async fn client_from_join_token(server: &str, token: &str) -> anyhow::Result
     let mut config = kube::Config::new(url);
     config.root_cert = Some(pem_certificates(&pem)?);
     config.auth_info = serde_json::from_value(serde_json::json!({ "token": secret }))?;
-    kube::Client::try_from(config).context("building the API client")
+    let client = kube::Client::try_from(config).context("building the API client")?;
+    Ok((client, pem))
 }
 
 /// The DER certificates of a PEM bundle.

@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut config = ferrokube_kubelet::KubeletConfig::new("bench-node", data.path());
     config.cni_bridge = "fkbench0".into();
+    config.kubelet_port = 0; // any free port: tests run side by side
     config.fallback_pod_cidr = "10.198.0.0/24".into();
     let cancel = CancellationToken::new();
     let agent = tokio::spawn(ferrokube_kubelet::run(

@@ -12,6 +12,7 @@ pub mod node;
 pub mod pods;
 pub mod quantity;
 pub mod registries;
+pub mod server;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -57,6 +58,12 @@ pub struct KubeletConfig {
     /// How often the runtime's sandboxes and containers are listed to wake the
     /// workers of pods whose containers changed state (Kubernetes' PLEG: 1 s).
     pub relist_interval: Duration,
+    /// The port of the node's HTTPS server (logs, exec, attach, port-forward;
+    /// Kubernetes: 10250); 0 takes a free one. The Node reports the one in use.
+    pub kubelet_port: u16,
+    /// The cluster CA (PEM): client certificates it signed may use the node's
+    /// HTTPS server. `None`: only `/healthz` answers.
+    pub client_ca_pem: Option<String>,
 }
 
 impl KubeletConfig {
@@ -78,6 +85,8 @@ impl KubeletConfig {
             backoff_max: Duration::from_secs(300),
             pod_poll_interval: Duration::from_secs(10),
             relist_interval: Duration::from_secs(1),
+            kubelet_port: 10250,
+            client_ca_pem: None,
         }
     }
 
@@ -148,8 +157,30 @@ pub async fn run_with_runtime(
     cni_conf_dir: PathBuf,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut config = config;
     let version = wait_runtime(runtime.as_ref(), &cancel).await?;
     let node_ip = config.node_ip.unwrap_or_else(node::detect_node_ip);
+    let https = server::KubeletServer::bind(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        config.kubelet_port,
+        vec![
+            config.node_name.clone(),
+            node::hostname(),
+            node_ip.to_string(),
+            "localhost".into(),
+            "127.0.0.1".into(),
+        ],
+        config.client_ca_pem.as_deref(),
+    )
+    .await?;
+    config.kubelet_port = https.addr.port();
+    let server_task = tokio::spawn(https.serve(
+        Arc::new(server::State {
+            runtime: runtime.clone(),
+            client: Some(client.clone()),
+        }),
+        cancel.child_token(),
+    ));
     let registered = node::register(&client, &config, node_ip, &version)
         .await
         .context("registering the node")?;
@@ -182,6 +213,7 @@ pub async fn run_with_runtime(
     let result = pods.run(cancel.clone()).await;
     cancel.cancel();
     let _ = node_task.await;
+    let _ = server_task.await;
     result
 }
 

@@ -91,7 +91,7 @@ fn arch() -> &'static str {
     }
 }
 
-fn hostname() -> String {
+pub fn hostname() -> String {
     read("/proc/sys/kernel/hostname")
 }
 
@@ -266,7 +266,7 @@ fn status_patch(
                 {"type": "InternalIP", "address": node_ip.to_string()},
                 {"type": "Hostname", "address": hostname()},
             ],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
             "nodeInfo": {
                 "machineID": read("/etc/machine-id"),
                 "systemUUID": read("/sys/class/dmi/id/product_uuid"),

@@ -34,6 +34,7 @@ async fn start(prepare: impl FnOnce(&FakeRuntime)) -> Agent {
     prepare(&rt);
     let mut config = KubeletConfig::new(NODE, dir.path());
     config.node_ip = Some("192.0.2.10".parse().unwrap());
+    config.kubelet_port = 0; // any free port: tests run side by side
     config.backoff_initial = Duration::from_millis(300);
     config.backoff_max = Duration::from_secs(2);
     config.pod_poll_interval = Duration::from_secs(10);

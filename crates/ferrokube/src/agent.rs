@@ -10,7 +10,7 @@ use crate::server::{hostname, shutdown_signal};
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&args.data_dir)?;
-    let client = ferrokube_client::client_from_join_token(&args.server, &args.token).await?;
+    let (client, ca_pem) = ferrokube_client::join::join(&args.server, &args.token).await?;
     // Fail at once on a server that does not take the token (`/api`
     // needs credentials; `/version` does not).
     client
@@ -30,6 +30,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cluster_cidr: args.cluster_cidr.clone(),
             proxy: !args.disable_kube_proxy,
             proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+            kubelet_port: args.kubelet_port,
+            cluster_ca_pem: Some(ca_pem),
         },
     );
     tracing::info!(server = %args.server, node = %node_name, "ferrokube agent joined");

@@ -90,6 +90,11 @@ pub struct AgentArgs {
     /// Remove the service proxy's nftables table when the agent stops.
     #[arg(long)]
     pub proxy_cleanup_on_exit: bool,
+
+    /// The port of the node's HTTPS server (logs, exec, attach,
+    /// port-forward); 0 takes a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
 }
 
 #[derive(Debug, Args)]
@@ -163,6 +168,11 @@ pub struct ServerArgs {
     /// Remove the service proxy's nftables table when the server stops.
     #[arg(long)]
     pub proxy_cleanup_on_exit: bool,
+
+    /// The port of the node's HTTPS server (logs, exec, attach,
+    /// port-forward); 0 takes a free one.
+    #[arg(long, default_value_t = 10250)]
+    pub kubelet_port: u16,
 
     /// Requests served at once (watches excepted); more get 429.
     #[arg(long, default_value_t = 400)]

@@ -21,6 +21,9 @@ pub struct NodeOptions {
     pub cluster_cidr: String,
     pub proxy: bool,
     pub proxy_cleanup_on_exit: bool,
+    pub kubelet_port: u16,
+    /// The cluster CA: client certificates it signed may use the kubelet port.
+    pub cluster_ca_pem: Option<String>,
 }
 
 /// The running components.
@@ -100,6 +103,11 @@ impl Components {
                     cluster_cidr: args.cluster_cidr.clone(),
                     proxy: !args.disable_kube_proxy,
                     proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+                    kubelet_port: args.kubelet_port,
+                    cluster_ca_pem: Some(
+                        ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
+                            .context("reading the cluster CA for the kubelet")?,
+                    ),
                 },
             );
         }
@@ -122,6 +130,8 @@ impl Components {
         kubelet.container_runtime_endpoint = opts.container_runtime_endpoint.clone();
         kubelet.cluster_dns = opts.cluster_dns;
         kubelet.cluster_domain = opts.cluster_domain.clone();
+        kubelet.kubelet_port = opts.kubelet_port;
+        kubelet.client_ca_pem = opts.cluster_ca_pem.clone();
         let (c, cancel) = (client.clone(), self.cancel.child_token());
         self.tasks.push((
             "kubelet",

@@ -77,4 +77,29 @@ pub trait Runtime: Send + Sync + 'static {
         sandbox_config: Option<api::PodSandboxConfig>,
     ) -> CriResult<String>;
     async fn list_images(&self) -> CriResult<Vec<api::Image>>;
+
+    /// Streaming calls: each returns a URL on the runtime's streaming server
+    /// that serves one exec, attach or port-forward session (the node's HTTP
+    /// server proxies the client's upgrade request to it).
+    async fn exec(&self, _req: api::ExecRequest) -> CriResult<String> {
+        Err(tonic::Status::unimplemented(
+            "exec is not supported by this runtime",
+        ))
+    }
+    async fn attach(&self, _req: api::AttachRequest) -> CriResult<String> {
+        Err(tonic::Status::unimplemented(
+            "attach is not supported by this runtime",
+        ))
+    }
+    /// CPU and memory use of every container.
+    async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
+        Err(tonic::Status::unimplemented(
+            "container stats are not supported by this runtime",
+        ))
+    }
+    async fn port_forward(&self, _req: api::PortForwardRequest) -> CriResult<String> {
+        Err(tonic::Status::unimplemented(
+            "port-forward is not supported by this runtime",
+        ))
+    }
 }

@@ -302,4 +302,45 @@ impl Runtime for RemoteRuntime {
             .into_inner()
             .images)
     }
+
+    async fn exec(&self, req: api::ExecRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .exec(timed(req, CALL_SECS))
+            .await?
+            .into_inner()
+            .url)
+    }
+
+    async fn attach(&self, req: api::AttachRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .attach(timed(req, CALL_SECS))
+            .await?
+            .into_inner()
+            .url)
+    }
+
+    async fn port_forward(&self, req: api::PortForwardRequest) -> CriResult<String> {
+        Ok(self
+            .runtime
+            .clone()
+            .port_forward(timed(req, CALL_SECS))
+            .await?
+            .into_inner()
+            .url)
+    }
+
+    async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
+        let req = timed(api::ListContainerStatsRequest { filter: None }, CALL_SECS);
+        Ok(self
+            .runtime
+            .clone()
+            .list_container_stats(req)
+            .await?
+            .into_inner()
+            .stats)
+    }
 }

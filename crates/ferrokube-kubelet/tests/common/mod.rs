@@ -121,6 +121,7 @@ impl Env {
             .output();
         let mut config = KubeletConfig::new(NODE, data.path());
         config.cni_bridge = bridge.clone();
+        config.kubelet_port = 0; // any free port: tests run side by side
         config.fallback_pod_cidr = subnet.clone();
         let cancel = CancellationToken::new();
         let agent = tokio::spawn(ferrokube_kubelet::run(

@@ -1,0 +1,606 @@
+//! `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`: checked
+//! here (the container is one of the pod's, the pod is on a node), then
+//! proxied to the kubelet of the pod's node, at the Node's address
+//! (`status.addresses`: InternalIP first) and port
+//! (`status.daemonEndpoints.kubeletEndpoint.Port`), over HTTPS with the
+//! `kube-apiserver-kubelet-client` certificate. The kubelet's serving
+//! certificate is not verified (Kubernetes without
+//! `--kubelet-certificate-authority` does the same).
+//!
+//! Logs stream back as `text/plain`. exec, attach and port-forward are
+//! upgrade requests: the request goes to the kubelet with its `Upgrade`,
+//! `Connection` and `X-Stream-Protocol-Version` headers, the kubelet's answer
+//! comes back, and after `101 Switching Protocols` both connections are
+//! joined byte for byte. The kubelet's refusals come back as `Status`
+//! errors; nothing here panics on a failed upgrade.
+//!
+//! WebSockets: kubectl 1.30+ first asks for a WebSocket with
+//! `v5.channel.k8s.io` (exec, attach) or `SPDY/3.1+portforward.k8s.io`
+//! (port-forward tunnelled over a WebSocket), protocols containerd 1.6's
+//! streaming server does not speak (Kubernetes' API server translates them
+//! to SPDY itself). Such requests get a 400 `Status` before any upgrade,
+//! which kubectl takes as an upgrade failure and retries with SPDY/3.1,
+//! which goes through end to end. Older WebSocket protocols (`v4.channel.k8s.io`
+//! and before, `portforward.k8s.io`) are passed to the node as they are.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferrokube_api::status::ApiError;
+use http::{header, Request, Response, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::Value;
+
+use crate::options::Query;
+use crate::request_info::RequestInfo;
+use crate::rest::Rest;
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+/// The kubelet port when a Node does not report one.
+pub const DEFAULT_KUBELET_PORT: u16 = 10250;
+
+/// How long connecting to a kubelet may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// HTTPS to kubelets with the API server's client certificate.
+#[derive(Clone)]
+pub struct KubeletClient {
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl KubeletClient {
+    pub fn new(cert_pem: &str, key_pem: &str) -> anyhow::Result<KubeletClient> {
+        use rustls::pki_types::pem::PemObject;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let certs =
+            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+            .with_client_auth_cert(certs, key)?;
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(KubeletClient {
+            tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
+        })
+    }
+
+    /// An HTTP/1.1 connection (upgrades allowed) to the kubelet at `addr`.
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, ApiError> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            ApiError::internal(format!("dialing the kubelet at {addr}: {e}"))
+        };
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable(&"timed out"))?
+            .map_err(|e| unreachable(&e))?;
+        let _ = tcp.set_nodelay(true);
+        let name = ServerName::IpAddress(addr.ip().into());
+        let tls = tokio::time::timeout(CONNECT_TIMEOUT, self.tls.connect(name, tcp))
+            .await
+            .map_err(|_| unreachable(&"TLS handshake timed out"))?
+            .map_err(|e| unreachable(&e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| unreachable(&e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "kubelet connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// Accepts any kubelet serving certificate (see the module doc), still
+/// checking the handshake signatures.
+#[derive(Debug)]
+struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The names of a pod's containers: regular, init, ephemeral.
+fn container_names(pod: &Value) -> (Vec<String>, Vec<String>) {
+    let names = |key: &str| -> Vec<String> {
+        pod.pointer(&format!("/spec/{key}"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    let mut all = names("initContainers");
+    all.extend(names("containers"));
+    all.extend(names("ephemeralContainers"));
+    (names("containers"), all)
+}
+
+/// The container a request is about, as Kubernetes picks and checks it.
+pub fn pick_container(pod: &Value, name: &str, requested: &str) -> Result<String, ApiError> {
+    let (regular, all) = container_names(pod);
+    if requested.is_empty() {
+        return match regular.len() {
+            1 => Ok(regular[0].clone()),
+            0 => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}"
+            ))),
+            _ => Err(ApiError::bad_request(format!(
+                "a container name must be specified for pod {name}, choose one of: [{}]",
+                all.join(" ")
+            ))),
+        };
+    }
+    if !all.iter().any(|c| c == requested) {
+        return Err(ApiError::bad_request(format!(
+            "container {requested} is not valid for pod {name}"
+        )));
+    }
+    Ok(requested.to_string())
+}
+
+/// The kubelet address of a Node object.
+pub fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
+    let addresses = node.pointer("/status/addresses")?.as_array()?;
+    let ip = ["InternalIP", "ExternalIP", "Hostname"]
+        .iter()
+        .find_map(|t| {
+            addresses
+                .iter()
+                .filter(|a| a.get("type").and_then(Value::as_str) == Some(*t))
+                .find_map(|a| a.get("address")?.as_str()?.parse::<IpAddr>().ok())
+        })?;
+    let port = node
+        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
+        .and_then(Value::as_u64)
+        .and_then(|p| u16::try_from(p).ok())
+        .filter(|p| *p != 0)
+        .unwrap_or(DEFAULT_KUBELET_PORT);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// `pods/log` query options, checked as Kubernetes does, as the kubelet's
+/// query.
+pub fn log_query(query: &Query) -> Result<Vec<(String, String)>, ApiError> {
+    let mut out = Vec::new();
+    let int = |k: &str, min: i64, msg: &str| -> Result<Option<i64>, ApiError> {
+        match query.get(k) {
+            None => Ok(None),
+            Some(v) => {
+                let n: i64 = v.parse().map_err(|_| {
+                    ApiError::bad_request(format!("{k}: Invalid value: {v:?}: must be an integer"))
+                })?;
+                if n < min {
+                    return Err(ApiError::bad_request(format!(
+                        "{k}: Invalid value: {n}: {msg}"
+                    )));
+                }
+                Ok(Some(n))
+            }
+        }
+    };
+    for (k, min, msg) in [
+        ("tailLines", 0, "must be greater than or equal to 0"),
+        ("limitBytes", 1, "must be greater than 0"),
+        ("sinceSeconds", 1, "must be greater than 0"),
+    ] {
+        if let Some(n) = int(k, min, msg)? {
+            out.push((k.to_string(), n.to_string()));
+        }
+    }
+    if let Some(t) = query.get("sinceTime") {
+        if t.parse::<jiff::Timestamp>().is_err() {
+            return Err(ApiError::bad_request(format!(
+                "sinceTime: Invalid value: {t:?}: must be an RFC 3339 time"
+            )));
+        }
+        if query.get("sinceSeconds").is_some() {
+            return Err(ApiError::bad_request(
+                "at most one of `sinceTime` or `sinceSeconds` may be specified",
+            ));
+        }
+        out.push(("sinceTime".into(), t.to_string()));
+    }
+    for k in ["follow", "previous", "timestamps"] {
+        match query.get(k) {
+            None | Some("false" | "0") => {}
+            Some("true" | "1" | "") => out.push((k.to_string(), "true".into())),
+            Some(v) => {
+                return Err(ApiError::bad_request(format!(
+                    "{k}: Invalid value: {v:?}: must be a boolean"
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn truthy(query: &Query, k: &str) -> bool {
+    matches!(
+        query.get(k),
+        Some("true" | "1" | "True" | "TRUE" | "t" | "T")
+    )
+}
+
+/// exec and attach options as the kubelet's query (`input`, `output`,
+/// `error`, `tty`, `command`).
+pub fn stream_query(query: &Query, exec: bool) -> Result<Vec<(String, String)>, ApiError> {
+    let (stdin, stdout, stderr, tty) = (
+        truthy(query, "stdin"),
+        truthy(query, "stdout"),
+        truthy(query, "stderr"),
+        truthy(query, "tty"),
+    );
+    if !(stdin || stdout || stderr) {
+        return Err(ApiError::bad_request(
+            "you must specify at least 1 of stdin, stdout, stderr",
+        ));
+    }
+    let mut out = Vec::new();
+    for (k, on) in [
+        ("input", stdin),
+        ("output", stdout),
+        ("error", stderr),
+        ("tty", tty),
+    ] {
+        if on {
+            out.push((k.to_string(), "1".into()));
+        }
+    }
+    if exec {
+        let command = query.all("command");
+        if command.is_empty() {
+            return Err(ApiError::bad_request(
+                "you must specify at least one command for the container",
+            ));
+        }
+        out.extend(command.iter().map(|c| ("command".into(), c.to_string())));
+    }
+    Ok(out)
+}
+
+/// A WebSocket request for a protocol this node path cannot carry (see the
+/// module doc).
+fn unsupported_websocket(req: &Request<Incoming>) -> Option<String> {
+    let upgrade = req.headers().get(header::UPGRADE)?.to_str().ok()?;
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return None;
+    }
+    let offered: Vec<String> = req
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_string())
+        .collect();
+    offered
+        .iter()
+        .find(|p| p.as_str() == "v5.channel.k8s.io" || p.starts_with("SPDY/3.1+"))
+        .map(|p| {
+            format!(
+                "the WebSocket protocol {p} is not supported by this cluster's nodes; use SPDY/3.1"
+            )
+        })
+}
+
+/// Headers not passed to the kubelet.
+fn skipped(name: &header::HeaderName) -> bool {
+    name == header::HOST
+        || name == header::AUTHORIZATION
+        || name == header::CONTENT_LENGTH
+        || name == header::TRANSFER_ENCODING
+        || name.as_str().starts_with("impersonate-")
+        || name.as_str().starts_with("proxy-")
+}
+
+/// The error a kubelet's non-success answer becomes.
+async fn kubelet_error(resp: Response<Incoming>) -> ApiError {
+    let status = resp.status();
+    let body = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+        if v.get("kind").and_then(Value::as_str) == Some("Status") {
+            let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
+            return match status.as_u16() {
+                400 | 404 => ApiError::bad_request(msg),
+                _ => ApiError::internal(msg),
+            };
+        }
+    }
+    let msg = String::from_utf8_lossy(&body).trim().to_string();
+    match status.as_u16() {
+        400 | 404 => ApiError::bad_request(msg),
+        code => ApiError::internal(format!("the kubelet answered {code}: {msg}")),
+    }
+}
+
+fn kubelet_path(base: &str, pairs: &[(String, String)]) -> String {
+    if pairs.is_empty() {
+        return base.to_string();
+    }
+    let q = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish();
+    format!("{base}?{q}")
+}
+
+fn seg(s: &str) -> String {
+    // Names are DNS labels/subdomains; anything else is escaped anyway.
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Serves one of the four subresources of pod `ns/name`.
+pub async fn serve(
+    rest: &Rest,
+    kubelet: &KubeletClient,
+    info: &RequestInfo,
+    mut req: Request<Incoming>,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let (sub, verb) = (info.subresource.as_str(), info.verb.as_str());
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    let upgrade = matches!(sub, "exec" | "attach" | "portforward");
+    match (sub, verb) {
+        ("log", "get") => {}
+        (_, "get" | "create") if upgrade => {}
+        _ => {
+            return Err(ApiError::method_not_allowed(format!(
+                "the {sub} subresource of pods does not allow {verb}"
+            )))
+        }
+    }
+    if upgrade {
+        if let Some(msg) = unsupported_websocket(&req) {
+            return Err(ApiError::bad_request(msg));
+        }
+    }
+    let pods = rest
+        .registry
+        .get("", "v1", "pods")
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    let nodes = rest
+        .registry
+        .get("", "v1", "nodes")
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    let pod = rest.get(&pods, ns, name).await?;
+    let (path, pairs) = if sub == "portforward" {
+        let ports: Vec<(String, String)> = query
+            .all("ports")
+            .iter()
+            .map(|p| ("port".to_string(), p.to_string()))
+            .collect();
+        (format!("/portForward/{}/{}", seg(ns), seg(name)), ports)
+    } else {
+        let container = pick_container(&pod, name, query.get("container").unwrap_or(""))?;
+        let (base, pairs) = match sub {
+            "log" => ("containerLogs", log_query(query)?),
+            "exec" => ("exec", stream_query(query, true)?),
+            _ => ("attach", stream_query(query, false)?),
+        };
+        (
+            format!("/{base}/{}/{}/{}", seg(ns), seg(name), seg(&container)),
+            pairs,
+        )
+    };
+    if upgrade && !req.headers().contains_key(header::UPGRADE) {
+        return Err(ApiError::bad_request("Upgrade request required"));
+    }
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let node = rest.get(&nodes, "", node_name).await?;
+    let addr = kubelet_addr(&node).ok_or_else(|| {
+        ApiError::internal(format!(
+            "node {node_name:?} reports no address for its kubelet"
+        ))
+    })?;
+    let mut sender = kubelet.connect(addr).await?;
+    let mut out = Request::builder()
+        .method(req.method())
+        .uri(kubelet_path(&path, &pairs))
+        .header(header::HOST, addr.to_string());
+    if upgrade {
+        for (k, v) in req.headers() {
+            if !skipped(k) {
+                out = out.header(k, v);
+            }
+        }
+    }
+    let out = out
+        .body(Empty::<Bytes>::new())
+        .map_err(|e| ApiError::bad_request(format!("bad request headers: {e}")))?;
+    let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let mut resp = sender
+        .send_request(out)
+        .await
+        .map_err(|e| ApiError::internal(format!("the kubelet at {addr}: {e}")))?;
+    if !upgrade {
+        if !resp.status().is_success() {
+            return Err(kubelet_error(resp).await);
+        }
+        let body = resp.into_body().map_err(std::io::Error::other).boxed();
+        let mut r = Response::new(body);
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("text/plain"),
+        );
+        return Ok(r);
+    }
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(kubelet_error(resp).await);
+    }
+    let node_side = hyper::upgrade::on(&mut resp);
+    let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
+    for (k, v) in resp.headers() {
+        answer = answer.header(k, v);
+    }
+    if let Some(client_side) = client_side {
+        tokio::spawn(async move {
+            match (client_side.await, node_side.await) {
+                (Ok(c), Ok(n)) => {
+                    let (mut c, mut n) = (TokioIo::new(c), TokioIo::new(n));
+                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut n).await {
+                        tracing::debug!(error = %e, "stream ended");
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+    }
+    answer
+        .body(
+            Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed(),
+        )
+        .map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn containers_are_picked_and_checked_as_kubernetes_does() {
+        let one = json!({"spec": {"containers": [{"name": "app"}]}});
+        assert_eq!(pick_container(&one, "p", "").unwrap(), "app");
+        assert_eq!(pick_container(&one, "p", "app").unwrap(), "app");
+        let e = pick_container(&one, "p", "foo").unwrap_err();
+        assert_eq!(e.code, 400);
+        assert_eq!(e.message, "container foo is not valid for pod p");
+        let two = json!({"spec": {
+            "initContainers": [{"name": "init"}],
+            "containers": [{"name": "a"}, {"name": "b"}]}});
+        assert_eq!(pick_container(&two, "p", "init").unwrap(), "init");
+        assert_eq!(
+            pick_container(&two, "p", "").unwrap_err().message,
+            "a container name must be specified for pod p, choose one of: [init a b]"
+        );
+    }
+
+    #[test]
+    fn the_kubelet_address_comes_from_the_node_status() {
+        let node = json!({"status": {
+            "addresses": [{"type": "Hostname", "address": "n1"},
+                          {"type": "InternalIP", "address": "10.0.0.5"}],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 12345}}}});
+        assert_eq!(kubelet_addr(&node), Some("10.0.0.5:12345".parse().unwrap()));
+        let no_port =
+            json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]}});
+        assert_eq!(kubelet_addr(&no_port).unwrap().port(), DEFAULT_KUBELET_PORT);
+        assert_eq!(kubelet_addr(&json!({})), None);
+    }
+
+    #[test]
+    fn log_options_are_checked_and_passed_on() {
+        let q = Query::parse(Some("follow=true&tailLines=5&timestamps=1&container=c"));
+        assert_eq!(
+            log_query(&q).unwrap(),
+            vec![
+                ("tailLines".to_string(), "5".to_string()),
+                ("follow".to_string(), "true".to_string()),
+                ("timestamps".to_string(), "true".to_string()),
+            ]
+        );
+        for bad in [
+            "tailLines=-1",
+            "limitBytes=0",
+            "sinceSeconds=0",
+            "sinceSeconds=x",
+            "sinceTime=yesterday",
+            "sinceSeconds=5&sinceTime=2024-01-01T00:00:00Z",
+            "follow=maybe",
+        ] {
+            let e = log_query(&Query::parse(Some(bad))).unwrap_err();
+            assert_eq!(e.code, 400, "{bad}");
+        }
+    }
+
+    #[test]
+    fn exec_options_become_the_kubelets() {
+        let q = Query::parse(Some(
+            "command=sh&command=-c&command=echo%20hi&stdin=true&stdout=true&stderr=false&tty=true",
+        ));
+        assert_eq!(
+            stream_query(&q, true).unwrap(),
+            vec![
+                ("input".to_string(), "1".to_string()),
+                ("output".to_string(), "1".to_string()),
+                ("tty".to_string(), "1".to_string()),
+                ("command".to_string(), "sh".to_string()),
+                ("command".to_string(), "-c".to_string()),
+                ("command".to_string(), "echo hi".to_string()),
+            ]
+        );
+        assert!(stream_query(&Query::parse(Some("command=ls")), true).is_err());
+        assert!(stream_query(&Query::parse(Some("stdout=true")), true).is_err());
+        assert!(stream_query(&Query::parse(Some("stdout=true")), false).is_ok());
+    }
+}

@@ -1,0 +1,614 @@
+//! Logs, exec, attach and port-forward end to end on a one-node cluster
+//! (`ferrokube server` with its node agent and containerd), driven by the
+//! real kubectl: what kubectl prints and its exit codes, through the API
+//! server's `pods/log`, `pods/exec`, `pods/attach` and `pods/portforward`,
+//! the node's HTTPS server and containerd's streaming server.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{kubectl_command, tail, Cluster};
+
+const NODE: &str = "fk-stream-e2e";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// kubectl for this cluster without `--request-timeout` (streams last).
+fn kubectl(c: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = kubectl_command(Path::new("kubectl"), &c.kubeconfig());
+    cmd.args(args);
+    cmd
+}
+
+/// Waits (bounded) for a child to exit; kills it (by pid) on timeout.
+fn wait_child(mut child: Child, within: Duration) -> (Option<i32>, String, String) {
+    let deadline = Instant::now() + within;
+    let status = loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        let _ = o.read_to_string(&mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    (status.and_then(|s| s.code()), out, err)
+}
+
+/// Lines a child prints on stdout, read on a thread.
+fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let out = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Waits (bounded) for a line matching `f`.
+fn expect_line(rx: &mpsc::Receiver<String>, within: Duration, f: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + within;
+    let mut seen = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if f(&l) => return l,
+            Ok(l) => seen.push(l),
+            Err(_) => panic!("no expected line within {within:?}; saw {seen:?}"),
+        }
+    }
+}
+
+fn pod_json(c: &Cluster, name: &str) -> serde_json::Value {
+    serde_json::from_str(&c.kubectl_ok(&["get", "pod", name, "-o", "json"])).expect("pod json")
+}
+
+fn running(c: &Cluster, name: &str) -> bool {
+    pod_json(c, name)["status"]["containerStatuses"][0]["state"]["running"].is_object()
+}
+
+#[test]
+fn logs_exec_attach_and_port_forward_through_the_node() {
+    let images = tempfile::tempdir().expect("images dir");
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-images.sh"))
+        .arg(images.path())
+        .output()
+        .expect("run scripts/build-images.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Cluster::start_node(
+        &[
+            "--node-name",
+            NODE,
+            "--cluster-cidr",
+            "10.97.0.0/16",
+            "--disable",
+            "coredns",
+            "--disable-kube-proxy",
+            // Any free port: other nodes may run beside this one.
+            "--kubelet-port",
+            "0",
+        ],
+        |data| {
+            let dir = data.join("agent/images");
+            std::fs::create_dir_all(&dir).expect("images dir");
+            for f in ["pause.tar", "busybox.tar"] {
+                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
+            }
+        },
+    );
+    wait_until("the node to register", Duration::from_secs(120), || {
+        c.kubectl(&["get", "node", NODE]).status.success()
+    });
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE}"),
+        "--timeout=120s",
+    ]);
+    let node: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "node", NODE, "-o", "json"])).expect("node");
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]
+        .as_u64()
+        .expect("the node reports its kubelet port");
+    assert!(port != 0 && port != 10250, "a free port was taken: {port}");
+
+    // The kubelet port: /healthz for anyone, the rest needs a client
+    // certificate from the cluster CA.
+    let curl = |path: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-sk", "-m", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(curl("/healthz"), "200");
+    assert_eq!(curl("/containerLogs/default/x/y"), "401");
+
+    let manifest = r#"apiVersion: v1
+kind: Pod
+metadata: {name: talker}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "for i in 1 2 3; do echo line $i; done; sleep 1; echo oops >&2; exec sleep 3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "echo first; sleep 8; echo second; sleep 1"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: restarter}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo instance $n; if [ $n -ge 2 ]; then exec sleep 3600; fi; exit 1"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes: [{name: data, emptyDir: {}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    stdin: true
+    command: ["sh", "-c", "while read l; do echo got:$l; done"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 80 -h /www"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: nowhere}
+spec:
+  nodeSelector: {no-such-label: "x"}
+  containers:
+  - name: main
+    image: busybox
+"#;
+    let mut apply = kubectl(&c, &["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    apply
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(manifest.as_bytes())
+        .expect("write manifest");
+    let (code, _, err) = wait_child(apply, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "apply: {err}");
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/talker",
+        "pod/reader",
+        "pod/web",
+        "--timeout=120s",
+    ]);
+
+    // Logs: all of them, stdout and stderr, --tail, --timestamps, --limit-bytes, -c.
+    // (stdout and stderr are separate pipes: the runtime orders their lines as it
+    // reads them, so the stderr line comes a second later.)
+    wait_until("talker's lines", Duration::from_secs(30), || {
+        c.kubectl_ok(&["logs", "talker"]).contains("oops")
+    });
+    assert_eq!(
+        c.kubectl_ok(&["logs", "talker"]),
+        "line 1\nline 2\nline 3\noops\n"
+    );
+    assert_eq!(c.kubectl_ok(&["logs", "talker", "--tail=1"]), "oops\n");
+    // The node's port itself: the API server's kubelet-client certificate
+    // reads logs; a certificate from another CA is refused.
+    let tls = c.data_dir().join("tls");
+    let foreign = tempfile::tempdir().expect("dir");
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            "/CN=kube-apiserver-kubelet-client",
+            "-days",
+            "1",
+        ])
+        .arg("-keyout")
+        .arg(foreign.path().join("k.pem"))
+        .arg("-out")
+        .arg(foreign.path().join("c.pem"))
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let with_cert = |cert: &Path, key: &Path| -> (String, String) {
+        let out = Command::new("curl")
+            .args(["-sk", "-m", "10", "-w", "\n%{http_code}"])
+            .arg("--cert")
+            .arg(cert)
+            .arg("--key")
+            .arg(key)
+            .arg(format!(
+                "https://127.0.0.1:{port}/containerLogs/default/talker/main?tailLines=1"
+            ))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", ""));
+        (code.to_string(), body.to_string())
+    };
+    assert_eq!(
+        with_cert(
+            &tls.join("kubelet-client.crt"),
+            &tls.join("kubelet-client.key")
+        ),
+        ("200".to_string(), "oops\n".to_string())
+    );
+    assert_eq!(
+        with_cert(&foreign.path().join("c.pem"), &foreign.path().join("k.pem")).0,
+        "401"
+    );
+    let metrics = Command::new("curl")
+        .args(["-sk", "-m", "10", "--cert"])
+        .arg(tls.join("kubelet-client.crt"))
+        .arg("--key")
+        .arg(tls.join("kubelet-client.key"))
+        .arg(format!("https://127.0.0.1:{port}/metrics/resource"))
+        .output()
+        .expect("curl");
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    for want in [
+        "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "node_memory_working_set_bytes ",
+        "\nscrape_error 0\n",
+    ] {
+        assert!(metrics.contains(want), "{want} not in {metrics}");
+    }
+    assert_eq!(
+        c.kubectl_ok(&["logs", "talker", "-c", "main", "--tail=2"]),
+        "line 3\noops\n"
+    );
+    assert_eq!(c.kubectl_ok(&["logs", "talker", "--limit-bytes=4"]), "line");
+    assert_eq!(
+        c.kubectl_ok(&["logs", "talker", "--since=1h"])
+            .lines()
+            .count(),
+        4
+    );
+    let stamped = c.kubectl_ok(&["logs", "talker", "--timestamps", "--tail=1"]);
+    let (ts, rest) = stamped.trim_end().split_once(' ').expect("a timestamp");
+    assert_eq!(rest, "oops");
+    assert!(
+        ts.len() == "2024-01-02T03:04:05.123456789Z".len() && ts.ends_with('Z'),
+        "{ts}"
+    );
+    let bad = c.kubectl(&["logs", "talker", "-c", "foo"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("container foo is not valid for pod talker"),
+        "{err}"
+    );
+    let nowhere = c.kubectl(&["logs", "nowhere"]);
+    assert!(!nowhere.status.success());
+    let err = String::from_utf8_lossy(&nowhere.stderr);
+    assert!(
+        err.contains("pod nowhere does not have a host assigned"),
+        "{err}"
+    );
+
+    // logs -f sees a line printed after it started and ends with the container.
+    wait_until("slow's first line", Duration::from_secs(60), || {
+        c.kubectl(&["logs", "slow"]).stdout.starts_with(b"first")
+    });
+    let follow = kubectl(&c, &["logs", "-f", "slow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    let started = Instant::now();
+    let (code, out, err) = wait_child(follow, Duration::from_secs(40));
+    assert_eq!(
+        code,
+        Some(0),
+        "logs -f did not end by itself: {out:?} {err}"
+    );
+    assert_eq!(out, "first\nsecond\n");
+    assert!(
+        started.elapsed() > Duration::from_secs(1),
+        "it waited for the second line"
+    );
+
+    // exec: output and the remote exit code; stdin; a TTY.
+    let out = c.kubectl(&["exec", "talker", "--", "sh", "-c", "echo hi; exit 3"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        tail(&c.log(), 30)
+    );
+    let mut cat = kubectl(&c, &["exec", "-i", "talker", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i");
+    {
+        let mut stdin = cat.stdin.take().expect("stdin");
+        stdin.write_all(b"data\n").expect("write stdin");
+    } // closed: cat ends
+    let (code, out, err) = wait_child(cat, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "data\n");
+    let no_tty = c.kubectl(&["exec", "talker", "--", "sh", "-c", "tty || true"]);
+    assert_eq!(String::from_utf8_lossy(&no_tty.stdout).trim(), "not a tty");
+    // A terminal for kubectl's stdin (script(1)), so -t asks for one.
+    let cmdline = format!(
+        "kubectl --kubeconfig {} exec -it talker -- sh -c 'tty; exit 5'",
+        c.kubeconfig().display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let (code, out, err) = wait_child(tty, Duration::from_secs(30));
+    assert!(out.contains("/dev/pts/"), "{out:?} {err}");
+    assert_eq!(code, Some(5), "{out:?} {err}");
+
+    // attach to a container reading its stdin.
+    let mut attach = kubectl(&c, &["attach", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl attach");
+    let lines = lines_of(&mut attach);
+    let mut stdin = attach.stdin.take().expect("stdin");
+    // The attach may still be setting up: say it until it is heard.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut heard = false;
+    while !heard && Instant::now() < deadline {
+        let _ = stdin.write_all(b"hello\n");
+        let _ = stdin.flush();
+        heard = matches!(lines.recv_timeout(Duration::from_secs(2)), Ok(l) if l == "got:hello");
+    }
+    drop(stdin);
+    let _ = attach.kill();
+    let _ = attach.wait();
+    assert!(heard, "attach did not carry stdin and stdout");
+
+    // port-forward to httpd, and an HTTP GET through it.
+    let mut pf = kubectl(&c, &["port-forward", "pod/web", ":80"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let lines = lines_of(&mut pf);
+    let fwd = expect_line(&lines, Duration::from_secs(30), |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let local: u16 = fwd
+        .trim_start_matches("Forwarding from 127.0.0.1:")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a local port");
+    let mut page = String::new();
+    for _ in 0..2 {
+        // Twice: each connection is its own stream.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
+            .expect("request");
+        page.clear();
+        let _ = s.read_to_string(&mut page);
+        assert!(
+            page.starts_with("HTTP/1.") && page.contains(" 200 "),
+            "{page}"
+        );
+        assert!(page.ends_with("hello from httpd\n"), "{page}");
+    }
+    let _ = pf.kill();
+    let _ = pf.wait();
+
+    // --previous after a restart.
+    wait_until(
+        "restarter's second instance",
+        Duration::from_secs(90),
+        || {
+            let p = pod_json(&c, "restarter");
+            p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
+                && running(&c, "restarter")
+        },
+    );
+    wait_until(
+        "the second instance's line",
+        Duration::from_secs(20),
+        || c.kubectl_ok(&["logs", "restarter"]) == "instance 2\n",
+    );
+    assert_eq!(
+        c.kubectl_ok(&["logs", "restarter", "--previous"]),
+        "instance 1\n"
+    );
+    let none = c.kubectl(&["logs", "talker", "--previous"]);
+    assert!(!none.status.success());
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        err.contains("previous terminated container \"main\" in pod \"talker\" not found"),
+        "{err}"
+    );
+}
+
+/// Without a reachable kubelet (a Node whose port nobody listens on), the
+/// streaming subresources answer with Kubernetes errors, and bad requests
+/// are refused before any node is asked; the server keeps serving.
+#[test]
+fn streaming_errors_are_statuses() {
+    let c = Cluster::start();
+    let closed = common::free_port();
+    let node = r#"{"apiVersion": "v1", "kind": "Node", "metadata": {"name": "gone"}}"#;
+    let mut apply = kubectl(&c, &["apply", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl apply");
+    apply
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(node.as_bytes())
+        .expect("write");
+    let (code, _, err) = wait_child(apply, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    let status = format!(
+        r#"{{"status": {{"addresses": [{{"type": "InternalIP", "address": "127.0.0.1"}}], "daemonEndpoints": {{"kubeletEndpoint": {{"Port": {closed}}}}}}}}}"#
+    );
+    c.kubectl_ok(&[
+        "patch",
+        "node",
+        "gone",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &status,
+    ]);
+    c.kubectl_ok(&[
+        "run",
+        "p",
+        "--image=busybox",
+        "--overrides",
+        r#"{"spec": {"nodeName": "gone"}}"#,
+    ]);
+    // kubectl port-forward looks at the phase first.
+    c.kubectl_ok(&[
+        "patch",
+        "pod",
+        "p",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status": {"phase": "Running"}}"#,
+    ]);
+
+    let err_of = |args: &[&str]| -> String {
+        let out = c.kubectl(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err_of(&["logs", "p"]);
+    assert!(
+        e.contains("Error from server") && e.contains("dialing the kubelet"),
+        "{e}"
+    );
+    let e = err_of(&["exec", "p", "--", "true"]);
+    assert!(e.contains("dialing the kubelet"), "{e}");
+    let e = err_of(&["port-forward", "pod/p", ":80"]);
+    assert!(e.contains("dialing the kubelet"), "{e}");
+    let e = err_of(&["logs", "p", "-c", "nope"]);
+    assert!(e.contains("container nope is not valid for pod p"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/log?tailLines=-1",
+    ]);
+    assert!(e.contains("tailLines"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls&stdout=true",
+    ]);
+    assert!(e.contains("Upgrade request required"), "{e}");
+    let e = err_of(&[
+        "get",
+        "--raw",
+        "/api/v1/namespaces/default/pods/p/exec?command=ls",
+    ]);
+    assert!(
+        e.contains("you must specify at least 1 of stdin, stdout, stderr"),
+        "{e}"
+    );
+    let e = err_of(&["logs", "missing"]);
+    assert!(e.contains(r#"pods "missing" not found"#), "{e}");
+    assert_eq!(c.kubectl_ok(&["get", "--raw", "/readyz"]), "ok");
+}
