@@ -61,6 +61,11 @@ impl Server {
 }
 
 pub(crate) fn start_server() -> anyhow::Result<Server> {
+    start_server_with(&[])
+}
+
+/// `start_server` with more flags for `ferrokube server`.
+pub(crate) fn start_server_with(extra: &[&str]) -> anyhow::Result<Server> {
     let exe = std::env::current_exe()?;
     let bin = exe.with_file_name("ferrokube");
     anyhow::ensure!(
@@ -86,6 +91,7 @@ pub(crate) fn start_server() -> anyhow::Result<Server> {
         .arg("--data-dir")
         .arg(dir.path())
         .args(["--https-listen-port", &port.to_string()])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -81,6 +81,12 @@ fn is_running(c: &api::ContainerStatus) -> bool {
     c.state == api::ContainerState::ContainerRunning as i32
 }
 
+/// Logs (at debug, target `ferrokube_kubelet::pods::steps`) how long a step took:
+/// where a pod's start-up time goes.
+fn step(what: &str, since: std::time::Instant) {
+    tracing::debug!(target: "ferrokube_kubelet::pods::steps", step = what, ms = since.elapsed().as_secs_f64() * 1e3);
+}
+
 /// The grace period a deletion allows.
 pub fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
@@ -185,10 +191,12 @@ impl Worker {
         reason: &str,
         message: String,
     ) {
+        let t = std::time::Instant::now();
         self.ctx
             .recorder
             .pod_event(pod, container, warning, reason, message)
             .await;
+        step("event", t);
     }
 
     async fn sandboxes(&self) -> Result<Vec<api::PodSandbox>, tonic::Status> {
@@ -233,6 +241,13 @@ impl Worker {
 
     /// One pass towards the spec; returns when to look again.
     async fn sync(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
+        let t_sync = std::time::Instant::now();
+        let r = self.sync_once(pod).await;
+        step("sync", t_sync);
+        r
+    }
+
+    async fn sync_once(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
         let poll = self.ctx.config.pod_poll_interval;
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(poll);
@@ -295,7 +310,10 @@ impl Worker {
                     .unwrap_or(0);
                 let cfg = sandbox_config(pod, attempt, &self.ctx.config);
                 std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid))?;
-                match self.ctx.runtime.run_pod_sandbox(cfg.clone()).await {
+                let t = std::time::Instant::now();
+                let run = self.ctx.runtime.run_pod_sandbox(cfg.clone()).await;
+                step("RunPodSandbox", t);
+                match run {
                     Ok(id) => {
                         tracing::info!(pod = %pod_key(pod), sandbox = %id, "sandbox started");
                         by_name = self.containers().await?;
@@ -516,7 +534,10 @@ impl Worker {
         sandbox_cfg: &api::PodSandboxConfig,
         ips: &[String],
     ) {
-        let image = match self.ensure_image(c, sandbox_cfg).await {
+        let t = std::time::Instant::now();
+        let ensured = self.ensure_image(c, sandbox_cfg).await;
+        step("image", t);
+        let image = match ensured {
             Ok((i, pulled)) => {
                 let msg = match pulled {
                     Some(took) => format!("Successfully pulled image \"{i}\" in {took:?}"),
@@ -580,12 +601,14 @@ impl Worker {
             image,
             mounts,
         });
-        let id = match self
+        let t = std::time::Instant::now();
+        let created = self
             .ctx
             .runtime
             .create_container(sandbox_id, cfg, sandbox_cfg.clone())
-            .await
-        {
+            .await;
+        step("CreateContainer", t);
+        let id = match created {
             Ok(id) => id,
             Err(e) => {
                 let msg = e.message().to_string();
@@ -602,7 +625,10 @@ impl Worker {
             format!("Created container: {}", c.name),
         )
         .await;
-        if let Err(e) = self.ctx.runtime.start_container(&id).await {
+        let t = std::time::Instant::now();
+        let started = self.ctx.runtime.start_container(&id).await;
+        step("StartContainer", t);
+        if let Err(e) = started {
             let msg = e.message().to_string();
             self.set_waiting(pod, c, "RunContainerError".into(), msg)
                 .await;
@@ -911,14 +937,16 @@ impl Worker {
                 pod.metadata.namespace.as_deref().unwrap_or("default"),
             );
             let name = pod.metadata.name.as_deref().unwrap_or("");
-            match pods
+            let t = std::time::Instant::now();
+            let patched = pods
                 .patch_status(
                     name,
                     &PatchParams::default(),
                     &Patch::Merge(json!({"status": st})),
                 )
-                .await
-            {
+                .await;
+            step("status", t);
+            match patched {
                 Ok(_) => self.last_written = Some(st),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
