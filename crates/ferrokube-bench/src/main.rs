@@ -9,6 +9,7 @@ mod apiserver;
 mod controllers;
 mod engines;
 mod gc;
+mod kubelet;
 mod network;
 mod scheduler;
 mod stats;
@@ -47,6 +48,11 @@ enum Bench {
     TcpLoad(network::TcpOptions),
     /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
     Scheduler(scheduler::Options),
+    /// The node agent: pod start-up against containerd's floor, idle RSS and CPU.
+    Kubelet(kubelet::Options),
+    /// (internal) the node agent alone, for the kubelet benchmark.
+    #[command(hide = true)]
+    KubeletNode(kubelet::NodeOptions),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,5 +77,7 @@ fn main() -> anyhow::Result<()> {
         Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),
         Bench::TcpLoad(opts) => rt.block_on(network::tcp_load(opts)),
         Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
+        Bench::Kubelet(opts) => rt.block_on(kubelet::run(opts)),
+        Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
     }
 }

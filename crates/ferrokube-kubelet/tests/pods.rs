@@ -458,3 +458,226 @@ async fn volumes_are_shared_and_configmap_updates_reach_containers() {
     })
     .await;
 }
+
+/// The first event with `reason` about pod `name`, waiting (bounded) for it.
+async fn event_message(env: &common::Env, name: &str, reason: &str, secs: u64) -> String {
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(env.client.clone(), "default");
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = events.list(&Default::default()).await.expect("list events");
+        if let Some(m) = list.items.iter().find_map(|e| {
+            (e.reason.as_deref() == Some(reason) && e.involved_object.name.as_deref() == Some(name))
+                .then(|| e.message.clone().unwrap_or_default())
+        }) {
+            return m;
+        }
+        let seen: Vec<_> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
+        assert!(
+            Instant::now() < deadline,
+            "no {reason} event for {name} within {secs} s; saw {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_hooks_run_around_the_container_and_failures_are_reported() {
+    with_env(18, async |env| {
+        let host = tempfile::Builder::new().prefix("fk-hooks").tempdir_in("/tmp").expect("temp dir");
+        let order = host.path().join("order");
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        // Writes "term" when SIGTERM arrives; the hooks write around it.
+        let main = "trap 'echo term >> /host/order; exit 0' TERM; while true; do sleep 0.2; done";
+        let p = pod(
+            "hooked",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 10,
+                "volumes": [{"name": "host", "hostPath": {"path": host.path().to_str().unwrap()}}],
+                "containers": [
+                    {"name": "main", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", main],
+                     "volumeMounts": [{"name": "host", "mountPath": "/host"}],
+                     "lifecycle": {
+                        "postStart": {"exec": {"command": ["sh", "-c", "sleep 2; echo poststart >> /host/order"]}},
+                        "preStop": {"exec": {"command": ["sh", "-c", "echo prestop >> /host/order"]}}
+                     }},
+                    {"name": "side", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                     "command": ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"],
+                     "lifecycle": {"preStop": {"httpGet": {"path": "/stop", "port": 9}}}}
+                ]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create hooked");
+        // Not Running until the postStart hook (2 s) is done.
+        let (seen_at, started_at) = env
+            .wait_pod("default", "hooked", 60, "Running", |p| {
+                let st = p.status.as_ref()?;
+                (st.phase.as_deref() == Some("Running")).then_some(())?;
+                let cs = st.container_statuses.as_ref()?.iter().find(|c| c.name == "main")?;
+                let started = cs.state.as_ref()?.running.as_ref()?.started_at.clone()?;
+                Some((jiff::Timestamp::now(), started.0))
+            })
+            .await;
+        let lag = seen_at.duration_since(started_at);
+        assert!(lag >= jiff::SignedDuration::from_millis(1900), "Running {lag:?} after the container started, before its postStart hook ended");
+        assert_eq!(std::fs::read_to_string(&order).unwrap_or_default(), "poststart\n");
+
+        // Deletion: preStop, then SIGTERM; a failing preStop is reported.
+        let t0 = Instant::now();
+        pods.delete("hooked", &DeleteParams::default()).await.expect("delete hooked");
+        env.wait_gone("default", "hooked", 30).await;
+        eprintln!("e2e: hooked pod gone after {:?}", t0.elapsed());
+        assert!(t0.elapsed() < Duration::from_secs(9), "took the whole grace period: {:?}", t0.elapsed());
+        assert_eq!(std::fs::read_to_string(&order).unwrap_or_default(), "poststart\nprestop\nterm\n");
+        let msg = event_message(env, "hooked", "FailedPreStopHook", 10).await;
+        assert!(
+            msg.starts_with("HTTP lifecycle hook (/stop) for Container \"side\" in Pod \"hooked_default(")
+                && msg.contains("failed - error: Get \"http://")
+                && msg.contains(":9/stop\": dial tcp"),
+            "{msg}"
+        );
+
+        // A failing postStart kills the container, which is restarted.
+        let p = pod(
+            "badhook",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "3600"],
+                    "lifecycle": {"postStart": {"exec": {"command": ["sh", "-c", "echo oops; exit 7"]}}}}]
+            }),
+        );
+        let uid = pods.create(&PostParams::default(), &p).await.expect("create badhook").metadata.uid.unwrap();
+        let msg = event_message(env, "badhook", "FailedPostStartHook", 60).await;
+        assert_eq!(
+            msg,
+            format!("Exec lifecycle hook ([sh -c echo oops; exit 7]) for Container \"c\" in Pod \"badhook_default({uid})\" failed - error: command 'sh -c echo oops; exit 7' exited with 7: , message: \"oops\\n\"")
+        );
+        let killing = event_message(env, "badhook", "Killing", 10).await;
+        assert_eq!(killing, "FailedPostStartHook");
+        let cs = env
+            .wait_pod("default", "badhook", 60, "restarted after the failed hook", |p| {
+                let cs = container_state(p)?;
+                (cs.restart_count >= 1).then_some(cs)
+            })
+            .await;
+        let last = cs.last_state.and_then(|l| l.terminated).expect("lastState.terminated");
+        assert_ne!(last.exit_code, 0);
+        assert!(!cs.ready);
+        let running = cs.state.and_then(|s| s.running);
+        assert!(running.is_none(), "a container whose postStart hook fails is never Running");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_port_reaches_the_pod_on_the_node_address() {
+    with_env(19, async |env| {
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let p = pod(
+            "hostport",
+            serde_json::json!({
+                "terminationGracePeriodSeconds": 1,
+                "containers": [{"name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", "mkdir -p /www && echo via-host-port > /www/index.html && exec httpd -f -p 8080 -h /www"],
+                    "ports": [{"containerPort": 8080, "hostPort": 38419}]}]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let host_ip = env
+            .wait_pod("default", "hostport", 60, "Running", |p| {
+                let st = p.status.as_ref()?;
+                (st.phase.as_deref() == Some("Running")).then_some(())?;
+                st.host_ip.clone()
+            })
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(b) = http_get(&host_ip, 38419, "/").await {
+                if b.contains("via-host-port") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "nothing answers on {host_ip}:38419");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        pods.delete("hostport", &DeleteParams::default()).await.expect("delete");
+        env.wait_gone("default", "hostport", 30).await;
+        // The mapping leaves with the pod.
+        assert!(http_get(&host_ip, 38419, "/").await.is_none(), "the host port still answers");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projected_volume_joins_root_ca_secret_and_downward_api() {
+    with_env(20, async |env| {
+        // What the serviceaccount controller publishes in every namespace.
+        let cms: Api<ConfigMap> = Api::namespaced(env.client.clone(), "default");
+        let ca: ConfigMap = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-root-ca.crt"},
+            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\ntest-ca\n-----END CERTIFICATE-----\n"}
+        }))
+        .unwrap();
+        cms.create(&PostParams::default(), &ca).await.expect("kube-root-ca.crt");
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(env.client.clone(), "default");
+        let s: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "proj-secret"}, "data": {"user": "YWRtaW4="}
+        }))
+        .unwrap();
+        secrets.create(&PostParams::default(), &s).await.expect("secret");
+
+        let host = tempfile::Builder::new().prefix("fk-proj").tempdir_in("/tmp").expect("temp dir");
+        let script = "cat /proj/ca.crt /proj/namespace /proj/creds/user > /host/out; \
+                      stat -c %a /proj/creds/user >> /host/out; \
+                      ls /proj > /host/names";
+        let p = pod(
+            "projected",
+            serde_json::json!({
+                "restartPolicy": "Never",
+                "volumes": [
+                    {"name": "host", "hostPath": {"path": host.path().to_str().unwrap()}},
+                    {"name": "proj", "projected": {"defaultMode": 420, "sources": [
+                        {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                        {"secret": {"name": "proj-secret", "items": [{"key": "user", "path": "creds/user", "mode": 256}]}},
+                        {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                        {"configMap": {"name": "absent", "optional": true}}
+                    ]}}
+                ],
+                "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", script],
+                    "volumeMounts": [{"name": "host", "mountPath": "/host"}, {"name": "proj", "mountPath": "/proj"}]}]
+            }),
+        );
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        env.wait_pod("default", "projected", 60, "Succeeded", |p| {
+            (p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(())
+        })
+        .await;
+        let out = std::fs::read_to_string(host.path().join("out")).unwrap_or_default();
+        assert_eq!(
+            out,
+            "-----BEGIN CERTIFICATE-----\ntest-ca\n-----END CERTIFICATE-----\ndefaultadmin400\n"
+        );
+        let names = std::fs::read_to_string(host.path().join("names")).unwrap_or_default();
+        assert_eq!(names.split_whitespace().collect::<Vec<_>>(), ["ca.crt", "creds", "namespace"]);
+
+        // A required source that does not exist keeps the pod from starting, with an event.
+        let p = pod(
+            "projected-missing",
+            serde_json::json!({
+                "volumes": [{"name": "proj", "projected": {"sources": [{"secret": {"name": "nope"}}]}}],
+                "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sleep", "3600"], "volumeMounts": [{"name": "proj", "mountPath": "/proj"}]}]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create");
+        let msg = event_message(env, "projected-missing", "FailedMount", 60).await;
+        assert!(msg.contains("secret \"nope\" not found"), "{msg}");
+        let phase = pods.get("projected-missing").await.unwrap().status.and_then(|s| s.phase);
+        assert_eq!(phase.as_deref(), Some("Pending"));
+    })
+    .await;
+}

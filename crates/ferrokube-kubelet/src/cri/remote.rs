@@ -236,14 +236,17 @@ impl Runtime for RemoteRuntime {
         cmd: Vec<String>,
         timeout_secs: i64,
     ) -> CriResult<api::ExecSyncResponse> {
-        let req = timed(
-            api::ExecSyncRequest {
-                container_id: id.into(),
-                cmd,
-                timeout: timeout_secs,
-            },
-            timeout_secs.max(0) as u64 + CALL_SECS,
-        );
+        let msg = api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd,
+            timeout: timeout_secs,
+        };
+        // CRI's timeout 0 means none (lifecycle hooks): no deadline on the call either.
+        let req = if timeout_secs <= 0 {
+            tonic::Request::new(msg)
+        } else {
+            timed(msg, timeout_secs as u64 + CALL_SECS)
+        };
         Ok(self.runtime.clone().exec_sync(req).await?.into_inner())
     }
 

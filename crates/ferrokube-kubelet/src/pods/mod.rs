@@ -5,6 +5,7 @@
 pub mod backoff;
 pub mod container;
 pub mod env;
+pub mod hooks;
 pub mod probes;
 pub mod sandbox;
 pub mod status;
@@ -148,7 +149,7 @@ impl PodManager {
         for uid in orphans {
             tracing::info!(%uid, "removing containers of a pod that no longer exists");
             let w = worker::Worker::new(self.ctx.clone(), uid.clone());
-            if let Err(e) = w.kill_pod(0).await {
+            if let Err(e) = w.kill_pod(None, 0).await {
                 tracing::warn!(%uid, "removing orphaned pod: {}", e.message());
             }
         }

@@ -66,9 +66,13 @@ pub enum Outcome {
     Failure(String),
 }
 
-fn port_of(port: &IntOrString, container: &Container) -> Result<u16, String> {
+/// A port by number, numeric string or the name of one of the container's ports.
+pub(crate) fn port_of(port: &IntOrString, container: &Container) -> Result<u16, String> {
     match port {
         IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::String(s) if s.parse::<u16>().is_ok() => {
+            s.parse::<u16>().map_err(|e| e.to_string())
+        }
         IntOrString::String(name) => container
             .ports
             .iter()
@@ -131,50 +135,90 @@ pub async fn attempt(
         }
         let host = http.host.clone().unwrap_or_else(|| pod_ip.to_string());
         let path = http.path.clone().unwrap_or_else(|| "/".into());
-        let mut req = format!("GET {path} HTTP/1.1\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n");
-        let mut has_host = false;
-        for h in http.http_headers.iter().flatten() {
-            has_host |= h.name.eq_ignore_ascii_case("host");
-            req.push_str(&format!("{}: {}\r\n", h.name, h.value));
-        }
-        if !has_host {
-            req.push_str(&format!("Host: {host}:{port}\r\n"));
-        }
-        req.push_str("\r\n");
-        let fut = async {
-            let mut s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-            s.write_all(req.as_bytes()).await?;
-            let mut buf = vec![0u8; 1024];
-            let mut n = 0;
-            while n < 12 {
-                let r = s.read(&mut buf[n..]).await?;
-                if r == 0 {
-                    break;
-                }
-                n += r;
-            }
-            Ok::<_, std::io::Error>(String::from_utf8_lossy(&buf[..n]).into_owned())
-        };
-        return match tokio::time::timeout(timeout, fut).await {
-            Ok(Ok(head)) => {
-                let code: u16 = head
-                    .split_whitespace()
-                    .nth(1)
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                if (200..400).contains(&code) {
-                    Outcome::Success
-                } else {
-                    Outcome::Failure(format!("HTTP probe failed with statuscode: {code}"))
-                }
-            }
-            Ok(Err(e)) => Outcome::Failure(format!("Get \"http://{host}:{port}{path}\": {e}")),
-            Err(_) => Outcome::Failure(format!(
-                "Get \"http://{host}:{port}{path}\": context deadline exceeded"
-            )),
+        let headers = http.http_headers.clone().unwrap_or_default();
+        return match http_get(
+            &host,
+            port,
+            &path,
+            &headers,
+            "kube-probe/1.33",
+            Some(timeout),
+        )
+        .await
+        {
+            Ok(code) if (200..400).contains(&code) => Outcome::Success,
+            Ok(code) => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
+            Err(e) => Outcome::Failure(e),
         };
     }
     Outcome::Failure("probe has no handler".into())
+}
+
+/// One plain-HTTP GET (probes and lifecycle hooks): the status code, or the error as
+/// Go's HTTP client words it (`Get "http://host:port/path": ...`).
+pub async fn http_get(
+    host: &str,
+    port: u16,
+    path: &str,
+    headers: &[k8s_openapi::api::core::v1::HTTPHeader],
+    user_agent: &str,
+    timeout: Option<Duration>,
+) -> Result<u16, String> {
+    let path = if path.starts_with('/') {
+        path.to_string()
+    } else {
+        format!("/{path}")
+    };
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let url = format!("http://{authority}{path}");
+    let mut req = format!("GET {path} HTTP/1.1\r\nAccept: */*\r\nConnection: close\r\n");
+    let (mut has_host, mut has_agent) = (false, false);
+    for h in headers {
+        has_host |= h.name.eq_ignore_ascii_case("host");
+        has_agent |= h.name.eq_ignore_ascii_case("user-agent");
+        req.push_str(&format!("{}: {}\r\n", h.name, h.value));
+    }
+    if !has_host {
+        req.push_str(&format!("Host: {authority}\r\n"));
+    }
+    if !has_agent {
+        req.push_str(&format!("User-Agent: {user_agent}\r\n"));
+    }
+    req.push_str("\r\n");
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("dial tcp {authority}: connect: {e}"))?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut buf = vec![0u8; 1024];
+        let mut n = 0;
+        while n < 12 {
+            let r = s.read(&mut buf[n..]).await.map_err(|e| e.to_string())?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+        head.split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse::<u16>().ok())
+            .ok_or_else(|| "malformed HTTP response".to_string())
+    };
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, fut).await {
+            Ok(r) => r,
+            Err(_) => Err("context deadline exceeded".into()),
+        },
+        None => fut.await,
+    };
+    result.map_err(|e| format!("Get \"{url}\": {e}"))
 }
 
 /// Starts a task running `probe` of `kind` for container `id` until aborted.

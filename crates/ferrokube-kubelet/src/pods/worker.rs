@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use super::backoff::{now_ns, Backoff};
 use super::container::{container_config, violates_non_root, ContainerInputs};
 use super::env::{container_env, EnvContext};
+use super::hooks;
 use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
@@ -39,6 +40,9 @@ pub struct Worker {
     volumes: Option<(volumes::PreparedVolumes, std::time::Instant)>,
     /// Probe tasks by container ID.
     probers: HashMap<String, Vec<tokio::task::JoinHandle<()>>>,
+    /// The pod as the manager last sent it: a running postStart hook gives way when
+    /// the pod is deleted.
+    pod_rx: Option<watch::Receiver<Option<Arc<Pod>>>>,
 }
 
 impl Drop for Worker {
@@ -75,6 +79,12 @@ fn is_exited(c: &api::ContainerStatus) -> bool {
 
 fn is_running(c: &api::ContainerStatus) -> bool {
     c.state == api::ContainerState::ContainerRunning as i32
+}
+
+/// Logs (at debug, target `ferrokube_kubelet::pods::steps`) how long a step took:
+/// where a pod's start-up time goes.
+fn step(what: &str, since: std::time::Instant) {
+    tracing::debug!(target: "ferrokube_kubelet::pods::steps", step = what, ms = since.elapsed().as_secs_f64() * 1e3);
 }
 
 /// The grace period a deletion allows.
@@ -119,6 +129,7 @@ impl Worker {
             probe_table: Arc::new(probes::Table::default()),
             volumes: None,
             probers: HashMap::new(),
+            pod_rx: None,
         }
     }
 
@@ -129,13 +140,14 @@ impl Worker {
         cancel: CancellationToken,
     ) {
         let mut last_pod: Option<Arc<Pod>> = None;
+        self.pod_rx = Some(rx.clone());
         loop {
             let current = rx.borrow_and_update().clone();
             let wake = match current {
                 None => {
                     // Gone from the API: stop whatever is left.
                     let grace = last_pod.as_deref().map(grace_period).unwrap_or(30);
-                    if let Err(e) = self.kill_pod(grace).await {
+                    if let Err(e) = self.kill_pod(last_pod.as_deref(), grace).await {
                         tracing::warn!(uid = %self.uid, "cleaning up a removed pod: {e}");
                     }
                     return;
@@ -179,10 +191,12 @@ impl Worker {
         reason: &str,
         message: String,
     ) {
+        let t = std::time::Instant::now();
         self.ctx
             .recorder
             .pod_event(pod, container, warning, reason, message)
             .await;
+        step("event", t);
     }
 
     async fn sandboxes(&self) -> Result<Vec<api::PodSandbox>, tonic::Status> {
@@ -227,6 +241,13 @@ impl Worker {
 
     /// One pass towards the spec; returns when to look again.
     async fn sync(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
+        let t_sync = std::time::Instant::now();
+        let r = self.sync_once(pod).await;
+        step("sync", t_sync);
+        r
+    }
+
+    async fn sync_once(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
         let poll = self.ctx.config.pod_poll_interval;
         let Some(spec) = pod.spec.as_ref() else {
             return Ok(poll);
@@ -289,7 +310,10 @@ impl Worker {
                     .unwrap_or(0);
                 let cfg = sandbox_config(pod, attempt, &self.ctx.config);
                 std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid))?;
-                match self.ctx.runtime.run_pod_sandbox(cfg.clone()).await {
+                let t = std::time::Instant::now();
+                let run = self.ctx.runtime.run_pod_sandbox(cfg.clone()).await;
+                step("RunPodSandbox", t);
+                match run {
                     Ok(id) => {
                         tracing::info!(pod = %pod_key(pod), sandbox = %id, "sandbox started");
                         by_name = self.containers().await?;
@@ -510,7 +534,10 @@ impl Worker {
         sandbox_cfg: &api::PodSandboxConfig,
         ips: &[String],
     ) {
-        let image = match self.ensure_image(c, sandbox_cfg).await {
+        let t = std::time::Instant::now();
+        let ensured = self.ensure_image(c, sandbox_cfg).await;
+        step("image", t);
+        let image = match ensured {
             Ok((i, pulled)) => {
                 let msg = match pulled {
                     Some(took) => format!("Successfully pulled image \"{i}\" in {took:?}"),
@@ -574,12 +601,14 @@ impl Worker {
             image,
             mounts,
         });
-        let id = match self
+        let t = std::time::Instant::now();
+        let created = self
             .ctx
             .runtime
             .create_container(sandbox_id, cfg, sandbox_cfg.clone())
-            .await
-        {
+            .await;
+        step("CreateContainer", t);
+        let id = match created {
             Ok(id) => id,
             Err(e) => {
                 let msg = e.message().to_string();
@@ -596,7 +625,10 @@ impl Worker {
             format!("Created container: {}", c.name),
         )
         .await;
-        if let Err(e) = self.ctx.runtime.start_container(&id).await {
+        let t = std::time::Instant::now();
+        let started = self.ctx.runtime.start_container(&id).await;
+        step("StartContainer", t);
+        if let Err(e) = started {
             let msg = e.message().to_string();
             self.set_waiting(pod, c, "RunContainerError".into(), msg)
                 .await;
@@ -613,6 +645,97 @@ impl Worker {
         .await;
         tracing::info!(pod = %pod_key(pod), container = %c.name, attempt, "container started");
         self.waiting.remove(&c.name);
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            self.post_start(pod, c, &id, hook, ips).await;
+        }
+    }
+
+    /// Runs a postStart hook right after its container started; the sync (and so the
+    /// status that says Running) waits for it. A failure kills the container (the
+    /// restart policy then applies); the pod's deletion cuts the hook short.
+    async fn post_start(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        id: &str,
+        hook: &k8s_openapi::api::core::v1::LifecycleHandler,
+        ips: &[String],
+    ) {
+        let run = hooks::run(
+            hook,
+            self.ctx.runtime.as_ref(),
+            id,
+            ips.first().map(String::as_str),
+            pod,
+            c,
+        );
+        let outcome = match self.pod_rx.clone() {
+            Some(mut rx) => tokio::select! {
+                r = run => Some(r),
+                _ = rx.wait_for(|p| p.as_ref().is_none_or(|p| p.metadata.deletion_timestamp.is_some())) => None,
+            },
+            None => Some(run.await),
+        };
+        let msg = match outcome {
+            Some(Ok(())) => return,
+            None => {
+                tracing::info!(pod = %pod_key(pod), container = %c.name, "postStart hook cut short by the pod's deletion");
+                return;
+            }
+            Some(Err(msg)) => msg,
+        };
+        tracing::info!(pod = %pod_key(pod), container = %c.name, "postStart hook failed: {msg}");
+        self.event(pod, Some(&c.name), true, "FailedPostStartHook", msg.clone())
+            .await;
+        self.event(
+            pod,
+            Some(&c.name),
+            false,
+            "Killing",
+            "FailedPostStartHook".into(),
+        )
+        .await;
+        self.kill_container(pod, c, id, grace_period(pod)).await;
+        // Until it is restarted the container waits with the hook's error, as in
+        // Kubernetes (only if the restart policy will restart it).
+        let policy = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.restart_policy.as_deref())
+            .unwrap_or("Always");
+        if policy != "Never" {
+            self.waiting
+                .insert(c.name.clone(), ("PostStartHookError".into(), msg));
+        }
+    }
+
+    /// Stops one container as Kubernetes' killContainer does: its preStop hook first
+    /// (bounded by the grace period, FailedPreStopHook on failure), then SIGTERM with
+    /// what is left of the grace period, SIGKILL after.
+    async fn kill_container(&self, pod: &Pod, c: &Container, id: &str, grace: i64) {
+        let grace = match c.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+            Some(hook) if grace > 0 => {
+                let t0 = std::time::Instant::now();
+                let ip = pod.status.as_ref().and_then(|s| s.pod_ip.clone());
+                let run = hooks::run(hook, self.ctx.runtime.as_ref(), id, ip.as_deref(), pod, c);
+                match tokio::time::timeout(Duration::from_secs(grace as u64), run).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(msg)) => {
+                        tracing::info!(pod = %pod_key(pod), container = %c.name, "preStop hook failed: {msg}");
+                        self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg)
+                            .await;
+                    }
+                    Err(_) => {
+                        tracing::info!(pod = %pod_key(pod), container = %c.name, grace, "preStop hook did not complete within the grace period");
+                    }
+                }
+                hooks::grace_after_pre_stop(grace, t0.elapsed())
+            }
+            _ => grace,
+        };
+        if let Err(e) = self.ctx.runtime.stop_container(id, grace).await {
+            tracing::warn!(pod = %pod_key(pod), container = %c.name, "stopping: {}", e.message());
+        }
     }
 
     /// Marks the container waiting for `reason`, with an event when the reason is new.
@@ -814,14 +937,16 @@ impl Worker {
                 pod.metadata.namespace.as_deref().unwrap_or("default"),
             );
             let name = pod.metadata.name.as_deref().unwrap_or("");
-            match pods
+            let t = std::time::Instant::now();
+            let patched = pods
                 .patch_status(
                     name,
                     &PatchParams::default(),
                     &Patch::Merge(json!({"status": st})),
                 )
-                .await
-            {
+                .await;
+            step("status", t);
+            match patched {
                 Ok(_) => self.last_written = Some(st),
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(e) => return Err(e.into()),
@@ -933,9 +1058,7 @@ impl Worker {
                     t.abort();
                 }
                 self.probe_table.forget(&id);
-                if let Err(e) = self.ctx.runtime.stop_container(&id, grace).await {
-                    tracing::warn!(container = %c.name, "stopping after a failed probe: {}", e.message());
-                }
+                self.kill_container(pod, c, &id, grace).await;
                 killed = true;
             }
         }
@@ -943,7 +1066,7 @@ impl Worker {
     }
 
     async fn stop_sandbox(&self, sb: &api::PodSandbox, grace: i64) {
-        self.stop_containers(Some(&sb.id), grace).await;
+        self.stop_containers(None, Some(&sb.id), grace).await;
         if let Err(e) = self.ctx.runtime.stop_pod_sandbox(&sb.id).await {
             tracing::warn!(sandbox = %sb.id, "stopping sandbox: {}", e.message());
         }
@@ -952,8 +1075,9 @@ impl Worker {
         }
     }
 
-    /// Stops the pod's running containers at once, each with `grace` seconds.
-    async fn stop_containers(&self, sandbox: Option<&str>, grace: i64) {
+    /// Stops the pod's running containers at once, each with `grace` seconds (and its
+    /// preStop hook first when the pod's spec is known).
+    async fn stop_containers(&self, pod: Option<&Pod>, sandbox: Option<&str>, grace: i64) {
         let filter = api::ContainerFilter {
             label_selector: uid_filter(&self.uid),
             pod_sandbox_id: sandbox.unwrap_or("").into(),
@@ -962,20 +1086,37 @@ impl Worker {
         let Ok(list) = self.ctx.runtime.list_containers(Some(filter)).await else {
             return;
         };
+        let spec_of = |c: &api::Container| {
+            let pod = pod?;
+            let name = c.labels.get(labels::CONTAINER_NAME)?;
+            let spec = pod.spec.as_ref()?;
+            let found = spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+                .find(|s| &s.name == name)?;
+            Some((pod, found))
+        };
         let stops = list
             .iter()
             .filter(|c| c.state == api::ContainerState::ContainerRunning as i32)
-            .map(|c| self.ctx.runtime.stop_container(&c.id, grace));
-        for r in futures::future::join_all(stops).await {
-            if let Err(e) = r {
-                tracing::warn!(uid = %self.uid, "stopping a container: {}", e.message());
-            }
-        }
+            .map(|c| async move {
+                match spec_of(c) {
+                    Some((pod, spec)) => self.kill_container(pod, spec, &c.id, grace).await,
+                    None => {
+                        if let Err(e) = self.ctx.runtime.stop_container(&c.id, grace).await {
+                            tracing::warn!(uid = %self.uid, "stopping a container: {}", e.message());
+                        }
+                    }
+                }
+            });
+        futures::future::join_all(stops).await;
     }
 
-    /// Stops and removes everything the runtime has for this pod.
-    pub async fn kill_pod(&self, grace: i64) -> Result<(), tonic::Status> {
-        self.stop_containers(None, grace).await;
+    /// Stops and removes everything the runtime has for this pod (running preStop
+    /// hooks when its spec is known).
+    pub async fn kill_pod(&self, pod: Option<&Pod>, grace: i64) -> Result<(), tonic::Status> {
+        self.stop_containers(pod, None, grace).await;
         for sb in self.sandboxes().await? {
             self.stop_sandbox(&sb, 0).await;
         }
@@ -1009,7 +1150,7 @@ impl Worker {
             )
             .await;
         }
-        self.kill_pod(grace).await?;
+        self.kill_pod(Some(pod), grace).await?;
         let pods: Api<Pod> = Api::namespaced(
             self.ctx.client.clone(),
             pod.metadata.namespace.as_deref().unwrap_or("default"),
