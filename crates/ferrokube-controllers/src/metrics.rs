@@ -111,11 +111,19 @@ pub fn counting_client(client: &kube::Client, name: &'static str) -> kube::Clien
     kube::Client::new(service, ns)
 }
 
+/// One metric: name, type, help and how to read it from [`Counts`].
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&Counts) -> String,
+);
+
 /// The counters in Prometheus' text format.
 pub fn render() -> String {
     let snap = snapshot();
     let mut out = String::new();
-    let rows: [(&str, &str, &str, fn(&Counts) -> String); 6] = [
+    let rows: [Row; 6] = [
         (
             "ferrokube_controller_events_total",
             "counter",

@@ -86,8 +86,12 @@ pub fn start(
     let client = metrics::counting_client(&client, NAME);
     let counters = metrics::controller(NAME);
     let wake = Arc::new(Notify::new());
+    // Its own namespace informer: shared with the namespace controller,
+    // namespace deletion stalled in the leader-elected test (cause not yet
+    // found); namespaces are few, so the second cache costs little.
+    let api = Api::<Namespace>::all(informers.client().clone());
     let namespaces = informers
-        .get::<Namespace>()
+        .scoped(NAME, api, watcher::Config::default())
         .wake_on_change(&counters, &wake);
     let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
     let api = Api::<ServiceAccount>::all(informers.client().clone());
