@@ -1,13 +1,21 @@
-//! The workload controllers' benchmark: an in-process API server on the
-//! embedded store (`ferrokube_client::testing::TestApi`) with the
-//! ReplicaSet/Deployment/Endpoints controllers running against it over
-//! HTTPS, and a fake kubelet that marks every new pod Running and Ready
-//! through the status subresource. Figures: the time for a Deployment of
-//! N replicas to have all its pods created, and for a rolling update of
-//! many small Deployments at once to complete.
+//! The controllers' benchmark: an in-process API server on the embedded
+//! store (`ferrokube_client::testing::TestApi`), the controller manager in
+//! a process of its own (`ferrokube controller-manager`, every controller,
+//! as in a cluster) talking to it over HTTPS, and a fake kubelet in this
+//! process that marks every new pod Running and Ready through the status
+//! subresource. Figures: the time for a Deployment of N replicas to have
+//! all its pods created, and for a rolling update of many small
+//! Deployments at once to complete; per phase, each controller's work
+//! (watch events, reconciles, API writes, read from its `/metrics`), the
+//! controller manager's CPU time and its RSS.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use ferrokube_controllers::metrics::Counts;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -31,6 +39,235 @@ pub struct Options {
     /// Give up on any phase after this many seconds.
     #[arg(long, default_value_t = 600)]
     timeout_secs: u64,
+    /// The `ferrokube` binary whose `controller-manager` runs the
+    /// controllers (default: the one next to this benchmark).
+    #[arg(long)]
+    ferrokube: Option<PathBuf>,
+}
+
+/// The controller manager, a child process.
+struct ControllerManager {
+    child: tokio::process::Child,
+    pid: u32,
+    metrics: std::net::SocketAddr,
+    command: String,
+}
+
+impl ControllerManager {
+    async fn start(
+        bin: &std::path::Path,
+        api: &ferrokube_client::testing::TestApi,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let metrics: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        let args = [
+            "controller-manager".to_string(),
+            "--kubeconfig".into(),
+            api.kubeconfig.display().to_string(),
+            "--metrics-bind-address".into(),
+            metrics.to_string(),
+        ];
+        let log = std::fs::File::create(api.dir.path().join("controller-manager.log"))?;
+        let child = tokio::process::Command::new(bin)
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "starting {} (build it with `cargo build --release -p ferrokube`): {e}",
+                    bin.display()
+                )
+            })?;
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow::anyhow!("the controller manager exited at once"))?;
+        Ok(ControllerManager {
+            child,
+            pid,
+            metrics,
+            command: format!("{} {}", bin.display(), args.join(" ")),
+        })
+    }
+
+    /// Fails if it has exited (with where its log is).
+    fn check_running(&mut self, log: &std::path::Path) -> anyhow::Result<()> {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let tail = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().take(20).collect();
+            anyhow::bail!(
+                "the controller manager exited ({status}):\n{}",
+                tail.join("\n")
+            );
+        }
+        Ok(())
+    }
+
+    /// Its counters, from `/metrics`.
+    async fn counts(&self) -> anyhow::Result<BTreeMap<String, Counts>> {
+        let mut s = tokio::net::TcpStream::connect(self.metrics).await?;
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .await?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).await?;
+        let body = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        Ok(ferrokube_controllers::metrics::parse(body))
+    }
+
+    /// Its resident set (MiB).
+    fn rss_mib(&self) -> f64 {
+        rss_mib(&format!("/proc/{}/status", self.pid))
+    }
+
+    /// Its CPU time so far (user + system).
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
+        let f: Vec<u64> = rest.split(' ').map(|x| x.parse().unwrap_or(0)).collect();
+        let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+        Duration::from_secs_f64(ticks as f64 / clock_ticks())
+    }
+
+    /// Waits until the counters stop moving for a second (bounded), so a
+    /// phase's figures hold all the work it caused.
+    async fn settle(&self, timeout: Duration) -> anyhow::Result<BTreeMap<String, Counts>> {
+        let start = Instant::now();
+        let mut last = self.counts().await?;
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let now = self.counts().await?;
+            if now == last || start.elapsed() > timeout {
+                return Ok(now);
+            }
+            last = now;
+        }
+    }
+
+    async fn stop(mut self) {
+        // Only this child, by its own handle.
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn clock_ticks() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn rss_mib(status: &str) -> f64 {
+    std::fs::read_to_string(status)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// What the controller manager did in one phase.
+struct Phase {
+    name: String,
+    pods_created: usize,
+    counts: BTreeMap<String, Counts>,
+    cpu: Duration,
+    rss_mib: f64,
+}
+
+fn delta(
+    after: &BTreeMap<String, Counts>,
+    before: &BTreeMap<String, Counts>,
+) -> BTreeMap<String, Counts> {
+    after
+        .iter()
+        .map(|(name, a)| {
+            let b = before.get(name).copied().unwrap_or_default();
+            (
+                name.clone(),
+                Counts {
+                    events: a.events - b.events.min(a.events),
+                    reconciles: a.reconciles - b.reconciles.min(a.reconciles),
+                    errors: a.errors - b.errors.min(a.errors),
+                    reconcile_seconds: (a.reconcile_seconds - b.reconcile_seconds).max(0.0),
+                    writes: a.writes - b.writes.min(a.writes),
+                    reads: a.reads - b.reads.min(a.reads),
+                },
+            )
+        })
+        .collect()
+}
+
+fn print_phase(p: &Phase) {
+    println!();
+    println!("{} ({} pods created):", p.name, p.pods_created);
+    println!(
+        "  {:<22} {:>8} {:>10} {:>7} {:>7} {:>10} {:>10} {:>12}",
+        "controller",
+        "events",
+        "reconciles",
+        "writes",
+        "reads",
+        "rec/event",
+        "writes/rec",
+        "ms/reconcile"
+    );
+    let mut total = Counts::default();
+    for (name, c) in &p.counts {
+        if c.events == 0 && c.reconciles == 0 && c.writes == 0 {
+            continue;
+        }
+        total.events += c.events;
+        total.reconciles += c.reconciles;
+        total.writes += c.writes;
+        total.reads += c.reads;
+        total.reconcile_seconds += c.reconcile_seconds;
+        let per = |a: f64, b: u64| {
+            if b == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2}", a / b as f64)
+            }
+        };
+        println!(
+            "  {:<22} {:>8} {:>10} {:>7} {:>7} {:>10} {:>10} {:>12}",
+            name,
+            c.events,
+            c.reconciles,
+            c.writes,
+            c.reads,
+            per(c.reconciles as f64, c.events),
+            per(c.writes as f64, c.reconciles),
+            per(c.reconcile_seconds * 1e3, c.reconciles),
+        );
+    }
+    let per_pod = |x: u64| x as f64 / p.pods_created.max(1) as f64;
+    println!(
+        "  all: {} events, {} reconciles, {} API writes = {:.2} writes per pod created ({:.2} reconciles per event)",
+        total.events,
+        total.reconciles,
+        total.writes,
+        per_pod(total.writes),
+        total.reconciles as f64 / total.events.max(1) as f64,
+    );
+    println!(
+        "  controller-manager CPU: {:.2} s = {:.0} µs per reconcile, {:.0} µs per event (whole process: watch decoding, caches, reconciles); RSS after: {:.1} MiB",
+        p.cpu.as_secs_f64(),
+        p.cpu.as_secs_f64() * 1e6 / total.reconciles.max(1) as f64,
+        p.cpu.as_secs_f64() * 1e6 / total.events.max(1) as f64,
+        p.rss_mib,
+    );
 }
 
 fn deployment(name: &str, replicas: i32, image: &str) -> anyhow::Result<Deployment> {
@@ -128,13 +365,28 @@ where
 
 pub async fn run(opts: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(opts.timeout_secs);
+    let bin = match &opts.ferrokube {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("ferrokube"),
+    };
     let api = ferrokube_client::testing::TestApi::start().await?;
     let client = api.client().await?;
     let cancel = CancellationToken::new();
-    let controllers = tokio::spawn(ferrokube_controllers::workloads::run(
-        client.clone(),
-        cancel.clone(),
-    ));
+    let mut cm = ControllerManager::start(&bin, &api).await?;
+    println!("controllers: every one, in a controller manager of their own, against an in-process API server on the embedded store (release build)");
+    println!("  {}", cm.command);
+    // Working: it holds the Lease and its caches are full.
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    let log = api.dir.path().join("controller-manager.log");
+    let start = Instant::now();
+    while leases.get_opt("kube-controller-manager").await?.is_none() {
+        cm.check_running(&log)?;
+        if start.elapsed() > timeout {
+            anyhow::bail!("timed out waiting for the controller manager's Lease");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let nss: Api<Namespace> = Api::all(client.clone());
     for ns in ["big", "many"] {
         nss.create(
@@ -143,8 +395,24 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?;
     }
-    println!("workload controllers, in-process API server on the embedded store (release build)");
-    println!();
+    let mut before = cm.settle(timeout).await?;
+    let idle_rss = cm.rss_mib();
+    println!("controller-manager RSS idle: {idle_rss:.1} MiB");
+    let mut cpu_before = cm.cpu();
+    let mut phases = Vec::new();
+    let mut end_phase = |name: String, pods: usize, after: BTreeMap<String, Counts>| {
+        let cpu = cm.cpu();
+        let p = Phase {
+            name,
+            pods_created: pods,
+            counts: delta(&after, &before),
+            cpu: cpu.saturating_sub(cpu_before),
+            rss_mib: cm.rss_mib(),
+        };
+        before = after;
+        cpu_before = cpu;
+        p
+    };
 
     // 1. One big Deployment: pods created.
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "big");
@@ -166,6 +434,12 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         created.as_secs_f64(),
         want as f64 / created.as_secs_f64()
     );
+    let after = cm.settle(timeout).await?;
+    phases.push(end_phase(
+        format!("Deployment of {} replicas", opts.replicas),
+        want,
+        after,
+    ));
 
     // 2. Many small Deployments rolled at once, a fake kubelet readying pods.
     let kubelet = fake_kubelet(client.clone(), "many", cancel.clone());
@@ -188,6 +462,16 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         opts.each,
         first.as_secs_f64()
     );
+    let small = opts.deployments * opts.each as usize;
+    let after = cm.settle(timeout).await?;
+    phases.push(end_phase(
+        format!(
+            "{} Deployments x {} created and available",
+            opts.deployments, opts.each
+        ),
+        small,
+        after,
+    ));
     let start = Instant::now();
     let patch =
         json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "img:2"}]}}}});
@@ -202,17 +486,39 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
         opts.deployments,
         opts.each,
         rolled.as_secs_f64(),
-        (opts.deployments as f64 * f64::from(opts.each)) / rolled.as_secs_f64()
+        small as f64 / rolled.as_secs_f64()
     );
-    let rss = std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
-        .unwrap_or_default();
-    println!("process RSS (API server + store + controllers + fake kubelet): {rss}");
+    let after = cm.settle(timeout).await?;
+    phases.push(end_phase(
+        format!(
+            "rolling update of {} Deployments x {}",
+            opts.deployments, opts.each
+        ),
+        small,
+        after,
+    ));
+    for p in &phases {
+        print_phase(p);
+    }
+    println!();
+    println!(
+        "controller-manager RSS: idle {:.1} MiB, after {} replicas {:.1} MiB, after {}x{} created {:.1} MiB, after the rolling update {:.1} MiB ({} pods in the cluster)",
+        idle_rss,
+        opts.replicas,
+        phases[0].rss_mib,
+        opts.deployments,
+        opts.each,
+        phases[1].rss_mib,
+        phases[2].rss_mib,
+        want + small,
+    );
+    println!(
+        "this process's RSS (API server + store + fake kubelet): {:.1} MiB",
+        rss_mib("/proc/self/status")
+    );
 
     cancel.cancel();
     let _ = kubelet.await;
-    let _ = controllers.await;
+    cm.stop().await;
     Ok(())
 }

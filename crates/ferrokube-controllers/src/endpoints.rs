@@ -20,8 +20,9 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
 
 /// The label selecting a Service's pods, if it has one.
 pub fn service_selector(s: &Service) -> Option<Selector> {
@@ -66,6 +67,9 @@ impl ServiceIndex {
     }
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "endpoints";
+
 /// The Endpoints controller.
 pub struct EndpointsController {
     client: kube::Client,
@@ -75,85 +79,88 @@ pub struct EndpointsController {
     ready: [Ready; 3],
     index: ServiceIndex,
     queue: Queue,
+    metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
+}
+
+impl QueueController for EndpointsController {
+    fn queue(&self) -> &Queue {
+        &self.queue
+    }
+    fn metrics(&self) -> &Arc<ControllerMetrics> {
+        &self.metrics
+    }
+    fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+    fn ready(&self) -> Vec<Ready> {
+        self.ready.to_vec()
+    }
+    fn enqueue_all(&self) {
+        self.queue.add_all(&self.services);
+    }
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+        self.sync_service(key).await
+    }
 }
 
 impl EndpointsController {
     pub fn new(
         client: kube::Client,
-        services: &mut Informer<Service>,
-        pods: &mut Informer<Pod>,
-        endpoints: &mut Informer<Endpoints>,
+        informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        let (services, services_ready) = informers.cache::<Service>();
+        let (pods, pods_ready) = informers.cache::<Pod>();
+        let (endpoints, endpoints_ready) = informers.cache::<Endpoints>();
         let this = Arc::new(EndpointsController {
-            client,
-            services: services.store(),
-            pods: pods.store(),
-            endpoints: endpoints.store(),
-            ready: [services.ready(), pods.ready(), endpoints.ready()],
+            client: metrics::counting_client(&client, NAME),
+            services,
+            pods,
+            endpoints,
+            ready: [services_ready, pods_ready, endpoints_ready],
             index: ServiceIndex::default(),
             queue: Queue::new(),
+            metrics: metrics::controller(NAME),
             cancel,
         });
+        informers.get::<Service>().queue_keys(&this);
         let me = this.clone();
-        services.on_change(move |c| match c {
-            Change::Applied(s) | Change::Deleted(s) => me.queue.add(key_of(s)),
-            Change::Relisted => me.enqueue_all(),
-        });
+        informers
+            .get::<Pod>()
+            .on_change(&this.metrics, move |c| match c {
+                Change::Applied(p) => {
+                    for k in me.index.services_for(&me.services, p, false) {
+                        me.queue.add(k);
+                    }
+                }
+                Change::Deleted(p) => {
+                    for k in me.index.services_for(&me.services, p, true) {
+                        me.queue.add(k);
+                    }
+                }
+                Change::Relisted => me.enqueue_all(),
+            });
         let me = this.clone();
-        pods.on_change(move |c| match c {
-            Change::Applied(p) => {
-                for k in me.index.services_for(&me.services, p, false) {
-                    me.queue.add(k);
+        informers
+            .get::<Endpoints>()
+            .on_change(&this.metrics, move |c| {
+                // Someone else changed (or removed) Endpoints we manage.
+                if let Change::Deleted(e) | Change::Applied(e) = c {
+                    let k = key_of(e);
+                    if me
+                        .services
+                        .get(&ObjectRef::new(&k.1).within(&k.0))
+                        .is_some()
+                    {
+                        me.queue.add(k);
+                    }
                 }
-            }
-            Change::Deleted(p) => {
-                for k in me.index.services_for(&me.services, p, true) {
-                    me.queue.add(k);
-                }
-            }
-            Change::Relisted => me.enqueue_all(),
-        });
-        let me = this.clone();
-        endpoints.on_change(move |c| {
-            // Someone else changed (or removed) Endpoints we manage.
-            if let Change::Deleted(e) | Change::Applied(e) = c {
-                let k = key_of(e);
-                if me
-                    .services
-                    .get(&ObjectRef::new(&k.1).within(&k.0))
-                    .is_some()
-                {
-                    me.queue.add(k);
-                }
-            }
-        });
+            });
         this
     }
 
-    fn enqueue_all(&self) {
-        for s in self.services.state() {
-            self.queue.add(key_of(s.as_ref()));
-        }
-    }
-
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        for r in &self.ready {
-            r.wait().await;
-        }
-        self.enqueue_all();
-        let me = self.clone();
-        let queue = self.queue.clone();
-        queue
-            .run(workers, self.cancel.clone(), move |key| {
-                let me = me.clone();
-                async move { me.reconcile(&key).await }
-            })
-            .await;
-    }
-
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync_service(&self, key: &Key) -> anyhow::Result<()> {
         let (ns, name) = key;
         let api: Api<Endpoints> = Api::namespaced(self.client.clone(), ns);
         let Some(svc) = self.services.get(&ObjectRef::new(name).within(ns)) else {

@@ -17,8 +17,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::endpoints::{service_selector, ServiceIndex};
+use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code};
-use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
+use crate::watchqueue::{Change, Informers, Key, Queue, QueueController, Ready};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
@@ -86,6 +87,9 @@ impl Tracker {
     }
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "endpointslice";
+
 /// The EndpointSlice controller.
 pub struct EndpointSliceController {
     tracker: Tracker,
@@ -96,6 +100,7 @@ pub struct EndpointSliceController {
     ready: [Ready; 3],
     index: ServiceIndex,
     queue: Queue,
+    metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
 }
 
@@ -128,77 +133,79 @@ fn group_key(address_type: &str, ports: &[EndpointPort]) -> GroupKey {
     (address_type.to_string(), k)
 }
 
+impl QueueController for EndpointSliceController {
+    fn queue(&self) -> &Queue {
+        &self.queue
+    }
+    fn metrics(&self) -> &Arc<ControllerMetrics> {
+        &self.metrics
+    }
+    fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+    fn ready(&self) -> Vec<Ready> {
+        self.ready.to_vec()
+    }
+    fn enqueue_all(&self) {
+        self.queue.add_all(&self.services);
+    }
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+        self.sync_service(key).await
+    }
+}
+
 impl EndpointSliceController {
     pub fn new(
         client: kube::Client,
-        services: &mut Informer<Service>,
-        pods: &mut Informer<Pod>,
-        slices: &mut Informer<EndpointSlice>,
+        informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        let (services, services_ready) = informers.cache::<Service>();
+        let (pods, pods_ready) = informers.cache::<Pod>();
+        let (slices, slices_ready) = informers.cache::<EndpointSlice>();
         let this = Arc::new(EndpointSliceController {
             tracker: Tracker::default(),
-            client,
-            services: services.store(),
-            pods: pods.store(),
-            slices: slices.store(),
-            ready: [services.ready(), pods.ready(), slices.ready()],
+            client: metrics::counting_client(&client, NAME),
+            services,
+            pods,
+            slices,
+            ready: [services_ready, pods_ready, slices_ready],
             index: ServiceIndex::default(),
             queue: Queue::new(),
+            metrics: metrics::controller(NAME),
             cancel,
         });
+        informers.get::<Service>().queue_keys(&this);
         let me = this.clone();
-        services.on_change(move |c| match c {
-            Change::Applied(s) | Change::Deleted(s) => me.queue.add(key_of(s)),
-            Change::Relisted => me.enqueue_all(),
-        });
+        informers
+            .get::<Pod>()
+            .on_change(&this.metrics, move |c| match c {
+                Change::Applied(p) => {
+                    for k in me.index.services_for(&me.services, p, false) {
+                        me.queue.add(k);
+                    }
+                }
+                Change::Deleted(p) => {
+                    for k in me.index.services_for(&me.services, p, true) {
+                        me.queue.add(k);
+                    }
+                }
+                Change::Relisted => me.enqueue_all(),
+            });
         let me = this.clone();
-        pods.on_change(move |c| match c {
-            Change::Applied(p) => {
-                for k in me.index.services_for(&me.services, p, false) {
-                    me.queue.add(k);
+        informers
+            .get::<EndpointSlice>()
+            .on_change(&this.metrics, move |c| {
+                if let Change::Applied(s) | Change::Deleted(s) = c {
+                    if let Some(k) = managed_service(s) {
+                        me.queue.add(k);
+                    }
                 }
-            }
-            Change::Deleted(p) => {
-                for k in me.index.services_for(&me.services, p, true) {
-                    me.queue.add(k);
-                }
-            }
-            Change::Relisted => me.enqueue_all(),
-        });
-        let me = this.clone();
-        slices.on_change(move |c| {
-            if let Change::Applied(s) | Change::Deleted(s) = c {
-                if let Some(k) = managed_service(s) {
-                    me.queue.add(k);
-                }
-            }
-        });
+            });
         this
     }
 
-    fn enqueue_all(&self) {
-        for s in self.services.state() {
-            self.queue.add(key_of(s.as_ref()));
-        }
-    }
-
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        for r in &self.ready {
-            r.wait().await;
-        }
-        self.enqueue_all();
-        let me = self.clone();
-        let queue = self.queue.clone();
-        queue
-            .run(workers, self.cancel.clone(), move |key| {
-                let me = me.clone();
-                async move { me.reconcile(&key).await }
-            })
-            .await;
-    }
-
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync_service(&self, key: &Key) -> anyhow::Result<()> {
         let (ns, name) = key;
         if !self.tracker.caught_up(key, &self.slices) {
             anyhow::bail!("the slice cache is behind this controller's writes");

@@ -38,6 +38,9 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 /// Finalizer the API server adds for `propagationPolicy=Orphan`.
 pub const ORPHAN: &str = "orphan";
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "garbagecollector";
+
 /// A full pass at least this often, whatever the events.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -144,6 +147,7 @@ pub async fn run(client: Client, cancel: CancellationToken) {
 /// Watches `resources` and collects until `cancel`.
 async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: CancellationToken) {
     let wake = Arc::new(Notify::new());
+    let metrics = crate::metrics::controller(NAME);
     let mut monitors = Vec::new();
     let mut kinds = HashMap::new();
     for (ar, namespaced) in resources {
@@ -156,8 +160,9 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
             ar.clone(),
             watcher::Config::default(),
             wake.clone(),
+            metrics.clone(),
             &cancel,
-            Some(ownership_fingerprint),
+            ownership_fingerprint,
         );
         kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
         monitors.push(Monitor {
@@ -173,11 +178,11 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
         _ = synced => {}
     }
     let gc = Arc::new(Collector {
-        client,
+        client: crate::metrics::counting_client(&client, NAME),
         monitors,
         kinds,
     });
-    util::reconcile_loop("garbagecollector", wake, RESYNC, cancel, || {
+    util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
         let gc = gc.clone();
         async move { gc.pass().await }
     })

@@ -11,6 +11,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
+pub mod metrics;
 pub mod podutil;
 pub mod replicaset;
 pub mod watchqueue;
@@ -71,17 +72,19 @@ pub async fn run(client: kube::Client, config: ControllerConfig, cancel: Cancell
 
 /// Runs every controller until `cancel` (no leader election).
 pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: CancellationToken) {
-    let cluster = util::spawn_cluster_controllers(&client, &config, &cancel);
-
-    let _ = (&client, &config);
-    // Each controller module adds itself here: one task per controller.
-    let tasks: Vec<tokio::task::JoinHandle<()>> =
-        vec![tokio::spawn(workloads::run(client.clone(), cancel.clone()))];
+    // One informer per kind for every controller: pods, nodes and
+    // namespaces are each watched and cached once.
+    let mut informers = watchqueue::Informers::new(client.clone());
+    let mut tasks = workloads::start(&mut informers, &client, &cancel);
+    tasks.extend(util::start_cluster_controllers(
+        &mut informers,
+        &client,
+        &config,
+        &cancel,
+    ));
+    tasks.extend(informers.spawn(&cancel));
     cancel.cancelled().await;
     for t in tasks {
-        let _ = t.await;
-    }
-    for t in cluster {
         let _ = t.await;
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -15,12 +16,13 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy};
 use kube::core::ApiResource;
 use kube::discovery::{verbs, Discovery, Scope};
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
 use crate::util;
+use crate::watchqueue::Informers;
 
 /// The finalizer this controller owns (in `spec.finalizers`).
 pub const FINALIZER: &str = "kubernetes";
@@ -69,63 +71,79 @@ const CONDITIONS: [(&str, &str, &str); 5] = [
     ),
 ];
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "namespace";
+
 /// Runs the namespace controller until `cancel`.
 pub async fn run(client: Client, cancel: CancellationToken) {
-    let wake = Arc::new(Notify::new());
-    let namespaces = util::spawn_cache(
-        Api::<Namespace>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    util::wait_synced(&namespaces).await;
-    let retries: Arc<Mutex<HashMap<String, Retry>>> = Arc::default();
-    util::reconcile_loop("namespace", wake, RESYNC, cancel, || {
-        let (client, namespaces, retries) =
-            (client.clone(), namespaces.clone(), retries.clone());
-        async move {
-            let mut again: Option<Duration> = None;
-            let mut soonest = |d: Duration| again = Some(again.map_or(d, |a| a.min(d)));
-            let doomed: Vec<String> = namespaces
-                .state()
-                .iter()
-                .filter(|ns| terminating(ns))
-                .filter_map(|ns| ns.metadata.name.clone())
-                .collect();
-            lock(&retries).retain(|name, _| doomed.contains(name));
-            for name in doomed {
-                let now = Instant::now();
-                if let Some(r) = lock(&retries).get(&name) {
-                    if r.due > now {
-                        soonest(r.due - now);
-                        continue;
-                    }
-                }
-                let finished = match finalize(&client, &name).await {
-                    Ok(done) => done,
-                    Err(e) => {
-                        tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
-                        false
-                    }
-                };
-                let mut retries = lock(&retries);
-                if finished {
-                    retries.remove(&name);
-                    continue;
-                }
-                let r = retries.entry(name).or_insert(Retry { rounds: 0, due: now });
-                let wait = RECHECK_FIRST
-                    .saturating_mul(1 << r.rounds.min(6))
-                    .min(RECHECK_MAX);
-                r.rounds += 1;
-                r.due = Instant::now() + wait;
-                soonest(wait);
-            }
-            Ok(again)
-        }
+    util::standalone(client.clone(), cancel.clone(), |informers| {
+        start(informers, client.clone(), cancel.clone())
     })
     .await;
+}
+
+/// Sets the controller up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&client, NAME);
+    let counters = metrics::controller(NAME);
+    let wake = Arc::new(Notify::new());
+    let namespaces = informers
+        .get::<Namespace>()
+        .wake_on_change(&counters, &wake);
+    async move {
+        util::wait_synced(&namespaces).await;
+        let retries: Arc<Mutex<HashMap<String, Retry>>> = Arc::default();
+        util::reconcile_loop("namespace", wake, RESYNC, cancel, || {
+            let (client, namespaces, retries) =
+                (client.clone(), namespaces.clone(), retries.clone());
+            async move {
+                let mut again: Option<Duration> = None;
+                let mut soonest = |d: Duration| again = Some(again.map_or(d, |a| a.min(d)));
+                let doomed: Vec<String> = namespaces
+                    .state()
+                    .iter()
+                    .filter(|ns| terminating(ns))
+                    .filter_map(|ns| ns.metadata.name.clone())
+                    .collect();
+                lock(&retries).retain(|name, _| doomed.contains(name));
+                for name in doomed {
+                    let now = Instant::now();
+                    if let Some(r) = lock(&retries).get(&name) {
+                        if r.due > now {
+                            soonest(r.due - now);
+                            continue;
+                        }
+                    }
+                    let finished = match finalize(&client, &name).await {
+                        Ok(done) => done,
+                        Err(e) => {
+                            tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
+                            false
+                        }
+                    };
+                    let mut retries = lock(&retries);
+                    if finished {
+                        retries.remove(&name);
+                        continue;
+                    }
+                    let r = retries.entry(name).or_insert(Retry { rounds: 0, due: now });
+                    let wait = RECHECK_FIRST
+                        .saturating_mul(1 << r.rounds.min(6))
+                        .min(RECHECK_MAX);
+                    r.rounds += 1;
+                    r.due = Instant::now() + wait;
+                    soonest(wait);
+                }
+                Ok(again)
+            }
+        })
+        .await;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,13 +10,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{ListParams, Patch, PatchParams};
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
 use crate::util;
+use crate::watchqueue::Informers;
 
 const RESYNC: Duration = Duration::from_secs(60);
 /// Each node's share of the cluster CIDR.
@@ -76,44 +77,63 @@ pub fn next_free(cluster: Cidr, used: &HashSet<u32>) -> Option<Cidr> {
         })
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "nodeipam";
+
 /// Runs the allocator until `cancel`.
 pub async fn run(client: Client, cluster_cidr: String, cancel: CancellationToken) {
+    util::standalone(client.clone(), cancel.clone(), |informers| {
+        start(informers, client.clone(), cluster_cidr, cancel.clone())
+    })
+    .await;
+}
+
+/// Sets the allocator up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    cluster_cidr: String,
+    cancel: CancellationToken,
+) -> futures::future::BoxFuture<'static, ()> {
     let cluster: Cidr = match cluster_cidr.parse() {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = e, "node IPAM disabled: bad cluster CIDR");
-            return;
+            return Box::pin(async {});
         }
     };
     if cluster.prefix > NODE_PREFIX {
         tracing::error!(%cluster, "node IPAM disabled: the cluster CIDR is smaller than a /24");
-        return;
+        return Box::pin(async {});
     }
+    let client = metrics::counting_client(&client, NAME);
     let wake = Arc::new(Notify::new());
-    let nodes = util::spawn_cache(
-        Api::<Node>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    util::reconcile_loop("nodeipam", wake, RESYNC, cancel, || {
-        let (client, nodes) = (client.clone(), nodes.clone());
-        async move {
-            // The live list only when the cache shows a node without a range.
-            let wanting = nodes.state().iter().any(|n| {
-                n.spec
-                    .as_ref()
-                    .and_then(|s| s.pod_cidr.as_deref())
-                    .is_none_or(str::is_empty)
-            });
-            if !wanting {
-                return Ok(None);
+    let nodes = informers
+        .get::<Node>()
+        .wake_on_change(&metrics::controller(NAME), &wake);
+    Box::pin(util::reconcile_loop(
+        NAME,
+        wake,
+        RESYNC,
+        cancel,
+        move || {
+            let (client, nodes) = (client.clone(), nodes.clone());
+            async move {
+                // The live list only when the cache shows a node without a range.
+                let wanting = nodes.state().iter().any(|n| {
+                    n.spec
+                        .as_ref()
+                        .and_then(|s| s.pod_cidr.as_deref())
+                        .is_none_or(str::is_empty)
+                });
+                if !wanting {
+                    return Ok(None);
+                }
+                allocate(&client, cluster).await
             }
-            allocate(&client, cluster).await
-        }
-    })
-    .await;
+        },
+    ))
 }
 
 /// One pass: a range for every node that has none.

@@ -14,6 +14,7 @@
 //! grace period rather than acting on old timestamps.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,13 +26,20 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
+use crate::podutil;
 use crate::util;
+use crate::watchqueue::Informers;
 
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 const NO_SCHEDULE: &str = "NoSchedule";
 const NO_EXECUTE: &str = "NoExecute";
 const RESYNC: Duration = Duration::from_secs(5);
+/// The event source of node status changes, as Kubernetes names it.
+const NODE_COMPONENT: &str = "node-controller";
+/// The event source of taint evictions, as Kubernetes names it.
+const TAINT_COMPONENT: &str = "taint-eviction-controller";
 
 /// The last heartbeat seen from a node and when this process saw it.
 struct Health {
@@ -40,135 +48,166 @@ struct Health {
     probe: Instant,
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "nodelifecycle";
+
 /// Runs the node lifecycle controller until `cancel`.
 pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
-    let wake = Arc::new(Notify::new());
-    let nodes = util::spawn_cache(
-        Api::<Node>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    let leases = util::spawn_cache(
-        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    let pods = util::spawn_cache(
-        Api::<Pod>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    util::wait_synced(&nodes).await;
-    util::wait_synced(&leases).await;
-    util::wait_synced(&pods).await;
-    let health: Arc<Mutex<HashMap<String, Health>>> = Arc::default();
-    // Never look less often than a fraction of the grace period.
-    let resync = RESYNC.min(grace / 4).max(Duration::from_millis(100));
-    util::reconcile_loop("nodelifecycle", wake, resync, cancel, || {
-        let client = client.clone();
-        let (nodes, leases, pods, health) =
-            (nodes.clone(), leases.clone(), pods.clone(), health.clone());
-        async move {
-            let now = Instant::now();
-            let mut next: Option<Duration> = None;
-            let mut soonest = |d: Duration| {
-                next = Some(next.map_or(d, |n: Duration| n.min(d)));
-            };
-            let node_list = nodes.state();
-            let lease_list = leases.state();
-            let renewals: HashMap<&str, Option<String>> = lease_list
-                .iter()
-                .filter_map(|l| {
-                    let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
-                    Some((
-                        l.metadata.name.as_deref()?,
-                        renew.map(|t| format!("{:?}", t.0)),
-                    ))
-                })
-                .collect();
-            let mut stale_nodes = Vec::new();
-            {
-                let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
-                health.retain(|name, _| {
-                    node_list
-                        .iter()
-                        .any(|n| n.metadata.name.as_deref() == Some(name))
-                });
-                for node in &node_list {
-                    let Some(name) = node.metadata.name.clone() else {
-                        continue;
-                    };
-                    let lease = renewals.get(name.as_str()).cloned().flatten();
-                    let heartbeat = ready_condition(node)
-                        .and_then(|c| c.last_heartbeat_time.clone())
-                        .map(|t| format!("{:?}", t.0));
-                    let h = health.entry(name.clone()).or_insert(Health {
-                        lease: lease.clone(),
-                        heartbeat: heartbeat.clone(),
-                        probe: now,
-                    });
-                    if h.lease != lease || h.heartbeat != heartbeat {
-                        h.lease = lease;
-                        h.heartbeat = heartbeat;
-                        h.probe = now;
-                    }
-                    let silent = now.saturating_duration_since(h.probe);
-                    if silent >= grace {
-                        stale_nodes.push(name);
-                    } else {
-                        soonest(grace - silent + Duration::from_millis(10));
-                    }
-                }
-            }
-            let api: Api<Node> = Api::all(client.clone());
-            let pods = pods.state();
-            for node in &node_list {
-                let name = node.metadata.name.as_deref().unwrap_or("");
-                let mut node = (**node).clone();
-                if stale_nodes.iter().any(|n| n == name) && mark_unknown(&mut node) {
-                    tracing::info!(
-                        node = name,
-                        "node stopped posting status: conditions Unknown"
-                    );
-                    match api
-                        .replace_status(name, &PostParams::default(), &node)
-                        .await
-                    {
-                        Ok(n) => node = n,
-                        Err(e) => {
-                            tracing::debug!(node = name, error = %e, "marking the node Unknown");
-                            soonest(Duration::from_millis(200));
-                            continue;
-                        }
-                    }
-                }
-                if set_taints(&mut node) {
-                    match api.replace(name, &PostParams::default(), &node).await {
-                        Ok(n) => node = n,
-                        Err(e) => {
-                            tracing::debug!(node = name, error = %e, "updating the node's taints");
-                            soonest(Duration::from_millis(200));
-                            continue;
-                        }
-                    }
-                }
-                if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
-                    mark_pods_not_ready(&client, name, &pods).await;
-                }
-                if let Some(d) = evict(&client, &node, &pods).await {
-                    soonest(d);
-                }
-            }
-            Ok(next)
-        }
+    util::standalone(client.clone(), cancel.clone(), |informers| {
+        start(informers, client.clone(), grace, cancel.clone())
     })
     .await;
+}
+
+/// Sets the controller up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    grace: Duration,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&client, NAME);
+    let counters = metrics::controller(NAME);
+    let wake = Arc::new(Notify::new());
+    let nodes = informers.get::<Node>().wake_on_change(&counters, &wake);
+    let api = Api::<Lease>::namespaced(informers.client().clone(), "kube-node-lease");
+    let leases = informers
+        .scoped("kube-node-lease", api, watcher::Config::default())
+        .wake_on_change(&counters, &wake);
+    let pods = informers.get::<Pod>().wake_on_change(&counters, &wake);
+    async move {
+        util::wait_synced(&nodes).await;
+        util::wait_synced(&leases).await;
+        util::wait_synced(&pods).await;
+        let health: Arc<Mutex<HashMap<String, Health>>> = Arc::default();
+        // Never look less often than a fraction of the grace period.
+        let resync = RESYNC.min(grace / 4).max(Duration::from_millis(100));
+        util::reconcile_loop("nodelifecycle", wake, resync, cancel, || {
+            let client = client.clone();
+            let (nodes, leases, pods, health) =
+                (nodes.clone(), leases.clone(), pods.clone(), health.clone());
+            async move {
+                let now = Instant::now();
+                let mut next: Option<Duration> = None;
+                let mut soonest = |d: Duration| {
+                    next = Some(next.map_or(d, |n: Duration| n.min(d)));
+                };
+                let node_list = nodes.state();
+                let lease_list = leases.state();
+                let renewals: HashMap<&str, Option<String>> = lease_list
+                    .iter()
+                    .filter_map(|l| {
+                        let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
+                        Some((
+                            l.metadata.name.as_deref()?,
+                            renew.map(|t| format!("{:?}", t.0)),
+                        ))
+                    })
+                    .collect();
+                let mut stale_nodes = Vec::new();
+                {
+                    let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
+                    health.retain(|name, _| {
+                        node_list
+                            .iter()
+                            .any(|n| n.metadata.name.as_deref() == Some(name))
+                    });
+                    for node in &node_list {
+                        let Some(name) = node.metadata.name.clone() else {
+                            continue;
+                        };
+                        let lease = renewals.get(name.as_str()).cloned().flatten();
+                        let heartbeat = ready_condition(node)
+                            .and_then(|c| c.last_heartbeat_time.clone())
+                            .map(|t| format!("{:?}", t.0));
+                        let h = health.entry(name.clone()).or_insert_with(|| {
+                            // First seen by this controller (Kubernetes says so
+                            // for every node it starts to follow).
+                            podutil::record_event(
+                                &client,
+                                NODE_COMPONENT,
+                                node.as_ref(),
+                                "Normal",
+                                "RegisteredNode",
+                                format!("Node {name} event: Registered Node {name} in Controller"),
+                            );
+                            Health {
+                                lease: lease.clone(),
+                                heartbeat: heartbeat.clone(),
+                                probe: now,
+                            }
+                        });
+                        if h.lease != lease || h.heartbeat != heartbeat {
+                            h.lease = lease;
+                            h.heartbeat = heartbeat;
+                            h.probe = now;
+                        }
+                        let silent = now.saturating_duration_since(h.probe);
+                        if silent >= grace {
+                            stale_nodes.push(name);
+                        } else {
+                            soonest(grace - silent + Duration::from_millis(10));
+                        }
+                    }
+                }
+                let api: Api<Node> = Api::all(client.clone());
+                let pods = pods.state();
+                for node in &node_list {
+                    let name = node.metadata.name.as_deref().unwrap_or("");
+                    let mut node = (**node).clone();
+                    let was_ready = ready_condition(&node).is_some_and(|c| c.status == "True");
+                    if stale_nodes.iter().any(|n| n == name) && mark_unknown(&mut node) {
+                        tracing::info!(
+                            node = name,
+                            "node stopped posting status: conditions Unknown"
+                        );
+                        match api
+                            .replace_status(name, &PostParams::default(), &node)
+                            .await
+                        {
+                            Ok(n) => {
+                                node = n;
+                                if was_ready {
+                                    podutil::record_event(
+                                        &client,
+                                        NODE_COMPONENT,
+                                        &node,
+                                        "Normal",
+                                        "NodeNotReady",
+                                        format!("Node {name} status is now: NodeNotReady"),
+                                    );
+                                }
+                            }
+                            Err(e) => {
+                                tracing::debug!(node = name, error = %e, "marking the node Unknown");
+                                soonest(Duration::from_millis(200));
+                                continue;
+                            }
+                        }
+                    }
+                    if set_taints(&mut node) {
+                        match api.replace(name, &PostParams::default(), &node).await {
+                            Ok(n) => node = n,
+                            Err(e) => {
+                                tracing::debug!(node = name, error = %e, "updating the node's taints");
+                                soonest(Duration::from_millis(200));
+                                continue;
+                            }
+                        }
+                    }
+                    if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
+                        mark_pods_not_ready(&client, name, &pods).await;
+                    }
+                    if let Some(d) = evict(&client, &node, &pods).await {
+                        soonest(d);
+                    }
+                }
+                Ok(next)
+            }
+        })
+        .await;
+    }
 }
 
 fn ready_condition(node: &Node) -> Option<&NodeCondition> {
@@ -290,7 +329,17 @@ async fn mark_pods_not_ready(client: &Client, node: &str, pods: &[Arc<Pod>]) {
             )
             .await
         {
-            Ok(_) => tracing::info!(namespace = ns, pod = name, node, "marked the pod not ready"),
+            Ok(_) => {
+                tracing::info!(namespace = ns, pod = name, node, "marked the pod not ready");
+                podutil::record_event(
+                    client,
+                    NODE_COMPONENT,
+                    pod.as_ref(),
+                    "Warning",
+                    "NodeNotReady",
+                    "Node is not ready".into(),
+                );
+            }
             Err(e) => tracing::debug!(pod = name, error = %e, "marking a pod not ready"),
         }
     }
@@ -397,6 +446,14 @@ async fn evict(client: &Client, node: &Node, pods: &[Arc<Pod>]) -> Option<Durati
             pod = pname,
             node = name,
             "evicting a pod from a NoExecute-tainted node"
+        );
+        podutil::record_event(
+            client,
+            TAINT_COMPONENT,
+            pod.as_ref(),
+            "Normal",
+            "TaintManagerEviction",
+            format!("Marking for deletion Pod {ns}/{pname}"),
         );
         util::mark_disrupted(
             client,

@@ -11,17 +11,19 @@
 //! Deletions are forced (grace period 0): no kubelet will act on them.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::DeleteParams;
-use kube::runtime::watcher;
 use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
 use crate::util;
+use crate::watchqueue::Informers;
 
 /// The pod GC's settings.
 #[derive(Clone, Debug)]
@@ -34,46 +36,53 @@ pub struct PodGcConfig {
     pub period: Duration,
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "podgc";
+
 /// Runs the pod GC until `cancel`.
 pub async fn run(client: Client, config: PodGcConfig, cancel: CancellationToken) {
-    // Events do not drive this controller: it looks every period.
-    let wake = Arc::new(Notify::new());
-    let ignored = Arc::new(Notify::new());
-    let pods = util::spawn_cache(
-        Api::<Pod>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        ignored.clone(),
-        &cancel,
-    );
-    let nodes = util::spawn_cache(
-        Api::<Node>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        ignored,
-        &cancel,
-    );
-    util::wait_synced(&pods).await;
-    util::wait_synced(&nodes).await;
-    let missing_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    util::reconcile_loop("podgc", wake, config.period, cancel, || {
-        let (client, config, missing_since) =
-            (client.clone(), config.clone(), missing_since.clone());
-        let (pods, nodes) = (pods.clone(), nodes.clone());
-        async move {
-            let pods = pods.state();
-            let nodes: HashSet<String> = nodes
-                .state()
-                .iter()
-                .filter_map(|n| n.metadata.name.clone())
-                .collect();
-            gc_terminated(&client, &pods, config.threshold).await;
-            gc_orphaned(&client, &pods, &nodes, config.quarantine, &missing_since).await;
-            gc_unscheduled_terminating(&client, &pods).await;
-            Ok(None)
-        }
+    util::standalone(client.clone(), cancel.clone(), |informers| {
+        start(informers, client.clone(), config, cancel.clone())
     })
     .await;
+}
+
+/// Sets the controller up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    config: PodGcConfig,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&client, NAME);
+    // Events do not drive this controller: it looks every period.
+    let wake = Arc::new(Notify::new());
+    let pods = informers.get::<Pod>().store();
+    let nodes = informers.get::<Node>().store();
+    async move {
+        util::wait_synced(&pods).await;
+        util::wait_synced(&nodes).await;
+        let missing_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+        util::reconcile_loop("podgc", wake, config.period, cancel, || {
+            let (client, config, missing_since) =
+                (client.clone(), config.clone(), missing_since.clone());
+            let (pods, nodes) = (pods.clone(), nodes.clone());
+            async move {
+                let pods = pods.state();
+                let nodes: HashSet<String> = nodes
+                    .state()
+                    .iter()
+                    .filter_map(|n| n.metadata.name.clone())
+                    .collect();
+                gc_terminated(&client, &pods, config.threshold).await;
+                gc_orphaned(&client, &pods, &nodes, config.quarantine, &missing_since).await;
+                gc_unscheduled_terminating(&client, &pods).await;
+                Ok(None)
+            }
+        })
+        .await;
+    }
 }
 
 fn phase(pod: &Pod) -> &str {

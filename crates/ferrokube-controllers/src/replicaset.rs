@@ -24,8 +24,9 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::expectations::Expectations;
+use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
 
 /// The most pods one reconcile creates or deletes (Kubernetes' burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
@@ -43,6 +44,9 @@ pub trait ReplicaOwner:
 {
     /// The event source, as Kubernetes names the controller.
     const COMPONENT: &'static str;
+    /// The controller's name in kube-controller-manager's `--controllers`
+    /// (and in this crate's metrics).
+    const NAME: &'static str;
     /// The pod selector; `None` if it cannot be parsed.
     fn selector(&self) -> Option<Selector>;
     fn replicas(&self) -> i32;
@@ -54,6 +58,7 @@ pub trait ReplicaOwner:
 
 impl ReplicaOwner for ReplicaSet {
     const COMPONENT: &'static str = "replicaset-controller";
+    const NAME: &'static str = "replicaset";
     fn selector(&self) -> Option<Selector> {
         let s = Selector::from_label_selector(&self.spec.as_ref()?.selector)?;
         // apps/v1 forbids an empty selector; never let one match everything.
@@ -78,6 +83,7 @@ impl ReplicaOwner for ReplicaSet {
 
 impl ReplicaOwner for ReplicationController {
     const COMPONENT: &'static str = "replication-controller";
+    const NAME: &'static str = "replicationcontroller";
     fn selector(&self) -> Option<Selector> {
         let spec = self.spec.as_ref()?;
         // The selector defaults to the template's labels.
@@ -113,7 +119,29 @@ pub struct ReplicaController<K: ReplicaOwner> {
     pods_ready: Ready,
     queue: Queue,
     expectations: Expectations,
+    metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
+}
+
+impl<K: ReplicaOwner> QueueController for ReplicaController<K> {
+    fn queue(&self) -> &Queue {
+        &self.queue
+    }
+    fn metrics(&self) -> &Arc<ControllerMetrics> {
+        &self.metrics
+    }
+    fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+    fn ready(&self) -> Vec<Ready> {
+        vec![self.owners_ready.clone(), self.pods_ready.clone()]
+    }
+    fn enqueue_all(&self) {
+        self.queue.add_all(&self.owners);
+    }
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+        self.sync(key).await
+    }
 }
 
 /// Whether `r` names an object of kind `K` (group and kind; any version).
@@ -129,42 +157,37 @@ fn ref_is<K: ReplicaOwner>(
 }
 
 impl<K: ReplicaOwner> ReplicaController<K> {
-    /// Sets the controller up over the shared pod informer and its own
-    /// informer of `K`, which it registers handlers on (spawn both after).
+    /// Sets the controller up over the shared informers of `K` and pods,
+    /// registering its handlers on them (spawn them after).
     pub fn new(
         client: kube::Client,
-        owners: &mut Informer<K>,
-        pods: &mut Informer<Pod>,
+        informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        let owners = informers.get::<K>();
+        let (owners_store, owners_ready) = (owners.store(), owners.ready());
+        let pods = informers.get::<Pod>();
+        let (pods_store, pods_ready) = (pods.store(), pods.ready());
         let this = Arc::new(ReplicaController {
-            client,
-            owners: owners.store(),
-            pods: pods.store(),
-            owners_ready: owners.ready(),
-            pods_ready: pods.ready(),
+            client: metrics::counting_client(&client, K::NAME),
+            owners: owners_store,
+            pods: pods_store,
+            owners_ready,
+            pods_ready,
             queue: Queue::new(),
             expectations: Expectations::new(),
+            metrics: metrics::controller(K::NAME),
             cancel,
         });
+        informers.get::<K>().queue_keys(&this);
+        let pods = informers.get::<Pod>();
         let me = this.clone();
-        owners.on_change(move |c| match c {
-            Change::Applied(o) | Change::Deleted(o) => me.queue.add(key_of(o)),
-            Change::Relisted => me.enqueue_all(),
-        });
-        let me = this.clone();
-        pods.on_change(move |c| match c {
+        pods.on_change(&this.metrics, move |c| match c {
             Change::Applied(p) => me.pod_changed(p, p.metadata.deletion_timestamp.is_some()),
             Change::Deleted(p) => me.pod_changed(p, true),
             Change::Relisted => me.enqueue_all(),
         });
         this
-    }
-
-    fn enqueue_all(&self) {
-        for o in self.owners.state() {
-            self.queue.add(key_of(o.as_ref()));
-        }
     }
 
     fn pod_changed(&self, p: &Pod, gone: bool) {
@@ -193,22 +216,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         }
     }
 
-    /// Runs `workers` reconciles at a time until cancelled.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        self.owners_ready.wait().await;
-        self.pods_ready.wait().await;
-        self.enqueue_all();
-        let me = self.clone();
-        let queue = self.queue.clone();
-        queue
-            .run(workers, self.cancel.clone(), move |key| {
-                let me = me.clone();
-                async move { me.reconcile(&key).await }
-            })
-            .await;
-    }
-
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
         let (ns, name) = key;
         let Some(owner) = self.owners.get(&ObjectRef::new(name).within(ns)) else {
             self.expectations.forget(key);

@@ -4,6 +4,7 @@
 //! ConfigMap put back when its CA differs.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +19,9 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics;
 use crate::util;
+use crate::watchqueue::Informers;
 
 /// The ServiceAccount every namespace gets.
 pub const DEFAULT_SA: &str = "default";
@@ -60,78 +63,94 @@ pub fn ca_pem_from_kubeconfig(path: &Path) -> anyhow::Result<String> {
     anyhow::bail!("the kubeconfig's cluster has no certificate authority")
 }
 
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "serviceaccount";
+
 /// Runs the controller until `cancel`. With an empty `ca_pem` only the
 /// ServiceAccounts are kept.
 pub async fn run(client: Client, ca_pem: String, cancel: CancellationToken) {
-    let wake = Arc::new(Notify::new());
-    let namespaces = util::spawn_cache(
-        Api::<Namespace>::all(client.clone()),
-        (),
-        watcher::Config::default(),
-        wake.clone(),
-        &cancel,
-    );
-    let accounts = util::spawn_cache(
-        Api::<ServiceAccount>::all(client.clone()),
-        (),
-        watcher::Config::default().fields(&format!("metadata.name={DEFAULT_SA}")),
-        wake.clone(),
-        &cancel,
-    );
-    let configmaps = util::spawn_cache(
-        Api::<ConfigMap>::all(client.clone()),
-        (),
-        watcher::Config::default().fields(&format!("metadata.name={ROOT_CA_CONFIGMAP}")),
-        wake.clone(),
-        &cancel,
-    );
-    util::wait_synced(&namespaces).await;
-    util::wait_synced(&accounts).await;
-    util::wait_synced(&configmaps).await;
-    let ca_pem = Arc::new(ca_pem);
-    util::reconcile_loop("serviceaccount", wake, RESYNC, cancel, || {
-        let client = client.clone();
-        let ca_pem = ca_pem.clone();
-        let (namespaces, accounts, configmaps) =
-            (namespaces.clone(), accounts.clone(), configmaps.clone());
-        async move {
-            let have_sa: HashSet<String> = accounts
-                .state()
-                .iter()
-                .filter_map(|sa| sa.metadata.namespace.clone())
-                .collect();
-            let cms: HashMap<String, Arc<ConfigMap>> = configmaps
-                .state()
-                .into_iter()
-                .filter_map(|cm| cm.metadata.namespace.clone().map(|ns| (ns, cm)))
-                .collect();
-            let mut again = None;
-            for ns in namespaces.state() {
-                let Some(name) = ns.metadata.name.as_deref() else {
-                    continue;
-                };
-                let active = ns.metadata.deletion_timestamp.is_none()
-                    && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating");
-                if !active {
-                    continue;
-                }
-                if !have_sa.contains(name) {
-                    if let Err(e) = ensure_sa(&client, name).await {
-                        tracing::warn!(namespace = name, error = %e, "creating the default ServiceAccount");
-                        again = Some(Duration::from_secs(1));
-                    }
-                }
-                if !ca_pem.is_empty() {
-                    if let Err(e) = ensure_ca(&client, name, &ca_pem, cms.get(name)).await {
-                        tracing::warn!(namespace = name, error = %e, "publishing kube-root-ca.crt");
-                        again = Some(Duration::from_secs(1));
-                    }
-                }
-            }
-            Ok(again)
-        }
+    util::standalone(client.clone(), cancel.clone(), |informers| {
+        start(informers, client.clone(), ca_pem, cancel.clone())
     })
     .await;
+}
+
+/// Sets the controller up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    ca_pem: String,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&client, NAME);
+    let counters = metrics::controller(NAME);
+    let wake = Arc::new(Notify::new());
+    // Its own namespace informer: shared with the namespace controller,
+    // namespace deletion stalled in the leader-elected test (cause not yet
+    // found); namespaces are few, so the second cache costs little.
+    let api = Api::<Namespace>::all(informers.client().clone());
+    let namespaces = informers
+        .scoped(NAME, api, watcher::Config::default())
+        .wake_on_change(&counters, &wake);
+    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+    let api = Api::<ServiceAccount>::all(informers.client().clone());
+    let accounts = informers
+        .scoped(DEFAULT_SA, api, by_name(DEFAULT_SA))
+        .wake_on_change(&counters, &wake);
+    let api = Api::<ConfigMap>::all(informers.client().clone());
+    let configmaps = informers
+        .scoped(ROOT_CA_CONFIGMAP, api, by_name(ROOT_CA_CONFIGMAP))
+        .wake_on_change(&counters, &wake);
+    async move {
+        util::wait_synced(&namespaces).await;
+        util::wait_synced(&accounts).await;
+        util::wait_synced(&configmaps).await;
+        let ca_pem = Arc::new(ca_pem);
+        util::reconcile_loop("serviceaccount", wake, RESYNC, cancel, || {
+            let client = client.clone();
+            let ca_pem = ca_pem.clone();
+            let (namespaces, accounts, configmaps) =
+                (namespaces.clone(), accounts.clone(), configmaps.clone());
+            async move {
+                let have_sa: HashSet<String> = accounts
+                    .state()
+                    .iter()
+                    .filter_map(|sa| sa.metadata.namespace.clone())
+                    .collect();
+                let cms: HashMap<String, Arc<ConfigMap>> = configmaps
+                    .state()
+                    .into_iter()
+                    .filter_map(|cm| cm.metadata.namespace.clone().map(|ns| (ns, cm)))
+                    .collect();
+                let mut again = None;
+                for ns in namespaces.state() {
+                    let Some(name) = ns.metadata.name.as_deref() else {
+                        continue;
+                    };
+                    let active = ns.metadata.deletion_timestamp.is_none()
+                        && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating");
+                    if !active {
+                        continue;
+                    }
+                    if !have_sa.contains(name) {
+                        if let Err(e) = ensure_sa(&client, name).await {
+                            tracing::warn!(namespace = name, error = %e, "creating the default ServiceAccount");
+                            again = Some(Duration::from_secs(1));
+                        }
+                    }
+                    if !ca_pem.is_empty() {
+                        if let Err(e) = ensure_ca(&client, name, &ca_pem, cms.get(name)).await {
+                            tracing::warn!(namespace = name, error = %e, "publishing kube-root-ca.crt");
+                            again = Some(Duration::from_secs(1));
+                        }
+                    }
+                }
+                Ok(again)
+            }
+        })
+        .await;
+    }
 }
 
 async fn ensure_sa(client: &Client, ns: &str) -> Result<(), kube::Error> {

@@ -1,6 +1,7 @@
 //! Pieces the cluster controllers (gc, namespace, serviceaccount, node
-//! lifecycle, node IPAM, pod GC) share: informer caches that wake a
-//! reconcile loop, the loop itself, and small API helpers.
+//! lifecycle, node IPAM, pod GC) share: the reconcile loop they run when
+//! their caches wake them, caches of untyped objects (the collector's),
+//! starting them together or one alone, and small API helpers.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -17,6 +18,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::ControllerMetrics;
+use crate::watchqueue::Informers;
+
 /// How long a reconcile waits after a wake-up for more events to arrive, so
 /// that a burst of changes costs one pass.
 const DEBOUNCE: Duration = Duration::from_millis(30);
@@ -24,32 +28,20 @@ const DEBOUNCE: Duration = Duration::from_millis(30);
 /// How long a pass waits for its caches' first lists before working anyway.
 const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts a reflector over `api` (until `cancel`), waking `wake` on every
-/// change, and returns its cache.
-pub fn spawn_cache<K>(
-    api: Api<K>,
-    dyntype: K::DynamicType,
-    config: watcher::Config,
-    wake: Arc<Notify>,
-    cancel: &CancellationToken,
-) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Eq + Hash + Clone + Send + Sync,
-{
-    spawn_cache_with(api, dyntype, config, wake, cancel, None::<fn(&K) -> u64>)
-}
-
-/// Like [`spawn_cache`], but an update wakes `wake` only when `fingerprint`
-/// of the object changed (creations, deletions and relists always do), for
-/// controllers that care about a few fields of objects that change often.
+/// Starts a reflector over `api` (until `cancel`) of objects of any type
+/// (the [`Informers`] serve the typed ones), and returns its cache. An
+/// update wakes `wake` only when `fingerprint` of the object changed
+/// (creations, deletions and relists always do), for controllers that care
+/// about a few fields of objects that change often; each wake counts as an
+/// event of `metrics`. `managedFields` are not kept.
 pub fn spawn_cache_with<K, F>(
     api: Api<K>,
     dyntype: K::DynamicType,
     config: watcher::Config,
     wake: Arc<Notify>,
+    metrics: Arc<ControllerMetrics>,
     cancel: &CancellationToken,
-    fingerprint: Option<F>,
+    fingerprint: F,
 ) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -58,15 +50,23 @@ where
 {
     let writer: Writer<K> = Writer::new(dyntype);
     let store = writer.as_reader();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
-    follow(stream, wake, cancel, fingerprint);
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.meta_mut().managed_fields = None);
+    let stream = reflector::reflector(writer, stream);
+    follow(stream, wake, metrics, cancel, fingerprint);
     store
 }
 
-/// Drives a reflector's stream until `cancel`, waking `wake` on changes (or
-/// only on changes of `fingerprint`, when given).
-fn follow<K, S, F>(stream: S, wake: Arc<Notify>, cancel: &CancellationToken, fingerprint: Option<F>)
-where
+/// Drives a reflector's stream until `cancel`, waking `wake` on changes of
+/// `fingerprint`.
+fn follow<K, S, F>(
+    stream: S,
+    wake: Arc<Notify>,
+    metrics: Arc<ControllerMetrics>,
+    cancel: &CancellationToken,
+    fp: F,
+) where
     K: Resource + Send + 'static,
     S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     F: Fn(&K) -> u64 + Send + 'static,
@@ -89,19 +89,17 @@ where
                 }
                 None => break,
             };
-            let Some(fp) = &fingerprint else {
-                wake.notify_one();
-                continue;
-            };
             match ev {
                 watcher::Event::Apply(o) => {
                     let f = fp(&o);
                     if seen.insert(uid(&o), f) != Some(f) {
+                        metrics.event();
                         wake.notify_one();
                     }
                 }
                 watcher::Event::Delete(o) => {
                     seen.remove(&uid(&o));
+                    metrics.event();
                     wake.notify_one();
                 }
                 watcher::Event::Init => seen.clear(),
@@ -136,6 +134,7 @@ pub async fn reconcile_loop<F, Fut>(
     F: FnMut() -> Fut,
     Fut: Future<Output = anyhow::Result<Option<Duration>>>,
 {
+    let metrics = crate::metrics::controller(name);
     let mut next = Duration::ZERO;
     loop {
         tokio::select! {
@@ -146,7 +145,10 @@ pub async fn reconcile_loop<F, Fut>(
         if cancel.is_cancelled() {
             return;
         }
-        next = match pass().await {
+        let start = std::time::Instant::now();
+        let res = pass().await;
+        metrics.reconciled(start.elapsed(), res.is_ok());
+        next = match res {
             Ok(Some(after)) => after.min(resync),
             Ok(None) => resync,
             Err(e) => {
@@ -196,10 +198,31 @@ pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
 }
 
-/// Starts the cluster controllers (garbage collector, namespace, default
-/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC), one task
-/// each, until `cancel`.
-pub fn spawn_cluster_controllers(
+/// Runs one controller over informers of its own: `setup` registers it on
+/// them and gives the future that runs it; the informers start after and
+/// stop when it returns (or at `cancel`).
+pub async fn standalone<S, Fut>(client: kube::Client, cancel: CancellationToken, setup: S)
+where
+    S: FnOnce(&mut Informers) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut informers = Informers::new(client);
+    let run = setup(&mut informers);
+    let watching = cancel.child_token();
+    let watches = informers.spawn(&watching);
+    run.await;
+    watching.cancel();
+    for w in watches {
+        let _ = w.await;
+    }
+}
+
+/// Sets up the cluster controllers (garbage collector, namespace, default
+/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC) over the
+/// shared `informers` (spawn them after) and starts them, one task each,
+/// until `cancel`.
+pub fn start_cluster_controllers(
+    informers: &mut Informers,
     client: &kube::Client,
     config: &crate::ControllerConfig,
     cancel: &CancellationToken,
@@ -211,25 +234,29 @@ pub fn spawn_cluster_controllers(
         quarantine: config.pod_gc_quarantine,
         period: config.pod_gc_period,
     };
+    let i = informers;
     vec![
         tokio::spawn(gc::run(c.clone(), k.clone())),
-        tokio::spawn(namespace::run(c.clone(), k.clone())),
-        tokio::spawn(serviceaccount::run(
+        tokio::spawn(namespace::start(i, c.clone(), k.clone())),
+        tokio::spawn(serviceaccount::start(
+            i,
             c.clone(),
             config.ca_pem.clone(),
             k.clone(),
         )),
-        tokio::spawn(nodelifecycle::run(
+        tokio::spawn(nodelifecycle::start(
+            i,
             c.clone(),
             config.node_monitor_grace_period,
             k.clone(),
         )),
-        tokio::spawn(nodeipam::run(
+        tokio::spawn(nodeipam::start(
+            i,
             c.clone(),
             config.cluster_cidr.clone(),
             k.clone(),
         )),
-        tokio::spawn(podgc::run(c.clone(), pod_gc, k.clone())),
+        tokio::spawn(podgc::start(i, c.clone(), pod_gc, k.clone())),
     ]
 }
 

@@ -1,19 +1,23 @@
-//! Informers and a work queue for the workload controllers (replica sets,
-//! deployments, endpoints).
+//! Informers and a work queue for the controllers.
 //!
 //! An [`Informer`] is a kube-runtime reflector (a watched, cached copy of one
-//! kind) whose changes are handed to every registered handler, so one pod
-//! watch serves several controllers. A [`Queue`] holds object keys to
-//! reconcile, client-go style: a key waiting is queued once however often it
-//! is added, and a key being reconciled is not handed to a second worker
-//! until the first is done (then it runs again if it was added meanwhile).
+//! kind, `managedFields` stripped) whose changes are handed to every
+//! registered handler; [`Informers`] hands out one per kind (and scope), so
+//! one pod watch serves every controller in the process. A [`Queue`] holds
+//! object keys to reconcile, client-go style: a key waiting is queued once
+//! however often it is added, and a key being reconciled is not handed to a
+//! second worker until the first is done (then it runs again if it was
+//! added meanwhile). A [`QueueController`] is what [`run_controller`]
+//! drives: wait for the caches, queue every object, then reconcile keys
+//! with a few workers.
 
+use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kube::runtime::reflector::{self, Store};
@@ -22,6 +26,8 @@ use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::metrics::ControllerMetrics;
 
 /// What an informer saw happen to one object.
 pub enum Change<'a, K> {
@@ -43,6 +49,7 @@ where
     K::DynamicType: Eq + Hash + Clone,
 {
     api: Api<K>,
+    config: watcher::Config,
     store: Store<K>,
     writer: Option<reflector::store::Writer<K>>,
     handlers: Vec<Handler<K>>,
@@ -68,9 +75,15 @@ where
 {
     /// An informer over every namespace.
     pub fn new(client: kube::Client) -> Self {
+        Informer::with(Api::all(client), watcher::Config::default())
+    }
+
+    /// An informer over what `api` reaches, filtered by `config`.
+    pub fn with(api: Api<K>, config: watcher::Config) -> Self {
         let (store, writer) = reflector::store();
         Informer {
-            api: Api::all(client),
+            api,
+            config,
             store,
             writer: Some(writer),
             handlers: Vec::new(),
@@ -88,22 +101,57 @@ where
         Ready(self.ready.subscribe())
     }
 
-    /// Registers a handler; must be called before [`Informer::spawn`].
-    pub fn on_change(&mut self, f: impl Fn(Change<'_, K>) + Send + Sync + 'static) {
-        self.handlers.push(Box::new(f));
+    /// Registers a handler of the controller whose counters are `by` (each
+    /// change handed to it counts as one event); must be called before
+    /// [`Informer::spawn`].
+    pub fn on_change(
+        &mut self,
+        by: &Arc<ControllerMetrics>,
+        f: impl Fn(Change<'_, K>) + Send + Sync + 'static,
+    ) {
+        let by = by.clone();
+        self.handlers.push(Box::new(move |c| {
+            if !matches!(c, Change::Relisted) {
+                by.event();
+            }
+            f(c)
+        }));
+    }
+
+    /// Registers a handler that wakes `wake` on every change (for the
+    /// controllers that make a whole pass when woken), and returns the cache.
+    pub fn wake_on_change(&mut self, by: &Arc<ControllerMetrics>, wake: &Arc<Notify>) -> Store<K> {
+        let wake = wake.clone();
+        self.on_change(by, move |_| wake.notify_one());
+        self.store()
+    }
+
+    /// Registers the handler of a controller whose keys are the objects of
+    /// this kind: each change queues its key, a relist queues them all.
+    pub fn queue_keys<C: QueueController>(&mut self, c: &Arc<C>) {
+        let me = c.clone();
+        self.on_change(c.metrics(), move |ch| match ch {
+            Change::Applied(o) | Change::Deleted(o) => me.queue().add(key_of(o)),
+            Change::Relisted => me.enqueue_all(),
+        });
     }
 
     /// Starts watching until `cancel`.
     pub fn spawn(mut self, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
         let writer = self.writer.take();
         let api = self.api.clone();
+        let config = self.config.clone();
         let handlers = std::mem::take(&mut self.handlers);
         let ready = self.ready.clone();
         tokio::spawn(async move {
             let Some(writer) = writer else { return };
+            // Nothing here reads field ownership; it is often the bulk of
+            // an object (as Kubernetes' informers strip it with a transform).
             let stream = reflector::reflector(
                 writer,
-                watcher(api, watcher::Config::default()).default_backoff(),
+                watcher(api, config)
+                    .default_backoff()
+                    .modify(|o: &mut K| o.meta_mut().managed_fields = None),
             );
             let mut stream = std::pin::pin!(stream);
             loop {
@@ -135,6 +183,133 @@ where
             }
         })
     }
+}
+
+/// An [`Informer`] of any kind, for [`Informers`] to hold and start.
+trait AnyInformer: Send {
+    fn as_any(&mut self) -> &mut dyn Any;
+    fn start(self: Box<Self>, cancel: CancellationToken) -> tokio::task::JoinHandle<()>;
+}
+
+impl<K> AnyInformer for Informer<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    fn as_any(&mut self) -> &mut dyn Any {
+        self
+    }
+    fn start(self: Box<Self>, cancel: CancellationToken) -> tokio::task::JoinHandle<()> {
+        (*self).spawn(cancel)
+    }
+}
+
+/// One informer per kind and scope, shared by every controller that asks:
+/// controllers register their handlers, then [`Informers::spawn`] starts
+/// one watch each.
+pub struct Informers {
+    client: kube::Client,
+    informers: HashMap<(TypeId, String), Box<dyn AnyInformer>>,
+    order: Vec<(TypeId, String)>,
+}
+
+impl Informers {
+    pub fn new(client: kube::Client) -> Self {
+        Informers {
+            client,
+            informers: HashMap::new(),
+            order: Vec::new(),
+        }
+    }
+
+    /// The informer of `K` over every namespace.
+    pub fn get<K>(&mut self) -> &mut Informer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let api = Api::all(self.client.clone());
+        self.scoped("", api, watcher::Config::default())
+    }
+
+    /// The informer of `K` called `scope` (say, a namespace or a field
+    /// selector): the first caller's `api` and `config` say what it watches.
+    pub fn scoped<K>(
+        &mut self,
+        scope: &str,
+        api: Api<K>,
+        config: watcher::Config,
+    ) -> &mut Informer<K>
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let key = (TypeId::of::<K>(), scope.to_string());
+        if !self.informers.contains_key(&key) {
+            self.informers
+                .insert(key.clone(), Box::new(Informer::with(api, config)));
+            self.order.push(key.clone());
+        }
+        self.informers
+            .get_mut(&key)
+            .and_then(|i| i.as_any().downcast_mut::<Informer<K>>())
+            .expect("an informer is stored under its own kind's TypeId")
+    }
+
+    /// The cache of `K` over every namespace, and when it is first full.
+    pub fn cache<K>(&mut self) -> (Store<K>, Ready)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    {
+        let i = self.get::<K>();
+        (i.store(), i.ready())
+    }
+
+    /// The client the informers watch with.
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    /// Starts every informer handed out, until `cancel`.
+    pub fn spawn(mut self, cancel: &CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        self.order
+            .iter()
+            .filter_map(|k| self.informers.remove(k))
+            .map(|i| i.start(cancel.clone()))
+            .collect()
+    }
+}
+
+/// A controller driven by a [`Queue`] of object keys (see
+/// [`run_controller`]).
+pub trait QueueController: Send + Sync + 'static {
+    fn queue(&self) -> &Queue;
+    fn metrics(&self) -> &Arc<ControllerMetrics>;
+    fn cancel(&self) -> &CancellationToken;
+    /// The caches that must hold a full list before the first reconcile.
+    fn ready(&self) -> Vec<Ready>;
+    /// Queues every object the controller is responsible for.
+    fn enqueue_all(&self);
+    /// Makes one step toward what `key`'s object asks for.
+    fn reconcile(&self, key: &Key) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// Runs `c` until it is cancelled: once its caches are ready, queues every
+/// object, then runs `workers` reconciles at a time, counting each.
+pub async fn run_controller<C: QueueController>(c: Arc<C>, workers: usize) {
+    for r in c.ready() {
+        r.wait().await;
+    }
+    c.enqueue_all();
+    let me = c.clone();
+    c.queue()
+        .run(workers, c.cancel().clone(), move |key| {
+            let me = me.clone();
+            async move {
+                let start = Instant::now();
+                let res = me.reconcile(&key).await;
+                me.metrics().reconciled(start.elapsed(), res.is_ok());
+                res
+            }
+        })
+        .await;
 }
 
 /// A reconcile's key: namespace and name.
@@ -182,6 +357,17 @@ impl Queue {
             s.order.push_back(key);
             drop(s);
             self.notify.notify_one();
+        }
+    }
+
+    /// Queues the key of every object in `store`.
+    pub fn add_all<K>(&self, store: &Store<K>)
+    where
+        K: Resource + Clone + 'static,
+        K::DynamicType: Eq + Hash + Clone,
+    {
+        for o in store.state() {
+            self.add(key_of(o.as_ref()));
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cluster::{api, spawn, wait_for};
 use ferrokube_controllers::podgc::PodGcConfig;
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
@@ -232,6 +232,69 @@ async fn a_silent_node_turns_unknown_and_tainted_then_recovers() {
         },
     )
     .await;
+    // Events as Kubernetes' node lifecycle and taint eviction write them.
+    for (kind, name, type_, reason, message) in [
+        (
+            "Node",
+            "n1",
+            "Normal",
+            "RegisteredNode",
+            "Node n1 event: Registered Node n1 in Controller",
+        ),
+        (
+            "Node",
+            "n1",
+            "Normal",
+            "NodeNotReady",
+            "Node n1 status is now: NodeNotReady",
+        ),
+        (
+            "Pod",
+            "patient",
+            "Warning",
+            "NodeNotReady",
+            "Node is not ready",
+        ),
+        (
+            "Pod",
+            "short",
+            "Normal",
+            "TaintManagerEviction",
+            "Marking for deletion Pod default/short",
+        ),
+    ] {
+        wait_for(
+            &format!("a {reason} event on {kind} {name}"),
+            LIMIT,
+            || async {
+                let events = Api::<Event>::namespaced(client.clone(), "default")
+                    .list(&Default::default())
+                    .await
+                    .ok()?;
+                events
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.involved_object.kind.as_deref() == Some(kind)
+                            && e.involved_object.name.as_deref() == Some(name)
+                            && e.type_.as_deref() == Some(type_)
+                            && e.reason.as_deref() == Some(reason)
+                            && e.message.as_deref() == Some(message)
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    // n2 was never Ready: it went NotReady without this controller's doing.
+    let events = Api::<Event>::namespaced(client.clone(), "default")
+        .list(&Default::default())
+        .await
+        .expect("list events");
+    assert!(!events.items.iter().any(|e| {
+        e.involved_object.name.as_deref() == Some("n2")
+            && e.reason.as_deref() == Some("NodeNotReady")
+    }));
 
     // The kubelet is back: lease and Ready; the taints go.
     renew_lease(&client, "n1").await;

@@ -21,6 +21,9 @@ pub enum Command {
     Server(Box<ServerArgs>),
     /// Join a cluster as a node (kubelet and service proxy).
     Agent(Box<AgentArgs>),
+    /// Run the controller manager alone, against a server started with
+    /// --disable-controller-manager (or beside one: they share a Lease).
+    ControllerManager(Box<ControllerManagerArgs>),
     /// Manage images in the node's container runtime.
     #[command(subcommand)]
     Image(ImageCommand),
@@ -95,6 +98,23 @@ pub struct AgentArgs {
     /// port-forward); 0 takes a free one.
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerManagerArgs {
+    /// The kubeconfig to reach the API server with (a server writes its
+    /// admin one to DATA_DIR/kubeconfig.yaml).
+    #[arg(long)]
+    pub kubeconfig: PathBuf,
+
+    /// Pod network, split into one /24 per node.
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+
+    /// Where to serve /metrics and /healthz over plain HTTP ("" or 0: not
+    /// served).
+    #[arg(long, default_value = "127.0.0.1:10257")]
+    pub metrics_bind_address: String,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod agent;
 mod cli;
 mod components;
+mod controller_manager;
 mod datastore;
 mod server;
 
@@ -27,6 +28,11 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(agent::run(*args))),
+        cli::Command::ControllerManager(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(controller_manager::run(*args))),
         cli::Command::Image(cli::ImageCommand::Import(args)) => {
             let endpoint = args.container_runtime_endpoint.clone().unwrap_or_else(|| {
                 ferrokube_kubelet::images::endpoint_for_data_dir(&args.data_dir)

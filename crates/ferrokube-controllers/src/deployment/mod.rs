@@ -22,10 +22,14 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, Selector};
-use crate::watchqueue::{key_of, Change, Informer, Key, Queue, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
 
 const COMPONENT: &str = "deployment-controller";
+
+/// The controller's name (kube-controller-manager's `--controllers`).
+pub const NAME: &str = "deployment";
 
 /// The Deployment controller.
 pub struct DeploymentController {
@@ -35,7 +39,29 @@ pub struct DeploymentController {
     pods: Store<Pod>,
     ready: [Ready; 3],
     queue: Queue,
+    metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
+}
+
+impl QueueController for DeploymentController {
+    fn queue(&self) -> &Queue {
+        &self.queue
+    }
+    fn metrics(&self) -> &Arc<ControllerMetrics> {
+        &self.metrics
+    }
+    fn cancel(&self) -> &CancellationToken {
+        &self.cancel
+    }
+    fn ready(&self) -> Vec<Ready> {
+        self.ready.to_vec()
+    }
+    fn enqueue_all(&self) {
+        self.queue.add_all(&self.deployments);
+    }
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+        self.sync_deployment(key).await
+    }
 }
 
 fn selector_of(d: &Deployment) -> Option<Selector> {
@@ -46,33 +72,33 @@ impl DeploymentController {
     /// Sets the controller up over the shared informers (spawn them after).
     pub fn new(
         client: kube::Client,
-        deployments: &mut Informer<Deployment>,
-        replicasets: &mut Informer<ReplicaSet>,
-        pods: &mut Informer<Pod>,
+        informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
+        let (deployments, deployments_ready) = informers.cache::<Deployment>();
+        let (replicasets, replicasets_ready) = informers.cache::<ReplicaSet>();
+        let (pods, pods_ready) = informers.cache::<Pod>();
         let this = Arc::new(DeploymentController {
-            client,
-            deployments: deployments.store(),
-            replicasets: replicasets.store(),
-            pods: pods.store(),
-            ready: [deployments.ready(), replicasets.ready(), pods.ready()],
+            client: metrics::counting_client(&client, NAME),
+            deployments,
+            replicasets,
+            pods,
+            ready: [deployments_ready, replicasets_ready, pods_ready],
             queue: Queue::new(),
+            metrics: metrics::controller(NAME),
             cancel,
         });
+        informers.get::<Deployment>().queue_keys(&this);
         let me = this.clone();
-        deployments.on_change(move |c| match c {
-            Change::Applied(d) | Change::Deleted(d) => me.queue.add(key_of(d)),
-            Change::Relisted => me.enqueue_all(),
-        });
+        informers
+            .get::<ReplicaSet>()
+            .on_change(&this.metrics, move |c| match c {
+                Change::Applied(rs) => me.rs_changed(rs, false),
+                Change::Deleted(rs) => me.rs_changed(rs, true),
+                Change::Relisted => me.enqueue_all(),
+            });
         let me = this.clone();
-        replicasets.on_change(move |c| match c {
-            Change::Applied(rs) => me.rs_changed(rs, false),
-            Change::Deleted(rs) => me.rs_changed(rs, true),
-            Change::Relisted => me.enqueue_all(),
-        });
-        let me = this.clone();
-        pods.on_change(move |c| {
+        informers.get::<Pod>().on_change(&this.metrics, move |c| {
             // Recreate waits for old pods to go: a pod going away wakes its
             // Deployment.
             if let Change::Deleted(p) = c {
@@ -80,12 +106,6 @@ impl DeploymentController {
             }
         });
         this
-    }
-
-    fn enqueue_all(&self) {
-        for d in self.deployments.state() {
-            self.queue.add(key_of(d.as_ref()));
-        }
     }
 
     fn rs_changed(&self, rs: &ReplicaSet, gone: bool) {
@@ -125,22 +145,6 @@ impl DeploymentController {
         }
     }
 
-    /// Runs `workers` reconciles at a time until cancelled.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        for r in &self.ready {
-            r.wait().await;
-        }
-        self.enqueue_all();
-        let me = self.clone();
-        let queue = self.queue.clone();
-        queue
-            .run(workers, self.cancel.clone(), move |key| {
-                let me = me.clone();
-                async move { me.reconcile(&key).await }
-            })
-            .await;
-    }
-
     fn event(&self, d: &Deployment, type_: &str, reason: &str, message: String) {
         podutil::record_event(&self.client, COMPONENT, d, type_, reason, message);
     }
@@ -154,7 +158,7 @@ impl DeploymentController {
     }
 
     /// Kubernetes' syncDeployment.
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync_deployment(&self, key: &Key) -> anyhow::Result<()> {
         let (ns, name) = key;
         let Some(cached) = self.deployments.get(&ObjectRef::new(name).within(ns)) else {
             return Ok(());

@@ -1,0 +1,112 @@
+//! `ferrokube controller-manager`: the controller manager alone, as an API
+//! client of a server reached through a kubeconfig (the server then runs
+//! with `--disable-controller-manager`), like kube-controller-manager. It
+//! runs `ferrokube_controllers::run` (under the same Lease as a server's)
+//! and serves the controllers' counters at `/metrics` (and `/healthz`) over
+//! plain HTTP on a loopback address by default.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ControllerManagerArgs;
+use crate::server::{hostname, shutdown_signal};
+
+pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    let metrics_addr = parse_bind(&args.metrics_bind_address)
+        .map_err(|e| anyhow::anyhow!("--metrics-bind-address: {e}"))?;
+    let shutdown = shutdown_signal()?;
+    let client = ferrokube_client::client_from_kubeconfig(&args.kubeconfig)
+        .await
+        .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
+    client
+        .list_core_api_versions()
+        .await
+        .map_err(|e| anyhow::anyhow!("reaching the API server: {e}"))?;
+    let config = ferrokube_controllers::ControllerConfig {
+        identity: format!("{}_{}", hostname(), std::process::id()),
+        cluster_cidr: args.cluster_cidr.clone(),
+        ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(&args.kubeconfig)
+            .context("reading the cluster CA for kube-root-ca.crt")?,
+        ..Default::default()
+    };
+    let cancel = CancellationToken::new();
+    let metrics = match &metrics_addr {
+        Some(addr) => {
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listening on {addr} for /metrics"))?;
+            tracing::info!(address = %listener.local_addr()?, "serving /metrics");
+            Some(tokio::spawn(serve_metrics(listener, cancel.clone())))
+        }
+        None => None,
+    };
+    let controllers = tokio::spawn(ferrokube_controllers::run(client, config, cancel.clone()));
+    tracing::info!("ferrokube controller manager started");
+    shutdown.await;
+    tracing::info!("shutting down");
+    cancel.cancel();
+    let _ = controllers.await;
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
+    Ok(())
+}
+
+/// Serves `/metrics` and `/healthz` until `cancel`.
+async fn serve_metrics(listener: TcpListener, cancel: CancellationToken) {
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    tracing::debug!(error = %e, "accepting a /metrics connection");
+                    continue;
+                }
+            },
+        };
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                Ok::<_, Infallible>(answer(req.uri().path()))
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc);
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "a /metrics connection");
+            }
+        });
+    }
+}
+
+fn answer(path: &str) -> Response<Full<Bytes>> {
+    let (status, body) = match path {
+        "/metrics" => (StatusCode::OK, ferrokube_controllers::metrics::render()),
+        "/healthz" => (StatusCode::OK, "ok".to_string()),
+        _ => (StatusCode::NOT_FOUND, "404 page not found\n".to_string()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+/// The address `--metrics-bind-address` names (`""` or `0`: none).
+pub fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
+    if s.is_empty() || s == "0" {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|e| format!("{s:?} is not an address:port ({e})"))
+}
