@@ -408,10 +408,8 @@ fn require_tools() -> anyhow::Result<()> {
 pub async fn run(o: Options) -> anyhow::Result<()> {
     require_tools()?;
     let n = o.pods;
-    let server = crate::apiserver::start_server(&[
-        "--disable-controller-manager",
-        "--disable-scheduler",
-    ])?;
+    let server =
+        crate::apiserver::start_server(&["--disable-controller-manager", "--disable-scheduler"])?;
     let client = crate::apiserver::client(&server.kubeconfig).await?;
     let data = tempfile::Builder::new()
         .prefix("fkbench")

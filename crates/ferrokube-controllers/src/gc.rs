@@ -172,7 +172,11 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
         });
     }
     tracing::info!(resources = monitors.len(), "garbage collector watching");
-    let synced = futures::future::join_all(monitors.iter().map(|m| util::wait_synced(&m.cache)));
+    let synced = futures::future::join_all(
+        monitors
+            .iter()
+            .map(|m| util::wait_synced(&m.cache, &cancel)),
+    );
     tokio::select! {
         _ = cancel.cancelled() => return,
         _ = synced => {}

@@ -96,7 +96,7 @@ pub fn start(
         .get::<Namespace>()
         .wake_on_change(&counters, &wake);
     async move {
-        util::wait_synced(&namespaces).await;
+        util::wait_synced(&namespaces, &cancel).await;
         let retries: Arc<Mutex<HashMap<String, Retry>>> = Arc::default();
         util::reconcile_loop("namespace", wake, RESYNC, cancel, || {
             let (client, namespaces, retries) =

@@ -77,9 +77,9 @@ pub fn start(
         .wake_on_change(&counters, &wake);
     let pods = informers.get::<Pod>().wake_on_change(&counters, &wake);
     async move {
-        util::wait_synced(&nodes).await;
-        util::wait_synced(&leases).await;
-        util::wait_synced(&pods).await;
+        util::wait_synced(&nodes, &cancel).await;
+        util::wait_synced(&leases, &cancel).await;
+        util::wait_synced(&pods, &cancel).await;
         let health: Arc<Mutex<HashMap<String, Health>>> = Arc::default();
         // Never look less often than a fraction of the grace period.
         let resync = RESYNC.min(grace / 4).max(Duration::from_millis(100));

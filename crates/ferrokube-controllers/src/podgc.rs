@@ -61,8 +61,8 @@ pub fn start(
     let pods = informers.get::<Pod>().store();
     let nodes = informers.get::<Node>().store();
     async move {
-        util::wait_synced(&pods).await;
-        util::wait_synced(&nodes).await;
+        util::wait_synced(&pods, &cancel).await;
+        util::wait_synced(&nodes, &cancel).await;
         let missing_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
         util::reconcile_loop("podgc", wake, config.period, cancel, || {
             let (client, config, missing_since) =

@@ -103,9 +103,9 @@ pub fn start(
         .scoped(ROOT_CA_CONFIGMAP, api, by_name(ROOT_CA_CONFIGMAP))
         .wake_on_change(&counters, &wake);
     async move {
-        util::wait_synced(&namespaces).await;
-        util::wait_synced(&accounts).await;
-        util::wait_synced(&configmaps).await;
+        util::wait_synced(&namespaces, &cancel).await;
+        util::wait_synced(&accounts, &cancel).await;
+        util::wait_synced(&configmaps, &cancel).await;
         let ca_pem = Arc::new(ca_pem);
         util::reconcile_loop("serviceaccount", wake, RESYNC, cancel, || {
             let client = client.clone();

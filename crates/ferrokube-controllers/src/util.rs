@@ -112,13 +112,16 @@ fn follow<K, S, F>(
     });
 }
 
-/// Waits (bounded) until `store` has had its first list.
-pub async fn wait_synced<K>(store: &Store<K>)
+/// Waits (bounded) until `store` has had its first list, or `cancel`.
+pub async fn wait_synced<K>(store: &Store<K>, cancel: &CancellationToken)
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
-    let _ = tokio::time::timeout(CACHE_SYNC_TIMEOUT, store.wait_until_ready()).await;
+    tokio::select! {
+        _ = cancel.cancelled() => {}
+        _ = tokio::time::timeout(CACHE_SYNC_TIMEOUT, store.wait_until_ready()) => {}
+    }
 }
 
 /// Runs `pass` whenever `wake` fires, at least every `resync`, sooner when

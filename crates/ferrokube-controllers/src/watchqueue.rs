@@ -294,8 +294,13 @@ pub trait QueueController: Send + Sync + 'static {
 /// Runs `c` until it is cancelled: once its caches are ready, queues every
 /// object, then runs `workers` reconciles at a time, counting each.
 pub async fn run_controller<C: QueueController>(c: Arc<C>, workers: usize) {
+    // The informers stop at cancellation, possibly before they are ready:
+    // waiting for them must end then too.
     for r in c.ready() {
-        r.wait().await;
+        tokio::select! {
+            _ = c.cancel().cancelled() => return,
+            _ = r.wait() => {}
+        }
     }
     c.enqueue_all();
     let me = c.clone();

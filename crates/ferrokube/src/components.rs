@@ -164,8 +164,9 @@ impl Components {
     pub async fn stop(self) {
         self.cancel.cancel();
         for (name, task) in self.tasks {
-            if let Err(e) = task.await {
-                tracing::warn!(component = name, error = %e, "component task failed");
+            match task.await {
+                Ok(()) => tracing::debug!(component = name, "component stopped"),
+                Err(e) => tracing::warn!(component = name, error = %e, "component task failed"),
             }
         }
     }
