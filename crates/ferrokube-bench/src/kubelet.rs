@@ -426,7 +426,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "scripts/build-images.sh: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
+    ferrokube_kubelet::cni::remove_pod_network(BRIDGE);
     let exe = std::env::current_exe()?;
     let child = Command::new(&exe)
         .arg("kubelet-node")
@@ -469,7 +469,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         // SAFETY: kill with PIDs of shims of the containerd this run started.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
-    let _ = Command::new("ip").args(["link", "del", BRIDGE]).output();
+    ferrokube_kubelet::cni::remove_pod_network(BRIDGE);
     drop(server);
     result
 }

@@ -140,8 +140,6 @@ async fn main() -> anyhow::Result<()> {
     }
     cancel.cancel();
     let _ = agent.await;
-    let _ = std::process::Command::new("ip")
-        .args(["link", "del", "fkbench0"])
-        .status();
+    ferrokube_kubelet::cni::remove_pod_network("fkbench0");
     Ok(())
 }

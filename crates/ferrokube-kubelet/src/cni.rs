@@ -1,9 +1,16 @@
-//! The pod network's CNI configuration: one conflist (bridge with host-local IPAM over
-//! the node's pod CIDR, then portmap for hostPort; loopback is set up by the runtime)
-//! written where the runtime's CRI plugin reads it.
+//! The pod network: the CNI configuration (one conflist: bridge with host-local IPAM
+//! over the node's pod CIDR, then portmap for hostPort; loopback is set up by the
+//! runtime) written where the runtime's CRI plugin reads it, and the node's one
+//! masquerade rule for pods' traffic leaving the pod CIDR.
+//!
+//! The bridge plugin can masquerade by itself (`ipMasq`), but it does so with a chain of
+//! iptables rules per pod, each added under the xtables lock while sandboxes start: with
+//! 100 pods starting at once that lock serialises them. One nftables rule per node, set
+//! when the pod CIDR is known, does the same for every pod.
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use serde_json::json;
 
 /// Name of the conflist file (the CRI plugin takes the first file in the directory).
@@ -23,7 +30,7 @@ pub fn render_conflist(bridge: &str, pod_cidr: &str, ipam_dir: &Path) -> serde_j
                 "type": "bridge",
                 "bridge": bridge,
                 "isGateway": true,
-                "ipMasq": true,
+                "ipMasq": false,
                 "hairpinMode": true,
                 "ipam": {
                     "type": "host-local",
@@ -61,6 +68,48 @@ pub fn write_conflist(
     Ok(path)
 }
 
+/// The nftables table (family `ip`) that holds the masquerade rule of pods on `bridge`.
+pub fn masquerade_table(bridge: &str) -> String {
+    format!("ferrokube-pods-{bridge}")
+}
+
+/// The nftables script that (re)creates the masquerade table for `pod_cidr` in one
+/// transaction: traffic from a pod to anywhere but the pod CIDR and multicast leaves
+/// with the node's address, as the bridge plugin's `ipMasq` did per pod.
+pub fn masquerade_script(bridge: &str, pod_cidr: &str) -> String {
+    let table = masquerade_table(bridge);
+    format!(
+        "add table ip {table}\n\
+         delete table ip {table}\n\
+         table ip {table} {{\n\
+         \tchain postrouting {{\n\
+         \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
+         \t\tip saddr {pod_cidr} ip daddr != {{ {pod_cidr}, 224.0.0.0/4 }} masquerade\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+/// Sets the node's masquerade rule for pods on `bridge` in `pod_cidr`.
+pub async fn set_masquerade(bridge: &str, pod_cidr: &str) -> anyhow::Result<()> {
+    ferrokube_proxy::nft::Nft::default()
+        .apply(&masquerade_script(bridge, pod_cidr))
+        .await
+        .with_context(|| format!("setting the masquerade rule of pods on {bridge}"))
+}
+
+/// Removes what the pod network left on the node for `bridge`: the bridge and the
+/// masquerade table (errors ignored: either may be gone already). For tests and tools
+/// that clean up after a node; a running node keeps both.
+pub fn remove_pod_network(bridge: &str) {
+    let _ = std::process::Command::new("ip")
+        .args(["link", "del", bridge])
+        .output();
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "ip", &masquerade_table(bridge)])
+        .output();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +123,18 @@ mod tests {
             "10.42.3.0/24"
         );
         assert_eq!(v["plugins"][1]["type"], "portmap");
+        assert_eq!(v["plugins"][0]["ipMasq"], false);
+    }
+
+    #[test]
+    fn masquerade_script_replaces_the_table_with_one_rule() {
+        let s = masquerade_script("b0", "10.42.3.0/24");
+        assert!(
+            s.starts_with("add table ip ferrokube-pods-b0\ndelete table ip ferrokube-pods-b0\n")
+        );
+        assert!(s.contains(
+            "ip saddr 10.42.3.0/24 ip daddr != { 10.42.3.0/24, 224.0.0.0/4 } masquerade"
+        ));
     }
 
     #[test]

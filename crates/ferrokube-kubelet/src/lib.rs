@@ -194,6 +194,7 @@ pub async fn run_with_runtime(
         &pod_cidr,
         &config.agent_dir().join("cni").join("networks"),
     )?;
+    cni::set_masquerade(&config.cni_bridge, &pod_cidr).await?;
     let config = Arc::new(config);
     let node_task = tokio::spawn(node::run(
         client.clone(),

@@ -681,3 +681,141 @@ async fn projected_volume_joins_root_ca_secret_and_downward_api() {
     })
     .await;
 }
+
+/// A network namespace outside the pod CIDR, joined to the node by a veth pair, with no
+/// route back to the pods: a pod reaches it only when its traffic leaves with the node's
+/// address. Removed (with its veth pair and server) on drop.
+struct Outside {
+    netns: String,
+    server: std::process::Child,
+}
+
+impl Outside {
+    /// `10.198.N.1/30` on the node, `10.198.N.2/30` inside, where a small HTTP server on
+    /// port 8080 answers with the address it saw the request come from.
+    fn start(n: u8) -> Outside {
+        let netns = format!("fkext{n}");
+        let (host_if, peer_if) = (format!("fkexth{n}"), format!("fkextp{n}"));
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(args[0])
+                .args(&args[1..])
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &netns])
+            .output();
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &host_if])
+            .output();
+        run(&["ip", "netns", "add", &netns]);
+        run(&[
+            "ip", "link", "add", &host_if, "type", "veth", "peer", "name", &peer_if,
+        ]);
+        run(&["ip", "link", "set", &peer_if, "netns", &netns]);
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("10.198.{n}.1/30"),
+            "dev",
+            &host_if,
+        ]);
+        run(&["ip", "link", "set", &host_if, "up"]);
+        run(&[
+            "ip",
+            "netns",
+            "exec",
+            &netns,
+            "ip",
+            "addr",
+            "add",
+            &format!("10.198.{n}.2/30"),
+            "dev",
+            &peer_if,
+        ]);
+        run(&[
+            "ip", "netns", "exec", &netns, "ip", "link", "set", &peer_if, "up",
+        ]);
+        run(&[
+            "ip", "netns", "exec", &netns, "ip", "link", "set", "lo", "up",
+        ]);
+        let server = format!(
+            "import http.server as h\n\
+             class H(h.BaseHTTPRequestHandler):\n    \
+                 def do_GET(s):\n        \
+                     b = s.client_address[0].encode()\n        \
+                     s.send_response(200); s.send_header('Content-Length', str(len(b))); s.end_headers(); s.wfile.write(b)\n\
+             h.HTTPServer(('10.198.{n}.2', 8080), H).serve_forever()\n"
+        );
+        let server = std::process::Command::new("ip")
+            .args(["netns", "exec", &netns, "python3", "-c", &server])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starting the outside server");
+        Outside { netns, server }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        // Deleting the namespace deletes its end of the veth pair, and with it ours.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.netns])
+            .output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_reach_addresses_outside_the_pod_cidr_with_the_nodes_address() {
+    with_env(21, async |env| {
+        let outside = Outside::start(21);
+        let host = tempfile::Builder::new().prefix("fk-egress").tempdir_in("/tmp").expect("temp dir");
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), "default");
+        let fetch = "for i in 1 2 3 4 5 6 7 8 9 10; do \
+             timeout 3 wget -q -O /host/seen http://10.198.21.2:8080/ 2>>/host/err && exit 0; sleep 1; done; exit 1";
+        let p = pod(
+            "egress",
+            serde_json::json!({
+                "restartPolicy": "Never",
+                "volumes": [{"name": "host", "hostPath": {"path": host.path().to_str().unwrap()}}],
+                "containers": [{
+                    "name": "fetch", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                    "command": ["sh", "-c", fetch],
+                    "volumeMounts": [{"name": "host", "mountPath": "/host"}]
+                }]
+            }),
+        );
+        pods.create(&PostParams::default(), &p).await.expect("create egress");
+        let phase = env
+            .wait_pod("default", "egress", 90, "Succeeded or Failed", |p| {
+                let phase = p.status.as_ref()?.phase.clone()?;
+                matches!(phase.as_str(), "Succeeded" | "Failed").then_some(phase)
+            })
+            .await;
+        let seen = std::fs::read_to_string(host.path().join("seen")).unwrap_or_default();
+        let err = std::fs::read_to_string(host.path().join("err")).unwrap_or_default();
+        drop(outside);
+        assert_eq!(phase, "Succeeded", "the pod could not reach 10.198.21.2: {err}");
+        // The outside host saw the node's address on that link, not the pod's.
+        assert_eq!(seen, "10.198.21.1");
+        let table = std::process::Command::new("nft")
+            .args(["list", "table", "ip", &ferrokube_kubelet::cni::masquerade_table(&env.bridge)])
+            .output()
+            .expect("nft");
+        assert!(
+            String::from_utf8_lossy(&table.stdout).contains(&format!("ip saddr {}", env.subnet)),
+            "masquerade table: {}",
+            String::from_utf8_lossy(&table.stdout)
+        );
+    })
+    .await;
+}

@@ -29,6 +29,7 @@ pub fn require_tools() {
         ("python3", "python3"),
         ("ip", "iproute2"),
         ("iptables", "iptables"),
+        ("nft", "nftables"),
     ] {
         let found = std::env::var_os("PATH")
             .map(|p| std::env::split_paths(&p).any(|d| d.join(bin).is_file()))
@@ -116,9 +117,7 @@ impl Env {
         let bridge = format!("fke2e{n}");
         let subnet = format!("10.199.{n}.0/24");
         // A bridge left by an earlier crashed run of this test would have the old address.
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &bridge])
-            .output();
+        ferrokube_kubelet::cni::remove_pod_network(&bridge);
         let mut config = KubeletConfig::new(NODE, data.path());
         config.cni_bridge = bridge.clone();
         config.kubelet_port = 0; // any free port: tests run side by side
@@ -304,9 +303,7 @@ impl Env {
             }
         }
         self.stop_agent().await;
-        let _ = std::process::Command::new("ip")
-            .args(["link", "del", &self.bridge])
-            .output();
+        ferrokube_kubelet::cni::remove_pod_network(&self.bridge);
         eprintln!("e2e: total {:?}", self.started.elapsed());
     }
 }

@@ -222,10 +222,8 @@ impl Drop for Cluster {
                     }
                 }
             }
-            // The pods' bridge the node agent's CNI configuration made.
-            let _ = Command::new("ip")
-                .args(["link", "del", "ferrokube0"])
-                .status();
+            // The pods' bridge and masquerade table the node agent made.
+            ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
         } else {
             self.kill();
         }
