@@ -263,7 +263,14 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["sa"],
             NONE,
             "/registry/serviceaccounts/",
-        ),
+        )
+        .with_subs(vec![sub(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )]),
         core("Node", "nodes", false, &["no"], NONE, "/registry/minions/")
             .with_subs(vec![status("", "v1", "Node")]),
         core("Event", "events", true, &["ev"], NONE, "/registry/events/"),
