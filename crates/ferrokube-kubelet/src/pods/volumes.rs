@@ -607,9 +607,7 @@ pub async fn prepare(
                     );
                 }
                 if let Some(t) = &src.service_account_token {
-                    // Tokens are private: 0600 unless the volume says otherwise.
-                    let token_mode = pr.default_mode.map(|m| m as u32).unwrap_or(0o600);
-                    files.extend(token_file(client, tokens, pod, t, token_mode).await?);
+                    files.extend(token_file(client, tokens, pod, t, mode).await?);
                 }
                 if let Some(d) = &src.downward_api {
                     files.extend(downward_files(
