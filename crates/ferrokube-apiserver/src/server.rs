@@ -315,6 +315,20 @@ pub async fn start(
     })
 }
 
+/// The SelfSubjectReview of `user`: who the server thinks the caller is.
+fn self_subject_review(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": info},
+    })
+}
+
 /// The objects service-account tokens name, read from the watch cache.
 struct CacheLookup {
     registry: Registry,
@@ -779,6 +793,27 @@ async fn resource_request(
         app.rest.delete(&def, ns, name, &opts).await?;
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status));
+    }
+    if def.group == "authentication.k8s.io" && def.plural == "selfsubjectreviews" {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(
+                "only POST is allowed on selfsubjectreviews",
+            ));
+        }
+        let user = req.extensions().get::<UserInfo>().cloned();
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        if !body.is_empty() {
+            serde_json::from_slice::<Value>(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as JSON: {e}"
+                ))
+            })?;
+        }
+        let user = user.ok_or_else(ApiError::unauthorized)?;
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &self_subject_review(&user),
+        ));
     }
     if sub == "token" && def.plural == "serviceaccounts" && def.group.is_empty() {
         if info.verb != "create" {

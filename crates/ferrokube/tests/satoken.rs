@@ -104,9 +104,23 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
         sa_uid.as_str()
     );
 
-    // The token authenticates.
+    // The token authenticates, as the service account.
     let out = kubectl_as(&c, &token, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    let out = kubectl_as(&c, &token, &["auth", "whoami", "-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let review: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(review["kind"], "SelfSubjectReview");
+    assert_eq!(
+        review["status"]["userInfo"],
+        serde_json::json!({
+            "username": "system:serviceaccount:team:default",
+            "uid": sa_uid,
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"],
+        })
+    );
+    let me = c.kubectl_ok(&["auth", "whoami"]);
+    assert!(me.contains("system:admin"), "{me}");
 
     // A longer lifetime, and another audience (not the API's: refused).
     let long = c.kubectl_ok(&["create", "token", "default", "-n", "team", "--duration=2h"]);

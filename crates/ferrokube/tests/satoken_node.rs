@@ -28,8 +28,8 @@ fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// `kubectl get pods` as the holder of `token`, trusting the cluster CA.
-fn get_pods_as(c: &Cluster, token: &str) -> std::process::Output {
+/// `kubectl ARGS` as the holder of `token`, trusting the cluster CA.
+fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
     let empty = c.data_dir().join("empty-kubeconfig.yaml");
     std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
     let server = format!("--server=https://127.0.0.1:{}", c.port);
@@ -38,7 +38,9 @@ fn get_pods_as(c: &Cluster, token: &str) -> std::process::Output {
         c.data_dir().join("tls/ca.crt").display()
     );
     let token = format!("--token={token}");
-    kubectl_with(&empty, &[&server, &ca, &token, "get", "pods"])
+    let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
+    all.extend_from_slice(args);
+    kubectl_with(&empty, &all)
 }
 
 #[test]
@@ -153,17 +155,33 @@ spec:
     assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid.as_str());
     assert_eq!(claims["kubernetes.io"]["node"]["name"], NODE);
 
-    let out = get_pods_as(&c, &token);
+    let out = kubectl_as(&c, &token, &["get", "pods"]);
     assert!(
         out.status.success(),
         "the pod's token authenticates: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));
+    let out = kubectl_as(
+        &c,
+        &token,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:serviceaccount:default:default",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Gone with the pod.
     c.kubectl_ok(&["delete", "pod", "reader", "--wait", "--timeout=60s"]);
-    let out = get_pods_as(&c, &token);
+    let out = kubectl_as(&c, &token, &["get", "pods"]);
     assert!(!out.status.success(), "the token outlived its pod");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
