@@ -528,6 +528,16 @@ pub async fn token_request(
         };
         let (obj, kv) = rest.get_kv(def(plural)?, namespace, ref_name).await?;
         revision = revision.max(kv.mod_revision);
+        if plural == "pods"
+            && obj
+                .pointer("/spec/serviceAccountName")
+                .and_then(Value::as_str)
+                != Some(name)
+        {
+            return Err(ApiError::bad_request(format!(
+                "cannot bind token for serviceaccount {name:?} to pod running with different serviceaccount name."
+            )));
+        }
         let uid = uid_of(&obj);
         if let Some(want) = r.uid.as_deref().filter(|u| !u.is_empty()) {
             if want != uid {

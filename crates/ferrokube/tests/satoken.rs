@@ -274,8 +274,68 @@ fn tokens_end_with_their_service_account_and_bound_pod() {
         "{}",
         stderr(&out)
     );
+    let out = c.kubectl(&[
+        "create",
+        "token",
+        "robot",
+        "-n",
+        "team",
+        "--bound-object-kind=Pod",
+        "--bound-object-name=web",
+    ]);
+    assert!(
+        stderr(&out).contains(
+            "cannot bind token for serviceaccount \"robot\" to pod running with different serviceaccount name"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.kubectl(&[
+        "create",
+        "token",
+        "default",
+        "-n",
+        "team",
+        "--bound-object-kind=Node",
+        "--bound-object-name=n1",
+    ]);
+    assert!(
+        stderr(&out).contains(
+            "cannot bind token for serviceaccount \"default\" to object of type /v1, Kind=Node"
+        ),
+        "{}",
+        stderr(&out)
+    );
     c.kubectl_ok(&["delete", "pod", "web", "-n", "team", "--wait"]);
     assert_unauthorized(&c, &bound, "the bound pod was deleted");
+
+    // A token bound to a secret ends with the secret.
+    c.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "key",
+        "-n",
+        "team",
+        "--from-literal=a=b",
+    ]);
+    let by_secret = c
+        .kubectl_ok(&[
+            "create",
+            "token",
+            "default",
+            "-n",
+            "team",
+            "--bound-object-kind=Secret",
+            "--bound-object-name=key",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(claims(&by_secret)["kubernetes.io"]["secret"]["name"], "key");
+    let out = kubectl_as(&c, &by_secret, &["get", "pods", "-n", "team"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    c.kubectl_ok(&["delete", "secret", "key", "-n", "team"]);
+    assert_unauthorized(&c, &by_secret, "the bound secret was deleted");
 
     // The server restarted: the same key, the token still good.
     let token = c
