@@ -263,7 +263,14 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["sa"],
             NONE,
             "/registry/serviceaccounts/",
-        ),
+        )
+        .with_subs(vec![sub(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        )]),
         core("Node", "nodes", false, &["no"], NONE, "/registry/minions/")
             .with_subs(vec![status("", "v1", "Node")]),
         core("Event", "events", true, &["ev"], NONE, "/registry/events/"),
@@ -479,6 +486,18 @@ pub fn builtin() -> Vec<ResourceDef> {
             "/registry/poddisruptionbudgets/",
         )
         .with_subs(vec![status("policy", "v1", "PodDisruptionBudget")]),
+        // Who the caller is (`kubectl auth whoami`): answered, never stored.
+        row(
+            "authentication.k8s.io",
+            "v1",
+            "SelfSubjectReview",
+            "selfsubjectreviews",
+            false,
+            NONE,
+            NONE,
+            "/registry/selfsubjectreviews/",
+        )
+        .with_verbs(&["create"]),
         row(
             "scheduling.k8s.io",
             "v1",
@@ -808,6 +827,13 @@ mod tests {
             "EndpointSlice",
         ),
         ("events", "ev", "events.k8s.io/v1", true, "Event"),
+        (
+            "selfsubjectreviews",
+            "",
+            "authentication.k8s.io/v1",
+            false,
+            "SelfSubjectReview",
+        ),
         (
             "poddisruptionbudgets",
             "pdb",

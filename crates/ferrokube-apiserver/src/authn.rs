@@ -19,10 +19,15 @@ use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
+use crate::satoken::ServiceAccountAuthenticator;
+
 /// The authenticated user of a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserInfo {
     pub name: String,
+    /// The user's uid, when the authenticator knows one (a service
+    /// account's).
+    pub uid: String,
     pub groups: Vec<String>,
 }
 
@@ -41,7 +46,11 @@ impl UserInfo {
             .filter_map(|o| o.as_str().ok().map(str::to_string))
             .collect();
         groups.push("system:authenticated".into());
-        Some(UserInfo { name, groups })
+        Some(UserInfo {
+            name,
+            uid: String::new(),
+            groups,
+        })
     }
 }
 
@@ -148,10 +157,12 @@ impl ClientCertVerifier for RequestClientCert {
     }
 }
 
-/// Bearer tokens the server accepts, and whose they are.
+/// Bearer tokens the server accepts, and whose they are: the tokens it
+/// knows (admin, join token), then service-account JWTs.
 #[derive(Clone, Debug, Default)]
 pub struct TokenAuthenticator {
     tokens: HashMap<String, UserInfo>,
+    service_accounts: Option<ServiceAccountAuthenticator>,
 }
 
 impl TokenAuthenticator {
@@ -159,14 +170,23 @@ impl TokenAuthenticator {
         self.tokens.insert(token.to_string(), user);
     }
 
+    /// Accepts service-account tokens too.
+    pub fn with_service_accounts(&mut self, sa: ServiceAccountAuthenticator) {
+        self.service_accounts = Some(sa);
+    }
+
     /// The user of an `Authorization` header value, if it is a known bearer
-    /// token.
+    /// token or a valid service-account token.
     pub fn authenticate(&self, authorization: &str) -> Option<UserInfo> {
         let (scheme, token) = authorization.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
         }
-        self.tokens.get(token.trim()).cloned()
+        let token = token.trim();
+        if let Some(user) = self.tokens.get(token) {
+            return Some(user.clone());
+        }
+        self.service_accounts.as_ref()?.authenticate(token)
     }
 }
 
@@ -234,6 +254,7 @@ mod tests {
         let mut t = TokenAuthenticator::default();
         let admin = UserInfo {
             name: "system:admin".into(),
+            uid: String::new(),
             groups: vec!["system:masters".into()],
         };
         t.add("s3cret", admin.clone());

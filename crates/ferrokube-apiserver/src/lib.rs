@@ -1,6 +1,7 @@
 //! The ferrokube API server: Kubernetes' REST API over the ferrokube store,
 //! served over HTTPS to the real kubectl and client libraries.
 
+pub mod admission;
 pub mod allocator;
 pub mod authn;
 pub mod cert_rotation;
@@ -15,6 +16,7 @@ pub mod pki;
 pub mod protobuf;
 pub mod request_info;
 pub mod rest;
+pub mod satoken;
 pub mod server;
 pub mod streaming;
 pub mod table;

@@ -75,6 +75,8 @@ fn json_properties() -> HashMap<String, Vec<String>> {
             crate::typed::schemas_for(&mut generator, group, v);
         }
     }
+    // Kinds only subresources take.
+    let _ = generator.subschema_for::<k8s_openapi::api::authentication::v1::TokenRequest>();
     generator
         .take_definitions(true)
         .into_iter()
@@ -605,6 +607,10 @@ mod tests {
         assert!(pod
             .iter()
             .any(|f| f.name == "nodeSelector" && f.kind == Kind::MapString));
+        // kubectl create token sends a TokenRequest, which only a
+        // subresource takes.
+        let bound = &s.messages["api.authentication.v1.BoundObjectReference"];
+        assert!(bound.iter().any(|f| f.name == "uid"));
     }
 
     #[test]

@@ -614,6 +614,9 @@ impl Rest {
         }
         objectmeta::fill_on_create(&mut obj);
         validation::default_on_create(def, &mut obj);
+        if def.group.is_empty() && def.kind == "Pod" {
+            crate::admission::service_account(self, ns, &mut obj).await?;
+        }
         let mut obj = typed_check(def, obj, opts)?;
         match &opts.apply_config {
             Some(config) => {

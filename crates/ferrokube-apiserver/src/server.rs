@@ -75,6 +75,7 @@ struct App {
     openapi: ferrokube_openapi::OpenApi,
     discovery: Discovery,
     tokens: TokenAuthenticator,
+    sa_keys: Arc<crate::satoken::TokenKeys>,
     in_flight: Semaphore,
     metrics: crate::metrics::Metrics,
     kubelet: crate::streaming::KubeletClient,
@@ -218,6 +219,7 @@ pub async fn start(
         // nodes may do; today every authenticated user is an admin.)
         let node = UserInfo {
             name: "system:node-agent".into(),
+            uid: String::new(),
             groups: vec!["system:nodes".into(), "system:authenticated".into()],
         };
         tokens.add(secret, node.clone());
@@ -227,9 +229,21 @@ pub async fn start(
         &pki.admin_token,
         UserInfo {
             name: "system:admin".into(),
+            uid: String::new(),
             groups: vec!["system:masters".into(), "system:authenticated".into()],
         },
     );
+    let sa_keys = Arc::new(
+        crate::satoken::TokenKeys::ensure(&config.data_dir)
+            .context("preparing the service-account signing key")?,
+    );
+    tokens.with_service_accounts(crate::satoken::ServiceAccountAuthenticator {
+        keys: sa_keys.clone(),
+        lookup: Arc::new(CacheLookup {
+            registry: registry.clone(),
+            cache: cache.clone(),
+        }),
+    });
     let openapi = build_openapi(&registry);
     let app = Arc::new(App {
         ca_pem: pki.ca_cert_pem.clone(),
@@ -244,6 +258,7 @@ pub async fn start(
             event_ttl_seconds: crate::rest::EVENT_TTL_SECONDS,
         },
         tokens,
+        sa_keys,
         in_flight: Semaphore::new(config.max_in_flight.max(1)),
         metrics: Default::default(),
         kubelet: crate::streaming::KubeletClient::new(
@@ -298,6 +313,37 @@ pub async fn start(
         kubeconfig,
         task,
     })
+}
+
+/// The SelfSubjectReview of `user`: who the server thinks the caller is.
+fn self_subject_review(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    json!({
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null},
+        "status": {"userInfo": info},
+    })
+}
+
+/// The objects service-account tokens name, read from the watch cache.
+struct CacheLookup {
+    registry: Registry,
+    cache: Arc<WatchCache>,
+}
+
+impl crate::satoken::ObjectLookup for CacheLookup {
+    fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value> {
+        let def = self.registry.get("", "v1", resource)?;
+        let obj = self
+            .cache
+            .resource(def.storage_prefix)?
+            .get(&def.key(namespace, name))?;
+        serde_json::from_slice(&obj.json).ok()
+    }
 }
 
 fn tls_config(
@@ -747,6 +793,43 @@ async fn resource_request(
         app.rest.delete(&def, ns, name, &opts).await?;
         let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
         return Ok(json_response(StatusCode::CREATED, &status));
+    }
+    if def.group == "authentication.k8s.io" && def.plural == "selfsubjectreviews" {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(
+                "only POST is allowed on selfsubjectreviews",
+            ));
+        }
+        let user = req.extensions().get::<UserInfo>().cloned();
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        if !body.is_empty() {
+            serde_json::from_slice::<Value>(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as JSON: {e}"
+                ))
+            })?;
+        }
+        let user = user.ok_or_else(ApiError::unauthorized)?;
+        return Ok(json_response(
+            StatusCode::CREATED,
+            &self_subject_review(&user),
+        ));
+    }
+    if sub == "token" && def.plural == "serviceaccounts" && def.group.is_empty() {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(
+                "only POST is allowed on serviceaccounts/token",
+            ));
+        }
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        let request: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        let issued =
+            crate::satoken::token_request(&app.rest, &app.sa_keys, ns, name, &request).await?;
+        return Ok(json_response(StatusCode::CREATED, &issued));
     }
     if def.plural == "pods"
         && def.group.is_empty()

@@ -45,6 +45,7 @@ kinds! {
     ("", "v1", "Namespace", api::core::v1::Namespace),
     ("", "v1", "Pod", api::core::v1::Pod),
     ("", "v1", "Binding", api::core::v1::Binding),
+    ("authentication.k8s.io", "v1", "SelfSubjectReview", api::authentication::v1::SelfSubjectReview),
     ("", "v1", "Service", api::core::v1::Service),
     ("", "v1", "Endpoints", api::core::v1::Endpoints),
     ("", "v1", "ConfigMap", api::core::v1::ConfigMap),

@@ -399,3 +399,116 @@ async fn a_certificate_from_another_ca_is_unauthorized_not_a_tls_error() {
     cancel.cancel();
     server.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_requests_answer_with_kubernetes_statuses() {
+    let (dir, cancel, server) = start_server().await;
+    let _stop = StopOnDrop(cancel.clone());
+    let ca = dir.path().join("tls/ca.crt");
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let admin = server.pki.admin_token.clone();
+    let results = tokio::task::spawn_blocking(move || {
+        let auth = format!("Authorization: Bearer {admin}");
+        let post = |path: &str, body: &str| {
+            curl(
+                &ca,
+                &format!("{base}{path}"),
+                &[
+                    "-X",
+                    "POST",
+                    "-H",
+                    &auth,
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    body,
+                ],
+            )
+        };
+        let token_path = "/api/v1/namespaces/default/serviceaccounts/robot/token";
+        let sa = post(
+            "/api/v1/namespaces/default/serviceaccounts",
+            r#"{"metadata": {"name": "robot"}}"#,
+        );
+        let short = post(token_path, r#"{"spec": {"expirationSeconds": 300}}"#);
+        let missing = post(
+            "/api/v1/namespaces/default/serviceaccounts/nobody/token",
+            "{}",
+        );
+        let ok = post(
+            token_path,
+            r#"{"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}"#,
+        );
+        let get = curl(&ca, &format!("{base}{token_path}"), &["-H", &auth]);
+        // Without the controller manager nobody makes `default`: the pod is
+        // admitted without a token volume.
+        let pod = post(
+            "/api/v1/namespaces/default/pods",
+            r#"{"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}"#,
+        );
+        let token: serde_json::Value = serde_json::from_str(&ok.2).unwrap_or_default();
+        let token = token["status"]["token"].as_str().unwrap_or("").to_string();
+        let as_robot = curl(
+            &ca,
+            &format!("{base}/api/v1/namespaces/default/pods"),
+            &["-H", &format!("Authorization: Bearer {token}")],
+        );
+        let mut forged = token.clone();
+        forged.push('A');
+        let as_forged = curl(
+            &ca,
+            &format!("{base}/api/v1/namespaces/default/pods"),
+            &["-H", &format!("Authorization: Bearer {forged}")],
+        );
+        (sa, short, missing, ok, get, pod, as_robot, as_forged)
+    })
+    .await
+    .unwrap();
+    let (sa, short, missing, ok, get, pod, as_robot, as_forged) = results;
+    let json = |s: &str| -> serde_json::Value { serde_json::from_str(s).unwrap() };
+    assert_eq!(sa.1, 201, "{sa:?}");
+
+    assert_eq!(short.1, 422, "{short:?}");
+    let status = json(&short.2);
+    assert_eq!(status["reason"], "Invalid");
+    assert_eq!(
+        status["message"],
+        "TokenRequest \"\" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"
+    );
+
+    assert_eq!(missing.1, 404, "{missing:?}");
+    assert_eq!(
+        json(&missing.2)["message"],
+        "serviceaccounts \"nobody\" not found"
+    );
+
+    assert_eq!(ok.1, 201, "{ok:?}");
+    let issued = json(&ok.2);
+    assert_eq!(issued["kind"], "TokenRequest");
+    assert_eq!(issued["metadata"]["name"], "robot");
+    assert_eq!(issued["spec"]["expirationSeconds"], 3600);
+    assert_eq!(
+        issued["spec"]["audiences"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    let expires: jiff::Timestamp = issued["status"]["expirationTimestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let left = expires.as_second() - jiff::Timestamp::now().as_second();
+    assert!((3590..=3600).contains(&left), "{left}");
+
+    assert_eq!(get.1, 405, "{get:?}");
+
+    assert_eq!(pod.1, 201, "{pod:?}");
+    let pod = json(&pod.2);
+    assert_eq!(pod["spec"]["serviceAccountName"], "default");
+    assert!(pod["spec"].get("volumes").is_none(), "{pod}");
+
+    assert_eq!(as_robot.1, 200, "{as_robot:?}");
+    assert_eq!(as_forged.1, 401, "{as_forged:?}");
+
+    cancel.cancel();
+    server.join().await;
+}

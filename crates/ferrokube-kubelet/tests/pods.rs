@@ -678,6 +678,62 @@ async fn projected_volume_joins_root_ca_secret_and_downward_api() {
         assert!(msg.contains("secret \"nope\" not found"), "{msg}");
         let phase = pods.get("projected-missing").await.unwrap().status.and_then(|s| s.phase);
         assert_eq!(phase.as_deref(), Some("Pending"));
+
+        // A service-account token: asked for by the kubelet, bound to the pod.
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(env.client.clone(), "default");
+        let sa = serde_json::from_value(serde_json::json!({"metadata": {"name": "robot"}})).unwrap();
+        sas.create(&PostParams::default(), &sa).await.expect("service account");
+        let token_pod = |name: &str, sa: &str| {
+            pod(
+                name,
+                serde_json::json!({
+                    "restartPolicy": "Never",
+                    "serviceAccountName": sa,
+                    "automountServiceAccountToken": false,
+                    "volumes": [
+                        {"name": "host", "hostPath": {"path": host.path().to_str().unwrap()}},
+                        {"name": "tok", "projected": {"sources": [
+                            {"serviceAccountToken": {"path": "t/token", "expirationSeconds": 7200, "audience": "vault"}}
+                        ]}}
+                    ],
+                    "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                        "command": ["sh", "-c", "cat /tok/t/token > /host/token; stat -c %a /tok/t/token > /host/mode"],
+                        "volumeMounts": [{"name": "host", "mountPath": "/host"}, {"name": "tok", "mountPath": "/tok"}]}]
+                }),
+            )
+        };
+        let created = pods.create(&PostParams::default(), &token_pod("token", "robot")).await.expect("create");
+        env.wait_pod("default", "token", 60, "Succeeded", |p| {
+            (p.status.as_ref()?.phase.as_deref() == Some("Succeeded")).then_some(())
+        })
+        .await;
+        let token = std::fs::read_to_string(host.path().join("token")).unwrap_or_default();
+        let payload = token.split('.').nth(1).expect("a JWT");
+        use base64::Engine;
+        let claims: serde_json::Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url"),
+        )
+        .expect("claims");
+        assert_eq!(claims["sub"], "system:serviceaccount:default:robot");
+        assert_eq!(claims["aud"], serde_json::json!(["vault"]));
+        assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 7200);
+        assert_eq!(claims["kubernetes.io"]["pod"]["name"], "token");
+        assert_eq!(claims["kubernetes.io"]["pod"]["uid"].as_str(), created.metadata.uid.as_deref());
+        let mode = std::fs::read_to_string(host.path().join("mode")).unwrap_or_default();
+        assert_eq!(mode.trim(), "644", "the volume's default mode");
+
+        // No token for a service account that does not exist: FailedMount, and
+        // the container does not start.
+        pods.create(&PostParams::default(), &token_pod("token-missing", "ghost")).await.expect("create");
+        let msg = event_message(env, "token-missing", "FailedMount", 60).await;
+        assert!(msg.contains("failed to fetch token for service account default/ghost"), "{msg}");
+        assert!(msg.contains("not found"), "{msg}");
+        let status = pods.get("token-missing").await.unwrap().status.unwrap_or_default();
+        assert_eq!(status.phase.as_deref(), Some("Pending"));
+        assert!(
+            status.container_statuses.iter().flatten().all(|c| c.state.as_ref().and_then(|s| s.running.as_ref()).is_none()),
+            "the container started without its token"
+        );
     })
     .await;
 }

@@ -69,6 +69,12 @@ pub fn register(
             add::<api::policy::v1::PodDisruptionBudget>(generator)
         }
         ("policy", "v1", "Eviction") => add::<api::policy::v1::Eviction>(generator),
+        ("authentication.k8s.io", "v1", "SelfSubjectReview") => {
+            add::<api::authentication::v1::SelfSubjectReview>(generator)
+        }
+        ("authentication.k8s.io", "v1", "TokenRequest") => {
+            add::<api::authentication::v1::TokenRequest>(generator)
+        }
         ("scheduling.k8s.io", "v1", "PriorityClass") => {
             add::<api::scheduling::v1::PriorityClass>(generator)
         }

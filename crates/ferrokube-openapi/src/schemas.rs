@@ -72,6 +72,12 @@ pub(crate) fn subresource_kind(
         )),
         "eviction" => Some(("io.k8s.api.policy.v1.Eviction", "policy", "v1", "Eviction")),
         "binding" => Some(("io.k8s.api.core.v1.Binding", "", "v1", "Binding")),
+        "token" => Some((
+            "io.k8s.api.authentication.v1.TokenRequest",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+        )),
         _ => None,
     }
 }

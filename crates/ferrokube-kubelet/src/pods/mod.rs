@@ -39,6 +39,8 @@ pub struct Ctx {
     pub runtime_name: String,
     pub node_capacity: BTreeMap<String, crate::quantity::Quantity>,
     pub recorder: crate::events::Recorder,
+    /// Service-account tokens of the pods' projected volumes.
+    pub tokens: volumes::TokenCache,
 }
 
 struct Handle {
@@ -70,6 +72,7 @@ impl PodManager {
                 host_ip,
                 runtime_name,
                 node_capacity,
+                tokens: Default::default(),
             }),
         }
     }

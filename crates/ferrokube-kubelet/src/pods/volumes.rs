@@ -1,18 +1,24 @@
 //! Pod volumes on the host, under DATA_DIR/agent/pods/<uid>/volumes/: emptyDir (on
 //! disk, or tmpfs for `medium: Memory`), hostPath (with its `type` checks),
-//! configMap, secret, downwardAPI and projected (those three sources). Files are
-//! published atomically the way Kubernetes does it (a `..data` link to a timestamped
-//! directory, one link per key), so updates written later reach running containers.
-//! Service-account tokens are not projected yet (the API has no TokenRequest).
+//! configMap, secret, downwardAPI and projected (those three sources and
+//! serviceAccountToken). Files are published atomically the way Kubernetes does it
+//! (a `..data` link to a timestamped directory, one link per key), so updates
+//! written later reach running containers.
+//!
+//! A projected `serviceAccountToken` is a TokenRequest for the pod's service
+//! account bound to the pod; the token is kept ([`TokenCache`]) and asked for again
+//! once 80% of its lifetime has passed, or 24 h, as Kubernetes' kubelet does.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, Volume,
+    ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, Pod, Secret, ServiceAccount,
+    ServiceAccountTokenProjection, Volume,
 };
-use kube::api::Api;
+use kube::api::{Api, PostParams};
 
 use super::env::field_value;
 use crate::cri::api;
@@ -161,6 +167,131 @@ async fn secret_files(
         &format!("Secret {ns}/{name}"),
         optional,
     )
+}
+
+/// A token is asked for again after this much of its lifetime.
+const TOKEN_REFRESH_PERCENT: i64 = 80;
+
+/// ... or after this long, whatever its lifetime.
+const TOKEN_MAX_AGE_SECONDS: i64 = 24 * 3600;
+
+/// What a token was asked for: pod, service account, audience, lifetime.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct TokenKey {
+    pod_uid: String,
+    namespace: String,
+    service_account: String,
+    audience: String,
+    expiration_seconds: i64,
+}
+
+#[derive(Clone, Debug)]
+struct CachedToken {
+    token: String,
+    /// Unix seconds after which the token is asked for again.
+    refresh_at: i64,
+}
+
+/// The service-account tokens the kubelet holds for its pods' volumes.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    tokens: parking_lot::Mutex<HashMap<TokenKey, CachedToken>>,
+}
+
+/// When a token issued at `now` and expiring at `expires` is refreshed.
+fn refresh_at(now: i64, expires: i64) -> i64 {
+    let ttl = (expires - now).max(0);
+    now + (ttl * TOKEN_REFRESH_PERCENT / 100).min(TOKEN_MAX_AGE_SECONDS)
+}
+
+impl TokenCache {
+    fn get(&self, key: &TokenKey, now: i64) -> Option<String> {
+        let tokens = self.tokens.lock();
+        let t = tokens.get(key)?;
+        (now < t.refresh_at).then(|| t.token.clone())
+    }
+
+    fn put(&self, key: TokenKey, token: String, now: i64, expires: i64) {
+        self.tokens.lock().insert(
+            key,
+            CachedToken {
+                token,
+                refresh_at: refresh_at(now, expires),
+            },
+        );
+    }
+
+    /// Drops the tokens of a pod that is gone.
+    pub fn forget_pod(&self, pod_uid: &str) {
+        self.tokens.lock().retain(|k, _| k.pod_uid != pod_uid);
+    }
+}
+
+/// The file of a projected service-account token: a token for the pod's service
+/// account bound to the pod, from the cache while it is fresh.
+async fn token_file(
+    client: &kube::Client,
+    tokens: &TokenCache,
+    pod: &Pod,
+    src: &ServiceAccountTokenProjection,
+    mode: u32,
+) -> Result<Files, String> {
+    check_rel(&src.path)?;
+    let ns = pod
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    let pod_name = pod.metadata.name.clone().unwrap_or_default();
+    let pod_uid = pod.metadata.uid.clone().unwrap_or_default();
+    let sa = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let key = TokenKey {
+        pod_uid: pod_uid.clone(),
+        namespace: ns.clone(),
+        service_account: sa.clone(),
+        audience: src.audience.clone().unwrap_or_default(),
+        expiration_seconds: src.expiration_seconds.unwrap_or(3600),
+    };
+    let now = jiff::Timestamp::now().as_second();
+    if let Some(token) = tokens.get(&key, now) {
+        return Ok(vec![(src.path.clone(), token.into_bytes(), mode)]);
+    }
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: src
+                .audience
+                .iter()
+                .filter(|a| !a.is_empty())
+                .cloned()
+                .collect(),
+            expiration_seconds: Some(key.expiration_seconds),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: Some(pod_name),
+                uid: Some(pod_uid),
+            }),
+        },
+        ..Default::default()
+    };
+    let issued = Api::<ServiceAccount>::namespaced(client.clone(), &ns)
+        .create_token_request(&sa, &PostParams::default(), &request)
+        .await
+        .map_err(|e| format!("failed to fetch token for service account {ns}/{sa}: {e}"))?;
+    let status = issued
+        .status
+        .filter(|s| !s.token.is_empty())
+        .ok_or_else(|| {
+            format!("failed to fetch token for service account {ns}/{sa}: no token in the answer")
+        })?;
+    let expires = status.expiration_timestamp.0.as_second();
+    tokens.put(key, status.token.clone(), now, expires);
+    Ok(vec![(src.path.clone(), status.token.into_bytes(), mode)])
 }
 
 fn downward_files(
@@ -342,6 +473,7 @@ pub fn cleanup(config: &KubeletConfig, uid: &str) {
 /// FailedMount messages.
 pub async fn prepare(
     client: &kube::Client,
+    tokens: &TokenCache,
     config: &KubeletConfig,
     pod: &Pod,
     host_ip: &str,
@@ -474,6 +606,9 @@ pub async fn prepare(
                         .await?,
                     );
                 }
+                if let Some(t) = &src.service_account_token {
+                    files.extend(token_file(client, tokens, pod, t, mode).await?);
+                }
                 if let Some(d) = &src.downward_api {
                     files.extend(downward_files(
                         pod,
@@ -554,6 +689,30 @@ mod tests {
             })
             .count();
         assert_eq!(stamps, 1);
+    }
+
+    #[test]
+    fn tokens_are_refreshed_at_80_percent_or_after_a_day() {
+        assert_eq!(refresh_at(1000, 1000 + 3607), 1000 + 3607 * 80 / 100);
+        assert_eq!(refresh_at(0, 10 * 24 * 3600), 24 * 3600);
+        let cache = TokenCache::default();
+        let key = TokenKey {
+            pod_uid: "u1".into(),
+            namespace: "ns".into(),
+            service_account: "default".into(),
+            audience: String::new(),
+            expiration_seconds: 3600,
+        };
+        cache.put(key.clone(), "t1".into(), 0, 3600);
+        assert_eq!(cache.get(&key, 2879).as_deref(), Some("t1"));
+        assert_eq!(cache.get(&key, 2880), None, "due for a new token");
+        let other = TokenKey {
+            audience: "vault".into(),
+            ..key.clone()
+        };
+        assert_eq!(cache.get(&other, 0), None, "another audience");
+        cache.forget_pod("u1");
+        assert_eq!(cache.get(&key, 0), None);
     }
 
     #[test]

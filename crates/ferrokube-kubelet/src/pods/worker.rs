@@ -355,7 +355,15 @@ impl Worker {
             .is_none_or(|(_, at)| at.elapsed() >= Duration::from_secs(10));
         if stale {
             let host_ip = self.ctx.host_ip.to_string();
-            match volumes::prepare(&self.ctx.client, &self.ctx.config, pod, &host_ip).await {
+            match volumes::prepare(
+                &self.ctx.client,
+                &self.ctx.tokens,
+                &self.ctx.config,
+                pod,
+                &host_ip,
+            )
+            .await
+            {
                 Ok(v) => self.volumes = Some((v, std::time::Instant::now())),
                 Err(msg) => {
                     tracing::warn!(pod = %pod_key(pod), "volumes: {msg}");
@@ -1121,6 +1129,7 @@ impl Worker {
             self.stop_sandbox(&sb, 0).await;
         }
         volumes::cleanup(&self.ctx.config, &self.uid);
+        self.ctx.tokens.forget_pod(&self.uid);
         let _ = std::fs::remove_dir_all(self.ctx.config.agent_dir().join("pods").join(&self.uid));
         Ok(())
     }

@@ -1,0 +1,191 @@
+//! Service-account tokens in a pod on a one-node cluster (`ferrokube server`
+//! with its node agent and containerd): the ServiceAccount admission adds the
+//! `kube-api-access-*` volume, the kubelet fills it with a token bound to
+//! the pod, the cluster CA and the namespace, and the token the container
+//! reads authenticates against the API server until the pod is gone.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use common::{kubectl_with, Cluster};
+
+const NODE: &str = "fk-satoken-e2e";
+const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `kubectl ARGS` as the holder of `token`, trusting the cluster CA.
+fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
+    let empty = c.data_dir().join("empty-kubeconfig.yaml");
+    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
+    let server = format!("--server=https://127.0.0.1:{}", c.port);
+    let ca = format!(
+        "--certificate-authority={}",
+        c.data_dir().join("tls/ca.crt").display()
+    );
+    let token = format!("--token={token}");
+    let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
+    all.extend_from_slice(args);
+    kubectl_with(&empty, &all)
+}
+
+#[test]
+fn a_pod_reads_a_token_that_authenticates_as_its_service_account() {
+    let images = tempfile::tempdir().expect("images dir");
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-images.sh"))
+        .arg(images.path())
+        .output()
+        .expect("run scripts/build-images.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Cluster::start_node(
+        &[
+            "--node-name",
+            NODE,
+            "--cluster-cidr",
+            "10.97.0.0/16",
+            "--disable",
+            "coredns",
+            "--disable-kube-proxy",
+            "--kubelet-port",
+            "0",
+        ],
+        |data| {
+            let dir = data.join("agent/images");
+            std::fs::create_dir_all(&dir).expect("images dir");
+            for f in ["pause.tar", "busybox.tar"] {
+                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
+            }
+        },
+    );
+    wait_until("the node to register", Duration::from_secs(120), || {
+        c.kubectl(&["get", "node", NODE]).status.success()
+    });
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE}"),
+        "--timeout=120s",
+    ]);
+    wait_until(
+        "the default service account",
+        Duration::from_secs(60),
+        || {
+            c.kubectl(&["get", "serviceaccount", "default"])
+                .status
+                .success()
+        },
+    );
+
+    let manifest = c.data_dir().join("reader.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: reader}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sleep", "3600"]
+"#,
+    )
+    .unwrap();
+    c.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/reader",
+        "--timeout=120s",
+    ]);
+
+    let read =
+        |file: &str| c.kubectl_ok(&["exec", "reader", "--", "cat", &format!("{DIR}/{file}")]);
+    let token = read("token");
+    assert_eq!(read("namespace"), "default");
+    let ca = std::fs::read_to_string(c.data_dir().join("tls/ca.crt")).unwrap();
+    assert_eq!(read("ca.crt"), ca, "ca.crt is the cluster CA");
+    let listing = c.kubectl_ok(&["exec", "reader", "--", "ls", "-lL", DIR]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with("-rw-r--r--") && l.ends_with(" token")),
+        "the token file has the volume's mode 0644: {listing}"
+    );
+
+    // The token: bound to this pod, for the API, about an hour.
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url"),
+    )
+    .expect("JSON claims");
+    assert_eq!(claims["sub"], "system:serviceaccount:default:default");
+    assert_eq!(
+        claims["aud"],
+        serde_json::json!(["https://kubernetes.default.svc.cluster.local"])
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3607
+    );
+    let uid = c.kubectl_ok(&["get", "pod", "reader", "-o", "jsonpath={.metadata.uid}"]);
+    assert_eq!(claims["kubernetes.io"]["pod"]["name"], "reader");
+    assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid.as_str());
+    assert_eq!(claims["kubernetes.io"]["node"]["name"], NODE);
+
+    let out = kubectl_as(&c, &token, &["get", "pods"]);
+    assert!(
+        out.status.success(),
+        "the pod's token authenticates: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));
+    let out = kubectl_as(
+        &c,
+        &token,
+        &[
+            "auth",
+            "whoami",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "system:serviceaccount:default:default",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Gone with the pod.
+    c.kubectl_ok(&["delete", "pod", "reader", "--wait", "--timeout=60s"]);
+    let out = kubectl_as(&c, &token, &["get", "pods"]);
+    assert!(!out.status.success(), "the token outlived its pod");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
