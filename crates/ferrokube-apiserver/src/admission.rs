@@ -65,11 +65,21 @@ pub async fn service_account(rest: &Rest, namespace: &str, pod: &mut Value) -> A
     let Some(def) = rest.registry.get("", "v1", "serviceaccounts") else {
         return Ok(());
     };
-    let sa = match rest.get(def, namespace, &name).await {
-        Ok(sa) => sa,
-        // Admitted without the token (see the module docs).
-        Err(e) if e.code == 404 => return Ok(()),
-        Err(e) => return Err(e),
+    // The watch cache first, as Kubernetes' plugin reads its informer; the store
+    // when the cache has not seen the account (it may have just been created).
+    let cached = rest
+        .cache
+        .resource(def.storage_prefix)
+        .and_then(|c| c.get(&def.key(namespace, &name)))
+        .and_then(|o| serde_json::from_slice::<Value>(&o.json).ok());
+    let sa = match cached {
+        Some(sa) => sa,
+        None => match rest.get(def, namespace, &name).await {
+            Ok(sa) => sa,
+            // Admitted without the token (see the module docs).
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        },
     };
     if pod_automount.is_none()
         && sa
