@@ -32,19 +32,18 @@ use std::collections::BTreeMap;
 /// One generated document: the value, its JSON bytes and their hash.
 #[derive(Debug, Clone)]
 pub struct Document {
-    /// The document as a JSON value.
-    pub value: Value,
-    /// The document serialised as JSON (what is served).
+    /// The document serialised as JSON (what is served; only the bytes are kept:
+    /// the `Value` tree they come from is several times their size).
     pub json: Vec<u8>,
     /// Upper-case hex content hash of `json`, used in `?hash=` URLs and ETags.
     pub hash: String,
 }
 
 impl Document {
-    fn new(value: Value) -> Self {
-        let json = serde_json::to_vec(&value).unwrap_or_default();
+    fn new(value: &Value) -> Self {
+        let json = serde_json::to_vec(value).unwrap_or_default();
         let hash = hash::content_hash(&json);
-        Self { value, json, hash }
+        Self { json, hash }
     }
 }
 
@@ -92,7 +91,7 @@ impl OpenApi {
                 "paths": paths,
                 "components": {"schemas": all.closure_v3(&paths)},
             });
-            group_versions.insert(resource::gv_path(group, version), Document::new(doc));
+            group_versions.insert(resource::gv_path(group, version), Document::new(&doc));
         }
         let mut root_paths = Map::new();
         for (path, doc) in &group_versions {
@@ -101,10 +100,10 @@ impl OpenApi {
                 json!({"serverRelativeURL": format!("/openapi/v3/{path}?hash={}", doc.hash)}),
             );
         }
-        let root = Document::new(json!({"paths": root_paths}));
+        let root = Document::new(&json!({"paths": root_paths}));
         let all_refs: Vec<&ResourceDesc> = resources.iter().collect();
         let v2_paths = paths::group_version_paths(&all_refs, &all, paths::Flavor::V2);
-        let v2 = Document::new(json!({
+        let v2_value = json!({
             "swagger": "2.0",
             "info": {"title": "Kubernetes", "version": KUBERNETES_VERSION},
             "paths": v2_paths,
@@ -114,8 +113,10 @@ impl OpenApi {
                 "description": "Bearer token authentication"
             }},
             "security": [{"BearerToken": []}],
-        }));
-        let pb = v2_proto::encode(&v2.value);
+        });
+        let v2 = Document::new(&v2_value);
+        let pb = v2_proto::encode(&v2_value);
+        drop(v2_value);
         let pb_hash = hash::content_hash(&pb);
         Self {
             root,
@@ -126,8 +127,8 @@ impl OpenApi {
     }
 
     /// `/openapi/v3`: `{"paths": {"apis/apps/v1": {"serverRelativeURL": ...}}}`.
-    pub fn v3_root(&self) -> &Value {
-        &self.root.value
+    pub fn v3_root(&self) -> Value {
+        serde_json::from_slice(&self.root.json).unwrap_or_default()
     }
 
     /// `/openapi/v3` as a served document (JSON bytes and hash).
