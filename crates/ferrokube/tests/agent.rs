@@ -33,6 +33,15 @@ fn agent(c: &Cluster, token: &str, dir: &std::path::Path) -> std::process::Child
         .expect("start the agent")
 }
 
+/// Removes the node network the agent set up, whatever the test's outcome.
+struct RemovePodNetworkOnDrop;
+
+impl Drop for RemovePodNetworkOnDrop {
+    fn drop(&mut self) {
+        ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
+    }
+}
+
 /// Waits (bounded) for the agent to exit; its status and stderr.
 fn exit_of(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -54,6 +63,8 @@ fn exit_of(mut child: std::process::Child) -> (std::process::ExitStatus, String)
 
 #[test]
 fn agent_joins_with_the_token_and_refuses_wrong_ones() {
+    // The joined agent's node sets up the pods' network (its masquerade table).
+    let _network = RemovePodNetworkOnDrop;
     let c = Cluster::start();
     let dir = tempfile::tempdir().expect("dir");
     let token = std::fs::read_to_string(c.data_dir().join("token")).expect("token");
