@@ -40,6 +40,9 @@ pub struct KubeletConfig {
     pub sandbox_image: String,
     /// Name of the pods' bridge.
     pub cni_bridge: String,
+    /// Whether the node's masquerade rule for pods' egress is set (nftables). Off only
+    /// where no real pod network exists (the in-memory runtime of tests).
+    pub masquerade: bool,
     /// Registry mirrors (k3s' registries.yaml); default DATA_DIR/registries.yaml.
     pub registries: Option<PathBuf>,
     /// Pod CIDR while the Node has no `spec.podCIDR`.
@@ -76,6 +79,7 @@ impl KubeletConfig {
             cluster_domain: "cluster.local".into(),
             sandbox_image: DEFAULT_SANDBOX_IMAGE.into(),
             cni_bridge: "ferrokube0".into(),
+            masquerade: true,
             registries: None,
             fallback_pod_cidr: cni::FALLBACK_POD_CIDR.into(),
             node_ip: None,
@@ -194,7 +198,9 @@ pub async fn run_with_runtime(
         &pod_cidr,
         &config.agent_dir().join("cni").join("networks"),
     )?;
-    cni::set_masquerade(&config.cni_bridge, &pod_cidr).await?;
+    if config.masquerade {
+        cni::set_masquerade(&config.cni_bridge, &pod_cidr).await?;
+    }
     let config = Arc::new(config);
     let node_task = tokio::spawn(node::run(
         client.clone(),
