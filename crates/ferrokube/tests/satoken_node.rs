@@ -6,27 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
-use common::{kubectl_with, Cluster};
+use common::{kubectl_with, wait_until, Cluster};
 
 const NODE: &str = "fk-satoken-e2e";
 const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// `kubectl ARGS` as the holder of `token`, trusting the cluster CA.
 fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
@@ -45,21 +31,9 @@ fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn a_pod_reads_a_token_that_authenticates_as_its_service_account() {
-    let images = tempfile::tempdir().expect("images dir");
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg(images.path())
-        .output()
-        .expect("run scripts/build-images.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let c = Cluster::start_node(
+    let c = Cluster::start_ready_node(
+        NODE,
         &[
-            "--node-name",
-            NODE,
             "--cluster-cidr",
             "10.97.0.0/16",
             "--disable",
@@ -68,23 +42,7 @@ fn a_pod_reads_a_token_that_authenticates_as_its_service_account() {
             "--kubelet-port",
             "0",
         ],
-        |data| {
-            let dir = data.join("agent/images");
-            std::fs::create_dir_all(&dir).expect("images dir");
-            for f in ["pause.tar", "busybox.tar"] {
-                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
-            }
-        },
     );
-    wait_until("the node to register", Duration::from_secs(120), || {
-        c.kubectl(&["get", "node", NODE]).status.success()
-    });
-    c.kubectl_ok(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("node/{NODE}"),
-        "--timeout=120s",
-    ]);
     wait_until(
         "the default service account",
         Duration::from_secs(60),

@@ -11,16 +11,12 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{wait_until, Cluster};
 
 const NODE: &str = "fk-svc-e2e";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// Runs scripts in the client pod through the shared directory.
 struct Client {
@@ -89,55 +85,15 @@ fn ready_endpoints(c: &Cluster) -> usize {
     .count()
 }
 
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn services_route_and_resolve_through_real_pods() {
-    let images = tempfile::tempdir().expect("images dir");
-    let out = std::process::Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg(images.path())
-        .output()
-        .expect("run scripts/build-images.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let shared = tempfile::tempdir().expect("shared dir");
     let ready_dir = tempfile::tempdir().expect("ready dir");
 
-    let c = Cluster::start_node(
-        &[
-            "--node-name",
-            NODE,
-            "--cluster-cidr",
-            "10.99.0.0/16",
-            "--proxy-cleanup-on-exit",
-        ],
-        |data| {
-            let dir = data.join("agent/images");
-            std::fs::create_dir_all(&dir).expect("images dir");
-            for f in ["pause.tar", "busybox.tar"] {
-                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
-            }
-        },
+    let c = Cluster::start_ready_node(
+        NODE,
+        &["--cluster-cidr", "10.99.0.0/16", "--proxy-cleanup-on-exit"],
     );
-    wait_until("the node to register", Duration::from_secs(120), || {
-        c.kubectl(&["get", "node", NODE]).status.success()
-    });
-    c.kubectl_ok(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("node/{NODE}"),
-        "--timeout=120s",
-    ]);
 
     let manifest = format!(
         r#"apiVersion: apps/v1

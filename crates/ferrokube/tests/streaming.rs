@@ -7,26 +7,14 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{kubectl_command, tail, Cluster};
+use common::{kubectl_command, tail, wait_until, Cluster};
 
 const NODE: &str = "fk-stream-e2e";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
 
 /// kubectl for this cluster without `--request-timeout` (streams last).
 fn kubectl(c: &Cluster, args: &[&str]) -> Command {
@@ -99,21 +87,9 @@ fn running(c: &Cluster, name: &str) -> bool {
 
 #[test]
 fn logs_exec_attach_and_port_forward_through_the_node() {
-    let images = tempfile::tempdir().expect("images dir");
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg(images.path())
-        .output()
-        .expect("run scripts/build-images.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let c = Cluster::start_node(
+    let c = Cluster::start_ready_node(
+        NODE,
         &[
-            "--node-name",
-            NODE,
             "--cluster-cidr",
             "10.97.0.0/16",
             "--disable",
@@ -123,23 +99,7 @@ fn logs_exec_attach_and_port_forward_through_the_node() {
             "--kubelet-port",
             "0",
         ],
-        |data| {
-            let dir = data.join("agent/images");
-            std::fs::create_dir_all(&dir).expect("images dir");
-            for f in ["pause.tar", "busybox.tar"] {
-                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
-            }
-        },
     );
-    wait_until("the node to register", Duration::from_secs(120), || {
-        c.kubectl(&["get", "node", NODE]).status.success()
-    });
-    c.kubectl_ok(&[
-        "wait",
-        "--for=condition=Ready",
-        &format!("node/{NODE}"),
-        "--timeout=120s",
-    ]);
     let node: serde_json::Value =
         serde_json::from_str(&c.kubectl_ok(&["get", "node", NODE, "-o", "json"])).expect("node");
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]

@@ -21,6 +21,20 @@ pub struct Cluster {
     node: bool,
 }
 
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Polls `f` until it holds; fails the test after `within`.
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
 /// A free loopback port (bound, then released for the server to take).
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
@@ -67,6 +81,42 @@ impl Cluster {
         };
         cluster.spawn();
         cluster
+    }
+
+    /// A one-node cluster (`--node-name node`, then `extra`) whose node imports the
+    /// project's pause and busybox images (built by `scripts/build-images.sh`) at
+    /// start; returned once the node is registered and Ready.
+    pub fn start_ready_node(node: &str, extra: &[&str]) -> Cluster {
+        let images = tempfile::tempdir().expect("images dir");
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/build-images.sh"))
+            .arg(images.path())
+            .output()
+            .expect("run scripts/build-images.sh");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut args = vec!["--node-name", node];
+        args.extend_from_slice(extra);
+        let c = Cluster::start_node(&args, |data| {
+            let dir = data.join("agent/images");
+            std::fs::create_dir_all(&dir).expect("images dir");
+            for f in ["pause.tar", "busybox.tar"] {
+                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
+            }
+        });
+        wait_until("the node to register", Duration::from_secs(120), || {
+            c.kubectl(&["get", "node", node]).status.success()
+        });
+        c.kubectl_ok(&[
+            "wait",
+            "--for=condition=Ready",
+            &format!("node/{node}"),
+            "--timeout=120s",
+        ]);
+        c
     }
 
     fn spawn(&mut self) {
