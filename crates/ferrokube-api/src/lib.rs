@@ -9,4 +9,5 @@ pub mod patch;
 pub mod printers;
 pub mod registry;
 pub mod status;
+pub mod tls;
 pub mod validation;

@@ -11,13 +11,10 @@
 //! bearer token authenticates it) instead of failing the TLS handshake.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::server::danger::ClientCertVerifier;
 
 use crate::satoken::ServiceAccountAuthenticator;
 
@@ -95,65 +92,7 @@ impl ClientCertAuthenticator {
     /// [`ClientCertAuthenticator::authenticate`], but still checks the
     /// handshake signature that proves the client holds the key.
     pub fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
-        Arc::new(RequestClientCert {
-            ca: self.ca.clone(),
-        })
-    }
-}
-
-/// Requests, but neither requires nor judges, a client certificate.
-struct RequestClientCert {
-    ca: Arc<dyn ClientCertVerifier>,
-}
-
-impl fmt::Debug for RequestClientCert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RequestClientCert")
-    }
-}
-
-impl ClientCertVerifier for RequestClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.ca.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.ca.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.ca.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.ca.supported_verify_schemes()
+        Arc::new(ferrokube_api::tls::RequestClientCert::new(self.ca.clone()))
     }
 }
 

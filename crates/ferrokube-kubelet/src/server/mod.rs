@@ -26,7 +26,6 @@ pub mod metrics;
 pub mod stream;
 
 use std::convert::Infallible;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,11 +35,11 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
-use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
-use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use rustls::server::danger::ClientCertVerifier;
 use tokio_util::sync::CancellationToken;
+
+use ferrokube_api::tls::RequestClientCert;
 
 use crate::cri::Runtime;
 
@@ -108,7 +107,7 @@ impl KubeletServer {
             .with_safe_default_protocol_versions()?;
         let mut tls = match &authenticator {
             Some(ca) => {
-                builder.with_client_cert_verifier(Arc::new(RequestClientCert { ca: ca.clone() }))
+                builder.with_client_cert_verifier(Arc::new(RequestClientCert::new(ca.clone())))
             }
             None => builder.with_no_client_auth(),
         }
@@ -351,61 +350,4 @@ async fn waiting_reason(state: &State, ns: &str, pod: &str, container: &str) -> 
         .find(|s| s.name == container)
         .and_then(|s| s.state?.waiting?.reason)
         .unwrap_or(default)
-}
-
-/// Requests, but neither requires nor judges, a client certificate (judged
-/// after the handshake, for a 401 instead of a failed handshake).
-struct RequestClientCert {
-    ca: Arc<dyn ClientCertVerifier>,
-}
-
-impl fmt::Debug for RequestClientCert {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("RequestClientCert")
-    }
-}
-
-impl ClientCertVerifier for RequestClientCert {
-    fn offer_client_auth(&self) -> bool {
-        true
-    }
-
-    fn client_auth_mandatory(&self) -> bool {
-        false
-    }
-
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        self.ca.root_hint_subjects()
-    }
-
-    fn verify_client_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        Ok(ClientCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.ca.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.ca.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.ca.supported_verify_schemes()
-    }
 }
