@@ -236,15 +236,32 @@ fn soa(zone: &Zone) -> Option<Record> {
     Some(Record::from_rdata(fqdn(apex)?, TTL, RData::SOA(rdata)))
 }
 
+/// A UDP socket and a TCP listener on the same address. With port 0 the UDP socket
+/// picks the port, and another program may already hold that port for TCP: then a
+/// new port is tried (a bounded number of times).
+async fn bind_udp_and_tcp(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    let attempts = if addr.port() == 0 { 16 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
+}
+
 /// Serves DNS over UDP and TCP on `addr` until `cancel`.
 pub async fn serve(
     resolver: Arc<Resolver>,
     addr: SocketAddr,
     cancel: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let udp = Arc::new(UdpSocket::bind(addr).await?);
+    let (udp, tcp) = bind_udp_and_tcp(addr).await?;
+    let udp = Arc::new(udp);
     let bound = udp.local_addr()?;
-    let tcp = TcpListener::bind(bound).await?;
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     {
         let (resolver, cancel, limit) = (resolver.clone(), cancel.clone(), limit.clone());
