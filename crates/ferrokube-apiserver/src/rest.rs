@@ -189,12 +189,47 @@ fn decode(kv: &KeyValue) -> ApiResult<Value> {
     Ok(v)
 }
 
-fn encode(v: &Value) -> ApiResult<Bytes> {
-    let mut stored = v.clone();
-    objectmeta::strip_for_storage(&mut stored);
-    serde_json::to_vec(&stored)
+/// The stored form of `v`: without `resourceVersion` and `selfLink`, which
+/// are taken out for the encoding and put back (no copy of the object).
+fn encode(v: &mut Value) -> ApiResult<Bytes> {
+    let taken: Vec<(String, Value)> = objectmeta::metadata_mut(v)
+        .map(|meta| {
+            ["resourceVersion", "selfLink"]
+                .iter()
+                .filter_map(|k| meta.remove(*k).map(|x| (k.to_string(), x)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let bytes = serde_json::to_vec(v)
         .map(Bytes::from)
-        .map_err(ApiError::internal)
+        .map_err(ApiError::internal);
+    if let Some(meta) = objectmeta::metadata_mut(v) {
+        meta.extend(taken);
+    }
+    bytes
+}
+
+/// Whether two objects hold the same content: everything but
+/// `resourceVersion`, `selfLink` and `managedFields` is equal. Compared in
+/// place, without copies.
+fn same_content(a: &Value, b: &Value) -> bool {
+    const IGNORED: [&str; 3] = ["resourceVersion", "selfLink", "managedFields"];
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return a == b;
+    };
+    // Maps iterate in key order, so equal maps yield equal sequences.
+    let outside = |(k, _): &(&String, &Value)| k.as_str() != "metadata";
+    let kept = |(k, _): &(&String, &Value)| !IGNORED.contains(&k.as_str());
+    if !a.iter().filter(outside).eq(b.iter().filter(outside)) {
+        return false;
+    }
+    match (
+        a.get("metadata").and_then(Value::as_object),
+        b.get("metadata").and_then(Value::as_object),
+    ) {
+        (Some(x), Some(y)) => x.iter().filter(kept).eq(y.iter().filter(kept)),
+        _ => a.get("metadata") == b.get("metadata"),
+    }
 }
 
 /// Everything but metadata and status: what bumps `generation`.
@@ -325,6 +360,18 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
 }
 
 impl Rest {
+    /// After `obj` was stored under `key` at `revision`: gives it that
+    /// resourceVersion (and drops the `selfLink` storage does not keep), and
+    /// hands it to the watch cache, which then applies the store's event
+    /// without decoding the stored bytes again.
+    fn written(&self, key: &str, revision: Revision, obj: &mut Value) {
+        if let Some(meta) = objectmeta::metadata_mut(obj) {
+            meta.remove("selfLink");
+        }
+        objectmeta::set_resource_version(obj, revision);
+        self.cache.prime(key, revision, obj);
+    }
+
     /// The lease to write an object with: Events expire after
     /// `event_ttl_seconds`; one lease serves the Events of a minute, as
     /// Kubernetes does it, so there are few leases.
@@ -639,7 +686,7 @@ impl Rest {
             Vec::new()
         };
         let lease = self.lease_for(def).await?;
-        let result = match encode(&obj) {
+        let result = match encode(&mut obj) {
             Ok(bytes) => self
                 .store
                 .create(&self.key(def, ns, &name), bytes, lease)
@@ -649,7 +696,7 @@ impl Rest {
         };
         match result {
             Ok(kv) => {
-                objectmeta::set_resource_version(&mut obj, kv.mod_revision);
+                self.written(&kv.key, kv.mod_revision, &mut obj);
                 Ok(obj)
             }
             Err(e) => {
@@ -767,20 +814,12 @@ impl Rest {
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }
-        let content = |v: &Value| {
-            let mut c = v.clone();
-            objectmeta::strip_for_storage(&mut c);
-            if let Some(m) = objectmeta::metadata_mut(&mut c) {
-                m.remove("managedFields");
-            }
-            c
-        };
-        let unchanged = content(old) == content(&new);
+        let unchanged = same_content(old, &new);
         match &opts.apply_config {
             Some(config) => {
                 new = crate::managed::apply(old, new, config, &opts.manager, opts.force)
                     .map_err(|c| (apply_conflict(def, name, &c), false))?;
-                if content(old) == content(&new) && crate::managed::same_owners(old, &new) {
+                if same_content(old, &new) && crate::managed::same_owners(old, &new) {
                     return Ok(old.clone());
                 }
             }
@@ -818,13 +857,13 @@ impl Rest {
             .store
             .update(
                 &key,
-                encode(&new).map_err(|e| (e, false))?,
+                encode(&mut new).map_err(|e| (e, false))?,
                 old_kv.mod_revision,
                 lease,
             )
             .await
             .map_err(conflict)?;
-        objectmeta::set_resource_version(&mut new, kv.mod_revision);
+        self.written(&kv.key, kv.mod_revision, &mut new);
         Ok(new)
     }
 
@@ -1078,11 +1117,11 @@ impl Rest {
                 }
                 match self
                     .store
-                    .update(&kv.key, encode(&obj)?, kv.mod_revision, None)
+                    .update(&kv.key, encode(&mut obj)?, kv.mod_revision, None)
                     .await
                 {
                     Ok(new_kv) => {
-                        objectmeta::set_resource_version(&mut obj, new_kv.mod_revision);
+                        self.written(&new_kv.key, new_kv.mod_revision, &mut obj);
                         return Ok(obj);
                     }
                     Err(StoreError::Conflict { .. }) => continue,
@@ -1474,10 +1513,13 @@ impl Rest {
             }
             match self
                 .store
-                .update(&kv.key, encode(&new)?, kv.mod_revision, None)
+                .update(&kv.key, encode(&mut new)?, kv.mod_revision, None)
                 .await
             {
-                Ok(_) => return Ok(()),
+                Ok(new_kv) => {
+                    self.written(&new_kv.key, new_kv.mod_revision, &mut new);
+                    return Ok(());
+                }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(def, name, e)),
             }
@@ -1535,5 +1577,39 @@ impl Rest {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_content_ignores_only_versions_links_and_managed_fields() {
+        let a = json!({"metadata": {"name": "x", "resourceVersion": "1", "managedFields": [1]}, "spec": {"a": 1}});
+        let b = json!({"metadata": {"name": "x", "resourceVersion": "2", "selfLink": "/x"}, "spec": {"a": 1}});
+        assert!(same_content(&a, &b));
+        let c = json!({"metadata": {"name": "x", "labels": {"l": "v"}}, "spec": {"a": 1}});
+        assert!(!same_content(&a, &c));
+        let d = json!({"metadata": {"name": "x"}, "spec": {"a": 2}});
+        assert!(!same_content(&a, &d));
+        let e = json!({"metadata": {"name": "x"}, "spec": {"a": 1}, "status": {}});
+        assert!(!same_content(&a, &e));
+        assert!(!same_content(
+            &json!({"spec": {}}),
+            &json!({"metadata": {}, "spec": {}})
+        ));
+    }
+
+    #[test]
+    fn encode_leaves_out_version_and_link_and_keeps_the_object() {
+        let mut v = json!({"metadata": {"name": "x", "resourceVersion": "7", "selfLink": "/x"}, "data": {"k": "v"}});
+        let before = v.clone();
+        let stored: Value = serde_json::from_slice(&encode(&mut v).unwrap()).unwrap();
+        assert_eq!(
+            stored,
+            json!({"metadata": {"name": "x"}, "data": {"k": "v"}})
+        );
+        assert_eq!(v, before);
     }
 }

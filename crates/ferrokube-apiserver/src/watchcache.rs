@@ -17,14 +17,14 @@
 //! live events without a gap or a duplicate. Older ones get
 //! [`CacheError::TooOld`] (410 Gone at the API).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrokube_store::{EventKind, KeyValue, RangeRequest, Revision, Store, StoreError};
 use futures::StreamExt;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::Value;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +34,9 @@ pub type FieldsFn = Arc<dyn Fn(&Value) -> BTreeMap<String, String> + Send + Sync
 
 /// How many recent events each resource keeps for resuming watches.
 pub const DEFAULT_HISTORY: usize = 10_000;
+
+/// Primed objects kept before those the cache has passed are swept.
+const PRIMED_SWEEP: usize = 4096;
 
 /// Pages of the initial list of the store.
 const LIST_PAGE: usize = 1000;
@@ -132,20 +135,33 @@ fn decode(
     fields: &FieldsFn,
 ) -> Result<CachedObject, String> {
     let mut obj: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
-    let labels = crate::objectmeta::labels_of(obj.get("metadata"));
-    let meta = obj
-        .get_mut("metadata")
+    obj.get_mut("metadata")
         .and_then(Value::as_object_mut)
+        .ok_or("object has no metadata")?
+        .insert(
+            "resourceVersion".into(),
+            Value::String(revision.to_string()),
+        );
+    cached(key, &obj, revision, fields)
+}
+
+/// The cached form of `obj`, whose `metadata.resourceVersion` is `revision`.
+fn cached(
+    key: &str,
+    obj: &Value,
+    revision: Revision,
+    fields: &FieldsFn,
+) -> Result<CachedObject, String> {
+    let meta = obj
+        .get("metadata")
+        .and_then(Value::as_object)
         .ok_or("object has no metadata")?;
-    meta.insert(
-        "resourceVersion".into(),
-        Value::String(revision.to_string()),
-    );
+    let labels = crate::objectmeta::labels_of(obj.get("metadata"));
     let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
     let namespace = text(meta.get("namespace"));
     let name = text(meta.get("name"));
-    let selectable = fields(&obj);
-    let json = Bytes::from(serde_json::to_vec(&obj).map_err(|e| e.to_string())?);
+    let selectable = fields(obj);
+    let json = Bytes::from(serde_json::to_vec(obj).map_err(|e| e.to_string())?);
     Ok(CachedObject {
         key: key.to_string(),
         revision,
@@ -171,6 +187,10 @@ pub struct ResourceCache {
     fields: FieldsFn,
     history_limit: usize,
     inner: RwLock<Inner>,
+    /// Objects this API server has just written, in cached form, by key:
+    /// the store's event for that key and revision takes them instead of
+    /// decoding the stored bytes again (see [`WatchCache::prime`]).
+    primed: Mutex<HashMap<String, Arc<CachedObject>>>,
 }
 
 impl ResourceCache {
@@ -186,6 +206,7 @@ impl ResourceCache {
                 floor: 0,
                 tx,
             }),
+            primed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -266,18 +287,37 @@ impl ResourceCache {
         (objects, watcher)
     }
 
+    /// The primed object for `key` at `revision`, if this API server wrote
+    /// it. Entries for older revisions are dropped on the way.
+    fn take_primed(&self, key: &str, revision: Revision) -> Option<Arc<CachedObject>> {
+        let mut primed = self.primed.lock();
+        let entry = primed.remove(key)?;
+        match entry.revision.cmp(&revision) {
+            std::cmp::Ordering::Equal => Some(entry),
+            std::cmp::Ordering::Less => None,
+            std::cmp::Ordering::Greater => {
+                primed.insert(key.to_string(), entry);
+                None
+            }
+        }
+    }
+
     fn apply(&self, ev: &ferrokube_store::WatchEvent) {
         let revision = ev.revision();
         let key = &ev.kv.key;
+        let primed = self.take_primed(key, revision);
         let decoded = match ev.kind {
-            EventKind::Put => decode(key, &ev.kv.value, revision, &self.fields),
+            EventKind::Put => match primed {
+                Some(object) => Ok(object),
+                None => decode(key, &ev.kv.value, revision, &self.fields).map(Arc::new),
+            },
             EventKind::Delete => match &ev.prev {
-                Some(prev) => decode(key, &prev.value, revision, &self.fields),
+                Some(prev) => decode(key, &prev.value, revision, &self.fields).map(Arc::new),
                 None => Err("delete without the previous value".to_string()),
             },
         };
         let object = match decoded {
-            Ok(o) => Arc::new(o),
+            Ok(o) => o,
             Err(err) => {
                 tracing::error!(key = %key, revision, error = %err, "watch cache: cannot decode a stored object; skipped");
                 // Still drop a deleted key so the cache does not keep a ghost.
@@ -458,6 +498,26 @@ impl WatchCache {
         let current = self.store.current_revision().await?;
         self.wait_for(current, timeout).await?;
         Ok(current)
+    }
+
+    /// Hands the cache an object this API server has just written at
+    /// `revision` (with `metadata.resourceVersion` set to it), so that the
+    /// store's event for it is applied without decoding the stored bytes.
+    /// Returns the JSON the cache will serve. Nothing is kept for a revision
+    /// the cache has already passed; leftovers of a lost race are swept.
+    pub fn prime(&self, key: &str, revision: Revision, obj: &Value) -> Option<Bytes> {
+        let cache = self.route(key)?;
+        let object = cached(key, obj, revision, &cache.fields).ok()?;
+        let json = object.json.clone();
+        let current = self.revision();
+        if revision > current {
+            let mut primed = cache.primed.lock();
+            if primed.len() >= PRIMED_SWEEP {
+                primed.retain(|_, o| o.revision > current);
+            }
+            primed.insert(key.to_string(), Arc::new(object));
+        }
+        Some(json)
     }
 
     /// The resource cache a key belongs to: the longest registered prefix.

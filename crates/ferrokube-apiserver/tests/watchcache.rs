@@ -177,3 +177,50 @@ async fn history_beyond_the_window_is_too_old() {
     assert!(cms.watch_from(last.mod_revision - 2).is_ok());
     cancel.cancel();
 }
+
+/// An object primed by the writer for the revision its write gets is what the
+/// cache serves for that revision; one primed for another revision is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn primed_objects_are_served_for_their_revision_only() {
+    let (_d, store, cache, cancel) = setup(100).await;
+    let cms = cache.resource("/registry/configmaps/").unwrap().clone();
+    let primed = |name: &str, rev: i64| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+            "name": name, "namespace": "ns", "labels": {"app": "primed"},
+            "resourceVersion": rev.to_string()}})
+    };
+
+    // Primed for the revision the write gets: served as primed.
+    let rev = store.current_revision().await.unwrap() + 1;
+    let key = "/registry/configmaps/ns/p";
+    let json = cache
+        .prime(key, rev, &primed("p", rev))
+        .expect("a cached form");
+    let kv = store.create(key, cm("p", "stored"), None).await.unwrap();
+    assert_eq!(kv.mod_revision, rev, "nothing else writes to this store");
+    cache.sync(Duration::from_secs(5)).await.unwrap();
+    let got = cms.get(key).unwrap();
+    assert_eq!(got.labels.get("app").map(String::as_str), Some("primed"));
+    assert_eq!(got.json, json);
+    assert_eq!(got.revision, rev);
+
+    // Primed for a revision another write took first: the stored bytes win.
+    let rev = store.current_revision().await.unwrap() + 1;
+    let key = "/registry/configmaps/ns/q";
+    cache.prime(key, rev, &primed("q", rev)).unwrap();
+    store
+        .create("/registry/configmaps/ns/other", cm("other", "x"), None)
+        .await
+        .unwrap();
+    let kv = store.create(key, cm("q", "stored"), None).await.unwrap();
+    assert_eq!(kv.mod_revision, rev + 1);
+    cache.sync(Duration::from_secs(5)).await.unwrap();
+    let got = cms.get(key).unwrap();
+    assert_eq!(got.labels.get("app").map(String::as_str), Some("stored"));
+    let served: serde_json::Value = serde_json::from_slice(&got.json).unwrap();
+    assert_eq!(
+        served["metadata"]["resourceVersion"],
+        json!((rev + 1).to_string())
+    );
+    cancel.cancel();
+}
