@@ -284,7 +284,11 @@ impl Encoder {
     pub fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), SpdyError> {
         let fin = |f: bool| if f { FLAG_FIN } else { 0 };
         match frame {
-            Frame::Data { stream, fin: f, data } => {
+            Frame::Data {
+                stream,
+                fin: f,
+                data,
+            } => {
                 if data.len() > MAX_FRAME_LEN {
                     return Err(SpdyError::TooLarge(data.len()));
                 }
@@ -393,14 +397,16 @@ impl Decoder {
                 out.reserve(1024);
             }
             let (before_in, before_out) = (self.inflate.total_in(), out.len());
-            let r = self
-                .inflate
-                .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
+            let r =
+                self.inflate
+                    .decompress_vec(&block[consumed..], &mut out, FlushDecompress::Sync);
             consumed += (self.inflate.total_in() - before_in) as usize;
             match r {
                 Ok(_) => {}
                 Err(e) if e.needs_dictionary().is_some() => {
-                    self.inflate.set_dictionary(&DICTIONARY).map_err(|e| bad(&e))?;
+                    self.inflate
+                        .set_dictionary(&DICTIONARY)
+                        .map_err(|e| bad(&e))?;
                     continue;
                 }
                 Err(e) => return Err(bad(&e)),
@@ -939,6 +945,9 @@ mod tests {
         w.set_initial(DEFAULT_WINDOW + 100);
         w.update(0, 100_000);
         assert_eq!(w.allowance(1, 10_000), 1100);
-        assert_eq!(w.allowance(3, 1 << 21), MAX_FRAME_LEN.min(DEFAULT_WINDOW as usize + 100));
+        assert_eq!(
+            w.allowance(3, 1 << 21),
+            MAX_FRAME_LEN.min(DEFAULT_WINDOW as usize + 100)
+        );
     }
 }

@@ -17,11 +17,14 @@
 //! WebSockets: kubectl 1.30+ first asks for a WebSocket with
 //! `v5.channel.k8s.io` (exec, attach) or `SPDY/3.1+portforward.k8s.io`
 //! (port-forward tunnelled over a WebSocket), protocols containerd 1.6's
-//! streaming server does not speak (Kubernetes' API server translates them
-//! to SPDY itself). Such requests get a 400 `Status` before any upgrade,
-//! which kubectl takes as an upgrade failure and retries with SPDY/3.1,
-//! which goes through end to end. Older WebSocket protocols (`v4.channel.k8s.io`
-//! and before, `portforward.k8s.io`) are passed to the node as they are.
+//! streaming server does not speak. As Kubernetes' API server does, this
+//! server answers those itself (`101` with the chosen subprotocol) after
+//! opening a SPDY/3.1 upgrade to the kubelet (`v4.channel.k8s.io` or
+//! `portforward.k8s.io`, a POST to the same URL), and translates between
+//! the two (`wsstream`, with the SPDY client in `spdy`). Errors before the
+//! upgrades (bad options, an unreachable kubelet, its refusal) are `Status`
+//! errors as for SPDY. SPDY/3.1 and the older WebSocket protocols
+//! (`v4.channel.k8s.io` and before) still go to the node byte for byte.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

@@ -22,7 +22,11 @@
 //!   message payloads one way and binary messages the other.
 //!
 //! The session ends when either side closes or fails; the tasks end with it
-//! (one task per session, the directions as futures inside it). Buffers are
+//! (one task per session, the directions as futures inside it). When the
+//! kubelet side ends first, the server sends its close and then reads on
+//! (at most [`CLOSE_WAIT`]) until the client's close, as RFC 6455 wants:
+//! dropping the connection while the client still sends heartbeat pings
+//! would reset it and lose output the client has not read yet. Buffers are
 //! bounded: a WebSocket message or SPDY frame of at most
 //! [`MAX_MESSAGE`]/[`spdy::MAX_FRAME_LEN`] bytes, a few frames queued
 //! towards the kubelet, and nothing read from one side until the other has
@@ -53,6 +57,12 @@ pub const CHANNEL_V5: &str = "v5.channel.k8s.io";
 pub const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The largest WebSocket message (or frame) accepted from a client.
 pub const MAX_MESSAGE: usize = 4 << 20;
+
+/// How long a client may take to answer the server's close. Until then its
+/// connection stays open: closing it with the client still sending (a
+/// heartbeat ping) would make the client's kernel drop output the client has
+/// not read yet. kubectl answers once it has read everything.
+pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 const CH_STDIN: u8 = 0;
 const CH_STDOUT: u8 = 1;
@@ -152,11 +162,14 @@ where
     let (mut ws_tx, mut ws_rx) = ws.split();
     let (mut node_rx, mut node_tx) = tokio::io::split(node);
     let up = async {
+        let mut node_open = true;
         while let Some(msg) = ws_rx.next().await {
             match msg {
                 Ok(Message::Binary(b)) => {
-                    if node_tx.write_all(&b).await.is_err() {
-                        return;
+                    // Once the kubelet is gone, read on (discarding) until
+                    // the client's close.
+                    if node_open && node_tx.write_all(&b).await.is_err() {
+                        node_open = false;
                     }
                 }
                 Ok(Message::Close(_)) => return,
@@ -187,9 +200,12 @@ where
         }
         let _ = ws_tx.send(normal_close()).await;
     };
+    tokio::pin!(up, down);
     tokio::select! {
-        _ = up => {}
-        _ = down => {}
+        _ = &mut up => {}
+        _ = &mut down => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, &mut up).await;
+        }
     }
 }
 
@@ -375,10 +391,14 @@ async fn client_to_node<S>(
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let mut stdin_closed = false;
+    let mut node_open = true;
     while let Some(msg) = ws_rx.next().await {
         let data = match msg {
             Ok(Message::Binary(b)) => b,
-            Ok(Message::Close(_)) => return,
+            Ok(Message::Close(c)) => {
+                tracing::debug!(close = ?c, "exec over WebSocket: the client closed");
+                return;
+            }
             Ok(Message::Text(_)) => {
                 tracing::debug!("exec over WebSocket: text message, closing");
                 return;
@@ -420,10 +440,13 @@ async fn client_to_node<S>(
                 continue;
             }
         };
-        if tx.send(frame).await.is_err() {
-            return;
+        // Once the kubelet is gone, read on (discarding) until the client's
+        // close.
+        if node_open && tx.send(frame).await.is_err() {
+            node_open = false;
         }
     }
+    tracing::debug!("exec over WebSocket: the client's connection ended");
 }
 
 /// The kubelet-reading side: stream data to channel messages, until the
@@ -462,7 +485,8 @@ async fn node_to_client<R, S>(
                             let mut msg = BytesMut::with_capacity(1 + data.len());
                             msg.put_u8(ch);
                             msg.extend_from_slice(&data);
-                            if ws_tx.send(Message::Binary(msg.freeze())).await.is_err() {
+                            if let Err(e) = ws_tx.send(Message::Binary(msg.freeze())).await {
+                                tracing::debug!(error = %e, "exec over WebSocket: writing to the client failed");
                                 return;
                             }
                         }
@@ -478,12 +502,28 @@ async fn node_to_client<R, S>(
                             });
                         }
                     }
+                    if fin {
+                        tracing::debug!(stream, "exec over WebSocket: a stream's data ended");
+                    }
                     fin.then_some(stream)
                 }
                 Frame::SynReply { stream, fin, .. } | Frame::Headers { stream, fin, .. } => {
+                    if fin {
+                        tracing::debug!(
+                            stream,
+                            "exec over WebSocket: a stream ended with its headers"
+                        );
+                    }
                     fin.then_some(stream)
                 }
-                Frame::RstStream { stream, .. } => Some(stream),
+                Frame::RstStream { stream, status } => {
+                    tracing::debug!(
+                        stream,
+                        status,
+                        "exec over WebSocket: the kubelet reset a stream"
+                    );
+                    Some(stream)
+                }
                 Frame::Ping { id } => {
                     // The server's pings have even ids; odd ones would be
                     // replies to ours (we send none).
@@ -511,19 +551,26 @@ async fn node_to_client<R, S>(
                     }
                     None
                 }
-                Frame::GoAway { .. } => break 'read,
+                Frame::GoAway { .. } => {
+                    tracing::debug!("exec over WebSocket: GOAWAY from the kubelet");
+                    break 'read;
+                }
                 Frame::SynStream { .. } | Frame::Unknown { .. } => None,
             };
             if let Some(stream) = ended {
                 credit.forget(stream);
                 open.retain(|s| *s != stream);
                 if open.is_empty() {
+                    tracing::debug!("exec over WebSocket: the kubelet ended every stream");
                     break 'read;
                 }
             }
         }
         match r.read_buf(&mut buf).await {
-            Ok(0) => break,
+            Ok(0) => {
+                tracing::debug!("exec over WebSocket: the kubelet closed");
+                break;
+            }
             Ok(_) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "exec over WebSocket: kubelet side ended");
@@ -565,8 +612,19 @@ where
         // The client went away: drop the kubelet's connection (it stops
         // the command's streams).
         _ = &mut up => {}
-        // The kubelet is done; the WebSocket was closed.
-        _ = &mut down => {}
+        // The kubelet is done and the close is sent: wait for the client's.
+        _ = &mut down => {
+            let answered = async {
+                let mut writer_done = false;
+                loop {
+                    tokio::select! {
+                        _ = &mut up => return,
+                        _ = &mut writer, if !writer_done => writer_done = true,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+        }
     }
 }
 
@@ -602,8 +660,14 @@ mod tests {
             h
         };
         let v5 = h("v5.channel.k8s.io, v4.channel.k8s.io");
-        assert_eq!(translated(&v5, "exec").unwrap().unwrap().protocol, CHANNEL_V5);
-        assert_eq!(translated(&v5, "attach").unwrap().unwrap().protocol, CHANNEL_V5);
+        assert_eq!(
+            translated(&v5, "exec").unwrap().unwrap().protocol,
+            CHANNEL_V5
+        );
+        assert_eq!(
+            translated(&v5, "attach").unwrap().unwrap().protocol,
+            CHANNEL_V5
+        );
         assert_eq!(translated(&v5, "portforward").unwrap(), None);
         assert_eq!(translated(&h("v4.channel.k8s.io"), "exec").unwrap(), None);
         let pf = h("SPDY/3.1+portforward.k8s.io");
@@ -812,7 +876,15 @@ mod tests {
         let (node_io, mut kubelet_io) = duplex(1024);
         let session = tokio::spawn(async move {
             let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            exec(ws, node_io, Streams { stdout: true, ..Streams::default() }).await;
+            exec(
+                ws,
+                node_io,
+                Streams {
+                    stdout: true,
+                    ..Streams::default()
+                },
+            )
+            .await;
         });
         drop(client_io);
         tokio::time::timeout(std::time::Duration::from_secs(5), session)
@@ -837,7 +909,15 @@ mod tests {
         let (node_io, mut kubelet_io) = duplex(1024);
         let session = tokio::spawn(async move {
             let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            exec(ws, node_io, Streams { stdout: true, ..Streams::default() }).await;
+            exec(
+                ws,
+                node_io,
+                Streams {
+                    stdout: true,
+                    ..Streams::default()
+                },
+            )
+            .await;
         });
         kubelet_io
             .write_all(&[0x80, 9, 0, 1, 0, 0, 0, 0])

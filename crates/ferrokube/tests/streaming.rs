@@ -35,8 +35,18 @@ fn wait_child(mut child: Child, within: Duration) -> (Option<i32>, String, Strin
             String::from_utf8_lossy(&s).into_owned()
         })
     };
-    let out = drain(child.stdout.take().map(|o| Box::new(o) as Box<dyn Read + Send>));
-    let err = drain(child.stderr.take().map(|e| Box::new(e) as Box<dyn Read + Send>));
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + within;
     let status = loop {
         if let Ok(Some(s)) = child.try_wait() {
@@ -434,17 +444,24 @@ fn assert_upgraded_over(log: &str, sub: &str, t: Transport) {
         "{sub} over {t:?}: expected only {method} requests answered 101, got {upgrades:#?}\n{log}"
     );
     if t == Transport::WebSocket && sub != "portforward" {
-        assert!(log.contains("The subprotocol is v5.channel.k8s.io"), "{log}");
+        assert!(
+            log.contains("The subprotocol is v5.channel.k8s.io"),
+            "{log}"
+        );
     }
 }
 
 fn exec_attach_and_port_forward(c: &Cluster, t: Transport) {
     // exec: output and the remote exit code.
-    let run = streaming_kubectl(c, t, &["exec", "talker", "--", "sh", "-c", "echo hi; exit 3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl exec");
+    let run = streaming_kubectl(
+        c,
+        t,
+        &["exec", "talker", "--", "sh", "-c", "echo hi; exit 3"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("kubectl exec");
     let (code, out, err) = wait_child(run, Duration::from_secs(60));
     assert_eq!(out, "hi\n", "{t:?}: {err}");
     assert_eq!(code, Some(3), "{t:?}: {err}\n{}", tail(&c.log(), 30));
@@ -475,19 +492,34 @@ fn exec_attach_and_port_forward(c: &Cluster, t: Transport) {
         .expect("kubectl exec -i wc");
     {
         let mut stdin = wc.stdin.take().expect("stdin");
-        stdin.write_all(&vec![b'y'; 1_000_000]).expect("write stdin");
+        stdin
+            .write_all(&vec![b'y'; 1_000_000])
+            .expect("write stdin");
     }
     let (code, out, err) = wait_child(wc, Duration::from_secs(60));
     assert_eq!((code, out.trim()), (Some(0), "1000000"), "{t:?}: {err}");
     let big = streaming_kubectl(
         c,
         t,
-        &["exec", "talker", "--", "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2"],
+        &[
+            "exec",
+            "talker",
+            "--",
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2",
+        ],
     )
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .spawn()
     .expect("kubectl exec big");
+    if t == Transport::WebSocket {
+        // A reader that falls behind (a pager): the output is all in flight
+        // when the command ends, and kubectl, still sending heartbeat pings,
+        // must get to read it all before the connection goes.
+        std::thread::sleep(Duration::from_secs(12));
+    }
     let (code, out, err) = wait_child(big, Duration::from_secs(90));
     assert_eq!(code, Some(0), "{t:?}: {err}\n{}", tail(&c.log(), 40));
     assert_eq!(out.len(), 3_000_001, "{t:?}");

@@ -133,7 +133,10 @@ impl Cluster {
                 &["--disable-agent", "--disable", "coredns"][..]
             })
             .args(&self.extra_args)
-            .env("RUST_LOG", std::env::var("FK_TEST_RUST_LOG").unwrap_or("info".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("FK_TEST_RUST_LOG").unwrap_or("info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
