@@ -288,9 +288,33 @@ struct Pending {
 }
 
 impl Control {
+    /// Leaves something for the writer and wakes it.
     fn with(&self, f: impl FnOnce(&mut Pending)) {
         f(&mut self.pending.lock());
         self.notify.notify_one();
+    }
+
+    /// The writer's side: window changes applied, replies encoded into `buf`.
+    fn apply(
+        &self,
+        windows: &mut SendWindows,
+        enc: &mut spdy::Encoder,
+        buf: &mut BytesMut,
+    ) -> Result<(), spdy::SpdyError> {
+        let p = std::mem::take(&mut *self.pending.lock());
+        if let Some(v) = p.initial_window {
+            windows.set_initial(v);
+        }
+        for (stream, delta) in p.grants {
+            windows.update(stream, delta);
+        }
+        for (stream, delta) in p.credit {
+            enc.encode(&Frame::WindowUpdate { stream, delta }, buf)?;
+        }
+        for id in p.pings {
+            enc.encode(&Frame::Ping { id }, buf)?;
+        }
+        Ok(())
     }
 }
 
@@ -305,19 +329,7 @@ async fn spdy_writer<W: AsyncWrite + Unpin>(
     let mut windows = SendWindows::default();
     let mut buf = BytesMut::new();
     loop {
-        let p = std::mem::take(&mut *ctl.pending.lock());
-        if let Some(v) = p.initial_window {
-            windows.set_initial(v);
-        }
-        for (stream, delta) in p.grants {
-            windows.update(stream, delta);
-        }
-        for (stream, delta) in p.credit {
-            enc.encode(&Frame::WindowUpdate { stream, delta }, &mut buf)?;
-        }
-        for id in p.pings {
-            enc.encode(&Frame::Ping { id }, &mut buf)?;
-        }
+        ctl.apply(&mut windows, &mut enc, &mut buf)?;
         if !buf.is_empty() {
             w.write_all(&buf).await?;
             w.flush().await?;
@@ -339,19 +351,7 @@ async fn spdy_writer<W: AsyncWrite + Unpin>(
                     if n == 0 && !rest.is_empty() {
                         // The peer's window is shut: wait for its update.
                         ctl.notify.notified().await;
-                        let p = std::mem::take(&mut *ctl.pending.lock());
-                        if let Some(v) = p.initial_window {
-                            windows.set_initial(v);
-                        }
-                        for (stream, delta) in p.grants {
-                            windows.update(stream, delta);
-                        }
-                        for (stream, delta) in p.credit {
-                            enc.encode(&Frame::WindowUpdate { stream, delta }, &mut buf)?;
-                        }
-                        for id in p.pings {
-                            enc.encode(&Frame::Ping { id }, &mut buf)?;
-                        }
+                        ctl.apply(&mut windows, &mut enc, &mut buf)?;
                         continue;
                     }
                     let chunk = rest.split_to(n);
@@ -866,6 +866,88 @@ mod tests {
             credited > 300_000 - u64::from(spdy::DEFAULT_WINDOW),
             "{credited}"
         );
+    }
+
+    /// A kubelet that does keep windows (spdystream does not) gets no more
+    /// stdin than its window allows, and the rest once it opens it.
+    #[tokio::test]
+    async fn stdin_waits_for_a_peer_that_keeps_windows() {
+        let (client_io, server_io) = duplex(64 * 1024);
+        let (node_io, kubelet_io) = duplex(64 * 1024);
+        let session = tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            let streams = Streams {
+                stdin: true,
+                stdout: true,
+                ..Streams::default()
+            };
+            exec(ws, node_io, streams).await;
+        });
+        let (mut r, mut w) = tokio::io::split(kubelet_io);
+        let mut enc = spdy::Encoder::new().unwrap();
+        let mut out = BytesMut::new();
+        // Streams: error 1, stdin 3, stdout 5. A 100-byte window, then a
+        // byte of stdout so the client knows the setting has been read.
+        for f in [
+            Frame::Settings {
+                entries: vec![(0, spdy::SETTINGS_INITIAL_WINDOW_SIZE, 100)],
+            },
+            Frame::Data {
+                stream: 5,
+                fin: false,
+                data: Bytes::from_static(b"!"),
+            },
+        ] {
+            enc.encode(&f, &mut out).unwrap();
+        }
+        w.write_all(&out).await.unwrap();
+        out.clear();
+        let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
+        let first = ws.next().await.unwrap().unwrap();
+        assert_eq!(first, Message::Binary(Bytes::from_static(b"\x01!")));
+        let mut msg = vec![CH_STDIN];
+        msg.extend_from_slice(&[b'z'; 1000]);
+        ws.send(Message::Binary(msg.into())).await.unwrap();
+        let mut dec = spdy::Decoder::new();
+        let mut buf = BytesMut::new();
+        let mut stdin = 0usize;
+        let read_stdin = |dec: &mut spdy::Decoder, buf: &mut BytesMut, stdin: &mut usize| {
+            while let Some(f) = dec.decode(buf).unwrap() {
+                if let Frame::Data {
+                    stream: 3, data, ..
+                } = f
+                {
+                    *stdin += data.len();
+                }
+            }
+        };
+        // Whatever arrives within half a second: the window's worth.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(500), async {
+            loop {
+                if r.read_buf(&mut buf).await.unwrap() == 0 {
+                    break;
+                }
+                read_stdin(&mut dec, &mut buf, &mut stdin);
+            }
+        })
+        .await;
+        assert_eq!(stdin, 100);
+        enc.encode(
+            &Frame::WindowUpdate {
+                stream: 3,
+                delta: 900,
+            },
+            &mut out,
+        )
+        .unwrap();
+        w.write_all(&out).await.unwrap();
+        while stdin < 1000 {
+            assert!(r.read_buf(&mut buf).await.unwrap() > 0);
+            read_stdin(&mut dec, &mut buf, &mut stdin);
+        }
+        assert_eq!(stdin, 1000);
+        drop(ws);
+        session.await.unwrap();
     }
 
     /// When the client goes away, the session ends and the kubelet's
