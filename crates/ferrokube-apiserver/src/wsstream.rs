@@ -462,6 +462,7 @@ async fn node_to_client<R, S>(
 {
     let mut dec = spdy::Decoder::new();
     let mut credit = RecvCredit::default();
+    let mut finishing = false;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     // The streams whose end the client waits for.
     let mut open: Vec<u32> = [CH_ERROR, CH_STDOUT, CH_STDERR]
@@ -481,7 +482,7 @@ async fn node_to_client<R, S>(
             let ended = match frame {
                 Frame::Data { stream, fin, data } => {
                     if !data.is_empty() {
-                        if let Some(ch) = ids.channel(stream) {
+                        if let Some(ch @ (CH_STDOUT | CH_STDERR | CH_ERROR)) = ids.channel(stream) {
                             let mut msg = BytesMut::with_capacity(1 + data.len());
                             msg.put_u8(ch);
                             msg.extend_from_slice(&data);
@@ -490,8 +491,13 @@ async fn node_to_client<R, S>(
                                 return;
                             }
                         }
+                        // The Status on the error stream means the command
+                        // is over and the kubelet is closing: no more window
+                        // updates then, whose late arrival could make it
+                        // reset a connection we have not finished reading.
+                        finishing |= ids.channel(stream) == Some(CH_ERROR);
                         let due = credit.consumed(stream, data.len());
-                        if !due.is_empty() {
+                        if !due.is_empty() && !finishing {
                             ctl.with(|p| {
                                 for f in due {
                                     if let Frame::WindowUpdate { stream, delta } = f {
@@ -603,29 +609,33 @@ where
     let up = client_to_node(ws_rx, &ids, tx);
     let down = node_to_client(node_rx, &ids, ws_tx, ctl);
     tokio::pin!(writer, up, down);
-    tokio::select! {
-        r = &mut writer => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "exec over WebSocket: writing to the kubelet failed");
-            }
-        }
-        // The client went away: drop the kubelet's connection (it stops
-        // the command's streams).
-        _ = &mut up => {}
-        // The kubelet is done and the close is sent: wait for the client's.
-        _ = &mut down => {
-            let answered = async {
-                let mut writer_done = false;
-                loop {
-                    tokio::select! {
-                        _ = &mut up => return,
-                        _ = &mut writer, if !writer_done => writer_done = true,
-                    }
+    // The writer failing (the kubelet gone) ends nothing by itself: what the
+    // kubelet sent before is still to be read and passed on by `down`.
+    let mut writer_done = false;
+    loop {
+        tokio::select! {
+            r = &mut writer, if !writer_done => {
+                writer_done = true;
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "exec over WebSocket: writing to the kubelet failed");
                 }
-            };
-            let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
+            }
+            // The client went away: drop the kubelet's connection (it stops
+            // the command's streams).
+            _ = &mut up => return,
+            // The kubelet is done and the close is sent: wait for the client's.
+            _ = &mut down => break,
         }
     }
+    let answered = async {
+        loop {
+            tokio::select! {
+                _ = &mut up => return,
+                _ = &mut writer, if !writer_done => writer_done = true,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_WAIT, answered).await;
 }
 
 #[cfg(test)]
