@@ -449,16 +449,17 @@ pub async fn serve(
         })
         .uri(kubelet_path(&path, &pairs))
         .header(header::HOST, addr.to_string());
+    // What a translated request speaks to the kubelet (SPDY/3.1).
+    let spdy_version = if sub == "portforward" {
+        "portforward.k8s.io"
+    } else {
+        "v4.channel.k8s.io"
+    };
     if translate.is_some() {
-        let version = if sub == "portforward" {
-            "portforward.k8s.io"
-        } else {
-            "v4.channel.k8s.io"
-        };
         out = out
             .header(header::CONNECTION, "Upgrade")
             .header(header::UPGRADE, "SPDY/3.1")
-            .header("X-Stream-Protocol-Version", version);
+            .header("X-Stream-Protocol-Version", spdy_version);
     } else if upgrade {
         for (k, v) in req.headers() {
             if !skipped(k) {
@@ -492,6 +493,19 @@ pub async fn serve(
     let node_side = hyper::upgrade::on(&mut resp);
     let mut client_side = client_side;
     if let Some(ws) = translate {
+        // The translation speaks v4 to the node (its error stream carries a
+        // Status); a node that picked something else is refused here, before
+        // the client's upgrade.
+        let picked = resp
+            .headers()
+            .get("X-Stream-Protocol-Version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if picked != spdy_version {
+            return Err(ApiError::internal(format!(
+                "the kubelet at {addr} answered with stream protocol {picked:?}, not {spdy_version}"
+            )));
+        }
         let Some(client_side) = client_side.take() else {
             return Err(ApiError::internal("no upgrade on the client's connection"));
         };

@@ -28,7 +28,7 @@
 //! dropping the connection while the client still sends heartbeat pings
 //! would reset it and lose output the client has not read yet. Buffers are
 //! bounded: a WebSocket message or SPDY frame of at most
-//! [`MAX_MESSAGE`]/[`spdy::MAX_FRAME_LEN`] bytes, a few frames queued
+//! [`MAX_MESSAGE`]/[`spdy::MAX_FRAME_LEN`] (1 MiB) bytes, 8 frames queued
 //! towards the kubelet, and nothing read from one side until the other has
 //! taken the previous piece.
 
@@ -56,7 +56,9 @@ pub const CHANNEL_V5: &str = "v5.channel.k8s.io";
 /// Port-forward tunnelled in a WebSocket.
 pub const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The largest WebSocket message (or frame) accepted from a client.
-pub const MAX_MESSAGE: usize = 4 << 20;
+pub const MAX_MESSAGE: usize = 1 << 20;
+/// Frames queued towards the kubelet (the SYN_STREAMs fit at the start).
+const QUEUED_FRAMES: usize = 8;
 
 /// How long a client may take to answer the server's close. Until then its
 /// connection stays open: closing it with the client still sending (a
@@ -597,7 +599,7 @@ where
     let (ws_tx, ws_rx) = ws.split();
     let (node_rx, node_tx) = tokio::io::split(node);
     let (ids, syns) = Ids::open(streams);
-    let (tx, rx) = mpsc::channel::<Frame>(8);
+    let (tx, rx) = mpsc::channel::<Frame>(QUEUED_FRAMES);
     let ctl = Arc::new(Control::default());
     for f in syns {
         // The channel has room for them all; they go first.
