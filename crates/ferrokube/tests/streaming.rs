@@ -688,6 +688,10 @@ fn streaming_errors_are_statuses() {
     );
     let e = err_of(&["exec", "p", "--", "true"]);
     assert!(e.contains("dialing the kubelet"), "{e}");
+    // (kubectl asks for a WebSocket first: the Status comes back before any
+    // upgrade either way.)
+    let e = err_of(&["exec", "p", "-c", "nope", "--", "true"]);
+    assert!(e.contains("container nope is not valid for pod p"), "{e}");
     let e = err_of(&["port-forward", "pod/p", ":80"]);
     assert!(e.contains("dialing the kubelet"), "{e}");
     let e = err_of(&["logs", "p", "-c", "nope"]);
