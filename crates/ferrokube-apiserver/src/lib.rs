@@ -18,10 +18,12 @@ pub mod request_info;
 pub mod rest;
 pub mod satoken;
 pub mod server;
+pub mod spdy;
 pub mod streaming;
 pub mod table;
 pub mod typed;
 pub mod validation;
 pub mod watchcache;
+pub mod wsstream;
 
 pub use server::{start, RunningServer, ServerConfig};

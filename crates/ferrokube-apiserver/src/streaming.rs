@@ -17,11 +17,14 @@
 //! WebSockets: kubectl 1.30+ first asks for a WebSocket with
 //! `v5.channel.k8s.io` (exec, attach) or `SPDY/3.1+portforward.k8s.io`
 //! (port-forward tunnelled over a WebSocket), protocols containerd 1.6's
-//! streaming server does not speak (Kubernetes' API server translates them
-//! to SPDY itself). Such requests get a 400 `Status` before any upgrade,
-//! which kubectl takes as an upgrade failure and retries with SPDY/3.1,
-//! which goes through end to end. Older WebSocket protocols (`v4.channel.k8s.io`
-//! and before, `portforward.k8s.io`) are passed to the node as they are.
+//! streaming server does not speak. As Kubernetes' API server does, this
+//! server answers those itself (`101` with the chosen subprotocol) after
+//! opening a SPDY/3.1 upgrade to the kubelet (`v4.channel.k8s.io` or
+//! `portforward.k8s.io`, a POST to the same URL), and translates between
+//! the two (`wsstream`, with the SPDY client in `spdy`). Errors before the
+//! upgrades (bad options, an unreachable kubelet, its refusal) are `Status`
+//! errors as for SPDY. SPDY/3.1 and the older WebSocket protocols
+//! (`v4.channel.k8s.io` and before) still go to the node byte for byte.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -313,31 +316,6 @@ pub fn stream_query(query: &Query, exec: bool) -> Result<Vec<(String, String)>, 
     Ok(out)
 }
 
-/// A WebSocket request for a protocol this node path cannot carry (see the
-/// module doc).
-fn unsupported_websocket(req: &Request<Incoming>) -> Option<String> {
-    let upgrade = req.headers().get(header::UPGRADE)?.to_str().ok()?;
-    if !upgrade.eq_ignore_ascii_case("websocket") {
-        return None;
-    }
-    let offered: Vec<String> = req
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|p| p.trim().to_string())
-        .collect();
-    offered
-        .iter()
-        .find(|p| p.as_str() == "v5.channel.k8s.io" || p.starts_with("SPDY/3.1+"))
-        .map(|p| {
-            format!(
-                "the WebSocket protocol {p} is not supported by this cluster's nodes; use SPDY/3.1"
-            )
-        })
-}
-
 /// Headers not passed to the kubelet.
 fn skipped(name: &header::HeaderName) -> bool {
     name == header::HOST
@@ -407,11 +385,13 @@ pub async fn serve(
             )))
         }
     }
-    if upgrade {
-        if let Some(msg) = unsupported_websocket(&req) {
-            return Err(ApiError::bad_request(msg));
-        }
-    }
+    // WebSockets for v5.channel.k8s.io and port-forward tunnelling are
+    // answered here and translated to SPDY towards the kubelet.
+    let translate = if upgrade {
+        crate::wsstream::translated(req.headers(), sub).map_err(ApiError::bad_request)?
+    } else {
+        None
+    };
     let pods = rest
         .registry
         .get("", "v1", "pods")
@@ -462,10 +442,25 @@ pub async fn serve(
     })?;
     let mut sender = kubelet.connect(addr).await?;
     let mut out = Request::builder()
-        .method(req.method())
+        .method(if translate.is_some() {
+            &http::Method::POST
+        } else {
+            req.method()
+        })
         .uri(kubelet_path(&path, &pairs))
         .header(header::HOST, addr.to_string());
-    if upgrade {
+    // What a translated request speaks to the kubelet (SPDY/3.1).
+    let spdy_version = if sub == "portforward" {
+        "portforward.k8s.io"
+    } else {
+        "v4.channel.k8s.io"
+    };
+    if translate.is_some() {
+        out = out
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "SPDY/3.1")
+            .header("X-Stream-Protocol-Version", spdy_version);
+    } else if upgrade {
         for (k, v) in req.headers() {
             if !skipped(k) {
                 out = out.header(k, v);
@@ -496,6 +491,58 @@ pub async fn serve(
         return Err(kubelet_error(resp).await);
     }
     let node_side = hyper::upgrade::on(&mut resp);
+    let mut client_side = client_side;
+    if let Some(ws) = translate {
+        // The translation speaks v4 to the node (its error stream carries a
+        // Status); a node that picked something else is refused here, before
+        // the client's upgrade.
+        let picked = resp
+            .headers()
+            .get("X-Stream-Protocol-Version")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if picked != spdy_version {
+            return Err(ApiError::internal(format!(
+                "the kubelet at {addr} answered with stream protocol {picked:?}, not {spdy_version}"
+            )));
+        }
+        let Some(client_side) = client_side.take() else {
+            return Err(ApiError::internal("no upgrade on the client's connection"));
+        };
+        let streams = crate::wsstream::Streams {
+            stdin: truthy(query, "stdin"),
+            stdout: truthy(query, "stdout"),
+            stderr: truthy(query, "stderr"),
+            tty: truthy(query, "tty"),
+        };
+        let portforward = sub == "portforward";
+        tokio::spawn(async move {
+            match (client_side.await, node_side.await) {
+                (Ok(c), Ok(n)) => {
+                    let socket = crate::wsstream::server_socket(c).await;
+                    let node = TokioIo::new(n);
+                    if portforward {
+                        crate::wsstream::tunnel(socket, node).await;
+                    } else {
+                        crate::wsstream::exec(socket, node, streams).await;
+                    }
+                }
+                (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "websocket")
+            .header(header::SEC_WEBSOCKET_ACCEPT, ws.accept)
+            .header(header::SEC_WEBSOCKET_PROTOCOL, ws.protocol)
+            .body(
+                Full::new(Bytes::new())
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+            .map_err(ApiError::internal);
+    }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {
         answer = answer.header(k, v);

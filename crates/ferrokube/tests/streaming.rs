@@ -23,8 +23,30 @@ fn kubectl(c: &Cluster, args: &[&str]) -> Command {
     cmd
 }
 
-/// Waits (bounded) for a child to exit; kills it (by pid) on timeout.
+/// Waits (bounded) for a child to exit, reading its stdout and stderr
+/// meanwhile (a full pipe would hold it up); kills it (by pid) on timeout.
 fn wait_child(mut child: Child, within: Duration) -> (Option<i32>, String, String) {
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut s);
+            }
+            String::from_utf8_lossy(&s).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    );
     let deadline = Instant::now() + within;
     let status = loop {
         if let Ok(Some(s)) = child.try_wait() {
@@ -37,14 +59,8 @@ fn wait_child(mut child: Child, within: Duration) -> (Option<i32>, String, Strin
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let mut out = String::new();
-    let mut err = String::new();
-    if let Some(mut o) = child.stdout.take() {
-        let _ = o.read_to_string(&mut out);
-    }
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut err);
-    }
+    let out = out.join().unwrap_or_default();
+    let err = err.join().unwrap_or_default();
     (status.and_then(|s| s.code()), out, err)
 }
 
@@ -352,104 +368,12 @@ spec:
         "it waited for the second line"
     );
 
-    // exec: output and the remote exit code; stdin; a TTY.
-    let out = c.kubectl(&["exec", "talker", "--", "sh", "-c", "echo hi; exit 3"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        tail(&c.log(), 30)
-    );
-    let mut cat = kubectl(&c, &["exec", "-i", "talker", "--", "cat"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl exec -i");
-    {
-        let mut stdin = cat.stdin.take().expect("stdin");
-        stdin.write_all(b"data\n").expect("write stdin");
-    } // closed: cat ends
-    let (code, out, err) = wait_child(cat, Duration::from_secs(30));
-    assert_eq!(code, Some(0), "{err}");
-    assert_eq!(out, "data\n");
-    let no_tty = c.kubectl(&["exec", "talker", "--", "sh", "-c", "tty || true"]);
-    assert_eq!(String::from_utf8_lossy(&no_tty.stdout).trim(), "not a tty");
-    // A terminal for kubectl's stdin (script(1)), so -t asks for one.
-    let cmdline = format!(
-        "kubectl --kubeconfig {} exec -it talker -- sh -c 'tty; exit 5'",
-        c.kubeconfig().display()
-    );
-    let tty = Command::new("script")
-        .args(["-qec", &cmdline, "/dev/null"])
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("script");
-    let (code, out, err) = wait_child(tty, Duration::from_secs(30));
-    assert!(out.contains("/dev/pts/"), "{out:?} {err}");
-    assert_eq!(code, Some(5), "{out:?} {err}");
-
-    // attach to a container reading its stdin.
-    let mut attach = kubectl(&c, &["attach", "-i", "reader"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl attach");
-    let lines = lines_of(&mut attach);
-    let mut stdin = attach.stdin.take().expect("stdin");
-    // The attach may still be setting up: say it until it is heard.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut heard = false;
-    while !heard && Instant::now() < deadline {
-        let _ = stdin.write_all(b"hello\n");
-        let _ = stdin.flush();
-        heard = matches!(lines.recv_timeout(Duration::from_secs(2)), Ok(l) if l == "got:hello");
-    }
-    drop(stdin);
-    let _ = attach.kill();
-    let _ = attach.wait();
-    assert!(heard, "attach did not carry stdin and stdout");
-
-    // port-forward to httpd, and an HTTP GET through it.
-    let mut pf = kubectl(&c, &["port-forward", "pod/web", ":80"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl port-forward");
-    let lines = lines_of(&mut pf);
-    let fwd = expect_line(&lines, Duration::from_secs(30), |l| {
-        l.starts_with("Forwarding from 127.0.0.1:")
-    });
-    let local: u16 = fwd
-        .trim_start_matches("Forwarding from 127.0.0.1:")
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("a local port");
-    let mut page = String::new();
-    for _ in 0..2 {
-        // Twice: each connection is its own stream.
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(15)))
-            .expect("timeout");
-        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
-            .expect("request");
-        page.clear();
-        let _ = s.read_to_string(&mut page);
-        assert!(
-            page.starts_with("HTTP/1.") && page.contains(" 200 "),
-            "{page}"
-        );
-        assert!(page.ends_with("hello from httpd\n"), "{page}");
-    }
-    let _ = pf.kill();
-    let _ = pf.wait();
+    // exec, attach and port-forward the way kubectl 1.32 does them by
+    // default (WebSockets: v5.channel.k8s.io, SPDY tunnelled for
+    // port-forward, translated to SPDY by the API server), then with
+    // kubectl's WebSockets turned off (SPDY/3.1 end to end).
+    exec_attach_and_port_forward(&c, Transport::WebSocket);
+    exec_attach_and_port_forward(&c, Transport::Spdy);
 
     // --previous after a restart.
     wait_until(
@@ -477,6 +401,227 @@ spec:
         err.contains("previous terminated container \"main\" in pod \"talker\" not found"),
         "{err}"
     );
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Transport {
+    WebSocket,
+    Spdy,
+}
+
+/// kubectl for a streaming command over `t`, logging its requests (`-v=6`:
+/// method, URL and status of each).
+fn streaming_kubectl(c: &Cluster, t: Transport, args: &[&str]) -> Command {
+    let mut cmd = kubectl(c, &["-v=6"]);
+    cmd.args(args);
+    if t == Transport::Spdy {
+        cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")
+            .env("KUBECTL_PORT_FORWARD_WEBSOCKETS", "false");
+    }
+    cmd
+}
+
+/// Asserts from kubectl's request log that the `sub` upgrade went over `t`
+/// and nothing fell back: a WebSocket is a GET answered 101 (a refused one
+/// would be a GET answered 400 followed by SPDY's POST), SPDY a POST.
+fn assert_upgraded_over(log: &str, sub: &str, t: Transport) {
+    // kubectl 1.32 at -v=6: `"Response" verb="GET" url="https://.../exec?..."
+    // status="101 Switching Protocols" milliseconds=9`.
+    let needle = format!("/{sub}");
+    let upgrades: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"Response\"") && l.contains(&needle))
+        .collect();
+    let method = match t {
+        Transport::WebSocket => "verb=\"GET\"",
+        Transport::Spdy => "verb=\"POST\"",
+    };
+    assert!(
+        !upgrades.is_empty()
+            && upgrades
+                .iter()
+                .all(|l| l.contains(method) && l.contains("status=\"101 Switching Protocols\"")),
+        "{sub} over {t:?}: expected only {method} requests answered 101, got {upgrades:#?}\n{log}"
+    );
+    if t == Transport::WebSocket && sub != "portforward" {
+        assert!(
+            log.contains("The subprotocol is v5.channel.k8s.io"),
+            "{log}"
+        );
+    }
+}
+
+fn exec_attach_and_port_forward(c: &Cluster, t: Transport) {
+    // exec: output and the remote exit code.
+    let run = streaming_kubectl(
+        c,
+        t,
+        &["exec", "talker", "--", "sh", "-c", "echo hi; exit 3"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("kubectl exec");
+    let (code, out, err) = wait_child(run, Duration::from_secs(60));
+    assert_eq!(out, "hi\n", "{t:?}: {err}");
+    assert_eq!(code, Some(3), "{t:?}: {err}\n{}", tail(&c.log(), 30));
+    assert_upgraded_over(&err, "exec", t);
+
+    // stdin to the end: cat ends when kubectl's stdin does (v5's CLOSE).
+    let mut cat = streaming_kubectl(c, t, &["exec", "-i", "talker", "--", "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i");
+    {
+        let mut stdin = cat.stdin.take().expect("stdin");
+        stdin.write_all(b"hello\n").expect("write stdin");
+    } // closed: cat ends
+    let (code, out, err) = wait_child(cat, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{t:?}: {err}");
+    assert_eq!(out, "hello\n", "{t:?}: {err}");
+    assert_upgraded_over(&err, "exec", t);
+
+    // More than any flow-control window, both ways.
+    let mut wc = streaming_kubectl(c, t, &["exec", "-i", "talker", "--", "wc", "-c"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec -i wc");
+    {
+        let mut stdin = wc.stdin.take().expect("stdin");
+        stdin
+            .write_all(&vec![b'y'; 1_000_000])
+            .expect("write stdin");
+    }
+    let (code, out, err) = wait_child(wc, Duration::from_secs(60));
+    assert_eq!((code, out.trim()), (Some(0), "1000000"), "{t:?}: {err}");
+    let big = streaming_kubectl(
+        c,
+        t,
+        &[
+            "exec",
+            "talker",
+            "--",
+            "sh",
+            "-c",
+            "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done >&2",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("kubectl exec big");
+    if t == Transport::WebSocket {
+        // A reader that falls behind (a pager): the output is all in flight
+        // when the command ends, and kubectl, still sending heartbeat pings,
+        // must get to read it all before the connection goes.
+        std::thread::sleep(Duration::from_secs(12));
+    }
+    let (code, out, err) = wait_child(big, Duration::from_secs(90));
+    assert_eq!(code, Some(0), "{t:?}: {err}\n{}", tail(&c.log(), 40));
+    assert_eq!(out.len(), 3_000_001, "{t:?}");
+    assert!(out.trim_end().bytes().all(|b| b == b'x'), "{t:?}");
+    assert!(err.lines().any(|l| l == "done"), "{t:?}: stderr {err}");
+
+    let no_tty = streaming_kubectl(c, t, &["exec", "talker", "--", "sh", "-c", "tty || true"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl exec tty");
+    let (_, out, err) = wait_child(no_tty, Duration::from_secs(60));
+    assert_eq!(out.trim(), "not a tty", "{t:?}: {err}");
+
+    // A terminal for kubectl's stdin (script(1)), so -t asks for one.
+    let cmdline = format!(
+        "kubectl -v=6 --kubeconfig {} exec -it talker -- sh -c 'tty; exit 5'",
+        c.kubeconfig().display()
+    );
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &cmdline, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if t == Transport::Spdy {
+        script.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false");
+    }
+    let tty = script.spawn().expect("script");
+    let (code, out, err) = wait_child(tty, Duration::from_secs(60));
+    assert!(out.contains("/dev/pts/"), "{t:?}: {out:?} {err}");
+    assert_eq!(code, Some(5), "{t:?}: {out:?} {err}");
+    // (script puts kubectl's stderr on the terminal too.)
+    assert_upgraded_over(&out, "exec", t);
+
+    // attach to a container reading its stdin.
+    let mut attach = streaming_kubectl(c, t, &["attach", "-i", "reader"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl attach");
+    let lines = lines_of(&mut attach);
+    let mut stdin = attach.stdin.take().expect("stdin");
+    // The attach may still be setting up: say it until it is heard.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut heard = false;
+    while !heard && Instant::now() < deadline {
+        let _ = stdin.write_all(b"hello\n");
+        let _ = stdin.flush();
+        heard = matches!(lines.recv_timeout(Duration::from_secs(2)), Ok(l) if l == "got:hello");
+    }
+    drop(stdin);
+    let _ = attach.kill();
+    let _ = attach.wait();
+    let mut err = String::new();
+    if let Some(mut e) = attach.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(heard, "{t:?}: attach did not carry stdin and stdout: {err}");
+    assert_upgraded_over(&err, "attach", t);
+
+    // port-forward to httpd, and an HTTP GET through it.
+    let mut pf = streaming_kubectl(c, t, &["port-forward", "pod/web", ":80"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl port-forward");
+    let lines = lines_of(&mut pf);
+    let fwd = expect_line(&lines, Duration::from_secs(30), |l| {
+        l.starts_with("Forwarding from 127.0.0.1:")
+    });
+    let local: u16 = fwd
+        .trim_start_matches("Forwarding from 127.0.0.1:")
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a local port");
+    let mut page = String::new();
+    for _ in 0..2 {
+        // Twice: each connection is its own stream.
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(15)))
+            .expect("timeout");
+        s.write_all(b"GET /index.html HTTP/1.0\r\nHost: web\r\n\r\n")
+            .expect("request");
+        page.clear();
+        let _ = s.read_to_string(&mut page);
+        assert!(
+            page.starts_with("HTTP/1.") && page.contains(" 200 "),
+            "{t:?}: {page}"
+        );
+        assert!(page.ends_with("hello from httpd\n"), "{t:?}: {page}");
+    }
+    let _ = pf.kill();
+    let _ = pf.wait();
+    let mut err = String::new();
+    if let Some(mut e) = pf.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert_upgraded_over(&err, "portforward", t);
 }
 
 /// Without a reachable kubelet (a Node whose port nobody listens on), the
@@ -543,6 +688,10 @@ fn streaming_errors_are_statuses() {
     );
     let e = err_of(&["exec", "p", "--", "true"]);
     assert!(e.contains("dialing the kubelet"), "{e}");
+    // (kubectl asks for a WebSocket first: the Status comes back before any
+    // upgrade either way.)
+    let e = err_of(&["exec", "p", "-c", "nope", "--", "true"]);
+    assert!(e.contains("container nope is not valid for pod p"), "{e}");
     let e = err_of(&["port-forward", "pod/p", ":80"]);
     assert!(e.contains("dialing the kubelet"), "{e}");
     let e = err_of(&["logs", "p", "-c", "nope"]);

@@ -11,9 +11,10 @@
 //! with the `v4.channel.k8s.io` (and older) exec protocols and
 //! `portforward.k8s.io`, and WebSockets with the `v4` and older channel
 //! protocols; it does not know `v5.channel.k8s.io` nor port-forward tunnelled
-//! over WebSockets. The API server turns those newer WebSocket requests away
-//! (see ferrokube-apiserver's `streaming`), which makes kubectl fall back to
-//! SPDY.
+//! over WebSockets. The API server answers those newer WebSocket requests
+//! itself and comes here with SPDY/3.1 (see ferrokube-apiserver's
+//! `streaming` and `wsstream`), so kubectl 1.30+ works over WebSockets without
+//! the node knowing.
 
 use bytes::Bytes;
 use http::{header, Request, Response, StatusCode};

@@ -133,7 +133,12 @@ impl Cluster {
                 &["--disable-agent", "--disable", "coredns"][..]
             })
             .args(&self.extra_args)
-            .env("RUST_LOG", "info")
+            // FK_TEST_RUST_LOG (e.g. `info,ferrokube_apiserver::wsstream=debug`)
+            // to see more of the server in a failing test's log.
+            .env(
+                "RUST_LOG",
+                std::env::var("FK_TEST_RUST_LOG").unwrap_or("info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
