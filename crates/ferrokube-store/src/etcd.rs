@@ -158,17 +158,22 @@ impl EtcdStore {
         }
     }
 
-    /// A read, tried again on another endpoint if one does not answer
-    /// (reads are idempotent; writes are not retried, their outcome would be
-    /// ambiguous).
+    /// A read, tried again if an endpoint does not answer (reads are
+    /// idempotent; writes are not retried, their outcome would be
+    /// ambiguous). The client's balancer may pick a member that just went
+    /// down several times before it notices, so the retries span a few
+    /// seconds (backoff 50 ms doubling to 800 ms, 8 attempts: about 3 s).
     async fn read(&self, key: &str, opts: GetOptions) -> Result<etcd_client::GetResponse> {
+        const ATTEMPTS: u32 = 8;
+        let mut backoff = Duration::from_millis(50);
         let mut attempt = 0;
         loop {
             attempt += 1;
             match self.timed(self.kv().get(key, Some(opts.clone()))).await {
-                Err(StoreError::Unavailable(msg)) if attempt < 3 => {
+                Err(StoreError::Unavailable(msg)) if attempt < ATTEMPTS => {
                     tracing::debug!(attempt, error = %msg, "etcd read failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_millis(800));
                 }
                 other => return other,
             }
