@@ -736,6 +736,19 @@ mod tests {
         );
     }
 
+    /// An exec session between a WebSocket (server side of `server_io`) and
+    /// a kubelet connection (`node_io`), running in a task of its own.
+    fn spawn_exec(
+        server_io: tokio::io::DuplexStream,
+        node_io: tokio::io::DuplexStream,
+        streams: Streams,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
+            exec(ws, node_io, streams).await;
+        })
+    }
+
     /// A fake kubelet on the far end of a SPDY connection: it reads the
     /// streams, echoes stdin to stdout until stdin ends, writes a large
     /// output and a Status on the error stream, then closes.
@@ -743,16 +756,16 @@ mod tests {
     async fn exec_is_translated_both_ways() {
         let (client_io, server_io) = duplex(64 * 1024);
         let (node_io, kubelet_io) = duplex(64 * 1024);
-        let session = tokio::spawn(async move {
-            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            let streams = Streams {
+        let session = spawn_exec(
+            server_io,
+            node_io,
+            Streams {
                 stdin: true,
                 stdout: true,
                 stderr: true,
                 tty: false,
-            };
-            exec(ws, node_io, streams).await;
-        });
+            },
+        );
         let kubelet = tokio::spawn(async move {
             let (mut r, mut w) = tokio::io::split(kubelet_io);
             let mut dec = spdy::Decoder::new();
@@ -886,15 +899,15 @@ mod tests {
     async fn stdin_waits_for_a_peer_that_keeps_windows() {
         let (client_io, server_io) = duplex(64 * 1024);
         let (node_io, kubelet_io) = duplex(64 * 1024);
-        let session = tokio::spawn(async move {
-            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            let streams = Streams {
+        let session = spawn_exec(
+            server_io,
+            node_io,
+            Streams {
                 stdin: true,
                 stdout: true,
                 ..Streams::default()
-            };
-            exec(ws, node_io, streams).await;
-        });
+            },
+        );
         let (mut r, mut w) = tokio::io::split(kubelet_io);
         let mut enc = spdy::Encoder::new().unwrap();
         let mut out = BytesMut::new();
@@ -968,18 +981,14 @@ mod tests {
     async fn a_client_leaving_ends_the_session() {
         let (client_io, server_io) = duplex(1024);
         let (node_io, mut kubelet_io) = duplex(1024);
-        let session = tokio::spawn(async move {
-            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            exec(
-                ws,
-                node_io,
-                Streams {
-                    stdout: true,
-                    ..Streams::default()
-                },
-            )
-            .await;
-        });
+        let session = spawn_exec(
+            server_io,
+            node_io,
+            Streams {
+                stdout: true,
+                ..Streams::default()
+            },
+        );
         drop(client_io);
         tokio::time::timeout(std::time::Duration::from_secs(5), session)
             .await
@@ -1001,18 +1010,14 @@ mod tests {
     async fn a_malformed_frame_ends_the_session() {
         let (client_io, server_io) = duplex(1024);
         let (node_io, mut kubelet_io) = duplex(1024);
-        let session = tokio::spawn(async move {
-            let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
-            exec(
-                ws,
-                node_io,
-                Streams {
-                    stdout: true,
-                    ..Streams::default()
-                },
-            )
-            .await;
-        });
+        let session = spawn_exec(
+            server_io,
+            node_io,
+            Streams {
+                stdout: true,
+                ..Streams::default()
+            },
+        );
         kubelet_io
             .write_all(&[0x80, 9, 0, 1, 0, 0, 0, 0])
             .await
