@@ -503,21 +503,25 @@ impl WatchCache {
     /// Hands the cache an object this API server has just written at
     /// `revision` (with `metadata.resourceVersion` set to it), so that the
     /// store's event for it is applied without decoding the stored bytes.
-    /// Returns the JSON the cache will serve. Nothing is kept for a revision
+    /// Whether it was kept: nothing is kept (or even encoded) for a revision
     /// the cache has already passed; leftovers of a lost race are swept.
-    pub fn prime(&self, key: &str, revision: Revision, obj: &Value) -> Option<Bytes> {
-        let cache = self.route(key)?;
-        let object = cached(key, obj, revision, &cache.fields).ok()?;
-        let json = object.json.clone();
+    pub fn prime(&self, key: &str, revision: Revision, obj: &Value) -> bool {
+        let Some(cache) = self.route(key) else {
+            return false;
+        };
         let current = self.revision();
-        if revision > current {
-            let mut primed = cache.primed.lock();
-            if primed.len() >= PRIMED_SWEEP {
-                primed.retain(|_, o| o.revision > current);
-            }
-            primed.insert(key.to_string(), Arc::new(object));
+        if revision <= current {
+            return false;
         }
-        Some(json)
+        let Ok(object) = cached(key, obj, revision, &cache.fields) else {
+            return false;
+        };
+        let mut primed = cache.primed.lock();
+        if primed.len() >= PRIMED_SWEEP {
+            primed.retain(|_, o| o.revision > current);
+        }
+        primed.insert(key.to_string(), Arc::new(object));
+        true
     }
 
     /// The resource cache a key belongs to: the longest registered prefix.

@@ -193,21 +193,25 @@ async fn primed_objects_are_served_for_their_revision_only() {
     // Primed for the revision the write gets: served as primed.
     let rev = store.current_revision().await.unwrap() + 1;
     let key = "/registry/configmaps/ns/p";
-    let json = cache
-        .prime(key, rev, &primed("p", rev))
-        .expect("a cached form");
+    assert!(
+        cache.prime(key, rev, &primed("p", rev)),
+        "kept for a revision to come"
+    );
+    let json = serde_json::to_vec(&primed("p", rev)).unwrap();
     let kv = store.create(key, cm("p", "stored"), None).await.unwrap();
     assert_eq!(kv.mod_revision, rev, "nothing else writes to this store");
     cache.sync(Duration::from_secs(5)).await.unwrap();
     let got = cms.get(key).unwrap();
     assert_eq!(got.labels.get("app").map(String::as_str), Some("primed"));
     assert_eq!(got.json, json);
+    // A revision the cache has passed is not kept.
+    assert!(!cache.prime(key, rev, &primed("p", rev)));
     assert_eq!(got.revision, rev);
 
     // Primed for a revision another write took first: the stored bytes win.
     let rev = store.current_revision().await.unwrap() + 1;
     let key = "/registry/configmaps/ns/q";
-    cache.prime(key, rev, &primed("q", rev)).unwrap();
+    assert!(cache.prime(key, rev, &primed("q", rev)));
     store
         .create("/registry/configmaps/ns/other", cm("other", "x"), None)
         .await

@@ -4,37 +4,16 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::{kubectl_with, Cluster};
+use common::Cluster;
 use serde_json::Value;
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// A kubeconfig naming nothing, so that kubectl uses only the flags given.
-fn empty_kubeconfig(c: &Cluster) -> PathBuf {
-    let path = c.data_dir().join("empty-kubeconfig.yaml");
-    std::fs::write(&path, "apiVersion: v1\nkind: Config\n").unwrap();
-    path
-}
-
-/// kubectl as the holder of `token`, trusting the cluster CA.
-fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
-    let server = format!("--server=https://127.0.0.1:{}", c.port);
-    let ca = format!(
-        "--certificate-authority={}",
-        c.data_dir().join("tls/ca.crt").display()
-    );
-    let token = format!("--token={token}");
-    let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
-    all.extend_from_slice(args);
-    kubectl_with(&empty_kubeconfig(c), &all)
 }
 
 fn claims(token: &str) -> Value {
@@ -61,7 +40,7 @@ fn wait_for_default_sa(c: &Cluster, ns: &str) {
 }
 
 fn assert_unauthorized(c: &Cluster, token: &str, why: &str) {
-    let out = kubectl_as(c, token, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(token, &["get", "pods", "-n", "team"]);
     assert!(!out.status.success(), "{why}: the token still works");
     assert!(
         stderr(&out).contains("Unauthorized"),
@@ -105,9 +84,9 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
     );
 
     // The token authenticates, as the service account.
-    let out = kubectl_as(&c, &token, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(&token, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = kubectl_as(&c, &token, &["auth", "whoami", "-o", "json"]);
+    let out = c.kubectl_as(&token, &["auth", "whoami", "-o", "json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let review: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(review["kind"], "SelfSubjectReview");
@@ -202,7 +181,7 @@ fn tokens_end_with_their_service_account_and_bound_pod() {
         .kubectl_ok(&["create", "token", "robot", "-n", "team"])
         .trim()
         .to_string();
-    let out = kubectl_as(&c, &robot, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(&robot, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "{}", stderr(&out));
     c.kubectl_ok(&["delete", "serviceaccount", "robot", "-n", "team"]);
     c.kubectl_ok(&["create", "serviceaccount", "robot", "-n", "team"]);
@@ -241,7 +220,7 @@ fn tokens_end_with_their_service_account_and_bound_pod() {
     let cl = claims(&bound);
     assert_eq!(cl["kubernetes.io"]["pod"]["name"], "web");
     assert_eq!(cl["kubernetes.io"]["pod"]["uid"], pod_uid.as_str());
-    let out = kubectl_as(&c, &bound, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(&bound, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // A wrong uid, a missing pod, a kind that cannot be bound.
     let out = c.kubectl(&[
@@ -332,7 +311,7 @@ fn tokens_end_with_their_service_account_and_bound_pod() {
         .trim()
         .to_string();
     assert_eq!(claims(&by_secret)["kubernetes.io"]["secret"]["name"], "key");
-    let out = kubectl_as(&c, &by_secret, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(&by_secret, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "{}", stderr(&out));
     c.kubectl_ok(&["delete", "secret", "key", "-n", "team"]);
     assert_unauthorized(&c, &by_secret, "the bound secret was deleted");
@@ -344,7 +323,7 @@ fn tokens_end_with_their_service_account_and_bound_pod() {
         .to_string();
     let mut c = c;
     c.restart();
-    let out = kubectl_as(&c, &token, &["get", "pods", "-n", "team"]);
+    let out = c.kubectl_as(&token, &["get", "pods", "-n", "team"]);
     assert!(out.status.success(), "after a restart: {}", stderr(&out));
 }
 

@@ -9,40 +9,14 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{kubectl_with, wait_until, Cluster};
+use common::{wait_until, Cluster};
 
 const NODE: &str = "fk-satoken-e2e";
 const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
-/// `kubectl ARGS` as the holder of `token`, trusting the cluster CA.
-fn kubectl_as(c: &Cluster, token: &str, args: &[&str]) -> std::process::Output {
-    let empty = c.data_dir().join("empty-kubeconfig.yaml");
-    std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").unwrap();
-    let server = format!("--server=https://127.0.0.1:{}", c.port);
-    let ca = format!(
-        "--certificate-authority={}",
-        c.data_dir().join("tls/ca.crt").display()
-    );
-    let token = format!("--token={token}");
-    let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
-    all.extend_from_slice(args);
-    kubectl_with(&empty, &all)
-}
-
 #[test]
 fn a_pod_reads_a_token_that_authenticates_as_its_service_account() {
-    let c = Cluster::start_ready_node(
-        NODE,
-        &[
-            "--cluster-cidr",
-            "10.97.0.0/16",
-            "--disable",
-            "coredns",
-            "--disable-kube-proxy",
-            "--kubelet-port",
-            "0",
-        ],
-    );
+    let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
     wait_until(
         "the default service account",
         Duration::from_secs(60),
@@ -113,15 +87,14 @@ spec:
     assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid.as_str());
     assert_eq!(claims["kubernetes.io"]["node"]["name"], NODE);
 
-    let out = kubectl_as(&c, &token, &["get", "pods"]);
+    let out = c.kubectl_as(&token, &["get", "pods"]);
     assert!(
         out.status.success(),
         "the pod's token authenticates: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("reader"));
-    let out = kubectl_as(
-        &c,
+    let out = c.kubectl_as(
         &token,
         &[
             "auth",
@@ -139,7 +112,7 @@ spec:
 
     // Gone with the pod.
     c.kubectl_ok(&["delete", "pod", "reader", "--wait", "--timeout=60s"]);
-    let out = kubectl_as(&c, &token, &["get", "pods"]);
+    let out = c.kubectl_as(&token, &["get", "pods"]);
     assert!(!out.status.success(), "the token outlived its pod");
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("Unauthorized"),

@@ -103,19 +103,7 @@ fn running(c: &Cluster, name: &str) -> bool {
 
 #[test]
 fn logs_exec_attach_and_port_forward_through_the_node() {
-    let c = Cluster::start_ready_node(
-        NODE,
-        &[
-            "--cluster-cidr",
-            "10.97.0.0/16",
-            "--disable",
-            "coredns",
-            "--disable-kube-proxy",
-            // Any free port: other nodes may run beside this one.
-            "--kubelet-port",
-            "0",
-        ],
-    );
+    let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
     let node: serde_json::Value =
         serde_json::from_str(&c.kubectl_ok(&["get", "node", NODE, "-o", "json"])).expect("node");
     let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"]

@@ -21,6 +21,18 @@ pub struct Cluster {
     node: bool,
 }
 
+/// Server flags for a node test that needs neither cluster DNS nor the
+/// proxy; its kubelet takes any free port, as other nodes may run beside it.
+pub const NODE_ALONE: &[&str] = &[
+    "--cluster-cidr",
+    "10.97.0.0/16",
+    "--disable",
+    "coredns",
+    "--disable-kube-proxy",
+    "--kubelet-port",
+    "0",
+];
+
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -206,6 +218,22 @@ impl Cluster {
     /// Runs the real kubectl against this cluster.
     pub fn kubectl(&self, args: &[&str]) -> Output {
         kubectl_with(&self.kubeconfig(), args)
+    }
+
+    /// Runs the real kubectl as the holder of a bearer `token` (no client
+    /// certificate), trusting the cluster CA.
+    pub fn kubectl_as(&self, token: &str, args: &[&str]) -> Output {
+        let empty = self.data_dir().join("empty-kubeconfig.yaml");
+        std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").expect("write a kubeconfig");
+        let server = format!("--server=https://127.0.0.1:{}", self.port);
+        let ca = format!(
+            "--certificate-authority={}",
+            self.data_dir().join("tls/ca.crt").display()
+        );
+        let token = format!("--token={token}");
+        let mut all = vec![server.as_str(), ca.as_str(), token.as_str()];
+        all.extend_from_slice(args);
+        kubectl_with(&empty, &all)
     }
 
     /// Runs kubectl and returns its stdout, failing the test (with stderr
