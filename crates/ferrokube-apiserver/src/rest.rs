@@ -191,7 +191,9 @@ fn decode(kv: &KeyValue) -> ApiResult<Value> {
 
 /// The stored form of `v`: without `resourceVersion` and `selfLink`, which
 /// are taken out for the encoding and put back (no copy of the object).
-fn encode(v: &mut Value) -> ApiResult<Bytes> {
+/// Also where in the bytes the metadata object's `{` ends, for
+/// [`crate::watchcache::with_resource_version`].
+fn encode(v: &mut Value) -> ApiResult<(Bytes, Option<usize>)> {
     let taken: Vec<(String, Value)> = objectmeta::metadata_mut(v)
         .map(|meta| {
             ["resourceVersion", "selfLink"]
@@ -200,13 +202,35 @@ fn encode(v: &mut Value) -> ApiResult<Bytes> {
                 .collect()
         })
         .unwrap_or_default();
-    let bytes = serde_json::to_vec(v)
-        .map(Bytes::from)
-        .map_err(ApiError::internal);
+    let encoded = encode_members(v);
     if let Some(meta) = objectmeta::metadata_mut(v) {
         meta.extend(taken);
     }
-    bytes
+    encoded.map_err(ApiError::internal)
+}
+
+/// `v` as compact JSON (exactly what `serde_json::to_vec` gives), the
+/// top-level members written one by one to note where metadata starts.
+fn encode_members(v: &Value) -> serde_json::Result<(Bytes, Option<usize>)> {
+    let Value::Object(map) = v else {
+        return Ok((Bytes::from(serde_json::to_vec(v)?), None));
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut metadata_at = None;
+    out.push(b'{');
+    for (i, (k, member)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        serde_json::to_writer(&mut out, k)?;
+        out.push(b':');
+        if k == "metadata" && member.is_object() {
+            metadata_at = Some(out.len() + 1);
+        }
+        serde_json::to_writer(&mut out, member)?;
+    }
+    out.push(b'}');
+    Ok((Bytes::from(out), metadata_at))
 }
 
 /// Whether two objects hold the same content: everything but
@@ -360,16 +384,35 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
 }
 
 impl Rest {
-    /// After `obj` was stored under `key` at `revision`: gives it that
-    /// resourceVersion (and drops the `selfLink` storage does not keep), and
-    /// hands it to the watch cache, which then applies the store's event
-    /// without decoding the stored bytes again.
-    fn written(&self, key: &str, revision: Revision, obj: &mut Value) {
-        if let Some(meta) = objectmeta::metadata_mut(obj) {
-            meta.remove("selfLink");
+    /// Stores `obj` under `key` with `write` (the store's create or update,
+    /// given the encoded bytes), telling the watch cache beforehand what is
+    /// coming so it applies the store's event without decoding. When the
+    /// store took it, `obj` gets its resourceVersion and loses the
+    /// `selfLink` storage does not keep. `Err` only if `obj` cannot be
+    /// encoded; the store's answer is the inner result.
+    async fn put<F, Fut>(
+        &self,
+        key: &str,
+        obj: &mut Value,
+        write: F,
+    ) -> ApiResult<Result<KeyValue, StoreError>>
+    where
+        F: FnOnce(Bytes) -> Fut,
+        Fut: std::future::Future<Output = Result<KeyValue, StoreError>>,
+    {
+        let (bytes, metadata_at) = encode(obj)?;
+        let expectation = metadata_at.and_then(|at| self.cache.expect(key, &bytes, at, obj));
+        let result = write(bytes).await;
+        if let Ok(kv) = &result {
+            if let Some(e) = expectation {
+                e.written();
+            }
+            if let Some(meta) = objectmeta::metadata_mut(obj) {
+                meta.remove("selfLink");
+            }
+            objectmeta::set_resource_version(obj, kv.mod_revision);
         }
-        objectmeta::set_resource_version(obj, revision);
-        self.cache.prime(key, revision, obj);
+        Ok(result)
     }
 
     /// The lease to write an object with: Events expire after
@@ -557,18 +600,32 @@ impl Rest {
         let Some(nsdef) = self.registry.get("", "v1", "namespaces") else {
             return Ok(());
         };
-        let resp = self
-            .store
-            .get(&nsdef.key("", ns), None)
-            .await
-            .map_err(|e| store_error(nsdef, ns, e))?;
-        let Some(kv) = resp.kv else {
-            return Err(ApiError::not_found("", "namespaces", ns));
+        let key = nsdef.key("", ns);
+        // As Kubernetes' NamespaceLifecycle admission, from the cache; a
+        // namespace the cache has not seen yet (just made) from the store.
+        // Deletion sets phase Terminating in the same write as
+        // deletionTimestamp, so the phase alone tells.
+        let cached = self
+            .cache
+            .resource(nsdef.storage_prefix)
+            .and_then(|c| c.get(&key));
+        let terminating = match cached {
+            Some(o) => o.fields.get("status.phase").map(String::as_str) == Some("Terminating"),
+            None => {
+                let resp = self
+                    .store
+                    .get(&key, None)
+                    .await
+                    .map_err(|e| store_error(nsdef, ns, e))?;
+                let Some(kv) = resp.kv else {
+                    return Err(ApiError::not_found("", "namespaces", ns));
+                };
+                let v = decode(&kv)?;
+                v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
+                    || v.pointer("/metadata/deletionTimestamp").is_some()
+            }
         };
-        let v = decode(&kv)?;
-        if v.pointer("/status/phase").and_then(Value::as_str) == Some("Terminating")
-            || v.pointer("/metadata/deletionTimestamp").is_some()
-        {
+        if terminating {
             return Err(ApiError::forbidden(format!(
                 "{} {:?} is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 ferrokube_api::status::group_resource(def.group, def.plural),
@@ -686,19 +743,15 @@ impl Rest {
             Vec::new()
         };
         let lease = self.lease_for(def).await?;
-        let result = match encode(&mut obj) {
-            Ok(bytes) => self
-                .store
-                .create(&self.key(def, ns, &name), bytes, lease)
-                .await
-                .map_err(|e| store_error(def, &name, e)),
-            Err(e) => Err(e),
-        };
+        let key = self.key(def, ns, &name);
+        let result = self
+            .put(&key, &mut obj, |bytes| {
+                self.store.create(&key, bytes, lease)
+            })
+            .await
+            .and_then(|r| r.map_err(|e| store_error(def, &name, e)));
         match result {
-            Ok(kv) => {
-                self.written(&kv.key, kv.mod_revision, &mut obj);
-                Ok(obj)
-            }
+            Ok(_) => Ok(obj),
             Err(e) => {
                 self.release(reserved).await;
                 Err(e)
@@ -853,17 +906,12 @@ impl Rest {
             return Ok(new);
         }
         let lease = self.lease_for(def).await.map_err(|e| (e, false))?;
-        let kv = self
-            .store
-            .update(
-                &key,
-                encode(&mut new).map_err(|e| (e, false))?,
-                old_kv.mod_revision,
-                lease,
-            )
-            .await
-            .map_err(conflict)?;
-        self.written(&kv.key, kv.mod_revision, &mut new);
+        self.put(&key, &mut new, |bytes| {
+            self.store.update(&key, bytes, old_kv.mod_revision, lease)
+        })
+        .await
+        .map_err(|e| (e, false))?
+        .map_err(conflict)?;
         Ok(new)
     }
 
@@ -1116,14 +1164,12 @@ impl Rest {
                     return Ok(obj);
                 }
                 match self
-                    .store
-                    .update(&kv.key, encode(&mut obj)?, kv.mod_revision, None)
-                    .await
+                    .put(&kv.key, &mut obj, |bytes| {
+                        self.store.update(&kv.key, bytes, kv.mod_revision, None)
+                    })
+                    .await?
                 {
-                    Ok(new_kv) => {
-                        self.written(&new_kv.key, new_kv.mod_revision, &mut obj);
-                        return Ok(obj);
-                    }
+                    Ok(_) => return Ok(obj),
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(store_error(def, name, e)),
                 }
@@ -1493,7 +1539,7 @@ impl Rest {
                     &format!("pod {name} is being deleted, cannot be assigned to a host"),
                 ));
             }
-            let mut new = old.clone();
+            let mut new = old;
             new["spec"]["nodeName"] = json!(node);
             // The PodScheduled condition, as Kubernetes' binding sets it.
             let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
@@ -1512,14 +1558,12 @@ impl Rest {
                 return Ok(());
             }
             match self
-                .store
-                .update(&kv.key, encode(&mut new)?, kv.mod_revision, None)
-                .await
+                .put(&kv.key, &mut new, |bytes| {
+                    self.store.update(&kv.key, bytes, kv.mod_revision, None)
+                })
+                .await?
             {
-                Ok(new_kv) => {
-                    self.written(&new_kv.key, new_kv.mod_revision, &mut new);
-                    return Ok(());
-                }
+                Ok(_) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(def, name, e)),
             }
@@ -1605,11 +1649,32 @@ mod tests {
     fn encode_leaves_out_version_and_link_and_keeps_the_object() {
         let mut v = json!({"metadata": {"name": "x", "resourceVersion": "7", "selfLink": "/x"}, "data": {"k": "v"}});
         let before = v.clone();
-        let stored: Value = serde_json::from_slice(&encode(&mut v).unwrap()).unwrap();
-        assert_eq!(
-            stored,
-            json!({"metadata": {"name": "x"}, "data": {"k": "v"}})
-        );
+        let (bytes, metadata_at) = encode(&mut v).unwrap();
+        let stored_form = json!({"metadata": {"name": "x"}, "data": {"k": "v"}});
+        assert_eq!(bytes, serde_json::to_vec(&stored_form).unwrap());
         assert_eq!(v, before);
+        // The watch cache's form: the stored bytes with the revision put in.
+        let at = metadata_at.expect("metadata located");
+        let cached: Value =
+            serde_json::from_slice(&crate::watchcache::with_resource_version(&bytes, at, 12))
+                .unwrap();
+        assert_eq!(
+            cached,
+            json!({"metadata": {"name": "x", "resourceVersion": "12"}, "data": {"k": "v"}})
+        );
+        // Empty metadata, and objects whose metadata is not an object.
+        let (bytes, at) = encode(&mut json!({"kind": "X", "metadata": {}})).unwrap();
+        let cached: Value = serde_json::from_slice(&crate::watchcache::with_resource_version(
+            &bytes,
+            at.unwrap(),
+            3,
+        ))
+        .unwrap();
+        assert_eq!(
+            cached,
+            json!({"kind": "X", "metadata": {"resourceVersion": "3"}})
+        );
+        assert_eq!(encode(&mut json!({"metadata": "x"})).unwrap().1, None);
+        assert_eq!(encode(&mut json!([1, 2])).unwrap().1, None);
     }
 }

@@ -35,8 +35,10 @@ pub type FieldsFn = Arc<dyn Fn(&Value) -> BTreeMap<String, String> + Send + Sync
 /// How many recent events each resource keeps for resuming watches.
 pub const DEFAULT_HISTORY: usize = 10_000;
 
-/// Primed objects kept before those the cache has passed are swept.
-const PRIMED_SWEEP: usize = 4096;
+/// Expected writes kept before those older than [`EXPECTED_TTL`] are swept
+/// (writes whose outcome nobody reported, which should not happen).
+const EXPECTED_SWEEP: usize = 4096;
+const EXPECTED_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Pages of the initial list of the store.
 const LIST_PAGE: usize = 1000;
@@ -74,6 +76,34 @@ pub struct CachedObject {
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub fields: BTreeMap<String, String>,
+}
+
+/// A write the watch cache expects (see [`WatchCache::expect`]); dropped
+/// without [`Expectation::written`], it withdraws the entry.
+pub struct Expectation<'a> {
+    cache: &'a ResourceCache,
+    key: String,
+    stored: Bytes,
+    done: bool,
+}
+
+impl Expectation<'_> {
+    /// The store took the write: the entry waits for its event.
+    pub fn written(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Expectation<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut expected = self.cache.expected.lock();
+        if expected.get(&self.key).is_some_and(|e| e.is(&self.stored)) {
+            expected.remove(&self.key);
+        }
+    }
 }
 
 /// The kind of change, as a Kubernetes watch names it.
@@ -173,6 +203,57 @@ fn cached(
     })
 }
 
+/// A write this API server is about to make, as the watch cache will want
+/// it: the exact bytes handed to the store, where in them the metadata
+/// object opens, and what the cache indexes by. The store's event whose
+/// value is this very allocation (a `Bytes` the entry keeps alive, so its
+/// address cannot be reused) becomes a cached object by inserting the
+/// event's resourceVersion into those bytes, with no parse.
+struct Expected {
+    stored: Bytes,
+    metadata_at: usize,
+    namespace: String,
+    name: String,
+    labels: BTreeMap<String, String>,
+    fields: BTreeMap<String, String>,
+    since: std::time::Instant,
+}
+
+impl Expected {
+    fn is(&self, value: &Bytes) -> bool {
+        self.stored.as_ptr() == value.as_ptr() && self.stored.len() == value.len()
+    }
+
+    fn into_cached(self, key: &str, revision: Revision) -> CachedObject {
+        CachedObject {
+            key: key.to_string(),
+            revision,
+            json: with_resource_version(&self.stored, self.metadata_at, revision),
+            namespace: self.namespace,
+            name: self.name,
+            labels: self.labels,
+            fields: self.fields,
+        }
+    }
+}
+
+/// `stored` (an object encoded without resourceVersion) with
+/// `"resourceVersion":"<revision>"` as the first member of its metadata,
+/// whose `{` ends at `metadata_at`.
+pub fn with_resource_version(stored: &[u8], metadata_at: usize, revision: Revision) -> Bytes {
+    let (head, tail) = stored.split_at(metadata_at.min(stored.len()));
+    let mut out = Vec::with_capacity(stored.len() + 40);
+    out.extend_from_slice(head);
+    out.extend_from_slice(b"\"resourceVersion\":\"");
+    out.extend_from_slice(revision.to_string().as_bytes());
+    out.push(b'"');
+    if tail.first() != Some(&b'}') {
+        out.push(b',');
+    }
+    out.extend_from_slice(tail);
+    Bytes::from(out)
+}
+
 struct Inner {
     objects: BTreeMap<String, Arc<CachedObject>>,
     history: VecDeque<Arc<CacheEvent>>,
@@ -187,10 +268,10 @@ pub struct ResourceCache {
     fields: FieldsFn,
     history_limit: usize,
     inner: RwLock<Inner>,
-    /// Objects this API server has just written, in cached form, by key:
-    /// the store's event for that key and revision takes them instead of
-    /// decoding the stored bytes again (see [`WatchCache::prime`]).
-    primed: Mutex<HashMap<String, Arc<CachedObject>>>,
+    /// Writes this API server is making, by key: the store's event carrying
+    /// the same bytes takes the entry instead of decoding them (see
+    /// [`WatchCache::expect`]).
+    expected: Mutex<HashMap<String, Expected>>,
 }
 
 impl ResourceCache {
@@ -206,7 +287,7 @@ impl ResourceCache {
                 floor: 0,
                 tx,
             }),
-            primed: Mutex::new(HashMap::new()),
+            expected: Mutex::new(HashMap::new()),
         }
     }
 
@@ -287,27 +368,29 @@ impl ResourceCache {
         (objects, watcher)
     }
 
-    /// The primed object for `key` at `revision`, if this API server wrote
-    /// it. Entries for older revisions are dropped on the way.
-    fn take_primed(&self, key: &str, revision: Revision) -> Option<Arc<CachedObject>> {
-        let mut primed = self.primed.lock();
-        let entry = primed.remove(key)?;
-        match entry.revision.cmp(&revision) {
-            std::cmp::Ordering::Equal => Some(entry),
-            std::cmp::Ordering::Less => None,
-            std::cmp::Ordering::Greater => {
-                primed.insert(key.to_string(), entry);
-                None
-            }
+    /// The cached form of the write this API server expected to store
+    /// `value` under `key`, if it is that write. An entry for another value
+    /// (a write still on its way, or one that lost a race) stays.
+    fn take_expected(
+        &self,
+        key: &str,
+        value: &Bytes,
+        revision: Revision,
+    ) -> Option<Arc<CachedObject>> {
+        let mut expected = self.expected.lock();
+        if !expected.get(key)?.is(value) {
+            return None;
         }
+        let entry = expected.remove(key)?;
+        drop(expected);
+        Some(Arc::new(entry.into_cached(key, revision)))
     }
 
     fn apply(&self, ev: &ferrokube_store::WatchEvent) {
         let revision = ev.revision();
         let key = &ev.kv.key;
-        let primed = self.take_primed(key, revision);
         let decoded = match ev.kind {
-            EventKind::Put => match primed {
+            EventKind::Put => match self.take_expected(key, &ev.kv.value, revision) {
                 Some(object) => Ok(object),
                 None => decode(key, &ev.kv.value, revision, &self.fields).map(Arc::new),
             },
@@ -500,28 +583,46 @@ impl WatchCache {
         Ok(current)
     }
 
-    /// Hands the cache an object this API server has just written at
-    /// `revision` (with `metadata.resourceVersion` set to it), so that the
-    /// store's event for it is applied without decoding the stored bytes.
-    /// Whether it was kept: nothing is kept (or even encoded) for a revision
-    /// the cache has already passed; leftovers of a lost race are swept.
-    pub fn prime(&self, key: &str, revision: Revision, obj: &Value) -> bool {
-        let Some(cache) = self.route(key) else {
-            return false;
+    /// Tells the cache that this API server is about to store `stored` (the
+    /// encoding of `obj` without resourceVersion, its metadata object
+    /// opening just before `metadata_at`) under `key`: the store's event for
+    /// it is then applied without decoding. The returned guard withdraws
+    /// the entry unless [`Expectation::written`] says the write succeeded.
+    pub fn expect(
+        &self,
+        key: &str,
+        stored: &Bytes,
+        metadata_at: usize,
+        obj: &Value,
+    ) -> Option<Expectation<'_>> {
+        let cache = self.route(key)?;
+        let meta = obj.get("metadata")?;
+        let text = |k: &str| {
+            meta.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
         };
-        let current = self.revision();
-        if revision <= current {
-            return false;
-        }
-        let Ok(object) = cached(key, obj, revision, &cache.fields) else {
-            return false;
+        let entry = Expected {
+            stored: stored.clone(),
+            metadata_at,
+            namespace: text("namespace"),
+            name: text("name"),
+            labels: crate::objectmeta::labels_of(Some(meta)),
+            fields: (cache.fields)(obj),
+            since: std::time::Instant::now(),
         };
-        let mut primed = cache.primed.lock();
-        if primed.len() >= PRIMED_SWEEP {
-            primed.retain(|_, o| o.revision > current);
+        let mut expected = cache.expected.lock();
+        if expected.len() >= EXPECTED_SWEEP {
+            expected.retain(|_, e| e.since.elapsed() < EXPECTED_TTL);
         }
-        primed.insert(key.to_string(), Arc::new(object));
-        true
+        expected.insert(key.to_string(), entry);
+        Some(Expectation {
+            cache,
+            key: key.to_string(),
+            stored: stored.clone(),
+            done: false,
+        })
     }
 
     /// The resource cache a key belongs to: the longest registered prefix.

@@ -178,53 +178,68 @@ async fn history_beyond_the_window_is_too_old() {
     cancel.cancel();
 }
 
-/// An object primed by the writer for the revision its write gets is what the
-/// cache serves for that revision; one primed for another revision is not.
+/// A write the cache was told to expect is applied from what the writer
+/// said (its labels here differ from the stored bytes' to tell them apart),
+/// with the event's resourceVersion put into the stored bytes; the same
+/// content in other bytes, or an expectation withdrawn, is decoded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn primed_objects_are_served_for_their_revision_only() {
+async fn expected_writes_are_applied_without_decoding() {
     let (_d, store, cache, cancel) = setup(100).await;
     let cms = cache.resource("/registry/configmaps/").unwrap().clone();
-    let primed = |name: &str, rev: i64| {
+    let said = |name: &str| {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
-            "name": name, "namespace": "ns", "labels": {"app": "primed"},
-            "resourceVersion": rev.to_string()}})
+            "name": name, "namespace": "ns", "labels": {"app": "said"}}})
+    };
+    // `{"apiVersion":"v1","kind":"ConfigMap","metadata":{` is 50 bytes.
+    let metadata_at = 50;
+    let served = |key: &str| {
+        let o = cms.get(key).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.json).unwrap();
+        (
+            o.labels.get("app").cloned().unwrap_or_default(),
+            v,
+            o.revision,
+        )
     };
 
-    // Primed for the revision the write gets: served as primed.
-    let rev = store.current_revision().await.unwrap() + 1;
+    // Expected and written: taken as said.
     let key = "/registry/configmaps/ns/p";
-    assert!(
-        cache.prime(key, rev, &primed("p", rev)),
-        "kept for a revision to come"
+    let bytes = cm("p", "stored");
+    assert_eq!(
+        &bytes[..metadata_at],
+        br#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"#
     );
-    let json = serde_json::to_vec(&primed("p", rev)).unwrap();
-    let kv = store.create(key, cm("p", "stored"), None).await.unwrap();
-    assert_eq!(kv.mod_revision, rev, "nothing else writes to this store");
+    let e = cache.expect(key, &bytes, metadata_at, &said("p")).unwrap();
+    let kv = store.create(key, bytes.clone(), None).await.unwrap();
+    e.written();
     cache.sync(Duration::from_secs(5)).await.unwrap();
-    let got = cms.get(key).unwrap();
-    assert_eq!(got.labels.get("app").map(String::as_str), Some("primed"));
-    assert_eq!(got.json, json);
-    // A revision the cache has passed is not kept.
-    assert!(!cache.prime(key, rev, &primed("p", rev)));
-    assert_eq!(got.revision, rev);
+    let (app, v, rev) = served(key);
+    assert_eq!(app, "said");
+    assert_eq!(rev, kv.mod_revision);
+    let mut want: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    want["metadata"]["resourceVersion"] = json!(kv.mod_revision.to_string());
+    assert_eq!(v, want);
 
-    // Primed for a revision another write took first: the stored bytes win.
-    let rev = store.current_revision().await.unwrap() + 1;
+    // The same content in another allocation: decoded from the store.
     let key = "/registry/configmaps/ns/q";
-    assert!(cache.prime(key, rev, &primed("q", rev)));
+    let bytes = cm("q", "stored");
+    let e = cache.expect(key, &bytes, metadata_at, &said("q")).unwrap();
     store
-        .create("/registry/configmaps/ns/other", cm("other", "x"), None)
+        .create(key, Bytes::copy_from_slice(&bytes), None)
         .await
         .unwrap();
-    let kv = store.create(key, cm("q", "stored"), None).await.unwrap();
-    assert_eq!(kv.mod_revision, rev + 1);
+    e.written();
     cache.sync(Duration::from_secs(5)).await.unwrap();
-    let got = cms.get(key).unwrap();
-    assert_eq!(got.labels.get("app").map(String::as_str), Some("stored"));
-    let served: serde_json::Value = serde_json::from_slice(&got.json).unwrap();
-    assert_eq!(
-        served["metadata"]["resourceVersion"],
-        json!((rev + 1).to_string())
-    );
+    assert_eq!(served(key).0, "stored");
+
+    // Withdrawn (the write failed, as far as the writer knows): decoded.
+    let key = "/registry/configmaps/ns/r";
+    let bytes = cm("r", "stored");
+    drop(cache.expect(key, &bytes, metadata_at, &said("r")).unwrap());
+    store.create(key, bytes, None).await.unwrap();
+    cache.sync(Duration::from_secs(5)).await.unwrap();
+    let (app, v, rev) = served(key);
+    assert_eq!(app, "stored");
+    assert_eq!(v["metadata"]["resourceVersion"], json!(rev.to_string()));
     cancel.cancel();
 }
