@@ -192,6 +192,7 @@ fn bench_pod(i: usize, w: Workload) -> Pod {
 /// as the API server and the scheduler) small.
 #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
 struct BoundPod {
+    #[serde(deserialize_with = "ferrokube_client::slim::object_meta")]
     metadata: ObjectMeta,
     #[serde(default)]
     spec: BoundPodSpec,

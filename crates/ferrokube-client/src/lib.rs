@@ -3,11 +3,13 @@
 //! Every component (scheduler, controllers, node agent, proxy, DNS) is an
 //! API client like any other: it talks to the API server over HTTPS with a
 //! kubeconfig, never to the store. This crate holds what they share: a
-//! client built from a kubeconfig file, Lease-based leader election, and
-//! (feature `testing`) an in-process API server for their tests.
+//! client built from a kubeconfig file, Lease-based leader election,
+//! decoding without managedFields, and (feature `testing`) an in-process
+//! API server for their tests.
 
 pub mod join;
 pub mod leader;
+pub mod slim;
 #[cfg(feature = "testing")]
 pub mod testing;
 

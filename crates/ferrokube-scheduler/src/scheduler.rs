@@ -27,6 +27,7 @@ use crate::plugins::preemption;
 use crate::podinfo::PodInfo;
 use crate::queue::SchedulingQueue;
 use crate::SchedulerConfig;
+use ferrokube_client::slim::SlimPod;
 
 /// Counters for figures and tests.
 #[derive(Debug, Default)]
@@ -266,7 +267,8 @@ impl Scheduler {
         // Pods (not finished ones).
         {
             let (sh, cancel, synced) = (sh.clone(), cancel.clone(), pods_synced.clone());
-            let api: Api<Pod> = Api::all(client.clone());
+            // Read without managedFields, which the scheduler never uses.
+            let api: Api<SlimPod> = Api::all(client.clone());
             tasks.push(tokio::spawn(async move {
                 let cfg = watcher::Config::default()
                     .fields("status.phase!=Succeeded,status.phase!=Failed");
@@ -276,8 +278,8 @@ impl Scheduler {
                     stream,
                     &cancel,
                     &synced,
-                    move |p: Pod| a.on_pod(p),
-                    move |p: Pod| d.on_pod_delete(&pod_key(&p)),
+                    move |p: SlimPod| a.on_pod(p.0),
+                    move |p: SlimPod| d.on_pod_delete(&pod_key(&p.0)),
                     move |seen| {
                         for k in r.queue.keys() {
                             if !seen.contains(&k) {
@@ -295,7 +297,7 @@ impl Scheduler {
                             r.on_pod_delete(&k);
                         }
                     },
-                    pod_key,
+                    |p| pod_key(&p.0),
                 )
                 .await;
             }));

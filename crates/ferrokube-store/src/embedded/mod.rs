@@ -452,9 +452,15 @@ fn rand_id() -> i64 {
     rand::random::<i64>()
 }
 
+/// The largest log buffer the writer keeps between batches.
+const BUFFER_KEPT: usize = 4 << 20;
+
 /// The writer thread: group commit.
 fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>, opts: EmbeddedOptions) {
     let mut closing = false;
+    // The log frames of a batch; kept between batches so a busy writer does
+    // not allocate (and fault in) a fresh buffer for each.
+    let mut buf = Vec::new();
     while !closing {
         let Ok(first) = rx.recv() else { break };
         let mut batch = Vec::new();
@@ -502,7 +508,10 @@ fn writer_loop(mut wal: Wal, rx: mpsc::Receiver<Msg>, shared: Arc<Shared>, opts:
 
         // Make the batch durable.
         if !records.is_empty() {
-            let mut buf = Vec::with_capacity(records.len() * 1100);
+            buf.clear();
+            if buf.capacity() > BUFFER_KEPT {
+                buf.shrink_to(BUFFER_KEPT);
+            }
             for r in &records {
                 r.encode_frame(&mut buf);
             }
