@@ -42,12 +42,12 @@ impl FieldSet {
         self.0.is_empty()
     }
 
-    /// The `FieldsV1` JSON.
-    pub fn to_json(&self) -> Value {
+    /// The set as `FieldsV1` JSON.
+    pub fn into_json(self) -> Value {
         Value::Object(
             self.0
-                .iter()
-                .map(|(k, v)| (k.clone(), v.to_json()))
+                .into_iter()
+                .map(|(k, v)| (k, v.into_json()))
                 .collect(),
         )
     }
@@ -291,9 +291,9 @@ pub fn entries_of(obj: &Value) -> Vec<Entry> {
         .unwrap_or_default()
 }
 
-fn set_entries(obj: &mut Value, entries: &[Entry]) {
+fn set_entries(obj: &mut Value, entries: Vec<Entry>) {
     let list: Vec<Value> = entries
-        .iter()
+        .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
             json!({
@@ -302,7 +302,7 @@ fn set_entries(obj: &mut Value, entries: &[Entry]) {
                 "apiVersion": e.api_version,
                 "time": e.time,
                 "fieldsType": "FieldsV1",
-                "fieldsV1": e.fields.to_json(),
+                "fieldsV1": e.fields.into_json(),
             })
         })
         .collect();
@@ -356,7 +356,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
             time: crate::objectmeta::now_rfc3339(),
             fields: fields_of(new),
         };
-        set_entries(new, &[entry]);
+        set_entries(new, vec![entry]);
         return;
     };
     let old = Some(old);
@@ -384,7 +384,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
             }
         }
     }
-    set_entries(new, &entries);
+    set_entries(new, entries);
 }
 
 /// Whether two objects have the same owners of the same fields (times
@@ -505,7 +505,7 @@ pub fn apply(
             }
         }
     }
-    set_entries(&mut result, &entries);
+    set_entries(&mut result, entries);
     Ok(result)
 }
 
@@ -540,7 +540,7 @@ mod tests {
     #[test]
     fn field_sets_use_kubernetes_keys() {
         let f = fields_of(&deploy(2, "a"));
-        let j = f.to_json();
+        let j = f.clone().into_json();
         assert!(j["f:metadata"]["f:labels"]["f:app"].is_object());
         assert!(j["f:metadata"].get("f:name").is_none());
         assert!(j["f:spec"]["f:replicas"].is_object());

@@ -233,6 +233,21 @@ fn encode_members(v: &Value) -> serde_json::Result<(Bytes, Option<usize>)> {
     Ok((Bytes::from(out), metadata_at))
 }
 
+/// An object the store took: the bytes stored, at which revision.
+struct Stored {
+    revision: Revision,
+    bytes: Bytes,
+    metadata_at: Option<usize>,
+}
+
+impl Stored {
+    /// The object's JSON as served, resourceVersion included.
+    fn json(&self) -> Option<Bytes> {
+        self.metadata_at
+            .map(|at| crate::watchcache::with_resource_version(&self.bytes, at, self.revision))
+    }
+}
+
 /// Whether two objects hold the same content: everything but
 /// `resourceVersion`, `selfLink` and `managedFields` is equal. Compared in
 /// place, without copies.
@@ -395,15 +410,15 @@ impl Rest {
         key: &str,
         obj: &mut Value,
         write: F,
-    ) -> ApiResult<Result<KeyValue, StoreError>>
+    ) -> ApiResult<Result<Stored, StoreError>>
     where
         F: FnOnce(Bytes) -> Fut,
         Fut: std::future::Future<Output = Result<KeyValue, StoreError>>,
     {
         let (bytes, metadata_at) = encode(obj)?;
         let expectation = metadata_at.and_then(|at| self.cache.expect(key, &bytes, at, obj));
-        let result = write(bytes).await;
-        if let Ok(kv) = &result {
+        let result = write(bytes.clone()).await;
+        Ok(result.map(|kv| {
             if let Some(e) = expectation {
                 e.written();
             }
@@ -411,8 +426,12 @@ impl Rest {
                 meta.remove("selfLink");
             }
             objectmeta::set_resource_version(obj, kv.mod_revision);
-        }
-        Ok(result)
+            Stored {
+                revision: kv.mod_revision,
+                bytes,
+                metadata_at,
+            }
+        }))
     }
 
     /// The lease to write an object with: Events expire after
@@ -690,9 +709,22 @@ impl Rest {
         &self,
         def: &ResourceDef,
         ns: &str,
-        mut obj: Value,
+        obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        Ok(self.create_encoded(def, ns, obj, opts).await?.0)
+    }
+
+    /// POST, also giving the created object's JSON when it was stored (a
+    /// dry run gives none), made from the stored bytes rather than encoded
+    /// again.
+    pub async fn create_encoded(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        mut obj: Value,
+        opts: &WriteOptions,
+    ) -> ApiResult<(Value, Option<Bytes>)> {
         let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
             None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
@@ -735,7 +767,7 @@ impl Rest {
         }
         self.check_namespace(def, ns).await?;
         if opts.dry_run {
-            return Ok(obj);
+            return Ok((obj, None));
         }
         let reserved = if is_service(def) {
             self.allocate_service(def, ns, &name, &mut obj).await?
@@ -751,7 +783,10 @@ impl Rest {
             .await
             .and_then(|r| r.map_err(|e| store_error(def, &name, e)));
         match result {
-            Ok(_) => Ok(obj),
+            Ok(stored) => {
+                let json = stored.json();
+                Ok((obj, json))
+            }
             Err(e) => {
                 self.release(reserved).await;
                 Err(e)

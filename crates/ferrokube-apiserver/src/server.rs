@@ -886,11 +886,14 @@ async fn resource_request(
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
-            let created = rest.create(&def, ns, obj, &opts).await?;
-            Ok(with_warnings(
-                object_response(StatusCode::CREATED, &def, &created, &accept, query)?,
-                &opts,
-            ))
+            let (created, json) = rest.create_encoded(&def, ns, obj, &opts).await?;
+            let response = match json {
+                Some(json) if !table::wants_table(&accept) => {
+                    full(StatusCode::CREATED, "application/json", json)
+                }
+                _ => object_response(StatusCode::CREATED, &def, &created, &accept, query)?,
+            };
+            Ok(with_warnings(response, &opts))
         }
         "update" => {
             let opts = write_options(query, &user_agent)?;

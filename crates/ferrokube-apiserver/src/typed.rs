@@ -78,32 +78,67 @@ kinds! {
 }
 
 /// Paths of fields present (and not null) in `input` but gone from `typed`.
-fn unknown_fields(input: &Value, typed: &Value, path: &str, out: &mut Vec<String>) {
+/// `path` holds the keys (and `[i]` indexes) down to here; a dotted path is
+/// only made for a field that is reported.
+fn unknown_fields<'a>(
+    input: &'a Value,
+    typed: &Value,
+    path: &mut Vec<PathPart<'a>>,
+    out: &mut Vec<String>,
+) {
     match (input, typed) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
                 match b.get(k) {
-                    Some(tv) => unknown_fields(v, tv, &p, out),
+                    Some(tv) => {
+                        path.push(PathPart::Key(k));
+                        unknown_fields(v, tv, path, out);
+                        path.pop();
+                    }
                     None if v.is_null() => {}
                     // Empty objects and lists are dropped by the types too.
                     None if v.as_object().is_some_and(|o| o.is_empty()) => {}
                     None if v.as_array().is_some_and(|a| a.is_empty()) => {}
-                    None => out.push(p),
+                    None => {
+                        path.push(PathPart::Key(k));
+                        out.push(dotted(path));
+                        path.pop();
+                    }
                 }
             }
         }
         (Value::Array(a), Value::Array(b)) => {
             for (i, (x, y)) in a.iter().zip(b.iter()).enumerate() {
-                unknown_fields(x, y, &format!("{path}[{i}]"), out);
+                path.push(PathPart::Index(i));
+                unknown_fields(x, y, path, out);
+                path.pop();
             }
         }
         _ => {}
     }
+}
+
+/// One step of a field path.
+enum PathPart<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// `a.b[0].c`.
+fn dotted(path: &[PathPart<'_>]) -> String {
+    let mut s = String::new();
+    for p in path {
+        match p {
+            PathPart::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            PathPart::Index(i) => s.push_str(&format!("[{i}]")),
+        }
+    }
+    s
 }
 
 /// What the typed check found.
@@ -125,7 +160,7 @@ pub fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, String> {
         Some(Err(e)) => Err(e),
         Some(Ok(typed)) => {
             let mut unknown = Vec::new();
-            unknown_fields(v, &typed, "", &mut unknown);
+            unknown_fields(v, &typed, &mut Vec::new(), &mut unknown);
             Ok(Checked {
                 value: typed,
                 unknown,

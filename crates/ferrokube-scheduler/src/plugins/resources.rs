@@ -70,27 +70,20 @@ pub fn balanced_applies(pod: &PodInfo) -> bool {
 /// BalancedAllocation: 100 × (1 − standard deviation of the cpu and memory
 /// fractions the node would have in use).
 pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
-    let mut fr = Vec::with_capacity(2);
-    let pairs = [
-        (
-            node.requested.milli_cpu + pod.requests.milli_cpu,
-            node.allocatable.milli_cpu,
-        ),
-        (
-            node.requested.memory + pod.requests.memory,
-            node.allocatable.memory,
-        ),
-    ];
-    for (req, alloc) in pairs {
-        if alloc == 0 {
-            continue;
-        }
-        fr.push((req as f64 / alloc as f64).min(1.0));
-    }
-    let std = if fr.len() == 2 {
-        ((fr[0] - fr[1]) / 2.0).abs()
-    } else {
-        0.0
+    let fraction =
+        |req: i64, alloc: i64| (alloc != 0).then(|| (req as f64 / alloc as f64).min(1.0));
+    let cpu = fraction(
+        node.requested.milli_cpu + pod.requests.milli_cpu,
+        node.allocatable.milli_cpu,
+    );
+    let memory = fraction(
+        node.requested.memory + pod.requests.memory,
+        node.allocatable.memory,
+    );
+    // The standard deviation of two fractions; of one or none, zero.
+    let std = match (cpu, memory) {
+        (Some(c), Some(m)) => ((c - m) / 2.0).abs(),
+        _ => 0.0,
     };
     ((1.0 - std) * MAX_NODE_SCORE as f64) as i64
 }
