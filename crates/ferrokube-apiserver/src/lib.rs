@@ -26,4 +26,4 @@ pub mod validation;
 pub mod watchcache;
 pub mod wsstream;
 
-pub use server::{start, RunningServer, ServerConfig};
+pub use server::{start, Local, RunningServer, ServerConfig};

@@ -17,7 +17,7 @@ use ferrokube_store::Store;
 use futures::StreamExt;
 use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,23 @@ pub const KUBE_VERSION: (&str, &str) = ("1", "33");
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
+/// Any failure of a request body's source.
+pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request body as the handler reads it: hyper's, from a connection, or
+/// any other (the in-process transport's, [`RunningServer::local`]).
+pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// Boxes a body for the handler.
+fn request_body<B>(body: B) -> RequestBody
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BodyError>,
+{
+    body.map_err(|e| std::io::Error::other(e.into()))
+        .boxed_unsync()
+}
+
 /// How the API server is set up.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -60,9 +77,45 @@ pub struct RunningServer {
     pub pki: Pki,
     pub kubeconfig: PathBuf,
     task: tokio::task::JoinHandle<()>,
+    app: Arc<App>,
+}
+
+/// Requests to the API server from inside its own process, as `user`: the
+/// same handling as over HTTPS (authentication aside, which `user` stands
+/// for), without TCP, TLS or HTTP framing. For the components `ferrokube
+/// server` runs beside the API server. Upgrades (exec, attach,
+/// port-forward) need a connection and are not served.
+#[derive(Clone)]
+pub struct Local {
+    app: Arc<App>,
+    user: UserInfo,
+}
+
+impl Local {
+    /// Serves one request.
+    pub async fn call<B>(&self, req: Request<B>) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BodyError>,
+    {
+        handle(
+            self.app.clone(),
+            req.map(request_body),
+            Some(self.user.clone()),
+        )
+        .await
+    }
 }
 
 impl RunningServer {
+    /// The in-process transport, acting as `user`.
+    pub fn local(&self, user: UserInfo) -> Local {
+        Local {
+            app: self.app.clone(),
+            user,
+        }
+    }
+
     /// Waits until the server has stopped (after its token is cancelled).
     pub async fn join(self) {
         let _ = self.task.await;
@@ -313,12 +366,19 @@ pub async fn start(
     };
     tokio::spawn(renewer.run(pki.clone(), cancel.child_token()));
 
-    let task = tokio::spawn(accept_loop(listener, acceptor, client_certs, app, cancel));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor,
+        client_certs,
+        app.clone(),
+        cancel,
+    ));
     Ok(RunningServer {
         addr,
         pki,
         kubeconfig,
         task,
+        app,
     })
 }
 
@@ -419,6 +479,7 @@ async fn accept_loop(
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 let user = cert_user.clone();
+                let req = req.map(request_body);
                 async move { Ok::<_, Infallible>(handle(app, req, user).await) }
             });
             let builder =
@@ -501,7 +562,7 @@ async fn health(app: &App, path: &str, query: &Query) -> Option<Response<Body>> 
     Some(full(status, "text/plain; charset=utf-8", Bytes::from(body)))
 }
 
-fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
+fn header_str(req: &Request<RequestBody>, name: header::HeaderName) -> &str {
     req.headers()
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -510,7 +571,7 @@ fn header_str(req: &Request<Incoming>, name: header::HeaderName) -> &str {
 
 async fn handle(
     app: Arc<App>,
-    mut req: Request<Incoming>,
+    mut req: Request<RequestBody>,
     cert_user: Option<UserInfo>,
 ) -> Response<Body> {
     let path = req.uri().path().to_string();
@@ -588,7 +649,7 @@ async fn handle(
 
 fn non_resource(
     app: &App,
-    req: &Request<Incoming>,
+    req: &Request<RequestBody>,
     path: &str,
 ) -> Result<Response<Body>, ApiError> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
@@ -670,7 +731,7 @@ fn non_resource(
     Ok(json_response(StatusCode::OK, &doc))
 }
 
-async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
+async fn read_body(body: RequestBody) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e)
@@ -727,7 +788,7 @@ fn object_response(
 
 async fn resource_request(
     app: &Arc<App>,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     info: &RequestInfo,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
@@ -952,7 +1013,7 @@ async fn scale_request(
     app: &Arc<App>,
     def: &ResourceDef,
     info: &RequestInfo,
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     query: &Query,
     _accept: &str,
     content_type: &str,

@@ -370,7 +370,7 @@ pub async fn serve(
     rest: &Rest,
     kubelet: &KubeletClient,
     info: &RequestInfo,
-    mut req: Request<Incoming>,
+    mut req: Request<crate::server::RequestBody>,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     let (sub, verb) = (info.subresource.as_str(), info.verb.as_str());

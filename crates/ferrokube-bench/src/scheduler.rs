@@ -1,7 +1,8 @@
 //! The scheduler benchmark, in the manner of Kubernetes' scheduler_perf:
 //! hollow nodes (Node objects only, no kubelet) and pods created through a
-//! real API server (in this process, on the embedded store), scheduled by
-//! ferrokube-scheduler over HTTPS. Prints pods/s end to end (first pod
+//! real API server (in this process, on the embedded store) over HTTPS,
+//! scheduled by ferrokube-scheduler on the in-process client `ferrokube
+//! server` gives it. Prints pods/s end to end (first pod
 //! created to last pod bound, median of runs) and pods/s of the placement
 //! algorithm alone (the same workload on an in-memory snapshot), for
 //! SchedulingBasic, required pod anti-affinity and topology spread; then
@@ -295,8 +296,9 @@ async fn one_run(o: &Options, w: Workload, pods: usize) -> anyhow::Result<RunRes
         .await
         .context("creating nodes")?;
 
-    // The scheduler, on its own client.
-    let sched_client = api.client().await?;
+    // The scheduler, on the in-process client `ferrokube server` gives the
+    // scheduler it runs (pods are created over HTTPS, as users do).
+    let sched_client = api.in_process_client("system:kube-scheduler");
     let cancel = CancellationToken::new();
     let config = SchedulerConfig {
         identity: "bench".into(),

@@ -18,6 +18,7 @@ pub struct TestApi {
     pub dir: tempfile::TempDir,
     cancel: CancellationToken,
     store: Arc<EmbeddedStore>,
+    server: ferrokube_apiserver::RunningServer,
 }
 
 impl TestApi {
@@ -44,12 +45,25 @@ impl TestApi {
             dir,
             cancel,
             store,
+            server: api,
         })
     }
 
     /// A new admin client.
     pub async fn client(&self) -> anyhow::Result<kube::Client> {
         crate::client_from_kubeconfig(&self.kubeconfig).await
+    }
+
+    /// A client that reaches the server inside this process as the user
+    /// `name` (group `system:authenticated`), with no TCP or TLS: how
+    /// `ferrokube server` connects the components it runs beside its API
+    /// server.
+    pub fn in_process_client(&self, name: &str) -> kube::Client {
+        crate::local_client(self.server.local(ferrokube_apiserver::authn::UserInfo {
+            name: name.to_string(),
+            uid: String::new(),
+            groups: vec!["system:authenticated".to_string()],
+        }))
     }
 
     /// The store under the server (for tests that check what was written).

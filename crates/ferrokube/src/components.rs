@@ -1,9 +1,12 @@
 //! The components `ferrokube server` runs beside the API server: each an
-//! API client of it over loopback HTTPS with the admin kubeconfig, as in
-//! k3s, and each stopped before the API server on shutdown.
+//! API client of it, reaching it inside the process (no TCP or TLS) under
+//! Kubernetes' identities (`system:kube-scheduler`,
+//! `system:kube-controller-manager`, `system:node:<name>` for the node
+//! agent and proxy, `system:apiserver` for the rest), and each stopped
+//! before the API server on shutdown. An agent on another machine reaches
+//! it over HTTPS.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
@@ -33,16 +36,26 @@ pub struct Components {
 }
 
 impl Components {
-    /// Starts what `args` enables, talking to the API server through the
-    /// kubeconfig at `kubeconfig`.
+    /// Starts what `args` enables, beside the API server `api`.
     pub async fn start(
         args: &ServerArgs,
         node_name: &str,
-        kubeconfig: &Path,
+        api: &ferrokube_apiserver::RunningServer,
     ) -> anyhow::Result<Components> {
-        let client = ferrokube_client::client_from_kubeconfig(kubeconfig)
-            .await
-            .context("building the components' API client")?;
+        let kubeconfig = api.kubeconfig.as_path();
+        let client_as = |name: &str, group: Option<&str>| {
+            let groups = group
+                .into_iter()
+                .chain(["system:authenticated"])
+                .map(str::to_string)
+                .collect();
+            ferrokube_client::local_client(api.local(ferrokube_apiserver::authn::UserInfo {
+                name: name.to_string(),
+                uid: String::new(),
+                groups,
+            }))
+        };
+        let client = client_as("system:apiserver", Some("system:masters"));
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
         if !args.disable_controller_manager {
@@ -53,7 +66,8 @@ impl Components {
                     .context("reading the cluster CA for kube-root-ca.crt")?,
                 ..Default::default()
             };
-            let (client, cancel) = (client.clone(), cancel.child_token());
+            let client = client_as("system:kube-controller-manager", None);
+            let cancel = cancel.child_token();
             tasks.push((
                 "controller-manager",
                 tokio::spawn(ferrokube_controllers::run(client, config, cancel)),
@@ -64,7 +78,8 @@ impl Components {
                 identity: format!("{node_name}_{}", std::process::id()),
                 ..Default::default()
             };
-            let (client, cancel) = (client.clone(), cancel.child_token());
+            let client = client_as("system:kube-scheduler", None);
+            let cancel = cancel.child_token();
             tasks.push((
                 "scheduler",
                 tokio::spawn(ferrokube_scheduler::run(client, config, cancel)),
@@ -93,7 +108,7 @@ impl Components {
         let mut components = Components { cancel, tasks };
         if !args.disable_agent {
             components.start_node(
-                &client,
+                &client_as(&format!("system:node:{node_name}"), Some("system:nodes")),
                 &NodeOptions {
                     node_name: node_name.to_string(),
                     data_dir: args.data_dir.clone(),

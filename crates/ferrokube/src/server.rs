@@ -45,7 +45,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return Err(e.context("starting the API server"));
             }
         };
-    let components = match Components::start(&args, &node_name, &api.kubeconfig).await {
+    let components = match Components::start(&args, &node_name, &api).await {
         Ok(c) => c,
         Err(e) => {
             cancel.cancel();
