@@ -62,6 +62,12 @@ pub struct Options {
     /// Only this workload (basic, anti-affinity, spread).
     #[arg(long)]
     only: Option<String>,
+    /// The scheduler's client goes over HTTPS (as a scheduler in another
+    /// process, or kube-scheduler in scheduler_perf, talks to its API
+    /// server) instead of the in-process transport `ferrokube server`
+    /// gives the scheduler it runs.
+    #[arg(long)]
+    scheduler_over_https: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -205,24 +211,7 @@ struct BoundPodSpec {
     node_name: Option<String>,
 }
 
-impl k8s_openapi::Resource for BoundPod {
-    const API_VERSION: &'static str = "v1";
-    const GROUP: &'static str = "";
-    const KIND: &'static str = "Pod";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "pods";
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for BoundPod {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+ferrokube_client::pod_resource!(BoundPod, |p| p.metadata);
 
 struct RunResult {
     end_to_end: f64,
@@ -297,8 +286,13 @@ async fn one_run(o: &Options, w: Workload, pods: usize) -> anyhow::Result<RunRes
         .context("creating nodes")?;
 
     // The scheduler, on the in-process client `ferrokube server` gives the
-    // scheduler it runs (pods are created over HTTPS, as users do).
-    let sched_client = api.in_process_client("system:kube-scheduler");
+    // scheduler it runs, or over HTTPS (pods are created over HTTPS, as
+    // users do).
+    let sched_client = if o.scheduler_over_https {
+        api.client().await?
+    } else {
+        api.in_process_client("system:kube-scheduler")
+    };
     let cancel = CancellationToken::new();
     let config = SchedulerConfig {
         identity: "bench".into(),
@@ -483,8 +477,16 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         (Workload::Spread, o.spread_pods),
     ];
     println!(
-        "ferrokube-scheduler on {} hollow nodes, in-process API server (embedded store), {} run(s) each, {} concurrent creators, {} binds in flight",
-        o.nodes, o.runs, o.creators, o.binds
+        "ferrokube-scheduler on {} hollow nodes, in-process API server (embedded store), {} run(s) each, {} concurrent creators, {} binds in flight, scheduler's client {}",
+        o.nodes,
+        o.runs,
+        o.creators,
+        o.binds,
+        if o.scheduler_over_https {
+            "over HTTPS"
+        } else {
+            "in process"
+        }
     );
     println!(
         "{:<28} {:>7} {:>11} {:>12} {:>18} {:>20} {:>8}  quality",

@@ -79,24 +79,35 @@ impl<'de> Deserialize<'de> for SlimPod {
     }
 }
 
-impl k8s_openapi::Resource for SlimPod {
-    const API_VERSION: &'static str = "v1";
-    const GROUP: &'static str = "";
-    const KIND: &'static str = "Pod";
-    const VERSION: &'static str = "v1";
-    const URL_PATH_SEGMENT: &'static str = "pods";
-    type Scope = k8s_openapi::NamespaceResourceScope;
+/// Makes `$ty`, a partial reading of core/v1 Pod whose `ObjectMeta` is at
+/// `|p| p.<path>`, a Kubernetes resource for `kube::Api` and watchers.
+#[macro_export]
+macro_rules! pod_resource {
+    ($ty:ty, |$p:ident| $meta:expr) => {
+        impl k8s_openapi::Resource for $ty {
+            const API_VERSION: &'static str = "v1";
+            const GROUP: &'static str = "";
+            const KIND: &'static str = "Pod";
+            const VERSION: &'static str = "v1";
+            const URL_PATH_SEGMENT: &'static str = "pods";
+            type Scope = k8s_openapi::NamespaceResourceScope;
+        }
+
+        impl k8s_openapi::Metadata for $ty {
+            type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+            fn metadata(&self) -> &Self::Ty {
+                let $p = self;
+                &$meta
+            }
+            fn metadata_mut(&mut self) -> &mut Self::Ty {
+                let $p = self;
+                &mut $meta
+            }
+        }
+    };
 }
 
-impl k8s_openapi::Metadata for SlimPod {
-    type Ty = ObjectMeta;
-    fn metadata(&self) -> &ObjectMeta {
-        &self.0.metadata
-    }
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.0.metadata
-    }
-}
+pod_resource!(SlimPod, |p| p.0.metadata);
 
 #[cfg(test)]
 mod tests {
