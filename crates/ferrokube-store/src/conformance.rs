@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             watch_replays_history_with_prev,
             watch_filters_by_prefix,
             watch_from_now,
+            written_values_in_events,
             watch_ordering_under_concurrent_writers,
             concurrent_cas_exactly_one_wins,
             compaction,
@@ -444,6 +445,33 @@ pub async fn watch_from_now(h: &mut dyn Harness) {
     let new = put_new(&*s, "/z/new", "new").await;
     let ev = next_event(&mut w).await;
     assert_eq!(ev.kv, new, "the watch must not replay the old key");
+}
+
+/// A store that says its events carry the values written
+/// (`events_share_written_values`) gives a write's event the very `Bytes`
+/// the write was handed, for a create and an update; every store gives
+/// equal contents.
+pub async fn written_values_in_events(h: &mut dyn Harness) {
+    let s = h.open().await;
+    let mut w = s.watch("/v/", 0).await.unwrap();
+    let created = b("first");
+    let kv = s.create("/v/a", created.clone(), None).await.unwrap();
+    let updated = b("second");
+    s.update("/v/a", updated.clone(), kv.mod_revision, None)
+        .await
+        .unwrap();
+    for written in [created, updated] {
+        let ev = next_event(&mut w).await;
+        assert_eq!(ev.kv.value, written);
+        if s.events_share_written_values() {
+            assert_eq!(
+                ev.kv.value.as_ptr(),
+                written.as_ptr(),
+                "{}: the event must carry the written allocation",
+                s.backend_name()
+            );
+        }
+    }
 }
 
 /// Under concurrent writers a watch delivers every change exactly once, in

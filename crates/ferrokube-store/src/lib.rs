@@ -119,6 +119,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// A short name of the backend for logs and benchmark tables.
     fn backend_name(&self) -> &'static str;
+
+    /// Whether a watch event of a write made through this store carries the
+    /// very `Bytes` value the write was given (the same allocation), so a
+    /// writer can recognise its own write's event. False unless a backend
+    /// says so (etcd's events are decoded from the wire).
+    fn events_share_written_values(&self) -> bool {
+        false
+    }
 }
 
 /// Checks a key against the store's rules: non-empty, starting with `/`, at

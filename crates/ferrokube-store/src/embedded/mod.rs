@@ -717,6 +717,10 @@ impl Store for EmbeddedStore {
         self.write(Op::LeaseRevoke(lease)).await.map(|_| ())
     }
 
+    fn events_share_written_values(&self) -> bool {
+        true
+    }
+
     fn backend_name(&self) -> &'static str {
         "embedded"
     }
