@@ -13,14 +13,14 @@
 //! `force` is set, which takes the field over; fields the applier owned
 //! before and no longer applies are removed unless someone else owns them.
 
-use std::collections::BTreeMap;
-
 use ferrokube_api::patch::schema::{root_type_for, Builtin, SchemaLookup, Strategy};
 use serde_json::{json, Map, Value};
 
-/// A set of fields, as a tree of `FieldsV1` keys.
+/// A set of fields, as a tree of `FieldsV1` keys, kept in its JSON form:
+/// every member is an object, a leaf an empty one. Built as JSON, it goes
+/// into `managedFields` as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSet(pub BTreeMap<String, FieldSet>);
+pub struct FieldSet(Map<String, Value>);
 
 /// Fields nobody manages: identity and server-owned metadata.
 const IGNORED_TOP: &[&str] = &["apiVersion", "kind", "status"];
@@ -44,69 +44,89 @@ impl FieldSet {
 
     /// The set as `FieldsV1` JSON.
     pub fn into_json(self) -> Value {
-        Value::Object(
-            self.0
-                .into_iter()
-                .map(|(k, v)| (k, v.into_json()))
-                .collect(),
-        )
+        Value::Object(self.0)
     }
 
+    /// A set from `FieldsV1` JSON; anything but an object is a leaf.
     pub fn from_json(v: &Value) -> FieldSet {
-        FieldSet(
+        fn tree(v: &Value) -> Map<String, Value> {
             v.as_object()
                 .map(|m| {
                     m.iter()
-                        .map(|(k, v)| (k.clone(), FieldSet::from_json(v)))
+                        .map(|(k, v)| (k.clone(), Value::Object(tree(v))))
                         .collect()
                 })
-                .unwrap_or_default(),
-        )
+                .unwrap_or_default()
+        }
+        FieldSet(tree(v))
+    }
+
+    /// Adds `child` under `key`.
+    fn put(&mut self, key: String, child: FieldSet) {
+        self.0.insert(key, Value::Object(child.0));
     }
 
     /// Every leaf, as a path of keys.
     pub fn leaves(&self) -> Vec<Vec<String>> {
         let mut out = Vec::new();
-        fn walk(s: &FieldSet, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
-            for (k, v) in &s.0 {
+        fn walk(m: &Map<String, Value>, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+            for (k, v) in m {
                 path.push(k.clone());
-                if v.is_empty() {
-                    out.push(path.clone());
-                } else {
-                    walk(v, path, out);
+                match v.as_object() {
+                    Some(child) if !child.is_empty() => walk(child, path, out),
+                    _ => out.push(path.clone()),
                 }
                 path.pop();
             }
         }
-        walk(self, &mut Vec::new(), &mut out);
+        walk(&self.0, &mut Vec::new(), &mut out);
         out
     }
 
     pub fn contains(&self, path: &[String]) -> bool {
-        match path.split_first() {
-            None => true,
-            Some((k, rest)) => self.0.get(k).is_some_and(|s| s.contains(rest)),
+        fn within(m: &Map<String, Value>, path: &[String]) -> bool {
+            match path.split_first() {
+                None => true,
+                Some((k, rest)) => m.get(k).is_some_and(|v| {
+                    rest.is_empty() || v.as_object().is_some_and(|c| within(c, rest))
+                }),
+            }
         }
+        within(&self.0, path)
     }
 
     pub fn insert(&mut self, path: &[String]) {
-        if let Some((k, rest)) = path.split_first() {
-            self.0.entry(k.clone()).or_default().insert(rest);
+        fn add(m: &mut Map<String, Value>, path: &[String]) {
+            if let Some((k, rest)) = path.split_first() {
+                let child = m
+                    .entry(k.clone())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if !child.is_object() {
+                    *child = Value::Object(Map::new());
+                }
+                if let Value::Object(c) = child {
+                    add(c, rest);
+                }
+            }
         }
+        add(&mut self.0, path)
     }
 
     /// Removes a leaf path, and parents left empty.
     pub fn remove(&mut self, path: &[String]) {
-        if let Some((k, rest)) = path.split_first() {
-            if rest.is_empty() {
-                self.0.remove(k);
-            } else if let Some(child) = self.0.get_mut(k) {
-                child.remove(rest);
-                if child.is_empty() {
-                    self.0.remove(k);
+        fn drop_path(m: &mut Map<String, Value>, path: &[String]) {
+            if let Some((k, rest)) = path.split_first() {
+                if rest.is_empty() {
+                    m.remove(k);
+                } else if let Some(Value::Object(child)) = m.get_mut(k) {
+                    drop_path(child, rest);
+                    if child.is_empty() {
+                        m.remove(k);
+                    }
                 }
             }
         }
+        drop_path(&mut self.0, path)
     }
 }
 
@@ -128,17 +148,16 @@ pub fn fields_of(obj: &Value) -> FieldSet {
                 if let Some(mm) = v.as_object() {
                     for (mk, mv) in mm {
                         if !IGNORED_META.contains(&mk.as_str()) {
-                            meta.0
-                                .insert(format!("f:{mk}"), field_value(mv, Some("ObjectMeta"), mk));
+                            meta.put(format!("f:{mk}"), field_value(mv, Some("ObjectMeta"), mk));
                         }
                     }
                 }
                 if !meta.is_empty() {
-                    set.0.insert("f:metadata".into(), meta);
+                    set.put("f:metadata".into(), meta);
                 }
                 continue;
             }
-            set.0.insert(format!("f:{k}"), field_value(v, ty, k));
+            set.put(format!("f:{k}"), field_value(v, ty, k));
         }
     }
     set
@@ -160,15 +179,15 @@ fn field_value(v: &Value, parent: Option<&str>, field: &str) -> FieldSet {
                             Some(o) => object_fields(o, child_ty),
                             None => FieldSet::default(),
                         };
-                        elem.0.insert(".".into(), FieldSet::default());
-                        s.0.insert(format!("k:{}", json!({ key: id })), elem);
+                        elem.put(".".into(), FieldSet::default());
+                        s.put(format!("k:{}", json!({ key: id })), elem);
                     }
                     s
                 }
                 None => FieldSet(
                     items
                         .iter()
-                        .map(|i| (format!("v:{i}"), FieldSet::default()))
+                        .map(|i| (format!("v:{i}"), Value::Object(Map::new())))
                         .collect(),
                 ),
             },
@@ -182,7 +201,7 @@ fn field_value(v: &Value, parent: Option<&str>, field: &str) -> FieldSet {
 fn object_fields(m: &Map<String, Value>, ty: Option<&str>) -> FieldSet {
     FieldSet(
         m.iter()
-            .map(|(k, v)| (format!("f:{k}"), field_value(v, ty, k)))
+            .map(|(k, v)| (format!("f:{k}"), field_value(v, ty, k).into_json()))
             .collect(),
     )
 }
