@@ -42,6 +42,12 @@ fn random_suffix(n: usize) -> String {
         .collect()
 }
 
+const AUTOMOUNT_KEY: &[u8] = b"\"automountServiceAccountToken\"";
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Defaults the pod's service account and, when it should, mounts its
 /// token. `pod` is a Pod being created in `namespace`.
 pub async fn service_account(rest: &Rest, namespace: &str, pod: &mut Value) -> ApiResult<()> {
@@ -70,23 +76,25 @@ pub async fn service_account(rest: &Rest, namespace: &str, pod: &mut Value) -> A
     let cached = rest
         .cache
         .resource(def.storage_prefix)
-        .and_then(|c| c.get(&def.key(namespace, &name)))
-        .and_then(|o| serde_json::from_slice::<Value>(&o.json).ok());
-    let sa = match cached {
-        Some(sa) => sa,
+        .and_then(|c| c.get(&def.key(namespace, &name)));
+    let sa_automount = match cached {
+        // The cache's JSON is serde_json's, which writes this key as it is:
+        // bytes without it are an account that does not set it, and there
+        // is nothing to parse (the common case, once per pod created).
+        Some(o) if !contains(&o.json, AUTOMOUNT_KEY) => None,
+        Some(o) => serde_json::from_slice::<Value>(&o.json)
+            .ok()
+            .and_then(|sa| sa.get("automountServiceAccountToken")?.as_bool()),
         None => match rest.get(def, namespace, &name).await {
-            Ok(sa) => sa,
+            Ok(sa) => sa
+                .get("automountServiceAccountToken")
+                .and_then(Value::as_bool),
             // Admitted without the token (see the module docs).
             Err(e) if e.code == 404 => return Ok(()),
             Err(e) => return Err(e),
         },
     };
-    if pod_automount.is_none()
-        && sa
-            .get("automountServiceAccountToken")
-            .and_then(Value::as_bool)
-            == Some(false)
-    {
+    if pod_automount.is_none() && sa_automount == Some(false) {
         return Ok(());
     }
     mount_token(spec, &random_suffix(5));
