@@ -29,6 +29,20 @@ pub struct UserInfo {
 }
 
 impl UserInfo {
+    /// A user without a uid, in `groups` and `system:authenticated`.
+    pub fn authenticated<G: Into<String>>(
+        name: impl Into<String>,
+        groups: impl IntoIterator<Item = G>,
+    ) -> UserInfo {
+        let mut groups: Vec<String> = groups.into_iter().map(Into::into).collect();
+        groups.push("system:authenticated".into());
+        UserInfo {
+            name: name.into(),
+            uid: String::new(),
+            groups,
+        }
+    }
+
     /// The user of a client certificate's subject.
     pub fn from_cert_der(der: &[u8]) -> Option<UserInfo> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
@@ -38,16 +52,10 @@ impl UserInfo {
             .next()
             .and_then(|cn| cn.as_str().ok())?
             .to_string();
-        let mut groups: Vec<String> = subject
+        let groups = subject
             .iter_organization()
-            .filter_map(|o| o.as_str().ok().map(str::to_string))
-            .collect();
-        groups.push("system:authenticated".into());
-        Some(UserInfo {
-            name,
-            uid: String::new(),
-            groups,
-        })
+            .filter_map(|o| o.as_str().ok().map(str::to_string));
+        Some(UserInfo::authenticated(name, groups))
     }
 }
 

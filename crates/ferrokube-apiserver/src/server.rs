@@ -277,21 +277,13 @@ pub async fn start(
     if let Some((_, secret)) = ferrokube_api::jointoken::parse(&pki.join_token) {
         // Agents joining with the token. (Authorization will narrow what
         // nodes may do; today every authenticated user is an admin.)
-        let node = UserInfo {
-            name: "system:node-agent".into(),
-            uid: String::new(),
-            groups: vec!["system:nodes".into(), "system:authenticated".into()],
-        };
+        let node = UserInfo::authenticated("system:node-agent", ["system:nodes"]);
         tokens.add(secret, node.clone());
         tokens.add(&pki.join_token, node);
     }
     tokens.add(
         &pki.admin_token,
-        UserInfo {
-            name: "system:admin".into(),
-            uid: String::new(),
-            groups: vec!["system:masters".into(), "system:authenticated".into()],
-        },
+        UserInfo::authenticated("system:admin", ["system:masters"]),
     );
     let sa_keys = Arc::new(
         crate::satoken::TokenKeys::ensure(&config.data_dir)
@@ -757,10 +749,13 @@ fn with_warnings(mut resp: Response<Body>, opts: &crate::options::WriteOptions) 
     resp
 }
 
+/// One object as the client asked for it (a Table, or the object).
+/// `encoded` is the object's JSON when the caller already has it.
 fn object_response(
     status: StatusCode,
     def: &ResourceDef,
     obj: &Value,
+    encoded: Option<Bytes>,
     accept: &str,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
@@ -783,7 +778,10 @@ fn object_response(
             ),
         ));
     }
-    Ok(json_response(status, obj))
+    Ok(match encoded {
+        Some(json) => full(status, "application/json", json),
+        None => json_response(status, obj),
+    })
 }
 
 async fn resource_request(
@@ -925,7 +923,7 @@ async fn resource_request(
     match info.verb.as_str() {
         "get" => {
             let obj = rest.get(&def, ns, name).await?;
-            object_response(StatusCode::OK, &def, &obj, &accept, query)
+            object_response(StatusCode::OK, &def, &obj, None, &accept, query)
         }
         "list" => {
             let opts = query.list_options().map_err(ApiError::bad_request)?;
@@ -948,13 +946,10 @@ async fn resource_request(
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let (created, json) = rest.create_encoded(&def, ns, obj, &opts).await?;
-            let response = match json {
-                Some(json) if !table::wants_table(&accept) => {
-                    full(StatusCode::CREATED, "application/json", json)
-                }
-                _ => object_response(StatusCode::CREATED, &def, &created, &accept, query)?,
-            };
-            Ok(with_warnings(response, &opts))
+            Ok(with_warnings(
+                object_response(StatusCode::CREATED, &def, &created, json, &accept, query)?,
+                &opts,
+            ))
         }
         "update" => {
             let opts = write_options(query, &user_agent)?;
@@ -962,7 +957,7 @@ async fn resource_request(
             let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, &def, &updated, &accept, query)?,
+                object_response(StatusCode::OK, &def, &updated, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -973,7 +968,7 @@ async fn resource_request(
                 .patch(&def, ns, name, &content_type, &body, sub, &opts)
                 .await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, &def, &patched, &accept, query)?,
+                object_response(StatusCode::OK, &def, &patched, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -982,7 +977,7 @@ async fn resource_request(
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
             let obj = rest.delete(&def, ns, name, &opts).await?;
-            object_response(StatusCode::OK, &def, &obj, &accept, query)
+            object_response(StatusCode::OK, &def, &obj, None, &accept, query)
         }
         "deletecollection" => {
             let list_opts = query.list_options().map_err(ApiError::bad_request)?;

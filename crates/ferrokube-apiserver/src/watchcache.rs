@@ -182,24 +182,34 @@ fn cached(
     revision: Revision,
     fields: &FieldsFn,
 ) -> Result<CachedObject, String> {
-    let meta = obj
-        .get("metadata")
-        .and_then(Value::as_object)
-        .ok_or("object has no metadata")?;
-    let labels = crate::objectmeta::labels_of(obj.get("metadata"));
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
-    let namespace = text(meta.get("namespace"));
-    let name = text(meta.get("name"));
-    let selectable = fields(obj);
     let json = Bytes::from(serde_json::to_vec(obj).map_err(|e| e.to_string())?);
-    Ok(CachedObject {
+    indexed(key, obj, revision, json, fields).ok_or_else(|| "object has no metadata".to_string())
+}
+
+/// `obj` with what the cache indexes it by, served as `json`; `None` if it
+/// has no metadata object.
+fn indexed(
+    key: &str,
+    obj: &Value,
+    revision: Revision,
+    json: Bytes,
+    fields: &FieldsFn,
+) -> Option<CachedObject> {
+    let meta = obj.get("metadata").filter(|m| m.is_object())?;
+    let text = |k: &str| {
+        meta.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    Some(CachedObject {
         key: key.to_string(),
         revision,
         json,
-        namespace,
-        name,
-        labels,
-        fields: selectable,
+        namespace: text("namespace"),
+        name: text("name"),
+        labels: crate::objectmeta::labels_of(Some(meta)),
+        fields: fields(obj),
     })
 }
 
@@ -210,29 +220,24 @@ fn cached(
 /// address cannot be reused) becomes a cached object by inserting the
 /// event's resourceVersion into those bytes, with no parse.
 struct Expected {
-    stored: Bytes,
+    /// Indexed, with the stored bytes (no resourceVersion) as its JSON.
+    object: CachedObject,
     metadata_at: usize,
-    namespace: String,
-    name: String,
-    labels: BTreeMap<String, String>,
-    fields: BTreeMap<String, String>,
     since: std::time::Instant,
 }
 
 impl Expected {
     fn is(&self, value: &Bytes) -> bool {
-        self.stored.as_ptr() == value.as_ptr() && self.stored.len() == value.len()
+        let stored = &self.object.json;
+        stored.as_ptr() == value.as_ptr() && stored.len() == value.len()
     }
 
-    fn into_cached(self, key: &str, revision: Revision) -> CachedObject {
+    fn into_cached(self, revision: Revision) -> CachedObject {
+        let json = with_resource_version(&self.object.json, self.metadata_at, revision);
         CachedObject {
-            key: key.to_string(),
             revision,
-            json: with_resource_version(&self.stored, self.metadata_at, revision),
-            namespace: self.namespace,
-            name: self.name,
-            labels: self.labels,
-            fields: self.fields,
+            json,
+            ..self.object
         }
     }
 }
@@ -383,7 +388,7 @@ impl ResourceCache {
         }
         let entry = expected.remove(key)?;
         drop(expected);
-        Some(Arc::new(entry.into_cached(key, revision)))
+        Some(Arc::new(entry.into_cached(revision)))
     }
 
     fn apply(&self, ev: &ferrokube_store::WatchEvent) {
@@ -602,20 +607,9 @@ impl WatchCache {
             return None;
         }
         let cache = self.route(key)?;
-        let meta = obj.get("metadata")?;
-        let text = |k: &str| {
-            meta.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
         let entry = Expected {
-            stored: stored.clone(),
+            object: indexed(key, obj, 0, stored.clone(), &cache.fields)?,
             metadata_at,
-            namespace: text("namespace"),
-            name: text("name"),
-            labels: crate::objectmeta::labels_of(Some(meta)),
-            fields: (cache.fields)(obj),
             since: std::time::Instant::now(),
         };
         let mut expected = cache.expected.lock();

@@ -736,17 +736,24 @@ mod tests {
         );
     }
 
-    /// An exec session between a WebSocket (server side of `server_io`) and
-    /// a kubelet connection (`node_io`), running in a task of its own.
+    /// An exec session in a task of its own, between in-memory pipes of
+    /// `buffer` bytes: returns the client's end (a WebSocket's raw socket),
+    /// the kubelet's end (SPDY) and the session's task.
     fn spawn_exec(
-        server_io: tokio::io::DuplexStream,
-        node_io: tokio::io::DuplexStream,
+        buffer: usize,
         streams: Streams,
-    ) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(async move {
+    ) -> (
+        tokio::io::DuplexStream,
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (client_io, server_io) = duplex(buffer);
+        let (node_io, kubelet_io) = duplex(buffer);
+        let session = tokio::spawn(async move {
             let ws = WebSocketStream::from_raw_socket(server_io, Role::Server, None).await;
             exec(ws, node_io, streams).await;
-        })
+        });
+        (client_io, kubelet_io, session)
     }
 
     /// A fake kubelet on the far end of a SPDY connection: it reads the
@@ -754,11 +761,8 @@ mod tests {
     /// output and a Status on the error stream, then closes.
     #[tokio::test]
     async fn exec_is_translated_both_ways() {
-        let (client_io, server_io) = duplex(64 * 1024);
-        let (node_io, kubelet_io) = duplex(64 * 1024);
-        let session = spawn_exec(
-            server_io,
-            node_io,
+        let (client_io, kubelet_io, session) = spawn_exec(
+            64 * 1024,
             Streams {
                 stdin: true,
                 stdout: true,
@@ -897,11 +901,8 @@ mod tests {
     /// stdin than its window allows, and the rest once it opens it.
     #[tokio::test]
     async fn stdin_waits_for_a_peer_that_keeps_windows() {
-        let (client_io, server_io) = duplex(64 * 1024);
-        let (node_io, kubelet_io) = duplex(64 * 1024);
-        let session = spawn_exec(
-            server_io,
-            node_io,
+        let (client_io, kubelet_io, session) = spawn_exec(
+            64 * 1024,
             Streams {
                 stdin: true,
                 stdout: true,
@@ -979,11 +980,8 @@ mod tests {
     /// connection is closed.
     #[tokio::test]
     async fn a_client_leaving_ends_the_session() {
-        let (client_io, server_io) = duplex(1024);
-        let (node_io, mut kubelet_io) = duplex(1024);
-        let session = spawn_exec(
-            server_io,
-            node_io,
+        let (client_io, mut kubelet_io, session) = spawn_exec(
+            1024,
             Streams {
                 stdout: true,
                 ..Streams::default()
@@ -1008,11 +1006,8 @@ mod tests {
     /// Garbage from the kubelet ends the session with a normal close; no panic.
     #[tokio::test]
     async fn a_malformed_frame_ends_the_session() {
-        let (client_io, server_io) = duplex(1024);
-        let (node_io, mut kubelet_io) = duplex(1024);
-        let session = spawn_exec(
-            server_io,
-            node_io,
+        let (client_io, mut kubelet_io, session) = spawn_exec(
+            1024,
             Streams {
                 stdout: true,
                 ..Streams::default()

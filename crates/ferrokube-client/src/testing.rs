@@ -59,11 +59,9 @@ impl TestApi {
     /// `ferrokube server` connects the components it runs beside its API
     /// server.
     pub fn in_process_client(&self, name: &str) -> kube::Client {
-        crate::local_client(self.server.local(ferrokube_apiserver::authn::UserInfo {
-            name: name.to_string(),
-            uid: String::new(),
-            groups: vec!["system:authenticated".to_string()],
-        }))
+        let user =
+            ferrokube_apiserver::authn::UserInfo::authenticated(name, std::iter::empty::<String>());
+        crate::local_client(self.server.local(user))
     }
 
     /// The store under the server (for tests that check what was written).

@@ -44,16 +44,8 @@ impl Components {
     ) -> anyhow::Result<Components> {
         let kubeconfig = api.kubeconfig.as_path();
         let client_as = |name: &str, group: Option<&str>| {
-            let groups = group
-                .into_iter()
-                .chain(["system:authenticated"])
-                .map(str::to_string)
-                .collect();
-            ferrokube_client::local_client(api.local(ferrokube_apiserver::authn::UserInfo {
-                name: name.to_string(),
-                uid: String::new(),
-                groups,
-            }))
+            let user = ferrokube_apiserver::authn::UserInfo::authenticated(name, group);
+            ferrokube_client::local_client(api.local(user))
         };
         let client = client_as("system:apiserver", Some("system:masters"));
         let cancel = CancellationToken::new();
