@@ -16,6 +16,7 @@ use ferrokube_api::patch::{json_patch, merge_patch, strategic_merge_patch};
 use ferrokube_api::registry::{Registry, ResourceDef};
 use ferrokube_api::status::{ApiError, FieldError};
 use ferrokube_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use crate::allocator::{AllocError, Allocator};
@@ -193,7 +194,9 @@ fn decode(kv: &KeyValue) -> ApiResult<Value> {
 /// are taken out for the encoding and put back (no copy of the object).
 /// Also where in the bytes the metadata object's `{` ends, for
 /// [`crate::watchcache::with_resource_version`].
-fn encode(v: &mut Value) -> ApiResult<(Bytes, Option<usize>)> {
+/// `managed`, if given, is the metadata's managedFields kept as text (see
+/// [`crate::lean`]).
+fn encode(v: &mut Value, managed: Option<&RawValue>) -> ApiResult<(Bytes, Option<usize>)> {
     let taken: Vec<(String, Value)> = objectmeta::metadata_mut(v)
         .map(|meta| {
             ["resourceVersion", "selfLink"]
@@ -202,7 +205,7 @@ fn encode(v: &mut Value) -> ApiResult<(Bytes, Option<usize>)> {
                 .collect()
         })
         .unwrap_or_default();
-    let encoded = encode_members(v);
+    let encoded = encode_members(v, managed);
     if let Some(meta) = objectmeta::metadata_mut(v) {
         meta.extend(taken);
     }
@@ -211,7 +214,10 @@ fn encode(v: &mut Value) -> ApiResult<(Bytes, Option<usize>)> {
 
 /// `v` as compact JSON (exactly what `serde_json::to_vec` gives), the
 /// top-level members written one by one to note where metadata starts.
-fn encode_members(v: &Value) -> serde_json::Result<(Bytes, Option<usize>)> {
+fn encode_members(
+    v: &Value,
+    managed: Option<&RawValue>,
+) -> serde_json::Result<(Bytes, Option<usize>)> {
     let Value::Object(map) = v else {
         return Ok((Bytes::from(serde_json::to_vec(v)?), None));
     };
@@ -224,10 +230,16 @@ fn encode_members(v: &Value) -> serde_json::Result<(Bytes, Option<usize>)> {
         }
         serde_json::to_writer(&mut out, k)?;
         out.push(b':');
-        if k == "metadata" && member.is_object() {
-            metadata_at = Some(out.len() + 1);
+        match (k.as_str(), member, managed) {
+            ("metadata", Value::Object(meta), managed) => {
+                metadata_at = Some(out.len() + 1);
+                match managed {
+                    Some(raw) => crate::lean::write_metadata(&mut out, meta, raw)?,
+                    None => serde_json::to_writer(&mut out, member)?,
+                }
+            }
+            _ => serde_json::to_writer(&mut out, member)?,
         }
-        serde_json::to_writer(&mut out, member)?;
     }
     out.push(b'}');
     Ok((Bytes::from(out), metadata_at))
@@ -373,7 +385,11 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
             );
         }
     }
-    let mut value = checked.value;
+    Ok(tidy_metadata(checked.value))
+}
+
+/// `value` without empty maps and lists in its metadata.
+fn tidy_metadata(mut value: Value) -> Value {
     // Empty maps and lists in metadata are omitted, as Go's encoding omits
     // them (`annotations: {}` left by a patch that removed the last one).
     if let Some(meta) = objectmeta::metadata_mut(&mut value) {
@@ -395,7 +411,15 @@ fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<
             }
         }
     }
-    Ok(value)
+    value
+}
+
+/// An object read from a request body.
+pub struct BodyObject {
+    pub value: Value,
+    /// Decoded through its kind's type, which knew every field: the typed
+    /// check has nothing left to find.
+    pub typed: bool,
 }
 
 impl Rest {
@@ -415,7 +439,23 @@ impl Rest {
         F: FnOnce(Bytes) -> Fut,
         Fut: std::future::Future<Output = Result<KeyValue, StoreError>>,
     {
-        let (bytes, metadata_at) = encode(obj)?;
+        self.put_keeping(key, obj, None, write).await
+    }
+
+    /// [`Rest::put`] of an object whose managedFields were kept as text
+    /// (`managed`, see [`crate::lean`]).
+    async fn put_keeping<F, Fut>(
+        &self,
+        key: &str,
+        obj: &mut Value,
+        managed: Option<&RawValue>,
+        write: F,
+    ) -> ApiResult<Result<Stored, StoreError>>
+    where
+        F: FnOnce(Bytes) -> Fut,
+        Fut: std::future::Future<Output = Result<KeyValue, StoreError>>,
+    {
+        let (bytes, metadata_at) = encode(obj, managed)?;
         let expectation = metadata_at.and_then(|at| self.cache.expect(key, &bytes, at, obj));
         let result = write(bytes.clone()).await;
         Ok(result.map(|kv| {
@@ -595,16 +635,20 @@ impl Rest {
         ns: &str,
         name: &str,
     ) -> ApiResult<(Value, KeyValue)> {
+        let kv = self.get_stored(def, ns, name).await?;
+        Ok((decode(&kv)?, kv))
+    }
+
+    /// The stored key/value of an object; 404 if there is none.
+    async fn get_stored(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<KeyValue> {
         let key = self.key(def, ns, name);
         let resp = self
             .store
             .get(&key, None)
             .await
             .map_err(|e| store_error(def, name, e))?;
-        let kv = resp
-            .kv
-            .ok_or_else(|| ApiError::not_found(def.group, def.plural, name))?;
-        Ok((decode(&kv)?, kv))
+        resp.kv
+            .ok_or_else(|| ApiError::not_found(def.group, def.plural, name))
     }
 
     pub async fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<Value> {
@@ -656,12 +700,23 @@ impl Rest {
 
     /// Reads a request body into an object of the resource's kind, filling in
     /// kind, apiVersion and namespace, or says clearly what is wrong.
-    pub fn object_from_body(&self, def: &ResourceDef, ns: &str, body: &[u8]) -> ApiResult<Value> {
-        let mut obj: Value = serde_json::from_slice(body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
-            ))
-        })?;
+    pub fn object_from_body(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        body: &[u8],
+    ) -> ApiResult<BodyObject> {
+        let (mut obj, typed) = match crate::typed::decode_known(def.group, def.kind, body) {
+            Some(obj) => (obj, true),
+            None => (
+                serde_json::from_slice::<Value>(body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the request could not be decoded as JSON: {e}"
+                    ))
+                })?,
+                false,
+            ),
+        };
         if !obj.is_object() {
             return Err(ApiError::bad_request(
                 "the body of the request must be a JSON object",
@@ -701,7 +756,7 @@ impl Rest {
         } else {
             meta.remove("namespace");
         }
-        Ok(obj)
+        Ok(BodyObject { value: obj, typed })
     }
 
     /// POST.
@@ -712,6 +767,10 @@ impl Rest {
         obj: Value,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        let obj = BodyObject {
+            value: obj,
+            typed: false,
+        };
         Ok(self.create_encoded(def, ns, obj, opts).await?.0)
     }
 
@@ -722,9 +781,13 @@ impl Rest {
         &self,
         def: &ResourceDef,
         ns: &str,
-        mut obj: Value,
+        obj: BodyObject,
         opts: &WriteOptions,
     ) -> ApiResult<(Value, Option<Bytes>)> {
+        let BodyObject {
+            value: mut obj,
+            typed,
+        } = obj;
         let name = match meta_str(&obj, "name").filter(|n| !n.is_empty()) {
             Some(n) => n.to_string(),
             None => match meta_str(&obj, "generateName").filter(|n| !n.is_empty()) {
@@ -753,7 +816,13 @@ impl Rest {
         if def.group.is_empty() && def.kind == "Pod" {
             crate::admission::service_account(self, ns, &mut obj).await?;
         }
-        let mut obj = typed_check(def, obj, opts)?;
+        // What this server added above is of the type's own fields, so an
+        // object decoded as its type needs no second pass.
+        let mut obj = if typed {
+            tidy_metadata(obj)
+        } else {
+            typed_check(def, obj, opts)?
+        };
         match &opts.apply_config {
             Some(config) => {
                 obj = crate::managed::apply(&json!({}), obj, config, &opts.manager, true)
@@ -1028,7 +1097,7 @@ impl Rest {
                     )],
                 ));
             }
-            let mut config = self.object_from_body(def, ns, body)?;
+            let mut config = self.object_from_body(def, ns, body)?.value;
             if let Some(meta) = objectmeta::metadata_mut(&mut config) {
                 meta.insert("name".into(), json!(name));
             }
@@ -1040,7 +1109,7 @@ impl Rest {
                 Ok(c) => c,
                 Err(e) if apply && e.code == 404 => {
                     // Server-side apply of a new object creates it.
-                    let mut obj = self.object_from_body(def, ns, body)?;
+                    let mut obj = self.object_from_body(def, ns, body)?.value;
                     if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
                         meta.insert("name".into(), json!(name));
                     }
@@ -1539,7 +1608,13 @@ impl Rest {
             }
         }
         for _ in 0..UPDATE_ATTEMPTS {
-            let (old, kv) = self.get_kv(def, ns, name).await?;
+            // Binding leaves field ownership alone, so the pod's
+            // managedFields stay text (see `crate::lean`).
+            let kv = self.get_stored(def, ns, name).await?;
+            let lean = crate::lean::decode(&kv.value).map_err(|e| {
+                ApiError::internal(format!("stored object {} is not readable: {e}", kv.key))
+            })?;
+            let (old, managed) = (lean.object, lean.managed);
             if let Some(uid) = binding
                 .pointer("/metadata/uid")
                 .and_then(Value::as_str)
@@ -1593,7 +1668,7 @@ impl Rest {
                 return Ok(());
             }
             match self
-                .put(&kv.key, &mut new, |bytes| {
+                .put_keeping(&kv.key, &mut new, managed.as_deref(), |bytes| {
                     self.store.update(&kv.key, bytes, kv.mod_revision, None)
                 })
                 .await?
@@ -1684,7 +1759,7 @@ mod tests {
     fn encode_leaves_out_version_and_link_and_keeps_the_object() {
         let mut v = json!({"metadata": {"name": "x", "resourceVersion": "7", "selfLink": "/x"}, "data": {"k": "v"}});
         let before = v.clone();
-        let (bytes, metadata_at) = encode(&mut v).unwrap();
+        let (bytes, metadata_at) = encode(&mut v, None).unwrap();
         let stored_form = json!({"metadata": {"name": "x"}, "data": {"k": "v"}});
         assert_eq!(bytes, serde_json::to_vec(&stored_form).unwrap());
         assert_eq!(v, before);
@@ -1698,7 +1773,7 @@ mod tests {
             json!({"metadata": {"name": "x", "resourceVersion": "12"}, "data": {"k": "v"}})
         );
         // Empty metadata, and objects whose metadata is not an object.
-        let (bytes, at) = encode(&mut json!({"kind": "X", "metadata": {}})).unwrap();
+        let (bytes, at) = encode(&mut json!({"kind": "X", "metadata": {}}), None).unwrap();
         let cached: Value = serde_json::from_slice(&crate::watchcache::with_resource_version(
             &bytes,
             at.unwrap(),
@@ -1709,7 +1784,7 @@ mod tests {
             cached,
             json!({"kind": "X", "metadata": {"resourceVersion": "3"}})
         );
-        assert_eq!(encode(&mut json!({"metadata": "x"})).unwrap().1, None);
-        assert_eq!(encode(&mut json!([1, 2])).unwrap().1, None);
+        assert_eq!(encode(&mut json!({"metadata": "x"}), None).unwrap().1, None);
+        assert_eq!(encode(&mut json!([1, 2]), None).unwrap().1, None);
     }
 }

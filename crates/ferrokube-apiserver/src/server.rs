@@ -242,7 +242,7 @@ fn build_openapi(registry: &Registry) -> ferrokube_openapi::OpenApi {
 }
 
 /// The fields the watch cache indexes for a resource.
-fn fields_fn(def: &ResourceDef) -> FieldsFn {
+pub fn fields_fn(def: &ResourceDef) -> FieldsFn {
     let (group, plural) = (def.group, def.plural);
     Arc::new(move |v: &Value| ferrokube_api::fields::field_set(group, plural, v))
 }
@@ -954,7 +954,7 @@ async fn resource_request(
         "update" => {
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.object_from_body(&def, ns, &body)?;
+            let obj = rest.object_from_body(&def, ns, &body)?.value;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
             Ok(with_warnings(
                 object_response(StatusCode::OK, &def, &updated, None, &accept, query)?,

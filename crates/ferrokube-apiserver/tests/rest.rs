@@ -1,6 +1,7 @@
 //! The generic REST storage over the embedded store, below HTTP: Events
 //! expire after their TTL; a Terminating namespace goes only through its
-//! `finalize` subresource.
+//! `finalize` subresource; a binding assigns a pod once, leaving its field
+//! owners as they were.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,32 +10,44 @@ use ferrokube_api::registry::Registry;
 use ferrokube_apiserver::allocator::{Allocator, ServiceCidr};
 use ferrokube_apiserver::options::{DeleteOptions, WriteOptions};
 use ferrokube_apiserver::rest::Rest;
+use ferrokube_apiserver::server::fields_fn;
 use ferrokube_apiserver::watchcache::WatchCache;
 use ferrokube_store::embedded::{EmbeddedOptions, EmbeddedStore};
 use ferrokube_store::Store;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_expire_after_their_ttl() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
+/// The REST storage over an embedded store in `dir`, Events living
+/// `event_ttl_seconds`; cancel the token to stop its watch cache.
+async fn rest_in(dir: &std::path::Path, event_ttl_seconds: i64) -> (Rest, CancellationToken) {
+    let store = EmbeddedStore::open(dir, EmbeddedOptions::default())
         .await
         .unwrap();
     let store: Arc<dyn Store> = store;
-    let registry = Registry::default();
     let cancel = CancellationToken::new();
-    let cache = WatchCache::start(store.clone(), "/registry/", vec![], 100, cancel.clone())
+    // Pods are cached, as the server caches every resource.
+    let registry = Registry::default();
+    let pods = registry.get("", "v1", "pods").unwrap();
+    let cached = vec![(pods.storage_prefix.to_string(), fields_fn(pods))];
+    let cache = WatchCache::start(store.clone(), "/registry/", cached, 100, cancel.clone())
         .await
         .unwrap();
     let rest = Rest {
-        registry: registry.clone(),
+        registry,
         allocator: Allocator::new(store.clone(), ServiceCidr::parse("10.43.0.0/16").unwrap()),
-        store: store.clone(),
+        store,
         cache,
         event_lease: Default::default(),
-        event_ttl_seconds: 2,
+        event_ttl_seconds,
     };
+    (rest, cancel)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_expire_after_their_ttl() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rest, cancel) = rest_in(dir.path(), 2).await;
+    let registry = rest.registry.clone();
     rest.ensure_namespaces(&["default"]).await.unwrap();
     let events = registry.get("", "v1", "events").unwrap().clone();
     let cms = registry.get("", "v1", "configmaps").unwrap().clone();
@@ -72,23 +85,8 @@ async fn events_expire_after_their_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminating_namespace_goes_when_finalized() {
     let dir = tempfile::tempdir().unwrap();
-    let store = EmbeddedStore::open(dir.path(), EmbeddedOptions::default())
-        .await
-        .unwrap();
-    let store: Arc<dyn Store> = store;
-    let registry = Registry::default();
-    let cancel = CancellationToken::new();
-    let cache = WatchCache::start(store.clone(), "/registry/", vec![], 100, cancel.clone())
-        .await
-        .unwrap();
-    let rest = Rest {
-        registry: registry.clone(),
-        allocator: Allocator::new(store.clone(), ServiceCidr::parse("10.43.0.0/16").unwrap()),
-        store: store.clone(),
-        cache,
-        event_lease: Default::default(),
-        event_ttl_seconds: 60,
-    };
+    let (rest, cancel) = rest_in(dir.path(), 60).await;
+    let registry = rest.registry.clone();
     let nss = registry.get("", "v1", "namespaces").unwrap().clone();
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
     let created = rest
@@ -148,5 +146,76 @@ async fn a_terminating_namespace_goes_when_finalized() {
     assert_eq!(after["spec"]["finalizers"], json!([]));
     assert!(after["metadata"].get("labels").is_none());
     assert!(rest.get(&nss, "", "alive").await.is_ok());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rest, cancel) = rest_in(dir.path(), 60).await;
+    rest.ensure_namespaces(&["default"]).await.unwrap();
+    let pods = rest.registry.get("", "v1", "pods").unwrap().clone();
+    let pod = json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
+    let opts = WriteOptions {
+        manager: "creator".into(),
+        ..Default::default()
+    };
+    let created = rest.create(&pods, "default", pod, &opts).await.unwrap();
+    let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
+    let bind = |node: &str, uid: &str| {
+        json!({"apiVersion": "v1", "kind": "Binding",
+            "metadata": {"name": "web", "uid": uid}, "target": {"kind": "Node", "name": node}})
+    };
+    let err = rest
+        .bind_pod(&pods, "default", "web", &bind("n1", "other"), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 409, "{err:?}");
+    rest.bind_pod(&pods, "default", "web", &bind("n1", &uid), &opts)
+        .await
+        .unwrap();
+
+    let bound = rest.get(&pods, "default", "web").await.unwrap();
+    assert_eq!(bound["spec"]["nodeName"], "n1");
+    let conds = bound["status"]["conditions"].as_array().unwrap();
+    assert_eq!(conds.len(), 1);
+    assert_eq!(conds[0]["type"], "PodScheduled");
+    assert_eq!(conds[0]["status"], "True");
+    assert_eq!(
+        bound["metadata"]["managedFields"], created["metadata"]["managedFields"],
+        "binding changes nobody's fields"
+    );
+    assert_eq!(bound["metadata"]["labels"], created["metadata"]["labels"]);
+    assert_ne!(
+        bound["metadata"]["resourceVersion"],
+        created["metadata"]["resourceVersion"]
+    );
+    // The watch cache serves what the store holds, once it has seen the
+    // write (bounded wait).
+    let pods_cache = rest.cache.resource("/registry/pods/").unwrap();
+    let mut cached = serde_json::Value::Null;
+    for _ in 0..100 {
+        if let Some(o) = pods_cache.get("/registry/pods/default/web") {
+            cached = serde_json::from_slice(&o.json).unwrap();
+            if cached == bound {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(cached, bound);
+
+    let again = rest
+        .bind_pod(&pods, "default", "web", &bind("n2", &uid), &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(again.code, 409);
+    assert!(
+        again.message.contains("already assigned to node \"n1\""),
+        "{}",
+        again.message
+    );
     cancel.cancel();
 }
