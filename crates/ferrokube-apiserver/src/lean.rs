@@ -65,6 +65,38 @@ pub fn write_metadata(
     Ok(())
 }
 
+/// The visitor methods for every JSON value but an object, each giving
+/// `$wrap` of the value decoded in full.
+macro_rules! whole_values {
+    ($out:ty, $wrap:expr) => {
+        fn visit_bool<E>(self, v: bool) -> Result<$out, E> {
+            Ok($wrap(Value::Bool(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<$out, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<$out, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<$out, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<$out, E> {
+            Ok($wrap(Value::from(v)))
+        }
+        fn visit_unit<E>(self) -> Result<$out, E> {
+            Ok($wrap(Value::Null))
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<$out, A::Error> {
+            let mut items = Vec::new();
+            while let Some(v) = seq.next_element::<Value>()? {
+                items.push(v);
+            }
+            Ok($wrap(Value::Array(items)))
+        }
+    };
+}
+
 struct TopLevel;
 
 impl<'de> Visitor<'de> for TopLevel {
@@ -94,31 +126,7 @@ impl<'de> Visitor<'de> for TopLevel {
     }
 
     // Anything else decodes as it would in full.
-    fn visit_bool<E>(self, v: bool) -> Result<Lean, E> {
-        Ok(whole(Value::Bool(v)))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Lean, E> {
-        Ok(whole(Value::from(v)))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Lean, E> {
-        Ok(whole(Value::from(v)))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Lean, E> {
-        Ok(whole(Value::from(v)))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Lean, E> {
-        Ok(whole(Value::from(v)))
-    }
-    fn visit_unit<E>(self) -> Result<Lean, E> {
-        Ok(whole(Value::Null))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Lean, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            items.push(v);
-        }
-        Ok(whole(Value::Array(items)))
-    }
+    whole_values!(Lean, whole);
 }
 
 fn whole(object: Value) -> Lean {
@@ -162,31 +170,7 @@ impl<'de> Visitor<'de> for Metadata {
         Ok((Value::Object(meta), managed))
     }
 
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok((Value::Bool(v), None))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok((Value::from(v), None))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok((Value::from(v), None))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok((Value::from(v), None))
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok((Value::from(v), None))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok((Value::Null, None))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(v) = seq.next_element::<Value>()? {
-            items.push(v);
-        }
-        Ok((Value::Array(items), None))
-    }
+    whole_values!((Value, Option<Box<RawValue>>), |v| (v, None));
 }
 
 #[cfg(test)]
