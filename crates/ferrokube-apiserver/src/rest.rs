@@ -230,16 +230,14 @@ fn encode_members(
         }
         serde_json::to_writer(&mut out, k)?;
         out.push(b':');
-        match (k.as_str(), member, managed) {
-            ("metadata", Value::Object(meta), managed) => {
-                metadata_at = Some(out.len() + 1);
-                match managed {
-                    Some(raw) => crate::lean::write_metadata(&mut out, meta, raw)?,
-                    None => serde_json::to_writer(&mut out, member)?,
-                }
+        if let ("metadata", Value::Object(meta)) = (k.as_str(), member) {
+            metadata_at = Some(out.len() + 1);
+            if let Some(raw) = managed {
+                crate::lean::write_metadata(&mut out, meta, raw)?;
+                continue;
             }
-            _ => serde_json::to_writer(&mut out, member)?,
         }
+        serde_json::to_writer(&mut out, member)?;
     }
     out.push(b'}');
     Ok((Bytes::from(out), metadata_at))
@@ -420,6 +418,51 @@ pub struct BodyObject {
     /// Decoded through its kind's type, which knew every field: the typed
     /// check has nothing left to find.
     pub typed: bool,
+}
+
+/// `obj`, a request's object, with the resource's kind, apiVersion and
+/// namespace, or what is wrong with it.
+fn fill_from_request(def: &ResourceDef, ns: &str, mut obj: Value) -> ApiResult<Value> {
+    if !obj.is_object() {
+        return Err(ApiError::bad_request(
+            "the body of the request must be a JSON object",
+        ));
+    }
+    let api_version = def.api_version();
+    match obj.get("apiVersion").and_then(Value::as_str) {
+        Some(v) if v != api_version => {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({v}) does not match the expected API version ({api_version})"
+            )))
+        }
+        _ => obj["apiVersion"] = json!(api_version),
+    }
+    match obj.get("kind").and_then(Value::as_str) {
+        Some(k) if k != def.kind => {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({})",
+                def.kind
+            )))
+        }
+        _ => obj["kind"] = json!(def.kind),
+    }
+    let meta = objectmeta::metadata_mut(&mut obj)
+        .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
+    if def.namespaced {
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(n) if !n.is_empty() && n != ns => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ))
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(ns));
+            }
+        }
+    } else {
+        meta.remove("namespace");
+    }
+    Ok(obj)
 }
 
 impl Rest {
@@ -700,63 +743,36 @@ impl Rest {
 
     /// Reads a request body into an object of the resource's kind, filling in
     /// kind, apiVersion and namespace, or says clearly what is wrong.
-    pub fn object_from_body(
+    pub fn object_from_body(&self, def: &ResourceDef, ns: &str, body: &[u8]) -> ApiResult<Value> {
+        let obj = serde_json::from_slice::<Value>(body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded as JSON: {e}"
+            ))
+        })?;
+        fill_from_request(def, ns, obj)
+    }
+
+    /// [`Rest::object_from_body`] for a create: a body whose every field
+    /// its kind's type knows is decoded straight into the type, so
+    /// [`Rest::create_encoded`] has no typed check left to make.
+    pub fn new_object_from_body(
         &self,
         def: &ResourceDef,
         ns: &str,
         body: &[u8],
     ) -> ApiResult<BodyObject> {
-        let (mut obj, typed) = match crate::typed::decode_known(def.group, def.kind, body) {
-            Some(obj) => (obj, true),
-            None => (
-                serde_json::from_slice::<Value>(body).map_err(|e| {
-                    ApiError::bad_request(format!(
-                        "the body of the request could not be decoded as JSON: {e}"
-                    ))
-                })?,
-                false,
-            ),
-        };
-        if !obj.is_object() {
-            return Err(ApiError::bad_request(
-                "the body of the request must be a JSON object",
-            ));
-        }
-        let api_version = def.api_version();
-        match obj.get("apiVersion").and_then(Value::as_str) {
-            Some(v) if v != api_version => {
-                return Err(ApiError::bad_request(format!(
-                    "the API version in the data ({v}) does not match the expected API version ({api_version})"
-                )))
-            }
-            _ => obj["apiVersion"] = json!(api_version),
-        }
-        match obj.get("kind").and_then(Value::as_str) {
-            Some(k) if k != def.kind => {
-                return Err(ApiError::bad_request(format!(
-                    "the kind in the data ({k}) does not match the expected kind ({})",
-                    def.kind
-                )))
-            }
-            _ => obj["kind"] = json!(def.kind),
-        }
-        let meta = objectmeta::metadata_mut(&mut obj)
-            .ok_or_else(|| ApiError::bad_request("metadata must be an object"))?;
-        if def.namespaced {
-            match meta.get("namespace").and_then(Value::as_str) {
-                Some(n) if !n.is_empty() && n != ns => {
-                    return Err(ApiError::bad_request(
-                        "the namespace of the provided object does not match the namespace sent on the request",
-                    ))
-                }
-                _ => {
-                    meta.insert("namespace".into(), json!(ns));
-                }
-            }
-        } else {
-            meta.remove("namespace");
-        }
-        Ok(BodyObject { value: obj, typed })
+        Ok(
+            match crate::typed::decode_known(def.group, def.kind, body) {
+                Some(obj) => BodyObject {
+                    value: fill_from_request(def, ns, obj)?,
+                    typed: true,
+                },
+                None => BodyObject {
+                    value: self.object_from_body(def, ns, body)?,
+                    typed: false,
+                },
+            },
+        )
     }
 
     /// POST.
@@ -1097,7 +1113,7 @@ impl Rest {
                     )],
                 ));
             }
-            let mut config = self.object_from_body(def, ns, body)?.value;
+            let mut config = self.object_from_body(def, ns, body)?;
             if let Some(meta) = objectmeta::metadata_mut(&mut config) {
                 meta.insert("name".into(), json!(name));
             }
@@ -1109,7 +1125,7 @@ impl Rest {
                 Ok(c) => c,
                 Err(e) if apply && e.code == 404 => {
                     // Server-side apply of a new object creates it.
-                    let mut obj = self.object_from_body(def, ns, body)?.value;
+                    let mut obj = self.object_from_body(def, ns, body)?;
                     if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
                         meta.insert("name".into(), json!(name));
                     }

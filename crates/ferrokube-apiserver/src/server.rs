@@ -944,7 +944,7 @@ async fn resource_request(
             }
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.object_from_body(&def, ns, &body)?;
+            let obj = rest.new_object_from_body(&def, ns, &body)?;
             let (created, json) = rest.create_encoded(&def, ns, obj, &opts).await?;
             Ok(with_warnings(
                 object_response(StatusCode::CREATED, &def, &created, json, &accept, query)?,
@@ -954,7 +954,7 @@ async fn resource_request(
         "update" => {
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.object_from_body(&def, ns, &body)?.value;
+            let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
             Ok(with_warnings(
                 object_response(StatusCode::OK, &def, &updated, None, &accept, query)?,

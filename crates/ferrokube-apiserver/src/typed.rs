@@ -26,12 +26,13 @@ macro_rules! kinds {
             }
         }
 
-        /// Decodes a request body straight into the type of (group, kind)
-        /// and encodes that back, without building the body's JSON tree
-        /// first. `None` if the kind has no type here, the body does not
-        /// decode as the type, or the type passed over any field of it: the
-        /// general path ([`check`]) then says what is wrong or unknown.
-        fn decode_typed(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
+        /// A request body of kind (group, kind) decoded straight into its
+        /// type and encoded back: the object [`check`] would give, made
+        /// without building the body's JSON tree first. `None` if the kind
+        /// has no type here, the body does not decode as the type, or the
+        /// type passed over any field of it: decoding the JSON and
+        /// [`check`] then say what is wrong or unknown.
+        pub fn decode_known(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
             match (group, kind) {
                 $(
                     ($group, $kind) => {
@@ -171,14 +172,6 @@ pub struct Checked {
     pub value: Value,
     /// Unknown fields, as dotted paths.
     pub unknown: Vec<String>,
-}
-
-/// A request body of kind (group, kind) decoded as its type, when the type
-/// knows every field in it: the object [`check`] would give, made without
-/// decoding the body as a JSON tree first. `None` sends the caller to
-/// decoding the JSON and [`check`], which report what is off.
-pub fn decode_known(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
-    decode_typed(group, kind, body)
 }
 
 /// Checks `v` against its kind's type. `Err` is a message for a 400: a field
