@@ -215,7 +215,18 @@ fn default_toleration_seconds(spec: &mut Value) {
 pub fn default_on_create(def: &ResourceDef, obj: &mut Value) {
     match (def.group, def.kind) {
         ("", "Namespace") => {
-            set_default(obj, "spec", json!({"finalizers": ["kubernetes"]}));
+            // Kubernetes' namespace strategy adds the `kubernetes` finalizer
+            // to every new namespace, whatever the body held: an empty spec
+            // (a protobuf body always carries one) or other finalizers.
+            set_default(obj, "spec", json!({}));
+            if let Some(spec) = obj.get_mut("spec") {
+                set_default(spec, "finalizers", json!([]));
+                if let Some(list) = spec.get_mut("finalizers").and_then(Value::as_array_mut) {
+                    if !list.iter().any(|f| f == "kubernetes") {
+                        list.push(json!("kubernetes"));
+                    }
+                }
+            }
             obj["status"] = json!({"phase": "Active"});
         }
         ("", "Pod") => {
@@ -319,6 +330,27 @@ mod tests {
         let bad_label =
             json!({"metadata": {"name": "x", "namespace": "default", "labels": {"a b": "c"}}});
         assert_eq!(validate(cm, &bad_label)[0].field, "metadata.labels");
+    }
+
+    #[test]
+    fn every_new_namespace_gets_the_kubernetes_finalizer() {
+        let r = Registry::default();
+        let ns = r.get("", "v1", "namespaces").unwrap();
+        // A JSON body without spec, a protobuf body's empty spec, and a spec
+        // with a finalizer of its own.
+        for (body, want) in [
+            (json!({"metadata": {"name": "a"}}), json!(["kubernetes"])),
+            (json!({"metadata": {"name": "a"}, "spec": {}}), json!(["kubernetes"])),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["example.com/x"]}}),
+                json!(["example.com/x", "kubernetes"]),
+            ),
+        ] {
+            let mut obj = body;
+            default_on_create(ns, &mut obj);
+            assert_eq!(obj["spec"]["finalizers"], want);
+            assert_eq!(obj["status"]["phase"], "Active");
+        }
     }
 
     #[test]
