@@ -340,7 +340,10 @@ mod tests {
         // with a finalizer of its own.
         for (body, want) in [
             (json!({"metadata": {"name": "a"}}), json!(["kubernetes"])),
-            (json!({"metadata": {"name": "a"}, "spec": {}}), json!(["kubernetes"])),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {}}),
+                json!(["kubernetes"]),
+            ),
             (
                 json!({"metadata": {"name": "a"}, "spec": {"finalizers": ["example.com/x"]}}),
                 json!(["example.com/x", "kubernetes"]),

@@ -8,7 +8,9 @@
 //!   one channel byte and data: 0 stdin, 1 stdout, 2 stderr, 3 error (a
 //!   `metav1.Status`, from which kubectl takes the exit code), 4 resize
 //!   (JSON sizes); v5 adds 255, CLOSE, whose next byte names the channel
-//!   the client has finished writing (stdin: its end of file). Towards the
+//!   the client has finished writing (stdin: its end of file). Text
+//!   messages are read as binary ones (the Python client writes a `str` to
+//!   stdin as text). Towards the
 //!   kubelet this is `v4.channel.k8s.io` over SPDY: one stream per channel,
 //!   named by its `streamtype` header, created as the query asks (error
 //!   always; stdin, stdout; stderr unless a TTY; resize with a TTY). Data
@@ -397,12 +399,12 @@ async fn client_to_node<S>(
     while let Some(msg) = ws_rx.next().await {
         let data = match msg {
             Ok(Message::Binary(b)) => b,
+            // A text message carries its channel and data as a binary one
+            // does: Kubernetes reads both kinds alike, and the official
+            // Python client sends text when given a `str` for stdin.
+            Ok(Message::Text(t)) => Bytes::from(t),
             Ok(Message::Close(c)) => {
                 tracing::debug!(close = ?c, "exec over WebSocket: the client closed");
-                return;
-            }
-            Ok(Message::Text(_)) => {
-                tracing::debug!("exec over WebSocket: text message, closing");
                 return;
             }
             Ok(_) => continue,
@@ -861,9 +863,11 @@ mod tests {
             (types, stdin, credited)
         });
         let mut ws = WebSocketStream::from_raw_socket(client_io, Role::Client, None).await;
-        ws.send(Message::Binary(Bytes::from_static(b"\x00hello\n")))
+        ws.send(Message::Binary(Bytes::from_static(b"\x00hel")))
             .await
             .unwrap();
+        // Text carries channel and data as binary does.
+        ws.send(Message::Text("\u{0}lo\n".into())).await.unwrap();
         // A channel nobody asked for and an empty message are ignored.
         ws.send(Message::Binary(Bytes::from_static(b"\x04{}")))
             .await

@@ -363,6 +363,22 @@ spec:
     exec_attach_and_port_forward(&c, Transport::WebSocket);
     exec_attach_and_port_forward(&c, Transport::Spdy);
 
+    // The official Python client's exec (it offers v5 and v4 and writes
+    // text to stdin as WebSocket text messages).
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/exec_check.py");
+    let py = Command::new("timeout")
+        .args(["120", "python3", script])
+        .arg(c.kubeconfig())
+        .args(["default", "talker"])
+        .output()
+        .expect("python3 exec_check.py");
+    let stdout = String::from_utf8_lossy(&py.stdout);
+    assert!(
+        py.status.success() && stdout.contains("python exec: ok"),
+        "python exec failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+
     // --previous after a restart.
     wait_until(
         "restarter's second instance",

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""The official Python client's exec against a running pod, as its users
+write it: a one-shot command, an interactive shell fed with text (which the
+client sends as WebSocket text messages) and with bytes, `run_forever`, the
+exit code and `close`.
+
+Usage: exec_check.py KUBECONFIG NAMESPACE POD
+"""
+import sys
+import time
+
+from kubernetes import client, config
+from kubernetes.stream import stream
+
+
+def fail(msg):
+    print("FAIL: " + msg)
+    sys.exit(1)
+
+
+def read_until(resp, want, within=20.0):
+    """Reads stdout until it holds `want` (bounded in time)."""
+    got = ""
+    deadline = time.time() + within
+    while time.time() < deadline and resp.is_open():
+        resp.update(timeout=1)
+        got += resp.read_stdout(timeout=0) or ""
+        if want in got:
+            return got
+    fail("stdout never held %r; got %r (open: %s)" % (want, got, resp.is_open()))
+
+
+def main():
+    kubeconfig, ns, pod = sys.argv[1:4]
+    config.load_kube_config(config_file=kubeconfig)
+    core = client.CoreV1Api()
+
+    # One shot: the whole output, stdout then stderr.
+    out = stream(core.connect_get_namespaced_pod_exec, pod, ns,
+                 command=["sh", "-c", "echo one-shot; echo to-stderr >&2"],
+                 stderr=True, stdin=False, stdout=True, tty=False)
+    if "one-shot" not in out or "to-stderr" not in out:
+        fail("one-shot exec output: %r" % out)
+
+    # Interactive: text written to stdin, read back, then the exit code.
+    resp = stream(core.connect_get_namespaced_pod_exec, pod, ns,
+                  command=["/bin/sh"], stderr=True, stdin=True, stdout=True,
+                  tty=False, _preload_content=False)
+    resp.write_stdin("echo hello-$((6*7))\n")
+    read_until(resp, "hello-42")
+    resp.write_stdin(b"echo bytes-too\n")
+    read_until(resp, "bytes-too")
+    resp.write_stdin("exit 7\n")
+    resp.run_forever(timeout=20)
+    if resp.is_open():
+        fail("the shell exited but the connection stayed open")
+    if resp.returncode != 7:
+        fail("exit code %r, want 7" % resp.returncode)
+    resp.close()
+
+    # A shell closed by the client before it ends: close must not hang or fail.
+    resp = stream(core.connect_get_namespaced_pod_exec, pod, ns,
+                  command=["/bin/sh"], stderr=True, stdin=True, stdout=True,
+                  tty=False, _preload_content=False)
+    resp.write_stdin("echo still-here\n")
+    read_until(resp, "still-here")
+    resp.close()
+
+    # A command that fails: its exit code through the error channel.
+    resp = stream(core.connect_get_namespaced_pod_exec, pod, ns,
+                  command=["sh", "-c", "exit 3"], stderr=True, stdin=False,
+                  stdout=True, tty=False, _preload_content=False)
+    resp.run_forever(timeout=20)
+    if resp.returncode != 3:
+        fail("exit code %r, want 3" % resp.returncode)
+    resp.close()
+    print("python exec: ok")
+
+
+if __name__ == "__main__":
+    main()
