@@ -599,6 +599,50 @@ fn namespace_deletion_and_restart() {
 }
 
 #[test]
+fn a_namespace_made_by_kubectl_create_takes_its_objects_with_it() {
+    let c = Cluster::start();
+    // kubectl sends this body as protobuf, with an empty spec.
+    c.kubectl_ok(&["create", "namespace", "team"]);
+    assert_eq!(
+        c.kubectl_ok(&["get", "ns", "team", "-o", "jsonpath={.spec.finalizers}"]),
+        r#"["kubernetes"]"#
+    );
+    c.kubectl_ok(&[
+        "create",
+        "configmap",
+        "left",
+        "-n",
+        "team",
+        "--from-literal=a=b",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "key",
+        "-n",
+        "team",
+        "--from-literal=a=b",
+    ]);
+    c.kubectl_ok(&["delete", "namespace", "team", "--timeout=60s"]);
+    // A namespace made again with the same name finds nothing of the old one.
+    c.kubectl_ok(&["create", "namespace", "team"]);
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "configmaps,secrets",
+            "-n",
+            "team",
+            "-o",
+            "name",
+            "--field-selector=metadata.name!=kube-root-ca.crt"
+        ])
+        .trim(),
+        ""
+    );
+}
+
+#[test]
 fn services_get_unique_cluster_ips_and_node_ports() {
     let mut c = Cluster::start();
     let k8s = c.kubectl_ok(&[
