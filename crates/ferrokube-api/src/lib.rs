@@ -3,6 +3,7 @@
 //! errors, name and metadata validation, patches, and kubectl tables.
 
 pub mod fields;
+pub mod gojson;
 pub mod jointoken;
 pub mod labels;
 pub mod patch;

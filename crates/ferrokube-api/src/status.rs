@@ -171,6 +171,16 @@ pub fn group_resource(group: &str, resource: &str) -> String {
     }
 }
 
+/// A kind as errors name it: `Pod`, `Deployment.apps` (Go's
+/// `GroupKind.String()`).
+pub fn group_kind(group: &str, kind: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
 fn details(group: &str, kind: &str, name: &str) -> Value {
     let mut d = json!({ "name": name, "kind": kind });
     if !group.is_empty() {
@@ -251,7 +261,8 @@ impl ApiError {
         )
     }
 
-    /// 422: `Pod "web" is invalid: spec.containers[0].image: Required value`.
+    /// 422: `Pod "web" is invalid: spec.containers[0].image: Required value`
+    /// (`Deployment.apps "web" is invalid: ...` in a named group).
     pub fn invalid(group: &str, kind: &str, name: &str, errors: &[FieldError]) -> Self {
         let list = match errors {
             [one] => one.to_string(),
@@ -275,7 +286,7 @@ impl ApiError {
             ..Self::new(
                 422,
                 "Invalid",
-                format!("{kind} {name:?} is invalid: {list}"),
+                format!("{} {name:?} is invalid: {list}", group_kind(group, kind)),
             )
         }
     }
@@ -431,6 +442,12 @@ impl ApiError {
         }
     }
 
+    /// The `Status` object's JSON as Kubernetes writes it (members in
+    /// `metav1.Status` order, Go's escaping; no trailing newline).
+    pub fn status_json(&self) -> Vec<u8> {
+        status_json(&self.to_status())
+    }
+
     /// The `Status` object.
     pub fn to_status(&self) -> Value {
         let mut s = json!({
@@ -447,6 +464,19 @@ impl ApiError {
         }
         s
     }
+}
+
+/// A `Status` object's JSON as Kubernetes writes it: members in the order
+/// of `metav1.Status` (`kind, apiVersion, metadata, status, message, reason,
+/// details, code`), details and causes in theirs, and Go's escaping.
+pub fn status_json(status: &Value) -> Vec<u8> {
+    crate::gojson::to_vec_ordered(status, &crate::gojson::STATUS)
+}
+
+/// Whether a value is a `Status` object.
+pub fn is_status(v: &Value) -> bool {
+    v.get("kind").and_then(Value::as_str) == Some("Status")
+        && v.get("apiVersion").and_then(Value::as_str) == Some("v1")
 }
 
 /// A success `Status` (what some deletes return).
@@ -507,6 +537,51 @@ mod tests {
             "FieldValueNotSupported"
         );
         assert_eq!(st["details"]["causes"][1]["field"], "metadata.name");
+    }
+
+    /// Bodies as a Kubernetes API server sent them (quoted in the Python
+    /// client's issues and Kubernetes' release notes; their
+    /// `Content-Length` counts the trailing newline the server adds).
+    #[test]
+    fn status_bytes_are_kubernetes_bytes() {
+        let not_found = ApiError::not_found("", "pods", "abc");
+        assert_eq!(
+            String::from_utf8(not_found.status_json()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"abc\" not found","reason":"NotFound","details":{"name":"abc","kind":"pods"},"code":404}"#
+        );
+        let forbidden = ApiError::forbidden_on(
+            "",
+            "pods",
+            "pod-labeler-659c8c99d5-t96pw",
+            r#"User "system:serviceaccount:default:pod-labeler" cannot patch resource "pods" in API group "" in the namespace "default""#,
+        );
+        let body = forbidden.status_json();
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"pods \"pod-labeler-659c8c99d5-t96pw\" is forbidden: User \"system:serviceaccount:default:pod-labeler\" cannot patch resource \"pods\" in API group \"\" in the namespace \"default\"","reason":"Forbidden","details":{"name":"pod-labeler-659c8c99d5-t96pw","kind":"pods"},"code":403}"#
+        );
+        assert_eq!(body.len() + 1, 358, "the Content-Length Kubernetes sent");
+        // Details and causes in their Go order; Go's escaping.
+        let invalid = ApiError::invalid(
+            "apps",
+            "Deployment",
+            "d",
+            &[FieldError::invalid("spec.x", "a<b>&c", "bad")],
+        );
+        assert_eq!(
+            String::from_utf8(invalid.status_json()).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Deployment.apps \"d\" is invalid: spec.x: Invalid value: \"a\u003cb\u003e\u0026c\": bad","reason":"Invalid","details":{"name":"d","group":"apps","kind":"Deployment","causes":[{"reason":"FieldValueInvalid","message":"Invalid value: \"a\u003cb\u003e\u0026c\": bad","field":"spec.x"}]},"code":422}"#
+        );
+        let future = ApiError::too_large_resource_version(5, 4);
+        assert!(String::from_utf8(future.status_json())
+            .unwrap()
+            .ends_with(r#""details":{"causes":[{"reason":"ResourceVersionTooLarge","message":"Too large resource version"}],"retryAfterSeconds":1},"code":504}"#));
+        let gone = success_status("apps", "deployments", "d", "u-1");
+        assert_eq!(
+            String::from_utf8(status_json(&gone)).unwrap(),
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"d","group":"apps","kind":"deployments","uid":"u-1"}}"#
+        );
+        assert!(is_status(&gone));
     }
 
     #[test]

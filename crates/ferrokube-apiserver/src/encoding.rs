@@ -2,7 +2,10 @@
 //! documents (`PodList` ...) and watch event frames.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use serde_json::{json, Value};
+use ferrokube_api::gojson::Order;
+use serde_json::json;
+#[cfg(test)]
+use serde_json::Value;
 
 use crate::watchcache::EventType;
 
@@ -14,38 +17,40 @@ pub struct ListMeta {
     pub remaining_item_count: Option<i64>,
 }
 
-/// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[..]}` from
-/// the items' JSON.
+/// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[..]}\n`
+/// from the items' JSON: members in the order Kubernetes writes a list's
+/// (`ListMeta`'s too), ending with the newline its encoder writes.
 pub fn list_body<'a>(
     list_kind: &str,
     api_version: &str,
     meta: &ListMeta,
     items: impl IntoIterator<Item = &'a [u8]>,
 ) -> Bytes {
-    let mut metadata = serde_json::Map::new();
-    metadata.insert(
-        "resourceVersion".into(),
-        Value::String(meta.resource_version.clone()),
-    );
+    let mut head = Vec::with_capacity(128);
+    head.extend_from_slice(b"{\"kind\":");
+    ferrokube_api::gojson::write(&mut head, list_kind);
+    head.extend_from_slice(b",\"apiVersion\":");
+    ferrokube_api::gojson::write(&mut head, api_version);
+    head.extend_from_slice(b",\"metadata\":{\"resourceVersion\":");
+    ferrokube_api::gojson::write(&mut head, &meta.resource_version);
     if let Some(c) = &meta.continue_token {
-        metadata.insert("continue".into(), Value::String(c.clone()));
+        head.extend_from_slice(b",\"continue\":");
+        ferrokube_api::gojson::write(&mut head, c);
     }
     if let Some(n) = meta.remaining_item_count {
-        metadata.insert("remainingItemCount".into(), json!(n));
+        head.extend_from_slice(b",\"remainingItemCount\":");
+        head.extend_from_slice(n.to_string().as_bytes());
     }
-    let head = json!({"kind": list_kind, "apiVersion": api_version, "metadata": metadata});
-    let head = head.to_string();
+    head.extend_from_slice(b"},\"items\":[");
     let mut out = BytesMut::with_capacity(head.len() + 64);
-    // `head` ends in `}`: reopen it to append the items.
-    out.put_slice(&head.as_bytes()[..head.len() - 1]);
-    out.put_slice(b",\"items\":[");
+    out.put_slice(&head);
     for (i, item) in items.into_iter().enumerate() {
         if i > 0 {
             out.put_u8(b',');
         }
         out.put_slice(item);
     }
-    out.put_slice(b"]}");
+    out.put_slice(b"]}\n");
     out.freeze()
 }
 
@@ -73,12 +78,16 @@ pub fn bookmark_frame(
     resource_version: &str,
     initial_events_end: bool,
 ) -> Bytes {
+    static BOOKMARK: Order = Order(&[("kind", None), ("apiVersion", None), ("metadata", None)]);
     let mut metadata = json!({"resourceVersion": resource_version});
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
     let obj = json!({"kind": kind, "apiVersion": api_version, "metadata": metadata});
-    frame("BOOKMARK", obj.to_string().as_bytes())
+    frame(
+        "BOOKMARK",
+        &ferrokube_api::gojson::to_vec_ordered(&obj, &BOOKMARK),
+    )
 }
 
 /// An ERROR event carrying a `Status` object (e.g. 410 Expired).
@@ -102,6 +111,14 @@ mod tests {
             remaining_item_count: Some(3),
         };
         let body = list_body("PodList", "v1", &meta, items);
+        assert_eq!(
+            std::str::from_utf8(&body).unwrap(),
+            concat!(
+                r#"{"kind":"PodList","apiVersion":"v1","metadata":{"resourceVersion":"12","continue":"tok","remainingItemCount":3},"#,
+                r#""items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]}"#,
+                "\n"
+            )
+        );
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(v["kind"], "PodList");
         assert_eq!(v["apiVersion"], "v1");
@@ -120,6 +137,9 @@ mod tests {
         let f = watch_frame(EventType::Modified, br#"{"a":1}"#);
         assert_eq!(&f[..], b"{\"type\":\"MODIFIED\",\"object\":{\"a\":1}}\n");
         let b = bookmark_frame("Pod", "v1", "77", true);
+        assert!(b.starts_with(
+            br#"{"type":"BOOKMARK","object":{"kind":"Pod","apiVersion":"v1","metadata":{"#
+        ));
         let v: Value = serde_json::from_slice(&b[..b.len() - 1]).unwrap();
         assert_eq!(v["type"], "BOOKMARK");
         assert_eq!(v["object"]["metadata"]["resourceVersion"], "77");

@@ -424,21 +424,55 @@ pub fn same_owners(a: &Value, b: &Value) -> bool {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Conflict {
     pub manager: String,
+    /// `Apply` or `Update`: how the other manager wrote the field.
+    pub operation: String,
     pub api_version: String,
+    /// The field as Kubernetes prints it (`.spec.replicas`).
     pub path: String,
 }
 
-/// A field path as Kubernetes prints it in conflicts (`.spec.replicas`).
+impl Conflict {
+    /// The manager as Kubernetes names it in conflicts: `"kubectl-edit"
+    /// using apps/v1` for an update, `"flux"` for an applier.
+    pub fn manager_text(&self) -> String {
+        if self.operation == "Update" {
+            format!("{:?} using {}", self.manager, self.api_version)
+        } else {
+            format!("{:?}", self.manager)
+        }
+    }
+}
+
+/// A field path as Kubernetes prints it in conflicts: `.spec.replicas`,
+/// `.spec.containers[name="nginx"].image`, `.metadata.finalizers[="x"]`.
 fn dotted(path: &[String]) -> String {
+    fn value_text(v: &Value) -> String {
+        match v {
+            Value::String(s) => format!("{s:?}"),
+            other => other.to_string(),
+        }
+    }
     path.iter()
         .filter(|k| *k != ".")
         .map(|k| {
             if let Some(f) = k.strip_prefix("f:") {
                 format!(".{f}")
             } else if let Some(kv) = k.strip_prefix("k:") {
-                format!("[{kv}]")
+                match serde_json::from_str::<Map<String, Value>>(kv) {
+                    Ok(keys) => format!(
+                        "[{}]",
+                        keys.iter()
+                            .map(|(name, v)| format!("{name}={}", value_text(v)))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                    Err(_) => format!("[{kv}]"),
+                }
             } else if let Some(v) = k.strip_prefix("v:") {
-                format!("[={v}]")
+                match serde_json::from_str::<Value>(v) {
+                    Ok(v) => format!("[={}]", value_text(&v)),
+                    Err(_) => format!("[={v}]"),
+                }
             } else {
                 k.clone()
             }
@@ -446,8 +480,50 @@ fn dotted(path: &[String]) -> String {
         .collect()
 }
 
+/// Whether `path` (a leaf path, possibly ending in `.`) is a member of
+/// `set` itself, not merely a prefix of one of its members.
+fn has_member(set: &FieldSet, path: &[String]) -> bool {
+    let mut node = &set.0;
+    for k in path {
+        match node.get(k).and_then(Value::as_object) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    !path.is_empty() && node.is_empty()
+}
+
+/// The fields an apply adds or changes in `current` to make `result`, as
+/// structured-merge-diff compares them: a leaf whose value differs, or is
+/// new; a list element that is new (an element present in both is not
+/// itself changed, only its fields may be).
+fn added_or_modified(current: &Value, result: &Value) -> Vec<Vec<String>> {
+    fields_of(result)
+        .leaves()
+        .into_iter()
+        .filter(|p| match p.split_last() {
+            Some((last, item)) if last == "." => value_at(current, item).is_none(),
+            _ => value_at(current, p) != value_at(result, p),
+        })
+        .collect()
+}
+
+fn is_applier(e: &Entry, manager: &str) -> bool {
+    e.manager == manager && e.operation == "Apply"
+}
+
 /// Server-side apply of `config` by `manager` to `current` (after the merge
-/// of the two, `merged`). Returns the object to store, or the conflicts.
+/// of the two, `merged`), as Kubernetes' structured-merge-diff does it:
+///
+/// - the applier's fields become exactly the applied configuration's;
+/// - what it applied before and applies no more is removed from the
+///   object, unless another manager owns it;
+/// - a field another manager owns conflicts only where the apply changes
+///   its value (or adds it); a field applied with the value it already has
+///   is shared by both managers;
+/// - with `force`, conflicting fields are taken from their managers.
+///
+/// Returns the object to store, or the conflicts.
 pub fn apply(
     current: &Value,
     merged: Value,
@@ -462,20 +538,41 @@ pub fn apply(
         .to_string();
     let mut entries = entries_of(current);
     let applied = fields_of(config);
-    let mut conflicts = Vec::new();
-    for p in applied.leaves() {
-        if value_at(config, &p) == value_at(current, &p) {
-            continue; // same value: shared ownership, no conflict
+    let mut result = merged;
+    // What this manager applied before and applies no more goes, unless a
+    // manager (this one included, through what it applies now) still owns
+    // it or something below it.
+    let previous = entries
+        .iter()
+        .find(|e| is_applier(e, manager))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for p in previous.leaves() {
+        if has_member(&applied, &p) {
+            continue;
         }
-        for e in &entries {
-            // Managers are a name and an operation: the same name's Update
-            // is someone else to its Apply.
-            let me = e.manager == manager && e.operation == "Apply";
-            if !me && e.fields.contains(&p) {
+        let node = match p.split_last() {
+            Some((last, item)) if last == "." => item,
+            _ => &p[..],
+        };
+        let owned = applied.contains(node)
+            || entries
+                .iter()
+                .any(|e| !is_applier(e, manager) && e.fields.contains(node));
+        if !owned {
+            remove_at(&mut result, &p);
+        }
+    }
+    let changed = added_or_modified(current, &result);
+    let mut conflicts = Vec::new();
+    for e in entries.iter().filter(|e| !is_applier(e, manager)) {
+        for p in &changed {
+            if has_member(&e.fields, p) {
                 conflicts.push(Conflict {
                     manager: e.manager.clone(),
+                    operation: e.operation.clone(),
                     api_version: e.api_version.clone(),
-                    path: dotted(&p),
+                    path: dotted(p),
                 });
             }
         }
@@ -483,39 +580,17 @@ pub fn apply(
     if !conflicts.is_empty() && !force {
         return Err(conflicts);
     }
-    let mut result = merged;
-    // What this manager applied before and applies no more goes, unless
-    // another manager still owns it.
-    let previous = entries
-        .iter()
-        .find(|e| e.manager == manager && e.operation == "Apply")
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
-    for p in previous.leaves() {
-        if applied.contains(&p) {
-            continue;
-        }
-        let owned_elsewhere = entries
-            .iter()
-            .any(|e| !(e.manager == manager && e.operation == "Apply") && e.fields.contains(&p));
-        if !owned_elsewhere {
-            remove_at(&mut result, &p);
-        }
-    }
-    let i = upsert(&mut entries, manager, "Apply", &api_version);
-    entries[i].fields = applied.clone();
-    // A forced apply takes over the fields it conflicted on; fields set to
-    // the same value stay shared.
-    for p in applied.leaves() {
-        if value_at(config, &p) == value_at(current, &p) {
-            continue;
-        }
-        for (j, e) in entries.iter_mut().enumerate() {
-            if j != i {
-                e.fields.remove(&p);
+    // Forced: the fields changed are the applier's alone now.
+    for e in entries.iter_mut().filter(|e| !is_applier(e, manager)) {
+        for p in &changed {
+            if has_member(&e.fields, p) {
+                e.fields.remove(p);
             }
         }
     }
+    let i = upsert(&mut entries, manager, "Apply", &api_version);
+    entries[i].fields = applied;
+    // Fields no longer in the object are nobody's.
     let present = fields_of(&result);
     for e in entries.iter_mut() {
         for p in e.fields.leaves() {
@@ -528,23 +603,47 @@ pub fn apply(
     Ok(result)
 }
 
-/// The message of a 409 for apply conflicts, as Kubernetes words it.
+/// The message of a 409 for apply conflicts, as Kubernetes words it (one
+/// conflict on one line; several grouped by manager, managers sorted).
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
-    let n = conflicts.len();
-    let list: Vec<String> = conflicts
-        .iter()
-        .map(|c| {
-            format!(
-                "conflict with {:?} using {}: {}",
-                c.manager, c.api_version, c.path
-            )
-        })
-        .collect();
-    if n == 1 {
-        format!("Apply failed with 1 conflict: {}", list[0])
-    } else {
-        format!("Apply failed with {n} conflicts: {}", list.join("\n"))
+    if let [one] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            one.manager_text(),
+            one.path
+        );
     }
+    let mut managers: Vec<String> = conflicts.iter().map(Conflict::manager_text).collect();
+    managers.sort();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for m in &managers {
+        lines.push(format!("conflicts with {m}:"));
+        for c in conflicts.iter().filter(|c| &c.manager_text() == m) {
+            lines.push(format!("- {}", c.path));
+        }
+    }
+    format!(
+        "Apply failed with {} conflicts: {}",
+        conflicts.len(),
+        lines.join("\n")
+    )
+}
+
+/// The `details.causes` of an apply conflict's `Status`.
+pub fn conflict_causes(conflicts: &[Conflict]) -> Value {
+    Value::Array(
+        conflicts
+            .iter()
+            .map(|c| {
+                json!({
+                    "reason": "FieldManagerConflict",
+                    "message": format!("conflict with {}", c.manager_text()),
+                    "field": c.path,
+                })
+            })
+            .collect(),
+    )
 }
 
 #[cfg(test)]
@@ -622,6 +721,112 @@ mod tests {
             .remove("labels");
         let after = apply(&forced, forced.clone(), &smaller, "mine", false).unwrap();
         assert_eq!(after["metadata"]["labels"]["app"], "x");
+    }
+
+    /// The Python client's `create_from_yaml(..., apply=True)` after a
+    /// create of the same Deployment: the server had defaulted fields the
+    /// configuration leaves out, and no applied value differs, so nothing
+    /// conflicts and both managers own the applied fields.
+    #[test]
+    fn applying_what_is_there_shares_ownership() {
+        let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "d", "labels": {"app": "nginx"}},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "nginx"}},
+                "template": {"metadata": {"labels": {"app": "nginx"}},
+                    "spec": {"containers": [{"name": "nginx", "image": "nginx:1.14.2", "ports": [{"containerPort": 80}]}]}}}});
+        let mut created = config.clone();
+        created["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] =
+            json!("IfNotPresent");
+        created["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
+        created["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] =
+            json!("/dev/termination-log");
+        created["spec"]["revisionHistoryLimit"] = json!(10);
+        record_update(None, &mut created, "OpenAPI-Generator");
+        let merged = created.clone();
+        let applied = apply(&created, merged, &config, "python-client", false)
+            .expect("no value differs, so nothing conflicts");
+        let e = entries_of(&applied);
+        let replicas = ["f:spec".to_string(), "f:replicas".to_string()];
+        let nginx = [
+            "f:spec",
+            "f:template",
+            "f:spec",
+            "f:containers",
+            r#"k:{"name":"nginx"}"#,
+            ".",
+        ]
+        .map(String::from);
+        for m in ["OpenAPI-Generator", "python-client"] {
+            let entry = e.iter().find(|e| e.manager == m).unwrap();
+            assert!(entry.fields.contains(&replicas), "{m} owns replicas");
+            assert!(entry.fields.contains(&nginx), "{m} owns the container");
+        }
+        let applier = e.iter().find(|e| e.manager == "python-client").unwrap();
+        assert_eq!(applier.operation, "Apply");
+        assert!(!applier
+            .fields
+            .contains(&["f:spec".into(), "f:revisionHistoryLimit".into()]));
+        assert_eq!(applied["spec"], created["spec"], "the object is unchanged");
+    }
+
+    #[test]
+    fn conflicts_name_the_manager_and_field_as_kubernetes() {
+        let mut cur = deploy(2, "a");
+        record_update(None, &mut cur, "kubectl-client-side-apply");
+        // Only what differs conflicts: the image is applied unchanged.
+        let config = deploy(3, "a");
+        let err = apply(&cur, config.clone(), &config, "mine", false).unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
+        );
+        assert_eq!(
+            conflict_causes(&err),
+            json!([{"reason": "FieldManagerConflict",
+                "message": r#"conflict with "kubectl-client-side-apply" using apps/v1"#,
+                "field": ".spec.replicas"}])
+        );
+        // Two fields: grouped under the manager, one per line.
+        let config = deploy(3, "b");
+        let err = apply(&cur, config.clone(), &config, "mine", false).unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
+             - .spec.replicas\n\
+             - .spec.template.spec.containers[name=\"web\"].image"
+        );
+        // Another applier is named without operation and version.
+        let theirs = apply(&json!({}), deploy(2, "a"), &deploy(2, "a"), "flux", false).unwrap();
+        let config = deploy(4, "a");
+        let err = apply(&theirs, config.clone(), &config, "mine", false).unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            r#"Apply failed with 1 conflict: conflict with "flux": .spec.replicas"#
+        );
+        // A manager re-applying its own fields never conflicts with itself.
+        let again = apply(&theirs, deploy(7, "z"), &deploy(7, "z"), "flux", false).unwrap();
+        assert_eq!(again["spec"]["replicas"], 7);
+    }
+
+    #[test]
+    fn new_list_elements_and_sets_print_as_kubernetes_paths() {
+        assert_eq!(
+            dotted(&[
+                "f:spec".into(),
+                "f:ports".into(),
+                r#"k:{"port":80,"protocol":"TCP"}"#.into(),
+                ".".into()
+            ]),
+            r#".spec.ports[port=80,protocol="TCP"]"#
+        );
+        assert_eq!(
+            dotted(&[
+                "f:metadata".into(),
+                "f:finalizers".into(),
+                r#"v:"x""#.into()
+            ]),
+            r#".metadata.finalizers[="x"]"#
+        );
     }
 
     #[test]

@@ -333,9 +333,14 @@ fn apply_conflict(
     name: &str,
     conflicts: &[crate::managed::Conflict],
 ) -> ApiError {
-    let mut e = ApiError::conflict(def.group, def.plural, name, "");
-    e.message = crate::managed::conflict_message(conflicts);
-    e
+    // Kubernetes' apply conflict names no object, only the causes.
+    let _ = (def, name);
+    ApiError {
+        code: 409,
+        reason: "Conflict",
+        message: crate::managed::conflict_message(conflicts),
+        details: Some(json!({ "causes": crate::managed::conflict_causes(conflicts) })),
+    }
 }
 
 /// A patch that cannot be applied: 400 if it is malformed, 422 if it does

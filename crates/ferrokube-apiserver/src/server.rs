@@ -152,8 +152,32 @@ fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
         })
 }
 
+/// A JSON body as Kubernetes' encoder writes one: Go's escaping (a
+/// `Status` with its members in `metav1.Status` order) and a trailing
+/// newline.
 fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
-    full(status, "application/json", json_bytes(v))
+    let mut body = if ferrokube_api::status::is_status(v) {
+        ferrokube_api::status::status_json(v)
+    } else {
+        ferrokube_api::gojson::to_vec(v)
+    };
+    body.push(b'\n');
+    full(status, "application/json", Bytes::from(body))
+}
+
+/// JSON bytes already encoded (a cached object) as a response body, with
+/// the trailing newline Kubernetes' encoder writes, sent as a second chunk
+/// so the shared bytes are not copied.
+fn encoded_response(status: StatusCode, json: Bytes) -> Response<Body> {
+    let chunks = futures::stream::iter([
+        Ok::<_, std::io::Error>(Frame::data(json)),
+        Ok(Frame::data(Bytes::from_static(b"\n"))),
+    ]);
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(BodyExt::boxed(StreamBody::new(chunks)))
+        .unwrap_or_else(|_| full(status, "application/json", Bytes::new()))
 }
 
 /// A value's JSON (straight to bytes: `to_string` goes through the
@@ -779,7 +803,7 @@ fn object_response(
         ));
     }
     Ok(match encoded {
-        Some(json) => full(status, "application/json", json),
+        Some(json) => encoded_response(status, json),
         None => json_response(status, obj),
     })
 }
@@ -1264,7 +1288,7 @@ async fn watch_response(
             async move { tx.send(Ok(Frame::data(b))).await.is_ok() }
         };
         if let Some(e) = too_old {
-            let _ = send(encoding::error_frame(e.to_status().to_string().as_bytes())).await;
+            let _ = send(encoding::error_frame(&e.status_json())).await;
             return;
         }
         let Some(mut watcher) = watcher else { return };
@@ -1303,7 +1327,7 @@ async fn watch_response(
                         }
                     }
                     Err(e) => {
-                        let _ = send(encoding::error_frame(cache_error(e).to_status().to_string().as_bytes())).await;
+                        let _ = send(encoding::error_frame(&cache_error(e).status_json())).await;
                         return;
                     }
                 }

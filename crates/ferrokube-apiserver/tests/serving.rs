@@ -473,7 +473,7 @@ async fn token_requests_answer_with_kubernetes_statuses() {
     assert_eq!(status["reason"], "Invalid");
     assert_eq!(
         status["message"],
-        "TokenRequest \"\" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"
+        "TokenRequest.authentication.k8s.io \"\" is invalid: spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes"
     );
 
     assert_eq!(missing.1, 404, "{missing:?}");

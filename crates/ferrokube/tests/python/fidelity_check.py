@@ -1,0 +1,196 @@
+"""What the official Kubernetes Python client sees of ferrokube, compared with
+what a Kubernetes API server sends.
+
+Usage: fidelity_check.py KUBECONFIG CHECK
+CHECK is one of:
+  status  error bodies byte for byte (Status member order, Go's escaping,
+          the trailing newline), lists and objects ending with a newline
+  apply   utils.create_from_yaml(..., apply=True) after a create of the same
+          Deployment; conflicts and force as Kubernetes reports them
+Exits non-zero with a message on the first difference; prints
+"CHECK: ok" at the end.
+"""
+import json
+import os
+import sys
+import tempfile
+
+from kubernetes import client, config, utils
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+
+NS = "default"
+
+
+def text(body):
+    return body.decode("utf-8") if isinstance(body, bytes) else body
+
+
+def check_status(api):
+    v1 = client.CoreV1Api(api)
+    try:
+        v1.read_namespaced_config_map("fidelity-missing", NS)
+        raise AssertionError("reading a missing ConfigMap succeeded")
+    except ApiException as e:
+        expected = (
+            '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            '"message":"configmaps \\"fidelity-missing\\" not found","reason":"NotFound",'
+            '"details":{"name":"fidelity-missing","kind":"configmaps"},"code":404}\n'
+        )
+        assert e.status == 404, e.status
+        assert text(e.body) == expected, f"404 body:\n{text(e.body)!r}\nKubernetes sends:\n{expected!r}"
+
+    try:
+        v1.create_namespaced_config_map(
+            NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="bad<name>&co"))
+        )
+        raise AssertionError("a ConfigMap named bad<name>&co was created")
+    except ApiException as e:
+        body = text(e.body)
+        assert e.status == 422, e.status
+        head = (
+            '{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure",'
+            '"message":"ConfigMap \\"bad\\u003cname\\u003e\\u0026co\\" is invalid: '
+        )
+        assert body.startswith(head), f"422 body: {body!r}"
+        assert "<" not in body and ">" not in body and "&" not in body, body
+        tail = (
+            '"reason":"Invalid","details":{"name":"bad\\u003cname\\u003e\\u0026co",'
+            '"kind":"ConfigMap","causes":[{"reason":"FieldValueInvalid","message":'
+        )
+        assert tail in body, f"422 body: {body!r}"
+        assert body.endswith('"field":"metadata.name"}]},"code":422}\n'), f"422 body: {body!r}"
+
+    v1.create_namespaced_config_map(
+        NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fidelity-cm"), data={"a": "b"})
+    )
+    try:
+        raw = v1.list_namespaced_config_map(NS, _preload_content=False).data
+        assert raw.startswith(
+            b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"'
+        ), raw[:120]
+        assert raw.endswith(b"]}\n"), raw[-40:]
+        raw = v1.read_namespaced_config_map("fidelity-cm", NS, _preload_content=False).data
+        assert raw.endswith(b"}\n") and not raw.endswith(b"}\n\n"), raw[-40:]
+        assert json.loads(raw)["data"] == {"a": "b"}
+    finally:
+        raw = v1.delete_namespaced_config_map("fidelity-cm", NS, _preload_content=False).data
+        assert raw.endswith(b"}\n"), raw[-40:]
+    print("status: ok")
+
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: fidelity-nginx
+  labels:
+    app: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: nginx
+  template:
+    metadata:
+      labels:
+        app: nginx
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.14.2
+        ports:
+        - containerPort: 80
+"""
+
+
+def managers(obj):
+    return {
+        (m["manager"], m["operation"]): m["fieldsV1"]
+        for m in obj["metadata"].get("managedFields") or []
+    }
+
+
+def check_apply(api):
+    apps = client.AppsV1Api(api)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "deployment.yaml")
+        with open(path, "w") as f:
+            f.write(DEPLOYMENT)
+        utils.create_from_yaml(api, path, namespace=NS)
+        try:
+            # The issue's case: the same manifest applied after the create.
+            utils.create_from_yaml(api, path, namespace=NS, apply=True)
+            got = json.loads(
+                apps.read_namespaced_deployment("fidelity-nginx", NS, _preload_content=False).data
+            )
+            owners = managers(got)
+            creator = ("OpenAPI-Generator", "Update")
+            applier = ("python-client", "Apply")
+            # (The deployment controller's own writes may add a manager.)
+            assert {creator, applier} <= set(owners), f"managers: {sorted(owners)}"
+            for who in (creator, applier):
+                assert "f:replicas" in owners[who]["f:spec"], f"{who} does not own replicas"
+            assert got["spec"]["replicas"] == 3
+
+            # A value that differs from what another manager set conflicts.
+            dyn = DynamicClient(api)
+            deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+            import yaml
+
+            changed = yaml.safe_load(DEPLOYMENT)
+            changed["spec"]["replicas"] = 5
+            try:
+                deployments.server_side_apply(body=changed, namespace=NS, field_manager="python-client")
+                raise AssertionError("an apply changing another manager's replicas succeeded")
+            except ApiException as e:
+                assert e.status == 409, e.status
+                status = json.loads(text(e.body))
+                expected = (
+                    'Apply failed with 1 conflict: conflict with "OpenAPI-Generator" '
+                    "using apps/v1: .spec.replicas"
+                )
+                assert status["message"] == expected, status["message"]
+                assert status["reason"] == "Conflict", status
+                assert status["details"] == {
+                    "causes": [
+                        {
+                            "reason": "FieldManagerConflict",
+                            "message": 'conflict with "OpenAPI-Generator" using apps/v1',
+                            "field": ".spec.replicas",
+                        }
+                    ]
+                }, status["details"]
+
+            # Forced, the applier takes the field over.
+            forced = deployments.server_side_apply(
+                body=changed, namespace=NS, field_manager="python-client", force_conflicts=True
+            )
+            assert forced.spec.replicas == 5, forced.spec.replicas
+            owners = managers(forced.to_dict())
+            assert "f:replicas" in owners[applier]["f:spec"]
+            assert "f:replicas" not in owners[creator]["f:spec"], owners[creator]
+
+            # A label only the applier set goes when it stops applying it.
+            labelled = yaml.safe_load(DEPLOYMENT)
+            labelled["spec"]["replicas"] = 5
+            labelled["metadata"]["labels"]["tier"] = "web"
+            deployments.server_side_apply(body=labelled, namespace=NS, field_manager="python-client")
+            after = deployments.server_side_apply(body=changed, namespace=NS, field_manager="python-client")
+            labels = after.to_dict()["metadata"]["labels"]
+            assert labels == {"app": "nginx"}, labels
+        finally:
+            apps.delete_namespaced_deployment("fidelity-nginx", NS)
+    print("apply: ok")
+
+
+CHECKS = {"status": check_status, "apply": check_apply}
+
+
+def main(kubeconfig, check):
+    config.load_kube_config(config_file=kubeconfig)
+    CHECKS[check](client.ApiClient())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
