@@ -51,6 +51,9 @@ pub fn selectable_fields(group: &str, resource: &str) -> &'static [&'static str]
             "regarding.namespace",
             "regarding.name",
             "regarding.uid",
+            "regarding.apiVersion",
+            "regarding.resourceVersion",
+            "regarding.fieldPath",
             "reason",
             "reportingController",
             "type",
@@ -238,6 +241,26 @@ fn conversion(group: &str, resource: &str) -> Conversion {
     }
 }
 
+/// `events.k8s.io` Events are stored as core Events, so their selectable
+/// fields are the core ones under other names (Kubernetes'
+/// `AddFieldLabelConversionsForEvent`).
+fn stored_event_field<'a>(group: &str, resource: &str, field: &'a str) -> &'a str {
+    if (group, resource) != ("events.k8s.io", "events") {
+        return field;
+    }
+    match field {
+        "reportingController" => "reportingComponent",
+        "regarding.kind" => "involvedObject.kind",
+        "regarding.namespace" => "involvedObject.namespace",
+        "regarding.name" => "involvedObject.name",
+        "regarding.uid" => "involvedObject.uid",
+        "regarding.apiVersion" => "involvedObject.apiVersion",
+        "regarding.resourceVersion" => "involvedObject.resourceVersion",
+        "regarding.fieldPath" => "involvedObject.fieldPath",
+        other => other,
+    }
+}
+
 impl FieldSelector {
     /// Parses the string form as Kubernetes does: terms split on unescaped
     /// commas (empty terms ignored), each at its first operator; field
@@ -298,6 +321,7 @@ impl FieldSelector {
                     }
                 }
             }
+            let f = stored_event_field(group, resource, f);
             let (f, v) = (f.to_string(), v.clone());
             requirements.push(if negate {
                 FieldRequirement::NotEquals(f, v)
@@ -385,6 +409,32 @@ mod tests {
             "field label not supported: "
         );
         assert!(FieldSelector::parse("").unwrap().is_empty());
+    }
+
+    /// events.k8s.io Events are stored as core Events: their selectors
+    /// read the core fields, as Kubernetes' field label conversion maps them.
+    #[test]
+    fn events_k8s_io_selectors_read_core_fields() {
+        let core = json!({"metadata": {"name": "e", "namespace": "ns"},
+            "involvedObject": {"kind": "Pod", "name": "p"}, "reportingComponent": "test-controller",
+            "source": {}, "type": "Normal"});
+        let stored = field_set("", "events", &core);
+        for (selector, matches) in [
+            ("reportingController=test-controller", true),
+            ("regarding.kind=Pod,regarding.name=p", true),
+            ("regarding.name=q", false),
+            ("type=Normal,metadata.name=e", true),
+        ] {
+            let f = FieldSelector::parse(selector)
+                .unwrap()
+                .convert("events.k8s.io", "events")
+                .unwrap();
+            assert_eq!(f.matches(&stored), matches, "{selector}");
+        }
+        assert!(FieldSelector::parse("note=x")
+            .unwrap()
+            .convert("events.k8s.io", "events")
+            .is_err());
     }
 
     #[test]

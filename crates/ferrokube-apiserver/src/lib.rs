@@ -8,6 +8,7 @@ pub mod cert_rotation;
 pub mod continue_token;
 pub mod discovery;
 pub mod encoding;
+pub mod events;
 pub mod lean;
 pub mod managed;
 pub mod metrics;

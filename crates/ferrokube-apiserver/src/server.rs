@@ -286,8 +286,14 @@ pub async fn start(
     let resources = registry
         .all()
         .iter()
-        .map(|d| (d.storage_prefix.to_string(), fields_fn(d)))
-        .collect();
+        // A resource served in two groups (Events) is cached once, with
+        // the selectable fields of its stored (first, core) form.
+        .fold(Vec::<(String, FieldsFn)>::new(), |mut out, d| {
+            if !out.iter().any(|(p, _)| p == d.storage_prefix) {
+                out.push((d.storage_prefix.to_string(), fields_fn(d)));
+            }
+            out
+        });
     let cache = WatchCache::start(
         store.clone(),
         "/registry/",
@@ -943,6 +949,9 @@ async fn resource_request(
             def.plural
         )));
     }
+    if crate::events::is_events_view(&def) {
+        return events_view_request(app, &def, req, info, query).await;
+    }
     let rest = &app.rest;
     match info.verb.as_str() {
         "get" => {
@@ -1013,6 +1022,179 @@ async fn resource_request(
                 .delete_collection(&def, ns, &list_opts, &filter, &opts)
                 .await?;
             let items: Vec<Bytes> = deleted.iter().map(json_bytes).collect();
+            let body = encoding::list_body(
+                &def.list_kind(),
+                &def.api_version(),
+                &ListMeta::default(),
+                items.iter().map(|b| b.as_ref()),
+            );
+            Ok(full(StatusCode::OK, "application/json", body))
+        }
+        other => Err(ApiError::method_not_allowed(format!(
+            "{other} is not supported"
+        ))),
+    }
+}
+
+/// `events.k8s.io/v1` Events: the core Events (one stored resource, as in
+/// Kubernetes) read and written through [`crate::events`]' conversion.
+async fn events_view_request(
+    app: &Arc<App>,
+    def: &ResourceDef,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    use crate::events::{body_to_core, bytes_to_events_v1, to_core, to_events_v1};
+    let rest = &app.rest;
+    let core = rest
+        .registry
+        .get("", "v1", "events")
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    let accept = header_str(&req, header::ACCEPT).to_string();
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let user_agent = header_str(&req, header::USER_AGENT).to_string();
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    // Tables have the core Event's columns, as Kubernetes prints both.
+    let as_table = table::wants_table(&accept);
+    let respond = |status: StatusCode, obj: &Value| {
+        if as_table {
+            object_response(status, &core, obj, None, &accept, query)
+        } else {
+            object_response(status, def, &to_events_v1(obj), None, &accept, query)
+        }
+    };
+    match info.verb.as_str() {
+        "get" => respond(StatusCode::OK, &rest.get(&core, ns, name).await?),
+        "list" => {
+            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            // Field names are mapped to the core ones the cache holds.
+            let filter = Filter::new(def, &opts, "")?;
+            let mut res = rest.list(&core, ns, &opts, &filter).await?;
+            if as_table {
+                return list_response(&core, res, &accept, query);
+            }
+            res.items = res
+                .items
+                .iter()
+                .map(|b| bytes_to_events_v1(b))
+                .collect::<Result<_, _>>()?;
+            list_response(def, res, &accept, query)
+        }
+        "watch" => {
+            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let filter = Filter::new(def, &opts, name)?;
+            watch_response(app, def, ns, opts, filter, &accept, query).await
+        }
+        "create" => {
+            if !name.is_empty() {
+                return Err(ApiError::method_not_allowed(
+                    "POST is not allowed on a named object",
+                ));
+            }
+            let opts = write_options(query, &user_agent)?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            let obj = rest.new_object_from_body(&core, ns, &body_to_core(&body)?)?;
+            let (created, _) = rest.create_encoded(&core, ns, obj, &opts).await?;
+            Ok(with_warnings(
+                respond(StatusCode::CREATED, &created)?,
+                &opts,
+            ))
+        }
+        "update" => {
+            let opts = write_options(query, &user_agent)?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            let obj = rest.object_from_body(&core, ns, &body_to_core(&body)?)?;
+            let updated = rest.update(&core, ns, name, obj, "", &opts).await?;
+            Ok(with_warnings(respond(StatusCode::OK, &updated)?, &opts))
+        }
+        "patch" => {
+            let opts = write_options(query, &user_agent)?;
+            let body = read_body(req.into_body()).await?;
+            let media = content_type.split(';').next().unwrap_or_default().trim();
+            if media == "application/apply-patch+yaml" {
+                // The applied configuration, in core form.
+                let patched = rest
+                    .patch(
+                        &core,
+                        ns,
+                        name,
+                        &content_type,
+                        &body_to_core(&body)?,
+                        "",
+                        &opts,
+                    )
+                    .await?;
+                return Ok(with_warnings(respond(StatusCode::OK, &patched)?, &opts));
+            }
+            let patch: Value = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::bad_request(format!(
+                    "the body of the request could not be decoded as JSON: {e}"
+                ))
+            })?;
+            let pinned = patch.pointer("/metadata/resourceVersion").is_some();
+            // The patch applies to the object as this group shows it; the
+            // result is written back (compare-and-swap on the version read).
+            for _ in 0..8 {
+                let (old, kv) = rest.get_kv(&core, ns, name).await?;
+                let seen = to_events_v1(&old);
+                let patched = match media {
+                    "application/json-patch+json" => {
+                        ferrokube_api::patch::json_patch(&seen, &patch)
+                    }
+                    "application/merge-patch+json" => {
+                        Ok(ferrokube_api::patch::merge_patch(&seen, &patch))
+                    }
+                    "application/strategic-merge-patch+json" => {
+                        ferrokube_api::patch::strategic_merge_patch(&seen, &patch)
+                    }
+                    other => {
+                        return Err(ApiError::unsupported_media_type(
+                            other,
+                            &[
+                                "application/json-patch+json",
+                                "application/merge-patch+json",
+                                "application/strategic-merge-patch+json",
+                                "application/apply-patch+yaml",
+                            ],
+                        ))
+                    }
+                }
+                .map_err(|e| crate::rest::patch_error(def, name, e))?;
+                let mut new = to_core(&patched);
+                if !pinned {
+                    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                        meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+                    }
+                }
+                match rest.update(&core, ns, name, new, "", &opts).await {
+                    Ok(v) => return Ok(with_warnings(respond(StatusCode::OK, &v)?, &opts)),
+                    Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(ApiError::stale(def.group, def.plural, name))
+        }
+        "delete" => {
+            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
+            let opts = Rest::delete_options(opts, &body)?;
+            respond(StatusCode::OK, &rest.delete(&core, ns, name, &opts).await?)
+        }
+        "deletecollection" => {
+            let list_opts = query.list_options().map_err(ApiError::bad_request)?;
+            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
+            let opts = Rest::delete_options(opts, &body)?;
+            let filter = Filter::new(def, &list_opts, "")?;
+            let deleted = rest
+                .delete_collection(&core, ns, &list_opts, &filter, &opts)
+                .await?;
+            let items: Vec<Bytes> = deleted
+                .iter()
+                .map(|d| json_bytes(&to_events_v1(d)))
+                .collect();
             let body = encoding::list_body(
                 &def.list_kind(),
                 &def.api_version(),
@@ -1263,7 +1445,18 @@ async fn watch_response(
     let group = def.group;
     let api_version = def.api_version();
     let def_owned = def.clone();
+    // events.k8s.io Events are stored as core ones: converted, and printed
+    // with the core Event's columns as Kubernetes prints both.
+    let events_view = crate::events::is_events_view(def);
+    let group = if events_view { "" } else { group };
     let encode_obj = move |t: EventType, json: &Bytes| -> Bytes {
+        let converted;
+        let json = if events_view && !as_table {
+            converted = crate::events::bytes_to_events_v1(json).unwrap_or_else(|_| json.clone());
+            &converted
+        } else {
+            json
+        };
         if as_table {
             let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
             let rv = v

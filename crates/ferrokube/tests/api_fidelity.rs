@@ -39,3 +39,49 @@ fn python_apply_after_create_shares_fields() {
     let c = common::Cluster::start();
     python_check(&c, "apply");
 }
+
+#[test]
+fn events_are_one_resource_in_two_groups() {
+    let c = common::Cluster::start();
+    python_check(&c, "events");
+    // kubectl reads an Event created through events.k8s.io in both groups.
+    let ev = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata:\n  name: from-events\n\
+              regarding:\n  kind: Pod\n  name: web\n  namespace: default\n\
+              eventTime: \"2024-05-01T10:00:00.000000Z\"\nreason: Pulled\nnote: pulled the image\n\
+              type: Normal\naction: Pull\nreportingController: kubelet\nreportingInstance: node-1\n";
+    let file = c.data_dir().join("event.yaml");
+    std::fs::write(&file, ev).expect("write event");
+    c.kubectl_ok(&["create", "-f", file.to_str().unwrap()]);
+    let core = c.kubectl_ok(&[
+        "get",
+        "events.v1.",
+        "from-events",
+        "-o",
+        "jsonpath={.message}/{.involvedObject.name}/{.reportingComponent}",
+    ]);
+    assert_eq!(core, "pulled the image/web/kubelet");
+    let table = c.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=web",
+    ]);
+    assert!(
+        table.contains("Pulled") && table.contains("pod/web") && table.contains("pulled the image"),
+        "{table}"
+    );
+    let view = c.kubectl_ok(&[
+        "get",
+        "events.v1.events.k8s.io",
+        "from-events",
+        "-o",
+        "jsonpath={.note}/{.regarding.name}/{.reportingController}",
+    ]);
+    assert_eq!(view, "pulled the image/web/kubelet");
+    c.kubectl_ok(&["delete", "events.v1.events.k8s.io", "from-events"]);
+    let left = c.kubectl(&["get", "events.v1.", "from-events"]);
+    assert!(
+        !left.status.success(),
+        "the Event is gone from the core group too"
+    );
+}

@@ -7,6 +7,7 @@ CHECK is one of:
           the trailing newline), lists and objects ending with a newline
   apply   utils.create_from_yaml(..., apply=True) after a create of the same
           Deployment; conflicts and force as Kubernetes reports them
+  events  one Event resource in the core and events.k8s.io groups
 Exits non-zero with a message on the first difference; prints
 "CHECK: ok" at the end.
 """
@@ -184,7 +185,122 @@ def check_apply(api):
     print("apply: ok")
 
 
-CHECKS = {"status": check_status, "apply": check_apply}
+def check_events(api):
+    """Kubernetes' conformance test of events.k8s.io ("should ensure that an
+    event can be fetched, patched, deleted, and listed"), plus a core Event
+    read through events.k8s.io: one resource in two groups."""
+    import datetime
+
+    core = client.CoreV1Api(api)
+    events = client.EventsV1Api(api)
+    when = datetime.datetime(2017, 9, 19, 13, 49, 16, tzinfo=datetime.timezone.utc)
+    label = "testevent-constant=true"
+    events.create_namespaced_event(
+        NS,
+        client.EventsV1Event(
+            metadata=client.V1ObjectMeta(name="event-test", labels={"testevent-constant": "true"}),
+            regarding=client.V1ObjectReference(namespace=NS),
+            event_time=when,
+            note="This is event-test",
+            action="Do",
+            reason="Test",
+            type="Normal",
+            reporting_controller="test-controller",
+            reporting_instance="test-node",
+        ),
+    )
+    try:
+        everywhere = events.list_event_for_all_namespaces(label_selector=label).items
+        assert [(e.metadata.namespace, e.metadata.name) for e in everywhere] == [(NS, "event-test")], everywhere
+        here = events.list_namespaced_event(NS, label_selector=label).items
+        assert [e.metadata.name for e in here] == ["event-test"], here
+
+        # The same Event through the core group, selected by its source.
+        by_source = core.list_namespaced_event(NS, field_selector="source=test-controller").items
+        assert [e.metadata.name for e in by_source] == ["event-test"], f"expected single event, got {by_source}"
+        seen = by_source[0]
+        assert seen.message == "This is event-test", seen.message
+        assert seen.reporting_component == "test-controller", seen.reporting_component
+        assert seen.involved_object.namespace == NS, seen.involved_object
+        by_controller = events.list_namespaced_event(
+            NS, field_selector="reportingController=test-controller"
+        ).items
+        assert [e.metadata.name for e in by_controller] == ["event-test"], by_controller
+
+        events.patch_namespaced_event(
+            "event-test", NS, {"series": {"count": 2, "lastObservedTime": "2017-09-19T13:49:11.000000Z"}}
+        )
+        got = events.read_namespaced_event("event-test", NS)
+        assert got.series.count == 2, got.series
+        assert got.note == "This is event-test" and got.reporting_controller == "test-controller", got
+
+        got.series = client.EventsV1EventSeries(count=100, last_observed_time=when)
+        events.replace_namespaced_event("event-test", NS, got)
+        again = events.read_namespaced_event("event-test", NS)
+        assert again.series.count == 100, again.series
+        assert core.read_namespaced_event("event-test", NS).series.count == 100
+
+        # A core Event reads as events.k8s.io's, with the deprecated fields.
+        core.create_namespaced_event(
+            NS,
+            client.CoreV1Event(
+                metadata=client.V1ObjectMeta(name="core-made"),
+                involved_object=client.V1ObjectReference(kind="Pod", name="p", namespace=NS),
+                reason="Started",
+                message="hello",
+                source=client.V1EventSource(component="kubelet", host="n1"),
+                count=3,
+                first_timestamp=when,
+                last_timestamp=when,
+                type="Normal",
+            ),
+        )
+        raw = json.loads(events.read_namespaced_event("core-made", NS, _preload_content=False).data)
+        assert raw["apiVersion"] == "events.k8s.io/v1", raw
+        assert raw["note"] == "hello" and raw["regarding"]["name"] == "p", raw
+        assert raw["deprecatedSource"] == {"component": "kubelet", "host": "n1"}, raw
+        assert raw["deprecatedCount"] == 3, raw
+        assert raw["deprecatedFirstTimestamp"].startswith("2017-09-19T13:49:16"), raw
+        assert "message" not in raw and "involvedObject" not in raw, raw
+
+        events.delete_namespaced_event("event-test", NS)
+        assert events.list_namespaced_event(NS, label_selector=label).items == []
+        try:
+            core.read_namespaced_event("event-test", NS)
+            raise AssertionError("an Event deleted through events.k8s.io is still in the core group")
+        except ApiException as e:
+            assert e.status == 404, e.status
+    finally:
+        for name in ("event-test", "core-made"):
+            try:
+                core.delete_namespaced_event(name, NS)
+            except ApiException:
+                pass
+
+    # "should delete a collection of events", through events.k8s.io.
+    for name in ("test-event-1", "test-event-2", "test-event-3"):
+        events.create_namespaced_event(
+            NS,
+            client.EventsV1Event(
+                metadata=client.V1ObjectMeta(name=name, labels={"testevent-set": "true"}),
+                regarding=client.V1ObjectReference(namespace=NS),
+                event_time=when,
+                note="This is " + name,
+                action="Do",
+                reason="Test",
+                type="Normal",
+                reporting_controller="test-controller",
+                reporting_instance="test-node",
+            ),
+        )
+    assert len(events.list_namespaced_event(NS, label_selector="testevent-set=true").items) == 3
+    events.delete_collection_namespaced_event(NS, label_selector="testevent-set=true")
+    assert events.list_namespaced_event(NS, label_selector="testevent-set=true").items == []
+    assert core.list_namespaced_event(NS, label_selector="testevent-set=true").items == []
+    print("events: ok")
+
+
+CHECKS = {"status": check_status, "apply": check_apply, "events": check_events}
 
 
 def main(kubeconfig, check):

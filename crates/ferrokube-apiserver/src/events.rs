@@ -1,0 +1,202 @@
+//! One Event resource in two groups, as Kubernetes serves it: Events are
+//! stored once, as core `v1` Events (`/registry/events/`), and
+//! `events.k8s.io/v1` is a view of them, converted at the edges with
+//! Kubernetes' conversion (`pkg/apis/events/v1/conversion.go`):
+//!
+//! | core `v1`            | `events.k8s.io/v1`         |
+//! |----------------------|----------------------------|
+//! | `involvedObject`     | `regarding`                |
+//! | `message`            | `note`                     |
+//! | `source`             | `deprecatedSource`         |
+//! | `firstTimestamp`     | `deprecatedFirstTimestamp` |
+//! | `lastTimestamp`      | `deprecatedLastTimestamp`  |
+//! | `count`              | `deprecatedCount`          |
+//! | `reportingComponent` | `reportingController`      |
+//!
+//! and `metadata`, `reason`, `type`, `eventTime`, `series`, `action`,
+//! `related`, `reportingInstance` as they are.
+
+use bytes::Bytes;
+use ferrokube_api::registry::ResourceDef;
+use ferrokube_api::status::ApiError;
+use serde_json::{Map, Value};
+
+/// Core `v1` member, `events.k8s.io/v1` member.
+const RENAMED: &[(&str, &str)] = &[
+    ("involvedObject", "regarding"),
+    ("message", "note"),
+    ("source", "deprecatedSource"),
+    ("firstTimestamp", "deprecatedFirstTimestamp"),
+    ("lastTimestamp", "deprecatedLastTimestamp"),
+    ("count", "deprecatedCount"),
+    ("reportingComponent", "reportingController"),
+];
+
+pub const EVENTS_API_VERSION: &str = "events.k8s.io/v1";
+
+/// Whether `def` is the `events.k8s.io` view of Events.
+pub fn is_events_view(def: &ResourceDef) -> bool {
+    def.group == "events.k8s.io" && def.plural == "events"
+}
+
+fn renamed(
+    obj: &Map<String, Value>,
+    api_version: &str,
+    name_of: impl Fn(&str) -> Option<&'static str>,
+) -> Map<String, Value> {
+    let mut out = Map::new();
+    out.insert("kind".into(), Value::String("Event".into()));
+    out.insert("apiVersion".into(), Value::String(api_version.into()));
+    for (k, v) in obj {
+        if k == "kind" || k == "apiVersion" {
+            continue;
+        }
+        let name = name_of(k).map(str::to_string).unwrap_or_else(|| k.clone());
+        out.insert(name, v.clone());
+    }
+    out
+}
+
+/// A core `v1` Event as an `events.k8s.io/v1` Event. Anything but an
+/// Event object (a `Status`) is returned as it is.
+pub fn to_events_v1(core: &Value) -> Value {
+    let Some(obj) = core.as_object().filter(|o| is_event(o)) else {
+        return core.clone();
+    };
+    let mut out = renamed(obj, EVENTS_API_VERSION, |k| {
+        RENAMED.iter().find(|(c, _)| *c == k).map(|(_, e)| *e)
+    });
+    // Members Go writes even when empty.
+    out.entry("eventTime").or_insert(Value::Null);
+    out.entry("regarding")
+        .or_insert_with(|| Value::Object(Map::new()));
+    Value::Object(out)
+}
+
+/// An `events.k8s.io/v1` Event as a core `v1` Event.
+pub fn to_core(events_v1: &Value) -> Value {
+    let Some(obj) = events_v1.as_object() else {
+        return events_v1.clone();
+    };
+    let mut out = renamed(obj, "v1", |k| {
+        RENAMED.iter().find(|(_, e)| *e == k).map(|(c, _)| *c)
+    });
+    out.entry("involvedObject")
+        .or_insert_with(|| Value::Object(Map::new()));
+    // A null eventTime is Go's zero time: no time at all.
+    if out.get("eventTime").is_some_and(Value::is_null) {
+        out.remove("eventTime");
+    }
+    Value::Object(out)
+}
+
+fn is_event(o: &Map<String, Value>) -> bool {
+    o.get("kind").and_then(Value::as_str) == Some("Event")
+}
+
+/// A stored (core) Event's JSON as an `events.k8s.io/v1` Event's.
+pub fn bytes_to_events_v1(json: &[u8]) -> Result<Bytes, ApiError> {
+    let core: Value = serde_json::from_slice(json).map_err(ApiError::internal)?;
+    serde_json::to_vec(&to_events_v1(&core))
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+/// A request body (JSON) in `events.k8s.io/v1` form as a core Event's.
+pub fn body_to_core(body: &[u8]) -> Result<Bytes, ApiError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })?;
+    if let Some(av) = v.get("apiVersion").and_then(Value::as_str) {
+        if av != EVENTS_API_VERSION {
+            return Err(ApiError::bad_request(format!(
+                "the API version in the data ({av}) does not match the expected API version ({EVENTS_API_VERSION})"
+            )));
+        }
+    }
+    serde_json::to_vec(&to_core(&v))
+        .map(Bytes::from)
+        .map_err(ApiError::internal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The conformance test's Event (test/e2e/instrumentation/events.go).
+    fn conformance_event() -> Value {
+        json!({
+            "kind": "Event", "apiVersion": "events.k8s.io/v1",
+            "metadata": {"name": "event-test", "namespace": "ns", "labels": {"testevent-constant": "true"}},
+            "regarding": {"namespace": "ns"},
+            "eventTime": "2017-09-19T13:49:16.000000Z",
+            "note": "This is event-test",
+            "action": "Do", "reason": "Test", "type": "Normal",
+            "reportingController": "test-controller", "reportingInstance": "test-node",
+            "series": {"count": 2, "lastObservedTime": "2017-09-19T13:49:11.000000Z"},
+        })
+    }
+
+    #[test]
+    fn converts_both_ways_as_kubernetes() {
+        let core = to_core(&conformance_event());
+        assert_eq!(
+            core,
+            json!({
+                "kind": "Event", "apiVersion": "v1",
+                "metadata": {"name": "event-test", "namespace": "ns", "labels": {"testevent-constant": "true"}},
+                "involvedObject": {"namespace": "ns"},
+                "eventTime": "2017-09-19T13:49:16.000000Z",
+                "message": "This is event-test",
+                "action": "Do", "reason": "Test", "type": "Normal",
+                "reportingComponent": "test-controller", "reportingInstance": "test-node",
+                "series": {"count": 2, "lastObservedTime": "2017-09-19T13:49:11.000000Z"},
+            })
+        );
+        assert_eq!(to_events_v1(&core), conformance_event());
+    }
+
+    #[test]
+    fn a_core_event_reads_as_the_deprecated_fields() {
+        let core = json!({
+            "kind": "Event", "apiVersion": "v1",
+            "metadata": {"name": "p.1", "namespace": "ns"},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": "ns", "uid": "u"},
+            "reason": "Scheduled", "message": "Successfully assigned ns/p to n",
+            "source": {"component": "default-scheduler"},
+            "firstTimestamp": "2024-01-01T00:00:00Z", "lastTimestamp": "2024-01-01T00:00:01Z",
+            "count": 3, "type": "Normal",
+        });
+        let ev = to_events_v1(&core);
+        assert_eq!(ev["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(ev["regarding"]["name"], "p");
+        assert_eq!(ev["note"], "Successfully assigned ns/p to n");
+        assert_eq!(
+            ev["deprecatedSource"],
+            json!({"component": "default-scheduler"})
+        );
+        assert_eq!(ev["deprecatedFirstTimestamp"], "2024-01-01T00:00:00Z");
+        assert_eq!(ev["deprecatedLastTimestamp"], "2024-01-01T00:00:01Z");
+        assert_eq!(ev["deprecatedCount"], 3);
+        assert_eq!(ev["eventTime"], Value::Null, "written even when unset");
+        for core_only in ["involvedObject", "message", "source", "count"] {
+            assert!(ev.get(core_only).is_none(), "{core_only}");
+        }
+        assert_eq!(to_core(&ev), core);
+        // A Status passes through.
+        let st = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
+        assert_eq!(to_events_v1(&st), st);
+    }
+
+    #[test]
+    fn bodies_of_another_version_are_refused() {
+        let e = body_to_core(br#"{"apiVersion":"v1","kind":"Event"}"#).unwrap_err();
+        assert_eq!(e.code, 400);
+        let ok = body_to_core(&serde_json::to_vec(&conformance_event()).unwrap()).unwrap();
+        let v: Value = serde_json::from_slice(&ok).unwrap();
+        assert_eq!(v["apiVersion"], "v1");
+    }
+}
