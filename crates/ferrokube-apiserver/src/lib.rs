@@ -16,6 +16,8 @@ pub mod objectmeta;
 pub mod options;
 pub mod pki;
 pub mod protobuf;
+#[cfg(test)]
+mod protobuf_roundtrip;
 pub mod request_info;
 pub mod rest;
 pub mod satoken;
