@@ -22,6 +22,7 @@ pub mod request_info;
 pub mod rest;
 pub mod satoken;
 pub mod server;
+pub mod services;
 pub mod spdy;
 pub mod streaming;
 pub mod table;

@@ -152,7 +152,7 @@ fn is_event(def: &ResourceDef) -> bool {
 }
 
 /// An address or port reserved for a Service being written.
-enum Reserved {
+pub(crate) enum Reserved {
     Ip(String),
     Port(u32),
 }
@@ -161,7 +161,7 @@ fn is_service(def: &ResourceDef) -> bool {
     def.group.is_empty() && def.plural == "services"
 }
 
-fn alloc_error(
+pub(crate) fn alloc_error(
     def: &ResourceDef,
     name: &str,
     field: &str,
@@ -547,7 +547,7 @@ impl Rest {
         Ok(Some(id))
     }
 
-    async fn release(&self, reserved: Vec<Reserved>) {
+    pub(crate) async fn release(&self, reserved: Vec<Reserved>) {
         for r in reserved {
             match r {
                 Reserved::Ip(ip) => self.allocator.release_ip(&ip).await,
@@ -558,13 +558,17 @@ impl Rest {
 
     /// Gives a new Service its cluster IP and node ports (or reserves the
     /// ones it asks for).
-    async fn allocate_service(
+    pub(crate) async fn allocate_service(
         &self,
         def: &ResourceDef,
         ns: &str,
         name: &str,
         svc: &mut Value,
     ) -> ApiResult<Vec<Reserved>> {
+        let errors = crate::services::validate_type_fields(svc);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(def.group, def.kind, name, &errors));
+        }
         let owner = format!("{ns}/{name}");
         let mut reserved = Vec::new();
         let ty = svc
@@ -904,10 +908,6 @@ impl Rest {
             validation::default_on_update(def, &mut new);
         }
         let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
-        let conflict = |e: StoreError| match e {
-            StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
-            other => (store_error(def, name, other), false),
-        };
         if subresource == "finalize" {
             // Only spec.finalizers changes through namespaces/{name}/finalize.
             let fins = new.pointer("/spec/finalizers").cloned();
@@ -943,42 +943,44 @@ impl Rest {
                 }
             }
         }
-        if is_service(def) {
-            let old_ip = old
-                .pointer("/spec/clusterIP")
-                .cloned()
-                .unwrap_or(Value::Null);
-            match new.pointer("/spec/clusterIP") {
-                None | Some(Value::Null) => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.insert("clusterIP".into(), old_ip.clone());
-                        if let Some(ips) = old.pointer("/spec/clusterIPs") {
-                            spec.insert("clusterIPs".into(), ips.clone());
-                        }
-                    }
-                }
-                Some(v) if *v == Value::String(String::new()) || *v == old_ip => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.insert("clusterIP".into(), old_ip.clone());
-                    }
-                }
-                Some(v) => {
-                    return Err((
-                        ApiError::invalid(
-                            def.group,
-                            def.kind,
-                            name,
-                            &[FieldError::invalid(
-                                "spec.clusterIPs[0]",
-                                v.clone(),
-                                "may not change once set",
-                            )],
-                        ),
-                        false,
-                    ))
-                }
-            }
+        // A Service keeps, drops, gains and gives up cluster IPs and node
+        // ports with its type (see crate::services).
+        let realloc = if is_service(def) && subresource.is_empty() {
+            self.reallocate_service(def, ns, name, old, &mut new, dry_run)
+                .await
+                .map_err(|e| (e, false))?
+        } else {
+            crate::services::Reallocation::default()
+        };
+        let result = self
+            .finish_update(def, ns, name, old, old_kv, new, subresource, opts)
+            .await;
+        match &result {
+            Ok(_) => self.release(realloc.released).await,
+            Err(_) => self.release(realloc.reserved).await,
         }
+        result
+    }
+
+    /// The rest of [`Rest::write_update`]: metadata, validation, field
+    /// ownership and the store write.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_update(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        old: &Value,
+        old_kv: &KeyValue,
+        mut new: Value,
+        subresource: &str,
+        opts: &WriteOptions,
+    ) -> Result<Value, (ApiError, bool)> {
+        let dry_run = opts.dry_run;
+        let conflict = |e: StoreError| match e {
+            StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
+            other => (store_error(def, name, other), false),
+        };
         let spec_changed = spec_part(&new) != spec_part(old);
         objectmeta::carry_on_update(
             old,

@@ -85,3 +85,50 @@ fn events_are_one_resource_in_two_groups() {
         "the Event is gone from the core group too"
     );
 }
+
+#[test]
+fn service_type_changes_release_and_allocate() {
+    let c = common::Cluster::start();
+    python_check(&c, "services");
+    // kubectl patch to ExternalName and back.
+    c.kubectl_ok(&["create", "service", "clusterip", "flip", "--tcp=80:80"]);
+    let ip = c.kubectl_ok(&["get", "svc", "flip", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(!ip.is_empty(), "a cluster IP at create");
+    c.kubectl_ok(&[
+        "patch",
+        "svc",
+        "flip",
+        "-p",
+        r#"{"spec":{"type":"ExternalName","externalName":"db.example.com"}}"#,
+    ]);
+    let ext = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "flip",
+        "-o",
+        "jsonpath={.spec.type}/{.spec.clusterIP}/{.spec.externalName}",
+    ]);
+    assert_eq!(ext, "ExternalName//db.example.com");
+    c.kubectl_ok(&[
+        "patch",
+        "svc",
+        "flip",
+        "-p",
+        r#"{"spec":{"type":"NodePort","externalName":null}}"#,
+    ]);
+    let back = c.kubectl_ok(&[
+        "get",
+        "svc",
+        "flip",
+        "-o",
+        "jsonpath={.spec.clusterIP}/{.spec.ports[0].nodePort}",
+    ]);
+    let (new_ip, port) = back.split_once('/').expect("ip/port");
+    assert!(new_ip.parse::<std::net::Ipv4Addr>().is_ok(), "{back}");
+    assert!(
+        port.parse::<u32>()
+            .is_ok_and(|p| (30000..=32767).contains(&p)),
+        "{back}"
+    );
+    c.kubectl_ok(&["delete", "svc", "flip"]);
+}

@@ -8,6 +8,7 @@ CHECK is one of:
   apply   utils.create_from_yaml(..., apply=True) after a create of the same
           Deployment; conflicts and force as Kubernetes reports them
   events  one Event resource in the core and events.k8s.io groups
+  services  cluster IPs and node ports through Service type changes
 Exits non-zero with a message on the first difference; prints
 "CHECK: ok" at the end.
 """
@@ -300,7 +301,110 @@ def check_events(api):
     print("events: ok")
 
 
-CHECKS = {"status": check_status, "apply": check_apply, "events": check_events}
+def check_services(api):
+    """Service type changes as Kubernetes' conformance tests make them (read,
+    change the type, replace): addresses and node ports are released and
+    allocated with the type."""
+    v1 = client.CoreV1Api(api)
+
+    def change(name, mutate):
+        svc = v1.read_namespaced_service(name, NS)
+        mutate(svc)
+        return v1.replace_namespaced_service(name, NS, svc)
+
+    def other(name, **spec):
+        return v1.create_namespaced_service(
+            NS,
+            client.V1Service(
+                metadata=client.V1ObjectMeta(name=name),
+                spec=client.V1ServiceSpec(**{"ports": [client.V1ServicePort(port=80)], **spec}),
+            ),
+        )
+
+    created = []
+    try:
+        svc = other("type-change", type="ClusterIP")
+        created.append("type-change")
+        first_ip = svc.spec.cluster_ip
+        assert first_ip and first_ip != "None", svc.spec
+
+        def to_external_name(s):
+            s.spec.type = "ExternalName"
+            s.spec.external_name = "foo.example.com"
+
+        ext = change("type-change", to_external_name)
+        assert ext.spec.cluster_ip in (None, ""), f"unexpected Spec.ClusterIP ({ext.spec.cluster_ip}) for ExternalName service"
+        assert not ext.spec.cluster_ips and not ext.spec.ip_families and ext.spec.ip_family_policy is None, ext.spec
+        # The address is free again: another Service may ask for it.
+        assert other("takes-ip", cluster_ip=first_ip).spec.cluster_ip == first_ip
+        created.append("takes-ip")
+
+        def to_cluster_ip(s):
+            s.spec.type = "ClusterIP"
+            s.spec.external_name = None
+            s.spec.ports = [client.V1ServicePort(port=80, name="http", protocol="TCP")]
+
+        back = change("type-change", to_cluster_ip)
+        assert back.spec.cluster_ip and back.spec.cluster_ip != "None", "didn't get ClusterIP for non-ExternalName service"
+        assert back.spec.cluster_ips == [back.spec.cluster_ip] and back.spec.ip_families == ["IPv4"], back.spec
+
+        def to_node_port(s):
+            s.spec.type = "NodePort"
+
+        np = change("type-change", to_node_port)
+        port = np.spec.ports[0].node_port
+        assert port and 30000 <= port <= 32767, np.spec.ports
+        assert np.spec.cluster_ip == back.spec.cluster_ip, "the cluster IP stays"
+        assert np.spec.external_traffic_policy == "Cluster", np.spec
+
+        # A replace that leaves the node port out keeps it.
+        def forget_node_port(s):
+            s.spec.ports[0].node_port = None
+
+        assert change("type-change", forget_node_port).spec.ports[0].node_port == port
+
+        def to_plain_cluster_ip(s):
+            s.spec.type = "ClusterIP"
+
+        plain = change("type-change", to_plain_cluster_ip)
+        assert plain.spec.ports[0].node_port is None, plain.spec.ports
+        assert plain.spec.external_traffic_policy is None, plain.spec
+        # The node port is free again.
+        taken = other("takes-port", type="NodePort", ports=[client.V1ServicePort(port=80, node_port=port)])
+        created.append("takes-port")
+        assert taken.spec.ports[0].node_port == port
+
+        # From ExternalName straight to NodePort: an address and a port.
+        change("type-change", to_external_name)
+        again = change("type-change", lambda s: (to_cluster_ip(s), to_node_port(s)))
+        assert again.spec.cluster_ip not in (None, "", "None"), again.spec
+        assert again.spec.ports[0].node_port and again.spec.ports[0].node_port != port, again.spec.ports
+
+        # An ExternalName Service may not keep an address it names itself.
+        def external_with_ip(s):
+            to_external_name(s)
+            s.spec.cluster_ip = "10.43.200.200"
+            s.spec.cluster_ips = ["10.43.200.200"]
+
+        try:
+            change("type-change", external_with_ip)
+            raise AssertionError("an ExternalName Service kept a cluster IP")
+        except ApiException as e:
+            assert e.status == 422, e.status
+            message = json.loads(text(e.body))["message"]
+            assert "spec.clusterIPs: Forbidden: may not be set for ExternalName services" in message, message
+    finally:
+        for name in created:
+            v1.delete_namespaced_service(name, NS)
+    print("services: ok")
+
+
+CHECKS = {
+    "status": check_status,
+    "apply": check_apply,
+    "events": check_events,
+    "services": check_services,
+}
 
 
 def main(kubeconfig, check):
