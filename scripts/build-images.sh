@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Builds the node agent's two images without docker or a registry, as archives
+# Builds a busybox image for pods without docker or a registry, as an archive
 # that `ferrokube image import` (or `ctr images import`) loads:
-#   OUTDIR/pause.tar    docker.io/ferrokube/pause:0.1  the pod sandbox process
-#                       (crates/ferrokube-kubelet/pause/pause.c, linked static)
 #   OUTDIR/busybox.tar  docker.io/library/busybox:latest and busybox:1.35, from
 #                       Debian's busybox-static: /bin/busybox plus one link per applet
+# (The node's sandbox image needs no script: the pause program is part of the
+# agent's build and the agent imports its image at start.)
 # Each archive holds an OCI image layout (oci-layout, index.json, blobs/) and a
 # docker-save manifest.json, so both kinds of importer find the image's names.
 # Usage: scripts/build-images.sh [OUTDIR]   (default: target/images)
-# Needs: gcc with a static libc (libc6-dev), busybox-static, python3.
+# Needs: busybox-static, python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,14 +17,12 @@ mkdir -p "$out"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
-command -v gcc >/dev/null || { echo "build-images: gcc is missing" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "build-images: python3 is missing" >&2; exit 1; }
 [ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 || {
   echo "build-images: /bin/busybox (Debian package busybox-static) is missing" >&2; exit 1; }
 file_is_static() { ! /bin/busybox ldd "$1" >/dev/null 2>&1 && ! ldd "$1" 2>/dev/null | grep -q '=>'; }
 file_is_static /bin/busybox || { echo "build-images: /bin/busybox is not static (install busybox-static)" >&2; exit 1; }
 
-gcc -static -Os -s -o "$work/pause" "$root/crates/ferrokube-kubelet/pause/pause.c"
 /bin/busybox --list > "$work/applets"
 
 python3 - "$work" "$out" <<'PY'
@@ -101,13 +99,6 @@ def config_for(layer_bytes, cfg):
             "history": [{"created": "1970-01-01T00:00:00Z",
                          "created_by": "ferrokube scripts/build-images.sh"}]}
 
-
-# pause
-with open(os.path.join(work, "pause"), "rb") as f:
-    pause = f.read()
-pause_layer = layer([dict(name="pause", data=pause, mode=0o755)])
-write_image(os.path.join(out, "pause.tar"), ["docker.io/ferrokube/pause:0.1"], pause_layer,
-            config_for(pause_layer, {"Entrypoint": ["/pause"], "User": "65535:65535"}))
 
 # busybox
 with open("/bin/busybox", "rb") as f:

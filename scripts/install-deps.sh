@@ -14,7 +14,7 @@ have_cmd protoc || need+=(protobuf-compiler)
 have_cmd curl || need+=(curl)
 # The node agent: containerd (with ctr) and runc, the CNI plugins, the busybox
 # image's binary, a loopback registry and skopeo for pull tests, nftables, and
-# what scripts/build-images.sh compiles the pause binary with.
+# what the kubelet crate's build.rs compiles the pause program with (gcc, a static libc).
 have_cmd containerd || need+=(containerd)
 have_cmd runc || need+=(runc)
 [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)

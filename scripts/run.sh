@@ -5,10 +5,10 @@
 # `ferrokube server` (for example --data-dir DIR; the admin kubeconfig is
 # written to DATA_DIR/kubeconfig.yaml).
 #
-# No public registry is reachable here, so the node's images (the pod sandbox
-# and busybox) are built by scripts/build-images.sh and dropped where the agent
-# imports them at start (DATA_DIR/agent/images). More images:
-# `ferrokube image import --data-dir DIR FILE.tar`.
+# No public registry is reachable here, so a busybox image for pods is built by
+# scripts/build-images.sh and dropped where the agent imports it at start
+# (DATA_DIR/agent/images); the node's sandbox image comes with the agent. More
+# images: `ferrokube image import --data-dir DIR FILE.tar`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -21,7 +21,7 @@ for ((i = 0; i < ${#args[@]}; i++)); do
     --data-dir=*) data_dir="${args[$i]#--data-dir=}" ;;
   esac
 done
-if [ ! -f "$data_dir/agent/images/pause.tar" ] || [ ! -f "$data_dir/agent/images/busybox.tar" ]; then
+if [ ! -f "$data_dir/agent/images/busybox.tar" ]; then
   scripts/build-images.sh "$data_dir/agent/images"
 fi
 exec cargo run --release -p ferrokube -- server "$@"

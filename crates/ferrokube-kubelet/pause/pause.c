@@ -1,7 +1,8 @@
 /*
  * ferrokube's sandbox ("pause") process: PID 1 of every pod sandbox. It holds the
  * pod's namespaces open, reaps any child that is re-parented to it, and exits
- * cleanly on SIGTERM or SIGINT. Built static by scripts/build-images.sh.
+ * cleanly on SIGTERM or SIGINT. Built static by build.rs and embedded in the agent,
+ * which makes the node's sandbox image from it at start (src/pause.rs).
  */
 #include <errno.h>
 #include <signal.h>

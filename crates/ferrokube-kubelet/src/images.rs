@@ -1,7 +1,7 @@
 //! Loading image archives (OCI layouts and `docker save` archives) into the runtime's
 //! `k8s.io` namespace, where the CRI plugin sees them: `ferrokube image import`, and the
-//! archives dropped in DATA_DIR/agent/images/ that the agent imports when it starts
-//! (the pause image among them). Uses containerd's own `ctr` tool.
+//! archives dropped in DATA_DIR/agent/images/ that the agent imports when it starts,
+//! and the node's own sandbox image (`pause`). Uses containerd's own `ctr` tool.
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,20 @@ pub fn auto_import_dir(data_dir: &Path) -> PathBuf {
 /// Imports `files` into the containerd at `endpoint` (a `unix://` URL or a socket
 /// path), printing progress; returns the image names imported.
 pub async fn import_images(endpoint: &str, files: &[PathBuf]) -> anyhow::Result<Vec<String>> {
+    let mut names = Vec::new();
+    for file in files {
+        println!("importing {}", file.display());
+        for name in import_quietly(endpoint, file).await? {
+            println!("  imported {name}");
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// Imports one archive into the containerd at `endpoint`; returns the image
+/// names it held.
+pub async fn import_quietly(endpoint: &str, file: &Path) -> anyhow::Result<Vec<String>> {
     let socket = socket_path(endpoint);
     if !socket.exists() {
         anyhow::bail!(
@@ -30,36 +44,28 @@ pub async fn import_images(endpoint: &str, files: &[PathBuf]) -> anyhow::Result<
             socket.display()
         );
     }
-    let mut names = Vec::new();
-    for file in files {
-        if !file.is_file() {
-            anyhow::bail!("{}: not a file", file.display());
-        }
-        println!("importing {}", file.display());
-        let out = tokio::process::Command::new("ctr")
-            .arg("--address")
-            .arg(&socket)
-            .args(["--namespace", "k8s.io", "images", "import"])
-            .arg(file)
-            .output()
-            .await
-            .context("running ctr (it ships with the Debian package `containerd`)")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            anyhow::bail!(
-                "importing {}: ctr {}: {}{}",
-                file.display(),
-                out.status,
-                stdout.trim(),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        for name in parse_ctr_import(&stdout) {
-            println!("  imported {name}");
-            names.push(name);
-        }
+    if !file.is_file() {
+        anyhow::bail!("{}: not a file", file.display());
     }
-    Ok(names)
+    let out = tokio::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&socket)
+        .args(["--namespace", "k8s.io", "images", "import"])
+        .arg(file)
+        .output()
+        .await
+        .context("running ctr (it ships with the Debian package `containerd`)")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        anyhow::bail!(
+            "importing {}: ctr {}: {}{}",
+            file.display(),
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(parse_ctr_import(&stdout))
 }
 
 /// Image names from `ctr images import` output ("unpacking NAME (sha256:...)...done").
@@ -81,7 +87,11 @@ pub async fn import_dir(endpoint: &str, dir: &Path) -> anyhow::Result<Vec<String
         .filter(|p| p.extension().is_some_and(|e| e == "tar"))
         .collect();
     files.sort();
-    import_images(endpoint, &files).await
+    let mut names = Vec::new();
+    for file in &files {
+        names.extend(import_quietly(endpoint, file).await?);
+    }
+    Ok(names)
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ pub mod containerd;
 pub mod cri;
 pub mod events;
 pub mod images;
+pub mod killall;
 pub mod node;
+pub mod pause;
 pub mod pods;
 pub mod quantity;
 pub mod registries;
@@ -24,8 +26,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use images::import_images;
 
-/// The project's sandbox image, built by scripts/build-images.sh.
-pub const DEFAULT_SANDBOX_IMAGE: &str = "docker.io/ferrokube/pause:0.1";
+/// The node's own sandbox image, made from the embedded pause program and
+/// imported at start (see `pause`).
+pub const DEFAULT_SANDBOX_IMAGE: &str = pause::IMAGE;
 
 /// How the agent runs; `KubeletConfig::new` gives Kubernetes' defaults.
 #[derive(Debug, Clone)]
@@ -135,6 +138,10 @@ pub async fn run(
             )
         }
     };
+    // The sandbox image first: every pod needs it.
+    pause::import(&endpoint, &config.agent_dir())
+        .await
+        .with_context(|| format!("making the sandbox image {}", pause::IMAGE))?;
     let imported = images::import_dir(&endpoint, &images::auto_import_dir(&config.data_dir))
         .await
         .context("importing DATA_DIR/agent/images")?;

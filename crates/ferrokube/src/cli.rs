@@ -27,8 +27,20 @@ pub enum Command {
     /// Manage images in the node's container runtime.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Stop this machine's node and remove what it made, as k3s' killall script:
+    /// the ferrokube process and containerd of --data-dir, its shims, pods'
+    /// containers and mounts, the pods' network namespaces, veths and bridge, and
+    /// the node's nftables tables. Nothing of other runtimes is touched.
+    Killall(KillallArgs),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Args)]
+pub struct KillallArgs {
+    /// The data dir of the node to stop and clean up.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

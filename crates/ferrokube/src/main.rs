@@ -50,6 +50,7 @@ fn main() -> std::process::ExitCode {
                 })
                 .map(|names| println!("imported {} image name(s)", names.len()))
         }
+        cli::Command::Killall(args) => killall(&args.data_dir),
         cli::Command::Server(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -63,4 +64,30 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `ferrokube killall`: stops the node of `data_dir` and removes what it made.
+fn killall(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let bridge = ferrokube_kubelet::KubeletConfig::new("", data_dir).cni_bridge;
+    let r = ferrokube_kubelet::killall::killall(data_dir, &bridge)?;
+    for (pid, name) in &r.stopped {
+        println!("stopped {name} (pid {pid})");
+    }
+    println!(
+        "killed {} shim(s) and {} process(es) under them",
+        r.shims, r.processes
+    );
+    for m in &r.unmounted {
+        println!("unmounted {}", m.display());
+    }
+    for n in &r.netns {
+        println!("removed network namespace {}", n.display());
+    }
+    for l in &r.links {
+        println!("deleted link {l}");
+    }
+    for t in &r.tables {
+        println!("deleted nftables table ip {t}");
+    }
+    Ok(())
 }

@@ -96,7 +96,7 @@ impl Cluster {
     }
 
     /// A one-node cluster (`--node-name node`, then `extra`) whose node imports the
-    /// project's pause and busybox images (built by `scripts/build-images.sh`) at
+    /// project's busybox image (built by `scripts/build-images.sh`) at
     /// start; returned once the node is registered and Ready.
     pub fn start_ready_node(node: &str, extra: &[&str]) -> Cluster {
         let images = tempfile::tempdir().expect("images dir");
@@ -115,9 +115,8 @@ impl Cluster {
         let c = Cluster::start_node(&args, |data| {
             let dir = data.join("agent/images");
             std::fs::create_dir_all(&dir).expect("images dir");
-            for f in ["pause.tar", "busybox.tar"] {
-                std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
-            }
+            let f = "busybox.tar";
+            std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
         });
         wait_until("the node to register", Duration::from_secs(120), || {
             c.kubectl(&["get", "node", node]).status.success()

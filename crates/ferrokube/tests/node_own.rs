@@ -1,0 +1,335 @@
+//! A node that needs nothing by hand, end to end with containerd and the real
+//! kubectl: `ferrokube server` on a fresh data dir where no image was built runs
+//! pods (its sandbox image is part of the binary), and `ferrokube killall` leaves
+//! no process, mount, network namespace, veth, bridge or nftables table of the
+//! node behind and touches nobody else's.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{wait_until, Cluster};
+
+const NODE: &str = "fk-own-e2e";
+const BRIDGE: &str = "ferrokube0";
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.stdin(Stdio::null()).output().expect("run a command")
+}
+
+fn ferrokube(args: &[&str], data_dir: &Path) -> Output {
+    run(Command::new(env!("CARGO_BIN_EXE_ferrokube"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data_dir))
+}
+
+/// A ready one-node cluster on a fresh data dir: nothing in agent/images.
+fn fresh_node(extra: &[&str]) -> Cluster {
+    let mut args = vec!["--node-name", NODE, "--cluster-cidr", "10.97.0.0/16"];
+    args.extend_from_slice(&["--disable", "coredns", "--kubelet-port", "0"]);
+    args.extend_from_slice(extra);
+    let c = Cluster::start_node(&args, |_| {});
+    wait_until("the node to register", Duration::from_secs(120), || {
+        c.kubectl(&["get", "node", NODE]).status.success()
+    });
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("node/{NODE}"),
+        "--timeout=120s",
+    ]);
+    c
+}
+
+/// Imports the project's busybox image into the node with `ferrokube image import`.
+fn import_busybox(c: &Cluster) {
+    let images = tempfile::tempdir().expect("images dir");
+    let out = run(Command::new("bash")
+        .arg(common::repo_root().join("scripts/build-images.sh"))
+        .arg(images.path()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tar = images.path().join("busybox.tar");
+    let out = ferrokube(
+        &["image", "import", tar.to_str().expect("path")],
+        c.data_dir(),
+    );
+    assert!(
+        out.status.success(),
+        "image import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn phase(c: &Cluster, pod: &str) -> String {
+    c.kubectl_ok(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"])
+}
+
+fn socket_of(data_dir: &Path) -> PathBuf {
+    std::fs::canonicalize(data_dir)
+        .expect("data dir")
+        .join("agent/containerd/containerd.sock")
+}
+
+/// Pids whose command line names this data dir's containerd (itself, shims).
+fn node_processes(data_dir: &Path) -> Vec<(u32, String)> {
+    let marker = std::fs::canonicalize(data_dir)
+        .expect("data dir")
+        .join("agent/containerd")
+        .to_string_lossy()
+        .into_owned();
+    let mut found = Vec::new();
+    for p in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if cmd.contains(&marker) && !cmd.contains("killall") {
+            found.push((pid, cmd));
+        }
+    }
+    found
+}
+
+/// Process ids under `root` (children, grandchildren, ...).
+fn tree(root: u32) -> Vec<u32> {
+    let mut all = Vec::new();
+    let mut frontier = vec![root];
+    while let Some(parent) = frontier.pop() {
+        for p in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let Ok(pid) = p.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(p.path().join("stat")).unwrap_or_default();
+            let ppid = stat
+                .rfind(')')
+                .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
+                .and_then(|s| s.parse::<u32>().ok());
+            if ppid == Some(parent) {
+                all.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    all
+}
+
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let dir = std::fs::canonicalize(dir).expect("data dir");
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| Path::new(m).starts_with(&dir))
+        .map(str::to_string)
+        .collect()
+}
+
+fn links() -> BTreeSet<String> {
+    let out = run(Command::new("ip").args(["-o", "link", "show"]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn bridge_ports(bridge: &str) -> Vec<String> {
+    let out = run(Command::new("ip").args(["-o", "link", "show", "master", bridge]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or("").to_string())
+        .collect()
+}
+
+fn nft_tables() -> String {
+    String::from_utf8_lossy(&run(Command::new("nft").args(["list", "tables"])).stdout).into_owned()
+}
+
+/// The network namespace files (`/var/run/netns/...`) of the pods' sandboxes, from
+/// the CNI results of the containers whose processes run under this node's shims.
+fn pod_netns(shim_children: &[u32]) -> BTreeSet<PathBuf> {
+    let ours: BTreeSet<(u64, u64)> = shim_children
+        .iter()
+        .filter_map(|p| std::fs::metadata(format!("/proc/{p}/ns/net")).ok())
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            (m.dev(), m.ino())
+        })
+        .collect();
+    let mut found = BTreeSet::new();
+    for e in std::fs::read_dir("/var/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if let Ok(m) = std::fs::metadata(e.path()) {
+            use std::os::unix::fs::MetadataExt;
+            if ours.contains(&(m.dev(), m.ino())) {
+                found.insert(e.path());
+            }
+        }
+    }
+    found
+}
+
+/// Someone else's network things, which killall must leave alone; removed on drop.
+struct Decoys {
+    netns: String,
+    bridge: String,
+    table: String,
+}
+
+impl Decoys {
+    fn make() -> Decoys {
+        let id = std::process::id();
+        let d = Decoys {
+            netns: format!("fkdecoy{id}"),
+            bridge: format!("fkd{}", id % 100000),
+            table: format!("fk-decoy-{id}"),
+        };
+        assert!(run(Command::new("ip").args(["netns", "add", &d.netns]))
+            .status
+            .success());
+        assert!(
+            run(Command::new("ip").args(["link", "add", &d.bridge, "type", "bridge"]))
+                .status
+                .success()
+        );
+        assert!(
+            run(Command::new("nft").args(["add", "table", "ip", &d.table]))
+                .status
+                .success()
+        );
+        d
+    }
+
+    fn intact(&self) -> bool {
+        Path::new("/var/run/netns").join(&self.netns).exists()
+            && links().contains(&self.bridge)
+            && nft_tables().contains(&format!("table ip {}\n", self.table))
+    }
+}
+
+impl Drop for Decoys {
+    fn drop(&mut self) {
+        let _ = run(Command::new("ip").args(["netns", "del", &self.netns]));
+        let _ = run(Command::new("ip").args(["link", "del", &self.bridge]));
+        let _ = run(Command::new("nft").args(["delete", "table", "ip", &self.table]));
+    }
+}
+
+#[test]
+fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
+    // The service proxy too: its table is one killall removes.
+    let mut c = fresh_node(&[]);
+    // The sandbox image is there without anything built or pulled.
+    let socket = socket_of(c.data_dir());
+    let images = run(Command::new("ctr")
+        .arg("--address")
+        .arg(&socket)
+        .args(["-n", "k8s.io", "images", "ls", "-q"]));
+    let images = String::from_utf8_lossy(&images.stdout).into_owned();
+    let pause = format!("localhost/ferrokube/pause:{}", env!("CARGO_PKG_VERSION"));
+    assert!(images.lines().any(|l| l == pause), "{images}");
+
+    import_busybox(&c);
+    for pod in ["one", "two"] {
+        c.kubectl_ok(&[
+            "run",
+            pod,
+            "--image=busybox:1.35",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "3600",
+        ]);
+    }
+    for pod in ["one", "two"] {
+        wait_until("the pods to run", Duration::from_secs(120), || {
+            phase(&c, pod) == "Running"
+        });
+    }
+    // What the node made, seen from outside before killall.
+    let processes = node_processes(c.data_dir());
+    let shims: Vec<u32> = processes
+        .iter()
+        .filter(|(_, cmd)| cmd.contains("containerd-shim"))
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(shims.len(), 2, "one shim per pod: {processes:?}");
+    let under: Vec<u32> = shims.iter().flat_map(|&s| tree(s)).collect();
+    assert!(under.len() >= 4, "sandboxes and containers: {under:?}");
+    let netns = pod_netns(&under);
+    assert_eq!(netns.len(), 2, "{netns:?}");
+    let veths = bridge_ports(BRIDGE);
+    assert_eq!(veths.len(), 2, "{veths:?}");
+    assert!(!mounts_under(c.data_dir()).is_empty());
+    let tables = nft_tables();
+    assert!(
+        tables.contains("table ip ferrokube-pods-ferrokube0"),
+        "{tables}"
+    );
+    assert!(tables.contains("table ip ferrokube-proxy"), "{tables}");
+    let decoys = Decoys::make();
+
+    let out = ferrokube(&["killall"], c.data_dir());
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "killall: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The server was stopped, and with it everything of the node.
+    wait_until("the server to exit", Duration::from_secs(5), || {
+        c.exited().is_some()
+    });
+    assert_eq!(node_processes(c.data_dir()), [], "{said}");
+    // Killed, at most waiting for init to reap them.
+    let running = |p: &u32| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+        stat.rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    };
+    let alive: Vec<u32> = under.iter().copied().filter(running).collect();
+    assert_eq!(
+        alive,
+        Vec::<u32>::new(),
+        "containers' processes left: {said}"
+    );
+    assert_eq!(mounts_under(c.data_dir()), Vec::<String>::new(), "{said}");
+    for ns in &netns {
+        assert!(!ns.exists(), "{} left: {said}", ns.display());
+    }
+    let now = links();
+    for v in &veths {
+        assert!(!now.contains(v), "veth {v} left: {said}");
+    }
+    assert!(!now.contains(BRIDGE), "the bridge left: {said}");
+    let tables = nft_tables();
+    assert!(!tables.contains("ferrokube-pods-"), "{tables}");
+    assert!(!tables.contains("ferrokube-proxy"), "{tables}");
+    // Nothing else was touched.
+    assert!(decoys.intact(), "killall removed someone else's: {said}");
+    assert!(said.contains("killed 2 shim(s)"), "{said}");
+
+    // A second run finds nothing to do and says so without failing.
+    let again = ferrokube(&["killall"], c.data_dir());
+    assert!(again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("killed 0 shim(s)"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}
