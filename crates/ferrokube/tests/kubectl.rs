@@ -1345,3 +1345,82 @@ fn delete_cascade_policies() {
         "the orphan is still there"
     );
 }
+
+/// A pod spec with a volume of each source users write and probes of each
+/// kind. Every field Kubernetes defaults is written out, so what `kubectl get`
+/// shows must be exactly what was sent.
+fn volumes_pod_spec() -> serde_json::Value {
+    serde_json::json!({
+        "restartPolicy": "Never",
+        "volumes": [
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "memory", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+            {"name": "settings", "configMap": {"name": "app-config", "defaultMode": 420,
+                "items": [{"key": "a", "path": "a.conf"}]}},
+            {"name": "creds", "secret": {"secretName": "db", "defaultMode": 256, "optional": true}},
+            {"name": "info", "downwardAPI": {"defaultMode": 420, "items": [
+                {"path": "labels", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.labels"}}]}},
+            {"name": "all", "projected": {"defaultMode": 420, "sources": [
+                {"configMap": {"name": "app-config"}},
+                {"secret": {"name": "db", "items": [{"key": "user", "path": "user"}]}},
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                {"downwardAPI": {"items": [
+                    {"path": "name", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.name"}}]}}]}}
+        ],
+        "containers": [{
+            "name": "app",
+            "image": "busybox:1.36",
+            "command": ["sleep", "3600"],
+            "env": [{"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "mode"}}}],
+            "envFrom": [{"secretRef": {"name": "db"}}],
+            "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "initialDelaySeconds": 2,
+                "timeoutSeconds": 1, "periodSeconds": 5, "successThreshold": 1, "failureThreshold": 3},
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"},
+                "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3},
+            "lifecycle": {"preStop": {"exec": {"command": ["sleep", "1"]}}},
+            "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"},
+                             {"name": "settings", "mountPath": "/etc/app"}]
+        }]
+    })
+}
+
+/// `kubectl create job --from=cronjob/...` sends the Job, with the whole pod
+/// template, as protobuf (as client-go and every controller do): the volume
+/// sources, probes and key selectors must arrive as sent.
+#[test]
+fn a_pod_template_sent_as_protobuf_keeps_its_volume_sources_and_probes() {
+    let c = Cluster::start();
+    let spec = volumes_pod_spec();
+    let cronjob = serde_json::json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec": spec}}}}
+    });
+    let path = write_manifest(&c, "nightly.json", &cronjob.to_string());
+    c.kubectl_ok(&["create", "-f", &path]);
+    // -v=8 shows the body's media type.
+    let out = c.kubectl(&["create", "job", "manual", "--from=cronjob/nightly", "-v=8"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl sent no protobuf body: {}",
+        stderr(&out)
+    );
+    let job: serde_json::Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "job", "manual", "-o", "json"])).unwrap();
+    let got = &job["spec"]["template"]["spec"];
+    assert_eq!(got["volumes"], spec["volumes"]);
+    let (want, have) = (&spec["containers"][0], &got["containers"][0]);
+    for field in [
+        "livenessProbe",
+        "readinessProbe",
+        "lifecycle",
+        "env",
+        "envFrom",
+        "volumeMounts",
+    ] {
+        assert_eq!(have[field], want[field], "{field}");
+    }
+    c.kubectl_ok(&["delete", "job/manual", "cronjob/nightly"]);
+}
