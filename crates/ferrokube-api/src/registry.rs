@@ -130,6 +130,13 @@ fn status(group: &'static str, version: &'static str, kind: &'static str) -> Sub
     sub("status", group, version, kind, GET_PATCH_UPDATE)
 }
 
+/// The verbs of the `proxy` subresources (every HTTP method).
+const PROXY_VERBS: &[&str] = &["create", "delete", "get", "patch", "update"];
+
+fn proxy(kind: &'static str) -> Subresource {
+    sub("proxy", "", "v1", kind, PROXY_VERBS)
+}
+
 fn scale() -> Subresource {
     sub("scale", "autoscaling", "v1", "Scale", GET_PATCH_UPDATE)
 }
@@ -220,6 +227,7 @@ pub fn builtin() -> Vec<ResourceDef> {
                 &["create", "get"],
             ),
             sub("ephemeralcontainers", "", "v1", "Pod", GET_PATCH_UPDATE),
+            proxy("PodProxyOptions"),
         ]),
         core(
             "Binding",
@@ -238,7 +246,10 @@ pub fn builtin() -> Vec<ResourceDef> {
             ALL,
             "/registry/services/specs/",
         )
-        .with_subs(vec![status("", "v1", "Service")]),
+        .with_subs(vec![
+            status("", "v1", "Service"),
+            proxy("ServiceProxyOptions"),
+        ]),
         core(
             "Endpoints",
             "endpoints",
@@ -272,7 +283,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["create"],
         )]),
         core("Node", "nodes", false, &["no"], NONE, "/registry/minions/")
-            .with_subs(vec![status("", "v1", "Node")]),
+            .with_subs(vec![status("", "v1", "Node"), proxy("NodeProxyOptions")]),
         core("Event", "events", true, &["ev"], NONE, "/registry/events/"),
         core(
             "ReplicationController",
@@ -938,6 +949,7 @@ mod tests {
             "attach",
             "portforward",
             "ephemeralcontainers",
+            "proxy",
         ] {
             assert!(subs.contains(&s), "pods/{s}");
         }

@@ -349,6 +349,12 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 503 `ServiceUnavailable` with `message` (a proxy's backend is missing
+    /// or unreachable).
+    pub fn service_unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, "ServiceUnavailable", message)
+    }
+
     /// 500 `Internal error occurred: <err>`, the error also as the cause.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         let message = message.to_string();

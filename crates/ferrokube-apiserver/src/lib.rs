@@ -18,6 +18,7 @@ pub mod pki;
 pub mod protobuf;
 #[cfg(test)]
 mod protobuf_roundtrip;
+pub mod proxy;
 pub mod request_info;
 pub mod rest;
 pub mod satoken;

@@ -627,6 +627,7 @@ async fn handle(
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
     // Watches and the streaming subresources hold no in-flight slot.
     let long_running = info.verb == "watch"
+        || info.subresource == "proxy"
         || (info.resource == "pods"
             && matches!(
                 info.subresource.as_str(),
@@ -932,6 +933,10 @@ async fn resource_request(
         && matches!(sub, "log" | "exec" | "attach" | "portforward")
     {
         return crate::streaming::serve(&app.rest, &app.kubelet, info, req, query).await;
+    }
+    if sub == "proxy" && def.group.is_empty() && matches!(def.plural, "pods" | "services" | "nodes")
+    {
+        return crate::proxy::serve(&app.rest, &app.kubelet, info, req).await;
     }
     if sub == "scale" {
         return scale_request(app, &def, info, req, query, &accept, &content_type).await;

@@ -7,7 +7,9 @@
 //! certificate is not verified (Kubernetes without
 //! `--kubelet-certificate-authority` does the same).
 //!
-//! Logs stream back as `text/plain`. exec, attach and port-forward are
+//! Logs stream back as `text/plain`, or, to a WebSocket request, as
+//! WebSocket messages (`binary.k8s.io` or `base64.binary.k8s.io`, see
+//! `wsstream::send_log`). exec, attach and port-forward are
 //! upgrade requests: the request goes to the kubelet with its `Upgrade`,
 //! `Connection` and `X-Stream-Protocol-Version` headers, the kubelet's answer
 //! comes back, and after `101 Switching Protocols` both connections are
@@ -78,10 +80,15 @@ impl KubeletClient {
     }
 
     /// An HTTP/1.1 connection (upgrades allowed) to the kubelet at `addr`.
-    async fn connect(
+    pub(crate) async fn connect<B>(
         &self,
         addr: SocketAddr,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>, ApiError> {
+    ) -> Result<hyper::client::conn::http1::SendRequest<B>, ApiError>
+    where
+        B: hyper::body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let unreachable = |e: &dyn std::fmt::Display| {
             ApiError::internal(format!("dialing the kubelet at {addr}: {e}"))
         };
@@ -95,16 +102,65 @@ impl KubeletClient {
             .await
             .map_err(|_| unreachable(&"TLS handshake timed out"))?
             .map_err(|e| unreachable(&e))?;
-        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| unreachable(&e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(error = %e, "kubelet connection ended");
-            }
-        });
-        Ok(sender)
+        http1(tls).await.map_err(|e| unreachable(&e))
     }
+}
+
+/// An HTTP/1.1 connection (upgrades allowed) to `addr`, over TLS when
+/// `https` (any serving certificate accepted, no client certificate), for
+/// the proxy subresources' pods and service endpoints.
+pub(crate) async fn dial<B>(
+    addr: SocketAddr,
+    https: bool,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("dial tcp {addr}: i/o timeout"))?
+        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+    let _ = tcp.set_nodelay(true);
+    if !https {
+        return http1(tcp).await.map_err(|e| e.to_string());
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let name = ServerName::IpAddress(addr.ip().into());
+    let tls = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| format!("TLS handshake with {addr} timed out"))?
+    .map_err(|e| e.to_string())?;
+    http1(tls).await.map_err(|e| e.to_string())
+}
+
+/// An HTTP/1.1 client over `io` (upgrades allowed), the connection driven by
+/// a task of its own.
+async fn http1<IO, B>(io: IO) -> Result<hyper::client::conn::http1::SendRequest<B>, hyper::Error>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(error = %e, "an upstream connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// Accepts any kubelet serving certificate (see the module doc), still
@@ -365,6 +421,25 @@ fn seg(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// `101 Switching Protocols` to the WebSocket `ws` (with its subprotocol,
+/// unless that is none).
+fn switching_to_websocket(ws: &crate::wsstream::WsRequest) -> Result<Response<Body>, ApiError> {
+    let mut r = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "Upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, &ws.accept);
+    if !ws.protocol.is_empty() {
+        r = r.header(header::SEC_WEBSOCKET_PROTOCOL, ws.protocol);
+    }
+    r.body(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+    .map_err(ApiError::internal)
+}
+
 /// Serves one of the four subresources of pod `ns/name`.
 pub async fn serve(
     rest: &Rest,
@@ -389,6 +464,12 @@ pub async fn serve(
     // answered here and translated to SPDY towards the kubelet.
     let translate = if upgrade {
         crate::wsstream::translated(req.headers(), sub).map_err(ApiError::bad_request)?
+    } else {
+        None
+    };
+    // Logs over a WebSocket are answered here too (the kubelet streams text).
+    let log_socket = if sub == "log" {
+        crate::wsstream::log_socket(req.headers()).map_err(ApiError::bad_request)?
     } else {
         None
     };
@@ -479,6 +560,21 @@ pub async fn serve(
         if !resp.status().is_success() {
             return Err(kubelet_error(resp).await);
         }
+        if let Some(ws) = log_socket {
+            let client_side = hyper::upgrade::on(&mut req);
+            let body = resp.into_body();
+            let protocol = ws.protocol;
+            tokio::spawn(async move {
+                match client_side.await {
+                    Ok(c) => {
+                        let socket = crate::wsstream::server_socket(c).await;
+                        crate::wsstream::send_log(socket, body, protocol).await;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+                }
+            });
+            return switching_to_websocket(&ws);
+        }
         let body = resp.into_body().map_err(std::io::Error::other).boxed();
         let mut r = Response::new(body);
         r.headers_mut().insert(
@@ -530,18 +626,7 @@ pub async fn serve(
                 (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
             }
         });
-        return Response::builder()
-            .status(StatusCode::SWITCHING_PROTOCOLS)
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "websocket")
-            .header(header::SEC_WEBSOCKET_ACCEPT, ws.accept)
-            .header(header::SEC_WEBSOCKET_PROTOCOL, ws.protocol)
-            .body(
-                Full::new(Bytes::new())
-                    .map_err(|never| match never {})
-                    .boxed(),
-            )
-            .map_err(ApiError::internal);
+        return switching_to_websocket(&ws);
     }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {

@@ -129,6 +129,105 @@ pub fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, S
     }))
 }
 
+/// A `pods/log` WebSocket: each piece of the log is one message, binary
+/// for the protocols `""` (none offered) and `binary.k8s.io`, base64 text for
+/// `base64.binary.k8s.io`, as Kubernetes' WebSocket reader sends it.
+pub const LOG_PROTOCOLS: [&str; 3] = ["", "binary.k8s.io", "base64.binary.k8s.io"];
+
+/// Whether `headers` ask for `pods/log` over a WebSocket: the protocol
+/// picked (the client's first offer this server speaks; `""` when none is
+/// offered) and the accept key, or the refusal Kubernetes gives.
+pub fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
+    let upgrade = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !upgrade.eq_ignore_ascii_case("websocket") {
+        return Ok(None);
+    }
+    let mut offered = offered(headers);
+    if offered.is_empty() {
+        offered.push(String::new());
+    }
+    let protocol = offered
+        .iter()
+        .find_map(|p| LOG_PROTOCOLS.iter().find(|a| *a == p))
+        .ok_or_else(|| {
+            format!(
+                "requested protocol(s) are not supported: {offered:?}; supports {LOG_PROTOCOLS:?}"
+            )
+        })?;
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or("a WebSocket upgrade needs a Sec-WebSocket-Key header")?;
+    Ok(Some(WsRequest {
+        protocol,
+        accept: accept_key(key),
+    }))
+}
+
+/// Sends `body` (a log) to the client as messages in `protocol`'s form,
+/// then closes normally and waits (at most [`CLOSE_WAIT`]) for the client's
+/// close. What the client sends meanwhile is read and dropped.
+pub async fn send_log<S, B>(ws: WebSocketStream<S>, body: B, protocol: &str)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt;
+    let base64 = protocol == "base64.binary.k8s.io";
+    let (mut ws_tx, mut ws_rx) = ws.split();
+    let mut body = body;
+    let down = async {
+        while let Some(frame) = body.frame().await {
+            let data = match frame {
+                Ok(f) => match f.into_data() {
+                    Ok(d) => d,
+                    Err(_) => continue,
+                },
+                Err(e) => {
+                    tracing::debug!(error = %e, "log over WebSocket: the kubelet's stream failed");
+                    break;
+                }
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let msg = if base64 {
+                Message::Text(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(&data)
+                        .into(),
+                )
+            } else {
+                Message::Binary(data)
+            };
+            if ws_tx.send(msg).await.is_err() {
+                return;
+            }
+        }
+        let _ = ws_tx.send(normal_close()).await;
+    };
+    let up = async {
+        while let Some(msg) = ws_rx.next().await {
+            if matches!(msg, Ok(Message::Close(_)) | Err(_)) {
+                return;
+            }
+        }
+    };
+    tokio::pin!(up, down);
+    tokio::select! {
+        _ = &mut up => {}
+        _ = &mut down => {
+            let _ = tokio::time::timeout(CLOSE_WAIT, &mut up).await;
+        }
+    }
+}
+
 /// RFC 6455's `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
 pub fn accept_key(key: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);

@@ -174,13 +174,14 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: web}
+metadata: {name: web, labels: {app: web}}
 spec:
   terminationGracePeriodSeconds: 1
   containers:
   - name: httpd
     image: busybox
     imagePullPolicy: Never
+    ports: [{containerPort: 80}]
     command: ["sh", "-c", "mkdir -p /www && echo hello from httpd > /www/index.html && exec httpd -f -p 80 -h /www"]
 ---
 apiVersion: v1
@@ -364,20 +365,22 @@ spec:
     exec_attach_and_port_forward(&c, Transport::Spdy);
 
     // The official Python client's exec (it offers v5 and v4 and writes
-    // text to stdin as WebSocket text messages).
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/exec_check.py");
+    // text to stdin as WebSocket text messages), and logs over a WebSocket.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/stream_check.py");
     let py = Command::new("timeout")
         .args(["120", "python3", script])
         .arg(c.kubeconfig())
-        .args(["default", "talker"])
+        .args(["default", "talker", "line 1\\nline 2\\nline 3\\noops\\n"])
         .output()
-        .expect("python3 exec_check.py");
+        .expect("python3 stream_check.py");
     let stdout = String::from_utf8_lossy(&py.stdout);
     assert!(
-        py.status.success() && stdout.contains("python exec: ok"),
+        py.status.success() && stdout.contains("python exec and logs: ok"),
         "python exec failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&py.stderr)
     );
+
+    proxies(&c);
 
     // --previous after a restart.
     wait_until(
@@ -405,6 +408,105 @@ spec:
         err.contains("previous terminated container \"main\" in pod \"talker\" not found"),
         "{err}"
     );
+}
+
+/// The proxy subresources of pods, services and nodes, through `kubectl get
+/// --raw` and through `kubectl proxy`, with the errors Kubernetes gives.
+fn proxies(c: &Cluster) {
+    c.kubectl_ok(&[
+        "expose",
+        "pod",
+        "web",
+        "--name=websvc",
+        "--port=8080",
+        "--target-port=80",
+    ]);
+    c.kubectl_ok(&["create", "service", "clusterip", "empty", "--tcp=80"]);
+    wait_until("websvc's endpoints", Duration::from_secs(30), || {
+        !c.kubectl_ok(&[
+            "get",
+            "endpoints",
+            "websvc",
+            "-o",
+            "jsonpath={.subsets[0].addresses[0].ip}",
+        ])
+        .is_empty()
+    });
+    let page = "hello from httpd\n";
+    for path in [
+        "/api/v1/namespaces/default/pods/web/proxy/index.html",
+        "/api/v1/namespaces/default/pods/web:80/proxy/",
+        "/api/v1/namespaces/default/pods/http:web:80/proxy/",
+        "/api/v1/namespaces/default/services/websvc/proxy/",
+        "/api/v1/namespaces/default/services/websvc:8080/proxy/index.html",
+        "/api/v1/namespaces/default/services/http:websvc:8080/proxy/",
+    ] {
+        assert_eq!(c.kubectl_ok(&["get", "--raw", path]), page, "{path}");
+    }
+    // A node's proxy reaches its kubelet with the API server's certificate.
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{NODE}/proxy/healthz")
+        ]),
+        "ok"
+    );
+    assert_eq!(
+        c.kubectl_ok(&[
+            "get",
+            "--raw",
+            &format!("/api/v1/nodes/{NODE}/proxy/containerLogs/default/talker/main?tailLines=1"),
+        ]),
+        "oops\n"
+    );
+    let err = |path: &str| {
+        let out = c.kubectl(&["get", "--raw", path]);
+        assert!(!out.status.success(), "{path} succeeded");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = err("/api/v1/namespaces/default/services/empty:80/proxy/");
+    assert!(
+        e.contains("(ServiceUnavailable)")
+            && e.contains(r#"no endpoints available for service "empty""#),
+        "{e}"
+    );
+    let e = err("/api/v1/namespaces/default/services/websvc:9999/proxy/");
+    assert!(
+        e.contains(r#"no service port 9999 found for service "websvc""#),
+        "{e}"
+    );
+    let e = err("/api/v1/namespaces/default/services/nothere/proxy/");
+    assert!(e.contains(r#"services "nothere" not found"#), "{e}");
+    let e = err("/api/v1/namespaces/default/pods/web:81/proxy/");
+    assert!(e.contains("error trying to reach service"), "{e}");
+
+    // kubectl proxy: a local port that reaches the service through the API.
+    let port = common::free_port();
+    let mut proxy = kubectl(c, &["proxy", &format!("--port={port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl proxy");
+    let url =
+        format!("http://127.0.0.1:{port}/api/v1/namespaces/default/services/websvc:8080/proxy/");
+    let mut got = String::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(20) {
+        let out = Command::new("curl")
+            .args(["-s", "-m", "5", &url])
+            .output()
+            .expect("curl");
+        got = String::from_utf8_lossy(&out.stdout).into_owned();
+        if got == page {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert_eq!(got, page, "through kubectl proxy");
+    c.kubectl_ok(&["delete", "service", "websvc", "empty"]);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

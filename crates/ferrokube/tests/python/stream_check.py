@@ -2,15 +2,19 @@
 """The official Python client's exec against a running pod, as its users
 write it: a one-shot command, an interactive shell fed with text (which the
 client sends as WebSocket text messages) and with bytes, `run_forever`, the
-exit code and `close`.
+exit code and `close`; then the pod's log read over a WebSocket, with the
+client's own WebSocket dialer, in the binary and the base64 protocols.
 
-Usage: exec_check.py KUBECONFIG NAMESPACE POD
+Usage: stream_check.py KUBECONFIG NAMESPACE POD EXPECTED_LOG
 """
+import base64
 import sys
 import time
 
 from kubernetes import client, config
 from kubernetes.stream import stream
+from kubernetes.stream.ws_client import create_websocket, get_websocket_url
+from websocket import ABNF, WebSocketConnectionClosedException
 
 
 def fail(msg):
@@ -31,7 +35,7 @@ def read_until(resp, want, within=20.0):
 
 
 def main():
-    kubeconfig, ns, pod = sys.argv[1:4]
+    kubeconfig, ns, pod, expected_log = sys.argv[1:5]
     config.load_kube_config(config_file=kubeconfig)
     core = client.CoreV1Api()
 
@@ -74,7 +78,39 @@ def main():
     if resp.returncode != 3:
         fail("exit code %r, want 3" % resp.returncode)
     resp.close()
-    print("python exec: ok")
+
+    # The log over a WebSocket: the whole log, then a normal close.
+    cfg = client.Configuration.get_default_copy()
+    url = get_websocket_url(cfg.host + "/api/v1/namespaces/%s/pods/%s/log" % (ns, pod))
+    for protocol in ["binary.k8s.io", "base64.binary.k8s.io"]:
+        headers = {"sec-websocket-protocol": protocol}
+        if cfg.api_key.get("authorization"):
+            headers["authorization"] = cfg.api_key["authorization"]
+        ws = create_websocket(cfg, url, headers=headers)
+        picked = ws.subprotocol or (ws.getheaders() or {}).get("sec-websocket-protocol")
+        if picked != protocol:
+            fail("log socket picked %r, want %r" % (picked, protocol))
+        got = b""
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                opcode, data = ws.recv_data()
+            except WebSocketConnectionClosedException:
+                break
+            if opcode == ABNF.OPCODE_CLOSE:
+                break
+            if protocol.startswith("base64"):
+                if opcode != ABNF.OPCODE_TEXT:
+                    fail("base64 log came as opcode %r" % opcode)
+                got += base64.b64decode(data)
+            else:
+                if opcode != ABNF.OPCODE_BINARY:
+                    fail("binary log came as opcode %r" % opcode)
+                got += data
+        ws.close()
+        if got.decode() != expected_log.encode().decode("unicode_escape"):
+            fail("log over %s: %r" % (protocol, got))
+    print("python exec and logs: ok")
 
 
 if __name__ == "__main__":
