@@ -1,4 +1,6 @@
-//! Admission on create, after defaulting: Kubernetes' ServiceAccount plugin.
+//! Admission on create, after defaulting and before the strategy prepares
+//! the object: Kubernetes' ServiceAccount, DefaultTolerationSeconds and
+//! Priority plugins, for pods.
 //!
 //! A pod runs as a service account: `spec.serviceAccountName` defaults to
 //! `default` (the deprecated `spec.serviceAccount` says the same). Unless the
@@ -13,11 +15,36 @@
 //! exist, a pod naming a missing service account is admitted without the
 //! volume: a server run without the controller manager has no `default`
 //! service accounts, and its pods should still be accepted.
+//!
+//! A pod tolerates not-ready and unreachable nodes for five minutes unless
+//! it says otherwise, and gets the priority (and preemption policy) of its
+//! PriorityClass, of the cluster's global default class, or else 0.
 
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
+use ferrokube_api::registry::ResourceDef;
+use ferrokube_api::status::ApiError;
+
 use crate::rest::{ApiResult, Rest};
+
+/// Admits `obj`, a new object of `def`'s kind in `namespace`, defaulted and
+/// named: what Kubernetes' mutating admission plugins do to it.
+pub async fn admit_create(
+    rest: &Rest,
+    def: &ResourceDef,
+    namespace: &str,
+    obj: &mut Value,
+) -> ApiResult<()> {
+    if def.group.is_empty() && def.kind == "Pod" {
+        service_account(rest, namespace, obj).await?;
+        if let Some(spec) = obj.get_mut("spec") {
+            default_toleration_seconds(spec);
+        }
+        priority(rest, obj).await?;
+    }
+    Ok(())
+}
 
 /// Where containers find their service-account credentials.
 pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -98,6 +125,186 @@ pub async fn service_account(rest: &Rest, namespace: &str, pod: &mut Value) -> A
         return Ok(());
     }
     mount_token(spec, &random_suffix(5));
+    Ok(())
+}
+
+/// How long a pod stays on a not-ready or unreachable node before eviction,
+/// unless it says otherwise (the DefaultTolerationSeconds admission plugin).
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// Gives a new pod NoExecute tolerations of the not-ready and unreachable
+/// taints for `DEFAULT_TOLERATION_SECONDS`, each unless one of its own
+/// tolerations already covers that taint (same or empty key, NoExecute or
+/// empty effect), as Kubernetes' DefaultTolerationSeconds admission does.
+pub fn default_toleration_seconds(spec: &mut Value) {
+    let Some(spec) = spec.as_object_mut() else {
+        return;
+    };
+    let tolerations = spec.entry("tolerations").or_insert_with(|| json!([]));
+    if tolerations.is_null() {
+        *tolerations = json!([]);
+    }
+    let Some(list) = tolerations.as_array_mut() else {
+        return;
+    };
+    for key in [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ] {
+        let covered = list.iter().any(|t| {
+            let k = t.get("key").and_then(Value::as_str).unwrap_or("");
+            let e = t.get("effect").and_then(Value::as_str).unwrap_or("");
+            (k == key || k.is_empty()) && (e == "NoExecute" || e.is_empty())
+        });
+        if !covered {
+            list.push(
+                json!({"key": key, "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": DEFAULT_TOLERATION_SECONDS}),
+            );
+        }
+    }
+}
+
+/// The priority classes every Kubernetes cluster has, by name.
+const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
+    ("system-node-critical", 2_000_001_000),
+    ("system-cluster-critical", 2_000_000_000),
+];
+
+/// The preemption policy of a class or pod that names none.
+const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
+
+/// A priority class as admission uses it: name, value, preemption policy.
+struct PriorityClass {
+    name: String,
+    value: i64,
+    preemption_policy: String,
+}
+
+impl PriorityClass {
+    fn from_object(pc: &Value) -> Option<Self> {
+        Some(PriorityClass {
+            name: pc.pointer("/metadata/name")?.as_str()?.to_string(),
+            value: pc.get("value").and_then(Value::as_i64).unwrap_or(0),
+            preemption_policy: pc
+                .get("preemptionPolicy")
+                .and_then(Value::as_str)
+                .unwrap_or(DEFAULT_PREEMPTION_POLICY)
+                .to_string(),
+        })
+    }
+}
+
+/// The stored priority classes, from the watch cache.
+fn priority_classes(rest: &Rest) -> Vec<Value> {
+    let Some(def) = rest
+        .registry
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+    else {
+        return Vec::new();
+    };
+    let Some(cache) = rest.cache.resource(def.storage_prefix) else {
+        return Vec::new();
+    };
+    cache
+        .list(def.storage_prefix)
+        .iter()
+        .filter_map(|o| serde_json::from_slice(&o.json).ok())
+        .collect()
+}
+
+/// The class named `name`: stored (the cache first, then the store, as the
+/// class may just have been created), else one of the system classes.
+async fn priority_class(rest: &Rest, name: &str) -> ApiResult<Option<PriorityClass>> {
+    if let Some(def) = rest
+        .registry
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+    {
+        let cached = rest
+            .cache
+            .resource(def.storage_prefix)
+            .and_then(|c| c.get(&def.key("", name)))
+            .and_then(|o| serde_json::from_slice::<Value>(&o.json).ok());
+        let found = match cached {
+            Some(pc) => Some(pc),
+            None => match rest.get(def, "", name).await {
+                Ok(pc) => Some(pc),
+                Err(e) if e.code == 404 => None,
+                Err(e) => return Err(e),
+            },
+        };
+        if let Some(pc) = found.as_ref().and_then(PriorityClass::from_object) {
+            return Ok(Some(pc));
+        }
+    }
+    Ok(SYSTEM_PRIORITY_CLASSES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(n, v)| PriorityClass {
+            name: n.to_string(),
+            value: *v,
+            preemption_policy: DEFAULT_PREEMPTION_POLICY.into(),
+        }))
+}
+
+/// Kubernetes' Priority admission: the pod's `priority` and
+/// `preemptionPolicy` come from the PriorityClass it names (refused when
+/// there is none of that name), else from the global default class (whose
+/// name it then takes), else 0 and `PreemptLowerPriority`. A pod may not
+/// give values of its own that differ.
+pub async fn priority(rest: &Rest, pod: &mut Value) -> ApiResult<()> {
+    let pod_name = pod
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let Some(spec) = pod.get_mut("spec").and_then(Value::as_object_mut) else {
+        return Ok(());
+    };
+    let forbidden = |why: String| ApiError::forbidden_on("", "pods", &pod_name, &why);
+    let named = spec
+        .get("priorityClassName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
+    let class = match named {
+        Some(name) => match priority_class(rest, &name).await? {
+            Some(class) => Some(class),
+            None => {
+                return Err(forbidden(format!(
+                    "no PriorityClass with name {name} was found"
+                )))
+            }
+        },
+        None => priority_classes(rest)
+            .iter()
+            .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
+            .filter_map(PriorityClass::from_object)
+            .min_by_key(|pc| pc.value),
+    };
+    let (value, policy) = match &class {
+        Some(c) => (c.value, c.preemption_policy.clone()),
+        None => (0, DEFAULT_PREEMPTION_POLICY.to_string()),
+    };
+    if let Some(given) = spec.get("priority").and_then(Value::as_i64) {
+        if given != value {
+            return Err(forbidden(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; priority admission controller computed {value} from the given PriorityClass name"
+            )));
+        }
+    }
+    if let Some(given) = spec.get("preemptionPolicy").and_then(Value::as_str) {
+        if given != policy {
+            return Err(forbidden(format!(
+                "the string value of PreemptionPolicy ({given}) must not be provided in pod spec; priority admission controller computed {policy} from the given PriorityClass name"
+            )));
+        }
+    }
+    if let Some(c) = &class {
+        spec.insert("priorityClassName".into(), json!(c.name));
+    }
+    spec.insert("priority".into(), json!(value));
+    spec.insert("preemptionPolicy".into(), json!(policy));
     Ok(())
 }
 

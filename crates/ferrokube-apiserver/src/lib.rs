@@ -6,6 +6,7 @@ pub mod allocator;
 pub mod authn;
 pub mod cert_rotation;
 pub mod continue_token;
+pub mod defaults;
 pub mod discovery;
 pub mod encoding;
 pub mod events;

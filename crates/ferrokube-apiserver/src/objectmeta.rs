@@ -1,7 +1,7 @@
 //! The object metadata the server owns, as Kubernetes sets it: `uid`,
-//! `creationTimestamp`, names from `generateName`, `generation` (bumped only
-//! when the spec changes), and the fields a client may not change on update
-//! (uid, creationTimestamp, deletionTimestamp, ...). The JSON kept in the store
+//! `creationTimestamp`, names from `generateName`, and the fields a client
+//! may not change on update (uid, creationTimestamp, deletionTimestamp, ...).
+//! `generation` is the kind's strategy's (see [`crate::defaults::strategy`]). The JSON kept in the store
 //! carries no `resourceVersion`: it is the key's revision, set when read.
 
 use serde_json::{Map, Value};
@@ -66,8 +66,8 @@ pub fn labels_of(meta: Option<&Value>) -> std::collections::BTreeMap<String, Str
         .unwrap_or_default()
 }
 
-/// Sets what the server owns on a new object: uid, creationTimestamp,
-/// generation 1, and clears what a client may not set (resourceVersion,
+/// Sets what the server owns on a new object: uid and creationTimestamp,
+/// and clears what a client may not set (resourceVersion,
 /// deletionTimestamp, deletionGracePeriodSeconds). The name must already be
 /// settled (see [`generate_name`]).
 pub fn fill_on_create(obj: &mut Value) {
@@ -79,16 +79,14 @@ pub fn fill_on_create(obj: &mut Value) {
         Value::String(uuid::Uuid::new_v4().to_string()),
     );
     meta.insert("creationTimestamp".into(), Value::String(now_rfc3339()));
-    meta.insert("generation".into(), Value::from(1));
     meta.remove("resourceVersion");
     meta.remove("deletionTimestamp");
     meta.remove("deletionGracePeriodSeconds");
     meta.remove("selfLink");
 }
 
-/// Carries the server-owned metadata of `old` onto an update `new`, and
-/// bumps `generation` when `spec_changed`.
-pub fn carry_on_update(old: &Value, new: &mut Value, spec_changed: bool) {
+/// Carries the server-owned metadata of `old` onto an update `new`.
+pub fn carry_on_update(old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").and_then(Value::as_object);
     let Some(meta) = metadata_mut(new) else {
         return;
@@ -113,18 +111,6 @@ pub fn carry_on_update(old: &Value, new: &mut Value, spec_changed: bool) {
             }
         }
     }
-    let generation = old_meta
-        .get("generation")
-        .and_then(Value::as_i64)
-        .unwrap_or(1);
-    meta.insert(
-        "generation".into(),
-        Value::from(if spec_changed {
-            generation + 1
-        } else {
-            generation
-        }),
-    );
     meta.remove("resourceVersion");
     meta.remove("selfLink");
 }
@@ -176,7 +162,7 @@ mod tests {
         let m = &obj["metadata"];
         assert_ne!(m["uid"], "mine");
         assert_eq!(m["uid"].as_str().unwrap().len(), 36);
-        assert_eq!(m["generation"], 1);
+        assert!(m.get("generation").is_none(), "the kind's strategy sets it");
         assert!(m.get("resourceVersion").is_none());
         assert!(m.get("deletionTimestamp").is_none());
         let ts = m["creationTimestamp"].as_str().unwrap();
@@ -184,16 +170,12 @@ mod tests {
     }
 
     #[test]
-    fn update_keeps_server_fields_and_bumps_generation_on_spec_change() {
+    fn update_keeps_server_fields() {
         let old = json!({"metadata": {"name": "a", "uid": "u1", "creationTimestamp": "t0", "generation": 4}});
         let mut new = json!({"metadata": {"name": "a", "uid": "forged", "resourceVersion": "9"}});
-        carry_on_update(&old, &mut new, true);
+        carry_on_update(&old, &mut new);
         assert_eq!(new["metadata"]["uid"], "u1");
         assert_eq!(new["metadata"]["creationTimestamp"], "t0");
-        assert_eq!(new["metadata"]["generation"], 5);
         assert!(new["metadata"].get("resourceVersion").is_none());
-        let mut same = json!({"metadata": {"name": "a"}});
-        carry_on_update(&old, &mut same, false);
-        assert_eq!(same["metadata"]["generation"], 4);
     }
 }

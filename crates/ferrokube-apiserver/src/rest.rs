@@ -281,23 +281,6 @@ fn same_content(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Everything but metadata and status: what bumps `generation`.
-fn spec_part(v: &Value) -> Value {
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .filter(|(k, _)| !matches!(k.as_str(), "metadata" | "status"))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
-        ),
-        other => other.clone(),
-    }
-}
-
-fn has_status(def: &ResourceDef) -> bool {
-    def.subresource("status").is_some()
-}
-
 fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -836,11 +819,13 @@ impl Rest {
                 meta.insert("namespace".into(), json!(ns));
             }
         }
+        // Kubernetes' order: defaults as the body is decoded, mutating
+        // admission, then the strategy's preparation (initial status,
+        // generation, a Job's selector), whatever the body's encoding.
         objectmeta::fill_on_create(&mut obj);
-        validation::default_on_create(def, &mut obj);
-        if def.group.is_empty() && def.kind == "Pod" {
-            crate::admission::service_account(self, ns, &mut obj).await?;
-        }
+        crate::defaults::apply(def, &mut obj);
+        crate::admission::admit_create(self, def, ns, &mut obj).await?;
+        crate::defaults::prepare_for_create(def, &mut obj);
         // What this server added above is of the type's own fields, so an
         // object decoded as its type needs no second pass.
         let mut obj = if typed {
@@ -904,45 +889,11 @@ impl Rest {
     ) -> Result<Value, (ApiError, bool)> {
         let dry_run = opts.dry_run;
         let mut new = new;
-        if subresource != "status" {
-            validation::default_on_update(def, &mut new);
-        }
+        crate::defaults::apply(def, &mut new);
         let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
-        if subresource == "finalize" {
-            // Only spec.finalizers changes through namespaces/{name}/finalize.
-            let fins = new.pointer("/spec/finalizers").cloned();
-            new = old.clone();
-            match fins {
-                Some(f) => new["spec"]["finalizers"] = f,
-                None => {
-                    if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
-                        spec.remove("finalizers");
-                    }
-                }
-            }
-        } else if subresource == "status" {
-            // Only status changes through /status.
-            let status = new.get("status").cloned();
-            new = old.clone();
-            match status {
-                Some(s) => new["status"] = s,
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        } else if has_status(def) {
-            // And status does not change through the main resource.
-            match old.get("status") {
-                Some(s) => new["status"] = s.clone(),
-                None => {
-                    if let Some(m) = new.as_object_mut() {
-                        m.remove("status");
-                    }
-                }
-            }
-        }
+        // What the write may not change comes from `old`; the generation
+        // moves only with the spec, for kinds that keep one.
+        crate::defaults::prepare_for_update(def, old, &mut new, subresource);
         // A Service keeps, drops, gains and gives up cluster IPs and node
         // ports with its type (see crate::services).
         let realloc = if is_service(def) && subresource.is_empty() {
@@ -981,12 +932,7 @@ impl Rest {
             StoreError::Conflict { .. } => (ApiError::stale(def.group, def.plural, name), true),
             other => (store_error(def, name, other), false),
         };
-        let spec_changed = spec_part(&new) != spec_part(old);
-        objectmeta::carry_on_update(
-            old,
-            &mut new,
-            spec_changed && old.pointer("/metadata/generation").is_some(),
-        );
+        objectmeta::carry_on_update(old, &mut new);
         let mut errors = validation::validate(def, &new);
         if subresource.is_empty() {
             errors.extend(validation::validate_update(def, old, &new));

@@ -144,7 +144,11 @@ async fn a_terminating_namespace_goes_when_finalized() {
         .await
         .unwrap();
     assert_eq!(after["spec"]["finalizers"], json!([]));
-    assert!(after["metadata"].get("labels").is_none());
+    assert_eq!(
+        after["metadata"]["labels"],
+        json!({"kubernetes.io/metadata.name": "alive"}),
+        "only the label every namespace has"
+    );
     assert!(rest.get(&nss, "", "alive").await.is_ok());
     cancel.cancel();
 }
@@ -217,5 +221,113 @@ async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
         "{}",
         again.message
     );
+    cancel.cancel();
+}
+
+/// Every write path (create, server-side apply of a new object, update,
+/// patch) defaults, admits and prepares objects as Kubernetes does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_write_path_defaults_and_prepares() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rest, cancel) = rest_in(dir.path(), 60).await;
+    let registry = rest.registry.clone();
+    let opts = WriteOptions::default();
+    rest.ensure_namespaces(&["default"]).await.unwrap();
+    let pods = registry.get("", "v1", "pods").unwrap().clone();
+    let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "busybox:1.36",
+        "resources": {"limits": {"cpu": "100m", "memory": "32Mi"}}}]}});
+    let created = rest.create(&pods, "default", pod, &opts).await.unwrap();
+    assert_eq!(created["spec"]["priority"], 0);
+    assert_eq!(created["spec"]["preemptionPolicy"], "PreemptLowerPriority");
+    assert_eq!(created["spec"]["enableServiceLinks"], true);
+    assert_eq!(created["status"]["qosClass"], "Guaranteed");
+    assert_eq!(created["status"]["phase"], "Pending");
+    assert_eq!(created["spec"]["tolerations"].as_array().unwrap().len(), 2);
+    // A class that does not exist is refused; a system class is known.
+    let missing = json!({"metadata": {"name": "q"}, "spec": {"priorityClassName": "nope",
+        "containers": [{"name": "c", "image": "busybox"}]}});
+    let err = rest
+        .create(&pods, "default", missing, &opts)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, 403);
+    assert!(err
+        .message
+        .contains("no PriorityClass with name nope was found"));
+    let critical = json!({"metadata": {"name": "crit"}, "spec": {"priorityClassName": "system-node-critical",
+        "containers": [{"name": "c", "image": "busybox"}]}});
+    let crit = rest
+        .create(&pods, "default", critical, &opts)
+        .await
+        .unwrap();
+    assert_eq!(crit["spec"]["priority"], 2_000_001_000);
+
+    // Server-side apply of a new Secret folds stringData like a create.
+    let secrets = registry.get("", "v1", "secrets").unwrap().clone();
+    let body = br#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"pw": "s3cret"}}"#;
+    let apply = WriteOptions {
+        field_manager: Some("test".into()),
+        manager: "test".into(),
+        ..WriteOptions::default()
+    };
+    let secret = rest
+        .patch(
+            &secrets,
+            "default",
+            "s",
+            "application/apply-patch+yaml",
+            body,
+            "",
+            &apply,
+        )
+        .await
+        .unwrap();
+    assert_eq!(secret["data"], json!({"pw": "czNjcmV0"}));
+    assert_eq!(secret["type"], "Opaque");
+    assert!(secret.get("stringData").is_none());
+    assert!(secret["metadata"].get("generation").is_none());
+
+    // A merge patch of a Deployment's template: defaulted, generation bumped;
+    // a patch of its labels: not bumped.
+    let deployments = registry.get("apps", "v1", "deployments").unwrap().clone();
+    let d = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+        "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    let d = rest
+        .create(&deployments, "default", d, &opts)
+        .await
+        .unwrap();
+    assert_eq!(d["metadata"]["generation"], 1);
+    assert_eq!(d["status"], json!({}));
+    let patch = br#"{"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox", "ports": [{"containerPort": 80}]}]}}}}"#;
+    let patched = rest
+        .patch(
+            &deployments,
+            "default",
+            "d",
+            "application/merge-patch+json",
+            patch,
+            "",
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched["metadata"]["generation"], 2);
+    let c = &patched["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["ports"][0]["protocol"], "TCP");
+    assert_eq!(c["imagePullPolicy"], "Always");
+    let labels = br#"{"metadata": {"labels": {"x": "y"}}}"#;
+    let relabeled = rest
+        .patch(
+            &deployments,
+            "default",
+            "d",
+            "application/merge-patch+json",
+            labels,
+            "",
+            &opts,
+        )
+        .await
+        .unwrap();
+    assert_eq!(relabeled["metadata"]["generation"], 2);
     cancel.cancel();
 }

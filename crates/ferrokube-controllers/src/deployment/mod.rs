@@ -299,8 +299,10 @@ impl DeploymentController {
         Ok(())
     }
 
-    /// Sets the Deployment's revision annotation (a metadata write; the
-    /// status subresource keeps metadata as it is).
+    /// Sets the Deployment's revision annotation through the status
+    /// subresource, as Kubernetes' controller does: a Deployment's status
+    /// writes may change its annotations, and leave its generation alone
+    /// (a write of the Deployment itself would bump it).
     async fn write_revision(&self, d: &mut Deployment, revision: i64) -> anyhow::Result<()> {
         let rev = revision.to_string();
         if d.metadata
@@ -317,7 +319,7 @@ impl DeploymentController {
             "resourceVersion": d.metadata.resource_version}});
         let updated = self
             .d_api(&ns)
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
         // Keep the status being worked on; take the new metadata.
         d.metadata = updated.metadata;
