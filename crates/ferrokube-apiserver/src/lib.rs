@@ -9,6 +9,8 @@ pub mod continue_token;
 pub mod defaults;
 pub mod discovery;
 pub mod encoding;
+#[cfg(test)]
+mod encodings_agree;
 pub mod events;
 pub mod lean;
 pub mod managed;

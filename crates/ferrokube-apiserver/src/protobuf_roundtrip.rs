@@ -301,7 +301,7 @@ mod generated {
 }
 
 /// `obj` (with apiVersion and kind) as a Kubernetes protobuf body.
-fn encode(obj: &Value) -> Result<Vec<u8>, Vec<String>> {
+pub(crate) fn encode(obj: &Value) -> Result<Vec<u8>, Vec<String>> {
     use prost::Message;
     let api_version = obj["apiVersion"].as_str().unwrap_or_default().to_string();
     let kind = obj["kind"].as_str().unwrap_or_default().to_string();
