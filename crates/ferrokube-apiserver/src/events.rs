@@ -18,7 +18,7 @@
 
 use bytes::Bytes;
 use ferrokube_api::registry::ResourceDef;
-use ferrokube_api::status::ApiError;
+use ferrokube_api::status::{ApiError, FieldError};
 use serde_json::{Map, Value};
 
 /// Core `v1` member, `events.k8s.io/v1` member.
@@ -121,6 +121,112 @@ pub fn body_to_core(body: &[u8]) -> Result<Bytes, ApiError> {
         .map_err(ApiError::internal)
 }
 
+/// Kubernetes' validation of an Event created through `events.k8s.io/v1`
+/// (`ValidateEventCreate`: the legacy rules of a new-style Event, then the
+/// strict ones), on the Event in its core form. Field paths are the ones
+/// Kubernetes names.
+pub fn validate_create(core: &Value) -> Vec<FieldError> {
+    let text = |field: &str| core.get(field).and_then(Value::as_str).unwrap_or("");
+    let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
+    let mut errors = Vec::new();
+    let namespace = core
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let regarding_ns = core
+        .pointer("/involvedObject/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let has_time = set(core.get("eventTime"));
+    if !has_time {
+        // An old-style Event: namespaces agree.
+        let agree = if regarding_ns.is_empty() {
+            namespace.is_empty() || namespace == "default"
+        } else {
+            namespace == regarding_ns
+        };
+        if !agree {
+            errors.push(FieldError::invalid(
+                "involvedObject.namespace",
+                regarding_ns,
+                "does not match event.namespace",
+            ));
+        }
+    } else {
+        if regarding_ns.is_empty() && namespace != "default" && namespace != "kube-system" {
+            errors.push(FieldError::invalid(
+                "involvedObject.namespace",
+                regarding_ns,
+                "does not match event.namespace",
+            ));
+        }
+        let controller = text("reportingComponent");
+        if controller.is_empty() {
+            errors.push(FieldError::required("reportingController", ""));
+        }
+        for msg in ferrokube_api::validation::is_qualified_name(controller) {
+            errors.push(FieldError::invalid("reportingController", controller, msg));
+        }
+        let limited = |errors: &mut Vec<FieldError>, field: &str, limit: usize, required: bool| {
+            let v = text(field);
+            if required && v.is_empty() {
+                errors.push(FieldError::required(field, ""));
+            }
+            if v.chars().count() > limit {
+                errors.push(FieldError::invalid(
+                    field,
+                    "",
+                    format!("can have at most {limit} characters"),
+                ));
+            }
+        };
+        limited(&mut errors, "reportingInstance", 128, true);
+        limited(&mut errors, "action", 128, true);
+        limited(&mut errors, "reason", 128, true);
+        limited(&mut errors, "message", 1024, false);
+    }
+    if let Some(series) = core.get("series").filter(|s| s.is_object()) {
+        if series.get("count").and_then(Value::as_i64).unwrap_or(0) < 2 {
+            errors.push(FieldError::invalid(
+                "series.count",
+                "",
+                "should be at least 2",
+            ));
+        }
+        if !set(series.get("lastObservedTime")) {
+            errors.push(FieldError::required("series.lastObservedTime", ""));
+        }
+    }
+    if !has_time {
+        errors.push(FieldError::required("eventTime", ""));
+    }
+    let ty = text("type");
+    if ty != "Normal" && ty != "Warning" {
+        errors.push(FieldError::invalid(
+            "type",
+            "",
+            format!("has invalid value: {ty}"),
+        ));
+    }
+    for (field, unset) in [
+        ("firstTimestamp", !set(core.get("firstTimestamp"))),
+        ("lastTimestamp", !set(core.get("lastTimestamp"))),
+        (
+            "count",
+            core.get("count").and_then(Value::as_i64).unwrap_or(0) == 0,
+        ),
+        (
+            "source",
+            !set(core.pointer("/source/component")) && !set(core.pointer("/source/host")),
+        ),
+    ] {
+        if !unset {
+            errors.push(FieldError::invalid(field, "", "needs to be unset"));
+        }
+    }
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +295,51 @@ mod tests {
         // A Status passes through.
         let st = json!({"kind": "Status", "apiVersion": "v1", "status": "Success"});
         assert_eq!(to_events_v1(&st), st);
+    }
+
+    #[test]
+    fn creates_are_validated_as_kubernetes_validates_events_v1() {
+        assert_eq!(validate_create(&to_core(&conformance_event())), vec![]);
+        let mut bare = conformance_event();
+        for f in [
+            "eventTime",
+            "reportingController",
+            "action",
+            "reportingInstance",
+        ] {
+            bare.as_object_mut().unwrap().remove(f);
+        }
+        bare["type"] = json!("Odd");
+        bare["deprecatedCount"] = json!(4);
+        bare["series"] = json!({"count": 1});
+        let errors: Vec<String> = validate_create(&to_core(&bare))
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "series.count: Invalid value: \"\": should be at least 2",
+                "series.lastObservedTime: Required value",
+                "eventTime: Required value",
+                "type: Invalid value: \"\": has invalid value: Odd",
+                "count: Invalid value: \"\": needs to be unset",
+            ]
+        );
+        let mut long = conformance_event();
+        long["reason"] = json!("r".repeat(129));
+        long["reportingController"] = json!("");
+        let errors: Vec<String> = validate_create(&to_core(&long))
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
+        assert_eq!(errors[0], "reportingController: Required value");
+        assert!(
+            errors.contains(
+                &"reason: Invalid value: \"\": can have at most 128 characters".to_string()
+            ),
+            "{errors:?}"
+        );
     }
 
     #[test]

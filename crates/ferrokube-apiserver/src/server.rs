@@ -1100,7 +1100,17 @@ async fn events_view_request(
             }
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.new_object_from_body(&core, ns, &body_to_core(&body)?)?;
+            let mut obj = rest.new_object_from_body(&core, ns, &body_to_core(&body)?)?;
+            // Stricter rules for Events made through events.k8s.io; the
+            // error names the core kind, as Kubernetes' does.
+            if let Some(meta) = obj.value.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("namespace".into(), json!(ns));
+            }
+            let errors = crate::events::validate_create(&obj.value);
+            if !errors.is_empty() {
+                let name = obj.value.pointer("/metadata/name").and_then(Value::as_str);
+                return Err(ApiError::invalid("", "Event", name.unwrap_or(""), &errors));
+            }
             let (created, _) = rest.create_encoded(&core, ns, obj, &opts).await?;
             Ok(with_warnings(
                 respond(StatusCode::CREATED, &created)?,

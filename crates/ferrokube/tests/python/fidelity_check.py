@@ -278,6 +278,29 @@ def check_events(api):
             except ApiException:
                 pass
 
+    # events.k8s.io creates are held to its stricter rules.
+    try:
+        DynamicClient(api).resources.get(api_version="events.k8s.io/v1", kind="Event").create(
+            namespace=NS,
+            body={
+                "apiVersion": "events.k8s.io/v1",
+                "kind": "Event",
+                "metadata": {"name": "bad-event"},
+                "regarding": {"namespace": NS},
+                "note": "no time",
+                "action": "Do",
+                "reason": "Test",
+                "type": "Normal",
+                "reportingController": "test-controller",
+                "reportingInstance": "test-node",
+            },
+        )
+        raise AssertionError("an events.k8s.io Event without eventTime was created")
+    except ApiException as e:
+        assert e.status == 422, e.status
+        message = json.loads(text(e.body))["message"]
+        assert message == 'Event "bad-event" is invalid: eventTime: Required value', message
+
     # "should delete a collection of events", through events.k8s.io.
     for name in ("test-event-1", "test-event-2", "test-event-3"):
         events.create_namespaced_event(
