@@ -7,6 +7,10 @@
 
 use serde_json::{json, Value};
 
+mod kinds;
+
+pub use kinds::csr_condition;
+
 /// One column of a Table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Column {
@@ -309,7 +313,7 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
                 ..c("Name", "string", 1)
             },
         ],
-        _ => vec![NAME, c("Created At", "date", 0)],
+        _ => kinds::columns(group, kind).unwrap_or_else(|| vec![NAME, c("Created At", "date", 0)]),
     }
 }
 
@@ -445,7 +449,8 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Vec<Value> {
             json!(age(obj, now)),
         ],
         ("", "Event") => event_cells(obj, now),
-        _ => vec![name(obj), json!(text(obj, "/metadata/creationTimestamp"))],
+        _ => kinds::cells(group, kind, obj, now)
+            .unwrap_or_else(|| vec![name(obj), json!(text(obj, "/metadata/creationTimestamp"))]),
     }
 }
 

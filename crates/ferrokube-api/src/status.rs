@@ -28,6 +28,12 @@ pub enum FieldErrorKind {
     TooLong {
         max: usize,
     },
+    /// An invalid value shown as Kubernetes (Go) prints it, for values
+    /// JSON cannot spell that way (`[]networking.IngressRule(nil)`).
+    InvalidShown {
+        shown: String,
+        detail: String,
+    },
 }
 
 impl FieldError {
@@ -81,6 +87,21 @@ impl FieldError {
         }
     }
 
+    /// An invalid value printed as `shown`, verbatim.
+    pub fn invalid_shown(
+        field: impl Into<String>,
+        shown: impl Into<String>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::InvalidShown {
+                shown: shown.into(),
+                detail: detail.into(),
+            },
+        }
+    }
+
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -92,7 +113,9 @@ impl FieldError {
     pub fn reason(&self) -> &'static str {
         match self.kind {
             FieldErrorKind::Required(_) => "FieldValueRequired",
-            FieldErrorKind::Invalid { .. } => "FieldValueInvalid",
+            FieldErrorKind::Invalid { .. } | FieldErrorKind::InvalidShown { .. } => {
+                "FieldValueInvalid"
+            }
             FieldErrorKind::NotSupported { .. } => "FieldValueNotSupported",
             FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
             FieldErrorKind::Forbidden(_) => "FieldValueForbidden",
@@ -119,6 +142,9 @@ impl FieldError {
             FieldErrorKind::Required(d) => with("Required value".into(), d),
             FieldErrorKind::Invalid { value, detail } => {
                 with(format!("Invalid value: {}", show(value)), detail)
+            }
+            FieldErrorKind::InvalidShown { shown, detail } => {
+                with(format!("Invalid value: {shown}"), detail)
             }
             FieldErrorKind::NotSupported { value, supported } => format!(
                 "Unsupported value: {}: supported values: {}",

@@ -224,6 +224,9 @@ pub enum NameRule {
     /// CronJobs: a subdomain of at most 52 characters (the Jobs it makes
     /// append an 11-character suffix).
     CronJob,
+    /// CertificateSigningRequests: any name ("We don't care what you call
+    /// your certificate requests").
+    Any,
 }
 
 impl NameRule {
@@ -234,6 +237,7 @@ impl NameRule {
             ("", "Service") => NameRule::Dns1035Label,
             ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
             ("batch", "CronJob") => NameRule::CronJob,
+            ("certificates.k8s.io", "CertificateSigningRequest") => NameRule::Any,
             _ => NameRule::Dns1123Subdomain,
         }
     }
@@ -261,6 +265,7 @@ impl NameRule {
             NameRule::Dns1035Label => is_dns1035_label(name),
             NameRule::PathSegment => is_valid_path_segment_name(name),
             NameRule::CronJob => is_dns1123_subdomain(name),
+            NameRule::Any => Vec::new(),
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct WriteOptions {
     pub manager: String,
     /// For server-side apply: the applied configuration.
     pub apply_config: Option<std::sync::Arc<serde_json::Value>>,
+    /// Who writes, when the handler knows (CertificateSigningRequests
+    /// record their requester).
+    pub user: Option<crate::authn::UserInfo>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -223,6 +226,7 @@ impl Query {
             warnings: Default::default(),
             manager: String::new(),
             apply_config: None,
+            user: None,
         })
     }
 

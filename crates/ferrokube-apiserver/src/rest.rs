@@ -825,6 +825,7 @@ impl Rest {
         objectmeta::fill_on_create(&mut obj);
         crate::defaults::apply(def, &mut obj);
         crate::admission::admit_create(self, def, ns, &mut obj).await?;
+        crate::kinds::prepare_create(self, def, ns, &mut obj, opts.user.as_ref()).await?;
         crate::defaults::prepare_for_create(def, &mut obj);
         // What this server added above is of the type's own fields, so an
         // object decoded as its type needs no second pass.
@@ -840,7 +841,8 @@ impl Rest {
             }
             None => crate::managed::record_update(None, &mut obj, &opts.manager),
         }
-        let errors = validation::validate(def, &obj);
+        let mut errors = validation::validate(def, &obj);
+        errors.extend(crate::kinds::validate(def, &obj));
         if !errors.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
         }
@@ -894,6 +896,7 @@ impl Rest {
         // What the write may not change comes from `old`; the generation
         // moves only with the spec, for kinds that keep one.
         crate::defaults::prepare_for_update(def, old, &mut new, subresource);
+        crate::kinds::prepare_update(def, old, &mut new, subresource);
         // A Service keeps, drops, gains and gives up cluster IPs and node
         // ports with its type (see crate::services).
         let realloc = if is_service(def) && subresource.is_empty() {
@@ -937,6 +940,7 @@ impl Rest {
         if subresource.is_empty() {
             errors.extend(validation::validate_update(def, old, &new));
         }
+        errors.extend(crate::kinds::validate_update(def, old, &new, subresource));
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }

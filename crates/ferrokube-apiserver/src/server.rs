@@ -353,6 +353,7 @@ pub async fn start(
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
         .await?;
     app.rest.ensure_kubernetes_service(config.port).await?;
+    crate::kinds::ensure_mandatory_objects(&app.rest).await?;
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -948,7 +949,7 @@ async fn resource_request(
             info.verb
         )));
     }
-    if !finalize && !matches!(sub, "" | "status") {
+    if !finalize && !matches!(sub, "" | "status" | "approval") {
         return Err(ApiError::method_not_allowed(format!(
             "the {sub} subresource of {} is not served yet",
             def.plural
@@ -980,7 +981,8 @@ async fn resource_request(
                     "POST is not allowed on a named object",
                 ));
             }
-            let opts = write_options(query, &user_agent)?;
+            let mut opts = write_options(query, &user_agent)?;
+            opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.new_object_from_body(&def, ns, &body)?;
             let (created, json) = rest.create_encoded(&def, ns, obj, &opts).await?;

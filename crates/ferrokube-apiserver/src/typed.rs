@@ -100,6 +100,14 @@ kinds! {
     ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", api::rbac::v1::ClusterRoleBinding),
     ("policy", "v1", "PodDisruptionBudget", api::policy::v1::PodDisruptionBudget),
     ("scheduling.k8s.io", "v1", "PriorityClass", api::scheduling::v1::PriorityClass),
+    ("", "v1", "PodTemplate", api::core::v1::PodTemplate),
+    ("networking.k8s.io", "v1", "NetworkPolicy", api::networking::v1::NetworkPolicy),
+    ("networking.k8s.io", "v1", "Ingress", api::networking::v1::Ingress),
+    ("networking.k8s.io", "v1", "IngressClass", api::networking::v1::IngressClass),
+    ("node.k8s.io", "v1", "RuntimeClass", api::node::v1::RuntimeClass),
+    ("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", api::flowcontrol::v1::FlowSchema),
+    ("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", api::flowcontrol::v1::PriorityLevelConfiguration),
+    ("certificates.k8s.io", "v1", "CertificateSigningRequest", api::certificates::v1::CertificateSigningRequest),
 }
 
 /// Paths of fields present (and not null) in `input` but gone from `typed`.

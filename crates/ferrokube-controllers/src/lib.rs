@@ -7,6 +7,7 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod csrsigning;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
@@ -39,6 +40,13 @@ pub struct ControllerConfig {
     pub pod_gc_quarantine: Duration,
     /// How often the pod GC looks.
     pub pod_gc_period: Duration,
+    /// The CA that signs approved CertificateSigningRequests of the
+    /// built-in signers (`None`: no signer runs, as Kubernetes without
+    /// `--cluster-signing-cert-file`).
+    pub signing_ca: Option<csrsigning::SigningCa>,
+    /// The longest certificate the signer issues
+    /// (`--cluster-signing-duration`).
+    pub cluster_signing_duration: Duration,
 }
 
 impl Default for ControllerConfig {
@@ -51,6 +59,8 @@ impl Default for ControllerConfig {
             ca_pem: String::new(),
             pod_gc_quarantine: Duration::from_secs(40),
             pod_gc_period: Duration::from_secs(20),
+            signing_ca: None,
+            cluster_signing_duration: csrsigning::DEFAULT_SIGNING_DURATION,
         }
     }
 }
@@ -82,6 +92,14 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         &config,
         &cancel,
     ));
+    if let Some(ca) = config.signing_ca.clone() {
+        tasks.push(tokio::spawn(csrsigning::run(
+            client.clone(),
+            ca,
+            config.cluster_signing_duration,
+            cancel.clone(),
+        )));
+    }
     tasks.extend(informers.spawn(&cancel));
     cancel.cancelled().await;
     for t in tasks {

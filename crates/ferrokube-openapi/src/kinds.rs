@@ -78,6 +78,24 @@ pub fn register(
         ("scheduling.k8s.io", "v1", "PriorityClass") => {
             add::<api::scheduling::v1::PriorityClass>(generator)
         }
+        ("", "v1", "PodTemplate") => add::<api::core::v1::PodTemplate>(generator),
+        ("networking.k8s.io", "v1", "NetworkPolicy") => {
+            add::<api::networking::v1::NetworkPolicy>(generator)
+        }
+        ("networking.k8s.io", "v1", "Ingress") => add::<api::networking::v1::Ingress>(generator),
+        ("networking.k8s.io", "v1", "IngressClass") => {
+            add::<api::networking::v1::IngressClass>(generator)
+        }
+        ("node.k8s.io", "v1", "RuntimeClass") => add::<api::node::v1::RuntimeClass>(generator),
+        ("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema") => {
+            add::<api::flowcontrol::v1::FlowSchema>(generator)
+        }
+        ("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration") => {
+            add::<api::flowcontrol::v1::PriorityLevelConfiguration>(generator)
+        }
+        ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
+            add::<api::certificates::v1::CertificateSigningRequest>(generator)
+        }
         _ => return None,
     };
     Some(name)

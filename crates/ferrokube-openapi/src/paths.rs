@@ -593,12 +593,14 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
         let mut s = Map::new();
         let sub_camel = capitalize(sub);
         match (*sub, subresource_kind(sub)) {
-            ("status", _) => {
+            // `/approval` (CertificateSigningRequests) reads and writes the
+            // whole object, as `/status` does.
+            ("status" | "approval", _) => {
                 s.insert(
                     "get".into(),
                     mk(
                         "get",
-                        format!("read{gv}{ns}{kind}Status"),
+                        format!("read{gv}{ns}{kind}{sub_camel}"),
                         vec![],
                         None,
                         false,
@@ -610,7 +612,7 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
                     "put".into(),
                     mk(
                         "put",
-                        format!("replace{gv}{ns}{kind}Status"),
+                        format!("replace{gv}{ns}{kind}{sub_camel}"),
                         write_params(f),
                         Some(obj.clone()),
                         false,
@@ -630,7 +632,7 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
                     "patch".into(),
                     mk(
                         "patch",
-                        format!("patch{gv}{ns}{kind}Status"),
+                        format!("patch{gv}{ns}{kind}{sub_camel}"),
                         p,
                         Some(patch.clone()),
                         true,

@@ -56,6 +56,7 @@ impl Components {
                 cluster_cidr: args.cluster_cidr.clone(),
                 ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
                     .context("reading the cluster CA for kube-root-ca.crt")?,
+                signing_ca: signing_ca(&args.data_dir),
                 ..Default::default()
             };
             let client = client_as("system:kube-controller-manager", None);
@@ -177,6 +178,15 @@ impl Components {
             }
         }
     }
+}
+
+/// The cluster CA under `DATA_DIR/tls` (made by the API server's PKI), for
+/// the CSR signer; `None` when it cannot be read.
+fn signing_ca(data_dir: &std::path::Path) -> Option<ferrokube_controllers::csrsigning::SigningCa> {
+    let tls = data_dir.join("tls");
+    let cert_pem = std::fs::read_to_string(tls.join("ca.crt")).ok()?;
+    let key_pem = std::fs::read_to_string(tls.join("ca.key")).ok()?;
+    Some(ferrokube_controllers::csrsigning::SigningCa { cert_pem, key_pem })
 }
 
 /// This host's primary address: the one its default route leaves from

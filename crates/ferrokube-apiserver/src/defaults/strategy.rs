@@ -19,7 +19,7 @@ use crate::objectmeta;
 pub fn has_generation(def: &ResourceDef) -> bool {
     matches!(
         (def.group, def.kind),
-        ("", "Pod" | "ReplicationController")
+        ("", "Pod" | "ReplicationController" | "PodTemplate")
             | (
                 "apps",
                 "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
@@ -27,6 +27,14 @@ pub fn has_generation(def: &ResourceDef) -> bool {
             | ("batch", "Job" | "CronJob")
             | ("policy", "PodDisruptionBudget")
             | ("discovery.k8s.io", "EndpointSlice")
+            | (
+                "networking.k8s.io",
+                "NetworkPolicy" | "Ingress" | "IngressClass"
+            )
+            | (
+                "flowcontrol.apiserver.k8s.io",
+                "FlowSchema" | "PriorityLevelConfiguration"
+            )
     )
 }
 
@@ -70,6 +78,8 @@ fn initial_status(def: &ResourceDef, obj: &Value) -> Option<Value> {
         }),
         ("autoscaling", "HorizontalPodAutoscaler") => json!({"desiredReplicas": 0}),
         ("", "ResourceQuota") | ("apps", "Deployment") | ("batch", "Job" | "CronJob") => json!({}),
+        ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
+        ("flowcontrol.apiserver.k8s.io", _) | ("certificates.k8s.io", _) => json!({}),
         _ => return None,
     })
 }
@@ -141,8 +151,9 @@ pub fn prepare_for_update(def: &ResourceDef, old: &Value, new: &mut Value, subre
             *new = old.clone();
             set_or_remove(new, "spec", "finalizers", finalizers);
         }
-        "status" => {
-            // Only status changes through /status.
+        "status" | "approval" => {
+            // Only status changes through /status (and a CSR's /approval,
+            // whose rules are in crate::kinds).
             let mut status = new.get("status").cloned();
             if def.group.is_empty() && def.kind == "Pod" {
                 // The QoS class is set on create and never changes.

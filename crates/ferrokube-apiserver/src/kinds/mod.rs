@@ -1,0 +1,122 @@
+//! The kinds served beside the workloads, each with Kubernetes' own rules:
+//! `networking.k8s.io` (NetworkPolicy, Ingress, IngressClass and the
+//! DefaultIngressClass admission), `node.k8s.io` RuntimeClass (and its pod
+//! admission), `flowcontrol.apiserver.k8s.io` (FlowSchema,
+//! PriorityLevelConfiguration, the mandatory objects made at start),
+//! `certificates.k8s.io` CertificateSigningRequest (the requester recorded on
+//! create, `/approval` and `/status`) and PodTemplate.
+//!
+//! The REST handlers call in at four points: [`prepare_create`] (defaults,
+//! the requesting user, admission; before the typed check), [`prepare_update`]
+//! (what a write to the object or one of its subresources may change),
+//! [`validate`] and [`validate_update`].
+
+mod certificates;
+mod flowcontrol;
+mod meta;
+mod networking;
+mod node;
+
+use ferrokube_api::registry::ResourceDef;
+use ferrokube_api::status::{ApiError, FieldError};
+use serde_json::Value;
+
+use crate::authn::UserInfo;
+use crate::rest::Rest;
+
+pub use flowcontrol::ensure_mandatory_objects;
+
+/// Defaults, strategy preparation and admission of a new object of one of
+/// these kinds (and of pods: the RuntimeClass admission). `user` is who
+/// creates it, when known.
+pub async fn prepare_create(
+    rest: &Rest,
+    def: &ResourceDef,
+    ns: &str,
+    obj: &mut Value,
+    user: Option<&UserInfo>,
+) -> Result<(), ApiError> {
+    default_fields(def, obj);
+    match (def.group, def.kind) {
+        ("", "Pod") => node::admit_pod(rest, obj).await?,
+        ("networking.k8s.io", "Ingress") => networking::admit_ingress(rest, ns, obj).await?,
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            certificates::prepare_create(obj, user)
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Defaults of these kinds' fields (on create and update alike, as
+/// Kubernetes defaults every object it decodes).
+pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
+    match (def.group, def.kind) {
+        ("networking.k8s.io", "NetworkPolicy") => networking::default_network_policy(obj),
+        ("networking.k8s.io", "IngressClass") => networking::default_ingress_class(obj),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => flowcontrol::default_flow_schema(obj),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
+            flowcontrol::default_priority_level(obj)
+        }
+        _ => {}
+    }
+}
+
+/// What an update through `subresource` (`""`, `status`, `approval`) keeps
+/// of `old`, beyond the generic split of spec and status.
+pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value, subresource: &str) {
+    if subresource.is_empty() {
+        default_fields(def, new);
+    }
+    if let ("certificates.k8s.io", "CertificateSigningRequest") = (def.group, def.kind) {
+        certificates::prepare_update(old, new, subresource)
+    }
+}
+
+/// The errors in an object of one of these kinds (none for other kinds).
+pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+    match (def.group, def.kind) {
+        ("networking.k8s.io", "NetworkPolicy") => networking::validate_network_policy(obj),
+        ("networking.k8s.io", "Ingress") => networking::validate_ingress(obj),
+        ("networking.k8s.io", "IngressClass") => networking::validate_ingress_class(obj),
+        ("node.k8s.io", "RuntimeClass") => node::validate_runtime_class(obj),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema") => flowcontrol::validate_flow_schema(obj),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
+            flowcontrol::validate_priority_level(obj)
+        }
+        ("certificates.k8s.io", "CertificateSigningRequest") => {
+            certificates::validate(obj, None, "")
+        }
+        ("", "PodTemplate") => {
+            if obj.get("template").is_none() {
+                vec![FieldError::required("template", "")]
+            } else {
+                Vec::new()
+            }
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The errors of an update of `old` to `new` through `subresource`: the
+/// object's own rules and what may not change. (A CSR's update rules
+/// depend on the subresource and on the stored object.)
+pub fn validate_update(
+    def: &ResourceDef,
+    old: &Value,
+    new: &Value,
+    subresource: &str,
+) -> Vec<FieldError> {
+    if let ("certificates.k8s.io", "CertificateSigningRequest") = (def.group, def.kind) {
+        return certificates::validate(new, Some(old), subresource);
+    }
+    let mut errs = validate(def, new);
+    match (def.group, def.kind) {
+        ("networking.k8s.io", "IngressClass") => {
+            errs.extend(meta::immutable(old, new, "spec.controller"))
+        }
+        ("node.k8s.io", "RuntimeClass") => errs.extend(meta::immutable(old, new, "handler")),
+        _ => {}
+    }
+    errs
+}
