@@ -357,6 +357,9 @@ const ZERO_MEANS_SOMETHING: &[&str] = &[
     "averageUtilization",
     "targetCPUUtilizationPercentage",
     "minDomains",
+    "controller",
+    "blockOwnerDeletion",
+    "allowVolumeExpansion",
 ];
 
 fn is_zero(v: &Value) -> bool {

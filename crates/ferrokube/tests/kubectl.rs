@@ -1424,3 +1424,132 @@ fn a_pod_template_sent_as_protobuf_keeps_its_volume_sources_and_probes() {
     }
     c.kubectl_ok(&["delete", "job/manual", "cronjob/nightly"]);
 }
+
+/// Whether every value `want` has (nulls aside) is in `have`: the object a
+/// client sent, inside the object the server stored and defaulted.
+fn sent_fields_kept(want: &serde_json::Value, have: &serde_json::Value, path: &str) -> Vec<String> {
+    use serde_json::Value;
+    match (want, have) {
+        (Value::Null, _) => Vec::new(),
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .flat_map(|(k, v)| match h.get(k) {
+                Some(hv) => sent_fields_kept(v, hv, &format!("{path}.{k}")),
+                None if v.is_null() => Vec::new(),
+                None => vec![format!("{path}.{k}: sent {v}, missing")],
+            })
+            .collect(),
+        (Value::Array(w), Value::Array(h)) if w.len() == h.len() => w
+            .iter()
+            .zip(h)
+            .enumerate()
+            .flat_map(|(i, (a, b))| sent_fields_kept(a, b, &format!("{path}[{i}]")))
+            .collect(),
+        _ if want == have => Vec::new(),
+        _ => vec![format!("{path}: sent {want}, stored {have}")],
+    }
+}
+
+/// kubectl's generators send their objects as protobuf: what each would send
+/// (its `--dry-run=client` JSON, Go's JSON of the same object) is all in what
+/// the server stored.
+#[test]
+fn objects_kubectl_sends_as_protobuf_lose_nothing() {
+    let c = Cluster::start();
+    let creates: &[&[&str]] = &[
+        &[
+            "deployment",
+            "web",
+            "--image=nginx:1.27",
+            "--replicas=2",
+            "--port=80",
+        ],
+        &["job", "once", "--image=busybox:1.36", "--", "echo", "hi"],
+        &[
+            "cronjob",
+            "tick",
+            "--image=busybox:1.36",
+            "--schedule=*/5 * * * *",
+            "--",
+            "date",
+        ],
+        &[
+            "configmap",
+            "cfg",
+            "--from-literal=a=b",
+            "--from-literal=empty=",
+        ],
+        &["secret", "generic", "sec", "--from-literal=user=admin"],
+        &[
+            "secret",
+            "docker-registry",
+            "reg",
+            "--docker-server=r.local",
+            "--docker-username=u",
+            "--docker-password=p",
+        ],
+        &["service", "clusterip", "svc", "--tcp=80:8080"],
+        &["service", "nodeport", "np", "--tcp=81:8081"],
+        &["serviceaccount", "robot"],
+        &[
+            "role",
+            "reader",
+            "--verb=get,list",
+            "--resource=pods,configmaps",
+        ],
+        &[
+            "rolebinding",
+            "reader",
+            "--role=reader",
+            "--user=alice",
+            "--serviceaccount=default:robot",
+        ],
+        &["clusterrole", "nodes", "--verb=get", "--resource=nodes"],
+        &[
+            "clusterrolebinding",
+            "nodes",
+            "--clusterrole=nodes",
+            "--group=devs",
+        ],
+        &["quota", "pods", "--hard=pods=10,requests.cpu=2"],
+        &[
+            "poddisruptionbudget",
+            "web",
+            "--selector=app=web",
+            "--min-available=1",
+        ],
+        &[
+            "priorityclass",
+            "high",
+            "--value=1000",
+            "--description=important",
+        ],
+        &["namespace", "team"],
+    ];
+    let mut failures = Vec::new();
+    // The command's own flags go before a container command's `--`.
+    let with = |args: &[&'static str], flags: &[&'static str]| {
+        let at = args.iter().position(|a| *a == "--").unwrap_or(args.len());
+        let mut all = vec!["create"];
+        all.extend_from_slice(&args[..at]);
+        all.extend_from_slice(flags);
+        all.extend_from_slice(&args[at..]);
+        all
+    };
+    for args in creates {
+        let client = with(args, &["--dry-run=client", "-o", "json"]);
+        let want: serde_json::Value = serde_json::from_str(&c.kubectl_ok(&client)).unwrap();
+        let out = c.kubectl(&with(args, &["-o", "json", "-v=8"]));
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("Content-Type: application/vnd.kubernetes.protobuf"),
+            "{args:?}: kubectl sent no protobuf body"
+        );
+        let have: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let missing = sent_fields_kept(&want, &have, "");
+        if !missing.is_empty() {
+            failures.push(format!("{args:?}: {}", missing.join("; ")));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
