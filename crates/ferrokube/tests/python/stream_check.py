@@ -79,6 +79,45 @@ def main():
         fail("exit code %r, want 3" % resp.returncode)
     resp.close()
 
+    # The older protocols a client may ask for: the channel byte, or in the
+    # base64 protocols an ASCII digit and base64 data, in text messages.
+    cfg = client.Configuration.get_default_copy()
+    exec_url = get_websocket_url(
+        cfg.host + "/api/v1/namespaces/%s/pods/%s/exec?command=sh&command=-c"
+        "&command=echo+old-$((40%%2B2))%%3B+echo+err+%%3E%%262%%3B+exit+5"
+        "&stdout=true&stderr=true" % (ns, pod))
+    for protocol in ["v4.channel.k8s.io", "channel.k8s.io",
+                     "v4.base64.channel.k8s.io", "base64.channel.k8s.io"]:
+        headers = {"sec-websocket-protocol": protocol}
+        if cfg.api_key.get("authorization"):
+            headers["authorization"] = cfg.api_key["authorization"]
+        ws = create_websocket(cfg, exec_url, headers=headers)
+        picked = ws.subprotocol or (ws.getheaders() or {}).get("sec-websocket-protocol")
+        if picked != protocol:
+            fail("exec socket picked %r, want %r" % (picked, protocol))
+        channels = {}
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                opcode, data = ws.recv_data()
+            except WebSocketConnectionClosedException:
+                break
+            if opcode == ABNF.OPCODE_CLOSE:
+                break
+            if not data:
+                continue
+            if "base64" in protocol:
+                ch, payload = data[0] - ord("0"), base64.b64decode(data[1:])
+            else:
+                ch, payload = data[0], data[1:]
+            channels[ch] = channels.get(ch, b"") + payload
+        ws.close()
+        if channels.get(1) != b"old-42\n" or channels.get(2) != b"err\n":
+            fail("exec over %s: %r" % (protocol, channels))
+        if protocol.startswith("v4") and b'"exitCode"' not in channels.get(3, b"") \
+                and b"ExitCode" not in channels.get(3, b""):
+            fail("exec over %s: no exit status: %r" % (protocol, channels.get(3)))
+
     # The log over a WebSocket: the whole log, then a normal close.
     cfg = client.Configuration.get_default_copy()
     url = get_websocket_url(cfg.host + "/api/v1/namespaces/%s/pods/%s/log" % (ns, pod))
