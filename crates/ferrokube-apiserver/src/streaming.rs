@@ -385,21 +385,49 @@ fn skipped(name: &header::HeaderName) -> bool {
 /// The error a kubelet's non-success answer becomes.
 async fn kubelet_error(resp: Response<Incoming>) -> ApiError {
     let status = resp.status();
-    let body = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+    error_of(status, &error_body(resp).await)
+}
+
+/// The error a kubelet's refusal of an upgrade becomes: its Status as it is,
+/// else its text as Kubernetes' stream client reports it (`unable to upgrade
+/// connection: container not found ("app")`), an internal error.
+async fn kubelet_upgrade_error(resp: Response<Incoming>) -> ApiError {
+    let status = resp.status();
+    let body = error_body(resp).await;
+    if status == StatusCode::BAD_REQUEST || status_message(&body).is_some() {
+        return error_of(status, &body);
+    }
+    let msg = String::from_utf8_lossy(&body).trim().to_string();
+    ApiError::internal(format!("unable to upgrade connection: {msg}"))
+}
+
+async fn error_body(resp: Response<Incoming>) -> Bytes {
+    http_body_util::Limited::new(resp.into_body(), 64 * 1024)
         .collect()
         .await
         .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    if let Ok(v) = serde_json::from_slice::<Value>(&body) {
-        if v.get("kind").and_then(Value::as_str) == Some("Status") {
-            let msg = v.get("message").and_then(Value::as_str).unwrap_or("");
-            return match status.as_u16() {
-                400 | 404 => ApiError::bad_request(msg),
-                _ => ApiError::internal(msg),
-            };
-        }
+        .unwrap_or_default()
+}
+
+/// The message of a Status body.
+fn status_message(body: &[u8]) -> Option<String> {
+    let v = serde_json::from_slice::<Value>(body).ok()?;
+    (v.get("kind").and_then(Value::as_str) == Some("Status")).then(|| {
+        v.get("message")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    })
+}
+
+fn error_of(status: StatusCode, body: &[u8]) -> ApiError {
+    if let Some(msg) = status_message(body) {
+        return match status.as_u16() {
+            400 | 404 => ApiError::bad_request(msg),
+            _ => ApiError::internal(msg),
+        };
     }
-    let msg = String::from_utf8_lossy(&body).trim().to_string();
+    let msg = String::from_utf8_lossy(body).trim().to_string();
     match status.as_u16() {
         400 | 404 => ApiError::bad_request(msg),
         code => ApiError::internal(format!("the kubelet answered {code}: {msg}")),
@@ -584,7 +612,7 @@ pub async fn serve(
         return Ok(r);
     }
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
-        return Err(kubelet_error(resp).await);
+        return Err(kubelet_upgrade_error(resp).await);
     }
     let node_side = hyper::upgrade::on(&mut resp);
     let mut client_side = client_side;

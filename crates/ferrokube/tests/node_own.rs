@@ -1,17 +1,18 @@
 //! A node that needs nothing by hand, end to end with containerd and the real
 //! kubectl: `ferrokube server` on a fresh data dir where no image was built runs
-//! pods (its sandbox image is part of the binary), and `ferrokube killall` leaves
-//! no process, mount, network namespace, veth, bridge or nftables table of the
-//! node behind and touches nobody else's.
+//! pods (its sandbox image is part of the binary), `ferrokube killall` leaves no
+//! process, mount, network namespace, veth, bridge or nftables table of the node
+//! behind and touches nobody else's, and attach and exec to a container that has
+//! exited end at once with Kubernetes' error.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster};
+use common::{kubectl_command, tail, wait_until, Cluster};
 
 const NODE: &str = "fk-own-e2e";
 const BRIDGE: &str = "ferrokube0";
@@ -332,4 +333,115 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
         "{}",
         String::from_utf8_lossy(&again.stdout)
     );
+}
+
+/// kubectl for this cluster without `--request-timeout`, its output captured.
+fn kubectl(c: &Cluster, args: &[&str]) -> Command {
+    let mut cmd = kubectl_command(Path::new("kubectl"), &c.kubeconfig());
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` (its stdin a pipe held open, as a user's terminal is) for at
+/// most `within`; its output, or `None` if it had to be killed.
+fn bounded(mut cmd: Command, within: Duration) -> Option<Output> {
+    let mut child = cmd.stdin(Stdio::piped()).spawn().expect("spawn");
+    let stdin = child.stdin.take();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx.recv_timeout(within);
+    drop(stdin);
+    match out {
+        Ok(out) => out.ok(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            None
+        }
+    }
+}
+
+#[test]
+fn attach_and_exec_to_an_exited_container_end_at_once_with_kubernetes_error() {
+    let c = fresh_node(&["--disable-kube-proxy"]);
+    import_busybox(&c);
+    // The pod runs on (its other container does); this one has exited.
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "two"},
+      "spec": {"restartPolicy": "Never", "terminationGracePeriodSeconds": 1, "containers": [
+        {"name": "sleeper", "image": "busybox:1.35", "command": ["sleep", "3600"]},
+        {"name": "quitter", "image": "busybox:1.35", "command": ["sh", "-c", "exit 1"],
+         "stdin": true, "tty": true}]}}"#;
+    let file = c.data_dir().join("two.json");
+    std::fs::write(&file, pod).expect("write the pod");
+    c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
+    wait_until("the container to exit", Duration::from_secs(120), || {
+        c.kubectl_ok(&[
+            "get",
+            "pod",
+            "two",
+            "-o",
+            "jsonpath={.status.containerStatuses[?(@.name==\"quitter\")].state.terminated.exitCode}",
+        ]) == "1"
+    });
+    assert_eq!(phase(&c, "two"), "Running");
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["attach", "two", "-c", "quitter", "-i"],
+            "unable to upgrade connection: container quitter not found in pod two_default",
+        ),
+        (
+            &["exec", "two", "-c", "quitter", "--", "true"],
+            r#"unable to upgrade connection: container not found ("quitter")"#,
+        ),
+    ];
+    for (args, said) in cases {
+        // kubectl's WebSockets, and SPDY.
+        for websockets in ["true", "false"] {
+            let mut cmd = kubectl(&c, args);
+            cmd.env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets);
+            let started = Instant::now();
+            let out = bounded(cmd, Duration::from_secs(30)).unwrap_or_else(|| {
+                panic!(
+                    "kubectl {args:?} (websockets {websockets}) still running after 30 s\n{}",
+                    tail(&c.log(), 30)
+                )
+            });
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?}: {err}");
+            assert!(err.contains(said), "{args:?}: {err}");
+            assert!(started.elapsed() < Duration::from_secs(10), "{args:?}");
+        }
+    }
+
+    // The issue's command, in a terminal (script(1) gives kubectl one): a
+    // command that exits at once ends kubectl run -it --rm at once, with the
+    // container's exit code, and the pod is removed.
+    for (i, websockets) in ["true", "false"].iter().enumerate() {
+        let name = format!("quick{i}");
+        let line = format!(
+            "kubectl --kubeconfig {} run -it --rm {name} --image=busybox:1.35 \
+             --restart=Never -- sh -c 'exit 1'",
+            c.kubeconfig().display()
+        );
+        let mut cmd = Command::new("script");
+        cmd.args(["-qec", &line, "/dev/null"])
+            .env_remove("KUBECONFIG")
+            .env("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", websockets)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = bounded(cmd, Duration::from_secs(90)).unwrap_or_else(|| {
+            panic!(
+                "kubectl run -it --rm (websockets {websockets}) hung\n{}",
+                tail(&c.log(), 30)
+            )
+        });
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{said}");
+        assert!(said.contains(&format!("pod \"{name}\" deleted")), "{said}");
+        wait_until("the pod to be gone", Duration::from_secs(60), || {
+            !c.kubectl(&["get", "pod", &name]).status.success()
+        });
+    }
 }

@@ -112,6 +112,7 @@ pub async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Bo
         let (parts, body) = resp.into_parts();
         return Response::from_parts(parts, body.map_err(std::io::Error::other).boxed());
     }
+    tracing::debug!(url, "the runtime's streaming server upgraded");
     let runtime_side = hyper::upgrade::on(&mut resp);
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {
@@ -181,22 +182,34 @@ impl StreamOptions {
     }
 }
 
-/// The running instance of a container, or the message saying why not.
+/// The running instance of a container, or the answer Kubernetes' kubelet gives
+/// when it has none (the container has exited, or never ran): a 500 whose text
+/// is its `GetAttach` or `GetExec` error, which the API server passes on.
 async fn running_container(
     state: &State,
     ns: &str,
     pod: &str,
     container: &str,
+    attach: bool,
 ) -> Result<api::Container, Response<Body>> {
     let list = lookup::containers(state.runtime.as_ref(), ns, pod, container)
         .await
         .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.message().to_string()))?;
     list.into_iter().find(lookup::is_running).ok_or_else(|| {
         text(
-            StatusCode::BAD_REQUEST,
-            format!("container {container:?} in pod {pod:?} is not running"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            not_running(ns, pod, container, attach),
         )
     })
+}
+
+/// Kubernetes' words for a container with no running instance.
+fn not_running(ns: &str, pod: &str, container: &str, attach: bool) -> String {
+    if attach {
+        format!("container {container} not found in pod {pod}_{ns}")
+    } else {
+        format!("container not found ({container:?})")
+    }
 }
 
 /// `/exec/{ns}/{pod}/{container}` and `/attach/...`.
@@ -226,10 +239,11 @@ pub async fn exec_or_attach(
             "you must specify at least one command for the container",
         );
     }
-    let c = match running_container(state, ns, pod, container).await {
+    let c = match running_container(state, ns, pod, container, attach).await {
         Ok(c) => c,
         Err(r) => return r,
     };
+    tracing::debug!(ns, pod, container, id = %c.id, attach, "streaming to a running container");
     let url = if attach {
         state
             .runtime
@@ -336,5 +350,17 @@ mod tests {
         assert_eq!(ports.ports, [80, 8080]);
         assert!(StreamOptions::from_query(&q(&[("port", "0")])).is_err());
         assert!(StreamOptions::from_query(&q(&[("port", "http")])).is_err());
+    }
+
+    #[test]
+    fn a_container_not_running_is_said_as_kubernetes_says_it() {
+        assert_eq!(
+            not_running("default", "web", "app", true),
+            "container app not found in pod web_default"
+        );
+        assert_eq!(
+            not_running("default", "web", "app", false),
+            r#"container not found ("app")"#
+        );
     }
 }
