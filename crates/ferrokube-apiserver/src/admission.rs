@@ -1,6 +1,6 @@
 //! Admission on create, after defaulting and before the strategy prepares
 //! the object: Kubernetes' ServiceAccount, DefaultTolerationSeconds and
-//! Priority plugins, for pods.
+//! Priority plugins for pods, and StorageObjectInUseProtection.
 //!
 //! A pod runs as a service account: `spec.serviceAccountName` defaults to
 //! `default` (the deprecated `spec.serviceAccount` says the same). Unless the
@@ -19,6 +19,9 @@
 //! A pod tolerates not-ready and unreachable nodes for five minutes unless
 //! it says otherwise, and gets the priority (and preemption policy) of its
 //! PriorityClass, of the cluster's global default class, or else 0.
+//!
+//! A new PersistentVolumeClaim or PersistentVolume gets its in-use
+//! protection finalizer (the StorageObjectInUseProtection plugin).
 
 use rand::Rng;
 use serde_json::{json, Map, Value};
@@ -43,7 +46,36 @@ pub async fn admit_create(
         }
         priority(rest, obj).await?;
     }
+    match (def.group, def.kind) {
+        ("", "PersistentVolumeClaim") => add_finalizer(obj, PVC_PROTECTION),
+        ("", "PersistentVolume") => add_finalizer(obj, PV_PROTECTION),
+        _ => {}
+    }
     Ok(())
+}
+
+/// The finalizers of Kubernetes' StorageObjectInUseProtection plugin: a
+/// claim or volume being deleted stays until nothing uses it (the
+/// controllers' volume protection takes them off).
+pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+
+/// Adds `finalizer` to the object's finalizers unless it is there.
+fn add_finalizer(obj: &mut Value, finalizer: &str) {
+    let Some(meta) = crate::objectmeta::metadata_mut(obj) else {
+        return;
+    };
+    let list = meta
+        .entry("finalizers")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if list.is_null() {
+        *list = Value::Array(Vec::new());
+    }
+    if let Some(list) = list.as_array_mut() {
+        if !list.iter().any(|f| f == finalizer) {
+            list.push(json!(finalizer));
+        }
+    }
 }
 
 /// Where containers find their service-account credentials.

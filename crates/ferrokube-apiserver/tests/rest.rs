@@ -329,5 +329,18 @@ async fn every_write_path_defaults_and_prepares() {
         .await
         .unwrap();
     assert_eq!(relabeled["metadata"]["generation"], 2);
+    // A new claim is protected while in use.
+    let pvcs = registry
+        .get("", "v1", "persistentvolumeclaims")
+        .unwrap()
+        .clone();
+    let pvc = json!({"metadata": {"name": "c"}, "spec": {"accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": "1Gi"}}}});
+    let pvc = rest.create(&pvcs, "default", pvc, &opts).await.unwrap();
+    assert_eq!(
+        pvc["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
+    assert_eq!(pvc["status"], json!({"phase": "Pending"}));
     cancel.cancel();
 }

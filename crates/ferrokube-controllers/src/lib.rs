@@ -108,7 +108,7 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
 }
 
 // The cluster controllers: garbage collection, namespaces, per-namespace
-// defaults, node lifecycle and IPAM, pod GC.
+// defaults, node lifecycle and IPAM, pod GC, storage in-use protection.
 pub mod gc;
 pub mod namespace;
 pub mod nodeipam;
@@ -116,3 +116,4 @@ pub mod nodelifecycle;
 pub mod podgc;
 pub mod serviceaccount;
 mod util;
+pub mod volumeprotection;

@@ -221,16 +221,16 @@ where
 }
 
 /// Sets up the cluster controllers (garbage collector, namespace, default
-/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC) over the
-/// shared `informers` (spawn them after) and starts them, one task each,
-/// until `cancel`.
+/// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC, storage
+/// in-use protection) over the shared `informers` (spawn them after) and
+/// starts them, one task each, until `cancel`.
 pub fn start_cluster_controllers(
     informers: &mut Informers,
     client: &kube::Client,
     config: &crate::ControllerConfig,
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    use crate::{gc, namespace, nodeipam, nodelifecycle, podgc, serviceaccount};
+    use crate::{gc, namespace, nodeipam, nodelifecycle, podgc, serviceaccount, volumeprotection};
     let (c, k) = (client, cancel);
     let pod_gc = podgc::PodGcConfig {
         threshold: config.terminated_pod_gc_threshold,
@@ -260,6 +260,7 @@ pub fn start_cluster_controllers(
             k.clone(),
         )),
         tokio::spawn(podgc::start(i, c.clone(), pod_gc, k.clone())),
+        tokio::spawn(volumeprotection::start(i, c.clone(), k.clone())),
     ]
 }
 

@@ -342,6 +342,50 @@ fn objects_get_kubernetes_defaults_whatever_the_client() {
     let pvc = get(&c, "pvc", "py-pvc");
     assert_eq!(pvc["spec"]["volumeMode"], "Filesystem");
     assert_eq!(pvc["status"]["phase"], "Pending");
+    assert_eq!(
+        pvc["metadata"]["finalizers"],
+        json!(["kubernetes.io/pvc-protection"])
+    );
+    let pv_name = format!("py-pv-{NS}");
+    let pv: Value =
+        serde_json::from_str(&c.kubectl_ok(&["get", "pv", &pv_name, "-o", "json"])).unwrap();
+    assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
+    assert_eq!(pv["spec"]["volumeMode"], "Filesystem");
+    assert_eq!(pv["spec"]["hostPath"]["type"], "");
+    assert_eq!(pv["status"]["phase"], "Pending");
+    assert_eq!(
+        pv["metadata"]["finalizers"],
+        json!(["kubernetes.io/pv-protection"])
+    );
+    // Unused, they go when deleted (kubectl waits for the finalizers); a
+    // claim a pod uses stays until the pod is gone.
+    c.kubectl_ok(&["-n", NS, "delete", "pvc", "py-pvc", "--timeout=60s"]);
+    c.kubectl_ok(&["delete", "pv", &pv_name, "--timeout=60s"]);
+    c.kubectl_ok(&["-n", NS, "delete", "pvc", "py-used", "--wait=false"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let used = get(&c, "pvc", "py-used");
+    assert!(
+        used["metadata"]["deletionTimestamp"].is_string(),
+        "the claim a pod uses waits: {}",
+        used["metadata"]
+    );
+    c.kubectl_ok(&[
+        "-n",
+        NS,
+        "delete",
+        "pod",
+        "py-user",
+        "--grace-period=0",
+        "--force",
+    ]);
+    c.kubectl_ok(&[
+        "-n",
+        NS,
+        "wait",
+        "--for=delete",
+        "pvc/py-used",
+        "--timeout=60s",
+    ]);
     let lr = get(&c, "limitrange", "py-limitrange");
     assert_eq!(
         lr["spec"]["limits"][0]["defaultRequest"],

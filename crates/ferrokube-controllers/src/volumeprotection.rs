@@ -1,0 +1,143 @@
+//! Storage object in-use protection, as Kubernetes' `pvc-protection` and
+//! `pv-protection` controllers do it. The API server gives every new claim
+//! the `kubernetes.io/pvc-protection` finalizer and every new volume
+//! `kubernetes.io/pv-protection`; once one is being deleted, this controller
+//! takes its finalizer off when nothing uses it any more: a claim when no
+//! pod that has not ended names it, a volume when it is not bound.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client, Resource};
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics;
+use crate::util;
+use crate::watchqueue::Informers;
+
+/// The controller's name.
+pub const NAME: &str = "storage-object-in-use-protection";
+
+/// The finalizer of claims.
+pub const PVC_FINALIZER: &str = "kubernetes.io/pvc-protection";
+
+/// The finalizer of volumes.
+pub const PV_FINALIZER: &str = "kubernetes.io/pv-protection";
+
+/// How often a whole pass runs without a change to wake it.
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// Sets the controller up over the shared `informers` (spawn them after);
+/// the future it returns runs it until `cancel`.
+pub fn start(
+    informers: &mut Informers,
+    client: Client,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&client, NAME);
+    let counters = metrics::controller(NAME);
+    let wake = Arc::new(Notify::new());
+    let claims = informers
+        .get::<PersistentVolumeClaim>()
+        .wake_on_change(&counters, &wake);
+    let volumes = informers
+        .get::<PersistentVolume>()
+        .wake_on_change(&counters, &wake);
+    let pods = informers.get::<Pod>().wake_on_change(&counters, &wake);
+    async move {
+        util::wait_synced(&claims, &cancel).await;
+        util::wait_synced(&volumes, &cancel).await;
+        util::wait_synced(&pods, &cancel).await;
+        util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
+            let (client, claims, volumes, pods) = (
+                client.clone(),
+                claims.clone(),
+                volumes.clone(),
+                pods.clone(),
+            );
+            async move {
+                let pods = pods.state();
+                for claim in claims.state() {
+                    if !releasable(&*claim, PVC_FINALIZER) {
+                        continue;
+                    }
+                    let ns = claim.metadata.namespace.as_deref().unwrap_or_default();
+                    let name = claim.metadata.name.as_deref().unwrap_or_default();
+                    if pods.iter().any(|p| uses_claim(p, ns, name)) {
+                        continue;
+                    }
+                    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
+                    release(&api, &*claim, PVC_FINALIZER).await;
+                }
+                for volume in volumes.state() {
+                    let bound =
+                        volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+                    if bound || !releasable(&*volume, PV_FINALIZER) {
+                        continue;
+                    }
+                    release(&Api::all(client.clone()), &*volume, PV_FINALIZER).await;
+                }
+                Ok(None)
+            }
+        })
+        .await;
+    }
+}
+
+/// Whether `o` is being deleted and still carries `finalizer`.
+fn releasable<K: Resource>(o: &K, finalizer: &str) -> bool {
+    let meta = o.meta();
+    meta.deletion_timestamp.is_some() && meta.finalizers.iter().flatten().any(|f| f == finalizer)
+}
+
+/// Whether `pod`, in `ns` and not ended, names the claim `claim` (directly
+/// or as its generic ephemeral volume's claim, `<pod>-<volume>`).
+fn uses_claim(pod: &Pod, ns: &str, claim: &str) -> bool {
+    if pod.metadata.namespace.as_deref() != Some(ns) {
+        return false;
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded" | "Failed")) {
+        return false;
+    }
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .any(|v| {
+            v.persistent_volume_claim
+                .as_ref()
+                .is_some_and(|c| c.claim_name == claim)
+                || (v.ephemeral.is_some() && format!("{pod_name}-{}", v.name) == claim)
+        })
+}
+
+/// Takes `finalizer` off `o`, if `o` is still as read (its resourceVersion).
+async fn release<K>(api: &Api<K>, o: &K, finalizer: &str)
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let meta = o.meta();
+    let name = meta.name.as_deref().unwrap_or_default();
+    let left: Vec<&String> = meta
+        .finalizers
+        .iter()
+        .flatten()
+        .filter(|f| *f != finalizer)
+        .collect();
+    let patch = json!({"metadata": {"finalizers": left,
+        "resourceVersion": meta.resource_version}});
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => tracing::debug!(name, finalizer, "released"),
+        Err(e) if util::gone(&e) => {}
+        Err(e) => tracing::debug!(name, error = %e, "releasing {finalizer}"),
+    }
+}
