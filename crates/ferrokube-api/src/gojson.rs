@@ -58,10 +58,15 @@ pub fn to_vec<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
 
 /// Appends `v` as compact JSON with Go's escaping.
 pub fn write<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) {
-    let mut ser = serde_json::Serializer::with_formatter(out, GoFormatter);
     // Writing to a Vec fails only for values that are not JSON (a map
     // with non-string keys), which callers do not have.
-    let _ = v.serialize(&mut ser);
+    let _ = to_writer(out, v);
+}
+
+/// `serde_json::to_writer` with Go's escaping.
+pub fn to_writer<W: io::Write, T: Serialize + ?Sized>(writer: W, v: &T) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(writer, GoFormatter);
+    v.serialize(&mut ser)
 }
 
 /// The order of a Go struct's JSON members: each name, with the order of

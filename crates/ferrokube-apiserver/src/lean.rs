@@ -40,7 +40,7 @@ pub fn write_metadata(
         if !std::mem::take(&mut first) {
             out.push(b',');
         }
-        serde_json::to_writer(&mut *out, key)?;
+        ferrokube_api::gojson::to_writer(&mut *out, key)?;
         out.push(b':');
         Ok(())
     };
@@ -55,7 +55,7 @@ pub fn write_metadata(
             }
         }
         member(out, k)?;
-        serde_json::to_writer(&mut *out, v)?;
+        ferrokube_api::gojson::to_writer(&mut *out, v)?;
     }
     if let Some(raw) = pending {
         member(out, MANAGED)?;

@@ -212,14 +212,16 @@ fn encode(v: &mut Value, managed: Option<&RawValue>) -> ApiResult<(Bytes, Option
     encoded.map_err(ApiError::internal)
 }
 
-/// `v` as compact JSON (exactly what `serde_json::to_vec` gives), the
-/// top-level members written one by one to note where metadata starts.
+/// `v` as compact JSON with Go's escaping, as Kubernetes writes objects
+/// (`<`, `>`, `&` as `\u003c`...; otherwise what `serde_json::to_vec`
+/// gives), the top-level members written one by one to note where metadata
+/// starts.
 fn encode_members(
     v: &Value,
     managed: Option<&RawValue>,
 ) -> serde_json::Result<(Bytes, Option<usize>)> {
     let Value::Object(map) = v else {
-        return Ok((Bytes::from(serde_json::to_vec(v)?), None));
+        return Ok((Bytes::from(ferrokube_api::gojson::to_vec(v)), None));
     };
     let mut out = Vec::with_capacity(1024);
     let mut metadata_at = None;
@@ -228,7 +230,7 @@ fn encode_members(
         if i > 0 {
             out.push(b',');
         }
-        serde_json::to_writer(&mut out, k)?;
+        ferrokube_api::gojson::to_writer(&mut out, k)?;
         out.push(b':');
         if let ("metadata", Value::Object(meta)) = (k.as_str(), member) {
             metadata_at = Some(out.len() + 1);
@@ -237,7 +239,7 @@ fn encode_members(
                 continue;
             }
         }
-        serde_json::to_writer(&mut out, member)?;
+        ferrokube_api::gojson::to_writer(&mut out, member)?;
     }
     out.push(b'}');
     Ok((Bytes::from(out), metadata_at))
@@ -1405,9 +1407,7 @@ impl Rest {
             for kv in &page.kvs {
                 let v = decode(kv)?;
                 if filter.matches_value(def, &v) {
-                    items.push(Bytes::from(
-                        serde_json::to_vec(&v).map_err(ApiError::internal)?,
-                    ));
+                    items.push(Bytes::from(ferrokube_api::gojson::to_vec(&v)));
                 }
             }
             if page.more {
@@ -1744,6 +1744,14 @@ mod tests {
         assert_eq!(
             cached,
             json!({"metadata": {"name": "x", "resourceVersion": "12"}, "data": {"k": "v"}})
+        );
+        // Strings are escaped as Go escapes them, as Kubernetes stores and
+        // serves them.
+        let mut html = json!({"metadata": {"name": "x", "annotations": {"a": "<b>&"}}});
+        let (bytes, _) = encode(&mut html, None).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"metadata":{"annotations":{"a":"\u003cb\u003e\u0026"},"name":"x"}}"#
         );
         // Empty metadata, and objects whose metadata is not an object.
         let (bytes, at) = encode(&mut json!({"kind": "X", "metadata": {}}), None).unwrap();

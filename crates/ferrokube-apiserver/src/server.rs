@@ -180,11 +180,10 @@ fn encoded_response(status: StatusCode, json: Bytes) -> Response<Body> {
         .unwrap_or_else(|_| full(status, "application/json", Bytes::new()))
 }
 
-/// A value's JSON (straight to bytes: `to_string` goes through the
-/// formatter, which costs more on every response).
+/// A value's JSON with Go's escaping (straight to bytes: `to_string` goes
+/// through the formatter, which costs more on every response).
 fn json_bytes(v: &Value) -> Bytes {
-    // Encoding a `Value` cannot fail: its keys are strings.
-    Bytes::from(serde_json::to_vec(v).unwrap_or_default())
+    Bytes::from(ferrokube_api::gojson::to_vec(v))
 }
 
 fn error_response(e: &ApiError) -> Response<Body> {

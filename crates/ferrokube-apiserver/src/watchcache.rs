@@ -182,7 +182,8 @@ fn cached(
     revision: Revision,
     fields: &FieldsFn,
 ) -> Result<CachedObject, String> {
-    let json = Bytes::from(serde_json::to_vec(obj).map_err(|e| e.to_string())?);
+    // Written as the API server writes what it stores (Go's escaping).
+    let json = Bytes::from(ferrokube_api::gojson::to_vec(obj));
     indexed(key, obj, revision, json, fields).ok_or_else(|| "object has no metadata".to_string())
 }
 

@@ -63,18 +63,24 @@ def check_status(api):
         assert tail in body, f"422 body: {body!r}"
         assert body.endswith('"field":"metadata.name"}]},"code":422}\n'), f"422 body: {body!r}"
 
-    v1.create_namespaced_config_map(
-        NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fidelity-cm"), data={"a": "b"})
-    )
+    made = v1.create_namespaced_config_map(
+        NS,
+        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fidelity-cm"), data={"a": "b", "html": "<p>&"}),
+        _preload_content=False,
+    ).data
+    # Objects are written with Go's escaping too, wherever they come from.
+    assert b'"html":"\\u003cp\\u003e\\u0026"' in made and made.endswith(b"}\n"), made
     try:
         raw = v1.list_namespaced_config_map(NS, _preload_content=False).data
         assert raw.startswith(
             b'{"kind":"ConfigMapList","apiVersion":"v1","metadata":{"resourceVersion":"'
         ), raw[:120]
         assert raw.endswith(b"]}\n"), raw[-40:]
+        assert b"\\u003cp\\u003e\\u0026" in raw and b"<p>" not in raw, raw
         raw = v1.read_namespaced_config_map("fidelity-cm", NS, _preload_content=False).data
         assert raw.endswith(b"}\n") and not raw.endswith(b"}\n\n"), raw[-40:]
-        assert json.loads(raw)["data"] == {"a": "b"}
+        assert b"\\u003cp\\u003e\\u0026" in raw, raw
+        assert json.loads(raw)["data"] == {"a": "b", "html": "<p>&"}
     finally:
         raw = v1.delete_namespaced_config_map("fidelity-cm", NS, _preload_content=False).data
         assert raw.endswith(b"}\n"), raw[-40:]
