@@ -1525,6 +1525,14 @@ fn objects_kubectl_sends_as_protobuf_lose_nothing() {
             "--description=important",
         ],
         &["namespace", "team"],
+        // An IngressRule's http is one of Go's inline structs.
+        &[
+            "ingress",
+            "site",
+            "--class=default",
+            "--rule=foo.com/bar*=svc:8080,tls=cert",
+            "--annotation=a=b",
+        ],
     ];
     let mut failures = Vec::new();
     // The command's own flags go before a container command's `--`.
