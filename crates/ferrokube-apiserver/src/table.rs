@@ -45,8 +45,20 @@ pub fn table(
 ) -> Value {
     let now = jiff::Timestamp::now().as_second();
     let columns = printers::column_definitions(group, kind);
-    let rows: Vec<Value> = objects
-        .iter()
+    let mut ordered: Vec<&Value> = objects.iter().collect();
+    if (group, kind) == ("flowcontrol.apiserver.k8s.io", "FlowSchema") {
+        // Kubernetes lists FlowSchemas in the order they match requests.
+        let key = |o: &Value| {
+            let precedence = o
+                .pointer("/spec/matchingPrecedence")
+                .and_then(Value::as_i64);
+            let name = o.pointer("/metadata/name").and_then(Value::as_str);
+            (precedence.unwrap_or(0), name.unwrap_or("").to_string())
+        };
+        ordered.sort_by_key(|o| key(o));
+    }
+    let rows: Vec<Value> = ordered
+        .into_iter()
         .map(|o| {
             let mut r = json!({"cells": printers::cells(group, kind, o, now)});
             match include {
@@ -95,6 +107,31 @@ mod tests {
         ] {
             assert_eq!(human_duration(secs), want, "{secs}");
         }
+    }
+
+    #[test]
+    fn flow_schemas_are_listed_in_matching_order() {
+        let fs = |name: &str, p: i64| json!({"metadata": {"name": name}, "spec": {"matchingPrecedence": p}});
+        let t = table(
+            "flowcontrol.apiserver.k8s.io",
+            "FlowSchema",
+            &[
+                fs("catch-all", 10000),
+                fs("b", 500),
+                fs("exempt", 1),
+                fs("a", 500),
+            ],
+            "1",
+            IncludeObject::None,
+            None,
+        );
+        let names: Vec<&str> = t["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["cells"][0].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["exempt", "a", "b", "catch-all"]);
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub fn apply(def: &ResourceDef, obj: &mut Value) {
         ("", "Endpoints") => core::endpoints(obj),
         ("", "LimitRange") => core::limit_range(obj),
         ("", "ReplicationController") => core::replication_controller(obj),
+        ("", "PodTemplate") => {
+            if let Some(t) = obj.get_mut("template") {
+                pod::template(t)
+            }
+        }
         ("", "Node") => core::node(obj),
         ("apps", "Deployment") => apps::deployment(obj),
         ("apps", "ReplicaSet") => apps::replica_set(obj),
