@@ -24,6 +24,7 @@ pub enum FieldErrorKind {
         supported: Vec<String>,
     },
     Duplicate(Value),
+    NotFound(Value),
     Forbidden(String),
     TooLong {
         max: usize,
@@ -79,6 +80,14 @@ impl FieldError {
         }
     }
 
+    /// `Not found: <value>`: a reference to something that does not exist.
+    pub fn not_found(field: impl Into<String>, value: impl Into<Value>) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::NotFound(value.into()),
+        }
+    }
+
     /// `Too long: may not be more than <max> bytes`.
     pub fn too_long(field: impl Into<String>, max: usize) -> Self {
         FieldError {
@@ -118,6 +127,7 @@ impl FieldError {
             }
             FieldErrorKind::NotSupported { .. } => "FieldValueNotSupported",
             FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
+            FieldErrorKind::NotFound(_) => "FieldValueNotFound",
             FieldErrorKind::Forbidden(_) => "FieldValueForbidden",
             FieldErrorKind::TooLong { .. } => "FieldValueTooLong",
         }
@@ -156,6 +166,7 @@ impl FieldError {
                     .join(", ")
             ),
             FieldErrorKind::Duplicate(v) => format!("Duplicate value: {}", show(v)),
+            FieldErrorKind::NotFound(v) => format!("Not found: {}", show(v)),
             FieldErrorKind::Forbidden(d) => with("Forbidden".into(), d),
             FieldErrorKind::TooLong { max } => {
                 format!("Too long: may not be more than {max} bytes")

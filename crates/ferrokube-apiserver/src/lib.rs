@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod objectmeta;
 pub mod options;
 pub mod pki;
+pub mod pod_validation;
 pub mod protobuf;
 #[cfg(test)]
 mod protobuf_roundtrip;

@@ -845,6 +845,9 @@ impl Rest {
         }
         let mut errors = validation::validate(def, &obj);
         errors.extend(crate::kinds::validate(def, &obj));
+        if def.group.is_empty() && def.kind == "Pod" {
+            errors.extend(crate::pod_validation::validate_create(&obj));
+        }
         if !errors.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
         }
@@ -943,6 +946,9 @@ impl Rest {
             errors.extend(validation::validate_update(def, old, &new));
         }
         errors.extend(crate::kinds::validate_update(def, old, &new, subresource));
+        if subresource == "ephemeralcontainers" {
+            errors.extend(crate::pod_validation::validate_ephemeral_update(old, &new));
+        }
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }

@@ -948,7 +948,14 @@ async fn resource_request(
             info.verb
         )));
     }
-    if !finalize && !matches!(sub, "" | "status" | "approval") {
+    let ephemeral = sub == "ephemeralcontainers" && def.group.is_empty() && def.plural == "pods";
+    if ephemeral && !matches!(info.verb.as_str(), "get" | "update" | "patch") {
+        return Err(ApiError::method_not_allowed(format!(
+            "the ephemeralcontainers subresource of pods does not allow {}",
+            info.verb
+        )));
+    }
+    if !finalize && !ephemeral && !matches!(sub, "" | "status" | "approval") {
         return Err(ApiError::method_not_allowed(format!(
             "the {sub} subresource of {} is not served yet",
             def.plural

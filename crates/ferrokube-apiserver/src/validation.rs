@@ -138,6 +138,7 @@ fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError
             }
         }
     }
+    crate::pod_validation::validate_spec(spec, path, errs);
 }
 
 #[cfg(test)]

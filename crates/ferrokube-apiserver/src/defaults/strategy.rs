@@ -151,6 +151,10 @@ pub fn prepare_for_update(def: &ResourceDef, old: &Value, new: &mut Value, subre
             *new = old.clone();
             set_or_remove(new, "spec", "finalizers", finalizers);
         }
+        "ephemeralcontainers" => {
+            // Only spec.ephemeralContainers changes through pods/ephemeralcontainers.
+            *new = crate::pod_validation::take_ephemeral_containers(old, new);
+        }
         "status" | "approval" => {
             // Only status changes through /status (and a CSR's /approval,
             // whose rules are in crate::kinds).
