@@ -70,6 +70,9 @@ pub struct KubeletConfig {
     /// The cluster CA (PEM): client certificates it signed may use the node's
     /// HTTPS server. `None`: only `/healthz` answers.
     pub client_ca_pem: Option<String>,
+    /// Sysctls beyond the safe set that pods may set on this node: names, or
+    /// prefixes ending in `*` (Kubernetes' `--allowed-unsafe-sysctls`).
+    pub allowed_unsafe_sysctls: Vec<String>,
 }
 
 impl KubeletConfig {
@@ -94,6 +97,7 @@ impl KubeletConfig {
             relist_interval: Duration::from_secs(1),
             kubelet_port: 10250,
             client_ca_pem: None,
+            allowed_unsafe_sysctls: Vec::new(),
         }
     }
 

@@ -174,7 +174,7 @@ pub fn container_config(i: &ContainerInputs<'_>) -> api::ContainerConfig {
                 // runAsNonRoot without a user: let the runtime refuse a root image user.
                 run_as_username: String::new(),
                 readonly_rootfs: sc.read_only_root_filesystem.unwrap_or(false),
-                supplemental_groups: psc.supplemental_groups.unwrap_or_default(),
+                supplemental_groups: super::sandbox::supplemental_groups(&psc),
                 no_new_privs: !privileged && sc.allow_privilege_escalation == Some(false),
                 masked_paths: if privileged {
                     vec![]

@@ -95,7 +95,9 @@ pub fn field_value(pod: &Pod, path: &str, host_ip: &str) -> Result<String, Confi
     })
 }
 
-fn resource_value(
+/// A container's resource (`limits.cpu`, `requests.memory`, ...) divided by
+/// `divisor` and rounded up, as a resourceFieldRef reads it.
+pub fn resource_value(
     container: &Container,
     resource: &str,
     divisor: Option<&quantity::Quantity>,

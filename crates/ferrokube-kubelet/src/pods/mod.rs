@@ -5,10 +5,15 @@
 pub mod backoff;
 pub mod container;
 pub mod env;
+pub mod ephemeral;
+pub mod grpc_probe;
 pub mod hooks;
+pub mod ownership;
 pub mod probes;
 pub mod sandbox;
 pub mod status;
+pub mod subpath;
+pub mod sysctls;
 pub mod volumes;
 pub mod worker;
 

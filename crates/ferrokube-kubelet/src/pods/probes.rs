@@ -1,6 +1,7 @@
 //! Container probes (startup, liveness, readiness) with Kubernetes' timing fields
 //! (initialDelaySeconds, periodSeconds, timeoutSeconds, successThreshold,
-//! failureThreshold) and handlers (exec through the runtime, httpGet, tcpSocket).
+//! failureThreshold) and handlers (exec through the runtime, httpGet, tcpSocket,
+//! grpc: [`super::grpc_probe`]).
 //! One task per probe of each running container keeps its result in a shared table
 //! and wakes the pod worker when a result changes.
 
@@ -119,6 +120,16 @@ pub async fn attempt(
             Ok(Ok(_)) => Outcome::Success,
             Ok(Err(e)) => Outcome::Failure(format!("dial tcp {host}:{port}: {e}")),
             Err(_) => Outcome::Failure(format!("dial tcp {host}:{port}: i/o timeout")),
+        };
+    }
+    if let Some(g) = &probe.grpc {
+        let Ok(port) = u16::try_from(g.port) else {
+            return Outcome::Failure(format!("invalid port {}", g.port));
+        };
+        let service = g.service.clone().unwrap_or_default();
+        return match super::grpc_probe::check(pod_ip, port, &service, timeout).await {
+            Ok(()) => Outcome::Success,
+            Err(msg) => Outcome::Failure(msg),
         };
     }
     if let Some(http) = &probe.http_get {

@@ -148,6 +148,13 @@ pub fn container_namespace_options(pod: &Pod) -> api::NamespaceOption {
     namespace_options(pod)
 }
 
+/// The pod's supplemental groups, with its fsGroup last (as Kubernetes adds it).
+pub fn supplemental_groups(psc: &k8s_openapi::api::core::v1::PodSecurityContext) -> Vec<i64> {
+    let mut groups = psc.supplemental_groups.clone().unwrap_or_default();
+    groups.extend(psc.fs_group);
+    groups
+}
+
 /// The sandbox config for attempt `attempt` of the pod.
 pub fn sandbox_config(pod: &Pod, attempt: u32, config: &KubeletConfig) -> api::PodSandboxConfig {
     let m = &pod.metadata;
@@ -223,7 +230,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, config: &KubeletConfig) -> api::P
                 namespace_options: Some(namespace_options(pod)),
                 run_as_user: psc.run_as_user.map(|v| api::Int64Value { value: v }),
                 run_as_group: psc.run_as_group.map(|v| api::Int64Value { value: v }),
-                supplemental_groups: psc.supplemental_groups.clone().unwrap_or_default(),
+                supplemental_groups: supplemental_groups(&psc),
                 privileged,
                 ..Default::default()
             }),

@@ -3,7 +3,12 @@
 //! configMap, secret, downwardAPI and projected (those three sources and
 //! serviceAccountToken). Files are published atomically the way Kubernetes does it
 //! (a `..data` link to a timestamped directory, one link per key), so updates
-//! written later reach running containers.
+//! written later reach running containers. As in Kubernetes, secret, downwardAPI
+//! and projected volumes live on tmpfs (never on the node's disk), sized like a
+//! memory-backed emptyDir: the pod's memory limit when every container has one,
+//! else the node's allocatable memory, or the emptyDir's own sizeLimit when
+//! smaller. The pod's fsGroup is applied to every volume but hostPath
+//! ([`super::ownership`]).
 //!
 //! A projected `serviceAccountToken` is a TokenRequest for the pod's service
 //! account bound to the pod; the token is kept ([`TokenCache`]) and asked for again
@@ -20,8 +25,11 @@ use k8s_openapi::api::core::v1::{
 };
 use kube::api::{Api, PostParams};
 
-use super::env::field_value;
+use super::env::{field_value, resource_value};
+use super::ownership::{self, FsGroup};
+use super::subpath;
 use crate::cri::api;
+use crate::quantity::{self, Quantity};
 use crate::KubeletConfig;
 
 /// Volume name → (host path, read-only).
@@ -299,6 +307,7 @@ fn downward_files(
     items: &[DownwardAPIVolumeFile],
     default_mode: u32,
     host_ip: &str,
+    node_capacity: &BTreeMap<String, Quantity>,
 ) -> Result<Files, String> {
     let mut out = Vec::new();
     for it in items {
@@ -322,10 +331,24 @@ fn downward_files(
                 p => field_value(pod, p, host_ip).map_err(|e| e.0)?,
             }
         } else if let Some(r) = &it.resource_field_ref {
-            format!(
-                "resourceFieldRef {} is not supported in volumes yet",
-                r.resource
-            )
+            let name = r.container_name.as_deref().unwrap_or_default();
+            let spec = pod.spec.as_ref();
+            let container = spec
+                .into_iter()
+                .flat_map(|s| {
+                    s.containers
+                        .iter()
+                        .chain(s.init_containers.iter().flatten())
+                })
+                .find(|c| c.name == name)
+                .ok_or_else(|| {
+                    format!(
+                        "failed to find container {name:?} in pod for resourceFieldRef of {:?}",
+                        it.path
+                    )
+                })?;
+            resource_value(container, &r.resource, r.divisor.as_ref(), node_capacity)
+                .map_err(|e| e.0)?
         } else {
             String::new()
         };
@@ -420,6 +443,56 @@ fn is_mounted(path: &Path) -> bool {
         .any(|l| l.split_whitespace().nth(4) == Some(p.as_str()))
 }
 
+/// The size of a memory-backed volume as Kubernetes computes it: the node's
+/// allocatable memory, or the pod's memory limit (when every container has one)
+/// if smaller, or the volume's own sizeLimit if smaller still.
+pub fn memory_volume_size(
+    pod: &Pod,
+    size_limit: Option<&Quantity>,
+    node_capacity: &BTreeMap<String, Quantity>,
+) -> Option<i128> {
+    let mut size = node_capacity.get("memory").and_then(quantity::value);
+    let limit_of = |c: &Container| {
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .and_then(quantity::value)
+    };
+    let pod_limit = pod.spec.as_ref().and_then(|s| {
+        let sum = s
+            .containers
+            .iter()
+            .map(limit_of)
+            .try_fold(0i128, |acc, l| Some(acc + l?))?;
+        let init = s
+            .init_containers
+            .iter()
+            .flatten()
+            .map(limit_of)
+            .try_fold(0i128, |acc, l| Some(acc.max(l?)))?;
+        Some(sum.max(init))
+    });
+    for smaller in [pod_limit, size_limit.and_then(quantity::value)]
+        .into_iter()
+        .flatten()
+    {
+        if smaller > 0 && size.is_none_or(|s| smaller <= s) {
+            size = Some(smaller);
+        }
+    }
+    size
+}
+
+/// Creates `path` (mode 0777) and mounts a tmpfs on it, once.
+fn memory_dir(path: &Path, size: Option<i128>) -> Result<(), String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("creating {}: {e}", path.display()))?;
+    if !is_mounted(path) {
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777));
+    }
+    mount_tmpfs(path, size)
+}
+
 fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
     if is_mounted(path) {
         return Ok(());
@@ -427,9 +500,10 @@ fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
     let src = std::ffi::CString::new("tmpfs").map_err(|e| e.to_string())?;
     let target =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|e| e.to_string())?;
+    // As Kubernetes: only the size (the root keeps tmpfs' own mode, 1777).
     let opts = std::ffi::CString::new(match size {
-        Some(s) if s > 0 => format!("mode=0777,size={s}"),
-        _ => "mode=0777".into(),
+        Some(s) if s > 0 => format!("size={s}"),
+        _ => String::new(),
     })
     .map_err(|e| e.to_string())?;
     // SAFETY: all pointers are valid NUL-terminated strings that outlive the call.
@@ -438,7 +512,7 @@ fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
             src.as_ptr(),
             target.as_ptr(),
             src.as_ptr(),
-            libc::MS_NOSUID | libc::MS_NODEV,
+            0,
             opts.as_ptr().cast(),
         )
     };
@@ -452,21 +526,21 @@ fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
     Ok(())
 }
 
-/// Unmounts tmpfs volumes and removes the pod's volume directories.
-pub fn cleanup(config: &KubeletConfig, uid: &str) {
-    let dir = pod_volumes_dir(config, uid);
-    let empty = dir.join("kubernetes.io~empty-dir");
-    if let Ok(entries) = std::fs::read_dir(&empty) {
-        for e in entries.flatten() {
-            if is_mounted(&e.path()) {
-                if let Ok(c) = std::ffi::CString::new(e.path().as_os_str().as_encoded_bytes()) {
-                    // SAFETY: a valid NUL-terminated path.
-                    unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                }
-            }
-        }
+/// Unmounts the pod's tmpfs volumes and sub-path binds, then removes its volume
+/// directories (never through a mount: that would empty what it shows). False
+/// when a mount could not be removed (the pod's directory must then stay).
+pub fn cleanup(config: &KubeletConfig, uid: &str) -> bool {
+    let pod_dir = config.agent_dir().join("pods").join(uid);
+    for m in subpath::mounts_below(&pod_dir) {
+        subpath::unmount(&m);
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if !subpath::mounts_below(&pod_dir).is_empty() {
+        tracing::warn!(%uid, "mounts left below {}; keeping its volumes", pod_dir.display());
+        return false;
+    }
+    let _ = std::fs::remove_dir_all(pod_dir.join("volume-subpaths"));
+    let _ = std::fs::remove_dir_all(pod_volumes_dir(config, uid));
+    true
 }
 
 /// Sets up every volume of the pod; returns each volume's host path. Errors are
@@ -477,7 +551,33 @@ pub async fn prepare(
     config: &KubeletConfig,
     pod: &Pod,
     host_ip: &str,
+    node_capacity: &BTreeMap<String, Quantity>,
 ) -> Result<PreparedVolumes, String> {
+    let fs_group = FsGroup::of(pod);
+    // Kubernetes passes no fsGroupChangePolicy for these volume types.
+    let fs_group = fs_group.map(|g| FsGroup {
+        on_root_mismatch: false,
+        ..g
+    });
+    let own = |p: &Path, readonly: bool| -> Result<(), String> {
+        match fs_group {
+            Some(g) => ownership::apply(p, g, readonly)
+                .map_err(|e| format!("setting the volume's fsGroup on {}: {e}", p.display())),
+            None => Ok(()),
+        }
+    };
+    let memory_size = memory_volume_size(pod, None, node_capacity);
+    let publish_on = |p: &Path, files: &Files, memory: bool| -> Result<(), String> {
+        let fresh = !p.exists() || (memory && !is_mounted(p));
+        if memory {
+            memory_dir(p, memory_size)?;
+        }
+        let changed = publish(p, files).map_err(|e| format!("writing {}: {e}", p.display()))?;
+        if changed || fresh {
+            own(p, true)?;
+        }
+        Ok(())
+    };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
     let ns = pod
         .metadata
@@ -498,11 +598,17 @@ pub async fn prepare(
         };
         let (path, readonly) = if let Some(ed) = &v.empty_dir {
             let p = base.join("kubernetes.io~empty-dir").join(&name);
-            mkdir(&p)?;
-            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
-            if ed.medium.as_deref() == Some("Memory") {
-                let size = ed.size_limit.as_ref().and_then(crate::quantity::value);
-                mount_tmpfs(&p, size)?;
+            let memory = ed.medium.as_deref() == Some("Memory");
+            // Set up once, as Kubernetes' emptyDir (its fsGroup too).
+            let fresh = !p.exists() || (memory && !is_mounted(&p));
+            if fresh {
+                mkdir(&p)?;
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
+                if memory {
+                    let size = memory_volume_size(pod, ed.size_limit.as_ref(), node_capacity);
+                    mount_tmpfs(&p, size)?;
+                }
+                own(&p, false)?;
             }
             (p, false)
         } else if let Some(hp) = &v.host_path {
@@ -553,7 +659,7 @@ pub async fn prepare(
             )
             .await?;
             let p = base.join("kubernetes.io~configmap").join(&name);
-            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            publish_on(&p, &files, false)?;
             (p, true)
         } else if let Some(s) = &v.secret {
             let mode = s.default_mode.map(|m| m as u32).unwrap_or(0o644);
@@ -568,13 +674,19 @@ pub async fn prepare(
             )
             .await?;
             let p = base.join("kubernetes.io~secret").join(&name);
-            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            publish_on(&p, &files, true)?;
             (p, true)
         } else if let Some(d) = &v.downward_api {
             let mode = d.default_mode.map(|m| m as u32).unwrap_or(0o644);
-            let files = downward_files(pod, d.items.as_deref().unwrap_or_default(), mode, host_ip)?;
+            let files = downward_files(
+                pod,
+                d.items.as_deref().unwrap_or_default(),
+                mode,
+                host_ip,
+                node_capacity,
+            )?;
             let p = base.join("kubernetes.io~downward-api").join(&name);
-            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            publish_on(&p, &files, true)?;
             (p, true)
         } else if let Some(pr) = &v.projected {
             let mode = pr.default_mode.map(|m| m as u32).unwrap_or(0o644);
@@ -615,11 +727,12 @@ pub async fn prepare(
                         d.items.as_deref().unwrap_or_default(),
                         mode,
                         host_ip,
+                        node_capacity,
                     )?);
                 }
             }
             let p = base.join("kubernetes.io~projected").join(&name);
-            publish(&p, &files).map_err(|e| format!("writing volume {name}: {e}"))?;
+            publish_on(&p, &files, true)?;
             (p, true)
         } else {
             return Err(format!(
@@ -631,24 +744,46 @@ pub async fn prepare(
     Ok(out)
 }
 
-/// The container's CRI mounts for its volumeMounts.
+/// Where a container's mounts are prepared.
+pub struct MountContext<'a> {
+    /// DATA_DIR/agent/pods/<uid>.
+    pub pod_dir: &'a Path,
+    /// The container's environment (for `subPathExpr`).
+    pub env: &'a [(String, String)],
+}
+
+/// The container's CRI mounts for its volumeMounts; sub paths are bound safely
+/// ([`subpath`]). Errors are the container's CreateContainerConfigError message.
 pub fn mounts(
     c: &Container,
     volumes: &HashMap<String, (PathBuf, bool)>,
+    ctx: &MountContext<'_>,
 ) -> Result<Vec<api::Mount>, String> {
     let mut out = Vec::new();
-    for vm in c.volume_mounts.iter().flatten() {
+    for (index, vm) in c.volume_mounts.iter().flatten().enumerate() {
         let (path, ro) = volumes
             .get(&vm.name)
             .ok_or_else(|| format!("volumeMount {:?} names no volume", vm.name))?;
-        let mut host = path.clone();
-        if let Some(sub) = vm.sub_path.as_deref().filter(|s| !s.is_empty()) {
-            check_rel(sub)?;
-            host = host.join(sub);
-            if !host.exists() {
-                std::fs::create_dir_all(&host).map_err(|e| format!("subPath {sub}: {e}"))?;
-            }
-        }
+        let sub = match vm.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
+            Some(expr) => subpath::expand_expr(expr, ctx.env)?,
+            None => vm.sub_path.clone().unwrap_or_default(),
+        };
+        let host = if sub.is_empty() {
+            path.clone()
+        } else {
+            subpath::check(&sub)?;
+            subpath::prepare(
+                &subpath::Request {
+                    volume: path,
+                    sub: &sub,
+                    pod_dir: ctx.pod_dir,
+                    volume_name: &vm.name,
+                    container: &c.name,
+                    index,
+                },
+                &vm.name,
+            )?
+        };
         out.push(api::Mount {
             container_path: vm.mount_path.clone(),
             host_path: host.display().to_string(),

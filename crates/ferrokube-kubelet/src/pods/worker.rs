@@ -266,6 +266,13 @@ impl Worker {
             }
             return Ok(Duration::from_secs(3600));
         }
+        if let Some(msg) = super::sysctls::admit(pod, &self.ctx.config.allowed_unsafe_sysctls) {
+            if self.sandboxes().await?.is_empty() {
+                return self
+                    .reject(pod, super::sysctls::FORBIDDEN_REASON, &msg)
+                    .await;
+            }
+        }
         if self.start_time.is_none() {
             self.start_time = pod
                 .status
@@ -361,6 +368,7 @@ impl Worker {
                 &self.ctx.config,
                 pod,
                 &host_ip,
+                &self.ctx.node_capacity,
             )
             .await
             {
@@ -383,6 +391,10 @@ impl Worker {
                 }
             }
         }
+
+        // Ephemeral containers, even before the init containers are done.
+        self.start_ephemeral(pod, &by_name, &sandbox_id, &sandbox_cfg, &sandbox_ips)
+            .await;
 
         // Init containers, in order.
         let mut init_done = true;
@@ -468,6 +480,39 @@ impl Worker {
         Ok(wake)
     }
 
+    /// Refuses a pod this node cannot run, as Kubernetes' kubelet rejects one at
+    /// admission: a Warning event, and the pod Failed with the reason and
+    /// `Pod was rejected: <message>`.
+    async fn reject(&mut self, pod: &Pod, reason: &str, message: &str) -> anyhow::Result<Duration> {
+        tracing::info!(pod = %pod_key(pod), reason, message, "pod rejected");
+        self.event(pod, None, true, reason, message.to_string())
+            .await;
+        let qos = pod.spec.as_ref().map(qos_class).unwrap_or("BestEffort");
+        let st = json!({
+            "phase": "Failed",
+            "reason": reason,
+            "message": format!("Pod was rejected: {message}"),
+            "qosClass": qos,
+        });
+        let pods: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        match pods
+            .patch_status(
+                pod.metadata.name.as_deref().unwrap_or(""),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": st})),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Duration::from_secs(3600))
+    }
+
     /// Restarts an exited container unless it is backing off; returns when the
     /// back-off ends.
     #[allow(clippy::too_many_arguments)]
@@ -542,6 +587,67 @@ impl Worker {
         sandbox_cfg: &api::PodSandboxConfig,
         ips: &[String],
     ) {
+        self.start_as(pod, c, attempt, init, sandbox_id, sandbox_cfg, ips, None)
+            .await
+    }
+
+    /// Starts the pod's ephemeral containers that have not run yet (once each:
+    /// they are never restarted).
+    async fn start_ephemeral(
+        &mut self,
+        pod: &Pod,
+        by_name: &BTreeMap<String, Vec<api::ContainerStatus>>,
+        sandbox_id: &str,
+        sandbox_cfg: &api::PodSandboxConfig,
+        ips: &[String],
+    ) {
+        for (c, target) in super::ephemeral::of(pod) {
+            if by_name.contains_key(&c.name) {
+                continue;
+            }
+            let target_id = match &target {
+                None => None,
+                Some(t) => match by_name
+                    .get(t)
+                    .and_then(|v| v.first())
+                    .filter(|l| is_running(l))
+                {
+                    Some(l) => Some(l.id.clone()),
+                    None => {
+                        let msg = format!("target container {t:?} is not running");
+                        self.set_waiting(pod, &c, "CreateContainerConfigError".into(), msg)
+                            .await;
+                        continue;
+                    }
+                },
+            };
+            self.start_as(
+                pod,
+                &c,
+                0,
+                false,
+                sandbox_id,
+                sandbox_cfg,
+                ips,
+                target_id.as_deref(),
+            )
+            .await;
+        }
+    }
+
+    /// [`Self::start`], in the process namespace of container `pid_target` when given.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_as(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        attempt: u32,
+        init: bool,
+        sandbox_id: &str,
+        sandbox_cfg: &api::PodSandboxConfig,
+        ips: &[String],
+        pid_target: Option<&str>,
+    ) {
         let t = std::time::Instant::now();
         let ensured = self.ensure_image(c, sandbox_cfg).await;
         step("image", t);
@@ -591,7 +697,12 @@ impl Worker {
             .as_ref()
             .map(|(v, _)| v.clone())
             .unwrap_or_default();
-        let mounts = match volumes::mounts(c, &vols) {
+        let pod_dir = self.ctx.config.agent_dir().join("pods").join(&self.uid);
+        let mount_ctx = volumes::MountContext {
+            pod_dir: &pod_dir,
+            env: &env,
+        };
+        let mounts = match volumes::mounts(c, &vols, &mount_ctx) {
             Ok(m) => m,
             Err(msg) => {
                 self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
@@ -600,7 +711,7 @@ impl Worker {
             }
         };
         let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
-        let cfg = container_config(&ContainerInputs {
+        let mut cfg = container_config(&ContainerInputs {
             pod,
             container: c,
             attempt,
@@ -609,6 +720,9 @@ impl Worker {
             image,
             mounts,
         });
+        if let Some(target) = pid_target {
+            super::ephemeral::share_pid_with(&mut cfg, target);
+        }
         let t = std::time::Instant::now();
         let created = self
             .ctx
@@ -932,6 +1046,19 @@ impl Worker {
         if !init_statuses.is_empty() {
             st["initContainerStatuses"] = json!(init_statuses);
         }
+        let ephemeral: Vec<_> = super::ephemeral::of(pod)
+            .iter()
+            .map(|(c, _)| {
+                let mut s = status::container_status(c, &observe(c), runtime, "ContainerCreating");
+                // Never ready, and no started flag (as Kubernetes reports them).
+                s.ready = false;
+                s.started = None;
+                s
+            })
+            .collect();
+        if !ephemeral.is_empty() {
+            st["ephemeralContainerStatuses"] = json!(ephemeral);
+        }
         if let Some(first) = ips.first() {
             st["podIP"] = json!(first);
             st["podIPs"] = json!(ips
@@ -995,7 +1122,12 @@ impl Worker {
             }
             self.probe_table.forget(&id);
         }
-        let pod_ip = ips.first().cloned().unwrap_or_default();
+        // A pod on the host's network is probed at the node's address.
+        let pod_ip = if spec.host_network == Some(true) {
+            self.ctx.host_ip.to_string()
+        } else {
+            ips.first().cloned().unwrap_or_default()
+        };
         let mut killed = false;
         for (id, c) in live {
             if !self.probers.contains_key(&id) {
@@ -1128,9 +1260,12 @@ impl Worker {
         for sb in self.sandboxes().await? {
             self.stop_sandbox(&sb, 0).await;
         }
-        volumes::cleanup(&self.ctx.config, &self.uid);
+        let clean = volumes::cleanup(&self.ctx.config, &self.uid);
         self.ctx.tokens.forget_pod(&self.uid);
-        let _ = std::fs::remove_dir_all(self.ctx.config.agent_dir().join("pods").join(&self.uid));
+        if clean {
+            let _ =
+                std::fs::remove_dir_all(self.ctx.config.agent_dir().join("pods").join(&self.uid));
+        }
         Ok(())
     }
 

@@ -1,0 +1,169 @@
+//! gRPC probes (`grpc.port`, `grpc.service`): one `grpc.health.v1.Health/Check`
+//! call to the pod's address over plain HTTP/2, with Kubernetes' outcomes and
+//! messages. As Kubernetes' prober (which dials with `WithBlock`), a refused
+//! connection is tried again until the timeout.
+
+use std::time::{Duration, Instant};
+
+use tonic::transport::Endpoint;
+
+/// `grpc.health.v1.HealthCheckRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckRequest {
+    #[prost(string, tag = "1")]
+    pub service: String,
+}
+
+/// `grpc.health.v1.HealthCheckResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct HealthCheckResponse {
+    #[prost(int32, tag = "1")]
+    pub status: i32,
+}
+
+/// The serving status names of grpc.health.v1.
+fn status_name(v: i32) -> String {
+    match v {
+        0 => "UNKNOWN".into(),
+        1 => "SERVING".into(),
+        2 => "NOT_SERVING".into(),
+        3 => "SERVICE_UNKNOWN".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A whole number of seconds as Go prints a `time.Duration` (`1s`, `1m30s`).
+pub fn go_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m{sec}s"),
+        (h, m, sec) => format!("{h}h{m}m{sec}s"),
+    }
+}
+
+/// gRPC's names of its status codes, as Go prints them.
+fn code_name(c: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match c {
+        Ok => "OK",
+        Cancelled => "Canceled",
+        Unknown => "Unknown",
+        InvalidArgument => "InvalidArgument",
+        DeadlineExceeded => "DeadlineExceeded",
+        NotFound => "NotFound",
+        AlreadyExists => "AlreadyExists",
+        PermissionDenied => "PermissionDenied",
+        ResourceExhausted => "ResourceExhausted",
+        FailedPrecondition => "FailedPrecondition",
+        Aborted => "Aborted",
+        OutOfRange => "OutOfRange",
+        Unimplemented => "Unimplemented",
+        Internal => "Internal",
+        Unavailable => "Unavailable",
+        DataLoss => "DataLoss",
+        Unauthenticated => "Unauthenticated",
+    }
+}
+
+/// Checks `service` at `host:port`; Ok is healthy, Err the failure message.
+pub async fn check(host: &str, port: u16, service: &str, timeout: Duration) -> Result<(), String> {
+    let addr = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let deadline = Instant::now() + timeout;
+    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .user_agent("kube-probe/1.33")
+        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .connect_timeout(timeout);
+    let connect_failed = || {
+        format!(
+            "timeout: failed to connect service {addr:?} within {}: context deadline exceeded",
+            go_duration(timeout)
+        )
+    };
+    let channel = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(connect_failed());
+        }
+        match tokio::time::timeout(left, endpoint.connect()).await {
+            Ok(Ok(c)) => break c,
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100).min(left)).await,
+            Err(_) => return Err(connect_failed()),
+        }
+    };
+    let mut grpc = tonic::client::Grpc::new(channel);
+    let call = async {
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/grpc.health.v1.Health/Check");
+        let codec = tonic_prost::ProstCodec::<HealthCheckRequest, HealthCheckResponse>::default();
+        let req = tonic::Request::new(HealthCheckRequest {
+            service: service.to_string(),
+        });
+        grpc.unary(req, path, codec).await
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let rpc_timeout = || {
+        format!(
+            "timeout: health rpc did not complete within {}",
+            go_duration(timeout)
+        )
+    };
+    let resp = match tokio::time::timeout(left, call).await {
+        Err(_) => return Err(rpc_timeout()),
+        Ok(Err(st)) => {
+            return Err(match st.code() {
+                tonic::Code::Unimplemented => format!(
+                    "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
+                    st.message()
+                ),
+                tonic::Code::DeadlineExceeded => rpc_timeout(),
+                code => format!(
+                    "error: health rpc probe failed: rpc error: code = {} desc = {}",
+                    code_name(code),
+                    st.message()
+                ),
+            })
+        }
+        Ok(Ok(r)) => r.into_inner(),
+    };
+    if resp.status != 1 {
+        return Err(format!(
+            "service unhealthy (responded with {:?})",
+            status_name(resp.status)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_go() {
+        assert_eq!(go_duration(Duration::from_secs(1)), "1s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+    }
+
+    #[tokio::test]
+    async fn nothing_listening_times_out_as_kubernetes_says() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let err = check("127.0.0.1", port, "", Duration::from_secs(1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            format!("timeout: failed to connect service \"127.0.0.1:{port}\" within 1s: context deadline exceeded")
+        );
+    }
+}
