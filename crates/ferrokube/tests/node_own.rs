@@ -445,3 +445,40 @@ fn attach_and_exec_to_an_exited_container_end_at_once_with_kubernetes_error() {
         });
     }
 }
+
+#[test]
+fn termination_messages_come_from_the_file_or_the_log_as_in_kubernetes() {
+    let c = fresh_node(&["--disable-kube-proxy"]);
+    import_busybox(&c);
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "ends"},
+      "spec": {"restartPolicy": "Never", "containers": [
+        {"name": "file", "image": "busybox:1.35", "securityContext": {"runAsUser": 1000},
+         "command": ["sh", "-c", "printf 'all done' > /dev/termination-log"]},
+        {"name": "custom", "image": "busybox:1.35", "terminationMessagePath": "/tmp/why",
+         "command": ["sh", "-c", "printf custom > /tmp/why; exit 3"]},
+        {"name": "logs", "image": "busybox:1.35", "terminationMessagePolicy": "FallbackToLogsOnError",
+         "command": ["sh", "-c", "echo first; echo last >&2; exit 2"]},
+        {"name": "quiet", "image": "busybox:1.35", "terminationMessagePolicy": "FallbackToLogsOnError",
+         "command": ["sh", "-c", "echo fine"]}]}}"#;
+    let file = c.data_dir().join("ends.json");
+    std::fs::write(&file, pod).expect("write the pod");
+    c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
+    wait_until("the pod to end", Duration::from_secs(120), || {
+        phase(&c, "ends") == "Failed"
+    });
+    let message = |name: &str| {
+        c.kubectl_ok(&[
+            "get",
+            "pod",
+            "ends",
+            "-o",
+            &format!(
+                "jsonpath={{.status.containerStatuses[?(@.name==\"{name}\")].state.terminated.message}}"
+            ),
+        ])
+    };
+    assert_eq!(message("file"), "all done");
+    assert_eq!(message("custom"), "custom");
+    assert_eq!(message("logs"), "first\nlast\n");
+    assert_eq!(message("quiet"), "");
+}

@@ -14,6 +14,7 @@ pub mod sandbox;
 pub mod status;
 pub mod subpath;
 pub mod sysctls;
+pub mod termination;
 pub mod volumes;
 pub mod worker;
 

@@ -42,7 +42,11 @@ fn is_exited(c: &api::ContainerStatus) -> bool {
         || c.state == api::ContainerState::ContainerUnknown as i32
 }
 
-fn terminated(c: &api::ContainerStatus, runtime: &str) -> ContainerStateTerminated {
+fn terminated(
+    spec: &Container,
+    c: &api::ContainerStatus,
+    runtime: &str,
+) -> ContainerStateTerminated {
     let reason = if !c.reason.is_empty() {
         c.reason.clone()
     } else if c.exit_code == 0 {
@@ -53,7 +57,7 @@ fn terminated(c: &api::ContainerStatus, runtime: &str) -> ContainerStateTerminat
     ContainerStateTerminated {
         exit_code: c.exit_code,
         reason: Some(reason),
-        message: (!c.message.is_empty()).then(|| c.message.clone()),
+        message: super::termination::message(spec, c),
         started_at: time_from_ns(c.started_at),
         finished_at: time_from_ns(c.finished_at),
         container_id: Some(format!("{runtime}://{}", c.id)),
@@ -78,7 +82,7 @@ pub fn container_status(
     let latest = obs.latest.as_ref();
     let last_state = |c: Option<&api::ContainerStatus>| {
         c.filter(|c| is_exited(c)).map(|c| ContainerState {
-            terminated: Some(terminated(c, runtime)),
+            terminated: Some(terminated(spec, c, runtime)),
             ..Default::default()
         })
     };
@@ -101,7 +105,7 @@ pub fn container_status(
         ),
         (None, Some(c)) if is_exited(c) => (
             ContainerState {
-                terminated: Some(terminated(c, runtime)),
+                terminated: Some(terminated(spec, c, runtime)),
                 ..Default::default()
             },
             last_state(obs.previous.as_ref()),

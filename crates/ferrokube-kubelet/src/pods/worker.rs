@@ -21,6 +21,7 @@ use super::hooks;
 use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
+use super::termination;
 use super::volumes;
 use super::Ctx;
 use crate::cri::{api, labels};
@@ -702,7 +703,7 @@ impl Worker {
             pod_dir: &pod_dir,
             env: &env,
         };
-        let mounts = match volumes::mounts(c, &vols, &mount_ctx) {
+        let mut mounts = match volumes::mounts(c, &vols, &mount_ctx) {
             Ok(m) => m,
             Err(msg) => {
                 self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
@@ -710,6 +711,10 @@ impl Worker {
                 return;
             }
         };
+        match termination::message_mount(&self.ctx.config, &self.uid, c, &mounts) {
+            Ok(m) => mounts.extend(m),
+            Err(e) => tracing::warn!(container = %c.name, error = %e, "termination message file"),
+        }
         let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
         let mut cfg = container_config(&ContainerInputs {
             pod,
