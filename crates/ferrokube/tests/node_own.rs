@@ -457,7 +457,7 @@ fn termination_messages_come_from_the_file_or_the_log_as_in_kubernetes() {
         {"name": "custom", "image": "busybox:1.35", "terminationMessagePath": "/tmp/why",
          "command": ["sh", "-c", "printf custom > /tmp/why; exit 3"]},
         {"name": "logs", "image": "busybox:1.35", "terminationMessagePolicy": "FallbackToLogsOnError",
-         "command": ["sh", "-c", "echo first; echo last >&2; exit 2"]},
+         "command": ["sh", "-c", "echo first; echo last; exit 2"]},
         {"name": "quiet", "image": "busybox:1.35", "terminationMessagePolicy": "FallbackToLogsOnError",
          "command": ["sh", "-c", "echo fine"]}]}}"#;
     let file = c.data_dir().join("ends.json");
