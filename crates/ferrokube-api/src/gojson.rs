@@ -80,6 +80,18 @@ pub fn to_vec_ordered(v: &Value, order: &'static Order) -> Vec<u8> {
     to_vec(&InOrder(v, Some(order)))
 }
 
+/// `v` with its members in `order`, indented by two spaces as Go's
+/// `json.MarshalIndent(v, "", "  ")` writes it (what Kubernetes'
+/// `WriteRawJSON` sends, for `/version`).
+pub fn to_vec_ordered_indented(v: &Value, order: &'static Order) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"  ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, formatter);
+    // A `Value` always encodes.
+    let _ = InOrder(v, Some(order)).serialize(&mut ser);
+    out
+}
+
 struct InOrder<'a>(&'a Value, Option<&'static Order>);
 
 impl Serialize for InOrder<'_> {
@@ -159,6 +171,16 @@ mod tests {
         // The escapes read back as the same text.
         let back: Value = serde_json::from_slice(&to_vec(&v)).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn indented_as_marshal_indent() {
+        static V: Order = Order(&[("major", None), ("minor", None)]);
+        let v = json!({"minor": "33", "major": "1"});
+        assert_eq!(
+            String::from_utf8(to_vec_ordered_indented(&v, &V)).unwrap(),
+            "{\n  \"major\": \"1\",\n  \"minor\": \"33\"\n}"
+        );
     }
 
     #[test]

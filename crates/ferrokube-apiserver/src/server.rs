@@ -599,7 +599,21 @@ async fn handle(
     let path = req.uri().path().to_string();
     // Open to everyone.
     if path == "/version" {
-        return json_response(StatusCode::OK, &version_info());
+        // As Kubernetes' WriteRawJSON: indented, in `version.Info` order,
+        // no trailing newline.
+        static VERSION_INFO: ferrokube_api::gojson::Order = ferrokube_api::gojson::Order(&[
+            ("major", None),
+            ("minor", None),
+            ("gitVersion", None),
+            ("gitCommit", None),
+            ("gitTreeState", None),
+            ("buildDate", None),
+            ("goVersion", None),
+            ("compiler", None),
+            ("platform", None),
+        ]);
+        let body = ferrokube_api::gojson::to_vec_ordered_indented(&version_info(), &VERSION_INFO);
+        return full(StatusCode::OK, "application/json", Bytes::from(body));
     }
     if path == "/cacerts" {
         // The cluster CA, for agents joining with a token that names its

@@ -84,6 +84,12 @@ def check_status(api):
     finally:
         raw = v1.delete_namespaced_config_map("fidelity-cm", NS, _preload_content=False).data
         assert raw.endswith(b"}\n"), raw[-40:]
+    # /version as WriteRawJSON writes it: indented, no trailing newline.
+    response = api.rest_client.request("GET", api.configuration.host + "/version")
+    response.read()
+    raw = response.data
+    assert raw.startswith(b'{\n  "major": "1",\n  "minor": "') and raw.endswith(b'"\n}'), raw
+    assert b'\n  "gitVersion": "v1.' in raw, raw
     print("status: ok")
 
 
