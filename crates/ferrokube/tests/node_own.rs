@@ -482,3 +482,35 @@ fn termination_messages_come_from_the_file_or_the_log_as_in_kubernetes() {
     assert_eq!(message("logs"), "first\nlast\n");
     assert_eq!(message("quiet"), "");
 }
+
+#[test]
+fn etc_hosts_is_kubernetes_managed_with_the_pod_address_and_aliases() {
+    let c = fresh_node(&["--disable-kube-proxy"]);
+    import_busybox(&c);
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hosted"},
+      "spec": {"hostname": "db", "subdomain": "dbs",
+        "hostAliases": [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}],
+        "containers": [{"name": "app", "image": "busybox:1.35", "command": ["sleep", "3600"]}]}}"#;
+    let file = c.data_dir().join("hosted.json");
+    std::fs::write(&file, pod).expect("write the pod");
+    c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "pod/hosted",
+        "--timeout=120s",
+    ]);
+    let ip = c.kubectl_ok(&["get", "pod", "hosted", "-o", "jsonpath={.status.podIP}"]);
+    let hosts = c.kubectl_ok(&["exec", "hosted", "--", "cat", "/etc/hosts"]);
+    assert_eq!(
+        hosts,
+        format!(
+            "# Kubernetes-managed hosts file.\n127.0.0.1\tlocalhost\n\
+             ::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\n\
+             fe00::0\tip6-mcastprefix\nfe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n\
+             {ip}\tdb.dbs.default.svc.cluster.local\tdb\n\n# Entries added by HostAliases.\n\
+             10.1.2.3\tfoo.local\n10.1.2.3\tbar.local\n"
+        )
+    );
+    c.kubectl_ok(&["delete", "pod", "hosted", "--grace-period=1"]);
+}

@@ -8,6 +8,7 @@ pub mod env;
 pub mod ephemeral;
 pub mod grpc_probe;
 pub mod hooks;
+pub mod hosts;
 pub mod ownership;
 pub mod probes;
 pub mod sandbox;

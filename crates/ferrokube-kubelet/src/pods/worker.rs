@@ -18,6 +18,7 @@ use super::backoff::{now_ns, Backoff};
 use super::container::{container_config, violates_non_root, ContainerInputs};
 use super::env::{container_env, EnvContext};
 use super::hooks;
+use super::hosts;
 use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
@@ -714,6 +715,10 @@ impl Worker {
         match termination::message_mount(&self.ctx.config, &self.uid, c, &mounts) {
             Ok(m) => mounts.extend(m),
             Err(e) => tracing::warn!(container = %c.name, error = %e, "termination message file"),
+        }
+        match hosts::hosts_mount(&self.ctx.config, pod, &self.uid, ips, &mounts) {
+            Ok(m) => mounts.extend(m),
+            Err(e) => tracing::warn!(container = %c.name, error = %e, "the pod's /etc/hosts"),
         }
         let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
         let mut cfg = container_config(&ContainerInputs {
