@@ -203,6 +203,36 @@ const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
     ("system-cluster-critical", 2_000_000_000),
 ];
 
+/// Creates the system priority classes every Kubernetes cluster has (its
+/// scheduling storage makes them at start), unless they exist.
+pub async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
+    let Some(def) = rest
+        .registry
+        .get("scheduling.k8s.io", "v1", "priorityclasses")
+        .cloned()
+    else {
+        return Ok(());
+    };
+    for (name, value) in SYSTEM_PRIORITY_CLASSES {
+        let description = if name == "system-node-critical" {
+            "Used for system critical pods that must not be moved from their current node."
+        } else {
+            "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."
+        };
+        let pc = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "description": description});
+        match rest
+            .create(&def, "", pc, &crate::options::WriteOptions::default())
+            .await
+        {
+            Ok(_) => tracing::info!(name, "created priority class"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => anyhow::bail!("creating the priority class {name}: {e}"),
+        }
+    }
+    Ok(())
+}
+
 /// The preemption policy of a class or pod that names none.
 const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
 

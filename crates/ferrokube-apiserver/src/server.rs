@@ -352,6 +352,7 @@ pub async fn start(
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
         .await?;
     app.rest.ensure_kubernetes_service(config.port).await?;
+    crate::admission::ensure_system_priority_classes(&app.rest).await?;
     crate::kinds::ensure_mandatory_objects(&app.rest).await?;
 
     let (tls, client_certs, serving) = tls_config(&pki)?;

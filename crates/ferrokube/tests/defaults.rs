@@ -199,6 +199,12 @@ fn objects_get_kubernetes_defaults_whatever_the_client() {
     assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], NS);
     assert_no_generation(&ns, "namespace");
 
+    // The system priority classes exist, as in every Kubernetes cluster.
+    let pcs = c.kubectl_ok(&["get", "priorityclasses", "-o", "name"]);
+    for name in ["system-cluster-critical", "system-node-critical"] {
+        assert!(pcs.contains(name), "{pcs}");
+    }
+
     // The same kinds through kubectl (protobuf)...
     for args in [
         &[

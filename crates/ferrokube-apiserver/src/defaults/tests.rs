@@ -658,3 +658,27 @@ fn a_deployment_status_write_may_change_annotations_not_labels() {
     assert!(st["metadata"].get("labels").is_none());
     assert_eq!(st["metadata"]["generation"], 1);
 }
+
+#[test]
+fn the_newer_kinds_keep_generations_and_templates_are_defaulted() {
+    let pt = created(
+        "",
+        "PodTemplate",
+        json!({"metadata": meta("t"), "template": {"spec": {"containers": [container()]}}}),
+    );
+    assert_eq!(pt["template"]["spec"]["restartPolicy"], "Always");
+    assert_eq!(pt["metadata"]["generation"], 1);
+    let ing = created(
+        "networking.k8s.io",
+        "Ingress",
+        json!({"metadata": meta("i"), "spec": {"defaultBackend": {"service": {"name": "s", "port": {"number": 80}}}}}),
+    );
+    assert_eq!(ing["metadata"]["generation"], 1);
+    assert_eq!(ing["status"], json!({"loadBalancer": {}}));
+    let np = created(
+        "networking.k8s.io",
+        "NetworkPolicy",
+        json!({"metadata": meta("n"), "spec": {"podSelector": {}}}),
+    );
+    assert_eq!(np["metadata"]["generation"], 1);
+}
