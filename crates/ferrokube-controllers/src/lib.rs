@@ -7,6 +7,7 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
+pub mod apfstatus;
 pub mod csrsigning;
 pub mod deployment;
 pub mod endpoints;
@@ -92,6 +93,7 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         &config,
         &cancel,
     ));
+    tasks.push(tokio::spawn(apfstatus::run(client.clone(), cancel.clone())));
     if let Some(ca) = config.signing_ca.clone() {
         tasks.push(tokio::spawn(csrsigning::run(
             client.clone(),

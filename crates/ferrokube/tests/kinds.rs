@@ -249,6 +249,17 @@ fn every_kind_applies_and_prints_kubernetes_columns() {
         ("catch-all", "10000", "ByUser")
     );
     assert_eq!(row(&fs, "batch-jobs")[1..4], ["batch", "1000", "ByUser"]);
+    // The controller manager marks whether a FlowSchema's priority level
+    // exists (the MissingPL column).
+    wait_until(
+        "batch-jobs is not dangling",
+        Duration::from_secs(60),
+        || row(&c.kubectl_ok(&["get", "flowschemas"]), "batch-jobs")[5] == "False",
+    );
+    c.kubectl_ok(&["delete", "prioritylevelconfiguration", "batch"]);
+    wait_until("batch-jobs is dangling", Duration::from_secs(60), || {
+        row(&c.kubectl_ok(&["get", "flowschemas"]), "batch-jobs")[5] == "True"
+    });
 
     // The Ingress status is written through /status, as controllers do.
     let patched = c.kubectl_ok(&[
