@@ -514,3 +514,46 @@ fn etc_hosts_is_kubernetes_managed_with_the_pod_address_and_aliases() {
     );
     c.kubectl_ok(&["delete", "pod", "hosted", "--grace-period=1"]);
 }
+
+#[test]
+fn a_pod_past_its_active_deadline_fails_with_deadline_exceeded() {
+    let c = fresh_node(&["--disable-kube-proxy"]);
+    import_busybox(&c);
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "late"},
+      "spec": {"activeDeadlineSeconds": 3, "terminationGracePeriodSeconds": 1,
+        "containers": [{"name": "app", "image": "busybox:1.35", "command": ["sleep", "3600"]}]}}"#;
+    let file = c.data_dir().join("late.json");
+    std::fs::write(&file, pod).expect("write the pod");
+    c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
+    wait_until("the pod to fail", Duration::from_secs(60), || {
+        phase(&c, "late") == "Failed"
+    });
+    let got = c.kubectl_ok(&[
+        "get",
+        "pod",
+        "late",
+        "-o",
+        "jsonpath={.status.reason}|{.status.message}|{.status.containerStatuses[0].state.running}",
+    ]);
+    // The container no longer runs.
+    assert_eq!(
+        got,
+        "DeadlineExceeded|Pod was active on the node longer than the specified deadline|"
+    );
+    let processes = node_processes(c.data_dir());
+    assert!(
+        !processes
+            .iter()
+            .any(|(_, cmd)| cmd.contains("containerd-shim")),
+        "{processes:?}"
+    );
+    let events = c.kubectl_ok(&[
+        "get",
+        "events",
+        "--field-selector",
+        "involvedObject.name=late,reason=DeadlineExceeded",
+        "-o",
+        "name",
+    ]);
+    assert!(!events.trim().is_empty(), "no DeadlineExceeded event");
+}

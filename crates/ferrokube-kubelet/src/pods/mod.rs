@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod container;
+pub mod deadline;
 pub mod env;
 pub mod ephemeral;
 pub mod grpc_probe;

@@ -282,6 +282,11 @@ impl Worker {
                 .and_then(|s| s.start_time.clone())
                 .or_else(|| Some(Time(jiff::Timestamp::now())));
         }
+        // activeDeadlineSeconds, counted from the pod's start on this node.
+        let deadline_left = super::deadline::left(spec, self.start_time.as_ref());
+        if deadline_left == Some(Duration::ZERO) {
+            return self.deadline_exceeded(pod).await;
+        }
         let restart_policy = spec
             .restart_policy
             .clone()
@@ -479,7 +484,52 @@ impl Worker {
             // Kubernetes stops a finished pod's sandbox.
             self.ctx.runtime.stop_pod_sandbox(&sandbox_id).await?;
         }
-        Ok(wake)
+        Ok(deadline_left.map_or(wake, |left| wake.min(left)))
+    }
+
+    /// The pod ran past its activeDeadlineSeconds: as Kubernetes' kubelet, a
+    /// DeadlineExceeded event, its containers stopped (with the pod's grace period)
+    /// and the pod Failed with reason DeadlineExceeded.
+    async fn deadline_exceeded(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
+        tracing::info!(pod = %pod_key(pod), "active deadline exceeded");
+        self.event(
+            pod,
+            None,
+            false,
+            super::deadline::REASON,
+            super::deadline::MESSAGE.into(),
+        )
+        .await;
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        self.kill_pod(Some(pod), grace).await?;
+        let by_name = self.containers().await?;
+        self.write_status(pod, &by_name, None, Some(false)).await?;
+        let pods: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let st = json!({"status": {
+            "phase": "Failed",
+            "reason": super::deadline::REASON,
+            "message": super::deadline::MESSAGE,
+        }});
+        match pods
+            .patch_status(
+                pod.metadata.name.as_deref().unwrap_or(""),
+                &PatchParams::default(),
+                &Patch::Merge(st),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(Duration::from_secs(3600))
     }
 
     /// Refuses a pod this node cannot run, as Kubernetes' kubelet rejects one at
