@@ -1,5 +1,7 @@
 //! End to end: a higher-priority pod that fits nowhere evicts a
 //! lower-priority one, is nominated to its node and then bound there.
+//! Priorities come from PriorityClasses, as the Priority admission gives
+//! them (a pod may not state a number of its own).
 
 mod common;
 
@@ -12,14 +14,14 @@ async fn higher_priority_pod_preempts_a_lower_one() {
     let env = Env::start().await;
     env.add_node(node("only", "2", "4Gi")).await;
     let mut low = pod("low", "1500m", "");
-    spec(&mut low).priority = Some(0);
     // No kubelet: a zero grace period lets the deletion finish at once.
     spec(&mut low).termination_grace_period_seconds = Some(0);
     env.add_pod(low).await;
     assert_eq!(env.bound_node("low").await.as_deref(), Some("only"));
 
+    env.add_priority_class("important", 1000, None).await;
     let mut high = pod("high", "1", "");
-    spec(&mut high).priority = Some(1000);
+    spec(&mut high).priority_class_name = Some("important".into());
     env.add_pod(high).await;
     assert_eq!(env.bound_node("high").await.as_deref(), Some("only"));
 
@@ -48,17 +50,16 @@ async fn equal_priority_and_never_policy_do_not_preempt() {
     let env = Env::start().await;
     env.add_node(node("only", "2", "4Gi")).await;
     let mut low = pod("low", "1500m", "");
-    spec(&mut low).priority = Some(0);
     spec(&mut low).termination_grace_period_seconds = Some(0);
     env.add_pod(low).await;
     assert_eq!(env.bound_node("low").await.as_deref(), Some("only"));
 
     let mut same = pod("same", "1", "");
-    spec(&mut same).priority = Some(0);
     env.add_pod(same).await;
+    env.add_priority_class("important-never", 1000, Some("Never"))
+        .await;
     let mut never = pod("never", "1", "");
-    spec(&mut never).priority = Some(1000);
-    spec(&mut never).preemption_policy = Some("Never".into());
+    spec(&mut never).priority_class_name = Some("important-never".into());
     env.add_pod(never).await;
     for name in ["same", "never"] {
         let (_, msg) = env.unschedulable_condition(name).await.expect("condition");

@@ -66,6 +66,25 @@ impl Env {
             .expect("create node");
     }
 
+    /// A PriorityClass `name` of `value` (not the global default), with its
+    /// preemption policy if one is given.
+    pub async fn add_priority_class(&self, name: &str, value: i32, preemption: Option<&str>) {
+        let api: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
+            Api::all(self.client.clone());
+        let pc = k8s_openapi::api::scheduling::v1::PriorityClass {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..Default::default()
+            },
+            value,
+            preemption_policy: preemption.map(str::to_string),
+            ..Default::default()
+        };
+        api.create(&PostParams::default(), &pc)
+            .await
+            .expect("create priority class");
+    }
+
     pub async fn add_pod(&self, p: Pod) {
         self.pods()
             .create(&PostParams::default(), &p)
