@@ -28,7 +28,6 @@ use bytes::Bytes;
 use ferrokube_api::status::ApiError;
 use http::{header, HeaderMap, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::request_info::RequestInfo;
@@ -327,17 +326,7 @@ pub async fn serve(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let node_side = hyper::upgrade::on(&mut resp);
         if let Some(client_side) = client_side {
-            tokio::spawn(async move {
-                match (client_side.await, node_side.await) {
-                    (Ok(c), Ok(n)) => {
-                        let (mut c, mut n) = (TokioIo::new(c), TokioIo::new(n));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut n).await {
-                            tracing::debug!(error = %e, "proxied upgrade ended");
-                        }
-                    }
-                    (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
-                }
-            });
+            crate::streaming::join_upgraded(client_side, node_side);
         }
         return answer
             .body(Full::new(Bytes::new()).map_err(|n| match n {}).boxed())

@@ -449,6 +449,25 @@ fn seg(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// Once both connections have upgraded, copies bytes between them until
+/// either ends (in a task of its own).
+pub(crate) fn join_upgraded(
+    client_side: hyper::upgrade::OnUpgrade,
+    node_side: hyper::upgrade::OnUpgrade,
+) {
+    tokio::spawn(async move {
+        match (client_side.await, node_side.await) {
+            (Ok(c), Ok(n)) => {
+                let (mut c, mut n) = (TokioIo::new(c), TokioIo::new(n));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut n).await {
+                    tracing::debug!(error = %e, "upgraded connection ended");
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+}
+
 /// `101 Switching Protocols` to the WebSocket `ws` (with its subprotocol,
 /// unless that is none).
 fn switching_to_websocket(ws: &crate::wsstream::WsRequest) -> Result<Response<Body>, ApiError> {
@@ -661,17 +680,7 @@ pub async fn serve(
         answer = answer.header(k, v);
     }
     if let Some(client_side) = client_side {
-        tokio::spawn(async move {
-            match (client_side.await, node_side.await) {
-                (Ok(c), Ok(n)) => {
-                    let (mut c, mut n) = (TokioIo::new(c), TokioIo::new(n));
-                    if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut n).await {
-                        tracing::debug!(error = %e, "stream ended");
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
-            }
-        });
+        join_upgraded(client_side, node_side);
     }
     answer
         .body(

@@ -101,11 +101,7 @@ fn offered(headers: &HeaderMap) -> Vec<String> {
 /// SPDY go to the kubelet as they are), an error message for a WebSocket
 /// request that cannot be answered.
 pub fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, String> {
-    let upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !upgrade.eq_ignore_ascii_case("websocket") {
+    if !is_websocket(headers) {
         return Ok(None);
     }
     let offered = offered(headers);
@@ -117,16 +113,29 @@ pub fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, S
     if !offered.iter().any(|p| p == want) {
         return Ok(None);
     }
+    answer(headers, want).map(Some)
+}
+
+/// Whether `headers` ask for an upgrade to a WebSocket.
+fn is_websocket(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// The answer to a WebSocket upgrade in `protocol`: needs the client's key.
+fn answer(headers: &HeaderMap, protocol: &'static str) -> Result<WsRequest, String> {
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty())
         .ok_or("a WebSocket upgrade needs a Sec-WebSocket-Key header")?;
-    Ok(Some(WsRequest {
-        protocol: want,
+    Ok(WsRequest {
+        protocol,
         accept: accept_key(key),
-    }))
+    })
 }
 
 /// A `pods/log` WebSocket: each piece of the log is one message, binary
@@ -138,11 +147,7 @@ pub const LOG_PROTOCOLS: [&str; 3] = ["", "binary.k8s.io", "base64.binary.k8s.io
 /// picked (the client's first offer this server speaks; `""` when none is
 /// offered) and the accept key, or the refusal Kubernetes gives.
 pub fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
-    let upgrade = headers
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !upgrade.eq_ignore_ascii_case("websocket") {
+    if !is_websocket(headers) {
         return Ok(None);
     }
     let mut offered = offered(headers);
@@ -157,16 +162,7 @@ pub fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
                 "requested protocol(s) are not supported: {offered:?}; supports {LOG_PROTOCOLS:?}"
             )
         })?;
-    let key = headers
-        .get(header::SEC_WEBSOCKET_KEY)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .ok_or("a WebSocket upgrade needs a Sec-WebSocket-Key header")?;
-    Ok(Some(WsRequest {
-        protocol,
-        accept: accept_key(key),
-    }))
+    answer(headers, protocol).map(Some)
 }
 
 /// Sends `body` (a log) to the client as messages in `protocol`'s form,
