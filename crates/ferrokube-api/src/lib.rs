@@ -8,6 +8,7 @@ pub mod jointoken;
 pub mod labels;
 pub mod patch;
 pub mod printers;
+pub mod quantity;
 pub mod registry;
 pub mod status;
 pub mod tls;

@@ -6,54 +6,7 @@ pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 /// The quantity as a number of base units times 1000 (milli-units), or `None` if it
 /// is not a valid quantity.
 pub fn milli_value(q: &Quantity) -> Option<i128> {
-    let s = q.0.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '+' || c == '-'))
-        .unwrap_or(s.len());
-    let (num, suffix) = s.split_at(split);
-    // Decimal exponents like "1e3" are rare; handle them.
-    let (mult_num, mult_den): (i128, i128) = match suffix {
-        "" => (1000, 1),
-        "n" => (1, 1_000_000),
-        "u" => (1, 1000),
-        "m" => (1, 1),
-        "k" => (1_000_000, 1),
-        "M" => (1_000_000_000, 1),
-        "G" => (1_000_000_000_000, 1),
-        "T" => (1_000_000_000_000_000, 1),
-        "P" => (1_000_000_000_000_000_000, 1),
-        "Ki" => (1024 * 1000, 1),
-        "Mi" => ((1 << 20) * 1000, 1),
-        "Gi" => ((1 << 30) * 1000, 1),
-        "Ti" => ((1i128 << 40) * 1000, 1),
-        "Pi" => ((1i128 << 50) * 1000, 1),
-        e if e.starts_with('e') || e.starts_with('E') => {
-            let exp: u32 = e[1..].parse().ok()?;
-            (10i128.checked_pow(exp)? * 1000, 1)
-        }
-        _ => return None,
-    };
-    let (int_part, frac_part) = num.split_once('.').unwrap_or((num, ""));
-    let negative = int_part.starts_with('-');
-    let int_digits = int_part.trim_start_matches(['+', '-']);
-    if int_digits.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    let int: i128 = if int_digits.is_empty() {
-        0
-    } else {
-        int_digits.parse().ok()?
-    };
-    let frac_den = 10i128.checked_pow(frac_part.len() as u32)?;
-    let frac: i128 = if frac_part.is_empty() {
-        0
-    } else {
-        frac_part.parse().ok()?
-    };
-    let scaled = (int * frac_den + frac).checked_mul(mult_num)?;
-    let den = frac_den * mult_den;
-    let v = (scaled + den - 1) / den; // round up
-    Some(if negative { -v } else { v })
+    ferrokube_api::quantity::parse_milli(q.0.trim())
 }
 
 /// Whole units (bytes, cores rounded up).

@@ -1,6 +1,7 @@
 //! Kubernetes resource quantities ("100m", "1.5", "64Mi", "2G", "1e3") as
 //! numbers of milli-units, enough to add and compare them (the QoS class).
 
+use ferrokube_api::quantity::parse_milli;
 use serde_json::Value;
 
 /// The quantity as base units × 1000, rounded up; `None` if it is not one.
@@ -11,74 +12,6 @@ pub fn milli_value(v: &Value) -> Option<i128> {
         Value::Number(n) => parse_milli(&n.to_string()),
         _ => None,
     }
-}
-
-fn parse_milli(s: &str) -> Option<i128> {
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
-        .unwrap_or(s.len());
-    let (number, suffix) = s.split_at(split);
-    // What one unit of the suffix is, in milli-units, as a fraction.
-    let (scale_num, scale_den): (i128, i128) = match suffix {
-        "" => (1000, 1),
-        "n" => (1, 1_000_000),
-        "u" => (1, 1000),
-        "m" => (1, 1),
-        "k" => (1_000_000, 1),
-        "M" => (1_000_000_000, 1),
-        "G" => (1_000_000_000_000, 1),
-        "T" => (1_000_000_000_000_000, 1),
-        "P" => (1_000_000_000_000_000_000, 1),
-        "E" => (1_000_000_000_000_000_000_000, 1),
-        "Ki" => (1000 << 10, 1),
-        "Mi" => (1000 << 20, 1),
-        "Gi" => (1000 << 30, 1),
-        "Ti" => (1000i128 << 40, 1),
-        "Pi" => (1000i128 << 50, 1),
-        "Ei" => (1000i128 << 60, 1),
-        e if e.starts_with(['e', 'E']) => {
-            let exp: i32 = e[1..].parse().ok()?;
-            if exp >= 0 {
-                (10i128.checked_pow(exp as u32)?.checked_mul(1000)?, 1)
-            } else {
-                (1000, 10i128.checked_pow(exp.unsigned_abs())?)
-            }
-        }
-        _ => return None,
-    };
-    let (negative, digits) = match number.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, number.strip_prefix('+').unwrap_or(number)),
-    };
-    let (int_part, frac_part) = digits.split_once('.').unwrap_or((digits, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if !int_part
-        .bytes()
-        .chain(frac_part.bytes())
-        .all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let int: i128 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().ok()?
-    };
-    let frac_den = 10i128.checked_pow(u32::try_from(frac_part.len()).ok()?)?;
-    let frac: i128 = if frac_part.is_empty() {
-        0
-    } else {
-        frac_part.parse().ok()?
-    };
-    let num = int
-        .checked_mul(frac_den)?
-        .checked_add(frac)?
-        .checked_mul(scale_num)?;
-    let den = frac_den.checked_mul(scale_den)?;
-    let value = (num + den - 1) / den;
-    Some(if negative { -value } else { value })
 }
 
 #[cfg(test)]
