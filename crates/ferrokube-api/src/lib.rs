@@ -11,5 +11,6 @@ pub mod printers;
 pub mod quantity;
 pub mod registry;
 pub mod status;
+pub mod sysctl;
 pub mod tls;
 pub mod validation;

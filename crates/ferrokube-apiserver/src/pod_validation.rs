@@ -55,41 +55,6 @@ pub fn is_valid_sysctl_name(name: &str) -> bool {
     })
 }
 
-/// The kernel namespace a sysctl belongs to, when it is namespaced:
-/// `"net"` or `"ipc"`.
-pub fn sysctl_namespace(name: &str) -> Option<&'static str> {
-    let name = normalize_sysctl(name);
-    if name == "kernel.sem"
-        || name.starts_with("kernel.shm")
-        || name.starts_with("kernel.msg")
-        || name.starts_with("fs.mqueue.")
-    {
-        Some("ipc")
-    } else if name.starts_with("net.") {
-        Some("net")
-    } else {
-        None
-    }
-}
-
-/// A sysctl written with `/` separators (`net/ipv4/ip_forward`) in its dotted
-/// form; dots inside a segment of such a name become slashes, as the kernel
-/// reads them.
-pub fn normalize_sysctl(name: &str) -> String {
-    let first = name.find(['.', '/']);
-    match first.map(|i| name.as_bytes()[i]) {
-        Some(b'/') => name
-            .chars()
-            .map(|c| match c {
-                '/' => '.',
-                '.' => '/',
-                other => other,
-            })
-            .collect(),
-        _ => name.to_string(),
-    }
-}
-
 fn sysctl_errors(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
     let Some(list) = spec
         .pointer("/securityContext/sysctls")
@@ -116,7 +81,7 @@ fn sysctl_errors(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
         } else if seen.contains(name) {
             errs.push(FieldError::duplicate(&field, name));
         }
-        match sysctl_namespace(name) {
+        match ferrokube_api::sysctl::namespace(name) {
             Some("net") if host_network => errs.push(FieldError::invalid(
                 &field,
                 name,
@@ -450,13 +415,6 @@ mod tests {
                 "spec.securityContext.sysctls[4].name: Required value".to_string(),
             ]
         );
-        assert_eq!(
-            normalize_sysctl("net/ipv4/conf/eth0.1/rp_filter"),
-            "net.ipv4.conf.eth0/1.rp_filter"
-        );
-        assert_eq!(sysctl_namespace("fs.mqueue.msg_max"), Some("ipc"));
-        assert_eq!(sysctl_namespace("kernel.sem"), Some("ipc"));
-        assert_eq!(sysctl_namespace("vm.swappiness"), None);
     }
 
     #[test]

@@ -25,36 +25,7 @@ const SAFE: &[&str] = &[
     "net.ipv4.tcp_wmem",
 ];
 
-/// The kernel namespace of a (dotted) sysctl name, if it is namespaced.
-fn namespace_of(name: &str) -> Option<&'static str> {
-    if name == "kernel.sem"
-        || name.starts_with("kernel.shm")
-        || name.starts_with("kernel.msg")
-        || name.starts_with("fs.mqueue.")
-    {
-        Some("ipc")
-    } else if name.starts_with("net.") {
-        Some("net")
-    } else {
-        None
-    }
-}
-
-/// `net/ipv4/ip_forward` as `net.ipv4.ip_forward` (dots inside such a name's
-/// segments become slashes, as the kernel reads them).
-fn normalize(name: &str) -> String {
-    match name.find(['.', '/']).map(|i| name.as_bytes()[i]) {
-        Some(b'/') => name
-            .chars()
-            .map(|c| match c {
-                '/' => '.',
-                '.' => '/',
-                o => o,
-            })
-            .collect(),
-        _ => name.to_string(),
-    }
-}
+use ferrokube_api::sysctl::{namespace as namespace_of, normalize};
 
 /// Why one sysctl is not allowed on this node, in Kubernetes' words.
 fn refusal(
