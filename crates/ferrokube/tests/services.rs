@@ -180,6 +180,29 @@ spec:
         n: Default::default(),
     };
 
+    // The client pod started after the Services: it has their link
+    // variables (headless ones have none), and the API server's.
+    let env = client.run("env | sort\n");
+    let web_ip = c.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    for want in [
+        format!("WEB_SERVICE_HOST={web_ip}"),
+        "WEB_SERVICE_PORT=80".to_string(),
+        "WEB_SERVICE_PORT_HTTP=80".to_string(),
+        format!("WEB_PORT=tcp://{web_ip}:80"),
+        format!("WEB_PORT_80_TCP=tcp://{web_ip}:80"),
+        "WEB_PORT_80_TCP_PROTO=tcp".to_string(),
+        "WEB_PORT_80_TCP_PORT=80".to_string(),
+        format!("WEB_PORT_80_TCP_ADDR={web_ip}"),
+        "WEB_NP_SERVICE_PORT_HTTP=80".to_string(),
+        "KUBERNETES_SERVICE_PORT_HTTPS=".to_string(),
+    ] {
+        assert!(
+            env.lines().any(|l| l.starts_with(&want)),
+            "{want} not in the client's environment:\n{env}"
+        );
+    }
+    assert!(!env.contains("WEB_HEADLESS_SERVICE_HOST"), "{env}");
+
     // 60 requests by the Service's short name reach all three replicas.
     let pods = web_pods(&c);
     assert_eq!(pods.len(), 3);

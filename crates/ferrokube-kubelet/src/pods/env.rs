@@ -1,7 +1,8 @@
 //! A container's environment as the kubelet builds it: envFrom (ConfigMaps, Secrets,
 //! with prefixes), then env (values with `$(VAR)` expansion, fieldRef,
-//! resourceFieldRef, configMapKeyRef, secretKeyRef), plus the `kubernetes` Service's
-//! variables; and the same `$(VAR)` expansion for command and args.
+//! resourceFieldRef, configMapKeyRef, secretKeyRef), after the service-link variables
+//! (every Service of the pod's namespace unless `enableServiceLinks: false`, and the
+//! `kubernetes` Service always); and the same `$(VAR)` expansion for command and args.
 
 use std::collections::BTreeMap;
 
@@ -175,6 +176,90 @@ fn secret_data(s: &Secret) -> BTreeMap<String, String> {
     out
 }
 
+/// `my-svc` as `MY_SVC`, the prefix of a Service's variables.
+fn env_name(s: &str) -> String {
+    s.replace('-', "_").to_ascii_uppercase()
+}
+
+/// The variables Kubernetes gives a container for one Service with a cluster
+/// IP: `{NAME}_SERVICE_HOST`, `{NAME}_SERVICE_PORT` (the first port),
+/// `{NAME}_SERVICE_PORT_{PORT_NAME}` for named ports, and Docker's link
+/// variables (`{NAME}_PORT`, `{NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]`).
+pub fn service_env(svc: &Service) -> Vec<(String, String)> {
+    let Some(spec) = &svc.spec else {
+        return Vec::new();
+    };
+    let ip = spec.cluster_ip.clone().unwrap_or_default();
+    let ports = spec.ports.as_deref().unwrap_or_default();
+    let (Some(first), false) = (ports.first(), ip.is_empty() || ip == "None") else {
+        return Vec::new();
+    };
+    let prefix = env_name(svc.metadata.name.as_deref().unwrap_or_default());
+    let mut out = vec![
+        (format!("{prefix}_SERVICE_HOST"), ip.clone()),
+        (format!("{prefix}_SERVICE_PORT"), first.port.to_string()),
+    ];
+    for p in ports {
+        if let Some(n) = p.name.as_deref().filter(|n| !n.is_empty()) {
+            out.push((
+                format!("{prefix}_SERVICE_PORT_{}", env_name(n)),
+                p.port.to_string(),
+            ));
+        }
+    }
+    let host = |port: i32| match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(_)) => format!("[{ip}]:{port}"),
+        _ => format!("{ip}:{port}"),
+    };
+    for (i, p) in ports.iter().enumerate() {
+        let proto = p.protocol.clone().unwrap_or_else(|| "TCP".into());
+        let url = format!("{}://{}", proto.to_ascii_lowercase(), host(p.port));
+        if i == 0 {
+            out.push((format!("{prefix}_PORT"), url.clone()));
+        }
+        let pp = format!("{prefix}_PORT_{}_{}", p.port, proto.to_ascii_uppercase());
+        out.push((format!("{pp}_PROTO"), proto.to_ascii_lowercase()));
+        out.push((format!("{pp}_PORT"), p.port.to_string()));
+        out.push((format!("{pp}_ADDR"), ip.clone()));
+        out.push((pp, url));
+    }
+    out
+}
+
+/// The service-link variables of the pod's container: those of every
+/// Service in the pod's namespace (unless `enableServiceLinks: false`) and,
+/// always, those of the API server's `kubernetes` Service in `default`, as
+/// Kubernetes' kubelet gives them. A Service that cannot be listed gives none.
+async fn service_links(ctx: &EnvContext<'_>) -> Vec<(String, String)> {
+    let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("default");
+    let links = ctx
+        .pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.enable_service_links)
+        .unwrap_or(true);
+    let mut by_name: BTreeMap<String, Service> = BTreeMap::new();
+    if links {
+        if let Ok(list) = Api::<Service>::namespaced(ctx.client.clone(), ns)
+            .list(&Default::default())
+            .await
+        {
+            for svc in list.items {
+                by_name.insert(svc.metadata.name.clone().unwrap_or_default(), svc);
+            }
+        }
+    }
+    if !by_name.contains_key("kubernetes") {
+        if let Ok(Some(svc)) = Api::<Service>::namespaced(ctx.client.clone(), "default")
+            .get_opt("kubernetes")
+            .await
+        {
+            by_name.insert("kubernetes".into(), svc);
+        }
+    }
+    by_name.values().flat_map(service_env).collect()
+}
+
 /// The container's environment, in order.
 pub async fn container_env(
     ctx: &EnvContext<'_>,
@@ -189,41 +274,8 @@ pub async fn container_env(
             }
             vars.insert(k, v);
         };
-    // The API server's Service, as every pod sees it.
-    if let Ok(Some(svc)) = Api::<Service>::namespaced(ctx.client.clone(), "default")
-        .get_opt("kubernetes")
-        .await
-    {
-        let ip = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.cluster_ip.clone())
-            .unwrap_or_default();
-        let port = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_ref()?.first().map(|p| p.port))
-            .unwrap_or(443);
-        if !ip.is_empty() && ip != "None" {
-            for (k, v) in [
-                ("KUBERNETES_SERVICE_HOST", ip.clone()),
-                ("KUBERNETES_SERVICE_PORT", port.to_string()),
-                ("KUBERNETES_SERVICE_PORT_HTTPS", port.to_string()),
-                ("KUBERNETES_PORT", format!("tcp://{ip}:{port}")),
-                (
-                    &format!("KUBERNETES_PORT_{port}_TCP"),
-                    format!("tcp://{ip}:{port}"),
-                ),
-                (&format!("KUBERNETES_PORT_{port}_TCP_PROTO"), "tcp".into()),
-                (
-                    &format!("KUBERNETES_PORT_{port}_TCP_PORT"),
-                    port.to_string(),
-                ),
-                (&format!("KUBERNETES_PORT_{port}_TCP_ADDR"), ip.clone()),
-            ] {
-                set(&mut order, &mut vars, k.to_string(), v);
-            }
-        }
+    for (k, v) in service_links(ctx).await {
+        set(&mut order, &mut vars, k, v);
     }
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
@@ -323,6 +375,42 @@ pub async fn container_env(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_links_are_kubernetes_names() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "my-db"},
+            "spec": {"clusterIP": "10.43.0.9", "ports": [
+                {"name": "sql", "port": 5432, "protocol": "TCP"},
+                {"port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap();
+        let got: BTreeMap<String, String> = service_env(&svc).into_iter().collect();
+        let want: BTreeMap<String, String> = [
+            ("MY_DB_SERVICE_HOST", "10.43.0.9"),
+            ("MY_DB_SERVICE_PORT", "5432"),
+            ("MY_DB_SERVICE_PORT_SQL", "5432"),
+            ("MY_DB_PORT", "tcp://10.43.0.9:5432"),
+            ("MY_DB_PORT_5432_TCP", "tcp://10.43.0.9:5432"),
+            ("MY_DB_PORT_5432_TCP_PROTO", "tcp"),
+            ("MY_DB_PORT_5432_TCP_PORT", "5432"),
+            ("MY_DB_PORT_5432_TCP_ADDR", "10.43.0.9"),
+            ("MY_DB_PORT_53_UDP", "udp://10.43.0.9:53"),
+            ("MY_DB_PORT_53_UDP_PROTO", "udp"),
+            ("MY_DB_PORT_53_UDP_PORT", "53"),
+            ("MY_DB_PORT_53_UDP_ADDR", "10.43.0.9"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        let headless: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        assert!(service_env(&headless).is_empty());
+    }
 
     #[test]
     fn expansion_follows_kubernetes_rules() {
