@@ -34,6 +34,32 @@ def read_until(resp, want, within=20.0):
     fail("stdout never held %r; got %r (open: %s)" % (want, got, resp.is_open()))
 
 
+def open_socket(cfg, url, protocol):
+    """A WebSocket to `url` asking for `protocol`, with the client's own
+    dialer and credentials; fails unless the server picked that protocol."""
+    headers = {"sec-websocket-protocol": protocol}
+    if cfg.api_key.get("authorization"):
+        headers["authorization"] = cfg.api_key["authorization"]
+    ws = create_websocket(cfg, url, headers=headers)
+    picked = ws.subprotocol or (ws.getheaders() or {}).get("sec-websocket-protocol")
+    if picked != protocol:
+        fail("%s: picked %r, want %r" % (url, picked, protocol))
+    return ws
+
+
+def messages(ws, within=20.0):
+    """The data messages (opcode, bytes) until the server closes (bounded)."""
+    deadline = time.time() + within
+    while time.time() < deadline:
+        try:
+            opcode, data = ws.recv_data()
+        except WebSocketConnectionClosedException:
+            return
+        if opcode == ABNF.OPCODE_CLOSE:
+            return
+        yield opcode, data
+
+
 def main():
     kubeconfig, ns, pod, expected_log = sys.argv[1:5]
     config.load_kube_config(config_file=kubeconfig)
@@ -88,22 +114,9 @@ def main():
         "&stdout=true&stderr=true" % (ns, pod))
     for protocol in ["v4.channel.k8s.io", "channel.k8s.io",
                      "v4.base64.channel.k8s.io", "base64.channel.k8s.io"]:
-        headers = {"sec-websocket-protocol": protocol}
-        if cfg.api_key.get("authorization"):
-            headers["authorization"] = cfg.api_key["authorization"]
-        ws = create_websocket(cfg, exec_url, headers=headers)
-        picked = ws.subprotocol or (ws.getheaders() or {}).get("sec-websocket-protocol")
-        if picked != protocol:
-            fail("exec socket picked %r, want %r" % (picked, protocol))
+        ws = open_socket(cfg, exec_url, protocol)
         channels = {}
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                opcode, data = ws.recv_data()
-            except WebSocketConnectionClosedException:
-                break
-            if opcode == ABNF.OPCODE_CLOSE:
-                break
+        for opcode, data in messages(ws):
             if not data:
                 continue
             if "base64" in protocol:
@@ -119,25 +132,11 @@ def main():
             fail("exec over %s: no exit status: %r" % (protocol, channels.get(3)))
 
     # The log over a WebSocket: the whole log, then a normal close.
-    cfg = client.Configuration.get_default_copy()
     url = get_websocket_url(cfg.host + "/api/v1/namespaces/%s/pods/%s/log" % (ns, pod))
     for protocol in ["binary.k8s.io", "base64.binary.k8s.io"]:
-        headers = {"sec-websocket-protocol": protocol}
-        if cfg.api_key.get("authorization"):
-            headers["authorization"] = cfg.api_key["authorization"]
-        ws = create_websocket(cfg, url, headers=headers)
-        picked = ws.subprotocol or (ws.getheaders() or {}).get("sec-websocket-protocol")
-        if picked != protocol:
-            fail("log socket picked %r, want %r" % (picked, protocol))
+        ws = open_socket(cfg, url, protocol)
         got = b""
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                opcode, data = ws.recv_data()
-            except WebSocketConnectionClosedException:
-                break
-            if opcode == ABNF.OPCODE_CLOSE:
-                break
+        for opcode, data in messages(ws):
             if protocol.startswith("base64"):
                 if opcode != ABNF.OPCODE_TEXT:
                     fail("base64 log came as opcode %r" % opcode)
