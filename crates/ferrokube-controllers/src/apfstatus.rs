@@ -12,13 +12,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::flowcontrol::v1::{
     FlowSchema, FlowSchemaCondition, PriorityLevelConfiguration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -116,39 +114,14 @@ async fn pass(schemas: &Api<FlowSchema>, levels: &Api<PriorityLevelConfiguration
     }
 }
 
-fn wake_on<K>(
-    api: Api<K>,
-    wake: Arc<Notify>,
-    cancel: CancellationToken,
-) -> tokio::task::JoinHandle<()>
-where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
-{
-    tokio::spawn(async move {
-        let stream = watcher(api, watcher::Config::default())
-            .default_backoff()
-            .touched_objects();
-        futures::pin_mut!(stream);
-        loop {
-            tokio::select! {
-                _ = cancel.cancelled() => return,
-                ev = stream.next() => match ev {
-                    Some(_) => wake.notify_one(),
-                    None => return,
-                },
-            }
-        }
-    })
-}
-
 /// Keeps every FlowSchema's Dangling condition until `cancel`.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
     let schemas: Api<FlowSchema> = Api::all(client.clone());
     let levels: Api<PriorityLevelConfiguration> = Api::all(client);
     let wake = Arc::new(Notify::new());
     let watches = [
-        wake_on(schemas.clone(), wake.clone(), cancel.clone()),
-        wake_on(levels.clone(), wake.clone(), cancel.clone()),
+        crate::util::wake_on_watch(schemas.clone(), wake.clone(), cancel.clone()),
+        crate::util::wake_on_watch(levels.clone(), wake.clone(), cancel.clone()),
     ];
     loop {
         pass(&schemas, &levels).await;

@@ -17,13 +17,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::api::certificates::v1::{
     CertificateSigningRequest, CertificateSigningRequestCondition,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
-use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -390,26 +388,7 @@ async fn pass(api: &Api<CertificateSigningRequest>, ca: &SigningCa, max: Duratio
 pub async fn run(client: kube::Client, ca: SigningCa, max: Duration, cancel: CancellationToken) {
     let api: Api<CertificateSigningRequest> = Api::all(client);
     let wake = Arc::new(Notify::new());
-    let watch = {
-        let api = api.clone();
-        let wake = wake.clone();
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            let stream = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .touched_objects();
-            futures::pin_mut!(stream);
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return,
-                    ev = stream.next() => match ev {
-                        Some(_) => wake.notify_one(),
-                        None => return,
-                    },
-                }
-            }
-        })
-    };
+    let watch = crate::util::wake_on_watch(api.clone(), wake.clone(), cancel.clone());
     loop {
         pass(&api, &ca, max).await;
         tokio::select! {

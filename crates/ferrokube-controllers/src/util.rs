@@ -310,3 +310,31 @@ pub async fn mark_disrupted(
         tracing::debug!(namespace = ns, pod = name, error = %e, "recording DisruptionTarget");
     }
 }
+
+/// Watches `api` in a task of its own and wakes `wake` on every change,
+/// until `cancel` (for controllers that list on each pass instead of
+/// keeping an informer).
+pub fn wake_on_watch<K>(
+    api: Api<K>,
+    wake: Arc<Notify>,
+    cancel: CancellationToken,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .touched_objects();
+        futures::pin_mut!(stream);
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                ev = stream.next() => match ev {
+                    Some(_) => wake.notify_one(),
+                    None => return,
+                },
+            }
+        }
+    })
+}
