@@ -39,6 +39,8 @@ pub struct Report {
     pub processes: usize,
     pub unmounted: Vec<PathBuf>,
     pub netns: Vec<PathBuf>,
+    /// Network namespaces that could not be removed, with why.
+    pub netns_left: Vec<(PathBuf, String)>,
     pub links: Vec<String>,
     pub tables: Vec<String>,
 }
@@ -390,9 +392,23 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
         if !seen.insert(canonical.clone()) || !canonical.exists() {
             continue;
         }
-        unmount(&canonical);
-        if std::fs::remove_file(&canonical).is_ok() {
-            report.netns.push(canonical);
+        // A path may carry the namespace more than once (a bind of /run/netns
+        // onto itself copies the mounts under it): unmount every copy seen.
+        for _ in 0..8 {
+            if !unmount(&canonical) {
+                break;
+            }
+        }
+        match std::fs::remove_file(&canonical) {
+            Ok(()) => report.netns.push(canonical),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => report.netns_left.push((
+                canonical,
+                "still mounted where this path cannot reach it (/run/netns was \
+                 bind-mounted onto itself after the pod started); unmount \
+                 /run/netns, then this path, and remove it"
+                    .into(),
+            )),
+            Err(e) => report.netns_left.push((canonical, e.to_string())),
         }
     }
     // The host ends of the veths that remain, then the bridge.

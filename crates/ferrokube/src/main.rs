@@ -83,6 +83,9 @@ fn killall(data_dir: &std::path::Path) -> anyhow::Result<()> {
     for n in &r.netns {
         println!("removed network namespace {}", n.display());
     }
+    for (n, why) in &r.netns_left {
+        eprintln!("could not remove network namespace {}: {why}", n.display());
+    }
     for l in &r.links {
         println!("deleted link {l}");
     }

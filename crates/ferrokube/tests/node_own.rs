@@ -231,6 +231,10 @@ impl Drop for Decoys {
 
 #[test]
 fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
+    // Someone else's network things, made first: `ip netns add` binds
+    // /run/netns onto itself when it is not yet a mount point, and a pod's
+    // namespace mounted before that bind would be hidden under it.
+    let decoys = Decoys::make();
     // The service proxy too: its table is one killall removes.
     let mut c = fresh_node(&[]);
     // The sandbox image is there without anything built or pulled.
@@ -281,15 +285,14 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
         "{tables}"
     );
     assert!(tables.contains("table ip ferrokube-proxy"), "{tables}");
-    let decoys = Decoys::make();
 
     let out = ferrokube(&["killall"], c.data_dir());
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "killall: {said}{}",
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "killall: {said}");
 
     // The server was stopped, and with it everything of the node.
     wait_until("the server to exit", Duration::from_secs(5), || {
