@@ -13,6 +13,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
+pub mod history;
 pub mod metrics;
 pub mod podutil;
 pub mod replicaset;
