@@ -8,8 +8,13 @@
 use serde_json::{json, Value};
 
 mod kinds;
+mod storage;
 
 pub use kinds::csr_condition;
+pub use storage::{
+    access_modes_text, class_of, is_default_class, BETA_CLASS_ANNOTATION,
+    BETA_DEFAULT_CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION,
+};
 
 /// One column of a Table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,7 +318,9 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
                 ..c("Name", "string", 1)
             },
         ],
-        _ => kinds::columns(group, kind).unwrap_or_else(|| vec![NAME, c("Created At", "date", 0)]),
+        _ => kinds::columns(group, kind)
+            .or_else(|| storage::columns(group, kind))
+            .unwrap_or_else(|| vec![NAME, c("Created At", "date", 0)]),
     }
 }
 
@@ -450,6 +457,7 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Vec<Value> {
         ],
         ("", "Event") => event_cells(obj, now),
         _ => kinds::cells(group, kind, obj, now)
+            .or_else(|| storage::cells(group, kind, obj, now))
             .unwrap_or_else(|| vec![name(obj), json!(text(obj, "/metadata/creationTimestamp"))]),
     }
 }

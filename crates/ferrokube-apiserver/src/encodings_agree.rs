@@ -222,7 +222,29 @@ fn objects() -> BTreeMap<&'static str, Value> {
     );
     add(
         "StorageClass",
-        json!({"provisioner": "example.com/none", "reclaimPolicy": "Delete"}),
+        json!({"provisioner": "example.com/none", "reclaimPolicy": "Delete",
+        "parameters": {"type": "ssd"}, "allowVolumeExpansion": true,
+        "allowedTopologies": [{"matchLabelExpressions": [{"key": "topology.kubernetes.io/zone", "values": ["a"]}]}]}),
+    );
+    add(
+        "CSIDriver",
+        json!({"spec": {"podInfoOnMount": true,
+        "tokenRequests": [{"audience": "vault", "expirationSeconds": 3600}]}}),
+    );
+    add(
+        "CSINode",
+        json!({"spec": {"drivers": [{"name": "x.csi.k8s.io", "nodeID": "node-1",
+        "topologyKeys": ["topology.kubernetes.io/zone"], "allocatable": {"count": 16}}]}}),
+    );
+    add(
+        "VolumeAttachment",
+        json!({"spec": {"attacher": "x.csi.k8s.io", "nodeName": "node-1",
+        "source": {"persistentVolumeName": "pv-1"}}}),
+    );
+    add(
+        "CSIStorageCapacity",
+        json!({"storageClassName": "fast", "capacity": "10Gi", "maximumVolumeSize": "5Gi",
+        "nodeTopology": {"matchLabels": {"topology.kubernetes.io/zone": "a"}}}),
     );
     add(
         "NetworkPolicy",

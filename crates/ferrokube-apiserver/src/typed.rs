@@ -108,6 +108,11 @@ kinds! {
     ("flowcontrol.apiserver.k8s.io", "v1", "FlowSchema", api::flowcontrol::v1::FlowSchema),
     ("flowcontrol.apiserver.k8s.io", "v1", "PriorityLevelConfiguration", api::flowcontrol::v1::PriorityLevelConfiguration),
     ("certificates.k8s.io", "v1", "CertificateSigningRequest", api::certificates::v1::CertificateSigningRequest),
+    ("storage.k8s.io", "v1", "StorageClass", api::storage::v1::StorageClass),
+    ("storage.k8s.io", "v1", "CSIDriver", api::storage::v1::CSIDriver),
+    ("storage.k8s.io", "v1", "CSINode", api::storage::v1::CSINode),
+    ("storage.k8s.io", "v1", "VolumeAttachment", api::storage::v1::VolumeAttachment),
+    ("storage.k8s.io", "v1", "CSIStorageCapacity", api::storage::v1::CSIStorageCapacity),
 }
 
 /// Paths of fields present (and not null) in `input` but gone from `typed`.

@@ -96,6 +96,17 @@ pub fn register(
         ("certificates.k8s.io", "v1", "CertificateSigningRequest") => {
             add::<api::certificates::v1::CertificateSigningRequest>(generator)
         }
+        ("storage.k8s.io", "v1", "StorageClass") => {
+            add::<api::storage::v1::StorageClass>(generator)
+        }
+        ("storage.k8s.io", "v1", "CSIDriver") => add::<api::storage::v1::CSIDriver>(generator),
+        ("storage.k8s.io", "v1", "CSINode") => add::<api::storage::v1::CSINode>(generator),
+        ("storage.k8s.io", "v1", "VolumeAttachment") => {
+            add::<api::storage::v1::VolumeAttachment>(generator)
+        }
+        ("storage.k8s.io", "v1", "CSIStorageCapacity") => {
+            add::<api::storage::v1::CSIStorageCapacity>(generator)
+        }
         _ => return None,
     };
     Some(name)

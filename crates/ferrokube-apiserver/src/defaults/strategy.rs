@@ -80,6 +80,7 @@ fn initial_status(def: &ResourceDef, obj: &Value) -> Option<Value> {
         ("", "ResourceQuota") | ("apps", "Deployment") | ("batch", "Job" | "CronJob") => json!({}),
         ("networking.k8s.io", "Ingress") => json!({"loadBalancer": {}}),
         ("flowcontrol.apiserver.k8s.io", _) | ("certificates.k8s.io", _) => json!({}),
+        ("storage.k8s.io", "VolumeAttachment") => json!({"attached": false}),
         _ => return None,
     })
 }

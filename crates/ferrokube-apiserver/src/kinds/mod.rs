@@ -4,7 +4,9 @@
 //! admission), `flowcontrol.apiserver.k8s.io` (FlowSchema,
 //! PriorityLevelConfiguration, the mandatory objects made at start),
 //! `certificates.k8s.io` CertificateSigningRequest (the requester recorded on
-//! create, `/approval` and `/status`) and PodTemplate.
+//! create, `/approval` and `/status`), PodTemplate, and `storage.k8s.io`
+//! (StorageClass, CSIDriver, CSINode, VolumeAttachment, CSIStorageCapacity,
+//! and the DefaultStorageClass admission of claims).
 //!
 //! The REST handlers call in at four points: [`prepare_create`] (defaults,
 //! the requesting user, admission; before the typed check), [`prepare_update`]
@@ -16,6 +18,7 @@ mod flowcontrol;
 mod meta;
 mod networking;
 mod node;
+mod storage;
 
 use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::{ApiError, FieldError};
@@ -40,6 +43,7 @@ pub async fn prepare_create(
     match (def.group, def.kind) {
         ("", "Pod") => node::admit_pod(rest, obj).await?,
         ("networking.k8s.io", "Ingress") => networking::admit_ingress(rest, ns, obj).await?,
+        ("", "PersistentVolumeClaim") => storage::admit_claim(rest, obj).await?,
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             certificates::prepare_create(obj, user)
         }
@@ -58,6 +62,8 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
         ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration") => {
             flowcontrol::default_priority_level(obj)
         }
+        ("storage.k8s.io", "StorageClass") => storage::default_storage_class(obj),
+        ("storage.k8s.io", "CSIDriver") => storage::default_csi_driver(obj),
         _ => {}
     }
 }
@@ -87,6 +93,11 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             certificates::validate(obj, None, "")
         }
+        ("storage.k8s.io", "StorageClass") => storage::validate_storage_class(obj),
+        ("storage.k8s.io", "CSIDriver") => storage::validate_csi_driver(obj),
+        ("storage.k8s.io", "CSINode") => storage::validate_csi_node(obj),
+        ("storage.k8s.io", "VolumeAttachment") => storage::validate_volume_attachment(obj),
+        ("storage.k8s.io", "CSIStorageCapacity") => storage::validate_csi_storage_capacity(obj),
         ("", "PodTemplate") => {
             if obj.get("template").is_none() {
                 vec![FieldError::required("template", "")]
@@ -109,6 +120,18 @@ pub fn validate_update(
 ) -> Vec<FieldError> {
     if let ("certificates.k8s.io", "CertificateSigningRequest") = (def.group, def.kind) {
         return certificates::validate(new, Some(old), subresource);
+    }
+    if def.group == "storage.k8s.io" {
+        return match def.kind {
+            "StorageClass" => storage::validate_storage_class_update(old, new),
+            "CSIDriver" => storage::validate_csi_driver_update(old, new),
+            "CSINode" => storage::validate_csi_node_update(old, new),
+            "VolumeAttachment" if subresource.is_empty() => {
+                storage::validate_volume_attachment_update(old, new)
+            }
+            "CSIStorageCapacity" => storage::validate_csi_storage_capacity_update(old, new),
+            _ => validate(def, new),
+        };
     }
     let mut errs = validate(def, new);
     match (def.group, def.kind) {
