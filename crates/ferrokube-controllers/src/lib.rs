@@ -14,6 +14,7 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod expectations;
 pub mod history;
+pub mod job;
 pub mod metrics;
 pub mod podutil;
 pub mod replicaset;

@@ -1,5 +1,5 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
-//! Deployment, Endpoints, EndpointSlice) over shared informers: one watch
+//! Deployment, Endpoints, EndpointSlice, Job) over shared informers: one watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
+use crate::job::JobController;
 use crate::replicaset::ReplicaController;
 use crate::watchqueue::{run_controller, Informers};
 
@@ -39,12 +40,14 @@ pub fn start(
     let rc = ReplicaController::<ReplicationController>::new(c.clone(), informers, k.clone());
     let d = DeploymentController::new(c.clone(), informers, k.clone());
     let ep = EndpointsController::new(c.clone(), informers, k.clone());
-    let slices = EndpointSliceController::new(c, informers, k);
+    let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
+    let jobs = JobController::new(c, informers, k);
     vec![
         tokio::spawn(run_controller(rs, WORKERS)),
         tokio::spawn(run_controller(rc, WORKERS)),
         tokio::spawn(run_controller(d, WORKERS)),
         tokio::spawn(run_controller(ep, WORKERS)),
         tokio::spawn(run_controller(slices, WORKERS)),
+        tokio::spawn(jobs.run(WORKERS)),
     ]
 }
