@@ -16,8 +16,10 @@ pub mod expectations;
 pub mod history;
 pub mod job;
 pub mod metrics;
+pub mod podclaim;
 pub mod podutil;
 pub mod replicaset;
+pub mod statefulset;
 pub mod watchqueue;
 pub mod workloads;
 

@@ -250,7 +250,9 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             .into_iter()
             .filter(|p| podutil::is_active(p))
             .collect();
-        let claimed = self.claim(&owner, &selector, active).await?;
+        let claimed =
+            crate::podclaim::claim_pods(&self.client, owner.as_ref(), &selector, active, |_| true)
+                .await;
 
         let mut manage_err = None;
         let mut claimed = claimed;
@@ -269,112 +271,6 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             self.queue.add_after(key.clone(), d, &self.cancel);
         }
         Ok(())
-    }
-
-    /// Adopts matching orphans and releases owned pods that no longer match
-    /// (Kubernetes' PodControllerRefManager); returns the pods it owns.
-    async fn claim(
-        &self,
-        owner: &K,
-        selector: &Selector,
-        pods: Vec<Arc<Pod>>,
-    ) -> anyhow::Result<Vec<Arc<Pod>>> {
-        let uid = owner.meta().uid.clone().unwrap_or_default();
-        let deleting = owner.meta().deletion_timestamp.is_some();
-        let ns = owner.meta().namespace.clone().unwrap_or_default();
-        let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-        let mut claimed = Vec::new();
-        let mut can_adopt: Option<bool> = None;
-        for p in pods {
-            let matches = selector.matches(p.metadata.labels.as_ref());
-            match podutil::controller_ref(&p.metadata) {
-                Some(r) if r.uid == uid => {
-                    if matches {
-                        claimed.push(p);
-                    } else if !deleting {
-                        self.release(&api, &p, &uid).await;
-                    }
-                }
-                Some(_) => {}
-                None => {
-                    if !matches || deleting || p.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    if can_adopt.is_none() {
-                        can_adopt = Some(self.recheck_owner(owner).await);
-                    }
-                    if can_adopt != Some(true) {
-                        continue;
-                    }
-                    if let Some(adopted) = self.adopt(&api, &p, owner).await {
-                        claimed.push(Arc::new(adopted));
-                    }
-                }
-            }
-        }
-        Ok(claimed)
-    }
-
-    /// Before adopting, a fresh read: the owner must still be the same
-    /// object and not being deleted.
-    async fn recheck_owner(&self, owner: &K) -> bool {
-        let api: Api<K> = Api::namespaced(
-            self.client.clone(),
-            owner.meta().namespace.as_deref().unwrap_or(""),
-        );
-        match api.get(owner.meta().name.as_deref().unwrap_or("")).await {
-            Ok(fresh) => {
-                fresh.meta().uid == owner.meta().uid && fresh.meta().deletion_timestamp.is_none()
-            }
-            Err(_) => false,
-        }
-    }
-
-    async fn adopt(&self, api: &Api<Pod>, p: &Pod, owner: &K) -> Option<Pod> {
-        let mut refs = p.metadata.owner_references.clone().unwrap_or_default();
-        refs.push(podutil::owner_ref_to(owner));
-        let patch = json!({"metadata": {
-            "ownerReferences": refs,
-            "resourceVersion": p.metadata.resource_version,
-        }});
-        let name = p.metadata.name.as_deref().unwrap_or("");
-        match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(pod) => Some(pod),
-            Err(e) => {
-                tracing::debug!(pod = %name, error = %e, "adopting");
-                None
-            }
-        }
-    }
-
-    async fn release(&self, api: &Api<Pod>, p: &Pod, uid: &str) {
-        let refs: Vec<_> = p
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .filter(|r| r.uid != uid)
-            .cloned()
-            .collect();
-        let refs = if refs.is_empty() {
-            Value::Null
-        } else {
-            json!(refs)
-        };
-        let patch = json!({"metadata": {
-            "ownerReferences": refs,
-            "resourceVersion": p.metadata.resource_version,
-        }});
-        let name = p.metadata.name.as_deref().unwrap_or("");
-        if let Err(e) = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            tracing::debug!(pod = %name, error = %e, "releasing");
-        }
     }
 
     /// Creates or deletes pods so that `replicas` match; returns the uids

@@ -1,5 +1,5 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
-//! Deployment, Endpoints, EndpointSlice, Job) over shared informers: one watch
+//! Deployment, StatefulSet, Endpoints, EndpointSlice, Job) over shared informers: one watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -12,6 +12,7 @@ use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
 use crate::job::JobController;
 use crate::replicaset::ReplicaController;
+use crate::statefulset::StatefulSetController;
 use crate::watchqueue::{run_controller, Informers};
 
 /// Concurrent reconciles per controller (Kubernetes' default is 5).
@@ -39,6 +40,7 @@ pub fn start(
     let rs = ReplicaController::<ReplicaSet>::new(c.clone(), informers, k.clone());
     let rc = ReplicaController::<ReplicationController>::new(c.clone(), informers, k.clone());
     let d = DeploymentController::new(c.clone(), informers, k.clone());
+    let sts = StatefulSetController::new(c.clone(), informers, k.clone());
     let ep = EndpointsController::new(c.clone(), informers, k.clone());
     let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
     let jobs = JobController::new(c, informers, k);
@@ -46,6 +48,7 @@ pub fn start(
         tokio::spawn(run_controller(rs, WORKERS)),
         tokio::spawn(run_controller(rc, WORKERS)),
         tokio::spawn(run_controller(d, WORKERS)),
+        tokio::spawn(run_controller(sts, WORKERS)),
         tokio::spawn(run_controller(ep, WORKERS)),
         tokio::spawn(run_controller(slices, WORKERS)),
         tokio::spawn(jobs.run(WORKERS)),
