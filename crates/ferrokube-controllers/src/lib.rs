@@ -20,6 +20,7 @@ pub mod podclaim;
 pub mod podutil;
 pub mod replicaset;
 pub mod statefulset;
+pub mod ttlafterfinished;
 pub mod watchqueue;
 pub mod workloads;
 

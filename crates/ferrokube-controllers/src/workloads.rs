@@ -1,5 +1,6 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
-//! Deployment, StatefulSet, Endpoints, EndpointSlice, Job) over shared informers: one watch
+//! Deployment, StatefulSet, Endpoints, EndpointSlice, Job, TTL-after-finished) over shared
+//! informers: one watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -13,6 +14,7 @@ use crate::endpointslice::EndpointSliceController;
 use crate::job::JobController;
 use crate::replicaset::ReplicaController;
 use crate::statefulset::StatefulSetController;
+use crate::ttlafterfinished::TtlAfterFinishedController;
 use crate::watchqueue::{run_controller, Informers};
 
 /// Concurrent reconciles per controller (Kubernetes' default is 5).
@@ -43,7 +45,8 @@ pub fn start(
     let sts = StatefulSetController::new(c.clone(), informers, k.clone());
     let ep = EndpointsController::new(c.clone(), informers, k.clone());
     let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
-    let jobs = JobController::new(c, informers, k);
+    let jobs = JobController::new(c.clone(), informers, k.clone());
+    let ttl = TtlAfterFinishedController::new(c, informers, k);
     vec![
         tokio::spawn(run_controller(rs, WORKERS)),
         tokio::spawn(run_controller(rc, WORKERS)),
@@ -52,5 +55,6 @@ pub fn start(
         tokio::spawn(run_controller(ep, WORKERS)),
         tokio::spawn(run_controller(slices, WORKERS)),
         tokio::spawn(jobs.run(WORKERS)),
+        tokio::spawn(run_controller(ttl, WORKERS)),
     ]
 }

@@ -427,3 +427,48 @@ async fn a_controller_restart_neither_loses_nor_double_counts_pods() {
         .flatten()
         .any(|f| f == FINALIZER)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_job_is_deleted_after_its_ttl_in_the_foreground() {
+    let env = Env::start("job-ttl").await;
+    create(&env, job("ttl", json!({"ttlSecondsAfterFinished": 2}))).await;
+    let pods = wait_for("a pod", || async {
+        let p = env.live_pods("job=ttl").await;
+        (p.len() == 1).then_some(p)
+    })
+    .await;
+    finish(&env, &pods[0], 0).await;
+    let (j, _, _) = wait_condition(&env, "ttl", "Complete", Duration::from_secs(10)).await;
+    assert!(j.metadata.deletion_timestamp.is_none());
+    let done_at = j
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|c| c.iter().find(|c| c.type_ == "Complete"))
+        .and_then(|c| c.last_transition_time.clone())
+        .expect("Complete's time")
+        .0;
+    // Only the garbage collector (not running here) ends a foreground
+    // deletion: the Job stays, marked, with the foregroundDeletion finalizer.
+    let j = wait_for("the job's deletion", || async {
+        let j = get(&env, "ttl").await;
+        j.metadata.deletion_timestamp.is_some().then_some(j)
+    })
+    .await;
+    let deleted_at = j
+        .metadata
+        .deletion_timestamp
+        .clone()
+        .expect("deletion time")
+        .0;
+    assert!(
+        deleted_at >= done_at + k8s_openapi::jiff::SignedDuration::from_secs(2),
+        "{done_at} {deleted_at}"
+    );
+    assert!(j
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == "foregroundDeletion"));
+}
