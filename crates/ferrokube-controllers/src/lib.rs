@@ -9,6 +9,7 @@
 
 pub mod apfstatus;
 pub mod csrsigning;
+pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
 pub mod endpointslice;

@@ -1,6 +1,6 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
-//! Deployment, StatefulSet, Endpoints, EndpointSlice, Job, TTL-after-finished) over shared
-//! informers: one watch
+//! Deployment, DaemonSet, StatefulSet, Endpoints, EndpointSlice, Job,
+//! TTL-after-finished) over shared informers: one watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -8,6 +8,7 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
@@ -43,6 +44,7 @@ pub fn start(
     let rc = ReplicaController::<ReplicationController>::new(c.clone(), informers, k.clone());
     let d = DeploymentController::new(c.clone(), informers, k.clone());
     let sts = StatefulSetController::new(c.clone(), informers, k.clone());
+    let ds = DaemonSetController::new(c.clone(), informers, k.clone());
     let ep = EndpointsController::new(c.clone(), informers, k.clone());
     let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
     let jobs = JobController::new(c.clone(), informers, k.clone());
@@ -52,6 +54,7 @@ pub fn start(
         tokio::spawn(run_controller(rc, WORKERS)),
         tokio::spawn(run_controller(d, WORKERS)),
         tokio::spawn(run_controller(sts, WORKERS)),
+        tokio::spawn(run_controller(ds, WORKERS)),
         tokio::spawn(run_controller(ep, WORKERS)),
         tokio::spawn(run_controller(slices, WORKERS)),
         tokio::spawn(jobs.run(WORKERS)),
