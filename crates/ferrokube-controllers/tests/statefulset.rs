@@ -86,7 +86,12 @@ async fn wait_pods(env: &Env, sel: &str, want: &[&str]) -> Vec<Pod> {
 /// The fake kubelet: readies pods one at a time, checking each time that
 /// no pod of a higher ordinal exists before the lower ones are ready.
 async fn ready_in_order(env: &Env, sel: &str, n: usize) {
-    for i in 0..n {
+    ready_in_order_from(env, sel, 0, n).await
+}
+
+/// As [`ready_in_order`], for ordinals `from..n` (the ones below ready).
+async fn ready_in_order_from(env: &Env, sel: &str, from: usize, n: usize) {
+    for i in from..n {
         let want: Vec<String> = (0..=i).map(|k| format!("{}-{k}", sel_name(sel))).collect();
         let want: Vec<&str> = want.iter().map(String::as_str).collect();
         let pods = wait_pods(env, sel, &want).await;
@@ -99,6 +104,17 @@ async fn ready_in_order(env: &Env, sel: &str, n: usize) {
             .expect("the newest pod");
         env.set_ready(p, true).await;
     }
+}
+
+async fn scale_to(env: &Env, name: &str, n: i32) {
+    env.api::<StatefulSet>()
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": n}})),
+        )
+        .await
+        .expect("scaling");
 }
 
 fn sel_name(sel: &str) -> &str {
@@ -355,6 +371,28 @@ async fn partitioned_update_and_rollback() {
     assert_eq!(image(p0), "busybox:1");
     assert_eq!(label(p0, "controller-revision-hash"), first);
 
+    // A deleted pod comes back at the revision its ordinal belongs to:
+    // web-0 (below the partition) at the first, web-2 at the second.
+    for name in ["web-0", "web-2"] {
+        let old = env.api::<Pod>().get(name).await.expect("pod").metadata.uid;
+        env.api::<Pod>()
+            .delete(name, &DeleteParams::default())
+            .await
+            .expect("deleting");
+        let back = wait_for(&format!("{name} recreated"), || async {
+            let p = env.api::<Pod>().get(name).await.ok()?;
+            (p.metadata.uid != old).then_some(p)
+        })
+        .await;
+        env.set_ready(&back, true).await;
+        let want = if name == "web-0" { &first } else { &second };
+        assert_eq!(
+            label(&back, "controller-revision-hash"),
+            want.as_str(),
+            "{name}"
+        );
+    }
+
     // Partition 0 finishes the rollout; the update revision becomes current.
     env.api::<StatefulSet>()
         .patch(
@@ -497,4 +535,40 @@ async fn retention_policy_sets_claim_owners() {
         .api::<StatefulSet>()
         .delete("r", &DeleteParams::default())
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_halts_while_a_pod_is_unhealthy() {
+    let env = Env::start("sts-halt").await;
+    env.api::<StatefulSet>()
+        .create(&PostParams::default(), &sts("h", 1, json!({})))
+        .await
+        .expect("creating");
+    let pods = wait_pods(&env, "app=h", &["h-0"]).await;
+    env.set_ready(&pods[0], false).await;
+    // Scale up halts behind the unready h-0.
+    scale_to(&env, "h", 3).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(names(&env.live_pods("app=h").await), ["h-0"]);
+    env.set_ready(&pods[0], true).await;
+    ready_in_order_from(&env, "app=h", 1, 3).await;
+    // Scale down halts while h-0 (not the one to go) is unready.
+    let all = env.live_pods("app=h").await;
+    for p in &all {
+        env.set_ready(p, false).await;
+    }
+    wait_for("0 ready", || async {
+        (status(&env, "h").await.ready_replicas.unwrap_or(0) == 0).then_some(())
+    })
+    .await;
+    scale_to(&env, "h", 0).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    // h-2 is not the first unhealthy pod: nothing goes.
+    assert_eq!(names(&env.live_pods("app=h").await), ["h-0", "h-1", "h-2"]);
+    env.ready_all("app=h").await;
+    wait_pods(&env, "app=h", &[]).await;
+    wait_for("status 0", || async {
+        (status(&env, "h").await.replicas == 0).then_some(())
+    })
+    .await;
 }
