@@ -254,6 +254,12 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
             SELECTOR,
         ],
         ("apps", "StatefulSet") => vec![NAME, c("Ready", "string", 0), AGE, CONTAINERS, IMAGES],
+        ("apps", "ControllerRevision") => vec![
+            NAME,
+            c("Controller", "string", 0),
+            c("Revision", "integer", 0),
+            AGE,
+        ],
         ("batch", "Job") => vec![
             NAME,
             c("Status", "string", 0),
@@ -385,6 +391,36 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Vec<Value> {
                 json!(cs),
                 json!(is),
                 json!(selector_text(obj.pointer("/spec/selector"))),
+            ]
+        }
+        ("apps", "ControllerRevision") => {
+            // `<kind>.<group>/<name>` of the controller, lower-cased kind.
+            let controller = obj
+                .pointer("/metadata/ownerReferences")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|r| r["controller"] == json!(true))
+                .map(|r| {
+                    let kind = r["kind"].as_str().unwrap_or("").to_lowercase();
+                    let group = r["apiVersion"]
+                        .as_str()
+                        .and_then(|av| av.rsplit_once('/'))
+                        .map(|(g, _)| g)
+                        .unwrap_or("");
+                    let name = r["name"].as_str().unwrap_or("");
+                    if group.is_empty() {
+                        format!("{kind}/{name}")
+                    } else {
+                        format!("{kind}.{group}/{name}")
+                    }
+                })
+                .unwrap_or_else(|| "<none>".into());
+            vec![
+                name(obj),
+                json!(controller),
+                json!(int(obj, "/revision")),
+                json!(age(obj, now)),
             ]
         }
         ("apps", "StatefulSet") => {
@@ -1058,6 +1094,7 @@ mod tests {
             ("apps", "ReplicaSet"),
             ("", "ReplicationController"),
             ("apps", "DaemonSet"),
+            ("apps", "ControllerRevision"),
             ("apps", "StatefulSet"),
             ("batch", "Job"),
             ("batch", "CronJob"),
@@ -1193,6 +1230,12 @@ mod tests {
         );
         let sts = json!({"metadata": {"name": "db"}, "spec": {"replicas": 3}, "status": {"readyReplicas": 3}});
         assert_eq!(cells("apps", "StatefulSet", &sts, now())[1], "3/3");
+        let cr = json!({"metadata": {"name": "db-5f7c", "ownerReferences": [{"apiVersion": "apps/v1",
+                "kind": "StatefulSet", "name": "db", "uid": "u", "controller": true}]}, "revision": 2});
+        assert_eq!(
+            cells("apps", "ControllerRevision", &cr, now())[..3],
+            [json!("db-5f7c"), json!("statefulset.apps/db"), json!(2)]
+        );
     }
 
     #[test]
