@@ -90,7 +90,8 @@ fn image_of(p: &Pod) -> String {
 
 /// The scheduler and kubelets: binds pods to the node they name, marks
 /// bound pods Running and Ready (not those that finished), and removes
-/// terminating pods. `hold` names nodes whose pods stay unready.
+/// terminating pods. `hold` names nodes (or images) whose pods stay
+/// unready.
 fn fake_nodes(env: &Env, hold: Vec<String>) -> CancellationToken {
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
@@ -129,7 +130,11 @@ fn fake_nodes(env: &Env, hold: Vec<String>) -> CancellationToken {
                     .as_ref()
                     .and_then(|s| s.phase.clone())
                     .unwrap_or_default();
-                if phase == "Failed" || phase == "Succeeded" || hold.contains(&node) {
+                if phase == "Failed"
+                    || phase == "Succeeded"
+                    || hold.contains(&node)
+                    || hold.contains(&image_of(&p))
+                {
                     continue;
                 }
                 if !common::is_ready(&p) {
@@ -706,4 +711,69 @@ async fn kubectl_rollout_status_history_and_undo() {
     .unwrap_or_default();
     assert!(ok, "{out}");
     assert!(out.contains("skipped rollback"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_without_unnecessary_restarts() {
+    let env = Env::start("ds-rollback").await;
+    for n in ["n1", "n2", "n3"] {
+        add_node(&env, n, json!({})).await;
+    }
+    let _nodes = fake_nodes(&env, vec!["img:bad".into()]);
+    env.api::<DaemonSet>()
+        .create(
+            &PostParams::default(),
+            &daemonset("agent", json!({}), json!({})),
+        )
+        .await
+        .expect("creating");
+    wait_for("3 available", || async {
+        (status_tuple(&get_ds(&env, "agent").await)[4] == 3).then_some(())
+    })
+    .await;
+    let before = pods_by_node(&env, "agent").await;
+    // An image that never turns ready: the rollout stops after one node.
+    set_image(&env, "agent", "img:bad").await;
+    let bad = wait_for("one pod on the bad image", || async {
+        let m = pods_by_node(&env, "agent").await;
+        let bad: Vec<String> = m
+            .iter()
+            .filter(|(_, p)| p.iter().any(|p| image_of(p) == "img:bad"))
+            .map(|(n, _)| n.clone())
+            .collect();
+        (bad.len() == 1 && m.len() == 3).then(|| bad[0].clone())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let m = pods_by_node(&env, "agent").await;
+    assert_eq!(
+        m.values()
+            .flatten()
+            .filter(|p| image_of(p) == "img:bad")
+            .count(),
+        1,
+        "the rollout waits for the unavailable pod"
+    );
+    // Roll back: only the bad pod is replaced.
+    set_image(&env, "agent", "img:1").await;
+    wait_for("all on img:1 and available", || async {
+        let m = pods_by_node(&env, "agent").await;
+        let d = get_ds(&env, "agent").await;
+        (m.len() == 3
+            && m.values().flatten().all(|p| image_of(p) == "img:1")
+            && status_tuple(&d)[4] == 3
+            && status_tuple(&d)[3] == 3)
+            .then_some(())
+    })
+    .await;
+    let after = pods_by_node(&env, "agent").await;
+    for n in ["n1", "n2", "n3"] {
+        if n == bad {
+            continue;
+        }
+        assert_eq!(
+            after[n][0].metadata.uid, before[n][0].metadata.uid,
+            "{n} restarted"
+        );
+    }
 }

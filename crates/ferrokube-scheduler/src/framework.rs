@@ -173,6 +173,9 @@ impl Algorithm {
             affinity: inter_pod_affinity::prefilter(pod, cache),
             spread: topology_spread::prefilter(pod, cache),
         };
+        if let Some(names) = &pod.node_names {
+            return self.schedule_among(cache, pod, &st, names);
+        }
         let want = num_feasible_nodes_to_find(all, self.percentage_of_nodes_to_score);
         let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(all));
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
@@ -231,6 +234,60 @@ impl Algorithm {
                 }
             }
         }
+        Ok(Placement {
+            node: feasible[best].name.clone(),
+            evaluated,
+            feasible: n_feasible,
+        })
+    }
+
+    /// Finds a node among the few the pod's node affinity names (its
+    /// PreFilter result): only those are filtered and scored; the others
+    /// count as not matching the node affinity.
+    fn schedule_among(
+        &mut self,
+        cache: &Cache,
+        pod: &PodInfo,
+        st: &CycleState,
+        names: &std::collections::BTreeSet<String>,
+    ) -> Result<Placement, FitError> {
+        let all = cache.node_count();
+        let mut feasible: Vec<&NodeInfo> = Vec::new();
+        let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+        let mut evaluated = 0;
+        for name in names {
+            let Some(node) = cache.node(name) else {
+                continue;
+            };
+            evaluated += 1;
+            match run_filters(st, pod, node, cache) {
+                Ok(()) => feasible.push(node),
+                Err(rs) => {
+                    for r in rs {
+                        *reasons.entry(r).or_default() += 1;
+                    }
+                }
+            }
+        }
+        if all > evaluated {
+            *reasons
+                .entry(node_affinity::REASON.to_string())
+                .or_default() += all - evaluated;
+        }
+        if feasible.is_empty() {
+            return Err(FitError {
+                num_nodes: all,
+                reasons,
+            });
+        }
+        let n_feasible = feasible.len();
+        let best = if n_feasible == 1 {
+            0
+        } else {
+            let totals = self.score(cache, pod, &feasible);
+            let top = totals.iter().copied().max().unwrap_or(0);
+            totals.iter().position(|s| *s == top).unwrap_or(0)
+        };
         Ok(Placement {
             node: feasible[best].name.clone(),
             evaluated,

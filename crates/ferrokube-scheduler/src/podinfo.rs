@@ -114,6 +114,10 @@ pub struct PodInfo {
     pub host_ports: Vec<HostPort>,
     pub node_selector: Labels,
     pub required_node_affinity: Option<NodeSelectorTerms>,
+    /// The only nodes the required node affinity can admit, when every
+    /// term names them with `matchFields metadata.name In` (NodeAffinity's
+    /// PreFilter result; a DaemonSet pod names exactly one).
+    pub node_names: Option<std::collections::BTreeSet<String>>,
     pub preferred_node_affinity: Vec<(i32, NodeTerm)>,
     pub tolerations: Vec<Toleration>,
     pub required_affinity: Vec<AffinityTerm>,
@@ -257,6 +261,10 @@ impl PodInfo {
             .required_during_scheduling_ignored_during_execution
             .as_ref()
             .map(NodeSelectorTerms::from_selector);
+        let node_names = na
+            .required_during_scheduling_ignored_during_execution
+            .as_ref()
+            .and_then(crate::plugins::node_affinity::prefilter_node_names);
         let preferred_node_affinity = na
             .preferred_during_scheduling_ignored_during_execution
             .iter()
@@ -330,6 +338,7 @@ impl PodInfo {
             non_zero_memory,
             host_ports,
             required_node_affinity,
+            node_names,
             preferred_node_affinity,
             required_affinity,
             required_anti_affinity,

@@ -54,7 +54,7 @@ async fn equal_priority_and_never_policy_do_not_preempt() {
     env.add_pod(low).await;
     assert_eq!(env.bound_node("low").await.as_deref(), Some("only"));
 
-    let mut same = pod("same", "1", "");
+    let same = pod("same", "1", "");
     env.add_pod(same).await;
     env.add_priority_class("important-never", 1000, Some("Never"))
         .await;

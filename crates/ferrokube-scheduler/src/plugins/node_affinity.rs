@@ -21,6 +21,31 @@ pub fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
     }
 }
 
+/// The node names the required node affinity restricts a pod to, when
+/// every term has `matchFields metadata.name In [...]` requirements
+/// (Kubernetes' NodeAffinity PreFilter: a term's requirements intersect,
+/// terms unite); `None` when some term admits nodes by other means.
+pub fn prefilter_node_names(
+    required: &k8s_openapi::api::core::v1::NodeSelector,
+) -> Option<std::collections::BTreeSet<String>> {
+    use std::collections::BTreeSet;
+    let mut all: BTreeSet<String> = BTreeSet::new();
+    for t in &required.node_selector_terms {
+        let mut term: Option<BTreeSet<String>> = None;
+        for r in t.match_fields.iter().flatten() {
+            if r.key == "metadata.name" && r.operator == "In" {
+                let s: BTreeSet<String> = r.values.iter().flatten().cloned().collect();
+                term = Some(match term {
+                    None => s,
+                    Some(t) => t.intersection(&s).cloned().collect(),
+                });
+            }
+        }
+        all.extend(term?);
+    }
+    (!required.node_selector_terms.is_empty()).then_some(all)
+}
+
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     (!matches(pod, node)).then_some(REASON)
 }
@@ -54,6 +79,31 @@ mod tests {
             }]),
             match_fields: None,
         }
+    }
+
+    #[test]
+    fn match_fields_names_restrict_the_nodes() {
+        let sel = |terms: serde_json::Value| -> NodeSelector {
+            serde_json::from_value(serde_json::json!({"nodeSelectorTerms": terms}))
+                .unwrap_or_default()
+        };
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        let f = |vals: &[&str]| serde_json::json!({"matchFields": [{"key": "metadata.name", "operator": "In", "values": vals}]});
+        assert_eq!(
+            prefilter_node_names(&sel(serde_json::json!([f(&["n1"])]))),
+            names(&["n1"])
+        );
+        assert_eq!(
+            prefilter_node_names(&sel(serde_json::json!([f(&["n1"]), f(&["n2"])]))),
+            names(&["n1", "n2"])
+        );
+        let both = serde_json::json!([{"matchFields": [
+            {"key": "metadata.name", "operator": "In", "values": ["n1", "n2"]},
+            {"key": "metadata.name", "operator": "In", "values": ["n2", "n3"]}]}]);
+        assert_eq!(prefilter_node_names(&sel(both)), names(&["n2"]));
+        let labels = serde_json::json!([f(&["n1"]),
+            {"matchExpressions": [{"key": "a", "operator": "Exists"}]}]);
+        assert_eq!(prefilter_node_names(&sel(labels)), None);
     }
 
     #[test]
