@@ -12,6 +12,7 @@ pub mod encoding;
 #[cfg(test)]
 mod encodings_agree;
 pub mod events;
+pub mod eviction;
 pub mod kinds;
 pub mod lean;
 pub mod managed;

@@ -189,9 +189,18 @@ fn json_bytes(v: &Value) -> Bytes {
 fn error_response(e: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(status, &e.to_status());
-    if e.code == 429 {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    // As Kubernetes: a Retry-After header only when the Status asks the
+    // client to wait (client-go then retries by itself).
+    let retry_after = e
+        .details
+        .as_ref()
+        .and_then(|d| d.get("retryAfterSeconds"))
+        .and_then(Value::as_u64)
+        .filter(|s| *s > 0);
+    if let Some(s) = retry_after {
+        if let Ok(v) = header::HeaderValue::from_str(&s.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
     }
     r
 }
@@ -884,27 +893,14 @@ async fn resource_request(
             ));
         }
         let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        let eviction: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
-            ))
-        })?;
-        if let Some(n) = eviction.pointer("/metadata/name").and_then(Value::as_str) {
-            if n != name {
-                return Err(ApiError::bad_request(format!(
-                    "name in URL does not match name in Eviction object: {name} != {n}"
-                )));
-            }
-        }
-        let opts = query.delete_options().map_err(ApiError::bad_request)?;
-        let delete_opts = eviction
-            .get("deleteOptions")
-            .map(|d| serde_json::to_vec(d).unwrap_or_default())
-            .unwrap_or_default();
-        let opts = Rest::delete_options(opts, &delete_opts)?;
-        app.rest.delete(&def, ns, name, &opts).await?;
-        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-        return Ok(json_response(StatusCode::CREATED, &status));
+        let status = crate::eviction::evict(&app.rest, &def, ns, name, &body, query).await?;
+        let code = status
+            .get("code")
+            .and_then(Value::as_u64)
+            .and_then(|c| u16::try_from(c).ok())
+            .and_then(|c| StatusCode::from_u16(c).ok())
+            .unwrap_or(StatusCode::CREATED);
+        return Ok(json_response(code, &status));
     }
     if def.group == "authentication.k8s.io" && def.plural == "selfsubjectreviews" {
         if info.verb != "create" {

@@ -1,6 +1,6 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
 //! Deployment, DaemonSet, StatefulSet, Endpoints, EndpointSlice, Job,
-//! TTL-after-finished) over shared informers: one watch
+//! TTL-after-finished, disruption budgets) over shared informers: one watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
+use crate::disruption::{self, DisruptionController};
 use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
 use crate::job::JobController;
@@ -48,8 +49,11 @@ pub fn start(
     let ep = EndpointsController::new(c.clone(), informers, k.clone());
     let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
     let jobs = JobController::new(c.clone(), informers, k.clone());
-    let ttl = TtlAfterFinishedController::new(c, informers, k);
+    let ttl = TtlAfterFinishedController::new(c.clone(), informers, k.clone());
+    let pdb = DisruptionController::new(c, informers, k);
     vec![
+        tokio::spawn(disruption::run_stale_conditions(pdb.clone())),
+        tokio::spawn(run_controller(pdb, WORKERS)),
         tokio::spawn(run_controller(rs, WORKERS)),
         tokio::spawn(run_controller(rc, WORKERS)),
         tokio::spawn(run_controller(d, WORKERS)),

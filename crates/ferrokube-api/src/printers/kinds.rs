@@ -1,6 +1,6 @@
 //! Table columns and cells of the kinds served beside the workloads:
 //! `networking.k8s.io` (NetworkPolicy, Ingress, IngressClass), PodTemplate,
-//! RuntimeClass, `flowcontrol.apiserver.k8s.io` (FlowSchema,
+//! RuntimeClass, PodDisruptionBudget, `flowcontrol.apiserver.k8s.io` (FlowSchema,
 //! PriorityLevelConfiguration) and CertificateSigningRequest, as upstream's
 //! printers lay them out (the server's Tables are always the wide ones, so
 //! an Ingress address is never clipped).
@@ -37,6 +37,13 @@ pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
             AGE,
         ],
         ("node.k8s.io", "RuntimeClass") => vec![NAME, c("Handler", "string", 0), AGE],
+        ("policy", "PodDisruptionBudget") => vec![
+            NAME,
+            c("Min Available", "string", 0),
+            c("Max Unavailable", "string", 0),
+            c("Allowed Disruptions", "integer", 0),
+            AGE,
+        ],
         ("flowcontrol.apiserver.k8s.io", "FlowSchema") => vec![
             NAME,
             c("PriorityLevel", "string", 0),
@@ -118,6 +125,24 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value
                 name(obj),
                 json!(text(obj, "/spec/controller")),
                 json!(parameters),
+                json!(age(obj, now)),
+            ]
+        }
+        ("policy", "PodDisruptionBudget") => {
+            // An int-or-string as Go's IntOrString.String(); N/A when unset.
+            let bound = |ptr: &str| match obj.pointer(ptr) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => "N/A".to_string(),
+            };
+            vec![
+                name(obj),
+                json!(bound("/spec/minAvailable")),
+                json!(bound("/spec/maxUnavailable")),
+                json!(obj
+                    .pointer("/status/disruptionsAllowed")
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0)),
                 json!(age(obj, now)),
             ]
         }
@@ -328,7 +353,32 @@ mod tests {
             headers("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration").len(),
             7
         );
+        assert_eq!(
+            headers("policy", "PodDisruptionBudget"),
+            [
+                "Name",
+                "Min Available",
+                "Max Unavailable",
+                "Allowed Disruptions",
+                "Age"
+            ]
+        );
         assert!(columns("", "Pod").is_none());
+    }
+
+    #[test]
+    fn disruption_budget_rows() {
+        let pdb = json!({"metadata": {"name": "web"}, "spec": {"minAvailable": 2},
+            "status": {"disruptionsAllowed": 1}});
+        assert_eq!(
+            cells("policy", "PodDisruptionBudget", &pdb, 0).unwrap()[..4],
+            [json!("web"), json!("2"), json!("N/A"), json!(1)]
+        );
+        let pdb = json!({"metadata": {"name": "db"}, "spec": {"maxUnavailable": "25%"}});
+        assert_eq!(
+            cells("policy", "PodDisruptionBudget", &pdb, 0).unwrap()[1..4],
+            [json!("N/A"), json!("25%"), json!(0)]
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Container, HostIP, Pod, PodIP};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -1133,11 +1133,21 @@ impl Worker {
             );
             let name = pod.metadata.name.as_deref().unwrap_or("");
             let t = std::time::Instant::now();
+            // A strategic patch merges conditions by type, so the ones
+            // others set (DisruptionTarget from an eviction, readiness
+            // gates) stay, as Kubernetes' kubelet keeps them; the address
+            // lists are this node's alone and replaced whole.
+            let mut body = st.clone();
+            for f in ["podIPs", "hostIPs"] {
+                if let Some(list) = body.get_mut(f).and_then(Value::as_array_mut) {
+                    list.insert(0, json!({"$patch": "replace"}));
+                }
+            }
             let patched = pods
                 .patch_status(
                     name,
                     &PatchParams::default(),
-                    &Patch::Merge(json!({"status": st})),
+                    &Patch::Strategic(json!({"status": body})),
                 )
                 .await;
             step("status", t);
