@@ -7,6 +7,7 @@
 
 mod apiserver;
 mod controllers;
+mod daemonset;
 mod engines;
 mod gc;
 mod kubelet;
@@ -38,6 +39,8 @@ enum Bench {
     Apiserver(apiserver::Options),
     /// The workload controllers: a big Deployment, many rolling at once.
     Controllers(controllers::Options),
+    /// A DaemonSet rolled over many hollow nodes.
+    Daemonset(daemonset::Options),
     /// Garbage collection and namespace deletion of many objects.
     Gc(gc::Options),
     /// The service proxy: programming latency, cluster IP against direct.
@@ -75,6 +78,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
         Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
+        Bench::Daemonset(opts) => rt.block_on(daemonset::run(opts)),
         Bench::Gc(opts) => rt.block_on(gc::run(opts)),
         Bench::Proxy(opts) => rt.block_on(network::proxy(opts)),
         Bench::Dns(opts) => rt.block_on(network::dns(opts)),

@@ -95,7 +95,7 @@ impl Workload {
 }
 
 /// A hollow node like scheduler_perf's: 4 cpu, 32 GiB, 110 pods, Ready.
-fn hollow_node(i: usize, zones: usize) -> Node {
+pub(crate) fn hollow_node(i: usize, zones: usize) -> Node {
     let name = format!("node-{i}");
     let mut alloc = BTreeMap::new();
     alloc.insert("cpu".to_string(), Quantity("4".into()));

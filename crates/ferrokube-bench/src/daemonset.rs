@@ -1,0 +1,305 @@
+//! The DaemonSet benchmark: hollow nodes (Node objects only) on an
+//! in-process API server (embedded store), the scheduler and the workload
+//! controllers in this process on the in-process clients `ferrokube server`
+//! gives them, and a fake kubelet that marks every bound pod Running and
+//! Ready and finishes every graceful deletion at once. Figures: the
+//! scheduler's floor (as many pods pinned by `matchFields metadata.name`,
+//! created directly, until all bound), then a DaemonSet's first rollout
+//! and a rolling update over every node (until every pod is updated and
+//! available), with the DaemonSet controller's API writes per pod.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher::{self, watcher, Event};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct Options {
+    /// Hollow nodes.
+    #[arg(long, default_value_t = 1_000)]
+    nodes: usize,
+    /// The rolling update's maxUnavailable.
+    #[arg(long, default_value = "100%")]
+    max_unavailable: String,
+    /// Concurrent status writes of the fake kubelet.
+    #[arg(long, default_value_t = 64)]
+    kubelet_writers: usize,
+    /// Give up on any phase after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    timeout_secs: u64,
+}
+
+/// The fake kubelet: bound pods turn Running and Ready; pods being deleted
+/// are removed at once. Counts the pods it readied.
+fn fake_kubelet(
+    client: kube::Client,
+    writers: usize,
+    cancel: CancellationToken,
+) -> Arc<std::sync::atomic::AtomicUsize> {
+    let readied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = readied.clone();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let watch_api = pods.clone();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        let seen: Mutex<HashSet<String>> = Mutex::new(HashSet::new());
+        let mut stream = watcher(watch_api, watcher::Config::default()).boxed();
+        loop {
+            let ev = tokio::select! {
+                _ = stop.cancelled() => return,
+                ev = stream.next() => ev,
+            };
+            let Some(ev) = ev else { return };
+            let p = match ev {
+                Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => p,
+                _ => continue,
+            };
+            let name = p.metadata.name.clone().unwrap_or_default();
+            let uid = p.metadata.uid.clone().unwrap_or_default();
+            if p.metadata.deletion_timestamp.is_some() {
+                let _ = tx.send((name, true));
+                continue;
+            }
+            let bound = p
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.as_deref())
+                .is_some_and(|n| !n.is_empty());
+            if bound && seen.lock().map(|mut s| s.insert(uid)).unwrap_or(false) {
+                let _ = tx.send((name, false));
+            }
+        }
+    });
+    tokio::spawn(async move {
+        tokio_stream_of(rx)
+            .for_each_concurrent(writers, |(name, delete)| {
+                let pods = pods.clone();
+                let count = count.clone();
+                async move {
+                    if delete {
+                        let _ = pods
+                            .delete(&name, &DeleteParams::default().grace_period(0))
+                            .await;
+                        return;
+                    }
+                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                    let status = json!({"status": {"phase": "Running",
+                        "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}]}});
+                    if pods
+                        .patch_status(&name, &PatchParams::default(), &Patch::Merge(&status))
+                        .await
+                        .is_ok()
+                    {
+                        count.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .await;
+    });
+    readied
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Polls the DaemonSet until every pod of generation `gen` is updated and
+/// available.
+async fn wait_rolled_out(
+    api: &Api<DaemonSet>,
+    nodes: usize,
+    gen: i64,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    loop {
+        let ds = api.get("bench").await?;
+        let s = ds.status.clone().unwrap_or_default();
+        let n = i32::try_from(nodes).unwrap_or(i32::MAX);
+        if s.observed_generation.unwrap_or(0) >= gen
+            && s.desired_number_scheduled == n
+            && s.updated_number_scheduled == Some(n)
+            && s.number_available == Some(n)
+        {
+            return Ok(start.elapsed());
+        }
+        anyhow::ensure!(
+            start.elapsed() < timeout,
+            "not rolled out in {timeout:?}: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn pinned_pod(i: usize) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": format!("floor-{i}"), "labels": {"app": "floor"}},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox"}],
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [{"matchFields": [
+                    {"key": "metadata.name", "operator": "In", "values": [format!("node-{i}")]}]}]}}}
+        }
+    }))
+    .unwrap_or_default()
+}
+
+pub async fn run(o: Options) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(o.timeout_secs);
+    let api = ferrokube_client::testing::TestApi::start().await?;
+    let admin = api.client().await?;
+    let node_api: Api<Node> = Api::all(admin.clone());
+    futures::stream::iter(0..o.nodes)
+        .map(|i| {
+            let node_api = node_api.clone();
+            async move {
+                node_api
+                    .create(
+                        &PostParams::default(),
+                        &crate::scheduler::hollow_node(i, 10),
+                    )
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("creating nodes")?;
+
+    let cancel = CancellationToken::new();
+    let sched = ferrokube_scheduler::Scheduler::new(
+        api.in_process_client("system:kube-scheduler"),
+        ferrokube_scheduler::SchedulerConfig {
+            identity: "bench".into(),
+            ..Default::default()
+        },
+    );
+    let stats = sched.stats();
+    tokio::spawn(sched.run(cancel.clone()));
+    let readied = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stats.ready.load(Ordering::Relaxed) {
+        anyhow::ensure!(Instant::now() < deadline, "the scheduler did not sync");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The floor: the same number of pinned pods, created directly, until
+    // all are Ready (scheduler, API server and fake kubelet only).
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    let start = Instant::now();
+    futures::stream::iter(0..o.nodes)
+        .map(|i| {
+            let pods = pods.clone();
+            async move {
+                pods.create(&PostParams::default(), &pinned_pod(i))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("creating the floor's pods")?;
+    while readied.load(Ordering::Relaxed) < o.nodes {
+        anyhow::ensure!(start.elapsed() < timeout, "floor pods not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let floor = start.elapsed();
+    pods.delete_collection(
+        &DeleteParams::default().grace_period(0),
+        &kube::api::ListParams::default().labels("app=floor"),
+    )
+    .await?;
+
+    // The controllers, on the controller manager's in-process client.
+    tokio::spawn(ferrokube_controllers::workloads::run(
+        api.in_process_client("system:kube-controller-manager"),
+        cancel.clone(),
+    ));
+    let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "bench"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "bench"}},
+            "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": o.max_unavailable}},
+            "template": {
+                "metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}
+            }
+        }
+    }))?;
+    let before = ferrokube_controllers::metrics::snapshot();
+    let created = Instant::now();
+    dss.create(&PostParams::default(), &ds).await?;
+    let first = wait_rolled_out(&dss, o.nodes, 1, timeout).await?;
+    let _ = created;
+    let mid = ferrokube_controllers::metrics::snapshot();
+    dss.patch(
+        "bench",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {
+            "containers": [{"name": "c", "image": "busybox:2"}]}}}})),
+    )
+    .await?;
+    let update = wait_rolled_out(&dss, o.nodes, 2, timeout).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = ferrokube_controllers::metrics::snapshot();
+    cancel.cancel();
+
+    let writes =
+        |a: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>,
+         b: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>| {
+            let x = a.get("daemonset").map_or(0, |c| c.writes);
+            let y = b.get("daemonset").map_or(0, |c| c.writes);
+            x.saturating_sub(y)
+        };
+    let reconciles =
+        |a: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>,
+         b: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>| {
+            let x = a.get("daemonset").map_or(0, |c| c.reconciles);
+            let y = b.get("daemonset").map_or(0, |c| c.reconciles);
+            x.saturating_sub(y)
+        };
+    let n = o.nodes as f64;
+    println!(
+        "DaemonSet over {} hollow nodes (in-process API server, scheduler and controllers; fake kubelet), maxUnavailable {}",
+        o.nodes, o.max_unavailable
+    );
+    println!("| phase | time | pods/s | DaemonSet controller writes/pod | reconciles |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| floor: {} pinned pods created directly, all Ready | {:.2} s | {:.0} | - | - |",
+        o.nodes,
+        floor.as_secs_f64(),
+        n / floor.as_secs_f64()
+    );
+    println!(
+        "| DaemonSet created, all pods available | {:.2} s | {:.0} | {:.2} | {} |",
+        first.as_secs_f64(),
+        n / first.as_secs_f64(),
+        writes(&mid, &before) as f64 / n,
+        reconciles(&mid, &before)
+    );
+    println!(
+        "| rolling update, all updated and available | {:.2} s | {:.0} | {:.2} | {} |",
+        update.as_secs_f64(),
+        n / update.as_secs_f64(),
+        writes(&after, &mid) as f64 / n,
+        reconciles(&after, &mid)
+    );
+    Ok(())
+}
