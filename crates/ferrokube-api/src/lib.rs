@@ -2,6 +2,7 @@
 //! clients: the resource registry, label and field selectors, `Status`
 //! errors, name and metadata validation, patches, and kubectl tables.
 
+pub mod cron;
 pub mod fields;
 pub mod gojson;
 pub mod jointoken;

@@ -97,7 +97,7 @@ pub fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Vec<Field
     errs
 }
 
-fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     let Some(spec) = spec else {
         errs.push(FieldError::required(path, ""));
         return;

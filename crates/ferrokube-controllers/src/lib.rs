@@ -8,6 +8,7 @@
 //! controller managers can run and only one acts.
 
 pub mod apfstatus;
+pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
 pub mod deployment;

@@ -1,6 +1,7 @@
 //! Starts the workload controllers (ReplicaSet, ReplicationController,
 //! Deployment, DaemonSet, StatefulSet, Endpoints, EndpointSlice, Job,
-//! TTL-after-finished, disruption budgets) over shared informers: one watch
+//! TTL-after-finished, CronJob, disruption budgets) over shared informers: one
+//! watch
 //! per kind, pods watched once for all of them.
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
@@ -8,6 +9,7 @@ use k8s_openapi::api::core::v1::ReplicationController;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::cronjob::CronJobController;
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
 use crate::disruption::{self, DisruptionController};
@@ -50,6 +52,7 @@ pub fn start(
     let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
     let jobs = JobController::new(c.clone(), informers, k.clone());
     let ttl = TtlAfterFinishedController::new(c.clone(), informers, k.clone());
+    let cron = CronJobController::new(c.clone(), informers, k.clone());
     let pdb = DisruptionController::new(c, informers, k);
     vec![
         tokio::spawn(disruption::run_stale_conditions(pdb.clone())),
@@ -63,5 +66,6 @@ pub fn start(
         tokio::spawn(run_controller(slices, WORKERS)),
         tokio::spawn(jobs.run(WORKERS)),
         tokio::spawn(run_controller(ttl, WORKERS)),
+        tokio::spawn(run_controller(cron, WORKERS)),
     ]
 }

@@ -426,7 +426,7 @@ fn jobs_get_defaults_labels_and_selector() {
         "batch",
         "Job",
         json!({"metadata": meta("m"), "spec": {"manualSelector": true, "selector": {"matchLabels": {"a": "b"}},
-            "parallelism": 2, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [container()]}}}}),
+            "parallelism": 2, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [container()], "restartPolicy": "Never"}}}}),
     );
     assert_eq!(
         manual["spec"]["template"]["metadata"]["labels"],
@@ -437,7 +437,7 @@ fn jobs_get_defaults_labels_and_selector() {
     let cron = created(
         "batch",
         "CronJob",
-        json!({"metadata": meta("c"), "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [container()]}}}}}}),
+        json!({"metadata": meta("c"), "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [container()], "restartPolicy": "OnFailure"}}}}}}),
     );
     assert_eq!(cron["spec"]["concurrencyPolicy"], "Allow");
     assert_eq!(cron["spec"]["suspend"], false);

@@ -13,6 +13,7 @@
 //! (what a write to the object or one of its subresources may change),
 //! [`validate`] and [`validate_update`].
 
+mod batch;
 mod certificates;
 mod flowcontrol;
 mod meta;
@@ -98,6 +99,8 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("storage.k8s.io", "CSINode") => storage::validate_csi_node(obj),
         ("storage.k8s.io", "VolumeAttachment") => storage::validate_volume_attachment(obj),
         ("storage.k8s.io", "CSIStorageCapacity") => storage::validate_csi_storage_capacity(obj),
+        ("batch", "Job") => batch::validate_job(obj),
+        ("batch", "CronJob") => batch::validate_cron_job(obj),
         ("", "PodTemplate") => {
             if obj.get("template").is_none() {
                 vec![FieldError::required("template", "")]
