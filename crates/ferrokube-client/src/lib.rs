@@ -13,6 +13,7 @@ pub mod leader;
 pub mod slim;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod volumes;
 
 use std::path::Path;
 

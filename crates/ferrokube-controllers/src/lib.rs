@@ -19,6 +19,7 @@ pub mod expectations;
 pub mod history;
 pub mod job;
 pub mod metrics;
+pub mod persistentvolume;
 pub mod podclaim;
 pub mod podutil;
 pub mod replicaset;
@@ -56,6 +57,9 @@ pub struct ControllerConfig {
     /// The longest certificate the signer issues
     /// (`--cluster-signing-duration`).
     pub cluster_signing_duration: Duration,
+    /// Where the built-in local-path provisioner puts volumes on every
+    /// node (`None`: it is off, `--disable local-storage`).
+    pub local_storage_path: Option<std::path::PathBuf>,
 }
 
 impl Default for ControllerConfig {
@@ -70,6 +74,7 @@ impl Default for ControllerConfig {
             pod_gc_period: Duration::from_secs(20),
             signing_ca: None,
             cluster_signing_duration: csrsigning::DEFAULT_SIGNING_DURATION,
+            local_storage_path: None,
         }
     }
 }

@@ -261,6 +261,14 @@ pub fn start_cluster_controllers(
         )),
         tokio::spawn(podgc::start(i, c.clone(), pod_gc, k.clone())),
         tokio::spawn(volumeprotection::start(i, c.clone(), k.clone())),
+        tokio::spawn(crate::persistentvolume::start(
+            i,
+            c.clone(),
+            crate::persistentvolume::PvConfig {
+                local_path: config.local_storage_path.clone(),
+            },
+            k.clone(),
+        )),
     ]
 }
 
