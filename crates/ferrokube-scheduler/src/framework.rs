@@ -11,7 +11,7 @@ use std::fmt;
 use crate::cache::{Cache, NodeInfo};
 use crate::plugins::{
     default_normalize, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports,
-    node_unschedulable, resources, taint_toleration, topology_spread,
+    node_unschedulable, resources, taint_toleration, topology_spread, volume_binding,
 };
 use crate::podinfo::PodInfo;
 
@@ -47,6 +47,8 @@ pub struct Placement {
 pub struct FitError {
     pub num_nodes: usize,
     pub reasons: BTreeMap<String, usize>,
+    /// Why a PreFilter plugin refused the pod on every node.
+    pub pre_filter: Option<String>,
 }
 
 impl fmt::Display for FitError {
@@ -61,6 +63,9 @@ impl fmt::Display for FitError {
             .collect();
         parts.sort();
         write!(f, "0/{} nodes are available", self.num_nodes)?;
+        if let Some(why) = &self.pre_filter {
+            return write!(f, ": {why}.");
+        }
         if parts.is_empty() {
             write!(f, ":")
         } else {
@@ -99,6 +104,7 @@ impl Default for Algorithm {
 struct CycleState<'a> {
     affinity: inter_pod_affinity::FilterState<'a>,
     spread: Option<topology_spread::FilterState<'a>>,
+    volumes: Option<&'a volume_binding::PodVolumes>,
 }
 
 /// Runs the filters in the default profile's order; the first plugin that
@@ -127,6 +133,11 @@ fn run_filters(
     let r = resources::filter(pod, node);
     if !r.is_empty() {
         return Err(r);
+    }
+    if let Some(v) = st.volumes {
+        if let Some(r) = v.filter(&node.labels) {
+            return Err(vec![r.into()]);
+        }
     }
     if let Some(s) = &st.spread {
         if let Some(r) = topology_spread::filter(s, pod, node) {
@@ -164,6 +175,18 @@ impl Algorithm {
 
     /// Finds a node for `pod` in `cache`.
     pub fn schedule(&mut self, cache: &Cache, pod: &PodInfo) -> Result<Placement, FitError> {
+        self.schedule_with_volumes(cache, pod, None)
+    }
+
+    /// Finds a node for `pod` in `cache` where its claims can be
+    /// (`volumes`: VolumeBinding's PreFilter result, `None` if the pod has
+    /// no claims).
+    pub fn schedule_with_volumes(
+        &mut self,
+        cache: &Cache,
+        pod: &PodInfo,
+        volumes: Option<&volume_binding::PodVolumes>,
+    ) -> Result<Placement, FitError> {
         let all = cache.node_count();
         let slots = cache.slot_count();
         if all == 0 {
@@ -172,6 +195,7 @@ impl Algorithm {
         let st = CycleState {
             affinity: inter_pod_affinity::prefilter(pod, cache),
             spread: topology_spread::prefilter(pod, cache),
+            volumes,
         };
         if let Some(names) = &pod.node_names {
             return self.schedule_among(cache, pod, &st, names);
@@ -207,6 +231,7 @@ impl Algorithm {
             return Err(FitError {
                 num_nodes: all,
                 reasons,
+                pre_filter: None,
             });
         }
         let n_feasible = feasible.len();
@@ -278,6 +303,7 @@ impl Algorithm {
             return Err(FitError {
                 num_nodes: all,
                 reasons,
+                pre_filter: None,
             });
         }
         let n_feasible = feasible.len();

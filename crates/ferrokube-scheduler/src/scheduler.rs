@@ -10,8 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
-use k8s_openapi::api::core::v1::{Binding, Namespace, Node, ObjectReference, Pod};
+use k8s_openapi::api::core::v1::{
+    Binding, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, watcher, Event};
@@ -22,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::events::{self, PodEvent, Recorder};
-use crate::framework::Algorithm;
+use crate::framework::{Algorithm, FitError};
 use crate::plugins::preemption;
+use crate::plugins::volume_binding::{self, Reservation, VolumeState};
 use crate::podinfo::PodInfo;
 use crate::queue::SchedulingQueue;
 use crate::SchedulerConfig;
@@ -75,6 +79,7 @@ struct Shared {
     cache: Mutex<Cache>,
     queue: SchedulingQueue,
     priorities: RwLock<Priorities>,
+    volumes: RwLock<VolumeState>,
     stats: Arc<Stats>,
 }
 
@@ -214,6 +219,7 @@ impl Scheduler {
                 cache: Mutex::new(cache),
                 queue: SchedulingQueue::new(),
                 priorities: RwLock::new(Priorities::default()),
+                volumes: RwLock::new(VolumeState::default()),
                 stats: Arc::new(Stats::default()),
             }),
         }
@@ -363,6 +369,96 @@ impl Scheduler {
                 .await;
             }));
         }
+        // Claims, volumes and storage classes (VolumeBinding); a change may
+        // make an unschedulable pod fit.
+        let volumes_synced = CancellationToken::new();
+        {
+            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), volumes_synced.clone());
+            let api: Api<PersistentVolumeClaim> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d) = (sh.clone(), sh.clone());
+                let key = |c: &PersistentVolumeClaim| {
+                    (
+                        c.metadata.namespace.clone().unwrap_or_default(),
+                        name_of(&c.metadata),
+                    )
+                };
+                follow(
+                    stream,
+                    &cancel,
+                    &synced,
+                    move |c: PersistentVolumeClaim| {
+                        a.volumes.write().claims.insert(key(&c), Arc::new(c));
+                        a.queue.move_all_unschedulable();
+                    },
+                    move |c: PersistentVolumeClaim| {
+                        d.volumes.write().claims.remove(&key(&c));
+                    },
+                    |_| {},
+                    |c| format!("{:?}", key(c)),
+                )
+                .await;
+            }));
+        }
+        {
+            let (sh, cancel) = (sh.clone(), cancel.clone());
+            let api: Api<PersistentVolume> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d) = (sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &CancellationToken::new(),
+                    move |v: PersistentVolume| {
+                        a.volumes
+                            .write()
+                            .volumes
+                            .insert(name_of(&v.metadata), Arc::new(v));
+                        a.queue.move_all_unschedulable();
+                    },
+                    move |v: PersistentVolume| {
+                        d.volumes.write().volumes.remove(&name_of(&v.metadata));
+                    },
+                    |_| {},
+                    |v| name_of(&v.metadata),
+                )
+                .await;
+            }));
+        }
+        {
+            let (sh, cancel) = (sh.clone(), cancel.clone());
+            let api: Api<StorageClass> = Api::all(client.clone());
+            tasks.push(tokio::spawn(async move {
+                let stream = watcher(api, watcher::Config::default())
+                    .default_backoff()
+                    .boxed();
+                let (a, d) = (sh.clone(), sh.clone());
+                follow(
+                    stream,
+                    &cancel,
+                    &CancellationToken::new(),
+                    move |c: StorageClass| {
+                        a.volumes
+                            .write()
+                            .classes
+                            .insert(name_of(&c.metadata), Arc::new(c));
+                        a.queue.move_all_unschedulable();
+                    },
+                    move |c: StorageClass| {
+                        d.volumes.write().classes.remove(&name_of(&c.metadata));
+                    },
+                    |_| {},
+                    |c| name_of(&c.metadata),
+                )
+                .await;
+            }));
+        }
         // Backoff and unschedulable timers.
         {
             let (sh, cancel) = (sh.clone(), cancel.clone());
@@ -379,7 +475,11 @@ impl Scheduler {
         // Schedule only from a complete picture.
         tokio::select! {
             _ = cancel.cancelled() => {}
-            _ = async { nodes_synced.cancelled().await; pods_synced.cancelled().await; } => {
+            _ = async {
+                nodes_synced.cancelled().await;
+                pods_synced.cancelled().await;
+                volumes_synced.cancelled().await;
+            } => {
                 let recorder = Recorder::start(
                     client.clone(),
                     sh.config.scheduler_name.clone(),
@@ -415,10 +515,25 @@ async fn schedule_loop(
         };
         let Some(p) = popped else { return };
         let key = p.info.key.clone();
+        // VolumeBinding's PreFilter, from the claims as they are now.
+        let volumes = sh.volumes.read().pre_filter(&p.info.pod);
+        let mut reservations = Vec::new();
         let result = {
             let mut c = sh.cache.lock();
             let t = Instant::now();
-            let r = algo.schedule(&c, &p.info);
+            let r = match &volumes {
+                Err(why) => Err(FitError {
+                    num_nodes: c.node_count(),
+                    reasons: Default::default(),
+                    pre_filter: Some(why.clone()),
+                }),
+                Ok(v) => algo.schedule_with_volumes(&c, &p.info, v.as_ref()),
+            };
+            if let (Ok(pl), Ok(Some(v))) = (&r, &volumes) {
+                if let Some(node) = c.node(&pl.node) {
+                    reservations = v.reserve(&node.labels).unwrap_or_default();
+                }
+            }
             sh.stats
                 .algorithm_nanos
                 .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -439,8 +554,28 @@ async fn schedule_loop(
                 };
                 let Ok(permit) = permit else { return };
                 let (client, sh, recorder) = (client.clone(), sh.clone(), recorder.clone());
+                let claims = matches!(&volumes, Ok(Some(v)) if !v.delayed.is_empty());
                 tokio::spawn(async move {
                     let _permit = permit;
+                    if claims {
+                        if let Err(why) =
+                            bind_volumes(&client, &p.info.pod, &pl.node, &reservations).await
+                        {
+                            sh.stats.bind_errors.fetch_add(1, Ordering::Relaxed);
+                            sh.cache.lock().forget(&p.info.key, &p.info.uid);
+                            sh.queue.failed(&p.info.key, p.cycle, false);
+                            recorder.record(PodEvent {
+                                pod: p.info.pod.clone(),
+                                warning: true,
+                                reason: "FailedScheduling",
+                                action: "Scheduling",
+                                message: format!(
+                                    "running PreBind plugin \"VolumeBinding\": binding volumes: {why}"
+                                ),
+                            });
+                            return;
+                        }
+                    }
                     bind(client, sh, recorder, p, pl.node).await;
                 });
             }
@@ -456,7 +591,12 @@ async fn schedule_loop(
                     action: "Scheduling",
                     message: message.clone(),
                 });
-                let candidate = preemption_candidate(&sh, &p.info);
+                // Preemption cannot help a pod its claims keep off every node.
+                let candidate = if fit.pre_filter.is_some() {
+                    None
+                } else {
+                    preemption_candidate(&sh, &p.info)
+                };
                 let (client, sem) = (client.clone(), status_writes.clone());
                 let pod = p.info.pod.clone();
                 let recorder = recorder.clone();
@@ -474,6 +614,89 @@ async fn schedule_loop(
                 });
             }
         }
+    }
+}
+
+/// How long the binder waits for the claims it reserved to be bound.
+const VOLUME_BIND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// VolumeBinding's PreBind: reserves the pod's waiting claims on `node`
+/// (a static volume's claimRef, or the claim's selected node for its
+/// provisioner), then waits until every claim of the pod is bound.
+async fn bind_volumes(
+    client: &kube::Client,
+    pod: &Pod,
+    node: &str,
+    reservations: &[Reservation],
+) -> Result<(), String> {
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
+    let volumes: Api<PersistentVolume> = Api::all(client.clone());
+    for r in reservations {
+        match r {
+            Reservation::Provision { claim: (_, name) } => {
+                let patch = serde_json::json!({"metadata": {"annotations": {
+                    "volume.kubernetes.io/selected-node": node}}});
+                claims
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Reservation::Volume {
+                claim: (_, name),
+                volume,
+            } => {
+                let claim = claims.get(name).await.map_err(|e| e.to_string())?;
+                let mut pv = volumes.get(volume).await.map_err(|e| e.to_string())?;
+                if pv
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.claim_ref.as_ref())
+                    .is_some()
+                {
+                    return Err(format!("volume {volume:?} was taken meanwhile"));
+                }
+                pv.metadata
+                    .annotations
+                    .get_or_insert_with(Default::default)
+                    .insert("pv.kubernetes.io/bound-by-controller".into(), "yes".into());
+                if let Some(spec) = pv.spec.as_mut() {
+                    spec.claim_ref = Some(ObjectReference {
+                        api_version: Some("v1".into()),
+                        kind: Some("PersistentVolumeClaim".into()),
+                        namespace: claim.metadata.namespace.clone(),
+                        name: claim.metadata.name.clone(),
+                        uid: claim.metadata.uid.clone(),
+                        resource_version: claim.metadata.resource_version.clone(),
+                        ..Default::default()
+                    });
+                }
+                volumes
+                    .replace(volume, &PostParams::default(), &pv)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
+    let names = volume_binding::claim_names(pod);
+    let deadline = Instant::now() + VOLUME_BIND_TIMEOUT;
+    loop {
+        let mut all_bound = true;
+        for name in &names {
+            let c = claims.get(name).await.map_err(|e| e.to_string())?;
+            let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
+            if phase != Some("Bound") {
+                all_bound = false;
+                break;
+            }
+        }
+        if all_bound {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err("timed out waiting for the condition".into());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

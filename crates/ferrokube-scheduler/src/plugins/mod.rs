@@ -13,6 +13,7 @@ pub mod preemption;
 pub mod resources;
 pub mod taint_toleration;
 pub mod topology_spread;
+pub mod volume_binding;
 
 /// A plugin's top score for one node.
 pub const MAX_NODE_SCORE: i64 = 100;
