@@ -9,6 +9,7 @@ pub mod cri;
 pub mod events;
 pub mod images;
 pub mod killall;
+pub mod localvolumes;
 pub mod node;
 pub mod pause;
 pub mod pods;
@@ -221,6 +222,11 @@ pub async fn run_with_runtime(
         version.clone(),
         cancel.clone(),
     ));
+    let volumes_task = tokio::spawn(localvolumes::run(
+        client.clone(),
+        config.node_name.clone(),
+        cancel.clone(),
+    ));
     let pods = pods::PodManager::new(
         client,
         config,
@@ -231,6 +237,7 @@ pub async fn run_with_runtime(
     let result = pods.run(cancel.clone()).await;
     cancel.cancel();
     let _ = node_task.await;
+    let _ = volumes_task.await;
     let _ = server_task.await;
     result
 }

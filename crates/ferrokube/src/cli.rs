@@ -177,8 +177,9 @@ pub struct ServerArgs {
     pub cluster_domain: String,
 
     /// Packaged components not to run (k3s' names): `coredns` (the cluster
-    /// DNS; `dns` also works). Repeat or separate with commas.
-    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns"])]
+    /// DNS; `dns` also works), `local-storage` (the local-path provisioner
+    /// and its default StorageClass). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage"])]
     pub disable: Vec<String>,
 
     /// Do not run the service proxy on this node.
@@ -219,5 +220,11 @@ impl ServerArgs {
     /// Whether the cluster DNS runs.
     pub fn dns_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "coredns" || d == "dns")
+    }
+
+    /// Whether the built-in local-path provisioner (and its default
+    /// StorageClass `local-path`) runs.
+    pub fn local_storage_enabled(&self) -> bool {
+        !self.disable.iter().any(|d| d == "local-storage")
     }
 }

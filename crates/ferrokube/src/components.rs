@@ -57,6 +57,9 @@ impl Components {
                 ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
                     .context("reading the cluster CA for kube-root-ca.crt")?,
                 signing_ca: signing_ca(&args.data_dir),
+                local_storage_path: args
+                    .local_storage_enabled()
+                    .then(|| args.data_dir.join("storage")),
                 ..Default::default()
             };
             let client = client_as("system:kube-controller-manager", None);
@@ -81,6 +84,9 @@ impl Components {
         publish_apiserver(&client, args)
             .await
             .context("publishing the kubernetes Service's endpoints")?;
+        crate::localstorage::ensure_class(&client, args.local_storage_enabled())
+            .await
+            .context("making the local-path StorageClass")?;
         if args.dns_enabled() {
             let listen = SocketAddr::new(node_ip(), 53);
             let config = ferrokube_dns::DnsConfig {

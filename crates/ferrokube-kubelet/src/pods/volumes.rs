@@ -1,7 +1,8 @@
 //! Pod volumes on the host, under DATA_DIR/agent/pods/<uid>/volumes/: emptyDir (on
 //! disk, or tmpfs for `medium: Memory`), hostPath (with its `type` checks),
 //! configMap, secret, downwardAPI and projected (those three sources and
-//! serviceAccountToken). Files are published atomically the way Kubernetes does it
+//! serviceAccountToken), and persistentVolumeClaim (of bound claims whose
+//! volumes are hostPath or local). Files are published atomically the way Kubernetes does it
 //! (a `..data` link to a timestamped directory, one link per key), so updates
 //! written later reach running containers. As in Kubernetes, secret, downwardAPI
 //! and projected volumes live on tmpfs (never on the node's disk), sized like a
@@ -734,6 +735,9 @@ pub async fn prepare(
             let p = base.join("kubernetes.io~projected").join(&name);
             publish_on(&p, &files, true)?;
             (p, true)
+        } else if let Some(pvc) = &v.persistent_volume_claim {
+            let (p, ro) = claim_volume(client, &ns, &pvc.claim_name, &name).await?;
+            (p, ro || pvc.read_only.unwrap_or(false))
         } else {
             return Err(format!(
                 "volume {name:?}: this volume type is not supported"
@@ -742,6 +746,88 @@ pub async fn prepare(
         out.insert(name, (path, readonly));
     }
     Ok(out)
+}
+
+/// The host directory of a `persistentVolumeClaim` volume: its claim must
+/// be bound, and its volume a `hostPath` or `local` one (the local-path
+/// provisioner's are `hostPath`, created here when missing). Errors read as
+/// Kubernetes' kubelet reports a claim it cannot use.
+async fn claim_volume(
+    client: &kube::Client,
+    ns: &str,
+    claim: &str,
+    volume: &str,
+) -> Result<(PathBuf, bool), String> {
+    use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim};
+    let unusable = |why: String| {
+        format!(
+            "Unable to attach or mount volumes: unmounted volumes=[{volume}], unattached volumes=[{volume}]: error processing PVC {ns}/{claim}: {why}"
+        )
+    };
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let c = claims.get(claim).await.map_err(|e| {
+        unusable(format!(
+            "failed to fetch PVC from API server: {}",
+            api_message(&e)
+        ))
+    })?;
+    let bound = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+    let pv_name = c
+        .spec
+        .as_ref()
+        .and_then(|s| s.volume_name.clone())
+        .unwrap_or_default();
+    if !bound || pv_name.is_empty() {
+        return Err(unusable("PVC is not bound".into()));
+    }
+    let pv = Api::<PersistentVolume>::all(client.clone())
+        .get(&pv_name)
+        .await
+        .map_err(|e| {
+            unusable(format!(
+                "failed to fetch PV {pv_name} from API server: {}",
+                api_message(&e)
+            ))
+        })?;
+    let spec = pv.spec.unwrap_or_default();
+    if let Some(hp) = &spec.host_path {
+        let p = PathBuf::from(&hp.path);
+        if !p.exists() {
+            if hp.type_.as_deref() == Some("DirectoryOrCreate") {
+                std::fs::create_dir_all(&p)
+                    .map_err(|e| format!("creating {}: {e}", p.display()))?;
+                // Writable by any pod user, as local-path's volumes are.
+                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
+            } else if matches!(hp.type_.as_deref(), Some("Directory")) {
+                return Err(format!(
+                    "hostPath type check failed: {} is not a directory",
+                    hp.path
+                ));
+            }
+        }
+        return Ok((p, false));
+    }
+    if let Some(local) = &spec.local {
+        let p = PathBuf::from(&local.path);
+        if !p.exists() {
+            return Err(format!(
+                "MountVolume.NewMounter initialization failed for volume \"{pv_name}\" : path \"{}\" does not exist",
+                local.path
+            ));
+        }
+        return Ok((p, false));
+    }
+    Err(format!(
+        "volume {volume:?}: PersistentVolume {pv_name:?} is of a type this node cannot mount (hostPath and local only)"
+    ))
+}
+
+/// The message of an API error, as Kubernetes' errors print.
+fn api_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => s.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Where a container's mounts are prepared.

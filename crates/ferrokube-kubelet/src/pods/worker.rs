@@ -387,7 +387,13 @@ impl Worker {
                         None,
                         true,
                         "FailedMount",
-                        format!("MountVolume.SetUp failed: {msg}"),
+                        if msg.starts_with("Unable to attach or mount volumes")
+                            || msg.starts_with("MountVolume.")
+                        {
+                            msg.clone()
+                        } else {
+                            format!("MountVolume.SetUp failed: {msg}")
+                        },
                     )
                     .await;
                     if self.volumes.is_none() {
