@@ -777,3 +777,144 @@ async fn rollback_without_unnecessary_restarts() {
         );
     }
 }
+
+async fn count_revisions(env: &Env, selector: &str) -> usize {
+    env.api::<ControllerRevision>()
+        .list(&ListParams::default().labels(selector))
+        .await
+        .expect("listing revisions")
+        .items
+        .len()
+}
+
+/// Kubernetes' conformance test "should manage the lifecycle of a
+/// ControllerRevision", step by step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controller_revision_lifecycle_as_conformance() {
+    let env = Env::start("ds-crlife").await;
+    add_node(&env, "n1", json!({})).await;
+    let _nodes = fake_nodes(&env, vec![]);
+    let ds = env
+        .api::<DaemonSet>()
+        .create(
+            &PostParams::default(),
+            &daemonset("agent", json!({}), json!({})),
+        )
+        .await
+        .expect("creating");
+    wait_for("1 available", || async {
+        (status_tuple(&get_ds(&env, "agent").await)[4] == 1).then_some(())
+    })
+    .await;
+    let crs = env.api::<ControllerRevision>();
+    let initial = wait_for("one revision", || async {
+        let r = revisions(&env).await;
+        (r.len() == 1).then(|| r[0].clone())
+    })
+    .await;
+    let initial_name = initial.metadata.name.clone().unwrap_or_default();
+    crs.patch(
+        &initial_name,
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"metadata": {"labels": {&initial_name: "patched"}}})),
+    )
+    .await
+    .expect("patching the revision");
+    // (The change wakes the DaemonSet; let it look before the next step.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A revision made by hand, owned by the DaemonSet, with the same data.
+    let manual: ControllerRevision = obj(json!({
+        "metadata": {
+            "name": "agent-manual",
+            "labels": {"app": "agent", REVISION_LABEL: "manual"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent",
+                "uid": ds.metadata.uid, "controller": true, "blockOwnerDeletion": true}]
+        },
+        "data": initial.data.clone().map(|d| d.0),
+        "revision": initial.revision + 1
+    }));
+    crs.create(&PostParams::default(), &manual)
+        .await
+        .expect("creating a revision");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(count_revisions(&env, "app=agent").await, 2);
+    crs.delete(&initial_name, &DeleteParams::default())
+        .await
+        .expect("deleting the first revision");
+    wait_for("one revision left", || async {
+        (count_revisions(&env, "app=agent").await == 1).then_some(())
+    })
+    .await;
+    let mut current = crs.get("agent-manual").await.expect("the manual revision");
+    current
+        .metadata
+        .labels
+        .get_or_insert_with(Default::default)
+        .insert("agent-manual".into(), "updated".into());
+    crs.replace("agent-manual", &PostParams::default(), &current)
+        .await
+        .expect("updating the revision");
+    env.api::<DaemonSet>()
+        .patch(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Strategic(
+                json!({"spec": {"template": {"spec": {"terminationGracePeriodSeconds": 1}}}}),
+            ),
+        )
+        .await
+        .expect("patching the daemon set");
+    wait_for("two revisions", || async {
+        (count_revisions(&env, "app=agent").await == 2).then_some(())
+    })
+    .await;
+    crs.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels("agent-manual=updated"),
+    )
+    .await
+    .expect("deleting by label");
+    let left = wait_for("one revision left again", || async {
+        let r = revisions(&env).await;
+        (r.len() == 1).then(|| r[0].clone())
+    })
+    .await;
+    assert_eq!(left.revision, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_conditions_written_by_others_stay() {
+    let env = Env::start("ds-status").await;
+    add_node(&env, "n1", json!({})).await;
+    let _nodes = fake_nodes(&env, vec![]);
+    env.api::<DaemonSet>()
+        .create(
+            &PostParams::default(),
+            &daemonset("agent", json!({}), json!({})),
+        )
+        .await
+        .expect("creating");
+    wait_for("1 available", || async {
+        (status_tuple(&get_ds(&env, "agent").await)[4] == 1).then_some(())
+    })
+    .await;
+    env.api::<DaemonSet>()
+        .patch_status(
+            "agent",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"conditions": [
+                {"type": "StatusUpdate", "status": "True", "reason": "E2E", "message": "Set from e2e test"}]}})),
+        )
+        .await
+        .expect("patching the status");
+    // A change that makes the controller write status again.
+    add_node(&env, "n2", json!({})).await;
+    let d = wait_for("2 available", || async {
+        let d = get_ds(&env, "agent").await;
+        (status_tuple(&d)[4] == 2).then_some(d)
+    })
+    .await;
+    let conditions = d.status.and_then(|s| s.conditions).unwrap_or_default();
+    assert_eq!(conditions.len(), 1);
+    assert_eq!(conditions[0].type_, "StatusUpdate");
+}

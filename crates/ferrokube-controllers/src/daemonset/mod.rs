@@ -100,6 +100,8 @@ pub struct DaemonSetController {
     /// What each node looked like the last time (labels, taints), so that
     /// heartbeats do not wake every DaemonSet.
     node_prints: Mutex<HashMap<String, u64>>,
+    /// The revisions seen so far (by uid), to tell a new one from a change.
+    revisions_seen: Mutex<HashSet<String>>,
     metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
 }
@@ -187,6 +189,7 @@ impl DaemonSetController {
             expectations: Expectations::new(),
             failed_backoff: Backoff::default(),
             node_prints: Mutex::new(HashMap::new()),
+            revisions_seen: Mutex::new(HashSet::new()),
             metrics: metrics::controller(NAME),
             cancel,
         });
@@ -238,7 +241,32 @@ impl DaemonSetController {
         informers
             .get::<ControllerRevision>()
             .on_change(&this.metrics, move |c| match c {
-                Change::Applied(r) | Change::Deleted(r) => me.owner_changed(&r.metadata),
+                Change::Applied(r) => {
+                    let uid = r.metadata.uid.clone().unwrap_or_default();
+                    let new = me
+                        .revisions_seen
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(uid);
+                    // As Kubernetes: a new revision with a controller wakes
+                    // no one (its owner made it, or someone wrote it by
+                    // hand); a new orphan wakes the DaemonSets that select
+                    // it; a changed one wakes its owner.
+                    if !new || podutil::controller_ref(&r.metadata).is_none() {
+                        me.owner_changed(&r.metadata);
+                    }
+                }
+                Change::Deleted(r) => {
+                    if let Some(uid) = r.metadata.uid.as_deref() {
+                        me.revisions_seen
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(uid);
+                    }
+                    if podutil::controller_ref(&r.metadata).is_some() {
+                        me.owner_changed(&r.metadata);
+                    }
+                }
                 Change::Relisted => {}
             });
         this
