@@ -4,7 +4,8 @@
 //! resolves from another pod through the headless Service; a partitioned
 //! update touches only the ordinals at or above the partition; `kubectl
 //! rollout status|history|undo statefulset` work; `kubectl scale` (the
-//! `/scale` subresource) removes the highest ordinal first.
+//! `/scale` subresource) removes the highest ordinal first; each pod has a
+//! claim of its own, whose data outlives the pod.
 //!
 //! Readiness is in the test's hands: a pod is Ready once a file named after
 //! its hostname exists in a hostPath directory the test owns.
@@ -78,7 +79,12 @@ fn json(c: &Cluster, args: &[&str]) -> Value {
 
 /// The web pods: name -> the pod.
 fn pods(c: &Cluster) -> std::collections::BTreeMap<String, Value> {
-    json(c, &["get", "pods", "-l", "app=web"])["items"]
+    pods_of(c, "app=web")
+}
+
+/// The pods matching `selector`: name -> the pod.
+fn pods_of(c: &Cluster, selector: &str) -> std::collections::BTreeMap<String, Value> {
+    json(c, &["get", "pods", "-l", selector])["items"]
         .as_array()
         .into_iter()
         .flatten()
@@ -321,5 +327,101 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
     c.kubectl_ok(&["delete", "pod", "client", "--grace-period=1"]);
     wait_until("the web pods to go", Duration::from_secs(60), || {
         pods(&c).is_empty()
+    });
+}
+
+/// A StatefulSet with a claim template on the default StorageClass
+/// (`local-path`): each pod its own bound claim; a file written in
+/// `data-1`'s volume is still there after `kubectl delete pod data-1`; with
+/// `whenDeleted: Delete` the claims go with the set.
+#[test]
+fn statefulset_claims_outlive_their_pods() {
+    let c = Cluster::start_ready_node(NODE, &["--cluster-cidr", "10.98.0.0/16"]);
+    let manifest = r#"apiVersion: v1
+kind: Service
+metadata: {name: data}
+spec:
+  clusterIP: None
+  selector: {app: data}
+  ports: [{name: none, port: 80}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: data}
+spec:
+  replicas: 3
+  serviceName: data
+  selector: {matchLabels: {app: data}}
+  persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}
+  template:
+    metadata: {labels: {app: data}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: main
+        image: busybox
+        imagePullPolicy: Never
+        command: ["sh", "-c", "exec sleep 100000"]
+        volumeMounts: [{name: vol, mountPath: /data}]
+  volumeClaimTemplates:
+  - metadata: {name: vol}
+    spec:
+      accessModes: [ReadWriteOnce]
+      resources: {requests: {storage: 64Mi}}
+"#;
+    let f = c.data_dir().join("data.yaml");
+    std::fs::write(&f, manifest).expect("manifest");
+    c.kubectl_ok(&["apply", "-f", f.to_str().expect("path")]);
+    c.kubectl_ok(&["rollout", "status", "statefulset/data", "--timeout=180s"]);
+
+    // One bound claim per pod, owned by the set (whenDeleted: Delete).
+    let uid = json(&c, &["get", "statefulset", "data"])["metadata"]["uid"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    for i in 0..3 {
+        let claim = json(&c, &["get", "pvc", &format!("vol-data-{i}")]);
+        assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+        assert_eq!(claim["metadata"]["labels"]["app"], "data");
+        let owner = &claim["metadata"]["ownerReferences"][0];
+        assert_eq!(owner["uid"], uid.as_str(), "{claim}");
+        assert_eq!(owner["kind"], "StatefulSet");
+        let pod = json(&c, &["get", "pod", &format!("data-{i}")]);
+        let vol = pod["spec"]["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|v| v["name"] == "vol")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            vol["persistentVolumeClaim"]["claimName"],
+            format!("vol-data-{i}")
+        );
+    }
+
+    c.kubectl_ok(&["exec", "data-1", "--", "sh", "-c", "echo kept > /data/file"]);
+    let old = json(&c, &["get", "pod", "data-1"])["metadata"]["uid"].clone();
+    c.kubectl_ok(&["delete", "pod", "data-1"]);
+    wait_until("data-1 back and ready", Duration::from_secs(120), || {
+        let p = pods_of(&c, "app=data");
+        p.get("data-1")
+            .is_some_and(|p| p["metadata"]["uid"] != old && is_ready(p))
+    });
+    let read = c.kubectl_ok(&["exec", "data-1", "--", "cat", "/data/file"]);
+    assert_eq!(read.trim(), "kept");
+    // data-0 has a volume of its own.
+    let other = c.kubectl(&["exec", "data-0", "--", "cat", "/data/file"]);
+    assert!(!other.status.success(), "data-0 sees data-1's file");
+
+    // whenDeleted: Delete — the claims go with the set.
+    c.kubectl_ok(&["delete", "statefulset", "data"]);
+    wait_until("the claims to go", Duration::from_secs(120), || {
+        c.kubectl_ok(&["get", "pvc", "-o", "name"])
+            .trim()
+            .is_empty()
+    });
+    wait_until("the pods to go", Duration::from_secs(60), || {
+        pods_of(&c, "app=data").is_empty()
     });
 }
