@@ -472,3 +472,62 @@ async fn a_finished_job_is_deleted_after_its_ttl_in_the_foreground() {
         .flatten()
         .any(|f| f == "foregroundDeletion"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
+    let env = Env::start("job-adopt").await;
+    // An orphan that matches, made before the Job.
+    let orphan: Pod = obj(json!({
+        "metadata": {"name": "orphan", "labels": {"job": "adopt"}},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox"}]}
+    }));
+    env.api::<Pod>()
+        .create(&PostParams::default(), &orphan)
+        .await
+        .expect("orphan");
+    let j = create(
+        &env,
+        job("adopt", json!({"parallelism": 2, "completions": 2})),
+    )
+    .await;
+    let uid = j.metadata.uid.clone().unwrap_or_default();
+    let owned = |p: &Pod| {
+        p.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|r| r.uid == uid && r.controller == Some(true))
+    };
+    let adopted = wait_for("the orphan adopted", || async {
+        let p = env.api::<Pod>().get("orphan").await.expect("orphan");
+        owned(&p).then_some(p)
+    })
+    .await;
+    assert!(adopted
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FINALIZER));
+    // Relabelled: released, and its tracking finalizer removed.
+    env.api::<Pod>()
+        .patch(
+            "orphan",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"labels": {"job": "other"}}})),
+        )
+        .await
+        .expect("relabel");
+    wait_for("the pod released", || async {
+        let p = env.api::<Pod>().get("orphan").await.expect("pod");
+        (!owned(&p)
+            && !p
+                .metadata
+                .finalizers
+                .iter()
+                .flatten()
+                .any(|f| f == FINALIZER))
+        .then_some(())
+    })
+    .await;
+}

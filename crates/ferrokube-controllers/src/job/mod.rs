@@ -823,7 +823,18 @@ impl JobController {
         let mut can_adopt = None;
         for p in pods {
             match podutil::controller_ref(&p.metadata) {
-                Some(r) if r.uid == job_uid => claimed.push(p),
+                Some(r) if r.uid == job_uid => {
+                    let matches = selector
+                        .as_ref()
+                        .is_none_or(|sel| sel.matches(p.metadata.labels.as_ref()));
+                    if matches || job.metadata.deletion_timestamp.is_some() {
+                        claimed.push(p);
+                    } else {
+                        // No longer selected: released (its tracking
+                        // finalizer then goes through the orphan path).
+                        self.release(&p, &job_uid).await;
+                    }
+                }
                 Some(_) => {}
                 None => {
                     let Some(sel) = &selector else { continue };
@@ -881,6 +892,36 @@ impl JobController {
             }
         }
         Ok(claimed)
+    }
+
+    /// Drops the Job's controller reference from a pod.
+    async fn release(&self, p: &Pod, job_uid: &str) {
+        let refs: Vec<_> = p
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .filter(|r| r.uid != job_uid)
+            .cloned()
+            .collect();
+        let patch = json!({"metadata": {
+            "ownerReferences": if refs.is_empty() { serde_json::Value::Null } else { json!(refs) },
+            "resourceVersion": p.metadata.resource_version,
+        }});
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            p.metadata.namespace.as_deref().unwrap_or(""),
+        );
+        if let Err(e) = api
+            .patch(
+                p.metadata.name.as_deref().unwrap_or(""),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            tracing::debug!(error = %e, "releasing a pod");
+        }
     }
 
     /// Creates or deletes pods toward what the Job wants running now;
