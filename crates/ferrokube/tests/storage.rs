@@ -337,3 +337,176 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
     });
     c.kubectl_ok(&["delete", "pod", "orphan", "--wait=true"]);
 }
+
+/// The storage.k8s.io kinds through kubectl, as the conformance tests walk
+/// them (create, get, patch, update, /status, list and delete by label),
+/// with Kubernetes' columns, defaults and refusals; and a server started
+/// with `--disable local-storage` has no local-path class.
+#[test]
+fn storage_kinds_through_kubectl() {
+    let c = Cluster::start();
+    assert!(c
+        .kubectl_ok(&["get", "sc"])
+        .contains("local-path (default)"));
+
+    // StorageClass: generateName, strategic patch, update, the fields
+    // fixed at creation, deletecollection by label.
+    let made = c.kubectl_ok(&[
+        "create",
+        "-o",
+        "name",
+        "-f",
+        &{
+            let p = c.data_dir().join("sc.yaml");
+            std::fs::write(&p, "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {generateName: e2e-}\nprovisioner: e2e-fake-provisioner\n").unwrap();
+            p.to_string_lossy().into_owned()
+        },
+    ]);
+    let sc = made
+        .trim()
+        .trim_start_matches("storageclass.storage.k8s.io/")
+        .to_string();
+    assert!(sc.starts_with("e2e-"), "{made}");
+    c.kubectl_ok(&[
+        "patch",
+        "sc",
+        &sc,
+        "-p",
+        &format!("{{\"metadata\":{{\"labels\":{{\"{sc}\":\"patched\"}}}}}}"),
+    ]);
+    assert_eq!(
+        jsonpath(
+            &c,
+            &["get", "sc", &sc],
+            &format!("{{.metadata.labels.{sc}}}")
+        ),
+        "patched"
+    );
+    let row_sc = row(&c.kubectl_ok(&["get", "sc", &sc]), &sc);
+    assert_eq!(
+        row_sc[1..5],
+        ["e2e-fake-provisioner", "Delete", "Immediate", "false"]
+    );
+    let out = c.kubectl(&[
+        "patch",
+        "sc",
+        &sc,
+        "-p",
+        "{\"parameters\":{\"type\":\"ssd\"},\"provisioner\":\"other\"}",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("parameters: Forbidden: updates to parameters are forbidden.")
+            && err.contains("provisioner: Forbidden: updates to provisioner are forbidden."),
+        "{err}"
+    );
+    c.kubectl_ok(&["label", "sc", &sc, "lifecycle=updated"]);
+    c.kubectl_ok(&["delete", "sc", "-l", "lifecycle=updated"]);
+    assert!(!c.kubectl(&["get", "sc", &sc]).status.success());
+
+    // CSIDriver defaults and columns; CSINode; CSIStorageCapacity.
+    apply(
+        &c,
+        "csi.yaml",
+        "apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata: {name: x.csi.example.com}\nspec:\n  tokenRequests: [{audience: vault}]\n---\napiVersion: storage.k8s.io/v1\nkind: CSINode\nmetadata: {name: node-1}\nspec:\n  drivers: [{name: x.csi.example.com, nodeID: node-1}]\n---\napiVersion: storage.k8s.io/v1\nkind: CSIStorageCapacity\nmetadata: {name: cap-1}\nstorageClassName: local-path\ncapacity: 10Gi\n",
+    );
+    let drivers = c.kubectl_ok(&["get", "csidriver"]);
+    assert_eq!(
+        row(&drivers, "NAME"),
+        [
+            "NAME",
+            "ATTACHREQUIRED",
+            "PODINFOONMOUNT",
+            "STORAGECAPACITY",
+            "TOKENREQUESTS",
+            "REQUIRESREPUBLISH",
+            "MODES",
+            "AGE"
+        ]
+    );
+    assert_eq!(
+        row(&drivers, "x.csi.example.com")[1..7],
+        ["true", "false", "false", "vault", "false", "Persistent"]
+    );
+    assert_eq!(row(&c.kubectl_ok(&["get", "csinode"]), "node-1")[1], "1");
+    assert_eq!(
+        row(&c.kubectl_ok(&["get", "csistoragecapacity"]), "cap-1")[1..3],
+        ["local-path", "10Gi"]
+    );
+    let out = c.kubectl(&[
+        "patch",
+        "csidriver",
+        "x.csi.example.com",
+        "-p",
+        "{\"spec\":{\"attachRequired\":false}}",
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("spec.attachedRequired: Invalid value: false: field is immutable"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // VolumeAttachment: its status through /status, its spec fixed.
+    apply(
+        &c,
+        "va.yaml",
+        "apiVersion: storage.k8s.io/v1\nkind: VolumeAttachment\nmetadata: {name: va-1, labels: {e2e: va}}\nspec:\n  attacher: x.csi.example.com\n  nodeName: node-1\n  source: {persistentVolumeName: pv-1}\n",
+    );
+    assert_eq!(
+        row(&c.kubectl_ok(&["get", "volumeattachment"]), "va-1")[1..5],
+        ["x.csi.example.com", "pv-1", "node-1", "false"]
+    );
+    c.kubectl_ok(&[
+        "patch",
+        "volumeattachment",
+        "va-1",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        "{\"status\":{\"attached\":true}}",
+    ]);
+    assert_eq!(
+        row(&c.kubectl_ok(&["get", "volumeattachment"]), "va-1")[4],
+        "true"
+    );
+    let out = c.kubectl(&[
+        "patch",
+        "volumeattachment",
+        "va-1",
+        "--type=merge",
+        "-p",
+        "{\"spec\":{\"nodeName\":\"node-2\"}}",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("field is immutable"));
+    c.kubectl_ok(&["delete", "volumeattachment", "-l", "e2e=va"]);
+
+    // PV and PVC status through /status, as their lifecycle tests do.
+    apply(
+        &c,
+        "pv.yaml",
+        "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv-status, labels: {e2e: pv}}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: none\n  hostPath: {path: /tmp/pv-status}\n",
+    );
+    wait_until("pv-status Available", Duration::from_secs(30), || {
+        phase(&c, "pv", "pv-status") == "Available"
+    });
+    c.kubectl_ok(&[
+        "patch",
+        "pv",
+        "pv-status",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        "{\"status\":{\"message\":\"fake\"}}",
+    ]);
+    assert_eq!(
+        jsonpath(&c, &["get", "pv", "pv-status"], "{.status.message}"),
+        "fake"
+    );
+    c.kubectl_ok(&["delete", "pv", "-l", "e2e=pv"]);
+
+    // Without the built-in storage, no default class.
+    drop(c);
+    let off = Cluster::start_with(&["--disable", "local-storage"]);
+    assert!(!off.kubectl_ok(&["get", "sc"]).contains("local-path"));
+}
