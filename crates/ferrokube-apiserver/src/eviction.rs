@@ -781,6 +781,65 @@ mod tests {
         assert_eq!(pod["status"]["conditions"][1]["lastTransitionTime"], "t3");
     }
 
+    /// An Eviction as client-go sends it in protobuf, in either version.
+    fn protobuf_eviction(version: &str, name: &str) -> Vec<u8> {
+        use k8s_pb::apimachinery::pkg::apis::meta::v1::{DeleteOptions, ObjectMeta, Preconditions};
+        use k8s_pb::apimachinery::pkg::runtime::{TypeMeta, Unknown};
+        use prost::Message;
+        let meta = Some(ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("ns".into()),
+            ..Default::default()
+        });
+        let opts = Some(DeleteOptions {
+            grace_period_seconds: Some(7),
+            preconditions: Some(Preconditions {
+                uid: Some("u1".into()),
+                resource_version: None,
+            }),
+            ..Default::default()
+        });
+        let raw = if version == "v1" {
+            k8s_pb::api::policy::v1::Eviction {
+                metadata: meta,
+                delete_options: opts,
+            }
+            .encode_to_vec()
+        } else {
+            k8s_pb::api::policy::v1beta1::Eviction {
+                metadata: meta,
+                delete_options: opts,
+            }
+            .encode_to_vec()
+        };
+        let env = Unknown {
+            type_meta: Some(TypeMeta {
+                api_version: Some(format!("policy/{version}")),
+                kind: Some("Eviction".into()),
+            }),
+            raw: Some(raw),
+            content_encoding: None,
+            content_type: None,
+        };
+        let mut body = b"k8s\0".to_vec();
+        body.extend(env.encode_to_vec());
+        body
+    }
+
+    #[test]
+    fn protobuf_evictions_of_both_versions() {
+        for version in ["v1", "v1beta1"] {
+            let json = crate::protobuf::decode(&protobuf_eviction(version, "p")).expect("decoded");
+            let bytes = serde_json::to_vec(&json).expect("json");
+            let ev = parse(&bytes, "p").expect(version);
+            let o = delete_options(&ev, &Query::parse(None)).expect("options");
+            assert_eq!(o.grace_period_seconds, Some(7), "{version}: {json}");
+            assert_eq!(o.precondition_uid.as_deref(), Some("u1"), "{version}");
+            assert!(!o.dry_run);
+            assert!(parse(&bytes, "q").is_err());
+        }
+    }
+
     #[test]
     fn eviction_bodies_and_dry_run() {
         let body = br#"{"apiVersion":"policy/v1beta1","kind":"Eviction","metadata":{"name":"p"},"deleteOptions":{"gracePeriodSeconds":5}}"#;

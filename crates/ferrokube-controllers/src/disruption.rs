@@ -213,11 +213,32 @@ impl DisruptionController {
         };
         let now = Timestamp::now();
         let (disrupted, recheck) = disrupted_pod_map(pdb, &pods, now);
+        let expired: Vec<&Arc<Pod>> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| {
+                let n = p.metadata.name.as_deref().unwrap_or("");
+                listed_disrupted(pdb).contains(&n) && !disrupted.contains_key(n)
+            })
+            .collect();
         let current = count_healthy(&pods, &disrupted, now);
         let written = self
             .update_status(pdb, current, desired, expected, disrupted, now)
             .await?;
         if written {
+            for p in &expired {
+                podutil::record_event(
+                    &self.client,
+                    COMPONENT,
+                    p.as_ref(),
+                    "Warning",
+                    "NotDeleted",
+                    format!(
+                        "Pod was expected by PDB {}/{} to be deleted but it wasn't",
+                        key.0, key.1
+                    ),
+                );
+            }
             // Said when the status is written, not on every pass.
             if pods.is_empty() {
                 podutil::record_event(
@@ -690,6 +711,15 @@ pub fn disrupted_pod_map(
         out.insert(name, at.clone());
     }
     (out, recheck)
+}
+
+/// The pods the budget's status lists in `disruptedPods`.
+fn listed_disrupted(pdb: &PodDisruptionBudget) -> Vec<&str> {
+    pdb.status
+        .as_ref()
+        .and_then(|s| s.disrupted_pods.as_ref())
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default()
 }
 
 /// Ready pods not being deleted and not about to be (in `disrupted`).

@@ -491,3 +491,140 @@ async fn a_stale_disruption_target_is_cleared() {
         .await
         .expect("delete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disrupted_pods_written_through_the_status_api() {
+    let env = Env::start("pdb-status").await;
+    env.api::<ReplicaSet>()
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": "kv"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": {"app": "kv"}},
+                    "template": template("kv"),
+                }
+            })),
+        )
+        .await
+        .expect("replica set");
+    let pdbs = env.api::<PodDisruptionBudget>();
+    pdbs.create(
+        &PostParams::default(),
+        &budget("kv", "kv", json!({"minAvailable": 1})),
+    )
+    .await
+    .expect("budget");
+    let pods = wait_for("2 pods", || async {
+        let p = env.pods("app=kv").await;
+        (p.len() == 2).then_some(p)
+    })
+    .await;
+    env.ready_all("app=kv").await;
+    let b = wait_numbers(&env, "kv", (2, 1, 2, 1)).await;
+
+    // An eviction recorded through the status API (as the conformance test
+    // does): the pod no longer counts until it goes or the entry expires.
+    let first = name(&pods[0]);
+    let mut updated = b.clone();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    updated.status.as_mut().expect("status").disrupted_pods = Some(
+        [(
+            first.clone(),
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now),
+        )]
+        .into(),
+    );
+    let written = pdbs
+        .replace_status("kv", &PostParams::default(), &updated)
+        .await
+        .expect("status update");
+    assert!(written
+        .status
+        .and_then(|s| s.disrupted_pods)
+        .is_some_and(|m| m.contains_key(&first)));
+    let b = wait_numbers(&env, "kv", (2, 1, 1, 0)).await;
+    assert!(b
+        .status
+        .and_then(|s| s.disrupted_pods)
+        .is_some_and(|m| m.contains_key(&first)));
+
+    // Patched away: the pod counts again.
+    let patched = pdbs
+        .patch_status(
+            "kv",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"disruptedPods": null}})),
+        )
+        .await
+        .expect("status patch");
+    assert!(patched
+        .status
+        .and_then(|s| s.disrupted_pods)
+        .is_none_or(|m| m.is_empty()));
+    wait_numbers(&env, "kv", (2, 1, 2, 1)).await;
+
+    // An entry older than the deletion timeout: dropped, and the pod told.
+    let second = name(&pods[1]);
+    let long_ago = now - k8s_openapi::jiff::SignedDuration::from_secs(600);
+    pdbs.patch_status(
+        "kv",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"status": {"disruptedPods": {&second: long_ago.to_string()}}})),
+    )
+    .await
+    .expect("status patch");
+    let e = wait_for("the NotDeleted event", || async {
+        let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
+        evs.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("NotDeleted"))
+    })
+    .await;
+    assert_eq!(e.involved_object.name.as_deref(), Some(second.as_str()));
+    assert_eq!(
+        e.message.as_deref(),
+        Some("Pod was expected by PDB pdb-status/kv to be deleted but it wasn't")
+    );
+    let b = wait_numbers(&env, "kv", (2, 1, 2, 1)).await;
+    assert!(b
+        .status
+        .and_then(|s| s.disrupted_pods)
+        .is_none_or(|m| m.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateful_set_pods_take_its_scale() {
+    let env = Env::start("pdb-sts").await;
+    env.api::<k8s_openapi::api::apps::v1::StatefulSet>()
+        .create(
+            &PostParams::default(),
+            &obj(json!({
+                "metadata": {"name": "ss"},
+                "spec": {
+                    "replicas": 2,
+                    "serviceName": "ss",
+                    "selector": {"matchLabels": {"app": "ss"}},
+                    "template": template("ss"),
+                }
+            })),
+        )
+        .await
+        .expect("stateful set");
+    env.api::<PodDisruptionBudget>()
+        .create(
+            &PostParams::default(),
+            &budget("ss", "ss", json!({"maxUnavailable": "50%"})),
+        )
+        .await
+        .expect("budget");
+    // OrderedReady: each pod Ready before the next is made.
+    wait_for("2 Ready pods", || async {
+        env.ready_all("app=ss").await;
+        let pods = live(env.pods("app=ss").await);
+        (pods.len() == 2 && pods.iter().all(common::is_ready)).then_some(())
+    })
+    .await;
+    wait_numbers(&env, "ss", (2, 1, 2, 1)).await;
+}

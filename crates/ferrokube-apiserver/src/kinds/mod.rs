@@ -3,7 +3,7 @@
 //! DefaultIngressClass admission), `node.k8s.io` RuntimeClass (and its pod
 //! admission), `flowcontrol.apiserver.k8s.io` (FlowSchema,
 //! PriorityLevelConfiguration, the mandatory objects made at start),
-//! `certificates.k8s.io` CertificateSigningRequest (the requester recorded on
+//! `policy` PodDisruptionBudget, `certificates.k8s.io` CertificateSigningRequest (the requester recorded on
 //! create, `/approval` and `/status`), PodTemplate, and `storage.k8s.io`
 //! (StorageClass, CSIDriver, CSINode, VolumeAttachment, CSIStorageCapacity,
 //! and the DefaultStorageClass admission of claims).
@@ -19,6 +19,7 @@ mod flowcontrol;
 mod meta;
 mod networking;
 mod node;
+mod policy;
 mod storage;
 
 use ferrokube_api::registry::ResourceDef;
@@ -101,6 +102,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("storage.k8s.io", "CSIStorageCapacity") => storage::validate_csi_storage_capacity(obj),
         ("batch", "Job") => batch::validate_job(obj),
         ("batch", "CronJob") => batch::validate_cron_job(obj),
+        ("policy", "PodDisruptionBudget") => policy::validate_pod_disruption_budget(obj),
         ("", "PodTemplate") => {
             if obj.get("template").is_none() {
                 vec![FieldError::required("template", "")]
