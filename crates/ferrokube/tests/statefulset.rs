@@ -333,6 +333,7 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
 /// A StatefulSet with a claim template on the default StorageClass
 /// (`local-path`): each pod its own bound claim; a file written in
 /// `data-1`'s volume is still there after `kubectl delete pod data-1`; with
+/// `whenScaled: Delete` a claim scaled away goes with its pod, with
 /// `whenDeleted: Delete` the claims go with the set.
 #[test]
 fn statefulset_claims_outlive_their_pods() {
@@ -374,6 +375,26 @@ spec:
     c.kubectl_ok(&["apply", "-f", f.to_str().expect("path")]);
     c.kubectl_ok(&["rollout", "status", "statefulset/data", "--timeout=180s"]);
 
+    // In order: each pod made after the one before turned Ready.
+    let all = pods_of(&c, "app=data");
+    for (before, after) in [("data-0", "data-1"), ("data-1", "data-2")] {
+        let ready_at = all[before]["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "Ready")
+            .and_then(|c| c["lastTransitionTime"].as_str())
+            .unwrap_or("")
+            .to_string();
+        let created = all[after]["metadata"]["creationTimestamp"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            created >= ready_at.as_str(),
+            "{after} made before {before} was ready"
+        );
+    }
+
     // One bound claim per pod, owned by the set (whenDeleted: Delete).
     let uid = json(&c, &["get", "statefulset", "data"])["metadata"]["uid"]
         .as_str()
@@ -413,6 +434,26 @@ spec:
     // data-0 has a volume of its own.
     let other = c.kubectl(&["exec", "data-0", "--", "cat", "/data/file"]);
     assert!(!other.status.success(), "data-0 sees data-1's file");
+
+    // whenScaled: Delete — scaled away, data-2's claim goes with its pod;
+    // the others stay.
+    c.kubectl_ok(&[
+        "patch",
+        "statefulset",
+        "data",
+        "-p",
+        r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}"#,
+    ]);
+    c.kubectl_ok(&["scale", "statefulset/data", "--replicas=2"]);
+    wait_until("vol-data-2 to go", Duration::from_secs(120), || {
+        !c.kubectl_ok(&["get", "pvc", "-o", "name"])
+            .contains("vol-data-2")
+    });
+    let left = c.kubectl_ok(&["get", "pvc", "-o", "name"]);
+    assert!(
+        left.contains("vol-data-0") && left.contains("vol-data-1"),
+        "{left}"
+    );
 
     // whenDeleted: Delete — the claims go with the set.
     c.kubectl_ok(&["delete", "statefulset", "data"]);
