@@ -95,6 +95,8 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("certificates.k8s.io", "CertificateSigningRequest") => {
             certificates::validate(obj, None, "")
         }
+        ("", "PersistentVolume") => storage::validate_persistent_volume(obj),
+        ("", "PersistentVolumeClaim") => storage::validate_claim(obj),
         ("storage.k8s.io", "StorageClass") => storage::validate_storage_class(obj),
         ("storage.k8s.io", "CSIDriver") => storage::validate_csi_driver(obj),
         ("storage.k8s.io", "CSINode") => storage::validate_csi_node(obj),
@@ -125,6 +127,13 @@ pub fn validate_update(
 ) -> Vec<FieldError> {
     if let ("certificates.k8s.io", "CertificateSigningRequest") = (def.group, def.kind) {
         return certificates::validate(new, Some(old), subresource);
+    }
+    if let ("", "PersistentVolumeClaim") = (def.group, def.kind) {
+        return if subresource.is_empty() {
+            storage::validate_claim_update(old, new)
+        } else {
+            Vec::new()
+        };
     }
     if def.group == "storage.k8s.io" {
         return match def.kind {

@@ -362,6 +362,144 @@ pub fn validate_csi_storage_capacity_update(old: &Value, new: &Value) -> Vec<Fie
     errs
 }
 
+const ACCESS_MODES: &[&str] = &[
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOnce",
+    "ReadWriteOncePod",
+];
+
+/// The access modes at `ptr`: at least one (`required`: Kubernetes' detail
+/// when there is none), each a known one.
+fn access_modes(obj: &Value, required: &str, errs: &mut Vec<FieldError>) {
+    let modes = array(obj, "/spec/accessModes");
+    if modes.is_empty() {
+        errs.push(FieldError::required("spec.accessModes", required));
+    }
+    for m in modes {
+        let m = m.as_str().unwrap_or("");
+        if !ACCESS_MODES.contains(&m) {
+            errs.push(FieldError::not_supported(
+                "spec.accessModes",
+                m,
+                ACCESS_MODES,
+            ));
+        }
+    }
+}
+
+/// The volume sources a PersistentVolume may have.
+const VOLUME_SOURCES: &[&str] = &[
+    "hostPath",
+    "local",
+    "nfs",
+    "csi",
+    "iscsi",
+    "fc",
+    "rbd",
+    "cephfs",
+    "cinder",
+    "flexVolume",
+    "flocker",
+    "glusterfs",
+    "azureFile",
+    "azureDisk",
+    "vsphereVolume",
+    "quobyte",
+    "photonPersistentDisk",
+    "portworxVolume",
+    "scaleIO",
+    "storageos",
+    "awsElasticBlockStore",
+    "gcePersistentDisk",
+];
+
+/// `ValidatePersistentVolume`'s spec rules users meet most.
+pub fn validate_persistent_volume(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    access_modes(obj, "", &mut errs);
+    if obj
+        .pointer("/spec/capacity")
+        .and_then(Value::as_object)
+        .is_none_or(|c| c.is_empty())
+    {
+        errs.push(FieldError::required("spec.capacity", ""));
+    }
+    let sources = VOLUME_SOURCES
+        .iter()
+        .filter(|k| {
+            obj.pointer(&format!("/spec/{k}"))
+                .is_some_and(|v| !v.is_null())
+        })
+        .count();
+    if sources == 0 {
+        errs.push(FieldError::required("spec", "must specify a volume type"));
+    }
+    let policy = text(obj, "/spec/persistentVolumeReclaimPolicy");
+    if !policy.is_empty() && !matches!(policy, "Delete" | "Recycle" | "Retain") {
+        errs.push(FieldError::not_supported(
+            "spec.persistentVolumeReclaimPolicy",
+            policy,
+            &["Delete", "Recycle", "Retain"],
+        ));
+    }
+    errs
+}
+
+/// `ValidatePersistentVolumeClaim`'s spec rules users meet most.
+pub fn validate_claim(obj: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    access_modes(obj, "at least 1 access mode is required", &mut errs);
+    if obj.pointer("/spec/resources/requests/storage").is_none() {
+        errs.push(FieldError::required("spec.resources[storage]", ""));
+    }
+    errs
+}
+
+/// `ValidatePersistentVolumeClaimUpdate`: a claim's spec is fixed once
+/// made, but for its volumeName and class (each set once, by the binder
+/// and the default class) and, bound, its requested storage and
+/// volumeAttributesClassName.
+pub fn validate_claim_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let mut errs = validate_claim(new);
+    let spec = |v: &Value| v.get("spec").cloned().unwrap_or(Value::Null);
+    let (mut was, mut now) = (spec(old), spec(new));
+    let bound = text(old, "/status/phase") == "Bound";
+    for (key, settable) in [
+        ("volumeName", text(&was, "/volumeName").is_empty()),
+        (
+            "storageClassName",
+            was.get("storageClassName").is_none_or(Value::is_null),
+        ),
+        ("volumeAttributesClassName", bound),
+    ] {
+        if settable {
+            for v in [&mut was, &mut now] {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove(key);
+                }
+            }
+        }
+    }
+    if bound {
+        for v in [&mut was, &mut now] {
+            if let Some(r) = v
+                .pointer_mut("/resources/requests")
+                .and_then(Value::as_object_mut)
+            {
+                r.remove("storage");
+            }
+        }
+    }
+    if was != now {
+        errs.push(FieldError::forbidden(
+            "spec",
+            "spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims",
+        ));
+    }
+    errs
+}
+
 /// The DefaultStorageClass admission of a new claim: one that names no
 /// class (neither `spec.storageClassName`, not even `""`, nor the beta
 /// annotation) gets the default class, if there is one.
@@ -505,6 +643,48 @@ mod tests {
                 "spec.drivers[1].name: Duplicate value: \"x.csi.k8s.io\""
             ]
         );
+    }
+
+    #[test]
+    fn claims_and_volumes_say_what_they_lack_and_keep_their_spec() {
+        assert_eq!(
+            messages(&validate_claim(&json!({"spec": {}}))),
+            [
+                "spec.accessModes: Required value: at least 1 access mode is required",
+                "spec.resources[storage]: Required value"
+            ]
+        );
+        assert_eq!(
+            messages(&validate_persistent_volume(
+                &json!({"spec": {"accessModes": ["ReadWriteOnce"]}})
+            )),
+            [
+                "spec.capacity: Required value",
+                "spec: Required value: must specify a volume type"
+            ]
+        );
+        let claim = json!({"spec": {"accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": "1Gi"}}}, "status": {"phase": "Pending"}});
+        // The binder names the volume, the default class may be set once.
+        let mut bound = claim.clone();
+        bound["spec"]["volumeName"] = json!("pv1");
+        bound["spec"]["storageClassName"] = json!("local-path");
+        assert!(validate_claim_update(&claim, &bound).is_empty());
+        let mut changed = bound.clone();
+        changed["spec"]["accessModes"] = json!(["ReadWriteMany"]);
+        assert_eq!(
+            messages(&validate_claim_update(&bound, &changed)),
+            ["spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"]
+        );
+        let mut other_volume = bound.clone();
+        other_volume["spec"]["volumeName"] = json!("pv2");
+        assert_eq!(validate_claim_update(&bound, &other_volume).len(), 1);
+        // A bound claim may ask for more.
+        let mut grown_from = bound.clone();
+        grown_from["status"]["phase"] = json!("Bound");
+        let mut grown = grown_from.clone();
+        grown["spec"]["resources"]["requests"]["storage"] = json!("2Gi");
+        assert!(validate_claim_update(&grown_from, &grown).is_empty());
     }
 
     #[test]
