@@ -484,6 +484,34 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
     })
     .await;
 
+    // A claim made while there was no default class gets the default
+    // class once one appears.
+    let mut none = pvc("late", "1Gi", json!({}));
+    none.spec.as_mut().unwrap().storage_class_name = None;
+    env.claims().create(&pp, &none).await.expect("claim");
+    let default: StorageClass = obj(json!({
+        "metadata": {"name": "standard",
+            "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+        "provisioner": "example.com/elsewhere"
+    }));
+    Api::<StorageClass>::all(env.client.clone())
+        .create(&pp, &default)
+        .await
+        .expect("class");
+    wait_for("the default class assigned", || async {
+        let c = env.claim("late").await;
+        (c.spec?.storage_class_name.as_deref() == Some("standard")).then_some(())
+    })
+    .await;
+    wait_for("ExternalProvisioning", || async {
+        env.reasons("late")
+            .await
+            .iter()
+            .any(|(r, _)| r == "ExternalProvisioning")
+            .then_some(())
+    })
+    .await;
+
     // A claim of a class that does not exist says so.
     env.claims()
         .create(

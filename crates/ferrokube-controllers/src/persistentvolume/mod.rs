@@ -20,6 +20,8 @@
 //!   and, for this cluster's own local-path provisioner ([`localpath`]),
 //!   gets a volume made for it; a claim with no class waits
 //!   (`FailedBinding`).
+//! - An unbound claim naming no class at all gets the default class once
+//!   one exists (retroactive default StorageClass assignment).
 //! - A bound claim whose volume is gone, or bound elsewhere, is Lost.
 //! - A volume without a claim is Available; one whose claim is gone is
 //!   Released and then reclaimed: Retain keeps it; Delete of a volume this
@@ -279,6 +281,10 @@ impl Controller {
             return self.sync_bound_claim(claim, volumes).await;
         }
         let wanted = claim_volume_name(claim).to_string();
+        if wanted.is_empty() && self.assign_default_class(claim).await? {
+            // The claim's next version comes round again.
+            return Ok(());
+        }
         if wanted.is_empty() {
             let delay = self.delays_binding(claim);
             let found = index::find_best(claim, volumes.iter().map(|v| &**v), None, delay, &|n| {
@@ -342,6 +348,53 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Retroactive default class assignment (Kubernetes 1.28): an unbound
+    /// claim that names no class at all (no `storageClassName`, not even
+    /// `""`, nor the beta annotation) gets the default class once there is
+    /// one, the newest if several. True if the claim was updated.
+    async fn assign_default_class(&self, claim: &PersistentVolumeClaim) -> kube::Result<bool> {
+        let names_class = claim
+            .spec
+            .as_ref()
+            .is_some_and(|s| s.storage_class_name.is_some())
+            || has_annotation(claim, index::BETA_CLASS_ANNOTATION);
+        if names_class {
+            return Ok(false);
+        }
+        let is_default = |c: &StorageClass| {
+            [
+                "storageclass.kubernetes.io/is-default-class",
+                "storageclass.beta.kubernetes.io/is-default-class",
+            ]
+            .iter()
+            .any(|k| annotation(c, k) == Some("true"))
+        };
+        let mut defaults: Vec<Arc<StorageClass>> = self
+            .classes
+            .state()
+            .into_iter()
+            .filter(|c| is_default(c))
+            .collect();
+        defaults.sort_by(|a, b| {
+            let created = |c: &StorageClass| c.metadata.creation_timestamp.as_ref().map(|t| t.0);
+            created(b)
+                .cmp(&created(a))
+                .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+        });
+        let Some(class) = defaults.first().and_then(|c| c.metadata.name.clone()) else {
+            return Ok(false);
+        };
+        let mut updated = claim.clone();
+        if let Some(spec) = updated.spec.as_mut() {
+            spec.storage_class_name = Some(class);
+        }
+        let ns = claim.metadata.namespace.clone().unwrap_or_default();
+        Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), &ns)
+            .replace(&name_of(claim), &PostParams::default(), &updated)
+            .await?;
+        Ok(true)
     }
 
     /// `WaitForFirstConsumer`, or `WaitForPodScheduled` when pods using the
