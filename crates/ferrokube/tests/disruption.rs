@@ -11,7 +11,8 @@
 //! keeps the node's heartbeat fresh and marks the pods bound to it Running
 //! and Ready). Until that node exists the replacement stays Pending, so the
 //! budget is spent for certain, and a direct eviction gets the 429 kubectl
-//! prints.
+//! prints. An evicted pod carries the `DisruptionTarget` condition
+//! (`EvictionByEvictionAPI`) in every version a watch sees until it is gone.
 
 mod common;
 
@@ -358,4 +359,102 @@ status:
     );
     c.kubectl_ok(&["delete", "node", SPARE]);
     c.kubectl_ok(&["uncordon", NODE]);
+
+    // An evicted pod keeps its DisruptionTarget condition while its kubelet
+    // stops it (a pod that ignores SIGTERM, so stopping takes its grace
+    // period) until it is deleted.
+    let slow = write(
+        &c,
+        "slow.yaml",
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: slow}
+spec:
+  terminationGracePeriodSeconds: 4
+  containers:
+  - name: slow
+    image: busybox
+    imagePullPolicy: Never
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+"#,
+    );
+    c.kubectl_ok(&["apply", "-f", &slow]);
+    c.kubectl_ok(&["wait", "--for=condition=Ready", "pod/slow", "--timeout=60s"]);
+    let ev = write(
+        &c,
+        "eviction-slow.json",
+        r#"{"apiVersion":"policy/v1","kind":"Eviction","metadata":{"name":"slow"}}"#,
+    );
+    // Every change to the pod until it is gone, as a watch sees them.
+    let watch_log = c.data_dir().join("watch.json");
+    let mut watch = kubectl_command(Path::new("kubectl"), &c.kubeconfig())
+        .args([
+            "get",
+            "pod",
+            "slow",
+            "--watch",
+            "-o",
+            "json",
+            "--output-watch-events",
+        ])
+        .stdout(std::fs::File::create(&watch_log).expect("watch log"))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubectl get --watch");
+    std::thread::sleep(Duration::from_millis(1500));
+    c.kubectl_ok(&[
+        "create",
+        "--raw",
+        "/api/v1/namespaces/default/pods/slow/eviction",
+        "-f",
+        &ev,
+    ]);
+    wait_until("the evicted pod gone", Duration::from_secs(60), || {
+        std::fs::read_to_string(&watch_log)
+            .unwrap_or_default()
+            .contains("\"DELETED\"")
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let text = std::fs::read_to_string(&watch_log).unwrap_or_default();
+    let events: Vec<Value> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .filter_map(Result::ok)
+        .collect();
+    // From the first change that marks it, every version of the pod keeps
+    // the condition, to the one deleted.
+    let marked: Vec<&Value> = events
+        .iter()
+        .map(|e| &e["object"])
+        .skip_while(|p| {
+            !p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "DisruptionTarget")
+        })
+        .collect();
+    assert!(!marked.is_empty(), "never marked: {text}");
+    for p in &marked {
+        let target = p["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|c| c["type"] == "DisruptionTarget")
+            .unwrap_or_else(|| panic!("DisruptionTarget lost: {p:#}"));
+        assert_eq!(
+            (&target["status"], &target["reason"], &target["message"]),
+            (
+                &"True".into(),
+                &"EvictionByEvictionAPI".into(),
+                &"Eviction API: evicting".into()
+            ),
+            "{p:#}"
+        );
+    }
+    assert_eq!(
+        events.last().map(|e| &e["type"]),
+        Some(&Value::from("DELETED")),
+        "{text}"
+    );
 }
