@@ -72,6 +72,8 @@ pub struct DisruptionController {
     queue: Queue,
     /// Pods whose `DisruptionTarget` condition may have gone stale.
     stale: Queue,
+    /// Pods already told they match several budgets (by uid).
+    told_multiple: std::sync::Mutex<std::collections::HashSet<String>>,
     metrics: Arc<ControllerMetrics>,
     cancel: CancellationToken,
 }
@@ -142,6 +144,7 @@ impl DisruptionController {
             ready: vec![r1, r2, r3, r4, r5, r6],
             queue: Queue::new(),
             stale: Queue::new(),
+            told_multiple: Default::default(),
             metrics: metrics::controller(NAME),
             cancel,
         });
@@ -151,24 +154,52 @@ impl DisruptionController {
             .get::<Pod>()
             .on_change(&this.metrics, move |c| match c {
                 Change::Applied(p) => {
-                    me.queue_budgets_of(p);
+                    me.queue_budgets_of(p, true);
                     me.check_stale(p);
                 }
-                Change::Deleted(p) => me.queue_budgets_of(p),
+                Change::Deleted(p) => {
+                    me.queue_budgets_of(p, false);
+                    if let Some(uid) = &p.metadata.uid {
+                        me.told().remove(uid);
+                    }
+                }
                 Change::Relisted => me.enqueue_all(),
             });
         this
     }
 
-    /// Queues the budgets that select `p`.
-    fn queue_budgets_of(&self, p: &Pod) {
+    fn told(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.told_multiple.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues the budgets that select `p`; a live pod several select is
+    /// told so once (Kubernetes' MultiplePodDisruptionBudgets warning).
+    fn queue_budgets_of(&self, p: &Pod, live: bool) {
         let ns = p.metadata.namespace.as_deref().unwrap_or("");
+        let mut names = Vec::new();
         for b in self.budgets.state() {
             if b.metadata.namespace.as_deref() == Some(ns)
                 && budget_selector(&b).is_some_and(|s| s.matches(p.metadata.labels.as_ref()))
             {
                 self.queue.add(key_of(b.as_ref()));
+                names.push(b.metadata.name.clone().unwrap_or_default());
             }
+        }
+        let uid = p.metadata.uid.clone().unwrap_or_default();
+        if live && names.len() > 1 && self.told().insert(uid) {
+            names.sort();
+            podutil::record_event(
+                &self.client,
+                COMPONENT,
+                p,
+                "Warning",
+                "MultiplePodDisruptionBudgets",
+                format!(
+                    "Pod {ns:?}/{:?} matches multiple PodDisruptionBudgets.  Chose {:?} arbitrarily.",
+                    p.metadata.name.as_deref().unwrap_or(""),
+                    names[0]
+                ),
+            );
         }
     }
 

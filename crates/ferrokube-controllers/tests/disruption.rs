@@ -445,6 +445,29 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         st["message"],
         "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
     );
+    // The controller warns the pod, once (on its next change).
+    env.api::<Pod>()
+        .patch(
+            &ready,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"touched": "yes"}}})),
+        )
+        .await
+        .expect("touching the pod");
+    let e = wait_for("the MultiplePodDisruptionBudgets event", || async {
+        let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
+        evs.items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("MultiplePodDisruptionBudgets"))
+            .filter(|e| e.involved_object.name.as_deref() == Some(ready.as_str()))
+    })
+    .await;
+    assert_eq!(
+        e.message.unwrap_or_default(),
+        format!(
+            "Pod \"pdb-unhealthy\"/\"{ready}\" matches multiple PodDisruptionBudgets.  Chose \"app\" arbitrarily."
+        )
+    );
     // A name that does not match the URL.
     let (code, st) = evict_raw(&env, &ready, eviction("other")).await;
     assert_eq!(code, 400, "{st}");
