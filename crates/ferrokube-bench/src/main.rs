@@ -10,6 +10,7 @@ mod controllers;
 mod daemonset;
 mod engines;
 mod gc;
+mod job;
 mod kubelet;
 mod network;
 mod scheduler;
@@ -41,6 +42,8 @@ enum Bench {
     Controllers(controllers::Options),
     /// A DaemonSet rolled over many hollow nodes.
     Daemonset(daemonset::Options),
+    /// A Job of many completions on hollow nodes whose pods end at once.
+    Job(job::Options),
     /// Garbage collection and namespace deletion of many objects.
     Gc(gc::Options),
     /// The service proxy: programming latency, cluster IP against direct.
@@ -79,6 +82,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
         Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
         Bench::Daemonset(opts) => rt.block_on(daemonset::run(opts)),
+        Bench::Job(opts) => rt.block_on(job::run(opts)),
         Bench::Gc(opts) => rt.block_on(gc::run(opts)),
         Bench::Proxy(opts) => rt.block_on(network::proxy(opts)),
         Bench::Dns(opts) => rt.block_on(network::dns(opts)),

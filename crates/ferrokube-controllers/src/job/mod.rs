@@ -306,6 +306,7 @@ impl JobController {
                 Change::Applied(p) => me.pod_changed(p, false),
                 Change::Deleted(p) => me.pod_changed(p, true),
                 Change::Relisted => {
+                    me.settle_finalizer_expectations();
                     me.enqueue_all();
                     for p in me.pods.state() {
                         if has_finalizer(&p) {
@@ -337,6 +338,21 @@ impl JobController {
         });
         crate::watchqueue::run_controller(self, workers).await;
         let _ = orphans.await;
+    }
+
+    /// After a relist: the removals the cache now shows (or whose pods are
+    /// gone) are no longer expected.
+    fn settle_finalizer_expectations(&self) {
+        let with: HashSet<String> = self
+            .pods
+            .state()
+            .iter()
+            .filter(|p| has_finalizer(p))
+            .map(|p| uid(p))
+            .collect();
+        for set in self.finalizers.lock().values_mut() {
+            set.retain(|u| with.contains(u));
+        }
     }
 
     /// Queues `key` after the batch period, once however many pod changes
@@ -371,7 +387,15 @@ impl JobController {
         let name = p.metadata.name.as_deref().unwrap_or("");
         self.expectations.observe(ns, name, &uid(p), gone);
         if gone || !has_finalizer(p) {
-            self.finalizers.observed(&uid(p));
+            // Only once the cache agrees: during a relist the handlers see
+            // the new list before the cache swaps to it, and a sync must
+            // never see a pod's old finalizer without its expectation.
+            let cached = self.pods.get(&ObjectRef::new(name).within(ns));
+            let settled =
+                cached.is_none_or(|c| c.metadata.uid != p.metadata.uid || !has_finalizer(&c));
+            if settled {
+                self.finalizers.observed(&uid(p));
+            }
         }
         match podutil::controller_ref(&p.metadata) {
             Some(r) if is_job_ref(r) => {
