@@ -353,12 +353,19 @@ fn objects_get_kubernetes_defaults_whatever_the_client() {
         json!(["kubernetes.io/pvc-protection"])
     );
     let pv_name = format!("py-pv-{NS}");
-    let pv: Value =
-        serde_json::from_str(&c.kubectl_ok(&["get", "pv", &pv_name, "-o", "json"])).unwrap();
+    let get_pv = || -> Value {
+        serde_json::from_str(&c.kubectl_ok(&["get", "pv", &pv_name, "-o", "json"])).unwrap()
+    };
+    let pv = get_pv();
     assert_eq!(pv["spec"]["persistentVolumeReclaimPolicy"], "Retain");
     assert_eq!(pv["spec"]["volumeMode"], "Filesystem");
     assert_eq!(pv["spec"]["hostPath"]["type"], "");
-    assert_eq!(pv["status"]["phase"], "Pending");
+    // Created Pending; the PV controller then finds no claim for it.
+    common::wait_until(
+        "the volume to be Available",
+        std::time::Duration::from_secs(30),
+        || get_pv()["status"]["phase"] == "Available",
+    );
     assert_eq!(
         pv["metadata"]["finalizers"],
         json!(["kubernetes.io/pv-protection"])
