@@ -445,7 +445,13 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         st["message"],
         "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."
     );
-    // The controller warns the pod, once (on its next change).
+    // The controller warns the pod, once (on its next change), when it
+    // knows both budgets: wait until it has written the second one's status.
+    wait_for("the second budget's status", || async {
+        let b = env.api::<PodDisruptionBudget>().get("app-too").await.ok()?;
+        (b.status?.observed_generation == Some(1)).then_some(())
+    })
+    .await;
     env.api::<Pod>()
         .patch(
             &ready,
