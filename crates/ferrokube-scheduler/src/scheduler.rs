@@ -196,6 +196,33 @@ async fn follow<K, S>(
     }
 }
 
+/// Spawns [`follow`] over a watch of `api` (with the watcher's back-off).
+#[allow(clippy::too_many_arguments)]
+fn spawn_follow<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    cancel: &CancellationToken,
+    synced: &CancellationToken,
+    apply: impl FnMut(K) + Send + 'static,
+    delete: impl FnMut(K) + Send + 'static,
+    relisted: impl FnMut(HashSet<String>) + Send + 'static,
+    key_of: impl Fn(&K) -> String + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource
+        + Clone
+        + k8s_openapi::serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    let (cancel, synced) = (cancel.clone(), synced.clone());
+    tokio::spawn(async move {
+        let stream = watcher(api, config).default_backoff().boxed();
+        follow(stream, &cancel, &synced, apply, delete, relisted, key_of).await;
+    })
+}
+
 fn pod_key(p: &Pod) -> String {
     format!(
         "{}/{}",
@@ -239,226 +266,163 @@ impl Scheduler {
         let mut tasks = Vec::new();
 
         // Nodes.
-        {
-            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), nodes_synced.clone());
-            let api: Api<Node> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &synced,
-                    move |n: Node| a.on_node(n),
-                    move |n: Node| d.cache.lock().remove_node(&name_of(&n.metadata)),
-                    move |seen| {
-                        let mut c = r.cache.lock();
-                        let gone: Vec<String> = c
-                            .node_names()
-                            .iter()
-                            .filter(|n| !seen.contains(*n))
-                            .cloned()
-                            .collect();
-                        for n in gone {
-                            c.remove_node(&n);
-                        }
-                    },
-                    |n| name_of(&n.metadata),
-                )
-                .await;
-            }));
-        }
-        // Pods (not finished ones).
-        {
-            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), pods_synced.clone());
-            // Read without managedFields, which the scheduler never uses.
-            let api: Api<SlimPod> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let cfg = watcher::Config::default()
-                    .fields("status.phase!=Succeeded,status.phase!=Failed");
-                let stream = watcher(api, cfg).default_backoff().boxed();
-                let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &synced,
-                    move |p: SlimPod| a.on_pod(p.0),
-                    move |p: SlimPod| d.on_pod_delete(&pod_key(&p.0)),
-                    move |seen| {
-                        for k in r.queue.keys() {
-                            if !seen.contains(&k) {
-                                r.queue.delete(&k);
-                            }
-                        }
-                        let gone: Vec<String> = {
-                            let c = r.cache.lock();
-                            c.pod_keys()
-                                .into_iter()
-                                .filter(|k| !seen.contains(k) && !c.is_assumed(k))
-                                .collect()
-                        };
-                        for k in gone {
-                            r.on_pod_delete(&k);
-                        }
-                    },
-                    |p| pod_key(&p.0),
-                )
-                .await;
-            }));
-        }
+        let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<Node>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &nodes_synced,
+            move |n: Node| a.on_node(n),
+            move |n: Node| d.cache.lock().remove_node(&name_of(&n.metadata)),
+            move |seen| {
+                let mut c = r.cache.lock();
+                let gone: Vec<String> = c
+                    .node_names()
+                    .iter()
+                    .filter(|n| !seen.contains(*n))
+                    .cloned()
+                    .collect();
+                for n in gone {
+                    c.remove_node(&n);
+                }
+            },
+            |n| name_of(&n.metadata),
+        ));
+        // Pods (not finished ones), read without managedFields, which the
+        // scheduler never uses.
+        let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<SlimPod>::all(client.clone()),
+            watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+            &cancel,
+            &pods_synced,
+            move |p: SlimPod| a.on_pod(p.0),
+            move |p: SlimPod| d.on_pod_delete(&pod_key(&p.0)),
+            move |seen| {
+                for k in r.queue.keys() {
+                    if !seen.contains(&k) {
+                        r.queue.delete(&k);
+                    }
+                }
+                let gone: Vec<String> = {
+                    let c = r.cache.lock();
+                    c.pod_keys()
+                        .into_iter()
+                        .filter(|k| !seen.contains(k) && !c.is_assumed(k))
+                        .collect()
+                };
+                for k in gone {
+                    r.on_pod_delete(&k);
+                }
+            },
+            |p| pod_key(&p.0),
+        ));
         // Namespaces (labels for namespaceSelector).
-        {
-            let (sh, cancel) = (sh.clone(), cancel.clone());
-            let api: Api<Namespace> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d) = (sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &CancellationToken::new(),
-                    move |n: Namespace| {
-                        let labels = n.metadata.labels.clone().unwrap_or_default();
-                        let old = a
-                            .cache
-                            .lock()
-                            .namespaces
-                            .insert(name_of(&n.metadata), labels.clone());
-                        if old.is_some_and(|o| o != labels) {
-                            a.queue.move_all_unschedulable();
-                        }
-                    },
-                    move |n: Namespace| {
-                        d.cache.lock().namespaces.remove(&name_of(&n.metadata));
-                    },
-                    |_| {},
-                    |n| name_of(&n.metadata),
-                )
-                .await;
-            }));
-        }
+        let (a, d) = (sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &CancellationToken::new(),
+            move |n: Namespace| {
+                let labels = n.metadata.labels.clone().unwrap_or_default();
+                let old = a
+                    .cache
+                    .lock()
+                    .namespaces
+                    .insert(name_of(&n.metadata), labels.clone());
+                if old.is_some_and(|o| o != labels) {
+                    a.queue.move_all_unschedulable();
+                }
+            },
+            move |n: Namespace| {
+                d.cache.lock().namespaces.remove(&name_of(&n.metadata));
+            },
+            |_| {},
+            |n| name_of(&n.metadata),
+        ));
         // Priority classes.
-        {
-            let (sh, cancel) = (sh.clone(), cancel.clone());
-            let api: Api<PriorityClass> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d) = (sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &CancellationToken::new(),
-                    move |pc: PriorityClass| {
-                        a.priorities.write().classes.insert(
-                            name_of(&pc.metadata),
-                            (pc.value, pc.global_default.unwrap_or(false)),
-                        );
-                    },
-                    move |pc: PriorityClass| {
-                        d.priorities.write().classes.remove(&name_of(&pc.metadata));
-                    },
-                    |_| {},
-                    |pc| name_of(&pc.metadata),
-                )
-                .await;
-            }));
-        }
+        let (a, d) = (sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<PriorityClass>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &CancellationToken::new(),
+            move |pc: PriorityClass| {
+                a.priorities.write().classes.insert(
+                    name_of(&pc.metadata),
+                    (pc.value, pc.global_default.unwrap_or(false)),
+                );
+            },
+            move |pc: PriorityClass| {
+                d.priorities.write().classes.remove(&name_of(&pc.metadata));
+            },
+            |_| {},
+            |pc| name_of(&pc.metadata),
+        ));
         // Claims, volumes and storage classes (VolumeBinding); a change may
         // make an unschedulable pod fit.
         let volumes_synced = CancellationToken::new();
-        {
-            let (sh, cancel, synced) = (sh.clone(), cancel.clone(), volumes_synced.clone());
-            let api: Api<PersistentVolumeClaim> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d) = (sh.clone(), sh.clone());
-                let key = |c: &PersistentVolumeClaim| {
-                    (
-                        c.metadata.namespace.clone().unwrap_or_default(),
-                        name_of(&c.metadata),
-                    )
-                };
-                follow(
-                    stream,
-                    &cancel,
-                    &synced,
-                    move |c: PersistentVolumeClaim| {
-                        a.volumes.write().claims.insert(key(&c), Arc::new(c));
-                        a.queue.move_all_unschedulable();
-                    },
-                    move |c: PersistentVolumeClaim| {
-                        d.volumes.write().claims.remove(&key(&c));
-                    },
-                    |_| {},
-                    |c| format!("{:?}", key(c)),
-                )
-                .await;
-            }));
-        }
-        {
-            let (sh, cancel) = (sh.clone(), cancel.clone());
-            let api: Api<PersistentVolume> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d) = (sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &CancellationToken::new(),
-                    move |v: PersistentVolume| {
-                        a.volumes
-                            .write()
-                            .volumes
-                            .insert(name_of(&v.metadata), Arc::new(v));
-                        a.queue.move_all_unschedulable();
-                    },
-                    move |v: PersistentVolume| {
-                        d.volumes.write().volumes.remove(&name_of(&v.metadata));
-                    },
-                    |_| {},
-                    |v| name_of(&v.metadata),
-                )
-                .await;
-            }));
-        }
-        {
-            let (sh, cancel) = (sh.clone(), cancel.clone());
-            let api: Api<StorageClass> = Api::all(client.clone());
-            tasks.push(tokio::spawn(async move {
-                let stream = watcher(api, watcher::Config::default())
-                    .default_backoff()
-                    .boxed();
-                let (a, d) = (sh.clone(), sh.clone());
-                follow(
-                    stream,
-                    &cancel,
-                    &CancellationToken::new(),
-                    move |c: StorageClass| {
-                        a.volumes
-                            .write()
-                            .classes
-                            .insert(name_of(&c.metadata), Arc::new(c));
-                        a.queue.move_all_unschedulable();
-                    },
-                    move |c: StorageClass| {
-                        d.volumes.write().classes.remove(&name_of(&c.metadata));
-                    },
-                    |_| {},
-                    |c| name_of(&c.metadata),
-                )
-                .await;
-            }));
-        }
+        let claim_key = |c: &PersistentVolumeClaim| {
+            (
+                c.metadata.namespace.clone().unwrap_or_default(),
+                name_of(&c.metadata),
+            )
+        };
+        let (a, d) = (sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<PersistentVolumeClaim>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &volumes_synced,
+            move |c: PersistentVolumeClaim| {
+                a.volumes.write().claims.insert(claim_key(&c), Arc::new(c));
+                a.queue.move_all_unschedulable();
+            },
+            move |c: PersistentVolumeClaim| {
+                d.volumes.write().claims.remove(&claim_key(&c));
+            },
+            |_| {},
+            move |c| format!("{:?}", claim_key(c)),
+        ));
+        let (a, d) = (sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<PersistentVolume>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &CancellationToken::new(),
+            move |v: PersistentVolume| {
+                a.volumes
+                    .write()
+                    .volumes
+                    .insert(name_of(&v.metadata), Arc::new(v));
+                a.queue.move_all_unschedulable();
+            },
+            move |v: PersistentVolume| {
+                d.volumes.write().volumes.remove(&name_of(&v.metadata));
+            },
+            |_| {},
+            |v| name_of(&v.metadata),
+        ));
+        let (a, d) = (sh.clone(), sh.clone());
+        tasks.push(spawn_follow(
+            Api::<StorageClass>::all(client.clone()),
+            watcher::Config::default(),
+            &cancel,
+            &CancellationToken::new(),
+            move |c: StorageClass| {
+                a.volumes
+                    .write()
+                    .classes
+                    .insert(name_of(&c.metadata), Arc::new(c));
+                a.queue.move_all_unschedulable();
+            },
+            move |c: StorageClass| {
+                d.volumes.write().classes.remove(&name_of(&c.metadata));
+            },
+            |_| {},
+            |c| name_of(&c.metadata),
+        ));
         // Backoff and unschedulable timers.
         {
             let (sh, cancel) = (sh.clone(), cancel.clone());
