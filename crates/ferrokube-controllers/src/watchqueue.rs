@@ -465,7 +465,7 @@ impl Queue {
                             let delay = Duration::from_millis(5)
                                 .saturating_mul(1u32 << n.min(14))
                                 .min(Duration::from_secs(60));
-                            tracing::debug!(ns = %key.0, name = %key.1, error = %e, retry_in = ?delay, "reconcile failed");
+                            tracing::debug!(ns = %key.0, name = %key.1, error = format!("{e:#}"), retry_in = ?delay, "reconcile failed");
                             q.add_after(key, delay, &cancel);
                         }
                     }

@@ -548,6 +548,12 @@ impl JobController {
         let (prev_succeeded, prev_failed) =
             (status.succeeded.unwrap_or(0), status.failed.unwrap_or(0));
 
+        // The removals still expected, read before the pods: a removal seen
+        // between the two reads then shows in the pods (no finalizer), and
+        // one not yet seen is in the set. Read after, a pod could show its
+        // old finalizer with its expectation already gone, and be counted
+        // a second time.
+        let expected_rm = self.finalizers.get(key);
         let in_ns: Vec<Arc<Pod>> = self
             .pods
             .state()
@@ -581,7 +587,7 @@ impl JobController {
             terminating,
             uncounted_succeeded,
             uncounted_failed,
-            expected_rm: self.finalizers.get(key),
+            expected_rm,
             succeeded: 0,
             failed: 0,
             prev_succeeded_indexes: Intervals::default(),
