@@ -26,6 +26,8 @@ have_cmd iptables || need+=(iptables)
 have_cmd ip || need+=(iproute2)
 have_cmd gcc || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
+# The IANA time zones a CronJob's timeZone names (read from the system's zoneinfo).
+[ -f /usr/share/zoneinfo/America/New_York ] || need+=(tzdata)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
