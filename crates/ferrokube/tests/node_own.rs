@@ -33,7 +33,9 @@ fn fresh_node(extra: &[&str]) -> Cluster {
     let mut args = vec!["--node-name", NODE, "--cluster-cidr", "10.97.0.0/16"];
     args.extend_from_slice(&["--disable", "coredns", "--kubelet-port", "0"]);
     args.extend_from_slice(extra);
-    let c = Cluster::start_node(&args, |_| {});
+    // The proxy's table stays when the server stops, so that killall is
+    // what removes it.
+    let c = Cluster::start_node_keeping_proxy_rules(&args, |_| {});
     wait_until("the node to register", Duration::from_secs(120), || {
         c.kubectl(&["get", "node", NODE]).status.success()
     });

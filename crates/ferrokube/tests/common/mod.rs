@@ -19,6 +19,9 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Runs the node's components too (agent, proxy, DNS).
     node: bool,
+    /// The proxy leaves its nftables table when the server stops (the
+    /// server's default, as kube-proxy's); tests otherwise have it removed.
+    keep_proxy_rules: bool,
 }
 
 /// Server flags for a node test that needs neither cluster DNS nor the
@@ -71,6 +74,7 @@ impl Cluster {
             port: free_port(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             node: false,
+            keep_proxy_rules: false,
         };
         cluster.spawn();
         cluster
@@ -79,6 +83,20 @@ impl Cluster {
     /// Starts a whole one-node cluster (node agent, proxy and DNS too) with
     /// extra flags; `prepare` sees the data dir before the server starts.
     pub fn start_node(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        Cluster::start_node_with(extra, prepare, false)
+    }
+
+    /// As [`Cluster::start_node`], with the server's default of leaving the
+    /// proxy's table when it stops (for tests of what cleans it up then).
+    pub fn start_node_keeping_proxy_rules(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+        Cluster::start_node_with(extra, prepare, true)
+    }
+
+    fn start_node_with(
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+        keep_proxy_rules: bool,
+    ) -> Cluster {
         let data_dir = tempfile::Builder::new()
             .prefix("ferrokube-node")
             .tempdir()
@@ -90,6 +108,7 @@ impl Cluster {
             port: free_port(),
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             node: true,
+            keep_proxy_rules,
         };
         cluster.spawn();
         cluster
@@ -144,6 +163,15 @@ impl Cluster {
                 &["--disable-agent", "--disable", "coredns"][..]
             })
             .args(&self.extra_args)
+            .args(
+                (self.node
+                    && !self.keep_proxy_rules
+                    && !self
+                        .extra_args
+                        .iter()
+                        .any(|a| a == "--proxy-cleanup-on-exit"))
+                .then_some("--proxy-cleanup-on-exit"),
+            )
             // FK_TEST_RUST_LOG (e.g. `info,ferrokube_apiserver::wsstream=debug`)
             // to see more of the server in a failing test's log.
             .env(
