@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::watcher::{self, watcher, Event};
 use serde_json::json;
@@ -158,43 +158,8 @@ fn pinned_pod(i: usize) -> Pod {
 
 pub async fn run(o: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(o.timeout_secs);
-    let api = ferrokube_client::testing::TestApi::start().await?;
-    let admin = api.client().await?;
-    let node_api: Api<Node> = Api::all(admin.clone());
-    futures::stream::iter(0..o.nodes)
-        .map(|i| {
-            let node_api = node_api.clone();
-            async move {
-                node_api
-                    .create(
-                        &PostParams::default(),
-                        &crate::scheduler::hollow_node(i, 10),
-                    )
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await
-        .context("creating nodes")?;
-
-    let cancel = CancellationToken::new();
-    let sched = ferrokube_scheduler::Scheduler::new(
-        api.in_process_client("system:kube-scheduler"),
-        ferrokube_scheduler::SchedulerConfig {
-            identity: "bench".into(),
-            ..Default::default()
-        },
-    );
-    let stats = sched.stats();
-    tokio::spawn(sched.run(cancel.clone()));
+    let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
     let readied = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !stats.ready.load(Ordering::Relaxed) {
-        anyhow::ensure!(Instant::now() < deadline, "the scheduler did not sync");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 
     // The floor: the same number of pinned pods, created directly, until
     // all are Ready (scheduler, API server and fake kubelet only).

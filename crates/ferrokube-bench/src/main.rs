@@ -10,6 +10,7 @@ mod controllers;
 mod daemonset;
 mod engines;
 mod gc;
+mod hollow;
 mod job;
 mod kubelet;
 mod network;
