@@ -308,10 +308,10 @@ async fn pods_without_a_usable_controller() {
     wait_numbers(&env, "bare", (0, 0, 1, 0)).await;
     wait_for("the UnmanagedPods event", || async {
         let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
-        evs.items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("UnmanagedPods"))
-            .filter(|e| e.involved_object.name.as_deref() == Some("bare"))
+        evs.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("UnmanagedPods")
+                && e.involved_object.name.as_deref() == Some("bare")
+        })
     })
     .await;
 
@@ -462,10 +462,10 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         .expect("touching the pod");
     let e = wait_for("the MultiplePodDisruptionBudgets event", || async {
         let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
-        evs.items
-            .into_iter()
-            .find(|e| e.reason.as_deref() == Some("MultiplePodDisruptionBudgets"))
-            .filter(|e| e.involved_object.name.as_deref() == Some(ready.as_str()))
+        evs.items.into_iter().find(|e| {
+            e.reason.as_deref() == Some("MultiplePodDisruptionBudgets")
+                && e.involved_object.name.as_deref() == Some(ready.as_str())
+        })
     })
     .await;
     assert_eq!(
