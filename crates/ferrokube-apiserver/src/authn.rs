@@ -19,7 +19,7 @@ use rustls::server::danger::ClientCertVerifier;
 use crate::satoken::ServiceAccountAuthenticator;
 
 /// The authenticated user of a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
     pub name: String,
     /// The user's uid, when the authenticator knows one (a service

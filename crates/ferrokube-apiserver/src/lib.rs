@@ -4,6 +4,7 @@
 pub mod admission;
 pub mod allocator;
 pub mod authn;
+pub mod authz;
 pub mod cert_rotation;
 pub mod continue_token;
 pub mod defaults;

@@ -132,6 +132,9 @@ struct App {
     in_flight: Semaphore,
     metrics: crate::metrics::Metrics,
     kubelet: crate::streaming::KubeletClient,
+    /// Decides what each authenticated request may do (and answers the
+    /// review APIs).
+    authorizer: Arc<dyn crate::authz::Authorizer>,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
@@ -356,6 +359,7 @@ pub async fn start(
             &pki.kubelet_client_key_pem,
         )
         .context("the kubelet client certificate")?,
+        authorizer: Arc::new(crate::authz::AlwaysAllow),
     });
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
