@@ -10,7 +10,7 @@
 //! expired one) makes the request unauthenticated (a 401 `Status`, unless a
 //! bearer token authenticates it) instead of failing the TLS handshake.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -26,6 +26,11 @@ pub struct UserInfo {
     /// account's).
     pub uid: String,
     pub groups: Vec<String>,
+    /// Further facts about the user (`user.Info.Extra`): set by
+    /// impersonation (`Impersonate-Extra-*`), by service-account tokens
+    /// (the credential and the pod they are bound to) and asked about by
+    /// SubjectAccessReviews. Empty for most users.
+    pub extra: BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -38,8 +43,8 @@ impl UserInfo {
         groups.push("system:authenticated".into());
         UserInfo {
             name: name.into(),
-            uid: String::new(),
             groups,
+            ..Default::default()
         }
     }
 
@@ -201,8 +206,8 @@ mod tests {
         let mut t = TokenAuthenticator::default();
         let admin = UserInfo {
             name: "system:admin".into(),
-            uid: String::new(),
             groups: vec!["system:masters".into()],
+            ..Default::default()
         };
         t.add("s3cret", admin.clone());
         assert_eq!(t.authenticate("Bearer s3cret"), Some(admin));

@@ -401,8 +401,8 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
     .expect("server");
     let local = server.local(UserInfo {
         name: "system:admin".into(),
-        uid: String::new(),
         groups: vec!["system:masters".into(), "system:authenticated".into()],
+        ..Default::default()
     });
     let objects = objects();
     let registry = ferrokube_api::registry::Registry::default();

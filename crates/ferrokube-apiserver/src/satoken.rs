@@ -317,6 +317,7 @@ impl Claims {
                 format!("system:serviceaccounts:{}", self.namespace),
                 "system:authenticated".into(),
             ],
+            ..Default::default()
         }
     }
 }
