@@ -142,6 +142,9 @@ pub struct Rest {
     pub event_lease: tokio::sync::Mutex<Option<(ferrokube_store::LeaseId, std::time::Instant)>>,
     /// How long Events live, in seconds.
     pub event_ttl_seconds: i64,
+    /// Escalation prevention for writes of RBAC roles and bindings (none:
+    /// not checked).
+    pub escalation: Option<crate::authz::escalation::Escalation>,
 }
 
 /// How long Events live by default (Kubernetes' `--event-ttl`).
@@ -828,6 +831,9 @@ impl Rest {
         crate::defaults::apply(def, &mut obj);
         crate::admission::admit_create(self, def, ns, &mut obj).await?;
         crate::kinds::prepare_create(self, def, ns, &mut obj, opts.user.as_ref()).await?;
+        if let Some(escalation) = &self.escalation {
+            escalation.check(def, ns, "", None, &obj, opts.user.as_ref())?;
+        }
         crate::defaults::prepare_for_create(def, &mut obj);
         // What this server added above is of the type's own fields, so an
         // object decoded as its type needs no second pass.
@@ -898,6 +904,11 @@ impl Rest {
         let mut new = new;
         crate::defaults::apply(def, &mut new);
         let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
+        if let Some(escalation) = &self.escalation {
+            escalation
+                .check(def, ns, name, Some(old), &new, opts.user.as_ref())
+                .map_err(|e| (e, false))?;
+        }
         // What the write may not change comes from `old`; the generation
         // moves only with the spec, for kinds that keep one.
         crate::defaults::prepare_for_update(def, old, &mut new, subresource);

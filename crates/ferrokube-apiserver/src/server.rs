@@ -69,6 +69,9 @@ pub struct ServerConfig {
     /// The service network, e.g. `10.43.0.0/16`.
     pub service_cidr: String,
     pub max_in_flight: usize,
+    /// The authorization modes, in order (`--authorization-mode`); the
+    /// group `system:masters` is allowed before them.
+    pub authorization_modes: Vec<crate::authz::Mode>,
 }
 
 /// A running API server.
@@ -338,6 +341,11 @@ pub async fn start(
         }),
     });
     let openapi = build_openapi(&registry);
+    let rbac = Arc::new(crate::authz::rbac::Rbac::new(&cache)?);
+    let authorizer: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::modes::chain(
+        &config.authorization_modes,
+        &rbac,
+    ));
     let app = Arc::new(App {
         ca_pem: pki.ca_cert_pem.clone(),
         openapi,
@@ -349,6 +357,10 @@ pub async fn start(
             cache,
             event_lease: Default::default(),
             event_ttl_seconds: crate::rest::EVENT_TTL_SECONDS,
+            escalation: Some(crate::authz::escalation::Escalation {
+                authorizer: authorizer.clone(),
+                rbac,
+            }),
         },
         tokens,
         sa_keys,
@@ -359,7 +371,7 @@ pub async fn start(
             &pki.kubelet_client_key_pem,
         )
         .context("the kubelet client certificate")?,
-        authorizer: Arc::new(crate::authz::AlwaysAllow),
+        authorizer,
     });
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
@@ -653,6 +665,9 @@ async fn handle(
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
+    if let Err(e) = authorize(&app, request_attributes(&req, &info, &path)).await {
+        return error_response(&e);
+    }
     // Watches and the streaming subresources hold no in-flight slot.
     let long_running = info.verb == "watch"
         || info.subresource == "proxy"
@@ -696,6 +711,45 @@ async fn handle(
         );
     }
     response
+}
+
+/// What the request asks, as authorization sees it, by its user (as
+/// authenticated, or impersonated).
+fn request_attributes(
+    req: &Request<RequestBody>,
+    info: &RequestInfo,
+    path: &str,
+) -> Result<crate::authz::Attributes, ApiError> {
+    let user = req
+        .extensions()
+        .get::<UserInfo>()
+        .ok_or_else(ApiError::unauthorized)?;
+    Ok(crate::authz::Attributes::of_request(user, info, path))
+}
+
+/// Whether the request `a` may be done: Kubernetes' 403 when not.
+async fn authorize(
+    app: &App,
+    a: Result<crate::authz::Attributes, ApiError>,
+) -> Result<(), ApiError> {
+    let a = a?;
+    use crate::authz::Decision;
+    match app.authorizer.authorize(&a) {
+        Decision::Allow(_) => return Ok(()),
+        Decision::Deny(reason) => return Err(crate::authz::forbidden(&a, &reason)),
+        Decision::NoOpinion(_) => {}
+    }
+    // Roles and bindings are read from the watch cache, which follows the
+    // store: one written a moment ago may not be in it yet. Before
+    // refusing, the cache catches up with the store and the request is
+    // asked about again.
+    let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
+    match app.authorizer.authorize(&a) {
+        Decision::Allow(_) => Ok(()),
+        Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+            Err(crate::authz::forbidden(&a, &reason))
+        }
+    }
 }
 
 fn non_resource(
@@ -1013,7 +1067,8 @@ async fn resource_request(
             ))
         }
         "update" => {
-            let opts = write_options(query, &user_agent)?;
+            let mut opts = write_options(query, &user_agent)?;
+            opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let obj = rest.object_from_body(&def, ns, &body)?;
             let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
@@ -1023,7 +1078,8 @@ async fn resource_request(
             ))
         }
         "patch" => {
-            let opts = write_options(query, &user_agent)?;
+            let mut opts = write_options(query, &user_agent)?;
+            opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = read_body(req.into_body()).await?;
             let patched = rest
                 .patch(&def, ns, name, &content_type, &body, sub, &opts)

@@ -278,6 +278,8 @@ pub struct ResourceCache {
     /// the same bytes takes the entry instead of decoding them (see
     /// [`WatchCache::expect`]).
     expected: Mutex<HashMap<String, Expected>>,
+    /// Moves on every change of the contents (see [`ResourceCache::generation`]).
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl ResourceCache {
@@ -294,7 +296,20 @@ impl ResourceCache {
                 tx,
             }),
             expected: Mutex::new(HashMap::new()),
+            generation: Default::default(),
         }
+    }
+
+    /// A number that changes whenever the contents do: what is derived
+    /// from them (the RBAC authorizer's index) is rebuilt when it moved.
+    /// It moves after the change is visible to readers.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// The key prefix this cache holds.
@@ -411,7 +426,9 @@ impl ResourceCache {
                 tracing::error!(key = %key, revision, error = %err, "watch cache: cannot decode a stored object; skipped");
                 // Still drop a deleted key so the cache does not keep a ghost.
                 if ev.kind == EventKind::Delete {
-                    self.inner.write().objects.remove(key);
+                    let mut inner = self.inner.write();
+                    inner.objects.remove(key);
+                    self.changed();
                 }
                 return;
             }
@@ -438,6 +455,7 @@ impl ResourceCache {
                 inner.floor = old.revision;
             }
         }
+        self.changed();
         // No receiver is not an error: nobody is watching.
         let _ = inner.tx.send(event);
     }
@@ -454,6 +472,7 @@ impl ResourceCache {
         let (tx, _) = broadcast::channel(4096);
         // Dropping the old sender closes every current watcher's receiver.
         inner.tx = tx;
+        self.changed();
     }
 }
 

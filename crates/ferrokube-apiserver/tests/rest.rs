@@ -39,6 +39,7 @@ async fn rest_in(dir: &std::path::Path, event_ttl_seconds: i64) -> (Rest, Cancel
         cache,
         event_lease: Default::default(),
         event_ttl_seconds,
+        escalation: None,
     };
     (rest, cancel)
 }

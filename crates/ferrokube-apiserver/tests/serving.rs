@@ -169,6 +169,7 @@ async fn start_switchable_server() -> (
             node_name: "test-node".into(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            authorization_modes: vec![ferrokube_apiserver::authz::Mode::AlwaysAllow],
         },
         store,
         cancel.clone(),

@@ -22,8 +22,17 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    /// Starts a server on a free loopback port.
+    /// Starts a server on a free loopback port, allowing every
+    /// authenticated request.
     pub async fn start() -> anyhow::Result<TestApi> {
+        Self::start_with_authorization(&[ferrokube_apiserver::authz::Mode::AlwaysAllow]).await
+    }
+
+    /// Starts a server on a free loopback port that authorizes with
+    /// `modes` (after `system:masters`, as `--authorization-mode`).
+    pub async fn start_with_authorization(
+        modes: &[ferrokube_apiserver::authz::Mode],
+    ) -> anyhow::Result<TestApi> {
         let dir = tempfile::tempdir()?;
         let store = EmbeddedStore::open(&dir.path().join("db"), EmbeddedOptions::default())
             .await
@@ -37,6 +46,7 @@ impl TestApi {
             node_name: "test-node".into(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            authorization_modes: modes.to_vec(),
         };
         let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;
         Ok(TestApi {
@@ -59,8 +69,13 @@ impl TestApi {
     /// `ferrokube server` connects the components it runs beside its API
     /// server.
     pub fn in_process_client(&self, name: &str) -> kube::Client {
+        self.in_process_client_in(name, &[])
+    }
+
+    /// As [`TestApi::in_process_client`], the user also in `groups`.
+    pub fn in_process_client_in(&self, name: &str, groups: &[&str]) -> kube::Client {
         let user =
-            ferrokube_apiserver::authn::UserInfo::authenticated(name, std::iter::empty::<String>());
+            ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
         crate::local_client(self.server.local(user))
     }
 

@@ -214,6 +214,20 @@ pub struct ServerArgs {
     /// Seconds between automatic compactions of the datastore's history.
     #[arg(long, default_value_t = 300)]
     pub compaction_interval_seconds: u64,
+
+    /// Authorization modes, in order, comma-separated (Kubernetes' names:
+    /// AlwaysAllow, AlwaysDeny, Node, RBAC). Members of system:masters are
+    /// always allowed.
+    #[arg(long, default_value = "AlwaysAllow", value_parser = parse_authorization_modes)]
+    pub authorization_mode: AuthorizationModes,
+}
+
+/// The value of `--authorization-mode`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorizationModes(pub Vec<ferrokube_apiserver::authz::Mode>);
+
+fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, String> {
+    ferrokube_apiserver::authz::Mode::parse_list(s).map(AuthorizationModes)
 }
 
 impl ServerArgs {

@@ -15,6 +15,13 @@ use std::sync::Arc;
 
 use ferrokube_api::status::ApiError;
 
+pub mod escalation;
+pub mod modes;
+pub mod node;
+pub mod rbac;
+
+pub use modes::Mode;
+
 use crate::authn::UserInfo;
 use crate::request_info::RequestInfo;
 

@@ -1,0 +1,155 @@
+//! The authorization modes of `--authorization-mode` (Kubernetes' names:
+//! `AlwaysAllow`, `AlwaysDeny`, `Node`, `RBAC`) and the chain the server
+//! runs: the group `system:masters` first, always allowed (Kubernetes'
+//! privileged-group authorizer), then the modes in the order given.
+
+use std::sync::Arc;
+
+use super::node::Node;
+use super::rbac::Rbac;
+use super::{AlwaysAllow, Attributes, Authorizer, Chain, Decision, RulesInfo};
+use crate::authn::UserInfo;
+
+/// The group whose members may do anything (the admin and the API server
+/// itself).
+pub const MASTERS_GROUP: &str = "system:masters";
+
+/// One authorization mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    AlwaysAllow,
+    AlwaysDeny,
+    Node,
+    Rbac,
+}
+
+impl Mode {
+    /// The mode's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::AlwaysAllow => "AlwaysAllow",
+            Mode::AlwaysDeny => "AlwaysDeny",
+            Mode::Node => "Node",
+            Mode::Rbac => "RBAC",
+        }
+    }
+
+    /// Every mode, for the flag's accepted values.
+    pub const ALL: [Mode; 4] = [Mode::AlwaysAllow, Mode::AlwaysDeny, Mode::Node, Mode::Rbac];
+
+    /// A mode by its name.
+    pub fn parse(name: &str) -> Result<Mode, String> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
+                format!(
+                    "authorization-mode {name:?} is not a valid mode (one of {})",
+                    known.join(", ")
+                )
+            })
+    }
+
+    /// A comma-separated list of modes (`Node,RBAC`), each at most once.
+    pub fn parse_list(list: &str) -> Result<Vec<Mode>, String> {
+        let mut modes = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let m = Mode::parse(name)?;
+            if modes.contains(&m) {
+                return Err(format!(
+                    "authorization-mode {name:?} has mode specified more than once"
+                ));
+            }
+            modes.push(m);
+        }
+        if modes.is_empty() {
+            return Err("at least one authorization-mode must be passed".into());
+        }
+        Ok(modes)
+    }
+}
+
+/// Allows the members of `system:masters`; no opinion on anyone else.
+pub struct SystemMasters;
+
+impl Authorizer for SystemMasters {
+    fn authorize(&self, a: &Attributes) -> Decision {
+        if a.user.groups.iter().any(|g| g == MASTERS_GROUP) {
+            Decision::Allow(String::new())
+        } else {
+            Decision::NoOpinion(String::new())
+        }
+    }
+
+    /// Lists nothing, as Kubernetes' (the masters' rules show through the
+    /// `cluster-admin` binding RBAC holds).
+    fn rules_for(&self, _: &UserInfo, _: &str) -> RulesInfo {
+        RulesInfo::default()
+    }
+}
+
+/// Refuses everything (`--authorization-mode AlwaysDeny`).
+pub struct AlwaysDeny;
+
+impl Authorizer for AlwaysDeny {
+    fn authorize(&self, _: &Attributes) -> Decision {
+        Decision::NoOpinion("Everything is forbidden.".into())
+    }
+
+    fn rules_for(&self, _: &UserInfo, _: &str) -> RulesInfo {
+        RulesInfo::default()
+    }
+}
+
+/// The server's chain: `system:masters`, then `modes` in order.
+pub fn chain(modes: &[Mode], rbac: &Arc<Rbac>) -> Chain {
+    let mut all: Vec<Arc<dyn Authorizer>> = vec![Arc::new(SystemMasters)];
+    for m in modes {
+        all.push(match m {
+            Mode::AlwaysAllow => Arc::new(AlwaysAllow),
+            Mode::AlwaysDeny => Arc::new(AlwaysDeny),
+            Mode::Node => Arc::new(Node::new(rbac.clone())),
+            Mode::Rbac => rbac.clone(),
+        });
+    }
+    Chain(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_by_kubernetes_names() {
+        assert_eq!(
+            Mode::parse_list("Node,RBAC").unwrap(),
+            vec![Mode::Node, Mode::Rbac]
+        );
+        assert_eq!(
+            Mode::parse_list("AlwaysAllow").unwrap(),
+            vec![Mode::AlwaysAllow]
+        );
+        assert!(Mode::parse_list("rbac").is_err());
+        assert!(Mode::parse_list("RBAC,RBAC").is_err());
+        assert!(Mode::parse_list("").is_err());
+    }
+
+    #[test]
+    fn masters_are_allowed_and_always_deny_gives_kubernetes_reason() {
+        let admin = Attributes {
+            user: UserInfo::authenticated("a", [MASTERS_GROUP]),
+            ..Default::default()
+        };
+        let jane = Attributes {
+            user: UserInfo::authenticated("jane", Vec::<String>::new()),
+            ..Default::default()
+        };
+        let chain = Chain(vec![Arc::new(SystemMasters), Arc::new(AlwaysDeny)]);
+        assert_eq!(chain.authorize(&admin), Decision::Allow(String::new()));
+        assert_eq!(
+            chain.authorize(&jane),
+            Decision::NoOpinion("Everything is forbidden.".into())
+        );
+    }
+}
