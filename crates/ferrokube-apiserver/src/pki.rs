@@ -338,6 +338,23 @@ users:
     }
 }
 
+/// A new client certificate (PEM, key PEM) for the user `cn` in the
+/// groups `orgs`, signed by the cluster CA under `data_dir/tls`: the
+/// credentials of a user made by hand (and of tests' users).
+pub fn issue_client_certificate(
+    data_dir: &Path,
+    cn: &str,
+    orgs: &[&str],
+) -> anyhow::Result<(String, String)> {
+    let dir = data_dir.join("tls");
+    let ca_key = read(&dir.join("ca.key")).context("reading the CA key")?;
+    let ca_pem = read(&dir.join("ca.crt")).context("reading the CA certificate")?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key)?)?;
+    let key = KeyPair::generate()?;
+    let cert = leaf_params(cn, orgs, Vec::new(), false, LEAF_DAYS)?.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// A leaf certificate (PEM, key PEM) from the CA under `data_dir/tls`
 /// valid for `days`: for tests of renewal.
 #[cfg(test)]
