@@ -509,6 +509,64 @@ pub fn builtin() -> Vec<ResourceDef> {
             "/registry/selfsubjectreviews/",
         )
         .with_verbs(&["create"]),
+        // Whether a token is valid, and whose it is: answered, never stored.
+        row(
+            "authentication.k8s.io",
+            "v1",
+            "TokenReview",
+            "tokenreviews",
+            false,
+            NONE,
+            NONE,
+            "/registry/tokenreviews/",
+        )
+        .with_verbs(&["create"]),
+        // Whether a user may do something, and what: answered by the
+        // authorizer, never stored.
+        row(
+            "authorization.k8s.io",
+            "v1",
+            "LocalSubjectAccessReview",
+            "localsubjectaccessreviews",
+            true,
+            NONE,
+            NONE,
+            "/registry/localsubjectaccessreviews/",
+        )
+        .with_verbs(&["create"]),
+        row(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectAccessReview",
+            "selfsubjectaccessreviews",
+            false,
+            NONE,
+            NONE,
+            "/registry/selfsubjectaccessreviews/",
+        )
+        .with_verbs(&["create"]),
+        row(
+            "authorization.k8s.io",
+            "v1",
+            "SelfSubjectRulesReview",
+            "selfsubjectrulesreviews",
+            false,
+            NONE,
+            NONE,
+            "/registry/selfsubjectrulesreviews/",
+        )
+        .with_verbs(&["create"]),
+        row(
+            "authorization.k8s.io",
+            "v1",
+            "SubjectAccessReview",
+            "subjectaccessreviews",
+            false,
+            NONE,
+            NONE,
+            "/registry/subjectaccessreviews/",
+        )
+        .with_verbs(&["create"]),
         row(
             "scheduling.k8s.io",
             "v1",
@@ -996,6 +1054,41 @@ mod tests {
             "authentication.k8s.io/v1",
             false,
             "SelfSubjectReview",
+        ),
+        (
+            "tokenreviews",
+            "",
+            "authentication.k8s.io/v1",
+            false,
+            "TokenReview",
+        ),
+        (
+            "localsubjectaccessreviews",
+            "",
+            "authorization.k8s.io/v1",
+            true,
+            "LocalSubjectAccessReview",
+        ),
+        (
+            "selfsubjectaccessreviews",
+            "",
+            "authorization.k8s.io/v1",
+            false,
+            "SelfSubjectAccessReview",
+        ),
+        (
+            "selfsubjectrulesreviews",
+            "",
+            "authorization.k8s.io/v1",
+            false,
+            "SelfSubjectRulesReview",
+        ),
+        (
+            "subjectaccessreviews",
+            "",
+            "authorization.k8s.io/v1",
+            false,
+            "SubjectAccessReview",
         ),
         (
             "poddisruptionbudgets",

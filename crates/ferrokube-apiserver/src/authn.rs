@@ -140,6 +140,44 @@ impl TokenAuthenticator {
         }
         self.service_accounts.as_ref()?.authenticate(token)
     }
+
+    /// The API's audiences: those of service-account tokens, else the
+    /// default issuer.
+    fn api_audiences(&self) -> Vec<String> {
+        match &self.service_accounts {
+            Some(sa) => sa.keys.api_audiences.clone(),
+            None => vec![crate::satoken::ISSUER.to_string()],
+        }
+    }
+
+    /// TokenReview's question: whose is `token`, for a client accepting
+    /// `audiences` (none: the API's)? The user and the audiences it is
+    /// valid for, or why it does not authenticate. The tokens the server
+    /// knows are valid for the API's audiences only.
+    pub fn review(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
+        let api = self.api_audiences();
+        let wanted = if audiences.is_empty() {
+            api.clone()
+        } else {
+            audiences.to_vec()
+        };
+        if let Some(user) = self.tokens.get(token) {
+            let valid_for: Vec<String> = api.into_iter().filter(|a| wanted.contains(a)).collect();
+            return if valid_for.is_empty() {
+                Err("invalid bearer token".into())
+            } else {
+                Ok((user.clone(), valid_for))
+            };
+        }
+        match &self.service_accounts {
+            Some(sa) => sa.authenticate_for(token, &wanted),
+            None => Err("invalid bearer token".into()),
+        }
+    }
 }
 
 #[cfg(test)]

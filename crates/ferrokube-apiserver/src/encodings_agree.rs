@@ -21,6 +21,11 @@ const NOT_STORED: &[&str] = &[
     "Binding",
     "TokenRequest",
     "SelfSubjectReview",
+    "TokenReview",
+    "LocalSubjectAccessReview",
+    "SelfSubjectAccessReview",
+    "SelfSubjectRulesReview",
+    "SubjectAccessReview",
     "Eviction",
     "Scale",
 ];

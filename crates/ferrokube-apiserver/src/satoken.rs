@@ -158,37 +158,73 @@ impl TokenKeys {
     /// The claims of a token signed with our key, issued by us, valid at
     /// `now` and meant for the API; `None` for anything else.
     pub fn verify(&self, token: &str, now: i64) -> Option<Claims> {
+        let claims = self.verify_signed(token, now).ok()?;
+        claims
+            .audiences
+            .iter()
+            .any(|a| self.api_audiences.contains(a))
+            .then_some(claims)
+    }
+
+    /// The claims of a token signed with our key, issued by us and valid at
+    /// `now`, whatever its audiences; else why not (as Kubernetes' token
+    /// authenticator words it where it says).
+    pub fn verify_signed(&self, token: &str, now: i64) -> Result<Claims, String> {
+        const INVALID: &str = "invalid bearer token";
         let mut parts = token.split('.');
-        let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() {
-            return None;
+        let (Some(h), Some(c), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(INVALID.into());
+        };
+        let decode = |part: &str| -> Option<Value> {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+        };
+        let (Some(header), Some(claims)) = (decode(h), decode(c)) else {
+            return Err(INVALID.into());
+        };
+        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
+            // Not ours: another authenticator's token.
+            return Err(INVALID.into());
         }
-        let header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).ok()?).ok()?;
         if header.get("alg").and_then(Value::as_str) != Some("ES256") {
-            return None;
+            return Err(INVALID.into());
         }
-        let sig = URL_SAFE_NO_PAD.decode(s).ok()?;
+        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| INVALID.to_string())?;
         let public = signature::UnparsedPublicKey::new(
             &signature::ECDSA_P256_SHA256_FIXED,
             self.key.public_key().as_ref(),
         );
-        public.verify(format!("{h}.{c}").as_bytes(), &sig).ok()?;
-        let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).ok()?).ok()?;
-        let claims = Claims::parse(&claims)?;
-        if claims.issuer != self.issuer {
-            return None;
+        public
+            .verify(format!("{h}.{c}").as_bytes(), &sig)
+            .map_err(|_| "go-jose/go-jose: error in cryptographic primitive".to_string())?;
+        let claims = Claims::parse(&claims).ok_or_else(|| INVALID.to_string())?;
+        if now > claims.expires + LEEWAY_SECONDS {
+            return Err("service account token has expired".into());
         }
-        if now > claims.expires + LEEWAY_SECONDS || now + LEEWAY_SECONDS < claims.not_before {
-            return None;
+        if now + LEEWAY_SECONDS < claims.not_before {
+            return Err("service account token is not valid yet".into());
         }
-        if !claims
-            .audiences
-            .iter()
-            .any(|a| self.api_audiences.contains(a))
-        {
-            return None;
-        }
-        Some(claims)
+        Ok(claims)
+    }
+
+    /// The key id our tokens carry in their header (`kid`).
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The public signing key as a JSON Web Key, members in the order
+    /// go-jose writes them (`use`, `kty`, `kid`, `crv`, `alg`, `x`, `y`).
+    pub fn public_jwk(&self) -> String {
+        // An uncompressed P-256 point: 0x04, X (32 bytes), Y (32 bytes).
+        let point = self.key.public_key().as_ref();
+        let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
+        format!(
+            r#"{{"use":"sig","kty":"EC","kid":{},"crv":"P-256","alg":"ES256","x":"{}","y":"{}"}}"#,
+            Value::String(self.key_id.clone()),
+            URL_SAFE_NO_PAD.encode(x),
+            URL_SAFE_NO_PAD.encode(y)
+        )
     }
 }
 
@@ -307,8 +343,30 @@ impl Claims {
         })
     }
 
-    /// The user a valid token authenticates as.
+    /// The user a valid token authenticates as, with the extra facts
+    /// Kubernetes adds: the credential's id (`JTI=<jti>`) and the pod and
+    /// node the token is bound to.
     pub fn user(&self) -> UserInfo {
+        let mut extra = std::collections::BTreeMap::new();
+        let mut put = |key: &str, value: &str| {
+            extra.insert(
+                format!("authentication.kubernetes.io/{key}"),
+                vec![value.to_string()],
+            );
+        };
+        if let Some(pod) = self.pod.as_ref().filter(|p| !p.uid.is_empty()) {
+            put("pod-name", &pod.name);
+            put("pod-uid", &pod.uid);
+        }
+        if !self.id.is_empty() {
+            put("credential-id", &format!("JTI={}", self.id));
+        }
+        if let Some(node) = &self.node {
+            put("node-name", &node.name);
+            if !node.uid.is_empty() {
+                put("node-uid", &node.uid);
+            }
+        }
         UserInfo {
             name: self.subject(),
             uid: self.service_account.uid.clone(),
@@ -317,7 +375,7 @@ impl Claims {
                 format!("system:serviceaccounts:{}", self.namespace),
                 "system:authenticated".into(),
             ],
-            ..Default::default()
+            extra,
         }
     }
 }
@@ -373,30 +431,66 @@ impl fmt::Debug for ServiceAccountAuthenticator {
 impl ServiceAccountAuthenticator {
     /// The user of `token`, if it is valid now.
     pub fn authenticate(&self, token: &str) -> Option<UserInfo> {
+        let auds = self.keys.api_audiences.clone();
+        self.authenticate_for(token, &auds)
+            .ok()
+            .map(|(user, _)| user)
+    }
+
+    /// The user of `token` for a client that accepts `audiences`, with the
+    /// audiences it is valid for (TokenReview's `status.audiences`); else
+    /// why it does not authenticate.
+    pub fn authenticate_for(
+        &self,
+        token: &str,
+        audiences: &[String],
+    ) -> Result<(UserInfo, Vec<String>), String> {
         let now = jiff::Timestamp::now().as_second();
-        let claims = self.keys.verify(token, now)?;
+        let claims = self.keys.verify_signed(token, now)?;
+        let valid_for: Vec<String> = claims
+            .audiences
+            .iter()
+            .filter(|a| audiences.contains(a))
+            .cloned()
+            .collect();
+        if valid_for.is_empty() {
+            return Err(format!(
+                "token audiences {} is invalid for the target audiences {}",
+                go_quoted_list(&claims.audiences),
+                go_quoted_list(audiences)
+            ));
+        }
         let ns = &claims.namespace;
         let sa = self
             .lookup
             .get("serviceaccounts", ns, &claims.service_account.name);
         if !still_there(sa, &claims.service_account, now) {
             tracing::debug!(sub = %claims.subject(), "token of a service account that is gone");
-            return None;
+            return Err(format!(
+                "service account {ns}/{} has been deleted",
+                claims.service_account.name
+            ));
         }
         if let Some(pod) = &claims.pod {
             if !still_there(self.lookup.get("pods", ns, &pod.name), pod, now) {
                 tracing::debug!(pod = %pod.name, "token bound to a pod that is gone");
-                return None;
+                return Err(format!("pod {ns}/{} has been deleted", pod.name));
             }
         }
         if let Some(secret) = &claims.secret {
             if !still_there(self.lookup.get("secrets", ns, &secret.name), secret, now) {
                 tracing::debug!(secret = %secret.name, "token bound to a secret that is gone");
-                return None;
+                return Err(format!("secret {ns}/{} has been deleted", secret.name));
             }
         }
-        Some(claims.user())
+        Ok((claims.user(), valid_for))
     }
+}
+
+/// A list as Go's `%q` prints a `[]string`: `["a" "b"]`.
+fn go_quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|a| format!("{a:?}")).collect();
+    format!("[{}]", quoted.join(" "))
 }
 
 /// `POST .../serviceaccounts/NAME/token`: a token for the service account,

@@ -138,6 +138,8 @@ struct App {
     /// Decides what each authenticated request may do (and answers the
     /// review APIs).
     authorizer: Arc<dyn crate::authz::Authorizer>,
+    /// Service-account issuer discovery, once the server's address is known.
+    issuer_discovery: std::sync::OnceLock<crate::oidc::IssuerDiscovery>,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
@@ -372,6 +374,7 @@ pub async fn start(
         )
         .context("the kubelet client certificate")?,
         authorizer,
+        issuer_discovery: Default::default(),
     });
     app.rest
         .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
@@ -395,6 +398,9 @@ pub async fn start(
         }
     };
     let server_url = format!("https://{host}:{}", addr.port());
+    let _ = app
+        .issuer_discovery
+        .set(crate::oidc::IssuerDiscovery::new(&app.sa_keys, &server_url));
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     pki.write_kubeconfig(&kubeconfig, &server_url)?;
     if let Some(extra) = &config.write_kubeconfig {
@@ -432,10 +438,7 @@ pub async fn start(
 
 /// The SelfSubjectReview of `user`: who the server thinks the caller is.
 fn self_subject_review(user: &UserInfo) -> Value {
-    let mut info = json!({"username": user.name, "groups": user.groups});
-    if !user.uid.is_empty() {
-        info["uid"] = json!(user.uid);
-    }
+    let info = crate::reviews::user_info(user);
     json!({
         "kind": "SelfSubjectReview",
         "apiVersion": "authentication.k8s.io/v1",
@@ -660,6 +663,11 @@ async fn handle(
     let Some(user) = user else {
         return error_response(&ApiError::unauthorized());
     };
+    let user = match crate::impersonation::act_as(app.authorizer.as_ref(), user, req.headers_mut())
+    {
+        Ok(user) => user,
+        Err(refusal) => return impersonation_refused(&req, refusal),
+    };
     // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
     req.extensions_mut().insert(user);
     let query = Query::parse(req.uri().query());
@@ -752,6 +760,25 @@ async fn authorize(
     }
 }
 
+/// A refused impersonation, as Kubernetes answers it: a 403 `Status`, or
+/// for a malformed request its plain-text 500.
+fn impersonation_refused(
+    req: &Request<RequestBody>,
+    refusal: crate::impersonation::Refusal,
+) -> Response<Body> {
+    match refusal {
+        crate::impersonation::Refusal::Forbidden(e) => error_response(&e),
+        crate::impersonation::Refusal::Internal(why) => {
+            let uri = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("");
+            full(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("Internal Server Error: {uri:?}: {why}\n")),
+            )
+        }
+    }
+}
+
 fn non_resource(
     app: &App,
     req: &Request<RequestBody>,
@@ -779,6 +806,23 @@ fn non_resource(
                 discovery::AGGREGATED_CONTENT_TYPE,
                 Bytes::from(d.aggregated_groups.to_string()),
             ))
+        }
+        crate::oidc::CONFIG_PATH | crate::oidc::JWKS_PATH => {
+            let docs = app
+                .issuer_discovery
+                .get()
+                .ok_or_else(ApiError::no_such_path)?;
+            let (content_type, body) = if path.trim_end_matches('/') == crate::oidc::CONFIG_PATH {
+                ("application/json", docs.config.clone())
+            } else {
+                (crate::oidc::JWKS_CONTENT_TYPE, docs.jwks.clone())
+            };
+            let mut r = full(StatusCode::OK, content_type, body);
+            r.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static(crate::oidc::CACHE_CONTROL),
+            );
+            return Ok(r);
         }
         "/api" => d.api_versions.clone(),
         "/apis" => d.api_group_list.clone(),
@@ -980,6 +1024,23 @@ async fn resource_request(
             StatusCode::CREATED,
             &self_subject_review(&user),
         ));
+    }
+    if let Some(review) = crate::reviews::Review::of(def.group, def.plural) {
+        if info.verb != "create" {
+            return Err(ApiError::method_not_allowed(format!(
+                "only POST is allowed on {}",
+                def.plural
+            )));
+        }
+        let user = req.extensions().get::<UserInfo>().cloned();
+        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+        let user = user.ok_or_else(ApiError::unauthorized)?;
+        let with = crate::reviews::Reviewers {
+            authorizer: app.authorizer.as_ref(),
+            tokens: &app.tokens,
+        };
+        let answer = crate::reviews::create(review, &with, &user, ns, &body)?;
+        return Ok(json_response(StatusCode::CREATED, &answer));
     }
     if sub == "token" && def.plural == "serviceaccounts" && def.group.is_empty() {
         if info.verb != "create" {

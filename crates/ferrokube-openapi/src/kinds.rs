@@ -75,6 +75,21 @@ pub fn register(
         ("authentication.k8s.io", "v1", "TokenRequest") => {
             add::<api::authentication::v1::TokenRequest>(generator)
         }
+        ("authentication.k8s.io", "v1", "TokenReview") => {
+            add::<api::authentication::v1::TokenReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "LocalSubjectAccessReview") => {
+            add::<api::authorization::v1::LocalSubjectAccessReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => {
+            add::<api::authorization::v1::SelfSubjectAccessReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => {
+            add::<api::authorization::v1::SelfSubjectRulesReview>(generator)
+        }
+        ("authorization.k8s.io", "v1", "SubjectAccessReview") => {
+            add::<api::authorization::v1::SubjectAccessReview>(generator)
+        }
         ("scheduling.k8s.io", "v1", "PriorityClass") => {
             add::<api::scheduling::v1::PriorityClass>(generator)
         }

@@ -96,6 +96,7 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
             "username": "system:serviceaccount:team:default",
             "uid": sa_uid,
             "groups": ["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"],
+            "extra": {"authentication.kubernetes.io/credential-id": [format!("JTI={}", cl["jti"].as_str().unwrap())]},
         })
     );
     let me = c.kubectl_ok(&["auth", "whoami"]);
