@@ -663,8 +663,7 @@ async fn handle(
     let Some(user) = user else {
         return error_response(&ApiError::unauthorized());
     };
-    let user = match crate::impersonation::act_as(app.authorizer.as_ref(), user, req.headers_mut())
-    {
+    let user = match impersonate(&app, user, req.headers_mut()).await {
         Ok(user) => user,
         Err(refusal) => return impersonation_refused(&req, refusal),
     };
@@ -757,6 +756,24 @@ async fn authorize(
         Decision::Deny(reason) | Decision::NoOpinion(reason) => {
             Err(crate::authz::forbidden(&a, &reason))
         }
+    }
+}
+
+/// The user the request acts as (see [`crate::impersonation`]). As for
+/// any request, a refusal is asked again once the watch cache has caught up
+/// with the store (a binding written a moment ago).
+async fn impersonate(
+    app: &App,
+    user: UserInfo,
+    headers: &mut http::HeaderMap,
+) -> Result<UserInfo, crate::impersonation::Refusal> {
+    use crate::impersonation::{act_as, Refusal};
+    match act_as(app.authorizer.as_ref(), user.clone(), headers) {
+        Err(Refusal::Forbidden(_)) => {
+            let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
+            act_as(app.authorizer.as_ref(), user, headers)
+        }
+        decided => decided,
     }
 }
 
@@ -1035,6 +1052,12 @@ async fn resource_request(
         let user = req.extensions().get::<UserInfo>().cloned();
         let body = json_body(&content_type, read_body(req.into_body()).await?)?;
         let user = user.ok_or_else(ApiError::unauthorized)?;
+        if review != crate::reviews::Review::Token {
+            // Roles and bindings come from the watch cache: let it hold
+            // what the store holds, so an answer reflects every binding
+            // written before the question.
+            let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
+        }
         let with = crate::reviews::Reviewers {
             authorizer: app.authorizer.as_ref(),
             tokens: &app.tokens,
