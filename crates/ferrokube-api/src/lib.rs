@@ -10,6 +10,7 @@ pub mod labels;
 pub mod patch;
 pub mod printers;
 pub mod quantity;
+pub mod quota;
 pub mod registry;
 pub mod status;
 pub mod sysctl;

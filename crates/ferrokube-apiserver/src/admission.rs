@@ -1,5 +1,5 @@
 //! Admission on create, after defaulting and before the strategy prepares
-//! the object: Kubernetes' ServiceAccount, DefaultTolerationSeconds and
+//! the object: Kubernetes' LimitRanger (see [`crate::limitranger`]), ServiceAccount, DefaultTolerationSeconds and
 //! Priority plugins for pods, and StorageObjectInUseProtection.
 //!
 //! A pod runs as a service account: `spec.serviceAccountName` defaults to
@@ -39,6 +39,7 @@ pub async fn admit_create(
     namespace: &str,
     obj: &mut Value,
 ) -> ApiResult<()> {
+    crate::limitranger::admit_create(rest, def, namespace, obj)?;
     if def.group.is_empty() && def.kind == "Pod" {
         service_account(rest, namespace, obj).await?;
         if let Some(spec) = obj.get_mut("spec") {

@@ -17,6 +17,7 @@ pub mod eviction;
 pub mod impersonation;
 pub mod kinds;
 pub mod lean;
+pub mod limitranger;
 pub mod managed;
 pub mod metrics;
 pub mod objectmeta;
@@ -28,6 +29,7 @@ pub mod protobuf;
 #[cfg(test)]
 mod protobuf_roundtrip;
 pub mod proxy;
+pub mod quota;
 pub mod request_info;
 pub mod rest;
 pub mod reviews;

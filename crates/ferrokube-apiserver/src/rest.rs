@@ -858,6 +858,8 @@ impl Rest {
             return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
         }
         self.check_namespace(def, ns).await?;
+        // ResourceQuota, the last admission: charged before the write.
+        crate::quota::admit(self, def, ns, &name, None, &obj, opts.dry_run).await?;
         if opts.dry_run {
             return Ok((obj, None));
         }
@@ -977,6 +979,13 @@ impl Rest {
                 return Ok(old.clone());
             }
             None => crate::managed::record_update(Some(old), &mut new, &opts.manager),
+        }
+        if subresource.is_empty() {
+            crate::limitranger::admit_update(self, def, ns, name, old, &new)
+                .map_err(|e| (e, false))?;
+            crate::quota::admit(self, def, ns, name, Some(old), &new, dry_run)
+                .await
+                .map_err(|e| (e, false))?;
         }
         if dry_run {
             objectmeta::set_resource_version(&mut new, old_kv.mod_revision);

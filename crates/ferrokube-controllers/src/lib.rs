@@ -23,6 +23,7 @@ pub mod persistentvolume;
 pub mod podclaim;
 pub mod podutil;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod statefulset;
 pub mod ttlafterfinished;
 pub mod watchqueue;
@@ -107,6 +108,8 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         &cancel,
     ));
     tasks.push(tokio::spawn(apfstatus::run(client.clone(), cancel.clone())));
+    let quota = resourcequota::QuotaController::new(client.clone(), &mut informers, cancel.clone());
+    tasks.push(tokio::spawn(quota.run(resourcequota::WORKERS)));
     if let Some(ca) = config.signing_ca.clone() {
         tasks.push(tokio::spawn(csrsigning::run(
             client.clone(),

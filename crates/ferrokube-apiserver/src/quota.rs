@@ -1,0 +1,367 @@
+//! ResourceQuota admission (Kubernetes' `ResourceQuota` plugin, the last of
+//! the admission order): a namespaced write that changes what quota
+//! tracks is charged to every quota of its namespace that covers it, or
+//! refused with Kubernetes' messages:
+//!
+//! - `exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2`
+//! - `status unknown for quota: q, resources: pods` (the controller has not
+//!   counted yet)
+//! - `failed quota: q: must specify limits.cpu for: a; requests.cpu for: a`
+//!
+//! all as 403 Forbidden. The charge is written into the quota's
+//! `status.used` with a resourceVersion precondition before the object is
+//! stored, re-read and retried on conflict, so concurrent writes can never
+//! take more than the quota holds (the quota controller later recounts
+//! what is stored). A quota only matches through its `status.hard`, as in
+//! Kubernetes: one the controller has not seen yet limits nothing.
+//!
+//! The namespace's quotas are found in the watch cache; Kubernetes also
+//! reads them from an informer.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use ferrokube_api::quota::{self as q, ResourceList};
+use ferrokube_api::registry::ResourceDef;
+use ferrokube_api::status::ApiError;
+
+use crate::options::WriteOptions;
+use crate::rest::{ApiResult, Rest};
+
+/// How often a charge is tried again after its quota changed under it.
+const ATTEMPTS: usize = 32;
+
+/// The field manager of the quota status writes.
+const MANAGER: &str = "kube-apiserver";
+
+/// One write as quota sees it.
+pub struct Request<'a> {
+    pub group: &'a str,
+    pub resource: &'a str,
+    /// The object as it would be stored.
+    pub obj: &'a Value,
+    /// On update, the object as stored now.
+    pub old: Option<&'a Value>,
+    /// Unix seconds (a deleted pod's grace).
+    pub now: i64,
+}
+
+/// A quota's new `status.used`, by index in the quotas checked.
+pub type Charges = Vec<(usize, ResourceList)>;
+
+fn quota_name(quota: &Value) -> &str {
+    quota
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// Kubernetes' `CheckRequest`: which of `quotas` the request is charged
+/// to and their usage after it, or the refusal's message.
+pub fn check(quotas: &[Value], req: &Request) -> Result<Charges, String> {
+    let (group, resource) = (req.group, req.resource);
+    let mut interesting = Vec::new();
+    for (i, quota) in quotas.iter().enumerate() {
+        if !q::matches(quota, group, resource, req.obj) {
+            continue;
+        }
+        let name = quota_name(quota);
+        let hard = q::resource_list(quota.pointer("/status/hard"));
+        let used = q::resource_list(quota.pointer("/status/used"));
+        let names: Vec<&str> = hard.keys().map(String::as_str).collect();
+        let restricted = q::matching_resources(group, resource, &names);
+        if (group, resource) == ("", "pods") {
+            q::pod_constraints(&restricted, req.obj)
+                .map_err(|e| format!("failed quota: {name}: {e}"))?;
+        }
+        if restricted.iter().any(|r| !used.contains_key(r)) {
+            return Err(format!(
+                "status unknown for quota: {name}, resources: {}",
+                restricted.iter().cloned().collect::<Vec<_>>().join(",")
+            ));
+        }
+        interesting.push(i);
+    }
+    if interesting.is_empty() {
+        return Ok(Vec::new());
+    }
+    let input = q::usage(group, resource, req.obj, req.now);
+    let negative: Vec<&str> = input
+        .iter()
+        .filter(|(_, v)| v.milli < 0)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !negative.is_empty() {
+        return Err(format!(
+            "quota usage is negative for resource(s): {}",
+            negative.join(",")
+        ));
+    }
+    let mut charges = Vec::new();
+    for i in interesting {
+        let quota = &quotas[i];
+        let mut delta = input.clone();
+        if let Some(old) = req.old {
+            if q::matches(quota, group, resource, old) {
+                let prev = q::usage(group, resource, old, req.now);
+                delta = q::subtract_non_negative(&input, &prev);
+            }
+        }
+        delta.retain(|_, v| v.milli != 0);
+        if delta.is_empty() {
+            continue;
+        }
+        let hard = q::resource_list(quota.pointer("/status/hard"));
+        let used = q::resource_list(quota.pointer("/status/used"));
+        let hard_names: BTreeSet<String> = hard.keys().cloned().collect();
+        let requested = q::mask(&delta, &hard_names);
+        let new_used = q::add(&used, &requested);
+        let exceeded: BTreeSet<String> = requested
+            .keys()
+            .filter(|k| {
+                let after = new_used.get(*k).map_or(0, |v| v.milli);
+                hard.get(*k).is_some_and(|h| after > h.milli)
+            })
+            .cloned()
+            .collect();
+        if !exceeded.is_empty() {
+            return Err(format!(
+                "exceeded quota: {}, requested: {}, used: {}, limited: {}",
+                quota_name(quota),
+                q::pretty(&q::mask(&requested, &exceeded)),
+                q::pretty(&q::mask(&used, &exceeded)),
+                q::pretty(&q::mask(&hard, &exceeded)),
+            ));
+        }
+        charges.push((i, new_used));
+    }
+    Ok(charges)
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// The quotas of `namespace` in the watch cache.
+fn cached_quotas(rest: &Rest, quota_def: &ResourceDef, namespace: &str) -> Vec<Value> {
+    let Some(cache) = rest.cache.resource(quota_def.storage_prefix) else {
+        return Vec::new();
+    };
+    cache
+        .list(&format!("{}{namespace}/", quota_def.storage_prefix))
+        .iter()
+        .filter_map(|o| serde_json::from_slice(&o.json).ok())
+        .collect()
+}
+
+/// The future of [`admit`], boxed: charging a quota is itself an update
+/// that passes through admission.
+pub type Admission<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<()>> + Send + 'a>>;
+
+/// Admits a write of `obj` (named `name`, in `namespace`; `old` on update)
+/// against the namespace's quotas, charging them unless `dry_run`.
+pub fn admit<'a>(
+    rest: &'a Rest,
+    def: &'a ResourceDef,
+    namespace: &'a str,
+    name: &'a str,
+    old: Option<&'a Value>,
+    obj: &'a Value,
+    dry_run: bool,
+) -> Admission<'a> {
+    Box::pin(admit_write(rest, def, namespace, name, old, obj, dry_run))
+}
+
+async fn admit_write(
+    rest: &Rest,
+    def: &ResourceDef,
+    namespace: &str,
+    name: &str,
+    old: Option<&Value>,
+    obj: &Value,
+    dry_run: bool,
+) -> ApiResult<()> {
+    let operation = if old.is_some() { "UPDATE" } else { "CREATE" };
+    if !def.namespaced || namespace.is_empty() || !q::handles(def.group, def.plural, operation, "")
+    {
+        return Ok(());
+    }
+    let Some(quota_def) = rest.registry.get("", "v1", "resourcequotas").cloned() else {
+        return Ok(());
+    };
+    let mut quotas = cached_quotas(rest, &quota_def, namespace);
+    if quotas.is_empty() {
+        return Ok(());
+    }
+    let forbidden = |why: String| ApiError::forbidden_on(def.group, def.plural, name, &why);
+    let req = Request {
+        group: def.group,
+        resource: def.plural,
+        obj,
+        old,
+        now: now(),
+    };
+    for _ in 0..ATTEMPTS {
+        let charges = check(&quotas, &req).map_err(forbidden)?;
+        if dry_run || charges.is_empty() {
+            return Ok(());
+        }
+        // Charge each quota; those that changed meanwhile are read again
+        // and checked again, alone (the others hold their charge).
+        let mut retry = Vec::new();
+        for (i, used) in charges {
+            let mut quota = quotas[i].clone();
+            quota["status"]["used"] = q::to_json(&used);
+            let qname = quota_name(&quota).to_string();
+            let opts = WriteOptions {
+                manager: MANAGER.into(),
+                ..Default::default()
+            };
+            match rest
+                .update(&quota_def, namespace, &qname, quota, "status", &opts)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if e.code == 409 => retry.push(qname),
+                // A quota deleted meanwhile limits nothing.
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if retry.is_empty() {
+            return Ok(());
+        }
+        quotas.clear();
+        for qname in retry {
+            match rest.get(&quota_def, namespace, &qname).await {
+                Ok(v) => quotas.push(v),
+                Err(e) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if quotas.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(ApiError::internal("resource quota evaluation timed out"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn quota(name: &str, hard: Value, used: Value) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"hard": hard.clone()},
+            "status": {"hard": hard, "used": used}})
+    }
+
+    fn pod(resources: Value) -> Value {
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "resources": resources}]}})
+    }
+
+    fn create<'a>(obj: &'a Value) -> Request<'a> {
+        Request {
+            group: "",
+            resource: "pods",
+            obj,
+            old: None,
+            now: 0,
+        }
+    }
+
+    #[test]
+    fn the_pod_over_the_count_is_refused_with_kubernetes_message() {
+        let quotas = [quota("q", json!({"pods": "2"}), json!({"pods": "2"}))];
+        let p = pod(json!({}));
+        assert_eq!(
+            check(&quotas, &create(&p)),
+            Err("exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2".into())
+        );
+        let quotas = [quota("q", json!({"pods": "2"}), json!({"pods": "1"}))];
+        let charges = check(&quotas, &create(&p)).unwrap();
+        assert_eq!(charges.len(), 1);
+        assert_eq!(q::to_json(&charges[0].1), json!({"pods": "2"}));
+    }
+
+    #[test]
+    fn only_the_exceeded_resources_are_named() {
+        let quotas = [quota(
+            "compute",
+            json!({"pods": "10", "requests.cpu": "1", "requests.memory": "1Gi"}),
+            json!({"pods": "1", "requests.cpu": "800m", "requests.memory": "0"}),
+        )];
+        let p = pod(json!({"requests": {"cpu": "500m", "memory": "64Mi"}}));
+        assert_eq!(
+            check(&quotas, &create(&p)),
+            Err("exceeded quota: compute, requested: requests.cpu=500m, used: requests.cpu=800m, limited: requests.cpu=1".into())
+        );
+    }
+
+    #[test]
+    fn uncounted_quotas_and_missing_requests_are_refused() {
+        let quotas = [quota("q", json!({"pods": "2"}), json!({}))];
+        let p = pod(json!({}));
+        assert_eq!(
+            check(&quotas, &create(&p)),
+            Err("status unknown for quota: q, resources: pods".into())
+        );
+        let quotas = [quota(
+            "q",
+            json!({"limits.cpu": "2", "requests.memory": "1Gi"}),
+            json!({"limits.cpu": "0", "requests.memory": "0"}),
+        )];
+        assert_eq!(
+            check(&quotas, &create(&p)),
+            Err("failed quota: q: must specify limits.cpu for: c; requests.memory for: c".into())
+        );
+    }
+
+    #[test]
+    fn updates_pay_only_the_difference() {
+        let quotas = [quota(
+            "q",
+            json!({"requests.storage": "3Gi"}),
+            json!({"requests.storage": "2Gi"}),
+        )];
+        let old = json!({"metadata": {"resourceVersion": "5"}, "spec": {"resources": {"requests": {"storage": "2Gi"}}}});
+        let grown = json!({"spec": {"resources": {"requests": {"storage": "3Gi"}}}});
+        let req = |obj| Request {
+            group: "",
+            resource: "persistentvolumeclaims",
+            obj,
+            old: Some(&old),
+            now: 0,
+        };
+        let charges = check(&quotas, &req(&grown)).unwrap();
+        assert_eq!(
+            q::to_json(&charges[0].1),
+            json!({"requests.storage": "3Gi"})
+        );
+        let too_big = json!({"spec": {"resources": {"requests": {"storage": "4Gi"}}}});
+        assert_eq!(
+            check(&quotas, &req(&too_big)),
+            Err("exceeded quota: q, requested: requests.storage=2Gi, used: requests.storage=2Gi, limited: requests.storage=3Gi".into())
+        );
+        assert!(check(&quotas, &req(&old)).unwrap().is_empty());
+    }
+
+    #[test]
+    fn scoped_and_unrelated_quotas_do_not_charge() {
+        let quotas = [
+            json!({"metadata": {"name": "be"}, "spec": {"scopes": ["BestEffort"]},
+                "status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}}),
+            quota("cm", json!({"configmaps": "1"}), json!({"configmaps": "0"})),
+        ];
+        let p = pod(json!({"requests": {"cpu": "1"}}));
+        assert!(check(&quotas, &create(&p)).unwrap().is_empty());
+        let be = pod(json!({}));
+        assert!(check(&quotas, &create(&be))
+            .unwrap_err()
+            .starts_with("exceeded quota: be"));
+    }
+}
