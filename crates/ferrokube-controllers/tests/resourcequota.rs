@@ -403,6 +403,8 @@ async fn scopes_choose_the_pods_a_quota_counts() {
     wait_used(&client, "q4", "terminating", &[("pods", "0")]).await;
     wait_used(&client, "q4", "high", &[("pods", "0")]).await;
     delete::<Pod>(&client, "q4", "burst").await;
+    // The deletion is given back by the controller, not at once.
+    wait_used(&client, "q4", "notbesteffort", &[("pods", "0")]).await;
     try_create::<Pod>(&client, "q4", term).await.unwrap();
     wait_used(&client, "q4", "terminating", &[("pods", "1")]).await;
     wait_used(&client, "q4", "notterminating", &[("pods", "1")]).await;
