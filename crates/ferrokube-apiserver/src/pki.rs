@@ -41,6 +41,11 @@ pub struct Pki {
     /// attach, port-forward).
     pub kubelet_client_cert_pem: String,
     pub kubelet_client_key_pem: String,
+    /// The controller manager's client certificate
+    /// (`system:kube-controller-manager`), for `ferrokube controller-manager`
+    /// run as a process of its own.
+    pub controller_manager_cert_pem: String,
+    pub controller_manager_key_pem: String,
     pub admin_token: String,
     pub join_token: String,
 }
@@ -251,6 +256,14 @@ impl Pki {
             &issuer,
         )?;
 
+        let (controller_manager_cert_pem, controller_manager_key_pem) = client_cert(
+            &dir,
+            "controller-manager",
+            "system:kube-controller-manager",
+            &[],
+            &issuer,
+        )?;
+
         let admin_token = match read(&path("admin.token")) {
             Some(t) if !t.trim().is_empty() => t.trim().to_string(),
             _ => {
@@ -281,6 +294,8 @@ impl Pki {
             admin_key_pem,
             kubelet_client_cert_pem,
             kubelet_client_key_pem,
+            controller_manager_cert_pem,
+            controller_manager_key_pem,
             admin_token,
             join_token,
         })
@@ -301,6 +316,23 @@ impl Pki {
 
     /// The admin kubeconfig for a server at `server_url`.
     pub fn kubeconfig(&self, server_url: &str) -> String {
+        self.kubeconfig_as(
+            server_url,
+            "admin",
+            &self.admin_cert_pem,
+            &self.admin_key_pem,
+        )
+    }
+
+    /// A kubeconfig for a server at `server_url` with the client
+    /// certificate `cert_pem` (key `key_pem`), its user called `user`.
+    pub fn kubeconfig_as(
+        &self,
+        server_url: &str,
+        user: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> String {
         let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
         format!(
             "apiVersion: v1
@@ -314,18 +346,35 @@ contexts:
 - name: ferrokube
   context:
     cluster: ferrokube
-    user: admin
+    user: {user}
 current-context: ferrokube
 preferences: {{}}
 users:
-- name: admin
+- name: {user}
   user:
     client-certificate-data: {}
     client-key-data: {}
 ",
             b64(&self.ca_cert_pem),
-            b64(&self.admin_cert_pem),
-            b64(&self.admin_key_pem),
+            b64(cert_pem),
+            b64(key_pem),
+        )
+    }
+
+    /// Writes the controller manager's kubeconfig (0600) to `path`.
+    pub fn write_controller_manager_kubeconfig(
+        &self,
+        path: &Path,
+        server_url: &str,
+    ) -> anyhow::Result<()> {
+        write_private(
+            path,
+            &self.kubeconfig_as(
+                server_url,
+                "system:kube-controller-manager",
+                &self.controller_manager_cert_pem,
+                &self.controller_manager_key_pem,
+            ),
         )
     }
 

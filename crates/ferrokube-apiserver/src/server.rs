@@ -58,6 +58,14 @@ where
         .boxed_unsync()
 }
 
+/// The controller manager's kubeconfig, under the data dir (a client
+/// certificate for `system:kube-controller-manager`), for `ferrokube
+/// controller-manager --kubeconfig`.
+pub const CONTROLLER_MANAGER_KUBECONFIG: &str = "controller-manager.kubeconfig";
+
+/// The user the join token authenticates (in `system:bootstrappers`).
+pub const JOIN_TOKEN_USER: &str = "system:bootstrap:join-token";
+
 /// How the API server is set up.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -95,6 +103,14 @@ pub struct Local {
 }
 
 impl Local {
+    /// The same transport, acting as `user`.
+    pub fn as_user(&self, user: UserInfo) -> Local {
+        Local {
+            app: self.app.clone(),
+            user,
+        }
+    }
+
     /// Serves one request.
     pub async fn call<B>(&self, req: Request<B>) -> Response<Body>
     where
@@ -127,6 +143,7 @@ impl RunningServer {
 
 struct App {
     rest: Rest,
+    data_dir: PathBuf,
     ca_pem: String,
     openapi: ferrokube_openapi::OpenApi,
     discovery: Discovery,
@@ -321,11 +338,12 @@ pub async fn start(
     .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))?;
     let mut tokens = TokenAuthenticator::default();
     if let Some((_, secret)) = ferrokube_api::jointoken::parse(&pki.join_token) {
-        // Agents joining with the token. (Authorization will narrow what
-        // nodes may do; today every authenticated user is an admin.)
-        let node = UserInfo::authenticated("system:node-agent", ["system:nodes"]);
-        tokens.add(secret, node.clone());
-        tokens.add(&pki.join_token, node);
+        // Agents joining with the token: a bootstrapper, which may only
+        // fetch its node's credentials (and make CertificateSigningRequests),
+        // as a Kubernetes bootstrap token.
+        let joiner = UserInfo::authenticated(JOIN_TOKEN_USER, ["system:bootstrappers"]);
+        tokens.add(secret, joiner.clone());
+        tokens.add(&pki.join_token, joiner);
     }
     tokens.add(
         &pki.admin_token,
@@ -349,6 +367,7 @@ pub async fn start(
         &rbac,
     ));
     let app = Arc::new(App {
+        data_dir: config.data_dir.clone(),
         ca_pem: pki.ca_cert_pem.clone(),
         openapi,
         discovery: Discovery::build(&registry),
@@ -382,6 +401,9 @@ pub async fn start(
     app.rest.ensure_kubernetes_service(config.port).await?;
     crate::admission::ensure_system_priority_classes(&app.rest).await?;
     crate::kinds::ensure_mandatory_objects(&app.rest).await?;
+    crate::authz::bootstrap::reconcile(&app.rest)
+        .await
+        .context("reconciling the bootstrap RBAC policy")?;
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -403,6 +425,10 @@ pub async fn start(
         .set(crate::oidc::IssuerDiscovery::new(&app.sa_keys, &server_url));
     let kubeconfig = config.data_dir.join("kubeconfig.yaml");
     pki.write_kubeconfig(&kubeconfig, &server_url)?;
+    pki.write_controller_manager_kubeconfig(
+        &config.data_dir.join(CONTROLLER_MANAGER_KUBECONFIG),
+        &server_url,
+    )?;
     if let Some(extra) = &config.write_kubeconfig {
         pki.write_kubeconfig(extra, &server_url)
             .with_context(|| format!("writing {}", extra.display()))?;
@@ -699,6 +725,12 @@ async fn handle(
             Bytes::from(text),
         );
     }
+    if path == crate::authz::bootstrap::NODE_CREDENTIALS_PATH {
+        return match node_credentials(&app, req).await {
+            Ok(r) => r,
+            Err(e) => error_response(&e),
+        };
+    }
     let started = std::time::Instant::now();
     let result = if info.is_resource_request {
         resource_request(&app, req, &info, &query).await
@@ -794,6 +826,44 @@ fn impersonation_refused(
             )
         }
     }
+}
+
+/// A joining node's credentials: client certificates for
+/// `system:node:<nodeName>` (in `system:nodes`) and for
+/// `system:kube-proxy`, signed by the cluster CA, for the node named in the
+/// JSON body (`{"nodeName": ...}`). Authorization lets only the join
+/// token's holders (`system:bootstrappers`) and the admins ask.
+async fn node_credentials(
+    app: &App,
+    req: Request<RequestBody>,
+) -> Result<Response<Body>, ApiError> {
+    if req.method() != Method::POST {
+        return Err(ApiError::method_not_allowed(
+            "the server does not allow this method on the requested resource",
+        ));
+    }
+    let body = read_body(req.into_body()).await?;
+    let asked: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?;
+    let node = asked["nodeName"].as_str().unwrap_or_default();
+    let problems = ferrokube_api::validation::is_dns1123_subdomain(node);
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "nodeName {node:?}: {}",
+            problems.join(", ")
+        )));
+    }
+    let issue = |cn: &str, orgs: &[&str]| {
+        pki::issue_client_certificate(&app.data_dir, cn, orgs)
+            .map(|(certificate, key)| json!({"certificate": certificate, "key": key}))
+            .map_err(|e| ApiError::internal(format!("issuing a certificate for {cn}: {e:#}")))
+    };
+    let answer = json!({
+        "kubelet": issue(&format!("system:node:{node}"), &["system:nodes"])?,
+        "proxy": issue("system:kube-proxy", &[])?,
+    });
+    tracing::info!(node, "issued a joining node's credentials");
+    Ok(json_response(StatusCode::OK, &answer))
 }
 
 fn non_resource(

@@ -1,7 +1,10 @@
 //! A client for an agent joining a cluster with a join token: fetch the
 //! cluster CA from `/cacerts` without trusting the connection, check it
 //! against the hash the token carries, then talk to the server trusting
-//! only that CA, authenticated by the token's secret.
+//! only that CA, authenticated by the token's secret. The token only lets
+//! a joining agent fetch its node's credentials ([`node_clients`]): client
+//! certificates for `system:node:<name>` and `system:kube-proxy`, with
+//! which its node agent and proxy then act.
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
@@ -35,6 +38,61 @@ pub async fn join(server: &str, token: &str) -> anyhow::Result<(kube::Client, St
     config.auth_info = serde_json::from_value(serde_json::json!({ "token": secret }))?;
     let client = kube::Client::try_from(config).context("building the API client")?;
     Ok((client, pem))
+}
+
+/// The path the API server serves joining nodes' credentials at.
+pub const NODE_CREDENTIALS_PATH: &str = "/ferrokube/v1/node-credentials";
+
+/// A joining node's clients: the node agent's and the proxy's.
+pub struct NodeClients {
+    /// As `system:node:<name>` (group `system:nodes`).
+    pub kubelet: kube::Client,
+    /// As `system:kube-proxy`.
+    pub proxy: kube::Client,
+    /// The cluster CA (PEM), checked against the token.
+    pub ca_pem: String,
+}
+
+/// Joins `server` with the join `token` as the node `node_name`: fetches
+/// the node's client certificates with the token, and returns clients that
+/// use them.
+pub async fn node_clients(
+    server: &str,
+    token: &str,
+    node_name: &str,
+) -> anyhow::Result<NodeClients> {
+    let (joiner, ca_pem) = join(server, token).await?;
+    let body = serde_json::to_vec(&serde_json::json!({ "nodeName": node_name }))?;
+    let req = http::Request::post(NODE_CREDENTIALS_PATH)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(body)?;
+    let text = joiner
+        .request_text(req)
+        .await
+        .with_context(|| format!("fetching the node's credentials from {server}"))?;
+    let creds: serde_json::Value =
+        serde_json::from_str(&text).context("the node's credentials are not JSON")?;
+    let url: http::Uri = server.parse()?;
+    let client = |who: &str| -> anyhow::Result<kube::Client> {
+        let b64 = |k: &str| {
+            creds[who][k]
+                .as_str()
+                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem))
+                .with_context(|| format!("no {who} {k} in the node's credentials"))
+        };
+        let mut config = kube::Config::new(url.clone());
+        config.root_cert = Some(pem_certificates(&ca_pem)?);
+        config.auth_info = serde_json::from_value(serde_json::json!({
+            "client-certificate-data": b64("certificate")?,
+            "client-key-data": b64("key")?,
+        }))?;
+        kube::Client::try_from(config).context("building the API client")
+    };
+    Ok(NodeClients {
+        kubelet: client("kubelet")?,
+        proxy: client("proxy")?,
+        ca_pem: ca_pem.clone(),
+    })
 }
 
 /// The DER certificates of a PEM bundle.

@@ -1,8 +1,10 @@
 //! Joining with a token: the agent's client trusts the CA only when it
-//! matches the token's hash, and the token's secret authenticates it.
+//! matches the token's hash, and the token's secret authenticates it; with
+//! it, a node fetches client certificates under which its node agent and
+//! proxy act.
 
 use ferrokube_client::testing::TestApi;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Node};
 use kube::Api;
 
 #[tokio::test]
@@ -13,8 +15,28 @@ async fn join_token_gives_a_working_client_and_wrong_ones_are_refused() {
     let client = ferrokube_client::client_from_join_token(&server, &token)
         .await
         .expect("join client");
-    let ns: Api<Namespace> = Api::all(client);
-    ns.get("kube-node-lease").await.expect("the agent can read");
+    client
+        .list_core_api_versions()
+        .await
+        .expect("the token authenticates");
+
+    // The node's own credentials.
+    let node = ferrokube_client::join::node_clients(&server, &token, "joiner-1")
+        .await
+        .expect("node credentials");
+    Api::<Node>::all(node.kubelet.clone())
+        .list(&Default::default())
+        .await
+        .expect("the node agent reads nodes");
+    assert_eq!(
+        node.ca_pem,
+        std::fs::read_to_string(api.dir.path().join("tls/ca.crt")).unwrap()
+    );
+    let bad = ferrokube_client::join::node_clients(&server, &token, "Not A Name")
+        .await
+        .err()
+        .expect("a node name that is not a DNS subdomain is refused");
+    assert!(format!("{bad:#}").contains("nodeName"), "{bad:#}");
 
     // A token naming another CA: refused before any credential is sent.
     let other = format!("K10{}::server:whatever", "0".repeat(64));

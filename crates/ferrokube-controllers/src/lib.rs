@@ -8,6 +8,8 @@
 //! controller managers can run and only one acts.
 
 pub mod apfstatus;
+pub mod clients;
+pub mod clusterroleaggregation;
 pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
@@ -61,6 +63,9 @@ pub struct ControllerConfig {
     /// Where the built-in local-path provisioner puts volumes on every
     /// node (`None`: it is off, `--disable local-storage`).
     pub local_storage_path: Option<std::path::PathBuf>,
+    /// The identity each controller acts under (default: all under the
+    /// client given to [`run`]).
+    pub clients: clients::ControllerClients,
 }
 
 impl Default for ControllerConfig {
@@ -76,6 +81,7 @@ impl Default for ControllerConfig {
             signing_ca: None,
             cluster_signing_duration: csrsigning::DEFAULT_SIGNING_DURATION,
             local_storage_path: None,
+            clients: Default::default(),
         }
     }
 }
@@ -100,19 +106,33 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
     // One informer per kind for every controller: pods, nodes and
     // namespaces are each watched and cached once.
     let mut informers = watchqueue::Informers::new(client.clone());
-    let mut tasks = workloads::start(&mut informers, &client, &cancel);
+    let client_for = |sa: &str| config.clients.client(&client, sa);
+    let mut tasks = workloads::start_with(&mut informers, &client_for, &cancel);
     tasks.extend(util::start_cluster_controllers(
         &mut informers,
         &client,
         &config,
         &cancel,
     ));
-    tasks.push(tokio::spawn(apfstatus::run(client.clone(), cancel.clone())));
-    let quota = resourcequota::QuotaController::new(client.clone(), &mut informers, cancel.clone());
+    let aggregation = clusterroleaggregation::ClusterRoleAggregationController::new(
+        client_for("clusterrole-aggregation-controller"),
+        &mut informers,
+        cancel.clone(),
+    );
+    tasks.push(tokio::spawn(watchqueue::run_controller(aggregation, 1)));
+    tasks.push(tokio::spawn(apfstatus::run(
+        client_for("flowschema-status-controller"),
+        cancel.clone(),
+    )));
+    let quota = resourcequota::QuotaController::new(
+        client_for("resourcequota-controller"),
+        &mut informers,
+        cancel.clone(),
+    );
     tasks.push(tokio::spawn(quota.run(resourcequota::WORKERS)));
     if let Some(ca) = config.signing_ca.clone() {
         tasks.push(tokio::spawn(csrsigning::run(
-            client.clone(),
+            client_for("certificate-controller"),
             ca,
             config.cluster_signing_duration,
             cancel.clone(),

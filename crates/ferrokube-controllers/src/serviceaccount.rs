@@ -83,7 +83,21 @@ pub fn start(
     ca_pem: String,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
+    start_with(informers, client.clone(), client, ca_pem, cancel)
+}
+
+/// As [`start`], creating ServiceAccounts with `accounts_client`
+/// (Kubernetes' service-account-controller) and writing `kube-root-ca.crt`
+/// with `ca_client` (root-ca-cert-publisher).
+pub fn start_with(
+    informers: &mut Informers,
+    accounts_client: Client,
+    ca_client: Client,
+    ca_pem: String,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&accounts_client, NAME);
+    let ca_client = metrics::counting_client(&ca_client, NAME);
     let counters = metrics::controller(NAME);
     let wake = Arc::new(Notify::new());
     // Its own namespace informer: shared with the namespace controller,
@@ -108,7 +122,7 @@ pub fn start(
         util::wait_synced(&configmaps, &cancel).await;
         let ca_pem = Arc::new(ca_pem);
         util::reconcile_loop("serviceaccount", wake, RESYNC, cancel, || {
-            let client = client.clone();
+            let (client, ca_client) = (client.clone(), ca_client.clone());
             let ca_pem = ca_pem.clone();
             let (namespaces, accounts, configmaps) =
                 (namespaces.clone(), accounts.clone(), configmaps.clone());
@@ -140,7 +154,7 @@ pub fn start(
                         }
                     }
                     if !ca_pem.is_empty() {
-                        if let Err(e) = ensure_ca(&client, name, &ca_pem, cms.get(name)).await {
+                        if let Err(e) = ensure_ca(&ca_client, name, &ca_pem, cms.get(name)).await {
                             tracing::warn!(namespace = name, error = %e, "publishing kube-root-ca.crt");
                             again = Some(Duration::from_secs(1));
                         }

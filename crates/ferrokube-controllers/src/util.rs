@@ -231,7 +231,8 @@ pub fn start_cluster_controllers(
     cancel: &CancellationToken,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     use crate::{gc, namespace, nodeipam, nodelifecycle, podgc, serviceaccount, volumeprotection};
-    let (c, k) = (client, cancel);
+    let k = cancel;
+    let c = |sa: &str| config.clients.client(client, sa);
     let pod_gc = podgc::PodGcConfig {
         threshold: config.terminated_pod_gc_threshold,
         quarantine: config.pod_gc_quarantine,
@@ -239,31 +240,42 @@ pub fn start_cluster_controllers(
     };
     let i = informers;
     vec![
-        tokio::spawn(gc::run(c.clone(), k.clone())),
-        tokio::spawn(namespace::start(i, c.clone(), k.clone())),
-        tokio::spawn(serviceaccount::start(
+        tokio::spawn(gc::run(c("generic-garbage-collector"), k.clone())),
+        tokio::spawn(namespace::start(i, c("namespace-controller"), k.clone())),
+        tokio::spawn(serviceaccount::start_with(
             i,
-            c.clone(),
+            c("service-account-controller"),
+            c("root-ca-cert-publisher"),
             config.ca_pem.clone(),
             k.clone(),
         )),
         tokio::spawn(nodelifecycle::start(
             i,
-            c.clone(),
+            c("node-controller"),
             config.node_monitor_grace_period,
             k.clone(),
         )),
         tokio::spawn(nodeipam::start(
             i,
-            c.clone(),
+            c("node-controller"),
             config.cluster_cidr.clone(),
             k.clone(),
         )),
-        tokio::spawn(podgc::start(i, c.clone(), pod_gc, k.clone())),
-        tokio::spawn(volumeprotection::start(i, c.clone(), k.clone())),
+        tokio::spawn(podgc::start(
+            i,
+            c("pod-garbage-collector"),
+            pod_gc,
+            k.clone(),
+        )),
+        tokio::spawn(volumeprotection::start_with(
+            i,
+            c("pvc-protection-controller"),
+            c("pv-protection-controller"),
+            k.clone(),
+        )),
         tokio::spawn(crate::persistentvolume::start(
             i,
-            c.clone(),
+            c("persistent-volume-binder"),
             crate::persistentvolume::PvConfig {
                 local_path: config.local_storage_path.clone(),
             },

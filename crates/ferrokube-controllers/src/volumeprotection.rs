@@ -39,7 +39,20 @@ pub fn start(
     client: Client,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
+    start_with(informers, client.clone(), client, cancel)
+}
+
+/// As [`start`], releasing claims with `claims_client` (Kubernetes'
+/// pvc-protection-controller) and volumes with `volumes_client`
+/// (pv-protection-controller).
+pub fn start_with(
+    informers: &mut Informers,
+    claims_client: Client,
+    volumes_client: Client,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    let client = metrics::counting_client(&claims_client, NAME);
+    let volumes_client = metrics::counting_client(&volumes_client, NAME);
     let counters = metrics::controller(NAME);
     let wake = Arc::new(Notify::new());
     let claims = informers
@@ -54,8 +67,9 @@ pub fn start(
         util::wait_synced(&volumes, &cancel).await;
         util::wait_synced(&pods, &cancel).await;
         util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
-            let (client, claims, volumes, pods) = (
+            let (client, volumes_client, claims, volumes, pods) = (
                 client.clone(),
+                volumes_client.clone(),
                 claims.clone(),
                 volumes.clone(),
                 pods.clone(),
@@ -80,7 +94,7 @@ pub fn start(
                     if bound || !releasable(&*volume, PV_FINALIZER) {
                         continue;
                     }
-                    release(&Api::all(client.clone()), &*volume, PV_FINALIZER).await;
+                    release(&Api::all(volumes_client.clone()), &*volume, PV_FINALIZER).await;
                 }
                 Ok(None)
             }

@@ -42,18 +42,33 @@ pub fn start(
     client: &kube::Client,
     cancel: &CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let (c, k) = (client.clone(), cancel.clone());
-    let rs = ReplicaController::<ReplicaSet>::new(c.clone(), informers, k.clone());
-    let rc = ReplicaController::<ReplicationController>::new(c.clone(), informers, k.clone());
-    let d = DeploymentController::new(c.clone(), informers, k.clone());
-    let sts = StatefulSetController::new(c.clone(), informers, k.clone());
-    let ds = DaemonSetController::new(c.clone(), informers, k.clone());
-    let ep = EndpointsController::new(c.clone(), informers, k.clone());
-    let slices = EndpointSliceController::new(c.clone(), informers, k.clone());
-    let jobs = JobController::new(c.clone(), informers, k.clone());
-    let ttl = TtlAfterFinishedController::new(c.clone(), informers, k.clone());
-    let cron = CronJobController::new(c.clone(), informers, k.clone());
-    let pdb = DisruptionController::new(c, informers, k);
+    start_with(informers, &|_| client.clone(), cancel)
+}
+
+/// As [`start`], each controller writing with the client `client_for`
+/// gives for its service account's name (see [`crate::clients`]).
+pub fn start_with(
+    informers: &mut Informers,
+    client_for: &dyn Fn(&str) -> kube::Client,
+    cancel: &CancellationToken,
+) -> Vec<JoinHandle<()>> {
+    let (c, k) = (client_for, cancel.clone());
+    let rs = ReplicaController::<ReplicaSet>::new(c("replicaset-controller"), informers, k.clone());
+    let rc = ReplicaController::<ReplicationController>::new(
+        c("replication-controller"),
+        informers,
+        k.clone(),
+    );
+    let d = DeploymentController::new(c("deployment-controller"), informers, k.clone());
+    let sts = StatefulSetController::new(c("statefulset-controller"), informers, k.clone());
+    let ds = DaemonSetController::new(c("daemon-set-controller"), informers, k.clone());
+    let ep = EndpointsController::new(c("endpoint-controller"), informers, k.clone());
+    let slices = EndpointSliceController::new(c("endpointslice-controller"), informers, k.clone());
+    let jobs = JobController::new(c("job-controller"), informers, k.clone());
+    let ttl =
+        TtlAfterFinishedController::new(c("ttl-after-finished-controller"), informers, k.clone());
+    let cron = CronJobController::new(c("cronjob-controller"), informers, k.clone());
+    let pdb = DisruptionController::new(c("disruption-controller"), informers, k);
     vec![
         tokio::spawn(disruption::run_stale_conditions(pdb.clone())),
         tokio::spawn(run_controller(pdb, WORKERS)),

@@ -1,10 +1,16 @@
 //! The components `ferrokube server` runs beside the API server: each an
 //! API client of it, reaching it inside the process (no TCP or TLS) under
-//! Kubernetes' identities (`system:kube-scheduler`,
-//! `system:kube-controller-manager`, `system:node:<name>` for the node
-//! agent and proxy, `system:apiserver` for the rest), and each stopped
-//! before the API server on shutdown. An agent on another machine reaches
-//! it over HTTPS.
+//! Kubernetes' identity for it, with only its role's rights: the scheduler
+//! as `system:kube-scheduler`; the controller manager's informers and
+//! leader election as `system:kube-controller-manager` and each controller
+//! as its service account `system:serviceaccount:kube-system:<name>` (as
+//! `--use-service-account-credentials`); the node agent as
+//! `system:node:<name>` in `system:nodes`; the proxy as `system:kube-proxy`;
+//! the cluster DNS as `system:serviceaccount:kube-system:coredns`; only the
+//! API server's own setup (the `kubernetes` and `kube-dns` Services' endpoints, the
+//! local-path StorageClass) as `system:apiserver` in `system:masters`. Each
+//! is stopped before the API server on shutdown. An agent on another
+//! machine reaches it over HTTPS.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -29,6 +35,34 @@ pub struct NodeOptions {
     pub cluster_ca_pem: Option<String>,
 }
 
+/// The service account the cluster DNS runs as (k3s' CoreDNS's), bound
+/// to `system:coredns` by the bootstrap policy.
+pub const DNS_SERVICE_ACCOUNT: &str = "coredns";
+
+/// The clients of what runs on a node: the node agent's, as
+/// `system:node:<name>`, and the proxy's, as `system:kube-proxy`.
+pub struct NodeClients {
+    pub kubelet: kube::Client,
+    pub proxy: kube::Client,
+}
+
+/// Creates the service account `kube-system/<name>` unless it exists.
+async fn ensure_service_account(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), "kube-system");
+    if api.get_opt(name).await?.is_some() {
+        return Ok(());
+    }
+    let sa: ServiceAccount =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))?;
+    match api.create(&PostParams::default(), &sa).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The running components.
 pub struct Components {
     cancel: CancellationToken,
@@ -43,14 +77,28 @@ impl Components {
         api: &ferrokube_apiserver::RunningServer,
     ) -> anyhow::Result<Components> {
         let kubeconfig = api.kubeconfig.as_path();
-        let client_as = |name: &str, group: Option<&str>| {
-            let user = ferrokube_apiserver::authn::UserInfo::authenticated(name, group);
+        let client_as = |name: &str, groups: &[&str]| {
+            let user =
+                ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
             ferrokube_client::local_client(api.local(user))
         };
-        let client = client_as("system:apiserver", Some("system:masters"));
+        let service_account = {
+            let local = api.local(Default::default());
+            move |sa: &str| {
+                let user = ferrokube_apiserver::authn::UserInfo::authenticated(
+                    ferrokube_controllers::clients::user_name(sa),
+                    ferrokube_controllers::clients::groups(),
+                );
+                ferrokube_client::local_client(local.as_user(user))
+            }
+        };
+        let client = client_as("system:apiserver", &["system:masters"]);
         let cancel = CancellationToken::new();
         let mut tasks = Vec::new();
         if !args.disable_controller_manager {
+            ferrokube_controllers::clients::ensure_service_accounts(&client)
+                .await
+                .context("creating the controllers' service accounts")?;
             let config = ferrokube_controllers::ControllerConfig {
                 identity: format!("{node_name}_{}", std::process::id()),
                 cluster_cidr: args.cluster_cidr.clone(),
@@ -60,9 +108,12 @@ impl Components {
                 local_storage_path: args
                     .local_storage_enabled()
                     .then(|| args.data_dir.join("storage")),
+                clients: ferrokube_controllers::clients::ControllerClients::per_controller(
+                    service_account.clone(),
+                ),
                 ..Default::default()
             };
-            let client = client_as("system:kube-controller-manager", None);
+            let client = client_as("system:kube-controller-manager", &[]);
             let cancel = cancel.child_token();
             tasks.push((
                 "controller-manager",
@@ -74,7 +125,7 @@ impl Components {
                 identity: format!("{node_name}_{}", std::process::id()),
                 ..Default::default()
             };
-            let client = client_as("system:kube-scheduler", None);
+            let client = client_as("system:kube-scheduler", &[]);
             let cancel = cancel.child_token();
             tasks.push((
                 "scheduler",
@@ -94,11 +145,18 @@ impl Components {
                 domain: args.cluster_domain.clone(),
                 upstreams: None,
             };
-            let dns = ferrokube_dns::start(client.clone(), config, cancel.child_token())
+            ensure_service_account(&client, DNS_SERVICE_ACCOUNT)
                 .await
-                .with_context(|| {
-                    format!("starting the cluster DNS on {listen} (--disable coredns turns it off)")
-                })?;
+                .context("creating the cluster DNS's service account")?;
+            let dns = ferrokube_dns::start(
+                service_account(DNS_SERVICE_ACCOUNT),
+                config,
+                cancel.child_token(),
+            )
+            .await
+            .with_context(|| {
+                format!("starting the cluster DNS on {listen} (--disable coredns turns it off)")
+            })?;
             ferrokube_dns::publish(client.clone(), args.cluster_dns, dns.addr)
                 .await
                 .context("publishing the kube-dns Service")?;
@@ -107,7 +165,10 @@ impl Components {
         let mut components = Components { cancel, tasks };
         if !args.disable_agent {
             components.start_node(
-                &client_as(&format!("system:node:{node_name}"), Some("system:nodes")),
+                &NodeClients {
+                    kubelet: client_as(&format!("system:node:{node_name}"), &["system:nodes"]),
+                    proxy: client_as("system:kube-proxy", &[]),
+                },
                 &NodeOptions {
                     node_name: node_name.to_string(),
                     data_dir: args.data_dir.clone(),
@@ -139,7 +200,8 @@ impl Components {
     /// Starts what runs on every node: the node agent (kubelet, with the
     /// containerd it supervises unless given a runtime) and the service
     /// proxy.
-    pub fn start_node(&mut self, client: &kube::Client, opts: &NodeOptions) {
+    pub fn start_node(&mut self, clients: &NodeClients, opts: &NodeOptions) {
+        let client = &clients.kubelet;
         let mut kubelet = ferrokube_kubelet::KubeletConfig::new(&opts.node_name, &opts.data_dir);
         kubelet.container_runtime_endpoint = opts.container_runtime_endpoint.clone();
         kubelet.cluster_dns = opts.cluster_dns;
@@ -162,7 +224,7 @@ impl Components {
                 cleanup_on_exit: opts.proxy_cleanup_on_exit,
                 ..Default::default()
             };
-            let (client, cancel) = (client.clone(), self.cancel.child_token());
+            let (client, cancel) = (clients.proxy.clone(), self.cancel.child_token());
             self.tasks.push((
                 "proxy",
                 tokio::spawn(async move {

@@ -4,6 +4,14 @@
 //! runs `ferrokube_controllers::run` (under the same Lease as a server's)
 //! and serves the controllers' counters at `/metrics` (and `/healthz`) over
 //! plain HTTP on a loopback address by default.
+//!
+//! Its kubeconfig is the one the server writes for it
+//! (`DATA_DIR/controller-manager.kubeconfig`, a client certificate for
+//! `system:kube-controller-manager`); with it, as kube-controller-manager
+//! with `--use-service-account-credentials`, it makes each controller's
+//! service account in `kube-system` if missing and asks for a token of it
+//! (TokenRequest), and each controller acts with its own token. The tokens
+//! last a year and are asked for again at every start.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -30,7 +38,11 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         .list_core_api_versions()
         .await
         .map_err(|e| anyhow::anyhow!("reaching the API server: {e}"))?;
+    let clients = controller_clients(&args.kubeconfig, &client)
+        .await
+        .context("getting the controllers' service-account tokens")?;
     let config = ferrokube_controllers::ControllerConfig {
+        clients,
         identity: format!("{}_{}", hostname(), std::process::id()),
         cluster_cidr: args.cluster_cidr.clone(),
         ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(&args.kubeconfig)
@@ -58,6 +70,52 @@ pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         let _ = m.await;
     }
     Ok(())
+}
+
+/// How long the controllers' service-account tokens are asked for.
+const TOKEN_SECONDS: i64 = 365 * 24 * 3600;
+
+/// A client per controller, each with a token of its service account,
+/// reaching the server `kubeconfig` names.
+async fn controller_clients(
+    kubeconfig: &std::path::Path,
+    client: &kube::Client,
+) -> anyhow::Result<ferrokube_controllers::clients::ControllerClients> {
+    use ferrokube_controllers::clients;
+    use k8s_openapi::api::authentication::v1::TokenRequest;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::api::{Api, PostParams};
+
+    clients::ensure_service_accounts(client).await?;
+    let kc = kube::config::Kubeconfig::read_from(kubeconfig)?;
+    let base = kube::Config::from_custom_kubeconfig(kc, &Default::default()).await?;
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), clients::NAMESPACE);
+    let mut by_name = std::collections::HashMap::new();
+    for sa in clients::SERVICE_ACCOUNTS {
+        let request: TokenRequest = serde_json::from_value(serde_json::json!({
+            "spec": {"audiences": [], "expirationSeconds": TOKEN_SECONDS}
+        }))?;
+        let token = api
+            .create_token_request(sa, &PostParams::default(), &request)
+            .await
+            .with_context(|| format!("a token of the service account {sa}"))?
+            .status
+            .map(|s| s.token)
+            .with_context(|| format!("no token for {sa}"))?;
+        let mut config = base.clone();
+        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))?;
+        by_name.insert(sa.to_string(), kube::Client::try_from(config)?);
+    }
+    let root = client.clone();
+    Ok(clients::ControllerClients::per_controller(move |sa| {
+        by_name.get(sa).cloned().unwrap_or_else(|| {
+            tracing::warn!(
+                service_account = sa,
+                "no token for this controller: using the controller manager's"
+            );
+            root.clone()
+        })
+    }))
 }
 
 /// Serves `/metrics` and `/healthz` until `cancel`.

@@ -84,7 +84,7 @@ impl Batch {
         let child = Command::new(env!("CARGO_BIN_EXE_ferrokube"))
             .arg("controller-manager")
             .arg("--kubeconfig")
-            .arg(self.c.kubeconfig())
+            .arg(self.c.data_dir().join("controller-manager.kubeconfig"))
             .args(["--cluster-cidr", cidr, "--metrics-bind-address", "0"])
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

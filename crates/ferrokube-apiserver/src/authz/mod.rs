@@ -11,6 +11,8 @@
 //! friends ask [`Authorizer::authorize`]; SelfSubjectRulesReview asks
 //! [`Authorizer::rules_for`]).
 
+pub mod bootstrap;
+
 use std::sync::Arc;
 
 use ferrokube_api::status::ApiError;
