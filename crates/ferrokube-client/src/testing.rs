@@ -79,14 +79,6 @@ impl TestApi {
         crate::local_client(self.server.local(user))
     }
 
-    /// A client that reaches the server inside this process as the user
-    /// `name` in `groups` (and `system:authenticated`).
-    pub fn in_process_client_in(&self, name: &str, groups: &[&str]) -> kube::Client {
-        let user =
-            ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
-        crate::local_client(self.server.local(user))
-    }
-
     /// The store under the server (for tests that check what was written).
     pub fn store(&self) -> Arc<EmbeddedStore> {
         self.store.clone()

@@ -578,6 +578,8 @@ pub fn controller_roles() -> Vec<Value> {
                 rule(READ, &[EXTENSIONS, APPS], "daemonsets"),
                 rule("update", &[EXTENSIONS, APPS], "daemonsets/status"),
                 rule("update", &[EXTENSIONS, APPS], "daemonsets/finalizers"),
+                // ferrokube: status written by patch.
+                rule("patch", &[APPS], "daemonsets/status"),
                 rule("list watch", &[CORE], "nodes"),
                 rule("list watch create delete patch", &[CORE], "pods"),
                 rule("create", &[CORE], "pods/binding"),
@@ -595,6 +597,8 @@ pub fn controller_roles() -> Vec<Value> {
                 rule("get list watch update", &[EXTENSIONS, APPS], "deployments"),
                 rule("update", &[EXTENSIONS, APPS], "deployments/status"),
                 rule("update", &[EXTENSIONS, APPS], "deployments/finalizers"),
+                // ferrokube: status written by patch.
+                rule("patch", &[APPS], "deployments/status"),
                 rule(
                     "get list watch create update patch delete",
                     &[APPS, EXTENSIONS],
@@ -708,6 +712,8 @@ pub fn controller_roles() -> Vec<Value> {
                 rule("get list watch update", &[APPS, EXTENSIONS], "replicasets"),
                 rule("update", &[APPS, EXTENSIONS], "replicasets/status"),
                 rule("update", &[APPS, EXTENSIONS], "replicasets/finalizers"),
+                // ferrokube: status written by patch.
+                rule("patch", &[APPS], "replicasets/status"),
                 rule("list watch patch create delete", &[CORE], "pods"),
                 events_rule(),
             ],
@@ -718,6 +724,8 @@ pub fn controller_roles() -> Vec<Value> {
                 rule("get list watch update", &[CORE], "replicationcontrollers"),
                 rule("update", &[CORE], "replicationcontrollers/status"),
                 rule("update", &[CORE], "replicationcontrollers/finalizers"),
+                // ferrokube: status written by patch.
+                rule("patch", &[CORE], "replicationcontrollers/status"),
                 rule("list watch patch create delete", &[CORE], "pods"),
                 events_rule(),
             ],
@@ -741,6 +749,10 @@ pub fn controller_roles() -> Vec<Value> {
                 rule(READ, &[APPS], "statefulsets"),
                 rule("update", &[APPS], "statefulsets/status"),
                 rule("update", &[APPS], "statefulsets/finalizers"),
+                // ferrokube: status written by patch; claims' owner
+                // references (persistentVolumeClaimRetentionPolicy) too.
+                rule("patch", &[APPS], "statefulsets/status"),
+                rule("patch", &[CORE], "persistentvolumeclaims"),
                 rule("get create delete update patch", &[CORE], "pods"),
                 rule(
                     "get create delete update patch list watch",
@@ -792,6 +804,8 @@ pub fn controller_roles() -> Vec<Value> {
             vec![
                 rule("get list watch update", &[CORE], "persistentvolumeclaims"),
                 rule("list watch get", &[CORE], "pods"),
+                // ferrokube: the finalizer is removed by patch.
+                rule("patch", &[CORE], "persistentvolumeclaims"),
                 events_rule(),
             ],
         ),
@@ -799,6 +813,8 @@ pub fn controller_roles() -> Vec<Value> {
             "pv-protection-controller",
             vec![
                 rule("get list watch update", &[CORE], "persistentvolumes"),
+                // ferrokube: the finalizer is removed by patch.
+                rule("patch", &[CORE], "persistentvolumes"),
                 events_rule(),
             ],
         ),
