@@ -8,12 +8,13 @@
 
 mod common;
 
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::Cluster;
+use common::{kubectl_with, Cluster};
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -145,7 +146,17 @@ fn can_i_whoami_and_impersonation() {
         who,
         r#"["system:serviceaccounts","system:serviceaccounts:a","system:authenticated"]"#
     );
-    // Requests go on as the impersonated user.
+    // Requests go on as the impersonated user (allowed by her binding
+    // when the server runs RBAC).
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "jane-edit",
+        "-n",
+        "a",
+        "--clusterrole=edit",
+        "--user=jane",
+    ]);
     c.kubectl_ok(&[
         "create",
         "configmap",
@@ -381,4 +392,283 @@ fn token_reviews_local_reviews_and_issuer_discovery() {
         stdout(&out),
         stderr(&out)
     );
+}
+
+/// A kubeconfig for `user`, with a client certificate of the cluster CA.
+fn kubeconfig_for(c: &Cluster, user: &str) -> PathBuf {
+    let dir = c.data_dir().join(format!("user-{user}"));
+    std::fs::create_dir_all(&dir).expect("user dir");
+    let (cert, key) = ferrokube_apiserver::pki::issue_client_certificate(c.data_dir(), user, &[])
+        .expect("client certificate");
+    std::fs::write(dir.join("user.crt"), cert).expect("write cert");
+    std::fs::write(dir.join("user.key"), key).expect("write key");
+    let kubeconfig = dir.join("kubeconfig.yaml");
+    let config = json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {
+            "server": format!("https://127.0.0.1:{}", c.port),
+            "certificate-authority": c.data_dir().join("tls/ca.crt"),
+        }}],
+        "users": [{"name": user, "user": {
+            "client-certificate": dir.join("user.crt"),
+            "client-key": dir.join("user.key"),
+        }}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": user}}],
+        "current-context": "c",
+    });
+    std::fs::write(&kubeconfig, config.to_string()).expect("write kubeconfig");
+    kubeconfig
+}
+
+/// The rows of a `kubectl auth can-i --list` table, each as its cells.
+fn rows(table: &str) -> Vec<Vec<String>> {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or("");
+    // Cells start where the header's columns start.
+    let starts: Vec<usize> = ["Resources", "Non-Resource URLs", "Resource Names", "Verbs"]
+        .iter()
+        .map(|h| header.find(h).expect("a column of kubectl's table"))
+        .collect();
+    lines
+        .map(|l| {
+            (0..starts.len())
+                .map(|i| {
+                    let end = starts.get(i + 1).copied().unwrap_or(l.len()).min(l.len());
+                    l.get(starts[i].min(l.len())..end)
+                        .unwrap_or("")
+                        .trim()
+                        .to_string()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn rbac_answers_can_i_and_guards_impersonation() {
+    let c = Cluster::start_with(&["--authorization-mode", "Node,RBAC"]);
+    c.kubectl_ok(&["create", "namespace", "a"]);
+    c.kubectl_ok(&["create", "namespace", "b"]);
+    c.kubectl_ok(&[
+        "create",
+        "role",
+        "pod-reader",
+        "-n",
+        "a",
+        "--verb=get,list",
+        "--resource=pods",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "role",
+        "one-config",
+        "-n",
+        "a",
+        "--verb=get",
+        "--resource=configmaps",
+        "--resource-name=settings",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "jane-pods",
+        "-n",
+        "a",
+        "--role=pod-reader",
+        "--user=jane",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "jane-config",
+        "-n",
+        "a",
+        "--role=one-config",
+        "--user=jane",
+    ]);
+
+    // can-i: yes and exit 0 where the binding lets her, no and exit 1
+    // elsewhere.
+    let out = c.kubectl(&["auth", "can-i", "list", "pods", "--as", "jane", "-n", "a"]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("yes\n", Some(0)),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.kubectl(&["auth", "can-i", "list", "pods", "--as", "jane", "-n", "b"]);
+    assert_eq!(
+        (stdout(&out).as_str(), out.status.code()),
+        ("no\n", Some(1)),
+        "{}",
+        stderr(&out)
+    );
+    let out = c.kubectl(&[
+        "auth",
+        "can-i",
+        "get",
+        "configmaps/other",
+        "--as",
+        "jane",
+        "-n",
+        "a",
+    ]);
+    assert_eq!(stdout(&out), "no\n", "{}", stderr(&out));
+    let out = c.kubectl(&[
+        "auth",
+        "can-i",
+        "get",
+        "configmaps/settings",
+        "--as",
+        "jane",
+        "-n",
+        "a",
+    ]);
+    assert_eq!(stdout(&out), "yes\n", "{}", stderr(&out));
+
+    // can-i --list: her rules in a, with those every authenticated user
+    // holds (system:basic-user, system:discovery, system:public-info-viewer).
+    let list = c.kubectl_ok(&["auth", "can-i", "--list", "--as", "jane", "-n", "a"]);
+    assert!(
+        list.starts_with("Resources ") && list.lines().next().unwrap_or("").ends_with("Verbs"),
+        "{list}"
+    );
+    let mut got = rows(&list);
+    got.sort();
+    let row = |r: &str, u: &str, n: &str, v: &str| -> Vec<String> {
+        [r, u, n, v].iter().map(|s| s.to_string()).collect()
+    };
+    let mut want = vec![
+        row(
+            "selfsubjectreviews.authentication.k8s.io",
+            "[]",
+            "[]",
+            "[create]",
+        ),
+        row(
+            "selfsubjectaccessreviews.authorization.k8s.io",
+            "[]",
+            "[]",
+            "[create]",
+        ),
+        row(
+            "selfsubjectrulesreviews.authorization.k8s.io",
+            "[]",
+            "[]",
+            "[create]",
+        ),
+        row("pods", "[]", "[]", "[get list]"),
+        row("configmaps", "[]", "[settings]", "[get]"),
+    ];
+    for url in [
+        "/api/*",
+        "/api",
+        "/apis/*",
+        "/apis",
+        "/openapi/*",
+        "/openapi",
+        "/version/",
+        "/version",
+        "/healthz",
+        "/livez",
+        "/readyz",
+    ] {
+        want.push(row("", &format!("[{url}]"), "[]", "[get]"));
+    }
+    for url in ["/healthz", "/livez", "/readyz", "/version/", "/version"] {
+        want.push(row("", &format!("[{url}]"), "[]", "[get]"));
+    }
+    want.sort();
+    assert_eq!(got, want, "{list}");
+
+    // Impersonation is authorized: bob may not act as jane until a role
+    // lets him, and then only as her.
+    let bob = kubeconfig_for(&c, "bob");
+    let out = kubectl_with(&bob, &["get", "pods", "-n", "a", "--as", "jane"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr(&out),
+        "Error from server (Forbidden): users \"jane\" is forbidden: User \"bob\" cannot impersonate resource \"users\" in API group \"\" at the cluster scope\n"
+    );
+    let out = kubectl_with(
+        &bob,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "a",
+            "--as",
+            "system:serviceaccount:a:robot",
+        ],
+    );
+    assert_eq!(
+        stderr(&out),
+        "Error from server (Forbidden): serviceaccounts \"robot\" is forbidden: User \"bob\" cannot impersonate resource \"serviceaccounts\" in API group \"\" in the namespace \"a\"\n"
+    );
+    c.kubectl_ok(&[
+        "create",
+        "clusterrole",
+        "impersonate-jane",
+        "--verb=impersonate",
+        "--resource=users",
+        "--resource-name=jane",
+    ]);
+    c.kubectl_ok(&[
+        "create",
+        "clusterrolebinding",
+        "bob-as-jane",
+        "--clusterrole=impersonate-jane",
+        "--user=bob",
+    ]);
+    let out = kubectl_with(&bob, &["get", "pods", "-n", "a", "--as", "jane"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kubectl_with(&bob, &["get", "pods", "-n", "b", "--as", "jane"]);
+    assert_eq!(
+        stderr(&out),
+        "Error from server (Forbidden): pods is forbidden: User \"jane\" cannot list resource \"pods\" in API group \"\" in the namespace \"b\"\n"
+    );
+    let out = kubectl_with(
+        &bob,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "a",
+            "--as",
+            "jane",
+            "--as-group",
+            "admins",
+        ],
+    );
+    assert_eq!(
+        stderr(&out),
+        "Error from server (Forbidden): groups \"admins\" is forbidden: User \"bob\" cannot impersonate resource \"groups\" in API group \"\" at the cluster scope\n"
+    );
+    let out = kubectl_with(
+        &bob,
+        &[
+            "auth",
+            "whoami",
+            "--as",
+            "jane",
+            "-o",
+            "jsonpath={.status.userInfo.username}",
+        ],
+    );
+    assert_eq!(stdout(&out), "jane", "{}", stderr(&out));
+
+    // Issuer discovery is for service accounts
+    // (system:service-account-issuer-discovery), not for jane.
+    wait_for_default_sa(&c, "a");
+    let token = c.kubectl_ok(&["create", "token", "default", "-n", "a"]);
+    for path in ["/.well-known/openid-configuration", "/openid/v1/jwks"] {
+        let out = c.kubectl_as(token.trim(), &["get", "--raw", path]);
+        assert!(out.status.success(), "{path}: {}", stderr(&out));
+        let out = c.kubectl(&["get", "--raw", path, "--as", "jane"]);
+        assert_eq!(
+            stderr(&out),
+            format!("Error from server (Forbidden): forbidden: User \"jane\" cannot get path \"{path}\"\n")
+        );
+    }
 }
