@@ -1,6 +1,6 @@
 //! Table columns and cells of the kinds served beside the workloads:
 //! `networking.k8s.io` (NetworkPolicy, Ingress, IngressClass), PodTemplate,
-//! RuntimeClass, PodDisruptionBudget, `flowcontrol.apiserver.k8s.io` (FlowSchema,
+//! RuntimeClass, ResourceQuota, PodDisruptionBudget, `flowcontrol.apiserver.k8s.io` (FlowSchema,
 //! PriorityLevelConfiguration) and CertificateSigningRequest, as upstream's
 //! printers lay them out (the server's Tables are always the wide ones, so
 //! an Ingress address is never clipped).
@@ -37,6 +37,12 @@ pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
             AGE,
         ],
         ("node.k8s.io", "RuntimeClass") => vec![NAME, c("Handler", "string", 0), AGE],
+        ("", "ResourceQuota") => vec![
+            NAME,
+            AGE,
+            c("Request", "string", 0),
+            c("Limit", "string", 0),
+        ],
         ("policy", "PodDisruptionBudget") => vec![
             NAME,
             c("Min Available", "string", 0),
@@ -84,6 +90,15 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value
                 json!(cs),
                 json!(is),
                 json!(labels_text(obj.pointer("/template/metadata/labels"))),
+            ]
+        }
+        ("", "ResourceQuota") => {
+            let (request, limit) = quota_columns(obj);
+            vec![
+                name(obj),
+                json!(age(obj, now)),
+                json!(request),
+                json!(limit),
             ]
         }
         ("networking.k8s.io", "NetworkPolicy") => vec![
@@ -300,6 +315,24 @@ pub fn csr_condition(csr: &Value) -> String {
     s
 }
 
+/// A quota's `name: used/hard` pairs by name, `limits.*` in the second
+/// column, the rest in the first (upstream's `printResourceQuota`).
+fn quota_columns(obj: &Value) -> (String, String) {
+    let hard = crate::quota::resource_list(obj.pointer("/status/hard"));
+    let used = crate::quota::resource_list(obj.pointer("/status/used"));
+    let (mut request, mut limit) = (Vec::new(), Vec::new());
+    for (r, h) in &hard {
+        let u = used.get(r).copied().unwrap_or_default();
+        let pair = format!("{r}: {u}/{h}");
+        if r.split('.').next() == Some("limits") && r.contains('.') {
+            limit.push(pair);
+        } else {
+            request.push(pair);
+        }
+    }
+    (request.join(", "), limit.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +343,20 @@ mod tests {
             .iter()
             .map(|c| c.name)
             .collect()
+    }
+
+    #[test]
+    fn a_quota_row_shows_used_over_hard_requests_then_limits() {
+        let q = json!({"metadata": {"name": "q"}, "status": {
+            "hard": {"pods": "2", "limits.cpu": "2", "requests.memory": "1Gi"},
+            "used": {"pods": "1", "limits.cpu": "500m"}}});
+        let row = cells("", "ResourceQuota", &q, 0).unwrap();
+        assert_eq!(row[2], "pods: 1/2, requests.memory: 0/1Gi");
+        assert_eq!(row[3], "limits.cpu: 500m/2");
+        assert_eq!(
+            headers("", "ResourceQuota"),
+            ["Name", "Age", "Request", "Limit"]
+        );
     }
 
     #[test]
