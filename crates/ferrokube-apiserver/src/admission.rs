@@ -1,6 +1,8 @@
 //! Admission on create, after defaulting and before the strategy prepares
-//! the object: Kubernetes' LimitRanger (see [`crate::limitranger`]), ServiceAccount, DefaultTolerationSeconds and
-//! Priority plugins for pods, and StorageObjectInUseProtection.
+//! the object: Kubernetes' LimitRanger (see [`crate::limitranger`]), ServiceAccount,
+//! DefaultTolerationSeconds, PodSecurity (see [`crate::podsecurity`]) and Priority
+//! plugins for pods, and StorageObjectInUseProtection; on update, Pod Security again
+//! and Priority's keeping of a pod's priority and single global default.
 //!
 //! A pod runs as a service account: `spec.serviceAccountName` defaults to
 //! `default` (the deprecated `spec.serviceAccount` says the same). Unless the
@@ -29,6 +31,7 @@ use serde_json::{json, Map, Value};
 use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::ApiError;
 
+use crate::options::WriteOptions;
 use crate::rest::{ApiResult, Rest};
 
 /// Admits `obj`, a new object of `def`'s kind in `namespace`, defaulted and
@@ -38,19 +41,111 @@ pub async fn admit_create(
     def: &ResourceDef,
     namespace: &str,
     obj: &mut Value,
+    opts: &WriteOptions,
 ) -> ApiResult<()> {
     crate::limitranger::admit_create(rest, def, namespace, obj)?;
-    if def.group.is_empty() && def.kind == "Pod" {
+    let pod = def.group.is_empty() && def.kind == "Pod";
+    if pod {
         service_account(rest, namespace, obj).await?;
         if let Some(spec) = obj.get_mut("spec") {
             default_toleration_seconds(spec);
         }
+    }
+    crate::podsecurity::validate_create(rest, def, namespace, obj, opts).await?;
+    if pod {
         priority(rest, obj).await?;
     }
     match (def.group, def.kind) {
         ("", "PersistentVolumeClaim") => add_finalizer(obj, PVC_PROTECTION),
         ("", "PersistentVolume") => add_finalizer(obj, PV_PROTECTION),
+        ("scheduling.k8s.io", "PriorityClass") => only_one_global_default(rest, obj, false)?,
         _ => {}
+    }
+    Ok(())
+}
+
+/// Admits `new`, an update (of `subresource`, empty for the object itself)
+/// of `old`: a pod keeps the priority admission gave it, Pod Security
+/// checks what changed, and a PriorityClass may not become a second
+/// global default.
+#[allow(clippy::too_many_arguments)]
+pub async fn admit_update(
+    rest: &Rest,
+    def: &ResourceDef,
+    ns: &str,
+    old: &Value,
+    new: &mut Value,
+    subresource: &str,
+    opts: &WriteOptions,
+) -> ApiResult<()> {
+    if subresource.is_empty() && def.group.is_empty() && def.kind == "Pod" {
+        keep_priority(old, new);
+    }
+    crate::podsecurity::validate_update(rest, def, ns, old, new, subresource, opts).await?;
+    if subresource.is_empty() && def.group == "scheduling.k8s.io" && def.kind == "PriorityClass" {
+        only_one_global_default(rest, new, true)?;
+    }
+    Ok(())
+}
+
+/// A pod updated without `priority` or `preemptionPolicy` keeps the ones
+/// admission set at its creation (validation refuses any other change).
+fn keep_priority(old: &Value, new: &mut Value) {
+    let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for field in ["priority", "preemptionPolicy"] {
+        let unset = spec.get(field).is_none_or(Value::is_null);
+        if let Some(kept) = old
+            .pointer(&format!("/spec/{field}"))
+            .filter(|v| !v.is_null())
+        {
+            if unset {
+                spec.insert(field.into(), kept.clone());
+            }
+        }
+    }
+}
+
+/// Kubernetes' Priority admission of PriorityClasses: a class marked
+/// `globalDefault` is refused while another class is the default.
+fn only_one_global_default(rest: &Rest, pc: &Value, update: bool) -> ApiResult<()> {
+    if pc.get("globalDefault").and_then(Value::as_bool) != Some(true) {
+        return Ok(());
+    }
+    let name = pc
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let Some(default) = default_priority_class(rest) else {
+        return Ok(());
+    };
+    if !update || default.name != name {
+        return Err(ApiError::forbidden_on(
+            "scheduling.k8s.io",
+            "priorityclasses",
+            name,
+            &format!(
+                "PriorityClass {} is already marked as default. Only one default can exist",
+                default.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Kubernetes' refusal to delete a system priority class.
+pub fn refuse_system_priority_class_delete(def: &ResourceDef, name: &str) -> ApiResult<()> {
+    if def.group == "scheduling.k8s.io"
+        && def.plural == "priorityclasses"
+        && SYSTEM_PRIORITY_CLASSES.iter().any(|(n, _)| *n == name)
+    {
+        return Err(ApiError::forbidden_on(
+            "scheduling.k8s.io",
+            "priorityclasses",
+            name,
+            "this is a system priority class and cannot be deleted",
+        ));
     }
     Ok(())
 }
@@ -199,10 +294,7 @@ pub fn default_toleration_seconds(spec: &mut Value) {
 }
 
 /// The priority classes every Kubernetes cluster has, by name.
-const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
-    ("system-node-critical", 2_000_001_000),
-    ("system-cluster-critical", 2_000_000_000),
-];
+use crate::kinds::scheduling::SYSTEM_PRIORITY_CLASSES;
 
 /// Creates the system priority classes every Kubernetes cluster has (its
 /// scheduling storage makes them at start), unless they exist.
@@ -276,6 +368,16 @@ fn priority_classes(rest: &Rest) -> Vec<Value> {
         .collect()
 }
 
+/// The cluster's global default class: of several (a race), the one of
+/// lowest value, as Kubernetes picks it.
+fn default_priority_class(rest: &Rest) -> Option<PriorityClass> {
+    priority_classes(rest)
+        .iter()
+        .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
+        .filter_map(PriorityClass::from_object)
+        .min_by_key(|pc| pc.value)
+}
+
 /// The class named `name`: stored (the cache first, then the store, as the
 /// class may just have been created), else one of the system classes.
 async fn priority_class(rest: &Rest, name: &str) -> ApiResult<Option<PriorityClass>> {
@@ -339,11 +441,7 @@ pub async fn priority(rest: &Rest, pod: &mut Value) -> ApiResult<()> {
                 )))
             }
         },
-        None => priority_classes(rest)
-            .iter()
-            .filter(|pc| pc.get("globalDefault").and_then(Value::as_bool) == Some(true))
-            .filter_map(PriorityClass::from_object)
-            .min_by_key(|pc| pc.value),
+        None => default_priority_class(rest),
     };
     let (value, policy) = match &class {
         Some(c) => (c.value, c.preemption_policy.clone()),
@@ -526,6 +624,129 @@ mod tests {
             s["containers"][0]["volumeMounts"][0]["name"],
             "kube-api-access-zzzzz"
         );
+    }
+
+    fn pc(name: &str, value: i64, default: bool) -> Value {
+        json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+            "metadata": {"name": name}, "value": value, "globalDefault": default})
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_one_priority_class_is_the_global_default() {
+        let e = crate::podsecurity::tests::env().await;
+        let pcs = e.def("scheduling.k8s.io", "v1", "priorityclasses");
+        let opts = crate::podsecurity::tests::opts_as("admin");
+        e.rest
+            .create(&pcs, "", pc("low", 10, true), &opts)
+            .await
+            .unwrap();
+        // Admission reads the classes from the watch cache.
+        for _ in 0..100 {
+            if default_priority_class(&e.rest).is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let err = e
+            .rest
+            .create(&pcs, "", pc("other", 20, true), &opts)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 403);
+        assert_eq!(
+            err.message,
+            r#"priorityclasses.scheduling.k8s.io "other" is forbidden: PriorityClass low is already marked as default. Only one default can exist"#
+        );
+        e.rest
+            .create(&pcs, "", pc("other", 20, false), &opts)
+            .await
+            .unwrap();
+        let patch = br#"{"globalDefault": true}"#;
+        let err = e
+            .rest
+            .patch(
+                &pcs,
+                "",
+                "other",
+                "application/merge-patch+json",
+                patch,
+                "",
+                &opts,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"priorityclasses.scheduling.k8s.io "other" is forbidden: PriorityClass low is already marked as default. Only one default can exist"#
+        );
+        // The default itself may be updated.
+        let patch = br#"{"description": "the default"}"#;
+        e.rest
+            .patch(
+                &pcs,
+                "",
+                "low",
+                "application/merge-patch+json",
+                patch,
+                "",
+                &opts,
+            )
+            .await
+            .unwrap();
+        let err = e
+            .rest
+            .patch(
+                &pcs,
+                "",
+                "low",
+                "application/merge-patch+json",
+                br#"{"value": 11}"#,
+                "",
+                &opts,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"PriorityClass.scheduling.k8s.io "low" is invalid: value: Forbidden: may not be changed in an update."#
+        );
+        let err = e
+            .rest
+            .create(&pcs, "", pc("system-mine", 1, false), &opts)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, 422);
+        // A pod gets the default's priority and name.
+        let pods = e.def("", "v1", "pods");
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]}});
+        let created = e.rest.create(&pods, "default", pod, &opts).await.unwrap();
+        assert_eq!(created["spec"]["priority"], 10);
+        assert_eq!(created["spec"]["priorityClassName"], "low");
+        // An update that leaves priority out keeps it.
+        let mut replaced = created.clone();
+        replaced["spec"].as_object_mut().unwrap().remove("priority");
+        replaced["metadata"]["labels"] = json!({"a": "b"});
+        let updated = e
+            .rest
+            .update(&pods, "default", "p", replaced, "", &opts)
+            .await
+            .unwrap();
+        assert_eq!(updated["spec"]["priority"], 10);
+    }
+
+    #[test]
+    fn system_priority_classes_cannot_be_deleted() {
+        let registry = ferrokube_api::registry::Registry::default();
+        let pcs = registry
+            .get("scheduling.k8s.io", "v1", "priorityclasses")
+            .unwrap();
+        let err = refuse_system_priority_class_delete(pcs, "system-node-critical").unwrap_err();
+        assert_eq!(
+            err.message,
+            r#"priorityclasses.scheduling.k8s.io "system-node-critical" is forbidden: this is a system priority class and cannot be deleted"#
+        );
+        assert!(refuse_system_priority_class_delete(pcs, "mine").is_ok());
     }
 
     #[test]

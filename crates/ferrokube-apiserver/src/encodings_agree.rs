@@ -399,6 +399,7 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             authorization_modes: vec![crate::authz::Mode::AlwaysAllow],
+            admission_control_config_file: None,
         },
         store,
         cancel.clone(),

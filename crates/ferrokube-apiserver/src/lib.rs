@@ -25,6 +25,7 @@ pub mod oidc;
 pub mod options;
 pub mod pki;
 pub mod pod_validation;
+pub mod podsecurity;
 pub mod protobuf;
 #[cfg(test)]
 mod protobuf_roundtrip;

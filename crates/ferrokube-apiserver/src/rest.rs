@@ -145,6 +145,8 @@ pub struct Rest {
     /// Escalation prevention for writes of RBAC roles and bindings (none:
     /// not checked).
     pub escalation: Option<crate::authz::escalation::Escalation>,
+    /// The Pod Security admission's defaults and exemptions.
+    pub pod_security: crate::podsecurity::Config,
 }
 
 /// How long Events live by default (Kubernetes' `--event-ttl`).
@@ -829,7 +831,7 @@ impl Rest {
         // generation, a Job's selector), whatever the body's encoding.
         objectmeta::fill_on_create(&mut obj);
         crate::defaults::apply(def, &mut obj);
-        crate::admission::admit_create(self, def, ns, &mut obj).await?;
+        crate::admission::admit_create(self, def, ns, &mut obj, opts).await?;
         crate::kinds::prepare_create(self, def, ns, &mut obj, opts.user.as_ref()).await?;
         if let Some(escalation) = &self.escalation {
             escalation.check(def, ns, "", None, &obj, opts.user.as_ref())?;
@@ -915,6 +917,9 @@ impl Rest {
         // moves only with the spec, for kinds that keep one.
         crate::defaults::prepare_for_update(def, old, &mut new, subresource);
         crate::kinds::prepare_update(def, old, &mut new, subresource);
+        crate::admission::admit_update(self, def, ns, old, &mut new, subresource, opts)
+            .await
+            .map_err(|e| (e, false))?;
         // A Service keeps, drops, gains and gives up cluster IPs and node
         // ports with its type (see crate::services).
         let realloc = if is_service(def) && subresource.is_empty() {

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// The authorization modes, in order (`--authorization-mode`); the
     /// group `system:masters` is allowed before them.
     pub authorization_modes: Vec<crate::authz::Mode>,
+    /// Kubernetes' `--admission-control-config-file`: an
+    /// AdmissionConfiguration (the PodSecurity plugin's defaults and
+    /// exemptions).
+    pub admission_control_config_file: Option<PathBuf>,
 }
 
 /// A running API server.
@@ -360,6 +364,10 @@ pub async fn start(
             cache: cache.clone(),
         }),
     });
+    let pod_security = match &config.admission_control_config_file {
+        Some(path) => crate::podsecurity::Config::load(path)?,
+        None => crate::podsecurity::Config::default(),
+    };
     let openapi = build_openapi(&registry);
     let rbac = Arc::new(crate::authz::rbac::Rbac::new(&cache)?);
     let authorizer: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::modes::chain(
@@ -382,6 +390,7 @@ pub async fn start(
                 authorizer: authorizer.clone(),
                 rbac,
             }),
+            pod_security,
         },
         tokens,
         sa_keys,
@@ -1247,6 +1256,7 @@ async fn resource_request(
             let opts = query.delete_options().map_err(ApiError::bad_request)?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
+            crate::admission::refuse_system_priority_class_delete(&def, name)?;
             let obj = rest.delete(&def, ns, name, &opts).await?;
             object_response(StatusCode::OK, &def, &obj, None, &accept, query)
         }

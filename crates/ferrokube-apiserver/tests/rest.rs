@@ -40,6 +40,7 @@ async fn rest_in(dir: &std::path::Path, event_ttl_seconds: i64) -> (Rest, Cancel
         event_lease: Default::default(),
         event_ttl_seconds,
         escalation: None,
+        pod_security: Default::default(),
     };
     (rest, cancel)
 }

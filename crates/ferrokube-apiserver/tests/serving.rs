@@ -170,6 +170,7 @@ async fn start_switchable_server() -> (
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             authorization_modes: vec![ferrokube_apiserver::authz::Mode::AlwaysAllow],
+            admission_control_config_file: None,
         },
         store,
         cancel.clone(),

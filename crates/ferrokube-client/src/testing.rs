@@ -47,6 +47,7 @@ impl TestApi {
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             authorization_modes: modes.to_vec(),
+            admission_control_config_file: None,
         };
         let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;
         Ok(TestApi {

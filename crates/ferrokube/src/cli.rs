@@ -220,6 +220,12 @@ pub struct ServerArgs {
     /// always allowed.
     #[arg(long, default_value = "AlwaysAllow", value_parser = parse_authorization_modes)]
     pub authorization_mode: AuthorizationModes,
+
+    /// An AdmissionConfiguration file (YAML or JSON), as Kubernetes'
+    /// `--admission-control-config-file`: the PodSecurity plugin's default
+    /// levels and exemptions.
+    #[arg(long)]
+    pub admission_control_config_file: Option<PathBuf>,
 }
 
 /// The value of `--authorization-mode`.

@@ -35,6 +35,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         service_cidr: args.service_cidr.clone(),
         max_in_flight: args.max_requests_inflight,
         authorization_modes: args.authorization_mode.0.clone(),
+        admission_control_config_file: args.admission_control_config_file.clone(),
     };
     let api =
         match ferrokube_apiserver::start(config, datastore.store(), cancel.child_token()).await {

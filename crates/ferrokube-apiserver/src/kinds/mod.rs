@@ -20,6 +20,7 @@ mod meta;
 mod networking;
 mod node;
 mod policy;
+pub mod scheduling;
 mod storage;
 
 use ferrokube_api::registry::ResourceDef;
@@ -105,6 +106,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("batch", "Job") => batch::validate_job(obj),
         ("batch", "CronJob") => batch::validate_cron_job(obj),
         ("policy", "PodDisruptionBudget") => policy::validate_pod_disruption_budget(obj),
+        ("scheduling.k8s.io", "PriorityClass") => scheduling::validate_priority_class(obj),
         ("", "PodTemplate") => {
             if obj.get("template").is_none() {
                 vec![FieldError::required("template", "")]
@@ -127,6 +129,9 @@ pub fn validate_update(
 ) -> Vec<FieldError> {
     if let ("certificates.k8s.io", "CertificateSigningRequest") = (def.group, def.kind) {
         return certificates::validate(new, Some(old), subresource);
+    }
+    if let ("scheduling.k8s.io", "PriorityClass") = (def.group, def.kind) {
+        return scheduling::validate_priority_class_update(old, new);
     }
     if let ("", "PersistentVolumeClaim") = (def.group, def.kind) {
         return if subresource.is_empty() {
