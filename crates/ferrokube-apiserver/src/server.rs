@@ -795,7 +795,11 @@ async fn authorize(
     match app.authorizer.authorize(&a) {
         Decision::Allow(_) => Ok(()),
         Decision::Deny(reason) | Decision::NoOpinion(reason) => {
-            Err(crate::authz::forbidden(&a, &reason))
+            let refusal = crate::authz::forbidden(&a, &reason);
+            // As Kubernetes' RBAC logs its refusals: what a missing rule
+            // looks like to an operator.
+            tracing::info!(user = %a.user.name, groups = ?a.user.groups, "{}", refusal.message);
+            Err(refusal)
         }
     }
 }

@@ -190,8 +190,12 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     .await?;
 
     // The controllers, on the controller manager's in-process client.
-    tokio::spawn(ferrokube_controllers::workloads::run(
+    tokio::spawn(ferrokube_controllers::workloads::run_as(
         api.in_process_client("system:kube-controller-manager"),
+        ferrokube_controllers::clients::ControllerClients::per_service_account(
+            &api.in_process_client("system:kube-controller-manager"),
+            |sa| api.in_process_service_account("kube-system", sa),
+        ),
         cancel.clone(),
     ));
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");

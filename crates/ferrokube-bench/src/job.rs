@@ -111,8 +111,12 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(o.timeout_secs);
     let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
     let ended = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());
-    tokio::spawn(ferrokube_controllers::workloads::run(
+    tokio::spawn(ferrokube_controllers::workloads::run_as(
         api.in_process_client("system:kube-controller-manager"),
+        ferrokube_controllers::clients::ControllerClients::per_service_account(
+            &api.in_process_client("system:kube-controller-manager"),
+            |sa| api.in_process_service_account("kube-system", sa),
+        ),
         cancel.clone(),
     ));
     // Let the controllers' caches fill before the clock starts.

@@ -80,6 +80,20 @@ impl TestApi {
         crate::local_client(self.server.local(user))
     }
 
+    /// A client inside this process as the service account `ns/name`
+    /// (its groups `system:serviceaccounts` and
+    /// `system:serviceaccounts:<ns>`), as `ferrokube server` runs each
+    /// controller.
+    pub fn in_process_service_account(&self, ns: &str, name: &str) -> kube::Client {
+        self.in_process_client_in(
+            &format!("system:serviceaccount:{ns}:{name}"),
+            &[
+                "system:serviceaccounts",
+                &format!("system:serviceaccounts:{ns}"),
+            ],
+        )
+    }
+
     /// The store under the server (for tests that check what was written).
     pub fn store(&self) -> Arc<EmbeddedStore> {
         self.store.clone()

@@ -155,16 +155,18 @@ async fn groups_service_accounts_and_cluster_bindings() {
         .list(&ListParams::default())
         .await
         .expect("a dev lists configmaps everywhere");
-    // Non-resource URLs: `/apis/*` covers the groups' discovery, not `/api`.
+    // Non-resource URLs: `/apis/*` covers the groups' discovery (as the
+    // bootstrap policy's system:discovery does for everyone), not
+    // `/metrics` (system:monitoring's).
     let get = |path: &str| http::Request::get(path).body(Vec::new()).expect("request");
     dev.request_text(get("/apis/apps"))
         .await
         .expect("discovery");
     assert_eq!(
-        refusal(dev.request_text(get("/api")).await),
+        refusal(dev.request_text(get("/metrics")).await),
         (
             403,
-            r#"forbidden: User "ann" cannot get path "/api""#.to_string()
+            r#"forbidden: User "ann" cannot get path "/metrics""#.to_string()
         )
     );
 
@@ -225,6 +227,11 @@ async fn nodes_get_the_rules_of_system_node() {
     let admin = api.client().await.expect("admin");
     let node = api.in_process_client_in("system:node:n1", &["system:nodes"]);
     let nodes: Api<Node> = Api::all(node.clone());
+    // The bootstrap policy's system:node, replaced by one of this test's.
+    Api::<ClusterRole>::all(admin.clone())
+        .delete("system:node", &Default::default())
+        .await
+        .expect("deleting the bootstrap system:node");
     nodes.get("n1").await.expect_err("no system:node role yet");
     create(
         &Api::<ClusterRole>::all(admin.clone()),

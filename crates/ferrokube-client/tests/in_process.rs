@@ -24,7 +24,7 @@ fn cm(name: &str) -> ConfigMap {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_process_client_is_a_client_like_any_other() {
     let api = TestApi::start().await.expect("api server");
-    let local = api.in_process_client("system:kube-scheduler");
+    let local = api.in_process_client_in("system:apiserver", &["system:masters"]);
     let https = api.client().await.expect("client");
     let cms: Api<ConfigMap> = Api::namespaced(local.clone(), "default");
 
@@ -107,8 +107,5 @@ async fn the_in_process_client_is_a_client_like_any_other() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        review["status"]["userInfo"]["username"],
-        "system:kube-scheduler"
-    );
+    assert_eq!(review["status"]["userInfo"]["username"], "system:apiserver");
 }

@@ -70,6 +70,26 @@ impl ControllerClients {
         }
     }
 
+    /// Each controller with a client `make` gives for its service
+    /// account's name, made once for every name of [`SERVICE_ACCOUNTS`]
+    /// (a name not there gets `root`).
+    pub fn per_service_account(root: &kube::Client, make: impl Fn(&str) -> kube::Client) -> Self {
+        let made: std::collections::HashMap<String, kube::Client> = SERVICE_ACCOUNTS
+            .iter()
+            .map(|sa| (sa.to_string(), make(sa)))
+            .collect();
+        let root = root.clone();
+        ControllerClients::per_controller(move |sa| {
+            made.get(sa).cloned().unwrap_or_else(|| {
+                tracing::warn!(
+                    service_account = sa,
+                    "a controller without a client of its own"
+                );
+                root.clone()
+            })
+        })
+    }
+
     /// The client of the controller whose service account is `sa`
     /// (`root`, the controller manager's, unless set per controller).
     pub fn client(&self, root: &kube::Client, sa: &str) -> kube::Client {

@@ -35,6 +35,24 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
     }
 }
 
+/// Runs the workload controllers until `cancel`, the informers with
+/// `client` (the controller manager's) and each controller with its own
+/// client from `clients`.
+pub async fn run_as(
+    client: kube::Client,
+    clients: crate::clients::ControllerClients,
+    cancel: CancellationToken,
+) {
+    let mut informers = Informers::new(client.clone());
+    let client_for = |sa: &str| clients.client(&client, sa);
+    let mut tasks = start_with(&mut informers, &client_for, &cancel);
+    tasks.extend(informers.spawn(&cancel));
+    cancel.cancelled().await;
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
 /// Sets the workload controllers up over `informers` and starts them (they
 /// wait for the informers, which the caller spawns after).
 pub fn start(

@@ -538,6 +538,10 @@ fn node() -> Vec<Value> {
         rule(READ, &[STORAGE], "csidrivers"),
         rule("create delete get patch update", &[STORAGE], "csinodes"),
         rule(READ, &["node.k8s.io"], "runtimeclasses"),
+        // ferrokube: the node agent removes the directories of its node's
+        // deleted local-path volumes, then the volume and its finalizer
+        // (k3s has the provisioner's helper pods do it).
+        rule("list delete patch", &[CORE], "persistentvolumes"),
     ]
 }
 

@@ -15,6 +15,21 @@ use tokio_util::sync::CancellationToken;
 /// How long any wait in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The workload controllers under their identities in `ferrokube server`:
+/// informers as `system:kube-controller-manager`, each controller as its
+/// service account in kube-system, with only their roles' rights.
+fn run_controllers(
+    api: &TestApi,
+    cancel: CancellationToken,
+) -> impl Future<Output = ()> + Send + 'static {
+    use ferrokube_controllers::clients::{ControllerClients, NAMESPACE};
+    let root = api.in_process_client("system:kube-controller-manager");
+    let clients = ControllerClients::per_service_account(&root, |sa| {
+        api.in_process_service_account(NAMESPACE, sa)
+    });
+    ferrokube_controllers::workloads::run_as(root, clients, cancel)
+}
+
 pub struct Env {
     pub api: TestApi,
     pub client: kube::Client,
@@ -40,10 +55,7 @@ impl Env {
         .await
         .expect("creating the namespace");
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(ferrokube_controllers::workloads::run(
-            client.clone(),
-            cancel.clone(),
-        ));
+        let task = tokio::spawn(run_controllers(&api, cancel.clone()));
         Env {
             api,
             client,
@@ -71,8 +83,8 @@ impl Env {
     /// Starts the controllers again (after `stop_controllers`).
     pub fn restart_controllers(&mut self) {
         self.cancel = CancellationToken::new();
-        self.task = Some(tokio::spawn(ferrokube_controllers::workloads::run(
-            self.client.clone(),
+        self.task = Some(tokio::spawn(run_controllers(
+            &self.api,
             self.cancel.clone(),
         )));
     }
