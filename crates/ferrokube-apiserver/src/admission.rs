@@ -65,7 +65,8 @@ pub async fn admit_create(
 }
 
 /// Admits `new`, an update (of `subresource`, empty for the object itself)
-/// of `old`: a pod keeps the priority admission gave it, Pod Security
+/// of `old`: a pod keeps its default tolerations and the priority
+/// admission gave it, Pod Security
 /// checks what changed, and a PriorityClass may not become a second
 /// global default.
 #[allow(clippy::too_many_arguments)]
@@ -79,6 +80,11 @@ pub async fn admit_update(
     opts: &WriteOptions,
 ) -> ApiResult<()> {
     if subresource.is_empty() && def.group.is_empty() && def.kind == "Pod" {
+        // DefaultTolerationSeconds admits updates too: a pod replaced
+        // without its default tolerations gets them back.
+        if let Some(spec) = new.get_mut("spec") {
+            default_toleration_seconds(spec);
+        }
         keep_priority(old, new);
     }
     crate::podsecurity::validate_update(rest, def, ns, old, new, subresource, opts).await?;
@@ -726,6 +732,10 @@ mod tests {
         // An update that leaves priority out keeps it.
         let mut replaced = created.clone();
         replaced["spec"].as_object_mut().unwrap().remove("priority");
+        replaced["spec"]
+            .as_object_mut()
+            .unwrap()
+            .remove("tolerations");
         replaced["metadata"]["labels"] = json!({"a": "b"});
         let updated = e
             .rest
@@ -733,6 +743,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(updated["spec"]["priority"], 10);
+        assert_eq!(
+            updated["spec"]["tolerations"],
+            created["spec"]["tolerations"]
+        );
+        assert_eq!(updated["metadata"]["labels"], json!({"a": "b"}));
     }
 
     #[test]
