@@ -12,13 +12,16 @@
 //! `status.used` with a resourceVersion precondition before the object is
 //! stored, re-read and retried on conflict, so concurrent writes can never
 //! take more than the quota holds (the quota controller later recounts
-//! what is stored). A quota only matches through its `status.hard`, as in
+//! what is stored). As in Kubernetes, the writes of a namespace waiting
+//! meanwhile are charged together: one request leads, checking each write
+//! against the quotas the writes before it left, and writes each quota
+//! once per batch. A quota only matches through its `status.hard`, as in
 //! Kubernetes: one the controller has not seen yet limits nothing.
 //!
 //! The namespace's quotas are found in the watch cache; Kubernetes also
 //! reads them from an informer.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
@@ -193,61 +196,192 @@ async fn admit_write(
     let Some(quota_def) = rest.registry.get("", "v1", "resourcequotas").cloned() else {
         return Ok(());
     };
-    let mut quotas = cached_quotas(rest, &quota_def, namespace);
-    if quotas.is_empty() {
+    let quotas = cached_quotas(rest, &quota_def, namespace);
+    // No quota of the namespace covers it: nothing to charge or refuse.
+    if quotas
+        .iter()
+        .all(|quota| !q::matches(quota, def.group, def.plural, obj))
+    {
         return Ok(());
     }
-    let forbidden = |why: String| ApiError::forbidden_on(def.group, def.plural, name, &why);
-    let req = Request {
-        group: def.group,
-        resource: def.plural,
-        obj,
-        old,
-        now: now(),
-    };
-    for _ in 0..ATTEMPTS {
-        let charges = check(&quotas, &req).map_err(forbidden)?;
-        if dry_run || charges.is_empty() {
-            return Ok(());
+    let key = (rest as *const Rest as usize, namespace.to_string());
+    loop {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let lead = {
+            let mut batches = BATCHES.lock();
+            let batch = batches.entry(key.clone()).or_default();
+            batch.pending.push(Work {
+                group: def.group,
+                resource: def.plural,
+                name: name.to_string(),
+                obj: obj.clone(),
+                old: old.cloned(),
+                dry_run,
+                reply: tx,
+            });
+            !std::mem::replace(&mut batch.leading, true)
+        };
+        if lead {
+            // This request charges the namespace's waiting writes, batch
+            // by batch, until none is left (Kubernetes' quota evaluator
+            // does the same with worker goroutines).
+            let guard = Leading(key.clone());
+            loop {
+                let works = {
+                    let mut batches = BATCHES.lock();
+                    match batches.get_mut(&key) {
+                        Some(b) if !b.pending.is_empty() => std::mem::take(&mut b.pending),
+                        _ => break,
+                    }
+                };
+                charge_batch(rest, &quota_def, namespace, works).await;
+            }
+            drop(guard);
         }
-        // Charge each quota; those that changed meanwhile are read again
-        // and checked again, alone (the others hold their charge).
-        let mut retry = Vec::new();
-        for (i, used) in charges {
-            let mut quota = quotas[i].clone();
-            quota["status"]["used"] = q::to_json(&used);
-            let qname = quota_name(&quota).to_string();
+        match rx.await {
+            Ok(result) => return result,
+            // The request leading the batch went away before answering
+            // (its client left): queue again.
+            Err(_) => continue,
+        }
+    }
+}
+
+/// A write waiting to be charged.
+struct Work {
+    group: &'static str,
+    resource: &'static str,
+    name: String,
+    obj: Value,
+    old: Option<Value>,
+    dry_run: bool,
+    reply: tokio::sync::oneshot::Sender<ApiResult<()>>,
+}
+
+/// The writes of one namespace waiting, and whether a request is charging
+/// them.
+#[derive(Default)]
+struct Batch {
+    pending: Vec<Work>,
+    leading: bool,
+}
+
+/// Batches by server (its `Rest`'s address) and namespace.
+static BATCHES: std::sync::LazyLock<parking_lot::Mutex<HashMap<(usize, String), Batch>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// Held by the request charging a namespace's batches: when it is done (or
+/// dropped), the namespace has no leader, and writes still waiting are
+/// answered with a closed channel so that their requests queue again.
+struct Leading((usize, String));
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        let mut batches = BATCHES.lock();
+        if let Some(b) = batches.remove(&self.0) {
+            drop(b.pending);
+        }
+    }
+}
+
+/// Charges a batch of writes: each is checked against the quotas as the
+/// writes before it left them, then every quota that changed is written
+/// once with its resourceVersion as precondition. Quotas that changed
+/// meanwhile are read again and the writes charged to them checked again
+/// (the others keep their charge), as Kubernetes' `checkQuotas` does.
+async fn charge_batch(rest: &Rest, quota_def: &ResourceDef, namespace: &str, works: Vec<Work>) {
+    let mut results: Vec<Option<ApiResult<()>>> = works.iter().map(|_| None).collect();
+    let mut quotas = cached_quotas(rest, quota_def, namespace);
+    let now = now();
+    let mut settled = false;
+    for _ in 0..ATTEMPTS {
+        let mut copy = quotas.clone();
+        let mut changed = BTreeSet::new();
+        for (w, result) in works.iter().zip(results.iter_mut()) {
+            if result.is_some() {
+                continue;
+            }
+            let req = Request {
+                group: w.group,
+                resource: w.resource,
+                obj: &w.obj,
+                old: w.old.as_ref(),
+                now,
+            };
+            match check(&copy, &req) {
+                Err(why) => {
+                    *result = Some(Err(ApiError::forbidden_on(
+                        w.group, w.resource, &w.name, &why,
+                    )))
+                }
+                Ok(charges) if !w.dry_run => {
+                    for (i, used) in charges {
+                        copy[i]["status"]["used"] = q::to_json(&used);
+                        changed.insert(i);
+                    }
+                }
+                Ok(_) => {}
+            }
+        }
+        let mut failed = Vec::new();
+        for i in changed {
+            let qname = quota_name(&copy[i]).to_string();
             let opts = WriteOptions {
                 manager: MANAGER.into(),
                 ..Default::default()
             };
-            match rest
-                .update(&quota_def, namespace, &qname, quota, "status", &opts)
-                .await
-            {
+            let written = rest
+                .update(
+                    quota_def,
+                    namespace,
+                    &qname,
+                    copy[i].clone(),
+                    "status",
+                    &opts,
+                )
+                .await;
+            match written {
                 Ok(_) => {}
-                Err(e) if e.code == 409 => retry.push(qname),
+                Err(e) if e.code == 409 => failed.push(qname),
                 // A quota deleted meanwhile limits nothing.
                 Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    for r in results.iter_mut().filter(|r| r.is_none()) {
+                        *r = Some(Err(e.clone()));
+                    }
+                }
             }
         }
-        if retry.is_empty() {
-            return Ok(());
+        if failed.is_empty() {
+            settled = true;
+            break;
         }
         quotas.clear();
-        for qname in retry {
-            match rest.get(&quota_def, namespace, &qname).await {
+        for qname in failed {
+            match rest.get(quota_def, namespace, &qname).await {
                 Ok(v) => quotas.push(v),
                 Err(e) if e.code == 404 => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    for r in results.iter_mut().filter(|r| r.is_none()) {
+                        *r = Some(Err(e.clone()));
+                    }
+                }
             }
         }
-        if quotas.is_empty() {
-            return Ok(());
+        if quotas.is_empty() || results.iter().all(Option::is_some) {
+            settled = true;
+            break;
         }
     }
-    Err(ApiError::internal("resource quota evaluation timed out"))
+    for (w, result) in works.into_iter().zip(results) {
+        let result = match result {
+            Some(r) => r,
+            None if settled => Ok(()),
+            // Still undecided after every attempt: the quotas kept changing.
+            None => Err(ApiError::internal("resource quota evaluation timed out")),
+        };
+        let _ = w.reply.send(result);
+    }
 }
 
 #[cfg(test)]
