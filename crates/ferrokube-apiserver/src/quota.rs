@@ -25,9 +25,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::Value;
 
+use ferrokube_api::quota::Qty;
 use ferrokube_api::quota::{self as q, ResourceList};
 use ferrokube_api::registry::ResourceDef;
-use ferrokube_api::status::ApiError;
+use ferrokube_api::status::{ApiError, FieldError};
 
 use crate::options::WriteOptions;
 use crate::rest::{ApiResult, Rest};
@@ -384,6 +385,187 @@ async fn charge_batch(rest: &Rest, quota_def: &ResourceDef, namespace: &str, wor
     }
 }
 
+/// The quota resource names Kubernetes knows (`standardQuotaResources`).
+const STANDARD_QUOTA: [&str; 19] = [
+    "cpu",
+    "memory",
+    "ephemeral-storage",
+    "requests.cpu",
+    "requests.memory",
+    "requests.storage",
+    "requests.ephemeral-storage",
+    "limits.cpu",
+    "limits.memory",
+    "limits.ephemeral-storage",
+    "pods",
+    "services",
+    "replicationcontrollers",
+    "resourcequotas",
+    "secrets",
+    "persistentvolumeclaims",
+    "configmaps",
+    "services.nodeports",
+    "services.loadbalancers",
+];
+
+/// Counts, which must be whole.
+const INTEGER_RESOURCES: [&str; 9] = [
+    "pods",
+    "services",
+    "replicationcontrollers",
+    "resourcequotas",
+    "secrets",
+    "configmaps",
+    "persistentvolumeclaims",
+    "services.nodeports",
+    "services.loadbalancers",
+];
+
+const SCOPES: [&str; 6] = [
+    "Terminating",
+    "NotTerminating",
+    "BestEffort",
+    "NotBestEffort",
+    "PriorityClass",
+    "CrossNamespacePodAffinity",
+];
+
+fn standard_quota_name(name: &str) -> bool {
+    STANDARD_QUOTA.contains(&name)
+        || name.starts_with("hugepages-")
+        || name.starts_with("requests.hugepages-")
+}
+
+/// Whether `scope` may limit `resource` (Kubernetes'
+/// `IsResourceQuotaScopeValidForResource`).
+fn scope_allows(scope: &str, resource: &str) -> bool {
+    match scope {
+        "BestEffort" => resource == "pods",
+        "Terminating"
+        | "NotTerminating"
+        | "NotBestEffort"
+        | "PriorityClass"
+        | "CrossNamespacePodAffinity" => matches!(
+            resource,
+            "pods"
+                | "cpu"
+                | "memory"
+                | "requests.cpu"
+                | "requests.memory"
+                | "limits.cpu"
+                | "limits.memory"
+        ),
+        _ => false,
+    }
+}
+
+/// The errors of one resource map (`spec.hard`, `status.used`, ...) at `path`.
+fn validate_resources(map: Option<&Value>, path: &str, errors: &mut Vec<FieldError>) {
+    let Some(map) = map.and_then(Value::as_object) else {
+        return;
+    };
+    let mut keys: Vec<&String> = map.keys().collect();
+    keys.sort();
+    for k in keys {
+        let at = format!("{path}[{k}]");
+        if !k.contains('/') {
+            if !standard_quota_name(k) && k != "storage" {
+                errors.push(FieldError::invalid(
+                    &at,
+                    k.as_str(),
+                    "must be a standard resource type or fully qualified",
+                ));
+            }
+            if !standard_quota_name(k) {
+                errors.push(FieldError::invalid(
+                    &at,
+                    k.as_str(),
+                    "must be a standard resource for quota",
+                ));
+            }
+        }
+        let Some(qty) = Qty::parse(&map[k]) else {
+            continue;
+        };
+        if qty.milli < 0 {
+            errors.push(FieldError::invalid(
+                &at,
+                qty.to_string(),
+                "must be greater than or equal to 0",
+            ));
+        }
+        let integer = INTEGER_RESOURCES.contains(&k.as_str())
+            || (k.contains('/') && !k.starts_with("requests.") && !k.contains("kubernetes.io/"));
+        if integer && qty.milli % 1000 != 0 {
+            errors.push(FieldError::invalid(
+                &at,
+                qty.to_string(),
+                "must be an integer",
+            ));
+        }
+    }
+}
+
+/// Kubernetes' ResourceQuota validation: the hard limits' (and status')
+/// names and amounts, and scopes that are known, apply to every limited
+/// resource and do not contradict each other.
+pub fn validate(quota: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_resources(quota.pointer("/spec/hard"), "spec.hard", &mut errors);
+    let scopes: Vec<String> = quota
+        .pointer("/spec/scopes")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect();
+    if !scopes.is_empty() {
+        let shown = format!(
+            "[]core.ResourceQuotaScope{{{}}}",
+            scopes
+                .iter()
+                .map(|s| format!("{s:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let hard: Vec<String> = quota
+            .pointer("/spec/hard")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        let mut details = Vec::new();
+        for scope in &scopes {
+            if !SCOPES.contains(&scope.as_str()) {
+                details.push("unsupported scope");
+            }
+            if hard
+                .iter()
+                .any(|k| standard_quota_name(k) && !scope_allows(scope, k))
+            {
+                details.push("unsupported scope applied to resource");
+            }
+        }
+        for (a, b) in [
+            ("BestEffort", "NotBestEffort"),
+            ("Terminating", "NotTerminating"),
+        ] {
+            if scopes.iter().any(|s| s == a) && scopes.iter().any(|s| s == b) {
+                details.push("conflicting scopes");
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for d in details {
+            if seen.insert(d) {
+                errors.push(FieldError::invalid_shown("spec.scopes", &shown, d));
+            }
+        }
+    }
+    validate_resources(quota.pointer("/status/hard"), "status.hard", &mut errors);
+    validate_resources(quota.pointer("/status/used"), "status.used", &mut errors);
+    errors
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -497,5 +679,39 @@ mod tests {
         assert!(check(&quotas, &create(&be))
             .unwrap_err()
             .starts_with("exceeded quota: be"));
+    }
+
+    #[test]
+    fn invalid_quotas_get_kubernetes_messages() {
+        let msgs = |q: Value| {
+            validate(&q)
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        };
+        assert!(msgs(json!({"spec": {"hard": {"pods": "2", "count/deployments.apps": "1", "requests.cpu": "500m"}}})).is_empty());
+        assert_eq!(
+            msgs(json!({"spec": {"hard": {"pods": "-1", "services": "1500m", "foo": "1"}}})),
+            [
+                "spec.hard[foo]: Invalid value: \"foo\": must be a standard resource type or fully qualified",
+                "spec.hard[foo]: Invalid value: \"foo\": must be a standard resource for quota",
+                "spec.hard[pods]: Invalid value: \"-1\": must be greater than or equal to 0",
+                "spec.hard[services]: Invalid value: \"1500m\": must be an integer",
+            ]
+        );
+        assert_eq!(
+            msgs(json!({"spec": {"hard": {"requests.storage": "1Gi"}, "scopes": ["BestEffort", "NotBestEffort"]}})),
+            [
+                "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"BestEffort\", \"NotBestEffort\"}: unsupported scope applied to resource",
+                "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"BestEffort\", \"NotBestEffort\"}: conflicting scopes",
+            ]
+        );
+        assert_eq!(
+            msgs(json!({"spec": {"hard": {"pods": "1"}, "scopes": ["Sometimes"]}})),
+            [
+                "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"Sometimes\"}: unsupported scope",
+                "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"Sometimes\"}: unsupported scope applied to resource",
+            ]
+        );
     }
 }

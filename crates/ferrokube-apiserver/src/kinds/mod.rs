@@ -107,6 +107,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         ("batch", "CronJob") => batch::validate_cron_job(obj),
         ("policy", "PodDisruptionBudget") => policy::validate_pod_disruption_budget(obj),
         ("scheduling.k8s.io", "PriorityClass") => scheduling::validate_priority_class(obj),
+        ("", "ResourceQuota") => crate::quota::validate(obj),
         ("", "PodTemplate") => {
             if obj.get("template").is_none() {
                 vec![FieldError::required("template", "")]
