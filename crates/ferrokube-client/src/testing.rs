@@ -22,10 +22,11 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    /// Starts a server on a free loopback port, allowing every
-    /// authenticated request.
+    /// Starts a server on a free loopback port, authorizing as `ferrokube
+    /// server` does by default (`Node,RBAC`).
     pub async fn start() -> anyhow::Result<TestApi> {
-        Self::start_with_authorization(&[ferrokube_apiserver::authz::Mode::AlwaysAllow]).await
+        use ferrokube_apiserver::authz::Mode;
+        Self::start_with_authorization(&[Mode::Node, Mode::Rbac]).await
     }
 
     /// Starts a server on a free loopback port that authorizes with

@@ -218,7 +218,7 @@ pub struct ServerArgs {
     /// Authorization modes, in order, comma-separated (Kubernetes' names:
     /// AlwaysAllow, AlwaysDeny, Node, RBAC). Members of system:masters are
     /// always allowed.
-    #[arg(long, default_value = "AlwaysAllow", value_parser = parse_authorization_modes)]
+    #[arg(long, default_value = "Node,RBAC", value_parser = parse_authorization_modes)]
     pub authorization_mode: AuthorizationModes,
 
     /// An AdmissionConfiguration file (YAML or JSON), as Kubernetes'

@@ -1,6 +1,8 @@
 //! `ferrokube agent` joining a server with its join token: a token naming
 //! another CA or carrying a wrong secret is refused with a clear message;
-//! the right one joins and keeps running until told to stop.
+//! the right one joins and keeps running until told to stop, its node
+//! agent acting as `system:node:<name>` (it registers its Node), while the
+//! token itself may do nothing but fetch a node's credentials.
 
 mod common;
 
@@ -82,10 +84,23 @@ fn agent_joins_with_the_token_and_refuses_wrong_ones() {
     assert!(!status.success());
     assert!(err.contains("Unauthorized") || err.contains("401"), "{err}");
 
+    // The token alone reads nothing.
+    let out = c.kubectl_as(token, &["get", "pods"]);
+    assert!(!out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        r#"Error from server (Forbidden): pods is forbidden: User "system:bootstrap:join-token" cannot list resource "pods" in API group "" in the namespace "default""#
+    );
+
     // The right token: it joins and runs until SIGTERM, then exits cleanly.
     let child = agent(&c, token, dir.path());
     let pid = child.id();
-    std::thread::sleep(Duration::from_secs(2));
+    // Its node agent registers the node, as system:node:agent-1.
+    common::wait_until(
+        "the agent's node to register",
+        Duration::from_secs(60),
+        || c.kubectl(&["get", "node", "agent-1"]).status.success(),
+    );
     let mut child = child;
     assert!(
         child.try_wait().expect("poll").is_none(),

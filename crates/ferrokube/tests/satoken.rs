@@ -53,6 +53,17 @@ fn assert_unauthorized(c: &Cluster, token: &str, why: &str) {
 fn kubectl_create_token_gives_a_token_that_authenticates() {
     let c = Cluster::start();
     c.kubectl_ok(&["create", "namespace", "team"]);
+    // What the tokens are tried on: reading pods, which the team's
+    // service accounts may do once bound to `view` (authorization is on).
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "-n",
+        "team",
+        "--clusterrole=view",
+        "--group=system:serviceaccounts:team",
+    ]);
     wait_for_default_sa(&c, "team");
 
     let token = c
@@ -174,6 +185,17 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
 fn tokens_end_with_their_service_account_and_bound_pod() {
     let c = Cluster::start();
     c.kubectl_ok(&["create", "namespace", "team"]);
+    // What the tokens are tried on: reading pods, which the team's
+    // service accounts may do once bound to `view` (authorization is on).
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "-n",
+        "team",
+        "--clusterrole=view",
+        "--group=system:serviceaccounts:team",
+    ]);
     wait_for_default_sa(&c, "team");
 
     // The service account deleted and made again: another uid.

@@ -87,6 +87,15 @@ spec:
     assert_eq!(claims["kubernetes.io"]["pod"]["uid"], uid.as_str());
     assert_eq!(claims["kubernetes.io"]["node"]["name"], NODE);
 
+    // Authorization is on: the pod's service account may read pods once
+    // bound to `view`.
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "default-view",
+        "--clusterrole=view",
+        "--serviceaccount=default:default",
+    ]);
     let out = c.kubectl_as(&token, &["get", "pods"]);
     assert!(
         out.status.success(),

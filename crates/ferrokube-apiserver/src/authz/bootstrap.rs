@@ -501,6 +501,8 @@ fn kube_scheduler() -> Vec<Value> {
         rule(READ, &[CORE], "namespaces"),
         rule(READ, &[STORAGE], "csidrivers"),
         rule(READ, &[STORAGE], "csistoragecapacities"),
+        // ferrokube: preemption reads the priority classes.
+        rule(READ, &["scheduling.k8s.io"], "priorityclasses"),
     ]
 }
 
