@@ -347,6 +347,16 @@ pub fn api_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
+/// An error as Kubernetes' controllers put it in their Events: the
+/// server's `Status` message when it answered (`pods "x" is forbidden:
+/// ...`), else the error itself.
+pub fn error_message(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// Records a core/v1 Event about `obj` (best effort, in the background: an
 /// Event that cannot be written is only logged).
 pub fn record_event<K: Resource<DynamicType = ()>>(
@@ -397,6 +407,24 @@ pub fn record_event<K: Resource<DynamicType = ()>>(
             tracing::debug!(error = %e, "writing an event");
         }
     });
+}
+
+#[cfg(test)]
+mod error_message_tests {
+    use super::*;
+
+    #[test]
+    fn events_carry_the_servers_message() {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "status": "Failure", "code": 403, "reason": "Forbidden",
+            "message": "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged"
+        }))
+        .unwrap();
+        assert_eq!(
+            error_message(&kube::Error::Api(Box::new(status))),
+            "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged"
+        );
+    }
 }
 
 #[cfg(test)]

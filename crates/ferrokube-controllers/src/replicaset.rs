@@ -350,7 +350,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                             owner,
                             "Warning",
                             "FailedCreate",
-                            format!("Error creating: {e}"),
+                            format!("Error creating: {}", podutil::error_message(&e)),
                         );
                         first_err.get_or_insert(e);
                     }

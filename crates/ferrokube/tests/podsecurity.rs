@@ -89,6 +89,31 @@ fn pod_security_refuses_warns_and_follows_the_configuration() {
         "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"busybox\" must set securityContext.allowPrivilegeEscalation=false), unrestricted capabilities (container \"busybox\" must set securityContext.capabilities.drop=[\"ALL\"]), runAsNonRoot != true (pod or container \"busybox\" must set securityContext.runAsNonRoot=true), seccompProfile (pod or container \"busybox\" must set securityContext.seccompProfile.type to \"RuntimeDefault\" or \"Localhost\")\n"
     );
 
+    // Its ReplicaSet's pods are refused, as the controller's event says.
+    let mut events = String::new();
+    common::wait_until(
+        "the ReplicaSet's FailedCreate event",
+        std::time::Duration::from_secs(30),
+        || {
+            events = stdout(&c.kubectl(&[
+                "get",
+                "events",
+                "-n",
+                "r",
+                "--field-selector",
+                "reason=FailedCreate",
+                "-o",
+                "jsonpath={.items[*].message}",
+            ]));
+            !events.is_empty()
+        },
+    );
+    assert!(
+        events.starts_with("Error creating: pods \"web-")
+            && events.contains("\" is forbidden: violates PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false (container \"busybox\" must set securityContext.allowPrivilegeEscalation=false)"),
+        "{events}"
+    );
+
     // A baseline warn label warns without refusing (enforce relaxed below
     // the cluster's default by its own label).
     c.kubectl_ok(&["create", "namespace", "w"]);
