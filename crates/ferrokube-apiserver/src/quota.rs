@@ -506,29 +506,55 @@ fn validate_resources(map: Option<&Value>, path: &str, errors: &mut Vec<FieldErr
     }
 }
 
-/// Kubernetes' ResourceQuota validation: the hard limits' (and status')
-/// names and amounts, and scopes that are known, apply to every limited
-/// resource and do not contradict each other.
-pub fn validate(quota: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    validate_resources(quota.pointer("/spec/hard"), "spec.hard", &mut errors);
-    let scopes: Vec<String> = quota
+fn scopes_of(quota: &Value) -> Vec<String> {
+    quota
         .pointer("/spec/scopes")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// Scopes as Go prints them in a field error.
+fn shown_scopes(scopes: &[String]) -> String {
+    if scopes.is_empty() {
+        return "[]core.ResourceQuotaScope(nil)".into();
+    }
+    format!(
+        "[]core.ResourceQuotaScope{{{}}}",
+        scopes
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// A quota's scopes may not change (as sets).
+pub fn validate_update(old: &Value, new: &Value) -> Vec<FieldError> {
+    let (a, b) = (scopes_of(old), scopes_of(new));
+    let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
+    if set(&a) == set(&b) {
+        return Vec::new();
+    }
+    vec![FieldError::invalid_shown(
+        "spec.scopes",
+        shown_scopes(&b),
+        "field is immutable",
+    )]
+}
+
+/// Kubernetes' ResourceQuota validation: the hard limits' (and status')
+/// names and amounts, and scopes that are known, apply to every limited
+/// resource and do not contradict each other.
+pub fn validate(quota: &Value) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    validate_resources(quota.pointer("/spec/hard"), "spec.hard", &mut errors);
+    let scopes = scopes_of(quota);
     if !scopes.is_empty() {
-        let shown = format!(
-            "[]core.ResourceQuotaScope{{{}}}",
-            scopes
-                .iter()
-                .map(|s| format!("{s:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        let shown = shown_scopes(&scopes);
         let hard: Vec<String> = quota
             .pointer("/spec/hard")
             .and_then(Value::as_object)
@@ -712,6 +738,16 @@ mod tests {
                 "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"Sometimes\"}: unsupported scope",
                 "spec.scopes: Invalid value: []core.ResourceQuotaScope{\"Sometimes\"}: unsupported scope applied to resource",
             ]
+        );
+    }
+
+    #[test]
+    fn scopes_do_not_change() {
+        let q = |scopes: Value| json!({"spec": {"hard": {"pods": "1"}, "scopes": scopes}});
+        assert!(validate_update(&q(json!(["BestEffort"])), &q(json!(["BestEffort"]))).is_empty());
+        assert_eq!(
+            validate_update(&q(json!(["BestEffort"])), &q(json!([])))[0].to_string(),
+            "spec.scopes: Invalid value: []core.ResourceQuotaScope(nil): field is immutable"
         );
     }
 }

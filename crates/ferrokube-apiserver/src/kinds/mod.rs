@@ -159,6 +159,9 @@ pub fn validate_update(
             errs.extend(meta::immutable(old, new, "spec.controller"))
         }
         ("node.k8s.io", "RuntimeClass") => errs.extend(meta::immutable(old, new, "handler")),
+        ("", "ResourceQuota") if subresource.is_empty() => {
+            errs.extend(crate::quota::validate_update(old, new))
+        }
         _ => {}
     }
     errs
