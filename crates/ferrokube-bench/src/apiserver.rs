@@ -132,6 +132,17 @@ enum Op {
     Update,
 }
 
+/// Creates of pods: `per_client` from each of `clients` tasks (names
+/// start with `tag`).
+pub(crate) async fn measure_creates(
+    api: &Api<Pod>,
+    clients: usize,
+    per_client: usize,
+    tag: &str,
+) -> anyhow::Result<(f64, Samples)> {
+    measure(api, Op::Create, clients, per_client, tag).await
+}
+
 /// Runs `per_client` operations from each of `clients` tasks.
 async fn measure(
     api: &Api<Pod>,

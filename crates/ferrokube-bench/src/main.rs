@@ -6,6 +6,7 @@
 //! ```
 
 mod apiserver;
+mod authz;
 mod controllers;
 mod daemonset;
 mod engines;
@@ -57,6 +58,9 @@ enum Bench {
     /// (internal) the sending end of the proxy's traffic measurement.
     #[command(hide = true)]
     TcpLoad(network::TcpOptions),
+    /// Authorization on the hot path: SchedulingBasic and API creates with
+    /// AlwaysAllow and with Node,RBAC, clients outside system:masters.
+    Authz(authz::Options),
     /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
     Scheduler(scheduler::Options),
     /// The node agent: pod start-up against containerd's floor, idle RSS and CPU.
@@ -90,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         Bench::TcpSink(opts) => rt.block_on(network::tcp_sink(opts)),
         Bench::TcpLoad(opts) => rt.block_on(network::tcp_load(opts)),
         Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
+        Bench::Authz(opts) => rt.block_on(authz::run(opts)),
         Bench::Kubelet(opts) => rt.block_on(kubelet::run(opts)),
         Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
     }

@@ -264,9 +264,60 @@ fn check_placement(
     bad
 }
 
+/// SchedulingBasic once, on a server authorizing with `modes`, pods
+/// created and watched by a user outside `system:masters` (see
+/// [`crate::authz`]): pods/s end to end and CPU µs per pod.
+pub(crate) async fn basic_run(
+    nodes: usize,
+    pods: usize,
+    modes: &[ferrokube_apiserver::authz::Mode],
+) -> anyhow::Result<(f64, f64)> {
+    let o = Options {
+        nodes,
+        pods,
+        anti_affinity_pods: 0,
+        spread_pods: 0,
+        zones: 10,
+        runs: 1,
+        creators: 128,
+        binds: 192,
+        only: None,
+        scheduler_over_https: false,
+    };
+    let r = one_run_as(&o, Workload::Basic, pods, Some(modes)).await?;
+    anyhow::ensure!(
+        r.violations.is_empty() && r.bind_errors == 0,
+        "SchedulingBasic went wrong: {:?}, {} bind errors",
+        r.violations,
+        r.bind_errors
+    );
+    Ok((r.end_to_end, r.cpu_us_per_pod))
+}
+
 async fn one_run(o: &Options, w: Workload, pods: usize) -> anyhow::Result<RunResult> {
-    let api = ferrokube_client::testing::TestApi::start().await?;
+    one_run_as(o, w, pods, None).await
+}
+
+/// One run; with `modes`, on a server authorizing with them, the pods
+/// created and watched by [`crate::authz::USER`] (else by the admin).
+async fn one_run_as(
+    o: &Options,
+    w: Workload,
+    pods: usize,
+    modes: Option<&[ferrokube_apiserver::authz::Mode]>,
+) -> anyhow::Result<RunResult> {
+    let api = match modes {
+        Some(m) => ferrokube_client::testing::TestApi::start_with_authorization(m).await?,
+        None => ferrokube_client::testing::TestApi::start().await?,
+    };
     let admin = api.client().await?;
+    let user = match modes {
+        Some(_) => {
+            crate::authz::grant(&admin).await?;
+            crate::authz::user_client(api.dir.path(), &api.kubeconfig).await?
+        }
+        None => admin.clone(),
+    };
     // Nodes first (as scheduler_perf's createNodes).
     let node_api: Api<Node> = Api::all(admin.clone());
     futures::stream::iter(0..o.nodes)
@@ -306,9 +357,9 @@ async fn one_run(o: &Options, w: Workload, pods: usize) -> anyhow::Result<RunRes
     // A watcher that sees pods get bound: only bound pods (a pod shows up
     // when its binding lands, as an ADDED event), and only name and node
     // parsed, as scheduler_perf counts scheduled pods from an informer.
-    let pod_api: Api<Pod> = Api::namespaced(api.client().await?, "default");
+    let pod_api: Api<Pod> = Api::namespaced(user.clone(), "default");
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<(Instant, HashMap<String, String>)>();
-    let watch_api: Api<BoundPod> = Api::namespaced(api.client().await?, "default");
+    let watch_api: Api<BoundPod> = Api::namespaced(user.clone(), "default");
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let watch_task = tokio::spawn(async move {
         let mut placed: HashMap<String, String> = HashMap::with_capacity(pods);
@@ -352,7 +403,7 @@ async fn one_run(o: &Options, w: Workload, pods: usize) -> anyhow::Result<RunRes
     let cpu_start = process_cpu();
     let start = Instant::now();
     let creators = o.creators;
-    let create_api = Api::<Pod>::namespaced(admin.clone(), "default");
+    let create_api = Api::<Pod>::namespaced(user.clone(), "default");
     futures::stream::iter(0..pods)
         .map(|i| {
             let create_api = create_api.clone();
