@@ -211,6 +211,9 @@ pub(crate) async fn user_client(
     Ok(kube::Client::try_from(cfg)?)
 }
 
+/// Per client count: clients, req/s, p50 ms, p99 ms.
+type CreateFigures = Vec<(usize, f64, f64, f64)>;
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -218,11 +221,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// API creates by `bench-user` against a release `ferrokube server` (the
 /// API server alone) in `mode`: req/s, p50 and p99 per client count.
-async fn api_creates(
-    mode: &str,
-    per_client: usize,
-    run: usize,
-) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
+async fn api_creates(mode: &str, per_client: usize, run: usize) -> anyhow::Result<CreateFigures> {
     let server = crate::apiserver::start_server(&[
         "--disable-scheduler",
         "--disable-controller-manager",
@@ -284,7 +283,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         }
     }
     // API creates, likewise.
-    let mut creates: Vec<Vec<Vec<(usize, f64, f64, f64)>>> = vec![Vec::new(); MODES.len()];
+    let mut creates: Vec<Vec<CreateFigures>> = vec![Vec::new(); MODES.len()];
     for r in 0..runs {
         for (m, (name, _)) in MODES.iter().enumerate() {
             eprintln!("API creates, {name}, run {}:", r + 1);
