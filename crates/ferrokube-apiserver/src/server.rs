@@ -707,7 +707,7 @@ async fn handle(
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
-    if let Err(e) = authorize(&app, request_attributes(&req, &info, &path)).await {
+    if let Err(e) = authorize(&app, request_attributes(&req, &info, &path, &query)).await {
         return error_response(&e);
     }
     // Watches and the streaming subresources hold no in-flight slot.
@@ -762,17 +762,29 @@ async fn handle(
 }
 
 /// What the request asks, as authorization sees it, by its user (as
-/// authenticated, or impersonated).
+/// authenticated, or impersonated). As Kubernetes, a list or watch whose
+/// field selector requires one `metadata.name` names that object (so a
+/// rule with resourceNames allows watching it).
 fn request_attributes(
     req: &Request<RequestBody>,
     info: &RequestInfo,
     path: &str,
+    query: &Query,
 ) -> Result<crate::authz::Attributes, ApiError> {
     let user = req
         .extensions()
         .get::<UserInfo>()
         .ok_or_else(ApiError::unauthorized)?;
-    Ok(crate::authz::Attributes::of_request(user, info, path))
+    let mut a = crate::authz::Attributes::of_request(user, info, path);
+    if a.resource_request && a.name.is_empty() && matches!(a.verb.as_str(), "list" | "watch") {
+        if let Some(name) = query
+            .get("fieldSelector")
+            .and_then(crate::authz::exact_name)
+        {
+            a.name = name;
+        }
+    }
+    Ok(a)
 }
 
 /// Whether the request `a` may be done: Kubernetes' 403 when not.

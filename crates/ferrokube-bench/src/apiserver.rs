@@ -48,6 +48,22 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The server process's user and system CPU time so far.
+    pub(crate) fn cpu(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return Duration::ZERO;
+        };
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        // utime and stime (fields 14 and 15), in USER_HZ (100 on Linux).
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i).and_then(|v| v.parse::<u64>().ok()))
+            .sum();
+        Duration::from_millis(ticks * 10)
+    }
+
     fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();

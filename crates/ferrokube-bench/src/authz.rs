@@ -4,17 +4,16 @@
 //! are not in `system:masters` (which is allowed before any mode is
 //! asked): pods are created and watched by `bench-user`, with a client
 //! certificate of the cluster CA and a RoleBinding in `default`, and the
-//! scheduler is `system:kube-scheduler` bound to a ClusterRole of its
-//! rights, so RBAC really looks up bindings and matches rules. Group
-//! bindings for `system:authenticated` like the bootstrap policy's are
-//! there too, as every request of every user visits them.
+//! scheduler is `system:kube-scheduler` with the bootstrap policy's roles,
+//! so RBAC really looks up bindings and matches rules (every request also
+//! visits the bootstrap bindings of `system:authenticated`).
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use ferrokube_apiserver::authz::Mode;
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
@@ -58,116 +57,16 @@ where
     }
 }
 
-fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> serde_json::Value {
-    json!({"apiGroups": groups, "resources": resources, "verbs": verbs})
-}
-
-/// The roles and bindings of the benchmark, made by the admin: the
-/// scheduler's rights (as the bootstrap `system:kube-scheduler` and
-/// `system:volume-scheduler`), `bench-user`'s in `default`, and
-/// `system:authenticated`'s discovery, basic-user and public-info rules.
+/// `bench-user`'s rights, made by the admin: pods in `default`. The
+/// scheduler's (`system:kube-scheduler`, `system:volume-scheduler`) and
+/// every authenticated user's (`system:discovery`, `system:basic-user`,
+/// `system:public-info-viewer`) are the bootstrap policy's.
 pub(crate) async fn grant(admin: &kube::Client) -> anyhow::Result<()> {
-    let cr: Api<ClusterRole> = Api::all(admin.clone());
-    let crb: Api<ClusterRoleBinding> = Api::all(admin.clone());
-    let read = ["get", "list", "watch"];
-    let scheduler_rules = json!([
-        rule(
-            &["", "events.k8s.io"],
-            &["events"],
-            &["create", "patch", "update"]
-        ),
-        rule(&["coordination.k8s.io"], &["leases"], &["create"]),
-        rule(&["coordination.k8s.io"], &["leases"], &["get", "update"]),
-        rule(&[""], &["endpoints"], &["create"]),
-        rule(&[""], &["nodes"], &read),
-        rule(&[""], &["pods"], &["delete", "get", "list", "watch"]),
-        rule(&[""], &["bindings", "pods/binding"], &["create"]),
-        rule(&[""], &["pods/status"], &["patch", "update"]),
-        rule(&[""], &["replicationcontrollers", "services"], &read),
-        rule(&["apps", "extensions"], &["replicasets"], &read),
-        rule(&["apps"], &["statefulsets"], &read),
-        rule(&["policy"], &["poddisruptionbudgets"], &read),
-        rule(
-            &[""],
-            &["persistentvolumeclaims", "persistentvolumes"],
-            &["get", "list", "watch", "update"]
-        ),
-        rule(&["authentication.k8s.io"], &["tokenreviews"], &["create"]),
-        rule(
-            &["authorization.k8s.io"],
-            &["subjectaccessreviews"],
-            &["create"]
-        ),
-        rule(
-            &["storage.k8s.io"],
-            &[
-                "csinodes",
-                "storageclasses",
-                "csidrivers",
-                "csistoragecapacities"
-            ],
-            &read
-        ),
-        rule(&[""], &["namespaces"], &read),
-        rule(&["scheduling.k8s.io"], &["priorityclasses"], &read),
-    ]);
-    create_or_keep(
-        &cr,
-        json!({"metadata": {"name": "bench:scheduler"}, "rules": scheduler_rules}),
-    )
-    .await?;
-    create_or_keep(
-        &crb,
-        json!({
-            "metadata": {"name": "bench:scheduler"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "bench:scheduler"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "system:kube-scheduler"}],
-        }),
-    )
-    .await?;
-    // What every authenticated user holds in the bootstrap policy.
-    let everyone = [
-        (
-            "bench:discovery",
-            json!([{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-        ),
-        (
-            "bench:basic-user",
-            json!([
-                rule(
-                    &["authorization.k8s.io"],
-                    &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                    &["create"]
-                ),
-                rule(
-                    &["authentication.k8s.io"],
-                    &["selfsubjectreviews"],
-                    &["create"]
-                )
-            ]),
-        ),
-        (
-            "bench:public-info-viewer",
-            json!([{"nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"], "verbs": ["get"]}]),
-        ),
-    ];
-    for (name, rules) in everyone {
-        create_or_keep(&cr, json!({"metadata": {"name": name}, "rules": rules})).await?;
-        create_or_keep(
-            &crb,
-            json!({
-                "metadata": {"name": name},
-                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-                "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:authenticated"}],
-            }),
-        )
-        .await?;
-    }
     // bench-user: pods in default.
     create_or_keep(
         &Api::<Role>::namespaced(admin.clone(), "default"),
         json!({"metadata": {"name": "bench-pods", "namespace": "default"}, "rules": [
-            rule(&[""], &["pods"], &["create", "delete", "get", "list", "patch", "update", "watch"]),
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]},
         ]}),
     )
     .await?;
@@ -211,8 +110,9 @@ pub(crate) async fn user_client(
     Ok(kube::Client::try_from(cfg)?)
 }
 
-/// Per client count: clients, req/s, p50 ms, p99 ms.
-type CreateFigures = Vec<(usize, f64, f64, f64)>;
+/// Per client count: clients, req/s, p50 ms, p99 ms, server CPU µs per
+/// create.
+type CreateFigures = Vec<(usize, f64, f64, f64, f64)>;
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -250,6 +150,7 @@ async fn api_creates(mode: &str, per_client: usize, run: usize) -> anyhow::Resul
     crate::apiserver::measure_creates(&api, 4, 25, &format!("warm{run}")).await?;
     let mut out = Vec::new();
     for clients in [1usize, 16, 64] {
+        let cpu = server.cpu();
         let (rate, mut s) = crate::apiserver::measure_creates(
             &api,
             clients,
@@ -257,11 +158,13 @@ async fn api_creates(mode: &str, per_client: usize, run: usize) -> anyhow::Resul
             &format!("c{clients}r{run}"),
         )
         .await?;
+        let cpu = server.cpu().saturating_sub(cpu);
         out.push((
             clients,
             rate,
             s.quantile(0.5).as_secs_f64() * 1e3,
             s.quantile(0.99).as_secs_f64() * 1e3,
+            cpu.as_secs_f64() * 1e6 / s.len().max(1) as f64,
         ));
     }
     let _ = pods_admin
@@ -314,19 +217,22 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     }
     println!();
     println!("API creates of pods (release ferrokube server, API server alone, kube-rs over HTTPS, {} per client):", o.per_client);
-    println!("| authorization | clients | req/s | p50 ms | p99 ms |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| authorization | clients | req/s | p50 ms | p99 ms | server CPU us/create |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (ci, clients) in [1usize, 16, 64].iter().enumerate() {
         let base = median(creates[0].iter().map(|r| r[ci].1).collect());
+        let base_cpu = median(creates[0].iter().map(|r| r[ci].4).collect());
         for (m, (name, _)) in MODES.iter().enumerate() {
             let rate = median(creates[m].iter().map(|r| r[ci].1).collect());
             let p50 = median(creates[m].iter().map(|r| r[ci].2).collect());
             let p99 = median(creates[m].iter().map(|r| r[ci].3).collect());
+            let cpu = median(creates[m].iter().map(|r| r[ci].4).collect());
             println!(
-                "| {name} | {clients} | {rate:.0} ({:+.1}%) | {} | {} |",
+                "| {name} | {clients} | {rate:.0} ({:+.1}%) | {} | {} | {cpu:.0} ({:+.1}%) |",
                 (rate / base - 1.0) * 100.0,
                 ms(std::time::Duration::from_secs_f64(p50 / 1e3)),
                 ms(std::time::Duration::from_secs_f64(p99 / 1e3)),
+                (cpu / base_cpu - 1.0) * 100.0,
             );
         }
     }

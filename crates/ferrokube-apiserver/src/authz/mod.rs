@@ -22,7 +22,7 @@ pub mod modes;
 pub mod node;
 pub mod rbac;
 
-pub use modes::Mode;
+pub use modes::{exact_name, Mode};
 
 use crate::authn::UserInfo;
 use crate::request_info::RequestInfo;

@@ -116,9 +116,68 @@ pub fn chain(modes: &[Mode], rbac: &Arc<Rbac>) -> Chain {
     Chain(all)
 }
 
+/// The name a field selector requires (`metadata.name=x` or `==x` among
+/// its terms), when it is a valid path segment: what Kubernetes'
+/// request info takes as the name of a list or watch.
+pub fn exact_name(selector: &str) -> Option<String> {
+    let mut terms = Vec::new();
+    let mut term = String::new();
+    let mut chars = selector.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                term.push(c);
+                if let Some(n) = chars.next() {
+                    term.push(n);
+                }
+            }
+            ',' => terms.push(std::mem::take(&mut term)),
+            _ => term.push(c),
+        }
+    }
+    terms.push(term);
+    let name = terms.iter().find_map(|t| {
+        if t.contains("!=") {
+            return None;
+        }
+        let (key, value) = t.split_once("==").or_else(|| t.split_once('='))?;
+        (key.trim() == "metadata.name").then(|| unescape(value.trim()))
+    })?;
+    let valid = !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '%']);
+    valid.then_some(name)
+}
+
+fn unescape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut chars = v.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            if let Some(n) = chars.next() {
+                out.push(n);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_selector_on_one_name_names_it() {
+        assert_eq!(exact_name("metadata.name=n1").as_deref(), Some("n1"));
+        assert_eq!(
+            exact_name("spec.x=y,metadata.name==n1").as_deref(),
+            Some("n1")
+        );
+        assert_eq!(exact_name("metadata.name!=n1"), None);
+        assert_eq!(exact_name("spec.nodeName=n1"), None);
+        assert_eq!(exact_name("metadata.name=a/b"), None);
+        assert_eq!(exact_name("metadata.name=.."), None);
+    }
 
     #[test]
     fn modes_parse_by_kubernetes_names() {
