@@ -119,6 +119,31 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     }
 }
 
+/// A binding's `roleRef` may not change (`ValidateRoleBindingUpdate`):
+/// Kubernetes shows the new reference as Go prints its struct.
+fn role_ref_unchanged(old: &Value, new: &Value) -> Option<FieldError> {
+    let (was, now) = (old.get("roleRef"), new.get("roleRef"));
+    if was == now {
+        return None;
+    }
+    let field = |f: &str| {
+        now.and_then(|r| r.get(f))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    let shown = format!(
+        "rbac.RoleRef{{APIGroup:{:?}, Kind:{:?}, Name:{:?}}}",
+        field("apiGroup"),
+        field("kind"),
+        field("name")
+    );
+    Some(FieldError::invalid_shown(
+        "roleRef",
+        shown,
+        "cannot change roleRef",
+    ))
+}
+
 /// The errors of an update of `old` to `new` through `subresource`: the
 /// object's own rules and what may not change. (A CSR's update rules
 /// depend on the subresource and on the stored object.)
@@ -159,10 +184,34 @@ pub fn validate_update(
             errs.extend(meta::immutable(old, new, "spec.controller"))
         }
         ("node.k8s.io", "RuntimeClass") => errs.extend(meta::immutable(old, new, "handler")),
+        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => {
+            errs.extend(role_ref_unchanged(old, new))
+        }
         ("", "ResourceQuota") if subresource.is_empty() => {
             errs.extend(crate::quota::validate_update(old, new))
         }
         _ => {}
     }
     errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_bindings_role_ref_cannot_change() {
+        let rb = |name: &str| {
+            json!({"metadata": {"name": "b", "namespace": "a"},
+                   "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+                   "subjects": [{"kind": "User", "name": "jane", "apiGroup": "rbac.authorization.k8s.io"}]})
+        };
+        assert_eq!(role_ref_unchanged(&rb("edit"), &rb("edit")), None);
+        let err = role_ref_unchanged(&rb("edit"), &rb("cluster-admin")).expect("refused");
+        assert_eq!(
+            format!("{}: {}", err.field, err.detail_message()),
+            r#"roleRef: Invalid value: rbac.RoleRef{APIGroup:"rbac.authorization.k8s.io", Kind:"ClusterRole", Name:"cluster-admin"}: cannot change roleRef"#
+        );
+    }
 }

@@ -291,6 +291,13 @@ async fn validate_pod(
         return Err(ApiError::forbidden_on("", "pods", name, &why));
     }
     audit(&policy, &mut evals, &format!("pods/{ns}/{name}"));
+    warn_violations(&policy, &mut evals, opts);
+    Ok(())
+}
+
+/// Warns of what the warn level's checks find (`would violate PodSecurity
+/// "<level>:<version>": ...`).
+fn warn_violations(policy: &api::Policy, evals: &mut Evaluations<'_>, opts: &WriteOptions) {
     let warned = evals.of(policy.warn);
     if !warned.is_empty() {
         warn(
@@ -302,7 +309,6 @@ async fn validate_pod(
             ),
         );
     }
-    Ok(())
 }
 
 /// A workload's pod template: warned about and audited, never refused.
@@ -338,17 +344,7 @@ async fn validate_workload(
     }
     let mut evals = Evaluations::new(meta, spec);
     audit(&policy, &mut evals, ns);
-    let warned = evals.of(policy.warn);
-    if !warned.is_empty() {
-        warn(
-            opts,
-            format!(
-                "would violate PodSecurity \"{}\": {}",
-                policy.warn,
-                forbidden_detail(warned)
-            ),
-        );
-    }
+    warn_violations(&policy, &mut evals, opts);
     Ok(())
 }
 
