@@ -321,7 +321,7 @@ pub async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
         let pc = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description});
         match rest
-            .create(&def, "", pc, &crate::options::WriteOptions::default())
+            .create(&def, "", pc, &WriteOptions::default())
             .await
         {
             Ok(_) => tracing::info!(name, "created priority class"),

@@ -19,16 +19,16 @@ use serde_json::{json, Map, Value};
 
 use crate::protobuf::json_name;
 
-pub type Obj = Map<String, Value>;
+pub(crate) type Obj = Map<String, Value>;
 
 /// The conversion's state: what could not be carried.
 #[derive(Default)]
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub errors: Vec<String>,
 }
 
 /// A JSON scalar as its prost field type.
-pub trait Scalar: Sized {
+pub(crate) trait Scalar: Sized {
     fn from_json(v: &Value) -> Option<Self>;
 }
 
@@ -84,12 +84,12 @@ impl Ctx {
         out
     }
 
-    pub fn scalar<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> Option<T> {
+    pub(crate) fn scalar<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> Option<T> {
         let v = self.take(o, msg, field)?;
         self.scalar_of(&v, msg, field)
     }
 
-    pub fn scalars<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> Vec<T> {
+    pub(crate) fn scalars<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> Vec<T> {
         let items = match self.take(o, msg, field) {
             Some(Value::Array(a)) => a,
             None => return Vec::new(),
@@ -105,7 +105,7 @@ impl Ctx {
             .collect()
     }
 
-    pub fn message<T>(
+    pub(crate) fn message<T>(
         &mut self,
         o: &mut Obj,
         msg: &str,
@@ -116,7 +116,7 @@ impl Ctx {
         Some(f(self, v))
     }
 
-    pub fn messages<T>(
+    pub(crate) fn messages<T>(
         &mut self,
         o: &mut Obj,
         msg: &str,
@@ -146,7 +146,7 @@ impl Ctx {
         }
     }
 
-    pub fn map<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> BTreeMap<String, T> {
+    pub(crate) fn map<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> BTreeMap<String, T> {
         let entries = self.entries(o, msg, field);
         entries
             .into_iter()
@@ -154,7 +154,7 @@ impl Ctx {
             .collect()
     }
 
-    pub fn message_map<T>(
+    pub(crate) fn message_map<T>(
         &mut self,
         o: &mut Obj,
         msg: &str,
@@ -166,14 +166,14 @@ impl Ctx {
     }
 
     /// Converts the JSON list that a Go named slice (ExtraValue) is.
-    pub fn list<T>(&mut self, v: Value, msg: &str, f: fn(&mut Ctx, &mut Obj) -> T) -> T {
+    pub(crate) fn list<T>(&mut self, v: Value, msg: &str, f: fn(&mut Ctx, &mut Obj) -> T) -> T {
         let mut o = Map::new();
         o.insert("items".into(), v);
         self.object(Value::Object(o), msg, f)
     }
 
     /// Converts a JSON object with `f`; every property must be taken.
-    pub fn object<T>(&mut self, v: Value, msg: &str, f: fn(&mut Ctx, &mut Obj) -> T) -> T {
+    pub(crate) fn object<T>(&mut self, v: Value, msg: &str, f: fn(&mut Ctx, &mut Obj) -> T) -> T {
         let mut o = match v {
             Value::Object(o) => o,
             other => {
@@ -209,7 +209,7 @@ mod special {
         }
     }
 
-    pub fn time(c: &mut Ctx, v: Value) -> Time {
+    pub(super) fn time(c: &mut Ctx, v: Value) -> Time {
         let (s, n) = timestamp(c, &v);
         Time {
             seconds: Some(s),
@@ -217,7 +217,7 @@ mod special {
         }
     }
 
-    pub fn micro_time(c: &mut Ctx, v: Value) -> MicroTime {
+    pub(super) fn micro_time(c: &mut Ctx, v: Value) -> MicroTime {
         let (s, n) = timestamp(c, &v);
         MicroTime {
             seconds: Some(s),
@@ -225,7 +225,7 @@ mod special {
         }
     }
 
-    pub fn int_or_string(c: &mut Ctx, v: Value) -> IntOrString {
+    pub(super) fn int_or_string(c: &mut Ctx, v: Value) -> IntOrString {
         match v {
             Value::String(s) => IntOrString {
                 r#type: Some(1),
@@ -244,7 +244,7 @@ mod special {
         }
     }
 
-    pub fn quantity(c: &mut Ctx, v: Value) -> Quantity {
+    pub(super) fn quantity(c: &mut Ctx, v: Value) -> Quantity {
         match v {
             Value::String(s) => Quantity { string: Some(s) },
             other => {
@@ -254,13 +254,13 @@ mod special {
         }
     }
 
-    pub fn raw_extension(_: &mut Ctx, v: Value) -> RawExtension {
+    pub(super) fn raw_extension(_: &mut Ctx, v: Value) -> RawExtension {
         RawExtension {
             raw: serde_json::to_vec(&v).ok(),
         }
     }
 
-    pub fn fields_v1(_: &mut Ctx, v: Value) -> FieldsV1 {
+    pub(super) fn fields_v1(_: &mut Ctx, v: Value) -> FieldsV1 {
         FieldsV1 {
             raw: serde_json::to_vec(&v).ok(),
         }
@@ -268,7 +268,7 @@ mod special {
 
     #[allow(dead_code)] // no served kind holds a Duration today
     /// Only whole seconds, minutes and hours (`1h2m3s`), as the test writes them.
-    pub fn duration(c: &mut Ctx, v: Value) -> Duration {
+    pub(super) fn duration(c: &mut Ctx, v: Value) -> Duration {
         let mut total: i64 = 0;
         let mut digits = String::new();
         for ch in v.as_str().unwrap_or_default().chars() {

@@ -38,7 +38,7 @@ pub const DEFAULT_HISTORY: usize = 10_000;
 /// Expected writes kept before those older than [`EXPECTED_TTL`] are swept
 /// (writes whose outcome nobody reported, which should not happen).
 const EXPECTED_SWEEP: usize = 4096;
-const EXPECTED_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+const EXPECTED_TTL: Duration = Duration::from_secs(30);
 
 /// Pages of the initial list of the store.
 const LIST_PAGE: usize = 1000;

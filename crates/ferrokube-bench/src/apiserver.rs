@@ -19,7 +19,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use crate::stats::{ms, Samples};
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Requests per client for each create/get/update measurement.
     #[arg(long, default_value_t = 200)]
     per_client: usize,
@@ -205,7 +205,7 @@ async fn measure(
     Ok((all.len() as f64 / start.elapsed().as_secs_f64(), all))
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
     // The whole control plane idle (controllers and scheduler too).
     let rss_control_plane = {
         let server = start_server(&[])?;

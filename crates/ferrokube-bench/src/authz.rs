@@ -21,7 +21,7 @@ use serde_json::json;
 use crate::stats::ms;
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hollow nodes for SchedulingBasic.
     #[arg(long, default_value_t = 5_000)]
     nodes: usize,
@@ -173,7 +173,7 @@ async fn api_creates(mode: &str, per_client: usize, run: usize) -> anyhow::Resul
     Ok(out)
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let runs = o.runs.max(1);
     // SchedulingBasic, modes interleaved run by run.
     let mut sched: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); MODES.len()];

@@ -26,7 +26,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Replicas of the one big Deployment.
     #[arg(long, default_value_t = 1_000)]
     replicas: i32,
@@ -363,7 +363,7 @@ where
     }
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(opts.timeout_secs);
     let bin = match &opts.ferrokube {
         Some(p) => p.clone(),

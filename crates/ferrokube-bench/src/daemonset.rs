@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hollow nodes.
     #[arg(long, default_value_t = 1_000)]
     nodes: usize,
@@ -156,7 +156,7 @@ fn pinned_pod(i: usize) -> Pod {
     .unwrap_or_default()
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(o.timeout_secs);
     let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
     let readied = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());

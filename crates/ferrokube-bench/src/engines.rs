@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 use crate::stats::{ms, timed_load};
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Seconds each measurement runs.
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
@@ -100,7 +100,7 @@ async fn measure(
     .await
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("ferrokube-engines")
         .tempdir()?;

@@ -17,7 +17,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Dependents (and ConfigMaps in the namespace).
     #[arg(long, default_value_t = 1000)]
     dependents: usize,
@@ -64,7 +64,7 @@ where
         .unwrap_or(usize::MAX)
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let n = o.dependents;
     let api = TestApi::start().await?;
     let client = api.client().await?;

@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hollow nodes.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
@@ -107,7 +107,7 @@ fn fake_kubelet(
     ended
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(o.timeout_secs);
     let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
     let ended = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::stats::{ms, Samples};
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Pods (and floor containers) started at once.
     #[arg(long, default_value_t = 100)]
     pods: usize,
@@ -39,7 +39,7 @@ pub struct Options {
 
 /// The hidden subcommand that runs the node agent alone.
 #[derive(clap::Args)]
-pub struct NodeOptions {
+pub(crate) struct NodeOptions {
     #[arg(long)]
     kubeconfig: PathBuf,
     #[arg(long)]
@@ -60,7 +60,7 @@ const IMAGE: &str = "docker.io/library/busybox:1.35";
 const LIMIT: Duration = Duration::from_secs(300);
 
 /// `ferrokube-bench kubelet-node`: the kubelet until SIGTERM.
-pub async fn node(o: NodeOptions) -> anyhow::Result<()> {
+pub(crate) async fn node(o: NodeOptions) -> anyhow::Result<()> {
     let client = crate::apiserver::client(&o.kubeconfig).await?;
     let mut config = ferrokube_kubelet::KubeletConfig::new(o.node_name, o.data_dir);
     config.cni_bridge = o.bridge;
@@ -405,7 +405,7 @@ fn require_tools() -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     require_tools()?;
     let n = o.pods;
     let server =

@@ -26,7 +26,7 @@ use crate::apiserver::{client, start_server};
 use crate::stats::{ms, Samples};
 
 #[derive(clap::Args)]
-pub struct ProxyOptions {
+pub(crate) struct ProxyOptions {
     /// Service counts to measure (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = vec![1_000, 10_000])]
     services: Vec<usize>,
@@ -45,7 +45,7 @@ pub struct ProxyOptions {
 }
 
 #[derive(clap::Args)]
-pub struct DnsOptions {
+pub(crate) struct DnsOptions {
     /// Services in the zone.
     #[arg(long, default_value_t = 10_000)]
     services: usize,
@@ -59,7 +59,7 @@ pub struct DnsOptions {
 /// `tcp-sink` / `tcp-load`: the two ends of the traffic measurement, run
 /// by the benchmark inside the lab's pods.
 #[derive(clap::Args)]
-pub struct TcpOptions {
+pub(crate) struct TcpOptions {
     /// sink: listen on this port; load: connect to this address.
     #[arg(long)]
     addr: String,
@@ -74,7 +74,7 @@ pub struct TcpOptions {
 
 /// Serves the traffic measurement: each connection sends one byte; `c`
 /// gets one byte back, `b` is drained to the end.
-pub async fn tcp_sink(o: TcpOptions) -> anyhow::Result<()> {
+pub(crate) async fn tcp_sink(o: TcpOptions) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&o.addr).await?;
     println!("ready");
     loop {
@@ -104,7 +104,7 @@ pub async fn tcp_sink(o: TcpOptions) -> anyhow::Result<()> {
 
 /// Drives load at a sink and prints one number: connections/s (`conn`)
 /// or MiB/s (`bulk`).
-pub async fn tcp_load(o: TcpOptions) -> anyhow::Result<()> {
+pub(crate) async fn tcp_load(o: TcpOptions) -> anyhow::Result<()> {
     let addr: SocketAddr = o.addr.parse().context("--addr")?;
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     let start = Instant::now();
@@ -217,7 +217,7 @@ async fn synced_with(
     }
 }
 
-pub async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
+pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
     let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
     let kube = client(&server.kubeconfig).await?;
     let mut lab = Lab::new("bench", 240, 2);
@@ -367,7 +367,7 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-pub async fn dns(o: DnsOptions) -> anyhow::Result<()> {
+pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
     use ferrokube_dns::zone::{ServiceInfo, Zone};
     use hickory_proto::rr::RecordType;
     let mut zone = Zone::new("cluster.local");

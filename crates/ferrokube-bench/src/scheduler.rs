@@ -30,7 +30,7 @@ use ferrokube_scheduler::podinfo::PodInfo;
 use ferrokube_scheduler::{Algorithm, SchedulerConfig};
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Hollow nodes.
     #[arg(long, default_value_t = 5_000)]
     nodes: usize,
@@ -521,7 +521,7 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
-pub async fn run(o: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let workloads = [
         (Workload::Basic, o.pods),
         (Workload::AntiAffinity, o.anti_affinity_pods),

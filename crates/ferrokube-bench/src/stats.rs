@@ -5,27 +5,27 @@ use std::time::{Duration, Instant};
 
 /// Latency samples of one measurement.
 #[derive(Default)]
-pub struct Samples(Vec<Duration>);
+pub(crate) struct Samples(Vec<Duration>);
 
 impl Samples {
-    pub fn with_capacity(n: usize) -> Self {
+    pub(crate) fn with_capacity(n: usize) -> Self {
         Samples(Vec::with_capacity(n))
     }
 
-    pub fn push(&mut self, d: Duration) {
+    pub(crate) fn push(&mut self, d: Duration) {
         self.0.push(d);
     }
 
-    pub fn extend(&mut self, other: Samples) {
+    pub(crate) fn extend(&mut self, other: Samples) {
         self.0.extend(other.0);
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
 
     /// The q-quantile (0.0..=1.0), nearest rank.
-    pub fn quantile(&mut self, q: f64) -> Duration {
+    pub(crate) fn quantile(&mut self, q: f64) -> Duration {
         if self.0.is_empty() {
             return Duration::ZERO;
         }
@@ -36,14 +36,14 @@ impl Samples {
 }
 
 /// Milliseconds with two decimals.
-pub fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 /// Runs `op(worker, i)` from `workers` concurrent tasks, each as fast as it
 /// can, for `seconds`; returns operations per second and the p50 and p99
 /// latency.
-pub async fn timed_load<F, Fut>(
+pub(crate) async fn timed_load<F, Fut>(
     workers: usize,
     seconds: f64,
     op: F,

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use crate::stats::{ms, timed_load, Samples};
 
 #[derive(clap::Args)]
-pub struct Options {
+pub(crate) struct Options {
     /// Seconds each put measurement runs.
     #[arg(long, default_value_t = 4.0)]
     seconds: f64,
@@ -85,7 +85,7 @@ struct Row {
     watch: (Duration, Duration),
 }
 
-pub async fn run(opts: Options) -> anyhow::Result<()> {
+pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
     let tmp = match &opts.dir {
         Some(d) => tempfile::Builder::new()
             .prefix("ferrokube-bench")

@@ -92,16 +92,16 @@ mod parking_lot_free {
 
     /// The identities that became leader, in order.
     #[derive(Default)]
-    pub struct Names(Mutex<Vec<&'static str>>);
+    pub(crate) struct Names(Mutex<Vec<&'static str>>);
 
     impl Names {
-        pub fn push(&self, n: &'static str) {
+        pub(crate) fn push(&self, n: &'static str) {
             self.0.lock().expect("lock").push(n);
         }
-        pub fn len(&self) -> usize {
+        pub(crate) fn len(&self) -> usize {
             self.0.lock().expect("lock").len()
         }
-        pub fn get(&self, i: usize) -> &'static str {
+        pub(crate) fn get(&self, i: usize) -> &'static str {
             self.0.lock().expect("lock")[i]
         }
     }

@@ -218,7 +218,7 @@ impl EndpointsController {
             .get_or_insert_with(BTreeMap::new)
             .insert(
                 "endpoints.kubernetes.io/last-change-trigger-time".into(),
-                k8s_openapi::jiff::Timestamp::now()
+                jiff::Timestamp::now()
                     .strftime("%Y-%m-%dT%H:%M:%SZ")
                     .to_string(),
             );

@@ -34,7 +34,7 @@ const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 /// (creations, deletions and relists always do), for controllers that care
 /// about a few fields of objects that change often; each wake counts as an
 /// event of `metrics`. `managedFields` are not kept.
-pub fn spawn_cache_with<K, F>(
+pub(crate) fn spawn_cache_with<K, F>(
     api: Api<K>,
     dyntype: K::DynamicType,
     config: watcher::Config,
@@ -113,7 +113,7 @@ fn follow<K, S, F>(
 }
 
 /// Waits (bounded) until `store` has had its first list, or `cancel`.
-pub async fn wait_synced<K>(store: &Store<K>, cancel: &CancellationToken)
+pub(crate) async fn wait_synced<K>(store: &Store<K>, cancel: &CancellationToken)
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
@@ -127,7 +127,7 @@ where
 /// Runs `pass` whenever `wake` fires, at least every `resync`, sooner when
 /// a pass asks to be run again after some time, until `cancel`. A failed
 /// pass is logged and tried again a second later.
-pub async fn reconcile_loop<F, Fut>(
+pub(crate) async fn reconcile_loop<F, Fut>(
     name: &'static str,
     wake: Arc<Notify>,
     resync: Duration,
@@ -168,7 +168,7 @@ pub async fn reconcile_loop<F, Fut>(
 
 /// Delete options that only delete the object with this uid (not one
 /// recreated under the same name).
-pub fn delete_uid(uid: &str, propagation: Option<PropagationPolicy>) -> DeleteParams {
+pub(crate) fn delete_uid(uid: &str, propagation: Option<PropagationPolicy>) -> DeleteParams {
     DeleteParams {
         propagation_policy: propagation,
         preconditions: Some(Preconditions {
@@ -181,30 +181,30 @@ pub fn delete_uid(uid: &str, propagation: Option<PropagationPolicy>) -> DeletePa
 
 /// Whether an API error means the object is already gone (or was replaced:
 /// a failed uid precondition).
-pub fn gone(e: &kube::Error) -> bool {
+pub(crate) fn gone(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404 || s.code == 409)
 }
 
 /// Whether an API error is a 404.
-pub fn not_found(e: &kube::Error) -> bool {
+pub(crate) fn not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 404)
 }
 
 /// Whether an API error is a conflict (a stale resourceVersion or an
 /// object that exists already).
-pub fn conflict(e: &kube::Error) -> bool {
+pub(crate) fn conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
 /// The current time as Kubernetes writes timestamps.
-pub fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
 }
 
 /// Runs one controller over informers of its own: `setup` registers it on
 /// them and gives the future that runs it; the informers start after and
 /// stop when it returns (or at `cancel`).
-pub async fn standalone<S, Fut>(client: kube::Client, cancel: CancellationToken, setup: S)
+pub(crate) async fn standalone<S, Fut>(client: kube::Client, cancel: CancellationToken, setup: S)
 where
     S: FnOnce(&mut Informers) -> Fut,
     Fut: Future<Output = ()>,
@@ -224,7 +224,7 @@ where
 /// ServiceAccount and root CA, node lifecycle, node IPAM, pod GC, storage
 /// in-use protection) over the shared `informers` (spawn them after) and
 /// starts them, one task each, until `cancel`.
-pub fn start_cluster_controllers(
+pub(crate) fn start_cluster_controllers(
     informers: &mut Informers,
     client: &kube::Client,
     config: &crate::ControllerConfig,
@@ -288,7 +288,7 @@ pub fn start_cluster_controllers(
 /// condition (and phase Failed if `fail` and it had not ended), as
 /// Kubernetes' pod GC and taint eviction do. Best effort: the deletion
 /// follows whatever happens here.
-pub async fn mark_disrupted(
+pub(crate) async fn mark_disrupted(
     client: &kube::Client,
     pod: &k8s_openapi::api::core::v1::Pod,
     reason: &str,
@@ -334,13 +334,13 @@ pub async fn mark_disrupted(
 /// Watches `api` in a task of its own and wakes `wake` on every change,
 /// until `cancel` (for controllers that list on each pass instead of
 /// keeping an informer).
-pub fn wake_on_watch<K>(
+pub(crate) fn wake_on_watch<K>(
     api: Api<K>,
     wake: Arc<Notify>,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()>
 where
-    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
 {
     tokio::spawn(async move {
         let stream = watcher(api, watcher::Config::default())

@@ -115,10 +115,10 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
     let now = Timestamp::now();
     set_last(&env, "tick", now - SignedDuration::from_hours(400 * 24)).await;
     let new_year = now
-        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .to_zoned(jiff::tz::TimeZone::UTC)
         .date()
         .first_of_year()
-        .to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC)
+        .to_zoned(jiff::tz::TimeZone::UTC)
         .expect("new year")
         .timestamp();
     let j = wait_for("the scheduled job", || async {

@@ -139,7 +139,7 @@ fn fake_nodes(env: &Env, hold: Vec<String>) -> CancellationToken {
                 }
                 if !common::is_ready(&p) {
                     let ip = common::pod_ip(&name);
-                    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+                    let now = jiff::Timestamp::now().to_string();
                     let status = json!({"status": {
                         "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
                         "conditions": [{"type": "Ready", "status": "True", "lastTransitionTime": now}],

@@ -492,8 +492,8 @@ async fn a_stale_disruption_target_is_cleared() {
         "spec": {"nodeName": "test-node", "containers": [{"name": "c", "image": "busybox"}]},
     }));
     pods.create(&PostParams::default(), &p).await.expect("pod");
-    let long_ago = (k8s_openapi::jiff::Timestamp::now()
-        - k8s_openapi::jiff::SignedDuration::from_secs(600))
+    let long_ago = (jiff::Timestamp::now()
+        - jiff::SignedDuration::from_secs(600))
     .to_string();
     pods.patch_status(
         "kept",
@@ -557,7 +557,7 @@ async fn disrupted_pods_written_through_the_status_api() {
     // does): the pod no longer counts until it goes or the entry expires.
     let first = name(&pods[0]);
     let mut updated = b.clone();
-    let now = k8s_openapi::jiff::Timestamp::now();
+    let now = jiff::Timestamp::now();
     updated.status.as_mut().expect("status").disrupted_pods = Some(
         [(
             first.clone(),
@@ -596,7 +596,7 @@ async fn disrupted_pods_written_through_the_status_api() {
 
     // An entry older than the deletion timeout: dropped, and the pod told.
     let second = name(&pods[1]);
-    let long_ago = now - k8s_openapi::jiff::SignedDuration::from_secs(600);
+    let long_ago = now - jiff::SignedDuration::from_secs(600);
     pdbs.patch_status(
         "kv",
         &PatchParams::default(),

@@ -68,7 +68,7 @@ fn running(p: &Pod) -> bool {
 
 /// The fake kubelet ends `pod` with `code` (0: Succeeded, else Failed).
 async fn finish(env: &Env, p: &Pod, code: i32) {
-    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let now = jiff::Timestamp::now().to_string();
     let status = json!({"status": {
         "phase": if code == 0 {"Succeeded"} else {"Failed"},
         "containerStatuses": [{"name": "main", "image": "busybox", "imageID": "", "ready": false, "restartCount": 0,
@@ -462,7 +462,7 @@ async fn a_finished_job_is_deleted_after_its_ttl_in_the_foreground() {
         .expect("deletion time")
         .0;
     assert!(
-        deleted_at >= done_at + k8s_openapi::jiff::SignedDuration::from_secs(2),
+        deleted_at >= done_at + jiff::SignedDuration::from_secs(2),
         "{done_at} {deleted_at}"
     );
     assert!(j

@@ -2,7 +2,7 @@
 //! stable across processes, so clients' `?hash=` caches stay valid over restarts.
 
 /// Hashes `bytes` to 32 upper-case hex digits.
-pub fn content_hash(bytes: &[u8]) -> String {
+pub(crate) fn content_hash(bytes: &[u8]) -> String {
     const PRIME: u128 = 0x0000000001000000000000000000013B;
     let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
     for b in bytes {

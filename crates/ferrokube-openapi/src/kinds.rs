@@ -13,7 +13,7 @@ fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
 /// Registers the schema of `group/version kind` with `generator` and returns
 /// its definition name (`io.k8s.api.apps.v1.Deployment`), or `None` for a
 /// kind this crate has no type for.
-pub fn register(
+pub(crate) fn register(
     generator: &mut SchemaGenerator,
     group: &str,
     version: &str,
@@ -128,7 +128,7 @@ pub fn register(
 }
 
 /// Registers the shared meta/v1 types every document's operations refer to.
-pub fn register_common(generator: &mut SchemaGenerator) {
+pub(crate) fn register_common(generator: &mut SchemaGenerator) {
     let _ = add::<meta::Status>(generator);
     let _ = add::<meta::DeleteOptions>(generator);
     let _ = add::<meta::ListMeta>(generator);

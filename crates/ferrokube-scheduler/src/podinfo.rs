@@ -117,7 +117,7 @@ pub struct PodInfo {
     /// The only nodes the required node affinity can admit, when every
     /// term names them with `matchFields metadata.name In` (NodeAffinity's
     /// PreFilter result; a DaemonSet pod names exactly one).
-    pub node_names: Option<std::collections::BTreeSet<String>>,
+    pub node_names: Option<BTreeSet<String>>,
     pub preferred_node_affinity: Vec<(i32, NodeTerm)>,
     pub tolerations: Vec<Toleration>,
     pub required_affinity: Vec<AffinityTerm>,

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-pub fn node(name: &str, cpu: &str, mem: &str) -> Node {
+pub(crate) fn node(name: &str, cpu: &str, mem: &str) -> Node {
     let mut alloc = BTreeMap::new();
     alloc.insert("cpu".to_string(), Quantity(cpu.into()));
     alloc.insert("memory".to_string(), Quantity(mem.into()));
@@ -33,7 +33,7 @@ pub fn node(name: &str, cpu: &str, mem: &str) -> Node {
     }
 }
 
-pub fn pod(ns: &str, name: &str, cpu: &str, mem: &str) -> Pod {
+pub(crate) fn pod(ns: &str, name: &str, cpu: &str, mem: &str) -> Pod {
     let mut req = BTreeMap::new();
     if !cpu.is_empty() {
         req.insert("cpu".to_string(), Quantity(cpu.into()));
@@ -64,7 +64,7 @@ pub fn pod(ns: &str, name: &str, cpu: &str, mem: &str) -> Pod {
     }
 }
 
-pub fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
+pub(crate) fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
     p.metadata.labels = Some(
         labels
             .iter()
@@ -74,7 +74,7 @@ pub fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
     p
 }
 
-pub fn node_with_labels(mut n: Node, labels: &[(&str, &str)]) -> Node {
+pub(crate) fn node_with_labels(mut n: Node, labels: &[(&str, &str)]) -> Node {
     let l = n.metadata.labels.get_or_insert_with(BTreeMap::new);
     for (k, v) in labels {
         l.insert(k.to_string(), v.to_string());

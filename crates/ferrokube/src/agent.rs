@@ -17,7 +17,7 @@ use crate::cli::AgentArgs;
 use crate::components::{Components, NodeClients, NodeOptions};
 use crate::server::{hostname, shutdown_signal};
 
-pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let shutdown = shutdown_signal()?;
     std::fs::create_dir_all(&args.data_dir)?;
     let node_name = args.node_name.clone().unwrap_or_else(hostname);

@@ -10,13 +10,13 @@ use clap::{Args, Parser, Subcommand};
     name = "ferrokube",
     about = "A Kubernetes-compatible cluster in one binary"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a cluster: the control plane and, unless --disable-agent, a node.
     Server(Box<ServerArgs>),
     /// Join a cluster as a node (kubelet and service proxy).
@@ -37,20 +37,20 @@ pub enum Command {
 }
 
 #[derive(Debug, Args)]
-pub struct KillallArgs {
+pub(crate) struct KillallArgs {
     /// The data dir of the node to stop and clean up.
     #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
     pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ImageCommand {
+pub(crate) enum ImageCommand {
     /// Load OCI or `docker save` archives into the runtime's k8s.io namespace.
     Import(ImageImportArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct ImageImportArgs {
+pub(crate) struct ImageImportArgs {
     /// The data dir of the node whose supervised containerd receives the images.
     #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -65,7 +65,7 @@ pub struct ImageImportArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct AgentArgs {
+pub(crate) struct AgentArgs {
     /// The server to join, e.g. https://10.0.0.1:6443.
     #[arg(long, env = "FERROKUBE_URL")]
     pub server: String,
@@ -113,7 +113,7 @@ pub struct AgentArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ControllerManagerArgs {
+pub(crate) struct ControllerManagerArgs {
     /// The kubeconfig to reach the API server with (a server writes its
     /// admin one to DATA_DIR/kubeconfig.yaml).
     #[arg(long)]
@@ -130,7 +130,7 @@ pub struct ControllerManagerArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Where the cluster keeps its state (datastore, certificates, kubeconfig).
     #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
     pub data_dir: PathBuf,
@@ -230,7 +230,7 @@ pub struct ServerArgs {
 
 /// The value of `--authorization-mode`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuthorizationModes(pub Vec<ferrokube_apiserver::authz::Mode>);
+pub(crate) struct AuthorizationModes(pub Vec<ferrokube_apiserver::authz::Mode>);
 
 fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, String> {
     ferrokube_apiserver::authz::Mode::parse_list(s).map(AuthorizationModes)
@@ -238,13 +238,13 @@ fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, String> {
 
 impl ServerArgs {
     /// Whether the cluster DNS runs.
-    pub fn dns_enabled(&self) -> bool {
+    pub(crate) fn dns_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "coredns" || d == "dns")
     }
 
     /// Whether the built-in local-path provisioner (and its default
     /// StorageClass `local-path`) runs.
-    pub fn local_storage_enabled(&self) -> bool {
+    pub(crate) fn local_storage_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "local-storage")
     }
 }

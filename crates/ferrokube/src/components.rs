@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ServerArgs;
 
 /// What runs on a node, from `server` or `agent` flags.
-pub struct NodeOptions {
+pub(crate) struct NodeOptions {
     pub node_name: String,
     pub data_dir: std::path::PathBuf,
     pub container_runtime_endpoint: Option<String>,
@@ -37,11 +37,11 @@ pub struct NodeOptions {
 
 /// The service account the cluster DNS runs as (k3s' CoreDNS's), bound
 /// to `system:coredns` by the bootstrap policy.
-pub const DNS_SERVICE_ACCOUNT: &str = "coredns";
+pub(crate) const DNS_SERVICE_ACCOUNT: &str = "coredns";
 
 /// The clients of what runs on a node: the node agent's, as
 /// `system:node:<name>`, and the proxy's, as `system:kube-proxy`.
-pub struct NodeClients {
+pub(crate) struct NodeClients {
     pub kubelet: kube::Client,
     pub proxy: kube::Client,
 }
@@ -64,14 +64,14 @@ async fn ensure_service_account(client: &kube::Client, name: &str) -> anyhow::Re
 }
 
 /// The running components.
-pub struct Components {
+pub(crate) struct Components {
     cancel: CancellationToken,
     tasks: Vec<(&'static str, JoinHandle<()>)>,
 }
 
 impl Components {
     /// Starts what `args` enables, beside the API server `api`.
-    pub async fn start(
+    pub(crate) async fn start(
         args: &ServerArgs,
         node_name: &str,
         api: &ferrokube_apiserver::RunningServer,
@@ -190,7 +190,7 @@ impl Components {
     }
 
     /// Components with nothing started yet.
-    pub fn empty() -> Components {
+    pub(crate) fn empty() -> Components {
         Components {
             cancel: CancellationToken::new(),
             tasks: Vec::new(),
@@ -200,7 +200,7 @@ impl Components {
     /// Starts what runs on every node: the node agent (kubelet, with the
     /// containerd it supervises unless given a runtime) and the service
     /// proxy.
-    pub fn start_node(&mut self, clients: &NodeClients, opts: &NodeOptions) {
+    pub(crate) fn start_node(&mut self, clients: &NodeClients, opts: &NodeOptions) {
         let client = &clients.kubelet;
         let mut kubelet = ferrokube_kubelet::KubeletConfig::new(&opts.node_name, &opts.data_dir);
         kubelet.container_runtime_endpoint = opts.container_runtime_endpoint.clone();
@@ -237,7 +237,7 @@ impl Components {
     }
 
     /// Stops every component and waits for it.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.cancel.cancel();
         for (name, task) in self.tasks {
             match task.await {
@@ -259,7 +259,7 @@ fn signing_ca(data_dir: &std::path::Path) -> Option<ferrokube_controllers::csrsi
 
 /// This host's primary address: the one its default route leaves from
 /// (found by a routing lookup; no packet is sent), or loopback.
-pub fn node_ip() -> IpAddr {
+pub(crate) fn node_ip() -> IpAddr {
     let probe = || -> std::io::Result<IpAddr> {
         let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
         // A documentation address: only the route to it matters.

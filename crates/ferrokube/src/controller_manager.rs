@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::ControllerManagerArgs;
 use crate::server::{hostname, shutdown_signal};
 
-pub async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let metrics_addr = parse_bind(&args.metrics_bind_address)
         .map_err(|e| anyhow::anyhow!("--metrics-bind-address: {e}"))?;
     let shutdown = shutdown_signal()?;
@@ -160,7 +160,7 @@ fn answer(path: &str) -> Response<Full<Bytes>> {
 }
 
 /// The address `--metrics-bind-address` names (`""` or `0`: none).
-pub fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
+pub(crate) fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
     if s.is_empty() || s == "0" {
         return Ok(None);
     }

@@ -10,13 +10,13 @@ use ferrokube_store::etcd::{EtcdOptions, EtcdStore};
 use ferrokube_store::Store;
 
 /// An open datastore and how to close it.
-pub enum Datastore {
+pub(crate) enum Datastore {
     Embedded(Arc<EmbeddedStore>),
     Etcd(Arc<EtcdStore>),
 }
 
 impl Datastore {
-    pub async fn open(data_dir: &Path, endpoints: &[String]) -> anyhow::Result<Self> {
+    pub(crate) async fn open(data_dir: &Path, endpoints: &[String]) -> anyhow::Result<Self> {
         if endpoints.is_empty() {
             let dir = data_dir.join("db");
             let store = EmbeddedStore::open(&dir, EmbeddedOptions::default())
@@ -33,7 +33,7 @@ impl Datastore {
         }
     }
 
-    pub fn store(&self) -> Arc<dyn Store> {
+    pub(crate) fn store(&self) -> Arc<dyn Store> {
         match self {
             Datastore::Embedded(s) => s.clone(),
             Datastore::Etcd(s) => s.clone(),
@@ -41,7 +41,7 @@ impl Datastore {
     }
 
     /// Flushes and releases the datastore.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         if let Datastore::Embedded(s) = self {
             s.close().await;
         }

@@ -13,10 +13,10 @@ use serde_json::json;
 use ferrokube_controllers::persistentvolume::localpath::PROVISIONER;
 
 /// The class's name.
-pub const CLASS: &str = "local-path";
+pub(crate) const CLASS: &str = "local-path";
 
 /// Makes the class if `enabled` and it is missing; removes ours if not.
-pub async fn ensure_class(client: &kube::Client, enabled: bool) -> anyhow::Result<()> {
+pub(crate) async fn ensure_class(client: &kube::Client, enabled: bool) -> anyhow::Result<()> {
     let api: Api<StorageClass> = Api::all(client.clone());
     let existing = api.get_opt(CLASS).await?;
     if !enabled {

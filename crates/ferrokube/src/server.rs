@@ -12,7 +12,7 @@ use crate::cli::ServerArgs;
 use crate::components::Components;
 use crate::datastore::Datastore;
 
-pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Signals are caught from the start, so one that arrives while the
     // server is still starting stops it cleanly once it is up.
     let shutdown = shutdown_signal()?;
@@ -70,7 +70,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// Registers SIGINT and SIGTERM handlers now; the future resolves on either.
-pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+pub(crate) fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
@@ -83,7 +83,7 @@ pub fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>
 }
 
 /// The host's name, for the node name and the serving certificate.
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .ok()

@@ -1046,7 +1046,7 @@ fn streaming_lists_and_older_kubectl_minors() {
     assert!(stderr(&bad).contains("NotOlderThan"), "{}", stderr(&bad));
 
     // The kubectl minors installed beside the default one work too.
-    let dir = std::path::Path::new("/usr/lib/google-cloud-sdk/bin");
+    let dir = Path::new("/usr/lib/google-cloud-sdk/bin");
     let mut tried = 0;
     for minor in 27..=33 {
         let bin = dir.join(format!("kubectl.1.{minor}"));

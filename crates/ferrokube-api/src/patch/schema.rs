@@ -301,13 +301,13 @@ mod tests {
         let c = Builtin.field("Container", "ports").unwrap();
         assert_eq!(
             (c.strategy, c.merge_key),
-            (Strategy::Merge, Some("containerPort"))
+            (Merge, Some("containerPort"))
         );
         let s = Builtin.field("ServiceSpec", "ports").unwrap();
         assert_eq!(s.merge_key, Some("port"));
         assert_eq!(
             Builtin.field("PodSpec", "tolerations").unwrap().strategy,
-            Strategy::Replace
+            Replace
         );
         assert!(Builtin.field("PodSpec", "volumes").unwrap().retain_keys);
         assert!(Builtin.field("PodSpec", "nodeSelector").is_none());

@@ -13,7 +13,7 @@ use super::{age, array, c, containers_and_images, human_duration, name, selector
 use super::{Column, AGE, NAME};
 
 /// The columns of `kind`, or `None` if it is not one of these kinds.
-pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
+pub(super) fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
     Some(match (group, kind) {
         ("", "PodTemplate") => vec![
             NAME,
@@ -81,7 +81,7 @@ pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
 
 /// The cells of one object of `kind`, or `None` if it is not one of these
 /// kinds.
-pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value>> {
+pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value>> {
     Some(match (group, kind) {
         ("", "PodTemplate") => {
             let (cs, is) = containers_and_images(obj.pointer("/template/spec"));

@@ -78,7 +78,7 @@ fn bool_or(obj: &Value, ptr: &str, default: bool) -> Value {
 }
 
 /// The columns of `kind`, or `None` if it is not one of these kinds.
-pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
+pub(super) fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
     Some(match (group, kind) {
         ("", "PersistentVolume") => vec![
             NAME,
@@ -145,7 +145,7 @@ pub fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
 
 /// The cells of one object of `kind`, or `None` if it is not one of these
 /// kinds.
-pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value>> {
+pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value>> {
     Some(match (group, kind) {
         ("", "PersistentVolume") => {
             let claim = match obj.pointer("/spec/claimRef") {

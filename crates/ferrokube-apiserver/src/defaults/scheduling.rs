@@ -5,9 +5,9 @@ use serde_json::{json, Value};
 use super::default_nil;
 
 /// The preemption policy of pods and classes that name none.
-pub const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
+pub(super) const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
 
 /// `SetDefaults_PriorityClass`.
-pub fn priority_class(obj: &mut Value) {
+pub(super) fn priority_class(obj: &mut Value) {
     default_nil(obj, "preemptionPolicy", json!(DEFAULT_PREEMPTION_POLICY));
 }

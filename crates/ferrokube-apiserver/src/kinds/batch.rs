@@ -29,7 +29,7 @@ fn non_negative(spec: &Value, field: &str, path: &str, errs: &mut Vec<FieldError
 
 /// The rules of a Job spec at `path` ("spec", or a CronJob's
 /// "spec.jobTemplate.spec").
-pub fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+pub(super) fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     let Some(spec) = spec else {
         errs.push(FieldError::required(path, ""));
         return;
@@ -171,7 +171,7 @@ pub fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldE
 }
 
 /// A Job.
-pub fn validate_job(obj: &Value) -> Vec<FieldError> {
+pub(super) fn validate_job(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_job_spec(obj.get("spec"), "spec", &mut errs);
     if obj.pointer("/spec/selector").is_none() {
@@ -181,7 +181,7 @@ pub fn validate_job(obj: &Value) -> Vec<FieldError> {
 }
 
 /// A CronJob.
-pub fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
+pub(super) fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = obj
         .pointer("/metadata/name")

@@ -46,7 +46,7 @@ const USAGES: &[&str] = &[
 ];
 
 /// Records who asks, and starts with an empty status.
-pub fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
+pub(super) fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         for k in ["username", "uid", "groups", "extra"] {
             spec.remove(k);
@@ -70,7 +70,7 @@ pub fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
 /// of status only the certificate (`status`) or the conditions
 /// (`approval`). The generic handling has already taken status alone from
 /// a subresource write, and kept the stored status on a main one.
-pub fn prepare_update(old: &Value, new: &mut Value, subresource: &str) {
+pub(super) fn prepare_update(old: &Value, new: &mut Value, subresource: &str) {
     match old.get("spec") {
         Some(s) => new["spec"] = s.clone(),
         None => {
@@ -183,7 +183,7 @@ fn decoded(v: &Value, ptr: &str) -> Option<Vec<u8>> {
 }
 
 /// Parses the request (PEM `CERTIFICATE REQUEST`) and checks its signature.
-pub fn check_request(pem: &[u8]) -> Result<(), String> {
+pub(super) fn check_request(pem: &[u8]) -> Result<(), String> {
     let not_request = || "PEM block type must be CERTIFICATE REQUEST".to_string();
     let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|_| not_request())?;
     if block.label != "CERTIFICATE REQUEST" {
@@ -313,7 +313,7 @@ fn usages(csr: &Value) -> Vec<&str> {
 /// The errors of a CSR; `old` is the stored one on update, `subresource`
 /// the path written (`status` may set the certificate, `approval` the
 /// Approved and Denied conditions).
-pub fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
+pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let old_types = old.map(condition_types).unwrap_or_default();
     let old_usages = old.map(usages).unwrap_or_default();

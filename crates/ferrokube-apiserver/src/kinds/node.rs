@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use super::meta::{array, text};
 use crate::rest::Rest;
 
-pub fn validate_runtime_class(obj: &Value) -> Vec<FieldError> {
+pub(super) fn validate_runtime_class(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let handler = text(obj, "/handler");
     for msg in is_dns1123_label(handler) {
@@ -63,7 +63,7 @@ fn forbidden(pod: &Value, why: &str) -> ApiError {
 }
 
 /// The RuntimeClass admission of a pod being created.
-pub async fn admit_pod(rest: &Rest, pod: &mut Value) -> Result<(), ApiError> {
+pub(super) async fn admit_pod(rest: &Rest, pod: &mut Value) -> Result<(), ApiError> {
     let class_name = text(pod, "/spec/runtimeClassName").to_string();
     let class = if class_name.is_empty() {
         None
@@ -92,7 +92,7 @@ pub async fn admit_pod(rest: &Rest, pod: &mut Value) -> Result<(), ApiError> {
 
 /// The admission with the pod's RuntimeClass looked up (`None`: the pod
 /// names none).
-pub fn admit_with(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
+pub(super) fn admit_with(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
     let class_overhead = class
         .and_then(|c| c.pointer("/overhead/podFixed"))
         .filter(|o| !o.is_null());

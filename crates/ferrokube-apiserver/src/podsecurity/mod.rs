@@ -297,7 +297,7 @@ async fn validate_pod(
 
 /// Warns of what the warn level's checks find (`would violate PodSecurity
 /// "<level>:<version>": ...`).
-fn warn_violations(policy: &api::Policy, evals: &mut Evaluations<'_>, opts: &WriteOptions) {
+fn warn_violations(policy: &Policy, evals: &mut Evaluations<'_>, opts: &WriteOptions) {
     let warned = evals.of(policy.warn);
     if !warned.is_empty() {
         warn(

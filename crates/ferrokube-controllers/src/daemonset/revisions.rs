@@ -26,7 +26,7 @@ use crate::podutil::{self, Selector};
 /// container's `resources: {}`), so that kubectl, which compares its own
 /// encoding of the DaemonSet with a revision byte for byte, recognises the
 /// current one (`rollout undo` then says it skipped).
-pub fn patch_of(ds: &DaemonSet) -> Value {
+pub(super) fn patch_of(ds: &DaemonSet) -> Value {
     let mut template = ds
         .spec
         .as_ref()

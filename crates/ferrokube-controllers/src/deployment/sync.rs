@@ -470,7 +470,7 @@ impl DeploymentController {
         for i in deleted {
             rss[i].metadata.deletion_timestamp =
                 Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    k8s_openapi::jiff::Timestamp::now(),
+                    jiff::Timestamp::now(),
                 ));
         }
         Ok(())

@@ -9,7 +9,7 @@ use ferrokube_client::testing::TestApi;
 use tokio_util::sync::CancellationToken;
 
 /// Cancels what it guards when dropped.
-pub struct Running(pub CancellationToken);
+pub(crate) struct Running(pub CancellationToken);
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -18,7 +18,7 @@ impl Drop for Running {
 }
 
 /// A test API server and an admin client.
-pub async fn api() -> (TestApi, kube::Client) {
+pub(crate) async fn api() -> (TestApi, kube::Client) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -29,7 +29,7 @@ pub async fn api() -> (TestApi, kube::Client) {
 }
 
 /// Spawns `f(cancel)` and returns its guard.
-pub fn spawn<F, Fut>(f: F) -> Running
+pub(crate) fn spawn<F, Fut>(f: F) -> Running
 where
     F: FnOnce(CancellationToken) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -41,7 +41,7 @@ where
 
 /// Polls `check` every 100 ms until it gives `Some`, for at most `limit`;
 /// panics with `what` if it never does.
-pub async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,

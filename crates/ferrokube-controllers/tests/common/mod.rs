@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 /// How long any wait in these tests may take.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// The workload controllers under their identities in `ferrokube server`:
 /// informers as `system:kube-controller-manager`, each controller as its
@@ -30,7 +30,7 @@ fn run_controllers(
     ferrokube_controllers::workloads::run_as(root, clients, cancel)
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub api: TestApi,
     pub client: kube::Client,
     pub ns: String,
@@ -40,7 +40,7 @@ pub struct Env {
 
 impl Env {
     /// A server, a namespace `ns`, and the workload controllers running.
-    pub async fn start(ns: &str) -> Env {
+    pub(crate) async fn start(ns: &str) -> Env {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
@@ -65,7 +65,7 @@ impl Env {
         }
     }
 
-    pub fn api<K>(&self) -> Api<K>
+    pub(crate) fn api<K>(&self) -> Api<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
     {
@@ -73,7 +73,7 @@ impl Env {
     }
 
     /// Stops the controllers (and waits for them).
-    pub async fn stop_controllers(&mut self) {
+    pub(crate) async fn stop_controllers(&mut self) {
         self.cancel.cancel();
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(WAIT, t).await;
@@ -81,7 +81,7 @@ impl Env {
     }
 
     /// Starts the controllers again (after `stop_controllers`).
-    pub fn restart_controllers(&mut self) {
+    pub(crate) fn restart_controllers(&mut self) {
         self.cancel = CancellationToken::new();
         self.task = Some(tokio::spawn(run_controllers(
             &self.api,
@@ -89,7 +89,7 @@ impl Env {
         )));
     }
 
-    pub async fn pods(&self, selector: &str) -> Vec<Pod> {
+    pub(crate) async fn pods(&self, selector: &str) -> Vec<Pod> {
         self.api::<Pod>()
             .list(&ListParams::default().labels(selector))
             .await
@@ -98,7 +98,7 @@ impl Env {
     }
 
     /// Live (not terminating) pods matching `selector`.
-    pub async fn live_pods(&self, selector: &str) -> Vec<Pod> {
+    pub(crate) async fn live_pods(&self, selector: &str) -> Vec<Pod> {
         self.pods(selector)
             .await
             .into_iter()
@@ -108,10 +108,10 @@ impl Env {
 
     /// The fake kubelet: marks `pod` Running and Ready (or not) with an IP.
     /// A pod deleted meanwhile is skipped (false).
-    pub async fn set_ready(&self, pod: &Pod, ready: bool) -> bool {
+    pub(crate) async fn set_ready(&self, pod: &Pod, ready: bool) -> bool {
         let name = pod.metadata.name.clone().unwrap_or_default();
         let ip = pod_ip(&name);
-        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        let now = jiff::Timestamp::now().to_string();
         let status = json!({"status": {
             "phase": "Running",
             "podIP": ip,
@@ -132,7 +132,7 @@ impl Env {
     }
 
     /// Marks every live pod matching `selector` ready; returns how many.
-    pub async fn ready_all(&self, selector: &str) -> usize {
+    pub(crate) async fn ready_all(&self, selector: &str) -> usize {
         let pods = self.live_pods(selector).await;
         let mut n = 0;
         for p in &pods {
@@ -151,14 +151,14 @@ impl Drop for Env {
 }
 
 /// A stable IP for a pod name (10.42.x.y).
-pub fn pod_ip(name: &str) -> String {
+pub(crate) fn pod_ip(name: &str) -> String {
     let h = name.bytes().fold(2166136261u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(16777619)
     });
     format!("10.42.{}.{}", (h >> 8) % 250 + 1, h % 250 + 1)
 }
 
-pub fn is_ready(p: &Pod) -> bool {
+pub(crate) fn is_ready(p: &Pod) -> bool {
     p.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
@@ -167,7 +167,7 @@ pub fn is_ready(p: &Pod) -> bool {
 
 /// Polls `f` every 100 ms until it returns `Some`, or panics after `WAIT`
 /// with `what`.
-pub async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
+pub(crate) async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -184,6 +184,6 @@ where
     }
 }
 
-pub fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+pub(crate) fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("test object")
 }

@@ -35,7 +35,7 @@ pub struct Worker {
     pull_backoff: Backoff,
     /// Container name → (reason, message) while it cannot run.
     waiting: HashMap<String, (String, String)>,
-    last_written: Option<serde_json::Value>,
+    last_written: Option<Value>,
     start_time: Option<Time>,
     probe_table: Arc<probes::Table>,
     /// Volume name → (host path, read-only), and when they were last refreshed.

@@ -16,10 +16,10 @@ use kube::api::Api;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub const NODE: &str = "e2e-node";
+pub(crate) const NODE: &str = "e2e-node";
 
 /// Fails loudly when something the tests need is not installed.
-pub fn require_tools() {
+pub(crate) fn require_tools() {
     let mut missing = Vec::new();
     for (bin, pkg) in [
         ("containerd", "containerd"),
@@ -67,7 +67,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Builds the images into `dir` with the project's script.
-pub fn build_images(dir: &Path) {
+pub(crate) fn build_images(dir: &Path) {
     let out = std::process::Command::new("bash")
         .arg(repo_root().join("scripts/build-images.sh"))
         .arg(dir)
@@ -81,7 +81,7 @@ pub fn build_images(dir: &Path) {
     );
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub api: TestApi,
     pub client: kube::Client,
     pub data: tempfile::TempDir,
@@ -95,12 +95,12 @@ pub struct Env {
 
 impl Env {
     /// Starts the API and the agent; `n` (1..=250) picks this test's bridge and subnet.
-    pub async fn start(n: u8) -> Env {
+    pub(crate) async fn start(n: u8) -> Env {
         Self::start_with(n, |_| {}).await
     }
 
     /// Like `start`, with `prepare` run on the data dir before the agent starts.
-    pub async fn start_with(n: u8, prepare: impl FnOnce(&Path)) -> Env {
+    pub(crate) async fn start_with(n: u8, prepare: impl FnOnce(&Path)) -> Env {
         require_tools();
         let _ = tracing_subscriber_init();
         let started = Instant::now();
@@ -144,7 +144,7 @@ impl Env {
         env
     }
 
-    pub fn endpoint(&self) -> String {
+    pub(crate) fn endpoint(&self) -> String {
         ContainerdPaths::new(self.data.path()).endpoint()
     }
 
@@ -174,7 +174,7 @@ impl Env {
     }
 
     /// Waits (bounded) until `check` returns Some for the pod.
-    pub async fn wait_pod<T>(
+    pub(crate) async fn wait_pod<T>(
         &self,
         ns: &str,
         name: &str,
@@ -203,7 +203,7 @@ impl Env {
     }
 
     /// Stops the agent (and its containerd); containers keep running.
-    pub async fn stop_agent(&self) {
+    pub(crate) async fn stop_agent(&self) {
         self.cancel.lock().cancel();
         let agent = self.agent.lock().take();
         if let Some(agent) = agent {
@@ -215,7 +215,7 @@ impl Env {
     }
 
     /// Starts the agent again on the same data dir and waits for its node.
-    pub async fn start_agent(&self) {
+    pub(crate) async fn start_agent(&self) {
         let cancel = CancellationToken::new();
         let agent = tokio::spawn(ferrokube_kubelet::run(
             self.client.clone(),
@@ -235,7 +235,7 @@ impl Env {
     }
 
     /// Waits (bounded) until the pod is no longer in the API.
-    pub async fn wait_gone(&self, ns: &str, name: &str, secs: u64) {
+    pub(crate) async fn wait_gone(&self, ns: &str, name: &str, secs: u64) {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
         let deadline = Instant::now() + Duration::from_secs(secs);
         loop {
@@ -251,7 +251,7 @@ impl Env {
     }
 
     /// Runtime sandboxes of a pod UID.
-    pub async fn sandboxes_of(&self, uid: &str) -> usize {
+    pub(crate) async fn sandboxes_of(&self, uid: &str) -> usize {
         let rt = RemoteRuntime::connect(&self.endpoint()).expect("client");
         let list = rt.list_pod_sandbox(None).await.expect("list sandboxes");
         list.iter()
@@ -261,7 +261,7 @@ impl Env {
 
     /// Removes every sandbox and container, stops the agent and its containerd,
     /// deletes the bridge.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         // Pods first, through the agent (deleted at once, so it cleans up)...
         let pods: Api<Pod> = Api::all(self.client.clone());
         if let Ok(list) = pods.list(&Default::default()).await {
@@ -321,7 +321,7 @@ fn tracing_subscriber_init() -> Result<(), ()> {
 }
 
 /// Runs `body` and always shuts the environment down, then re-raises a failure.
-pub async fn with_env<F>(n: u8, body: F)
+pub(crate) async fn with_env<F>(n: u8, body: F)
 where
     F: AsyncFnOnce(&Env),
 {
@@ -329,7 +329,7 @@ where
 }
 
 /// `with_env` with files placed in the data dir before the agent starts.
-pub async fn with_env_prepared<F>(n: u8, prepare: impl FnOnce(&Path), body: F)
+pub(crate) async fn with_env_prepared<F>(n: u8, prepare: impl FnOnce(&Path), body: F)
 where
     F: AsyncFnOnce(&Env),
 {

@@ -32,7 +32,7 @@ const fn res(
     }
 }
 
-pub fn resources() -> Vec<ResourceDesc> {
+pub(crate) fn resources() -> Vec<ResourceDesc> {
     vec![
         res("", "v1", "Namespace", "namespaces", false, &["status"]),
         res(

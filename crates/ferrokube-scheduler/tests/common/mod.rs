@@ -18,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, ListParams, PostParams};
 use tokio_util::sync::CancellationToken;
 
-pub struct Env {
+pub(crate) struct Env {
     pub api: TestApi,
     pub client: kube::Client,
     pub cancel: CancellationToken,
@@ -27,7 +27,7 @@ pub struct Env {
 
 impl Env {
     /// A server and one scheduler without leader election.
-    pub async fn start() -> Env {
+    pub(crate) async fn start() -> Env {
         let api = TestApi::start().await.expect("api server");
         let client = api.client().await.expect("client");
         let cancel = CancellationToken::new();
@@ -48,18 +48,18 @@ impl Env {
         }
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         self.cancel.cancel();
         if let Some(t) = self.task.take() {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
     }
 
-    pub fn pods(&self) -> Api<Pod> {
+    pub(crate) fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), "default")
     }
 
-    pub async fn add_node(&self, n: Node) {
+    pub(crate) async fn add_node(&self, n: Node) {
         let api: Api<Node> = Api::all(self.client.clone());
         api.create(&PostParams::default(), &n)
             .await
@@ -68,7 +68,7 @@ impl Env {
 
     /// A PriorityClass `name` of `value` (not the global default), with its
     /// preemption policy if one is given.
-    pub async fn add_priority_class(&self, name: &str, value: i32, preemption: Option<&str>) {
+    pub(crate) async fn add_priority_class(&self, name: &str, value: i32, preemption: Option<&str>) {
         let api: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
             Api::all(self.client.clone());
         let pc = k8s_openapi::api::scheduling::v1::PriorityClass {
@@ -85,7 +85,7 @@ impl Env {
             .expect("create priority class");
     }
 
-    pub async fn add_pod(&self, p: Pod) {
+    pub(crate) async fn add_pod(&self, p: Pod) {
         self.pods()
             .create(&PostParams::default(), &p)
             .await
@@ -93,7 +93,7 @@ impl Env {
     }
 
     /// The node the pod gets bound to, waiting at most 20 s.
-    pub async fn bound_node(&self, name: &str) -> Option<String> {
+    pub(crate) async fn bound_node(&self, name: &str) -> Option<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(p) = self.pods().get(name).await {
@@ -108,7 +108,7 @@ impl Env {
 
     /// The pod's PodScheduled condition once it is False (at most 20 s):
     /// (reason, message).
-    pub async fn unschedulable_condition(&self, name: &str) -> Option<(String, String)> {
+    pub(crate) async fn unschedulable_condition(&self, name: &str) -> Option<(String, String)> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(p) = self.pods().get(name).await {
@@ -128,7 +128,7 @@ impl Env {
     }
 
     /// Messages of the pod's events with this reason (waits at most 20 s for one).
-    pub async fn event_messages(&self, pod: &str, reason: &str) -> Vec<String> {
+    pub(crate) async fn event_messages(&self, pod: &str, reason: &str) -> Vec<String> {
         let api: Api<Event> = Api::namespaced(self.client.clone(), "default");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
@@ -150,7 +150,7 @@ impl Env {
     }
 
     /// Ok(node) once bound, Err(message) once PodScheduled=False (20 s at most).
-    pub async fn unschedulable_condition_or_node(&self, name: &str) -> Result<String, String> {
+    pub(crate) async fn unschedulable_condition_or_node(&self, name: &str) -> Result<String, String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(p) = self.pods().get(name).await {
@@ -178,7 +178,7 @@ impl Env {
     }
 
     /// Asserts the pod stays unbound for `d`.
-    pub async fn stays_pending(&self, name: &str, d: Duration) -> bool {
+    pub(crate) async fn stays_pending(&self, name: &str, d: Duration) -> bool {
         tokio::time::sleep(d).await;
         self.pods()
             .get(name)
@@ -191,7 +191,7 @@ impl Env {
 }
 
 /// A Ready node with the given allocatable cpu and memory and 110 pods.
-pub fn node(name: &str, cpu: &str, mem: &str) -> Node {
+pub(crate) fn node(name: &str, cpu: &str, mem: &str) -> Node {
     let mut alloc = BTreeMap::new();
     alloc.insert("cpu".to_string(), Quantity(cpu.into()));
     alloc.insert("memory".to_string(), Quantity(mem.into()));
@@ -223,7 +223,7 @@ pub fn node(name: &str, cpu: &str, mem: &str) -> Node {
     }
 }
 
-pub fn labeled(mut n: Node, labels: &[(&str, &str)]) -> Node {
+pub(crate) fn labeled(mut n: Node, labels: &[(&str, &str)]) -> Node {
     let l = n.metadata.labels.get_or_insert_with(BTreeMap::new);
     for (k, v) in labels {
         l.insert(k.to_string(), v.to_string());
@@ -231,7 +231,7 @@ pub fn labeled(mut n: Node, labels: &[(&str, &str)]) -> Node {
     n
 }
 
-pub fn tainted(mut n: Node, key: &str, value: &str, effect: &str) -> Node {
+pub(crate) fn tainted(mut n: Node, key: &str, value: &str, effect: &str) -> Node {
     n.spec
         .get_or_insert_with(Default::default)
         .taints
@@ -246,7 +246,7 @@ pub fn tainted(mut n: Node, key: &str, value: &str, effect: &str) -> Node {
 }
 
 /// A pod with one container requesting cpu and memory ("" = none).
-pub fn pod(name: &str, cpu: &str, mem: &str) -> Pod {
+pub(crate) fn pod(name: &str, cpu: &str, mem: &str) -> Pod {
     let mut req = BTreeMap::new();
     if !cpu.is_empty() {
         req.insert("cpu".to_string(), Quantity(cpu.into()));
@@ -276,7 +276,7 @@ pub fn pod(name: &str, cpu: &str, mem: &str) -> Pod {
     }
 }
 
-pub fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
+pub(crate) fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
     let l = p.metadata.labels.get_or_insert_with(BTreeMap::new);
     for (k, v) in labels {
         l.insert(k.to_string(), v.to_string());
@@ -284,6 +284,6 @@ pub fn with_labels(mut p: Pod, labels: &[(&str, &str)]) -> Pod {
     p
 }
 
-pub fn spec(p: &mut Pod) -> &mut PodSpec {
+pub(crate) fn spec(p: &mut Pod) -> &mut PodSpec {
     p.spec.get_or_insert_with(Default::default)
 }

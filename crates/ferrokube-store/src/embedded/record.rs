@@ -10,12 +10,12 @@ use crate::types::{KeyValue, LeaseId, Revision};
 
 /// The largest payload a valid frame can have: a value at the limit plus a
 /// key and the fixed fields, with room to spare.
-pub const MAX_PAYLOAD: usize = 8 << 20;
+pub(super) const MAX_PAYLOAD: usize = 8 << 20;
 
-pub const FRAME_HEADER: usize = 8;
+pub(super) const FRAME_HEADER: usize = 8;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
+pub(super) enum Record {
     /// A key written at `kv.mod_revision` (create or update).
     Put(KeyValue),
     /// A key deleted at `revision`.
@@ -44,7 +44,7 @@ const LEASE_REVOKE: u8 = 5;
 
 impl Record {
     /// Appends this record, framed, to `out`.
-    pub fn encode_frame(&self, out: &mut Vec<u8>) {
+    pub(super) fn encode_frame(&self, out: &mut Vec<u8>) {
         let start = out.len();
         out.put_u32_le(0);
         out.put_u32_le(0);
@@ -84,7 +84,7 @@ impl Record {
     }
 
     /// Decodes one payload (already checked against its crc).
-    pub fn decode(payload: &[u8]) -> Result<Record, String> {
+    pub(super) fn decode(payload: &[u8]) -> Result<Record, String> {
         let mut buf = payload;
         let kind = get_u8(&mut buf)?;
         let rec = match kind {
@@ -167,7 +167,7 @@ fn get_string(buf: &mut &[u8]) -> Result<String, String> {
 
 /// What reading a frame at some offset found.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Frame<'a> {
+pub(super) enum Frame<'a> {
     /// A whole, intact frame: its payload and total length.
     Ok { payload: &'a [u8], len: usize },
     /// The bytes end inside the frame (a torn write at the tail).
@@ -177,7 +177,7 @@ pub enum Frame<'a> {
 }
 
 /// Reads the frame at the start of `data`.
-pub fn read_frame(data: &[u8]) -> Frame<'_> {
+pub(super) fn read_frame(data: &[u8]) -> Frame<'_> {
     if data.len() < FRAME_HEADER {
         return Frame::Truncated;
     }

@@ -17,14 +17,14 @@ use crate::{Result, StoreError};
 
 /// A lease: its TTL, when it expires, and the keys attached to it.
 #[derive(Debug)]
-pub struct Lease {
+pub(super) struct Lease {
     pub ttl: i64,
     pub expires: Instant,
     pub keys: BTreeSet<String>,
 }
 
 #[derive(Default)]
-pub struct State {
+pub(super) struct State {
     /// The revision of the last write.
     pub revision: Revision,
     /// History below this revision is gone.
@@ -52,7 +52,7 @@ fn tombstone(key: &str, revision: Revision) -> KeyValue {
 
 impl State {
     /// The key's current value.
-    pub fn latest(&self, key: &str) -> Option<&KeyValue> {
+    pub(super) fn latest(&self, key: &str) -> Option<&KeyValue> {
         let ev = self.keys.get(key)?.last()?;
         (ev.kind == EventKind::Put).then_some(&ev.kv)
     }
@@ -65,7 +65,7 @@ impl State {
     }
 
     /// Fails unless `revision` can be read: not compacted, not in the future.
-    pub fn check_readable(&self, revision: Revision) -> Result<()> {
+    pub(super) fn check_readable(&self, revision: Revision) -> Result<()> {
         if revision < self.compacted {
             return Err(StoreError::Compacted {
                 requested: revision,
@@ -81,7 +81,7 @@ impl State {
         Ok(())
     }
 
-    pub fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
+    pub(super) fn get(&self, key: &str, revision: Option<Revision>) -> Result<Option<KeyValue>> {
         let Some(history) = self.keys.get(key) else {
             if let Some(r) = revision {
                 self.check_readable(r)?;
@@ -97,7 +97,7 @@ impl State {
         }
     }
 
-    pub fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
+    pub(super) fn range(&self, req: &RangeRequest) -> Result<RangeResponse> {
         let revision = match req.revision {
             Some(r) if r > 0 => {
                 self.check_readable(r)?;
@@ -130,7 +130,7 @@ impl State {
         Ok(resp)
     }
 
-    pub fn count(&self, prefix: &str) -> i64 {
+    pub(super) fn count(&self, prefix: &str) -> i64 {
         self.keys
             .range(prefix.to_string()..)
             .take_while(|(k, _)| k.starts_with(prefix))
@@ -139,7 +139,7 @@ impl State {
     }
 
     /// The events with revision ≥ `from` under `prefix`, in order.
-    pub fn events_since(&self, prefix: &str, from: Revision) -> Vec<Arc<WatchEvent>> {
+    pub(super) fn events_since(&self, prefix: &str, from: Revision) -> Vec<Arc<WatchEvent>> {
         let skip = self.log.partition_point(|e| e.revision() < from);
         self.log
             .iter()
@@ -150,7 +150,7 @@ impl State {
     }
 
     /// Applies one durable record. Returns the watch event it makes, if any.
-    pub fn apply(&mut self, rec: Record, now: Instant) -> Result<Option<Arc<WatchEvent>>, String> {
+    pub(super) fn apply(&mut self, rec: Record, now: Instant) -> Result<Option<Arc<WatchEvent>>, String> {
         match rec {
             Record::Put(kv) => {
                 if kv.mod_revision <= self.revision {
@@ -274,7 +274,7 @@ impl State {
 
     /// The records that rebuild this state exactly (leases first, then every
     /// retained change in revision order, then the compaction point).
-    pub fn snapshot_records(&self) -> Vec<Record> {
+    pub(super) fn snapshot_records(&self) -> Vec<Record> {
         let mut out: Vec<Record> = self
             .leases
             .iter()

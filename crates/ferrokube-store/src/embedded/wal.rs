@@ -23,14 +23,14 @@ use std::path::{Path, PathBuf};
 use super::record::{read_frame, Frame, Record};
 use crate::{Result, StoreError};
 
-pub const FORMAT_FILE: &str = "FORMAT";
-pub const FORMAT: &str = "ferrokube-embedded-store v1\n";
-pub const LOG_FILE: &str = "log";
+pub(super) const FORMAT_FILE: &str = "FORMAT";
+pub(super) const FORMAT: &str = "ferrokube-embedded-store v1\n";
+pub(super) const LOG_FILE: &str = "log";
 const LOG_TMP: &str = "log.tmp";
 const LOCK_FILE: &str = "LOCK";
 
 /// The open log.
-pub struct Wal {
+pub(super) struct Wal {
     dir: PathBuf,
     file: File,
     /// Bytes in the log.
@@ -78,7 +78,7 @@ fn lock(dir: &Path) -> Result<File> {
 
 impl Wal {
     /// Opens (or creates) the data directory and returns the log's records.
-    pub fn open(dir: &Path) -> Result<(Wal, Vec<Record>)> {
+    pub(super) fn open(dir: &Path) -> Result<(Wal, Vec<Record>)> {
         fs::create_dir_all(dir)?;
         let lock = lock(dir)?;
         let format_path = dir.join(FORMAT_FILE);
@@ -145,7 +145,7 @@ impl Wal {
     }
 
     /// Appends framed records and waits until they are on disk.
-    pub fn append(&mut self, frames: &[u8]) -> std::io::Result<()> {
+    pub(super) fn append(&mut self, frames: &[u8]) -> std::io::Result<()> {
         self.file.write_all(frames)?;
         self.file.sync_data()?;
         self.len += frames.len() as u64;
@@ -153,7 +153,7 @@ impl Wal {
     }
 
     /// Replaces the log with `records`, atomically and durably.
-    pub fn rewrite(&mut self, records: &[Record]) -> std::io::Result<()> {
+    pub(super) fn rewrite(&mut self, records: &[Record]) -> std::io::Result<()> {
         let mut buf = Vec::new();
         for r in records {
             r.encode_frame(&mut buf);

@@ -25,12 +25,12 @@ struct Entry {
 }
 
 #[derive(Default)]
-pub struct Watchers {
+pub(super) struct Watchers {
     entries: Vec<Entry>,
 }
 
 impl Watchers {
-    pub fn subscribe(
+    pub(super) fn subscribe(
         &mut self,
         prefix: String,
         replay: Vec<Arc<WatchEvent>>,
@@ -52,7 +52,7 @@ impl Watchers {
     }
 
     /// Hands committed events to every watcher whose prefix they match.
-    pub fn publish(&mut self, events: &[Arc<WatchEvent>]) {
+    pub(super) fn publish(&mut self, events: &[Arc<WatchEvent>]) {
         self.entries.retain(|w| {
             for ev in events {
                 if !ev.kv.key.starts_with(&w.prefix) {
@@ -72,7 +72,7 @@ impl Watchers {
     }
 
     /// Ends every watch (the store is closing).
-    pub fn close_all(&mut self) {
+    pub(super) fn close_all(&mut self) {
         self.entries.clear();
     }
 }

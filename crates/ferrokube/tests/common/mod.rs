@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
-pub struct Cluster {
+pub(crate) struct Cluster {
     child: Option<Child>,
     data_dir: tempfile::TempDir,
     pub port: u16,
@@ -26,7 +26,7 @@ pub struct Cluster {
 
 /// Server flags for a node test that needs neither cluster DNS nor the
 /// proxy; its kubelet takes any free port, as other nodes may run beside it.
-pub const NODE_ALONE: &[&str] = &[
+pub(crate) const NODE_ALONE: &[&str] = &[
     "--cluster-cidr",
     "10.97.0.0/16",
     "--disable",
@@ -37,12 +37,12 @@ pub const NODE_ALONE: &[&str] = &[
 ];
 
 /// The repository's root.
-pub fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// Polls `f` until it holds; fails the test after `within`.
-pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -51,19 +51,19 @@ pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
 }
 
 /// A free loopback port (bound, then released for the server to take).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     l.local_addr().expect("local addr").port()
 }
 
 impl Cluster {
     /// Starts a server on the embedded store and waits until it is ready.
-    pub fn start() -> Cluster {
+    pub(crate) fn start() -> Cluster {
         Self::start_with(&[])
     }
 
     /// Starts a server with extra flags.
-    pub fn start_with(extra: &[&str]) -> Cluster {
+    pub(crate) fn start_with(extra: &[&str]) -> Cluster {
         let data_dir = tempfile::Builder::new()
             .prefix("ferrokube-e2e")
             .tempdir()
@@ -82,13 +82,13 @@ impl Cluster {
 
     /// Starts a whole one-node cluster (node agent, proxy and DNS too) with
     /// extra flags; `prepare` sees the data dir before the server starts.
-    pub fn start_node(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+    pub(crate) fn start_node(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
         Cluster::start_node_with(extra, prepare, false)
     }
 
     /// As [`Cluster::start_node`], with the server's default of leaving the
     /// proxy's table when it stops (for tests of what cleans it up then).
-    pub fn start_node_keeping_proxy_rules(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+    pub(crate) fn start_node_keeping_proxy_rules(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
         Cluster::start_node_with(extra, prepare, true)
     }
 
@@ -117,7 +117,7 @@ impl Cluster {
     /// A one-node cluster (`--node-name node`, then `extra`) whose node imports the
     /// project's busybox image (built by `scripts/build-images.sh`) at
     /// start; returned once the node is registered and Ready.
-    pub fn start_ready_node(node: &str, extra: &[&str]) -> Cluster {
+    pub(crate) fn start_ready_node(node: &str, extra: &[&str]) -> Cluster {
         let images = tempfile::tempdir().expect("images dir");
         let out = Command::new("bash")
             .arg(repo_root().join("scripts/build-images.sh"))
@@ -189,13 +189,13 @@ impl Cluster {
 
     /// Stops the server (SIGTERM, then SIGKILL after 10 s) and starts it
     /// again on the same data dir and port.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         self.stop();
         self.spawn();
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -203,7 +203,7 @@ impl Cluster {
     }
 
     /// Asks the server to stop and waits for it (bounded).
-    pub fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         let Some(mut c) = self.child.take() else {
             return;
         };
@@ -223,33 +223,33 @@ impl Cluster {
     }
 
     /// Whether the server process has exited, and how.
-    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<std::process::ExitStatus> {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         self.data_dir.path()
     }
 
-    pub fn kubeconfig(&self) -> PathBuf {
+    pub(crate) fn kubeconfig(&self) -> PathBuf {
         self.data_dir.path().join("kubeconfig.yaml")
     }
 
     /// The server's log so far (for failure messages).
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.data_dir.path().join("server.log")).unwrap_or_default()
     }
 
     /// Runs the real kubectl against this cluster.
-    pub fn kubectl(&self, args: &[&str]) -> Output {
+    pub(crate) fn kubectl(&self, args: &[&str]) -> Output {
         kubectl_with(&self.kubeconfig(), args)
     }
 
     /// Runs the real kubectl as the holder of a bearer `token` (no client
     /// certificate), trusting the cluster CA.
-    pub fn kubectl_as(&self, token: &str, args: &[&str]) -> Output {
+    pub(crate) fn kubectl_as(&self, token: &str, args: &[&str]) -> Output {
         let empty = self.data_dir().join("empty-kubeconfig.yaml");
         std::fs::write(&empty, "apiVersion: v1\nkind: Config\n").expect("write a kubeconfig");
         let server = format!("--server=https://127.0.0.1:{}", self.port);
@@ -265,7 +265,7 @@ impl Cluster {
 
     /// Runs kubectl and returns its stdout, failing the test (with stderr
     /// and the server log) if it fails.
-    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+    pub(crate) fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
         assert!(
             out.status.success(),
@@ -342,7 +342,7 @@ impl Drop for Cluster {
 
 /// A kubectl (`bin`) command for a kubeconfig; never reads the user's own
 /// config.
-pub fn kubectl_command(bin: &Path, kubeconfig: &Path) -> Command {
+pub(crate) fn kubectl_command(bin: &Path, kubeconfig: &Path) -> Command {
     let mut cmd = Command::new(bin);
     cmd.arg("--kubeconfig")
         .arg(kubeconfig)
@@ -352,7 +352,7 @@ pub fn kubectl_command(bin: &Path, kubeconfig: &Path) -> Command {
 }
 
 /// Runs kubectl with a kubeconfig.
-pub fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
+pub(crate) fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
     kubectl_command(Path::new("kubectl"), kubeconfig)
         .arg("--request-timeout=20s")
         .args(args)
@@ -361,7 +361,7 @@ pub fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
 }
 
 /// The last `n` lines of a text.
-pub fn tail(text: &str, n: usize) -> String {
+pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
