@@ -50,3 +50,9 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: cargo install cargo-nextest"
   cargo install --locked cargo-nextest
 fi
+
+# The house rules need the formatter and the linter of the toolchain.
+if command -v rustup >/dev/null 2>&1 && ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1; then
+  echo "install-deps: rustup component add rustfmt clippy"
+  rustup component add rustfmt clippy
+fi

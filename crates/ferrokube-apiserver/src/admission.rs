@@ -320,10 +320,7 @@ pub async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
         };
         let pc = json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": name}, "value": value, "description": description});
-        match rest
-            .create(&def, "", pc, &WriteOptions::default())
-            .await
-        {
+        match rest.create(&def, "", pc, &WriteOptions::default()).await {
             Ok(_) => tracing::info!(name, "created priority class"),
             Err(e) if e.code == 409 => {}
             Err(e) => anyhow::bail!("creating the priority class {name}: {e}"),

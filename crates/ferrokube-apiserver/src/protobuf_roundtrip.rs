@@ -146,7 +146,12 @@ impl Ctx {
         }
     }
 
-    pub(crate) fn map<T: Scalar>(&mut self, o: &mut Obj, msg: &str, field: &str) -> BTreeMap<String, T> {
+    pub(crate) fn map<T: Scalar>(
+        &mut self,
+        o: &mut Obj,
+        msg: &str,
+        field: &str,
+    ) -> BTreeMap<String, T> {
         let entries = self.entries(o, msg, field);
         entries
             .into_iter()

@@ -2,6 +2,10 @@
 //! expire after their TTL; a Terminating namespace goes only through its
 //! `finalize` subresource; a binding assigns a pod once, leaving its field
 //! owners as they were.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,6 +4,10 @@
 //! stay open to it, and a valid bearer token next to it still authenticates.
 //! And, through curl: HTTP/2 by ALPN, the exact 401 `Status` body, open
 //! health and version endpoints.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

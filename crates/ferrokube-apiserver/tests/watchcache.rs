@@ -1,6 +1,10 @@
 //! The watch cache over the embedded store: lists as of now, watches from a
 //! revision without gaps, selector transitions, and 410 for history it no
 //! longer has.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

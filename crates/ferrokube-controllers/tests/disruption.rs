@@ -492,9 +492,7 @@ async fn a_stale_disruption_target_is_cleared() {
         "spec": {"nodeName": "test-node", "containers": [{"name": "c", "image": "busybox"}]},
     }));
     pods.create(&PostParams::default(), &p).await.expect("pod");
-    let long_ago = (jiff::Timestamp::now()
-        - jiff::SignedDuration::from_secs(600))
-    .to_string();
+    let long_ago = (jiff::Timestamp::now() - jiff::SignedDuration::from_secs(600)).to_string();
     pods.patch_status(
         "kept",
         &PatchParams::default(),

@@ -1,5 +1,9 @@
 //! The garbage collector against a real API server: background, foreground
 //! and orphan cascades as `kubectl delete --cascade=...` asks for them.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cluster;
 

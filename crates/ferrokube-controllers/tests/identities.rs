@@ -2,6 +2,10 @@
 //! default): a pod's service-account token may not list secrets nor reach
 //! another namespace; the scheduler, the proxy and a controller may do
 //! their work and nothing else, each refusal in Kubernetes' words.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use ferrokube_apiserver::authz::Mode;
 use ferrokube_client::testing::TestApi;

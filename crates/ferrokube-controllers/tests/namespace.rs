@@ -1,4 +1,8 @@
 //! Namespace deletion and per-namespace defaults against a real API server.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cluster;
 

@@ -1,5 +1,9 @@
 //! Node lifecycle, node IPAM and pod GC against a real API server; the test
 //! plays the kubelet (node Lease renewals, Ready condition, pod status).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cluster;
 

@@ -4,6 +4,10 @@
 //! creates, status updates, and LimitRanger's defaults and limits (the
 //! behaviours of Kubernetes' ResourceQuota and LimitRange conformance
 //! tests).
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod cluster;
 

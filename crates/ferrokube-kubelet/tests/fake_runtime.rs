@@ -1,5 +1,9 @@
 //! The agent against the in-memory runtime and a real in-process API server: what it
 //! asks the runtime to do and what it writes to the API, without containers.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::collections::HashMap;
 use std::sync::Arc;

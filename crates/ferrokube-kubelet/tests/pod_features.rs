@@ -7,6 +7,10 @@
 //! SysctlForbidden), gRPC probes, ephemeral containers sharing their target's
 //! processes, and the API's refusals of bad sub paths, sysctl names and
 //! ephemeral container changes.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,6 +1,10 @@
 //! End-to-end: an image pulled through CRI from a registry mirror on loopback
 //! (Debian's docker-registry), configured in k3s' registries.yaml format, with the
 //! busybox image pushed into it by skopeo.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

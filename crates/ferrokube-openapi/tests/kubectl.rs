@@ -3,6 +3,10 @@
 //! `kubectl explain` prints the schemas' descriptions and `kubectl apply`
 //! validates on the server (it sends `fieldValidation=Strict`) without
 //! `--validate=false`.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

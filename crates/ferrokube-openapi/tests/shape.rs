@@ -1,4 +1,8 @@
 //! The generated documents have the shape clients rely on.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -4,6 +4,10 @@
 //! there, or `volume.kubernetes.io/selected-node` for its provisioner) and
 //! the pod is bound only once the claim is. The test plays the PV
 //! controller's part.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -10,6 +10,10 @@
 //! ```
 //!
 //! Every wait in here is bounded ([`STEP`]); a test never hangs.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

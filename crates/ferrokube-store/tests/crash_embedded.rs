@@ -1,6 +1,10 @@
 //! The embedded store under real crashes and damage: a writer process killed
 //! with SIGKILL at random moments loses no acknowledged write; a damaged or
 //! foreign data directory is refused with a clear message and left as it was.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};

@@ -3,6 +3,10 @@
 //! removed and keeps those they added, but leaves alone a role annotated
 //! `rbac.authorization.kubernetes.io/autoupdate: "false"`; and a role
 //! labelled to aggregate into `view` gives `view` its rule within seconds.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -2,6 +2,10 @@
 //! command line: it opens the embedded store under --data-dir, stops cleanly
 //! on SIGTERM, refuses a directory in use or damaged with a clear message,
 //! and refuses an unreachable etcd.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,10 @@
 //! real kubectl: networking.k8s.io, PodTemplate, RuntimeClass (and its pod
 //! admission), priority and fairness, and CertificateSigningRequests signed
 //! by the cluster CA once approved.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

@@ -1,5 +1,9 @@
 //! The real kubectl against a ferrokube server started by the test: what a
 //! user types, and what they see.
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test"
+)]
 
 mod common;
 

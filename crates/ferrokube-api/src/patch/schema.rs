@@ -299,10 +299,7 @@ mod tests {
         assert_eq!(root_type_for("example.com/v1", "Pod"), None);
         assert_eq!(root_type_for("v1", "Widget"), None);
         let c = Builtin.field("Container", "ports").unwrap();
-        assert_eq!(
-            (c.strategy, c.merge_key),
-            (Merge, Some("containerPort"))
-        );
+        assert_eq!((c.strategy, c.merge_key), (Merge, Some("containerPort")));
         let s = Builtin.field("ServiceSpec", "ports").unwrap();
         assert_eq!(s.merge_key, Some("port"));
         assert_eq!(

@@ -468,10 +468,9 @@ impl DeploymentController {
         }
         // Keep indices valid for the caller: mark, don't remove.
         for i in deleted {
-            rss[i].metadata.deletion_timestamp =
-                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    jiff::Timestamp::now(),
-                ));
+            rss[i].metadata.deletion_timestamp = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+            );
         }
         Ok(())
     }

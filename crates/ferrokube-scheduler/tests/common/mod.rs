@@ -68,7 +68,12 @@ impl Env {
 
     /// A PriorityClass `name` of `value` (not the global default), with its
     /// preemption policy if one is given.
-    pub(crate) async fn add_priority_class(&self, name: &str, value: i32, preemption: Option<&str>) {
+    pub(crate) async fn add_priority_class(
+        &self,
+        name: &str,
+        value: i32,
+        preemption: Option<&str>,
+    ) {
         let api: Api<k8s_openapi::api::scheduling::v1::PriorityClass> =
             Api::all(self.client.clone());
         let pc = k8s_openapi::api::scheduling::v1::PriorityClass {
@@ -150,7 +155,10 @@ impl Env {
     }
 
     /// Ok(node) once bound, Err(message) once PodScheduled=False (20 s at most).
-    pub(crate) async fn unschedulable_condition_or_node(&self, name: &str) -> Result<String, String> {
+    pub(crate) async fn unschedulable_condition_or_node(
+        &self,
+        name: &str,
+    ) -> Result<String, String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(p) = self.pods().get(name).await {

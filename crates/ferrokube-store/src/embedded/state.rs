@@ -150,7 +150,11 @@ impl State {
     }
 
     /// Applies one durable record. Returns the watch event it makes, if any.
-    pub(super) fn apply(&mut self, rec: Record, now: Instant) -> Result<Option<Arc<WatchEvent>>, String> {
+    pub(super) fn apply(
+        &mut self,
+        rec: Record,
+        now: Instant,
+    ) -> Result<Option<Arc<WatchEvent>>, String> {
         match rec {
             Record::Put(kv) => {
                 if kv.mod_revision <= self.revision {

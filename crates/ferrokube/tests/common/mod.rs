@@ -88,7 +88,10 @@ impl Cluster {
 
     /// As [`Cluster::start_node`], with the server's default of leaving the
     /// proxy's table when it stops (for tests of what cleans it up then).
-    pub(crate) fn start_node_keeping_proxy_rules(extra: &[&str], prepare: impl FnOnce(&Path)) -> Cluster {
+    pub(crate) fn start_node_keeping_proxy_rules(
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Cluster {
         Cluster::start_node_with(extra, prepare, true)
     }
 
