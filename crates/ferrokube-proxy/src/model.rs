@@ -14,18 +14,18 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 
 /// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// A transport protocol, as nftables spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Proto {
+pub(crate) enum Proto {
     Tcp,
     Udp,
     Sctp,
 }
 
 impl Proto {
-    pub fn parse(s: Option<&str>) -> Option<Proto> {
+    pub(crate) fn parse(s: Option<&str>) -> Option<Proto> {
         match s.unwrap_or("TCP") {
             "TCP" => Some(Proto::Tcp),
             "UDP" => Some(Proto::Udp),
@@ -34,7 +34,7 @@ impl Proto {
         }
     }
 
-    pub fn nft(self) -> &'static str {
+    pub(crate) fn nft(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
@@ -45,31 +45,35 @@ impl Proto {
 
 /// One endpoint of a Service port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Endpoint {
-    pub ip: Ipv4Addr,
-    pub port: u16,
+pub(crate) struct Endpoint {
+    pub(crate) ip: Ipv4Addr,
+    pub(crate) port: u16,
     /// On this proxy's node.
-    pub local: bool,
+    pub(crate) local: bool,
 }
 
 /// One Service port to program.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServicePort {
+pub(crate) struct ServicePort {
     /// `namespace/name/protocol/port-name-or-number`: stable, unique.
-    pub id: String,
-    pub cluster_ips: Vec<Ipv4Addr>,
-    pub protocol: Proto,
-    pub port: u16,
-    pub node_port: Option<u16>,
+    pub(crate) id: String,
+    pub(crate) cluster_ips: Vec<Ipv4Addr>,
+    pub(crate) protocol: Proto,
+    pub(crate) port: u16,
+    pub(crate) node_port: Option<u16>,
     /// `sessionAffinity: ClientIP` timeout in seconds.
-    pub affinity_timeout: Option<u32>,
-    pub internal_local: bool,
-    pub external_local: bool,
-    pub endpoints: Vec<Endpoint>,
+    pub(crate) affinity_timeout: Option<u32>,
+    pub(crate) internal_local: bool,
+    pub(crate) external_local: bool,
+    pub(crate) endpoints: Vec<Endpoint>,
 }
 
 /// Every Service port to program, sorted by id.
-pub fn plan(services: &[&Service], slices: &[&EndpointSlice], node: &str) -> Vec<ServicePort> {
+pub(crate) fn plan(
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    node: &str,
+) -> Vec<ServicePort> {
     let mut by_service: HashMap<(String, String), Vec<&EndpointSlice>> = HashMap::new();
     for s in slices {
         if s.address_type != "IPv4" {

@@ -22,24 +22,24 @@ use std::fmt::Write as _;
 use crate::model::{Endpoint, ServicePort};
 
 /// The maps of the fixed part; the proxy fills their elements.
-pub const SERVICE_IPS: &str = "service-ips";
-pub const SERVICE_NODEPORTS: &str = "service-nodeports";
-pub const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
-pub const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
+pub(crate) const SERVICE_IPS: &str = "service-ips";
+pub(crate) const SERVICE_NODEPORTS: &str = "service-nodeports";
+pub(crate) const NO_ENDPOINT_SERVICES: &str = "no-endpoint-services";
+pub(crate) const NO_ENDPOINT_NODEPORTS: &str = "no-endpoint-nodeports";
 
 /// The desired content of the table beyond its fixed part.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Ruleset {
+pub(crate) struct Ruleset {
     /// Chain name to its rules.
-    pub chains: BTreeMap<String, Vec<String>>,
+    pub(crate) chains: BTreeMap<String, Vec<String>>,
     /// Affinity set name to its timeout in seconds.
-    pub sets: BTreeMap<String, u32>,
+    pub(crate) sets: BTreeMap<String, u32>,
     /// Map name to its elements (key to verdict).
-    pub maps: BTreeMap<&'static str, BTreeMap<String, String>>,
+    pub(crate) maps: BTreeMap<&'static str, BTreeMap<String, String>>,
 }
 
 /// Builds the ruleset for `ports`; `cluster_cidr` is the pod network.
-pub fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
+pub(crate) fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
     let mut r = Ruleset::default();
     for m in [
         SERVICE_IPS,
@@ -248,7 +248,7 @@ fn fixed(table: &str) -> String {
 /// A script that replaces the whole table in one transaction: the old
 /// rules stay in force until the new ones are, so a restart leaves no gap.
 /// `parts` are the rulesets of independent pieces (one per Service).
-pub fn full_script<'a>(table: &str, parts: impl IntoIterator<Item = &'a Ruleset>) -> String {
+pub(crate) fn full_script<'a>(table: &str, parts: impl IntoIterator<Item = &'a Ruleset>) -> String {
     let mut s = format!("add table ip {table}\ndelete table ip {table}\n");
     s.push_str(&fixed(table));
     let empty = Ruleset::default();
@@ -261,7 +261,7 @@ pub fn full_script<'a>(table: &str, parts: impl IntoIterator<Item = &'a Ruleset>
 /// The changes from `old` to `new` (empty when there are none), in an
 /// order the kernel accepts in one transaction: new sets and chains first,
 /// then rules, then map elements, then what is gone.
-pub fn diff_script(table: &str, old: &Ruleset, new: &Ruleset) -> String {
+pub(crate) fn diff_script(table: &str, old: &Ruleset, new: &Ruleset) -> String {
     changes(table, old, new)
 }
 

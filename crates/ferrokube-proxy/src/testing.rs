@@ -9,9 +9,13 @@
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
+/// The lab: a node namespace with a bridge, and pod namespaces on it.
 pub struct Lab {
+    /// The node's network namespace (where the proxy's nft runs).
     pub node: String,
-    pub pods: Vec<(String, String)>, // (netns, ip)
+    /// Each pod's network namespace and IPv4 address, in creation order.
+    pub pods: Vec<(String, String)>,
+    /// The bridge's address in the node namespace: the pods' default route.
     pub gateway: String,
     children: Vec<Child>,
 }
