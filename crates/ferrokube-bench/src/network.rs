@@ -368,7 +368,7 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
-    use ferrokube_dns::zone::{ServiceInfo, Zone};
+    use ferrokube_dns::{ServiceInfo, Zone};
     use hickory_proto::rr::RecordType;
     let mut zone = Zone::new("cluster.local");
     for i in 0..o.services {
@@ -391,7 +391,7 @@ pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
     let resolver = Arc::new(ferrokube_dns::Resolver::new(zone, vec![]));
     let cancel = CancellationToken::new();
     let addr =
-        ferrokube_dns::server::serve(resolver, "127.0.0.1:0".parse()?, cancel.clone()).await?;
+        ferrokube_dns::serve(resolver, "127.0.0.1:0".parse()?, cancel.clone()).await?;
     let services = o.services;
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     let start = Instant::now();
@@ -407,7 +407,7 @@ pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
                 let n = (w * 7919 + i) % services;
                 let name = format!("svc-{n}.ns-{}.svc.cluster.local", n % 100);
                 let packet =
-                    ferrokube_dns::server::query_packet((i & 0xffff) as u16, &name, RecordType::A)
+                    ferrokube_dns::query_packet((i & 0xffff) as u16, &name, RecordType::A)
                         .context("query")?;
                 let t = Instant::now();
                 socket.send(&packet).await?;

@@ -12,10 +12,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use crate::zone::{EndpointInfo, ServiceInfo, Zone};
 
 /// The label that ties an EndpointSlice to its Service.
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
 /// The zone for `domain` holding these Services and slices.
-pub fn zone(domain: &str, services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> Zone {
+pub(crate) fn zone(domain: &str, services: &[Arc<Service>], slices: &[Arc<EndpointSlice>]) -> Zone {
     let mut by_service: HashMap<(String, String), Vec<EndpointInfo>> = HashMap::new();
     for slice in slices {
         let Some(ns) = slice.metadata.namespace.clone() else {
@@ -50,7 +50,7 @@ pub fn zone(domain: &str, services: &[Arc<Service>], slices: &[Arc<EndpointSlice
 }
 
 /// What the zone needs of a Service (None without a name or namespace).
-pub fn service_info(svc: &Service) -> Option<ServiceInfo> {
+pub(crate) fn service_info(svc: &Service) -> Option<ServiceInfo> {
     let namespace = svc.metadata.namespace.clone()?;
     let name = svc.metadata.name.clone()?;
     let spec = svc.spec.clone().unwrap_or_default();

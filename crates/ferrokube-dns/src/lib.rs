@@ -12,10 +12,10 @@
 //! they change (debounced), and swapped in whole, so a query never sees a
 //! half-built zone.
 
-pub mod build;
-pub mod publish;
-pub mod server;
-pub mod zone;
+mod build;
+mod publish;
+mod server;
+mod zone;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -30,8 +30,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use publish::publish;
-pub use server::Resolver;
-pub use zone::Zone;
+pub use server::{query_packet, serve, Resolver};
+pub use zone::{EndpointInfo, ServiceInfo, Zone};
 
 /// How the DNS server is set up.
 #[derive(Clone, Debug)]
@@ -49,7 +49,6 @@ pub struct DnsConfig {
 pub struct RunningDns {
     /// Where it listens (the port is known even when 0 was asked).
     pub addr: SocketAddr,
-    pub resolver: Arc<Resolver>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -72,7 +71,7 @@ pub async fn start(
         None => host_resolvers(std::path::Path::new("/etc/resolv.conf"), config.listen),
     };
     let resolver = Arc::new(Resolver::new(Zone::new(&config.domain), upstreams));
-    let addr = server::serve(resolver.clone(), config.listen, cancel.clone()).await?;
+    let addr = serve(resolver.clone(), config.listen, cancel.clone()).await?;
     tracing::info!(%addr, domain = %config.domain, "cluster DNS listening");
 
     let (services, services_writer) = reflector::store::<Service>();
@@ -129,16 +128,12 @@ pub async fn start(
             }
         })
     };
-    Ok(RunningDns {
-        addr,
-        resolver,
-        task,
-    })
+    Ok(RunningDns { addr, task })
 }
 
 /// The host's resolvers from a resolv.conf, port 53, leaving out our own
 /// listening address (forwarding to ourselves would loop).
-pub fn host_resolvers(path: &std::path::Path, own: SocketAddr) -> Vec<SocketAddr> {
+fn host_resolvers(path: &std::path::Path, own: SocketAddr) -> Vec<SocketAddr> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };

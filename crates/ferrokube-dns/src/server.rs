@@ -18,7 +18,7 @@ use crate::zone::{Answer, Data, Kind, Zone};
 
 /// Time to live of every record (and of negative answers), in seconds: the
 /// cluster changes often, so answers are cached briefly.
-pub const TTL: u32 = 5;
+pub(crate) const TTL: u32 = 5;
 /// How long one upstream resolver gets before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Queries answered at once; more wait.
@@ -33,6 +33,8 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// Answers from `zone`; names outside it go to `upstreams`, tried in
+    /// turn (none: such names fail with SERVFAIL).
     pub fn new(zone: Zone, upstreams: Vec<SocketAddr>) -> Resolver {
         Resolver {
             zone: RwLock::new(Arc::new(zone)),
@@ -46,7 +48,7 @@ impl Resolver {
     }
 
     /// The answer to one query message (None: drop it, it is not DNS).
-    pub async fn handle(&self, packet: &[u8], over_udp: bool) -> Option<Vec<u8>> {
+    pub(crate) async fn handle(&self, packet: &[u8], over_udp: bool) -> Option<Vec<u8>> {
         let query = match Message::from_vec(packet) {
             Ok(m) => m,
             Err(_) => return format_error(packet),

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The data of one record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Data {
+pub(crate) enum Data {
     A(Ipv4Addr),
     Aaaa(Ipv6Addr),
     Cname(String),
@@ -48,7 +48,7 @@ impl Data {
 
 /// The record types the zone holds (and ANY).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     A,
     Aaaa,
     Cname,
@@ -62,7 +62,7 @@ pub enum Kind {
 
 /// What the zone says to a question.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// Not in the cluster domain (nor a reverse name it knows): forward it.
     NotOurs,
     /// The name does not exist.
@@ -74,22 +74,33 @@ pub enum Answer {
 /// A Service as the zone needs it.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceInfo {
+    /// The Service's namespace: the `<ns>` of `<name>.<ns>.svc.<domain>`.
     pub namespace: String,
+    /// The Service's name.
     pub name: String,
     /// Empty and not headless: no address records (e.g. not yet allocated).
     pub cluster_ips: Vec<IpAddr>,
+    /// `clusterIP: None`: the name answers with the endpoints' addresses.
     pub headless: bool,
+    /// For an ExternalName Service: the target of its CNAME (then nothing
+    /// else is published for it).
     pub external_name: Option<String>,
     /// (name, protocol, port) of the Service's ports.
     pub ports: Vec<(String, String, u16)>,
+    /// `publishNotReadyAddresses`: endpoints that are not ready get records too.
     pub publish_not_ready: bool,
 }
 
 /// One endpoint of a Service, from its EndpointSlices.
 #[derive(Clone, Debug, Default)]
 pub struct EndpointInfo {
+    /// The endpoint's addresses (IPv4 and IPv6).
     pub addresses: Vec<IpAddr>,
+    /// Its `hostname` (a StatefulSet pod's name): its own
+    /// `<hostname>.<service>.<ns>.svc.<domain>` name; without one, the
+    /// address with dashes is used.
     pub hostname: Option<String>,
+    /// The `ready` condition (a nil one counts as ready).
     pub ready: bool,
     /// (name, protocol, port) of the slice's ports.
     pub ports: Vec<(String, String, u16)>,
@@ -118,10 +129,6 @@ impl Zone {
         zone.parents.insert(format!("svc.{domain}"));
         zone.parents.insert(format!("pod.{domain}"));
         zone
-    }
-
-    pub fn domain(&self) -> &str {
-        &self.domain
     }
 
     /// Adds a Service and its endpoints (ignored when not ready, unless the
@@ -231,7 +238,7 @@ impl Zone {
 
     /// Answers a question for `name` (any case, with or without the final
     /// dot) of type `kind`.
-    pub fn lookup(&self, name: &str, kind: Kind) -> Answer {
+    pub(crate) fn lookup(&self, name: &str, kind: Kind) -> Answer {
         let name = normalize(name);
         let reverse = name.ends_with(".in-addr.arpa") || name.ends_with(".ip6.arpa");
         let ours = name == self.domain || name.ends_with(&format!(".{}", self.domain));
@@ -286,13 +293,13 @@ impl Zone {
     }
 
     /// The SOA's owner for negative answers: the zone.
-    pub fn apex(&self) -> &str {
+    pub(crate) fn apex(&self) -> &str {
         &self.domain
     }
 }
 
 /// Lower case, no trailing dot.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     name.trim_end_matches('.').to_ascii_lowercase()
 }
 

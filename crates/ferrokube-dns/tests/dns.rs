@@ -5,8 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+use ferrokube_client::testing::wait::{poll, EVERY};
 use ferrokube_client::testing::TestApi;
-use ferrokube_dns::{server::query_packet, DnsConfig};
+use ferrokube_dns::{query_packet, DnsConfig};
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
 use k8s_openapi::api::core::v1::Service;
@@ -65,21 +66,26 @@ async fn eventually(
     t: RecordType,
     check: impl Fn(&Message) -> bool,
 ) -> Message {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
+    let check = &check;
+    let answer = poll(Duration::from_secs(15), EVERY, || async move {
         let m = ask(server, name, t).await;
-        if check(&m) {
-            return m;
+        check(&m).then_some(m)
+    })
+    .await;
+    match answer {
+        Some((m, _)) => m,
+        None => {
+            let m = ask(server, name, t).await;
+            panic!("{name} {t}: last answer {m:?}")
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{name} {t}: last answer {m:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: each kind of name is created through the API, then asked for"
+)]
 async fn services_resolve_and_the_rest_is_forwarded() {
     let api = TestApi::start().await.expect("api");
     let client = api.client().await.expect("client");
