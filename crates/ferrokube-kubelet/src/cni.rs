@@ -92,7 +92,7 @@ pub fn masquerade_script(bridge: &str, pod_cidr: &str) -> String {
 
 /// Sets the node's masquerade rule for pods on `bridge` in `pod_cidr`.
 pub async fn set_masquerade(bridge: &str, pod_cidr: &str) -> anyhow::Result<()> {
-    ferrokube_proxy::nft::Nft::default()
+    ferrokube_nft::Nft::default()
         .apply(&masquerade_script(bridge, pod_cidr))
         .await
         .with_context(|| format!("setting the masquerade rule of pods on {bridge}"))

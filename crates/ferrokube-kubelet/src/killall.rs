@@ -25,7 +25,7 @@ pub const CNI_CACHE_DIR: &str = "/var/lib/cni/results";
 pub fn node_tables(bridge: &str) -> Vec<String> {
     vec![
         crate::cni::masquerade_table(bridge),
-        ferrokube_proxy::ProxyConfig::default().table,
+        ferrokube_nft::PROXY_TABLE.to_string(),
     ]
 }
 

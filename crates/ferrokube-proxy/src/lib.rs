@@ -12,7 +12,6 @@
 //! does, unless the configuration asks to clean up.
 
 mod model;
-pub mod nft;
 mod render;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -30,7 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub use nft::Nft;
+pub use ferrokube_nft::Nft;
 use render::Ruleset;
 
 /// How the proxy is set up.
@@ -56,7 +55,7 @@ impl Default for ProxyConfig {
         ProxyConfig {
             node_name: String::new(),
             cluster_cidr: "10.42.0.0/16".into(),
-            table: "ferrokube-proxy".into(),
+            table: ferrokube_nft::PROXY_TABLE.into(),
             nft: Nft::default(),
             cleanup_on_exit: false,
             set_sysctls: true,
