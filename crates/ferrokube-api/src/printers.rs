@@ -187,7 +187,7 @@ fn selector_text(sel: Option<&Value>) -> String {
     let Some(sel) = sel.filter(|s| !s.is_null()) else {
         return "<none>".to_string();
     };
-    match crate::labels::Selector::from_label_selector(sel) {
+    match crate::labels::Selector::from_value(sel) {
         Ok(Some(s)) if !s.is_empty() => s.to_string(),
         Ok(_) => "<none>".to_string(),
         Err(_) => "<error>".to_string(),

@@ -284,7 +284,7 @@ pub fn selects(budget: &Value, labels: &BTreeMap<String, String>) -> bool {
     let Some(sel) = budget.pointer("/spec/selector") else {
         return false;
     };
-    match Selector::from_label_selector(sel) {
+    match Selector::from_value(sel) {
         Ok(Some(s)) => !s.is_empty() && s.matches(labels),
         _ => false,
     }

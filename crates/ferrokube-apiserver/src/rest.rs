@@ -92,7 +92,8 @@ pub struct Filter {
 
 impl Filter {
     pub fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
-        let labels = Selector::parse(&opts.label_selector).map_err(ApiError::bad_request)?;
+        let labels = Selector::parse(&opts.label_selector)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         // Parsed, checked against the kind's selectable fields, and old
         // names mapped to current ones (pods' `spec.host`).
         let mut fields = FieldSelector::parse(&opts.field_selector)
@@ -1497,7 +1498,7 @@ impl Rest {
             Some(sel)
                 if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
             {
-                Selector::from_label_selector(sel)
+                Selector::from_value(sel)
                     .ok()
                     .flatten()
                     .map(|s| s.to_string())

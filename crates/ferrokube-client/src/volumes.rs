@@ -201,11 +201,7 @@ pub fn find_best<'a>(
         .spec
         .as_ref()
         .and_then(|s| s.selector.as_ref())
-        .map(|s| {
-            serde_json::to_value(s)
-                .ok()
-                .and_then(|v| Selector::from_label_selector(&v).ok().flatten())
-        });
+        .map(|s| Selector::from_label_selector(Some(s)).ok());
     let mut best: Option<&PersistentVolume> = None;
     for volume in volumes {
         if claim_volume_mode(claim) != volume_volume_mode(volume)

@@ -29,7 +29,7 @@ pub fn aggregated_rules(role: &ClusterRole, all: &[Arc<ClusterRole>]) -> Option<
     let mut rules: Vec<PolicyRule> = Vec::new();
     for ls in rule.cluster_role_selectors.iter().flatten() {
         // A selector that cannot be read selects nothing.
-        let Some(selector) = Selector::from_label_selector(ls) else {
+        let Ok(selector) = Selector::from_label_selector(Some(ls)) else {
             continue;
         };
         for other in &sorted {

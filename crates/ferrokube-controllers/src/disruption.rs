@@ -660,7 +660,7 @@ fn group_of(api_version: &str) -> &str {
 
 /// The budget's pod selector: `None` (nothing) if missing or unusable.
 fn budget_selector(pdb: &PodDisruptionBudget) -> Option<Selector> {
-    Selector::from_label_selector(pdb.spec.as_ref()?.selector.as_ref()?)
+    Selector::from_label_selector(Some(pdb.spec.as_ref()?.selector.as_ref()?)).ok()
 }
 
 /// The selector as Go's `%v` of a `*metav1.LabelSelector` prints it,

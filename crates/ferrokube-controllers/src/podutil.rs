@@ -1,83 +1,20 @@
-//! Pod and ownership helpers shared by the workload controllers: label
-//! selectors, pod readiness and availability, Kubernetes' order for
+//! Pod and ownership helpers shared by the workload controllers: the label
+//! selector type, pod readiness and availability, Kubernetes' order for
 //! choosing which pods to delete first, controller references, and core/v1
 //! Events as the Kubernetes controllers word them.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-    LabelSelector, MicroTime, ObjectMeta, OwnerReference, Time,
-};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PostParams};
 use kube::Resource;
 
-/// One requirement of a label selector.
-#[derive(Clone, Debug, PartialEq)]
-enum Requirement {
-    Equals(String, String),
-    In(String, Vec<String>),
-    NotIn(String, Vec<String>),
-    Exists(String),
-    DoesNotExist(String),
-}
-
-/// A parsed label selector. An empty one matches everything.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Selector {
-    reqs: Vec<Requirement>,
-}
-
-impl Selector {
-    /// From a `metav1.LabelSelector`; `None` if an operator is unknown.
-    pub fn from_label_selector(ls: &LabelSelector) -> Option<Selector> {
-        let mut reqs = Vec::new();
-        for (k, v) in ls.match_labels.iter().flatten() {
-            reqs.push(Requirement::Equals(k.clone(), v.clone()));
-        }
-        for e in ls.match_expressions.iter().flatten() {
-            let values = e.values.clone().unwrap_or_default();
-            reqs.push(match e.operator.as_str() {
-                "In" => Requirement::In(e.key.clone(), values),
-                "NotIn" => Requirement::NotIn(e.key.clone(), values),
-                "Exists" => Requirement::Exists(e.key.clone()),
-                "DoesNotExist" => Requirement::DoesNotExist(e.key.clone()),
-                _ => return None,
-            });
-        }
-        Some(Selector { reqs })
-    }
-
-    /// From a map of labels that must all be equal (ReplicationController,
-    /// Service).
-    pub fn from_map(m: &BTreeMap<String, String>) -> Selector {
-        Selector {
-            reqs: m
-                .iter()
-                .map(|(k, v)| Requirement::Equals(k.clone(), v.clone()))
-                .collect(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.reqs.is_empty()
-    }
-
-    /// Whether `labels` satisfy every requirement.
-    pub fn matches(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let empty = BTreeMap::new();
-        let labels = labels.unwrap_or(&empty);
-        self.reqs.iter().all(|r| match r {
-            Requirement::Equals(k, v) => labels.get(k) == Some(v),
-            Requirement::In(k, vs) => labels.get(k).is_some_and(|l| vs.contains(l)),
-            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|l| !vs.contains(l)),
-            Requirement::Exists(k) => labels.contains_key(k),
-            Requirement::DoesNotExist(k) => !labels.contains_key(k),
-        })
-    }
-}
+/// The label selector type of the controllers: the one of the API
+/// machinery (`Selector::from_label_selector` for a `metav1.LabelSelector`,
+/// `Selector::from_map` for a Service's or ReplicationController's map).
+pub use ferrokube_api::labels::Selector;
 
 /// The controller reference among `meta`'s owner references.
 pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
@@ -479,25 +416,5 @@ mod tests {
                 "n1-Running-true"
             ]
         );
-    }
-
-    #[test]
-    fn selectors_match_expressions() {
-        let ls: LabelSelector = serde_json::from_value(serde_json::json!({
-            "matchLabels": {"app": "a"},
-            "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x", "y"]},
-                                  {"key": "skip", "operator": "DoesNotExist"}]
-        }))
-        .unwrap_or_default();
-        let s = Selector::from_label_selector(&ls).unwrap_or_default();
-        let l = |v: &[(&str, &str)]| -> BTreeMap<String, String> {
-            v.iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect()
-        };
-        assert!(s.matches(Some(&l(&[("app", "a"), ("tier", "x")]))));
-        assert!(!s.matches(Some(&l(&[("app", "a"), ("tier", "z")]))));
-        assert!(!s.matches(Some(&l(&[("app", "a"), ("tier", "x"), ("skip", "")]))));
-        assert!(!s.matches(None));
     }
 }

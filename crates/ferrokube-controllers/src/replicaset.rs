@@ -60,7 +60,7 @@ impl ReplicaOwner for ReplicaSet {
     const COMPONENT: &'static str = "replicaset-controller";
     const NAME: &'static str = "replicaset";
     fn selector(&self) -> Option<Selector> {
-        let s = Selector::from_label_selector(&self.spec.as_ref()?.selector)?;
+        let s = Selector::from_label_selector(Some(&self.spec.as_ref()?.selector)).ok()?;
         // apps/v1 forbids an empty selector; never let one match everything.
         (!s.is_empty()).then_some(s)
     }

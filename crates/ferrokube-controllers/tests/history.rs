@@ -161,12 +161,12 @@ async fn claim_adopts_orphans_and_releases_strays() {
     tokio::time::timeout(Duration::from_secs(10), ready.wait())
         .await
         .expect("cache");
-    let selector = Selector::from_label_selector(
+    let selector = Selector::from_label_selector(Some(
         &ds.spec
             .as_ref()
             .map(|s| s.selector.clone())
             .unwrap_or_default(),
-    )
+    ))
     .expect("selector");
     assert_eq!(history::list(&store, &ds, &selector).len(), 1);
     let claimed = h.claim(&store, &ds, &selector).await.expect("claiming");

@@ -29,7 +29,8 @@ pub struct AffinityTerm {
 
 impl AffinityTerm {
     fn new(t: &PodAffinityTerm, pod_ns: &str, pod_labels: &Labels, weight: i32) -> AffinityTerm {
-        let mut selector = Selector::from_label_selector(t.label_selector.as_ref());
+        let mut selector = Selector::from_label_selector(t.label_selector.as_ref())
+            .unwrap_or_else(|_| Selector::nothing());
         selector.add_label_keys(
             t.match_label_keys.as_deref().unwrap_or(&[]),
             pod_labels,
@@ -41,10 +42,9 @@ impl AffinityTerm {
             true,
         );
         let mut namespaces: BTreeSet<String> = t.namespaces.iter().flatten().cloned().collect();
-        let namespace_selector = t
-            .namespace_selector
-            .as_ref()
-            .map(|s| Selector::from_label_selector(Some(s)));
+        let namespace_selector = t.namespace_selector.as_ref().map(|s| {
+            Selector::from_label_selector(Some(s)).unwrap_or_else(|_| Selector::nothing())
+        });
         if namespaces.is_empty() && namespace_selector.is_none() {
             namespaces.insert(pod_ns.to_string());
         }
@@ -61,7 +61,7 @@ impl AffinityTerm {
     pub fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
         let ns_ok = self.namespaces.contains(&pod.namespace)
             || self.namespace_selector.as_ref().is_some_and(|s| {
-                s.is_everything() || namespaces.get(&pod.namespace).is_some_and(|l| s.matches(l))
+                s.is_empty() || namespaces.get(&pod.namespace).is_some_and(|l| s.matches(l))
             });
         ns_ok && self.selector.matches(&pod.labels)
     }
@@ -295,7 +295,8 @@ impl PodInfo {
             .iter()
             .flatten()
             .map(|c| {
-                let mut selector = Selector::from_label_selector(c.label_selector.as_ref());
+                let mut selector = Selector::from_label_selector(c.label_selector.as_ref())
+                    .unwrap_or_else(|_| Selector::nothing());
                 selector.add_label_keys(
                     c.match_label_keys.as_deref().unwrap_or(&[]),
                     &labels,

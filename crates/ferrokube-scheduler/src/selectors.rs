@@ -4,130 +4,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use ferrokube_api::labels::Requirement;
+/// Label selectors of pods and namespaces: the API machinery's one.
+pub use ferrokube_api::labels::Selector;
+
+/// An object's labels (a node's, a pod's, a namespace's).
 pub type Labels = BTreeMap<String, String>;
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    In(BTreeSet<String>),
-    NotIn(BTreeSet<String>),
-    Exists,
-    DoesNotExist,
-    Gt(i64),
-    Lt(i64),
-    /// An operator we do not know, or a malformed value: matches nothing.
-    Never,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub struct Requirement {
-    pub key: String,
-    pub op: Op,
-}
-
-impl Requirement {
-    pub fn matches(&self, labels: &Labels) -> bool {
-        let v = labels.get(&self.key);
-        match &self.op {
-            Op::In(set) => v.is_some_and(|v| set.contains(v)),
-            Op::NotIn(set) => v.is_none_or(|v| !set.contains(v)),
-            Op::Exists => v.is_some(),
-            Op::DoesNotExist => v.is_none(),
-            Op::Gt(n) => v
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|x| x > *n),
-            Op::Lt(n) => v
-                .and_then(|v| v.parse::<i64>().ok())
-                .is_some_and(|x| x < *n),
-            Op::Never => false,
-        }
-    }
-}
-
-/// A compiled label selector. `nothing` is a nil selector where Kubernetes
-/// reads it as "matches no object" (affinity terms, spread constraints).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Selector {
-    pub reqs: Vec<Requirement>,
-    pub nothing: bool,
-}
-
-impl Selector {
-    pub fn nothing() -> Selector {
-        Selector {
-            reqs: vec![],
-            nothing: true,
-        }
-    }
-
-    pub fn everything() -> Selector {
-        Selector::default()
-    }
-
-    /// From a metav1.LabelSelector; `None` is "nothing".
-    pub fn from_label_selector(sel: Option<&LabelSelector>) -> Selector {
-        let Some(sel) = sel else {
-            return Selector::nothing();
-        };
-        let mut reqs = Vec::new();
-        for (k, v) in sel.match_labels.iter().flatten() {
-            reqs.push(Requirement {
-                key: k.clone(),
-                op: Op::In([v.clone()].into()),
-            });
-        }
-        for e in sel.match_expressions.iter().flatten() {
-            let values: BTreeSet<String> = e.values.iter().flatten().cloned().collect();
-            let op = match e.operator.as_str() {
-                "In" => Op::In(values),
-                "NotIn" => Op::NotIn(values),
-                "Exists" => Op::Exists,
-                "DoesNotExist" => Op::DoesNotExist,
-                _ => Op::Never,
-            };
-            reqs.push(Requirement {
-                key: e.key.clone(),
-                op,
-            });
-        }
-        Selector {
-            reqs,
-            nothing: false,
-        }
-    }
-
-    /// Adds `key in (pod's value)` (matchLabelKeys) or `key notin (...)`
-    /// (mismatchLabelKeys) for keys the pod has.
-    pub fn add_label_keys(&mut self, keys: &[String], pod_labels: &Labels, mismatch: bool) {
-        if self.nothing {
-            return;
-        }
-        for k in keys {
-            if let Some(v) = pod_labels.get(k) {
-                let set: BTreeSet<String> = [v.clone()].into();
-                self.reqs.push(Requirement {
-                    key: k.clone(),
-                    op: if mismatch {
-                        Op::NotIn(set)
-                    } else {
-                        Op::In(set)
-                    },
-                });
-            }
-        }
-    }
-
-    pub fn matches(&self, labels: &Labels) -> bool {
-        !self.nothing && self.reqs.iter().all(|r| r.matches(labels))
-    }
-
-    pub fn is_everything(&self) -> bool {
-        !self.nothing && self.reqs.is_empty()
-    }
-}
-
-fn node_req(r: &NodeSelectorRequirement) -> Requirement {
+/// A node selector requirement as a label requirement (`Gt`/`Lt` take one
+/// integer); `None` for an unknown operator or a malformed value, which
+/// makes its term match no node.
+fn node_req(r: &NodeSelectorRequirement) -> Option<Requirement> {
     let values: BTreeSet<String> = r.values.iter().flatten().cloned().collect();
     let one_int = || {
         if values.len() == 1 {
@@ -136,46 +24,56 @@ fn node_req(r: &NodeSelectorRequirement) -> Requirement {
             None
         }
     };
-    let op = match r.operator.as_str() {
-        "In" => Op::In(values.clone()),
-        "NotIn" => Op::NotIn(values.clone()),
-        "Exists" => Op::Exists,
-        "DoesNotExist" => Op::DoesNotExist,
-        "Gt" => one_int().map(Op::Gt).unwrap_or(Op::Never),
-        "Lt" => one_int().map(Op::Lt).unwrap_or(Op::Never),
-        _ => Op::Never,
-    };
-    Requirement {
-        key: r.key.clone(),
-        op,
-    }
+    let key = r.key.clone();
+    Some(match r.operator.as_str() {
+        "In" => Requirement::In(key, values.into_iter().collect()),
+        "NotIn" => Requirement::NotIn(key, values.into_iter().collect()),
+        "Exists" => Requirement::Exists(key),
+        "DoesNotExist" => Requirement::DoesNotExist(key),
+        "Gt" => Requirement::Gt(key, one_int()?),
+        "Lt" => Requirement::Lt(key, one_int()?),
+        _ => return None,
+    })
 }
 
 /// One node selector term: label expressions and `metadata.name` fields,
-/// all of which must hold. A term with neither matches no node.
+/// all of which must hold. A term with neither, or with a requirement that
+/// cannot be read, matches no node.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeTerm {
+    /// `matchExpressions`, matched against the node's labels.
     pub labels: Vec<Requirement>,
+    /// `matchFields`; `metadata.name` is the only field a node has.
     pub fields: Vec<Requirement>,
+    /// Some requirement has an unknown operator or a malformed value.
+    malformed: bool,
 }
 
 impl NodeTerm {
+    /// Compiles a `NodeSelectorTerm`.
     pub fn from_term(t: &NodeSelectorTerm) -> NodeTerm {
+        let labels: Vec<Option<Requirement>> =
+            t.match_expressions.iter().flatten().map(node_req).collect();
+        let fields: Vec<Option<Requirement>> =
+            t.match_fields.iter().flatten().map(node_req).collect();
+        let malformed = labels.iter().chain(&fields).any(Option::is_none);
         NodeTerm {
-            labels: t.match_expressions.iter().flatten().map(node_req).collect(),
-            fields: t.match_fields.iter().flatten().map(node_req).collect(),
+            labels: labels.into_iter().flatten().collect(),
+            fields: fields.into_iter().flatten().collect(),
+            malformed,
         }
     }
 
+    /// Whether the node named `name` with `labels` meets the term.
     pub fn matches(&self, name: &str, labels: &Labels) -> bool {
-        if self.labels.is_empty() && self.fields.is_empty() {
+        if self.malformed || (self.labels.is_empty() && self.fields.is_empty()) {
             return false;
         }
         if !self.labels.iter().all(|r| r.matches(labels)) {
             return false;
         }
         self.fields.iter().all(|r| {
-            if r.key != "metadata.name" {
+            if r.key() != "metadata.name" {
                 return false;
             }
             let mut f = Labels::new();
@@ -190,6 +88,8 @@ impl NodeTerm {
 pub struct NodeSelectorTerms(pub Vec<NodeTerm>);
 
 impl NodeSelectorTerms {
+    /// Compiles a `NodeSelector` (required node affinity, a volume's node
+    /// affinity).
     pub fn from_selector(s: &NodeSelector) -> NodeSelectorTerms {
         NodeSelectorTerms(
             s.node_selector_terms
@@ -199,11 +99,13 @@ impl NodeSelectorTerms {
         )
     }
 
+    /// Whether the node named `name` with `labels` meets some term.
     pub fn matches(&self, name: &str, labels: &Labels) -> bool {
         self.0.iter().any(|t| t.matches(name, labels))
     }
 }
 
+/// A node's labels (empty when it has none).
 pub fn node_labels(node: &Node) -> &Labels {
     static EMPTY: Labels = BTreeMap::new();
     node.metadata.labels.as_ref().unwrap_or(&EMPTY)
@@ -213,35 +115,12 @@ pub fn node_labels(node: &Node) -> &Labels {
 #[allow(clippy::option_map_unit_fn)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn label_selector_semantics() {
-        let l = labels(&[("app", "web"), ("tier", "front")]);
-        assert!(
-            !Selector::from_label_selector(None).matches(&l),
-            "nil matches nothing"
-        );
-        assert!(Selector::from_label_selector(Some(&LabelSelector::default())).matches(&l));
-        let sel = LabelSelector {
-            match_labels: Some([("app".to_string(), "web".to_string())].into()),
-            match_expressions: Some(vec![LabelSelectorRequirement {
-                key: "tier".into(),
-                operator: "NotIn".into(),
-                values: Some(vec!["back".into()]),
-            }]),
-        };
-        let s = Selector::from_label_selector(Some(&sel));
-        assert!(s.matches(&l));
-        assert!(!s.matches(&labels(&[("app", "web"), ("tier", "back")])));
-        assert!(!s.matches(&labels(&[("app", "db")])));
     }
 
     #[test]

@@ -128,7 +128,7 @@ impl QueueController for DaemonSetController {
 }
 
 fn selector_of(ds: &DaemonSet) -> Option<Selector> {
-    Selector::from_label_selector(&ds.spec.as_ref()?.selector)
+    Selector::from_label_selector(Some(&ds.spec.as_ref()?.selector)).ok()
 }
 
 fn is_daemonset_ref(r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference) -> bool {

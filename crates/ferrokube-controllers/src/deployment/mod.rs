@@ -65,7 +65,7 @@ impl QueueController for DeploymentController {
 }
 
 fn selector_of(d: &Deployment) -> Option<Selector> {
-    Selector::from_label_selector(&d.spec.as_ref()?.selector)
+    Selector::from_label_selector(Some(&d.spec.as_ref()?.selector)).ok()
 }
 
 impl DeploymentController {

@@ -847,7 +847,7 @@ impl JobController {
         let selector = spec
             .selector
             .as_ref()
-            .and_then(Selector::from_label_selector)
+            .and_then(|ls| Selector::from_label_selector(Some(ls)).ok())
             .filter(|s| !s.is_empty());
         let mut claimed = Vec::new();
         let mut can_adopt = None;
@@ -1758,7 +1758,7 @@ pub fn job_selector(job: &Job) -> Option<Selector> {
         .as_ref()?
         .selector
         .as_ref()
-        .and_then(Selector::from_label_selector)
+        .and_then(|ls| Selector::from_label_selector(Some(ls)).ok())
         .filter(|s| !s.is_empty())
 }
 

@@ -74,7 +74,7 @@ impl QueueController for StatefulSetController {
 }
 
 fn selector_of(set: &StatefulSet) -> Option<Selector> {
-    let s = Selector::from_label_selector(&set.spec.as_ref()?.selector)?;
+    let s = Selector::from_label_selector(Some(&set.spec.as_ref()?.selector)).ok()?;
     (!s.is_empty()).then_some(s)
 }
 
