@@ -11,6 +11,7 @@ pub mod grpc_probe;
 pub mod hooks;
 pub mod hosts;
 pub mod ownership;
+mod plan;
 pub mod probes;
 pub mod sandbox;
 pub mod status;

@@ -3,10 +3,11 @@
 //! writes the pod's status, and on deletion stops everything within the grace period
 //! and removes the pod from the API.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Container, HostIP, Pod, PodIP};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
@@ -19,6 +20,7 @@ use super::container::{container_config, violates_non_root, ContainerInputs};
 use super::env::{container_env, EnvContext};
 use super::hooks;
 use super::hosts;
+use super::plan::{self, is_exited, is_running, Action, ByName, ProbeKill, SandboxSeen, Seen};
 use super::probes::{self, Kind};
 use super::sandbox::{log_dir, sandbox_config};
 use super::status::{self, Observed};
@@ -70,17 +72,88 @@ fn pod_key(pod: &Pod) -> String {
     )
 }
 
-fn attempt_of(c: &api::ContainerStatus) -> u32 {
-    c.metadata.as_ref().map(|m| m.attempt).unwrap_or(0)
+/// How often the contents of configMap and secret volumes are refreshed.
+const VOLUME_REFRESH: Duration = Duration::from_secs(10);
+
+/// The container of the pod's spec (init, regular or ephemeral) by name.
+fn container_named(pod: &Pod, name: &str) -> Option<Container> {
+    let spec = pod.spec.as_ref()?;
+    spec.containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+        .find(|c| c.name == name)
+        .cloned()
+        .or_else(|| {
+            super::ephemeral::of(pod)
+                .into_iter()
+                .map(|(c, _)| c)
+                .find(|c| c.name == name)
+        })
 }
 
-fn is_exited(c: &api::ContainerStatus) -> bool {
-    c.state == api::ContainerState::ContainerExited as i32
-        || c.state == api::ContainerState::ContainerUnknown as i32
+/// What one pass has observed and set up while acting on its plan.
+struct Pass {
+    /// The pod's sandboxes, newest first.
+    sandboxes: Vec<SandboxSeen>,
+    /// The pod's containers as the pass last listed them.
+    containers: ByName,
+    /// The ready sandbox the containers run in, once the plan chose it.
+    sandbox: Option<Running>,
 }
 
-fn is_running(c: &api::ContainerStatus) -> bool {
-    c.state == api::ContainerState::ContainerRunning as i32
+impl Pass {
+    fn running(&self) -> anyhow::Result<&Running> {
+        self.sandbox
+            .as_ref()
+            .context("a container action before the plan chose a sandbox")
+    }
+}
+
+/// The ready sandbox of a pass: its ID, the configuration it was created with
+/// (containers are created against it) and its addresses.
+struct Running {
+    id: String,
+    cfg: api::PodSandboxConfig,
+    ips: Vec<String>,
+}
+
+/// How a container is started: which attempt, whether it is an init container,
+/// and in which sandbox.
+struct Start<'a> {
+    attempt: u32,
+    init: bool,
+    sandbox: &'a Running,
+}
+
+impl<'a> Start<'a> {
+    fn new(attempt: u32, init: bool, sandbox: &'a Running) -> Self {
+        Start {
+            attempt,
+            init,
+            sandbox,
+        }
+    }
+}
+
+/// What a pass does after an action.
+enum Flow {
+    /// Go on with the next action.
+    Next,
+    /// The pass is over: look again after this long (`None`: the pod is gone).
+    Stop(Option<Duration>),
+    /// The world changed under the plan (a new sandbox): decide again.
+    Again,
+}
+
+/// The statuses of the pod's containers, and how its init containers stand.
+struct ContainerStatuses {
+    /// An init container failed and will not run again.
+    init_failed: bool,
+    /// Every init container succeeded.
+    init_done: bool,
+    init: Vec<k8s_openapi::api::core::v1::ContainerStatus>,
+    containers: Vec<k8s_openapi::api::core::v1::ContainerStatus>,
+    ephemeral: Vec<k8s_openapi::api::core::v1::ContainerStatus>,
 }
 
 /// Logs (at debug, target `ferrokube_kubelet::pods::steps`) how long a step took:
@@ -156,21 +229,17 @@ impl Worker {
                 }
                 Some(pod) => {
                     last_pod = Some(pod.clone());
-                    if pod.metadata.deletion_timestamp.is_some() {
-                        match self.terminate(&pod).await {
-                            Ok(()) => return,
-                            Err(e) => {
-                                tracing::warn!(pod = %pod_key(&pod), "terminating: {e}");
-                                Duration::from_secs(2)
-                            }
-                        }
-                    } else {
-                        match self.sync(&pod).await {
-                            Ok(w) => w,
-                            Err(e) => {
-                                tracing::warn!(pod = %pod_key(&pod), "sync: {e}");
-                                Duration::from_secs(2)
-                            }
+                    match self.sync(&pod).await {
+                        Ok(Some(w)) => w,
+                        Ok(None) => return,
+                        Err(e) => {
+                            let doing = if pod.metadata.deletion_timestamp.is_some() {
+                                "terminating"
+                            } else {
+                                "sync"
+                            };
+                            tracing::warn!(pod = %pod_key(&pod), "{doing}: {e}");
+                            Duration::from_secs(2)
                         }
                     }
                 }
@@ -212,15 +281,13 @@ impl Worker {
     }
 
     /// Container statuses of this pod by name, newest attempt first.
-    async fn containers(
-        &self,
-    ) -> Result<BTreeMap<String, Vec<api::ContainerStatus>>, tonic::Status> {
+    async fn containers(&self) -> Result<ByName, tonic::Status> {
         let filter = api::ContainerFilter {
             label_selector: uid_filter(&self.uid),
             ..Default::default()
         };
         let list = self.ctx.runtime.list_containers(Some(filter)).await?;
-        let mut by_name: BTreeMap<String, Vec<api::ContainerStatus>> = BTreeMap::new();
+        let mut by_name = ByName::new();
         for c in list {
             match self.ctx.runtime.container_status(&c.id).await {
                 Ok(st) => {
@@ -236,120 +303,211 @@ impl Worker {
             }
         }
         for v in by_name.values_mut() {
-            v.sort_by_key(|c| std::cmp::Reverse((attempt_of(c), c.created_at)));
+            v.sort_by_key(|c| std::cmp::Reverse((plan::attempt_of(c), c.created_at)));
         }
         Ok(by_name)
     }
 
-    /// One pass towards the spec; returns when to look again.
-    async fn sync(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
+    /// One pass towards the spec; returns when to look again, or `None` once the
+    /// pod was deleted and is gone.
+    async fn sync(&mut self, pod: &Pod) -> anyhow::Result<Option<Duration>> {
         let t_sync = std::time::Instant::now();
         let r = self.sync_once(pod).await;
         step("sync", t_sync);
         r
     }
 
-    async fn sync_once(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
-        let poll = self.ctx.config.pod_poll_interval;
-        let Some(spec) = pod.spec.as_ref() else {
-            return Ok(poll);
+    /// Observes the pod's sandboxes and containers, decides what to do
+    /// ([`plan::decide`]) and does it; after a new sandbox, observes and decides
+    /// again.
+    async fn sync_once(&mut self, pod: &Pod) -> anyhow::Result<Option<Duration>> {
+        let mut pass = Pass {
+            sandboxes: Vec::new(),
+            containers: ByName::new(),
+            sandbox: None,
         };
-        let phase_now = pod
-            .status
-            .as_ref()
-            .and_then(|s| s.phase.as_deref())
-            .unwrap_or("");
-        if phase_now == "Succeeded" || phase_now == "Failed" {
-            // Finished pods keep no sandbox (its IP is released); nothing restarts.
-            for sb in self.sandboxes().await? {
-                if sb.state == api::PodSandboxState::SandboxReady as i32 {
-                    self.ctx.runtime.stop_pod_sandbox(&sb.id).await?;
-                }
-            }
-            return Ok(Duration::from_secs(3600));
+        // A pod being deleted is terminated whatever the runtime holds.
+        if pod.metadata.deletion_timestamp.is_none() {
+            pass.sandboxes = self
+                .sandboxes()
+                .await?
+                .iter()
+                .map(SandboxSeen::of)
+                .collect();
+            pass.containers = self.containers().await?;
         }
-        if let Some(msg) = super::sysctls::admit(pod, &self.ctx.config.allowed_unsafe_sysctls) {
-            if self.sandboxes().await?.is_empty() {
-                return self
-                    .reject(pod, super::sysctls::FORBIDDEN_REASON, &msg)
-                    .await;
-            }
-        }
-        if self.start_time.is_none() {
+        if self.start_time.is_none() && pod.spec.is_some() {
             self.start_time = pod
                 .status
                 .as_ref()
                 .and_then(|s| s.start_time.clone())
                 .or_else(|| Some(Time(jiff::Timestamp::now())));
         }
-        // activeDeadlineSeconds, counted from the pod's start on this node.
-        let deadline_left = super::deadline::left(spec, self.start_time.as_ref());
-        if deadline_left == Some(Duration::ZERO) {
-            return self.deadline_exceeded(pod).await;
+        'decide: loop {
+            for action in self.decide(pod, &pass) {
+                match self.perform(pod, &mut pass, action).await? {
+                    Flow::Next => {}
+                    Flow::Stop(wake) => return Ok(wake),
+                    Flow::Again => continue 'decide,
+                }
+            }
+            // Plans end with a wait, the termination or a new sandbox.
+            return Ok(Some(self.ctx.config.pod_poll_interval));
         }
-        let restart_policy = spec
-            .restart_policy
-            .clone()
-            .unwrap_or_else(|| "Always".into());
-        let mut wake = poll;
+    }
 
-        // The sandbox.
-        let sandboxes = self.sandboxes().await?;
-        let ready = sandboxes
-            .iter()
-            .find(|s| s.state == api::PodSandboxState::SandboxReady as i32);
-        let mut by_name = self.containers().await?;
-        let (sandbox_id, sandbox_cfg) = match ready {
-            Some(sb) => {
-                let attempt = sb.metadata.as_ref().map(|m| m.attempt).unwrap_or(0);
-                (
-                    sb.id.clone(),
-                    sandbox_config(pod, attempt, &self.ctx.config),
-                )
+    /// The actions of this pass, from what it has observed.
+    fn decide(&self, pod: &Pod, pass: &Pass) -> Vec<Action> {
+        let refusal = super::sysctls::admit(pod, &self.ctx.config.allowed_unsafe_sysctls);
+        let deadline_left = pod
+            .spec
+            .as_ref()
+            .and_then(|spec| super::deadline::left(spec, self.start_time.as_ref()));
+        let volumes_stale = self
+            .volumes
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() >= VOLUME_REFRESH);
+        plan::decide(
+            pod,
+            &Seen {
+                uid: &self.uid,
+                sandboxes: &pass.sandboxes,
+                containers: &pass.containers,
+                sysctl_refusal: refusal.as_deref(),
+                deadline_left,
+                volumes_stale,
+                restart_backoff: &self.restart_backoff,
+                now_ns: now_ns(),
+                poll: self.ctx.config.pod_poll_interval,
+            },
+        )
+    }
+
+    /// Does one action of the plan.
+    async fn perform(
+        &mut self,
+        pod: &Pod,
+        pass: &mut Pass,
+        action: Action,
+    ) -> anyhow::Result<Flow> {
+        match action {
+            Action::Terminate => {
+                self.terminate(pod).await?;
+                return Ok(Flow::Stop(None));
             }
-            None => {
-                let ran_before = !by_name.is_empty();
-                if ran_before && restart_policy == "Never" {
-                    // The sandbox died after the containers ran: they are not rerun.
-                    self.write_status(pod, &by_name, None, None).await?;
-                    return Ok(poll);
-                }
-                for sb in &sandboxes {
-                    self.stop_sandbox(sb, 0).await;
-                }
-                let attempt = sandboxes
-                    .iter()
-                    .filter_map(|s| s.metadata.as_ref().map(|m| m.attempt + 1))
-                    .max()
-                    .unwrap_or(0);
+            Action::StopSandbox { id } => self.ctx.runtime.stop_pod_sandbox(&id).await?,
+            Action::Reject { reason, message } => self.reject(pod, reason, &message).await?,
+            Action::DeadlineExceeded => self.deadline_exceeded(pod).await?,
+            Action::WriteStatus => {
+                self.write_status(pod, &pass.containers, None, None).await?;
+            }
+            Action::RemoveSandbox { id } => self.stop_sandbox(&id, 0).await,
+            Action::CreateSandbox { attempt } => {
+                return self.create_sandbox(pod, attempt, pass).await
+            }
+            Action::UseSandbox { id, attempt } => {
+                let ips = self.sandbox_ips(&id).await;
                 let cfg = sandbox_config(pod, attempt, &self.ctx.config);
-                std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid))?;
-                let t = std::time::Instant::now();
-                let run = self.ctx.runtime.run_pod_sandbox(cfg.clone()).await;
-                step("RunPodSandbox", t);
-                match run {
-                    Ok(id) => {
-                        tracing::info!(pod = %pod_key(pod), sandbox = %id, "sandbox started");
-                        by_name = self.containers().await?;
-                        (id, cfg)
-                    }
-                    Err(e) => {
-                        tracing::warn!(pod = %pod_key(pod), "creating the sandbox: {}", e.message());
-                        self.event(
-                            pod,
-                            None,
-                            true,
-                            "FailedCreatePodSandBox",
-                            format!("Failed to create pod sandbox: {}", e.message()),
-                        )
-                        .await;
-                        self.write_status(pod, &by_name, None, None).await?;
-                        return Ok(Duration::from_secs(5));
-                    }
+                pass.sandbox = Some(Running { id, cfg, ips });
+            }
+            Action::PrepareVolumes => {
+                if let Some(wake) = self.prepare_volumes(pod, pass).await? {
+                    return Ok(Flow::Stop(Some(wake)));
                 }
             }
-        };
-        let sandbox_ips = match self.ctx.runtime.pod_sandbox_status(&sandbox_id).await {
+            Action::StartEphemeral { name, target_id } => {
+                let sb = pass.running()?;
+                if let Some((c, _)) = super::ephemeral::of(pod)
+                    .into_iter()
+                    .find(|(c, _)| c.name == name)
+                {
+                    self.start_as(pod, &c, Start::new(0, false, sb), target_id.as_deref())
+                        .await;
+                }
+            }
+            Action::StartContainer { name, init } => {
+                let sb = pass.running()?;
+                if let Some(c) = container_named(pod, &name) {
+                    self.start_as(pod, &c, Start::new(0, init, sb), None).await;
+                }
+            }
+            Action::RestartContainer {
+                name,
+                init,
+                exited_id,
+                finished_at,
+                attempt,
+            } => {
+                let sb = pass.running()?;
+                if let Some(c) = container_named(pod, &name) {
+                    self.restart_backoff.next(&name, finished_at);
+                    self.remove_older_instances(&name, &exited_id).await;
+                    self.start_as(pod, &c, Start::new(attempt, init, sb), None)
+                        .await;
+                }
+            }
+            Action::Waiting {
+                name,
+                reason,
+                message,
+            } => {
+                if let Some(c) = container_named(pod, &name) {
+                    self.set_waiting(pod, &c, reason, message).await;
+                }
+            }
+            Action::ClearWaiting { name } => {
+                self.waiting.remove(&name);
+            }
+            Action::SyncStatus => self.sync_status(pod, pass).await?,
+            Action::Wait(wake) => return Ok(Flow::Stop(Some(wake))),
+        }
+        Ok(Flow::Next)
+    }
+
+    /// Creates the pod's sandbox: on success the pass goes on with it (and the
+    /// containers as they now are), on failure an event, the status, and a retry
+    /// in 5 s.
+    async fn create_sandbox(
+        &mut self,
+        pod: &Pod,
+        attempt: u32,
+        pass: &mut Pass,
+    ) -> anyhow::Result<Flow> {
+        let cfg = sandbox_config(pod, attempt, &self.ctx.config);
+        std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid))?;
+        let t = std::time::Instant::now();
+        let run = self.ctx.runtime.run_pod_sandbox(cfg).await;
+        step("RunPodSandbox", t);
+        match run {
+            Ok(id) => {
+                tracing::info!(pod = %pod_key(pod), sandbox = %id, "sandbox started");
+                pass.containers = self.containers().await?;
+                pass.sandboxes = vec![SandboxSeen {
+                    id,
+                    ready: true,
+                    attempt,
+                }];
+                Ok(Flow::Again)
+            }
+            Err(e) => {
+                tracing::warn!(pod = %pod_key(pod), "creating the sandbox: {}", e.message());
+                self.event(
+                    pod,
+                    None,
+                    true,
+                    "FailedCreatePodSandBox",
+                    format!("Failed to create pod sandbox: {}", e.message()),
+                )
+                .await;
+                self.write_status(pod, &pass.containers, None, None).await?;
+                Ok(Flow::Stop(Some(Duration::from_secs(5))))
+            }
+        }
+    }
+
+    /// The sandbox's addresses (none when its status cannot be read).
+    async fn sandbox_ips(&self, id: &str) -> Vec<String> {
+        match self.ctx.runtime.pod_sandbox_status(id).await {
             Ok(st) => st
                 .network
                 .map(|n| {
@@ -360,143 +518,72 @@ impl Worker {
                 })
                 .unwrap_or_default(),
             Err(_) => Vec::new(),
+        }
+    }
+
+    /// Prepares (or refreshes) the pod's volumes; a failure is a FailedMount event,
+    /// and if they were never prepared, the status and a retry in 2 s (returned).
+    async fn prepare_volumes(
+        &mut self,
+        pod: &Pod,
+        pass: &Pass,
+    ) -> anyhow::Result<Option<Duration>> {
+        let host_ip = self.ctx.host_ip.to_string();
+        let prepared = volumes::prepare(
+            &self.ctx.client,
+            &self.ctx.tokens,
+            &self.ctx.config,
+            pod,
+            &host_ip,
+            &self.ctx.node_capacity,
+        )
+        .await;
+        let msg = match prepared {
+            Ok(v) => {
+                self.volumes = Some((v, std::time::Instant::now()));
+                return Ok(None);
+            }
+            Err(e) => e.to_string(),
         };
-
-        // Volumes (configMap/secret contents refreshed every 10 s).
-        let stale = self
-            .volumes
-            .as_ref()
-            .is_none_or(|(_, at)| at.elapsed() >= Duration::from_secs(10));
-        if stale {
-            let host_ip = self.ctx.host_ip.to_string();
-            match volumes::prepare(
-                &self.ctx.client,
-                &self.ctx.tokens,
-                &self.ctx.config,
-                pod,
-                &host_ip,
-                &self.ctx.node_capacity,
-            )
-            .await
-            {
-                Ok(v) => self.volumes = Some((v, std::time::Instant::now())),
-                Err(msg) => {
-                    tracing::warn!(pod = %pod_key(pod), "volumes: {msg}");
-                    self.event(
-                        pod,
-                        None,
-                        true,
-                        "FailedMount",
-                        if msg.starts_with("Unable to attach or mount volumes")
-                            || msg.starts_with("MountVolume.")
-                        {
-                            msg.clone()
-                        } else {
-                            format!("MountVolume.SetUp failed: {msg}")
-                        },
-                    )
-                    .await;
-                    if self.volumes.is_none() {
-                        self.write_status(pod, &by_name, Some(&sandbox_ips), Some(true))
-                            .await?;
-                        return Ok(Duration::from_secs(2));
-                    }
-                }
-            }
+        tracing::warn!(pod = %pod_key(pod), "volumes: {msg}");
+        let event = if msg.starts_with("Unable to attach or mount volumes")
+            || msg.starts_with("MountVolume.")
+        {
+            msg
+        } else {
+            format!("MountVolume.SetUp failed: {msg}")
+        };
+        self.event(pod, None, true, "FailedMount", event).await;
+        if self.volumes.is_some() {
+            return Ok(None);
         }
+        let ips = pass.running()?.ips.clone();
+        self.write_status(pod, &pass.containers, Some(&ips), Some(true))
+            .await?;
+        Ok(Some(Duration::from_secs(2)))
+    }
 
-        // Ephemeral containers, even before the init containers are done.
-        self.start_ephemeral(pod, &by_name, &sandbox_id, &sandbox_cfg, &sandbox_ips)
-            .await;
-
-        // Init containers, in order.
-        let mut init_done = true;
-        for ic in spec.init_containers.iter().flatten() {
-            let latest = by_name.get(&ic.name).and_then(|v| v.first()).cloned();
-            match latest {
-                None => {
-                    init_done = false;
-                    self.start(pod, ic, 0, true, &sandbox_id, &sandbox_cfg, &sandbox_ips)
-                        .await;
-                    break;
-                }
-                Some(c) if is_exited(&c) && c.exit_code == 0 => continue,
-                Some(c) if is_exited(&c) => {
-                    init_done = false;
-                    if restart_policy != "Never" {
-                        if let Some(w) = self
-                            .restart(pod, ic, &c, true, &sandbox_id, &sandbox_cfg, &sandbox_ips)
-                            .await
-                        {
-                            wake = wake.min(w);
-                        }
-                    }
-                    break;
-                }
-                Some(_) => {
-                    init_done = false;
-                    break;
-                }
-            }
-        }
-
-        if init_done {
-            for c in &spec.containers {
-                let latest = by_name.get(&c.name).and_then(|v| v.first()).cloned();
-                match latest {
-                    None => {
-                        self.start(pod, c, 0, false, &sandbox_id, &sandbox_cfg, &sandbox_ips)
-                            .await;
-                    }
-                    Some(cur) if is_exited(&cur) => {
-                        let again = match restart_policy.as_str() {
-                            "Always" => true,
-                            "OnFailure" => cur.exit_code != 0,
-                            _ => false,
-                        };
-                        if again {
-                            if let Some(w) = self
-                                .restart(
-                                    pod,
-                                    c,
-                                    &cur,
-                                    false,
-                                    &sandbox_id,
-                                    &sandbox_cfg,
-                                    &sandbox_ips,
-                                )
-                                .await
-                            {
-                                wake = wake.min(w);
-                            }
-                        } else {
-                            self.waiting.remove(&c.name);
-                        }
-                    }
-                    Some(_) => {
-                        self.waiting.remove(&c.name);
-                    }
-                }
-            }
-        }
+    /// After the containers were started: observe them again, run their probes
+    /// (killing those that failed), write the status, and stop the sandbox of a
+    /// pod that has finished, as Kubernetes does.
+    async fn sync_status(&mut self, pod: &Pod, pass: &Pass) -> anyhow::Result<()> {
+        let sb = pass.running()?;
         let mut by_name = self.containers().await?;
-        if self.manage_probes(pod, &by_name, &sandbox_ips).await {
+        if self.manage_probes(pod, &by_name, &sb.ips).await {
             by_name = self.containers().await?;
         }
         let phase = self
-            .write_status(pod, &by_name, Some(&sandbox_ips), Some(true))
+            .write_status(pod, &by_name, Some(&sb.ips), Some(true))
             .await?;
         if phase == "Succeeded" || phase == "Failed" {
-            // Kubernetes stops a finished pod's sandbox.
-            self.ctx.runtime.stop_pod_sandbox(&sandbox_id).await?;
+            self.ctx.runtime.stop_pod_sandbox(&sb.id).await?;
         }
-        Ok(deadline_left.map_or(wake, |left| wake.min(left)))
+        Ok(())
     }
-
     /// The pod ran past its activeDeadlineSeconds: as Kubernetes' kubelet, a
     /// DeadlineExceeded event, its containers stopped (with the pod's grace period)
     /// and the pod Failed with reason DeadlineExceeded.
-    async fn deadline_exceeded(&mut self, pod: &Pod) -> anyhow::Result<Duration> {
+    async fn deadline_exceeded(&mut self, pod: &Pod) -> anyhow::Result<()> {
         tracing::info!(pod = %pod_key(pod), "active deadline exceeded");
         self.event(
             pod,
@@ -535,13 +622,13 @@ impl Worker {
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(Duration::from_secs(3600))
+        Ok(())
     }
 
     /// Refuses a pod this node cannot run, as Kubernetes' kubelet rejects one at
     /// admission: a Warning event, and the pod Failed with the reason and
     /// `Pod was rejected: <message>`.
-    async fn reject(&mut self, pod: &Pod, reason: &str, message: &str) -> anyhow::Result<Duration> {
+    async fn reject(&mut self, pod: &Pod, reason: &str, message: &str) -> anyhow::Result<()> {
         tracing::info!(pod = %pod_key(pod), reason, message, "pod rejected");
         self.event(pod, None, true, reason, message.to_string())
             .await;
@@ -568,166 +655,130 @@ impl Worker {
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(Duration::from_secs(3600))
+        Ok(())
     }
 
-    /// Restarts an exited container unless it is backing off; returns when the
-    /// back-off ends.
-    #[allow(clippy::too_many_arguments)]
-    async fn restart(
-        &mut self,
-        pod: &Pod,
-        c: &Container,
-        exited: &api::ContainerStatus,
-        init: bool,
-        sandbox_id: &str,
-        sandbox_cfg: &api::PodSandboxConfig,
-        ips: &[String],
-    ) -> Option<Duration> {
-        let key = c.name.clone();
-        let now = now_ns();
-        if let Some((until, backoff)) =
-            self.restart_backoff
-                .in_backoff_since(&key, exited.finished_at, now)
-        {
-            let msg = format!(
-                "back-off {}s restarting failed container={} pod={}_{}({})",
-                backoff.as_secs(),
-                c.name,
-                pod.metadata.name.as_deref().unwrap_or(""),
-                pod.metadata.namespace.as_deref().unwrap_or(""),
-                self.uid
-            );
-            self.set_waiting(pod, c, "CrashLoopBackOff".into(), msg)
-                .await;
-            return Some(Duration::from_nanos(until.saturating_sub(now).max(0) as u64));
-        }
-        self.restart_backoff.next(&key, exited.finished_at);
-        // Keep only the container that just exited (for lastState); drop older ones.
+    /// Removes the exited instances of container `name` other than `keep` (the one
+    /// that just exited stays, for lastState).
+    async fn remove_older_instances(&self, name: &str, keep: &str) {
         let filter = api::ContainerFilter {
             label_selector: {
                 let mut l = uid_filter(&self.uid);
-                l.insert(labels::CONTAINER_NAME.into(), c.name.clone());
+                l.insert(labels::CONTAINER_NAME.into(), name.to_string());
                 l
             },
             ..Default::default()
         };
         if let Ok(list) = self.ctx.runtime.list_containers(Some(filter)).await {
-            for old in list.iter().filter(|o| {
-                o.id != exited.id && o.state == api::ContainerState::ContainerExited as i32
-            }) {
+            for old in list
+                .iter()
+                .filter(|o| o.id != keep && o.state == api::ContainerState::ContainerExited as i32)
+            {
                 let _ = self.ctx.runtime.remove_container(&old.id).await;
             }
         }
-        self.start(
-            pod,
-            c,
-            attempt_of(exited) + 1,
-            init,
-            sandbox_id,
-            sandbox_cfg,
-            ips,
-        )
-        .await;
-        None
     }
 
-    /// Pulls (by policy), creates and starts one container; failures become the
+    /// Pulls (by policy), creates and starts one container, in the process
+    /// namespace of container `pid_target` when given; failures become the
     /// container's waiting reason.
-    #[allow(clippy::too_many_arguments)]
-    async fn start(
-        &mut self,
-        pod: &Pod,
-        c: &Container,
-        attempt: u32,
-        init: bool,
-        sandbox_id: &str,
-        sandbox_cfg: &api::PodSandboxConfig,
-        ips: &[String],
-    ) {
-        self.start_as(pod, c, attempt, init, sandbox_id, sandbox_cfg, ips, None)
-            .await
-    }
-
-    /// Starts the pod's ephemeral containers that have not run yet (once each:
-    /// they are never restarted).
-    async fn start_ephemeral(
-        &mut self,
-        pod: &Pod,
-        by_name: &BTreeMap<String, Vec<api::ContainerStatus>>,
-        sandbox_id: &str,
-        sandbox_cfg: &api::PodSandboxConfig,
-        ips: &[String],
-    ) {
-        for (c, target) in super::ephemeral::of(pod) {
-            if by_name.contains_key(&c.name) {
-                continue;
-            }
-            let target_id = match &target {
-                None => None,
-                Some(t) => match by_name
-                    .get(t)
-                    .and_then(|v| v.first())
-                    .filter(|l| is_running(l))
-                {
-                    Some(l) => Some(l.id.clone()),
-                    None => {
-                        let msg = format!("target container {t:?} is not running");
-                        self.set_waiting(pod, &c, "CreateContainerConfigError".into(), msg)
-                            .await;
-                        continue;
-                    }
-                },
-            };
-            self.start_as(
-                pod,
-                &c,
-                0,
-                false,
-                sandbox_id,
-                sandbox_cfg,
-                ips,
-                target_id.as_deref(),
-            )
-            .await;
-        }
-    }
-
-    /// [`Self::start`], in the process namespace of container `pid_target` when given.
-    #[allow(clippy::too_many_arguments)]
     async fn start_as(
         &mut self,
         pod: &Pod,
         c: &Container,
-        attempt: u32,
-        init: bool,
-        sandbox_id: &str,
-        sandbox_cfg: &api::PodSandboxConfig,
-        ips: &[String],
+        start: Start<'_>,
         pid_target: Option<&str>,
     ) {
+        let Some(image) = self.image_for(pod, c, &start.sandbox.cfg).await else {
+            return;
+        };
+        let Some(mut cfg) = self.container_config_for(pod, c, &start, image).await else {
+            return;
+        };
+        if let Some(target) = pid_target {
+            super::ephemeral::share_pid_with(&mut cfg, target);
+        }
+        let Some(id) = self.create_and_start(pod, c, start.sandbox, cfg).await else {
+            return;
+        };
+        tracing::info!(pod = %pod_key(pod), container = %c.name, attempt = start.attempt, "container started");
+        self.waiting.remove(&c.name);
+        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
+            self.post_start(pod, c, &id, hook, &start.sandbox.ips).await;
+        }
+    }
+
+    /// The image to run (pulled if the policy says so), with the Pulled event; on
+    /// failure the container waits and there is none.
+    async fn image_for(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        sandbox_cfg: &api::PodSandboxConfig,
+    ) -> Option<String> {
         let t = std::time::Instant::now();
         let ensured = self.ensure_image(c, sandbox_cfg).await;
         step("image", t);
-        let image = match ensured {
+        match ensured {
             Ok((i, pulled)) => {
                 let msg = match pulled {
                     Some(took) => format!("Successfully pulled image \"{i}\" in {took:?}"),
                     None => format!("Container image \"{i}\" already present on machine"),
                 };
                 self.event(pod, Some(&c.name), false, "Pulled", msg).await;
-                i
+                Some(i)
             }
             Err((reason, msg)) => {
                 self.set_waiting(pod, c, reason, msg).await;
-                return;
+                None
+            }
+        }
+    }
+
+    /// The container's CRI configuration: its environment, mounts (volumes, the
+    /// termination message file, /etc/hosts) and log directory; on a configuration
+    /// error the container waits with CreateContainerConfigError and there is none.
+    async fn container_config_for(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        start: &Start<'_>,
+        image: String,
+    ) -> Option<api::ContainerConfig> {
+        let config_error = |msg| ("CreateContainerConfigError".to_string(), msg);
+        let built = match violates_non_root(pod, c) {
+            Some(msg) => Err(config_error(msg)),
+            None => self
+                .env_and_mounts(pod, c, &start.sandbox.ips)
+                .await
+                .map_err(config_error),
+        };
+        let (env, mounts) = match built {
+            Ok(b) => b,
+            Err((reason, msg)) => {
+                self.set_waiting(pod, c, reason, msg).await;
+                return None;
             }
         };
-        if let Some(msg) = violates_non_root(pod, c) {
-            self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
-                .await;
-            return;
-        }
+        let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
+        Some(container_config(&ContainerInputs {
+            pod,
+            container: c,
+            attempt: start.attempt,
+            init: start.init,
+            env,
+            image,
+            mounts,
+        }))
+    }
+
+    /// The container's environment and mounts; Err is the waiting message.
+    async fn env_and_mounts(
+        &self,
+        pod: &Pod,
+        c: &Container,
+        ips: &[String],
+    ) -> Result<(Vec<(String, String)>, Vec<api::Mount>), String> {
         // fieldRefs to status.podIP need the sandbox's address.
         let mut pod_with_ip = pod.clone();
         if let Some(first) = ips.first() {
@@ -742,14 +793,7 @@ impl Worker {
             host_ip: &host_ip,
             node_capacity: &self.ctx.node_capacity,
         };
-        let env = match container_env(&env_ctx, c).await {
-            Ok(e) => e,
-            Err(e) => {
-                self.set_waiting(pod, c, "CreateContainerConfigError".into(), e.0)
-                    .await;
-                return;
-            }
-        };
+        let env = container_env(&env_ctx, c).await.map_err(|e| e.0)?;
         let vols = self
             .volumes
             .as_ref()
@@ -760,14 +804,7 @@ impl Worker {
             pod_dir: &pod_dir,
             env: &env,
         };
-        let mut mounts = match volumes::mounts(c, &vols, &mount_ctx) {
-            Ok(m) => m,
-            Err(msg) => {
-                self.set_waiting(pod, c, "CreateContainerConfigError".into(), msg)
-                    .await;
-                return;
-            }
-        };
+        let mut mounts = volumes::mounts(c, &vols, &mount_ctx).map_err(|e| e.to_string())?;
         match termination::message_mount(&self.ctx.config, &self.uid, c, &mounts) {
             Ok(m) => mounts.extend(m),
             Err(e) => tracing::warn!(container = %c.name, error = %e, "termination message file"),
@@ -776,24 +813,24 @@ impl Worker {
             Ok(m) => mounts.extend(m),
             Err(e) => tracing::warn!(container = %c.name, error = %e, "the pod's /etc/hosts"),
         }
-        let _ = std::fs::create_dir_all(log_dir(&self.ctx.config, &self.uid).join(&c.name));
-        let mut cfg = container_config(&ContainerInputs {
-            pod,
-            container: c,
-            attempt,
-            init,
-            env,
-            image,
-            mounts,
-        });
-        if let Some(target) = pid_target {
-            super::ephemeral::share_pid_with(&mut cfg, target);
-        }
+        Ok((env, mounts))
+    }
+
+    /// Creates and starts the container (Created and Started events); on failure
+    /// the container waits (CreateContainerError, RunContainerError) and there is
+    /// no ID.
+    async fn create_and_start(
+        &mut self,
+        pod: &Pod,
+        c: &Container,
+        sandbox: &Running,
+        cfg: api::ContainerConfig,
+    ) -> Option<String> {
         let t = std::time::Instant::now();
         let created = self
             .ctx
             .runtime
-            .create_container(sandbox_id, cfg, sandbox_cfg.clone())
+            .create_container(&sandbox.id, cfg, sandbox.cfg.clone())
             .await;
         step("CreateContainer", t);
         let id = match created {
@@ -802,7 +839,7 @@ impl Worker {
                 let msg = e.message().to_string();
                 self.set_waiting(pod, c, "CreateContainerError".into(), msg)
                     .await;
-                return;
+                return None;
             }
         };
         self.event(
@@ -821,7 +858,7 @@ impl Worker {
             self.set_waiting(pod, c, "RunContainerError".into(), msg)
                 .await;
             let _ = self.ctx.runtime.remove_container(&id).await;
-            return;
+            return None;
         }
         self.event(
             pod,
@@ -831,13 +868,8 @@ impl Worker {
             format!("Started container {}", c.name),
         )
         .await;
-        tracing::info!(pod = %pod_key(pod), container = %c.name, attempt, "container started");
-        self.waiting.remove(&c.name);
-        if let Some(hook) = c.lifecycle.as_ref().and_then(|l| l.post_start.as_ref()) {
-            self.post_start(pod, c, &id, hook, ips).await;
-        }
+        Some(id)
     }
-
     /// Runs a postStart hook right after its container started; the sync (and so the
     /// status that says Running) waits for it. A failure kills the container (the
     /// restart policy then applies); the pod's deletion cuts the hook short.
@@ -1021,19 +1053,29 @@ impl Worker {
     async fn write_status(
         &mut self,
         pod: &Pod,
-        by_name: &BTreeMap<String, Vec<api::ContainerStatus>>,
+        by_name: &ByName,
         ips: Option<&[String]>,
         sandbox_ready: Option<bool>,
     ) -> anyhow::Result<String> {
-        let Some(spec) = pod.spec.as_ref() else {
+        let Some((st, phase)) = self.pod_status(pod, by_name, ips, sandbox_ready) else {
             return Ok(String::new());
         };
+        if self.last_written.as_ref() != Some(&st) {
+            self.patch_status(pod, st).await?;
+        }
+        Ok(phase.to_string())
+    }
+
+    /// The containers' statuses as Kubernetes reports them (init, regular,
+    /// ephemeral), from the runtime's view, the probes and the waiting reasons.
+    fn container_statuses(
+        &self,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        pod: &Pod,
+        by_name: &ByName,
+    ) -> ContainerStatuses {
         let runtime = &self.ctx.runtime_name;
-        let restart_policy = spec
-            .restart_policy
-            .clone()
-            .unwrap_or_else(|| "Always".into());
-        let table = self.probe_table.clone();
+        let table = &self.probe_table;
         let observe = |c: &Container| -> Observed {
             let list = by_name.get(&c.name);
             let latest = list.and_then(|v| v.first()).cloned();
@@ -1051,38 +1093,71 @@ impl Worker {
                 waiting: self.waiting.get(&c.name).cloned(),
             }
         };
-        let mut init_failed = false;
-        let mut init_done = true;
-        let mut init_statuses = Vec::new();
+        let restart_policy = plan::restart_policy(spec);
+        let mut out = ContainerStatuses {
+            init_failed: false,
+            init_done: true,
+            init: Vec::new(),
+            containers: Vec::new(),
+            ephemeral: Vec::new(),
+        };
         for ic in spec.init_containers.iter().flatten() {
             let obs = observe(ic);
             let s = status::container_status(ic, &obs, runtime, "PodInitializing");
             match obs.latest.as_ref() {
                 Some(l) if is_exited(l) && l.exit_code == 0 => {}
                 Some(l) if is_exited(l) && restart_policy == "Never" => {
-                    init_failed = true;
-                    init_done = false
+                    out.init_failed = true;
+                    out.init_done = false
                 }
-                _ => init_done = false,
+                _ => out.init_done = false,
             }
-            init_statuses.push(s);
+            out.init.push(s);
         }
-        let pending = if init_done {
+        let pending = if out.init_done {
             "ContainerCreating"
         } else {
             "PodInitializing"
         };
-        let statuses: Vec<_> = spec
+        out.containers = spec
             .containers
             .iter()
             .map(|c| status::container_status(c, &observe(c), runtime, pending))
             .collect();
-        let phase = status::phase(&restart_policy, init_failed, init_done, &statuses);
+        out.ephemeral = super::ephemeral::of(pod)
+            .iter()
+            .map(|(c, _)| {
+                let mut s = status::container_status(c, &observe(c), runtime, "ContainerCreating");
+                // Never ready, and no started flag (as Kubernetes reports them).
+                s.ready = false;
+                s.started = None;
+                s
+            })
+            .collect();
+        out
+    }
+
+    /// The pod's status and phase (none without a spec).
+    fn pod_status(
+        &self,
+        pod: &Pod,
+        by_name: &ByName,
+        ips: Option<&[String]>,
+        sandbox_ready: Option<bool>,
+    ) -> Option<(Value, &'static str)> {
+        let spec = pod.spec.as_ref()?;
+        let cs = self.container_statuses(spec, pod, by_name);
+        let phase = status::phase(
+            plan::restart_policy(spec),
+            cs.init_failed,
+            cs.init_done,
+            &cs.containers,
+        );
         let conds = status::conditions(
             pod,
             sandbox_ready.unwrap_or(false),
-            &init_statuses,
-            &statuses,
+            &cs.init,
+            &cs.containers,
             phase,
         );
         let host_ip = self.ctx.host_ip.to_string();
@@ -1106,24 +1181,14 @@ impl Worker {
             "hostIP": host_ip,
             "hostIPs": [HostIP { ip: host_ip.clone() }],
             "startTime": self.start_time,
-            "containerStatuses": statuses,
+            "containerStatuses": cs.containers,
             "qosClass": qos_class(spec),
         });
-        if !init_statuses.is_empty() {
-            st["initContainerStatuses"] = json!(init_statuses);
+        if !cs.init.is_empty() {
+            st["initContainerStatuses"] = json!(cs.init);
         }
-        let ephemeral: Vec<_> = super::ephemeral::of(pod)
-            .iter()
-            .map(|(c, _)| {
-                let mut s = status::container_status(c, &observe(c), runtime, "ContainerCreating");
-                // Never ready, and no started flag (as Kubernetes reports them).
-                s.ready = false;
-                s.started = None;
-                s
-            })
-            .collect();
-        if !ephemeral.is_empty() {
-            st["ephemeralContainerStatuses"] = json!(ephemeral);
+        if !cs.ephemeral.is_empty() {
+            st["ephemeralContainerStatuses"] = json!(cs.ephemeral);
         }
         if let Some(first) = ips.first() {
             st["podIP"] = json!(first);
@@ -1132,71 +1197,80 @@ impl Worker {
                 .map(|ip| PodIP { ip: ip.clone() })
                 .collect::<Vec<_>>());
         }
-        if self.last_written.as_ref() != Some(&st) {
-            let pods: Api<Pod> = Api::namespaced(
-                self.ctx.client.clone(),
-                pod.metadata.namespace.as_deref().unwrap_or("default"),
-            );
-            let name = pod.metadata.name.as_deref().unwrap_or("");
-            let t = std::time::Instant::now();
-            // A strategic patch merges conditions by type, so the ones
-            // others set (DisruptionTarget from an eviction, readiness
-            // gates) stay, as Kubernetes' kubelet keeps them; the address
-            // lists are this node's alone and replaced whole.
-            let mut body = st.clone();
-            for f in ["podIPs", "hostIPs"] {
-                if let Some(list) = body.get_mut(f).and_then(Value::as_array_mut) {
-                    list.insert(0, json!({"$patch": "replace"}));
-                }
-            }
-            let patched = pods
-                .patch_status(
-                    name,
-                    &PatchParams::default(),
-                    &Patch::Strategic(json!({"status": body})),
-                )
-                .await;
-            step("status", t);
-            match patched {
-                Ok(_) => self.last_written = Some(st),
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e.into()),
+        Some((st, phase))
+    }
+
+    /// Writes the pod's status (remembered once written; a pod gone from the API
+    /// is not an error).
+    async fn patch_status(&mut self, pod: &Pod, st: Value) -> anyhow::Result<()> {
+        let pods: Api<Pod> = Api::namespaced(
+            self.ctx.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let name = pod.metadata.name.as_deref().unwrap_or("");
+        let t = std::time::Instant::now();
+        // A strategic patch merges conditions by type, so the ones
+        // others set (DisruptionTarget from an eviction, readiness
+        // gates) stay, as Kubernetes' kubelet keeps them; the address
+        // lists are this node's alone and replaced whole.
+        let mut body = st.clone();
+        for f in ["podIPs", "hostIPs"] {
+            if let Some(list) = body.get_mut(f).and_then(Value::as_array_mut) {
+                list.insert(0, json!({"$patch": "replace"}));
             }
         }
-        Ok(phase.to_string())
+        let patched = pods
+            .patch_status(
+                name,
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"status": body})),
+            )
+            .await;
+        step("status", t);
+        match patched {
+            Ok(_) => self.last_written = Some(st),
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
 
     /// Keeps one probe task per probe of each running container, and kills containers
     /// whose liveness or startup probe failed (the restart policy then applies).
     /// Returns true if it killed one.
-    async fn manage_probes(
-        &mut self,
-        pod: &Pod,
-        by_name: &BTreeMap<String, Vec<api::ContainerStatus>>,
-        ips: &[String],
-    ) -> bool {
+    async fn manage_probes(&mut self, pod: &Pod, by_name: &ByName, ips: &[String]) -> bool {
         let Some(spec) = pod.spec.as_ref() else {
             return false;
         };
-        let mut live: HashMap<String, &Container> = HashMap::new();
-        for c in &spec.containers {
-            if let Some(latest) = by_name.get(&c.name).and_then(|v| v.first()) {
-                if is_running(latest) {
-                    live.insert(latest.id.clone(), c);
-                }
+        self.keep_probers(spec, by_name, ips);
+        let table = self.probe_table.clone();
+        let kills = plan::probe_kills(spec, by_name, |id, kind| table.get(id, kind));
+        let killed = !kills.is_empty();
+        for kill in kills {
+            if let Some(c) = spec.containers.iter().find(|c| c.name == kill.name) {
+                self.kill_for_probe(pod, c, kill).await;
             }
         }
+        killed
+    }
+
+    /// One probe task per probe of each running container; those of containers no
+    /// longer running end.
+    fn keep_probers(
+        &mut self,
+        spec: &k8s_openapi::api::core::v1::PodSpec,
+        by_name: &ByName,
+        ips: &[String],
+    ) {
+        let live = plan::running(spec, by_name);
         let gone: Vec<String> = self
             .probers
             .keys()
-            .filter(|id| !live.contains_key(*id))
+            .filter(|id| !live.iter().any(|(l, _)| l == *id))
             .cloned()
             .collect();
         for id in gone {
-            for t in self.probers.remove(&id).unwrap_or_default() {
-                t.abort();
-            }
-            self.probe_table.forget(&id);
+            self.stop_probers(&id);
         }
         // A pod on the host's network is probed at the node's address.
         let pod_ip = if spec.host_network == Some(true) {
@@ -1204,90 +1278,91 @@ impl Worker {
         } else {
             ips.first().cloned().unwrap_or_default()
         };
-        let mut killed = false;
         for (id, c) in live {
-            if !self.probers.contains_key(&id) {
-                let mut tasks = Vec::new();
-                let has_startup = c.startup_probe.is_some();
-                for (kind, probe) in [
-                    (Kind::Startup, &c.startup_probe),
-                    (Kind::Liveness, &c.liveness_probe),
-                    (Kind::Readiness, &c.readiness_probe),
-                ] {
-                    if let Some(p) = probe {
-                        tasks.push(probes::spawn(
-                            kind,
-                            p.clone(),
-                            has_startup,
-                            self.ctx.runtime.clone(),
-                            self.probe_table.clone(),
-                            id.clone(),
-                            pod_ip.clone(),
-                            c.clone(),
-                        ));
-                    }
-                }
-                self.probers.insert(id.clone(), tasks);
+            if self.probers.contains_key(&id) {
+                continue;
             }
-            let failed = [Kind::Startup, Kind::Liveness].into_iter().find_map(|k| {
-                self.probe_table
-                    .get(&id, k)
-                    .filter(|s| s.ok == Some(false))
-                    .map(|s| (k, s))
-            });
-            if let Some((kind, standing)) = failed {
-                let grace = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.termination_grace_period_seconds)
-                    .unwrap_or(30);
-                tracing::info!(
-                    pod = %pod_key(pod), container = %c.name, ?kind, message = %standing.message,
-                    "container failed its probe, will be restarted"
-                );
-                let probe_name = if kind == Kind::Startup {
-                    "Startup"
-                } else {
-                    "Liveness"
-                };
-                self.event(
-                    pod,
-                    Some(&c.name),
-                    true,
-                    "Unhealthy",
-                    format!("{probe_name} probe failed: {}", standing.message),
-                )
-                .await;
-                self.event(
-                    pod,
-                    Some(&c.name),
-                    false,
-                    "Killing",
-                    format!(
-                        "Container {} failed {} probe, will be restarted",
-                        c.name,
-                        probe_name.to_lowercase()
-                    ),
-                )
-                .await;
-                for t in self.probers.remove(&id).unwrap_or_default() {
-                    t.abort();
-                }
-                self.probe_table.forget(&id);
-                self.kill_container(pod, c, &id, grace).await;
-                killed = true;
-            }
+            let has_startup = c.startup_probe.is_some();
+            let tasks = [
+                (Kind::Startup, &c.startup_probe),
+                (Kind::Liveness, &c.liveness_probe),
+                (Kind::Readiness, &c.readiness_probe),
+            ]
+            .into_iter()
+            .filter_map(|(kind, probe)| {
+                let p = probe.as_ref()?;
+                Some(probes::spawn(
+                    kind,
+                    p.clone(),
+                    has_startup,
+                    self.ctx.runtime.clone(),
+                    self.probe_table.clone(),
+                    id.clone(),
+                    pod_ip.clone(),
+                    c.clone(),
+                ))
+            })
+            .collect();
+            self.probers.insert(id, tasks);
         }
-        killed
     }
 
-    async fn stop_sandbox(&self, sb: &api::PodSandbox, grace: i64) {
-        self.stop_containers(None, Some(&sb.id), grace).await;
-        if let Err(e) = self.ctx.runtime.stop_pod_sandbox(&sb.id).await {
-            tracing::warn!(sandbox = %sb.id, "stopping sandbox: {}", e.message());
+    /// Ends the probe tasks of container instance `id` and forgets their results.
+    fn stop_probers(&mut self, id: &str) {
+        for t in self.probers.remove(id).unwrap_or_default() {
+            t.abort();
         }
-        if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&sb.id).await {
-            tracing::warn!(sandbox = %sb.id, "removing sandbox: {}", e.message());
+        self.probe_table.forget(id);
+    }
+
+    /// Kills a container whose startup or liveness probe failed, with Kubernetes'
+    /// Unhealthy and Killing events.
+    async fn kill_for_probe(&mut self, pod: &Pod, c: &Container, kill: ProbeKill) {
+        let grace = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.termination_grace_period_seconds)
+            .unwrap_or(30);
+        tracing::info!(
+            pod = %pod_key(pod), container = %c.name, kind = ?kill.kind, message = %kill.message,
+            "container failed its probe, will be restarted"
+        );
+        let probe_name = if kill.kind == Kind::Startup {
+            "Startup"
+        } else {
+            "Liveness"
+        };
+        self.event(
+            pod,
+            Some(&c.name),
+            true,
+            "Unhealthy",
+            format!("{probe_name} probe failed: {}", kill.message),
+        )
+        .await;
+        self.event(
+            pod,
+            Some(&c.name),
+            false,
+            "Killing",
+            format!(
+                "Container {} failed {} probe, will be restarted",
+                c.name,
+                probe_name.to_lowercase()
+            ),
+        )
+        .await;
+        self.stop_probers(&kill.id);
+        self.kill_container(pod, c, &kill.id, grace).await;
+    }
+    /// Stops the sandbox's containers with `grace` seconds, then stops and removes it.
+    async fn stop_sandbox(&self, id: &str, grace: i64) {
+        self.stop_containers(None, Some(id), grace).await;
+        if let Err(e) = self.ctx.runtime.stop_pod_sandbox(id).await {
+            tracing::warn!(sandbox = %id, "stopping sandbox: {}", e.message());
+        }
+        if let Err(e) = self.ctx.runtime.remove_pod_sandbox(id).await {
+            tracing::warn!(sandbox = %id, "removing sandbox: {}", e.message());
         }
     }
 
@@ -1334,7 +1409,7 @@ impl Worker {
     pub async fn kill_pod(&self, pod: Option<&Pod>, grace: i64) -> Result<(), tonic::Status> {
         self.stop_containers(pod, None, grace).await;
         for sb in self.sandboxes().await? {
-            self.stop_sandbox(&sb, 0).await;
+            self.stop_sandbox(&sb.id, 0).await;
         }
         let clean = volumes::cleanup(&self.ctx.config, &self.uid);
         self.ctx.tokens.forget_pod(&self.uid);
