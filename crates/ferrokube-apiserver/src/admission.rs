@@ -36,7 +36,7 @@ use crate::rest::{ApiResult, Rest};
 
 /// Admits `obj`, a new object of `def`'s kind in `namespace`, defaulted and
 /// named: what Kubernetes' mutating admission plugins do to it.
-pub async fn admit_create(
+pub(crate) async fn admit_create(
     rest: &Rest,
     def: &ResourceDef,
     namespace: &str,
@@ -70,7 +70,7 @@ pub async fn admit_create(
 /// checks what changed, and a PriorityClass may not become a second
 /// global default.
 #[allow(clippy::too_many_arguments)]
-pub async fn admit_update(
+pub(crate) async fn admit_update(
     rest: &Rest,
     def: &ResourceDef,
     ns: &str,
@@ -141,7 +141,7 @@ fn only_one_global_default(rest: &Rest, pc: &Value, update: bool) -> ApiResult<(
 }
 
 /// Kubernetes' refusal to delete a system priority class.
-pub fn refuse_system_priority_class_delete(def: &ResourceDef, name: &str) -> ApiResult<()> {
+pub(crate) fn refuse_system_priority_class_delete(def: &ResourceDef, name: &str) -> ApiResult<()> {
     if def.group == "scheduling.k8s.io"
         && def.plural == "priorityclasses"
         && SYSTEM_PRIORITY_CLASSES.iter().any(|(n, _)| *n == name)
@@ -159,8 +159,8 @@ pub fn refuse_system_priority_class_delete(def: &ResourceDef, name: &str) -> Api
 /// The finalizers of Kubernetes' StorageObjectInUseProtection plugin: a
 /// claim or volume being deleted stays until nothing uses it (the
 /// controllers' volume protection takes them off).
-pub const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
-pub const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
+pub(crate) const PVC_PROTECTION: &str = "kubernetes.io/pvc-protection";
+pub(crate) const PV_PROTECTION: &str = "kubernetes.io/pv-protection";
 
 /// Adds `finalizer` to the object's finalizers unless it is there.
 fn add_finalizer(obj: &mut Value, finalizer: &str) {
@@ -181,13 +181,13 @@ fn add_finalizer(obj: &mut Value, finalizer: &str) {
 }
 
 /// Where containers find their service-account credentials.
-pub const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+pub(crate) const TOKEN_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// The prefix of the projected volume's name.
-pub const VOLUME_PREFIX: &str = "kube-api-access-";
+pub(crate) const VOLUME_PREFIX: &str = "kube-api-access-";
 
 /// The token's lifetime in the projected volume (Kubernetes' 3607 s).
-pub const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
+pub(crate) const TOKEN_EXPIRATION_SECONDS: i64 = 3607;
 
 /// Mirror pods (static pods' API copies) are left alone.
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -211,7 +211,11 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 /// Defaults the pod's service account and, when it should, mounts its
 /// token. `pod` is a Pod being created in `namespace`.
-pub async fn service_account(rest: &Rest, namespace: &str, pod: &mut Value) -> ApiResult<()> {
+pub(crate) async fn service_account(
+    rest: &Rest,
+    namespace: &str,
+    pod: &mut Value,
+) -> ApiResult<()> {
     if pod
         .pointer("/metadata/annotations")
         .and_then(|a| a.get(MIRROR_ANNOTATION))
@@ -270,7 +274,7 @@ const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 /// taints for `DEFAULT_TOLERATION_SECONDS`, each unless one of its own
 /// tolerations already covers that taint (same or empty key, NoExecute or
 /// empty effect), as Kubernetes' DefaultTolerationSeconds admission does.
-pub fn default_toleration_seconds(spec: &mut Value) {
+pub(crate) fn default_toleration_seconds(spec: &mut Value) {
     let Some(spec) = spec.as_object_mut() else {
         return;
     };
@@ -304,7 +308,7 @@ use crate::kinds::scheduling::SYSTEM_PRIORITY_CLASSES;
 
 /// Creates the system priority classes every Kubernetes cluster has (its
 /// scheduling storage makes them at start), unless they exist.
-pub async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
+pub(crate) async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
     let Some(def) = rest
         .registry
         .get("scheduling.k8s.io", "v1", "priorityclasses")
@@ -420,7 +424,7 @@ async fn priority_class(rest: &Rest, name: &str) -> ApiResult<Option<PriorityCla
 /// there is none of that name), else from the global default class (whose
 /// name it then takes), else 0 and `PreemptLowerPriority`. A pod may not
 /// give values of its own that differ.
-pub async fn priority(rest: &Rest, pod: &mut Value) -> ApiResult<()> {
+pub(crate) async fn priority(rest: &Rest, pod: &mut Value) -> ApiResult<()> {
     let pod_name = pod
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -474,7 +478,7 @@ pub async fn priority(rest: &Rest, pod: &mut Value) -> ApiResult<()> {
 
 /// Sets `serviceAccountName` (from the deprecated `serviceAccount`, else
 /// `default`) and mirrors it into `serviceAccount`; returns it.
-pub fn default_service_account_name(spec: &mut Map<String, Value>) -> String {
+pub(crate) fn default_service_account_name(spec: &mut Map<String, Value>) -> String {
     let non_empty = |k: &str| {
         spec.get(k)
             .and_then(Value::as_str)
@@ -491,7 +495,7 @@ pub fn default_service_account_name(spec: &mut Map<String, Value>) -> String {
 
 /// The projected volume of a service-account token, the cluster CA and the
 /// namespace.
-pub fn token_volume(name: &str) -> Value {
+pub(crate) fn token_volume(name: &str) -> Value {
     json!({
         "name": name,
         "projected": {
@@ -509,7 +513,7 @@ pub fn token_volume(name: &str) -> Value {
 /// new one named with `suffix`) in every container and init container that
 /// has nothing at [`TOKEN_MOUNT_PATH`]; adds the volume if one of them
 /// needed it.
-pub fn mount_token(spec: &mut Map<String, Value>, suffix: &str) {
+pub(crate) fn mount_token(spec: &mut Map<String, Value>, suffix: &str) {
     let existing = spec
         .get("volumes")
         .and_then(Value::as_array)

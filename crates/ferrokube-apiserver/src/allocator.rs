@@ -14,7 +14,7 @@ const IP_PREFIX: &str = "/registry/ranges/serviceips/";
 const PORT_PREFIX: &str = "/registry/ranges/servicenodeports/";
 
 /// The node port range.
-pub const NODE_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
+pub(crate) const NODE_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
 
 /// An IPv4 service network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +43,11 @@ impl ServiceCidr {
     }
 
     /// The first usable address (the `kubernetes` Service's).
-    pub fn first(&self) -> Ipv4Addr {
+    pub(crate) fn first(&self) -> Ipv4Addr {
         Ipv4Addr::from(self.base + 1)
     }
 
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+    pub(crate) fn contains(&self, ip: Ipv4Addr) -> bool {
         let v = u32::from(ip);
         v > self.base && v < self.base + self.size - 1
     }
@@ -56,12 +56,12 @@ impl ServiceCidr {
 /// Hands out cluster IPs and node ports.
 pub struct Allocator {
     store: Arc<dyn Store>,
-    pub cidr: ServiceCidr,
+    pub(crate) cidr: ServiceCidr,
 }
 
 /// Why an allocation failed.
 #[derive(Debug, PartialEq, Eq)]
-pub enum AllocError {
+pub(crate) enum AllocError {
     InUse,
     OutOfRange,
     Full,
@@ -69,6 +69,8 @@ pub enum AllocError {
 }
 
 impl Allocator {
+    /// Hands out addresses of `cidr` and the node port range, reserving each
+    /// in `store`.
     pub fn new(store: Arc<dyn Store>, cidr: ServiceCidr) -> Self {
         Allocator { store, cidr }
     }
@@ -86,7 +88,7 @@ impl Allocator {
     }
 
     /// Reserves `ip` for `owner` (`namespace/name`).
-    pub async fn reserve_ip(&self, ip: Ipv4Addr, owner: &str) -> Result<(), AllocError> {
+    pub(crate) async fn reserve_ip(&self, ip: Ipv4Addr, owner: &str) -> Result<(), AllocError> {
         if !self.cidr.contains(ip) {
             return Err(AllocError::OutOfRange);
         }
@@ -97,7 +99,7 @@ impl Allocator {
     }
 
     /// Any free address (the first one is kept for the `kubernetes` Service).
-    pub async fn allocate_ip(&self, owner: &str) -> Result<Ipv4Addr, AllocError> {
+    pub(crate) async fn allocate_ip(&self, owner: &str) -> Result<Ipv4Addr, AllocError> {
         let usable = self.cidr.size - 3;
         let start = rand::random_range(0..usable);
         for i in 0..usable {
@@ -110,7 +112,7 @@ impl Allocator {
         Err(AllocError::Full)
     }
 
-    pub async fn release_ip(&self, ip: &str) {
+    pub(crate) async fn release_ip(&self, ip: &str) {
         if let Err(e) = self.store.delete(&format!("{IP_PREFIX}{ip}"), None).await {
             if !matches!(e, StoreError::NotFound { .. }) {
                 tracing::warn!(ip, error = %e, "could not release a service IP");
@@ -118,7 +120,7 @@ impl Allocator {
         }
     }
 
-    pub async fn reserve_port(&self, port: u32, owner: &str) -> Result<(), AllocError> {
+    pub(crate) async fn reserve_port(&self, port: u32, owner: &str) -> Result<(), AllocError> {
         if !NODE_PORTS.contains(&port) {
             return Err(AllocError::OutOfRange);
         }
@@ -128,7 +130,7 @@ impl Allocator {
         }
     }
 
-    pub async fn allocate_port(&self, owner: &str) -> Result<u32, AllocError> {
+    pub(crate) async fn allocate_port(&self, owner: &str) -> Result<u32, AllocError> {
         let n = NODE_PORTS.end() - NODE_PORTS.start() + 1;
         let start = rand::random_range(0..n);
         for i in 0..n {
@@ -140,7 +142,7 @@ impl Allocator {
         Err(AllocError::Full)
     }
 
-    pub async fn release_port(&self, port: u32) {
+    pub(crate) async fn release_port(&self, port: u32) {
         if let Err(e) = self
             .store
             .delete(&format!("{PORT_PREFIX}{port}"), None)

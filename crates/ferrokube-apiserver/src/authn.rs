@@ -21,16 +21,16 @@ use crate::satoken::ServiceAccountAuthenticator;
 /// The authenticated user of a request.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserInfo {
-    pub name: String,
+    pub(crate) name: String,
     /// The user's uid, when the authenticator knows one (a service
     /// account's).
-    pub uid: String,
-    pub groups: Vec<String>,
+    pub(crate) uid: String,
+    pub(crate) groups: Vec<String>,
     /// Further facts about the user (`user.Info.Extra`): set by
     /// impersonation (`Impersonate-Extra-*`), by service-account tokens
     /// (the credential and the pod they are bound to) and asked about by
     /// SubjectAccessReviews. Empty for most users.
-    pub extra: BTreeMap<String, Vec<String>>,
+    pub(crate) extra: BTreeMap<String, Vec<String>>,
 }
 
 impl UserInfo {
@@ -49,7 +49,7 @@ impl UserInfo {
     }
 
     /// The user of a client certificate's subject.
-    pub fn from_cert_der(der: &[u8]) -> Option<UserInfo> {
+    pub(crate) fn from_cert_der(der: &[u8]) -> Option<UserInfo> {
         let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
         let subject = cert.subject();
         let name = subject
@@ -67,13 +67,13 @@ impl UserInfo {
 /// Checks client certificate chains against the cluster CA, after the
 /// handshake, and names their users.
 #[derive(Clone)]
-pub struct ClientCertAuthenticator {
+pub(crate) struct ClientCertAuthenticator {
     ca: Arc<dyn ClientCertVerifier>,
 }
 
 impl ClientCertAuthenticator {
     /// An authenticator for certificates signed by the CAs in `roots`.
-    pub fn new(
+    pub(crate) fn new(
         roots: rustls::RootCertStore,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<ClientCertAuthenticator, rustls::server::VerifierBuilderError> {
@@ -86,7 +86,7 @@ impl ClientCertAuthenticator {
 
     /// The user of a presented chain (leaf first), if the cluster CA signed
     /// it, it is valid now and it names a user.
-    pub fn authenticate(&self, chain: &[CertificateDer<'_>]) -> Option<UserInfo> {
+    pub(crate) fn authenticate(&self, chain: &[CertificateDer<'_>]) -> Option<UserInfo> {
         let (leaf, intermediates) = chain.split_first()?;
         match self
             .ca
@@ -104,7 +104,7 @@ impl ClientCertAuthenticator {
     /// CA as acceptable), accepts any chain and leaves judging it to
     /// [`ClientCertAuthenticator::authenticate`], but still checks the
     /// handshake signature that proves the client holds the key.
-    pub fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
+    pub(crate) fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
         Arc::new(ferrokube_api::tls::RequestClientCert::new(self.ca.clone()))
     }
 }
@@ -112,24 +112,24 @@ impl ClientCertAuthenticator {
 /// Bearer tokens the server accepts, and whose they are: the tokens it
 /// knows (admin, join token), then service-account JWTs.
 #[derive(Clone, Debug, Default)]
-pub struct TokenAuthenticator {
+pub(crate) struct TokenAuthenticator {
     tokens: HashMap<String, UserInfo>,
     service_accounts: Option<ServiceAccountAuthenticator>,
 }
 
 impl TokenAuthenticator {
-    pub fn add(&mut self, token: &str, user: UserInfo) {
+    pub(crate) fn add(&mut self, token: &str, user: UserInfo) {
         self.tokens.insert(token.to_string(), user);
     }
 
     /// Accepts service-account tokens too.
-    pub fn with_service_accounts(&mut self, sa: ServiceAccountAuthenticator) {
+    pub(crate) fn with_service_accounts(&mut self, sa: ServiceAccountAuthenticator) {
         self.service_accounts = Some(sa);
     }
 
     /// The user of an `Authorization` header value, if it is a known bearer
     /// token or a valid service-account token.
-    pub fn authenticate(&self, authorization: &str) -> Option<UserInfo> {
+    pub(crate) fn authenticate(&self, authorization: &str) -> Option<UserInfo> {
         let (scheme, token) = authorization.split_once(' ')?;
         if !scheme.eq_ignore_ascii_case("bearer") {
             return None;
@@ -154,7 +154,7 @@ impl TokenAuthenticator {
     /// `audiences` (none: the API's)? The user and the audiences it is
     /// valid for, or why it does not authenticate. The tokens the server
     /// knows are valid for the API's audiences only.
-    pub fn review(
+    pub(crate) fn review(
         &self,
         token: &str,
         audiences: &[String],

@@ -21,12 +21,12 @@ use tokio_util::sync::CancellationToken;
 use crate::pki::Pki;
 
 /// How often the certificates' remaining validity is checked.
-pub const CHECK_INTERVAL: Duration = Duration::from_secs(6 * 3600);
+pub(crate) const CHECK_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
 /// The serving certificate handed to every new TLS connection; replaceable
 /// while the server runs.
 #[derive(Debug)]
-pub struct ServingCert {
+pub(crate) struct ServingCert {
     current: RwLock<Arc<CertifiedKey>>,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
@@ -52,7 +52,7 @@ fn certified_key(
 
 impl ServingCert {
     /// The serving certificate of `pki`.
-    pub fn new(
+    pub(crate) fn new(
         pki: &Pki,
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> anyhow::Result<ServingCert> {
@@ -63,14 +63,14 @@ impl ServingCert {
     }
 
     /// Serves `pki`'s serving certificate from now on.
-    pub fn replace(&self, pki: &Pki) -> anyhow::Result<()> {
+    pub(crate) fn replace(&self, pki: &Pki) -> anyhow::Result<()> {
         let key = certified_key(pki, &self.provider)?;
         *self.current.write() = key;
         Ok(())
     }
 
     /// The certificate new connections get.
-    pub fn current(&self) -> Arc<CertifiedKey> {
+    pub(crate) fn current(&self) -> Arc<CertifiedKey> {
         self.current.read().clone()
     }
 }
@@ -83,7 +83,7 @@ impl ResolvesServerCert for ServingCert {
 
 /// What renewing needs: where the credentials live, the names the serving
 /// certificate carries, and the kubeconfigs to rewrite.
-pub struct Renewer {
+pub(crate) struct Renewer {
     pub data_dir: PathBuf,
     pub serving_sans: Vec<String>,
     pub kubeconfigs: Vec<PathBuf>,
@@ -94,7 +94,7 @@ pub struct Renewer {
 impl Renewer {
     /// Renews the credentials if [`Pki::renewal_due`]: returns the new ones
     /// (now served and written out), or `None` when nothing was due.
-    pub fn renew_if_due(&self, pki: &Pki) -> anyhow::Result<Option<Pki>> {
+    pub(crate) fn renew_if_due(&self, pki: &Pki) -> anyhow::Result<Option<Pki>> {
         if !pki.renewal_due() {
             return Ok(None);
         }
@@ -117,7 +117,7 @@ impl Renewer {
 
     /// Checks every [`CHECK_INTERVAL`] until `cancel`; a failed renewal is
     /// logged as an error and tried again at the next check.
-    pub async fn run(self, mut pki: Pki, cancel: CancellationToken) {
+    pub(crate) async fn run(self, mut pki: Pki, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(CHECK_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -22,7 +22,7 @@ const VERSION: &str = "meta.k8s.io/v1";
 
 /// Encodes the continue point: the next page starts at `next_key` (a full key
 /// under `prefix`), read at `revision`.
-pub fn encode(prefix: &str, next_key: &str, revision: Revision) -> String {
+pub(crate) fn encode(prefix: &str, next_key: &str, revision: Revision) -> String {
     let start = next_key.strip_prefix(prefix).unwrap_or(next_key);
     let token = Token {
         v: VERSION.into(),
@@ -34,7 +34,7 @@ pub fn encode(prefix: &str, next_key: &str, revision: Revision) -> String {
 }
 
 /// Decodes a token into (the full key to start at, the revision).
-pub fn decode(prefix: &str, token: &str) -> Result<(String, Revision), String> {
+pub(crate) fn decode(prefix: &str, token: &str) -> Result<(String, Revision), String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token)
         .map_err(|_| "continue key is not valid: illegal base64 data".to_string())?;

@@ -7,11 +7,11 @@ use ferrokube_api::registry::{Registry, ResourceDef};
 use serde_json::{json, Value};
 
 /// The media type of aggregated discovery.
-pub const AGGREGATED_CONTENT_TYPE: &str =
+pub(crate) const AGGREGATED_CONTENT_TYPE: &str =
     "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether an `Accept` header asks for aggregated discovery (v2).
-pub fn wants_aggregated(accept: &str) -> bool {
+pub(crate) fn wants_aggregated(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p: Vec<&str> = part.split(';').map(str::trim).collect();
         p.contains(&"g=apidiscovery.k8s.io")
@@ -29,7 +29,7 @@ fn group_version(group: &str, version: &str) -> String {
 }
 
 /// The discovery documents.
-pub struct Discovery {
+pub(crate) struct Discovery {
     pub api_versions: Value,
     pub api_group_list: Value,
     pub aggregated_core: Value,
@@ -87,7 +87,7 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
 }
 
 impl Discovery {
-    pub fn build(registry: &Registry) -> Discovery {
+    pub(crate) fn build(registry: &Registry) -> Discovery {
         let groups = registry.groups();
         let mut api_groups = Vec::new();
         let mut group_docs = Vec::new();
@@ -164,12 +164,12 @@ impl Discovery {
     }
 
     /// `/apis/<group>`.
-    pub fn group(&self, name: &str) -> Option<&Value> {
+    pub(crate) fn group(&self, name: &str) -> Option<&Value> {
         self.groups.iter().find(|(g, _)| g == name).map(|(_, v)| v)
     }
 
     /// `/api/v1` (`v1`) or `/apis/<group>/<version>`.
-    pub fn resources(&self, group_version: &str) -> Option<&Value> {
+    pub(crate) fn resources(&self, group_version: &str) -> Option<&Value> {
         self.resource_lists
             .iter()
             .find(|(gv, _)| gv == group_version)

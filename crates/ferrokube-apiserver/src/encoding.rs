@@ -11,7 +11,7 @@ use crate::watchcache::EventType;
 
 /// The metadata of a list response.
 #[derive(Clone, Debug, Default)]
-pub struct ListMeta {
+pub(crate) struct ListMeta {
     pub resource_version: String,
     pub continue_token: Option<String>,
     pub remaining_item_count: Option<i64>,
@@ -20,7 +20,7 @@ pub struct ListMeta {
 /// `{"kind":"<Kind>List","apiVersion":..,"metadata":{..},"items":[..]}\n`
 /// from the items' JSON: members in the order Kubernetes writes a list's
 /// (`ListMeta`'s too), ending with the newline its encoder writes.
-pub fn list_body<'a>(
+pub(crate) fn list_body<'a>(
     list_kind: &str,
     api_version: &str,
     meta: &ListMeta,
@@ -55,7 +55,7 @@ pub fn list_body<'a>(
 }
 
 /// One watch event line: `{"type":"ADDED","object":<json>}\n`.
-pub fn watch_frame(kind: EventType, object_json: &[u8]) -> Bytes {
+pub(crate) fn watch_frame(kind: EventType, object_json: &[u8]) -> Bytes {
     frame(kind.as_str(), object_json)
 }
 
@@ -72,7 +72,7 @@ fn frame(kind: &str, object_json: &[u8]) -> Bytes {
 /// A BOOKMARK event: an object of the watched kind carrying only the
 /// resourceVersion (and, at the end of the initial events of a streaming
 /// list, the `k8s.io/initial-events-end` annotation).
-pub fn bookmark_frame(
+pub(crate) fn bookmark_frame(
     kind: &str,
     api_version: &str,
     resource_version: &str,
@@ -91,7 +91,7 @@ pub fn bookmark_frame(
 }
 
 /// An ERROR event carrying a `Status` object (e.g. 410 Expired).
-pub fn error_frame(status_json: &[u8]) -> Bytes {
+pub(crate) fn error_frame(status_json: &[u8]) -> Bytes {
     frame("ERROR", status_json)
 }
 

@@ -32,10 +32,10 @@ const RENAMED: &[(&str, &str)] = &[
     ("reportingComponent", "reportingController"),
 ];
 
-pub const EVENTS_API_VERSION: &str = "events.k8s.io/v1";
+pub(crate) const EVENTS_API_VERSION: &str = "events.k8s.io/v1";
 
 /// Whether `def` is the `events.k8s.io` view of Events.
-pub fn is_events_view(def: &ResourceDef) -> bool {
+pub(crate) fn is_events_view(def: &ResourceDef) -> bool {
     def.group == "events.k8s.io" && def.plural == "events"
 }
 
@@ -59,7 +59,7 @@ fn renamed(
 
 /// A core `v1` Event as an `events.k8s.io/v1` Event. Anything but an
 /// Event object (a `Status`) is returned as it is.
-pub fn to_events_v1(core: &Value) -> Value {
+pub(crate) fn to_events_v1(core: &Value) -> Value {
     let Some(obj) = core.as_object().filter(|o| is_event(o)) else {
         return core.clone();
     };
@@ -74,7 +74,7 @@ pub fn to_events_v1(core: &Value) -> Value {
 }
 
 /// An `events.k8s.io/v1` Event as a core `v1` Event.
-pub fn to_core(events_v1: &Value) -> Value {
+pub(crate) fn to_core(events_v1: &Value) -> Value {
     let Some(obj) = events_v1.as_object() else {
         return events_v1.clone();
     };
@@ -95,7 +95,7 @@ fn is_event(o: &Map<String, Value>) -> bool {
 }
 
 /// A stored (core) Event's JSON as an `events.k8s.io/v1` Event's.
-pub fn bytes_to_events_v1(json: &[u8]) -> Result<Bytes, ApiError> {
+pub(crate) fn bytes_to_events_v1(json: &[u8]) -> Result<Bytes, ApiError> {
     let core: Value = serde_json::from_slice(json).map_err(ApiError::internal)?;
     serde_json::to_vec(&to_events_v1(&core))
         .map(Bytes::from)
@@ -103,7 +103,7 @@ pub fn bytes_to_events_v1(json: &[u8]) -> Result<Bytes, ApiError> {
 }
 
 /// A request body (JSON) in `events.k8s.io/v1` form as a core Event's.
-pub fn body_to_core(body: &[u8]) -> Result<Bytes, ApiError> {
+pub(crate) fn body_to_core(body: &[u8]) -> Result<Bytes, ApiError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ApiError::bad_request(format!(
             "the body of the request could not be decoded as JSON: {e}"
@@ -125,7 +125,7 @@ pub fn body_to_core(body: &[u8]) -> Result<Bytes, ApiError> {
 /// (`ValidateEventCreate`: the legacy rules of a new-style Event, then the
 /// strict ones), on the Event in its core form. Field paths are the ones
 /// Kubernetes names.
-pub fn validate_create(core: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_create(core: &Value) -> Vec<FieldError> {
     let text = |field: &str| core.get(field).and_then(Value::as_str).unwrap_or("");
     let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_str() != Some(""));
     let mut errors = Vec::new();

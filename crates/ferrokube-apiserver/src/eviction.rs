@@ -41,14 +41,14 @@ use crate::rest::{ApiResult, Filter, Rest};
 /// The most pods a budget's `disruptedPods` may list before evictions it
 /// covers are refused (evictions approved that its controller has not
 /// seen yet).
-pub const MAX_DISRUPTED_PODS: usize = 2000;
+pub(crate) const MAX_DISRUPTED_PODS: usize = 2000;
 
 /// What a refused eviction says.
-pub const VIOLATION_MESSAGE: &str =
+pub(crate) const VIOLATION_MESSAGE: &str =
     "Cannot evict pod as it would violate the pod's disruption budget.";
 
 /// The answer when a pod is matched by several budgets.
-pub const MULTIPLE_BUDGETS_MESSAGE: &str =
+pub(crate) const MULTIPLE_BUDGETS_MESSAGE: &str =
     "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support.";
 
 /// Conflicts retried (Kubernetes: 20 steps, 500 ms apart).
@@ -61,7 +61,7 @@ const MANAGER: &str = "kube-apiserver";
 
 /// Serves one eviction of pod `ns/name`; `body` is the Eviction as JSON.
 /// Returns the `Status` to answer with (its `code` is the HTTP status).
-pub async fn evict(
+pub(crate) async fn evict(
     rest: &Rest,
     pods: &ResourceDef,
     ns: &str,
@@ -230,7 +230,7 @@ fn deleting(pod: &Value) -> bool {
 }
 
 /// Finished, not yet running or already going: no budget is consulted.
-pub fn can_ignore_budget(pod: &Value) -> bool {
+pub(crate) fn can_ignore_budget(pod: &Value) -> bool {
     matches!(phase(pod), "Succeeded" | "Failed" | "Pending") || deleting(pod)
 }
 
@@ -241,7 +241,7 @@ fn should_enforce_resource_version(pod: &Value) -> bool {
 }
 
 /// The pod's `Ready` condition is `True`.
-pub fn is_ready(pod: &Value) -> bool {
+pub(crate) fn is_ready(pod: &Value) -> bool {
     pod.pointer("/status/conditions")
         .and_then(Value::as_array)
         .is_some_and(|cs| {
@@ -257,7 +257,7 @@ fn int(v: &Value, ptr: &str) -> i64 {
 }
 
 /// Whether a pod that is not Ready may go without spending `budget`.
-pub fn unhealthy_may_go(budget: &Value) -> bool {
+pub(crate) fn unhealthy_may_go(budget: &Value) -> bool {
     if budget
         .pointer("/spec/unhealthyPodEvictionPolicy")
         .and_then(Value::as_str)
@@ -280,7 +280,7 @@ fn budgets_def(rest: &Rest) -> ApiResult<ResourceDef> {
 
 /// Whether `budget`'s selector selects `labels`; a budget with no or an
 /// empty selector selects nothing.
-pub fn selects(budget: &Value, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selects(budget: &Value, labels: &BTreeMap<String, String>) -> bool {
     let Some(sel) = budget.pointer("/spec/selector") else {
         return false;
     };
@@ -360,7 +360,7 @@ async fn spend_budget(
 /// Kubernetes' checkAndDecrement: refuses the eviction if `budget` allows
 /// none, else returns the budget with one disruption less and `pod_name`
 /// in `disruptedPods` at `now` (`None` for a dry run, which writes nothing).
-pub fn take_one(
+pub(crate) fn take_one(
     budget: &Value,
     pod_name: &str,
     dry_run: bool,
@@ -441,7 +441,7 @@ pub fn take_one(
 /// Sets `cond` in `status.conditions` as apimachinery's
 /// `meta.SetStatusCondition`: the transition time moves only when the
 /// status does; reason, message and observedGeneration are always taken.
-pub fn set_condition(status: &mut Value, mut cond: Value, now: &str) {
+pub(crate) fn set_condition(status: &mut Value, mut cond: Value, now: &str) {
     if cond.get("observedGeneration").is_some_and(Value::is_null) {
         if let Some(o) = cond.as_object_mut() {
             o.remove("observedGeneration");
@@ -483,7 +483,7 @@ pub fn set_condition(status: &mut Value, mut cond: Value, now: &str) {
 }
 
 /// 429 for a budget with no disruption left.
-pub fn budget_violated(name: &str, desired: i64, current: i64) -> ApiError {
+pub(crate) fn budget_violated(name: &str, desired: i64, current: i64) -> ApiError {
     ApiError {
         code: 429,
         reason: "TooManyRequests",
@@ -499,7 +499,7 @@ pub fn budget_violated(name: &str, desired: i64, current: i64) -> ApiError {
 
 /// 429 for a budget its controller has not caught up with (or a pod that
 /// changed while its eviction was decided): retry in 10 s.
-pub fn budget_busy(name: &str) -> ApiError {
+pub(crate) fn budget_busy(name: &str) -> ApiError {
     ApiError {
         code: 429,
         reason: "TooManyRequests",
@@ -589,7 +589,7 @@ fn check_preconditions(pod: &Value, rv: &str, name: &str, opts: &DeleteOptions) 
 /// Sets `DisruptionTarget=True` (reason `EvictionByEvictionAPI`) in the
 /// pod's status as Kubernetes' `UpdatePodCondition`; false if it was
 /// already so.
-pub fn mark_disruption_target(pod: &mut Value, now: &str) -> bool {
+pub(crate) fn mark_disruption_target(pod: &mut Value, now: &str) -> bool {
     let Some(obj) = pod.as_object_mut() else {
         return false;
     };

@@ -32,7 +32,7 @@ const ANONYMOUS: &str = "system:anonymous";
 
 /// Why a request may not act as whom it asks.
 #[derive(Debug, PartialEq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// Not allowed to impersonate: a 403 `Status`.
     Forbidden(ApiError),
     /// A malformed request (groups without a user): Kubernetes answers 500
@@ -176,7 +176,7 @@ fn asks(headers: &HeaderMap) -> bool {
 /// The user the request acts as: `requester` itself, or whom the
 /// impersonation headers name when `authorizer` lets `requester`
 /// impersonate them. The headers are removed.
-pub fn act_as(
+pub(crate) fn act_as(
     authorizer: &dyn Authorizer,
     requester: UserInfo,
     headers: &mut HeaderMap,
@@ -236,7 +236,7 @@ pub fn act_as(
         }
         match authorizer.authorize(&attrs) {
             Decision::Allow(_) => {}
-            Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+            Decision::NoOpinion(reason) => {
                 return Err(Refusal::Forbidden(forbidden(&attrs, &reason)));
             }
         }

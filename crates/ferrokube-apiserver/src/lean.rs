@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 const MANAGED: &str = "managedFields";
 
 /// An object without its managedFields, and those as they were stored.
-pub struct Lean {
+pub(crate) struct Lean {
     pub object: Value,
     pub managed: Option<Box<RawValue>>,
 }
@@ -18,7 +18,7 @@ pub struct Lean {
 /// Decodes `bytes`, a stored object, keeping `metadata.managedFields` as
 /// text. Anything that is not an object with an object for metadata
 /// decodes in full, with nothing kept aside.
-pub fn decode(bytes: &[u8]) -> serde_json::Result<Lean> {
+pub(crate) fn decode(bytes: &[u8]) -> serde_json::Result<Lean> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let lean = de.deserialize_any(TopLevel)?;
     de.end()?;
@@ -28,7 +28,7 @@ pub fn decode(bytes: &[u8]) -> serde_json::Result<Lean> {
 /// Writes the metadata object `meta` as compact JSON, with `managed` as
 /// its managedFields, where encoding the whole map would place the member
 /// (maps keep their keys in order).
-pub fn write_metadata(
+pub(crate) fn write_metadata(
     out: &mut Vec<u8>,
     meta: &Map<String, Value>,
     managed: &RawValue,

@@ -22,7 +22,7 @@ use ferrokube_api::status::ApiError;
 use crate::rest::{ApiResult, Rest};
 
 /// The annotation saying what LimitRanger set.
-pub const ANNOTATION: &str = "kubernetes.io/limit-ranger";
+pub(crate) const ANNOTATION: &str = "kubernetes.io/limit-ranger";
 
 /// The LimitRanges of `namespace`, from the watch cache.
 fn limit_ranges(rest: &Rest, namespace: &str) -> Vec<Value> {
@@ -50,7 +50,7 @@ fn items<'a>(range: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a Value>
 
 /// Admits a new pod or claim of `def` in `namespace` (mutating it with
 /// defaults, then checking it).
-pub fn admit_create(
+pub(crate) fn admit_create(
     rest: &Rest,
     def: &ResourceDef,
     namespace: &str,
@@ -84,7 +84,7 @@ pub fn admit_create(
 
 /// Admits an update of a claim (its size may change); pods' resources are
 /// not changed by updates, and objects being deleted are left alone.
-pub fn admit_update(
+pub(crate) fn admit_update(
     rest: &Rest,
     def: &ResourceDef,
     namespace: &str,
@@ -106,7 +106,7 @@ pub fn admit_update(
 
 /// Sets the container defaults of `range` on every container and init
 /// container of `pod` that lacks them, and records what was set.
-pub fn apply_defaults(range: &Value, pod: &mut Value) {
+pub(crate) fn apply_defaults(range: &Value, pod: &mut Value) {
     let mut limits = ResourceList::new();
     let mut requests = ResourceList::new();
     let mut raw: BTreeMap<(bool, String), Value> = BTreeMap::new();
@@ -316,7 +316,7 @@ fn aggregate(errors: Vec<String>) -> Result<(), String> {
 }
 
 /// Checks `pod` against the Container and Pod items of `range`.
-pub fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
+pub(crate) fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
     let mut errors = Vec::new();
     let containers = |list: &str| -> Vec<Value> {
         pod.pointer(&format!("/spec/{list}"))
@@ -362,7 +362,7 @@ pub fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
 
 /// Checks a claim's storage request against the PersistentVolumeClaim
 /// items of `range` (only requests count; claims get no defaults).
-pub fn validate_claim(range: &Value, pvc: &Value) -> Result<(), String> {
+pub(crate) fn validate_claim(range: &Value, pvc: &Value) -> Result<(), String> {
     let mut errors = Vec::new();
     let requests = q::resource_list(pvc.pointer("/spec/resources/requests"));
     let kind = "PersistentVolumeClaim";

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 /// every member is an object, a leaf an empty one. Built as JSON, it goes
 /// into `managedFields` as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct FieldSet(Map<String, Value>);
+pub(crate) struct FieldSet(Map<String, Value>);
 
 /// Fields nobody manages: identity and server-owned metadata.
 const IGNORED_TOP: &[&str] = &["apiVersion", "kind", "status"];
@@ -38,17 +38,17 @@ const IGNORED_META: &[&str] = &[
 ];
 
 impl FieldSet {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
     /// The set as `FieldsV1` JSON.
-    pub fn into_json(self) -> Value {
+    pub(crate) fn into_json(self) -> Value {
         Value::Object(self.0)
     }
 
     /// A set from `FieldsV1` JSON; anything but an object is a leaf.
-    pub fn from_json(v: &Value) -> FieldSet {
+    pub(crate) fn from_json(v: &Value) -> FieldSet {
         fn tree(v: &Value) -> Map<String, Value> {
             v.as_object()
                 .map(|m| {
@@ -67,7 +67,7 @@ impl FieldSet {
     }
 
     /// Every leaf, as a path of keys.
-    pub fn leaves(&self) -> Vec<Vec<String>> {
+    pub(crate) fn leaves(&self) -> Vec<Vec<String>> {
         let mut out = Vec::new();
         fn walk(m: &Map<String, Value>, path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
             for (k, v) in m {
@@ -83,7 +83,7 @@ impl FieldSet {
         out
     }
 
-    pub fn contains(&self, path: &[String]) -> bool {
+    pub(crate) fn contains(&self, path: &[String]) -> bool {
         fn within(m: &Map<String, Value>, path: &[String]) -> bool {
             match path.split_first() {
                 None => true,
@@ -95,7 +95,7 @@ impl FieldSet {
         within(&self.0, path)
     }
 
-    pub fn insert(&mut self, path: &[String]) {
+    pub(crate) fn insert(&mut self, path: &[String]) {
         fn add(m: &mut Map<String, Value>, path: &[String]) {
             if let Some((k, rest)) = path.split_first() {
                 let child = m
@@ -113,7 +113,7 @@ impl FieldSet {
     }
 
     /// Removes a leaf path, and parents left empty.
-    pub fn remove(&mut self, path: &[String]) {
+    pub(crate) fn remove(&mut self, path: &[String]) {
         fn drop_path(m: &mut Map<String, Value>, path: &[String]) {
             if let Some((k, rest)) = path.split_first() {
                 if rest.is_empty() {
@@ -131,7 +131,7 @@ impl FieldSet {
 }
 
 /// The field set of an object (or an applied configuration).
-pub fn fields_of(obj: &Value) -> FieldSet {
+pub(crate) fn fields_of(obj: &Value) -> FieldSet {
     let ty = obj
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -275,7 +275,7 @@ fn remove_at(obj: &mut Value, path: &[String]) {
 
 /// One `managedFields` entry.
 #[derive(Clone, Debug)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub manager: String,
     pub operation: String,
     pub api_version: String,
@@ -283,7 +283,7 @@ pub struct Entry {
     pub fields: FieldSet,
 }
 
-pub fn entries_of(obj: &Value) -> Vec<Entry> {
+pub(crate) fn entries_of(obj: &Value) -> Vec<Entry> {
     obj.pointer("/metadata/managedFields")
         .and_then(Value::as_array)
         .map(|a| {
@@ -360,7 +360,7 @@ fn upsert(entries: &mut Vec<Entry>, manager: &str, operation: &str, api_version:
 /// Records an `Update` by `manager`: it now owns every field the write
 /// changed (taken from whoever owned it), and managers of fields that are
 /// gone lose them. `old` is `None` for a create.
-pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
+pub(crate) fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
     let api_version = new
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -408,7 +408,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
 
 /// Whether two objects have the same owners of the same fields (times
 /// aside).
-pub fn same_owners(a: &Value, b: &Value) -> bool {
+pub(crate) fn same_owners(a: &Value, b: &Value) -> bool {
     let key = |v: &Value| {
         let mut e: Vec<(String, String, FieldSet)> = entries_of(v)
             .into_iter()
@@ -422,7 +422,7 @@ pub fn same_owners(a: &Value, b: &Value) -> bool {
 
 /// A conflict of an apply with another manager's field.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Conflict {
+pub(crate) struct Conflict {
     pub manager: String,
     /// `Apply` or `Update`: how the other manager wrote the field.
     pub operation: String,
@@ -434,7 +434,7 @@ pub struct Conflict {
 impl Conflict {
     /// The manager as Kubernetes names it in conflicts: `"kubectl-edit"
     /// using apps/v1` for an update, `"flux"` for an applier.
-    pub fn manager_text(&self) -> String {
+    pub(crate) fn manager_text(&self) -> String {
         if self.operation == "Update" {
             format!("{:?} using {}", self.manager, self.api_version)
         } else {
@@ -524,7 +524,7 @@ fn is_applier(e: &Entry, manager: &str) -> bool {
 /// - with `force`, conflicting fields are taken from their managers.
 ///
 /// Returns the object to store, or the conflicts.
-pub fn apply(
+pub(crate) fn apply(
     current: &Value,
     merged: Value,
     config: &Value,
@@ -605,7 +605,7 @@ pub fn apply(
 
 /// The message of a 409 for apply conflicts, as Kubernetes words it (one
 /// conflict on one line; several grouped by manager, managers sorted).
-pub fn conflict_message(conflicts: &[Conflict]) -> String {
+pub(crate) fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [one] = conflicts {
         return format!(
             "Apply failed with 1 conflict: conflict with {}: {}",
@@ -631,7 +631,7 @@ pub fn conflict_message(conflicts: &[Conflict]) -> String {
 }
 
 /// The `details.causes` of an apply conflict's `Status`.
-pub fn conflict_causes(conflicts: &[Conflict]) -> Value {
+pub(crate) fn conflict_causes(conflicts: &[Conflict]) -> Value {
     Value::Array(
         conflicts
             .iter()

@@ -16,13 +16,13 @@ struct Counter {
 
 /// The counters.
 #[derive(Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     requests: Mutex<BTreeMap<(String, String, u16), Counter>>,
 }
 
 impl Metrics {
     /// Counts one request.
-    pub fn observe(&self, verb: &str, resource: &str, code: u16, took: Duration) {
+    pub(crate) fn observe(&self, verb: &str, resource: &str, code: u16, took: Duration) {
         let mut m = self.requests.lock();
         let c = m
             .entry((verb.to_string(), resource.to_string(), code))
@@ -32,7 +32,7 @@ impl Metrics {
     }
 
     /// The text exposition.
-    pub fn render(&self, cache_revision: i64) -> String {
+    pub(crate) fn render(&self, cache_revision: i64) -> String {
         let mut out = String::new();
         let m = self.requests.lock();
         let _ = writeln!(

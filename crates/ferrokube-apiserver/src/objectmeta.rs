@@ -14,14 +14,14 @@ const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 const MAX_GENERATED_BASE: usize = 58;
 
 /// Now, as Kubernetes writes timestamps: RFC 3339 in UTC, whole seconds.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
 
 /// `generateName` + 5 random characters, the base cut to fit.
-pub fn generate_name(base: &str) -> String {
+pub(crate) fn generate_name(base: &str) -> String {
     let cut = if base.len() > MAX_GENERATED_BASE {
         let mut end = MAX_GENERATED_BASE;
         while !base.is_char_boundary(end) {
@@ -42,7 +42,7 @@ pub fn generate_name(base: &str) -> String {
 
 /// The object's `metadata` map, created if missing. `None` if the object is
 /// not a JSON object or its metadata is not one.
-pub fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
+pub(crate) fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
     let map = obj.as_object_mut()?;
     map.entry("metadata")
         .or_insert_with(|| Value::Object(Map::new()))
@@ -50,12 +50,12 @@ pub fn metadata_mut(obj: &mut Value) -> Option<&mut Map<String, Value>> {
 }
 
 /// A string field of the metadata.
-pub fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
+pub(crate) fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
     obj.get("metadata")?.get(field)?.as_str()
 }
 
 /// The labels of a `metadata` object (non-string values ignored).
-pub fn labels_of(meta: Option<&Value>) -> std::collections::BTreeMap<String, String> {
+pub(crate) fn labels_of(meta: Option<&Value>) -> std::collections::BTreeMap<String, String> {
     meta.and_then(|m| m.get("labels"))
         .and_then(Value::as_object)
         .map(|m| {
@@ -70,7 +70,7 @@ pub fn labels_of(meta: Option<&Value>) -> std::collections::BTreeMap<String, Str
 /// and clears what a client may not set (resourceVersion,
 /// deletionTimestamp, deletionGracePeriodSeconds). The name must already be
 /// settled (see [`generate_name`]).
-pub fn fill_on_create(obj: &mut Value) {
+pub(crate) fn fill_on_create(obj: &mut Value) {
     let Some(meta) = metadata_mut(obj) else {
         return;
     };
@@ -86,7 +86,7 @@ pub fn fill_on_create(obj: &mut Value) {
 }
 
 /// Carries the server-owned metadata of `old` onto an update `new`.
-pub fn carry_on_update(old: &Value, new: &mut Value) {
+pub(crate) fn carry_on_update(old: &Value, new: &mut Value) {
     let old_meta = old.get("metadata").and_then(Value::as_object);
     let Some(meta) = metadata_mut(new) else {
         return;
@@ -115,17 +115,8 @@ pub fn carry_on_update(old: &Value, new: &mut Value) {
     meta.remove("selfLink");
 }
 
-/// Strips what is never stored: `resourceVersion` (the revision) and
-/// `selfLink`.
-pub fn strip_for_storage(obj: &mut Value) {
-    if let Some(meta) = metadata_mut(obj) {
-        meta.remove("resourceVersion");
-        meta.remove("selfLink");
-    }
-}
-
 /// Sets `metadata.resourceVersion`.
-pub fn set_resource_version(obj: &mut Value, revision: i64) {
+pub(crate) fn set_resource_version(obj: &mut Value, revision: i64) {
     if let Some(meta) = metadata_mut(obj) {
         meta.insert(
             "resourceVersion".into(),

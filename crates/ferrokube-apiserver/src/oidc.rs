@@ -13,20 +13,20 @@ use serde_json::Value;
 use crate::satoken::TokenKeys;
 
 /// The provider configuration's path.
-pub const CONFIG_PATH: &str = "/.well-known/openid-configuration";
+pub(crate) const CONFIG_PATH: &str = "/.well-known/openid-configuration";
 
 /// The key set's path.
-pub const JWKS_PATH: &str = "/openid/v1/jwks";
+pub(crate) const JWKS_PATH: &str = "/openid/v1/jwks";
 
 /// The key set's media type.
-pub const JWKS_CONTENT_TYPE: &str = "application/jwk-set+json";
+pub(crate) const JWKS_CONTENT_TYPE: &str = "application/jwk-set+json";
 
 /// `Cache-Control` of both documents (the keys are static: an hour).
-pub const CACHE_CONTROL: &str = "public, max-age=3600";
+pub(crate) const CACHE_CONTROL: &str = "public, max-age=3600";
 
 /// The two documents, rendered.
 #[derive(Clone, Debug)]
-pub struct IssuerDiscovery {
+pub(crate) struct IssuerDiscovery {
     pub config: Bytes,
     pub jwks: Bytes,
 }
@@ -34,7 +34,7 @@ pub struct IssuerDiscovery {
 impl IssuerDiscovery {
     /// The documents for `keys`, the key set served at `server_url`
     /// (`https://host:port`).
-    pub fn new(keys: &TokenKeys, server_url: &str) -> IssuerDiscovery {
+    pub(crate) fn new(keys: &TokenKeys, server_url: &str) -> IssuerDiscovery {
         let jwks_uri = format!("{}{JWKS_PATH}", server_url.trim_end_matches('/'));
         // In the member order of Kubernetes' document.
         let config = format!(

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 /// How a list's resourceVersion is to be matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RvMatch {
+pub(crate) enum RvMatch {
     /// Unset.
     Unset,
     NotOlderThan,
@@ -17,45 +17,47 @@ pub enum RvMatch {
 
 /// The options of a list or watch (`metav1.ListOptions`).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListOptions {
-    pub label_selector: String,
-    pub field_selector: String,
-    pub watch: bool,
-    pub allow_watch_bookmarks: bool,
+pub(crate) struct ListOptions {
+    pub(crate) label_selector: String,
+    pub(crate) field_selector: String,
+    pub(crate) watch: bool,
+    pub(crate) allow_watch_bookmarks: bool,
     /// `None`: unset ("most recent", a consistent read).
-    pub resource_version: Option<String>,
-    pub resource_version_match: RvMatch,
-    pub timeout_seconds: Option<u64>,
-    pub limit: usize,
-    pub continue_token: Option<String>,
-    pub send_initial_events: Option<bool>,
+    pub(crate) resource_version: Option<String>,
+    pub(crate) resource_version_match: RvMatch,
+    pub(crate) timeout_seconds: Option<u64>,
+    pub(crate) limit: usize,
+    pub(crate) continue_token: Option<String>,
+    pub(crate) send_initial_events: Option<bool>,
 }
 
 /// Options of create, update and patch.
 #[derive(Clone, Debug, Default)]
 pub struct WriteOptions {
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
+    /// The `fieldManager` query parameter, when the client gave one (server-side
+    /// apply requires it).
     pub field_manager: Option<String>,
     /// `Strict`, `Warn` or `Ignore` (default `Warn`, as Kubernetes; kubectl
     /// sends `Strict`).
-    pub field_validation: FieldValidation,
+    pub(crate) field_validation: FieldValidation,
     /// Server-side apply: take ownership of conflicting fields.
-    pub force: bool,
+    pub(crate) force: bool,
     /// Warnings for the client (`Warning` headers), gathered while the
     /// request is served.
-    pub warnings: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
+    pub(crate) warnings: std::sync::Arc<parking_lot::Mutex<Vec<String>>>,
     /// Who is writing, for managedFields: `fieldManager`, else the client's
     /// User-Agent up to its first `/`.
     pub manager: String,
     /// For server-side apply: the applied configuration.
-    pub apply_config: Option<std::sync::Arc<serde_json::Value>>,
+    pub(crate) apply_config: Option<std::sync::Arc<serde_json::Value>>,
     /// Who writes, when the handler knows (CertificateSigningRequests
     /// record their requester).
-    pub user: Option<crate::authn::UserInfo>,
+    pub(crate) user: Option<crate::authn::UserInfo>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FieldValidation {
+pub(crate) enum FieldValidation {
     Ignore,
     #[default]
     Warn,
@@ -64,38 +66,28 @@ pub enum FieldValidation {
 
 /// `propagationPolicy` of a delete.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Propagation {
+pub(crate) enum Propagation {
     Orphan,
     Background,
     Foreground,
 }
 
-impl Propagation {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Propagation::Orphan => "Orphan",
-            Propagation::Background => "Background",
-            Propagation::Foreground => "Foreground",
-        }
-    }
-}
-
 /// Options of a delete (from the query and/or a `DeleteOptions` body).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeleteOptions {
-    pub dry_run: bool,
-    pub grace_period_seconds: Option<i64>,
-    pub propagation: Option<Propagation>,
-    pub precondition_uid: Option<String>,
-    pub precondition_resource_version: Option<String>,
+    pub(crate) dry_run: bool,
+    pub(crate) grace_period_seconds: Option<i64>,
+    pub(crate) propagation: Option<Propagation>,
+    pub(crate) precondition_uid: Option<String>,
+    pub(crate) precondition_resource_version: Option<String>,
 }
 
 /// The decoded query string: parameter → values, in order.
 #[derive(Clone, Debug, Default)]
-pub struct Query(HashMap<String, Vec<String>>);
+pub(crate) struct Query(HashMap<String, Vec<String>>);
 
 impl Query {
-    pub fn parse(raw: Option<&str>) -> Self {
+    pub(crate) fn parse(raw: Option<&str>) -> Self {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
         for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
             map.entry(k.into_owned()).or_default().push(v.into_owned());
@@ -104,12 +96,12 @@ impl Query {
     }
 
     /// The first value of a parameter.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).and_then(|v| v.first()).map(String::as_str)
     }
 
     /// All values of a parameter.
-    pub fn all(&self, name: &str) -> &[String] {
+    pub(crate) fn all(&self, name: &str) -> &[String] {
         self.0.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
@@ -135,7 +127,7 @@ impl Query {
         }
     }
 
-    pub fn list_options(&self) -> Result<ListOptions, String> {
+    pub(crate) fn list_options(&self) -> Result<ListOptions, String> {
         let resource_version_match = match self.get("resourceVersionMatch") {
             None | Some("") => RvMatch::Unset,
             Some("NotOlderThan") => RvMatch::NotOlderThan,
@@ -195,7 +187,7 @@ impl Query {
         Ok(opts)
     }
 
-    pub fn write_options(&self) -> Result<WriteOptions, String> {
+    pub(crate) fn write_options(&self) -> Result<WriteOptions, String> {
         let dry_run = self.dry_run()?;
         let field_validation = match self.get("fieldValidation") {
             None | Some("") | Some("Warn") => FieldValidation::Warn,
@@ -231,7 +223,7 @@ impl Query {
     }
 
     /// `dryRun` may only be `All`.
-    pub fn dry_run(&self) -> Result<bool, String> {
+    pub(crate) fn dry_run(&self) -> Result<bool, String> {
         match self.all("dryRun") {
             [] => Ok(false),
             values if values.iter().all(|v| v == "All") => Ok(true),
@@ -246,7 +238,7 @@ impl Query {
         }
     }
 
-    pub fn delete_options(&self) -> Result<DeleteOptions, String> {
+    pub(crate) fn delete_options(&self) -> Result<DeleteOptions, String> {
         Ok(DeleteOptions {
             dry_run: self.dry_run()?,
             grace_period_seconds: self.int("gracePeriodSeconds")?,
@@ -261,7 +253,7 @@ impl Query {
 }
 
 /// Reads a `propagationPolicy` value.
-pub fn parse_propagation(p: &str) -> Result<Propagation, String> {
+pub(crate) fn parse_propagation(p: &str) -> Result<Propagation, String> {
     match p {
         "Orphan" => Ok(Propagation::Orphan),
         "Background" => Ok(Propagation::Background),
@@ -273,7 +265,7 @@ pub fn parse_propagation(p: &str) -> Result<Propagation, String> {
 }
 
 /// A resourceVersion as the store's revision.
-pub fn parse_resource_version(rv: &str) -> Result<i64, String> {
+pub(crate) fn parse_resource_version(rv: &str) -> Result<i64, String> {
     match rv.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(n),
         _ => Err(format!("invalid resource version: {rv:?}")),

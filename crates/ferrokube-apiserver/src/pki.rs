@@ -24,7 +24,7 @@ use rcgen::{
 use time::{Duration, OffsetDateTime};
 
 /// Leaf certificates are issued again when fewer days than this remain.
-pub const RENEW_BEFORE_DAYS: i64 = 90;
+pub(crate) const RENEW_BEFORE_DAYS: i64 = 90;
 
 /// How long leaf certificates are issued for.
 const LEAF_DAYS: i64 = 365;
@@ -32,22 +32,24 @@ const LEAF_DAYS: i64 = 365;
 /// The cluster's credentials, as PEM and tokens.
 #[derive(Clone)]
 pub struct Pki {
-    pub ca_cert_pem: String,
-    pub serving_cert_pem: String,
-    pub serving_key_pem: String,
-    pub admin_cert_pem: String,
-    pub admin_key_pem: String,
+    pub(crate) ca_cert_pem: String,
+    pub(crate) serving_cert_pem: String,
+    pub(crate) serving_key_pem: String,
+    pub(crate) admin_cert_pem: String,
+    pub(crate) admin_key_pem: String,
     /// The API server's client certificate toward kubelets (logs, exec,
     /// attach, port-forward).
-    pub kubelet_client_cert_pem: String,
-    pub kubelet_client_key_pem: String,
+    pub(crate) kubelet_client_cert_pem: String,
+    pub(crate) kubelet_client_key_pem: String,
     /// The controller manager's client certificate
     /// (`system:kube-controller-manager`), for `ferrokube controller-manager`
     /// run as a process of its own.
-    pub controller_manager_cert_pem: String,
-    pub controller_manager_key_pem: String,
+    pub(crate) controller_manager_cert_pem: String,
+    pub(crate) controller_manager_key_pem: String,
+    /// A bearer token for `system:admin` (group `system:masters`), read
+    /// from `DATA_DIR/tls/admin.token` (made at the first start).
     pub admin_token: String,
-    pub join_token: String,
+    pub(crate) join_token: String,
 }
 
 pub(crate) fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
@@ -64,7 +66,7 @@ fn random_token() -> String {
 }
 
 /// Days left before the PEM certificate expires (negative: expired).
-pub fn days_left(pem: &str) -> Option<i64> {
+pub(crate) fn days_left(pem: &str) -> Option<i64> {
     let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).ok()?;
     let cert = der.parse_x509().ok()?;
     let not_after = cert.validity().not_after.timestamp();
@@ -104,7 +106,7 @@ fn leaf_params(
 }
 
 /// The names the serving certificate is valid for.
-pub fn serving_names(node_name: &str, service_ip: Option<IpAddr>) -> Vec<String> {
+pub(crate) fn serving_names(node_name: &str, service_ip: Option<IpAddr>) -> Vec<String> {
     let mut names: Vec<String> = vec![
         "localhost".into(),
         "kubernetes".into(),
@@ -129,10 +131,20 @@ pub fn serving_names(node_name: &str, service_ip: Option<IpAddr>) -> Vec<String>
 }
 
 /// The host's interface addresses, link-local ones left out.
-pub fn host_addresses() -> Vec<IpAddr> {
+#[expect(
+    unsafe_code,
+    reason = "getifaddrs(3) is the only way to list the interfaces' addresses; std has none"
+)]
+pub(crate) fn host_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a linked list we only read, then free once.
+    // SAFETY: on success getifaddrs sets `ifap` to a list it allocated, which
+    // stays valid until the one freeifaddrs below; the loop only reads it,
+    // following `ifa_next` until null. `ifa_addr` may be null (checked) and
+    // otherwise points to a sockaddr whose `sa_family` says which struct it
+    // is (sockaddr_in for AF_INET, sockaddr_in6 for AF_INET6), so each cast
+    // reads a struct of the right type. Nothing read is kept past the free
+    // (the addresses are copied out).
     unsafe {
         if libc::getifaddrs(&mut ifap) != 0 {
             return out;
@@ -195,7 +207,7 @@ fn client_cert(
 impl Pki {
     /// Loads the credentials under `data_dir/tls`, making what is missing or
     /// close to expiry.
-    pub fn ensure(data_dir: &Path, serving_sans: Vec<String>) -> anyhow::Result<Pki> {
+    pub(crate) fn ensure(data_dir: &Path, serving_sans: Vec<String>) -> anyhow::Result<Pki> {
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
@@ -304,7 +316,7 @@ impl Pki {
     /// Whether the serving or the admin certificate has
     /// [`RENEW_BEFORE_DAYS`] or fewer left (or cannot be read), so that
     /// [`Pki::ensure`] should run again.
-    pub fn renewal_due(&self) -> bool {
+    pub(crate) fn renewal_due(&self) -> bool {
         [
             &self.serving_cert_pem,
             &self.admin_cert_pem,
@@ -315,7 +327,7 @@ impl Pki {
     }
 
     /// The admin kubeconfig for a server at `server_url`.
-    pub fn kubeconfig(&self, server_url: &str) -> String {
+    pub(crate) fn kubeconfig(&self, server_url: &str) -> String {
         self.kubeconfig_as(
             server_url,
             "admin",
@@ -326,7 +338,7 @@ impl Pki {
 
     /// A kubeconfig for a server at `server_url` with the client
     /// certificate `cert_pem` (key `key_pem`), its user called `user`.
-    pub fn kubeconfig_as(
+    pub(crate) fn kubeconfig_as(
         &self,
         server_url: &str,
         user: &str,
@@ -362,7 +374,7 @@ users:
     }
 
     /// Writes the controller manager's kubeconfig (0600) to `path`.
-    pub fn write_controller_manager_kubeconfig(
+    pub(crate) fn write_controller_manager_kubeconfig(
         &self,
         path: &Path,
         server_url: &str,
@@ -379,7 +391,7 @@ users:
     }
 
     /// Writes the kubeconfig (0600) to `path`.
-    pub fn write_kubeconfig(&self, path: &Path, server_url: &str) -> anyhow::Result<()> {
+    pub(crate) fn write_kubeconfig(&self, path: &Path, server_url: &str) -> anyhow::Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

@@ -39,7 +39,7 @@ const EPHEMERAL_ALLOWED: &[&str] = &[
 
 /// Whether `name` is a sysctl name Kubernetes accepts: segments of lower-case
 /// alphanumerics with inner `-` or `_`, joined by `.` or `/`.
-pub fn is_valid_sysctl_name(name: &str) -> bool {
+pub(crate) fn is_valid_sysctl_name(name: &str) -> bool {
     if name.is_empty() || name.len() > SYSCTL_MAX_LENGTH {
         return false;
     }
@@ -227,7 +227,7 @@ fn ephemeral_errors(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
 }
 
 /// The rules above for one pod spec at `path` (`spec`, `spec.template.spec`).
-pub fn validate_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn validate_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
     for key in ["initContainers", "containers"] {
         for (i, c) in spec
             .get(key)
@@ -245,7 +245,7 @@ pub fn validate_spec(spec: &Value, path: &str, errs: &mut Vec<FieldError>) {
 
 /// A new pod: Kubernetes adds ephemeral containers only through the
 /// `ephemeralcontainers` subresource.
-pub fn validate_create(pod: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_create(pod: &Value) -> Vec<FieldError> {
     match pod
         .pointer("/spec/ephemeralContainers")
         .and_then(Value::as_array)
@@ -261,7 +261,7 @@ pub fn validate_create(pod: &Value) -> Vec<FieldError> {
 /// An update through `pods/{name}/ephemeralcontainers`: existing ephemeral
 /// containers stay as they were (the new list itself is checked with the rest
 /// of the spec).
-pub fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if old
         .pointer("/metadata/annotations/kubernetes.io~1config.mirror")
@@ -302,7 +302,7 @@ pub fn validate_ephemeral_update(old: &Value, new: &Value) -> Vec<FieldError> {
 /// What an update through `pods/{name}/ephemeralcontainers` writes: the pod
 /// as it was, with the request's ephemeral containers (defaulted as
 /// Kubernetes defaults a container).
-pub fn take_ephemeral_containers(old: &Value, new: &Value) -> Value {
+pub(crate) fn take_ephemeral_containers(old: &Value, new: &Value) -> Value {
     let mut out = old.clone();
     let mut list = new
         .pointer("/spec/ephemeralContainers")

@@ -23,7 +23,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 /// The media type of Kubernetes protobuf.
-pub const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
+pub(crate) const CONTENT_TYPE: &str = "application/vnd.kubernetes.protobuf";
 
 const MAGIC: &[u8] = b"k8s\0";
 
@@ -558,7 +558,7 @@ pub(crate) fn message_path(api_version: &str, kind: &str) -> String {
 }
 
 /// Decodes a protobuf request body into the object's JSON.
-pub fn decode(body: &[u8]) -> Result<Value, String> {
+pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
     let rest = body
         .strip_prefix(MAGIC)
         .ok_or("the protobuf body does not start with the Kubernetes magic number")?;

@@ -207,7 +207,7 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
 }
 
 /// Serves `info`'s proxy request (pods, services or nodes).
-pub async fn serve(
+pub(crate) async fn serve(
     rest: &Rest,
     kubelet: &KubeletClient,
     info: &RequestInfo,

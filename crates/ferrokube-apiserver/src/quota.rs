@@ -40,7 +40,7 @@ const ATTEMPTS: usize = 32;
 const MANAGER: &str = "kube-apiserver";
 
 /// One write as quota sees it.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     pub group: &'a str,
     pub resource: &'a str,
     /// The object as it would be stored.
@@ -52,7 +52,7 @@ pub struct Request<'a> {
 }
 
 /// A quota's new `status.used`, by index in the quotas checked.
-pub type Charges = Vec<(usize, ResourceList)>;
+pub(crate) type Charges = Vec<(usize, ResourceList)>;
 
 fn quota_name(quota: &Value) -> &str {
     quota
@@ -63,7 +63,7 @@ fn quota_name(quota: &Value) -> &str {
 
 /// Kubernetes' `CheckRequest`: which of `quotas` the request is charged
 /// to and their usage after it, or the refusal's message.
-pub fn check(quotas: &[Value], req: &Request) -> Result<Charges, String> {
+pub(crate) fn check(quotas: &[Value], req: &Request) -> Result<Charges, String> {
     let (group, resource) = (req.group, req.resource);
     let mut interesting = Vec::new();
     for (i, quota) in quotas.iter().enumerate() {
@@ -163,12 +163,12 @@ fn cached_quotas(rest: &Rest, quota_def: &ResourceDef, namespace: &str) -> Vec<V
 
 /// The future of [`admit`], boxed: charging a quota is itself an update
 /// that passes through admission.
-pub type Admission<'a> =
+pub(crate) type Admission<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = ApiResult<()>> + Send + 'a>>;
 
 /// Admits a write of `obj` (named `name`, in `namespace`; `old` on update)
 /// against the namespace's quotas, charging them unless `dry_run`.
-pub fn admit<'a>(
+pub(crate) fn admit<'a>(
     rest: &'a Rest,
     def: &'a ResourceDef,
     namespace: &'a str,
@@ -533,7 +533,7 @@ fn shown_scopes(scopes: &[String]) -> String {
 }
 
 /// A quota's scopes may not change (as sets).
-pub fn validate_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let (a, b) = (scopes_of(old), scopes_of(new));
     let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<_>>();
     if set(&a) == set(&b) {
@@ -549,7 +549,7 @@ pub fn validate_update(old: &Value, new: &Value) -> Vec<FieldError> {
 /// Kubernetes' ResourceQuota validation: the hard limits' (and status')
 /// names and amounts, and scopes that are known, apply to every limited
 /// resource and do not contradict each other.
-pub fn validate(quota: &Value) -> Vec<FieldError> {
+pub(crate) fn validate(quota: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
     validate_resources(quota.pointer("/spec/hard"), "spec.hard", &mut errors);
     let scopes = scopes_of(quota);

@@ -7,7 +7,7 @@
 /// A parsed API request. Non-resource requests (`/healthz`, `/version`,
 /// discovery such as `/apis/apps`) have `resource` empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestInfo {
+pub(crate) struct RequestInfo {
     pub is_resource_request: bool,
     /// `api` (the core group) or `apis`.
     pub api_prefix: String,
@@ -26,7 +26,7 @@ pub struct RequestInfo {
 /// Reads `method`, `path` and the decoded `watch` query flag into a
 /// [`RequestInfo`]. Never fails: what is not a resource path is a
 /// non-resource request with the lower-cased method as its verb.
-pub fn parse(method: &str, path: &str, watch_query: bool) -> RequestInfo {
+pub(crate) fn parse(method: &str, path: &str, watch_query: bool) -> RequestInfo {
     let method = method.to_ascii_uppercase();
     let non_resource = || RequestInfo {
         verb: method.to_ascii_lowercase(),

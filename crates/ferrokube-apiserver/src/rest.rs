@@ -34,10 +34,11 @@ const CACHE_WAIT: Duration = Duration::from_secs(3);
 /// Attempts of a read-modify-write before giving up on conflicts.
 const UPDATE_ATTEMPTS: usize = 8;
 
+/// A result whose error is the Kubernetes `Status` the client gets.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 /// Maps a store error to the API's.
-pub fn store_error(def: &ResourceDef, name: &str, e: StoreError) -> ApiError {
+pub(crate) fn store_error(def: &ResourceDef, name: &str, e: StoreError) -> ApiError {
     match e {
         StoreError::NotFound { .. } => ApiError::not_found(def.group, def.plural, name),
         StoreError::AlreadyExists { .. } => ApiError::already_exists(def.group, def.plural, name),
@@ -71,7 +72,7 @@ impl WithMessage for ApiError {
     }
 }
 
-pub fn cache_error(e: CacheError) -> ApiError {
+pub(crate) fn cache_error(e: CacheError) -> ApiError {
     match e {
         CacheError::TooOld { requested, oldest } => {
             ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
@@ -85,13 +86,13 @@ pub fn cache_error(e: CacheError) -> ApiError {
 }
 
 /// The selectors of a list or watch.
-pub struct Filter {
-    pub labels: Selector,
-    pub fields: FieldSelector,
+pub(crate) struct Filter {
+    pub(crate) labels: Selector,
+    pub(crate) fields: FieldSelector,
 }
 
 impl Filter {
-    pub fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
+    pub(crate) fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
         let labels = Selector::parse(&opts.label_selector)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         // Parsed, checked against the kind's selectable fields, and old
@@ -110,7 +111,7 @@ impl Filter {
         Ok(Filter { labels, fields })
     }
 
-    pub fn matches(&self, o: &CachedObject) -> bool {
+    pub(crate) fn matches(&self, o: &CachedObject) -> bool {
         self.labels.matches(&o.labels) && (self.fields.is_empty() || self.fields.matches(&o.fields))
     }
 
@@ -126,32 +127,61 @@ impl Filter {
 }
 
 /// One page (or all) of a list.
-pub struct ListResult {
-    pub items: Vec<Bytes>,
-    pub revision: Revision,
-    pub continue_token: Option<String>,
-    pub remaining: Option<i64>,
+pub(crate) struct ListResult {
+    pub(crate) items: Vec<Bytes>,
+    pub(crate) revision: Revision,
+    pub(crate) continue_token: Option<String>,
+    pub(crate) remaining: Option<i64>,
 }
 
 /// The REST storage over all resources.
 pub struct Rest {
+    /// The resources served, and how each is stored.
     pub registry: Registry,
-    pub store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
+    /// The watch cache every list, get and watch of a cached resource is
+    /// served from.
     pub cache: Arc<WatchCache>,
-    pub allocator: Allocator,
+    pub(crate) allocator: Allocator,
     /// The lease Events are written with, and until when it is handed out.
-    pub event_lease: tokio::sync::Mutex<Option<(ferrokube_store::LeaseId, std::time::Instant)>>,
+    pub(crate) event_lease:
+        tokio::sync::Mutex<Option<(ferrokube_store::LeaseId, std::time::Instant)>>,
     /// How long Events live, in seconds.
-    pub event_ttl_seconds: i64,
+    pub(crate) event_ttl_seconds: i64,
     /// Escalation prevention for writes of RBAC roles and bindings (none:
     /// not checked).
-    pub escalation: Option<crate::authz::escalation::Escalation>,
+    pub(crate) escalation: Option<crate::authz::escalation::Escalation>,
     /// The Pod Security admission's defaults and exemptions.
-    pub pod_security: crate::podsecurity::Config,
+    pub(crate) pod_security: crate::podsecurity::Config,
 }
 
 /// How long Events live by default (Kubernetes' `--event-ttl`).
-pub const EVENT_TTL_SECONDS: i64 = 3600;
+pub(crate) const EVENT_TTL_SECONDS: i64 = 3600;
+
+impl Rest {
+    /// The REST storage over `store`, its reads served by `cache`, Service
+    /// addresses and ports from `allocator`, Events living
+    /// `event_ttl_seconds`; RBAC escalation not checked, Pod Security with
+    /// its defaults (Kubernetes' `privileged` everywhere).
+    pub fn new(
+        registry: Registry,
+        store: Arc<dyn Store>,
+        cache: Arc<WatchCache>,
+        allocator: Allocator,
+        event_ttl_seconds: i64,
+    ) -> Rest {
+        Rest {
+            registry,
+            store,
+            cache,
+            allocator,
+            event_lease: Default::default(),
+            event_ttl_seconds,
+            escalation: None,
+            pod_security: Default::default(),
+        }
+    }
+}
 
 fn is_event(def: &ResourceDef) -> bool {
     def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io")
@@ -336,7 +366,11 @@ fn apply_conflict(
 
 /// A patch that cannot be applied: 400 if it is malformed, 422 if it does
 /// not fit the object, as Kubernetes answers.
-pub fn patch_error(def: &ResourceDef, name: &str, e: ferrokube_api::patch::PatchError) -> ApiError {
+pub(crate) fn patch_error(
+    def: &ResourceDef,
+    name: &str,
+    e: ferrokube_api::patch::PatchError,
+) -> ApiError {
     if e.code() == 400 {
         ApiError::bad_request(e.message().to_string())
     } else {
@@ -409,11 +443,11 @@ fn tidy_metadata(mut value: Value) -> Value {
 }
 
 /// An object read from a request body.
-pub struct BodyObject {
-    pub value: Value,
+pub(crate) struct BodyObject {
+    pub(crate) value: Value,
     /// Decoded through its kind's type, which knew every field: the typed
     /// check has nothing left to find.
-    pub typed: bool,
+    pub(crate) typed: bool,
 }
 
 /// `obj`, a request's object, with the resource's kind, apiVersion and
@@ -672,7 +706,7 @@ impl Rest {
     }
 
     /// The object as stored now, with its store key/value.
-    pub async fn get_kv(
+    pub(crate) async fn get_kv(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -694,6 +728,8 @@ impl Rest {
             .ok_or_else(|| ApiError::not_found(def.group, def.plural, name))
     }
 
+    /// The object `name` of `def` in namespace `ns` (empty for a cluster-scoped
+    /// kind), read from the store; 404 when there is none.
     pub async fn get(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<Value> {
         Ok(self.get_kv(def, ns, name).await?.0)
     }
@@ -743,7 +779,12 @@ impl Rest {
 
     /// Reads a request body into an object of the resource's kind, filling in
     /// kind, apiVersion and namespace, or says clearly what is wrong.
-    pub fn object_from_body(&self, def: &ResourceDef, ns: &str, body: &[u8]) -> ApiResult<Value> {
+    pub(crate) fn object_from_body(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        body: &[u8],
+    ) -> ApiResult<Value> {
         let obj = serde_json::from_slice::<Value>(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request could not be decoded as JSON: {e}"
@@ -755,7 +796,7 @@ impl Rest {
     /// [`Rest::object_from_body`] for a create: a body whose every field
     /// its kind's type knows is decoded straight into the type, so
     /// [`Rest::create_encoded`] has no typed check left to make.
-    pub fn new_object_from_body(
+    pub(crate) fn new_object_from_body(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -793,7 +834,7 @@ impl Rest {
     /// POST, also giving the created object's JSON when it was stored (a
     /// dry run gives none), made from the stored bytes rather than encoded
     /// again.
-    pub async fn create_encoded(
+    pub(crate) async fn create_encoded(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -1303,7 +1344,7 @@ impl Rest {
     }
 
     /// Reads a `DeleteOptions` body (if any) over the query's options.
-    pub fn delete_options(mut opts: DeleteOptions, body: &[u8]) -> ApiResult<DeleteOptions> {
+    pub(crate) fn delete_options(mut opts: DeleteOptions, body: &[u8]) -> ApiResult<DeleteOptions> {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Ok(opts);
         }
@@ -1338,7 +1379,7 @@ impl Rest {
     }
 
     /// LIST.
-    pub async fn list(
+    pub(crate) async fn list(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -1469,7 +1510,7 @@ impl Rest {
     }
 
     /// DELETE of a collection: every object the selectors match.
-    pub async fn delete_collection(
+    pub(crate) async fn delete_collection(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -1493,7 +1534,7 @@ impl Rest {
     }
 
     /// The `autoscaling/v1` Scale of an object with replicas.
-    pub fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
+    pub(crate) fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
         let selector = match obj.pointer("/spec/selector") {
             Some(sel)
                 if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
@@ -1532,7 +1573,7 @@ impl Rest {
     }
 
     /// Writes the replicas of a Scale (PUT or PATCH of `/scale`).
-    pub async fn update_scale(
+    pub(crate) async fn update_scale(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -1688,7 +1729,7 @@ impl Rest {
 
     /// Makes sure the `kubernetes` Service exists in `default`, on the
     /// service network's first address.
-    pub async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
+    pub(crate) async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
         let def = self
             .registry
             .get("", "v1", "services")

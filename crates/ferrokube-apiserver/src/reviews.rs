@@ -24,7 +24,7 @@ const AUTHZ_GROUP: &str = "authorization.k8s.io";
 
 /// One of the review resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Review {
+pub(crate) enum Review {
     SubjectAccess,
     LocalSubjectAccess,
     SelfSubjectAccess,
@@ -34,7 +34,7 @@ pub enum Review {
 
 impl Review {
     /// The review served as `plural` in `group`, if it is one.
-    pub fn of(group: &str, plural: &str) -> Option<Review> {
+    pub(crate) fn of(group: &str, plural: &str) -> Option<Review> {
         Some(match (group, plural) {
             (AUTHZ_GROUP, "subjectaccessreviews") => Review::SubjectAccess,
             (AUTHZ_GROUP, "localsubjectaccessreviews") => Review::LocalSubjectAccess,
@@ -64,14 +64,14 @@ impl Review {
 }
 
 /// What the reviews ask.
-pub struct Reviewers<'a> {
+pub(crate) struct Reviewers<'a> {
     pub authorizer: &'a dyn Authorizer,
     pub tokens: &'a TokenAuthenticator,
 }
 
 /// Answers the review `body` (JSON) posted by `user` in `namespace` (the
 /// URL's; empty for the cluster-scoped ones): the review with its status.
-pub fn create(
+pub(crate) fn create(
     review: Review,
     with: &Reviewers<'_>,
     user: &UserInfo,
@@ -287,7 +287,7 @@ fn user_of_spec(spec: &Value) -> UserInfo {
 }
 
 /// The attributes a review's spec describes, for `user`.
-pub fn attributes_of_spec(spec: &Value, user: UserInfo) -> Attributes {
+pub(crate) fn attributes_of_spec(spec: &Value, user: UserInfo) -> Attributes {
     match spec.get("resourceAttributes").filter(|v| !v.is_null()) {
         Some(r) => {
             let version = str_at(r, "/version");
@@ -347,15 +347,11 @@ fn access_review(
         user_of_spec(spec)
     };
     let decision = authorizer.authorize(&attributes_of_spec(spec, user));
-    let (allowed, denied, reason) = match decision {
-        Decision::Allow(r) => (true, false, r),
-        Decision::Deny(r) => (false, true, r),
-        Decision::NoOpinion(r) => (false, false, r),
+    let (allowed, reason) = match decision {
+        Decision::Allow(r) => (true, r),
+        Decision::NoOpinion(r) => (false, r),
     };
     let mut status = json!({ "allowed": allowed });
-    if denied {
-        status["denied"] = json!(true);
-    }
     if !reason.is_empty() {
         status["reason"] = json!(reason);
     }
@@ -411,7 +407,7 @@ fn rules_review(
 }
 
 /// A user as `authentication.k8s.io/v1` UserInfo (empty fields left out).
-pub fn user_info(user: &UserInfo) -> Value {
+pub(crate) fn user_info(user: &UserInfo) -> Value {
     let mut m = Map::new();
     if !user.name.is_empty() {
         m.insert("username".into(), json!(user.name));
@@ -469,8 +465,6 @@ mod tests {
         fn authorize(&self, a: &Attributes) -> Decision {
             if a.user.name == "jane" && a.verb == "list" && a.namespace == "a" {
                 Decision::Allow("jane may".into())
-            } else if a.user.groups.iter().any(|g| g == "banned") {
-                Decision::Deny("banned".into())
             } else {
                 Decision::NoOpinion(String::new())
             }
@@ -523,12 +517,6 @@ mod tests {
         assert_eq!(out["spec"]["resourceAttributes"]["namespace"], "a");
         let out = ask(Review::SelfSubjectAccess, &jane(), "", body("b")).unwrap();
         assert_eq!(out["status"], json!({"allowed": false}));
-        let banned = UserInfo::authenticated("bob", ["banned"]);
-        let out = ask(Review::SelfSubjectAccess, &banned, "", body("a")).unwrap();
-        assert_eq!(
-            out["status"],
-            json!({"allowed": false, "denied": true, "reason": "banned"})
-        );
     }
 
     #[test]

@@ -33,16 +33,16 @@ use crate::authn::UserInfo;
 use crate::rest::{ApiResult, Rest};
 
 /// The issuer (`iss`) of our tokens, and the API's default audience.
-pub const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+pub(crate) const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
 
 /// How long a token lives when the request does not say.
-pub const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
+pub(crate) const DEFAULT_EXPIRATION_SECONDS: i64 = 3600;
 
 /// The shortest lifetime a TokenRequest may ask for.
-pub const MIN_EXPIRATION_SECONDS: i64 = 600;
+pub(crate) const MIN_EXPIRATION_SECONDS: i64 = 600;
 
 /// The longest (2^32 s, as Kubernetes).
-pub const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
+pub(crate) const MAX_EXPIRATION_SECONDS: i64 = 1 << 32;
 
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY_SECONDS: i64 = 60;
@@ -54,7 +54,7 @@ const DELETION_GRACE_SECONDS: i64 = 60;
 const KEY_FILE: &str = "service-account.key";
 
 /// The signing key and what our tokens say about their issuer.
-pub struct TokenKeys {
+pub(crate) struct TokenKeys {
     key: EcdsaKeyPair,
     rng: SystemRandom,
     key_id: String,
@@ -97,7 +97,7 @@ fn pem_decode(label: &str, pem: &str) -> Option<Vec<u8>> {
 
 impl TokenKeys {
     /// The key under `data_dir/tls`, made if missing.
-    pub fn ensure(data_dir: &Path) -> anyhow::Result<TokenKeys> {
+    pub(crate) fn ensure(data_dir: &Path) -> anyhow::Result<TokenKeys> {
         let dir = data_dir.join("tls");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let path = dir.join(KEY_FILE);
@@ -120,7 +120,7 @@ impl TokenKeys {
     }
 
     /// Keys from a PKCS#8 ECDSA P-256 private key.
-    pub fn from_pkcs8(pkcs8: &[u8]) -> anyhow::Result<TokenKeys> {
+    pub(crate) fn from_pkcs8(pkcs8: &[u8]) -> anyhow::Result<TokenKeys> {
         let rng = SystemRandom::new();
         let key =
             EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8, &rng)
@@ -138,7 +138,7 @@ impl TokenKeys {
     }
 
     /// A signed token carrying `claims`.
-    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+    pub(crate) fn sign(&self, claims: &Value) -> anyhow::Result<String> {
         let header = json!({"alg": "ES256", "kid": self.key_id});
         let signing_input = format!(
             "{}.{}",
@@ -157,7 +157,8 @@ impl TokenKeys {
 
     /// The claims of a token signed with our key, issued by us, valid at
     /// `now` and meant for the API; `None` for anything else.
-    pub fn verify(&self, token: &str, now: i64) -> Option<Claims> {
+    #[cfg(test)]
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Option<Claims> {
         let claims = self.verify_signed(token, now).ok()?;
         claims
             .audiences
@@ -166,10 +167,16 @@ impl TokenKeys {
             .then_some(claims)
     }
 
+    /// The key id our tokens carry in their header (`kid`).
+    #[cfg(test)]
+    pub(crate) fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
     /// The claims of a token signed with our key, issued by us and valid at
     /// `now`, whatever its audiences; else why not (as Kubernetes' token
     /// authenticator words it where it says).
-    pub fn verify_signed(&self, token: &str, now: i64) -> Result<Claims, String> {
+    pub(crate) fn verify_signed(&self, token: &str, now: i64) -> Result<Claims, String> {
         const INVALID: &str = "invalid bearer token";
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
@@ -208,14 +215,9 @@ impl TokenKeys {
         Ok(claims)
     }
 
-    /// The key id our tokens carry in their header (`kid`).
-    pub fn key_id(&self) -> &str {
-        &self.key_id
-    }
-
     /// The public signing key as a JSON Web Key, members in the order
     /// go-jose writes them (`use`, `kty`, `kid`, `crv`, `alg`, `x`, `y`).
-    pub fn public_jwk(&self) -> String {
+    pub(crate) fn public_jwk(&self) -> String {
         // An uncompressed P-256 point: 0x04, X (32 bytes), Y (32 bytes).
         let point = self.key.public_key().as_ref();
         let (x, y) = point.get(1..).unwrap_or_default().split_at(32);
@@ -230,7 +232,7 @@ impl TokenKeys {
 
 /// A reference to an object by name and uid.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectRef {
+pub(crate) struct ObjectRef {
     pub name: String,
     pub uid: String,
 }
@@ -257,7 +259,7 @@ impl ObjectRef {
 
 /// What a token says.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Claims {
+pub(crate) struct Claims {
     pub issuer: String,
     pub audiences: Vec<String>,
     pub issued_at: i64,
@@ -309,7 +311,7 @@ impl Claims {
     }
 
     /// `system:serviceaccount:NS:NAME`.
-    pub fn subject(&self) -> String {
+    pub(crate) fn subject(&self) -> String {
         format!(
             "system:serviceaccount:{}:{}",
             self.namespace, self.service_account.name
@@ -317,7 +319,7 @@ impl Claims {
     }
 
     /// The JWT claims, as Kubernetes writes them.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         let mut k = json!({
             "namespace": self.namespace,
             "serviceaccount": self.service_account.to_json(),
@@ -346,7 +348,7 @@ impl Claims {
     /// The user a valid token authenticates as, with the extra facts
     /// Kubernetes adds: the credential's id (`JTI=<jti>`) and the pod and
     /// node the token is bound to.
-    pub fn user(&self) -> UserInfo {
+    pub(crate) fn user(&self) -> UserInfo {
         let mut extra = std::collections::BTreeMap::new();
         let mut put = |key: &str, value: &str| {
             extra.insert(
@@ -381,7 +383,7 @@ impl Claims {
 }
 
 /// Reads the objects a token names (from the API server's watch cache).
-pub trait ObjectLookup: Send + Sync {
+pub(crate) trait ObjectLookup: Send + Sync {
     /// The object `resource` (`serviceaccounts`, `pods`, `secrets`) named
     /// `name` in `namespace`, as JSON, if it exists.
     fn get(&self, resource: &str, namespace: &str, name: &str) -> Option<Value>;
@@ -415,7 +417,7 @@ fn still_there(obj: Option<Value>, want: &ObjectRef, now: i64) -> bool {
 
 /// Authenticates bearer tokens that are our service-account JWTs.
 #[derive(Clone)]
-pub struct ServiceAccountAuthenticator {
+pub(crate) struct ServiceAccountAuthenticator {
     pub keys: Arc<TokenKeys>,
     pub lookup: Arc<dyn ObjectLookup>,
 }
@@ -430,7 +432,7 @@ impl fmt::Debug for ServiceAccountAuthenticator {
 
 impl ServiceAccountAuthenticator {
     /// The user of `token`, if it is valid now.
-    pub fn authenticate(&self, token: &str) -> Option<UserInfo> {
+    pub(crate) fn authenticate(&self, token: &str) -> Option<UserInfo> {
         let auds = self.keys.api_audiences.clone();
         self.authenticate_for(token, &auds)
             .ok()
@@ -440,7 +442,7 @@ impl ServiceAccountAuthenticator {
     /// The user of `token` for a client that accepts `audiences`, with the
     /// audiences it is valid for (TokenReview's `status.audiences`); else
     /// why it does not authenticate.
-    pub fn authenticate_for(
+    pub(crate) fn authenticate_for(
         &self,
         token: &str,
         audiences: &[String],
@@ -496,7 +498,7 @@ fn go_quoted_list(items: &[String]) -> String {
 /// `POST .../serviceaccounts/NAME/token`: a token for the service account,
 /// as the TokenRequest `body` asks (audiences, lifetime, bound object), in
 /// the TokenRequest returned with its `status`.
-pub async fn token_request(
+pub(crate) async fn token_request(
     rest: &Rest,
     keys: &TokenKeys,
     namespace: &str,

@@ -34,19 +34,19 @@ use crate::table::{self, IncludeObject};
 use crate::watchcache::{CacheWatcher, EventType, FieldsFn, WatchCache};
 
 /// Request bodies larger than this get 413.
-pub const MAX_BODY: usize = 3 * 1024 * 1024;
+pub(crate) const MAX_BODY: usize = 3 * 1024 * 1024;
 
 /// The Kubernetes version served (the minor matches the k8s-openapi types).
-pub const KUBE_VERSION: (&str, &str) = ("1", "33");
+pub(crate) const KUBE_VERSION: (&str, &str) = ("1", "33");
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Any failure of a request body's source.
-pub type BodyError = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// A request body as the handler reads it: hyper's, from a connection, or
 /// any other (the in-process transport's, [`RunningServer::local`]).
-pub type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+pub(crate) type RequestBody = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
 
 /// Boxes a body for the handler.
 fn request_body<B>(body: B) -> RequestBody
@@ -61,21 +61,31 @@ where
 /// The controller manager's kubeconfig, under the data dir (a client
 /// certificate for `system:kube-controller-manager`), for `ferrokube
 /// controller-manager --kubeconfig`.
-pub const CONTROLLER_MANAGER_KUBECONFIG: &str = "controller-manager.kubeconfig";
+pub(crate) const CONTROLLER_MANAGER_KUBECONFIG: &str = "controller-manager.kubeconfig";
 
 /// The user the join token authenticates (in `system:bootstrappers`).
-pub const JOIN_TOKEN_USER: &str = "system:bootstrap:join-token";
+pub(crate) const JOIN_TOKEN_USER: &str = "system:bootstrap:join-token";
 
 /// How the API server is set up.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
+    /// Where certificates, tokens and kubeconfigs are kept (created if
+    /// missing; reused at the next start).
     pub data_dir: PathBuf,
+    /// The address to listen on; the kubeconfigs name `127.0.0.1` when it
+    /// is unspecified or loopback.
     pub bind_address: IpAddr,
+    /// The HTTPS port (0: any free port, see [`RunningServer::addr`]).
     pub port: u16,
+    /// Another path to write the admin kubeconfig to, besides
+    /// `DATA_DIR/kubeconfig.yaml`.
     pub write_kubeconfig: Option<PathBuf>,
+    /// This node's name: a name of the serving certificate.
     pub node_name: String,
     /// The service network, e.g. `10.43.0.0/16`.
     pub service_cidr: String,
+    /// Requests served at once (long-running ones aside); more are answered
+    /// 429 Too Many Requests.
     pub max_in_flight: usize,
     /// The authorization modes, in order (`--authorization-mode`); the
     /// group `system:masters` is allowed before them.
@@ -88,8 +98,11 @@ pub struct ServerConfig {
 
 /// A running API server.
 pub struct RunningServer {
+    /// The address it listens on (the port chosen when 0 was asked).
     pub addr: SocketAddr,
+    /// The cluster's credentials it serves with.
     pub pki: Pki,
+    /// The admin kubeconfig it wrote (`DATA_DIR/kubeconfig.yaml`).
     pub kubeconfig: PathBuf,
     task: tokio::task::JoinHandle<()>,
     app: Arc<App>,
@@ -796,7 +809,6 @@ async fn authorize(
     use crate::authz::Decision;
     match app.authorizer.authorize(&a) {
         Decision::Allow(_) => return Ok(()),
-        Decision::Deny(reason) => return Err(crate::authz::forbidden(&a, &reason)),
         Decision::NoOpinion(_) => {}
     }
     // Roles and bindings are read from the watch cache, which follows the
@@ -806,7 +818,7 @@ async fn authorize(
     let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
     match app.authorizer.authorize(&a) {
         Decision::Allow(_) => Ok(()),
-        Decision::Deny(reason) | Decision::NoOpinion(reason) => {
+        Decision::NoOpinion(reason) => {
             let refusal = crate::authz::forbidden(&a, &reason);
             // As Kubernetes' RBAC logs its refusals: what a missing rule
             // looks like to an operator.

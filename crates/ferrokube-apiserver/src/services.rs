@@ -27,12 +27,12 @@ fn service_type(svc: &Value) -> &str {
 }
 
 /// Every type but `ExternalName` has a cluster IP (`None` counts).
-pub fn needs_cluster_ip(svc: &Value) -> bool {
+pub(crate) fn needs_cluster_ip(svc: &Value) -> bool {
     service_type(svc) != "ExternalName"
 }
 
 /// `NodePort` and `LoadBalancer` Services have node ports.
-pub fn needs_node_ports(svc: &Value) -> bool {
+pub(crate) fn needs_node_ports(svc: &Value) -> bool {
     matches!(service_type(svc), "NodePort" | "LoadBalancer")
 }
 
@@ -76,7 +76,7 @@ fn spec_mut(svc: &mut Value) -> Option<&mut Map<String, Value>> {
 
 /// Drops what the new type no longer uses, where the update left it as it
 /// was (a value the user changed is left for validation to judge).
-pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
+pub(crate) fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
     if needs_cluster_ip(old) && !needs_cluster_ip(new) {
         let same_ips = same(old, new, "clusterIP") && same(old, new, "clusterIPs");
         let same_families = same(old, new, "ipFamilies");
@@ -136,7 +136,7 @@ pub fn drop_type_dependent_fields(old: &Value, new: &mut Value) {
 /// Keeps the values the server allocated that an update leaves out: the
 /// cluster IP(s), and each port's node port by the port's name (unless
 /// another port took it).
-pub fn patch_allocated_values(old: &Value, new: &mut Value) {
+pub(crate) fn patch_allocated_values(old: &Value, new: &mut Value) {
     if needs_cluster_ip(old) && needs_cluster_ip(new) {
         let ip = spec_field(old, "clusterIP").cloned();
         let ips = spec_field(old, "clusterIPs").cloned();
@@ -194,7 +194,7 @@ pub fn patch_allocated_values(old: &Value, new: &mut Value) {
 
 /// The checks of a Service's type Kubernetes' validation makes on what the
 /// type does not allow.
-pub fn validate_type_fields(svc: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_type_fields(svc: &Value) -> Vec<FieldError> {
     let mut errors = Vec::new();
     match service_type(svc) {
         "ExternalName" => {

@@ -26,17 +26,16 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress};
 
 /// The protocol version in every control frame.
-pub const VERSION: u16 = 3;
+pub(crate) const VERSION: u16 = 3;
 /// The initial window of a stream and of the session (SPDY/3.1).
-pub const DEFAULT_WINDOW: u32 = 64 * 1024;
+pub(crate) const DEFAULT_WINDOW: u32 = 64 * 1024;
 /// The largest frame payload accepted or sent (SPDY allows 16 MiB; kubelets
 /// write at most a pipe buffer at a time).
-pub const MAX_FRAME_LEN: usize = 1 << 20;
+pub(crate) const MAX_FRAME_LEN: usize = 1 << 20;
 /// The largest header block once inflated.
-pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
+pub(crate) const MAX_HEADER_BLOCK: usize = 64 * 1024;
 
-pub const FLAG_FIN: u8 = 0x01;
-pub const FLAG_UNIDIRECTIONAL: u8 = 0x02;
+pub(crate) const FLAG_FIN: u8 = 0x01;
 
 const SYN_STREAM: u16 = 1;
 const SYN_REPLY: u16 = 2;
@@ -48,16 +47,17 @@ const HEADERS: u16 = 8;
 const WINDOW_UPDATE: u16 = 9;
 
 /// SETTINGS_INITIAL_WINDOW_SIZE.
-pub const SETTINGS_INITIAL_WINDOW_SIZE: u32 = 7;
-/// RST_STREAM status CANCEL.
-pub const RST_CANCEL: u32 = 5;
+pub(crate) const SETTINGS_INITIAL_WINDOW_SIZE: u32 = 7;
+/// RST_STREAM status CANCEL (sent by the tests' peers).
+#[cfg(test)]
+pub(crate) const RST_CANCEL: u32 = 5;
 
 /// Header names (lower case) and values; several values of one name are
 /// joined with NUL, as on the wire.
-pub type Headers = Vec<(String, String)>;
+pub(crate) type Headers = Vec<(String, String)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     Data {
         stream: u32,
         fin: bool,
@@ -107,7 +107,7 @@ pub enum Frame {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SpdyError {
+pub(crate) enum SpdyError {
     #[error("a SPDY frame of {0} bytes (at most {MAX_FRAME_LEN})")]
     TooLarge(usize),
     #[error("malformed SPDY {0} frame")]
@@ -216,7 +216,7 @@ const DICTIONARY_TAIL: &str = concat!(
 );
 
 /// SPDY/3's zlib dictionary for header blocks.
-pub static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
+pub(crate) static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
     let mut d = Vec::with_capacity(1424);
     for w in DICTIONARY_WORDS {
         d.extend_from_slice(&(w.len() as u32).to_be_bytes());
@@ -227,12 +227,12 @@ pub static DICTIONARY: LazyLock<Vec<u8>> = LazyLock::new(|| {
 });
 
 /// Writes frames; owns the connection's header compression context.
-pub struct Encoder {
+pub(crate) struct Encoder {
     deflate: Compress,
 }
 
 impl Encoder {
-    pub fn new() -> Result<Encoder, SpdyError> {
+    pub(crate) fn new() -> Result<Encoder, SpdyError> {
         let mut deflate = Compress::new(Compression::default(), true);
         deflate
             .set_dictionary(&DICTIONARY)
@@ -281,7 +281,7 @@ impl Encoder {
     }
 
     /// Appends `frame`'s bytes to `dst`.
-    pub fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), SpdyError> {
+    pub(crate) fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), SpdyError> {
         let fin = |f: bool| if f { FLAG_FIN } else { 0 };
         match frame {
             Frame::Data {
@@ -371,7 +371,7 @@ impl Encoder {
 }
 
 /// Reads frames; owns the connection's header decompression context.
-pub struct Decoder {
+pub(crate) struct Decoder {
     inflate: Decompress,
 }
 
@@ -382,7 +382,7 @@ impl Default for Decoder {
 }
 
 impl Decoder {
-    pub fn new() -> Decoder {
+    pub(crate) fn new() -> Decoder {
         Decoder {
             inflate: Decompress::new(true),
         }
@@ -433,7 +433,7 @@ impl Decoder {
     }
 
     /// One frame from the front of `src`, if it holds a whole one.
-    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, SpdyError> {
+    pub(crate) fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, SpdyError> {
         if src.len() < 8 {
             return Ok(None);
         }
@@ -589,7 +589,7 @@ fn parse_header_block(mut raw: &[u8]) -> Result<Headers, SpdyError> {
 /// WINDOW_UPDATEs go out once a quarter of a window has been consumed, so
 /// the sender always has at least three quarters of its window open.
 #[derive(Debug, Default)]
-pub struct RecvCredit {
+pub(crate) struct RecvCredit {
     pending: BTreeMap<u32, u32>,
 }
 
@@ -598,7 +598,7 @@ impl RecvCredit {
 
     /// `n` bytes of `stream` were consumed (passed on); the WINDOW_UPDATE
     /// frames now due, for the stream and for the session (stream 0).
-    pub fn consumed(&mut self, stream: u32, n: usize) -> Vec<Frame> {
+    pub(crate) fn consumed(&mut self, stream: u32, n: usize) -> Vec<Frame> {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         let mut out = Vec::new();
         if n == 0 {
@@ -619,7 +619,7 @@ impl RecvCredit {
     }
 
     /// A stream that ended needs no more credit.
-    pub fn forget(&mut self, stream: u32) {
+    pub(crate) fn forget(&mut self, stream: u32) {
         self.pending.remove(&stream);
     }
 }
@@ -627,7 +627,7 @@ impl RecvCredit {
 /// The send side of flow control: the peer's windows for each stream and
 /// for the session. See the module doc for when they hold data back.
 #[derive(Debug)]
-pub struct SendWindows {
+pub(crate) struct SendWindows {
     enforced: bool,
     initial: i64,
     session: i64,
@@ -647,7 +647,7 @@ impl Default for SendWindows {
 
 impl SendWindows {
     /// Applies a WINDOW_UPDATE from the peer.
-    pub fn update(&mut self, stream: u32, delta: u32) {
+    pub(crate) fn update(&mut self, stream: u32, delta: u32) {
         self.enforced = true;
         let delta = i64::from(delta & 0x7fff_ffff);
         if stream == 0 {
@@ -661,7 +661,7 @@ impl SendWindows {
 
     /// Applies SETTINGS_INITIAL_WINDOW_SIZE: every stream's window moves by
     /// the difference.
-    pub fn set_initial(&mut self, value: u32) {
+    pub(crate) fn set_initial(&mut self, value: u32) {
         self.enforced = true;
         let value = i64::from(value & 0x7fff_ffff);
         let diff = value - self.initial;
@@ -672,7 +672,7 @@ impl SendWindows {
     }
 
     /// How many of `want` bytes may go on `stream` now.
-    pub fn allowance(&self, stream: u32, want: usize) -> usize {
+    pub(crate) fn allowance(&self, stream: u32, want: usize) -> usize {
         let want = want.min(MAX_FRAME_LEN);
         if !self.enforced {
             return want;
@@ -683,7 +683,7 @@ impl SendWindows {
     }
 
     /// `n` bytes went on `stream`.
-    pub fn spent(&mut self, stream: u32, n: usize) {
+    pub(crate) fn spent(&mut self, stream: u32, n: usize) {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
         let initial = self.initial;
         let w = self.streams.entry(stream).or_insert(initial);

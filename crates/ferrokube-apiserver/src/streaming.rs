@@ -50,19 +50,19 @@ use crate::rest::Rest;
 type Body = BoxBody<Bytes, std::io::Error>;
 
 /// The kubelet port when a Node does not report one.
-pub const DEFAULT_KUBELET_PORT: u16 = 10250;
+pub(crate) const DEFAULT_KUBELET_PORT: u16 = 10250;
 
 /// How long connecting to a kubelet may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HTTPS to kubelets with the API server's client certificate.
 #[derive(Clone)]
-pub struct KubeletClient {
+pub(crate) struct KubeletClient {
     tls: tokio_rustls::TlsConnector,
 }
 
 impl KubeletClient {
-    pub fn new(cert_pem: &str, key_pem: &str) -> anyhow::Result<KubeletClient> {
+    pub(crate) fn new(cert_pem: &str, key_pem: &str) -> anyhow::Result<KubeletClient> {
         use rustls::pki_types::pem::PemObject;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let certs =
@@ -230,7 +230,7 @@ fn container_names(pod: &Value) -> (Vec<String>, Vec<String>) {
 }
 
 /// The container a request is about, as Kubernetes picks and checks it.
-pub fn pick_container(pod: &Value, name: &str, requested: &str) -> Result<String, ApiError> {
+pub(crate) fn pick_container(pod: &Value, name: &str, requested: &str) -> Result<String, ApiError> {
     let (regular, all) = container_names(pod);
     if requested.is_empty() {
         return match regular.len() {
@@ -253,7 +253,7 @@ pub fn pick_container(pod: &Value, name: &str, requested: &str) -> Result<String
 }
 
 /// The kubelet address of a Node object.
-pub fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
+pub(crate) fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
     let addresses = node.pointer("/status/addresses")?.as_array()?;
     let ip = ["InternalIP", "ExternalIP", "Hostname"]
         .iter()
@@ -274,7 +274,7 @@ pub fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
 
 /// `pods/log` query options, checked as Kubernetes does, as the kubelet's
 /// query.
-pub fn log_query(query: &Query) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn log_query(query: &Query) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
     let int = |k: &str, min: i64, msg: &str| -> Result<Option<i64>, ApiError> {
         match query.get(k) {
@@ -337,7 +337,7 @@ fn truthy(query: &Query, k: &str) -> bool {
 
 /// exec and attach options as the kubelet's query (`input`, `output`,
 /// `error`, `tty`, `command`).
-pub fn stream_query(query: &Query, exec: bool) -> Result<Vec<(String, String)>, ApiError> {
+pub(crate) fn stream_query(query: &Query, exec: bool) -> Result<Vec<(String, String)>, ApiError> {
     let (stdin, stdout, stderr, tty) = (
         truthy(query, "stdin"),
         truthy(query, "stdout"),
@@ -488,7 +488,7 @@ fn switching_to_websocket(ws: &crate::wsstream::WsRequest) -> Result<Response<Bo
 }
 
 /// Serves one of the four subresources of pod `ns/name`.
-pub async fn serve(
+pub(crate) async fn serve(
     rest: &Rest,
     kubelet: &KubeletClient,
     info: &RequestInfo,

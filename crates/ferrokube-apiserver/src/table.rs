@@ -5,18 +5,16 @@
 use ferrokube_api::printers;
 use serde_json::{json, Value};
 
-pub use ferrokube_api::printers::human_duration;
-
 /// What each row carries of its object (`?includeObject=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IncludeObject {
+pub(crate) enum IncludeObject {
     None,
     Metadata,
     Object,
 }
 
 impl IncludeObject {
-    pub fn parse(v: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(v: Option<&str>) -> Result<Self, String> {
         match v {
             None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("None") => Ok(IncludeObject::None),
@@ -27,7 +25,7 @@ impl IncludeObject {
 }
 
 /// Whether an `Accept` header asks for a Table.
-pub fn wants_table(accept: &str) -> bool {
+pub(crate) fn wants_table(accept: &str) -> bool {
     accept.split(',').any(|part| {
         let p: Vec<&str> = part.split(';').map(str::trim).collect();
         p.contains(&"as=Table") && p.contains(&"g=meta.k8s.io")
@@ -35,7 +33,7 @@ pub fn wants_table(accept: &str) -> bool {
 }
 
 /// A Table of `objects` of one kind.
-pub fn table(
+pub(crate) fn table(
     group: &str,
     kind: &str,
     objects: &[Value],
@@ -91,6 +89,7 @@ pub fn table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrokube_api::printers::human_duration;
 
     #[test]
     fn ages_like_kubectl() {

@@ -32,7 +32,7 @@ macro_rules! kinds {
         /// has no type here, the body does not decode as the type, or the
         /// type passed over any field of it: decoding the JSON and
         /// [`check`] then say what is wrong or unknown.
-        pub fn decode_known(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
+        pub(crate) fn decode_known(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
             match (group, kind) {
                 $(
                     ($group, $kind) => {
@@ -53,7 +53,7 @@ macro_rules! kinds {
 
         /// Adds the schema of every kind of one group version to `generator`;
         /// returns (kind, schema name) of each.
-        pub fn schemas_for(generator: &mut SchemaGenerator, group: &str, version: &str) -> Vec<(&'static str, String)> {
+        pub(crate) fn schemas_for(generator: &mut SchemaGenerator, group: &str, version: &str) -> Vec<(&'static str, String)> {
             let mut out = Vec::new();
             $(
                 if $group == group && $version == version {
@@ -185,7 +185,7 @@ fn dotted(path: &[PathPart<'_>]) -> String {
 }
 
 /// What the typed check found.
-pub struct Checked {
+pub(crate) struct Checked {
     /// The object as its type sees it (unknown fields dropped).
     pub value: Value,
     /// Unknown fields, as dotted paths.
@@ -194,7 +194,7 @@ pub struct Checked {
 
 /// Checks `v` against its kind's type. `Err` is a message for a 400: a field
 /// of the wrong type. Kinds without a type pass unchanged.
-pub fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, String> {
+pub(crate) fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, String> {
     match round_trip_typed(group, kind, v) {
         None => Ok(Checked {
             value: v.clone(),

@@ -9,7 +9,7 @@ use ferrokube_api::validation;
 use serde_json::Value;
 
 /// Checks what every object must satisfy, and the kind's own rules.
-pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
     let mut errs = validation::validate_object_meta(
         &meta,
@@ -51,7 +51,7 @@ pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
 
 /// What may not change on update, by kind: workload selectors, a Job's
 /// template, a ConfigMap or Secret marked immutable.
-pub fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Vec<FieldError> {
     let changed = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
     let immutable = |field: &str, ptr: &str| {
         FieldError::invalid(

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 pub type FieldsFn = Arc<dyn Fn(&Value) -> BTreeMap<String, String> + Send + Sync>;
 
 /// How many recent events each resource keeps for resuming watches.
-pub const DEFAULT_HISTORY: usize = 10_000;
+pub(crate) const DEFAULT_HISTORY: usize = 10_000;
 
 /// Expected writes kept before those older than [`EXPECTED_TTL`] are swept
 /// (writes whose outcome nobody reported, which should not happen).
@@ -43,23 +43,29 @@ const EXPECTED_TTL: Duration = Duration::from_secs(30);
 /// Pages of the initial list of the store.
 const LIST_PAGE: usize = 1000;
 
+/// Why the watch cache cannot answer (the API server's 410 Gone, 504 or 500).
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// The requested revision is older than the history kept.
     #[error("too old resource version: {requested} ({oldest})")]
     TooOld {
+        /// The revision asked for.
         requested: Revision,
+        /// The oldest revision the cache can still replay from.
         oldest: Revision,
     },
     /// The cache did not reach the revision in time.
     #[error("Too large resource version: {requested}, current resource version: {current}")]
     NotReady {
+        /// The revision asked for.
         requested: Revision,
+        /// The revision the cache had reached when it gave up.
         current: Revision,
     },
     /// The cache was rebuilt (the store watch failed); watchers must restart.
     #[error("the watch cache was reset; watch again")]
     Reset,
+    /// The store failed while the cache listed or watched it.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -67,14 +73,20 @@ pub enum CacheError {
 /// One object as the cache holds it.
 #[derive(Debug)]
 pub struct CachedObject {
+    /// The store key (`/registry/<resource>/<namespace>/<name>`).
     pub key: String,
     /// The key's `mod_revision` (for a deleted object: the delete's revision).
     pub revision: Revision,
     /// The JSON served to clients, `metadata.resourceVersion` included.
     pub json: Bytes,
+    /// `metadata.namespace` (empty for a cluster-scoped object).
     pub namespace: String,
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.labels`, for label selectors.
     pub labels: BTreeMap<String, String>,
+    /// The kind's selectable fields (from its [`FieldsFn`]), for field
+    /// selectors.
     pub fields: BTreeMap<String, String>,
 }
 
@@ -109,12 +121,16 @@ impl Drop for Expectation<'_> {
 /// The kind of change, as a Kubernetes watch names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventType {
+    /// The object was created (or came into a filtered watch's view).
     Added,
+    /// The object changed.
     Modified,
+    /// The object was deleted (or left a filtered watch's view).
     Deleted,
 }
 
 impl EventType {
+    /// The name on the wire: `ADDED`, `MODIFIED` or `DELETED`.
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::Added => "ADDED",
@@ -127,7 +143,9 @@ impl EventType {
 /// One change to one object.
 #[derive(Debug)]
 pub struct CacheEvent {
+    /// What happened to the object.
     pub kind: EventType,
+    /// The store revision of the change.
     pub revision: Revision,
     /// The object after the change; for a delete, its last state with the
     /// delete's revision.
@@ -246,7 +264,11 @@ impl Expected {
 /// `stored` (an object encoded without resourceVersion) with
 /// `"resourceVersion":"<revision>"` as the first member of its metadata,
 /// whose `{` ends at `metadata_at`.
-pub fn with_resource_version(stored: &[u8], metadata_at: usize, revision: Revision) -> Bytes {
+pub(crate) fn with_resource_version(
+    stored: &[u8],
+    metadata_at: usize,
+    revision: Revision,
+) -> Bytes {
     let (head, tail) = stored.split_at(metadata_at.min(stored.len()));
     let mut out = Vec::with_capacity(stored.len() + 40);
     out.extend_from_slice(head);
@@ -339,6 +361,7 @@ impl ResourceCache {
         self.inner.read().objects.len()
     }
 
+    /// Whether the cache holds no object.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -54,11 +54,11 @@ use tokio_tungstenite::WebSocketStream;
 use crate::spdy::{self, Frame, RecvCredit, SendWindows};
 
 /// The remote-command protocol the API server translates.
-pub const CHANNEL_V5: &str = "v5.channel.k8s.io";
+pub(crate) const CHANNEL_V5: &str = "v5.channel.k8s.io";
 /// Port-forward tunnelled in a WebSocket.
-pub const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
+pub(crate) const PORT_FORWARD_TUNNEL: &str = "SPDY/3.1+portforward.k8s.io";
 /// The largest WebSocket message (or frame) accepted from a client.
-pub const MAX_MESSAGE: usize = 1 << 20;
+pub(crate) const MAX_MESSAGE: usize = 1 << 20;
 /// Frames queued towards the kubelet (the SYN_STREAMs fit at the start).
 const QUEUED_FRAMES: usize = 8;
 
@@ -66,7 +66,7 @@ const QUEUED_FRAMES: usize = 8;
 /// connection stays open: closing it with the client still sending (a
 /// heartbeat ping) would make the client's kernel drop output the client has
 /// not read yet. kubectl answers once it has read everything.
-pub const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(crate) const CLOSE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 const CH_STDIN: u8 = 0;
 const CH_STDOUT: u8 = 1;
@@ -77,7 +77,7 @@ const CH_CLOSE: u8 = 255;
 
 /// A WebSocket request this server answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WsRequest {
+pub(crate) struct WsRequest {
     /// The subprotocol chosen from the client's offer.
     pub protocol: &'static str,
     /// `Sec-WebSocket-Accept` for the answer.
@@ -100,7 +100,7 @@ fn offered(headers: &HeaderMap) -> Vec<String> {
 /// subresource `sub`: `Ok(None)` when not (other WebSocket protocols and
 /// SPDY go to the kubelet as they are), an error message for a WebSocket
 /// request that cannot be answered.
-pub fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, String> {
+pub(crate) fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, String> {
     if !is_websocket(headers) {
         return Ok(None);
     }
@@ -141,12 +141,12 @@ fn answer(headers: &HeaderMap, protocol: &'static str) -> Result<WsRequest, Stri
 /// A `pods/log` WebSocket: each piece of the log is one message, binary
 /// for the protocols `""` (none offered) and `binary.k8s.io`, base64 text for
 /// `base64.binary.k8s.io`, as Kubernetes' WebSocket reader sends it.
-pub const LOG_PROTOCOLS: [&str; 3] = ["", "binary.k8s.io", "base64.binary.k8s.io"];
+pub(crate) const LOG_PROTOCOLS: [&str; 3] = ["", "binary.k8s.io", "base64.binary.k8s.io"];
 
 /// Whether `headers` ask for `pods/log` over a WebSocket: the protocol
 /// picked (the client's first offer this server speaks; `""` when none is
 /// offered) and the accept key, or the refusal Kubernetes gives.
-pub fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
+pub(crate) fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
     if !is_websocket(headers) {
         return Ok(None);
     }
@@ -168,7 +168,7 @@ pub fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
 /// Sends `body` (a log) to the client as messages in `protocol`'s form,
 /// then closes normally and waits (at most [`CLOSE_WAIT`]) for the client's
 /// close. What the client sends meanwhile is read and dropped.
-pub async fn send_log<S, B>(ws: WebSocketStream<S>, body: B, protocol: &str)
+pub(crate) async fn send_log<S, B>(ws: WebSocketStream<S>, body: B, protocol: &str)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     B: http_body::Body<Data = Bytes> + Unpin,
@@ -225,7 +225,7 @@ where
 }
 
 /// RFC 6455's `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`.
-pub fn accept_key(key: &str) -> String {
+pub(crate) fn accept_key(key: &str) -> String {
     let mut ctx = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
     ctx.update(key.as_bytes());
     ctx.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
@@ -240,7 +240,7 @@ fn ws_config() -> WebSocketConfig {
 }
 
 /// The client's upgraded connection as a WebSocket (server role).
-pub async fn server_socket(io: Upgraded) -> WebSocketStream<TokioIo<Upgraded>> {
+pub(crate) async fn server_socket(io: Upgraded) -> WebSocketStream<TokioIo<Upgraded>> {
     WebSocketStream::from_raw_socket(TokioIo::new(io), Role::Server, Some(ws_config())).await
 }
 
@@ -253,7 +253,7 @@ fn normal_close() -> Message {
 
 /// Port-forward: WebSocket binary payloads to the kubelet's SPDY connection
 /// and its bytes back as binary messages, until either side ends.
-pub async fn tunnel<S, N>(ws: WebSocketStream<S>, node: N)
+pub(crate) async fn tunnel<S, N>(ws: WebSocketStream<S>, node: N)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     N: AsyncRead + AsyncWrite + Unpin,
@@ -310,7 +310,7 @@ where
 
 /// Which streams an exec or attach asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Streams {
+pub(crate) struct Streams {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -688,7 +688,7 @@ async fn node_to_client<R, S>(
 
 /// exec/attach: `v5.channel.k8s.io` from the client, `v4.channel.k8s.io`
 /// over SPDY to the kubelet, until either side ends.
-pub async fn exec<S, N>(ws: WebSocketStream<S>, node: N, streams: Streams)
+pub(crate) async fn exec<S, N>(ws: WebSocketStream<S>, node: N, streams: Streams)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     N: AsyncRead + AsyncWrite + Unpin,

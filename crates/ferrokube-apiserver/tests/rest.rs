@@ -36,16 +36,8 @@ async fn rest_in(dir: &std::path::Path, event_ttl_seconds: i64) -> (Rest, Cancel
     let cache = WatchCache::start(store.clone(), "/registry/", cached, 100, cancel.clone())
         .await
         .unwrap();
-    let rest = Rest {
-        registry,
-        allocator: Allocator::new(store.clone(), ServiceCidr::parse("10.43.0.0/16").unwrap()),
-        store,
-        cache,
-        event_lease: Default::default(),
-        event_ttl_seconds,
-        escalation: None,
-        pod_security: Default::default(),
-    };
+    let allocator = Allocator::new(store.clone(), ServiceCidr::parse("10.43.0.0/16").unwrap());
+    let rest = Rest::new(registry, store, cache, allocator, event_ttl_seconds);
     (rest, cancel)
 }
 
@@ -168,10 +160,8 @@ async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
-    let opts = WriteOptions {
-        manager: "creator".into(),
-        ..Default::default()
-    };
+    let mut opts = WriteOptions::default();
+    opts.manager = "creator".into();
     let created = rest.create(&pods, "default", pod, &opts).await.unwrap();
     let uid = created["metadata"]["uid"].as_str().unwrap().to_string();
     let bind = |node: &str, uid: &str| {
@@ -271,11 +261,9 @@ async fn every_write_path_defaults_and_prepares() {
     // Server-side apply of a new Secret folds stringData like a create.
     let secrets = registry.get("", "v1", "secrets").unwrap().clone();
     let body = br#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"pw": "s3cret"}}"#;
-    let apply = WriteOptions {
-        field_manager: Some("test".into()),
-        manager: "test".into(),
-        ..WriteOptions::default()
-    };
+    let mut apply = WriteOptions::default();
+    apply.field_manager = Some("test".into());
+    apply.manager = "test".into();
     let secret = rest
         .patch(
             &secrets,

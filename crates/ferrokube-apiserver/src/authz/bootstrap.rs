@@ -27,14 +27,14 @@ use crate::rest::Rest;
 const RBAC: &str = "rbac.authorization.k8s.io";
 const RBAC_V1: &str = "rbac.authorization.k8s.io/v1";
 /// The annotation that lets reconciliation update an object.
-pub const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
+pub(crate) const AUTOUPDATE: &str = "rbac.authorization.kubernetes.io/autoupdate";
 /// The label every bootstrap object carries.
-pub const BOOTSTRAPPING: &str = "kubernetes.io/bootstrapping";
+pub(crate) const BOOTSTRAPPING: &str = "kubernetes.io/bootstrapping";
 /// The path an agent holding the join token fetches its node's client
 /// certificates from.
-pub const NODE_CREDENTIALS_PATH: &str = "/ferrokube/v1/node-credentials";
+pub(crate) const NODE_CREDENTIALS_PATH: &str = "/ferrokube/v1/node-credentials";
 /// The prefix of the controllers' roles (`system:controller:<sa name>`).
-pub const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
+pub(crate) const CONTROLLER_ROLE_PREFIX: &str = "system:controller:";
 
 const CORE: &str = "";
 const APPS: &str = "apps";
@@ -145,7 +145,7 @@ const TO_EDIT: (&str, &str) = ("rbac.authorization.k8s.io/aggregate-to-edit", "t
 const TO_VIEW: (&str, &str) = ("rbac.authorization.k8s.io/aggregate-to-view", "true");
 
 /// The cluster-wide roles (not the controllers').
-pub fn cluster_roles() -> Vec<Value> {
+pub(crate) fn cluster_roles() -> Vec<Value> {
     let mut roles = vec![
         cluster_role(
             "cluster-admin",
@@ -550,7 +550,7 @@ fn node() -> Vec<Value> {
 /// The controllers' roles: `system:controller:<service account>`, each
 /// bound to `kube-system/<service account>`, for the controllers ferrokube
 /// runs (their service-account names are Kubernetes').
-pub fn controller_roles() -> Vec<Value> {
+pub(crate) fn controller_roles() -> Vec<Value> {
     let c = |sa: &str, rules: Vec<Value>| {
         cluster_role(&format!("{CONTROLLER_ROLE_PREFIX}{sa}"), &[], rules)
     };
@@ -850,7 +850,7 @@ pub fn controller_roles() -> Vec<Value> {
 }
 
 /// The bindings of the cluster-wide roles.
-pub fn cluster_role_bindings() -> Vec<Value> {
+pub(crate) fn cluster_role_bindings() -> Vec<Value> {
     let mut bindings = vec![
         cluster_binding(
             "cluster-admin",
@@ -969,7 +969,7 @@ fn leader_locking() -> Vec<Value> {
 }
 
 /// The namespaced roles (kube-system, kube-public).
-pub fn roles() -> Vec<Value> {
+pub(crate) fn roles() -> Vec<Value> {
     vec![
         role(
             "kube-public",
@@ -1017,7 +1017,7 @@ pub fn roles() -> Vec<Value> {
 }
 
 /// The namespaced roles' bindings.
-pub fn role_bindings() -> Vec<Value> {
+pub(crate) fn role_bindings() -> Vec<Value> {
     vec![
         role_binding(
             "kube-public",
@@ -1142,7 +1142,7 @@ fn resource_covered(have: &[String], res: &str) -> bool {
 
 /// `existing` with what `want` has and it lacks added, or `None` when it
 /// lacks nothing (or asks to be left alone).
-pub fn reconciled(existing: &Value, want: &Value) -> Option<Value> {
+pub(crate) fn reconciled(existing: &Value, want: &Value) -> Option<Value> {
     let meta = &existing["metadata"];
     if meta["annotations"][AUTOUPDATE].as_str() == Some("false") {
         return None;
@@ -1220,7 +1220,7 @@ pub fn reconciled(existing: &Value, want: &Value) -> Option<Value> {
 
 /// Creates what is missing of the bootstrap policy and adds what existing
 /// objects lack (Kubernetes' `rbac/bootstrap-roles` post-start hook).
-pub async fn reconcile(rest: &Rest) -> anyhow::Result<()> {
+pub(crate) async fn reconcile(rest: &Rest) -> anyhow::Result<()> {
     let opts = WriteOptions {
         manager: "kube-apiserver".into(),
         ..Default::default()

@@ -21,18 +21,18 @@ use crate::authn::UserInfo;
 
 /// What the RBAC registry asks before writing a role or binding.
 #[derive(Clone)]
-pub struct Escalation {
+pub(crate) struct Escalation {
     /// The server's authorizer (asked about `escalate` and `bind`).
-    pub authorizer: Arc<dyn Authorizer>,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
     /// Whose rules a user holds.
-    pub rbac: Arc<Rbac>,
+    pub(crate) rbac: Arc<Rbac>,
 }
 
 impl Escalation {
     /// Checks the write of `new` (over `old`, for an update) of an RBAC
     /// object by `user`, in namespace `ns`, at the URL naming `url_name`
     /// (empty for a create). Other resources pass.
-    pub fn check(
+    pub(crate) fn check(
         &self,
         def: &ResourceDef,
         ns: &str,
@@ -138,7 +138,7 @@ impl Escalation {
 
     /// Kubernetes' `ConfirmNoEscalation`: whether `user`'s rules in `ns`
     /// cover `rules`; the refusal's reason when not.
-    pub fn confirm_no_escalation(
+    pub(crate) fn confirm_no_escalation(
         &self,
         user: &UserInfo,
         ns: &str,
@@ -291,7 +291,7 @@ fn rule_covers(owner: &PolicyRule, sub: &PolicyRule) -> bool {
 
 /// The pieces of `wanted` that no rule of `owner` covers (Kubernetes'
 /// `Covers`).
-pub fn uncovered(owner: &[PolicyRule], wanted: &[PolicyRule]) -> Vec<PolicyRule> {
+pub(crate) fn uncovered(owner: &[PolicyRule], wanted: &[PolicyRule]) -> Vec<PolicyRule> {
     wanted
         .iter()
         .flat_map(breakdown)

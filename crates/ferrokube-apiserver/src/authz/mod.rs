@@ -11,48 +11,49 @@
 //! friends ask [`Authorizer::authorize`]; SelfSubjectRulesReview asks
 //! [`Authorizer::rules_for`]).
 
-pub mod bootstrap;
+pub(crate) mod bootstrap;
 
 use std::sync::Arc;
 
 use ferrokube_api::status::ApiError;
 
-pub mod escalation;
-pub mod modes;
-pub mod node;
-pub mod rbac;
+pub(crate) mod escalation;
+pub(crate) mod modes;
+pub(crate) mod node;
+pub(crate) mod rbac;
 
-pub use modes::{exact_name, Mode};
+pub(crate) use modes::exact_name;
+pub use modes::Mode;
 
 use crate::authn::UserInfo;
 use crate::request_info::RequestInfo;
 
 /// What a request asks to do, as authorization sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Attributes {
-    pub user: UserInfo,
+pub(crate) struct Attributes {
+    pub(crate) user: UserInfo,
     /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`,
     /// `deletecollection`, or a special verb (`impersonate`, `bind`,
     /// `escalate`, `use`, `approve`, ...); for a non-resource request, the
     /// lower-cased HTTP method (`get`, `post`, ...).
-    pub verb: String,
-    pub resource_request: bool,
+    pub(crate) verb: String,
+    pub(crate) resource_request: bool,
     /// Empty for cluster-scoped resources and non-resource requests.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// Empty for the core group.
-    pub api_group: String,
-    pub api_version: String,
-    pub resource: String,
-    pub subresource: String,
+    pub(crate) api_group: String,
+    pub(crate) api_version: String,
+    pub(crate) resource: String,
+    pub(crate) subresource: String,
     /// The object's name, when the request names one.
-    pub name: String,
+    pub(crate) name: String,
     /// The URL path of a non-resource request (`/healthz`, `/apis`).
-    pub path: String,
+    pub(crate) path: String,
 }
 
 impl Attributes {
     /// The attributes of a request `info` on `path` by `user`.
-    pub fn of_request(user: &UserInfo, info: &RequestInfo, path: &str) -> Attributes {
+    pub(crate) fn of_request(user: &UserInfo, info: &RequestInfo, path: &str) -> Attributes {
         Attributes {
             user: user.clone(),
             verb: info.verb.clone(),
@@ -74,11 +75,9 @@ impl Attributes {
 
 /// An authorizer's answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Allowed; the reason says why (may be empty).
     Allow(String),
-    /// Refused outright: no later authorizer is asked.
-    Deny(String),
     /// This authorizer does not allow it; the next one is asked. The reason
     /// (may be empty) is kept for the refusal's message.
     NoOpinion(String),
@@ -86,33 +85,33 @@ pub enum Decision {
 
 /// A rule on resources, as SelfSubjectRulesReview reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ResourceRule {
-    pub verbs: Vec<String>,
-    pub api_groups: Vec<String>,
-    pub resources: Vec<String>,
-    pub resource_names: Vec<String>,
+pub(crate) struct ResourceRule {
+    pub(crate) verbs: Vec<String>,
+    pub(crate) api_groups: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) resource_names: Vec<String>,
 }
 
 /// A rule on non-resource URLs, as SelfSubjectRulesReview reports it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct NonResourceRule {
-    pub verbs: Vec<String>,
-    pub non_resource_urls: Vec<String>,
+pub(crate) struct NonResourceRule {
+    pub(crate) verbs: Vec<String>,
+    pub(crate) non_resource_urls: Vec<String>,
 }
 
 /// What a user may do in a namespace (SelfSubjectRulesReview's status).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RulesInfo {
-    pub resource_rules: Vec<ResourceRule>,
-    pub non_resource_rules: Vec<NonResourceRule>,
+pub(crate) struct RulesInfo {
+    pub(crate) resource_rules: Vec<ResourceRule>,
+    pub(crate) non_resource_rules: Vec<NonResourceRule>,
     /// True when an authorizer cannot list its rules (so the lists may
     /// allow less than the user may really do).
-    pub incomplete: bool,
-    pub evaluation_error: String,
+    pub(crate) incomplete: bool,
+    pub(crate) evaluation_error: String,
 }
 
 /// One authorization mode (RBAC, Node, AlwaysAllow, ...).
-pub trait Authorizer: Send + Sync {
+pub(crate) trait Authorizer: Send + Sync {
     /// Whether `a` may be done.
     fn authorize(&self, a: &Attributes) -> Decision;
 
@@ -121,7 +120,7 @@ pub trait Authorizer: Send + Sync {
 }
 
 /// Allows everything (`--authorization-mode AlwaysAllow`).
-pub struct AlwaysAllow;
+pub(crate) struct AlwaysAllow;
 
 impl Authorizer for AlwaysAllow {
     fn authorize(&self, _: &Attributes) -> Decision {
@@ -146,8 +145,8 @@ impl Authorizer for AlwaysAllow {
     }
 }
 
-/// Authorizers asked in turn; the first that allows or denies decides.
-pub struct Chain(pub Vec<Arc<dyn Authorizer>>);
+/// Authorizers asked in turn; the first that allows decides.
+pub(crate) struct Chain(pub Vec<Arc<dyn Authorizer>>);
 
 impl Authorizer for Chain {
     fn authorize(&self, a: &Attributes) -> Decision {
@@ -159,7 +158,7 @@ impl Authorizer for Chain {
                         reasons.push(r)
                     }
                 }
-                decided => return decided,
+                allowed @ Decision::Allow(_) => return allowed,
             }
         }
         Decision::NoOpinion(reasons.join("\n"))
@@ -185,7 +184,7 @@ impl Authorizer for Chain {
 /// Kubernetes' refusal of `a` (403 `Forbidden`), with the authorizers'
 /// `reason` appended when there is one: `pods is forbidden: User "jane"
 /// cannot list resource "pods" in API group "" in the namespace "b"`.
-pub fn forbidden(a: &Attributes, reason: &str) -> ApiError {
+pub(crate) fn forbidden(a: &Attributes, reason: &str) -> ApiError {
     let who = &a.user.name;
     let what = if !a.resource_request {
         format!("User {who:?} cannot {} path {:?}", a.verb, a.path)
@@ -262,12 +261,12 @@ mod tests {
         }
         let chain = Chain(vec![
             Arc::new(Says(Decision::NoOpinion("not a node".into()))),
-            Arc::new(Says(Decision::Deny("no".into()))),
+            Arc::new(Says(Decision::Allow("yes".into()))),
             Arc::new(AlwaysAllow),
         ]);
         assert_eq!(
             chain.authorize(&Attributes::default()),
-            Decision::Deny("no".into())
+            Decision::Allow("yes".into())
         );
         let chain = Chain(vec![Arc::new(Says(Decision::NoOpinion("a".into())))]);
         assert_eq!(

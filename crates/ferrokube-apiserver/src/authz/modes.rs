@@ -12,20 +12,26 @@ use crate::authn::UserInfo;
 
 /// The group whose members may do anything (the admin and the API server
 /// itself).
-pub const MASTERS_GROUP: &str = "system:masters";
+pub(crate) const MASTERS_GROUP: &str = "system:masters";
 
 /// One authorization mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
+    /// Every request allowed (tests and benchmarks without authorization).
     AlwaysAllow,
+    /// Every request refused (only `system:masters` gets through).
     AlwaysDeny,
+    /// Kubernetes' Node authorizer: kubelets (`system:node:<name>`) reach
+    /// only their node's objects and what its pods use.
     Node,
+    /// Role-based access control from Roles, ClusterRoles and their
+    /// bindings (`RBAC` on the command line).
     Rbac,
 }
 
 impl Mode {
     /// The mode's name on the command line.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mode::AlwaysAllow => "AlwaysAllow",
             Mode::AlwaysDeny => "AlwaysDeny",
@@ -35,10 +41,10 @@ impl Mode {
     }
 
     /// Every mode, for the flag's accepted values.
-    pub const ALL: [Mode; 4] = [Mode::AlwaysAllow, Mode::AlwaysDeny, Mode::Node, Mode::Rbac];
+    pub(crate) const ALL: [Mode; 4] = [Mode::AlwaysAllow, Mode::AlwaysDeny, Mode::Node, Mode::Rbac];
 
     /// A mode by its name.
-    pub fn parse(name: &str) -> Result<Mode, String> {
+    pub(crate) fn parse(name: &str) -> Result<Mode, String> {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == name)
@@ -71,7 +77,7 @@ impl Mode {
 }
 
 /// Allows the members of `system:masters`; no opinion on anyone else.
-pub struct SystemMasters;
+pub(crate) struct SystemMasters;
 
 impl Authorizer for SystemMasters {
     fn authorize(&self, a: &Attributes) -> Decision {
@@ -90,7 +96,7 @@ impl Authorizer for SystemMasters {
 }
 
 /// Refuses everything (`--authorization-mode AlwaysDeny`).
-pub struct AlwaysDeny;
+pub(crate) struct AlwaysDeny;
 
 impl Authorizer for AlwaysDeny {
     fn authorize(&self, _: &Attributes) -> Decision {
@@ -103,7 +109,7 @@ impl Authorizer for AlwaysDeny {
 }
 
 /// The server's chain: `system:masters`, then `modes` in order.
-pub fn chain(modes: &[Mode], rbac: &Arc<Rbac>) -> Chain {
+pub(crate) fn chain(modes: &[Mode], rbac: &Arc<Rbac>) -> Chain {
     let mut all: Vec<Arc<dyn Authorizer>> = vec![Arc::new(SystemMasters)];
     for m in modes {
         all.push(match m {
@@ -119,7 +125,7 @@ pub fn chain(modes: &[Mode], rbac: &Arc<Rbac>) -> Chain {
 /// The name a field selector requires (`metadata.name=x` or `==x` among
 /// its terms), when it is a valid path segment: what Kubernetes'
 /// request info takes as the name of a list or watch.
-pub fn exact_name(selector: &str) -> Option<String> {
+pub(crate) fn exact_name(selector: &str) -> Option<String> {
     let mut terms = Vec::new();
     let mut term = String::new();
     let mut chars = selector.chars();

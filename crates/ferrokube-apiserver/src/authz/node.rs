@@ -18,29 +18,29 @@ use super::{Attributes, Authorizer, Decision, RulesInfo};
 use crate::authn::UserInfo;
 
 /// The group of every node's user.
-pub const NODES_GROUP: &str = "system:nodes";
+pub(crate) const NODES_GROUP: &str = "system:nodes";
 
 /// The prefix of a node's user name.
-pub const NODE_USER_PREFIX: &str = "system:node:";
+pub(crate) const NODE_USER_PREFIX: &str = "system:node:";
 
 /// The ClusterRole whose rules nodes get.
-pub const NODE_ROLE: &str = "system:node";
+pub(crate) const NODE_ROLE: &str = "system:node";
 
 /// The node a user is, as Kubernetes identifies one: `Some(name)` for a
 /// `system:node:<name>` in `system:nodes` (the name may be empty).
-pub fn node_identity(user: &UserInfo) -> Option<&str> {
+pub(crate) fn node_identity(user: &UserInfo) -> Option<&str> {
     let name = user.name.strip_prefix(NODE_USER_PREFIX)?;
     user.groups.iter().any(|g| g == NODES_GROUP).then_some(name)
 }
 
 /// Authorizes nodes with the rules of the ClusterRole `system:node`.
-pub struct Node {
+pub(crate) struct Node {
     rbac: Arc<Rbac>,
 }
 
 impl Node {
     /// Reads `system:node` through `rbac`'s index of the watch cache.
-    pub fn new(rbac: Arc<Rbac>) -> Node {
+    pub(crate) fn new(rbac: Arc<Rbac>) -> Node {
         Node { rbac }
     }
 }

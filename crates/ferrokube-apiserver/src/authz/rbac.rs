@@ -31,7 +31,7 @@ use crate::watchcache::{ResourceCache, WatchCache};
 use ferrokube_store::Revision;
 
 /// The API group of the RBAC resources.
-pub const GROUP: &str = "rbac.authorization.k8s.io";
+pub(crate) const GROUP: &str = "rbac.authorization.k8s.io";
 
 const PREFIXES: [&str; 4] = [
     "/registry/clusterroles/",
@@ -42,12 +42,12 @@ const PREFIXES: [&str; 4] = [
 
 /// One rule of a role (`rbac/v1` PolicyRule).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct PolicyRule {
-    pub verbs: Vec<String>,
-    pub api_groups: Vec<String>,
-    pub resources: Vec<String>,
-    pub resource_names: Vec<String>,
-    pub non_resource_urls: Vec<String>,
+pub(crate) struct PolicyRule {
+    pub(crate) verbs: Vec<String>,
+    pub(crate) api_groups: Vec<String>,
+    pub(crate) resources: Vec<String>,
+    pub(crate) resource_names: Vec<String>,
+    pub(crate) non_resource_urls: Vec<String>,
 }
 
 fn strings(v: &Value, field: &str) -> Vec<String> {
@@ -63,14 +63,14 @@ fn strings(v: &Value, field: &str) -> Vec<String> {
 }
 
 /// Go's `%q` of a list of strings: `["a" "b"]`.
-pub fn go_quoted_list(items: &[String]) -> String {
+pub(crate) fn go_quoted_list(items: &[String]) -> String {
     let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
     format!("[{}]", quoted.join(" "))
 }
 
 impl PolicyRule {
     /// A rule as the API writes it.
-    pub fn from_json(v: &Value) -> PolicyRule {
+    pub(crate) fn from_json(v: &Value) -> PolicyRule {
         PolicyRule {
             verbs: strings(v, "verbs"),
             api_groups: strings(v, "apiGroups"),
@@ -81,7 +81,7 @@ impl PolicyRule {
     }
 
     /// The rules of a role object (`rules`).
-    pub fn list_from(role: &Value) -> Vec<PolicyRule> {
+    pub(crate) fn list_from(role: &Value) -> Vec<PolicyRule> {
         role.get("rules")
             .and_then(Value::as_array)
             .map(|rules| rules.iter().map(PolicyRule::from_json).collect())
@@ -89,7 +89,7 @@ impl PolicyRule {
     }
 
     /// Whether this rule allows the request `a` (Kubernetes' `RuleAllows`).
-    pub fn allows(&self, a: &Attributes) -> bool {
+    pub(crate) fn allows(&self, a: &Attributes) -> bool {
         if !verb_matches(self, &a.verb) {
             return false;
         }
@@ -104,7 +104,7 @@ impl PolicyRule {
 
     /// Kubernetes' compact form for escalation messages:
     /// `{APIGroups:[""], Resources:["pods"], Verbs:["get"]}`.
-    pub fn compact_string(&self) -> String {
+    pub(crate) fn compact_string(&self) -> String {
         let mut parts = Vec::new();
         for (label, items) in [
             ("APIGroups", &self.api_groups),
@@ -122,18 +122,18 @@ impl PolicyRule {
 }
 
 /// `*` or the verb itself.
-pub fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
+pub(crate) fn verb_matches(rule: &PolicyRule, verb: &str) -> bool {
     rule.verbs.iter().any(|v| v == "*" || v == verb)
 }
 
 /// `*` or the group itself (`""` the core group).
-pub fn api_group_matches(rule: &PolicyRule, group: &str) -> bool {
+pub(crate) fn api_group_matches(rule: &PolicyRule, group: &str) -> bool {
     rule.api_groups.iter().any(|g| g == "*" || g == group)
 }
 
 /// `*`, the resource (`pods`, or `pods/log` for a subresource), or
 /// `*/<subresource>`.
-pub fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) -> bool {
+pub(crate) fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) -> bool {
     rule.resources.iter().any(|r| {
         if r == "*" {
             return true;
@@ -149,12 +149,12 @@ pub fn resource_matches(rule: &PolicyRule, resource: &str, subresource: &str) ->
 }
 
 /// No names in the rule, or the request's name among them.
-pub fn resource_name_matches(rule: &PolicyRule, name: &str) -> bool {
+pub(crate) fn resource_name_matches(rule: &PolicyRule, name: &str) -> bool {
     rule.resource_names.is_empty() || rule.resource_names.iter().any(|n| n == name)
 }
 
 /// `*`, the path itself, or a prefix of it ending in `*`.
-pub fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {
+pub(crate) fn non_resource_url_matches(rule: &PolicyRule, path: &str) -> bool {
     rule.non_resource_urls.iter().any(|u| {
         u == "*" || u == path || (u.ends_with('*') && path.starts_with(u.trim_end_matches('*')))
     })
@@ -335,7 +335,7 @@ impl Bindings {
 
 /// The roles and bindings, indexed for authorization.
 #[derive(Debug, Default)]
-pub struct Index {
+pub(crate) struct Index {
     /// The caches' generations this was built from.
     stamp: [u64; 4],
     cluster: Bindings,
@@ -404,7 +404,7 @@ impl Index {
 
 /// Kubernetes' aggregate of errors: one message as it is, several in
 /// brackets, duplicates once.
-pub fn aggregate(messages: &[&str]) -> String {
+pub(crate) fn aggregate(messages: &[&str]) -> String {
     let mut seen: Vec<&str> = Vec::new();
     for m in messages {
         if !seen.contains(m) {
@@ -425,7 +425,7 @@ enum Parsed {
 }
 
 /// The RBAC authorizer and rule resolver over the watch cache.
-pub struct Rbac {
+pub(crate) struct Rbac {
     caches: [Arc<ResourceCache>; 4],
     current: RwLock<Arc<Index>>,
     /// Held while rebuilding; the objects parsed so far, by key, with the
@@ -436,7 +436,7 @@ pub struct Rbac {
 impl Rbac {
     /// The authorizer over `cache`, which must hold the four RBAC
     /// resources.
-    pub fn new(cache: &WatchCache) -> anyhow::Result<Rbac> {
+    pub(crate) fn new(cache: &WatchCache) -> anyhow::Result<Rbac> {
         let get = |p: &str| {
             cache
                 .resource(p)
@@ -468,7 +468,7 @@ impl Rbac {
     }
 
     /// The index, rebuilt first if the roles or bindings changed.
-    pub fn index(&self) -> Arc<Index> {
+    pub(crate) fn index(&self) -> Arc<Index> {
         let stamp = self.stamp();
         {
             let current = self.current.read();
@@ -549,20 +549,24 @@ impl Rbac {
     }
 
     /// The rules of the ClusterRole `name`, if it exists.
-    pub fn cluster_role_rules(&self, name: &str) -> Option<Arc<[PolicyRule]>> {
+    pub(crate) fn cluster_role_rules(&self, name: &str) -> Option<Arc<[PolicyRule]>> {
         self.index().cluster_roles.get(name).cloned()
     }
 
     /// The rules a binding in `namespace` (empty: a ClusterRoleBinding)
     /// referring to the role `kind`/`name` grants; a missing role is
     /// Kubernetes' NotFound.
-    pub fn role_ref_rules(&self, kind: &str, name: &str, namespace: &str) -> RoleRules {
+    pub(crate) fn role_ref_rules(&self, kind: &str, name: &str, namespace: &str) -> RoleRules {
         self.index().role_ref_rules(kind, name, namespace)
     }
 
     /// Every rule `user` holds in `namespace` (cluster-wide ones included),
     /// and the failures to resolve some (Kubernetes' `RulesFor`).
-    pub fn rules_of(&self, user: &UserInfo, namespace: &str) -> (Vec<PolicyRule>, Vec<String>) {
+    pub(crate) fn rules_of(
+        &self,
+        user: &UserInfo,
+        namespace: &str,
+    ) -> (Vec<PolicyRule>, Vec<String>) {
         let index = self.index();
         let mut rules = Vec::new();
         let mut errors = Vec::new();

@@ -16,20 +16,19 @@ mod batch;
 mod core;
 mod discovery;
 mod pod;
-pub mod quantity;
+pub(crate) mod quantity;
 mod rbac;
 mod scheduling;
-pub mod strategy;
+pub(crate) mod strategy;
 
 use ferrokube_api::registry::ResourceDef;
 use serde_json::{json, Map, Value};
 
-pub use pod::qos_class;
-pub use strategy::{prepare_for_create, prepare_for_update};
+pub(crate) use strategy::{prepare_for_create, prepare_for_update};
 
 /// Fills in the defaults of `obj`, an object of `def`'s kind, as
 /// Kubernetes' defaulting functions do when they decode it.
-pub fn apply(def: &ResourceDef, obj: &mut Value) {
+pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
     match (def.group, def.kind) {
         ("", "Pod") => pod::pod(obj),
         ("", "Service") => core::service(obj),

@@ -197,7 +197,7 @@ const QOS_RESOURCES: [&str; 2] = ["cpu", "memory"];
 /// (defaulted) spec: BestEffort with no CPU or memory requests or limits,
 /// Guaranteed when every container limits both and requests what it
 /// limits, Burstable otherwise.
-pub fn qos_class(spec: &Value) -> &'static str {
+pub(crate) fn qos_class(spec: &Value) -> &'static str {
     let mut requests = [0i128; 2];
     let mut limits = [0i128; 2];
     let mut requested = [false; 2];

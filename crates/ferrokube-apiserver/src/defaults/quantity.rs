@@ -6,7 +6,7 @@ use serde_json::Value;
 
 /// The quantity as base units × 1000, rounded up; `None` if it is not one.
 /// JSON numbers count as quantities too (`cpu: 1`).
-pub fn milli_value(v: &Value) -> Option<i128> {
+pub(crate) fn milli_value(v: &Value) -> Option<i128> {
     match v {
         Value::String(s) => parse_milli(s.trim()),
         Value::Number(n) => parse_milli(&n.to_string()),

@@ -16,7 +16,7 @@ use crate::objectmeta;
 /// Whether Kubernetes keeps `metadata.generation` for the kind: set to 1 on
 /// create and bumped when the spec changes. Other kinds (Service,
 /// ConfigMap, Secret, Role, Lease, ...) have none.
-pub fn has_generation(def: &ResourceDef) -> bool {
+pub(crate) fn has_generation(def: &ResourceDef) -> bool {
     matches!(
         (def.group, def.kind),
         ("", "Pod" | "ReplicationController" | "PodTemplate")
@@ -87,7 +87,7 @@ fn initial_status(def: &ResourceDef, obj: &Value) -> Option<Value> {
 
 /// `PrepareForCreate` of `def`'s kind, on a defaulted new object whose
 /// name and uid are set.
-pub fn prepare_for_create(def: &ResourceDef, obj: &mut Value) {
+pub(crate) fn prepare_for_create(def: &ResourceDef, obj: &mut Value) {
     if has_generation(def) {
         if let Some(meta) = objectmeta::metadata_mut(obj) {
             meta.insert("generation".into(), json!(1));
@@ -144,7 +144,12 @@ fn spec_part(v: &Value) -> Value {
 /// `PrepareForUpdate` of `def`'s kind (or of its `subresource`, "" for the
 /// object itself) on `new`, a defaulted update of `old`: takes from `old`
 /// what the write may not change, and sets `metadata.generation`.
-pub fn prepare_for_update(def: &ResourceDef, old: &Value, new: &mut Value, subresource: &str) {
+pub(crate) fn prepare_for_update(
+    def: &ResourceDef,
+    old: &Value,
+    new: &mut Value,
+    subresource: &str,
+) {
     match subresource {
         "finalize" => {
             // Only spec.finalizers changes through namespaces/{name}/finalize.

@@ -4,6 +4,7 @@
 use ferrokube_api::registry::{Registry, ResourceDef};
 use serde_json::{json, Value};
 
+use super::pod::qos_class;
 use super::*;
 use crate::objectmeta;
 

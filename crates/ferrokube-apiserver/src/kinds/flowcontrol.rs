@@ -599,7 +599,7 @@ pub(super) fn mandatory_objects() -> Vec<(&'static str, Value)> {
 
 /// Creates the mandatory FlowSchemas and PriorityLevelConfigurations that
 /// are missing, and gives each FlowSchema its `Dangling` condition.
-pub async fn ensure_mandatory_objects(rest: &Rest) -> anyhow::Result<()> {
+pub(crate) async fn ensure_mandatory_objects(rest: &Rest) -> anyhow::Result<()> {
     let opts = WriteOptions {
         manager: PRODUCER.into(),
         ..Default::default()

@@ -20,7 +20,7 @@ mod meta;
 mod networking;
 mod node;
 mod policy;
-pub mod scheduling;
+pub(crate) mod scheduling;
 mod storage;
 
 use ferrokube_api::registry::ResourceDef;
@@ -30,12 +30,12 @@ use serde_json::Value;
 use crate::authn::UserInfo;
 use crate::rest::Rest;
 
-pub use flowcontrol::ensure_mandatory_objects;
+pub(crate) use flowcontrol::ensure_mandatory_objects;
 
 /// Defaults, strategy preparation and admission of a new object of one of
 /// these kinds (and of pods: the RuntimeClass admission). `user` is who
 /// creates it, when known.
-pub async fn prepare_create(
+pub(crate) async fn prepare_create(
     rest: &Rest,
     def: &ResourceDef,
     ns: &str,
@@ -57,7 +57,7 @@ pub async fn prepare_create(
 
 /// Defaults of these kinds' fields (on create and update alike, as
 /// Kubernetes defaults every object it decodes).
-pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
+pub(crate) fn default_fields(def: &ResourceDef, obj: &mut Value) {
     match (def.group, def.kind) {
         ("networking.k8s.io", "NetworkPolicy") => networking::default_network_policy(obj),
         ("networking.k8s.io", "IngressClass") => networking::default_ingress_class(obj),
@@ -73,7 +73,7 @@ pub fn default_fields(def: &ResourceDef, obj: &mut Value) {
 
 /// What an update through `subresource` (`""`, `status`, `approval`) keeps
 /// of `old`, beyond the generic split of spec and status.
-pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value, subresource: &str) {
+pub(crate) fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value, subresource: &str) {
     if subresource.is_empty() {
         default_fields(def, new);
     }
@@ -83,7 +83,7 @@ pub fn prepare_update(def: &ResourceDef, old: &Value, new: &mut Value, subresour
 }
 
 /// The errors in an object of one of these kinds (none for other kinds).
-pub fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
     match (def.group, def.kind) {
         ("networking.k8s.io", "NetworkPolicy") => networking::validate_network_policy(obj),
         ("networking.k8s.io", "Ingress") => networking::validate_ingress(obj),
@@ -147,7 +147,7 @@ fn role_ref_unchanged(old: &Value, new: &Value) -> Option<FieldError> {
 /// The errors of an update of `old` to `new` through `subresource`: the
 /// object's own rules and what may not change. (A CSR's update rules
 /// depend on the subresource and on the stored object.)
-pub fn validate_update(
+pub(crate) fn validate_update(
     def: &ResourceDef,
     old: &Value,
     new: &Value,

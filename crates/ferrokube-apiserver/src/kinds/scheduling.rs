@@ -9,13 +9,13 @@ use serde_json::Value;
 use super::meta;
 
 /// The prefix of names reserved for the system classes.
-pub const SYSTEM_PRIORITY_CLASS_PREFIX: &str = "system-";
+pub(crate) const SYSTEM_PRIORITY_CLASS_PREFIX: &str = "system-";
 
 /// The highest value of a class users may make.
-pub const HIGHEST_USER_DEFINABLE_PRIORITY: i64 = 1_000_000_000;
+pub(crate) const HIGHEST_USER_DEFINABLE_PRIORITY: i64 = 1_000_000_000;
 
 /// The system classes: name and value (neither is a global default).
-pub const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
+pub(crate) const SYSTEM_PRIORITY_CLASSES: [(&str, i64); 2] = [
     ("system-node-critical", 2_000_001_000),
     ("system-cluster-critical", 2_000_000_000),
 ];
@@ -38,7 +38,7 @@ fn known_system_class(name: &str, value: i64, global_default: bool) -> Result<()
 
 /// `ValidatePriorityClass` (the name's own rules are checked with every
 /// object's metadata).
-pub fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = pc
         .pointer("/metadata/name")
@@ -76,7 +76,7 @@ pub fn validate_priority_class(pc: &Value) -> Vec<FieldError> {
 
 /// `ValidatePriorityClassUpdate`: the create rules, and `value` and
 /// `preemptionPolicy` unchanged.
-pub fn validate_priority_class_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_priority_class_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_priority_class(new);
     if old.get("value") != new.get("value") {
         errs.push(FieldError::forbidden(

@@ -9,25 +9,23 @@ use std::fmt;
 
 use ferrokube_api::status::FieldError;
 
-/// The prefix of the namespace labels (and audit annotations).
-pub const LABEL_PREFIX: &str = "pod-security.kubernetes.io/";
-pub const ENFORCE_LEVEL_LABEL: &str = "pod-security.kubernetes.io/enforce";
-pub const ENFORCE_VERSION_LABEL: &str = "pod-security.kubernetes.io/enforce-version";
-pub const AUDIT_LEVEL_LABEL: &str = "pod-security.kubernetes.io/audit";
-pub const AUDIT_VERSION_LABEL: &str = "pod-security.kubernetes.io/audit-version";
-pub const WARN_LEVEL_LABEL: &str = "pod-security.kubernetes.io/warn";
-pub const WARN_VERSION_LABEL: &str = "pod-security.kubernetes.io/warn-version";
+pub(crate) const ENFORCE_LEVEL_LABEL: &str = "pod-security.kubernetes.io/enforce";
+pub(crate) const ENFORCE_VERSION_LABEL: &str = "pod-security.kubernetes.io/enforce-version";
+pub(crate) const AUDIT_LEVEL_LABEL: &str = "pod-security.kubernetes.io/audit";
+pub(crate) const AUDIT_VERSION_LABEL: &str = "pod-security.kubernetes.io/audit-version";
+pub(crate) const WARN_LEVEL_LABEL: &str = "pod-security.kubernetes.io/warn";
+pub(crate) const WARN_VERSION_LABEL: &str = "pod-security.kubernetes.io/warn-version";
 
 /// How strict a policy is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Privileged,
     Baseline,
     Restricted,
 }
 
 impl Level {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Privileged => "privileged",
             Level::Baseline => "baseline",
@@ -36,7 +34,7 @@ impl Level {
     }
 
     /// A level's name, or the message Kubernetes gives for anything else.
-    pub fn parse(s: &str) -> Result<Level, String> {
+    pub(crate) fn parse(s: &str) -> Result<Level, String> {
         match s {
             "privileged" => Ok(Level::Privileged),
             "baseline" => Ok(Level::Baseline),
@@ -48,7 +46,7 @@ impl Level {
 
 /// A policy version: `latest`, or the checks as they were in `v1.X`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Version {
+pub(crate) enum Version {
     Latest,
     /// `v1.<minor>`.
     Minor(u32),
@@ -56,7 +54,7 @@ pub enum Version {
 
 impl Version {
     /// `latest` or `v1.X` (no leading zero, no sign), or Kubernetes' message.
-    pub fn parse(s: &str) -> Result<Version, String> {
+    pub(crate) fn parse(s: &str) -> Result<Version, String> {
         if s == "latest" {
             return Ok(Version::Latest);
         }
@@ -81,13 +79,13 @@ impl fmt::Display for Version {
 
 /// A level at a version, written `restricted:latest`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LevelVersion {
+pub(crate) struct LevelVersion {
     pub level: Level,
     pub version: Version,
 }
 
 impl LevelVersion {
-    pub const PRIVILEGED_LATEST: LevelVersion = LevelVersion {
+    pub(crate) const PRIVILEGED_LATEST: LevelVersion = LevelVersion {
         level: Level::Privileged,
         version: Version::Latest,
     };
@@ -101,7 +99,7 @@ impl fmt::Display for LevelVersion {
 
 /// What a namespace enforces, audits and warns about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Policy {
+pub(crate) struct Policy {
     pub enforce: LevelVersion,
     pub audit: LevelVersion,
     pub warn: LevelVersion,
@@ -119,7 +117,7 @@ impl Default for Policy {
 
 impl Policy {
     /// Nothing enforced, audited or warned about.
-    pub fn fully_privileged(&self) -> bool {
+    pub(crate) fn fully_privileged(&self) -> bool {
         [self.enforce, self.audit, self.warn]
             .iter()
             .all(|lv| lv.level == Level::Privileged)
@@ -127,7 +125,7 @@ impl Policy {
 
     /// The same checks in every mode (versions of privileged levels do
     /// not matter).
-    pub fn equivalent(&self, other: &Policy) -> bool {
+    pub(crate) fn equivalent(&self, other: &Policy) -> bool {
         let same = |a: LevelVersion, b: LevelVersion| {
             a.level == b.level && (a.level == Level::Privileged || a.version == b.version)
         };
@@ -142,7 +140,7 @@ impl Policy {
 /// `metadata.labels[<label>]`). A bad enforce level enforces `restricted`;
 /// a bad audit or warn level audits or warns about nothing; a bad version
 /// is `latest`.
-pub fn policy_to_evaluate(
+pub(crate) fn policy_to_evaluate(
     labels: &BTreeMap<String, String>,
     defaults: &Policy,
 ) -> (Policy, Vec<FieldError>) {

@@ -19,13 +19,13 @@ use super::api::{Level, LevelVersion, Version};
 /// Why a check refuses a pod: a short reason, and details naming what
 /// (may be empty).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Forbidden {
+pub(crate) struct Forbidden {
     pub reason: String,
     pub detail: String,
 }
 
 /// A check's verdict: `None` allows the pod.
-pub type Verdict = Option<Forbidden>;
+pub(crate) type Verdict = Option<Forbidden>;
 
 type CheckFn = fn(&Value, &Value) -> Verdict;
 
@@ -179,7 +179,7 @@ fn at(check: &Check, minor: u32) -> Option<&Versioned> {
 
 /// The verdicts of the checks of `lv` on a pod (its metadata and spec),
 /// the refusals only, in Kubernetes' order.
-pub fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Forbidden> {
+pub(crate) fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Forbidden> {
     if lv.level == Level::Privileged {
         return Vec::new();
     }
@@ -208,7 +208,7 @@ pub fn evaluate(lv: LevelVersion, meta: &Value, spec: &Value) -> Vec<Forbidden> 
 
 /// The refusals as Kubernetes writes them for one pod: `reason (detail),
 /// reason, ...`.
-pub fn forbidden_detail(results: &[Forbidden]) -> String {
+pub(crate) fn forbidden_detail(results: &[Forbidden]) -> String {
     results
         .iter()
         .map(|f| {
@@ -223,7 +223,7 @@ pub fn forbidden_detail(results: &[Forbidden]) -> String {
 }
 
 /// The reasons alone (for a namespace's pods, counted together).
-pub fn forbidden_reason(results: &[Forbidden]) -> String {
+pub(crate) fn forbidden_reason(results: &[Forbidden]) -> String {
     results
         .iter()
         .map(|f| f.reason.as_str())

@@ -26,7 +26,7 @@ use super::api::{Level, LevelVersion, Policy, Version};
 
 /// What the PodSecurity plugin is configured with.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Config {
+pub(crate) struct Config {
     /// The policy of namespaces without labels (and of modes they do not
     /// label).
     pub defaults: Policy,
@@ -55,7 +55,7 @@ fn parse_document(text: &str, what: &Path) -> anyhow::Result<Value> {
 impl Config {
     /// The configuration in the admission configuration file `path`; the
     /// defaults when it has no `PodSecurity` plugin.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading the admission configuration {}", path.display()))?;
         let doc = parse_document(&text, path)?;
@@ -95,7 +95,7 @@ impl Config {
     }
 
     /// A `PodSecurityConfiguration` object, checked as Kubernetes checks it.
-    pub fn from_pod_security_configuration(c: &Value) -> anyhow::Result<Config> {
+    pub(crate) fn from_pod_security_configuration(c: &Value) -> anyhow::Result<Config> {
         let kind = c.get("kind").and_then(Value::as_str).unwrap_or_default();
         let api_version = c
             .get("apiVersion")

@@ -22,9 +22,9 @@
 //!   `enforce` level warns about the existing pods that violate it.
 //! - Exempt users, namespaces and runtime classes are not checked.
 
-pub mod api;
-pub mod checks;
-pub mod config;
+pub(crate) mod api;
+pub(crate) mod checks;
+pub(crate) mod config;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -36,8 +36,8 @@ use ferrokube_api::status::ApiError;
 use crate::options::WriteOptions;
 use crate::rest::{ApiResult, Rest};
 
-pub use api::{Level, LevelVersion, Policy, Version};
-pub use config::Config;
+pub(crate) use api::{Level, LevelVersion, Policy};
+pub(crate) use config::Config;
 
 use checks::{evaluate, forbidden_detail, forbidden_reason, Forbidden};
 
@@ -124,7 +124,7 @@ impl Config {
 
 /// Validates a new object: a namespace's labels, a pod, or a workload's pod
 /// template, against the policy of the namespace it is created in.
-pub async fn validate_create(
+pub(crate) async fn validate_create(
     rest: &Rest,
     def: &ResourceDef,
     ns: &str,
@@ -156,7 +156,7 @@ pub async fn validate_create(
 }
 
 /// Validates an update (of `subresource`, empty for the object itself).
-pub async fn validate_update(
+pub(crate) async fn validate_update(
     rest: &Rest,
     def: &ResourceDef,
     ns: &str,
@@ -366,7 +366,7 @@ const SECCOMP_CONTAINER_ANNOTATION_PREFIX: &str = "container.seccomp.security.al
 /// Whether an update of a pod could change what the checks see: the only
 /// fields of a running pod that may change and that the checks read are
 /// containers' images, seccomp annotations and ephemeral containers.
-pub fn significant_pod_update(pod: &Value, old: &Value) -> bool {
+pub(crate) fn significant_pod_update(pod: &Value, old: &Value) -> bool {
     let significant_container = |c: &Value, o: &Value| {
         if c.get("image") != o.get("image") {
             return true;
@@ -437,7 +437,11 @@ fn validate_namespace_update(
 /// The warnings for the pods of `ns` that violate `enforce`: a summary,
 /// then one line per distinct set of reasons, naming the first pod (by
 /// name) and how many others share it.
-pub fn evaluate_pods_in_namespace(rest: &Rest, ns: &str, enforce: LevelVersion) -> Vec<String> {
+pub(crate) fn evaluate_pods_in_namespace(
+    rest: &Rest,
+    ns: &str,
+    enforce: LevelVersion,
+) -> Vec<String> {
     let pods: Vec<Value> = match rest.registry.get("", "v1", "pods") {
         Some(def) => rest
             .cache

@@ -10,6 +10,7 @@ use ferrokube_store::Store;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::api::Version;
 use super::*;
 use crate::allocator::{Allocator, ServiceCidr};
 use crate::authn::UserInfo;
