@@ -1,10 +1,15 @@
 //! Kubernetes resource quantities ("100m", "1.5", "64Mi", "2G", "1e3") as
-//! numbers of milli-units: the API server's defaulting (QoS classes) and the
-//! node agent (limits, allocatable) read them the same way.
+//! numbers of milli-units or whole units: the one parser of the API server
+//! (defaulting, validation, quotas), the scheduler (requests, allocatable),
+//! the node agent (limits, allocatable) and the volume binder.
 
-/// The quantity `s` as base units × 1000, rounded up as Kubernetes rounds;
-/// `None` if it is not a quantity.
+use serde_json::Value;
+
+/// The quantity `s` as base units × 1000, rounded up as Kubernetes rounds
+/// (`Quantity.MilliValue`); `None` if it is not a quantity. Surrounding
+/// whitespace is ignored, as Kubernetes ignores it when decoding JSON.
 pub fn parse_milli(s: &str) -> Option<i128> {
+    let s = s.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '+' | '-')))
         .unwrap_or(s.len());
@@ -72,6 +77,22 @@ pub fn parse_milli(s: &str) -> Option<i128> {
     Some(if negative { -value } else { value })
 }
 
+/// The quantity `s` in whole base units (bytes, cores), rounded up
+/// (`Quantity.Value`); `None` if it is not a quantity.
+pub fn parse_value(s: &str) -> Option<i128> {
+    parse_milli(s).map(|m| (m + 999).div_euclid(1000))
+}
+
+/// A quantity in a JSON object as base units × 1000, rounded up: a string,
+/// or a JSON number (`cpu: 1`); `None` for anything else.
+pub fn json_milli(v: &Value) -> Option<i128> {
+    match v {
+        Value::String(s) => parse_milli(s),
+        Value::Number(n) => parse_milli(&n.to_string()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +113,49 @@ mod tests {
         for bad in ["x", "1Q", "", "abc", "1.2.3"] {
             assert_eq!(parse_milli(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_kubernetes_quantities() {
+        assert_eq!(parse_milli("100m"), Some(100));
+        assert_eq!(parse_milli("1"), Some(1000));
+        assert_eq!(parse_milli("1.5"), Some(1500));
+        assert_eq!(parse_milli("0.1"), Some(100));
+        assert_eq!(parse_value("1Gi"), Some(1 << 30));
+        assert_eq!(parse_value("128Mi"), Some(128 << 20));
+        assert_eq!(parse_value("1k"), Some(1000));
+        assert_eq!(parse_value("1M"), Some(1_000_000));
+        assert_eq!(parse_value("2e3"), Some(2000));
+        assert_eq!(parse_value("1E3"), Some(1000));
+        assert_eq!(parse_milli("1u"), Some(1), "rounds up");
+        assert_eq!(parse_value("110"), Some(110));
+        assert_eq!(parse_value("64Mi"), Some(64 << 20));
+        assert_eq!(parse_value("1G"), Some(1_000_000_000));
+        assert_eq!(parse_value("1e3"), Some(1000));
+        assert_eq!(parse_value("0.5Gi"), Some(1 << 29));
+        assert_eq!(parse_value("100m"), Some(1), "whole units round up");
+        assert_eq!(parse_value("-1500m"), Some(-1));
+        assert_eq!(parse_milli(" 250m "), Some(250));
+        assert_eq!(parse_milli("abc"), None);
+        assert_eq!(parse_milli("1Qi"), None);
+        assert_eq!(parse_milli(""), None);
+        assert_eq!(parse_milli("."), None);
+    }
+
+    #[test]
+    fn json_quantities_in_milli_units() {
+        use serde_json::json;
+        assert_eq!(json_milli(&json!("100m")), Some(100));
+        assert_eq!(json_milli(&json!("0.1")), Some(100));
+        assert_eq!(json_milli(&json!("1.5")), Some(1500));
+        assert_eq!(json_milli(&json!(2)), Some(2000));
+        assert_eq!(json_milli(&json!(" 2 ")), Some(2000));
+        assert_eq!(json_milli(&json!("64Mi")), Some(64_000 << 20));
+        assert_eq!(json_milli(&json!("1G")), Some(1_000_000_000_000));
+        assert_eq!(json_milli(&json!("1e3")), Some(1_000_000));
+        assert_eq!(json_milli(&json!("1Gi")), json_milli(&json!("1024Mi")));
+        assert_eq!(json_milli(&json!("x")), None);
+        assert_eq!(json_milli(&json!("1Q")), None);
+        assert_eq!(json_milli(&json!(null)), None);
     }
 }

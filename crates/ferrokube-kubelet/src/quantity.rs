@@ -6,12 +6,12 @@ pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 /// The quantity as a number of base units times 1000 (milli-units), or `None` if it
 /// is not a valid quantity.
 pub fn milli_value(q: &Quantity) -> Option<i128> {
-    ferrokube_api::quantity::parse_milli(q.0.trim())
+    ferrokube_api::quantity::parse_milli(&q.0)
 }
 
 /// Whole units (bytes, cores rounded up).
 pub fn value(q: &Quantity) -> Option<i128> {
-    milli_value(q).map(|m| (m + 999).div_euclid(1000))
+    ferrokube_api::quantity::parse_value(&q.0)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Node, Taint};
 
 use crate::podinfo::{normalize_image, HostPort, PodInfo};
-use crate::quantity::Resources;
+use crate::resources::Resources;
 use crate::selectors::Labels;
 
 /// One node and what is placed on it.

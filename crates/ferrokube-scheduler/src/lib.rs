@@ -20,8 +20,8 @@ pub mod fasthash;
 pub mod framework;
 pub mod plugins;
 pub mod podinfo;
-pub mod quantity;
 pub mod queue;
+pub mod resources;
 pub mod scheduler;
 pub mod selectors;
 #[cfg(test)]

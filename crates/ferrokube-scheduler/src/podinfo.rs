@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodAffinityTerm, Toleration};
 
-use crate::quantity::{Resources, CPU, MEMORY};
+use crate::resources::{Resources, CPU, MEMORY};
 use crate::selectors::{Labels, NodeSelectorTerms, NodeTerm, Selector};
 
 /// CPU counted for scoring when a container sets no CPU request (100m).

@@ -16,7 +16,6 @@ mod batch;
 mod core;
 mod discovery;
 mod pod;
-pub(crate) mod quantity;
 mod rbac;
 mod scheduling;
 pub(crate) mod strategy;

@@ -5,7 +5,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{default_int, default_nil, default_str, each, is_zero, object_at, quantity, with};
+use ferrokube_api::quantity;
+
+use super::{default_int, default_nil, default_str, each, is_zero, object_at, with};
 
 /// The defaults of a Pod: those of its spec, plus what only a Pod gets
 /// (requests from limits, service links, host-network ports).
@@ -210,7 +212,7 @@ pub(crate) fn qos_class(spec: &Value) -> &'static str {
     for c in containers {
         let amount = |kind: &str, res: &str| {
             c.pointer(&format!("/resources/{kind}/{res}"))
-                .and_then(quantity::milli_value)
+                .and_then(quantity::json_milli)
                 .filter(|v| *v > 0)
         };
         let mut both_limited = true;

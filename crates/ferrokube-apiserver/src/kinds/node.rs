@@ -4,6 +4,7 @@
 //! its scheduling node selector is merged into the pod's and its
 //! tolerations are added, each refused on conflict with Kubernetes' message).
 
+use ferrokube_api::quantity::parse_milli;
 use ferrokube_api::status::{ApiError, FieldError};
 use ferrokube_api::validation::{is_dns1123_label, validate_labels};
 use serde_json::{json, Map, Value};
@@ -170,34 +171,13 @@ fn same_resources(a: &Value, b: &Value) -> bool {
             b.get(k).is_some_and(|w| {
                 v == w
                     || match (v.as_str(), w.as_str()) {
-                        (Some(x), Some(y)) => millis(x).is_some() && millis(x) == millis(y),
+                        (Some(x), Some(y)) => {
+                            parse_milli(x).is_some() && parse_milli(x) == parse_milli(y)
+                        }
                         _ => false,
                     }
             })
         })
-}
-
-/// A quantity in thousandths, for comparing (decimal and binary suffixes).
-fn millis(q: &str) -> Option<i128> {
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (num, suffix) = q.split_at(split);
-    let mult: f64 = match suffix {
-        "" => 1.0,
-        "m" => 0.001,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "Ki" => 1024.0,
-        "Mi" => 1024f64.powi(2),
-        "Gi" => 1024f64.powi(3),
-        "Ti" => 1024f64.powi(4),
-        _ => return None,
-    };
-    let n: f64 = num.parse().ok()?;
-    Some((n * mult * 1000.0).round() as i128)
 }
 
 #[cfg(test)]
