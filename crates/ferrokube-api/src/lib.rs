@@ -5,7 +5,6 @@
 pub mod cron;
 pub mod fields;
 pub mod gojson;
-pub mod jointoken;
 pub mod labels;
 pub mod patch;
 pub mod printers;
@@ -14,5 +13,4 @@ pub mod quota;
 pub mod registry;
 pub mod status;
 pub mod sysctl;
-pub mod tls;
 pub mod validation;

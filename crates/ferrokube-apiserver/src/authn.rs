@@ -105,7 +105,7 @@ impl ClientCertAuthenticator {
     /// [`ClientCertAuthenticator::authenticate`], but still checks the
     /// handshake signature that proves the client holds the key.
     pub(crate) fn tls_verifier(&self) -> Arc<dyn ClientCertVerifier> {
-        Arc::new(ferrokube_api::tls::RequestClientCert::new(self.ca.clone()))
+        Arc::new(ferrokube_pki::tls::RequestClientCert::new(self.ca.clone()))
     }
 }
 

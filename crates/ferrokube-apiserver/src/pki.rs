@@ -10,7 +10,7 @@
 //! an expired certificate. The serving certificate is issued at every start,
 //! so it always names the host's current addresses.
 
-use ferrokube_api::jointoken;
+use ferrokube_pki::jointoken;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

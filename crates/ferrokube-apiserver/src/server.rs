@@ -354,7 +354,7 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))?;
     let mut tokens = TokenAuthenticator::default();
-    if let Some((_, secret)) = ferrokube_api::jointoken::parse(&pki.join_token) {
+    if let Some((_, secret)) = ferrokube_pki::jointoken::parse(&pki.join_token) {
         // Agents joining with the token: a bootstrapper, which may only
         // fetch its node's credentials (and make CertificateSigningRequests),
         // as a Kubernetes bootstrap token.

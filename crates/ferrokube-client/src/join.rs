@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
-use ferrokube_api::jointoken;
+use ferrokube_pki::jointoken;
 
 /// A client for `server` (`https://host:port`) from a join token.
 pub async fn client_from_join_token(server: &str, token: &str) -> anyhow::Result<kube::Client> {

@@ -47,7 +47,7 @@ async fn join_token_gives_a_working_client_and_wrong_ones_are_refused() {
     assert!(err.to_string().contains("does not match"), "{err:#}");
 
     // The right CA with a wrong secret: 401 from the server.
-    let (hash, _) = ferrokube_api::jointoken::parse(&token).expect("parse");
+    let (hash, _) = ferrokube_pki::jointoken::parse(&token).expect("parse");
     let wrong = format!("K10{hash}::server:not-the-secret");
     let client = ferrokube_client::client_from_join_token(&server, &wrong)
         .await

@@ -39,7 +39,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixT
 use rustls::server::danger::ClientCertVerifier;
 use tokio_util::sync::CancellationToken;
 
-use ferrokube_api::tls::RequestClientCert;
+use ferrokube_pki::tls::RequestClientCert;
 
 use crate::cri::Runtime;
 

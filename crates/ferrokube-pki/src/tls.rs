@@ -19,6 +19,8 @@ pub struct RequestClientCert {
 }
 
 impl RequestClientCert {
+    /// A verifier that names the CAs of `ca` and checks handshake
+    /// signatures with it.
     pub fn new(ca: Arc<dyn ClientCertVerifier>) -> Self {
         RequestClientCert { ca }
     }
