@@ -18,8 +18,11 @@ use k8s_openapi::api::flowcontrol::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util;
+use crate::watchqueue::Key;
 
 const RESYNC: Duration = Duration::from_secs(60);
 
@@ -116,23 +119,40 @@ async fn pass(schemas: &Api<FlowSchema>, levels: &Api<PriorityLevelConfiguration
 
 /// Keeps every FlowSchema's Dangling condition until `cancel`.
 pub async fn run(client: kube::Client, cancel: CancellationToken) {
-    let schemas: Api<FlowSchema> = Api::all(client.clone());
-    let levels: Api<PriorityLevelConfiguration> = Api::all(client);
-    let wake = Arc::new(Notify::new());
+    let c = Arc::new(DanglingCondition {
+        ctx: Context::new(NAME, cancel.clone()),
+        schemas: Api::all(client.clone()),
+        levels: Api::all(client),
+    });
     let watches = [
-        crate::util::wake_on_watch(schemas.clone(), wake.clone(), cancel.clone()),
-        crate::util::wake_on_watch(levels.clone(), wake.clone(), cancel.clone()),
+        util::on_watch(c.schemas.clone(), c.ctx.pass_trigger(), cancel.clone()),
+        util::on_watch(c.levels.clone(), c.ctx.pass_trigger(), cancel.clone()),
     ];
-    loop {
-        pass(&schemas, &levels).await;
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
-    }
+    controller::run(c, 1).await;
     for w in watches {
         w.abort();
+    }
+}
+
+/// The controller's name (its metrics).
+const NAME: &str = "flowschema-status";
+
+/// The controller: a pass over every FlowSchema on each change of
+/// FlowSchemas or priority levels.
+struct DanglingCondition {
+    ctx: Context,
+    schemas: Api<FlowSchema>,
+    levels: Api<PriorityLevelConfiguration>,
+}
+
+impl Reconciler for DanglingCondition {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        pass(&self.schemas, &self.levels).await;
+        Ok(Action::requeue(RESYNC))
     }
 }
 

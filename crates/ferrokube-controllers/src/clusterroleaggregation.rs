@@ -13,9 +13,9 @@ use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, ControllerMetrics};
+use crate::controller::{Action, Context, Reconciler};
 use crate::podutil::{api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The controller's name (metrics, `--controllers`).
 pub const NAME: &str = "clusterrole-aggregation";
@@ -52,34 +52,23 @@ pub fn aggregated_rules(role: &ClusterRole, all: &[Arc<ClusterRole>]) -> Option<
 pub struct ClusterRoleAggregationController {
     client: kube::Client,
     roles: Store<ClusterRole>,
-    ready: Ready,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for ClusterRoleAggregationController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        vec![self.ready.clone()]
+impl Reconciler for ClusterRoleAggregationController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
         for r in self.roles.state() {
             if r.aggregation_rule.is_some() {
-                self.queue.add(key_of(r.as_ref()));
+                self.ctx.add(key_of(r.as_ref()));
             }
         }
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
-        self.sync(key).await
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        self.sync(key).await?;
+        Ok(Action::await_change())
     }
 }
 
@@ -90,20 +79,18 @@ impl ClusterRoleAggregationController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (roles, ready) = informers.cache::<ClusterRole>();
+        let mut ctx = Context::new(NAME, cancel);
+        let roles: Store<ClusterRole> = ctx.watch(informers);
         let this = Arc::new(ClusterRoleAggregationController {
-            client: metrics::counting_client(&client, NAME),
+            client: ctx.client(&client),
             roles,
-            ready,
-            queue: Queue::new(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         // Any role's change may change what an aggregated role collects.
         let me = this.clone();
         informers
             .get::<ClusterRole>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(_) | Change::Deleted(_) | Change::Relisted => me.enqueue_all(),
             });
         this

@@ -23,9 +23,12 @@ use k8s_openapi::api::certificates::v1::{
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{ListParams, PostParams};
 use kube::Api;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use x509_parser::prelude::{FromDer, GeneralName, ParsedExtension};
+
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util;
+use crate::watchqueue::Key;
 
 /// The signers this controller signs for.
 pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
@@ -386,18 +389,38 @@ async fn pass(api: &Api<CertificateSigningRequest>, ca: &SigningCa, max: Duratio
 
 /// Signs approved requests until `cancel`.
 pub async fn run(client: kube::Client, ca: SigningCa, max: Duration, cancel: CancellationToken) {
-    let api: Api<CertificateSigningRequest> = Api::all(client);
-    let wake = Arc::new(Notify::new());
-    let watch = crate::util::wake_on_watch(api.clone(), wake.clone(), cancel.clone());
-    loop {
-        pass(&api, &ca, max).await;
-        tokio::select! {
-            _ = cancel.cancelled() => break,
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(RESYNC) => {}
-        }
-    }
+    let c = Arc::new(Signer {
+        ctx: Context::new(NAME, cancel.clone()),
+        api: Api::all(client),
+        ca,
+        max,
+    });
+    let watch = util::on_watch(c.api.clone(), c.ctx.pass_trigger(), cancel);
+    controller::run(c, 1).await;
     watch.abort();
+}
+
+/// The controller's name (its metrics).
+const NAME: &str = "csrsigning";
+
+/// The signer: a pass over every request on each change.
+struct Signer {
+    ctx: Context,
+    api: Api<CertificateSigningRequest>,
+    ca: SigningCa,
+    /// The longest certificate it issues.
+    max: Duration,
+}
+
+impl Reconciler for Signer {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        pass(&self.api, &self.ca, self.max).await;
+        Ok(Action::requeue(RESYNC))
+    }
 }
 
 #[cfg(test)]

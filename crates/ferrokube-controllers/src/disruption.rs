@@ -36,12 +36,16 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, ControllerMetrics};
+use crate::controller::{Action, Context, Reconciler};
 use crate::podutil::{self, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The controller's name in kube-controller-manager's `--controllers`.
 pub const NAME: &str = "disruption";
+
+/// The name of its second queue's counters (stale `DisruptionTarget`
+/// conditions).
+const STALE_NAME: &str = "disruption-stale";
 
 /// The event source, as Kubernetes' disruption controller names itself.
 const COMPONENT: &str = "controllermanager";
@@ -68,56 +72,41 @@ pub struct DisruptionController {
     replica_sets: Store<ReplicaSet>,
     deployments: Store<Deployment>,
     stateful_sets: Store<StatefulSet>,
-    ready: Vec<Ready>,
-    queue: Queue,
+    ctx: Context,
     /// Pods whose `DisruptionTarget` condition may have gone stale.
-    stale: Queue,
+    stale: Context,
     /// Pods already told they match several budgets (by uid).
     told_multiple: std::sync::Mutex<std::collections::HashSet<String>>,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
 }
 
-impl QueueController for DisruptionController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.clone()
+impl Reconciler for DisruptionController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.budgets);
+        self.ctx.add_all(&self.budgets);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
     }
 }
 
-/// Runs the controller's second queue (stale `DisruptionTarget`
-/// conditions) until it is cancelled.
-pub async fn run_stale_conditions(c: Arc<DisruptionController>) {
-    for r in c.ready() {
-        tokio::select! {
-            _ = c.cancel.cancelled() => return,
-            _ = r.wait() => {}
+/// The controller's second queue: pods whose `DisruptionTarget` condition
+/// may have gone stale.
+pub struct StaleConditions(pub Arc<DisruptionController>);
+
+impl Reconciler for StaleConditions {
+    fn context(&self) -> &Context {
+        &self.0.stale
+    }
+    fn enqueue_all(&self) {
+        for p in self.0.pods.state() {
+            self.0.check_stale(&p);
         }
     }
-    for p in c.pods.state() {
-        c.check_stale(&p);
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        self.0.sync_stale(key).await
     }
-    let me = c.clone();
-    c.stale
-        .run(1, c.cancel.clone(), move |key| {
-            let me = me.clone();
-            async move { me.sync_stale(&key).await }
-        })
-        .await;
 }
 
 impl DisruptionController {
@@ -127,32 +116,26 @@ impl DisruptionController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (budgets, r1) = informers.cache::<PodDisruptionBudget>();
-        let (pods, r2) = informers.cache::<Pod>();
-        let (rcs, r3) = informers.cache::<ReplicationController>();
-        let (replica_sets, r4) = informers.cache::<ReplicaSet>();
-        let (deployments, r5) = informers.cache::<Deployment>();
-        let (stateful_sets, r6) = informers.cache::<StatefulSet>();
+        let mut stale = Context::new(STALE_NAME, cancel.clone());
+        stale.wait_for(informers.get::<Pod>().ready());
+        let mut ctx = Context::new(NAME, cancel);
         let this = Arc::new(DisruptionController {
-            client: metrics::counting_client(&client, NAME),
-            budgets,
-            pods,
-            rcs,
-            replica_sets,
-            deployments,
-            stateful_sets,
-            ready: vec![r1, r2, r3, r4, r5, r6],
-            queue: Queue::new(),
-            stale: Queue::new(),
+            client: ctx.client(&client),
+            budgets: ctx.watch(informers),
+            pods: ctx.watch(informers),
+            rcs: ctx.watch(informers),
+            replica_sets: ctx.watch(informers),
+            deployments: ctx.watch(informers),
+            stateful_sets: ctx.watch(informers),
+            stale,
             told_multiple: Default::default(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         informers.get::<PodDisruptionBudget>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => {
                     me.queue_budgets_of(p, true);
                     me.check_stale(p);
@@ -181,7 +164,7 @@ impl DisruptionController {
             if b.metadata.namespace.as_deref() == Some(ns)
                 && budget_selector(&b).is_some_and(|s| s.matches(p.metadata.labels.as_ref()))
             {
-                self.queue.add(key_of(b.as_ref()));
+                self.ctx.add(key_of(b.as_ref()));
                 names.push(b.metadata.name.clone().unwrap_or_default());
             }
         }
@@ -206,26 +189,27 @@ impl DisruptionController {
     /// Queues `p` for when its `DisruptionTarget` condition goes stale.
     fn check_stale(&self, p: &Pod) {
         if let Some(wait) = stale_condition_wait(p, STALE_DISRUPTION_TIMEOUT, Timestamp::now()) {
-            self.stale.add_after(key_of(p), wait, &self.cancel);
+            self.stale.add_after(key_of(p), wait);
         }
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let (ns, name) = key;
         let Some(pdb) = self.budgets.get(&ObjectRef::new(name).within(ns)) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         match self.try_sync(key, &pdb).await {
-            Ok(()) => Ok(()),
+            Ok(next) => Ok(next),
             Err(SyncError::Api(e)) if podutil::api_code(&e) == Some(409) => Err(e.into()),
             Err(e) => {
                 tracing::debug!(%ns, %name, error = %e, "disruption budget sync failed");
-                self.fail_safe(&pdb, &e.to_string()).await
+                self.fail_safe(&pdb, &e.to_string()).await?;
+                Ok(Action::await_change())
             }
         }
     }
 
-    async fn try_sync(&self, key: &Key, pdb: &PodDisruptionBudget) -> Result<(), SyncError> {
+    async fn try_sync(&self, key: &Key, pdb: &PodDisruptionBudget) -> Result<Action, SyncError> {
         let pods = self.pods_of(pdb);
         let counts = self.expected_pod_count(pdb, &pods).await;
         let (expected, desired, unmanaged) = match counts {
@@ -295,11 +279,9 @@ impl DisruptionController {
                 );
             }
         }
-        if let Some(at) = recheck {
-            let wait = Duration::try_from(at.duration_since(now)).unwrap_or_default();
-            self.queue.add_after(key.clone(), wait, &self.cancel);
-        }
-        Ok(())
+        Ok(recheck
+            .map(|at| Duration::try_from(at.duration_since(now)).unwrap_or_default())
+            .into())
     }
 
     /// The pods of the budget's namespace its selector matches (a missing
@@ -603,22 +585,19 @@ impl DisruptionController {
     }
 
     /// Turns a pod's stale `DisruptionTarget` condition `False`.
-    async fn sync_stale(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync_stale(&self, key: &Key) -> anyhow::Result<Action> {
         let (ns, name) = key;
         let Some(pod) = self.pods.get(&ObjectRef::new(name).within(ns)) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         match stale_condition_wait(&pod, STALE_DISRUPTION_TIMEOUT, Timestamp::now()) {
-            None => return Ok(()),
-            Some(w) if !w.is_zero() => {
-                self.stale.add_after(key.clone(), w, &self.cancel);
-                return Ok(());
-            }
+            None => return Ok(Action::await_change()),
+            Some(w) if !w.is_zero() => return Ok(Action::requeue(w)),
             Some(_) => {}
         }
         let mut new = (*pod).clone();
         let Some(conds) = new.status.as_mut().and_then(|s| s.conditions.as_mut()) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         for c in conds.iter_mut().filter(|c| c.type_ == "DisruptionTarget") {
             *c = PodCondition {
@@ -632,9 +611,9 @@ impl DisruptionController {
         match api.replace_status(name, &PostParams::default(), &new).await {
             Ok(_) => {
                 tracing::info!(%ns, pod = %name, "reset a stale DisruptionTarget condition to False");
-                Ok(())
+                Ok(Action::await_change())
             }
-            Err(e) if podutil::api_code(&e) == Some(404) => Ok(()),
+            Err(e) if podutil::api_code(&e) == Some(404) => Ok(Action::await_change()),
             Err(e) => Err(e.into()),
         }
     }

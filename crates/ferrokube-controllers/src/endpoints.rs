@@ -20,9 +20,9 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, ControllerMetrics};
+use crate::controller::{Action, Context, Reconciler};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The label selecting a Service's pods, if it has one.
 pub fn service_selector(s: &Service) -> Option<Selector> {
@@ -76,31 +76,20 @@ pub struct EndpointsController {
     services: Store<Service>,
     pods: Store<Pod>,
     endpoints: Store<Endpoints>,
-    ready: [Ready; 3],
     index: ServiceIndex,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for EndpointsController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.to_vec()
+impl Reconciler for EndpointsController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.services);
+        self.ctx.add_all(&self.services);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
-        self.sync_service(key).await
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        self.sync_service(key).await?;
+        Ok(Action::await_change())
     }
 }
 
@@ -110,53 +99,49 @@ impl EndpointsController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (services, services_ready) = informers.cache::<Service>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
-        let (endpoints, endpoints_ready) = informers.cache::<Endpoints>();
+        let mut ctx = Context::new(NAME, cancel);
+        let services: Store<Service> = ctx.watch(informers);
+        let pods: Store<Pod> = ctx.watch(informers);
+        let endpoints: Store<Endpoints> = ctx.watch(informers);
         let this = Arc::new(EndpointsController {
-            client: metrics::counting_client(&client, NAME),
+            client: ctx.client(&client),
             services,
             pods,
             endpoints,
-            ready: [services_ready, pods_ready, endpoints_ready],
             index: ServiceIndex::default(),
-            queue: Queue::new(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         informers.get::<Service>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => {
                     for k in me.index.services_for(&me.services, p, false) {
-                        me.queue.add(k);
+                        me.ctx.add(k);
                     }
                 }
                 Change::Deleted(p) => {
                     for k in me.index.services_for(&me.services, p, true) {
-                        me.queue.add(k);
+                        me.ctx.add(k);
                     }
                 }
                 Change::Relisted => me.enqueue_all(),
             });
         let me = this.clone();
-        informers
-            .get::<Endpoints>()
-            .on_change(&this.metrics, move |c| {
-                // Someone else changed (or removed) Endpoints we manage.
-                if let Change::Deleted(e) | Change::Applied(e) = c {
-                    let k = key_of(e);
-                    if me
-                        .services
-                        .get(&ObjectRef::new(&k.1).within(&k.0))
-                        .is_some()
-                    {
-                        me.queue.add(k);
-                    }
+        informers.get::<Endpoints>().on_change(&this.ctx, move |c| {
+            // Someone else changed (or removed) Endpoints we manage.
+            if let Change::Deleted(e) | Change::Applied(e) = c {
+                let k = key_of(e);
+                if me
+                    .services
+                    .get(&ObjectRef::new(&k.1).within(&k.0))
+                    .is_some()
+                {
+                    me.ctx.add(k);
                 }
-            });
+            }
+        });
         this
     }
 

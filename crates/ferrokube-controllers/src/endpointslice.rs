@@ -16,10 +16,10 @@ use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{Action, Context, Reconciler};
 use crate::endpoints::{service_selector, ServiceIndex};
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code};
-use crate::watchqueue::{Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{Change, Informers, Key};
 
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
@@ -97,11 +97,8 @@ pub struct EndpointSliceController {
     services: Store<Service>,
     pods: Store<Pod>,
     slices: Store<EndpointSlice>,
-    ready: [Ready; 3],
     index: ServiceIndex,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
 fn managed_service(s: &EndpointSlice) -> Option<Key> {
@@ -133,24 +130,16 @@ fn group_key(address_type: &str, ports: &[EndpointPort]) -> GroupKey {
     (address_type.to_string(), k)
 }
 
-impl QueueController for EndpointSliceController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.to_vec()
+impl Reconciler for EndpointSliceController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.services);
+        self.ctx.add_all(&self.services);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
-        self.sync_service(key).await
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        self.sync_service(key).await?;
+        Ok(Action::await_change())
     }
 }
 
@@ -160,34 +149,32 @@ impl EndpointSliceController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (services, services_ready) = informers.cache::<Service>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
-        let (slices, slices_ready) = informers.cache::<EndpointSlice>();
+        let mut ctx = Context::new(NAME, cancel);
+        let services: Store<Service> = ctx.watch(informers);
+        let pods: Store<Pod> = ctx.watch(informers);
+        let slices: Store<EndpointSlice> = ctx.watch(informers);
         let this = Arc::new(EndpointSliceController {
             tracker: Tracker::default(),
-            client: metrics::counting_client(&client, NAME),
+            client: ctx.client(&client),
             services,
             pods,
             slices,
-            ready: [services_ready, pods_ready, slices_ready],
             index: ServiceIndex::default(),
-            queue: Queue::new(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         informers.get::<Service>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => {
                     for k in me.index.services_for(&me.services, p, false) {
-                        me.queue.add(k);
+                        me.ctx.add(k);
                     }
                 }
                 Change::Deleted(p) => {
                     for k in me.index.services_for(&me.services, p, true) {
-                        me.queue.add(k);
+                        me.ctx.add(k);
                     }
                 }
                 Change::Relisted => me.enqueue_all(),
@@ -195,10 +182,10 @@ impl EndpointSliceController {
         let me = this.clone();
         informers
             .get::<EndpointSlice>()
-            .on_change(&this.metrics, move |c| {
+            .on_change(&this.ctx, move |c| {
                 if let Change::Applied(s) | Change::Deleted(s) = c {
                     if let Some(k) = managed_service(s) {
-                        me.queue.add(k);
+                        me.ctx.add(k);
                     }
                 }
             });

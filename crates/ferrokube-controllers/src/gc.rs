@@ -28,10 +28,11 @@ use kube::discovery::{verbs, Discovery, Scope};
 use kube::runtime::{reflector::Store, watcher};
 use kube::{Api, Client};
 use serde_json::json;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{self, Context, Reconciler};
 use crate::util::{self, delete_uid};
+use crate::watchqueue::Key;
 
 /// Finalizer the API server adds for `propagationPolicy=Foreground`.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -53,6 +54,7 @@ struct Monitor {
 
 /// The collector's view: one cache per resource and how to reach each kind.
 struct Collector {
+    ctx: Context,
     client: Client,
     monitors: Vec<Monitor>,
     /// (group, kind) → index into `monitors`.
@@ -146,8 +148,7 @@ pub async fn run(client: Client, cancel: CancellationToken) {
 
 /// Watches `resources` and collects until `cancel`.
 async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: CancellationToken) {
-    let wake = Arc::new(Notify::new());
-    let metrics = crate::metrics::controller(NAME);
+    let ctx = Context::new(NAME, cancel.clone());
     let mut monitors = Vec::new();
     let mut kinds = HashMap::new();
     for (ar, namespaced) in resources {
@@ -159,9 +160,7 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
             api,
             ar.clone(),
             watcher::Config::default(),
-            wake.clone(),
-            metrics.clone(),
-            &cancel,
+            &ctx,
             ownership_fingerprint,
         );
         kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
@@ -182,15 +181,27 @@ async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: Canc
         _ = synced => {}
     }
     let gc = Arc::new(Collector {
-        client: crate::metrics::counting_client(&client, NAME),
+        client: ctx.client(&client),
         monitors,
         kinds,
+        ctx,
     });
-    util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
-        let gc = gc.clone();
-        async move { gc.pass().await }
-    })
-    .await;
+    controller::run(gc, 1).await;
+}
+
+impl Reconciler for Collector {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<controller::Action> {
+        let again = self.pass().await?;
+        Ok(controller::Action::from(again).sooner(controller::Action::requeue(RESYNC)))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> controller::Action {
+        util::pass_failed(NAME, error)
+    }
 }
 
 /// A hash of the fields the collector reads: owners, deletion, finalizers.

@@ -1,15 +1,21 @@
 //! ferrokube's controller manager.
 //!
 //! Each controller is a module holding one level-triggered, idempotent
-//! reconcile over informer caches (kube-runtime's reflectors and
-//! `Controller`), so a restart or a missed event never confuses it: it
-//! always works from what is, not from what happened. The whole set runs
+//! reconcile over informer caches, so a restart or a missed event never
+//! confuses it: it always works from what is, not from what happened. The
+//! caches are kube-runtime reflectors, one per kind shared by every
+//! controller ([`watchqueue::Informers`]); every controller has the shape
+//! of kube-rs' `Controller` ([`controller::Reconciler`]: a reconcile from a
+//! key to an [`controller::Action`] saying when to look again, and an error
+//! policy) and runs under this crate's one runner ([`controller::run`]:
+//! work queue, back-off and metrics in one place). The whole set runs
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
 pub mod apfstatus;
 pub mod clients;
 pub mod clusterroleaggregation;
+pub mod controller;
 pub mod cronjob;
 pub mod csrsigning;
 pub mod daemonset;
@@ -119,7 +125,7 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         &mut informers,
         cancel.clone(),
     );
-    tasks.push(tokio::spawn(watchqueue::run_controller(aggregation, 1)));
+    tasks.push(tokio::spawn(controller::run(aggregation, 1)));
     tasks.push(tokio::spawn(apfstatus::run(
         client_for("flowschema-status-controller"),
         cancel.clone(),
@@ -129,7 +135,7 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         &mut informers,
         cancel.clone(),
     );
-    tasks.push(tokio::spawn(quota.run(resourcequota::WORKERS)));
+    tasks.push(tokio::spawn(controller::run(quota, resourcequota::WORKERS)));
     if let Some(ca) = config.signing_ca.clone() {
         tasks.push(tokio::spawn(csrsigning::run(
             client_for("certificate-controller"),

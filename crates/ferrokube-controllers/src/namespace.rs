@@ -16,13 +16,13 @@ use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 use kube::api::{DeleteParams, DynamicObject, ListParams, PostParams, PropagationPolicy};
 use kube::core::ApiResource;
 use kube::discovery::{verbs, Discovery, Scope};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 /// The finalizer this controller owns (in `spec.finalizers`).
 pub const FINALIZER: &str = "kubernetes";
@@ -76,8 +76,8 @@ pub const NAME: &str = "namespace";
 
 /// Runs the namespace controller until `cancel`.
 pub async fn run(client: Client, cancel: CancellationToken) {
-    util::standalone(client.clone(), cancel.clone(), |informers| {
-        start(informers, client.clone(), cancel.clone())
+    controller::run_standalone(client.clone(), 1, |informers| {
+        NamespaceController::new(informers, &client, cancel)
     })
     .await;
 }
@@ -89,60 +89,84 @@ pub fn start(
     client: Client,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
-    let counters = metrics::controller(NAME);
-    let wake = Arc::new(Notify::new());
-    let namespaces = informers
-        .get::<Namespace>()
-        .wake_on_change(&counters, &wake);
-    async move {
-        util::wait_synced(&namespaces, &cancel).await;
-        let retries: Arc<Mutex<HashMap<String, Retry>>> = Arc::default();
-        util::reconcile_loop("namespace", wake, RESYNC, cancel, || {
-            let (client, namespaces, retries) =
-                (client.clone(), namespaces.clone(), retries.clone());
-            async move {
-                let mut again: Option<Duration> = None;
-                let mut soonest = |d: Duration| again = Some(again.map_or(d, |a| a.min(d)));
-                let doomed: Vec<String> = namespaces
-                    .state()
-                    .iter()
-                    .filter(|ns| terminating(ns))
-                    .filter_map(|ns| ns.metadata.name.clone())
-                    .collect();
-                lock(&retries).retain(|name, _| doomed.contains(name));
-                for name in doomed {
-                    let now = Instant::now();
-                    if let Some(r) = lock(&retries).get(&name) {
-                        if r.due > now {
-                            soonest(r.due - now);
-                            continue;
-                        }
-                    }
-                    let finished = match finalize(&client, &name).await {
-                        Ok(done) => done,
-                        Err(e) => {
-                            tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
-                            false
-                        }
-                    };
-                    let mut retries = lock(&retries);
-                    if finished {
-                        retries.remove(&name);
-                        continue;
-                    }
-                    let r = retries.entry(name).or_insert(Retry { rounds: 0, due: now });
-                    let wait = RECHECK_FIRST
-                        .saturating_mul(1 << r.rounds.min(6))
-                        .min(RECHECK_MAX);
-                    r.rounds += 1;
-                    r.due = Instant::now() + wait;
-                    soonest(wait);
-                }
-                Ok(again)
-            }
+    controller::run(NamespaceController::new(informers, &client, cancel), 1)
+}
+
+/// The namespace controller: a pass over the terminating namespaces on
+/// every change.
+struct NamespaceController {
+    ctx: Context,
+    client: Client,
+    namespaces: Store<Namespace>,
+    /// When to look again at each namespace whose content is not gone yet.
+    retries: Mutex<HashMap<String, Retry>>,
+}
+
+impl NamespaceController {
+    fn new(informers: &mut Informers, client: &Client, cancel: CancellationToken) -> Arc<Self> {
+        let mut ctx = Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+        let namespaces = informers.get::<Namespace>().pass_on_change(&mut ctx);
+        Arc::new(NamespaceController {
+            client: ctx.client(client),
+            namespaces,
+            retries: Mutex::default(),
+            ctx,
         })
-        .await;
+    }
+}
+
+impl Reconciler for NamespaceController {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        let mut again: Option<Duration> = None;
+        let mut soonest = |d: Duration| again = Some(again.map_or(d, |a| a.min(d)));
+        let doomed: Vec<String> = self
+            .namespaces
+            .state()
+            .iter()
+            .filter(|ns| terminating(ns))
+            .filter_map(|ns| ns.metadata.name.clone())
+            .collect();
+        lock(&self.retries).retain(|name, _| doomed.contains(name));
+        for name in doomed {
+            let now = Instant::now();
+            if let Some(r) = lock(&self.retries).get(&name) {
+                if r.due > now {
+                    soonest(r.due - now);
+                    continue;
+                }
+            }
+            let finished = match finalize(&self.client, &name).await {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::warn!(namespace = %name, error = format!("{e:#}"), "namespace deletion");
+                    false
+                }
+            };
+            let mut retries = lock(&self.retries);
+            if finished {
+                retries.remove(&name);
+                continue;
+            }
+            let r = retries.entry(name).or_insert(Retry {
+                rounds: 0,
+                due: now,
+            });
+            let wait = RECHECK_FIRST
+                .saturating_mul(1 << r.rounds.min(6))
+                .min(RECHECK_MAX);
+            r.rounds += 1;
+            r.due = Instant::now() + wait;
+            soonest(wait);
+        }
+        Ok(Action::from(again).sooner(Action::requeue(RESYNC)))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
     }
 }
 

@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
 use serde_json::json;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 const RESYNC: Duration = Duration::from_secs(60);
 /// Each node's share of the cluster CIDR.
@@ -82,8 +82,11 @@ pub const NAME: &str = "nodeipam";
 
 /// Runs the allocator until `cancel`.
 pub async fn run(client: Client, cluster_cidr: String, cancel: CancellationToken) {
-    util::standalone(client.clone(), cancel.clone(), |informers| {
-        start(informers, client.clone(), cluster_cidr, cancel.clone())
+    let Some(cluster) = usable_cluster(&cluster_cidr) else {
+        return;
+    };
+    controller::run_standalone(client.clone(), 1, |informers| {
+        NodeIpam::new(informers, &client, cluster, cancel)
     })
     .await;
 }
@@ -96,44 +99,82 @@ pub fn start(
     cluster_cidr: String,
     cancel: CancellationToken,
 ) -> futures::future::BoxFuture<'static, ()> {
+    match usable_cluster(&cluster_cidr) {
+        Some(cluster) => Box::pin(controller::run(
+            NodeIpam::new(informers, &client, cluster, cancel),
+            1,
+        )),
+        None => Box::pin(async {}),
+    }
+}
+
+/// The cluster CIDR, if a /24 per node can be cut from it (else the
+/// allocator is off, and says why).
+fn usable_cluster(cluster_cidr: &str) -> Option<Cidr> {
     let cluster: Cidr = match cluster_cidr.parse() {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = e, "node IPAM disabled: bad cluster CIDR");
-            return Box::pin(async {});
+            tracing::error!(error = %e, "node IPAM disabled: bad cluster CIDR");
+            return None;
         }
     };
     if cluster.prefix > NODE_PREFIX {
         tracing::error!(%cluster, "node IPAM disabled: the cluster CIDR is smaller than a /24");
-        return Box::pin(async {});
+        return None;
     }
-    let client = metrics::counting_client(&client, NAME);
-    let wake = Arc::new(Notify::new());
-    let nodes = informers
-        .get::<Node>()
-        .wake_on_change(&metrics::controller(NAME), &wake);
-    Box::pin(util::reconcile_loop(
-        NAME,
-        wake,
-        RESYNC,
-        cancel,
-        move || {
-            let (client, nodes) = (client.clone(), nodes.clone());
-            async move {
-                // The live list only when the cache shows a node without a range.
-                let wanting = nodes.state().iter().any(|n| {
-                    n.spec
-                        .as_ref()
-                        .and_then(|s| s.pod_cidr.as_deref())
-                        .is_none_or(str::is_empty)
-                });
-                if !wanting {
-                    return Ok(None);
-                }
-                allocate(&client, cluster).await
-            }
-        },
-    ))
+    Some(cluster)
+}
+
+/// The allocator: a pass over the nodes on each change.
+struct NodeIpam {
+    ctx: Context,
+    client: Client,
+    /// The pod network the nodes' ranges are cut from.
+    cluster: Cidr,
+    nodes: Store<Node>,
+}
+
+impl NodeIpam {
+    fn new(
+        informers: &mut Informers,
+        client: &Client,
+        cluster: Cidr,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let mut ctx = Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+        let nodes = informers.get::<Node>().pass_on_change(&mut ctx);
+        Arc::new(NodeIpam {
+            client: ctx.client(client),
+            cluster,
+            nodes,
+            ctx,
+        })
+    }
+}
+
+impl Reconciler for NodeIpam {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        // The live list only when the cache shows a node without a range.
+        let wanting = self.nodes.state().iter().any(|n| {
+            n.spec
+                .as_ref()
+                .and_then(|s| s.pod_cidr.as_deref())
+                .is_none_or(str::is_empty)
+        });
+        let again = match wanting {
+            true => allocate(&self.client, self.cluster).await?,
+            false => None,
+        };
+        Ok(Action::from(again).sooner(Action::requeue(RESYNC)))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
+    }
 }
 
 /// One pass: a range for every node that has none.

@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, Taint, Toleration};
 use kube::api::PostParams;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
+use crate::controller::{self, Action, Context, Reconciler};
 use crate::podutil;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
 pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
@@ -53,8 +53,8 @@ pub const NAME: &str = "nodelifecycle";
 
 /// Runs the node lifecycle controller until `cancel`.
 pub async fn run(client: Client, grace: Duration, cancel: CancellationToken) {
-    util::standalone(client.clone(), cancel.clone(), |informers| {
-        start(informers, client.clone(), grace, cancel.clone())
+    controller::run_standalone(client.clone(), 1, |informers| {
+        NodeLifecycle::new(informers, &client, grace, cancel)
     })
     .await;
 }
@@ -67,146 +67,200 @@ pub fn start(
     grace: Duration,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
-    let counters = metrics::controller(NAME);
-    let wake = Arc::new(Notify::new());
-    let nodes = informers.get::<Node>().wake_on_change(&counters, &wake);
-    let api = Api::<Lease>::namespaced(informers.client().clone(), "kube-node-lease");
-    let leases = informers
-        .scoped("kube-node-lease", api, watcher::Config::default())
-        .wake_on_change(&counters, &wake);
-    let pods = informers.get::<Pod>().wake_on_change(&counters, &wake);
-    async move {
-        util::wait_synced(&nodes, &cancel).await;
-        util::wait_synced(&leases, &cancel).await;
-        util::wait_synced(&pods, &cancel).await;
-        let health: Arc<Mutex<HashMap<String, Health>>> = Arc::default();
-        // Never look less often than a fraction of the grace period.
-        let resync = RESYNC.min(grace / 4).max(Duration::from_millis(100));
-        util::reconcile_loop("nodelifecycle", wake, resync, cancel, || {
-            let client = client.clone();
-            let (nodes, leases, pods, health) =
-                (nodes.clone(), leases.clone(), pods.clone(), health.clone());
-            async move {
-                let now = Instant::now();
-                let mut next: Option<Duration> = None;
-                let mut soonest = |d: Duration| {
-                    next = Some(next.map_or(d, |n: Duration| n.min(d)));
-                };
-                let node_list = nodes.state();
-                let lease_list = leases.state();
-                let renewals: HashMap<&str, Option<String>> = lease_list
-                    .iter()
-                    .filter_map(|l| {
-                        let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
-                        Some((
-                            l.metadata.name.as_deref()?,
-                            renew.map(|t| format!("{:?}", t.0)),
-                        ))
-                    })
-                    .collect();
-                let mut stale_nodes = Vec::new();
-                {
-                    let mut health = health.lock().unwrap_or_else(|p| p.into_inner());
-                    health.retain(|name, _| {
-                        node_list
-                            .iter()
-                            .any(|n| n.metadata.name.as_deref() == Some(name))
-                    });
-                    for node in &node_list {
-                        let Some(name) = node.metadata.name.clone() else {
-                            continue;
-                        };
-                        let lease = renewals.get(name.as_str()).cloned().flatten();
-                        let heartbeat = ready_condition(node)
-                            .and_then(|c| c.last_heartbeat_time.clone())
-                            .map(|t| format!("{:?}", t.0));
-                        let h = health.entry(name.clone()).or_insert_with(|| {
-                            // First seen by this controller (Kubernetes says so
-                            // for every node it starts to follow).
-                            podutil::record_event(
-                                &client,
-                                NODE_COMPONENT,
-                                node.as_ref(),
-                                "Normal",
-                                "RegisteredNode",
-                                format!("Node {name} event: Registered Node {name} in Controller"),
-                            );
-                            Health {
-                                lease: lease.clone(),
-                                heartbeat: heartbeat.clone(),
-                                probe: now,
-                            }
-                        });
-                        if h.lease != lease || h.heartbeat != heartbeat {
-                            h.lease = lease;
-                            h.heartbeat = heartbeat;
-                            h.probe = now;
-                        }
-                        let silent = now.saturating_duration_since(h.probe);
-                        if silent >= grace {
-                            stale_nodes.push(name);
-                        } else {
-                            soonest(grace - silent + Duration::from_millis(10));
-                        }
-                    }
-                }
-                let api: Api<Node> = Api::all(client.clone());
-                let pods = pods.state();
-                for node in &node_list {
-                    let name = node.metadata.name.as_deref().unwrap_or("");
-                    let mut node = (**node).clone();
-                    let was_ready = ready_condition(&node).is_some_and(|c| c.status == "True");
-                    if stale_nodes.iter().any(|n| n == name) && mark_unknown(&mut node) {
-                        tracing::info!(
-                            node = name,
-                            "node stopped posting status: conditions Unknown"
-                        );
-                        match api
-                            .replace_status(name, &PostParams::default(), &node)
-                            .await
-                        {
-                            Ok(n) => {
-                                node = n;
-                                if was_ready {
-                                    podutil::record_event(
-                                        &client,
-                                        NODE_COMPONENT,
-                                        &node,
-                                        "Normal",
-                                        "NodeNotReady",
-                                        format!("Node {name} status is now: NodeNotReady"),
-                                    );
-                                }
-                            }
-                            Err(e) => {
-                                tracing::debug!(node = name, error = %e, "marking the node Unknown");
-                                soonest(Duration::from_millis(200));
-                                continue;
-                            }
-                        }
-                    }
-                    if set_taints(&mut node) {
-                        match api.replace(name, &PostParams::default(), &node).await {
-                            Ok(n) => node = n,
-                            Err(e) => {
-                                tracing::debug!(node = name, error = %e, "updating the node's taints");
-                                soonest(Duration::from_millis(200));
-                                continue;
-                            }
-                        }
-                    }
-                    if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
-                        mark_pods_not_ready(&client, name, &pods).await;
-                    }
-                    if let Some(d) = evict(&client, &node, &pods).await {
-                        soonest(d);
-                    }
-                }
-                Ok(next)
-            }
+    controller::run(NodeLifecycle::new(informers, &client, grace, cancel), 1)
+}
+
+/// The controller: a pass over every node on each change of nodes, their
+/// Leases or pods, and at least a few times per grace period.
+struct NodeLifecycle {
+    ctx: Context,
+    client: Client,
+    /// How long a node may stay silent before it turns Unknown.
+    grace: Duration,
+    nodes: Store<Node>,
+    leases: Store<Lease>,
+    pods: Store<Pod>,
+    /// What was last heard from each node.
+    health: Mutex<HashMap<String, Health>>,
+}
+
+impl NodeLifecycle {
+    fn new(
+        informers: &mut Informers,
+        client: &Client,
+        grace: Duration,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let mut ctx = Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+        let nodes = informers.get::<Node>().pass_on_change(&mut ctx);
+        let api = Api::<Lease>::namespaced(informers.client().clone(), "kube-node-lease");
+        let leases = informers
+            .scoped("kube-node-lease", api, watcher::Config::default())
+            .pass_on_change(&mut ctx);
+        let pods = informers.get::<Pod>().pass_on_change(&mut ctx);
+        Arc::new(NodeLifecycle {
+            client: ctx.client(client),
+            grace,
+            nodes,
+            leases,
+            pods,
+            health: Mutex::default(),
+            ctx,
         })
-        .await;
+    }
+
+    /// Notes what each node last said (its Lease's renewal, its Ready
+    /// heartbeat); returns the nodes silent for the grace period, and when
+    /// the next one would be.
+    fn silent_nodes(
+        &self,
+        node_list: &[Arc<Node>],
+        now: Instant,
+    ) -> (Vec<String>, Option<Duration>) {
+        let mut next: Option<Duration> = None;
+        let mut soonest = |d: Duration| {
+            next = Some(next.map_or(d, |n: Duration| n.min(d)));
+        };
+        let lease_list = self.leases.state();
+        let renewals: HashMap<&str, Option<String>> = lease_list
+            .iter()
+            .filter_map(|l| {
+                let renew = l.spec.as_ref().and_then(|s| s.renew_time.as_ref());
+                Some((
+                    l.metadata.name.as_deref()?,
+                    renew.map(|t| format!("{:?}", t.0)),
+                ))
+            })
+            .collect();
+        let mut stale_nodes = Vec::new();
+        let mut health = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        health.retain(|name, _| {
+            node_list
+                .iter()
+                .any(|n| n.metadata.name.as_deref() == Some(name))
+        });
+        for node in node_list {
+            let Some(name) = node.metadata.name.clone() else {
+                continue;
+            };
+            let lease = renewals.get(name.as_str()).cloned().flatten();
+            let heartbeat = ready_condition(node)
+                .and_then(|c| c.last_heartbeat_time.clone())
+                .map(|t| format!("{:?}", t.0));
+            let h = health.entry(name.clone()).or_insert_with(|| {
+                // First seen by this controller (Kubernetes says so
+                // for every node it starts to follow).
+                podutil::record_event(
+                    &self.client,
+                    NODE_COMPONENT,
+                    node.as_ref(),
+                    "Normal",
+                    "RegisteredNode",
+                    format!("Node {name} event: Registered Node {name} in Controller"),
+                );
+                Health {
+                    lease: lease.clone(),
+                    heartbeat: heartbeat.clone(),
+                    probe: now,
+                }
+            });
+            if h.lease != lease || h.heartbeat != heartbeat {
+                h.lease = lease;
+                h.heartbeat = heartbeat;
+                h.probe = now;
+            }
+            let silent = now.saturating_duration_since(h.probe);
+            if silent >= self.grace {
+                stale_nodes.push(name);
+            } else {
+                soonest(self.grace - silent + Duration::from_millis(10));
+            }
+        }
+        (stale_nodes, next)
+    }
+
+    /// Marks a silent node's conditions Unknown, keeps its taints, marks
+    /// its pods not ready and evicts what its taints say; returns when to
+    /// look again.
+    async fn update_node(
+        &self,
+        api: &Api<Node>,
+        node: &Node,
+        silent: bool,
+        pods: &[Arc<Pod>],
+    ) -> Option<Duration> {
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        let mut node = node.clone();
+        let was_ready = ready_condition(&node).is_some_and(|c| c.status == "True");
+        if silent && mark_unknown(&mut node) {
+            tracing::info!(
+                node = name,
+                "node stopped posting status: conditions Unknown"
+            );
+            match api
+                .replace_status(name, &PostParams::default(), &node)
+                .await
+            {
+                Ok(n) => {
+                    node = n;
+                    if was_ready {
+                        podutil::record_event(
+                            &self.client,
+                            NODE_COMPONENT,
+                            &node,
+                            "Normal",
+                            "NodeNotReady",
+                            format!("Node {name} status is now: NodeNotReady"),
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(node = name, error = %e, "marking the node Unknown");
+                    return Some(Duration::from_millis(200));
+                }
+            }
+        }
+        if set_taints(&mut node) {
+            match api.replace(name, &PostParams::default(), &node).await {
+                Ok(n) => node = n,
+                Err(e) => {
+                    tracing::debug!(node = name, error = %e, "updating the node's taints");
+                    return Some(Duration::from_millis(200));
+                }
+            }
+        }
+        if ready_condition(&node).is_some_and(|c| c.status == "Unknown") {
+            mark_pods_not_ready(&self.client, name, pods).await;
+        }
+        evict(&self.client, &node, pods).await
+    }
+}
+
+impl Reconciler for NodeLifecycle {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        let node_list = self.nodes.state();
+        let (silent, mut next) = self.silent_nodes(&node_list, Instant::now());
+        let api: Api<Node> = Api::all(self.client.clone());
+        let pods = self.pods.state();
+        for node in &node_list {
+            let name = node.metadata.name.as_deref().unwrap_or("");
+            let is_silent = silent.iter().any(|n| n == name);
+            let after = self.update_node(&api, node, is_silent, &pods).await;
+            next = Action::from(next)
+                .sooner(Action::from(after))
+                .requeue_after();
+        }
+        // Never look less often than a fraction of the grace period.
+        let resync = RESYNC.min(self.grace / 4).max(Duration::from_millis(100));
+        Ok(Action::from(next).sooner(Action::requeue(resync)))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
     }
 }
 

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::DeleteParams;
+use kube::runtime::reflector::Store;
 use kube::{Api, Client};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 /// The pod GC's settings.
 #[derive(Clone, Debug)]
@@ -41,8 +41,8 @@ pub const NAME: &str = "podgc";
 
 /// Runs the pod GC until `cancel`.
 pub async fn run(client: Client, config: PodGcConfig, cancel: CancellationToken) {
-    util::standalone(client.clone(), cancel.clone(), |informers| {
-        start(informers, client.clone(), config, cancel.clone())
+    controller::run_standalone(client.clone(), 1, |informers| {
+        PodGc::new(informers, &client, config, cancel)
     })
     .await;
 }
@@ -55,33 +55,69 @@ pub fn start(
     config: PodGcConfig,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
-    // Events do not drive this controller: it looks every period.
-    let wake = Arc::new(Notify::new());
-    let pods = informers.get::<Pod>().store();
-    let nodes = informers.get::<Node>().store();
-    async move {
-        util::wait_synced(&pods, &cancel).await;
-        util::wait_synced(&nodes, &cancel).await;
-        let missing_since: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-        util::reconcile_loop("podgc", wake, config.period, cancel, || {
-            let (client, config, missing_since) =
-                (client.clone(), config.clone(), missing_since.clone());
-            let (pods, nodes) = (pods.clone(), nodes.clone());
-            async move {
-                let pods = pods.state();
-                let nodes: HashSet<String> = nodes
-                    .state()
-                    .iter()
-                    .filter_map(|n| n.metadata.name.clone())
-                    .collect();
-                gc_terminated(&client, &pods, config.threshold).await;
-                gc_orphaned(&client, &pods, &nodes, config.quarantine, &missing_since).await;
-                gc_unscheduled_terminating(&client, &pods).await;
-                Ok(None)
-            }
+    controller::run(PodGc::new(informers, &client, config, cancel), 1)
+}
+
+/// The pod GC: one pass every period over the pod and node caches.
+struct PodGc {
+    ctx: Context,
+    client: Client,
+    config: PodGcConfig,
+    pods: Store<Pod>,
+    nodes: Store<Node>,
+    /// When each missing node was first seen missing.
+    missing_since: Mutex<HashMap<String, Instant>>,
+}
+
+impl PodGc {
+    fn new(
+        informers: &mut Informers,
+        client: &Client,
+        config: PodGcConfig,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        // Events do not drive this controller: it looks every period.
+        let mut ctx = Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+        Arc::new(PodGc {
+            client: ctx.client(client),
+            config,
+            pods: ctx.watch(informers),
+            nodes: ctx.watch(informers),
+            missing_since: Mutex::default(),
+            ctx,
         })
+    }
+}
+
+impl Reconciler for PodGc {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        let pods = self.pods.state();
+        let nodes: HashSet<String> = self
+            .nodes
+            .state()
+            .iter()
+            .filter_map(|n| n.metadata.name.clone())
+            .collect();
+        let config = &self.config;
+        gc_terminated(&self.client, &pods, config.threshold).await;
+        gc_orphaned(
+            &self.client,
+            &pods,
+            &nodes,
+            config.quarantine,
+            &self.missing_since,
+        )
         .await;
+        gc_unscheduled_terminating(&self.client, &pods).await;
+        Ok(Action::requeue(config.period))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
     }
 }
 

@@ -23,10 +23,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{Action, Context, Reconciler};
 use crate::expectations::Expectations;
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The most pods one reconcile creates or deletes (Kubernetes' burstReplicas).
 pub const BURST_REPLICAS: usize = 500;
@@ -115,31 +115,18 @@ pub struct ReplicaController<K: ReplicaOwner> {
     client: kube::Client,
     owners: Store<K>,
     pods: Store<Pod>,
-    owners_ready: Ready,
-    pods_ready: Ready,
-    queue: Queue,
     expectations: Expectations,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl<K: ReplicaOwner> QueueController for ReplicaController<K> {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        vec![self.owners_ready.clone(), self.pods_ready.clone()]
+impl<K: ReplicaOwner> Reconciler for ReplicaController<K> {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.owners);
+        self.ctx.add_all(&self.owners);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
     }
 }
@@ -164,25 +151,18 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let owners = informers.get::<K>();
-        let (owners_store, owners_ready) = (owners.store(), owners.ready());
-        let pods = informers.get::<Pod>();
-        let (pods_store, pods_ready) = (pods.store(), pods.ready());
+        let mut ctx = Context::new(K::NAME, cancel);
         let this = Arc::new(ReplicaController {
-            client: metrics::counting_client(&client, K::NAME),
-            owners: owners_store,
-            pods: pods_store,
-            owners_ready,
-            pods_ready,
-            queue: Queue::new(),
+            client: ctx.client(&client),
+            owners: ctx.watch::<K>(informers),
+            pods: ctx.watch::<Pod>(informers),
             expectations: Expectations::new(),
-            metrics: metrics::controller(K::NAME),
-            cancel,
+            ctx,
         });
         informers.get::<K>().queue_keys(&this);
         let pods = informers.get::<Pod>();
         let me = this.clone();
-        pods.on_change(&this.metrics, move |c| match c {
+        pods.on_change(&this.ctx, move |c| match c {
             Change::Applied(p) => me.pod_changed(p, p.metadata.deletion_timestamp.is_some()),
             Change::Deleted(p) => me.pod_changed(p, true),
             Change::Relisted => me.enqueue_all(),
@@ -199,7 +179,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
             gone,
         );
         match podutil::controller_ref(&p.metadata) {
-            Some(r) if ref_is::<K>(r) => self.queue.add((ns.to_string(), r.name.clone())),
+            Some(r) if ref_is::<K>(r) => self.ctx.add((ns.to_string(), r.name.clone())),
             Some(_) => {}
             None if !gone => {
                 // An orphan: every owner that could adopt it looks.
@@ -208,7 +188,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
                         && o.selector()
                             .is_some_and(|s| s.matches(p.metadata.labels.as_ref()))
                     {
-                        self.queue.add(key_of(o.as_ref()));
+                        self.ctx.add(key_of(o.as_ref()));
                     }
                 }
             }
@@ -216,16 +196,16 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         }
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let (ns, name) = key;
         let Some(owner) = self.owners.get(&ObjectRef::new(name).within(ns)) else {
             self.expectations.forget(key);
-            return Ok(());
+            return Ok(Action::await_change());
         };
         tracing::debug!(kind = %K::kind(&()), %ns, %name, "reconciling");
         let Some(selector) = owner.selector() else {
             tracing::debug!(%ns, %name, "unusable selector");
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let pods_in_cache: Vec<Arc<Pod>> = self
             .pods
@@ -267,10 +247,7 @@ impl<K: ReplicaOwner> ReplicaController<K> {
         if let Some(e) = manage_err {
             return Err(e);
         }
-        if let Some(d) = requeue {
-            self.queue.add_after(key.clone(), d, &self.cancel);
-        }
-        Ok(())
+        Ok(requeue.into())
     }
 
     /// Creates or deletes pods so that `replicas` match; returns the uids

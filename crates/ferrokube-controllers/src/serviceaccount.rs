@@ -14,14 +14,14 @@ use base64::Engine;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use kube::api::{ObjectMeta, PostParams};
 use kube::config::Kubeconfig;
+use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::controller::{self, Action, Reconciler};
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 /// The ServiceAccount every namespace gets.
 pub const DEFAULT_SA: &str = "default";
@@ -69,8 +69,8 @@ pub const NAME: &str = "serviceaccount";
 /// Runs the controller until `cancel`. With an empty `ca_pem` only the
 /// ServiceAccounts are kept.
 pub async fn run(client: Client, ca_pem: String, cancel: CancellationToken) {
-    util::standalone(client.clone(), cancel.clone(), |informers| {
-        start(informers, client.clone(), ca_pem, cancel.clone())
+    controller::run_standalone(client.clone(), 1, |informers| {
+        ServiceAccounts::new(informers, &client, &client, ca_pem, cancel)
     })
     .await;
 }
@@ -96,74 +96,108 @@ pub fn start_with(
     ca_pem: String,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&accounts_client, NAME);
-    let ca_client = metrics::counting_client(&ca_client, NAME);
-    let counters = metrics::controller(NAME);
-    let wake = Arc::new(Notify::new());
-    // Its own namespace informer: shared with the namespace controller,
-    // namespace deletion stalled in the leader-elected test (cause not yet
-    // found); namespaces are few, so the second cache costs little.
-    let api = Api::<Namespace>::all(informers.client().clone());
-    let namespaces = informers
-        .scoped(NAME, api, watcher::Config::default())
-        .wake_on_change(&counters, &wake);
-    let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
-    let api = Api::<ServiceAccount>::all(informers.client().clone());
-    let accounts = informers
-        .scoped(DEFAULT_SA, api, by_name(DEFAULT_SA))
-        .wake_on_change(&counters, &wake);
-    let api = Api::<ConfigMap>::all(informers.client().clone());
-    let configmaps = informers
-        .scoped(ROOT_CA_CONFIGMAP, api, by_name(ROOT_CA_CONFIGMAP))
-        .wake_on_change(&counters, &wake);
-    async move {
-        util::wait_synced(&namespaces, &cancel).await;
-        util::wait_synced(&accounts, &cancel).await;
-        util::wait_synced(&configmaps, &cancel).await;
-        let ca_pem = Arc::new(ca_pem);
-        util::reconcile_loop("serviceaccount", wake, RESYNC, cancel, || {
-            let (client, ca_client) = (client.clone(), ca_client.clone());
-            let ca_pem = ca_pem.clone();
-            let (namespaces, accounts, configmaps) =
-                (namespaces.clone(), accounts.clone(), configmaps.clone());
-            async move {
-                let have_sa: HashSet<String> = accounts
-                    .state()
-                    .iter()
-                    .filter_map(|sa| sa.metadata.namespace.clone())
-                    .collect();
-                let cms: HashMap<String, Arc<ConfigMap>> = configmaps
-                    .state()
-                    .into_iter()
-                    .filter_map(|cm| cm.metadata.namespace.clone().map(|ns| (ns, cm)))
-                    .collect();
-                let mut again = None;
-                for ns in namespaces.state() {
-                    let Some(name) = ns.metadata.name.as_deref() else {
-                        continue;
-                    };
-                    let active = ns.metadata.deletion_timestamp.is_none()
-                        && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating");
-                    if !active {
-                        continue;
-                    }
-                    if !have_sa.contains(name) {
-                        if let Err(e) = ensure_sa(&client, name).await {
-                            tracing::warn!(namespace = name, error = %e, "creating the default ServiceAccount");
-                            again = Some(Duration::from_secs(1));
-                        }
-                    }
-                    if !ca_pem.is_empty() {
-                        if let Err(e) = ensure_ca(&ca_client, name, &ca_pem, cms.get(name)).await {
-                            tracing::warn!(namespace = name, error = %e, "publishing kube-root-ca.crt");
-                            again = Some(Duration::from_secs(1));
-                        }
-                    }
-                }
-                Ok(again)
-            }
+    let c = ServiceAccounts::new(informers, &accounts_client, &ca_client, ca_pem, cancel);
+    controller::run(c, 1)
+}
+
+/// The controller: a pass over every namespace on each change.
+struct ServiceAccounts {
+    ctx: controller::Context,
+    /// Creates the ServiceAccounts.
+    client: Client,
+    /// Writes `kube-root-ca.crt`.
+    ca_client: Client,
+    /// The CA published (empty: none).
+    ca_pem: String,
+    namespaces: Store<Namespace>,
+    accounts: Store<ServiceAccount>,
+    configmaps: Store<ConfigMap>,
+}
+
+impl ServiceAccounts {
+    fn new(
+        informers: &mut Informers,
+        accounts_client: &Client,
+        ca_client: &Client,
+        ca_pem: String,
+        cancel: CancellationToken,
+    ) -> Arc<Self> {
+        let mut ctx = controller::Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+        // Its own namespace informer: shared with the namespace controller,
+        // namespace deletion stalled in the leader-elected test (cause not yet
+        // found); namespaces are few, so the second cache costs little.
+        let api = Api::<Namespace>::all(informers.client().clone());
+        let namespaces = informers
+            .scoped(NAME, api, watcher::Config::default())
+            .pass_on_change(&mut ctx);
+        let by_name = |n: &str| watcher::Config::default().fields(&format!("metadata.name={n}"));
+        let api = Api::<ServiceAccount>::all(informers.client().clone());
+        let accounts = informers
+            .scoped(DEFAULT_SA, api, by_name(DEFAULT_SA))
+            .pass_on_change(&mut ctx);
+        let api = Api::<ConfigMap>::all(informers.client().clone());
+        let configmaps = informers
+            .scoped(ROOT_CA_CONFIGMAP, api, by_name(ROOT_CA_CONFIGMAP))
+            .pass_on_change(&mut ctx);
+        Arc::new(ServiceAccounts {
+            client: ctx.client(accounts_client),
+            ca_client: ctx.client(ca_client),
+            ca_pem,
+            namespaces,
+            accounts,
+            configmaps,
+            ctx,
         })
-        .await;
+    }
+}
+
+impl Reconciler for ServiceAccounts {
+    fn context(&self) -> &controller::Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        let have_sa: HashSet<String> = self
+            .accounts
+            .state()
+            .iter()
+            .filter_map(|sa| sa.metadata.namespace.clone())
+            .collect();
+        let cms: HashMap<String, Arc<ConfigMap>> = self
+            .configmaps
+            .state()
+            .into_iter()
+            .filter_map(|cm| cm.metadata.namespace.clone().map(|ns| (ns, cm)))
+            .collect();
+        let mut again = None;
+        for ns in self.namespaces.state() {
+            let Some(name) = ns.metadata.name.as_deref() else {
+                continue;
+            };
+            let active = ns.metadata.deletion_timestamp.is_none()
+                && ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating");
+            if !active {
+                continue;
+            }
+            if !have_sa.contains(name) {
+                if let Err(e) = ensure_sa(&self.client, name).await {
+                    tracing::warn!(namespace = name, error = %e, "creating the default ServiceAccount");
+                    again = Some(Duration::from_secs(1));
+                }
+            }
+            if !self.ca_pem.is_empty() {
+                if let Err(e) = ensure_ca(&self.ca_client, name, &self.ca_pem, cms.get(name)).await
+                {
+                    tracing::warn!(namespace = name, error = %e, "publishing kube-root-ca.crt");
+                    again = Some(Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(Action::from(again).sooner(Action::requeue(RESYNC)))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
     }
 }
 

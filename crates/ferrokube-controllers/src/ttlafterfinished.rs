@@ -15,10 +15,10 @@ use kube::api::{Api, DeleteParams, Preconditions, PropagationPolicy};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{Action, Context, Reconciler};
 use crate::job::finished_condition;
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::api_code;
-use crate::watchqueue::{Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{Informers, Key};
 
 /// When a finished Job with a TTL expires (`None`: it does not).
 pub fn expires_at(job: &Job) -> Option<Timestamp> {
@@ -40,29 +40,17 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
 pub struct TtlAfterFinishedController {
     client: kube::Client,
     jobs: Store<Job>,
-    ready: Ready,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for TtlAfterFinishedController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        vec![self.ready.clone()]
+impl Reconciler for TtlAfterFinishedController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.jobs);
+        self.ctx.add_all(&self.jobs);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
     }
 }
@@ -73,45 +61,41 @@ impl TtlAfterFinishedController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (jobs, ready) = informers.cache::<Job>();
+        let mut ctx = Context::new("ttl-after-finished", cancel);
+        let jobs: Store<Job> = ctx.watch(informers);
         let this = Arc::new(TtlAfterFinishedController {
-            client: metrics::counting_client(&client, "ttl-after-finished"),
+            client: ctx.client(&client),
             jobs,
-            ready,
-            queue: Queue::new(),
-            metrics: metrics::controller("ttl-after-finished"),
-            cancel,
+            ctx,
         });
         informers.get::<Job>().queue_keys(&this);
         this
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let Some(cached) = self.jobs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let Some(at) = expires_at(&cached) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let left = until(at, Timestamp::now());
         if !left.is_zero() {
-            self.queue.add_after(key.clone(), left, &self.cancel);
-            return Ok(());
+            return Ok(Action::requeue(left));
         }
         // Read it again: the cache may be behind (a changed TTL).
         let api: Api<Job> = Api::namespaced(self.client.clone(), &key.0);
         let fresh = match api.get(&key.1).await {
             Ok(j) => j,
-            Err(e) if api_code(&e) == Some(404) => return Ok(()),
+            Err(e) if api_code(&e) == Some(404) => return Ok(Action::await_change()),
             Err(e) => return Err(e.into()),
         };
         let Some(at) = expires_at(&fresh) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let left = until(at, Timestamp::now());
         if !left.is_zero() {
-            self.queue.add_after(key.clone(), left, &self.cancel);
-            return Ok(());
+            return Ok(Action::requeue(left));
         }
         let dp = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Foreground),
@@ -123,8 +107,8 @@ impl TtlAfterFinishedController {
         };
         tracing::debug!(ns = %key.0, name = %key.1, "deleting a finished job past its TTL");
         match api.delete(&key.1, &dp).await {
-            Ok(_) => Ok(()),
-            Err(e) if api_code(&e) == Some(404) => Ok(()),
+            Ok(_) => Ok(Action::await_change()),
+            Err(e) if api_code(&e) == Some(404) => Ok(Action::await_change()),
             Err(e) => Err(e.into()),
         }
     }

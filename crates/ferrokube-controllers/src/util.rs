@@ -1,10 +1,9 @@
 //! Pieces the cluster controllers (gc, namespace, serviceaccount, node
-//! lifecycle, node IPAM, pod GC) share: the reconcile loop they run when
-//! their caches wake them, caches of untyped objects (the collector's),
-//! starting them together or one alone, and small API helpers.
+//! lifecycle, node IPAM, pod GC) share: their error policy, caches of
+//! untyped objects (the collector's) and watches without a cache, starting
+//! them together, and small API helpers.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,32 +14,27 @@ use kube::runtime::reflector::{self, store::Writer, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::{Api, Resource};
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{pass_key, Action, Context, DEBOUNCE};
 use crate::metrics::ControllerMetrics;
 use crate::watchqueue::Informers;
 
-/// How long a reconcile waits after a wake-up for more events to arrive, so
-/// that a burst of changes costs one pass.
-const DEBOUNCE: Duration = Duration::from_millis(30);
-
 /// How long a pass waits for its caches' first lists before working anyway.
-const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Starts a reflector over `api` (until `cancel`) of objects of any type
-/// (the [`Informers`] serve the typed ones), and returns its cache. An
-/// update wakes `wake` only when `fingerprint` of the object changed
-/// (creations, deletions and relists always do), for controllers that care
-/// about a few fields of objects that change often; each wake counts as an
-/// event of `metrics`. `managedFields` are not kept.
+/// Starts a reflector over `api` of objects of any type (the [`Informers`]
+/// serve the typed ones) for the whole-pass controller `ctx`, until it is
+/// cancelled, and returns its cache. An update queues the pass (after the
+/// debounce) only when `fingerprint` of the object changed (creations,
+/// deletions and relists always do), for controllers that care about a few
+/// fields of objects that change often; each counts as an event of the
+/// controller. `managedFields` are not kept.
 pub(crate) fn spawn_cache_with<K, F>(
     api: Api<K>,
     dyntype: K::DynamicType,
     config: watcher::Config,
-    wake: Arc<Notify>,
-    metrics: Arc<ControllerMetrics>,
-    cancel: &CancellationToken,
+    ctx: &Context,
     fingerprint: F,
 ) -> Store<K>
 where
@@ -54,15 +48,23 @@ where
         .default_backoff()
         .modify(|o: &mut K| o.meta_mut().managed_fields = None);
     let stream = reflector::reflector(writer, stream);
-    follow(stream, wake, metrics, cancel, fingerprint);
+    let (queue, cancel) = (ctx.queue().clone(), ctx.cancel().clone());
+    let changed = move || queue.add_after(pass_key(), DEBOUNCE, &cancel);
+    follow(
+        stream,
+        changed,
+        ctx.metrics().clone(),
+        ctx.cancel(),
+        fingerprint,
+    );
     store
 }
 
-/// Drives a reflector's stream until `cancel`, waking `wake` on changes of
-/// `fingerprint`.
+/// Drives a reflector's stream until `cancel`, calling `wake` on changes
+/// of `fingerprint`.
 fn follow<K, S, F>(
     stream: S,
-    wake: Arc<Notify>,
+    wake: impl Fn() + Send + 'static,
     metrics: Arc<ControllerMetrics>,
     cancel: &CancellationToken,
     fp: F,
@@ -94,19 +96,19 @@ fn follow<K, S, F>(
                     let f = fp(&o);
                     if seen.insert(uid(&o), f) != Some(f) {
                         metrics.event();
-                        wake.notify_one();
+                        wake();
                     }
                 }
                 watcher::Event::Delete(o) => {
                     seen.remove(&uid(&o));
                     metrics.event();
-                    wake.notify_one();
+                    wake();
                 }
                 watcher::Event::Init => seen.clear(),
                 watcher::Event::InitApply(o) => {
                     seen.insert(uid(&o), fp(&o));
                 }
-                watcher::Event::InitDone => wake.notify_one(),
+                watcher::Event::InitDone => wake(),
             }
         }
     });
@@ -124,46 +126,15 @@ where
     }
 }
 
-/// Runs `pass` whenever `wake` fires, at least every `resync`, sooner when
-/// a pass asks to be run again after some time, until `cancel`. A failed
-/// pass is logged and tried again a second later.
-pub(crate) async fn reconcile_loop<F, Fut>(
-    name: &'static str,
-    wake: Arc<Notify>,
-    resync: Duration,
-    cancel: CancellationToken,
-    mut pass: F,
-) where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<Duration>>>,
-{
-    let metrics = crate::metrics::controller(name);
-    let mut next = Duration::ZERO;
-    loop {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
-            _ = tokio::time::sleep(next) => {}
-        }
-        if cancel.is_cancelled() {
-            return;
-        }
-        let start = std::time::Instant::now();
-        let res = pass().await;
-        metrics.reconciled(start.elapsed(), res.is_ok());
-        next = match res {
-            Ok(Some(after)) => after.min(resync),
-            Ok(None) => resync,
-            Err(e) => {
-                tracing::warn!(
-                    controller = name,
-                    error = format!("{e:#}"),
-                    "reconcile failed"
-                );
-                Duration::from_secs(1)
-            }
-        };
-    }
+/// The error policy of the whole-pass controllers: the failure is logged
+/// and the pass tried again a second later.
+pub(crate) fn pass_failed(name: &str, error: &anyhow::Error) -> Action {
+    tracing::warn!(
+        controller = name,
+        error = format!("{error:#}"),
+        "reconcile failed"
+    );
+    Action::requeue(Duration::from_secs(1))
 }
 
 /// Delete options that only delete the object with this uid (not one
@@ -199,25 +170,6 @@ pub(crate) fn conflict(e: &kube::Error) -> bool {
 /// The current time as Kubernetes writes timestamps.
 pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
     k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now())
-}
-
-/// Runs one controller over informers of its own: `setup` registers it on
-/// them and gives the future that runs it; the informers start after and
-/// stop when it returns (or at `cancel`).
-pub(crate) async fn standalone<S, Fut>(client: kube::Client, cancel: CancellationToken, setup: S)
-where
-    S: FnOnce(&mut Informers) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let mut informers = Informers::new(client);
-    let run = setup(&mut informers);
-    let watching = cancel.child_token();
-    let watches = informers.spawn(&watching);
-    run.await;
-    watching.cancel();
-    for w in watches {
-        let _ = w.await;
-    }
 }
 
 /// Sets up the cluster controllers (garbage collector, namespace, default
@@ -331,12 +283,12 @@ pub(crate) async fn mark_disrupted(
     }
 }
 
-/// Watches `api` in a task of its own and wakes `wake` on every change,
+/// Watches `api` in a task of its own and calls `changed` on every change,
 /// until `cancel` (for controllers that list on each pass instead of
 /// keeping an informer).
-pub(crate) fn wake_on_watch<K>(
+pub(crate) fn on_watch<K>(
     api: Api<K>,
-    wake: Arc<Notify>,
+    changed: impl Fn() + Send + 'static,
     cancel: CancellationToken,
 ) -> tokio::task::JoinHandle<()>
 where
@@ -351,7 +303,7 @@ where
             tokio::select! {
                 _ = cancel.cancelled() => return,
                 ev = stream.next() => match ev {
-                    Some(_) => wake.notify_one(),
+                    Some(_) => changed(),
                     None => return,
                 },
             }

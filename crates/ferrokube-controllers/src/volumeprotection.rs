@@ -11,14 +11,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use kube::api::{Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
 use serde_json::json;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics;
-use crate::util;
-use crate::watchqueue::Informers;
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::util::{self, CACHE_SYNC_TIMEOUT};
+use crate::watchqueue::{Informers, Key};
 
 /// The controller's name.
 pub const NAME: &str = "storage-object-in-use-protection";
@@ -51,55 +51,66 @@ pub fn start_with(
     volumes_client: Client,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&claims_client, NAME);
-    let volumes_client = metrics::counting_client(&volumes_client, NAME);
-    let counters = metrics::controller(NAME);
-    let wake = Arc::new(Notify::new());
-    let claims = informers
-        .get::<PersistentVolumeClaim>()
-        .wake_on_change(&counters, &wake);
-    let volumes = informers
-        .get::<PersistentVolume>()
-        .wake_on_change(&counters, &wake);
-    let pods = informers.get::<Pod>().wake_on_change(&counters, &wake);
-    async move {
-        util::wait_synced(&claims, &cancel).await;
-        util::wait_synced(&volumes, &cancel).await;
-        util::wait_synced(&pods, &cancel).await;
-        util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
-            let (client, volumes_client, claims, volumes, pods) = (
-                client.clone(),
-                volumes_client.clone(),
-                claims.clone(),
-                volumes.clone(),
-                pods.clone(),
-            );
-            async move {
-                let pods = pods.state();
-                for claim in claims.state() {
-                    if !releasable(&*claim, PVC_FINALIZER) {
-                        continue;
-                    }
-                    let ns = claim.metadata.namespace.as_deref().unwrap_or_default();
-                    let name = claim.metadata.name.as_deref().unwrap_or_default();
-                    if pods.iter().any(|p| uses_claim(p, ns, name)) {
-                        continue;
-                    }
-                    let api = Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns);
-                    release(&api, &*claim, PVC_FINALIZER).await;
-                }
-                for volume in volumes.state() {
-                    let bound =
-                        volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
-                    if bound || !releasable(&*volume, PV_FINALIZER) {
-                        continue;
-                    }
-                    release(&Api::all(volumes_client.clone()), &*volume, PV_FINALIZER).await;
-                }
-                Ok(None)
+    let mut ctx = Context::new(NAME, cancel).sync_within(CACHE_SYNC_TIMEOUT);
+    let c = Arc::new(VolumeProtection {
+        client: ctx.client(&claims_client),
+        volumes_client: ctx.client(&volumes_client),
+        claims: informers.get().pass_on_change(&mut ctx),
+        volumes: informers.get().pass_on_change(&mut ctx),
+        pods: informers.get().pass_on_change(&mut ctx),
+        ctx,
+    });
+    controller::run(c, 1)
+}
+
+/// The controller: a pass over claims and volumes on each change.
+struct VolumeProtection {
+    ctx: Context,
+    /// Releases claims.
+    client: Client,
+    /// Releases volumes.
+    volumes_client: Client,
+    claims: Store<PersistentVolumeClaim>,
+    volumes: Store<PersistentVolume>,
+    pods: Store<Pod>,
+}
+
+impl Reconciler for VolumeProtection {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        let pods = self.pods.state();
+        for claim in self.claims.state() {
+            if !releasable(&*claim, PVC_FINALIZER) {
+                continue;
             }
-        })
-        .await;
+            let ns = claim.metadata.namespace.as_deref().unwrap_or_default();
+            let name = claim.metadata.name.as_deref().unwrap_or_default();
+            if pods.iter().any(|p| uses_claim(p, ns, name)) {
+                continue;
+            }
+            let api = Api::<PersistentVolumeClaim>::namespaced(self.client.clone(), ns);
+            release(&api, &*claim, PVC_FINALIZER).await;
+        }
+        for volume in self.volumes.state() {
+            let bound = volume.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+            if bound || !releasable(&*volume, PV_FINALIZER) {
+                continue;
+            }
+            release(
+                &Api::all(self.volumes_client.clone()),
+                &*volume,
+                PV_FINALIZER,
+            )
+            .await;
+        }
+        Ok(Action::requeue(RESYNC))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
     }
 }
 

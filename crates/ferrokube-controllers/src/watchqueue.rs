@@ -7,14 +7,13 @@
 //! object keys to reconcile, client-go style: a key waiting is queued once
 //! however often it is added, and a key being reconciled is not handed to a
 //! second worker until the first is done (then it runs again if it was
-//! added meanwhile). A [`QueueController`] is what [`run_controller`]
-//! drives: wait for the caches, queue every object, then reconcile keys
-//! with a few workers.
+//! added meanwhile); a key asked for later is scheduled once, the soonest
+//! time winning, and adding it now drops the later time.
+//! [`crate::controller::run`] drives a controller's queue.
 
 use std::any::{Any, TypeId};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt::Debug;
-use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,7 +26,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::ControllerMetrics;
+use crate::controller::{pass_key, Context, Reconciler, DEBOUNCE};
 
 /// What an informer saw happen to one object.
 pub enum Change<'a, K> {
@@ -101,15 +100,11 @@ where
         Ready(self.ready.subscribe())
     }
 
-    /// Registers a handler of the controller whose counters are `by` (each
-    /// change handed to it counts as one event); must be called before
+    /// Registers a handler of the controller `ctx` (each change handed to
+    /// it counts as one of its events); must be called before
     /// [`Informer::spawn`].
-    pub fn on_change(
-        &mut self,
-        by: &Arc<ControllerMetrics>,
-        f: impl Fn(Change<'_, K>) + Send + Sync + 'static,
-    ) {
-        let by = by.clone();
+    pub fn on_change(&mut self, ctx: &Context, f: impl Fn(Change<'_, K>) + Send + Sync + 'static) {
+        let by = ctx.metrics().clone();
         self.handlers.push(Box::new(move |c| {
             if !matches!(c, Change::Relisted) {
                 by.event();
@@ -118,20 +113,23 @@ where
         }));
     }
 
-    /// Registers a handler that wakes `wake` on every change (for the
-    /// controllers that make a whole pass when woken), and returns the cache.
-    pub fn wake_on_change(&mut self, by: &Arc<ControllerMetrics>, wake: &Arc<Notify>) -> Store<K> {
-        let wake = wake.clone();
-        self.on_change(by, move |_| wake.notify_one());
+    /// Registers a handler that queues the whole-pass key of `ctx` (after
+    /// a short debounce) on every change, and returns the cache; the runner
+    /// waits for its first list.
+    pub fn pass_on_change(&mut self, ctx: &mut Context) -> Store<K> {
+        ctx.wait_for(self.ready());
+        let queue = ctx.queue().clone();
+        let cancel = ctx.cancel().clone();
+        self.on_change(ctx, move |_| queue.add_after(pass_key(), DEBOUNCE, &cancel));
         self.store()
     }
 
     /// Registers the handler of a controller whose keys are the objects of
     /// this kind: each change queues its key, a relist queues them all.
-    pub fn queue_keys<C: QueueController>(&mut self, c: &Arc<C>) {
+    pub fn queue_keys<C: Reconciler>(&mut self, c: &Arc<C>) {
         let me = c.clone();
-        self.on_change(c.metrics(), move |ch| match ch {
-            Change::Applied(o) | Change::Deleted(o) => me.queue().add(key_of(o)),
+        self.on_change(c.context(), move |ch| match ch {
+            Change::Applied(o) | Change::Deleted(o) => me.context().add(key_of(o)),
             Change::Relisted => me.enqueue_all(),
         });
     }
@@ -277,46 +275,6 @@ impl Informers {
     }
 }
 
-/// A controller driven by a [`Queue`] of object keys (see
-/// [`run_controller`]).
-pub trait QueueController: Send + Sync + 'static {
-    fn queue(&self) -> &Queue;
-    fn metrics(&self) -> &Arc<ControllerMetrics>;
-    fn cancel(&self) -> &CancellationToken;
-    /// The caches that must hold a full list before the first reconcile.
-    fn ready(&self) -> Vec<Ready>;
-    /// Queues every object the controller is responsible for.
-    fn enqueue_all(&self);
-    /// Makes one step toward what `key`'s object asks for.
-    fn reconcile(&self, key: &Key) -> impl Future<Output = anyhow::Result<()>> + Send;
-}
-
-/// Runs `c` until it is cancelled: once its caches are ready, queues every
-/// object, then runs `workers` reconciles at a time, counting each.
-pub async fn run_controller<C: QueueController>(c: Arc<C>, workers: usize) {
-    // The informers stop at cancellation, possibly before they are ready:
-    // waiting for them must end then too.
-    for r in c.ready() {
-        tokio::select! {
-            _ = c.cancel().cancelled() => return,
-            _ = r.wait() => {}
-        }
-    }
-    c.enqueue_all();
-    let me = c.clone();
-    c.queue()
-        .run(workers, c.cancel().clone(), move |key| {
-            let me = me.clone();
-            async move {
-                let start = Instant::now();
-                let res = me.reconcile(&key).await;
-                me.metrics().reconciled(start.elapsed(), res.is_ok());
-                res
-            }
-        })
-        .await;
-}
-
 /// A reconcile's key: namespace and name.
 pub type Key = (String, String);
 
@@ -333,6 +291,9 @@ struct QueueState {
     order: VecDeque<Key>,
     dirty: HashSet<Key>,
     processing: HashSet<Key>,
+    /// Keys scheduled for later, and when.
+    delayed: HashMap<Key, Instant>,
+    /// Reconciles of a key that failed in a row.
     failures: HashMap<Key, u32>,
 }
 
@@ -344,6 +305,7 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// An empty queue.
     pub fn new() -> Self {
         Queue::default()
     }
@@ -352,9 +314,11 @@ impl Queue {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues `key` unless it is already waiting.
+    /// Queues `key` unless it is already waiting (a later time it was
+    /// scheduled for is dropped: it runs now).
     pub fn add(&self, key: Key) {
         let mut s = self.lock();
+        s.delayed.remove(&key);
         if !s.dirty.insert(key.clone()) {
             return;
         }
@@ -376,18 +340,34 @@ impl Queue {
         }
     }
 
-    /// Queues `key` after `delay` (unless `cancel` comes first).
+    /// Queues `key` after `delay` (unless `cancel` comes first); if it is
+    /// already scheduled, the sooner time wins.
     pub fn add_after(&self, key: Key, delay: Duration, cancel: &CancellationToken) {
         if delay.is_zero() {
             self.add(key);
             return;
+        }
+        let due = Instant::now() + delay;
+        {
+            let mut s = self.lock();
+            if s.delayed.get(&key).is_some_and(|d| *d <= due) {
+                return;
+            }
+            s.delayed.insert(key.clone(), due);
         }
         let q = self.clone();
         let cancel = cancel.clone();
         tokio::spawn(async move {
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(delay) => q.add(key),
+                _ = tokio::time::sleep(delay) => {
+                    // Only if still scheduled for this time (not run or
+                    // rescheduled sooner meanwhile).
+                    let mine = q.lock().delayed.get(&key) == Some(&due);
+                    if mine {
+                        q.add(key);
+                    }
+                }
             }
         });
     }
@@ -397,11 +377,14 @@ impl Queue {
         self.lock().order.len()
     }
 
+    /// Whether no key is waiting.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    async fn next(&self, cancel: &CancellationToken) -> Option<Key> {
+    /// The next key to reconcile (marked in progress), or `None` at
+    /// `cancel`.
+    pub(crate) async fn next(&self, cancel: &CancellationToken) -> Option<Key> {
         loop {
             let notified = self.notify.notified();
             {
@@ -424,7 +407,8 @@ impl Queue {
         }
     }
 
-    fn done(&self, key: &Key) {
+    /// `key`'s reconcile is over: queued again if it was added meanwhile.
+    pub(crate) fn done(&self, key: &Key) {
         let mut s = self.lock();
         s.processing.remove(key);
         if s.dirty.contains(key) {
@@ -434,47 +418,17 @@ impl Queue {
         }
     }
 
-    /// Runs `workers` workers calling `reconcile` for each key until
-    /// `cancel`. A reconcile that fails is retried with a growing delay
-    /// (5 ms doubling, at most 60 s); one that succeeds resets it.
-    pub async fn run<F, Fut>(&self, workers: usize, cancel: CancellationToken, reconcile: F)
-    where
-        F: Fn(Key) -> Fut + Send + Sync + Clone + 'static,
-        Fut: Future<Output = anyhow::Result<()>> + Send,
-    {
-        let mut tasks = Vec::new();
-        for _ in 0..workers.max(1) {
-            let q = self.clone();
-            let cancel = cancel.clone();
-            let reconcile = reconcile.clone();
-            tasks.push(tokio::spawn(async move {
-                while let Some(key) = q.next(&cancel).await {
-                    let res = reconcile(key.clone()).await;
-                    q.done(&key);
-                    match res {
-                        Ok(()) => {
-                            q.lock().failures.remove(&key);
-                        }
-                        Err(e) => {
-                            let n = {
-                                let mut s = q.lock();
-                                let n = s.failures.entry(key.clone()).or_insert(0);
-                                *n = n.saturating_add(1);
-                                *n
-                            };
-                            let delay = Duration::from_millis(5)
-                                .saturating_mul(1u32 << n.min(14))
-                                .min(Duration::from_secs(60));
-                            tracing::debug!(ns = %key.0, name = %key.1, error = format!("{e:#}"), retry_in = ?delay, "reconcile failed");
-                            q.add_after(key, delay, &cancel);
-                        }
-                    }
-                }
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
-        }
+    /// Counts a failed reconcile of `key`; returns how many in a row.
+    pub(crate) fn failed(&self, key: &Key) -> u32 {
+        let mut s = self.lock();
+        let n = s.failures.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// `key`'s reconcile succeeded: its back-off starts over.
+    pub(crate) fn forget(&self, key: &Key) {
+        self.lock().failures.remove(key);
     }
 }
 
@@ -504,5 +458,29 @@ mod tests {
         assert_eq!(q.next(&cancel).await, Some(k("a")));
         cancel.cancel();
         assert_eq!(q.next(&cancel).await, None);
+    }
+
+    #[tokio::test]
+    async fn a_scheduled_key_runs_once_at_the_soonest_time() {
+        let q = Queue::new();
+        let cancel = CancellationToken::new();
+        let ms = Duration::from_millis;
+        q.add_after(k("a"), ms(80), &cancel);
+        q.add_after(k("a"), ms(20), &cancel);
+        q.add_after(k("a"), ms(150), &cancel);
+        tokio::time::sleep(ms(60)).await;
+        assert_eq!(q.len(), 1, "queued at the soonest time");
+        assert_eq!(q.next(&cancel).await, Some(k("a")));
+        q.done(&k("a"));
+        tokio::time::sleep(ms(150)).await;
+        assert!(q.is_empty(), "the later times were dropped");
+
+        // Added now: the time it was scheduled for is dropped.
+        q.add_after(k("b"), ms(30), &cancel);
+        q.add(k("b"));
+        assert_eq!(q.next(&cancel).await, Some(k("b")));
+        q.done(&k("b"));
+        tokio::time::sleep(ms(80)).await;
+        assert!(q.is_empty());
     }
 }

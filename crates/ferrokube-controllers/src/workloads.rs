@@ -4,22 +4,25 @@
 //! watch
 //! per kind, pods watched once for all of them.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::ReplicationController;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller;
 use crate::cronjob::CronJobController;
 use crate::daemonset::DaemonSetController;
 use crate::deployment::DeploymentController;
-use crate::disruption::{self, DisruptionController};
+use crate::disruption::{DisruptionController, StaleConditions};
 use crate::endpoints::EndpointsController;
 use crate::endpointslice::EndpointSliceController;
 use crate::job::JobController;
 use crate::replicaset::ReplicaController;
 use crate::statefulset::StatefulSetController;
 use crate::ttlafterfinished::TtlAfterFinishedController;
-use crate::watchqueue::{run_controller, Informers};
+use crate::watchqueue::Informers;
 
 /// Concurrent reconciles per controller (Kubernetes' default is 5).
 const WORKERS: usize = 5;
@@ -88,17 +91,17 @@ pub fn start_with(
     let cron = CronJobController::new(c("cronjob-controller"), informers, k.clone());
     let pdb = DisruptionController::new(c("disruption-controller"), informers, k);
     vec![
-        tokio::spawn(disruption::run_stale_conditions(pdb.clone())),
-        tokio::spawn(run_controller(pdb, WORKERS)),
-        tokio::spawn(run_controller(rs, WORKERS)),
-        tokio::spawn(run_controller(rc, WORKERS)),
-        tokio::spawn(run_controller(d, WORKERS)),
-        tokio::spawn(run_controller(sts, WORKERS)),
-        tokio::spawn(run_controller(ds, WORKERS)),
-        tokio::spawn(run_controller(ep, WORKERS)),
-        tokio::spawn(run_controller(slices, WORKERS)),
+        tokio::spawn(controller::run(Arc::new(StaleConditions(pdb.clone())), 1)),
+        tokio::spawn(controller::run(pdb, WORKERS)),
+        tokio::spawn(controller::run(rs, WORKERS)),
+        tokio::spawn(controller::run(rc, WORKERS)),
+        tokio::spawn(controller::run(d, WORKERS)),
+        tokio::spawn(controller::run(sts, WORKERS)),
+        tokio::spawn(controller::run(ds, WORKERS)),
+        tokio::spawn(controller::run(ep, WORKERS)),
+        tokio::spawn(controller::run(slices, WORKERS)),
         tokio::spawn(jobs.run(WORKERS)),
-        tokio::spawn(run_controller(ttl, WORKERS)),
-        tokio::spawn(run_controller(cron, WORKERS)),
+        tokio::spawn(controller::run(ttl, WORKERS)),
+        tokio::spawn(controller::run(cron, WORKERS)),
     ]
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cluster::{api, spawn, wait_for};
 use ferrokube_controllers::clusterroleaggregation::ClusterRoleAggregationController;
-use ferrokube_controllers::watchqueue::{run_controller, Informers};
+use ferrokube_controllers::controller;
+use ferrokube_controllers::watchqueue::Informers;
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -37,7 +38,7 @@ async fn aggregated_roles_follow_the_roles_their_labels_select() {
         let mut informers = Informers::new(manager);
         let c = ClusterRoleAggregationController::new(sa, &mut informers, cancel.clone());
         let tasks = informers.spawn(&cancel);
-        run_controller(c, 1).await;
+        controller::run(c, 1).await;
         for t in tasks {
             let _ = t.await;
         }

@@ -24,10 +24,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tokio_util::sync::CancellationToken;
 
 use self::schedule::{most_recent, next_duration, Missed};
+use crate::controller::{Action, Context, Reconciler};
 use crate::job::finished_condition;
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code};
-use crate::watchqueue::{Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{Change, Informers, Key};
 
 /// The event source.
 pub const COMPONENT: &str = "cronjob-controller";
@@ -39,30 +39,17 @@ pub struct CronJobController {
     client: kube::Client,
     cronjobs: Store<CronJob>,
     jobs: Store<Job>,
-    cronjobs_ready: Ready,
-    jobs_ready: Ready,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for CronJobController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        vec![self.cronjobs_ready.clone(), self.jobs_ready.clone()]
+impl Reconciler for CronJobController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.cronjobs);
+        self.ctx.add_all(&self.cronjobs);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
     }
 }
@@ -141,26 +128,23 @@ impl CronJobController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (cronjobs, cronjobs_ready) = informers.cache::<CronJob>();
-        let (jobs, jobs_ready) = informers.cache::<Job>();
+        let mut ctx = Context::new("cronjob", cancel);
+        let cronjobs: Store<CronJob> = ctx.watch(informers);
+        let jobs: Store<Job> = ctx.watch(informers);
         let this = Arc::new(CronJobController {
-            client: metrics::counting_client(&client, "cronjob"),
+            client: ctx.client(&client),
             cronjobs,
             jobs,
-            cronjobs_ready,
-            jobs_ready,
-            queue: Queue::new(),
-            metrics: metrics::controller("cronjob"),
-            cancel,
+            ctx,
         });
         informers.get::<CronJob>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<Job>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(j) | Change::Deleted(j) => {
                     if let Some(r) = cronjob_ref(j) {
-                        me.queue.add((
+                        me.ctx.add((
                             j.metadata.namespace.clone().unwrap_or_default(),
                             r.name.clone(),
                         ));
@@ -175,9 +159,9 @@ impl CronJobController {
         podutil::record_event(&self.client, COMPONENT, cj, type_, reason, message);
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let Some(cached) = self.cronjobs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let uid = cached.metadata.uid.clone().unwrap_or_default();
         let jobs: Vec<Arc<Job>> = self
@@ -206,14 +190,11 @@ impl CronJobController {
                 .await
             {
                 Ok(_) => {}
-                Err(e) if api_code(&e) == Some(404) => return Ok(()),
+                Err(e) if api_code(&e) == Some(404) => return Ok(Action::await_change()),
                 Err(e) => return Err(e.into()),
             }
         }
-        if let Some(d) = requeue {
-            self.queue.add_after(key.clone(), d, &self.cancel);
-        }
-        Ok(())
+        Ok(requeue.into())
     }
 
     /// Kubernetes' syncCronJob: returns when to look again and whether the

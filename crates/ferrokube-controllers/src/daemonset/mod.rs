@@ -27,11 +27,11 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{Action, Context, Reconciler};
 use crate::expectations::Expectations;
 use crate::history::{History, REVISION_LABEL};
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 use placement::Placement;
 
 /// The event source and controller name, as Kubernetes names them.
@@ -92,8 +92,7 @@ pub struct DaemonSetController {
     pods: Store<Pod>,
     nodes: Store<Node>,
     revisions: Store<ControllerRevision>,
-    ready: Vec<Ready>,
-    queue: Queue,
+    ctx: Context,
     expectations: Expectations,
     history: History,
     failed_backoff: Backoff,
@@ -102,27 +101,16 @@ pub struct DaemonSetController {
     node_prints: Mutex<HashMap<String, u64>>,
     /// The revisions seen so far (by uid), to tell a new one from a change.
     revisions_seen: Mutex<HashSet<String>>,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
 }
 
-impl QueueController for DaemonSetController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.clone()
+impl Reconciler for DaemonSetController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.dss);
+        self.ctx.add_all(&self.dss);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
     }
 }
@@ -172,11 +160,12 @@ impl DaemonSetController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (dss, dss_ready) = informers.cache::<DaemonSet>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
-        let (nodes, nodes_ready) = informers.cache::<Node>();
-        let (revisions, revs_ready) = informers.cache::<ControllerRevision>();
-        let client = metrics::counting_client(&client, NAME);
+        let mut ctx = Context::new(NAME, cancel);
+        let dss: Store<DaemonSet> = ctx.watch(informers);
+        let pods: Store<Pod> = ctx.watch(informers);
+        let nodes: Store<Node> = ctx.watch(informers);
+        let revisions: Store<ControllerRevision> = ctx.watch(informers);
+        let client = ctx.client(&client);
         let this = Arc::new(DaemonSetController {
             history: History::new(client.clone()),
             client,
@@ -184,30 +173,27 @@ impl DaemonSetController {
             pods,
             nodes,
             revisions,
-            ready: vec![dss_ready, pods_ready, nodes_ready, revs_ready],
-            queue: Queue::new(),
             expectations: Expectations::new(),
             failed_backoff: Backoff::default(),
             node_prints: Mutex::new(HashMap::new()),
             revisions_seen: Mutex::new(HashSet::new()),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         let me = this.clone();
         informers
             .get::<DaemonSet>()
-            .on_change(&this.metrics, move |c| match c {
-                Change::Applied(ds) => me.queue.add(key_of(ds)),
+            .on_change(&this.ctx, move |c| match c {
+                Change::Applied(ds) => me.ctx.add(key_of(ds)),
                 Change::Deleted(ds) => {
                     me.expectations.forget(&key_of(ds));
-                    me.queue.add(key_of(ds));
+                    me.ctx.add(key_of(ds));
                 }
                 Change::Relisted => me.enqueue_all(),
             });
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => me.pod_changed(p, p.metadata.deletion_timestamp.is_some()),
                 Change::Deleted(p) => me.pod_changed(p, true),
                 Change::Relisted => me.enqueue_all(),
@@ -215,7 +201,7 @@ impl DaemonSetController {
         let me = this.clone();
         informers
             .get::<Node>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(n) => {
                     let name = n.metadata.name.clone().unwrap_or_default();
                     let print = node_print(n);
@@ -240,7 +226,7 @@ impl DaemonSetController {
         let me = this.clone();
         informers
             .get::<ControllerRevision>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(r) => {
                     let uid = r.metadata.uid.clone().unwrap_or_default();
                     let new = me
@@ -277,14 +263,14 @@ impl DaemonSetController {
     fn owner_changed(&self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
         let ns = meta.namespace.as_deref().unwrap_or("");
         match podutil::controller_ref(meta) {
-            Some(r) if is_daemonset_ref(r) => self.queue.add((ns.to_string(), r.name.clone())),
+            Some(r) if is_daemonset_ref(r) => self.ctx.add((ns.to_string(), r.name.clone())),
             Some(_) => {}
             None => {
                 for ds in self.dss.state() {
                     if ds.metadata.namespace.as_deref() == Some(ns)
                         && selector_of(&ds).is_some_and(|s| s.matches(meta.labels.as_ref()))
                     {
-                        self.queue.add(key_of(ds.as_ref()));
+                        self.ctx.add(key_of(ds.as_ref()));
                     }
                 }
             }
@@ -308,17 +294,17 @@ impl DaemonSetController {
         podutil::record_event(&self.client, COMPONENT, ds, type_, reason, message);
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let Some(ds) = self
             .dss
             .get(&ObjectRef::<DaemonSet>::new(&key.1).within(&key.0))
         else {
             self.expectations.forget(key);
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let ds = ds.as_ref().clone();
         let Some(selector) = selector_of(&ds) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         if selector.is_empty() {
             self.event(
@@ -327,11 +313,11 @@ impl DaemonSetController {
                 "SelectingAll",
                 "This daemon set is selecting all pods. A non-empty selector is required.".into(),
             );
-            return Ok(());
+            return Ok(Action::await_change());
         }
         // Being deleted: its revisions may be going too; leave it be.
         if ds.metadata.deletion_timestamp.is_some() {
-            return Ok(());
+            return Ok(Action::await_change());
         }
         let nodes = self.nodes.state();
         let in_ns: Vec<Arc<Pod>> = self
@@ -381,7 +367,7 @@ impl DaemonSetController {
             .update_status(&ds, &nodes, &placement, &live, &hash, true)
             .await;
         self.failed_backoff.gc(Instant::now());
-        res.and(status)
+        Ok(res?.sooner(status?))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -395,15 +381,16 @@ impl DaemonSetController {
         hash: &str,
         old: &[ControllerRevision],
         claimed: &[Arc<Pod>],
-    ) -> anyhow::Result<()> {
-        let acted = self.manage(key, ds, nodes, placement, live, hash).await?;
+    ) -> anyhow::Result<Action> {
+        let (acted, next) = self.manage(key, ds, nodes, placement, live, hash).await?;
         if !acted && rolling::is_rolling(ds) {
             self.rolling_update(key, ds, nodes, placement, live, hash)
                 .await?;
         }
         self.cleanup_history(ds, old, claimed)
             .await
-            .map_err(|e| anyhow::anyhow!("failed to clean up revisions of DaemonSet: {e}"))
+            .map_err(|e| anyhow::anyhow!("failed to clean up revisions of DaemonSet: {e}"))?;
+        Ok(next)
     }
 
     /// Pods by the node they are for.
@@ -418,7 +405,7 @@ impl DaemonSetController {
     }
 
     /// Makes the missing pods and deletes the ones that should go; returns
-    /// whether it asked for anything.
+    /// whether it asked for anything and when to look again.
     async fn manage(
         &self,
         key: &Key,
@@ -427,7 +414,7 @@ impl DaemonSetController {
         placement: &Placement,
         live: &[Arc<Pod>],
         hash: &str,
-    ) -> anyhow::Result<bool> {
+    ) -> anyhow::Result<(bool, Action)> {
         let by_node = Self::by_node(live);
         let surge = rolling::limits(ds, 1).map(|(s, _)| s > 0).unwrap_or(false);
         let mut create = Vec::new();
@@ -541,12 +528,9 @@ impl DaemonSetController {
                 );
             }
         }
-        if let Some(d) = requeue {
-            self.queue.add_after(key.clone(), d, &self.cancel);
-        }
         let acted = !create.is_empty() || !delete.is_empty();
         self.sync_nodes(key, ds, delete, create, hash).await?;
-        Ok(acted)
+        Ok((acted, requeue.into()))
     }
 
     /// One rolling update step.
@@ -754,7 +738,7 @@ impl DaemonSetController {
         live: &[Arc<Pod>],
         hash: &str,
         observed: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Action> {
         let by_node = Self::by_node(live);
         let min_ready = ds
             .spec
@@ -838,12 +822,10 @@ impl DaemonSetController {
         }
         // Look again when pods become available (minReadySeconds).
         if min_ready > 0 && ready != available {
-            self.queue.add_after(
-                key_of(ds),
-                Duration::from_secs(u64::try_from(min_ready).unwrap_or(0)),
-                &self.cancel,
-            );
+            return Ok(Action::requeue(Duration::from_secs(
+                u64::try_from(min_ready).unwrap_or(0),
+            )));
         }
-        Ok(())
+        Ok(Action::await_change())
     }
 }

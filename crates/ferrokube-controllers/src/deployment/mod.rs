@@ -22,9 +22,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{self, ControllerMetrics};
+use crate::controller::{Action, Context, Reconciler};
 use crate::podutil::{self, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 const COMPONENT: &str = "deployment-controller";
 
@@ -37,29 +37,17 @@ pub struct DeploymentController {
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
     pods: Store<Pod>,
-    ready: [Ready; 3],
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for DeploymentController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.to_vec()
+impl Reconciler for DeploymentController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.deployments);
+        self.ctx.add_all(&self.deployments);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync_deployment(key).await
     }
 }
@@ -75,30 +63,25 @@ impl DeploymentController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (deployments, deployments_ready) = informers.cache::<Deployment>();
-        let (replicasets, replicasets_ready) = informers.cache::<ReplicaSet>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
+        let mut ctx = Context::new(NAME, cancel);
         let this = Arc::new(DeploymentController {
-            client: metrics::counting_client(&client, NAME),
-            deployments,
-            replicasets,
-            pods,
-            ready: [deployments_ready, replicasets_ready, pods_ready],
-            queue: Queue::new(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            client: ctx.client(&client),
+            deployments: ctx.watch(informers),
+            replicasets: ctx.watch(informers),
+            pods: ctx.watch(informers),
+            ctx,
         });
         informers.get::<Deployment>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<ReplicaSet>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(rs) => me.rs_changed(rs, false),
                 Change::Deleted(rs) => me.rs_changed(rs, true),
                 Change::Relisted => me.enqueue_all(),
             });
         let me = this.clone();
-        informers.get::<Pod>().on_change(&this.metrics, move |c| {
+        informers.get::<Pod>().on_change(&this.ctx, move |c| {
             // Recreate waits for old pods to go: a pod going away wakes its
             // Deployment.
             if let Change::Deleted(p) = c {
@@ -111,7 +94,7 @@ impl DeploymentController {
     fn rs_changed(&self, rs: &ReplicaSet, gone: bool) {
         let ns = rs.metadata.namespace.clone().unwrap_or_default();
         match podutil::controller_ref(&rs.metadata) {
-            Some(r) if r.kind == "Deployment" => self.queue.add((ns, r.name.clone())),
+            Some(r) if r.kind == "Deployment" => self.ctx.add((ns, r.name.clone())),
             Some(_) => {}
             None if !gone => {
                 for d in self.deployments.state() {
@@ -120,7 +103,7 @@ impl DeploymentController {
                             !s.is_empty() && s.matches(rs.metadata.labels.as_ref())
                         })
                     {
-                        self.queue.add(key_of(d.as_ref()));
+                        self.ctx.add(key_of(d.as_ref()));
                     }
                 }
             }
@@ -139,7 +122,7 @@ impl DeploymentController {
         if let Some(rs) = self.replicasets.get(&ObjectRef::new(&r.name).within(&ns)) {
             if let Some(dr) = podutil::controller_ref(&rs.metadata) {
                 if dr.kind == "Deployment" {
-                    self.queue.add((ns, dr.name.clone()));
+                    self.ctx.add((ns, dr.name.clone()));
                 }
             }
         }
@@ -158,10 +141,10 @@ impl DeploymentController {
     }
 
     /// Kubernetes' syncDeployment.
-    async fn sync_deployment(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync_deployment(&self, key: &Key) -> anyhow::Result<Action> {
         let (ns, name) = key;
         let Some(cached) = self.deployments.get(&ObjectRef::new(name).within(ns)) else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let mut d: Deployment = (*cached).clone();
         let selector = selector_of(&d);
@@ -179,29 +162,35 @@ impl DeploymentController {
                 d.status = Some(st);
                 self.write_status(&mut d).await?;
             }
-            return Ok(());
+            return Ok(Action::await_change());
         };
         let mut rss = self.claim_replicasets(&d, &selector).await?;
 
         if d.metadata.deletion_timestamp.is_some() {
-            return self.sync_status_only(&mut d, &mut rss).await;
+            return self
+                .sync_status_only(&mut d, &mut rss)
+                .await
+                .map(|()| Action::await_change());
         }
         self.check_paused_conditions(&mut d).await?;
         if util::paused(&d) {
-            return self.sync(&mut d, &mut rss).await;
+            return self
+                .sync(&mut d, &mut rss)
+                .await
+                .map(|()| Action::await_change());
         }
         if self.is_scaling_event(&mut d, &mut rss).await? {
-            return self.sync(&mut d, &mut rss).await;
+            return self
+                .sync(&mut d, &mut rss)
+                .await
+                .map(|()| Action::await_change());
         }
         let requeue = if util::is_recreate(&d) {
             self.rollout_recreate(&mut d, &mut rss, &selector).await?
         } else {
             self.rollout_rolling(&mut d, &mut rss).await?
         };
-        if let Some(after) = requeue {
-            self.queue.add_after(key.clone(), after, &self.cancel);
-        }
-        Ok(())
+        Ok(requeue.into())
     }
 
     /// The replica sets this Deployment owns, adopting matching orphans and

@@ -32,10 +32,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::indexes::{completion_index, Intervals, COMPLETION_INDEX};
 use self::policy::{match_failure_policy, match_success_policy, BackoffRecord, BackoffStore};
+use crate::controller::{self, Action, Context, Reconciler};
 use crate::expectations::Expectations;
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, api_code, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The finalizer that keeps a Job's pod until the Job has counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
@@ -183,9 +183,16 @@ struct SyncCtx {
     delayed: HashMap<i64, Arc<Pod>>,
     finished: Option<JobCondition>,
     backoff: BackoffRecord,
+    /// When to look at the Job again (the soonest deadline or back-off
+    /// seen while syncing).
+    next: Action,
 }
 
 impl SyncCtx {
+    /// Asks to look at the Job again after `after` (the soonest wins).
+    fn requeue(&mut self, after: Duration) {
+        self.next = self.next.sooner(Action::requeue(after));
+    }
     fn completions(&self) -> i64 {
         i64::from(self.spec.completions.unwrap_or(0))
     }
@@ -226,37 +233,38 @@ pub struct JobController {
     client: kube::Client,
     jobs: Store<Job>,
     pods: Store<Pod>,
-    jobs_ready: Ready,
-    pods_ready: Ready,
-    queue: Queue,
+    ctx: Context,
     /// Pods (namespace, name) whose tracking finalizer may be left over.
-    orphans: Queue,
+    orphans: Context,
     expectations: Expectations,
     finalizers: FinalizerExpectations,
     backoff: BackoffStore,
-    batched: Arc<Mutex<HashSet<Key>>>,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
 }
 
-impl QueueController for JobController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        vec![self.jobs_ready.clone(), self.pods_ready.clone()]
+impl Reconciler for JobController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.jobs);
+        self.ctx.add_all(&self.jobs);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
         self.sync(key).await
+    }
+}
+
+/// The Job controller's second queue: pods whose tracking finalizer may be
+/// left over.
+struct OrphanFinalizers(Arc<JobController>);
+
+impl Reconciler for OrphanFinalizers {
+    fn context(&self) -> &Context {
+        &self.0.orphans
+    }
+    fn enqueue_all(&self) {}
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        self.0.sync_orphan(key).await?;
+        Ok(Action::await_change())
     }
 }
 
@@ -271,30 +279,29 @@ impl JobController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (jobs, jobs_ready) = informers.cache::<Job>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
+        let mut orphans = Context::new("job-orphans", cancel.clone());
+        let mut ctx = Context::new("job", cancel);
+        let jobs = ctx.watch::<Job>(informers);
+        let pods = ctx.watch::<Pod>(informers);
+        orphans.watch::<Job>(informers);
+        orphans.watch::<Pod>(informers);
         let this = Arc::new(JobController {
-            client: metrics::counting_client(&client, "job"),
+            client: ctx.client(&client),
             jobs,
             pods,
-            jobs_ready,
-            pods_ready,
-            queue: Queue::new(),
-            orphans: Queue::new(),
+            ctx,
+            orphans,
             expectations: Expectations::new(),
             finalizers: FinalizerExpectations::default(),
             backoff: BackoffStore::default(),
-            batched: Arc::default(),
-            metrics: metrics::controller("job"),
-            cancel,
         });
         let me = this.clone();
         informers
             .get::<Job>()
-            .on_change(&this.metrics, move |c| match c {
-                Change::Applied(j) => me.queue.add(key_of(j)),
+            .on_change(&this.ctx, move |c| match c {
+                Change::Applied(j) => me.ctx.add(key_of(j)),
                 Change::Deleted(j) => {
-                    me.queue.add(key_of(j));
+                    me.ctx.add(key_of(j));
                     me.orphan_pods_of(j);
                 }
                 Change::Relisted => me.enqueue_all(),
@@ -302,7 +309,7 @@ impl JobController {
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => me.pod_changed(p, false),
                 Change::Deleted(p) => me.pod_changed(p, true),
                 Change::Relisted => {
@@ -318,26 +325,11 @@ impl JobController {
         this
     }
 
-    /// Runs the Job sync and the orphan finalizer clean-up until cancelled.
+    /// Runs the Job sync (`workers` at a time) and the orphan finalizer
+    /// clean-up until cancelled.
     pub async fn run(self: Arc<Self>, workers: usize) {
-        let me = self.clone();
-        let orphans = tokio::spawn(async move {
-            for r in me.ready() {
-                tokio::select! {
-                    _ = me.cancel.cancelled() => return,
-                    _ = r.wait() => {}
-                }
-            }
-            let me2 = me.clone();
-            me.orphans
-                .run(1, me.cancel.clone(), move |key| {
-                    let me = me2.clone();
-                    async move { me.sync_orphan(&key).await }
-                })
-                .await;
-        });
-        crate::watchqueue::run_controller(self, workers).await;
-        let _ = orphans.await;
+        let orphans = Arc::new(OrphanFinalizers(self.clone()));
+        futures::join!(controller::run(self, workers), controller::run(orphans, 1));
     }
 
     /// After a relist: the removals the cache now shows (or whose pods are
@@ -358,28 +350,7 @@ impl JobController {
     /// Queues `key` after the batch period, once however many pod changes
     /// arrive meanwhile.
     fn enqueue_batched(&self, key: Key) {
-        if !self
-            .batched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key.clone())
-        {
-            return;
-        }
-        let (queue, cancel, batched) = (
-            self.queue.clone(),
-            self.cancel.clone(),
-            self.batched.clone(),
-        );
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = cancel.cancelled() => {}
-                _ = tokio::time::sleep(SYNC_BATCH_PERIOD) => {
-                    batched.lock().unwrap_or_else(|p| p.into_inner()).remove(&key);
-                    queue.add(key);
-                }
-            }
-        });
+        self.ctx.add_after(key, SYNC_BATCH_PERIOD);
     }
 
     fn pod_changed(&self, p: &Pod, gone: bool) {
@@ -429,7 +400,7 @@ impl JobController {
                     if j.metadata.namespace.as_deref() == Some(ns)
                         && job_selector(&j).is_some_and(|s| s.matches(p.metadata.labels.as_ref()))
                     {
-                        self.queue.add(key_of(j.as_ref()));
+                        self.ctx.add(key_of(j.as_ref()));
                     }
                 }
             }
@@ -502,26 +473,26 @@ impl JobController {
         .map(|_| ())
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<Action> {
         let Some(cached) = self.jobs.get(&ObjectRef::new(&key.1).within(&key.0)) else {
             self.expectations.forget(key);
             self.finalizers.forget(key);
             self.backoff.remove(key);
-            return Ok(());
+            return Ok(Action::await_change());
         };
         if is_finished(&cached) {
             self.backoff.remove(key);
-            return Ok(());
+            return Ok(Action::await_change());
         }
         let Some(spec) = cached.spec.clone() else {
-            return Ok(());
+            return Ok(Action::await_change());
         };
         if spec
             .managed_by
             .as_deref()
             .is_some_and(|m| m != "kubernetes.io/job-controller")
         {
-            return Ok(());
+            return Ok(Action::await_change());
         }
         if let Some(mode) = spec.completion_mode.as_deref() {
             if mode != "NonIndexed" && mode != "Indexed" {
@@ -533,7 +504,7 @@ impl JobController {
                     "UnknownCompletionMode",
                     "Skipped Job sync because completion mode is unknown".into(),
                 );
-                return Ok(());
+                return Ok(Action::await_change());
             }
         }
         let mut job = (*cached).clone();
@@ -596,6 +567,7 @@ impl JobController {
             delayed: HashMap::new(),
             finished: None,
             backoff: BackoffRecord::default(),
+            next: Action::await_change(),
         };
         let mut active_n = ctx.active.len() as i32;
         let (new_succeeded, new_failed) = new_finished_pods(&ctx);
@@ -669,7 +641,7 @@ impl JobController {
                         now,
                     ));
                 } else {
-                    self.queue.add_after(key.clone(), left, &self.cancel);
+                    ctx.requeue(left);
                 }
             }
         }
@@ -827,7 +799,7 @@ impl JobController {
             .map_err(|e| e.context("tracking status"))?;
         match manage_err {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => Ok(ctx.next),
         }
     }
 
@@ -1008,7 +980,7 @@ impl JobController {
         if !per_index {
             let left = ctx.backoff.remaining(now);
             if !left.is_zero() {
-                self.queue.add_after(ctx.key.clone(), left, &self.cancel);
+                ctx.requeue(left);
                 return Ok(active);
             }
         }
@@ -1049,7 +1021,7 @@ impl JobController {
                 }
                 if now_ok.is_empty() {
                     if let Some(l) = min_left {
-                        self.queue.add_after(ctx.key.clone(), l, &self.cancel);
+                        ctx.requeue(l);
                     }
                     return Ok(active);
                 }

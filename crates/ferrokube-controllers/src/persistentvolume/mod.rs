@@ -45,15 +45,14 @@ use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::PostParams;
 use kube::runtime::reflector::Store;
 use kube::{Api, Client, Resource};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use ferrokube_client::volumes as index;
 
-use crate::metrics;
+use crate::controller::{self, Action, Context, Reconciler};
 use crate::podutil::record_event;
 use crate::util;
-use crate::watchqueue::Informers;
+use crate::watchqueue::{Informers, Key};
 
 /// The controller's name (Kubernetes' `persistentvolume-binder`).
 pub const NAME: &str = "persistentvolume-binder";
@@ -87,64 +86,48 @@ pub fn start(
     config: PvConfig,
     cancel: CancellationToken,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let client = metrics::counting_client(&client, NAME);
-    let counters = metrics::controller(NAME);
-    let wake = Arc::new(Notify::new());
-    // (Readiness through `Ready`: kube's own waits take one waiter per
-    // store, and the claims' and volumes' are shared.)
-    let claims = informers
-        .get::<PersistentVolumeClaim>()
-        .wake_on_change(&counters, &wake);
-    let claims_ready = informers.get::<PersistentVolumeClaim>().ready();
-    let volumes = informers
-        .get::<PersistentVolume>()
-        .wake_on_change(&counters, &wake);
-    let volumes_ready = informers.get::<PersistentVolume>().ready();
-    let classes = informers
-        .get::<StorageClass>()
-        .wake_on_change(&counters, &wake);
-    let classes_ready = informers.get::<StorageClass>().ready();
-    let pods = informers.get::<Pod>().store();
-    let events = Arc::new(Mutex::new(HashMap::new()));
-    async move {
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = async {
-                claims_ready.wait().await;
-                volumes_ready.wait().await;
-                classes_ready.wait().await;
-            } => {}
-        }
-        util::reconcile_loop(NAME, wake, RESYNC, cancel, || {
-            let ctrl = Controller {
-                client: client.clone(),
-                config: config.clone(),
-                claims: claims.clone(),
-                volumes: volumes.clone(),
-                classes: classes.clone(),
-                pods: pods.clone(),
-                events: events.clone(),
-            };
-            async move {
-                ctrl.pass().await;
-                Ok(None)
-            }
-        })
-        .await;
-    }
+    let mut ctx = Context::new(NAME, cancel);
+    let c = Arc::new(Controller {
+        client: ctx.client(&client),
+        config,
+        claims: informers.get().pass_on_change(&mut ctx),
+        volumes: informers.get().pass_on_change(&mut ctx),
+        classes: informers.get().pass_on_change(&mut ctx),
+        pods: informers.get().store(),
+        events: Mutex::default(),
+        ctx,
+    });
+    controller::run(c, 1)
 }
 
-/// One pass's view and handles.
-pub struct Controller {
-    pub client: Client,
-    pub config: PvConfig,
-    pub claims: Store<PersistentVolumeClaim>,
-    pub volumes: Store<PersistentVolume>,
-    pub classes: Store<StorageClass>,
-    pub pods: Store<Pod>,
+/// The controller: a pass over claims and volumes on each change of
+/// claims, volumes or classes.
+struct Controller {
+    ctx: Context,
+    client: Client,
+    config: PvConfig,
+    claims: Store<PersistentVolumeClaim>,
+    volumes: Store<PersistentVolume>,
+    classes: Store<StorageClass>,
+    pods: Store<Pod>,
     /// The last Event given each object (by uid), so a waiting claim says
     /// why once, not every pass.
-    pub events: Arc<Mutex<HashMap<String, (String, String)>>>,
+    events: Mutex<HashMap<String, (String, String)>>,
+}
+
+impl Reconciler for Controller {
+    fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    async fn reconcile(&self, _: &Key) -> anyhow::Result<Action> {
+        self.pass().await;
+        Ok(Action::requeue(RESYNC))
+    }
+
+    fn error_policy(&self, _: &Key, error: &anyhow::Error, _: u32) -> Action {
+        util::pass_failed(NAME, error)
+    }
 }
 
 fn has_annotation<K: Resource>(o: &K, key: &str) -> bool {

@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use ferrokube_api::quota::{self as q, ResourceList};
 
-use crate::metrics::{self, ControllerMetrics};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::controller::{self, Action, Context, Reconciler};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The event source and service account name of the controller.
 pub const COMPONENT: &str = "resourcequota-controller";
@@ -55,32 +55,24 @@ pub struct QuotaController {
     quotas: Store<ResourceQuota>,
     /// Kinds counted from informers, by (group, resource).
     kinds: HashMap<(&'static str, &'static str), Lister>,
-    ready: Vec<Ready>,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
     /// How often every quota is recounted.
     resync: Duration,
 }
 
-impl QueueController for QuotaController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.clone()
+impl Reconciler for QuotaController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.quotas);
+        self.ctx.add_all(&self.quotas);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
-        self.sync(key).await
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<Action> {
+        // A quota that exists is recounted every resync period.
+        match self.sync(key).await? {
+            true => Ok(Action::requeue(self.resync)),
+            false => Ok(Action::await_change()),
+        }
     }
 }
 
@@ -202,13 +194,10 @@ pub async fn run(client: kube::Client, cancel: CancellationToken) {
 
 /// [`run`], recounting every quota each `resync`.
 pub async fn run_with_resync(client: kube::Client, cancel: CancellationToken, resync: Duration) {
-    let mut informers = Informers::new(client.clone());
-    let c = QuotaController::with_resync(client, &mut informers, cancel.clone(), resync);
-    let tasks = informers.spawn(&cancel);
-    c.run(WORKERS).await;
-    for t in tasks {
-        let _ = t.await;
-    }
+    controller::run_standalone(client.clone(), WORKERS, |informers| {
+        QuotaController::with_resync(client, informers, cancel, resync)
+    })
+    .await;
 }
 
 /// Concurrent recounts (Kubernetes' `--concurrent-resource-quota-syncs`).
@@ -232,11 +221,10 @@ impl QuotaController {
         resync: Duration,
     ) -> Arc<Self> {
         let mut kinds: HashMap<(&'static str, &'static str), Lister> = HashMap::new();
-        let mut ready = Vec::new();
+        let mut ctx = Context::new("resourcequota", cancel);
         macro_rules! kind {
             ($k:ty, $group:expr, $resource:expr, $priced:expr) => {{
-                let (store, r) = informers.cache::<$k>();
-                ready.push(r);
+                let store = ctx.watch::<$k>(informers);
                 kinds.insert(($group, $resource), lister(store, $priced));
             }};
         }
@@ -255,27 +243,24 @@ impl QuotaController {
         kind!(CronJob, "batch", "cronjobs", false);
         let quotas = informers.get::<ResourceQuota>().store();
         let this = Arc::new(QuotaController {
-            client: metrics::counting_client(&client, "resourcequota"),
+            client: ctx.client(&client),
             quotas,
             kinds,
-            ready,
-            queue: Queue::new(),
-            metrics: metrics::controller("resourcequota"),
-            cancel,
+            ctx,
             resync,
         });
         let me = this.clone();
         informers
             .get::<ResourceQuota>()
-            .on_change(&this.metrics, move |c| match c {
-                Change::Applied(quota) if needs_sync(quota) => me.queue.add(key_of(quota)),
+            .on_change(&this.ctx, move |c| match c {
+                Change::Applied(quota) if needs_sync(quota) => me.ctx.add(key_of(quota)),
                 Change::Applied(_) | Change::Deleted(_) => {}
                 Change::Relisted => me.enqueue_all(),
             });
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => {
                     let ended = p.metadata.deletion_timestamp.is_some()
                         || matches!(
@@ -320,7 +305,7 @@ impl QuotaController {
             + 'static,
     {
         let me = self.clone();
-        informers.get::<K>().on_change(&self.metrics, move |c| {
+        informers.get::<K>().on_change(&self.ctx, move |c| {
             if let Change::Deleted(o) = c {
                 me.replenish(o.meta().namespace.as_deref(), group, resource);
             }
@@ -337,24 +322,9 @@ impl QuotaController {
             let hard = hard_of(&quota);
             let names: Vec<&str> = hard.keys().map(String::as_str).collect();
             if !q::matching_resources(group, resource, &names).is_empty() {
-                self.queue.add(key_of(quota.as_ref()));
+                self.ctx.add(key_of(quota.as_ref()));
             }
         }
-    }
-
-    /// Runs the controller, recounting every quota each resync period.
-    pub async fn run(self: Arc<Self>, workers: usize) {
-        let me = self.clone();
-        let resync = tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = me.cancel.cancelled() => return,
-                    _ = tokio::time::sleep(me.resync) => me.enqueue_all(),
-                }
-            }
-        });
-        crate::watchqueue::run_controller(self, workers).await;
-        let _ = resync.await;
     }
 
     /// The objects of `group`/`resource` in `ns`: from an informer, else
@@ -416,10 +386,11 @@ impl QuotaController {
         Ok(q::mask(&used, &names))
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    /// Recounts the quota `key`; false if it is gone.
+    async fn sync(&self, key: &Key) -> anyhow::Result<bool> {
         let (ns, name) = key;
         let Some(quota) = self.quotas.get(&ObjectRef::new(name).within(ns)) else {
-            return Ok(());
+            return Ok(false);
         };
         let hard = hard_of(&quota);
         let used = self.count(&quota).await?;
@@ -432,7 +403,7 @@ impl QuotaController {
             &status.used.as_ref().map(to_list).unwrap_or_default(),
         );
         if same {
-            return Ok(());
+            return Ok(true);
         }
         let mut updated = (*quota).clone();
         let to_map = |l: &ResourceList| {
@@ -456,8 +427,8 @@ impl QuotaController {
             .replace_status(name, &PostParams::default(), &updated)
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if crate::util::not_found(&e) => Ok(()),
+            Ok(_) => Ok(true),
+            Err(e) if crate::util::not_found(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

@@ -24,10 +24,10 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::controller::{self, Context, Reconciler};
 use crate::history::{self, History};
-use crate::metrics::{self, ControllerMetrics};
 use crate::podutil::{self, Selector};
-use crate::watchqueue::{key_of, Change, Informers, Key, Queue, QueueController, Ready};
+use crate::watchqueue::{key_of, Change, Informers, Key};
 use control::{Action, Inputs};
 
 const COMPONENT: &str = "statefulset-controller";
@@ -45,30 +45,18 @@ pub struct StatefulSetController {
     pods: Store<Pod>,
     claims: Store<PersistentVolumeClaim>,
     revisions: Store<ControllerRevision>,
-    ready: [Ready; 4],
     history: History,
-    queue: Queue,
-    metrics: Arc<ControllerMetrics>,
-    cancel: CancellationToken,
+    ctx: Context,
 }
 
-impl QueueController for StatefulSetController {
-    fn queue(&self) -> &Queue {
-        &self.queue
-    }
-    fn metrics(&self) -> &Arc<ControllerMetrics> {
-        &self.metrics
-    }
-    fn cancel(&self) -> &CancellationToken {
-        &self.cancel
-    }
-    fn ready(&self) -> Vec<Ready> {
-        self.ready.to_vec()
+impl Reconciler for StatefulSetController {
+    fn context(&self) -> &Context {
+        &self.ctx
     }
     fn enqueue_all(&self) {
-        self.queue.add_all(&self.sets);
+        self.ctx.add_all(&self.sets);
     }
-    async fn reconcile(&self, key: &Key) -> anyhow::Result<()> {
+    async fn reconcile(&self, key: &Key) -> anyhow::Result<controller::Action> {
         self.sync(key).await
     }
 }
@@ -122,11 +110,12 @@ impl StatefulSetController {
         informers: &mut Informers,
         cancel: CancellationToken,
     ) -> Arc<Self> {
-        let (sets, sets_ready) = informers.cache::<StatefulSet>();
-        let (pods, pods_ready) = informers.cache::<Pod>();
-        let (claims, claims_ready) = informers.cache::<PersistentVolumeClaim>();
-        let (revisions, revisions_ready) = informers.cache::<ControllerRevision>();
-        let client = metrics::counting_client(&client, NAME);
+        let mut ctx = Context::new(NAME, cancel);
+        let sets: Store<StatefulSet> = ctx.watch(informers);
+        let pods: Store<Pod> = ctx.watch(informers);
+        let claims: Store<PersistentVolumeClaim> = ctx.watch(informers);
+        let revisions: Store<ControllerRevision> = ctx.watch(informers);
+        let client = ctx.client(&client);
         let this = Arc::new(StatefulSetController {
             history: History::new(client.clone()),
             client,
@@ -134,16 +123,13 @@ impl StatefulSetController {
             pods,
             claims,
             revisions,
-            ready: [sets_ready, pods_ready, claims_ready, revisions_ready],
-            queue: Queue::new(),
-            metrics: metrics::controller(NAME),
-            cancel,
+            ctx,
         });
         informers.get::<StatefulSet>().queue_keys(&this);
         let me = this.clone();
         informers
             .get::<Pod>()
-            .on_change(&this.metrics, move |c| match c {
+            .on_change(&this.ctx, move |c| match c {
                 Change::Applied(p) => me.pod_changed(p, false),
                 Change::Deleted(p) => me.pod_changed(p, true),
                 Change::Relisted => me.enqueue_all(),
@@ -153,7 +139,7 @@ impl StatefulSetController {
         let me = this.clone();
         informers
             .get::<PersistentVolumeClaim>()
-            .on_change(&this.metrics, move |c| {
+            .on_change(&this.ctx, move |c| {
                 if let Change::Deleted(pvc) = c {
                     me.claim_deleted(pvc);
                 }
@@ -165,7 +151,7 @@ impl StatefulSetController {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         match podutil::controller_ref(&p.metadata) {
             Some(r) if r.kind == "StatefulSet" && r.api_version.starts_with("apps/") => {
-                self.queue.add((ns, r.name.clone()))
+                self.ctx.add((ns, r.name.clone()))
             }
             Some(_) => {}
             None if !gone => {
@@ -175,7 +161,7 @@ impl StatefulSetController {
                         && selector_of(&s)
                             .is_some_and(|sel| sel.matches(p.metadata.labels.as_ref()))
                     {
-                        self.queue.add(key_of(s.as_ref()));
+                        self.ctx.add(key_of(s.as_ref()));
                     }
                 }
             }
@@ -200,7 +186,7 @@ impl StatefulSetController {
                 let prefix = format!("{}-{set_name}-", t.metadata.name.as_deref().unwrap_or(""));
                 name.starts_with(&prefix)
             }) {
-                self.queue.add(key_of(s.as_ref()));
+                self.ctx.add(key_of(s.as_ref()));
             }
         }
     }
@@ -250,14 +236,14 @@ impl StatefulSetController {
         }
     }
 
-    async fn sync(&self, key: &Key) -> anyhow::Result<()> {
+    async fn sync(&self, key: &Key) -> anyhow::Result<controller::Action> {
         let (ns, name) = key;
         let Some(set) = self.sets.get(&ObjectRef::new(name).within(ns)) else {
-            return Ok(());
+            return Ok(controller::Action::await_change());
         };
         let Some(selector) = selector_of(&set) else {
             tracing::debug!(%ns, %name, "statefulset without a usable selector");
-            return Ok(());
+            return Ok(controller::Action::await_change());
         };
         let in_ns: Vec<Arc<Pod>> = self
             .pods
@@ -320,10 +306,7 @@ impl StatefulSetController {
         };
         history::truncate(&self.history, &revisions, live, limit).await?;
 
-        if let Some(d) = plan.requeue {
-            self.queue.add_after(key.clone(), d, &self.cancel);
-        }
-        result
+        result.map(|()| plan.requeue.into())
     }
 
     /// The current and update revisions and the collision count (Kubernetes'
