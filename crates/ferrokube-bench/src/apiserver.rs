@@ -16,6 +16,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+use ferrokube_client::testing::wait::{poll, EVERY};
+
 use crate::stats::{ms, Samples};
 
 #[derive(clap::Args)]
@@ -206,77 +208,122 @@ async fn measure(
 }
 
 pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
-    // The whole control plane idle (controllers and scheduler too).
-    let rss_control_plane = {
-        let server = start_server(&[])?;
-        let client = client(&server.kubeconfig).await.context("connecting")?;
-        let api: Api<Pod> = Api::namespaced(client, "default");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while api.list(&ListParams::default().limit(1)).await.is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        server.rss_mib()
-    };
+    let rss_control_plane = control_plane_idle_rss().await?;
     // The API server alone: nothing else reacts to the pods it is given.
     let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
     let client = client(&server.kubeconfig).await.context("connecting")?;
     let api: Api<Pod> = Api::namespaced(client.clone(), "default");
-    // Ready?
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while api.list(&ListParams::default().limit(1)).await.is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "the server did not become ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(&api).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = server.rss_mib();
-
-    // A namespace holding exactly `pods` pods, for the list and RSS figures.
-    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let ns: k8s_openapi::api::core::v1::Namespace =
-        serde_json::from_value(serde_json::json!({"metadata": {"name": "listed"}}))?;
-    namespaces.create(&PostParams::default(), &ns).await?;
-    let listed: Api<Pod> = Api::namespaced(client.clone(), "listed");
-    let per = opts.pods.div_ceil(64);
-    let fill_start = Instant::now();
-    measure(&listed, Op::Create, 64, per, "fill").await?;
-    let fill_secs = fill_start.elapsed().as_secs_f64();
-    let mut lists = Samples::default();
-    let mut count = 0;
-    for _ in 0..10 {
-        let t = Instant::now();
-        count = listed.list(&ListParams::default()).await?.items.len();
-        lists.push(t.elapsed());
-    }
-    let mut raw_lists = Samples::default();
-    let mut raw_bytes = 0;
-    for _ in 0..10 {
-        let t = Instant::now();
-        let req = http::Request::get("/api/v1/namespaces/listed/pods").body(Vec::new())?;
-        raw_bytes = client.request_text(req).await?.len();
-        raw_lists.push(t.elapsed());
-    }
+    let lists = measure_lists(&client, opts.pods).await?;
     let rss_full = server.rss_mib();
 
     println!();
     println!("API server benchmark (cargo build --release -p ferrokube -p ferrokube-bench && target/release/ferrokube-bench apiserver)");
     println!("ferrokube server on the embedded store (--disable-scheduler --disable-controller-manager: the API server alone), kube-rs client over HTTPS");
     println!();
-    println!(
-        "list of {count} pods: median {} ms, p99 {} ms as raw JSON ({:.1} MB); median {} ms decoded by kube-rs",
-        ms(raw_lists.quantile(0.5)),
-        ms(raw_lists.quantile(0.99)),
-        raw_bytes as f64 / 1e6,
-        ms(lists.quantile(0.5))
-    );
-    println!(
-        "({} pods created by 64 clients in {fill_secs:.1} s)",
-        per * 64
-    );
+    let count = lists.count;
+    lists.print();
     println!("server RSS: idle {rss_idle:.1} MiB, with {count} pods stored {rss_full:.1} MiB");
     println!("whole control plane (API server, controllers, scheduler) idle RSS: {rss_control_plane:.1} MiB");
     println!();
+    request_table(&api, opts.per_client).await?;
+    println!();
+    watch_delivery(&api, opts.watchers, opts.changes).await
+}
+
+/// RSS of the whole control plane (controllers and scheduler too), idle.
+async fn control_plane_idle_rss() -> anyhow::Result<f64> {
+    let server = start_server(&[])?;
+    let client = client(&server.kubeconfig).await.context("connecting")?;
+    let api: Api<Pod> = Api::namespaced(client, "default");
+    wait_ready(&api).await?;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(server.rss_mib())
+}
+
+/// Waits (30 s at most) until the server answers a list of pods.
+async fn wait_ready(api: &Api<Pod>) -> anyhow::Result<()> {
+    poll(Duration::from_secs(30), EVERY, || async {
+        api.list(&ListParams::default().limit(1)).await.ok()
+    })
+    .await
+    .context("the server did not become ready")?;
+    Ok(())
+}
+
+/// How long lists of one namespace's pods take.
+struct ListFigures {
+    /// Pods in the namespace.
+    count: usize,
+    /// Pods created to fill it, and how long that took (64 clients).
+    filled: usize,
+    fill_secs: f64,
+    /// Lists decoded by kube-rs.
+    decoded: Samples,
+    /// Lists read as raw JSON, and the size of the last one.
+    raw: Samples,
+    raw_bytes: usize,
+}
+
+impl ListFigures {
+    fn print(mut self) {
+        println!(
+            "list of {} pods: median {} ms, p99 {} ms as raw JSON ({:.1} MB); median {} ms decoded by kube-rs",
+            self.count,
+            ms(self.raw.quantile(0.5)),
+            ms(self.raw.quantile(0.99)),
+            self.raw_bytes as f64 / 1e6,
+            ms(self.decoded.quantile(0.5))
+        );
+        println!(
+            "({} pods created by 64 clients in {:.1} s)",
+            self.filled, self.fill_secs
+        );
+    }
+}
+
+/// Fills a namespace with `pods` pods, then lists it ten times decoded and
+/// ten times as raw JSON.
+async fn measure_lists(client: &kube::Client, pods: usize) -> anyhow::Result<ListFigures> {
+    let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "listed"}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    let listed: Api<Pod> = Api::namespaced(client.clone(), "listed");
+    let per = pods.div_ceil(64);
+    let fill_start = Instant::now();
+    measure(&listed, Op::Create, 64, per, "fill").await?;
+    let fill_secs = fill_start.elapsed().as_secs_f64();
+    let mut decoded = Samples::default();
+    let mut count = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        count = listed.list(&ListParams::default()).await?.items.len();
+        decoded.push(t.elapsed());
+    }
+    let mut raw = Samples::default();
+    let mut raw_bytes = 0;
+    for _ in 0..10 {
+        let t = Instant::now();
+        let req = http::Request::get("/api/v1/namespaces/listed/pods").body(Vec::new())?;
+        raw_bytes = client.request_text(req).await?.len();
+        raw.push(t.elapsed());
+    }
+    Ok(ListFigures {
+        count,
+        filled: per * 64,
+        fill_secs,
+        decoded,
+        raw,
+        raw_bytes,
+    })
+}
+
+/// Prints the table of create, get and update rates and latencies at 1, 16
+/// and 64 clients.
+async fn request_table(api: &Api<Pod>, per_client: usize) -> anyhow::Result<()> {
     println!("| operation | clients | req/s | p50 ms | p99 ms |");
     println!("|---|---:|---:|---:|---:|");
     for clients in [1usize, 16, 64] {
@@ -286,7 +333,7 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
             ("get", Op::Get),
             ("update (PUT)", Op::Update),
         ] {
-            let (rate, mut s) = measure(&api, op, clients, opts.per_client, &tag).await?;
+            let (rate, mut s) = measure(api, op, clients, per_client, &tag).await?;
             println!(
                 "| {name} pod | {clients} | {rate:.0} | {} | {} |",
                 ms(s.quantile(0.5)),
@@ -294,20 +341,23 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
             );
         }
     }
-    println!();
+    Ok(())
+}
 
-    // Watchers.
-    let rv = api
-        .list(&ListParams::default().limit(1))
-        .await?
-        .metadata
-        .resource_version
-        .unwrap_or_default();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+/// The watchers' tasks, and the name of each pod they hear of with when.
+type Watchers = (
+    Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+);
+
+/// Starts `watchers` watches of the pods labelled `bench=watch`, from
+/// resource version `rv`.
+fn start_watchers(api: &Api<Pod>, watchers: usize, rv: &str) -> Watchers {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
     let mut handles = Vec::new();
-    for _ in 0..opts.watchers {
+    for _ in 0..watchers {
         let api = api.clone();
-        let rv = rv.clone();
+        let rv = rv.to_string();
         let tx = tx.clone();
         handles.push(tokio::spawn(async move {
             let stream = api
@@ -328,30 +378,47 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
             anyhow::Ok(())
         }));
     }
-    drop(tx);
+    (handles, rx)
+}
+
+/// Creates `changes` labelled pods, 10 ms apart, noting when each was sent.
+fn start_writer(
+    api: &Api<Pod>,
+    changes: usize,
+    started: Arc<parking_lot::Mutex<std::collections::HashMap<String, Instant>>>,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let api = api.clone();
+    tokio::spawn(async move {
+        for i in 0..changes {
+            let name = format!("watched-{i}");
+            let mut p = pod(&name);
+            p.metadata
+                .labels
+                .get_or_insert_with(Default::default)
+                .insert("bench".into(), "watch".into());
+            started.lock().insert(name, Instant::now());
+            api.create(&PostParams::default(), &p).await?;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        anyhow::Ok(())
+    })
+}
+
+/// `watchers` watches and a stream of `changes` pods: how many events
+/// arrive, how fast, and how long after each create.
+async fn watch_delivery(api: &Api<Pod>, watchers: usize, changes: usize) -> anyhow::Result<()> {
+    let rv = api
+        .list(&ListParams::default().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let (handles, mut rx) = start_watchers(api, watchers, &rv);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let started: Arc<parking_lot::Mutex<std::collections::HashMap<String, Instant>>> =
         Arc::default();
-    let writer = {
-        let api = api.clone();
-        let started = started.clone();
-        let changes = opts.changes;
-        tokio::spawn(async move {
-            for i in 0..changes {
-                let name = format!("watched-{i}");
-                let mut p = pod(&name);
-                p.metadata
-                    .labels
-                    .get_or_insert_with(Default::default)
-                    .insert("bench".into(), "watch".into());
-                started.lock().insert(name, Instant::now());
-                api.create(&PostParams::default(), &p).await?;
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            anyhow::Ok(())
-        })
-    };
-    let expected = opts.watchers * opts.changes;
+    let writer = start_writer(api, changes, started.clone());
+    let expected = watchers * changes;
     let mut delivery = Samples::with_capacity(expected);
     let t0 = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -372,9 +439,7 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
         h.abort();
     }
     println!(
-        "{} watchers, {} changes: {} of {expected} events delivered, {:.0} events/s, delivery p50 {} ms, p99 {} ms",
-        opts.watchers,
-        opts.changes,
+        "{watchers} watchers, {changes} changes: {} of {expected} events delivered, {:.0} events/s, delivery p50 {} ms, p99 {} ms",
         delivery.len(),
         delivery.len() as f64 / elapsed,
         ms(delivery.quantile(0.5)),

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ferrokube_client::testing::wait::poll;
 use ferrokube_controllers::metrics::Counts;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -346,21 +347,155 @@ fn done(d: &Deployment) -> bool {
     })
 }
 
-async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut f: F) -> anyhow::Result<Duration>
+/// Polls `check` every 50 ms until it holds, for at most `timeout`: how long
+/// that took. An error of `check` ends the wait at once.
+async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<Duration>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<bool>>,
 {
-    let start = Instant::now();
-    loop {
-        if f().await? {
-            return Ok(start.elapsed());
+    let outcome = poll(timeout, Duration::from_millis(50), || {
+        let holds = check();
+        async move {
+            match holds.await {
+                Ok(true) => Some(Ok(())),
+                Ok(false) => None,
+                Err(e) => Some(Err(e)),
+            }
         }
-        if start.elapsed() > timeout {
-            anyhow::bail!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    })
+    .await;
+    match outcome {
+        Some((Ok(()), took)) => Ok(took),
+        Some((Err(e), _)) => Err(e),
+        None => anyhow::bail!("timed out waiting for {what}"),
     }
+}
+
+/// Waits until the controller manager holds its Lease (it is working);
+/// fails at once if it exits.
+async fn wait_for_lease(
+    cm: &mut ControllerManager,
+    client: &kube::Client,
+    log: &std::path::Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(client.clone(), "kube-system");
+    let start = Instant::now();
+    while leases.get_opt("kube-controller-manager").await?.is_none() {
+        cm.check_running(log)?;
+        if start.elapsed() > timeout {
+            anyhow::bail!("timed out waiting for the controller manager's Lease");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The controller manager's counters and CPU time at the end of the last
+/// phase, to measure the next one from.
+struct Meter {
+    before: BTreeMap<String, Counts>,
+    cpu_before: Duration,
+}
+
+impl Meter {
+    /// Ends a phase once the controller manager has settled: what it did
+    /// since the last one.
+    async fn end_phase(
+        &mut self,
+        cm: &ControllerManager,
+        timeout: Duration,
+        name: String,
+        pods: usize,
+    ) -> anyhow::Result<Phase> {
+        let after = cm.settle(timeout).await?;
+        let cpu = cm.cpu();
+        let p = Phase {
+            name,
+            pods_created: pods,
+            counts: delta(&after, &self.before),
+            cpu: cpu.saturating_sub(self.cpu_before),
+            rss_mib: cm.rss_mib(),
+        };
+        self.before = after;
+        self.cpu_before = cpu;
+        Ok(p)
+    }
+}
+
+/// Phase 1: one big Deployment; prints how fast all its pods were created
+/// and gives their number.
+async fn big_deployment(
+    client: &kube::Client,
+    replicas: i32,
+    timeout: Duration,
+) -> anyhow::Result<usize> {
+    let deps: Api<Deployment> = Api::namespaced(client.clone(), "big");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "big");
+    deps.create(
+        &PostParams::default(),
+        &deployment("big", replicas, "img:1")?,
+    )
+    .await?;
+    let want = replicas as usize;
+    let lp = ListParams::default().labels("app=big");
+    let created = wait_until("all pods created", timeout, || async {
+        Ok(pods.list_metadata(&lp).await?.items.len() >= want)
+    })
+    .await?;
+    println!(
+        "Deployment of {} replicas: all pods created in {:.2} s ({:.0} pods/s)",
+        replicas,
+        created.as_secs_f64(),
+        want as f64 / created.as_secs_f64()
+    );
+    Ok(want)
+}
+
+/// Whether there are `n` Deployments, all rolled out and available.
+async fn all_done(deps: &Api<Deployment>, n: usize) -> anyhow::Result<bool> {
+    let l = deps.list(&ListParams::default()).await?;
+    Ok(l.items.len() == n && l.items.iter().all(done))
+}
+
+/// Phase 2: the Deployments `names` of `each` replicas created at once; how
+/// long until all are available.
+async fn many_deployments(
+    deps: &Api<Deployment>,
+    names: &[String],
+    each: i32,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    for n in names {
+        deps.create(&PostParams::default(), &deployment(n, each, "img:1")?)
+            .await?;
+    }
+    wait_until("the first rollout", timeout, || all_done(deps, names.len())).await?;
+    Ok(start.elapsed())
+}
+
+/// Phase 3: a new image for every Deployment of `names`; how long until
+/// all have rolled.
+async fn rolling_update(
+    deps: &Api<Deployment>,
+    names: &[String],
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "img:2"}]}}}});
+    for n in names {
+        deps.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    wait_until("the rolling update", timeout, || {
+        all_done(deps, names.len())
+    })
+    .await?;
+    Ok(start.elapsed())
 }
 
 pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
@@ -375,18 +510,8 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
     let mut cm = ControllerManager::start(&bin, &api).await?;
     println!("controllers: every one, in a controller manager of their own, against an in-process API server on the embedded store (release build)");
     println!("  {}", cm.command);
-    // Working: it holds the Lease and its caches are full.
-    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
-        Api::namespaced(client.clone(), "kube-system");
     let log = api.dir.path().join("controller-manager.log");
-    let start = Instant::now();
-    while leases.get_opt("kube-controller-manager").await?.is_none() {
-        cm.check_running(&log)?;
-        if start.elapsed() > timeout {
-            anyhow::bail!("timed out waiting for the controller manager's Lease");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_lease(&mut cm, &client, &log, timeout).await?;
     let nss: Api<Namespace> = Api::all(client.clone());
     for ns in ["big", "many"] {
         nss.create(
@@ -395,67 +520,25 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
         )
         .await?;
     }
-    let mut before = cm.settle(timeout).await?;
+    let before = cm.settle(timeout).await?;
     let idle_rss = cm.rss_mib();
     println!("controller-manager RSS idle: {idle_rss:.1} MiB");
-    let mut cpu_before = cm.cpu();
-    let mut phases = Vec::new();
-    let mut end_phase = |name: String, pods: usize, after: BTreeMap<String, Counts>| {
-        let cpu = cm.cpu();
-        let p = Phase {
-            name,
-            pods_created: pods,
-            counts: delta(&after, &before),
-            cpu: cpu.saturating_sub(cpu_before),
-            rss_mib: cm.rss_mib(),
-        };
-        before = after;
-        cpu_before = cpu;
-        p
+    let mut meter = Meter {
+        before,
+        cpu_before: cm.cpu(),
     };
+    let mut phases = Vec::new();
 
     // 1. One big Deployment: pods created.
-    let deps: Api<Deployment> = Api::namespaced(client.clone(), "big");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "big");
-    deps.create(
-        &PostParams::default(),
-        &deployment("big", opts.replicas, "img:1")?,
-    )
-    .await?;
-    let want = opts.replicas as usize;
-    let lp = ListParams::default().labels("app=big");
-    let created = wait_until("all pods created", timeout, || async {
-        Ok(pods.list_metadata(&lp).await?.items.len() >= want)
-    })
-    .await?;
-    println!(
-        "Deployment of {} replicas: all pods created in {:.2} s ({:.0} pods/s)",
-        opts.replicas,
-        created.as_secs_f64(),
-        want as f64 / created.as_secs_f64()
-    );
-    let after = cm.settle(timeout).await?;
-    phases.push(end_phase(
-        format!("Deployment of {} replicas", opts.replicas),
-        want,
-        after,
-    ));
+    let want = big_deployment(&client, opts.replicas, timeout).await?;
+    let name = format!("Deployment of {} replicas", opts.replicas);
+    phases.push(meter.end_phase(&cm, timeout, name, want).await?);
 
     // 2. Many small Deployments rolled at once, a fake kubelet readying pods.
     let kubelet = fake_kubelet(client.clone(), "many", cancel.clone());
     let deps: Api<Deployment> = Api::namespaced(client.clone(), "many");
     let names: Vec<String> = (0..opts.deployments).map(|i| format!("web-{i}")).collect();
-    let start = Instant::now();
-    for n in &names {
-        deps.create(&PostParams::default(), &deployment(n, opts.each, "img:1")?)
-            .await?;
-    }
-    let all_done = || async {
-        let l = deps.list(&ListParams::default()).await?;
-        Ok(l.items.len() == names.len() && l.items.iter().all(done))
-    };
-    wait_until("the first rollout", timeout, all_done).await?;
-    let first = start.elapsed();
+    let first = many_deployments(&deps, &names, opts.each, timeout).await?;
     println!(
         "{} Deployments x {} replicas created and available in {:.2} s",
         opts.deployments,
@@ -463,24 +546,12 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
         first.as_secs_f64()
     );
     let small = opts.deployments * opts.each as usize;
-    let after = cm.settle(timeout).await?;
-    phases.push(end_phase(
-        format!(
-            "{} Deployments x {} created and available",
-            opts.deployments, opts.each
-        ),
-        small,
-        after,
-    ));
-    let start = Instant::now();
-    let patch =
-        json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "img:2"}]}}}});
-    for n in &names {
-        deps.patch(n, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-    }
-    wait_until("the rolling update", timeout, all_done).await?;
-    let rolled = start.elapsed();
+    let name = format!(
+        "{} Deployments x {} created and available",
+        opts.deployments, opts.each
+    );
+    phases.push(meter.end_phase(&cm, timeout, name, small).await?);
+    let rolled = rolling_update(&deps, &names, timeout).await?;
     println!(
         "rolling update of {} Deployments x {} replicas (25%/25%): complete in {:.2} s ({:.0} pods replaced/s)",
         opts.deployments,
@@ -488,15 +559,12 @@ pub(crate) async fn run(opts: Options) -> anyhow::Result<()> {
         rolled.as_secs_f64(),
         small as f64 / rolled.as_secs_f64()
     );
-    let after = cm.settle(timeout).await?;
-    phases.push(end_phase(
-        format!(
-            "rolling update of {} Deployments x {}",
-            opts.deployments, opts.each
-        ),
-        small,
-        after,
-    ));
+    let name = format!(
+        "rolling update of {} Deployments x {}",
+        opts.deployments, opts.each
+    );
+    phases.push(meter.end_phase(&cm, timeout, name, small).await?);
+
     for p in &phases {
         print_phase(p);
     }

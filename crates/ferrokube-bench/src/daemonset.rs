@@ -8,12 +8,13 @@
 //! and a rolling update over every node (until every pod is updated and
 //! available), with the DaemonSet controller's API writes per pod.
 
-use std::collections::HashSet;
-use std::sync::atomic::Ordering;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use ferrokube_controllers::metrics::Counts;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
@@ -44,8 +45,8 @@ fn fake_kubelet(
     client: kube::Client,
     writers: usize,
     cancel: CancellationToken,
-) -> Arc<std::sync::atomic::AtomicUsize> {
-    let readied = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+) -> Arc<AtomicUsize> {
+    let readied = Arc::new(AtomicUsize::new(0));
     let count = readied.clone();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(String, bool)>();
     let pods: Api<Pod> = Api::namespaced(client, "default");
@@ -156,16 +157,17 @@ fn pinned_pod(i: usize) -> Pod {
     .unwrap_or_default()
 }
 
-pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
-    let timeout = Duration::from_secs(o.timeout_secs);
-    let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
-    let readied = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());
-
-    // The floor: the same number of pinned pods, created directly, until
-    // all are Ready (scheduler, API server and fake kubelet only).
+/// The floor: as many pinned pods as nodes, created directly, until all are
+/// Ready (scheduler, API server and fake kubelet only); then removed.
+async fn measure_floor(
+    admin: &kube::Client,
+    nodes: usize,
+    readied: &AtomicUsize,
+    timeout: Duration,
+) -> anyhow::Result<Duration> {
     let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
     let start = Instant::now();
-    futures::stream::iter(0..o.nodes)
+    futures::stream::iter(0..nodes)
         .map(|i| {
             let pods = pods.clone();
             async move {
@@ -178,7 +180,7 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         .try_collect::<Vec<()>>()
         .await
         .context("creating the floor's pods")?;
-    while readied.load(Ordering::Relaxed) < o.nodes {
+    while readied.load(Ordering::Relaxed) < nodes {
         anyhow::ensure!(start.elapsed() < timeout, "floor pods not ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -188,6 +190,43 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         &kube::api::ListParams::default().labels("app=floor"),
     )
     .await?;
+    Ok(floor)
+}
+
+/// The benchmark's DaemonSet, rolling with `max_unavailable`.
+fn bench_daemonset(max_unavailable: &str) -> anyhow::Result<DaemonSet> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": "bench"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "bench"}},
+            "updateStrategy": {"type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": max_unavailable}},
+            "template": {
+                "metadata": {"labels": {"app": "bench"}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}
+            }
+        }
+    }))?)
+}
+
+/// The DaemonSet controller's counters in a metrics snapshot.
+type Snapshot = BTreeMap<&'static str, Counts>;
+
+/// The DaemonSet controller's API writes and reconciles from `b` to `a`.
+fn daemonset_work(a: &Snapshot, b: &Snapshot) -> (u64, u64) {
+    let counts = |s: &Snapshot| s.get("daemonset").copied().unwrap_or_default();
+    let (x, y) = (counts(a), counts(b));
+    (
+        x.writes.saturating_sub(y.writes),
+        x.reconciles.saturating_sub(y.reconciles),
+    )
+}
+
+pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(o.timeout_secs);
+    let crate::hollow::Hollow { api, admin, cancel } = crate::hollow::start(o.nodes).await?;
+    let readied = fake_kubelet(api.client().await?, o.kubelet_writers, cancel.clone());
+    let floor = measure_floor(&admin, o.nodes, &readied, timeout).await?;
 
     // The controllers, on the controller manager's in-process client.
     tokio::spawn(ferrokube_controllers::workloads::run_as(
@@ -199,23 +238,10 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         cancel.clone(),
     ));
     let dss: Api<DaemonSet> = Api::namespaced(admin.clone(), "default");
-    let ds: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "bench"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "bench"}},
-            "updateStrategy": {"type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": o.max_unavailable}},
-            "template": {
-                "metadata": {"labels": {"app": "bench"}},
-                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}
-            }
-        }
-    }))?;
+    let ds = bench_daemonset(&o.max_unavailable)?;
     let before = ferrokube_controllers::metrics::snapshot();
-    let created = Instant::now();
     dss.create(&PostParams::default(), &ds).await?;
     let first = wait_rolled_out(&dss, o.nodes, 1, timeout).await?;
-    let _ = created;
     let mid = ferrokube_controllers::metrics::snapshot();
     dss.patch(
         "bench",
@@ -229,20 +255,8 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let after = ferrokube_controllers::metrics::snapshot();
     cancel.cancel();
 
-    let writes =
-        |a: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>,
-         b: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>| {
-            let x = a.get("daemonset").map_or(0, |c| c.writes);
-            let y = b.get("daemonset").map_or(0, |c| c.writes);
-            x.saturating_sub(y)
-        };
-    let reconciles =
-        |a: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>,
-         b: &std::collections::BTreeMap<&str, ferrokube_controllers::metrics::Counts>| {
-            let x = a.get("daemonset").map_or(0, |c| c.reconciles);
-            let y = b.get("daemonset").map_or(0, |c| c.reconciles);
-            x.saturating_sub(y)
-        };
+    let (first_writes, first_reconciles) = daemonset_work(&mid, &before);
+    let (update_writes, update_reconciles) = daemonset_work(&after, &mid);
     let n = o.nodes as f64;
     println!(
         "DaemonSet over {} hollow nodes (in-process API server, scheduler and controllers; fake kubelet), maxUnavailable {}",
@@ -260,15 +274,15 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         "| DaemonSet created, all pods available | {:.2} s | {:.0} | {:.2} | {} |",
         first.as_secs_f64(),
         n / first.as_secs_f64(),
-        writes(&mid, &before) as f64 / n,
-        reconciles(&mid, &before)
+        first_writes as f64 / n,
+        first_reconciles
     );
     println!(
         "| rolling update, all updated and available | {:.2} s | {:.0} | {:.2} | {} |",
         update.as_secs_f64(),
         n / update.as_secs_f64(),
-        writes(&after, &mid) as f64 / n,
-        reconciles(&after, &mid)
+        update_writes as f64 / n,
+        update_reconciles
     );
     Ok(())
 }

@@ -5,10 +5,10 @@
 //! namespace of a thousand ConfigMaps. In-process API server on the
 //! embedded store, the two controllers alone.
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
+use ferrokube_client::testing::wait::poll;
 use ferrokube_client::testing::TestApi;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
@@ -23,7 +23,9 @@ pub(crate) struct Options {
     dependents: usize,
 }
 
+/// How long each case may take, and how often it is looked at.
 const LIMIT: Duration = Duration::from_secs(300);
+const STEP: Duration = Duration::from_millis(50);
 
 async fn create_many<K>(api: &Api<K>, objs: Vec<serde_json::Value>) -> anyhow::Result<()>
 where
@@ -39,19 +41,6 @@ where
         .collect()
         .await;
     results.into_iter().collect()
-}
-
-async fn wait_for<F, Fut>(what: &str, mut done: F) -> anyhow::Result<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !done().await {
-        anyhow::ensure!(start.elapsed() < LIMIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(start.elapsed())
 }
 
 async fn count<K>(api: &Api<K>) -> usize
@@ -103,7 +92,11 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     .await
     .context("creating the dependents")?;
     cms.delete("owner", &DeleteParams::default()).await?;
-    let background = wait_for("the dependents to go", || async { count(&pods).await == 0 }).await?;
+    let (_, background) = poll(LIMIT, STEP, || async {
+        (count(&pods).await == 0).then_some(())
+    })
+    .await
+    .context("timed out waiting for the dependents to go")?;
 
     // Foreground: the owner goes after its blocking dependents.
     let owner = new_owner().await?;
@@ -120,10 +113,11 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         ..DeleteParams::default()
     };
     cms.delete("owner", &dp).await?;
-    let foreground = wait_for("the owner to go", || async {
-        matches!(cms.get_opt("owner").await, Ok(None))
+    let (_, foreground) = poll(LIMIT, STEP, || async {
+        matches!(cms.get_opt("owner").await, Ok(None)).then_some(())
     })
-    .await?;
+    .await
+    .context("timed out waiting for the owner to go")?;
 
     // A namespace of ConfigMaps.
     let nss: Api<Namespace> = Api::all(client.clone());
@@ -138,10 +132,11 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     )
     .await?;
     nss.delete("big", &DeleteParams::default()).await?;
-    let namespace = wait_for("the namespace to go", || async {
-        matches!(nss.get_opt("big").await, Ok(None))
+    let (_, namespace) = poll(LIMIT, STEP, || async {
+        matches!(nss.get_opt("big").await, Ok(None)).then_some(())
     })
-    .await?;
+    .await
+    .context("timed out waiting for the namespace to go")?;
     cancel.cancel();
 
     println!("Garbage collection and namespace deletion, {n} objects each (cargo run --release -p ferrokube-bench -- gc)");

@@ -100,8 +100,13 @@ fn proc_cpu_ticks(pid: u32) -> u64 {
     get(11) + get(12)
 }
 
+#[expect(
+    unsafe_code,
+    reason = "sysconf(3) through libc: std does not give the clock tick rate"
+)]
 fn ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
+    // SAFETY: sysconf takes an integer, touches no memory of ours and has no
+    // preconditions; an unknown name gives -1, handled below.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if t > 0 {
         t as f64
@@ -135,8 +140,7 @@ struct Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         // SIGTERM: the kubelet stops its containerd; SIGKILL if it does not end.
-        // SAFETY: kill with a PID we started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        send_signal(self.child.id(), libc::SIGTERM);
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -390,10 +394,31 @@ async fn delete_pods(client: &kube::Client, rt: &RemoteRuntime) {
     }
 }
 
+/// Sends `signal` to process `pid`; a process that is already gone is no error.
+#[expect(
+    unsafe_code,
+    reason = "kill(2) through libc: std's Child can only send SIGKILL, and only to its own children"
+)]
+fn send_signal(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill takes plain integers and touches no memory of ours; a PID
+    // that no longer exists makes it fail with ESRCH, which is ignored.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Whether this process runs as root (effective user id 0).
+#[expect(
+    unsafe_code,
+    reason = "geteuid(2) through libc: std does not give the user id"
+)]
+fn is_root() -> bool {
+    // SAFETY: geteuid takes no arguments, cannot fail and has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    uid == 0
+}
+
 fn require_tools() -> anyhow::Result<()> {
-    // SAFETY: geteuid has no preconditions.
     anyhow::ensure!(
-        unsafe { libc::geteuid() } == 0,
+        is_root(),
         "the kubelet benchmark runs containers: run it as root"
     );
     for bin in ["containerd", "ctr", "runc"] {
@@ -466,8 +491,8 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     drop(agent);
     let marker = data.path().to_string_lossy().into_owned();
     for pid in pids_with(&marker) {
-        // SAFETY: kill with PIDs of shims of the containerd this run started.
-        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        // Shims of the containerd this run started.
+        send_signal(pid, libc::SIGKILL);
     }
     ferrokube_kubelet::cni::remove_pod_network(BRIDGE);
     drop(server);

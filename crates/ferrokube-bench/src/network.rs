@@ -217,66 +217,62 @@ async fn synced_with(
     }
 }
 
-pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
-    let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
-    let kube = client(&server.kubeconfig).await?;
-    let mut lab = Lab::new("bench", 240, 2);
-    let nft = lab.nft();
-    let start_proxy = |kube: kube::Client| {
+/// A proxy running in this process against the benchmark's server,
+/// programming the lab's node namespace.
+struct RunningProxy {
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Its sync reports.
+    rx: tokio::sync::mpsc::UnboundedReceiver<SyncReport>,
+}
+
+impl RunningProxy {
+    fn start(kube: kube::Client, nft: &[String]) -> RunningProxy {
         let cancel = CancellationToken::new();
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         let config = ProxyConfig {
             node_name: "bench".into(),
             table: "ferrokube-bench".into(),
             nft: Nft {
-                command: nft.clone(),
+                command: nft.to_vec(),
             },
             set_sysctls: false,
             ..Default::default()
         };
         let task = tokio::spawn(ferrokube_proxy::run(kube, config, cancel.clone(), Some(tx)));
-        (cancel, task, rx)
-    };
-    let (mut cancel, mut proxy, mut rx) = start_proxy(kube.clone());
+        RunningProxy { cancel, task, rx }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
+    let server = start_server(&["--disable-scheduler", "--disable-controller-manager"])?;
+    let kube = client(&server.kubeconfig).await?;
+    let mut lab = Lab::new("bench", 240, 2);
+    let nft = lab.nft();
+    let mut proxy = RunningProxy::start(kube.clone(), &nft);
 
     println!("Network programming latency: an EndpointSlice change acknowledged by the API server to the nftables transaction committed (cargo run --release -p ferrokube-bench -- proxy)");
     println!("| services | endpoints each | whole table at proxy start (ms) | changes | p50 ms | p99 ms | max ms |");
     println!("|---|---|---|---|---|---|---|");
     let mut have = 0;
-    let slices: Api<EndpointSlice> = Api::namespaced(kube.clone(), "default");
     for (round, &n) in o.services.iter().enumerate() {
         if n > have {
             create_services(&kube, have, n, o.endpoints).await?;
             have = n;
         }
         // `kubernetes` is there too: n + 1 ports.
-        synced_with(&mut rx, n + 1).await?;
+        synced_with(&mut proxy.rx, n + 1).await?;
         // A restart programs the whole table in one transaction.
-        cancel.cancel();
-        let _ = proxy.await;
-        (cancel, proxy, rx) = start_proxy(kube.clone());
-        let full = synced_with(&mut rx, n + 1).await?;
+        proxy.stop().await;
+        proxy = RunningProxy::start(kube.clone(), &nft);
+        let full = synced_with(&mut proxy.rx, n + 1).await?;
         anyhow::ensure!(full.full, "the first sync after a start is a full one");
-        let mut samples = Samples::with_capacity(o.changes);
-        let params = PatchParams::apply("bench").force();
-        for c in 0..o.changes {
-            let i = (c * 7919) % n;
-            let name = format!("svc-{i}");
-            // One endpoint out, one in (a Service changed in an earlier
-            // round moves one step further).
-            let body = slice_body(&name, i, o.endpoints, round + 1);
-            let t = Instant::now();
-            slices
-                .patch(&format!("{name}-1"), &params, &Patch::Apply(&body))
-                .await?;
-            // The next report with a change is this one (nothing else moves).
-            let r = tokio::time::timeout(Duration::from_secs(30), rx.recv())
-                .await
-                .context("no sync after a change")?
-                .context("proxy stopped")?;
-            anyhow::ensure!(!r.full, "unexpected full resync");
-            samples.push(t.elapsed());
-        }
+        let mut samples = change_latencies(&kube, &mut proxy.rx, &o, n, round).await?;
         let max = samples.quantile(1.0);
         println!(
             "| {n} | {} | {} | {} | {} | {} | {} |",
@@ -289,8 +285,54 @@ pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
         );
     }
 
-    // Traffic: pod 1 to pod 0, through a cluster IP and straight.
+    let (cluster_ip, pod_ip) = create_sink(&kube, &lab).await?;
+    synced_with(&mut proxy.rx, have + 2).await?;
+    traffic_table(&mut lab, &o, &cluster_ip, &pod_ip)?;
+    proxy.stop().await;
+    // The lab goes with its namespace (and the table in it).
+    drop(lab);
+    drop(server);
+    Ok(())
+}
+
+/// Times `o.changes` EndpointSlice changes among the first `n` Services,
+/// each from the API server's answer to the proxy's next sync.
+async fn change_latencies(
+    kube: &kube::Client,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<SyncReport>,
+    o: &ProxyOptions,
+    n: usize,
+    round: usize,
+) -> anyhow::Result<Samples> {
+    let slices: Api<EndpointSlice> = Api::namespaced(kube.clone(), "default");
+    let mut samples = Samples::with_capacity(o.changes);
+    let params = PatchParams::apply("bench").force();
+    for c in 0..o.changes {
+        let i = (c * 7919) % n;
+        let name = format!("svc-{i}");
+        // One endpoint out, one in (a Service changed in an earlier
+        // round moves one step further).
+        let body = slice_body(&name, i, o.endpoints, round + 1);
+        let t = Instant::now();
+        slices
+            .patch(&format!("{name}-1"), &params, &Patch::Apply(&body))
+            .await?;
+        // The next report with a change is this one (nothing else moves).
+        let r = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .context("no sync after a change")?
+            .context("proxy stopped")?;
+        anyhow::ensure!(!r.full, "unexpected full resync");
+        samples.push(t.elapsed());
+    }
+    Ok(samples)
+}
+
+/// The `sink` Service, whose one endpoint is the lab's pod 0 on port 9000:
+/// its cluster IP and the pod's IP.
+async fn create_sink(kube: &kube::Client, lab: &Lab) -> anyhow::Result<(String, String)> {
     let services: Api<Service> = Api::namespaced(kube.clone(), "default");
+    let slices: Api<EndpointSlice> = Api::namespaced(kube.clone(), "default");
     let svc: Service = serde_json::from_value(json!({
         "metadata": {"name": "sink"},
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 9000}]}
@@ -308,7 +350,17 @@ pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
         "ports": [{"name": "http", "port": 9000, "protocol": "TCP"}]
     }))?;
     slices.create(&PostParams::default(), &slice).await?;
-    synced_with(&mut rx, have + 2).await?;
+    Ok((cluster_ip, pod_ip))
+}
+
+/// Traffic: pod 1 to pod 0, through the cluster IP and straight,
+/// interleaved; prints the medians.
+fn traffic_table(
+    lab: &mut Lab,
+    o: &ProxyOptions,
+    cluster_ip: &str,
+    pod_ip: &str,
+) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     let exe = exe.to_string_lossy().to_string();
     {
@@ -354,11 +406,6 @@ pub(crate) async fn proxy(o: ProxyOptions) -> anyhow::Result<()> {
             if d > 0.0 { v / d * 100.0 } else { 0.0 }
         );
     }
-    cancel.cancel();
-    let _ = proxy.await;
-    // The lab goes with its namespace (and the table in it).
-    drop(lab);
-    drop(server);
     Ok(())
 }
 
@@ -390,8 +437,7 @@ pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
     }
     let resolver = Arc::new(ferrokube_dns::Resolver::new(zone, vec![]));
     let cancel = CancellationToken::new();
-    let addr =
-        ferrokube_dns::serve(resolver, "127.0.0.1:0".parse()?, cancel.clone()).await?;
+    let addr = ferrokube_dns::serve(resolver, "127.0.0.1:0".parse()?, cancel.clone()).await?;
     let services = o.services;
     let deadline = Instant::now() + Duration::from_secs_f64(o.seconds);
     let start = Instant::now();
@@ -406,9 +452,8 @@ pub(crate) async fn dns(o: DnsOptions) -> anyhow::Result<()> {
             while Instant::now() < deadline {
                 let n = (w * 7919 + i) % services;
                 let name = format!("svc-{n}.ns-{}.svc.cluster.local", n % 100);
-                let packet =
-                    ferrokube_dns::query_packet((i & 0xffff) as u16, &name, RecordType::A)
-                        .context("query")?;
+                let packet = ferrokube_dns::query_packet((i & 0xffff) as u16, &name, RecordType::A)
+                    .context("query")?;
                 let t = Instant::now();
                 socket.send(&packet).await?;
                 tokio::time::timeout(Duration::from_secs(2), socket.recv(&mut buf))

@@ -319,23 +319,7 @@ async fn one_run_as(
         None => admin.clone(),
     };
     // Nodes first (as scheduler_perf's createNodes).
-    let node_api: Api<Node> = Api::all(admin.clone());
-    futures::stream::iter(0..o.nodes)
-        .map(|i| {
-            let node_api = node_api.clone();
-            let zones = o.zones;
-            async move {
-                node_api
-                    .create(&PostParams::default(), &hollow_node(i, zones))
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(64)
-        .try_collect::<Vec<()>>()
-        .await
-        .context("creating nodes")?;
-
+    create_nodes(&admin, o.nodes, o.zones).await?;
     // The scheduler, on the in-process client `ferrokube server` gives the
     // scheduler it runs, or over HTTPS (pods are created over HTTPS, as
     // users do).
@@ -353,12 +337,127 @@ async fn one_run_as(
     let sched = ferrokube_scheduler::Scheduler::new(sched_client, config);
     let stats = sched.stats();
     let task = tokio::spawn(sched.run(cancel.clone()));
-
-    // A watcher that sees pods get bound: only bound pods (a pod shows up
-    // when its binding lands, as an ADDED event), and only name and node
-    // parsed, as scheduler_perf counts scheduled pods from an informer.
     let pod_api: Api<Pod> = Api::namespaced(user.clone(), "default");
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<(Instant, HashMap<String, String>)>();
+    let (watch_task, ready_rx, done_rx) = watch_bound(&user, pods);
+    let _ = ready_rx.await;
+    // Let the scheduler finish its initial list of the nodes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !stats.ready.load(Ordering::Relaxed) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the scheduler did not sync in 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let cpu_start = process_cpu();
+    let start = Instant::now();
+    create_pods(&user, pods, w, o.creators).await?;
+    let created = start.elapsed();
+    let (end, placed) = tokio::time::timeout(Duration::from_secs(300), done_rx)
+        .await
+        .context("pods not all bound within 300 s")??;
+    let elapsed = end.duration_since(start);
+    let cpu = process_cpu().saturating_sub(cpu_start);
+    let runs = stats.algorithm_runs.load(Ordering::Relaxed).max(1);
+    let nanos = stats.algorithm_nanos.load(Ordering::Relaxed).max(1);
+    eprintln!(
+        "  run: {} pods created in {:.2}s ({:.0}/s), all bound after {:.2}s; {} algorithm runs; {:.2}s CPU ({:.0} us/pod)",
+        pods,
+        created.as_secs_f64(),
+        pods as f64 / created.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        runs,
+        cpu.as_secs_f64(),
+        cpu.as_secs_f64() * 1e6 / pods as f64,
+    );
+    let mut violations = check_placement(w, &placed, o.nodes, o.zones);
+    cancel.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    watch_task.abort();
+    // Keep the list API honest: everything is bound in the store too.
+    let unbound = pod_api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+        .count();
+    if unbound > 0 {
+        violations.push(format!("{unbound} pods unbound in the store"));
+    }
+    Ok(RunResult {
+        end_to_end: pods as f64 / elapsed.as_secs_f64(),
+        cpu_us_per_pod: cpu.as_secs_f64() * 1e6 / pods as f64,
+        in_loop_placement: runs as f64 / (nanos as f64 / 1e9),
+        bind_errors: stats.bind_errors.load(Ordering::Relaxed),
+        violations,
+    })
+}
+
+/// Creates `nodes` hollow nodes spread over `zones`, 64 at a time.
+async fn create_nodes(admin: &kube::Client, nodes: usize, zones: usize) -> anyhow::Result<()> {
+    let node_api: Api<Node> = Api::all(admin.clone());
+    futures::stream::iter(0..nodes)
+        .map(|i| {
+            let node_api = node_api.clone();
+            async move {
+                node_api
+                    .create(&PostParams::default(), &hollow_node(i, zones))
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(64)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("creating nodes")?;
+    Ok(())
+}
+
+/// Creates the workload's `pods` pods as `user`, `creators` at a time.
+async fn create_pods(
+    user: &kube::Client,
+    pods: usize,
+    w: Workload,
+    creators: usize,
+) -> anyhow::Result<()> {
+    let create_api = Api::<Pod>::namespaced(user.clone(), "default");
+    futures::stream::iter(0..pods)
+        .map(|i| {
+            let create_api = create_api.clone();
+            async move {
+                let mut p = bench_pod(i, w);
+                p.metadata.uid = None;
+                create_api
+                    .create(&PostParams::default(), &p)
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .buffer_unordered(creators)
+        .try_collect::<Vec<()>>()
+        .await
+        .context("creating pods")?;
+    Ok(())
+}
+
+/// Where bound pods went, and when the last of `pods` was bound.
+type Bound = (Instant, HashMap<String, String>);
+
+/// A watcher that sees pods get bound: only bound pods (a pod shows up
+/// when its binding lands, as an ADDED event), and only name and node
+/// parsed, as scheduler_perf counts scheduled pods from an informer. Says
+/// when its initial list is done, then when `pods` pods are bound.
+fn watch_bound(
+    user: &kube::Client,
+    pods: usize,
+) -> (
+    tokio::task::JoinHandle<()>,
+    tokio::sync::oneshot::Receiver<()>,
+    tokio::sync::oneshot::Receiver<Bound>,
+) {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<Bound>();
     let watch_api: Api<BoundPod> = Api::namespaced(user.clone(), "default");
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel::<()>();
     let watch_task = tokio::spawn(async move {
@@ -389,78 +488,7 @@ async fn one_run_as(
             }
         }
     });
-    let _ = ready_rx.await;
-    // Let the scheduler finish its initial list of the nodes.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !stats.ready.load(Ordering::Relaxed) {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "the scheduler did not sync in 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-
-    let cpu_start = process_cpu();
-    let start = Instant::now();
-    let creators = o.creators;
-    let create_api = Api::<Pod>::namespaced(user.clone(), "default");
-    futures::stream::iter(0..pods)
-        .map(|i| {
-            let create_api = create_api.clone();
-            async move {
-                let mut p = bench_pod(i, w);
-                p.metadata.uid = None;
-                create_api
-                    .create(&PostParams::default(), &p)
-                    .await
-                    .map(|_| ())
-            }
-        })
-        .buffer_unordered(creators)
-        .try_collect::<Vec<()>>()
-        .await
-        .context("creating pods")?;
-    let created = start.elapsed();
-    let (end, placed) = tokio::time::timeout(Duration::from_secs(300), done_rx)
-        .await
-        .context("pods not all bound within 300 s")??;
-    let elapsed = end.duration_since(start);
-    let cpu = process_cpu().saturating_sub(cpu_start);
-    let runs = stats.algorithm_runs.load(Ordering::Relaxed).max(1);
-    let nanos = stats.algorithm_nanos.load(Ordering::Relaxed).max(1);
-    eprintln!(
-        "  run: {} pods created in {:.2}s ({:.0}/s), all bound after {:.2}s; {} algorithm runs; {:.2}s CPU ({:.0} us/pod)",
-        pods,
-        created.as_secs_f64(),
-        pods as f64 / created.as_secs_f64(),
-        elapsed.as_secs_f64(),
-        runs,
-        cpu.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / pods as f64,
-    );
-    let violations = check_placement(w, &placed, o.nodes, o.zones);
-    cancel.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-    watch_task.abort();
-    // Keep the list API honest: everything is bound in the store too.
-    let unbound = pod_api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
-        .count();
-    let mut violations = violations;
-    if unbound > 0 {
-        violations.push(format!("{unbound} pods unbound in the store"));
-    }
-    Ok(RunResult {
-        end_to_end: pods as f64 / elapsed.as_secs_f64(),
-        cpu_us_per_pod: cpu.as_secs_f64() * 1e6 / pods as f64,
-        in_loop_placement: runs as f64 / (nanos as f64 / 1e9),
-        bind_errors: stats.bind_errors.load(Ordering::Relaxed),
-        violations,
-    })
+    (watch_task, ready_rx, done_rx)
 }
 
 /// The placement algorithm alone: the same nodes and pods on an in-memory
