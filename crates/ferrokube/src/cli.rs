@@ -232,8 +232,16 @@ pub(crate) struct ServerArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuthorizationModes(pub Vec<ferrokube_apiserver::authz::Mode>);
 
-fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, String> {
-    ferrokube_apiserver::authz::Mode::parse_list(s).map(AuthorizationModes)
+/// `--authorization-mode` names no mode, an unknown one, or one twice; says
+/// which, in the API server's words.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct AuthorizationModeError(String);
+
+fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, AuthorizationModeError> {
+    ferrokube_apiserver::authz::Mode::parse_list(s)
+        .map(AuthorizationModes)
+        .map_err(|e| AuthorizationModeError(e.to_string()))
 }
 
 impl ServerArgs {

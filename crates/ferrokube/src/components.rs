@@ -63,6 +63,36 @@ async fn ensure_service_account(client: &kube::Client, name: &str) -> anyhow::Re
     }
 }
 
+/// Clients of the API server inside this process, each acting as one user.
+#[derive(Clone)]
+struct InProcess {
+    local: ferrokube_apiserver::Local,
+}
+
+impl InProcess {
+    fn new(api: &ferrokube_apiserver::RunningServer) -> InProcess {
+        InProcess {
+            local: api.local(Default::default()),
+        }
+    }
+
+    /// A client acting as the user `name` in `groups`.
+    fn user(&self, name: &str, groups: &[&str]) -> kube::Client {
+        let user =
+            ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
+        ferrokube_client::local_client(self.local.as_user(user))
+    }
+
+    /// A client acting as the service account `kube-system/<sa>`.
+    fn service_account(&self, sa: &str) -> kube::Client {
+        let user = ferrokube_apiserver::authn::UserInfo::authenticated(
+            ferrokube_controllers::clients::user_name(sa),
+            ferrokube_controllers::clients::groups(),
+        );
+        ferrokube_client::local_client(self.local.as_user(user))
+    }
+}
+
 /// The running components.
 pub(crate) struct Components {
     cancel: CancellationToken,
@@ -77,60 +107,16 @@ impl Components {
         api: &ferrokube_apiserver::RunningServer,
     ) -> anyhow::Result<Components> {
         let kubeconfig = api.kubeconfig.as_path();
-        let client_as = |name: &str, groups: &[&str]| {
-            let user =
-                ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
-            ferrokube_client::local_client(api.local(user))
-        };
-        let service_account = {
-            let local = api.local(Default::default());
-            move |sa: &str| {
-                let user = ferrokube_apiserver::authn::UserInfo::authenticated(
-                    ferrokube_controllers::clients::user_name(sa),
-                    ferrokube_controllers::clients::groups(),
-                );
-                ferrokube_client::local_client(local.as_user(user))
-            }
-        };
-        let client = client_as("system:apiserver", &["system:masters"]);
-        let cancel = CancellationToken::new();
-        let mut tasks = Vec::new();
+        let clients = InProcess::new(api);
+        let client = clients.user("system:apiserver", &["system:masters"]);
+        let mut components = Components::empty();
         if !args.disable_controller_manager {
-            ferrokube_controllers::clients::ensure_service_accounts(&client)
-                .await
-                .context("creating the controllers' service accounts")?;
-            let config = ferrokube_controllers::ControllerConfig {
-                identity: format!("{node_name}_{}", std::process::id()),
-                cluster_cidr: args.cluster_cidr.clone(),
-                ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
-                    .context("reading the cluster CA for kube-root-ca.crt")?,
-                signing_ca: signing_ca(&args.data_dir),
-                local_storage_path: args
-                    .local_storage_enabled()
-                    .then(|| args.data_dir.join("storage")),
-                clients: ferrokube_controllers::clients::ControllerClients::per_controller(
-                    service_account.clone(),
-                ),
-                ..Default::default()
-            };
-            let client = client_as("system:kube-controller-manager", &[]);
-            let cancel = cancel.child_token();
-            tasks.push((
-                "controller-manager",
-                tokio::spawn(ferrokube_controllers::run(client, config, cancel)),
-            ));
+            components
+                .start_controller_manager(args, node_name, kubeconfig, &clients, &client)
+                .await?;
         }
         if !args.disable_scheduler {
-            let config = ferrokube_scheduler::SchedulerConfig {
-                identity: format!("{node_name}_{}", std::process::id()),
-                ..Default::default()
-            };
-            let client = client_as("system:kube-scheduler", &[]);
-            let cancel = cancel.child_token();
-            tasks.push((
-                "scheduler",
-                tokio::spawn(ferrokube_scheduler::run(client, config, cancel)),
-            ));
+            components.start_scheduler(node_name, &clients);
         }
         publish_apiserver(&client, args)
             .await
@@ -139,54 +125,103 @@ impl Components {
             .await
             .context("making the local-path StorageClass")?;
         if args.dns_enabled() {
-            let listen = SocketAddr::new(node_ip(), 53);
-            let config = ferrokube_dns::DnsConfig {
-                listen,
-                domain: args.cluster_domain.clone(),
-                upstreams: None,
-            };
-            ensure_service_account(&client, DNS_SERVICE_ACCOUNT)
-                .await
-                .context("creating the cluster DNS's service account")?;
-            let dns = ferrokube_dns::start(
-                service_account(DNS_SERVICE_ACCOUNT),
-                config,
-                cancel.child_token(),
-            )
-            .await
-            .with_context(|| {
-                format!("starting the cluster DNS on {listen} (--disable coredns turns it off)")
-            })?;
-            ferrokube_dns::publish(client.clone(), args.cluster_dns, dns.addr)
-                .await
-                .context("publishing the kube-dns Service")?;
-            tasks.push(("dns", tokio::spawn(dns.join())));
+            components.start_dns(args, &clients, &client).await?;
         }
-        let mut components = Components { cancel, tasks };
         if !args.disable_agent {
             components.start_node(
                 &NodeClients {
-                    kubelet: client_as(&format!("system:node:{node_name}"), &["system:nodes"]),
-                    proxy: client_as("system:kube-proxy", &[]),
+                    kubelet: clients.user(&format!("system:node:{node_name}"), &["system:nodes"]),
+                    proxy: clients.user("system:kube-proxy", &[]),
                 },
-                &NodeOptions {
-                    node_name: node_name.to_string(),
-                    data_dir: args.data_dir.clone(),
-                    container_runtime_endpoint: args.container_runtime_endpoint.clone(),
-                    cluster_dns: args.cluster_dns,
-                    cluster_domain: args.cluster_domain.clone(),
-                    cluster_cidr: args.cluster_cidr.clone(),
-                    proxy: !args.disable_kube_proxy,
-                    proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
-                    kubelet_port: args.kubelet_port,
-                    cluster_ca_pem: Some(
-                        ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
-                            .context("reading the cluster CA for the kubelet")?,
-                    ),
-                },
+                &node_options(args, node_name, kubeconfig)?,
             );
         }
         Ok(components)
+    }
+
+    /// Starts the controller manager, each controller as its service
+    /// account (made first, with `client`).
+    async fn start_controller_manager(
+        &mut self,
+        args: &ServerArgs,
+        node_name: &str,
+        kubeconfig: &std::path::Path,
+        clients: &InProcess,
+        client: &kube::Client,
+    ) -> anyhow::Result<()> {
+        ferrokube_controllers::clients::ensure_service_accounts(client)
+            .await
+            .context("creating the controllers' service accounts")?;
+        let service_accounts = clients.clone();
+        let config = ferrokube_controllers::ControllerConfig {
+            identity: format!("{node_name}_{}", std::process::id()),
+            cluster_cidr: args.cluster_cidr.clone(),
+            ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
+                .context("reading the cluster CA for kube-root-ca.crt")?,
+            signing_ca: signing_ca(&args.data_dir),
+            local_storage_path: args
+                .local_storage_enabled()
+                .then(|| args.data_dir.join("storage")),
+            clients: ferrokube_controllers::clients::ControllerClients::per_controller(
+                move |sa: &str| service_accounts.service_account(sa),
+            ),
+            ..Default::default()
+        };
+        let client = clients.user("system:kube-controller-manager", &[]);
+        let cancel = self.cancel.child_token();
+        self.tasks.push((
+            "controller-manager",
+            tokio::spawn(ferrokube_controllers::run(client, config, cancel)),
+        ));
+        Ok(())
+    }
+
+    /// Starts the scheduler (under its Lease).
+    fn start_scheduler(&mut self, node_name: &str, clients: &InProcess) {
+        let config = ferrokube_scheduler::SchedulerConfig {
+            identity: format!("{node_name}_{}", std::process::id()),
+            ..Default::default()
+        };
+        let client = clients.user("system:kube-scheduler", &[]);
+        let cancel = self.cancel.child_token();
+        self.tasks.push((
+            "scheduler",
+            tokio::spawn(ferrokube_scheduler::run(client, config, cancel)),
+        ));
+    }
+
+    /// Starts the cluster DNS on this host's address, port 53, as its
+    /// service account (made first, with `client`), and publishes the
+    /// `kube-dns` Service in front of it.
+    async fn start_dns(
+        &mut self,
+        args: &ServerArgs,
+        clients: &InProcess,
+        client: &kube::Client,
+    ) -> anyhow::Result<()> {
+        let listen = SocketAddr::new(node_ip(), 53);
+        let config = ferrokube_dns::DnsConfig {
+            listen,
+            domain: args.cluster_domain.clone(),
+            upstreams: None,
+        };
+        ensure_service_account(client, DNS_SERVICE_ACCOUNT)
+            .await
+            .context("creating the cluster DNS's service account")?;
+        let dns = ferrokube_dns::start(
+            clients.service_account(DNS_SERVICE_ACCOUNT),
+            config,
+            self.cancel.child_token(),
+        )
+        .await
+        .with_context(|| {
+            format!("starting the cluster DNS on {listen} (--disable coredns turns it off)")
+        })?;
+        ferrokube_dns::publish(client.clone(), args.cluster_dns, dns.addr)
+            .await
+            .context("publishing the kube-dns Service")?;
+        self.tasks.push(("dns", tokio::spawn(dns.join())));
+        Ok(())
     }
 
     /// Components with nothing started yet.
@@ -246,6 +281,29 @@ impl Components {
             }
         }
     }
+}
+
+/// What runs on this server's own node, from its flags.
+fn node_options(
+    args: &ServerArgs,
+    node_name: &str,
+    kubeconfig: &std::path::Path,
+) -> anyhow::Result<NodeOptions> {
+    Ok(NodeOptions {
+        node_name: node_name.to_string(),
+        data_dir: args.data_dir.clone(),
+        container_runtime_endpoint: args.container_runtime_endpoint.clone(),
+        cluster_dns: args.cluster_dns,
+        cluster_domain: args.cluster_domain.clone(),
+        cluster_cidr: args.cluster_cidr.clone(),
+        proxy: !args.disable_kube_proxy,
+        proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+        kubelet_port: args.kubelet_port,
+        cluster_ca_pem: Some(
+            ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
+                .context("reading the cluster CA for the kubelet")?,
+        ),
+    })
 }
 
 /// The cluster CA under `DATA_DIR/tls` (made by the API server's PKI), for

@@ -159,12 +159,21 @@ fn answer(path: &str) -> Response<Full<Bytes>> {
     resp
 }
 
+/// `--metrics-bind-address` is neither empty, `0` nor an address:port.
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is not an address:port ({source})")]
+struct BadBindAddress {
+    value: String,
+    source: std::net::AddrParseError,
+}
+
 /// The address `--metrics-bind-address` names (`""` or `0`: none).
-pub(crate) fn parse_bind(s: &str) -> Result<Option<SocketAddr>, String> {
+fn parse_bind(s: &str) -> Result<Option<SocketAddr>, BadBindAddress> {
     if s.is_empty() || s == "0" {
         return Ok(None);
     }
-    s.parse()
-        .map(Some)
-        .map_err(|e| format!("{s:?} is not an address:port ({e})"))
+    s.parse().map(Some).map_err(|source| BadBindAddress {
+        value: s.to_string(),
+        source,
+    })
 }

@@ -10,7 +10,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cluster;
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 fn agent(c: &Cluster, token: &str, dir: &std::path::Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_ferrokube"))
@@ -96,9 +97,10 @@ fn agent_joins_with_the_token_and_refuses_wrong_ones() {
     let child = agent(&c, token, dir.path());
     let pid = child.id();
     // Its node agent registers the node, as system:node:agent-1.
-    common::wait_until(
+    wait_until_blocking(
         "the agent's node to register",
         Duration::from_secs(60),
+        POLL,
         || c.kubectl(&["get", "node", "agent-1"]).status.success(),
     );
     let mut child = child;

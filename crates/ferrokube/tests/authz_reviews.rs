@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{kubectl_with, Cluster};
+use common::{kubectl_with, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::{json, Value};
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -66,9 +67,10 @@ fn token_review(c: &Cluster, token: &str, audiences: &[&str]) -> Value {
 }
 
 fn wait_for_default_sa(c: &Cluster, ns: &str) {
-    common::wait_until(
+    wait_until_blocking(
         &format!("the default service account of {ns}"),
         Duration::from_secs(30),
+        POLL,
         || {
             c.kubectl(&["get", "serviceaccount", "default", "-n", ns])
                 .status
@@ -192,6 +194,10 @@ fn can_i_whoami_and_impersonation() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: reviews of the tokens made earlier in the test, on one server"
+)]
 fn token_reviews_local_reviews_and_issuer_discovery() {
     let c = Cluster::start();
     c.kubectl_ok(&["create", "namespace", "a"]);
@@ -446,6 +452,10 @@ fn rows(table: &str) -> Vec<Vec<String>> {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: roles granted step by step, each checked with kubectl auth can-i"
+)]
 fn rbac_answers_can_i_and_guards_impersonation() {
     let c = Cluster::start_with(&["--authorization-mode", "Node,RBAC"]);
     c.kubectl_ok(&["create", "namespace", "a"]);

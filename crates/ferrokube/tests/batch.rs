@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 /// A one-node cluster whose controller manager is a child process.
@@ -54,18 +55,22 @@ impl Batch {
         );
         let mut b = Batch { c, cm: None };
         b.start_cm(cidr);
-        wait_until("the node to register", Duration::from_secs(120), || {
-            b.c.kubectl(&["get", "node", node]).status.success()
-        });
+        wait_until_blocking(
+            "the node to register",
+            Duration::from_secs(120),
+            POLL,
+            || b.c.kubectl(&["get", "node", node]).status.success(),
+        );
         b.c.kubectl_ok(&[
             "wait",
             "--for=condition=Ready",
             &format!("node/{node}"),
             "--timeout=120s",
         ]);
-        wait_until(
+        wait_until_blocking(
             "the default service account",
             Duration::from_secs(60),
+            POLL,
             || {
                 b.c.kubectl(&["get", "serviceaccount", "default"])
                     .status
@@ -199,6 +204,10 @@ spec:
 "#;
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: the Jobs share one node started once, the slowest part of the test"
+)]
 fn jobs_complete_fail_suspend_and_expire() {
     let b = Batch::start("fk-batch-jobs", "10.93.0.0/16");
     let mut all = String::new();
@@ -312,10 +321,13 @@ fn jobs_complete_fail_suspend_and_expire() {
 
     // Finished with ttlSecondsAfterFinished 5: deleted, pods and all.
     let start = Instant::now();
-    wait_until("job/ttl to be deleted", Duration::from_secs(90), || {
-        !b.c.kubectl(&["get", "job", "ttl"]).status.success()
-    });
-    wait_until("job/ttl's pod to go", Duration::from_secs(60), || {
+    wait_until_blocking(
+        "job/ttl to be deleted",
+        Duration::from_secs(90),
+        POLL,
+        || !b.c.kubectl(&["get", "job", "ttl"]).status.success(),
+    );
+    wait_until_blocking("job/ttl's pod to go", Duration::from_secs(60), POLL, || {
         b.pods_of("ttl").is_empty()
     });
     eprintln!(
@@ -364,9 +376,10 @@ fn cronjob_runs_each_minute_forbids_overlap_and_a_cm_restart_loses_nothing() {
     );
 
     // Kill the controller manager in the middle of the 50 pods.
-    wait_until(
+    wait_until_blocking(
         "ten pods of job/many to succeed",
         Duration::from_secs(120),
+        POLL,
         || {
             b.pods_of("many")
                 .iter()
@@ -402,9 +415,10 @@ fn cronjob_runs_each_minute_forbids_overlap_and_a_cm_restart_loses_nothing() {
 
     // The CronJob made its first Job within 75 s.
     let mut first = Vec::new();
-    wait_until(
+    wait_until_blocking(
         "the first tick job",
         Duration::from_secs(75).saturating_sub(created.elapsed()),
+        POLL,
         || {
             first = tick_jobs(&b);
             !first.is_empty()
@@ -435,7 +449,7 @@ fn cronjob_runs_each_minute_forbids_overlap_and_a_cm_restart_loses_nothing() {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
-    wait_until("JobAlreadyActive", Duration::from_secs(30), || {
+    wait_until_blocking("JobAlreadyActive", Duration::from_secs(30), POLL, || {
         b.events("tick").iter().any(|(r, m)| {
             r == "JobAlreadyActive"
                 && m == "Not starting job because prior execution is running and concurrency policy is Forbid"

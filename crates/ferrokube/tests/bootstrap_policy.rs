@@ -12,7 +12,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 fn role(c: &Cluster, name: &str) -> Value {
@@ -96,9 +97,10 @@ rules:
     )
     .unwrap();
     c.kubectl_ok(&["apply", "-f", &manifest.to_string_lossy()]);
-    wait_until(
+    wait_until_blocking(
         "view to gain the widgets rule",
         Duration::from_secs(10),
+        POLL,
         || {
             c.kubectl_ok(&["get", "clusterrole", "view", "-o", "json"])
                 .contains("\"widgets\"")

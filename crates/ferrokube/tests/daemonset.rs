@@ -10,7 +10,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 const NODE: &str = "fk-ds-e2e";
@@ -52,7 +53,7 @@ fn pods(c: &Cluster) -> Vec<Value> {
 /// The one running agent pod's (name, VERSION), once there is exactly one.
 fn running_one(c: &Cluster, what: &str) -> (String, String) {
     let mut found = None;
-    wait_until(what, Duration::from_secs(90), || {
+    wait_until_blocking(what, Duration::from_secs(90), POLL, || {
         let p = pods(c);
         let all = json(c, &["get", "pods", "-l", "app=agent"]);
         let total = all["items"].as_array().map_or(0, Vec::len);
@@ -74,6 +75,10 @@ fn status(c: &Cluster) -> Value {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a DaemonSet's life on one node in order (taints, rollout, undo)"
+)]
 fn daemonset_follows_taints_rolls_and_undoes() {
     let c = Cluster::start_ready_node(NODE, &["--cluster-cidr", "10.95.0.0/16"]);
     let f = c.data_dir().join("ds.yaml");
@@ -108,9 +113,10 @@ fn daemonset_follows_taints_rolls_and_undoes() {
 
     // A NoSchedule taint added later leaves the running pod alone.
     c.kubectl_ok(&["taint", "node", NODE, "e2e=x:NoSchedule"]);
-    wait_until(
+    wait_until_blocking(
         "the pod counted misscheduled",
         Duration::from_secs(30),
+        POLL,
         || {
             let s = status(&c);
             s["desiredNumberScheduled"] == 0 && s["numberMisscheduled"] == 1
@@ -123,12 +129,12 @@ fn daemonset_follows_taints_rolls_and_undoes() {
 
     // A NoExecute taint it does not tolerate removes it...
     c.kubectl_ok(&["taint", "node", NODE, "e2e=x:NoExecute"]);
-    wait_until("the pod gone", Duration::from_secs(60), || {
+    wait_until_blocking("the pod gone", Duration::from_secs(60), POLL, || {
         json(&c, &["get", "pods", "-l", "app=agent"])["items"]
             .as_array()
             .is_some_and(Vec::is_empty)
     });
-    wait_until("desired 0", Duration::from_secs(30), || {
+    wait_until_blocking("desired 0", Duration::from_secs(30), POLL, || {
         status(&c)["desiredNumberScheduled"] == 0
     });
     // ...and it comes back when the taint goes.
@@ -188,7 +194,7 @@ fn daemonset_follows_taints_rolls_and_undoes() {
         "--wait=true",
         "--timeout=60s",
     ]);
-    wait_until("the pods gone", Duration::from_secs(60), || {
+    wait_until_blocking("the pods gone", Duration::from_secs(60), POLL, || {
         json(&c, &["get", "pods", "-l", "app=agent"])["items"]
             .as_array()
             .is_some_and(Vec::is_empty)

@@ -10,7 +10,8 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-debug-e2e";
 
@@ -81,16 +82,21 @@ fn kubectl_debug_attaches_an_ephemeral_container_beside_its_target() {
     assert!(shown.contains("Targeting container \"target\""), "{shown}");
 
     // Its status, as kubectl shows it.
-    wait_until("dbg to have terminated", Duration::from_secs(60), || {
-        let out = c.kubectl(&[
+    wait_until_blocking(
+        "dbg to have terminated",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            let out = c.kubectl(&[
                 "get",
                 "pod",
                 "target",
                 "-o",
                 "jsonpath={.status.ephemeralContainerStatuses[0].name} {.status.ephemeralContainerStatuses[0].state.terminated.reason}",
             ]);
-        String::from_utf8_lossy(&out.stdout).trim() == "dbg Completed"
-    });
+            String::from_utf8_lossy(&out.stdout).trim() == "dbg Completed"
+        },
+    );
     let spec = c.kubectl_ok(&[
         "get",
         "pod",

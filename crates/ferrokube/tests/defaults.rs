@@ -7,6 +7,8 @@ mod common;
 
 use std::process::Command;
 
+use common::POLL;
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::{json, Value};
 
 const NS: &str = "defaults";
@@ -179,6 +181,10 @@ fn check_role_binding(o: &Value, what: &str) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over many kinds, each checked for the defaults Kubernetes gives it, on one server"
+)]
 fn objects_get_kubernetes_defaults_whatever_the_client() {
     let c = common::Cluster::start();
 
@@ -361,9 +367,10 @@ fn objects_get_kubernetes_defaults_whatever_the_client() {
     assert_eq!(pv["spec"]["volumeMode"], "Filesystem");
     assert_eq!(pv["spec"]["hostPath"]["type"], "");
     // Created Pending; the PV controller then finds no claim for it.
-    common::wait_until(
+    wait_until_blocking(
         "the volume to be Available",
         std::time::Duration::from_secs(30),
+        POLL,
         || get_pv()["status"]["phase"] == "Available",
     );
     assert_eq!(

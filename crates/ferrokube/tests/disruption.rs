@@ -20,7 +20,8 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kubectl_command, wait_until, Cluster};
+use common::{kubectl_command, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 const NODE: &str = "fk-pdb-e2e";
@@ -158,17 +159,24 @@ fn assert_budget_holds(pods: &[Value], drain_log: &str) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a drain followed step by step against the budget on one node"
+)]
 fn drain_respects_a_disruption_budget() {
     let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
     let app = write(&c, "app.yaml", APP);
     c.kubectl_ok(&["apply", "-f", &app]);
-    wait_until("3 Ready web pods", Duration::from_secs(90), || {
+    wait_until_blocking("3 Ready web pods", Duration::from_secs(90), POLL, || {
         let pods = web_pods(&c);
         live(&pods).iter().filter(|p| is_ready(p)).count() == 3
     });
-    wait_until("the budget to allow 1", Duration::from_secs(30), || {
-        json(&c, &["get", "pdb", "web"])["status"]["disruptionsAllowed"] == 1
-    });
+    wait_until_blocking(
+        "the budget to allow 1",
+        Duration::from_secs(30),
+        POLL,
+        || json(&c, &["get", "pdb", "web"])["status"]["disruptionsAllowed"] == 1,
+    );
     let pdb = json(&c, &["get", "pdb", "web"]);
     let st = &pdb["status"];
     assert_eq!(
@@ -225,7 +233,7 @@ fn drain_respects_a_disruption_budget() {
 
     // One pod goes; its replacement cannot be placed (the node is
     // cordoned, no other exists): the budget is spent.
-    wait_until("one pod evicted", Duration::from_secs(60), || {
+    wait_until_blocking("one pod evicted", Duration::from_secs(60), POLL, || {
         let pods = web_pods(&c);
         assert_budget_holds(&pods, &read_log());
         let left = live(&pods)
@@ -266,9 +274,10 @@ fn drain_respects_a_disruption_budget() {
     );
 
     // Drain keeps trying, every 5 s, and says why.
-    wait_until(
+    wait_until_blocking(
         "drain to report the budget",
         Duration::from_secs(30),
+        POLL,
         || read_log().contains(VIOLATION),
     );
     let log = read_log();
@@ -333,17 +342,19 @@ status:
         .filter(|p| p["spec"]["nodeName"] == SPARE && is_ready(p))
         .count();
     assert_eq!(on_spare, 3, "{pods:#?}");
-    wait_until(
+    wait_until_blocking(
         "the budget to allow 1 again",
         Duration::from_secs(30),
+        POLL,
         || json(&c, &["get", "pdb", "web"])["status"]["disruptionsAllowed"] == 1,
     );
 
     // Clean up what no kubelet will finish: pods on the spare node.
     c.kubectl_ok(&["delete", "deployment", "web", "--wait=false"]);
-    wait_until(
+    wait_until_blocking(
         "the spare node's pods gone",
         Duration::from_secs(60),
+        POLL,
         || {
             let _ = c.kubectl(&[
                 "delete",
@@ -409,11 +420,16 @@ spec:
         "-f",
         &ev,
     ]);
-    wait_until("the evicted pod gone", Duration::from_secs(60), || {
-        std::fs::read_to_string(&watch_log)
-            .unwrap_or_default()
-            .contains("\"DELETED\"")
-    });
+    wait_until_blocking(
+        "the evicted pod gone",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            std::fs::read_to_string(&watch_log)
+                .unwrap_or_default()
+                .contains("\"DELETED\"")
+        },
+    );
     let _ = watch.kill();
     let _ = watch.wait();
     let text = std::fs::read_to_string(&watch_log).unwrap_or_default();

@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 fn write_manifest(cluster: &Cluster, name: &str, yaml: &str) -> String {
     let path = cluster.data_dir().join(name);
@@ -154,6 +155,10 @@ spec:
 "#;
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table of kinds and the columns kubectl prints for them, on one server"
+)]
 fn every_kind_applies_and_prints_kubernetes_columns() {
     let c = Cluster::start();
     let f = write_manifest(&c, "kinds.yaml", NETWORKING);
@@ -255,15 +260,19 @@ fn every_kind_applies_and_prints_kubernetes_columns() {
     assert_eq!(row(&fs, "batch-jobs")[1..4], ["batch", "1000", "ByUser"]);
     // The controller manager marks whether a FlowSchema's priority level
     // exists (the MissingPL column).
-    wait_until(
+    wait_until_blocking(
         "batch-jobs is not dangling",
         Duration::from_secs(60),
+        POLL,
         || row(&c.kubectl_ok(&["get", "flowschemas"]), "batch-jobs")[5] == "False",
     );
     c.kubectl_ok(&["delete", "prioritylevelconfiguration", "batch"]);
-    wait_until("batch-jobs is dangling", Duration::from_secs(60), || {
-        row(&c.kubectl_ok(&["get", "flowschemas"]), "batch-jobs")[5] == "True"
-    });
+    wait_until_blocking(
+        "batch-jobs is dangling",
+        Duration::from_secs(60),
+        POLL,
+        || row(&c.kubectl_ok(&["get", "flowschemas"]), "batch-jobs")[5] == "True",
+    );
 
     // The Ingress status is written through /status, as controllers do.
     let patched = c.kubectl_ok(&[
@@ -400,6 +409,10 @@ fn openssl(args: &[&str]) -> String {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a CSR followed from creation through approval or denial to its certificate"
+)]
 fn an_approved_csr_is_signed_by_the_cluster_ca() {
     let c = Cluster::start();
     let dir = c.data_dir();
@@ -463,16 +476,21 @@ fn an_approved_csr_is_signed_by_the_cluster_ca() {
         "{approved}"
     );
     let mut issued = String::new();
-    wait_until("the certificate is issued", Duration::from_secs(60), || {
-        issued = c.kubectl_ok(&[
-            "get",
-            "csr",
-            "alice",
-            "-o",
-            "jsonpath={.status.certificate}",
-        ]);
-        !issued.is_empty()
-    });
+    wait_until_blocking(
+        "the certificate is issued",
+        Duration::from_secs(60),
+        POLL,
+        || {
+            issued = c.kubectl_ok(&[
+                "get",
+                "csr",
+                "alice",
+                "-o",
+                "jsonpath={.status.certificate}",
+            ]);
+            !issued.is_empty()
+        },
+    );
     assert_eq!(
         row(&c.kubectl_ok(&["get", "csr"]), "alice")[5],
         "Approved,Issued"
@@ -598,7 +616,7 @@ fn an_approved_csr_is_signed_by_the_cluster_ca() {
     );
     c.kubectl_ok(&["create", "-f", &server_auth]);
     c.kubectl_ok(&["certificate", "approve", "bob"]);
-    wait_until("the request fails", Duration::from_secs(60), || {
+    wait_until_blocking("the request fails", Duration::from_secs(60), POLL, || {
         row(&c.kubectl_ok(&["get", "csr"]), "bob")[5] == "Approved,Failed"
     });
     let message = c.kubectl_ok(&[

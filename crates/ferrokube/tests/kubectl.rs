@@ -1458,6 +1458,10 @@ fn sent_fields_kept(want: &serde_json::Value, have: &serde_json::Value, path: &s
 /// (its `--dry-run=client` JSON, Go's JSON of the same object) is all in what
 /// the server stored.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table of objects sent as protobuf and compared field by field"
+)]
 fn objects_kubectl_sends_as_protobuf_lose_nothing() {
     let c = Cluster::start();
     let creates: &[&[&str]] = &[

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{kubectl_command, tail, wait_until, Cluster};
+use common::{kubectl_command, tail, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-own-e2e";
 const BRIDGE: &str = "ferrokube0";
@@ -36,9 +37,12 @@ fn fresh_node(extra: &[&str]) -> Cluster {
     // The proxy's table stays when the server stops, so that killall is
     // what removes it.
     let c = Cluster::start_node_keeping_proxy_rules(&args, |_| {});
-    wait_until("the node to register", Duration::from_secs(120), || {
-        c.kubectl(&["get", "node", NODE]).status.success()
-    });
+    wait_until_blocking(
+        "the node to register",
+        Duration::from_secs(120),
+        POLL,
+        || c.kubectl(&["get", "node", NODE]).status.success(),
+    );
     c.kubectl_ok(&[
         "wait",
         "--for=condition=Ready",
@@ -262,7 +266,7 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
         ]);
     }
     for pod in ["one", "two"] {
-        wait_until("the pods to run", Duration::from_secs(120), || {
+        wait_until_blocking("the pods to run", Duration::from_secs(120), POLL, || {
             phase(&c, pod) == "Running"
         });
     }
@@ -297,7 +301,7 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
     assert!(out.status.success(), "killall: {said}");
 
     // The server was stopped, and with it everything of the node.
-    wait_until("the server to exit", Duration::from_secs(5), || {
+    wait_until_blocking("the server to exit", Duration::from_secs(5), POLL, || {
         c.exited().is_some()
     });
     assert_eq!(node_processes(c.data_dir()), [], "{said}");
@@ -388,15 +392,20 @@ fn attach_and_exec_to_an_exited_container_end_at_once_with_kubernetes_error() {
     let file = c.data_dir().join("two.json");
     std::fs::write(&file, pod).expect("write the pod");
     c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
-    wait_until("the container to exit", Duration::from_secs(120), || {
-        c.kubectl_ok(&[
+    wait_until_blocking(
+        "the container to exit",
+        Duration::from_secs(120),
+        POLL,
+        || {
+            c.kubectl_ok(&[
             "get",
             "pod",
             "two",
             "-o",
             "jsonpath={.status.containerStatuses[?(@.name==\"quitter\")].state.terminated.exitCode}",
         ]) == "1"
-    });
+        },
+    );
     assert_eq!(phase(&c, "two"), "Running");
     let cases: [(&[&str], &str); 2] = [
         (
@@ -452,7 +461,7 @@ fn attach_and_exec_to_an_exited_container_end_at_once_with_kubernetes_error() {
         let said = String::from_utf8_lossy(&out.stdout).into_owned();
         assert_eq!(out.status.code(), Some(1), "{said}");
         assert!(said.contains(&format!("pod \"{name}\" deleted")), "{said}");
-        wait_until("the pod to be gone", Duration::from_secs(60), || {
+        wait_until_blocking("the pod to be gone", Duration::from_secs(60), POLL, || {
             !c.kubectl(&["get", "pod", &name]).status.success()
         });
     }
@@ -475,7 +484,7 @@ fn termination_messages_come_from_the_file_or_the_log_as_in_kubernetes() {
     let file = c.data_dir().join("ends.json");
     std::fs::write(&file, pod).expect("write the pod");
     c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
-    wait_until("the pod to end", Duration::from_secs(120), || {
+    wait_until_blocking("the pod to end", Duration::from_secs(120), POLL, || {
         phase(&c, "ends") == "Failed"
     });
     let message = |name: &str| {
@@ -537,7 +546,7 @@ fn a_pod_past_its_active_deadline_fails_with_deadline_exceeded() {
     let file = c.data_dir().join("late.json");
     std::fs::write(&file, pod).expect("write the pod");
     c.kubectl_ok(&["create", "-f", file.to_str().expect("path")]);
-    wait_until("the pod to fail", Duration::from_secs(60), || {
+    wait_until_blocking("the pod to fail", Duration::from_secs(60), POLL, || {
         phase(&c, "late") == "Failed"
     });
     let got = c.kubectl_ok(&[

@@ -7,7 +7,8 @@
 
 mod common;
 
-use common::Cluster;
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -50,6 +51,10 @@ spec:
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: namespace labels changed step by step, each checked with what kubectl shows"
+)]
 fn pod_security_refuses_warns_and_follows_the_configuration() {
     let config_dir = tempfile::tempdir().expect("temp dir");
     let config = config_dir.path().join("admission.yaml");
@@ -91,9 +96,10 @@ fn pod_security_refuses_warns_and_follows_the_configuration() {
 
     // Its ReplicaSet's pods are refused, as the controller's event says.
     let mut events = String::new();
-    common::wait_until(
+    wait_until_blocking(
         "the ReplicaSet's FailedCreate event",
         std::time::Duration::from_secs(30),
+        POLL,
         || {
             events = stdout(&c.kubectl(&[
                 "get",

@@ -8,7 +8,8 @@ mod common;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{kubectl_with, wait_until, Cluster};
+use common::{kubectl_with, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
@@ -17,9 +18,10 @@ fn stderr(out: &Output) -> String {
 /// Waits until the quota's `status.used` of `resource` reads `want`.
 fn wait_used(c: &Cluster, ns: &str, quota: &str, resource: &str, want: &str) {
     let path = format!("jsonpath={{.status.used.{}}}", resource.replace('.', "\\."));
-    wait_until(
+    wait_until_blocking(
         &format!("quota {quota} to show {resource} used {want}"),
         Duration::from_secs(20),
+        POLL,
         || {
             let out = c.kubectl(&["get", "quota", quota, "-n", ns, "-o", &path]);
             out.status.success() && String::from_utf8_lossy(&out.stdout) == want

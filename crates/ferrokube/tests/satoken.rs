@@ -50,6 +50,10 @@ fn assert_unauthorized(c: &Cluster, token: &str, why: &str) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: tokens are made, then used and checked in turn on the same cluster"
+)]
 fn kubectl_create_token_gives_a_token_that_authenticates() {
     let c = Cluster::start();
     c.kubectl_ok(&["create", "namespace", "team"]);
@@ -182,6 +186,10 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: each step deletes what the tokens made before it are bound to"
+)]
 fn tokens_end_with_their_service_account_and_bound_pod() {
     let c = Cluster::start();
     c.kubectl_ok(&["create", "namespace", "team"]);

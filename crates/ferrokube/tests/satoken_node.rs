@@ -9,17 +9,23 @@ mod common;
 use std::time::Duration;
 
 use base64::Engine;
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-satoken-e2e";
 const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario on a node: a pod reads its projected token, which is then used against the API"
+)]
 fn a_pod_reads_a_token_that_authenticates_as_its_service_account() {
     let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
-    wait_until(
+    wait_until_blocking(
         "the default service account",
         Duration::from_secs(60),
+        POLL,
         || {
             c.kubectl(&["get", "serviceaccount", "default"])
                 .status

@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-svc-e2e";
 
@@ -172,7 +173,7 @@ spec:
         "pod/client",
         "--timeout=120s",
     ]);
-    wait_until("3 ready endpoints", Duration::from_secs(60), || {
+    wait_until_blocking("3 ready endpoints", Duration::from_secs(60), POLL, || {
         ready_endpoints(&c) == 3
     });
     let client = Client {
@@ -211,7 +212,7 @@ spec:
 
     // Scaled to one, one answers; back to three, three do.
     c.kubectl_ok(&["scale", "deployment/web", "--replicas=1"]);
-    wait_until("one endpoint", Duration::from_secs(60), || {
+    wait_until_blocking("one endpoint", Duration::from_secs(60), POLL, || {
         ready_endpoints(&c) == 1
     });
     let one = web_pods(&c);
@@ -220,9 +221,12 @@ spec:
     assert!(one.is_superset(&seen), "{seen:?} not in {one:?}");
     c.kubectl_ok(&["scale", "deployment/web", "--replicas=3"]);
     c.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
-    wait_until("3 ready endpoints again", Duration::from_secs(60), || {
-        ready_endpoints(&c) == 3
-    });
+    wait_until_blocking(
+        "3 ready endpoints again",
+        Duration::from_secs(60),
+        POLL,
+        || ready_endpoints(&c) == 3,
+    );
     let pods = web_pods(&c);
     let seen: BTreeSet<String> = client.who("http://web", 60).into_iter().collect();
     assert_eq!(seen, pods);
@@ -230,9 +234,10 @@ spec:
     // A pod that fails readiness stops receiving traffic.
     let sick = pods.iter().next().expect("a pod").clone();
     std::fs::remove_file(ready_dir.path().join(&sick)).expect("unready the pod");
-    wait_until(
+    wait_until_blocking(
         "the pod to leave the endpoints",
         Duration::from_secs(60),
+        POLL,
         || ready_endpoints(&c) == 2,
     );
     let seen: BTreeSet<String> = client.who("http://web", 30).into_iter().collect();
@@ -304,7 +309,7 @@ spec:
     // Clean up what ran: pods first, so the node stops their containers.
     c.kubectl_ok(&["delete", "deployment", "web", "--wait=false"]);
     c.kubectl_ok(&["delete", "pod", "client", "--grace-period=1"]);
-    wait_until("the web pods to go", Duration::from_secs(60), || {
+    wait_until_blocking("the web pods to go", Duration::from_secs(60), POLL, || {
         any_web_pods(&c) == 0
     });
 }

@@ -15,7 +15,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 const NODE: &str = "fk-sts-e2e";
@@ -116,6 +117,10 @@ fn make_ready(dir: &Path, pod: &str) {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: a StatefulSet's life in order (create, resolve, update, scale), each step on the pods of the one before"
+)]
 fn statefulset_orders_names_resolves_updates_and_scales() {
     let ready = tempfile::tempdir().expect("ready dir");
     let c = Cluster::start_ready_node(NODE, &["--cluster-cidr", "10.98.0.0/16"]);
@@ -125,11 +130,16 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
 
     // In order: each pod Running and Ready before the next exists.
     for (i, name) in ["web-0", "web-1", "web-2"].iter().enumerate() {
-        wait_until(&format!("{name} running"), Duration::from_secs(120), || {
-            pods(&c)
-                .get(*name)
-                .is_some_and(|p| p["status"]["phase"] == "Running")
-        });
+        wait_until_blocking(
+            &format!("{name} running"),
+            Duration::from_secs(120),
+            POLL,
+            || {
+                pods(&c)
+                    .get(*name)
+                    .is_some_and(|p| p["status"]["phase"] == "Running")
+            },
+        );
         // Held not ready, it holds the next one back.
         std::thread::sleep(Duration::from_secs(2));
         let now = pods(&c);
@@ -273,9 +283,10 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
     );
     let out = c.kubectl_ok(&["rollout", "undo", "statefulset/web"]);
     assert!(out.contains("rolled back"), "{out}");
-    wait_until(
+    wait_until_blocking(
         "web-2 back at the first revision",
         Duration::from_secs(120),
+        POLL,
         || {
             pods(&c).get("web-2").is_some_and(|p| {
                 revision(p) == first_rev
@@ -319,13 +330,13 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
     ]))
     .expect("scale");
     assert_eq!(scale["spec"]["replicas"], 1, "{scale}");
-    wait_until("status 1 replica", Duration::from_secs(30), || {
+    wait_until_blocking("status 1 replica", Duration::from_secs(30), POLL, || {
         sts_status(&c)["replicas"] == 1
     });
 
     c.kubectl_ok(&["delete", "statefulset", "web"]);
     c.kubectl_ok(&["delete", "pod", "client", "--grace-period=1"]);
-    wait_until("the web pods to go", Duration::from_secs(60), || {
+    wait_until_blocking("the web pods to go", Duration::from_secs(60), POLL, || {
         pods(&c).is_empty()
     });
 }
@@ -336,6 +347,10 @@ fn statefulset_orders_names_resolves_updates_and_scales() {
 /// `whenScaled: Delete` a claim scaled away goes with its pod, with
 /// `whenDeleted: Delete` the claims go with the set.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: the claims' retention policies followed through scale-down and deletion of one set"
+)]
 fn statefulset_claims_outlive_their_pods() {
     let c = Cluster::start_ready_node(NODE, &["--cluster-cidr", "10.98.0.0/16"]);
     let manifest = r#"apiVersion: v1
@@ -424,11 +439,16 @@ spec:
     c.kubectl_ok(&["exec", "data-1", "--", "sh", "-c", "echo kept > /data/file"]);
     let old = json(&c, &["get", "pod", "data-1"])["metadata"]["uid"].clone();
     c.kubectl_ok(&["delete", "pod", "data-1"]);
-    wait_until("data-1 back and ready", Duration::from_secs(120), || {
-        let p = pods_of(&c, "app=data");
-        p.get("data-1")
-            .is_some_and(|p| p["metadata"]["uid"] != old && is_ready(p))
-    });
+    wait_until_blocking(
+        "data-1 back and ready",
+        Duration::from_secs(120),
+        POLL,
+        || {
+            let p = pods_of(&c, "app=data");
+            p.get("data-1")
+                .is_some_and(|p| p["metadata"]["uid"] != old && is_ready(p))
+        },
+    );
     let read = c.kubectl_ok(&["exec", "data-1", "--", "cat", "/data/file"]);
     assert_eq!(read.trim(), "kept");
     // data-0 has a volume of its own.
@@ -445,7 +465,7 @@ spec:
         r#"{"spec":{"persistentVolumeClaimRetentionPolicy":{"whenScaled":"Delete"}}}"#,
     ]);
     c.kubectl_ok(&["scale", "statefulset/data", "--replicas=2"]);
-    wait_until("vol-data-2 to go", Duration::from_secs(120), || {
+    wait_until_blocking("vol-data-2 to go", Duration::from_secs(120), POLL, || {
         !c.kubectl_ok(&["get", "pvc", "-o", "name"])
             .contains("vol-data-2")
     });
@@ -457,12 +477,12 @@ spec:
 
     // whenDeleted: Delete — the claims go with the set.
     c.kubectl_ok(&["delete", "statefulset", "data"]);
-    wait_until("the claims to go", Duration::from_secs(120), || {
+    wait_until_blocking("the claims to go", Duration::from_secs(120), POLL, || {
         c.kubectl_ok(&["get", "pvc", "-o", "name"])
             .trim()
             .is_empty()
     });
-    wait_until("the pods to go", Duration::from_secs(60), || {
+    wait_until_blocking("the pods to go", Duration::from_secs(60), POLL, || {
         pods_of(&c, "app=data").is_empty()
     });
 }

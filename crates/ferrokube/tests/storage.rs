@@ -11,7 +11,8 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{wait_until, Cluster};
+use common::{Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-storage-e2e";
 
@@ -89,6 +90,10 @@ fn events_of(c: &Cluster, name: &str) -> String {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: volumes followed through the pods that use them on one node"
+)]
 fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
     let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
     let minute = Duration::from_secs(60);
@@ -124,7 +129,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
         jsonpath(&c, &["get", "pvc", "data"], "{.spec.storageClassName}"),
         "local-path"
     );
-    wait_until("WaitForFirstConsumer", minute, || {
+    wait_until_blocking("WaitForFirstConsumer", minute, POLL, || {
         events_of(&c, "data").contains("waiting for first consumer to be created before binding")
     });
     assert_eq!(phase(&c, "pvc", "data"), "Pending");
@@ -170,7 +175,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
             ["values"][0],
         NODE
     );
-    wait_until("the pod's file on the node", minute, || {
+    wait_until_blocking("the pod's file on the node", minute, POLL, || {
         dir.join("file").exists()
     });
     assert_eq!(std::fs::read_to_string(dir.join("file")).unwrap(), "kept\n");
@@ -236,7 +241,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
         "pod/reader",
         "--timeout=90s",
     ]);
-    wait_until("the reader's log", minute, || {
+    wait_until_blocking("the reader's log", minute, POLL, || {
         c.kubectl_ok(&["logs", "reader"]).contains("kept")
     });
 
@@ -244,7 +249,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
     // directory.
     c.kubectl_ok(&["delete", "pod", "reader", "--wait=true"]);
     c.kubectl_ok(&["delete", "pvc", "data", "--wait=true"]);
-    wait_until("the volume deleted", minute, || {
+    wait_until_blocking("the volume deleted", minute, POLL, || {
         !c.kubectl(&["get", "pv", &pv]).status.success()
     });
     assert!(!dir.exists(), "{} is still there", dir.display());
@@ -275,7 +280,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
     ));
     c.kubectl_ok(&["delete", "pod", "keeper", "--wait=true"]);
     c.kubectl_ok(&["delete", "pvc", "kept", "--wait=true"]);
-    wait_until("the kept volume Released", minute, || {
+    wait_until_blocking("the kept volume Released", minute, POLL, || {
         phase(&c, "pv", &kept_pv) == "Released"
     });
     assert!(kept_dir.join("x").exists());
@@ -300,7 +305,7 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
             static_dir.display()
         ),
     );
-    wait_until("manual Available", minute, || {
+    wait_until_blocking("manual Available", minute, POLL, || {
         phase(&c, "pv", "manual") == "Available"
     });
     apply(
@@ -308,7 +313,9 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
         "want.yaml",
         "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: want}\nspec:\n  accessModes: [ReadOnlyMany]\n  storageClassName: \"\"\n  selector: {matchLabels: {kind: manual}}\n  resources: {requests: {storage: 100Mi}}\n",
     );
-    wait_until("want Bound", minute, || phase(&c, "pvc", "want") == "Bound");
+    wait_until_blocking("want Bound", minute, POLL, || {
+        phase(&c, "pvc", "want") == "Bound"
+    });
     let pvcs = c.kubectl_ok(&["get", "pvc", "want"]);
     assert_eq!(
         row(&pvcs, "want")[..5],
@@ -325,14 +332,14 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
         "pod/looker",
         "--timeout=90s",
     ]);
-    wait_until("the static volume read", minute, || {
+    wait_until_blocking("the static volume read", minute, POLL, || {
         c.kubectl_ok(&["logs", "looker"]).contains("from the admin")
     });
     c.kubectl_ok(&["delete", "pod", "looker", "--wait=true"]);
 
     // A pod whose claim does not exist is unschedulable, as Kubernetes says.
     apply(&c, "orphan.yaml", &pod("orphan", "nothing", "sleep 1"));
-    wait_until("FailedScheduling", minute, || {
+    wait_until_blocking("FailedScheduling", minute, POLL, || {
         events_of(&c, "orphan").contains("persistentvolumeclaim \"nothing\" not found")
     });
     c.kubectl_ok(&["delete", "pod", "orphan", "--wait=true"]);
@@ -343,6 +350,10 @@ fn claims_of_the_default_class_persist_across_pods_and_go_with_their_claim() {
 /// with Kubernetes' columns, defaults and refusals; and a server started
 /// with `--disable local-storage` has no local-path class.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: the storage kinds' columns, defaults and refusals checked in turn on one server"
+)]
 fn storage_kinds_through_kubectl() {
     let c = Cluster::start();
     assert!(c
@@ -487,7 +498,7 @@ fn storage_kinds_through_kubectl() {
         "pv.yaml",
         "apiVersion: v1\nkind: PersistentVolume\nmetadata: {name: pv-status, labels: {e2e: pv}}\nspec:\n  capacity: {storage: 1Gi}\n  accessModes: [ReadWriteOnce]\n  storageClassName: none\n  hostPath: {path: /tmp/pv-status}\n",
     );
-    wait_until("pv-status Available", Duration::from_secs(30), || {
+    wait_until_blocking("pv-status Available", Duration::from_secs(30), POLL, || {
         phase(&c, "pv", "pv-status") == "Available"
     });
     c.kubectl_ok(&[

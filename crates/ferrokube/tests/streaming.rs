@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{kubectl_command, tail, wait_until, Cluster};
+use common::{kubectl_command, tail, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-stream-e2e";
 
@@ -102,6 +103,10 @@ fn running(c: &Cluster, name: &str) -> bool {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: the streaming pods share one node started once, the slowest part of the test"
+)]
 fn logs_exec_attach_and_port_forward_through_the_node() {
     let c = Cluster::start_ready_node(NODE, common::NODE_ALONE);
     let node: serde_json::Value =
@@ -219,7 +224,7 @@ spec:
     // Logs: all of them, stdout and stderr, --tail, --timestamps, --limit-bytes, -c.
     // (stdout and stderr are separate pipes: the runtime orders their lines as it
     // reads them, so the stderr line comes a second later.)
-    wait_until("talker's lines", Duration::from_secs(30), || {
+    wait_until_blocking("talker's lines", Duration::from_secs(30), POLL, || {
         c.kubectl_ok(&["logs", "talker"]).contains("oops")
     });
     assert_eq!(
@@ -336,7 +341,7 @@ spec:
     );
 
     // logs -f sees a line printed after it started and ends with the container.
-    wait_until("slow's first line", Duration::from_secs(60), || {
+    wait_until_blocking("slow's first line", Duration::from_secs(60), POLL, || {
         c.kubectl(&["logs", "slow"]).stdout.starts_with(b"first")
     });
     let follow = kubectl(&c, &["logs", "-f", "slow"])
@@ -383,18 +388,20 @@ spec:
     proxies(&c);
 
     // --previous after a restart.
-    wait_until(
+    wait_until_blocking(
         "restarter's second instance",
         Duration::from_secs(90),
+        POLL,
         || {
             let p = pod_json(&c, "restarter");
             p["status"]["containerStatuses"][0]["restartCount"].as_i64() >= Some(1)
                 && running(&c, "restarter")
         },
     );
-    wait_until(
+    wait_until_blocking(
         "the second instance's line",
         Duration::from_secs(20),
+        POLL,
         || c.kubectl_ok(&["logs", "restarter"]) == "instance 2\n",
     );
     assert_eq!(
@@ -422,7 +429,7 @@ fn proxies(c: &Cluster) {
         "--target-port=80",
     ]);
     c.kubectl_ok(&["create", "service", "clusterip", "empty", "--tcp=80"]);
-    wait_until("websvc's endpoints", Duration::from_secs(30), || {
+    wait_until_blocking("websvc's endpoints", Duration::from_secs(30), POLL, || {
         !c.kubectl_ok(&[
             "get",
             "endpoints",
@@ -557,6 +564,10 @@ fn assert_upgraded_over(log: &str, sub: &str, t: Transport) {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one sequence of exec, attach and port-forward checks run once per transport"
+)]
 fn exec_attach_and_port_forward(c: &Cluster, t: Transport) {
     // exec: output and the remote exit code.
     let run = streaming_kubectl(

@@ -2,12 +2,17 @@
 //! free loopback port with a data dir of its own, driven with the real
 //! `kubectl`. Dropping it kills the server (by pid) and removes the data dir.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses the part of these helpers it needs"
+)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use ferrokube_client::testing::wait::wait_until_blocking;
 
 /// How long a server may take to become ready.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -41,14 +46,10 @@ pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Polls `f` until it holds; fails the test after `within`.
-pub(crate) fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}
+/// How often the tests look again at what they wait for
+/// (`ferrokube_client::testing::wait::wait_until_blocking`): each look runs
+/// kubectl, so not too often.
+pub(crate) const POLL: Duration = Duration::from_millis(300);
 
 /// A free loopback port (bound, then released for the server to take).
 pub(crate) fn free_port() -> u16 {
@@ -140,9 +141,12 @@ impl Cluster {
             let f = "busybox.tar";
             std::fs::copy(images.path().join(f), dir.join(f)).expect("copy image");
         });
-        wait_until("the node to register", Duration::from_secs(120), || {
-            c.kubectl(&["get", "node", node]).status.success()
-        });
+        wait_until_blocking(
+            "the node to register",
+            Duration::from_secs(120),
+            POLL,
+            || c.kubectl(&["get", "node", node]).status.success(),
+        );
         c.kubectl_ok(&[
             "wait",
             "--for=condition=Ready",
