@@ -7,7 +7,8 @@ mod cluster;
 
 use std::time::Duration;
 
-use cluster::{api, spawn, wait_for};
+use cluster::{api, spawn};
+use ferrokube_client::testing::wait::wait_for;
 use ferrokube_controllers::clusterroleaggregation::ClusterRoleAggregationController;
 use ferrokube_controllers::controller;
 use ferrokube_controllers::watchqueue::Informers;

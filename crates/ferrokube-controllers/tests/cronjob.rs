@@ -5,7 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -101,6 +102,10 @@ fn active(cj: &CronJob) -> Vec<String> {
         .collect()
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_due_schedule_creates_its_job_and_status_follows_it() {
     let env = Env::start("cron-allow").await;
@@ -121,7 +126,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
         .to_zoned(jiff::tz::TimeZone::UTC)
         .expect("new year")
         .timestamp();
-    let j = wait_for("the scheduled job", || async {
+    let j = wait_for("the scheduled job", WAIT, || async {
         jobs(&env, "tick").await.into_iter().next()
     })
     .await;
@@ -140,7 +145,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
     );
     let r = &j.metadata.owner_references.clone().unwrap_or_default()[0];
     assert_eq!((r.kind.as_str(), r.controller), ("CronJob", Some(true)));
-    let cj = wait_for("active in status", || async {
+    let cj = wait_for("active in status", WAIT, || async {
         let cj = env.api::<CronJob>().get("tick").await.expect("cronjob");
         (active(&cj) == [name.clone()]).then_some(cj)
     })
@@ -158,7 +163,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
         .any(|(r, m)| r == "SuccessfulCreate" && *m == format!("Created job {name}")));
 
     complete(&env, &name).await;
-    let cj = wait_for("the finished job out of active", || async {
+    let cj = wait_for("the finished job out of active", WAIT, || async {
         let cj = env.api::<CronJob>().get("tick").await.expect("cronjob");
         (active(&cj).is_empty()
             && cj
@@ -174,7 +179,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
         .as_ref()
         .and_then(|s| s.last_schedule_time.as_ref())
         .is_some());
-    let ev = wait_for("SawCompletedJob", || async {
+    let ev = wait_for("SawCompletedJob", WAIT, || async {
         events(&env, "tick")
             .await
             .into_iter()
@@ -193,7 +198,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
         .await
         .expect("changing the schedule");
     make_due(&env, "tick", 3).await;
-    wait_for("a second job", || async {
+    wait_for("a second job", WAIT, || async {
         jobs(&env, "tick")
             .await
             .iter()
@@ -211,7 +216,7 @@ async fn a_due_schedule_creates_its_job_and_status_follows_it() {
             complete(&env, n).await;
         }
     }
-    wait_for("the oldest succeeded job removed", || async {
+    wait_for("the oldest succeeded job removed", WAIT, || async {
         (jobs(&env, "tick").await.len() == 1).then_some(())
     })
     .await;
@@ -235,11 +240,11 @@ async fn forbid_skips_while_one_runs_and_replace_replaces_it() {
         Timestamp::now() - SignedDuration::from_hours(400 * 24),
     )
     .await;
-    let first = wait_for("the first job", || async {
+    let first = wait_for("the first job", WAIT, || async {
         jobs(&env, "one").await.into_iter().next()
     })
     .await;
-    wait_for("active", || async {
+    wait_for("active", WAIT, || async {
         (!active(&env.api::<CronJob>().get("one").await.expect("cj")).is_empty()).then_some(())
     })
     .await;
@@ -253,7 +258,7 @@ async fn forbid_skips_while_one_runs_and_replace_replaces_it() {
         .await
         .expect("changing the schedule");
     make_due(&env, "one", 3).await;
-    wait_for("JobAlreadyActive", || async {
+    wait_for("JobAlreadyActive", WAIT, || async {
         events(&env, "one")
             .await
             .into_iter()
@@ -274,7 +279,7 @@ async fn forbid_skips_while_one_runs_and_replace_replaces_it() {
         .expect("switching to Replace");
     make_due(&env, "one", 3).await;
     let first_name = first.metadata.name.clone().unwrap_or_default();
-    wait_for("the first job replaced", || async {
+    wait_for("the first job replaced", WAIT, || async {
         let cj = env.api::<CronJob>().get("one").await.expect("cj");
         let a = active(&cj);
         (a.len() == 1 && a[0] != first_name).then_some(())
@@ -310,7 +315,7 @@ async fn a_suspended_cronjob_creates_nothing() {
         )
         .await
         .expect("resuming");
-    wait_for("a job after resume", || async {
+    wait_for("a job after resume", WAIT, || async {
         jobs(&env, "zzz").await.into_iter().next()
     })
     .await;

@@ -8,7 +8,8 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use ferrokube_controllers::history::REVISION_LABEL;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::{Binding, Event, Node, Pod};
@@ -191,11 +192,15 @@ async fn pods_by_node(env: &Env, app: &str) -> BTreeMap<String, Vec<Pod>> {
 
 async fn wait_nodes(env: &Env, app: &str, want: &[&str]) -> BTreeMap<String, Vec<Pod>> {
     let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
-    wait_for(&format!("pods of {app} on exactly {want:?}"), || async {
-        let m = pods_by_node(env, app).await;
-        let have: BTreeSet<String> = m.keys().cloned().collect();
-        (have == want && m.values().all(|p| p.len() == 1)).then_some(m)
-    })
+    wait_for(
+        &format!("pods of {app} on exactly {want:?}"),
+        WAIT,
+        || async {
+            let m = pods_by_node(env, app).await;
+            let have: BTreeSet<String> = m.keys().cloned().collect();
+            (have == want && m.values().all(|p| p.len() == 1)).then_some(m)
+        },
+    )
     .await
 }
 
@@ -304,7 +309,7 @@ async fn one_pod_per_eligible_node_pinned_by_match_fields() {
             );
         }
     }
-    let ds = wait_for("status of 2 ready", || async {
+    let ds = wait_for("status of 2 ready", WAIT, || async {
         let d = get_ds(&env, "agent").await;
         (status_tuple(&d) == [2, 2, 2, 2, 2, 0, 0]).then_some(d)
     })
@@ -344,11 +349,15 @@ async fn nodes_joining_leaving_and_taints() {
     tokio::time::sleep(Duration::from_millis(700)).await;
     let m = wait_nodes(&env, "agent", &["n1"]).await;
     assert_eq!(m["n1"][0].metadata.uid, p1);
-    wait_for("desired 0, misscheduled 0 under NoSchedule", || async {
-        let d = get_ds(&env, "agent").await;
-        let t = status_tuple(&d);
-        (t[0] == 0 && t[6] == 1).then_some(())
-    })
+    wait_for(
+        "desired 0, misscheduled 0 under NoSchedule",
+        WAIT,
+        || async {
+            let d = get_ds(&env, "agent").await;
+            let t = status_tuple(&d);
+            (t[0] == 0 && t[6] == 1).then_some(())
+        },
+    )
     .await;
     // A NoExecute one does.
     patch_node(
@@ -371,7 +380,7 @@ async fn nodes_joining_leaving_and_taints() {
         {"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}}),
     )
     .await;
-    wait_for("desired 1 on a cordoned, not-ready node", || async {
+    wait_for("desired 1 on a cordoned, not-ready node", WAIT, || async {
         let d = get_ds(&env, "agent").await;
         (status_tuple(&d)[0] == 1 && status_tuple(&d)[6] == 0).then_some(())
     })
@@ -394,7 +403,7 @@ async fn failed_pods_are_replaced_with_an_event() {
     let m = wait_nodes(&env, "agent", &["n1"]).await;
     let p = &m["n1"][0];
     let name = p.metadata.name.clone().unwrap_or_default();
-    wait_for("the pod running", || async {
+    wait_for("the pod running", WAIT, || async {
         let p = env.api::<Pod>().get(&name).await.ok()?;
         common::is_ready(&p).then_some(())
     })
@@ -407,7 +416,7 @@ async fn failed_pods_are_replaced_with_an_event() {
         )
         .await
         .expect("failing the pod");
-    wait_for("a new pod", || async {
+    wait_for("a new pod", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         m.get("n1")
             .filter(|p| p.len() == 1 && p[0].metadata.name.as_deref() != Some(&name))
@@ -443,14 +452,14 @@ async fn rolling_update_within_max_unavailable_and_rollback() {
         )
         .await
         .expect("creating");
-    wait_for("4 ready", || async {
+    wait_for("4 ready", WAIT, || async {
         (status_tuple(&get_ds(&env, "agent").await)[4] == 4).then_some(())
     })
     .await;
     set_image(&env, "agent", "img:2").await;
     // Watch the rollout: never more than 2 nodes without an available pod.
     let worst = std::sync::atomic::AtomicUsize::new(0);
-    wait_for("all updated", || async {
+    wait_for("all updated", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         let up = ["n1", "n2", "n3", "n4"]
             .iter()
@@ -475,7 +484,7 @@ async fn rolling_update_within_max_unavailable_and_rollback() {
         .patch("agent", &PatchParams::default(), &Patch::Strategic(old))
         .await
         .expect("rolling back");
-    wait_for("back on img:1", || async {
+    wait_for("back on img:1", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         let d = get_ds(&env, "agent").await;
         (m.len() == 4
@@ -515,7 +524,7 @@ async fn surge_starts_the_new_pod_before_removing_the_old() {
         )
         .await
         .expect("creating");
-    wait_for("2 ready", || async {
+    wait_for("2 ready", WAIT, || async {
         (status_tuple(&get_ds(&env, "agent").await)[4] == 2).then_some(())
     })
     .await;
@@ -523,7 +532,7 @@ async fn surge_starts_the_new_pod_before_removing_the_old() {
     nodes.cancel();
     let _held = fake_nodes(&env, vec!["n1".into(), "n2".into()]);
     set_image(&env, "agent", "img:2").await;
-    let m = wait_for("one node with old and new pod", || async {
+    let m = wait_for("one node with old and new pod", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         (m.values().filter(|p| p.len() == 2).count() == 1).then_some(m)
     })
@@ -563,7 +572,7 @@ async fn on_delete_replaces_only_deleted_pods() {
         .expect("creating");
     let m = wait_nodes(&env, "agent", &["n1", "n2"]).await;
     set_image(&env, "agent", "img:2").await;
-    wait_for("the new generation observed", || async {
+    wait_for("the new generation observed", WAIT, || async {
         let d = get_ds(&env, "agent").await;
         (d.metadata.generation == d.status.as_ref().and_then(|s| s.observed_generation))
             .then_some(())
@@ -578,7 +587,7 @@ async fn on_delete_replaces_only_deleted_pods() {
         .delete(&name, &DeleteParams::default())
         .await
         .expect("deleting");
-    let m = wait_for("n1 replaced with img:2", || async {
+    let m = wait_for("n1 replaced with img:2", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         m.get("n1")
             .is_some_and(|p| p.len() == 1 && image_of(&p[0]) == "img:2")
@@ -586,7 +595,7 @@ async fn on_delete_replaces_only_deleted_pods() {
     })
     .await;
     assert_eq!(image_of(&m["n2"][0]), "img:1");
-    let d = wait_for("1 of 2 updated", || async {
+    let d = wait_for("1 of 2 updated", WAIT, || async {
         let d = get_ds(&env, "agent").await;
         (status_tuple(&d)[3] == 1 && status_tuple(&d)[0] == 2).then_some(d)
     })
@@ -727,14 +736,14 @@ async fn rollback_without_unnecessary_restarts() {
         )
         .await
         .expect("creating");
-    wait_for("3 available", || async {
+    wait_for("3 available", WAIT, || async {
         (status_tuple(&get_ds(&env, "agent").await)[4] == 3).then_some(())
     })
     .await;
     let before = pods_by_node(&env, "agent").await;
     // An image that never turns ready: the rollout stops after one node.
     set_image(&env, "agent", "img:bad").await;
-    let bad = wait_for("one pod on the bad image", || async {
+    let bad = wait_for("one pod on the bad image", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         let bad: Vec<String> = m
             .iter()
@@ -756,7 +765,7 @@ async fn rollback_without_unnecessary_restarts() {
     );
     // Roll back: only the bad pod is replaced.
     set_image(&env, "agent", "img:1").await;
-    wait_for("all on img:1 and available", || async {
+    wait_for("all on img:1 and available", WAIT, || async {
         let m = pods_by_node(&env, "agent").await;
         let d = get_ds(&env, "agent").await;
         (m.len() == 3
@@ -802,12 +811,12 @@ async fn controller_revision_lifecycle_as_conformance() {
         )
         .await
         .expect("creating");
-    wait_for("1 available", || async {
+    wait_for("1 available", WAIT, || async {
         (status_tuple(&get_ds(&env, "agent").await)[4] == 1).then_some(())
     })
     .await;
     let crs = env.api::<ControllerRevision>();
-    let initial = wait_for("one revision", || async {
+    let initial = wait_for("one revision", WAIT, || async {
         let r = revisions(&env).await;
         (r.len() == 1).then(|| r[0].clone())
     })
@@ -841,7 +850,7 @@ async fn controller_revision_lifecycle_as_conformance() {
     crs.delete(&initial_name, &DeleteParams::default())
         .await
         .expect("deleting the first revision");
-    wait_for("one revision left", || async {
+    wait_for("one revision left", WAIT, || async {
         (count_revisions(&env, "app=agent").await == 1).then_some(())
     })
     .await;
@@ -864,7 +873,7 @@ async fn controller_revision_lifecycle_as_conformance() {
         )
         .await
         .expect("patching the daemon set");
-    wait_for("two revisions", || async {
+    wait_for("two revisions", WAIT, || async {
         (count_revisions(&env, "app=agent").await == 2).then_some(())
     })
     .await;
@@ -874,7 +883,7 @@ async fn controller_revision_lifecycle_as_conformance() {
     )
     .await
     .expect("deleting by label");
-    let left = wait_for("one revision left again", || async {
+    let left = wait_for("one revision left again", WAIT, || async {
         let r = revisions(&env).await;
         (r.len() == 1).then(|| r[0].clone())
     })
@@ -894,7 +903,7 @@ async fn status_conditions_written_by_others_stay() {
         )
         .await
         .expect("creating");
-    wait_for("1 available", || async {
+    wait_for("1 available", WAIT, || async {
         (status_tuple(&get_ds(&env, "agent").await)[4] == 1).then_some(())
     })
     .await;
@@ -909,7 +918,7 @@ async fn status_conditions_written_by_others_stay() {
         .expect("patching the status");
     // A change that makes the controller write status again.
     add_node(&env, "n2", json!({})).await;
-    let d = wait_for("2 available", || async {
+    let d = wait_for("2 available", WAIT, || async {
         let d = get_ds(&env, "agent").await;
         (status_tuple(&d)[4] == 2).then_some(d)
     })

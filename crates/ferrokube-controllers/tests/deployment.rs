@@ -6,7 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{obj, wait_for, Env, WAIT};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -271,7 +272,7 @@ async fn rolling_update_stays_within_surge_and_unavailable() {
         .expect("old rs kept");
     assert_eq!(rs_replicas(old), 0);
 
-    let msgs: Vec<String> = wait_for("scaling events", || async {
+    let msgs: Vec<String> = wait_for("scaling events", WAIT, || async {
         let evs: Vec<String> = env
             .api::<Event>()
             .list(&ListParams::default())
@@ -308,7 +309,7 @@ async fn percentages_round_surge_up_and_unavailable_down() {
     drive_rollout(&env, "api", 10, 3, 2, "img:1").await;
     set_image(&env, "api", "img:2").await;
     // The first step surges to 13 at once.
-    wait_for("the surge", || async {
+    wait_for("the surge", WAIT, || async {
         let total: i32 = replicasets(&env, "api").await.iter().map(rs_replicas).sum();
         (total == 13).then_some(())
     })
@@ -393,7 +394,7 @@ async fn paused_deployment_scales_but_does_not_roll_out() {
         )
         .await
         .expect("pausing");
-    wait_for("Progressing DeploymentPaused", || async {
+    wait_for("Progressing DeploymentPaused", WAIT, || async {
         let d = env.api::<Deployment>().get("web").await.ok()?;
         (condition(&d, "Progressing") == Some(("Unknown".into(), "DeploymentPaused".into())))
             .then_some(())
@@ -408,7 +409,7 @@ async fn paused_deployment_scales_but_does_not_roll_out() {
         )
         .await
         .expect("scaling");
-    wait_for("the old replica set scaled to 3", || async {
+    wait_for("the old replica set scaled to 3", WAIT, || async {
         let rss = replicasets(&env, "web").await;
         (rss.len() == 1 && rs_replicas(&rss[0]) == 3).then_some(())
     })
@@ -476,7 +477,7 @@ async fn stuck_rollout_exceeds_its_progress_deadline() {
         .await
         .expect("creating");
     // No pod ever becomes ready.
-    let d = wait_for("ProgressDeadlineExceeded", || async {
+    let d = wait_for("ProgressDeadlineExceeded", WAIT, || async {
         let d = env.api::<Deployment>().get("slow").await.ok()?;
         (condition(&d, "Progressing") == Some(("False".into(), "ProgressDeadlineExceeded".into())))
             .then_some(d)
@@ -512,7 +513,7 @@ async fn restart_makes_a_new_replica_set_and_history_is_limited() {
             .expect("restarting");
         drive_rollout(&env, "web", 1, 1, 0, "img:1").await;
     }
-    let rss = wait_for("history cut to one old replica set", || async {
+    let rss = wait_for("history cut to one old replica set", WAIT, || async {
         let rss: Vec<_> = replicasets(&env, "web")
             .await
             .into_iter()

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -55,7 +56,7 @@ fn condition(pdb: &PodDisruptionBudget) -> Option<(String, String, String)> {
 /// Waits until the budget's status has these numbers: expectedPods,
 /// desiredHealthy, currentHealthy, disruptionsAllowed.
 async fn wait_numbers(env: &Env, name: &str, want: (i32, i32, i32, i32)) -> PodDisruptionBudget {
-    wait_for(&format!("budget {name} at {want:?}"), || async {
+    wait_for(&format!("budget {name} at {want:?}"), WAIT, || async {
         let b = env.api::<PodDisruptionBudget>().get(name).await.ok()?;
         let s = b.status.clone()?;
         let have = (
@@ -205,7 +206,7 @@ async fn budget_status_follows_the_deployment_and_evictions_spend_it() {
     assert!(p.metadata.deletion_timestamp.is_none());
 
     // The replacement turns Ready: one more is allowed.
-    wait_for("a replacement pod", || async {
+    wait_for("a replacement pod", WAIT, || async {
         (live(env.pods("app=web").await).len() == 3).then_some(())
     })
     .await;
@@ -253,7 +254,7 @@ async fn percentages_take_the_scale_of_the_pods_controllers() {
         )
         .await
         .expect("budget");
-    wait_for("4 pods", || async {
+    wait_for("4 pods", WAIT, || async {
         (env.pods("app=db").await.len() == 4).then_some(())
     })
     .await;
@@ -306,7 +307,7 @@ async fn pods_without_a_usable_controller() {
         .expect("budget");
     // No controller: nothing is expected, so nothing may go.
     wait_numbers(&env, "bare", (0, 0, 1, 0)).await;
-    wait_for("the UnmanagedPods event", || async {
+    wait_for("the UnmanagedPods event", WAIT, || async {
         let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
         evs.items.into_iter().find(|e| {
             e.reason.as_deref() == Some("UnmanagedPods")
@@ -346,7 +347,7 @@ async fn pods_without_a_usable_controller() {
         )
         .await
         .expect("budget");
-    let b = wait_for("SyncFailed", || async {
+    let b = wait_for("SyncFailed", WAIT, || async {
         let b = env.api::<PodDisruptionBudget>().get("owned").await.ok()?;
         (condition(&b)?.1 == "SyncFailed").then_some(b)
     })
@@ -362,6 +363,10 @@ async fn pods_without_a_usable_controller() {
     assert_eq!(b.status.map(|s| s.disruptions_allowed), Some(0));
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unhealthy_pending_and_doubly_covered_pods() {
     let env = Env::start("pdb-unhealthy").await;
@@ -376,7 +381,7 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         )
         .await
         .expect("budget");
-    let pods = wait_for("3 pods", || async {
+    let pods = wait_for("3 pods", WAIT, || async {
         let p = env.pods("app=app").await;
         (p.len() == 3).then_some(p)
     })
@@ -403,7 +408,7 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         )
         .await
         .expect("patching the budget");
-    wait_for("generation 2 observed", || async {
+    wait_for("generation 2 observed", WAIT, || async {
         let b = env.api::<PodDisruptionBudget>().get("app").await.ok()?;
         (b.status?.observed_generation == Some(2)).then_some(())
     })
@@ -416,7 +421,7 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
     );
 
     // A pod not yet running goes whatever the budget says.
-    let pending = wait_for("the replacement, pending", || async {
+    let pending = wait_for("the replacement, pending", WAIT, || async {
         live(env.pods("app=app").await)
             .into_iter()
             .find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Pending"))
@@ -447,7 +452,7 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
     );
     // The controller warns the pod, once (on its next change), when it
     // knows both budgets: wait until it has written the second one's status.
-    wait_for("the second budget's status", || async {
+    wait_for("the second budget's status", WAIT, || async {
         let b = env.api::<PodDisruptionBudget>().get("app-too").await.ok()?;
         (b.status?.observed_generation == Some(1)).then_some(())
     })
@@ -460,7 +465,7 @@ async fn unhealthy_pending_and_doubly_covered_pods() {
         )
         .await
         .expect("touching the pod");
-    let e = wait_for("the MultiplePodDisruptionBudgets event", || async {
+    let e = wait_for("the MultiplePodDisruptionBudgets event", WAIT, || async {
         let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
         evs.items.into_iter().find(|e| {
             e.reason.as_deref() == Some("MultiplePodDisruptionBudgets")
@@ -504,7 +509,7 @@ async fn a_stale_disruption_target_is_cleared() {
     )
     .await
     .expect("status");
-    let c = wait_for("the condition turned False", || async {
+    let c = wait_for("the condition turned False", WAIT, || async {
         let p = pods.get("kept").await.ok()?;
         p.status?
             .conditions?
@@ -543,7 +548,7 @@ async fn disrupted_pods_written_through_the_status_api() {
     )
     .await
     .expect("budget");
-    let pods = wait_for("2 pods", || async {
+    let pods = wait_for("2 pods", WAIT, || async {
         let p = env.pods("app=kv").await;
         (p.len() == 2).then_some(p)
     })
@@ -602,7 +607,7 @@ async fn disrupted_pods_written_through_the_status_api() {
     )
     .await
     .expect("status patch");
-    let e = wait_for("the NotDeleted event", || async {
+    let e = wait_for("the NotDeleted event", WAIT, || async {
         let evs = env.api::<Event>().list(&ListParams::default()).await.ok()?;
         evs.items
             .into_iter()
@@ -647,7 +652,7 @@ async fn stateful_set_pods_take_its_scale() {
         .await
         .expect("budget");
     // OrderedReady: each pod Ready before the next is made.
-    wait_for("2 Ready pods", || async {
+    wait_for("2 Ready pods", WAIT, || async {
         env.ready_all("app=ss").await;
         let pods = live(env.pods("app=ss").await);
         (pods.len() == 2 && pods.iter().all(common::is_ready)).then_some(())

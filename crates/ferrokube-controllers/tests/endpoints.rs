@@ -6,7 +6,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{obj, pod_ip, wait_for, Env};
+use common::{obj, pod_ip, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::core::v1::{Endpoints, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -56,6 +57,7 @@ async fn endpoints_are(env: &Env, name: &str, ready: &[String], not_ready: &[Str
     let (r, n) = (set(ready), set(not_ready));
     wait_for(
         &format!("endpoints ready {r:?} not ready {n:?}"),
+        WAIT,
         || async {
             let e = env.api::<Endpoints>().get(name).await.ok()?;
             (addresses(&e) == (r.clone(), n.clone())).then_some(e)
@@ -202,7 +204,7 @@ async fn publish_not_ready_addresses_and_selectorless_services() {
         .delete("api", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for("endpoints gone", || async {
+    wait_for("endpoints gone", WAIT, || async {
         env.api::<Endpoints>()
             .get("api")
             .await
@@ -212,6 +214,10 @@ async fn publish_not_ready_addresses_and_selectorless_services() {
     .await;
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slices_are_labelled_owned_and_hold_at_most_100() {
     let env = Env::start("ep-slices").await;
@@ -233,7 +239,7 @@ async fn slices_are_labelled_owned_and_hold_at_most_100() {
         // All but the last ten ready.
         env.set_ready(&p, i < N - 10).await;
     }
-    let slices = wait_for("130 endpoints in two slices", || async {
+    let slices = wait_for("130 endpoints in two slices", WAIT, || async {
         let l = env
             .api::<EndpointSlice>()
             .list(&ListParams::default().labels("kubernetes.io/service-name=big"))
@@ -290,7 +296,7 @@ async fn slices_are_labelled_owned_and_hold_at_most_100() {
     // A pod turning ready updates its endpoint's conditions.
     let last = pods.get(&format!("big-{}", N - 1)).await.expect("pod");
     env.set_ready(&last, true).await;
-    wait_for("one more ready endpoint", || async {
+    wait_for("one more ready endpoint", WAIT, || async {
         let l = env
             .api::<EndpointSlice>()
             .list(&ListParams::default().labels("kubernetes.io/service-name=big"))
@@ -313,7 +319,7 @@ async fn slices_are_labelled_owned_and_hold_at_most_100() {
     )
     .await
     .expect("relabel");
-    wait_for("129 endpoints", || async {
+    wait_for("129 endpoints", WAIT, || async {
         let l = env
             .api::<EndpointSlice>()
             .list(&ListParams::default().labels("kubernetes.io/service-name=big"))

@@ -9,7 +9,8 @@ mod cluster;
 
 use std::time::Duration;
 
-use cluster::{api, spawn, wait_for};
+use cluster::{api, spawn};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};

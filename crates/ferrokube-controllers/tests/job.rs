@@ -6,7 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -207,7 +208,7 @@ async fn indexed_job_runs_each_index_once_with_bounded_parallelism() {
         .iter()
         .flatten()
         .any(|f| f == FINALIZER)));
-    let ev = wait_for("a Completed event", || async {
+    let ev = wait_for("a Completed event", WAIT, || async {
         let ev = events(&env, "idx").await;
         ev.iter().any(|(r, _)| r == "Completed").then_some(ev)
     })
@@ -254,7 +255,7 @@ async fn failures_back_off_and_stop_at_the_backoff_limit() {
         "{:?}",
         failed_at[1] - failed_at[0]
     );
-    let ev = wait_for("a BackoffLimitExceeded event", || async {
+    let ev = wait_for("a BackoffLimitExceeded event", WAIT, || async {
         events(&env, "bo")
             .await
             .into_iter()
@@ -275,7 +276,7 @@ async fn a_fail_job_rule_on_an_exit_code_fails_the_job_at_once() {
         ]}})),
     )
     .await;
-    let pods = wait_for("3 pods", || async {
+    let pods = wait_for("3 pods", WAIT, || async {
         let p = env.live_pods("job=pfp").await;
         (p.len() == 3).then_some(p)
     })
@@ -329,7 +330,7 @@ async fn suspend_deletes_pods_and_resume_restarts_them() {
         )
         .await
         .expect("resuming");
-    wait_for("2 pods after resume", || async {
+    wait_for("2 pods after resume", WAIT, || async {
         (env.live_pods("job=sus").await.len() == 2).then_some(())
     })
     .await;
@@ -361,7 +362,7 @@ async fn suspend_deletes_pods_and_resume_restarts_them() {
         )
         .await
         .expect("suspending");
-    wait_for("no live pods", || async {
+    wait_for("no live pods", WAIT, || async {
         env.live_pods("job=sus").await.is_empty().then_some(())
     })
     .await;
@@ -432,7 +433,7 @@ async fn a_controller_restart_neither_loses_nor_double_counts_pods() {
 async fn a_finished_job_is_deleted_after_its_ttl_in_the_foreground() {
     let env = Env::start("job-ttl").await;
     create(&env, job("ttl", json!({"ttlSecondsAfterFinished": 2}))).await;
-    let pods = wait_for("a pod", || async {
+    let pods = wait_for("a pod", WAIT, || async {
         let p = env.live_pods("job=ttl").await;
         (p.len() == 1).then_some(p)
     })
@@ -450,7 +451,7 @@ async fn a_finished_job_is_deleted_after_its_ttl_in_the_foreground() {
         .0;
     // Only the garbage collector (not running here) ends a foreground
     // deletion: the Job stays, marked, with the foregroundDeletion finalizer.
-    let j = wait_for("the job's deletion", || async {
+    let j = wait_for("the job's deletion", WAIT, || async {
         let j = get(&env, "ttl").await;
         j.metadata.deletion_timestamp.is_some().then_some(j)
     })
@@ -498,7 +499,7 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
             .flatten()
             .any(|r| r.uid == uid && r.controller == Some(true))
     };
-    let adopted = wait_for("the orphan adopted", || async {
+    let adopted = wait_for("the orphan adopted", WAIT, || async {
         let p = env.api::<Pod>().get("orphan").await.expect("orphan");
         owned(&p).then_some(p)
     })
@@ -518,7 +519,7 @@ async fn adopts_matching_orphans_and_releases_pods_that_stop_matching() {
         )
         .await
         .expect("relabel");
-    wait_for("the pod released", || async {
+    wait_for("the pod released", WAIT, || async {
         let p = env.api::<Pod>().get("orphan").await.expect("pod");
         (!owned(&p)
             && !p

@@ -8,7 +8,8 @@ mod cluster;
 
 use std::time::Duration;
 
-use cluster::{api, spawn, wait_for};
+use cluster::{api, spawn};
+use ferrokube_client::testing::wait::wait_for;
 use ferrokube_controllers::serviceaccount::{ca_pem_from_kubeconfig, ROOT_CA_CONFIGMAP};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Service, ServiceAccount};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};

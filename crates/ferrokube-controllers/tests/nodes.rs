@@ -10,7 +10,8 @@ mod cluster;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use cluster::{api, spawn, wait_for};
+use cluster::{api, spawn};
+use ferrokube_client::testing::wait::wait_for;
 use ferrokube_controllers::podgc::PodGcConfig;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
@@ -120,6 +121,10 @@ async fn bound_pod(client: &Client, name: &str, node: &str, tolerations: serde_j
         .expect("create pod")
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test]
 async fn a_silent_node_turns_unknown_and_tainted_then_recovers() {
     let (_api, client) = api().await;

@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::{obj, wait_for, WAIT};
+use common::{obj, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use ferrokube_client::testing::TestApi;
 use ferrokube_controllers::persistentvolume::{self, localpath, PvConfig};
 use ferrokube_controllers::watchqueue::Informers;
@@ -145,6 +146,10 @@ fn annotation(o: &impl kube::Resource, key: &str) -> Option<String> {
         .and_then(|a| a.get(key).cloned())
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
     let env = start("pv-static").await;
@@ -169,7 +174,7 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
     ] {
         env.volumes().create(&pp, &v).await.expect("volume");
     }
-    wait_for("volumes Available", || async {
+    wait_for("volumes Available", WAIT, || async {
         let all = env.volumes().list(&ListParams::default()).await.ok()?.items;
         all.iter()
             .all(|v| phase_of_volume(v) == "Available")
@@ -203,7 +208,7 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
         )
         .await
         .expect("claim");
-    let data = wait_for("data Bound", || async {
+    let data = wait_for("data Bound", WAIT, || async {
         let c = env.claim("data").await;
         (phase_of_claim(&c) == "Bound").then_some(c)
     })
@@ -221,7 +226,7 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
         annotation(&data, persistentvolume::ANN_BOUND_BY_CONTROLLER).as_deref(),
         Some("yes")
     );
-    let fits = wait_for("fits Bound", || async {
+    let fits = wait_for("fits Bound", WAIT, || async {
         let v = env.volume("fits").await?;
         (phase_of_volume(&v) == "Bound").then_some(v)
     })
@@ -237,7 +242,7 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
         Some("yes")
     );
     for (claim, volume) in [("gold", "gold"), ("shared", "rwx")] {
-        let c = wait_for(&format!("{claim} Bound"), || async {
+        let c = wait_for(&format!("{claim} Bound"), WAIT, || async {
             let c = env.claim(claim).await;
             (phase_of_claim(&c) == "Bound").then_some(c)
         })
@@ -250,7 +255,7 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
         .create(&pp, &pvc("huge", "20Gi", json!({})))
         .await
         .expect("claim");
-    wait_for("FailedBinding", || async {
+    wait_for("FailedBinding", WAIT, || async {
         env.reasons("huge")
             .await
             .iter()
@@ -273,11 +278,11 @@ async fn static_volumes_bind_to_the_smallest_fitting_claim_and_are_released() {
         .delete("gold", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for("fits Released", || async {
+    wait_for("fits Released", WAIT, || async {
         (phase_of_volume(&env.volume("fits").await?) == "Released").then_some(())
     })
     .await;
-    let gold = wait_for("gold Failed", || async {
+    let gold = wait_for("gold Failed", WAIT, || async {
         let v = env.volume("gold").await?;
         (phase_of_volume(&v) == "Failed").then_some(v)
     })
@@ -350,13 +355,13 @@ async fn claims_naming_a_volume_and_volumes_naming_a_claim() {
         )
         .await
         .expect("claim");
-    let mine = wait_for("mine Bound", || async {
+    let mine = wait_for("mine Bound", WAIT, || async {
         let c = env.claim("mine").await;
         (phase_of_claim(&c) == "Bound").then_some(c)
     })
     .await;
     assert_eq!(mine.spec.unwrap().volume_name.as_deref(), Some("reserved"));
-    let by_name = wait_for("by-name Bound", || async {
+    let by_name = wait_for("by-name Bound", WAIT, || async {
         let c = env.claim("by-name").await;
         (phase_of_claim(&c) == "Bound").then_some(c)
     })
@@ -371,7 +376,7 @@ async fn claims_naming_a_volume_and_volumes_naming_a_claim() {
         annotation(&reserved, persistentvolume::ANN_BOUND_BY_CONTROLLER),
         None
     );
-    wait_for("the too-big claim's mismatch", || async {
+    wait_for("the too-big claim's mismatch", WAIT, || async {
         env.reasons("too-big")
             .await
             .iter()
@@ -384,6 +389,10 @@ async fn claims_naming_a_volume_and_volumes_naming_a_claim() {
     assert_eq!(phase_of_claim(&env.claim("other").await), "Pending");
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
     let env = start("pv-local").await;
@@ -408,7 +417,7 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         )
         .await
         .expect("claim");
-    wait_for("WaitForFirstConsumer", || async {
+    wait_for("WaitForFirstConsumer", WAIT, || async {
         env.reasons("data")
             .await
             .iter()
@@ -437,7 +446,7 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         )
         .await
         .expect("selecting the node");
-    let claim = wait_for("data Bound", || async {
+    let claim = wait_for("data Bound", WAIT, || async {
         let c = env.claim("data").await;
         (phase_of_claim(&c) == "Bound").then_some(c)
     })
@@ -462,7 +471,7 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         annotation(&volume, persistentvolume::ANN_PROVISIONED_BY).as_deref(),
         Some(localpath::PROVISIONER)
     );
-    wait_for("ProvisioningSucceeded", || async {
+    wait_for("ProvisioningSucceeded", WAIT, || async {
         env.reasons("data")
             .await
             .iter()
@@ -479,7 +488,7 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         .delete("data", &DeleteParams::default())
         .await
         .expect("delete");
-    wait_for("Released", || async {
+    wait_for("Released", WAIT, || async {
         (phase_of_volume(&env.volume(&name).await?) == "Released").then_some(())
     })
     .await;
@@ -498,12 +507,12 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         .create(&pp, &default)
         .await
         .expect("class");
-    wait_for("the default class assigned", || async {
+    wait_for("the default class assigned", WAIT, || async {
         let c = env.claim("late").await;
         (c.spec?.storage_class_name.as_deref() == Some("standard")).then_some(())
     })
     .await;
-    wait_for("ExternalProvisioning", || async {
+    wait_for("ExternalProvisioning", WAIT, || async {
         env.reasons("late")
             .await
             .iter()
@@ -524,7 +533,7 @@ async fn local_path_claims_wait_for_a_node_then_get_a_volume_there() {
         )
         .await
         .expect("claim");
-    wait_for("ProvisioningFailed", || async {
+    wait_for("ProvisioningFailed", WAIT, || async {
         env.reasons("nowhere")
             .await
             .iter()

@@ -5,7 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Event, Pod, ReplicationController};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -53,7 +54,7 @@ async fn creates_pods_with_owner_references_and_reports_status() {
         .await
         .expect("creating the replica set");
     let uid = created.metadata.uid.clone().unwrap_or_default();
-    let pods = wait_for("3 pods", || async {
+    let pods = wait_for("3 pods", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 3).then_some(p)
     })
@@ -79,7 +80,7 @@ async fn creates_pods_with_owner_references_and_reports_status() {
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     assert_eq!(env.pods("app=web").await.len(), 3);
 
-    let st = wait_for("status replicas 3", || async {
+    let st = wait_for("status replicas 3", WAIT, || async {
         let r = env.api::<ReplicaSet>().get("web").await.ok()?;
         let s = r.status?;
         (s.replicas == 3 && s.fully_labeled_replicas == Some(3)).then_some(s)
@@ -89,13 +90,13 @@ async fn creates_pods_with_owner_references_and_reports_status() {
     assert_eq!(st.observed_generation, created.metadata.generation);
 
     env.ready_all("app=web").await;
-    wait_for("ready and available 3", || async {
+    wait_for("ready and available 3", WAIT, || async {
         let s = env.api::<ReplicaSet>().get("web").await.ok()?.status?;
         (s.ready_replicas == Some(3) && s.available_replicas == Some(3)).then_some(())
     })
     .await;
 
-    let events = wait_for("3 SuccessfulCreate events", || async {
+    let events = wait_for("3 SuccessfulCreate events", WAIT, || async {
         let evs: Vec<Event> = env
             .api::<Event>()
             .list(&ListParams::default())
@@ -128,7 +129,7 @@ async fn scale_down_deletes_not_ready_pods_first_and_scale_up_adds() {
         .create(&PostParams::default(), &rs("web", "web", 4))
         .await
         .expect("creating");
-    let pods = wait_for("4 pods", || async {
+    let pods = wait_for("4 pods", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 4).then_some(p)
     })
@@ -137,13 +138,13 @@ async fn scale_down_deletes_not_ready_pods_first_and_scale_up_adds() {
     env.set_ready(&pods[0], true).await;
     env.set_ready(&pods[1], true).await;
     env.set_ready(&pods[2], false).await;
-    wait_for("2 ready", || async {
+    wait_for("2 ready", WAIT, || async {
         let s = env.api::<ReplicaSet>().get("web").await.ok()?.status?;
         (s.ready_replicas == Some(2)).then_some(())
     })
     .await;
     scale(&env, "web", 3).await;
-    let left = wait_for("3 pods", || async {
+    let left = wait_for("3 pods", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 3).then_some(p)
     })
@@ -157,7 +158,7 @@ async fn scale_down_deletes_not_ready_pods_first_and_scale_up_adds() {
         "the Pending pod goes first"
     );
     scale(&env, "web", 2).await;
-    let left = wait_for("2 pods", || async {
+    let left = wait_for("2 pods", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 2).then_some(p)
     })
@@ -172,7 +173,7 @@ async fn scale_down_deletes_not_ready_pods_first_and_scale_up_adds() {
         .collect();
     assert_eq!(names, ready, "the not-ready pod goes next");
 
-    let deleted = wait_for("2 SuccessfulDelete events", || async {
+    let deleted = wait_for("2 SuccessfulDelete events", WAIT, || async {
         let evs: Vec<String> = env
             .api::<Event>()
             .list(&ListParams::default())
@@ -191,12 +192,12 @@ async fn scale_down_deletes_not_ready_pods_first_and_scale_up_adds() {
     }
 
     scale(&env, "web", 5).await;
-    wait_for("5 pods", || async {
+    wait_for("5 pods", WAIT, || async {
         (env.live_pods("app=web").await.len() == 5).then_some(())
     })
     .await;
     env.ready_all("app=web").await;
-    wait_for("status 5 ready", || async {
+    wait_for("status 5 ready", WAIT, || async {
         let s = env.api::<ReplicaSet>().get("web").await.ok()?.status?;
         (s.replicas == 5 && s.ready_replicas == Some(5)).then_some(())
     })
@@ -210,7 +211,7 @@ async fn deleted_and_failed_pods_are_replaced() {
         .create(&PostParams::default(), &rs("web", "web", 2))
         .await
         .expect("creating");
-    let pods = wait_for("2 pods", || async {
+    let pods = wait_for("2 pods", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 2).then_some(p)
     })
@@ -220,7 +221,7 @@ async fn deleted_and_failed_pods_are_replaced() {
         .delete(&gone, &DeleteParams::default())
         .await
         .expect("deleting a pod");
-    let now = wait_for("a replacement", || async {
+    let now = wait_for("a replacement", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 2
             && p.iter()
@@ -238,7 +239,7 @@ async fn deleted_and_failed_pods_are_replaced() {
         )
         .await
         .expect("failing a pod");
-    wait_for("2 active pods beside the failed one", || async {
+    wait_for("2 active pods beside the failed one", WAIT, || async {
         let p = env.live_pods("app=web").await;
         let active = p
             .iter()
@@ -266,7 +267,7 @@ async fn adopts_orphans_and_releases_pods_that_stop_matching() {
         .await
         .expect("creating");
     let uid = created.metadata.uid.clone().unwrap_or_default();
-    let pods = wait_for("2 pods, the orphan adopted", || async {
+    let pods = wait_for("2 pods, the orphan adopted", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 2 && p.iter().all(|p| owned_by(p, &uid))).then_some(p)
     })
@@ -284,12 +285,12 @@ async fn adopts_orphans_and_releases_pods_that_stop_matching() {
         )
         .await
         .expect("relabelling");
-    wait_for("the pod released", || async {
+    wait_for("the pod released", WAIT, || async {
         let p = env.api::<Pod>().get("orphan").await.ok()?;
         (!owned_by(&p, &uid)).then_some(())
     })
     .await;
-    wait_for("a replacement", || async {
+    wait_for("a replacement", WAIT, || async {
         let p = env.live_pods("app=web").await;
         (p.len() == 2 && p.iter().all(|p| owned_by(p, &uid))).then_some(())
     })
@@ -313,7 +314,7 @@ async fn replication_controller_converges_and_survives_a_restart() {
         .create(&PostParams::default(), &rc)
         .await
         .expect("creating");
-    let pods = wait_for("3 pods", || async {
+    let pods = wait_for("3 pods", WAIT, || async {
         let p = env.live_pods("app=old").await;
         (p.len() == 3).then_some(p)
     })
@@ -331,7 +332,7 @@ async fn replication_controller_converges_and_survives_a_restart() {
         );
     }
     env.ready_all("app=old").await;
-    wait_for("rc status", || async {
+    wait_for("rc status", WAIT, || async {
         let s = env
             .api::<ReplicationController>()
             .get("old")

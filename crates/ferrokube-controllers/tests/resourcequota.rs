@@ -14,7 +14,8 @@ mod cluster;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use cluster::{api, spawn, wait_for};
+use cluster::{api, spawn};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{
     ConfigMap, LimitRange, Namespace, PersistentVolumeClaim, Pod, ReplicationController,

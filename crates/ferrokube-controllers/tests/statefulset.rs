@@ -8,7 +8,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{obj, wait_for, Env};
+use common::{obj, Env, WAIT};
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet};
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod};
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -76,7 +77,7 @@ async fn status(env: &Env, name: &str) -> k8s_openapi::api::apps::v1::StatefulSe
 
 /// Waits until exactly the pods `want` (sorted names) exist alive.
 async fn wait_pods(env: &Env, sel: &str, want: &[&str]) -> Vec<Pod> {
-    wait_for(&format!("pods {want:?}"), || async {
+    wait_for(&format!("pods {want:?}"), WAIT, || async {
         let p = env.live_pods(sel).await;
         (names(&p) == want).then_some(p)
     })
@@ -132,7 +133,7 @@ async fn pods_come_up_in_order_with_identity_claims_revision_and_events() {
     ready_in_order(&env, "app=web", 3).await;
     let pods = wait_pods(&env, "app=web", &["web-0", "web-1", "web-2"]).await;
 
-    let st = wait_for("status 3 ready", || async {
+    let st = wait_for("status 3 ready", WAIT, || async {
         let s = status(&env, "web").await;
         (s.ready_replicas == Some(3) && s.available_replicas == Some(3)).then_some(s)
     })
@@ -203,7 +204,7 @@ async fn pods_come_up_in_order_with_identity_claims_revision_and_events() {
         Some(&json!("replace"))
     );
 
-    let events = wait_for("create events", || async {
+    let events = wait_for("create events", WAIT, || async {
         let evs: Vec<Event> = env
             .api::<Event>()
             .list(&ListParams::default())
@@ -248,7 +249,7 @@ async fn scale_down_goes_in_reverse_order_and_claims_stay() {
     // db-2 goes first; db-1 only after (the events' names hold their
     // times in nanoseconds).
     wait_pods(&env, "app=db", &["db-0"]).await;
-    let deletes = wait_for("delete events", || async {
+    let deletes = wait_for("delete events", WAIT, || async {
         let evs = env
             .api::<Event>()
             .list(&ListParams::default())
@@ -276,7 +277,7 @@ async fn scale_down_goes_in_reverse_order_and_claims_stay() {
         .await
         .expect("claims");
     assert_eq!(claims.items.len(), 3);
-    let st = wait_for("status 1", || async {
+    let st = wait_for("status 1", WAIT, || async {
         let s = status(&env, "db").await;
         (s.replicas == 1).then_some(s)
     })
@@ -314,6 +315,10 @@ async fn scale_down_goes_in_reverse_order_and_claims_stay() {
     );
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario, read top to bottom"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitioned_update_and_rollback() {
     let env = Env::start("sts-update").await;
@@ -324,7 +329,7 @@ async fn partitioned_update_and_rollback() {
         .await
         .expect("creating");
     ready_in_order(&env, "app=web", 3).await;
-    let first = wait_for("revision", || async {
+    let first = wait_for("revision", WAIT, || async {
         let s = status(&env, "web").await;
         (s.ready_replicas == Some(3)).then_some(s.update_revision?)
     })
@@ -339,7 +344,7 @@ async fn partitioned_update_and_rollback() {
         .expect("updating the template");
     // web-2 then web-1 are replaced (each once the one before is ready);
     // web-0 stays below the partition.
-    let updated = wait_for("web-1 and web-2 at busybox:2", || async {
+    let updated = wait_for("web-1 and web-2 at busybox:2", WAIT, || async {
         let mut updated = Vec::new();
         for p in env.live_pods("app=web").await {
             if image(&p) == "busybox:2" && !common::is_ready(&p) {
@@ -354,7 +359,7 @@ async fn partitioned_update_and_rollback() {
     })
     .await;
     assert_eq!(updated, ["web-1", "web-2"]);
-    let st = wait_for("2 updated", || async {
+    let st = wait_for("2 updated", WAIT, || async {
         let s = status(&env, "web").await;
         (s.updated_replicas == Some(2) && s.ready_replicas == Some(3)).then_some(s)
     })
@@ -379,7 +384,7 @@ async fn partitioned_update_and_rollback() {
             .delete(name, &DeleteParams::default())
             .await
             .expect("deleting");
-        let back = wait_for(&format!("{name} recreated"), || async {
+        let back = wait_for(&format!("{name} recreated"), WAIT, || async {
             let p = env.api::<Pod>().get(name).await.ok()?;
             (p.metadata.uid != old).then_some(p)
         })
@@ -404,7 +409,7 @@ async fn partitioned_update_and_rollback() {
         )
         .await
         .expect("partition 0");
-    wait_for("rollout complete", || async {
+    wait_for("rollout complete", WAIT, || async {
         for p in env.live_pods("app=web").await {
             if image(&p) == "busybox:2" && !common::is_ready(&p) {
                 env.set_ready(&p, true).await;
@@ -425,7 +430,7 @@ async fn partitioned_update_and_rollback() {
         )
         .await
         .expect("rolling back");
-    let st = wait_for("update revision back to the first", || async {
+    let st = wait_for("update revision back to the first", WAIT, || async {
         let s = status(&env, "web").await;
         (s.update_revision.as_deref() == Some(first.as_str())).then_some(s)
     })
@@ -468,7 +473,7 @@ async fn failed_pods_are_replaced_and_parallel_creates_all() {
         )
         .await
         .expect("failing par-1");
-    wait_for("par-1 replaced", || async {
+    wait_for("par-1 replaced", WAIT, || async {
         let p = env.api::<Pod>().get("par-1").await.ok()?;
         (p.metadata.uid != uid && p.metadata.deletion_timestamp.is_none()).then_some(())
     })
@@ -490,7 +495,7 @@ async fn retention_policy_sets_claim_owners() {
     for p in &pods {
         env.set_ready(p, true).await;
     }
-    wait_for("claims owned by the set", || async {
+    wait_for("claims owned by the set", WAIT, || async {
         let c = env
             .api::<PersistentVolumeClaim>()
             .get("data-r-1")
@@ -512,7 +517,7 @@ async fn retention_policy_sets_claim_owners() {
         .expect("scaling down");
     // Scaled away: the claim moves to the pod (the collector deletes it with
     // the pod); r-0's stays with the set.
-    wait_for("data-r-1 owned by r-1", || async {
+    wait_for("data-r-1 owned by r-1", WAIT, || async {
         let c = env
             .api::<PersistentVolumeClaim>()
             .get("data-r-1")
@@ -557,7 +562,7 @@ async fn scaling_halts_while_a_pod_is_unhealthy() {
     for p in &all {
         env.set_ready(p, false).await;
     }
-    wait_for("0 ready", || async {
+    wait_for("0 ready", WAIT, || async {
         (status(&env, "h").await.ready_replicas.unwrap_or(0) == 0).then_some(())
     })
     .await;
@@ -567,7 +572,7 @@ async fn scaling_halts_while_a_pod_is_unhealthy() {
     assert_eq!(names(&env.live_pods("app=h").await), ["h-0", "h-1", "h-2"]);
     env.ready_all("app=h").await;
     wait_pods(&env, "app=h", &[]).await;
-    wait_for("status 0", || async {
+    wait_for("status 0", WAIT, || async {
         (status(&env, "h").await.replicas == 0).then_some(())
     })
     .await;

@@ -1,9 +1,8 @@
 //! Shared by the cluster controllers' tests: a test API server, a
 //! controller running on it until the guard drops, and bounded waits.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a part of these helpers")]
 
 use std::future::Future;
-use std::time::Duration;
 
 use ferrokube_client::testing::TestApi;
 use tokio_util::sync::CancellationToken;
@@ -37,23 +36,4 @@ where
     let cancel = CancellationToken::new();
     tokio::spawn(f(cancel.clone()));
     Running(cancel)
-}
-
-/// Polls `check` every 100 ms until it gives `Some`, for at most `limit`;
-/// panics with `what` if it never does.
-pub(crate) async fn wait_for<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            panic!("timed out after {limit:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

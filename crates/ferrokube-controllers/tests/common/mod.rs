@@ -1,10 +1,10 @@
 //! Helpers for the workload controllers' end-to-end tests: an in-process API
 //! server, the controllers running against it, and a fake kubelet that marks
 //! pods Running and Ready through the status subresource.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a part of these helpers")]
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferrokube_client::testing::TestApi;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -163,25 +163,6 @@ pub(crate) fn is_ready(p: &Pod) -> bool {
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// Polls `f` every 100 ms until it returns `Some`, or panics after `WAIT`
-/// with `what`.
-pub(crate) async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if start.elapsed() > WAIT {
-            panic!("timed out after {WAIT:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 pub(crate) fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
