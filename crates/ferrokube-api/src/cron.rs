@@ -338,114 +338,180 @@ impl Schedule {
                 zone,
             } => {
                 let tz = zone.clone().unwrap_or_else(|| local.clone());
-                let day_matches = |z: &Zoned| {
-                    let dom_ok = has(*dom, z.day());
-                    let dow_ok = has(*dow, z.weekday().to_sunday_zero_offset());
-                    if dom & STAR_BIT != 0 || dow & STAR_BIT != 0 {
-                        dom_ok && dow_ok
-                    } else {
-                        dom_ok || dow_ok
-                    }
-                };
                 // The upcoming whole second.
                 let secs = t.as_second() + 1;
-                let mut z = Timestamp::from_second(secs).ok()?.to_zoned(tz.clone());
-                let mut added = false;
-                let year_limit = z.year() + 5;
-                'wrap: loop {
-                    if z.year() > year_limit {
+                let z = Timestamp::from_second(secs).ok()?.to_zoned(tz.clone());
+                let mut search = Search {
+                    year_limit: z.year() + 5,
+                    z,
+                    added: false,
+                    tz,
+                };
+                loop {
+                    if search.z.year() > search.year_limit {
                         return None;
                     }
-                    while !has(*month, z.month()) {
-                        if !added {
-                            added = true;
-                            z = go_date(z.year(), i32::from(z.month()), 1, 0, 0, &tz)?;
-                        }
-                        z = go_date(
-                            z.year(),
-                            i32::from(z.month()) + 1,
-                            i32::from(z.day()),
-                            i32::from(z.hour()),
-                            i32::from(z.minute()),
-                            &tz,
-                        )?;
-                        if z.month() == 1 {
-                            continue 'wrap;
-                        }
+                    // Each step moves to the next matching value of its
+                    // field; `true` when it wrapped past its range, so the
+                    // fields before it must be checked again.
+                    if search.month(*month)?
+                        || search.day(*dom, *dow)?
+                        || search.hour(*hour)?
+                        || search.minute(*minute)?
+                        || search.second()?
+                    {
+                        continue;
                     }
-                    while !day_matches(&z) {
-                        if !added {
-                            added = true;
-                            z = go_date(
-                                z.year(),
-                                i32::from(z.month()),
-                                i32::from(z.day()),
-                                0,
-                                0,
-                                &tz,
-                            )?;
-                        }
-                        z = go_date(
-                            z.year(),
-                            i32::from(z.month()),
-                            i32::from(z.day()) + 1,
-                            i32::from(z.hour()),
-                            i32::from(z.minute()),
-                            &tz,
-                        )?;
-                        // A daylight-saving shift moved midnight: go back
-                        // to it (or on to the next one).
-                        let h = i64::from(z.hour());
-                        if h != 0 {
-                            z = if h > 12 {
-                                z.checked_add((24 - h).hours()).ok()?
-                            } else {
-                                z.checked_add((-h).hours()).ok()?
-                            };
-                        }
-                        if z.day() == 1 {
-                            continue 'wrap;
-                        }
-                    }
-                    while !has(*hour, z.hour()) {
-                        if !added {
-                            added = true;
-                            z = go_date(
-                                z.year(),
-                                i32::from(z.month()),
-                                i32::from(z.day()),
-                                i32::from(z.hour()),
-                                0,
-                                &tz,
-                            )?;
-                        }
-                        z = z.checked_add(1.hour()).ok()?;
-                        if z.hour() == 0 {
-                            continue 'wrap;
-                        }
-                    }
-                    while !has(*minute, z.minute()) {
-                        if !added {
-                            added = true;
-                            z = z.checked_sub(i64::from(z.second()).seconds()).ok()?;
-                        }
-                        z = z.checked_add(1.minute()).ok()?;
-                        if z.minute() == 0 {
-                            continue 'wrap;
-                        }
-                    }
-                    // The second field of a standard schedule is 0.
-                    if z.second() != 0 {
-                        if !added {
-                            added = true;
-                        }
-                        z = z.checked_add((60 - i64::from(z.second())).seconds()).ok()?;
-                        continue 'wrap;
-                    }
-                    return Some(z.timestamp());
+                    return Some(search.z.timestamp());
                 }
             }
         }
+    }
+}
+
+/// robfig/cron's search for the next activation of a standard schedule: the
+/// fields from the month down to the second, each moved forward until it
+/// matches. Every step returns `Some(true)` when its field wrapped (the
+/// search starts over from the month), `None` when a time cannot be built.
+struct Search {
+    /// The candidate time.
+    z: Zoned,
+    /// Whether a field has moved yet (the first move also clears the
+    /// smaller fields).
+    added: bool,
+    /// The schedule's time zone.
+    tz: TimeZone,
+    /// The year after which the search gives up.
+    year_limit: i16,
+}
+
+impl Search {
+    /// A field moves for the first time: the smaller fields start over.
+    fn first_move(&mut self) -> bool {
+        !std::mem::replace(&mut self.added, true)
+    }
+
+    fn month(&mut self, months: u64) -> Option<bool> {
+        while !has(months, self.z.month()) {
+            if self.first_move() {
+                let z = &self.z;
+                self.z = go_date(z.year(), i32::from(z.month()), 1, 0, 0, &self.tz)?;
+            }
+            let z = &self.z;
+            self.z = go_date(
+                z.year(),
+                i32::from(z.month()) + 1,
+                i32::from(z.day()),
+                i32::from(z.hour()),
+                i32::from(z.minute()),
+                &self.tz,
+            )?;
+            if self.z.month() == 1 {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    /// Whether the candidate's day is one the schedule runs on: both of
+    /// day-of-month and day-of-week when either is `*`, else either.
+    fn day_matches(&self, dom: u64, dow: u64) -> bool {
+        let dom_ok = has(dom, self.z.day());
+        let dow_ok = has(dow, self.z.weekday().to_sunday_zero_offset());
+        if dom & STAR_BIT != 0 || dow & STAR_BIT != 0 {
+            dom_ok && dow_ok
+        } else {
+            dom_ok || dow_ok
+        }
+    }
+
+    fn day(&mut self, dom: u64, dow: u64) -> Option<bool> {
+        while !self.day_matches(dom, dow) {
+            if self.first_move() {
+                let z = &self.z;
+                self.z = go_date(
+                    z.year(),
+                    i32::from(z.month()),
+                    i32::from(z.day()),
+                    0,
+                    0,
+                    &self.tz,
+                )?;
+            }
+            let z = &self.z;
+            self.z = go_date(
+                z.year(),
+                i32::from(z.month()),
+                i32::from(z.day()) + 1,
+                i32::from(z.hour()),
+                i32::from(z.minute()),
+                &self.tz,
+            )?;
+            // A daylight-saving shift moved midnight: go back to it (or on
+            // to the next one).
+            let h = i64::from(self.z.hour());
+            if h != 0 {
+                self.z = if h > 12 {
+                    self.z.checked_add((24 - h).hours()).ok()?
+                } else {
+                    self.z.checked_add((-h).hours()).ok()?
+                };
+            }
+            if self.z.day() == 1 {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    fn hour(&mut self, hours: u64) -> Option<bool> {
+        while !has(hours, self.z.hour()) {
+            if self.first_move() {
+                let z = &self.z;
+                self.z = go_date(
+                    z.year(),
+                    i32::from(z.month()),
+                    i32::from(z.day()),
+                    i32::from(z.hour()),
+                    0,
+                    &self.tz,
+                )?;
+            }
+            self.z = self.z.checked_add(1.hour()).ok()?;
+            if self.z.hour() == 0 {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    fn minute(&mut self, minutes: u64) -> Option<bool> {
+        while !has(minutes, self.z.minute()) {
+            if self.first_move() {
+                self.z = self
+                    .z
+                    .checked_sub(i64::from(self.z.second()).seconds())
+                    .ok()?;
+            }
+            self.z = self.z.checked_add(1.minute()).ok()?;
+            if self.z.minute() == 0 {
+                return Some(true);
+            }
+        }
+        Some(false)
+    }
+
+    /// The second field of a standard schedule is 0.
+    fn second(&mut self) -> Option<bool> {
+        if self.z.second() == 0 {
+            return Some(false);
+        }
+        self.added = true;
+        self.z = self
+            .z
+            .checked_add((60 - i64::from(self.z.second())).seconds())
+            .ok()?;
+        Some(true)
     }
 }
 

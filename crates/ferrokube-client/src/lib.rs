@@ -9,7 +9,7 @@
 //! server for their tests.
 
 pub mod join;
-pub mod leader;
+mod leader;
 pub mod slim;
 #[cfg(feature = "testing")]
 pub mod testing;

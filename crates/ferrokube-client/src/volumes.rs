@@ -231,9 +231,7 @@ pub fn find_best<'a>(
         match &selector {
             // An invalid selector matches nothing.
             Some(None) => continue,
-            Some(Some(s)) if !s.matches(&volume.metadata.labels.clone().unwrap_or_default()) => {
-                continue
-            }
+            Some(Some(s)) if !s.matches(volume.metadata.labels.as_ref()) => continue,
             _ => {}
         }
         if volume_class(volume) != class || !affinity_ok || !access_modes_fit(claim, volume) {

@@ -13,6 +13,10 @@ fn add<T: JsonSchema>(generator: &mut SchemaGenerator) -> String {
 /// Registers the schema of `group/version kind` with `generator` and returns
 /// its definition name (`io.k8s.api.apps.v1.Deployment`), or `None` for a
 /// kind this crate has no type for.
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table: one row per kind and its k8s-openapi type"
+)]
 pub(crate) fn register(
     generator: &mut SchemaGenerator,
     group: &str,

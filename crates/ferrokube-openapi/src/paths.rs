@@ -334,50 +334,123 @@ pub(crate) fn group_version_paths(
     Value::Object(paths)
 }
 
+/// What every path of one resource shares: its names, the prefix and
+/// scope of its paths, and the schema references of its operations.
+struct ResourcePaths<'a> {
+    r: &'a ResourceDesc,
+    f: Flavor,
+    /// `/api/v1` or `/apis/<group>/<version>`.
+    prefix: String,
+    /// `/namespaces/{namespace}` for a namespaced resource, else empty.
+    scope: &'static str,
+    /// The collection's path.
+    collection: String,
+    /// The named object's path.
+    item: String,
+    /// The group and version in operation ids (`CoreV1`, `AppsV1`).
+    gv: String,
+    /// The operations' tag (`core_v1`, `apps_v1`).
+    tag: String,
+    /// `Namespaced` in operation ids of a namespaced resource, else empty.
+    ns: &'static str,
+    kind: &'a str,
+    /// The `x-kubernetes-group-version-kind` of the resource's operations.
+    gvk: Value,
+    /// References to the object's and its list's schemas.
+    obj: Value,
+    list: Value,
+    /// References to meta/v1 Status, DeleteOptions, WatchEvent and Patch.
+    status: Value,
+    delete_options: Value,
+    watch_event: Value,
+    patch: Value,
+}
+
 fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Map<String, Value>) {
-    let prefix = if r.group.is_empty() {
-        format!("/api/{}", r.version)
-    } else {
-        format!("/apis/{}/{}", r.group, r.version)
-    };
-    let scope = if r.namespaced {
-        "/namespaces/{namespace}"
-    } else {
-        ""
-    };
-    let collection = format!("{prefix}{scope}/{}", r.plural);
-    let item = format!("{collection}/{{name}}");
-    let gv = format!("{}{}", group_camel(r.group), capitalize(r.version));
-    let tag = format!(
-        "{}_{}",
-        r.group.trim_end_matches(".k8s.io").replace('.', "_"),
-        r.version
-    );
-    let tag = if r.group.is_empty() {
-        format!("core_{}", r.version)
-    } else {
-        tag
-    };
-    let ns = if r.namespaced { "Namespaced" } else { "" };
-    let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
-    let (obj, list) = match schemas.name_of(r.group, r.version, r.kind) {
-        Some(name) => (reference(f, name), reference(f, &list_name(name))),
-        None => (json!({"type": "object"}), json!({"type": "object"})),
-    };
-    let status = reference(f, &format!("{META}.Status"));
-    let delete_options = reference(f, &format!("{META}.DeleteOptions"));
-    let watch_event = reference(f, &format!("{META}.WatchEvent"));
-    let patch = reference(f, &format!("{META}.Patch"));
-    let kind = r.kind;
-    let mk = |action: &str,
-              id: String,
-              params: Vec<Value>,
-              body: Option<Value>,
-              patch_body: bool,
-              response: Value,
-              gvk: &Value| {
-        operation(
+    let rp = ResourcePaths::new(r, schemas, f);
+    rp.collection_paths(paths);
+    rp.item_paths(paths);
+    rp.cross_namespace_paths(paths);
+    rp.watch_paths(paths);
+    for sub in r.subresources {
+        rp.subresource_paths(sub, paths);
+    }
+}
+
+impl<'a> ResourcePaths<'a> {
+    fn new(r: &'a ResourceDesc, schemas: &Schemas, f: Flavor) -> Self {
+        let prefix = if r.group.is_empty() {
+            format!("/api/{}", r.version)
+        } else {
+            format!("/apis/{}/{}", r.group, r.version)
+        };
+        let scope = if r.namespaced {
+            "/namespaces/{namespace}"
+        } else {
+            ""
+        };
+        let collection = format!("{prefix}{scope}/{}", r.plural);
+        let item = format!("{collection}/{{name}}");
+        let gv = format!("{}{}", group_camel(r.group), capitalize(r.version));
+        let tag = format!(
+            "{}_{}",
+            r.group.trim_end_matches(".k8s.io").replace('.', "_"),
+            r.version
+        );
+        let tag = if r.group.is_empty() {
+            format!("core_{}", r.version)
+        } else {
+            tag
+        };
+        let ns = if r.namespaced { "Namespaced" } else { "" };
+        let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
+        let (obj, list) = match schemas.name_of(r.group, r.version, r.kind) {
+            Some(name) => (reference(f, name), reference(f, &list_name(name))),
+            None => (json!({"type": "object"}), json!({"type": "object"})),
+        };
+        let status = reference(f, &format!("{META}.Status"));
+        let delete_options = reference(f, &format!("{META}.DeleteOptions"));
+        let watch_event = reference(f, &format!("{META}.WatchEvent"));
+        let patch = reference(f, &format!("{META}.Patch"));
+        let kind = r.kind;
+        ResourcePaths {
+            r,
             f,
+            prefix,
+            scope,
+            collection,
+            item,
+            gv,
+            tag,
+            ns,
+            kind,
+            gvk,
+            obj,
+            list,
+            status,
+            delete_options,
+            watch_event,
+            patch,
+        }
+    }
+
+    /// One operation of this resource.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the fields of one operation, named at each call"
+    )]
+    fn op(
+        &self,
+        action: &str,
+        id: String,
+        params: Vec<Value>,
+        body: Option<Value>,
+        patch_body: bool,
+        response: Value,
+        gvk: &Value,
+    ) -> Value {
+        operation(
+            self.f,
             Op {
                 action,
                 id,
@@ -386,315 +459,293 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
                 body,
                 patch_body,
                 response,
-                tag: &tag,
+                tag: &self.tag,
             },
         )
-    };
-
-    // Collection.
-    let mut coll = Map::new();
-    if r.has_verb("list") {
-        coll.insert(
-            "get".into(),
-            mk(
-                "list",
-                format!("list{gv}{ns}{kind}"),
-                list_params(f),
-                None,
-                false,
-                list.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if r.has_verb("create") {
-        coll.insert(
-            "post".into(),
-            mk(
-                "post",
-                format!("create{gv}{ns}{kind}"),
-                write_params(f),
-                Some(obj.clone()),
-                false,
-                obj.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if r.has_verb("deletecollection") {
-        let mut p = delete_params(f);
-        p.extend(list_params(f));
-        p.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-        p.dedup_by(|a, b| a["name"] == b["name"]);
-        coll.insert(
-            "delete".into(),
-            mk(
-                "deletecollection",
-                format!("deletecollection{gv}{ns}{kind}"),
-                p,
-                Some(delete_options.clone()),
-                false,
-                status.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if !coll.is_empty() {
-        coll.insert(
-            "parameters".into(),
-            json!(path_param_list(f, r.namespaced, false)),
-        );
-        paths.insert(collection.clone(), Value::Object(coll));
     }
 
-    // Item.
-    let mut one = Map::new();
-    if r.has_verb("get") {
-        one.insert(
-            "get".into(),
-            mk(
-                "get",
-                format!("read{gv}{ns}{kind}"),
-                vec![],
-                None,
-                false,
-                obj.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if r.has_verb("update") {
-        one.insert(
-            "put".into(),
-            mk(
-                "put",
-                format!("replace{gv}{ns}{kind}"),
-                write_params(f),
-                Some(obj.clone()),
-                false,
-                obj.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if r.has_verb("patch") {
-        let mut p = write_params(f);
-        p.push(param(
-            f,
-            "force",
-            "query",
-            "boolean",
-            "Take over fields owned by other managers on an apply request.",
-        ));
-        one.insert(
-            "patch".into(),
-            mk(
-                "patch",
-                format!("patch{gv}{ns}{kind}"),
-                p,
-                Some(patch.clone()),
-                true,
-                obj.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if r.has_verb("delete") {
-        one.insert(
-            "delete".into(),
-            mk(
-                "delete",
-                format!("delete{gv}{ns}{kind}"),
-                delete_params(f),
-                Some(delete_options.clone()),
-                false,
-                status.clone(),
-                &gvk,
-            ),
-        );
-    }
-    if !one.is_empty() {
-        one.insert(
-            "parameters".into(),
-            json!(path_param_list(f, r.namespaced, true)),
-        );
-        paths.insert(item.clone(), Value::Object(one));
-    }
-
-    // Cross-namespace list and the deprecated watch paths.
-    if r.has_verb("list") && r.namespaced {
-        let mut all = Map::new();
-        all.insert(
-            "get".into(),
-            mk(
-                "list",
-                format!("list{gv}{kind}ForAllNamespaces"),
-                list_params(f),
-                None,
-                false,
-                list.clone(),
-                &gvk,
-            ),
-        );
-        all.insert("parameters".into(), json!(path_param_list(f, false, false)));
-        paths.insert(format!("{prefix}/{}", r.plural), Value::Object(all));
-    }
-    if r.has_verb("watch") {
-        let mut watch_paths = vec![
-            (
-                format!("{prefix}/watch{scope}/{}", r.plural),
-                "watchlist",
-                format!("watch{gv}{ns}{kind}List"),
-                r.namespaced,
-                false,
-            ),
-            (
-                format!("{prefix}/watch{scope}/{}/{{name}}", r.plural),
-                "watch",
-                format!("watch{gv}{ns}{kind}"),
-                r.namespaced,
-                true,
-            ),
-        ];
-        if r.namespaced {
-            watch_paths.push((
-                format!("{prefix}/watch/{}", r.plural),
-                "watchlist",
-                format!("watch{gv}{kind}ListForAllNamespaces"),
-                false,
-                false,
-            ));
-        }
-        for (path, action, id, namespaced, named) in watch_paths {
-            let mut w = Map::new();
-            w.insert(
+    /// The collection: list, create, deletecollection.
+    fn collection_paths(&self, paths: &mut Map<String, Value>) {
+        let ResourcePaths {
+            r,
+            gv,
+            ns,
+            kind,
+            obj,
+            list,
+            status,
+            delete_options,
+            gvk,
+            collection,
+            ..
+        } = self;
+        let f = self.f;
+        let mut coll = Map::new();
+        if r.has_verb("list") {
+            coll.insert(
                 "get".into(),
-                mk(
-                    action,
-                    id,
+                self.op(
+                    "list",
+                    format!("list{gv}{ns}{kind}"),
                     list_params(f),
                     None,
                     false,
-                    watch_event.clone(),
-                    &gvk,
+                    list.clone(),
+                    gvk,
                 ),
             );
-            w.insert(
-                "parameters".into(),
-                json!(path_param_list(f, namespaced, named)),
+        }
+        if r.has_verb("create") {
+            coll.insert(
+                "post".into(),
+                self.op(
+                    "post",
+                    format!("create{gv}{ns}{kind}"),
+                    write_params(f),
+                    Some(obj.clone()),
+                    false,
+                    obj.clone(),
+                    gvk,
+                ),
             );
-            paths.insert(path, Value::Object(w));
+        }
+        if r.has_verb("deletecollection") {
+            let mut p = delete_params(f);
+            p.extend(list_params(f));
+            p.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+            p.dedup_by(|a, b| a["name"] == b["name"]);
+            coll.insert(
+                "delete".into(),
+                self.op(
+                    "deletecollection",
+                    format!("deletecollection{gv}{ns}{kind}"),
+                    p,
+                    Some(delete_options.clone()),
+                    false,
+                    status.clone(),
+                    gvk,
+                ),
+            );
+        }
+        if !coll.is_empty() {
+            coll.insert(
+                "parameters".into(),
+                json!(path_param_list(f, r.namespaced, false)),
+            );
+            paths.insert(collection.clone(), Value::Object(coll));
         }
     }
 
-    // Subresources.
-    for sub in r.subresources {
+    /// The named object: get, update, patch, delete.
+    fn item_paths(&self, paths: &mut Map<String, Value>) {
+        let ResourcePaths {
+            r,
+            gv,
+            ns,
+            kind,
+            obj,
+            status,
+            delete_options,
+            patch,
+            gvk,
+            item,
+            ..
+        } = self;
+        let f = self.f;
+        let mut one = Map::new();
+        if r.has_verb("get") {
+            one.insert(
+                "get".into(),
+                self.op(
+                    "get",
+                    format!("read{gv}{ns}{kind}"),
+                    vec![],
+                    None,
+                    false,
+                    obj.clone(),
+                    gvk,
+                ),
+            );
+        }
+        if r.has_verb("update") {
+            one.insert(
+                "put".into(),
+                self.op(
+                    "put",
+                    format!("replace{gv}{ns}{kind}"),
+                    write_params(f),
+                    Some(obj.clone()),
+                    false,
+                    obj.clone(),
+                    gvk,
+                ),
+            );
+        }
+        if r.has_verb("patch") {
+            let mut p = write_params(f);
+            p.push(param(
+                f,
+                "force",
+                "query",
+                "boolean",
+                "Take over fields owned by other managers on an apply request.",
+            ));
+            one.insert(
+                "patch".into(),
+                self.op(
+                    "patch",
+                    format!("patch{gv}{ns}{kind}"),
+                    p,
+                    Some(patch.clone()),
+                    true,
+                    obj.clone(),
+                    gvk,
+                ),
+            );
+        }
+        if r.has_verb("delete") {
+            one.insert(
+                "delete".into(),
+                self.op(
+                    "delete",
+                    format!("delete{gv}{ns}{kind}"),
+                    delete_params(f),
+                    Some(delete_options.clone()),
+                    false,
+                    status.clone(),
+                    gvk,
+                ),
+            );
+        }
+        if !one.is_empty() {
+            one.insert(
+                "parameters".into(),
+                json!(path_param_list(f, r.namespaced, true)),
+            );
+            paths.insert(item.clone(), Value::Object(one));
+        }
+    }
+
+    /// The list across namespaces of a namespaced resource.
+    fn cross_namespace_paths(&self, paths: &mut Map<String, Value>) {
+        let ResourcePaths {
+            r,
+            gv,
+            kind,
+            list,
+            gvk,
+            prefix,
+            ..
+        } = self;
+        let f = self.f;
+        if r.has_verb("list") && r.namespaced {
+            let mut all = Map::new();
+            all.insert(
+                "get".into(),
+                self.op(
+                    "list",
+                    format!("list{gv}{kind}ForAllNamespaces"),
+                    list_params(f),
+                    None,
+                    false,
+                    list.clone(),
+                    gvk,
+                ),
+            );
+            all.insert("parameters".into(), json!(path_param_list(f, false, false)));
+            paths.insert(format!("{prefix}/{}", r.plural), Value::Object(all));
+        }
+    }
+
+    /// The deprecated `/watch/` paths.
+    fn watch_paths(&self, paths: &mut Map<String, Value>) {
+        let ResourcePaths {
+            r,
+            gv,
+            ns,
+            kind,
+            watch_event,
+            gvk,
+            prefix,
+            scope,
+            ..
+        } = self;
+        let f = self.f;
+        if r.has_verb("watch") {
+            let mut watch_paths = vec![
+                (
+                    format!("{prefix}/watch{scope}/{}", r.plural),
+                    "watchlist",
+                    format!("watch{gv}{ns}{kind}List"),
+                    r.namespaced,
+                    false,
+                ),
+                (
+                    format!("{prefix}/watch{scope}/{}/{{name}}", r.plural),
+                    "watch",
+                    format!("watch{gv}{ns}{kind}"),
+                    r.namespaced,
+                    true,
+                ),
+            ];
+            if r.namespaced {
+                watch_paths.push((
+                    format!("{prefix}/watch/{}", r.plural),
+                    "watchlist",
+                    format!("watch{gv}{kind}ListForAllNamespaces"),
+                    false,
+                    false,
+                ));
+            }
+            for (path, action, id, namespaced, named) in watch_paths {
+                let mut w = Map::new();
+                w.insert(
+                    "get".into(),
+                    self.op(
+                        action,
+                        id,
+                        list_params(f),
+                        None,
+                        false,
+                        watch_event.clone(),
+                        gvk,
+                    ),
+                );
+                w.insert(
+                    "parameters".into(),
+                    json!(path_param_list(f, namespaced, named)),
+                );
+                paths.insert(path, Value::Object(w));
+            }
+        }
+    }
+
+    /// One subresource's path.
+    fn subresource_paths(&self, sub: &str, paths: &mut Map<String, Value>) {
+        let ResourcePaths {
+            r,
+            gv,
+            ns,
+            kind,
+            gvk,
+            item,
+            ..
+        } = self;
+        let f = self.f;
         let path = format!("{item}/{sub}");
         let mut s = Map::new();
         let sub_camel = capitalize(sub);
-        match (*sub, subresource_kind(sub)) {
+        match (sub, subresource_kind(sub)) {
             // `/approval` (CertificateSigningRequests) reads and writes the
             // whole object, as `/status` does.
-            ("status" | "approval", _) => {
-                s.insert(
-                    "get".into(),
-                    mk(
-                        "get",
-                        format!("read{gv}{ns}{kind}{sub_camel}"),
-                        vec![],
-                        None,
-                        false,
-                        obj.clone(),
-                        &gvk,
-                    ),
-                );
-                s.insert(
-                    "put".into(),
-                    mk(
-                        "put",
-                        format!("replace{gv}{ns}{kind}{sub_camel}"),
-                        write_params(f),
-                        Some(obj.clone()),
-                        false,
-                        obj.clone(),
-                        &gvk,
-                    ),
-                );
-                let mut p = write_params(f);
-                p.push(param(
-                    f,
-                    "force",
-                    "query",
-                    "boolean",
-                    "Take over fields owned by other managers on an apply request.",
-                ));
-                s.insert(
-                    "patch".into(),
-                    mk(
-                        "patch",
-                        format!("patch{gv}{ns}{kind}{sub_camel}"),
-                        p,
-                        Some(patch.clone()),
-                        true,
-                        obj.clone(),
-                        &gvk,
-                    ),
-                );
-            }
-            ("scale", Some((name, g, v, k))) => {
-                let sgvk = json!({"group": g, "version": v, "kind": k});
-                let scale = reference(f, name);
-                s.insert(
-                    "get".into(),
-                    mk(
-                        "get",
-                        format!("read{gv}{ns}{kind}Scale"),
-                        vec![],
-                        None,
-                        false,
-                        scale.clone(),
-                        &sgvk,
-                    ),
-                );
-                s.insert(
-                    "put".into(),
-                    mk(
-                        "put",
-                        format!("replace{gv}{ns}{kind}Scale"),
-                        write_params(f),
-                        Some(scale.clone()),
-                        false,
-                        scale.clone(),
-                        &sgvk,
-                    ),
-                );
-                let mut p = write_params(f);
-                p.push(param(
-                    f,
-                    "force",
-                    "query",
-                    "boolean",
-                    "Take over fields owned by other managers on an apply request.",
-                ));
-                s.insert(
-                    "patch".into(),
-                    mk(
-                        "patch",
-                        format!("patch{gv}{ns}{kind}Scale"),
-                        p,
-                        Some(patch.clone()),
-                        true,
-                        scale,
-                        &sgvk,
-                    ),
-                );
-            }
+            ("status" | "approval", _) => self.whole_object_subresource(&sub_camel, &mut s),
+            ("scale", Some((name, g, v, k))) => self.scale_subresource((name, g, v, k), &mut s),
             (_, Some((name, g, v, k))) => {
                 let sgvk = json!({"group": g, "version": v, "kind": k});
                 let body = reference(f, name);
                 s.insert(
                     "post".into(),
-                    mk(
+                    self.op(
                         "post",
                         format!("create{gv}{ns}{kind}{sub_camel}"),
                         write_params(f),
@@ -727,14 +778,14 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
                 .collect();
                 s.insert(
                     "get".into(),
-                    mk(
+                    self.op(
                         "get",
                         format!("read{gv}{ns}{kind}Log"),
                         p,
                         None,
                         false,
                         json!({"type": "string"}),
-                        &gvk,
+                        gvk,
                     ),
                 );
             }
@@ -743,14 +794,14 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
                     let id = format!("connect{}{gv}{ns}{kind}{sub_camel}", capitalize(method));
                     s.insert(
                         method.into(),
-                        mk(
+                        self.op(
                             "connect",
                             id,
                             vec![],
                             None,
                             false,
                             json!({"type": "string"}),
-                            &gvk,
+                            gvk,
                         ),
                     );
                 }
@@ -761,6 +812,126 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
             json!(path_param_list(f, r.namespaced, true)),
         );
         paths.insert(path, Value::Object(s));
+    }
+
+    /// A subresource that reads and writes the whole object (`/status`, `/approval`).
+    fn whole_object_subresource(&self, sub_camel: &str, s: &mut Map<String, Value>) {
+        let ResourcePaths {
+            gv,
+            ns,
+            kind,
+            obj,
+            patch,
+            gvk,
+            ..
+        } = self;
+        let f = self.f;
+        s.insert(
+            "get".into(),
+            self.op(
+                "get",
+                format!("read{gv}{ns}{kind}{sub_camel}"),
+                vec![],
+                None,
+                false,
+                obj.clone(),
+                gvk,
+            ),
+        );
+        s.insert(
+            "put".into(),
+            self.op(
+                "put",
+                format!("replace{gv}{ns}{kind}{sub_camel}"),
+                write_params(f),
+                Some(obj.clone()),
+                false,
+                obj.clone(),
+                gvk,
+            ),
+        );
+        let mut p = write_params(f);
+        p.push(param(
+            f,
+            "force",
+            "query",
+            "boolean",
+            "Take over fields owned by other managers on an apply request.",
+        ));
+        s.insert(
+            "patch".into(),
+            self.op(
+                "patch",
+                format!("patch{gv}{ns}{kind}{sub_camel}"),
+                p,
+                Some(patch.clone()),
+                true,
+                obj.clone(),
+                gvk,
+            ),
+        );
+    }
+
+    /// `/scale`: the autoscaling Scale.
+    fn scale_subresource(
+        &self,
+        (name, g, v, k): (&str, &str, &str, &str),
+        s: &mut Map<String, Value>,
+    ) {
+        let ResourcePaths {
+            gv,
+            ns,
+            kind,
+            patch,
+            ..
+        } = self;
+        let f = self.f;
+        let sgvk = json!({"group": g, "version": v, "kind": k});
+        let scale = reference(f, name);
+        s.insert(
+            "get".into(),
+            self.op(
+                "get",
+                format!("read{gv}{ns}{kind}Scale"),
+                vec![],
+                None,
+                false,
+                scale.clone(),
+                &sgvk,
+            ),
+        );
+        s.insert(
+            "put".into(),
+            self.op(
+                "put",
+                format!("replace{gv}{ns}{kind}Scale"),
+                write_params(f),
+                Some(scale.clone()),
+                false,
+                scale.clone(),
+                &sgvk,
+            ),
+        );
+        let mut p = write_params(f);
+        p.push(param(
+            f,
+            "force",
+            "query",
+            "boolean",
+            "Take over fields owned by other managers on an apply request.",
+        ));
+        s.insert(
+            "patch".into(),
+            self.op(
+                "patch",
+                format!("patch{gv}{ns}{kind}Scale"),
+                p,
+                Some(patch.clone()),
+                true,
+                scale,
+                &sgvk,
+            ),
+        );
     }
 }
 

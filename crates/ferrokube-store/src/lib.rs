@@ -21,15 +21,15 @@
 //! disk, no other process) and [`etcd`] (a real etcd v3 cluster). The
 //! [`conformance`] module holds the one test suite both must pass.
 
-pub mod compactor;
+mod compactor;
 #[cfg(feature = "testing")]
 pub mod conformance;
 pub mod embedded;
-pub mod error;
+mod error;
 pub mod etcd;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod types;
+mod types;
 
 pub use compactor::Compactor;
 pub use error::{Result, StoreError};
@@ -41,10 +41,10 @@ use bytes::Bytes;
 /// The largest value a key may hold: etcd's default request limit (1.5 MiB)
 /// less 8 KiB left for the key and the request's framing, so a value accepted
 /// here is accepted by a real etcd with default settings too.
-pub const MAX_VALUE_BYTES: usize = 1536 * 1024 - 8 * 1024;
+pub(crate) const MAX_VALUE_BYTES: usize = 1536 * 1024 - 8 * 1024;
 
 /// The longest key accepted.
-pub const MAX_KEY_BYTES: usize = 4096;
+pub(crate) const MAX_KEY_BYTES: usize = 4096;
 
 /// A key/value store with etcd v3's revision, compare-and-swap and watch
 /// semantics. Object-safe: the apiserver holds an `Arc<dyn Store>`.
@@ -131,7 +131,7 @@ pub trait Store: Send + Sync + 'static {
 
 /// Checks a key against the store's rules: non-empty, starting with `/`, at
 /// most [`MAX_KEY_BYTES`] long, without NUL or other control characters.
-pub fn validate_key(key: &str) -> Result<()> {
+pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(StoreError::InvalidKey("key is empty".into()));
     }
@@ -156,12 +156,12 @@ pub fn validate_key(key: &str) -> Result<()> {
 
 /// Checks a prefix used for ranges and watches: like a key, but `/` alone is
 /// allowed (everything).
-pub fn validate_prefix(prefix: &str) -> Result<()> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     validate_key(prefix)
 }
 
 /// Checks a value's size against [`MAX_VALUE_BYTES`].
-pub fn validate_value(value: &[u8]) -> Result<()> {
+pub(crate) fn validate_value(value: &[u8]) -> Result<()> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(StoreError::ValueTooLarge {
             size: value.len(),

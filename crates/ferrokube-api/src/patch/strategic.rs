@@ -138,6 +138,9 @@ impl Ctx<'_> {
         ty.and_then(|t| self.schema.field(t, field))
     }
 
+    /// Merges the object `patch` into `out`, in steps: a `$patch`
+    /// directive, `$retainKeys`, the `$setElementOrder/` lists, the fields,
+    /// then the `$deleteFromPrimitiveList/` deletions.
     fn merge_map(
         &self,
         mut out: Map<String, Value>,
@@ -146,41 +149,51 @@ impl Ctx<'_> {
         path: &str,
     ) -> Result<Map<String, Value>, PatchError> {
         if let Some(d) = patch.get(DIRECTIVE) {
-            return match d.as_str() {
-                Some("replace") => {
-                    let mut rest = patch.clone();
-                    rest.remove(DIRECTIVE);
-                    self.merge_map(Map::new(), &rest, ty, path)
-                }
-                Some("delete") => Ok(Map::new()),
-                _ => Err(invalid(
-                    path,
-                    format!("unknown patch directive {d} in an object (expected \"replace\" or \"delete\")"),
-                )),
-            };
+            return self.object_directive(d, patch, ty, path);
         }
-
         if let Some(keep) = patch.get(RETAIN_KEYS) {
-            let keep = keep
-                .as_array()
-                .filter(|l| l.iter().all(Value::is_string))
-                .ok_or_else(|| invalid(path, "$retainKeys must be a list of field names"))?;
-            let named = |k: &str| keep.iter().any(|x| x.as_str() == Some(k));
-            for (k, v) in patch {
-                if v.is_null() || k.starts_with('$') {
-                    continue;
-                }
-                if !named(k) {
-                    return Err(invalid(
-                        path,
-                        format!("field {k:?} is in the patch but not in its $retainKeys list"),
-                    ));
-                }
-            }
-            out.retain(|k, _| named(k));
+            retain_keys(&mut out, patch, keep, path)?;
         }
+        let done = self.apply_set_element_orders(&mut out, patch, ty, path)?;
+        let deletions = self.merge_fields(&mut out, patch, &done, ty, path)?;
+        apply_deletions(&mut out, deletions, path)?;
+        Ok(out)
+    }
 
-        // `$setElementOrder/<field>` with its list, if the patch has one.
+    /// An object's `$patch`: `replace` (the patch without the directive
+    /// replaces the object) or `delete`.
+    fn object_directive(
+        &self,
+        d: &Value,
+        patch: &Map<String, Value>,
+        ty: Option<&str>,
+        path: &str,
+    ) -> Result<Map<String, Value>, PatchError> {
+        match d.as_str() {
+            Some("replace") => {
+                let mut rest = patch.clone();
+                rest.remove(DIRECTIVE);
+                self.merge_map(Map::new(), &rest, ty, path)
+            }
+            Some("delete") => Ok(Map::new()),
+            _ => Err(invalid(
+                path,
+                format!(
+                    "unknown patch directive {d} in an object (expected \"replace\" or \"delete\")"
+                ),
+            )),
+        }
+    }
+
+    /// Each `$setElementOrder/<field>` with its list: the field merged and
+    /// put in that order. Returns the fields done.
+    fn apply_set_element_orders<'p>(
+        &self,
+        out: &mut Map<String, Value>,
+        patch: &'p Map<String, Value>,
+        ty: Option<&str>,
+        path: &str,
+    ) -> Result<Vec<&'p str>, PatchError> {
         let mut done: Vec<&str> = Vec::new();
         for (k, order) in patch {
             let Some(field) = k.strip_prefix(SET_ORDER) else {
@@ -251,7 +264,19 @@ impl Ctx<'_> {
             };
             out.insert(field.to_string(), Value::Array(result));
         }
+        Ok(done)
+    }
 
+    /// The patch's plain fields merged into `out` (null deletes); returns
+    /// the `$deleteFromPrimitiveList/` entries for last.
+    fn merge_fields<'p>(
+        &self,
+        out: &mut Map<String, Value>,
+        patch: &'p Map<String, Value>,
+        done: &[&str],
+        ty: Option<&str>,
+        path: &str,
+    ) -> Result<Vec<(&'p str, &'p Value)>, PatchError> {
         let mut deletions: Vec<(&str, &Value)> = Vec::new();
         for (k, v) in patch {
             if k == RETAIN_KEYS || k.starts_with(SET_ORDER) || done.contains(&k.as_str()) {
@@ -289,26 +314,65 @@ impl Ctx<'_> {
             };
             out.insert(k.clone(), merged);
         }
+        Ok(deletions)
+    }
+}
 
-        for (field, del) in deletions {
-            let fpath = join(path, field);
-            let del = del
-                .as_array()
-                .ok_or_else(|| invalid(&fpath, format!("{DELETE_FROM}{field} must be a list")))?;
-            match out.get_mut(field) {
-                Some(Value::Array(list)) => list.retain(|x| !del.contains(x)),
-                None | Some(Value::Null) => {}
-                Some(_) => {
-                    return Err(invalid(
-                        &fpath,
-                        format!("{DELETE_FROM}{field} given for a field that is not a list"),
-                    ))
-                }
+/// `$retainKeys`: the patch may only set the fields it names, and the
+/// object keeps only those.
+fn retain_keys(
+    out: &mut Map<String, Value>,
+    patch: &Map<String, Value>,
+    keep: &Value,
+    path: &str,
+) -> Result<(), PatchError> {
+    let keep = keep
+        .as_array()
+        .filter(|l| l.iter().all(Value::is_string))
+        .ok_or_else(|| invalid(path, "$retainKeys must be a list of field names"))?;
+    let named = |k: &str| keep.iter().any(|x| x.as_str() == Some(k));
+    for (k, v) in patch {
+        if v.is_null() || k.starts_with('$') {
+            continue;
+        }
+        if !named(k) {
+            return Err(invalid(
+                path,
+                format!("field {k:?} is in the patch but not in its $retainKeys list"),
+            ));
+        }
+    }
+    out.retain(|k, _| named(k));
+    Ok(())
+}
+
+/// `$deleteFromPrimitiveList/<field>`: the listed values leave the field's
+/// list.
+fn apply_deletions(
+    out: &mut Map<String, Value>,
+    deletions: Vec<(&str, &Value)>,
+    path: &str,
+) -> Result<(), PatchError> {
+    for (field, del) in deletions {
+        let fpath = join(path, field);
+        let del = del
+            .as_array()
+            .ok_or_else(|| invalid(&fpath, format!("{DELETE_FROM}{field} must be a list")))?;
+        match out.get_mut(field) {
+            Some(Value::Array(list)) => list.retain(|x| !del.contains(x)),
+            None | Some(Value::Null) => {}
+            Some(_) => {
+                return Err(invalid(
+                    &fpath,
+                    format!("{DELETE_FROM}{field} given for a field that is not a list"),
+                ))
             }
         }
-        Ok(out)
     }
+    Ok(())
+}
 
+impl Ctx<'_> {
     /// Merges a patch list into the live list as the field's strategy says.
     fn merge_list(
         &self,

@@ -145,6 +145,7 @@ pub(super) fn columns(group: &str, kind: &str) -> Option<Vec<Column>> {
 
 /// The cells of one object of `kind`, or `None` if it is not one of these
 /// kinds.
+#[expect(clippy::too_many_lines, reason = "a table: one row of cells per kind")]
 pub(super) fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Option<Vec<Value>> {
     Some(match (group, kind) {
         ("", "PersistentVolume") => {

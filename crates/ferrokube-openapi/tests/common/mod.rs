@@ -32,6 +32,10 @@ const fn res(
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table: one row per resource of the test server"
+)]
 pub(crate) fn resources() -> Vec<ResourceDesc> {
     vec![
         res("", "v1", "Namespace", "namespaces", false, &["status"]),

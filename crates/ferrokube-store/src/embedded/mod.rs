@@ -323,128 +323,165 @@ impl Staged<'_> {
     /// Checks one operation and stages its records.
     fn stage(&mut self, op: Op, records: &mut Vec<Record>) -> Result<Done> {
         match op {
-            Op::Create { key, value, lease } => {
-                if self.latest(&key).is_some() {
-                    return Err(StoreError::AlreadyExists { key });
-                }
-                if lease != 0 && !self.lease_exists(lease) {
-                    return Err(StoreError::LeaseNotFound(lease));
-                }
-                self.revision += 1;
-                let kv = KeyValue {
-                    key,
-                    value,
-                    create_revision: self.revision,
-                    mod_revision: self.revision,
-                    version: 1,
-                    lease,
-                };
-                Ok(Done::Kv(self.put(records, kv)))
-            }
+            Op::Create { key, value, lease } => self.stage_create(key, value, lease, records),
             Op::Update {
                 key,
                 value,
                 expected,
                 lease,
-            } => {
-                let Some(cur) = self.latest(&key) else {
-                    return Err(StoreError::NotFound { key });
-                };
-                if cur.mod_revision != expected {
-                    return Err(StoreError::Conflict {
-                        key,
-                        expected,
-                        current: Some(Box::new(cur)),
-                    });
-                }
-                if lease != 0 && !self.lease_exists(lease) {
-                    return Err(StoreError::LeaseNotFound(lease));
-                }
-                self.revision += 1;
-                let kv = KeyValue {
+            } => self.stage_update(key, value, expected, lease, records),
+            Op::Delete { key, expected } => self.stage_delete(key, expected, records),
+            Op::Compact(revision) => self.stage_compact(revision, records),
+            Op::LeaseGrant(ttl) => Ok(self.stage_lease_grant(ttl, records)),
+            Op::LeaseRevoke(id) => self.stage_lease_revoke(id, records),
+        }
+    }
+
+    /// Create-if-absent, attached to `lease` (0: none).
+    fn stage_create(
+        &mut self,
+        key: String,
+        value: Bytes,
+        lease: LeaseId,
+        records: &mut Vec<Record>,
+    ) -> Result<Done> {
+        if self.latest(&key).is_some() {
+            return Err(StoreError::AlreadyExists { key });
+        }
+        if lease != 0 && !self.lease_exists(lease) {
+            return Err(StoreError::LeaseNotFound(lease));
+        }
+        self.revision += 1;
+        let kv = KeyValue {
+            key,
+            value,
+            create_revision: self.revision,
+            mod_revision: self.revision,
+            version: 1,
+            lease,
+        };
+        Ok(Done::Kv(self.put(records, kv)))
+    }
+
+    /// An update guarded by the key's `mod_revision`.
+    fn stage_update(
+        &mut self,
+        key: String,
+        value: Bytes,
+        expected: Revision,
+        lease: LeaseId,
+        records: &mut Vec<Record>,
+    ) -> Result<Done> {
+        let Some(cur) = self.latest(&key) else {
+            return Err(StoreError::NotFound { key });
+        };
+        if cur.mod_revision != expected {
+            return Err(StoreError::Conflict {
+                key,
+                expected,
+                current: Some(Box::new(cur)),
+            });
+        }
+        if lease != 0 && !self.lease_exists(lease) {
+            return Err(StoreError::LeaseNotFound(lease));
+        }
+        self.revision += 1;
+        let kv = KeyValue {
+            key,
+            value,
+            create_revision: cur.create_revision,
+            mod_revision: self.revision,
+            version: cur.version + 1,
+            lease,
+        };
+        Ok(Done::Kv(self.put(records, kv)))
+    }
+
+    /// A delete, guarded by the key's `mod_revision` when `expected` is set.
+    fn stage_delete(
+        &mut self,
+        key: String,
+        expected: Option<Revision>,
+        records: &mut Vec<Record>,
+    ) -> Result<Done> {
+        let Some(cur) = self.latest(&key) else {
+            return Err(StoreError::NotFound { key });
+        };
+        if let Some(expected) = expected {
+            if cur.mod_revision != expected {
+                return Err(StoreError::Conflict {
                     key,
-                    value,
-                    create_revision: cur.create_revision,
-                    mod_revision: self.revision,
-                    version: cur.version + 1,
-                    lease,
-                };
-                Ok(Done::Kv(self.put(records, kv)))
-            }
-            Op::Delete { key, expected } => {
-                let Some(cur) = self.latest(&key) else {
-                    return Err(StoreError::NotFound { key });
-                };
-                if let Some(expected) = expected {
-                    if cur.mod_revision != expected {
-                        return Err(StoreError::Conflict {
-                            key,
-                            expected,
-                            current: Some(Box::new(cur)),
-                        });
-                    }
-                }
-                Ok(Done::Deleted(self.delete(records, cur)))
-            }
-            Op::Compact(revision) => {
-                if revision <= self.compacted {
-                    return Err(StoreError::Compacted {
-                        requested: revision,
-                        compacted: self.compacted,
-                    });
-                }
-                if revision > self.revision {
-                    return Err(StoreError::FutureRevision {
-                        requested: revision,
-                        current: self.revision,
-                    });
-                }
-                self.compacted = revision;
-                records.push(Record::Compact { revision });
-                Ok(Done::Unit)
-            }
-            Op::LeaseGrant(ttl) => {
-                let id = loop {
-                    let id = (rand_id() & i64::MAX).max(1);
-                    if !self.lease_exists(id) && !self.leases_revoked.contains(&id) {
-                        break id;
-                    }
-                };
-                self.leases_granted.insert(id);
-                records.push(Record::LeaseGrant { id, ttl });
-                Ok(Done::Lease(id))
-            }
-            Op::LeaseRevoke(id) => {
-                if !self.lease_exists(id) {
-                    return Err(StoreError::LeaseNotFound(id));
-                }
-                // The keys attached now: the state's, adjusted by this batch.
-                let mut keys: std::collections::BTreeSet<String> = self
-                    .state
-                    .leases
-                    .get(&id)
-                    .map(|l| l.keys.clone())
-                    .unwrap_or_default();
-                for (k, v) in &self.keys {
-                    match v {
-                        Some(kv) if kv.lease == id => {
-                            keys.insert(k.clone());
-                        }
-                        _ => {
-                            keys.remove(k);
-                        }
-                    }
-                }
-                for key in keys {
-                    if let Some(cur) = self.latest(&key) {
-                        self.delete(records, cur);
-                    }
-                }
-                self.leases_revoked.insert(id);
-                records.push(Record::LeaseRevoke { id });
-                Ok(Done::Unit)
+                    expected,
+                    current: Some(Box::new(cur)),
+                });
             }
         }
+        Ok(Done::Deleted(self.delete(records, cur)))
+    }
+
+    /// Compaction up to `revision`, which must be above the compacted one and
+    /// not in the future.
+    fn stage_compact(&mut self, revision: Revision, records: &mut Vec<Record>) -> Result<Done> {
+        if revision <= self.compacted {
+            return Err(StoreError::Compacted {
+                requested: revision,
+                compacted: self.compacted,
+            });
+        }
+        if revision > self.revision {
+            return Err(StoreError::FutureRevision {
+                requested: revision,
+                current: self.revision,
+            });
+        }
+        self.compacted = revision;
+        records.push(Record::Compact { revision });
+        Ok(Done::Unit)
+    }
+
+    /// A new lease with a fresh random id.
+    fn stage_lease_grant(&mut self, ttl: i64, records: &mut Vec<Record>) -> Done {
+        let id = loop {
+            let id = (rand_id() & i64::MAX).max(1);
+            if !self.lease_exists(id) && !self.leases_revoked.contains(&id) {
+                break id;
+            }
+        };
+        self.leases_granted.insert(id);
+        records.push(Record::LeaseGrant { id, ttl });
+        Done::Lease(id)
+    }
+
+    /// Revokes a lease, deleting the keys attached to it now.
+    fn stage_lease_revoke(&mut self, id: LeaseId, records: &mut Vec<Record>) -> Result<Done> {
+        if !self.lease_exists(id) {
+            return Err(StoreError::LeaseNotFound(id));
+        }
+        // The keys attached now: the state's, adjusted by this batch.
+        let mut keys: std::collections::BTreeSet<String> = self
+            .state
+            .leases
+            .get(&id)
+            .map(|l| l.keys.clone())
+            .unwrap_or_default();
+        for (k, v) in &self.keys {
+            match v {
+                Some(kv) if kv.lease == id => {
+                    keys.insert(k.clone());
+                }
+                _ => {
+                    keys.remove(k);
+                }
+            }
+        }
+        for key in keys {
+            if let Some(cur) = self.latest(&key) {
+                self.delete(records, cur);
+            }
+        }
+        self.leases_revoked.insert(id);
+        records.push(Record::LeaseRevoke { id });
+        Ok(Done::Unit)
     }
 }
 

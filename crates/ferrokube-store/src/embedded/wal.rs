@@ -59,6 +59,7 @@ fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> 
     sync_dir(dir)
 }
 
+#[expect(unsafe_code, reason = "flock(2) has no safe wrapper in std")]
 fn lock(dir: &Path) -> Result<File> {
     let f = OpenOptions::new()
         .create(true)
