@@ -264,7 +264,10 @@ async fn nodes_get_the_rules_of_system_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[expect(clippy::too_many_lines, reason = "one long scenario: each escalation path in turn")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one long scenario: each escalation path in turn"
+)]
 async fn nobody_grants_what_they_do_not_hold() {
     let api = authorized_api().await;
     let admin = api.client().await.expect("admin");
