@@ -71,10 +71,15 @@ const DOW: Bounds = Bounds {
 pub enum Schedule {
     /// Fields as bit sets (bit 63: the field was `*` or `?`).
     Spec {
+        /// Minutes 0-59.
         minute: u64,
+        /// Hours 0-23.
         hour: u64,
+        /// Days of the month 1-31.
         dom: u64,
+        /// Months 1-12.
         month: u64,
+        /// Days of the week 0-6, Sunday 0.
         dow: u64,
         /// `None`: the zone of the time asked about.
         zone: Option<TimeZone>,

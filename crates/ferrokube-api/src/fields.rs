@@ -8,14 +8,18 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// One requirement of a field selector.
 pub enum FieldRequirement {
+    /// `field=value` or `field==value`.
     Equals(String, String),
+    /// `field!=value`.
     NotEquals(String, String),
 }
 
 /// A conjunction of field requirements; empty matches everything.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FieldSelector {
+    /// The requirements, all of which must hold.
     pub requirements: Vec<FieldRequirement>,
 }
 
@@ -338,6 +342,7 @@ impl FieldSelector {
         self.convert(group, resource).map(|_| ())
     }
 
+    /// Whether the selector has no requirements (matches everything).
     pub fn is_empty(&self) -> bool {
         self.requirements.is_empty()
     }

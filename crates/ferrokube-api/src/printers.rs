@@ -19,6 +19,7 @@ pub use storage::{
 /// One column of a Table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Column {
+    /// The column's header, as kubectl shows it.
     pub name: &'static str,
     /// `string`, `integer`, `date`, ...
     pub ty: &'static str,

@@ -25,7 +25,9 @@ use crate::quantity::parse_milli;
 /// suffixes (`Ki`, `Mi`, ...) as a quantity given so does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Qty {
+    /// The amount in milli-units.
     pub milli: i128,
+    /// Whether it prints with binary suffixes.
     pub binary: bool,
 }
 
@@ -63,6 +65,7 @@ impl Qty {
         }
     }
 
+    /// This amount less `other` (the binary flag of this one).
     pub fn minus(self, other: Qty) -> Qty {
         Qty {
             milli: self.milli - other.milli,
@@ -299,8 +302,11 @@ pub fn handles(group: &str, resource: &str, operation: &str, subresource: &str) 
 /// `Exists` requirements, `spec.scopeSelector.matchExpressions` the rest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScopeRequirement {
+    /// The scope (`Terminating`, `BestEffort`, `PriorityClass`, ...).
     pub scope_name: String,
+    /// The operator: `Exists`, `DoesNotExist`, `In` or `NotIn`.
     pub operator: String,
+    /// The values of `In` and `NotIn`.
     pub values: Vec<String>,
 }
 

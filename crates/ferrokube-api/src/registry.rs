@@ -42,25 +42,40 @@ pub const NAMESPACE_VERBS: &[&str] = &[
 /// A subresource: its name, and the kind (group/version/kind) it speaks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Subresource {
+    /// The subresource's name (`status`, `scale`, `log`, ...).
     pub name: &'static str,
+    /// The group of the kind it speaks (empty: core).
     pub group: &'static str,
+    /// The version of the kind it speaks.
     pub version: &'static str,
+    /// The kind it speaks (the object's own kind for `status`).
     pub kind: &'static str,
+    /// The verbs it serves.
     pub verbs: &'static [&'static str],
 }
 
 /// One served resource.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ResourceDef {
+    /// The API group (empty: core).
     pub group: &'static str,
+    /// The served version.
     pub version: &'static str,
+    /// The kind, e.g. `Deployment`.
     pub kind: &'static str,
+    /// The plural resource name in paths, e.g. `deployments`.
     pub plural: &'static str,
+    /// The singular name, lower case.
     pub singular: &'static str,
+    /// Whether objects live in namespaces.
     pub namespaced: bool,
+    /// The verbs served, as discovery lists them.
     pub verbs: &'static [&'static str],
+    /// kubectl's short names (`deploy`).
     pub short_names: &'static [&'static str],
+    /// kubectl's categories (`all`).
     pub categories: &'static [&'static str],
+    /// Its subresources.
     pub subresources: Vec<Subresource>,
     /// Key prefix in the store, ending in `/`.
     pub storage_prefix: &'static str,
@@ -99,10 +114,12 @@ impl ResourceDef {
         }
     }
 
+    /// The subresource named `name`, if served.
     pub fn subresource(&self, name: &str) -> Option<&Subresource> {
         self.subresources.iter().find(|s| s.name == name)
     }
 
+    /// Whether `verb` is served.
     pub fn has_verb(&self, verb: &str) -> bool {
         self.verbs.contains(&verb)
     }
@@ -831,6 +848,7 @@ impl Registry {
             .unwrap_or(&GENERIC)
     }
 
+    /// Every resource, in discovery order.
     pub fn all(&self) -> &[ResourceDef] {
         &self.resources
     }

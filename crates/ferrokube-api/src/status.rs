@@ -9,35 +9,52 @@ use serde_json::{json, Value};
 pub struct FieldError {
     /// The field's path, e.g. `spec.containers[0].image`.
     pub field: String,
+    /// What is wrong with the field.
     pub kind: FieldErrorKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// The kinds of field error, each worded as Kubernetes words it.
 pub enum FieldErrorKind {
+    /// `Required value`: the field is missing; the detail says why it is needed.
     Required(String),
+    /// `Invalid value`: the value is refused for `detail`.
     Invalid {
+        /// The refused value.
         value: Value,
+        /// Why it is refused.
         detail: String,
     },
+    /// `Unsupported value`: the value is not one of `supported`.
     NotSupported {
+        /// The refused value.
         value: Value,
+        /// The values the field accepts, quoted.
         supported: Vec<String>,
     },
+    /// `Duplicate value`: the value appears twice where it must be unique.
     Duplicate(Value),
+    /// `Not found`: the value names something that does not exist.
     NotFound(Value),
+    /// `Forbidden`: the field may not be set here; the detail says why.
     Forbidden(String),
+    /// `Too long`: the value is longer than `max`.
     TooLong {
+        /// The most the field may hold (bytes or items).
         max: usize,
     },
     /// An invalid value shown as Kubernetes (Go) prints it, for values
     /// JSON cannot spell that way (`[]networking.IngressRule(nil)`).
     InvalidShown {
+        /// The value as Go prints it.
         shown: String,
+        /// Why it is refused.
         detail: String,
     },
 }
 
 impl FieldError {
+    /// A `Required value` error at `field`.
     pub fn required(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -45,6 +62,7 @@ impl FieldError {
         }
     }
 
+    /// An `Invalid value` error at `field`.
     pub fn invalid(
         field: impl Into<String>,
         value: impl Into<Value>,
@@ -59,6 +77,7 @@ impl FieldError {
         }
     }
 
+    /// An `Unsupported value` error at `field`, listing the values it accepts.
     pub fn not_supported(
         field: impl Into<String>,
         value: impl Into<Value>,
@@ -73,6 +92,7 @@ impl FieldError {
         }
     }
 
+    /// A `Duplicate value` error at `field`.
     pub fn duplicate(field: impl Into<String>, value: impl Into<Value>) -> Self {
         FieldError {
             field: field.into(),
@@ -111,6 +131,7 @@ impl FieldError {
         }
     }
 
+    /// A `Forbidden` error at `field`.
     pub fn forbidden(field: impl Into<String>, detail: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -184,8 +205,11 @@ impl std::fmt::Display for FieldError {
 /// A Kubernetes API error, rendered as a `Status`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ApiError {
+    /// The HTTP status code (and the Status' `code`).
     pub code: u16,
+    /// The Status' `reason` (`NotFound`, `Conflict`, ...).
     pub reason: &'static str,
+    /// The Status' `message`, as clients show it.
     pub message: String,
     /// `details` of the Status, if any.
     pub details: Option<Value>,
@@ -328,14 +352,17 @@ impl ApiError {
         }
     }
 
+    /// A 400 BadRequest with `message`.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, "BadRequest", message)
     }
 
+    /// A 405 MethodNotAllowed with `message`.
     pub fn method_not_allowed(message: impl Into<String>) -> Self {
         Self::new(405, "MethodNotAllowed", message)
     }
 
+    /// A 406 NotAcceptable with `message`.
     pub fn not_acceptable(message: impl Into<String>) -> Self {
         Self::new(406, "NotAcceptable", message)
     }
@@ -345,6 +372,7 @@ impl ApiError {
         Self::new(410, "Expired", message)
     }
 
+    /// A 413 RequestEntityTooLarge for a body over `limit` bytes.
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             413,
@@ -367,6 +395,7 @@ impl ApiError {
         )
     }
 
+    /// A 429 TooManyRequests asking the client to retry after the given seconds.
     pub fn too_many_requests(retry_after_seconds: u32) -> Self {
         ApiError {
             details: Some(json!({"retryAfterSeconds": retry_after_seconds})),
@@ -378,10 +407,12 @@ impl ApiError {
         }
     }
 
+    /// A 401 Unauthorized.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized")
     }
 
+    /// A 403 Forbidden with `message`.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(403, "Forbidden", message)
     }
@@ -420,6 +451,7 @@ impl ApiError {
         }
     }
 
+    /// A 503 ServiceUnavailable with `message`.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
     }

@@ -8,11 +8,16 @@ use serde_json::Value;
 
 use crate::status::FieldError;
 
-pub const DNS1123_LABEL_MAX: usize = 63;
-pub const DNS1123_SUBDOMAIN_MAX: usize = 253;
-pub const DNS1035_LABEL_MAX: usize = 63;
-pub const QUALIFIED_NAME_MAX: usize = 63;
-pub const LABEL_VALUE_MAX: usize = 63;
+/// The longest DNS-1123 label.
+pub(crate) const DNS1123_LABEL_MAX: usize = 63;
+/// The longest DNS-1123 subdomain.
+pub(crate) const DNS1123_SUBDOMAIN_MAX: usize = 253;
+/// The longest DNS-1035 label.
+pub(crate) const DNS1035_LABEL_MAX: usize = 63;
+/// The longest name part of a qualified name.
+pub(crate) const QUALIFIED_NAME_MAX: usize = 63;
+/// The longest label value.
+pub(crate) const LABEL_VALUE_MAX: usize = 63;
 /// The most bytes all of an object's annotations may take together.
 pub const TOTAL_ANNOTATION_SIZE_LIMIT: usize = 256 * 1024;
 

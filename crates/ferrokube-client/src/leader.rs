@@ -21,12 +21,17 @@ use tokio_util::sync::CancellationToken;
 /// One candidate for one Lease.
 #[derive(Clone, Debug)]
 pub struct LeaderElection {
+    /// The Lease's namespace.
     pub namespace: String,
+    /// The Lease's name.
     pub name: String,
     /// This candidate's identity (unique among candidates).
     pub identity: String,
+    /// How long a held Lease stays valid without renewal.
     pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it gives up leading.
     pub renew_deadline: Duration,
+    /// How often candidates try to acquire or renew.
     pub retry_period: Duration,
 }
 

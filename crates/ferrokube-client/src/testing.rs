@@ -14,9 +14,11 @@ use tokio_util::sync::CancellationToken;
 
 /// A running in-process API server. Dropping it stops the server.
 pub struct TestApi {
+    /// The address it listens on.
     pub addr: SocketAddr,
     /// An admin kubeconfig for it.
     pub kubeconfig: PathBuf,
+    /// Its data directory, removed when dropped.
     pub dir: tempfile::TempDir,
     cancel: CancellationToken,
     store: Arc<EmbeddedStore>,

@@ -17,13 +17,17 @@ use crate::{Revision, Store, StoreError};
 /// Counters a caller can export as metrics.
 #[derive(Debug, Default)]
 pub struct CompactorStats {
+    /// Compactions done.
     pub compactions: AtomicU64,
+    /// Compactions that failed (each also logged as an error).
     pub failures: AtomicU64,
+    /// The revision the last successful compaction compacted to.
     pub last_compacted_revision: AtomicU64,
 }
 
 /// Runs compaction of a store in the background until cancelled.
 pub struct Compactor {
+    /// The compactor's counters, shared with whoever exports them.
     pub stats: Arc<CompactorStats>,
     handle: tokio::task::JoinHandle<()>,
 }

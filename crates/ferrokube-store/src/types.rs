@@ -16,7 +16,9 @@ pub type LeaseId = i64;
 /// A key and its value at some revision, with etcd's per-key counters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyValue {
+    /// The key.
     pub key: String,
+    /// The value (empty in a delete event).
     pub value: Bytes,
     /// The revision that created this incarnation of the key.
     pub create_revision: Revision,
@@ -31,6 +33,7 @@ pub struct KeyValue {
 /// What [`Store::get`](crate::Store::get) returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GetResponse {
+    /// The key/value, `None` when the key does not exist.
     pub kv: Option<KeyValue>,
     /// The store's current revision when the read was served.
     pub revision: Revision,
@@ -55,6 +58,7 @@ pub struct RangeRequest {
 /// What [`Store::range`](crate::Store::range) returns.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RangeResponse {
+    /// The key/values in key order (empty when `count_only`).
     pub kvs: Vec<KeyValue>,
     /// More keys follow the last one returned (the limit cut the list).
     pub more: bool,
@@ -76,13 +80,16 @@ pub struct DeleteResponse {
 /// Whether a watch event wrote or removed the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
+    /// The key was created or updated.
     Put,
+    /// The key was deleted (or its lease expired).
     Delete,
 }
 
 /// One change seen by a watch.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchEvent {
+    /// Whether the key was written or removed.
     pub kind: EventKind,
     /// For a put: the key/value as written. For a delete: the key, an empty
     /// value, and `mod_revision` set to the revision of the delete

@@ -11,6 +11,7 @@ use super::{Column, AGE, NAME};
 /// The annotation marking the cluster's default StorageClass (and its beta
 /// spelling, which Kubernetes still honours).
 pub const DEFAULT_CLASS_ANNOTATION: &str = "storageclass.kubernetes.io/is-default-class";
+/// The beta spelling of [`DEFAULT_CLASS_ANNOTATION`], still honoured.
 pub const BETA_DEFAULT_CLASS_ANNOTATION: &str = "storageclass.beta.kubernetes.io/is-default-class";
 /// The beta annotation naming a claim's or volume's class, read before the
 /// spec field as Kubernetes reads it.
