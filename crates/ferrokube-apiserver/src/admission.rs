@@ -639,6 +639,10 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one scenario: creates, updates and their refusals in order"
+    )]
     async fn only_one_priority_class_is_the_global_default() {
         let e = crate::podsecurity::tests::env().await;
         let pcs = e.def("scheduling.k8s.io", "v1", "priorityclasses");

@@ -77,6 +77,7 @@ fn csr_pem() -> String {
 }
 
 /// A valid object of each kind worth creating, by kind.
+#[expect(clippy::too_many_lines, reason = "a table: one object per kind")]
 fn objects() -> BTreeMap<&'static str, Value> {
     let selector = json!({"matchLabels": {"app": "demo"}});
     let mut m = BTreeMap::new();
@@ -380,6 +381,10 @@ async fn call(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: every kind created both ways and compared"
+)]
 async fn json_and_protobuf_bodies_make_the_same_objects() {
     let dir = tempfile::tempdir().expect("dir");
     let store = ferrokube_store::embedded::EmbeddedStore::open(

@@ -495,18 +495,20 @@ fn go_quoted_list(items: &[String]) -> String {
     format!("[{}]", quoted.join(" "))
 }
 
-/// `POST .../serviceaccounts/NAME/token`: a token for the service account,
-/// as the TokenRequest `body` asks (audiences, lifetime, bound object), in
-/// the TokenRequest returned with its `status`.
-pub(crate) async fn token_request(
-    rest: &Rest,
-    keys: &TokenKeys,
+/// The TokenRequest's API group and kind.
+const TOKEN_REQUEST_GROUP: &str = "authentication.k8s.io";
+const TOKEN_REQUEST_KIND: &str = "TokenRequest";
+
+/// The TokenRequest `body` checked and decoded: a JSON object of the right
+/// apiVersion and kind, fields typed as the schema says, its name and
+/// namespace (when given) those of the service account.
+fn decode_token_request(
+    body: &Value,
     namespace: &str,
     name: &str,
-    body: &Value,
-) -> ApiResult<Value> {
-    const GROUP: &str = "authentication.k8s.io";
-    const KIND: &str = "TokenRequest";
+) -> ApiResult<k8s_openapi::api::authentication::v1::TokenRequest> {
+    const GROUP: &str = TOKEN_REQUEST_GROUP;
+    const KIND: &str = TOKEN_REQUEST_KIND;
     if !body.is_object() {
         return Err(ApiError::bad_request(
             "the body of the request must be a JSON object",
@@ -567,6 +569,13 @@ pub(crate) async fn token_request(
     if !errors.is_empty() {
         return Err(ApiError::invalid(GROUP, KIND, name, &errors));
     }
+    Ok(typed)
+}
+
+/// The lifetime asked for (`spec.expirationSeconds`, one hour by default),
+/// refused outside 10 minutes .. 2^32 seconds.
+fn token_expiration(typed: &k8s_openapi::api::authentication::v1::TokenRequest) -> ApiResult<i64> {
+    let mut errors = Vec::new();
     let expiration = typed
         .spec
         .expiration_seconds
@@ -586,24 +595,47 @@ pub(crate) async fn token_request(
         ));
     }
     if !errors.is_empty() {
-        return Err(ApiError::invalid(GROUP, KIND, "", &errors));
+        return Err(ApiError::invalid(
+            TOKEN_REQUEST_GROUP,
+            TOKEN_REQUEST_KIND,
+            "",
+            &errors,
+        ));
     }
+    Ok(expiration)
+}
 
+/// The metadata `uid` of an object (empty if none).
+fn uid_of(v: &Value) -> String {
+    v.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The objects a token is bound to: the pod (and the node it runs on) or
+/// the secret of `spec.boundObjectRef`.
+struct BoundObjects {
+    pod: Option<ObjectRef>,
+    secret: Option<ObjectRef>,
+    node: Option<ObjectRef>,
+}
+
+/// Reads the object `spec.boundObjectRef` names, checks it may be bound to
+/// the service account `name`, and raises `revision` to the revision it was
+/// read at.
+async fn bound_objects(
+    rest: &Rest,
+    typed: &k8s_openapi::api::authentication::v1::TokenRequest,
+    namespace: &str,
+    name: &str,
+    revision: &mut i64,
+) -> ApiResult<BoundObjects> {
     let registry = &rest.registry;
     let def = |plural: &str| {
         registry
             .get("", "v1", plural)
             .ok_or_else(|| ApiError::internal(format!("no {plural} in the registry")))
-    };
-    let (sa, sa_kv) = rest
-        .get_kv(def("serviceaccounts")?, namespace, name)
-        .await?;
-    let mut revision = sa_kv.mod_revision;
-    let uid_of = |v: &Value| {
-        v.pointer("/metadata/uid")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
     };
     let mut pod = None;
     let mut secret = None;
@@ -624,7 +656,7 @@ pub(crate) async fn token_request(
             }
         };
         let (obj, kv) = rest.get_kv(def(plural)?, namespace, ref_name).await?;
-        revision = revision.max(kv.mod_revision);
+        *revision = (*revision).max(kv.mod_revision);
         if plural == "pods"
             && obj
                 .pointer("/spec/serviceAccountName")
@@ -671,6 +703,34 @@ pub(crate) async fn token_request(
             secret = Some(object);
         }
     }
+    Ok(BoundObjects { pod, secret, node })
+}
+
+/// `POST .../serviceaccounts/NAME/token`: a token for the service account,
+/// as the TokenRequest `body` asks (audiences, lifetime, bound object), in
+/// the TokenRequest returned with its `status`.
+pub(crate) async fn token_request(
+    rest: &Rest,
+    keys: &TokenKeys,
+    namespace: &str,
+    name: &str,
+    body: &Value,
+) -> ApiResult<Value> {
+    const KIND: &str = TOKEN_REQUEST_KIND;
+    let typed = decode_token_request(body, namespace, name)?;
+    let expiration = token_expiration(&typed)?;
+    let registry = &rest.registry;
+    let def = |plural: &str| {
+        registry
+            .get("", "v1", plural)
+            .ok_or_else(|| ApiError::internal(format!("no {plural} in the registry")))
+    };
+    let (sa, sa_kv) = rest
+        .get_kv(def("serviceaccounts")?, namespace, name)
+        .await?;
+    let mut revision = sa_kv.mod_revision;
+    let BoundObjects { pod, secret, node } =
+        bound_objects(rest, &typed, namespace, name, &mut revision).await?;
     let audiences = if typed.spec.audiences.is_empty() {
         keys.api_audiences.clone()
     } else {

@@ -321,38 +321,42 @@ pub fn fields_fn(def: &ResourceDef) -> FieldsFn {
     Arc::new(move |v: &Value| ferrokube_api::fields::field_set(group, plural, v))
 }
 
-/// Starts the API server; returns once it listens.
-pub async fn start(
-    config: ServerConfig,
+/// The watch cache of every resource of `registry`: a resource served in two
+/// groups (Events) is cached once, with the selectable fields of its stored
+/// (first, core) form.
+async fn start_watch_cache(
+    registry: &Registry,
     store: Arc<dyn Store>,
-    cancel: CancellationToken,
-) -> anyhow::Result<RunningServer> {
-    let cidr =
-        crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
-    let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
-    let pki = Pki::ensure(&config.data_dir, sans.clone()).context("preparing certificates")?;
-
-    let registry = Registry::default();
+    cancel: &CancellationToken,
+) -> anyhow::Result<Arc<WatchCache>> {
     let resources = registry
         .all()
         .iter()
-        // A resource served in two groups (Events) is cached once, with
-        // the selectable fields of its stored (first, core) form.
         .fold(Vec::<(String, FieldsFn)>::new(), |mut out, d| {
             if !out.iter().any(|(p, _)| p == d.storage_prefix) {
                 out.push((d.storage_prefix.to_string(), fields_fn(d)));
             }
             out
         });
-    let cache = WatchCache::start(
-        store.clone(),
+    WatchCache::start(
+        store,
         "/registry/",
         resources,
         crate::watchcache::DEFAULT_HISTORY,
         cancel.child_token(),
     )
     .await
-    .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))?;
+    .map_err(|e| anyhow::anyhow!("starting the watch cache: {e}"))
+}
+
+/// The bearer tokens the server knows: the join token, the admin token and
+/// service accounts' tokens (checked against the objects in `cache`).
+fn token_authenticator(
+    pki: &Pki,
+    sa_keys: &Arc<crate::satoken::TokenKeys>,
+    registry: &Registry,
+    cache: &Arc<WatchCache>,
+) -> TokenAuthenticator {
     let mut tokens = TokenAuthenticator::default();
     if let Some((_, secret)) = ferrokube_pki::jointoken::parse(&pki.join_token) {
         // Agents joining with the token: a bootstrapper, which may only
@@ -366,10 +370,6 @@ pub async fn start(
         &pki.admin_token,
         UserInfo::authenticated("system:admin", ["system:masters"]),
     );
-    let sa_keys = Arc::new(
-        crate::satoken::TokenKeys::ensure(&config.data_dir)
-            .context("preparing the service-account signing key")?,
-    );
     tokens.with_service_accounts(crate::satoken::ServiceAccountAuthenticator {
         keys: sa_keys.clone(),
         lookup: Arc::new(CacheLookup {
@@ -377,6 +377,75 @@ pub async fn start(
             cache: cache.clone(),
         }),
     });
+    tokens
+}
+
+/// What a cluster has from its first start: the system namespaces, the
+/// `kubernetes` Service, the system PriorityClasses, the mandatory
+/// FlowSchemas and the bootstrap RBAC policy.
+async fn ensure_cluster_objects(rest: &Rest, port: u16) -> anyhow::Result<()> {
+    rest.ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
+        .await?;
+    rest.ensure_kubernetes_service(port).await?;
+    crate::admission::ensure_system_priority_classes(rest).await?;
+    crate::kinds::ensure_mandatory_objects(rest).await?;
+    crate::authz::bootstrap::reconcile(rest)
+        .await
+        .context("reconciling the bootstrap RBAC policy")
+}
+
+/// The URL the kubeconfigs name: `127.0.0.1` when listening on every
+/// address or loopback, else the bound address.
+fn server_url(bind_address: IpAddr, addr: SocketAddr) -> String {
+    let host = if bind_address.is_unspecified() || bind_address.is_loopback() {
+        "127.0.0.1".to_string()
+    } else {
+        match bind_address {
+            IpAddr::V6(ip) => format!("[{ip}]"),
+            IpAddr::V4(ip) => ip.to_string(),
+        }
+    };
+    format!("https://{host}:{}", addr.port())
+}
+
+/// Writes the admin kubeconfig (`DATA_DIR/kubeconfig.yaml`, and the extra
+/// path when configured) and the controller manager's; returns the first.
+fn write_kubeconfigs(
+    pki: &Pki,
+    config: &ServerConfig,
+    server_url: &str,
+) -> anyhow::Result<PathBuf> {
+    let kubeconfig = config.data_dir.join("kubeconfig.yaml");
+    pki.write_kubeconfig(&kubeconfig, server_url)?;
+    pki.write_controller_manager_kubeconfig(
+        &config.data_dir.join(CONTROLLER_MANAGER_KUBECONFIG),
+        server_url,
+    )?;
+    if let Some(extra) = &config.write_kubeconfig {
+        pki.write_kubeconfig(extra, server_url)
+            .with_context(|| format!("writing {}", extra.display()))?;
+    }
+    Ok(kubeconfig)
+}
+
+/// Starts the API server; returns once it listens.
+pub async fn start(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    cancel: CancellationToken,
+) -> anyhow::Result<RunningServer> {
+    let cidr =
+        crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
+    let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
+    let pki = Pki::ensure(&config.data_dir, sans.clone()).context("preparing certificates")?;
+
+    let registry = Registry::default();
+    let cache = start_watch_cache(&registry, store.clone(), &cancel).await?;
+    let sa_keys = Arc::new(
+        crate::satoken::TokenKeys::ensure(&config.data_dir)
+            .context("preparing the service-account signing key")?,
+    );
+    let tokens = token_authenticator(&pki, &sa_keys, &registry, &cache);
     let pod_security = match &config.admission_control_config_file {
         Some(path) => crate::podsecurity::Config::load(path)?,
         None => crate::podsecurity::Config::default(),
@@ -417,15 +486,7 @@ pub async fn start(
         authorizer,
         issuer_discovery: Default::default(),
     });
-    app.rest
-        .ensure_namespaces(&["default", "kube-system", "kube-public", "kube-node-lease"])
-        .await?;
-    app.rest.ensure_kubernetes_service(config.port).await?;
-    crate::admission::ensure_system_priority_classes(&app.rest).await?;
-    crate::kinds::ensure_mandatory_objects(&app.rest).await?;
-    crate::authz::bootstrap::reconcile(&app.rest)
-        .await
-        .context("reconciling the bootstrap RBAC policy")?;
+    ensure_cluster_objects(&app.rest, config.port).await?;
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -433,28 +494,11 @@ pub async fn start(
         .await
         .with_context(|| format!("listening on {}:{}", config.bind_address, config.port))?;
     let addr = listener.local_addr()?;
-    let host = if config.bind_address.is_unspecified() || config.bind_address.is_loopback() {
-        "127.0.0.1".to_string()
-    } else {
-        match config.bind_address {
-            IpAddr::V6(ip) => format!("[{ip}]"),
-            IpAddr::V4(ip) => ip.to_string(),
-        }
-    };
-    let server_url = format!("https://{host}:{}", addr.port());
+    let server_url = server_url(config.bind_address, addr);
     let _ = app
         .issuer_discovery
         .set(crate::oidc::IssuerDiscovery::new(&app.sa_keys, &server_url));
-    let kubeconfig = config.data_dir.join("kubeconfig.yaml");
-    pki.write_kubeconfig(&kubeconfig, &server_url)?;
-    pki.write_controller_manager_kubeconfig(
-        &config.data_dir.join(CONTROLLER_MANAGER_KUBECONFIG),
-        &server_url,
-    )?;
-    if let Some(extra) = &config.write_kubeconfig {
-        pki.write_kubeconfig(extra, &server_url)
-            .with_context(|| format!("writing {}", extra.display()))?;
-    }
+    let kubeconfig = write_kubeconfigs(&pki, &config, &server_url)?;
     tracing::info!(%addr, kubeconfig = %kubeconfig.display(), "API server listening");
 
     let renewer = Renewer {
@@ -1065,12 +1109,9 @@ fn object_response(
     })
 }
 
-async fn resource_request(
-    app: &Arc<App>,
-    req: Request<RequestBody>,
-    info: &RequestInfo,
-    query: &Query,
-) -> Result<Response<Body>, ApiError> {
+/// The resource of a request, if its path names one served here in the
+/// right scope, and the subresource exists.
+fn resource_of(app: &App, info: &RequestInfo) -> Result<ResourceDef, ApiError> {
     let def = app
         .rest
         .registry
@@ -1089,118 +1130,168 @@ async fn resource_request(
     if !def.namespaced && !info.namespace.is_empty() {
         return Err(ApiError::no_such_path());
     }
-    let accept = header_str(&req, header::ACCEPT).to_string();
-    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
-    let user_agent = header_str(&req, header::USER_AGENT).to_string();
-    let ns = info.namespace.as_str();
-    let name = info.name.as_str();
-    let sub = info.subresource.as_str();
-    if sub == "binding" && def.plural == "pods" && def.group.is_empty() {
-        if info.verb != "create" {
-            return Err(ApiError::method_not_allowed(
-                "only POST is allowed on pods/binding",
-            ));
-        }
-        let opts = write_options(query, &user_agent)?;
-        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        let binding: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
-            ))
-        })?;
-        app.rest.bind_pod(&def, ns, name, &binding, &opts).await?;
-        let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-        return Ok(json_response(StatusCode::CREATED, &status));
-    }
-    if sub == "eviction" && def.plural == "pods" && def.group.is_empty() {
-        if info.verb != "create" {
-            return Err(ApiError::method_not_allowed(
-                "only POST is allowed on pods/eviction",
-            ));
-        }
-        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        let status = crate::eviction::evict(&app.rest, &def, ns, name, &body, query).await?;
-        let code = status
-            .get("code")
-            .and_then(Value::as_u64)
-            .and_then(|c| u16::try_from(c).ok())
-            .and_then(|c| StatusCode::from_u16(c).ok())
-            .unwrap_or(StatusCode::CREATED);
-        return Ok(json_response(code, &status));
-    }
+    Ok(def)
+}
+
+/// Requests served by a handler of their own rather than the generic verbs.
+enum Special {
+    /// `pods/binding`.
+    Binding,
+    /// `pods/eviction`.
+    Eviction,
+    /// `selfsubjectreviews` (authentication.k8s.io).
+    SelfSubjectReview,
+    /// The access and token reviews.
+    Review(crate::reviews::Review),
+    /// `serviceaccounts/token`.
+    Token,
+    /// `pods/log`, `exec`, `attach` and `portforward`.
+    Streaming,
+    /// The `proxy` subresources of pods, services and nodes.
+    Proxy,
+    /// The `scale` subresources.
+    Scale,
+}
+
+/// Which special handler serves a request for `def`, if any.
+fn special_of(def: &ResourceDef, sub: &str) -> Option<Special> {
     if def.group == "authentication.k8s.io" && def.plural == "selfsubjectreviews" {
-        if info.verb != "create" {
-            return Err(ApiError::method_not_allowed(
-                "only POST is allowed on selfsubjectreviews",
-            ));
-        }
-        let user = req.extensions().get::<UserInfo>().cloned();
-        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        if !body.is_empty() {
-            serde_json::from_slice::<Value>(&body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body of the request could not be decoded as JSON: {e}"
-                ))
-            })?;
-        }
-        let user = user.ok_or_else(ApiError::unauthorized)?;
-        return Ok(json_response(
-            StatusCode::CREATED,
-            &self_subject_review(&user),
-        ));
+        return Some(Special::SelfSubjectReview);
     }
     if let Some(review) = crate::reviews::Review::of(def.group, def.plural) {
-        if info.verb != "create" {
-            return Err(ApiError::method_not_allowed(format!(
-                "only POST is allowed on {}",
-                def.plural
-            )));
-        }
-        let user = req.extensions().get::<UserInfo>().cloned();
-        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        let user = user.ok_or_else(ApiError::unauthorized)?;
-        if review != crate::reviews::Review::Token {
-            // Roles and bindings come from the watch cache: let it hold
-            // what the store holds, so an answer reflects every binding
-            // written before the question.
-            let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
-        }
-        let with = crate::reviews::Reviewers {
-            authorizer: app.authorizer.as_ref(),
-            tokens: &app.tokens,
-        };
-        let answer = crate::reviews::create(review, &with, &user, ns, &body)?;
-        return Ok(json_response(StatusCode::CREATED, &answer));
+        return Some(Special::Review(review));
     }
-    if sub == "token" && def.plural == "serviceaccounts" && def.group.is_empty() {
-        if info.verb != "create" {
-            return Err(ApiError::method_not_allowed(
-                "only POST is allowed on serviceaccounts/token",
-            ));
+    let core = def.group.is_empty();
+    Some(match sub {
+        "binding" if def.plural == "pods" && core => Special::Binding,
+        "eviction" if def.plural == "pods" && core => Special::Eviction,
+        "token" if def.plural == "serviceaccounts" && core => Special::Token,
+        "log" | "exec" | "attach" | "portforward" if def.plural == "pods" && core => {
+            Special::Streaming
         }
-        let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-        let request: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded as JSON: {e}"
+        "proxy" if core && matches!(def.plural, "pods" | "services" | "nodes") => Special::Proxy,
+        "scale" => Special::Scale,
+        _ => return None,
+    })
+}
+
+/// Refuses any verb but create (POST) on a resource that only creates.
+fn only_post(info: &RequestInfo, what: &str) -> Result<(), ApiError> {
+    if info.verb != "create" {
+        return Err(ApiError::method_not_allowed(format!(
+            "only POST is allowed on {what}"
+        )));
+    }
+    Ok(())
+}
+
+/// A JSON body decoded, or Kubernetes' 400 saying it is not JSON.
+fn decode_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body of the request could not be decoded as JSON: {e}"
+        ))
+    })
+}
+
+async fn special_request(
+    app: &Arc<App>,
+    special: Special,
+    def: &ResourceDef,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    match special {
+        Special::Binding => {
+            only_post(info, "pods/binding")?;
+            let user_agent = header_str(&req, header::USER_AGENT).to_string();
+            let opts = write_options(query, &user_agent)?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            let binding = decode_json(&body)?;
+            app.rest.bind_pod(def, ns, name, &binding, &opts).await?;
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_response(StatusCode::CREATED, &status))
+        }
+        Special::Eviction => {
+            only_post(info, "pods/eviction")?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            let status = crate::eviction::evict(&app.rest, def, ns, name, &body, query).await?;
+            let code = status
+                .get("code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .and_then(|c| StatusCode::from_u16(c).ok())
+                .unwrap_or(StatusCode::CREATED);
+            Ok(json_response(code, &status))
+        }
+        Special::SelfSubjectReview => {
+            only_post(info, "selfsubjectreviews")?;
+            let user = req.extensions().get::<UserInfo>().cloned();
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            if !body.is_empty() {
+                decode_json(&body)?;
+            }
+            let user = user.ok_or_else(ApiError::unauthorized)?;
+            Ok(json_response(
+                StatusCode::CREATED,
+                &self_subject_review(&user),
             ))
-        })?;
-        let issued =
-            crate::satoken::token_request(&app.rest, &app.sa_keys, ns, name, &request).await?;
-        return Ok(json_response(StatusCode::CREATED, &issued));
+        }
+        Special::Review(review) => review_request(app, review, def, req, info).await,
+        Special::Token => {
+            only_post(info, "serviceaccounts/token")?;
+            let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+            let request = decode_json(&body)?;
+            let issued =
+                crate::satoken::token_request(&app.rest, &app.sa_keys, ns, name, &request).await?;
+            Ok(json_response(StatusCode::CREATED, &issued))
+        }
+        Special::Streaming => {
+            crate::streaming::serve(&app.rest, &app.kubelet, info, req, query).await
+        }
+        Special::Proxy => crate::proxy::serve(&app.rest, &app.kubelet, info, req).await,
+        Special::Scale => {
+            let accept = header_str(&req, header::ACCEPT).to_string();
+            scale_request(app, def, info, req, query, &accept, &content_type).await
+        }
     }
-    if def.plural == "pods"
-        && def.group.is_empty()
-        && matches!(sub, "log" | "exec" | "attach" | "portforward")
-    {
-        return crate::streaming::serve(&app.rest, &app.kubelet, info, req, query).await;
+}
+
+/// A SubjectAccessReview, its local and self variants, a
+/// SelfSubjectRulesReview or a TokenReview.
+async fn review_request(
+    app: &Arc<App>,
+    review: crate::reviews::Review,
+    def: &ResourceDef,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+) -> Result<Response<Body>, ApiError> {
+    only_post(info, def.plural)?;
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let user = req.extensions().get::<UserInfo>().cloned();
+    let body = json_body(&content_type, read_body(req.into_body()).await?)?;
+    let user = user.ok_or_else(ApiError::unauthorized)?;
+    if review != crate::reviews::Review::Token {
+        // Roles and bindings come from the watch cache: let it hold
+        // what the store holds, so an answer reflects every binding
+        // written before the question.
+        let _ = app.rest.cache.sync(Duration::from_secs(2)).await;
     }
-    if sub == "proxy" && def.group.is_empty() && matches!(def.plural, "pods" | "services" | "nodes")
-    {
-        return crate::proxy::serve(&app.rest, &app.kubelet, info, req).await;
-    }
-    if sub == "scale" {
-        return scale_request(app, &def, info, req, query, &accept, &content_type).await;
-    }
+    let with = crate::reviews::Reviewers {
+        authorizer: app.authorizer.as_ref(),
+        tokens: &app.tokens,
+    };
+    let answer = crate::reviews::create(review, &with, &user, &info.namespace, &body)?;
+    Ok(json_response(StatusCode::CREATED, &answer))
+}
+
+/// Refuses the subresources the generic verbs do not serve, and the verbs
+/// `namespaces/finalize` and `pods/ephemeralcontainers` do not allow.
+fn check_generic_subresource(def: &ResourceDef, info: &RequestInfo) -> Result<(), ApiError> {
+    let sub = info.subresource.as_str();
     let finalize = sub == "finalize" && def.group.is_empty() && def.plural == "namespaces";
     if finalize && !matches!(info.verb.as_str(), "update" | "patch") {
         return Err(ApiError::method_not_allowed(format!(
@@ -1221,25 +1312,59 @@ async fn resource_request(
             def.plural
         )));
     }
+    Ok(())
+}
+
+async fn resource_request(
+    app: &Arc<App>,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let def = resource_of(app, info)?;
+    if let Some(special) = special_of(&def, &info.subresource) {
+        return special_request(app, special, &def, req, info, query).await;
+    }
+    check_generic_subresource(&def, info)?;
     if crate::events::is_events_view(&def) {
         return events_view_request(app, &def, req, info, query).await;
     }
+    generic_request(app, &def, req, info, query).await
+}
+
+/// The generic verbs on a resource or its `status`, `approval`, `finalize`
+/// or `ephemeralcontainers` subresource.
+async fn generic_request(
+    app: &Arc<App>,
+    def: &ResourceDef,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let accept = header_str(&req, header::ACCEPT).to_string();
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let user_agent = header_str(&req, header::USER_AGENT).to_string();
+    let (ns, name, sub) = (
+        info.namespace.as_str(),
+        info.name.as_str(),
+        info.subresource.as_str(),
+    );
     let rest = &app.rest;
     match info.verb.as_str() {
         "get" => {
-            let obj = rest.get(&def, ns, name).await?;
-            object_response(StatusCode::OK, &def, &obj, None, &accept, query)
+            let obj = rest.get(def, ns, name).await?;
+            object_response(StatusCode::OK, def, &obj, None, &accept, query)
         }
         "list" => {
             let opts = query.list_options().map_err(ApiError::bad_request)?;
-            let filter = Filter::new(&def, &opts, "")?;
-            let res = rest.list(&def, ns, &opts, &filter).await?;
-            list_response(&def, res, &accept, query)
+            let filter = Filter::new(def, &opts, "")?;
+            let res = rest.list(def, ns, &opts, &filter).await?;
+            list_response(def, res, &accept, query)
         }
         "watch" => {
             let opts = query.list_options().map_err(ApiError::bad_request)?;
-            let filter = Filter::new(&def, &opts, name)?;
-            watch_response(app, &def, ns, opts, filter, &accept, query).await
+            let filter = Filter::new(def, &opts, name)?;
+            watch_response(app, def, ns, opts, filter, &accept, query).await
         }
         "create" => {
             if !name.is_empty() {
@@ -1250,10 +1375,10 @@ async fn resource_request(
             let mut opts = write_options(query, &user_agent)?;
             opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.new_object_from_body(&def, ns, &body)?;
-            let (created, json) = rest.create_encoded(&def, ns, obj, &opts).await?;
+            let obj = rest.new_object_from_body(def, ns, &body)?;
+            let (created, json) = rest.create_encoded(def, ns, obj, &opts).await?;
             Ok(with_warnings(
-                object_response(StatusCode::CREATED, &def, &created, json, &accept, query)?,
+                object_response(StatusCode::CREATED, def, &created, json, &accept, query)?,
                 &opts,
             ))
         }
@@ -1261,10 +1386,10 @@ async fn resource_request(
             let mut opts = write_options(query, &user_agent)?;
             opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
-            let obj = rest.object_from_body(&def, ns, &body)?;
-            let updated = rest.update(&def, ns, name, obj, sub, &opts).await?;
+            let obj = rest.object_from_body(def, ns, &body)?;
+            let updated = rest.update(def, ns, name, obj, sub, &opts).await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, &def, &updated, None, &accept, query)?,
+                object_response(StatusCode::OK, def, &updated, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -1273,10 +1398,10 @@ async fn resource_request(
             opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = read_body(req.into_body()).await?;
             let patched = rest
-                .patch(&def, ns, name, &content_type, &body, sub, &opts)
+                .patch(def, ns, name, &content_type, &body, sub, &opts)
                 .await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, &def, &patched, None, &accept, query)?,
+                object_response(StatusCode::OK, def, &patched, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -1284,32 +1409,43 @@ async fn resource_request(
             let opts = query.delete_options().map_err(ApiError::bad_request)?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
-            crate::admission::refuse_system_priority_class_delete(&def, name)?;
-            let obj = rest.delete(&def, ns, name, &opts).await?;
-            object_response(StatusCode::OK, &def, &obj, None, &accept, query)
+            crate::admission::refuse_system_priority_class_delete(def, name)?;
+            let obj = rest.delete(def, ns, name, &opts).await?;
+            object_response(StatusCode::OK, def, &obj, None, &accept, query)
         }
-        "deletecollection" => {
-            let list_opts = query.list_options().map_err(ApiError::bad_request)?;
-            let opts = query.delete_options().map_err(ApiError::bad_request)?;
-            let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
-            let opts = Rest::delete_options(opts, &body)?;
-            let filter = Filter::new(&def, &list_opts, "")?;
-            let deleted = rest
-                .delete_collection(&def, ns, &list_opts, &filter, &opts)
-                .await?;
-            let items: Vec<Bytes> = deleted.iter().map(json_bytes).collect();
-            let body = encoding::list_body(
-                &def.list_kind(),
-                &def.api_version(),
-                &ListMeta::default(),
-                items.iter().map(|b| b.as_ref()),
-            );
-            Ok(full(StatusCode::OK, "application/json", body))
-        }
+        "deletecollection" => delete_collection_request(app, def, req, info, query).await,
         other => Err(ApiError::method_not_allowed(format!(
             "{other} is not supported"
         ))),
     }
+}
+
+/// DELETE of a collection: the objects deleted, as a list.
+async fn delete_collection_request(
+    app: &Arc<App>,
+    def: &ResourceDef,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
+    let list_opts = query.list_options().map_err(ApiError::bad_request)?;
+    let opts = query.delete_options().map_err(ApiError::bad_request)?;
+    let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
+    let opts = Rest::delete_options(opts, &body)?;
+    let filter = Filter::new(def, &list_opts, "")?;
+    let deleted = app
+        .rest
+        .delete_collection(def, &info.namespace, &list_opts, &filter, &opts)
+        .await?;
+    let items: Vec<Bytes> = deleted.iter().map(json_bytes).collect();
+    let body = encoding::list_body(
+        &def.list_kind(),
+        &def.api_version(),
+        &ListMeta::default(),
+        items.iter().map(|b| b.as_ref()),
+    );
+    Ok(full(StatusCode::OK, "application/json", body))
 }
 
 /// `events.k8s.io/v1` Events: the core Events (one stored resource, as in
@@ -1321,7 +1457,7 @@ async fn events_view_request(
     info: &RequestInfo,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    use crate::events::{body_to_core, bytes_to_events_v1, to_core, to_events_v1};
+    use crate::events::{body_to_core, to_events_v1};
     let rest = &app.rest;
     let core = rest
         .registry
@@ -1343,21 +1479,7 @@ async fn events_view_request(
     };
     match info.verb.as_str() {
         "get" => respond(StatusCode::OK, &rest.get(&core, ns, name).await?),
-        "list" => {
-            let opts = query.list_options().map_err(ApiError::bad_request)?;
-            // Field names are mapped to the core ones the cache holds.
-            let filter = Filter::new(def, &opts, "")?;
-            let mut res = rest.list(&core, ns, &opts, &filter).await?;
-            if as_table {
-                return list_response(&core, res, &accept, query);
-            }
-            res.items = res
-                .items
-                .iter()
-                .map(|b| bytes_to_events_v1(b))
-                .collect::<Result<_, _>>()?;
-            list_response(def, res, &accept, query)
-        }
+        "list" => events_v1_list(rest, def, &core, ns, &accept, query).await,
         "watch" => {
             let opts = query.list_options().map_err(ApiError::bad_request)?;
             let filter = Filter::new(def, &opts, name)?;
@@ -1372,16 +1494,7 @@ async fn events_view_request(
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
             let mut obj = rest.new_object_from_body(&core, ns, &body_to_core(&body)?)?;
-            // Stricter rules for Events made through events.k8s.io; the
-            // error names the core kind, as Kubernetes' does.
-            if let Some(meta) = obj.value.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.insert("namespace".into(), json!(ns));
-            }
-            let errors = crate::events::validate_create(&obj.value);
-            if !errors.is_empty() {
-                let name = obj.value.pointer("/metadata/name").and_then(Value::as_str);
-                return Err(ApiError::invalid("", "Event", name.unwrap_or(""), &errors));
-            }
+            validate_events_v1_create(&mut obj.value, ns)?;
             let (created, _) = rest.create_encoded(&core, ns, obj, &opts).await?;
             Ok(with_warnings(
                 respond(StatusCode::CREATED, &created)?,
@@ -1414,53 +1527,9 @@ async fn events_view_request(
                     .await?;
                 return Ok(with_warnings(respond(StatusCode::OK, &patched)?, &opts));
             }
-            let patch: Value = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::bad_request(format!(
-                    "the body of the request could not be decoded as JSON: {e}"
-                ))
-            })?;
-            let pinned = patch.pointer("/metadata/resourceVersion").is_some();
-            // The patch applies to the object as this group shows it; the
-            // result is written back (compare-and-swap on the version read).
-            for _ in 0..8 {
-                let (old, kv) = rest.get_kv(&core, ns, name).await?;
-                let seen = to_events_v1(&old);
-                let patched = match media {
-                    "application/json-patch+json" => {
-                        ferrokube_api::patch::json_patch(&seen, &patch)
-                    }
-                    "application/merge-patch+json" => {
-                        Ok(ferrokube_api::patch::merge_patch(&seen, &patch))
-                    }
-                    "application/strategic-merge-patch+json" => {
-                        ferrokube_api::patch::strategic_merge_patch(&seen, &patch)
-                    }
-                    other => {
-                        return Err(ApiError::unsupported_media_type(
-                            other,
-                            &[
-                                "application/json-patch+json",
-                                "application/merge-patch+json",
-                                "application/strategic-merge-patch+json",
-                                "application/apply-patch+yaml",
-                            ],
-                        ))
-                    }
-                }
-                .map_err(|e| crate::rest::patch_error(def, name, e))?;
-                let mut new = to_core(&patched);
-                if !pinned {
-                    if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
-                        meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
-                    }
-                }
-                match rest.update(&core, ns, name, new, "", &opts).await {
-                    Ok(v) => return Ok(with_warnings(respond(StatusCode::OK, &v)?, &opts)),
-                    Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            Err(ApiError::stale(def.group, def.plural, name))
+            let patch = decode_json(&body)?;
+            let updated = patch_as_events_v1(rest, def, &core, info, media, &patch, &opts).await?;
+            Ok(with_warnings(respond(StatusCode::OK, &updated)?, &opts))
         }
         "delete" => {
             let opts = query.delete_options().map_err(ApiError::bad_request)?;
@@ -1469,30 +1538,137 @@ async fn events_view_request(
             respond(StatusCode::OK, &rest.delete(&core, ns, name, &opts).await?)
         }
         "deletecollection" => {
-            let list_opts = query.list_options().map_err(ApiError::bad_request)?;
-            let opts = query.delete_options().map_err(ApiError::bad_request)?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
-            let opts = Rest::delete_options(opts, &body)?;
-            let filter = Filter::new(def, &list_opts, "")?;
-            let deleted = rest
-                .delete_collection(&core, ns, &list_opts, &filter, &opts)
-                .await?;
-            let items: Vec<Bytes> = deleted
-                .iter()
-                .map(|d| json_bytes(&to_events_v1(d)))
-                .collect();
-            let body = encoding::list_body(
-                &def.list_kind(),
-                &def.api_version(),
-                &ListMeta::default(),
-                items.iter().map(|b| b.as_ref()),
-            );
-            Ok(full(StatusCode::OK, "application/json", body))
+            events_v1_delete_collection(rest, def, &core, ns, &body, query).await
         }
         other => Err(ApiError::method_not_allowed(format!(
             "{other} is not supported"
         ))),
     }
+}
+
+/// A list of `events.k8s.io` Events: the core Events listed, in this group's
+/// form (a Table has the core Event's columns).
+async fn events_v1_list(
+    rest: &Rest,
+    def: &ResourceDef,
+    core: &ResourceDef,
+    ns: &str,
+    accept: &str,
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let opts = query.list_options().map_err(ApiError::bad_request)?;
+    // Field names are mapped to the core ones the cache holds.
+    let filter = Filter::new(def, &opts, "")?;
+    let mut res = rest.list(core, ns, &opts, &filter).await?;
+    if table::wants_table(accept) {
+        return list_response(core, res, accept, query);
+    }
+    res.items = res
+        .items
+        .iter()
+        .map(|b| crate::events::bytes_to_events_v1(b))
+        .collect::<Result<_, _>>()?;
+    list_response(def, res, accept, query)
+}
+
+/// DELETE of a collection of `events.k8s.io` Events: the core Events
+/// deleted, listed in this group's form.
+async fn events_v1_delete_collection(
+    rest: &Rest,
+    def: &ResourceDef,
+    core: &ResourceDef,
+    ns: &str,
+    body: &[u8],
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    let list_opts = query.list_options().map_err(ApiError::bad_request)?;
+    let opts = query.delete_options().map_err(ApiError::bad_request)?;
+    let opts = Rest::delete_options(opts, body)?;
+    let filter = Filter::new(def, &list_opts, "")?;
+    let deleted = rest
+        .delete_collection(core, ns, &list_opts, &filter, &opts)
+        .await?;
+    let items: Vec<Bytes> = deleted
+        .iter()
+        .map(|d| json_bytes(&crate::events::to_events_v1(d)))
+        .collect();
+    let body = encoding::list_body(
+        &def.list_kind(),
+        &def.api_version(),
+        &ListMeta::default(),
+        items.iter().map(|b| b.as_ref()),
+    );
+    Ok(full(StatusCode::OK, "application/json", body))
+}
+
+/// The stricter rules for Events made through events.k8s.io, on the core
+/// form `obj` to be created in `ns`; the error names the core kind, as
+/// Kubernetes' does.
+fn validate_events_v1_create(obj: &mut Value, ns: &str) -> Result<(), ApiError> {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert("namespace".into(), json!(ns));
+    }
+    let errors = crate::events::validate_create(obj);
+    if !errors.is_empty() {
+        let name = obj.pointer("/metadata/name").and_then(Value::as_str);
+        return Err(ApiError::invalid("", "Event", name.unwrap_or(""), &errors));
+    }
+    Ok(())
+}
+
+/// A JSON, merge or strategic merge patch of an `events.k8s.io` Event: the
+/// patch applies to the object as this group shows it; the result is
+/// written back in core form (compare-and-swap on the version read, retried
+/// on conflicts unless the patch pins a resourceVersion). Returns the core
+/// Event written.
+async fn patch_as_events_v1(
+    rest: &Rest,
+    def: &ResourceDef,
+    core: &ResourceDef,
+    info: &RequestInfo,
+    media: &str,
+    patch: &Value,
+    opts: &crate::options::WriteOptions,
+) -> Result<Value, ApiError> {
+    use crate::events::{to_core, to_events_v1};
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    let pinned = patch.pointer("/metadata/resourceVersion").is_some();
+    for _ in 0..8 {
+        let (old, kv) = rest.get_kv(core, ns, name).await?;
+        let seen = to_events_v1(&old);
+        let patched = match media {
+            "application/json-patch+json" => ferrokube_api::patch::json_patch(&seen, patch),
+            "application/merge-patch+json" => Ok(ferrokube_api::patch::merge_patch(&seen, patch)),
+            "application/strategic-merge-patch+json" => {
+                ferrokube_api::patch::strategic_merge_patch(&seen, patch)
+            }
+            other => {
+                return Err(ApiError::unsupported_media_type(
+                    other,
+                    &[
+                        "application/json-patch+json",
+                        "application/merge-patch+json",
+                        "application/strategic-merge-patch+json",
+                        "application/apply-patch+yaml",
+                    ],
+                ))
+            }
+        }
+        .map_err(|e| crate::rest::patch_error(def, name, e))?;
+        let mut new = to_core(&patched);
+        if !pinned {
+            if let Some(meta) = new.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.insert("resourceVersion".into(), json!(kv.mod_revision.to_string()));
+            }
+        }
+        match rest.update(core, ns, name, new, "", opts).await {
+            Ok(v) => return Ok(v),
+            Err(e) if e.code == 409 && e.reason == "Conflict" && !pinned => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ApiError::stale(def.group, def.plural, name))
 }
 
 /// GET, PUT and PATCH of the `scale` subresource.
@@ -1668,6 +1844,92 @@ fn list_response(
     Ok(full(StatusCode::OK, "application/json", body))
 }
 
+/// The objects a watch sends first, its watcher, or the error it sends
+/// instead.
+type WatchStart = (
+    Vec<Arc<crate::watchcache::CachedObject>>,
+    Option<CacheWatcher>,
+    Option<ApiError>,
+);
+
+/// What a watch sends first (the objects at its start, when the client asked
+/// for them), the watcher for what follows, or, for a resourceVersion older
+/// than the cache's history, the 410 Gone to send as its only event.
+async fn watch_start(
+    app: &App,
+    cache: &Arc<crate::watchcache::ResourceCache>,
+    prefix: &str,
+    opts: &ListOptions,
+) -> Result<WatchStart, ApiError> {
+    let send_initial = opts.send_initial_events.unwrap_or(false);
+    Ok(match opts.resource_version.as_deref() {
+        None | Some("0") => {
+            if opts.resource_version.is_none() {
+                app.rest
+                    .cache
+                    .sync(Duration::from_secs(3))
+                    .await
+                    .map_err(cache_error)?;
+            }
+            let rev = app.rest.cache.revision();
+            let (objs, w) = cache.snapshot_and_watch(prefix, rev);
+            (objs, Some(w), None)
+        }
+        Some(rv) => {
+            let rev = crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+            if send_initial {
+                app.rest
+                    .cache
+                    .wait_for(rev, Duration::from_secs(3))
+                    .await
+                    .map_err(cache_error)?;
+                let (objs, w) = cache.snapshot_and_watch(prefix, app.rest.cache.revision());
+                (objs, Some(w), None)
+            } else {
+                match cache.watch_from(rev) {
+                    Ok(w) => (Vec::new(), Some(w), None),
+                    Err(e) => (Vec::new(), None, Some(cache_error(e))),
+                }
+            }
+        }
+    })
+}
+
+/// How a watch encodes each event of an object: a JSON watch event, or a
+/// Table row for kubectl's `get -w`.
+fn watch_encoder(
+    def: &ResourceDef,
+    as_table: bool,
+    include: IncludeObject,
+) -> impl Fn(EventType, &Bytes) -> Bytes + Send + 'static {
+    let kind = def.kind;
+    // events.k8s.io Events are stored as core ones: converted, and printed
+    // with the core Event's columns as Kubernetes prints both.
+    let events_view = crate::events::is_events_view(def);
+    let group = if events_view { "" } else { def.group };
+    move |t: EventType, json: &Bytes| -> Bytes {
+        let converted;
+        let json = if events_view && !as_table {
+            converted = crate::events::bytes_to_events_v1(json).unwrap_or_else(|_| json.clone());
+            &converted
+        } else {
+            json
+        };
+        if as_table {
+            let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
+            let rv = v
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let t_obj = table::table(group, kind, &[v], &rv, include, None);
+            encoding::watch_frame(t, t_obj.to_string().as_bytes())
+        } else {
+            encoding::watch_frame(t, json)
+        }
+    }
+}
+
 /// Streams a watch: the initial state where asked, then every change, as
 /// newline-delimited JSON events (Tables for kubectl's `get -w`).
 async fn watch_response(
@@ -1690,73 +1952,11 @@ async fn watch_response(
     let include =
         IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
     let send_initial = opts.send_initial_events.unwrap_or(false);
-    // What to send first, and the watcher for what follows.
-    let (initial, watcher, too_old): (
-        Vec<Arc<crate::watchcache::CachedObject>>,
-        Option<CacheWatcher>,
-        Option<ApiError>,
-    ) = match opts.resource_version.as_deref() {
-        None | Some("0") => {
-            if opts.resource_version.is_none() {
-                app.rest
-                    .cache
-                    .sync(Duration::from_secs(3))
-                    .await
-                    .map_err(cache_error)?;
-            }
-            let rev = app.rest.cache.revision();
-            let (objs, w) = cache.snapshot_and_watch(&prefix, rev);
-            (objs, Some(w), None)
-        }
-        Some(rv) => {
-            let rev = crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
-            if send_initial {
-                app.rest
-                    .cache
-                    .wait_for(rev, Duration::from_secs(3))
-                    .await
-                    .map_err(cache_error)?;
-                let (objs, w) = cache.snapshot_and_watch(&prefix, app.rest.cache.revision());
-                (objs, Some(w), None)
-            } else {
-                match cache.watch_from(rev) {
-                    Ok(w) => (Vec::new(), Some(w), None),
-                    Err(e) => (Vec::new(), None, Some(cache_error(e))),
-                }
-            }
-        }
-    };
+    let (initial, watcher, too_old) = watch_start(app, &cache, &prefix, &opts).await?;
     let skip_initial = opts.resource_version.is_some() && !send_initial;
     let kind = def.kind;
-    let group = def.group;
     let api_version = def.api_version();
-    let def_owned = def.clone();
-    // events.k8s.io Events are stored as core ones: converted, and printed
-    // with the core Event's columns as Kubernetes prints both.
-    let events_view = crate::events::is_events_view(def);
-    let group = if events_view { "" } else { group };
-    let encode_obj = move |t: EventType, json: &Bytes| -> Bytes {
-        let converted;
-        let json = if events_view && !as_table {
-            converted = crate::events::bytes_to_events_v1(json).unwrap_or_else(|_| json.clone());
-            &converted
-        } else {
-            json
-        };
-        if as_table {
-            let v: Value = serde_json::from_slice(json).unwrap_or(Value::Null);
-            let rv = v
-                .pointer("/metadata/resourceVersion")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            let t_obj = table::table(group, kind, &[v], &rv, include, None);
-            encoding::watch_frame(t, t_obj.to_string().as_bytes())
-        } else {
-            encoding::watch_frame(t, json)
-        }
-    };
-    let _ = def_owned;
+    let encode_obj = watch_encoder(def, as_table, include);
     let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800).min(3600));
     let bookmarks = opts.allow_watch_bookmarks;
     let cache_all = app.rest.cache.clone();

@@ -857,6 +857,10 @@ mod tests {
     /// streams, echoes stdin to stdout until stdin ends, writes a large
     /// output and a Status on the error stream, then closes.
     #[tokio::test]
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one scenario: a whole exec session, frame by frame"
+    )]
     async fn exec_is_translated_both_ways() {
         let (client_io, kubelet_io, session) = spawn_exec(
             64 * 1024,

@@ -223,6 +223,10 @@ async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
 /// Every write path (create, server-side apply of a new object, update,
 /// patch) defaults, admits and prepares objects as Kubernetes does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one scenario: each write path in turn on the same store"
+)]
 async fn every_write_path_defaults_and_prepares() {
     let dir = tempfile::tempdir().unwrap();
     let (rest, cancel) = rest_in(dir.path(), 60).await;

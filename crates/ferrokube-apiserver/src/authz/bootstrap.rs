@@ -550,6 +550,10 @@ fn node() -> Vec<Value> {
 /// The controllers' roles: `system:controller:<service account>`, each
 /// bound to `kube-system/<service account>`, for the controllers ferrokube
 /// runs (their service-account names are Kubernetes').
+#[expect(
+    clippy::too_many_lines,
+    reason = "a table: Kubernetes' controller roles, rule by rule"
+)]
 pub(crate) fn controller_roles() -> Vec<Value> {
     let c = |sa: &str, rules: Vec<Value>| {
         cluster_role(&format!("{CONTROLLER_ROLE_PREFIX}{sa}"), &[], rules)
