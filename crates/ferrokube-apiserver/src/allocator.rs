@@ -16,6 +16,25 @@ const PORT_PREFIX: &str = "/registry/ranges/servicenodeports/";
 /// The node port range.
 pub(crate) const NODE_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
 
+/// Why a service network (`--service-cidr`) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// The text has no `/<prefix length>`.
+    #[error("service CIDR {0:?} has no prefix length")]
+    NoPrefixLength(String),
+    /// The address part is not an IPv4 address.
+    #[error("service CIDR {cidr:?}: {ip:?} is not an IPv4 address")]
+    NotIpv4 {
+        /// The whole CIDR as given.
+        cidr: String,
+        /// Its address part.
+        ip: String,
+    },
+    /// The prefix length is not a number from 8 to 30.
+    #[error("service CIDR {0:?}: prefix length must be 8 to 30")]
+    PrefixLength(String),
+}
+
 /// An IPv4 service network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServiceCidr {
@@ -25,18 +44,19 @@ pub struct ServiceCidr {
 
 impl ServiceCidr {
     /// Parses `10.43.0.0/16`.
-    pub fn parse(s: &str) -> Result<ServiceCidr, String> {
+    pub fn parse(s: &str) -> Result<ServiceCidr, CidrError> {
         let (ip, bits) = s
             .split_once('/')
-            .ok_or_else(|| format!("service CIDR {s:?} has no prefix length"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("service CIDR {s:?}: {ip:?} is not an IPv4 address"))?;
+            .ok_or_else(|| CidrError::NoPrefixLength(s.to_string()))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| CidrError::NotIpv4 {
+            cidr: s.to_string(),
+            ip: ip.to_string(),
+        })?;
         let bits: u32 = bits
             .parse()
             .ok()
             .filter(|b| (8..=30).contains(b))
-            .ok_or_else(|| format!("service CIDR {s:?}: prefix length must be 8 to 30"))?;
+            .ok_or_else(|| CidrError::PrefixLength(s.to_string()))?;
         let size = 1u32 << (32 - bits);
         let base = u32::from(ip) & !(size - 1);
         Ok(ServiceCidr { base, size })

@@ -158,7 +158,7 @@ impl TokenAuthenticator {
         &self,
         token: &str,
         audiences: &[String],
-    ) -> Result<(UserInfo, Vec<String>), String> {
+    ) -> Result<(UserInfo, Vec<String>), crate::satoken::TokenError> {
         let api = self.api_audiences();
         let wanted = if audiences.is_empty() {
             api.clone()
@@ -168,14 +168,14 @@ impl TokenAuthenticator {
         if let Some(user) = self.tokens.get(token) {
             let valid_for: Vec<String> = api.into_iter().filter(|a| wanted.contains(a)).collect();
             return if valid_for.is_empty() {
-                Err("invalid bearer token".into())
+                Err(crate::satoken::TokenError::Invalid)
             } else {
                 Ok((user.clone(), valid_for))
             };
         }
         match &self.service_accounts {
             Some(sa) => sa.authenticate_for(token, &wanted),
-            None => Err("invalid bearer token".into()),
+            None => Err(crate::satoken::TokenError::Invalid),
         }
     }
 }

@@ -33,27 +33,40 @@ pub(crate) fn encode(prefix: &str, next_key: &str, revision: Revision) -> String
     base64::engine::general_purpose::STANDARD.encode(json)
 }
 
+/// Why a continue token is refused (a 400 with Kubernetes' message).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum InvalidToken {
+    /// The token is not base64.
+    #[error("continue key is not valid: illegal base64 data")]
+    Base64,
+    /// The decoded token is not the JSON a token holds.
+    #[error("continue key is not valid: {0}")]
+    Json(serde_json::Error),
+    /// A token version this server does not write.
+    #[error("continue key is not valid: server does not recognize this encoded key version {0:?}")]
+    Version(String),
+    /// The token's revision is not positive.
+    #[error("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")]
+    ResourceVersion,
+    /// The token's start key is empty or leaves the list's prefix.
+    #[error("continue key is not valid: the continue key does not name a position in this list")]
+    Position,
+}
+
 /// Decodes a token into (the full key to start at, the revision).
-pub(crate) fn decode(prefix: &str, token: &str) -> Result<(String, Revision), String> {
+pub(crate) fn decode(prefix: &str, token: &str) -> Result<(String, Revision), InvalidToken> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(token)
-        .map_err(|_| "continue key is not valid: illegal base64 data".to_string())?;
-    let t: Token =
-        serde_json::from_slice(&bytes).map_err(|e| format!("continue key is not valid: {e}"))?;
+        .map_err(|_| InvalidToken::Base64)?;
+    let t: Token = serde_json::from_slice(&bytes).map_err(InvalidToken::Json)?;
     if t.v != VERSION {
-        return Err(format!(
-            "continue key is not valid: server does not recognize this encoded key version {:?}",
-            t.v
-        ));
+        return Err(InvalidToken::Version(t.v));
     }
     if t.rv <= 0 {
-        return Err("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)".into());
+        return Err(InvalidToken::ResourceVersion);
     }
     if t.start.is_empty() || t.start.starts_with('/') || t.start.split('/').any(|s| s == "..") {
-        return Err(
-            "continue key is not valid: the continue key does not name a position in this list"
-                .into(),
-        );
+        return Err(InvalidToken::Position);
     }
     Ok((format!("{prefix}{}", t.start), t.rv))
 }
@@ -74,6 +87,7 @@ mod tests {
     fn garbage_is_refused() {
         assert!(decode("/registry/pods/", "!!!")
             .unwrap_err()
+            .to_string()
             .contains("continue key is not valid"));
         let not_json = base64::engine::general_purpose::STANDARD.encode("nope");
         assert!(decode("/registry/pods/", &not_json).is_err());
@@ -81,6 +95,7 @@ mod tests {
             base64::engine::general_purpose::STANDARD.encode(r#"{"v":"x","rv":3,"start":"a"}"#);
         assert!(decode("/registry/pods/", &bad_version)
             .unwrap_err()
+            .to_string()
             .contains("encoded key version"));
         let escape = base64::engine::general_purpose::STANDARD
             .encode(r#"{"v":"meta.k8s.io/v1","rv":3,"start":"../secrets/x"}"#);

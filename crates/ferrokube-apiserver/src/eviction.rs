@@ -174,7 +174,7 @@ fn parse(body: &[u8], name: &str) -> ApiResult<Value> {
 /// The Eviction's `deleteOptions`, with the request's `dryRun` carried into
 /// them (Kubernetes' propagateDryRun: the two must agree if both are given).
 fn delete_options(eviction: &Value, query: &Query) -> ApiResult<DeleteOptions> {
-    query.dry_run().map_err(ApiError::bad_request)?;
+    query.dry_run()?;
     let from_query: Vec<Value> = query.all("dryRun").iter().map(|s| json!(s)).collect();
     let mut body = match eviction.get("deleteOptions") {
         Some(Value::Object(m)) => Value::Object(m.clone()),
@@ -304,9 +304,7 @@ fn labels_of(obj: &Value) -> BTreeMap<String, String> {
 /// The budgets of the pod's namespace that select it (a consistent read).
 async fn matching_budgets(rest: &Rest, ns: &str, pod: &Value) -> ApiResult<Vec<Value>> {
     let def = budgets_def(rest)?;
-    let opts = Query::parse(None)
-        .list_options()
-        .map_err(ApiError::bad_request)?;
+    let opts = Query::parse(None).list_options()?;
     let filter = Filter::new(&def, &opts, "")?;
     let listed = rest.list(&def, ns, &opts, &filter).await?;
     let labels = labels_of(pod);

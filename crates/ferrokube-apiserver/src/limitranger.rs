@@ -316,7 +316,7 @@ fn aggregate(errors: Vec<String>) -> Result<(), String> {
 }
 
 /// Checks `pod` against the Container and Pod items of `range`.
-pub(crate) fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
+fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
     let mut errors = Vec::new();
     let containers = |list: &str| -> Vec<Value> {
         pod.pointer(&format!("/spec/{list}"))
@@ -362,7 +362,7 @@ pub(crate) fn validate_pod(range: &Value, pod: &Value) -> Result<(), String> {
 
 /// Checks a claim's storage request against the PersistentVolumeClaim
 /// items of `range` (only requests count; claims get no defaults).
-pub(crate) fn validate_claim(range: &Value, pvc: &Value) -> Result<(), String> {
+fn validate_claim(range: &Value, pvc: &Value) -> Result<(), String> {
     let mut errors = Vec::new();
     let requests = q::resource_list(pvc.pointer("/spec/resources/requests"));
     let kind = "PersistentVolumeClaim";

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use ferrokube_api::status::ApiError;
+
 /// How a list's resourceVersion is to be matched.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum RvMatch {
@@ -105,37 +107,42 @@ impl Query {
         self.0.get(name).map(Vec::as_slice).unwrap_or_default()
     }
 
-    fn bool(&self, name: &str) -> Result<Option<bool>, String> {
+    fn bool(&self, name: &str) -> Result<Option<bool>, QueryError> {
         match self.get(name) {
             None => Ok(None),
             // Kubernetes' query decoder takes "" as true for flags like ?watch.
             Some("") | Some("true") | Some("1") | Some("True") => Ok(Some(true)),
             Some("false") | Some("0") | Some("False") => Ok(Some(false)),
-            Some(other) => Err(format!(
-                "invalid value for {name}: {other:?} is not a boolean"
-            )),
+            Some(other) => Err(QueryError::NotBoolean {
+                name: name.to_string(),
+                value: other.to_string(),
+            }),
         }
     }
 
-    fn int<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, String> {
+    fn int<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>, QueryError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| format!("invalid value for {name}: {v:?} is not an integer")),
+            Some(v) => v.parse().map(Some).map_err(|_| QueryError::NotInteger {
+                name: name.to_string(),
+                value: v.to_string(),
+            }),
         }
     }
 
-    pub(crate) fn list_options(&self) -> Result<ListOptions, String> {
+    /// The options of a list or watch, refused in Kubernetes' words when
+    /// malformed or combined as Kubernetes forbids.
+    pub(crate) fn list_options(&self) -> Result<ListOptions, QueryError> {
         let resource_version_match = match self.get("resourceVersionMatch") {
             None | Some("") => RvMatch::Unset,
             Some("NotOlderThan") => RvMatch::NotOlderThan,
             Some("Exact") => RvMatch::Exact,
             Some(other) => {
-                return Err(format!(
-                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
-                ))
+                return Err(QueryError::Unsupported {
+                    name: "resourceVersionMatch",
+                    value: other.to_string(),
+                    supported: "\"Exact\", \"NotOlderThan\"",
+                })
             }
         };
         let limit: Option<i64> = self.int("limit")?;
@@ -162,41 +169,49 @@ impl Query {
         }
         if opts.send_initial_events.is_some() {
             if opts.resource_version_match != RvMatch::NotOlderThan {
-                return Err("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan".into());
+                return Err(QueryError::Forbidden("resourceVersionMatch: Forbidden: sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"));
             }
         } else if opts.resource_version_match != RvMatch::Unset && opts.resource_version.is_none() {
-            return Err(
-                "resourceVersionMatch is forbidden unless resourceVersion is provided".into(),
-            );
+            return Err(QueryError::Forbidden(
+                "resourceVersionMatch is forbidden unless resourceVersion is provided",
+            ));
         }
         if opts.continue_token.is_some()
             && opts.resource_version.as_deref().is_some_and(|rv| rv != "0")
         {
-            return Err("specifying resource version is not allowed when using continue".into());
+            return Err(QueryError::Forbidden(
+                "specifying resource version is not allowed when using continue",
+            ));
         }
         if opts.resource_version_match == RvMatch::Exact
             && opts.resource_version.as_deref() == Some("0")
         {
-            return Err(
-                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"".into(),
-            );
+            return Err(QueryError::Forbidden(
+                "resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+            ));
         }
         if opts.send_initial_events.is_some() && !opts.watch {
-            return Err("sendInitialEvents is forbidden for list".into());
+            return Err(QueryError::Forbidden(
+                "sendInitialEvents is forbidden for list",
+            ));
         }
         Ok(opts)
     }
 
-    pub(crate) fn write_options(&self) -> Result<WriteOptions, String> {
+    /// The options of a create, update or patch (`manager` and `user` left
+    /// for the handler to fill).
+    pub(crate) fn write_options(&self) -> Result<WriteOptions, QueryError> {
         let dry_run = self.dry_run()?;
         let field_validation = match self.get("fieldValidation") {
             None | Some("") | Some("Warn") => FieldValidation::Warn,
             Some("Strict") => FieldValidation::Strict,
             Some("Ignore") => FieldValidation::Ignore,
             Some(other) => {
-                return Err(format!(
-                    "fieldValidation: Unsupported value: {other:?}: supported values: \"Ignore\", \"Strict\", \"Warn\""
-                ))
+                return Err(QueryError::Unsupported {
+                    name: "fieldValidation",
+                    value: other.to_string(),
+                    supported: "\"Ignore\", \"Strict\", \"Warn\"",
+                })
             }
         };
         let field_manager = self
@@ -205,9 +220,7 @@ impl Query {
             .map(str::to_string);
         if let Some(m) = &field_manager {
             if m.len() > 128 || m.chars().any(|c| c.is_control()) {
-                return Err(
-                    "fieldManager: Invalid value: must be at most 128 printable characters".into(),
-                );
+                return Err(QueryError::FieldManager);
             }
         }
         Ok(WriteOptions {
@@ -223,22 +236,24 @@ impl Query {
     }
 
     /// `dryRun` may only be `All`.
-    pub(crate) fn dry_run(&self) -> Result<bool, String> {
+    pub(crate) fn dry_run(&self) -> Result<bool, QueryError> {
         match self.all("dryRun") {
             [] => Ok(false),
             values if values.iter().all(|v| v == "All") => Ok(true),
-            values => Err(format!(
-                "dryRun: Unsupported value: {:?}: supported values: \"All\"",
-                values
+            values => Err(QueryError::Unsupported {
+                name: "dryRun",
+                value: values
                     .iter()
                     .find(|v| *v != "All")
                     .cloned()
-                    .unwrap_or_default()
-            )),
+                    .unwrap_or_default(),
+                supported: "\"All\"",
+            }),
         }
     }
 
-    pub(crate) fn delete_options(&self) -> Result<DeleteOptions, String> {
+    /// The options of a delete from the query (a body may add to them).
+    pub(crate) fn delete_options(&self) -> Result<DeleteOptions, QueryError> {
         Ok(DeleteOptions {
             dry_run: self.dry_run()?,
             grace_period_seconds: self.int("gracePeriodSeconds")?,
@@ -253,22 +268,61 @@ impl Query {
 }
 
 /// Reads a `propagationPolicy` value.
-pub(crate) fn parse_propagation(p: &str) -> Result<Propagation, String> {
+pub(crate) fn parse_propagation(p: &str) -> Result<Propagation, QueryError> {
     match p {
         "Orphan" => Ok(Propagation::Orphan),
         "Background" => Ok(Propagation::Background),
         "Foreground" => Ok(Propagation::Foreground),
-        other => Err(format!(
-            "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
-        )),
+        other => Err(QueryError::Unsupported {
+            name: "propagationPolicy",
+            value: other.to_string(),
+            supported: "\"Foreground\", \"Background\", \"Orphan\"",
+        }),
     }
 }
 
 /// A resourceVersion as the store's revision.
-pub(crate) fn parse_resource_version(rv: &str) -> Result<i64, String> {
+pub(crate) fn parse_resource_version(rv: &str) -> Result<i64, QueryError> {
     match rv.parse::<i64>() {
         Ok(n) if n >= 0 => Ok(n),
-        _ => Err(format!("invalid resource version: {rv:?}")),
+        _ => Err(QueryError::ResourceVersion(rv.to_string())),
+    }
+}
+
+/// A query parameter Kubernetes refuses; each is a 400 Bad Request with
+/// Kubernetes' message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum QueryError {
+    /// A flag (`watch`, `allowWatchBookmarks`, `force`, ...) that is not a
+    /// boolean.
+    #[error("invalid value for {name}: {value:?} is not a boolean")]
+    NotBoolean { name: String, value: String },
+    /// A count (`limit`, `timeoutSeconds`, `gracePeriodSeconds`) that is
+    /// not an integer.
+    #[error("invalid value for {name}: {value:?} is not an integer")]
+    NotInteger { name: String, value: String },
+    /// A value outside the parameter's enumeration (`resourceVersionMatch`,
+    /// `fieldValidation`, `dryRun`, `propagationPolicy`).
+    #[error("{name}: Unsupported value: {value:?}: supported values: {supported}")]
+    Unsupported {
+        name: &'static str,
+        value: String,
+        supported: &'static str,
+    },
+    /// A resourceVersion that is not a non-negative integer.
+    #[error("invalid resource version: {0:?}")]
+    ResourceVersion(String),
+    /// List parameters combined as Kubernetes forbids (the message says how).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A `fieldManager` too long or not printable.
+    #[error("fieldManager: Invalid value: must be at most 128 printable characters")]
+    FieldManager,
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> ApiError {
+        ApiError::bad_request(e.to_string())
     }
 }
 

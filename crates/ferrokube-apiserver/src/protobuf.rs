@@ -170,55 +170,59 @@ impl<'a> Reader<'a> {
         self.pos >= self.buf.len()
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64, ProtobufError> {
         let mut v: u64 = 0;
         for shift in (0..70).step_by(7) {
-            let b = *self.buf.get(self.pos).ok_or("protobuf: truncated varint")?;
+            let b = *self
+                .buf
+                .get(self.pos)
+                .ok_or(ProtobufError::Malformed("truncated varint"))?;
             self.pos += 1;
             v |= u64::from(b & 0x7f) << shift;
             if b < 0x80 {
                 return Ok(v);
             }
         }
-        Err("protobuf: varint too long".into())
+        Err(ProtobufError::Malformed("varint too long"))
     }
 
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "protobuf: length too large")?;
+    fn bytes(&mut self) -> Result<&'a [u8], ProtobufError> {
+        let len = usize::try_from(self.varint()?)
+            .map_err(|_| ProtobufError::Malformed("length too large"))?;
         let end = self
             .pos
             .checked_add(len)
-            .ok_or("protobuf: length too large")?;
+            .ok_or(ProtobufError::Malformed("length too large"))?;
         let b = self
             .buf
             .get(self.pos..end)
-            .ok_or("protobuf: truncated field")?;
+            .ok_or(ProtobufError::Malformed("truncated field"))?;
         self.pos = end;
         Ok(b)
     }
 
-    fn fixed(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn fixed(&mut self, n: usize) -> Result<&'a [u8], ProtobufError> {
         let b = self
             .buf
             .get(self.pos..self.pos + n)
-            .ok_or("protobuf: truncated field")?;
+            .ok_or(ProtobufError::Malformed("truncated field"))?;
         self.pos += n;
         Ok(b)
     }
 
     /// Skips a field of wire type `wt`.
-    fn skip(&mut self, wt: u64) -> Result<(), String> {
+    fn skip(&mut self, wt: u64) -> Result<(), ProtobufError> {
         match wt {
             0 => self.varint().map(|_| ()),
             1 => self.fixed(8).map(|_| ()),
             2 => self.bytes().map(|_| ()),
             5 => self.fixed(4).map(|_| ()),
-            other => Err(format!("protobuf: unsupported wire type {other}")),
+            other => Err(ProtobufError::WireType(other)),
         }
     }
 
     /// Every (field number, wire type, value) of a message, in order.
-    fn fields(mut self) -> Result<Vec<(u64, u64, Raw<'a>)>, String> {
+    fn fields(mut self) -> Result<Vec<(u64, u64, Raw<'a>)>, ProtobufError> {
         let mut out = Vec::new();
         while !self.done() {
             let key = self.varint()?;
@@ -250,19 +254,22 @@ enum Raw<'a> {
     Bytes(&'a [u8]),
 }
 
-fn string_of(raw: Raw<'_>) -> Result<String, String> {
+fn string_of(raw: Raw<'_>) -> Result<String, ProtobufError> {
     match raw {
-        Raw::Bytes(b) => {
-            String::from_utf8(b.to_vec()).map_err(|_| "protobuf: a string is not UTF-8".into())
-        }
-        _ => Err("protobuf: a string field has the wrong wire type".into()),
+        Raw::Bytes(b) => String::from_utf8(b.to_vec())
+            .map_err(|_| ProtobufError::Malformed("a string is not UTF-8")),
+        _ => Err(ProtobufError::Malformed(
+            "a string field has the wrong wire type",
+        )),
     }
 }
 
-fn int_of(raw: Raw<'_>) -> Result<i64, String> {
+fn int_of(raw: Raw<'_>) -> Result<i64, ProtobufError> {
     match raw {
         Raw::Varint(v) => Ok(v as i64),
-        _ => Err("protobuf: an integer field has the wrong wire type".into()),
+        _ => Err(ProtobufError::Malformed(
+            "an integer field has the wrong wire type",
+        )),
     }
 }
 
@@ -381,10 +388,98 @@ pub(crate) fn json_name(msg: &str, field: &str) -> Option<&'static str> {
         .map(|f| f.name.as_str())
 }
 
+/// A message of one of apimachinery's types that JSON shows as a scalar
+/// (times, int-or-string, quantities, durations) or as embedded JSON;
+/// `None` for any other message. `get` reads a field by number.
+fn well_known<'a>(
+    msg: &str,
+    get: &dyn Fn(u64) -> Option<Raw<'a>>,
+) -> Result<Option<Value>, ProtobufError> {
+    let value = match msg {
+        "apimachinery.pkg.apis.meta.v1.Time" | "apimachinery.pkg.apis.meta.v1.MicroTime" => {
+            let s = get(1).map(int_of).transpose()?.unwrap_or(0);
+            let n = get(2).map(int_of).transpose()?.unwrap_or(0);
+            if s == 0 && n == 0 {
+                // Go's zero time: `null` in JSON.
+                Value::Null
+            } else {
+                Value::String(rfc3339(s, n, msg.ends_with("MicroTime")))
+            }
+        }
+        "apimachinery.pkg.util.intstr.IntOrString" => {
+            let ty = get(1).map(int_of).transpose()?.unwrap_or(0);
+            if ty == 1 {
+                Value::String(get(3).map(string_of).transpose()?.unwrap_or_default())
+            } else {
+                Value::from(get(2).map(int_of).transpose()?.unwrap_or(0) as i32)
+            }
+        }
+        "apimachinery.pkg.api.resource.Quantity" => {
+            Value::String(get(1).map(string_of).transpose()?.unwrap_or_default())
+        }
+        "apimachinery.pkg.runtime.RawExtension" | "apimachinery.pkg.apis.meta.v1.FieldsV1" => {
+            match get(1) {
+                Some(Raw::Bytes(b)) if !b.is_empty() => {
+                    serde_json::from_slice(b).map_err(ProtobufError::EmbeddedJson)?
+                }
+                _ => Value::Object(Map::new()),
+            }
+        }
+        "apimachinery.pkg.apis.meta.v1.Duration" => {
+            Value::String(go_duration(get(1).map(int_of).transpose()?.unwrap_or(0)))
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(value))
+}
+
+/// One entry (key, value) of map field `f`, from its encoding `b`.
+fn map_entry(f: &Field, b: &[u8], depth: usize) -> Result<(String, Value), ProtobufError> {
+    let entry = Reader::new(b).fields()?;
+    let key = entry.iter().find(|(n, _, _)| *n == 1).map(|(_, _, r)| *r);
+    let val = entry.iter().find(|(n, _, _)| *n == 2).map(|(_, _, r)| *r);
+    let key = key.map(string_of).transpose()?.unwrap_or_default();
+    let val = match (f.kind, val) {
+        (_, None) if f.kind == Kind::MapMessage => message(f.ty, &[], depth + 1)?,
+        (_, None) => Value::String(String::new()),
+        (Kind::MapString, Some(r)) => Value::String(string_of(r)?),
+        (Kind::MapBytes, Some(Raw::Bytes(b))) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(b))
+        }
+        (Kind::MapMessage, Some(Raw::Bytes(b))) => message(f.ty, b, depth + 1)?,
+        _ => return Err(ProtobufError::MapWireType(f.name.clone())),
+    };
+    Ok((key, val))
+}
+
+/// Puts the `values` read for field `f` into `out`: appended to a repeated
+/// field, else the last one set, unless null, or a zero scalar of an
+/// optional field (which Go's JSON omits).
+fn put_field(out: &mut Map<String, Value>, f: &Field, mut values: Vec<Value>) {
+    if f.repeated {
+        let arr = out
+            .entry(f.name.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Some(a) = arr.as_array_mut() {
+            a.extend(values);
+        }
+    } else if let Some(v) = values.pop() {
+        if v.is_null() {
+            return;
+        }
+        let scalar = !matches!(f.kind, Kind::Message);
+        if scalar && is_zero(&v) && !f.required && !ZERO_MEANS_SOMETHING.contains(&f.name.as_str())
+        {
+            return;
+        }
+        out.insert(f.name.clone(), v);
+    }
+}
+
 /// Decodes one message of type `msg` into JSON.
-fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, String> {
+fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, ProtobufError> {
     if depth > 64 {
-        return Err("protobuf: messages nested too deeply".into());
+        return Err(ProtobufError::Malformed("messages nested too deeply"));
     }
     let fields = Reader::new(buf).fields()?;
     let get = |n: u64| {
@@ -394,42 +489,8 @@ fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, String> {
             .find(|(num, _, _)| *num == n)
             .map(|(_, _, r)| *r)
     };
-    match msg {
-        "apimachinery.pkg.apis.meta.v1.Time" | "apimachinery.pkg.apis.meta.v1.MicroTime" => {
-            let s = get(1).map(int_of).transpose()?.unwrap_or(0);
-            let n = get(2).map(int_of).transpose()?.unwrap_or(0);
-            if s == 0 && n == 0 {
-                // Go's zero time: `null` in JSON.
-                return Ok(Value::Null);
-            }
-            return Ok(Value::String(rfc3339(s, n, msg.ends_with("MicroTime"))));
-        }
-        "apimachinery.pkg.util.intstr.IntOrString" => {
-            let ty = get(1).map(int_of).transpose()?.unwrap_or(0);
-            return Ok(if ty == 1 {
-                Value::String(get(3).map(string_of).transpose()?.unwrap_or_default())
-            } else {
-                Value::from(get(2).map(int_of).transpose()?.unwrap_or(0) as i32)
-            });
-        }
-        "apimachinery.pkg.api.resource.Quantity" => {
-            return Ok(Value::String(
-                get(1).map(string_of).transpose()?.unwrap_or_default(),
-            ));
-        }
-        "apimachinery.pkg.runtime.RawExtension" | "apimachinery.pkg.apis.meta.v1.FieldsV1" => {
-            return Ok(match get(1) {
-                Some(Raw::Bytes(b)) if !b.is_empty() => serde_json::from_slice(b)
-                    .map_err(|e| format!("protobuf: embedded JSON: {e}"))?,
-                _ => Value::Object(Map::new()),
-            });
-        }
-        "apimachinery.pkg.apis.meta.v1.Duration" => {
-            return Ok(Value::String(go_duration(
-                get(1).map(int_of).transpose()?.unwrap_or(0),
-            )));
-        }
-        _ => {}
+    if let Some(v) = well_known(msg, &get)? {
+        return Ok(v);
     }
     let table = schema().messages.get(msg).map(Vec::as_slice).unwrap_or(&[]);
     if let [f] = table {
@@ -470,7 +531,10 @@ fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, String> {
             (Kind::Int32, Raw::Varint(v)) => values.push(Value::from(v as i32)),
             (Kind::Int64, Raw::Varint(v)) => values.push(Value::from(v as i64)),
             (Kind::Double, Raw::Fixed64(b)) => {
-                let v = f64::from_le_bytes(b.try_into().map_err(|_| "protobuf: bad double")?);
+                let v = f64::from_le_bytes(
+                    b.try_into()
+                        .map_err(|_| ProtobufError::Malformed("bad double"))?,
+                );
                 values.push(
                     serde_json::Number::from_f64(v)
                         .map(Value::Number)
@@ -485,25 +549,7 @@ fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, String> {
             }
             (Kind::Message, Raw::Bytes(b)) => values.push(message(f.ty, b, depth + 1)?),
             (Kind::MapString | Kind::MapBytes | Kind::MapMessage, Raw::Bytes(b)) => {
-                let entry = Reader::new(b).fields()?;
-                let key = entry.iter().find(|(n, _, _)| *n == 1).map(|(_, _, r)| *r);
-                let val = entry.iter().find(|(n, _, _)| *n == 2).map(|(_, _, r)| *r);
-                let key = key.map(string_of).transpose()?.unwrap_or_default();
-                let val = match (f.kind, val) {
-                    (_, None) if f.kind == Kind::MapMessage => message(f.ty, &[], depth + 1)?,
-                    (_, None) => Value::String(String::new()),
-                    (Kind::MapString, Some(r)) => Value::String(string_of(r)?),
-                    (Kind::MapBytes, Some(Raw::Bytes(b))) => {
-                        Value::String(base64::engine::general_purpose::STANDARD.encode(b))
-                    }
-                    (Kind::MapMessage, Some(Raw::Bytes(b))) => message(f.ty, b, depth + 1)?,
-                    _ => {
-                        return Err(format!(
-                            "protobuf: map field {} has the wrong wire type",
-                            f.name
-                        ))
-                    }
-                };
+                let (key, val) = map_entry(f, b, depth)?;
                 let map = out
                     .entry(f.name.clone())
                     .or_insert_with(|| Value::Object(Map::new()));
@@ -513,33 +559,13 @@ fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, String> {
                 continue;
             }
             _ => {
-                return Err(format!(
-                    "protobuf: field {} of {msg} has the wrong wire type",
-                    f.name
-                ))
+                return Err(ProtobufError::FieldWireType {
+                    field: f.name.clone(),
+                    message: msg.to_string(),
+                })
             }
         }
-        if f.repeated {
-            let arr = out
-                .entry(f.name.clone())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Some(a) = arr.as_array_mut() {
-                a.extend(values);
-            }
-        } else if let Some(v) = values.pop() {
-            if v.is_null() {
-                continue;
-            }
-            let scalar = !matches!(f.kind, Kind::Message);
-            if scalar
-                && is_zero(&v)
-                && !f.required
-                && !ZERO_MEANS_SOMETHING.contains(&f.name.as_str())
-            {
-                continue;
-            }
-            out.insert(f.name.clone(), v);
-        }
+        put_field(&mut out, f, values);
     }
     Ok(Value::Object(out))
 }
@@ -557,11 +583,41 @@ pub(crate) fn message_path(api_version: &str, kind: &str) -> String {
     }
 }
 
+/// Why a protobuf body could not be decoded (the request's 400 says it).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProtobufError {
+    /// The body does not start with Kubernetes' `k8s\0` prefix.
+    #[error("the protobuf body does not start with the Kubernetes magic number")]
+    NoMagic,
+    /// The envelope's TypeMeta has no kind, so the message type is unknown.
+    #[error("the protobuf envelope names no kind")]
+    NoKind,
+    /// The encoding is cut short or out of bounds, or a value is not what
+    /// its field holds (the text says which).
+    #[error("protobuf: {0}")]
+    Malformed(&'static str),
+    /// A wire type protobuf does not define (or a group).
+    #[error("protobuf: unsupported wire type {0}")]
+    WireType(u64),
+    /// A field encoded with a wire type its schema does not allow.
+    #[error("protobuf: field {field} of {message} has the wrong wire type")]
+    FieldWireType {
+        /// The field's JSON name.
+        field: String,
+        /// The message type it belongs to.
+        message: String,
+    },
+    /// An entry of a map field encoded with the wrong wire type.
+    #[error("protobuf: map field {0} has the wrong wire type")]
+    MapWireType(String),
+    /// A RawExtension or FieldsV1 whose bytes are not JSON.
+    #[error("protobuf: embedded JSON: {0}")]
+    EmbeddedJson(serde_json::Error),
+}
+
 /// Decodes a protobuf request body into the object's JSON.
-pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
-    let rest = body
-        .strip_prefix(MAGIC)
-        .ok_or("the protobuf body does not start with the Kubernetes magic number")?;
+pub(crate) fn decode(body: &[u8]) -> Result<Value, ProtobufError> {
+    let rest = body.strip_prefix(MAGIC).ok_or(ProtobufError::NoMagic)?;
     let env = Reader::new(rest).fields()?;
     let mut api_version = String::new();
     let mut kind = String::new();
@@ -582,7 +638,7 @@ pub(crate) fn decode(body: &[u8]) -> Result<Value, String> {
         }
     }
     if kind.is_empty() {
-        return Err("the protobuf envelope names no kind".into());
+        return Err(ProtobufError::NoKind);
     }
     let path = if kind == "DeleteOptions" {
         "apimachinery.pkg.apis.meta.v1.DeleteOptions".to_string()

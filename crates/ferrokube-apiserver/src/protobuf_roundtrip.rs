@@ -533,7 +533,7 @@ fn served_kinds() -> (Vec<ServedKind>, Map<String, Value>) {
 
 fn round_trip(obj: &Value) -> Result<(), String> {
     let body = encode(obj).map_err(|e| e.join("\n"))?;
-    let decoded = crate::protobuf::decode(&body)?;
+    let decoded = crate::protobuf::decode(&body).map_err(|e| e.to_string())?;
     match first_difference(obj, &decoded, "") {
         None => Ok(()),
         Some(d) => Err(d),

@@ -206,6 +206,60 @@ fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// One of the ready endpoints of Service `svc` on the port the request's
+/// `(scheme, name, port)` names, picked at random; 503 when there is none.
+async fn service_target(
+    rest: &Rest,
+    svc: &Value,
+    info: &RequestInfo,
+    (scheme, name, port): (&str, &str, &str),
+) -> Result<Target, ApiError> {
+    let ns = info.namespace.as_str();
+    let port_name = endpoint_port_name(svc, name, port)?;
+    let eps_def = rest
+        .registry
+        .get("", "v1", "endpoints")
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    let eps = rest.get(&eps_def, ns, name).await?;
+    let no_subsets = eps
+        .get("subsets")
+        .and_then(Value::as_array)
+        .is_none_or(|s| s.is_empty());
+    if no_subsets {
+        return Err(ApiError::service_unavailable(format!(
+            "no endpoints available for service {name:?}"
+        )));
+    }
+    let addrs = endpoint_addrs(&eps, &port_name);
+    if addrs.is_empty() {
+        return Err(ApiError::service_unavailable(format!(
+            "no endpoints available for service {:?}",
+            info.name
+        )));
+    }
+    let addr = addrs[rand::random::<u32>() as usize % addrs.len()];
+    Ok(Target::Direct {
+        https: scheme == "https",
+        addr,
+    })
+}
+
+/// As Kubernetes does, a proxy path without anything after `/proxy` is sent
+/// on to the same path with `/` added, so that relative links in the page
+/// resolve under the proxy.
+fn with_slash_added(req: &Request<RequestBody>) -> Result<Response<Body>, ApiError> {
+    let mut to = format!("{}/", req.uri().path());
+    if let Some(q) = req.uri().query() {
+        to = format!("{to}?{q}");
+    }
+    Response::builder()
+        .status(StatusCode::MOVED_PERMANENTLY)
+        .header(header::LOCATION, to)
+        .body(Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
+        .map_err(ApiError::internal)
+}
+
 /// Serves `info`'s proxy request (pods, services or nodes).
 pub(crate) async fn serve(
     rest: &Rest,
@@ -231,50 +285,12 @@ pub(crate) async fn serve(
         "node" => node_target(&rest.get(&def, "", name).await?, scheme, port)?,
         _ => {
             let svc = rest.get(&def, ns, name).await?;
-            let port_name = endpoint_port_name(&svc, name, port)?;
-            let eps_def = rest
-                .registry
-                .get("", "v1", "endpoints")
-                .ok_or_else(ApiError::no_such_path)?
-                .clone();
-            let eps = rest.get(&eps_def, ns, name).await?;
-            let no_subsets = eps
-                .get("subsets")
-                .and_then(Value::as_array)
-                .is_none_or(|s| s.is_empty());
-            if no_subsets {
-                return Err(ApiError::service_unavailable(format!(
-                    "no endpoints available for service {name:?}"
-                )));
-            }
-            let addrs = endpoint_addrs(&eps, &port_name);
-            if addrs.is_empty() {
-                return Err(ApiError::service_unavailable(format!(
-                    "no endpoints available for service {:?}",
-                    info.name
-                )));
-            }
-            let addr = addrs[rand::random::<u32>() as usize % addrs.len()];
-            Target::Direct {
-                https: scheme == "https",
-                addr,
-            }
+            service_target(rest, &svc, info, (scheme, name, port)).await?
         }
     };
     let path = req.uri().path().to_string();
     let Some(rest_path) = rest_of_path(&path, info) else {
-        // As Kubernetes does, a proxy path without anything after `/proxy`
-        // is sent on to the same path with `/` added, so that relative
-        // links in the page resolve under the proxy.
-        let mut to = format!("{path}/");
-        if let Some(q) = req.uri().query() {
-            to = format!("{to}?{q}");
-        }
-        return Response::builder()
-            .status(StatusCode::MOVED_PERMANENTLY)
-            .header(header::LOCATION, to)
-            .body(Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
-            .map_err(ApiError::internal);
+        return with_slash_added(&req);
     };
     let uri = match req.uri().query() {
         Some(q) => format!("{rest_path}?{q}"),

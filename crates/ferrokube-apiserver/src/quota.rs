@@ -63,7 +63,7 @@ fn quota_name(quota: &Value) -> &str {
 
 /// Kubernetes' `CheckRequest`: which of `quotas` the request is charged
 /// to and their usage after it, or the refusal's message.
-pub(crate) fn check(quotas: &[Value], req: &Request) -> Result<Charges, String> {
+fn check(quotas: &[Value], req: &Request) -> Result<Charges, String> {
     let (group, resource) = (req.group, req.resource);
     let mut interesting = Vec::new();
     for (i, quota) in quotas.iter().enumerate() {

@@ -187,6 +187,92 @@ fn is_event(def: &ResourceDef) -> bool {
     def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io")
 }
 
+/// Refuses a delete whose preconditions (uid, resourceVersion) the stored
+/// object `obj` (at `kv`) does not meet, in Kubernetes' words.
+fn check_delete_preconditions(
+    def: &ResourceDef,
+    name: &str,
+    opts: &DeleteOptions,
+    obj: &Value,
+    kv: &KeyValue,
+) -> ApiResult<()> {
+    if let Some(uid) = &opts.precondition_uid {
+        let have = meta_str(obj, "uid").unwrap_or_default();
+        if uid != have {
+            return Err(ApiError::conflict(
+                def.group,
+                def.plural,
+                name,
+                &format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
+                ),
+            ));
+        }
+    }
+    if let Some(rv) = &opts.precondition_resource_version {
+        if *rv != kv.mod_revision.to_string() {
+            return Err(ApiError::conflict(def.group, def.plural, name, &format!(
+                "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
+                kv.mod_revision
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The finalizers a delete of `obj` waits for: its own, the propagation
+/// policy's (`foregroundDeletion`, `orphan`), and for a namespace with spec
+/// finalizers, `kubernetes` (never written to metadata).
+fn deletion_finalizers(def: &ResourceDef, opts: &DeleteOptions, obj: &Value) -> Vec<String> {
+    let mut fins = finalizers(obj);
+    match opts.propagation {
+        Some(Propagation::Foreground) if !fins.iter().any(|f| f == "foregroundDeletion") => {
+            fins.push("foregroundDeletion".into())
+        }
+        Some(Propagation::Orphan) if !fins.iter().any(|f| f == "orphan") => {
+            fins.push("orphan".into())
+        }
+        _ => {}
+    }
+    if def.group.is_empty() && def.plural == "namespaces" {
+        let spec_fins = obj
+            .pointer("/spec/finalizers")
+            .and_then(Value::as_array)
+            .map(|a| !a.is_empty())
+            .unwrap_or(false);
+        if spec_fins {
+            fins.push("kubernetes".into());
+        }
+    }
+    fins
+}
+
+/// Marks `obj` as being deleted: `deletionTimestamp` (kept if already set)
+/// `grace` seconds from now, `deletionGracePeriodSeconds`, and the
+/// finalizers `fins` (all but `kubernetes`).
+fn mark_deleting(obj: &mut Value, fins: &[String], grace: i64) {
+    let when = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace.max(0));
+    if let Some(meta) = objectmeta::metadata_mut(obj) {
+        if !meta.contains_key("deletionTimestamp") {
+            meta.insert(
+                "deletionTimestamp".into(),
+                json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
+            );
+        }
+        meta.insert("deletionGracePeriodSeconds".into(), json!(grace.max(0)));
+        let user_fins: Vec<Value> = fins
+            .iter()
+            .filter(|f| *f != "kubernetes")
+            .map(|f| json!(f))
+            .collect();
+        if user_fins.is_empty() {
+            meta.remove("finalizers");
+        } else {
+            meta.insert("finalizers".into(), Value::Array(user_fins));
+        }
+    }
+}
+
 /// An address or port reserved for a Service being written.
 pub(crate) enum Reserved {
     Ip(String),
@@ -581,6 +667,114 @@ impl Rest {
         }
     }
 
+    /// Gives Service `svc` its cluster IP (a new one, the one it asks for,
+    /// or none for a headless Service), recording it in `reserved`.
+    async fn allocate_cluster_ip(
+        &self,
+        def: &ResourceDef,
+        name: &str,
+        owner: &str,
+        svc: &mut Value,
+        reserved: &mut Vec<Reserved>,
+    ) -> ApiResult<()> {
+        let asked = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let ip = match asked.as_str() {
+            "None" => None,
+            "" => Some(
+                self.allocator
+                    .allocate_ip(owner)
+                    .await
+                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([""]), e))?
+                    .to_string(),
+            ),
+            ip => {
+                let parsed: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+                    ApiError::invalid(
+                        def.group,
+                        def.kind,
+                        name,
+                        &[FieldError::invalid(
+                            "spec.clusterIPs[0]",
+                            ip,
+                            "must be a valid IP address",
+                        )],
+                    )
+                })?;
+                self.allocator
+                    .reserve_ip(parsed, owner)
+                    .await
+                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([ip]), e))?;
+                Some(ip.to_string())
+            }
+        };
+        if let Some(ip) = &ip {
+            reserved.push(Reserved::Ip(ip.clone()));
+        }
+        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+            let ip = ip.unwrap_or_else(|| "None".into());
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+            spec.entry("internalTrafficPolicy")
+                .or_insert(json!("Cluster"));
+        }
+        Ok(())
+    }
+
+    /// Gives each port of a NodePort or LoadBalancer Service `svc` its node
+    /// port (a new one or the one it asks for), recording them in
+    /// `reserved`.
+    async fn allocate_new_node_ports(
+        &self,
+        def: &ResourceDef,
+        name: &str,
+        owner: &str,
+        svc: &mut Value,
+        reserved: &mut Vec<Reserved>,
+    ) -> ApiResult<()> {
+        let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
+        for (i, p) in ports.into_iter().flatten().enumerate() {
+            let port = match p.get("nodePort").and_then(Value::as_u64) {
+                Some(n) => {
+                    self.allocator
+                        .reserve_port(n as u32, owner)
+                        .await
+                        .map_err(|e| {
+                            alloc_error(
+                                def,
+                                name,
+                                &format!("spec.ports[{i}].nodePort"),
+                                json!(n),
+                                e,
+                            )
+                        })?;
+                    n as u32
+                }
+                None => self.allocator.allocate_port(owner).await.map_err(|e| {
+                    alloc_error(
+                        def,
+                        name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        Value::Null,
+                        e,
+                    )
+                })?,
+            };
+            reserved.push(Reserved::Port(port));
+            p["nodePort"] = json!(port);
+        }
+        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.entry("externalTrafficPolicy")
+                .or_insert(json!("Cluster"));
+        }
+        Ok(())
+    }
+
     /// Gives a new Service its cluster IP and node ports (or reserves the
     /// ones it asks for).
     pub(crate) async fn allocate_service(
@@ -603,91 +797,12 @@ impl Rest {
             .to_string();
         let result = async {
             if ty != "ExternalName" {
-                let asked = svc
-                    .pointer("/spec/clusterIP")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
-                let ip = match asked.as_str() {
-                    "None" => None,
-                    "" => Some(
-                        self.allocator
-                            .allocate_ip(&owner)
-                            .await
-                            .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([""]), e))?
-                            .to_string(),
-                    ),
-                    ip => {
-                        let parsed: std::net::Ipv4Addr = ip.parse().map_err(|_| {
-                            ApiError::invalid(
-                                def.group,
-                                def.kind,
-                                name,
-                                &[FieldError::invalid(
-                                    "spec.clusterIPs[0]",
-                                    ip,
-                                    "must be a valid IP address",
-                                )],
-                            )
-                        })?;
-                        self.allocator
-                            .reserve_ip(parsed, &owner)
-                            .await
-                            .map_err(|e| {
-                                alloc_error(def, name, "spec.clusterIPs", json!([ip]), e)
-                            })?;
-                        Some(ip.to_string())
-                    }
-                };
-                if let Some(ip) = &ip {
-                    reserved.push(Reserved::Ip(ip.clone()));
-                }
-                if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-                    let ip = ip.unwrap_or_else(|| "None".into());
-                    spec.insert("clusterIP".into(), json!(ip));
-                    spec.insert("clusterIPs".into(), json!([ip]));
-                    spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
-                    spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-                    spec.entry("internalTrafficPolicy")
-                        .or_insert(json!("Cluster"));
-                }
+                self.allocate_cluster_ip(def, name, &owner, svc, &mut reserved)
+                    .await?;
             }
             if ty == "NodePort" || ty == "LoadBalancer" {
-                let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
-                for (i, p) in ports.into_iter().flatten().enumerate() {
-                    let port = match p.get("nodePort").and_then(Value::as_u64) {
-                        Some(n) => {
-                            self.allocator
-                                .reserve_port(n as u32, &owner)
-                                .await
-                                .map_err(|e| {
-                                    alloc_error(
-                                        def,
-                                        name,
-                                        &format!("spec.ports[{i}].nodePort"),
-                                        json!(n),
-                                        e,
-                                    )
-                                })?;
-                            n as u32
-                        }
-                        None => self.allocator.allocate_port(&owner).await.map_err(|e| {
-                            alloc_error(
-                                def,
-                                name,
-                                &format!("spec.ports[{i}].nodePort"),
-                                Value::Null,
-                                e,
-                            )
-                        })?,
-                    };
-                    reserved.push(Reserved::Port(port));
-                    p["nodePort"] = json!(port);
-                }
-                if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-                    spec.entry("externalTrafficPolicy")
-                        .or_insert(json!("Cluster"));
-                }
+                self.allocate_new_node_ports(def, name, &owner, svc, &mut reserved)
+                    .await?;
             }
             Ok::<(), ApiError>(())
         }
@@ -1225,45 +1340,9 @@ impl Rest {
     ) -> ApiResult<Value> {
         for _ in 0..UPDATE_ATTEMPTS {
             let (mut obj, kv) = self.get_kv(def, ns, name).await?;
-            if let Some(uid) = &opts.precondition_uid {
-                let have = meta_str(&obj, "uid").unwrap_or_default();
-                if uid != have {
-                    return Err(ApiError::conflict(def.group, def.plural, name, &format!(
-                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {have}"
-                    )));
-                }
-            }
-            if let Some(rv) = &opts.precondition_resource_version {
-                if *rv != kv.mod_revision.to_string() {
-                    return Err(ApiError::conflict(def.group, def.plural, name, &format!(
-                        "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                        kv.mod_revision
-                    )));
-                }
-            }
-            let mut fins = finalizers(&obj);
-            match opts.propagation {
-                Some(Propagation::Foreground)
-                    if !fins.iter().any(|f| f == "foregroundDeletion") =>
-                {
-                    fins.push("foregroundDeletion".into())
-                }
-                Some(Propagation::Orphan) if !fins.iter().any(|f| f == "orphan") => {
-                    fins.push("orphan".into())
-                }
-                _ => {}
-            }
+            check_delete_preconditions(def, name, opts, &obj, &kv)?;
+            let fins = deletion_finalizers(def, opts, &obj);
             let is_namespace = def.group.is_empty() && def.plural == "namespaces";
-            if is_namespace {
-                let spec_fins = obj
-                    .pointer("/spec/finalizers")
-                    .and_then(Value::as_array)
-                    .map(|a| !a.is_empty())
-                    .unwrap_or(false);
-                if spec_fins {
-                    fins.push("kubernetes".into());
-                }
-            }
             let bound_pod = def.group.is_empty()
                 && def.plural == "pods"
                 && obj
@@ -1289,26 +1368,7 @@ impl Rest {
                     // Already being deleted: nothing more to do.
                     return Ok(obj);
                 }
-                let when = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace.max(0));
-                if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
-                    if !meta.contains_key("deletionTimestamp") {
-                        meta.insert(
-                            "deletionTimestamp".into(),
-                            json!(when.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()),
-                        );
-                    }
-                    meta.insert("deletionGracePeriodSeconds".into(), json!(grace.max(0)));
-                    let user_fins: Vec<Value> = fins
-                        .iter()
-                        .filter(|f| *f != "kubernetes")
-                        .map(|f| json!(f))
-                        .collect();
-                    if user_fins.is_empty() {
-                        meta.remove("finalizers");
-                    } else {
-                        meta.insert("finalizers".into(), Value::Array(user_fins));
-                    }
-                }
+                mark_deleting(&mut obj, &fins, grace);
                 if is_namespace {
                     obj["status"] = json!({"phase": "Terminating"});
                 }
@@ -1355,7 +1415,7 @@ impl Rest {
             opts.grace_period_seconds = Some(g);
         }
         if let Some(p) = v.get("propagationPolicy").and_then(Value::as_str) {
-            opts.propagation = Some(parse_propagation(p).map_err(ApiError::bad_request)?);
+            opts.propagation = Some(parse_propagation(p)?);
         }
         if v.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
             opts.propagation = Some(Propagation::Orphan);
@@ -1401,8 +1461,7 @@ impl Rest {
             None => self.cache.sync(CACHE_WAIT).await.map_err(cache_error)?,
             Some("0") => self.cache.revision(),
             Some(rv) => {
-                let want =
-                    crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+                let want = crate::options::parse_resource_version(rv)?;
                 self.cache
                     .wait_for(want, CACHE_WAIT)
                     .await
@@ -1436,7 +1495,7 @@ impl Rest {
         let (mut start, mut revision) = match &opts.continue_token {
             Some(tok) => {
                 let (key, rev) = crate::continue_token::decode(def.storage_prefix, tok)
-                    .map_err(ApiError::bad_request)?;
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
                 if !key.starts_with(prefix) {
                     return Err(ApiError::bad_request(
                         "continue key is not valid: it does not belong to this list",
@@ -1448,9 +1507,7 @@ impl Rest {
         };
         if revision.is_none() && opts.resource_version_match == RvMatch::Exact {
             if let Some(rv) = &opts.resource_version {
-                revision = Some(
-                    crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?,
-                );
+                revision = Some(crate::options::parse_resource_version(rv)?);
             }
         }
         let limit = opts.limit;

@@ -449,7 +449,7 @@ fn token_review(
             }
             status
         }
-        Err(error) => json!({"user": {}, "error": error}),
+        Err(error) => json!({"user": {}, "error": error.to_string()}),
     })
 }
 

@@ -176,41 +176,41 @@ impl TokenKeys {
     /// The claims of a token signed with our key, issued by us and valid at
     /// `now`, whatever its audiences; else why not (as Kubernetes' token
     /// authenticator words it where it says).
-    pub(crate) fn verify_signed(&self, token: &str, now: i64) -> Result<Claims, String> {
-        const INVALID: &str = "invalid bearer token";
+    pub(crate) fn verify_signed(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+        const INVALID: TokenError = TokenError::Invalid;
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(INVALID.into());
+            return Err(INVALID);
         };
         let decode = |part: &str| -> Option<Value> {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
         };
         let (Some(header), Some(claims)) = (decode(h), decode(c)) else {
-            return Err(INVALID.into());
+            return Err(INVALID);
         };
         if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
             // Not ours: another authenticator's token.
-            return Err(INVALID.into());
+            return Err(INVALID);
         }
         if header.get("alg").and_then(Value::as_str) != Some("ES256") {
-            return Err(INVALID.into());
+            return Err(INVALID);
         }
-        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| INVALID.to_string())?;
+        let sig = URL_SAFE_NO_PAD.decode(s).map_err(|_| INVALID)?;
         let public = signature::UnparsedPublicKey::new(
             &signature::ECDSA_P256_SHA256_FIXED,
             self.key.public_key().as_ref(),
         );
         public
             .verify(format!("{h}.{c}").as_bytes(), &sig)
-            .map_err(|_| "go-jose/go-jose: error in cryptographic primitive".to_string())?;
-        let claims = Claims::parse(&claims).ok_or_else(|| INVALID.to_string())?;
+            .map_err(|_| TokenError::Signature)?;
+        let claims = Claims::parse(&claims).ok_or(INVALID)?;
         if now > claims.expires + LEEWAY_SECONDS {
-            return Err("service account token has expired".into());
+            return Err(TokenError::Expired);
         }
         if now + LEEWAY_SECONDS < claims.not_before {
-            return Err("service account token is not valid yet".into());
+            return Err(TokenError::NotYetValid);
         }
         Ok(claims)
     }
@@ -446,7 +446,7 @@ impl ServiceAccountAuthenticator {
         &self,
         token: &str,
         audiences: &[String],
-    ) -> Result<(UserInfo, Vec<String>), String> {
+    ) -> Result<(UserInfo, Vec<String>), TokenError> {
         let now = jiff::Timestamp::now().as_second();
         let claims = self.keys.verify_signed(token, now)?;
         let valid_for: Vec<String> = claims
@@ -456,11 +456,10 @@ impl ServiceAccountAuthenticator {
             .cloned()
             .collect();
         if valid_for.is_empty() {
-            return Err(format!(
-                "token audiences {} is invalid for the target audiences {}",
-                go_quoted_list(&claims.audiences),
-                go_quoted_list(audiences)
-            ));
+            return Err(TokenError::Audiences {
+                token: claims.audiences.clone(),
+                wanted: audiences.to_vec(),
+            });
         }
         let ns = &claims.namespace;
         let sa = self
@@ -468,25 +467,76 @@ impl ServiceAccountAuthenticator {
             .get("serviceaccounts", ns, &claims.service_account.name);
         if !still_there(sa, &claims.service_account, now) {
             tracing::debug!(sub = %claims.subject(), "token of a service account that is gone");
-            return Err(format!(
-                "service account {ns}/{} has been deleted",
-                claims.service_account.name
-            ));
+            return Err(TokenError::Deleted {
+                kind: "service account",
+                namespace: ns.clone(),
+                name: claims.service_account.name.clone(),
+            });
         }
         if let Some(pod) = &claims.pod {
             if !still_there(self.lookup.get("pods", ns, &pod.name), pod, now) {
                 tracing::debug!(pod = %pod.name, "token bound to a pod that is gone");
-                return Err(format!("pod {ns}/{} has been deleted", pod.name));
+                return Err(TokenError::Deleted {
+                    kind: "pod",
+                    namespace: ns.clone(),
+                    name: pod.name.clone(),
+                });
             }
         }
         if let Some(secret) = &claims.secret {
             if !still_there(self.lookup.get("secrets", ns, &secret.name), secret, now) {
                 tracing::debug!(secret = %secret.name, "token bound to a secret that is gone");
-                return Err(format!("secret {ns}/{} has been deleted", secret.name));
+                return Err(TokenError::Deleted {
+                    kind: "secret",
+                    namespace: ns.clone(),
+                    name: secret.name.clone(),
+                });
             }
         }
         Ok((claims.user(), valid_for))
     }
+}
+
+/// Why a bearer token does not authenticate, in the words of Kubernetes'
+/// token authenticators (TokenReview's `status.error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenError {
+    /// Not a token of ours: not a JWT, another issuer or algorithm, or
+    /// claims that do not read.
+    #[error("invalid bearer token")]
+    Invalid,
+    /// The signature does not verify with our key (go-jose's words).
+    #[error("go-jose/go-jose: error in cryptographic primitive")]
+    Signature,
+    /// Past its expiry (beyond the leeway).
+    #[error("service account token has expired")]
+    Expired,
+    /// Before its not-before time (beyond the leeway).
+    #[error("service account token is not valid yet")]
+    NotYetValid,
+    /// Valid for none of the audiences the client accepts.
+    #[error(
+        "token audiences {} is invalid for the target audiences {}",
+        go_quoted_list(.token),
+        go_quoted_list(.wanted)
+    )]
+    Audiences {
+        /// The token's audiences.
+        token: Vec<String>,
+        /// The audiences the client accepts.
+        wanted: Vec<String>,
+    },
+    /// The service account, or the pod or secret the token is bound to, is
+    /// gone (or was replaced by another of the same name).
+    #[error("{kind} {namespace}/{name} has been deleted")]
+    Deleted {
+        /// `service account`, `pod` or `secret`.
+        kind: &'static str,
+        /// Their namespace.
+        namespace: String,
+        /// Their name.
+        name: String,
+    },
 }
 
 /// A list as Go's `%q` prints a `[]string`: `["a" "b"]`.

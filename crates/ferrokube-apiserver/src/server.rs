@@ -1085,8 +1085,8 @@ fn object_response(
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     if table::wants_table(accept) {
-        let include =
-            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+        let include = IncludeObject::parse(query.get("includeObject"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let rv = obj
             .pointer("/metadata/resourceVersion")
             .and_then(Value::as_str)
@@ -1356,13 +1356,13 @@ async fn generic_request(
             object_response(StatusCode::OK, def, &obj, None, &accept, query)
         }
         "list" => {
-            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let opts = query.list_options()?;
             let filter = Filter::new(def, &opts, "")?;
             let res = rest.list(def, ns, &opts, &filter).await?;
             list_response(def, res, &accept, query)
         }
         "watch" => {
-            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let opts = query.list_options()?;
             let filter = Filter::new(def, &opts, name)?;
             watch_response(app, def, ns, opts, filter, &accept, query).await
         }
@@ -1406,7 +1406,7 @@ async fn generic_request(
             ))
         }
         "delete" => {
-            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let opts = query.delete_options()?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
             crate::admission::refuse_system_priority_class_delete(def, name)?;
@@ -1429,8 +1429,8 @@ async fn delete_collection_request(
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
     let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
-    let list_opts = query.list_options().map_err(ApiError::bad_request)?;
-    let opts = query.delete_options().map_err(ApiError::bad_request)?;
+    let list_opts = query.list_options()?;
+    let opts = query.delete_options()?;
     let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
     let opts = Rest::delete_options(opts, &body)?;
     let filter = Filter::new(def, &list_opts, "")?;
@@ -1481,7 +1481,7 @@ async fn events_view_request(
         "get" => respond(StatusCode::OK, &rest.get(&core, ns, name).await?),
         "list" => events_v1_list(rest, def, &core, ns, &accept, query).await,
         "watch" => {
-            let opts = query.list_options().map_err(ApiError::bad_request)?;
+            let opts = query.list_options()?;
             let filter = Filter::new(def, &opts, name)?;
             watch_response(app, def, ns, opts, filter, &accept, query).await
         }
@@ -1532,7 +1532,7 @@ async fn events_view_request(
             Ok(with_warnings(respond(StatusCode::OK, &updated)?, &opts))
         }
         "delete" => {
-            let opts = query.delete_options().map_err(ApiError::bad_request)?;
+            let opts = query.delete_options()?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
             respond(StatusCode::OK, &rest.delete(&core, ns, name, &opts).await?)
@@ -1557,7 +1557,7 @@ async fn events_v1_list(
     accept: &str,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    let opts = query.list_options().map_err(ApiError::bad_request)?;
+    let opts = query.list_options()?;
     // Field names are mapped to the core ones the cache holds.
     let filter = Filter::new(def, &opts, "")?;
     let mut res = rest.list(core, ns, &opts, &filter).await?;
@@ -1582,8 +1582,8 @@ async fn events_v1_delete_collection(
     body: &[u8],
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    let list_opts = query.list_options().map_err(ApiError::bad_request)?;
-    let opts = query.delete_options().map_err(ApiError::bad_request)?;
+    let list_opts = query.list_options()?;
+    let opts = query.delete_options()?;
     let opts = Rest::delete_options(opts, body)?;
     let filter = Filter::new(def, &list_opts, "")?;
     let deleted = rest
@@ -1741,7 +1741,7 @@ fn write_options(
     query: &Query,
     user_agent: &str,
 ) -> Result<crate::options::WriteOptions, ApiError> {
-    let mut opts = query.write_options().map_err(ApiError::bad_request)?;
+    let mut opts = query.write_options()?;
     opts.manager = match &opts.field_manager {
         Some(m) => m.clone(),
         None => {
@@ -1811,8 +1811,8 @@ fn list_response(
 ) -> Result<Response<Body>, ApiError> {
     let rv = res.revision.to_string();
     if table::wants_table(accept) {
-        let include =
-            IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+        let include = IncludeObject::parse(query.get("includeObject"))
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let objects: Vec<Value> = res
             .items
             .iter()
@@ -1876,7 +1876,7 @@ async fn watch_start(
             (objs, Some(w), None)
         }
         Some(rv) => {
-            let rev = crate::options::parse_resource_version(rv).map_err(ApiError::bad_request)?;
+            let rev = crate::options::parse_resource_version(rv)?;
             if send_initial {
                 app.rest
                     .cache
@@ -1949,8 +1949,8 @@ async fn watch_response(
         .clone();
     let prefix = def.list_prefix(ns);
     let as_table = table::wants_table(accept);
-    let include =
-        IncludeObject::parse(query.get("includeObject")).map_err(ApiError::bad_request)?;
+    let include = IncludeObject::parse(query.get("includeObject"))
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let send_initial = opts.send_initial_events.unwrap_or(false);
     let (initial, watcher, too_old) = watch_start(app, &cache, &prefix, &opts).await?;
     let skip_initial = opts.resource_version.is_some() && !send_initial;

@@ -461,13 +461,6 @@ impl Decoder {
             return Err(SpdyError::Version(version));
         }
         let kind = u16::from_be_bytes([head[2], head[3]]);
-        let need = |body: &Bytes, n: usize, name: &'static str| {
-            if body.len() < n {
-                Err(SpdyError::Malformed(name))
-            } else {
-                Ok(())
-            }
-        };
         let fin = flags & FLAG_FIN != 0;
         let frame = match kind {
             SYN_STREAM => {
@@ -503,55 +496,71 @@ impl Decoder {
                     }
                 }
             }
-            RST_STREAM => {
-                if body.len() != 8 {
-                    return Err(SpdyError::Malformed("RST_STREAM"));
-                }
-                Frame::RstStream {
-                    stream: body.get_u32() & 0x7fff_ffff,
-                    status: body.get_u32(),
-                }
-            }
-            SETTINGS => {
-                need(&body, 4, "SETTINGS")?;
-                let n = body.get_u32() as usize;
-                if body.len() != n.saturating_mul(8) {
-                    return Err(SpdyError::Malformed("SETTINGS"));
-                }
-                let entries = (0..n)
-                    .map(|_| {
-                        let fid = body.get_u32();
-                        ((fid >> 24) as u8, fid & 0xff_ffff, body.get_u32())
-                    })
-                    .collect();
-                Frame::Settings { entries }
-            }
-            PING => {
-                if body.len() != 4 {
-                    return Err(SpdyError::Malformed("PING"));
-                }
-                Frame::Ping { id: body.get_u32() }
-            }
-            GOAWAY => {
-                // SPDY/2's GOAWAY had no status; accept both.
-                need(&body, 4, "GOAWAY")?;
-                let last_good = body.get_u32() & 0x7fff_ffff;
-                let status = if body.len() >= 4 { body.get_u32() } else { 0 };
-                Frame::GoAway { last_good, status }
-            }
-            WINDOW_UPDATE => {
-                if body.len() != 8 {
-                    return Err(SpdyError::Malformed("WINDOW_UPDATE"));
-                }
-                Frame::WindowUpdate {
-                    stream: body.get_u32() & 0x7fff_ffff,
-                    delta: body.get_u32() & 0x7fff_ffff,
-                }
-            }
-            kind => Frame::Unknown { kind },
+            kind => other_control_frame(kind, body)?,
         };
         Ok(Some(frame))
     }
+}
+
+/// Refuses a frame body shorter than `n` bytes.
+fn need(body: &Bytes, n: usize, name: &'static str) -> Result<(), SpdyError> {
+    if body.len() < n {
+        Err(SpdyError::Malformed(name))
+    } else {
+        Ok(())
+    }
+}
+
+/// A control frame without a header block, from its `kind` and `body`.
+fn other_control_frame(kind: u16, mut body: Bytes) -> Result<Frame, SpdyError> {
+    Ok(match kind {
+        RST_STREAM => {
+            if body.len() != 8 {
+                return Err(SpdyError::Malformed("RST_STREAM"));
+            }
+            Frame::RstStream {
+                stream: body.get_u32() & 0x7fff_ffff,
+                status: body.get_u32(),
+            }
+        }
+        SETTINGS => {
+            need(&body, 4, "SETTINGS")?;
+            let n = body.get_u32() as usize;
+            if body.len() != n.saturating_mul(8) {
+                return Err(SpdyError::Malformed("SETTINGS"));
+            }
+            let entries = (0..n)
+                .map(|_| {
+                    let fid = body.get_u32();
+                    ((fid >> 24) as u8, fid & 0xff_ffff, body.get_u32())
+                })
+                .collect();
+            Frame::Settings { entries }
+        }
+        PING => {
+            if body.len() != 4 {
+                return Err(SpdyError::Malformed("PING"));
+            }
+            Frame::Ping { id: body.get_u32() }
+        }
+        GOAWAY => {
+            // SPDY/2's GOAWAY had no status; accept both.
+            need(&body, 4, "GOAWAY")?;
+            let last_good = body.get_u32() & 0x7fff_ffff;
+            let status = if body.len() >= 4 { body.get_u32() } else { 0 };
+            Frame::GoAway { last_good, status }
+        }
+        WINDOW_UPDATE => {
+            if body.len() != 8 {
+                return Err(SpdyError::Malformed("WINDOW_UPDATE"));
+            }
+            Frame::WindowUpdate {
+                stream: body.get_u32() & 0x7fff_ffff,
+                delta: body.get_u32() & 0x7fff_ffff,
+            }
+        }
+        kind => Frame::Unknown { kind },
+    })
 }
 
 fn parse_header_block(mut raw: &[u8]) -> Result<Headers, SpdyError> {

@@ -112,7 +112,7 @@ impl KubeletClient {
 pub(crate) async fn dial<B>(
     addr: SocketAddr,
     https: bool,
-) -> Result<hyper::client::conn::http1::SendRequest<B>, String>
+) -> Result<hyper::client::conn::http1::SendRequest<B>, DialError>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
@@ -120,16 +120,16 @@ where
 {
     let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
         .await
-        .map_err(|_| format!("dial tcp {addr}: i/o timeout"))?
-        .map_err(|e| format!("dial tcp {addr}: {e}"))?;
+        .map_err(|_| DialError::ConnectTimeout(addr))?
+        .map_err(|e| DialError::Connect(addr, e))?;
     let _ = tcp.set_nodelay(true);
     if !https {
-        return http1(tcp).await.map_err(|e| e.to_string());
+        return http1(tcp).await.map_err(DialError::Http);
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(DialError::Tls)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
         .with_no_client_auth();
@@ -140,9 +140,34 @@ where
         tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp),
     )
     .await
-    .map_err(|_| format!("TLS handshake with {addr} timed out"))?
-    .map_err(|e| e.to_string())?;
-    http1(tls).await.map_err(|e| e.to_string())
+    .map_err(|_| DialError::HandshakeTimeout(addr))?
+    .map_err(DialError::Handshake)?;
+    http1(tls).await.map_err(DialError::Http)
+}
+
+/// Why a proxied pod or endpoint could not be reached (the proxy's 503 says
+/// `error trying to reach service: ` and this).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DialError {
+    /// No TCP connection within the connect timeout (Go's words).
+    #[error("dial tcp {0}: i/o timeout")]
+    ConnectTimeout(SocketAddr),
+    /// The TCP connection was refused or failed.
+    #[error("dial tcp {0}: {1}")]
+    Connect(SocketAddr, std::io::Error),
+    /// No TLS configuration for the client (no protocol version in common
+    /// with the crypto provider).
+    #[error("{0}")]
+    Tls(rustls::Error),
+    /// No TLS handshake within the connect timeout.
+    #[error("TLS handshake with {0} timed out")]
+    HandshakeTimeout(SocketAddr),
+    /// The TLS handshake failed.
+    #[error("{0}")]
+    Handshake(std::io::Error),
+    /// The HTTP/1.1 handshake failed.
+    #[error("{0}")]
+    Http(hyper::Error),
 }
 
 /// An HTTP/1.1 client over `io` (upgrades allowed), the connection driven by
@@ -487,6 +512,177 @@ fn switching_to_websocket(ws: &crate::wsstream::WsRequest) -> Result<Response<Bo
     .map_err(ApiError::internal)
 }
 
+/// The kubelet's path and query for subresource `sub` of `pod`: the pod's
+/// ports to forward, or the container's logs, exec or attach.
+fn kubelet_target(
+    pod: &Value,
+    info: &RequestInfo,
+    query: &Query,
+) -> Result<(String, Vec<(String, String)>), ApiError> {
+    let (ns, name) = (info.namespace.as_str(), info.name.as_str());
+    if info.subresource == "portforward" {
+        let ports: Vec<(String, String)> = query
+            .all("ports")
+            .iter()
+            .map(|p| ("port".to_string(), p.to_string()))
+            .collect();
+        return Ok((format!("/portForward/{}/{}", seg(ns), seg(name)), ports));
+    }
+    let container = pick_container(pod, name, query.get("container").unwrap_or(""))?;
+    let (base, pairs) = match info.subresource.as_str() {
+        "log" => ("containerLogs", log_query(query)?),
+        "exec" => ("exec", stream_query(query, true)?),
+        _ => ("attach", stream_query(query, false)?),
+    };
+    Ok((
+        format!("/{base}/{}/{}/{}", seg(ns), seg(name), seg(&container)),
+        pairs,
+    ))
+}
+
+/// The address of the kubelet of the node pod `name` runs on.
+async fn pod_kubelet_addr(rest: &Rest, pod: &Value, name: &str) -> Result<SocketAddr, ApiError> {
+    let nodes = rest
+        .registry
+        .get("", "v1", "nodes")
+        .ok_or_else(ApiError::no_such_path)?
+        .clone();
+    let node_name = pod
+        .pointer("/spec/nodeName")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if node_name.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "pod {name} does not have a host assigned"
+        )));
+    }
+    let node = rest.get(&nodes, "", node_name).await?;
+    kubelet_addr(&node).ok_or_else(|| {
+        ApiError::internal(format!(
+            "node {node_name:?} reports no address for its kubelet"
+        ))
+    })
+}
+
+/// The request to the kubelet at `addr` for `uri`: a POST upgrading to
+/// SPDY/3.1 with `spdy` as stream protocol when a WebSocket is translated,
+/// else the client's method (and, for an upgrade, its headers).
+fn kubelet_request(
+    req: &Request<crate::server::RequestBody>,
+    spdy: Option<&str>,
+    upgrade: bool,
+    addr: SocketAddr,
+    uri: &str,
+) -> Result<Request<Empty<Bytes>>, ApiError> {
+    let mut out = Request::builder()
+        .method(if spdy.is_some() {
+            &http::Method::POST
+        } else {
+            req.method()
+        })
+        .uri(uri)
+        .header(header::HOST, addr.to_string());
+    if let Some(spdy_version) = spdy {
+        out = out
+            .header(header::CONNECTION, "Upgrade")
+            .header(header::UPGRADE, "SPDY/3.1")
+            .header("X-Stream-Protocol-Version", spdy_version);
+    } else if upgrade {
+        for (k, v) in req.headers() {
+            if !skipped(k) {
+                out = out.header(k, v);
+            }
+        }
+    }
+    out.body(Empty::<Bytes>::new())
+        .map_err(|e| ApiError::bad_request(format!("bad request headers: {e}")))
+}
+
+/// The kubelet's answer to a log request passed on: as text, or over the
+/// client's WebSocket when it asked for one.
+async fn log_response(
+    mut req: Request<crate::server::RequestBody>,
+    resp: Response<Incoming>,
+    log_socket: Option<crate::wsstream::WsRequest>,
+) -> Result<Response<Body>, ApiError> {
+    if !resp.status().is_success() {
+        return Err(kubelet_error(resp).await);
+    }
+    if let Some(ws) = log_socket {
+        let client_side = hyper::upgrade::on(&mut req);
+        let body = resp.into_body();
+        let protocol = ws.protocol;
+        tokio::spawn(async move {
+            match client_side.await {
+                Ok(c) => {
+                    let socket = crate::wsstream::server_socket(c).await;
+                    crate::wsstream::send_log(socket, body, protocol).await;
+                }
+                Err(e) => tracing::debug!(error = %e, "upgrade failed"),
+            }
+        });
+        return switching_to_websocket(&ws);
+    }
+    let body = resp.into_body().map_err(std::io::Error::other).boxed();
+    let mut r = Response::new(body);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain"),
+    );
+    Ok(r)
+}
+
+/// Answers a WebSocket translated to SPDY: checks the kubelet speaks the
+/// stream protocol asked for, then joins the client's WebSocket and the
+/// node's SPDY connection once both are upgraded.
+fn translate_upgrade(
+    ws: &crate::wsstream::WsRequest,
+    resp: &Response<Incoming>,
+    node_side: hyper::upgrade::OnUpgrade,
+    client_side: Option<hyper::upgrade::OnUpgrade>,
+    (sub, spdy_version, addr): (&str, &str, SocketAddr),
+    query: &Query,
+) -> Result<Response<Body>, ApiError> {
+    // The translation speaks v4 to the node (its error stream carries a
+    // Status); a node that picked something else is refused here, before
+    // the client's upgrade.
+    let picked = resp
+        .headers()
+        .get("X-Stream-Protocol-Version")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if picked != spdy_version {
+        return Err(ApiError::internal(format!(
+            "the kubelet at {addr} answered with stream protocol {picked:?}, not {spdy_version}"
+        )));
+    }
+    let Some(client_side) = client_side else {
+        return Err(ApiError::internal("no upgrade on the client's connection"));
+    };
+    let streams = crate::wsstream::Streams {
+        stdin: truthy(query, "stdin"),
+        stdout: truthy(query, "stdout"),
+        stderr: truthy(query, "stderr"),
+        tty: truthy(query, "tty"),
+    };
+    let portforward = sub == "portforward";
+    tokio::spawn(async move {
+        match (client_side.await, node_side.await) {
+            (Ok(c), Ok(n)) => {
+                let socket = crate::wsstream::server_socket(c).await;
+                let node = TokioIo::new(n);
+                if portforward {
+                    crate::wsstream::tunnel(socket, node).await;
+                } else {
+                    crate::wsstream::exec(socket, node, streams).await;
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
+        }
+    });
+    switching_to_websocket(ws)
+}
+
 /// Serves one of the four subresources of pod `ns/name`.
 pub(crate) async fn serve(
     rest: &Rest,
@@ -510,13 +706,15 @@ pub(crate) async fn serve(
     // WebSockets for v5.channel.k8s.io and port-forward tunnelling are
     // answered here and translated to SPDY towards the kubelet.
     let translate = if upgrade {
-        crate::wsstream::translated(req.headers(), sub).map_err(ApiError::bad_request)?
+        crate::wsstream::translated(req.headers(), sub)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
     } else {
         None
     };
     // Logs over a WebSocket are answered here too (the kubelet streams text).
     let log_socket = if sub == "log" {
-        crate::wsstream::log_socket(req.headers()).map_err(ApiError::bad_request)?
+        crate::wsstream::log_socket(req.headers())
+            .map_err(|e| ApiError::bad_request(e.to_string()))?
     } else {
         None
     };
@@ -525,110 +723,28 @@ pub(crate) async fn serve(
         .get("", "v1", "pods")
         .ok_or_else(ApiError::no_such_path)?
         .clone();
-    let nodes = rest
-        .registry
-        .get("", "v1", "nodes")
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
     let pod = rest.get(&pods, ns, name).await?;
-    let (path, pairs) = if sub == "portforward" {
-        let ports: Vec<(String, String)> = query
-            .all("ports")
-            .iter()
-            .map(|p| ("port".to_string(), p.to_string()))
-            .collect();
-        (format!("/portForward/{}/{}", seg(ns), seg(name)), ports)
-    } else {
-        let container = pick_container(&pod, name, query.get("container").unwrap_or(""))?;
-        let (base, pairs) = match sub {
-            "log" => ("containerLogs", log_query(query)?),
-            "exec" => ("exec", stream_query(query, true)?),
-            _ => ("attach", stream_query(query, false)?),
-        };
-        (
-            format!("/{base}/{}/{}/{}", seg(ns), seg(name), seg(&container)),
-            pairs,
-        )
-    };
+    let (path, pairs) = kubelet_target(&pod, info, query)?;
     if upgrade && !req.headers().contains_key(header::UPGRADE) {
         return Err(ApiError::bad_request("Upgrade request required"));
     }
-    let node_name = pod
-        .pointer("/spec/nodeName")
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    if node_name.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "pod {name} does not have a host assigned"
-        )));
-    }
-    let node = rest.get(&nodes, "", node_name).await?;
-    let addr = kubelet_addr(&node).ok_or_else(|| {
-        ApiError::internal(format!(
-            "node {node_name:?} reports no address for its kubelet"
-        ))
-    })?;
+    let addr = pod_kubelet_addr(rest, &pod, name).await?;
     let mut sender = kubelet.connect(addr).await?;
-    let mut out = Request::builder()
-        .method(if translate.is_some() {
-            &http::Method::POST
-        } else {
-            req.method()
-        })
-        .uri(kubelet_path(&path, &pairs))
-        .header(header::HOST, addr.to_string());
     // What a translated request speaks to the kubelet (SPDY/3.1).
     let spdy_version = if sub == "portforward" {
         "portforward.k8s.io"
     } else {
         "v4.channel.k8s.io"
     };
-    if translate.is_some() {
-        out = out
-            .header(header::CONNECTION, "Upgrade")
-            .header(header::UPGRADE, "SPDY/3.1")
-            .header("X-Stream-Protocol-Version", spdy_version);
-    } else if upgrade {
-        for (k, v) in req.headers() {
-            if !skipped(k) {
-                out = out.header(k, v);
-            }
-        }
-    }
-    let out = out
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| ApiError::bad_request(format!("bad request headers: {e}")))?;
+    let spdy = translate.is_some().then_some(spdy_version);
+    let out = kubelet_request(&req, spdy, upgrade, addr, &kubelet_path(&path, &pairs))?;
     let client_side = upgrade.then(|| hyper::upgrade::on(&mut req));
     let mut resp = sender
         .send_request(out)
         .await
         .map_err(|e| ApiError::internal(format!("the kubelet at {addr}: {e}")))?;
     if !upgrade {
-        if !resp.status().is_success() {
-            return Err(kubelet_error(resp).await);
-        }
-        if let Some(ws) = log_socket {
-            let client_side = hyper::upgrade::on(&mut req);
-            let body = resp.into_body();
-            let protocol = ws.protocol;
-            tokio::spawn(async move {
-                match client_side.await {
-                    Ok(c) => {
-                        let socket = crate::wsstream::server_socket(c).await;
-                        crate::wsstream::send_log(socket, body, protocol).await;
-                    }
-                    Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-                }
-            });
-            return switching_to_websocket(&ws);
-        }
-        let body = resp.into_body().map_err(std::io::Error::other).boxed();
-        let mut r = Response::new(body);
-        r.headers_mut().insert(
-            header::CONTENT_TYPE,
-            header::HeaderValue::from_static("text/plain"),
-        );
-        return Ok(r);
+        return log_response(req, resp, log_socket).await;
     }
     if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
         return Err(kubelet_upgrade_error(resp).await);
@@ -636,44 +752,8 @@ pub(crate) async fn serve(
     let node_side = hyper::upgrade::on(&mut resp);
     let mut client_side = client_side;
     if let Some(ws) = translate {
-        // The translation speaks v4 to the node (its error stream carries a
-        // Status); a node that picked something else is refused here, before
-        // the client's upgrade.
-        let picked = resp
-            .headers()
-            .get("X-Stream-Protocol-Version")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        if picked != spdy_version {
-            return Err(ApiError::internal(format!(
-                "the kubelet at {addr} answered with stream protocol {picked:?}, not {spdy_version}"
-            )));
-        }
-        let Some(client_side) = client_side.take() else {
-            return Err(ApiError::internal("no upgrade on the client's connection"));
-        };
-        let streams = crate::wsstream::Streams {
-            stdin: truthy(query, "stdin"),
-            stdout: truthy(query, "stdout"),
-            stderr: truthy(query, "stderr"),
-            tty: truthy(query, "tty"),
-        };
-        let portforward = sub == "portforward";
-        tokio::spawn(async move {
-            match (client_side.await, node_side.await) {
-                (Ok(c), Ok(n)) => {
-                    let socket = crate::wsstream::server_socket(c).await;
-                    let node = TokioIo::new(n);
-                    if portforward {
-                        crate::wsstream::tunnel(socket, node).await;
-                    } else {
-                        crate::wsstream::exec(socket, node, streams).await;
-                    }
-                }
-                (Err(e), _) | (_, Err(e)) => tracing::debug!(error = %e, "upgrade failed"),
-            }
-        });
-        return switching_to_websocket(&ws);
+        let to_node = (sub, spdy_version, addr);
+        return translate_upgrade(&ws, &resp, node_side, client_side.take(), to_node, query);
     }
     let mut answer = Response::builder().status(StatusCode::SWITCHING_PROTOCOLS);
     for (k, v) in resp.headers() {

@@ -14,15 +14,23 @@ pub(crate) enum IncludeObject {
 }
 
 impl IncludeObject {
-    pub(crate) fn parse(v: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn parse(v: Option<&str>) -> Result<Self, UnsupportedIncludeObject> {
         match v {
             None | Some("") | Some("Metadata") => Ok(IncludeObject::Metadata),
             Some("None") => Ok(IncludeObject::None),
             Some("Object") => Ok(IncludeObject::Object),
-            Some(other) => Err(format!("includeObject: Unsupported value: {other:?}: supported values: \"Metadata\", \"None\", \"Object\"")),
+            Some(other) => Err(UnsupportedIncludeObject(other.to_string())),
         }
     }
 }
+
+/// An `includeObject` value other than `None`, `Metadata` or `Object` (a
+/// 400 with Kubernetes' message).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "includeObject: Unsupported value: {0:?}: supported values: \"Metadata\", \"None\", \"Object\""
+)]
+pub(crate) struct UnsupportedIncludeObject(String);
 
 /// Whether an `Accept` header asks for a Table.
 pub(crate) fn wants_table(accept: &str) -> bool {

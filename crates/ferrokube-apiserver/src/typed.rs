@@ -13,13 +13,12 @@ macro_rules! kinds {
     ($( ($group:literal, $version:literal, $kind:literal, $ty:ty) ),* $(,)?) => {
         /// Decodes `v` as the type of (group, kind) and encodes it back.
         /// `None` if the kind has no type here.
-        fn round_trip_typed(group: &str, kind: &str, v: &Value) -> Option<Result<Value, String>> {
+        fn round_trip_typed(group: &str, kind: &str, v: &Value) -> Option<Result<Value, serde_json::Error>> {
             match (group, kind) {
                 $(
                     ($group, $kind) => Some(
                         <$ty as serde::Deserialize>::deserialize(v)
-                            .map_err(|e| e.to_string())
-                            .and_then(|t| serde_json::to_value(&t).map_err(|e| e.to_string())),
+                            .and_then(|t| serde_json::to_value(&t)),
                     ),
                 )*
                 _ => None,
@@ -192,9 +191,9 @@ pub(crate) struct Checked {
     pub unknown: Vec<String>,
 }
 
-/// Checks `v` against its kind's type. `Err` is a message for a 400: a field
-/// of the wrong type. Kinds without a type pass unchanged.
-pub(crate) fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, String> {
+/// Checks `v` against its kind's type. `Err` is the decoding error for a
+/// 400: a field of the wrong type. Kinds without a type pass unchanged.
+pub(crate) fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, serde_json::Error> {
     match round_trip_typed(group, kind, v) {
         None => Ok(Checked {
             value: v.clone(),

@@ -100,7 +100,10 @@ fn offered(headers: &HeaderMap) -> Vec<String> {
 /// subresource `sub`: `Ok(None)` when not (other WebSocket protocols and
 /// SPDY go to the kubelet as they are), an error message for a WebSocket
 /// request that cannot be answered.
-pub(crate) fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequest>, String> {
+pub(crate) fn translated(
+    headers: &HeaderMap,
+    sub: &str,
+) -> Result<Option<WsRequest>, UpgradeError> {
     if !is_websocket(headers) {
         return Ok(None);
     }
@@ -116,6 +119,18 @@ pub(crate) fn translated(headers: &HeaderMap, sub: &str) -> Result<Option<WsRequ
     answer(headers, want).map(Some)
 }
 
+/// A WebSocket request that cannot be answered (a 400 with this message).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UpgradeError {
+    /// The upgrade has no `Sec-WebSocket-Key` to answer with.
+    #[error("a WebSocket upgrade needs a Sec-WebSocket-Key header")]
+    NoKey,
+    /// None of the protocols the client offers for `pods/log` is spoken
+    /// here (Kubernetes' refusal, the offers as Go prints them).
+    #[error("requested protocol(s) are not supported: {0:?}; supports {LOG_PROTOCOLS:?}")]
+    Protocols(Vec<String>),
+}
+
 /// Whether `headers` ask for an upgrade to a WebSocket.
 fn is_websocket(headers: &HeaderMap) -> bool {
     headers
@@ -125,13 +140,13 @@ fn is_websocket(headers: &HeaderMap) -> bool {
 }
 
 /// The answer to a WebSocket upgrade in `protocol`: needs the client's key.
-fn answer(headers: &HeaderMap, protocol: &'static str) -> Result<WsRequest, String> {
+fn answer(headers: &HeaderMap, protocol: &'static str) -> Result<WsRequest, UpgradeError> {
     let key = headers
         .get(header::SEC_WEBSOCKET_KEY)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|k| !k.is_empty())
-        .ok_or("a WebSocket upgrade needs a Sec-WebSocket-Key header")?;
+        .ok_or(UpgradeError::NoKey)?;
     Ok(WsRequest {
         protocol,
         accept: accept_key(key),
@@ -146,7 +161,7 @@ pub(crate) const LOG_PROTOCOLS: [&str; 3] = ["", "binary.k8s.io", "base64.binary
 /// Whether `headers` ask for `pods/log` over a WebSocket: the protocol
 /// picked (the client's first offer this server speaks; `""` when none is
 /// offered) and the accept key, or the refusal Kubernetes gives.
-pub(crate) fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, String> {
+pub(crate) fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, UpgradeError> {
     if !is_websocket(headers) {
         return Ok(None);
     }
@@ -157,11 +172,7 @@ pub(crate) fn log_socket(headers: &HeaderMap) -> Result<Option<WsRequest>, Strin
     let protocol = offered
         .iter()
         .find_map(|p| LOG_PROTOCOLS.iter().find(|a| *a == p))
-        .ok_or_else(|| {
-            format!(
-                "requested protocol(s) are not supported: {offered:?}; supports {LOG_PROTOCOLS:?}"
-            )
-        })?;
+        .ok_or_else(|| UpgradeError::Protocols(offered.clone()))?;
     answer(headers, protocol).map(Some)
 }
 
@@ -548,6 +559,77 @@ async fn client_to_node<S>(
     tracing::debug!("exec over WebSocket: the client's connection ended");
 }
 
+/// What a frame from the kubelet other than data means to the reader.
+enum Seen {
+    /// The stream ended.
+    Ended(u32),
+    /// Nothing for the reader (the frame was noted for the writer, if at all).
+    Nothing,
+    /// The kubelet is going away: stop reading.
+    GoAway,
+}
+
+/// Notes a frame from the kubelet other than data for the writer side
+/// (pings to answer, window grants, the initial window) and says whether a
+/// stream ended.
+fn on_node_frame(frame: Frame, ctl: &Control) -> Seen {
+    match frame {
+        Frame::SynReply { stream, fin, .. } | Frame::Headers { stream, fin, .. } => {
+            if fin {
+                tracing::debug!(
+                    stream,
+                    "exec over WebSocket: a stream ended with its headers"
+                );
+            }
+            if fin {
+                Seen::Ended(stream)
+            } else {
+                Seen::Nothing
+            }
+        }
+        Frame::RstStream { stream, status } => {
+            tracing::debug!(
+                stream,
+                status,
+                "exec over WebSocket: the kubelet reset a stream"
+            );
+            Seen::Ended(stream)
+        }
+        Frame::Ping { id } => {
+            // The server's pings have even ids; odd ones would be
+            // replies to ours (we send none).
+            if id % 2 == 0 {
+                ctl.with(|p| {
+                    if p.pings.len() < 16 {
+                        p.pings.push(id)
+                    }
+                });
+            }
+            Seen::Nothing
+        }
+        Frame::WindowUpdate { stream, delta } => {
+            ctl.with(|p| {
+                let g = p.grants.entry(stream).or_default();
+                *g = g.saturating_add(delta);
+            });
+            Seen::Nothing
+        }
+        Frame::Settings { entries } => {
+            for (_, id, value) in entries {
+                if id == spdy::SETTINGS_INITIAL_WINDOW_SIZE {
+                    ctl.with(|p| p.initial_window = Some(value));
+                }
+            }
+            Seen::Nothing
+        }
+        Frame::GoAway { .. } => {
+            tracing::debug!("exec over WebSocket: GOAWAY from the kubelet");
+            Seen::GoAway
+        }
+        Frame::Data { .. } | Frame::SynStream { .. } | Frame::Unknown { .. } => Seen::Nothing,
+    }
+}
+
 /// The kubelet-reading side: stream data to channel messages, until the
 /// error and output streams have ended or the kubelet closes.
 async fn node_to_client<R, S>(
@@ -612,55 +694,11 @@ async fn node_to_client<R, S>(
                     }
                     fin.then_some(stream)
                 }
-                Frame::SynReply { stream, fin, .. } | Frame::Headers { stream, fin, .. } => {
-                    if fin {
-                        tracing::debug!(
-                            stream,
-                            "exec over WebSocket: a stream ended with its headers"
-                        );
-                    }
-                    fin.then_some(stream)
-                }
-                Frame::RstStream { stream, status } => {
-                    tracing::debug!(
-                        stream,
-                        status,
-                        "exec over WebSocket: the kubelet reset a stream"
-                    );
-                    Some(stream)
-                }
-                Frame::Ping { id } => {
-                    // The server's pings have even ids; odd ones would be
-                    // replies to ours (we send none).
-                    if id % 2 == 0 {
-                        ctl.with(|p| {
-                            if p.pings.len() < 16 {
-                                p.pings.push(id)
-                            }
-                        });
-                    }
-                    None
-                }
-                Frame::WindowUpdate { stream, delta } => {
-                    ctl.with(|p| {
-                        let g = p.grants.entry(stream).or_default();
-                        *g = g.saturating_add(delta);
-                    });
-                    None
-                }
-                Frame::Settings { entries } => {
-                    for (_, id, value) in entries {
-                        if id == spdy::SETTINGS_INITIAL_WINDOW_SIZE {
-                            ctl.with(|p| p.initial_window = Some(value));
-                        }
-                    }
-                    None
-                }
-                Frame::GoAway { .. } => {
-                    tracing::debug!("exec over WebSocket: GOAWAY from the kubelet");
-                    break 'read;
-                }
-                Frame::SynStream { .. } | Frame::Unknown { .. } => None,
+                other => match on_node_frame(other, &ctl) {
+                    Seen::Ended(stream) => Some(stream),
+                    Seen::Nothing => None,
+                    Seen::GoAway => break 'read,
+                },
             };
             if let Some(stream) = ended {
                 credit.forget(stream);

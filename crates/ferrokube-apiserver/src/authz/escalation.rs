@@ -138,7 +138,7 @@ impl Escalation {
 
     /// Kubernetes' `ConfirmNoEscalation`: whether `user`'s rules in `ns`
     /// cover `rules`; the refusal's reason when not.
-    pub(crate) fn confirm_no_escalation(
+    fn confirm_no_escalation(
         &self,
         user: &UserInfo,
         ns: &str,

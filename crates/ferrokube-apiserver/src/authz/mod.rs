@@ -23,7 +23,7 @@ pub(crate) mod node;
 pub(crate) mod rbac;
 
 pub(crate) use modes::exact_name;
-pub use modes::Mode;
+pub use modes::{Mode, ModeError};
 
 use crate::authn::UserInfo;
 use crate::request_info::RequestInfo;

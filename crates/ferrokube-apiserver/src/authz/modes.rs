@@ -14,6 +14,25 @@ use crate::authn::UserInfo;
 /// itself).
 pub(crate) const MASTERS_GROUP: &str = "system:masters";
 
+/// Why an `--authorization-mode` list is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    /// A name that is not a mode.
+    #[error("authorization-mode {name:?} is not a valid mode (one of {known})")]
+    Unknown {
+        /// The name given.
+        name: String,
+        /// The modes there are, comma-separated.
+        known: String,
+    },
+    /// A mode listed twice.
+    #[error("authorization-mode {0:?} has mode specified more than once")]
+    Repeated(String),
+    /// No mode at all.
+    #[error("at least one authorization-mode must be passed")]
+    Empty,
+}
+
 /// One authorization mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -44,33 +63,31 @@ impl Mode {
     pub(crate) const ALL: [Mode; 4] = [Mode::AlwaysAllow, Mode::AlwaysDeny, Mode::Node, Mode::Rbac];
 
     /// A mode by its name.
-    pub(crate) fn parse(name: &str) -> Result<Mode, String> {
+    pub(crate) fn parse(name: &str) -> Result<Mode, ModeError> {
         Mode::ALL
             .into_iter()
             .find(|m| m.name() == name)
             .ok_or_else(|| {
                 let known: Vec<&str> = Mode::ALL.iter().map(|m| m.name()).collect();
-                format!(
-                    "authorization-mode {name:?} is not a valid mode (one of {})",
-                    known.join(", ")
-                )
+                ModeError::Unknown {
+                    name: name.to_string(),
+                    known: known.join(", "),
+                }
             })
     }
 
     /// A comma-separated list of modes (`Node,RBAC`), each at most once.
-    pub fn parse_list(list: &str) -> Result<Vec<Mode>, String> {
+    pub fn parse_list(list: &str) -> Result<Vec<Mode>, ModeError> {
         let mut modes = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let m = Mode::parse(name)?;
             if modes.contains(&m) {
-                return Err(format!(
-                    "authorization-mode {name:?} has mode specified more than once"
-                ));
+                return Err(ModeError::Repeated(name.to_string()));
             }
             modes.push(m);
         }
         if modes.is_empty() {
-            return Err("at least one authorization-mode must be passed".into());
+            return Err(ModeError::Empty);
         }
         Ok(modes)
     }

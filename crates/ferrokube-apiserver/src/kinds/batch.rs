@@ -106,65 +106,71 @@ pub(super) fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec
         }
         for (i, rule) in rules.iter().enumerate() {
             let rp = format!("{path}.podFailurePolicy.rules[{i}]");
-            let action = rule.get("action").and_then(Value::as_str).unwrap_or("");
-            match action {
-                "Count" | "FailJob" | "Ignore" => {}
-                "FailIndex" if !per_index => errs.push(FieldError::invalid(
-                    format!("{rp}.action"),
-                    action,
-                    "requires the backoffLimitPerIndex to be set",
-                )),
-                "FailIndex" => {}
-                _ => errs.push(FieldError::not_supported(
-                    format!("{rp}.action"),
-                    action,
-                    &["Count", "FailIndex", "FailJob", "Ignore"],
-                )),
-            }
-            let codes = rule.get("onExitCodes").filter(|v| !v.is_null());
-            let conds = rule.get("onPodConditions").filter(|v| !v.is_null());
-            match (codes, conds) {
-                (Some(_), Some(_)) => errs.push(FieldError::invalid(
-                    rp.clone(),
-                    Value::String(String::new()),
-                    "specifying both OnExitCodes and OnPodConditions is not supported",
-                )),
-                (None, None) => errs.push(FieldError::invalid(
-                    rp.clone(),
-                    Value::String(String::new()),
-                    "specifying one of OnExitCodes and OnPodConditions is required",
-                )),
-                _ => {}
-            }
-            if let Some(codes) = codes {
-                let op = codes.get("operator").and_then(Value::as_str).unwrap_or("");
-                if op != "In" && op != "NotIn" {
-                    errs.push(FieldError::not_supported(
-                        format!("{rp}.onExitCodes.operator"),
-                        op,
-                        &["In", "NotIn"],
-                    ));
-                }
-                let values: Vec<i64> = codes
-                    .get("values")
-                    .and_then(Value::as_array)
-                    .map(|v| v.iter().filter_map(Value::as_i64).collect())
-                    .unwrap_or_default();
-                if values.is_empty() {
-                    errs.push(FieldError::required(
-                        format!("{rp}.onExitCodes.values"),
-                        "at least one value is required",
-                    ));
-                }
-                for (j, v) in values.iter().enumerate() {
-                    if op == "In" && *v == 0 {
-                        errs.push(FieldError::invalid(
-                            format!("{rp}.onExitCodes.values[{j}]"),
-                            0,
-                            "must not be 0 for the In operator",
-                        ));
-                    }
-                }
+            validate_pod_failure_rule(rule, &rp, per_index, errs);
+        }
+    }
+}
+
+/// The rules of one rule of a Job's `podFailurePolicy`, at `rp`;
+/// `per_index` when the Job sets `backoffLimitPerIndex` (FailIndex needs it).
+fn validate_pod_failure_rule(rule: &Value, rp: &str, per_index: bool, errs: &mut Vec<FieldError>) {
+    let action = rule.get("action").and_then(Value::as_str).unwrap_or("");
+    match action {
+        "Count" | "FailJob" | "Ignore" => {}
+        "FailIndex" if !per_index => errs.push(FieldError::invalid(
+            format!("{rp}.action"),
+            action,
+            "requires the backoffLimitPerIndex to be set",
+        )),
+        "FailIndex" => {}
+        _ => errs.push(FieldError::not_supported(
+            format!("{rp}.action"),
+            action,
+            &["Count", "FailIndex", "FailJob", "Ignore"],
+        )),
+    }
+    let codes = rule.get("onExitCodes").filter(|v| !v.is_null());
+    let conds = rule.get("onPodConditions").filter(|v| !v.is_null());
+    match (codes, conds) {
+        (Some(_), Some(_)) => errs.push(FieldError::invalid(
+            rp,
+            Value::String(String::new()),
+            "specifying both OnExitCodes and OnPodConditions is not supported",
+        )),
+        (None, None) => errs.push(FieldError::invalid(
+            rp,
+            Value::String(String::new()),
+            "specifying one of OnExitCodes and OnPodConditions is required",
+        )),
+        _ => {}
+    }
+    if let Some(codes) = codes {
+        let op = codes.get("operator").and_then(Value::as_str).unwrap_or("");
+        if op != "In" && op != "NotIn" {
+            errs.push(FieldError::not_supported(
+                format!("{rp}.onExitCodes.operator"),
+                op,
+                &["In", "NotIn"],
+            ));
+        }
+        let values: Vec<i64> = codes
+            .get("values")
+            .and_then(Value::as_array)
+            .map(|v| v.iter().filter_map(Value::as_i64).collect())
+            .unwrap_or_default();
+        if values.is_empty() {
+            errs.push(FieldError::required(
+                format!("{rp}.onExitCodes.values"),
+                "at least one value is required",
+            ));
+        }
+        for (j, v) in values.iter().enumerate() {
+            if op == "In" && *v == 0 {
+                errs.push(FieldError::invalid(
+                    format!("{rp}.onExitCodes.values[{j}]"),
+                    0,
+                    "must not be 0 for the In operator",
+                ));
             }
         }
     }

@@ -183,7 +183,7 @@ fn decoded(v: &Value, ptr: &str) -> Option<Vec<u8>> {
 }
 
 /// Parses the request (PEM `CERTIFICATE REQUEST`) and checks its signature.
-pub(super) fn check_request(pem: &[u8]) -> Result<(), String> {
+fn check_request(pem: &[u8]) -> Result<(), String> {
     let not_request = || "PEM block type must be CERTIFICATE REQUEST".to_string();
     let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|_| not_request())?;
     if block.label != "CERTIFICATE REQUEST" {
@@ -310,39 +310,49 @@ fn usages(csr: &Value) -> Vec<&str> {
         .collect()
 }
 
-/// The errors of a CSR; `old` is the stored one on update, `subresource`
-/// the path written (`status` may set the certificate, `approval` the
-/// Approved and Denied conditions).
-pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
-    let mut errs = Vec::new();
-    let old_types = old.map(condition_types).unwrap_or_default();
-    let old_usages = old.map(usages).unwrap_or_default();
-    let allow_both = old_types.contains(&"Approved") && old_types.contains(&"Denied");
-    let allow_legacy = old.is_some_and(|o| text(o, "/spec/signerName") == LEGACY_UNKNOWN);
-    let allow_duplicate_types = has_duplicates(&old_types);
-    let allow_empty_type = old_types.contains(&"");
-    let allow_unknown_usages = old_usages.iter().any(|u| !USAGES.contains(u));
-    let allow_duplicate_usages = has_duplicates(&old_usages);
-    let new_cert = decoded(csr, "/status/certificate").unwrap_or_default();
-    let old_cert = old
-        .and_then(|o| decoded(o, "/status/certificate"))
-        .unwrap_or_default();
-    let allow_arbitrary_cert =
-        old.is_some_and(|_| new_cert == old_cert || check_certificate(&old_cert).is_err());
+/// What the stored CSR of an update already has and so may keep, though a
+/// create may not (Kubernetes' `certificateValidationOptions`).
+struct Allowances {
+    /// Both Approved and Denied conditions.
+    both: bool,
+    /// The legacy `kubernetes.io/legacy-unknown` signer.
+    legacy: bool,
+    /// Conditions of the same type twice.
+    duplicate_types: bool,
+    /// A condition without a type.
+    empty_type: bool,
+    /// Usages Kubernetes does not know.
+    unknown_usages: bool,
+    /// A usage twice.
+    duplicate_usages: bool,
+    /// A certificate that does not parse (unchanged, or the old one was bad).
+    arbitrary_cert: bool,
+}
 
-    let request = decoded(csr, "/spec/request");
-    if let Err(e) = check_request(request.as_deref().unwrap_or(&[])) {
-        errs.push(FieldError::invalid_shown(
-            "spec.request",
-            go_bytes(request.as_deref()),
-            e,
-        ));
+impl Allowances {
+    fn of(old: Option<&Value>, new_cert: &[u8], old_cert: &[u8]) -> Allowances {
+        let old_types = old.map(condition_types).unwrap_or_default();
+        let old_usages = old.map(usages).unwrap_or_default();
+        Allowances {
+            both: old_types.contains(&"Approved") && old_types.contains(&"Denied"),
+            legacy: old.is_some_and(|o| text(o, "/spec/signerName") == LEGACY_UNKNOWN),
+            duplicate_types: has_duplicates(&old_types),
+            empty_type: old_types.contains(&""),
+            unknown_usages: old_usages.iter().any(|u| !USAGES.contains(u)),
+            duplicate_usages: has_duplicates(&old_usages),
+            arbitrary_cert: old
+                .is_some_and(|_| new_cert == old_cert || check_certificate(old_cert).is_err()),
+        }
     }
+}
+
+/// The errors of `spec.usages`: none, unknown or repeated ones.
+fn check_usages(csr: &Value, allow: &Allowances, errs: &mut Vec<FieldError>) {
     let us = usages(csr);
     if us.is_empty() {
         errs.push(FieldError::required("spec.usages", ""));
     }
-    if !allow_unknown_usages {
+    if !allow.unknown_usages {
         let mut supported: Vec<&str> = USAGES.to_vec();
         supported.sort();
         for (i, u) in us.iter().enumerate() {
@@ -355,41 +365,23 @@ pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> V
             }
         }
     }
-    if !allow_duplicate_usages {
+    if !allow.duplicate_usages {
         for (i, u) in us.iter().enumerate() {
             if us[..i].contains(u) {
                 errs.push(FieldError::duplicate(format!("spec.usages[{i}]"), *u));
             }
         }
     }
-    let signer = text(csr, "/spec/signerName");
-    if !allow_legacy && signer == LEGACY_UNKNOWN {
-        errs.push(FieldError::invalid(
-            "spec.signerName",
-            signer,
-            "the legacy signerName is not allowed via this API version",
-        ));
-    } else {
-        signer_name(signer, &mut errs);
-    }
-    if let Some(secs) = csr
-        .pointer("/spec/expirationSeconds")
-        .and_then(Value::as_i64)
-    {
-        if secs < 600 {
-            errs.push(FieldError::invalid(
-                "spec.expirationSeconds",
-                secs,
-                "may not specify a duration less than 600 seconds (10 minutes)",
-            ));
-        }
-    }
-    // Conditions.
+}
+
+/// The errors of `status.conditions`: types, statuses, Approved with
+/// Denied, types repeated.
+fn check_conditions(csr: &Value, allow: &Allowances, errs: &mut Vec<FieldError>) {
     let (mut approved, mut denied) = (false, false);
     let mut seen: Vec<&str> = Vec::new();
     for (i, c) in array(csr, "/status/conditions").iter().enumerate() {
         let t = text(c, "/type");
-        if !allow_empty_type && t.is_empty() {
+        if !allow.empty_type && t.is_empty() {
             errs.push(FieldError::required(
                 format!("status.conditions[{i}].type"),
                 "",
@@ -413,7 +405,7 @@ pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> V
                 allowed,
             ));
         }
-        if !allow_both {
+        if !allow.both {
             let clash = match t {
                 "Approved" => {
                     approved = true;
@@ -433,7 +425,7 @@ pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> V
                 ));
             }
         }
-        if !allow_duplicate_types {
+        if !allow.duplicate_types {
             if seen.contains(&t) {
                 errs.push(FieldError::duplicate(
                     format!("status.conditions[{i}].type"),
@@ -443,19 +435,18 @@ pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> V
             seen.push(t);
         }
     }
-    if !allow_arbitrary_cert {
-        if let Err(e) = check_certificate(&new_cert) {
-            errs.push(FieldError::invalid(
-                "status.certificate",
-                "<certificate data>",
-                e,
-            ));
-        }
-    }
-    let Some(old) = old else {
-        return errs;
-    };
-    // What an update may not do.
+}
+
+/// What an update of `old` may not do: remove conditions, add or modify
+/// Approved/Denied except through `approval`, set the certificate except
+/// through `status`, or change one already issued.
+fn check_update(
+    csr: &Value,
+    old: &Value,
+    subresource: &str,
+    (new_cert, old_cert): (&[u8], &[u8]),
+    errs: &mut Vec<FieldError>,
+) {
     let of_type = |csr: &Value, t: &str| -> Vec<Value> {
         array(csr, "/status/conditions")
             .iter()
@@ -499,6 +490,63 @@ pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> V
                 "updates may not modify existing certificate content",
             ));
         }
+    }
+}
+
+/// The errors of a CSR; `old` is the stored one on update, `subresource`
+/// the path written (`status` may set the certificate, `approval` the
+/// Approved and Denied conditions).
+pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    let new_cert = decoded(csr, "/status/certificate").unwrap_or_default();
+    let old_cert = old
+        .and_then(|o| decoded(o, "/status/certificate"))
+        .unwrap_or_default();
+    let allow = Allowances::of(old, &new_cert, &old_cert);
+
+    let request = decoded(csr, "/spec/request");
+    if let Err(e) = check_request(request.as_deref().unwrap_or(&[])) {
+        errs.push(FieldError::invalid_shown(
+            "spec.request",
+            go_bytes(request.as_deref()),
+            e,
+        ));
+    }
+    check_usages(csr, &allow, &mut errs);
+    let signer = text(csr, "/spec/signerName");
+    if !allow.legacy && signer == LEGACY_UNKNOWN {
+        errs.push(FieldError::invalid(
+            "spec.signerName",
+            signer,
+            "the legacy signerName is not allowed via this API version",
+        ));
+    } else {
+        signer_name(signer, &mut errs);
+    }
+    if let Some(secs) = csr
+        .pointer("/spec/expirationSeconds")
+        .and_then(Value::as_i64)
+    {
+        if secs < 600 {
+            errs.push(FieldError::invalid(
+                "spec.expirationSeconds",
+                secs,
+                "may not specify a duration less than 600 seconds (10 minutes)",
+            ));
+        }
+    }
+    check_conditions(csr, &allow, &mut errs);
+    if !allow.arbitrary_cert {
+        if let Err(e) = check_certificate(&new_cert) {
+            errs.push(FieldError::invalid(
+                "status.certificate",
+                "<certificate data>",
+                e,
+            ));
+        }
+    }
+    if let Some(old) = old {
+        check_update(csr, old, subresource, (&new_cert, &old_cert), &mut errs);
     }
     errs
 }

@@ -184,37 +184,41 @@ pub(super) fn validate_flow_schema(obj: &Value) -> Vec<FieldError> {
             resource_rule(r, &format!("{at}.resourceRules[{j}]"), &mut errs);
         }
         for (j, r) in non_resource_rules.iter().enumerate() {
-            let here = format!("{at}.nonResourceRules[{j}]");
-            verbs(r, &here, &mut errs);
-            let urls = strings(array(r, "/nonResourceURLs"));
-            if urls.is_empty() {
-                errs.push(FieldError::required(
-                    format!("{here}.nonResourceURLs"),
-                    "nonResourceURLs must contain at least one value",
-                ));
-            } else if urls.contains(&"*") {
-                if urls.len() > 1 {
-                    errs.push(FieldError::invalid_shown(
-                        format!("{here}.nonResourceURLs"),
-                        go_strings(&urls),
-                        "if '*' is present, must not specify other non-resource URLs",
-                    ));
-                }
-            } else {
-                for (k, u) in urls.iter().enumerate() {
-                    if let Some(why) = non_resource_url_error(u) {
-                        errs.push(FieldError::invalid(
-                            format!("{here}.nonResourceURLs[{k}]"),
-                            *u,
-                            why,
-                        ));
-                    }
-                }
-            }
+            non_resource_rule(r, &format!("{at}.nonResourceRules[{j}]"), &mut errs);
         }
     }
     conditions(obj, &mut errs);
     errs
+}
+
+/// One of a FlowSchema rule's `nonResourceRules`, at `here`.
+fn non_resource_rule(r: &Value, here: &str, errs: &mut Vec<FieldError>) {
+    verbs(r, here, errs);
+    let urls = strings(array(r, "/nonResourceURLs"));
+    if urls.is_empty() {
+        errs.push(FieldError::required(
+            format!("{here}.nonResourceURLs"),
+            "nonResourceURLs must contain at least one value",
+        ));
+    } else if urls.contains(&"*") {
+        if urls.len() > 1 {
+            errs.push(FieldError::invalid_shown(
+                format!("{here}.nonResourceURLs"),
+                go_strings(&urls),
+                "if '*' is present, must not specify other non-resource URLs",
+            ));
+        }
+    } else {
+        for (k, u) in urls.iter().enumerate() {
+            if let Some(why) = non_resource_url_error(u) {
+                errs.push(FieldError::invalid(
+                    format!("{here}.nonResourceURLs[{k}]"),
+                    *u,
+                    why,
+                ));
+            }
+        }
+    }
 }
 
 fn subject(s: &Value, at: &str, errs: &mut Vec<FieldError>) {

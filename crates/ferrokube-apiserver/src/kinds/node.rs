@@ -93,7 +93,7 @@ pub(super) async fn admit_pod(rest: &Rest, pod: &mut Value) -> Result<(), ApiErr
 
 /// The admission with the pod's RuntimeClass looked up (`None`: the pod
 /// names none).
-pub(super) fn admit_with(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
+fn admit_with(pod: &mut Value, class: Option<&Value>) -> Result<(), String> {
     let class_overhead = class
         .and_then(|c| c.pointer("/overhead/podFixed"))
         .filter(|o| !o.is_null());

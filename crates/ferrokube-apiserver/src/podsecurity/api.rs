@@ -34,14 +34,25 @@ impl Level {
     }
 
     /// A level's name, or the message Kubernetes gives for anything else.
-    pub(crate) fn parse(s: &str) -> Result<Level, String> {
+    pub(crate) fn parse(s: &str) -> Result<Level, ParseError> {
         match s {
             "privileged" => Ok(Level::Privileged),
             "baseline" => Ok(Level::Baseline),
             "restricted" => Ok(Level::Restricted),
-            _ => Err("must be one of privileged, baseline, restricted".into()),
+            _ => Err(ParseError::Level),
         }
     }
+}
+
+/// A level or version Pod Security does not know, in Kubernetes' words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ParseError {
+    /// A level other than `privileged`, `baseline` or `restricted`.
+    #[error("must be one of privileged, baseline, restricted")]
+    Level,
+    /// A version other than `latest` or `v1.<minor>`.
+    #[error("must be \"latest\" or \"v1.x\"")]
+    Version,
 }
 
 /// A policy version: `latest`, or the checks as they were in `v1.X`.
@@ -54,17 +65,19 @@ pub(crate) enum Version {
 
 impl Version {
     /// `latest` or `v1.X` (no leading zero, no sign), or Kubernetes' message.
-    pub(crate) fn parse(s: &str) -> Result<Version, String> {
+    pub(crate) fn parse(s: &str) -> Result<Version, ParseError> {
         if s == "latest" {
             return Ok(Version::Latest);
         }
-        let bad = || "must be \"latest\" or \"v1.x\"".to_string();
-        let minor = s.strip_prefix("v1.").ok_or_else(bad)?;
+        let minor = s.strip_prefix("v1.").ok_or(ParseError::Version)?;
         let digits_only = !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit());
         if !digits_only || (minor.len() > 1 && minor.starts_with('0')) {
-            return Err(bad());
+            return Err(ParseError::Version);
         }
-        minor.parse().map(Version::Minor).map_err(|_| bad())
+        minor
+            .parse()
+            .map(Version::Minor)
+            .map_err(|_| ParseError::Version)
     }
 }
 
@@ -155,7 +168,7 @@ pub(crate) fn policy_to_evaluate(
                     errs.push(FieldError::invalid(
                         format!("metadata.labels[{label}]"),
                         v.as_str(),
-                        e,
+                        e.to_string(),
                     ));
                 }
             }
@@ -173,7 +186,7 @@ pub(crate) fn policy_to_evaluate(
                     errs.push(FieldError::invalid(
                         format!("metadata.labels[{label}]"),
                         v.as_str(),
-                        e,
+                        e.to_string(),
                     ));
                 }
             }
@@ -228,11 +241,7 @@ mod tests {
         for bad in [
             "", "v1.", "v1.01", "v2.1", "1.25", "v1.x", "v1.-1", "Latest",
         ] {
-            assert_eq!(
-                Version::parse(bad),
-                Err("must be \"latest\" or \"v1.x\"".into()),
-                "{bad}"
-            );
+            assert_eq!(Version::parse(bad), Err(ParseError::Version), "{bad}");
         }
         assert_eq!(Version::Minor(25).to_string(), "v1.25");
     }
