@@ -28,7 +28,7 @@ const RESYNC: Duration = Duration::from_secs(60);
 
 /// The condition a FlowSchema naming `level` should carry: (status,
 /// reason, message).
-pub fn dangling(level: &str, exists: bool) -> (&'static str, &'static str, String) {
+pub(crate) fn dangling(level: &str, exists: bool) -> (&'static str, &'static str, String) {
     if exists {
         (
             "False",
@@ -45,7 +45,7 @@ pub fn dangling(level: &str, exists: bool) -> (&'static str, &'static str, Strin
 }
 
 /// Sets `fs`'s Dangling condition; true if it changed.
-pub fn update_condition(fs: &mut FlowSchema, levels: &HashSet<String>) -> bool {
+pub(crate) fn update_condition(fs: &mut FlowSchema, levels: &HashSet<String>) -> bool {
     let level = fs
         .spec
         .as_ref()
@@ -118,7 +118,7 @@ async fn pass(schemas: &Api<FlowSchema>, levels: &Api<PriorityLevelConfiguration
 }
 
 /// Keeps every FlowSchema's Dangling condition until `cancel`.
-pub async fn run(client: kube::Client, cancel: CancellationToken) {
+pub(crate) async fn run(client: kube::Client, cancel: CancellationToken) {
     let c = Arc::new(DanglingCondition {
         ctx: Context::new(NAME, cancel.clone()),
         schemas: Api::all(client.clone()),

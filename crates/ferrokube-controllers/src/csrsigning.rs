@@ -31,9 +31,10 @@ use crate::util;
 use crate::watchqueue::Key;
 
 /// The signers this controller signs for.
-pub const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
-pub const KUBE_APISERVER_CLIENT_KUBELET: &str = "kubernetes.io/kube-apiserver-client-kubelet";
-pub const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
+pub(crate) const KUBE_APISERVER_CLIENT: &str = "kubernetes.io/kube-apiserver-client";
+pub(crate) const KUBE_APISERVER_CLIENT_KUBELET: &str =
+    "kubernetes.io/kube-apiserver-client-kubelet";
+pub(crate) const KUBELET_SERVING: &str = "kubernetes.io/kubelet-serving";
 
 /// Kubernetes' default `--cluster-signing-duration`: one year.
 pub const DEFAULT_SIGNING_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -51,7 +52,9 @@ const RESYNC: Duration = Duration::from_secs(60);
 /// The CA that signs: its certificate and key, as PEM.
 #[derive(Clone)]
 pub struct SigningCa {
+    /// The CA certificate (PEM), the issuer of what is signed.
     pub cert_pem: String,
+    /// The CA's private key (PEM).
     pub key_pem: String,
 }
 
@@ -63,17 +66,17 @@ impl std::fmt::Debug for SigningCa {
 
 /// What a request asks to be named.
 #[derive(Debug, Default, PartialEq)]
-pub struct Requested {
-    pub common_name: String,
-    pub organizations: Vec<String>,
-    pub dns_names: Vec<String>,
-    pub ip_addresses: Vec<IpAddr>,
-    pub emails: Vec<String>,
-    pub uris: Vec<String>,
+pub(crate) struct Requested {
+    pub(crate) common_name: String,
+    pub(crate) organizations: Vec<String>,
+    pub(crate) dns_names: Vec<String>,
+    pub(crate) ip_addresses: Vec<IpAddr>,
+    pub(crate) emails: Vec<String>,
+    pub(crate) uris: Vec<String>,
 }
 
 /// Reads the subject and names of a PEM certificate request.
-pub fn parse_request(pem: &[u8]) -> Result<Requested, String> {
+pub(crate) fn parse_request(pem: &[u8]) -> Result<Requested, String> {
     let (_, block) = x509_parser::pem::parse_x509_pem(pem)
         .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
     if block.label != "CERTIFICATE REQUEST" {
@@ -125,7 +128,11 @@ fn same_set(usages: &[String], want: &[&str]) -> bool {
 }
 
 /// Whether `signer` accepts the request, with Kubernetes' reasons.
-pub fn check_for_signer(signer: &str, req: &Requested, usages: &[String]) -> Result<(), String> {
+pub(crate) fn check_for_signer(
+    signer: &str,
+    req: &Requested,
+    usages: &[String],
+) -> Result<(), String> {
     const NOT_NODES: &str = "subject organization is not system:nodes";
     const NOT_NODE: &str = "subject common name does not begin with system:node:";
     match signer {
@@ -204,7 +211,7 @@ pub fn check_for_signer(signer: &str, req: &Requested, usages: &[String]) -> Res
 
 /// How long a certificate lasts: the requested time, at least
 /// [`MIN_DURATION`], at most `max`.
-pub fn duration(expiration_seconds: Option<i32>, max: Duration) -> Duration {
+pub(crate) fn duration(expiration_seconds: Option<i32>, max: Duration) -> Duration {
     match expiration_seconds {
         None => max,
         Some(s) => Duration::from_secs(s.max(0) as u64).clamp(MIN_DURATION, max),
@@ -213,7 +220,12 @@ pub fn duration(expiration_seconds: Option<i32>, max: Duration) -> Duration {
 
 /// Signs the PEM request `pem` for `usages`, valid from now (backdated) for
 /// `ttl`: a PEM certificate.
-pub fn sign(ca: &SigningCa, pem: &str, usages: &[String], ttl: Duration) -> Result<String, String> {
+pub(crate) fn sign(
+    ca: &SigningCa,
+    pem: &str,
+    usages: &[String],
+    ttl: Duration,
+) -> Result<String, String> {
     use rcgen::{ExtendedKeyUsagePurpose as E, KeyUsagePurpose as K};
     let key = rcgen::KeyPair::from_pem(&ca.key_pem).map_err(|e| format!("the CA key: {e}"))?;
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert_pem, key)
@@ -297,14 +309,14 @@ fn is_true(csr: &CertificateSigningRequest, t: &str) -> bool {
 
 /// What one CSR needs: nothing, a certificate, or a `Failed` condition.
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Nothing,
     Issued(String),
     Failed(String),
 }
 
 /// Decides what to do with `csr`.
-pub fn decide(ca: &SigningCa, max: Duration, csr: &CertificateSigningRequest) -> Outcome {
+pub(crate) fn decide(ca: &SigningCa, max: Duration, csr: &CertificateSigningRequest) -> Outcome {
     if !is_true(csr, "Approved") || is_true(csr, "Failed") {
         return Outcome::Nothing;
     }

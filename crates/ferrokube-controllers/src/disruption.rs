@@ -41,7 +41,7 @@ use crate::podutil::{self, Selector};
 use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The controller's name in kube-controller-manager's `--controllers`.
-pub const NAME: &str = "disruption";
+pub(crate) const NAME: &str = "disruption";
 
 /// The name of its second queue's counters (stale `DisruptionTarget`
 /// conditions).
@@ -52,19 +52,19 @@ const COMPONENT: &str = "controllermanager";
 
 /// How long an eviction listed in `disruptedPods` keeps its pod out of the
 /// healthy count without the pod being seen deleted.
-pub const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DELETION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How long a `DisruptionTarget` condition may stay on a pod that is not
 /// being deleted before it is turned `False`.
-pub const STALE_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const STALE_DISRUPTION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The budgets' condition and its reasons.
-pub const CONDITION: &str = "DisruptionAllowed";
-pub const SUFFICIENT_PODS: &str = "SufficientPods";
-pub const INSUFFICIENT_PODS: &str = "InsufficientPods";
-pub const SYNC_FAILED: &str = "SyncFailed";
+pub(crate) const CONDITION: &str = "DisruptionAllowed";
+pub(crate) const SUFFICIENT_PODS: &str = "SufficientPods";
+pub(crate) const INSUFFICIENT_PODS: &str = "InsufficientPods";
+pub(crate) const SYNC_FAILED: &str = "SyncFailed";
 
-pub struct DisruptionController {
+pub(crate) struct DisruptionController {
     client: kube::Client,
     budgets: Store<PodDisruptionBudget>,
     pods: Store<Pod>,
@@ -93,7 +93,7 @@ impl Reconciler for DisruptionController {
 
 /// The controller's second queue: pods whose `DisruptionTarget` condition
 /// may have gone stale.
-pub struct StaleConditions(pub Arc<DisruptionController>);
+pub(crate) struct StaleConditions(pub Arc<DisruptionController>);
 
 impl Reconciler for StaleConditions {
     fn context(&self) -> &Context {
@@ -111,7 +111,7 @@ impl Reconciler for StaleConditions {
 
 impl DisruptionController {
     /// Sets the controller up over the shared informers (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,
@@ -662,7 +662,7 @@ fn selector_text(pdb: &PodDisruptionBudget) -> String {
 
 /// An integer, or a percentage of `total` rounded up (Kubernetes'
 /// `GetScaledValueFromIntOrPercent` with roundUp).
-pub fn scaled_value(v: &IntOrString, total: i32) -> Result<i32, SyncErrorText> {
+pub(crate) fn scaled_value(v: &IntOrString, total: i32) -> Result<i32, SyncErrorText> {
     match v {
         IntOrString::Int(n) => Ok(*n),
         IntOrString::String(s) => {
@@ -683,7 +683,7 @@ pub fn scaled_value(v: &IntOrString, total: i32) -> Result<i32, SyncErrorText> {
 
 /// A percentage that is not one.
 #[derive(Debug)]
-pub struct SyncErrorText(pub String);
+pub(crate) struct SyncErrorText(pub String);
 
 impl From<SyncErrorText> for SyncError {
     fn from(e: SyncErrorText) -> Self {
@@ -693,7 +693,7 @@ impl From<SyncErrorText> for SyncError {
 
 /// The entries of `disruptedPods` still awaited (pod there, not yet being
 /// deleted, within [`DELETION_TIMEOUT`]), and when the first expires.
-pub fn disrupted_pod_map(
+pub(crate) fn disrupted_pod_map(
     pdb: &PodDisruptionBudget,
     pods: &[Arc<Pod>],
     now: Timestamp,
@@ -733,7 +733,11 @@ fn listed_disrupted(pdb: &PodDisruptionBudget) -> Vec<&str> {
 }
 
 /// Ready pods not being deleted and not about to be (in `disrupted`).
-pub fn count_healthy(pods: &[Arc<Pod>], disrupted: &BTreeMap<String, Time>, now: Timestamp) -> i32 {
+pub(crate) fn count_healthy(
+    pods: &[Arc<Pod>],
+    disrupted: &BTreeMap<String, Time>,
+    now: Timestamp,
+) -> i32 {
     let timeout = SignedDuration::try_from(DELETION_TIMEOUT).unwrap_or(SignedDuration::ZERO);
     let n = pods
         .iter()
@@ -748,7 +752,7 @@ pub fn count_healthy(pods: &[Arc<Pod>], disrupted: &BTreeMap<String, Time>, now:
 }
 
 /// Whether the budget's `DisruptionAllowed` condition matches its numbers.
-pub fn conditions_up_to_date(pdb: &PodDisruptionBudget) -> bool {
+pub(crate) fn conditions_up_to_date(pdb: &PodDisruptionBudget) -> bool {
     let Some(status) = pdb.status.as_ref() else {
         return false;
     };
@@ -804,7 +808,7 @@ fn set_condition(
 /// For a pod with a `DisruptionTarget=True` condition it did not get from
 /// its kubelet, that is not being deleted and has not finished: how long
 /// until the condition is stale (zero: now). `None` for any other pod.
-pub fn stale_condition_wait(p: &Pod, timeout: Duration, now: Timestamp) -> Option<Duration> {
+pub(crate) fn stale_condition_wait(p: &Pod, timeout: Duration, now: Timestamp) -> Option<Duration> {
     if p.metadata.deletion_timestamp.is_some() {
         return None;
     }

@@ -25,7 +25,7 @@ use crate::podutil::{self, api_code, Selector};
 use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The label selecting a Service's pods, if it has one.
-pub fn service_selector(s: &Service) -> Option<Selector> {
+pub(crate) fn service_selector(s: &Service) -> Option<Selector> {
     let sel = s.spec.as_ref()?.selector.as_ref()?;
     (!sel.is_empty()).then(|| Selector::from_map(sel))
 }
@@ -33,13 +33,13 @@ pub fn service_selector(s: &Service) -> Option<Selector> {
 /// Which Services each pod was last seen to match, so that a pod whose
 /// labels changed also wakes the Services it left.
 #[derive(Default)]
-pub struct ServiceIndex {
+pub(crate) struct ServiceIndex {
     by_pod: Mutex<HashMap<Key, HashSet<String>>>,
 }
 
 impl ServiceIndex {
     /// The Services to look at after `p` changed (or went, when `gone`).
-    pub fn services_for(&self, services: &Store<Service>, p: &Pod, gone: bool) -> Vec<Key> {
+    pub(crate) fn services_for(&self, services: &Store<Service>, p: &Pod, gone: bool) -> Vec<Key> {
         let key = key_of(p);
         let now: HashSet<String> = if gone {
             HashSet::new()
@@ -68,10 +68,10 @@ impl ServiceIndex {
 }
 
 /// The controller's name (kube-controller-manager's `--controllers`).
-pub const NAME: &str = "endpoints";
+pub(crate) const NAME: &str = "endpoints";
 
 /// The Endpoints controller.
-pub struct EndpointsController {
+pub(crate) struct EndpointsController {
     client: kube::Client,
     services: Store<Service>,
     pods: Store<Pod>,
@@ -94,7 +94,7 @@ impl Reconciler for EndpointsController {
 }
 
 impl EndpointsController {
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,
@@ -223,7 +223,7 @@ impl EndpointsController {
 
 /// The subsets for `svc` over its pods, packed as Kubernetes packs them:
 /// addresses grouped by identical port lists, sorted.
-pub fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
+pub(crate) fn desired_subsets(svc: &Service, pods: &[Arc<Pod>]) -> Vec<EndpointSubset> {
     let publish = svc
         .spec
         .as_ref()

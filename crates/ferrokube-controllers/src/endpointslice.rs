@@ -21,11 +21,11 @@ use crate::endpoints::{service_selector, ServiceIndex};
 use crate::podutil::{self, api_code};
 use crate::watchqueue::{Change, Informers, Key};
 
-pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
-pub const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
+pub(crate) const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+pub(crate) const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
+pub(crate) const MANAGED_BY: &str = "endpointslice-controller.k8s.io";
 /// Endpoints per slice (the controller's default --max-endpoints-per-slice).
-pub const MAX_ENDPOINTS: usize = 100;
+pub(crate) const MAX_ENDPOINTS: usize = 100;
 
 /// What this controller wrote and its cache may not show yet, per Service:
 /// slices by name with the generation written (`None`: deleted). A Service
@@ -88,10 +88,10 @@ impl Tracker {
 }
 
 /// The controller's name (kube-controller-manager's `--controllers`).
-pub const NAME: &str = "endpointslice";
+pub(crate) const NAME: &str = "endpointslice";
 
 /// The EndpointSlice controller.
-pub struct EndpointSliceController {
+pub(crate) struct EndpointSliceController {
     tracker: Tracker,
     client: kube::Client,
     services: Store<Service>,
@@ -144,7 +144,7 @@ impl Reconciler for EndpointSliceController {
 }
 
 impl EndpointSliceController {
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

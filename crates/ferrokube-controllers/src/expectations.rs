@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::watchqueue::Key;
 
 /// How long unmet expectations hold an owner back.
-pub const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+pub(crate) const EXPECTATIONS_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
 #[derive(Default)]
 struct Pending {
@@ -30,12 +30,12 @@ struct Pending {
 
 /// Expectations of every owner of one controller.
 #[derive(Default)]
-pub struct Expectations {
+pub(crate) struct Expectations {
     by_owner: Mutex<HashMap<Key, Pending>>,
 }
 
 impl Expectations {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -44,7 +44,7 @@ impl Expectations {
     }
 
     /// About to ask for `n` creations.
-    pub fn expect_creations(&self, owner: &Key, n: usize) {
+    pub(crate) fn expect_creations(&self, owner: &Key, n: usize) {
         let mut m = self.lock();
         let p = m.entry(owner.clone()).or_default();
         p.unnamed_adds += n;
@@ -52,7 +52,7 @@ impl Expectations {
     }
 
     /// One asked-for creation answered: `Some(name)` made, `None` failed.
-    pub fn creation_answered(&self, owner: &Key, name: Option<String>) {
+    pub(crate) fn creation_answered(&self, owner: &Key, name: Option<String>) {
         let mut m = self.lock();
         if let Some(p) = m.get_mut(owner) {
             p.unnamed_adds = p.unnamed_adds.saturating_sub(1);
@@ -63,7 +63,7 @@ impl Expectations {
     }
 
     /// About to delete pods with these uids.
-    pub fn expect_deletions(&self, owner: &Key, uids: impl IntoIterator<Item = String>) {
+    pub(crate) fn expect_deletions(&self, owner: &Key, uids: impl IntoIterator<Item = String>) {
         let mut m = self.lock();
         let p = m.entry(owner.clone()).or_default();
         p.dels.extend(uids);
@@ -71,7 +71,7 @@ impl Expectations {
     }
 
     /// A deletion failed (it will not be observed).
-    pub fn deletion_failed(&self, owner: &Key, uid: &str) {
+    pub(crate) fn deletion_failed(&self, owner: &Key, uid: &str) {
         if let Some(p) = self.lock().get_mut(owner) {
             p.dels.remove(uid);
         }
@@ -79,7 +79,7 @@ impl Expectations {
 
     /// The informer saw pod `name`/`uid` of namespace `ns` (alive, or gone
     /// when `gone`).
-    pub fn observe(&self, ns: &str, name: &str, uid: &str, gone: bool) {
+    pub(crate) fn observe(&self, ns: &str, name: &str, uid: &str, gone: bool) {
         let mut m = self.lock();
         for ((ons, _), p) in m.iter_mut() {
             if ons != ns {
@@ -93,14 +93,14 @@ impl Expectations {
     }
 
     /// Forgets an owner (it is gone).
-    pub fn forget(&self, owner: &Key) {
+    pub(crate) fn forget(&self, owner: &Key) {
         self.lock().remove(owner);
     }
 
     /// Whether `owner` may act: nothing it did is still unseen. `present`
     /// tells whether a pod name is in the cache, `alive` whether a uid still
     /// is (and not terminating).
-    pub fn satisfied(
+    pub(crate) fn satisfied(
         &self,
         owner: &Key,
         present: impl Fn(&str) -> bool,

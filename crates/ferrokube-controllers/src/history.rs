@@ -244,6 +244,7 @@ pub struct History {
 }
 
 impl History {
+    /// History helpers writing with `client`.
     pub fn new(client: kube::Client) -> Self {
         History { client }
     }

@@ -12,28 +12,28 @@
 //! under one Lease (`kube-system/kube-controller-manager`) so several
 //! controller managers can run and only one acts.
 
-pub mod apfstatus;
+mod apfstatus;
 pub mod clients;
 pub mod clusterroleaggregation;
 pub mod controller;
-pub mod cronjob;
+mod cronjob;
 pub mod csrsigning;
-pub mod daemonset;
-pub mod deployment;
-pub mod disruption;
-pub mod endpoints;
-pub mod endpointslice;
-pub mod expectations;
+mod daemonset;
+mod deployment;
+mod disruption;
+mod endpoints;
+mod endpointslice;
+mod expectations;
 pub mod history;
-pub mod job;
+mod job;
 pub mod metrics;
 pub mod persistentvolume;
-pub mod podclaim;
-pub mod podutil;
-pub mod replicaset;
+mod podclaim;
+mod podutil;
+mod replicaset;
 pub mod resourcequota;
-pub mod statefulset;
-pub mod ttlafterfinished;
+mod statefulset;
+mod ttlafterfinished;
 pub mod watchqueue;
 pub mod workloads;
 

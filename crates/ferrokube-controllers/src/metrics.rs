@@ -67,11 +67,17 @@ impl ControllerMetrics {
 /// A reading of one controller's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Counts {
+    /// Watch events handed to the controller.
     pub events: u64,
+    /// Reconciles (or passes) run, failed ones included.
     pub reconciles: u64,
+    /// Reconciles that failed (and were retried).
     pub errors: u64,
+    /// Wall-clock time spent in reconciles, awaits included, in seconds.
     pub reconcile_seconds: f64,
+    /// API requests that write (POST, PUT, PATCH, DELETE).
     pub writes: u64,
+    /// API GET requests other than watches.
     pub reads: u64,
 }
 

@@ -25,9 +25,9 @@ const NODE_PREFIX: u8 = 24;
 
 /// An IPv4 network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    pub addr: u32,
-    pub prefix: u8,
+pub(crate) struct Cidr {
+    pub(crate) addr: u32,
+    pub(crate) prefix: u8,
 }
 
 impl std::str::FromStr for Cidr {
@@ -63,7 +63,7 @@ impl std::fmt::Display for Cidr {
 }
 
 /// The lowest /24 of `cluster` not in `used` (network addresses).
-pub fn next_free(cluster: Cidr, used: &HashSet<u32>) -> Option<Cidr> {
+pub(crate) fn next_free(cluster: Cidr, used: &HashSet<u32>) -> Option<Cidr> {
     if cluster.prefix > NODE_PREFIX {
         return None;
     }

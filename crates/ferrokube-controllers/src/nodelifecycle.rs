@@ -31,8 +31,8 @@ use crate::podutil;
 use crate::util::{self, CACHE_SYNC_TIMEOUT};
 use crate::watchqueue::{Informers, Key};
 
-pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
-pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+pub(crate) const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+pub(crate) const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
 const NO_SCHEDULE: &str = "NoSchedule";
 const NO_EXECUTE: &str = "NoExecute";
 const RESYNC: Duration = Duration::from_secs(5);
@@ -400,7 +400,7 @@ async fn mark_pods_not_ready(client: &Client, node: &str, pods: &[Arc<Pod>]) {
 }
 
 /// Whether `t` tolerates `taint`.
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+pub(crate) fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     if let Some(e) = t.effect.as_deref().filter(|e| !e.is_empty()) {
         if e != taint.effect {
             return false;
@@ -420,7 +420,7 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 /// How long pod `tolerations` let a pod stay under `taints` (NoExecute):
 /// `None` if some taint is not tolerated (evict now), `Some(None)` forever,
 /// `Some(Some(secs))` that long.
-pub fn stay_for(tolerations: &[Toleration], taints: &[&Taint]) -> Option<Option<i64>> {
+pub(crate) fn stay_for(tolerations: &[Toleration], taints: &[&Taint]) -> Option<Option<i64>> {
     let mut min: Option<i64> = None;
     for taint in taints {
         let used: Vec<&Toleration> = tolerations.iter().filter(|t| tolerates(t, taint)).collect();

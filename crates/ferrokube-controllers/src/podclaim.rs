@@ -18,7 +18,7 @@ use crate::podutil::{self, Selector};
 
 /// The pods `owner` controls after claiming among `pods` (active pods of its
 /// namespace): those that match `selector` and `filter`.
-pub async fn claim_pods<K>(
+pub(crate) async fn claim_pods<K>(
     client: &kube::Client,
     owner: &K,
     selector: &Selector,

@@ -14,10 +14,10 @@ use kube::Resource;
 /// The label selector type of the controllers: the one of the API
 /// machinery (`Selector::from_label_selector` for a `metav1.LabelSelector`,
 /// `Selector::from_map` for a Service's or ReplicationController's map).
-pub use ferrokube_api::labels::Selector;
+pub(crate) use ferrokube_api::labels::Selector;
 
 /// The controller reference among `meta`'s owner references.
-pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
+pub(crate) fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
     meta.owner_references
         .iter()
         .flatten()
@@ -26,7 +26,7 @@ pub fn controller_ref(meta: &ObjectMeta) -> Option<&OwnerReference> {
 
 /// A controller reference to `owner` (blockOwnerDeletion set, as the
 /// Kubernetes controllers do).
-pub fn owner_ref_to<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
+pub(crate) fn owner_ref_to<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     OwnerReference {
         api_version: K::api_version(&()).into_owned(),
         kind: K::kind(&()).into_owned(),
@@ -38,12 +38,12 @@ pub fn owner_ref_to<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference 
 }
 
 /// Active: neither finished nor being deleted.
-pub fn is_active(p: &Pod) -> bool {
+pub(crate) fn is_active(p: &Pod) -> bool {
     let phase = phase(p);
     phase != "Succeeded" && phase != "Failed" && p.metadata.deletion_timestamp.is_none()
 }
 
-pub fn phase(p: &Pod) -> &str {
+pub(crate) fn phase(p: &Pod) -> &str {
     p.status
         .as_ref()
         .and_then(|s| s.phase.as_deref())
@@ -51,7 +51,7 @@ pub fn phase(p: &Pod) -> &str {
 }
 
 /// The time the pod last turned Ready, if it is Ready.
-pub fn ready_since(p: &Pod) -> Option<Option<Timestamp>> {
+pub(crate) fn ready_since(p: &Pod) -> Option<Option<Timestamp>> {
     let c = p
         .status
         .as_ref()?
@@ -62,12 +62,12 @@ pub fn ready_since(p: &Pod) -> Option<Option<Timestamp>> {
     (c.status == "True").then(|| c.last_transition_time.as_ref().map(|t| t.0))
 }
 
-pub fn is_ready(p: &Pod) -> bool {
+pub(crate) fn is_ready(p: &Pod) -> bool {
     ready_since(p).is_some()
 }
 
 /// Ready for at least `min_ready_seconds` by `now`.
-pub fn is_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
+pub(crate) fn is_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
     match ready_since(p) {
         None => false,
         Some(_) if min_ready_seconds <= 0 => true,
@@ -77,7 +77,7 @@ pub fn is_available(p: &Pod, min_ready_seconds: i32, now: Timestamp) -> bool {
 }
 
 /// When a ready pod becomes available, if it is not yet.
-pub fn available_in(
+pub(crate) fn available_in(
     p: &Pod,
     min_ready_seconds: i32,
     now: Timestamp,
@@ -152,7 +152,7 @@ fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp) -> Op
 
 /// Kubernetes' deletion preference (`ActivePodsWithRanks`): `Less` means
 /// "delete first". `rank` is how many related pods share the pod's node.
-pub fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ordering {
+pub(crate) fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ordering {
     let (pa, ra) = a;
     let (pb, rb) = b;
     let na = pa
@@ -228,7 +228,7 @@ pub fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp) -> Ord
 /// Whether a pod belongs in a Service's endpoints at all: it has an IP, is
 /// not being deleted (unless `include_terminating`), and will not stop for
 /// good (by its restart policy). Kubernetes' ShouldPodBeInEndpoints.
-pub fn should_be_in_endpoints(p: &Pod, include_terminating: bool) -> bool {
+pub(crate) fn should_be_in_endpoints(p: &Pod, include_terminating: bool) -> bool {
     let ip = p
         .status
         .as_ref()
@@ -255,7 +255,7 @@ pub fn should_be_in_endpoints(p: &Pod, include_terminating: bool) -> bool {
 /// The container port a Service port reaches on `p`: a named targetPort is
 /// looked up among the pod's container ports (same protocol); a number is
 /// used as is (zero or absent: the Service port). Kubernetes' FindPort.
-pub fn find_port(p: &Pod, sp: &k8s_openapi::api::core::v1::ServicePort) -> Option<i32> {
+pub(crate) fn find_port(p: &Pod, sp: &k8s_openapi::api::core::v1::ServicePort) -> Option<i32> {
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     let protocol = sp.protocol.as_deref().unwrap_or("TCP");
     match &sp.target_port {
@@ -277,7 +277,7 @@ pub fn find_port(p: &Pod, sp: &k8s_openapi::api::core::v1::ServicePort) -> Optio
 }
 
 /// The HTTP status code of an API error, if the server answered.
-pub fn api_code(e: &kube::Error) -> Option<u16> {
+pub(crate) fn api_code(e: &kube::Error) -> Option<u16> {
     match e {
         kube::Error::Api(s) => Some(s.code),
         _ => None,
@@ -287,7 +287,7 @@ pub fn api_code(e: &kube::Error) -> Option<u16> {
 /// An error as Kubernetes' controllers put it in their Events: the
 /// server's `Status` message when it answered (`pods "x" is forbidden:
 /// ...`), else the error itself.
-pub fn error_message(e: &kube::Error) -> String {
+pub(crate) fn error_message(e: &kube::Error) -> String {
     match e {
         kube::Error::Api(s) if !s.message.is_empty() => s.message.clone(),
         other => other.to_string(),
@@ -296,7 +296,7 @@ pub fn error_message(e: &kube::Error) -> String {
 
 /// Records a core/v1 Event about `obj` (best effort, in the background: an
 /// Event that cannot be written is only logged).
-pub fn record_event<K: Resource<DynamicType = ()>>(
+pub(crate) fn record_event<K: Resource<DynamicType = ()>>(
     client: &kube::Client,
     component: &str,
     obj: &K,

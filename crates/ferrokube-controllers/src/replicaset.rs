@@ -29,10 +29,10 @@ use crate::podutil::{self, api_code, Selector};
 use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The most pods one reconcile creates or deletes (Kubernetes' burstReplicas).
-pub const BURST_REPLICAS: usize = 500;
+pub(crate) const BURST_REPLICAS: usize = 500;
 
 /// What the reconcile needs to know of a ReplicaSet or ReplicationController.
-pub trait ReplicaOwner:
+pub(crate) trait ReplicaOwner:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone
     + DeserializeOwned
@@ -111,7 +111,7 @@ impl ReplicaOwner for ReplicationController {
 }
 
 /// The controller for one kind `K`.
-pub struct ReplicaController<K: ReplicaOwner> {
+pub(crate) struct ReplicaController<K: ReplicaOwner> {
     client: kube::Client,
     owners: Store<K>,
     pods: Store<Pod>,
@@ -146,7 +146,7 @@ fn ref_is<K: ReplicaOwner>(
 impl<K: ReplicaOwner> ReplicaController<K> {
     /// Sets the controller up over the shared informers of `K` and pods,
     /// registering its handlers on them (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

@@ -21,7 +21,7 @@ use crate::podutil::api_code;
 use crate::watchqueue::{Informers, Key};
 
 /// When a finished Job with a TTL expires (`None`: it does not).
-pub fn expires_at(job: &Job) -> Option<Timestamp> {
+pub(crate) fn expires_at(job: &Job) -> Option<Timestamp> {
     if job.metadata.deletion_timestamp.is_some() {
         return None;
     }
@@ -37,7 +37,7 @@ fn until(at: Timestamp, now: Timestamp) -> Duration {
 }
 
 /// The controller.
-pub struct TtlAfterFinishedController {
+pub(crate) struct TtlAfterFinishedController {
     client: kube::Client,
     jobs: Store<Job>,
     ctx: Context,
@@ -56,7 +56,7 @@ impl Reconciler for TtlAfterFinishedController {
 }
 
 impl TtlAfterFinishedController {
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

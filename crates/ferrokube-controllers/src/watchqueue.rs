@@ -211,6 +211,7 @@ pub struct Informers {
 }
 
 impl Informers {
+    /// No informers yet; they will watch with `client`.
     pub fn new(client: kube::Client) -> Self {
         Informers {
             client,

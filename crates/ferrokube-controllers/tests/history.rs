@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use ferrokube_api::labels::Selector;
 use ferrokube_client::testing::TestApi;
 use ferrokube_controllers::history::{self, History};
-use ferrokube_controllers::podutil::Selector;
 use ferrokube_controllers::watchqueue::Informer;
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet};
 use k8s_openapi::api::core::v1::Namespace;

@@ -8,7 +8,7 @@
 //! The deterministic Job name is the lock that keeps a restarted
 //! controller from running a schedule time twice.
 
-pub mod schedule;
+pub(crate) mod schedule;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +30,12 @@ use crate::podutil::{self, api_code};
 use crate::watchqueue::{Change, Informers, Key};
 
 /// The event source.
-pub const COMPONENT: &str = "cronjob-controller";
+pub(crate) const COMPONENT: &str = "cronjob-controller";
 /// The annotation with the time a Job was scheduled for.
-pub const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
+pub(crate) const SCHEDULED_TIMESTAMP: &str = "batch.kubernetes.io/cronjob-scheduled-timestamp";
 
 /// The controller.
-pub struct CronJobController {
+pub(crate) struct CronJobController {
     client: kube::Client,
     cronjobs: Store<CronJob>,
     jobs: Store<Job>,
@@ -83,7 +83,7 @@ fn rfc3339_in(t: Timestamp, tz: &TimeZone) -> String {
 }
 
 /// The Job for one schedule time.
-pub fn job_from_template(cj: &CronJob, scheduled: Timestamp, tz: &TimeZone) -> Job {
+pub(crate) fn job_from_template(cj: &CronJob, scheduled: Timestamp, tz: &TimeZone) -> Job {
     let t = cj
         .spec
         .as_ref()
@@ -123,7 +123,7 @@ fn start_time(j: &Job) -> Option<Timestamp> {
 }
 
 impl CronJobController {
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

@@ -11,11 +11,11 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::CronJob;
 
 /// Requeues land this long after the schedule time (clock skew).
-pub const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
+pub(crate) const NEXT_SCHEDULE_DELTA: Duration = Duration::from_millis(100);
 
 /// How many schedule times were missed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Missed {
+pub(crate) enum Missed {
     None,
     Few,
     /// More than 100.
@@ -24,7 +24,7 @@ pub enum Missed {
 
 /// What [`most_recent`] finds.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Recent {
+pub(crate) struct Recent {
     /// The last schedule time (or the CronJob's creation).
     pub earliest: Timestamp,
     /// The latest schedule time not after now, if any since `earliest`.
@@ -42,7 +42,7 @@ fn last_or_created(cj: &CronJob) -> Timestamp {
 }
 
 /// Kubernetes' mostRecentScheduleTime.
-pub fn most_recent(
+pub(crate) fn most_recent(
     cj: &CronJob,
     now: Timestamp,
     sched: &Schedule,
@@ -118,7 +118,12 @@ pub fn most_recent(
 }
 
 /// How long until the next schedule time (plus the skew delta).
-pub fn next_duration(cj: &CronJob, now: Timestamp, sched: &Schedule, tz: &TimeZone) -> Duration {
+pub(crate) fn next_duration(
+    cj: &CronJob,
+    now: Timestamp,
+    sched: &Schedule,
+    tz: &TimeZone,
+) -> Duration {
     let from = match most_recent(cj, now, sched, tz, false) {
         Err(_) => now,
         Ok(Recent {

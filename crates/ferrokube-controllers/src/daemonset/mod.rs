@@ -10,9 +10,9 @@
 //! within maxUnavailable / maxSurge and OnDelete leaves to the user. The
 //! status reports the numbers Kubernetes does.
 
-pub mod placement;
+pub(crate) mod placement;
 mod revisions;
-pub mod rolling;
+pub(crate) mod rolling;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -40,7 +40,7 @@ const NAME: &str = "daemonset";
 
 /// The most pods one reconcile creates or deletes (Kubernetes'
 /// BurstReplicas for DaemonSets).
-pub const BURST_REPLICAS: usize = 250;
+pub(crate) const BURST_REPLICAS: usize = 250;
 
 /// The back-off before a failed daemon pod on a node is deleted again
 /// (kube-controller-manager's: 1 s doubling to 15 min).
@@ -86,7 +86,7 @@ impl Backoff {
     }
 }
 
-pub struct DaemonSetController {
+pub(crate) struct DaemonSetController {
     client: kube::Client,
     dss: Store<DaemonSet>,
     pods: Store<Pod>,
@@ -155,7 +155,7 @@ fn oldest_first(a: &Arc<Pod>, b: &Arc<Pod>) -> std::cmp::Ordering {
 
 impl DaemonSetController {
     /// Sets the controller up over the shared informers (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

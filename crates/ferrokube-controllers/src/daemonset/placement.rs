@@ -20,7 +20,7 @@ use crate::nodelifecycle::tolerates;
 /// `AddOrUpdateDaemonPodTolerations`): it survives a node going not-ready
 /// or unreachable, and is placed despite pressure and cordoning (and a
 /// missing network, for host-network pods).
-pub fn add_daemon_tolerations(spec: &mut PodSpec) {
+pub(crate) fn add_daemon_tolerations(spec: &mut PodSpec) {
     let mut add = |key: &str, effect: &str| {
         let t = Toleration {
             key: Some(key.into()),
@@ -55,7 +55,7 @@ pub fn add_daemon_tolerations(spec: &mut PodSpec) {
 
 /// A DaemonSet's placement rules, read once per reconcile and asked for
 /// every node.
-pub struct Placement {
+pub(crate) struct Placement {
     node_name: Option<String>,
     node_selector: BTreeMap<String, String>,
     required: Option<NodeSelectorTerms>,
@@ -63,7 +63,7 @@ pub struct Placement {
 }
 
 impl Placement {
-    pub fn of(ds: &DaemonSet) -> Placement {
+    pub(crate) fn of(ds: &DaemonSet) -> Placement {
         let mut spec = ds
             .spec
             .as_ref()
@@ -98,7 +98,7 @@ impl Placement {
     /// should be made there, and whether one already there may stay (a
     /// NoSchedule taint added later keeps it; an untolerated NoExecute one
     /// does not).
-    pub fn decide(&self, node: &Node) -> (bool, bool) {
+    pub(crate) fn decide(&self, node: &Node) -> (bool, bool) {
         let name = node.metadata.name.as_deref().unwrap_or("");
         if self.node_name.as_deref().is_some_and(|n| n != name) {
             return (false, false);
@@ -133,7 +133,7 @@ impl Placement {
 /// by one term, `metadata.name In [node]`, so the scheduler places it there
 /// (Kubernetes' `ReplaceDaemonSetPodNodeNameNodeAffinity`; preferred terms
 /// and pod (anti-)affinity are kept).
-pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
+pub(crate) fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
     let selector = NodeSelector {
         node_selector_terms: vec![NodeSelectorTerm {
             match_expressions: None,
@@ -155,7 +155,7 @@ pub fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
 /// The node a daemon pod is for: its `nodeName`, or, before it is
 /// scheduled, the node its `metadata.name` affinity term names (Kubernetes'
 /// `GetTargetNodeName`).
-pub fn target_node(p: &Pod) -> Option<String> {
+pub(crate) fn target_node(p: &Pod) -> Option<String> {
     let spec = p.spec.as_ref()?;
     if let Some(n) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(n.to_string());

@@ -18,7 +18,7 @@ use crate::history::REVISION_LABEL;
 use crate::podutil;
 
 /// Whether the DaemonSet updates by RollingUpdate (the default).
-pub fn is_rolling(ds: &DaemonSet) -> bool {
+pub(crate) fn is_rolling(ds: &DaemonSet) -> bool {
     ds.spec
         .as_ref()
         .and_then(|s| s.update_strategy.as_ref())
@@ -29,7 +29,7 @@ pub fn is_rolling(ds: &DaemonSet) -> bool {
 /// `(max_surge, max_unavailable)` out of `desired` nodes (Kubernetes'
 /// `SurgeCount`, `UnavailableCount`, both percentages rounded up; both
 /// zero means one unavailable).
-pub fn limits(ds: &DaemonSet, desired: i32) -> anyhow::Result<(i32, i32)> {
+pub(crate) fn limits(ds: &DaemonSet, desired: i32) -> anyhow::Result<(i32, i32)> {
     if !is_rolling(ds) {
         return Ok((0, 0));
     }
@@ -55,7 +55,7 @@ pub fn limits(ds: &DaemonSet, desired: i32) -> anyhow::Result<(i32, i32)> {
 }
 
 /// Whether a pod was made from the revision whose hash is `hash`.
-pub fn is_updated(p: &Pod, hash: &str) -> bool {
+pub(crate) fn is_updated(p: &Pod, hash: &str) -> bool {
     !hash.is_empty()
         && p.metadata
             .labels
@@ -87,7 +87,7 @@ fn new_and_old<'a>(pods: &'a [Arc<Pod>], hash: &str) -> Option<(Option<&'a Pod>,
 
 /// What a rolling update step does.
 #[derive(Debug, Default, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Names of old pods to delete.
     pub delete: Vec<String>,
     /// Nodes to make a new pod on (surge).
@@ -97,7 +97,7 @@ pub struct Plan {
 /// The next step of a rolling update. `by_node` holds the pods of every
 /// node that has some plus an empty entry for every node that should run
 /// one; `should_run` says whether a node should run a pod at all.
-pub struct Step<'a> {
+pub(crate) struct Step<'a> {
     pub by_node: &'a BTreeMap<String, Vec<Arc<Pod>>>,
     pub hash: &'a str,
     pub max_surge: i32,
@@ -112,7 +112,7 @@ impl Step<'_> {
         podutil::is_available(p, self.min_ready_seconds, self.now)
     }
 
-    pub fn plan(&self, should_run: impl Fn(&str) -> bool) -> Plan {
+    pub(crate) fn plan(&self, should_run: impl Fn(&str) -> bool) -> Plan {
         if self.max_surge == 0 {
             self.plan_without_surge()
         } else {

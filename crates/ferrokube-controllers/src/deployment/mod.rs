@@ -11,7 +11,7 @@ mod progress;
 mod recreate;
 mod rolling;
 mod sync;
-pub mod util;
+pub(crate) mod util;
 
 use std::sync::Arc;
 
@@ -29,10 +29,10 @@ use crate::watchqueue::{key_of, Change, Informers, Key};
 const COMPONENT: &str = "deployment-controller";
 
 /// The controller's name (kube-controller-manager's `--controllers`).
-pub const NAME: &str = "deployment";
+pub(crate) const NAME: &str = "deployment";
 
 /// The Deployment controller.
-pub struct DeploymentController {
+pub(crate) struct DeploymentController {
     client: kube::Client,
     deployments: Store<Deployment>,
     replicasets: Store<ReplicaSet>,
@@ -58,7 +58,7 @@ fn selector_of(d: &Deployment) -> Option<Selector> {
 
 impl DeploymentController {
     /// Sets the controller up over the shared informers (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

@@ -11,11 +11,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
-pub const REVISION: &str = "deployment.kubernetes.io/revision";
-pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
-pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
-pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
-pub const HASH_LABEL: &str = "pod-template-hash";
+pub(crate) const REVISION: &str = "deployment.kubernetes.io/revision";
+pub(crate) const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+pub(crate) const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+pub(crate) const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+pub(crate) const HASH_LABEL: &str = "pod-template-hash";
 
 /// Annotations of a Deployment not copied to its replica sets.
 const NOT_COPIED: [&str; 6] = [
@@ -27,44 +27,44 @@ const NOT_COPIED: [&str; 6] = [
     "deprecated.deployment.rollback.to",
 ];
 
-pub fn replicas(d: &Deployment) -> i32 {
+pub(crate) fn replicas(d: &Deployment) -> i32 {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
 }
 
-pub fn rs_replicas(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_replicas(rs: &ReplicaSet) -> i32 {
     rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0)
 }
 
-pub fn set_rs_replicas(rs: &mut ReplicaSet, n: i32) {
+pub(crate) fn set_rs_replicas(rs: &mut ReplicaSet, n: i32) {
     rs.spec.get_or_insert_with(Default::default).replicas = Some(n);
 }
 
-pub fn rs_available(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_available(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.available_replicas)
         .unwrap_or(0)
 }
 
-pub fn rs_ready(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_ready(rs: &ReplicaSet) -> i32 {
     rs.status
         .as_ref()
         .and_then(|s| s.ready_replicas)
         .unwrap_or(0)
 }
 
-pub fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
+pub(crate) fn rs_status_replicas(rs: &ReplicaSet) -> i32 {
     rs.status.as_ref().map(|s| s.replicas).unwrap_or(0)
 }
 
-pub fn min_ready_seconds(d: &Deployment) -> i32 {
+pub(crate) fn min_ready_seconds(d: &Deployment) -> i32 {
     d.spec
         .as_ref()
         .and_then(|s| s.min_ready_seconds)
         .unwrap_or(0)
 }
 
-pub fn is_recreate(d: &Deployment) -> bool {
+pub(crate) fn is_recreate(d: &Deployment) -> bool {
     d.spec
         .as_ref()
         .and_then(|s| s.strategy.as_ref())
@@ -72,12 +72,12 @@ pub fn is_recreate(d: &Deployment) -> bool {
         == Some("Recreate")
 }
 
-pub fn paused(d: &Deployment) -> bool {
+pub(crate) fn paused(d: &Deployment) -> bool {
     d.spec.as_ref().and_then(|s| s.paused).unwrap_or(false)
 }
 
 /// `revisionHistoryLimit` (default 10).
-pub fn revision_history_limit(d: &Deployment) -> i32 {
+pub(crate) fn revision_history_limit(d: &Deployment) -> i32 {
     d.spec
         .as_ref()
         .and_then(|s| s.revision_history_limit)
@@ -85,7 +85,7 @@ pub fn revision_history_limit(d: &Deployment) -> i32 {
 }
 
 /// `progressDeadlineSeconds` (default 600); `None` when disabled (MaxInt32).
-pub fn progress_deadline(d: &Deployment) -> Option<i32> {
+pub(crate) fn progress_deadline(d: &Deployment) -> Option<i32> {
     let v = d
         .spec
         .as_ref()
@@ -95,7 +95,7 @@ pub fn progress_deadline(d: &Deployment) -> Option<i32> {
 }
 
 /// An int-or-percent scaled against `total` (percent rounded up or down).
-pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> anyhow::Result<i32> {
+pub(crate) fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> anyhow::Result<i32> {
     match v {
         IntOrString::Int(i) => Ok(*i),
         IntOrString::String(s) => {
@@ -121,7 +121,7 @@ pub fn scaled_value(v: &IntOrString, total: i32, round_up: bool) -> anyhow::Resu
 
 /// maxSurge and maxUnavailable for `d` (RollingUpdate defaults 25 %/25 %);
 /// both zero turns unavailable into 1, as Kubernetes' ResolveFenceposts.
-pub fn fenceposts(d: &Deployment) -> anyhow::Result<(i32, i32)> {
+pub(crate) fn fenceposts(d: &Deployment) -> anyhow::Result<(i32, i32)> {
     let desired = replicas(d);
     let ru = d
         .spec
@@ -141,14 +141,14 @@ pub fn fenceposts(d: &Deployment) -> anyhow::Result<(i32, i32)> {
     Ok((surge, unavail))
 }
 
-pub fn max_surge(d: &Deployment) -> anyhow::Result<i32> {
+pub(crate) fn max_surge(d: &Deployment) -> anyhow::Result<i32> {
     if is_recreate(d) {
         return Ok(0);
     }
     Ok(fenceposts(d)?.0)
 }
 
-pub fn max_unavailable(d: &Deployment) -> anyhow::Result<i32> {
+pub(crate) fn max_unavailable(d: &Deployment) -> anyhow::Result<i32> {
     if is_recreate(d) || replicas(d) == 0 {
         return Ok(0);
     }
@@ -157,7 +157,7 @@ pub fn max_unavailable(d: &Deployment) -> anyhow::Result<i32> {
 
 /// The pod-template hash: FNV-1a over the template's JSON and the
 /// collision count, spelt with Kubernetes' safe alphabet.
-pub fn template_hash(t: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+pub(crate) fn template_hash(t: &PodTemplateSpec, collision_count: Option<i32>) -> String {
     let bytes = serde_json::to_vec(t).unwrap_or_default();
     let mut h: u32 = 2166136261;
     let mut feed = |b: u8| {
@@ -180,7 +180,7 @@ pub fn template_hash(t: &PodTemplateSpec, collision_count: Option<i32>) -> Strin
 }
 
 /// Whether two templates are equal but for the `pod-template-hash` label.
-pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+pub(crate) fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     let strip = |t: &PodTemplateSpec| {
         let mut t = t.clone();
         if let Some(m) = t.metadata.as_mut() {
@@ -196,7 +196,7 @@ pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
     strip(a) == strip(b)
 }
 
-pub fn revision(rs: &ReplicaSet) -> i64 {
+pub(crate) fn revision(rs: &ReplicaSet) -> i64 {
     rs.metadata
         .annotations
         .as_ref()
@@ -209,16 +209,16 @@ fn annotation_i32(rs: &ReplicaSet, key: &str) -> Option<i32> {
     rs.metadata.annotations.as_ref()?.get(key)?.parse().ok()
 }
 
-pub fn desired_annotation(rs: &ReplicaSet) -> Option<i32> {
+pub(crate) fn desired_annotation(rs: &ReplicaSet) -> Option<i32> {
     annotation_i32(rs, DESIRED_REPLICAS)
 }
 
-pub fn max_replicas_annotation(rs: &ReplicaSet) -> Option<i32> {
+pub(crate) fn max_replicas_annotation(rs: &ReplicaSet) -> Option<i32> {
     annotation_i32(rs, MAX_REPLICAS)
 }
 
 /// Sets desired/max replicas annotations; whether anything changed.
-pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> bool {
+pub(crate) fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> bool {
     let a = rs.metadata.annotations.get_or_insert_with(Default::default);
     let mut changed = false;
     for (k, v) in [(DESIRED_REPLICAS, desired), (MAX_REPLICAS, max)] {
@@ -231,14 +231,14 @@ pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> 
     changed
 }
 
-pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32) -> bool {
+pub(crate) fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32) -> bool {
     desired_annotation(rs) != Some(desired) || max_replicas_annotation(rs) != Some(max)
 }
 
 /// Copies the Deployment's annotations to the new replica set and moves its
 /// revision to `new_revision` (keeping the old one in revision-history);
 /// for a replica set about to be created, sets the replica annotations.
-pub fn set_new_rs_annotations(
+pub(crate) fn set_new_rs_annotations(
     d: &Deployment,
     rs: &mut ReplicaSet,
     new_revision: i64,
@@ -288,7 +288,7 @@ pub fn set_new_rs_annotations(
 }
 
 /// Older first, then by name (Kubernetes' ReplicaSetsByCreationTimestamp).
-pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+pub(crate) fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
     let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
     if ta == tb {
@@ -299,7 +299,7 @@ pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
 }
 
 /// Larger first; among equals, newer first (`newer`) or older first.
-pub fn by_size(a: &ReplicaSet, b: &ReplicaSet, newer: bool) -> Ordering {
+pub(crate) fn by_size(a: &ReplicaSet, b: &ReplicaSet, newer: bool) -> Ordering {
     let (ra, rb) = (rs_replicas(a), rs_replicas(b));
     if ra == rb {
         let o = by_creation(a, b);
@@ -314,7 +314,7 @@ pub fn by_size(a: &ReplicaSet, b: &ReplicaSet, newer: bool) -> Ordering {
 }
 
 /// Lower revision first, then by creation.
-pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+pub(crate) fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     let (ra, rb) = (revision(a), revision(b));
     if ra == rb {
         by_creation(a, b)
@@ -323,11 +323,14 @@ pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
     }
 }
 
-pub fn condition<'a>(s: &'a DeploymentStatus, type_: &str) -> Option<&'a DeploymentCondition> {
+pub(crate) fn condition<'a>(
+    s: &'a DeploymentStatus,
+    type_: &str,
+) -> Option<&'a DeploymentCondition> {
     s.conditions.iter().flatten().find(|c| c.type_ == type_)
 }
 
-pub fn new_condition(
+pub(crate) fn new_condition(
     type_: &str,
     status: &str,
     reason: &str,
@@ -346,7 +349,7 @@ pub fn new_condition(
 
 /// Kubernetes' SetDeploymentCondition: the same status and reason change
 /// nothing; the same status keeps the transition time.
-pub fn set_condition(s: &mut DeploymentStatus, mut c: DeploymentCondition) {
+pub(crate) fn set_condition(s: &mut DeploymentStatus, mut c: DeploymentCondition) {
     if let Some(cur) = condition(s, &c.type_) {
         if cur.status == c.status && cur.reason == c.reason {
             return;
@@ -359,14 +362,14 @@ pub fn set_condition(s: &mut DeploymentStatus, mut c: DeploymentCondition) {
     s.conditions.get_or_insert_with(Vec::new).push(c);
 }
 
-pub fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
+pub(crate) fn remove_condition(s: &mut DeploymentStatus, type_: &str) {
     if let Some(cs) = s.conditions.as_mut() {
         cs.retain(|c| c.type_ != type_);
     }
 }
 
 /// The status with absent counters as zero, for comparisons.
-pub fn normalized(s: &DeploymentStatus) -> DeploymentStatus {
+pub(crate) fn normalized(s: &DeploymentStatus) -> DeploymentStatus {
     let z = |v: Option<i32>| Some(v.unwrap_or(0));
     DeploymentStatus {
         available_replicas: z(s.available_replicas),

@@ -5,20 +5,21 @@
 use k8s_openapi::api::core::v1::Pod;
 
 /// The annotation (and label) holding a pod's completion index.
-pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+pub(crate) const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// How many counted failures an index has had (backoffLimitPerIndex).
-pub const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+pub(crate) const INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
 /// How many failures of an index a pod failure policy ignored.
-pub const INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
+pub(crate) const INDEX_IGNORED_FAILURE_COUNT: &str =
+    "batch.kubernetes.io/job-index-ignored-failure-count";
 
 /// Sorted, disjoint, non-adjacent closed intervals of indexes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Intervals(pub Vec<(i64, i64)>);
+pub(crate) struct Intervals(pub Vec<(i64, i64)>);
 
 impl Intervals {
     /// Parses "1,3-5" keeping indexes below `completions`; malformed
     /// pieces are skipped, as Kubernetes does.
-    pub fn parse(s: &str, completions: i64) -> Intervals {
+    pub(crate) fn parse(s: &str, completions: i64) -> Intervals {
         let mut out = Intervals::default();
         if s.is_empty() {
             return out;
@@ -51,7 +52,7 @@ impl Intervals {
     }
 
     /// These intervals with `more` (any order) added.
-    pub fn with(&self, more: impl IntoIterator<Item = i64>) -> Intervals {
+    pub(crate) fn with(&self, more: impl IntoIterator<Item = i64>) -> Intervals {
         let mut all: Vec<(i64, i64)> = self.0.clone();
         all.extend(more.into_iter().map(|i| (i, i)));
         all.sort();
@@ -63,7 +64,7 @@ impl Intervals {
     }
 
     /// The union with `other`.
-    pub fn merge(&self, other: &Intervals) -> Intervals {
+    pub(crate) fn merge(&self, other: &Intervals) -> Intervals {
         let mut all = self.0.clone();
         all.extend(other.0.iter().copied());
         all.sort();
@@ -74,16 +75,16 @@ impl Intervals {
         out
     }
 
-    pub fn total(&self) -> i64 {
+    pub(crate) fn total(&self) -> i64 {
         self.0.iter().map(|(a, b)| b - a + 1).sum()
     }
 
-    pub fn has(&self, i: i64) -> bool {
+    pub(crate) fn has(&self, i: i64) -> bool {
         self.0.iter().any(|&(a, b)| a <= i && i <= b)
     }
 
     /// How many of `other`'s indexes are in these.
-    pub fn overlap(&self, other: &Intervals) -> i64 {
+    pub(crate) fn overlap(&self, other: &Intervals) -> i64 {
         let mut n = 0;
         for &(a, b) in &self.0 {
             for &(c, d) in &other.0 {
@@ -97,7 +98,7 @@ impl Intervals {
     }
 
     /// The first `count` indexes below `completions` not in these.
-    pub fn first_missing(&self, count: usize, completions: i64) -> Vec<i64> {
+    pub(crate) fn first_missing(&self, count: usize, completions: i64) -> Vec<i64> {
         let mut out = Vec::new();
         let mut candidate = 0;
         for &(a, b) in &self.0 {
@@ -139,7 +140,7 @@ fn annotation<'a>(p: &'a Pod, key: &str) -> Option<&'a String> {
 }
 
 /// The pod's completion index, if it has a valid one.
-pub fn completion_index(p: &Pod) -> Option<i64> {
+pub(crate) fn completion_index(p: &Pod) -> Option<i64> {
     annotation(p, COMPLETION_INDEX)
         .and_then(|v| v.parse::<i64>().ok())
         .filter(|i| *i >= 0)
@@ -153,18 +154,18 @@ fn count_annotation(p: &Pod, key: &str) -> i32 {
 }
 
 /// The index's counted failures before this pod.
-pub fn failure_count(p: &Pod) -> i32 {
+pub(crate) fn failure_count(p: &Pod) -> i32 {
     count_annotation(p, INDEX_FAILURE_COUNT)
 }
 
 /// The index's ignored failures before this pod.
-pub fn ignored_failure_count(p: &Pod) -> i32 {
+pub(crate) fn ignored_failure_count(p: &Pod) -> i32 {
     count_annotation(p, INDEX_IGNORED_FAILURE_COUNT)
 }
 
 /// The generateName of an Indexed Job's pods: `<job>-<index>-`, the job
 /// name shortened so that a generated name stays within 63 characters.
-pub fn generate_name(job: &str, index: i64) -> String {
+pub(crate) fn generate_name(job: &str, index: i64) -> String {
     let suffix = format!("-{index}-");
     let room = 58usize.saturating_sub(suffix.len());
     let mut name: String = job.chars().take(room).collect();

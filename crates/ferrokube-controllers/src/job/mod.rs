@@ -14,8 +14,8 @@
 //! Failed) comes after the interim SuccessCriteriaMet / FailureTarget, once
 //! no pod is uncounted or terminating.
 
-pub mod indexes;
-pub mod policy;
+pub(crate) mod indexes;
+pub(crate) mod policy;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -38,25 +38,25 @@ use crate::podutil::{self, api_code, Selector};
 use crate::watchqueue::{key_of, Change, Informers, Key};
 
 /// The finalizer that keeps a Job's pod until the Job has counted it.
-pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
+pub(crate) const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// The event source.
-pub const COMPONENT: &str = "job-controller";
+pub(crate) const COMPONENT: &str = "job-controller";
 /// The most pods one sync creates or deletes.
-pub const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
+pub(crate) const MAX_POD_CREATE_DELETE_PER_SYNC: usize = 500;
 /// The most finished pods one sync takes into `uncountedTerminatedPods`.
-pub const MAX_UNCOUNTED_PODS: usize = 500;
+pub(crate) const MAX_UNCOUNTED_PODS: usize = 500;
 /// Pod changes are gathered this long into one sync (Kubernetes'
 /// syncJobBatchPeriod), so that a burst of finishing pods costs one status
 /// write.
-pub const SYNC_BATCH_PERIOD: Duration = Duration::from_secs(1);
+pub(crate) const SYNC_BATCH_PERIOD: Duration = Duration::from_secs(1);
 
 /// Whether the Job has finished: Complete or Failed is true.
-pub fn is_finished(job: &Job) -> bool {
+pub(crate) fn is_finished(job: &Job) -> bool {
     finished_condition(job).is_some()
 }
 
 /// The Job's true Complete or Failed condition type.
-pub fn finished_condition(job: &Job) -> Option<(&str, &JobCondition)> {
+pub(crate) fn finished_condition(job: &Job) -> Option<(&str, &JobCondition)> {
     job.status
         .as_ref()?
         .conditions
@@ -229,7 +229,7 @@ impl FinalizerExpectations {
 }
 
 /// The Job controller.
-pub struct JobController {
+pub(crate) struct JobController {
     client: kube::Client,
     jobs: Store<Job>,
     pods: Store<Pod>,
@@ -274,7 +274,7 @@ fn is_job_ref(r: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference
 
 impl JobController {
     /// Sets the controller up over the shared informers (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,
@@ -327,7 +327,7 @@ impl JobController {
 
     /// Runs the Job sync (`workers` at a time) and the orphan finalizer
     /// clean-up until cancelled.
-    pub async fn run(self: Arc<Self>, workers: usize) {
+    pub(crate) async fn run(self: Arc<Self>, workers: usize) {
         let orphans = Arc::new(OrphanFinalizers(self.clone()));
         futures::join!(controller::run(self, workers), controller::run(orphans, 1));
     }
@@ -1725,7 +1725,7 @@ fn deadline_left(
 }
 
 /// The Job's pod selector (`None` if missing or unusable).
-pub fn job_selector(job: &Job) -> Option<Selector> {
+pub(crate) fn job_selector(job: &Job) -> Option<Selector> {
     job.spec
         .as_ref()?
         .selector

@@ -16,13 +16,13 @@ use super::indexes::Intervals;
 use crate::watchqueue::Key;
 
 /// The first back-off after a failure.
-pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_BACKOFF: Duration = Duration::from_secs(10);
 /// The longest back-off.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(360);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(360);
 
 /// What a pod failure policy makes of a failed pod.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The Job's failure message when a FailJob rule matched.
     pub fail_job: Option<String>,
     /// Whether the failure counts toward the back-off limits.
@@ -32,7 +32,7 @@ pub struct Verdict {
 }
 
 /// Matches a failed pod against the rules, first match wins.
-pub fn match_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Verdict {
+pub(crate) fn match_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Verdict {
     let no_match = Verdict {
         counts: true,
         ..Verdict::default()
@@ -119,7 +119,7 @@ pub fn match_failure_policy(policy: Option<&PodFailurePolicy>, pod: &Pod) -> Ver
 
 /// Whether the succeeded indexes meet a rule of the success policy; the
 /// message says which.
-pub fn match_success_policy(
+pub(crate) fn match_success_policy(
     policy: Option<&SuccessPolicy>,
     completions: i64,
     succeeded: &Intervals,
@@ -154,7 +154,7 @@ pub fn match_success_policy(
 
 /// When a pod finished: its containers' last finish, else when it was
 /// deleted, else when it was created.
-pub fn finished_at(p: &Pod) -> Option<Timestamp> {
+pub(crate) fn finished_at(p: &Pod) -> Option<Timestamp> {
     let status = p.status.as_ref();
     let last = status
         .into_iter()
@@ -174,14 +174,14 @@ pub fn finished_at(p: &Pod) -> Option<Timestamp> {
 /// A Job's failures since its last success (kept in memory, as
 /// Kubernetes' back-off store is).
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct BackoffRecord {
+pub(crate) struct BackoffRecord {
     pub failures_after_success: u32,
     pub last_failure: Option<Timestamp>,
 }
 
 impl BackoffRecord {
     /// The record after these newly finished pods.
-    pub fn after(&self, new_succeeded: &[&Pod], new_failed: &[&Pod]) -> BackoffRecord {
+    pub(crate) fn after(&self, new_succeeded: &[&Pod], new_failed: &[&Pod]) -> BackoffRecord {
         let mut failed: Vec<Timestamp> = new_failed.iter().filter_map(|p| finished_at(p)).collect();
         failed.sort();
         let last_success = new_succeeded.iter().filter_map(|p| finished_at(p)).max();
@@ -209,7 +209,7 @@ impl BackoffRecord {
     }
 
     /// How long to wait before creating pods again.
-    pub fn remaining(&self, now: Timestamp) -> Duration {
+    pub(crate) fn remaining(&self, now: Timestamp) -> Duration {
         if self.failures_after_success == 0 {
             return Duration::ZERO;
         }
@@ -222,7 +222,7 @@ impl BackoffRecord {
 
 /// The back-off after `failures` consecutive failures, the last at `last`,
 /// still to run at `now`.
-pub fn backoff_left(failures: u32, last: Timestamp, now: Timestamp) -> Duration {
+pub(crate) fn backoff_left(failures: u32, last: Timestamp, now: Timestamp) -> Duration {
     if failures == 0 {
         return Duration::ZERO;
     }
@@ -234,10 +234,10 @@ pub fn backoff_left(failures: u32, last: Timestamp, now: Timestamp) -> Duration 
 
 /// The back-off records of every Job.
 #[derive(Default)]
-pub struct BackoffStore(Mutex<HashMap<Key, BackoffRecord>>);
+pub(crate) struct BackoffStore(Mutex<HashMap<Key, BackoffRecord>>);
 
 impl BackoffStore {
-    pub fn get(&self, key: &Key) -> BackoffRecord {
+    pub(crate) fn get(&self, key: &Key) -> BackoffRecord {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -245,13 +245,13 @@ impl BackoffStore {
             .cloned()
             .unwrap_or_default()
     }
-    pub fn set(&self, key: &Key, r: BackoffRecord) {
+    pub(crate) fn set(&self, key: &Key, r: BackoffRecord) {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(key.clone(), r);
     }
-    pub fn remove(&self, key: &Key) {
+    pub(crate) fn remove(&self, key: &Key) {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
     }
 }

@@ -91,7 +91,7 @@ pub fn volume_for(
 }
 
 /// Makes the volume of `claim` once the scheduler picked its node.
-pub async fn provision(
+pub(crate) async fn provision(
     ctrl: &Controller,
     claim: &PersistentVolumeClaim,
     class: &StorageClass,

@@ -59,11 +59,18 @@ pub const NAME: &str = "persistentvolume-binder";
 /// Who its Events are from.
 pub const COMPONENT: &str = "persistentvolume-controller";
 
+/// On a claim: the binder finished binding it (Kubernetes' annotation).
 pub const ANN_BIND_COMPLETED: &str = "pv.kubernetes.io/bind-completed";
+/// On a claim or volume: the binder, not the user, made the binding.
 pub const ANN_BOUND_BY_CONTROLLER: &str = "pv.kubernetes.io/bound-by-controller";
+/// On a volume: the provisioner that made it.
 pub const ANN_PROVISIONED_BY: &str = "pv.kubernetes.io/provisioned-by";
+/// On a claim: the provisioner asked to make its volume.
 pub const ANN_STORAGE_PROVISIONER: &str = "volume.kubernetes.io/storage-provisioner";
+/// On a claim: the beta spelling of [`ANN_STORAGE_PROVISIONER`], also set.
 pub const ANN_BETA_STORAGE_PROVISIONER: &str = "volume.beta.kubernetes.io/storage-provisioner";
+/// On a claim: the node the scheduler picked for a `WaitForFirstConsumer`
+/// volume.
 pub const ANN_SELECTED_NODE: &str = "volume.kubernetes.io/selected-node";
 
 /// How often a whole pass runs without a change to wake it (Kubernetes'
@@ -102,7 +109,7 @@ pub fn start(
 
 /// The controller: a pass over claims and volumes on each change of
 /// claims, volumes or classes.
-struct Controller {
+pub(crate) struct Controller {
     ctx: Context,
     client: Client,
     config: PvConfig,
@@ -225,7 +232,7 @@ impl Controller {
     }
 
     /// One pass over every claim, then every volume.
-    pub async fn pass(&self) {
+    pub(crate) async fn pass(&self) {
         let volumes: Vec<Arc<PersistentVolume>> = self.volumes.state();
         let mut taken = HashSet::new();
         let mut seen_claims = HashSet::new();

@@ -22,7 +22,7 @@ use crate::podutil;
 
 /// One write of a pass.
 #[derive(Debug, Clone)]
-pub enum Action {
+pub(crate) enum Action {
     /// Make the claims of this new pod, then the pod, then set the claims'
     /// references for the retention policy.
     Create(Box<Pod>),
@@ -39,7 +39,7 @@ pub enum Action {
 /// A pass's writes, in groups run one after the other (the actions of a
 /// group may run together); the first failure ends the pass.
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub groups: Vec<Vec<Action>>,
     pub status: StatefulSetStatus,
     /// When a ready pod becomes available (minReadySeconds), to look again.
@@ -47,7 +47,7 @@ pub struct Plan {
 }
 
 /// What the pass works from.
-pub struct Inputs<'a> {
+pub(crate) struct Inputs<'a> {
     /// The set as stored.
     pub set: &'a StatefulSet,
     /// The set with the current revision's template.
@@ -216,7 +216,7 @@ fn count(status: &mut StatefulSetStatus, inp: &Inputs, pods: &[&Pod]) {
 
 /// Whether the claims of `p` already carry the references the policy
 /// wants (claims not there yet count as matching).
-pub fn claims_match(inp: &Inputs, set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn claims_match(inp: &Inputs, set: &StatefulSet, p: &Pod) -> bool {
     let ord = identity::ordinal(p);
     identity::claims_for(set, ord).iter().all(|(_, c)| {
         match (inp.claim)(c.metadata.name.as_deref().unwrap_or("")) {
@@ -237,7 +237,7 @@ fn claim_stale(inp: &Inputs, p: &Pod) -> bool {
 }
 
 /// Decides the pass.
-pub fn plan(inp: &Inputs) -> Plan {
+pub(crate) fn plan(inp: &Inputs) -> Plan {
     let set = inp.set;
     let mut status = StatefulSetStatus {
         observed_generation: set.metadata.generation,

@@ -16,15 +16,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use crate::podutil;
 
 /// The label naming a StatefulSet pod (for per-pod Services).
-pub const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
+pub(crate) const POD_NAME_LABEL: &str = "statefulset.kubernetes.io/pod-name";
 /// The label holding the pod's ordinal.
-pub const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
+pub(crate) const POD_INDEX_LABEL: &str = "apps.kubernetes.io/pod-index";
 /// The label holding the name of the ControllerRevision a pod was made from.
-pub const REVISION_LABEL: &str = "controller-revision-hash";
+pub(crate) const REVISION_LABEL: &str = "controller-revision-hash";
 
 /// The set name and ordinal in a pod name `<parent>-<ordinal>` (the
 /// ordinal must fit an int32, as Kubernetes parses it).
-pub fn parent_and_ordinal(name: &str) -> Option<(&str, i32)> {
+pub(crate) fn parent_and_ordinal(name: &str) -> Option<(&str, i32)> {
     let (parent, digits) = name.rsplit_once('-')?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -33,7 +33,7 @@ pub fn parent_and_ordinal(name: &str) -> Option<(&str, i32)> {
 }
 
 /// The pod's ordinal, or -1 when its name has none.
-pub fn ordinal(p: &Pod) -> i32 {
+pub(crate) fn ordinal(p: &Pod) -> i32 {
     parent_and_ordinal(p.metadata.name.as_deref().unwrap_or(""))
         .map(|(_, o)| o)
         .unwrap_or(-1)
@@ -44,7 +44,7 @@ fn name(set: &StatefulSet) -> &str {
 }
 
 /// `spec.replicas` (default 1).
-pub fn replicas(set: &StatefulSet) -> i32 {
+pub(crate) fn replicas(set: &StatefulSet) -> i32 {
     set.spec
         .as_ref()
         .and_then(|s| s.replicas)
@@ -53,7 +53,7 @@ pub fn replicas(set: &StatefulSet) -> i32 {
 }
 
 /// The first ordinal (`spec.ordinals.start`, default 0).
-pub fn start_ordinal(set: &StatefulSet) -> i32 {
+pub(crate) fn start_ordinal(set: &StatefulSet) -> i32 {
     set.spec
         .as_ref()
         .and_then(|s| s.ordinals.as_ref())
@@ -63,28 +63,28 @@ pub fn start_ordinal(set: &StatefulSet) -> i32 {
 }
 
 /// Whether `ordinal` is one the set wants now.
-pub fn in_range(ordinal: i32, set: &StatefulSet) -> bool {
+pub(crate) fn in_range(ordinal: i32, set: &StatefulSet) -> bool {
     let start = start_ordinal(set);
     ordinal >= start && ordinal < start.saturating_add(replicas(set))
 }
 
-pub fn pod_name(set: &StatefulSet, ordinal: i32) -> String {
+pub(crate) fn pod_name(set: &StatefulSet, ordinal: i32) -> String {
     format!("{}-{ordinal}", name(set))
 }
 
 /// The claim of template `template` for ordinal `ordinal`.
-pub fn claim_name(template: &str, set: &StatefulSet, ordinal: i32) -> String {
+pub(crate) fn claim_name(template: &str, set: &StatefulSet, ordinal: i32) -> String {
     format!("{template}-{}-{ordinal}", name(set))
 }
 
 /// Whether the pod's name says it belongs to `set`.
-pub fn is_member(set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn is_member(set: &StatefulSet, p: &Pod) -> bool {
     parent_and_ordinal(p.metadata.name.as_deref().unwrap_or(""))
         .is_some_and(|(parent, _)| parent == name(set))
 }
 
 /// Whether the pod has its identity: name, namespace and the pod-name label.
-pub fn identity_matches(set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn identity_matches(set: &StatefulSet, p: &Pod) -> bool {
     let Some((parent, ord)) = parent_and_ordinal(p.metadata.name.as_deref().unwrap_or("")) else {
         return false;
     };
@@ -108,7 +108,7 @@ fn templates(set: &StatefulSet) -> &[PersistentVolumeClaim] {
 
 /// Whether the pod mounts every claim of the set's templates under the
 /// template's name.
-pub fn storage_matches(set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn storage_matches(set: &StatefulSet, p: &Pod) -> bool {
     let ord = ordinal(p);
     if ord < 0 {
         return false;
@@ -131,7 +131,7 @@ pub fn storage_matches(set: &StatefulSet, p: &Pod) -> bool {
 
 /// The claims of ordinal `ordinal`, by template name: each template with the
 /// claim's name, the set's namespace and the selector's labels added.
-pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<(String, PersistentVolumeClaim)> {
+pub(crate) fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<(String, PersistentVolumeClaim)> {
     let match_labels = set
         .spec
         .as_ref()
@@ -154,7 +154,7 @@ pub fn claims_for(set: &StatefulSet, ordinal: i32) -> Vec<(String, PersistentVol
 }
 
 /// Sets the pod's name, namespace and identity labels.
-pub fn update_identity(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
+pub(crate) fn update_identity(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
     let name = pod_name(set, ordinal);
     p.metadata.namespace = set.metadata.namespace.clone();
     let labels = p.metadata.labels.get_or_insert_with(BTreeMap::new);
@@ -165,7 +165,7 @@ pub fn update_identity(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
 
 /// Makes the pod mount its claims under the templates' names (replacing
 /// volumes of those names), keeping its other volumes.
-pub fn update_storage(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
+pub(crate) fn update_storage(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
     let claims = claims_for(set, ordinal);
     let spec = p.spec.get_or_insert_with(PodSpec::default);
     let old = spec.volumes.take().unwrap_or_default();
@@ -188,7 +188,7 @@ pub fn update_storage(set: &StatefulSet, p: &mut Pod, ordinal: i32) {
 }
 
 /// The revision a pod was made from (its `controller-revision-hash`).
-pub fn revision_of(p: &Pod) -> &str {
+pub(crate) fn revision_of(p: &Pod) -> &str {
     p.metadata
         .labels
         .as_ref()
@@ -201,7 +201,7 @@ pub fn revision_of(p: &Pod) -> &str {
 /// labelled with `revision`: the template's labels, annotations and
 /// finalizers, a controller reference to the set, its identity (hostname
 /// and subdomain too) and storage.
-pub fn new_pod(set: &StatefulSet, ordinal: i32, revision: &str) -> Pod {
+pub(crate) fn new_pod(set: &StatefulSet, ordinal: i32, revision: &str) -> Pod {
     let template = set.spec.as_ref().and_then(|s| s.template.metadata.clone());
     let tm = template.unwrap_or_default();
     let mut spec = set

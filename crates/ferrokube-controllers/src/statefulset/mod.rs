@@ -10,9 +10,9 @@
 //! This module claims the pods and revisions, carries the plan out and
 //! writes the status.
 
-pub mod control;
-pub mod identity;
-pub mod retention;
+pub(crate) mod control;
+pub(crate) mod identity;
+pub(crate) mod retention;
 
 use std::sync::Arc;
 
@@ -33,13 +33,13 @@ use control::{Action, Inputs};
 const COMPONENT: &str = "statefulset-controller";
 
 /// The controller's name (kube-controller-manager's `--controllers`).
-pub const NAME: &str = "statefulset";
+pub(crate) const NAME: &str = "statefulset";
 
 /// The most actions of one group run at once (Kubernetes' MaxBatchSize).
 const MAX_BATCH: usize = 500;
 
 /// The StatefulSet controller.
-pub struct StatefulSetController {
+pub(crate) struct StatefulSetController {
     client: kube::Client,
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
@@ -68,7 +68,7 @@ fn selector_of(set: &StatefulSet) -> Option<Selector> {
 
 /// What a revision of `set` holds: a patch that puts its pod template back
 /// (Kubernetes stores `{"spec":{"template":{..., "$patch":"replace"}}}`).
-pub fn revision_data(set: &StatefulSet) -> Value {
+pub(crate) fn revision_data(set: &StatefulSet) -> Value {
     let template = set
         .spec
         .as_ref()
@@ -83,7 +83,7 @@ pub fn revision_data(set: &StatefulSet) -> Value {
 }
 
 /// `set` with the template `revision` holds (Kubernetes' ApplyRevision).
-pub fn apply_revision(set: &StatefulSet, revision: &ControllerRevision) -> StatefulSet {
+pub(crate) fn apply_revision(set: &StatefulSet, revision: &ControllerRevision) -> StatefulSet {
     let mut out = set.clone();
     let template = revision
         .data
@@ -105,7 +105,7 @@ pub fn apply_revision(set: &StatefulSet, revision: &ControllerRevision) -> State
 
 impl StatefulSetController {
     /// Sets the controller up over the shared informers (spawn them after).
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         informers: &mut Informers,
         cancel: CancellationToken,

@@ -21,7 +21,7 @@ const RETAIN: &str = "Retain";
 const DELETE: &str = "Delete";
 
 /// (whenDeleted, whenScaled), unknown values read as Retain.
-pub fn policy(set: &StatefulSet) -> (&'static str, &'static str) {
+pub(crate) fn policy(set: &StatefulSet) -> (&'static str, &'static str) {
     let p = set
         .spec
         .as_ref()
@@ -115,7 +115,7 @@ fn has_non_controller_owner(c: &PersistentVolumeClaim, set: &Owner, pod: &Owner)
 
 /// Whether the claim's references already say what the policy wants for
 /// `pod` (Kubernetes' isClaimOwnerUpToDate).
-pub fn up_to_date(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn up_to_date(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> bool {
     let (so, po) = (set_owner(set), pod_owner(p));
     if has_stale_ref(c, &so) || has_stale_ref(c, &po) {
         return true;
@@ -150,7 +150,11 @@ fn controller_ref(o: &Owner) -> OwnerReference {
 
 /// The claim's owner references as the policy wants them for `pod`
 /// (Kubernetes' updateClaimOwnerRefForSetAndPod).
-pub fn wanted_refs(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> Vec<OwnerReference> {
+pub(crate) fn wanted_refs(
+    c: &PersistentVolumeClaim,
+    set: &StatefulSet,
+    p: &Pod,
+) -> Vec<OwnerReference> {
     let (so, po) = (set_owner(set), pod_owner(p));
     let pol = policy(set);
     let unexpected = has_unexpected_controller(c, &so, &po, pol);
@@ -177,14 +181,18 @@ pub fn wanted_refs(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> Vec
 /// Whether an existing claim of a pod about to be made still belongs to an
 /// earlier pod of that name (whenScaled Delete: the collector is about to
 /// delete it, so the new pod must wait).
-pub fn claim_is_stale(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn claim_is_stale(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> bool {
     policy(set).1 == DELETE && has_stale_ref(c, &pod_owner(p))
 }
 
 /// Whether another controller (or an earlier set or pod of the same name)
 /// controls the claim, so the retention policy leaves it alone (Kubernetes
 /// warns with `ConflictingController`).
-pub fn conflicting_controller(c: &PersistentVolumeClaim, set: &StatefulSet, p: &Pod) -> bool {
+pub(crate) fn conflicting_controller(
+    c: &PersistentVolumeClaim,
+    set: &StatefulSet,
+    p: &Pod,
+) -> bool {
     has_unexpected_controller(c, &set_owner(set), &pod_owner(p), policy(set))
 }
 
