@@ -25,8 +25,8 @@ use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::watcher::{self, watcher, Event};
 use tokio_util::sync::CancellationToken;
 
-use ferrokube_scheduler::cache::Cache;
-use ferrokube_scheduler::podinfo::PodInfo;
+use ferrokube_scheduler::Cache;
+use ferrokube_scheduler::PodInfo;
 use ferrokube_scheduler::{Algorithm, SchedulerConfig};
 
 #[derive(clap::Args)]

@@ -124,10 +124,12 @@ pub struct Cache {
     /// Placed pods with required anti-affinity terms / any inter-pod term.
     pods_with_required_anti_affinity: usize,
     pods_with_affinity: usize,
-    pub namespaces: HashMap<String, Labels>,
+    /// Namespace name → its labels (for namespaceSelector).
+    pub(crate) namespaces: HashMap<String, Labels>,
 }
 
 impl Cache {
+    /// An empty snapshot.
     pub fn new() -> Cache {
         Cache::default()
     }
@@ -176,7 +178,7 @@ impl Cache {
         new
     }
 
-    pub fn remove_node(&mut self, name: &str) {
+    pub(crate) fn remove_node(&mut self, name: &str) {
         let Some(&i) = self.index.get(name) else {
             return;
         };
@@ -216,7 +218,7 @@ impl Cache {
     }
 
     /// A bound pod from the watch (confirms an assumed one).
-    pub fn add_pod(&mut self, p: Arc<PodInfo>) {
+    pub(crate) fn add_pod(&mut self, p: Arc<PodInfo>) {
         let node = p.node_name.clone();
         self.place(p, &node, false);
     }
@@ -227,7 +229,7 @@ impl Cache {
     }
 
     /// Drops an assumed pod whose binding failed (a confirmed one stays).
-    pub fn forget(&mut self, key: &str, uid: &str) {
+    pub(crate) fn forget(&mut self, key: &str, uid: &str) {
         if self
             .pods
             .get(key)
@@ -237,11 +239,11 @@ impl Cache {
         }
     }
 
-    pub fn is_assumed(&self, key: &str) -> bool {
+    pub(crate) fn is_assumed(&self, key: &str) -> bool {
         self.pods.get(key).is_some_and(|e| e.assumed)
     }
 
-    pub fn remove_pod(&mut self, key: &str) {
+    pub(crate) fn remove_pod(&mut self, key: &str) {
         let Some(e) = self.pods.remove(key) else {
             return;
         };
@@ -259,25 +261,21 @@ impl Cache {
         self.maybe_drop(i);
     }
 
-    pub fn has_pod(&self, key: &str) -> bool {
+    pub(crate) fn has_pod(&self, key: &str) -> bool {
         self.pods.contains_key(key)
     }
 
     /// Keys of every pod placed (bound or assumed).
-    pub fn pod_keys(&self) -> Vec<String> {
+    pub(crate) fn pod_keys(&self) -> Vec<String> {
         self.pods.keys().cloned().collect()
     }
 
-    pub fn pod_count(&self) -> usize {
-        self.pods.len()
-    }
-
     /// Names of the nodes that exist, in walking order.
-    pub fn node_names(&self) -> Vec<String> {
+    pub(crate) fn node_names(&self) -> Vec<String> {
         self.nodes().map(|n| n.name.clone()).collect()
     }
 
-    pub fn node(&self, name: &str) -> Option<&NodeInfo> {
+    pub(crate) fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.index
             .get(name)
             .map(|i| &self.slots[*i])
@@ -285,42 +283,45 @@ impl Cache {
     }
 
     /// How many nodes exist.
-    pub fn node_count(&self) -> usize {
+    pub(crate) fn node_count(&self) -> usize {
         self.existing
     }
 
     /// Number of slots (walk positions), some of which may hold no node.
-    pub fn slot_count(&self) -> usize {
+    pub(crate) fn slot_count(&self) -> usize {
         self.slots.len()
     }
 
     /// The node at a walk position, if one exists there.
-    pub fn node_at(&self, i: usize) -> Option<&NodeInfo> {
+    pub(crate) fn node_at(&self, i: usize) -> Option<&NodeInfo> {
         self.slots.get(i).filter(|n| n.node.is_some())
     }
 
     /// Every existing node's info, in walking order.
-    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
         self.slots.iter().filter(|n| n.node.is_some())
     }
 
-    pub fn nodes_having_image(&self, image: &str) -> usize {
+    pub(crate) fn nodes_having_image(&self, image: &str) -> usize {
         self.image_nodes.get(image).copied().unwrap_or(0)
     }
 
     /// Placed pods with required anti-affinity terms.
-    pub fn pods_with_required_anti_affinity(&self) -> usize {
+    pub(crate) fn pods_with_required_anti_affinity(&self) -> usize {
         self.pods_with_required_anti_affinity
     }
 
     /// Placed pods with any inter-pod affinity or anti-affinity term.
-    pub fn pods_with_affinity(&self) -> usize {
+    pub(crate) fn pods_with_affinity(&self) -> usize {
         self.pods_with_affinity
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 /// One event to write about a pod.
 #[derive(Debug)]
-pub struct PodEvent {
+pub(crate) struct PodEvent {
     pub pod: Arc<Pod>,
     pub warning: bool,
     pub reason: &'static str,
@@ -25,7 +25,7 @@ pub struct PodEvent {
 
 /// Hands events to the writers.
 #[derive(Clone, Debug)]
-pub struct Recorder {
+pub(crate) struct Recorder {
     tx: mpsc::Sender<PodEvent>,
 }
 
@@ -34,7 +34,7 @@ const WRITERS: usize = 16;
 
 impl Recorder {
     /// Starts the writers; they stop at `cancel` (or when every Recorder is dropped).
-    pub fn start(
+    pub(crate) fn start(
         client: kube::Client,
         component: String,
         instance: String,
@@ -69,7 +69,7 @@ impl Recorder {
         Recorder { tx }
     }
 
-    pub fn record(&self, ev: PodEvent) {
+    pub(crate) fn record(&self, ev: PodEvent) {
         if self.tx.try_send(ev).is_err() {
             tracing::debug!("event queue full: event dropped");
         }
@@ -81,7 +81,7 @@ fn tokio_stream_from(mut rx: mpsc::Receiver<PodEvent>) -> impl futures::Stream<I
 }
 
 /// A core/v1 Event about a pod, as kubectl describe shows it.
-pub fn build_event(ev: &PodEvent, component: &str, instance: &str) -> Event {
+pub(crate) fn build_event(ev: &PodEvent, component: &str, instance: &str) -> Event {
     let now = jiff::Timestamp::now();
     let meta = &ev.pod.metadata;
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
@@ -121,7 +121,11 @@ pub fn build_event(ev: &PodEvent, component: &str, instance: &str) -> Event {
 
 /// Sets PodScheduled=False, reason Unschedulable, with `message`, unless the
 /// pod already says exactly that.
-pub async fn set_unschedulable(client: kube::Client, pod: &Pod, message: &str) -> kube::Result<()> {
+pub(crate) async fn set_unschedulable(
+    client: kube::Client,
+    pod: &Pod,
+    message: &str,
+) -> kube::Result<()> {
     let current = pod
         .status
         .as_ref()

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::cache::{Cache, NodeInfo};
+use crate::plugins::volume_binding::PreFilterError;
 use crate::plugins::{
     default_normalize, image_locality, inter_pod_affinity, node_affinity, node_name, node_ports,
     node_unschedulable, resources, taint_toleration, topology_spread, volume_binding,
@@ -22,7 +23,7 @@ const MIN_FEASIBLE_NODES_PERCENTAGE: usize = 5;
 /// How many feasible nodes to look for among `all` (adaptive when
 /// `percentage` is None: 50% minus 1% per 125 nodes, at least 5%, and never
 /// fewer than 100 nodes).
-pub fn num_feasible_nodes_to_find(all: usize, percentage: Option<u32>) -> usize {
+pub(crate) fn num_feasible_nodes_to_find(all: usize, percentage: Option<u32>) -> usize {
     if all < MIN_FEASIBLE_NODES_TO_FIND {
         return all;
     }
@@ -37,18 +38,23 @@ pub fn num_feasible_nodes_to_find(all: usize, percentage: Option<u32>) -> usize 
 /// Where a pod goes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Placement {
+    /// The chosen node's name.
     pub node: String,
-    pub evaluated: usize,
-    pub feasible: usize,
+    /// Nodes the filters ran on (fewer than all with percentageOfNodesToScore).
+    pub(crate) evaluated: usize,
+    /// Of those, the nodes the pod fits on.
+    pub(crate) feasible: usize,
 }
 
 /// Why a pod fits on no node: how many nodes gave each reason.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FitError {
-    pub num_nodes: usize,
-    pub reasons: BTreeMap<String, usize>,
+    /// Nodes in the snapshot (the `0/N nodes are available` of the message).
+    pub(crate) num_nodes: usize,
+    /// Each filter's reason and how many nodes gave it.
+    pub(crate) reasons: BTreeMap<String, usize>,
     /// Why a PreFilter plugin refused the pod on every node.
-    pub pre_filter: Option<String>,
+    pub(crate) pre_filter: Option<PreFilterError>,
 }
 
 impl fmt::Display for FitError {
@@ -75,14 +81,14 @@ impl fmt::Display for FitError {
 }
 
 /// Score weights of the default profile.
-pub mod weights {
-    pub const TAINT_TOLERATION: i64 = 3;
-    pub const NODE_AFFINITY: i64 = 2;
-    pub const RESOURCES_FIT: i64 = 1;
-    pub const TOPOLOGY_SPREAD: i64 = 2;
-    pub const INTER_POD_AFFINITY: i64 = 2;
-    pub const BALANCED_ALLOCATION: i64 = 1;
-    pub const IMAGE_LOCALITY: i64 = 1;
+pub(crate) mod weights {
+    pub(crate) const TAINT_TOLERATION: i64 = 3;
+    pub(crate) const NODE_AFFINITY: i64 = 2;
+    pub(crate) const RESOURCES_FIT: i64 = 1;
+    pub(crate) const TOPOLOGY_SPREAD: i64 = 2;
+    pub(crate) const INTER_POD_AFFINITY: i64 = 2;
+    pub(crate) const BALANCED_ALLOCATION: i64 = 1;
+    pub(crate) const IMAGE_LOCALITY: i64 = 1;
 }
 
 /// The scheduling algorithm and the little state it keeps between cycles.
@@ -151,6 +157,7 @@ fn run_filters(
 }
 
 impl Algorithm {
+    /// The default profile, with a sampling start seeded from the clock.
     pub fn new() -> Algorithm {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -386,7 +393,10 @@ impl Algorithm {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -1,29 +1,29 @@
 //! ferrokube's scheduler: places pods that have no node on one, as
 //! kube-scheduler's default profile does, through the API server only.
 //!
-//! - [`cache`]: the snapshot of nodes and the pods on them (assumed ones too);
-//! - [`queue`]: active / backoff / unschedulable pods, priority then FIFO;
-//! - [`plugins`]: the default profile's filters and scores, and preemption
+//! - `cache`: the snapshot of nodes and the pods on them (assumed ones too);
+//! - `queue`: active / backoff / unschedulable pods, priority then FIFO;
+//! - `plugins`: the default profile's filters and scores, and preemption
 //!   (resources and host ports);
-//! - [`framework`]: one scheduling cycle (filter, sample, score, pick) and
+//! - `framework`: one scheduling cycle (filter, sample, score, pick) and
 //!   Kubernetes' failure summary;
-//! - [`scheduler`]: the watches, the scheduling loop and the binders;
-//! - [`events`]: Events and the PodScheduled condition.
+//! - `scheduler`: the watches, the scheduling loop and the binders;
+//! - `events`: Events and the PodScheduled condition.
 //!
 //! [`run`] is the entry point of `ferrokube server`: it schedules while this
 //! process holds the `kube-system/kube-scheduler` Lease.
 //! [`run_without_election`] is the same loop without the Lease.
 
-pub mod cache;
-pub mod events;
-pub mod fasthash;
-pub mod framework;
-pub mod plugins;
-pub mod podinfo;
-pub mod queue;
-pub mod resources;
-pub mod scheduler;
-pub mod selectors;
+mod cache;
+mod events;
+mod fasthash;
+mod framework;
+mod plugins;
+mod podinfo;
+mod queue;
+mod resources;
+mod scheduler;
+mod selectors;
 #[cfg(test)]
 mod testutil;
 
@@ -31,8 +31,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+pub use cache::Cache;
 pub use framework::{Algorithm, FitError, Placement};
+pub use podinfo::PodInfo;
 pub use scheduler::{Scheduler, Stats};
+pub use selectors::NodeSelectorTerms;
 
 /// Settings of one scheduler.
 #[derive(Clone, Debug)]
@@ -45,9 +48,14 @@ pub struct SchedulerConfig {
     pub percentage_of_nodes_to_score: Option<u32>,
     /// Binding requests in flight at once.
     pub parallel_binds: usize,
-    /// Leader election timings (Kubernetes' defaults: 15 s, 10 s, 2 s).
+    /// How long a Lease holds without renewal before another instance may
+    /// take it (Kubernetes' default: 15 s).
     pub lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops
+    /// scheduling (Kubernetes' default: 10 s).
     pub renew_deadline: Duration,
+    /// How often an instance tries to take or renew the Lease (Kubernetes'
+    /// default: 2 s).
     pub retry_period: Duration,
 }
 

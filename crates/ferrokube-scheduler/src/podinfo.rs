@@ -6,19 +6,19 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Container, Pod, PodAffinityTerm, Toleration};
+use k8s_openapi::api::core::v1::{Container, Pod, PodAffinityTerm, PodSpec, Toleration};
 
 use crate::resources::{Resources, CPU, MEMORY};
 use crate::selectors::{Labels, NodeSelectorTerms, NodeTerm, Selector};
 
 /// CPU counted for scoring when a container sets no CPU request (100m).
-pub const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
+pub(crate) const DEFAULT_MILLI_CPU_REQUEST: i64 = 100;
 /// Memory counted for scoring when a container sets no memory request (200 MiB).
-pub const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
+pub(crate) const DEFAULT_MEMORY_REQUEST: i64 = 200 * 1024 * 1024;
 
 /// Which namespaces an inter-pod term looks at.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AffinityTerm {
+pub(crate) struct AffinityTerm {
     pub namespaces: BTreeSet<String>,
     /// `namespaceSelector`, when given (an empty one selects every namespace).
     pub namespace_selector: Option<Selector>,
@@ -58,7 +58,7 @@ impl AffinityTerm {
     }
 
     /// Whether `pod` (with its namespace's labels) is one this term selects.
-    pub fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
+    pub(crate) fn matches(&self, pod: &PodInfo, namespaces: &HashMap<String, Labels>) -> bool {
         let ns_ok = self.namespaces.contains(&pod.namespace)
             || self.namespace_selector.as_ref().is_some_and(|s| {
                 s.is_empty() || namespaces.get(&pod.namespace).is_some_and(|l| s.matches(l))
@@ -68,7 +68,7 @@ impl AffinityTerm {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct SpreadConstraint {
+pub(crate) struct SpreadConstraint {
     pub max_skew: i32,
     pub topology_key: String,
     pub hard: bool,
@@ -97,36 +97,39 @@ impl HostPort {
     }
 }
 
+/// A pod as the scheduler reads it: what its filters and scores need,
+/// taken from the spec once when the pod is seen.
 #[derive(Debug)]
 pub struct PodInfo {
-    pub pod: Arc<Pod>,
-    pub key: String,
-    pub namespace: String,
+    pub(crate) pod: Arc<Pod>,
+    pub(crate) key: String,
+    pub(crate) namespace: String,
+    /// The pod's name (`metadata.name`).
     pub name: String,
-    pub uid: String,
-    pub labels: Labels,
-    pub priority: i32,
-    pub scheduler_name: String,
-    pub node_name: String,
-    pub requests: Resources,
-    pub non_zero_cpu: i64,
-    pub non_zero_memory: i64,
-    pub host_ports: Vec<HostPort>,
-    pub node_selector: Labels,
-    pub required_node_affinity: Option<NodeSelectorTerms>,
+    pub(crate) uid: String,
+    pub(crate) labels: Labels,
+    pub(crate) priority: i32,
+    pub(crate) scheduler_name: String,
+    pub(crate) node_name: String,
+    pub(crate) requests: Resources,
+    pub(crate) non_zero_cpu: i64,
+    pub(crate) non_zero_memory: i64,
+    pub(crate) host_ports: Vec<HostPort>,
+    pub(crate) node_selector: Labels,
+    pub(crate) required_node_affinity: Option<NodeSelectorTerms>,
     /// The only nodes the required node affinity can admit, when every
     /// term names them with `matchFields metadata.name In` (NodeAffinity's
     /// PreFilter result; a DaemonSet pod names exactly one).
-    pub node_names: Option<BTreeSet<String>>,
-    pub preferred_node_affinity: Vec<(i32, NodeTerm)>,
-    pub tolerations: Vec<Toleration>,
-    pub required_affinity: Vec<AffinityTerm>,
-    pub required_anti_affinity: Vec<AffinityTerm>,
-    pub preferred_affinity: Vec<AffinityTerm>,
-    pub preferred_anti_affinity: Vec<AffinityTerm>,
-    pub spread: Vec<SpreadConstraint>,
-    pub images: Vec<String>,
-    pub terminating: bool,
+    pub(crate) node_names: Option<BTreeSet<String>>,
+    pub(crate) preferred_node_affinity: Vec<(i32, NodeTerm)>,
+    pub(crate) tolerations: Vec<Toleration>,
+    pub(crate) required_affinity: Vec<AffinityTerm>,
+    pub(crate) required_anti_affinity: Vec<AffinityTerm>,
+    pub(crate) preferred_affinity: Vec<AffinityTerm>,
+    pub(crate) preferred_anti_affinity: Vec<AffinityTerm>,
+    pub(crate) spread: Vec<SpreadConstraint>,
+    pub(crate) images: Vec<String>,
+    pub(crate) terminating: bool,
 }
 
 fn container_requests(c: &Container) -> Resources {
@@ -156,7 +159,7 @@ fn non_zero(c: &Container) -> (i64, i64) {
 /// init container, its own request plus the sidecars started before it;
 /// then the pod overhead. Also the same with 100m / 200 MiB for unset CPU /
 /// memory requests (used for scoring).
-pub fn pod_requests(pod: &Pod) -> (Resources, i64, i64) {
+pub(crate) fn pod_requests(pod: &Pod) -> (Resources, i64, i64) {
     let Some(spec) = pod.spec.as_ref() else {
         return (Resources::default(), 0, 0);
     };
@@ -212,7 +215,7 @@ pub fn pod_requests(pod: &Pod) -> (Resources, i64, i64) {
 /// An image reference in full: registry `docker.io` (and `library/` for a
 /// one-part name) when none is given, tag `latest` when there is no tag or
 /// digest, as Kubernetes' image locality compares them.
-pub fn normalize_image(name: &str) -> String {
+pub(crate) fn normalize_image(name: &str) -> String {
     let first = name.split('/').next().unwrap_or(name);
     let has_domain =
         name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
@@ -230,7 +233,63 @@ pub fn normalize_image(name: &str) -> String {
     full
 }
 
+/// The host ports the pod's containers and init containers ask for
+/// (Kubernetes' defaults: TCP, every address).
+fn host_ports(spec: &PodSpec) -> Vec<HostPort> {
+    let mut host_ports = Vec::new();
+    for c in spec
+        .containers
+        .iter()
+        .chain(spec.init_containers.iter().flatten())
+    {
+        for p in c.ports.iter().flatten() {
+            if let Some(hp) = p.host_port.filter(|p| *p > 0) {
+                let ip = p.host_ip.clone().filter(|s| !s.is_empty());
+                host_ports.push(HostPort {
+                    protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                    ip: ip.unwrap_or_else(|| "0.0.0.0".into()),
+                    port: hp,
+                });
+            }
+        }
+    }
+    host_ports
+}
+
+/// The pod's topology spread constraints, their selectors extended with
+/// `matchLabelKeys` from the pod's `labels`.
+fn spread_constraints(spec: &PodSpec, labels: &Labels) -> Vec<SpreadConstraint> {
+    spec.topology_spread_constraints
+        .iter()
+        .flatten()
+        .map(|c| {
+            let mut selector = Selector::from_label_selector(c.label_selector.as_ref())
+                .unwrap_or_else(|_| Selector::nothing());
+            selector.add_label_keys(c.match_label_keys.as_deref().unwrap_or(&[]), labels, false);
+            SpreadConstraint {
+                max_skew: c.max_skew.max(1),
+                topology_key: c.topology_key.clone(),
+                hard: c.when_unsatisfiable != "ScheduleAnyway",
+                selector,
+                min_domains: c.min_domains.unwrap_or(1).max(1),
+                honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
+                honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
+            }
+        })
+        .collect()
+}
+
+/// The images of the pod's containers, normalized (ImageLocality).
+fn images(spec: &PodSpec) -> Vec<String> {
+    spec.containers
+        .iter()
+        .filter_map(|c| c.image.as_deref())
+        .map(normalize_image)
+        .collect()
+}
+
 impl PodInfo {
+    /// Reads what the scheduler needs of `pod`.
     pub fn new(pod: Arc<Pod>) -> PodInfo {
         let meta = &pod.metadata;
         let namespace = meta.namespace.clone().unwrap_or_else(|| "default".into());
@@ -238,23 +297,7 @@ impl PodInfo {
         let labels = meta.labels.clone().unwrap_or_default();
         let spec = pod.spec.clone().unwrap_or_default();
         let (requests, non_zero_cpu, non_zero_memory) = pod_requests(&pod);
-        let mut host_ports = Vec::new();
-        for c in spec
-            .containers
-            .iter()
-            .chain(spec.init_containers.iter().flatten())
-        {
-            for p in c.ports.iter().flatten() {
-                if let Some(hp) = p.host_port.filter(|p| *p > 0) {
-                    let ip = p.host_ip.clone().filter(|s| !s.is_empty());
-                    host_ports.push(HostPort {
-                        protocol: p.protocol.clone().unwrap_or_else(|| "TCP".into()),
-                        ip: ip.unwrap_or_else(|| "0.0.0.0".into()),
-                        port: hp,
-                    });
-                }
-            }
-        }
+        let host_ports = host_ports(&spec);
         let affinity = spec.affinity.clone().unwrap_or_default();
         let na = affinity.node_affinity.unwrap_or_default();
         let required_node_affinity = na
@@ -290,35 +333,8 @@ impl PodInfo {
         let preferred_affinity = pref(&pa.preferred_during_scheduling_ignored_during_execution);
         let preferred_anti_affinity =
             pref(&paa.preferred_during_scheduling_ignored_during_execution);
-        let spread = spec
-            .topology_spread_constraints
-            .iter()
-            .flatten()
-            .map(|c| {
-                let mut selector = Selector::from_label_selector(c.label_selector.as_ref())
-                    .unwrap_or_else(|_| Selector::nothing());
-                selector.add_label_keys(
-                    c.match_label_keys.as_deref().unwrap_or(&[]),
-                    &labels,
-                    false,
-                );
-                SpreadConstraint {
-                    max_skew: c.max_skew.max(1),
-                    topology_key: c.topology_key.clone(),
-                    hard: c.when_unsatisfiable != "ScheduleAnyway",
-                    selector,
-                    min_domains: c.min_domains.unwrap_or(1).max(1),
-                    honor_node_affinity: c.node_affinity_policy.as_deref() != Some("Ignore"),
-                    honor_taints: c.node_taints_policy.as_deref() == Some("Honor"),
-                }
-            })
-            .collect();
-        let images = spec
-            .containers
-            .iter()
-            .filter_map(|c| c.image.as_deref())
-            .map(normalize_image)
-            .collect();
+        let spread = spread_constraints(&spec, &labels);
+        let images = images(&spec);
         PodInfo {
             key: format!("{namespace}/{name}"),
             uid: meta.uid.clone().unwrap_or_default(),
@@ -351,11 +367,11 @@ impl PodInfo {
         }
     }
 
-    pub fn has_required_anti_affinity(&self) -> bool {
+    pub(crate) fn has_required_anti_affinity(&self) -> bool {
         !self.required_anti_affinity.is_empty()
     }
 
-    pub fn has_affinity_terms(&self) -> bool {
+    pub(crate) fn has_affinity_terms(&self) -> bool {
         !(self.required_affinity.is_empty()
             && self.required_anti_affinity.is_empty()
             && self.preferred_affinity.is_empty()
@@ -364,7 +380,10 @@ impl PodInfo {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use k8s_openapi::api::core::v1::{PodSpec, ResourceRequirements};

@@ -15,10 +15,10 @@ use tokio::sync::Notify;
 
 use crate::podinfo::PodInfo;
 
-pub const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
-pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_secs(1);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long a pod may sit unschedulable without any event before it is retried.
-pub const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
+pub(crate) const MAX_UNSCHEDULABLE: Duration = Duration::from_secs(300);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Place {
@@ -36,8 +36,6 @@ struct Queued {
     place: Place,
     seq: u64,
     last_failure: Option<Instant>,
-    /// When the pod was first enqueued (scheduling latency, for figures).
-    pub added: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -89,22 +87,20 @@ impl Inner {
 
 /// A pod handed out for one scheduling attempt.
 #[derive(Debug, Clone)]
-pub struct Popped {
+pub(crate) struct Popped {
     pub info: Arc<PodInfo>,
     pub cycle: u64,
-    pub attempts: u32,
-    pub added: Instant,
 }
 
 /// The queue, shared between the watch handlers and the scheduling loop.
 #[derive(Debug, Default)]
-pub struct SchedulingQueue {
+pub(crate) struct SchedulingQueue {
     inner: Mutex<Inner>,
     wake: Notify,
 }
 
 /// Backoff after `attempts` failures: 1 s doubling, at most 10 s.
-pub fn backoff_for(attempts: u32) -> Duration {
+pub(crate) fn backoff_for(attempts: u32) -> Duration {
     let shift = attempts.saturating_sub(1).min(16);
     INITIAL_BACKOFF
         .checked_mul(1u32 << shift)
@@ -113,14 +109,14 @@ pub fn backoff_for(attempts: u32) -> Duration {
 }
 
 impl SchedulingQueue {
-    pub fn new() -> SchedulingQueue {
+    pub(crate) fn new() -> SchedulingQueue {
         SchedulingQueue::default()
     }
 
     /// A new or changed unscheduled pod. A pod being scheduled keeps its
     /// attempt and is only refreshed; an unschedulable one whose spec
     /// changed is retried (after its backoff).
-    pub fn add_or_update(&self, info: Arc<PodInfo>, priority: i32) {
+    pub(crate) fn add_or_update(&self, info: Arc<PodInfo>, priority: i32) {
         let mut g = self.inner.lock();
         let key = info.key.clone();
         match g.pods.get_mut(&key) {
@@ -134,7 +130,6 @@ impl SchedulingQueue {
                         place: Place::Active,
                         seq: 0,
                         last_failure: None,
-                        added: Instant::now(),
                     },
                 );
                 g.push_active(&key);
@@ -163,17 +158,13 @@ impl SchedulingQueue {
     }
 
     /// The pod is gone (deleted, bound elsewhere or no longer ours).
-    pub fn delete(&self, key: &str) {
+    pub(crate) fn delete(&self, key: &str) {
         self.inner.lock().pods.remove(key);
-    }
-
-    pub fn contains(&self, key: &str) -> bool {
-        self.inner.lock().pods.contains_key(key)
     }
 
     /// Something changed that may let unschedulable pods fit: they move to
     /// active, or to backoff while their backoff lasts.
-    pub fn move_all_unschedulable(&self) {
+    pub(crate) fn move_all_unschedulable(&self) {
         let mut g = self.inner.lock();
         g.move_request_cycle = g.scheduling_cycle;
         let now = Instant::now();
@@ -206,7 +197,7 @@ impl SchedulingQueue {
 
     /// Moves pods whose backoff is over to active, and pods unschedulable
     /// for too long to active or backoff. Called every second.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         let mut g = self.inner.lock();
         let now = Instant::now();
         let mut ready = Vec::new();
@@ -229,7 +220,7 @@ impl SchedulingQueue {
     }
 
     /// The next pod to schedule, waiting for one; None once closed.
-    pub async fn pop(&self) -> Option<Popped> {
+    pub(crate) async fn pop(&self) -> Option<Popped> {
         loop {
             let notified = self.wake.notified();
             {
@@ -252,8 +243,6 @@ impl SchedulingQueue {
                         return Some(Popped {
                             info: q.info.clone(),
                             cycle,
-                            attempts: q.attempts,
-                            added: q.added,
                         });
                     }
                 }
@@ -262,14 +251,15 @@ impl SchedulingQueue {
         }
     }
 
-    /// Non-waiting pop, for tests and the benchmark.
-    pub fn try_pop(&self) -> Option<Popped> {
+    /// Non-waiting pop, for tests.
+    #[cfg(test)]
+    pub(crate) fn try_pop(&self) -> Option<Popped> {
         let fut = self.pop();
         futures::FutureExt::now_or_never(fut).flatten()
     }
 
     /// The pod was bound: it leaves the queue.
-    pub fn done(&self, key: &str) {
+    pub(crate) fn done(&self, key: &str) {
         let mut g = self.inner.lock();
         if g.pods.get(key).is_some_and(|q| q.place == Place::InFlight) {
             g.pods.remove(key);
@@ -279,7 +269,7 @@ impl SchedulingQueue {
     /// The attempt failed. If something changed since it started, the pod
     /// only backs off; otherwise it waits as unschedulable (or, for an error
     /// that is not about fit, backs off).
-    pub fn failed(&self, key: &str, cycle: u64, unschedulable: bool) {
+    pub(crate) fn failed(&self, key: &str, cycle: u64, unschedulable: bool) {
         let mut g = self.inner.lock();
         let moved = g.move_request_cycle >= cycle;
         if let Some(q) = g.pods.get_mut(key) {
@@ -296,8 +286,9 @@ impl SchedulingQueue {
         }
     }
 
-    /// Pending counts: (active, backoff, unschedulable, in flight).
-    pub fn counts(&self) -> (usize, usize, usize, usize) {
+    /// Pending counts: (active, backoff, unschedulable, in flight), for tests.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (usize, usize, usize, usize) {
         let g = self.inner.lock();
         let mut c = (0, 0, 0, 0);
         for q in g.pods.values() {
@@ -312,11 +303,11 @@ impl SchedulingQueue {
     }
 
     /// Keys of every queued pod (to drop those a re-list no longer shows).
-    pub fn keys(&self) -> Vec<String> {
+    pub(crate) fn keys(&self) -> Vec<String> {
         self.inner.lock().pods.keys().cloned().collect()
     }
 
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.inner.lock().closed = true;
         self.wake.notify_waiters();
         self.wake.notify_one();
@@ -324,7 +315,10 @@ impl SchedulingQueue {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::pod;

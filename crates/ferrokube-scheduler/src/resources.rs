@@ -20,10 +20,10 @@ fn whole(q: &str) -> i64 {
         .unwrap_or(0)
 }
 
-pub const CPU: &str = "cpu";
-pub const MEMORY: &str = "memory";
-pub const EPHEMERAL: &str = "ephemeral-storage";
-pub const PODS: &str = "pods";
+pub(crate) const CPU: &str = "cpu";
+pub(crate) const MEMORY: &str = "memory";
+pub(crate) const EPHEMERAL: &str = "ephemeral-storage";
+pub(crate) const PODS: &str = "pods";
 
 /// CPU in millicores; memory, ephemeral storage, pod count and every other
 /// (scalar) resource in whole units.
@@ -101,7 +101,10 @@ impl Resources {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
 

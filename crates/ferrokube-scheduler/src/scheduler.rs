@@ -25,11 +25,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cache::Cache;
 use crate::events::{self, PodEvent, Recorder};
-use crate::framework::{Algorithm, FitError};
+use crate::framework::{Algorithm, FitError, Placement};
 use crate::plugins::preemption;
-use crate::plugins::volume_binding::{self, Reservation, VolumeState};
+use crate::plugins::volume_binding::{self, PodVolumes, PreFilterError, Reservation, VolumeState};
 use crate::podinfo::PodInfo;
-use crate::queue::SchedulingQueue;
+use crate::queue::{Popped, SchedulingQueue};
 use crate::SchedulerConfig;
 use ferrokube_client::slim::SlimPod;
 
@@ -42,8 +42,9 @@ pub struct Stats {
     pub unschedulable: AtomicU64,
     /// Binding requests that failed.
     pub bind_errors: AtomicU64,
-    /// Time spent in the placement algorithm (nanoseconds), and how often.
+    /// Time spent in the placement algorithm, in nanoseconds.
     pub algorithm_nanos: AtomicU64,
+    /// Placement attempts (runs of the algorithm).
     pub algorithm_runs: AtomicU64,
     /// Set once the watches have listed nodes and pods and scheduling began.
     pub ready: AtomicBool,
@@ -197,7 +198,10 @@ async fn follow<K, S>(
 }
 
 /// Spawns [`follow`] over a watch of `api` (with the watcher's back-off).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the handlers of one watch: each is a different closure, and a struct of them would only rename the parameters"
+)]
 fn spawn_follow<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -236,6 +240,8 @@ fn name_of(m: &ObjectMeta) -> String {
 }
 
 impl Scheduler {
+    /// A scheduler with `config` that talks to the API server through
+    /// `client`; nothing runs until [`Scheduler::run`].
     pub fn new(client: kube::Client, config: SchedulerConfig) -> Scheduler {
         let mut cache = Cache::new();
         cache.namespaces = HashMap::new();
@@ -252,6 +258,7 @@ impl Scheduler {
         }
     }
 
+    /// Its counters, shared: they keep counting while it runs.
     pub fn stats(&self) -> Arc<Stats> {
         self.shared.stats.clone()
     }
@@ -261,189 +268,21 @@ impl Scheduler {
         let cancel = cancel.child_token();
         let client = self.client.clone();
         let sh = self.shared.clone();
-        let nodes_synced = CancellationToken::new();
-        let pods_synced = CancellationToken::new();
-        let mut tasks = Vec::new();
-
-        // Nodes.
-        let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<Node>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &nodes_synced,
-            move |n: Node| a.on_node(n),
-            move |n: Node| d.cache.lock().remove_node(&name_of(&n.metadata)),
-            move |seen| {
-                let mut c = r.cache.lock();
-                let gone: Vec<String> = c
-                    .node_names()
-                    .iter()
-                    .filter(|n| !seen.contains(*n))
-                    .cloned()
-                    .collect();
-                for n in gone {
-                    c.remove_node(&n);
-                }
-            },
-            |n| name_of(&n.metadata),
-        ));
-        // Pods (not finished ones), read without managedFields, which the
-        // scheduler never uses.
-        let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<SlimPod>::all(client.clone()),
-            watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
-            &cancel,
-            &pods_synced,
-            move |p: SlimPod| a.on_pod(p.0),
-            move |p: SlimPod| d.on_pod_delete(&pod_key(&p.0)),
-            move |seen| {
-                for k in r.queue.keys() {
-                    if !seen.contains(&k) {
-                        r.queue.delete(&k);
-                    }
-                }
-                let gone: Vec<String> = {
-                    let c = r.cache.lock();
-                    c.pod_keys()
-                        .into_iter()
-                        .filter(|k| !seen.contains(k) && !c.is_assumed(k))
-                        .collect()
-                };
-                for k in gone {
-                    r.on_pod_delete(&k);
-                }
-            },
-            |p| pod_key(&p.0),
-        ));
-        // Namespaces (labels for namespaceSelector).
-        let (a, d) = (sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<Namespace>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &CancellationToken::new(),
-            move |n: Namespace| {
-                let labels = n.metadata.labels.clone().unwrap_or_default();
-                let old = a
-                    .cache
-                    .lock()
-                    .namespaces
-                    .insert(name_of(&n.metadata), labels.clone());
-                if old.is_some_and(|o| o != labels) {
-                    a.queue.move_all_unschedulable();
-                }
-            },
-            move |n: Namespace| {
-                d.cache.lock().namespaces.remove(&name_of(&n.metadata));
-            },
-            |_| {},
-            |n| name_of(&n.metadata),
-        ));
-        // Priority classes.
-        let (a, d) = (sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<PriorityClass>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &CancellationToken::new(),
-            move |pc: PriorityClass| {
-                a.priorities.write().classes.insert(
-                    name_of(&pc.metadata),
-                    (pc.value, pc.global_default.unwrap_or(false)),
-                );
-            },
-            move |pc: PriorityClass| {
-                d.priorities.write().classes.remove(&name_of(&pc.metadata));
-            },
-            |_| {},
-            |pc| name_of(&pc.metadata),
-        ));
-        // Claims, volumes and storage classes (VolumeBinding); a change may
-        // make an unschedulable pod fit.
-        let volumes_synced = CancellationToken::new();
-        let claim_key = |c: &PersistentVolumeClaim| {
-            (
-                c.metadata.namespace.clone().unwrap_or_default(),
-                name_of(&c.metadata),
-            )
-        };
-        let (a, d) = (sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<PersistentVolumeClaim>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &volumes_synced,
-            move |c: PersistentVolumeClaim| {
-                a.volumes.write().claims.insert(claim_key(&c), Arc::new(c));
-                a.queue.move_all_unschedulable();
-            },
-            move |c: PersistentVolumeClaim| {
-                d.volumes.write().claims.remove(&claim_key(&c));
-            },
-            |_| {},
-            move |c| format!("{:?}", claim_key(c)),
-        ));
-        let (a, d) = (sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<PersistentVolume>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &CancellationToken::new(),
-            move |v: PersistentVolume| {
-                a.volumes
-                    .write()
-                    .volumes
-                    .insert(name_of(&v.metadata), Arc::new(v));
-                a.queue.move_all_unschedulable();
-            },
-            move |v: PersistentVolume| {
-                d.volumes.write().volumes.remove(&name_of(&v.metadata));
-            },
-            |_| {},
-            |v| name_of(&v.metadata),
-        ));
-        let (a, d) = (sh.clone(), sh.clone());
-        tasks.push(spawn_follow(
-            Api::<StorageClass>::all(client.clone()),
-            watcher::Config::default(),
-            &cancel,
-            &CancellationToken::new(),
-            move |c: StorageClass| {
-                a.volumes
-                    .write()
-                    .classes
-                    .insert(name_of(&c.metadata), Arc::new(c));
-                a.queue.move_all_unschedulable();
-            },
-            move |c: StorageClass| {
-                d.volumes.write().classes.remove(&name_of(&c.metadata));
-            },
-            |_| {},
-            |c| name_of(&c.metadata),
-        ));
-        // Backoff and unschedulable timers.
-        {
-            let (sh, cancel) = (sh.clone(), cancel.clone());
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => sh.queue.flush(),
-                    }
-                }
-            }));
-        }
-
+        let synced = Synced::default();
+        let tasks = vec![
+            follow_nodes(&client, &sh, &cancel, &synced.nodes),
+            follow_pods(&client, &sh, &cancel, &synced.pods),
+            follow_namespaces(&client, &sh, &cancel),
+            follow_priority_classes(&client, &sh, &cancel),
+            follow_claims(&client, &sh, &cancel, &synced.volumes),
+            follow_volumes(&client, &sh, &cancel),
+            follow_storage_classes(&client, &sh, &cancel),
+            spawn_flush(&sh, &cancel),
+        ];
         // Schedule only from a complete picture.
         tokio::select! {
             _ = cancel.cancelled() => {}
-            _ = async {
-                nodes_synced.cancelled().await;
-                pods_synced.cancelled().await;
-                volumes_synced.cancelled().await;
-            } => {
+            _ = synced.all() => {
                 let recorder = Recorder::start(
                     client.clone(),
                     sh.config.scheduler_name.clone(),
@@ -462,6 +301,249 @@ impl Scheduler {
     }
 }
 
+/// Cancelled once the first list of each watch the scheduler needs before
+/// it places anything has been seen.
+#[derive(Default)]
+struct Synced {
+    nodes: CancellationToken,
+    pods: CancellationToken,
+    /// The claims (VolumeBinding).
+    volumes: CancellationToken,
+}
+
+impl Synced {
+    async fn all(&self) {
+        self.nodes.cancelled().await;
+        self.pods.cancelled().await;
+        self.volumes.cancelled().await;
+    }
+}
+
+/// Nodes into the snapshot.
+fn follow_nodes(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+    synced: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<Node>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        synced,
+        move |n: Node| a.on_node(n),
+        move |n: Node| d.cache.lock().remove_node(&name_of(&n.metadata)),
+        move |seen| {
+            let mut c = r.cache.lock();
+            let gone: Vec<String> = c
+                .node_names()
+                .iter()
+                .filter(|n| !seen.contains(*n))
+                .cloned()
+                .collect();
+            for n in gone {
+                c.remove_node(&n);
+            }
+        },
+        |n| name_of(&n.metadata),
+    )
+}
+
+/// Pods (not finished ones) into the snapshot or the queue, read without
+/// managedFields, which the scheduler never uses.
+fn follow_pods(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+    synced: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d, r) = (sh.clone(), sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<SlimPod>::all(client.clone()),
+        watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed"),
+        cancel,
+        synced,
+        move |p: SlimPod| a.on_pod(p.0),
+        move |p: SlimPod| d.on_pod_delete(&pod_key(&p.0)),
+        move |seen| {
+            for k in r.queue.keys() {
+                if !seen.contains(&k) {
+                    r.queue.delete(&k);
+                }
+            }
+            let gone: Vec<String> = {
+                let c = r.cache.lock();
+                c.pod_keys()
+                    .into_iter()
+                    .filter(|k| !seen.contains(k) && !c.is_assumed(k))
+                    .collect()
+            };
+            for k in gone {
+                r.on_pod_delete(&k);
+            }
+        },
+        |p| pod_key(&p.0),
+    )
+}
+
+/// Namespaces' labels (for namespaceSelector); a change may make an
+/// unschedulable pod fit.
+fn follow_namespaces(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d) = (sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<Namespace>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        &CancellationToken::new(),
+        move |n: Namespace| {
+            let labels = n.metadata.labels.clone().unwrap_or_default();
+            let old = a
+                .cache
+                .lock()
+                .namespaces
+                .insert(name_of(&n.metadata), labels.clone());
+            if old.is_some_and(|o| o != labels) {
+                a.queue.move_all_unschedulable();
+            }
+        },
+        move |n: Namespace| {
+            d.cache.lock().namespaces.remove(&name_of(&n.metadata));
+        },
+        |_| {},
+        |n| name_of(&n.metadata),
+    )
+}
+
+/// Priority classes' values (a pod's priority when it has none).
+fn follow_priority_classes(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d) = (sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<PriorityClass>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        &CancellationToken::new(),
+        move |pc: PriorityClass| {
+            a.priorities.write().classes.insert(
+                name_of(&pc.metadata),
+                (pc.value, pc.global_default.unwrap_or(false)),
+            );
+        },
+        move |pc: PriorityClass| {
+            d.priorities.write().classes.remove(&name_of(&pc.metadata));
+        },
+        |_| {},
+        |pc| name_of(&pc.metadata),
+    )
+}
+
+/// Claims (VolumeBinding); a change may make an unschedulable pod fit.
+fn follow_claims(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+    synced: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let claim_key = |c: &PersistentVolumeClaim| {
+        (
+            c.metadata.namespace.clone().unwrap_or_default(),
+            name_of(&c.metadata),
+        )
+    };
+    let (a, d) = (sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<PersistentVolumeClaim>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        synced,
+        move |c: PersistentVolumeClaim| {
+            a.volumes.write().claims.insert(claim_key(&c), Arc::new(c));
+            a.queue.move_all_unschedulable();
+        },
+        move |c: PersistentVolumeClaim| {
+            d.volumes.write().claims.remove(&claim_key(&c));
+        },
+        |_| {},
+        move |c| format!("{:?}", claim_key(c)),
+    )
+}
+
+/// Volumes (VolumeBinding); a change may make an unschedulable pod fit.
+fn follow_volumes(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d) = (sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<PersistentVolume>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        &CancellationToken::new(),
+        move |v: PersistentVolume| {
+            a.volumes
+                .write()
+                .volumes
+                .insert(name_of(&v.metadata), Arc::new(v));
+            a.queue.move_all_unschedulable();
+        },
+        move |v: PersistentVolume| {
+            d.volumes.write().volumes.remove(&name_of(&v.metadata));
+        },
+        |_| {},
+        |v| name_of(&v.metadata),
+    )
+}
+
+/// Storage classes (VolumeBinding); a change may make an unschedulable pod
+/// fit.
+fn follow_storage_classes(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    cancel: &CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let (a, d) = (sh.clone(), sh.clone());
+    spawn_follow(
+        Api::<StorageClass>::all(client.clone()),
+        watcher::Config::default(),
+        cancel,
+        &CancellationToken::new(),
+        move |c: StorageClass| {
+            a.volumes
+                .write()
+                .classes
+                .insert(name_of(&c.metadata), Arc::new(c));
+            a.queue.move_all_unschedulable();
+        },
+        move |c: StorageClass| {
+            d.volumes.write().classes.remove(&name_of(&c.metadata));
+        },
+        |_| {},
+        |c| name_of(&c.metadata),
+    )
+}
+
+/// The backoff and unschedulable timers: the queue is flushed every 500 ms.
+fn spawn_flush(sh: &Arc<Shared>, cancel: &CancellationToken) -> tokio::task::JoinHandle<()> {
+    let (sh, cancel) = (sh.clone(), cancel.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => sh.queue.flush(),
+            }
+        }
+    })
+}
+
 async fn schedule_loop(
     client: kube::Client,
     sh: Arc<Shared>,
@@ -478,111 +560,172 @@ async fn schedule_loop(
             p = sh.queue.pop() => p,
         };
         let Some(p) = popped else { return };
-        let key = p.info.key.clone();
-        // VolumeBinding's PreFilter, from the claims as they are now.
-        let volumes = sh.volumes.read().pre_filter(&p.info.pod);
-        let mut reservations = Vec::new();
-        let result = {
-            let mut c = sh.cache.lock();
-            let t = Instant::now();
-            let r = match &volumes {
-                Err(why) => Err(FitError {
-                    num_nodes: c.node_count(),
-                    reasons: Default::default(),
-                    pre_filter: Some(why.clone()),
-                }),
-                Ok(v) => algo.schedule_with_volumes(&c, &p.info, v.as_ref()),
-            };
-            if let (Ok(pl), Ok(Some(v))) = (&r, &volumes) {
-                if let Some(node) = c.node(&pl.node) {
-                    reservations = v.reserve(&node.labels).unwrap_or_default();
-                }
-            }
-            sh.stats
-                .algorithm_nanos
-                .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
-            sh.stats.algorithm_runs.fetch_add(1, Ordering::Relaxed);
-            if let Ok(pl) = &r {
-                c.assume(p.info.clone(), &pl.node);
-            }
-            r
-        };
-        match result {
+        let attempt = place(&sh, &mut algo, &p.info);
+        match attempt.result {
             Ok(pl) => {
                 let permit = tokio::select! {
                     _ = cancel.cancelled() => {
-                        sh.cache.lock().forget(&key, &p.info.uid);
+                        sh.cache.lock().forget(&p.info.key, &p.info.uid);
                         return;
                     }
                     permit = binds.clone().acquire_owned() => permit,
                 };
                 let Ok(permit) = permit else { return };
+                let claims = matches!(&attempt.volumes, Ok(Some(v)) if !v.delayed.is_empty());
                 let (client, sh, recorder) = (client.clone(), sh.clone(), recorder.clone());
-                let claims = matches!(&volumes, Ok(Some(v)) if !v.delayed.is_empty());
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if claims {
-                        if let Err(why) =
-                            bind_volumes(&client, &p.info.pod, &pl.node, &reservations).await
-                        {
-                            sh.stats.bind_errors.fetch_add(1, Ordering::Relaxed);
-                            sh.cache.lock().forget(&p.info.key, &p.info.uid);
-                            sh.queue.failed(&p.info.key, p.cycle, false);
-                            recorder.record(PodEvent {
-                                pod: p.info.pod.clone(),
-                                warning: true,
-                                reason: "FailedScheduling",
-                                action: "Scheduling",
-                                message: format!(
-                                    "running PreBind plugin \"VolumeBinding\": binding volumes: {why}"
-                                ),
-                            });
-                            return;
-                        }
+                    if claims
+                        && !prebind_volumes(
+                            &client,
+                            &sh,
+                            &recorder,
+                            &p,
+                            &pl.node,
+                            &attempt.reservations,
+                        )
+                        .await
+                    {
+                        return;
                     }
                     bind(client, sh, recorder, p, pl.node).await;
                 });
             }
-            Err(fit) => {
-                sh.stats.unschedulable.fetch_add(1, Ordering::Relaxed);
-                sh.queue.failed(&key, p.cycle, true);
-                let message = fit.to_string();
-                tracing::debug!(pod = %key, %message, "unschedulable");
-                recorder.record(PodEvent {
-                    pod: p.info.pod.clone(),
-                    warning: true,
-                    reason: "FailedScheduling",
-                    action: "Scheduling",
-                    message: message.clone(),
-                });
-                // Preemption cannot help a pod its claims keep off every node.
-                let candidate = if fit.pre_filter.is_some() {
-                    None
-                } else {
-                    preemption_candidate(&sh, &p.info)
-                };
-                let (client, sem) = (client.clone(), status_writes.clone());
-                let pod = p.info.pod.clone();
-                let recorder = recorder.clone();
-                tokio::spawn(async move {
-                    let Ok(_permit) = sem.acquire_owned().await else {
-                        return;
-                    };
-                    if let Err(e) = events::set_unschedulable(client.clone(), &pod, &message).await
-                    {
-                        tracing::debug!(error = %e, "setting PodScheduled=False failed");
-                    }
-                    if let Some(c) = candidate {
-                        preempt(client, recorder, &pod, c).await;
-                    }
-                });
-            }
+            Err(fit) => unschedulable(&client, &sh, &recorder, &status_writes, &p, &fit),
         }
     }
 }
 
+/// One placement attempt, and what VolumeBinding said of the pod's claims.
+struct Attempt {
+    result: Result<Placement, FitError>,
+    volumes: Result<Option<PodVolumes>, PreFilterError>,
+    /// What to reserve for the pod's waiting claims on the chosen node.
+    reservations: Vec<Reservation>,
+}
+
+/// VolumeBinding's PreFilter, from the claims as they are now, then the
+/// algorithm; a pod that gets a node is assumed on it at once.
+fn place(sh: &Shared, algo: &mut Algorithm, info: &Arc<PodInfo>) -> Attempt {
+    let volumes = sh.volumes.read().pre_filter(&info.pod);
+    let mut reservations = Vec::new();
+    let mut c = sh.cache.lock();
+    let t = Instant::now();
+    let result = match &volumes {
+        Err(why) => Err(FitError {
+            num_nodes: c.node_count(),
+            reasons: Default::default(),
+            pre_filter: Some(why.clone()),
+        }),
+        Ok(v) => algo.schedule_with_volumes(&c, info, v.as_ref()),
+    };
+    if let (Ok(pl), Ok(Some(v))) = (&result, &volumes) {
+        if let Some(node) = c.node(&pl.node) {
+            reservations = v.reserve(&node.labels).unwrap_or_default();
+        }
+    }
+    sh.stats
+        .algorithm_nanos
+        .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    sh.stats.algorithm_runs.fetch_add(1, Ordering::Relaxed);
+    if let Ok(pl) = &result {
+        c.assume(info.clone(), &pl.node);
+    }
+    Attempt {
+        result,
+        volumes,
+        reservations,
+    }
+}
+
+/// VolumeBinding's PreBind for a pod placed on `node`; on failure the pod
+/// is forgotten, goes back to the queue and is told why. Whether binding
+/// may go on.
+async fn prebind_volumes(
+    client: &kube::Client,
+    sh: &Shared,
+    recorder: &Recorder,
+    p: &Popped,
+    node: &str,
+    reservations: &[Reservation],
+) -> bool {
+    let Err(why) = bind_volumes(client, &p.info.pod, node, reservations).await else {
+        return true;
+    };
+    sh.stats.bind_errors.fetch_add(1, Ordering::Relaxed);
+    sh.cache.lock().forget(&p.info.key, &p.info.uid);
+    sh.queue.failed(&p.info.key, p.cycle, false);
+    recorder.record(PodEvent {
+        pod: p.info.pod.clone(),
+        warning: true,
+        reason: "FailedScheduling",
+        action: "Scheduling",
+        message: format!("running PreBind plugin \"VolumeBinding\": binding volumes: {why}"),
+    });
+    false
+}
+
+/// A pod that fits nowhere: back to the queue, an event and the
+/// PodScheduled condition saying why, and preemption when it may help.
+fn unschedulable(
+    client: &kube::Client,
+    sh: &Arc<Shared>,
+    recorder: &Recorder,
+    status_writes: &Arc<Semaphore>,
+    p: &Popped,
+    fit: &FitError,
+) {
+    let key = &p.info.key;
+    sh.stats.unschedulable.fetch_add(1, Ordering::Relaxed);
+    sh.queue.failed(key, p.cycle, true);
+    let message = fit.to_string();
+    tracing::debug!(pod = %key, %message, "unschedulable");
+    recorder.record(PodEvent {
+        pod: p.info.pod.clone(),
+        warning: true,
+        reason: "FailedScheduling",
+        action: "Scheduling",
+        message: message.clone(),
+    });
+    // Preemption cannot help a pod its claims keep off every node.
+    let candidate = if fit.pre_filter.is_some() {
+        None
+    } else {
+        preemption_candidate(sh, &p.info)
+    };
+    let (client, sem) = (client.clone(), status_writes.clone());
+    let pod = p.info.pod.clone();
+    let recorder = recorder.clone();
+    tokio::spawn(async move {
+        let Ok(_permit) = sem.acquire_owned().await else {
+            return;
+        };
+        if let Err(e) = events::set_unschedulable(client.clone(), &pod, &message).await {
+            tracing::debug!(error = %e, "setting PodScheduled=False failed");
+        }
+        if let Some(c) = candidate {
+            preempt(client, recorder, &pod, c).await;
+        }
+    });
+}
+
 /// How long the binder waits for the claims it reserved to be bound.
 const VOLUME_BIND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why VolumeBinding's PreBind failed (the message goes into the pod's
+/// FailedScheduling event).
+#[derive(Debug, thiserror::Error)]
+enum VolumeBindError {
+    /// Reading or writing a claim or volume failed.
+    #[error("{0}")]
+    Api(#[from] kube::Error),
+    /// The static volume chosen for a claim got another claim meanwhile.
+    #[error("volume {0:?} was taken meanwhile")]
+    Taken(String),
+    /// The claims were not all bound within [`VOLUME_BIND_TIMEOUT`].
+    #[error("timed out waiting for the condition")]
+    Timeout,
+}
 
 /// VolumeBinding's PreBind: reserves the pod's waiting claims on `node`
 /// (a static volume's claimRef, or the claim's selected node for its
@@ -592,7 +735,7 @@ async fn bind_volumes(
     pod: &Pod,
     node: &str,
     reservations: &[Reservation],
-) -> Result<(), String> {
+) -> Result<(), VolumeBindError> {
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
     let volumes: Api<PersistentVolume> = Api::all(client.clone());
@@ -603,22 +746,21 @@ async fn bind_volumes(
                     "volume.kubernetes.io/selected-node": node}}});
                 claims
                     .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
             }
             Reservation::Volume {
                 claim: (_, name),
                 volume,
             } => {
-                let claim = claims.get(name).await.map_err(|e| e.to_string())?;
-                let mut pv = volumes.get(volume).await.map_err(|e| e.to_string())?;
+                let claim = claims.get(name).await?;
+                let mut pv = volumes.get(volume).await?;
                 if pv
                     .spec
                     .as_ref()
                     .and_then(|s| s.claim_ref.as_ref())
                     .is_some()
                 {
-                    return Err(format!("volume {volume:?} was taken meanwhile"));
+                    return Err(VolumeBindError::Taken(volume.clone()));
                 }
                 pv.metadata
                     .annotations
@@ -635,10 +777,7 @@ async fn bind_volumes(
                         ..Default::default()
                     });
                 }
-                volumes
-                    .replace(volume, &PostParams::default(), &pv)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                volumes.replace(volume, &PostParams::default(), &pv).await?;
             }
         }
     }
@@ -647,7 +786,7 @@ async fn bind_volumes(
     loop {
         let mut all_bound = true;
         for name in &names {
-            let c = claims.get(name).await.map_err(|e| e.to_string())?;
+            let c = claims.get(name).await?;
             let phase = c.status.as_ref().and_then(|s| s.phase.as_deref());
             if phase != Some("Bound") {
                 all_bound = false;
@@ -658,7 +797,7 @@ async fn bind_volumes(
             return Ok(());
         }
         if Instant::now() > deadline {
-            return Err("timed out waiting for the condition".into());
+            return Err(VolumeBindError::Timeout);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -719,13 +858,7 @@ async fn preempt(client: kube::Client, recorder: Recorder, pod: &Pod, c: preempt
     }
 }
 
-async fn bind(
-    client: kube::Client,
-    sh: Arc<Shared>,
-    recorder: Recorder,
-    p: crate::queue::Popped,
-    node: String,
-) {
+async fn bind(client: kube::Client, sh: Arc<Shared>, recorder: Recorder, p: Popped, node: String) {
     let info = &p.info;
     let api: Api<Pod> = Api::namespaced(client, &info.namespace);
     let binding = Binding {

@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::{Node, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
+use k8s_openapi::api::core::v1::{NodeSelector, NodeSelectorRequirement, NodeSelectorTerm};
 
 use ferrokube_api::labels::Requirement;
 /// Label selectors of pods and namespaces: the API machinery's one.
-pub use ferrokube_api::labels::Selector;
+pub(crate) use ferrokube_api::labels::Selector;
 
 /// An object's labels (a node's, a pod's, a namespace's).
-pub type Labels = BTreeMap<String, String>;
+pub(crate) type Labels = BTreeMap<String, String>;
 
 /// A node selector requirement as a label requirement (`Gt`/`Lt` take one
 /// integer); `None` for an unknown operator or a malformed value, which
@@ -105,14 +105,11 @@ impl NodeSelectorTerms {
     }
 }
 
-/// A node's labels (empty when it has none).
-pub fn node_labels(node: &Node) -> &Labels {
-    static EMPTY: Labels = BTreeMap::new();
-    node.metadata.labels.as_ref().unwrap_or(&EMPTY)
-}
-
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
 

@@ -14,6 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use ferrokube_client::testing::wait::wait_for;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -97,21 +98,6 @@ fn local_volume(name: &str, node: &str, class: &str) -> serde_json::Value {
                 {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}}})
 }
 
-async fn wait_for<T, F, Fut>(what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn claims_that_cannot_be_anywhere_say_why() {
     let env = Env::start().await;
@@ -192,7 +178,7 @@ async fn claims_waiting_for_a_consumer_get_the_chosen_node() {
     claim(&env, "dyn", "local-path").await;
     env.add_pod(with_claim(pod("dyn-user", "", ""), "dyn"))
         .await;
-    let node = wait_for("selected-node", || async {
+    let node = wait_for("selected-node", Duration::from_secs(20), || async {
         claims(&env)
             .get("dyn")
             .await
@@ -224,7 +210,7 @@ async fn claims_waiting_for_a_consumer_get_the_chosen_node() {
     env.add_pod(with_claim(pod("static-user", "", ""), "static"))
         .await;
     let volumes: Api<PersistentVolume> = Api::all(env.client.clone());
-    wait_for("the volume reserved", || async {
+    wait_for("the volume reserved", Duration::from_secs(20), || async {
         let v = volumes.get("disk-n2").await.ok()?;
         let r = v.spec?.claim_ref?;
         (r.name.as_deref() == Some("static")).then_some(())

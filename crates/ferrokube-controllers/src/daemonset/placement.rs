@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use ferrokube_scheduler::selectors::NodeSelectorTerms;
+use ferrokube_scheduler::NodeSelectorTerms;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{
     Affinity, Node, NodeAffinity, NodeSelector, NodeSelectorRequirement, NodeSelectorTerm, Pod,

@@ -11,7 +11,7 @@ const MIN_THRESHOLD: i64 = 23 * MB;
 const MAX_CONTAINER_THRESHOLD: i64 = 1000 * MB;
 
 /// `nodes_having(image)` counts the nodes that hold an image; `total` all nodes.
-pub fn score(
+pub(crate) fn score(
     pod: &PodInfo,
     node: &NodeInfo,
     total: usize,
@@ -33,7 +33,10 @@ pub fn score(
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -8,9 +8,9 @@ use crate::cache::{Cache, NodeInfo};
 use crate::plugins::MAX_NODE_SCORE;
 use crate::podinfo::{AffinityTerm, PodInfo};
 
-pub const REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
-pub const REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
-pub const REASON_EXISTING_ANTI_AFFINITY: &str =
+pub(crate) const REASON_AFFINITY: &str = "node(s) didn't match pod affinity rules";
+pub(crate) const REASON_ANTI_AFFINITY: &str = "node(s) didn't match pod anti-affinity rules";
+pub(crate) const REASON_EXISTING_ANTI_AFFINITY: &str =
     "node(s) didn't satisfy existing pods anti-affinity rules";
 
 /// Weight given to existing pods' required affinity terms when scoring.
@@ -19,7 +19,7 @@ const HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 /// Counts per topology key, then value (strings borrowed from the snapshot
 /// for the length of one cycle).
 #[derive(Debug, Default)]
-pub struct TopologyCounts<'a>(FastMap<&'a str, FastMap<&'a str, i64>>);
+pub(crate) struct TopologyCounts<'a>(FastMap<&'a str, FastMap<&'a str, i64>>);
 
 impl<'a> TopologyCounts<'a> {
     fn add(&mut self, key: &'a str, value: &'a str, n: i64) {
@@ -41,7 +41,7 @@ impl<'a> TopologyCounts<'a> {
 
 /// Counts per topology (key, value), computed once per cycle.
 #[derive(Debug, Default)]
-pub struct FilterState<'a> {
+pub(crate) struct FilterState<'a> {
     existing_anti: TopologyCounts<'a>,
     affinity: TopologyCounts<'a>,
     anti: TopologyCounts<'a>,
@@ -52,7 +52,7 @@ fn matches_all(terms: &[AffinityTerm], pod: &PodInfo, cache: &Cache) -> bool {
     terms.iter().all(|t| t.matches(pod, &cache.namespaces))
 }
 
-pub fn prefilter<'a>(pod: &'a PodInfo, cache: &'a Cache) -> FilterState<'a> {
+pub(crate) fn prefilter<'a>(pod: &'a PodInfo, cache: &'a Cache) -> FilterState<'a> {
     let mut st = FilterState::default();
     let own = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
     if !own && cache.pods_with_required_anti_affinity() == 0 {
@@ -98,7 +98,7 @@ pub fn prefilter<'a>(pod: &'a PodInfo, cache: &'a Cache) -> FilterState<'a> {
     st
 }
 
-pub fn filter(
+pub(crate) fn filter(
     st: &FilterState,
     pod: &PodInfo,
     node: &NodeInfo,
@@ -142,7 +142,7 @@ pub fn filter(
 
 /// Preferred-term weights per topology (key, value); None when the pod and
 /// the cluster give this plugin nothing to score.
-pub fn prescore<'a>(pod: &'a PodInfo, cache: &'a Cache) -> Option<TopologyCounts<'a>> {
+pub(crate) fn prescore<'a>(pod: &'a PodInfo, cache: &'a Cache) -> Option<TopologyCounts<'a>> {
     let own = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
     if !own && cache.pods_with_affinity() == 0 {
         return None;
@@ -190,7 +190,7 @@ pub fn prescore<'a>(pod: &'a PodInfo, cache: &'a Cache) -> Option<TopologyCounts
     (own || any).then_some(scores)
 }
 
-pub fn score(scores: &TopologyCounts<'_>, node: &NodeInfo) -> i64 {
+pub(crate) fn score(scores: &TopologyCounts<'_>, node: &NodeInfo) -> i64 {
     if scores.is_empty() {
         return 0;
     }
@@ -202,7 +202,7 @@ pub fn score(scores: &TopologyCounts<'_>, node: &NodeInfo) -> i64 {
 }
 
 /// Min-max normalization to 0..100 (all 0 when every node scored the same).
-pub fn normalize(scores: &mut [i64]) {
+pub(crate) fn normalize(scores: &mut [i64]) {
     let (Some(min), Some(max)) = (scores.iter().min().copied(), scores.iter().max().copied())
     else {
         return;
@@ -218,7 +218,10 @@ pub fn normalize(scores: &mut [i64]) {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, node_with_labels, pod, with_labels};

@@ -3,24 +3,24 @@
 //! [`NodeInfo`](crate::cache::NodeInfo) (and, for the plugins that look
 //! across nodes, state computed once per scheduling cycle).
 
-pub mod image_locality;
-pub mod inter_pod_affinity;
-pub mod node_affinity;
-pub mod node_name;
-pub mod node_ports;
-pub mod node_unschedulable;
-pub mod preemption;
-pub mod resources;
-pub mod taint_toleration;
-pub mod topology_spread;
-pub mod volume_binding;
+pub(crate) mod image_locality;
+pub(crate) mod inter_pod_affinity;
+pub(crate) mod node_affinity;
+pub(crate) mod node_name;
+pub(crate) mod node_ports;
+pub(crate) mod node_unschedulable;
+pub(crate) mod preemption;
+pub(crate) mod resources;
+pub(crate) mod taint_toleration;
+pub(crate) mod topology_spread;
+pub(crate) mod volume_binding;
 
 /// A plugin's top score for one node.
-pub const MAX_NODE_SCORE: i64 = 100;
+pub(crate) const MAX_NODE_SCORE: i64 = 100;
 
 /// Kubernetes' DefaultNormalizeScore: scale so the best is 100 (or, reversed,
 /// so the best is 0 and the rest 100 - that).
-pub fn default_normalize(scores: &mut [i64], reverse: bool) {
+pub(crate) fn default_normalize(scores: &mut [i64], reverse: bool) {
     let max = scores.iter().copied().max().unwrap_or(0);
     if max == 0 {
         if reverse {

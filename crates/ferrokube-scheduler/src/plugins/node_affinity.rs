@@ -4,10 +4,10 @@
 use crate::cache::NodeInfo;
 use crate::podinfo::PodInfo;
 
-pub const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
+pub(crate) const REASON: &str = "node(s) didn't match Pod's node affinity/selector";
 
 /// Whether the pod's nodeSelector and required node affinity admit the node.
-pub fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
+pub(crate) fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
     if !pod
         .node_selector
         .iter()
@@ -25,7 +25,7 @@ pub fn matches(pod: &PodInfo, node: &NodeInfo) -> bool {
 /// every term has `matchFields metadata.name In [...]` requirements
 /// (Kubernetes' NodeAffinity PreFilter: a term's requirements intersect,
 /// terms unite); `None` when some term admits nodes by other means.
-pub fn prefilter_node_names(
+pub(crate) fn prefilter_node_names(
     required: &k8s_openapi::api::core::v1::NodeSelector,
 ) -> Option<std::collections::BTreeSet<String>> {
     use std::collections::BTreeSet;
@@ -46,12 +46,12 @@ pub fn prefilter_node_names(
     (!required.node_selector_terms.is_empty()).then_some(all)
 }
 
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     (!matches(pod, node)).then_some(REASON)
 }
 
 /// Sum of the weights of the preferred terms the node matches.
-pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     pod.preferred_node_affinity
         .iter()
         .filter(|(_, t)| t.matches(&node.name, &node.labels))
@@ -60,7 +60,10 @@ pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, node_with_labels, pod};

@@ -3,9 +3,9 @@
 use crate::cache::NodeInfo;
 use crate::podinfo::PodInfo;
 
-pub const REASON: &str = "node(s) didn't match the requested node name";
+pub(crate) const REASON: &str = "node(s) didn't match the requested node name";
 
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     if pod.node_name.is_empty() || pod.node_name == node.name {
         None
     } else {
@@ -14,7 +14,10 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

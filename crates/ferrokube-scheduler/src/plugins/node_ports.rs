@@ -3,9 +3,9 @@
 use crate::cache::NodeInfo;
 use crate::podinfo::PodInfo;
 
-pub const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
+pub(crate) const REASON: &str = "node(s) didn't have free ports for the requested pod ports";
 
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     let clash = pod
         .host_ports
         .iter()
@@ -14,7 +14,10 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

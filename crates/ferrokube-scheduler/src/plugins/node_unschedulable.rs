@@ -7,10 +7,10 @@ use crate::cache::NodeInfo;
 use crate::plugins::taint_toleration::tolerates;
 use crate::podinfo::PodInfo;
 
-pub const REASON: &str = "node(s) were unschedulable";
-pub const TAINT_KEY: &str = "node.kubernetes.io/unschedulable";
+pub(crate) const REASON: &str = "node(s) were unschedulable";
+pub(crate) const TAINT_KEY: &str = "node.kubernetes.io/unschedulable";
 
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     if !node.unschedulable {
         return None;
     }
@@ -27,7 +27,10 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -15,7 +15,7 @@ use crate::podinfo::PodInfo;
 
 /// A node and the pods to evict from it.
 #[derive(Debug)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub node: String,
     pub victims: Vec<Arc<PodInfo>>,
 }
@@ -25,7 +25,7 @@ fn fits(pod: &PodInfo, node: &NodeInfo) -> bool {
 }
 
 /// Whether the pod may preempt at all (`preemptionPolicy: Never` may not).
-pub fn eligible(pod: &PodInfo) -> bool {
+pub(crate) fn eligible(pod: &PodInfo) -> bool {
     pod.pod
         .spec
         .as_ref()
@@ -78,7 +78,7 @@ fn trial_remove_last(n: &mut NodeInfo) {
 
 /// The best node to preempt on: lowest top victim priority, then lowest
 /// priority sum, then fewest victims.
-pub fn find_candidate(cache: &Cache, pod: &PodInfo, priority: i32) -> Option<Candidate> {
+pub(crate) fn find_candidate(cache: &Cache, pod: &PodInfo, priority: i32) -> Option<Candidate> {
     let mut best: Option<((i64, i64, usize), Candidate)> = None;
     for node in cache.nodes() {
         let Some(victims) = victims_on(pod, priority, node) else {
@@ -105,7 +105,10 @@ pub fn find_candidate(cache: &Cache, pod: &PodInfo, priority: i32) -> Option<Can
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -8,7 +8,7 @@ use crate::podinfo::PodInfo;
 
 /// Every resource the node lacks for the pod, in Kubernetes' order: pods,
 /// cpu, memory, ephemeral-storage, then other resources by name.
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Vec<String> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Vec<String> {
     let mut out = Vec::new();
     if node.pods.len() as i64 + 1 > node.allocatable.pods {
         out.push("Too many pods".to_string());
@@ -50,7 +50,7 @@ fn least_requested(requested: i64, capacity: i64) -> i64 {
 
 /// LeastAllocated: free share of cpu and memory after placing the pod
 /// (unset requests counted as 100m / 200 MiB), weights 1 and 1.
-pub fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
+pub(crate) fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let cpu = least_requested(
         node.non_zero_cpu + pod.non_zero_cpu,
         node.allocatable.milli_cpu,
@@ -63,13 +63,13 @@ pub fn least_allocated(pod: &PodInfo, node: &NodeInfo) -> i64 {
 }
 
 /// Whether BalancedAllocation has anything to say (the pod requests cpu or memory).
-pub fn balanced_applies(pod: &PodInfo) -> bool {
+pub(crate) fn balanced_applies(pod: &PodInfo) -> bool {
     pod.requests.milli_cpu > 0 || pod.requests.memory > 0
 }
 
 /// BalancedAllocation: 100 × (1 − standard deviation of the cpu and memory
 /// fractions the node would have in use).
-pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
+pub(crate) fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let fraction =
         |req: i64, alloc: i64| (alloc != 0).then(|| (req as f64 / alloc as f64).min(1.0));
     let cpu = fraction(
@@ -89,7 +89,10 @@ pub fn balanced_allocation(pod: &PodInfo, node: &NodeInfo) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

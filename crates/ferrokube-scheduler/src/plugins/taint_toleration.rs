@@ -8,7 +8,7 @@ use crate::cache::NodeInfo;
 use crate::podinfo::PodInfo;
 
 /// Whether one toleration tolerates one taint (Kubernetes' ToleratesTaint).
-pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+pub(crate) fn tolerates(t: &Toleration, taint: &Taint) -> bool {
     let effect = t.effect.as_deref().unwrap_or("");
     if !effect.is_empty() && effect != taint.effect {
         return false;
@@ -30,7 +30,7 @@ pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
 }
 
 /// The filter's reason for the first untolerated NoSchedule/NoExecute taint.
-pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<String> {
+pub(crate) fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<String> {
     let taint = node.taints.iter().find(|taint| {
         (taint.effect == "NoSchedule" || taint.effect == "NoExecute")
             && !pod.tolerations.iter().any(|t| tolerates(t, taint))
@@ -44,7 +44,7 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Option<String> {
 
 /// Count of PreferNoSchedule taints the pod does not tolerate (normalized
 /// reversed: fewer is better).
-pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+pub(crate) fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     node.taints
         .iter()
         .filter(|taint| taint.effect == "PreferNoSchedule")
@@ -60,7 +60,10 @@ pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, pod};

@@ -11,10 +11,10 @@ use crate::cache::{Cache, NodeInfo};
 use crate::plugins::{node_affinity, taint_toleration, MAX_NODE_SCORE};
 use crate::podinfo::{PodInfo, SpreadConstraint};
 
-pub const REASON: &str = "node(s) didn't match pod topology spread constraints";
-pub const REASON_MISSING_LABEL: &str =
+pub(crate) const REASON: &str = "node(s) didn't match pod topology spread constraints";
+pub(crate) const REASON_MISSING_LABEL: &str =
     "node(s) didn't match pod topology spread constraints (missing required label)";
-pub const HOSTNAME: &str = "kubernetes.io/hostname";
+pub(crate) const HOSTNAME: &str = "kubernetes.io/hostname";
 
 fn count_matching(node: &NodeInfo, c: &SpreadConstraint, ns: &str) -> i64 {
     node.pods
@@ -37,12 +37,12 @@ fn eligible(pod: &PodInfo, node: &NodeInfo, cs: &[&SpreadConstraint]) -> bool {
 
 /// Per hard constraint: matching pods per domain, and the smallest count.
 #[derive(Debug, Default)]
-pub struct FilterState<'a> {
+pub(crate) struct FilterState<'a> {
     counts: Vec<FastMap<&'a str, i64>>,
     min: Vec<i64>,
 }
 
-pub fn prefilter<'a>(pod: &PodInfo, cache: &'a Cache) -> Option<FilterState<'a>> {
+pub(crate) fn prefilter<'a>(pod: &PodInfo, cache: &'a Cache) -> Option<FilterState<'a>> {
     let hard: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| c.hard).collect();
     if hard.is_empty() {
         return None;
@@ -75,7 +75,7 @@ pub fn prefilter<'a>(pod: &PodInfo, cache: &'a Cache) -> Option<FilterState<'a>>
     Some(FilterState { counts, min })
 }
 
-pub fn filter(st: &FilterState<'_>, pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
+pub(crate) fn filter(st: &FilterState<'_>, pod: &PodInfo, node: &NodeInfo) -> Option<&'static str> {
     for (i, c) in pod.spread.iter().filter(|c| c.hard).enumerate() {
         let Some(v) = node.labels.get(&c.topology_key) else {
             return Some(REASON_MISSING_LABEL);
@@ -98,12 +98,12 @@ pub fn filter(st: &FilterState<'_>, pod: &PodInfo, node: &NodeInfo) -> Option<&'
 /// Per soft constraint: matching pods per domain (hostname counted per
 /// node when scoring) and the constraint's weight, log(domains + 2).
 #[derive(Debug, Default)]
-pub struct ScoreState {
+pub(crate) struct ScoreState {
     counts: Vec<HashMap<String, i64>>,
     weights: Vec<f64>,
 }
 
-pub fn prescore(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> Option<ScoreState> {
+pub(crate) fn prescore(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> Option<ScoreState> {
     let soft: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).collect();
     if soft.is_empty() {
         return None;
@@ -141,7 +141,7 @@ pub fn prescore(pod: &PodInfo, cache: &Cache, feasible: &[&NodeInfo]) -> Option<
 }
 
 /// The raw score (lower is better); None for a node without the keys.
-pub fn score(st: &ScoreState, pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
+pub(crate) fn score(st: &ScoreState, pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
     let soft: Vec<&SpreadConstraint> = pod.spread.iter().filter(|c| !c.hard).collect();
     if !soft
         .iter()
@@ -165,7 +165,7 @@ pub fn score(st: &ScoreState, pod: &PodInfo, node: &NodeInfo) -> Option<i64> {
 }
 
 /// Reverses raw scores into 0..100; nodes without the keys get 0.
-pub fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
+pub(crate) fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
     let vals: Vec<i64> = raw.iter().flatten().copied().collect();
     let max = vals.iter().copied().max().unwrap_or(0);
     let min = vals.iter().copied().min().unwrap_or(0);
@@ -179,7 +179,10 @@ pub fn normalize(raw: &[Option<i64>]) -> Vec<i64> {
 }
 
 #[cfg(test)]
-#[allow(clippy::option_map_unit_fn)]
+#[allow(
+    clippy::option_map_unit_fn,
+    reason = "the tests set fields of their test objects through Option::map"
+)]
 mod tests {
     use super::*;
     use crate::testutil::{node, node_with_labels, pod, with_labels};

@@ -19,15 +19,30 @@ use ferrokube_client::volumes as index;
 use k8s_openapi::api::core::v1::{PersistentVolume, PersistentVolumeClaim, Pod};
 use k8s_openapi::api::storage::v1::StorageClass;
 
-pub const REASON_BIND_CONFLICT: &str = "node(s) didn't find available persistent volumes to bind";
-pub const REASON_NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
-pub const REASON_PV_NOT_EXIST: &str =
+pub(crate) const REASON_BIND_CONFLICT: &str =
+    "node(s) didn't find available persistent volumes to bind";
+pub(crate) const REASON_NODE_CONFLICT: &str = "node(s) had volume node affinity conflict";
+pub(crate) const REASON_PV_NOT_EXIST: &str =
     "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)";
-pub const UNBOUND_IMMEDIATE: &str = "pod has unbound immediate PersistentVolumeClaims";
+/// Why VolumeBinding's PreFilter keeps a pod off every node, in
+/// Kubernetes' words (they end the pod's FailedScheduling message).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum PreFilterError {
+    /// A claim the pod names does not exist.
+    #[error("persistentvolumeclaim {0:?} not found")]
+    ClaimNotFound(String),
+    /// A claim the pod names is being deleted.
+    #[error("persistentvolumeclaim {0:?} is being deleted")]
+    ClaimDeleting(String),
+    /// A claim whose class binds at once (not WaitForFirstConsumer) is not
+    /// bound yet.
+    #[error("pod has unbound immediate PersistentVolumeClaims")]
+    UnboundImmediate,
+}
 
 /// The claims, volumes and classes the scheduler has seen.
 #[derive(Debug, Default)]
-pub struct VolumeState {
+pub(crate) struct VolumeState {
     pub claims: HashMap<(String, String), Arc<PersistentVolumeClaim>>,
     pub volumes: HashMap<String, Arc<PersistentVolume>>,
     pub classes: HashMap<String, Arc<StorageClass>>,
@@ -65,7 +80,7 @@ pub enum Reservation {
 
 /// The claim names of the pod's volumes (a generic ephemeral volume's claim
 /// is `<pod>-<volume>`).
-pub fn claim_names(pod: &Pod) -> Vec<String> {
+pub(crate) fn claim_names(pod: &Pod) -> Vec<String> {
     let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
     pod.spec
         .iter()
@@ -92,7 +107,7 @@ impl VolumeState {
 
     /// PreFilter: what the pod's claims ask of every node, or why no node
     /// will do. `Ok(None)`: the pod has no claims.
-    pub fn pre_filter(&self, pod: &Pod) -> Result<Option<PodVolumes>, String> {
+    pub(crate) fn pre_filter(&self, pod: &Pod) -> Result<Option<PodVolumes>, PreFilterError> {
         let names = claim_names(pod);
         if names.is_empty() {
             return Ok(None);
@@ -102,10 +117,10 @@ impl VolumeState {
         let mut unbound_immediate = false;
         for name in names {
             let Some(claim) = self.claims.get(&(ns.clone(), name.clone())) else {
-                return Err(format!("persistentvolumeclaim {name:?} not found"));
+                return Err(PreFilterError::ClaimNotFound(name));
             };
             if claim.metadata.deletion_timestamp.is_some() {
-                return Err(format!("persistentvolumeclaim {name:?} is being deleted"));
+                return Err(PreFilterError::ClaimDeleting(name));
             }
             let volume_name = claim
                 .spec
@@ -134,7 +149,7 @@ impl VolumeState {
             });
         }
         if unbound_immediate {
-            return Err(UNBOUND_IMMEDIATE.into());
+            return Err(PreFilterError::UnboundImmediate);
         }
         if !out.delayed.is_empty() {
             out.candidates = self.volumes.values().cloned().collect();
@@ -271,13 +286,13 @@ mod tests {
         let mut s = state();
         assert!(s.pre_filter(&pod(&[])).unwrap().is_none());
         assert_eq!(
-            s.pre_filter(&pod(&["gone"])).unwrap_err(),
+            s.pre_filter(&pod(&["gone"])).unwrap_err().to_string(),
             "persistentvolumeclaim \"gone\" not found"
         );
         claim(&mut s, "soon", "now", None);
         assert_eq!(
-            s.pre_filter(&pod(&["soon"])).unwrap_err(),
-            UNBOUND_IMMEDIATE
+            s.pre_filter(&pod(&["soon"])).unwrap_err().to_string(),
+            "pod has unbound immediate PersistentVolumeClaims"
         );
     }
 

@@ -2,7 +2,10 @@
 //! scheduler on it, hand-made Node objects (no kubelet) and pods, and
 //! bounded waits for what a user would see.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses the part of these helpers it needs"
+)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
