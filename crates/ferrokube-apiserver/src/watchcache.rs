@@ -175,17 +175,31 @@ impl CacheEvent {
     }
 }
 
+/// Why a stored value cannot be cached (logged; the object is skipped).
+#[derive(Debug, thiserror::Error)]
+enum DecodeError {
+    /// The value is not JSON.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The object has no `metadata` object.
+    #[error("object has no metadata")]
+    NoMetadata,
+    /// A delete event came without the deleted value.
+    #[error("delete without the previous value")]
+    NoPrevious,
+}
+
 /// Decodes a stored value into a cached object.
 fn decode(
     key: &str,
     value: &[u8],
     revision: Revision,
     fields: &FieldsFn,
-) -> Result<CachedObject, String> {
-    let mut obj: Value = serde_json::from_slice(value).map_err(|e| e.to_string())?;
+) -> Result<CachedObject, DecodeError> {
+    let mut obj: Value = serde_json::from_slice(value)?;
     obj.get_mut("metadata")
         .and_then(Value::as_object_mut)
-        .ok_or("object has no metadata")?
+        .ok_or(DecodeError::NoMetadata)?
         .insert(
             "resourceVersion".into(),
             Value::String(revision.to_string()),
@@ -199,10 +213,10 @@ fn cached(
     obj: &Value,
     revision: Revision,
     fields: &FieldsFn,
-) -> Result<CachedObject, String> {
+) -> Result<CachedObject, DecodeError> {
     // Written as the API server writes what it stores (Go's escaping).
     let json = Bytes::from(ferrokube_api::gojson::to_vec(obj));
-    indexed(key, obj, revision, json, fields).ok_or_else(|| "object has no metadata".to_string())
+    indexed(key, obj, revision, json, fields).ok_or(DecodeError::NoMetadata)
 }
 
 /// `obj` with what the cache indexes it by, served as `json`; `None` if it
@@ -440,7 +454,7 @@ impl ResourceCache {
             },
             EventKind::Delete => match &ev.prev {
                 Some(prev) => decode(key, &prev.value, revision, &self.fields).map(Arc::new),
-                None => Err("delete without the previous value".to_string()),
+                None => Err(DecodeError::NoPrevious),
             },
         };
         let object = match decoded {
