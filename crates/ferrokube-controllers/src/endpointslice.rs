@@ -143,6 +143,34 @@ impl Reconciler for EndpointSliceController {
     }
 }
 
+/// The labels every slice of `svc` (`ns`/`name`) carries, and the slice
+/// new ones start from.
+fn slice_template(
+    svc: &Service,
+    ns: &str,
+    name: &str,
+) -> (BTreeMap<String, String>, EndpointSlice) {
+    let mut labels = svc.metadata.labels.clone().unwrap_or_default();
+    labels.insert(SERVICE_NAME_LABEL.into(), name.to_string());
+    labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
+    if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
+        labels.insert("service.kubernetes.io/headless".into(), String::new());
+    }
+    let template = EndpointSlice {
+        metadata: ObjectMeta {
+            generate_name: Some(format!("{name}-")),
+            namespace: Some(ns.to_string()),
+            labels: Some(labels.clone()),
+            owner_references: Some(vec![podutil::owner_ref_to(svc)]),
+            ..Default::default()
+        },
+        address_type: String::new(),
+        endpoints: Vec::new(),
+        ports: None,
+    };
+    (labels, template)
+}
+
 impl EndpointSliceController {
     pub(crate) fn new(
         client: kube::Client,
@@ -232,24 +260,7 @@ impl EndpointSliceController {
             .collect();
         let desired = desired_endpoints(&svc, &pods);
 
-        let mut labels = svc.metadata.labels.clone().unwrap_or_default();
-        labels.insert(SERVICE_NAME_LABEL.into(), name.clone());
-        labels.insert(MANAGED_BY_LABEL.into(), MANAGED_BY.into());
-        if svc.spec.as_ref().and_then(|s| s.cluster_ip.as_deref()) == Some("None") {
-            labels.insert("service.kubernetes.io/headless".into(), String::new());
-        }
-        let template = EndpointSlice {
-            metadata: ObjectMeta {
-                generate_name: Some(format!("{name}-")),
-                namespace: Some(ns.clone()),
-                labels: Some(labels.clone()),
-                owner_references: Some(vec![podutil::owner_ref_to(svc.as_ref())]),
-                ..Default::default()
-            },
-            address_type: String::new(),
-            endpoints: Vec::new(),
-            ports: None,
-        };
+        let (labels, template) = slice_template(&svc, ns, name);
 
         // Existing slices by group; a slice of no wanted group goes (but one
         // empty placeholder is kept when nothing is wanted at all).

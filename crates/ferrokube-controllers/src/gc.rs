@@ -299,6 +299,44 @@ fn waits_for_dependents(meta: &ObjectMeta) -> bool {
             .is_some_and(|fs| fs.iter().any(|x| x == FOREGROUND))
 }
 
+/// How a dependent left without a living owner is deleted, and the owner
+/// references to write first so that it stops blocking its owners (a
+/// foreground chain whose next link waits too, so a cycle cannot hold
+/// everything forever); `waiting`: one of its owners waits for it.
+fn delete_policy(
+    it: &Item,
+    items: &[Item],
+    dependents: &HashMap<&str, Vec<usize>>,
+    waiting: bool,
+) -> (PropagationPolicy, Option<Vec<OwnerReference>>) {
+    let own_dependents: &[usize] = dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
+    if waiting && !own_dependents.is_empty() {
+        // A foreground chain: this one waits for its own dependents.
+        // If one of those waits for its dependents too, this one's
+        // references stop blocking its owners first, so that a
+        // cycle cannot hold everything forever.
+        let unblock = own_dependents
+            .iter()
+            .any(|&d| waits_for_dependents(&items[d].obj.metadata))
+            .then(|| {
+                it.owners()
+                    .iter()
+                    .map(|r| OwnerReference {
+                        block_owner_deletion: None,
+                        ..r.clone()
+                    })
+                    .collect()
+            });
+        (PropagationPolicy::Foreground, unblock)
+    } else if it.has_finalizer(ORPHAN) {
+        (PropagationPolicy::Orphan, None)
+    } else if it.has_finalizer(FOREGROUND) {
+        (PropagationPolicy::Foreground, None)
+    } else {
+        (PropagationPolicy::Background, None)
+    }
+}
+
 impl Collector {
     fn api(&self, monitor: usize, ns: Option<&str>) -> Api<DynamicObject> {
         let m = &self.monitors[monitor];
@@ -385,33 +423,7 @@ impl Collector {
                 });
                 continue;
             }
-            let own_dependents: &[usize] =
-                dependents.get(it.uid()).map(Vec::as_slice).unwrap_or(&[]);
-            let (policy, unblock) = if waiting > 0 && !own_dependents.is_empty() {
-                // A foreground chain: this one waits for its own dependents.
-                // If one of those waits for its dependents too, this one's
-                // references stop blocking its owners first, so that a
-                // cycle cannot hold everything forever.
-                let unblock = own_dependents
-                    .iter()
-                    .any(|&d| waits_for_dependents(&items[d].obj.metadata))
-                    .then(|| {
-                        it.owners()
-                            .iter()
-                            .map(|r| OwnerReference {
-                                block_owner_deletion: None,
-                                ..r.clone()
-                            })
-                            .collect()
-                    });
-                (PropagationPolicy::Foreground, unblock)
-            } else if it.has_finalizer(ORPHAN) {
-                (PropagationPolicy::Orphan, None)
-            } else if it.has_finalizer(FOREGROUND) {
-                (PropagationPolicy::Foreground, None)
-            } else {
-                (PropagationPolicy::Background, None)
-            };
+            let (policy, unblock) = delete_policy(it, &items, &dependents, waiting > 0);
             actions.push(Action::Delete {
                 item: i,
                 policy,
@@ -425,8 +437,21 @@ impl Collector {
             .await;
         again |= retry;
 
+        self.finish_owners(&items, &dependents, &mut again).await;
+        Ok(again.then_some(Duration::from_millis(500)))
+    }
+
+    /// Owners being deleted with the orphan or foreground finalizer: their
+    /// dependents are released (orphan), or the finalizer goes once no
+    /// dependent blocks it (foreground).
+    async fn finish_owners(
+        &self,
+        items: &[Item],
+        dependents: &HashMap<&str, Vec<usize>>,
+        again: &mut bool,
+    ) {
         // Owners being deleted with the orphan or foreground finalizer.
-        for it in &items {
+        for it in items {
             if !it.deleting() {
                 continue;
             }
@@ -441,7 +466,7 @@ impl Collector {
                             .cloned()
                             .collect();
                         self.act(
-                            &items,
+                            items,
                             Action::SetOwners {
                                 item: d,
                                 owners: keep,
@@ -453,9 +478,9 @@ impl Collector {
                     .await;
                 let done = !failed;
                 if done {
-                    self.remove_finalizer(it, ORPHAN, &mut again).await;
+                    self.remove_finalizer(it, ORPHAN, again).await;
                 } else {
-                    again = true;
+                    *again = true;
                 }
             } else if it.has_finalizer(FOREGROUND) {
                 // Dependents not yet deleting were handled above (their owner
@@ -469,11 +494,10 @@ impl Collector {
                 // (A blocking dependent's going is an event: no need to
                 // look again before it.)
                 if !blocking {
-                    self.remove_finalizer(it, FOREGROUND, &mut again).await;
+                    self.remove_finalizer(it, FOREGROUND, again).await;
                 }
             }
         }
-        Ok(again.then_some(Duration::from_millis(500)))
     }
 
     /// Carries out one action; returns whether to look again soon.

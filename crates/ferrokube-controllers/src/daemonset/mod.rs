@@ -153,6 +153,25 @@ fn oldest_first(a: &Arc<Pod>, b: &Arc<Pod>) -> std::cmp::Ordering {
         .then_with(|| a.metadata.name.cmp(&b.metadata.name))
 }
 
+/// Unscheduled pods meant for nodes that are gone: nothing else removes
+/// them.
+fn unscheduled_on_gone_nodes(
+    nodes: &[Arc<Node>],
+    by_node: &BTreeMap<String, Vec<Arc<Pod>>>,
+) -> Vec<Arc<Pod>> {
+    let existing: HashSet<&str> = nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.as_deref())
+        .collect();
+    by_node
+        .iter()
+        .filter(|(n, _)| !existing.contains(n.as_str()))
+        .flat_map(|(_, pods)| pods.iter())
+        .filter(|p| node_name(p).is_empty() && p.metadata.deletion_timestamp.is_none())
+        .cloned()
+        .collect()
+}
+
 impl DaemonSetController {
     /// Sets the controller up over the shared informers (spawn them after).
     pub(crate) fn new(
@@ -511,23 +530,7 @@ impl DaemonSetController {
                 _ => {}
             }
         }
-        // Unscheduled pods for nodes that are gone: nothing else removes
-        // them.
-        let existing: HashSet<&str> = nodes
-            .iter()
-            .filter_map(|n| n.metadata.name.as_deref())
-            .collect();
-        for (n, pods) in &by_node {
-            if !existing.contains(n.as_str()) {
-                delete.extend(
-                    pods.iter()
-                        .filter(|p| {
-                            node_name(p).is_empty() && p.metadata.deletion_timestamp.is_none()
-                        })
-                        .cloned(),
-                );
-            }
-        }
+        delete.extend(unscheduled_on_gone_nodes(nodes, &by_node));
         let acted = !create.is_empty() || !delete.is_empty();
         self.sync_nodes(key, ds, delete, create, hash).await?;
         Ok((acted, requeue.into()))
