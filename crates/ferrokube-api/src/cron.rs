@@ -89,9 +89,27 @@ pub enum Schedule {
     Every(SignedDuration),
 }
 
+/// Why a schedule or a time zone is refused. The messages are robfig/cron's
+/// and Go's `time.LoadLocation`'s, which Kubernetes shows.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    /// The schedule does not parse: empty, a wrong number of fields, a value
+    /// out of range, a bad step or name, an unknown `@` descriptor.
+    #[error("{0}")]
+    Schedule(String),
+    /// The time zone is not in the tz database.
+    #[error("unknown time zone {0}")]
+    UnknownTimeZone(String),
+}
+
 /// Parses a schedule as robfig/cron's `ParseStandard`; the error text is
 /// the library's.
-pub fn parse_standard(spec: &str) -> Result<Schedule, String> {
+pub fn parse_standard(spec: &str) -> Result<Schedule, CronError> {
+    parse_spec(spec).map_err(CronError::Schedule)
+}
+
+/// [`parse_standard`], the error as robfig/cron words it.
+fn parse_spec(spec: &str) -> Result<Schedule, String> {
     if spec.is_empty() {
         return Err("empty spec string".into());
     }
@@ -127,11 +145,11 @@ pub fn parse_standard(spec: &str) -> Result<Schedule, String> {
 
 /// A zone by IANA name, as Go's `time.LoadLocation` (`""` and `UTC`:
 /// UTC; `Local`: the system's).
-pub fn load_zone(name: &str) -> Result<TimeZone, String> {
+pub fn load_zone(name: &str) -> Result<TimeZone, CronError> {
     match name {
         "" | "UTC" => Ok(TimeZone::UTC),
         "Local" => Ok(TimeZone::system()),
-        _ => TimeZone::get(name).map_err(|_| format!("unknown time zone {name}")),
+        _ => TimeZone::get(name).map_err(|_| CronError::UnknownTimeZone(name.to_string())),
     }
 }
 
@@ -648,7 +666,12 @@ mod tests {
 
     #[test]
     fn errors_word_as_robfig() {
-        let e = |s: &str| parse_standard(s).err().unwrap_or_default();
+        let e = |s: &str| {
+            parse_standard(s)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
         assert_eq!(e(""), "empty spec string");
         assert_eq!(
             e("* * * *"),

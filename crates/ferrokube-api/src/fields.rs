@@ -179,7 +179,7 @@ fn split_term(term: &str) -> Option<(&str, bool, &str)> {
 
 /// Undoes `\\`, `\,` and `\=` in a value; any other escape, and a bare `,`
 /// or `=`, is refused as Kubernetes refuses it.
-pub fn unescape_value(s: &str) -> Result<String, String> {
+fn unescape_value(s: &str) -> Result<String, String> {
     let mut out = String::with_capacity(s.len());
     let mut in_slash = false;
     for c in s.chars() {
@@ -265,11 +265,29 @@ fn stored_event_field<'a>(group: &str, resource: &str, field: &'a str) -> &'a st
     }
 }
 
+/// Why a field selector is refused (a 400 BadRequest); the messages are
+/// Kubernetes'.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldSelectorError {
+    /// The string form does not parse: a term without an operator, or a
+    /// bad escape in a value.
+    #[error("{0}")]
+    Syntax(String),
+    /// A field the resource does not make selectable.
+    #[error("{0}")]
+    NotSelectable(String),
+}
+
 impl FieldSelector {
     /// Parses the string form as Kubernetes does: terms split on unescaped
     /// commas (empty terms ignored), each at its first operator; field
     /// names are taken verbatim (no trimming), values unescaped.
-    pub fn parse(s: &str) -> Result<FieldSelector, String> {
+    pub fn parse(s: &str) -> Result<FieldSelector, FieldSelectorError> {
+        Self::parse_terms(s).map_err(FieldSelectorError::Syntax)
+    }
+
+    /// [`FieldSelector::parse`], the error as Kubernetes words it.
+    fn parse_terms(s: &str) -> Result<FieldSelector, String> {
         let mut requirements = Vec::new();
         if s.is_empty() {
             return Ok(FieldSelector::default());
@@ -297,7 +315,17 @@ impl FieldSelector {
     /// Checks every field against what the resource makes selectable and
     /// maps legacy names (`spec.host` on pods is `spec.nodeName`). Errors
     /// carry Kubernetes' wording for the kind (a 400 BadRequest).
-    pub fn convert(&self, group: &str, resource: &str) -> Result<FieldSelector, String> {
+    pub fn convert(
+        &self,
+        group: &str,
+        resource: &str,
+    ) -> Result<FieldSelector, FieldSelectorError> {
+        self.convert_fields(group, resource)
+            .map_err(FieldSelectorError::NotSelectable)
+    }
+
+    /// [`FieldSelector::convert`], the error as Kubernetes words it.
+    fn convert_fields(&self, group: &str, resource: &str) -> Result<FieldSelector, String> {
         let extra = selectable_fields(group, resource);
         let conv = conversion(group, resource);
         let mut requirements = Vec::with_capacity(self.requirements.len());
@@ -338,7 +366,7 @@ impl FieldSelector {
 
     /// Fails with Kubernetes' message if a field is not selectable for the
     /// resource (see [`FieldSelector::convert`]).
-    pub fn check_supported(&self, group: &str, resource: &str) -> Result<(), String> {
+    pub fn check_supported(&self, group: &str, resource: &str) -> Result<(), FieldSelectorError> {
         self.convert(group, resource).map(|_| ())
     }
 
@@ -400,17 +428,19 @@ mod tests {
     fn unsupported_and_malformed() {
         let s = FieldSelector::parse("spec.foo=bar").unwrap();
         assert_eq!(
-            s.check_supported("", "pods").unwrap_err(),
+            s.check_supported("", "pods").unwrap_err().to_string(),
             "field label not supported: spec.foo"
         );
         assert_eq!(
-            FieldSelector::parse("spec.nodeName").unwrap_err(),
+            FieldSelector::parse("spec.nodeName")
+                .unwrap_err()
+                .to_string(),
             "invalid selector: 'spec.nodeName'; can't understand 'spec.nodeName'"
         );
         // An empty field name parses, and no kind selects on it.
         let empty = FieldSelector::parse("=x").unwrap();
         assert_eq!(
-            empty.check_supported("", "pods").unwrap_err(),
+            empty.check_supported("", "pods").unwrap_err().to_string(),
             "field label not supported: "
         );
         assert!(FieldSelector::parse("").unwrap().is_empty());
@@ -471,7 +501,7 @@ mod tests {
         assert_eq!(reqs(r"a=x\,y\=z\\w"), vec![eq("a", r"x,y=z\w")]);
         // An escaped operator does not split the term.
         assert_eq!(reqs(r"a\=b=c"), vec![eq(r"a\=b", "c")]);
-        let err = |sel: &str| FieldSelector::parse(sel).unwrap_err();
+        let err = |sel: &str| FieldSelector::parse(sel).unwrap_err().to_string();
         assert_eq!(
             err("a=b=c"),
             "invalid field selector: unescaped character in value: ="
@@ -496,27 +526,33 @@ mod tests {
             |g: &str, r: &str, sel: &str| FieldSelector::parse(sel).unwrap().check_supported(g, r);
         // Kinds with no field conversion of their own.
         assert_eq!(
-            check("", "configmaps", "data.x=1").unwrap_err(),
+            check("", "configmaps", "data.x=1").unwrap_err().to_string(),
             r#""data.x" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
         assert_eq!(
-            check("apps", "deployments", "spec.replicas=1").unwrap_err(),
+            check("apps", "deployments", "spec.replicas=1")
+                .unwrap_err()
+                .to_string(),
             r#""spec.replicas" is not a known field selector: only "metadata.name", "metadata.namespace""#
         );
         assert!(check("", "configmaps", "metadata.name=a,metadata.namespace!=b").is_ok());
         // Kinds with their own list.
         assert_eq!(
-            check("", "pods", "spec.foo=x").unwrap_err(),
+            check("", "pods", "spec.foo=x").unwrap_err().to_string(),
             "field label not supported: spec.foo"
         );
         assert_eq!(
-            check("batch", "jobs", "status.succeeded=1").unwrap_err(),
+            check("batch", "jobs", "status.succeeded=1")
+                .unwrap_err()
+                .to_string(),
             r#"field label "status.succeeded" not supported for batchv1.Job"#
         );
         assert!(check("batch", "jobs", "status.successful=1,metadata.namespace=a").is_ok());
         // Nodes and namespaces take no metadata.namespace.
         assert_eq!(
-            check("", "nodes", "metadata.namespace=x").unwrap_err(),
+            check("", "nodes", "metadata.namespace=x")
+                .unwrap_err()
+                .to_string(),
             "field label not supported: metadata.namespace"
         );
         assert!(check("", "nodes", "metadata.name=n,spec.unschedulable=true").is_ok());

@@ -674,11 +674,17 @@ const MUST_SPECIFY: [&str; 6] = [
     "limits.memory",
 ];
 
+/// A pod that leaves unset requests or limits a quota tracks: which, for
+/// which containers (`limits.cpu for: a,b; requests.memory for: a`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("must specify {0}")]
+pub struct MissingConstraints(String);
+
 /// Kubernetes' pod `Constraints`: with `required` (the quota's matching
 /// resources), every container and init container must set the cpu and
 /// memory requests and limits quota tracks. The error is
 /// `must specify limits.cpu for: a,b; requests.memory for: a`.
-pub fn pod_constraints(required: &BTreeSet<String>, pod: &Value) -> Result<(), String> {
+pub fn pod_constraints(required: &BTreeSet<String>, pod: &Value) -> Result<(), MissingConstraints> {
     let required: BTreeSet<&str> = required
         .iter()
         .map(String::as_str)
@@ -712,7 +718,7 @@ pub fn pod_constraints(required: &BTreeSet<String>, pod: &Value) -> Result<(), S
             )
         })
         .collect();
-    Err(format!("must specify {}", parts.join("; ")))
+    Err(MissingConstraints(parts.join("; ")))
 }
 
 #[cfg(test)]
@@ -865,7 +871,7 @@ mod tests {
             "pods".to_string(),
         ]);
         assert_eq!(
-            pod_constraints(&required, &pod),
+            pod_constraints(&required, &pod).map_err(|e| e.to_string()),
             Err("must specify limits.cpu for: x,y; requests.cpu for: y".to_string())
         );
         assert_eq!(

@@ -99,7 +99,7 @@ impl Filter {
         // names mapped to current ones (pods' `spec.host`).
         let mut fields = FieldSelector::parse(&opts.field_selector)
             .and_then(|f| f.convert(def.group, def.plural))
-            .map_err(ApiError::bad_request)?;
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if !name.is_empty() {
             fields
                 .requirements

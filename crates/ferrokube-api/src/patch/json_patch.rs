@@ -94,7 +94,7 @@ fn decode_op(op: &Value) -> Result<Op, String> {
 }
 
 /// Splits an RFC 6901 pointer into unescaped reference tokens.
-pub fn parse_pointer(path: &str) -> Result<Vec<String>, String> {
+fn parse_pointer(path: &str) -> Result<Vec<String>, String> {
     if path.is_empty() {
         return Ok(Vec::new());
     }

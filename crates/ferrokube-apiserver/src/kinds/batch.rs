@@ -207,7 +207,11 @@ pub(super) fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
         errs.push(FieldError::required("spec.schedule", ""));
     } else {
         if let Err(e) = cron::parse_standard(schedule) {
-            errs.push(FieldError::invalid("spec.schedule", schedule, e));
+            errs.push(FieldError::invalid(
+                "spec.schedule",
+                schedule,
+                e.to_string(),
+            ));
         }
         if schedule.contains("TZ") {
             errs.push(FieldError::invalid(
@@ -231,7 +235,7 @@ pub(super) fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
                 "timeZone must be an explicit time zone as defined in https://www.iana.org/time-zones",
             ));
         } else if let Err(e) = cron::load_zone(tz) {
-            errs.push(FieldError::invalid("spec.timeZone", tz, e));
+            errs.push(FieldError::invalid("spec.timeZone", tz, e.to_string()));
         }
     }
     if let Some(p) = spec.get("concurrencyPolicy").and_then(Value::as_str) {

@@ -84,7 +84,7 @@ impl Record {
     }
 
     /// Decodes one payload (already checked against its crc).
-    pub(super) fn decode(payload: &[u8]) -> Result<Record, String> {
+    pub(super) fn decode(payload: &[u8]) -> Result<Record, DecodeError> {
         let mut buf = payload;
         let kind = get_u8(&mut buf)?;
         let rec = match kind {
@@ -119,13 +119,30 @@ impl Record {
             LEASE_REVOKE => Record::LeaseRevoke {
                 id: get_i64(&mut buf)?,
             },
-            other => return Err(format!("unknown record type {other}")),
+            other => return Err(DecodeError::UnknownType(other)),
         };
         if !buf.is_empty() {
-            return Err(format!("{} trailing bytes after a record", buf.len()));
+            return Err(DecodeError::TrailingBytes(buf.len()));
         }
         Ok(rec)
     }
+}
+
+/// Why a log record (whose checksum matched) cannot be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub(super) enum DecodeError {
+    /// The record ends before its last field.
+    #[error("record truncated")]
+    Truncated,
+    /// The record's type byte is none this version writes.
+    #[error("unknown record type {0}")]
+    UnknownType(u8),
+    /// Bytes follow the record's last field.
+    #[error("{0} trailing bytes after a record")]
+    TrailingBytes(usize),
+    /// A key is not UTF-8 text.
+    #[error("key is not UTF-8")]
+    KeyNotUtf8,
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -133,36 +150,36 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.put_slice(b);
 }
 
-fn get_u8(buf: &mut &[u8]) -> Result<u8, String> {
+fn get_u8(buf: &mut &[u8]) -> Result<u8, DecodeError> {
     if buf.remaining() < 1 {
-        return Err("record truncated".into());
+        return Err(DecodeError::Truncated);
     }
     Ok(buf.get_u8())
 }
 
-fn get_i64(buf: &mut &[u8]) -> Result<i64, String> {
+fn get_i64(buf: &mut &[u8]) -> Result<i64, DecodeError> {
     if buf.remaining() < 8 {
-        return Err("record truncated".into());
+        return Err(DecodeError::Truncated);
     }
     Ok(buf.get_i64_le())
 }
 
-fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, String> {
+fn get_bytes(buf: &mut &[u8]) -> Result<Bytes, DecodeError> {
     if buf.remaining() < 4 {
-        return Err("record truncated".into());
+        return Err(DecodeError::Truncated);
     }
     let len = buf.get_u32_le() as usize;
     if buf.remaining() < len {
-        return Err("record truncated".into());
+        return Err(DecodeError::Truncated);
     }
     let b = Bytes::copy_from_slice(&buf[..len]);
     buf.advance(len);
     Ok(b)
 }
 
-fn get_string(buf: &mut &[u8]) -> Result<String, String> {
+fn get_string(buf: &mut &[u8]) -> Result<String, DecodeError> {
     let b = get_bytes(buf)?;
-    String::from_utf8(b.to_vec()).map_err(|_| "key is not UTF-8".to_string())
+    String::from_utf8(b.to_vec()).map_err(|_| DecodeError::KeyNotUtf8)
 }
 
 /// What reading a frame at some offset found.
