@@ -6,12 +6,15 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use ferrokube_client::testing::TestApi;
+use ferrokube_client::testing::{wait, TestApi};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::watcher;
 use tokio_util::sync::CancellationToken;
+
+const NODE: &str = "bench-node";
+const BRIDGE: &str = "fkbench0";
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,7 +27,27 @@ async fn main() -> anyhow::Result<()> {
     let data = tempfile::Builder::new()
         .prefix("fk-bench")
         .tempdir_in("/tmp")?;
-    let images = data.path().join("agent/images");
+    build_images(data.path())?;
+    let cancel = CancellationToken::new();
+    let agent = start_agent(&client, data.path(), &cancel).await?;
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let watch = watcher(pods.clone(), watcher::Config::default()).boxed();
+    let t0 = Instant::now();
+    let created = create_pods(&pods, n).await?;
+    let running = startup_latencies(watch, &created, n).await;
+    print_latencies(n, running, t0.elapsed());
+
+    clean_up(&pods, n, data.path()).await?;
+    cancel.cancel();
+    let _ = agent.await;
+    ferrokube_kubelet::cni::remove_pod_network(BRIDGE);
+    Ok(())
+}
+
+/// The test images, built into the node's import directory.
+fn build_images(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let images = data_dir.join("agent/images");
     std::fs::create_dir_all(&images)?;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-images.sh");
@@ -36,41 +59,59 @@ async fn main() -> anyhow::Result<()> {
             .success(),
         "build-images failed"
     );
-    let mut config = ferrokube_kubelet::KubeletConfig::new("bench-node", data.path());
-    config.cni_bridge = "fkbench0".into();
+    Ok(())
+}
+
+/// Starts the agent (with its own containerd) and waits for its Node.
+async fn start_agent(
+    client: &kube::Client,
+    data_dir: &std::path::Path,
+    cancel: &CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let mut config = ferrokube_kubelet::KubeletConfig::new(NODE, data_dir);
+    config.cni_bridge = BRIDGE.into();
     config.kubelet_port = 0; // any free port: tests run side by side
     config.fallback_pod_cidr = "10.198.0.0/24".into();
-    let cancel = CancellationToken::new();
     let agent = tokio::spawn(ferrokube_kubelet::run(
         client.clone(),
         config,
         cancel.clone(),
     ));
-    // Wait for the node.
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while nodes.get_opt("bench-node").await?.is_none() {
-        anyhow::ensure!(Instant::now() < deadline, "node not registered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let registered = wait::poll(Duration::from_secs(60), wait::EVERY, || async {
+        nodes.get_opt(NODE).await.ok().flatten()
+    })
+    .await;
+    anyhow::ensure!(registered.is_some(), "node not registered");
     tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(agent)
+}
 
-    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
-    let mut watch = watcher(pods.clone(), watcher::Config::default()).boxed();
-    let mut created: HashMap<String, Instant> = HashMap::new();
-    let mut running: HashMap<String, Duration> = HashMap::new();
-    let t0 = Instant::now();
+/// Creates `n` busybox pods at once; returns when each was created.
+async fn create_pods(pods: &Api<Pod>, n: usize) -> anyhow::Result<HashMap<String, Instant>> {
+    let mut created = HashMap::new();
     for i in 0..n {
         let name = format!("bench-{i}");
         let p: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": name},
-            "spec": {"nodeName": "bench-node", "terminationGracePeriodSeconds": 0,
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 0,
                      "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
                                      "command": ["sleep", "3600"]}]}
         }))?;
         created.insert(name, Instant::now());
         pods.create(&PostParams::default(), &p).await?;
     }
+    Ok(created)
+}
+
+/// Watches the pods until all `n` run (at most 5 minutes); returns how long each
+/// took from its creation.
+async fn startup_latencies(
+    mut watch: futures::stream::BoxStream<'_, Result<watcher::Event<Pod>, watcher::Error>>,
+    created: &HashMap<String, Instant>,
+    n: usize,
+) -> HashMap<String, Duration> {
+    let mut running: HashMap<String, Duration> = HashMap::new();
     let deadline = Instant::now() + Duration::from_secs(300);
     while running.len() < n && Instant::now() < deadline {
         let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(5), watch.next()).await else {
@@ -82,23 +123,30 @@ async fn main() -> anyhow::Result<()> {
         };
         for p in pods_seen {
             let name = p.metadata.name.clone().unwrap_or_default();
-            let all_running = p
-                .status
-                .as_ref()
-                .and_then(|s| s.container_statuses.as_ref())
-                .is_some_and(|cs| {
-                    !cs.is_empty()
-                        && cs
-                            .iter()
-                            .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
-                });
-            if all_running && !running.contains_key(&name) {
+            if all_running(&p) && !running.contains_key(&name) {
                 if let Some(c) = created.get(&name) {
                     running.insert(name, c.elapsed());
                 }
             }
         }
     }
+    running
+}
+
+/// Whether every container of the pod is running.
+fn all_running(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .is_some_and(|cs| {
+            !cs.is_empty()
+                && cs
+                    .iter()
+                    .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+        })
+}
+
+fn print_latencies(n: usize, running: HashMap<String, Duration>, all_after: Duration) {
     let mut lat: Vec<Duration> = running.values().copied().collect();
     lat.sort();
     let pct = |p: f64| {
@@ -107,9 +155,8 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or_default()
     };
     println!(
-        "pods: {n}, running: {}, all running after {:?}",
+        "pods: {n}, running: {}, all running after {all_after:?}",
         lat.len(),
-        t0.elapsed()
     );
     println!(
         "startup latency p50 {:?}  p99 {:?}  max {:?}",
@@ -117,8 +164,11 @@ async fn main() -> anyhow::Result<()> {
         pct(0.99),
         lat.last().copied().unwrap_or_default()
     );
+}
 
-    // Clean up: delete the pods through the agent, then stop it.
+/// Deletes the pods through the agent and waits (at most 2 minutes) for their
+/// sandboxes to go.
+async fn clean_up(pods: &Api<Pod>, n: usize, data_dir: &std::path::Path) -> anyhow::Result<()> {
     for i in 0..n {
         let _ = pods
             .delete(
@@ -131,15 +181,12 @@ async fn main() -> anyhow::Result<()> {
             .await;
     }
     let rt = ferrokube_kubelet::cri::remote::RemoteRuntime::connect(
-        &ferrokube_kubelet::images::endpoint_for_data_dir(data.path()),
+        &ferrokube_kubelet::images::endpoint_for_data_dir(data_dir),
     )?;
     use ferrokube_kubelet::cri::Runtime;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !rt.list_pod_sandbox(None).await?.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    cancel.cancel();
-    let _ = agent.await;
-    ferrokube_kubelet::cni::remove_pod_network("fkbench0");
     Ok(())
 }

@@ -19,11 +19,17 @@ use crate::cri::Runtime;
 /// Where the supervised containerd keeps its files.
 #[derive(Debug, Clone)]
 pub struct ContainerdPaths {
+    /// DATA_DIR/agent/containerd: everything below is under it.
     pub dir: PathBuf,
+    /// The `config.toml` the agent writes and containerd reads (`--config`).
     pub config: PathBuf,
+    /// containerd's persistent root (images, snapshots, container metadata).
     pub root: PathBuf,
+    /// containerd's state directory (sockets, shims' bundles; gone after a reboot).
     pub state: PathBuf,
+    /// The gRPC socket the CRI client connects to.
     pub socket: PathBuf,
+    /// containerd's own log (its standard output and error).
     pub log: PathBuf,
     /// The CNI configuration directory the CRI plugin reads.
     pub cni_conf_dir: PathBuf,
@@ -32,6 +38,7 @@ pub struct ContainerdPaths {
 }
 
 impl ContainerdPaths {
+    /// The paths of the containerd of the node whose data dir is `data_dir`.
     pub fn new(data_dir: &Path) -> Self {
         let dir = data_dir.join("agent").join("containerd");
         ContainerdPaths {
@@ -173,10 +180,7 @@ impl Containerd {
         Ok(Containerd { paths, stop, task })
     }
 
-    pub fn paths(&self) -> &ContainerdPaths {
-        &self.paths
-    }
-
+    /// The CRI endpoint (`unix://` and the socket) of this containerd.
     pub fn endpoint(&self) -> String {
         self.paths.endpoint()
     }
@@ -188,6 +192,10 @@ impl Containerd {
     }
 }
 
+#[expect(
+    unsafe_code,
+    reason = "pre_exec runs code in the forked child before exec: it sets PR_SET_PDEATHSIG"
+)]
 fn spawn(paths: &ContainerdPaths) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -248,6 +256,10 @@ async fn wait_ready(
     }
 }
 
+#[expect(
+    unsafe_code,
+    reason = "SIGTERM to the supervised containerd by its PID (tokio's Child only sends SIGKILL)"
+)]
 async fn terminate(child: &mut Child) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) on the PID of our own child, which we have not reaped.

@@ -15,7 +15,7 @@ use serde_json::json;
 type EventKey = (String, String, String, String);
 
 /// Writes pod events for one node.
-pub struct Recorder {
+pub(crate) struct Recorder {
     client: kube::Client,
     node: String,
     /// (pod uid, fieldPath, reason, message) → (event name, count).
@@ -23,7 +23,7 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(client: kube::Client, node: String) -> Self {
+    pub(crate) fn new(client: kube::Client, node: String) -> Self {
         Recorder {
             client,
             node,
@@ -33,7 +33,7 @@ impl Recorder {
 
     /// Records `reason`/`message` for `pod` (and `container`, if given). Warning if
     /// `warning`.
-    pub async fn pod_event(
+    pub(crate) async fn pod_event(
         &self,
         pod: &Pod,
         container: Option<&str>,
@@ -123,7 +123,7 @@ impl Recorder {
     }
 
     /// Forgets a pod's folded events (after it is gone).
-    pub fn forget(&self, uid: &str) {
+    pub(crate) fn forget(&self, uid: &str) {
         self.seen.lock().retain(|k, _| k.0 != uid);
     }
 }

@@ -34,14 +34,19 @@ pub fn node_tables(bridge: &str) -> Vec<String> {
 pub struct Report {
     /// The ferrokube and containerd processes stopped (pid, name).
     pub stopped: Vec<(i32, String)>,
+    /// How many containerd shims were killed.
     pub shims: usize,
     /// Processes under the shims (sandboxes, containers, execs).
     pub processes: usize,
+    /// Mount points under the data dir that were unmounted.
     pub unmounted: Vec<PathBuf>,
+    /// The network namespaces removed.
     pub netns: Vec<PathBuf>,
     /// Network namespaces that could not be removed, with why.
     pub netns_left: Vec<(PathBuf, String)>,
+    /// The network interfaces removed (the pods' veths, the bridge).
     pub links: Vec<String>,
+    /// The nftables tables removed (family `ip`).
     pub tables: Vec<String>,
 }
 
@@ -129,6 +134,7 @@ fn alive(pid: i32) -> bool {
     }
 }
 
+#[expect(unsafe_code, reason = "kill(2): libc has no safe wrapper")]
 fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) with a pid read from /proc; at worst it fails with ESRCH.
     unsafe { libc::kill(pid, sig) };
@@ -266,6 +272,7 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+#[expect(unsafe_code, reason = "umount2(2) with MNT_DETACH: std has no unmount")]
 fn unmount(path: &Path) -> bool {
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
         return false;
@@ -305,13 +312,35 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
     let data_dir = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
     let paths = ContainerdPaths::new(&data_dir);
     let mut report = Report::default();
-    let all = processes();
+    stop_node(&paths, &mut report);
+    let (netns, cached_links, cache_files) = kill_shims(&paths, bridge, cni_cache, &mut report);
+    // Mounts under the data dir (rootfs overlays, shm, volumes), deepest first.
+    for m in mounts_under(&data_dir) {
+        if unmount(&m) {
+            report.unmounted.push(m);
+        }
+    }
+    remove_netns(netns, &mut report);
+    remove_links(bridge, cached_links, &mut report);
+    for t in node_tables(bridge) {
+        let out = std::process::Command::new("nft")
+            .args(["delete", "table", "ip", &t])
+            .output();
+        if out.is_ok_and(|o| o.status.success()) {
+            report.tables.push(t);
+        }
+    }
+    for f in cache_files {
+        let _ = std::fs::remove_file(f);
+    }
+    Ok(report)
+}
 
-    // The node: its containerd and the ferrokube process that supervises it.
-    let containerds: Vec<&Proc> = all
-        .iter()
-        .filter(|p| is_our_containerd(p, &paths))
-        .collect();
+/// Stops the node: the ferrokube process supervising this data dir's containerd,
+/// then that containerd if it is still there.
+fn stop_node(paths: &ContainerdPaths, report: &mut Report) {
+    let all = processes();
+    let containerds: Vec<&Proc> = all.iter().filter(|p| is_our_containerd(p, paths)).collect();
     let mut node: Vec<i32> = Vec::new();
     for c in &containerds {
         if let Some(parent) = all.iter().find(|p| p.pid == c.ppid) {
@@ -340,12 +369,22 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
         report.stopped.push((p, "containerd".into()));
     }
     terminate(&containerd_pids, Duration::from_secs(10));
+}
 
-    // The shims and what runs under them; first the namespaces they hold.
+/// Kills the shims and what runs under them; returns what they leave behind:
+/// the pods' network namespaces, the host ends of their veths from the CNI
+/// cache, and the cache's files.
+fn kill_shims(
+    paths: &ContainerdPaths,
+    bridge: &str,
+    cni_cache: &Path,
+    report: &mut Report,
+) -> (BTreeSet<PathBuf>, BTreeSet<String>, Vec<PathBuf>) {
+    // First the namespaces they hold.
     let all = processes();
     let shims: Vec<Proc> = all
         .iter()
-        .filter(|p| is_our_shim(p, &paths))
+        .filter(|p| is_our_shim(p, paths))
         .cloned()
         .collect();
     let shim_pids: Vec<i32> = shims.iter().map(|p| p.pid).collect();
@@ -356,7 +395,7 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
         .filter_map(|pid| netns_id(Path::new(&format!("/proc/{pid}/ns/net"))))
         .filter(|id| Some(*id) != host_netns)
         .collect();
-    let ids = sandbox_ids(&paths, &shims);
+    let ids = sandbox_ids(paths, &shims);
     let (cache_files, mut netns, cached_links) = cni_results(cni_cache, &ids, bridge);
     for dir in ["/run/netns", "/var/run/netns"] {
         if let Ok(entries) = std::fs::read_dir(dir) {
@@ -377,15 +416,12 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
     wait_gone(&shim_pids, Duration::from_secs(10));
     report.shims = shim_pids.len();
     report.processes = under.len();
+    (netns, cached_links, cache_files)
+}
 
-    // Mounts under the data dir (rootfs overlays, shm, volumes), deepest first.
-    for m in mounts_under(&data_dir) {
-        if unmount(&m) {
-            report.unmounted.push(m);
-        }
-    }
-    // The pods' network namespaces: unmounted and removed, which ends them (no
-    // process holds them now) and with them the pods' ends of the veths.
+/// The pods' network namespaces: unmounted and removed, which ends them (no
+/// process holds them now) and with them the pods' ends of the veths.
+fn remove_netns(netns: BTreeSet<PathBuf>, report: &mut Report) {
     let mut seen = HashSet::new();
     for ns in netns {
         let canonical = std::fs::canonicalize(&ns).unwrap_or(ns.clone());
@@ -411,7 +447,10 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
             Err(e) => report.netns_left.push((canonical, e.to_string())),
         }
     }
-    // The host ends of the veths that remain, then the bridge.
+}
+
+/// The host ends of the veths that remain, then the bridge.
+fn remove_links(bridge: &str, cached_links: BTreeSet<String>, report: &mut Report) {
     let mut links: BTreeSet<String> = cached_links;
     links.extend(bridge_ports(bridge));
     for l in links {
@@ -422,18 +461,6 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
     if link_exists(bridge) && ip(&["link", "del", "dev", bridge]).is_some() {
         report.links.push(bridge.to_string());
     }
-    for t in node_tables(bridge) {
-        let out = std::process::Command::new("nft")
-            .args(["delete", "table", "ip", &t])
-            .output();
-        if out.is_ok_and(|o| o.status.success()) {
-            report.tables.push(t);
-        }
-    }
-    for f in cache_files {
-        let _ = std::fs::remove_file(f);
-    }
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -6,16 +6,16 @@
 pub mod cni;
 pub mod containerd;
 pub mod cri;
-pub mod events;
+mod events;
 pub mod images;
 pub mod killall;
-pub mod localvolumes;
-pub mod node;
-pub mod pause;
-pub mod pods;
-pub mod quantity;
-pub mod registries;
-pub mod server;
+mod localvolumes;
+mod node;
+mod pause;
+mod pods;
+mod quantity;
+mod registries;
+mod server;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -34,13 +34,17 @@ pub const DEFAULT_SANDBOX_IMAGE: &str = pause::IMAGE;
 /// How the agent runs; `KubeletConfig::new` gives Kubernetes' defaults.
 #[derive(Debug, Clone)]
 pub struct KubeletConfig {
+    /// The Node this agent registers and runs the pods of.
     pub node_name: String,
     /// DATA_DIR: the agent keeps its files under DATA_DIR/agent/.
     pub data_dir: PathBuf,
     /// A running CRI runtime to use (`unix:///path`); `None` starts containerd.
     pub container_runtime_endpoint: Option<String>,
+    /// The cluster DNS server's address, in pods' resolv.conf (ClusterFirst).
     pub cluster_dns: IpAddr,
+    /// The cluster's DNS domain (`cluster.local`), in pods' search paths.
     pub cluster_domain: String,
+    /// The image of pods' sandboxes (default: the node's own pause image).
     pub sandbox_image: String,
     /// Name of the pods' bridge.
     pub cni_bridge: String,
@@ -59,6 +63,7 @@ pub struct KubeletConfig {
     pub node_status_interval: Duration,
     /// Container restart back-off: first delay and cap (Kubernetes: 10 s, 300 s).
     pub backoff_initial: Duration,
+    /// The cap of the container restart and image pull back-off.
     pub backoff_max: Duration,
     /// How often a pod worker looks at its containers when nothing else happens.
     pub pod_poll_interval: Duration,
@@ -77,6 +82,7 @@ pub struct KubeletConfig {
 }
 
 impl KubeletConfig {
+    /// The configuration of node `node_name` with its files under `data_dir`, and Kubernetes' defaults.
     pub fn new(node_name: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         KubeletConfig {
             node_name: node_name.into(),

@@ -17,14 +17,14 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 /// The provisioner whose volumes this cleans up.
-pub const PROVISIONER: &str = "ferrokube.io/local-path";
+pub(crate) const PROVISIONER: &str = "ferrokube.io/local-path";
 /// What holds such a volume until its directory is gone.
-pub const CLEANUP_FINALIZER: &str = "external-provisioner.volume.kubernetes.io/finalizer";
+pub(crate) const CLEANUP_FINALIZER: &str = "external-provisioner.volume.kubernetes.io/finalizer";
 
 const PERIOD: Duration = Duration::from_secs(2);
 
 /// Looks for volumes of `node` to clean up, until `cancel`.
-pub async fn run(client: kube::Client, node: String, cancel: CancellationToken) {
+pub(crate) async fn run(client: kube::Client, node: String, cancel: CancellationToken) {
     let api: Api<PersistentVolume> = Api::all(client);
     loop {
         match api.list(&ListParams::default()).await {
@@ -48,7 +48,7 @@ pub async fn run(client: kube::Client, node: String, cancel: CancellationToken) 
 }
 
 /// Whether `pv` is a local-path volume of `node` whose directory should go.
-pub fn due(pv: &PersistentVolume, node: &str) -> bool {
+pub(crate) fn due(pv: &PersistentVolume, node: &str) -> bool {
     let ours = pv
         .metadata
         .annotations

@@ -21,22 +21,21 @@ use crate::cri::{api as cri_api, Runtime};
 use crate::KubeletConfig;
 
 /// The kubelet version this agent reports.
-pub const KUBELET_VERSION: &str = "v1.33.0-ferrokube";
+pub(crate) const KUBELET_VERSION: &str = "v1.33.0-ferrokube";
 /// Pods per node, as Kubernetes' default.
-pub const MAX_PODS: u32 = 110;
+pub(crate) const MAX_PODS: u32 = 110;
 const LEASE_NAMESPACE: &str = "kube-node-lease";
 const LEASE_DURATION_SECS: i32 = 40;
 /// Status is written at least this often even when nothing changed (Kubernetes: 5 min).
 const STATUS_REPORT_EVERY: Duration = Duration::from_secs(300);
 
 /// What registration learnt from the Node.
-pub struct Registered {
+pub(crate) struct Registered {
     pub pod_cidr: Option<String>,
-    pub uid: String,
 }
 
 /// The address of the interface the default route leaves by, else loopback.
-pub fn detect_node_ip() -> IpAddr {
+pub(crate) fn detect_node_ip() -> IpAddr {
     // connect() on UDP sends nothing; it only picks the route and source address.
     let probe = || -> std::io::Result<IpAddr> {
         let s = UdpSocket::bind("0.0.0.0:0")?;
@@ -60,10 +59,12 @@ fn meminfo(field: &str) -> Option<u64> {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
+#[expect(unsafe_code, reason = "statvfs(3): std has no filesystem statistics")]
 fn fs_bytes(path: &Path) -> Option<(u64, u64)> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: statvfs writes into a zeroed struct we own; the path is NUL-terminated.
+    // SAFETY: statvfs is plain old data: all zeroes is a valid value.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs writes into the struct we own; the path is NUL-terminated.
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
         return None;
     }
@@ -91,13 +92,14 @@ fn arch() -> &'static str {
     }
 }
 
-pub fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     read("/proc/sys/kernel/hostname")
 }
 
 /// Capacity of this machine: cpu, memory, ephemeral-storage (of the data dir's
 /// filesystem), pods.
-pub fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
+#[expect(unsafe_code, reason = "sysconf(3) for the online CPUs")]
+pub(crate) fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
     // SAFETY: sysconf has no preconditions.
     let cpus = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1);
     let mem_kib = meminfo("MemTotal").unwrap_or(0);
@@ -114,7 +116,7 @@ pub fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
 }
 
 /// The Node object this agent creates.
-pub fn node_object(config: &KubeletConfig) -> Node {
+pub(crate) fn node_object(config: &KubeletConfig) -> Node {
     let labels = BTreeMap::from([
         (
             "kubernetes.io/hostname".to_string(),
@@ -163,7 +165,7 @@ fn condition(
 }
 
 /// Node conditions from the runtime's status and the machine's free memory and disk.
-pub fn conditions(
+pub(crate) fn conditions(
     runtime_status: Result<&cri_api::RuntimeStatus, String>,
     data_dir: &Path,
     previous: &[NodeCondition],
@@ -291,7 +293,7 @@ async fn runtime_status(runtime: &dyn Runtime) -> Result<cri_api::RuntimeStatus,
 }
 
 /// Creates the Node if missing (keeping an existing one's spec), then writes its status.
-pub async fn register(
+pub(crate) async fn register(
     client: &kube::Client,
     config: &KubeletConfig,
     node_ip: IpAddr,
@@ -335,7 +337,6 @@ pub async fn register(
         .await?;
     Ok(Registered {
         pod_cidr: node.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
-        uid: node.metadata.uid.unwrap_or_default(),
     })
 }
 
@@ -387,7 +388,7 @@ async fn renew_lease(
 }
 
 /// Renews the Lease and keeps the Node's status current until `cancel`.
-pub async fn run(
+pub(crate) async fn run(
     client: kube::Client,
     config: Arc<KubeletConfig>,
     runtime: Arc<dyn Runtime>,

@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use serde_json::json;
 
 /// The pause program, a static executable.
-pub const PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pause"));
+pub(crate) const PROGRAM: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/pause"));
 
 /// The sandbox image's name: nobody else publishes under `localhost/ferrokube`.
-pub const IMAGE: &str = concat!("localhost/ferrokube/pause:", env!("CARGO_PKG_VERSION"));
+pub(crate) const IMAGE: &str = concat!("localhost/ferrokube/pause:", env!("CARGO_PKG_VERSION"));
 
 /// The uid and gid the sandbox runs as, as Kubernetes' pause image does.
 const USER: &str = "65535:65535";
@@ -83,7 +83,7 @@ fn tar_end(out: &mut Vec<u8>) {
 /// The image as an OCI image layout in a tar archive (what `ctr images import`
 /// reads): one layer holding `/pause`, its config, its manifest, and an index
 /// naming it `name`. The same program gives the same bytes (fixed times).
-pub fn archive(name: &str, program: &[u8]) -> Vec<u8> {
+pub(crate) fn archive(name: &str, program: &[u8]) -> Vec<u8> {
     let mut layer = Vec::new();
     tar_entry(&mut layer, "pause", 0o755, Some(program));
     tar_end(&mut layer);
@@ -150,7 +150,7 @@ pub fn archive(name: &str, program: &[u8]) -> Vec<u8> {
 
 /// Writes the sandbox image's archive under `agent_dir` and imports it into the
 /// runtime at `endpoint`; returns the image's name.
-pub async fn import(endpoint: &str, agent_dir: &Path) -> anyhow::Result<&'static str> {
+pub(crate) async fn import(endpoint: &str, agent_dir: &Path) -> anyhow::Result<&'static str> {
     std::fs::create_dir_all(agent_dir)
         .with_context(|| format!("creating {}", agent_dir.display()))?;
     let file = agent_dir.join("pause-image.tar");

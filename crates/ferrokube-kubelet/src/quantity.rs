@@ -1,16 +1,16 @@
 //! Kubernetes resource quantities ("100m", "64Mi", "1.5", "2G") as numbers: CPU in
 //! millicores, everything else in whole units (bytes), rounded up as Kubernetes does.
 
-pub use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+pub(crate) use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// The quantity as a number of base units times 1000 (milli-units), or `None` if it
 /// is not a valid quantity.
-pub fn milli_value(q: &Quantity) -> Option<i128> {
+pub(crate) fn milli_value(q: &Quantity) -> Option<i128> {
     ferrokube_api::quantity::parse_milli(&q.0)
 }
 
 /// Whole units (bytes, cores rounded up).
-pub fn value(q: &Quantity) -> Option<i128> {
+pub(crate) fn value(q: &Quantity) -> Option<i128> {
     ferrokube_api::quantity::parse_value(&q.0)
 }
 

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use serde::Deserialize;
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Registries {
+pub(crate) struct Registries {
     #[serde(default)]
     pub mirrors: BTreeMap<String, Mirror>,
     #[serde(default)]
@@ -26,26 +26,26 @@ pub struct Registries {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Mirror {
+pub(crate) struct Mirror {
     #[serde(default)]
     pub endpoint: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RegistryConfig {
+pub(crate) struct RegistryConfig {
     #[serde(default)]
     pub tls: Option<Tls>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct Tls {
+pub(crate) struct Tls {
     #[serde(default)]
     pub insecure_skip_verify: bool,
     #[serde(default)]
     pub ca_file: Option<String>,
 }
 
-pub fn parse(text: &str) -> anyhow::Result<Registries> {
+pub(crate) fn parse(text: &str) -> anyhow::Result<Registries> {
     serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -68,7 +68,7 @@ fn quote(s: &str) -> String {
 }
 
 /// The `hosts.toml` for one mirrored registry.
-pub fn hosts_toml(
+pub(crate) fn hosts_toml(
     registry: &str,
     mirror: &Mirror,
     configs: &BTreeMap<String, RegistryConfig>,
@@ -100,7 +100,7 @@ pub fn hosts_toml(
 }
 
 /// Rewrites `certs_dir` from the registries file at `path` (no file: no mirrors).
-pub fn write_hosts(path: &Path, certs_dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn write_hosts(path: &Path, certs_dir: &Path) -> anyhow::Result<()> {
     if certs_dir.exists() {
         std::fs::remove_dir_all(certs_dir)
             .with_context(|| format!("clearing {}", certs_dir.display()))?;

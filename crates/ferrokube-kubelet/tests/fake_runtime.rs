@@ -7,9 +7,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferrokube_client::testing::TestApi;
+use ferrokube_client::testing::{wait, TestApi};
 use ferrokube_kubelet::cri::fake::FakeRuntime;
 use ferrokube_kubelet::cri::{api, labels, Runtime};
 use ferrokube_kubelet::KubeletConfig;
@@ -70,18 +70,12 @@ impl Agent {
         assert!(matches!(r, Ok(Ok(Ok(())))), "agent ended badly: {r:?}");
     }
 
-    async fn wait<T>(&self, secs: u64, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            if let Some(v) = check().await {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not reached within {secs} s"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    async fn wait<T, F, Fut>(&self, secs: u64, what: &str, check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        wait::wait_for(what, Duration::from_secs(secs), check).await
     }
 
     async fn pod_status(&self, name: &str) -> Option<k8s_openapi::api::core::v1::PodStatus> {

@@ -80,6 +80,10 @@ async fn running(env: &Env, name: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario: a pod with resource fields, subPaths and memory volumes, checked from inside its containers"
+)]
 async fn resource_fields_sub_paths_and_memory_volumes() {
     with_env(61, async |env| {
         let secrets: Api<Secret> = Api::namespaced(env.client.clone(), "default");

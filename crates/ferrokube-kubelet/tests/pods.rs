@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{with_env, NODE};
+use ferrokube_client::testing::wait;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::api::{Api, DeleteParams, PostParams};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -463,21 +464,31 @@ async fn volumes_are_shared_and_configmap_updates_reach_containers() {
 async fn event_message(env: &common::Env, name: &str, reason: &str, secs: u64) -> String {
     let events: Api<k8s_openapi::api::core::v1::Event> =
         Api::namespaced(env.client.clone(), "default");
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let list = events.list(&Default::default()).await.expect("list events");
-        if let Some(m) = list.items.iter().find_map(|e| {
-            (e.reason.as_deref() == Some(reason) && e.involved_object.name.as_deref() == Some(name))
+    let seen = std::sync::Mutex::new(Vec::new());
+    let found = wait::poll(
+        Duration::from_secs(secs),
+        Duration::from_millis(300),
+        || async {
+            let list = events.list(&Default::default()).await.expect("list events");
+            *seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                list.items.iter().filter_map(|e| e.reason.clone()).collect();
+            list.items.iter().find_map(|e| {
+                (e.reason.as_deref() == Some(reason)
+                    && e.involved_object.name.as_deref() == Some(name))
                 .then(|| e.message.clone().unwrap_or_default())
-        }) {
-            return m;
-        }
-        let seen: Vec<_> = list.items.iter().filter_map(|e| e.reason.clone()).collect();
-        assert!(
-            Instant::now() < deadline,
-            "no {reason} event for {name} within {secs} s; saw {seen:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+            })
+        },
+    )
+    .await;
+    match found {
+        Some((m, _)) => m,
+        None => panic!(
+            "no {reason} event for {name} within {secs} s; saw {:?}",
+            seen.into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        ),
     }
 }
 
@@ -611,6 +622,10 @@ async fn host_port_reaches_the_pod_on_the_node_address() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario: a projected volume of every source kind, checked file by file from inside the pod"
+)]
 async fn projected_volume_joins_root_ca_secret_and_downward_api() {
     with_env(20, async |env| {
         // What the serviceaccount controller publishes in every namespace.

@@ -52,6 +52,7 @@ pub fn normalize_image(name: &str) -> String {
 }
 
 impl FakeRuntime {
+    /// An empty runtime: no sandboxes, containers nor images.
     pub fn new() -> Self {
         Self::default()
     }

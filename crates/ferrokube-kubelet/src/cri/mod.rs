@@ -21,9 +21,13 @@ pub fn is_not_found(status: &tonic::Status) -> bool {
 
 /// Labels the agent puts on every sandbox and container (Kubernetes' names).
 pub mod labels {
+    /// The pod's name.
     pub const POD_NAME: &str = "io.kubernetes.pod.name";
+    /// The pod's namespace.
     pub const POD_NAMESPACE: &str = "io.kubernetes.pod.namespace";
+    /// The pod's UID: how the agent finds a pod's sandboxes and containers.
     pub const POD_UID: &str = "io.kubernetes.pod.uid";
+    /// The container's name in the pod's spec.
     pub const CONTAINER_NAME: &str = "io.kubernetes.container.name";
     /// Annotation: the container's restart count.
     pub const RESTART_COUNT: &str = "io.kubernetes.container.restartCount";
@@ -34,33 +38,46 @@ pub mod labels {
 /// CRI's RuntimeService and ImageService, the calls the agent makes.
 #[async_trait]
 pub trait Runtime: Send + Sync + 'static {
+    /// The runtime's name and version (reported in the Node's status).
     async fn version(&self) -> CriResult<api::VersionResponse>;
+    /// The runtime's conditions (RuntimeReady, NetworkReady).
     async fn status(&self) -> CriResult<api::StatusResponse>;
 
+    /// Creates and starts a pod sandbox (its network namespace and pause process); returns its ID.
     async fn run_pod_sandbox(&self, config: api::PodSandboxConfig) -> CriResult<String>;
+    /// Stops the sandbox and its containers, and releases its network.
     async fn stop_pod_sandbox(&self, id: &str) -> CriResult<()>;
+    /// Removes a sandbox and its containers.
     async fn remove_pod_sandbox(&self, id: &str) -> CriResult<()>;
+    /// The sandbox's state and addresses.
     async fn pod_sandbox_status(&self, id: &str) -> CriResult<api::PodSandboxStatus>;
+    /// The sandboxes matching `filter` (all of them without one).
     async fn list_pod_sandbox(
         &self,
         filter: Option<api::PodSandboxFilter>,
     ) -> CriResult<Vec<api::PodSandbox>>;
 
+    /// Creates a container in a sandbox; returns its ID.
     async fn create_container(
         &self,
         sandbox_id: &str,
         config: api::ContainerConfig,
         sandbox_config: api::PodSandboxConfig,
     ) -> CriResult<String>;
+    /// Starts a created container.
     async fn start_container(&self, id: &str) -> CriResult<()>;
     /// Stops with SIGTERM, then SIGKILL after `timeout_secs`.
     async fn stop_container(&self, id: &str, timeout_secs: i64) -> CriResult<()>;
+    /// Removes a container (stopping it first if it runs).
     async fn remove_container(&self, id: &str) -> CriResult<()>;
+    /// The containers matching `filter` (all of them without one).
     async fn list_containers(
         &self,
         filter: Option<api::ContainerFilter>,
     ) -> CriResult<Vec<api::Container>>;
+    /// The container's state, exit code and times.
     async fn container_status(&self, id: &str) -> CriResult<api::ContainerStatus>;
+    /// Runs a command in the container and waits for it, at most `timeout_secs` (exec probes and hooks).
     async fn exec_sync(
         &self,
         id: &str,
@@ -76,6 +93,7 @@ pub trait Runtime: Send + Sync + 'static {
         image: &str,
         sandbox_config: Option<api::PodSandboxConfig>,
     ) -> CriResult<String>;
+    /// The images the runtime holds.
     async fn list_images(&self) -> CriResult<Vec<api::Image>>;
 
     /// Streaming calls: each returns a URL on the runtime's streaming server
@@ -86,6 +104,7 @@ pub trait Runtime: Send + Sync + 'static {
             "exec is not supported by this runtime",
         ))
     }
+    /// The streaming URL of one attach session (see [`Runtime::exec`]).
     async fn attach(&self, _req: api::AttachRequest) -> CriResult<String> {
         Err(tonic::Status::unimplemented(
             "attach is not supported by this runtime",
@@ -97,6 +116,7 @@ pub trait Runtime: Send + Sync + 'static {
             "container stats are not supported by this runtime",
         ))
     }
+    /// The streaming URL of one port-forward session (see [`Runtime::exec`]).
     async fn port_forward(&self, _req: api::PortForwardRequest) -> CriResult<String> {
         Err(tonic::Status::unimplemented(
             "port-forward is not supported by this runtime",

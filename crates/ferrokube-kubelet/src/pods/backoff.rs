@@ -12,18 +12,18 @@ struct Entry {
 }
 
 #[derive(Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     entries: HashMap<String, Entry>,
 }
 
-pub fn now_ns() -> i64 {
+pub(crate) fn now_ns() -> i64 {
     jiff::Timestamp::now().as_nanosecond() as i64
 }
 
 impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Self {
+    pub(crate) fn new(initial: Duration, max: Duration) -> Self {
         Backoff {
             initial,
             max,
@@ -37,7 +37,7 @@ impl Backoff {
 
     /// If the item failed at `event_ns` and is still backing off at `now_ns`, the time
     /// (ns) the back-off ends and its length.
-    pub fn in_backoff_since(
+    pub(crate) fn in_backoff_since(
         &self,
         key: &str,
         event_ns: i64,
@@ -53,14 +53,14 @@ impl Backoff {
 
     /// If the item is backing off at `now_ns` counted from its last recorded failure,
     /// when that ends.
-    pub fn in_backoff_since_update(&self, key: &str, now_ns: i64) -> Option<i64> {
+    pub(crate) fn in_backoff_since_update(&self, key: &str, now_ns: i64) -> Option<i64> {
         let e = self.entries.get(key)?;
         let until = e.last_update_ns.saturating_add(e.backoff.as_nanos() as i64);
         (now_ns < until).then_some(until)
     }
 
     /// Records a failure at `event_ns`, lengthening the next back-off.
-    pub fn next(&mut self, key: &str, event_ns: i64) {
+    pub(crate) fn next(&mut self, key: &str, event_ns: i64) {
         let (initial, max) = (self.initial, self.max);
         let fresh = match self.entries.get(key) {
             None => true,

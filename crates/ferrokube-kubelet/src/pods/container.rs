@@ -37,7 +37,7 @@ const READONLY_PATHS: &[&str] = &[
 ];
 
 /// Linux resources from the container's requests and limits.
-pub fn resources(c: &Container) -> api::LinuxContainerResources {
+pub(crate) fn resources(c: &Container) -> api::LinuxContainerResources {
     let res = c.resources.as_ref();
     let get = |m: Option<&BTreeMap<String, quantity::Quantity>>, k: &str| {
         m.and_then(|m| m.get(k)).and_then(quantity::milli_value)
@@ -79,7 +79,7 @@ fn user_and_group(pod: &Pod, c: &Container) -> (Option<i64>, Option<i64>, bool) 
 }
 
 /// Everything the config needs besides the spec.
-pub struct ContainerInputs<'a> {
+pub(crate) struct ContainerInputs<'a> {
     pub pod: &'a Pod,
     pub container: &'a Container,
     pub attempt: u32,
@@ -92,7 +92,7 @@ pub struct ContainerInputs<'a> {
 }
 
 /// The CRI config for one container attempt.
-pub fn container_config(i: &ContainerInputs<'_>) -> api::ContainerConfig {
+pub(crate) fn container_config(i: &ContainerInputs<'_>) -> api::ContainerConfig {
     let c = i.container;
     let vars: BTreeMap<String, String> = i.env.iter().cloned().collect();
     let expand_all = |v: &Option<Vec<String>>| -> Vec<String> {
@@ -195,7 +195,7 @@ pub fn container_config(i: &ContainerInputs<'_>) -> api::ContainerConfig {
 
 /// runAsNonRoot with runAsUser 0 is refused before creating (Kubernetes'
 /// CreateContainerConfigError).
-pub fn violates_non_root(pod: &Pod, c: &Container) -> Option<String> {
+pub(crate) fn violates_non_root(pod: &Pod, c: &Container) -> Option<String> {
     let (user, _, non_root) = user_and_group(pod, c);
     (non_root && user == Some(0))
         .then(|| "container's runAsUser breaks non-root policy".to_string())

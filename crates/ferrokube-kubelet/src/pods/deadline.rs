@@ -7,12 +7,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-pub const REASON: &str = "DeadlineExceeded";
-pub const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
+pub(crate) const REASON: &str = "DeadlineExceeded";
+pub(crate) const MESSAGE: &str = "Pod was active on the node longer than the specified deadline";
 
 /// The time the pod has left (zero once past its deadline), or `None` without a
 /// deadline or a start time.
-pub fn left(spec: &PodSpec, start: Option<&Time>) -> Option<Duration> {
+pub(crate) fn left(spec: &PodSpec, start: Option<&Time>) -> Option<Duration> {
     left_at(spec, start, jiff::Timestamp::now())
 }
 

@@ -14,10 +14,10 @@ use crate::quantity;
 /// Why the environment could not be built (the container waits with
 /// CreateContainerConfigError and this message).
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 /// Expands `$(NAME)` from `vars` (unknown names stay as written); `$$` is a literal `$`.
-pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
+pub(crate) fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::with_capacity(input.len());
     let b = input.as_bytes();
     let mut i = 0;
@@ -49,7 +49,7 @@ pub fn expand(input: &str, vars: &BTreeMap<String, String>) -> String {
 }
 
 /// Pod fields a fieldRef may name.
-pub fn field_value(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError> {
+pub(crate) fn field_value(pod: &Pod, path: &str, host_ip: &str) -> Result<String, ConfigError> {
     let m = &pod.metadata;
     let status = pod.status.as_ref();
     let keyed = |prefix: &str, map: &Option<BTreeMap<String, String>>| -> Option<String> {
@@ -98,7 +98,7 @@ pub fn field_value(pod: &Pod, path: &str, host_ip: &str) -> Result<String, Confi
 
 /// A container's resource (`limits.cpu`, `requests.memory`, ...) divided by
 /// `divisor` and rounded up, as a resourceFieldRef reads it.
-pub fn resource_value(
+pub(crate) fn resource_value(
     container: &Container,
     resource: &str,
     divisor: Option<&quantity::Quantity>,
@@ -140,7 +140,7 @@ pub fn resource_value(
 }
 
 /// Context the environment is built in.
-pub struct EnvContext<'a> {
+pub(crate) struct EnvContext<'a> {
     pub client: &'a kube::Client,
     pub pod: &'a Pod,
     pub host_ip: &'a str,
@@ -185,7 +185,7 @@ fn env_name(s: &str) -> String {
 /// IP: `{NAME}_SERVICE_HOST`, `{NAME}_SERVICE_PORT` (the first port),
 /// `{NAME}_SERVICE_PORT_{PORT_NAME}` for named ports, and Docker's link
 /// variables (`{NAME}_PORT`, `{NAME}_PORT_{port}_{PROTO}[_PROTO|_PORT|_ADDR]`).
-pub fn service_env(svc: &Service) -> Vec<(String, String)> {
+pub(crate) fn service_env(svc: &Service) -> Vec<(String, String)> {
     let Some(spec) = &svc.spec else {
         return Vec::new();
     };
@@ -260,30 +260,61 @@ async fn service_links(ctx: &EnvContext<'_>) -> Vec<(String, String)> {
     by_name.values().flat_map(service_env).collect()
 }
 
+/// Variables in the order they were first set; a later setting replaces the
+/// value and keeps the place.
+#[derive(Default)]
+struct Env {
+    order: Vec<String>,
+    vars: BTreeMap<String, String>,
+}
+
+impl Env {
+    fn set(&mut self, k: String, v: String) {
+        if !self.vars.contains_key(&k) {
+            self.order.push(k.clone());
+        }
+        self.vars.insert(k, v);
+    }
+}
+
 /// The container's environment, in order.
-pub async fn container_env(
+pub(crate) async fn container_env(
     ctx: &EnvContext<'_>,
     container: &Container,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let mut order: Vec<String> = Vec::new();
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let set =
-        |order: &mut Vec<String>, vars: &mut BTreeMap<String, String>, k: String, v: String| {
-            if !vars.contains_key(&k) {
-                order.push(k.clone());
-            }
-            vars.insert(k, v);
-        };
+    let mut env = Env::default();
     for (k, v) in service_links(ctx).await {
-        set(&mut order, &mut vars, k, v);
+        env.set(k, v);
     }
+    env_from(ctx, container, &mut env).await?;
+    for e in container.env.iter().flatten() {
+        if let Some(value) = env_value(ctx, container, e, &env.vars).await? {
+            env.set(e.name.clone(), value);
+        }
+    }
+    let Env { order, vars } = env;
+    Ok(order
+        .into_iter()
+        .map(|k| {
+            let v = vars.get(&k).cloned().unwrap_or_default();
+            (k, v)
+        })
+        .collect())
+}
+
+/// The variables of the container's `envFrom` sources (configMaps and secrets).
+async fn env_from(
+    ctx: &EnvContext<'_>,
+    container: &Container,
+    env: &mut Env,
+) -> Result<(), ConfigError> {
     for from in container.env_from.iter().flatten() {
         let prefix = from.prefix.clone().unwrap_or_default();
         if let Some(r) = &from.config_map_ref {
             match config_map(ctx, &r.name).await? {
                 Some(cm) => {
                     for (k, v) in cm.data.iter().flatten() {
-                        set(&mut order, &mut vars, format!("{prefix}{k}"), v.clone());
+                        env.set(format!("{prefix}{k}"), v.clone());
                     }
                 }
                 None if r.optional.unwrap_or(false) => {}
@@ -294,7 +325,7 @@ pub async fn container_env(
             match secret(ctx, &r.name).await? {
                 Some(s) => {
                     for (k, v) in secret_data(&s) {
-                        set(&mut order, &mut vars, format!("{prefix}{k}"), v);
+                        env.set(format!("{prefix}{k}"), v);
                     }
                 }
                 None if r.optional.unwrap_or(false) => {}
@@ -302,74 +333,76 @@ pub async fn container_env(
             }
         }
     }
-    for e in container.env.iter().flatten() {
-        let value = if let Some(v) = &e.value {
-            expand(v, &vars)
-        } else if let Some(src) = &e.value_from {
-            if let Some(f) = &src.field_ref {
-                field_value(ctx.pod, &f.field_path, ctx.host_ip)?
-            } else if let Some(r) = &src.resource_field_ref {
-                let target = match r.container_name.as_deref() {
-                    Some(n) if !n.is_empty() && n != container.name => ctx
-                        .pod
-                        .spec
-                        .as_ref()
-                        .and_then(|s| s.containers.iter().find(|c| c.name == n))
-                        .ok_or_else(|| ConfigError(format!("container {n:?} not found")))?,
-                    _ => container,
-                };
-                resource_value(target, &r.resource, r.divisor.as_ref(), ctx.node_capacity)?
-            } else if let Some(r) = &src.config_map_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                match config_map(ctx, &r.name).await? {
-                    Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
-                        Some(v) => v.clone(),
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in ConfigMap {}/{}",
-                                r.key,
-                                ctx.pod.metadata.namespace.as_deref().unwrap_or(""),
-                                r.name
-                            )))
-                        }
-                    },
-                    None if optional => continue,
-                    None => return Err(ConfigError(format!("configmap \"{}\" not found", r.name))),
-                }
-            } else if let Some(r) = &src.secret_key_ref {
-                let optional = r.optional.unwrap_or(false);
-                match secret(ctx, &r.name).await? {
-                    Some(s) => match secret_data(&s).remove(&r.key) {
-                        Some(v) => v,
-                        None if optional => continue,
-                        None => {
-                            return Err(ConfigError(format!(
-                                "couldn't find key {} in Secret {}/{}",
-                                r.key,
-                                ctx.pod.metadata.namespace.as_deref().unwrap_or(""),
-                                r.name
-                            )))
-                        }
-                    },
-                    None if optional => continue,
-                    None => return Err(ConfigError(format!("secret \"{}\" not found", r.name))),
-                }
-            } else {
-                String::new()
-            }
-        } else {
-            String::new()
-        };
-        set(&mut order, &mut vars, e.name.clone(), value);
+    Ok(())
+}
+
+/// The value of one `env` entry (`$(VAR)` expanded against `vars`, or from its
+/// source); `None` when an optional source lacks it (the variable is not set).
+async fn env_value(
+    ctx: &EnvContext<'_>,
+    container: &Container,
+    e: &k8s_openapi::api::core::v1::EnvVar,
+    vars: &BTreeMap<String, String>,
+) -> Result<Option<String>, ConfigError> {
+    let ns = ctx.pod.metadata.namespace.as_deref().unwrap_or("");
+    let Some(src) = &e.value_from else {
+        return Ok(Some(
+            e.value
+                .as_deref()
+                .map(|v| expand(v, vars))
+                .unwrap_or_default(),
+        ));
+    };
+    if let Some(v) = &e.value {
+        return Ok(Some(expand(v, vars)));
     }
-    Ok(order
-        .into_iter()
-        .map(|k| {
-            let v = vars.get(&k).cloned().unwrap_or_default();
-            (k, v)
-        })
-        .collect())
+    if let Some(f) = &src.field_ref {
+        return field_value(ctx.pod, &f.field_path, ctx.host_ip).map(Some);
+    }
+    if let Some(r) = &src.resource_field_ref {
+        let target = match r.container_name.as_deref() {
+            Some(n) if !n.is_empty() && n != container.name => ctx
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.containers.iter().find(|c| c.name == n))
+                .ok_or_else(|| ConfigError(format!("container {n:?} not found")))?,
+            _ => container,
+        };
+        return resource_value(target, &r.resource, r.divisor.as_ref(), ctx.node_capacity)
+            .map(Some);
+    }
+    if let Some(r) = &src.config_map_key_ref {
+        let optional = r.optional.unwrap_or(false);
+        return match config_map(ctx, &r.name).await? {
+            Some(cm) => match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+                Some(v) => Ok(Some(v.clone())),
+                None if optional => Ok(None),
+                None => Err(ConfigError(format!(
+                    "couldn't find key {} in ConfigMap {ns}/{}",
+                    r.key, r.name
+                ))),
+            },
+            None if optional => Ok(None),
+            None => Err(ConfigError(format!("configmap \"{}\" not found", r.name))),
+        };
+    }
+    if let Some(r) = &src.secret_key_ref {
+        let optional = r.optional.unwrap_or(false);
+        return match secret(ctx, &r.name).await? {
+            Some(s) => match secret_data(&s).remove(&r.key) {
+                Some(v) => Ok(Some(v)),
+                None if optional => Ok(None),
+                None => Err(ConfigError(format!(
+                    "couldn't find key {} in Secret {ns}/{}",
+                    r.key, r.name
+                ))),
+            },
+            None if optional => Ok(None),
+            None => Err(ConfigError(format!("secret \"{}\" not found", r.name))),
+        };
+    }
+    Ok(Some(String::new()))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Container, EphemeralContainer, Pod};
 use crate::cri::api;
 
 /// The pod's ephemeral containers as containers, with their targets.
-pub fn of(pod: &Pod) -> Vec<(Container, Option<String>)> {
+pub(crate) fn of(pod: &Pod) -> Vec<(Container, Option<String>)> {
     pod.spec
         .as_ref()
         .and_then(|s| s.ephemeral_containers.as_ref())
@@ -33,7 +33,7 @@ fn as_container(ec: &EphemeralContainer) -> Option<Container> {
 }
 
 /// Makes the container join the process namespace of container `target_id`.
-pub fn share_pid_with(cfg: &mut api::ContainerConfig, target_id: &str) {
+pub(crate) fn share_pid_with(cfg: &mut api::ContainerConfig, target_id: &str) {
     let linux = cfg.linux.get_or_insert_with(Default::default);
     let sc = linux.security_context.get_or_insert_with(Default::default);
     let ns = sc.namespace_options.get_or_insert_with(Default::default);

@@ -9,14 +9,14 @@ use tonic::transport::Endpoint;
 
 /// `grpc.health.v1.HealthCheckRequest`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct HealthCheckRequest {
+pub(crate) struct HealthCheckRequest {
     #[prost(string, tag = "1")]
     pub service: String,
 }
 
 /// `grpc.health.v1.HealthCheckResponse`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct HealthCheckResponse {
+pub(crate) struct HealthCheckResponse {
     #[prost(int32, tag = "1")]
     pub status: i32,
 }
@@ -33,7 +33,7 @@ fn status_name(v: i32) -> String {
 }
 
 /// A whole number of seconds as Go prints a `time.Duration` (`1s`, `1m30s`).
-pub fn go_duration(d: Duration) -> String {
+pub(crate) fn go_duration(d: Duration) -> String {
     let s = d.as_secs();
     match (s / 3600, (s % 3600) / 60, s % 60) {
         (0, 0, sec) => format!("{sec}s"),
@@ -67,7 +67,12 @@ fn code_name(c: tonic::Code) -> &'static str {
 }
 
 /// Checks `service` at `host:port`; Ok is healthy, Err the failure message.
-pub async fn check(host: &str, port: u16, service: &str, timeout: Duration) -> Result<(), String> {
+pub(crate) async fn check(
+    host: &str,
+    port: u16,
+    service: &str,
+    timeout: Duration,
+) -> Result<(), String> {
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

@@ -13,7 +13,7 @@ use super::probes;
 use crate::cri::Runtime;
 
 /// Kubernetes' `format.Pod`: `name_namespace(uid)`.
-pub fn pod_ref(pod: &Pod) -> String {
+pub(crate) fn pod_ref(pod: &Pod) -> String {
     format!(
         "{}_{}({})",
         pod.metadata.name.as_deref().unwrap_or(""),
@@ -28,7 +28,7 @@ fn go_list(v: &[String]) -> String {
 }
 
 /// Runs `handler` for container `id` of `pod`; `Err` is the event message.
-pub async fn run(
+pub(crate) async fn run(
     handler: &LifecycleHandler,
     runtime: &dyn Runtime,
     id: &str,
@@ -110,7 +110,7 @@ pub async fn run(
 
 /// The grace period left for SIGTERM → SIGKILL after a preStop hook that took
 /// `spent`: what remains of `grace`, but never under Kubernetes' 2 s minimum.
-pub fn grace_after_pre_stop(grace: i64, spent: Duration) -> i64 {
+pub(crate) fn grace_after_pre_stop(grace: i64, spent: Duration) -> i64 {
     (grace - spent.as_secs() as i64).max(2)
 }
 

@@ -15,7 +15,7 @@ const HEADER_HOST_NETWORK: &str = "# Kubernetes-managed hosts file (host network
 
 /// The pod's hostname and, with a subdomain, its domain
 /// (`SUBDOMAIN.NAMESPACE.svc.CLUSTER_DOMAIN`).
-pub fn host_and_domain(pod: &Pod, cluster_domain: &str) -> (String, Option<String>) {
+pub(crate) fn host_and_domain(pod: &Pod, cluster_domain: &str) -> (String, Option<String>) {
     let spec = pod.spec.as_ref();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let host = spec
@@ -50,7 +50,7 @@ fn aliases(pod: &Pod) -> String {
 }
 
 /// The file's content for a pod with addresses `ips` (not on the host network).
-pub fn managed(pod: &Pod, ips: &[String], cluster_domain: &str) -> String {
+pub(crate) fn managed(pod: &Pod, ips: &[String], cluster_domain: &str) -> String {
     let (host, domain) = host_and_domain(pod, cluster_domain);
     let mut out = String::from(HEADER);
     out.push_str("127.0.0.1\tlocalhost\n");
@@ -72,7 +72,7 @@ pub fn managed(pod: &Pod, ips: &[String], cluster_domain: &str) -> String {
 /// Writes the pod's hosts file and returns the mount of it for a container whose
 /// own mounts are `mounts`; `None` when the pod has no address yet or the
 /// container mounts something at /etc/hosts.
-pub fn hosts_mount(
+pub(crate) fn hosts_mount(
     config: &KubeletConfig,
     pod: &Pod,
     uid: &str,

@@ -2,24 +2,24 @@
 //! worker per pod (by UID); pods that disappear are cleaned up, and sandboxes in the
 //! runtime whose pods no longer exist are removed once the first list is in.
 
-pub mod backoff;
-pub mod container;
-pub mod deadline;
-pub mod env;
-pub mod ephemeral;
-pub mod grpc_probe;
-pub mod hooks;
-pub mod hosts;
-pub mod ownership;
+pub(crate) mod backoff;
+pub(crate) mod container;
+pub(crate) mod deadline;
+pub(crate) mod env;
+pub(crate) mod ephemeral;
+pub(crate) mod grpc_probe;
+pub(crate) mod hooks;
+pub(crate) mod hosts;
+pub(crate) mod ownership;
 mod plan;
-pub mod probes;
-pub mod sandbox;
-pub mod status;
-pub mod subpath;
-pub mod sysctls;
-pub mod termination;
-pub mod volumes;
-pub mod worker;
+pub(crate) mod probes;
+pub(crate) mod sandbox;
+pub(crate) mod status;
+pub(crate) mod subpath;
+pub(crate) mod sysctls;
+pub(crate) mod termination;
+pub(crate) mod volumes;
+pub(crate) mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -39,7 +39,7 @@ use crate::cri::{api, labels, Runtime};
 use crate::KubeletConfig;
 
 /// What every worker shares.
-pub struct Ctx {
+pub(crate) struct Ctx {
     pub client: kube::Client,
     pub runtime: Arc<dyn Runtime>,
     pub config: Arc<KubeletConfig>,
@@ -58,12 +58,12 @@ struct Handle {
 }
 
 /// Runs the pod workers.
-pub struct PodManager {
+pub(crate) struct PodManager {
     ctx: Arc<Ctx>,
 }
 
 impl PodManager {
-    pub fn new(
+    pub(crate) fn new(
         client: kube::Client,
         config: Arc<KubeletConfig>,
         runtime: Arc<dyn Runtime>,
@@ -168,7 +168,7 @@ impl PodManager {
     }
 
     /// Watches this node's pods until `cancel`. Containers keep running when it returns.
-    pub async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, cancel: CancellationToken) -> anyhow::Result<()> {
         let api: Api<Pod> = Api::all(self.ctx.client.clone());
         let selector = format!("spec.nodeName={}", self.ctx.config.node_name);
         let mut stream = watcher::watcher(api, watcher::Config::default().fields(&selector))
@@ -221,7 +221,7 @@ impl PodManager {
 }
 
 /// The runtime's name for container IDs, from its version answer.
-pub fn runtime_name(v: &api::VersionResponse) -> String {
+pub(crate) fn runtime_name(v: &api::VersionResponse) -> String {
     if v.runtime_name.is_empty() {
         "containerd".into()
     } else {

@@ -16,14 +16,14 @@ const SETGID: u32 = 0o2000;
 
 /// The pod's fsGroup and change policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FsGroup {
+pub(crate) struct FsGroup {
     pub gid: u32,
     pub on_root_mismatch: bool,
 }
 
 impl FsGroup {
     /// From the pod's security context; None without an fsGroup.
-    pub fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<FsGroup> {
+    pub(crate) fn of(pod: &k8s_openapi::api::core::v1::Pod) -> Option<FsGroup> {
         let sc = pod.spec.as_ref()?.security_context.as_ref()?;
         let gid = u32::try_from(sc.fs_group?).ok()?;
         Some(FsGroup {
@@ -78,7 +78,7 @@ fn walk(path: &Path, gid: u32, readonly: bool) -> std::io::Result<()> {
 }
 
 /// Applies `fs` to the volume at `root`.
-pub fn apply(root: &Path, fs: FsGroup, readonly: bool) -> std::io::Result<()> {
+pub(crate) fn apply(root: &Path, fs: FsGroup, readonly: bool) -> std::io::Result<()> {
     if fs.on_root_mismatch && !root_needs_change(root, fs.gid, readonly) {
         return Ok(());
     }

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::cri::Runtime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub(crate) enum Kind {
     Startup,
     Liveness,
     Readiness,
@@ -27,20 +27,20 @@ pub enum Kind {
 
 /// A probe's standing after its thresholds: `None` until it has decided.
 #[derive(Debug, Clone, Default)]
-pub struct Standing {
+pub(crate) struct Standing {
     pub ok: Option<bool>,
     pub message: String,
 }
 
 /// Results shared between the probe tasks of one pod and its worker.
 #[derive(Default)]
-pub struct Table {
+pub(crate) struct Table {
     results: Mutex<HashMap<(String, Kind), Standing>>,
     pub changed: Notify,
 }
 
 impl Table {
-    pub fn get(&self, id: &str, kind: Kind) -> Option<Standing> {
+    pub(crate) fn get(&self, id: &str, kind: Kind) -> Option<Standing> {
         self.results.lock().get(&(id.to_string(), kind)).cloned()
     }
 
@@ -55,14 +55,14 @@ impl Table {
         }
     }
 
-    pub fn forget(&self, id: &str) {
+    pub(crate) fn forget(&self, id: &str) {
         self.results.lock().retain(|(cid, _), _| cid != id);
     }
 }
 
 /// One probe attempt's outcome.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Success,
     Failure(String),
 }
@@ -85,7 +85,7 @@ pub(crate) fn port_of(port: &IntOrString, container: &Container) -> Result<u16, 
 }
 
 /// Runs one attempt of `probe` against container `id` at `pod_ip`.
-pub async fn attempt(
+pub(crate) async fn attempt(
     probe: &Probe,
     runtime: &dyn Runtime,
     id: &str,
@@ -167,7 +167,7 @@ pub async fn attempt(
 
 /// One plain-HTTP GET (probes and lifecycle hooks): the status code, or the error as
 /// Go's HTTP client words it (`Get "http://host:port/path": ...`).
-pub async fn http_get(
+pub(crate) async fn http_get(
     host: &str,
     port: u16,
     path: &str,
@@ -236,7 +236,7 @@ pub async fn http_get(
 /// Liveness and readiness wait for the startup probe (if any) to succeed; a startup
 /// probe stops after its first success.
 #[allow(clippy::too_many_arguments)]
-pub fn spawn(
+pub(crate) fn spawn(
     kind: Kind,
     probe: Probe,
     has_startup: bool,

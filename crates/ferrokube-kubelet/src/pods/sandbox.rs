@@ -11,12 +11,12 @@ use crate::cri::{api, labels};
 use crate::KubeletConfig;
 
 /// DATA_DIR/agent/pods/<uid>: where container logs are written.
-pub fn log_dir(config: &KubeletConfig, uid: &str) -> std::path::PathBuf {
+pub(crate) fn log_dir(config: &KubeletConfig, uid: &str) -> std::path::PathBuf {
     config.agent_dir().join("pods").join(uid).join("logs")
 }
 
 /// The labels that tie runtime objects to the pod.
-pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
+pub(crate) fn pod_labels(pod: &Pod) -> HashMap<String, String> {
     let m = &pod.metadata;
     HashMap::from([
         (
@@ -35,7 +35,7 @@ pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
 }
 
 /// The host's resolver settings (nameservers, search domains, options).
-pub fn host_resolv_conf(path: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
+pub(crate) fn host_resolv_conf(path: &Path) -> (Vec<String>, Vec<String>, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let (mut ns, mut search, mut opts) = (Vec::new(), Vec::new(), Vec::new());
     for line in text.lines() {
@@ -51,7 +51,7 @@ pub fn host_resolv_conf(path: &Path) -> (Vec<String>, Vec<String>, Vec<String>) 
 }
 
 /// DNS for the pod by its dnsPolicy and dnsConfig, as the kubelet computes it.
-pub fn dns_config(pod: &Pod, config: &KubeletConfig) -> api::DnsConfig {
+pub(crate) fn dns_config(pod: &Pod, config: &KubeletConfig) -> api::DnsConfig {
     let spec = pod.spec.as_ref();
     let host_network = spec.and_then(|s| s.host_network).unwrap_or(false);
     let policy = spec
@@ -144,19 +144,25 @@ fn namespace_options(pod: &Pod) -> api::NamespaceOption {
 }
 
 /// The namespaces of the pod's containers (also used for each container).
-pub fn container_namespace_options(pod: &Pod) -> api::NamespaceOption {
+pub(crate) fn container_namespace_options(pod: &Pod) -> api::NamespaceOption {
     namespace_options(pod)
 }
 
 /// The pod's supplemental groups, with its fsGroup last (as Kubernetes adds it).
-pub fn supplemental_groups(psc: &k8s_openapi::api::core::v1::PodSecurityContext) -> Vec<i64> {
+pub(crate) fn supplemental_groups(
+    psc: &k8s_openapi::api::core::v1::PodSecurityContext,
+) -> Vec<i64> {
     let mut groups = psc.supplemental_groups.clone().unwrap_or_default();
     groups.extend(psc.fs_group);
     groups
 }
 
 /// The sandbox config for attempt `attempt` of the pod.
-pub fn sandbox_config(pod: &Pod, attempt: u32, config: &KubeletConfig) -> api::PodSandboxConfig {
+pub(crate) fn sandbox_config(
+    pod: &Pod,
+    attempt: u32,
+    config: &KubeletConfig,
+) -> api::PodSandboxConfig {
     let m = &pod.metadata;
     let spec = pod.spec.clone().unwrap_or_default();
     let uid = m.uid.clone().unwrap_or_default();

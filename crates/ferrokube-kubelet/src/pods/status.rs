@@ -13,7 +13,7 @@ use crate::cri::api;
 
 /// What the worker knows about one container of the spec.
 #[derive(Debug, Clone, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     /// The newest runtime container for this name.
     pub latest: Option<api::ContainerStatus>,
     /// The one before it, if kept (for lastState).
@@ -26,7 +26,7 @@ pub struct Observed {
     pub ready: bool,
 }
 
-pub fn time_from_ns(ns: i64) -> Option<Time> {
+pub(crate) fn time_from_ns(ns: i64) -> Option<Time> {
     if ns <= 0 {
         return None;
     }
@@ -66,7 +66,7 @@ fn terminated(
 }
 
 /// One container's API status.
-pub fn container_status(
+pub(crate) fn container_status(
     spec: &Container,
     obs: &Observed,
     runtime: &str,
@@ -134,7 +134,7 @@ pub fn container_status(
 }
 
 /// The pod phase by the kubelet's rules.
-pub fn phase(
+pub(crate) fn phase(
     restart_policy: &str,
     init_failed: bool,
     init_done: bool,
@@ -215,7 +215,7 @@ fn condition(
 }
 
 /// The pod's conditions.
-pub fn conditions(
+pub(crate) fn conditions(
     pod: &Pod,
     sandbox_ready: bool,
     init_statuses: &[ContainerStatus],

@@ -15,7 +15,7 @@ use std::path::{Component, Path, PathBuf};
 
 /// Expands `$(VAR)` in a `subPathExpr` from the container's environment; a
 /// variable that is unset or empty is an error, as in Kubernetes.
-pub fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String, String> {
+pub(crate) fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String, String> {
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let mut missing: Vec<String> = Vec::new();
     let b = expr.as_bytes();
@@ -51,7 +51,7 @@ pub fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String, Strin
 }
 
 /// The node's checks of a sub path before it touches the disk.
-pub fn check(sub: &str) -> Result<(), String> {
+pub(crate) fn check(sub: &str) -> Result<(), String> {
     if Path::new(sub).is_absolute() {
         return Err(format!(
             "error SubPath `{sub}` must not be an absolute path"
@@ -70,6 +70,10 @@ fn cstr(p: &Path) -> std::io::Result<CString> {
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
+#[expect(
+    unsafe_code,
+    reason = "openat(2) relative to a directory fd, and taking ownership of the fd it returns"
+)]
 fn open_path(dirfd: libc::c_int, name: &CString, flags: libc::c_int) -> std::io::Result<OwnedFd> {
     // SAFETY: `name` is a valid NUL-terminated string; the fd returned is ours.
     let fd = unsafe { libc::openat(dirfd, name.as_ptr(), flags | libc::O_CLOEXEC) };
@@ -80,9 +84,14 @@ fn open_path(dirfd: libc::c_int, name: &CString, flags: libc::c_int) -> std::io:
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+#[expect(
+    unsafe_code,
+    reason = "fstat(2) on an O_PATH fd (std's metadata needs a path)"
+)]
 fn fstat(fd: &OwnedFd) -> std::io::Result<libc::stat> {
-    // SAFETY: a zeroed stat is a valid out-parameter; the fd is open.
+    // SAFETY: stat is plain old data: all zeroes is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes into the struct we own; the fd is open.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -125,6 +134,10 @@ fn safe_open(base: &Path, rel: &Path) -> std::io::Result<OwnedFd> {
 
 /// Creates the missing directories of `rel` below `base` (each with `mode`),
 /// never through a symlink.
+#[expect(
+    unsafe_code,
+    reason = "mkdirat(2) and fchmod(2) relative to fds opened without following links"
+)]
 fn safe_mkdir(base: &Path, rel: &Path, mode: u32) -> std::io::Result<()> {
     let mut done = PathBuf::new();
     for c in rel.components() {
@@ -150,7 +163,7 @@ fn safe_mkdir(base: &Path, rel: &Path, mode: u32) -> std::io::Result<()> {
 }
 
 /// Whether `path` is a mount point (in this process's mount table).
-pub fn is_mount_point(path: &Path) -> bool {
+pub(crate) fn is_mount_point(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
@@ -160,7 +173,8 @@ pub fn is_mount_point(path: &Path) -> bool {
 }
 
 /// Detaches the mount at `path`, if any.
-pub fn unmount(path: &Path) {
+#[expect(unsafe_code, reason = "umount2(2) with MNT_DETACH: std has no unmount")]
+pub(crate) fn unmount(path: &Path) {
     if let Ok(c) = cstr(path) {
         // SAFETY: a valid NUL-terminated path.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
@@ -168,7 +182,7 @@ pub fn unmount(path: &Path) {
 }
 
 /// Mount points at or below `dir`, deepest first.
-pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn mounts_below(dir: &Path) -> Vec<PathBuf> {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return Vec::new();
     };
@@ -184,7 +198,7 @@ pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// What the container mounts for one sub path of a volume.
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// The volume's directory on the node.
     pub volume: &'a Path,
     /// The sub path (already expanded and checked).
@@ -200,7 +214,7 @@ pub struct Request<'a> {
 /// Prepares the sub path: creates it as a directory when missing, then binds
 /// it at a path of its own and returns that path. Errors are worded as
 /// Kubernetes words them to the user (details go to the log).
-pub fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, String> {
+pub(crate) fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, String> {
     let rel = Path::new(r.sub);
     let wanted = r.volume.join(rel);
     if std::fs::symlink_metadata(&wanted).is_err() && std::fs::metadata(&wanted).is_err() {
@@ -234,6 +248,10 @@ pub fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, String> {
     })
 }
 
+#[expect(
+    unsafe_code,
+    reason = "a bind mount (mount(2) with MS_BIND) of the opened fd: std has no mount"
+)]
 fn bind(r: &Request<'_>) -> std::io::Result<PathBuf> {
     let base = std::fs::canonicalize(r.volume)?;
     let resolved = std::fs::canonicalize(r.volume.join(r.sub))?;

@@ -7,7 +7,7 @@
 use k8s_openapi::api::core::v1::Pod;
 
 /// The reason of a pod refused for its sysctls.
-pub const FORBIDDEN_REASON: &str = "SysctlForbidden";
+pub(crate) const FORBIDDEN_REASON: &str = "SysctlForbidden";
 
 /// Sysctls every node allows (Kubernetes' safe set).
 const SAFE: &[&str] = &[
@@ -56,7 +56,7 @@ fn refusal(
 
 /// The message a refused pod gets (`forbidden sysctl: ...`), or None if every
 /// sysctl it asks for is allowed.
-pub fn admit(pod: &Pod, unsafe_allowed: &[String]) -> Option<String> {
+pub(crate) fn admit(pod: &Pod, unsafe_allowed: &[String]) -> Option<String> {
     let spec = pod.spec.as_ref()?;
     let sysctls = spec.security_context.as_ref()?.sysctls.as_ref()?;
     let host_net = spec.host_network.unwrap_or(false);

@@ -19,12 +19,12 @@ use crate::KubeletConfig;
 
 /// Where a container's message is written when the spec names no path (the API's
 /// default).
-pub const DEFAULT_PATH: &str = "/dev/termination-log";
+pub(crate) const DEFAULT_PATH: &str = "/dev/termination-log";
 /// The most of the message file that is read (its end).
-pub const MAX_MESSAGE_BYTES: u64 = 4096;
+pub(crate) const MAX_MESSAGE_BYTES: u64 = 4096;
 /// The most log lines a message taken from the log holds, and the most bytes.
-pub const MAX_LOG_LINES: usize = 80;
-pub const MAX_LOG_BYTES: usize = 2048;
+pub(crate) const MAX_LOG_LINES: usize = 80;
+pub(crate) const MAX_LOG_BYTES: usize = 2048;
 
 /// The path in the container, or `None` when the spec asks for none.
 fn container_path(c: &Container) -> Option<&str> {
@@ -38,7 +38,7 @@ fn container_path(c: &Container) -> Option<&str> {
 /// Creates the message file of a new instance of container `c` of pod `uid`, and
 /// the mount that puts it at the container's path; `None` when the spec asks for
 /// no message or a volume is mounted there already.
-pub fn message_mount(
+pub(crate) fn message_mount(
     config: &KubeletConfig,
     uid: &str,
     c: &Container,
@@ -97,7 +97,7 @@ fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
 
 /// The message of an exited container instance `c` of spec `spec`, the runtime's
 /// message first; `None` when there is none.
-pub fn message(spec: &Container, c: &api::ContainerStatus) -> Option<String> {
+pub(crate) fn message(spec: &Container, c: &api::ContainerStatus) -> Option<String> {
     let failed = c.exit_code != 0 && c.reason != "ContainerCannotRun";
     let fallback =
         spec.termination_message_policy.as_deref() == Some("FallbackToLogsOnError") && failed;

@@ -34,10 +34,10 @@ use crate::quantity::{self, Quantity};
 use crate::KubeletConfig;
 
 /// Volume name → (host path, read-only).
-pub type PreparedVolumes = HashMap<String, (PathBuf, bool)>;
+pub(crate) type PreparedVolumes = HashMap<String, (PathBuf, bool)>;
 
 /// Where a pod's volumes live.
-pub fn pod_volumes_dir(config: &KubeletConfig, uid: &str) -> PathBuf {
+pub(crate) fn pod_volumes_dir(config: &KubeletConfig, uid: &str) -> PathBuf {
     config.agent_dir().join("pods").join(uid).join("volumes")
 }
 
@@ -203,7 +203,7 @@ struct CachedToken {
 
 /// The service-account tokens the kubelet holds for its pods' volumes.
 #[derive(Debug, Default)]
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     tokens: parking_lot::Mutex<HashMap<TokenKey, CachedToken>>,
 }
 
@@ -231,7 +231,7 @@ impl TokenCache {
     }
 
     /// Drops the tokens of a pod that is gone.
-    pub fn forget_pod(&self, pod_uid: &str) {
+    pub(crate) fn forget_pod(&self, pod_uid: &str) {
         self.tokens.lock().retain(|k, _| k.pod_uid != pod_uid);
     }
 }
@@ -359,7 +359,7 @@ fn downward_files(
 }
 
 /// Publishes `files` into `dir` atomically; a no-op when nothing changed.
-pub fn publish(dir: &Path, files: &Files) -> std::io::Result<bool> {
+pub(crate) fn publish(dir: &Path, files: &Files) -> std::io::Result<bool> {
     std::fs::create_dir_all(dir)?;
     let data_link = dir.join("..data");
     // Unchanged?
@@ -447,7 +447,7 @@ fn is_mounted(path: &Path) -> bool {
 /// The size of a memory-backed volume as Kubernetes computes it: the node's
 /// allocatable memory, or the pod's memory limit (when every container has one)
 /// if smaller, or the volume's own sizeLimit if smaller still.
-pub fn memory_volume_size(
+pub(crate) fn memory_volume_size(
     pod: &Pod,
     size_limit: Option<&Quantity>,
     node_capacity: &BTreeMap<String, Quantity>,
@@ -494,6 +494,7 @@ fn memory_dir(path: &Path, size: Option<i128>) -> Result<(), String> {
     mount_tmpfs(path, size)
 }
 
+#[expect(unsafe_code, reason = "mount(2) of a tmpfs: std has no mount")]
 fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
     if is_mounted(path) {
         return Ok(());
@@ -530,7 +531,7 @@ fn mount_tmpfs(path: &Path, size: Option<i128>) -> Result<(), String> {
 /// Unmounts the pod's tmpfs volumes and sub-path binds, then removes its volume
 /// directories (never through a mount: that would empty what it shows). False
 /// when a mount could not be removed (the pod's directory must then stay).
-pub fn cleanup(config: &KubeletConfig, uid: &str) -> bool {
+pub(crate) fn cleanup(config: &KubeletConfig, uid: &str) -> bool {
     let pod_dir = config.agent_dir().join("pods").join(uid);
     for m in subpath::mounts_below(&pod_dir) {
         subpath::unmount(&m);
@@ -546,7 +547,7 @@ pub fn cleanup(config: &KubeletConfig, uid: &str) -> bool {
 
 /// Sets up every volume of the pod; returns each volume's host path. Errors are
 /// FailedMount messages.
-pub async fn prepare(
+pub(crate) async fn prepare(
     client: &kube::Client,
     tokens: &TokenCache,
     config: &KubeletConfig,
@@ -560,32 +561,22 @@ pub async fn prepare(
         on_root_mismatch: false,
         ..g
     });
-    let own = |p: &Path, readonly: bool| -> Result<(), String> {
-        match fs_group {
-            Some(g) => ownership::apply(p, g, readonly)
-                .map_err(|e| format!("setting the volume's fsGroup on {}: {e}", p.display())),
-            None => Ok(()),
-        }
-    };
-    let memory_size = memory_volume_size(pod, None, node_capacity);
-    let publish_on = |p: &Path, files: &Files, memory: bool| -> Result<(), String> {
-        let fresh = !p.exists() || (memory && !is_mounted(p));
-        if memory {
-            memory_dir(p, memory_size)?;
-        }
-        let changed = publish(p, files).map_err(|e| format!("writing {}: {e}", p.display()))?;
-        if changed || fresh {
-            own(p, true)?;
-        }
-        Ok(())
-    };
     let uid = pod.metadata.uid.clone().unwrap_or_default();
-    let ns = pod
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    let base = pod_volumes_dir(config, &uid);
+    let cx = Prepare {
+        client,
+        tokens,
+        pod,
+        host_ip,
+        node_capacity,
+        fs_group,
+        memory_size: memory_volume_size(pod, None, node_capacity),
+        ns: pod
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        base: pod_volumes_dir(config, &uid),
+    };
     let mut out = HashMap::new();
     let volumes: Vec<Volume> = pod
         .spec
@@ -594,158 +585,197 @@ pub async fn prepare(
         .unwrap_or_default();
     for v in volumes {
         let name = safe_name(&v.name)?.to_string();
-        let mkdir = |p: &Path| {
-            std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
-        };
-        let (path, readonly) = if let Some(ed) = &v.empty_dir {
-            let p = base.join("kubernetes.io~empty-dir").join(&name);
-            let memory = ed.medium.as_deref() == Some("Memory");
-            // Set up once, as Kubernetes' emptyDir (its fsGroup too).
-            let fresh = !p.exists() || (memory && !is_mounted(&p));
-            if fresh {
-                mkdir(&p)?;
-                let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
-                if memory {
-                    let size = memory_volume_size(pod, ed.size_limit.as_ref(), node_capacity);
-                    mount_tmpfs(&p, size)?;
-                }
-                own(&p, false)?;
-            }
-            (p, false)
-        } else if let Some(hp) = &v.host_path {
-            let p = PathBuf::from(&hp.path);
-            let exists = p.exists();
-            match hp.type_.as_deref().unwrap_or("") {
-                "DirectoryOrCreate" if !exists => {
-                    mkdir(&p)?;
-                    let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
-                }
-                "FileOrCreate" if !exists => {
-                    if let Some(parent) = p.parent() {
-                        mkdir(parent)?;
-                    }
-                    std::fs::write(&p, b"")
-                        .map_err(|e| format!("creating {}: {e}", p.display()))?;
-                }
-                "Directory" if !p.is_dir() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a directory",
-                        hp.path
-                    ))
-                }
-                "File" if !p.is_file() => {
-                    return Err(format!(
-                        "hostPath type check failed: {} is not a file",
-                        hp.path
-                    ))
-                }
-                "Socket" | "CharDevice" | "BlockDevice" if !exists => {
-                    return Err(format!(
-                        "hostPath type check failed: {} does not exist",
-                        hp.path
-                    ))
-                }
-                _ => {}
-            }
-            (p, false)
-        } else if let Some(cm) = &v.config_map {
-            let mode = cm.default_mode.map(|m| m as u32).unwrap_or(0o644);
-            let files = config_map_files(
-                client,
-                &ns,
-                &cm.name,
-                cm.items.as_ref(),
-                mode,
-                cm.optional.unwrap_or(false),
-            )
-            .await?;
-            let p = base.join("kubernetes.io~configmap").join(&name);
-            publish_on(&p, &files, false)?;
-            (p, true)
+        let (path, readonly) = cx.volume(&v, &name).await?;
+        out.insert(name, (path, readonly));
+    }
+    Ok(out)
+}
+
+/// What preparing one pod's volumes needs.
+struct Prepare<'a> {
+    client: &'a kube::Client,
+    tokens: &'a TokenCache,
+    pod: &'a Pod,
+    host_ip: &'a str,
+    node_capacity: &'a BTreeMap<String, Quantity>,
+    /// The pod's fsGroup, applied to the volumes' files.
+    fs_group: Option<FsGroup>,
+    /// The size of memory-backed volumes without a sizeLimit (bytes).
+    memory_size: Option<i128>,
+    /// The pod's namespace (of the objects its volumes read).
+    ns: String,
+    /// DATA_DIR/agent/pods/<uid>/volumes.
+    base: PathBuf,
+}
+
+fn mkdir(p: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(p).map_err(|e| format!("creating {}: {e}", p.display()))
+}
+
+impl Prepare<'_> {
+    /// Gives `p` the pod's fsGroup, if it has one.
+    fn own(&self, p: &Path, readonly: bool) -> Result<(), String> {
+        match self.fs_group {
+            Some(g) => ownership::apply(p, g, readonly)
+                .map_err(|e| format!("setting the volume's fsGroup on {}: {e}", p.display())),
+            None => Ok(()),
+        }
+    }
+
+    /// Writes `files` into the volume's directory `p` (a tmpfs when `memory`).
+    fn publish_on(&self, p: &Path, files: &Files, memory: bool) -> Result<(), String> {
+        let fresh = !p.exists() || (memory && !is_mounted(p));
+        if memory {
+            memory_dir(p, self.memory_size)?;
+        }
+        let changed = publish(p, files).map_err(|e| format!("writing {}: {e}", p.display()))?;
+        if changed || fresh {
+            self.own(p, true)?;
+        }
+        Ok(())
+    }
+
+    /// The volume's host path and whether it is read-only.
+    async fn volume(&self, v: &Volume, name: &str) -> Result<(PathBuf, bool), String> {
+        let (client, ns) = (self.client, self.ns.as_str());
+        let mode_of = |m: Option<i32>| m.map(|m| m as u32).unwrap_or(0o644);
+        if let Some(ed) = &v.empty_dir {
+            return Ok((self.empty_dir(ed, name)?, false));
+        }
+        if let Some(hp) = &v.host_path {
+            return Ok((host_path(hp)?, false));
+        }
+        let (kind, files, memory) = if let Some(cm) = &v.config_map {
+            let optional = cm.optional.unwrap_or(false);
+            let mode = mode_of(cm.default_mode);
+            let files =
+                config_map_files(client, ns, &cm.name, cm.items.as_ref(), mode, optional).await?;
+            ("kubernetes.io~configmap", files, false)
         } else if let Some(s) = &v.secret {
-            let mode = s.default_mode.map(|m| m as u32).unwrap_or(0o644);
             let sname = s.secret_name.clone().unwrap_or_default();
-            let files = secret_files(
-                client,
-                &ns,
-                &sname,
-                s.items.as_ref(),
-                mode,
-                s.optional.unwrap_or(false),
-            )
-            .await?;
-            let p = base.join("kubernetes.io~secret").join(&name);
-            publish_on(&p, &files, true)?;
-            (p, true)
+            let optional = s.optional.unwrap_or(false);
+            let mode = mode_of(s.default_mode);
+            let files = secret_files(client, ns, &sname, s.items.as_ref(), mode, optional).await?;
+            ("kubernetes.io~secret", files, true)
         } else if let Some(d) = &v.downward_api {
-            let mode = d.default_mode.map(|m| m as u32).unwrap_or(0o644);
-            let files = downward_files(
-                pod,
-                d.items.as_deref().unwrap_or_default(),
-                mode,
-                host_ip,
-                node_capacity,
-            )?;
-            let p = base.join("kubernetes.io~downward-api").join(&name);
-            publish_on(&p, &files, true)?;
-            (p, true)
+            let items = d.items.as_deref().unwrap_or_default();
+            let mode = mode_of(d.default_mode);
+            let files = downward_files(self.pod, items, mode, self.host_ip, self.node_capacity)?;
+            ("kubernetes.io~downward-api", files, true)
         } else if let Some(pr) = &v.projected {
-            let mode = pr.default_mode.map(|m| m as u32).unwrap_or(0o644);
-            let mut files = Vec::new();
-            for src in pr.sources.iter().flatten() {
-                if let Some(cm) = &src.config_map {
-                    files.extend(
-                        config_map_files(
-                            client,
-                            &ns,
-                            &cm.name,
-                            cm.items.as_ref(),
-                            mode,
-                            cm.optional.unwrap_or(false),
-                        )
-                        .await?,
-                    );
-                }
-                if let Some(s) = &src.secret {
-                    files.extend(
-                        secret_files(
-                            client,
-                            &ns,
-                            &s.name,
-                            s.items.as_ref(),
-                            mode,
-                            s.optional.unwrap_or(false),
-                        )
-                        .await?,
-                    );
-                }
-                if let Some(t) = &src.service_account_token {
-                    files.extend(token_file(client, tokens, pod, t, mode).await?);
-                }
-                if let Some(d) = &src.downward_api {
-                    files.extend(downward_files(
-                        pod,
-                        d.items.as_deref().unwrap_or_default(),
-                        mode,
-                        host_ip,
-                        node_capacity,
-                    )?);
-                }
-            }
-            let p = base.join("kubernetes.io~projected").join(&name);
-            publish_on(&p, &files, true)?;
-            (p, true)
+            let files = self.projected(pr, mode_of(pr.default_mode)).await?;
+            ("kubernetes.io~projected", files, true)
         } else if let Some(pvc) = &v.persistent_volume_claim {
-            let (p, ro) = claim_volume(client, &ns, &pvc.claim_name, &name).await?;
-            (p, ro || pvc.read_only.unwrap_or(false))
+            let (p, ro) = claim_volume(client, ns, &pvc.claim_name, name).await?;
+            return Ok((p, ro || pvc.read_only.unwrap_or(false)));
         } else {
             return Err(format!(
                 "volume {name:?}: this volume type is not supported"
             ));
         };
-        out.insert(name, (path, readonly));
+        let p = self.base.join(kind).join(name);
+        self.publish_on(&p, &files, memory)?;
+        Ok((p, true))
     }
-    Ok(out)
+
+    /// An emptyDir: set up once, as Kubernetes' (its fsGroup too), on a tmpfs for
+    /// medium Memory.
+    fn empty_dir(
+        &self,
+        ed: &k8s_openapi::api::core::v1::EmptyDirVolumeSource,
+        name: &str,
+    ) -> Result<PathBuf, String> {
+        let p = self.base.join("kubernetes.io~empty-dir").join(name);
+        let memory = ed.medium.as_deref() == Some("Memory");
+        let fresh = !p.exists() || (memory && !is_mounted(&p));
+        if fresh {
+            mkdir(&p)?;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o777));
+            if memory {
+                let size = memory_volume_size(self.pod, ed.size_limit.as_ref(), self.node_capacity);
+                mount_tmpfs(&p, size)?;
+            }
+            self.own(&p, false)?;
+        }
+        Ok(p)
+    }
+
+    /// The files of a projected volume, source by source.
+    async fn projected(
+        &self,
+        pr: &k8s_openapi::api::core::v1::ProjectedVolumeSource,
+        mode: u32,
+    ) -> Result<Files, String> {
+        let (client, ns) = (self.client, self.ns.as_str());
+        let mut files = Vec::new();
+        for src in pr.sources.iter().flatten() {
+            if let Some(cm) = &src.config_map {
+                let optional = cm.optional.unwrap_or(false);
+                files.extend(
+                    config_map_files(client, ns, &cm.name, cm.items.as_ref(), mode, optional)
+                        .await?,
+                );
+            }
+            if let Some(s) = &src.secret {
+                let optional = s.optional.unwrap_or(false);
+                files.extend(
+                    secret_files(client, ns, &s.name, s.items.as_ref(), mode, optional).await?,
+                );
+            }
+            if let Some(t) = &src.service_account_token {
+                files.extend(token_file(client, self.tokens, self.pod, t, mode).await?);
+            }
+            if let Some(d) = &src.downward_api {
+                let items = d.items.as_deref().unwrap_or_default();
+                files.extend(downward_files(
+                    self.pod,
+                    items,
+                    mode,
+                    self.host_ip,
+                    self.node_capacity,
+                )?);
+            }
+        }
+        Ok(files)
+    }
+}
+
+/// A hostPath volume: created when its type says so, else checked.
+fn host_path(hp: &k8s_openapi::api::core::v1::HostPathVolumeSource) -> Result<PathBuf, String> {
+    let p = PathBuf::from(&hp.path);
+    let exists = p.exists();
+    match hp.type_.as_deref().unwrap_or("") {
+        "DirectoryOrCreate" if !exists => {
+            mkdir(&p)?;
+            let _ = std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755));
+        }
+        "FileOrCreate" if !exists => {
+            if let Some(parent) = p.parent() {
+                mkdir(parent)?;
+            }
+            std::fs::write(&p, b"").map_err(|e| format!("creating {}: {e}", p.display()))?;
+        }
+        "Directory" if !p.is_dir() => {
+            return Err(format!(
+                "hostPath type check failed: {} is not a directory",
+                hp.path
+            ))
+        }
+        "File" if !p.is_file() => {
+            return Err(format!(
+                "hostPath type check failed: {} is not a file",
+                hp.path
+            ))
+        }
+        "Socket" | "CharDevice" | "BlockDevice" if !exists => {
+            return Err(format!(
+                "hostPath type check failed: {} does not exist",
+                hp.path
+            ))
+        }
+        _ => {}
+    }
+    Ok(p)
 }
 
 /// The host directory of a `persistentVolumeClaim` volume: its claim must
@@ -831,7 +861,7 @@ fn api_message(e: &kube::Error) -> String {
 }
 
 /// Where a container's mounts are prepared.
-pub struct MountContext<'a> {
+pub(crate) struct MountContext<'a> {
     /// DATA_DIR/agent/pods/<uid>.
     pub pod_dir: &'a Path,
     /// The container's environment (for `subPathExpr`).
@@ -840,7 +870,7 @@ pub struct MountContext<'a> {
 
 /// The container's CRI mounts for its volumeMounts; sub paths are bound safely
 /// ([`subpath`]). Errors are the container's CreateContainerConfigError message.
-pub fn mounts(
+pub(crate) fn mounts(
     c: &Container,
     volumes: &HashMap<String, (PathBuf, bool)>,
     ctx: &MountContext<'_>,

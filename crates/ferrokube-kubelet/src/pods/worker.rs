@@ -30,7 +30,7 @@ use super::Ctx;
 use crate::cri::{api, labels};
 
 /// Per-pod state the worker keeps between syncs.
-pub struct Worker {
+pub(crate) struct Worker {
     ctx: Arc<Ctx>,
     uid: String,
     restart_backoff: Backoff,
@@ -163,7 +163,7 @@ fn step(what: &str, since: std::time::Instant) {
 }
 
 /// The grace period a deletion allows.
-pub fn grace_period(pod: &Pod) -> i64 {
+pub(crate) fn grace_period(pod: &Pod) -> i64 {
     pod.metadata
         .deletion_grace_period_seconds
         .or(pod
@@ -175,7 +175,7 @@ pub fn grace_period(pod: &Pod) -> i64 {
 }
 
 /// The pull policy, with Kubernetes' default (`Always` for `:latest` or no tag).
-pub fn pull_policy(c: &Container) -> String {
+pub(crate) fn pull_policy(c: &Container) -> String {
     if let Some(p) = &c.image_pull_policy {
         return p.clone();
     }
@@ -191,7 +191,7 @@ pub fn pull_policy(c: &Container) -> String {
 }
 
 impl Worker {
-    pub fn new(ctx: Arc<Ctx>, uid: String) -> Self {
+    pub(crate) fn new(ctx: Arc<Ctx>, uid: String) -> Self {
         let (i, m) = (ctx.config.backoff_initial, ctx.config.backoff_max);
         Worker {
             ctx,
@@ -209,7 +209,7 @@ impl Worker {
     }
 
     /// Runs until the pod is gone (deleted by us, or vanished from the API) or `cancel`.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut rx: watch::Receiver<Option<Arc<Pod>>>,
         cancel: CancellationToken,
@@ -1406,7 +1406,11 @@ impl Worker {
 
     /// Stops and removes everything the runtime has for this pod (running preStop
     /// hooks when its spec is known).
-    pub async fn kill_pod(&self, pod: Option<&Pod>, grace: i64) -> Result<(), tonic::Status> {
+    pub(crate) async fn kill_pod(
+        &self,
+        pod: Option<&Pod>,
+        grace: i64,
+    ) -> Result<(), tonic::Status> {
         self.stop_containers(pod, None, grace).await;
         for sb in self.sandboxes().await? {
             self.stop_sandbox(&sb.id, 0).await;
@@ -1470,7 +1474,7 @@ impl Worker {
 }
 
 /// The pod's QoS class from its containers' requests and limits.
-pub fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
+pub(crate) fn qos_class(spec: &k8s_openapi::api::core::v1::PodSpec) -> &'static str {
     let all: Vec<&Container> = spec
         .containers
         .iter()

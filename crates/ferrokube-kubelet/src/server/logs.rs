@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 /// What a logs request asks for.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct LogOptions {
+pub(crate) struct LogOptions {
     pub follow: bool,
     pub previous: bool,
     pub timestamps: bool,
@@ -44,7 +44,10 @@ fn flag(v: &str) -> Result<bool, String> {
 impl LogOptions {
     /// The options of a query (`key=value` pairs), as of `now`. Errors name
     /// the bad parameter.
-    pub fn from_query(pairs: &[(String, String)], now: Timestamp) -> Result<LogOptions, String> {
+    pub(crate) fn from_query(
+        pairs: &[(String, String)],
+        now: Timestamp,
+    ) -> Result<LogOptions, String> {
         let mut o = LogOptions::default();
         let mut since_seconds = None;
         let mut since_time = None;
@@ -105,7 +108,7 @@ impl LogOptions {
 
 /// One line of output, joined from its records.
 #[derive(Clone, Debug, PartialEq)]
-pub struct LogLine {
+pub(crate) struct LogLine {
     pub time: Timestamp,
     /// The content, with its newline unless it is the unterminated end of
     /// the output.
@@ -115,7 +118,7 @@ pub struct LogLine {
 /// Joins CRI log records, fed as arbitrary chunks of the file, into lines
 /// (in the order they are completed).
 #[derive(Default)]
-pub struct Assembler {
+pub(crate) struct Assembler {
     /// An unfinished record (no newline yet).
     record: Vec<u8>,
     /// Pieces of a partial line per stream (stdout, stderr).
@@ -124,7 +127,7 @@ pub struct Assembler {
 
 impl Assembler {
     /// Feeds file bytes; complete lines go to `out`.
-    pub fn push(&mut self, data: &[u8], out: &mut Vec<LogLine>) {
+    pub(crate) fn push(&mut self, data: &[u8], out: &mut Vec<LogLine>) {
         let mut rest = data;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
             self.record.extend_from_slice(&rest[..nl]);
@@ -136,7 +139,7 @@ impl Assembler {
     }
 
     /// The end of the file: what is pending goes out as it is.
-    pub fn finish(&mut self, out: &mut Vec<LogLine>) {
+    pub(crate) fn finish(&mut self, out: &mut Vec<LogLine>) {
         if !self.record.is_empty() {
             let record = std::mem::take(&mut self.record);
             self.record_line(&record, out);
@@ -168,14 +171,14 @@ impl Assembler {
 
 /// A record's stream.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout = 0,
     Stderr = 1,
 }
 
 /// One parsed record of a CRI log file.
 #[derive(Debug, PartialEq)]
-pub struct Record<'a> {
+pub(crate) struct Record<'a> {
     pub time: Timestamp,
     pub stream: Stream,
     pub partial: bool,
@@ -184,7 +187,7 @@ pub struct Record<'a> {
 
 /// Parses `<time> <stream> <tag> <content>` (a record without a tag, as old
 /// runtimes wrote, is a full line).
-pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
+pub(crate) fn parse_record(line: &[u8]) -> Option<Record<'_>> {
     let mut parts = line.splitn(3, |b| *b == b' ');
     let time = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
     let stream = match parts.next()? {
@@ -207,7 +210,7 @@ pub fn parse_record(line: &[u8]) -> Option<Record<'_>> {
 }
 
 /// Kubernetes' output time format: RFC 3339 in UTC with nine fractional digits.
-pub fn format_time(t: Timestamp) -> String {
+pub(crate) fn format_time(t: Timestamp) -> String {
     format!(
         "{}.{:09}Z",
         t.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -217,18 +220,18 @@ pub fn format_time(t: Timestamp) -> String {
 
 /// Turns lines into output bytes, applying `since`, `timestamps` and
 /// `limitBytes`; `None` once the byte limit is reached.
-pub struct Writer {
+pub(crate) struct Writer {
     opts: LogOptions,
     written: u64,
 }
 
 impl Writer {
-    pub fn new(opts: LogOptions) -> Writer {
+    pub(crate) fn new(opts: LogOptions) -> Writer {
         Writer { opts, written: 0 }
     }
 
     /// The bytes for these lines; `done` is set when the limit is reached.
-    pub fn render(&mut self, lines: &[LogLine]) -> (Vec<u8>, bool) {
+    pub(crate) fn render(&mut self, lines: &[LogLine]) -> (Vec<u8>, bool) {
         let mut out = Vec::new();
         for l in lines {
             if self.opts.since.is_some_and(|s| l.time < s) {
@@ -253,14 +256,14 @@ impl Writer {
     }
 
     /// Whether a line counts for `tailLines` (it passes `since`).
-    pub fn selects(&self, line: &LogLine) -> bool {
+    pub(crate) fn selects(&self, line: &LogLine) -> bool {
         self.opts.since.is_none_or(|s| line.time >= s)
     }
 }
 
 /// Is the container still writing? Asked while following.
 #[async_trait::async_trait]
-pub trait Liveness: Send + Sync {
+pub(crate) trait Liveness: Send + Sync {
     async fn running(&self) -> bool;
 }
 
@@ -269,7 +272,7 @@ const CHUNK: usize = 64 * 1024;
 
 /// Streams the log file at `path` into `tx` as `opts` asks; returns when
 /// done, when the container stopped (following), or when the receiver is gone.
-pub async fn stream_file(
+pub(crate) async fn stream_file(
     path: PathBuf,
     opts: LogOptions,
     live: Box<dyn Liveness>,

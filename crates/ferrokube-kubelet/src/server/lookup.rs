@@ -8,7 +8,7 @@ use crate::cri::{api, labels, Runtime};
 /// Instances of container `container` of pod `ns/pod`, newest first (all from
 /// the newest pod UID, so a pod re-created under the same name does not show
 /// its predecessor's).
-pub async fn containers(
+pub(crate) async fn containers(
     runtime: &dyn Runtime,
     ns: &str,
     pod: &str,
@@ -35,13 +35,13 @@ pub async fn containers(
 }
 
 /// True for an instance that is running.
-pub fn is_running(c: &api::Container) -> bool {
+pub(crate) fn is_running(c: &api::Container) -> bool {
     c.state == api::ContainerState::ContainerRunning as i32
 }
 
 /// The instance logs read: the newest, or with `previous` the last one that
 /// has ended before it (the newest itself when it has ended, as in a back-off).
-pub fn pick(instances: &[api::Container], previous: bool) -> Option<&api::Container> {
+pub(crate) fn pick(instances: &[api::Container], previous: bool) -> Option<&api::Container> {
     let newest = instances.first()?;
     if !previous {
         return Some(newest);
@@ -54,7 +54,7 @@ pub fn pick(instances: &[api::Container], previous: bool) -> Option<&api::Contai
 }
 
 /// The pod's ready sandbox, newest first.
-pub async fn sandbox(
+pub(crate) async fn sandbox(
     runtime: &dyn Runtime,
     ns: &str,
     pod: &str,

@@ -11,7 +11,7 @@ use crate::cri::{api, labels, Runtime};
 
 /// The node's CPU time in use (all CPUs, seconds) from /proc/stat's `cpu`
 /// line: everything but idle and iowait.
-pub fn node_cpu_seconds(stat: &str) -> Option<f64> {
+pub(crate) fn node_cpu_seconds(stat: &str) -> Option<f64> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -29,6 +29,10 @@ pub fn node_cpu_seconds(stat: &str) -> Option<f64> {
     Some(busy as f64 / hz)
 }
 
+#[expect(
+    unsafe_code,
+    reason = "sysconf(3) for the clock tick of /proc's CPU times"
+)]
 fn clk_tck() -> f64 {
     // SAFETY: sysconf only reads a constant of the system.
     let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
@@ -40,7 +44,7 @@ fn clk_tck() -> f64 {
 }
 
 /// The node's memory in use (bytes) from /proc/meminfo: total less available.
-pub fn node_memory_bytes(meminfo: &str) -> Option<u64> {
+pub(crate) fn node_memory_bytes(meminfo: &str) -> Option<u64> {
     let field = |name: &str| -> Option<u64> {
         let l = meminfo.lines().find(|l| l.starts_with(name))?;
         l.split_whitespace()
@@ -59,7 +63,7 @@ fn label(v: &str) -> String {
 }
 
 /// The metrics text.
-pub async fn render(runtime: &dyn Runtime) -> String {
+pub(crate) async fn render(runtime: &dyn Runtime) -> String {
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let mut out = String::new();
     let stats = runtime.list_container_stats().await;

@@ -20,10 +20,10 @@
 //! CA gets a 401, not a failed handshake. There is no authorization beyond
 //! that (Kubernetes' kubelet asks the API server with SubjectAccessReviews).
 
-pub mod logs;
-pub mod lookup;
-pub mod metrics;
-pub mod stream;
+pub(crate) mod logs;
+pub(crate) mod lookup;
+pub(crate) mod metrics;
+pub(crate) mod stream;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -46,7 +46,7 @@ use crate::cri::Runtime;
 type Body = BoxBody<Bytes, std::io::Error>;
 
 /// What handlers use.
-pub struct State {
+pub(crate) struct State {
     pub runtime: Arc<dyn Runtime>,
     /// To read a pod's status (why a container has no logs yet).
     pub client: Option<kube::Client>,
@@ -67,7 +67,7 @@ fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
 }
 
 /// The listening server.
-pub struct KubeletServer {
+pub(crate) struct KubeletServer {
     pub addr: SocketAddr,
     listener: tokio::net::TcpListener,
     tls: Arc<rustls::ServerConfig>,
@@ -78,7 +78,7 @@ impl KubeletServer {
     /// Binds `bind:port` (port 0: any free port) and makes the serving
     /// certificate for `names` (DNS names and addresses). `client_ca_pem`: the
     /// CA whose client certificates are accepted (`None`: nobody is).
-    pub async fn bind(
+    pub(crate) async fn bind(
         bind: IpAddr,
         port: u16,
         names: Vec<String>,
@@ -127,7 +127,7 @@ impl KubeletServer {
     }
 
     /// Serves until `cancel`.
-    pub async fn serve(self, state: Arc<State>, cancel: CancellationToken) {
+    pub(crate) async fn serve(self, state: Arc<State>, cancel: CancellationToken) {
         tracing::info!(addr = %self.addr, "kubelet server listening");
         let acceptor = tokio_rustls::TlsAcceptor::from(self.tls);
         loop {

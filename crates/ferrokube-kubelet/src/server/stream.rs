@@ -37,7 +37,7 @@ fn skipped(name: &header::HeaderName) -> bool {
 
 /// Proxies an upgrade request to `url` (`http://host:port/path`), then joins
 /// the two connections.
-pub async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
+pub(crate) async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Body> {
     let uri: http::Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => {
@@ -137,7 +137,7 @@ pub async fn proxy_upgrade(mut req: Request<Incoming>, url: &str) -> Response<Bo
 /// The streams a request asks for, from the kubelet's query names (`input`,
 /// `output`, `error`, `tty`) or the API's (`stdin`, `stdout`, `stderr`).
 #[derive(Debug, Default, PartialEq)]
-pub struct StreamOptions {
+pub(crate) struct StreamOptions {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
@@ -147,7 +147,7 @@ pub struct StreamOptions {
 }
 
 impl StreamOptions {
-    pub fn from_query(pairs: &[(String, String)]) -> Result<StreamOptions, String> {
+    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<StreamOptions, String> {
         let on = |v: &str| matches!(v, "1" | "true" | "True" | "TRUE" | "t" | "T");
         let mut o = StreamOptions::default();
         for (k, v) in pairs {
@@ -213,7 +213,7 @@ fn not_running(ns: &str, pod: &str, container: &str, attach: bool) -> String {
 }
 
 /// `/exec/{ns}/{pod}/{container}` and `/attach/...`.
-pub async fn exec_or_attach(
+pub(crate) async fn exec_or_attach(
     state: &State,
     req: Request<Incoming>,
     attach: bool,
@@ -275,7 +275,7 @@ pub async fn exec_or_attach(
 }
 
 /// `/portForward/{ns}/{pod}`.
-pub async fn port_forward(
+pub(crate) async fn port_forward(
     state: &State,
     req: Request<Incoming>,
     ns: &str,
@@ -310,7 +310,7 @@ pub async fn port_forward(
 }
 
 /// Query pairs of a request.
-pub fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
+pub(crate) fn query_pairs(req: &Request<Incoming>) -> Vec<(String, String)> {
     form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
         .into_owned()
         .collect()

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ferrokube_client::testing::TestApi;
+use ferrokube_client::testing::{wait, TestApi};
 use ferrokube_kubelet::cri::{labels, remote::RemoteRuntime, Runtime};
 use ferrokube_kubelet::{containerd::ContainerdPaths, KubeletConfig};
 use futures::FutureExt;
@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 pub(crate) const NODE: &str = "e2e-node";
 
 /// Fails loudly when something the tests need is not installed.
+#[expect(unsafe_code, reason = "geteuid(2): the tests need root")]
 pub(crate) fn require_tools() {
     let mut missing = Vec::new();
     for (bin, pkg) in [
@@ -55,11 +56,8 @@ pub(crate) fn require_tools() {
         missing.join(", ")
     );
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(
-        unsafe { libc::geteuid() },
-        0,
-        "end-to-end tests run containers: run them as root"
-    );
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "end-to-end tests run containers: run them as root");
 }
 
 fn repo_root() -> PathBuf {
@@ -183,22 +181,32 @@ impl Env {
         check: impl Fn(&Pod) -> Option<T>,
     ) -> T {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), ns);
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        let mut last = None;
-        loop {
-            if let Ok(p) = pods.get(name).await {
-                if let Some(v) = check(&p) {
-                    return v;
-                }
-                last = Some(p);
-            }
-            if Instant::now() > deadline {
-                panic!(
-                    "pod {ns}/{name}: {what} not reached within {secs} s; last status: {}",
-                    serde_json::to_string_pretty(&last.and_then(|p| p.status)).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+        let last = std::sync::Mutex::new(None);
+        let found = wait::poll(
+            Duration::from_secs(secs),
+            Duration::from_millis(200),
+            || async {
+                let p = pods.get(name).await.ok()?;
+                let v = check(&p);
+                *last
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(p);
+                v
+            },
+        )
+        .await;
+        match found {
+            Some((v, _)) => v,
+            None => panic!(
+                "pod {ns}/{name}: {what} not reached within {secs} s; last status: {}",
+                serde_json::to_string_pretty(
+                    &last
+                        .into_inner()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .and_then(|p: Pod| p.status)
+                )
+                .unwrap_or_default()
+            ),
         }
     }
 
