@@ -164,9 +164,23 @@ fn condition(
     }
 }
 
+/// Why the runtime's status is not known (the Ready condition says so).
+#[derive(Debug, Clone, thiserror::Error)]
+enum RuntimeDown {
+    /// The agent is still starting the runtime (the Node's first status).
+    #[error("starting")]
+    Starting,
+    /// The runtime answered the status call without a status.
+    #[error("no status")]
+    NoStatus,
+    /// The runtime's status call failed, with the runtime's message.
+    #[error("{0}")]
+    Call(String),
+}
+
 /// Node conditions from the runtime's status and the machine's free memory and disk.
-pub(crate) fn conditions(
-    runtime_status: Result<&cri_api::RuntimeStatus, String>,
+fn conditions(
+    runtime_status: Result<&cri_api::RuntimeStatus, RuntimeDown>,
     data_dir: &Path,
     previous: &[NodeCondition],
 ) -> Vec<NodeCondition> {
@@ -285,10 +299,10 @@ fn status_patch(
     })
 }
 
-async fn runtime_status(runtime: &dyn Runtime) -> Result<cri_api::RuntimeStatus, String> {
+async fn runtime_status(runtime: &dyn Runtime) -> Result<cri_api::RuntimeStatus, RuntimeDown> {
     match runtime.status().await {
-        Ok(r) => r.status.ok_or_else(|| "no status".to_string()),
-        Err(e) => Err(e.message().to_string()),
+        Ok(r) => r.status.ok_or(RuntimeDown::NoStatus),
+        Err(e) => Err(RuntimeDown::Call(e.message().to_string())),
     }
 }
 
@@ -326,7 +340,7 @@ pub(crate) async fn register(
             }
         }
     };
-    let conds = conditions(Err("starting".into()), &config.data_dir, &[]);
+    let conds = conditions(Err(RuntimeDown::Starting), &config.data_dir, &[]);
     let patch = status_patch(config, node_ip, version, &conds);
     nodes
         .patch_status(
@@ -458,7 +472,11 @@ mod tests {
             c.iter().find(|c| c.type_ == "PIDPressure").unwrap().status,
             "False"
         );
-        let down = conditions(Err("dial failed".into()), Path::new("/"), &c);
+        let down = conditions(
+            Err(RuntimeDown::Call("dial failed".into())),
+            Path::new("/"),
+            &c,
+        );
         let ready2 = down.iter().find(|c| c.type_ == "Ready").unwrap();
         assert_eq!(ready2.status, "False");
         assert_eq!(ready2.reason.as_deref(), Some("KubeletNotReady"));

@@ -66,13 +66,53 @@ fn code_name(c: tonic::Code) -> &'static str {
     }
 }
 
-/// Checks `service` at `host:port`; Ok is healthy, Err the failure message.
+/// Why a gRPC probe failed: the probe's message, as Kubernetes' prober words it.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GrpcProbeError {
+    /// `host:port` makes no valid endpoint.
+    #[error("error: failed to connect service at {addr:?}: {cause}")]
+    BadAddress {
+        /// `host:port`.
+        addr: String,
+        /// Why the endpoint was refused.
+        cause: String,
+    },
+    /// No connection within the probe's timeout.
+    #[error(
+        "timeout: failed to connect service {addr:?} within {within}: context deadline exceeded"
+    )]
+    ConnectTimeout {
+        /// `host:port`.
+        addr: String,
+        /// The timeout, as Go prints a duration.
+        within: String,
+    },
+    /// The Check call did not complete within the timeout (as Go prints it).
+    #[error("timeout: health rpc did not complete within {0}")]
+    RpcTimeout(String),
+    /// The server does not implement grpc.health.v1 (its status message).
+    #[error("error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {0}")]
+    Unimplemented(String),
+    /// The Check call failed with another gRPC status.
+    #[error("error: health rpc probe failed: rpc error: code = {code} desc = {message}")]
+    Rpc {
+        /// The status code's name.
+        code: &'static str,
+        /// The status message.
+        message: String,
+    },
+    /// The server answered, with a status other than SERVING (its name).
+    #[error("service unhealthy (responded with {0:?})")]
+    Unhealthy(String),
+}
+
+/// Checks `service` at `host:port`; Ok is healthy.
 pub(crate) async fn check(
     host: &str,
     port: u16,
     service: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), GrpcProbeError> {
     let addr = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {
@@ -80,15 +120,13 @@ pub(crate) async fn check(
     };
     let deadline = Instant::now() + timeout;
     let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .map_err(|e| bad_address(&addr, e))?
         .user_agent("kube-probe/1.33")
-        .map_err(|e| format!("error: failed to connect service at {addr:?}: {e}"))?
+        .map_err(|e| bad_address(&addr, e))?
         .connect_timeout(timeout);
-    let connect_failed = || {
-        format!(
-            "timeout: failed to connect service {addr:?} within {}: context deadline exceeded",
-            go_duration(timeout)
-        )
+    let connect_failed = || GrpcProbeError::ConnectTimeout {
+        addr: addr.clone(),
+        within: go_duration(timeout),
     };
     let channel = loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -114,37 +152,34 @@ pub(crate) async fn check(
         grpc.unary(req, path, codec).await
     };
     let left = deadline.saturating_duration_since(Instant::now());
-    let rpc_timeout = || {
-        format!(
-            "timeout: health rpc did not complete within {}",
-            go_duration(timeout)
-        )
-    };
+    let rpc_timeout = || GrpcProbeError::RpcTimeout(go_duration(timeout));
     let resp = match tokio::time::timeout(left, call).await {
         Err(_) => return Err(rpc_timeout()),
         Ok(Err(st)) => {
             return Err(match st.code() {
-                tonic::Code::Unimplemented => format!(
-                    "error: this server does not implement the grpc health protocol (grpc.health.v1.Health): {}",
-                    st.message()
-                ),
+                tonic::Code::Unimplemented => {
+                    GrpcProbeError::Unimplemented(st.message().to_string())
+                }
                 tonic::Code::DeadlineExceeded => rpc_timeout(),
-                code => format!(
-                    "error: health rpc probe failed: rpc error: code = {} desc = {}",
-                    code_name(code),
-                    st.message()
-                ),
+                code => GrpcProbeError::Rpc {
+                    code: code_name(code),
+                    message: st.message().to_string(),
+                },
             })
         }
         Ok(Ok(r)) => r.into_inner(),
     };
     if resp.status != 1 {
-        return Err(format!(
-            "service unhealthy (responded with {:?})",
-            status_name(resp.status)
-        ));
+        return Err(GrpcProbeError::Unhealthy(status_name(resp.status)));
     }
     Ok(())
+}
+
+fn bad_address(addr: &str, cause: impl std::fmt::Display) -> GrpcProbeError {
+    GrpcProbeError::BadAddress {
+        addr: addr.to_string(),
+        cause: cause.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -165,7 +200,8 @@ mod tests {
         drop(l);
         let err = check("127.0.0.1", port, "", Duration::from_secs(1))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             format!("timeout: failed to connect service \"127.0.0.1:{port}\" within 1s: context deadline exceeded")

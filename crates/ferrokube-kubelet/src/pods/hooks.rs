@@ -27,7 +27,38 @@ fn go_list(v: &[String]) -> String {
     format!("[{}]", v.join(" "))
 }
 
-/// Runs `handler` for container `id` of `pod`; `Err` is the event message.
+/// Why a lifecycle hook failed: its Display is the FailedPostStartHook /
+/// FailedPreStopHook event's message, in Kubernetes' words.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum HookError {
+    /// The exec action could not run or exited non-zero.
+    #[error("Exec lifecycle hook ({command}) {who} failed - error: {error}, message: {output:?}")]
+    Exec {
+        /// The command, as Go prints a string slice.
+        command: String,
+        /// `for Container "c" in Pod "name_ns(uid)"`.
+        who: String,
+        /// Why it failed.
+        error: String,
+        /// Its standard output and error.
+        output: String,
+    },
+    /// The httpGet action could not be made or got no answer.
+    #[error("HTTP lifecycle hook ({path}) {who} failed - error: {error}")]
+    Http {
+        /// The path asked for.
+        path: String,
+        /// `for Container "c" in Pod "name_ns(uid)"`.
+        who: String,
+        /// Why it failed.
+        error: String,
+    },
+    /// The handler has no action.
+    #[error("Cannot run handler: invalid handler: no exec, httpGet or sleep action")]
+    NoAction,
+}
+
+/// Runs `handler` for container `id` of `pod`.
 pub(crate) async fn run(
     handler: &LifecycleHandler,
     runtime: &dyn Runtime,
@@ -35,7 +66,7 @@ pub(crate) async fn run(
     pod_ip: Option<&str>,
     pod: &Pod,
     container: &Container,
-) -> Result<(), String> {
+) -> Result<(), HookError> {
     let who = format!(
         "for Container {:?} in Pod {:?}",
         container.name,
@@ -44,10 +75,12 @@ pub(crate) async fn run(
     if let Some(exec) = &handler.exec {
         let cmd = exec.command.clone().unwrap_or_default();
         let failed = |error: String, output: String| {
-            Err(format!(
-                "Exec lifecycle hook ({}) {who} failed - error: {error}, message: {output:?}",
-                go_list(&cmd)
-            ))
+            Err(HookError::Exec {
+                command: go_list(&cmd),
+                who: who.clone(),
+                error,
+                output,
+            })
         };
         return match runtime.exec_sync(id, cmd.clone(), 0).await {
             Ok(r) if r.exit_code == 0 => Ok(()),
@@ -70,9 +103,11 @@ pub(crate) async fn run(
     if let Some(http) = &handler.http_get {
         let path = http.path.clone().unwrap_or_default();
         let failed = |error: String| {
-            Err(format!(
-                "HTTP lifecycle hook ({path}) {who} failed - error: {error}"
-            ))
+            Err(HookError::Http {
+                path: path.clone(),
+                who: who.clone(),
+                error,
+            })
         };
         if http
             .scheme
@@ -90,7 +125,7 @@ pub(crate) async fn run(
         };
         let port = match probes::port_of(&http.port, container) {
             Ok(p) => p,
-            Err(e) => return failed(e),
+            Err(e) => return failed(e.to_string()),
         };
         let headers = http.http_headers.clone().unwrap_or_default();
         return match probes::http_get(&host, port, &path, &headers, "kube-lifecycle/1.33", None)
@@ -98,14 +133,14 @@ pub(crate) async fn run(
         {
             // Kubernetes does not look at the status code of a hook's answer.
             Ok(_) => Ok(()),
-            Err(e) => failed(e),
+            Err(e) => failed(e.to_string()),
         };
     }
     if let Some(sleep) = &handler.sleep {
         tokio::time::sleep(Duration::from_secs(sleep.seconds.max(0) as u64)).await;
         return Ok(());
     }
-    Err("Cannot run handler: invalid handler: no exec, httpGet or sleep action".into())
+    Err(HookError::NoAction)
 }
 
 /// The grace period left for SIGTERM → SIGKILL after a preStop hook that took
@@ -137,7 +172,10 @@ mod tests {
         let p = pod();
         let c = p.spec.as_ref().unwrap().containers[0].clone();
         let h = handler(serde_json::json!({"exec": {"command": ["false", "x"]}}));
-        let err = run(&h, &rt, "id1", None, &p, &c).await.unwrap_err();
+        let err = run(&h, &rt, "id1", None, &p, &c)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(
                 "Exec lifecycle hook ([false x]) for Container \"c\" in Pod \"p_ns(u1)\" failed - error: command 'false x' exited with 1"
@@ -178,7 +216,8 @@ mod tests {
         let h = handler(serde_json::json!({"httpGet": {"path": "/x", "port": dead}}));
         let err = run(&h, &rt, "id1", Some("127.0.0.1"), &p, &c)
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(
             err.starts_with(&format!(
                 "HTTP lifecycle hook (/x) for Container \"c\" in Pod \"p_ns(u1)\" failed - error: Get \"http://127.0.0.1:{dead}/x\": dial tcp"

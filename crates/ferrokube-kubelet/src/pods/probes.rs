@@ -67,12 +67,40 @@ pub(crate) enum Outcome {
     Failure(String),
 }
 
+/// Why a probe's or hook's port names no port (the probe fails, the hook
+/// fails, with this message).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PortError {
+    /// The number is not a port number.
+    #[error("invalid port {0}")]
+    Invalid(String),
+    /// None of the container's ports has this name.
+    #[error("no port named {name:?} in container {container}")]
+    NoSuchName {
+        /// The name asked for.
+        name: String,
+        /// The container's name.
+        container: String,
+    },
+}
+
+/// A plain-HTTP GET that got no answer, worded as Go's HTTP client words it
+/// (`Get "http://host:port/path": ...`).
+#[derive(Debug, thiserror::Error)]
+#[error("Get \"{url}\": {cause}")]
+pub(crate) struct HttpGetError {
+    /// The URL asked for.
+    url: String,
+    /// What went wrong (dial, read, timeout, a malformed answer).
+    cause: String,
+}
+
 /// A port by number, numeric string or the name of one of the container's ports.
-pub(crate) fn port_of(port: &IntOrString, container: &Container) -> Result<u16, String> {
+pub(crate) fn port_of(port: &IntOrString, container: &Container) -> Result<u16, PortError> {
     match port {
-        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| format!("invalid port {p}")),
+        IntOrString::Int(p) => u16::try_from(*p).map_err(|_| PortError::Invalid(p.to_string())),
         IntOrString::String(s) if s.parse::<u16>().is_ok() => {
-            s.parse::<u16>().map_err(|e| e.to_string())
+            s.parse::<u16>().map_err(|_| PortError::Invalid(s.clone()))
         }
         IntOrString::String(name) => container
             .ports
@@ -80,7 +108,10 @@ pub(crate) fn port_of(port: &IntOrString, container: &Container) -> Result<u16, 
             .flatten()
             .find(|p| p.name.as_deref() == Some(name.as_str()))
             .and_then(|p| u16::try_from(p.container_port).ok())
-            .ok_or_else(|| format!("no port named {name:?} in container {}", container.name)),
+            .ok_or_else(|| PortError::NoSuchName {
+                name: name.clone(),
+                container: container.name.clone(),
+            }),
     }
 }
 
@@ -108,7 +139,7 @@ pub(crate) async fn attempt(
     if let Some(tcp) = &probe.tcp_socket {
         let port = match port_of(&tcp.port, container) {
             Ok(p) => p,
-            Err(e) => return Outcome::Failure(e),
+            Err(e) => return Outcome::Failure(e.to_string()),
         };
         let host = tcp.host.clone().unwrap_or_else(|| pod_ip.to_string());
         return match tokio::time::timeout(
@@ -129,13 +160,13 @@ pub(crate) async fn attempt(
         let service = g.service.clone().unwrap_or_default();
         return match super::grpc_probe::check(pod_ip, port, &service, timeout).await {
             Ok(()) => Outcome::Success,
-            Err(msg) => Outcome::Failure(msg),
+            Err(e) => Outcome::Failure(e.to_string()),
         };
     }
     if let Some(http) = &probe.http_get {
         let port = match port_of(&http.port, container) {
             Ok(p) => p,
-            Err(e) => return Outcome::Failure(e),
+            Err(e) => return Outcome::Failure(e.to_string()),
         };
         if http
             .scheme
@@ -159,7 +190,7 @@ pub(crate) async fn attempt(
         {
             Ok(code) if (200..400).contains(&code) => Outcome::Success,
             Ok(code) => Outcome::Failure(format!("HTTP probe failed with statuscode: {code}")),
-            Err(e) => Outcome::Failure(e),
+            Err(e) => Outcome::Failure(e.to_string()),
         };
     }
     Outcome::Failure("probe has no handler".into())
@@ -174,7 +205,7 @@ pub(crate) async fn http_get(
     headers: &[k8s_openapi::api::core::v1::HTTPHeader],
     user_agent: &str,
     timeout: Option<Duration>,
-) -> Result<u16, String> {
+) -> Result<u16, HttpGetError> {
     let path = if path.starts_with('/') {
         path.to_string()
     } else {
@@ -229,13 +260,16 @@ pub(crate) async fn http_get(
         },
         None => fut.await,
     };
-    result.map_err(|e| format!("Get \"{url}\": {e}"))
+    result.map_err(|cause| HttpGetError { url, cause })
 }
 
 /// Starts a task running `probe` of `kind` for container `id` until aborted.
 /// Liveness and readiness wait for the startup probe (if any) to succeed; a startup
 /// probe stops after its first success.
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "a probe task owns everything it needs: the probe, the runtime, the results table and the container"
+)]
 pub(crate) fn spawn(
     kind: Kind,
     probe: Probe,

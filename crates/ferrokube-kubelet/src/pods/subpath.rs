@@ -13,9 +13,43 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
+/// Why a sub path cannot be mounted: the container's CreateContainerConfigError
+/// message, in Kubernetes' words.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubPathError {
+    /// A `subPathExpr` uses variables the container's environment lacks or
+    /// leaves empty (sorted, each once).
+    #[error("missing value for {}", .0.join(", "))]
+    MissingVariables(Vec<String>),
+    /// The sub path is absolute.
+    #[error("error SubPath `{0}` must not be an absolute path")]
+    Absolute(String),
+    /// The sub path climbs out of its volume with `..`.
+    #[error("unable to provision SubPath `{0}`: must not contain '..'")]
+    Climbs(String),
+    /// Creating the missing sub path directory failed (the cause is logged).
+    #[error(
+        "failed to create subPath directory for volumeMount {mount:?} of container {container:?}"
+    )]
+    Create {
+        /// The volumeMount's name.
+        mount: String,
+        /// The container's name.
+        container: String,
+    },
+    /// Opening or binding the sub path failed (the cause is logged).
+    #[error("failed to prepare subPath for volumeMount {mount:?} of container {container:?}")]
+    Bind {
+        /// The volumeMount's name.
+        mount: String,
+        /// The container's name.
+        container: String,
+    },
+}
+
 /// Expands `$(VAR)` in a `subPathExpr` from the container's environment; a
 /// variable that is unset or empty is an error, as in Kubernetes.
-pub(crate) fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String, String> {
+pub(crate) fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String, SubPathError> {
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let mut missing: Vec<String> = Vec::new();
     let b = expr.as_bytes();
@@ -45,22 +79,18 @@ pub(crate) fn expand_expr(expr: &str, env: &[(String, String)]) -> Result<String
     if !missing.is_empty() {
         missing.sort();
         missing.dedup();
-        return Err(format!("missing value for {}", missing.join(", ")));
+        return Err(SubPathError::MissingVariables(missing));
     }
     Ok(out)
 }
 
 /// The node's checks of a sub path before it touches the disk.
-pub(crate) fn check(sub: &str) -> Result<(), String> {
+pub(crate) fn check(sub: &str) -> Result<(), SubPathError> {
     if Path::new(sub).is_absolute() {
-        return Err(format!(
-            "error SubPath `{sub}` must not be an absolute path"
-        ));
+        return Err(SubPathError::Absolute(sub.to_string()));
     }
     if sub.split('/').any(|p| p == "..") {
-        return Err(format!(
-            "unable to provision SubPath `{sub}`: must not contain '..'"
-        ));
+        return Err(SubPathError::Climbs(sub.to_string()));
     }
     Ok(())
 }
@@ -214,7 +244,7 @@ pub(crate) struct Request<'a> {
 /// Prepares the sub path: creates it as a directory when missing, then binds
 /// it at a path of its own and returns that path. Errors are worded as
 /// Kubernetes words them to the user (details go to the log).
-pub(crate) fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, String> {
+pub(crate) fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, SubPathError> {
     let rel = Path::new(r.sub);
     let wanted = r.volume.join(rel);
     if std::fs::symlink_metadata(&wanted).is_err() && std::fs::metadata(&wanted).is_err() {
@@ -228,10 +258,10 @@ pub(crate) fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, Stri
                 "creating subPath {}: {e}",
                 r.sub
             );
-            return Err(format!(
-                "failed to create subPath directory for volumeMount {mount_name:?} of container {:?}",
-                r.container
-            ));
+            return Err(SubPathError::Create {
+                mount: mount_name.to_string(),
+                container: r.container.to_string(),
+            });
         }
     }
     bind(r).map_err(|e| {
@@ -241,10 +271,10 @@ pub(crate) fn prepare(r: &Request<'_>, mount_name: &str) -> Result<PathBuf, Stri
             "subPath {}: {e}",
             r.sub
         );
-        format!(
-            "failed to prepare subPath for volumeMount {mount_name:?} of container {:?}",
-            r.container
-        )
+        SubPathError::Bind {
+            mount: mount_name.to_string(),
+            container: r.container.to_string(),
+        }
     })
 }
 
@@ -315,7 +345,9 @@ mod tests {
         assert_eq!(expand_expr("logs/$(POD)", &env).unwrap(), "logs/web-0");
         assert_eq!(expand_expr("$$(POD)", &env).unwrap(), "$(POD)");
         assert_eq!(
-            expand_expr("$(NOPE)/$(EMPTY)", &env).unwrap_err(),
+            expand_expr("$(NOPE)/$(EMPTY)", &env)
+                .unwrap_err()
+                .to_string(),
             "missing value for EMPTY, NOPE"
         );
     }
@@ -324,7 +356,7 @@ mod tests {
     fn checks_refuse_escapes() {
         assert!(check("a/b").is_ok());
         assert_eq!(
-            check("/etc").unwrap_err(),
+            check("/etc").unwrap_err().to_string(),
             "error SubPath `/etc` must not be an absolute path"
         );
         assert!(check("a/../../b").is_err());

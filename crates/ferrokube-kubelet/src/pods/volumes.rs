@@ -554,6 +554,19 @@ pub(crate) async fn prepare(
     pod: &Pod,
     host_ip: &str,
     node_capacity: &BTreeMap<String, Quantity>,
+) -> Result<PreparedVolumes, VolumeError> {
+    prepare_all(client, tokens, config, pod, host_ip, node_capacity)
+        .await
+        .map_err(VolumeError::of)
+}
+
+async fn prepare_all(
+    client: &kube::Client,
+    tokens: &TokenCache,
+    config: &KubeletConfig,
+    pod: &Pod,
+    host_ip: &str,
+    node_capacity: &BTreeMap<String, Quantity>,
 ) -> Result<PreparedVolumes, String> {
     let fs_group = FsGroup::of(pod);
     // Kubernetes passes no fsGroupChangePolicy for these volume types.
@@ -860,6 +873,49 @@ fn api_message(e: &kube::Error) -> String {
     }
 }
 
+/// Why a container's volumeMounts cannot be mounted: its
+/// CreateContainerConfigError message.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum MountError {
+    /// A volumeMount names a volume the pod does not have.
+    #[error("volumeMount {0:?} names no volume")]
+    NoVolume(String),
+    /// A volumeMount's sub path cannot be mounted.
+    #[error(transparent)]
+    SubPath(#[from] subpath::SubPathError),
+}
+
+/// Why the pod's volumes could not be prepared: the FailedMount event says so.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum VolumeError {
+    /// The message already is the whole event, in Kubernetes' words (`Unable to
+    /// attach or mount volumes: ...`, `MountVolume...`).
+    #[error("{0}")]
+    Mount(String),
+    /// Setting one volume up failed; the event says `MountVolume.SetUp failed:`
+    /// and this.
+    #[error("{0}")]
+    SetUp(String),
+}
+
+impl VolumeError {
+    fn of(msg: String) -> Self {
+        if msg.starts_with("Unable to attach or mount volumes") || msg.starts_with("MountVolume.") {
+            VolumeError::Mount(msg)
+        } else {
+            VolumeError::SetUp(msg)
+        }
+    }
+
+    /// The FailedMount event's message.
+    pub(crate) fn event_message(&self) -> String {
+        match self {
+            VolumeError::Mount(msg) => msg.clone(),
+            VolumeError::SetUp(msg) => format!("MountVolume.SetUp failed: {msg}"),
+        }
+    }
+}
+
 /// Where a container's mounts are prepared.
 pub(crate) struct MountContext<'a> {
     /// DATA_DIR/agent/pods/<uid>.
@@ -874,12 +930,12 @@ pub(crate) fn mounts(
     c: &Container,
     volumes: &HashMap<String, (PathBuf, bool)>,
     ctx: &MountContext<'_>,
-) -> Result<Vec<api::Mount>, String> {
+) -> Result<Vec<api::Mount>, MountError> {
     let mut out = Vec::new();
     for (index, vm) in c.volume_mounts.iter().flatten().enumerate() {
         let (path, ro) = volumes
             .get(&vm.name)
-            .ok_or_else(|| format!("volumeMount {:?} names no volume", vm.name))?;
+            .ok_or_else(|| MountError::NoVolume(vm.name.clone()))?;
         let sub = match vm.sub_path_expr.as_deref().filter(|s| !s.is_empty()) {
             Some(expr) => subpath::expand_expr(expr, ctx.env)?,
             None => vm.sub_path.clone().unwrap_or_default(),

@@ -538,22 +538,16 @@ impl Worker {
             &self.ctx.node_capacity,
         )
         .await;
-        let msg = match prepared {
+        let e = match prepared {
             Ok(v) => {
                 self.volumes = Some((v, std::time::Instant::now()));
                 return Ok(None);
             }
-            Err(e) => e.to_string(),
+            Err(e) => e,
         };
-        tracing::warn!(pod = %pod_key(pod), "volumes: {msg}");
-        let event = if msg.starts_with("Unable to attach or mount volumes")
-            || msg.starts_with("MountVolume.")
-        {
-            msg
-        } else {
-            format!("MountVolume.SetUp failed: {msg}")
-        };
-        self.event(pod, None, true, "FailedMount", event).await;
+        tracing::warn!(pod = %pod_key(pod), "volumes: {e}");
+        self.event(pod, None, true, "FailedMount", e.event_message())
+            .await;
         if self.volumes.is_some() {
             return Ok(None);
         }
@@ -902,7 +896,7 @@ impl Worker {
                 tracing::info!(pod = %pod_key(pod), container = %c.name, "postStart hook cut short by the pod's deletion");
                 return;
             }
-            Some(Err(msg)) => msg,
+            Some(Err(e)) => e.to_string(),
         };
         tracing::info!(pod = %pod_key(pod), container = %c.name, "postStart hook failed: {msg}");
         self.event(pod, Some(&c.name), true, "FailedPostStartHook", msg.clone())
@@ -940,7 +934,8 @@ impl Worker {
                 let run = hooks::run(hook, self.ctx.runtime.as_ref(), id, ip.as_deref(), pod, c);
                 match tokio::time::timeout(Duration::from_secs(grace as u64), run).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(msg)) => {
+                    Ok(Err(e)) => {
+                        let msg = e.to_string();
                         tracing::info!(pod = %pod_key(pod), container = %c.name, "preStop hook failed: {msg}");
                         self.event(pod, Some(&c.name), true, "FailedPreStopHook", msg)
                             .await;

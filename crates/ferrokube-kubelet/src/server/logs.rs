@@ -33,11 +33,55 @@ pub(crate) struct LogOptions {
     pub since: Option<Timestamp>,
 }
 
-fn flag(v: &str) -> Result<bool, String> {
+/// Why a log request's options are refused (a 400 with this text, naming the
+/// bad parameter).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LogOptionsError {
+    /// A flag (`follow`, `previous`, `timestamps`) is not a boolean.
+    #[error("{param}: invalid boolean value {value:?}")]
+    InvalidBoolean {
+        /// The parameter.
+        param: &'static str,
+        /// What it was given.
+        value: String,
+    },
+    /// A number parameter is not a number.
+    #[error("{param}: invalid value {value:?}")]
+    InvalidNumber {
+        /// The parameter.
+        param: &'static str,
+        /// What it was given.
+        value: String,
+    },
+    /// `tailLines` is negative.
+    #[error("tailLines: must be greater than or equal to 0")]
+    NegativeTailLines,
+    /// `limitBytes` or `sinceSeconds` is not positive.
+    #[error("{0}: must be greater than 0")]
+    NotPositive(&'static str),
+    /// `sinceTime` is not an RFC 3339 time.
+    #[error("sinceTime: invalid RFC 3339 time {0:?}")]
+    InvalidTime(String),
+    /// Both `sinceTime` and `sinceSeconds` are given.
+    #[error("at most one of sinceTime or sinceSeconds may be specified")]
+    BothSince,
+}
+
+fn flag(param: &'static str, v: &str) -> Result<bool, LogOptionsError> {
     match v {
         "" | "true" | "1" | "True" | "TRUE" | "t" | "T" => Ok(true),
         "false" | "0" | "False" | "FALSE" | "f" | "F" => Ok(false),
-        _ => Err(format!("invalid boolean value {v:?}")),
+        _ => Err(LogOptionsError::InvalidBoolean {
+            param,
+            value: v.to_string(),
+        }),
+    }
+}
+
+fn number_error(param: &'static str, v: &str) -> LogOptionsError {
+    LogOptionsError::InvalidNumber {
+        param,
+        value: v.to_string(),
     }
 }
 
@@ -47,55 +91,47 @@ impl LogOptions {
     pub(crate) fn from_query(
         pairs: &[(String, String)],
         now: Timestamp,
-    ) -> Result<LogOptions, String> {
+    ) -> Result<LogOptions, LogOptionsError> {
         let mut o = LogOptions::default();
         let mut since_seconds = None;
         let mut since_time = None;
         for (k, v) in pairs {
             match k.as_str() {
-                "follow" => o.follow = flag(v).map_err(|e| format!("follow: {e}"))?,
-                "previous" => o.previous = flag(v).map_err(|e| format!("previous: {e}"))?,
-                "timestamps" => o.timestamps = flag(v).map_err(|e| format!("timestamps: {e}"))?,
+                "follow" => o.follow = flag("follow", v)?,
+                "previous" => o.previous = flag("previous", v)?,
+                "timestamps" => o.timestamps = flag("timestamps", v)?,
                 "tailLines" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("tailLines: invalid value {v:?}"))?;
+                    let n: i64 = v.parse().map_err(|_| number_error("tailLines", v))?;
                     if n < 0 {
-                        return Err("tailLines: must be greater than or equal to 0".into());
+                        return Err(LogOptionsError::NegativeTailLines);
                     }
                     o.tail_lines = Some(n as usize);
                 }
                 "limitBytes" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("limitBytes: invalid value {v:?}"))?;
+                    let n: i64 = v.parse().map_err(|_| number_error("limitBytes", v))?;
                     if n < 1 {
-                        return Err("limitBytes: must be greater than 0".into());
+                        return Err(LogOptionsError::NotPositive("limitBytes"));
                     }
                     o.limit_bytes = Some(n as u64);
                 }
                 "sinceSeconds" => {
-                    let n: i64 = v
-                        .parse()
-                        .map_err(|_| format!("sinceSeconds: invalid value {v:?}"))?;
+                    let n: i64 = v.parse().map_err(|_| number_error("sinceSeconds", v))?;
                     if n < 1 {
-                        return Err("sinceSeconds: must be greater than 0".into());
+                        return Err(LogOptionsError::NotPositive("sinceSeconds"));
                     }
                     since_seconds = Some(n);
                 }
                 "sinceTime" => {
                     let t: Timestamp = v
                         .parse()
-                        .map_err(|_| format!("sinceTime: invalid RFC 3339 time {v:?}"))?;
+                        .map_err(|_| LogOptionsError::InvalidTime(v.to_string()))?;
                     since_time = Some(t);
                 }
                 _ => {}
             }
         }
         o.since = match (since_seconds, since_time) {
-            (Some(_), Some(_)) => {
-                return Err("at most one of sinceTime or sinceSeconds may be specified".into())
-            }
+            (Some(_), Some(_)) => return Err(LogOptionsError::BothSince),
             (Some(s), None) => Some(
                 now.checked_sub(jiff::SignedDuration::from_secs(s))
                     .unwrap_or(Timestamp::MIN),

@@ -268,7 +268,7 @@ async fn container_logs(
 ) -> Response<Body> {
     let opts = match logs::LogOptions::from_query(query, jiff::Timestamp::now()) {
         Ok(o) => o,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let instances = match lookup::containers(state.runtime.as_ref(), ns, pod, container).await {
         Ok(l) => l,

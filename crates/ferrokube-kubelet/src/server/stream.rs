@@ -146,8 +146,22 @@ pub(crate) struct StreamOptions {
     pub ports: Vec<i32>,
 }
 
+/// Why an exec, attach or port-forward request's options are refused (a 400
+/// with this text, Kubernetes' words).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub(crate) enum StreamOptionsError {
+    /// A `port` parameter is not a number from 1 to 65535.
+    #[error("invalid port {0:?}")]
+    InvalidPort(String),
+    /// An exec or attach asks for none of stdin, stdout and stderr.
+    #[error("you must specify at least 1 of stdin, stdout, stderr")]
+    NoStreams,
+}
+
 impl StreamOptions {
-    pub(crate) fn from_query(pairs: &[(String, String)]) -> Result<StreamOptions, String> {
+    pub(crate) fn from_query(
+        pairs: &[(String, String)],
+    ) -> Result<StreamOptions, StreamOptionsError> {
         let on = |v: &str| matches!(v, "1" | "true" | "True" | "TRUE" | "t" | "T");
         let mut o = StreamOptions::default();
         for (k, v) in pairs {
@@ -159,12 +173,12 @@ impl StreamOptions {
                 "command" => o.command.push(v.clone()),
                 "port" | "ports" => {
                     for p in v.split(',').filter(|p| !p.is_empty()) {
-                        let port: i32 = p
-                            .trim()
-                            .parse()
-                            .ok()
-                            .filter(|n| (1..=65535).contains(n))
-                            .ok_or_else(|| format!("invalid port {p:?}"))?;
+                        let port: i32 =
+                            p.trim()
+                                .parse()
+                                .ok()
+                                .filter(|n| (1..=65535).contains(n))
+                                .ok_or_else(|| StreamOptionsError::InvalidPort(p.to_string()))?;
                         o.ports.push(port);
                     }
                 }
@@ -174,9 +188,9 @@ impl StreamOptions {
         Ok(o)
     }
 
-    fn check_streams(&self) -> Result<(), String> {
+    fn check_streams(&self) -> Result<(), StreamOptionsError> {
         if !(self.stdin || self.stdout || self.stderr) {
-            return Err("you must specify at least 1 of stdin, stdout, stderr".into());
+            return Err(StreamOptionsError::NoStreams);
         }
         Ok(())
     }
@@ -224,10 +238,10 @@ pub(crate) async fn exec_or_attach(
 ) -> Response<Body> {
     let mut opts = match StreamOptions::from_query(query) {
         Ok(o) => o,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     if let Err(e) = opts.check_streams() {
-        return text(StatusCode::BAD_REQUEST, e);
+        return text(StatusCode::BAD_REQUEST, e.to_string());
     }
     if opts.tty {
         // A terminal has one output stream.
@@ -284,7 +298,7 @@ pub(crate) async fn port_forward(
 ) -> Response<Body> {
     let opts = match StreamOptions::from_query(query) {
         Ok(o) => o,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e),
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
     };
     let sandbox = match lookup::sandbox(state.runtime.as_ref(), ns, pod).await {
         Ok(Some(s)) => s,
@@ -343,7 +357,7 @@ mod tests {
         assert!(o.check_streams().is_ok());
         let none = StreamOptions::from_query(&q(&[("command", "ls")])).unwrap();
         assert_eq!(
-            none.check_streams().unwrap_err(),
+            none.check_streams().unwrap_err().to_string(),
             "you must specify at least 1 of stdin, stdout, stderr"
         );
         let ports = StreamOptions::from_query(&q(&[("port", "80,8080")])).unwrap();

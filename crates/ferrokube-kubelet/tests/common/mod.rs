@@ -2,7 +2,10 @@
 //! supervises in a temporary data dir (its own bridge and pod subnet per test), the
 //! images from scripts/build-images.sh, and cleanup of everything they created.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary that includes this harness uses only part of it"
+)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
