@@ -30,20 +30,32 @@ pub(crate) struct Cidr {
     pub(crate) prefix: u8,
 }
 
+/// Why a cluster CIDR cannot be read (the text it was given, quoted).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CidrError {
+    /// No `/` between an address and a prefix length.
+    #[error("{0:?} is not a CIDR")]
+    NotCidr(String),
+    /// The part before the `/` is not an IPv4 address.
+    #[error("{0:?}: not an IPv4 address")]
+    NotIpv4(String),
+    /// The prefix length is not a number from 0 to 32.
+    #[error("{0:?}: bad prefix length")]
+    BadPrefix(String),
+}
+
 impl std::str::FromStr for Cidr {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Cidr, String> {
+    type Err = CidrError;
+    fn from_str(s: &str) -> Result<Cidr, CidrError> {
         let (ip, prefix) = s
             .split_once('/')
-            .ok_or_else(|| format!("{s:?} is not a CIDR"))?;
-        let ip: Ipv4Addr = ip
-            .parse()
-            .map_err(|_| format!("{s:?}: not an IPv4 address"))?;
+            .ok_or_else(|| CidrError::NotCidr(s.to_string()))?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| CidrError::NotIpv4(s.to_string()))?;
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= 32)
-            .ok_or_else(|| format!("{s:?}: bad prefix length"))?;
+            .ok_or_else(|| CidrError::BadPrefix(s.to_string()))?;
         let mask = if prefix == 0 {
             0
         } else {
