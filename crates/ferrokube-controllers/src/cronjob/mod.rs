@@ -13,9 +13,9 @@ pub(crate) mod schedule;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrokube_api::cron::{load_zone, parse_standard};
+use ferrokube_api::cron::{load_zone, parse_standard, Schedule};
 use jiff::tz::TimeZone;
-use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, Job};
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -70,6 +70,31 @@ fn remove_active(cj: &mut CronJob, uid: &str) {
     if let Some(a) = cj.status.as_mut().and_then(|s| s.active.as_mut()) {
         a.retain(|r| r.uid.as_deref() != Some(uid));
     }
+}
+
+/// How many Jobs `status.active` lists.
+fn active_count(cj: &CronJob) -> usize {
+    cj.status
+        .as_ref()
+        .and_then(|s| s.active.as_ref())
+        .map_or(0, Vec::len)
+}
+
+/// Whether the Job for `scheduled` was already started: its name is in
+/// `status.active`, or `lastScheduleTime` is that time.
+fn already_started(cj: &CronJob, req: &Job, scheduled: Timestamp) -> bool {
+    let req_name = req.metadata.name.as_deref().unwrap_or("");
+    let already_named = cj
+        .status
+        .as_ref()
+        .and_then(|s| s.active.as_ref())
+        .is_some_and(|a| a.iter().any(|r| r.name.as_deref() == Some(req_name)));
+    let last = cj
+        .status
+        .as_ref()
+        .and_then(|s| s.last_schedule_time.as_ref())
+        .map(|t| t.0);
+    already_named || last == Some(scheduled)
 }
 
 /// Go's RFC 3339 form: `Z` for a zero offset.
@@ -205,9 +230,88 @@ impl CronJobController {
         jobs: &[Arc<Job>],
     ) -> anyhow::Result<(Option<Duration>, bool)> {
         let now = Timestamp::now();
-        let mut update = false;
         let ns = cj.metadata.namespace.clone().unwrap_or_default();
         let jobs_api: Api<Job> = Api::namespaced(self.client.clone(), &ns);
+        let mut update = self.account_for_jobs(cj, jobs).await?;
+        update |= self.drop_missing_active(cj, jobs, &jobs_api).await?;
+        if cj.metadata.deletion_timestamp.is_some() {
+            return Ok((None, update));
+        }
+        let spec = cj.spec.clone().unwrap_or_default();
+        let Some(tz) = self.time_zone(cj, &spec) else {
+            return Ok((None, update));
+        };
+        if spec.suspend == Some(true) {
+            return Ok((None, update));
+        }
+        let Some(sched) = self.schedule(cj, &spec) else {
+            return Ok((None, update));
+        };
+        let recent = match most_recent(cj, now, &sched, &tz, true) {
+            Ok(r) => r,
+            Err(e) => {
+                self.event(
+                    cj,
+                    "Warning",
+                    "InvalidSchedule",
+                    format!("invalid schedule: {} : {e}", spec.schedule),
+                );
+                return Ok((None, update));
+            }
+        };
+        let next = |cj: &CronJob| Some(next_duration(cj, now, &sched, &tz));
+        let Some(scheduled) = recent.most_recent.filter(|t| *t <= now) else {
+            return Ok((next(cj), update));
+        };
+        if recent.missed == Missed::Many {
+            self.event(
+                cj,
+                "Warning",
+                "TooManyMissedTimes",
+                "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew".into(),
+            );
+        }
+        if self.missed_starting_deadline(cj, &spec, scheduled, now) {
+            return Ok((next(cj), update));
+        }
+        let req = job_from_template(
+            cj,
+            scheduled,
+            &load_zone(spec.time_zone.as_deref().unwrap_or("")).unwrap_or(TimeZone::UTC),
+        );
+        if already_started(cj, &req, scheduled) {
+            return Ok((next(cj), update));
+        }
+        let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
+        if policy == "Forbid" && active_count(cj) > 0 {
+            self.event(
+                cj,
+                "Normal",
+                "JobAlreadyActive",
+                "Not starting job because prior execution is running and concurrency policy is Forbid".into(),
+            );
+            return Ok((next(cj), update));
+        }
+        if policy == "Replace" {
+            update |= self.replace_active(cj, &jobs_api, &ns).await?;
+        }
+        let Some(created) = self.create_job(cj, &jobs_api, &req).await? else {
+            return Ok((None, update));
+        };
+        let st = cj.status.get_or_insert_with(Default::default);
+        st.active
+            .get_or_insert_with(Vec::new)
+            .push(job_reference(&created));
+        st.last_schedule_time = Some(Time(scheduled));
+        Ok((next(cj), true))
+    }
+
+    /// Brings `status.active` and `lastSuccessfulTime` in line with the
+    /// CronJob's Jobs (unexpected and completed ones get an event); returns
+    /// whether the status changed. May replace `cj` with a fresher copy.
+    async fn account_for_jobs(&self, cj: &mut CronJob, jobs: &[Arc<Job>]) -> anyhow::Result<bool> {
+        let mut update = false;
+        let ns = cj.metadata.namespace.clone().unwrap_or_default();
         let cj_api: Api<CronJob> = Api::namespaced(self.client.clone(), &ns);
         for j in jobs {
             let juid = j.metadata.uid.clone().unwrap_or_default();
@@ -252,7 +356,18 @@ impl CronJobController {
                 }
             }
         }
-        // Active Jobs that are gone.
+        Ok(update)
+    }
+
+    /// Drops from `status.active` the Jobs the server no longer has (a
+    /// MissingJob event each); returns whether the status changed.
+    async fn drop_missing_active(
+        &self,
+        cj: &mut CronJob,
+        jobs: &[Arc<Job>],
+        jobs_api: &Api<Job>,
+    ) -> anyhow::Result<bool> {
+        let mut update = false;
         let active: Vec<ObjectReference> = cj
             .status
             .as_ref()
@@ -282,13 +397,15 @@ impl CronJobController {
                 Ok(_) => {}
             }
         }
-        if cj.metadata.deletion_timestamp.is_some() {
-            return Ok((None, update));
-        }
-        let spec = cj.spec.clone().unwrap_or_default();
-        let tz = match &spec.time_zone {
+        Ok(update)
+    }
+
+    /// The CronJob's time zone (the system's when unset); `None` after an
+    /// UnknownTimeZone event.
+    fn time_zone(&self, cj: &CronJob, spec: &CronJobSpec) -> Option<TimeZone> {
+        match &spec.time_zone {
             Some(name) => match load_zone(name) {
-                Ok(tz) => tz,
+                Ok(tz) => Some(tz),
                 Err(e) => {
                     self.event(
                         cj,
@@ -296,14 +413,16 @@ impl CronJobController {
                         "UnknownTimeZone",
                         format!("invalid timeZone: {name:?}: {e}"),
                     );
-                    return Ok((None, update));
+                    None
                 }
             },
-            None => TimeZone::system(),
-        };
-        if spec.suspend == Some(true) {
-            return Ok((None, update));
+            None => Some(TimeZone::system()),
         }
+    }
+
+    /// The parsed schedule (warning on a CRON_TZ/TZ prefix); `None` after
+    /// an UnparseableSchedule event.
+    fn schedule(&self, cj: &CronJob, spec: &CronJobSpec) -> Option<Schedule> {
         if spec.schedule.contains("TZ") {
             self.event(
                 cj,
@@ -315,8 +434,8 @@ impl CronJobController {
                 ),
             );
         }
-        let sched = match parse_standard(&spec.schedule) {
-            Ok(s) => s,
+        match parse_standard(&spec.schedule) {
+            Ok(s) => Some(s),
             Err(e) => {
                 self.event(
                     cj,
@@ -324,107 +443,81 @@ impl CronJobController {
                     "UnparseableSchedule",
                     format!("unparseable schedule: {:?} : {e}", spec.schedule),
                 );
-                return Ok((None, update));
-            }
-        };
-        let recent = match most_recent(cj, now, &sched, &tz, true) {
-            Ok(r) => r,
-            Err(e) => {
-                self.event(
-                    cj,
-                    "Warning",
-                    "InvalidSchedule",
-                    format!("invalid schedule: {} : {e}", spec.schedule),
-                );
-                return Ok((None, update));
-            }
-        };
-        let next = |cj: &CronJob| Some(next_duration(cj, now, &sched, &tz));
-        let Some(scheduled) = recent.most_recent.filter(|t| *t <= now) else {
-            return Ok((next(cj), update));
-        };
-        if recent.missed == Missed::Many {
-            self.event(
-                cj,
-                "Warning",
-                "TooManyMissedTimes",
-                "too many missed start times. Set or decrease .spec.startingDeadlineSeconds or check clock skew".into(),
-            );
-        }
-        if let Some(secs) = spec.starting_deadline_seconds {
-            if scheduled + jiff::SignedDuration::from_secs(secs) < now {
-                let when = scheduled
-                    .to_zoned(TimeZone::UTC)
-                    .strftime("%a, %d %b %Y %H:%M:%S +0000")
-                    .to_string();
-                self.event(
-                    cj,
-                    "Warning",
-                    "MissSchedule",
-                    format!("Missed scheduled time to start a job: {when}"),
-                );
-                return Ok((next(cj), update));
+                None
             }
         }
-        let req = job_from_template(
+    }
+
+    /// Whether `scheduled` is past startingDeadlineSeconds (a MissSchedule
+    /// event then).
+    fn missed_starting_deadline(
+        &self,
+        cj: &CronJob,
+        spec: &CronJobSpec,
+        scheduled: Timestamp,
+        now: Timestamp,
+    ) -> bool {
+        let Some(secs) = spec.starting_deadline_seconds else {
+            return false;
+        };
+        if scheduled + jiff::SignedDuration::from_secs(secs) >= now {
+            return false;
+        }
+        let when = scheduled
+            .to_zoned(TimeZone::UTC)
+            .strftime("%a, %d %b %Y %H:%M:%S +0000")
+            .to_string();
+        self.event(
             cj,
-            scheduled,
-            &load_zone(spec.time_zone.as_deref().unwrap_or("")).unwrap_or(TimeZone::UTC),
+            "Warning",
+            "MissSchedule",
+            format!("Missed scheduled time to start a job: {when}"),
         );
-        let req_name = req.metadata.name.clone().unwrap_or_default();
-        let already_named = cj
+        true
+    }
+
+    /// Concurrency policy Replace: deletes every active Job; returns
+    /// whether any was deleted.
+    async fn replace_active(
+        &self,
+        cj: &mut CronJob,
+        jobs_api: &Api<Job>,
+        ns: &str,
+    ) -> anyhow::Result<bool> {
+        let mut update = false;
+        let active = cj
             .status
             .as_ref()
-            .and_then(|s| s.active.as_ref())
-            .is_some_and(|a| {
-                a.iter()
-                    .any(|r| r.name.as_deref() == Some(req_name.as_str()))
-            });
-        let last = cj
-            .status
-            .as_ref()
-            .and_then(|s| s.last_schedule_time.as_ref())
-            .map(|t| t.0);
-        if already_named || last == Some(scheduled) {
-            return Ok((next(cj), update));
-        }
-        let active_n = cj
-            .status
-            .as_ref()
-            .and_then(|s| s.active.as_ref())
-            .map_or(0, Vec::len);
-        let policy = spec.concurrency_policy.as_deref().unwrap_or("Allow");
-        if policy == "Forbid" && active_n > 0 {
-            self.event(
-                cj,
-                "Normal",
-                "JobAlreadyActive",
-                "Not starting job because prior execution is running and concurrency policy is Forbid".into(),
-            );
-            return Ok((next(cj), update));
-        }
-        if policy == "Replace" {
-            let active = cj
-                .status
-                .as_ref()
-                .and_then(|s| s.active.clone())
-                .unwrap_or_default();
-            for r in active {
-                let name = r.name.clone().unwrap_or_default();
-                let job = match jobs_api.get(&name).await {
-                    Ok(j) => j,
-                    Err(e) => {
-                        self.event(cj, "Warning", "FailedGet", format!("Get job: {e}"));
-                        return Err(e.into());
-                    }
-                };
-                if !self.delete_job(cj, &job).await {
-                    anyhow::bail!("could not replace job {ns}/{name}");
+            .and_then(|s| s.active.clone())
+            .unwrap_or_default();
+        for r in active {
+            let name = r.name.clone().unwrap_or_default();
+            let job = match jobs_api.get(&name).await {
+                Ok(j) => j,
+                Err(e) => {
+                    self.event(cj, "Warning", "FailedGet", format!("Get job: {e}"));
+                    return Err(e.into());
                 }
-                update = true;
+            };
+            if !self.delete_job(cj, &job).await {
+                anyhow::bail!("could not replace job {ns}/{name}");
             }
+            update = true;
         }
-        let created = match jobs_api.create(&PostParams::default(), &req).await {
+        Ok(update)
+    }
+
+    /// Creates the scheduled Job. On a 409 the existing Job is taken when
+    /// it is ours and not yet active; `None` when there is nothing to
+    /// record.
+    async fn create_job(
+        &self,
+        cj: &CronJob,
+        jobs_api: &Api<Job>,
+        req: &Job,
+    ) -> anyhow::Result<Option<Job>> {
+        let req_name = req.metadata.name.clone().unwrap_or_default();
+        match jobs_api.create(&PostParams::default(), req).await {
             Ok(j) => {
                 self.event(
                     cj,
@@ -432,16 +525,16 @@ impl CronJobController {
                     "SuccessfulCreate",
                     format!("Created job {req_name}"),
                 );
-                j
+                Ok(Some(j))
             }
             Err(e) if api_code(&e) == Some(409) => {
                 let j = jobs_api.get(&req_name).await?;
                 let ours = cronjob_ref(&j)
                     .is_some_and(|r| Some(r.uid.as_str()) == cj.metadata.uid.as_deref());
                 if !ours || in_active(cj, j.metadata.uid.as_deref().unwrap_or("")) {
-                    return Ok((None, update));
+                    return Ok(None);
                 }
-                j
+                Ok(Some(j))
             }
             Err(e) => {
                 self.event(
@@ -450,15 +543,9 @@ impl CronJobController {
                     "FailedCreate",
                     format!("Error creating job: {e}"),
                 );
-                return Err(e.into());
+                Err(e.into())
             }
-        };
-        let st = cj.status.get_or_insert_with(Default::default);
-        st.active
-            .get_or_insert_with(Vec::new)
-            .push(job_reference(&created));
-        st.last_schedule_time = Some(Time(scheduled));
-        Ok((next(cj), true))
+        }
     }
 
     /// Deletes (in the background) a Job of the CronJob and drops it from

@@ -389,7 +389,10 @@ impl DaemonSetController {
         Ok(res?.sooner(status?))
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one DaemonSet sync: the object, its nodes, placement, live pods and hash all come from the same pass"
+    )]
     async fn update_daemon_set(
         &self,
         key: &Key,

@@ -74,48 +74,77 @@ impl DeploymentController {
         let new_revision = max_old + 1;
 
         if let Some(i) = existing {
-            let mut copy = rss[i].clone();
-            let annotations_changed =
-                util::set_new_rs_annotations(d, &mut copy, new_revision, true)?;
-            let mrs = util::min_ready_seconds(d);
-            let mrs_changed = copy
-                .spec
-                .as_ref()
-                .and_then(|s| s.min_ready_seconds)
-                .unwrap_or(0)
-                != mrs;
-            if annotations_changed || mrs_changed {
-                copy.spec
-                    .get_or_insert_with(Default::default)
-                    .min_ready_seconds = Some(mrs);
-                rss[i] = copy;
-                self.update_rs(rss, i).await?;
-            }
-            let rev = util::revision(&rss[i]);
-            self.write_revision(d, rev).await?;
-            let mut status = d.status.clone().unwrap_or_default();
-            if util::progress_deadline(d).is_some()
-                && util::condition(&status, "Progressing").is_none()
-            {
-                let name = rss[i].metadata.name.clone().unwrap_or_default();
-                util::set_condition(
-                    &mut status,
-                    util::new_condition(
-                        "Progressing",
-                        "True",
-                        "FoundNewReplicaSet",
-                        format!("Found new replica set {name:?}"),
-                    ),
-                );
-                d.status = Some(status);
-                self.write_status(d).await?;
-            }
+            self.sync_existing_new_rs(d, rss, i, new_revision).await?;
             return Ok(Some(i));
         }
         if !create {
             return Ok(None);
         }
 
+        let (new_rs, count) = self.build_new_rs(d, rss, new_revision)?;
+        let (created, already_exists) = self.create_new_rs(d, &new_rs).await?;
+        self.record_new_rs(d, &created, count, already_exists, new_revision)
+            .await?;
+        rss.push(created);
+        Ok(Some(rss.len() - 1))
+    }
+
+    /// The new replica set exists: brings its revision annotations and
+    /// minReadySeconds up to date, then the Deployment's revision and its
+    /// Progressing condition.
+    async fn sync_existing_new_rs(
+        &self,
+        d: &mut Deployment,
+        rss: &mut [ReplicaSet],
+        i: usize,
+        new_revision: i64,
+    ) -> anyhow::Result<()> {
+        let mut copy = rss[i].clone();
+        let annotations_changed = util::set_new_rs_annotations(d, &mut copy, new_revision, true)?;
+        let mrs = util::min_ready_seconds(d);
+        let mrs_changed = copy
+            .spec
+            .as_ref()
+            .and_then(|s| s.min_ready_seconds)
+            .unwrap_or(0)
+            != mrs;
+        if annotations_changed || mrs_changed {
+            copy.spec
+                .get_or_insert_with(Default::default)
+                .min_ready_seconds = Some(mrs);
+            rss[i] = copy;
+            self.update_rs(rss, i).await?;
+        }
+        let rev = util::revision(&rss[i]);
+        self.write_revision(d, rev).await?;
+        let mut status = d.status.clone().unwrap_or_default();
+        if util::progress_deadline(d).is_some() && util::condition(&status, "Progressing").is_none()
+        {
+            let name = rss[i].metadata.name.clone().unwrap_or_default();
+            util::set_condition(
+                &mut status,
+                util::new_condition(
+                    "Progressing",
+                    "True",
+                    "FoundNewReplicaSet",
+                    format!("Found new replica set {name:?}"),
+                ),
+            );
+            d.status = Some(status);
+            self.write_status(d).await?;
+        }
+        Ok(())
+    }
+
+    /// The new replica set to create (not yet sent): the Deployment's
+    /// template with the hash label, its replica count and revision
+    /// annotations; also returns that replica count.
+    fn build_new_rs(
+        &self,
+        d: &Deployment,
+        rss: &mut Vec<ReplicaSet>,
+        new_revision: i64,
+    ) -> anyhow::Result<(ReplicaSet, i32)> {
         let collision = d.status.as_ref().and_then(|s| s.collision_count);
         let mut t = template(d);
         let hash = util::template_hash(&t, collision);
@@ -138,7 +167,7 @@ impl DeploymentController {
         let mut new_rs = ReplicaSet {
             metadata: ObjectMeta {
                 name: Some(format!("{dname}-{hash}")),
-                namespace: Some(ns.clone()),
+                namespace: Some(ns),
                 owner_references: Some(vec![podutil::owner_ref_to(d)]),
                 labels: t.metadata.as_ref().and_then(|m| m.labels.clone()),
                 ..Default::default()
@@ -157,11 +186,22 @@ impl DeploymentController {
         rss.pop();
         util::set_rs_replicas(&mut new_rs, count);
         util::set_new_rs_annotations(d, &mut new_rs, new_revision, false)?;
+        Ok((new_rs, count))
+    }
 
+    /// Creates the new replica set. A 409 with our own replica set of the
+    /// same template is taken as created before (returns `true` as second
+    /// value); any other 409 is a hash collision (counted in the status).
+    /// A failed create sets the Progressing condition and an event.
+    async fn create_new_rs(
+        &self,
+        d: &mut Deployment,
+        new_rs: &ReplicaSet,
+    ) -> anyhow::Result<(ReplicaSet, bool)> {
+        let ns = d.metadata.namespace.clone().unwrap_or_default();
         let api = self.rs_api(&ns);
-        let mut already_exists = false;
-        let created = match api.create(&PostParams::default(), &new_rs).await {
-            Ok(rs) => rs,
+        match api.create(&PostParams::default(), new_rs).await {
+            Ok(rs) => Ok((rs, false)),
             Err(e) if api_code(&e) == Some(409) => {
                 // Created before (a cache behind), or a hash collision.
                 let name = new_rs.metadata.name.clone().unwrap_or_default();
@@ -174,8 +214,7 @@ impl DeploymentController {
                     .and_then(|s| s.template.as_ref())
                     .is_some_and(|ft| util::equal_ignore_hash(ft, &template(d)));
                 if ours && same {
-                    already_exists = true;
-                    found
+                    Ok((found, true))
                 } else {
                     let mut status = d.status.clone().unwrap_or_default();
                     status.collision_count =
@@ -212,9 +251,21 @@ impl DeploymentController {
                         new_rs.metadata.name.as_deref().unwrap_or("")
                     ),
                 );
-                return Err(e.into());
+                Err(e.into())
             }
-        };
+        }
+    }
+
+    /// After the create: the scale-up event, the Deployment's new revision
+    /// and (for a replica set we really created) its Progressing condition.
+    async fn record_new_rs(
+        &self,
+        d: &mut Deployment,
+        created: &ReplicaSet,
+        count: i32,
+        already_exists: bool,
+        new_revision: i64,
+    ) -> anyhow::Result<()> {
         let cname = created.metadata.name.clone().unwrap_or_default();
         if !already_exists && count > 0 {
             self.event(
@@ -239,8 +290,7 @@ impl DeploymentController {
             d.status = Some(status);
             self.write_status(d).await?;
         }
-        rss.push(created);
-        Ok(Some(rss.len() - 1))
+        Ok(())
     }
 
     /// How many replicas the new replica set may have now.

@@ -249,51 +249,13 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
     let all: Vec<&Pod> = inp.pods.iter().map(|p| p.as_ref()).collect();
     count(&mut status, inp, &all);
 
-    let start = identity::start_ordinal(set);
-    let n = identity::replicas(set) as usize;
-    let mut slots: Vec<Option<Slot>> = vec![None; n];
-    let mut condemned: Vec<Arc<Pod>> = Vec::new();
-    for p in inp.pods {
-        let ord = identity::ordinal(p);
-        if identity::in_range(ord, set) {
-            slots[(ord - start) as usize] = Some(Slot::Have(p.clone()));
-        } else if ord >= 0 {
-            condemned.push(p.clone());
-        }
-    }
-    let replicas: Vec<Slot> = slots
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| {
-            s.unwrap_or_else(|| Slot::New(Box::new(versioned_pod(inp, start + i as i32))))
-        })
-        .collect();
-    // Highest ordinal first.
-    condemned.sort_by_key(|p| std::cmp::Reverse(identity::ordinal(p)));
-
-    let first_unhealthy: Option<String> = replicas
-        .iter()
-        .map(Slot::pod)
-        .chain(condemned.iter().rev().map(|p| p.as_ref()))
-        .find(|p| !healthy(p))
-        .and_then(|p| p.metadata.name.clone());
-
-    let mut requeue: Option<Duration> = None;
-    let min_ready_s = min_ready(set);
-    for s in &replicas {
-        if let Slot::Have(p) = s {
-            if running_and_ready(p) {
-                if let Some(d) = podutil::available_in(p, min_ready_s, inp.now) {
-                    requeue = Some(requeue.map_or(d, |r| r.min(d)));
-                }
-            }
-        }
-    }
+    let (replicas, condemned) = replicas_and_condemned(inp);
+    let first_unhealthy = first_unhealthy(&replicas, &condemned);
 
     let mut out = Plan {
         groups: Vec::new(),
         status: StatefulSetStatus::default(),
-        requeue,
+        requeue: availability_requeue(inp, &replicas),
     };
     let finish = |mut out: Plan, mut status: StatefulSetStatus, set: &StatefulSet| {
         complete_rolling_update(set, &mut status);
@@ -315,24 +277,7 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
     };
 
     // 1. Each wanted pod, in ordinal order.
-    let mut group: Vec<Action> = Vec::new();
-    let mut blocked = false;
-    for slot in &replicas {
-        match replica_step(inp, slot, monotonic) {
-            Step::Act(a, stop) => {
-                group.push(a);
-                if stop && monotonic {
-                    blocked = true;
-                    break;
-                }
-            }
-            Step::Wait if monotonic => {
-                blocked = true;
-                break;
-            }
-            Step::Wait | Step::Next => {}
-        }
-    }
+    let (group, blocked) = wanted_pod_actions(inp, &replicas, monotonic);
     push_group(&mut out.groups, group, monotonic);
     if blocked {
         recount(&mut status, &replicas, &condemned);
@@ -340,35 +285,14 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
     }
 
     // 2. Claims of condemned pods get the references the policy wants.
-    let mut group = Vec::new();
-    for p in &condemned {
-        if !claims_match(inp, inp.update_set, p) {
-            group.push(Action::FixClaims(p.clone()));
-        }
-    }
-    push_group(&mut out.groups, group, monotonic);
+    push_group(
+        &mut out.groups,
+        condemned_claim_fixes(inp, &condemned),
+        monotonic,
+    );
 
     // 3. Condemned pods, highest ordinal first.
-    let mut group = Vec::new();
-    for p in &condemned {
-        if terminating(p) {
-            if monotonic {
-                blocked = true;
-                break;
-            }
-            continue;
-        }
-        let first = p.metadata.name == first_unhealthy;
-        if monotonic && !first && (!running_and_ready(p) || !available(p, set, inp.now)) {
-            blocked = true;
-            break;
-        }
-        group.push(Action::Delete(p.clone()));
-        if monotonic {
-            blocked = true;
-            break;
-        }
-    }
+    let (group, blocked) = condemned_deletions(inp, &condemned, &first_unhealthy, monotonic);
     push_group(&mut out.groups, group, monotonic);
     recount(&mut status, &replicas, &condemned);
     if blocked || strategy(set) == "OnDelete" {
@@ -376,6 +300,133 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
     }
 
     // 4. The rolling update, from the highest ordinal down to the partition.
+    out.groups
+        .push(rolling_update_deletions(inp, &replicas, &mut status));
+    finish(out, status, set)
+}
+
+/// The wanted ordinals (a pod there, or the one to create) and the
+/// condemned pods (ordinal out of range), highest ordinal first.
+fn replicas_and_condemned(inp: &Inputs) -> (Vec<Slot>, Vec<Arc<Pod>>) {
+    let set = inp.set;
+    let start = identity::start_ordinal(set);
+    let n = identity::replicas(set) as usize;
+    let mut slots: Vec<Option<Slot>> = vec![None; n];
+    let mut condemned: Vec<Arc<Pod>> = Vec::new();
+    for p in inp.pods {
+        let ord = identity::ordinal(p);
+        if identity::in_range(ord, set) {
+            slots[(ord - start) as usize] = Some(Slot::Have(p.clone()));
+        } else if ord >= 0 {
+            condemned.push(p.clone());
+        }
+    }
+    let replicas: Vec<Slot> = slots
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.unwrap_or_else(|| Slot::New(Box::new(versioned_pod(inp, start + i as i32))))
+        })
+        .collect();
+    // Highest ordinal first.
+    condemned.sort_by_key(|p| std::cmp::Reverse(identity::ordinal(p)));
+    (replicas, condemned)
+}
+
+/// The name of the first unhealthy pod: wanted ones in ordinal order, then
+/// condemned ones lowest ordinal first.
+fn first_unhealthy(replicas: &[Slot], condemned: &[Arc<Pod>]) -> Option<String> {
+    replicas
+        .iter()
+        .map(Slot::pod)
+        .chain(condemned.iter().rev().map(|p| p.as_ref()))
+        .find(|p| !healthy(p))
+        .and_then(|p| p.metadata.name.clone())
+}
+
+/// The soonest a ready pod becomes available (minReadySeconds), to look
+/// again then.
+fn availability_requeue(inp: &Inputs, replicas: &[Slot]) -> Option<Duration> {
+    let mut requeue: Option<Duration> = None;
+    let min_ready_s = min_ready(inp.set);
+    for s in replicas {
+        if let Slot::Have(p) = s {
+            if running_and_ready(p) {
+                if let Some(d) = podutil::available_in(p, min_ready_s, inp.now) {
+                    requeue = Some(requeue.map_or(d, |r| r.min(d)));
+                }
+            }
+        }
+    }
+    requeue
+}
+
+/// Step 1: the action each wanted pod needs, in ordinal order; `true` when
+/// an ordered (monotonic) set must stop there.
+fn wanted_pod_actions(inp: &Inputs, replicas: &[Slot], monotonic: bool) -> (Vec<Action>, bool) {
+    let mut group: Vec<Action> = Vec::new();
+    for slot in replicas {
+        match replica_step(inp, slot, monotonic) {
+            Step::Act(a, stop) => {
+                group.push(a);
+                if stop && monotonic {
+                    return (group, true);
+                }
+            }
+            Step::Wait if monotonic => return (group, true),
+            Step::Wait | Step::Next => {}
+        }
+    }
+    (group, false)
+}
+
+/// Step 2: condemned pods whose claims lack the references the policy
+/// wants.
+fn condemned_claim_fixes(inp: &Inputs, condemned: &[Arc<Pod>]) -> Vec<Action> {
+    condemned
+        .iter()
+        .filter(|p| !claims_match(inp, inp.update_set, p))
+        .map(|p| Action::FixClaims(p.clone()))
+        .collect()
+}
+
+/// Step 3: deletions of condemned pods, highest ordinal first; `true` when
+/// an ordered (monotonic) set must stop there.
+fn condemned_deletions(
+    inp: &Inputs,
+    condemned: &[Arc<Pod>],
+    first_unhealthy: &Option<String>,
+    monotonic: bool,
+) -> (Vec<Action>, bool) {
+    let mut group = Vec::new();
+    for p in condemned {
+        if terminating(p) {
+            if monotonic {
+                return (group, true);
+            }
+            continue;
+        }
+        let first = p.metadata.name == *first_unhealthy;
+        if monotonic && !first && (!running_and_ready(p) || !available(p, inp.set, inp.now)) {
+            return (group, true);
+        }
+        group.push(Action::Delete(p.clone()));
+        if monotonic {
+            return (group, true);
+        }
+    }
+    (group, false)
+}
+
+/// Step 4: the rolling update's deletions, from the highest ordinal down
+/// to the partition (within maxUnavailable when set, else one at a time
+/// while the higher ones are healthy); each lowers the current count.
+fn rolling_update_deletions(
+    inp: &Inputs,
+    replicas: &[Slot],
+    status: &mut StatefulSetStatus,
+) -> Vec<Action> {
+    let set = inp.set;
     let update_min = partition(set).unwrap_or(0).max(0) as usize;
     let mut group = Vec::new();
     if let Some(mu) = max_unavailable(set) {
@@ -391,19 +442,18 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
                     if identity::revision_of(p) != inp.update_revision && !terminating(p) {
                         group.push(Action::Delete(p.clone()));
                         budget -= 1;
-                        dec_current(&mut status);
+                        dec_current(status);
                     }
                 }
             }
         }
-        out.groups.push(group);
     } else {
         for s in replicas.iter().skip(update_min).rev() {
             let p = s.pod();
             if identity::revision_of(p) != inp.update_revision && !terminating(p) {
                 if let Slot::Have(p) = s {
                     group.push(Action::Delete(p.clone()));
-                    dec_current(&mut status);
+                    dec_current(status);
                 }
                 break;
             }
@@ -411,9 +461,8 @@ pub(crate) fn plan(inp: &Inputs) -> Plan {
                 break;
             }
         }
-        out.groups.push(group);
     }
-    finish(out, status, set)
+    group
 }
 
 /// A rolling update whose every wanted pod is updated and ready is done:
