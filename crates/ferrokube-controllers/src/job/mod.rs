@@ -204,6 +204,269 @@ impl SyncCtx {
     }
 }
 
+/// Decides whether the Job has failed (or met its success criteria
+/// before): a SuccessCriteriaMet or FailureTarget condition already there,
+/// the pod failure policy, the backoff limit, the active deadline (a
+/// requeue when still ahead).
+fn decide_failure(ctx: &mut SyncCtx, now: Timestamp) {
+    let spec = ctx.spec.clone();
+    let policy = spec.pod_failure_policy.as_ref();
+    let conds = ctx.status().conditions.clone().unwrap_or_default();
+    ctx.finished = find_condition(&conds, "SuccessCriteriaMet")
+        .filter(|c| c.status == "True")
+        .cloned();
+    if ctx.finished.is_none() {
+        if let Some(ft) = find_condition(&conds, "FailureTarget").filter(|c| c.status == "True") {
+            ctx.finished = Some(condition(
+                "Failed",
+                "True",
+                ft.reason.as_deref().unwrap_or(""),
+                ft.message.as_deref().unwrap_or(""),
+                now,
+            ));
+        } else if let Some(msg) = ctx
+            .pods
+            .iter()
+            .filter(|p| is_pod_failed(p, &spec))
+            .find_map(|p| match_failure_policy(policy, p).fail_job)
+        {
+            ctx.finished = Some(condition(
+                "FailureTarget",
+                "True",
+                "PodFailurePolicy",
+                &msg,
+                now,
+            ));
+        }
+    }
+    let backoff_limit = spec.backoff_limit.unwrap_or(6);
+    if ctx.finished.is_none() {
+        if ctx.failed > backoff_limit || past_backoff_limit_on_failure(&spec, &ctx.pods) {
+            ctx.finished = Some(condition(
+                "FailureTarget",
+                "True",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+                now,
+            ));
+        } else if let Some(left) = deadline_left(&spec, ctx.job.status.as_ref(), now) {
+            if left.is_zero() {
+                ctx.finished = Some(condition(
+                    "FailureTarget",
+                    "True",
+                    "DeadlineExceeded",
+                    "Job was active longer than specified deadline",
+                    now,
+                ));
+            } else {
+                ctx.requeue(left);
+            }
+        }
+    }
+}
+
+/// An Indexed Job: the succeeded and (with a per-index backoff limit)
+/// failed indexes, the failure they may decide (too many failed indexes,
+/// every index finished with some failed) and the success policy.
+fn sync_indexes(ctx: &mut SyncCtx, now: Timestamp) {
+    let spec = ctx.spec.clone();
+    let completions = ctx.completions();
+    let prev = Intervals::parse(
+        ctx.job
+            .status
+            .as_ref()
+            .and_then(|s| s.completed_indexes.as_deref())
+            .unwrap_or(""),
+        completions,
+    );
+    let new: Vec<i64> = ctx
+        .pods
+        .iter()
+        .filter(|p| podutil::phase(p) == "Succeeded" && has_finalizer(p))
+        .filter_map(|p| ctx.valid_index(p))
+        .collect();
+    ctx.succeeded_indexes = prev.with(new);
+    ctx.prev_succeeded_indexes = prev;
+    ctx.succeeded = ctx.succeeded_indexes.total() as i32;
+    if let Some(limit) = per_index_limit(&spec) {
+        let prev_failed = Intervals::parse(
+            ctx.job
+                .status
+                .as_ref()
+                .and_then(|s| s.failed_indexes.as_deref())
+                .unwrap_or(""),
+            completions,
+        );
+        let newly: Vec<i64> = ctx
+            .pods
+            .iter()
+            .filter(|p| has_finalizer(p) && is_index_failed(&spec, p, limit))
+            .filter_map(|p| ctx.valid_index(p))
+            .collect();
+        let failed_indexes = prev_failed.with(newly);
+        if ctx.finished.is_none() {
+            let n = failed_indexes.total();
+            if spec.max_failed_indexes.is_some_and(|m| n > i64::from(m)) {
+                ctx.finished = Some(condition(
+                    "FailureTarget",
+                    "True",
+                    "MaxFailedIndexesExceeded",
+                    "Job has exceeded the specified maximal number of failed indexes",
+                    now,
+                ));
+            } else if n > 0 && n + ctx.succeeded_indexes.total() >= completions {
+                ctx.finished = Some(condition(
+                    "FailureTarget",
+                    "True",
+                    "FailedIndexes",
+                    "Job has failed indexes",
+                    now,
+                ));
+            }
+        }
+        ctx.failed_indexes = Some(failed_indexes);
+        ctx.delayed = delayed_per_index(ctx);
+    }
+    if ctx.finished.is_none() {
+        if let Some(msg) = match_success_policy(
+            spec.success_policy.as_ref(),
+            completions,
+            &ctx.succeeded_indexes,
+        ) {
+            ctx.finished = Some(condition(
+                "SuccessCriteriaMet",
+                "True",
+                "SuccessPolicy",
+                &msg,
+                now,
+            ));
+        }
+    }
+}
+
+/// What [`JobController::count_finished_pods`] found.
+struct Counted {
+    /// Pods whose finalizer is to be removed.
+    to_remove: Vec<Arc<Pod>>,
+    /// Newly succeeded completion indexes (Indexed Jobs).
+    new_indexes: Vec<i64>,
+    /// Whether the walk stopped at `MAX_UNCOUNTED_PODS`.
+    reached_max: bool,
+    /// Whether the status changed and must be written.
+    needs_flush: bool,
+}
+
+/// An Indexed Job: adds `new_indexes` to the succeeded ones and writes
+/// `succeeded`, `completedIndexes` and `failedIndexes`; returns whether
+/// the written indexes changed.
+fn sync_indexes_status(ctx: &mut SyncCtx, new_indexes: Vec<i64>) -> bool {
+    let mut changed = false;
+    ctx.succeeded_indexes = ctx.succeeded_indexes.with(new_indexes);
+    let s = ctx.succeeded_indexes.to_string();
+    let total = ctx.succeeded_indexes.total() as i32;
+    let failed_s = ctx.failed_indexes.as_ref().map(|f| f.to_string());
+    let st = ctx.status();
+    if st.completed_indexes.as_deref().unwrap_or("") != s {
+        changed = true;
+    }
+    st.succeeded = Some(total);
+    st.completed_indexes = Some(s);
+    if st.failed_indexes != failed_s {
+        st.failed_indexes = failed_s;
+        changed = true;
+    }
+    changed
+}
+
+/// An interim condition (FailureTarget, SuccessCriteriaMet) goes into the
+/// status and the terminal one (Failed, Complete) becomes the one to
+/// enact; returns whether the status changed.
+fn promote_interim_condition(ctx: &mut SyncCtx, now: Timestamp) -> bool {
+    let mut changed = false;
+    if let Some(f) = ctx.finished.clone() {
+        if f.type_ == "FailureTarget" {
+            ctx.status()
+                .conditions
+                .get_or_insert_with(Vec::new)
+                .push(f.clone());
+            changed = true;
+            ctx.finished = Some(condition(
+                "Failed",
+                "True",
+                f.reason.as_deref().unwrap_or(""),
+                f.message.as_deref().unwrap_or(""),
+                now,
+            ));
+        } else if f.type_ == "SuccessCriteriaMet" {
+            let conds = ctx.status().conditions.get_or_insert_with(Vec::new);
+            if find_condition(conds, "SuccessCriteriaMet").is_none() {
+                conds.push(f.clone());
+                changed = true;
+            }
+            ctx.finished = Some(condition(
+                "Complete",
+                "True",
+                f.reason.as_deref().unwrap_or(""),
+                f.message.as_deref().unwrap_or(""),
+                now,
+            ));
+        }
+    }
+    changed
+}
+
+/// An Indexed Job's next (at most `diff`) completion indexes to create: the
+/// lowest not succeeded, active, (for onlyReplaceFailed) terminating or
+/// failed; with a per-index backoff only those whose backoff is over.
+/// `None` when all must wait (a requeue is set for the soonest).
+fn indexes_to_create(
+    ctx: &mut SyncCtx,
+    diff: usize,
+    per_index: bool,
+    now: Timestamp,
+) -> Option<Vec<i64>> {
+    let mut taken = ctx
+        .succeeded_indexes
+        .with(ctx.active.iter().filter_map(|p| completion_index(p)));
+    if only_replace_failed(&ctx.spec) {
+        taken = taken.with(
+            ctx.pods
+                .iter()
+                .filter(|p| is_terminating(p))
+                .filter_map(|p| completion_index(p)),
+        );
+    }
+    if let Some(f) = &ctx.failed_indexes {
+        taken = taken.merge(f);
+    }
+    let pending = taken.first_missing(diff, ctx.completions());
+    if !per_index {
+        return Some(pending);
+    }
+    let mut now_ok = Vec::new();
+    let mut min_left: Option<Duration> = None;
+    for i in pending {
+        let left = ctx.delayed.get(&i).map_or(Duration::ZERO, |p| {
+            let failures =
+                (indexes::failure_count(p) + indexes::ignored_failure_count(p) + 1) as u32;
+            policy::finished_at(p)
+                .map_or(Duration::ZERO, |t| policy::backoff_left(failures, t, now))
+        });
+        if left.is_zero() {
+            now_ok.push(i);
+        } else {
+            min_left = Some(min_left.map_or(left, |m| m.min(left)));
+        }
+    }
+    if now_ok.is_empty() {
+        if let Some(l) = min_left {
+            ctx.requeue(l);
+        }
+        return None;
+    }
+    Some(now_ok)
+}
+
 /// Finalizer removals asked for and not yet seen, by Job.
 #[derive(Default)]
 struct FinalizerExpectations(Mutex<HashMap<Key, HashSet<String>>>);
@@ -487,27 +750,71 @@ impl JobController {
         let Some(spec) = cached.spec.clone() else {
             return Ok(Action::await_change());
         };
+        if !self.is_ours_to_sync(&cached, &spec) {
+            return Ok(Action::await_change());
+        }
+        let (mut ctx, satisfied) = self.load(key, &cached, spec).await?;
+        let now = Timestamp::now();
+        self.count_pods(&mut ctx, now);
+        decide_failure(&mut ctx, now);
+        if is_indexed(&ctx.spec) {
+            sync_indexes(&mut ctx, now);
+        }
+        let (active_n, suspend_changed, manage_err) = self.act(&mut ctx, satisfied, now).await;
+        let (ready, terminating) = (ctx.ready, ctx.terminating);
+        let st = ctx.status();
+        let needs_update = suspend_changed
+            || st.active.unwrap_or(0) != active_n
+            || st.ready != Some(ready)
+            || st.terminating != Some(terminating);
+        st.active = Some(active_n);
+        st.ready = Some(ready);
+        st.terminating = Some(terminating);
+        self.track(&mut ctx, needs_update)
+            .await
+            .map_err(|e| e.context("tracking status"))?;
+        match manage_err {
+            Some(e) => Err(e),
+            None => Ok(ctx.next),
+        }
+    }
+
+    /// Whether this controller syncs the Job: not managed by another
+    /// controller, and a known completion mode (an UnknownCompletionMode
+    /// event otherwise).
+    fn is_ours_to_sync(&self, cached: &Job, spec: &JobSpec) -> bool {
         if spec
             .managed_by
             .as_deref()
             .is_some_and(|m| m != "kubernetes.io/job-controller")
         {
-            return Ok(Action::await_change());
+            return false;
         }
         if let Some(mode) = spec.completion_mode.as_deref() {
             if mode != "NonIndexed" && mode != "Indexed" {
                 podutil::record_event(
                     &self.client,
                     COMPONENT,
-                    cached.as_ref(),
+                    cached,
                     "Warning",
                     "UnknownCompletionMode",
                     "Skipped Job sync because completion mode is unknown".into(),
                 );
-                return Ok(Action::await_change());
+                return false;
             }
         }
-        let mut job = (*cached).clone();
+        true
+    }
+
+    /// The pass's state: the Job, its claimed pods and the uncounted ones;
+    /// also whether the creation/deletion expectations are satisfied.
+    async fn load(
+        &self,
+        key: &Key,
+        cached: &Job,
+        spec: JobSpec,
+    ) -> anyhow::Result<(SyncCtx, bool)> {
+        let mut job = cached.clone();
         let status = job.status.get_or_insert_with(Default::default);
         let uncounted = status
             .uncounted_terminated_pods
@@ -516,8 +823,6 @@ impl JobController {
             uncounted.succeeded.iter().flatten().cloned().collect();
         let uncounted_failed: HashSet<String> =
             uncounted.failed.iter().flatten().cloned().collect();
-        let (prev_succeeded, prev_failed) =
-            (status.succeeded.unwrap_or(0), status.failed.unwrap_or(0));
 
         // The removals still expected, read before the pods: a removal seen
         // between the two reads then shows in the pods (no finalizer), and
@@ -548,10 +853,10 @@ impl JobController {
             .collect();
         let ready = active.iter().filter(|p| podutil::is_ready(p)).count() as i32;
         let terminating = pods.iter().filter(|p| is_terminating(p)).count() as i32;
-        let mut ctx = SyncCtx {
+        let ctx = SyncCtx {
             key: key.clone(),
             job,
-            spec: spec.clone(),
+            spec,
             pods,
             active,
             ready,
@@ -569,9 +874,19 @@ impl JobController {
             backoff: BackoffRecord::default(),
             next: Action::await_change(),
         };
-        let mut active_n = ctx.active.len() as i32;
-        let (new_succeeded, new_failed) = new_finished_pods(&ctx);
-        let policy = spec.pod_failure_policy.as_ref();
+        Ok((ctx, satisfied))
+    }
+
+    /// The succeeded and failed counts (status, newly finished pods and
+    /// uncounted ones), the start time of a running Job, and the backoff
+    /// record after the newly finished pods.
+    fn count_pods(&self, ctx: &mut SyncCtx, now: Timestamp) {
+        let (prev_succeeded, prev_failed) = {
+            let status = ctx.status();
+            (status.succeeded.unwrap_or(0), status.failed.unwrap_or(0))
+        };
+        let (new_succeeded, new_failed) = new_finished_pods(ctx);
+        let policy = ctx.spec.pod_failure_policy.as_ref();
         let counted_failures = new_failed
             .iter()
             .filter(|p| match_failure_policy(policy, p).counts)
@@ -579,8 +894,7 @@ impl JobController {
         ctx.succeeded =
             prev_succeeded + new_succeeded.len() as i32 + ctx.uncounted_succeeded.len() as i32;
         ctx.failed = prev_failed + counted_failures + ctx.uncounted_failed.len() as i32;
-        let now = Timestamp::now();
-        let suspended = spec.suspend == Some(true);
+        let suspended = ctx.spec.suspend == Some(true);
         if ctx.status().start_time.is_none() && !suspended {
             ctx.status().start_time = Some(Time(now));
         }
@@ -589,218 +903,96 @@ impl JobController {
         }
         ctx.backoff = self
             .backoff
-            .get(key)
+            .get(&ctx.key)
             .after(&refs(&new_succeeded), &refs(&new_failed));
+    }
 
-        let conds = ctx.status().conditions.clone().unwrap_or_default();
-        ctx.finished = find_condition(&conds, "SuccessCriteriaMet")
-            .filter(|c| c.status == "True")
-            .cloned();
-        if ctx.finished.is_none() {
-            if let Some(ft) = find_condition(&conds, "FailureTarget").filter(|c| c.status == "True")
-            {
-                ctx.finished = Some(condition(
-                    "Failed",
-                    "True",
-                    ft.reason.as_deref().unwrap_or(""),
-                    ft.message.as_deref().unwrap_or(""),
-                    now,
-                ));
-            } else if let Some(msg) = ctx
-                .pods
-                .iter()
-                .filter(|p| is_pod_failed(p, &spec))
-                .find_map(|p| match_failure_policy(policy, p).fail_job)
-            {
-                ctx.finished = Some(condition(
-                    "FailureTarget",
-                    "True",
-                    "PodFailurePolicy",
-                    &msg,
-                    now,
-                ));
-            }
-        }
-        let backoff_limit = spec.backoff_limit.unwrap_or(6);
-        if ctx.finished.is_none() {
-            if ctx.failed > backoff_limit || past_backoff_limit_on_failure(&spec, &ctx.pods) {
-                ctx.finished = Some(condition(
-                    "FailureTarget",
-                    "True",
-                    "BackoffLimitExceeded",
-                    "Job has reached the specified backoff limit",
-                    now,
-                ));
-            } else if let Some(left) = deadline_left(&spec, ctx.job.status.as_ref(), now) {
-                if left.is_zero() {
-                    ctx.finished = Some(condition(
-                        "FailureTarget",
-                        "True",
-                        "DeadlineExceeded",
-                        "Job was active longer than specified deadline",
-                        now,
-                    ));
-                } else {
-                    ctx.requeue(left);
-                }
-            }
-        }
-        if is_indexed(&spec) {
-            let completions = ctx.completions();
-            let prev = Intervals::parse(
-                ctx.job
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.completed_indexes.as_deref())
-                    .unwrap_or(""),
-                completions,
-            );
-            let new: Vec<i64> = ctx
-                .pods
-                .iter()
-                .filter(|p| podutil::phase(p) == "Succeeded" && has_finalizer(p))
-                .filter_map(|p| ctx.valid_index(p))
-                .collect();
-            ctx.succeeded_indexes = prev.with(new);
-            ctx.prev_succeeded_indexes = prev;
-            ctx.succeeded = ctx.succeeded_indexes.total() as i32;
-            if let Some(limit) = per_index_limit(&spec) {
-                let prev_failed = Intervals::parse(
-                    ctx.job
-                        .status
-                        .as_ref()
-                        .and_then(|s| s.failed_indexes.as_deref())
-                        .unwrap_or(""),
-                    completions,
-                );
-                let newly: Vec<i64> = ctx
-                    .pods
-                    .iter()
-                    .filter(|p| has_finalizer(p) && is_index_failed(&spec, p, limit))
-                    .filter_map(|p| ctx.valid_index(p))
-                    .collect();
-                let failed_indexes = prev_failed.with(newly);
-                if ctx.finished.is_none() {
-                    let n = failed_indexes.total();
-                    if spec.max_failed_indexes.is_some_and(|m| n > i64::from(m)) {
-                        ctx.finished = Some(condition(
-                            "FailureTarget",
-                            "True",
-                            "MaxFailedIndexesExceeded",
-                            "Job has exceeded the specified maximal number of failed indexes",
-                            now,
-                        ));
-                    } else if n > 0 && n + ctx.succeeded_indexes.total() >= completions {
-                        ctx.finished = Some(condition(
-                            "FailureTarget",
-                            "True",
-                            "FailedIndexes",
-                            "Job has failed indexes",
-                            now,
-                        ));
-                    }
-                }
-                ctx.failed_indexes = Some(failed_indexes);
-                ctx.delayed = delayed_per_index(&ctx);
-            }
-            if ctx.finished.is_none() {
-                if let Some(msg) = match_success_policy(
-                    spec.success_policy.as_ref(),
-                    completions,
-                    &ctx.succeeded_indexes,
-                ) {
-                    ctx.finished = Some(condition(
-                        "SuccessCriteriaMet",
-                        "True",
-                        "SuccessPolicy",
-                        &msg,
-                        now,
-                    ));
-                }
-            }
-        }
-
-        let mut suspend_changed = false;
+    /// Acts on the decision: a finished Job loses its active pods; else
+    /// pods are managed (when the expectations are satisfied), completion
+    /// is checked and the Suspended condition kept. Returns the active
+    /// count, whether the Suspended condition changed, and the error of
+    /// managing pods.
+    async fn act(
+        &self,
+        ctx: &mut SyncCtx,
+        satisfied: bool,
+        now: Timestamp,
+    ) -> (i32, bool, Option<anyhow::Error>) {
+        let mut active_n = ctx.active.len() as i32;
         let mut manage_err = None;
         if ctx.finished.is_some() {
             let victims = ctx.active.clone();
-            let (deleted_ready, deleted, err) = self.delete_pods(&ctx, &victims, false).await;
+            let (deleted_ready, deleted, err) = self.delete_pods(ctx, &victims, false).await;
             if deleted != active_n || !satisfied {
                 ctx.finished = None;
             }
             active_n -= deleted;
             ctx.terminating += deleted;
             ctx.ready -= deleted_ready;
-            manage_err = err;
-        } else {
-            let mut managed = false;
-            if satisfied && ctx.job.metadata.deletion_timestamp.is_none() {
-                match self.manage(&mut ctx).await {
-                    Ok(n) => active_n = n,
-                    Err((n, e)) => {
-                        active_n = n;
-                        manage_err = Some(e);
-                    }
-                }
-                managed = true;
-            }
-            let complete = match spec.completions {
-                None => ctx.succeeded > 0 && active_n == 0,
-                Some(c) => ctx.succeeded >= c && active_n == 0,
-            };
-            if complete {
-                ctx.finished = Some(condition(
-                    "SuccessCriteriaMet",
-                    "True",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    now,
-                ));
-            } else if managed {
-                let conds = ctx.status().conditions.get_or_insert_with(Vec::new);
-                if suspended {
-                    if ensure_condition(
-                        conds,
-                        "Suspended",
-                        "True",
-                        "JobSuspended",
-                        "Job suspended",
-                        now,
-                    ) {
-                        suspend_changed = true;
-                        self.event(&ctx.job, "Normal", "Suspended", "Job suspended".into());
-                    }
-                } else if ensure_condition(
-                    conds,
-                    "Suspended",
-                    "False",
-                    "JobResumed",
-                    "Job resumed",
-                    now,
-                ) {
-                    suspend_changed = true;
-                    self.event(&ctx.job, "Normal", "Resumed", "Job resumed".into());
-                    // The active deadline counts from the resumption.
-                    ctx.status().start_time = Some(Time(now));
+            return (active_n, false, err);
+        }
+        let mut managed = false;
+        if satisfied && ctx.job.metadata.deletion_timestamp.is_none() {
+            match self.manage(ctx).await {
+                Ok(n) => active_n = n,
+                Err((n, e)) => {
+                    active_n = n;
+                    manage_err = Some(e);
                 }
             }
+            managed = true;
         }
-        let (ready, terminating) = (ctx.ready, ctx.terminating);
-        let st = ctx.status();
-        let needs_update = suspend_changed
-            || st.active.unwrap_or(0) != active_n
-            || st.ready != Some(ready)
-            || st.terminating != Some(terminating);
-        st.active = Some(active_n);
-        st.ready = Some(ready);
-        st.terminating = Some(terminating);
-        self.track(&mut ctx, needs_update)
-            .await
-            .map_err(|e| e.context("tracking status"))?;
-        match manage_err {
-            Some(e) => Err(e),
-            None => Ok(ctx.next),
+        let complete = match ctx.spec.completions {
+            None => ctx.succeeded > 0 && active_n == 0,
+            Some(c) => ctx.succeeded >= c && active_n == 0,
+        };
+        let mut suspend_changed = false;
+        if complete {
+            ctx.finished = Some(condition(
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                now,
+            ));
+        } else if managed {
+            suspend_changed = self.sync_suspended_condition(ctx, now);
         }
+        (active_n, suspend_changed, manage_err)
+    }
+
+    /// Sets the Suspended condition (True when suspended, False on resume,
+    /// which also restarts the active deadline) with its event; returns
+    /// whether it changed.
+    fn sync_suspended_condition(&self, ctx: &mut SyncCtx, now: Timestamp) -> bool {
+        let suspended = ctx.spec.suspend == Some(true);
+        let conds = ctx.status().conditions.get_or_insert_with(Vec::new);
+        if suspended {
+            if ensure_condition(
+                conds,
+                "Suspended",
+                "True",
+                "JobSuspended",
+                "Job suspended",
+                now,
+            ) {
+                self.event(&ctx.job, "Normal", "Suspended", "Job suspended".into());
+                return true;
+            }
+        } else if ensure_condition(
+            conds,
+            "Suspended",
+            "False",
+            "JobResumed",
+            "Job resumed",
+            now,
+        ) {
+            self.event(&ctx.job, "Normal", "Resumed", "Job resumed".into());
+            // The active deadline counts from the resumption.
+            ctx.status().start_time = Some(Time(now));
+            return true;
+        }
+        false
     }
 
     fn event(&self, job: &Job, type_: &str, reason: &str, message: String) {
@@ -930,18 +1122,11 @@ impl JobController {
     /// returns the number of active pods (also on error).
     async fn manage(&self, ctx: &mut SyncCtx) -> Result<i32, (i32, anyhow::Error)> {
         let spec = ctx.spec.clone();
-        let mut active = ctx.active.len() as i32;
+        let active = ctx.active.len() as i32;
         let parallelism = spec.parallelism.unwrap_or(1).max(0);
         if spec.suspend == Some(true) {
             let victims = pods_for_removal(&spec, &ctx.active, ctx.active.len());
-            let (ready, removed, err) = self.delete_pods(ctx, &victims, true).await;
-            active -= removed;
-            ctx.terminating += removed;
-            ctx.ready -= ready;
-            return match err {
-                Some(e) => Err((active, e)),
-                None => Ok(active),
-            };
+            return self.remove_pods(ctx, &victims, active).await;
         }
         let want = match spec.completions {
             None => {
@@ -957,14 +1142,7 @@ impl JobController {
         let mut victims = pods_for_removal(&spec, &ctx.active, rm_at_least);
         victims.truncate(MAX_POD_CREATE_DELETE_PER_SYNC);
         if !victims.is_empty() {
-            let (ready, removed, err) = self.delete_pods(ctx, &victims, true).await;
-            active -= removed;
-            ctx.terminating += removed;
-            ctx.ready -= ready;
-            return match err {
-                Some(e) => Err((active, e)),
-                None => Ok(active),
-            };
+            return self.remove_pods(ctx, &victims, active).await;
         }
         let terminating = if only_replace_failed(&spec) {
             ctx.terminating
@@ -985,53 +1163,47 @@ impl JobController {
             }
         }
         diff = diff.min(MAX_POD_CREATE_DELETE_PER_SYNC as i32);
-        let mut indexes: Vec<Option<i64>> = vec![None; diff as usize];
-        if is_indexed(&spec) {
-            let mut taken = ctx
-                .succeeded_indexes
-                .with(ctx.active.iter().filter_map(|p| completion_index(p)));
-            if only_replace_failed(&spec) {
-                taken = taken.with(
-                    ctx.pods
-                        .iter()
-                        .filter(|p| is_terminating(p))
-                        .filter_map(|p| completion_index(p)),
-                );
-            }
-            if let Some(f) = &ctx.failed_indexes {
-                taken = taken.merge(f);
-            }
-            let mut pending = taken.first_missing(diff as usize, ctx.completions());
-            if per_index {
-                let mut now_ok = Vec::new();
-                let mut min_left: Option<Duration> = None;
-                for i in pending {
-                    let left = ctx.delayed.get(&i).map_or(Duration::ZERO, |p| {
-                        let failures = (indexes::failure_count(p)
-                            + indexes::ignored_failure_count(p)
-                            + 1) as u32;
-                        policy::finished_at(p)
-                            .map_or(Duration::ZERO, |t| policy::backoff_left(failures, t, now))
-                    });
-                    if left.is_zero() {
-                        now_ok.push(i);
-                    } else {
-                        min_left = Some(min_left.map_or(left, |m| m.min(left)));
-                    }
-                }
-                if now_ok.is_empty() {
-                    if let Some(l) = min_left {
-                        ctx.requeue(l);
-                    }
-                    return Ok(active);
-                }
-                pending = now_ok;
-            }
-            indexes = pending.into_iter().map(Some).collect();
-            diff = indexes.len() as i32;
+        let indexes: Vec<Option<i64>> = if is_indexed(&spec) {
+            let Some(pending) = indexes_to_create(ctx, diff as usize, per_index, now) else {
+                return Ok(active);
+            };
+            pending.into_iter().map(Some).collect()
+        } else {
+            vec![None; diff as usize]
+        };
+        self.create_pods(ctx, &indexes, active).await
+    }
+
+    /// Deletes `victims` and updates the counters; returns the number of
+    /// active pods left (also on error).
+    async fn remove_pods(
+        &self,
+        ctx: &mut SyncCtx,
+        victims: &[Arc<Pod>],
+        mut active: i32,
+    ) -> Result<i32, (i32, anyhow::Error)> {
+        let (ready, removed, err) = self.delete_pods(ctx, victims, true).await;
+        active -= removed;
+        ctx.terminating += removed;
+        ctx.ready -= ready;
+        match err {
+            Some(e) => Err((active, e)),
+            None => Ok(active),
         }
+    }
+
+    /// Creates one pod per entry of `indexes` (the completion index, or
+    /// `None` for a NonIndexed Job) in slow-start batches (1, 2, 4, ...),
+    /// stopping at the first error; returns the number of active pods
+    /// (also on error).
+    async fn create_pods(
+        &self,
+        ctx: &SyncCtx,
+        indexes: &[Option<i64>],
+        mut active: i32,
+    ) -> Result<i32, (i32, anyhow::Error)> {
         let templates: Vec<Pod> = indexes.iter().map(|i| self.pod_for(ctx, *i)).collect();
-        self.expectations.expect_creations(&ctx.key, diff as usize);
+        self.expectations.expect_creations(&ctx.key, indexes.len());
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &ctx.key.0);
         let pp = PostParams::default();
         let mut remaining = templates.as_slice();
@@ -1252,14 +1424,61 @@ impl JobController {
         if clean_uncounted(ctx.status(), &with_finalizer) {
             needs_flush = true;
         }
-        let mut to_remove = Vec::new();
-        let mut new_indexes = Vec::new();
-        let mut reached_max = false;
+        let counted = self.count_finished_pods(ctx, &pods);
+        needs_flush |= counted.needs_flush;
+        if indexed && sync_indexes_status(ctx, counted.new_indexes) {
+            needs_flush = true;
+        }
+        let now = Timestamp::now();
+        if promote_interim_condition(ctx, now) {
+            needs_flush = true;
+        }
+        // 1. Write the uncounted pods (and interim conditions) first.
+        if needs_flush {
+            self.write_status(ctx).await?;
+            self.backoff.set(&ctx.key, ctx.backoff.clone());
+            needs_flush = false;
+        }
+        // 2. Remove finalizers.
+        let rm_err = self
+            .remove_finalizers(ctx, &counted.to_remove, &mut with_finalizer)
+            .await;
+        // 3. Move the pods whose finalizer is gone to the counters.
+        if clean_uncounted(ctx.status(), &with_finalizer) {
+            needs_flush = true;
+        }
+        if let Some(e) = rm_err {
+            if needs_flush {
+                self.write_status(ctx).await?;
+            }
+            return Err(e);
+        }
+        let finished = !counted.reached_max && self.enact_finished(ctx, now);
+        if finished || needs_flush {
+            self.write_status(ctx).await?;
+            if finished {
+                self.record_finished(ctx);
+            }
+        }
+        Ok(())
+    }
+
+    /// Walks the finished pods whose finalizer may go: adds them to
+    /// `uncountedTerminatedPods` (or, for an Indexed Job, collects newly
+    /// succeeded indexes), stopping at [`MAX_UNCOUNTED_PODS`].
+    fn count_finished_pods(&self, ctx: &mut SyncCtx, pods: &[Arc<Pod>]) -> Counted {
+        let indexed = is_indexed(&ctx.spec);
+        let mut out = Counted {
+            to_remove: Vec::new(),
+            new_indexes: Vec::new(),
+            reached_max: false,
+            needs_flush: false,
+        };
         let finished_as_failure = ctx
             .finished
             .as_ref()
             .is_some_and(|c| c.type_ != "SuccessCriteriaMet");
-        for p in &pods {
+        for p in pods {
             let u = uid(p);
             if !has_finalizer(p) || ctx.expected_rm.contains(&u) {
                 continue;
@@ -1268,17 +1487,17 @@ impl JobController {
             if !self.can_remove_finalizer(ctx, p, failed) {
                 continue;
             }
-            to_remove.push(p.clone());
+            out.to_remove.push(p.clone());
             if podutil::phase(p) == "Succeeded" && !ctx.uncounted_failed.contains(&u) {
                 if indexed {
                     if let Some(ix) = ctx.valid_index(p) {
                         if !ctx.prev_succeeded_indexes.has(ix) {
-                            new_indexes.push(ix);
-                            needs_flush = true;
+                            out.new_indexes.push(ix);
+                            out.needs_flush = true;
                         }
                     }
                 } else if !ctx.uncounted_succeeded.contains(&u) {
-                    needs_flush = true;
+                    out.needs_flush = true;
                     ctx.uncounted_succeeded.insert(u.clone());
                     push_uncounted(ctx.status(), &u, true);
                 }
@@ -1288,7 +1507,7 @@ impl JobController {
                     let counts =
                         match_failure_policy(ctx.spec.pod_failure_policy.as_ref(), p).counts;
                     if counts {
-                        needs_flush = true;
+                        out.needs_flush = true;
                         ctx.uncounted_failed.insert(u.clone());
                         push_uncounted(ctx.status(), &u, false);
                     }
@@ -1302,103 +1521,46 @@ impl JobController {
             let listed = st.map_or(0, |u| {
                 u.succeeded.as_ref().map_or(0, Vec::len) + u.failed.as_ref().map_or(0, Vec::len)
             });
-            if new_indexes.len() + listed >= MAX_UNCOUNTED_PODS {
-                reached_max = true;
+            if out.new_indexes.len() + listed >= MAX_UNCOUNTED_PODS {
+                out.reached_max = true;
                 break;
             }
         }
-        if indexed {
-            ctx.succeeded_indexes = ctx.succeeded_indexes.with(new_indexes);
-            let s = ctx.succeeded_indexes.to_string();
-            let total = ctx.succeeded_indexes.total() as i32;
-            let failed_s = ctx.failed_indexes.as_ref().map(|f| f.to_string());
-            let st = ctx.status();
-            if st.completed_indexes.as_deref().unwrap_or("") != s {
-                needs_flush = true;
-            }
-            st.succeeded = Some(total);
-            st.completed_indexes = Some(s);
-            if st.failed_indexes != failed_s {
-                st.failed_indexes = failed_s;
-                needs_flush = true;
-            }
-        }
-        let now = Timestamp::now();
-        if let Some(f) = ctx.finished.clone() {
-            if f.type_ == "FailureTarget" {
-                ctx.status()
-                    .conditions
-                    .get_or_insert_with(Vec::new)
-                    .push(f.clone());
-                needs_flush = true;
-                ctx.finished = Some(condition(
-                    "Failed",
-                    "True",
-                    f.reason.as_deref().unwrap_or(""),
-                    f.message.as_deref().unwrap_or(""),
-                    now,
-                ));
-            } else if f.type_ == "SuccessCriteriaMet" {
-                let conds = ctx.status().conditions.get_or_insert_with(Vec::new);
-                if find_condition(conds, "SuccessCriteriaMet").is_none() {
-                    conds.push(f.clone());
-                    needs_flush = true;
-                }
-                ctx.finished = Some(condition(
-                    "Complete",
-                    "True",
-                    f.reason.as_deref().unwrap_or(""),
-                    f.message.as_deref().unwrap_or(""),
-                    now,
-                ));
-            }
-        }
-        // 1. Write the uncounted pods (and interim conditions) first.
-        if needs_flush {
-            self.write_status(ctx).await?;
-            self.backoff.set(&ctx.key, ctx.backoff.clone());
-            needs_flush = false;
-        }
-        // 2. Remove finalizers.
+        out
+    }
+
+    /// Removes the finalizer of each pod in `to_remove` (a 404 counts as
+    /// removed, dropping it from `with_finalizer`); returns the first
+    /// other error.
+    async fn remove_finalizers(
+        &self,
+        ctx: &SyncCtx,
+        to_remove: &[Arc<Pod>],
+        with_finalizer: &mut HashSet<String>,
+    ) -> Option<anyhow::Error> {
         let mut rm_err = None;
-        if !to_remove.is_empty() {
-            self.finalizers
-                .expect(&ctx.key, to_remove.iter().map(|p| uid(p)));
-            let results =
-                futures::future::join_all(to_remove.iter().map(|p| self.remove_finalizer(p))).await;
-            for (r, p) in results.into_iter().zip(&to_remove) {
-                match r {
-                    Ok(()) => {
-                        with_finalizer.remove(&uid(p));
-                    }
-                    Err(e) if api_code(&e) == Some(404) => {
-                        with_finalizer.remove(&uid(p));
-                    }
-                    Err(e) => {
-                        self.finalizers.observed(&uid(p));
-                        rm_err.get_or_insert(anyhow::Error::from(e));
-                    }
+        if to_remove.is_empty() {
+            return rm_err;
+        }
+        self.finalizers
+            .expect(&ctx.key, to_remove.iter().map(|p| uid(p)));
+        let results =
+            futures::future::join_all(to_remove.iter().map(|p| self.remove_finalizer(p))).await;
+        for (r, p) in results.into_iter().zip(to_remove) {
+            match r {
+                Ok(()) => {
+                    with_finalizer.remove(&uid(p));
+                }
+                Err(e) if api_code(&e) == Some(404) => {
+                    with_finalizer.remove(&uid(p));
+                }
+                Err(e) => {
+                    self.finalizers.observed(&uid(p));
+                    rm_err.get_or_insert(anyhow::Error::from(e));
                 }
             }
         }
-        // 3. Move the pods whose finalizer is gone to the counters.
-        if clean_uncounted(ctx.status(), &with_finalizer) {
-            needs_flush = true;
-        }
-        if let Some(e) = rm_err {
-            if needs_flush {
-                self.write_status(ctx).await?;
-            }
-            return Err(e);
-        }
-        let finished = !reached_max && self.enact_finished(ctx, now);
-        if finished || needs_flush {
-            self.write_status(ctx).await?;
-            if finished {
-                self.record_finished(ctx);
-            }
-        }
-        Ok(())
+        rm_err
     }
 
     fn can_remove_finalizer(&self, ctx: &SyncCtx, p: &Pod, failed: bool) -> bool {
