@@ -41,6 +41,15 @@ fn last_or_created(cj: &CronJob) -> Timestamp {
         .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
+/// Why [`most_recent`] cannot say when the CronJob last had to run.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScheduleError {
+    /// Two consecutive schedule times are less than a second apart (the
+    /// message is Kubernetes').
+    #[error("time difference between two schedules is less than 1 second")]
+    TooFrequent,
+}
+
 /// Kubernetes' mostRecentScheduleTime.
 pub(crate) fn most_recent(
     cj: &CronJob,
@@ -48,7 +57,7 @@ pub(crate) fn most_recent(
     sched: &Schedule,
     tz: &TimeZone,
     include_deadline: bool,
-) -> Result<Recent, String> {
+) -> Result<Recent, ScheduleError> {
     let mut earliest = last_or_created(cj);
     if include_deadline {
         if let Some(secs) = cj.spec.as_ref().and_then(|s| s.starting_deadline_seconds) {
@@ -89,7 +98,7 @@ pub(crate) fn most_recent(
         .unwrap_or_default()
         .as_secs();
     if between < 1 {
-        return Err("time difference between two schedules is less than 1 second".into());
+        return Err(ScheduleError::TooFrequent);
     }
     let elapsed = now.duration_since(t1).as_secs();
     let missed_n = elapsed / between + 1;
