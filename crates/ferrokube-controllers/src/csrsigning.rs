@@ -75,16 +75,80 @@ pub(crate) struct Requested {
     pub(crate) uris: Vec<String>,
 }
 
+/// Why a certificate request is refused: the message goes into the CSR's
+/// Failed condition, in Kubernetes' words.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RequestError {
+    /// The request is not one PEM block of type CERTIFICATE REQUEST.
+    #[error("PEM block type must be CERTIFICATE REQUEST")]
+    NotCsrPem,
+    /// The PEM block's DER is not a PKCS#10 request (the parser's reason).
+    #[error("x509: malformed certificate request: {0}")]
+    Malformed(String),
+    /// A client certificate asks for a usage beyond digital signature, key
+    /// encipherment and client auth (the usage).
+    #[error("invalid usage for client certificate: {0}")]
+    InvalidClientUsage(String),
+    /// A client certificate does not ask for client auth.
+    #[error("missing required usage for client certificate: client auth")]
+    MissingClientAuth,
+    /// A kubelet signer's request has an organization other than
+    /// exactly system:nodes.
+    #[error("subject organization is not system:nodes")]
+    NotNodesOrganization,
+    /// A kubelet signer's request has a common name not starting with
+    /// system:node:.
+    #[error("subject common name does not begin with system:node:")]
+    NotNodeCommonName,
+    /// The request has subjectAltNames of a kind (DNS, Email, IP, URI) the
+    /// signer does not allow.
+    #[error("{0} subjectAltNames are not allowed")]
+    SanNotAllowed(&'static str),
+    /// A kubelet serving request has neither DNS nor IP subjectAltNames.
+    #[error("DNS or IP subjectAltName is required")]
+    SanRequired,
+    /// The usages are not the set the signer requires (that set, as
+    /// Kubernetes lists it).
+    #[error("usages did not match [{0}]")]
+    UsagesMismatch(&'static str),
+    /// The signer is not one of the built-in ones this controller serves.
+    #[error("unrecognized signerName: {0:?}")]
+    UnknownSigner(String),
+}
+
+/// Why an approved request could not be signed (logged; the CSR is left
+/// for a later pass).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SignError {
+    /// The CA's private key does not parse.
+    #[error("the CA key: {0}")]
+    CaKey(String),
+    /// The CA certificate does not parse.
+    #[error("the CA certificate: {0}")]
+    CaCert(String),
+    /// The request does not parse for signing.
+    #[error("unable to parse csr: {0}")]
+    Csr(String),
+    /// The CA certificate has expired (its NotAfter).
+    #[error("refusing to sign a certificate that expired in the past: NotAfter={0}")]
+    CaExpired(time::OffsetDateTime),
+    /// A usage has no X.509 key usage or extended key usage.
+    #[error("unrecognized usage: {0}")]
+    UnknownUsage(String),
+    /// Signing itself failed.
+    #[error("error auto signing csr: {0}")]
+    Signing(String),
+}
+
 /// Reads the subject and names of a PEM certificate request.
-pub(crate) fn parse_request(pem: &[u8]) -> Result<Requested, String> {
-    let (_, block) = x509_parser::pem::parse_x509_pem(pem)
-        .map_err(|_| "PEM block type must be CERTIFICATE REQUEST".to_string())?;
+pub(crate) fn parse_request(pem: &[u8]) -> Result<Requested, RequestError> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem).map_err(|_| RequestError::NotCsrPem)?;
     if block.label != "CERTIFICATE REQUEST" {
-        return Err("PEM block type must be CERTIFICATE REQUEST".into());
+        return Err(RequestError::NotCsrPem);
     }
     let (_, req) =
         x509_parser::certification_request::X509CertificationRequest::from_der(&block.contents)
-            .map_err(|e| format!("x509: malformed certificate request: {e}"))?;
+            .map_err(|e| RequestError::Malformed(e.to_string()))?;
     let info = &req.certification_request_info;
     let mut out = Requested::default();
     for cn in info.subject.iter_common_name() {
@@ -132,9 +196,7 @@ pub(crate) fn check_for_signer(
     signer: &str,
     req: &Requested,
     usages: &[String],
-) -> Result<(), String> {
-    const NOT_NODES: &str = "subject organization is not system:nodes";
-    const NOT_NODE: &str = "subject common name does not begin with system:node:";
+) -> Result<(), RequestError> {
     match signer {
         KUBE_APISERVER_CLIENT => {
             let mut client_auth = false;
@@ -142,70 +204,70 @@ pub(crate) fn check_for_signer(
                 match u.as_str() {
                     "digital signature" | "key encipherment" => {}
                     "client auth" => client_auth = true,
-                    other => return Err(format!("invalid usage for client certificate: {other}")),
+                    other => return Err(RequestError::InvalidClientUsage(other.to_string())),
                 }
             }
             if !client_auth {
-                return Err("missing required usage for client certificate: client auth".into());
+                return Err(RequestError::MissingClientAuth);
             }
             Ok(())
         }
         KUBE_APISERVER_CLIENT_KUBELET => {
             if req.organizations != ["system:nodes"] {
-                return Err(NOT_NODES.into());
+                return Err(RequestError::NotNodesOrganization);
             }
             if !req.dns_names.is_empty() {
-                return Err("DNS subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("DNS"));
             }
             if !req.emails.is_empty() {
-                return Err("Email subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("Email"));
             }
             if !req.ip_addresses.is_empty() {
-                return Err("IP subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("IP"));
             }
             if !req.uris.is_empty() {
-                return Err("URI subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("URI"));
             }
             if !req.common_name.starts_with("system:node:") {
-                return Err(NOT_NODE.into());
+                return Err(RequestError::NotNodeCommonName);
             }
             let with_rsa = ["digital signature", "key encipherment", "client auth"];
             if !same_set(usages, &with_rsa)
                 && !same_set(usages, &["digital signature", "client auth"])
             {
-                return Err(
-                    "usages did not match [client auth digital signature key encipherment]".into(),
-                );
+                return Err(RequestError::UsagesMismatch(
+                    "client auth digital signature key encipherment",
+                ));
             }
             Ok(())
         }
         KUBELET_SERVING => {
             if req.organizations != ["system:nodes"] {
-                return Err(NOT_NODES.into());
+                return Err(RequestError::NotNodesOrganization);
             }
             if req.dns_names.is_empty() && req.ip_addresses.is_empty() {
-                return Err("DNS or IP subjectAltName is required".into());
+                return Err(RequestError::SanRequired);
             }
             if !req.emails.is_empty() {
-                return Err("Email subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("Email"));
             }
             if !req.uris.is_empty() {
-                return Err("URI subjectAltNames are not allowed".into());
+                return Err(RequestError::SanNotAllowed("URI"));
             }
             let with_rsa = ["digital signature", "key encipherment", "server auth"];
             if !same_set(usages, &with_rsa)
                 && !same_set(usages, &["digital signature", "server auth"])
             {
-                return Err(
-                    "usages did not match [digital signature key encipherment server auth]".into(),
-                );
+                return Err(RequestError::UsagesMismatch(
+                    "digital signature key encipherment server auth",
+                ));
             }
             if !req.common_name.starts_with("system:node:") {
-                return Err(NOT_NODE.into());
+                return Err(RequestError::NotNodeCommonName);
             }
             Ok(())
         }
-        other => Err(format!("unrecognized signerName: {other:?}")),
+        other => Err(RequestError::UnknownSigner(other.to_string())),
     }
 }
 
@@ -225,20 +287,18 @@ pub(crate) fn sign(
     pem: &str,
     usages: &[String],
     ttl: Duration,
-) -> Result<String, String> {
+) -> Result<String, SignError> {
     use rcgen::{ExtendedKeyUsagePurpose as E, KeyUsagePurpose as K};
-    let key = rcgen::KeyPair::from_pem(&ca.key_pem).map_err(|e| format!("the CA key: {e}"))?;
+    let key = rcgen::KeyPair::from_pem(&ca.key_pem).map_err(|e| SignError::CaKey(e.to_string()))?;
     let issuer = rcgen::Issuer::from_ca_cert_pem(&ca.cert_pem, key)
-        .map_err(|e| format!("the CA certificate: {e}"))?;
+        .map_err(|e| SignError::CaCert(e.to_string()))?;
     let ca_not_after = ca_not_after(&ca.cert_pem)?;
     let mut csr = rcgen::CertificateSigningRequestParams::from_pem(pem)
-        .map_err(|e| format!("unable to parse csr: {e}"))?;
+        .map_err(|e| SignError::Csr(e.to_string()))?;
     let p = &mut csr.params;
     let now = time::OffsetDateTime::now_utc();
     if now >= ca_not_after {
-        return Err(format!(
-            "refusing to sign a certificate that expired in the past: NotAfter={ca_not_after}"
-        ));
+        return Err(SignError::CaExpired(ca_not_after));
     }
     p.not_before = now - BACKDATE;
     let mut not_after = if ttl < SHORT {
@@ -275,13 +335,13 @@ pub(crate) fn sign(
             "email protection" => p.extended_key_usages.push(E::EmailProtection),
             "timestamping" => p.extended_key_usages.push(E::TimeStamping),
             "ocsp signing" => p.extended_key_usages.push(E::OcspSigning),
-            other => return Err(format!("unrecognized usage: {other}")),
+            other => return Err(SignError::UnknownUsage(other.to_string())),
         }
     }
     p.key_usages.dedup();
     let cert = csr
         .signed_by(&issuer)
-        .map_err(|e| format!("error auto signing csr: {e}"))?;
+        .map_err(|e| SignError::Signing(e.to_string()))?;
     Ok(cert.pem())
 }
 
@@ -291,12 +351,12 @@ fn rand_bytes() -> [u8; 16] {
     b
 }
 
-fn ca_not_after(pem: &str) -> Result<time::OffsetDateTime, String> {
+fn ca_not_after(pem: &str) -> Result<time::OffsetDateTime, SignError> {
     let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
-        .map_err(|e| format!("the CA certificate: {e}"))?;
+        .map_err(|e| SignError::CaCert(e.to_string()))?;
     let cert = der
         .parse_x509()
-        .map_err(|e| format!("the CA certificate: {e}"))?;
+        .map_err(|e| SignError::CaCert(e.to_string()))?;
     Ok(cert.validity().not_after.to_datetime())
 }
 
@@ -337,11 +397,11 @@ pub(crate) fn decide(ca: &SigningCa, max: Duration, csr: &CertificateSigningRequ
     let pem = &csr.spec.request.0;
     let req = match parse_request(pem) {
         Ok(r) => r,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let usages = csr.spec.usages.clone().unwrap_or_default();
     if let Err(e) = check_for_signer(signer, &req, &usages) {
-        return Outcome::Failed(e);
+        return Outcome::Failed(e.to_string());
     }
     let ttl = duration(csr.spec.expiration_seconds, max);
     match sign(ca, &String::from_utf8_lossy(pem), &usages, ttl) {
