@@ -232,16 +232,12 @@ pub(crate) struct ServerArgs {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct AuthorizationModes(pub Vec<ferrokube_apiserver::authz::Mode>);
 
-/// `--authorization-mode` names no mode, an unknown one, or one twice; says
-/// which, in the API server's words.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub(crate) struct AuthorizationModeError(String);
-
-fn parse_authorization_modes(s: &str) -> Result<AuthorizationModes, AuthorizationModeError> {
-    ferrokube_apiserver::authz::Mode::parse_list(s)
-        .map(AuthorizationModes)
-        .map_err(|e| AuthorizationModeError(e.to_string()))
+/// `--authorization-mode`'s modes; the error says, in the API server's words,
+/// whether it names no mode, an unknown one, or one twice.
+fn parse_authorization_modes(
+    s: &str,
+) -> Result<AuthorizationModes, ferrokube_apiserver::authz::ModeError> {
+    ferrokube_apiserver::authz::Mode::parse_list(s).map(AuthorizationModes)
 }
 
 impl ServerArgs {
