@@ -4,10 +4,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use common::Cluster;
+use ferrokube_client::testing::wait::wait_until_blocking;
 use serde_json::Value;
 
 const ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
@@ -24,19 +25,34 @@ fn claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
+/// Namespace `team` whose service accounts may read its pods (bound to
+/// `view`; authorization is on), once its `default` account exists: what
+/// the tokens are tried on.
+fn team_that_may_view(c: &Cluster) {
+    c.kubectl_ok(&["create", "namespace", "team"]);
+    c.kubectl_ok(&[
+        "create",
+        "rolebinding",
+        "sa-view",
+        "-n",
+        "team",
+        "--clusterrole=view",
+        "--group=system:serviceaccounts:team",
+    ]);
+    wait_for_default_sa(c, "team");
+}
+
 fn wait_for_default_sa(c: &Cluster, ns: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !c
-        .kubectl(&["get", "serviceaccount", "default", "-n", ns])
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no default service account in {ns}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until_blocking(
+        &format!("the default service account in {ns}"),
+        Duration::from_secs(30),
+        common::POLL,
+        || {
+            c.kubectl(&["get", "serviceaccount", "default", "-n", ns])
+                .status
+                .success()
+        },
+    );
 }
 
 fn assert_unauthorized(c: &Cluster, token: &str, why: &str) {
@@ -56,19 +72,7 @@ fn assert_unauthorized(c: &Cluster, token: &str, why: &str) {
 )]
 fn kubectl_create_token_gives_a_token_that_authenticates() {
     let c = Cluster::start();
-    c.kubectl_ok(&["create", "namespace", "team"]);
-    // What the tokens are tried on: reading pods, which the team's
-    // service accounts may do once bound to `view` (authorization is on).
-    c.kubectl_ok(&[
-        "create",
-        "rolebinding",
-        "sa-view",
-        "-n",
-        "team",
-        "--clusterrole=view",
-        "--group=system:serviceaccounts:team",
-    ]);
-    wait_for_default_sa(&c, "team");
+    team_that_may_view(&c);
 
     let token = c
         .kubectl_ok(&["create", "token", "default", "-n", "team"])
@@ -192,19 +196,7 @@ fn kubectl_create_token_gives_a_token_that_authenticates() {
 )]
 fn tokens_end_with_their_service_account_and_bound_pod() {
     let c = Cluster::start();
-    c.kubectl_ok(&["create", "namespace", "team"]);
-    // What the tokens are tried on: reading pods, which the team's
-    // service accounts may do once bound to `view` (authorization is on).
-    c.kubectl_ok(&[
-        "create",
-        "rolebinding",
-        "sa-view",
-        "-n",
-        "team",
-        "--clusterrole=view",
-        "--group=system:serviceaccounts:team",
-    ]);
-    wait_for_default_sa(&c, "team");
+    team_that_may_view(&c);
 
     // The service account deleted and made again: another uid.
     c.kubectl_ok(&["create", "serviceaccount", "robot", "-n", "team"]);
