@@ -38,6 +38,7 @@ mod satoken;
 pub mod server;
 mod services;
 mod spdy;
+pub mod strategy;
 mod streaming;
 mod table;
 mod typed;
