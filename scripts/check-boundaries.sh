@@ -16,8 +16,12 @@ ALLOWED = {
     "ferrokube-store": set(),
     "ferrokube-pki": set(),
     "ferrokube-nft": set(),
+    # What the OpenAPI schema of a CRD does to an object (and CEL): a pure library
+    # over the field errors of ferrokube-api.
+    "ferrokube-schema": {"ferrokube-api"},
     # The only crate of the control plane that reads and writes the store.
-    "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki"},
+    "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki",
+                            "ferrokube-schema"},
     # How components reach the API. The in-process API server (and so the
     # store) only behind the `in-process` and `testing` features, which only
     # the binary, the benchmarks and tests turn on.
