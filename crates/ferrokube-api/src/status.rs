@@ -43,6 +43,21 @@ pub enum FieldErrorKind {
         /// The most the field may hold (bytes or items).
         max: usize,
     },
+    /// `Too many`: a list or object has more items than `max`.
+    TooMany {
+        /// How many it has; negative when not known (not shown).
+        actual: i64,
+        /// The most it may have; negative when not known.
+        max: i64,
+    },
+    /// `Invalid value` for a value of the wrong type (reason
+    /// `FieldValueTypeInvalid`).
+    TypeInvalid {
+        /// The refused value.
+        value: Value,
+        /// Why it is refused.
+        detail: String,
+    },
     /// An invalid value shown as Kubernetes (Go) prints it, for values
     /// JSON cannot spell that way (`[]networking.IngressRule(nil)`).
     InvalidShown {
@@ -116,6 +131,30 @@ impl FieldError {
         }
     }
 
+    /// `Too many: <actual>: must have at most <max> items` (`field.TooMany`).
+    pub fn too_many(field: impl Into<String>, actual: i64, max: i64) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::TooMany { actual, max },
+        }
+    }
+
+    /// `Invalid value` of reason `FieldValueTypeInvalid` (`field.TypeInvalid`):
+    /// the value is not of the type the field has.
+    pub fn type_invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::TypeInvalid {
+                value: value.into(),
+                detail: detail.into(),
+            },
+        }
+    }
+
     /// An invalid value printed as `shown`, verbatim.
     pub fn invalid_shown(
         field: impl Into<String>,
@@ -151,6 +190,8 @@ impl FieldError {
             FieldErrorKind::NotFound(_) => "FieldValueNotFound",
             FieldErrorKind::Forbidden(_) => "FieldValueForbidden",
             FieldErrorKind::TooLong { .. } => "FieldValueTooLong",
+            FieldErrorKind::TooMany { .. } => "FieldValueTooMany",
+            FieldErrorKind::TypeInvalid { .. } => "FieldValueTypeInvalid",
         }
     }
 
@@ -191,6 +232,22 @@ impl FieldError {
             FieldErrorKind::Forbidden(d) => with("Forbidden".into(), d),
             FieldErrorKind::TooLong { max } => {
                 format!("Too long: may not be more than {max} bytes")
+            }
+            FieldErrorKind::TooMany { actual, max } => {
+                let head = if *actual >= 0 {
+                    format!("Too many: {actual}")
+                } else {
+                    "Too many".to_string()
+                };
+                let detail = match max {
+                    1 => "must have at most 1 item".to_string(),
+                    m if *m >= 0 => format!("must have at most {m} items"),
+                    _ => "has too many items".to_string(),
+                };
+                format!("{head}: {detail}")
+            }
+            FieldErrorKind::TypeInvalid { value, detail } => {
+                with(format!("Invalid value: {}", show(value)), detail)
             }
         }
     }
@@ -799,6 +856,25 @@ mod tests {
                 ),
                 "FieldValueNotSupported",
                 r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+            ),
+            (
+                FieldError::too_many("spec.ports", 3, 2),
+                "FieldValueTooMany",
+                "spec.ports: Too many: 3: must have at most 2 items",
+            ),
+            (
+                FieldError::too_many("spec.ports", -1, 1),
+                "FieldValueTooMany",
+                "spec.ports: Too many: must have at most 1 item",
+            ),
+            (
+                FieldError::type_invalid(
+                    "spec.replicas",
+                    "string",
+                    r#"spec.replicas in body must be of type integer: "string""#,
+                ),
+                "FieldValueTypeInvalid",
+                r#"spec.replicas: Invalid value: "string": spec.replicas in body must be of type integer: "string""#,
             ),
         ];
         for (e, reason, text) in cases {
