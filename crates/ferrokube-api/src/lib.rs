@@ -5,6 +5,7 @@
 pub mod cron;
 pub mod fields;
 pub mod gojson;
+pub mod jsonpath;
 pub mod labels;
 pub mod patch;
 pub mod printers;
