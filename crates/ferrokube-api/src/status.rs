@@ -43,6 +43,9 @@ pub enum FieldErrorKind {
         /// The most the field may hold (bytes or items).
         max: usize,
     },
+    /// `Duplicate value` of a value shown as Go's `%#v` prints it
+    /// (`map[string]interface {}{"name":"a"}`).
+    DuplicateShown(String),
     /// `Too many`: a list or object has more items than `max`.
     TooMany {
         /// How many it has; negative when not known (not shown).
@@ -131,6 +134,14 @@ impl FieldError {
         }
     }
 
+    /// A `Duplicate value` error showing the value as `shown`, verbatim.
+    pub fn duplicate_shown(field: impl Into<String>, shown: impl Into<String>) -> Self {
+        FieldError {
+            field: field.into(),
+            kind: FieldErrorKind::DuplicateShown(shown.into()),
+        }
+    }
+
     /// `Too many: <actual>: must have at most <max> items` (`field.TooMany`).
     pub fn too_many(field: impl Into<String>, actual: i64, max: i64) -> Self {
         FieldError {
@@ -186,7 +197,9 @@ impl FieldError {
                 "FieldValueInvalid"
             }
             FieldErrorKind::NotSupported { .. } => "FieldValueNotSupported",
-            FieldErrorKind::Duplicate(_) => "FieldValueDuplicate",
+            FieldErrorKind::Duplicate(_) | FieldErrorKind::DuplicateShown(_) => {
+                "FieldValueDuplicate"
+            }
             FieldErrorKind::NotFound(_) => "FieldValueNotFound",
             FieldErrorKind::Forbidden(_) => "FieldValueForbidden",
             FieldErrorKind::TooLong { .. } => "FieldValueTooLong",
@@ -228,6 +241,7 @@ impl FieldError {
                     .join(", ")
             ),
             FieldErrorKind::Duplicate(v) => format!("Duplicate value: {}", show(v)),
+            FieldErrorKind::DuplicateShown(v) => format!("Duplicate value: {v}"),
             FieldErrorKind::NotFound(v) => format!("Not found: {}", show(v)),
             FieldErrorKind::Forbidden(d) => with("Forbidden".into(), d),
             FieldErrorKind::TooLong { max } => {
@@ -856,6 +870,11 @@ mod tests {
                 ),
                 "FieldValueNotSupported",
                 r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
+            ),
+            (
+                FieldError::duplicate_shown("spec.ports[1]", r#"map[string]interface {}{"port":80}"#),
+                "FieldValueDuplicate",
+                r#"spec.ports[1]: Duplicate value: map[string]interface {}{"port":80}"#,
             ),
             (
                 FieldError::too_many("spec.ports", 3, 2),

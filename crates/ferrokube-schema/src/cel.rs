@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use ::cel::common::types::{DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
+use ::cel::common::types::{CelOptional, DYN_TYPE, INT_TYPE, LIST_TYPE, STRING_TYPE};
 use ::cel::common::value::{CowVal, Val};
 use ::cel::objects::{Key, Map};
 use ::cel::{Context, Env, ExecutionError, Value};
@@ -57,15 +57,25 @@ impl Program {
     /// returned as JSON; an evaluation error is returned as cel's message.
     pub fn eval(&self, vars: &[(&str, &Json)]) -> Result<Json, String> {
         let vars: Vec<(&str, Value)> = vars.iter().map(|(n, v)| (*n, from_json(v))).collect();
+        let vars: Vec<(&str, Binding)> = vars
+            .into_iter()
+            .map(|(n, v)| (n, Binding::Value(v)))
+            .collect();
         let value = self.eval_value(&vars)?;
         value.json().map_err(|e| e.to_string())
     }
 
-    /// Evaluates with CEL values already made (the schema's typed conversion).
-    pub(crate) fn eval_value(&self, vars: &[(&str, Value)]) -> Result<Value, String> {
+    /// Evaluates with CEL values already made (the schema's typed
+    /// conversion), or optionals (`oldSelf` of `optionalOldSelf` rules).
+    pub(crate) fn eval_value(&self, vars: &[(&str, Binding)]) -> Result<Value, String> {
         let mut context = Context::with_env(env_arc());
         for (name, value) in vars {
-            context.add_variable_from_value(name.to_string(), value.clone());
+            let boxed: Box<dyn Val> = match value {
+                Binding::Value(v) => boxed(v)?,
+                Binding::OptionalNone => Box::new(CelOptional::none()),
+                Binding::OptionalOf(v) => Box::new(CelOptional::of(boxed(v)?)),
+            };
+            context.add_variable_as_val(name.to_string(), boxed);
         }
         self.program.execute(&context).map_err(|e| e.to_string())
     }
@@ -79,6 +89,20 @@ impl Program {
     pub fn uses_variable(&self, name: &str) -> bool {
         self.program.references().has_variable(name)
     }
+}
+
+/// A variable's value for [`Program::eval_value`].
+pub(crate) enum Binding {
+    /// A plain value.
+    Value(Value),
+    /// `optional.none()`.
+    OptionalNone,
+    /// `optional.of(value)`.
+    OptionalOf(Value),
+}
+
+fn boxed(v: &Value) -> Result<Box<dyn Val>, String> {
+    Box::<dyn Val>::try_from(v.clone()).map_err(|e| e.to_string())
 }
 
 /// A JSON value as CEL sees it without a schema: objects are maps, whole

@@ -1,7 +1,206 @@
 //! What a CustomResourceDefinition's OpenAPI v3 schema does to an object, as
-//! Kubernetes' apiextensions-apiserver does it.
+//! Kubernetes' apiextensions-apiserver does it: a pure library, no I/O.
 //!
+//! - [`Structural::parse`]: the schema checked as a CRD's is checked (every
+//!   field typed, value validations restricting only specified fields,
+//!   refused keywords, list and map types, defaults that validate, rules
+//!   that compile), with Kubernetes' messages and field paths.
+//! - [`Structural::validate`]: an object checked against the schema as
+//!   kube-openapi checks it, embedded resources' `apiVersion`, `kind` and
+//!   `metadata`, and the uniqueness of `set` and `map` lists' elements.
+//! - [`Structural::validate_cel`]: the `x-kubernetes-validations` rules.
+//! - [`Structural::prune`] and [`Structural::apply_defaults`]: unknown fields
+//!   dropped, defaults applied at every depth.
+//! - [`Structural::list_type_at`]: list types and keys for server-side apply.
 //! - [`cel`]: CEL expressions, shared with admission webhooks'
 //!   `matchConditions` and ValidatingAdmissionPolicies.
+//!
+//! Not there yet: ratcheting (errors of unchanged fields on update are
+//! reported, not turned into warnings), CEL cost estimates and budgets,
+//! CEL's type checker (a rule naming a field the schema does not have fails
+//! when evaluated, not when the CRD is created), `url()`/`quantity()`/`ip()`/
+//! `cidr()` values in CEL, the CEL rules of defaults, and the metadata
+//! coercion of embedded resources (their unknown metadata fields are kept).
 
 pub mod cel;
+mod crd;
+mod defaults;
+mod embedded;
+mod format;
+mod gofmt;
+mod listtype;
+mod node;
+mod prune;
+mod rules;
+mod structural;
+mod validate;
+
+use ferrokube_api::status::FieldError;
+use serde_json::Value as Json;
+
+use node::{Node, Reader};
+
+/// A list's `x-kubernetes-list-type`, with a `map` list's keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ListType {
+    /// Replaced as a whole (the default).
+    Atomic,
+    /// Scalars merged as a set.
+    Set,
+    /// Objects merged by the values of these keys.
+    Map(Vec<String>),
+}
+
+/// A parsed structural schema: a CRD version's `openAPIV3Schema`, checked,
+/// its rules compiled.
+#[derive(Debug)]
+pub struct Structural {
+    root: Node,
+}
+
+impl Structural {
+    /// Parses an `openAPIV3Schema` (JSON). The errors are those Kubernetes
+    /// gives for a CRD with this schema, with field paths under `base` (e.g.
+    /// `spec.versions[0].schema.openAPIV3Schema`): a non-structural schema
+    /// (`type: Required value: must not be empty for specified object
+    /// fields`), refused keywords, misused `x-kubernetes-*` extensions,
+    /// defaults that do not validate, rules that do not compile.
+    pub fn parse(schema: &Json, base: &str) -> Result<Structural, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut root = Reader {
+            errors: &mut errors,
+        }
+        .node(schema, base);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let mut errors = structural::check(&root, base);
+        let structural_ok = errors.is_empty();
+        errors.extend(crd::check(&mut root, base, structural_ok));
+        if errors.is_empty() {
+            defaults_valid(&root, base, true, &mut errors);
+        }
+        if errors.is_empty() {
+            Ok(Structural { root })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Validates an object (the whole custom resource) against the schema:
+    /// kube-openapi's keywords (type, format, enum, bounds, lengths,
+    /// patterns, item and property counts, required, nullable,
+    /// additionalProperties, allOf/anyOf/oneOf/not, int-or-string), embedded
+    /// resources' `apiVersion`, `kind` and `metadata`, and duplicates in
+    /// `set` and `map` lists. Errors carry Kubernetes' messages and paths.
+    pub fn validate(&self, obj: &Json) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        embedded::validate(&self.root, obj, "", &mut errors);
+        let mut v = validate::Validator {
+            base: None,
+            errors: Vec::new(),
+        };
+        v.node(&self.root, obj, "");
+        errors.extend(v.errors);
+        listtype::validate(&self.root, obj, "", &mut errors);
+        errors
+    }
+
+    /// Evaluates the `x-kubernetes-validations` rules over `obj`; `old` is
+    /// the stored object on updates (transition rules, those naming
+    /// `oldSelf`, run only where an old value correlates, unless
+    /// `optionalOldSelf` is set). Rules run without a cost budget.
+    pub fn validate_cel(&self, obj: &Json, old: Option<&Json>) -> Vec<FieldError> {
+        let mut e = rules::Evaluator { errors: Vec::new() };
+        e.node(&self.root, obj, old, "", true);
+        e.errors
+    }
+
+    /// Drops the fields the schema does not specify (keeping those under
+    /// `x-kubernetes-preserve-unknown-fields`, and the `apiVersion`, `kind`
+    /// and `metadata` of the object and of embedded resources); returns the
+    /// dropped fields' paths, sorted, as strict field validation names them
+    /// (`unknown field "spec.foo"`, `spec.list[0].bar`).
+    pub fn prune(&self, obj: &mut Json) -> Vec<String> {
+        let mut p = prune::Pruner { pruned: Vec::new() };
+        p.prune(obj, Some(&self.root), true, "");
+        p.pruned.sort();
+        p.pruned
+    }
+
+    /// Applies the schema's `default`s at every depth (a missing field, or a
+    /// null one that may not be null), then drops the nulls that may not be
+    /// null and have no default, as Kubernetes does to objects read and
+    /// written (after pruning).
+    pub fn apply_defaults(&self, obj: &mut Json) {
+        defaults::apply(obj, &self.root);
+        defaults::prune_nulls(obj, &self.root);
+    }
+
+    /// The list type of the array at `path` (field names from the root; an
+    /// array's elements are stepped into by any segment, e.g. an index),
+    /// `None` when `path` does not name an array of the schema.
+    pub fn list_type_at(&self, path: &[&str]) -> Option<ListType> {
+        let mut node = &self.root;
+        for seg in path {
+            node = if node.ty == "array" {
+                node.items.as_deref()?
+            } else if let Some(p) = node.properties.get(*seg) {
+                p
+            } else {
+                node.additional_schema()?
+            };
+        }
+        if node.ty != "array" {
+            return None;
+        }
+        Some(match node.list_type.as_deref() {
+            Some("set") => ListType::Set,
+            Some("map") => ListType::Map(node.list_map_keys.clone()),
+            _ => ListType::Atomic,
+        })
+    }
+}
+
+/// Defaults must be pruned and valid for their schema
+/// (`defaulting/validation.go`); defaults under `additionalProperties` are
+/// refused elsewhere and not followed.
+fn defaults_valid(s: &Node, path: &str, root: bool, errors: &mut Vec<FieldError>) {
+    if let Some(d) = &s.default {
+        let default_path = format!("{path}.default");
+        let mut pruned = d.clone();
+        prune::Pruner { pruned: Vec::new() }.prune(&mut pruned, Some(s), s.embedded, "");
+        if pruned != *d {
+            errors.push(FieldError::invalid(
+                default_path.clone(),
+                d.clone(),
+                "must not have unknown fields",
+            ));
+        } else {
+            let mut embedded_errs = Vec::new();
+            embedded::validate(s, d, &default_path, &mut embedded_errs);
+            if embedded_errs.is_empty() {
+                let mut v = validate::Validator {
+                    base: Some(&default_path),
+                    errors: Vec::new(),
+                };
+                v.node(s, d, "");
+                errors.extend(v.errors);
+            } else {
+                errors.extend(embedded_errs);
+            }
+        }
+    }
+    if let Some(items) = &s.items {
+        defaults_valid(items, &format!("{path}.items"), false, errors);
+    }
+    for (k, p) in &s.properties {
+        if root && matches!(k.as_str(), "metadata" | "apiVersion" | "kind") {
+            continue;
+        }
+        defaults_valid(p, &format!("{path}.properties[{k}]"), false, errors);
+    }
+}
+
+#[cfg(test)]
+mod tests;
