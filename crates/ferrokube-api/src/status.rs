@@ -872,7 +872,10 @@ mod tests {
                 r#"spec.restartPolicy: Unsupported value: "Sometimes": supported values: "Always", "OnFailure", "Never""#,
             ),
             (
-                FieldError::duplicate_shown("spec.ports[1]", r#"map[string]interface {}{"port":80}"#),
+                FieldError::duplicate_shown(
+                    "spec.ports[1]",
+                    r#"map[string]interface {}{"port":80}"#,
+                ),
                 "FieldValueDuplicate",
                 r#"spec.ports[1]: Duplicate value: map[string]interface {}{"port":80}"#,
             ),
