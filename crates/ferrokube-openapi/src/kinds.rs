@@ -137,3 +137,8 @@ pub(crate) fn register_common(generator: &mut SchemaGenerator) {
     let _ = add::<meta::DeleteOptions>(generator);
     let _ = add::<meta::ListMeta>(generator);
 }
+
+/// Registers ObjectMeta, which custom kinds' definitions refer to.
+pub(crate) fn register_object_meta(generator: &mut SchemaGenerator) {
+    let _ = add::<meta::ObjectMeta>(generator);
+}

@@ -16,6 +16,7 @@
 //! wire-format data"); kubectl 1.27 and 1.28 always use that protobuf v2,
 //! which [`OpenApi::v2_protobuf`] provides.
 
+mod custom;
 mod hash;
 mod kinds;
 mod paths;
@@ -23,6 +24,7 @@ mod resource;
 mod schemas;
 mod v2_proto;
 
+pub use custom::CustomSchema;
 pub use resource::ResourceDesc;
 pub use schemas::{ListPatch, PatchMetaFn};
 
@@ -74,7 +76,21 @@ impl OpenApi {
         resources: &[ResourceDesc],
         patch_meta: Option<PatchMetaFn>,
     ) -> Self {
-        let all = schemas::Schemas::generate(resources, patch_meta);
+        Self::build_with_custom(resources, patch_meta, &[])
+    }
+
+    /// Like [`OpenApi::build_with_patch_meta`], with custom resources' schemas:
+    /// each [`CustomSchema`] is published as Kubernetes publishes a
+    /// CustomResourceDefinition's version (its kind and list kind under
+    /// `<reversed group>.<version>.<Kind>`), and the resources of `resources`
+    /// of that group, version and kind get paths referring to them. Without
+    /// custom schemas the documents are exactly [`OpenApi::build_with_patch_meta`]'s.
+    pub fn build_with_custom(
+        resources: &[ResourceDesc],
+        patch_meta: Option<PatchMetaFn>,
+        custom: &[CustomSchema],
+    ) -> Self {
+        let all = schemas::Schemas::generate(resources, patch_meta, custom);
         let mut group_versions = BTreeMap::new();
         let mut gvs: Vec<(&str, &str)> = resources.iter().map(|r| (r.group, r.version)).collect();
         gvs.sort();

@@ -5,7 +5,7 @@
 //! `fieldManager` on writes), request bodies and responses, in OpenAPI v3
 //! or Swagger 2.0 shape.
 
-use crate::schemas::{list_name, subresource_kind, Schemas};
+use crate::schemas::{subresource_kind, Schemas};
 use crate::ResourceDesc;
 use serde_json::{json, Map, Value};
 
@@ -405,7 +405,7 @@ impl<'a> ResourcePaths<'a> {
         let ns = if r.namespaced { "Namespaced" } else { "" };
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let (obj, list) = match schemas.name_of(r.group, r.version, r.kind) {
-            Some(name) => (reference(f, name), reference(f, &list_name(name))),
+            Some(name) => (reference(f, name), reference(f, &schemas.list_of(name))),
             None => (json!({"type": "object"}), json!({"type": "object"})),
         };
         let status = reference(f, &format!("{META}.Status"));

@@ -5,7 +5,7 @@
 //! shape (`#/components/schemas/` references, `allOf` around references that
 //! carry a description) and converted to Swagger 2.0 shape on demand.
 
-use crate::{kinds, ResourceDesc};
+use crate::{custom, kinds, CustomSchema, ResourceDesc};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -34,6 +34,11 @@ pub type PatchMetaFn<'a> = &'a dyn Fn(&str, &str) -> Option<ListPatch>;
 pub(crate) struct Schemas {
     defs: Map<String, Value>,
     names: BTreeMap<(String, String, String), String>,
+    /// Custom kinds' list definitions (whose names need not be `<kind>List`).
+    list_names: BTreeMap<String, String>,
+    /// Custom kinds' Swagger 2.0 definitions, which differ from v3's by more
+    /// than shape (Kubernetes' v2 conversion of their schemas).
+    custom_v2: BTreeMap<String, Value>,
 }
 
 fn gvk(group: &str, version: &str, kind: &str) -> Value {
@@ -83,9 +88,17 @@ pub(crate) fn subresource_kind(
 }
 
 impl Schemas {
-    pub(crate) fn generate(resources: &[ResourceDesc], patch_meta: Option<PatchMetaFn>) -> Self {
+    pub(crate) fn generate(
+        resources: &[ResourceDesc],
+        patch_meta: Option<PatchMetaFn>,
+        custom: &[CustomSchema],
+    ) -> Self {
         let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
         kinds::register_common(&mut generator);
+        if !custom.is_empty() {
+            // What custom kinds' definitions refer to.
+            kinds::register_object_meta(&mut generator);
+        }
         let mut tagged = Vec::new();
         let mut names = BTreeMap::new();
         let mut lists = Vec::new();
@@ -154,10 +167,36 @@ impl Schemas {
         if let Some(lookup) = patch_meta {
             annotate(&mut defs, lookup);
         }
+        let mut list_names = BTreeMap::new();
+        let mut custom_v2 = BTreeMap::new();
+        for c in custom {
+            let published = custom::publish(c);
+            names.insert(
+                (c.group.clone(), c.version.clone(), c.kind.clone()),
+                published.name.clone(),
+            );
+            list_names.insert(published.name.clone(), published.list_name.clone());
+            custom_v2.insert(published.name.clone(), published.v2);
+            defs.insert(published.name, published.v3);
+            defs.insert(published.list_name, published.list);
+        }
         for schema in defs.values_mut() {
             wrap_described_refs(schema);
         }
-        Self { defs, names }
+        Self {
+            defs,
+            names,
+            list_names,
+            custom_v2,
+        }
+    }
+
+    /// The definition name of the list kind of the kind named `name`.
+    pub(crate) fn list_of(&self, name: &str) -> String {
+        self.list_names
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| list_name(name))
     }
 
     /// The definition name of a kind, if it has a schema here.
@@ -190,7 +229,7 @@ impl Schemas {
         self.defs
             .iter()
             .map(|(n, s)| {
-                let mut s = s.clone();
+                let mut s = self.custom_v2.get(n).unwrap_or(s).clone();
                 to_v2(&mut s);
                 (n.clone(), s)
             })

@@ -10,7 +10,7 @@
 
 mod common;
 
-use ferrokube_openapi::{OpenApi, ResourceDesc};
+use ferrokube_openapi::{CustomSchema, OpenApi, ResourceDesc};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -329,6 +329,129 @@ fn explain_deployment_spec_shows_referenced_types_and_required_fields() {
         "{out}"
     );
     assert!(out.contains("apiGroup\t<string> -required-"), "{out}");
+}
+
+/// The test server's resources plus a custom resource, `crontabs` of
+/// `stable.example.com/v1`, published from its CRD schema.
+fn setup_custom() -> (Server, Kubectl) {
+    let mut resources = common::resources();
+    resources.push(ResourceDesc {
+        group: "stable.example.com",
+        version: "v1",
+        kind: "CronTab",
+        plural: "crontabs",
+        namespaced: true,
+        verbs: &[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ],
+        subresources: &["status"],
+    });
+    let crontab = CustomSchema {
+        group: "stable.example.com".into(),
+        version: "v1".into(),
+        kind: "CronTab".into(),
+        list_kind: "CronTabList".into(),
+        plural: "crontabs".into(),
+        schema: Some(json!({
+            "type": "object",
+            "description": "CronTab runs a command on a schedule.",
+            "properties": {
+                "spec": {
+                    "type": "object",
+                    "required": ["cronSpec"],
+                    "properties": {
+                        "cronSpec": {"type": "string", "description": "The schedule, in cron format."},
+                        "replicas": {"type": "integer", "description": "How many run at once.", "nullable": true},
+                    },
+                },
+            },
+        })),
+        preserve_unknown_fields: false,
+    };
+    let server = serve(Served {
+        api: OpenApi::build_with_custom(&resources, None, &[crontab]),
+        resources,
+        existing: None,
+    });
+    let kubectl = Kubectl::new(server.port);
+    (server, kubectl)
+}
+
+#[test]
+fn explain_custom_resource_prints_its_crd_schema() {
+    let (_server, kubectl) = setup_custom();
+    let (ok, out, err) = kubectl.run(&["explain", "crontabs"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("GROUP:      stable.example.com"), "{out}");
+    assert!(out.contains("KIND:       CronTab"), "{out}");
+    assert!(
+        out.contains("CronTab runs a command on a schedule."),
+        "{out}"
+    );
+    assert!(out.contains("metadata\t<ObjectMeta>"), "{out}");
+    let (ok, out, err) = kubectl.run(&["explain", "crontabs.spec"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("cronSpec\t<string> -required-"), "{out}");
+    let (ok, out, err) = kubectl.run(&["explain", "crontabs.spec.cronSpec"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("FIELD: cronSpec <string>"), "{out}");
+    assert!(out.contains("The schedule, in cron format."), "{out}");
+    let (ok, out, err) = kubectl.run(&["explain", "crontabs.metadata.name"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("FIELD: name <string>"), "{out}");
+}
+
+/// `explain --output=plaintext-openapiv2` reads the Swagger 2.0 document
+/// (as protobuf).
+#[test]
+fn explain_from_v2_shows_custom_resources_as_kubernetes_converts_them() {
+    let (server, kubectl) = setup_custom();
+    let (ok, out, err) = kubectl.run(&["explain", "crontabs.spec", "--output=plaintext-openapiv2"]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(out.contains("KIND:     CronTab"), "{out}");
+    assert!(out.contains("cronSpec\t<string> -required-"), "{out}");
+    // The nullable field is untyped in v2, as Kubernetes publishes it.
+    assert!(out.contains("replicas\t<>"), "{out}");
+    let seen = server.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|(_, p, _, _)| p.starts_with("/openapi/v2")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn creating_a_custom_resource_asks_the_server_to_validate_strictly() {
+    let (server, kubectl) = setup_custom();
+    let manifest = kubectl.dir.path().join("ct.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: stable.example.com/v1\nkind: CronTab\nmetadata:\n  name: nightly\nspec:\n  cronSpec: '* * * * */5'\n",
+    )
+    .unwrap();
+    let (ok, out, err) = kubectl.run(&["create", "-f", manifest.to_str().unwrap()]);
+    assert!(ok, "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("crontab.stable.example.com/nightly created"),
+        "{out}"
+    );
+    let seen = server.seen.lock().unwrap().clone();
+    let post = seen
+        .iter()
+        .find(|(m, _, _, _)| m == "POST")
+        .expect("a create request");
+    assert!(
+        post.1
+            .starts_with("/apis/stable.example.com/v1/namespaces/default/crontabs?"),
+        "{post:?}"
+    );
+    assert!(post.1.contains("fieldValidation=Strict"), "{post:?}");
 }
 
 /// kubectl 1.29 to 1.33 (from the Cloud SDK) read the same documents.
