@@ -43,7 +43,10 @@ impl std::fmt::Debug for Program {
 /// Compiles `expr`. The error is the parser's, in cel-go's form
 /// (`ERROR: <input>:1:5: Syntax error: ...` with the line and a caret).
 pub fn compile(expr: &str) -> Result<Program, String> {
-    let program = env().compile(expr).map_err(|e| e.to_string())?;
+    // cel-rust prints the snippet lines as `| ...`; cel-go as ` | ...`.
+    let program = env()
+        .compile(expr)
+        .map_err(|e| e.to_string().replace("\n| ", "\n | "))?;
     Ok(Program {
         source: expr.to_string(),
         program,
@@ -83,6 +86,16 @@ impl Program {
     /// The expression as written.
     pub fn source(&self) -> &str {
         &self.source
+    }
+
+    /// The parsed expression.
+    pub(crate) fn expression(&self) -> &::cel::IdedExpr {
+        self.program.expression()
+    }
+
+    /// Where each node of the expression was written.
+    pub(crate) fn source_info(&self) -> &::cel::common::ast::SourceInfo {
+        self.program.source_info()
     }
 
     /// Whether the expression names the variable `name` (e.g. `oldSelf`).
@@ -426,7 +439,10 @@ mod tests {
     fn syntax_errors_are_reported_as_cel_go_words_them() {
         let err = compile("self.a ==").unwrap_err();
         assert!(err.starts_with("ERROR: <input>:1:"), "{err}");
-        assert!(err.contains("\n| self.a =="), "{err}");
+        assert_eq!(
+            err,
+            "ERROR: <input>:1:10: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}\n | self.a ==\n | .........^"
+        );
     }
 
     #[test]

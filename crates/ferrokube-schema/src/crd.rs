@@ -140,7 +140,7 @@ fn walk(
     extensions(s, path, schema);
     rules_text(s, path, schema);
     if schema.len() == before && compile_rules {
-        compile(s, path, ctx, cel);
+        compile(s, path, ctx, is_root, cel);
     }
 }
 
@@ -489,13 +489,28 @@ pub(crate) fn rule_shown(r: &Rule) -> String {
 }
 
 /// Compiles the node's rules and message expressions.
-fn compile(s: &mut Node, path: &str, ctx: &Ctx, errs: &mut Vec<FieldError>) {
+fn compile(s: &mut Node, path: &str, ctx: &Ctx, is_root: bool, errs: &mut Vec<FieldError>) {
+    let resource = is_root || s.embedded;
+    let mut checked = Vec::new();
+    for r in &s.rules {
+        let found = r.rule.trim().is_empty().then(String::new).or_else(|| {
+            let program = crate::cel::compile(&r.rule).ok()?;
+            let optional = r.optional_old_self == Some(true);
+            Some(crate::typecheck::check(&program, s, resource, optional))
+        });
+        checked.push(found.unwrap_or_default());
+    }
     for (i, r) in s.rules.iter_mut().enumerate() {
         let p = format!("{path}.x-kubernetes-validations[{i}]");
         if r.rule.trim().is_empty() {
             continue;
         }
         match crate::cel::compile(&r.rule) {
+            Ok(_) if !checked[i].is_empty() => errs.push(FieldError::invalid_shown(
+                format!("{p}.rule"),
+                rule_shown(r),
+                format!("compilation failed: {}", checked[i]),
+            )),
             Ok(program) => r.program = Some(program),
             Err(e) => errs.push(FieldError::invalid_shown(
                 format!("{p}.rule"),

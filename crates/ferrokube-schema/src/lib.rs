@@ -17,8 +17,8 @@
 //!
 //! Not there yet: ratcheting (errors of unchanged fields on update are
 //! reported, not turned into warnings), CEL cost estimates and budgets,
-//! CEL's type checker (a rule naming a field the schema does not have fails
-//! when evaluated, not when the CRD is created), `url()`/`quantity()`/`ip()`/
+//! CEL's type checker beyond undefined fields of `self` (a rule comparing
+//! a string with an int fails when evaluated, not when the CRD is created), `url()`/`quantity()`/`ip()`/
 //! `cidr()` values in CEL, the CEL rules of defaults, and the metadata
 //! coercion of embedded resources (their unknown metadata fields are kept).
 
@@ -33,6 +33,7 @@ mod node;
 mod prune;
 mod rules;
 mod structural;
+mod typecheck;
 mod validate;
 
 use ferrokube_api::status::FieldError;

@@ -895,3 +895,33 @@ fn everything_together() {
         ]
     );
 }
+
+#[test]
+fn rules_naming_undeclared_fields_do_not_compile() {
+    let errs = parse_errors(json!({"type": "object",
+        "x-kubernetes-validations": [{"rule": "self.metadata.name != '' && self.metadata.labels.size() > 0"}],
+        "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [
+                {"rule": "self.b == 'x'"},
+                {"rule": "self.labels.anything == 'ok' && self.x__dash__y == '' && self.free.whatever == 1 && self.a.all(i, i.nope)"}],
+            "properties": {
+                "a": {"type": "array", "items": {"type": "object", "properties": {"c": {"type": "boolean"}}}},
+                "x-y": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}}));
+    assert_eq!(
+        errs,
+        [
+            format!(
+                r#"{B}.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.b == 'x'", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:5: undefined field 'b'
+ | self.b == 'x'
+ | ....^"#
+            ),
+            format!(
+                r#"{B}.x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.metadata.name != '' && self.metadata.labels.size() > 0", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:42: undefined field 'labels'
+ | self.metadata.name != '' && self.metadata.labels.size() > 0
+ | .........................................^"#
+            ),
+        ]
+    );
+}

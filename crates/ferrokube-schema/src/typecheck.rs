@@ -1,0 +1,165 @@
+//! The part of CEL's type checking that rules most often fail: a field
+//! selected from `self` (or `oldSelf`) that the schema does not declare is
+//! a compile error, `undefined field 'foo'`, as cel-go reports it against
+//! the schema's declared type. Selections the schema leaves open (maps,
+//! preserved unknown fields, int-or-string, values bound by macros) are
+//! left to evaluation.
+
+use ::cel::common::ast::{Expr, SourceInfo};
+use ::cel::IdedExpr;
+
+use crate::node::Node;
+use crate::rules::escape;
+
+/// What an expression is known to be.
+#[derive(Clone, Copy)]
+enum Known<'a> {
+    /// A value of this schema node (`resource`: a resource root, with its
+    /// `apiVersion`, `kind` and `metadata`).
+    Node(&'a Node, bool),
+    /// A resource's `metadata`: only `name` and `generateName`.
+    Meta,
+}
+
+struct Checker<'a> {
+    root: &'a Node,
+    resource: bool,
+    old_self_optional: bool,
+    info: &'a SourceInfo,
+    source: &'a str,
+    errors: Vec<String>,
+}
+
+/// The `undefined field` errors of `program`, in cel-go's form, joined by
+/// newlines; empty when there are none.
+pub(crate) fn check(
+    program: &crate::cel::Program,
+    root: &Node,
+    resource: bool,
+    old_self_optional: bool,
+) -> String {
+    let mut c = Checker {
+        root,
+        resource,
+        old_self_optional,
+        info: program.source_info(),
+        source: program.source(),
+        errors: Vec::new(),
+    };
+    c.walk(program.expression());
+    c.errors.join("\n")
+}
+
+impl<'a> Checker<'a> {
+    fn walk(&mut self, e: &IdedExpr) -> Option<Known<'a>> {
+        match &e.expr {
+            Expr::Ident(name) if name == "self" => Some(Known::Node(self.root, self.resource)),
+            Expr::Ident(name) if name == "oldSelf" && !self.old_self_optional => {
+                Some(Known::Node(self.root, self.resource))
+            }
+            Expr::Select(s) => {
+                let base = self.walk(&s.operand)?;
+                self.select(base, &s.field, e.id)
+            }
+            Expr::Call(c) => {
+                if let Some(t) = &c.target {
+                    self.walk(t);
+                }
+                for a in &c.args {
+                    self.walk(a);
+                }
+                None
+            }
+            Expr::Comprehension(c) => {
+                for part in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    self.walk(part);
+                }
+                None
+            }
+            Expr::List(l) => {
+                for item in &l.elements {
+                    self.walk(item);
+                }
+                None
+            }
+            Expr::Map(m) => {
+                for entry in &m.entries {
+                    if let ::cel::common::ast::EntryExpr::MapEntry(me) = &entry.expr {
+                        self.walk(&me.key);
+                        self.walk(&me.value);
+                    }
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn select(&mut self, base: Known<'a>, field: &str, id: u64) -> Option<Known<'a>> {
+        let (node, resource) = match base {
+            Known::Meta => {
+                if field != "name" && field != "generateName" {
+                    self.undefined(field, id);
+                }
+                return None;
+            }
+            Known::Node(n, r) => (n, r),
+        };
+        if resource && field == "metadata" {
+            return Some(Known::Meta);
+        }
+        if resource && (field == "apiVersion" || field == "kind") {
+            return None;
+        }
+        let closed = node.ty == "object"
+            && !node.preserves_unknown()
+            && node.additional.is_none()
+            && !node.int_or_string;
+        if !closed {
+            return None;
+        }
+        match node
+            .properties
+            .iter()
+            .find(|(k, _)| escape(k).as_deref() == Some(field))
+        {
+            Some((_, p)) => Some(Known::Node(p, p.embedded)),
+            None => {
+                self.undefined(field, id);
+                None
+            }
+        }
+    }
+
+    fn undefined(&mut self, field: &str, id: u64) {
+        let offset = self
+            .info
+            .offset_for(id)
+            .map_or(0, |(start, _)| start as usize);
+        self.errors.push(located(
+            self.source,
+            offset,
+            &format!("undefined field '{field}'"),
+        ));
+    }
+}
+
+/// An error at byte `offset` of `source`, as cel-go prints issues.
+fn located(source: &str, offset: usize, message: &str) -> String {
+    let before = &source[..offset.min(source.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = source[line_start..offset.min(source.len())].chars().count();
+    let line = source[line_start..].lines().next().unwrap_or_default();
+    format!(
+        "ERROR: <input>:{line_no}:{}: {message}\n | {line}\n | {}^",
+        column + 1,
+        ".".repeat(column)
+    )
+}
