@@ -80,7 +80,7 @@ impl Program {
             };
             context.add_variable_as_val(name.to_string(), boxed);
         }
-        self.program.execute(&context).map_err(|e| e.to_string())
+        self.program.execute(&context).map_err(|e| go_error(&e))
     }
 
     /// The expression as written.
@@ -101,6 +101,22 @@ impl Program {
     /// Whether the expression names the variable `name` (e.g. `oldSelf`).
     pub fn uses_variable(&self, name: &str) -> bool {
         self.program.references().has_variable(name)
+    }
+}
+
+/// An evaluation error worded as cel-go words it where Kubernetes' messages
+/// show it (`no such key: foo`, `division by zero`, `no such overload`).
+fn go_error(e: &ExecutionError) -> String {
+    match e {
+        ExecutionError::NoSuchKey(k) => format!("no such key: {k}"),
+        ExecutionError::DivisionByZero(_) => "division by zero".to_string(),
+        ExecutionError::RemainderByZero(_) => "modulus by zero".to_string(),
+        ExecutionError::Overflow(..) => "integer overflow".to_string(),
+        ExecutionError::NoSuchOverload(_) | ExecutionError::UnsupportedBinaryOperator(..) => {
+            "no such overload".to_string()
+        }
+        ExecutionError::UndeclaredReference(name) => format!("no such attribute(s): {name}"),
+        other => other.to_string(),
     }
 }
 
@@ -453,8 +469,26 @@ mod tests {
         assert_eq!(eval("has(self.missing)", obj.clone()), Ok(json!(false)));
         assert_eq!(eval("self.ratio < 1.0", obj.clone()), Ok(json!(true)));
         assert_eq!(eval("self.replicas + 1", obj.clone()), Ok(json!(4)));
-        let err = eval("self.missing == 1", obj).unwrap_err();
-        assert!(err.contains("missing"), "{err}");
+        assert_eq!(
+            eval("self.missing == 1", obj.clone()),
+            Err("no such key: missing".into())
+        );
+        assert_eq!(
+            eval("self.replicas / 0", obj.clone()),
+            Err("division by zero".into())
+        );
+        assert_eq!(
+            eval("self.replicas % 0", obj.clone()),
+            Err("modulus by zero".into())
+        );
+        assert_eq!(
+            eval("self.name + 1", obj.clone()),
+            Err("no such overload".into())
+        );
+        assert_eq!(
+            eval("9223372036854775807 + self.replicas", obj),
+            Err("integer overflow".into())
+        );
     }
 
     #[test]

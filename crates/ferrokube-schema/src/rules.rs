@@ -333,7 +333,7 @@ impl Evaluator {
                 Ok(Value::Bool(true)) => {}
                 Ok(_) => self.failure(s, rule, &vars, path),
                 Err(e) => {
-                    let detail = if e.starts_with("found no matching overload") {
+                    let detail = if e.starts_with("no such overload") {
                         format!("'{e}': call arguments did not match a supported operator, function or macro signature for rule: {}", rule_error_string(rule))
                     } else {
                         format!("{e} evaluating rule: {}", rule_error_string(rule))

@@ -925,3 +925,18 @@ fn rules_naming_undeclared_fields_do_not_compile() {
         ]
     );
 }
+
+#[test]
+fn rules_failing_to_evaluate_say_why() {
+    let s = with_spec(json!({"type": "object", "properties": {
+        "port": {"x-kubernetes-int-or-string": true, "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-validations": [{"rule": "self > 0"}]},
+        "n": {"type": "integer", "x-kubernetes-validations": [{"rule": "10 / self > 1", "message": "n is too big"}]}}}));
+    assert_eq!(
+        texts(&s.validate_cel(&json!({"spec": {"port": "http", "n": 0}}), None)),
+        [
+            r#"spec.n: Invalid value: "integer": division by zero evaluating rule: n is too big"#,
+            r#"spec.port: Invalid value: "": 'no such overload': call arguments did not match a supported operator, function or macro signature for rule: self > 0"#,
+        ]
+    );
+}
