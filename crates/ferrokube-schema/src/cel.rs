@@ -9,10 +9,12 @@
 //! `flatten`, `distinct`, `reverse`, `sort`), plus what Kubernetes' own CEL
 //! libraries add that custom resources' rules use most: on lists `isSorted()`,
 //! `sum()`, `min()`, `max()`, `indexOf(x)`, `lastIndexOf(x)`; on strings
-//! `find(regex)` and `findAll(regex[, n])`; `isURL(string)` and
-//! `isQuantity(string)`.
+//! `find(regex)` and `findAll(regex[, n])`; `isURL(string)`,
+//! `isQuantity(string)` and `quantity(string)` with its methods
+//! (`isGreaterThan`, `isLessThan`, `compareTo`, `add`, `sub`, `sign`,
+//! `isInteger`, `asInteger`, `asApproximateFloat`).
 //!
-//! Not there yet: Kubernetes' `url(...)`, `quantity(...)`, `ip(...)`,
+//! Not there yet: Kubernetes' `url(...)`, `ip(...)`,
 //! `cidr(...)` and `authorizer` values, the type checker (an undeclared field
 //! is an evaluation error here, a compile error in Kubernetes) and the cost
 //! estimates (rules run without a budget: our objects are small).
@@ -72,6 +74,7 @@ impl Program {
     /// conversion), or optionals (`oldSelf` of `optionalOldSelf` rules).
     pub(crate) fn eval_value(&self, vars: &[(&str, Binding)]) -> Result<Value, String> {
         let mut context = Context::with_env(env_arc());
+        crate::quantity::add_to(&mut context).map_err(|e| e.to_string())?;
         for (name, value) in vars {
             let boxed: Box<dyn Val> = match value {
                 Binding::Value(v) => boxed(v)?,
@@ -568,6 +571,30 @@ mod tests {
         ] {
             assert_eq!(eval(expr, Json::Null), Ok(json!(want)), "{expr}");
         }
+    }
+
+    #[test]
+    fn quantities() {
+        for (expr, want) in [
+            (
+                "quantity('1Gi').isGreaterThan(quantity('1000Mi'))",
+                json!(true),
+            ),
+            ("quantity('500m').isLessThan(quantity('1'))", json!(true)),
+            ("quantity('1k').compareTo(quantity('1000'))", json!(0)),
+            (
+                "quantity('1').add(quantity('500m')).asApproximateFloat()",
+                json!(1.5),
+            ),
+            ("quantity('2').sub(1).asInteger()", json!(1)),
+            ("quantity('-3').sign()", json!(-1)),
+            ("quantity('1.5').isInteger()", json!(false)),
+            ("quantity('2Ki')", json!("2048")),
+        ] {
+            assert_eq!(eval(expr, Json::Null), Ok(want), "{expr}");
+        }
+        assert!(eval("quantity('abc')", Json::Null).is_err());
+        assert!(eval("quantity('1.5').asInteger()", Json::Null).is_err());
     }
 
     #[test]

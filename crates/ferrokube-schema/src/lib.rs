@@ -18,7 +18,7 @@
 //! Not there yet: ratcheting (errors of unchanged fields on update are
 //! reported, not turned into warnings), CEL cost estimates and budgets,
 //! CEL's type checker beyond undefined fields of `self` (a rule comparing
-//! a string with an int fails when evaluated, not when the CRD is created), `url()`/`quantity()`/`ip()`/
+//! a string with an int fails when evaluated, not when the CRD is created), `url()`/`ip()`/
 //! `cidr()` values in CEL, the CEL rules of defaults, and the metadata
 //! coercion of embedded resources (their unknown metadata fields are kept).
 
@@ -31,6 +31,7 @@ mod gofmt;
 mod listtype;
 mod node;
 mod prune;
+mod quantity;
 mod rules;
 mod structural;
 mod typecheck;
