@@ -15,8 +15,8 @@
 //! - [`cel`]: CEL expressions, shared with admission webhooks'
 //!   `matchConditions` and ValidatingAdmissionPolicies.
 //!
-//! Not there yet: ratcheting (errors of unchanged fields on update are
-//! reported, not turned into warnings), CEL cost estimates and budgets,
+//! Not there yet: the warnings of ratcheted rules (dropped here), CEL cost
+//! estimates and budgets,
 //! CEL's type checker beyond undefined fields of `self` (a rule comparing
 //! a string with an int fails when evaluated, not when the CRD is created), `url()`/`ip()`/
 //! `cidr()` values in CEL, the CEL rules of defaults, and the metadata
@@ -102,7 +102,25 @@ impl Structural {
             base: None,
             errors: Vec::new(),
         };
-        v.node(&self.root, obj, "");
+        v.node(&self.root, obj, None, "");
+        errors.extend(v.errors);
+        listtype::validate(&self.root, obj, "", &mut errors);
+        errors
+    }
+
+    /// [`validate`](Self::validate) for an update from `old`, with
+    /// Kubernetes' ratcheting (`CRDValidationRatcheting`): a value equal to
+    /// its correlated old value (same field, same `map` list keys) is not
+    /// checked against the schema's keywords, so objects stored under an
+    /// older schema stay updatable.
+    pub fn validate_update(&self, obj: &Json, old: &Json) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        embedded::validate(&self.root, obj, "", &mut errors);
+        let mut v = validate::Validator {
+            base: None,
+            errors: Vec::new(),
+        };
+        v.node(&self.root, obj, Some(old), "");
         errors.extend(v.errors);
         listtype::validate(&self.root, obj, "", &mut errors);
         errors
@@ -111,10 +129,15 @@ impl Structural {
     /// Evaluates the `x-kubernetes-validations` rules over `obj`; `old` is
     /// the stored object on updates (transition rules, those naming
     /// `oldSelf`, run only where an old value correlates, unless
-    /// `optionalOldSelf` is set). Rules run without a cost budget.
+    /// `optionalOldSelf` is set). As Kubernetes ratchets them, the failures
+    /// of other rules at values equal to their old ones are dropped (it
+    /// warns of them). Rules run without a cost budget.
     pub fn validate_cel(&self, obj: &Json, old: Option<&Json>) -> Vec<FieldError> {
-        let mut e = rules::Evaluator { errors: Vec::new() };
-        e.node(&self.root, obj, old, "", true);
+        let mut e = rules::Evaluator {
+            errors: Vec::new(),
+            unchanged: false,
+        };
+        e.node(&self.root, obj, old, "", true, true);
         e.errors
     }
 
@@ -186,7 +209,7 @@ fn defaults_valid(s: &Node, path: &str, root: bool, errors: &mut Vec<FieldError>
                     base: Some(&default_path),
                     errors: Vec::new(),
                 };
-                v.node(s, d, "");
+                v.node(s, d, None, "");
                 errors.extend(v.errors);
             } else {
                 errors.extend(embedded_errs);

@@ -240,6 +240,11 @@ fn unescape(s: &str) -> Option<String> {
 /// The rules' evaluation over one object.
 pub(crate) struct Evaluator {
     pub(crate) errors: Vec<FieldError>,
+    /// Whether the value being evaluated equals its old value (or, where
+    /// values cannot be correlated, its nearest correlated ancestor does):
+    /// its rules' failures are ratcheted, dropped, unless they are
+    /// transition rules.
+    pub(crate) unchanged: bool,
 }
 
 fn child(path: &str, k: &str) -> String {
@@ -260,7 +265,8 @@ fn shown(path: &str) -> String {
 
 impl Evaluator {
     /// Evaluates the rules of `s` and below at `obj` (`old`: its correlated
-    /// old value), `resource` for the root and embedded resources.
+    /// old value), `resource` for the root and embedded resources;
+    /// `correlated` tells whether `obj` can have an old value of its own.
     pub(crate) fn node(
         &mut self,
         s: &Node,
@@ -268,31 +274,45 @@ impl Evaluator {
         old: Option<&Json>,
         path: &str,
         resource: bool,
+        correlated: bool,
     ) {
         if obj.is_null() {
             return;
         }
         let old = old.filter(|o| !o.is_null());
+        let parent_unchanged = self.unchanged;
+        self.unchanged = match old {
+            Some(o) => crate::validate::json_equal(o, obj),
+            None => !correlated && parent_unchanged,
+        };
         if !s.rules.is_empty() {
             self.expressions(s, obj, old, path, resource);
         }
+        self.children(s, obj, old, path);
+        self.unchanged = parent_unchanged;
+    }
+
+    fn children(&mut self, s: &Node, obj: &Json, old: Option<&Json>, path: &str) {
         match obj {
             Json::Object(fields) => {
                 let correlatable = s.map_type.as_deref() != Some("atomic");
                 for (k, v) in fields {
                     let old_v = old.filter(|_| correlatable).and_then(|o| o.get(k));
                     if let Some(p) = s.properties.get(k) {
-                        self.node(p, v, old_v, &child(path, k), p.embedded);
+                        self.node(p, v, old_v, &child(path, k), p.embedded, correlatable);
                     } else if let Some(a) = s.additional_schema() {
-                        self.node(a, v, old_v, &format!("{path}[{k}]"), a.embedded);
+                        let at = format!("{path}[{k}]");
+                        self.node(a, v, old_v, &at, a.embedded, correlatable);
                     }
                 }
             }
             Json::Array(items) => {
                 let Some(item) = &s.items else { return };
+                let correlatable = s.list_type.as_deref() == Some("map");
                 for (i, v) in items.iter().enumerate() {
                     let old_v = correlate(s, v, old);
-                    self.node(item, v, old_v, &format!("{path}[{i}]"), item.embedded);
+                    let at = format!("{path}[{i}]");
+                    self.node(item, v, old_v, &at, item.embedded, correlatable);
                 }
             }
             _ => {}
@@ -331,6 +351,7 @@ impl Evaluator {
             }
             match program.eval_value(&vars) {
                 Ok(Value::Bool(true)) => {}
+                Ok(_) if !uses_old && self.unchanged => {}
                 Ok(_) => self.failure(s, rule, &vars, path),
                 Err(e) => {
                     let detail = if e.starts_with("no such overload") {
@@ -374,7 +395,7 @@ impl Evaluator {
 
 /// The old element of a `map` list with the same keys as `v`; other lists'
 /// elements have none.
-fn correlate<'a>(s: &Node, v: &Json, old: Option<&'a Json>) -> Option<&'a Json> {
+pub(crate) fn correlate<'a>(s: &Node, v: &Json, old: Option<&'a Json>) -> Option<&'a Json> {
     if s.list_type.as_deref() != Some("map") || s.list_map_keys.is_empty() {
         return None;
     }

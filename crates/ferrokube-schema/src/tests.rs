@@ -940,3 +940,36 @@ fn rules_failing_to_evaluate_say_why() {
         ]
     );
 }
+
+#[test]
+fn updates_ratchet_unchanged_values() {
+    let s = with_spec(json!({"type": "object", "properties": {
+        "name": {"type": "string", "maxLength": 3, "x-kubernetes-validations": [{"rule": "self != 'bad'"}]},
+        "other": {"type": "string", "maxLength": 3},
+        "items": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["k"],
+            "items": {"type": "object", "required": ["k"], "properties": {
+                "k": {"type": "string"}, "v": {"type": "integer", "maximum": 5}}}}}}));
+    let old = json!({"spec": {"name": "toolong", "other": "ok", "items": [{"k": "a", "v": 9}]}});
+    let new = json!({"spec": {"name": "toolong", "other": "longer", "items": [{"k": "b", "v": 7}, {"k": "a", "v": 9}]}});
+    assert_eq!(
+        texts(&s.validate_update(&new, &old)),
+        [
+            "spec.items[0].v: Invalid value: 7: spec.items[0].v in body should be less than or equal to 5",
+            "spec.other: Too long: may not be more than 3 bytes",
+        ]
+    );
+    assert_eq!(
+        texts(&s.validate(&new)).len(),
+        4,
+        "without the old object every error counts"
+    );
+    let bad_old = json!({"spec": {"name": "bad"}});
+    assert!(
+        s.validate_cel(&bad_old, Some(&bad_old)).is_empty(),
+        "an unchanged value's failing rule is ratcheted"
+    );
+    assert_eq!(
+        texts(&s.validate_cel(&bad_old, Some(&json!({"spec": {"name": "ok"}})))),
+        [r#"spec.name: Invalid value: "string": failed rule: self != 'bad'"#]
+    );
+}

@@ -94,8 +94,13 @@ impl Validator<'_> {
         self.errors.push(FieldError::invalid(path, "", detail));
     }
 
-    /// Validates `v` at `name` (kube-openapi's path of the value).
-    pub(crate) fn node(&mut self, s: &Node, v: &Json, name: &str) {
+    /// Validates `v` at `name` (kube-openapi's path of the value); `old` is
+    /// the correlated old value on updates: a value equal to its old one is
+    /// not checked (ratcheting).
+    pub(crate) fn node(&mut self, s: &Node, v: &Json, old: Option<&Json>, name: &str) {
+        if old.is_some_and(|o| json_equal(o, v)) {
+            return;
+        }
         if v.is_null() {
             self.type_check(s, v, name);
             self.enumeration(s, v, name);
@@ -111,11 +116,11 @@ impl Validator<'_> {
             self.number(s, n, name);
         }
         if let Json::Array(items) = v {
-            self.array(s, items, name);
+            self.array(s, items, old, name);
         }
         self.enumeration(s, v, name);
         if let Json::Object(fields) = v {
-            self.object(s, fields, name);
+            self.object(s, fields, old, name);
         }
     }
 
@@ -233,7 +238,7 @@ impl Validator<'_> {
             base: self.base,
             errors: Vec::new(),
         };
-        inner.node(s, v, name);
+        inner.node(s, v, None, name);
         inner.errors
     }
 
@@ -349,10 +354,11 @@ impl Validator<'_> {
         }
     }
 
-    fn array(&mut self, s: &Node, items: &[Json], name: &str) {
+    fn array(&mut self, s: &Node, items: &[Json], old: Option<&Json>, name: &str) {
         if let Some(schema) = &s.items {
             for (i, item) in items.iter().enumerate() {
-                self.node(schema, item, &format!("{name}[{i}]"));
+                let old_item = crate::rules::correlate(s, item, old);
+                self.node(schema, item, old_item, &format!("{name}[{i}]"));
             }
         }
         let size = items.len() as i64;
@@ -391,7 +397,13 @@ impl Validator<'_> {
             .push(FieldError::not_supported(path, v.clone(), &refs));
     }
 
-    fn object(&mut self, s: &Node, fields: &serde_json::Map<String, Json>, name: &str) {
+    fn object(
+        &mut self,
+        s: &Node,
+        fields: &serde_json::Map<String, Json>,
+        old: Option<&Json>,
+        name: &str,
+    ) {
         let count = fields.len() as i64;
         if let Some(min) = s.min_properties {
             if count < min {
@@ -425,7 +437,7 @@ impl Validator<'_> {
                     .iter()
                     .filter(|(k, _)| !s.properties.contains_key(*k))
                 {
-                    self.node(a, v, &format!("{name}.{k}"));
+                    self.node(a, v, old.and_then(|o| o.get(k)), &format!("{name}.{k}"));
                 }
             }
             _ => {}
@@ -437,7 +449,7 @@ impl Validator<'_> {
                 } else {
                     format!("{name}.{k}")
                 };
-                self.node(p, v, &child);
+                self.node(p, v, old.and_then(|o| o.get(k)), &child);
             }
         }
         for k in &s.required {
