@@ -9,7 +9,8 @@
 //! `flatten`, `distinct`, `reverse`, `sort`), plus what Kubernetes' own CEL
 //! libraries add that custom resources' rules use most: on lists `isSorted()`,
 //! `sum()`, `min()`, `max()`, `indexOf(x)`, `lastIndexOf(x)`; on strings
-//! `find(regex)` and `findAll(regex[, n])`; `isURL(string)`,
+//! `find(regex)` and `findAll(regex[, n])`; `sets.contains`,
+//! `sets.equivalent`, `sets.intersects`; `isURL(string)`,
 //! `isQuantity(string)` and `quantity(string)` with its methods
 //! (`isGreaterThan`, `isLessThan`, `compareTo`, `add`, `sub`, `sign`,
 //! `isInteger`, `asInteger`, `asApproximateFloat`).
@@ -234,6 +235,22 @@ fn build_env() -> Env {
         vec![STRING_TYPE, INT_TYPE],
         string_find_all_n,
     );
+    let sets: [(&str, &str, ::cel::common::functions::Function); 3] = [
+        ("sets.contains", "sets.contains(list,list)", sets_contains),
+        (
+            "sets.equivalent",
+            "sets.equivalent(list,list)",
+            sets_equivalent,
+        ),
+        (
+            "sets.intersects",
+            "sets.intersects(list,list)",
+            sets_intersects,
+        ),
+    ];
+    for (name, id, f) in sets {
+        let _ = env.add_overload(name, id, vec![LIST_TYPE, LIST_TYPE], f);
+    }
     let _ = env.add_overload("isURL", "isURL(string)", vec![STRING_TYPE], is_url);
     let _ = env.add_overload(
         "isQuantity",
@@ -416,6 +433,32 @@ fn string_find_all_n<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     ret(find_all(&args, Some(limit))?)
 }
 
+/// The two lists of a `sets.*` call.
+fn two_lists(
+    function: &str,
+    args: &[CowVal<'_, '_>],
+) -> Result<(Arc<Vec<Value>>, Arc<Vec<Value>>), ExecutionError> {
+    let vals = values(args)?;
+    Ok((list_arg(function, &vals[0])?, list_arg(function, &vals[1])?))
+}
+
+fn sets_contains<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
+    let (a, b) = two_lists("sets.contains", &args)?;
+    ret(Value::Bool(b.iter().all(|x| a.contains(x))))
+}
+
+fn sets_equivalent<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
+    let (a, b) = two_lists("sets.equivalent", &args)?;
+    ret(Value::Bool(
+        b.iter().all(|x| a.contains(x)) && a.iter().all(|x| b.contains(x)),
+    ))
+}
+
+fn sets_intersects<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
+    let (a, b) = two_lists("sets.intersects", &args)?;
+    ret(Value::Bool(b.iter().any(|x| a.contains(x))))
+}
+
 /// Whether `s` parses as an absolute URI or an absolute path, as Go's
 /// `url.ParseRequestURI` accepts it (the check Kubernetes' `isURL` makes).
 fn url_ok(s: &str) -> bool {
@@ -538,6 +581,11 @@ mod tests {
             ("self.indexOf(7)", json!(-1)),
             ("size(self)", json!(3)),
             ("2 in self", json!(true)),
+            ("sets.contains(self, [1, 3])", json!(true)),
+            ("sets.contains(self, [4])", json!(false)),
+            ("sets.equivalent(self, [3, 2, 1, 1])", json!(true)),
+            ("sets.intersects(self, [7, 3])", json!(true)),
+            ("sets.intersects(self, [])", json!(false)),
         ] {
             assert_eq!(eval(expr, l.clone()), Ok(want), "{expr}");
         }
