@@ -433,11 +433,11 @@ fn string_find_all_n<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     ret(find_all(&args, Some(limit))?)
 }
 
+/// A CEL list's elements.
+type List = Arc<Vec<Value>>;
+
 /// The two lists of a `sets.*` call.
-fn two_lists(
-    function: &str,
-    args: &[CowVal<'_, '_>],
-) -> Result<(Arc<Vec<Value>>, Arc<Vec<Value>>), ExecutionError> {
+fn two_lists(function: &str, args: &[CowVal<'_, '_>]) -> Result<(List, List), ExecutionError> {
     let vals = values(args)?;
     Ok((list_arg(function, &vals[0])?, list_arg(function, &vals[1])?))
 }
