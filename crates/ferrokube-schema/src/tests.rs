@@ -973,3 +973,73 @@ fn updates_ratchet_unchanged_values() {
         [r#"spec.name: Invalid value: "string": failed rule: self != 'bad'"#]
     );
 }
+
+/// A schema shaped as controller-gen writes them: descriptions everywhere,
+/// `metav1.Condition`s as a map list, quantities as int-or-string with a
+/// pattern, atomic object references, an embedded pod template.
+#[test]
+fn a_controller_gen_style_schema_is_accepted() {
+    let quantity = json!({"anyOf": [{"type": "integer"}, {"type": "string"}],
+        "pattern": "^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$",
+        "x-kubernetes-int-or-string": true});
+    let s = schema(json!({
+        "description": "Widget is the Schema for the widgets API", "type": "object",
+        "properties": {
+            "apiVersion": {"description": "APIVersion defines the versioned schema", "type": "string"},
+            "kind": {"description": "Kind is a string value", "type": "string"},
+            "metadata": {"type": "object"},
+            "spec": {"description": "desired state", "type": "object", "properties": {
+                "replicas": {"type": "integer", "format": "int32", "minimum": 0, "default": 1},
+                "secretRef": {"type": "object", "x-kubernetes-map-type": "atomic", "properties": {"name": {"type": "string", "default": ""}}},
+                "resources": {"type": "object", "properties": {
+                    "limits": {"type": "object", "additionalProperties": quantity.clone()},
+                    "requests": {"type": "object", "additionalProperties": quantity}}},
+                "template": {"type": "object", "x-kubernetes-embedded-resource": true, "x-kubernetes-preserve-unknown-fields": true},
+                "args": {"type": "array", "items": {"type": "string"}, "x-kubernetes-list-type": "atomic"}},
+                "x-kubernetes-validations": [{"rule": "!has(self.secretRef) || self.secretRef.name != ''", "message": "secretRef needs a name"}]},
+            "status": {"type": "object", "properties": {
+                "observedGeneration": {"type": "integer", "format": "int64"},
+                "conditions": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"],
+                    "items": {"type": "object", "description": "Condition contains details",
+                        "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+                        "properties": {
+                            "lastTransitionTime": {"type": "string", "format": "date-time"},
+                            "message": {"type": "string", "maxLength": 32768},
+                            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+                            "reason": {"type": "string", "maxLength": 1024, "minLength": 1, "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"},
+                            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+                            "type": {"type": "string", "maxLength": 316,
+                                "pattern": "^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"}}}}}}}}));
+    let mut obj = json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"},
+        "spec": {"resources": {"limits": {"cpu": 1, "memory": "512Mi"}, "requests": {"cpu": "250m"}},
+            "template": {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": []}}, "args": ["a", "a"]},
+        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Done", "message": "",
+            "lastTransitionTime": "2024-01-01T00:00:00Z"}]}});
+    assert!(s.prune(&mut obj).is_empty());
+    s.apply_defaults(&mut obj);
+    assert_eq!(obj["spec"]["replicas"], json!(1));
+    assert!(
+        s.validate(&obj).is_empty(),
+        "{:?}",
+        texts(&s.validate(&obj))
+    );
+    assert!(s.validate_cel(&obj, None).is_empty());
+    obj["spec"]["resources"]["limits"]["cpu"] = json!("lots");
+    obj["spec"]["secretRef"] = json!({});
+    s.apply_defaults(&mut obj);
+    assert_eq!(
+        texts(&s.validate(&obj)),
+        [
+            r#"spec.resources.limits.cpu: Invalid value: "lots": spec.resources.limits.cpu in body should match '^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$'"#
+        ]
+    );
+    assert_eq!(
+        texts(&s.validate_cel(&obj, None)),
+        [r#"spec: Invalid value: "object": secretRef needs a name"#]
+    );
+    assert_eq!(
+        s.list_type_at(&["status", "conditions"]),
+        Some(ListType::Map(vec!["type".into()]))
+    );
+    assert_eq!(s.list_type_at(&["spec", "args"]), Some(ListType::Atomic));
+}
