@@ -1,6 +1,6 @@
-//! Structural defaulting (`apiserver/schema/defaulting`): a missing field, or
-//! a null one that may not be null, takes its schema's `default`, at every
-//! depth; then nulls that may not be null and have no default go.
+//! Structural defaulting (`apiserver/schema/defaulting`): nulls that may not
+//! be null and have no default go first; then a missing field, or a null
+//! one that may not be null, takes its schema's `default`, at every depth.
 
 use serde_json::Value as Json;
 
@@ -8,6 +8,12 @@ use crate::node::Node;
 
 fn non_nullable_null(x: &Json, s: Option<&Node>) -> bool {
     x.is_null() && s.is_some_and(|s| !s.nullable)
+}
+
+/// The schema of a field: its property's, else `additionalProperties`'.
+fn field_schema<'a>(s: Option<&'a Node>, k: &str) -> Option<&'a Node> {
+    let s = s?;
+    s.properties.get(k).or_else(|| s.additional_schema())
 }
 
 /// Applies the defaults of `s` to `x`.
@@ -25,12 +31,7 @@ pub(crate) fn apply(x: &mut Json, s: &Node) {
                 if let Some(p) = s.properties.get(k) {
                     apply(v, p);
                 } else if let Some(a) = s.additional_schema() {
-                    if non_nullable_null(v, Some(a)) {
-                        if let Some(d) = &a.default {
-                            *v = d.clone();
-                            continue;
-                        }
-                    }
+                    replace_null(v, a);
                     apply(v, a);
                 }
             }
@@ -40,12 +41,7 @@ pub(crate) fn apply(x: &mut Json, s: &Node) {
                 return;
             };
             for v in items.iter_mut() {
-                if non_nullable_null(v, Some(item)) {
-                    if let Some(d) = &item.default {
-                        *v = d.clone();
-                        continue;
-                    }
-                }
+                replace_null(v, item);
                 apply(v, item);
             }
         }
@@ -53,30 +49,31 @@ pub(crate) fn apply(x: &mut Json, s: &Node) {
     }
 }
 
+fn replace_null(v: &mut Json, s: &Node) {
+    if non_nullable_null(v, Some(s)) {
+        if let Some(d) = &s.default {
+            *v = d.clone();
+        }
+    }
+}
+
 /// Drops fields that are null though their schema is not nullable and has
 /// no default (`PruneNonNullableNullsWithoutDefaults`).
-pub(crate) fn prune_nulls(x: &mut Json, s: &Node) {
+pub(crate) fn prune_nulls(x: &mut Json, s: Option<&Node>) {
     match x {
         Json::Object(fields) => {
             fields.retain(|k, v| {
-                !(v.is_null()
-                    && s.properties
-                        .get(k)
-                        .is_some_and(|p| !p.nullable && p.default.is_none()))
+                let schema = field_schema(s, k);
+                !(v.is_null() && schema.is_some_and(|p| !p.nullable && p.default.is_none()))
             });
             for (k, v) in fields.iter_mut() {
-                if let Some(p) = s.properties.get(k) {
-                    prune_nulls(v, p);
-                } else if let Some(a) = s.additional_schema() {
-                    prune_nulls(v, a);
-                }
+                prune_nulls(v, field_schema(s, k));
             }
         }
         Json::Array(items) => {
-            if let Some(item) = s.items.as_deref() {
-                for v in items.iter_mut() {
-                    prune_nulls(v, item);
-                }
+            let item = s.and_then(|s| s.items.as_deref());
+            for v in items.iter_mut() {
+                prune_nulls(v, item);
             }
         }
         _ => {}

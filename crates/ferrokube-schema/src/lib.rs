@@ -153,13 +153,13 @@ impl Structural {
         p.pruned
     }
 
-    /// Applies the schema's `default`s at every depth (a missing field, or a
-    /// null one that may not be null), then drops the nulls that may not be
-    /// null and have no default, as Kubernetes does to objects read and
+    /// Drops the nulls that may not be null and have no default, then
+    /// applies the schema's `default`s at every depth (a missing field, or a
+    /// null one that may not be null), as Kubernetes does to objects read and
     /// written (after pruning).
     pub fn apply_defaults(&self, obj: &mut Json) {
+        defaults::prune_nulls(obj, Some(&self.root));
         defaults::apply(obj, &self.root);
-        defaults::prune_nulls(obj, &self.root);
     }
 
     /// The list type of the array at `path` (field names from the root; an

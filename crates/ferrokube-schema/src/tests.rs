@@ -635,8 +635,9 @@ fn defaults_apply_at_every_depth() {
             "gone": {"type": "string"},
             "ports": {"type": "array", "items": {"type": "object", "properties": {
                 "protocol": {"type": "string", "default": "TCP"}, "port": {"type": "integer"}}}},
-            "limits": {"type": "object", "additionalProperties": {"type": "object", "properties": {
-                "max": {"type": "integer", "default": 10}}}}}}}}));
+            "limits": {"type": "object", "additionalProperties": {"type": "object", "default": {}, "properties": {
+                "max": {"type": "integer", "default": 10}}}},
+            "notes": {"type": "object", "additionalProperties": {"type": "string"}}}}}}));
     let mut empty = json!({});
     s.apply_defaults(&mut empty);
     assert_eq!(
@@ -644,13 +645,14 @@ fn defaults_apply_at_every_depth() {
         json!({"spec": {"replicas": 1, "mode": "auto", "maybe": "d"}})
     );
     let mut obj = json!({"spec": {"replicas": null, "maybe": null, "gone": null, "mode": "manual",
-        "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}], "limits": {"cpu": {}}}});
+        "ports": [{"port": 80}, {"port": 53, "protocol": "UDP"}], "limits": {"cpu": {}, "mem": null},
+        "notes": {"a": null, "b": "x"}}});
     s.apply_defaults(&mut obj);
     assert_eq!(
         obj,
         json!({"spec": {"replicas": 1, "maybe": null, "mode": "manual",
             "ports": [{"port": 80, "protocol": "TCP"}, {"port": 53, "protocol": "UDP"}],
-            "limits": {"cpu": {"max": 10}}}})
+            "limits": {"cpu": {"max": 10}, "mem": {"max": 10}}, "notes": {"b": "x"}}})
     );
 }
 
