@@ -92,20 +92,13 @@ impl Structural {
     /// Validates an object (the whole custom resource) against the schema:
     /// kube-openapi's keywords (type, format, enum, bounds, lengths,
     /// patterns, item and property counts, required, nullable,
-    /// additionalProperties, allOf/anyOf/oneOf/not, int-or-string), embedded
-    /// resources' `apiVersion`, `kind` and `metadata`, and duplicates in
-    /// `set` and `map` lists. Errors carry Kubernetes' messages and paths.
+    /// additionalProperties, allOf/anyOf/oneOf/not, int-or-string), then
+    /// embedded resources' `apiVersion`, `kind` and `metadata`, then
+    /// duplicates in `set` and `map` lists. Errors carry Kubernetes'
+    /// messages and paths. (The rules are [`validate_cel`](Self::validate_cel);
+    /// [`validate_all`](Self::validate_all) runs both as Kubernetes does.)
     pub fn validate(&self, obj: &Json) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        embedded::validate(&self.root, obj, "", &mut errors);
-        let mut v = validate::Validator {
-            base: None,
-            errors: Vec::new(),
-        };
-        v.node(&self.root, obj, None, "");
-        errors.extend(v.errors);
-        listtype::validate(&self.root, obj, "", &mut errors);
-        errors
+        self.schema_errors(obj, None)
     }
 
     /// [`validate`](Self::validate) for an update from `old`, with
@@ -114,14 +107,46 @@ impl Structural {
     /// checked against the schema's keywords, so objects stored under an
     /// older schema stay updatable.
     pub fn validate_update(&self, obj: &Json, old: &Json) -> Vec<FieldError> {
-        let mut errors = Vec::new();
-        embedded::validate(&self.root, obj, "", &mut errors);
+        self.schema_errors(obj, Some(old))
+    }
+
+    /// Everything Kubernetes checks of a custom resource's content on create
+    /// (`old` `None`) or update, in its order: the schema (ratcheted on
+    /// updates), embedded resources, list uniqueness, then the rules, unless
+    /// an error so far blocks them (a missing, unsupported, too long, too
+    /// many or mistyped value), which Kubernetes reports with one more error.
+    pub fn validate_all(&self, obj: &Json, old: Option<&Json>) -> Vec<FieldError> {
+        let mut errors = self.schema_errors(obj, old);
+        let blocking = errors.iter().any(|e| {
+            matches!(
+                e.reason(),
+                "FieldValueNotSupported"
+                    | "FieldValueRequired"
+                    | "FieldValueTooLong"
+                    | "FieldValueTooMany"
+                    | "FieldValueTypeInvalid"
+            )
+        });
+        if blocking {
+            errors.push(FieldError::invalid(
+                "<nil>",
+                "null",
+                "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation",
+            ));
+        } else {
+            errors.extend(self.validate_cel(obj, old));
+        }
+        errors
+    }
+
+    fn schema_errors(&self, obj: &Json, old: Option<&Json>) -> Vec<FieldError> {
         let mut v = validate::Validator {
             base: None,
             errors: Vec::new(),
         };
-        v.node(&self.root, obj, Some(old), "");
-        errors.extend(v.errors);
+        v.node(&self.root, obj, old, "");
+        let mut errors = v.errors;
+        embedded::validate(&self.root, obj, "", &mut errors);
         listtype::validate(&self.root, obj, "", &mut errors);
         errors
     }

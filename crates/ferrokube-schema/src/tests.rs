@@ -876,7 +876,6 @@ fn everything_together() {
     assert_eq!(
         texts(&s.validate(&bad)),
         [
-            "spec.template.apiVersion: Required value",
             r#"spec.containers[0].name: Invalid value: "Web": spec.containers[0].name in body should match '^[a-z]+$'"#,
             r#"spec.containers[1].name: Invalid value: "Web": spec.containers[1].name in body should match '^[a-z]+$'"#,
             "spec.containers: Too many: 4: must have at most 3 items",
@@ -885,6 +884,7 @@ fn everything_together() {
             r#"spec.port: Invalid value: "number": spec.port in body must be of type integer,string: "number""#,
             r#"<nil>: Invalid value: "": "spec.port" must validate at least one schema (anyOf)"#,
             r#"spec.port: Invalid value: "number": spec.port in body must be of type integer: "number""#,
+            "spec.template.apiVersion: Required value",
             r#"spec.containers[1]: Duplicate value: map[string]interface {}{"name":"Web"}"#,
         ]
     );
@@ -1044,4 +1044,31 @@ fn a_controller_gen_style_schema_is_accepted() {
         Some(ListType::Map(vec!["type".into()]))
     );
     assert_eq!(s.list_type_at(&["spec", "args"]), Some(ListType::Atomic));
+}
+
+#[test]
+fn validate_all_runs_rules_unless_errors_block_them() {
+    let s = with_spec(json!({"type": "object", "properties": {
+        "n": {"type": "integer", "maximum": 10, "x-kubernetes-validations": [{"rule": "self % 2 == 0", "message": "n must be even"}]},
+        "mode": {"type": "string", "enum": ["a"]}}}));
+    assert_eq!(
+        texts(&s.validate_all(&json!({"spec": {"n": 11}}), None)),
+        [
+            "spec.n: Invalid value: 11: spec.n in body should be less than or equal to 10",
+            r#"spec.n: Invalid value: "integer": n must be even"#,
+        ]
+    );
+    assert_eq!(
+        texts(&s.validate_all(&json!({"spec": {"n": 11, "mode": "b"}}), None)),
+        [
+            r#"spec.mode: Unsupported value: "b": supported values: "a""#,
+            "spec.n: Invalid value: 11: spec.n in body should be less than or equal to 10",
+            r#"<nil>: Invalid value: "null": some validation rules were not checked because the object was invalid; correct the existing errors to complete validation"#,
+        ]
+    );
+    let old = json!({"spec": {"n": 11}});
+    assert!(
+        s.validate_all(&old, Some(&old)).is_empty(),
+        "an unchanged object is ratcheted"
+    );
 }
