@@ -905,7 +905,8 @@ fn rules_naming_undeclared_fields_do_not_compile() {
         "properties": {"spec": {"type": "object",
             "x-kubernetes-validations": [
                 {"rule": "self.b == 'x'"},
-                {"rule": "self.labels.anything == 'ok' && self.x__dash__y == '' && self.free.whatever == 1 && self.a.all(i, i.nope)"}],
+                {"rule": "self.labels.anything == 'ok' && self.x__dash__y == '' && self.free.whatever == 1 && self.a.all(i, i.c)"},
+                {"rule": "self.a.exists(i, i.nope) || self.a[0].gone"}],
             "properties": {
                 "a": {"type": "array", "items": {"type": "object", "properties": {"c": {"type": "boolean"}}}},
                 "x-y": {"type": "string"},
@@ -918,6 +919,14 @@ fn rules_naming_undeclared_fields_do_not_compile() {
                 r#"{B}.properties[spec].x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.b == 'x'", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:5: undefined field 'b'
  | self.b == 'x'
  | ....^"#
+            ),
+            format!(
+                r#"{B}.properties[spec].x-kubernetes-validations[2].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.a.exists(i, i.nope) || self.a[0].gone", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:19: undefined field 'nope'
+ | self.a.exists(i, i.nope) || self.a[0].gone
+ | ..................^
+ERROR: <input>:1:38: undefined field 'gone'
+ | self.a.exists(i, i.nope) || self.a[0].gone
+ | .....................................^"#
             ),
             format!(
                 r#"{B}.x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.metadata.name != '' && self.metadata.labels.size() > 0", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:42: undefined field 'labels'

@@ -28,6 +28,9 @@ struct Checker<'a> {
     info: &'a SourceInfo,
     source: &'a str,
     errors: Vec<String>,
+    /// Variables bound by macros (`all(x, ...)`), innermost last; `None`
+    /// where what they hold is not known.
+    bound: Vec<(String, Option<Known<'a>>)>,
 }
 
 /// The `undefined field` errors of `program`, in cel-go's form, joined by
@@ -45,6 +48,7 @@ pub(crate) fn check(
         info: program.source_info(),
         source: program.source(),
         errors: Vec::new(),
+        bound: Vec::new(),
     };
     c.walk(program.expression());
     c.errors.join("\n")
@@ -53,6 +57,12 @@ pub(crate) fn check(
 impl<'a> Checker<'a> {
     fn walk(&mut self, e: &IdedExpr) -> Option<Known<'a>> {
         match &e.expr {
+            Expr::Ident(name) if self.bound.iter().any(|(n, _)| n == name) => self
+                .bound
+                .iter()
+                .rev()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, k)| *k),
             Expr::Ident(name) if name == "self" => Some(Known::Node(self.root, self.resource)),
             Expr::Ident(name) if name == "oldSelf" && !self.old_self_optional => {
                 Some(Known::Node(self.root, self.resource))
@@ -65,20 +75,27 @@ impl<'a> Checker<'a> {
                 if let Some(t) = &c.target {
                     self.walk(t);
                 }
-                for a in &c.args {
-                    self.walk(a);
+                let args: Vec<Option<Known<'a>>> = c.args.iter().map(|a| self.walk(a)).collect();
+                match (c.func_name.as_str(), args.first()) {
+                    ("_[_]", Some(Some(Known::Node(n, _)))) => element(n),
+                    _ => None,
                 }
-                None
             }
             Expr::Comprehension(c) => {
-                for part in [
-                    &c.iter_range,
-                    &c.accu_init,
-                    &c.loop_cond,
-                    &c.loop_step,
-                    &c.result,
-                ] {
+                let elem = match self.walk(&c.iter_range) {
+                    Some(Known::Node(n, _)) if n.ty == "array" => element(n),
+                    _ => None,
+                };
+                self.bound.push((c.iter_var.clone(), elem));
+                if let Some(v2) = &c.iter_var2 {
+                    self.bound.push((v2.clone(), None));
+                }
+                for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
                     self.walk(part);
+                }
+                self.bound.pop();
+                if c.iter_var2.is_some() {
+                    self.bound.pop();
                 }
                 None
             }
@@ -148,6 +165,16 @@ impl<'a> Checker<'a> {
             &format!("undefined field '{field}'"),
         ));
     }
+}
+
+/// What an element of a list (or a value of a map) of schema `n` is.
+fn element(n: &Node) -> Option<Known<'_>> {
+    let e = if n.ty == "array" {
+        n.items.as_deref()?
+    } else {
+        n.additional_schema()?
+    };
+    Some(Known::Node(e, e.embedded))
 }
 
 /// An error at byte `offset` of `source`, as cel-go prints issues.
