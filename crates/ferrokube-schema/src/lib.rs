@@ -19,8 +19,9 @@
 //! estimates and budgets,
 //! CEL's type checker beyond undefined fields of `self` (a rule comparing
 //! a string with an int fails when evaluated, not when the CRD is created), `url()`/`ip()`/
-//! `cidr()` values in CEL, the CEL rules of defaults, and the metadata
-//! coercion of embedded resources (their unknown metadata fields are kept).
+//! `cidr()` values in CEL, the CEL rules of defaults, and dropping
+//! malformed values of embedded resources' metadata (e.g. labels that are
+//! not a map).
 
 pub mod cel;
 mod crd;
@@ -168,9 +169,11 @@ impl Structural {
 
     /// Drops the fields the schema does not specify (keeping those under
     /// `x-kubernetes-preserve-unknown-fields`, and the `apiVersion`, `kind`
-    /// and `metadata` of the object and of embedded resources); returns the
-    /// dropped fields' paths, sorted, as strict field validation names them
-    /// (`unknown field "spec.foo"`, `spec.list[0].bar`).
+    /// and `metadata` of the object and of embedded resources; an embedded
+    /// resource's `metadata` keeps only `ObjectMeta`'s fields and gets a
+    /// `creationTimestamp`, null when unset, as Kubernetes writes it back);
+    /// returns the dropped fields' paths, sorted, as strict field validation
+    /// names them (`unknown field "spec.foo"`, `spec.list[0].bar`).
     pub fn prune(&self, obj: &mut Json) -> Vec<String> {
         let mut p = prune::Pruner { pruned: Vec::new() };
         p.prune(obj, Some(&self.root), true, "");

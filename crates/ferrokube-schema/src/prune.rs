@@ -8,6 +8,25 @@ use crate::node::Node;
 
 const META_FIELDS: [&str; 3] = ["apiVersion", "kind", "metadata"];
 
+/// The fields of `ObjectMeta`.
+const OBJECT_META: [&str; 15] = [
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
 /// The pruning walk; `path` is the value's path so far, `pruned` collects.
 pub(crate) struct Pruner {
     pub(crate) pruned: Vec<String>,
@@ -41,6 +60,9 @@ impl Pruner {
                     fields.clear();
                     return;
                 };
+                if s.embedded && !path.is_empty() {
+                    self.coerce_meta(fields, path);
+                }
                 let embedded = embedded || s.embedded;
                 let mut drop = Vec::new();
                 for (k, v) in fields.iter_mut() {
@@ -72,11 +94,33 @@ impl Pruner {
         }
     }
 
+    /// An embedded resource's `metadata` as Kubernetes writes it back after
+    /// reading it as an `ObjectMeta` (`objectmeta.Coerce`): unknown fields
+    /// dropped, `creationTimestamp` present (null when unset).
+    fn coerce_meta(&mut self, fields: &mut serde_json::Map<String, Json>, path: &str) {
+        let Some(Json::Object(meta)) = fields.get_mut("metadata") else {
+            return;
+        };
+        let unknown: Vec<String> = meta
+            .keys()
+            .filter(|k| !OBJECT_META.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            self.pruned.push(format!("{path}.metadata.{k}"));
+            meta.remove(&k);
+        }
+        meta.entry("creationTimestamp").or_insert(Json::Null);
+    }
+
     /// Under `x-kubernetes-preserve-unknown-fields`: unknown fields stay,
     /// known ones are pruned by their schemas.
     fn skip(&mut self, x: &mut Json, s: &Node, embedded: bool, path: &str) {
         match x {
             Json::Object(fields) => {
+                if s.embedded && !path.is_empty() {
+                    self.coerce_meta(fields, path);
+                }
                 for (k, v) in fields.iter_mut() {
                     if embedded && META_FIELDS.contains(&k.as_str()) {
                         continue;

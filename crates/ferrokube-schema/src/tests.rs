@@ -608,6 +608,7 @@ fn pruning_drops_unknown_fields_and_names_them() {
             "spec.foo",
             "spec.free.known.drop",
             "spec.list[0].bar",
+            "spec.template.metadata.x",
             "spec.template.other",
             "spec.template.spec.z",
             "status"
@@ -621,7 +622,7 @@ fn pruning_drops_unknown_fields_and_names_them() {
                 "list": [{"a": "x"}],
                 "labels": {"any": "thing"},
                 "free": {"anything": {"goes": true}, "known": {"k": "v"}},
-                "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "x": 1}, "spec": {"x": "y"}}}})
+                "template": {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "creationTimestamp": null}, "spec": {"x": "y"}}}})
     );
 }
 
