@@ -907,7 +907,9 @@ fn rules_naming_undeclared_fields_do_not_compile() {
             "x-kubernetes-validations": [
                 {"rule": "self.b == 'x'"},
                 {"rule": "self.labels.anything == 'ok' && self.x__dash__y == '' && self.free.whatever == 1 && self.a.all(i, i.c)"},
-                {"rule": "self.a.exists(i, i.nope) || self.a[0].gone"}],
+                {"rule": "self.a.exists(i, i.nope) || self.a[0].gone"},
+                {"rule": "sets.contains(['a'], ['a']) && type(self) == map && self.a.map(x, x.c).all(y, y) && self.a.filter(x, x.c).size() >= 0 && self.a.exists_one(x, x.c) && optional.none() == optional.none() && quantity('1').isInteger()"},
+                {"rule": "size(other) == 0"}],
             "properties": {
                 "a": {"type": "array", "items": {"type": "object", "properties": {"c": {"type": "boolean"}}}},
                 "x-y": {"type": "string"},
@@ -928,6 +930,11 @@ fn rules_naming_undeclared_fields_do_not_compile() {
 ERROR: <input>:1:38: undefined field 'gone'
  | self.a.exists(i, i.nope) || self.a[0].gone
  | .....................................^"#
+            ),
+            format!(
+                r#"{B}.properties[spec].x-kubernetes-validations[4].rule: Invalid value: apiextensions.ValidationRule{{Rule:"size(other) == 0", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:6: undeclared reference to 'other' (in container '')
+ | size(other) == 0
+ | .....^"#
             ),
             format!(
                 r#"{B}.x-kubernetes-validations[0].rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.metadata.name != '' && self.metadata.labels.size() > 0", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: compilation failed: ERROR: <input>:1:42: undefined field 'labels'

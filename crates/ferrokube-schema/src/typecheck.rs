@@ -11,6 +11,27 @@ use ::cel::IdedExpr;
 use crate::node::Node;
 use crate::rules::escape;
 
+/// Identifiers CEL declares itself: type names.
+const TYPE_NAMES: [&str; 14] = [
+    "bool",
+    "bytes",
+    "double",
+    "duration",
+    "dyn",
+    "int",
+    "list",
+    "map",
+    "null_type",
+    "string",
+    "timestamp",
+    "type",
+    "uint",
+    "optional_type",
+];
+
+/// Namespaces of the functions the environment declares (`sets.contains`).
+const NAMESPACES: [&str; 6] = ["sets", "strings", "lists", "math", "base64", "optional"];
+
 /// What an expression is known to be.
 #[derive(Clone, Copy)]
 enum Known<'a> {
@@ -67,13 +88,27 @@ impl<'a> Checker<'a> {
             Expr::Ident(name) if name == "oldSelf" && !self.old_self_optional => {
                 Some(Known::Node(self.root, self.resource))
             }
+            Expr::Ident(name) => {
+                if name != "oldSelf" && !TYPE_NAMES.contains(&name.as_str()) {
+                    let message = format!("undeclared reference to '{name}' (in container '')");
+                    self.error_at(e.id, &message);
+                }
+                None
+            }
             Expr::Select(s) => {
                 let base = self.walk(&s.operand)?;
                 self.select(base, &s.field, e.id)
             }
             Expr::Call(c) => {
-                if let Some(t) = &c.target {
-                    self.walk(t);
+                match c.target.as_deref() {
+                    Some(IdedExpr {
+                        expr: Expr::Ident(ns),
+                        ..
+                    }) if NAMESPACES.contains(&ns.as_str()) => {}
+                    Some(t) => {
+                        self.walk(t);
+                    }
+                    None => {}
                 }
                 let args: Vec<Option<Known<'a>>> = c.args.iter().map(|a| self.walk(a)).collect();
                 match (c.func_name.as_str(), args.first()) {
@@ -86,6 +121,7 @@ impl<'a> Checker<'a> {
                     Some(Known::Node(n, _)) if n.ty == "array" => element(n),
                     _ => None,
                 };
+                self.bound.push((c.accu_var.clone(), None));
                 self.bound.push((c.iter_var.clone(), elem));
                 if let Some(v2) = &c.iter_var2 {
                     self.bound.push((v2.clone(), None));
@@ -93,7 +129,7 @@ impl<'a> Checker<'a> {
                 for part in [&c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
                     self.walk(part);
                 }
-                self.bound.pop();
+                self.bound.truncate(self.bound.len() - 2);
                 if c.iter_var2.is_some() {
                     self.bound.pop();
                 }
@@ -155,15 +191,15 @@ impl<'a> Checker<'a> {
     }
 
     fn undefined(&mut self, field: &str, id: u64) {
+        self.error_at(id, &format!("undefined field '{field}'"));
+    }
+
+    fn error_at(&mut self, id: u64, message: &str) {
         let offset = self
             .info
             .offset_for(id)
             .map_or(0, |(start, _)| start as usize);
-        self.errors.push(located(
-            self.source,
-            offset,
-            &format!("undefined field '{field}'"),
-        ));
+        self.errors.push(located(self.source, offset, message));
     }
 }
 
