@@ -19,7 +19,7 @@
 //! estimates and budgets,
 //! CEL's type checker beyond undefined fields of `self` (a rule comparing
 //! a string with an int fails when evaluated, not when the CRD is created), `url()`/`ip()`/
-//! `cidr()` values in CEL, the CEL rules of defaults, and dropping
+//! `cidr()` values in CEL, and dropping
 //! malformed values of embedded resources' metadata (e.g. labels that are
 //! not a map).
 
@@ -162,6 +162,7 @@ impl Structural {
         let mut e = rules::Evaluator {
             errors: Vec::new(),
             unchanged: false,
+            ratchet: true,
         };
         e.node(&self.root, obj, old, "", true, true);
         e.errors
@@ -215,9 +216,9 @@ impl Structural {
     }
 }
 
-/// Defaults must be pruned and valid for their schema
+/// Defaults must be pruned, valid for their schema and pass its rules
 /// (`defaulting/validation.go`); defaults under `additionalProperties` are
-/// refused elsewhere and not followed.
+/// not followed.
 fn defaults_valid(s: &Node, path: &str, root: bool, errors: &mut Vec<FieldError>) {
     if let Some(d) = &s.default {
         let default_path = format!("{path}.default");
@@ -238,6 +239,16 @@ fn defaults_valid(s: &Node, path: &str, root: bool, errors: &mut Vec<FieldError>
                     errors: Vec::new(),
                 };
                 v.node(s, d, None, "");
+                if v.errors.is_empty() {
+                    // Defaults pass the rules too, as their own old value.
+                    let mut e = rules::Evaluator {
+                        errors: Vec::new(),
+                        unchanged: false,
+                        ratchet: false,
+                    };
+                    e.node(s, d, Some(d), &default_path, s.embedded, true);
+                    errors.extend(e.errors);
+                }
                 errors.extend(v.errors);
             } else {
                 errors.extend(embedded_errs);

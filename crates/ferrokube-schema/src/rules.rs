@@ -245,6 +245,9 @@ pub(crate) struct Evaluator {
     /// its rules' failures are ratcheted, dropped, unless they are
     /// transition rules.
     pub(crate) unchanged: bool,
+    /// Whether failures at unchanged values are ratcheted (not for
+    /// defaults, which are checked against themselves).
+    pub(crate) ratchet: bool,
 }
 
 fn child(path: &str, k: &str) -> String {
@@ -351,7 +354,7 @@ impl Evaluator {
             }
             match program.eval_value(&vars) {
                 Ok(Value::Bool(true)) => {}
-                Ok(_) if !uses_old && self.unchanged => {}
+                Ok(_) if !uses_old && self.ratchet && self.unchanged => {}
                 Ok(_) => self.failure(s, rule, &vars, path),
                 Err(e) => {
                     let detail = if e.starts_with("no such overload") {

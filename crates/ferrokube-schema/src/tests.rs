@@ -318,6 +318,20 @@ fn defaults_must_validate() {
             r#"{B}.properties[o].default: Invalid value: {{"b":1}}: must not have unknown fields"#
         )]
     );
+    assert_eq!(
+        parse_errors(
+            json!({"type": "object", "properties": {"o": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.a > 1", "message": "a must exceed 1"}, {"rule": "self == oldSelf"}],
+            "properties": {"a": {"type": "integer", "default": 0, "x-kubernetes-validations": [{"rule": "self % 2 == 1"}]}},
+            "default": {"a": 1}}}})
+        ),
+        [
+            format!(r#"{B}.properties[o].default: Invalid value: "object": a must exceed 1"#),
+            format!(
+                r#"{B}.properties[o].properties[a].default: Invalid value: "integer": failed rule: self % 2 == 1"#
+            ),
+        ]
+    );
 }
 
 #[test]
