@@ -472,6 +472,24 @@ fn field_path_text(s: &Node, r: &Rule, p: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Compiles every rule that compiles, reporting nothing: the defaults are
+/// checked against the rules before the rules themselves are.
+pub(crate) fn compile_quietly(s: &mut Node) {
+    for r in &mut s.rules {
+        r.program = crate::cel::compile(&r.rule).ok();
+        r.message_program = crate::cel::compile(&r.message_expression).ok();
+    }
+    if let Some(Additional::Schema(a)) = &mut s.additional {
+        compile_quietly(a);
+    }
+    for p in s.properties.values_mut() {
+        compile_quietly(p);
+    }
+    if let Some(items) = &mut s.items {
+        compile_quietly(items);
+    }
+}
+
 /// The rule as Go's `%#v` prints Kubernetes' internal `ValidationRule`.
 pub(crate) fn rule_shown(r: &Rule) -> String {
     let reason = match &r.reason {
@@ -502,6 +520,8 @@ fn compile(s: &mut Node, path: &str, ctx: &Ctx, is_root: bool, errs: &mut Vec<Fi
     }
     for (i, r) in s.rules.iter_mut().enumerate() {
         let p = format!("{path}.x-kubernetes-validations[{i}]");
+        r.program = None;
+        r.message_program = None;
         if r.rule.trim().is_empty() {
             continue;
         }

@@ -77,12 +77,25 @@ impl Structural {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let mut errors = structural::check(&root, base);
-        let structural_ok = errors.is_empty();
-        errors.extend(crd::check(&mut root, base, structural_ok));
-        if errors.is_empty() {
-            defaults_valid(&root, base, true, &mut errors);
+        // Kubernetes' order: the root's own checks, structurality, then (for
+        // a structural schema) its defaults, then the schema's keywords and
+        // (for valid defaults) its rules.
+        let mut errors = Vec::new();
+        if root.nullable {
+            errors.push(FieldError::forbidden(
+                format!("{base}.nullable"),
+                "nullable cannot be true at the root",
+            ));
         }
+        let structural = structural::check(&root, base);
+        let mut rules_checked = false;
+        if structural.is_empty() {
+            crd::compile_quietly(&mut root);
+            defaults_valid(&root, base, true, &mut errors);
+            rules_checked = errors.is_empty();
+        }
+        errors.extend(structural);
+        errors.extend(crd::check(&mut root, base, rules_checked));
         if errors.is_empty() {
             Ok(Structural { root })
         } else {

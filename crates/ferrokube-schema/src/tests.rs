@@ -55,6 +55,12 @@ fn structural_schemas_need_types_everywhere() {
         )]
     );
     assert_eq!(
+        parse_errors(json!({"type": "object", "nullable": true})),
+        [format!(
+            "{B}.nullable: Forbidden: nullable cannot be true at the root"
+        )]
+    );
+    assert_eq!(
         parse_errors(json!({"type": "string"})),
         [format!(
             r#"{B}.type: Invalid value: "string": must be object at the root"#
