@@ -927,11 +927,106 @@ impl Registry {
             .filter(|r| r.group == group && r.version == version)
             .collect()
     }
+
+    /// This registry with `defs` added after the rows it has, each
+    /// replacing a row of the same group, version and plural (kinds
+    /// served from a CustomResourceDefinition).
+    pub fn with(&self, defs: Vec<ResourceDef>) -> Registry {
+        let mut out = self.clone();
+        for def in defs {
+            out.resources.retain(|r| {
+                !(r.group == def.group && r.version == def.version && r.plural == def.plural)
+            });
+            out.resources.push(def);
+        }
+        out
+    }
+
+    /// This registry without any version of `group`/`plural`.
+    pub fn without(&self, group: &str, plural: &str) -> Registry {
+        let mut out = self.clone();
+        out.resources
+            .retain(|r| !(r.group == group && r.plural == plural));
+        out
+    }
+}
+
+/// The one `&'static` copy of `s`: the registry's rows hold static names,
+/// and a kind added while serving gets its names from here. Each distinct
+/// string is kept once for the life of the process, so memory grows with
+/// the names ever served, not with how often kinds come and go.
+pub fn intern(s: &str) -> &'static str {
+    static NAMES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<&'static str>>> =
+        std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    let mut names = match names.lock() {
+        Ok(guard) => guard,
+        // A panic elsewhere while holding it cannot leave the set invalid.
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = names.get(s) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(s.to_owned().into_boxed_str());
+    names.insert(kept);
+    kept
+}
+
+/// The one `&'static` copy of a list of names (see [`intern`]).
+pub fn intern_list(items: &[&str]) -> &'static [&'static str] {
+    static LISTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<Vec<&'static str>, &'static [&'static str]>>,
+    > = std::sync::OnceLock::new();
+    let key: Vec<&'static str> = items.iter().map(|s| intern(s)).collect();
+    let lists = LISTS.get_or_init(Default::default);
+    let mut lists = match lists.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if let Some(known) = lists.get(&key) {
+        return known;
+    }
+    let kept: &'static [&'static str] = Box::leak(key.clone().into_boxed_slice());
+    lists.insert(key, kept);
+    kept
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interned_names_are_kept_once() {
+        let a = intern(&String::from("widgets"));
+        let b = intern("widgets");
+        assert!(std::ptr::eq(a, b));
+        let l = intern_list(&["status", "scale"]);
+        let status = String::from("status");
+        assert!(std::ptr::eq(l, intern_list(&[status.as_str(), "scale"])));
+        assert_eq!(l, &["status", "scale"]);
+    }
+
+    #[test]
+    fn rows_added_and_removed_while_serving() {
+        let r = Registry::default();
+        let mut widget = r.get("", "v1", "configmaps").unwrap().clone();
+        widget.group = intern("example.com");
+        widget.kind = intern("Widget");
+        widget.plural = intern("widgets");
+        widget.storage_prefix = intern("/registry/example.com/widgets/");
+        let mut v2 = widget.clone();
+        v2.version = "v2";
+        let more = r.with(vec![widget.clone(), v2]);
+        assert_eq!(more.all().len(), r.all().len() + 2);
+        assert_eq!(
+            more.get("example.com", "v2", "widgets").unwrap().kind,
+            "Widget"
+        );
+        // The same row again replaces it.
+        assert_eq!(more.with(vec![widget]).all().len(), more.all().len());
+        let less = more.without("example.com", "widgets");
+        assert_eq!(less.all(), r.all());
+    }
 
     #[test]
     fn lookups_and_keys() {

@@ -233,7 +233,7 @@ pub(crate) async fn service_account(
     if pod_automount == Some(false) {
         return Ok(());
     }
-    let Some(def) = rest.registry.get("", "v1", "serviceaccounts") else {
+    let Some(def) = rest.kinds.get("", "v1", "serviceaccounts") else {
         return Ok(());
     };
     // The watch cache first, as Kubernetes' plugin reads its informer; the store
@@ -250,7 +250,7 @@ pub(crate) async fn service_account(
         Some(o) => serde_json::from_slice::<Value>(&o.json)
             .ok()
             .and_then(|sa| sa.get("automountServiceAccountToken")?.as_bool()),
-        None => match rest.get(def, namespace, &name).await {
+        None => match rest.get(&def, namespace, &name).await {
             Ok(sa) => sa
                 .get("automountServiceAccountToken")
                 .and_then(Value::as_bool),
@@ -309,11 +309,7 @@ use crate::kinds::scheduling::SYSTEM_PRIORITY_CLASSES;
 /// Creates the system priority classes every Kubernetes cluster has (its
 /// scheduling storage makes them at start), unless they exist.
 pub(crate) async fn ensure_system_priority_classes(rest: &Rest) -> anyhow::Result<()> {
-    let Some(def) = rest
-        .registry
-        .get("scheduling.k8s.io", "v1", "priorityclasses")
-        .cloned()
-    else {
+    let Some(def) = rest.kinds.get("scheduling.k8s.io", "v1", "priorityclasses") else {
         return Ok(());
     };
     for (name, value) in SYSTEM_PRIORITY_CLASSES {
@@ -359,10 +355,7 @@ impl PriorityClass {
 
 /// The stored priority classes, from the watch cache.
 fn priority_classes(rest: &Rest) -> Vec<Value> {
-    let Some(def) = rest
-        .registry
-        .get("scheduling.k8s.io", "v1", "priorityclasses")
-    else {
+    let Some(def) = rest.kinds.get("scheduling.k8s.io", "v1", "priorityclasses") else {
         return Vec::new();
     };
     let Some(cache) = rest.cache.resource(def.storage_prefix) else {
@@ -388,10 +381,7 @@ fn default_priority_class(rest: &Rest) -> Option<PriorityClass> {
 /// The class named `name`: stored (the cache first, then the store, as the
 /// class may just have been created), else one of the system classes.
 async fn priority_class(rest: &Rest, name: &str) -> ApiResult<Option<PriorityClass>> {
-    if let Some(def) = rest
-        .registry
-        .get("scheduling.k8s.io", "v1", "priorityclasses")
-    {
+    if let Some(def) = rest.kinds.get("scheduling.k8s.io", "v1", "priorityclasses") {
         let cached = rest
             .cache
             .resource(def.storage_prefix)
@@ -399,7 +389,7 @@ async fn priority_class(rest: &Rest, name: &str) -> ApiResult<Option<PriorityCla
             .and_then(|o| serde_json::from_slice::<Value>(&o.json).ok());
         let found = match cached {
             Some(pc) => Some(pc),
-            None => match rest.get(def, "", name).await {
+            None => match rest.get(&def, "", name).await {
                 Ok(pc) => Some(pc),
                 Err(e) if e.code == 404 => None,
                 Err(e) => return Err(e),

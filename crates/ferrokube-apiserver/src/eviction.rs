@@ -272,9 +272,8 @@ pub(crate) fn unhealthy_may_go(budget: &Value) -> bool {
 }
 
 fn budgets_def(rest: &Rest) -> ApiResult<ResourceDef> {
-    rest.registry
+    rest.kinds
         .get("policy", "v1", "poddisruptionbudgets")
-        .cloned()
         .ok_or_else(|| ApiError::internal("poddisruptionbudgets are not served"))
 }
 

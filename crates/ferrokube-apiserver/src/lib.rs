@@ -35,6 +35,7 @@ mod request_info;
 pub mod rest;
 mod reviews;
 mod satoken;
+pub mod served;
 pub mod server;
 mod services;
 mod spdy;

@@ -26,7 +26,7 @@ pub(crate) const ANNOTATION: &str = "kubernetes.io/limit-ranger";
 
 /// The LimitRanges of `namespace`, from the watch cache.
 fn limit_ranges(rest: &Rest, namespace: &str) -> Vec<Value> {
-    let Some(def) = rest.registry.get("", "v1", "limitranges") else {
+    let Some(def) = rest.kinds.get("", "v1", "limitranges") else {
         return Vec::new();
     };
     let Some(cache) = rest.cache.resource(def.storage_prefix) else {

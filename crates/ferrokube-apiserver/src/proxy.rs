@@ -217,10 +217,9 @@ async fn service_target(
     let ns = info.namespace.as_str();
     let port_name = endpoint_port_name(svc, name, port)?;
     let eps_def = rest
-        .registry
+        .kinds
         .get("", "v1", "endpoints")
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     let eps = rest.get(&eps_def, ns, name).await?;
     let no_subsets = eps
         .get("subsets")
@@ -275,10 +274,9 @@ pub(crate) async fn serve(
     let (scheme, name, port) = split_id(&info.name)
         .ok_or_else(|| ApiError::bad_request(format!("invalid {what} request {:?}", info.name)))?;
     let def = rest
-        .registry
+        .kinds
         .get("", "v1", &info.resource)
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     let ns = info.namespace.as_str();
     let target = match what {
         "pod" => pod_target(&rest.get(&def, ns, name).await?, scheme, port)?,

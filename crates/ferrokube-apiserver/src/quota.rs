@@ -194,7 +194,7 @@ async fn admit_write(
     {
         return Ok(());
     }
-    let Some(quota_def) = rest.registry.get("", "v1", "resourcequotas").cloned() else {
+    let Some(quota_def) = rest.kinds.get("", "v1", "resourcequotas") else {
         return Ok(());
     };
     let quotas = cached_quotas(rest, &quota_def, namespace);

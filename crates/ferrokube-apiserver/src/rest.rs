@@ -136,8 +136,9 @@ pub(crate) struct ListResult {
 
 /// The REST storage over all resources.
 pub struct Rest {
-    /// The resources served, and how each is stored.
-    pub registry: Registry,
+    /// The kinds served now, and how each is stored; they change while the
+    /// server runs.
+    pub kinds: crate::served::Kinds,
     pub(crate) store: Arc<dyn Store>,
     /// The watch cache every list, get and watch of a cached resource is
     /// served from.
@@ -171,7 +172,7 @@ impl Rest {
         event_ttl_seconds: i64,
     ) -> Rest {
         Rest {
-            registry,
+            kinds: crate::served::Kinds::new(registry, cache.clone()),
             store,
             cache,
             allocator,
@@ -854,7 +855,7 @@ impl Rest {
         if !def.namespaced {
             return Ok(());
         }
-        let Some(nsdef) = self.registry.get("", "v1", "namespaces") else {
+        let Some(nsdef) = self.kinds.get("", "v1", "namespaces") else {
             return Ok(());
         };
         let key = nsdef.key("", ns);
@@ -873,7 +874,7 @@ impl Rest {
                     .store
                     .get(&key, None)
                     .await
-                    .map_err(|e| store_error(nsdef, ns, e))?;
+                    .map_err(|e| store_error(&nsdef, ns, e))?;
                 let Some(kv) = resp.kv else {
                     return Err(ApiError::not_found("", "namespaces", ns));
                 };
@@ -1788,10 +1789,9 @@ impl Rest {
     /// service network's first address.
     pub(crate) async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
         let def = self
-            .registry
+            .kinds
             .get("", "v1", "services")
-            .ok_or_else(|| anyhow::anyhow!("no services resource"))?
-            .clone();
+            .ok_or_else(|| anyhow::anyhow!("no services resource"))?;
         match self.get(&def, "default", "kubernetes").await {
             Ok(_) => return Ok(()),
             Err(e) if e.code == 404 => {}
@@ -1821,10 +1821,9 @@ impl Rest {
     /// Makes sure the built-in namespaces exist.
     pub async fn ensure_namespaces(&self, names: &[&str]) -> anyhow::Result<()> {
         let def = self
-            .registry
+            .kinds
             .get("", "v1", "namespaces")
-            .ok_or_else(|| anyhow::anyhow!("no namespaces resource"))?
-            .clone();
+            .ok_or_else(|| anyhow::anyhow!("no namespaces resource"))?;
         for name in names {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
             match self.create(&def, "", obj, &WriteOptions::default()).await {

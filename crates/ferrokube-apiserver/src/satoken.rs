@@ -681,7 +681,7 @@ async fn bound_objects(
     name: &str,
     revision: &mut i64,
 ) -> ApiResult<BoundObjects> {
-    let registry = &rest.registry;
+    let registry = &rest.kinds;
     let def = |plural: &str| {
         registry
             .get("", "v1", plural)
@@ -705,7 +705,7 @@ async fn bound_objects(
                 )))
             }
         };
-        let (obj, kv) = rest.get_kv(def(plural)?, namespace, ref_name).await?;
+        let (obj, kv) = rest.get_kv(&def(plural)?, namespace, ref_name).await?;
         *revision = (*revision).max(kv.mod_revision);
         if plural == "pods"
             && obj
@@ -739,7 +739,7 @@ async fn bound_objects(
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
             {
-                let node_uid = match rest.get(def("nodes")?, "", node_name).await {
+                let node_uid = match rest.get(&def("nodes")?, "", node_name).await {
                     Ok(n) => uid_of(&n),
                     Err(_) => String::new(),
                 };
@@ -769,14 +769,14 @@ pub(crate) async fn token_request(
     const KIND: &str = TOKEN_REQUEST_KIND;
     let typed = decode_token_request(body, namespace, name)?;
     let expiration = token_expiration(&typed)?;
-    let registry = &rest.registry;
+    let registry = &rest.kinds;
     let def = |plural: &str| {
         registry
             .get("", "v1", plural)
             .ok_or_else(|| ApiError::internal(format!("no {plural} in the registry")))
     };
     let (sa, sa_kv) = rest
-        .get_kv(def("serviceaccounts")?, namespace, name)
+        .get_kv(&def("serviceaccounts")?, namespace, name)
         .await?;
     let mut revision = sa_kv.mod_revision;
     let BoundObjects { pod, secret, node } =

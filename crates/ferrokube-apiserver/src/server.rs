@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::authn::{ClientCertAuthenticator, TokenAuthenticator, UserInfo};
 use crate::cert_rotation::{Renewer, ServingCert};
-use crate::discovery::{self, Discovery};
+use crate::discovery;
 use crate::encoding::{self, ListMeta};
 use crate::options::{ListOptions, Query};
 use crate::pki::{self, Pki};
@@ -162,8 +162,6 @@ struct App {
     rest: Rest,
     data_dir: PathBuf,
     ca_pem: String,
-    openapi: ferrokube_openapi::OpenApi,
-    discovery: Discovery,
     tokens: TokenAuthenticator,
     sa_keys: Arc<crate::satoken::TokenKeys>,
     in_flight: Semaphore,
@@ -267,52 +265,6 @@ fn version_info() -> Value {
         "compiler": "rustc",
         "platform": format!("{}/{}", std::env::consts::OS, match std::env::consts::ARCH { "x86_64" => "amd64", "aarch64" => "arm64", other => other }),
     })
-}
-
-/// The OpenAPI documents of every resource, with the strategic merge
-/// patch's list strategies and merge keys on list fields.
-fn build_openapi(registry: &Registry) -> ferrokube_openapi::OpenApi {
-    use ferrokube_api::patch::schema::{Strategy, FIELDS};
-    let resources: Vec<ferrokube_openapi::ResourceDesc> = registry
-        .all()
-        .iter()
-        .map(|r| ferrokube_openapi::ResourceDesc {
-            group: r.group,
-            version: r.version,
-            kind: r.kind,
-            plural: r.plural,
-            namespaced: r.namespaced,
-            verbs: r.verbs,
-            // Built once per process.
-            subresources: Box::leak(
-                r.subresources
-                    .iter()
-                    .map(|s| s.name)
-                    .collect::<Vec<_>>()
-                    .into_boxed_slice(),
-            ),
-        })
-        .collect();
-    let meta = |schema: &str, field: &str| {
-        let ty = schema.rsplit('.').next().unwrap_or(schema);
-        FIELDS
-            .iter()
-            .find(|(t, f, _)| *t == ty && *f == field)
-            .map(|(_, _, m)| {
-                let strategy = match (m.strategy, m.retain_keys) {
-                    (Strategy::Merge, true) => Some("merge,retainKeys"),
-                    (Strategy::Merge, false) => Some("merge"),
-                    (Strategy::Replace, true) => Some("retainKeys"),
-                    (Strategy::Replace, false) => None,
-                };
-                ferrokube_openapi::ListPatch {
-                    strategy,
-                    merge_key: m.merge_key,
-                    ..Default::default()
-                }
-            })
-    };
-    ferrokube_openapi::OpenApi::build_with_patch_meta(&resources, Some(&meta))
 }
 
 /// The fields the watch cache indexes for a resource.
@@ -450,7 +402,6 @@ pub async fn start(
         Some(path) => crate::podsecurity::Config::load(path)?,
         None => crate::podsecurity::Config::default(),
     };
-    let openapi = build_openapi(&registry);
     let rbac = Arc::new(crate::authz::rbac::Rbac::new(&cache)?);
     let authorizer: Arc<dyn crate::authz::Authorizer> = Arc::new(crate::authz::modes::chain(
         &config.authorization_modes,
@@ -459,10 +410,8 @@ pub async fn start(
     let app = Arc::new(App {
         data_dir: config.data_dir.clone(),
         ca_pem: pki.ca_cert_pem.clone(),
-        openapi,
-        discovery: Discovery::build(&registry),
         rest: Rest {
-            registry,
+            kinds: crate::served::Kinds::new(registry, cache.clone()),
             allocator: crate::allocator::Allocator::new(store.clone(), cidr),
             store,
             cache,
@@ -487,6 +436,10 @@ pub async fn start(
         issuer_discovery: Default::default(),
     });
     ensure_cluster_objects(&app.rest, config.port).await?;
+    // The OpenAPI documents are built on first use; build them now, off the
+    // request path, as kubectl asks for them first.
+    let warm = app.clone();
+    tokio::task::spawn_blocking(move || warm.rest.kinds.openapi());
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -958,7 +911,7 @@ fn non_resource(
         ));
     }
     let accept = header_str(req, header::ACCEPT);
-    let d = &app.discovery;
+    let d = app.rest.kinds.discovery();
     let aggregated = discovery::wants_aggregated(accept);
     let doc = match path.trim_end_matches('/') {
         "/api" if aggregated => {
@@ -999,7 +952,8 @@ fn non_resource(
             .cloned()
             .ok_or_else(ApiError::no_such_path)?,
         "/openapi/v3" => {
-            let doc = app.openapi.v3_root_document();
+            let openapi = app.rest.kinds.openapi();
+            let doc = openapi.v3_root_document();
             return Ok(full(
                 StatusCode::OK,
                 "application/json",
@@ -1008,14 +962,16 @@ fn non_resource(
         }
         "/openapi/v2" => {
             if accept.contains("protobuf") {
-                let (bytes, _) = app.openapi.v2_protobuf();
+                let openapi = app.rest.kinds.openapi();
+                let (bytes, _) = openapi.v2_protobuf();
                 return Ok(full(
                     StatusCode::OK,
                     "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
                     Bytes::copy_from_slice(bytes),
                 ));
             }
-            let doc = app.openapi.v2();
+            let openapi = app.rest.kinds.openapi();
+            let doc = openapi.v2();
             return Ok(full(
                 StatusCode::OK,
                 "application/json",
@@ -1023,8 +979,8 @@ fn non_resource(
             ));
         }
         p if p.starts_with("/openapi/v3/") => {
-            let (bytes, _) = app
-                .openapi
+            let openapi = app.rest.kinds.openapi();
+            let (bytes, _) = openapi
                 .v3_group_version(&p["/openapi/v3/".len()..])
                 .ok_or_else(ApiError::no_such_path)?;
             return Ok(full(
@@ -1114,10 +1070,9 @@ fn object_response(
 fn resource_of(app: &App, info: &RequestInfo) -> Result<ResourceDef, ApiError> {
     let def = app
         .rest
-        .registry
+        .kinds
         .get(&info.group, &info.version, &info.resource)
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     if !info.subresource.is_empty() && def.subresource(&info.subresource).is_none() {
         return Err(ApiError::no_such_path());
     }
@@ -1460,10 +1415,9 @@ async fn events_view_request(
     use crate::events::{body_to_core, to_events_v1};
     let rest = &app.rest;
     let core = rest
-        .registry
+        .kinds
         .get("", "v1", "events")
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     let accept = header_str(&req, header::ACCEPT).to_string();
     let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
     let user_agent = header_str(&req, header::USER_AGENT).to_string();

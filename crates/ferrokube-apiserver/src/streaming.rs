@@ -543,10 +543,9 @@ fn kubelet_target(
 /// The address of the kubelet of the node pod `name` runs on.
 async fn pod_kubelet_addr(rest: &Rest, pod: &Value, name: &str) -> Result<SocketAddr, ApiError> {
     let nodes = rest
-        .registry
+        .kinds
         .get("", "v1", "nodes")
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     let node_name = pod
         .pointer("/spec/nodeName")
         .and_then(Value::as_str)
@@ -719,10 +718,9 @@ pub(crate) async fn serve(
         None
     };
     let pods = rest
-        .registry
+        .kinds
         .get("", "v1", "pods")
-        .ok_or_else(ApiError::no_such_path)?
-        .clone();
+        .ok_or_else(ApiError::no_such_path)?;
     let pod = rest.get(&pods, ns, name).await?;
     let (path, pairs) = kubelet_target(&pod, info, query)?;
     if upgrade && !req.headers().contains_key(header::UPGRADE) {

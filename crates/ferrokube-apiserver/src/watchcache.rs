@@ -93,7 +93,8 @@ pub struct CachedObject {
 /// A write the watch cache expects (see [`WatchCache::expect`]); dropped
 /// without [`Expectation::written`], it withdraws the entry.
 pub struct Expectation<'a> {
-    cache: &'a ResourceCache,
+    cache: Arc<ResourceCache>,
+    _cache_root: std::marker::PhantomData<&'a WatchCache>,
     key: String,
     stored: Bytes,
     done: bool,
@@ -571,13 +572,33 @@ impl CacheWatcher {
     }
 }
 
+/// A change to the set of resources cached, carried out by the task that
+/// feeds the caches, between two store events.
+enum Command {
+    /// Start caching `prefix`: its objects as of the feeder's revision, then
+    /// every later event.
+    Add {
+        prefix: String,
+        fields: FieldsFn,
+        done: tokio::sync::oneshot::Sender<Result<(), CacheError>>,
+    },
+    /// Stop caching `prefix`; its watchers end.
+    Remove {
+        prefix: String,
+        done: tokio::sync::oneshot::Sender<()>,
+    },
+}
+
 /// All resource caches, fed by one watch of the store.
 pub struct WatchCache {
     store: Arc<dyn Store>,
     root: String,
-    /// Resource caches by prefix.
-    resources: BTreeMap<String, Arc<ResourceCache>>,
+    /// Resource caches by prefix. Changed only by the feeder task, between
+    /// events, so a resource added while serving misses no event.
+    resources: RwLock<BTreeMap<String, Arc<ResourceCache>>>,
+    history_limit: usize,
     revision: tokio::sync::watch::Sender<Revision>,
+    commands: tokio::sync::mpsc::UnboundedSender<Command>,
 }
 
 impl WatchCache {
@@ -599,21 +620,54 @@ impl WatchCache {
             })
             .collect();
         let (revision, _) = tokio::sync::watch::channel(0);
+        let (commands, command_rx) = tokio::sync::mpsc::unbounded_channel();
         let cache = Arc::new(WatchCache {
             store,
             root: root.to_string(),
-            resources,
+            resources: RwLock::new(resources),
+            history_limit,
             revision,
+            commands,
         });
         let start = cache.relist().await?;
         let feeder = cache.clone();
-        tokio::spawn(async move { feeder.run(start, cancel).await });
+        tokio::spawn(async move { feeder.run(start, command_rx, cancel).await });
         Ok(cache)
     }
 
     /// The cache of the resource stored under `prefix`.
-    pub fn resource(&self, prefix: &str) -> Option<&Arc<ResourceCache>> {
-        self.resources.get(prefix)
+    pub fn resource(&self, prefix: &str) -> Option<Arc<ResourceCache>> {
+        self.resources.read().get(prefix).cloned()
+    }
+
+    /// Starts caching the resource stored under `prefix` (a kind added
+    /// while serving): once this returns, the cache holds its objects and
+    /// follows every later change. Adding a prefix already cached does
+    /// nothing.
+    pub async fn add_resource(&self, prefix: &str, fields: FieldsFn) -> Result<(), CacheError> {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let command = Command::Add {
+            prefix: prefix.to_string(),
+            fields,
+            done,
+        };
+        if self.commands.send(command).is_err() {
+            return Err(CacheError::Reset);
+        }
+        answer.await.unwrap_or(Err(CacheError::Reset))
+    }
+
+    /// Stops caching the resource stored under `prefix`; its watchers end
+    /// as on a reset.
+    pub async fn remove_resource(&self, prefix: &str) {
+        let (done, answer) = tokio::sync::oneshot::channel();
+        let command = Command::Remove {
+            prefix: prefix.to_string(),
+            done,
+        };
+        if self.commands.send(command).is_ok() {
+            let _ = answer.await;
+        }
     }
 
     /// The revision the cache is current through.
@@ -669,13 +723,16 @@ impl WatchCache {
             metadata_at,
             since: std::time::Instant::now(),
         };
-        let mut expected = cache.expected.lock();
-        if expected.len() >= EXPECTED_SWEEP {
-            expected.retain(|_, e| e.since.elapsed() < EXPECTED_TTL);
+        {
+            let mut expected = cache.expected.lock();
+            if expected.len() >= EXPECTED_SWEEP {
+                expected.retain(|_, e| e.since.elapsed() < EXPECTED_TTL);
+            }
+            expected.insert(key.to_string(), entry);
         }
-        expected.insert(key.to_string(), entry);
         Some(Expectation {
             cache,
+            _cache_root: std::marker::PhantomData,
             key: key.to_string(),
             stored: stored.clone(),
             done: false,
@@ -683,24 +740,29 @@ impl WatchCache {
     }
 
     /// The resource cache a key belongs to: the longest registered prefix.
-    fn route(&self, key: &str) -> Option<&Arc<ResourceCache>> {
+    fn route(&self, key: &str) -> Option<Arc<ResourceCache>> {
         self.resources
+            .read()
             .range(..=key.to_string())
             .rev()
             .find(|(prefix, _)| key.starts_with(prefix.as_str()))
-            .map(|(_, c)| c)
+            .map(|(_, c)| c.clone())
     }
 
-    /// Loads everything under the root at one revision into the caches.
-    async fn relist(&self) -> Result<Revision, CacheError> {
-        let mut per_resource: BTreeMap<String, Vec<CachedObject>> = BTreeMap::new();
+    /// Reads every key under `prefix` at revision `at` (now if `None`) in
+    /// pages, handing each to `each`; returns the revision read at.
+    async fn list_under(
+        &self,
+        prefix: &str,
+        mut at: Option<Revision>,
+        mut each: impl FnMut(&KeyValue),
+    ) -> Result<Revision, CacheError> {
         let mut start = None;
-        let mut at = None;
         loop {
             let page = self
                 .store
                 .range(RangeRequest {
-                    prefix: self.root.clone(),
+                    prefix: prefix.to_string(),
                     start: start.take(),
                     limit: LIST_PAGE,
                     revision: at,
@@ -708,16 +770,22 @@ impl WatchCache {
                 })
                 .await?;
             at = Some(page.revision);
-            for kv in &page.kvs {
-                self.load_one(kv, &mut per_resource);
-            }
+            page.kvs.iter().for_each(&mut each);
             match (page.more, page.kvs.last()) {
                 (true, Some(last)) => start = Some(format!("{}\0", last.key)),
                 _ => break,
             }
         }
-        let revision = at.unwrap_or(0);
-        for (prefix, cache) in &self.resources {
+        Ok(at.unwrap_or(0))
+    }
+
+    /// Loads everything under the root at one revision into the caches.
+    async fn relist(&self) -> Result<Revision, CacheError> {
+        let mut per_resource: BTreeMap<String, Vec<CachedObject>> = BTreeMap::new();
+        let revision = self
+            .list_under(&self.root, None, |kv| self.load_one(kv, &mut per_resource))
+            .await?;
+        for (prefix, cache) in self.resources.read().iter() {
             cache.reset(per_resource.remove(prefix).unwrap_or_default(), revision);
         }
         self.revision.send_replace(revision);
@@ -736,8 +804,67 @@ impl WatchCache {
         }
     }
 
-    /// Follows the store from `revision` on; re-lists if the watch breaks.
-    async fn run(&self, mut revision: Revision, cancel: CancellationToken) {
+    /// Carries out a change to the set of resources cached, the feeder
+    /// being current through `revision`.
+    async fn command(&self, command: Command, revision: Revision) {
+        match command {
+            Command::Add {
+                prefix,
+                fields,
+                done,
+            } => {
+                let _ = done.send(self.add_now(prefix, fields, revision).await);
+            }
+            Command::Remove { prefix, done } => {
+                let removed = self.resources.write().remove(&prefix);
+                if let Some(cache) = removed {
+                    // Its watchers end, as on a re-list.
+                    cache.reset(Vec::new(), revision);
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+
+    /// Starts caching `prefix` with its objects as of `revision`.
+    async fn add_now(
+        &self,
+        prefix: String,
+        fields: FieldsFn,
+        revision: Revision,
+    ) -> Result<(), CacheError> {
+        if self.resources.read().contains_key(&prefix) {
+            return Ok(());
+        }
+        let cache = Arc::new(ResourceCache::new(
+            prefix.clone(),
+            fields,
+            self.history_limit,
+        ));
+        let mut objects = Vec::new();
+        let at = (revision > 0).then_some(revision);
+        self.list_under(&prefix, at, |kv| {
+            match decode(&kv.key, &kv.value, kv.mod_revision, &cache.fields) {
+                Ok(o) => objects.push(o),
+                Err(err) => {
+                    tracing::error!(key = %kv.key, error = %err, "watch cache: cannot decode a stored object; skipped")
+                }
+            }
+        })
+        .await?;
+        cache.reset(objects, revision);
+        self.resources.write().insert(prefix, cache);
+        Ok(())
+    }
+
+    /// Follows the store from `revision` on; re-lists if the watch breaks;
+    /// carries out `commands` between events.
+    async fn run(
+        &self,
+        mut revision: Revision,
+        mut commands: tokio::sync::mpsc::UnboundedReceiver<Command>,
+        cancel: CancellationToken,
+    ) {
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut stream = match self.store.watch(&self.root, revision + 1).await {
@@ -759,7 +886,12 @@ impl WatchCache {
             backoff = Duration::from_millis(100);
             loop {
                 let item = tokio::select! {
+                    biased;
                     _ = cancel.cancelled() => return,
+                    Some(command) = commands.recv() => {
+                        self.command(command, revision).await;
+                        continue;
+                    }
                     item = stream.next() => item,
                 };
                 match item {

@@ -45,7 +45,7 @@ async fn rest_in(dir: &std::path::Path, event_ttl_seconds: i64) -> (Rest, Cancel
 async fn events_expire_after_their_ttl() {
     let dir = tempfile::tempdir().unwrap();
     let (rest, cancel) = rest_in(dir.path(), 2).await;
-    let registry = rest.registry.clone();
+    let registry = rest.kinds.registry();
     rest.ensure_namespaces(&["default"]).await.unwrap();
     let events = registry.get("", "v1", "events").unwrap().clone();
     let cms = registry.get("", "v1", "configmaps").unwrap().clone();
@@ -84,7 +84,7 @@ async fn events_expire_after_their_ttl() {
 async fn a_terminating_namespace_goes_when_finalized() {
     let dir = tempfile::tempdir().unwrap();
     let (rest, cancel) = rest_in(dir.path(), 60).await;
-    let registry = rest.registry.clone();
+    let registry = rest.kinds.registry();
     let nss = registry.get("", "v1", "namespaces").unwrap().clone();
     let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}});
     let created = rest
@@ -156,7 +156,7 @@ async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
     let dir = tempfile::tempdir().unwrap();
     let (rest, cancel) = rest_in(dir.path(), 60).await;
     rest.ensure_namespaces(&["default"]).await.unwrap();
-    let pods = rest.registry.get("", "v1", "pods").unwrap().clone();
+    let pods = rest.kinds.get("", "v1", "pods").unwrap();
     let pod = json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "web", "namespace": "default", "labels": {"app": "web"}},
         "spec": {"containers": [{"name": "c", "image": "nginx"}]}});
@@ -230,7 +230,7 @@ async fn a_binding_assigns_the_pod_once_and_keeps_its_field_owners() {
 async fn every_write_path_defaults_and_prepares() {
     let dir = tempfile::tempdir().unwrap();
     let (rest, cancel) = rest_in(dir.path(), 60).await;
-    let registry = rest.registry.clone();
+    let registry = rest.kinds.registry();
     let opts = WriteOptions::default();
     rest.ensure_namespaces(&["default"]).await.unwrap();
     let pods = registry.get("", "v1", "pods").unwrap().clone();
@@ -340,5 +340,95 @@ async fn every_write_path_defaults_and_prepares() {
         json!(["kubernetes.io/pvc-protection"])
     );
     assert_eq!(pvc["status"], json!({"phase": "Pending"}));
+    cancel.cancel();
+}
+
+/// A custom kind for the test: every field accepted, objects selectable
+/// by name only.
+#[derive(Debug)]
+struct AnyFields;
+
+impl ferrokube_apiserver::strategy::Strategy for AnyFields {
+    fn check_fields(
+        &self,
+        _def: &ferrokube_api::registry::ResourceDef,
+        obj: serde_json::Value,
+    ) -> Result<ferrokube_apiserver::strategy::Checked, String> {
+        Ok(ferrokube_apiserver::strategy::Checked {
+            value: obj,
+            unknown: Vec::new(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_added_while_serving_is_cached_then_removed() {
+    use ferrokube_api::registry::intern;
+    use ferrokube_apiserver::served::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let (rest, cancel) = rest_in(dir.path(), 60).await;
+    rest.ensure_namespaces(&["default"]).await.unwrap();
+    let mut def = rest.kinds.get("", "v1", "configmaps").unwrap();
+    def.group = intern("example.com");
+    def.kind = intern("Widget");
+    def.plural = intern("widgets");
+    def.singular = intern("widget");
+    def.short_names = &[];
+    def.categories = &[];
+    def.storage_prefix = intern("/registry/example.com/widgets/");
+    // An object stored before the kind is served (by another API server,
+    // or before a restart) is in its cache once it is.
+    let old = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "old", "namespace": "default"}});
+    rest.create(&def, "default", old, &WriteOptions::default())
+        .await
+        .unwrap();
+    assert!(rest.cache.resource(def.storage_prefix).is_none());
+    assert!(rest.kinds.get("example.com", "v1", "widgets").is_none());
+    let changes = rest.kinds.subscribe();
+    rest.kinds
+        .add(vec![Kind {
+            def: def.clone(),
+            strategy: Arc::new(AnyFields),
+            schema: None,
+        }])
+        .await
+        .unwrap();
+    assert!(changes.has_changed().unwrap());
+    assert_eq!(
+        rest.kinds.get("example.com", "v1", "widgets").unwrap().kind,
+        "Widget"
+    );
+    let cache = rest.cache.resource(def.storage_prefix).unwrap();
+    assert_eq!(cache.list("/registry/example.com/widgets/").len(), 1);
+    let mut watch = cache.watch_from(rest.cache.revision()).unwrap();
+    let w = json!({"apiVersion": "example.com/v1", "kind": "Widget",
+        "metadata": {"name": "w1", "namespace": "default"}, "spec": {"size": 3}});
+    let created = rest
+        .create(&def, "default", w, &WriteOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(created["spec"]["size"], 3);
+    let ev = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ev.object.name, "w1");
+    assert_eq!(
+        cache.list("/registry/example.com/widgets/default/").len(),
+        2
+    );
+    assert_eq!(
+        rest.get(&def, "default", "w1").await.unwrap()["spec"]["size"],
+        3
+    );
+    rest.kinds.remove("example.com", "widgets").await;
+    assert!(rest.kinds.get("example.com", "v1", "widgets").is_none());
+    assert!(rest.cache.resource(def.storage_prefix).is_none());
+    // Its watchers end.
+    let ended = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .unwrap();
+    assert!(ended.is_err());
     cancel.cancel();
 }

@@ -1238,7 +1238,7 @@ pub(crate) async fn reconcile(rest: &Rest) -> anyhow::Result<()> {
     ];
     let (mut created, mut updated) = (0, 0);
     for (plural, objects) in sets {
-        let Some(def) = rest.registry.get(RBAC, "v1", plural).cloned() else {
+        let Some(def) = rest.kinds.get(RBAC, "v1", plural) else {
             continue;
         };
         for want in objects {

@@ -440,7 +440,6 @@ impl Rbac {
         let get = |p: &str| {
             cache
                 .resource(p)
-                .cloned()
                 .ok_or_else(|| anyhow::anyhow!("the watch cache holds no {p}"))
         };
         Ok(Rbac {

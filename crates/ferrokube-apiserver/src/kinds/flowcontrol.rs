@@ -609,11 +609,7 @@ pub(crate) async fn ensure_mandatory_objects(rest: &Rest) -> anyhow::Result<()> 
         ..Default::default()
     };
     for (plural, obj) in mandatory_objects() {
-        let Some(def) = rest
-            .registry
-            .get("flowcontrol.apiserver.k8s.io", "v1", plural)
-            .cloned()
-        else {
+        let Some(def) = rest.kinds.get("flowcontrol.apiserver.k8s.io", "v1", plural) else {
             continue;
         };
         let name = text(&obj, "/metadata/name").to_string();

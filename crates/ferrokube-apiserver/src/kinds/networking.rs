@@ -597,10 +597,7 @@ pub(super) async fn admit_ingress(rest: &Rest, _ns: &str, obj: &mut Value) -> Re
     {
         return Ok(());
     }
-    let Some(def) = rest
-        .registry
-        .get("networking.k8s.io", "v1", "ingressclasses")
-    else {
+    let Some(def) = rest.kinds.get("networking.k8s.io", "v1", "ingressclasses") else {
         return Ok(());
     };
     let Some(cache) = rest.cache.resource(def.storage_prefix) else {

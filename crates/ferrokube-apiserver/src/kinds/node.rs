@@ -69,10 +69,10 @@ pub(super) async fn admit_pod(rest: &Rest, pod: &mut Value) -> Result<(), ApiErr
     let class = if class_name.is_empty() {
         None
     } else {
-        let Some(def) = rest.registry.get("node.k8s.io", "v1", "runtimeclasses") else {
+        let Some(def) = rest.kinds.get("node.k8s.io", "v1", "runtimeclasses") else {
             return Ok(());
         };
-        let found = match rest.get(def, "", &class_name).await {
+        let found = match rest.get(&def, "", &class_name).await {
             Ok(c) if c.pointer("/metadata/deletionTimestamp").is_none() => Some(c),
             Ok(_) => None,
             Err(e) if e.code == 404 => None,

@@ -514,7 +514,7 @@ pub(super) async fn admit_claim(rest: &Rest, obj: &mut Value) -> Result<(), ApiE
     {
         return Ok(());
     }
-    let Some(def) = rest.registry.get("storage.k8s.io", "v1", "storageclasses") else {
+    let Some(def) = rest.kinds.get("storage.k8s.io", "v1", "storageclasses") else {
         return Ok(());
     };
     let Some(cache) = rest.cache.resource(def.storage_prefix) else {

@@ -190,7 +190,7 @@ pub(crate) async fn validate_update(
 /// The labels of namespace `ns` (the watch cache first, then the store),
 /// `None` when there is no such namespace.
 async fn namespace_labels(rest: &Rest, ns: &str) -> ApiResult<Option<BTreeMap<String, String>>> {
-    let Some(def) = rest.registry.get("", "v1", "namespaces") else {
+    let Some(def) = rest.kinds.get("", "v1", "namespaces") else {
         return Ok(None);
     };
     if let Some(o) = rest
@@ -200,7 +200,7 @@ async fn namespace_labels(rest: &Rest, ns: &str) -> ApiResult<Option<BTreeMap<St
     {
         return Ok(Some(o.labels.clone()));
     }
-    match rest.get(def, "", ns).await {
+    match rest.get(&def, "", ns).await {
         Ok(v) => Ok(Some(labels_of(&v))),
         Err(e) if e.code == 404 => Ok(None),
         Err(e) => Err(e),
@@ -442,7 +442,7 @@ pub(crate) fn evaluate_pods_in_namespace(
     ns: &str,
     enforce: LevelVersion,
 ) -> Vec<String> {
-    let pods: Vec<Value> = match rest.registry.get("", "v1", "pods") {
+    let pods: Vec<Value> = match rest.kinds.get("", "v1", "pods") {
         Some(def) => rest
             .cache
             .resource(def.storage_prefix)

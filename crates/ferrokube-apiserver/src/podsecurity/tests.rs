@@ -45,7 +45,7 @@ async fn env_with(config: Config) -> Env {
         .await
         .unwrap();
     let rest = Rest {
-        registry,
+        kinds: crate::served::Kinds::new(registry, cache.clone()),
         allocator: Allocator::new(store.clone(), ServiceCidr::parse("10.43.0.0/16").unwrap()),
         store,
         cache,
@@ -79,11 +79,7 @@ fn warnings(opts: &WriteOptions) -> Vec<String> {
 
 impl Env {
     pub(crate) fn def(&self, group: &str, version: &str, plural: &str) -> ResourceDef {
-        self.rest
-            .registry
-            .get(group, version, plural)
-            .unwrap()
-            .clone()
+        self.rest.kinds.get(group, version, plural).unwrap().clone()
     }
 
     async fn namespace(&self, name: &str, labels: Value) -> ApiResult<WriteOptions> {

@@ -143,3 +143,24 @@ pub(crate) fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<FieldErro
         def.namespaced,
     )
 }
+
+/// The strategy of a built-in resource.
+pub(crate) fn builtin(_def: &ResourceDef) -> std::sync::Arc<dyn Strategy> {
+    std::sync::Arc::new(Typed)
+}
+
+/// The rules every built-in kind shares: its fields checked against its
+/// type.
+#[derive(Debug)]
+struct Typed;
+
+impl Strategy for Typed {
+    fn check_fields(&self, def: &ResourceDef, obj: Value) -> Result<Checked, String> {
+        crate::typed::check(def.group, def.kind, &obj)
+            .map(|c| Checked {
+                value: c.value,
+                unknown: c.unknown,
+            })
+            .map_err(|e| e.to_string())
+    }
+}
