@@ -15,8 +15,11 @@
 //! (`isGreaterThan`, `isLessThan`, `compareTo`, `add`, `sub`, `sign`,
 //! `isInteger`, `asInteger`, `asApproximateFloat`).
 //!
-//! Not there yet: Kubernetes' `url(...)`, `ip(...)`,
-//! `cidr(...)` and `authorizer` values, the type checker (an undeclared field
+//! The IP and CIDR libraries: `isIP`, `ip()` (`family`, `isLoopback`, ...),
+//! `isCIDR`, `cidr()` (`containsIP`, `containsCIDR`, `ip`, `prefixLength`,
+//! `masked`).
+//!
+//! Not there yet: Kubernetes' `url(...)` and `authorizer` values, the type checker (an undeclared field
 //! is an evaluation error here, a compile error in Kubernetes) and the cost
 //! estimates (rules run without a budget: our objects are small).
 
@@ -76,6 +79,7 @@ impl Program {
     pub(crate) fn eval_value(&self, vars: &[(&str, Binding)]) -> Result<Value, String> {
         let mut context = Context::with_env(env_arc());
         crate::quantity::add_to(&mut context).map_err(|e| e.to_string())?;
+        crate::net::add_to(&mut context).map_err(|e| e.to_string())?;
         for (name, value) in vars {
             let boxed: Box<dyn Val> = match value {
                 Binding::Value(v) => boxed(v)?,
@@ -643,6 +647,40 @@ mod tests {
         }
         assert!(eval("quantity('abc')", Json::Null).is_err());
         assert!(eval("quantity('1.5').asInteger()", Json::Null).is_err());
+    }
+
+    #[test]
+    fn ips_and_cidrs() {
+        for (expr, want) in [
+            ("isIP('10.0.0.1') && isIP('fd00::1')", json!(true)),
+            (
+                "isIP('::ffff:1.2.3.4') || isIP('fe80::1%eth0') || isIP('10.0.0')",
+                json!(false),
+            ),
+            ("ip('10.0.0.1').family()", json!(4)),
+            ("ip('::1').isLoopback()", json!(true)),
+            ("ip('169.254.1.1').isLinkLocalUnicast()", json!(true)),
+            ("ip('8.8.8.8').isGlobalUnicast()", json!(true)),
+            (
+                "isCIDR('10.0.0.0/8') && !isCIDR('10.0.0.0/33')",
+                json!(true),
+            ),
+            ("cidr('10.0.0.0/8').containsIP('10.1.2.3')", json!(true)),
+            (
+                "cidr('10.0.0.0/8').containsIP(ip('11.0.0.1'))",
+                json!(false),
+            ),
+            (
+                "cidr('10.0.0.0/8').containsCIDR('10.1.0.0/16')",
+                json!(true),
+            ),
+            ("cidr('10.1.2.3/8').masked()", json!("10.0.0.0/8")),
+            ("cidr('10.1.2.3/8').ip()", json!("10.1.2.3")),
+            ("cidr('fd00::/64').prefixLength()", json!(64)),
+            ("ip('10.0.0.1') == ip('10.0.0.1')", json!(true)),
+        ] {
+            assert_eq!(eval(expr, Json::Null), Ok(want), "{expr}");
+        }
     }
 
     #[test]

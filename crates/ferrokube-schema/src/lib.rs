@@ -16,10 +16,10 @@
 //!   `matchConditions` and ValidatingAdmissionPolicies.
 //!
 //! Not there yet: the warnings of ratcheted rules (dropped here), CEL cost
-//! estimates and budgets,
-//! CEL's type checker beyond undefined fields of `self` (a rule comparing
-//! a string with an int fails when evaluated, not when the CRD is created), `url()`/`ip()`/
-//! `cidr()` values in CEL, and dropping
+//! estimates and budgets, CEL's type checker beyond undeclared variables and
+//! undefined fields (a rule comparing a string with an int fails when
+//! evaluated, not when the CRD is created), `url()` values in CEL, the root
+//! schema's restrictions when the status subresource is enabled, and dropping
 //! malformed values of embedded resources' metadata (e.g. labels that are
 //! not a map).
 
@@ -30,6 +30,7 @@ mod embedded;
 mod format;
 mod gofmt;
 mod listtype;
+mod net;
 mod node;
 mod prune;
 mod quantity;
