@@ -19,7 +19,10 @@
 //! `isCIDR`, `cidr()` (`containsIP`, `containsCIDR`, `ip`, `prefixLength`,
 //! `masked`).
 //!
-//! Not there yet: Kubernetes' `url(...)` and `authorizer` values, the type checker (an undeclared field
+//! The URL library: `url()` with `getScheme`, `getHost`, `getHostname`,
+//! `getPort`, `getEscapedPath`, `getQuery`.
+//!
+//! Not there yet: Kubernetes' `authorizer` values, the type checker (an undeclared field
 //! is an evaluation error here, a compile error in Kubernetes) and the cost
 //! estimates (rules run without a budget: our objects are small).
 
@@ -80,6 +83,7 @@ impl Program {
         let mut context = Context::with_env(env_arc());
         crate::quantity::add_to(&mut context).map_err(|e| e.to_string())?;
         crate::net::add_to(&mut context).map_err(|e| e.to_string())?;
+        crate::url::add_to(&mut context).map_err(|e| e.to_string())?;
         for (name, value) in vars {
             let boxed: Box<dyn Val> = match value {
                 Binding::Value(v) => boxed(v)?,
@@ -681,6 +685,32 @@ mod tests {
         ] {
             assert_eq!(eval(expr, Json::Null), Ok(want), "{expr}");
         }
+    }
+
+    #[test]
+    fn urls() {
+        for (expr, want) in [
+            (
+                "url('https://example.com:80/').getHost()",
+                json!("example.com:80"),
+            ),
+            ("url('https://[::1]:80/').getHostname()", json!("::1")),
+            ("url('https://example.com:80/').getPort()", json!("80")),
+            ("url('https://example.com/').getPort()", json!("")),
+            ("url('https://example.com/').getScheme()", json!("https")),
+            (
+                "url('https://example.com/path with spaces/').getEscapedPath()",
+                json!("/path%20with%20spaces/"),
+            ),
+            (
+                "url('https://example.com/path?k1=a&k2=b&k2=c').getQuery()",
+                json!({"k1": ["a"], "k2": ["b", "c"]}),
+            ),
+            ("url('/absolute/path').getHost()", json!("")),
+        ] {
+            assert_eq!(eval(expr, Json::Null), Ok(want), "{expr}");
+        }
+        assert!(eval("url('relative/path')", Json::Null).is_err());
     }
 
     #[test]

@@ -18,10 +18,9 @@
 //! Not there yet: the warnings of ratcheted rules (dropped here), CEL cost
 //! estimates and budgets, CEL's type checker beyond undeclared variables and
 //! undefined fields (a rule comparing a string with an int fails when
-//! evaluated, not when the CRD is created), `url()` values in CEL, the root
-//! schema's restrictions when the status subresource is enabled, and dropping
-//! malformed values of embedded resources' metadata (e.g. labels that are
-//! not a map).
+//! evaluated, not when the CRD is created), the root schema's restrictions
+//! when the status subresource is enabled, and dropping malformed values of
+//! embedded resources' metadata (e.g. labels that are not a map).
 
 pub mod cel;
 mod crd;
@@ -37,6 +36,7 @@ mod quantity;
 mod rules;
 mod structural;
 mod typecheck;
+mod url;
 mod validate;
 
 use ferrokube_api::status::FieldError;
