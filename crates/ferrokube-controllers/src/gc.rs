@@ -14,17 +14,24 @@
 //! Each pass works from the informer caches as they are (level-triggered);
 //! an owner missing from the caches is looked up live before anything is
 //! deleted because of it.
+//!
+//! The resources followed come from the server's discovery, read again every
+//! 30 seconds as Kubernetes' collector resyncs its monitors, and at once when
+//! a CustomResourceDefinition or an APIService changes: a resource that
+//! appears gets a cache (and its kind resolves as an owner), one whose
+//! discovery vanished has its cache dropped. The other caches stay.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::Duration;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{DynamicObject, Patch, PatchParams, PropagationPolicy};
 use kube::core::{ApiResource, GroupVersion, ObjectMeta, PartialObjectMeta};
-use kube::discovery::{verbs, Discovery, Scope};
+use kube::discovery::{verbs, ApiCapabilities, Discovery, Scope};
 use kube::runtime::{reflector::Store, watcher};
 use kube::{Api, Client};
 use serde_json::json;
@@ -50,33 +57,73 @@ struct Monitor {
     ar: ApiResource,
     namespaced: bool,
     cache: Store<PartialObjectMeta<DynamicObject>>,
+    /// Stops the watch when the resource leaves discovery.
+    stop: CancellationToken,
+}
+
+/// The monitors of one moment; a pass works with one set throughout.
+#[derive(Default)]
+struct Monitors {
+    list: Vec<Arc<Monitor>>,
+    /// (group, kind) → index into `list`.
+    kinds: HashMap<(String, String), usize>,
+}
+
+impl Monitors {
+    fn new(list: Vec<Arc<Monitor>>) -> Self {
+        let kinds = list
+            .iter()
+            .enumerate()
+            .map(|(i, m)| ((m.ar.group.clone(), m.ar.kind.clone()), i))
+            .collect();
+        Monitors { list, kinds }
+    }
 }
 
 /// The collector's view: one cache per resource and how to reach each kind.
 struct Collector {
     ctx: Context,
+    /// The collector's writes (counted as its own).
     client: Client,
-    monitors: Vec<Monitor>,
-    /// (group, kind) → index into `monitors`.
-    kinds: HashMap<(String, String), usize>,
+    /// The watches and discovery.
+    watch_client: Client,
+    monitors: RwLock<Arc<Monitors>>,
 }
 
-/// How often discovery is read again for resources that came or went.
-const REDISCOVER: Duration = Duration::from_secs(60);
+/// How often discovery is read again for resources that came or went
+/// (Kubernetes' collector resyncs its monitors every 30 seconds).
+const REDISCOVER: Duration = Duration::from_secs(30);
+/// How often the caches of the kinds that add resources are looked at.
+const SOURCES_CHECK: Duration = Duration::from_secs(1);
+/// How many times discovery is read (a second apart) after such a kind
+/// changed: a new resource is served a moment after its definition is.
+const READS_AFTER_CHANGE: u32 = 3;
+/// The resources whose objects add resources to discovery.
+const DISCOVERY_SOURCES: [(&str, &str); 2] = [
+    ("apiextensions.k8s.io", "customresourcedefinitions"),
+    ("apiregistration.k8s.io", "apiservices"),
+];
 
 /// The resources worth watching: every one that can be listed, watched,
 /// deleted and patched, events excepted, in its preferred version.
 fn monitored(discovery: &Discovery) -> Vec<(ApiResource, bool)> {
-    let mut out = Vec::new();
+    let mut all = Vec::new();
     for group in discovery.groups() {
-        for (ar, caps) in group.recommended_resources() {
-            let needed = [verbs::LIST, verbs::WATCH, verbs::DELETE, verbs::PATCH];
-            if needed.iter().all(|v| caps.supports_operation(v)) && ar.plural != "events" {
-                out.push((ar, caps.scope == Scope::Namespaced));
-            }
-        }
+        all.extend(group.recommended_resources());
     }
-    out
+    worth_watching(all)
+}
+
+/// [`monitored`] over discovery's resources and capabilities.
+fn worth_watching(resources: Vec<(ApiResource, ApiCapabilities)>) -> Vec<(ApiResource, bool)> {
+    let needed = [verbs::LIST, verbs::WATCH, verbs::DELETE, verbs::PATCH];
+    resources
+        .into_iter()
+        .filter(|(ar, caps)| {
+            needed.iter().all(|v| caps.supports_operation(v)) && ar.plural != "events"
+        })
+        .map(|(ar, caps)| (ar, caps.scope == Scope::Namespaced))
+        .collect()
 }
 
 /// Reads discovery, retrying until it answers or `cancel`.
@@ -95,98 +142,172 @@ async fn discover(client: &Client, cancel: &CancellationToken) -> Option<Vec<(Ap
     }
 }
 
-fn names(resources: &[(ApiResource, bool)]) -> Vec<String> {
-    let mut v: Vec<String> = resources
-        .iter()
-        .map(|(ar, _)| format!("{}/{}", ar.api_version, ar.plural))
-        .collect();
-    v.sort();
-    v
+/// What identifies a monitored resource.
+fn identity(ar: &ApiResource, namespaced: bool) -> (&str, &str, &str, bool) {
+    (&ar.api_version, &ar.plural, &ar.kind, namespaced)
 }
 
-/// Runs the garbage collector until `cancel`. When discovery's resources
-/// change, it starts again over the new set.
+/// A resync: which of the `current` monitors stay (their indexes) and
+/// which of the `wanted` resources need a new one.
+fn resync_plan(
+    current: &[(ApiResource, bool)],
+    wanted: &[(ApiResource, bool)],
+) -> (Vec<usize>, Vec<usize>) {
+    let wanted_ids: HashSet<_> = wanted.iter().map(|(ar, n)| identity(ar, *n)).collect();
+    let current_ids: HashSet<_> = current.iter().map(|(ar, n)| identity(ar, *n)).collect();
+    let keep = (0..current.len())
+        .filter(|&i| wanted_ids.contains(&identity(&current[i].0, current[i].1)))
+        .collect();
+    let start = (0..wanted.len())
+        .filter(|&i| !current_ids.contains(&identity(&wanted[i].0, wanted[i].1)))
+        .collect();
+    (keep, start)
+}
+
+/// Runs the garbage collector until `cancel`.
 pub async fn run(client: Client, cancel: CancellationToken) {
-    let Some(mut resources) = discover(&client, &cancel).await else {
+    run_with_rediscovery(client, cancel, REDISCOVER).await;
+}
+
+/// Runs the garbage collector until `cancel`, reading discovery again at
+/// least every `rediscover`.
+pub async fn run_with_rediscovery(client: Client, cancel: CancellationToken, rediscover: Duration) {
+    let Some(resources) = discover(&client, &cancel).await else {
         return;
     };
+    let ctx = Context::new(NAME, cancel.clone());
+    let gc = Arc::new(Collector {
+        client: ctx.client(&client),
+        watch_client: client,
+        monitors: RwLock::default(),
+        ctx,
+    });
+    gc.resync(&resources).await;
+    if cancel.is_cancelled() {
+        return;
+    }
+    tokio::spawn(follow_discovery(gc.clone(), rediscover));
+    controller::run(gc, 1).await;
+}
+
+/// Reads discovery every `every`, and at once (a few times) when a kind
+/// that adds resources changes, resyncing the monitors each time.
+async fn follow_discovery(gc: Arc<Collector>, every: Duration) {
+    let cancel = gc.ctx.cancel().clone();
+    let mut sources = gc.sources_fingerprint();
+    let mut due = Instant::now() + every;
+    let mut reads_left = 0;
     loop {
-        let round = cancel.child_token();
-        let watch_discovery = {
-            let (client, round, known) = (client.clone(), round.clone(), names(&resources));
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = round.cancelled() => return None,
-                        _ = tokio::time::sleep(REDISCOVER) => {}
-                    }
-                    if let Ok(d) = Discovery::new(client.clone()).run().await {
-                        let now = monitored(&d);
-                        if names(&now) != known {
-                            tracing::info!("garbage collector: resources changed; restarting");
-                            round.cancel();
-                            return Some(now);
-                        }
-                    }
-                }
-            })
-        };
-        collect(client.clone(), &resources, round.clone()).await;
-        round.cancel();
-        if cancel.is_cancelled() {
-            return;
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(SOURCES_CHECK) => {}
         }
-        match watch_discovery.await {
-            Ok(Some(now)) => resources = now,
-            _ => match discover(&client, &cancel).await {
-                Some(now) => resources = now,
-                None => return,
-            },
+        let now = gc.sources_fingerprint();
+        if now != sources {
+            sources = now;
+            reads_left = READS_AFTER_CHANGE;
+        }
+        if reads_left == 0 && Instant::now() < due {
+            continue;
+        }
+        reads_left = reads_left.saturating_sub(1);
+        due = Instant::now() + every;
+        match Discovery::new(gc.watch_client.clone()).run().await {
+            Ok(d) => gc.resync(&monitored(&d)).await,
+            Err(e) => tracing::warn!(error = %e, "garbage collector: discovery failed"),
         }
     }
 }
 
-/// Watches `resources` and collects until `cancel`.
-async fn collect(client: Client, resources: &[(ApiResource, bool)], cancel: CancellationToken) {
-    let ctx = Context::new(NAME, cancel.clone());
-    let mut monitors = Vec::new();
-    let mut kinds = HashMap::new();
-    for (ar, namespaced) in resources {
+impl Collector {
+    /// The current monitors.
+    fn monitors(&self) -> Arc<Monitors> {
+        self.monitors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// A hash of the objects that add resources to discovery.
+    fn sources_fingerprint(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for m in &self.monitors().list {
+            if !DISCOVERY_SOURCES.contains(&(m.ar.group.as_str(), m.ar.plural.as_str())) {
+                continue;
+            }
+            for obj in m.cache.state() {
+                (&obj.metadata.uid, &obj.metadata.resource_version).hash(&mut h);
+            }
+        }
+        h.finish()
+    }
+
+    /// Starts the monitors `wanted` has and the current set lacks (waiting
+    /// for their first lists), stops those it no longer has, and queues a
+    /// pass over the new set.
+    async fn resync(&self, wanted: &[(ApiResource, bool)]) {
+        let current = self.monitors();
+        let described: Vec<(ApiResource, bool)> = current
+            .list
+            .iter()
+            .map(|m| (m.ar.clone(), m.namespaced))
+            .collect();
+        let (keep, start) = resync_plan(&described, wanted);
+        if start.is_empty() && keep.len() == current.list.len() {
+            return;
+        }
+        let mut list: Vec<Arc<Monitor>> = keep.iter().map(|&i| current.list[i].clone()).collect();
+        for (i, m) in current.list.iter().enumerate() {
+            if !keep.contains(&i) {
+                tracing::info!(resource = %format!("{}/{}", m.ar.api_version, m.ar.plural), "garbage collector: resource gone from discovery");
+                m.stop.cancel();
+            }
+        }
+        let started: Vec<Arc<Monitor>> = start
+            .iter()
+            .map(|&i| Arc::new(self.monitor(&wanted[i].0, wanted[i].1)))
+            .collect();
+        let cancel = self.ctx.cancel();
+        futures::future::join_all(started.iter().map(|m| util::wait_synced(&m.cache, cancel)))
+            .await;
+        if !current.list.is_empty() {
+            for m in &started {
+                tracing::info!(resource = %format!("{}/{}", m.ar.api_version, m.ar.plural), "garbage collector: new resource in discovery");
+            }
+        }
+        list.extend(started);
+        tracing::info!(resources = list.len(), "garbage collector watching");
+        *self
+            .monitors
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(Monitors::new(list));
+        self.ctx.add(controller::pass_key());
+    }
+
+    /// A metadata cache of `ar`, until the collector stops or the monitor
+    /// is dropped.
+    fn monitor(&self, ar: &ApiResource, namespaced: bool) -> Monitor {
         // Metadata only: the collector reads nothing else.
-        let api: Api<PartialObjectMeta<DynamicObject>> = Api::all_with(client.clone(), ar);
+        let api: Api<PartialObjectMeta<DynamicObject>> =
+            Api::all_with(self.watch_client.clone(), ar);
+        let stop = self.ctx.cancel().child_token();
         // Only what ownership depends on wakes the collector (not, say, a
         // Lease renewal or a status update).
-        let cache = util::spawn_cache_with(
+        let cache = util::spawn_cache_until(
             api,
             ar.clone(),
             watcher::Config::default(),
-            &ctx,
+            &self.ctx,
+            &stop,
             ownership_fingerprint,
         );
-        kinds.insert((ar.group.clone(), ar.kind.clone()), monitors.len());
-        monitors.push(Monitor {
-            namespaced: *namespaced,
+        Monitor {
             ar: ar.clone(),
+            namespaced,
             cache,
-        });
+            stop,
+        }
     }
-    tracing::info!(resources = monitors.len(), "garbage collector watching");
-    let synced = futures::future::join_all(
-        monitors
-            .iter()
-            .map(|m| util::wait_synced(&m.cache, &cancel)),
-    );
-    tokio::select! {
-        _ = cancel.cancelled() => return,
-        _ = synced => {}
-    }
-    let gc = Arc::new(Collector {
-        client: ctx.client(&client),
-        monitors,
-        kinds,
-        ctx,
-    });
-    controller::run(gc, 1).await;
 }
 
 impl Reconciler for Collector {
@@ -206,7 +327,6 @@ impl Reconciler for Collector {
 
 /// A hash of the fields the collector reads: owners, deletion, finalizers.
 fn ownership_fingerprint(obj: &PartialObjectMeta<DynamicObject>) -> u64 {
-    use std::hash::{Hash, Hasher};
     let m = &obj.metadata;
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for r in m.owner_references.iter().flatten() {
@@ -262,7 +382,7 @@ enum Action {
 
 /// An object in some cache.
 struct Item {
-    monitor: usize,
+    monitor: Arc<Monitor>,
     obj: Arc<PartialObjectMeta<DynamicObject>>,
 }
 
@@ -338,8 +458,7 @@ fn delete_policy(
 }
 
 impl Collector {
-    fn api(&self, monitor: usize, ns: Option<&str>) -> Api<DynamicObject> {
-        let m = &self.monitors[monitor];
+    fn api(&self, m: &Monitor, ns: Option<&str>) -> Api<DynamicObject> {
         match (m.namespaced, ns) {
             (true, Some(ns)) => Api::namespaced_with(self.client.clone(), ns, &m.ar),
             _ => Api::all_with(self.client.clone(), &m.ar),
@@ -349,10 +468,14 @@ impl Collector {
     /// One pass over every cache. Asks to run again soon while work is
     /// outstanding (a conflict, or an owner waiting for dependents).
     async fn pass(&self) -> anyhow::Result<Option<Duration>> {
+        let monitors = self.monitors();
         let mut items = Vec::new();
-        for (i, m) in self.monitors.iter().enumerate() {
+        for m in &monitors.list {
             for obj in m.cache.state() {
-                items.push(Item { monitor: i, obj });
+                items.push(Item {
+                    monitor: m.clone(),
+                    obj,
+                });
             }
         }
         let mut by_uid: HashMap<&str, usize> = HashMap::new();
@@ -381,7 +504,7 @@ impl Collector {
                 let state = match verdicts.get(&r.uid) {
                     Some(s) => *s,
                     None => {
-                        let s = self.owner_state(it, r, &items, &by_uid).await;
+                        let s = self.owner_state(&monitors, it, r, &items, &by_uid).await;
                         verdicts.insert(r.uid.clone(), s);
                         s
                     }
@@ -505,7 +628,7 @@ impl Collector {
         match action {
             Action::SetOwners { item, owners } => {
                 let it = &items[item];
-                let api = self.api(it.monitor, it.ns());
+                let api = self.api(&it.monitor, it.ns());
                 match self
                     .patch_meta(&api, it, json!({"ownerReferences": owners}))
                     .await
@@ -524,7 +647,7 @@ impl Collector {
                 unblock,
             } => {
                 let it = &items[item];
-                let api = self.api(it.monitor, it.ns());
+                let api = self.api(&it.monitor, it.ns());
                 if let Some(owners) = unblock {
                     if let Err(e) = self
                         .patch_meta(&api, it, json!({"ownerReferences": owners}))
@@ -534,7 +657,7 @@ impl Collector {
                     }
                 }
                 tracing::debug!(
-                    kind = %self.monitors[it.monitor].ar.kind,
+                    kind = %it.monitor.ar.kind,
                     name = it.name(),
                     ?policy,
                     "deleting a dependent whose owners are gone"
@@ -558,6 +681,7 @@ impl Collector {
     /// the owner is there, else from the API server.
     async fn owner_state(
         &self,
+        monitors: &Monitors,
         dep: &Item,
         r: &OwnerReference,
         items: &[Item],
@@ -574,10 +698,14 @@ impl Collector {
             Ok(gv) => gv.group,
             Err(_) => return OwnerState::Unresolvable,
         };
-        let Some(&m) = self.kinds.get(&(group, r.kind.clone())) else {
+        let Some(m) = monitors
+            .kinds
+            .get(&(group, r.kind.clone()))
+            .map(|&i| &monitors.list[i])
+        else {
             return OwnerState::Unresolvable;
         };
-        let ns = if self.monitors[m].namespaced {
+        let ns = if m.namespaced {
             match dep.ns() {
                 Some(ns) => Some(ns),
                 // A cluster-scoped object cannot be owned by a namespaced one.
@@ -627,7 +755,7 @@ impl Collector {
             .flatten()
             .filter(|f| *f != finalizer)
             .collect();
-        let api = self.api(it.monitor, it.ns());
+        let api = self.api(&it.monitor, it.ns());
         match self.patch_meta(&api, it, json!({"finalizers": left})).await {
             Ok(()) => tracing::debug!(name = it.name(), finalizer, "removed finalizer"),
             Err(e) if util::not_found(&e) => {}
@@ -636,5 +764,107 @@ impl Collector {
                 *again = true;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::GroupVersionKind;
+
+    fn resource(group: &str, version: &str, kind: &str, plural: &str) -> ApiResource {
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural)
+    }
+
+    fn caps(verbs: &[&str], scope: Scope) -> ApiCapabilities {
+        ApiCapabilities {
+            scope,
+            subresources: Vec::new(),
+            operations: verbs.iter().map(|v| (*v).to_string()).collect(),
+        }
+    }
+
+    const ALL: &[&str] = &["list", "watch", "delete", "patch", "get", "create"];
+
+    /// A fake discovery: ConfigMaps, Events, a custom resource, and a
+    /// resource that cannot be watched.
+    fn discovered(with_crontabs: bool) -> Vec<(ApiResource, ApiCapabilities)> {
+        let mut all = vec![
+            (
+                resource("", "v1", "ConfigMap", "configmaps"),
+                caps(ALL, Scope::Namespaced),
+            ),
+            (
+                resource("", "v1", "Event", "events"),
+                caps(ALL, Scope::Namespaced),
+            ),
+            (
+                resource(
+                    "authorization.k8s.io",
+                    "v1",
+                    "SubjectAccessReview",
+                    "subjectaccessreviews",
+                ),
+                caps(&["create"], Scope::Cluster),
+            ),
+        ];
+        if with_crontabs {
+            all.push((
+                resource("stable.example.com", "v1", "CronTab", "crontabs"),
+                caps(ALL, Scope::Namespaced),
+            ));
+        }
+        all
+    }
+
+    fn plurals(resources: &[(ApiResource, bool)]) -> Vec<&str> {
+        resources.iter().map(|(ar, _)| ar.plural.as_str()).collect()
+    }
+
+    #[test]
+    fn watches_what_can_be_listed_watched_deleted_and_patched_but_events() {
+        assert_eq!(
+            plurals(&worth_watching(discovered(true))),
+            ["configmaps", "crontabs"]
+        );
+    }
+
+    #[test]
+    fn a_resync_starts_new_resources_and_drops_vanished_ones() {
+        let before = worth_watching(discovered(false));
+        let after = worth_watching(discovered(true));
+        // The custom resource appears: only it gets a monitor.
+        let (keep, start) = resync_plan(&before, &after);
+        assert_eq!(keep, [0]);
+        assert_eq!(
+            start
+                .iter()
+                .map(|&i| after[i].0.plural.as_str())
+                .collect::<Vec<_>>(),
+            ["crontabs"]
+        );
+        // It vanishes from discovery: its monitor goes, the others stay.
+        let (keep, start) = resync_plan(&after, &before);
+        assert_eq!(keep, [0]);
+        assert!(start.is_empty());
+        // Nothing changed: nothing to do.
+        let (keep, start) = resync_plan(&after, &after);
+        assert_eq!(keep, [0, 1]);
+        assert!(start.is_empty());
+    }
+
+    #[test]
+    fn a_new_preferred_version_is_a_new_monitor() {
+        let v1 = vec![(
+            resource("stable.example.com", "v1", "CronTab", "crontabs"),
+            true,
+        )];
+        let v2 = vec![(
+            resource("stable.example.com", "v2", "CronTab", "crontabs"),
+            true,
+        )];
+        let (keep, start) = resync_plan(&v1, &v2);
+        assert!(keep.is_empty());
+        assert_eq!(start, [0]);
     }
 }

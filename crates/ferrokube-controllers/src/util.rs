@@ -24,17 +24,18 @@ use crate::watchqueue::Informers;
 pub(crate) const CACHE_SYNC_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts a reflector over `api` of objects of any type (the [`Informers`]
-/// serve the typed ones) for the whole-pass controller `ctx`, until it is
-/// cancelled, and returns its cache. An update queues the pass (after the
+/// serve the typed ones) for the whole-pass controller `ctx`, until `stop`
+/// (a token the controller's cancels too), and returns its cache. An update queues the pass (after the
 /// debounce) only when `fingerprint` of the object changed (creations,
 /// deletions and relists always do), for controllers that care about a few
 /// fields of objects that change often; each counts as an event of the
 /// controller. `managedFields` are not kept.
-pub(crate) fn spawn_cache_with<K, F>(
+pub(crate) fn spawn_cache_until<K, F>(
     api: Api<K>,
     dyntype: K::DynamicType,
     config: watcher::Config,
     ctx: &Context,
+    stop: &CancellationToken,
     fingerprint: F,
 ) -> Store<K>
 where
@@ -50,13 +51,7 @@ where
     let stream = reflector::reflector(writer, stream);
     let (queue, cancel) = (ctx.queue().clone(), ctx.cancel().clone());
     let changed = move || queue.add_after(pass_key(), DEBOUNCE, &cancel);
-    follow(
-        stream,
-        changed,
-        ctx.metrics().clone(),
-        ctx.cancel(),
-        fingerprint,
-    );
+    follow(stream, changed, ctx.metrics().clone(), stop, fingerprint);
     store
 }
 
