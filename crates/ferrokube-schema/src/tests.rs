@@ -1109,3 +1109,42 @@ fn validate_all_runs_rules_unless_errors_block_them() {
         "an unchanged object is ratcheted"
     );
 }
+
+/// Rules shaped as Gateway API's parentRefs rules: nested comprehensions
+/// over a list of objects, `has()` on optional fields, an escaped
+/// `namespace` property.
+#[test]
+fn nested_comprehensions_over_escaped_properties() {
+    let unique_sections = "self.all(p1, self.exists_one(p2, p1.group == p2.group && p1.kind == p2.kind && p1.name == p2.name \
+        && (((!has(p1.__namespace__) || p1.__namespace__ == '') && (!has(p2.__namespace__) || p2.__namespace__ == '')) \
+        || (has(p1.__namespace__) && has(p2.__namespace__) && p1.__namespace__ == p2.__namespace__)) \
+        && (((!has(p1.sectionName) || p1.sectionName == '') && (!has(p2.sectionName) || p2.sectionName == '')) \
+        || (has(p1.sectionName) && has(p2.sectionName) && p1.sectionName == p2.sectionName))))";
+    let s = with_spec(json!({"type": "object", "properties": {"parentRefs": {
+        "type": "array", "maxItems": 32,
+        "x-kubernetes-validations": [{"message": "sectionName must be unique when parentRefs includes 2 or more references to the same parent", "rule": unique_sections}],
+        "items": {"type": "object", "required": ["name"], "properties": {
+            "group": {"type": "string", "default": "gateway.networking.k8s.io", "maxLength": 253,
+                "pattern": "^$|^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},
+            "kind": {"type": "string", "default": "Gateway", "pattern": "^[a-zA-Z]([-a-zA-Z0-9]*[a-zA-Z0-9])?$"},
+            "name": {"type": "string", "minLength": 1},
+            "namespace": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"},
+            "sectionName": {"type": "string"},
+            "header": {"type": "string", "pattern": "^[A-Za-z0-9!#$%&'*+\\-.^_\\x60|~]+$"}}}}}}));
+    let mut ok = json!({"spec": {"parentRefs": [{"name": "gw", "sectionName": "http"}, {"name": "gw", "sectionName": "https", "header": "X-Y"}]}});
+    s.apply_defaults(&mut ok);
+    assert_eq!(ok["spec"]["parentRefs"][0]["kind"], json!("Gateway"));
+    assert!(
+        s.validate_all(&ok, None).is_empty(),
+        "{:?}",
+        texts(&s.validate_all(&ok, None))
+    );
+    let mut dup = json!({"spec": {"parentRefs": [{"name": "gw", "namespace": "a"}, {"name": "gw", "namespace": "a"}]}});
+    s.apply_defaults(&mut dup);
+    assert_eq!(
+        texts(&s.validate_all(&dup, None)),
+        [
+            r#"spec.parentRefs: Invalid value: "array": sectionName must be unique when parentRefs includes 2 or more references to the same parent"#
+        ]
+    );
+}
