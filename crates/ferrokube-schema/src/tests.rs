@@ -1148,3 +1148,54 @@ fn nested_comprehensions_over_escaped_properties() {
         ]
     );
 }
+
+/// Shaped as Gateway API's GatewayClass: escaped slashes in a pattern, an
+/// immutable field, a status defaulted to a pending condition.
+#[test]
+fn gateway_class_shaped_schema() {
+    let condition = json!({"type": "object",
+        "required": ["lastTransitionTime", "message", "reason", "status", "type"],
+        "properties": {
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "message": {"type": "string", "maxLength": 32768},
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "reason": {"type": "string", "maxLength": 1024, "minLength": 1, "pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "type": {"type": "string", "maxLength": 316}}});
+    let pending = json!([{"lastTransitionTime": "1970-01-01T00:00:00Z", "message": "Waiting for controller",
+        "reason": "Pending", "status": "Unknown", "type": "Accepted"}]);
+    let s = schema(
+        json!({"type": "object", "required": ["spec"], "properties": {
+        "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
+        "spec": {"type": "object", "required": ["controllerName"], "properties": {
+            "controllerName": {"type": "string", "maxLength": 253, "minLength": 1,
+                "pattern": "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\\/[A-Za-z0-9\\/\\-._~%!$&'()*+,;=:]+$",
+                "x-kubernetes-validations": [{"message": "Value is immutable", "rule": "self == oldSelf"}]},
+            "description": {"type": "string", "maxLength": 64}}},
+        "status": {"type": "object", "default": {"conditions": pending.clone()}, "properties": {
+            "conditions": {"type": "array", "default": pending, "maxItems": 8, "items": condition,
+                "x-kubernetes-list-map-keys": ["type"], "x-kubernetes-list-type": "map"}}}}}),
+    );
+    let mut obj = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": "gc"}, "spec": {"controllerName": "example.net/gateway-controller"}});
+    s.apply_defaults(&mut obj);
+    assert_eq!(obj["status"]["conditions"][0]["reason"], json!("Pending"));
+    assert!(
+        s.validate_all(&obj, None).is_empty(),
+        "{:?}",
+        texts(&s.validate_all(&obj, None))
+    );
+    let mut changed = obj.clone();
+    changed["spec"]["controllerName"] = json!("example.net/other");
+    assert_eq!(
+        texts(&s.validate_all(&changed, Some(&obj))),
+        [r#"spec.controllerName: Invalid value: "string": Value is immutable"#]
+    );
+    changed["spec"]["controllerName"] = json!("no-slash");
+    assert_eq!(
+        texts(&s.validate(&changed)),
+        [
+            r#"spec.controllerName: Invalid value: "no-slash": spec.controllerName in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9\/\-._~%!$&'()*+,;=:]+$'"#
+        ]
+    );
+}
