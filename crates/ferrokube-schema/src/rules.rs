@@ -413,7 +413,7 @@ fn message_expression(p: &crate::cel::Program, vars: &[(&str, Binding)]) -> Opti
         return None;
     };
     let trimmed = s.trim();
-    let usable = !trimmed.is_empty() && !trimmed.contains('\n') && trimmed.len() <= 5000;
+    let usable = !trimmed.is_empty() && !trimmed.contains('\n') && trimmed.len() <= 5 * 1024;
     usable.then(|| trimmed.to_string())
 }
 
