@@ -510,13 +510,26 @@ pub(crate) fn rule_shown(r: &Rule) -> String {
 fn compile(s: &mut Node, path: &str, ctx: &Ctx, is_root: bool, errs: &mut Vec<FieldError>) {
     let resource = is_root || s.embedded;
     let mut checked = Vec::new();
+    let mut message_bool = Vec::new();
     for r in &s.rules {
         let found = r.rule.trim().is_empty().then(String::new).or_else(|| {
             let program = crate::cel::compile(&r.rule).ok()?;
             let optional = r.optional_old_self == Some(true);
-            Some(crate::typecheck::check(&program, s, resource, optional))
+            let undefined = crate::typecheck::check(&program, s, resource, optional);
+            if !undefined.is_empty() {
+                return Some(format!("compilation failed: {undefined}"));
+            }
+            if crate::typecheck::is_bool(&program, s) == Some(false) {
+                return Some("cel expression must evaluate to a bool".to_string());
+            }
+            Some(String::new())
         });
         checked.push(found.unwrap_or_default());
+        let message_is_bool = crate::cel::compile(&r.message_expression)
+            .ok()
+            .and_then(|m| crate::typecheck::is_bool(&m, s))
+            .unwrap_or(false);
+        message_bool.push(message_is_bool);
     }
     for (i, r) in s.rules.iter_mut().enumerate() {
         let p = format!("{path}.x-kubernetes-validations[{i}]");
@@ -529,7 +542,7 @@ fn compile(s: &mut Node, path: &str, ctx: &Ctx, is_root: bool, errs: &mut Vec<Fi
             Ok(_) if !checked[i].is_empty() => errs.push(FieldError::invalid_shown(
                 format!("{p}.rule"),
                 rule_shown(r),
-                format!("compilation failed: {}", checked[i]),
+                checked[i].clone(),
             )),
             Ok(program) => r.program = Some(program),
             Err(e) => errs.push(FieldError::invalid_shown(
@@ -540,6 +553,13 @@ fn compile(s: &mut Node, path: &str, ctx: &Ctx, is_root: bool, errs: &mut Vec<Fi
         }
         if !r.message_expression.trim().is_empty() {
             match crate::cel::compile(&r.message_expression) {
+                Ok(_) if message_bool[i] => {
+                    errs.push(FieldError::invalid_shown(
+                        format!("{p}.messageExpression"),
+                        rule_shown(r),
+                        "messageExpression must evaluate to a string",
+                    ));
+                }
                 Ok(program) => r.message_program = Some(program),
                 Err(e) => errs.push(FieldError::invalid_shown(
                     format!("{p}.messageExpression"),

@@ -290,6 +290,19 @@ fn rules_are_checked_and_compiled() {
         "{bad:?}"
     );
     assert_eq!(
+        s(json!({"rule": "self.size()"})),
+        [format!(
+            r#"{v}.rule: Invalid value: apiextensions.ValidationRule{{Rule:"self.size()", Message:"", MessageExpression:"", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: cel expression must evaluate to a bool"#
+        )]
+    );
+    assert_eq!(
+        s(json!({"rule": "self != ''", "messageExpression": "self == 'x'"})),
+        [format!(
+            r#"{v}.messageExpression: Invalid value: apiextensions.ValidationRule{{Rule:"self != ''", Message:"", MessageExpression:"self == 'x'", Reason:(*apiextensions.FieldValueErrorReason)(nil), FieldPath:"", OptionalOldSelf:(*bool)(nil)}}: messageExpression must evaluate to a string"#
+        )]
+    );
+    assert!(s(json!({"rule": "self.size() > 1 ? self.startsWith('a') : true", "messageExpression": "'bad: ' + self"})).is_empty());
+    assert_eq!(
         parse_errors(
             json!({"type": "object", "properties": {"l": {"type": "array",
             "items": {"type": "string", "x-kubernetes-validations": [{"rule": "self == oldSelf"}]}}}})

@@ -226,3 +226,95 @@ fn located(source: &str, offset: usize, message: &str) -> String {
         ".".repeat(column)
     )
 }
+
+/// Functions whose result is a `bool`.
+const BOOL_FUNCTIONS: [&str; 31] = [
+    "_==_",
+    "_!=_",
+    "_<_",
+    "_<=_",
+    "_>_",
+    "_>=_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "@in",
+    "@not_strictly_false",
+    "matches",
+    "startsWith",
+    "endsWith",
+    "contains",
+    "isSorted",
+    "isURL",
+    "isQuantity",
+    "isIP",
+    "isCIDR",
+    "sets.contains",
+    "sets.equivalent",
+    "sets.intersects",
+    "isGreaterThan",
+    "isLessThan",
+    "isInteger",
+    "containsIP",
+    "containsCIDR",
+    "hasValue",
+    "isLoopback",
+    "isUnspecified",
+];
+
+/// Functions whose result is never a `bool`.
+const OTHER_FUNCTIONS: [&str; 17] = [
+    "_+_",
+    "_-_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "-_",
+    "size",
+    "string",
+    "int",
+    "uint",
+    "double",
+    "lowerAscii",
+    "upperAscii",
+    "split",
+    "join",
+    "replace",
+    "substring",
+];
+
+/// Whether the expression's result is a `bool`, where that can be told
+/// from its shape and the schema: `Some(false)` for an expression that
+/// cannot be one (cel-go's "cel expression must evaluate to a bool").
+pub(crate) fn is_bool(program: &crate::cel::Program, root: &Node) -> Option<bool> {
+    result_is_bool(program.expression(), root)
+}
+
+fn result_is_bool(e: &IdedExpr, root: &Node) -> Option<bool> {
+    use ::cel::common::ast::LiteralValue;
+    match &e.expr {
+        Expr::Literal(LiteralValue::Boolean(_)) => Some(true),
+        Expr::Literal(_) | Expr::List(_) | Expr::Map(_) => Some(false),
+        Expr::Select(s) if s.test => Some(true),
+        Expr::Ident(name) if name == "self" => {
+            Some(root.ty == "boolean").filter(|_| !root.ty.is_empty())
+        }
+        Expr::Call(c) if c.func_name == "_?_:_" && c.args.len() == 3 => {
+            match (
+                result_is_bool(&c.args[1], root),
+                result_is_bool(&c.args[2], root),
+            ) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            }
+        }
+        Expr::Call(c) if BOOL_FUNCTIONS.contains(&c.func_name.as_str()) => Some(true),
+        Expr::Call(c) if OTHER_FUNCTIONS.contains(&c.func_name.as_str()) => Some(false),
+        Expr::Comprehension(c) => match &c.result.expr {
+            Expr::Ident(name) if *name == c.accu_var => result_is_bool(&c.accu_init, root),
+            _ => result_is_bool(&c.result, root),
+        },
+        _ => None,
+    }
+}
