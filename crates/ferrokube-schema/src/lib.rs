@@ -11,7 +11,8 @@
 //! - [`Structural::validate_cel`]: the `x-kubernetes-validations` rules.
 //! - [`Structural::prune`] and [`Structural::apply_defaults`]: unknown fields
 //!   dropped, defaults applied at every depth.
-//! - [`Structural::list_type_at`]: list types and keys for server-side apply.
+//! - [`Structural::list_type_at`], [`Structural::map_type_at`]: list types
+//!   and keys, map types, for server-side apply.
 //! - [`cel`]: CEL expressions, shared with admission webhooks'
 //!   `matchConditions` and ValidatingAdmissionPolicies.
 //!
@@ -53,6 +54,15 @@ pub enum ListType {
     Set,
     /// Objects merged by the values of these keys.
     Map(Vec<String>),
+}
+
+/// An object's `x-kubernetes-map-type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapType {
+    /// Merged field by field (the default).
+    Granular,
+    /// Replaced as a whole.
+    Atomic,
 }
 
 /// A parsed structural schema: a CRD version's `openAPIV3Schema`, checked,
@@ -209,6 +219,34 @@ impl Structural {
     /// array's elements are stepped into by any segment, e.g. an index),
     /// `None` when `path` does not name an array of the schema.
     pub fn list_type_at(&self, path: &[&str]) -> Option<ListType> {
+        let node = self.node_at(path)?;
+        if node.ty != "array" {
+            return None;
+        }
+        Some(match node.list_type.as_deref() {
+            Some("set") => ListType::Set,
+            Some("map") => ListType::Map(node.list_map_keys.clone()),
+            _ => ListType::Atomic,
+        })
+    }
+}
+
+impl Structural {
+    /// The map type of the object at `path` (as for
+    /// [`list_type_at`](Self::list_type_at)), `None` when `path` does not
+    /// name an object of the schema.
+    pub fn map_type_at(&self, path: &[&str]) -> Option<MapType> {
+        let node = self.node_at(path)?;
+        if node.ty != "object" {
+            return None;
+        }
+        Some(match node.map_type.as_deref() {
+            Some("atomic") => MapType::Atomic,
+            _ => MapType::Granular,
+        })
+    }
+
+    fn node_at(&self, path: &[&str]) -> Option<&Node> {
         let mut node = &self.root;
         for seg in path {
             node = if node.ty == "array" {
@@ -219,14 +257,7 @@ impl Structural {
                 node.additional_schema()?
             };
         }
-        if node.ty != "array" {
-            return None;
-        }
-        Some(match node.list_type.as_deref() {
-            Some("set") => ListType::Set,
-            Some("map") => ListType::Map(node.list_map_keys.clone()),
-            _ => ListType::Atomic,
-        })
+        Some(node)
     }
 }
 

@@ -1094,6 +1094,16 @@ fn a_controller_gen_style_schema_is_accepted() {
         Some(ListType::Map(vec!["type".into()]))
     );
     assert_eq!(s.list_type_at(&["spec", "args"]), Some(ListType::Atomic));
+    assert_eq!(s.map_type_at(&["spec", "secretRef"]), Some(MapType::Atomic));
+    assert_eq!(
+        s.map_type_at(&["spec", "resources"]),
+        Some(MapType::Granular)
+    );
+    assert_eq!(
+        s.map_type_at(&["status", "conditions", "0"]),
+        Some(MapType::Granular)
+    );
+    assert_eq!(s.map_type_at(&["spec", "args"]), None);
 }
 
 #[test]
