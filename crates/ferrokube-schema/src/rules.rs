@@ -373,8 +373,10 @@ impl Evaluator {
         let mut at = path.to_string();
         if !rule.field_path.is_empty() {
             if let Some(fp) = field_path(s, rule.field_path.trim()) {
-                at = if at.is_empty() || fp.starts_with('[') {
-                    format!("{at}{fp}")
+                // Go's `Path.Child` with the whole normalized path as one
+                // name: always after a dot (`spec.[a.b]`).
+                at = if at.is_empty() {
+                    fp
                 } else {
                     format!("{at}.{fp}")
                 };

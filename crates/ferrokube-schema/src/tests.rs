@@ -752,6 +752,25 @@ fn rule_failures_use_message_expression_message_or_the_rule() {
 }
 
 #[test]
+fn field_paths_name_where_a_rule_failed() {
+    let s = with_spec(json!({"type": "object", "properties": {
+        "labels": {"type": "object", "additionalProperties": {"type": "string"},
+            "x-kubernetes-validations": [{"rule": "!('a.b' in self)", "fieldPath": "['a.b']"}]},
+        "nested": {"type": "object", "properties": {"inner": {"type": "object", "properties": {"x": {"type": "integer"}}}},
+            "x-kubernetes-validations": [{"rule": "self.inner.x > 0", "fieldPath": ".inner.x", "message": "x must be positive"}]}}}));
+    assert_eq!(
+        texts(&s.validate_cel(
+            &json!({"spec": {"labels": {"a.b": "c"}, "nested": {"inner": {"x": 0}}}}),
+            None
+        )),
+        [
+            r#"spec.labels.[a.b]: Invalid value: "object": failed rule: !('a.b' in self)"#,
+            r#"spec.nested.inner.x: Invalid value: "object": x must be positive"#,
+        ]
+    );
+}
+
+#[test]
 fn rules_at_the_root_and_evaluation_errors() {
     let s = schema(json!({"type": "object", "x-kubernetes-validations": [
         {"rule": "self.metadata.name.startsWith('a')", "message": "name must start with a"},
