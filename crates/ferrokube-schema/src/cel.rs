@@ -272,9 +272,15 @@ fn build_env() -> Env {
 type Args<'b, 'v> = Vec<CowVal<'b, 'v>>;
 type Ret<'b, 'v> = Result<CowVal<'b, 'v>, ExecutionError>;
 
-/// The arguments as values.
+/// The arguments as values (read with [`nth`], never by indexing).
 fn values(args: &[CowVal<'_, '_>]) -> Result<Vec<Value>, ExecutionError> {
     args.iter().map(|a| Value::try_from(a.as_ref())).collect()
+}
+
+/// The `i`th argument.
+fn nth(vals: &[Value], i: usize) -> Result<&Value, ExecutionError> {
+    vals.get(i)
+        .ok_or_else(|| ExecutionError::invalid_argument_count(i + 1, vals.len()))
 }
 
 fn ret<'b, 'v>(value: Value) -> Ret<'b, 'v> {
@@ -317,7 +323,7 @@ fn compare(function: &str, a: &Value, b: &Value) -> Result<std::cmp::Ordering, E
 
 fn list_is_sorted<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let list = list_arg("isSorted", &vals[0])?;
+    let list = list_arg("isSorted", nth(&vals, 0)?)?;
     for pair in list.windows(2) {
         if compare("isSorted", &pair[0], &pair[1])? == std::cmp::Ordering::Greater {
             return ret(Value::Bool(false));
@@ -328,7 +334,7 @@ fn list_is_sorted<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
 
 fn list_sum<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let list = list_arg("sum", &vals[0])?;
+    let list = list_arg("sum", nth(&vals, 0)?)?;
     let mut total = match list.first() {
         Some(Value::Float(_)) => Value::Float(0.0),
         Some(Value::UInt(_)) => Value::UInt(0),
@@ -363,7 +369,7 @@ fn list_extreme(
     want: std::cmp::Ordering,
 ) -> Result<Value, ExecutionError> {
     let vals = values(args)?;
-    let list = list_arg(function, &vals[0])?;
+    let list = list_arg(function, nth(&vals, 0)?)?;
     let mut best = list.first().cloned().ok_or_else(|| {
         ExecutionError::function_error(function, format!("{function} called on empty list"))
     })?;
@@ -385,15 +391,17 @@ fn list_max<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
 
 fn list_index_of<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let list = list_arg("indexOf", &vals[0])?;
-    let found = list.iter().position(|v| *v == vals[1]);
+    let list = list_arg("indexOf", nth(&vals, 0)?)?;
+    let needle = nth(&vals, 1)?;
+    let found = list.iter().position(|v| v == needle);
     ret(Value::Int(found.map_or(-1, |i| i as i64)))
 }
 
 fn list_last_index_of<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let list = list_arg("lastIndexOf", &vals[0])?;
-    let found = list.iter().rposition(|v| *v == vals[1]);
+    let list = list_arg("lastIndexOf", nth(&vals, 0)?)?;
+    let needle = nth(&vals, 1)?;
+    let found = list.iter().rposition(|v| v == needle);
     ret(Value::Int(found.map_or(-1, |i| i as i64)))
 }
 
@@ -403,8 +411,8 @@ fn regex_arg(function: &str, pattern: &str) -> Result<regex::Regex, ExecutionErr
 
 fn string_find<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let s = string_arg("find", &vals[0])?;
-    let re = regex_arg("find", &string_arg("find", &vals[1])?)?;
+    let s = string_arg("find", nth(&vals, 0)?)?;
+    let re = regex_arg("find", &string_arg("find", nth(&vals, 1)?)?)?;
     let found = re
         .find(&s)
         .map(|m| m.as_str().to_string())
@@ -414,8 +422,8 @@ fn string_find<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
 
 fn find_all(args: &[CowVal<'_, '_>], limit: Option<i64>) -> Result<Value, ExecutionError> {
     let vals = values(args)?;
-    let s = string_arg("findAll", &vals[0])?;
-    let re = regex_arg("findAll", &string_arg("findAll", &vals[1])?)?;
+    let s = string_arg("findAll", nth(&vals, 0)?)?;
+    let re = regex_arg("findAll", &string_arg("findAll", nth(&vals, 1)?)?)?;
     let take = match limit {
         Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
         _ => usize::MAX,
@@ -447,7 +455,10 @@ type List = Arc<Vec<Value>>;
 /// The two lists of a `sets.*` call.
 fn two_lists(function: &str, args: &[CowVal<'_, '_>]) -> Result<(List, List), ExecutionError> {
     let vals = values(args)?;
-    Ok((list_arg(function, &vals[0])?, list_arg(function, &vals[1])?))
+    Ok((
+        list_arg(function, nth(&vals, 0)?)?,
+        list_arg(function, nth(&vals, 1)?)?,
+    ))
 }
 
 fn sets_contains<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
@@ -485,12 +496,12 @@ fn url_ok(s: &str) -> bool {
 
 fn is_url<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    ret(Value::Bool(url_ok(&string_arg("isURL", &vals[0])?)))
+    ret(Value::Bool(url_ok(&string_arg("isURL", nth(&vals, 0)?)?)))
 }
 
 fn is_quantity<'b, 'v>(args: Args<'b, 'v>) -> Ret<'b, 'v> {
     let vals = values(&args)?;
-    let s = string_arg("isQuantity", &vals[0])?;
+    let s = string_arg("isQuantity", nth(&vals, 0)?)?;
     ret(Value::Bool(
         ferrokube_api::quantity::parse_milli(&s).is_some(),
     ))

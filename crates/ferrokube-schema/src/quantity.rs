@@ -86,11 +86,17 @@ fn compare_to(This(a): This<Arc<dyn Opaque>>, b: Arc<dyn Opaque>) -> Result<i64,
 }
 
 fn add(This(a): This<Arc<dyn Opaque>>, b: Value) -> Result<Arc<dyn Opaque>, ExecutionError> {
-    Ok(new(of("add", &a)? + operand("add", &b)?))
+    of("add", &a)?
+        .checked_add(operand("add", &b)?)
+        .map(new)
+        .ok_or_else(|| err("add", "quantity overflow"))
 }
 
 fn sub(This(a): This<Arc<dyn Opaque>>, b: Value) -> Result<Arc<dyn Opaque>, ExecutionError> {
-    Ok(new(of("sub", &a)? - operand("sub", &b)?))
+    of("sub", &a)?
+        .checked_sub(operand("sub", &b)?)
+        .map(new)
+        .ok_or_else(|| err("sub", "quantity overflow"))
 }
 
 fn sign(This(a): This<Arc<dyn Opaque>>) -> Result<i64, ExecutionError> {

@@ -215,10 +215,14 @@ fn element(n: &Node) -> Option<Known<'_>> {
 
 /// An error at byte `offset` of `source`, as cel-go prints issues.
 fn located(source: &str, offset: usize, message: &str) -> String {
-    let before = &source[..offset.min(source.len())];
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &source[..offset];
     let line_no = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = source[line_start..offset.min(source.len())].chars().count();
+    let column = source[line_start..offset].chars().count();
     let line = source[line_start..].lines().next().unwrap_or_default();
     format!(
         "ERROR: <input>:{line_no}:{}: {message}\n | {line}\n | {}^",
