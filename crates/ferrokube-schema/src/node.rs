@@ -248,7 +248,7 @@ impl Reader<'_> {
             .string(m, "pattern", path)
             .filter(|p| !p.is_empty())
             .map(|p| {
-                let re = regex::Regex::new(&p).ok();
+                let re = pattern_regex(&p).ok();
                 (p, re)
             });
         n.max_items = self.integer(m, "maxItems", path);
@@ -341,6 +341,12 @@ impl Reader<'_> {
             message_program: None,
         }
     }
+}
+
+/// A schema's `pattern` compiled (RE2 syntax, as Go's `regexp`), with room
+/// for the large bounded repetitions real schemas use.
+pub(crate) fn pattern_regex(p: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(p).size_limit(1 << 26).build()
 }
 
 /// The keywords `JSONSchemaProps` reads that Kubernetes refuses in a CRD.

@@ -237,7 +237,7 @@ fn value_validation(
         nested(n, false, &format!("{path}.not"), errs);
     }
     if let Some((p, None)) = &v.pattern {
-        let why = regex::Regex::new(p)
+        let why = crate::node::pattern_regex(p)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();

@@ -465,7 +465,7 @@ impl Validator<'_> {
 fn multiple_of(f: f64, factor: f64, is_int: bool) -> bool {
     if is_int && factor == factor.trunc() {
         let (a, b) = (f as i64, factor as i64);
-        return b == 0 || a % b == 0;
+        return b == 0 || a.checked_rem(b).is_none_or(|r| r == 0);
     }
     let mult = if factor < 1.0 {
         1.0 / factor * f
