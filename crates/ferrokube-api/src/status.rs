@@ -244,6 +244,7 @@ impl FieldError {
             FieldErrorKind::DuplicateShown(v) => format!("Duplicate value: {v}"),
             FieldErrorKind::NotFound(v) => format!("Not found: {}", show(v)),
             FieldErrorKind::Forbidden(d) => with("Forbidden".into(), d),
+            FieldErrorKind::TooLong { max: 1 } => "Too long: may not be more than 1 byte".into(),
             FieldErrorKind::TooLong { max } => {
                 format!("Too long: may not be more than {max} bytes")
             }

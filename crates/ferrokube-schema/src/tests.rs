@@ -531,7 +531,7 @@ fn junctors_and_int_or_string() {
         errors_of(&s, json!({"spec": {"a": "ab"}})),
         [
             r#"<nil>: Invalid value: "": "spec.a" must validate at least one schema (anyOf)"#,
-            "spec.a: Too long: may not be more than 1 bytes",
+            "spec.a: Too long: may not be more than 1 byte",
         ]
     );
     assert_eq!(
