@@ -82,21 +82,21 @@ fn date(s: &str) -> bool {
     s.len() == 10 && chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
 }
 
-/// RFC 3339 date-times and the forms strfmt also accepts (no offset, `T` or
-/// `t`, fractions of any length).
+/// strfmt's `IsDateTime`: a valid date, `T` (any case), then
+/// `HH:MM:SS`, optional fraction, and `Z` or a `±HH:MM` offset.
 fn date_time(s: &str) -> bool {
-    static DT: OnceLock<Option<Regex>> = OnceLock::new();
-    let pattern =
-        r"(?i)^(\d{4})-(\d{2})-(\d{2})t(\d{2}):(\d{2}):(\d{2})(\.\d+)?(z|[+-]\d{2}:?\d{2})?$";
-    let Some(caps) = re(&DT, pattern).and_then(|r| r.captures(s)) else {
+    static TIME: OnceLock<Option<Regex>> = OnceLock::new();
+    let lower = s.to_lowercase();
+    let mut parts = lower.split('t');
+    let (Some(day), Some(time)) = (parts.next(), parts.next()) else {
         return false;
     };
-    let num = |i: usize| {
-        caps.get(i)
-            .and_then(|m| m.as_str().parse::<u32>().ok())
-            .unwrap_or(99)
+    let pattern = r"^([0-9]{2}):([0-9]{2}):([0-9]{2})(.[0-9]+)?(z|([+-][0-9]{2}:[0-9]{2}))$";
+    let Some(caps) = re(&TIME, pattern).and_then(|r| r.captures(time)) else {
+        return false;
     };
-    date(&s[..10]) && num(4) < 24 && num(5) < 60 && num(6) < 61
+    let field = |i: usize| caps.get(i).map_or("99", |m| m.as_str());
+    s.len() >= 4 && date(day) && field(1) <= "23" && field(2) <= "59" && field(3) <= "59"
 }
 
 /// Go's `time.ParseDuration` forms (`1h30m`, `1.5s`) or strfmt's own

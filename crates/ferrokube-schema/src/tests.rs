@@ -448,13 +448,13 @@ fn strings_and_formats() {
     assert_eq!(
         errors_of(
             &s,
-            json!({"spec": {"t": "yesterday", "d": "2023-02-29", "u": "x", "ip": "::1", "b": "%%"}})
+            json!({"spec": {"t": "2024-01-02T03:04:05", "d": "2023-02-29", "u": "x", "ip": "::1", "b": "%%"}})
         ),
         [
             r#"spec.b: Invalid value: "%%": spec.b in body must be of type byte: "%%""#,
             r#"spec.d: Invalid value: "2023-02-29": spec.d in body must be of type date: "2023-02-29""#,
             r#"spec.ip: Invalid value: "::1": spec.ip in body must be of type ipv4: "::1""#,
-            r#"spec.t: Invalid value: "yesterday": spec.t in body must be of type date-time: "yesterday""#,
+            r#"spec.t: Invalid value: "2024-01-02T03:04:05": spec.t in body must be of type date-time: "2024-01-02T03:04:05""#,
             r#"spec.u: Invalid value: "x": spec.u in body must be of type uuid: "x""#,
         ]
     );
