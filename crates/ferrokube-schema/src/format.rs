@@ -68,7 +68,8 @@ pub(crate) fn valid(format: &str, s: &str) -> bool {
         "cidr" => cidr(s),
         "mac" => mac(s),
         "hostname" => hostname(s),
-        "uri" => uri(s),
+        // strfmt: an absolute URI or path, or else a hostname.
+        "uri" => uri(s) || hostname(s),
         "isbn" => isbn10(s) || isbn13(s),
         "isbn10" => isbn10(s),
         "isbn13" => isbn13(s),
