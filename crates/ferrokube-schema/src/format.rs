@@ -221,3 +221,45 @@ fn credit_card(s: &str) -> bool {
         &d,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::valid;
+
+    #[test]
+    fn formats_accept_and_refuse_as_strfmt_does() {
+        for (format, ok, bad) in [
+            ("hostname", "example.com", "-bad-.com"),
+            ("uri", "https://example.com/x", "not a uri"),
+            ("email", "a@example.com", "no-at-sign"),
+            ("mac", "01:23:45:67:89:ab", "01:23:45"),
+            ("cidr", "10.0.0.0/8", "10.0.0.0/33"),
+            ("ipv6", "fd00::1", "10.0.0.1"),
+            ("duration", "1h30m", "soon"),
+            ("duration", "3 days", "3 fortnights"),
+            (
+                "date-time",
+                "2024-01-02T03:04:05.123+01:00",
+                "2024-01-02T25:04:05Z",
+            ),
+            ("hexcolor", "#ffcc00", "#ffcc0"),
+            ("rgbcolor", "rgb(255, 0, 10)", "rgb(256,0,0)"),
+            ("isbn", "0321751043", "0321751044"),
+            ("isbn13", "978-0321751041", "978-0321751042"),
+            ("ssn", "123-45-6789", "123-456-789"),
+            (
+                "uuid4",
+                "123e4567-e89b-42d3-a456-426614174000",
+                "123e4567-e89b-12d3-a456-426614174000",
+            ),
+            ("bsonobjectid", "507f1f77bcf86cd799439011", "507f1f77"),
+        ] {
+            assert!(valid(format, ok), "{format} refuses {ok}");
+            assert!(!valid(format, bad), "{format} accepts {bad}");
+        }
+        assert!(
+            valid("int32", "anything"),
+            "formats Kubernetes strips check nothing"
+        );
+    }
+}
