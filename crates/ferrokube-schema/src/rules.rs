@@ -331,7 +331,7 @@ impl Evaluator {
         resource: bool,
     ) {
         let this = to_cel(s, obj, resource);
-        let old_val = old.map(|o| to_cel(s, o, resource));
+        let old_val = old.map(|o| to_cel(s, &align(s, obj, o), resource));
         for rule in &s.rules {
             let Some(program) = &rule.program else {
                 continue;
@@ -395,6 +395,74 @@ impl Evaluator {
             Some("FieldValueDuplicate") => FieldError::duplicate(at, ty),
             _ => FieldError::invalid(at, ty, detail),
         });
+    }
+}
+
+/// `old` with its `set` and `map` lists in the order of `new`'s where they
+/// hold the same elements (or keys): Kubernetes compares such lists without
+/// regard to order, so `self == oldSelf` holds across a reordering.
+fn align(s: &Node, new: &Json, old: &Json) -> Json {
+    match (new, old) {
+        (Json::Object(n), Json::Object(o)) => Json::Object(
+            o.iter()
+                .map(|(k, ov)| {
+                    let child = s.properties.get(k).or_else(|| s.additional_schema());
+                    let aligned = match (child, n.get(k)) {
+                        (Some(c), Some(nv)) => align(c, nv, ov),
+                        _ => ov.clone(),
+                    };
+                    (k.clone(), aligned)
+                })
+                .collect(),
+        ),
+        (Json::Array(n), Json::Array(o)) => Json::Array(align_list(s, n, o)),
+        _ => old.clone(),
+    }
+}
+
+fn align_list(s: &Node, new: &[Json], old: &[Json]) -> Vec<Json> {
+    let Some(item) = s.items.as_deref() else {
+        return old.to_vec();
+    };
+    match s.list_type.as_deref() {
+        Some("set") => {
+            let same = new.len() == old.len()
+                && new.iter().all(|v| old.contains(v))
+                && old.iter().all(|v| new.contains(v));
+            if same {
+                new.to_vec()
+            } else {
+                old.to_vec()
+            }
+        }
+        Some("map") => {
+            let mut used = vec![false; old.len()];
+            let mut out = Vec::with_capacity(old.len());
+            for nv in new {
+                let found = old.iter().enumerate().find(|(i, ov)| {
+                    !used[*i] && s.list_map_keys.iter().all(|k| ov.get(k) == nv.get(k))
+                });
+                if let Some((i, ov)) = found {
+                    used[i] = true;
+                    out.push(align(item, nv, ov));
+                }
+            }
+            out.extend(
+                old.iter()
+                    .zip(&used)
+                    .filter(|(_, u)| !**u)
+                    .map(|(ov, _)| ov.clone()),
+            );
+            out
+        }
+        _ => old
+            .iter()
+            .enumerate()
+            .map(|(i, ov)| {
+                new.get(i)
+                    .map_or_else(|| ov.clone(), |nv| align(item, nv, ov))
+            })
+            .collect(),
     }
 }
 

@@ -1241,3 +1241,23 @@ fn gateway_class_shaped_schema() {
         ]
     );
 }
+
+#[test]
+fn sets_and_map_lists_compare_without_order_in_rules() {
+    let s = with_spec(
+        json!({"type": "object", "x-kubernetes-validations": [{"rule": "self == oldSelf", "message": "spec is immutable"}],
+        "properties": {
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "order": {"type": "array", "items": {"type": "string"}},
+            "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                "items": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "port": {"type": "integer"}}}}}}),
+    );
+    let old = json!({"spec": {"tags": ["a", "b"], "order": ["x", "y"], "ports": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]}});
+    let reordered = json!({"spec": {"tags": ["b", "a"], "order": ["x", "y"], "ports": [{"name": "b", "port": 2}, {"name": "a", "port": 1}]}});
+    assert!(s.validate_cel(&reordered, Some(&old)).is_empty());
+    let atomic_reordered = json!({"spec": {"tags": ["a", "b"], "order": ["y", "x"], "ports": [{"name": "a", "port": 1}, {"name": "b", "port": 2}]}});
+    assert_eq!(
+        texts(&s.validate_cel(&atomic_reordered, Some(&old))),
+        [r#"spec: Invalid value: "object": spec is immutable"#]
+    );
+}
