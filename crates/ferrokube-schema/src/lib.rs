@@ -5,10 +5,14 @@
 //!   field typed, value validations restricting only specified fields,
 //!   refused keywords, list and map types, defaults that validate, rules
 //!   that compile), with Kubernetes' messages and field paths.
-//! - [`Structural::validate`]: an object checked against the schema as
-//!   kube-openapi checks it, embedded resources' `apiVersion`, `kind` and
-//!   `metadata`, and the uniqueness of `set` and `map` lists' elements.
+//! - [`Structural::validate`] (and [`Structural::validate_update`], with
+//!   ratcheting): an object checked against the schema as kube-openapi
+//!   checks it, embedded resources' `apiVersion`, `kind` and `metadata`,
+//!   and the uniqueness of `set` and `map` lists' elements.
 //! - [`Structural::validate_cel`]: the `x-kubernetes-validations` rules.
+//! - [`Structural::validate_all`]: all of the above, in the order of
+//!   Kubernetes' custom resource strategy (rules skipped after blocking
+//!   errors).
 //! - [`Structural::prune`] and [`Structural::apply_defaults`]: unknown fields
 //!   dropped, defaults applied at every depth.
 //! - [`Structural::list_type_at`], [`Structural::map_type_at`]: list types
