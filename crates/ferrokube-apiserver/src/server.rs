@@ -152,6 +152,11 @@ impl RunningServer {
         }
     }
 
+    /// The kinds served, which change while serving (custom resources).
+    pub fn kinds(&self) -> &crate::served::Kinds {
+        &self.app.rest.kinds
+    }
+
     /// Waits until the server has stopped (after its token is cancelled).
     pub async fn join(self) {
         let _ = self.task.await;

@@ -99,6 +99,12 @@ impl TestApi {
         )
     }
 
+    /// The kinds the server serves, for tests that add or remove one while
+    /// it runs (as a CustomResourceDefinition does).
+    pub fn kinds(&self) -> &ferrokube_apiserver::served::Kinds {
+        self.server.kinds()
+    }
+
     /// The store under the server (for tests that check what was written).
     pub fn store(&self) -> Arc<EmbeddedStore> {
         self.store.clone()
