@@ -18,7 +18,7 @@ use ferrokube_apiserver::strategy::{Checked, Strategy};
 use ferrokube_client::testing::wait::wait_for;
 use ferrokube_client::testing::TestApi;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ResourceQuota};
 use kube::api::{DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::{Api, Client};
@@ -210,4 +210,41 @@ async fn a_namespace_with_custom_resources_is_emptied_of_them_then_goes() {
         .await
         .unwrap();
     gone(&nss, "doomed", "the emptied namespace").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_count_custom_resources_and_see_them_go() {
+    let (api, client) = api().await;
+    serve_widgets(&api).await;
+    widget(&client, "default", json!({"name": "a"})).await;
+    widget(&client, "default", json!({"name": "b"})).await;
+    // Recounts come from events only: the periodic one is an hour away.
+    let _c = spawn(|c| {
+        ferrokube_controllers::resourcequota::run_with_resync(
+            client.clone(),
+            c,
+            Duration::from_secs(3600),
+        )
+    });
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), "default");
+    let quota: ResourceQuota = serde_json::from_value(json!({
+        "metadata": {"name": "widgets"},
+        "spec": {"hard": {"count/widgets.example.com": "5"}},
+    }))
+    .unwrap();
+    quotas.create(&PostParams::default(), &quota).await.unwrap();
+    let used = |n: &'static str| {
+        let quotas = quotas.clone();
+        async move {
+            let q = quotas.get("widgets").await.ok()?;
+            let used = q.status?.used?;
+            (used.get("count/widgets.example.com")?.0 == n).then_some(())
+        }
+    };
+    wait_for("two widgets counted", LIMIT, || used("2")).await;
+    widgets(&client, "default")
+        .delete("a", &DeleteParams::background())
+        .await
+        .unwrap();
+    wait_for("the deleted widget no longer counted", LIMIT, || used("1")).await;
 }

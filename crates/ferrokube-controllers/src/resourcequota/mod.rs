@@ -11,8 +11,9 @@
 //! it counts goes away (deleted, or a pod ending), and on a periodic full
 //! resync; admission charges new objects itself, so a create does not
 //! trigger a recount. Kinds other controllers watch anyway are counted
-//! from the shared informers; other `count/` resources are listed (metadata
-//! only) when counted. The controller only lists, watches and updates
+//! from the shared informers; other `count/` resources (custom resources
+//! among them) are listed (metadata only) when counted, and their deletions
+//! followed while discovery lists them (`counted`). The controller only lists, watches and updates
 //! `resourcequotas/status`, the rights of Kubernetes'
 //! `system:controller:resourcequota-controller` role.
 
@@ -34,6 +35,8 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use ferrokube_api::quota::{self as q, ResourceList};
+
+mod counted;
 
 use crate::controller::{self, Action, Context, Reconciler};
 use crate::watchqueue::{key_of, Change, Informers, Key};
@@ -249,6 +252,14 @@ impl QuotaController {
             ctx,
             resync,
         });
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(counted::follow(this.clone(), client));
+            }
+            Err(_) => tracing::warn!(
+                "resource quota: no runtime; deletions of custom resources not followed"
+            ),
+        }
         let me = this.clone();
         informers
             .get::<ResourceQuota>()
@@ -319,6 +330,17 @@ impl QuotaController {
             if quota.metadata.namespace.as_deref() != Some(ns) {
                 continue;
             }
+            let hard = hard_of(&quota);
+            let names: Vec<&str> = hard.keys().map(String::as_str).collect();
+            if !q::matching_resources(group, resource, &names).is_empty() {
+                self.ctx.add(key_of(quota.as_ref()));
+            }
+        }
+    }
+
+    /// Queues every quota that limits something of `group`/`resource`.
+    fn replenish_everywhere(&self, group: &str, resource: &str) {
+        for quota in self.quotas.state() {
             let hard = hard_of(&quota);
             let names: Vec<&str> = hard.keys().map(String::as_str).collect();
             if !q::matching_resources(group, resource, &names).is_empty() {
