@@ -36,7 +36,7 @@ use serde_json::{json, Map, Value};
 
 use crate::objectmeta::{self, meta_str};
 use crate::options::{DeleteOptions, Query, WriteOptions};
-use crate::rest::{ApiResult, Filter, Rest};
+use crate::rest::{ApiResult, Rest};
 
 /// The most pods a budget's `disruptedPods` may list before evictions it
 /// covers are refused (evictions approved that its controller has not
@@ -304,7 +304,7 @@ fn labels_of(obj: &Value) -> BTreeMap<String, String> {
 async fn matching_budgets(rest: &Rest, ns: &str, pod: &Value) -> ApiResult<Vec<Value>> {
     let def = budgets_def(rest)?;
     let opts = Query::parse(None).list_options()?;
-    let filter = Filter::new(&def, &opts, "")?;
+    let filter = rest.filter(&def, &opts, "")?;
     let listed = rest.list(&def, ns, &opts, &filter).await?;
     let labels = labels_of(pod);
     let mut out = Vec::new();

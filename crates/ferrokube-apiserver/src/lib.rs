@@ -15,6 +15,7 @@ mod encodings_agree;
 mod events;
 mod eviction;
 mod impersonation;
+mod kind_storage;
 mod kinds;
 mod lean;
 mod limitranger;

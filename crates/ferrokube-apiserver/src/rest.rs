@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokube_api::fields::{field_set, FieldSelector};
+use ferrokube_api::fields::FieldSelector;
 use ferrokube_api::labels::Selector;
 use ferrokube_api::patch::{json_patch, merge_patch, strategic_merge_patch};
 use ferrokube_api::registry::{Registry, ResourceDef};
@@ -19,13 +19,14 @@ use ferrokube_store::{KeyValue, RangeRequest, Revision, Store, StoreError};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::allocator::{AllocError, Allocator};
+use crate::allocator::Allocator;
+use crate::kind_storage::KindStorage;
 use crate::objectmeta::{self, meta_str};
 use crate::options::{
     parse_propagation, DeleteOptions, FieldValidation, ListOptions, Propagation, RvMatch,
     WriteOptions,
 };
-use crate::validation;
+use crate::strategy::{ScalePaths, Strategy};
 use crate::watchcache::{CacheError, CachedObject, WatchCache};
 
 /// How long a read waits for the watch cache to reach a revision.
@@ -92,13 +93,20 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    pub(crate) fn new(def: &ResourceDef, opts: &ListOptions, name: &str) -> ApiResult<Filter> {
+    /// The selectors of `opts` (and `name`, if any) for `def`'s resource,
+    /// whose strategy is `strategy`.
+    pub(crate) fn new(
+        strategy: &dyn Strategy,
+        def: &ResourceDef,
+        opts: &ListOptions,
+        name: &str,
+    ) -> ApiResult<Filter> {
         let labels = Selector::parse(&opts.label_selector)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         // Parsed, checked against the kind's selectable fields, and old
         // names mapped to current ones (pods' `spec.host`).
         let mut fields = FieldSelector::parse(&opts.field_selector)
-            .and_then(|f| f.convert(def.group, def.plural))
+            .and_then(|f| strategy.convert_field_selector(def, &f))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if !name.is_empty() {
             fields
@@ -115,10 +123,10 @@ impl Filter {
         self.labels.matches(&o.labels) && (self.fields.is_empty() || self.fields.matches(&o.fields))
     }
 
-    fn matches_value(&self, def: &ResourceDef, v: &Value) -> bool {
+    fn matches_value(&self, strategy: &dyn Strategy, def: &ResourceDef, v: &Value) -> bool {
         let labels = objectmeta::labels_of(v.get("metadata"));
         self.labels.matches(&labels)
-            && (self.fields.is_empty() || self.fields.matches(&field_set(def.group, def.plural, v)))
+            && (self.fields.is_empty() || self.fields.matches(&strategy.selectable_fields(def, v)))
     }
 
     fn is_empty(&self) -> bool {
@@ -182,10 +190,21 @@ impl Rest {
             pod_security: Default::default(),
         }
     }
-}
 
-fn is_event(def: &ResourceDef) -> bool {
-    def.plural == "events" && (def.group.is_empty() || def.group == "events.k8s.io")
+    /// The registry strategy of `def`'s resource (see [`crate::served`]).
+    pub(crate) fn strategy(&self, def: &ResourceDef) -> Arc<dyn Strategy> {
+        self.kinds.strategy(def)
+    }
+
+    /// The selectors of a list or watch of `def` (and `name`, if any).
+    pub(crate) fn filter(
+        &self,
+        def: &ResourceDef,
+        opts: &ListOptions,
+        name: &str,
+    ) -> ApiResult<Filter> {
+        Filter::new(self.strategy(def).as_ref(), def, opts, name)
+    }
 }
 
 /// Refuses a delete whose preconditions (uid, resourceVersion) the stored
@@ -222,9 +241,9 @@ fn check_delete_preconditions(
 }
 
 /// The finalizers a delete of `obj` waits for: its own, the propagation
-/// policy's (`foregroundDeletion`, `orphan`), and for a namespace with spec
-/// finalizers, `kubernetes` (never written to metadata).
-fn deletion_finalizers(def: &ResourceDef, opts: &DeleteOptions, obj: &Value) -> Vec<String> {
+/// policy's (`foregroundDeletion`, `orphan`), and those its kind's storage
+/// adds (a namespace's spec finalizers, never written to metadata).
+fn deletion_finalizers(storage: KindStorage, opts: &DeleteOptions, obj: &Value) -> Vec<String> {
     let mut fins = finalizers(obj);
     match opts.propagation {
         Some(Propagation::Foreground) if !fins.iter().any(|f| f == "foregroundDeletion") => {
@@ -235,23 +254,15 @@ fn deletion_finalizers(def: &ResourceDef, opts: &DeleteOptions, obj: &Value) -> 
         }
         _ => {}
     }
-    if def.group.is_empty() && def.plural == "namespaces" {
-        let spec_fins = obj
-            .pointer("/spec/finalizers")
-            .and_then(Value::as_array)
-            .map(|a| !a.is_empty())
-            .unwrap_or(false);
-        if spec_fins {
-            fins.push("kubernetes".into());
-        }
-    }
+    fins.extend(storage.spec_finalizers(obj));
     fins
 }
 
 /// Marks `obj` as being deleted: `deletionTimestamp` (kept if already set)
 /// `grace` seconds from now, `deletionGracePeriodSeconds`, and the
-/// finalizers `fins` (all but `kubernetes`).
-fn mark_deleting(obj: &mut Value, fins: &[String], grace: i64) {
+/// finalizers `fins` (all but the storage's own), and what the kind's
+/// storage marks.
+fn mark_deleting(storage: KindStorage, obj: &mut Value, fins: &[String], grace: i64) {
     let when = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(grace.max(0));
     if let Some(meta) = objectmeta::metadata_mut(obj) {
         if !meta.contains_key("deletionTimestamp") {
@@ -263,7 +274,7 @@ fn mark_deleting(obj: &mut Value, fins: &[String], grace: i64) {
         meta.insert("deletionGracePeriodSeconds".into(), json!(grace.max(0)));
         let user_fins: Vec<Value> = fins
             .iter()
-            .filter(|f| *f != "kubernetes")
+            .filter(|f| !storage.is_spec_finalizer(f))
             .map(|f| json!(f))
             .collect();
         if user_fins.is_empty() {
@@ -272,37 +283,7 @@ fn mark_deleting(obj: &mut Value, fins: &[String], grace: i64) {
             meta.insert("finalizers".into(), Value::Array(user_fins));
         }
     }
-}
-
-/// An address or port reserved for a Service being written.
-pub(crate) enum Reserved {
-    Ip(String),
-    Port(u32),
-}
-
-fn is_service(def: &ResourceDef) -> bool {
-    def.group.is_empty() && def.plural == "services"
-}
-
-pub(crate) fn alloc_error(
-    def: &ResourceDef,
-    name: &str,
-    field: &str,
-    value: Value,
-    e: AllocError,
-) -> ApiError {
-    let detail = match e {
-        AllocError::InUse => "provided value is already allocated".to_string(),
-        AllocError::OutOfRange => "provided value is not in the valid range".to_string(),
-        AllocError::Full => "range is full".to_string(),
-        AllocError::Store(m) => return ApiError::internal(m),
-    };
-    ApiError::invalid(
-        def.group,
-        def.kind,
-        name,
-        &[FieldError::invalid(field, value, detail)],
-    )
+    storage.mark_deleting(obj);
 }
 
 fn decode(kv: &KeyValue) -> ApiResult<Value> {
@@ -406,6 +387,15 @@ fn same_content(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// The member of `v` at the JSON pointer `ptr`, made (with the objects
+/// on the way) if absent.
+fn pointer_slot<'a>(v: &'a mut Value, ptr: &str) -> &'a mut Value {
+    ptr.split('/')
+        .skip(1)
+        .map(|t| t.replace("~1", "/").replace("~0", "~"))
+        .fold(v, |at, token| &mut at[token.as_str()])
+}
+
 fn finalizers(v: &Value) -> Vec<String> {
     v.pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -415,24 +405,6 @@ fn finalizers(v: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The addresses and ports a stored Service holds.
-fn service_reservations(svc: &Value) -> Vec<Reserved> {
-    let mut out = Vec::new();
-    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
-        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
-            out.push(Reserved::Ip(ip.to_string()));
-        }
-    }
-    if let Some(ports) = svc.pointer("/spec/ports").and_then(Value::as_array) {
-        for p in ports {
-            if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
-                out.push(Reserved::Port(n as u32));
-            }
-        }
-    }
-    out
 }
 
 /// The 409 of a server-side apply that would change other managers' fields.
@@ -470,10 +442,16 @@ pub(crate) fn patch_error(
     }
 }
 
-/// Checks an object against its kind's type: field types, unknown fields
-/// (refused under `fieldValidation=Strict`, dropped otherwise).
-fn typed_check(def: &ResourceDef, obj: Value, opts: &WriteOptions) -> ApiResult<Value> {
-    let checked = crate::typed::check(def.group, def.kind, &obj).map_err(|e| {
+/// Checks an object against its kind's schema (the strategy's
+/// `check_fields`): field types, unknown fields (refused under
+/// `fieldValidation=Strict`, dropped otherwise).
+fn check_fields(
+    strategy: &dyn Strategy,
+    def: &ResourceDef,
+    obj: Value,
+    opts: &WriteOptions,
+) -> ApiResult<Value> {
+    let checked = strategy.check_fields(def, obj).map_err(|e| {
         ApiError::bad_request(format!(
             "{} in version \"{}\" cannot be handled as a {}: {e}",
             def.kind, def.version, def.kind
@@ -638,7 +616,7 @@ impl Rest {
     /// `event_ttl_seconds`; one lease serves the Events of a minute, as
     /// Kubernetes does it, so there are few leases.
     async fn lease_for(&self, def: &ResourceDef) -> ApiResult<Option<ferrokube_store::LeaseId>> {
-        if !is_event(def) {
+        if !KindStorage::of(def).leased() {
             return Ok(None);
         }
         let mut current = self.event_lease.lock().await;
@@ -657,164 +635,6 @@ impl Rest {
         let reuse = Duration::from_secs(60.min((self.event_ttl_seconds / 2).max(0) as u64));
         *current = Some((id, std::time::Instant::now() + reuse));
         Ok(Some(id))
-    }
-
-    pub(crate) async fn release(&self, reserved: Vec<Reserved>) {
-        for r in reserved {
-            match r {
-                Reserved::Ip(ip) => self.allocator.release_ip(&ip).await,
-                Reserved::Port(p) => self.allocator.release_port(p).await,
-            }
-        }
-    }
-
-    /// Gives Service `svc` its cluster IP (a new one, the one it asks for,
-    /// or none for a headless Service), recording it in `reserved`.
-    async fn allocate_cluster_ip(
-        &self,
-        def: &ResourceDef,
-        name: &str,
-        owner: &str,
-        svc: &mut Value,
-        reserved: &mut Vec<Reserved>,
-    ) -> ApiResult<()> {
-        let asked = svc
-            .pointer("/spec/clusterIP")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let ip = match asked.as_str() {
-            "None" => None,
-            "" => Some(
-                self.allocator
-                    .allocate_ip(owner)
-                    .await
-                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([""]), e))?
-                    .to_string(),
-            ),
-            ip => {
-                let parsed: std::net::Ipv4Addr = ip.parse().map_err(|_| {
-                    ApiError::invalid(
-                        def.group,
-                        def.kind,
-                        name,
-                        &[FieldError::invalid(
-                            "spec.clusterIPs[0]",
-                            ip,
-                            "must be a valid IP address",
-                        )],
-                    )
-                })?;
-                self.allocator
-                    .reserve_ip(parsed, owner)
-                    .await
-                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([ip]), e))?;
-                Some(ip.to_string())
-            }
-        };
-        if let Some(ip) = &ip {
-            reserved.push(Reserved::Ip(ip.clone()));
-        }
-        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-            let ip = ip.unwrap_or_else(|| "None".into());
-            spec.insert("clusterIP".into(), json!(ip));
-            spec.insert("clusterIPs".into(), json!([ip]));
-            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
-            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-            spec.entry("internalTrafficPolicy")
-                .or_insert(json!("Cluster"));
-        }
-        Ok(())
-    }
-
-    /// Gives each port of a NodePort or LoadBalancer Service `svc` its node
-    /// port (a new one or the one it asks for), recording them in
-    /// `reserved`.
-    async fn allocate_new_node_ports(
-        &self,
-        def: &ResourceDef,
-        name: &str,
-        owner: &str,
-        svc: &mut Value,
-        reserved: &mut Vec<Reserved>,
-    ) -> ApiResult<()> {
-        let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
-        for (i, p) in ports.into_iter().flatten().enumerate() {
-            let port = match p.get("nodePort").and_then(Value::as_u64) {
-                Some(n) => {
-                    self.allocator
-                        .reserve_port(n as u32, owner)
-                        .await
-                        .map_err(|e| {
-                            alloc_error(
-                                def,
-                                name,
-                                &format!("spec.ports[{i}].nodePort"),
-                                json!(n),
-                                e,
-                            )
-                        })?;
-                    n as u32
-                }
-                None => self.allocator.allocate_port(owner).await.map_err(|e| {
-                    alloc_error(
-                        def,
-                        name,
-                        &format!("spec.ports[{i}].nodePort"),
-                        Value::Null,
-                        e,
-                    )
-                })?,
-            };
-            reserved.push(Reserved::Port(port));
-            p["nodePort"] = json!(port);
-        }
-        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.entry("externalTrafficPolicy")
-                .or_insert(json!("Cluster"));
-        }
-        Ok(())
-    }
-
-    /// Gives a new Service its cluster IP and node ports (or reserves the
-    /// ones it asks for).
-    pub(crate) async fn allocate_service(
-        &self,
-        def: &ResourceDef,
-        ns: &str,
-        name: &str,
-        svc: &mut Value,
-    ) -> ApiResult<Vec<Reserved>> {
-        let errors = crate::services::validate_type_fields(svc);
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(def.group, def.kind, name, &errors));
-        }
-        let owner = format!("{ns}/{name}");
-        let mut reserved = Vec::new();
-        let ty = svc
-            .pointer("/spec/type")
-            .and_then(Value::as_str)
-            .unwrap_or("ClusterIP")
-            .to_string();
-        let result = async {
-            if ty != "ExternalName" {
-                self.allocate_cluster_ip(def, name, &owner, svc, &mut reserved)
-                    .await?;
-            }
-            if ty == "NodePort" || ty == "LoadBalancer" {
-                self.allocate_new_node_ports(def, name, &owner, svc, &mut reserved)
-                    .await?;
-            }
-            Ok::<(), ApiError>(())
-        }
-        .await;
-        match result {
-            Ok(()) => Ok(reserved),
-            Err(e) => {
-                self.release(reserved).await;
-                Err(e)
-            }
-        }
     }
 
     fn key(&self, def: &ResourceDef, ns: &str, name: &str) -> String {
@@ -918,18 +738,16 @@ impl Rest {
         ns: &str,
         body: &[u8],
     ) -> ApiResult<BodyObject> {
-        Ok(
-            match crate::typed::decode_known(def.group, def.kind, body) {
-                Some(obj) => BodyObject {
-                    value: fill_from_request(def, ns, obj)?,
-                    typed: true,
-                },
-                None => BodyObject {
-                    value: self.object_from_body(def, ns, body)?,
-                    typed: false,
-                },
+        Ok(match self.strategy(def).decode_typed(def, body) {
+            Some(obj) => BodyObject {
+                value: fill_from_request(def, ns, obj)?,
+                typed: true,
             },
-        )
+            None => BodyObject {
+                value: self.object_from_body(def, ns, body)?,
+                typed: false,
+            },
+        })
     }
 
     /// POST.
@@ -987,47 +805,17 @@ impl Rest {
         // Kubernetes' order: defaults as the body is decoded, mutating
         // admission, then the strategy's preparation (initial status,
         // generation, a Job's selector), whatever the body's encoding.
-        objectmeta::fill_on_create(&mut obj);
-        crate::defaults::apply(def, &mut obj);
-        crate::admission::admit_create(self, def, ns, &mut obj, opts).await?;
-        crate::kinds::prepare_create(self, def, ns, &mut obj, opts.user.as_ref()).await?;
-        if let Some(escalation) = &self.escalation {
-            escalation.check(def, ns, "", None, &obj, opts.user.as_ref())?;
-        }
-        crate::defaults::prepare_for_create(def, &mut obj);
-        // What this server added above is of the type's own fields, so an
-        // object decoded as its type needs no second pass.
-        let mut obj = if typed {
-            tidy_metadata(obj)
-        } else {
-            typed_check(def, obj, opts)?
-        };
-        match &opts.apply_config {
-            Some(config) => {
-                obj = crate::managed::apply(&json!({}), obj, config, &opts.manager, true)
-                    .map_err(|c| apply_conflict(def, &name, &c))?
-            }
-            None => crate::managed::record_update(None, &mut obj, &opts.manager),
-        }
-        let mut errors = validation::validate(def, &obj);
-        errors.extend(crate::kinds::validate(def, &obj));
-        if def.group.is_empty() && def.kind == "Pod" {
-            errors.extend(crate::pod_validation::validate_create(&obj));
-        }
-        if !errors.is_empty() {
-            return Err(ApiError::invalid(def.group, def.kind, &name, &errors));
-        }
+        let mut obj = self.prepare_new(def, ns, &name, obj, typed, opts).await?;
         self.check_namespace(def, ns).await?;
         // ResourceQuota, the last admission: charged before the write.
         crate::quota::admit(self, def, ns, &name, None, &obj, opts.dry_run).await?;
         if opts.dry_run {
             return Ok((obj, None));
         }
-        let reserved = if is_service(def) {
-            self.allocate_service(def, ns, &name, &mut obj).await?
-        } else {
-            Vec::new()
-        };
+        let storage = KindStorage::of(def);
+        let reserved = self
+            .reserve_for_create(storage, def, ns, &name, &mut obj)
+            .await?;
         let lease = self.lease_for(def).await?;
         let key = self.key(def, ns, &name);
         let result = self
@@ -1048,6 +836,56 @@ impl Rest {
         }
     }
 
+    /// A new object named `name` as it will be stored: defaulted, admitted
+    /// (but for quota), prepared by its strategy, checked against its
+    /// schema (unless `typed`: decoded as its type), its fields' owners
+    /// recorded, and validated; the strategy's warnings added to `opts`.
+    async fn prepare_new(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        mut obj: Value,
+        typed: bool,
+        opts: &WriteOptions,
+    ) -> ApiResult<Value> {
+        let strategy = self.strategy(def);
+        // Kubernetes' order: defaults as the body is decoded, mutating
+        // admission, then the strategy's preparation (initial status,
+        // generation, a Job's selector), whatever the body's encoding.
+        objectmeta::fill_on_create(&mut obj);
+        strategy.default(def, &mut obj);
+        crate::admission::admit_create(self, def, ns, &mut obj, opts).await?;
+        crate::kinds::admit_create(self, def, ns, &mut obj).await?;
+        if let Some(escalation) = &self.escalation {
+            escalation.check(def, ns, "", None, &obj, opts.user.as_ref())?;
+        }
+        strategy.prepare_for_create(def, &mut obj, opts.user.as_ref());
+        // What this server added above is of the type's own fields, so an
+        // object decoded as its type needs no second pass.
+        let mut obj = if typed {
+            tidy_metadata(obj)
+        } else {
+            check_fields(strategy.as_ref(), def, obj, opts)?
+        };
+        match &opts.apply_config {
+            Some(config) => {
+                obj = crate::managed::apply(&json!({}), obj, config, &opts.manager, true)
+                    .map_err(|c| apply_conflict(def, name, &c))?
+            }
+            None => crate::managed::record_update(None, &mut obj, &opts.manager),
+        }
+        let errors = strategy.validate_create(def, &obj);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(def.group, def.kind, name, &errors));
+        }
+        let warnings = strategy.warnings_on_create(def, &obj);
+        if !warnings.is_empty() {
+            opts.warnings.lock().extend(warnings);
+        }
+        Ok(obj)
+    }
+
     /// Writes `new` over `old` (the key/value read), with the rules of an
     /// update to the main resource or its status. Returns the stored object.
     #[allow(clippy::too_many_arguments)]
@@ -1063,9 +901,10 @@ impl Rest {
         opts: &WriteOptions,
     ) -> Result<Value, (ApiError, bool)> {
         let dry_run = opts.dry_run;
+        let strategy = self.strategy(def);
         let mut new = new;
-        crate::defaults::apply(def, &mut new);
-        let mut new = typed_check(def, new, opts).map_err(|e| (e, false))?;
+        strategy.default(def, &mut new);
+        let mut new = check_fields(strategy.as_ref(), def, new, opts).map_err(|e| (e, false))?;
         if let Some(escalation) = &self.escalation {
             escalation
                 .check(def, ns, name, Some(old), &new, opts.user.as_ref())
@@ -1073,22 +912,32 @@ impl Rest {
         }
         // What the write may not change comes from `old`; the generation
         // moves only with the spec, for kinds that keep one.
-        crate::defaults::prepare_for_update(def, old, &mut new, subresource);
-        crate::kinds::prepare_update(def, old, &mut new, subresource);
+        strategy.prepare_for_update(def, old, &mut new, subresource);
         crate::admission::admit_update(self, def, ns, old, &mut new, subresource, opts)
             .await
             .map_err(|e| (e, false))?;
-        // A Service keeps, drops, gains and gives up cluster IPs and node
-        // ports with its type (see crate::services).
-        let realloc = if is_service(def) && subresource.is_empty() {
-            self.reallocate_service(def, ns, name, old, &mut new, dry_run)
+        // What the kind's storage reserves and gives up (a Service's
+        // addresses and ports with its type: crate::services).
+        let realloc = if subresource.is_empty() {
+            let storage = KindStorage::of(def);
+            self.reserve_for_update(storage, def, ns, name, old, &mut new, dry_run)
                 .await
                 .map_err(|e| (e, false))?
         } else {
             crate::services::Reallocation::default()
         };
         let result = self
-            .finish_update(def, ns, name, old, old_kv, new, subresource, opts)
+            .finish_update(
+                strategy.as_ref(),
+                def,
+                ns,
+                name,
+                old,
+                old_kv,
+                new,
+                subresource,
+                opts,
+            )
             .await;
         match &result {
             Ok(_) => self.release(realloc.released).await,
@@ -1102,6 +951,7 @@ impl Rest {
     #[allow(clippy::too_many_arguments)]
     async fn finish_update(
         &self,
+        strategy: &dyn Strategy,
         def: &ResourceDef,
         ns: &str,
         name: &str,
@@ -1117,16 +967,13 @@ impl Rest {
             other => (store_error(def, name, other), false),
         };
         objectmeta::carry_on_update(old, &mut new);
-        let mut errors = validation::validate(def, &new);
-        if subresource.is_empty() {
-            errors.extend(validation::validate_update(def, old, &new));
-        }
-        errors.extend(crate::kinds::validate_update(def, old, &new, subresource));
-        if subresource == "ephemeralcontainers" {
-            errors.extend(crate::pod_validation::validate_ephemeral_update(old, &new));
-        }
+        let errors = strategy.validate_update(def, old, &new, subresource);
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
+        }
+        let warnings = strategy.warnings_on_update(def, old, &new);
+        if !warnings.is_empty() {
+            opts.warnings.lock().extend(warnings);
         }
         let unchanged = same_content(old, &new);
         match &opts.apply_config {
@@ -1157,15 +1004,9 @@ impl Rest {
         let key = self.key(def, ns, name);
         // An object being deleted whose last finalizer goes is deleted (a
         // namespace also waits for the finalizers in its spec).
-        let spec_fins_left = def.group.is_empty()
-            && def.plural == "namespaces"
-            && new
-                .pointer("/spec/finalizers")
-                .and_then(Value::as_array)
-                .is_some_and(|a| !a.is_empty());
         if new.pointer("/metadata/deletionTimestamp").is_some()
             && finalizers(&new).is_empty()
-            && !spec_fins_left
+            && !KindStorage::of(def).holds_deletion(&new)
         {
             self.store
                 .delete(&key, Some(old_kv.mod_revision))
@@ -1246,8 +1087,8 @@ impl Rest {
                 "the body of the request could not be decoded as JSON: {e}"
             ))
         })?;
-        let kind = content_type.split(';').next().unwrap_or_default().trim();
-        let apply = kind == "application/apply-patch+yaml";
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        let apply = media == "application/apply-patch+yaml";
         let mut apply_opts = opts.clone();
         if apply {
             if opts.field_manager.is_none() {
@@ -1282,7 +1123,7 @@ impl Rest {
                 Err(e) => return Err(e),
             };
             let (old, kv) = current;
-            let patched = match kind {
+            let patched = match media {
                 "application/json-patch+json" => json_patch(&old, &patch),
                 "application/merge-patch+json" => Ok(merge_patch(&old, &patch)),
                 "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
@@ -1339,40 +1180,23 @@ impl Rest {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
+        let (strategy, storage) = (self.strategy(def), KindStorage::of(def));
         for _ in 0..UPDATE_ATTEMPTS {
             let (mut obj, kv) = self.get_kv(def, ns, name).await?;
             check_delete_preconditions(def, name, opts, &obj, &kv)?;
-            let fins = deletion_finalizers(def, opts, &obj);
-            let is_namespace = def.group.is_empty() && def.plural == "namespaces";
-            let bound_pod = def.group.is_empty()
-                && def.plural == "pods"
-                && obj
-                    .pointer("/spec/nodeName")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| !n.is_empty());
-            let grace = if bound_pod {
-                opts.grace_period_seconds
-                    .or_else(|| {
-                        obj.pointer("/spec/terminationGracePeriodSeconds")
-                            .and_then(Value::as_i64)
-                    })
-                    .unwrap_or(30)
-            } else {
-                0
-            };
-            let wait = !fins.is_empty() || grace > 0;
+            let fins = deletion_finalizers(storage, opts, &obj);
+            // A graceful deletion (a bound pod's) waits its grace period.
+            let grace = strategy.deletion_grace_period(def, &obj, opts.grace_period_seconds);
+            let wait = !fins.is_empty() || grace.is_some_and(|g| g > 0);
             if wait {
                 if obj.pointer("/metadata/deletionTimestamp").is_some()
-                    && !bound_pod
-                    && !is_namespace
+                    && grace.is_none()
+                    && !storage.marks_again()
                 {
                     // Already being deleted: nothing more to do.
                     return Ok(obj);
                 }
-                mark_deleting(&mut obj, &fins, grace);
-                if is_namespace {
-                    obj["status"] = json!({"phase": "Terminating"});
-                }
+                mark_deleting(storage, &mut obj, &fins, grace.unwrap_or(0));
                 if opts.dry_run {
                     return Ok(obj);
                 }
@@ -1392,9 +1216,7 @@ impl Rest {
             }
             match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
                 Ok(_) => {
-                    if is_service(def) {
-                        self.release(service_reservations(&obj)).await;
-                    }
+                    self.release_deleted(storage, &obj).await;
                     return Ok(obj);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -1493,6 +1315,7 @@ impl Rest {
         opts: &ListOptions,
         filter: &Filter,
     ) -> ApiResult<ListResult> {
+        let strategy = self.strategy(def);
         let (mut start, mut revision) = match &opts.continue_token {
             Some(tok) => {
                 let (key, rev) = crate::continue_token::decode(def.storage_prefix, tok)
@@ -1537,7 +1360,7 @@ impl Rest {
             let returned = page.kvs.len() as i64;
             for kv in &page.kvs {
                 let v = decode(kv)?;
-                if filter.matches_value(def, &v) {
+                if filter.matches_value(strategy.as_ref(), def, &v) {
                     items.push(Bytes::from(ferrokube_api::gojson::to_vec(&v)));
                 }
             }
@@ -1591,9 +1414,20 @@ impl Rest {
         Ok(deleted)
     }
 
-    /// The `autoscaling/v1` Scale of an object with replicas.
-    pub(crate) fn scale_of(def: &ResourceDef, obj: &Value) -> Value {
-        let selector = match obj.pointer("/spec/selector") {
+    /// Where `/scale` finds the replicas of `def`'s objects (its strategy
+    /// says); 404 for a kind without.
+    pub(crate) fn scale_paths(&self, def: &ResourceDef) -> ApiResult<ScalePaths> {
+        self.strategy(def)
+            .scale_paths(def)
+            .ok_or_else(ApiError::no_such_path)
+    }
+
+    /// The `autoscaling/v1` Scale of an object with replicas where `paths`
+    /// say; its selector is a string, a LabelSelector or a map of labels.
+    pub(crate) fn scale_of(paths: &ScalePaths, obj: &Value) -> Value {
+        let at = paths.label_selector.as_deref().and_then(|p| obj.pointer(p));
+        let selector = match at {
+            Some(Value::String(s)) => s.clone(),
             Some(sel)
                 if sel.get("matchLabels").is_some() || sel.get("matchExpressions").is_some() =>
             {
@@ -1611,7 +1445,7 @@ impl Rest {
             _ => String::new(),
         };
         let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-        let _ = def;
+        let replicas = |ptr: &str| obj.pointer(ptr).and_then(Value::as_i64).unwrap_or(0);
         json!({
             "kind": "Scale",
             "apiVersion": "autoscaling/v1",
@@ -1622,9 +1456,9 @@ impl Rest {
                 "resourceVersion": meta.get("resourceVersion"),
                 "creationTimestamp": meta.get("creationTimestamp"),
             },
-            "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+            "spec": {"replicas": replicas(&paths.spec_replicas)},
             "status": {
-                "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                "replicas": replicas(&paths.status_replicas),
                 "selector": selector,
             },
         })
@@ -1655,6 +1489,7 @@ impl Rest {
                 ))
             }
         };
+        let paths = self.scale_paths(def)?;
         let precondition = meta_str(scale, "resourceVersion")
             .filter(|r| !r.is_empty())
             .map(str::to_string);
@@ -1666,12 +1501,12 @@ impl Rest {
                 }
             }
             let mut new = old.clone();
-            new["spec"]["replicas"] = json!(replicas);
+            *pointer_slot(&mut new, &paths.spec_replicas) = json!(replicas);
             match self
                 .write_update(def, ns, name, &old, &kv, new, "", opts)
                 .await
             {
-                Ok(v) => return Ok(Self::scale_of(def, &v)),
+                Ok(v) => return Ok(Self::scale_of(&paths, &v)),
                 Err((_, true)) if precondition.is_none() => continue,
                 Err((e, _)) => return Err(e),
             }
@@ -1783,56 +1618,6 @@ impl Rest {
             }
         }
         Err(ApiError::stale(def.group, def.plural, name))
-    }
-
-    /// Makes sure the `kubernetes` Service exists in `default`, on the
-    /// service network's first address.
-    pub(crate) async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
-        let def = self
-            .kinds
-            .get("", "v1", "services")
-            .ok_or_else(|| anyhow::anyhow!("no services resource"))?;
-        match self.get(&def, "default", "kubernetes").await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.code == 404 => {}
-            Err(e) => anyhow::bail!("reading the kubernetes service: {e}"),
-        }
-        let svc = json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
-            "spec": {
-                "type": "ClusterIP",
-                "clusterIP": self.allocator.cidr.first().to_string(),
-                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
-            },
-        });
-        match self
-            .create(&def, "default", svc, &WriteOptions::default())
-            .await
-        {
-            Ok(_) => tracing::info!("created the kubernetes service"),
-            Err(e) if e.code == 409 => {}
-            Err(e) => anyhow::bail!("creating the kubernetes service: {e}"),
-        }
-        Ok(())
-    }
-
-    /// Makes sure the built-in namespaces exist.
-    pub async fn ensure_namespaces(&self, names: &[&str]) -> anyhow::Result<()> {
-        let def = self
-            .kinds
-            .get("", "v1", "namespaces")
-            .ok_or_else(|| anyhow::anyhow!("no namespaces resource"))?;
-        for name in names {
-            let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}});
-            match self.create(&def, "", obj, &WriteOptions::default()).await {
-                Ok(_) => tracing::info!(namespace = name, "created namespace"),
-                Err(e) if e.code == 409 => {}
-                Err(e) => anyhow::bail!("creating namespace {name}: {e}"),
-            }
-        }
-        Ok(())
     }
 }
 

@@ -86,12 +86,14 @@ impl std::fmt::Debug for Kinds {
 impl Kinds {
     /// The kinds of `registry` (the built-in ones), cached by `cache`.
     pub fn new(registry: Registry, cache: Arc<WatchCache>) -> Kinds {
+        // Each built-in resource with its kind's strategy.
+        let strategies = registry
+            .all()
+            .iter()
+            .map(|d| ((d.group, d.plural), crate::strategy::builtin(d)))
+            .collect();
         Kinds {
-            current: RwLock::new(Arc::new(Served::new(
-                registry,
-                HashMap::new(),
-                BTreeMap::new(),
-            ))),
+            current: RwLock::new(Arc::new(Served::new(registry, strategies, BTreeMap::new()))),
             cache,
             changing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::channel(0).0,

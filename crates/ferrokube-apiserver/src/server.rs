@@ -272,10 +272,12 @@ fn version_info() -> Value {
     })
 }
 
-/// The fields the watch cache indexes for a resource.
+/// The fields the watch cache indexes for a built-in resource: its
+/// strategy's selectable fields.
 pub fn fields_fn(def: &ResourceDef) -> FieldsFn {
-    let (group, plural) = (def.group, def.plural);
-    Arc::new(move |v: &Value| ferrokube_api::fields::field_set(group, plural, v))
+    let strategy = crate::strategy::builtin(def);
+    let def = def.clone();
+    Arc::new(move |v: &Value| strategy.selectable_fields(&def, v))
 }
 
 /// The watch cache of every resource of `registry`: a resource served in two
@@ -1038,6 +1040,7 @@ fn with_warnings(mut resp: Response<Body>, opts: &crate::options::WriteOptions) 
 /// One object as the client asked for it (a Table, or the object).
 /// `encoded` is the object's JSON when the caller already has it.
 fn object_response(
+    rest: &Rest,
     status: StatusCode,
     def: &ResourceDef,
     obj: &Value,
@@ -1055,8 +1058,8 @@ fn object_response(
         return Ok(json_response(
             status,
             &table::table(
-                def.group,
-                def.kind,
+                rest.strategy(def).as_ref(),
+                def,
                 std::slice::from_ref(obj),
                 rv,
                 include,
@@ -1313,17 +1316,17 @@ async fn generic_request(
     match info.verb.as_str() {
         "get" => {
             let obj = rest.get(def, ns, name).await?;
-            object_response(StatusCode::OK, def, &obj, None, &accept, query)
+            object_response(rest, StatusCode::OK, def, &obj, None, &accept, query)
         }
         "list" => {
             let opts = query.list_options()?;
-            let filter = Filter::new(def, &opts, "")?;
+            let filter = rest.filter(def, &opts, "")?;
             let res = rest.list(def, ns, &opts, &filter).await?;
-            list_response(def, res, &accept, query)
+            list_response(rest, def, res, &accept, query)
         }
         "watch" => {
             let opts = query.list_options()?;
-            let filter = Filter::new(def, &opts, name)?;
+            let filter = rest.filter(def, &opts, name)?;
             watch_response(app, def, ns, opts, filter, &accept, query).await
         }
         "create" => {
@@ -1338,7 +1341,15 @@ async fn generic_request(
             let obj = rest.new_object_from_body(def, ns, &body)?;
             let (created, json) = rest.create_encoded(def, ns, obj, &opts).await?;
             Ok(with_warnings(
-                object_response(StatusCode::CREATED, def, &created, json, &accept, query)?,
+                object_response(
+                    rest,
+                    StatusCode::CREATED,
+                    def,
+                    &created,
+                    json,
+                    &accept,
+                    query,
+                )?,
                 &opts,
             ))
         }
@@ -1349,7 +1360,7 @@ async fn generic_request(
             let obj = rest.object_from_body(def, ns, &body)?;
             let updated = rest.update(def, ns, name, obj, sub, &opts).await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, def, &updated, None, &accept, query)?,
+                object_response(rest, StatusCode::OK, def, &updated, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -1361,7 +1372,7 @@ async fn generic_request(
                 .patch(def, ns, name, &content_type, &body, sub, &opts)
                 .await?;
             Ok(with_warnings(
-                object_response(StatusCode::OK, def, &patched, None, &accept, query)?,
+                object_response(rest, StatusCode::OK, def, &patched, None, &accept, query)?,
                 &opts,
             ))
         }
@@ -1371,7 +1382,7 @@ async fn generic_request(
             let opts = Rest::delete_options(opts, &body)?;
             crate::admission::refuse_system_priority_class_delete(def, name)?;
             let obj = rest.delete(def, ns, name, &opts).await?;
-            object_response(StatusCode::OK, def, &obj, None, &accept, query)
+            object_response(rest, StatusCode::OK, def, &obj, None, &accept, query)
         }
         "deletecollection" => delete_collection_request(app, def, req, info, query).await,
         other => Err(ApiError::method_not_allowed(format!(
@@ -1393,7 +1404,7 @@ async fn delete_collection_request(
     let opts = query.delete_options()?;
     let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
     let opts = Rest::delete_options(opts, &body)?;
-    let filter = Filter::new(def, &list_opts, "")?;
+    let filter = app.rest.filter(def, &list_opts, "")?;
     let deleted = app
         .rest
         .delete_collection(def, &info.namespace, &list_opts, &filter, &opts)
@@ -1431,9 +1442,9 @@ async fn events_view_request(
     let as_table = table::wants_table(&accept);
     let respond = |status: StatusCode, obj: &Value| {
         if as_table {
-            object_response(status, &core, obj, None, &accept, query)
+            object_response(rest, status, &core, obj, None, &accept, query)
         } else {
-            object_response(status, def, &to_events_v1(obj), None, &accept, query)
+            object_response(rest, status, def, &to_events_v1(obj), None, &accept, query)
         }
     };
     match info.verb.as_str() {
@@ -1441,7 +1452,7 @@ async fn events_view_request(
         "list" => events_v1_list(rest, def, &core, ns, &accept, query).await,
         "watch" => {
             let opts = query.list_options()?;
-            let filter = Filter::new(def, &opts, name)?;
+            let filter = rest.filter(def, &opts, name)?;
             watch_response(app, def, ns, opts, filter, &accept, query).await
         }
         "create" => {
@@ -1518,17 +1529,17 @@ async fn events_v1_list(
 ) -> Result<Response<Body>, ApiError> {
     let opts = query.list_options()?;
     // Field names are mapped to the core ones the cache holds.
-    let filter = Filter::new(def, &opts, "")?;
+    let filter = rest.filter(def, &opts, "")?;
     let mut res = rest.list(core, ns, &opts, &filter).await?;
     if table::wants_table(accept) {
-        return list_response(core, res, accept, query);
+        return list_response(rest, core, res, accept, query);
     }
     res.items = res
         .items
         .iter()
         .map(|b| crate::events::bytes_to_events_v1(b))
         .collect::<Result<_, _>>()?;
-    list_response(def, res, accept, query)
+    list_response(rest, def, res, accept, query)
 }
 
 /// DELETE of a collection of `events.k8s.io` Events: the core Events
@@ -1544,7 +1555,7 @@ async fn events_v1_delete_collection(
     let list_opts = query.list_options()?;
     let opts = query.delete_options()?;
     let opts = Rest::delete_options(opts, body)?;
-    let filter = Filter::new(def, &list_opts, "")?;
+    let filter = rest.filter(def, &list_opts, "")?;
     let deleted = rest
         .delete_collection(core, ns, &list_opts, &filter, &opts)
         .await?;
@@ -1645,7 +1656,7 @@ async fn scale_request(
     let user_agent = header_str(&req, header::USER_AGENT).to_string();
     let opts = write_options(query, &user_agent)?;
     let scale = match info.verb.as_str() {
-        "get" => Rest::scale_of(def, &rest.get(def, ns, name).await?),
+        "get" => Rest::scale_of(&rest.scale_paths(def)?, &rest.get(def, ns, name).await?),
         "update" => {
             check_json(content_type)?;
             let body = read_body(req.into_body()).await?;
@@ -1663,7 +1674,8 @@ async fn scale_request(
                     "the body of the request could not be decoded as JSON: {e}"
                 ))
             })?;
-            let current = Rest::scale_of(def, &rest.get(def, ns, name).await?);
+            let paths = rest.scale_paths(def)?;
+            let current = Rest::scale_of(&paths, &rest.get(def, ns, name).await?);
             let media = content_type.split(';').next().unwrap_or_default().trim();
             let patched = match media {
                 "application/json-patch+json" => ferrokube_api::patch::json_patch(&current, &patch)
@@ -1763,6 +1775,7 @@ fn check_json(content_type: &str) -> Result<(), ApiError> {
 }
 
 fn list_response(
+    rest: &Rest,
     def: &ResourceDef,
     res: crate::rest::ListResult,
     accept: &str,
@@ -1780,8 +1793,8 @@ fn list_response(
         return Ok(json_response(
             StatusCode::OK,
             &table::table(
-                def.group,
-                def.kind,
+                rest.strategy(def).as_ref(),
+                def,
                 &objects,
                 &rv,
                 include,
@@ -1857,15 +1870,17 @@ async fn watch_start(
 /// How a watch encodes each event of an object: a JSON watch event, or a
 /// Table row for kubectl's `get -w`.
 fn watch_encoder(
+    rest: &Rest,
     def: &ResourceDef,
     as_table: bool,
     include: IncludeObject,
 ) -> impl Fn(EventType, &Bytes) -> Bytes + Send + 'static {
-    let kind = def.kind;
-    // events.k8s.io Events are stored as core ones: converted, and printed
-    // with the core Event's columns as Kubernetes prints both.
+    // events.k8s.io Events are stored as core ones: converted (their
+    // strategy prints them with the core Event's columns, as Kubernetes
+    // prints both).
     let events_view = crate::events::is_events_view(def);
-    let group = if events_view { "" } else { def.group };
+    let strategy = rest.strategy(def);
+    let def = def.clone();
     move |t: EventType, json: &Bytes| -> Bytes {
         let converted;
         let json = if events_view && !as_table {
@@ -1881,7 +1896,7 @@ fn watch_encoder(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let t_obj = table::table(group, kind, &[v], &rv, include, None);
+            let t_obj = table::table(strategy.as_ref(), &def, &[v], &rv, include, None);
             encoding::watch_frame(t, t_obj.to_string().as_bytes())
         } else {
             encoding::watch_frame(t, json)
@@ -1915,7 +1930,7 @@ async fn watch_response(
     let skip_initial = opts.resource_version.is_some() && !send_initial;
     let kind = def.kind;
     let api_version = def.api_version();
-    let encode_obj = watch_encoder(def, as_table, include);
+    let encode_obj = watch_encoder(&app.rest, def, as_table, include);
     let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800).min(3600));
     let bookmarks = opts.allow_watch_bookmarks;
     let cache_all = app.rest.cache.clone();

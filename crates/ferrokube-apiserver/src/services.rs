@@ -18,7 +18,9 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::{ApiError, FieldError};
 use serde_json::{json, Map, Value};
 
-use crate::rest::{Reserved, Rest};
+use crate::allocator::AllocError;
+use crate::options::WriteOptions;
+use crate::rest::{ApiResult, Rest};
 
 fn service_type(svc: &Value) -> &str {
     svc.pointer("/spec/type")
@@ -246,6 +248,51 @@ pub(crate) fn validate_type_fields(svc: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// An address or port reserved for a Service being written.
+pub(crate) enum Reserved {
+    Ip(String),
+    Port(u32),
+}
+
+pub(crate) fn alloc_error(
+    def: &ResourceDef,
+    name: &str,
+    field: &str,
+    value: Value,
+    e: AllocError,
+) -> ApiError {
+    let detail = match e {
+        AllocError::InUse => "provided value is already allocated".to_string(),
+        AllocError::OutOfRange => "provided value is not in the valid range".to_string(),
+        AllocError::Full => "range is full".to_string(),
+        AllocError::Store(m) => return ApiError::internal(m),
+    };
+    ApiError::invalid(
+        def.group,
+        def.kind,
+        name,
+        &[FieldError::invalid(field, value, detail)],
+    )
+}
+
+/// The addresses and ports a stored Service holds.
+pub(crate) fn service_reservations(svc: &Value) -> Vec<Reserved> {
+    let mut out = Vec::new();
+    if let Some(ip) = svc.pointer("/spec/clusterIP").and_then(Value::as_str) {
+        if ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            out.push(Reserved::Ip(ip.to_string()));
+        }
+    }
+    if let Some(ports) = svc.pointer("/spec/ports").and_then(Value::as_array) {
+        for p in ports {
+            if let Some(n) = p.get("nodePort").and_then(Value::as_u64) {
+                out.push(Reserved::Port(n as u32));
+            }
+        }
+    }
+    out
+}
+
 /// What an update reserved, and what it gives up once written.
 #[derive(Default)]
 pub(crate) struct Reallocation {
@@ -366,7 +413,7 @@ impl Rest {
                     } else {
                         json!(asked)
                     };
-                    return Err(crate::rest::alloc_error(
+                    return Err(alloc_error(
                         def,
                         name,
                         &format!("spec.ports[{i}].nodePort"),
@@ -381,6 +428,199 @@ impl Rest {
                 .or_insert(json!("Cluster"));
         }
         Ok(reserved)
+    }
+}
+
+impl Rest {
+    pub(crate) async fn release(&self, reserved: Vec<Reserved>) {
+        for r in reserved {
+            match r {
+                Reserved::Ip(ip) => self.allocator.release_ip(&ip).await,
+                Reserved::Port(p) => self.allocator.release_port(p).await,
+            }
+        }
+    }
+
+    /// Gives Service `svc` its cluster IP (a new one, the one it asks for,
+    /// or none for a headless Service), recording it in `reserved`.
+    async fn allocate_cluster_ip(
+        &self,
+        def: &ResourceDef,
+        name: &str,
+        owner: &str,
+        svc: &mut Value,
+        reserved: &mut Vec<Reserved>,
+    ) -> ApiResult<()> {
+        let asked = svc
+            .pointer("/spec/clusterIP")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let ip = match asked.as_str() {
+            "None" => None,
+            "" => Some(
+                self.allocator
+                    .allocate_ip(owner)
+                    .await
+                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([""]), e))?
+                    .to_string(),
+            ),
+            ip => {
+                let parsed: std::net::Ipv4Addr = ip.parse().map_err(|_| {
+                    ApiError::invalid(
+                        def.group,
+                        def.kind,
+                        name,
+                        &[FieldError::invalid(
+                            "spec.clusterIPs[0]",
+                            ip,
+                            "must be a valid IP address",
+                        )],
+                    )
+                })?;
+                self.allocator
+                    .reserve_ip(parsed, owner)
+                    .await
+                    .map_err(|e| alloc_error(def, name, "spec.clusterIPs", json!([ip]), e))?;
+                Some(ip.to_string())
+            }
+        };
+        if let Some(ip) = &ip {
+            reserved.push(Reserved::Ip(ip.clone()));
+        }
+        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+            let ip = ip.unwrap_or_else(|| "None".into());
+            spec.insert("clusterIP".into(), json!(ip));
+            spec.insert("clusterIPs".into(), json!([ip]));
+            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+            spec.entry("internalTrafficPolicy")
+                .or_insert(json!("Cluster"));
+        }
+        Ok(())
+    }
+
+    /// Gives each port of a NodePort or LoadBalancer Service `svc` its node
+    /// port (a new one or the one it asks for), recording them in
+    /// `reserved`.
+    async fn allocate_new_node_ports(
+        &self,
+        def: &ResourceDef,
+        name: &str,
+        owner: &str,
+        svc: &mut Value,
+        reserved: &mut Vec<Reserved>,
+    ) -> ApiResult<()> {
+        let ports = svc.pointer_mut("/spec/ports").and_then(Value::as_array_mut);
+        for (i, p) in ports.into_iter().flatten().enumerate() {
+            let port = match p.get("nodePort").and_then(Value::as_u64) {
+                Some(n) => {
+                    self.allocator
+                        .reserve_port(n as u32, owner)
+                        .await
+                        .map_err(|e| {
+                            alloc_error(
+                                def,
+                                name,
+                                &format!("spec.ports[{i}].nodePort"),
+                                json!(n),
+                                e,
+                            )
+                        })?;
+                    n as u32
+                }
+                None => self.allocator.allocate_port(owner).await.map_err(|e| {
+                    alloc_error(
+                        def,
+                        name,
+                        &format!("spec.ports[{i}].nodePort"),
+                        Value::Null,
+                        e,
+                    )
+                })?,
+            };
+            reserved.push(Reserved::Port(port));
+            p["nodePort"] = json!(port);
+        }
+        if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.entry("externalTrafficPolicy")
+                .or_insert(json!("Cluster"));
+        }
+        Ok(())
+    }
+
+    /// Gives a new Service its cluster IP and node ports (or reserves the
+    /// ones it asks for).
+    pub(crate) async fn allocate_service(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        svc: &mut Value,
+    ) -> ApiResult<Vec<Reserved>> {
+        let errors = validate_type_fields(svc);
+        if !errors.is_empty() {
+            return Err(ApiError::invalid(def.group, def.kind, name, &errors));
+        }
+        let owner = format!("{ns}/{name}");
+        let mut reserved = Vec::new();
+        let ty = svc
+            .pointer("/spec/type")
+            .and_then(Value::as_str)
+            .unwrap_or("ClusterIP")
+            .to_string();
+        let result = async {
+            if ty != "ExternalName" {
+                self.allocate_cluster_ip(def, name, &owner, svc, &mut reserved)
+                    .await?;
+            }
+            if ty == "NodePort" || ty == "LoadBalancer" {
+                self.allocate_new_node_ports(def, name, &owner, svc, &mut reserved)
+                    .await?;
+            }
+            Ok::<(), ApiError>(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(reserved),
+            Err(e) => {
+                self.release(reserved).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Makes sure the `kubernetes` Service exists in `default`, on the
+    /// service network's first address.
+    pub(crate) async fn ensure_kubernetes_service(&self, port: u16) -> anyhow::Result<()> {
+        let def = self
+            .kinds
+            .get("", "v1", "services")
+            .ok_or_else(|| anyhow::anyhow!("no services resource"))?;
+        match self.get(&def, "default", "kubernetes").await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 404 => {}
+            Err(e) => anyhow::bail!("reading the kubernetes service: {e}"),
+        }
+        let svc = json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {
+                "type": "ClusterIP",
+                "clusterIP": self.allocator.cidr.first().to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": port}],
+            },
+        });
+        match self
+            .create(&def, "default", svc, &WriteOptions::default())
+            .await
+        {
+            Ok(_) => tracing::info!("created the kubernetes service"),
+            Err(e) if e.code == 409 => {}
+            Err(e) => anyhow::bail!("creating the kubernetes service: {e}"),
+        }
+        Ok(())
     }
 }
 

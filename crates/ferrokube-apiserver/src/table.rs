@@ -1,9 +1,13 @@
 //! `meta.k8s.io/v1` Tables: what `kubectl get` prints, computed by the
-//! server from the columns and cells of `ferrokube_api::printers` (the same
+//! server from the columns, cells and row order of the kind's strategy
+//! (for the built-in kinds those of `ferrokube_api::printers`, the same
 //! columns as upstream's printers), with the object or its metadata per row.
 
-use ferrokube_api::printers;
+use ferrokube_api::printers::Column;
+use ferrokube_api::registry::ResourceDef;
 use serde_json::{json, Value};
+
+use crate::strategy::Strategy;
 
 /// What each row carries of its object (`?includeObject=`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,33 +44,27 @@ pub(crate) fn wants_table(accept: &str) -> bool {
     })
 }
 
-/// A Table of `objects` of one kind.
+/// A Table of `objects` of `def`'s kind, whose strategy is `strategy`.
 pub(crate) fn table(
-    group: &str,
-    kind: &str,
+    strategy: &dyn Strategy,
+    def: &ResourceDef,
     objects: &[Value],
     resource_version: &str,
     include: IncludeObject,
     continue_token: Option<&str>,
 ) -> Value {
     let now = jiff::Timestamp::now().as_second();
-    let columns = printers::column_definitions(group, kind);
+    let columns: Vec<Value> = strategy
+        .table_columns(def)
+        .iter()
+        .map(Column::to_json)
+        .collect();
     let mut ordered: Vec<&Value> = objects.iter().collect();
-    if (group, kind) == ("flowcontrol.apiserver.k8s.io", "FlowSchema") {
-        // Kubernetes lists FlowSchemas in the order they match requests.
-        let key = |o: &Value| {
-            let precedence = o
-                .pointer("/spec/matchingPrecedence")
-                .and_then(Value::as_i64);
-            let name = o.pointer("/metadata/name").and_then(Value::as_str);
-            (precedence.unwrap_or(0), name.unwrap_or("").to_string())
-        };
-        ordered.sort_by_key(|o| key(o));
-    }
+    strategy.sort_table_rows(def, &mut ordered);
     let rows: Vec<Value> = ordered
         .into_iter()
         .map(|o| {
-            let mut r = json!({"cells": printers::cells(group, kind, o, now)});
+            let mut r = json!({"cells": strategy.table_cells(def, o, now)});
             match include {
                 IncludeObject::None => {}
                 IncludeObject::Object => r["object"] = o.clone(),
@@ -98,6 +96,14 @@ pub(crate) fn table(
 mod tests {
     use super::*;
     use ferrokube_api::printers::human_duration;
+    use ferrokube_api::registry::Registry;
+
+    fn by_kind(group: &str, kind: &str) -> ResourceDef {
+        Registry::default()
+            .by_kind(group, kind)
+            .expect("served")
+            .clone()
+    }
 
     #[test]
     fn ages_like_kubectl() {
@@ -119,9 +125,10 @@ mod tests {
     #[test]
     fn flow_schemas_are_listed_in_matching_order() {
         let fs = |name: &str, p: i64| json!({"metadata": {"name": name}, "spec": {"matchingPrecedence": p}});
+        let def = by_kind("flowcontrol.apiserver.k8s.io", "FlowSchema");
         let t = table(
-            "flowcontrol.apiserver.k8s.io",
-            "FlowSchema",
+            crate::strategy::builtin(&def).as_ref(),
+            &def,
             &[
                 fs("catch-all", 10000),
                 fs("b", 500),
@@ -147,7 +154,16 @@ mod tests {
             "spec": {"containers": [{"name": "a"}, {"name": "b"}], "nodeName": "n1"},
             "status": {"phase": "Running", "podIP": "10.42.0.5", "containerStatuses": [
                 {"ready": true, "restartCount": 2}, {"ready": false, "restartCount": 1}]}});
-        let t = table("", "Pod", &[pod], "9", IncludeObject::Metadata, None);
+        let def = by_kind("", "Pod");
+        let strategy = crate::strategy::builtin(&def);
+        let t = table(
+            strategy.as_ref(),
+            &def,
+            &[pod],
+            "9",
+            IncludeObject::Metadata,
+            None,
+        );
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["columnDefinitions"][1]["name"], "Ready");
         let cells = &t["rows"][0]["cells"];

@@ -1,102 +1,14 @@
-//! Validation of objects on write, as Kubernetes does it for the built-in
-//! kinds. So far: object names by each kind's rule, labels, pod specs and
-//! templates, and what may not change on update. (Defaults are
-//! [`crate::defaults`]'.)
+//! Validation of pod specs, as Kubernetes does it, shared by the
+//! strategies of Pods and of the kinds with pod templates
+//! (`crate::strategy`). Each kind's other rules are its strategy's.
 
-use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use ferrokube_api::validation;
 use serde_json::Value;
 
-/// Checks what every object must satisfy, and the kind's own rules.
-pub(crate) fn validate(def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-    let meta = obj.get("metadata").cloned().unwrap_or(Value::Null);
-    let mut errs = validation::validate_object_meta(
-        &meta,
-        validation::NameRule::for_kind(def.group, def.kind),
-        def.namespaced,
-    );
-    match (def.group, def.kind) {
-        ("", "Pod") => validate_pod_spec(obj.get("spec"), "spec", &mut errs),
-        ("apps", "Deployment")
-        | ("apps", "ReplicaSet")
-        | ("apps", "StatefulSet")
-        | ("apps", "DaemonSet") => {
-            validate_pod_spec(
-                obj.pointer("/spec/template/spec"),
-                "spec.template.spec",
-                &mut errs,
-            );
-            if obj.pointer("/spec/selector").is_none() {
-                errs.push(FieldError::required("spec.selector", ""));
-            }
-        }
-        ("", "ConfigMap") => {
-            if let Some(data) = obj.get("data").and_then(Value::as_object) {
-                for (k, v) in data {
-                    if !v.is_string() {
-                        errs.push(FieldError::invalid(
-                            format!("data[{k}]"),
-                            v.clone(),
-                            "must be a string",
-                        ));
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-    errs
-}
-
-/// What may not change on update, by kind: workload selectors, a Job's
-/// template, a ConfigMap or Secret marked immutable.
-pub(crate) fn validate_update(def: &ResourceDef, old: &Value, new: &Value) -> Vec<FieldError> {
-    let changed = |ptr: &str| old.pointer(ptr) != new.pointer(ptr);
-    let immutable = |field: &str, ptr: &str| {
-        FieldError::invalid(
-            field,
-            new.pointer(ptr).cloned().unwrap_or(Value::Null),
-            "field is immutable",
-        )
-    };
-    let frozen = old.get("immutable").and_then(Value::as_bool) == Some(true);
-    let mut errs = Vec::new();
-    match (def.group, def.kind) {
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            if changed("/spec/selector") =>
-        {
-            errs.push(immutable("spec.selector", "/spec/selector"));
-        }
-        ("batch", "Job") => {
-            if changed("/spec/selector") {
-                errs.push(immutable("spec.selector", "/spec/selector"));
-            }
-            if changed("/spec/template") {
-                errs.push(immutable("spec.template", "/spec/template"));
-            }
-        }
-        ("", "ConfigMap" | "Secret") if frozen => {
-            for f in ["data", "binaryData", "stringData"] {
-                if old.get(f) != new.get(f) {
-                    errs.push(FieldError::forbidden(
-                        f,
-                        "field is immutable when `immutable` is set",
-                    ));
-                }
-            }
-            if new.get("immutable").and_then(Value::as_bool) != Some(true) {
-                errs.push(FieldError::forbidden(
-                    "immutable",
-                    "field is immutable when `immutable` is set",
-                ));
-            }
-        }
-        _ => {}
-    }
-    errs
-}
-
+/// The errors in a pod spec at `path` (a Pod's `spec`, a template's
+/// `spec.template.spec`): containers with names and images, and the rules
+/// of [`crate::pod_validation`].
 pub(crate) fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     let Some(spec) = spec else {
         errs.push(FieldError::required(path, ""));
@@ -143,9 +55,12 @@ pub(crate) fn validate_pod_spec(spec: Option<&Value>, path: &str, errs: &mut Vec
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use ferrokube_api::registry::Registry;
-    use serde_json::json;
+    use ferrokube_api::registry::{Registry, ResourceDef};
+    use serde_json::{json, Value};
+
+    fn validate(def: &ResourceDef, obj: &Value) -> Vec<ferrokube_api::status::FieldError> {
+        crate::strategy::builtin(def).validate_create(def, obj)
+    }
 
     #[test]
     fn names_by_kind() {

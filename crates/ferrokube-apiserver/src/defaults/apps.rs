@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::{default_nil, default_str, each, object_at, with};
 
 /// `SetDefaults_Deployment`.
-pub(super) fn deployment(obj: &mut Value) {
+pub(crate) fn deployment(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -27,7 +27,7 @@ pub(super) fn deployment(obj: &mut Value) {
 }
 
 /// `SetDefaults_ReplicaSet`.
-pub(super) fn replica_set(obj: &mut Value) {
+pub(crate) fn replica_set(obj: &mut Value) {
     with(obj, "spec", |spec| {
         default_nil(spec, "replicas", json!(1));
         with(spec, "template", super::pod::template);
@@ -35,7 +35,7 @@ pub(super) fn replica_set(obj: &mut Value) {
 }
 
 /// `SetDefaults_StatefulSet`, with the claim templates' defaults.
-pub(super) fn stateful_set(obj: &mut Value) {
+pub(crate) fn stateful_set(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -67,7 +67,7 @@ pub(super) fn stateful_set(obj: &mut Value) {
 }
 
 /// `SetDefaults_DaemonSet`.
-pub(super) fn daemon_set(obj: &mut Value) {
+pub(crate) fn daemon_set(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };

@@ -11,7 +11,7 @@ use super::{default_nil, is_empty_collection};
 const DEFAULT_CPU_UTILIZATION: i64 = 80;
 
 /// `SetDefaults_HorizontalPodAutoscaler`.
-pub(super) fn horizontal_pod_autoscaler(obj: &mut Value) {
+pub(crate) fn horizontal_pod_autoscaler(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };

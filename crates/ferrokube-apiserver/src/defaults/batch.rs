@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{default_nil, default_str, each, is_empty_collection, is_nil, object_at, with};
 
 /// `SetDefaults_Job`.
-pub(super) fn job(obj: &mut Value) {
+pub(crate) fn job(obj: &mut Value) {
     copy_template_labels(obj);
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
@@ -58,7 +58,7 @@ fn copy_template_labels(obj: &mut Value) {
 }
 
 /// `SetDefaults_CronJob`, with the job template's pod template defaults.
-pub(super) fn cron_job(obj: &mut Value) {
+pub(crate) fn cron_job(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -80,7 +80,7 @@ const CONTROLLER_UID_LABELS: [&str; 2] = ["controller-uid", "batch.kubernetes.io
 /// labels (kept where the template sets them) and its selector matches the
 /// controller uid. Then, as Kubernetes' defaulting does when it reads the
 /// Job back, a Job without labels takes its template's.
-pub(super) fn generate_selector(obj: &mut Value) {
+pub(crate) fn generate_selector(obj: &mut Value) {
     if obj.pointer("/spec/manualSelector").and_then(Value::as_bool) == Some(true) {
         return;
     }

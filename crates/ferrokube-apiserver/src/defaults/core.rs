@@ -14,7 +14,7 @@ use super::{
 const CLIENT_IP_TIMEOUT_SECONDS: i64 = 10800;
 
 /// `SetDefaults_Service`.
-pub(super) fn service(obj: &mut Value) {
+pub(crate) fn service(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -75,7 +75,7 @@ pub(super) fn service(obj: &mut Value) {
 
 /// `SetDefaults_Secret`, and the conversion that folds `stringData` into
 /// `data` (base64), overwriting keys both name, and drops it.
-pub(super) fn secret(obj: &mut Value) {
+pub(crate) fn secret(obj: &mut Value) {
     default_str(obj, "type", "Opaque");
     let Some(m) = obj.as_object_mut() else {
         return;
@@ -113,7 +113,7 @@ pub(super) fn secret(obj: &mut Value) {
 pub(super) const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// `SetDefaults_Namespace` (the name label) and `SetDefaults_NamespaceStatus`.
-pub(super) fn namespace(obj: &mut Value) {
+pub(crate) fn namespace(obj: &mut Value) {
     let name = obj
         .pointer("/metadata/name")
         .and_then(Value::as_str)
@@ -128,7 +128,7 @@ pub(super) fn namespace(obj: &mut Value) {
 }
 
 /// `SetDefaults_PersistentVolume`.
-pub(super) fn persistent_volume(obj: &mut Value) {
+pub(crate) fn persistent_volume(obj: &mut Value) {
     if let Some(status) = object_at(obj, "status") {
         default_str(status, "phase", "Pending");
     }
@@ -140,7 +140,7 @@ pub(super) fn persistent_volume(obj: &mut Value) {
 }
 
 /// `SetDefaults_PersistentVolumeClaim` and its spec's.
-pub(super) fn persistent_volume_claim(obj: &mut Value) {
+pub(crate) fn persistent_volume_claim(obj: &mut Value) {
     if let Some(status) = object_at(obj, "status") {
         default_str(status, "phase", "Pending");
     }
@@ -148,12 +148,12 @@ pub(super) fn persistent_volume_claim(obj: &mut Value) {
 }
 
 /// `SetDefaults_PersistentVolumeClaimSpec`.
-pub(super) fn persistent_volume_claim_spec(spec: &mut Value) {
+pub(crate) fn persistent_volume_claim_spec(spec: &mut Value) {
     default_nil(spec, "volumeMode", json!("Filesystem"));
 }
 
 /// `SetDefaults_Endpoints`: ports speak TCP unless they say otherwise.
-pub(super) fn endpoints(obj: &mut Value) {
+pub(crate) fn endpoints(obj: &mut Value) {
     each(obj, "subsets", |s| {
         each(s, "ports", |p| default_str(p, "protocol", "TCP"))
     });
@@ -161,7 +161,7 @@ pub(super) fn endpoints(obj: &mut Value) {
 
 /// `SetDefaults_LimitRangeItem`: for containers, the default limit from
 /// the max, the default request from the default limit, else the min.
-pub(super) fn limit_range(obj: &mut Value) {
+pub(crate) fn limit_range(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec") else {
         return;
     };
@@ -202,7 +202,7 @@ pub(super) fn limit_range(obj: &mut Value) {
 
 /// `SetDefaults_ReplicationController`: selector and labels from the
 /// template's labels when unset, one replica, and the template's defaults.
-pub(super) fn replication_controller(obj: &mut Value) {
+pub(crate) fn replication_controller(obj: &mut Value) {
     let template_labels = obj
         .pointer("/spec/template/metadata/labels")
         .filter(|l| l.is_object())
@@ -226,7 +226,7 @@ pub(super) fn replication_controller(obj: &mut Value) {
 }
 
 /// `SetDefaults_NodeStatus`: allocatable is the capacity unless given.
-pub(super) fn node(obj: &mut Value) {
+pub(crate) fn node(obj: &mut Value) {
     with(obj, "status", |status| {
         if is_nil(status.get("allocatable")) {
             if let Some(capacity) = status.get("capacity").filter(|c| c.is_object()).cloned() {

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::{default_nil, each};
 
 /// `SetDefaults_EndpointPort`, for every port of the slice.
-pub(super) fn endpoint_slice(obj: &mut Value) {
+pub(crate) fn endpoint_slice(obj: &mut Value) {
     each(obj, "ports", |p| {
         default_nil(p, "name", json!(""));
         default_nil(p, "protocol", json!("TCP"));

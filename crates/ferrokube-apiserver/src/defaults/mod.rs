@@ -1,62 +1,22 @@
-//! Defaulting and write preparation of the built-in kinds, as Kubernetes
-//! does them: its `SetDefaults_*` functions (`pkg/apis/*/v*/defaults.go`,
-//! run on every object it decodes, so on create and update alike) in
-//! [`apply`], and its registry strategies' `PrepareForCreate` and
-//! `PrepareForUpdate` (initial status, `metadata.generation` where the kind
-//! keeps one, the status/spec split, a Job's selector) in [`strategy`].
-//!
-//! Every write reaches these through `Rest::create_encoded` and
-//! `Rest::write_update`, whatever the body's encoding (JSON, YAML, protobuf)
-//! and whichever verb (create, update, patch, server-side apply), so no path
-//! can skip them.
+//! Defaulting of the built-in kinds, as Kubernetes does it: its
+//! `SetDefaults_*` functions (`pkg/apis/*/v*/defaults.go`, run on every
+//! object it decodes, so on create and update alike), one module per API
+//! group. Each kind's registry strategy (`crate::strategy`) calls its
+//! kind's from `Strategy::default`, which `Rest::create_encoded` and
+//! `Rest::write_update` call on every write, whatever the body's encoding
+//! (JSON, YAML, protobuf) and whichever verb (create, update, patch,
+//! server-side apply), so no path can skip them.
 
-mod apps;
-mod autoscaling;
-mod batch;
-mod core;
-mod discovery;
-mod pod;
-mod rbac;
-mod scheduling;
-pub(crate) mod strategy;
+pub(crate) mod apps;
+pub(crate) mod autoscaling;
+pub(crate) mod batch;
+pub(crate) mod core;
+pub(crate) mod discovery;
+pub(crate) mod pod;
+pub(crate) mod rbac;
+pub(crate) mod scheduling;
 
-use ferrokube_api::registry::ResourceDef;
 use serde_json::{json, Map, Value};
-
-pub(crate) use strategy::{prepare_for_create, prepare_for_update};
-
-/// Fills in the defaults of `obj`, an object of `def`'s kind, as
-/// Kubernetes' defaulting functions do when they decode it.
-pub(crate) fn apply(def: &ResourceDef, obj: &mut Value) {
-    match (def.group, def.kind) {
-        ("", "Pod") => pod::pod(obj),
-        ("", "Service") => core::service(obj),
-        ("", "Secret") => core::secret(obj),
-        ("", "Namespace") => core::namespace(obj),
-        ("", "PersistentVolume") => core::persistent_volume(obj),
-        ("", "PersistentVolumeClaim") => core::persistent_volume_claim(obj),
-        ("", "Endpoints") => core::endpoints(obj),
-        ("", "LimitRange") => core::limit_range(obj),
-        ("", "ReplicationController") => core::replication_controller(obj),
-        ("", "PodTemplate") => {
-            if let Some(t) = obj.get_mut("template") {
-                pod::template(t)
-            }
-        }
-        ("", "Node") => core::node(obj),
-        ("apps", "Deployment") => apps::deployment(obj),
-        ("apps", "ReplicaSet") => apps::replica_set(obj),
-        ("apps", "StatefulSet") => apps::stateful_set(obj),
-        ("apps", "DaemonSet") => apps::daemon_set(obj),
-        ("batch", "Job") => batch::job(obj),
-        ("batch", "CronJob") => batch::cron_job(obj),
-        ("autoscaling", "HorizontalPodAutoscaler") => autoscaling::horizontal_pod_autoscaler(obj),
-        ("rbac.authorization.k8s.io", "RoleBinding" | "ClusterRoleBinding") => rbac::binding(obj),
-        ("discovery.k8s.io", "EndpointSlice") => discovery::endpoint_slice(obj),
-        ("scheduling.k8s.io", "PriorityClass") => scheduling::priority_class(obj),
-        _ => {}
-    }
-}
 
 /// Whether a value counts as unset for a pointer field: absent or null.
 fn is_nil(v: Option<&Value>) -> bool {
@@ -64,7 +24,7 @@ fn is_nil(v: Option<&Value>) -> bool {
 }
 
 /// Whether a value counts as unset for a string field: absent, null or "".
-fn is_empty_str(v: Option<&Value>) -> bool {
+pub(crate) fn is_empty_str(v: Option<&Value>) -> bool {
     match v {
         None | Some(Value::Null) => true,
         Some(Value::String(s)) => s.is_empty(),
@@ -121,7 +81,7 @@ fn default_int(v: &mut Value, key: &str, default: i64) {
 /// `v[key]` as an object, made an empty one when absent or null (a Go
 /// struct field, or a pointer the defaults fill in). `None` when `v` is not
 /// an object or `v[key]` is something else.
-fn object_at<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+pub(crate) fn object_at<'a>(v: &'a mut Value, key: &str) -> Option<&'a mut Value> {
     let m = v.as_object_mut()?;
     let slot = m
         .entry(key.to_string())

@@ -11,7 +11,7 @@ use super::{default_int, default_nil, default_str, each, is_zero, object_at, wit
 
 /// The defaults of a Pod: those of its spec, plus what only a Pod gets
 /// (requests from limits, service links, host-network ports).
-pub(super) fn pod(obj: &mut Value) {
+pub(crate) fn pod(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;
     };
@@ -39,14 +39,14 @@ pub(super) fn pod(obj: &mut Value) {
 
 /// The defaults of a pod template (`spec.template` of the workload kinds):
 /// those of its pod spec only.
-pub(super) fn template(template: &mut Value) {
+pub(crate) fn template(template: &mut Value) {
     if let Some(spec) = template.get_mut("spec").filter(|s| s.is_object()) {
         pod_spec(spec);
     }
 }
 
 /// `SetDefaults_PodSpec` and the defaults of everything in a pod spec.
-pub(super) fn pod_spec(spec: &mut Value) {
+pub(crate) fn pod_spec(spec: &mut Value) {
     default_str(spec, "dnsPolicy", "ClusterFirst");
     default_str(spec, "restartPolicy", "Always");
     default_nil(spec, "securityContext", json!({}));
@@ -167,7 +167,7 @@ fn volume(v: &mut Value) {
 }
 
 /// `SetDefaults_HostPathVolumeSource`: the type is written, empty.
-pub(super) fn host_path(h: &mut Value) {
+pub(crate) fn host_path(h: &mut Value) {
     default_nil(h, "type", json!(""));
 }
 
@@ -251,7 +251,7 @@ pub(crate) fn qos_class(spec: &Value) -> &'static str {
 }
 
 /// Whether a pod spec's `schedulingGates` hold any gate.
-pub(super) fn has_scheduling_gates(spec: &Value) -> bool {
+pub(crate) fn has_scheduling_gates(spec: &Value) -> bool {
     spec.get("schedulingGates")
         .and_then(Value::as_array)
         .is_some_and(|g| !g.is_empty())

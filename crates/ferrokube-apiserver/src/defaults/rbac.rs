@@ -12,7 +12,7 @@ const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
 /// `SetDefaults_RoleBinding`, `SetDefaults_ClusterRoleBinding` and
 /// `SetDefaults_Subject`: users and groups are RBAC's; a service account's
 /// is the core group, "", which is not written.
-pub(super) fn binding(obj: &mut Value) {
+pub(crate) fn binding(obj: &mut Value) {
     with(obj, "roleRef", |r| default_str(r, "apiGroup", RBAC_GROUP));
     each(obj, "subjects", |s| {
         if !is_empty_str(s.get("apiGroup")) {

@@ -8,6 +8,6 @@ use super::default_nil;
 pub(super) const DEFAULT_PREEMPTION_POLICY: &str = "PreemptLowerPriority";
 
 /// `SetDefaults_PriorityClass`.
-pub(super) fn priority_class(obj: &mut Value) {
+pub(crate) fn priority_class(obj: &mut Value) {
     default_nil(obj, "preemptionPolicy", json!(DEFAULT_PREEMPTION_POLICY));
 }

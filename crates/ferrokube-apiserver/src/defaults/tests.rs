@@ -4,9 +4,13 @@
 use ferrokube_api::registry::{Registry, ResourceDef};
 use serde_json::{json, Value};
 
-use super::pod::qos_class;
-use super::*;
+use super::pod::{self, qos_class};
 use crate::objectmeta;
+
+/// The defaults of `def`'s kind, through its strategy.
+fn apply(def: &ResourceDef, obj: &mut Value) {
+    crate::strategy::builtin(def).default(def, obj);
+}
 
 fn def(group: &str, kind: &str) -> ResourceDef {
     Registry::default()
@@ -20,7 +24,7 @@ fn created(group: &str, kind: &str, mut obj: Value) -> Value {
     let def = def(group, kind);
     objectmeta::fill_on_create(&mut obj);
     apply(&def, &mut obj);
-    prepare_for_create(&def, &mut obj);
+    crate::strategy::builtin(&def).prepare_for_create(&def, &mut obj, None);
     obj
 }
 
@@ -28,7 +32,7 @@ fn created(group: &str, kind: &str, mut obj: Value) -> Value {
 fn updated(group: &str, kind: &str, old: &Value, mut new: Value, subresource: &str) -> Value {
     let def = def(group, kind);
     apply(&def, &mut new);
-    prepare_for_update(&def, old, &mut new, subresource);
+    crate::strategy::builtin(&def).prepare_for_update(&def, old, &mut new, subresource);
     new
 }
 

@@ -29,7 +29,7 @@ fn non_negative(spec: &Value, field: &str, path: &str, errs: &mut Vec<FieldError
 
 /// The rules of a Job spec at `path` ("spec", or a CronJob's
 /// "spec.jobTemplate.spec").
-pub(super) fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn validate_job_spec(spec: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
     let Some(spec) = spec else {
         errs.push(FieldError::required(path, ""));
         return;
@@ -177,7 +177,7 @@ fn validate_pod_failure_rule(rule: &Value, rp: &str, per_index: bool, errs: &mut
 }
 
 /// A Job.
-pub(super) fn validate_job(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_job(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     validate_job_spec(obj.get("spec"), "spec", &mut errs);
     if obj.pointer("/spec/selector").is_none() {
@@ -187,7 +187,7 @@ pub(super) fn validate_job(obj: &Value) -> Vec<FieldError> {
 }
 
 /// A CronJob.
-pub(super) fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_cron_job(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = obj
         .pointer("/metadata/name")

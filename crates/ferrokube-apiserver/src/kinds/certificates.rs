@@ -46,7 +46,7 @@ const USAGES: &[&str] = &[
 ];
 
 /// Records who asks, and starts with an empty status.
-pub(super) fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
+pub(crate) fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         for k in ["username", "uid", "groups", "extra"] {
             spec.remove(k);
@@ -70,7 +70,7 @@ pub(super) fn prepare_create(obj: &mut Value, user: Option<&UserInfo>) {
 /// of status only the certificate (`status`) or the conditions
 /// (`approval`). The generic handling has already taken status alone from
 /// a subresource write, and kept the stored status on a main one.
-pub(super) fn prepare_update(old: &Value, new: &mut Value, subresource: &str) {
+pub(crate) fn prepare_update(old: &Value, new: &mut Value, subresource: &str) {
     match old.get("spec") {
         Some(s) => new["spec"] = s.clone(),
         None => {
@@ -496,7 +496,7 @@ fn check_update(
 /// The errors of a CSR; `old` is the stored one on update, `subresource`
 /// the path written (`status` may set the certificate, `approval` the
 /// Approved and Denied conditions).
-pub(super) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
+pub(crate) fn validate(csr: &Value, old: Option<&Value>, subresource: &str) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let new_cert = decoded(csr, "/status/certificate").unwrap_or_default();
     let old_cert = old

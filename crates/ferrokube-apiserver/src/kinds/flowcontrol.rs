@@ -18,7 +18,7 @@ const PRODUCER: &str = "api-priority-and-fairness-config-producer-v1";
 /// The manager of their status.
 const CONSUMER: &str = "api-priority-and-fairness-config-consumer-v1";
 
-pub(super) fn default_flow_schema(obj: &mut Value) {
+pub(crate) fn default_flow_schema(obj: &mut Value) {
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
         let unset = spec
             .get("matchingPrecedence")
@@ -30,7 +30,7 @@ pub(super) fn default_flow_schema(obj: &mut Value) {
     }
 }
 
-pub(super) fn default_priority_level(obj: &mut Value) {
+pub(crate) fn default_priority_level(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -106,7 +106,7 @@ fn verbs(rule: &Value, at: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
-pub(super) fn validate_flow_schema(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_flow_schema(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = text(obj, "/metadata/name");
     let spec = obj.get("spec").unwrap_or(&Value::Null);
@@ -402,7 +402,7 @@ fn conditions(obj: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
-pub(super) fn validate_priority_level(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_priority_level(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let name = text(obj, "/metadata/name");
     let spec = obj.get("spec").unwrap_or(&Value::Null);
@@ -566,7 +566,7 @@ fn group(name: &str) -> Value {
 }
 
 /// The mandatory objects, as Kubernetes' bootstrap configuration has them.
-pub(super) fn mandatory_objects() -> Vec<(&'static str, Value)> {
+pub(crate) fn mandatory_objects() -> Vec<(&'static str, Value)> {
     let meta = |name: &str| json!({"name": name, "annotations": {"apf.kubernetes.io/autoupdate-spec": "true"}});
     let api_version = "flowcontrol.apiserver.k8s.io/v1";
     vec![

@@ -6,12 +6,12 @@ use ferrokube_api::validation;
 use serde_json::Value;
 
 /// The string at `ptr`, or `""`.
-pub(super) fn text<'a>(v: &'a Value, ptr: &str) -> &'a str {
+pub(crate) fn text<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The list at `ptr`, or none.
-pub(super) fn array<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
+pub(crate) fn array<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
     v.pointer(ptr)
         .and_then(Value::as_array)
         .map(Vec::as_slice)
@@ -20,7 +20,7 @@ pub(super) fn array<'a>(v: &'a Value, ptr: &str) -> &'a [Value] {
 
 /// `field: Invalid value: ...: field is immutable` when the dotted `field`
 /// differs between `old` and `new`.
-pub(super) fn immutable(old: &Value, new: &Value, field: &str) -> Vec<FieldError> {
+pub(crate) fn immutable(old: &Value, new: &Value, field: &str) -> Vec<FieldError> {
     let ptr = format!("/{}", field.replace('.', "/"));
     if old.pointer(&ptr) == new.pointer(&ptr) {
         return Vec::new();
@@ -33,7 +33,7 @@ pub(super) fn immutable(old: &Value, new: &Value, field: &str) -> Vec<FieldError
 }
 
 /// `IsValidPortNum`.
-pub(super) fn port_number_errors(n: i64) -> Vec<String> {
+pub(crate) fn port_number_errors(n: i64) -> Vec<String> {
     if (1..=65535).contains(&n) {
         Vec::new()
     } else {
@@ -42,7 +42,7 @@ pub(super) fn port_number_errors(n: i64) -> Vec<String> {
 }
 
 /// `IsValidPortName` (an IANA service name).
-pub(super) fn port_name_errors(name: &str) -> Vec<String> {
+pub(crate) fn port_name_errors(name: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if name.len() > 15 {
         errs.push("must be no more than 15 characters".to_string());
@@ -68,7 +68,7 @@ pub(super) fn port_name_errors(name: &str) -> Vec<String> {
 }
 
 /// `ValidateLabelSelector` of the `metav1.LabelSelector` at `path`.
-pub(super) fn label_selector(sel: &Value, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn label_selector(sel: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if sel.is_null() {
         return;
     }

@@ -22,7 +22,7 @@ const CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 
 /// Ports default to TCP; `policyTypes` to `Ingress`, plus `Egress` when
 /// egress rules are given.
-pub(super) fn default_network_policy(obj: &mut Value) {
+pub(crate) fn default_network_policy(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) else {
         return;
     };
@@ -57,7 +57,7 @@ pub(super) fn default_network_policy(obj: &mut Value) {
 }
 
 /// A parameters reference without a scope is cluster-scoped.
-pub(super) fn default_ingress_class(obj: &mut Value) {
+pub(crate) fn default_ingress_class(obj: &mut Value) {
     if let Some(p) = obj
         .pointer_mut("/spec/parameters")
         .and_then(Value::as_object_mut)
@@ -66,7 +66,7 @@ pub(super) fn default_ingress_class(obj: &mut Value) {
     }
 }
 
-pub(super) fn validate_network_policy(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_network_policy(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     label_selector(
         obj.pointer("/spec/podSelector").unwrap_or(&Value::Null),
@@ -257,7 +257,7 @@ fn validate_ip_block(block: &Value, at: &str, errs: &mut Vec<FieldError>) {
     }
 }
 
-pub(super) fn validate_ingress(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_ingress(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     let rules = array(spec, "/rules");
@@ -527,7 +527,7 @@ fn typed_reference(r: &Value, at: &str, with_scope: bool, errs: &mut Vec<FieldEr
 
 const HTTP_PATH_FMT: &str = r"[A-Za-z0-9/\-._~%!$&'()*+,;=:]+";
 
-pub(super) fn validate_ingress_class(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_ingress_class(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let controller = text(obj, "/spec/controller");
     if controller.len() > 250 {

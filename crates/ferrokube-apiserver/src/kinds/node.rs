@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use super::meta::{array, text};
 use crate::rest::Rest;
 
-pub(super) fn validate_runtime_class(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_runtime_class(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let handler = text(obj, "/handler");
     for msg in is_dns1123_label(handler) {

@@ -12,7 +12,7 @@ use super::meta;
 const PERCENT_MESSAGE: &str = "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')";
 
 /// The errors of a PodDisruptionBudget.
-pub(super) fn validate_pod_disruption_budget(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_pod_disruption_budget(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let min = spec.get("minAvailable").filter(|v| !v.is_null());

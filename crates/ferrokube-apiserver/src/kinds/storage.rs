@@ -27,13 +27,13 @@ fn default_to(obj: &mut Value, key: &str, v: Value) {
 }
 
 /// `SetDefaults_StorageClass`: reclaim policy Delete, binding Immediate.
-pub(super) fn default_storage_class(obj: &mut Value) {
+pub(crate) fn default_storage_class(obj: &mut Value) {
     default_to(obj, "reclaimPolicy", json!("Delete"));
     default_to(obj, "volumeBindingMode", json!("Immediate"));
 }
 
 /// `SetDefaults_CSIDriver` (with Kubernetes 1.33's default feature gates).
-pub(super) fn default_csi_driver(obj: &mut Value) {
+pub(crate) fn default_csi_driver(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec") else {
         return;
     };
@@ -50,7 +50,7 @@ pub(super) fn default_csi_driver(obj: &mut Value) {
     }
 }
 
-pub(super) fn validate_storage_class(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_storage_class(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let provisioner = text(obj, "/provisioner");
     if provisioner.is_empty() {
@@ -94,7 +94,7 @@ pub(super) fn validate_storage_class(obj: &Value) -> Vec<FieldError> {
 
 /// `ValidateStorageClassUpdate`: parameters, provisioner, reclaim policy
 /// and binding mode are fixed at creation.
-pub(super) fn validate_storage_class_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_storage_class_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_storage_class(new);
     for field in ["parameters", "provisioner", "reclaimPolicy"] {
         let same = match field {
@@ -121,7 +121,7 @@ pub(super) fn validate_storage_class_update(old: &Value, new: &Value) -> Vec<Fie
     errs
 }
 
-pub(super) fn validate_csi_driver(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_driver(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let spec = obj.get("spec").unwrap_or(&Value::Null);
     for (field, path) in [
@@ -196,7 +196,7 @@ pub(super) fn validate_csi_driver(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
-pub(super) fn validate_csi_driver_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_driver_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_csi_driver(new);
     for (field, path) in [
         ("/spec/attachRequired", "spec.attachedRequired"),
@@ -213,7 +213,7 @@ pub(super) fn validate_csi_driver_update(old: &Value, new: &Value) -> Vec<FieldE
     errs
 }
 
-pub(super) fn validate_csi_node(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_node(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let mut names = Vec::new();
     for (i, d) in array(obj, "/spec/drivers").iter().enumerate() {
@@ -264,7 +264,7 @@ pub(super) fn validate_csi_node(obj: &Value) -> Vec<FieldError> {
 
 /// A registered driver of a CSINode never changes (it is removed and added
 /// again instead).
-pub(super) fn validate_csi_node_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_node_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_csi_node(new);
     for was in array(old, "/spec/drivers") {
         for now in array(new, "/spec/drivers") {
@@ -280,7 +280,7 @@ pub(super) fn validate_csi_node_update(old: &Value, new: &Value) -> Vec<FieldErr
     errs
 }
 
-pub(super) fn validate_volume_attachment(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_volume_attachment(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let attacher = text(obj, "/spec/attacher");
     if attacher.is_empty() {
@@ -328,13 +328,13 @@ pub(super) fn validate_volume_attachment(obj: &Value) -> Vec<FieldError> {
 }
 
 /// A VolumeAttachment's spec is read-only.
-pub(super) fn validate_volume_attachment_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_volume_attachment_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_volume_attachment(new);
     errs.extend(immutable(old, new, "spec"));
     errs
 }
 
-pub(super) fn validate_csi_storage_capacity(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_storage_capacity(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     if let Some(sel) = obj.get("nodeTopology") {
         label_selector(sel, "nodeTopology", &mut errs);
@@ -355,7 +355,7 @@ pub(super) fn validate_csi_storage_capacity(obj: &Value) -> Vec<FieldError> {
     errs
 }
 
-pub(super) fn validate_csi_storage_capacity_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_csi_storage_capacity_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_csi_storage_capacity(new);
     errs.extend(immutable(old, new, "nodeTopology"));
     errs.extend(immutable(old, new, "storageClassName"));
@@ -415,7 +415,7 @@ const VOLUME_SOURCES: &[&str] = &[
 ];
 
 /// `ValidatePersistentVolume`'s spec rules users meet most.
-pub(super) fn validate_persistent_volume(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_persistent_volume(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     access_modes(obj, "", &mut errs);
     if obj
@@ -447,7 +447,7 @@ pub(super) fn validate_persistent_volume(obj: &Value) -> Vec<FieldError> {
 }
 
 /// `ValidatePersistentVolumeClaim`'s spec rules users meet most.
-pub(super) fn validate_claim(obj: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_claim(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     access_modes(obj, "at least 1 access mode is required", &mut errs);
     if obj.pointer("/spec/resources/requests/storage").is_none() {
@@ -460,7 +460,7 @@ pub(super) fn validate_claim(obj: &Value) -> Vec<FieldError> {
 /// made, but for its volumeName and class (each set once, by the binder
 /// and the default class) and, bound, its requested storage and
 /// volumeAttributesClassName.
-pub(super) fn validate_claim_update(old: &Value, new: &Value) -> Vec<FieldError> {
+pub(crate) fn validate_claim_update(old: &Value, new: &Value) -> Vec<FieldError> {
     let mut errs = validate_claim(new);
     let spec = |v: &Value| v.get("spec").cloned().unwrap_or(Value::Null);
     let (mut was, mut now) = (spec(old), spec(new));
@@ -535,7 +535,7 @@ pub(super) async fn admit_claim(rest: &Rest, obj: &mut Value) -> Result<(), ApiE
 
 /// The default among `classes`: of those annotated default, the newest;
 /// among equally new ones, the first by name (`GetDefaultClass`).
-pub(super) fn default_class(classes: &[Value]) -> Option<String> {
+pub(crate) fn default_class(classes: &[Value]) -> Option<String> {
     let mut defaults: Vec<&Value> = classes.iter().filter(|c| is_default_class(c)).collect();
     defaults.sort_by(|a, b| {
         let created = |v: &Value| text(v, "/metadata/creationTimestamp").to_string();

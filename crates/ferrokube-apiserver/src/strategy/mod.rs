@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 
+use ferrokube_api::fields::{FieldSelector, FieldSelectorError};
 use ferrokube_api::printers::{self, Column};
 use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
@@ -25,6 +26,46 @@ use ferrokube_api::validation::{validate_object_meta, NameRule};
 use serde_json::Value;
 
 use crate::authn::UserInfo;
+
+/// The field check and typed decoding of a built-in kind: its
+/// `k8s-openapi` type (see [`crate::typed`]). Used inside an
+/// `impl Strategy for ...` block.
+macro_rules! typed_fields {
+    () => {
+        fn check_fields(
+            &self,
+            def: &ferrokube_api::registry::ResourceDef,
+            obj: serde_json::Value,
+        ) -> Result<$crate::strategy::Checked, String> {
+            $crate::strategy::typed_check(def, obj)
+        }
+
+        fn decode_typed(
+            &self,
+            def: &ferrokube_api::registry::ResourceDef,
+            body: &[u8],
+        ) -> Option<serde_json::Value> {
+            $crate::typed::decode_known(def.group, def.kind, body)
+        }
+    };
+}
+
+mod apps;
+mod autoscaling;
+mod batch;
+mod certificates;
+mod core;
+mod discovery;
+mod events;
+mod flowcontrol;
+mod networking;
+mod node;
+mod policy;
+mod rbac;
+mod scheduling;
+mod storage;
+#[cfg(test)]
+mod tests;
 
 /// An object after [`Strategy::check_fields`]: unknown fields dropped, and
 /// where they were (`spec.foo`, as Kubernetes' strict decoding names them).
@@ -132,6 +173,42 @@ pub trait Strategy: Send + Sync + Debug {
     fn scale_paths(&self, _def: &ResourceDef) -> Option<ScalePaths> {
         None
     }
+
+    /// A create's body decoded straight into the kind's type, when the
+    /// type knows every field of it: the object [`Strategy::check_fields`]
+    /// would give, made without the JSON tree. `None` sends the body down
+    /// the JSON path, which names what is unknown or wrong.
+    fn decode_typed(&self, _def: &ResourceDef, _body: &[u8]) -> Option<Value> {
+        None
+    }
+
+    /// A field selector checked against the kind's selectable fields, with
+    /// old or other-group names mapped to the stored ones (Kubernetes'
+    /// field label conversion); the error is Kubernetes' words for the kind.
+    fn convert_field_selector(
+        &self,
+        def: &ResourceDef,
+        selector: &FieldSelector,
+    ) -> Result<FieldSelector, FieldSelectorError> {
+        selector.convert(def.group, def.plural)
+    }
+
+    /// Puts a Table's objects in the order the kind prints them (the order
+    /// they were listed in, unless the kind's printer sorts).
+    fn sort_table_rows(&self, _def: &ResourceDef, _objects: &mut Vec<&Value>) {}
+
+    /// `CheckGracefulDelete`: the grace period a delete of `obj` waits for
+    /// (`requested` is the delete's `gracePeriodSeconds`), or `None` when
+    /// the kind's objects go at once (most kinds; a Pod bound to a node
+    /// waits for its kubelet).
+    fn deletion_grace_period(
+        &self,
+        _def: &ResourceDef,
+        _obj: &Value,
+        _requested: Option<i64>,
+    ) -> Option<i64> {
+        None
+    }
 }
 
 /// The metadata errors every object can have: its name by the kind's rule,
@@ -144,23 +221,160 @@ pub(crate) fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<FieldErro
     )
 }
 
-/// The strategy of a built-in resource.
-pub(crate) fn builtin(_def: &ResourceDef) -> std::sync::Arc<dyn Strategy> {
-    std::sync::Arc::new(Typed)
+/// The strategy of the built-in resource `def`: its kind's own, or
+/// [`Generic`] (the typed field check, Kubernetes' generic rules) for kinds
+/// with nothing of their own (ServiceAccount, Lease, Role, the reviews,
+/// ...).
+pub(crate) fn builtin(def: &ResourceDef) -> std::sync::Arc<dyn Strategy> {
+    let by_group = match def.group {
+        "" => core::strategy(def.kind),
+        "apps" => apps::strategy(def.kind),
+        "batch" => batch::strategy(def.kind),
+        "autoscaling" => autoscaling::strategy(def.kind),
+        "discovery.k8s.io" => discovery::strategy(def.kind),
+        "events.k8s.io" => events::strategy(def.kind),
+        "rbac.authorization.k8s.io" => rbac::strategy(def.kind),
+        "policy" => policy::strategy(def.kind),
+        "scheduling.k8s.io" => scheduling::strategy(def.kind),
+        "networking.k8s.io" => networking::strategy(def.kind),
+        "node.k8s.io" => node::strategy(def.kind),
+        "flowcontrol.apiserver.k8s.io" => flowcontrol::strategy(def.kind),
+        "storage.k8s.io" => storage::strategy(def.kind),
+        "certificates.k8s.io" => certificates::strategy(def.kind),
+        _ => None,
+    };
+    by_group.unwrap_or_else(|| std::sync::Arc::new(Generic))
 }
 
-/// The rules every built-in kind shares: its fields checked against its
-/// type.
-#[derive(Debug)]
-struct Typed;
+/// The rules of a built-in kind with nothing of its own: the typed field
+/// check, the status split of kinds with `/status`, no generation.
+#[derive(Debug, Default)]
+pub(crate) struct Generic;
 
-impl Strategy for Typed {
-    fn check_fields(&self, def: &ResourceDef, obj: Value) -> Result<Checked, String> {
-        crate::typed::check(def.group, def.kind, &obj)
-            .map(|c| Checked {
-                value: c.value,
-                unknown: c.unknown,
-            })
-            .map_err(|e| e.to_string())
+impl Strategy for Generic {
+    typed_fields!();
+
+    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
+        prepare_update(def, old, new, sub, false);
     }
+}
+
+/// [`Strategy::check_fields`] by the kind's `k8s-openapi` type.
+pub(crate) fn typed_check(def: &ResourceDef, obj: Value) -> Result<Checked, String> {
+    let checked = crate::typed::check(def.group, def.kind, &obj).map_err(|e| e.to_string())?;
+    Ok(Checked {
+        value: checked.value,
+        unknown: checked.unknown,
+    })
+}
+
+/// The generic `PrepareForCreate`: generation 1 for a kind that keeps one
+/// (`generation`), and `status` as the initial status (Kubernetes writes
+/// its empty status, fields Go always encodes included); `None` keeps the
+/// status the body gave (a Node's) or none.
+pub(crate) fn prepare_create(obj: &mut Value, generation: bool, status: Option<Value>) {
+    if generation {
+        if let Some(meta) = crate::objectmeta::metadata_mut(obj) {
+            meta.insert("generation".into(), serde_json::json!(1));
+        }
+    }
+    if let (Some(status), Some(m)) = (status, obj.as_object_mut()) {
+        m.insert("status".into(), status);
+    }
+}
+
+/// The generic `PrepareForUpdate`: [`split_status`], then
+/// [`set_generation`] moved by a spec change of the object itself.
+pub(crate) fn prepare_update(
+    def: &ResourceDef,
+    old: &Value,
+    new: &mut Value,
+    subresource: &str,
+    generation: bool,
+) {
+    split_status(def, old, new, subresource);
+    let changed = subresource.is_empty() && spec_changed(old, new);
+    set_generation(generation, old, new, changed);
+}
+
+/// What a write through `subresource` keeps of `old`: a write to `/status`
+/// (or a CSR's `/approval`) changes only the status; a write to the object
+/// itself keeps the stored status, for kinds with a `/status`.
+pub(crate) fn split_status(def: &ResourceDef, old: &Value, new: &mut Value, subresource: &str) {
+    match subresource {
+        "status" | "approval" => {
+            let status = new.get("status").cloned();
+            *new = old.clone();
+            set_or_remove_top(new, "status", status);
+        }
+        "" if def.subresource("status").is_some() => {
+            set_or_remove_top(new, "status", old.get("status").cloned());
+        }
+        _ => {}
+    }
+}
+
+/// Whether anything but metadata and status differs: what a kind's spec
+/// change means.
+pub(crate) fn spec_changed(old: &Value, new: &Value) -> bool {
+    let outside = |(k, _): &(&String, &Value)| !matches!(k.as_str(), "metadata" | "status");
+    match (old.as_object(), new.as_object()) {
+        (Some(a), Some(b)) => !a.iter().filter(outside).eq(b.iter().filter(outside)),
+        _ => old != new,
+    }
+}
+
+/// The generation an update stores: the old one (a request cannot set
+/// it), bumped when `changed` for a kind that keeps one (`generation`).
+pub(crate) fn set_generation(generation: bool, old: &Value, new: &mut Value, changed: bool) {
+    let old_generation = old.pointer("/metadata/generation").cloned();
+    let next = if generation && changed {
+        let n = old_generation.as_ref().and_then(Value::as_i64).unwrap_or(0);
+        Some(serde_json::json!(n + 1))
+    } else {
+        old_generation
+    };
+    if let Some(meta) = crate::objectmeta::metadata_mut(new) {
+        match next {
+            Some(g) => meta.insert("generation".into(), g),
+            None => meta.remove("generation"),
+        };
+    }
+}
+
+/// Sets (or, for `None`, removes) the top-level member `key`.
+pub(crate) fn set_or_remove_top(obj: &mut Value, key: &str, value: Option<Value>) {
+    if let Some(m) = obj.as_object_mut() {
+        match value {
+            Some(v) => m.insert(key.into(), v),
+            None => m.remove(key),
+        };
+    }
+}
+
+/// Sets (or, for `None`, removes) `parent.key`, making `parent` if needed.
+pub(crate) fn set_or_remove(obj: &mut Value, parent: &str, key: &str, value: Option<Value>) {
+    match value {
+        Some(v) => {
+            if let Some(p) = crate::defaults::object_at(obj, parent) {
+                p[key] = v;
+            }
+        }
+        None => {
+            if let Some(p) = obj.get_mut(parent).and_then(Value::as_object_mut) {
+                p.remove(key);
+            }
+        }
+    }
+}
+
+/// The metadata errors of `obj`, then those `rules` find in it.
+pub(crate) fn metadata_and(
+    def: &ResourceDef,
+    obj: &Value,
+    rules: impl FnOnce(&Value) -> Vec<FieldError>,
+) -> Vec<FieldError> {
+    let mut errs = validate_metadata(def, obj);
+    errs.extend(rules(obj));
+    errs
 }
