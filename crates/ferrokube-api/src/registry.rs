@@ -10,16 +10,9 @@
 //! shares the core row's storage (`/registry/events/`), and the API server
 //! converts between the two forms.
 //!
-//! A new kind is a new row here (plus, where it needs them, its defaulting
-//! and validation); no new handler.
-
-use std::sync::Arc;
-
-use serde_json::Value;
-
-use crate::printers::{self, Column};
-use crate::status::FieldError;
-use crate::validation::{validate_object_meta, NameRule};
+//! A new kind is a new row here (plus, where it needs them, its registry
+//! strategy in the API server: defaulting, validation, ...); no new
+//! handler.
 
 /// The verbs of a resource that supports everything.
 pub const ALL_VERBS: &[&str] = &[
@@ -754,100 +747,21 @@ pub fn builtin() -> Vec<ResourceDef> {
     .collect()
 }
 
-/// A kind's write and read rules: defaulting, validation, the status/spec
-/// split and its Table. Every method has the generic behaviour as its
-/// default, so a kind overrides only what it does differently and
-/// registers it with [`Registry::set_strategy`].
-pub trait Strategy: Send + Sync + std::fmt::Debug {
-    /// Fills in defaults on create.
-    fn default_on_create(&self, _def: &ResourceDef, _obj: &mut Value) {}
-
-    /// Errors in a new object: by default its metadata, checked with the
-    /// kind's name rule and scope.
-    fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-        validate_object_meta(
-            obj.get("metadata").unwrap_or(&Value::Null),
-            NameRule::for_kind(def.group, def.kind),
-            def.namespaced,
-        )
-    }
-
-    /// Errors in an update of `old` to `new`: by default as on create.
-    fn validate_update(&self, def: &ResourceDef, _old: &Value, new: &Value) -> Vec<FieldError> {
-        self.validate_create(def, new)
-    }
-
-    /// Whether writes to the object itself keep the stored `status` (and
-    /// writes to `/status` keep everything else): true for kinds with a
-    /// status subresource, as in Kubernetes.
-    fn splits_status(&self, def: &ResourceDef) -> bool {
-        def.subresource("status").is_some()
-    }
-
-    /// The kind's Table columns.
-    fn table_columns(&self, def: &ResourceDef) -> Vec<Column> {
-        printers::columns(def.group, def.kind)
-    }
-
-    /// One object's Table cells (`now` in Unix seconds).
-    fn table_cells(&self, def: &ResourceDef, obj: &Value, now: i64) -> Vec<Value> {
-        printers::cells(def.group, def.kind, obj, now)
-    }
-}
-
-/// The generic rules, for kinds with no strategy of their own.
-#[derive(Debug, Default)]
-pub struct GenericStrategy;
-
-impl Strategy for GenericStrategy {}
-
-static GENERIC: GenericStrategy = GenericStrategy;
-
-/// A resource's group and plural.
-type GroupResource = (&'static str, &'static str);
-
-/// The registry: the rows, their strategies and lookups over them.
+/// The registry: the rows and lookups over them.
 #[derive(Clone, Debug)]
 pub struct Registry {
     resources: Vec<ResourceDef>,
-    strategies: Vec<(GroupResource, Arc<dyn Strategy>)>,
 }
 
 impl Default for Registry {
     fn default() -> Self {
         Registry {
             resources: builtin(),
-            strategies: Vec::new(),
         }
     }
 }
 
 impl Registry {
-    /// Gives the resource `group`/`plural` its own strategy (replacing any
-    /// earlier one). Returns false if no such resource is served.
-    pub fn set_strategy(&mut self, group: &str, plural: &str, strategy: Arc<dyn Strategy>) -> bool {
-        let Some(def) = self
-            .resources
-            .iter()
-            .find(|r| r.group == group && r.plural == plural)
-        else {
-            return false;
-        };
-        let key = (def.group, def.plural);
-        self.strategies.retain(|(k, _)| *k != key);
-        self.strategies.push((key, strategy));
-        true
-    }
-
-    /// The strategy of a resource: its own, or the generic one.
-    pub fn strategy(&self, def: &ResourceDef) -> &dyn Strategy {
-        self.strategies
-            .iter()
-            .find(|((g, p), _)| *g == def.group && *p == def.plural)
-            .map(|(_, s)| s.as_ref())
-            .unwrap_or(&GENERIC)
-    }
-
     /// Every resource, in discovery order.
     pub fn all(&self) -> &[ResourceDef] {
         &self.resources
@@ -1482,61 +1396,5 @@ mod tests {
         ] {
             assert_eq!(r.get(g, v, p).unwrap().key(ns, "x"), key);
         }
-    }
-
-    #[derive(Debug)]
-    struct NoNamespacesNamedTest;
-
-    impl Strategy for NoNamespacesNamedTest {
-        fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-            let mut errs = GenericStrategy.validate_create(def, obj);
-            if obj.pointer("/metadata/name").and_then(Value::as_str) == Some("test") {
-                errs.push(FieldError::forbidden("metadata.name", "reserved"));
-            }
-            errs
-        }
-    }
-
-    #[test]
-    fn strategies_default_to_generic_rules_and_can_be_replaced() {
-        use serde_json::json;
-        let mut r = Registry::default();
-        let ns = r.get("", "v1", "namespaces").unwrap().clone();
-        let svc = r.get("", "v1", "services").unwrap().clone();
-        let generic = r.strategy(&ns);
-        // Names by the kind's rule, scope by the row.
-        assert!(generic
-            .validate_create(&ns, &json!({"metadata": {"name": "team-a"}}))
-            .is_empty());
-        assert_eq!(
-            generic.validate_create(&ns, &json!({"metadata": {"name": "a.b"}}))[0].field,
-            "metadata.name"
-        );
-        assert_eq!(
-            r.strategy(&svc)
-                .validate_create(&svc, &json!({"metadata": {"name": "web"}}))[0]
-                .to_string(),
-            "metadata.namespace: Required value"
-        );
-        assert!(r.strategy(&svc).splits_status(&svc));
-        let cm = r.get("", "v1", "configmaps").unwrap().clone();
-        assert!(!r.strategy(&cm).splits_status(&cm));
-        assert_eq!(r.strategy(&svc).table_columns(&svc)[1].name, "Type");
-
-        assert!(r.set_strategy("", "namespaces", Arc::new(NoNamespacesNamedTest)));
-        assert!(!r.set_strategy("", "widgets", Arc::new(NoNamespacesNamedTest)));
-        let errs = r
-            .strategy(&ns)
-            .validate_create(&ns, &json!({"metadata": {"name": "test"}}));
-        assert_eq!(errs.len(), 1);
-        assert_eq!(errs[0].to_string(), "metadata.name: Forbidden: reserved");
-        // Other kinds keep the generic rules.
-        assert!(r
-            .strategy(&cm)
-            .validate_create(
-                &cm,
-                &json!({"metadata": {"name": "test", "namespace": "d"}})
-            )
-            .is_empty());
     }
 }
