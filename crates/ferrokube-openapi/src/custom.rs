@@ -40,6 +40,9 @@ pub struct CustomSchema {
     pub schema: Option<Value>,
     /// `spec.preserveUnknownFields`: v2 then publishes an untyped object.
     pub preserve_unknown_fields: bool,
+    /// The version's `selectableFields[].jsonPath` (`.spec.color`),
+    /// published as `x-kubernetes-selectable-fields`.
+    pub selectable_fields: Vec<String>,
 }
 
 /// `stable.example.com/v1/CronTab` → `com.example.stable.v1.CronTab`
@@ -99,6 +102,19 @@ pub(crate) fn publish(c: &CustomSchema) -> Published {
             (v3, v2)
         }
     };
+    let (mut v3, mut v2) = (v3, v2);
+    if !c.selectable_fields.is_empty() {
+        let fields: Vec<Value> = c
+            .selectable_fields
+            .iter()
+            .map(|p| json!({"fieldPath": p.trim_start_matches('.')}))
+            .collect();
+        for def in [&mut v3, &mut v2] {
+            if let Value::Object(def) = def {
+                def.insert("x-kubernetes-selectable-fields".into(), json!(fields));
+            }
+        }
+    }
     let list_name = definition_name(&c.group, &c.version, &c.list_kind);
     let list = json!({
         "description": format!("{} is a list of {}", c.list_kind, c.kind),

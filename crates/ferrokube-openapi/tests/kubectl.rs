@@ -374,6 +374,7 @@ fn setup_custom() -> (Server, Kubectl) {
             },
         })),
         preserve_unknown_fields: false,
+        selectable_fields: Vec::new(),
     };
     let server = serve(Served {
         api: OpenApi::build_with_custom(&resources, None, &[crontab]),

@@ -30,6 +30,7 @@ fn crontab() -> CustomSchema {
             },
         })),
         preserve_unknown_fields: false,
+        selectable_fields: Vec::new(),
     }
 }
 
@@ -181,4 +182,18 @@ fn without_custom_schemas_the_documents_are_unchanged() {
     let with = OpenApi::build_with_custom(&resources, None, &[]);
     assert_eq!(plain.v2().json, with.v2().json);
     assert_eq!(plain.v3_root_document().json, with.v3_root_document().json);
+}
+
+#[test]
+fn selectable_fields_are_published_in_both_documents() {
+    let mut c = crontab();
+    c.selectable_fields = vec![".spec.cronSpec".into(), ".spec.replicas".into()];
+    let p = publish(&c);
+    let want = json!([{"fieldPath": "spec.cronSpec"}, {"fieldPath": "spec.replicas"}]);
+    assert_eq!(p.v3["x-kubernetes-selectable-fields"], want);
+    assert_eq!(p.v2["x-kubernetes-selectable-fields"], want);
+    assert!(publish(&crontab())
+        .v3
+        .get("x-kubernetes-selectable-fields")
+        .is_none());
 }
