@@ -5,6 +5,7 @@ mod admission;
 pub mod allocator;
 pub mod authn;
 pub mod authz;
+mod binding;
 mod cert_rotation;
 mod continue_token;
 mod defaults;

@@ -33,7 +33,7 @@ use crate::watchcache::{CacheError, CachedObject, WatchCache};
 const CACHE_WAIT: Duration = Duration::from_secs(3);
 
 /// Attempts of a read-modify-write before giving up on conflicts.
-const UPDATE_ATTEMPTS: usize = 8;
+pub(crate) const UPDATE_ATTEMPTS: usize = 8;
 
 /// A result whose error is the Kubernetes `Status` the client gets.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -350,7 +350,7 @@ fn encode_members(
 }
 
 /// An object the store took: the bytes stored, at which revision.
-struct Stored {
+pub(crate) struct Stored {
     revision: Revision,
     bytes: Bytes,
     metadata_at: Option<usize>,
@@ -582,7 +582,7 @@ impl Rest {
 
     /// [`Rest::put`] of an object whose managedFields were kept as text
     /// (`managed`, see [`crate::lean`]).
-    async fn put_keeping<F, Fut>(
+    pub(crate) async fn put_keeping<F, Fut>(
         &self,
         key: &str,
         obj: &mut Value,
@@ -653,7 +653,12 @@ impl Rest {
     }
 
     /// The stored key/value of an object; 404 if there is none.
-    async fn get_stored(&self, def: &ResourceDef, ns: &str, name: &str) -> ApiResult<KeyValue> {
+    pub(crate) async fn get_stored(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+    ) -> ApiResult<KeyValue> {
         let key = self.key(def, ns, name);
         let resp = self
             .store
@@ -1509,112 +1514,6 @@ impl Rest {
                 Ok(v) => return Ok(Self::scale_of(&paths, &v)),
                 Err((_, true)) if precondition.is_none() => continue,
                 Err((e, _)) => return Err(e),
-            }
-        }
-        Err(ApiError::stale(def.group, def.plural, name))
-    }
-
-    /// POST `pods/<name>/binding`: assigns an unbound pod to a node, once.
-    pub async fn bind_pod(
-        &self,
-        def: &ResourceDef,
-        ns: &str,
-        name: &str,
-        binding: &Value,
-        opts: &WriteOptions,
-    ) -> ApiResult<()> {
-        let node = binding
-            .pointer("/target/name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                ApiError::invalid(
-                    "",
-                    "Binding",
-                    name,
-                    &[FieldError::required("target.name", "")],
-                )
-            })?
-            .to_string();
-        if let Some(kind) = binding.pointer("/target/kind").and_then(Value::as_str) {
-            if !kind.is_empty() && kind != "Node" {
-                return Err(ApiError::invalid(
-                    "",
-                    "Binding",
-                    name,
-                    &[FieldError::not_supported("target.kind", kind, &["Node"])],
-                ));
-            }
-        }
-        for _ in 0..UPDATE_ATTEMPTS {
-            // Binding leaves field ownership alone, so the pod's
-            // managedFields stay text (see `crate::lean`).
-            let kv = self.get_stored(def, ns, name).await?;
-            let lean = crate::lean::decode(&kv.value).map_err(|e| {
-                ApiError::internal(format!("stored object {} is not readable: {e}", kv.key))
-            })?;
-            let (old, managed) = (lean.object, lean.managed);
-            if let Some(uid) = binding
-                .pointer("/metadata/uid")
-                .and_then(Value::as_str)
-                .filter(|u| !u.is_empty())
-            {
-                if Some(uid) != meta_str(&old, "uid") {
-                    return Err(ApiError::conflict(
-                        def.group,
-                        def.plural,
-                        name,
-                        "the UID in the binding does not match the pod",
-                    ));
-                }
-            }
-            if let Some(current) = old
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .filter(|n| !n.is_empty())
-            {
-                return Err(ApiError::conflict(
-                    def.group,
-                    def.plural,
-                    name,
-                    &format!("pod {name} is already assigned to node {current:?}"),
-                ));
-            }
-            if old.pointer("/metadata/deletionTimestamp").is_some() {
-                return Err(ApiError::conflict(
-                    def.group,
-                    def.plural,
-                    name,
-                    &format!("pod {name} is being deleted, cannot be assigned to a host"),
-                ));
-            }
-            let mut new = old;
-            new["spec"]["nodeName"] = json!(node);
-            // The PodScheduled condition, as Kubernetes' binding sets it.
-            let cond = json!({"type": "PodScheduled", "status": "True", "lastProbeTime": null,
-                "lastTransitionTime": objectmeta::now_rfc3339()});
-            let conds = new["status"]["conditions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let mut conds: Vec<Value> = conds
-                .into_iter()
-                .filter(|c| c["type"] != "PodScheduled")
-                .collect();
-            conds.push(cond);
-            new["status"]["conditions"] = Value::Array(conds);
-            if opts.dry_run {
-                return Ok(());
-            }
-            match self
-                .put_keeping(&kv.key, &mut new, managed.as_deref(), |bytes| {
-                    self.store.update(&kv.key, bytes, kv.mod_revision, None)
-                })
-                .await?
-            {
-                Ok(_) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(def, name, e)),
             }
         }
         Err(ApiError::stale(def.group, def.plural, name))
