@@ -5,7 +5,7 @@
 //! a namespace waits for the finalizers of its spec and is `Terminating`
 //! while it does; Events are written with a lease, so they expire. (A
 //! Pod's binding and eviction are subresources of their own:
-//! `Rest::bind_pod`, [`crate::eviction`].)
+//! [`crate::binding`], [`crate::eviction`].)
 //!
 //! The generic path (`crate::rest`) asks [`KindStorage::of`] once and calls
 //! the hooks here, so it never names a kind.
