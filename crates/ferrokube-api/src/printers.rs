@@ -7,6 +7,7 @@
 
 use serde_json::{json, Value};
 
+mod admission;
 mod kinds;
 mod storage;
 
@@ -331,6 +332,7 @@ pub fn columns(group: &str, kind: &str) -> Vec<Column> {
         ],
         _ => kinds::columns(group, kind)
             .or_else(|| storage::columns(group, kind))
+            .or_else(|| admission::columns(group, kind))
             .unwrap_or_else(|| vec![NAME, c("Created At", "date", 0)]),
     }
 }
@@ -500,6 +502,7 @@ pub fn cells(group: &str, kind: &str, obj: &Value, now: i64) -> Vec<Value> {
         ("", "Event") => event_cells(obj, now),
         _ => kinds::cells(group, kind, obj, now)
             .or_else(|| storage::cells(group, kind, obj, now))
+            .or_else(|| admission::cells(group, kind, obj, now))
             .unwrap_or_else(|| vec![name(obj), json!(text(obj, "/metadata/creationTimestamp"))]),
     }
 }

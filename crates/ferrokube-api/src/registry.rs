@@ -134,6 +134,12 @@ fn sub(
     }
 }
 
+/// The group of dynamic admission's configuration.
+const ADMISSION: &str = "admissionregistration.k8s.io";
+
+/// The category of the kinds that extend the API (`kubectl get api-extensions`).
+const API_EXTENSIONS: &[&str] = &["api-extensions"];
+
 const GET_PATCH_UPDATE: &[&str] = &["get", "patch", "update"];
 
 fn status(group: &'static str, version: &'static str, kind: &'static str) -> Subresource {
@@ -741,6 +747,47 @@ pub fn builtin() -> Vec<ResourceDef> {
             ),
             status("certificates.k8s.io", "v1", "CertificateSigningRequest"),
         ]),
+        row(
+            ADMISSION,
+            "v1",
+            "MutatingWebhookConfiguration",
+            "mutatingwebhookconfigurations",
+            false,
+            NONE,
+            API_EXTENSIONS,
+            "/registry/mutatingwebhookconfigurations/",
+        ),
+        row(
+            ADMISSION,
+            "v1",
+            "ValidatingWebhookConfiguration",
+            "validatingwebhookconfigurations",
+            false,
+            NONE,
+            API_EXTENSIONS,
+            "/registry/validatingwebhookconfigurations/",
+        ),
+        row(
+            ADMISSION,
+            "v1",
+            "ValidatingAdmissionPolicy",
+            "validatingadmissionpolicies",
+            false,
+            NONE,
+            API_EXTENSIONS,
+            "/registry/validatingadmissionpolicies/",
+        )
+        .with_subs(vec![status(ADMISSION, "v1", "ValidatingAdmissionPolicy")]),
+        row(
+            ADMISSION,
+            "v1",
+            "ValidatingAdmissionPolicyBinding",
+            "validatingadmissionpolicybindings",
+            false,
+            NONE,
+            API_EXTENSIONS,
+            "/registry/validatingadmissionpolicybindings/",
+        ),
     ]
     .into_iter()
     .map(ResourceDef::finish)
@@ -1223,6 +1270,34 @@ mod tests {
             "certificates.k8s.io/v1",
             false,
             "CertificateSigningRequest",
+        ),
+        (
+            "mutatingwebhookconfigurations",
+            "",
+            "admissionregistration.k8s.io/v1",
+            false,
+            "MutatingWebhookConfiguration",
+        ),
+        (
+            "validatingwebhookconfigurations",
+            "",
+            "admissionregistration.k8s.io/v1",
+            false,
+            "ValidatingWebhookConfiguration",
+        ),
+        (
+            "validatingadmissionpolicies",
+            "",
+            "admissionregistration.k8s.io/v1",
+            false,
+            "ValidatingAdmissionPolicy",
+        ),
+        (
+            "validatingadmissionpolicybindings",
+            "",
+            "admissionregistration.k8s.io/v1",
+            false,
+            "ValidatingAdmissionPolicyBinding",
         ),
     ];
 

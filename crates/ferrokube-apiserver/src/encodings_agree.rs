@@ -284,6 +284,29 @@ fn objects() -> BTreeMap<&'static str, Value> {
         json!({"spec": {"signerName": "example.com/signer",
         "usages": ["client auth"], "request": csr_pem()}}),
     );
+    // Rules no other object of the test matches: no webhook is called.
+    let rules = json!([{"operations": ["CREATE"], "apiGroups": ["example.com"],
+        "apiVersions": ["v1"], "resources": ["widgets"]}]);
+    let hook = json!({"name": "w.example.com", "rules": rules,
+        "clientConfig": {"url": "https://127.0.0.1:1/w"}, "sideEffects": "None",
+        "failurePolicy": "Ignore", "admissionReviewVersions": ["v1"]});
+    add(
+        "MutatingWebhookConfiguration",
+        json!({"webhooks": [hook.clone()]}),
+    );
+    add(
+        "ValidatingWebhookConfiguration",
+        json!({"webhooks": [hook]}),
+    );
+    add(
+        "ValidatingAdmissionPolicy",
+        json!({"spec": {"matchConstraints": {"resourceRules": rules},
+        "validations": [{"expression": "true", "message": "never"}]}}),
+    );
+    add(
+        "ValidatingAdmissionPolicyBinding",
+        json!({"spec": {"policyName": "p", "validationActions": ["Deny"]}}),
+    );
     m
 }
 

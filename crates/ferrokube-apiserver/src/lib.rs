@@ -47,6 +47,7 @@ mod table;
 mod typed;
 mod validation;
 pub mod watchcache;
+mod webhook;
 mod wsstream;
 
 pub use server::{start, Local, RunningServer, ServerConfig};

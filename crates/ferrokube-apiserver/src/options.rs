@@ -82,6 +82,8 @@ pub struct DeleteOptions {
     pub(crate) propagation: Option<Propagation>,
     pub(crate) precondition_uid: Option<String>,
     pub(crate) precondition_resource_version: Option<String>,
+    /// Who deletes, when the handler knows (for admission webhooks).
+    pub(crate) user: Option<crate::authn::UserInfo>,
 }
 
 /// The decoded query string: parameter → values, in order.
@@ -263,6 +265,7 @@ impl Query {
             },
             precondition_uid: None,
             precondition_resource_version: None,
+            user: None,
         })
     }
 }

@@ -162,6 +162,8 @@ pub struct Rest {
     pub(crate) escalation: Option<crate::authz::escalation::Escalation>,
     /// The Pod Security admission's defaults and exemptions.
     pub(crate) pod_security: crate::podsecurity::Config,
+    /// Dynamic admission: webhook configurations parsed, connections kept.
+    pub(crate) webhooks: crate::webhook::Webhooks,
 }
 
 /// How long Events live by default (Kubernetes' `--event-ttl`).
@@ -188,6 +190,7 @@ impl Rest {
             event_ttl_seconds,
             escalation: None,
             pod_security: Default::default(),
+            webhooks: Default::default(),
         }
     }
 
@@ -812,6 +815,8 @@ impl Rest {
         // generation, a Job's selector), whatever the body's encoding.
         let mut obj = self.prepare_new(def, ns, &name, obj, typed, opts).await?;
         self.check_namespace(def, ns).await?;
+        let hook_req = crate::webhook::Request::write(def, "", ns, &name, None, opts);
+        crate::webhook::validate(self, &hook_req, Some(&obj)).await?;
         // ResourceQuota, the last admission: charged before the write.
         crate::quota::admit(self, def, ns, &name, None, &obj, opts.dry_run).await?;
         if opts.dry_run {
@@ -862,6 +867,8 @@ impl Rest {
         strategy.default(def, &mut obj);
         crate::admission::admit_create(self, def, ns, &mut obj, opts).await?;
         crate::kinds::admit_create(self, def, ns, &mut obj).await?;
+        let hook_req = crate::webhook::Request::write(def, "", ns, name, None, opts);
+        crate::webhook::mutate(self, &hook_req, Some(&mut obj)).await?;
         if let Some(escalation) = &self.escalation {
             escalation.check(def, ns, "", None, &obj, opts.user.as_ref())?;
         }
@@ -921,6 +928,10 @@ impl Rest {
         crate::admission::admit_update(self, def, ns, old, &mut new, subresource, opts)
             .await
             .map_err(|e| (e, false))?;
+        let hook_req = crate::webhook::Request::write(def, subresource, ns, name, Some(old), opts);
+        crate::webhook::mutate(self, &hook_req, Some(&mut new))
+            .await
+            .map_err(|e| (e, false))?;
         // What the kind's storage reserves and gives up (a Service's
         // addresses and ports with its type: crate::services).
         let realloc = if subresource.is_empty() {
@@ -976,6 +987,10 @@ impl Rest {
         if !errors.is_empty() {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }
+        let hook_req = crate::webhook::Request::write(def, subresource, ns, name, Some(old), opts);
+        crate::webhook::validate(self, &hook_req, Some(&new))
+            .await
+            .map_err(|e| (e, false))?;
         let warnings = strategy.warnings_on_update(def, old, &new);
         if !warnings.is_empty() {
             opts.warnings.lock().extend(warnings);
@@ -1189,6 +1204,7 @@ impl Rest {
         for _ in 0..UPDATE_ATTEMPTS {
             let (mut obj, kv) = self.get_kv(def, ns, name).await?;
             check_delete_preconditions(def, name, opts, &obj, &kv)?;
+            crate::webhook::admit_delete(self, def, ns, name, &obj, opts).await?;
             let fins = deletion_finalizers(storage, opts, &obj);
             // A graceful deletion (a bound pod's) waits its grace period.
             let grace = strategy.deletion_grace_period(def, &obj, opts.grace_period_seconds);

@@ -429,6 +429,7 @@ pub async fn start(
                 rbac,
             }),
             pod_security,
+            webhooks: Default::default(),
         },
         tokens,
         sa_keys,
@@ -1378,8 +1379,10 @@ async fn generic_request(
         }
         "delete" => {
             let opts = query.delete_options()?;
+            let user = req.extensions().get::<UserInfo>().cloned();
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
-            let opts = Rest::delete_options(opts, &body)?;
+            let mut opts = Rest::delete_options(opts, &body)?;
+            opts.user = user;
             crate::admission::refuse_system_priority_class_delete(def, name)?;
             let obj = rest.delete(def, ns, name, &opts).await?;
             object_response(rest, StatusCode::OK, def, &obj, None, &accept, query)
@@ -1402,8 +1405,10 @@ async fn delete_collection_request(
     let content_type = header_str(&req, header::CONTENT_TYPE).to_string();
     let list_opts = query.list_options()?;
     let opts = query.delete_options()?;
+    let user = req.extensions().get::<UserInfo>().cloned();
     let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
-    let opts = Rest::delete_options(opts, &body)?;
+    let mut opts = Rest::delete_options(opts, &body)?;
+    opts.user = user;
     let filter = app.rest.filter(def, &list_opts, "")?;
     let deleted = app
         .rest

@@ -723,6 +723,10 @@ pub(crate) async fn serve(
         .ok_or_else(ApiError::no_such_path)?;
     let pod = rest.get(&pods, ns, name).await?;
     let (path, pairs) = kubelet_target(&pod, info, query)?;
+    if upgrade {
+        let user = req.extensions().get::<crate::authn::UserInfo>();
+        crate::webhook::admit_connect(rest, &pods, sub, ns, name, user, query).await?;
+    }
     if upgrade && !req.headers().contains_key(header::UPGRADE) {
         return Err(ApiError::bad_request("Upgrade request required"));
     }

@@ -117,6 +117,10 @@ kinds! {
     ("storage.k8s.io", "v1", "CSINode", api::storage::v1::CSINode),
     ("storage.k8s.io", "v1", "VolumeAttachment", api::storage::v1::VolumeAttachment),
     ("storage.k8s.io", "v1", "CSIStorageCapacity", api::storage::v1::CSIStorageCapacity),
+    ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration", api::admissionregistration::v1::MutatingWebhookConfiguration),
+    ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration", api::admissionregistration::v1::ValidatingWebhookConfiguration),
+    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy", api::admissionregistration::v1::ValidatingAdmissionPolicy),
+    ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding", api::admissionregistration::v1::ValidatingAdmissionPolicyBinding),
 }
 
 /// Paths of fields present (and not null) in `input` but gone from `typed`.

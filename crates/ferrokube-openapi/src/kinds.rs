@@ -120,6 +120,18 @@ pub(crate) fn register(
         }
         ("storage.k8s.io", "v1", "CSIDriver") => add::<api::storage::v1::CSIDriver>(generator),
         ("storage.k8s.io", "v1", "CSINode") => add::<api::storage::v1::CSINode>(generator),
+        ("admissionregistration.k8s.io", "v1", "MutatingWebhookConfiguration") => {
+            add::<api::admissionregistration::v1::MutatingWebhookConfiguration>(generator)
+        }
+        ("admissionregistration.k8s.io", "v1", "ValidatingWebhookConfiguration") => {
+            add::<api::admissionregistration::v1::ValidatingWebhookConfiguration>(generator)
+        }
+        ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicy") => {
+            add::<api::admissionregistration::v1::ValidatingAdmissionPolicy>(generator)
+        }
+        ("admissionregistration.k8s.io", "v1", "ValidatingAdmissionPolicyBinding") => {
+            add::<api::admissionregistration::v1::ValidatingAdmissionPolicyBinding>(generator)
+        }
         ("storage.k8s.io", "v1", "VolumeAttachment") => {
             add::<api::storage::v1::VolumeAttachment>(generator)
         }

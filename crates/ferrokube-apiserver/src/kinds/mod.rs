@@ -12,6 +12,7 @@
 //! registry strategies (`crate::strategy`); the REST handlers call in here
 //! only for the admission these modules hold ([`admit_create`]).
 
+pub(crate) mod admissionregistration;
 pub(crate) mod batch;
 pub(crate) mod certificates;
 pub(crate) mod flowcontrol;

@@ -53,6 +53,7 @@ async fn env_with(config: Config) -> Env {
         event_ttl_seconds: 3600,
         escalation: None,
         pod_security: config,
+        webhooks: Default::default(),
     };
     rest.ensure_namespaces(&["default"]).await.unwrap();
     Env {

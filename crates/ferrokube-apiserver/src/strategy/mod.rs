@@ -50,6 +50,7 @@ macro_rules! typed_fields {
     };
 }
 
+mod admissionregistration;
 mod apps;
 mod autoscaling;
 mod batch;
@@ -241,6 +242,7 @@ pub(crate) fn builtin(def: &ResourceDef) -> std::sync::Arc<dyn Strategy> {
         "flowcontrol.apiserver.k8s.io" => flowcontrol::strategy(def.kind),
         "storage.k8s.io" => storage::strategy(def.kind),
         "certificates.k8s.io" => certificates::strategy(def.kind),
+        "admissionregistration.k8s.io" => admissionregistration::strategy(def.kind),
         _ => None,
     };
     by_group.unwrap_or_else(|| std::sync::Arc::new(Generic))

@@ -1,0 +1,389 @@
+//! HTTPS to webhooks: the Service resolved to one of its ready endpoints
+//! (as Kubernetes' endpoint service resolver does) or the URL's host, the
+//! server's certificate checked against the webhook's `caBundle` only, for
+//! `<service>.<namespace>.svc` (or the URL's host); connections kept for
+//! the next call. Errors read as Go's HTTP client writes them, after
+//! `Post "<url>": `.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use parking_lot::Mutex;
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::Value;
+
+use super::config::Endpoint;
+use crate::rest::Rest;
+
+/// Where one call goes.
+#[derive(Debug, Clone)]
+pub(super) struct Resolved {
+    /// The URL as errors show it, `?timeout=` included.
+    pub(super) shown: String,
+    /// The name the certificate must carry.
+    pub(super) server_name: String,
+    pub(super) addr: SocketAddr,
+    /// `Host` header.
+    pub(super) host: String,
+    /// Path and query of the request.
+    pub(super) path: String,
+}
+
+/// The `timeout` query parameter: whole seconds, rounded up.
+fn timeout_param(timeout: Duration) -> String {
+    format!("timeout={}s", timeout.as_secs_f64().ceil() as u64)
+}
+
+/// Finds where `endpoint` is reached now. The error is the resolver's (it
+/// is shown after the URL, as Kubernetes' dialer shows it).
+pub(super) async fn resolve(
+    rest: &Rest,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<Resolved, (String, String)> {
+    match endpoint {
+        Endpoint::Service {
+            namespace,
+            name,
+            port,
+            path,
+        } => {
+            let server_name = format!("{name}.{namespace}.svc");
+            let host = format!("{server_name}:{port}");
+            let path = format!(
+                "{}?{}",
+                if path.is_empty() { "/" } else { path },
+                timeout_param(timeout)
+            );
+            let shown = format!("https://{host}{path}");
+            let addr =
+                service_endpoint(rest, namespace, name, *port).map_err(|e| (shown.clone(), e))?;
+            Ok(Resolved {
+                shown,
+                server_name,
+                addr,
+                host,
+                path,
+            })
+        }
+        Endpoint::Url(url) => resolve_url(url, timeout).await,
+    }
+}
+
+async fn resolve_url(url: &str, timeout: Duration) -> Result<Resolved, (String, String)> {
+    let rest = url.strip_prefix("https://").unwrap_or(url);
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let path = format!("{path}?{}", timeout_param(timeout));
+    let shown = format!("https://{authority}{path}");
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
+            Ok(p) => (h, p),
+            Err(_) => (authority, 443),
+        },
+        _ => (authority, 443),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = match host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port),
+        Err(_) => tokio::net::lookup_host((host, port))
+            .await
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                (
+                    shown.clone(),
+                    format!("dial tcp: lookup {host}: no such host"),
+                )
+            })?,
+    };
+    Ok(Resolved {
+        shown,
+        server_name: host.to_string(),
+        addr,
+        host: authority.to_string(),
+        path,
+    })
+}
+
+/// One ready endpoint of Service `namespace/name` for its port `port`,
+/// picked at random (Kubernetes' `ResolveEndpoint` messages).
+fn service_endpoint(
+    rest: &Rest,
+    namespace: &str,
+    name: &str,
+    port: u16,
+) -> Result<SocketAddr, String> {
+    let read = |plural: &str| -> Option<Value> {
+        let def = rest.registry.get("", "v1", plural)?;
+        let cache = rest.cache.resource(def.storage_prefix)?;
+        let o = cache.get(&format!("{}{namespace}/{name}", def.storage_prefix))?;
+        serde_json::from_slice(&o.json).ok()
+    };
+    let svc = read("services").ok_or_else(|| format!("service {name:?} not found"))?;
+    let port_name = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))
+        .map(|p| {
+            p.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        })
+        .ok_or_else(|| format!("no service port {port} found for service {name:?}"))?;
+    let no_endpoints = || format!("no endpoints available for service {name:?}");
+    let eps = read("endpoints").ok_or_else(no_endpoints)?;
+    let mut addrs = Vec::new();
+    for subset in eps
+        .get("subsets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let Some(p) = subset
+            .get("ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == port_name)
+            .and_then(|p| p.get("port").and_then(Value::as_u64))
+            .and_then(|p| u16::try_from(p).ok())
+        else {
+            continue;
+        };
+        addrs.extend(
+            subset
+                .get("addresses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.get("ip")?.as_str()?.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, p)),
+        );
+    }
+    if addrs.is_empty() {
+        return Err(no_endpoints());
+    }
+    Ok(addrs[rand::random::<u32>() as usize % addrs.len()])
+}
+
+/// Idle connections are keyed by address, server name and CA bundle.
+type PoolKey = (SocketAddr, String, Arc<Vec<u8>>);
+
+/// Connections and TLS configurations to webhooks.
+#[derive(Default)]
+pub(super) struct Client {
+    idle: Mutex<HashMap<PoolKey, Vec<SendRequest<Full<Bytes>>>>>,
+    tls: Mutex<HashMap<Arc<Vec<u8>>, Arc<rustls::ClientConfig>>>,
+}
+
+/// At most this many idle connections are kept per webhook address.
+const IDLE_PER_KEY: usize = 16;
+
+impl Client {
+    /// POSTs `body` (JSON) and returns the answer's body. The error is the
+    /// text Kubernetes shows after `failed to call webhook: `.
+    pub(super) async fn post(
+        &self,
+        to: &Resolved,
+        ca: &Arc<Vec<u8>>,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Bytes, String> {
+        let call = self.call(to, ca, Bytes::from(body));
+        match tokio::time::timeout(timeout, call).await {
+            Ok(Ok(b)) => Ok(b),
+            Ok(Err(e)) => Err(format!("Post {:?}: {e}", to.shown)),
+            Err(_) => Err(format!("Post {:?}: context deadline exceeded", to.shown)),
+        }
+    }
+
+    async fn call(&self, to: &Resolved, ca: &Arc<Vec<u8>>, body: Bytes) -> Result<Bytes, String> {
+        let key: PoolKey = (to.addr, to.server_name.clone(), ca.clone());
+        let mut sender = match self.take_idle(&key).await {
+            Some(s) => s,
+            None => self.dial(to, ca).await?,
+        };
+        let req = hyper::Request::post(&to.path)
+            .header(hyper::header::HOST, &to.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json, */*")
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        if !sender.is_closed() {
+            let mut idle = self.idle.lock();
+            let list = idle.entry(key).or_default();
+            if list.len() < IDLE_PER_KEY {
+                list.push(sender);
+            }
+        }
+        if !status.is_success() {
+            return Err(status_error(status.as_u16(), &bytes));
+        }
+        Ok(bytes)
+    }
+
+    async fn take_idle(&self, key: &PoolKey) -> Option<SendRequest<Full<Bytes>>> {
+        loop {
+            let mut s = self.idle.lock().get_mut(key)?.pop()?;
+            if !s.is_closed() && s.ready().await.is_ok() {
+                return Some(s);
+            }
+        }
+    }
+
+    fn tls_config(&self, ca: &Arc<Vec<u8>>) -> Result<Arc<rustls::ClientConfig>, String> {
+        if let Some(cfg) = self.tls.lock().get(ca) {
+            return Ok(cfg.clone());
+        }
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(ca).flatten() {
+            let _ = roots.add(cert);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let cfg = Arc::new(cfg);
+        self.tls.lock().insert(ca.clone(), cfg.clone());
+        Ok(cfg)
+    }
+
+    async fn dial(
+        &self,
+        to: &Resolved,
+        ca: &Arc<Vec<u8>>,
+    ) -> Result<SendRequest<Full<Bytes>>, String> {
+        let tcp = tokio::net::TcpStream::connect(to.addr)
+            .await
+            .map_err(|e| format!("dial tcp {}: {}", to.addr, connect_error(&e)))?;
+        let _ = tcp.set_nodelay(true);
+        let name = match to.server_name.parse::<IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(to.server_name.clone()).map_err(|e| e.to_string())?,
+        };
+        let tls = tokio_rustls::TlsConnector::from(self.tls_config(ca)?)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| tls_error(&e))?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| e.to_string())?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "a webhook connection ended");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// Go's words for a failed connect.
+fn connect_error(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+        std::io::ErrorKind::TimedOut => "i/o timeout".to_string(),
+        _ => format!("connect: {e}"),
+    }
+}
+
+/// Go's words for a certificate the CA bundle does not vouch for.
+fn tls_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    if text.contains("UnknownIssuer") {
+        "tls: failed to verify certificate: x509: certificate signed by unknown authority"
+            .to_string()
+    } else if text.contains("NotValidForName") {
+        "tls: failed to verify certificate: x509: certificate is not valid for the requested name"
+            .to_string()
+    } else {
+        format!("tls: {text}")
+    }
+}
+
+/// client-go's error for an answer that is not a success.
+fn status_error(code: u16, body: &[u8]) -> String {
+    if code == 404 {
+        return "the server could not find the requested resource".to_string();
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        format!(
+            "the server responded with the status code {code} but did not return more information"
+        )
+    } else {
+        format!("an error on the server ({text:?}) has prevented the request from succeeding")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_are_shown_with_the_timeout_and_reached_at_their_host() {
+        let r = resolve_url("https://127.0.0.1:8443/validate", Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(r.shown, "https://127.0.0.1:8443/validate?timeout=10s");
+        assert_eq!(r.addr, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(r.server_name, "127.0.0.1");
+        assert_eq!(r.path, "/validate?timeout=10s");
+        let r = resolve_url("https://127.0.0.1", Duration::from_millis(2500))
+            .await
+            .unwrap();
+        assert_eq!(r.shown, "https://127.0.0.1/?timeout=3s");
+        assert_eq!(r.addr.port(), 443);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_reads_as_gos() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let to = resolve_url(
+            &format!("https://127.0.0.1:{port}/v"),
+            Duration::from_secs(1),
+        )
+        .await
+        .unwrap();
+        let err = Client::default()
+            .post(
+                &to,
+                &Arc::new(Vec::new()),
+                b"{}".to_vec(),
+                Duration::from_secs(1),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            format!("Post \"https://127.0.0.1:{port}/v?timeout=1s\": dial tcp 127.0.0.1:{port}: connect: connection refused")
+        );
+    }
+}
