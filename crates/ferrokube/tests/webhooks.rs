@@ -338,3 +338,57 @@ fn configurations_are_validated_with_kubernetes_messages() {
         assert!(err.contains(want), "missing {want:?} in {err}");
     }
 }
+
+/// Latency of `n` ConfigMap creates, one at a time, over HTTPS with a
+/// kube client: (p50, p99) in microseconds.
+async fn create_latencies(client: &kube::Client, prefix: &str, n: usize) -> (u128, u128) {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "default");
+    let mut took = Vec::with_capacity(n);
+    for i in 0..n {
+        let cm: ConfigMap = serde_json::from_value(configmap(&format!("{prefix}-{i}"), "k")).unwrap();
+        let start = std::time::Instant::now();
+        api.create(&kube::api::PostParams::default(), &cm).await.unwrap();
+        took.push(start.elapsed().as_micros());
+    }
+    took.sort_unstable();
+    (took[n / 2], took[n * 99 / 100])
+}
+
+/// The benchmark of issue 17: what a validating webhook that allows
+/// everything adds to a create (p50/p99 of 500 creates with and without
+/// it). Figures, not a pass/fail: `cargo test -p ferrokube --test webhooks
+/// -- --ignored --nocapture latency`.
+#[test]
+#[ignore = "a benchmark: prints figures"]
+fn latency_added_by_a_validating_webhook() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = start_webhook();
+    let (_, mut validating) = configurations(&hook);
+    validating["webhooks"][0]["clientConfig"]["url"] =
+        json!(format!("https://127.0.0.1:{}/allow", hook.port));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(async {
+        let kc = kube::config::Kubeconfig::read_from(c.kubeconfig()).unwrap();
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+            .await
+            .unwrap();
+        kube::Client::try_from(cfg).unwrap()
+    });
+    const N: usize = 500;
+    rt.block_on(create_latencies(&client, "warm", 50));
+    let without = rt.block_on(create_latencies(&client, "plain", N));
+    let v = write(dir.path(), "v.json", &validating);
+    c.kubectl_ok(&["apply", "-f", &v]);
+    rt.block_on(create_latencies(&client, "warm-hook", 50));
+    let with = rt.block_on(create_latencies(&client, "hooked", N));
+    println!("ConfigMap create latency, {N} sequential creates over HTTPS (µs):");
+    println!("  without webhook: p50 {:>6}  p99 {:>6}", without.0, without.1);
+    println!("  with webhook:    p50 {:>6}  p99 {:>6}", with.0, with.1);
+    println!(
+        "  added:           p50 {:>6}  p99 {:>6}",
+        with.0 as i128 - without.0 as i128,
+        with.1 as i128 - without.1 as i128
+    );
+}
