@@ -5,6 +5,11 @@
 //! webhook that cannot be reached under `failurePolicy: Fail`, and lets
 //! requests through under `Ignore`.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "the webhook server and its certificates are test fixtures: a failure is the test's"
+)]
+
 mod common;
 
 use std::convert::Infallible;
@@ -346,9 +351,12 @@ async fn create_latencies(client: &kube::Client, prefix: &str, n: usize) -> (u12
     let api: kube::Api<ConfigMap> = kube::Api::namespaced(client.clone(), "default");
     let mut took = Vec::with_capacity(n);
     for i in 0..n {
-        let cm: ConfigMap = serde_json::from_value(configmap(&format!("{prefix}-{i}"), "k")).unwrap();
+        let cm: ConfigMap =
+            serde_json::from_value(configmap(&format!("{prefix}-{i}"), "k")).unwrap();
         let start = std::time::Instant::now();
-        api.create(&kube::api::PostParams::default(), &cm).await.unwrap();
+        api.create(&kube::api::PostParams::default(), &cm)
+            .await
+            .unwrap();
         took.push(start.elapsed().as_micros());
     }
     took.sort_unstable();
@@ -384,7 +392,10 @@ fn latency_added_by_a_validating_webhook() {
     rt.block_on(create_latencies(&client, "warm-hook", 50));
     let with = rt.block_on(create_latencies(&client, "hooked", N));
     println!("ConfigMap create latency, {N} sequential creates over HTTPS (µs):");
-    println!("  without webhook: p50 {:>6}  p99 {:>6}", without.0, without.1);
+    println!(
+        "  without webhook: p50 {:>6}  p99 {:>6}",
+        without.0, without.1
+    );
     println!("  with webhook:    p50 {:>6}  p99 {:>6}", with.0, with.1);
     println!(
         "  added:           p50 {:>6}  p99 {:>6}",

@@ -123,7 +123,7 @@ fn service_endpoint(
     port: u16,
 ) -> Result<SocketAddr, String> {
     let read = |plural: &str| -> Option<Value> {
-        let def = rest.registry.get("", "v1", plural)?;
+        let def = rest.kinds.get("", "v1", plural)?;
         let cache = rest.cache.resource(def.storage_prefix)?;
         let o = cache.get(&format!("{}{namespace}/{name}", def.storage_prefix))?;
         serde_json::from_slice(&o.json).ok()

@@ -187,7 +187,7 @@ impl Configs {
             ("validatingwebhookconfigurations", &self.validating)
         };
         let Some(cache) = rest
-            .registry
+            .kinds
             .get("admissionregistration.k8s.io", "v1", plural)
             .and_then(|def| rest.cache.resource(def.storage_prefix))
         else {

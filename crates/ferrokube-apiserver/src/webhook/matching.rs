@@ -111,7 +111,7 @@ pub(super) fn namespace_labels(
     if !req.def.namespaced || req.namespace.is_empty() {
         return None;
     }
-    let def = rest.registry.get("", "v1", "namespaces")?;
+    let def = rest.kinds.get("", "v1", "namespaces")?;
     let cache = rest.cache.resource(def.storage_prefix)?;
     let ns = cache.get(&format!("{}{}", def.storage_prefix, req.namespace));
     Some(ns.map(|o| o.labels.clone()).unwrap_or_default())
