@@ -426,6 +426,7 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
             node_name: "test-node".into(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            max_mutating_in_flight: 200,
             authorization_modes: vec![crate::authz::Mode::AlwaysAllow],
             admission_control_config_file: None,
         },

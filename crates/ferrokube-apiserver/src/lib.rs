@@ -3,6 +3,7 @@
 
 mod admission;
 pub mod allocator;
+mod apf;
 pub mod authn;
 pub mod authz;
 mod binding;

@@ -19,7 +19,6 @@ use http::{header, Method, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
 use hyper::body::Frame;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::authn::{ClientCertAuthenticator, TokenAuthenticator, UserInfo};
@@ -84,9 +83,12 @@ pub struct ServerConfig {
     pub node_name: String,
     /// The service network, e.g. `10.43.0.0/16`.
     pub service_cidr: String,
-    /// Requests served at once (long-running ones aside); more are answered
-    /// 429 Too Many Requests.
+    /// Kubernetes' `--max-requests-inflight`: with
+    /// `max_mutating_in_flight`, the seats API priority and fairness
+    /// shares among the priority levels (long-running requests aside).
     pub max_in_flight: usize,
+    /// Kubernetes' `--max-mutating-requests-inflight` (default 200).
+    pub max_mutating_in_flight: usize,
     /// The authorization modes, in order (`--authorization-mode`); the
     /// group `system:masters` is allowed before them.
     pub authorization_modes: Vec<crate::authz::Mode>,
@@ -169,7 +171,8 @@ struct App {
     ca_pem: String,
     tokens: TokenAuthenticator,
     sa_keys: Arc<crate::satoken::TokenKeys>,
-    in_flight: Semaphore,
+    /// API priority and fairness: classifies and queues requests.
+    apf: crate::apf::Apf,
     metrics: crate::metrics::Metrics,
     kubelet: crate::streaming::KubeletClient,
     /// Decides what each authenticated request may do (and answers the
@@ -347,7 +350,7 @@ async fn ensure_cluster_objects(rest: &Rest, port: u16) -> anyhow::Result<()> {
         .await?;
     rest.ensure_kubernetes_service(port).await?;
     crate::admission::ensure_system_priority_classes(rest).await?;
-    crate::kinds::ensure_mandatory_objects(rest).await?;
+    crate::apf::ensure_configuration_objects(rest).await?;
     crate::authz::bootstrap::reconcile(rest)
         .await
         .context("reconciling the bootstrap RBAC policy")
@@ -414,6 +417,11 @@ pub async fn start(
         &config.authorization_modes,
         &rbac,
     ));
+    let apf = crate::apf::Apf::new(
+        &registry,
+        &cache,
+        config.max_in_flight + config.max_mutating_in_flight,
+    );
     let app = Arc::new(App {
         data_dir: config.data_dir.clone(),
         ca_pem: pki.ca_cert_pem.clone(),
@@ -433,7 +441,7 @@ pub async fn start(
         },
         tokens,
         sa_keys,
-        in_flight: Semaphore::new(config.max_in_flight.max(1)),
+        apf,
         metrics: Default::default(),
         kubelet: crate::streaming::KubeletClient::new(
             &pki.kubelet_client_cert_pem,
@@ -720,49 +728,61 @@ async fn handle(
         Ok(user) => user,
         Err(refusal) => return impersonation_refused(&req, refusal),
     };
-    // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
-    req.extensions_mut().insert(user);
     let query = Query::parse(req.uri().query());
     let watch_flag = matches!(query.get("watch"), Some("true" | "1" | ""));
     let info = request_info::parse(req.method().as_str(), &path, watch_flag);
-    if let Err(e) = authorize(&app, request_attributes(&req, &info, &path, &query)).await {
+    // As Kubernetes: priority and fairness after impersonation, before
+    // authorization; the seat is held until the response is made (a
+    // watch's, until it has started).
+    let ticket = match app.apf.admit(&user, &info, &path).await {
+        Ok(ticket) => ticket,
+        Err(refused) => return refused,
+    };
+    // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
+    req.extensions_mut().insert(user);
+    let mut response = admitted(&app, req, &info, &path, &query).await;
+    ticket.stamp(&mut response);
+    response
+}
+
+/// Serves a request priority and fairness admitted.
+async fn admitted(
+    app: &Arc<App>,
+    req: Request<RequestBody>,
+    info: &RequestInfo,
+    path: &str,
+    query: &Query,
+) -> Response<Body> {
+    if let Err(e) = authorize(app, request_attributes(&req, info, path, query)).await {
         return error_response(&e);
     }
-    // Watches and the streaming subresources hold no in-flight slot.
-    let long_running = info.verb == "watch"
-        || info.subresource == "proxy"
-        || (info.resource == "pods"
-            && matches!(
-                info.subresource.as_str(),
-                "log" | "exec" | "attach" | "portforward"
-            ));
-    let _permit = if long_running {
-        None
-    } else {
-        match app.in_flight.try_acquire() {
-            Ok(p) => Some(p),
-            Err(_) => return error_response(&ApiError::too_many_requests(1)),
-        }
-    };
     if path == "/metrics" {
-        let text = app.metrics.render(app.rest.cache.revision());
+        let mut text = app.metrics.render(app.rest.cache.revision());
+        text.push_str(&app.apf.metrics());
         return full(
             StatusCode::OK,
             "text/plain; version=0.0.4",
             Bytes::from(text),
         );
     }
+    if let Some(table) = app.apf.debug_dump(path) {
+        return full(
+            StatusCode::OK,
+            "text/plain; charset=utf-8",
+            Bytes::from(table),
+        );
+    }
     if path == crate::authz::bootstrap::NODE_CREDENTIALS_PATH {
-        return match node_credentials(&app, req).await {
+        return match node_credentials(app, req).await {
             Ok(r) => r,
             Err(e) => error_response(&e),
         };
     }
     let started = std::time::Instant::now();
     let result = if info.is_resource_request {
-        resource_request(&app, req, &info, &query).await
+        resource_request(app, req, info, query).await
     } else {
-        non_resource(&app, &req, &path)
+        non_resource(app, &req, path)
     };
     let response = match result {
         Ok(r) => r,

@@ -173,6 +173,7 @@ async fn start_switchable_server() -> (
             node_name: "test-node".into(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            max_mutating_in_flight: 200,
             authorization_modes: vec![ferrokube_apiserver::authz::Mode::AlwaysAllow],
             admission_control_config_file: None,
         },

@@ -51,6 +51,7 @@ impl TestApi {
             node_name: "test-node".into(),
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
+            max_mutating_in_flight: 200,
             authorization_modes: modes.to_vec(),
             admission_control_config_file: None,
         };

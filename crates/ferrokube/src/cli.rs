@@ -207,9 +207,17 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value_t = 10250)]
     pub kubelet_port: u16,
 
-    /// Requests served at once (watches excepted); more get 429.
+    /// Kubernetes' limit on non-mutating requests served at once; with
+    /// `--max-mutating-requests-inflight`, the seats API priority and
+    /// fairness shares among the priority levels (long-running requests
+    /// excepted); requests beyond a level's share queue or get 429.
     #[arg(long, default_value_t = 400)]
     pub max_requests_inflight: usize,
+
+    /// Kubernetes' limit on mutating requests served at once (see
+    /// `--max-requests-inflight`).
+    #[arg(long, default_value_t = 200)]
+    pub max_mutating_requests_inflight: usize,
 
     /// Seconds between automatic compactions of the datastore's history.
     #[arg(long, default_value_t = 300)]

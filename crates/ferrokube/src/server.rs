@@ -34,6 +34,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         node_name: node_name.clone(),
         service_cidr: args.service_cidr.clone(),
         max_in_flight: args.max_requests_inflight,
+        max_mutating_in_flight: args.max_mutating_requests_inflight,
         authorization_modes: args.authorization_mode.0.clone(),
         admission_control_config_file: args.admission_control_config_file.clone(),
     };

@@ -1,22 +1,14 @@
 //! `flowcontrol.apiserver.k8s.io/v1`: FlowSchema and
 //! PriorityLevelConfiguration with Kubernetes' defaults and validation, and
-//! the mandatory `exempt` and `catch-all` objects of each kind, made at
-//! start as Kubernetes' APF bootstrap makes them (with their `Dangling`
-//! status condition). The objects are stored and served; requests are not
-//! classified or queued by them (see ARCHITECTURE.md).
+//! the mandatory `exempt` and `catch-all` objects of each kind as
+//! Kubernetes' APF bootstrap has them (made at start by
+//! [`crate::apf`], which classifies and queues requests by these objects).
 
 use ferrokube_api::status::FieldError;
 use ferrokube_api::validation::{is_dns1123_label, is_dns1123_subdomain};
 use serde_json::{json, Value};
 
 use super::meta::{array, text};
-use crate::options::WriteOptions;
-use crate::rest::Rest;
-
-/// The manager of the bootstrap objects' spec, as in Kubernetes.
-const PRODUCER: &str = "api-priority-and-fairness-config-producer-v1";
-/// The manager of their status.
-const CONSUMER: &str = "api-priority-and-fairness-config-consumer-v1";
 
 pub(crate) fn default_flow_schema(obj: &mut Value) {
     if let Some(spec) = obj.get_mut("spec").and_then(Value::as_object_mut) {
@@ -599,50 +591,6 @@ pub(crate) fn mandatory_objects() -> Vec<(&'static str, Value)> {
                     "rules": match_everything(json!([group("system:unauthenticated"), group("system:authenticated")]))}}),
         ),
     ]
-}
-
-/// Creates the mandatory FlowSchemas and PriorityLevelConfigurations that
-/// are missing, and gives each FlowSchema its `Dangling` condition.
-pub(crate) async fn ensure_mandatory_objects(rest: &Rest) -> anyhow::Result<()> {
-    let opts = WriteOptions {
-        manager: PRODUCER.into(),
-        ..Default::default()
-    };
-    for (plural, obj) in mandatory_objects() {
-        let Some(def) = rest.kinds.get("flowcontrol.apiserver.k8s.io", "v1", plural) else {
-            continue;
-        };
-        let name = text(&obj, "/metadata/name").to_string();
-        let created = match rest.create(&def, "", obj, &opts).await {
-            Ok(o) => o,
-            Err(e) if e.code == 409 => continue,
-            Err(e) => anyhow::bail!("creating the {plural} {name}: {e}"),
-        };
-        tracing::info!(kind = def.kind, name, "created a mandatory APF object");
-        if plural != "flowschemas" {
-            continue;
-        }
-        let level = text(&created, "/spec/priorityLevelConfiguration/name").to_string();
-        let mut with_status = created.clone();
-        with_status["status"] = json!({"conditions": [{
-            "type": "Dangling",
-            "status": "False",
-            "lastTransitionTime": crate::objectmeta::now_rfc3339(),
-            "reason": "Found",
-            "message": format!("This FlowSchema references the PriorityLevelConfiguration object named {level:?} and it exists"),
-        }]});
-        let status_opts = WriteOptions {
-            manager: CONSUMER.into(),
-            ..Default::default()
-        };
-        if let Err(e) = rest
-            .update(&def, "", &name, with_status, "status", &status_opts)
-            .await
-        {
-            tracing::warn!(name, error = %e, "could not set a FlowSchema's status");
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use serde_json::Value;
 
 use crate::rest::Rest;
 
-pub(crate) use flowcontrol::ensure_mandatory_objects;
+pub(crate) use flowcontrol::mandatory_objects;
 
 /// The admission of new objects these modules hold, as Kubernetes'
 /// plugins of the same names: RuntimeClass for pods, DefaultIngressClass
