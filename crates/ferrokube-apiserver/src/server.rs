@@ -740,9 +740,7 @@ async fn handle(
     };
     // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
     req.extensions_mut().insert(user);
-    let mut response = admitted(&app, req, &info, &path, &query).await;
-    ticket.stamp(&mut response);
-    response
+    ticket.finish(admitted(&app, req, &info, &path, &query).await)
 }
 
 /// Serves a request priority and fairness admitted.

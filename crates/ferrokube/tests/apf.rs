@@ -8,10 +8,11 @@
 
 mod common;
 
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Cluster;
-use http_body_util::BodyExt;
 
 const LEVEL_AND_SCHEMA: &str = r#"
 apiVersion: flowcontrol.apiserver.k8s.io/v1
@@ -58,44 +59,107 @@ struct Seen {
     status: u16,
     flow_schema: String,
     priority_level: String,
-    retry_after: Option<String>,
+    retry_after: String,
     content_type: String,
     body: String,
 }
 
-async fn get(client: &kube::Client, as_user: Option<&str>, path: &str) -> Seen {
-    let mut request = hyper::Request::get(path);
-    if let Some(user) = as_user {
-        request = request.header("Impersonate-User", user);
+/// curl with an admin client certificate (group `system:masters`),
+/// trusting the cluster CA.
+struct Curl {
+    base: String,
+    args: Vec<String>,
+    dir: PathBuf,
+}
+
+const WRITE_OUT: &str = "%{http_code}|%header{x-kubernetes-pf-flowschema-uid}|%header{x-kubernetes-pf-prioritylevel-uid}|%header{retry-after}|%header{content-type}|%{url_effective}\\n";
+
+impl Curl {
+    fn new(c: &Cluster) -> Curl {
+        let dir = c.data_dir().join("curl");
+        std::fs::create_dir_all(&dir).expect("a dir");
+        let (cert, key) = ferrokube_apiserver::pki::issue_client_certificate(
+            c.data_dir(),
+            "apf-admin",
+            &["system:masters"],
+        )
+        .expect("a client certificate");
+        std::fs::write(dir.join("admin.crt"), cert).expect("write the cert");
+        std::fs::write(dir.join("admin.key"), key).expect("write the key");
+        let path = |f: &str| dir.join(f).display().to_string();
+        let args = [
+            "-s",
+            "--http1.1",
+            "--cacert",
+            &c.data_dir().join("tls/ca.crt").display().to_string(),
+            "--cert",
+            &path("admin.crt"),
+            "--key",
+            &path("admin.key"),
+            "-w",
+            WRITE_OUT,
+        ]
+        .map(String::from)
+        .to_vec();
+        Curl {
+            base: format!("https://127.0.0.1:{}", c.port),
+            args,
+            dir,
+        }
     }
-    let request = request
-        .body(kube::client::Body::from(Vec::new()))
-        .expect("a request");
-    let response = client.send(request).await.expect("an answer");
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let seen = Seen {
-        status: response.status().as_u16(),
-        flow_schema: header("X-Kubernetes-PF-FlowSchema-UID").unwrap_or_default(),
-        priority_level: header("X-Kubernetes-PF-PriorityLevel-UID").unwrap_or_default(),
-        retry_after: header("Retry-After"),
-        content_type: header("Content-Type").unwrap_or_default(),
-        body: String::new(),
-    };
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .expect("the body")
-        .to_bytes();
-    Seen {
-        body: String::from_utf8_lossy(&body).into_owned(),
-        ..seen
+
+    /// `count` GETs of `path` at once (`count` > 1), as `as_user` or the
+    /// admin; what each saw.
+    fn get(&self, as_user: Option<&str>, path: &str, count: usize) -> Command {
+        let tag = as_user.unwrap_or("admin");
+        let mut cmd = Command::new("curl");
+        cmd.args(&self.args);
+        if let Some(user) = as_user {
+            cmd.args(["-H", &format!("Impersonate-User: {user}")]);
+        }
+        cmd.args(["--parallel", "--parallel-max", &count.to_string()]);
+        cmd.args([
+            "-o",
+            &self.dir.join(format!("{tag}-#1")).display().to_string(),
+        ]);
+        // The limit (above the object count) only tells the URLs apart.
+        cmd.arg(format!(
+            "{}{path}?limit=[{}-{}]",
+            self.base,
+            1000,
+            999 + count
+        ));
+        cmd
+    }
+
+    fn seen(&self, out: std::process::Output, as_user: Option<&str>) -> Vec<Seen> {
+        let tag = as_user.unwrap_or("admin");
+        assert!(out.status.success(), "curl failed: {out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split('|').collect();
+                assert_eq!(f.len(), 6, "{line}");
+                // Completion order: the URL's limit names its body's file.
+                let limit = f[5].rsplit('=').next().unwrap_or_default();
+                let body = std::fs::read_to_string(self.dir.join(format!("{tag}-{limit}")))
+                    .unwrap_or_default();
+                Seen {
+                    status: f[0].parse().unwrap_or(0),
+                    flow_schema: f[1].to_string(),
+                    priority_level: f[2].to_string(),
+                    retry_after: f[3].to_string(),
+                    content_type: f[4].to_string(),
+                    body,
+                }
+            })
+            .collect()
+    }
+
+    /// One request's view.
+    fn one(&self, as_user: Option<&str>, path: &str) -> Seen {
+        let out = self.get(as_user, path, 1).output().expect("run curl");
+        self.seen(out, as_user).pop().expect("a response")
     }
 }
 
@@ -105,10 +169,10 @@ fn uid(c: &Cluster, kind: &str, name: &str) -> String {
 
 /// Waits (at most `limit`) until jane's requests are classified by the
 /// schema with `schema_uid`; how long it took.
-async fn wait_classified(client: &kube::Client, schema_uid: &str, limit: Duration) -> Duration {
+fn wait_classified(curl: &Curl, schema_uid: &str, limit: Duration) -> Duration {
     let start = Instant::now();
     loop {
-        let seen = get(client, Some("jane"), LIST).await;
+        let seen = curl.one(Some("jane"), LIST);
         if seen.flow_schema == schema_uid {
             return start.elapsed();
         }
@@ -116,31 +180,34 @@ async fn wait_classified(client: &kube::Client, schema_uid: &str, limit: Duratio
             start.elapsed() < limit,
             "jane's requests not classified by {schema_uid} within {limit:?}: {seen:?}"
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// One burst: `n` requests of jane and `n` of the admin at once.
-async fn burst(client: &kube::Client, n: usize) -> (Vec<Seen>, Vec<Seen>) {
-    let mut jane = tokio::task::JoinSet::new();
-    let mut admin = tokio::task::JoinSet::new();
-    for _ in 0..n {
-        let c = client.clone();
-        jane.spawn(async move { get(&c, Some("jane"), LIST).await });
-        let c = client.clone();
-        admin.spawn(async move { get(&c, None, LIST).await });
-    }
+/// One burst: 30 requests of jane and 30 of the admin, all at once.
+fn burst(curl: &Curl) -> (Vec<Seen>, Vec<Seen>) {
+    let jane = curl.get(Some("jane"), LIST, 30).output_async();
+    let admin = curl.get(None, LIST, 30).output_async();
     (
-        jane.join_all().await.into_iter().collect(),
-        admin.join_all().await.into_iter().collect(),
+        curl.seen(jane.join().expect("jane's curl"), Some("jane")),
+        curl.seen(admin.join().expect("the admin's curl"), None),
     )
 }
 
-#[test]
-fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
-    let c = Cluster::start();
+trait OutputAsync {
+    fn output_async(self) -> std::thread::JoinHandle<std::process::Output>;
+}
+
+impl OutputAsync for Command {
+    fn output_async(mut self) -> std::thread::JoinHandle<std::process::Output> {
+        std::thread::spawn(move || self.output().expect("run curl"))
+    }
+}
+
+/// A namespace of 300 ConfigMaps jane may list (enough objects that each
+/// list takes a while, so requests overlap), and the level and schema.
+fn setup(c: &Cluster) {
     c.kubectl_ok(&["create", "namespace", "apf"]);
-    // Enough objects that each list takes a while, so requests overlap.
     let configmaps: Vec<String> = (0..300)
         .map(|i| {
             format!(
@@ -166,6 +233,18 @@ fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
     let manifest = c.data_dir().join("apf.yaml");
     std::fs::write(&manifest, LEVEL_AND_SCHEMA).expect("write the manifest");
     c.kubectl_ok(&["apply", "-f", manifest.to_str().expect("a path")]);
+}
+
+#[test]
+fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
+    // Two seats in all: every Limited level gets one (shares rounded up).
+    let c = Cluster::start_with(&[
+        "--max-requests-inflight",
+        "1",
+        "--max-mutating-requests-inflight",
+        "1",
+    ]);
+    setup(&c);
     let (schema, level) = (
         uid(&c, "flowschema", "jane"),
         uid(&c, "prioritylevelconfiguration", "jane-only"),
@@ -175,24 +254,17 @@ fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
         uid(&c, "prioritylevelconfiguration", "global-default"),
     );
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(4)
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    let client = rt
-        .block_on(ferrokube_client::client_from_kubeconfig(&c.kubeconfig()))
-        .expect("a client");
+    let curl = Curl::new(&c);
     // The new schema classifies jane's requests within a second.
-    let took = rt.block_on(wait_classified(&client, &schema, Duration::from_secs(10)));
+    let took = wait_classified(&curl, &schema, Duration::from_secs(10));
     assert!(took < Duration::from_secs(1), "took {took:?}");
 
-    // The level's share of 600 seats is ceil(600 * 1 / 246) = 3: bursts
-    // of jane's requests overflow it (a few bursts at most, as the
-    // requests must overlap).
+    // The level's share of the 2 seats is ceil(2 * 1 / 246) = 1: bursts of
+    // jane's requests overflow it (a few bursts at most, as the requests
+    // must overlap).
     let mut refused = Vec::new();
     for _ in 0..20 {
-        let (jane, admin) = rt.block_on(burst(&client, 60));
+        let (jane, admin) = burst(&curl);
         for seen in &admin {
             assert_eq!(seen.status, 200, "the admin was refused: {seen:?}");
         }
@@ -219,9 +291,8 @@ fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
     assert_eq!(seen.content_type, "text/plain; charset=utf-8");
     assert!(
         seen.retry_after
-            .as_deref()
-            .and_then(|s| s.parse::<u32>().ok())
-            .is_some_and(|s| (1..=32).contains(&s)),
+            .parse::<u32>()
+            .is_ok_and(|s| (1..=32).contains(&s)),
         "{seen:?}"
     );
     // The refusals are counted as Kubernetes counts them.
@@ -245,12 +316,8 @@ fn a_rejecting_level_refuses_janes_burst_while_the_admin_is_served() {
 
     // Without its schema, jane is global-default's again.
     c.kubectl_ok(&["delete", "flowschema", "jane"]);
-    rt.block_on(wait_classified(
-        &client,
-        &default_schema,
-        Duration::from_secs(10),
-    ));
-    let seen = rt.block_on(get(&client, Some("jane"), LIST));
+    wait_classified(&curl, &default_schema, Duration::from_secs(10));
+    let seen = curl.one(Some("jane"), LIST);
     assert_eq!(seen.status, 200, "{seen:?}");
     assert_eq!(seen.priority_level, default_level);
 }

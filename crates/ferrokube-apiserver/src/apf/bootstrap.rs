@@ -234,7 +234,7 @@ async fn ensure_one(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    crate::kinds::default_fields(&def, &mut wanted);
+    crate::strategy::builtin(&def).default(&def, &mut wanted);
     let existing = match rest.get(&def, "", &name).await {
         Ok(existing) => existing,
         Err(e) if e.code == 404 => {
@@ -338,8 +338,9 @@ mod tests {
             let def = registry
                 .get("flowcontrol.apiserver.k8s.io", "v1", plural)
                 .unwrap();
-            crate::kinds::default_fields(def, &mut obj);
-            let errors = crate::kinds::validate(def, &obj);
+            let strategy = crate::strategy::builtin(def);
+            strategy.default(def, &mut obj);
+            let errors = strategy.validate_create(def, &obj);
             assert!(errors.is_empty(), "{obj}: {errors:?}");
             if plural == "flowschemas" {
                 let level = obj["spec"]["priorityLevelConfiguration"]["name"]

@@ -62,7 +62,7 @@ impl Source {
     pub(crate) fn new(registry: &Registry, cache: &WatchCache, server_limit: usize) -> Source {
         let resource = |plural: &str| {
             let def = registry.get(GROUP, "v1", plural)?;
-            cache.resource(def.storage_prefix).cloned()
+            cache.resource(def.storage_prefix)
         };
         let caches = resource("flowschemas")
             .zip(resource("prioritylevelconfigurations"))

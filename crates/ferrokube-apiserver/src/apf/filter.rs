@@ -59,22 +59,40 @@ pub(crate) struct Apf {
 #[derive(Default)]
 pub(crate) struct Ticket {
     headers: Option<(HeaderValue, HeaderValue)>,
-    _seat: Option<Seat>,
+    seat: Option<Seat>,
+    watch: bool,
 }
 
 impl Ticket {
     /// Sets the classification headers on `response`.
-    pub(crate) fn stamp<B>(&self, response: &mut Response<B>) {
+    fn stamp<B>(&self, response: &mut Response<B>) {
         if let Some((fs, pl)) = &self.headers {
             let h = response.headers_mut();
             h.insert(PRIORITY_LEVEL_UID, pl.clone());
             h.insert(FLOW_SCHEMA_UID, fs.clone());
         }
     }
+
+    /// The response with the classification headers; the seat is held
+    /// until its body is sent (as Kubernetes holds it while the handler
+    /// writes), a watch's only until now (it has started).
+    pub(crate) fn finish(self, mut response: Response<Body>) -> Response<Body> {
+        self.stamp(&mut response);
+        match self.seat {
+            Some(seat) if !self.watch => response.map(|body| {
+                body.map_frame(move |frame| {
+                    let _held = &seat;
+                    frame
+                })
+                .boxed()
+            }),
+            _ => response,
+        }
+    }
 }
 
 /// The response body type of the server.
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 impl Apf {
     /// Follows the configuration in `cache`; the levels share
@@ -126,14 +144,15 @@ impl Apf {
         match level.queues.start(hash, &fs.name, WAIT_LIMIT).await {
             Ok(seat) => Ok(Ticket {
                 headers,
-                _seat: Some(seat),
+                seat: Some(seat),
+                watch: info.verb == "watch",
             }),
             Err(refusal) => {
                 let retry_after = self.refused(&fs.name, &fs.schema.level, refusal);
                 let mut response = too_many_requests(retry_after);
                 Ticket {
                     headers,
-                    _seat: None,
+                    ..Default::default()
                 }
                 .stamp(&mut response);
                 Err(response)
