@@ -139,6 +139,7 @@ fn start_webhook() -> WebhookServer {
                         Err(_) => continue,
                     },
                 };
+                let _ = tcp.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else {
