@@ -1677,7 +1677,9 @@ async fn scale_request(
     let rest = &app.rest;
     let (ns, name) = (info.namespace.as_str(), info.name.as_str());
     let user_agent = header_str(&req, header::USER_AGENT).to_string();
-    let opts = write_options(query, &user_agent)?;
+    let mut opts = write_options(query, &user_agent)?;
+    // Who writes, for admission webhooks (`deployments/scale` UPDATE).
+    opts.user = req.extensions().get::<UserInfo>().cloned();
     let scale = match info.verb.as_str() {
         "get" => Rest::scale_of(&rest.scale_paths(def)?, &rest.get(def, ns, name).await?),
         "update" => {
