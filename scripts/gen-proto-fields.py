@@ -197,7 +197,8 @@ def write_converters(rows):
         fields.setdefault(row[0], []).append(row)
     stable = re.compile(r"\.v\d+\.[A-Z]\w*$")
     roots = sorted(m for m, rs in fields.items()
-                   if m.startswith("api.") and stable.search(m) and not m.endswith("List")
+                   if m.startswith(("api.", "kube_aggregator.", "apiextensions_apiserver."))
+                   and stable.search(m) and not m.endswith("List")
                    and any(r[1] == "metadata" and r[5].endswith("meta.v1.ObjectMeta") for r in rs))
     roots.append("apimachinery.pkg.apis.meta.v1.DeleteOptions")
     seen, todo = set(), list(roots)
@@ -214,7 +215,7 @@ def write_converters(rows):
              "// JSON -> k8s-pb prost messages, for the protobuf round-trip test.",
              ""]
     for m in sorted(seen):
-        lines.append(f"pub fn {fn(m)}(c: &mut Ctx, o: &mut Obj) -> {rust(m)} {{")
+        lines.append(f"pub(super) fn {fn(m)}(c: &mut Ctx, o: &mut Obj) -> {rust(m)} {{")
         lines.append(f'    const M: &str = "{m}";')
         lines.append(f"    {rust(m)} {{")
         for r in fields.get(m, []):
@@ -242,7 +243,7 @@ def write_converters(rows):
         lines.append("}")
         lines.append("")
     lines.append("/// The kinds converted, by message path.")
-    lines.append("pub fn encode(c: &mut Ctx, msg: &str, o: &mut Obj) -> Option<Vec<u8>> {")
+    lines.append("pub(super) fn encode(c: &mut Ctx, msg: &str, o: &mut Obj) -> Option<Vec<u8>> {")
     lines.append("    use prost::Message;")
     lines.append("    Some(match msg {")
     for m in roots:

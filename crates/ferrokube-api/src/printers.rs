@@ -144,7 +144,9 @@ fn since(obj: &Value, ptr: &str, now: i64) -> String {
     }
 }
 
-fn age(obj: &Value, now: i64) -> String {
+/// An object's AGE cell: the time since its creation, as kubectl prints
+/// it (`now` in Unix seconds).
+pub fn age(obj: &Value, now: i64) -> String {
     since(obj, "/metadata/creationTimestamp", now)
 }
 

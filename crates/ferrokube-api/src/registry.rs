@@ -788,6 +788,17 @@ pub fn builtin() -> Vec<ResourceDef> {
             API_EXTENSIONS,
             "/registry/validatingadmissionpolicybindings/",
         ),
+        row(
+            "apiregistration.k8s.io",
+            "v1",
+            "APIService",
+            "apiservices",
+            false,
+            NONE,
+            &["api-extensions"],
+            "/registry/apiregistration.k8s.io/apiservices/",
+        )
+        .with_subs(vec![status("apiregistration.k8s.io", "v1", "APIService")]),
     ]
     .into_iter()
     .map(ResourceDef::finish)

@@ -86,6 +86,69 @@ fn aggregated_resource(r: &ResourceDef) -> Value {
     e
 }
 
+/// A group version an extension API server serves behind the aggregator,
+/// with the resources its own discovery lists.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RemoteGroupVersion {
+    pub(crate) group: String,
+    pub(crate) version: String,
+    /// The `resources` of its `APIResourceList`.
+    pub(crate) resources: Vec<Value>,
+}
+
+/// Legacy `APIResource` entries of one group version as aggregated
+/// discovery lists them: one entry per resource, its subresources
+/// (`pods/status` entries) folded into it.
+fn aggregated_from_legacy(group: &str, version: &str, resources: &[Value]) -> Vec<Value> {
+    let text = |r: &Value, f: &str| r.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+    let mut out: Vec<Value> = Vec::new();
+    for r in resources.iter().filter(|r| !text(r, "name").contains('/')) {
+        let mut e = json!({
+            "resource": text(r, "name"),
+            "responseKind": {"group": group, "version": version, "kind": text(r, "kind")},
+            "scope": if r.get("namespaced").and_then(Value::as_bool) == Some(true) { "Namespaced" } else { "Cluster" },
+            "singularResource": text(r, "singularName"),
+            "verbs": r.get("verbs").cloned().unwrap_or_else(|| json!([])),
+        });
+        for f in ["shortNames", "categories"] {
+            if let Some(v) = r
+                .get(f)
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                e[f] = v.clone();
+            }
+        }
+        out.push(e);
+    }
+    for r in resources {
+        let name = text(r, "name");
+        let Some((parent, sub)) = name.split_once('/') else {
+            continue;
+        };
+        let Some(e) = out.iter_mut().find(|e| e["resource"] == parent) else {
+            continue;
+        };
+        let or = |f: &str, default: &str| {
+            let v = text(r, f);
+            if v.is_empty() {
+                default.to_string()
+            } else {
+                v
+            }
+        };
+        let entry = json!({
+            "subresource": sub,
+            "responseKind": {"group": or("group", group), "version": or("version", version), "kind": text(r, "kind")},
+            "verbs": r.get("verbs").cloned().unwrap_or_else(|| json!([])),
+        });
+        match e.get_mut("subresources").and_then(Value::as_array_mut) {
+            Some(subs) => subs.push(entry),
+            None => e["subresources"] = json!([entry]),
+        }
+    }
+    out
+}
+
 impl Discovery {
     pub(crate) fn build(registry: &Registry) -> Discovery {
         let groups = registry.groups();
@@ -163,6 +226,59 @@ impl Discovery {
         }
     }
 
+    /// These documents with the group versions that extension API servers
+    /// serve behind the aggregator added to `/apis` (legacy and
+    /// aggregated) and `/apis/<group>`; their resource lists are the
+    /// servers' own (the aggregator sends `/apis/<group>/<version>` on).
+    pub(crate) fn with_remote(mut self, remote: &[RemoteGroupVersion]) -> Discovery {
+        let mut groups: Vec<(&str, Vec<&RemoteGroupVersion>)> = Vec::new();
+        for gv in remote {
+            match groups.iter_mut().find(|(g, _)| *g == gv.group) {
+                Some((_, versions)) => versions.push(gv),
+                None => groups.push((&gv.group, vec![gv])),
+            }
+        }
+        let mut api_groups = self.api_group_list["groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut aggregated = self.aggregated_groups["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (group, versions) in groups {
+            if self.group(group).is_some() {
+                // A group served here wins over an APIService naming it.
+                continue;
+            }
+            let entries: Vec<Value> = versions
+                .iter()
+                .map(|v| json!({"groupVersion": group_version(group, &v.version), "version": v.version}))
+                .collect();
+            let group_doc = json!({
+                "kind": "APIGroup",
+                "apiVersion": "v1",
+                "name": group,
+                "versions": entries,
+                "preferredVersion": entries[0],
+            });
+            api_groups
+                .push(json!({"name": group, "versions": entries, "preferredVersion": entries[0]}));
+            self.groups.push((group.to_string(), group_doc));
+            aggregated.push(json!({
+                "metadata": {"name": group},
+                "versions": versions.iter().map(|v| json!({
+                    "version": v.version,
+                    "resources": aggregated_from_legacy(group, &v.version, &v.resources),
+                    "freshness": "Current",
+                })).collect::<Vec<_>>(),
+            }));
+        }
+        self.api_group_list["groups"] = Value::Array(api_groups);
+        self.aggregated_groups["items"] = Value::Array(aggregated);
+        self
+    }
+
     /// `/apis/<group>`.
     pub(crate) fn group(&self, name: &str) -> Option<&Value> {
         self.groups.iter().find(|(g, _)| g == name).map(|(_, v)| v)
@@ -222,5 +338,61 @@ mod tests {
             "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json"
         ));
         assert!(!wants_aggregated("application/json"));
+    }
+
+    #[test]
+    fn group_versions_served_behind_the_aggregator_are_listed() {
+        let remote = RemoteGroupVersion {
+            group: "wardle.example.com".into(),
+            version: "v1".into(),
+            resources: vec![
+                json!({"name": "flunders", "singularName": "flunder", "namespaced": true, "kind": "Flunder", "verbs": ["get", "list"], "shortNames": ["fl"]}),
+                json!({"name": "flunders/status", "singularName": "", "namespaced": true, "kind": "Flunder", "verbs": ["get"]}),
+            ],
+        };
+        // A group served here is not taken over.
+        let apps = RemoteGroupVersion {
+            group: "apps".into(),
+            version: "v9".into(),
+            resources: vec![],
+        };
+        let d = Discovery::build(&Registry::default()).with_remote(&[remote, apps]);
+        assert_eq!(
+            d.group("wardle.example.com").unwrap()["preferredVersion"]["groupVersion"],
+            "wardle.example.com/v1"
+        );
+        assert!(
+            d.resources("wardle.example.com/v1").is_none(),
+            "the server's own"
+        );
+        let listed: Vec<&Value> = d.api_group_list["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|g| g["name"] == "wardle.example.com" || g["name"] == "apps")
+            .collect();
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            d.group("apps").unwrap()["versions"]
+                .as_array()
+                .unwrap()
+                .len(),
+            1
+        );
+        let item = d.aggregated_groups["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "wardle.example.com")
+            .unwrap();
+        let flunders = &item["versions"][0]["resources"][0];
+        assert_eq!(flunders["resource"], "flunders");
+        assert_eq!(flunders["scope"], "Namespaced");
+        assert_eq!(flunders["shortNames"], json!(["fl"]));
+        assert_eq!(flunders["subresources"][0]["subresource"], "status");
+        assert_eq!(
+            flunders["responseKind"],
+            json!({"group": "wardle.example.com", "version": "v1", "kind": "Flunder"})
+        );
     }
 }

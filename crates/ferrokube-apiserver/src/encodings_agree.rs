@@ -279,6 +279,11 @@ fn objects() -> BTreeMap<&'static str, Value> {
         json!({"spec": {"type": "Limited",
         "limited": {"nominalConcurrencyShares": 5, "limitResponse": {"type": "Reject"}}}}),
     );
+    // Named `<version>.<group>`: the test names it, and sets its group.
+    add(
+        "APIService",
+        json!({"spec": {"version": "v1", "groupPriorityMinimum": 100, "versionPriority": 10}}),
+    );
     add(
         "CertificateSigningRequest",
         json!({"spec": {"signerName": "example.com/signer",
@@ -476,7 +481,7 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
                 // Kinds served in two groups share their objects: one name per group.
                 let group_label = group.split('.').next().unwrap_or("");
                 for encoding in ["json", "protobuf"] {
-                    let name = format!(
+                    let stem = format!(
                         "enc-{encoding}-{}",
                         if group_label.is_empty() {
                             "core"
@@ -484,8 +489,15 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
                             group_label
                         }
                     );
-                    let name = name.as_str();
                     let mut obj = spec.clone();
+                    // An APIService's name is `<version>.<group>`.
+                    let name = if def.kind == "APIService" {
+                        obj["spec"]["group"] = json!(stem);
+                        format!("v1.{stem}")
+                    } else {
+                        stem.clone()
+                    };
+                    let name = name.as_str();
                     obj["apiVersion"] = json!(api_version);
                     obj["kind"] = json!(def.kind);
                     obj["metadata"]["name"] = json!(name);
@@ -529,7 +541,7 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
                         .and_then(Value::as_str)
                         .unwrap_or("no-uid")
                         .to_string();
-                    made.push(normalise(&got, name, &uid));
+                    made.push(normalise(&normalise(&got, name, &uid), &stem, &uid));
                 }
                 if let [from_json, from_pb] = made.as_slice() {
                     compared += 1;

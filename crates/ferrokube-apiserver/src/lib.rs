@@ -2,6 +2,7 @@
 //! served over HTTPS to the real kubectl and client libraries.
 
 mod admission;
+mod aggregator;
 pub mod allocator;
 mod apf;
 pub mod authn;

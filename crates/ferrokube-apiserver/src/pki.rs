@@ -46,6 +46,13 @@ pub struct Pki {
     /// run as a process of its own.
     pub(crate) controller_manager_cert_pem: String,
     pub(crate) controller_manager_key_pem: String,
+    /// The request-header (front-proxy) CA: extension API servers trust the
+    /// `X-Remote-*` headers of requests whose client certificate it signed.
+    pub(crate) front_proxy_ca_pem: String,
+    /// The aggregator's client certificate toward extension API servers
+    /// (`front-proxy-client`), signed by the request-header CA.
+    pub(crate) front_proxy_client_cert_pem: String,
+    pub(crate) front_proxy_client_key_pem: String,
     /// A bearer token for `system:admin` (group `system:masters`), read
     /// from `DATA_DIR/tls/admin.token` (made at the first start).
     pub admin_token: String,
@@ -178,6 +185,44 @@ pub(crate) fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// The name extension API servers allow on the aggregator's client
+/// certificate (`requestheader-allowed-names`).
+pub(crate) const FRONT_PROXY_CLIENT: &str = "front-proxy-client";
+
+/// A CA kept as `DIR/<file>.crt` and `DIR/<file>.key`, made (ten years,
+/// common name `<cn>@<unix time>`) when missing; returns its certificate
+/// and key.
+fn ensure_ca(dir: &Path, file: &str, cn: &str) -> anyhow::Result<(String, String)> {
+    let (crt, key_path) = (
+        dir.join(format!("{file}.crt")),
+        dir.join(format!("{file}.key")),
+    );
+    if let (Some(c), Some(k)) = (read(&crt), read(&key_path)) {
+        return Ok((c, k));
+    }
+    let key = KeyPair::generate()?;
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    p.distinguished_name.push(
+        DnType::CommonName,
+        format!("{cn}@{}", OffsetDateTime::now_utc().unix_timestamp()),
+    );
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now - Duration::hours(1);
+    p.not_after = now + Duration::days(3650);
+    let cert = p.self_signed(&key)?;
+    let (c, k) = (cert.pem(), key.serialize_pem());
+    write_private(&key_path, &k)?;
+    write_private(&crt, &c)?;
+    tracing::info!(dir = %dir.display(), file, "created a CA");
+    Ok((c, k))
+}
+
 /// A client certificate `DIR/<file>.crt` (key `<file>.key`) for `cn` in
 /// `orgs`: the one on disk while it has more than [`RENEW_BEFORE_DAYS`]
 /// left, else a new one.
@@ -215,35 +260,7 @@ impl Pki {
         let path = |n: &str| -> PathBuf { dir.join(n) };
 
         // The CA.
-        let (ca_cert_pem, ca_key_pem) = match (read(&path("ca.crt")), read(&path("ca.key"))) {
-            (Some(c), Some(k)) => (c, k),
-            _ => {
-                let key = KeyPair::generate()?;
-                let mut p = CertificateParams::new(Vec::<String>::new())?;
-                p.distinguished_name.push(
-                    DnType::CommonName,
-                    format!(
-                        "ferrokube-ca@{}",
-                        OffsetDateTime::now_utc().unix_timestamp()
-                    ),
-                );
-                p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-                p.key_usages = vec![
-                    KeyUsagePurpose::KeyCertSign,
-                    KeyUsagePurpose::CrlSign,
-                    KeyUsagePurpose::DigitalSignature,
-                ];
-                let now = OffsetDateTime::now_utc();
-                p.not_before = now - Duration::hours(1);
-                p.not_after = now + Duration::days(3650);
-                let cert = p.self_signed(&key)?;
-                let (c, k) = (cert.pem(), key.serialize_pem());
-                write_private(&path("ca.key"), &k)?;
-                write_private(&path("ca.crt"), &c)?;
-                tracing::info!(dir = %dir.display(), "created the cluster CA");
-                (c, k)
-            }
-        };
+        let (ca_cert_pem, ca_key_pem) = ensure_ca(&dir, "ca", "ferrokube-ca")?;
         let ca_key = KeyPair::from_pem(&ca_key_pem).context("reading the CA key")?;
         let issuer =
             Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key).context("reading the CA certificate")?;
@@ -274,6 +291,22 @@ impl Pki {
             "system:kube-controller-manager",
             &[],
             &issuer,
+        )?;
+
+        // The request-header CA and the aggregator's client certificate.
+        let (front_proxy_ca_pem, front_proxy_ca_key) =
+            ensure_ca(&dir, "request-header-ca", "ferrokube-request-header-ca")?;
+        let front_proxy_issuer = Issuer::from_ca_cert_pem(
+            &front_proxy_ca_pem,
+            KeyPair::from_pem(&front_proxy_ca_key).context("reading the request-header CA key")?,
+        )
+        .context("reading the request-header CA certificate")?;
+        let (front_proxy_client_cert_pem, front_proxy_client_key_pem) = client_cert(
+            &dir,
+            "front-proxy-client",
+            FRONT_PROXY_CLIENT,
+            &[],
+            &front_proxy_issuer,
         )?;
 
         let admin_token = match read(&path("admin.token")) {
@@ -308,6 +341,9 @@ impl Pki {
             kubelet_client_key_pem,
             controller_manager_cert_pem,
             controller_manager_key_pem,
+            front_proxy_ca_pem,
+            front_proxy_client_cert_pem,
+            front_proxy_client_key_pem,
             admin_token,
             join_token,
         })
@@ -321,6 +357,7 @@ impl Pki {
             &self.serving_cert_pem,
             &self.admin_cert_pem,
             &self.kubelet_client_cert_pem,
+            &self.front_proxy_client_cert_pem,
         ]
         .iter()
         .any(|pem| days_left(pem).is_none_or(|d| d <= RENEW_BEFORE_DAYS))

@@ -571,11 +571,18 @@ fn message(msg: &str, buf: &[u8], depth: usize) -> Result<Value, ProtobufError> 
 }
 
 /// The message path of a kind, e.g. `apps/v1` `Deployment` →
-/// `api.apps.v1.Deployment`.
+/// `api.apps.v1.Deployment`; the aggregator's and the apiextensions
+/// server's kinds live in their own packages.
 pub(crate) fn message_path(api_version: &str, kind: &str) -> String {
     match api_version.split_once('/') {
         None => format!("api.core.{api_version}.{kind}"),
         Some(("meta.k8s.io", v)) => format!("apimachinery.pkg.apis.meta.{v}.{kind}"),
+        Some(("apiregistration.k8s.io", v)) => {
+            format!("kube_aggregator.pkg.apis.apiregistration.{v}.{kind}")
+        }
+        Some(("apiextensions.k8s.io", v)) => {
+            format!("apiextensions_apiserver.pkg.apis.apiextensions.{v}.{kind}")
+        }
         Some((group, v)) => {
             let short = group.split('.').next().unwrap_or(group);
             format!("api.{short}.{v}.{kind}")

@@ -4638,6 +4638,261 @@ pub(super) fn api_storage_v1_VolumeNodeResources(c: &mut Ctx, o: &mut Obj) -> k8
     }
 }
 
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceColumnDefinition(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition {
+        name: c.scalar(o, M, "name"),
+        r#type: c.scalar(o, M, "type"),
+        format: c.scalar(o, M, "format"),
+        description: c.scalar(o, M, "description"),
+        priority: c.scalar(o, M, "priority"),
+        json_path: c.scalar(o, M, "json_path"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceConversion(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceConversion {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceConversion {
+        strategy: c.scalar(o, M, "strategy"),
+        webhook: c.message(o, M, "webhook", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion", apiextensions_apiserver_pkg_apis_apiextensions_v1_WebhookConversion)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinition(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition {
+        metadata: c.message(o, M, "metadata", |c, v| c.object(v, "apimachinery.pkg.apis.meta.v1.ObjectMeta", apimachinery_pkg_apis_meta_v1_ObjectMeta)),
+        spec: c.message(o, M, "spec", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionSpec)),
+        status: c.message(o, M, "status", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionStatus)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionCondition(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionCondition {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionCondition {
+        r#type: c.scalar(o, M, "type"),
+        status: c.scalar(o, M, "status"),
+        last_transition_time: c.message(o, M, "last_transition_time", |c, v| special::time(c, v)),
+        reason: c.scalar(o, M, "reason"),
+        message: c.scalar(o, M, "message"),
+        observed_generation: c.scalar(o, M, "observed_generation"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionNames(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionNames {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionNames {
+        plural: c.scalar(o, M, "plural"),
+        singular: c.scalar(o, M, "singular"),
+        short_names: c.scalars(o, M, "short_names"),
+        kind: c.scalar(o, M, "kind"),
+        list_kind: c.scalar(o, M, "list_kind"),
+        categories: c.scalars(o, M, "categories"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionSpec(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionSpec {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionSpec";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionSpec {
+        group: c.scalar(o, M, "group"),
+        names: c.message(o, M, "names", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionNames)),
+        scope: c.scalar(o, M, "scope"),
+        versions: c.messages(o, M, "versions", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionVersion)),
+        conversion: c.message(o, M, "conversion", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceConversion", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceConversion)),
+        preserve_unknown_fields: c.scalar(o, M, "preserve_unknown_fields"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionStatus(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionStatus {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionStatus";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionStatus {
+        conditions: c.messages(o, M, "conditions", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionCondition", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionCondition)),
+        accepted_names: c.message(o, M, "accepted_names", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionNames", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionNames)),
+        stored_versions: c.scalars(o, M, "stored_versions"),
+        observed_generation: c.scalar(o, M, "observed_generation"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinitionVersion(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionVersion";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion {
+        name: c.scalar(o, M, "name"),
+        served: c.scalar(o, M, "served"),
+        storage: c.scalar(o, M, "storage"),
+        deprecated: c.scalar(o, M, "deprecated"),
+        deprecation_warning: c.scalar(o, M, "deprecation_warning"),
+        schema: c.message(o, M, "schema", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceValidation)),
+        subresources: c.message(o, M, "subresources", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresources)),
+        additional_printer_columns: c.messages(o, M, "additional_printer_columns", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceColumnDefinition", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceColumnDefinition)),
+        selectable_fields: c.messages(o, M, "selectable_fields", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField", apiextensions_apiserver_pkg_apis_apiextensions_v1_SelectableField)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresourceScale(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceScale {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceScale {
+        spec_replicas_path: c.scalar(o, M, "spec_replicas_path"),
+        status_replicas_path: c.scalar(o, M, "status_replicas_path"),
+        label_selector_path: c.scalar(o, M, "label_selector_path"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresourceStatus(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceStatus {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresourceStatus {
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresources(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresources {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresources";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceSubresources {
+        status: c.message(o, M, "status", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceStatus", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresourceStatus)),
+        scale: c.message(o, M, "scale", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceSubresourceScale", apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceSubresourceScale)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceValidation(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceValidation {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceValidation";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceValidation {
+        open_apiv3_schema: c.message(o, M, "open_apiv3_schema", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_ExternalDocumentation(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ExternalDocumentation {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ExternalDocumentation {
+        description: c.scalar(o, M, "description"),
+        url: c.scalar(o, M, "url"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_Json(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::Json {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::Json {
+        raw: c.scalar(o, M, "raw"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaProps {
+        id: c.scalar(o, M, "id"),
+        schema: c.scalar(o, M, "schema"),
+        r#ref: c.scalar(o, M, "ref"),
+        description: c.scalar(o, M, "description"),
+        r#type: c.scalar(o, M, "type"),
+        format: c.scalar(o, M, "format"),
+        title: c.scalar(o, M, "title"),
+        default: c.message(o, M, "default", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json", apiextensions_apiserver_pkg_apis_apiextensions_v1_Json)),
+        maximum: c.scalar(o, M, "maximum"),
+        exclusive_maximum: c.scalar(o, M, "exclusive_maximum"),
+        minimum: c.scalar(o, M, "minimum"),
+        exclusive_minimum: c.scalar(o, M, "exclusive_minimum"),
+        max_length: c.scalar(o, M, "max_length"),
+        min_length: c.scalar(o, M, "min_length"),
+        pattern: c.scalar(o, M, "pattern"),
+        max_items: c.scalar(o, M, "max_items"),
+        min_items: c.scalar(o, M, "min_items"),
+        unique_items: c.scalar(o, M, "unique_items"),
+        multiple_of: c.scalar(o, M, "multiple_of"),
+        r#enum: c.messages(o, M, "enum", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json", apiextensions_apiserver_pkg_apis_apiextensions_v1_Json)),
+        max_properties: c.scalar(o, M, "max_properties"),
+        min_properties: c.scalar(o, M, "min_properties"),
+        required: c.scalars(o, M, "required"),
+        items: c.message(o, M, "items", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrArray)).map(Box::new),
+        all_of: c.messages(o, M, "all_of", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        one_of: c.messages(o, M, "one_of", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        any_of: c.messages(o, M, "any_of", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        not: c.message(o, M, "not", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)).map(Box::new),
+        properties: c.message_map(o, M, "properties", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        additional_properties: c.message(o, M, "additional_properties", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrBool)).map(Box::new),
+        pattern_properties: c.message_map(o, M, "pattern_properties", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        dependencies: c.message_map(o, M, "dependencies", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrStringArray)),
+        additional_items: c.message(o, M, "additional_items", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrBool)).map(Box::new),
+        definitions: c.message_map(o, M, "definitions", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        external_docs: c.message(o, M, "external_docs", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.ExternalDocumentation", apiextensions_apiserver_pkg_apis_apiextensions_v1_ExternalDocumentation)),
+        example: c.message(o, M, "example", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.Json", apiextensions_apiserver_pkg_apis_apiextensions_v1_Json)),
+        nullable: c.scalar(o, M, "nullable"),
+        x_kubernetes_preserve_unknown_fields: c.scalar(o, M, "x_kubernetes_preserve_unknown_fields"),
+        x_kubernetes_embedded_resource: c.scalar(o, M, "x_kubernetes_embedded_resource"),
+        x_kubernetes_int_or_string: c.scalar(o, M, "x_kubernetes_int_or_string"),
+        x_kubernetes_list_map_keys: c.scalars(o, M, "x_kubernetes_list_map_keys"),
+        x_kubernetes_list_type: c.scalar(o, M, "x_kubernetes_list_type"),
+        x_kubernetes_map_type: c.scalar(o, M, "x_kubernetes_map_type"),
+        x_kubernetes_validations: c.messages(o, M, "x_kubernetes_validations", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule", apiextensions_apiserver_pkg_apis_apiextensions_v1_ValidationRule)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrArray(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrArray {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrArray";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrArray {
+        schema: c.message(o, M, "schema", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)).map(Box::new),
+        j_son_schemas: c.messages(o, M, "j_son_schemas", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrBool(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrBool {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrBool";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrBool {
+        allows: c.scalar(o, M, "allows"),
+        schema: c.message(o, M, "schema", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)).map(Box::new),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaPropsOrStringArray(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrStringArray {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaPropsOrStringArray";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::JsonSchemaPropsOrStringArray {
+        schema: c.message(o, M, "schema", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.JsonSchemaProps", apiextensions_apiserver_pkg_apis_apiextensions_v1_JsonSchemaProps)),
+        property: c.scalars(o, M, "property"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_SelectableField(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::SelectableField {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.SelectableField";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::SelectableField {
+        json_path: c.scalar(o, M, "json_path"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_ServiceReference(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ServiceReference {
+        namespace: c.scalar(o, M, "namespace"),
+        name: c.scalar(o, M, "name"),
+        path: c.scalar(o, M, "path"),
+        port: c.scalar(o, M, "port"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_ValidationRule(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.ValidationRule";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::ValidationRule {
+        rule: c.scalar(o, M, "rule"),
+        message: c.scalar(o, M, "message"),
+        message_expression: c.scalar(o, M, "message_expression"),
+        reason: c.scalar(o, M, "reason"),
+        field_path: c.scalar(o, M, "field_path"),
+        optional_old_self: c.scalar(o, M, "optional_old_self"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_WebhookClientConfig(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookClientConfig {
+        url: c.scalar(o, M, "url"),
+        service: c.message(o, M, "service", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.ServiceReference", apiextensions_apiserver_pkg_apis_apiextensions_v1_ServiceReference)),
+        ca_bundle: c.scalar(o, M, "ca_bundle"),
+    }
+}
+
+pub(super) fn apiextensions_apiserver_pkg_apis_apiextensions_v1_WebhookConversion(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookConversion {
+    const M: &str = "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookConversion";
+    k8s_pb::apiextensions_apiserver::pkg::apis::apiextensions::v1::WebhookConversion {
+        client_config: c.message(o, M, "client_config", |c, v| c.object(v, "apiextensions_apiserver.pkg.apis.apiextensions.v1.WebhookClientConfig", apiextensions_apiserver_pkg_apis_apiextensions_v1_WebhookClientConfig)),
+        conversion_review_versions: c.scalars(o, M, "conversion_review_versions"),
+    }
+}
+
 pub(super) fn apimachinery_pkg_apis_meta_v1_Condition(c: &mut Ctx, o: &mut Obj) -> k8s_pb::apimachinery::pkg::apis::meta::v1::Condition {
     const M: &str = "apimachinery.pkg.apis.meta.v1.Condition";
     k8s_pb::apimachinery::pkg::apis::meta::v1::Condition {
@@ -4751,6 +5006,55 @@ pub(super) fn apimachinery_pkg_apis_meta_v1_Preconditions(c: &mut Ctx, o: &mut O
     }
 }
 
+pub(super) fn kube_aggregator_pkg_apis_apiregistration_v1_APIService(c: &mut Ctx, o: &mut Obj) -> k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIService {
+    const M: &str = "kube_aggregator.pkg.apis.apiregistration.v1.APIService";
+    k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIService {
+        metadata: c.message(o, M, "metadata", |c, v| c.object(v, "apimachinery.pkg.apis.meta.v1.ObjectMeta", apimachinery_pkg_apis_meta_v1_ObjectMeta)),
+        spec: c.message(o, M, "spec", |c, v| c.object(v, "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec", kube_aggregator_pkg_apis_apiregistration_v1_APIServiceSpec)),
+        status: c.message(o, M, "status", |c, v| c.object(v, "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus", kube_aggregator_pkg_apis_apiregistration_v1_APIServiceStatus)),
+    }
+}
+
+pub(super) fn kube_aggregator_pkg_apis_apiregistration_v1_APIServiceCondition(c: &mut Ctx, o: &mut Obj) -> k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceCondition {
+    const M: &str = "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition";
+    k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceCondition {
+        r#type: c.scalar(o, M, "type"),
+        status: c.scalar(o, M, "status"),
+        last_transition_time: c.message(o, M, "last_transition_time", |c, v| special::time(c, v)),
+        reason: c.scalar(o, M, "reason"),
+        message: c.scalar(o, M, "message"),
+    }
+}
+
+pub(super) fn kube_aggregator_pkg_apis_apiregistration_v1_APIServiceSpec(c: &mut Ctx, o: &mut Obj) -> k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceSpec {
+    const M: &str = "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceSpec";
+    k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceSpec {
+        service: c.message(o, M, "service", |c, v| c.object(v, "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference", kube_aggregator_pkg_apis_apiregistration_v1_ServiceReference)),
+        group: c.scalar(o, M, "group"),
+        version: c.scalar(o, M, "version"),
+        insecure_skip_tls_verify: c.scalar(o, M, "insecure_skip_tls_verify"),
+        ca_bundle: c.scalar(o, M, "ca_bundle"),
+        group_priority_minimum: c.scalar(o, M, "group_priority_minimum"),
+        version_priority: c.scalar(o, M, "version_priority"),
+    }
+}
+
+pub(super) fn kube_aggregator_pkg_apis_apiregistration_v1_APIServiceStatus(c: &mut Ctx, o: &mut Obj) -> k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceStatus {
+    const M: &str = "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceStatus";
+    k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::APIServiceStatus {
+        conditions: c.messages(o, M, "conditions", |c, v| c.object(v, "kube_aggregator.pkg.apis.apiregistration.v1.APIServiceCondition", kube_aggregator_pkg_apis_apiregistration_v1_APIServiceCondition)),
+    }
+}
+
+pub(super) fn kube_aggregator_pkg_apis_apiregistration_v1_ServiceReference(c: &mut Ctx, o: &mut Obj) -> k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::ServiceReference {
+    const M: &str = "kube_aggregator.pkg.apis.apiregistration.v1.ServiceReference";
+    k8s_pb::kube_aggregator::pkg::apis::apiregistration::v1::ServiceReference {
+        namespace: c.scalar(o, M, "namespace"),
+        name: c.scalar(o, M, "name"),
+        port: c.scalar(o, M, "port"),
+    }
+}
+
 /// The kinds converted, by message path.
 pub(super) fn encode(c: &mut Ctx, msg: &str, o: &mut Obj) -> Option<Vec<u8>> {
     use prost::Message;
@@ -4829,6 +5133,8 @@ pub(super) fn encode(c: &mut Ctx, msg: &str, o: &mut Obj) -> Option<Vec<u8>> {
         "api.storage.v1.StorageClass" => api_storage_v1_StorageClass(c, o).encode_to_vec(),
         "api.storage.v1.VolumeAttachment" => api_storage_v1_VolumeAttachment(c, o).encode_to_vec(),
         "api.storage.v1.VolumeAttributesClass" => api_storage_v1_VolumeAttributesClass(c, o).encode_to_vec(),
+        "apiextensions_apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition" => apiextensions_apiserver_pkg_apis_apiextensions_v1_CustomResourceDefinition(c, o).encode_to_vec(),
+        "kube_aggregator.pkg.apis.apiregistration.v1.APIService" => kube_aggregator_pkg_apis_apiregistration_v1_APIService(c, o).encode_to_vec(),
         "apimachinery.pkg.apis.meta.v1.DeleteOptions" => apimachinery_pkg_apis_meta_v1_DeleteOptions(c, o).encode_to_vec(),
         _ => return None,
     })

@@ -97,7 +97,7 @@ fn pod_target(pod: &Value, scheme: &str, port: &str) -> Result<Target, ApiError>
 /// The endpoint port name a service proxy asks for: a number is the
 /// service port's, whose name the endpoints carry; a name is taken as it is
 /// (empty matches the unnamed port), as Kubernetes' service registry does.
-fn endpoint_port_name(svc: &Value, name: &str, port: &str) -> Result<String, ApiError> {
+pub(crate) fn endpoint_port_name(svc: &Value, name: &str, port: &str) -> Result<String, ApiError> {
     let Ok(n) = port.parse::<u64>() else {
         return Ok(port.to_string());
     };
@@ -118,7 +118,7 @@ fn endpoint_port_name(svc: &Value, name: &str, port: &str) -> Result<String, Api
 }
 
 /// The ready addresses of `endpoints` serving the port named `port_name`.
-fn endpoint_addrs(endpoints: &Value, port_name: &str) -> Vec<SocketAddr> {
+pub(crate) fn endpoint_addrs(endpoints: &Value, port_name: &str) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for subset in endpoints
         .get("subsets")
@@ -198,7 +198,7 @@ fn passed_on(name: &header::HeaderName, upgrade: bool) -> bool {
     !name.as_str().starts_with("impersonate-")
 }
 
-fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
+pub(crate) fn copy_headers(from: &HeaderMap, to: &mut HeaderMap, upgrade: bool) {
     for (k, v) in from {
         if passed_on(k, upgrade) {
             to.append(k.clone(), v.clone());

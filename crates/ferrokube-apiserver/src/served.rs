@@ -17,7 +17,7 @@ use ferrokube_api::status::ApiError;
 use parking_lot::RwLock;
 use serde_json::Value;
 
-use crate::discovery::Discovery;
+use crate::discovery::{Discovery, RemoteGroupVersion};
 use crate::strategy::Strategy;
 use crate::watchcache::{FieldsFn, WatchCache};
 
@@ -43,6 +43,9 @@ struct Served {
     strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
     /// Custom schemas by (group, version, plural).
     schemas: BTreeMap<(&'static str, &'static str, &'static str), Value>,
+    /// The group versions extension API servers serve behind the
+    /// aggregator, for discovery.
+    remote: Vec<RemoteGroupVersion>,
     discovery: Arc<Discovery>,
     /// Built on first use: a document nobody asks for is never built.
     openapi: OnceLock<Arc<ferrokube_openapi::OpenApi>>,
@@ -53,12 +56,14 @@ impl Served {
         registry: Registry,
         strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
         schemas: BTreeMap<(&'static str, &'static str, &'static str), Value>,
+        remote: Vec<RemoteGroupVersion>,
     ) -> Served {
         Served {
-            discovery: Arc::new(Discovery::build(&registry)),
+            discovery: Arc::new(Discovery::build(&registry).with_remote(&remote)),
             registry: Arc::new(registry),
             strategies,
             schemas,
+            remote,
             openapi: OnceLock::new(),
         }
     }
@@ -93,7 +98,12 @@ impl Kinds {
             .map(|d| ((d.group, d.plural), crate::strategy::builtin(d)))
             .collect();
         Kinds {
-            current: RwLock::new(Arc::new(Served::new(registry, strategies, BTreeMap::new()))),
+            current: RwLock::new(Arc::new(Served::new(
+                registry,
+                strategies,
+                BTreeMap::new(),
+                Vec::new(),
+            ))),
             cache,
             changing: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::channel(0).0,
@@ -180,7 +190,12 @@ impl Kinds {
         let registry = served
             .registry
             .with(kinds.into_iter().map(|k| k.def).collect());
-        self.swap(Served::new(registry, strategies, schemas));
+        self.swap(Served::new(
+            registry,
+            strategies,
+            schemas,
+            served.remote.clone(),
+        ));
         Ok(())
     }
 
@@ -206,7 +221,12 @@ impl Kinds {
         let registry = served.registry.without(group, plural);
         // Not served first, then not cached: no request finds the kind
         // without its cache.
-        self.swap(Served::new(registry, strategies, schemas));
+        self.swap(Served::new(
+            registry,
+            strategies,
+            schemas,
+            served.remote.clone(),
+        ));
         for prefix in prefixes {
             let still_used = self
                 .registry()
@@ -217,6 +237,47 @@ impl Kinds {
                 self.cache.remove_resource(prefix).await;
             }
         }
+    }
+
+    /// Gives `strategy` to the built-in resource `group`/`plural` (a kind
+    /// whose rules live outside the strategy table, as the aggregator's
+    /// APIServices).
+    pub(crate) fn set_strategy(
+        &self,
+        group: &'static str,
+        plural: &'static str,
+        strategy: Arc<dyn Strategy>,
+    ) {
+        let mut current = self.current.write();
+        let mut strategies = current.strategies.clone();
+        strategies.insert((group, plural), strategy);
+        *current = Arc::new(Served::new(
+            (*current.registry).clone(),
+            strategies,
+            current.schemas.clone(),
+            current.remote.clone(),
+        ));
+    }
+
+    /// The group versions served behind the aggregator, for discovery;
+    /// nothing changes when they are the same as before.
+    pub(crate) async fn set_remote(&self, remote: Vec<RemoteGroupVersion>) {
+        let _one = self.changing.lock().await;
+        let served = self.snapshot();
+        if served.remote == remote {
+            return;
+        }
+        let next = Served::new(
+            (*served.registry).clone(),
+            served.strategies.clone(),
+            served.schemas.clone(),
+            remote,
+        );
+        // The OpenAPI documents do not list what is served elsewhere.
+        if let Some(openapi) = served.openapi.get() {
+            let _ = next.openapi.set(openapi.clone());
+        }
+        self.swap(next);
     }
 
     fn swap(&self, next: Served) {

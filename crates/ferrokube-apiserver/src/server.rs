@@ -165,8 +165,10 @@ impl RunningServer {
     }
 }
 
-struct App {
-    rest: Rest,
+pub(crate) struct App {
+    pub(crate) rest: Rest,
+    /// Group versions served by extension servers behind APIServices.
+    pub(crate) aggregator: crate::aggregator::Aggregator,
     data_dir: PathBuf,
     ca_pem: String,
     tokens: TokenAuthenticator,
@@ -390,6 +392,15 @@ fn write_kubeconfigs(
     Ok(kubeconfig)
 }
 
+/// What runs beside the request handlers: the OpenAPI documents built off
+/// the request path (they are built on first use, and kubectl asks for them
+/// first), and the aggregator.
+fn start_background(app: &Arc<App>, cancel: &CancellationToken) {
+    let warm = app.clone();
+    tokio::task::spawn_blocking(move || warm.rest.kinds.openapi());
+    tokio::spawn(crate::aggregator::run(app.clone(), cancel.child_token()));
+}
+
 /// Starts the API server; returns once it listens.
 pub async fn start(
     config: ServerConfig,
@@ -450,12 +461,10 @@ pub async fn start(
         .context("the kubelet client certificate")?,
         authorizer,
         issuer_discovery: Default::default(),
+        aggregator: crate::aggregator::Aggregator::new(&pki),
     });
     ensure_cluster_objects(&app.rest, config.port).await?;
-    // The OpenAPI documents are built on first use; build them now, off the
-    // request path, as kubectl asks for them first.
-    let warm = app.clone();
-    tokio::task::spawn_blocking(move || warm.rest.kinds.openapi());
+    start_background(&app, &cancel);
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
@@ -777,6 +786,11 @@ async fn admitted(
         };
     }
     let started = std::time::Instant::now();
+    if let Some(remote) = app.aggregator.remote_for_path(&path) {
+        return crate::aggregator::serve(&app.rest, &remote, req)
+            .await
+            .unwrap_or_else(|e| error_response(&e));
+    }
     let result = if info.is_resource_request {
         resource_request(app, req, info, query).await
     } else {

@@ -172,7 +172,9 @@ pub(crate) enum DialError {
 
 /// An HTTP/1.1 client over `io` (upgrades allowed), the connection driven by
 /// a task of its own.
-async fn http1<IO, B>(io: IO) -> Result<hyper::client::conn::http1::SendRequest<B>, hyper::Error>
+pub(crate) async fn http1<IO, B>(
+    io: IO,
+) -> Result<hyper::client::conn::http1::SendRequest<B>, hyper::Error>
 where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     B: hyper::body::Body + Send + 'static,
@@ -191,7 +193,7 @@ where
 /// Accepts any kubelet serving certificate (see the module doc), still
 /// checking the handshake signatures.
 #[derive(Debug)]
-struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+pub(crate) struct AnyServerCert(pub(crate) Arc<rustls::crypto::CryptoProvider>);
 
 impl ServerCertVerifier for AnyServerCert {
     fn verify_server_cert(

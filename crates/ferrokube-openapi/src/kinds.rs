@@ -138,6 +138,9 @@ pub(crate) fn register(
         ("storage.k8s.io", "v1", "CSIStorageCapacity") => {
             add::<api::storage::v1::CSIStorageCapacity>(generator)
         }
+        ("apiregistration.k8s.io", "v1", "APIService") => add::<
+            k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService,
+        >(generator),
         _ => return None,
     };
     Some(name)
