@@ -157,6 +157,39 @@ fn an_extension_server_behind_an_apiservice_answers_kubectl_through_the_aggregat
         || availability(&c, "v1.wardle.example.com") == "True/Passed/all checks passed",
     );
 
+    // kubectl's table says where each APIService is served.
+    let table = c.kubectl_ok(&["get", "apiservices", "v1.apps", "v1.wardle.example.com"]);
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["NAME", "SERVICE", "AVAILABLE", "AGE"], "{table}");
+    assert_eq!(rows[1][..3], ["v1.apps", "Local", "True"], "{table}");
+    assert_eq!(
+        rows[2][..3],
+        ["v1.wardle.example.com", "wardle/api", "True"],
+        "{table}"
+    );
+    // An APIService not named `<version>.<group>` is refused with
+    // Kubernetes' message.
+    let bad = files.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+            "metadata": {"name": "wardle"},
+            "spec": {"group": "wardle.example.com", "version": "v2",
+                     "groupPriorityMinimum": 1000, "versionPriority": 15}}"#,
+    )
+    .unwrap();
+    let refused = c.kubectl(&["create", "-f", bad.to_str().unwrap()]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(
+            r#"The APIService "wardle" is invalid: metadata.name: Invalid value: "wardle": must be `spec.version+"."+spec.group`: "v2.wardle.example.com""#
+        ),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
     // Discovery lists the group; kubectl lists its resources through the
     // aggregator, and the server was told who asked.
     let resources = c.kubectl_ok(&["api-resources", "--api-group=wardle.example.com"]);
