@@ -786,7 +786,7 @@ async fn admitted(
         };
     }
     let started = std::time::Instant::now();
-    if let Some(remote) = app.aggregator.remote_for_path(&path) {
+    if let Some(remote) = app.aggregator.remote_for_path(path) {
         return crate::aggregator::serve(&app.rest, &remote, req)
             .await
             .unwrap_or_else(|e| error_response(&e));
