@@ -799,6 +799,21 @@ pub fn builtin() -> Vec<ResourceDef> {
             "/registry/apiregistration.k8s.io/apiservices/",
         )
         .with_subs(vec![status("apiregistration.k8s.io", "v1", "APIService")]),
+        row(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            false,
+            &["crd", "crds"],
+            &["api-extensions"],
+            "/registry/apiextensions.k8s.io/customresourcedefinitions/",
+        )
+        .with_subs(vec![status(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+        )]),
     ]
     .into_iter()
     .map(ResourceDef::finish)
@@ -1310,6 +1325,20 @@ mod tests {
             false,
             "ValidatingAdmissionPolicyBinding",
         ),
+        (
+            "apiservices",
+            "",
+            "apiregistration.k8s.io/v1",
+            false,
+            "APIService",
+        ),
+        (
+            "customresourcedefinitions",
+            "crd,crds",
+            "apiextensions.k8s.io/v1",
+            false,
+            "CustomResourceDefinition",
+        ),
     ];
 
     #[test]
@@ -1321,11 +1350,7 @@ mod tests {
             let def = r
                 .get(group, version, plural)
                 .unwrap_or_else(|| panic!("{plural} in {api_version}"));
-            let want_short: Vec<&str> = if short.is_empty() {
-                vec![]
-            } else {
-                vec![short]
-            };
+            let want_short: Vec<&str> = short.split(',').filter(|s| !s.is_empty()).collect();
             assert_eq!(def.short_names, want_short.as_slice(), "{plural}");
             assert_eq!(def.api_version(), api_version);
             assert_eq!(def.namespaced, namespaced, "{plural}");

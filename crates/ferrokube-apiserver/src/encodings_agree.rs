@@ -460,7 +460,12 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
         let (group, version) = (def.group, def.version);
         {
             {
-                if NOT_STORED.contains(&def.kind) || !def.has_verb("create") {
+                // A CRD's name is `<plural>.<group>` and its controllers write its
+                // status right after the create: tested end to end (tests/crd.rs).
+                if NOT_STORED.contains(&def.kind)
+                    || !def.has_verb("create")
+                    || def.kind == "CustomResourceDefinition"
+                {
                     continue;
                 }
                 let keyed = format!("{group}/{}", def.kind);

@@ -3,7 +3,10 @@
 //! {service,namespace,event}/storage`): a Service's cluster IP and node
 //! ports are allocated, kept and released with it ([`crate::services`]);
 //! a namespace waits for the finalizers of its spec and is `Terminating`
-//! while it does; Events are written with a lease, so they expire. (A
+//! while it does; Events are written with a lease, so they expire; a
+//! CustomResourceDefinition waits for its objects to go (the
+//! `customresourcecleanup.apiextensions.k8s.io` finalizer, `Terminating`
+//! from the delete on, as Kubernetes' CRD storage). (A
 //! Pod's binding and eviction are subresources of their own:
 //! [`crate::binding`], [`crate::eviction`].)
 //!
@@ -28,6 +31,8 @@ pub(crate) enum KindStorage {
     Namespaces,
     /// Events (both groups): written with a lease.
     Events,
+    /// CustomResourceDefinitions: deleted after their objects.
+    Crds,
 }
 
 /// The finalizer of a namespace's spec through which the namespace
@@ -42,6 +47,7 @@ impl KindStorage {
             ("", "services") => KindStorage::Services,
             ("", "namespaces") => KindStorage::Namespaces,
             ("" | "events.k8s.io", "events") => KindStorage::Events,
+            (group, plural) if crate::crd::is_crd(group, plural) => KindStorage::Crds,
             _ => KindStorage::Generic,
         }
     }
@@ -58,6 +64,12 @@ impl KindStorage {
             .then(|| NAMESPACE_FINALIZER.to_string())
     }
 
+    /// The finalizer every delete of the kind adds to the metadata (a CRD's
+    /// cleanup finalizer).
+    pub(crate) fn deletion_finalizer(self) -> Option<&'static str> {
+        (self == KindStorage::Crds).then_some(crate::crd::CLEANUP_FINALIZER)
+    }
+
     /// Whether a finalizer is the kind's own (never written to metadata).
     pub(crate) fn is_spec_finalizer(self, finalizer: &str) -> bool {
         self == KindStorage::Namespaces && finalizer == NAMESPACE_FINALIZER
@@ -70,10 +82,12 @@ impl KindStorage {
     }
 
     /// What marking `obj` as being deleted does beside the metadata: a
-    /// namespace becomes `Terminating`.
+    /// namespace becomes `Terminating`, and so does a CRD (its condition).
     pub(crate) fn mark_deleting(self, obj: &mut Value) {
-        if self == KindStorage::Namespaces {
-            obj["status"] = json!({"phase": "Terminating"});
+        match self {
+            KindStorage::Namespaces => obj["status"] = json!({"phase": "Terminating"}),
+            KindStorage::Crds => crate::crd::mark_terminating(obj),
+            _ => {}
         }
     }
 

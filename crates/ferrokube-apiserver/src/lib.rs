@@ -10,6 +10,7 @@ pub mod authz;
 mod binding;
 mod cert_rotation;
 mod continue_token;
+mod crd;
 mod defaults;
 mod discovery;
 mod encoding;

@@ -257,6 +257,11 @@ fn deletion_finalizers(storage: KindStorage, opts: &DeleteOptions, obj: &Value) 
         }
         _ => {}
     }
+    if let Some(f) = storage.deletion_finalizer() {
+        if !fins.iter().any(|x| x == f) {
+            fins.push(f.into());
+        }
+    }
     fins.extend(storage.spec_finalizers(obj));
     fins
 }

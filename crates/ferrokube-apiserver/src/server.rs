@@ -465,6 +465,7 @@ pub async fn start(
     });
     ensure_cluster_objects(&app.rest, config.port).await?;
     start_background(&app, &cancel);
+    crate::crd::controller::start(app.clone(), |a| &a.rest, cancel.child_token());
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));

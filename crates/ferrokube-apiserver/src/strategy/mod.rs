@@ -227,6 +227,9 @@ pub(crate) fn validate_metadata(def: &ResourceDef, obj: &Value) -> Vec<FieldErro
 /// with nothing of their own (ServiceAccount, Lease, Role, the reviews,
 /// ...).
 pub(crate) fn builtin(def: &ResourceDef) -> std::sync::Arc<dyn Strategy> {
+    if crate::crd::is_crd(def.group, def.plural) {
+        return std::sync::Arc::new(crate::crd::CrdStrategy);
+    }
     let by_group = match def.group {
         "" => core::strategy(def.kind),
         "apps" => apps::strategy(def.kind),
