@@ -368,10 +368,12 @@ fn bad_input_gets_kubernetes_errors() {
         stderr(&out)
     );
     // Nothing was written by any of them (the root CA ConfigMap the
-    // controllers put in every namespace aside).
+    // controllers put in every namespace, and the API server's
+    // kube-system/extension-apiserver-authentication, aside).
     let cms = c.kubectl_ok(&["get", "cm", "-A", "-o", "name"]);
     assert!(
-        cms.lines().all(|l| l == "configmap/kube-root-ca.crt"),
+        cms.lines().all(|l| l == "configmap/kube-root-ca.crt"
+            || l == "configmap/extension-apiserver-authentication"),
         "{cms}"
     );
     // A resourceVersion from the future times out with the cause client-go's

@@ -129,49 +129,11 @@ fn service_endpoint(
         serde_json::from_slice(&o.json).ok()
     };
     let svc = read("services").ok_or_else(|| format!("service {name:?} not found"))?;
-    let port_name = svc
-        .pointer("/spec/ports")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .find(|p| p.get("port").and_then(Value::as_u64) == Some(u64::from(port)))
-        .map(|p| {
-            p.get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        })
-        .ok_or_else(|| format!("no service port {port} found for service {name:?}"))?;
+    let port_name = crate::proxy::endpoint_port_name(&svc, name, &port.to_string())
+        .map_err(|e| e.message)?;
     let no_endpoints = || format!("no endpoints available for service {name:?}");
     let eps = read("endpoints").ok_or_else(no_endpoints)?;
-    let mut addrs = Vec::new();
-    for subset in eps
-        .get("subsets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let Some(p) = subset
-            .get("ports")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|p| p.get("name").and_then(Value::as_str).unwrap_or("") == port_name)
-            .and_then(|p| p.get("port").and_then(Value::as_u64))
-            .and_then(|p| u16::try_from(p).ok())
-        else {
-            continue;
-        };
-        addrs.extend(
-            subset
-                .get("addresses")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|a| a.get("ip")?.as_str()?.parse::<IpAddr>().ok())
-                .map(|ip| SocketAddr::new(ip, p)),
-        );
-    }
+    let addrs = crate::proxy::endpoint_addrs(&eps, &port_name);
     if addrs.is_empty() {
         return Err(no_endpoints());
     }
