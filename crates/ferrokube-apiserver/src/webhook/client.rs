@@ -129,8 +129,8 @@ fn service_endpoint(
         serde_json::from_slice(&o.json).ok()
     };
     let svc = read("services").ok_or_else(|| format!("service {name:?} not found"))?;
-    let port_name = crate::proxy::endpoint_port_name(&svc, name, &port.to_string())
-        .map_err(|e| e.message)?;
+    let port_name =
+        crate::proxy::endpoint_port_name(&svc, name, &port.to_string()).map_err(|e| e.message)?;
     let no_endpoints = || format!("no endpoints available for service {name:?}");
     let eps = read("endpoints").ok_or_else(no_endpoints)?;
     let addrs = crate::proxy::endpoint_addrs(&eps, &port_name);
