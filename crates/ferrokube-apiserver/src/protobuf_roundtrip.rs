@@ -349,6 +349,11 @@ struct Gen {
     defs: Map<String, Value>,
     /// The chance an optional property is present.
     optional: f64,
+    /// The definitions being generated, outermost first: a recursive type
+    /// (a CustomResourceDefinition's JSONSchemaProps) nested in itself gets
+    /// its required properties only, or its objects would grow without
+    /// bound.
+    within: Vec<String>,
 }
 
 const WORDS: &[&str] = &[
@@ -412,7 +417,16 @@ impl Gen {
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
-        let chance = if depth > 12 { 0.0 } else { self.optional };
+        let recursive = self
+            .within
+            .iter()
+            .enumerate()
+            .any(|(i, n)| self.within[i + 1..].contains(n));
+        let chance = if depth > 12 || recursive {
+            0.0
+        } else {
+            self.optional
+        };
         if let Some(props) = schema.get("properties").and_then(Value::as_object) {
             // An object's TypeMeta (apiVersion and kind, also of one embedded
             // in another: a StatefulSet's claim templates, an Eviction's
@@ -450,7 +464,10 @@ impl Gen {
             }
             _ => {
                 let schema = self.defs.get(name).cloned().unwrap_or(Value::Null);
-                self.value(&schema, depth)
+                self.within.push(name.to_string());
+                let v = self.value(&schema, depth);
+                self.within.pop();
+                v
             }
         }
     }
@@ -547,6 +564,7 @@ fn round_trip_kinds(kinds: &[ServedKind], defs: Map<String, Value>, seed: u64) {
         rng: StdRng::seed_from_u64(seed),
         defs,
         optional: 0.0,
+        within: Vec::new(),
     };
     let mut failures = Vec::new();
     for (api_version, kind, def) in kinds {
