@@ -191,12 +191,7 @@ fn available_cell(obj: &Value) -> String {
 
 impl Strategy for ApiServiceStrategy {
     fn check_fields(&self, def: &ResourceDef, obj: Value) -> Result<Checked, String> {
-        crate::typed::check(def.group, def.kind, &obj)
-            .map(|c| Checked {
-                value: c.value,
-                unknown: c.unknown,
-            })
-            .map_err(|e| e.to_string())
+        crate::strategy::typed_check(def, obj)
     }
 
     fn prepare_for_create(
@@ -210,18 +205,8 @@ impl Strategy for ApiServiceStrategy {
         obj["status"] = json!({});
     }
 
-    fn prepare_for_update(
-        &self,
-        _def: &ResourceDef,
-        old: &Value,
-        new: &mut Value,
-        subresource: &str,
-    ) {
-        if subresource == "status" {
-            new["spec"] = old.get("spec").cloned().unwrap_or(Value::Null);
-        } else {
-            new["status"] = old.get("status").cloned().unwrap_or_else(|| json!({}));
-        }
+    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
+        crate::strategy::split_status(def, old, new, sub);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
