@@ -334,25 +334,26 @@ async fn suspend_deletes_pods_and_resume_restarts_them() {
         (env.live_pods("job=sus").await.len() == 2).then_some(())
     })
     .await;
-    let j = get(&env, "sus").await;
-    let c = j
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.clone())
-        .unwrap_or_default();
-    let s = c
-        .iter()
-        .find(|c| c.type_ == "Suspended")
-        .expect("Suspended condition");
+    // The controller makes the pods before it writes the status that says so:
+    // wait for the condition rather than read it once.
+    let resumed = |j: &Job| {
+        let st = j.status.as_ref()?;
+        let c = st
+            .conditions
+            .as_ref()?
+            .iter()
+            .find(|c| c.type_ == "Suspended")?;
+        Some((c.status.clone(), c.reason.clone(), st.start_time.is_some()))
+    };
+    let seen = wait_for("the Suspended condition turned False", WAIT, || async {
+        let seen = resumed(&get(&env, "sus").await);
+        (seen.as_ref().map(|s| s.0.as_str()) == Some("False")).then_some(seen)
+    })
+    .await;
     assert_eq!(
-        (s.status.as_str(), s.reason.as_deref()),
-        ("False", Some("JobResumed"))
+        seen,
+        Some(("False".to_string(), Some("JobResumed".to_string()), true))
     );
-    assert!(j
-        .status
-        .as_ref()
-        .and_then(|s| s.start_time.as_ref())
-        .is_some());
     // Suspending again deletes the running pods, not counting them failed.
     env.api::<Job>()
         .patch(
@@ -368,10 +369,14 @@ async fn suspend_deletes_pods_and_resume_restarts_them() {
     .await;
     let j = get(&env, "sus").await;
     assert_eq!(j.status.as_ref().and_then(|s| s.failed), None);
-    assert!(events(&env, "sus")
-        .await
-        .iter()
-        .any(|(r, _)| r == "Resumed"));
+    wait_for("a Resumed event", WAIT, || async {
+        events(&env, "sus")
+            .await
+            .iter()
+            .any(|(r, _)| r == "Resumed")
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
