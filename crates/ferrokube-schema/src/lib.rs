@@ -143,9 +143,13 @@ impl Structural {
     /// (`old` `None`) or update, in its order: the schema (ratcheted on
     /// updates), embedded resources, list uniqueness, then the rules, unless
     /// an error so far blocks them (a missing, unsupported, too long, too
-    /// many or mistyped value), which Kubernetes reports with one more error.
+    /// many or mistyped value), which Kubernetes reports with one more error
+    /// when the schema has rules.
     pub fn validate_all(&self, obj: &Json, old: Option<&Json>) -> Vec<FieldError> {
         let mut errors = self.schema_errors(obj, old);
+        if !self.root.has_rules() {
+            return errors;
+        }
         let blocking = errors.iter().any(|e| {
             matches!(
                 e.reason(),

@@ -97,6 +97,15 @@ impl Node {
         }
     }
 
+    /// Whether this node or one below it (properties, items, additional
+    /// properties) has `x-kubernetes-validations` rules.
+    pub(crate) fn has_rules(&self) -> bool {
+        !self.rules.is_empty()
+            || self.properties.values().any(Node::has_rules)
+            || self.items.as_deref().is_some_and(Node::has_rules)
+            || self.additional_schema().is_some_and(Node::has_rules)
+    }
+
     /// Whether the node has any value validation (the nested forms).
     pub(crate) fn has_junctors(&self) -> bool {
         !self.all_of.is_empty()

@@ -1150,6 +1150,21 @@ fn validate_all_runs_rules_unless_errors_block_them() {
         s.validate_all(&old, Some(&old)).is_empty(),
         "an unchanged object is ratcheted"
     );
+    // Without rules anywhere there is nothing left unchecked to report.
+    let plain = with_spec(json!({"type": "object", "properties": {
+        "n": {"type": "integer"}, "m": {"type": "array", "items": {"type": "integer"}}}}));
+    assert_eq!(
+        texts(&plain.validate_all(&json!({"spec": {"n": "x"}}), None)),
+        [r#"spec.n: Invalid value: "string": spec.n in body must be of type integer: "string""#]
+    );
+    let deep = with_spec(json!({"type": "object", "properties": {
+        "m": {"type": "array", "items": {"type": "object", "properties": {"x": {"type": "integer"}},
+            "x-kubernetes-validations": [{"rule": "self.x > 0"}]}}}}));
+    assert_eq!(
+        texts(&deep.validate_all(&json!({"spec": {"m": ["no"]}}), None)).len(),
+        2,
+        "rules under items count"
+    );
 }
 
 /// Rules shaped as Gateway API's parentRefs rules: nested comprehensions
