@@ -23,34 +23,21 @@ use ferrokube_client::testing::wait::wait_until_blocking;
 
 const NODE: &str = "fk-aggregator-e2e";
 
-/// A CA and a serving certificate for `api.wardle.svc` signed by it, written
-/// as `ca.crt`, `tls.crt` and `tls.key` under `dir`; returns the CA's PEM.
-fn serving_certificate(dir: &Path) -> String {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(DnType::CommonName, "wardle-test-ca");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["api.wardle.svc".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.crt"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("tls.crt"), leaf.pem()).unwrap();
-    std::fs::write(dir.join("tls.key"), key.serialize_pem()).unwrap();
-    ca_cert.pem()
-}
-
-/// The extension server's pod, Service and APIService.
+/// The extension server's namespace, pod, Service and APIService.
 fn manifests(files: &Path, data_dir: &Path, ca_pem: &str) -> String {
-    let script = common::repo_root().join("crates/ferrokube/tests/aggregator/extension_server.py");
-    let script = script.canonicalize().unwrap();
     let f = |n: &str| files.join(n).display().to_string();
-    let request_header_ca = data_dir.join("tls/request-header-ca.crt");
+    let request_header_ca = data_dir
+        .join("tls/request-header-ca.crt")
+        .display()
+        .to_string();
+    let pod = common::python_pod::python_pod(
+        "wardle",
+        "api",
+        "wardle",
+        "crates/ferrokube/tests/aggregator/extension_server.py",
+        &[&f("tls.crt"), &f("tls.key"), &request_header_ca, "8443"],
+        8443,
+    );
     let ca_bundle = base64::engine::general_purpose::STANDARD.encode(ca_pem);
     format!(
         r#"apiVersion: v1
@@ -58,26 +45,7 @@ kind: Namespace
 metadata:
   name: wardle
 ---
-apiVersion: v1
-kind: Pod
-metadata:
-  name: api
-  namespace: wardle
-  labels: {{app: wardle}}
-spec:
-  containers:
-  - name: server
-    image: busybox:1.35
-    command: ["chroot", "/host", "/usr/bin/python3", "{script}", "{crt}", "{key}", "{rh}", "8443"]
-    ports: [{{containerPort: 8443}}]
-    readinessProbe:
-      tcpSocket: {{port: 8443}}
-      periodSeconds: 1
-    volumeMounts: [{{name: host, mountPath: /host, readOnly: true}}]
-  volumes:
-  - name: host
-    hostPath: {{path: /, type: Directory}}
----
+{pod}---
 apiVersion: v1
 kind: Service
 metadata:
@@ -98,11 +66,7 @@ spec:
   versionPriority: 15
   service: {{namespace: wardle, name: api, port: 443}}
   caBundle: {ca_bundle}
-"#,
-        script = script.display(),
-        crt = f("tls.crt"),
-        key = f("tls.key"),
-        rh = request_header_ca.display(),
+"#
     )
 }
 
@@ -126,7 +90,8 @@ fn an_extension_server_behind_an_apiservice_answers_kubectl_through_the_aggregat
         .prefix("ferrokube-wardle")
         .tempdir()
         .unwrap();
-    let ca = serving_certificate(files.path());
+    let ca =
+        common::python_pod::serving_certificate(files.path(), "wardle-test-ca", "api.wardle.svc");
 
     // Local APIServices for the built-in group versions, and what extension
     // servers read to trust our requests.

@@ -7,6 +7,8 @@
     reason = "each test binary uses the part of these helpers it needs"
 )]
 
+pub(crate) mod python_pod;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -1,0 +1,78 @@
+"""A tiny admission webhook for the webhook-as-a-pod test.
+
+Answers AdmissionReviews over HTTPS, with nothing but Python's standard
+library: on /mutate it allows the object and labels it `webhook: mutated`
+with a JSON patch; on /validate it refuses an object whose `data` holds the
+key `forbidden`, and allows anything else.
+
+Usage: webhook_server.py CERT KEY PORT
+"""
+import base64
+import http.server
+import json
+import signal
+import ssl
+import sys
+
+CERT, KEY, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+
+def mutate(request):
+    labels = (request.get("object") or {}).get("metadata", {}).get("labels")
+    if isinstance(labels, dict):
+        patch = [{"op": "add", "path": "/metadata/labels/webhook", "value": "mutated"}]
+    else:
+        patch = [{"op": "add", "path": "/metadata/labels", "value": {"webhook": "mutated"}}]
+    return {"allowed": True, "patchType": "JSONPatch",
+            "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
+
+
+def validate(request):
+    data = (request.get("object") or {}).get("data") or {}
+    if "forbidden" in data:
+        return {"allowed": False,
+                "status": {"code": 403, "reason": "Forbidden",
+                           "message": 'the key "forbidden" is not allowed'}}
+    return {"allowed": True}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    # Connections are kept, as the API server keeps them.
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            review = json.loads(self.rfile.read(length))
+            request = review["request"]
+        except (ValueError, KeyError, TypeError):
+            self.send_error(400, "not an AdmissionReview")
+            return
+        path = self.path.split("?")[0]
+        if path == "/mutate":
+            response = mutate(request)
+        elif path == "/validate":
+            response = validate(request)
+        else:
+            self.send_error(404)
+            return
+        response["uid"] = request.get("uid", "")
+        body = json.dumps({"apiVersion": review.get("apiVersion", "admission.k8s.io/v1"),
+                           "kind": "AdmissionReview", "response": response}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+# As the only process of its container, stop at once when asked to.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(CERT, KEY)
+server = http.server.ThreadingHTTPServer(("0.0.0.0", PORT), Handler)
+server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()
