@@ -164,6 +164,74 @@ fn webhook_label(c: &Cluster, namespace: &str, name: &str) -> String {
     ])
 }
 
+/// The webhook's account of the review of pod `namespace/name`.
+fn webhook_seen(c: &Cluster, namespace: &str, name: &str) -> String {
+    c.kubectl_ok(&[
+        "get",
+        "pod",
+        name,
+        "-n",
+        namespace,
+        "-o",
+        r"jsonpath={.metadata.annotations.webhook\.example\.com/request}",
+    ])
+}
+
+/// A Deployment's pod is labelled, reviewed as made by the ReplicaSet
+/// controller; the Deployment is deleted again.
+fn deployment_pods_are_labelled(c: &Cluster, dir: &Path) {
+    let file = dir.join("deployment.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: sleepers
+  namespace: {USER_NS}
+spec:
+  selector: {{matchLabels: {{app: sleepers}}}}
+  template:
+    metadata:
+      labels: {{app: sleepers}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - {{name: c, image: "busybox:1.35", command: [sleep, "3600"]}}
+"#
+        ),
+    )
+    .unwrap();
+    c.kubectl_ok(&["create", "-f", file.to_str().unwrap()]);
+    let mut pod = String::new();
+    wait_until_blocking(
+        "the Deployment's pod",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            pod = c.kubectl_ok(&[
+                "get",
+                "pods",
+                "-n",
+                USER_NS,
+                "-l",
+                "app=sleepers",
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ]);
+            !pod.is_empty()
+        },
+    );
+    assert_eq!(webhook_label(c, USER_NS, &pod), "mutated");
+    assert_eq!(
+        webhook_seen(c, USER_NS, &pod),
+        format!(
+            "CREATE /v1/Pod pods {USER_NS} system:serviceaccount:kube-system:replicaset-controller dryRun=false"
+        )
+    );
+    c.kubectl_ok(&["delete", "deployment", "sleepers", "-n", USER_NS]);
+}
+
 /// The ready addresses of the webhook's Service, space-separated.
 fn endpoint_addresses(c: &Cluster) -> String {
     c.kubectl_ok(&[
@@ -263,9 +331,31 @@ fn webhooks_served_by_a_pod_behind_a_service() {
 /// With the webhook up: pods are labelled, ConfigMaps with the key refused
 /// (on create and update), and the webhook's namespace left alone.
 fn reviews(c: &Cluster, dir: &Path) {
-    // The mutating webhook labels a new pod.
-    c.kubectl_ok(&["create", "-f", &sleeper(dir, "first", USER_NS)]);
+    // The mutating webhook labels a new pod; the review told it what was
+    // done, where, and by whom.
+    let first = sleeper(dir, "first", USER_NS);
+    c.kubectl_ok(&["create", "-f", &first]);
     assert_eq!(webhook_label(c, USER_NS, "first"), "mutated");
+    assert_eq!(
+        webhook_seen(c, USER_NS, "first"),
+        format!("CREATE /v1/Pod pods {USER_NS} system:admin dryRun=false")
+    );
+    // A server-side dry run is reviewed (the webhook has no side effects)
+    // and shows the mutation.
+    let dry = c.kubectl_ok(&[
+        "create",
+        "--dry-run=server",
+        "-f",
+        &sleeper(dir, "dry", USER_NS),
+        "-o",
+        r#"jsonpath={.metadata.labels.webhook} {.metadata.annotations.webhook\.example\.com/request}"#,
+    ]);
+    assert_eq!(
+        dry,
+        format!("mutated CREATE /v1/Pod pods {USER_NS} system:admin dryRun=true")
+    );
+    // Pods a controller makes are reviewed as the controller's.
+    deployment_pods_are_labelled(c, dir);
     // The validating webhook refuses a ConfigMap with the key, in
     // Kubernetes' words, and lets another through.
     let bad = configmap(dir, "bad", USER_NS, "forbidden");

@@ -1,8 +1,9 @@
 """A tiny admission webhook for the webhook-as-a-pod test.
 
 Answers AdmissionReviews over HTTPS, with nothing but Python's standard
-library: on /mutate it allows the object and labels it `webhook: mutated`
-with a JSON patch; on /validate it refuses an object whose `data` holds the
+library: on /mutate it allows the object, labels it `webhook: mutated` and
+annotates it with what the review said (`webhook.example.com/request`) with
+a JSON patch; on /validate it refuses an object whose `data` holds the
 key `forbidden`, and allows anything else.
 
 Usage: webhook_server.py CERT KEY PORT
@@ -17,12 +18,30 @@ import sys
 CERT, KEY, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
 
+def seen(request):
+    """What the review said, for the test to read back."""
+    kind = request.get("kind") or {}
+    resource = request.get("resource") or {}
+    return " ".join([
+        request.get("operation", ""),
+        f"{kind.get('group', '')}/{kind.get('version', '')}/{kind.get('kind', '')}",
+        resource.get("resource", ""),
+        request.get("namespace", ""),
+        (request.get("userInfo") or {}).get("username", ""),
+        f"dryRun={str(request.get('dryRun', False)).lower()}",
+    ])
+
+
 def mutate(request):
-    labels = (request.get("object") or {}).get("metadata", {}).get("labels")
-    if isinstance(labels, dict):
-        patch = [{"op": "add", "path": "/metadata/labels/webhook", "value": "mutated"}]
-    else:
-        patch = [{"op": "add", "path": "/metadata/labels", "value": {"webhook": "mutated"}}]
+    metadata = (request.get("object") or {}).get("metadata", {})
+    patch = []
+    for field, key, value in (("labels", "webhook", "mutated"),
+                              ("annotations", "webhook.example.com/request", seen(request))):
+        if isinstance(metadata.get(field), dict):
+            escaped = key.replace("~", "~0").replace("/", "~1")
+            patch.append({"op": "add", "path": f"/metadata/{field}/{escaped}", "value": value})
+        else:
+            patch.append({"op": "add", "path": f"/metadata/{field}", "value": {key: value}})
     return {"allowed": True, "patchType": "JSONPatch",
             "patch": base64.b64encode(json.dumps(patch).encode()).decode()}
 
