@@ -3,8 +3,10 @@
 Usage: custom_objects_check.py KUBECONFIG
 Creates a CRD and waits for it to be Established, then creates, gets, lists
 with a label selector, merge- and JSON-patches, replaces, writes /status and
-/scale of, watches and deletes custom objects; a schema violation must come
-back as an ApiException with status 422 and Kubernetes' message. Exits
+/scale of, watches and deletes custom objects, lists them over all
+namespaces and in pages, deletes a collection, and uses them through the
+dynamic client (discovery, /status, server-side apply); a schema violation
+must come back as an ApiException with status 422 and Kubernetes' message. Exits
 non-zero with a message on the first thing that is not as a Kubernetes user
 would expect; removes the CRD on the way out.
 """
@@ -13,7 +15,7 @@ import sys
 import threading
 import time
 
-from kubernetes import client, config, watch
+from kubernetes import client, config, dynamic, watch
 from kubernetes.client.rest import ApiException
 
 GROUP, VERSION, PLURAL, KIND = "pytest.example.com", "v1", "gizmos", "Gizmo"
@@ -187,6 +189,59 @@ def watched(api):
     assert w.resource_version, "the watch kept no resourceVersion"
 
 
+def across_namespaces(api, core):
+    """Lists over all namespaces, pages, and deletes a collection."""
+    core.create_namespace({"metadata": {"name": "py-other"}})
+    try:
+        for ns, name in (("default", "g-1"), ("default", "g-2"), ("py-other", "g-1")):
+            api.create_namespaced_custom_object(
+                GROUP, VERSION, ns, PLURAL, gizmo(name, {"set": "x"}, {"size": 1}))
+        everywhere = api.list_cluster_custom_object(GROUP, VERSION, PLURAL, label_selector="set=x")
+        found = sorted((i["metadata"]["namespace"], i["metadata"]["name"])
+                       for i in everywhere["items"])
+        assert found == [("default", "g-1"), ("default", "g-2"), ("py-other", "g-1")], found
+
+        args = (GROUP, VERSION, "default", PLURAL)
+        first = api.list_namespaced_custom_object(*args, limit=1)
+        assert [i["metadata"]["name"] for i in first["items"]] == ["g-1"], first["items"]
+        assert first["metadata"]["remainingItemCount"] == 1, first["metadata"]
+        rest = api.list_namespaced_custom_object(*args, limit=1,
+                                                 _continue=first["metadata"]["continue"])
+        assert [i["metadata"]["name"] for i in rest["items"]] == ["g-2"], rest["items"]
+        assert not rest["metadata"].get("continue"), rest["metadata"]
+
+        api.delete_collection_namespaced_custom_object(*args, label_selector="set=x")
+        left = api.list_namespaced_custom_object(*args)["items"]
+        assert left == [], f"left after deletecollection: {left}"
+        other = api.list_namespaced_custom_object(GROUP, VERSION, "py-other", PLURAL)["items"]
+        assert [i["metadata"]["name"] for i in other] == ["g-1"], "another namespace was emptied"
+    finally:
+        core.delete_namespace("py-other")
+
+
+def dynamic_client(api_client):
+    """The dynamic client finds the kind through discovery and uses it."""
+    dyn = dynamic.DynamicClient(api_client)
+    res = dyn.resources.get(api_version=f"{GROUP}/{VERSION}", kind=KIND)
+    assert res.namespaced and res.name == PLURAL, res
+    created = res.create(body=gizmo("g-d", {}, {"size": 1, "replicas": 1}), namespace=NS)
+    assert created.metadata.uid, created
+    st = res.status.patch(name="g-d", namespace=NS, body={"status": {"replicas": 1}},
+                          content_type="application/merge-patch+json")
+    assert st.status.replicas == 1, st
+    applied = res.server_side_apply(
+        body={"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
+              "metadata": {"name": "g-d", "namespace": NS}, "spec": {"color": "green"}},
+        field_manager="py-apply")
+    assert applied.spec.color == "green" and applied.spec.size == 1, applied.spec
+    managers = {(m["manager"], m["operation"], m.get("subresource", ""))
+                for m in applied.to_dict()["metadata"]["managedFields"]}
+    assert ("py-apply", "Apply", "") in managers, managers
+    names = [i.metadata.name for i in res.get(namespace=NS).items]
+    assert names == ["g-d"], names
+    res.delete(name="g-d", namespace=NS)
+
+
 def main(kubeconfig):
     config.load_kube_config(config_file=kubeconfig)
     ext = client.ApiextensionsV1Api()
@@ -195,6 +250,8 @@ def main(kubeconfig):
     try:
         crud(api)
         watched(api)
+        across_namespaces(api, client.CoreV1Api())
+        dynamic_client(client.ApiClient())
     finally:
         ext.delete_custom_resource_definition(CRD_NAME)
     print("python custom objects: ok")
