@@ -10,7 +10,8 @@
 //! webhook's pod is gone (a Service without endpoints), `failurePolicy:
 //! Fail` refuses writes with Kubernetes' message while the webhook's own
 //! namespace still takes writes (so the webhook can be brought back), and
-//! `Ignore` lets them through.
+//! `Ignore` lets them through; a webhook whose certificate does not name its
+//! Service, or is not signed by its `caBundle`, fails with Go's words.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -102,6 +103,47 @@ webhooks:
     )
 }
 
+/// A second Service for the webhook's pod (its certificate does not name
+/// it) and a configuration whose webhooks each fail the TLS check: one
+/// reaches the pod through that Service, one trusts another CA. Each is
+/// asked only about ConfigMaps labelled `tls-check: <its first label>`.
+fn tls_checks(ca_pem: &str, other_ca_pem: &str) -> String {
+    let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let hook = |name: &str, service: &str, ca: String| {
+        format!(
+            r#"- name: {name}.webhook.example.com
+  clientConfig:
+    service: {{namespace: {HOOK_NS}, name: {service}, path: /validate}}
+    caBundle: {ca}
+  rules:
+  - {{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}
+  objectSelector: {{matchLabels: {{tls-check: {name}}}}}
+  sideEffects: None
+  admissionReviewVersions: [v1]
+"#
+        )
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Service
+metadata:
+  name: webhook-alias
+  namespace: {HOOK_NS}
+spec:
+  selector: {{app: webhook}}
+  ports: [{{port: 443, targetPort: 8443}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: tls-checks
+webhooks:
+{alias}{untrusted}"#,
+        alias = hook("alias", "webhook-alias", b64(ca_pem)),
+        untrusted = hook("untrusted", "webhook", b64(other_ca_pem)),
+    )
+}
+
 /// A manifest file `name` under `dir` holding a pod of `namespace` that
 /// sleeps.
 fn sleeper(dir: &Path, name: &str, namespace: &str) -> String {
@@ -138,6 +180,68 @@ fn configmap(dir: &Path, name: &str, namespace: &str, key: &str) -> String {
     )
     .unwrap();
     p.display().to_string()
+}
+
+/// A manifest file under `dir` holding ConfigMap `USER_NS/<check>`
+/// labelled `tls-check: <check>`.
+fn tls_check_configmap(dir: &Path, check: &str) -> String {
+    let p = dir.join(format!("tls-check-{check}.yaml"));
+    std::fs::write(
+        &p,
+        format!(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {check}\n  namespace: {USER_NS}\n  labels: {{tls-check: {check}}}\n"
+        ),
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+/// Webhooks whose certificate check fails refuse with Go's words for it.
+fn certificates_checked(c: &Cluster, dir: &Path, ca_pem: &str) {
+    let other = dir.join("other-ca");
+    std::fs::create_dir(&other).unwrap();
+    let other_ca = common::python_pod::serving_certificate(&other, "another-ca", "elsewhere");
+    let file = dir.join("tls-checks.yaml");
+    std::fs::write(&file, tls_checks(ca_pem, &other_ca)).unwrap();
+    let file = file.display().to_string();
+    c.kubectl_ok(&["apply", "-f", &file]);
+    wait_until_blocking(
+        "the alias Service to have an endpoint",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            !c.kubectl_ok(&[
+                "get",
+                "endpoints",
+                "webhook-alias",
+                "-n",
+                HOOK_NS,
+                "-o",
+                "jsonpath={.subsets[*].addresses[*].ip}",
+            ])
+            .is_empty()
+        },
+    );
+    let tls_failed = |check: &str, service: &str, why: &str| {
+        format!(
+            r#"Internal error occurred: failed calling webhook "{check}.webhook.example.com": failed to call webhook: Post "https://{service}.{HOOK_NS}.svc:443/validate?timeout=10s": tls: failed to verify certificate: x509: {why}"#
+        )
+    };
+    let err = refused(c, &tls_check_configmap(dir, "alias"));
+    let want = tls_failed(
+        "alias",
+        "webhook-alias",
+        &format!("certificate is valid for webhook.{HOOK_NS}.svc, not webhook-alias.{HOOK_NS}.svc"),
+    );
+    assert!(err.contains(&want), "{err}");
+    let err = refused(c, &tls_check_configmap(dir, "untrusted"));
+    let want = tls_failed(
+        "untrusted",
+        "webhook",
+        "certificate signed by unknown authority",
+    );
+    assert!(err.contains(&want), "{err}");
+    c.kubectl_ok(&["delete", "-f", &file]);
 }
 
 /// `kubectl create -f file`: its stderr, after checking it failed.
@@ -299,6 +403,7 @@ fn webhooks_served_by_a_pod_behind_a_service() {
     // while they cannot be called yet.
     start_webhook(&c, &pod_file);
     reviews(&c, dir);
+    certificates_checked(&c, dir, &ca);
 
     // The webhook's pod gone, its Service has no endpoints: `Fail`
     // refuses, `Ignore` lets through.

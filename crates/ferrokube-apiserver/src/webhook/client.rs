@@ -272,17 +272,49 @@ fn connect_error(e: &std::io::Error) -> String {
     }
 }
 
-/// Go's words for a certificate the CA bundle does not vouch for.
+/// Go's words for a certificate the CA bundle does not vouch for, or that
+/// names another host.
 fn tls_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    if text.contains("UnknownIssuer") {
-        "tls: failed to verify certificate: x509: certificate signed by unknown authority"
-            .to_string()
-    } else if text.contains("NotValidForName") {
-        "tls: failed to verify certificate: x509: certificate is not valid for the requested name"
-            .to_string()
-    } else {
-        format!("tls: {text}")
+    use rustls::{CertificateError, Error};
+    let failed = "tls: failed to verify certificate: x509:";
+    match e.get_ref().and_then(|i| i.downcast_ref::<Error>()) {
+        Some(Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
+            format!("{failed} certificate signed by unknown authority")
+        }
+        Some(Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        })) => format!(
+            "{failed} {}",
+            name_mismatch(expected.to_str().as_ref(), presented)
+        ),
+        Some(Error::InvalidCertificate(CertificateError::NotValidForName)) => {
+            format!("{failed} certificate is not valid for the requested name")
+        }
+        _ => format!("tls: {e}"),
+    }
+}
+
+/// Go's `HostnameError`: the names the certificate holds of the kind of
+/// `host` (DNS names or IP addresses), from webpki's `DnsName("...")` and
+/// `IpAddress(...)`.
+fn name_mismatch(host: &str, presented: &[String]) -> String {
+    let ip = host.parse::<IpAddr>().is_ok();
+    let names: Vec<&str> = presented
+        .iter()
+        .filter_map(|p| match ip {
+            true => p.strip_prefix("IpAddress(")?.strip_suffix(')'),
+            false => p.strip_prefix("DnsName(\"")?.strip_suffix("\")"),
+        })
+        .collect();
+    match (names.is_empty(), ip) {
+        (true, true) => {
+            format!("cannot validate certificate for {host} because it doesn't contain any IP SANs")
+        }
+        (true, false) => {
+            format!("certificate is not valid for any names, but wanted to match {host}")
+        }
+        _ => format!("certificate is valid for {}, not {host}", names.join(", ")),
     }
 }
 
@@ -320,6 +352,34 @@ mod tests {
             .unwrap();
         assert_eq!(r.shown, "https://127.0.0.1/?timeout=3s");
         assert_eq!(r.addr.port(), 443);
+    }
+
+    #[test]
+    fn a_certificate_for_another_name_reads_as_gos() {
+        let dns = |n: &str| format!("DnsName({n:?})");
+        assert_eq!(
+            name_mismatch(
+                "alias.hooks.svc",
+                &[
+                    dns("hook.hooks.svc"),
+                    dns("hook"),
+                    "IpAddress(10.0.0.1)".into()
+                ]
+            ),
+            "certificate is valid for hook.hooks.svc, hook, not alias.hooks.svc"
+        );
+        assert_eq!(
+            name_mismatch("10.0.0.2", &["IpAddress(10.0.0.1)".into()]),
+            "certificate is valid for 10.0.0.1, not 10.0.0.2"
+        );
+        assert_eq!(
+            name_mismatch("10.0.0.2", &[dns("hook")]),
+            "cannot validate certificate for 10.0.0.2 because it doesn't contain any IP SANs"
+        );
+        assert_eq!(
+            name_mismatch("hook", &[]),
+            "certificate is not valid for any names, but wanted to match hook"
+        );
     }
 
     #[tokio::test]
