@@ -11,7 +11,8 @@
 //! Fail` refuses writes with Kubernetes' message while the webhook's own
 //! namespace still takes writes (so the webhook can be brought back), and
 //! `Ignore` lets them through; a webhook whose certificate does not name its
-//! Service, or is not signed by its `caBundle`, fails with Go's words.
+//! Service, or is not signed by its `caBundle`, or that answers after its
+//! timeout, fails with Go's words.
 #![allow(
     clippy::unwrap_used,
     reason = "test code: a failed unwrap is a failed test"
@@ -104,16 +105,18 @@ webhooks:
 }
 
 /// A second Service for the webhook's pod (its certificate does not name
-/// it) and a configuration whose webhooks each fail the TLS check: one
-/// reaches the pod through that Service, one trusts another CA. Each is
-/// asked only about ConfigMaps labelled `tls-check: <its first label>`.
-fn tls_checks(ca_pem: &str, other_ca_pem: &str) -> String {
+/// it) and a configuration whose webhooks each fail to be heard: one
+/// reaches the pod through that Service, one trusts another CA, one calls
+/// the slow path with a timeout of 1 s. Each is asked only about ConfigMaps
+/// labelled `tls-check: <its first label>`.
+fn failing_calls(ca_pem: &str, other_ca_pem: &str) -> String {
     let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
-    let hook = |name: &str, service: &str, ca: String| {
+    let hook = |name: &str, service: &str, path: &str, ca: String| {
         format!(
             r#"- name: {name}.webhook.example.com
+  timeoutSeconds: 1
   clientConfig:
-    service: {{namespace: {HOOK_NS}, name: {service}, path: /validate}}
+    service: {{namespace: {HOOK_NS}, name: {service}, path: {path}}}
     caBundle: {ca}
   rules:
   - {{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [configmaps]}}
@@ -136,11 +139,12 @@ spec:
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration
 metadata:
-  name: tls-checks
+  name: failing-calls
 webhooks:
-{alias}{untrusted}"#,
-        alias = hook("alias", "webhook-alias", b64(ca_pem)),
-        untrusted = hook("untrusted", "webhook", b64(other_ca_pem)),
+{alias}{untrusted}{slow}"#,
+        alias = hook("alias", "webhook-alias", "/validate", b64(ca_pem)),
+        untrusted = hook("untrusted", "webhook", "/validate", b64(other_ca_pem)),
+        slow = hook("slow", "webhook", "/slow", b64(ca_pem)),
     )
 }
 
@@ -196,13 +200,14 @@ fn tls_check_configmap(dir: &Path, check: &str) -> String {
     p.display().to_string()
 }
 
-/// Webhooks whose certificate check fails refuse with Go's words for it.
-fn certificates_checked(c: &Cluster, dir: &Path, ca_pem: &str) {
+/// Webhooks whose certificate check fails, or that answer too late, refuse
+/// with Go's words for it.
+fn calls_fail(c: &Cluster, dir: &Path, ca_pem: &str) {
     let other = dir.join("other-ca");
     std::fs::create_dir(&other).unwrap();
     let other_ca = common::python_pod::serving_certificate(&other, "another-ca", "elsewhere");
-    let file = dir.join("tls-checks.yaml");
-    std::fs::write(&file, tls_checks(ca_pem, &other_ca)).unwrap();
+    let file = dir.join("failing-calls.yaml");
+    std::fs::write(&file, failing_calls(ca_pem, &other_ca)).unwrap();
     let file = file.display().to_string();
     c.kubectl_ok(&["apply", "-f", &file]);
     wait_until_blocking(
@@ -222,9 +227,17 @@ fn certificates_checked(c: &Cluster, dir: &Path, ca_pem: &str) {
             .is_empty()
         },
     );
-    let tls_failed = |check: &str, service: &str, why: &str| {
+    let failed = |check: &str, service: &str, path: &str, why: &str| {
         format!(
-            r#"Internal error occurred: failed calling webhook "{check}.webhook.example.com": failed to call webhook: Post "https://{service}.{HOOK_NS}.svc:443/validate?timeout=10s": tls: failed to verify certificate: x509: {why}"#
+            r#"Internal error occurred: failed calling webhook "{check}.webhook.example.com": failed to call webhook: Post "https://{service}.{HOOK_NS}.svc:443{path}?timeout=1s": {why}"#
+        )
+    };
+    let tls_failed = |check: &str, service: &str, why: &str| {
+        failed(
+            check,
+            service,
+            "/validate",
+            &format!("tls: failed to verify certificate: x509: {why}"),
         )
     };
     let err = refused(c, &tls_check_configmap(dir, "alias"));
@@ -240,6 +253,9 @@ fn certificates_checked(c: &Cluster, dir: &Path, ca_pem: &str) {
         "webhook",
         "certificate signed by unknown authority",
     );
+    assert!(err.contains(&want), "{err}");
+    let err = refused(c, &tls_check_configmap(dir, "slow"));
+    let want = failed("slow", "webhook", "/slow", "context deadline exceeded");
     assert!(err.contains(&want), "{err}");
     c.kubectl_ok(&["delete", "-f", &file]);
 }
@@ -403,7 +419,7 @@ fn webhooks_served_by_a_pod_behind_a_service() {
     // while they cannot be called yet.
     start_webhook(&c, &pod_file);
     reviews(&c, dir);
-    certificates_checked(&c, dir, &ca);
+    calls_fail(&c, dir, &ca);
 
     // The webhook's pod gone, its Service has no endpoints: `Fail`
     // refuses, `Ignore` lets through.

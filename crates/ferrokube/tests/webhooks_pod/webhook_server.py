@@ -4,7 +4,7 @@ Answers AdmissionReviews over HTTPS, with nothing but Python's standard
 library: on /mutate it allows the object, labels it `webhook: mutated` and
 annotates it with what the review said (`webhook.example.com/request`) with
 a JSON patch; on /validate it refuses an object whose `data` holds the
-key `forbidden`, and allows anything else.
+key `forbidden`, and allows anything else; on /slow it answers after 3 s.
 
 Usage: webhook_server.py CERT KEY PORT
 """
@@ -14,6 +14,7 @@ import json
 import signal
 import ssl
 import sys
+import time
 
 CERT, KEY, PORT = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
@@ -68,7 +69,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_error(400, "not an AdmissionReview")
             return
         path = self.path.split("?")[0]
-        if path == "/mutate":
+        if path == "/slow":
+            # Longer than the webhook's timeoutSeconds: the caller gives up.
+            time.sleep(3)
+            response = {"allowed": True}
+        elif path == "/mutate":
             response = mutate(request)
         elif path == "/validate":
             response = validate(request)
