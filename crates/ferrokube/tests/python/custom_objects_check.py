@@ -188,6 +188,18 @@ def watched(api):
     assert seen == want, f"watch saw {seen}"
     assert w.resource_version, "the watch kept no resourceVersion"
 
+    # A watch from a resourceVersion older than the kind's history ends in
+    # the 410 the client turns into an ApiException, for the caller to
+    # list again.
+    try:
+        for event in watch.Watch().stream(api.list_namespaced_custom_object, *args,
+                                          resource_version="1", timeout_seconds=5):
+            raise AssertionError(f"an event from a too old resourceVersion: {event['type']}")
+        raise AssertionError("a watch from a too old resourceVersion ended quietly")
+    except ApiException as e:
+        assert e.status == 410, f"expected 410, got {e.status}: {e.reason}"
+        assert e.reason.startswith("Expired: too old resource version: 1 ("), e.reason
+
 
 def across_namespaces(api, core):
     """Lists over all namespaces, pages, and deletes a collection."""
