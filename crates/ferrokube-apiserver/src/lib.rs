@@ -31,6 +31,7 @@ pub mod options;
 pub mod pki;
 mod pod_validation;
 mod podsecurity;
+mod policy;
 mod protobuf;
 #[cfg(test)]
 mod protobuf_roundtrip;

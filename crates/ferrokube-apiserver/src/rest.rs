@@ -164,6 +164,8 @@ pub struct Rest {
     pub(crate) pod_security: crate::podsecurity::Config,
     /// Dynamic admission: webhook configurations parsed, connections kept.
     pub(crate) webhooks: crate::webhook::Webhooks,
+    /// ValidatingAdmissionPolicies and their bindings, parsed.
+    pub(crate) policies: crate::policy::Policies,
 }
 
 /// How long Events live by default (Kubernetes' `--event-ttl`).
@@ -191,6 +193,7 @@ impl Rest {
             escalation: None,
             pod_security: Default::default(),
             webhooks: Default::default(),
+            policies: Default::default(),
         }
     }
 
@@ -821,6 +824,7 @@ impl Rest {
         let mut obj = self.prepare_new(def, ns, &name, obj, typed, opts).await?;
         self.check_namespace(def, ns).await?;
         let hook_req = crate::webhook::Request::write(def, "", ns, &name, None, opts);
+        crate::policy::validate(self, &hook_req, Some(&obj)).await?;
         crate::webhook::validate(self, &hook_req, Some(&obj)).await?;
         // ResourceQuota, the last admission: charged before the write.
         crate::quota::admit(self, def, ns, &name, None, &obj, opts.dry_run).await?;
@@ -993,6 +997,9 @@ impl Rest {
             return Err((ApiError::invalid(def.group, def.kind, name, &errors), false));
         }
         let hook_req = crate::webhook::Request::write(def, subresource, ns, name, Some(old), opts);
+        crate::policy::validate(self, &hook_req, Some(&new))
+            .await
+            .map_err(|e| (e, false))?;
         crate::webhook::validate(self, &hook_req, Some(&new))
             .await
             .map_err(|e| (e, false))?;

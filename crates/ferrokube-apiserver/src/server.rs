@@ -449,6 +449,7 @@ pub async fn start(
             }),
             pod_security,
             webhooks: Default::default(),
+            policies: Default::default(),
         },
         tokens,
         sa_keys,
@@ -466,6 +467,7 @@ pub async fn start(
     ensure_cluster_objects(&app.rest, config.port).await?;
     start_background(&app, &cancel);
     crate::crd::controller::start(app.clone(), |a| &a.rest, cancel.child_token());
+    crate::policy::typecheck::start(app.clone(), |a| &a.rest, cancel.child_token());
 
     let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));

@@ -31,6 +31,7 @@ pub mod cel;
 mod crd;
 mod defaults;
 mod embedded;
+pub mod exprtypes;
 mod format;
 mod gofmt;
 mod listtype;

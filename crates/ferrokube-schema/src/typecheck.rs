@@ -214,7 +214,7 @@ fn element(n: &Node) -> Option<Known<'_>> {
 }
 
 /// An error at byte `offset` of `source`, as cel-go prints issues.
-fn located(source: &str, offset: usize, message: &str) -> String {
+pub(crate) fn located(source: &str, offset: usize, message: &str) -> String {
     let mut offset = offset.min(source.len());
     while !source.is_char_boundary(offset) {
         offset -= 1;

@@ -54,6 +54,7 @@ async fn env_with(config: Config) -> Env {
         escalation: None,
         pod_security: config,
         webhooks: Default::default(),
+        policies: Default::default(),
     };
     rest.ensure_namespaces(&["default"]).await.unwrap();
     Env {

@@ -1,6 +1,7 @@
 //! The `admissionregistration.k8s.io` kinds' strategies (Kubernetes'
 //! `pkg/registry/admissionregistration/*`): each keeps a generation; a
-//! ValidatingAdmissionPolicy starts with an empty status.
+//! ValidatingAdmissionPolicy starts with an empty status (its type
+//! checking is written by [`crate::policy::typecheck`]).
 
 use std::sync::Arc;
 
@@ -19,45 +20,34 @@ pub(super) fn strategy(kind: &str) -> Option<Arc<dyn Strategy>> {
             defaults: |o| rules::default_webhooks(o, true),
             validate: |o| rules::validate_configuration(o, true),
             status: false,
-            enforced: true,
         }),
         "ValidatingWebhookConfiguration" => Arc::new(Registration {
             defaults: |o| rules::default_webhooks(o, false),
             validate: |o| rules::validate_configuration(o, false),
             status: false,
-            enforced: true,
         }),
         "ValidatingAdmissionPolicy" => Arc::new(Registration {
             defaults: rules::default_policy,
             validate: rules::validate_policy,
             status: true,
-            enforced: false,
         }),
         "ValidatingAdmissionPolicyBinding" => Arc::new(Registration {
             defaults: rules::default_binding,
             validate: rules::validate_binding,
             status: false,
-            enforced: false,
         }),
         _ => return None,
     })
 }
 
-/// One admission-registration kind: its defaults and rules, whether it has
-/// a status, and whether admission acts on it yet.
+/// One admission-registration kind: its defaults and rules, and whether it
+/// has a status.
 #[derive(Debug)]
 struct Registration {
     defaults: fn(&mut Value),
     validate: fn(&Value) -> Vec<FieldError>,
     status: bool,
-    /// ValidatingAdmissionPolicies and their bindings are not enforced
-    /// yet: a new one is refused, not stored and silently ignored.
-    enforced: bool,
 }
-
-/// Why a new policy or binding is refused while policies are not enforced.
-const NOT_ENFORCED: &str = "ValidatingAdmissionPolicies are not enforced by this server yet; \
-    the object is refused rather than stored and ignored";
 
 impl Strategy for Registration {
     typed_fields!();
@@ -79,11 +69,7 @@ impl Strategy for Registration {
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
-        let mut errs = metadata_and(def, obj, self.validate);
-        if !self.enforced {
-            errs.push(FieldError::forbidden("spec", NOT_ENFORCED));
-        }
-        errs
+        metadata_and(def, obj, self.validate)
     }
 
     fn validate_update(

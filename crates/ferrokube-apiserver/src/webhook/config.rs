@@ -15,17 +15,17 @@ use crate::rest::Rest;
 
 /// One rule of a webhook (`RuleWithOperations`).
 #[derive(Clone, Debug, Default)]
-pub(super) struct Rule {
-    pub(super) operations: Vec<String>,
-    pub(super) groups: Vec<String>,
-    pub(super) versions: Vec<String>,
-    pub(super) resources: Vec<String>,
+pub(crate) struct Rule {
+    pub(crate) operations: Vec<String>,
+    pub(crate) groups: Vec<String>,
+    pub(crate) versions: Vec<String>,
+    pub(crate) resources: Vec<String>,
     /// `*`, `Cluster` or `Namespaced`.
-    pub(super) scope: String,
+    pub(crate) scope: String,
 }
 
 impl Rule {
-    pub(super) fn from_value(v: &Value) -> Rule {
+    pub(crate) fn from_value(v: &Value) -> Rule {
         Rule {
             operations: strings(v, "operations"),
             groups: strings(v, "apiGroups"),
@@ -40,7 +40,7 @@ impl Rule {
     }
 }
 
-fn strings(v: &Value, key: &str) -> Vec<String> {
+pub(crate) fn strings(v: &Value, key: &str) -> Vec<String> {
     v.get(key)
         .and_then(Value::as_array)
         .into_iter()
@@ -86,7 +86,7 @@ pub(super) struct Hook {
     pub(super) conditions: Vec<Condition>,
 }
 
-fn selector(h: &Value, key: &str) -> Option<Selector> {
+pub(crate) fn selector(h: &Value, key: &str) -> Option<Selector> {
     // A selector validation let through is well formed; one that is not
     // matches nothing.
     h.get(key).filter(|s| !s.is_null()).map(|s| {

@@ -93,7 +93,7 @@ pub(super) async fn call(
     let answer = verify(version, &uid, mutating, &answer)
         .map_err(|e| Failure::Call(CallError::Invalid(e)))?;
     for (k, v) in &answer.audit_annotations {
-        tracing::debug!(annotation = %format!("{}/{k}", hook.name), value = %v, "webhook audit annotation");
+        super::audit_annotation(&format!("{}/{k}", hook.name), v);
     }
     for w in &answer.warnings {
         req.warn(w.clone());

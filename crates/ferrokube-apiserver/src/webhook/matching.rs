@@ -1,6 +1,7 @@
-//! Whether a webhook (or a policy) is asked about a request: its rules
-//! (Kubernetes' `predicates/rules`), its match policy, and its namespace and
-//! object selectors (`predicates/namespace`, `predicates/object`).
+//! Whether a webhook (or a ValidatingAdmissionPolicy, see
+//! [`crate::policy`]) is asked about a request: its rules (Kubernetes'
+//! `predicates/rules`), its match policy, and its namespace and object
+//! selectors (`predicates/namespace`, `predicates/object`).
 
 use std::collections::BTreeMap;
 
@@ -12,19 +13,19 @@ use super::{Operation, Request};
 use crate::rest::Rest;
 
 /// What a rule is matched against.
-pub(super) struct Target<'a> {
-    pub(super) operation: Operation,
-    pub(super) group: &'a str,
-    pub(super) version: &'a str,
-    pub(super) resource: &'a str,
-    pub(super) subresource: &'a str,
+pub(crate) struct Target<'a> {
+    pub(crate) operation: Operation,
+    pub(crate) group: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) resource: &'a str,
+    pub(crate) subresource: &'a str,
     /// Whether the resource is namespaced (namespaces themselves count as
     /// cluster-scoped).
-    pub(super) namespaced: bool,
+    pub(crate) namespaced: bool,
 }
 
 impl<'a> Target<'a> {
-    pub(super) fn of(req: &'a Request<'_>) -> Target<'a> {
+    pub(crate) fn of(req: &'a Request<'_>) -> Target<'a> {
         Target {
             operation: req.operation,
             group: req.def.group,
@@ -58,7 +59,7 @@ fn scope_matches(scope: &str, namespaced: bool) -> bool {
 }
 
 /// Whether `rule` matches `t` exactly (its version included).
-pub(super) fn rule_matches(rule: &Rule, t: &Target<'_>) -> bool {
+pub(crate) fn rule_matches(rule: &Rule, t: &Target<'_>) -> bool {
     listed(&rule.operations, t.operation.as_str())
         && listed(&rule.groups, t.group)
         && listed(&rule.versions, t.version)
@@ -70,7 +71,7 @@ pub(super) fn rule_matches(rule: &Rule, t: &Target<'_>) -> bool {
 /// Equivalent`) a rule naming the same group and resource in another
 /// version matches too: this server serves each resource in one version,
 /// which is the one sent.
-pub(super) fn rules_match(rules: &[Rule], exact: bool, t: &Target<'_>) -> bool {
+pub(crate) fn rules_match(rules: &[Rule], exact: bool, t: &Target<'_>) -> bool {
     if rules.iter().any(|r| rule_matches(r, t)) {
         return true;
     }
@@ -85,7 +86,7 @@ pub(super) fn rules_match(rules: &[Rule], exact: bool, t: &Target<'_>) -> bool {
 }
 
 /// The labels of a JSON object (`metadata.labels`).
-pub(super) fn labels_of(obj: Option<&Value>) -> BTreeMap<String, String> {
+pub(crate) fn labels_of(obj: Option<&Value>) -> BTreeMap<String, String> {
     obj.and_then(|o| o.pointer("/metadata/labels"))
         .and_then(Value::as_object)
         .map(|m| {
@@ -100,7 +101,7 @@ pub(super) fn labels_of(obj: Option<&Value>) -> BTreeMap<String, String> {
 /// object's own for namespaces, none to match for other cluster-scoped
 /// resources (`None`: the selector does not apply), else the request's
 /// namespace's from the watch cache.
-pub(super) fn namespace_labels(
+pub(crate) fn namespace_labels(
     rest: &Rest,
     req: &Request<'_>,
     obj: Option<&Value>,
@@ -118,12 +119,12 @@ pub(super) fn namespace_labels(
 }
 
 /// Whether `selector` (none: everything) matches.
-pub(super) fn selected(selector: Option<&Selector>, labels: &BTreeMap<String, String>) -> bool {
+pub(crate) fn selected(selector: Option<&Selector>, labels: &BTreeMap<String, String>) -> bool {
     selector.is_none_or(|s| s.matches(labels))
 }
 
 /// `objectSelector`: the new or the old object's labels match.
-pub(super) fn object_selected(
+pub(crate) fn object_selected(
     selector: Option<&Selector>,
     obj: Option<&Value>,
     old: Option<&Value>,

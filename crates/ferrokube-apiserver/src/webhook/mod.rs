@@ -31,12 +31,12 @@
 
 pub(crate) mod cel;
 mod client;
-mod config;
+pub(crate) mod config;
 mod errors;
 mod invoke;
-mod matching;
+pub(crate) mod matching;
 mod mutating;
-mod review;
+pub(crate) mod review;
 mod validating;
 
 use std::sync::Arc;
@@ -107,7 +107,8 @@ impl Request<'_> {
         (def.group, def.version, def.kind)
     }
 
-    fn warn(&self, message: String) {
+    /// Adds a `Warning` header for the client.
+    pub(crate) fn warn(&self, message: String) {
         if let Some(w) = self.warnings {
             w.lock().push(message);
         }
@@ -120,6 +121,12 @@ impl Request<'_> {
         let own = self.user.is_none_or(|u| u.name == "system:apiserver");
         own || self.def.group == "admissionregistration.k8s.io"
     }
+}
+
+/// Records an audit annotation of dynamic admission (a webhook's or a
+/// policy's). There is no audit log yet: it is logged at debug.
+pub(crate) fn audit_annotation(key: &str, value: &str) {
+    tracing::debug!(annotation = %key, value = %value, "admission audit annotation");
 }
 
 /// The state dynamic admission keeps: parsed configurations (rebuilt when
@@ -203,6 +210,7 @@ pub(crate) async fn admit_delete(
         warnings: None,
     };
     mutate(rest, &req, None).await?;
+    crate::policy::validate(rest, &req, None).await?;
     validate(rest, &req, None).await
 }
 
@@ -262,5 +270,6 @@ pub(crate) async fn admit_connect(
         warnings: None,
     };
     mutate(rest, &req, None).await?;
+    crate::policy::validate(rest, &req, None).await?;
     validate(rest, &req, None).await
 }

@@ -16,7 +16,7 @@ pub(super) fn pick_version(listed: &[String]) -> Option<&'static str> {
 }
 
 /// The `request` of an AdmissionReview (also CEL's `request` variable).
-pub(super) fn request_json(req: &Request<'_>, uid: &str, obj: Option<&Value>) -> Value {
+pub(crate) fn request_json(req: &Request<'_>, uid: &str, obj: Option<&Value>) -> Value {
     let (group, version, kind) = req.kind();
     let def = req.def;
     let mut r = Map::new();
