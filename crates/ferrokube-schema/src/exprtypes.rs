@@ -293,10 +293,7 @@ impl<'a> Checker<'a> {
             ("_%_", [a, b]) => self.arith(id, f, a, b, &["int", "uint"]),
             ("_&&_" | "_||_" | "!_" | "@not_strictly_false", _) => Ty::Bool,
             ("-_", [a]) => a.clone(),
-            ("_[_]", [base, _]) => match base {
-                Ty::List(t) | Ty::Map(t) => (**t).clone(),
-                _ => Ty::Dyn,
-            },
+            ("_[_]", [Ty::List(t) | Ty::Map(t), _]) => (**t).clone(),
             ("size", _) => Ty::Int,
             ("string", _) => Ty::String,
             ("int", _) => Ty::Int,

@@ -85,10 +85,10 @@ fn binding(name: &str, actions: &[&str], param_ref: Value, selector: Value) -> V
     })
 }
 
-#[test]
-fn policies_refuse_warn_and_follow_their_bindings() {
-    let c = Cluster::start();
-    let dir = tempfile::tempdir().unwrap();
+/// The test's namespaces (`vap-on` and `vap-noparam` selected by the Deny
+/// binding, `vap-warn` by the Warn one, `vap-off` by none) and the
+/// parameter ConfigMap in `vap-on`.
+fn namespaces_and_limit(c: &Cluster) {
     for (ns, label) in [
         ("vap-on", Some("vap=on")),
         ("vap-off", None),
@@ -108,6 +108,13 @@ fn policies_refuse_warn_and_follow_their_bindings() {
         "vap-on",
         "--from-literal=maxReplicas=3",
     ]);
+}
+
+#[test]
+fn policies_refuse_warn_and_follow_their_bindings() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    namespaces_and_limit(&c);
     let policy = write(dir.path(), "policy.json", &max_replicas_policy());
     let deny = write(
         dir.path(),
