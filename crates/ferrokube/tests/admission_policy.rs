@@ -429,5 +429,20 @@ fn type_checking_is_reported_in_status() {
     assert_eq!(p["status"]["observedGeneration"], 2, "{p}");
     assert_eq!(p["status"]["typeChecking"], json!({}), "{p}");
 
+    // An expression that does not parse is refused when written.
+    let broken = write(
+        dir.path(),
+        "broken.json",
+        &policy("broken", json!({"expression": "object.spec.replicas >"})),
+    );
+    let out = c.kubectl(&["create", "-f", &broken]);
+    assert!(
+        stderr(&out).contains(
+            "spec.validations[0].expression: Invalid value: \"object.spec.replicas >\": compilation failed: ERROR: <input>:1:23: Syntax error"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
     c.kubectl_ok(&["delete", "-f", &correct, "-f", &confused, "-f", &undefined]);
 }

@@ -514,8 +514,42 @@ pub(crate) fn validate_policy(obj: &Value) -> Vec<FieldError> {
     }
     for (i, v) in validations.iter().enumerate() {
         let p = format!("spec.validations[{i}]");
-        if text(v, "/expression").trim().is_empty() {
-            errs.push(FieldError::required(format!("{p}.expression"), ""));
+        expression(
+            text(v, "/expression"),
+            &format!("{p}.expression"),
+            "expression is not specified",
+            &mut errs,
+        );
+        let message_expr = text(v, "/messageExpression");
+        if !message_expr.is_empty() {
+            if message_expr.trim().is_empty() {
+                errs.push(FieldError::invalid(
+                    format!("{p}.messageExpression"),
+                    message_expr,
+                    "must be non-empty if specified",
+                ));
+            } else {
+                expression(
+                    message_expr,
+                    &format!("{p}.messageExpression"),
+                    "",
+                    &mut errs,
+                );
+            }
+        }
+        let message = text(v, "/message");
+        if !message.is_empty() && message.trim().is_empty() {
+            errs.push(FieldError::invalid(
+                format!("{p}.message"),
+                message,
+                "message must be non-empty if specified",
+            ));
+        } else if message.trim().contains(['\n', '\r']) {
+            errs.push(FieldError::invalid(
+                format!("{p}.message"),
+                message,
+                "message must not contain line breaks",
+            ));
         }
         if let Some(reason) = v.get("reason").and_then(Value::as_str) {
             const REASONS: &[&str] = &[
@@ -533,7 +567,58 @@ pub(crate) fn validate_policy(obj: &Value) -> Vec<FieldError> {
             }
         }
     }
+    for (i, a) in audits.iter().enumerate() {
+        let p = format!("spec.auditAnnotations[{i}]");
+        if text(a, "/key").is_empty() {
+            errs.push(FieldError::required(format!("{p}.key"), ""));
+        }
+        expression(
+            text(a, "/valueExpression"),
+            &format!("{p}.valueExpression"),
+            "valueExpression is not specified",
+            &mut errs,
+        );
+    }
+    for (i, v) in array(spec, "/variables").iter().enumerate() {
+        let p = format!("spec.variables[{i}]");
+        let name = text(v, "/name");
+        let identifier = name
+            .chars()
+            .next()
+            .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+            && name.chars().all(|c| c == '_' || c.is_ascii_alphanumeric());
+        if name.is_empty() {
+            errs.push(FieldError::required(format!("{p}.name"), ""));
+        } else if !identifier {
+            errs.push(FieldError::invalid(
+                format!("{p}.name"),
+                name,
+                "must be a valid CEL identifier",
+            ));
+        }
+        expression(
+            text(v, "/expression"),
+            &format!("{p}.expression"),
+            "",
+            &mut errs,
+        );
+    }
+    match_conditions(spec, "spec", &mut errs);
     errs
+}
+
+/// A policy's CEL expression: present (`missing` is the Required detail)
+/// and compiling.
+fn expression(expr: &str, path: &str, missing: &str, errs: &mut Vec<FieldError>) {
+    if expr.trim().is_empty() {
+        errs.push(FieldError::required(path, missing));
+    } else if let Err(e) = crate::webhook::cel::check(expr) {
+        errs.push(FieldError::invalid(
+            path,
+            expr,
+            format!("compilation failed: {e}"),
+        ));
+    }
 }
 
 /// The errors of a ValidatingAdmissionPolicyBinding.
@@ -594,4 +679,50 @@ pub(crate) fn validate_binding(obj: &Value) -> Vec<FieldError> {
         }
     }
     errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy_errors(spec: Value) -> Vec<String> {
+        validate_policy(&json!({"spec": spec}))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn policy_expressions_must_compile() {
+        let rules = json!({"resourceRules": [{"operations": ["CREATE"], "apiGroups": ["apps"],
+            "apiVersions": ["v1"], "resources": ["deployments"]}]});
+        let errs = policy_errors(json!({
+            "matchConstraints": rules,
+            "validations": [
+                {"expression": "object.spec.replicas >", "message": "a\nb"},
+                {"expression": " ", "messageExpression": "'x' +"},
+            ],
+            "variables": [{"name": "1st", "expression": "true"}],
+            "auditAnnotations": [{"key": "k", "valueExpression": ""}],
+        }));
+        let has = |prefix: &str| errs.iter().any(|e| e.starts_with(prefix));
+        assert!(has("spec.validations[0].expression: Invalid value: \"object.spec.replicas >\": compilation failed: ERROR: <input>:1:23:"), "{errs:#?}");
+        assert!(has("spec.validations[0].message: Invalid value: \"a\\nb\": message must not contain line breaks"), "{errs:#?}");
+        assert!(
+            has("spec.validations[1].expression: Required value: expression is not specified"),
+            "{errs:#?}"
+        );
+        assert!(has("spec.validations[1].messageExpression: Invalid value: \"'x' +\": compilation failed:"), "{errs:#?}");
+        assert!(
+            has("spec.variables[0].name: Invalid value: \"1st\": must be a valid CEL identifier"),
+            "{errs:#?}"
+        );
+        assert!(has("spec.auditAnnotations[0].valueExpression: Required value: valueExpression is not specified"), "{errs:#?}");
+        let ok = policy_errors(json!({
+            "matchConstraints": rules,
+            "variables": [{"name": "replicas", "expression": "object.spec.replicas"}],
+            "validations": [{"expression": "variables.replicas < 5", "messageExpression": "'too many'"}],
+        }));
+        assert!(ok.is_empty(), "{ok:#?}");
+    }
 }
