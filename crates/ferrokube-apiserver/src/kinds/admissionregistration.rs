@@ -513,59 +513,7 @@ pub(crate) fn validate_policy(obj: &Value) -> Vec<FieldError> {
         ));
     }
     for (i, v) in validations.iter().enumerate() {
-        let p = format!("spec.validations[{i}]");
-        expression(
-            text(v, "/expression"),
-            &format!("{p}.expression"),
-            "expression is not specified",
-            &mut errs,
-        );
-        let message_expr = text(v, "/messageExpression");
-        if !message_expr.is_empty() {
-            if message_expr.trim().is_empty() {
-                errs.push(FieldError::invalid(
-                    format!("{p}.messageExpression"),
-                    message_expr,
-                    "must be non-empty if specified",
-                ));
-            } else {
-                expression(
-                    message_expr,
-                    &format!("{p}.messageExpression"),
-                    "",
-                    &mut errs,
-                );
-            }
-        }
-        let message = text(v, "/message");
-        if !message.is_empty() && message.trim().is_empty() {
-            errs.push(FieldError::invalid(
-                format!("{p}.message"),
-                message,
-                "message must be non-empty if specified",
-            ));
-        } else if message.trim().contains(['\n', '\r']) {
-            errs.push(FieldError::invalid(
-                format!("{p}.message"),
-                message,
-                "message must not contain line breaks",
-            ));
-        }
-        if let Some(reason) = v.get("reason").and_then(Value::as_str) {
-            const REASONS: &[&str] = &[
-                "Forbidden",
-                "Invalid",
-                "RequestEntityTooLarge",
-                "Unauthorized",
-            ];
-            if !REASONS.contains(&reason) {
-                errs.push(FieldError::not_supported(
-                    format!("{p}.reason"),
-                    reason,
-                    REASONS,
-                ));
-            }
-        }
+        validate_validation(v, &format!("spec.validations[{i}]"), &mut errs);
     }
     for (i, a) in audits.iter().enumerate() {
         let p = format!("spec.auditAnnotations[{i}]");
@@ -605,6 +553,57 @@ pub(crate) fn validate_policy(obj: &Value) -> Vec<FieldError> {
     }
     match_conditions(spec, "spec", &mut errs);
     errs
+}
+
+/// One of a policy's `validations` (at `p`).
+fn validate_validation(v: &Value, p: &str, errs: &mut Vec<FieldError>) {
+    expression(
+        text(v, "/expression"),
+        &format!("{p}.expression"),
+        "expression is not specified",
+        errs,
+    );
+    let message_expr = text(v, "/messageExpression");
+    if !message_expr.is_empty() {
+        if message_expr.trim().is_empty() {
+            errs.push(FieldError::invalid(
+                format!("{p}.messageExpression"),
+                message_expr,
+                "must be non-empty if specified",
+            ));
+        } else {
+            expression(message_expr, &format!("{p}.messageExpression"), "", errs);
+        }
+    }
+    let message = text(v, "/message");
+    if !message.is_empty() && message.trim().is_empty() {
+        errs.push(FieldError::invalid(
+            format!("{p}.message"),
+            message,
+            "message must be non-empty if specified",
+        ));
+    } else if message.trim().contains(['\n', '\r']) {
+        errs.push(FieldError::invalid(
+            format!("{p}.message"),
+            message,
+            "message must not contain line breaks",
+        ));
+    }
+    if let Some(reason) = v.get("reason").and_then(Value::as_str) {
+        const REASONS: &[&str] = &[
+            "Forbidden",
+            "Invalid",
+            "RequestEntityTooLarge",
+            "Unauthorized",
+        ];
+        if !REASONS.contains(&reason) {
+            errs.push(FieldError::not_supported(
+                format!("{p}.reason"),
+                reason,
+                REASONS,
+            ));
+        }
+    }
 }
 
 /// A policy's CEL expression: present (`missing` is the Required detail)
