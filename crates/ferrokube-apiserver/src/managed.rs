@@ -13,8 +13,12 @@
 //! `force` is set, which takes the field over; fields the applier owned
 //! before and no longer applies are removed unless someone else owns them.
 
-use ferrokube_api::patch::schema::{root_type_for, Builtin, SchemaLookup, Strategy};
+mod shape;
+
 use serde_json::{json, Map, Value};
+
+use crate::strategy::ApplyShapes;
+use shape::{At, Form};
 
 /// A set of fields, as a tree of `FieldsV1` keys, kept in its JSON form:
 /// every member is an object, a leaf an empty one. Built as JSON, it goes
@@ -130,13 +134,10 @@ impl FieldSet {
     }
 }
 
-/// The field set of an object (or an applied configuration).
-pub(crate) fn fields_of(obj: &Value) -> FieldSet {
-    let ty = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .zip(obj.get("kind").and_then(Value::as_str))
-        .and_then(|(av, k)| root_type_for(av, k));
+/// The field set of an object (or an applied configuration); `shapes`:
+/// the kind's custom schema, if it has one.
+pub(crate) fn fields_of(obj: &Value, shapes: Option<&dyn ApplyShapes>) -> FieldSet {
+    let root = At::root(obj, shapes);
     let mut set = FieldSet::default();
     if let Some(m) = obj.as_object() {
         for (k, v) in m {
@@ -146,9 +147,10 @@ pub(crate) fn fields_of(obj: &Value) -> FieldSet {
             if k == "metadata" {
                 let mut meta = FieldSet::default();
                 if let Some(mm) = v.as_object() {
+                    let at = At::object_meta();
                     for (mk, mv) in mm {
                         if !IGNORED_META.contains(&mk.as_str()) {
-                            meta.put(format!("f:{mk}"), field_value(mv, Some("ObjectMeta"), mk));
+                            meta.put(format!("f:{mk}"), value_fields(mv, &at.field(mk)));
                         }
                     }
                 }
@@ -157,53 +159,57 @@ pub(crate) fn fields_of(obj: &Value) -> FieldSet {
                 }
                 continue;
             }
-            set.put(format!("f:{k}"), field_value(v, ty, k));
+            set.put(format!("f:{k}"), value_fields(v, &root.field(k)));
         }
     }
     set
 }
 
-/// The field set below one field of type `parent`.
-fn field_value(v: &Value, parent: Option<&str>, field: &str) -> FieldSet {
-    let meta = parent.and_then(|p| Builtin.field(p, field));
-    let child_ty = meta.and_then(|m| m.ty);
-    match v {
-        Value::Object(m) => object_fields(m, child_ty),
-        Value::Array(items) => match meta {
-            Some(m) if m.strategy == Strategy::Merge => match m.merge_key {
-                Some(key) => {
-                    let mut s = FieldSet::default();
-                    for item in items {
-                        let Some(id) = item.get(key) else { continue };
-                        let mut elem = match item.as_object() {
-                            Some(o) => object_fields(o, child_ty),
-                            None => FieldSet::default(),
-                        };
-                        elem.put(".".into(), FieldSet::default());
-                        s.put(format!("k:{}", json!({ key: id })), elem);
-                    }
-                    s
-                }
-                None => FieldSet(
-                    items
-                        .iter()
-                        .map(|i| (format!("v:{i}"), Value::Object(Map::new())))
-                        .collect(),
-                ),
-            },
-            // A list without a merge key is owned as a whole.
-            _ => FieldSet::default(),
-        },
+/// The field set below a value: an object's fields, a keyed list's items
+/// (`k:{...}` with `.` for the item itself), a set's members (`v:...`);
+/// anything else (scalars, atomic lists and maps) is a leaf.
+fn value_fields(v: &Value, at: &At) -> FieldSet {
+    match (v, at.form(v)) {
+        (Value::Object(m), Form::Granular) => object_fields(m, at),
+        (Value::Array(items), form @ Form::Keyed(_)) => {
+            let item_at = at.item();
+            let mut s = FieldSet::default();
+            for item in items {
+                let Some(key) = shape::item_key(&form, item) else {
+                    continue;
+                };
+                let mut elem = match item.as_object() {
+                    Some(o) => object_fields(o, &item_at),
+                    None => FieldSet::default(),
+                };
+                elem.put(".".into(), FieldSet::default());
+                s.put(key, elem);
+            }
+            s
+        }
+        (Value::Array(items), form @ Form::Set) => FieldSet(
+            items
+                .iter()
+                .filter_map(|i| shape::item_key(&form, i))
+                .map(|k| (k, Value::Object(Map::new())))
+                .collect(),
+        ),
         _ => FieldSet::default(),
     }
 }
 
-fn object_fields(m: &Map<String, Value>, ty: Option<&str>) -> FieldSet {
+fn object_fields(m: &Map<String, Value>, at: &At) -> FieldSet {
     FieldSet(
         m.iter()
-            .map(|(k, v)| (format!("f:{k}"), field_value(v, ty, k).into_json()))
+            .map(|(k, v)| (format!("f:{k}"), value_fields(v, &at.field(k)).into_json()))
             .collect(),
     )
+}
+
+/// Server-side apply's merge of `config` into `current` for a kind with a
+/// custom schema (lists by their list type and keys, atomic maps whole).
+pub(crate) fn merge_applied(current: &Value, config: &Value, shapes: &dyn ApplyShapes) -> Value {
+    shape::merge(current, config, &At::root(current, Some(shapes)))
 }
 
 /// The value a field path points at in an object, if any.
@@ -360,7 +366,12 @@ fn upsert(entries: &mut Vec<Entry>, manager: &str, operation: &str, api_version:
 /// Records an `Update` by `manager`: it now owns every field the write
 /// changed (taken from whoever owned it), and managers of fields that are
 /// gone lose them. `old` is `None` for a create.
-pub(crate) fn record_update(old: Option<&Value>, new: &mut Value, manager: &str) {
+pub(crate) fn record_update(
+    old: Option<&Value>,
+    new: &mut Value,
+    manager: &str,
+    shapes: Option<&dyn ApplyShapes>,
+) {
     let api_version = new
         .get("apiVersion")
         .and_then(Value::as_str)
@@ -373,19 +384,16 @@ pub(crate) fn record_update(old: Option<&Value>, new: &mut Value, manager: &str)
             operation: "Update".into(),
             api_version,
             time: crate::objectmeta::now_rfc3339(),
-            fields: fields_of(new),
+            fields: fields_of(new, shapes),
         };
         set_entries(new, vec![entry]);
         return;
     };
-    let old = Some(old);
-    let mut entries = old.map(entries_of).unwrap_or_default();
-    let new_fields = fields_of(new);
-    let changed: Vec<Vec<String>> = new_fields
-        .leaves()
-        .into_iter()
-        .filter(|p| old.is_none_or(|o| value_at(o, p) != value_at(new, p)))
-        .collect();
+    let mut entries = entries_of(old);
+    let new_fields = fields_of(new, shapes);
+    // As structured-merge-diff compares them: changed leaves, and list
+    // items that are new (an item both have is not itself changed).
+    let changed = added_or_modified(old, new, shapes);
     let i = upsert(&mut entries, manager, "Update", &api_version);
     for p in &changed {
         for (j, e) in entries.iter_mut().enumerate() {
@@ -497,8 +505,12 @@ fn has_member(set: &FieldSet, path: &[String]) -> bool {
 /// structured-merge-diff compares them: a leaf whose value differs, or is
 /// new; a list element that is new (an element present in both is not
 /// itself changed, only its fields may be).
-fn added_or_modified(current: &Value, result: &Value) -> Vec<Vec<String>> {
-    fields_of(result)
+fn added_or_modified(
+    current: &Value,
+    result: &Value,
+    shapes: Option<&dyn ApplyShapes>,
+) -> Vec<Vec<String>> {
+    fields_of(result, shapes)
         .leaves()
         .into_iter()
         .filter(|p| match p.split_last() {
@@ -530,6 +542,7 @@ pub(crate) fn apply(
     config: &Value,
     manager: &str,
     force: bool,
+    shapes: Option<&dyn ApplyShapes>,
 ) -> Result<Value, Vec<Conflict>> {
     let api_version = config
         .get("apiVersion")
@@ -537,7 +550,7 @@ pub(crate) fn apply(
         .unwrap_or_default()
         .to_string();
     let mut entries = entries_of(current);
-    let applied = fields_of(config);
+    let applied = fields_of(config, shapes);
     let mut result = merged;
     // What this manager applied before and applies no more goes, unless a
     // manager (this one included, through what it applies now) still owns
@@ -563,7 +576,7 @@ pub(crate) fn apply(
             remove_at(&mut result, &p);
         }
     }
-    let changed = added_or_modified(current, &result);
+    let changed = added_or_modified(current, &result, shapes);
     let mut conflicts = Vec::new();
     for e in entries.iter().filter(|e| !is_applier(e, manager)) {
         for p in &changed {
@@ -591,7 +604,7 @@ pub(crate) fn apply(
     let i = upsert(&mut entries, manager, "Apply", &api_version);
     entries[i].fields = applied;
     // Fields no longer in the object are nobody's.
-    let present = fields_of(&result);
+    let present = fields_of(&result, shapes);
     for e in entries.iter_mut() {
         for p in e.fields.leaves() {
             if !present.contains(&p) {
@@ -657,7 +670,7 @@ mod tests {
 
     #[test]
     fn field_sets_use_kubernetes_keys() {
-        let f = fields_of(&deploy(2, "a"));
+        let f = fields_of(&deploy(2, "a"), None);
         let j = f.clone().into_json();
         assert!(j["f:metadata"]["f:labels"]["f:app"].is_object());
         assert!(j["f:metadata"].get("f:name").is_none());
@@ -669,10 +682,10 @@ mod tests {
     #[test]
     fn updates_take_over_what_they_change() {
         let mut v1 = deploy(2, "a");
-        record_update(None, &mut v1, "kubectl-create");
+        record_update(None, &mut v1, "kubectl-create", None);
         let mut v2 = v1.clone();
         v2["spec"]["replicas"] = json!(5);
-        record_update(Some(&v1), &mut v2, "kubectl-scale");
+        record_update(Some(&v1), &mut v2, "kubectl-scale", None);
         let e = entries_of(&v2);
         let scale = e.iter().find(|e| e.manager == "kubectl-scale").unwrap();
         assert_eq!(
@@ -689,18 +702,18 @@ mod tests {
     fn apply_conflicts_force_and_removal() {
         // kubectl scale set replicas; an apply that changes them conflicts.
         let mut cur = deploy(2, "a");
-        record_update(None, &mut cur, "kubectl-client-side-apply");
+        record_update(None, &mut cur, "kubectl-client-side-apply", None);
         let mut scaled = cur.clone();
         scaled["spec"]["replicas"] = json!(5);
-        record_update(Some(&cur), &mut scaled, "kubectl-scale");
+        record_update(Some(&cur), &mut scaled, "kubectl-scale", None);
         let config = deploy(3, "a");
-        let err = apply(&scaled, config.clone(), &config, "mine", false).unwrap_err();
+        let err = apply(&scaled, config.clone(), &config, "mine", false, None).unwrap_err();
         assert!(err
             .iter()
             .any(|c| c.manager == "kubectl-scale" && c.path == ".spec.replicas"));
         assert!(conflict_message(&err).starts_with("Apply failed with"));
         // Forced: mine owns replicas now.
-        let forced = apply(&scaled, config.clone(), &config, "mine", true).unwrap();
+        let forced = apply(&scaled, config.clone(), &config, "mine", true, None).unwrap();
         let e = entries_of(&forced);
         assert!(e
             .iter()
@@ -719,7 +732,7 @@ mod tests {
             .as_object_mut()
             .unwrap()
             .remove("labels");
-        let after = apply(&forced, forced.clone(), &smaller, "mine", false).unwrap();
+        let after = apply(&forced, forced.clone(), &smaller, "mine", false, None).unwrap();
         assert_eq!(after["metadata"]["labels"]["app"], "x");
     }
 
@@ -741,9 +754,9 @@ mod tests {
         created["spec"]["template"]["spec"]["containers"][0]["terminationMessagePath"] =
             json!("/dev/termination-log");
         created["spec"]["revisionHistoryLimit"] = json!(10);
-        record_update(None, &mut created, "OpenAPI-Generator");
+        record_update(None, &mut created, "OpenAPI-Generator", None);
         let merged = created.clone();
-        let applied = apply(&created, merged, &config, "python-client", false)
+        let applied = apply(&created, merged, &config, "python-client", false, None)
             .expect("no value differs, so nothing conflicts");
         let e = entries_of(&applied);
         let replicas = ["f:spec".to_string(), "f:replicas".to_string()];
@@ -772,10 +785,10 @@ mod tests {
     #[test]
     fn conflicts_name_the_manager_and_field_as_kubernetes() {
         let mut cur = deploy(2, "a");
-        record_update(None, &mut cur, "kubectl-client-side-apply");
+        record_update(None, &mut cur, "kubectl-client-side-apply", None);
         // Only what differs conflicts: the image is applied unchanged.
         let config = deploy(3, "a");
-        let err = apply(&cur, config.clone(), &config, "mine", false).unwrap_err();
+        let err = apply(&cur, config.clone(), &config, "mine", false, None).unwrap_err();
         assert_eq!(
             conflict_message(&err),
             r#"Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas"#
@@ -788,7 +801,7 @@ mod tests {
         );
         // Two fields: grouped under the manager, one per line.
         let config = deploy(3, "b");
-        let err = apply(&cur, config.clone(), &config, "mine", false).unwrap_err();
+        let err = apply(&cur, config.clone(), &config, "mine", false, None).unwrap_err();
         assert_eq!(
             conflict_message(&err),
             "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
@@ -796,15 +809,31 @@ mod tests {
              - .spec.template.spec.containers[name=\"web\"].image"
         );
         // Another applier is named without operation and version.
-        let theirs = apply(&json!({}), deploy(2, "a"), &deploy(2, "a"), "flux", false).unwrap();
+        let theirs = apply(
+            &json!({}),
+            deploy(2, "a"),
+            &deploy(2, "a"),
+            "flux",
+            false,
+            None,
+        )
+        .unwrap();
         let config = deploy(4, "a");
-        let err = apply(&theirs, config.clone(), &config, "mine", false).unwrap_err();
+        let err = apply(&theirs, config.clone(), &config, "mine", false, None).unwrap_err();
         assert_eq!(
             conflict_message(&err),
             r#"Apply failed with 1 conflict: conflict with "flux": .spec.replicas"#
         );
         // A manager re-applying its own fields never conflicts with itself.
-        let again = apply(&theirs, deploy(7, "z"), &deploy(7, "z"), "flux", false).unwrap();
+        let again = apply(
+            &theirs,
+            deploy(7, "z"),
+            &deploy(7, "z"),
+            "flux",
+            false,
+            None,
+        )
+        .unwrap();
         assert_eq!(again["spec"]["replicas"], 7);
     }
 
@@ -832,9 +861,182 @@ mod tests {
     #[test]
     fn apply_removes_fields_only_it_owned() {
         let config = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1", "b": "2"}});
-        let first = apply(&json!({}), config.clone(), &config, "me", false).unwrap();
+        let first = apply(&json!({}), config.clone(), &config, "me", false, None).unwrap();
         let second_cfg = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}});
-        let second = apply(&first, first.clone(), &second_cfg, "me", false).unwrap();
+        let second = apply(&first, first.clone(), &second_cfg, "me", false, None).unwrap();
         assert_eq!(second["data"], json!({"a": "1"}));
+    }
+
+    /// A custom resource whose schema has a list-map keyed by `name`, a set,
+    /// an atomic list and an atomic map.
+    fn widget_schema() -> crate::crd::schema::Schema {
+        let schema = json!({"type": "object", "properties": {"spec": {"type": "object", "properties": {
+            "ports": {"type": "array", "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["name", "protocol"],
+                "items": {"type": "object", "required": ["name", "protocol"], "properties": {
+                    "name": {"type": "string"}, "protocol": {"type": "string"}, "port": {"type": "integer"}}}},
+            "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+            "args": {"type": "array", "items": {"type": "string"}},
+            "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
+                "additionalProperties": {"type": "string"}}}}}});
+        crate::crd::schema::Schema::parse(&schema, "").unwrap()
+    }
+
+    fn widget(spec: Value) -> Value {
+        json!({"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": spec})
+    }
+
+    /// Applies `spec` as `manager` through the schema-aware merge.
+    fn apply_widget(
+        current: &Value,
+        spec: Value,
+        manager: &str,
+        force: bool,
+        schema: &crate::crd::schema::Schema,
+    ) -> Result<Value, Vec<Conflict>> {
+        let config = widget(spec);
+        let merged = merge_applied(current, &config, schema);
+        apply(current, merged, &config, manager, force, Some(schema))
+    }
+
+    #[test]
+    fn custom_resources_merge_and_own_by_their_schema() {
+        let schema = widget_schema();
+        let a = apply_widget(
+            &json!({}),
+            json!({"ports": [{"name": "http", "protocol": "TCP", "port": 80}],
+                "tags": ["x"], "args": ["a"], "selector": {"app": "one"}}),
+            "a",
+            false,
+            &schema,
+        )
+        .unwrap();
+        let fields = entries_of(&a)[0].fields.clone().into_json();
+        let spec = &fields["f:spec"];
+        let http = &spec["f:ports"][r#"k:{"name":"http","protocol":"TCP"}"#];
+        assert!(
+            http["."].is_object() && http["f:port"].is_object(),
+            "{fields}"
+        );
+        assert!(spec["f:tags"][r#"v:"x""#].is_object(), "{fields}");
+        assert_eq!(spec["f:args"], json!({}), "an atomic list is a leaf");
+        assert_eq!(spec["f:selector"], json!({}), "an atomic map is a leaf");
+
+        // b adds its own port and tag, and replaces the atomic ones.
+        let b = apply_widget(
+            &a,
+            json!({"ports": [{"name": "dns", "protocol": "UDP", "port": 53}], "tags": ["y"]}),
+            "b",
+            false,
+            &schema,
+        )
+        .unwrap();
+        assert_eq!(
+            b["spec"]["ports"],
+            json!([{"name": "http", "protocol": "TCP", "port": 80},
+                {"name": "dns", "protocol": "UDP", "port": 53}]),
+            "both items kept, the live one first"
+        );
+        assert_eq!(b["spec"]["tags"], json!(["x", "y"]));
+        let owners = entries_of(&b);
+        let owned = |m: &str, key: &str| {
+            owners.iter().find(|e| e.manager == m).is_some_and(|e| {
+                e.fields
+                    .contains(&["f:spec".into(), "f:ports".into(), key.into(), ".".into()])
+            })
+        };
+        let (http, dns) = (
+            r#"k:{"name":"http","protocol":"TCP"}"#,
+            r#"k:{"name":"dns","protocol":"UDP"}"#,
+        );
+        assert!(owned("a", http) && !owned("a", dns));
+        assert!(owned("b", dns) && !owned("b", http));
+
+        // b changing a's port conflicts, as Kubernetes words it.
+        let err = apply_widget(
+            &b,
+            json!({"ports": [{"name": "http", "protocol": "TCP", "port": 8080}]}),
+            "b",
+            false,
+            &schema,
+        )
+        .unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            r#"Apply failed with 1 conflict: conflict with "a": .spec.ports[name="http",protocol="TCP"].port"#
+        );
+        // Forced, b takes the port; b's dns port, no longer applied, goes.
+        let forced = apply_widget(
+            &b,
+            json!({"ports": [{"name": "http", "protocol": "TCP", "port": 8080}]}),
+            "b",
+            true,
+            &schema,
+        )
+        .unwrap();
+        assert_eq!(
+            forced["spec"]["ports"],
+            json!([{"name": "http", "protocol": "TCP", "port": 8080}])
+        );
+        let a_entry = entries_of(&forced)
+            .into_iter()
+            .find(|e| e.manager == "a")
+            .unwrap();
+        assert!(!a_entry.fields.contains(&[
+            "f:spec".into(),
+            "f:ports".into(),
+            http.into(),
+            "f:port".into()
+        ]));
+        assert!(a_entry.fields.contains(&[
+            "f:spec".into(),
+            "f:ports".into(),
+            http.into(),
+            ".".into()
+        ]));
+
+        // Atomic lists and maps are replaced whole (and conflict whole).
+        let err = apply_widget(
+            &forced,
+            json!({"args": ["b"], "selector": {"app": "two"}}),
+            "b",
+            false,
+            &schema,
+        )
+        .unwrap_err();
+        let paths: Vec<&str> = err.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, [".spec.args", ".spec.selector"]);
+        let replaced = apply_widget(
+            &forced,
+            json!({"args": ["b"], "selector": {"tier": "two"}}),
+            "b",
+            true,
+            &schema,
+        )
+        .unwrap();
+        assert_eq!(replaced["spec"]["args"], json!(["b"]));
+        assert_eq!(replaced["spec"]["selector"], json!({"tier": "two"}));
+    }
+
+    #[test]
+    fn updates_of_custom_resources_own_items_by_key() {
+        let schema = widget_schema();
+        let mut created =
+            widget(json!({"ports": [{"name": "http", "protocol": "TCP", "port": 80}]}));
+        record_update(None, &mut created, "kubectl-create", Some(&schema));
+        let mut edited = created.clone();
+        edited["spec"]["ports"][0]["port"] = json!(81);
+        record_update(Some(&created), &mut edited, "kubectl-edit", Some(&schema));
+        let e = entries_of(&edited);
+        let edit = e.iter().find(|e| e.manager == "kubectl-edit").unwrap();
+        assert_eq!(
+            edit.fields.leaves(),
+            vec![vec![
+                "f:spec".to_string(),
+                "f:ports".to_string(),
+                r#"k:{"name":"http","protocol":"TCP"}"#.to_string(),
+                "f:port".to_string()
+            ]]
+        );
     }
 }

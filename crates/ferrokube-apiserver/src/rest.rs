@@ -889,12 +889,20 @@ impl Rest {
         } else {
             check_fields(strategy.as_ref(), def, obj, opts)?
         };
+        let shapes = strategy.apply_shapes(def);
         match &opts.apply_config {
             Some(config) => {
-                obj = crate::managed::apply(&json!({}), obj, config, &opts.manager, true)
-                    .map_err(|c| apply_conflict(def, name, &c))?
+                obj = crate::managed::apply(
+                    &json!({}),
+                    obj,
+                    config,
+                    &opts.manager,
+                    true,
+                    shapes.as_deref(),
+                )
+                .map_err(|c| apply_conflict(def, name, &c))?
             }
-            None => crate::managed::record_update(None, &mut obj, &opts.manager),
+            None => crate::managed::record_update(None, &mut obj, &opts.manager, shapes.as_deref()),
         }
         let errors = strategy.validate_create(def, &obj);
         if !errors.is_empty() {
@@ -1008,10 +1016,18 @@ impl Rest {
             opts.warnings.lock().extend(warnings);
         }
         let unchanged = same_content(old, &new);
+        let shapes = strategy.apply_shapes(def);
         match &opts.apply_config {
             Some(config) => {
-                new = crate::managed::apply(old, new, config, &opts.manager, opts.force)
-                    .map_err(|c| (apply_conflict(def, name, &c), false))?;
+                new = crate::managed::apply(
+                    old,
+                    new,
+                    config,
+                    &opts.manager,
+                    opts.force,
+                    shapes.as_deref(),
+                )
+                .map_err(|c| (apply_conflict(def, name, &c), false))?;
                 if same_content(old, &new) && crate::managed::same_owners(old, &new) {
                     return Ok(old.clone());
                 }
@@ -1020,7 +1036,9 @@ impl Rest {
                 // Nothing changed: no write, the same resourceVersion.
                 return Ok(old.clone());
             }
-            None => crate::managed::record_update(Some(old), &mut new, &opts.manager),
+            None => {
+                crate::managed::record_update(Some(old), &mut new, &opts.manager, shapes.as_deref())
+            }
         }
         if subresource.is_empty() {
             crate::limitranger::admit_update(self, def, ns, name, old, &new)
@@ -1141,6 +1159,7 @@ impl Rest {
             apply_opts.apply_config = Some(Arc::new(config));
         }
         let opts = &apply_opts;
+        let shapes = self.strategy(def).apply_shapes(def);
         for _ in 0..UPDATE_ATTEMPTS {
             let current = match self.get_kv(def, ns, name).await {
                 Ok(c) => c,
@@ -1158,9 +1177,13 @@ impl Rest {
             let patched = match media {
                 "application/json-patch+json" => json_patch(&old, &patch),
                 "application/merge-patch+json" => Ok(merge_patch(&old, &patch)),
-                "application/strategic-merge-patch+json" | "application/apply-patch+yaml" => {
-                    strategic_merge_patch(&old, &patch)
-                }
+                "application/apply-patch+yaml" => match shapes.as_deref() {
+                    // A custom resource merges by its schema's list and
+                    // map types.
+                    Some(s) => Ok(crate::managed::merge_applied(&old, &patch, s)),
+                    None => strategic_merge_patch(&old, &patch),
+                },
+                "application/strategic-merge-patch+json" => strategic_merge_patch(&old, &patch),
                 other => {
                     return Err(ApiError::unsupported_media_type(
                         other,

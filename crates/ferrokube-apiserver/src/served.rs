@@ -17,6 +17,8 @@ use ferrokube_api::status::ApiError;
 use parking_lot::RwLock;
 use serde_json::Value;
 
+use ferrokube_openapi::CustomSchema;
+
 use crate::discovery::{Discovery, RemoteGroupVersion};
 use crate::strategy::Strategy;
 use crate::watchcache::{FieldsFn, WatchCache};
@@ -28,21 +30,24 @@ pub struct Kind {
     pub def: ResourceDef,
     /// Its rules.
     pub strategy: Arc<dyn Strategy>,
-    /// Its OpenAPI v3 schema (a CustomResourceDefinition version's
-    /// `openAPIV3Schema`), published in the OpenAPI documents; `None` for
-    /// built-in kinds, whose schemas come from their types.
-    pub schema: Option<Value>,
+    /// What the OpenAPI documents publish of a CustomResourceDefinition's
+    /// version (its `openAPIV3Schema`, list kind, ...); `None` for built-in
+    /// kinds, whose schemas come from their types.
+    pub schema: Option<CustomSchema>,
 }
 
 /// `(group, plural)`: a resource whatever its version.
 type GroupResource = (&'static str, &'static str);
+
+/// Custom resources' published schemas by (group, version, plural).
+type CustomSchemas = BTreeMap<(&'static str, &'static str, &'static str), CustomSchema>;
 
 /// One whole state of what is served.
 struct Served {
     registry: Arc<Registry>,
     strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
     /// Custom schemas by (group, version, plural).
-    schemas: BTreeMap<(&'static str, &'static str, &'static str), Value>,
+    schemas: CustomSchemas,
     /// The group versions extension API servers serve behind the
     /// aggregator, for discovery.
     remote: Vec<RemoteGroupVersion>,
@@ -55,7 +60,7 @@ impl Served {
     fn new(
         registry: Registry,
         strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
-        schemas: BTreeMap<(&'static str, &'static str, &'static str), Value>,
+        schemas: CustomSchemas,
         remote: Vec<RemoteGroupVersion>,
     ) -> Served {
         Served {
@@ -312,10 +317,11 @@ fn fields_of(def: &ResourceDef, strategy: Arc<dyn Strategy>) -> FieldsFn {
 
 /// The OpenAPI documents of every resource, with the strategic merge
 /// patch's list strategies and merge keys on list fields, and the custom
-/// resources' schemas.
+/// resources' schemas (each served version of a CRD with its definitions
+/// and paths, as Kubernetes' CRD OpenAPI builder publishes them).
 pub(crate) fn build_openapi(
     registry: &Registry,
-    _schemas: &BTreeMap<(&'static str, &'static str, &'static str), Value>,
+    schemas: &CustomSchemas,
 ) -> ferrokube_openapi::OpenApi {
     use ferrokube_api::patch::schema::{Strategy, FIELDS};
     let resources: Vec<ferrokube_openapi::ResourceDesc> = registry
@@ -350,5 +356,11 @@ pub(crate) fn build_openapi(
                 }
             })
     };
-    ferrokube_openapi::OpenApi::build_with_patch_meta(&resources, Some(&meta))
+    // Only versions with a row: definitions and paths go together.
+    let custom: Vec<CustomSchema> = schemas
+        .iter()
+        .filter(|((g, v, p), _)| registry.get(g, v, p).is_some())
+        .map(|(_, s)| s.clone())
+        .collect();
+    ferrokube_openapi::OpenApi::build_with_custom(&resources, Some(&meta), &custom)
 }

@@ -317,7 +317,7 @@ async fn serve_crd(rest: &Rest, crd: &Value, before: &[String]) -> Result<Vec<St
         .map(|s| Kind {
             def: s.def,
             strategy: s.strategy,
-            schema: s.schema,
+            schema: Some(s.schema),
         })
         .collect();
     let versions: Vec<String> = kinds.iter().map(|k| k.def.version.to_string()).collect();

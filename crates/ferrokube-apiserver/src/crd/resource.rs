@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use super::schema::Schema;
 use super::spec::{self, Parts};
 use crate::authn::UserInfo;
-use crate::strategy::{validate_metadata, Checked, ScalePaths, Strategy};
+use crate::strategy::{validate_metadata, ApplyShapes, Checked, ScalePaths, Strategy};
 
 /// The rules of one version of a custom resource. See the module
 /// documentation.
@@ -326,6 +326,10 @@ impl Strategy for CustomResourceStrategy {
 
     fn scale_paths(&self, _def: &ResourceDef) -> Option<ScalePaths> {
         self.scale.clone()
+    }
+
+    fn apply_shapes(&self, _def: &ResourceDef) -> Option<Arc<dyn ApplyShapes>> {
+        self.schema.clone().map(|s| s as Arc<dyn ApplyShapes>)
     }
 }
 

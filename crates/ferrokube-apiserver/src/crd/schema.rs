@@ -42,3 +42,13 @@ impl Schema {
         self.inner.apply_defaults(obj)
     }
 }
+
+impl crate::strategy::ApplyShapes for Schema {
+    fn list_type(&self, path: &[&str]) -> Option<ferrokube_schema::ListType> {
+        self.inner.list_type_at(path)
+    }
+
+    fn map_type(&self, path: &[&str]) -> Option<ferrokube_schema::MapType> {
+        self.inner.map_type_at(path)
+    }
+}

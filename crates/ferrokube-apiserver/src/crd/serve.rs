@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use ferrokube_api::registry::{intern, intern_list, ResourceDef, Subresource, ALL_VERBS};
+use ferrokube_openapi::CustomSchema;
 use serde_json::Value;
 
 use super::resource::CustomResourceStrategy;
@@ -18,8 +19,9 @@ pub(crate) struct Served {
     pub(crate) def: ResourceDef,
     /// The version's rules.
     pub(crate) strategy: Arc<dyn Strategy>,
-    /// The version's schema (OpenAPI, `kubectl explain`).
-    pub(crate) schema: Option<Value>,
+    /// What the OpenAPI documents publish of the version (its schema for
+    /// `kubectl explain` and client-side validation).
+    pub(crate) schema: CustomSchema,
 }
 
 fn list(v: Option<&Value>) -> &'static [&'static str] {
@@ -90,6 +92,10 @@ pub(crate) fn served(crd: &Value) -> Vec<Served> {
     let categories = list(names.get("categories"));
     let prefix = intern(&storage_prefix(group, plural));
     let parts = Parts::of(crd);
+    let preserve_unknown = crd
+        .pointer("/spec/preserveUnknownFields")
+        .and_then(Value::as_bool)
+        == Some(true);
     let first = spec::versions(crd).first();
     let mut versions: Vec<&Value> = spec::versions(crd).iter().collect();
     versions
@@ -138,9 +144,29 @@ pub(crate) fn served(crd: &Value) -> Vec<Served> {
             Some(Served {
                 def,
                 strategy: Arc::new(CustomResourceStrategy::new(crd, name)),
-                schema: pick(parts.schema)
-                    .and_then(|x| x.pointer("/schema/openAPIV3Schema"))
-                    .cloned(),
+                schema: CustomSchema {
+                    group: group.to_string(),
+                    version: version.to_string(),
+                    kind: kind.to_string(),
+                    list_kind: Some(s("listKind"))
+                        .filter(|l| !l.is_empty())
+                        .map_or_else(|| format!("{kind}List"), str::to_string),
+                    plural: plural.to_string(),
+                    schema: pick(parts.schema)
+                        .and_then(|x| x.pointer("/schema/openAPIV3Schema"))
+                        .cloned(),
+                    preserve_unknown_fields: preserve_unknown,
+                    selectable_fields: v
+                        .get("selectableFields")
+                        .and_then(Value::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|f| f.get("jsonPath").and_then(Value::as_str))
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                },
             })
         })
         .collect()

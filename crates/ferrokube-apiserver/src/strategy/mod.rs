@@ -90,6 +90,19 @@ pub struct ScalePaths {
     pub label_selector: Option<String>,
 }
 
+/// A kind's lists and maps as server-side apply merges and owns them,
+/// where the strategic merge patch's table does not know the kind: a
+/// custom resource's schema. Paths are field names from the object's root,
+/// `*` standing for a list's items.
+pub trait ApplyShapes: Send + Sync + Debug {
+    /// The list type of the list at `path` (`x-kubernetes-list-type` and
+    /// its map keys); `None` when the schema has no list there.
+    fn list_type(&self, path: &[&str]) -> Option<ferrokube_schema::ListType>;
+    /// The map type of the object at `path` (`x-kubernetes-map-type`);
+    /// `None` when the schema has no object there.
+    fn map_type(&self, path: &[&str]) -> Option<ferrokube_schema::MapType>;
+}
+
 /// One kind's rules. See the module documentation.
 pub trait Strategy: Send + Sync + Debug {
     /// Field defaults (Kubernetes' `SetDefaults_*`), applied to every
@@ -168,6 +181,13 @@ pub trait Strategy: Send + Sync + Debug {
     /// `metadata.namespace` and the kind's own), for field selectors.
     fn selectable_fields(&self, def: &ResourceDef, obj: &Value) -> BTreeMap<String, String> {
         ferrokube_api::fields::field_set(def.group, def.plural, obj)
+    }
+
+    /// How server-side apply merges the kind's lists and maps, when its
+    /// own schema says so (custom resources); `None`: the strategic merge
+    /// patch's table of built-in types.
+    fn apply_shapes(&self, _def: &ResourceDef) -> Option<std::sync::Arc<dyn ApplyShapes>> {
+        None
     }
 
     /// Where `/scale` finds the replicas, for kinds that serve it.
