@@ -118,7 +118,6 @@ pub(crate) fn publish(c: &CustomSchema) -> Published {
     let list_name = definition_name(&c.group, &c.version, &c.list_kind);
     let list = json!({
         "description": format!("{} is a list of {}", c.list_kind, c.kind),
-        "type": "object",
         "required": ["items"],
         "properties": {
             "apiVersion": {"type": "string", "description": API_VERSION_DOC},

@@ -277,16 +277,34 @@ fn describe(action: &str) -> &'static str {
     }
 }
 
-/// `apps` → `Apps`, `rbac.authorization.k8s.io` → `RbacAuthorization`, core → `Core`.
+/// `apps` → `Apps`, `rbac.authorization.k8s.io` → `RbacAuthorization`,
+/// `cert-manager.io` → `CertManagerIo`, core → `Core`.
 fn group_camel(group: &str) -> String {
     if group.is_empty() {
         return "Core".into();
     }
-    group
-        .trim_end_matches(".k8s.io")
-        .split('.')
-        .map(capitalize)
-        .collect()
+    operation_id_part(group.trim_end_matches(".k8s.io"), true)
+}
+
+/// kube-openapi's `ToValidOperationID`: letters and `_` kept (digits too,
+/// but not first), anything else dropped and the next letter upper-cased;
+/// the first letter upper-cased when `capitalize_first`.
+fn operation_id_part(s: &str, capitalize_first: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = capitalize_first;
+    for (i, c) in s.chars().enumerate() {
+        if c.is_alphabetic() || c == '_' || (i != 0 && c.is_numeric()) {
+            if upper {
+                out.extend(c.to_uppercase());
+                upper = false;
+            } else {
+                out.push(c);
+            }
+        } else {
+            upper = true;
+        }
+    }
+    out
 }
 
 fn capitalize(s: &str) -> String {
@@ -371,7 +389,11 @@ fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Ma
     rp.collection_paths(paths);
     rp.item_paths(paths);
     rp.cross_namespace_paths(paths);
-    rp.watch_paths(paths);
+    // A CRD's paths are those of Kubernetes' CRD OpenAPI builder, which
+    // has no `/watch/` routes (a watch is a list with `watch=true`).
+    if !schemas.is_custom(r.group, r.version, r.kind) {
+        rp.watch_paths(paths);
+    }
     for sub in r.subresources {
         rp.subresource_paths(sub, paths);
     }
@@ -392,16 +414,18 @@ impl<'a> ResourcePaths<'a> {
         let collection = format!("{prefix}{scope}/{}", r.plural);
         let item = format!("{collection}/{{name}}");
         let gv = format!("{}{}", group_camel(r.group), capitalize(r.version));
+        // The operations' tag, as the API server's `GetOperationIDAndTags`
+        // makes it from the path: `core_v1`, `rbacAuthorization_v1`.
+        let group = if r.group.is_empty() {
+            "core"
+        } else {
+            r.group.trim_end_matches(".k8s.io")
+        };
         let tag = format!(
             "{}_{}",
-            r.group.trim_end_matches(".k8s.io").replace('.', "_"),
-            r.version
+            operation_id_part(group, false),
+            operation_id_part(r.version, false)
         );
-        let tag = if r.group.is_empty() {
-            format!("core_{}", r.version)
-        } else {
-            tag
-        };
         let ns = if r.namespaced { "Namespaced" } else { "" };
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
         let (obj, list) = match schemas.name_of(r.group, r.version, r.kind) {
@@ -946,5 +970,11 @@ mod tests {
             "RbacAuthorization"
         );
         assert_eq!(super::capitalize("v1"), "V1");
+        assert_eq!(super::group_camel("cert-manager.io"), "CertManagerIo");
+        assert_eq!(
+            super::operation_id_part("stable.example.com", false),
+            "stableExampleCom"
+        );
+        assert_eq!(super::operation_id_part("v1beta1", true), "V1beta1");
     }
 }

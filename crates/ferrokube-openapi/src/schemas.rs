@@ -199,6 +199,12 @@ impl Schemas {
             .unwrap_or_else(|| list_name(name))
     }
 
+    /// Whether the kind is a custom resource's (published from its CRD).
+    pub(crate) fn is_custom(&self, group: &str, version: &str, kind: &str) -> bool {
+        self.name_of(group, version, kind)
+            .is_some_and(|name| self.custom_v2.contains_key(name))
+    }
+
     /// The definition name of a kind, if it has a schema here.
     pub(crate) fn name_of(&self, group: &str, version: &str, kind: &str) -> Option<&str> {
         self.names

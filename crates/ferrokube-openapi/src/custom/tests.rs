@@ -166,6 +166,24 @@ fn documents_publish_the_custom_kind_and_its_paths() {
         list["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/com.example.stable.v1.CronTabList"
     );
+    assert_eq!(list["tags"], json!(["stableExampleCom_v1"]));
+    assert_eq!(
+        list["operationId"],
+        "listStableExampleComV1NamespacedCronTab"
+    );
+    // As Kubernetes' CRD builder: no `/watch/` paths (built-ins keep theirs).
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(
+        !paths.keys().any(|p| p.contains("/watch/")),
+        "{:?}",
+        paths.keys()
+    );
+    assert!(schemas["com.example.stable.v1.CronTabList"]
+        .get("type")
+        .is_none());
+    let (core, _) = api.v3_group_version("api/v1").unwrap();
+    let core: Value = serde_json::from_slice(core).unwrap();
+    assert!(core["paths"]["/api/v1/watch/namespaces/{namespace}/configmaps"].is_object());
     let v2: Value = serde_json::from_slice(&api.v2().json).unwrap();
     let def = &v2["definitions"]["com.example.stable.v1.CronTab"];
     assert_eq!(
