@@ -899,18 +899,33 @@ mod tests {
         apply(current, merged, &config, manager, force, Some(schema))
     }
 
-    #[test]
-    fn custom_resources_merge_and_own_by_their_schema() {
-        let schema = widget_schema();
+    /// `a` applies a port, a tag, args and a selector; `b` another port and
+    /// tag. Returns the object after each.
+    fn two_appliers(schema: &crate::crd::schema::Schema) -> (Value, Value) {
         let a = apply_widget(
             &json!({}),
             json!({"ports": [{"name": "http", "protocol": "TCP", "port": 80}],
                 "tags": ["x"], "args": ["a"], "selector": {"app": "one"}}),
             "a",
             false,
-            &schema,
+            schema,
         )
         .unwrap();
+        let b = apply_widget(
+            &a,
+            json!({"ports": [{"name": "dns", "protocol": "UDP", "port": 53}], "tags": ["y"]}),
+            "b",
+            false,
+            schema,
+        )
+        .unwrap();
+        (a, b)
+    }
+
+    #[test]
+    fn custom_resources_merge_and_own_by_their_schema() {
+        let schema = widget_schema();
+        let (a, b) = two_appliers(&schema);
         let fields = entries_of(&a)[0].fields.clone().into_json();
         let spec = &fields["f:spec"];
         let http = &spec["f:ports"][r#"k:{"name":"http","protocol":"TCP"}"#];
@@ -922,15 +937,7 @@ mod tests {
         assert_eq!(spec["f:args"], json!({}), "an atomic list is a leaf");
         assert_eq!(spec["f:selector"], json!({}), "an atomic map is a leaf");
 
-        // b adds its own port and tag, and replaces the atomic ones.
-        let b = apply_widget(
-            &a,
-            json!({"ports": [{"name": "dns", "protocol": "UDP", "port": 53}], "tags": ["y"]}),
-            "b",
-            false,
-            &schema,
-        )
-        .unwrap();
+        // b added its own port and tag.
         assert_eq!(
             b["spec"]["ports"],
             json!([{"name": "http", "protocol": "TCP", "port": 80},
@@ -994,8 +1001,12 @@ mod tests {
             http.into(),
             ".".into()
         ]));
+    }
 
-        // Atomic lists and maps are replaced whole (and conflict whole).
+    #[test]
+    fn atomic_lists_and_maps_of_custom_resources_are_replaced_whole() {
+        let schema = widget_schema();
+        let (_, forced) = two_appliers(&schema);
         let err = apply_widget(
             &forced,
             json!({"args": ["b"], "selector": {"app": "two"}}),
