@@ -108,7 +108,17 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
     let c = Cluster::start();
     establish(&c);
 
-    // kubectl explain reads the CRD's schema from the OpenAPI documents.
+    explain_reads_the_schema(&c);
+    documents_as_kubernetes_publishes_them(&c);
+    objects_are_validated_defaulted_and_pruned(&c);
+    cel_rules_refuse_with_their_messages(&c);
+
+    c.kubectl_ok(&["delete", "bundles", "--all", "-n", "default"]);
+    c.kubectl_ok(&["delete", "crd", CRD_NAME, "--timeout=30s"]);
+}
+
+/// `kubectl explain` reads the CRD's schema from the OpenAPI documents.
+fn explain_reads_the_schema(c: &Cluster) {
     let explained = c.kubectl_ok(&["explain", "bundles.spec.listeners"]);
     assert!(explained.contains("KIND:       Bundle"), "{explained}");
     assert!(
@@ -134,7 +144,24 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         "{top}"
     );
     assert!(top.contains("metadata\t<ObjectMeta>"), "{top}");
+    // kubectl 1.27 reads the v2 document, as protobuf.
+    let old = common::kubectl_command(
+        std::path::Path::new("/usr/lib/google-cloud-sdk/bin/kubectl.1.27"),
+        &c.kubeconfig(),
+    )
+    .args(["explain", "bundles.spec.listeners.tls"])
+    .output()
+    .unwrap();
+    assert!(old.status.success(), "{}", stderr(&old));
+    assert!(
+        stdout(&old).contains("How the listener speaks TLS."),
+        "{}",
+        stdout(&old)
+    );
+}
 
+/// The documents as Kubernetes publishes them.
+fn documents_as_kubernetes_publishes_them(c: &Cluster) {
     // The documents as Kubernetes publishes them: v3 keeps defaults and
     // int-or-string's anyOf; v2 has neither, and the paths are the CRD's.
     let v3: Value = serde_json::from_str(&c.kubectl_ok(&[
@@ -185,10 +212,13 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         "preserved unknown fields are untyped in v2: {}",
         spec2["config"]
     );
+}
 
+/// kubectl's validation, then the schema's defaults and pruning.
+fn objects_are_validated_defaulted_and_pruned(c: &Cluster) {
     // kubectl's validation refuses an unknown field.
     let unknown = with_file(
-        &c,
+        c,
         &["create", "--validate=strict"],
         "unknown.yaml",
         &bundle("unknown", "  image: busybox\n  bogus: 1\n"),
@@ -203,7 +233,7 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
 
     // Created without validation: defaulted at each depth and pruned.
     let created = with_file(
-        &c,
+        c,
         &["create", "--validate=false"],
         "full.yaml",
         &bundle(
@@ -223,7 +253,7 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         &[],
     );
     assert!(created.status.success(), "{}", stderr(&created));
-    let full = get_json(&c, &["bundle", "full"]);
+    let full = get_json(c, &["bundle", "full"]);
     let spec = &full["spec"];
     assert!(spec.get("bogus").is_none(), "pruned: {spec}");
     assert!(
@@ -255,10 +285,13 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         "an embedded resource's metadata as Kubernetes' ObjectMeta round trip leaves it"
     );
     assert_eq!(spec["config"], json!({"anything": {"goes": [1, 2]}}));
+}
 
+/// CEL rules' messages, messageExpression's among them.
+fn cel_rules_refuse_with_their_messages(c: &Cluster) {
     // A CEL rule's messageExpression is the message.
     let bad = with_file(
-        &c,
+        c,
         &["create"],
         "bad.yaml",
         &bundle("bad", "  image: busybox\n  replicas: 1\n  minReplicas: 3\n"),
@@ -273,7 +306,7 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         stderr(&bad)
     );
     let long = with_file(
-        &c,
+        c,
         &["create"],
         "long.yaml",
         &bundle(
@@ -302,9 +335,6 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
         "{}",
         stderr(&immutable)
     );
-
-    c.kubectl_ok(&["delete", "bundles", "--all", "-n", "default"]);
-    c.kubectl_ok(&["delete", "crd", CRD_NAME, "--timeout=30s"]);
 }
 
 #[test]
