@@ -66,6 +66,9 @@ fn max_replicas_policy() -> Value {
             "validations": [{
                 "expression": "object.spec.replicas <= int(params.data.maxReplicas)",
                 "messageExpression": "'replicas ' + string(object.spec.replicas) + ' is more than ' + params.data.maxReplicas",
+            }, {
+                "expression": "namespaceObject.metadata.name != 'vap-warn' || object.spec.replicas < 2",
+                "message": "at most one replica in vap-warn",
             }],
         },
     })
@@ -199,6 +202,12 @@ fn policies_refuse_warn_and_follow_their_bindings() {
         "{}",
         stderr(&out)
     );
+    // `namespaceObject` is the request's namespace.
+    assert!(
+        stderr(&out).contains("Warning: Validation failed for ValidatingAdmissionPolicy 'max-replicas' with binding 'max-replicas-warn': at most one replica in vap-warn"),
+        "{}",
+        stderr(&out)
+    );
 
     // The binding deleted: no longer enforced.
     c.kubectl_ok(&["delete", "-f", &deny]);
@@ -329,23 +338,25 @@ fn checked(c: &Cluster, name: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// A policy on Deployments with one validation.
+fn policy(name: &str, validation: Value) -> Value {
+    json!({
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"],
+                "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                "resources": ["deployments"]}]},
+            "validations": [validation],
+        },
+    })
+}
+
 #[test]
 fn type_checking_is_reported_in_status() {
     let c = Cluster::start();
     let dir = tempfile::tempdir().unwrap();
-    let policy = |name: &str, validation: Value| {
-        json!({
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy",
-            "metadata": {"name": name},
-            "spec": {
-                "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"],
-                    "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
-                    "resources": ["deployments"]}]},
-                "validations": [validation],
-            },
-        })
-    };
     let correct = write(
         dir.path(),
         "correct.json",
