@@ -457,3 +457,65 @@ fn type_checking_is_reported_in_status() {
 
     c.kubectl_ok(&["delete", "-f", &correct, "-f", &confused, "-f", &undefined]);
 }
+
+#[test]
+fn type_checking_follows_a_custom_resource_schema() {
+    let c = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let crd = json!({
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "crontabs.stable.example.com"},
+        "spec": {
+            "group": "stable.example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "crontabs", "singular": "crontab", "kind": "CronTab"},
+            "versions": [{"name": "v1", "served": true, "storage": true,
+                "schema": {"openAPIV3Schema": {"type": "object", "properties": {
+                    "spec": {"type": "object", "properties": {
+                        "cronSpec": {"type": "string"},
+                        "replicas": {"type": "integer"}}}}}}}],
+        },
+    });
+    let f = write(dir.path(), "crd.json", &crd);
+    c.kubectl_ok(&["create", "-f", &f]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/crontabs.stable.example.com",
+        "--timeout=20s",
+    ]);
+    let on_crontabs = |name: &str, expression: &str| {
+        let mut p = policy(name, json!({"expression": expression}));
+        p["spec"]["matchConstraints"]["resourceRules"][0]["apiGroups"] =
+            json!(["stable.example.com"]);
+        p["spec"]["matchConstraints"]["resourceRules"][0]["resources"] = json!(["crontabs"]);
+        p
+    };
+    let good = write(
+        dir.path(),
+        "good.json",
+        &on_crontabs("crontab-good", "object.spec.replicas > 1"),
+    );
+    let bad = write(
+        dir.path(),
+        "bad.json",
+        &on_crontabs(
+            "crontab-bad",
+            "object.spec.replicas > '1' && object.spec.cronspec == ''",
+        ),
+    );
+    c.kubectl_ok(&["create", "-f", &good, "-f", &bad]);
+    let p = checked(&c, "crontab-good");
+    assert_eq!(p["status"]["typeChecking"], json!({}), "{p}");
+    let p = checked(&c, "crontab-bad");
+    let w = &p["status"]["typeChecking"]["expressionWarnings"][0];
+    assert_eq!(w["fieldRef"], "spec.validations[0].expression", "{p}");
+    let text = w["warning"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("stable.example.com/v1, Kind=CronTab: ERROR: <input>:1:22: found no matching overload for '_>_' applied to '(int, string)'"),
+        "{p}"
+    );
+    assert!(text.contains("undefined field 'cronspec'"), "{p}");
+    c.kubectl_ok(&["delete", "-f", &good, "-f", &bad, "-f", &f]);
+}
