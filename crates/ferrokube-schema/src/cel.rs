@@ -23,8 +23,10 @@
 //! `getPort`, `getEscapedPath`, `getQuery`.
 //!
 //! Not there yet: Kubernetes' `authorizer` values, the type checker (an undeclared field
-//! is an evaluation error here, a compile error in Kubernetes) and the cost
-//! estimates (rules run without a budget: our objects are small).
+//! is an evaluation error here, a compile error in Kubernetes; `typecheck` and
+//! `exprtypes` report the part of it CRDs' rules and admission policies' type
+//! checking need) and the cost estimates (rules run without a budget: our
+//! objects are small).
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

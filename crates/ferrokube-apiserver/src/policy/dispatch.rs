@@ -252,22 +252,34 @@ fn act(
                 "Validation failed for ValidatingAdmissionPolicy '{policy}' with binding '{}': {}",
                 binding.name, f.message
             )),
-            Action::Audit => {
-                let actions: Vec<&str> = binding.actions.iter().map(|a| a.as_str()).collect();
-                let value = json!([{
-                    "message": f.message,
-                    "policy": policy,
-                    "binding": binding.name,
-                    "expressionIndex": f.index,
-                    "validationActions": actions,
-                }]);
-                audit_annotation(
-                    "validation.policy.admission.k8s.io/validation_failure",
-                    &value.to_string(),
-                );
-            }
+            Action::Audit => audit_annotation(
+                "validation.policy.admission.k8s.io/validation_failure",
+                &validation_failure(policy, binding, f),
+            ),
         }
     }
+}
+
+/// The value of the `validation_failure` audit annotation: a list of one
+/// failure, members in Kubernetes' order.
+fn validation_failure(policy: &str, binding: &Binding, f: &super::evaluate::Failure) -> String {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ValidationFailure<'a> {
+        message: &'a str,
+        policy: &'a str,
+        binding: &'a str,
+        expression_index: usize,
+        validation_actions: Vec<&'static str>,
+    }
+    let value = [ValidationFailure {
+        message: &f.message,
+        policy,
+        binding: &binding.name,
+        expression_index: f.index,
+        validation_actions: binding.actions.iter().map(|a| a.as_str()).collect(),
+    }];
+    serde_json::to_string(&value).unwrap_or_default()
 }
 
 /// The code of a validation's reason (`reasonToCode`).
@@ -331,6 +343,21 @@ pub(crate) fn build_refusal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_annotation_of_a_failure() {
+        let b = Binding::from_value(&json!({"metadata": {"name": "b"},
+            "spec": {"policyName": "p", "validationActions": ["Warn", "Audit"]}}));
+        let f = super::super::evaluate::Failure {
+            index: 1,
+            message: "too many".into(),
+            reason: "Invalid".into(),
+        };
+        assert_eq!(
+            validation_failure("p", &b, &f),
+            r#"[{"message":"too many","policy":"p","binding":"b","expressionIndex":1,"validationActions":["Warn","Audit"]}]"#
+        );
+    }
 
     #[test]
     fn refusals_in_kubernetes_words_and_codes() {

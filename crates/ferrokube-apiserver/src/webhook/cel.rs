@@ -1,5 +1,5 @@
-//! CEL for dynamic admission: webhooks' `matchConditions` (and the
-//! policies' expressions, see [`super::policy`]), compiled with
+//! CEL for dynamic admission: webhooks' and ValidatingAdmissionPolicies'
+//! `matchConditions` (see [`crate::policy`]), compiled with
 //! `ferrokube_schema::cel`.
 
 use std::sync::Arc;
