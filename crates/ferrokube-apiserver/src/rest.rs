@@ -578,8 +578,13 @@ impl Rest {
     /// store took it, `obj` gets its resourceVersion and loses the
     /// `selfLink` storage does not keep. `Err` only if `obj` cannot be
     /// encoded; the store's answer is the inner result.
+    ///
+    /// A custom resource is stored in its storage version: `obj` (in the
+    /// request's version) is converted for the write, and what was stored
+    /// converted back, as Kubernetes decodes what it wrote.
     async fn put<F, Fut>(
         &self,
+        def: &ResourceDef,
         key: &str,
         obj: &mut Value,
         write: F,
@@ -588,7 +593,31 @@ impl Rest {
         F: FnOnce(Bytes) -> Fut,
         Fut: std::future::Future<Output = Result<KeyValue, StoreError>>,
     {
-        self.put_keeping(key, obj, None, write).await
+        let strategy = self.strategy(def);
+        let converter = strategy
+            .converter()
+            .filter(|c| c.needs(obj, c.storage_version()));
+        let Some(converter) = converter else {
+            return self.put_keeping(key, obj, None, write).await;
+        };
+        let storage = converter.storage_version().to_string();
+        let mut stored = converter.convert_one(self, obj.clone(), &storage).await?;
+        let result = self.put_keeping(key, &mut stored, None, write).await?;
+        Ok(match result {
+            Ok(mut s) => {
+                let version = obj
+                    .get("apiVersion")
+                    .and_then(Value::as_str)
+                    .and_then(|a| a.rsplit_once('/'))
+                    .map_or(def.version, |(_, v)| v)
+                    .to_string();
+                *obj = converter.convert_one(self, stored, &version).await?;
+                // The stored bytes are not the object served.
+                s.metadata_at = None;
+                Ok(s)
+            }
+            Err(e) => Err(e),
+        })
     }
 
     /// [`Rest::put`] of an object whose managedFields were kept as text
@@ -660,7 +689,19 @@ impl Rest {
         name: &str,
     ) -> ApiResult<(Value, KeyValue)> {
         let kv = self.get_stored(def, ns, name).await?;
-        Ok((decode(&kv)?, kv))
+        let obj = self.in_version(def, decode(&kv)?).await?;
+        Ok((obj, kv))
+    }
+
+    /// `obj`, as stored, in the version of `def` (a custom resource's
+    /// converter; other kinds are stored as served).
+    pub(crate) async fn in_version(&self, def: &ResourceDef, obj: Value) -> ApiResult<Value> {
+        match self.strategy(def).converter() {
+            Some(c) if c.needs(&obj, def.version) => {
+                Ok(c.convert_one(self, obj, def.version).await?)
+            }
+            _ => Ok(obj),
+        }
     }
 
     /// The stored key/value of an object; 404 if there is none.
@@ -838,7 +879,7 @@ impl Rest {
         let lease = self.lease_for(def).await?;
         let key = self.key(def, ns, &name);
         let result = self
-            .put(&key, &mut obj, |bytes| {
+            .put(def, &key, &mut obj, |bytes| {
                 self.store.create(&key, bytes, lease)
             })
             .await
@@ -1065,7 +1106,7 @@ impl Rest {
             return Ok(new);
         }
         let lease = self.lease_for(def).await.map_err(|e| (e, false))?;
-        self.put(&key, &mut new, |bytes| {
+        self.put(def, &key, &mut new, |bytes| {
             self.store.update(&key, bytes, old_kv.mod_revision, lease)
         })
         .await
@@ -1257,7 +1298,7 @@ impl Rest {
                     return Ok(obj);
                 }
                 match self
-                    .put(&kv.key, &mut obj, |bytes| {
+                    .put(def, &kv.key, &mut obj, |bytes| {
                         self.store.update(&kv.key, bytes, kv.mod_revision, None)
                     })
                     .await?
@@ -1348,12 +1389,34 @@ impl Rest {
                 self.cache.revision()
             }
         };
-        let items = cache
-            .list(&prefix)
-            .into_iter()
-            .filter(|o| filter.matches(o))
-            .map(|o| o.json.clone())
-            .collect();
+        let strategy = self.strategy(def);
+        let items = match strategy.converter() {
+            None => cache
+                .list(&prefix)
+                .into_iter()
+                .filter(|o| filter.matches(o))
+                .map(|o| o.json.clone())
+                .collect(),
+            Some(converter) => {
+                // Each object as stored, in the list's version: one
+                // conversion for all.
+                let picked = cache
+                    .list(&prefix)
+                    .into_iter()
+                    .filter(|o| crate::crd::conversion::cache_selects(filter, o))
+                    .map(|o| o.json.clone())
+                    .collect();
+                crate::crd::conversion::convert_items(
+                    self,
+                    converter,
+                    strategy.as_ref(),
+                    def,
+                    filter,
+                    picked,
+                )
+                .await?
+            }
+        };
         Ok(ListResult {
             items,
             revision,
@@ -1414,10 +1477,13 @@ impl Rest {
                 })?;
             revision = Some(page.revision);
             let returned = page.kvs.len() as i64;
-            for kv in &page.kvs {
-                let v = decode(kv)?;
-                if filter.matches_value(strategy.as_ref(), def, &v) {
-                    items.push(Bytes::from(ferrokube_api::gojson::to_vec(&v)));
+            let mut values = page.kvs.iter().map(decode).collect::<ApiResult<Vec<_>>>()?;
+            if let Some(converter) = strategy.converter() {
+                values = converter.convert(self, values, def.version).await?;
+            }
+            for v in &values {
+                if filter.matches_value(strategy.as_ref(), def, v) {
+                    items.push(Bytes::from(ferrokube_api::gojson::to_vec(v)));
                 }
             }
             if page.more {

@@ -36,8 +36,9 @@ pub struct Kind {
     pub schema: Option<CustomSchema>,
 }
 
-/// `(group, plural)`: a resource whatever its version.
-type GroupResource = (&'static str, &'static str);
+/// `(group, version, plural)`: one version of a resource (a custom
+/// resource's versions each have their schema).
+type VersionedResource = (&'static str, &'static str, &'static str);
 
 /// Custom resources' published schemas by (group, version, plural).
 type CustomSchemas = BTreeMap<(&'static str, &'static str, &'static str), CustomSchema>;
@@ -45,7 +46,7 @@ type CustomSchemas = BTreeMap<(&'static str, &'static str, &'static str), Custom
 /// One whole state of what is served.
 struct Served {
     registry: Arc<Registry>,
-    strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
+    strategies: HashMap<VersionedResource, Arc<dyn Strategy>>,
     /// Custom schemas by (group, version, plural).
     schemas: CustomSchemas,
     /// The group versions extension API servers serve behind the
@@ -59,7 +60,7 @@ struct Served {
 impl Served {
     fn new(
         registry: Registry,
-        strategies: HashMap<GroupResource, Arc<dyn Strategy>>,
+        strategies: HashMap<VersionedResource, Arc<dyn Strategy>>,
         schemas: CustomSchemas,
         remote: Vec<RemoteGroupVersion>,
     ) -> Served {
@@ -100,7 +101,7 @@ impl Kinds {
         let strategies = registry
             .all()
             .iter()
-            .map(|d| ((d.group, d.plural), crate::strategy::builtin(d)))
+            .map(|d| ((d.group, d.version, d.plural), crate::strategy::builtin(d)))
             .collect();
         Kinds {
             current: RwLock::new(Arc::new(Served::new(
@@ -137,7 +138,7 @@ impl Kinds {
     pub fn strategy(&self, def: &ResourceDef) -> Arc<dyn Strategy> {
         self.snapshot()
             .strategies
-            .get(&(def.group, def.plural))
+            .get(&(def.group, def.version, def.plural))
             .cloned()
             .unwrap_or_else(|| crate::strategy::builtin(def))
     }
@@ -185,7 +186,10 @@ impl Kinds {
         let mut strategies = served.strategies.clone();
         let mut schemas = served.schemas.clone();
         for k in &kinds {
-            strategies.insert((k.def.group, k.def.plural), k.strategy.clone());
+            strategies.insert(
+                (k.def.group, k.def.version, k.def.plural),
+                k.strategy.clone(),
+            );
             let key = (k.def.group, k.def.version, k.def.plural);
             match &k.schema {
                 Some(s) => schemas.insert(key, s.clone()),
@@ -220,7 +224,7 @@ impl Kinds {
             return;
         }
         let mut strategies = served.strategies.clone();
-        strategies.retain(|(g, p), _| !(*g == group && *p == plural));
+        strategies.retain(|(g, _, p), _| !(*g == group && *p == plural));
         let mut schemas = served.schemas.clone();
         schemas.retain(|(g, _, p), _| !(*g == group && *p == plural));
         let registry = served.registry.without(group, plural);
@@ -255,7 +259,11 @@ impl Kinds {
     ) {
         let mut current = self.current.write();
         let mut strategies = current.strategies.clone();
-        strategies.insert((group, plural), strategy);
+        for d in current.registry.all() {
+            if d.group == group && d.plural == plural {
+                strategies.insert((d.group, d.version, d.plural), strategy.clone());
+            }
+        }
         *current = Arc::new(Served::new(
             (*current.registry).clone(),
             strategies,

@@ -1371,6 +1371,9 @@ async fn generic_request(
                     "POST is not allowed on a named object",
                 ));
             }
+            if let Some(refused) = rest.strategy(def).create_refused(def) {
+                return Err(refused);
+            }
             let mut opts = write_options(query, &user_agent)?;
             opts.user = req.extensions().get::<UserInfo>().cloned();
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
@@ -1500,6 +1503,9 @@ async fn events_view_request(
                 return Err(ApiError::method_not_allowed(
                     "POST is not allowed on a named object",
                 ));
+            }
+            if let Some(refused) = rest.strategy(def).create_refused(def) {
+                return Err(refused);
             }
             let opts = write_options(query, &user_agent)?;
             let body = json_body(&content_type, read_body(req.into_body()).await?)?;
@@ -1976,8 +1982,23 @@ async fn watch_response(
     let timeout = Duration::from_secs(opts.timeout_seconds.unwrap_or(1800).min(3600));
     let bookmarks = opts.allow_watch_bookmarks;
     let cache_all = app.rest.cache.clone();
+    // A custom resource's objects are sent in the watch's version.
+    let strategy = app.rest.strategy(def);
+    let converting = strategy.converter().is_some();
+    let (app, def) = (app.clone(), def.clone());
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(256);
     tokio::spawn(async move {
+        let conversion_failed = |e: crate::crd::conversion::ConversionError| {
+            // As Kubernetes' watch of a custom resource whose object cannot
+            // be converted: an error event, then the end.
+            let status = ApiError {
+                code: 500,
+                reason: "InternalError",
+                message: e.to_string(),
+                details: None,
+            };
+            encoding::error_frame(&status.status_json())
+        };
         let send = |b: Bytes| {
             let tx = tx.clone();
             async move { tx.send(Ok(Frame::data(b))).await.is_ok() }
@@ -1988,8 +2009,33 @@ async fn watch_response(
         }
         let Some(mut watcher) = watcher else { return };
         if !skip_initial {
-            for o in initial.iter().filter(|o| filter.matches(o)) {
-                if !send(encode_obj(EventType::Added, &o.json)).await {
+            let objects = match strategy.converter() {
+                None => Ok(initial
+                    .iter()
+                    .filter(|o| filter.matches(o))
+                    .map(|o| o.json.clone())
+                    .collect()),
+                Some(c) => {
+                    crate::crd::conversion::convert_initial(
+                        &app.rest,
+                        c,
+                        strategy.as_ref(),
+                        &def,
+                        &filter,
+                        &initial,
+                    )
+                    .await
+                }
+            };
+            let objects = match objects {
+                Ok(o) => o,
+                Err(e) => {
+                    let _ = send(conversion_failed(e)).await;
+                    return;
+                }
+            };
+            for json in &objects {
+                if !send(encode_obj(EventType::Added, json)).await {
                     return;
                 }
             }
@@ -2014,6 +2060,25 @@ async fn watch_response(
                     }
                 }
                 ev = watcher.next() => match ev {
+                    Ok(ev) if converting => {
+                        let Some(c) = strategy.converter() else { return };
+                        let seen = crate::crd::conversion::convert_watch_event(
+                            &app.rest, c, strategy.as_ref(), &def, &filter, &prefix, &ev,
+                        )
+                        .await;
+                        match seen {
+                            Ok(Some((t, json))) => {
+                                if !send(encode_obj(t, &json)).await {
+                                    return;
+                                }
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                let _ = send(conversion_failed(e)).await;
+                                return;
+                            }
+                        }
+                    }
                     Ok(ev) => {
                         if let Some((t, obj)) = ev.filtered(|o| filter.matches(o) && o.key.starts_with(&prefix)) {
                             if !send(encode_obj(t, &obj.json)).await {

@@ -205,6 +205,23 @@ async fn finalize(
         conditions::set(&mut crd, &deleting, &now);
         crd = write_status(rest, def, crd).await?;
     }
+    // Served again as terminating: creates are refused from now on.
+    let name = crd
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let terminating = format!(
+        "{}/terminating",
+        crd.pointer("/metadata/uid").unwrap_or(&Value::Null)
+    );
+    if conditions::is_true(&crd, "Established")
+        && served.get(&name).map(|s| &s.0) != Some(&terminating)
+    {
+        let before = served.get(&name).map(|s| s.1.clone()).unwrap_or_default();
+        let versions = serve_crd(rest, &crd, &before).await?;
+        served.insert(name, (terminating, versions));
+    }
     let cond = if conditions::is_true(&crd, "Established") {
         delete_instances(rest, &crd).await
     } else {
@@ -243,7 +260,15 @@ async fn finalize(
 
 /// Deletes every object of `crd` and waits until none is left.
 async fn delete_instances(rest: &Rest, crd: &Value) -> Condition {
-    let Some(kind) = serve::served(crd).into_iter().next() else {
+    // Through the storage version, as Kubernetes' finalizer deletes: no
+    // conversion needed.
+    let rows = serve::served(crd);
+    let storage = super::spec::storage_version(crd).unwrap_or_default();
+    let pick = rows
+        .iter()
+        .position(|k| k.def.version == storage)
+        .unwrap_or(0);
+    let Some(kind) = rows.into_iter().nth(pick) else {
         return Condition::new(
             "Terminating",
             "False",

@@ -15,13 +15,16 @@
 //!   runtime registry (`serve`) with a [`CustomResourceStrategy`]
 //!   (`resource`: pruning, defaulting, schema and CEL validation, the
 //!   status split, generation, printer columns, `/scale`, selectable
-//!   fields).
+//!   fields), and the conversion between versions (`conversion`: `None`
+//!   or a webhook; reads in the version asked, writes in the storage
+//!   version).
 //!
 //! What a schema does to an object (structural checks, pruning, defaults,
 //! validation, CEL) is the `ferrokube-schema` crate's, behind `schema`.
 
 pub(crate) mod conditions;
 pub(crate) mod controller;
+pub(crate) mod conversion;
 pub(crate) mod defaults;
 pub(crate) mod naming;
 pub(crate) mod resource;

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use ferrokube_api::jsonpath::CustomColumn;
 use ferrokube_api::printers::{self, Column};
 use ferrokube_api::registry::{intern, ResourceDef};
-use ferrokube_api::status::FieldError;
+use ferrokube_api::status::{ApiError, FieldError};
 use serde_json::{json, Value};
 
+use super::conversion::Converter;
 use super::schema::Schema;
 use super::spec::{self, Parts};
 use crate::authn::UserInfo;
@@ -32,6 +33,10 @@ pub(crate) struct CustomResourceStrategy {
     /// (Kubernetes then serves the default Table: name and creation time).
     columns: Option<Vec<CustomColumn>>,
     selectable: Vec<String>,
+    /// The CRD's conversion between its versions.
+    converter: Arc<Converter>,
+    /// The CRD is being deleted: no new objects.
+    terminating: bool,
 }
 
 /// `.spec.replicas` as a JSON pointer (`/spec/replicas`).
@@ -40,8 +45,13 @@ fn pointer(json_path: &str) -> String {
 }
 
 impl CustomResourceStrategy {
-    /// The strategy of version `version` of `crd`.
-    pub(crate) fn new(crd: &Value, version: &str) -> CustomResourceStrategy {
+    /// The strategy of version `version` of `crd`, converting as
+    /// `converter` (the CRD's, shared by its versions).
+    pub(crate) fn new(
+        crd: &Value,
+        version: &str,
+        converter: Arc<Converter>,
+    ) -> CustomResourceStrategy {
         let parts = Parts::of(crd);
         let first = spec::versions(crd).first();
         let own = spec::version(crd, version);
@@ -50,10 +60,7 @@ impl CustomResourceStrategy {
                 .and_then(|v| v.get(key))
                 .filter(|x| !x.is_null())
         };
-        let schema = part(parts.schema, "schema")
-            .and_then(|s| s.get("openAPIV3Schema"))
-            .and_then(|s| Schema::parse(s, "").ok())
-            .map(Arc::new);
+        let schema = converter.schema(version);
         let subs = part(parts.subresources, "subresources");
         let scale = subs.and_then(|s| s.get("scale")).map(|s| {
             let p = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or_default();
@@ -80,6 +87,9 @@ impl CustomResourceStrategy {
                         .collect()
                 })
                 .unwrap_or_default(),
+            converter,
+            terminating: crd.pointer("/metadata/deletionTimestamp").is_some()
+                || super::conditions::is_true(crd, "Terminating"),
         }
     }
 
@@ -330,6 +340,19 @@ impl Strategy for CustomResourceStrategy {
 
     fn apply_shapes(&self, _def: &ResourceDef) -> Option<Arc<dyn ApplyShapes>> {
         self.schema.clone().map(|s| s as Arc<dyn ApplyShapes>)
+    }
+
+    fn converter(&self) -> Option<&Arc<Converter>> {
+        Some(&self.converter)
+    }
+
+    /// Kubernetes' CRD handler: no create while the CRD is terminating.
+    fn create_refused(&self, def: &ResourceDef) -> Option<ApiError> {
+        self.terminating.then(|| {
+            let mut e = ApiError::method_not_supported(def.group, def.plural, "create");
+            e.message = "create not allowed while custom resource definition is terminating".into();
+            e
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use ferrokube_api::registry::{intern, intern_list, ResourceDef, Subresource, ALL
 use ferrokube_openapi::CustomSchema;
 use serde_json::Value;
 
+use super::conversion::Converter;
 use super::resource::CustomResourceStrategy;
 use super::spec::{self, Parts};
 use crate::strategy::Strategy;
@@ -96,6 +97,7 @@ pub(crate) fn served(crd: &Value) -> Vec<Served> {
         .pointer("/spec/preserveUnknownFields")
         .and_then(Value::as_bool)
         == Some(true);
+    let converter = Arc::new(Converter::new(crd));
     let first = spec::versions(crd).first();
     let mut versions: Vec<&Value> = spec::versions(crd).iter().collect();
     versions
@@ -143,7 +145,7 @@ pub(crate) fn served(crd: &Value) -> Vec<Served> {
             };
             Some(Served {
                 def,
-                strategy: Arc::new(CustomResourceStrategy::new(crd, name)),
+                strategy: Arc::new(CustomResourceStrategy::new(crd, name, converter.clone())),
                 schema: CustomSchema {
                     group: group.to_string(),
                     version: version.to_string(),

@@ -503,13 +503,22 @@ fn selectable_fields(v: &Value, base: &str) -> Vec<FieldError> {
             errs.push(FieldError::duplicate(field, path));
         }
     }
+    if seen.len() > MAX_SELECTABLE_FIELDS {
+        errs.push(FieldError::too_many(
+            format!("{base}.selectableFields"),
+            seen.len() as i64,
+            MAX_SELECTABLE_FIELDS as i64,
+        ));
+    }
     errs
 }
 
+/// Kubernetes' `MaxSelectableFields`.
+const MAX_SELECTABLE_FIELDS: usize = 8;
+
 /// `validateCustomResourceConversion` at `spec.conversion` (internal
-/// paths: `webhookClientConfig`, `conversionReviewVersions`). Webhook
-/// conversion is not served yet: such a CRD is refused rather than
-/// accepted and left unconverted.
+/// paths: `webhookClientConfig`, `conversionReviewVersions`), after the
+/// rule that a webhook needs `preserveUnknownFields` false.
 fn conversion(obj: &Value) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let Some(c) = obj.pointer("/spec/conversion").filter(|c| !c.is_null()) else {
@@ -519,36 +528,115 @@ fn conversion(obj: &Value) -> Vec<FieldError> {
         .get("strategy")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let webhook = c.get("webhook").filter(|w| !w.is_null());
+    let preserve = obj
+        .pointer("/spec/preserveUnknownFields")
+        .and_then(Value::as_bool);
+    if strategy != "None" && preserve == Some(true) {
+        errs.push(FieldError::invalid(
+            "spec.conversion.strategy",
+            strategy,
+            "must be None if spec.preserveUnknownFields is true",
+        ));
+    }
     match strategy {
         "" => errs.push(FieldError::required("spec.conversion.strategy", "")),
-        "None" => {
-            if webhook.is_some_and(|w| w.get("clientConfig").is_some_and(|x| !x.is_null())) {
-                errs.push(FieldError::forbidden(
-                    "spec.conversion.webhookClientConfig",
-                    "should not be set when strategy is not set to Webhook",
-                ));
-            }
-            if webhook.is_some_and(|w| {
-                w.get("conversionReviewVersions")
-                    .and_then(Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-            }) {
-                errs.push(FieldError::forbidden(
-                    "spec.conversion.conversionReviewVersions",
-                    "should not be set when strategy is not set to Webhook",
-                ));
-            }
-        }
-        "Webhook" => errs.push(FieldError::forbidden(
-            "spec.conversion.strategy",
-            "conversion webhooks are not supported by this server yet; use strategy None",
-        )),
+        "None" | "Webhook" => {}
         other => errs.push(FieldError::not_supported(
             "spec.conversion.strategy",
             other,
             &["None", "Webhook"],
         )),
+    }
+    let webhook = c.get("webhook").filter(|w| !w.is_null());
+    let client_config = webhook
+        .and_then(|w| w.get("clientConfig"))
+        .filter(|x| !x.is_null());
+    let review_versions: &[Value] = webhook
+        .and_then(|w| w.get("conversionReviewVersions"))
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    if strategy != "Webhook" {
+        if client_config.is_some() {
+            errs.push(FieldError::forbidden(
+                "spec.conversion.webhookClientConfig",
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        if !review_versions.is_empty() {
+            errs.push(FieldError::forbidden(
+                "spec.conversion.conversionReviewVersions",
+                "should not be set when strategy is not set to Webhook",
+            ));
+        }
+        return errs;
+    }
+    const CC: &str = "spec.conversion.webhookClientConfig";
+    match client_config {
+        None => errs.push(FieldError::required(
+            CC,
+            "required when strategy is set to Webhook",
+        )),
+        Some(cc) => {
+            let url = cc.get("url").and_then(Value::as_str);
+            let svc = cc.get("service").filter(|s| s.is_object());
+            match (url, svc) {
+                (Some(u), None) => crate::kinds::admissionregistration::webhook_url(
+                    u,
+                    &format!("{CC}.url"),
+                    &mut errs,
+                ),
+                (None, Some(s)) => crate::kinds::admissionregistration::webhook_service(
+                    s,
+                    &format!("{CC}.service"),
+                    &mut errs,
+                ),
+                _ => errs.push(FieldError::required(
+                    CC,
+                    "exactly one of url or service is required",
+                )),
+            }
+        }
+    }
+    errs.extend(review_versions_errors(review_versions));
+    errs
+}
+
+/// `validateConversionReviewVersions` (a version this server speaks
+/// required).
+fn review_versions_errors(versions: &[Value]) -> Vec<FieldError> {
+    const FIELD: &str = "spec.conversion.conversionReviewVersions";
+    let mut errs = Vec::new();
+    if versions.is_empty() {
+        errs.push(FieldError::required(FIELD, ""));
+        return errs;
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut accepted = false;
+    for (i, v) in versions.iter().enumerate() {
+        let v = v.as_str().unwrap_or_default();
+        let field = format!("{FIELD}[{i}]");
+        if !seen.insert(v) {
+            errs.push(FieldError::invalid(field, v, "duplicate version"));
+            continue;
+        }
+        for m in is_dns1035_label(v) {
+            errs.push(FieldError::invalid(&field, v, m));
+        }
+        accepted |= matches!(v, "v1" | "v1beta1");
+    }
+    if !accepted {
+        errs.push(FieldError::invalid_shown(
+            FIELD,
+            format!(
+                "[]string{{{}}}",
+                versions
+                    .iter()
+                    .map(|v| format!("{:?}", v.as_str().unwrap_or_default()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "must include at least one of v1, v1beta1",
+        ));
     }
     errs
 }

@@ -224,7 +224,7 @@ fn client_config(cc: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
 }
 
 /// `ValidateWebhookURL` with https required.
-fn webhook_url(u: &str, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn webhook_url(u: &str, path: &str, errs: &mut Vec<FieldError>) {
     const FORM: &str = "; desired format: https://host[/path]";
     let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
     if scheme != "https" {
@@ -274,7 +274,7 @@ fn webhook_url(u: &str, path: &str, errs: &mut Vec<FieldError>) {
 }
 
 /// `ValidateWebhookService`.
-fn webhook_service(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
+pub(crate) fn webhook_service(s: &Value, path: &str, errs: &mut Vec<FieldError>) {
     if text(s, "/name").is_empty() {
         errs.push(FieldError::required(
             format!("{path}.name"),

@@ -218,6 +218,24 @@ pub trait Strategy: Send + Sync + Debug {
     /// they were listed in, unless the kind's printer sorts).
     fn sort_table_rows(&self, _def: &ResourceDef, _objects: &mut Vec<&Value>) {}
 
+    /// How the objects of this resource change version, for a custom
+    /// resource whose CRD has several versions (Kubernetes' CRD
+    /// converter); `None` for built-in kinds, which are stored and served
+    /// in one version.
+    #[expect(
+        private_interfaces,
+        reason = "only custom resources' strategies, made in this crate, have a converter"
+    )]
+    fn converter(&self) -> Option<&std::sync::Arc<crate::crd::conversion::Converter>> {
+        None
+    }
+
+    /// Why a create is refused before it is read (a custom resource whose
+    /// CRD is being deleted); `None` for most kinds.
+    fn create_refused(&self, _def: &ResourceDef) -> Option<ferrokube_api::status::ApiError> {
+        None
+    }
+
     /// `CheckGracefulDelete`: the grace period a delete of `obj` waits for
     /// (`requested` is the delete's `gracePeriodSeconds`), or `None` when
     /// the kind's objects go at once (most kinds; a Pod bound to a node

@@ -97,7 +97,7 @@ pub(crate) fn selector(h: &Value, key: &str) -> Option<Selector> {
     })
 }
 
-fn endpoint(cc: &Value) -> Endpoint {
+pub(super) fn endpoint(cc: &Value) -> Endpoint {
     match cc.get("service").filter(|s| s.is_object()) {
         Some(s) => {
             let text = |k: &str| s.get(k).and_then(Value::as_str).unwrap_or("").to_string();
@@ -121,7 +121,7 @@ fn endpoint(cc: &Value) -> Endpoint {
     }
 }
 
-fn ca_bundle(cc: &Value) -> Vec<u8> {
+pub(super) fn ca_bundle(cc: &Value) -> Vec<u8> {
     use base64::Engine as _;
     cc.get("caBundle")
         .and_then(Value::as_str)

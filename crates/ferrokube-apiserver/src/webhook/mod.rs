@@ -129,6 +129,43 @@ pub(crate) fn audit_annotation(key: &str, value: &str) {
     tracing::debug!(annotation = %key, value = %value, "admission audit annotation");
 }
 
+/// A webhook called outside admission (a CRD's conversion webhook): its
+/// `clientConfig`, parsed.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientConfig {
+    endpoint: config::Endpoint,
+    ca_bundle: Arc<Vec<u8>>,
+}
+
+impl ClientConfig {
+    /// The `clientConfig` `cc` (a `url`, or a `service`, and `caBundle`).
+    pub(crate) fn from_value(cc: &Value) -> ClientConfig {
+        ClientConfig {
+            endpoint: config::endpoint(cc),
+            ca_bundle: Arc::new(config::ca_bundle(cc)),
+        }
+    }
+}
+
+/// POSTs the JSON `body` to the webhook of `cc` within `timeout`, through
+/// the admission webhooks' client (a Service through one of its ready
+/// endpoints, only `caBundle` trusted); the answer's body, or Go's words
+/// for what failed (`Post "https://...": ...`).
+pub(crate) async fn post_json(
+    rest: &Rest,
+    cc: &ClientConfig,
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Result<bytes::Bytes, String> {
+    let to = client::resolve(rest, &cc.endpoint, timeout)
+        .await
+        .map_err(|(shown, e)| format!("Post {shown:?}: {e}"))?;
+    rest.webhooks
+        .client
+        .post(&to, &cc.ca_bundle, body, timeout)
+        .await
+}
+
 /// The state dynamic admission keeps: parsed configurations (rebuilt when
 /// the cache of their kind moved) and connections to webhooks.
 #[derive(Default)]

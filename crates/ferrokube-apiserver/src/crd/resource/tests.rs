@@ -16,13 +16,17 @@ fn crd() -> Value {
         "status": {"acceptedNames": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"}}})
 }
 
+fn strategy(crd: &Value, version: &str) -> CustomResourceStrategy {
+    CustomResourceStrategy::new(crd, version, Arc::new(Converter::new(crd)))
+}
+
 fn def() -> ResourceDef {
     crate::crd::serve::served(&crd()).remove(0).def
 }
 
 #[test]
 fn the_table_has_the_printer_columns() {
-    let s = CustomResourceStrategy::new(&crd(), "v1");
+    let s = strategy(&crd(), "v1");
     let names: Vec<&str> = s.table_columns(&def()).iter().map(|c| c.name).collect();
     assert_eq!(names, ["Name", "Size", "Color", "Age"]);
     let obj = json!({"metadata": {"name": "w", "creationTimestamp": "2026-01-01T00:00:00Z"},
@@ -35,14 +39,14 @@ fn the_table_has_the_printer_columns() {
         s.table_cells(&def(), &obj, now),
         vec![json!("w"), json!(3), json!("red"), json!("2m")]
     );
-    let bare = CustomResourceStrategy::new(&json!({"spec": {"versions": [{"name": "v1"}]}}), "v1");
+    let bare = strategy(&json!({"spec": {"versions": [{"name": "v1"}]}}), "v1");
     let names: Vec<&str> = bare.table_columns(&def()).iter().map(|c| c.name).collect();
     assert_eq!(names, ["Name", "Age"]);
 }
 
 #[test]
 fn status_is_split_and_the_generation_follows_the_content() {
-    let s = CustomResourceStrategy::new(&crd(), "v1");
+    let s = strategy(&crd(), "v1");
     let mut new =
         json!({"metadata": {"name": "w"}, "spec": {"size": 1}, "status": {"replicas": 9}});
     s.prepare_for_create(&def(), &mut new, None);
@@ -65,7 +69,7 @@ fn status_is_split_and_the_generation_follows_the_content() {
 
 #[test]
 fn selectable_fields_and_replicas() {
-    let s = CustomResourceStrategy::new(&crd(), "v1");
+    let s = strategy(&crd(), "v1");
     let obj = json!({"metadata": {"name": "w", "namespace": "n"}, "spec": {"color": "red", "replicas": -1}});
     let f = s.selectable_fields(&def(), &obj);
     assert_eq!(f.get("spec.color").map(String::as_str), Some("red"));

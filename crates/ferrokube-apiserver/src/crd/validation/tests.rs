@@ -103,12 +103,55 @@ fn names_columns_and_scale_are_checked() {
 }
 
 #[test]
-fn webhook_conversion_is_refused_until_served() {
+fn webhook_conversion_needs_a_client_config_and_review_versions() {
     let mut c = good();
     c["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v1"],
-        "clientConfig": {"service": {"name": "s", "namespace": "n"}}}});
-    let m = messages(&validate_create(&def(), &c));
-    assert_eq!(m, vec!["spec.conversion.strategy: Forbidden: conversion webhooks are not supported by this server yet; use strategy None"]);
+        "clientConfig": {"service": {"name": "s", "namespace": "n", "port": 443}}}});
+    assert_eq!(messages(&validate_create(&def(), &c)), Vec::<String>::new());
+    c["spec"]["conversion"] = json!({"strategy": "Webhook"});
+    assert_eq!(
+        messages(&validate_create(&def(), &c)),
+        vec![
+            "spec.conversion.webhookClientConfig: Required value: required when strategy is set to Webhook",
+            "spec.conversion.conversionReviewVersions: Required value",
+        ]
+    );
+    c["spec"]["conversion"] = json!({"strategy": "Webhook", "webhook": {"conversionReviewVersions": ["v2", "v2"],
+        "clientConfig": {"url": "http://x/convert"}}});
+    assert_eq!(
+        messages(&validate_create(&def(), &c)),
+        vec![
+            r#"spec.conversion.webhookClientConfig.url: Invalid value: "http": 'https' is the only allowed URL scheme; desired format: https://host[/path]"#,
+            r#"spec.conversion.conversionReviewVersions[1]: Invalid value: "v2": duplicate version"#,
+            r#"spec.conversion.conversionReviewVersions: Invalid value: []string{"v2", "v2"}: must include at least one of v1, v1beta1"#,
+        ]
+    );
+    c["spec"]["conversion"] = json!({"strategy": "None", "webhook": {"conversionReviewVersions": ["v1"],
+        "clientConfig": {"url": "https://x"}}});
+    assert_eq!(
+        messages(&validate_create(&def(), &c)),
+        vec![
+            "spec.conversion.webhookClientConfig: Forbidden: should not be set when strategy is not set to Webhook",
+            "spec.conversion.conversionReviewVersions: Forbidden: should not be set when strategy is not set to Webhook",
+        ]
+    );
+}
+
+#[test]
+fn at_most_eight_selectable_fields() {
+    let mut c = good();
+    let props: serde_json::Map<String, Value> = (0..9)
+        .map(|i| (format!("f{i}"), json!({"type": "string"})))
+        .collect();
+    c["spec"]["versions"][0]["schema"]["openAPIV3Schema"] =
+        json!({"type": "object", "properties": {"spec": {"type": "object", "properties": props}}});
+    c["spec"]["versions"][0]["selectableFields"] = (0..9)
+        .map(|i| json!({"jsonPath": format!(".spec.f{i}")}))
+        .collect();
+    assert_eq!(
+        messages(&validate_create(&def(), &c)),
+        vec!["spec.versions[0].selectableFields: Too many: 9: must have at most 8 items"]
+    );
 }
 
 #[test]
