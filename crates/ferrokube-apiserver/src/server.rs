@@ -1952,6 +1952,84 @@ fn watch_encoder(
     }
 }
 
+/// The error event of a watch whose object cannot be converted (as
+/// Kubernetes' watch of a custom resource: an error, then the end).
+fn conversion_failed(e: crate::crd::conversion::ConversionError) -> Bytes {
+    let status = ApiError {
+        code: 500,
+        reason: "InternalError",
+        message: e.to_string(),
+        details: None,
+    };
+    encoding::error_frame(&status.status_json())
+}
+
+/// What one watch sees: its resource in the version asked, under its
+/// prefix, through its selectors.
+struct WatchView {
+    app: Arc<App>,
+    strategy: Arc<dyn crate::strategy::Strategy>,
+    def: ResourceDef,
+    filter: Filter,
+    prefix: String,
+}
+
+impl WatchView {
+    fn new(app: &Arc<App>, def: &ResourceDef, filter: Filter, prefix: String) -> WatchView {
+        WatchView {
+            app: app.clone(),
+            strategy: app.rest.strategy(def),
+            def: def.clone(),
+            filter,
+            prefix,
+        }
+    }
+
+    /// The objects the watch starts with that it selects, in its version
+    /// (a custom resource's converted in one go).
+    async fn initial(
+        &self,
+        initial: &[Arc<crate::watchcache::CachedObject>],
+    ) -> Result<Vec<Bytes>, crate::crd::conversion::ConversionError> {
+        let (strategy, filter) = (self.strategy.as_ref(), &self.filter);
+        match strategy.converter() {
+            None => Ok(initial
+                .iter()
+                .filter(|o| filter.matches(o))
+                .map(|o| o.json.clone())
+                .collect()),
+            Some(c) => {
+                let rest = &self.app.rest;
+                crate::crd::conversion::convert_initial(
+                    rest, c, strategy, &self.def, filter, initial,
+                )
+                .await
+            }
+        }
+    }
+
+    /// What the watch sees of `ev`: its type and object in the watch's
+    /// version (a custom resource's converted), if anything.
+    async fn seen(
+        &self,
+        ev: &crate::watchcache::CacheEvent,
+    ) -> Result<Option<(EventType, Bytes)>, crate::crd::conversion::ConversionError> {
+        let (strategy, filter, prefix) = (self.strategy.as_ref(), &self.filter, &self.prefix);
+        match strategy.converter() {
+            None => Ok(ev
+                .filtered(|o| filter.matches(o) && o.key.starts_with(prefix.as_str()))
+                .map(|(t, o)| (t, o.json.clone()))),
+            Some(c) => {
+                let (rest, def) = (&self.app.rest, &self.def);
+                crate::crd::conversion::convert_watch_event(
+                    rest, c, strategy, def, filter, prefix, ev,
+                )
+                .await
+            }
+        }
+    }
+}
+
 /// Streams a watch: the initial state where asked, then every change, as
 /// newline-delimited JSON events (Tables for kubectl's `get -w`).
 async fn watch_response(
@@ -1983,22 +2061,9 @@ async fn watch_response(
     let bookmarks = opts.allow_watch_bookmarks;
     let cache_all = app.rest.cache.clone();
     // A custom resource's objects are sent in the watch's version.
-    let strategy = app.rest.strategy(def);
-    let converting = strategy.converter().is_some();
-    let (app, def) = (app.clone(), def.clone());
+    let view = WatchView::new(app, def, filter, prefix);
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(256);
     tokio::spawn(async move {
-        let conversion_failed = |e: crate::crd::conversion::ConversionError| {
-            // As Kubernetes' watch of a custom resource whose object cannot
-            // be converted: an error event, then the end.
-            let status = ApiError {
-                code: 500,
-                reason: "InternalError",
-                message: e.to_string(),
-                details: None,
-            };
-            encoding::error_frame(&status.status_json())
-        };
         let send = |b: Bytes| {
             let tx = tx.clone();
             async move { tx.send(Ok(Frame::data(b))).await.is_ok() }
@@ -2009,25 +2074,7 @@ async fn watch_response(
         }
         let Some(mut watcher) = watcher else { return };
         if !skip_initial {
-            let objects = match strategy.converter() {
-                None => Ok(initial
-                    .iter()
-                    .filter(|o| filter.matches(o))
-                    .map(|o| o.json.clone())
-                    .collect()),
-                Some(c) => {
-                    crate::crd::conversion::convert_initial(
-                        &app.rest,
-                        c,
-                        strategy.as_ref(),
-                        &def,
-                        &filter,
-                        &initial,
-                    )
-                    .await
-                }
-            };
-            let objects = match objects {
+            let objects = match view.initial(&initial).await {
                 Ok(o) => o,
                 Err(e) => {
                     let _ = send(conversion_failed(e)).await;
@@ -2060,13 +2107,8 @@ async fn watch_response(
                     }
                 }
                 ev = watcher.next() => match ev {
-                    Ok(ev) if converting => {
-                        let Some(c) = strategy.converter() else { return };
-                        let seen = crate::crd::conversion::convert_watch_event(
-                            &app.rest, c, strategy.as_ref(), &def, &filter, &prefix, &ev,
-                        )
-                        .await;
-                        match seen {
+                    Ok(ev) => {
+                        match view.seen(&ev).await {
                             Ok(Some((t, json))) => {
                                 if !send(encode_obj(t, &json)).await {
                                     return;
@@ -2075,13 +2117,6 @@ async fn watch_response(
                             Ok(None) => {}
                             Err(e) => {
                                 let _ = send(conversion_failed(e)).await;
-                                return;
-                            }
-                        }
-                    }
-                    Ok(ev) => {
-                        if let Some((t, obj)) = ev.filtered(|o| filter.matches(o) && o.key.starts_with(&prefix)) {
-                            if !send(encode_obj(t, &obj.json)).await {
                                 return;
                             }
                         }
