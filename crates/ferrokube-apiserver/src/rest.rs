@@ -1173,12 +1173,17 @@ impl Rest {
         subresource: &str,
         opts: &WriteOptions,
     ) -> ApiResult<Value> {
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        let strategy = self.strategy(def);
+        let accepted = strategy.patch_types();
+        if !accepted.contains(&media) {
+            return Err(ApiError::unsupported_media_type(media, accepted));
+        }
         let patch: Value = serde_json::from_slice(body).map_err(|e| {
             ApiError::bad_request(format!(
                 "the body of the request could not be decoded as JSON: {e}"
             ))
         })?;
-        let media = content_type.split(';').next().unwrap_or_default().trim();
         let apply = media == "application/apply-patch+yaml";
         let mut apply_opts = opts.clone();
         if apply {
@@ -1200,7 +1205,7 @@ impl Rest {
             apply_opts.apply_config = Some(Arc::new(config));
         }
         let opts = &apply_opts;
-        let shapes = self.strategy(def).apply_shapes(def);
+        let shapes = strategy.apply_shapes(def);
         for _ in 0..UPDATE_ATTEMPTS {
             let current = match self.get_kv(def, ns, name).await {
                 Ok(c) => c,

@@ -17,10 +17,18 @@ pub(crate) enum Flavor {
 }
 
 const META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1";
-const PATCH_TYPES: [&str; 4] = [
+const PATCH_TYPES: &[&str] = &[
     "application/json-patch+json",
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
+    "application/apply-patch+yaml",
+];
+
+/// What a custom resource's PATCH takes: no strategic merge patch (so
+/// kubectl's client-side apply sends a JSON merge patch, as to Kubernetes).
+const CUSTOM_PATCH_TYPES: &[&str] = &[
+    "application/json-patch+json",
+    "application/merge-patch+json",
     "application/apply-patch+yaml",
 ];
 
@@ -185,7 +193,8 @@ struct Op<'a> {
     gvk: Value,
     params: Vec<Value>,
     body: Option<Value>,
-    patch_body: bool,
+    /// The patch types of a PATCH's body; `None` for other operations.
+    patch_types: Option<&'static [&'static str]>,
     response: Value,
     tag: &'a str,
 }
@@ -217,8 +226,8 @@ fn operation(f: Flavor, op: Op) -> Value {
         responses.insert("202".into(), accepted);
     }
     responses.insert("401".into(), json!({"description": "Unauthorized"}));
-    let body_types: Vec<&str> = if op.patch_body {
-        PATCH_TYPES.to_vec()
+    let body_types: Vec<&str> = if let Some(types) = op.patch_types {
+        types.to_vec()
     } else {
         vec![
             "application/json",
@@ -371,6 +380,8 @@ struct ResourcePaths<'a> {
     tag: String,
     /// `Namespaced` in operation ids of a namespaced resource, else empty.
     ns: &'static str,
+    /// What its PATCH operations take.
+    patch_types: &'static [&'static str],
     kind: &'a str,
     /// The `x-kubernetes-group-version-kind` of the resource's operations.
     gvk: Value,
@@ -437,9 +448,15 @@ impl<'a> ResourcePaths<'a> {
         let watch_event = reference(f, &format!("{META}.WatchEvent"));
         let patch = reference(f, &format!("{META}.Patch"));
         let kind = r.kind;
+        let patch_types = if schemas.is_custom(r.group, r.version, r.kind) {
+            CUSTOM_PATCH_TYPES
+        } else {
+            PATCH_TYPES
+        };
         ResourcePaths {
             r,
             f,
+            patch_types,
             prefix,
             scope,
             collection,
@@ -481,7 +498,7 @@ impl<'a> ResourcePaths<'a> {
                 gvk: gvk.clone(),
                 params,
                 body,
-                patch_body,
+                patch_types: patch_body.then_some(self.patch_types),
                 response,
                 tag: &self.tag,
             },

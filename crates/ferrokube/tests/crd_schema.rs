@@ -112,6 +112,7 @@ fn a_crd_with_every_schema_feature_is_explained_validated_defaulted_and_applied(
     documents_as_kubernetes_publishes_them(&c);
     objects_are_validated_defaulted_and_pruned(&c);
     cel_rules_refuse_with_their_messages(&c);
+    client_side_apply_sends_a_merge_patch(&c);
 
     c.kubectl_ok(&["delete", "bundles", "--all", "-n", "default"]);
     c.kubectl_ok(&["delete", "crd", CRD_NAME, "--timeout=30s"]);
@@ -476,5 +477,54 @@ fn explain_follows_a_changed_crd() {
                 .code()
                 != Some(0)
         },
+    );
+}
+
+/// As with Kubernetes, a custom resource's PATCH takes no strategic merge
+/// patch: kubectl's client-side apply sees that in the documents and sends
+/// a JSON merge patch (which replaces the list), and a strategic patch is
+/// refused with 415.
+fn client_side_apply_sends_a_merge_patch(c: &Cluster) {
+    let two = bundle(
+        "cs",
+        "  image: busybox\n  listeners:\n  - {name: a, protocol: TCP}\n  - {name: b, protocol: TCP}\n",
+    );
+    let out = with_file(c, &["apply"], "cs.yaml", &two, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let one = bundle(
+        "cs",
+        "  image: busybox\n  listeners:\n  - {name: a, protocol: TCP}\n",
+    );
+    let out = with_file(c, &["apply", "-v=5"], "cs.yaml", &one, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("OpenAPI V3 path does not support strategic merge patch"),
+        "{}",
+        stderr(&out)
+    );
+    let names = c.kubectl_ok(&[
+        "get",
+        "bundle",
+        "cs",
+        "-o",
+        "jsonpath={.spec.listeners[*].name}",
+    ]);
+    assert_eq!(names, "a");
+    let strategic = c.kubectl(&[
+        "patch",
+        "bundle",
+        "cs",
+        "--type=strategic",
+        "-p",
+        r#"{"spec": {"image": "nginx"}}"#,
+    ]);
+    assert!(!strategic.status.success());
+    assert!(
+        stderr(&strategic).contains(concat!(
+            "the body of the request was in an unknown format - accepted media types include: ",
+            "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml"
+        )),
+        "{}",
+        stderr(&strategic)
     );
 }

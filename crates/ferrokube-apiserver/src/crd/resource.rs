@@ -338,6 +338,14 @@ impl Strategy for CustomResourceStrategy {
         self.scale.clone()
     }
 
+    fn patch_types(&self) -> &'static [&'static str] {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    }
+
     fn apply_shapes(&self, _def: &ResourceDef) -> Option<Arc<dyn ApplyShapes>> {
         self.schema.clone().map(|s| s as Arc<dyn ApplyShapes>)
     }

@@ -183,6 +183,17 @@ pub trait Strategy: Send + Sync + Debug {
         ferrokube_api::fields::field_set(def.group, def.plural, obj)
     }
 
+    /// The patch types a PATCH of the kind takes (Kubernetes' custom
+    /// resources take no strategic merge patch).
+    fn patch_types(&self) -> &'static [&'static str] {
+        &[
+            "application/json-patch+json",
+            "application/merge-patch+json",
+            "application/strategic-merge-patch+json",
+            "application/apply-patch+yaml",
+        ]
+    }
+
     /// How server-side apply merges the kind's lists and maps, when its
     /// own schema says so (custom resources); `None`: the strategic merge
     /// patch's table of built-in types.

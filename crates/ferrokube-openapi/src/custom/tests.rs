@@ -161,6 +161,20 @@ fn documents_publish_the_custom_kind_and_its_paths() {
     let patch = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"]
         ["patch"];
     assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "CronTab");
+    let types: Vec<&String> = patch["requestBody"]["content"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/apply-patch+yaml",
+            "application/json-patch+json",
+            "application/merge-patch+json"
+        ],
+        "no strategic merge patch for a custom resource"
+    );
     let list = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs"]["get"];
     assert_eq!(
         list["responses"]["200"]["content"]["application/json"]["schema"]["$ref"],
