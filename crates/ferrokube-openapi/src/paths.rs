@@ -397,16 +397,58 @@ struct ResourcePaths<'a> {
 
 fn resource_paths(r: &ResourceDesc, schemas: &Schemas, f: Flavor, paths: &mut Map<String, Value>) {
     let rp = ResourcePaths::new(r, schemas, f);
-    rp.collection_paths(paths);
-    rp.item_paths(paths);
-    rp.cross_namespace_paths(paths);
+    let custom = schemas.is_custom(r.group, r.version, r.kind);
+    let mut own = Map::new();
+    rp.collection_paths(&mut own);
+    rp.item_paths(&mut own);
+    rp.cross_namespace_paths(&mut own);
     // A CRD's paths are those of Kubernetes' CRD OpenAPI builder, which
     // has no `/watch/` routes (a watch is a list with `watch=true`).
-    if !schemas.is_custom(r.group, r.version, r.kind) {
-        rp.watch_paths(paths);
+    if !custom {
+        rp.watch_paths(&mut own);
     }
     for sub in r.subresources {
-        rp.subresource_paths(sub, paths);
+        rp.subresource_paths(sub, &mut own);
+    }
+    if custom {
+        describe_custom(&mut own, r.kind);
+    }
+    paths.extend(own);
+}
+
+/// The operations' descriptions as Kubernetes' CRD builder words them
+/// (`descriptionFor`): "list objects of kind CronTab", "create a CronTab",
+/// "read status of the specified CronTab", "delete collection of CronTab".
+fn describe_custom(paths: &mut Map<String, Value>, kind: &str) {
+    let article = match kind.chars().next().map(|c| c.to_ascii_lowercase()) {
+        _ if kind.ends_with('s') && !kind.ends_with("ss") => " ",
+        Some('a' | 'e' | 'i' | 'o' | 'u') => " an ",
+        _ => " a ",
+    };
+    for (path, item) in paths.iter_mut() {
+        let sub = path
+            .rsplit_once("{name}/")
+            .map(|(_, s)| format!(" {s} of"))
+            .unwrap_or_default();
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(action) = op.get("x-kubernetes-action").and_then(Value::as_str) else {
+                continue;
+            };
+            let text = match action {
+                "list" => format!("list{sub} objects of kind {kind}"),
+                "post" => format!("create{sub}{article}{kind}"),
+                "delete" => format!("delete{sub}{article}{kind}"),
+                "deletecollection" => format!("delete collection of{sub} {kind}"),
+                "get" => format!("read{sub} the specified {kind}"),
+                "put" => format!("replace{sub} the specified {kind}"),
+                "patch" => format!("partially update{sub} the specified {kind}"),
+                _ => continue,
+            };
+            op["description"] = json!(text);
+        }
     }
 }
 

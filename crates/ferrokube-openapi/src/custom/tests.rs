@@ -181,6 +181,25 @@ fn documents_publish_the_custom_kind_and_its_paths() {
         "#/components/schemas/com.example.stable.v1.CronTabList"
     );
     assert_eq!(list["tags"], json!(["stableExampleCom_v1"]));
+    assert_eq!(list["description"], "list objects of kind CronTab");
+    assert_eq!(
+        patch["description"],
+        "partially update the specified CronTab"
+    );
+    let item = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}"];
+    assert_eq!(item["delete"]["description"], "delete a CronTab");
+    let status =
+        &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs/{name}/status"];
+    assert_eq!(
+        status["get"]["description"],
+        "read status of the specified CronTab"
+    );
+    let coll = &doc["paths"]["/apis/stable.example.com/v1/namespaces/{namespace}/crontabs"];
+    assert_eq!(coll["post"]["description"], "create a CronTab");
+    assert_eq!(
+        coll["delete"]["description"],
+        "delete collection of CronTab"
+    );
     assert_eq!(
         list["operationId"],
         "listStableExampleComV1NamespacedCronTab"
