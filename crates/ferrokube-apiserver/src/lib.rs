@@ -4,6 +4,8 @@
 mod admission;
 mod aggregator;
 pub mod allocator;
+#[cfg(test)]
+mod answers_tests;
 mod apf;
 pub mod authn;
 pub mod authz;

@@ -14,11 +14,14 @@
 //! before and no longer applies are removed unless someone else owns them.
 
 mod shape;
+mod subresource;
 
 use serde_json::{json, Map, Value};
 
 use crate::strategy::ApplyShapes;
 use shape::{At, Form};
+
+pub(crate) use subresource::{apply_subresource, record_subresource_update};
 
 /// A set of fields, as a tree of `FieldsV1` keys, kept in its JSON form:
 /// every member is an object, a leaf an empty one. Built as JSON, it goes
@@ -287,6 +290,9 @@ pub(crate) struct Entry {
     pub api_version: String,
     pub time: String,
     pub fields: FieldSet,
+    /// The subresource written through (`status`, `scale`, ...); empty
+    /// for the object itself.
+    pub subresource: String,
 }
 
 pub(crate) fn entries_of(obj: &Value) -> Vec<Entry> {
@@ -296,7 +302,12 @@ pub(crate) fn entries_of(obj: &Value) -> Vec<Entry> {
             a.iter()
                 .filter_map(|e| {
                     Some(Entry {
-                        manager: e.get("manager")?.as_str()?.to_string(),
+                        // Kubernetes leaves out an empty manager.
+                        manager: e
+                            .get("manager")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                         operation: e.get("operation")?.as_str()?.to_string(),
                         api_version: e
                             .get("apiVersion")
@@ -309,6 +320,11 @@ pub(crate) fn entries_of(obj: &Value) -> Vec<Entry> {
                             .unwrap_or_default()
                             .to_string(),
                         fields: FieldSet::from_json(e.get("fieldsV1").unwrap_or(&Value::Null)),
+                        subresource: e
+                            .get("subresource")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                     })
                 })
                 .collect()
@@ -321,14 +337,16 @@ fn set_entries(obj: &mut Value, entries: Vec<Entry>) {
         .into_iter()
         .filter(|e| !e.fields.is_empty())
         .map(|e| {
-            json!({
+            let mut entry = json!({
                 "manager": e.manager,
                 "operation": e.operation,
                 "apiVersion": e.api_version,
                 "time": e.time,
                 "fieldsType": "FieldsV1",
                 "fieldsV1": e.fields.into_json(),
-            })
+            });
+            subresource::finish_entry(&mut entry, e.subresource);
+            entry
         })
         .collect();
     if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
@@ -340,11 +358,16 @@ fn set_entries(obj: &mut Value, entries: Vec<Entry>) {
     }
 }
 
-fn upsert(entries: &mut Vec<Entry>, manager: &str, operation: &str, api_version: &str) -> usize {
-    match entries
-        .iter()
-        .position(|e| e.manager == manager && e.operation == operation)
-    {
+fn upsert(
+    entries: &mut Vec<Entry>,
+    manager: &str,
+    operation: &str,
+    api_version: &str,
+    subresource: &str,
+) -> usize {
+    match entries.iter().position(|e| {
+        e.manager == manager && e.operation == operation && e.subresource == subresource
+    }) {
         Some(i) => {
             entries[i].time = crate::objectmeta::now_rfc3339();
             entries[i].api_version = api_version.to_string();
@@ -357,6 +380,7 @@ fn upsert(entries: &mut Vec<Entry>, manager: &str, operation: &str, api_version:
                 api_version: api_version.to_string(),
                 time: crate::objectmeta::now_rfc3339(),
                 fields: FieldSet::default(),
+                subresource: subresource.to_string(),
             });
             entries.len() - 1
         }
@@ -385,6 +409,7 @@ pub(crate) fn record_update(
             api_version,
             time: crate::objectmeta::now_rfc3339(),
             fields: fields_of(new, shapes),
+            subresource: String::new(),
         };
         set_entries(new, vec![entry]);
         return;
@@ -394,7 +419,7 @@ pub(crate) fn record_update(
     // As structured-merge-diff compares them: changed leaves, and list
     // items that are new (an item both have is not itself changed).
     let changed = added_or_modified(old, new, shapes);
-    let i = upsert(&mut entries, manager, "Update", &api_version);
+    let i = upsert(&mut entries, manager, "Update", &api_version, "");
     for p in &changed {
         for (j, e) in entries.iter_mut().enumerate() {
             if j != i {
@@ -403,10 +428,11 @@ pub(crate) fn record_update(
         }
         entries[i].fields.insert(p);
     }
-    // Fields no longer in the object are nobody's.
+    // Fields no longer in the object are nobody's (the status, which a
+    // write to the object itself keeps, aside).
     for e in entries.iter_mut() {
         for p in e.fields.leaves() {
-            if !new_fields.contains(&p) {
+            if !new_fields.contains(&p) && !subresource::in_status(&p) {
                 e.fields.remove(&p);
             }
         }
@@ -521,7 +547,7 @@ fn added_or_modified(
 }
 
 fn is_applier(e: &Entry, manager: &str) -> bool {
-    e.manager == manager && e.operation == "Apply"
+    e.manager == manager && e.operation == "Apply" && e.subresource.is_empty()
 }
 
 /// Server-side apply of `config` by `manager` to `current` (after the merge
@@ -601,13 +627,13 @@ pub(crate) fn apply(
             }
         }
     }
-    let i = upsert(&mut entries, manager, "Apply", &api_version);
+    let i = upsert(&mut entries, manager, "Apply", &api_version, "");
     entries[i].fields = applied;
     // Fields no longer in the object are nobody's.
     let present = fields_of(&result, shapes);
     for e in entries.iter_mut() {
         for p in e.fields.leaves() {
-            if !present.contains(&p) {
+            if !present.contains(&p) && !subresource::in_status(&p) {
                 e.fields.remove(&p);
             }
         }

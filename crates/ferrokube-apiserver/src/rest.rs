@@ -213,6 +213,53 @@ impl Rest {
     }
 }
 
+/// What a delete did to an object.
+#[derive(Debug)]
+pub(crate) struct Deleted {
+    /// The object as it was removed, or (waiting on finalizers or a grace
+    /// period) as it is now.
+    pub(crate) object: Value,
+    /// Whether it is gone (or, dry-run, would be).
+    pub(crate) removed: bool,
+}
+
+impl Deleted {
+    /// The body of the answer, as Kubernetes' generic registry
+    /// (`finalizeDelete`) gives it: the object when the kind returns
+    /// deleted objects or the delete waits, else a success `Status` with
+    /// the object's name, the resource's group and plural (as `kind`) and
+    /// its uid.
+    pub(crate) fn answer(self, def: &ResourceDef, returns_object: bool) -> Value {
+        if returns_object || !self.removed {
+            return self.object;
+        }
+        ferrokube_api::status::success_status(
+            def.group,
+            def.plural,
+            meta_str(&self.object, "name").unwrap_or_default(),
+            meta_str(&self.object, "uid").unwrap_or_default(),
+        )
+    }
+}
+
+/// Server-side apply's fields and owners of `config` over `old` (`new`:
+/// the two merged), through `subresource` when there is one.
+fn apply_fields(
+    old: &Value,
+    new: Value,
+    config: &Value,
+    subresource: &str,
+    opts: &WriteOptions,
+    shapes: Option<&dyn crate::strategy::ApplyShapes>,
+) -> Result<Value, Vec<crate::managed::Conflict>> {
+    let (manager, force) = (&opts.manager, opts.force);
+    if subresource.is_empty() {
+        crate::managed::apply(old, new, config, manager, force, shapes)
+    } else {
+        crate::managed::apply_subresource(old, new, config, manager, force, subresource, shapes)
+    }
+}
+
 /// Refuses a delete whose preconditions (uid, resourceVersion) the stored
 /// object `obj` (at `kv`) does not meet, in Kubernetes' words.
 fn check_delete_preconditions(
@@ -1060,15 +1107,8 @@ impl Rest {
         let shapes = strategy.apply_shapes(def);
         match &opts.apply_config {
             Some(config) => {
-                new = crate::managed::apply(
-                    old,
-                    new,
-                    config,
-                    &opts.manager,
-                    opts.force,
-                    shapes.as_deref(),
-                )
-                .map_err(|c| (apply_conflict(def, name, &c), false))?;
+                new = apply_fields(old, new, config, subresource, opts, shapes.as_deref())
+                    .map_err(|c| (apply_conflict(def, name, &c), false))?;
                 if same_content(old, &new) && crate::managed::same_owners(old, &new) {
                     return Ok(old.clone());
                 }
@@ -1077,6 +1117,14 @@ impl Rest {
                 // Nothing changed: no write, the same resourceVersion.
                 return Ok(old.clone());
             }
+            // A write through a subresource has its own entries.
+            None if !subresource.is_empty() => crate::managed::record_subresource_update(
+                old,
+                &mut new,
+                &opts.manager,
+                subresource,
+                shapes.as_deref(),
+            ),
             None => {
                 crate::managed::record_update(Some(old), &mut new, &opts.manager, shapes.as_deref())
             }
@@ -1209,7 +1257,7 @@ impl Rest {
         for _ in 0..UPDATE_ATTEMPTS {
             let current = match self.get_kv(def, ns, name).await {
                 Ok(c) => c,
-                Err(e) if apply && e.code == 404 => {
+                Err(e) if apply && e.code == 404 && subresource.is_empty() => {
                     // Server-side apply of a new object creates it.
                     let mut obj = self.object_from_body(def, ns, body)?;
                     if let Some(meta) = objectmeta::metadata_mut(&mut obj) {
@@ -1281,7 +1329,33 @@ impl Rest {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Value> {
+        self.delete_outcome(def, ns, name, opts)
+            .await
+            .map(|d| d.object)
+    }
+
+    /// DELETE of one object, and whether it is gone (or, dry-run, would
+    /// be) rather than waiting for finalizers or a grace period.
+    pub(crate) async fn delete_outcome(
+        &self,
+        def: &ResourceDef,
+        ns: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Deleted> {
         let (strategy, storage) = (self.strategy(def), KindStorage::of(def));
+        let waiting = |object| {
+            Ok(Deleted {
+                object,
+                removed: false,
+            })
+        };
+        let removed = |object| {
+            Ok(Deleted {
+                object,
+                removed: true,
+            })
+        };
         for _ in 0..UPDATE_ATTEMPTS {
             let (mut obj, kv) = self.get_kv(def, ns, name).await?;
             check_delete_preconditions(def, name, opts, &obj, &kv)?;
@@ -1296,11 +1370,11 @@ impl Rest {
                     && !storage.marks_again()
                 {
                     // Already being deleted: nothing more to do.
-                    return Ok(obj);
+                    return waiting(obj);
                 }
                 mark_deleting(storage, &mut obj, &fins, grace.unwrap_or(0));
                 if opts.dry_run {
-                    return Ok(obj);
+                    return waiting(obj);
                 }
                 match self
                     .put(def, &kv.key, &mut obj, |bytes| {
@@ -1308,18 +1382,18 @@ impl Rest {
                     })
                     .await?
                 {
-                    Ok(_) => return Ok(obj),
+                    Ok(_) => return waiting(obj),
                     Err(StoreError::Conflict { .. }) => continue,
                     Err(e) => return Err(store_error(def, name, e)),
                 }
             }
             if opts.dry_run {
-                return Ok(obj);
+                return removed(obj);
             }
             match self.store.delete(&kv.key, Some(kv.mod_revision)).await {
                 Ok(_) => {
                     self.release_deleted(storage, &obj).await;
-                    return Ok(obj);
+                    return removed(obj);
                 }
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(def, name, e)),
@@ -1517,7 +1591,9 @@ impl Rest {
         })
     }
 
-    /// DELETE of a collection: every object the selectors match.
+    /// DELETE of a collection: every object the selectors match. Returns
+    /// them as they were listed (Kubernetes' answer, whatever each delete
+    /// answered).
     pub(crate) async fn delete_collection(
         &self,
         def: &ResourceDef,
@@ -1533,10 +1609,11 @@ impl Rest {
             let name = meta_str(&v, "name").unwrap_or_default().to_string();
             let item_ns = meta_str(&v, "namespace").unwrap_or_default().to_string();
             match self.delete(def, &item_ns, &name, opts).await {
-                Ok(v) => deleted.push(v),
+                Ok(_) => {}
                 Err(e) if e.code == 404 => {}
                 Err(e) => return Err(e),
             }
+            deleted.push(v);
         }
         Ok(deleted)
     }

@@ -1084,7 +1084,8 @@ fn object_response(
     accept: &str,
     query: &Query,
 ) -> Result<Response<Body>, ApiError> {
-    if table::wants_table(accept) {
+    // A Status (a delete's answer) is sent as it is, whatever the Accept.
+    if table::wants_table(accept) && !ferrokube_api::status::is_status(obj) {
         let include = IncludeObject::parse(query.get("includeObject"))
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
         let rv = obj
@@ -1422,8 +1423,11 @@ async fn generic_request(
             let mut opts = Rest::delete_options(opts, &body)?;
             opts.user = user;
             crate::admission::refuse_system_priority_class_delete(def, name)?;
-            let obj = rest.delete(def, ns, name, &opts).await?;
-            object_response(rest, StatusCode::OK, def, &obj, None, &accept, query)
+            let answer = rest
+                .delete_outcome(def, ns, name, &opts)
+                .await?
+                .answer(def, rest.strategy(def).returns_deleted_object(def));
+            object_response(rest, StatusCode::OK, def, &answer, None, &accept, query)
         }
         "deletecollection" => delete_collection_request(app, def, req, info, query).await,
         other => Err(ApiError::method_not_allowed(format!(
@@ -1551,7 +1555,13 @@ async fn events_view_request(
             let opts = query.delete_options()?;
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
             let opts = Rest::delete_options(opts, &body)?;
-            respond(StatusCode::OK, &rest.delete(&core, ns, name, &opts).await?)
+            let deleted = rest.delete_outcome(&core, ns, name, &opts).await?;
+            if deleted.removed && !rest.strategy(&core).returns_deleted_object(&core) {
+                // The success Status names the resource as requested.
+                let answer = deleted.answer(def, false);
+                return object_response(rest, StatusCode::OK, def, &answer, None, &accept, query);
+            }
+            respond(StatusCode::OK, &deleted.object)
         }
         "deletecollection" => {
             let body = delete_body(&content_type, read_body(req.into_body()).await?)?;
@@ -1763,22 +1773,26 @@ fn write_options(
     let mut opts = query.write_options()?;
     opts.manager = match &opts.field_manager {
         Some(m) => m.clone(),
-        None => {
-            let prefix: String = user_agent
-                .split('/')
-                .next()
-                .unwrap_or_default()
-                .chars()
-                .take(128)
-                .collect();
-            if prefix.is_empty() {
-                "unknown".into()
-            } else {
-                prefix
-            }
-        }
+        None => manager_from_user_agent(user_agent),
     };
     Ok(opts)
+}
+
+/// The manager of a write without `fieldManager`, as Kubernetes'
+/// `prefixFromUserAgent` takes it: the User-Agent up to its first `/`,
+/// printable characters only, at most 128 bytes (empty without one).
+fn manager_from_user_agent(user_agent: &str) -> String {
+    let mut out = String::new();
+    for c in user_agent.split('/').next().unwrap_or_default().chars() {
+        if c.is_control() {
+            continue;
+        }
+        if out.len() + c.len_utf8() > 128 {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// A request body as JSON: JSON as it is, Kubernetes protobuf decoded.

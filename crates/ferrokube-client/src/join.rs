@@ -86,6 +86,13 @@ pub async fn node_clients(
             "client-certificate-data": b64("certificate")?,
             "client-key-data": b64("key")?,
         }))?;
+        // Named as Kubernetes' node components name their writes.
+        let component = if who == "kubelet" {
+            "kubelet"
+        } else {
+            "kube-proxy"
+        };
+        crate::set_user_agent(&mut config, &crate::user_agent(component, None))?;
         kube::Client::try_from(config).context("building the API client")
     };
     Ok(NodeClients {

@@ -63,6 +63,9 @@ async fn ensure_service_account(client: &kube::Client, name: &str) -> anyhow::Re
     }
 }
 
+/// The controller manager's name in its clients' User-Agent.
+pub(crate) const CONTROLLER_MANAGER: &str = "kube-controller-manager";
+
 /// Clients of the API server inside this process, each acting as one user.
 #[derive(Clone)]
 struct InProcess {
@@ -76,20 +79,27 @@ impl InProcess {
         }
     }
 
-    /// A client acting as the user `name` in `groups`.
-    fn user(&self, name: &str, groups: &[&str]) -> kube::Client {
+    /// A client acting as the user `name` in `groups`, as the component
+    /// `component` (its User-Agent, which names its writes in
+    /// `managedFields`).
+    fn user(&self, name: &str, groups: &[&str], component: &str) -> kube::Client {
         let user =
             ferrokube_apiserver::authn::UserInfo::authenticated(name, groups.iter().copied());
-        ferrokube_client::local_client(self.local.as_user(user))
+        let agent = ferrokube_client::user_agent(component, None);
+        ferrokube_client::local_client_as(self.local.as_user(user), &agent)
     }
 
-    /// A client acting as the service account `kube-system/<sa>`.
-    fn service_account(&self, sa: &str) -> kube::Client {
+    /// A client acting as the service account `kube-system/<sa>`, as the
+    /// component `component` (the controller manager's clients add the
+    /// account to their User-Agent, as kube-controller-manager's do).
+    fn service_account(&self, sa: &str, component: &str) -> kube::Client {
+        let name = ferrokube_controllers::clients::user_name(sa);
         let user = ferrokube_apiserver::authn::UserInfo::authenticated(
-            ferrokube_controllers::clients::user_name(sa),
+            name.clone(),
             ferrokube_controllers::clients::groups(),
         );
-        ferrokube_client::local_client(self.local.as_user(user))
+        let agent = ferrokube_client::user_agent(component, Some(&name));
+        ferrokube_client::local_client_as(self.local.as_user(user), &agent)
     }
 }
 
@@ -108,7 +118,7 @@ impl Components {
     ) -> anyhow::Result<Components> {
         let kubeconfig = api.kubeconfig.as_path();
         let clients = InProcess::new(api);
-        let client = clients.user("system:apiserver", &["system:masters"]);
+        let client = clients.user("system:apiserver", &["system:masters"], "kube-apiserver");
         let mut components = Components::empty();
         if !args.disable_controller_manager {
             components
@@ -130,8 +140,12 @@ impl Components {
         if !args.disable_agent {
             components.start_node(
                 &NodeClients {
-                    kubelet: clients.user(&format!("system:node:{node_name}"), &["system:nodes"]),
-                    proxy: clients.user("system:kube-proxy", &[]),
+                    kubelet: clients.user(
+                        &format!("system:node:{node_name}"),
+                        &["system:nodes"],
+                        "kubelet",
+                    ),
+                    proxy: clients.user("system:kube-proxy", &[], "kube-proxy"),
                 },
                 &node_options(args, node_name, kubeconfig)?,
             );
@@ -163,11 +177,11 @@ impl Components {
                 .local_storage_enabled()
                 .then(|| args.data_dir.join("storage")),
             clients: ferrokube_controllers::clients::ControllerClients::per_controller(
-                move |sa: &str| service_accounts.service_account(sa),
+                move |sa: &str| service_accounts.service_account(sa, CONTROLLER_MANAGER),
             ),
             ..Default::default()
         };
-        let client = clients.user("system:kube-controller-manager", &[]);
+        let client = clients.user("system:kube-controller-manager", &[], CONTROLLER_MANAGER);
         let cancel = self.cancel.child_token();
         self.tasks.push((
             "controller-manager",
@@ -182,7 +196,7 @@ impl Components {
             identity: format!("{node_name}_{}", std::process::id()),
             ..Default::default()
         };
-        let client = clients.user("system:kube-scheduler", &[]);
+        let client = clients.user("system:kube-scheduler", &[], "kube-scheduler");
         let cancel = self.cancel.child_token();
         self.tasks.push((
             "scheduler",
@@ -209,7 +223,7 @@ impl Components {
             .await
             .context("creating the cluster DNS's service account")?;
         let dns = ferrokube_dns::start(
-            clients.service_account(DNS_SERVICE_ACCOUNT),
+            clients.service_account(DNS_SERVICE_ACCOUNT, "coredns"),
             config,
             self.cancel.child_token(),
         )

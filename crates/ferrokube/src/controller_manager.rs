@@ -25,13 +25,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cli::ControllerManagerArgs;
+use crate::components::CONTROLLER_MANAGER;
 use crate::server::{hostname, shutdown_signal};
 
 pub(crate) async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
     let metrics_addr = parse_bind(&args.metrics_bind_address)
         .map_err(|e| anyhow::anyhow!("--metrics-bind-address: {e}"))?;
     let shutdown = shutdown_signal()?;
-    let client = ferrokube_client::client_from_kubeconfig(&args.kubeconfig)
+    let agent = ferrokube_client::user_agent(CONTROLLER_MANAGER, None);
+    let client = ferrokube_client::client_from_kubeconfig_as(&args.kubeconfig, &agent)
         .await
         .with_context(|| format!("reading {}", args.kubeconfig.display()))?;
     client
@@ -104,6 +106,10 @@ async fn controller_clients(
             .with_context(|| format!("no token for {sa}"))?;
         let mut config = base.clone();
         config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))?;
+        // As kube-controller-manager's: the account after the component.
+        let who = clients::user_name(sa);
+        let agent = ferrokube_client::user_agent(CONTROLLER_MANAGER, Some(&who));
+        ferrokube_client::set_user_agent(&mut config, &agent)?;
         by_name.insert(sa.to_string(), kube::Client::try_from(config)?);
     }
     let root = client.clone();

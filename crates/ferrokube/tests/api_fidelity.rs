@@ -1,6 +1,7 @@
 //! What clients see of the API compared with Kubernetes, through the official
 //! Python client and kubectl: error bodies byte for byte, server-side apply
-//! conflicts, Events in both their groups, Service type changes.
+//! conflicts, Events in both their groups, Service type changes, what
+//! deletes answer.
 
 mod common;
 
@@ -38,6 +39,12 @@ fn error_bodies_are_kubernetes_bytes() {
 fn python_apply_after_create_shares_fields() {
     let c = common::Cluster::start();
     python_check(&c, "apply");
+}
+
+#[test]
+fn deletes_answer_a_status_or_the_object() {
+    let c = common::Cluster::start();
+    python_check(&c, "delete");
 }
 
 #[test]
@@ -131,4 +138,97 @@ fn service_type_changes_release_and_allocate() {
         "{back}"
     );
     c.kubectl_ok(&["delete", "svc", "flip"]);
+}
+
+/// The `managedFields` entry (`manager/operation/subresource`) of `jsonpath`
+/// output lines.
+fn entries(c: &common::Cluster, args: &[&str]) -> Vec<String> {
+    let mut all = args.to_vec();
+    all.extend([
+        "-o",
+        r#"jsonpath={range .metadata.managedFields[*]}{.manager}/{.operation}/{.subresource}{"\n"}{end}"#,
+    ]);
+    c.kubectl_ok(&all).lines().map(str::to_string).collect()
+}
+
+/// Writes through `/status` have entries of their own, and writers without
+/// `fieldManager` are named by their User-Agent: the controller manager's
+/// status writes show as `kube-controller-manager`, as in Kubernetes.
+#[test]
+fn status_writes_and_controllers_in_managed_fields() {
+    let c = common::Cluster::start();
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+               metadata:\n  name: gadgets.example.com\nspec:\n  group: example.com\n  \
+               scope: Namespaced\n  names:\n    plural: gadgets\n    singular: gadget\n    \
+               kind: Gadget\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    \
+               subresources:\n      status: {}\n    schema:\n      openAPIV3Schema:\n        \
+               type: object\n        x-kubernetes-preserve-unknown-fields: true\n";
+    let file = c.data_dir().join("crd.yaml");
+    std::fs::write(&file, crd).expect("write crd");
+    c.kubectl_ok(&["create", "-f", file.to_str().unwrap()]);
+    c.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/gadgets.example.com",
+        "--timeout=60s",
+    ]);
+    let gadget =
+        "apiVersion: example.com/v1\nkind: Gadget\nmetadata:\n  name: g\nspec:\n  size: 1\n";
+    let file = c.data_dir().join("gadget.yaml");
+    std::fs::write(&file, gadget).expect("write gadget");
+    // The new kind may take a moment to be served to kubectl.
+    let mut made = false;
+    for _ in 0..30 {
+        if c.kubectl(&["create", "-f", file.to_str().unwrap()])
+            .status
+            .success()
+        {
+            made = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(made, "the Gadget was never created");
+    c.kubectl_ok(&[
+        "patch",
+        "gadget",
+        "g",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"ready":true}}"#,
+    ]);
+    assert_eq!(
+        entries(&c, &["get", "gadget", "g"]),
+        ["kubectl-create/Update/", "kubectl-patch/Update/status"]
+    );
+
+    // The deployment controller's status writes.
+    c.kubectl_ok(&["create", "deployment", "web", "--image=busybox"]);
+    let mut seen = Vec::new();
+    for _ in 0..60 {
+        seen = entries(&c, &["get", "deployment", "web"]);
+        if seen
+            .iter()
+            .any(|e| e == "kube-controller-manager/Update/status")
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        seen.iter()
+            .any(|e| e == "kube-controller-manager/Update/status"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().any(|e| e == "kubectl-create/Update/"),
+        "{seen:?}"
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|e| e.starts_with('/') || e.starts_with("unknown")),
+        "{seen:?}"
+    );
 }

@@ -34,9 +34,27 @@ pub(super) fn strategy(kind: &str) -> Option<Arc<dyn Strategy>> {
         "PersistentVolume" => Arc::new(PersistentVolume),
         "PersistentVolumeClaim" => Arc::new(PersistentVolumeClaim),
         "PodTemplate" => Arc::new(PodTemplate),
-        "Binding" | "ServiceAccount" | "Event" => Arc::new(Generic),
+        "ServiceAccount" => Arc::new(ServiceAccount),
+        "Binding" | "Event" => Arc::new(Generic),
         _ => return None,
     })
+}
+
+/// ServiceAccounts: the generic rules, and a delete answered with the
+/// deleted object.
+#[derive(Debug)]
+struct ServiceAccount;
+
+impl Strategy for ServiceAccount {
+    typed_fields!();
+
+    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
+        prepare_update(def, old, new, sub, false);
+    }
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
 }
 
 /// The finalizer through which the namespace controller empties a
@@ -50,6 +68,10 @@ struct Namespace;
 
 impl Strategy for Namespace {
     typed_fields!();
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::namespace(obj);
@@ -107,6 +129,10 @@ struct Pod;
 
 impl Strategy for Pod {
     typed_fields!();
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         pod_defaults::pod(obj);
@@ -205,6 +231,10 @@ struct Service;
 
 impl Strategy for Service {
     typed_fields!();
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::service(obj);
@@ -459,6 +489,10 @@ struct PersistentVolume;
 impl Strategy for PersistentVolume {
     typed_fields!();
 
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
+
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::persistent_volume(obj);
     }
@@ -497,6 +531,10 @@ struct PersistentVolumeClaim;
 
 impl Strategy for PersistentVolumeClaim {
     typed_fields!();
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        true
+    }
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::persistent_volume_claim(obj);

@@ -247,6 +247,16 @@ pub trait Strategy: Send + Sync + Debug {
         None
     }
 
+    /// Whether a DELETE that removes the object answers with the object
+    /// (Kubernetes' `ReturnDeletedObject`, set by pods, services,
+    /// namespaces, service accounts, persistent volumes and their claims,
+    /// storage classes, CSI drivers and nodes, volume attachments); the
+    /// other kinds answer a success `Status` naming it. A delete that waits
+    /// (finalizers, a grace period) answers the object either way.
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        false
+    }
+
     /// `CheckGracefulDelete`: the grace period a delete of `obj` waits for
     /// (`requested` is the delete's `gracePeriodSeconds`), or `None` when
     /// the kind's objects go at once (most kinds; a Pod bound to a node

@@ -51,6 +51,7 @@ pub(super) fn strategy(kind: &str) -> Option<Arc<dyn Strategy>> {
         validate,
         update,
         attachment: kind == "VolumeAttachment",
+        returns_deleted: kind != "CSIStorageCapacity",
     }))
 }
 
@@ -69,10 +70,17 @@ struct StorageKind {
     /// A VolumeAttachment: `attached: false` to start, and its `/status`
     /// writes checked as new objects.
     attachment: bool,
+    /// A delete answers with the deleted object (every kind here but
+    /// CSIStorageCapacity, as in Kubernetes).
+    returns_deleted: bool,
 }
 
 impl Strategy for StorageKind {
     typed_fields!();
+
+    fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
+        self.returns_deleted
+    }
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         (self.defaults)(obj);

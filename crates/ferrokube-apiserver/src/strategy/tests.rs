@@ -1,6 +1,7 @@
 //! Each built-in kind's strategy as the generic path sees it: which kinds
 //! keep a generation, what a write through the object or its `/status`
-//! keeps, `/scale`, graceful deletion and field selectors.
+//! keeps, `/scale`, graceful deletion, what a delete answers and field
+//! selectors.
 
 use ferrokube_api::fields::FieldSelector;
 use ferrokube_api::registry::{Registry, ResourceDef};
@@ -198,6 +199,35 @@ fn only_bound_pods_delete_gracefully() {
         builtin(&cm).deletion_grace_period(&cm, &bound, Some(5)),
         None
     );
+}
+
+/// The stores Kubernetes builds with `ReturnDeletedObject: true`
+/// (`pkg/registry/*/*/storage/storage.go`); every other served kind
+/// answers a delete with a success `Status`.
+#[test]
+fn deletes_return_the_object_for_kubernetes_kinds_only() {
+    let returns = [
+        ("", "Pod"),
+        ("", "Service"),
+        ("", "Namespace"),
+        ("", "ServiceAccount"),
+        ("", "PersistentVolume"),
+        ("", "PersistentVolumeClaim"),
+        ("storage.k8s.io", "StorageClass"),
+        ("storage.k8s.io", "CSIDriver"),
+        ("storage.k8s.io", "CSINode"),
+        ("storage.k8s.io", "VolumeAttachment"),
+    ];
+    for d in Registry::default().all() {
+        let want = returns.contains(&(d.group, d.kind));
+        assert_eq!(
+            builtin(d).returns_deleted_object(d),
+            want,
+            "{}/{}",
+            d.group,
+            d.kind
+        );
+    }
 }
 
 #[test]

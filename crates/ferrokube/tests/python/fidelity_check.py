@@ -9,6 +9,8 @@ CHECK is one of:
           Deployment; conflicts and force as Kubernetes reports them
   events  one Event resource in the core and events.k8s.io groups
   services  cluster IPs and node ports through Service type changes
+  delete  what deletes answer: a V1Status naming a removed ConfigMap, the
+          object for a Pod and for a ConfigMap waiting on a finalizer
 Exits non-zero with a message on the first difference; prints
 "CHECK: ok" at the end.
 """
@@ -434,11 +436,57 @@ def check_services(api):
     print("services: ok")
 
 
+def check_delete(api):
+    v1 = client.CoreV1Api(api)
+    made = v1.create_namespaced_config_map(
+        NS, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="fidelity-del"))
+    )
+    # Kubernetes' generic registry answers a removed object with a Status.
+    gone = v1.delete_namespaced_config_map("fidelity-del", NS)
+    assert isinstance(gone, client.V1Status), type(gone)
+    assert gone.status == "Success", gone
+    assert gone.details.name == "fidelity-del", gone.details
+    assert gone.details.kind == "configmaps", gone.details
+    assert gone.details.uid == made.metadata.uid, gone.details
+    # One waiting on a finalizer is answered as it is now, being deleted.
+    v1.create_namespaced_config_map(
+        NS,
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="fidelity-held", finalizers=["example.com/hold"])
+        ),
+    )
+    try:
+        raw = v1.delete_namespaced_config_map("fidelity-held", NS, _preload_content=False).data
+        held = json.loads(raw)
+        assert held["kind"] == "ConfigMap", held
+        assert held["metadata"]["deletionTimestamp"], held
+    finally:
+        v1.patch_namespaced_config_map("fidelity-held", NS, {"metadata": {"finalizers": None}})
+    # A Pod's store returns the deleted object.
+    v1.create_namespaced_pod(
+        NS,
+        client.V1Pod(
+            metadata=client.V1ObjectMeta(name="fidelity-pod"),
+            spec=client.V1PodSpec(
+                containers=[client.V1Container(name="c", image="busybox")],
+                node_name="fidelity-no-such-node",
+            ),
+        ),
+    )
+    raw = v1.delete_namespaced_pod(
+        "fidelity-pod", NS, grace_period_seconds=0, _preload_content=False
+    ).data
+    pod = json.loads(raw)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"] == "fidelity-pod", pod
+    print("delete: ok")
+
+
 CHECKS = {
     "status": check_status,
     "apply": check_apply,
     "events": check_events,
     "services": check_services,
+    "delete": check_delete,
 }
 
 
