@@ -9,8 +9,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    dotted, entries_of, field_value, fields_of, has_member, remove_at, root_type_for, set_entries,
-    upsert, value_at, Conflict, Entry, FieldSet,
+    dotted, entries_of, fields_of, has_member, remove_at, set_entries, upsert, value_at,
+    value_fields, ApplyShapes, At, Conflict, Entry, FieldSet,
 };
 
 /// The status writes: what they may change is the status.
@@ -37,18 +37,13 @@ pub(super) fn finish_entry(entry: &mut Value, subresource: String) {
 }
 
 /// The field set of an object's status, under `f:status` (empty without
-/// one).
-fn status_fields(obj: &Value) -> FieldSet {
+/// one); `shapes`: the kind's custom schema, if it has one.
+fn status_fields(obj: &Value, shapes: Option<&dyn ApplyShapes>) -> FieldSet {
     let mut set = FieldSet::default();
     let Some(status) = obj.get("status") else {
         return set;
     };
-    let ty = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .zip(obj.get("kind").and_then(Value::as_str))
-        .and_then(|(av, k)| root_type_for(av, k));
-    let inner = field_value(status, ty, "status");
+    let inner = value_fields(status, &At::root(obj, shapes).field("status"));
     if !inner.is_empty() {
         set.put("f:status".into(), inner);
     }
@@ -57,12 +52,12 @@ fn status_fields(obj: &Value) -> FieldSet {
 
 /// The fields a write through `subresource` may own in `obj`: the status
 /// for a status write, else the object's fields and its status.
-fn scope_fields(obj: &Value, subresource: &str) -> FieldSet {
+fn scope_fields(obj: &Value, subresource: &str, shapes: Option<&dyn ApplyShapes>) -> FieldSet {
     if writes_status(subresource) {
-        return status_fields(obj);
+        return status_fields(obj, shapes);
     }
-    let mut set = fields_of(obj);
-    for path in status_fields(obj).leaves() {
+    let mut set = fields_of(obj, shapes);
+    for path in status_fields(obj, shapes).leaves() {
         set.insert(&path);
     }
     set
@@ -85,6 +80,21 @@ fn forget_gone(entries: &mut [Entry], present: &FieldSet, subresource: &str) {
     }
 }
 
+/// The fields of `present` (the scope of a write in `result`) that
+/// `current` does not have as `result` has them, as structured-merge-diff
+/// compares them: changed leaves, and list items that are new (an item
+/// both have is not itself changed).
+fn changed_fields(current: &Value, result: &Value, present: &FieldSet) -> Vec<Vec<String>> {
+    present
+        .leaves()
+        .into_iter()
+        .filter(|p| match p.split_last() {
+            Some((last, item)) if last == "." => value_at(current, item).is_none(),
+            _ => value_at(current, p) != value_at(result, p),
+        })
+        .collect()
+}
+
 /// Records an `Update` through `subresource` (not empty) by `manager`: its
 /// entry (marked with the subresource) takes over every field the write
 /// changed, from whoever owned it.
@@ -93,6 +103,7 @@ pub(crate) fn record_subresource_update(
     new: &mut Value,
     manager: &str,
     subresource: &str,
+    shapes: Option<&dyn ApplyShapes>,
 ) {
     let api_version = new
         .get("apiVersion")
@@ -100,12 +111,8 @@ pub(crate) fn record_subresource_update(
         .unwrap_or_default()
         .to_string();
     let mut entries = entries_of(old);
-    let present = scope_fields(new, subresource);
-    let changed: Vec<Vec<String>> = present
-        .leaves()
-        .into_iter()
-        .filter(|p| value_at(old, p) != value_at(new, p))
-        .collect();
+    let present = scope_fields(new, subresource, shapes);
+    let changed = changed_fields(old, new, &present);
     let i = upsert(&mut entries, manager, "Update", &api_version, subresource);
     for p in &changed {
         for (j, e) in entries.iter_mut().enumerate() {
@@ -133,6 +140,7 @@ pub(crate) fn apply_subresource(
     manager: &str,
     force: bool,
     subresource: &str,
+    shapes: Option<&dyn ApplyShapes>,
 ) -> Result<Value, Vec<Conflict>> {
     let api_version = config
         .get("apiVersion")
@@ -142,7 +150,7 @@ pub(crate) fn apply_subresource(
     let mine =
         |e: &Entry| e.manager == manager && e.operation == "Apply" && e.subresource == subresource;
     let mut entries = entries_of(current);
-    let applied = scope_fields(config, subresource);
+    let applied = scope_fields(config, subresource, shapes);
     let mut result = merged;
     let previous = entries
         .iter()
@@ -163,14 +171,8 @@ pub(crate) fn apply_subresource(
             remove_at(&mut result, &p);
         }
     }
-    let changed: Vec<Vec<String>> = scope_fields(&result, subresource)
-        .leaves()
-        .into_iter()
-        .filter(|p| match p.split_last() {
-            Some((last, item)) if last == "." => value_at(current, item).is_none(),
-            _ => value_at(current, p) != value_at(&result, p),
-        })
-        .collect();
+    let present = scope_fields(&result, subresource, shapes);
+    let changed = changed_fields(current, &result, &present);
     let mut conflicts = Vec::new();
     for e in entries.iter().filter(|e| !mine(e)) {
         for p in changed.iter().filter(|p| has_member(&e.fields, p)) {
@@ -194,11 +196,7 @@ pub(crate) fn apply_subresource(
     }
     let i = upsert(&mut entries, manager, "Apply", &api_version, subresource);
     entries[i].fields = applied;
-    forget_gone(
-        &mut entries,
-        &scope_fields(&result, subresource),
-        subresource,
-    );
+    forget_gone(&mut entries, &present, subresource);
     set_entries(&mut result, entries);
     Ok(result)
 }
@@ -224,10 +222,10 @@ mod tests {
     #[test]
     fn a_status_write_has_an_entry_of_its_own() {
         let mut v1 = deploy();
-        super::super::record_update(None, &mut v1, "kubectl-create");
+        super::super::record_update(None, &mut v1, "kubectl-create", None);
         let mut v2 = v1.clone();
         v2["status"]["replicas"] = json!(3);
-        record_subresource_update(&v1, &mut v2, "kube-controller-manager", "status");
+        record_subresource_update(&v1, &mut v2, "kube-controller-manager", "status", None);
         let entries = entries_of(&v2);
         let status = entry(&entries, "kube-controller-manager", "status");
         assert_eq!(status.operation, "Update");
@@ -247,7 +245,7 @@ mod tests {
         // A write to the object itself leaves the status entry alone.
         let mut v3 = v2.clone();
         v3["spec"]["replicas"] = json!(4);
-        super::super::record_update(Some(&v2), &mut v3, "kubectl-edit");
+        super::super::record_update(Some(&v2), &mut v3, "kubectl-edit", None);
         let entries = entries_of(&v3);
         assert_eq!(
             entry(&entries, "kube-controller-manager", "status").fields,
@@ -256,7 +254,7 @@ mod tests {
         // The same manager writing the object itself has another entry.
         let mut v4 = v3.clone();
         v4["metadata"]["labels"]["b"] = json!("c");
-        super::super::record_update(Some(&v3), &mut v4, "kube-controller-manager");
+        super::super::record_update(Some(&v3), &mut v4, "kube-controller-manager", None);
         let entries = entries_of(&v4);
         assert_eq!(entries.len(), 4, "{entries:?}");
     }
@@ -264,19 +262,19 @@ mod tests {
     #[test]
     fn a_status_apply_owns_the_applied_status() {
         let mut v1 = deploy();
-        super::super::record_update(None, &mut v1, "kubectl-create");
+        super::super::record_update(None, &mut v1, "kubectl-create", None);
         let mut v2 = v1.clone();
         v2["status"]["replicas"] = json!(3);
-        record_subresource_update(&v1, &mut v2, "kube-controller-manager", "status");
+        record_subresource_update(&v1, &mut v2, "kube-controller-manager", "status", None);
         let config = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "d"}, "status": {"replicas": 5}});
         let mut merged = v2.clone();
         merged["status"]["replicas"] = json!(5);
-        let err =
-            apply_subresource(&v2, merged.clone(), &config, "tool", false, "status").unwrap_err();
+        let err = apply_subresource(&v2, merged.clone(), &config, "tool", false, "status", None)
+            .unwrap_err();
         assert_eq!(err[0].path, ".status.replicas");
         assert_eq!(err[0].manager, "kube-controller-manager");
-        let done = apply_subresource(&v2, merged, &config, "tool", true, "status").unwrap();
+        let done = apply_subresource(&v2, merged, &config, "tool", true, "status", None).unwrap();
         let entries = entries_of(&done);
         let tool = entry(&entries, "tool", "status");
         assert_eq!(tool.operation, "Apply");
@@ -296,7 +294,7 @@ mod tests {
     #[test]
     fn an_empty_manager_is_left_out() {
         let mut v1 = deploy();
-        super::super::record_update(None, &mut v1, "");
+        super::super::record_update(None, &mut v1, "", None);
         let e = &v1["metadata"]["managedFields"][0];
         assert!(e.get("manager").is_none(), "{e}");
         assert_eq!(entries_of(&v1).len(), 1);
