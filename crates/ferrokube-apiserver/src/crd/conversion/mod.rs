@@ -178,14 +178,22 @@ impl Converter {
     /// Whether the served JSON `json` is already in `version`: objects are
     /// written with sorted members, so `apiVersion` comes first.
     pub(crate) fn is_in(&self, json: &[u8], version: &str) -> bool {
-        let head = format!("{{\"apiVersion\":\"{}/{version}\"", self.group);
-        json.starts_with(head.as_bytes())
+        let rest = json
+            .strip_prefix(b"{\"apiVersion\":\"".as_slice())
+            .and_then(|r| r.strip_prefix(self.group.as_bytes()))
+            .and_then(|r| r.strip_prefix(b"/".as_slice()))
+            .and_then(|r| r.strip_prefix(version.as_bytes()));
+        rest.is_some_and(|r| r.first() == Some(&b'"'))
     }
 
     /// Whether `obj` needs converting to `version`.
     pub(crate) fn needs(&self, obj: &Value, version: &str) -> bool {
-        let want = self.api_version(version);
-        obj.get("apiVersion").and_then(Value::as_str) != Some(want.as_str())
+        let here = obj
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .and_then(|a| a.strip_prefix(self.group.as_str()))
+            .and_then(|a| a.strip_prefix('/'));
+        here != Some(version)
     }
 
     /// `obj` in `version`.

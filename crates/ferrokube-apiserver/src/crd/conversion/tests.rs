@@ -38,7 +38,10 @@ async fn none_changes_the_version_and_prunes_by_the_target_schema() {
     assert_eq!(out[1], widget("v2", json!({"host": "h", "port": "2"})));
     assert!(c.is_in(br#"{"apiVersion":"example.com/v2","kind":"Widget"}"#, "v2"));
     assert!(!c.is_in(br#"{"apiVersion":"example.com/v1","kind":"Widget"}"#, "v2"));
+    assert!(!c.is_in(br#"{"apiVersion":"example.com/v22","kind":"Widget"}"#, "v2"));
     assert!(c.needs(&out[0], "v1") && !c.needs(&out[0], "v2"));
+    assert!(c.needs(&json!({"apiVersion": "example.org/v2"}), "v2"));
+    assert!(c.needs(&json!({}), "v2"));
 }
 
 #[tokio::test]
