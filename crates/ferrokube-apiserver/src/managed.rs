@@ -904,7 +904,9 @@ mod tests {
             "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
             "args": {"type": "array", "items": {"type": "string"}},
             "selector": {"type": "object", "x-kubernetes-map-type": "atomic",
-                "additionalProperties": {"type": "string"}}}}}});
+                "additionalProperties": {"type": "string"}},
+            "template": {"type": "object", "x-kubernetes-embedded-resource": true,
+                "x-kubernetes-preserve-unknown-fields": true}}}}});
         crate::crd::schema::Schema::parse(&schema, "").unwrap()
     }
 
@@ -1053,6 +1055,16 @@ mod tests {
         .unwrap();
         assert_eq!(replaced["spec"]["args"], json!(["b"]));
         assert_eq!(replaced["spec"]["selector"], json!({"tier": "two"}));
+    }
+
+    #[test]
+    fn an_embedded_resources_metadata_is_owned_as_object_meta() {
+        let schema = widget_schema();
+        let obj = widget(json!({"template": {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "t", "finalizers": ["a"]}}}));
+        let fields = fields_of(&obj, Some(&schema)).into_json();
+        let meta = &fields["f:spec"]["f:template"]["f:metadata"];
+        assert!(meta["f:finalizers"][r#"v:"a""#].is_object(), "{fields}");
     }
 
     #[test]

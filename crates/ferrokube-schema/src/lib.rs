@@ -255,6 +255,13 @@ impl Structural {
         })
     }
 
+    /// Whether the object at `path` (as for
+    /// [`list_type_at`](Self::list_type_at)) is an embedded resource
+    /// (`x-kubernetes-embedded-resource`), whose `metadata` is an ObjectMeta.
+    pub fn embedded_at(&self, path: &[&str]) -> bool {
+        self.node_at(path).is_some_and(|n| n.embedded)
+    }
+
     fn node_at(&self, path: &[&str]) -> Option<&Node> {
         let mut node = &self.root;
         for seg in path {

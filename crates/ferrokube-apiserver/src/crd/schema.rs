@@ -51,4 +51,8 @@ impl crate::strategy::ApplyShapes for Schema {
     fn map_type(&self, path: &[&str]) -> Option<ferrokube_schema::MapType> {
         self.inner.map_type_at(path)
     }
+
+    fn embedded(&self, path: &[&str]) -> bool {
+        self.inner.embedded_at(path)
+    }
 }

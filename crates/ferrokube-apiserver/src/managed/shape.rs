@@ -9,7 +9,7 @@
 //! structured-merge-diff reads a CRD's schema. What neither knows (fields
 //! under `x-kubernetes-preserve-unknown-fields`) is deduced as
 //! structured-merge-diff deduces it: lists atomic, objects granular.
-//! `metadata` is always ObjectMeta's.
+//! `metadata` is always ObjectMeta's, an embedded resource's too.
 
 use ferrokube_api::patch::schema::{root_type_for, Builtin, FieldMeta, SchemaLookup, Strategy};
 use ferrokube_schema::{ListType, MapType};
@@ -86,7 +86,16 @@ impl<'a> At<'a> {
                     meta,
                 }
             }
-            At::Schema { path, .. } if path.is_empty() && name == "metadata" => At::object_meta(),
+            // The object's metadata, and an embedded resource's.
+            At::Schema { shapes, path }
+                if name == "metadata"
+                    && (path.is_empty() || {
+                        let at: Vec<&str> = path.iter().map(String::as_str).collect();
+                        shapes.embedded(&at)
+                    }) =>
+            {
+                At::object_meta()
+            }
             At::Schema { shapes, path } => {
                 let mut path = path.clone();
                 path.push(name.to_string());

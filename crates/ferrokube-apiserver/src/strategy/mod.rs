@@ -101,6 +101,11 @@ pub trait ApplyShapes: Send + Sync + Debug {
     /// The map type of the object at `path` (`x-kubernetes-map-type`);
     /// `None` when the schema has no object there.
     fn map_type(&self, path: &[&str]) -> Option<ferrokube_schema::MapType>;
+    /// Whether the object at `path` is an embedded resource
+    /// (`x-kubernetes-embedded-resource`): its `metadata` is an ObjectMeta.
+    fn embedded(&self, _path: &[&str]) -> bool {
+        false
+    }
 }
 
 /// One kind's rules. See the module documentation.
