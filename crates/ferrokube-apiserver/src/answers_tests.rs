@@ -271,6 +271,39 @@ async fn status_writes_and_user_agents_name_their_managers() {
                 && e["fieldsV1"]["f:status"]["f:replicas"].is_object()),
         "{entries:?}"
     );
+    // kubectl scale: the replicas in an entry marked `scale`.
+    let (status, v) = call(
+        &local,
+        Method::PATCH,
+        &format!("{deployments}/d/scale"),
+        "application/merge-patch+json",
+        "kubectl/v1.33.0 (linux/amd64) kubernetes/abc",
+        json!({"spec": {"replicas": 3}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, v) = call(
+        &local,
+        Method::GET,
+        &format!("{deployments}/d"),
+        JSON,
+        AGENT,
+        Value::Null,
+    )
+    .await;
+    let entries = v["metadata"]["managedFields"].as_array().expect("entries");
+    let scale = entries
+        .iter()
+        .find(|e| e["subresource"] == "scale")
+        .unwrap_or_else(|| panic!("no scale entry: {entries:?}"));
+    assert_eq!(scale["manager"], "kubectl");
+    assert_eq!(scale["apiVersion"], "apps/v1");
+    assert_eq!(
+        scale["fieldsV1"],
+        json!({"f:spec": {"f:replicas": {}}}),
+        "{entries:?}"
+    );
+
     // Without a User-Agent, no manager at all.
     let (status, v) = call(
         &local,

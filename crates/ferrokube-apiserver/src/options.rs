@@ -56,6 +56,9 @@ pub struct WriteOptions {
     /// Who writes, when the handler knows (CertificateSigningRequests
     /// record their requester).
     pub(crate) user: Option<crate::authn::UserInfo>,
+    /// The subresource a write to the object itself came through (`scale`),
+    /// which its `managedFields` entry names.
+    pub(crate) via: &'static str,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -234,6 +237,7 @@ impl Query {
             manager: String::new(),
             apply_config: None,
             user: None,
+            via: "",
         })
     }
 

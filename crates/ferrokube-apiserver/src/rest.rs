@@ -1118,13 +1118,19 @@ impl Rest {
                 return Ok(old.clone());
             }
             // A write through a subresource has its own entries.
-            None if !subresource.is_empty() => crate::managed::record_subresource_update(
-                old,
-                &mut new,
-                &opts.manager,
-                subresource,
-                shapes.as_deref(),
-            ),
+            None if !subresource.is_empty() || !opts.via.is_empty() => {
+                crate::managed::record_subresource_update(
+                    old,
+                    &mut new,
+                    &opts.manager,
+                    if subresource.is_empty() {
+                        opts.via
+                    } else {
+                        subresource
+                    },
+                    shapes.as_deref(),
+                )
+            }
             None => {
                 crate::managed::record_update(Some(old), &mut new, &opts.manager, shapes.as_deref())
             }
@@ -1694,6 +1700,11 @@ impl Rest {
             }
         };
         let paths = self.scale_paths(def)?;
+        // The object's own rules, the entry of a `scale` write.
+        let opts = &WriteOptions {
+            via: "scale",
+            ..opts.clone()
+        };
         let precondition = meta_str(scale, "resourceVersion")
             .filter(|r| !r.is_empty())
             .map(str::to_string);
