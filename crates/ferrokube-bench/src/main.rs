@@ -8,6 +8,7 @@
 mod apiserver;
 mod authz;
 mod controllers;
+mod crd;
 mod daemonset;
 mod engines;
 mod gc;
@@ -18,6 +19,7 @@ mod network;
 mod scheduler;
 mod stats;
 mod store;
+mod webhook;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -40,6 +42,10 @@ enum Bench {
     Engines(engines::Options),
     /// The API server, driven by kube-rs.
     Apiserver(apiserver::Options),
+    /// Custom resources against ConfigMaps: create, get and list.
+    Crd(crd::Options),
+    /// A validating admission webhook's added latency per create.
+    Webhook(webhook::Options),
     /// The workload controllers: a big Deployment, many rolling at once.
     Controllers(controllers::Options),
     /// A DaemonSet rolled over many hollow nodes.
@@ -85,6 +91,8 @@ fn main() -> anyhow::Result<()> {
         Bench::Store(opts) => rt.block_on(store::run(opts)),
         Bench::Engines(opts) => rt.block_on(engines::run(opts)),
         Bench::Apiserver(opts) => rt.block_on(apiserver::run(opts)),
+        Bench::Crd(opts) => rt.block_on(crd::run(opts)),
+        Bench::Webhook(opts) => rt.block_on(webhook::run(opts)),
         Bench::Controllers(opts) => rt.block_on(controllers::run(opts)),
         Bench::Daemonset(opts) => rt.block_on(daemonset::run(opts)),
         Bench::Job(opts) => rt.block_on(job::run(opts)),
