@@ -1,11 +1,14 @@
-//! HTTPS to webhooks: the Service resolved to one of its ready endpoints
-//! (as Kubernetes' endpoint service resolver does) or the URL's host, the
-//! server's certificate checked against the webhook's `caBundle` only, for
-//! `<service>.<namespace>.svc` (or the URL's host); connections kept for
-//! the next call. Errors read as Go's HTTP client writes them, after
-//! `Post "<url>": `.
+//! HTTPS to webhooks: the server's certificate checked against the
+//! webhook's `caBundle` only, for `<service>.<namespace>.svc` (or the URL's
+//! host); connections kept per host and CA bundle for the next calls, the
+//! TLS configuration (the CA bundle parsed) kept per CA bundle. Where a new
+//! connection goes is found only when it is made, as Kubernetes' dialer
+//! does: one of the Service's ready endpoints picked at random (its
+//! endpoint service resolver), or the URL's host (looked up if a name).
+//! Errors read as Go's HTTP client writes them, after `Post "<url>": `.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +26,31 @@ use crate::rest::Rest;
 
 /// Where one call goes.
 #[derive(Debug, Clone)]
-pub(super) struct Resolved {
+pub(super) struct Target {
     /// The URL as errors show it, `?timeout=` included.
     pub(super) shown: String,
     /// The name the certificate must carry.
     pub(super) server_name: String,
-    pub(super) addr: SocketAddr,
-    /// `Host` header.
+    /// `Host` header, and what connections are kept under.
     pub(super) host: String,
     /// Path and query of the request.
     pub(super) path: String,
+    /// How the address is found when a connection is made.
+    pub(super) dial: Dial,
+}
+
+/// What a new connection is made to: found when it is made only (as
+/// Kubernetes' dialer does), not for each call over a kept connection.
+#[derive(Debug, Clone)]
+pub(super) enum Dial {
+    /// One ready endpoint of a Service's port.
+    Service {
+        namespace: String,
+        name: String,
+        port: u16,
+    },
+    /// A URL's host (an address, or a name looked up).
+    Host { host: String, port: u16 },
 }
 
 /// The `timeout` query parameter: whole seconds, rounded up.
@@ -40,13 +58,8 @@ fn timeout_param(timeout: Duration) -> String {
     format!("timeout={}s", timeout.as_secs_f64().ceil() as u64)
 }
 
-/// Finds where `endpoint` is reached now. The error is the resolver's (it
-/// is shown after the URL, as Kubernetes' dialer shows it).
-pub(super) async fn resolve(
-    rest: &Rest,
-    endpoint: &Endpoint,
-    timeout: Duration,
-) -> Result<Resolved, (String, String)> {
+/// Where calls to `endpoint` go.
+pub(super) fn target(endpoint: &Endpoint, timeout: Duration) -> Target {
     match endpoint {
         Endpoint::Service {
             namespace,
@@ -61,29 +74,29 @@ pub(super) async fn resolve(
                 if path.is_empty() { "/" } else { path },
                 timeout_param(timeout)
             );
-            let shown = format!("https://{host}{path}");
-            let addr =
-                service_endpoint(rest, namespace, name, *port).map_err(|e| (shown.clone(), e))?;
-            Ok(Resolved {
-                shown,
+            Target {
+                shown: format!("https://{host}{path}"),
                 server_name,
-                addr,
                 host,
                 path,
-            })
+                dial: Dial::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    port: *port,
+                },
+            }
         }
-        Endpoint::Url(url) => resolve_url(url, timeout).await,
+        Endpoint::Url(url) => url_target(url, timeout),
     }
 }
 
-async fn resolve_url(url: &str, timeout: Duration) -> Result<Resolved, (String, String)> {
+fn url_target(url: &str, timeout: Duration) -> Target {
     let rest = url.strip_prefix("https://").unwrap_or(url);
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
     let path = format!("{path}?{}", timeout_param(timeout));
-    let shown = format!("https://{authority}{path}");
     let (host, port) = match authority.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
             Ok(p) => (h, p),
@@ -92,26 +105,38 @@ async fn resolve_url(url: &str, timeout: Duration) -> Result<Resolved, (String, 
         _ => (authority, 443),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addr = match host.parse::<IpAddr>() {
-        Ok(ip) => SocketAddr::new(ip, port),
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .ok()
-            .and_then(|mut a| a.next())
-            .ok_or_else(|| {
-                (
-                    shown.clone(),
-                    format!("dial tcp: lookup {host}: no such host"),
-                )
-            })?,
-    };
-    Ok(Resolved {
-        shown,
+    Target {
+        shown: format!("https://{authority}{path}"),
         server_name: host.to_string(),
-        addr,
         host: authority.to_string(),
         path,
-    })
+        dial: Dial::Host {
+            host: host.to_string(),
+            port,
+        },
+    }
+}
+
+impl Dial {
+    /// The address to connect to now. The error is the resolver's (shown
+    /// after the URL, as Kubernetes' dialer shows it).
+    pub(super) async fn address(&self, rest: &Rest) -> Result<SocketAddr, String> {
+        match self {
+            Dial::Service {
+                namespace,
+                name,
+                port,
+            } => service_endpoint(rest, namespace, name, *port),
+            Dial::Host { host, port } => match host.parse::<IpAddr>() {
+                Ok(ip) => Ok(SocketAddr::new(ip, *port)),
+                Err(_) => tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| format!("dial tcp: lookup {host}: no such host")),
+            },
+        }
+    }
 }
 
 /// One ready endpoint of Service `namespace/name` for its port `port`,
@@ -140,8 +165,9 @@ fn service_endpoint(
     Ok(addrs[rand::random::<u32>() as usize % addrs.len()])
 }
 
-/// Idle connections are keyed by address, server name and CA bundle.
-type PoolKey = (SocketAddr, String, Arc<Vec<u8>>);
+/// Idle connections are kept by host (the URL's, or the Service's name
+/// and port) and CA bundle.
+type PoolKey = (String, Arc<Vec<u8>>);
 
 /// Connections and TLS configurations to webhooks.
 #[derive(Default)]
@@ -154,16 +180,18 @@ pub(super) struct Client {
 const IDLE_PER_KEY: usize = 16;
 
 impl Client {
-    /// POSTs `body` (JSON) and returns the answer's body. The error is the
-    /// text Kubernetes shows after `failed to call webhook: `.
+    /// POSTs `body` (JSON) and returns the answer's body; `address` is
+    /// awaited only when a new connection is needed. The error is the text
+    /// Kubernetes shows after `failed to call webhook: `.
     pub(super) async fn post(
         &self,
-        to: &Resolved,
+        to: &Target,
+        address: impl Future<Output = Result<SocketAddr, String>>,
         ca: &Arc<Vec<u8>>,
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Bytes, String> {
-        let call = self.call(to, ca, Bytes::from(body));
+        let call = self.call(to, address, ca, Bytes::from(body));
         match tokio::time::timeout(timeout, call).await {
             Ok(Ok(b)) => Ok(b),
             Ok(Err(e)) => Err(format!("Post {:?}: {e}", to.shown)),
@@ -171,11 +199,17 @@ impl Client {
         }
     }
 
-    async fn call(&self, to: &Resolved, ca: &Arc<Vec<u8>>, body: Bytes) -> Result<Bytes, String> {
-        let key: PoolKey = (to.addr, to.server_name.clone(), ca.clone());
+    async fn call(
+        &self,
+        to: &Target,
+        address: impl Future<Output = Result<SocketAddr, String>>,
+        ca: &Arc<Vec<u8>>,
+        body: Bytes,
+    ) -> Result<Bytes, String> {
+        let key: PoolKey = (to.host.clone(), ca.clone());
         let mut sender = match self.take_idle(&key).await {
             Some(s) => s,
-            None => self.dial(to, ca).await?,
+            None => self.dial(to, address.await?, ca).await?,
         };
         let req = hyper::Request::post(&to.path)
             .header(hyper::header::HOST, &to.host)
@@ -236,12 +270,13 @@ impl Client {
 
     async fn dial(
         &self,
-        to: &Resolved,
+        to: &Target,
+        addr: SocketAddr,
         ca: &Arc<Vec<u8>>,
     ) -> Result<SendRequest<Full<Bytes>>, String> {
-        let tcp = tokio::net::TcpStream::connect(to.addr)
+        let tcp = tokio::net::TcpStream::connect(addr)
             .await
-            .map_err(|e| format!("dial tcp {}: {}", to.addr, connect_error(&e)))?;
+            .map_err(|e| format!("dial tcp {addr}: {}", connect_error(&e)))?;
         let _ = tcp.set_nodelay(true);
         let name = match to.server_name.parse::<IpAddr>() {
             Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -338,20 +373,41 @@ fn status_error(code: u16, body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn urls_are_shown_with_the_timeout_and_reached_at_their_host() {
-        let r = resolve_url("https://127.0.0.1:8443/validate", Duration::from_secs(10))
-            .await
-            .unwrap();
+    fn host_of(t: &Target) -> (&str, u16) {
+        match &t.dial {
+            Dial::Host { host, port } => (host, *port),
+            Dial::Service { .. } => panic!("a URL's target dials its host"),
+        }
+    }
+
+    #[test]
+    fn urls_are_shown_with_the_timeout_and_reached_at_their_host() {
+        let r = url_target("https://127.0.0.1:8443/validate", Duration::from_secs(10));
         assert_eq!(r.shown, "https://127.0.0.1:8443/validate?timeout=10s");
-        assert_eq!(r.addr, "127.0.0.1:8443".parse().unwrap());
+        assert_eq!(host_of(&r), ("127.0.0.1", 8443));
         assert_eq!(r.server_name, "127.0.0.1");
         assert_eq!(r.path, "/validate?timeout=10s");
-        let r = resolve_url("https://127.0.0.1", Duration::from_millis(2500))
-            .await
-            .unwrap();
+        let r = url_target("https://127.0.0.1", Duration::from_millis(2500));
         assert_eq!(r.shown, "https://127.0.0.1/?timeout=3s");
-        assert_eq!(r.addr.port(), 443);
+        assert_eq!(host_of(&r), ("127.0.0.1", 443));
+        let r = url_target("https://[::1]:9443/v", Duration::from_secs(1));
+        assert_eq!(host_of(&r), ("::1", 9443));
+        assert_eq!(r.server_name, "::1");
+        assert_eq!(r.host, "[::1]:9443");
+    }
+
+    #[test]
+    fn services_are_shown_by_their_dns_name() {
+        let svc = Endpoint::Service {
+            namespace: "ns".into(),
+            name: "hook".into(),
+            port: 8443,
+            path: "/v".into(),
+        };
+        let t = target(&svc, Duration::from_secs(5));
+        assert_eq!(t.shown, "https://hook.ns.svc:8443/v?timeout=5s");
+        assert_eq!(t.server_name, "hook.ns.svc");
+        assert_eq!(t.host, "hook.ns.svc:8443");
     }
 
     #[test]
@@ -388,15 +444,15 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let to = resolve_url(
+        let to = url_target(
             &format!("https://127.0.0.1:{port}/v"),
             Duration::from_secs(1),
-        )
-        .await
-        .unwrap();
+        );
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let err = Client::default()
             .post(
                 &to,
+                std::future::ready(Ok(addr)),
                 &Arc::new(Vec::new()),
                 b"{}".to_vec(),
                 Duration::from_secs(1),

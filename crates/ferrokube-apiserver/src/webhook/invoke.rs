@@ -81,13 +81,17 @@ pub(super) async fn call(
     let version = pick_version(&hook.review_versions).ok_or(Failure::Call(CallError::NoVersion))?;
     let uid = uuid::Uuid::new_v4().to_string();
     let body = review_body(version, request_json(req, &uid, obj));
-    let to = super::client::resolve(rest, &hook.endpoint, hook.timeout)
-        .await
-        .map_err(|(shown, e)| Failure::Call(CallError::Call(format!("Post {shown:?}: {e}"))))?;
+    let to = super::client::target(&hook.endpoint, hook.timeout);
     let answer = rest
         .webhooks
         .client
-        .post(&to, &hook.ca_bundle, body, hook.timeout)
+        .post(
+            &to,
+            to.dial.address(rest),
+            &hook.ca_bundle,
+            body,
+            hook.timeout,
+        )
         .await
         .map_err(|e| Failure::Call(CallError::Call(e)))?;
     let answer = verify(version, &uid, mutating, &answer)

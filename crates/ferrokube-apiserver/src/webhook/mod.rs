@@ -157,12 +157,10 @@ pub(crate) async fn post_json(
     body: Vec<u8>,
     timeout: std::time::Duration,
 ) -> Result<bytes::Bytes, String> {
-    let to = client::resolve(rest, &cc.endpoint, timeout)
-        .await
-        .map_err(|(shown, e)| format!("Post {shown:?}: {e}"))?;
+    let to = client::target(&cc.endpoint, timeout);
     rest.webhooks
         .client
-        .post(&to, &cc.ca_bundle, body, timeout)
+        .post(&to, to.dial.address(rest), &cc.ca_bundle, body, timeout)
         .await
 }
 
