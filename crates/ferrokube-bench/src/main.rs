@@ -4,6 +4,15 @@
 //! ```text
 //! cargo run --release -p ferrokube-bench -- store
 //! ```
+//!
+//! Those that start a `ferrokube server` (`apiserver`, `crd`, `webhook`,
+//! ...) take the release `ferrokube` beside their own binary:
+//!
+//! ```text
+//! cargo build --release -p ferrokube -p ferrokube-bench
+//! target/release/ferrokube-bench crd      # custom resources against ConfigMaps
+//! target/release/ferrokube-bench webhook  # a validating webhook's added latency
+//! ```
 
 mod apiserver;
 mod authz;
