@@ -2,25 +2,24 @@
 //! release `ferrokube server` (the API server alone) and, in this process,
 //! a webhook over HTTPS on loopback (its own CA, given as `caBundle`) that
 //! allows every review at once and records its own handling time, from the
-//! request's headers to its answer. A ValidatingWebhookConfiguration sends
+//! parsed review to its answer (reading the request and writing the answer
+//! over TLS count as added time: the figure errs on the strict side). A ValidatingWebhookConfiguration sends
 //! it the creates of ConfigMaps labelled `bench-webhook: "on"`; ConfigMaps
 //! labelled `"off"` are not sent (the configuration is there, its object
 //! selector does not match). Creates of both, one after the other, by one
 //! client; the added latency is with − without at the median and the p99,
 //! and the same less the webhook's own time (goal: ≤ 2 ms at the p99).
 
-use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use base64::Engine as _;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
+use ferrokube_client::testing::https::{Certificates, JsonServer};
 use ferrokube_client::testing::wait::{poll, EVERY};
 
 use crate::apiserver::{client, start_server};
@@ -40,136 +39,33 @@ struct Recorded {
     calls: AtomicUsize,
 }
 
-/// The webhook server, on a thread of its own so that its work does not
-/// wait behind the client's; stopped when dropped.
+/// The webhook: its server (on a thread of its own, so that its work does
+/// not wait behind the client's; stopped when dropped), its CA and what it
+/// recorded.
 struct Webhook {
-    port: u16,
+    server: JsonServer,
     ca_pem: String,
     recorded: Arc<Recorded>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A CA, and a serving certificate and key for 127.0.0.1 signed by it (PEM).
-fn certificates() -> anyhow::Result<(String, String, String)> {
-    let ca_key = rcgen::KeyPair::generate()?;
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "webhook-bench-ca");
-    let ca_cert = ca.self_signed(&ca_key)?;
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key)?;
-    let key = rcgen::KeyPair::generate()?;
-    let leaf =
-        rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])?.signed_by(&key, &issuer)?;
-    Ok((ca_cert.pem(), leaf.pem(), key.serialize_pem()))
-}
-
-/// Allows `review` (an AdmissionReview v1), answering with its uid.
-async fn allow(
-    recorded: Arc<Recorded>,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let t = Instant::now();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes());
-    let review: Value = body
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "response": {"uid": review["request"]["uid"], "allowed": true}});
-    let out = serde_json::to_vec(&answer).unwrap_or_default();
-    let mut resp = hyper::Response::new(Full::new(Bytes::from(out)));
-    resp.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    recorded.own.lock().push(t.elapsed());
-    recorded.calls.fetch_add(1, Ordering::Relaxed);
-    Ok(resp)
-}
-
-fn tls_acceptor(cert_pem: &str, key_pem: &str) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()?;
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
-}
-
-/// Serves connections from `listener` until `stopped`.
-async fn serve(
-    listener: std::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    recorded: Arc<Recorded>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let (tcp, _) = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(_) => continue,
-            },
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let recorded = recorded.clone();
-        tokio::spawn(async move {
-            let Ok(tls) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let service = hyper::service::service_fn(move |req| allow(recorded.clone(), req));
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                    .await;
-        });
-    }
-}
-
+/// Starts the webhook: it allows every review (an AdmissionReview v1),
+/// answering with its uid, and records the time it took.
 fn start_webhook() -> anyhow::Result<Webhook> {
-    let (ca_pem, cert_pem, key_pem) = certificates()?;
-    let acceptor = tls_acceptor(&cert_pem, &key_pem)?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    listener.set_nonblocking(true)?;
-    let port = listener.local_addr()?.port();
+    let certs = Certificates::loopback()?;
     let recorded = Arc::new(Recorded::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let served = recorded.clone();
-    let thread = std::thread::spawn(move || {
-        rt.block_on(serve(listener, acceptor, served, stopped));
-        rt.shutdown_background();
-    });
+    let seen = recorded.clone();
+    let server = JsonServer::start(&certs, 0, move |_, review| {
+        let t = Instant::now();
+        let answer = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": review["request"]["uid"], "allowed": true}});
+        seen.own.lock().push(t.elapsed());
+        seen.calls.fetch_add(1, Ordering::Relaxed);
+        answer
+    })?;
     Ok(Webhook {
-        port,
-        ca_pem,
+        server,
+        ca_pem: certs.ca,
         recorded,
-        stop: Some(stop),
-        thread: Some(thread),
     })
 }
 
@@ -181,7 +77,7 @@ fn configuration(hook: &Webhook) -> Value {
         "webhooks": [{
             "name": "allow.bench.ferrokube.io",
             "clientConfig": {
-                "url": format!("https://127.0.0.1:{}/validate", hook.port),
+                "url": hook.server.url("/validate"),
                 "caBundle": base64::engine::general_purpose::STANDARD.encode(&hook.ca_pem),
             },
             "rules": [{"operations": ["CREATE"], "apiGroups": [""],

@@ -2,6 +2,7 @@
 //! directory, for components' tests: real HTTPS, real authentication, the
 //! same code as `ferrokube server`, and nothing to clean up but the value.
 
+pub mod https;
 pub mod wait;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

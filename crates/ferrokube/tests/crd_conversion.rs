@@ -19,7 +19,6 @@
 
 mod common;
 
-use std::convert::Infallible;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -27,10 +26,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::{Cluster, POLL};
+use ferrokube_client::testing::https::{Certificates, JsonServer};
 use ferrokube_client::testing::wait::wait_until_blocking;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Request, Response};
 use serde_json::{json, Value};
 
 fn stderr(out: &std::process::Output) -> String {
@@ -211,52 +208,6 @@ fn none_conversion_serves_every_version_and_records_the_stored_ones() {
 /// objects of each review.
 type Seen = Arc<Mutex<Vec<usize>>>;
 
-/// The conversion webhook on a thread of its own; dropped, it stops and
-/// every connection to it closes.
-struct Converter {
-    port: u16,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Converter {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// A CA, and a serving certificate for 127.0.0.1 signed by it.
-struct Certificates {
-    ca: String,
-    cert: String,
-    key: String,
-}
-
-fn certificates() -> Certificates {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "conversion-test-ca");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    Certificates {
-        ca: ca_cert.pem(),
-        cert: leaf.pem(),
-        key: key.serialize_pem(),
-    }
-}
-
 /// One object in `desired`: v1's `hostPort` split into v2's `host` and
 /// `port`, or joined back.
 fn convert(mut obj: Value, desired: &str) -> Value {
@@ -302,79 +253,15 @@ fn review_answer(review: &Value) -> Value {
             "result": {"status": "Success"}}})
 }
 
-async fn serve(
-    seen: Seen,
-    req: Request<hyper::body::Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let body = req.into_body().collect().await.map(|b| b.to_bytes());
-    let review: Value = body
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let count = review["request"]["objects"].as_array().map_or(0, Vec::len);
-    seen.lock().unwrap().push(count);
-    let out = serde_json::to_vec(&review_answer(&review)).unwrap();
-    Ok(Response::builder()
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(out)))
-        .unwrap())
-}
-
-/// Starts the webhook on `port` (0: any) with `certs`.
-fn start_converter(certs: &Certificates, port: u16, seen: Seen) -> Converter {
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    use rustls::pki_types::pem::PemObject;
-    let chain = rustls::pki_types::CertificateDer::pem_slice_iter(certs.cert.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(certs.key.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = tokio::select! {
-                    _ = &mut stopped => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(_) => continue,
-                    },
-                };
-                let (acceptor, seen) = (acceptor.clone(), seen.clone());
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    let svc = hyper::service::service_fn(move |r| serve(seen.clone(), r));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, svc)
-                        .await;
-                });
-            }
-        });
-        rt.shutdown_background();
-    });
-    Converter {
-        port,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
+/// Starts the webhook on `port` (0: any) with `certs`; it records the
+/// number of objects of each review in `seen`.
+fn start_converter(certs: &Certificates, port: u16, seen: Seen) -> JsonServer {
+    JsonServer::start(certs, port, move |_, review| {
+        let count = review["request"]["objects"].as_array().map_or(0, Vec::len);
+        seen.lock().unwrap().push(count);
+        review_answer(&review)
+    })
+    .unwrap()
 }
 
 fn webhook_conversion(certs: &Certificates, port: u16) -> Value {
@@ -432,10 +319,10 @@ fn watch_v2(c: &Cluster) -> (std::process::Child, std::sync::mpsc::Receiver<Valu
 )]
 fn webhook_conversion_serves_both_versions_as_kubernetes_does() {
     let c = Cluster::start();
-    let certs = certificates();
+    let certs = Certificates::loopback().unwrap();
     let seen: Seen = Arc::default();
     let hook = start_converter(&certs, 0, seen.clone());
-    let port = hook.port;
+    let port = hook.port();
     establish(&c, &crd(webhook_conversion(&certs, port), "v1"));
 
     // "should be able to convert from CR v1 to CR v2".

@@ -7,57 +7,31 @@
 
 #![allow(
     clippy::unwrap_used,
-    reason = "the webhook server and its certificates are test fixtures: a failure is the test's"
+    reason = "test code: a failed unwrap is a failed test"
 )]
 
 mod common;
 
-use std::convert::Infallible;
 use std::path::Path;
-use std::sync::Arc;
 
 use base64::Engine as _;
 use common::Cluster;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper::{Request, Response};
+use ferrokube_client::testing::https::{Certificates, JsonServer};
 use serde_json::{json, Value};
 
-/// A webhook server on a thread of its own; dropped, it stops and every
-/// connection to it closes.
-struct WebhookServer {
-    port: u16,
+/// The test's webhook server and its CA.
+struct Webhook {
+    server: JsonServer,
     ca_pem: String,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Drop for WebhookServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+fn start_webhook() -> Webhook {
+    let certs = Certificates::loopback().unwrap();
+    let server = JsonServer::start(&certs, 0, |path, review| answer(path, &review)).unwrap();
+    Webhook {
+        server,
+        ca_pem: certs.ca,
     }
-}
-
-/// A CA and a serving certificate for 127.0.0.1 signed by it.
-fn certificates() -> (String, String, String) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, "webhook-test-ca");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_cert.pem(), ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    (ca_cert.pem(), leaf.pem(), key.serialize_pem())
 }
 
 /// What the test's webhook answers to a review.
@@ -90,89 +64,15 @@ fn answer(path: &str, review: &Value) -> Value {
     json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": resp})
 }
 
-async fn serve(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = req.uri().path().to_string();
-    let body = req.into_body().collect().await.map(|b| b.to_bytes());
-    let review: Value = body
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or(Value::Null);
-    let out = serde_json::to_vec(&answer(&path, &review)).unwrap();
-    Ok(Response::builder()
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(out)))
-        .unwrap())
-}
-
-fn start_webhook() -> WebhookServer {
-    let (ca_pem, cert_pem, key_pem) = certificates();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    use rustls::pki_types::pem::PemObject;
-    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-    let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-    let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = tokio::select! {
-                    _ = &mut stopped => return,
-                    accepted = listener.accept() => match accepted {
-                        Ok(a) => a,
-                        Err(_) => continue,
-                    },
-                };
-                let _ = tcp.set_nodelay(true);
-                let acceptor = acceptor.clone();
-                tokio::spawn(async move {
-                    let Ok(tls) = acceptor.accept(tcp).await else {
-                        return;
-                    };
-                    let io = hyper_util::rt::TokioIo::new(tls);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, hyper::service::service_fn(serve))
-                        .await;
-                });
-            }
-        });
-        // Dropping the runtime drops every connection task: the API
-        // server's kept connections close.
-        rt.shutdown_background();
-    });
-    WebhookServer {
-        port,
-        ca_pem,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
-}
-
 fn write(dir: &Path, name: &str, v: &Value) -> String {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_vec_pretty(v).unwrap()).unwrap();
     p.to_string_lossy().into_owned()
 }
 
-fn configurations(hook: &WebhookServer) -> (Value, Value) {
+fn configurations(hook: &Webhook) -> (Value, Value) {
     let ca = base64::engine::general_purpose::STANDARD.encode(&hook.ca_pem);
-    let url = |p: &str| format!("https://127.0.0.1:{}{p}", hook.port);
+    let url = |p: &str| hook.server.url(p);
     let mutating = json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration",
@@ -286,7 +186,7 @@ fn webhooks_mutate_refuse_and_follow_their_failure_policy() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("denied the request"));
 
     // The webhook gone: Fail refuses with Kubernetes' words...
-    let port = hook.port;
+    let port = hook.server.port();
     drop(std::mem::replace(&mut hook, start_webhook()));
     let other = write(dir.path(), "other.json", &configmap("other", "fine"));
     let out = c.kubectl(&["create", "-f", &other]);
