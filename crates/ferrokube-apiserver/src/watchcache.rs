@@ -934,3 +934,30 @@ impl WatchCache {
         }
     }
 }
+
+/// For background tasks that make a pass over a resource whenever it
+/// changes: waits for the next change `watch` sees (500 ms when there is no
+/// watch), then 20 ms more so that a burst of changes makes one pass, or
+/// for `resync`. `false` once `cancel` fires.
+pub(crate) async fn next_pass(
+    watch: Option<&mut CacheWatcher>,
+    resync: Duration,
+    cancel: &CancellationToken,
+) -> bool {
+    let changed = async {
+        match watch {
+            Some(w) => {
+                let _ = w.next().await;
+            }
+            None => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    tokio::select! {
+        () = cancel.cancelled() => false,
+        () = changed => {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            true
+        }
+        () = tokio::time::sleep(resync) => true,
+    }
+}

@@ -65,18 +65,8 @@ async fn run(rest: &Rest, cancel: CancellationToken) {
                 write_status(rest, &def, p, &mut docs).await;
             }
         }
-        let changed = async {
-            match watch.as_mut() {
-                Some(w) => {
-                    let _ = w.next().await;
-                }
-                None => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        };
-        tokio::select! {
-            () = cancel.cancelled() => return,
-            () = changed => tokio::time::sleep(Duration::from_millis(20)).await,
-            () = tokio::time::sleep(RESYNC) => {}
+        if !crate::watchcache::next_pass(watch.as_mut(), RESYNC, &cancel).await {
+            return;
         }
     }
 }
