@@ -418,7 +418,7 @@ pub(crate) fn record_update(
     let new_fields = fields_of(new, shapes);
     // As structured-merge-diff compares them: changed leaves, and list
     // items that are new (an item both have is not itself changed).
-    let changed = added_or_modified(old, new, shapes);
+    let changed = changed_fields(old, new, &fields_of(new, shapes));
     let i = upsert(&mut entries, manager, "Update", &api_version, "");
     for p in &changed {
         for (j, e) in entries.iter_mut().enumerate() {
@@ -527,16 +527,17 @@ fn has_member(set: &FieldSet, path: &[String]) -> bool {
     !path.is_empty() && node.is_empty()
 }
 
-/// The fields an apply adds or changes in `current` to make `result`, as
-/// structured-merge-diff compares them: a leaf whose value differs, or is
-/// new; a list element that is new (an element present in both is not
-/// itself changed, only its fields may be).
-fn added_or_modified(
+/// The fields of `present` (those of `result`) that an apply adds or
+/// changes in `current` to make `result`, as structured-merge-diff compares
+/// them: a leaf whose value differs, or is new; a list element that is new
+/// (an element present in both is not itself changed, only its fields may
+/// be).
+pub(super) fn changed_fields(
     current: &Value,
     result: &Value,
-    shapes: Option<&dyn ApplyShapes>,
+    present: &FieldSet,
 ) -> Vec<Vec<String>> {
-    fields_of(result, shapes)
+    present
         .leaves()
         .into_iter()
         .filter(|p| match p.split_last() {
@@ -544,6 +545,70 @@ fn added_or_modified(
             _ => value_at(current, p) != value_at(result, p),
         })
         .collect()
+}
+
+/// What an applier (`mine` tells its entry) applied before and applies no
+/// more (`applied` is what it applies now) is removed from `result`, unless
+/// a manager (the applier included, through what it applies now) still
+/// owns it or something below it.
+pub(super) fn drop_unapplied(
+    result: &mut Value,
+    entries: &[Entry],
+    applied: &FieldSet,
+    mine: &dyn Fn(&Entry) -> bool,
+) {
+    let previous = entries
+        .iter()
+        .find(|e| mine(e))
+        .map(|e| e.fields.clone())
+        .unwrap_or_default();
+    for p in previous.leaves() {
+        if has_member(applied, &p) {
+            continue;
+        }
+        let node = match p.split_last() {
+            Some((last, item)) if last == "." => item,
+            _ => &p[..],
+        };
+        let owned =
+            applied.contains(node) || entries.iter().any(|e| !mine(e) && e.fields.contains(node));
+        if !owned {
+            remove_at(result, &p);
+        }
+    }
+}
+
+/// An apply changing `changed` conflicts with every other manager owning
+/// one of those fields: the conflicts, or with `force` the fields taken
+/// from their managers (the applier's alone now).
+pub(super) fn take_over(
+    entries: &mut [Entry],
+    changed: &[Vec<String>],
+    mine: &dyn Fn(&Entry) -> bool,
+    force: bool,
+) -> Result<(), Vec<Conflict>> {
+    let mut conflicts = Vec::new();
+    for e in entries.iter().filter(|e| !mine(e)) {
+        for p in changed.iter().filter(|p| has_member(&e.fields, p)) {
+            conflicts.push(Conflict {
+                manager: e.manager.clone(),
+                operation: e.operation.clone(),
+                api_version: e.api_version.clone(),
+                path: dotted(p),
+            });
+        }
+    }
+    if !conflicts.is_empty() && !force {
+        return Err(conflicts);
+    }
+    for e in entries.iter_mut().filter(|e| !mine(e)) {
+        for p in changed {
+            if has_member(&e.fields, p) {
+                e.fields.remove(p);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_applier(e: &Entry, manager: &str) -> bool {
@@ -575,62 +640,17 @@ pub(crate) fn apply(
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string();
+    let mine = |e: &Entry| is_applier(e, manager);
     let mut entries = entries_of(current);
     let applied = fields_of(config, shapes);
     let mut result = merged;
-    // What this manager applied before and applies no more goes, unless a
-    // manager (this one included, through what it applies now) still owns
-    // it or something below it.
-    let previous = entries
-        .iter()
-        .find(|e| is_applier(e, manager))
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
-    for p in previous.leaves() {
-        if has_member(&applied, &p) {
-            continue;
-        }
-        let node = match p.split_last() {
-            Some((last, item)) if last == "." => item,
-            _ => &p[..],
-        };
-        let owned = applied.contains(node)
-            || entries
-                .iter()
-                .any(|e| !is_applier(e, manager) && e.fields.contains(node));
-        if !owned {
-            remove_at(&mut result, &p);
-        }
-    }
-    let changed = added_or_modified(current, &result, shapes);
-    let mut conflicts = Vec::new();
-    for e in entries.iter().filter(|e| !is_applier(e, manager)) {
-        for p in &changed {
-            if has_member(&e.fields, p) {
-                conflicts.push(Conflict {
-                    manager: e.manager.clone(),
-                    operation: e.operation.clone(),
-                    api_version: e.api_version.clone(),
-                    path: dotted(p),
-                });
-            }
-        }
-    }
-    if !conflicts.is_empty() && !force {
-        return Err(conflicts);
-    }
-    // Forced: the fields changed are the applier's alone now.
-    for e in entries.iter_mut().filter(|e| !is_applier(e, manager)) {
-        for p in &changed {
-            if has_member(&e.fields, p) {
-                e.fields.remove(p);
-            }
-        }
-    }
+    drop_unapplied(&mut result, &entries, &applied, &mine);
+    let present = fields_of(&result, shapes);
+    let changed = changed_fields(current, &result, &present);
+    take_over(&mut entries, &changed, &mine, force)?;
     let i = upsert(&mut entries, manager, "Apply", &api_version, "");
     entries[i].fields = applied;
     // Fields no longer in the object are nobody's.
-    let present = fields_of(&result, shapes);
     for e in entries.iter_mut() {
         for p in e.fields.leaves() {
             if !present.contains(&p) && !subresource::in_status(&p) {

@@ -9,7 +9,7 @@
 use serde_json::{json, Value};
 
 use super::{
-    dotted, entries_of, fields_of, has_member, remove_at, set_entries, upsert, value_at,
+    changed_fields, drop_unapplied, entries_of, fields_of, set_entries, take_over, upsert,
     value_fields, ApplyShapes, At, Conflict, Entry, FieldSet,
 };
 
@@ -80,21 +80,6 @@ fn forget_gone(entries: &mut [Entry], present: &FieldSet, subresource: &str) {
     }
 }
 
-/// The fields of `present` (the scope of a write in `result`) that
-/// `current` does not have as `result` has them, as structured-merge-diff
-/// compares them: changed leaves, and list items that are new (an item
-/// both have is not itself changed).
-fn changed_fields(current: &Value, result: &Value, present: &FieldSet) -> Vec<Vec<String>> {
-    present
-        .leaves()
-        .into_iter()
-        .filter(|p| match p.split_last() {
-            Some((last, item)) if last == "." => value_at(current, item).is_none(),
-            _ => value_at(current, p) != value_at(result, p),
-        })
-        .collect()
-}
-
 /// Records an `Update` through `subresource` (not empty) by `manager`: its
 /// entry (marked with the subresource) takes over every field the write
 /// changed, from whoever owned it.
@@ -152,48 +137,10 @@ pub(crate) fn apply_subresource(
     let mut entries = entries_of(current);
     let applied = scope_fields(config, subresource, shapes);
     let mut result = merged;
-    let previous = entries
-        .iter()
-        .find(|e| mine(e))
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
-    for p in previous.leaves() {
-        if has_member(&applied, &p) {
-            continue;
-        }
-        let node = match p.split_last() {
-            Some((last, item)) if last == "." => item,
-            _ => &p[..],
-        };
-        let owned =
-            applied.contains(node) || entries.iter().any(|e| !mine(e) && e.fields.contains(node));
-        if !owned {
-            remove_at(&mut result, &p);
-        }
-    }
+    drop_unapplied(&mut result, &entries, &applied, &mine);
     let present = scope_fields(&result, subresource, shapes);
     let changed = changed_fields(current, &result, &present);
-    let mut conflicts = Vec::new();
-    for e in entries.iter().filter(|e| !mine(e)) {
-        for p in changed.iter().filter(|p| has_member(&e.fields, p)) {
-            conflicts.push(Conflict {
-                manager: e.manager.clone(),
-                operation: e.operation.clone(),
-                api_version: e.api_version.clone(),
-                path: dotted(p),
-            });
-        }
-    }
-    if !conflicts.is_empty() && !force {
-        return Err(conflicts);
-    }
-    for e in entries.iter_mut().filter(|e| !mine(e)) {
-        for p in &changed {
-            if has_member(&e.fields, p) {
-                e.fields.remove(p);
-            }
-        }
-    }
+    take_over(&mut entries, &changed, &mine, force)?;
     let i = upsert(&mut entries, manager, "Apply", &api_version, subresource);
     entries[i].fields = applied;
     forget_gone(&mut entries, &present, subresource);
