@@ -14,7 +14,7 @@ use ::cel::common::ast::{EntryExpr, Expr, LiteralValue};
 use ::cel::IdedExpr;
 use serde_json::Value as Json;
 
-use crate::typecheck::located;
+use crate::typecheck::{located, NAMESPACES, TYPE_NAMES};
 
 /// A type as far as it is known.
 #[derive(Clone, Debug)]
@@ -57,27 +57,6 @@ pub trait Schemas {
     /// The schema a `$ref` names.
     fn resolve(&self, reference: &str) -> Option<&Json>;
 }
-
-/// Identifiers CEL declares itself: type names.
-const TYPE_NAMES: [&str; 14] = [
-    "bool",
-    "bytes",
-    "double",
-    "duration",
-    "dyn",
-    "int",
-    "list",
-    "map",
-    "null_type",
-    "string",
-    "timestamp",
-    "type",
-    "uint",
-    "optional_type",
-];
-
-/// Namespaces of the functions the environment declares.
-const NAMESPACES: [&str; 6] = ["sets", "strings", "lists", "math", "base64", "optional"];
 
 struct Checker<'a> {
     schemas: &'a dyn Schemas,

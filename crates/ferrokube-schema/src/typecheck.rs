@@ -12,7 +12,7 @@ use crate::node::Node;
 use crate::rules::escape;
 
 /// Identifiers CEL declares itself: type names.
-const TYPE_NAMES: [&str; 14] = [
+pub(crate) const TYPE_NAMES: [&str; 14] = [
     "bool",
     "bytes",
     "double",
@@ -30,7 +30,7 @@ const TYPE_NAMES: [&str; 14] = [
 ];
 
 /// Namespaces of the functions the environment declares (`sets.contains`).
-const NAMESPACES: [&str; 6] = ["sets", "strings", "lists", "math", "base64", "optional"];
+pub(crate) const NAMESPACES: [&str; 6] = ["sets", "strings", "lists", "math", "base64", "optional"];
 
 /// What an expression is known to be.
 #[derive(Clone, Copy)]
