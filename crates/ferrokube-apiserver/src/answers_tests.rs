@@ -11,8 +11,11 @@ use serde_json::{json, Value};
 
 use crate::authn::UserInfo;
 
-/// A server on a store of its own, and a client acting as `system:admin`.
-async fn server(dir: &std::path::Path) -> (crate::Local, tokio_util::sync::CancellationToken) {
+/// A server on a store of its own in `dir`, and a client acting as
+/// `system:admin`; the server stops when the token is cancelled.
+pub(crate) async fn server(
+    dir: &std::path::Path,
+) -> (crate::Local, tokio_util::sync::CancellationToken) {
     let store = ferrokube_store::embedded::EmbeddedStore::open(
         &dir.join("db"),
         ferrokube_store::embedded::EmbeddedOptions::default(),

@@ -13,7 +13,6 @@ use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
-use crate::authn::UserInfo;
 use crate::protobuf_roundtrip::encode;
 
 /// Kinds no object of which is stored: their requests are checked elsewhere.
@@ -415,36 +414,7 @@ async fn call(
 )]
 async fn json_and_protobuf_bodies_make_the_same_objects() {
     let dir = tempfile::tempdir().expect("dir");
-    let store = ferrokube_store::embedded::EmbeddedStore::open(
-        &dir.path().join("db"),
-        ferrokube_store::embedded::EmbeddedOptions::default(),
-    )
-    .await
-    .expect("store");
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let server = crate::start(
-        crate::ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            bind_address: "127.0.0.1".parse().expect("address"),
-            port: 0,
-            write_kubeconfig: None,
-            node_name: "test-node".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            max_in_flight: 400,
-            max_mutating_in_flight: 200,
-            authorization_modes: vec![crate::authz::Mode::AlwaysAllow],
-            admission_control_config_file: None,
-        },
-        store,
-        cancel.clone(),
-    )
-    .await
-    .expect("server");
-    let local = server.local(UserInfo {
-        name: "system:admin".into(),
-        groups: vec!["system:masters".into(), "system:authenticated".into()],
-        ..Default::default()
-    });
+    let (local, cancel) = crate::answers_tests::server(dir.path()).await;
     let objects = objects();
     let registry = ferrokube_api::registry::Registry::default();
     let mut failures = Vec::new();
