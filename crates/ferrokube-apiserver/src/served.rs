@@ -165,9 +165,9 @@ impl Kinds {
 
     /// Serves `kinds` (the versions of one resource, preferred first),
     /// replacing what was served under the same group, version and plural:
-    /// the watch cache caches their storage first. Refused when a storage
-    /// prefix would nest with another resource's (the cache routes keys by
-    /// prefix).
+    /// the watch cache caches their storage first, up to the store's current
+    /// revision. Refused when a storage prefix would nest with another
+    /// resource's (the cache routes keys by prefix).
     pub async fn add(&self, kinds: Vec<Kind>) -> Result<(), ApiError> {
         let _one = self.changing.lock().await;
         let served = self.snapshot();
@@ -182,6 +182,15 @@ impl Kinds {
                 .map_err(|e| {
                     ApiError::internal(format!("caching {}.{}: {e}", k.def.plural, k.def.group))
                 })?;
+        }
+        // A cache starts from the feeder's revision, which may trail the
+        // store's: catch up, so that the kind is served with everything
+        // stored before it was (a write just made included).
+        if !kinds.is_empty() {
+            if let Err(e) = self.cache.sync(std::time::Duration::from_secs(10)).await {
+                // Reads wait for the cache on their own: serve anyway.
+                tracing::warn!(error = %e, "new kinds: the watch cache did not catch up with the store");
+            }
         }
         let mut strategies = served.strategies.clone();
         let mut schemas = served.schemas.clone();
