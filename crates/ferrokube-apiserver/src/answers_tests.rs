@@ -74,6 +74,13 @@ async fn call(
     let resp = local
         .call(req.body(Full::new(Bytes::from(body))).expect("request"))
         .await;
+    status_and_body(resp).await
+}
+
+/// An answer's status and body: JSON, or the text as a JSON string.
+pub(crate) async fn status_and_body(
+    resp: http::Response<crate::server::Body>,
+) -> (StatusCode, Value) {
     let status = resp.status();
     let bytes = resp
         .into_body()

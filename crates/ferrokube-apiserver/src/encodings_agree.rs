@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use serde_json::{json, Value};
 
 use crate::protobuf_roundtrip::encode;
@@ -394,17 +394,7 @@ async fn call(
         .header(header::USER_AGENT, "encodings-test")
         .body(Full::new(Bytes::from(body)))
         .expect("request");
-    let resp = local.call(req).await;
-    let status = resp.status();
-    let bytes = resp
-        .into_body()
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let v = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, v)
+    crate::answers_tests::status_and_body(local.call(req).await).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,7 +38,7 @@ pub(crate) const MAX_BODY: usize = 3 * 1024 * 1024;
 /// The Kubernetes version served (the minor matches the k8s-openapi types).
 pub(crate) const KUBE_VERSION: (&str, &str) = ("1", "33");
 
-type Body = BoxBody<Bytes, std::io::Error>;
+pub(crate) type Body = BoxBody<Bytes, std::io::Error>;
 
 /// Any failure of a request body's source.
 pub(crate) type BodyError = Box<dyn std::error::Error + Send + Sync>;
