@@ -9,7 +9,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, prepare_update, Strategy};
+use super::{metadata_and, prepare_create, Strategy};
 use crate::authn::UserInfo;
 use crate::kinds::admissionregistration as rules;
 
@@ -62,10 +62,6 @@ impl Strategy for Registration {
 
     fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
         prepare_create(obj, true, self.status.then(|| json!({})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

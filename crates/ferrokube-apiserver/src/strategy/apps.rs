@@ -12,10 +12,9 @@ use serde_json::{json, Value};
 
 use super::core::workload_scale;
 use super::{
-    prepare_create, prepare_update, set_generation, set_or_remove, spec_changed, split_status,
-    validate_metadata, Generic, ScalePaths, Strategy,
+    set_generation, set_or_remove, spec_changed, split_status, validate_metadata, Generic,
+    ScalePaths, Strategy,
 };
-use crate::authn::UserInfo;
 use crate::defaults::apps as defaults;
 use crate::kinds::meta::immutable;
 use crate::validation::validate_pod_spec;
@@ -100,12 +99,8 @@ impl Strategy for Workload {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, Some((self.status)()));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some((self.status)())
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
@@ -144,8 +139,8 @@ impl Strategy for Deployment {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, Some(json!({})));
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({}))
     }
 
     fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {

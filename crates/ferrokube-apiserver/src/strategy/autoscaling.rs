@@ -6,8 +6,7 @@ use std::sync::Arc;
 use ferrokube_api::registry::ResourceDef;
 use serde_json::{json, Value};
 
-use super::{prepare_create, prepare_update, Strategy};
-use crate::authn::UserInfo;
+use super::Strategy;
 
 /// The strategy of the `autoscaling` kind `kind`, if it has one of its own.
 pub(super) fn strategy(kind: &str) -> Option<Arc<dyn Strategy>> {
@@ -29,11 +28,7 @@ impl Strategy for HorizontalPodAutoscaler {
         crate::defaults::autoscaling::horizontal_pod_autoscaler(obj);
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, false, Some(json!({"desiredReplicas": 0})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({"desiredReplicas": 0}))
     }
 }

@@ -9,7 +9,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, prepare_update, validate_metadata, Strategy};
+use super::{metadata_and, prepare_create, validate_metadata, Strategy};
 use crate::authn::UserInfo;
 use crate::defaults::batch as defaults;
 use crate::kinds::batch::{validate_cron_job, validate_job};
@@ -42,10 +42,6 @@ impl Strategy for Job {
     fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
         defaults::generate_selector(obj);
         prepare_create(obj, true, Some(json!({})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
@@ -84,12 +80,8 @@ impl Strategy for CronJob {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, Some(json!({})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({}))
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

@@ -48,10 +48,6 @@ struct ServiceAccount;
 impl Strategy for ServiceAccount {
     typed_fields!();
 
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
-
     fn returns_deleted_object(&self, _def: &ResourceDef) -> bool {
         true
     }
@@ -240,12 +236,8 @@ impl Strategy for Service {
         defaults::service(obj);
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, false, Some(json!({"loadBalancer": {}})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({"loadBalancer": {}}))
     }
 }
 
@@ -296,10 +288,6 @@ impl Strategy for Node {
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::node(obj);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
     }
 }
 
@@ -355,10 +343,6 @@ impl ConfigMap {
 impl Strategy for ConfigMap {
     typed_fields!();
 
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
-
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         Self::errors(def, obj)
     }
@@ -387,10 +371,6 @@ impl Strategy for Secret {
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         defaults::secret(obj);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
     }
 
     fn validate_update(
@@ -434,12 +414,8 @@ impl Strategy for ReplicationController {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, Some(json!({"replicas": 0})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({"replicas": 0}))
     }
 
     fn scale_paths(&self, _def: &ResourceDef) -> Option<ScalePaths> {
@@ -455,12 +431,8 @@ struct ResourceQuota;
 impl Strategy for ResourceQuota {
     typed_fields!();
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, false, Some(json!({})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({}))
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
@@ -505,10 +477,6 @@ impl Strategy for PersistentVolume {
         prepare_create(obj, false, Some(status));
     }
 
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
-
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         super::metadata_and(def, obj, volumes::validate_persistent_volume)
     }
@@ -540,12 +508,8 @@ impl Strategy for PersistentVolumeClaim {
         defaults::persistent_volume_claim(obj);
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, false, Some(json!({"phase": "Pending"})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({"phase": "Pending"}))
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
@@ -597,10 +561,6 @@ impl Strategy for PodTemplate {
 
     fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
         prepare_create(obj, true, None);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

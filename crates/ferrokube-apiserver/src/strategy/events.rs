@@ -8,7 +8,7 @@ use ferrokube_api::printers::{self, Column};
 use ferrokube_api::registry::ResourceDef;
 use serde_json::Value;
 
-use super::{prepare_update, Strategy};
+use super::Strategy;
 
 /// The strategy of the `events.k8s.io` kind `kind`, if it has one of its
 /// own.
@@ -25,10 +25,6 @@ struct Event;
 
 impl Strategy for Event {
     typed_fields!();
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
 
     fn table_columns(&self, _def: &ResourceDef) -> Vec<Column> {
         printers::columns("", "Event")

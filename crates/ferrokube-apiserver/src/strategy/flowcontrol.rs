@@ -9,8 +9,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, prepare_update, Strategy};
-use crate::authn::UserInfo;
+use super::{metadata_and, Strategy};
 use crate::kinds::flowcontrol as rules;
 
 /// The strategy of the flow-control kind `kind`, if it has one of its own.
@@ -50,12 +49,8 @@ impl Strategy for FlowControl {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, Some(json!({})));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        Some(json!({}))
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

@@ -125,19 +125,31 @@ pub trait Strategy: Send + Sync + Debug {
     /// status, generation 1 where the kind keeps one, a namespace's
     /// finalizer, a Job's selector, a CSR's requester), after defaults and
     /// mutating admission. `user` is who creates it, when known.
-    fn prepare_for_create(&self, _def: &ResourceDef, _obj: &mut Value, _user: Option<&UserInfo>) {}
+    /// The generic one sets generation 1 where the kind keeps one and the
+    /// kind's [`Strategy::initial_status`].
+    fn prepare_for_create(&self, def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
+        prepare_create(obj, self.has_generation(def), self.initial_status(def));
+    }
+
+    /// The status a new object starts with (its `status` as sent is
+    /// replaced), or `None` to keep what was sent.
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        None
+    }
 
     /// `PrepareForUpdate`: what a write through `subresource` (`""` for
     /// the object itself, `status`, `approval`, ...) keeps of `old` (the
     /// status on a main write, everything else on a status write), and the
     /// generation bumped when the spec changes.
+    /// The generic one is [`prepare_update`].
     fn prepare_for_update(
         &self,
-        _def: &ResourceDef,
-        _old: &Value,
-        _new: &mut Value,
-        _subresource: &str,
+        def: &ResourceDef,
+        old: &Value,
+        new: &mut Value,
+        subresource: &str,
     ) {
+        prepare_update(def, old, new, subresource, self.has_generation(def));
     }
 
     /// `Validate`: the errors in a new object, metadata included.
@@ -322,10 +334,6 @@ pub(crate) struct Generic;
 
 impl Strategy for Generic {
     typed_fields!();
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
 }
 
 /// [`Strategy::check_fields`] by the kind's `k8s-openapi` type.

@@ -8,7 +8,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::Value;
 
-use super::{metadata_and, prepare_update, Strategy};
+use super::{metadata_and, Strategy};
 use crate::kinds::meta::immutable;
 use crate::kinds::node::validate_runtime_class;
 
@@ -26,10 +26,6 @@ struct RuntimeClass;
 
 impl Strategy for RuntimeClass {
     typed_fields!();
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
-    }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
         metadata_and(def, obj, validate_runtime_class)

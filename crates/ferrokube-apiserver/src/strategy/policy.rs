@@ -7,7 +7,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, prepare_update, Strategy};
+use super::{metadata_and, prepare_create, Strategy};
 use crate::authn::UserInfo;
 use crate::kinds::policy::validate_pod_disruption_budget;
 
@@ -39,10 +39,6 @@ impl Strategy for PodDisruptionBudget {
             "expectedPods": 0,
         });
         prepare_create(obj, true, Some(status));
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, true);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

@@ -9,7 +9,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::Value;
 
-use super::{prepare_update, validate_metadata, Generic, Strategy};
+use super::{validate_metadata, Generic, Strategy};
 
 /// The strategy of the RBAC kind `kind`, if it has one of its own.
 pub(super) fn strategy(kind: &str) -> Option<Arc<dyn Strategy>> {
@@ -29,10 +29,6 @@ impl Strategy for Binding {
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         crate::defaults::rbac::binding(obj);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
     }
 
     fn validate_update(

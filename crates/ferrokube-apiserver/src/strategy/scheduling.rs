@@ -8,7 +8,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::Value;
 
-use super::{metadata_and, prepare_update, Strategy};
+use super::{metadata_and, Strategy};
 use crate::kinds::scheduling::{validate_priority_class, validate_priority_class_update};
 
 /// The strategy of the `scheduling.k8s.io` kind `kind`, if it has one of
@@ -29,10 +29,6 @@ impl Strategy for PriorityClass {
 
     fn default(&self, _def: &ResourceDef, obj: &mut Value) {
         crate::defaults::scheduling::priority_class(obj);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {

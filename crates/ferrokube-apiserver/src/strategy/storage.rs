@@ -11,7 +11,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, prepare_update, Strategy};
+use super::{metadata_and, prepare_create, Strategy};
 use crate::authn::UserInfo;
 use crate::kinds::storage as rules;
 
@@ -89,10 +89,6 @@ impl Strategy for StorageKind {
     fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
         let status = self.attachment.then(|| json!({"attached": false}));
         prepare_create(obj, false, status);
-    }
-
-    fn prepare_for_update(&self, def: &ResourceDef, old: &Value, new: &mut Value, sub: &str) {
-        prepare_update(def, old, new, sub, false);
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
