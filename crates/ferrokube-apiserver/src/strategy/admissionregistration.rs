@@ -9,8 +9,7 @@ use ferrokube_api::registry::ResourceDef;
 use ferrokube_api::status::FieldError;
 use serde_json::{json, Value};
 
-use super::{metadata_and, prepare_create, Strategy};
-use crate::authn::UserInfo;
+use super::{metadata_and, Strategy};
 use crate::kinds::admissionregistration as rules;
 
 /// The strategy of the admission-registration kind `kind`.
@@ -60,8 +59,8 @@ impl Strategy for Registration {
         true
     }
 
-    fn prepare_for_create(&self, _def: &ResourceDef, obj: &mut Value, _user: Option<&UserInfo>) {
-        prepare_create(obj, true, self.status.then(|| json!({})));
+    fn initial_status(&self, _def: &ResourceDef) -> Option<Value> {
+        self.status.then(|| json!({}))
     }
 
     fn validate_create(&self, def: &ResourceDef, obj: &Value) -> Vec<FieldError> {
