@@ -8,6 +8,7 @@
 )]
 
 pub(crate) mod python_pod;
+pub(crate) mod servers;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
