@@ -27,6 +27,10 @@ pub struct ContainerdPaths {
     pub root: PathBuf,
     /// containerd's state directory (sockets, shims' bundles; gone after a reboot).
     pub state: PathBuf,
+    /// runc's root (its containers' state), under `state`: every node's own,
+    /// so several nodes on one machine never share runc's default
+    /// `/run/containerd/runc`.
+    pub runc_root: PathBuf,
     /// The gRPC socket the CRI client connects to.
     pub socket: PathBuf,
     /// containerd's own log (its standard output and error).
@@ -45,6 +49,7 @@ impl ContainerdPaths {
             config: dir.join("config.toml"),
             root: dir.join("root"),
             state: dir.join("state"),
+            runc_root: dir.join("state").join("runc"),
             socket: dir.join("containerd.sock"),
             log: dir.join("containerd.log"),
             cni_conf_dir: data_dir.join("agent").join("etc").join("cni").join("net.d"),
@@ -124,6 +129,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
   SystemdCgroup = false
+  Root = "{runc_root}"
 
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "{cni_bin}"
@@ -137,6 +143,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
         socket = toml_str(&paths.socket),
         opt = toml_str(&paths.dir.join("opt")),
         sandbox_image = sandbox_image.replace('"', ""),
+        runc_root = toml_str(&paths.runc_root),
         cni_bin = CNI_BIN_DIR,
         cni_conf = toml_str(&paths.cni_conf_dir),
         certs = toml_str(&paths.certs_dir),
@@ -324,5 +331,21 @@ async fn supervise(paths: ContainerdPaths, mut child: Option<Child>, stop: Cance
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_node_has_its_own_runc_root_under_its_state() {
+        let paths = ContainerdPaths::new(Path::new("/d/node-1"));
+        let config = render_config(&paths, "pause");
+        assert!(
+            config.contains("  Root = \"/d/node-1/agent/containerd/state/runc\"\n"),
+            "{config}"
+        );
+        assert!(config.contains("state = \"/d/node-1/agent/containerd/state\"\n"));
     }
 }
