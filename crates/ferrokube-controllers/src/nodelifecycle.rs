@@ -273,37 +273,43 @@ fn ready_condition(node: &Node) -> Option<&NodeCondition> {
         .find(|c| c.type_ == "Ready")
 }
 
-/// Sets the node's conditions to Unknown, as for a kubelet that stopped
-/// posting status. Returns whether anything changed.
+/// The conditions a silent node's are set Unknown for (Kubernetes leaves
+/// NetworkUnavailable to whoever manages the network).
+const SILENT_CONDITIONS: [&str; 4] = ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"];
+
+/// Sets the node's conditions to Unknown, as Kubernetes' node lifecycle
+/// controller does for a kubelet that stopped posting status: a condition
+/// it never posted is added (`NodeStatusNeverUpdated`, heartbeat at the
+/// node's creation), one it posted turns Unknown (`NodeStatusUnknown`,
+/// keeping its last heartbeat). Returns whether anything changed.
 fn mark_unknown(node: &mut Node) -> bool {
+    let created = node.metadata.creation_timestamp.clone();
     let status = node.status.get_or_insert_with(Default::default);
     let conditions = status.conditions.get_or_insert_with(Vec::new);
     let now = util::now();
     let mut changed = false;
-    if !conditions.iter().any(|c| c.type_ == "Ready") {
-        conditions.push(NodeCondition {
-            type_: "Ready".into(),
-            status: "Unknown".into(),
-            reason: Some("NodeStatusNeverUpdated".into()),
-            message: Some("Kubelet never posted node status.".into()),
-            last_heartbeat_time: Some(now.clone()),
-            last_transition_time: Some(now.clone()),
-        });
-        changed = true;
-    }
-    for c in conditions.iter_mut() {
-        if !matches!(
-            c.type_.as_str(),
-            "Ready" | "MemoryPressure" | "DiskPressure" | "PIDPressure"
-        ) || c.status == "Unknown"
-        {
-            continue;
+    for kind in SILENT_CONDITIONS {
+        match conditions.iter_mut().find(|c| c.type_ == kind) {
+            None => {
+                conditions.push(NodeCondition {
+                    type_: kind.into(),
+                    status: "Unknown".into(),
+                    reason: Some("NodeStatusNeverUpdated".into()),
+                    message: Some("Kubelet never posted node status.".into()),
+                    last_heartbeat_time: created.clone(),
+                    last_transition_time: Some(now.clone()),
+                });
+                changed = true;
+            }
+            Some(c) if c.status != "Unknown" => {
+                c.status = "Unknown".into();
+                c.reason = Some("NodeStatusUnknown".into());
+                c.message = Some("Kubelet stopped posting node status.".into());
+                c.last_transition_time = Some(now.clone());
+                changed = true;
+            }
+            Some(_) => {}
         }
-        c.status = "Unknown".into();
-        c.reason = Some("NodeStatusUnknown".into());
-        c.message = Some("Kubelet stopped posting node status.".into());
-        c.last_transition_time = Some(now.clone());
-        changed = true;
     }
     changed
 }

@@ -127,6 +127,13 @@ pub(crate) struct ControllerManagerArgs {
     /// served).
     #[arg(long, default_value = "127.0.0.1:10257")]
     pub metrics_bind_address: String,
+
+    /// How long a node may go without posting its status (its Lease or
+    /// its Ready heartbeat) before its conditions turn Unknown and it is
+    /// tainted unreachable (Kubernetes' `--node-monitor-grace-period`,
+    /// a duration such as `40s` or `1m30s`).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -234,6 +241,44 @@ pub(crate) struct ServerArgs {
     /// levels and exemptions.
     #[arg(long)]
     pub admission_control_config_file: Option<PathBuf>,
+
+    /// How long a node may go without posting its status (its Lease or
+    /// its Ready heartbeat) before its conditions turn Unknown and it is
+    /// tainted unreachable (Kubernetes' `--node-monitor-grace-period`,
+    /// a duration such as `40s` or `1m30s`).
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: std::time::Duration,
+}
+
+/// A duration as Kubernetes' flags take it (Go's form): numbers with units
+/// `ms`, `s`, `m` or `h`, e.g. `40s`, `1m30s`, `500ms`.
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("invalid duration {s:?} (e.g. 40s, 1m30s, 500ms)");
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let n: f64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let secs = match &rest[..unit_len] {
+            "ms" => n / 1000.0,
+            "s" => n,
+            "m" => n * 60.0,
+            "h" => n * 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        total += std::time::Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+    }
+    Ok(total)
 }
 
 /// The value of `--authorization-mode`.
@@ -258,5 +303,22 @@ impl ServerArgs {
     /// StorageClass `local-path`) runs.
     pub(crate) fn local_storage_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "local-storage")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_read_as_kubernetes_flags_write_them() {
+        assert_eq!(parse_duration("40s"), Ok(Duration::from_secs(40)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("1.5h"), Ok(Duration::from_secs(5400)));
+        for bad in ["", "40", "s", "4x", "-1s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 }
