@@ -255,6 +255,39 @@ impl EtcdCluster {
         wait_healthy(&endpoints, &mut self.children)
     }
 
+    /// The member that leads the cluster now, as the members running say
+    /// (`etcdctl endpoint status`); `None` if none answers or they name
+    /// no running member.
+    pub fn leader(&self) -> Option<usize> {
+        let mut ids = Vec::new();
+        let mut leader = None;
+        for (i, m) in self.members.iter().enumerate() {
+            if self.children[i].is_none() {
+                ids.push(None);
+                continue;
+            }
+            let out = Command::new("etcdctl")
+                .env("ETCDCTL_API", "3")
+                .arg("--endpoints")
+                .arg(m.client_url())
+                .args(["--command-timeout=2s", "endpoint", "status", "-w", "fields"])
+                .stderr(Stdio::null())
+                .output()
+                .ok()?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            let field = |name: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(&format!("\"{name}\" : ")))
+                    .map(|v| v.trim().to_string())
+            };
+            ids.push(field("MemberID"));
+            leader = leader.or(field("Leader"));
+        }
+        let leader = leader?;
+        ids.iter()
+            .position(|id| id.as_deref() == Some(leader.as_str()))
+    }
+
     /// The etcd version, as `etcd --version` prints it.
     pub fn version(&self) -> String {
         Command::new(etcd_bin())
