@@ -64,7 +64,7 @@ pub(crate) async fn node(o: NodeOptions) -> anyhow::Result<()> {
     let client = crate::apiserver::client(&o.kubeconfig).await?;
     let mut config = ferrokube_kubelet::KubeletConfig::new(o.node_name, o.data_dir);
     config.cni_bridge = o.bridge;
-    config.fallback_pod_cidr = o.pod_cidr;
+    config.pod_cidr = Some(o.pod_cidr);
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

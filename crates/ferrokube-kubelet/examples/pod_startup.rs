@@ -71,7 +71,7 @@ async fn start_agent(
     let mut config = ferrokube_kubelet::KubeletConfig::new(NODE, data_dir);
     config.cni_bridge = BRIDGE.into();
     config.kubelet_port = 0; // any free port: tests run side by side
-    config.fallback_pod_cidr = "10.198.0.0/24".into();
+    config.pod_cidr = Some("10.198.0.0/24".into());
     let agent = tokio::spawn(ferrokube_kubelet::run(
         client.clone(),
         config,

@@ -3,7 +3,8 @@
 //! supervises, kills the node's shims and every process under them (the pods'
 //! sandboxes and containers), unmounts what is mounted under the data dir, removes
 //! the pods' network namespaces, their veths, the pods' bridge and the node's
-//! nftables tables, and the CNI plugins' cache entries of its sandboxes.
+//! nftables tables, the CNI plugins' cache entries of its sandboxes, and the pod
+//! network between nodes (the routes of the keeper's protocol, the VXLAN device).
 //!
 //! Only what is this node's is touched: processes are recognised by the data dir's
 //! containerd config and socket on their command lines, sandboxes by the data dir's
@@ -48,6 +49,8 @@ pub struct Report {
     pub links: Vec<String>,
     /// The nftables tables removed (family `ip`).
     pub tables: Vec<String>,
+    /// What the pod network between nodes left that was removed (routes, device).
+    pub pod_network: Vec<String>,
 }
 
 /// A process seen in /proc.
@@ -322,6 +325,7 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
     }
     remove_netns(netns, &mut report);
     remove_links(bridge, cached_links, &mut report);
+    report.pod_network = crate::podnet::remove_all();
     for t in node_tables(bridge) {
         let out = std::process::Command::new("nft")
             .args(["delete", "table", "ip", &t])

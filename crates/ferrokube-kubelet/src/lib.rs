@@ -12,6 +12,7 @@ pub mod killall;
 mod localvolumes;
 mod node;
 mod pause;
+pub mod podnet;
 mod pods;
 mod quantity;
 mod registries;
@@ -53,8 +54,21 @@ pub struct KubeletConfig {
     pub masquerade: bool,
     /// Registry mirrors (k3s' registries.yaml); default DATA_DIR/registries.yaml.
     pub registries: Option<PathBuf>,
-    /// Pod CIDR while the Node has no `spec.podCIDR`.
-    pub fallback_pod_cidr: String,
+    /// The pod CIDR to use when the Node has no `spec.podCIDR` (Kubernetes'
+    /// `--pod-cidr`: for a node with no node IPAM controller in its cluster, such as
+    /// tools and tests). `None`, the default: wait for the controller to assign one,
+    /// so that no two nodes ever share a range.
+    pub pod_cidr: Option<String>,
+    /// How long to wait for `spec.podCIDR` before giving up (the agent then stops
+    /// with an error that says so).
+    pub pod_cidr_timeout: Duration,
+    /// The cluster's pod network (`--cluster-cidr`): pods' traffic to it keeps its
+    /// source address; only traffic leaving it is masqueraded. `None`: only the
+    /// node's own pod CIDR is exempt.
+    pub cluster_cidr: Option<String>,
+    /// The pod network backend between nodes (`--flannel-backend`): with VXLAN the
+    /// pods' interfaces get the overlay's smaller MTU.
+    pub flannel_backend: podnet::Backend,
     /// This node's InternalIP (default: the address of the default route).
     pub node_ip: Option<IpAddr>,
     /// Lease renewal period (Kubernetes: 10 s).
@@ -94,7 +108,10 @@ impl KubeletConfig {
             cni_bridge: "ferrokube0".into(),
             masquerade: true,
             registries: None,
-            fallback_pod_cidr: cni::FALLBACK_POD_CIDR.into(),
+            pod_cidr: None,
+            pod_cidr_timeout: Duration::from_secs(300),
+            cluster_cidr: None,
+            flannel_backend: podnet::Backend::HostGw,
             node_ip: None,
             lease_interval: Duration::from_secs(10),
             node_status_interval: Duration::from_secs(10),
@@ -206,18 +223,27 @@ pub async fn run_with_runtime(
     let registered = node::register(&client, &config, node_ip, &version)
         .await
         .context("registering the node")?;
-    let pod_cidr = registered
-        .pod_cidr
-        .clone()
-        .unwrap_or_else(|| config.fallback_pod_cidr.clone());
+    let pod_cidr = match (registered.pod_cidr.clone(), &config.pod_cidr) {
+        (Some(assigned), _) => assigned,
+        (None, Some(configured)) => configured.clone(),
+        (None, None) => node::wait_pod_cidr(&client, &config, &cancel).await?,
+    };
+    let mtu = match config.flannel_backend {
+        podnet::Backend::Vxlan => podnet::vxlan::pod_mtu(node_ip),
+        _ => None,
+    };
     cni::write_conflist(
         &cni_conf_dir,
-        &config.cni_bridge,
-        &pod_cidr,
+        &cni::Network {
+            bridge: &config.cni_bridge,
+            pod_cidr: &pod_cidr,
+            mtu,
+        },
         &config.agent_dir().join("cni").join("networks"),
     )?;
     if config.masquerade {
-        cni::set_masquerade(&config.cni_bridge, &pod_cidr).await?;
+        let cluster = config.cluster_cidr.as_deref().unwrap_or(&pod_cidr);
+        cni::set_masquerade(&config.cni_bridge, &pod_cidr, cluster).await?;
     }
     let config = Arc::new(config);
     let node_task = tokio::spawn(node::run(

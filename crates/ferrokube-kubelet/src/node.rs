@@ -354,6 +354,53 @@ pub(crate) async fn register(
     })
 }
 
+/// Waits for the node IPAM controller to give the Node a `spec.podCIDR` and returns
+/// it: a node never takes a range of its own, which another node might also take.
+/// Polls the Node (100 ms at first, then up to every 2 s), says every 10 s that it is
+/// still waiting, and gives up after `config.pod_cidr_timeout`.
+pub(crate) async fn wait_pod_cidr(
+    client: &kube::Client,
+    config: &KubeletConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<String> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(100);
+    let mut said = started;
+    tracing::info!(node = %config.node_name, "waiting for the node IPAM controller to assign spec.podCIDR");
+    loop {
+        match nodes.get_opt(&config.node_name).await {
+            Ok(Some(n)) => {
+                if let Some(cidr) = n.spec.and_then(|s| s.pod_cidr).filter(|c| !c.is_empty()) {
+                    tracing::info!(node = %config.node_name, pod_cidr = %cidr, waited = ?started.elapsed(), "node has its pod CIDR");
+                    return Ok(cidr);
+                }
+            }
+            Ok(None) => anyhow::bail!(
+                "node {} was deleted while waiting for its pod CIDR",
+                config.node_name
+            ),
+            Err(e) => tracing::warn!(error = %e, "reading the node for its pod CIDR"),
+        }
+        if started.elapsed() >= config.pod_cidr_timeout {
+            anyhow::bail!(
+                "node {} got no spec.podCIDR within {:?}: is the controller manager (node IPAM, --cluster-cidr) running?",
+                config.node_name,
+                config.pod_cidr_timeout
+            );
+        }
+        if said.elapsed() >= Duration::from_secs(10) {
+            said = Instant::now();
+            tracing::warn!(node = %config.node_name, waited = ?started.elapsed(), "still no spec.podCIDR: pods wait until the node IPAM controller (in the controller manager) assigns one");
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => anyhow::bail!("cancelled while waiting for the pod CIDR"),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 async fn renew_lease(
     client: &kube::Client,
     config: &KubeletConfig,

@@ -40,6 +40,7 @@ async fn start(prepare: impl FnOnce(&FakeRuntime)) -> Agent {
     config.node_ip = Some("192.0.2.10".parse().unwrap());
     config.kubelet_port = 0; // any free port: tests run side by side
     config.masquerade = false; // no pod network with the in-memory runtime
+    config.pod_cidr = Some("10.199.250.0/24".into()); // no node IPAM controller here
     config.backoff_initial = Duration::from_millis(300);
     config.backoff_max = Duration::from_secs(2);
     config.pod_poll_interval = Duration::from_secs(10);

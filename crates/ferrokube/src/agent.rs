@@ -43,6 +43,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             cluster_dns: args.cluster_dns,
             cluster_domain: args.cluster_domain.clone(),
             cluster_cidr: args.cluster_cidr.clone(),
+            flannel_backend: crate::components::flannel_backend(&args.flannel_backend)?,
             proxy: !args.disable_kube_proxy,
             proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
             kubelet_port: args.kubelet_port,

@@ -82,9 +82,16 @@ pub(crate) struct AgentArgs {
     #[arg(long)]
     pub node_name: Option<String>,
 
-    /// The cluster's pod network (for the proxy's masquerading).
+    /// The cluster's pod network: pods' traffic to it is not masqueraded (and
+    /// the proxy's masquerading reads it).
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
+
+    /// The pod network between nodes (k3s' flag): `host-gw` (routes to each
+    /// node's pod CIDR via its address; nodes share a layer 2 network),
+    /// `vxlan` (an overlay over UDP 8472), or `none` (left to the user).
+    #[arg(long, default_value = "host-gw", value_parser = ["host-gw", "vxlan", "none"])]
+    pub flannel_backend: String,
 
     /// Address of the cluster DNS service.
     #[arg(long, default_value = "10.43.0.10")]
@@ -162,6 +169,12 @@ pub(crate) struct ServerArgs {
     /// Pod network, split into one /24 per node.
     #[arg(long, default_value = "10.42.0.0/16")]
     pub cluster_cidr: String,
+
+    /// The pod network between nodes (k3s' flag): `host-gw` (routes to each
+    /// node's pod CIDR via its address; nodes share a layer 2 network),
+    /// `vxlan` (an overlay over UDP 8472), or `none` (left to the user).
+    #[arg(long, default_value = "host-gw", value_parser = ["host-gw", "vxlan", "none"])]
+    pub flannel_backend: String,
 
     /// Service network; the first address is the `kubernetes` Service.
     #[arg(long, default_value = "10.43.0.0/16")]

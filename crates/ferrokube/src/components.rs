@@ -28,6 +28,8 @@ pub(crate) struct NodeOptions {
     pub cluster_dns: IpAddr,
     pub cluster_domain: String,
     pub cluster_cidr: String,
+    /// The pod network between nodes (`--flannel-backend`).
+    pub flannel_backend: ferrokube_kubelet::podnet::Backend,
     pub proxy: bool,
     pub proxy_cleanup_on_exit: bool,
     pub kubelet_port: u16,
@@ -137,7 +139,17 @@ impl Components {
         if args.dns_enabled() {
             components.start_dns(args, &clients, &client).await?;
         }
-        if !args.disable_agent {
+        if args.disable_agent {
+            // No node here, but the API server still reaches pods (webhooks,
+            // aggregated APIs, pods/proxy): with host-gw, routes to every node's pods.
+            components.start_pod_network(
+                clients.user("system:kube-proxy", &[], "ferrokube-podnet"),
+                ferrokube_kubelet::podnet::PodNetConfig {
+                    backend: flannel_backend(&args.flannel_backend)?,
+                    node_name: None,
+                },
+            );
+        } else {
             components.start_node(
                 &NodeClients {
                     kubelet: clients.user(
@@ -258,6 +270,15 @@ impl Components {
         kubelet.cluster_domain = opts.cluster_domain.clone();
         kubelet.kubelet_port = opts.kubelet_port;
         kubelet.client_ca_pem = opts.cluster_ca_pem.clone();
+        kubelet.cluster_cidr = Some(opts.cluster_cidr.clone());
+        kubelet.flannel_backend = opts.flannel_backend;
+        self.start_pod_network(
+            client.clone(),
+            ferrokube_kubelet::podnet::PodNetConfig {
+                backend: opts.flannel_backend,
+                node_name: Some(opts.node_name.clone()),
+            },
+        );
         let (c, cancel) = (client.clone(), self.cancel.child_token());
         self.tasks.push((
             "kubelet",
@@ -286,6 +307,23 @@ impl Components {
         }
     }
 
+    /// Starts the keeper of the pod network between nodes (routes, VXLAN), unless the
+    /// backend is `none`.
+    pub(crate) fn start_pod_network(
+        &mut self,
+        client: kube::Client,
+        config: ferrokube_kubelet::podnet::PodNetConfig,
+    ) {
+        if config.backend == ferrokube_kubelet::podnet::Backend::None {
+            return;
+        }
+        let cancel = self.cancel.child_token();
+        self.tasks.push((
+            "pod-network",
+            tokio::spawn(ferrokube_kubelet::podnet::run(client, config, cancel)),
+        ));
+    }
+
     /// Stops every component and waits for it.
     pub(crate) async fn stop(self) {
         self.cancel.cancel();
@@ -311,6 +349,7 @@ fn node_options(
         cluster_dns: args.cluster_dns,
         cluster_domain: args.cluster_domain.clone(),
         cluster_cidr: args.cluster_cidr.clone(),
+        flannel_backend: flannel_backend(&args.flannel_backend)?,
         proxy: !args.disable_kube_proxy,
         proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
         kubelet_port: args.kubelet_port,
@@ -319,6 +358,11 @@ fn node_options(
                 .context("reading the cluster CA for the kubelet")?,
         ),
     })
+}
+
+/// The `--flannel-backend` flag's backend.
+pub(crate) fn flannel_backend(flag: &str) -> anyhow::Result<ferrokube_kubelet::podnet::Backend> {
+    Ok(flag.parse()?)
 }
 
 /// The cluster CA under `DATA_DIR/tls` (made by the API server's PKI), for

@@ -93,5 +93,8 @@ fn killall(data_dir: &std::path::Path) -> anyhow::Result<()> {
     for t in &r.tables {
         println!("deleted nftables table ip {t}");
     }
+    for n in &r.pod_network {
+        println!("removed {n}");
+    }
     Ok(())
 }

@@ -122,7 +122,7 @@ impl Env {
         let mut config = KubeletConfig::new(NODE, data.path());
         config.cni_bridge = bridge.clone();
         config.kubelet_port = 0; // any free port: tests run side by side
-        config.fallback_pod_cidr = subnet.clone();
+        config.pod_cidr = Some(subnet.clone()); // no node IPAM controller here
         let cancel = CancellationToken::new();
         let agent = tokio::spawn(ferrokube_kubelet::run(
             client.clone(),
