@@ -195,6 +195,23 @@ pub(crate) fn peers(nodes: &[Node], me: Option<&str>) -> Vec<Peer> {
     peers.into_values().collect()
 }
 
+/// This network namespace's IPv4 addresses: a peer at one of them shares the
+/// machine's routing table (nodes in one namespace, as in tests) and needs no route.
+async fn local_addresses() -> Vec<Ipv4Addr> {
+    let Ok(json) = run_tool("ip", &["-j", "-4", "addr", "show"].map(String::from)).await else {
+        return Vec::new();
+    };
+    let Ok(links) = serde_json::from_str::<Vec<serde_json::Value>>(&json) else {
+        return Vec::new();
+    };
+    links
+        .iter()
+        .filter_map(|l| l.get("addr_info")?.as_array())
+        .flatten()
+        .filter_map(|a| a.get("local")?.as_str()?.parse().ok())
+        .collect()
+}
+
 /// Runs `ip` (or `bridge`) with `args`; the error says which command failed and why.
 pub(crate) async fn run_tool(tool: &str, args: &[String]) -> anyhow::Result<String> {
     let out = tokio::process::Command::new(tool)
@@ -385,7 +402,11 @@ pub async fn sync_nodes(
     nodes: &[Node],
     vtep: Option<&vxlan::Vtep>,
 ) -> anyhow::Result<()> {
-    let peers = peers(nodes, me);
+    let local = local_addresses().await;
+    let peers: Vec<Peer> = peers(nodes, me)
+        .into_iter()
+        .filter(|p| !local.contains(&p.ip))
+        .collect();
     let desired = match (backend, vtep) {
         (Backend::HostGw, _) => routes::host_gw(&peers),
         (Backend::Vxlan, Some(vtep)) => {

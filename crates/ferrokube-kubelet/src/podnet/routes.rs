@@ -43,6 +43,21 @@ pub(crate) fn vxlan(peers: &[Peer], dev: &str) -> Vec<Route> {
         .collect()
 }
 
+/// The destinations of routes in `ip -j route show` output that are not the keeper's
+/// (another protocol): the keeper never replaces them (`ip route replace` would, the
+/// node's own bridge route among them).
+pub(crate) fn foreign_dsts(json: &str) -> Vec<String> {
+    let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else {
+        return Vec::new();
+    };
+    let ours = ROUTE_PROTO.to_string();
+    items
+        .iter()
+        .filter(|r| r.get("protocol").and_then(|p| p.as_str()) != Some(ours.as_str()))
+        .filter_map(|r| r.get("dst")?.as_str().map(str::to_string))
+        .collect()
+}
+
 /// The routes in `ip -j route show` output (those without a gateway are skipped).
 pub(crate) fn parse_routes(json: &str) -> Vec<Route> {
     let Ok(serde_json::Value::Array(items)) = serde_json::from_str(json) else {
@@ -102,14 +117,32 @@ pub(crate) fn plan(current: &[Route], desired: &[Route]) -> Vec<(&'static str, V
     cmds
 }
 
+/// The wanted routes but those whose destination another route of the machine's
+/// already has (a pod CIDR that is local, or routed by someone else).
+pub(crate) fn without_foreign(desired: &[Route], foreign: &[String]) -> Vec<Route> {
+    desired
+        .iter()
+        .filter(|r| {
+            let taken = foreign.contains(&r.dst);
+            if taken {
+                tracing::debug!(dst = %r.dst, "pod network: another route has this destination; left alone");
+            }
+            !taken
+        })
+        .cloned()
+        .collect()
+}
+
 /// Brings the keeper's routes in line with `desired`.
 pub(crate) async fn sync(desired: &[Route]) -> anyhow::Result<()> {
+    let all = super::run_tool("ip", &["-j", "route", "show"].map(String::from)).await?;
     let shown = super::run_tool(
         "ip",
         &["-j", "route", "show", "proto", &ROUTE_PROTO.to_string()].map(String::from),
     )
     .await?;
-    let plan = plan(&parse_routes(&shown), desired);
+    let desired = without_foreign(desired, &foreign_dsts(&all));
+    let plan = plan(&parse_routes(&shown), &desired);
     if !plan.is_empty() {
         tracing::info!(
             changes = plan.len(),
@@ -187,6 +220,31 @@ mod tests {
             r#"[{"dst":"10.42.1.0/24","gateway":"10.42.1.0","dev":"flannel.1","flags":["onlink"]}]"#,
         );
         assert!(plan(&current, &desired).is_empty());
+    }
+
+    #[test]
+    fn routes_of_others_are_never_replaced() {
+        let peers = [
+            peer("b", [10, 42, 1, 0], [10, 0, 0, 2]),
+            peer("c", [10, 42, 2, 0], [10, 0, 0, 3]),
+        ];
+        let all = r#"[{"dst":"10.42.1.0/24","dev":"ferrokube1","protocol":"kernel","scope":"link"},
+                      {"dst":"10.42.2.0/24","gateway":"10.0.0.3","dev":"eth0","protocol":"151"}]"#;
+        let foreign = foreign_dsts(all);
+        assert_eq!(foreign, ["10.42.1.0/24"]);
+        let desired = without_foreign(&host_gw(&peers), &foreign);
+        assert_eq!(desired.len(), 1);
+        assert_eq!(desired[0].dst, "10.42.2.0/24");
+        // Our own route to a destination someone else now routes is removed.
+        let ours = parse_routes(r#"[{"dst":"10.42.1.0/24","gateway":"10.0.0.2","dev":"eth0"}]"#);
+        let cmds: Vec<String> = plan(&ours, &desired)
+            .iter()
+            .map(|(t, a)| format!("{t} {}", a.join(" ")))
+            .collect();
+        assert!(
+            cmds.contains(&"ip route del 10.42.1.0/24 proto 151".to_string()),
+            "{cmds:?}"
+        );
     }
 
     #[test]
