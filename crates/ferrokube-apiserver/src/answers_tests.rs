@@ -35,6 +35,8 @@ pub(crate) async fn server(
             max_mutating_in_flight: 200,
             authorization_modes: vec![crate::authz::Mode::AlwaysAllow],
             admission_control_config_file: None,
+            tls_san: Vec::new(),
+            node_cert_lifetime: crate::server::NODE_CERT_LIFETIME,
         },
         store,
         cancel.clone(),

@@ -27,6 +27,7 @@ mod lean;
 mod limitranger;
 mod managed;
 mod metrics;
+mod nodepassword;
 mod objectmeta;
 mod oidc;
 pub mod options;

@@ -89,7 +89,7 @@ fn leaf_params(
     orgs: &[&str],
     sans: Vec<String>,
     server: bool,
-    days: i64,
+    lifetime: Duration,
 ) -> anyhow::Result<CertificateParams> {
     let mut p = CertificateParams::new(sans)?;
     p.distinguished_name.push(DnType::CommonName, cn);
@@ -98,7 +98,7 @@ fn leaf_params(
     }
     let now = OffsetDateTime::now_utc();
     p.not_before = now - Duration::hours(1);
-    p.not_after = now + Duration::days(days);
+    p.not_after = now + lifetime;
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -241,7 +241,8 @@ fn client_cert(
         }
     }
     let key = KeyPair::generate()?;
-    let cert = leaf_params(cn, orgs, Vec::new(), false, LEAF_DAYS)?.signed_by(&key, issuer)?;
+    let cert = leaf_params(cn, orgs, Vec::new(), false, Duration::days(LEAF_DAYS))?
+        .signed_by(&key, issuer)?;
     let (c, k) = (cert.pem(), key.serialize_pem());
     write_private(&key_path, &k)?;
     write_private(&crt, &c)?;
@@ -267,8 +268,14 @@ impl Pki {
 
         // The serving certificate: every start.
         let serving_key = KeyPair::generate()?;
-        let serving = leaf_params("kube-apiserver", &[], serving_sans, true, LEAF_DAYS)?
-            .signed_by(&serving_key, &issuer)?;
+        let serving = leaf_params(
+            "kube-apiserver",
+            &[],
+            serving_sans,
+            true,
+            Duration::days(LEAF_DAYS),
+        )?
+        .signed_by(&serving_key, &issuer)?;
         let (serving_cert_pem, serving_key_pem) = (serving.pem(), serving_key.serialize_pem());
         write_private(&path("serving.key"), &serving_key_pem)?;
         write_private(&path("serving.crt"), &serving_cert_pem)?;
@@ -444,12 +451,24 @@ pub fn issue_client_certificate(
     cn: &str,
     orgs: &[&str],
 ) -> anyhow::Result<(String, String)> {
+    issue_client_certificate_for(data_dir, cn, orgs, Duration::days(LEAF_DAYS))
+}
+
+/// As [`issue_client_certificate`], valid for `lifetime` (at most
+/// a year).
+pub(crate) fn issue_client_certificate_for(
+    data_dir: &Path,
+    cn: &str,
+    orgs: &[&str],
+    lifetime: Duration,
+) -> anyhow::Result<(String, String)> {
     let dir = data_dir.join("tls");
     let ca_key = read(&dir.join("ca.key")).context("reading the CA key")?;
     let ca_pem = read(&dir.join("ca.crt")).context("reading the CA certificate")?;
     let issuer = Issuer::from_ca_cert_pem(&ca_pem, KeyPair::from_pem(&ca_key)?)?;
     let key = KeyPair::generate()?;
-    let cert = leaf_params(cn, orgs, Vec::new(), false, LEAF_DAYS)?.signed_by(&key, &issuer)?;
+    let lifetime = lifetime.min(Duration::days(LEAF_DAYS));
+    let cert = leaf_params(cn, orgs, Vec::new(), false, lifetime)?.signed_by(&key, &issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -467,7 +486,7 @@ pub(crate) fn issue_for_test(data_dir: &Path, server: bool, days: i64) -> (Strin
     } else {
         ("system:admin", &["system:masters"], Vec::new())
     };
-    let cert = leaf_params(cn, orgs, sans, server, days)
+    let cert = leaf_params(cn, orgs, sans, server, Duration::days(days))
         .unwrap()
         .signed_by(&key, &issuer)
         .unwrap();

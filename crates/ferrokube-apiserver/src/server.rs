@@ -96,7 +96,17 @@ pub struct ServerConfig {
     /// AdmissionConfiguration (the PodSecurity plugin's defaults and
     /// exemptions).
     pub admission_control_config_file: Option<PathBuf>,
+    /// k3s' `--tls-san`: more host names and addresses the serving
+    /// certificate is valid for (it is issued at every start, so a changed
+    /// list is in effect after a restart).
+    pub tls_san: Vec<String>,
+    /// How long the certificates given to joining nodes last (Kubernetes'
+    /// `--cluster-signing-duration`, a year by default; at most a year).
+    pub node_cert_lifetime: Duration,
 }
+
+/// The default of [`ServerConfig::node_cert_lifetime`]: a year.
+pub const NODE_CERT_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 
 /// A running API server.
 pub struct RunningServer {
@@ -171,6 +181,8 @@ pub(crate) struct App {
     pub(crate) aggregator: crate::aggregator::Aggregator,
     data_dir: PathBuf,
     ca_pem: String,
+    /// How long joining nodes' certificates last.
+    node_cert_lifetime: Duration,
     tokens: TokenAuthenticator,
     sa_keys: Arc<crate::satoken::TokenKeys>,
     /// API priority and fairness: classifies and queues requests.
@@ -394,11 +406,22 @@ fn write_kubeconfigs(
 
 /// What runs beside the request handlers: the OpenAPI documents built off
 /// the request path (they are built on first use, and kubectl asks for them
-/// first), and the aggregator.
+/// first), the aggregator, and the removal of deleted Nodes' passwords.
 fn start_background(app: &Arc<App>, cancel: &CancellationToken) {
     let warm = app.clone();
     tokio::task::spawn_blocking(move || warm.rest.kinds.openapi());
     tokio::spawn(crate::aggregator::run(app.clone(), cancel.child_token()));
+    crate::nodepassword::start_cleanup(app.clone(), |a| &a.rest, cancel.child_token());
+}
+
+/// The serving certificate's names: the host's, the `kubernetes`
+/// Service's, and `--tls-san`'s.
+fn serving_sans(config: &ServerConfig, cidr: &crate::allocator::ServiceCidr) -> Vec<String> {
+    let mut sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
+    sans.extend(config.tls_san.iter().cloned());
+    sans.sort();
+    sans.dedup();
+    sans
 }
 
 /// Starts the API server; returns once it listens.
@@ -409,7 +432,7 @@ pub async fn start(
 ) -> anyhow::Result<RunningServer> {
     let cidr =
         crate::allocator::ServiceCidr::parse(&config.service_cidr).map_err(anyhow::Error::msg)?;
-    let sans = pki::serving_names(&config.node_name, Some(IpAddr::V4(cidr.first())));
+    let sans = serving_sans(&config, &cidr);
     let pki = Pki::ensure(&config.data_dir, sans.clone()).context("preparing certificates")?;
 
     let registry = Registry::default();
@@ -436,6 +459,7 @@ pub async fn start(
     let app = Arc::new(App {
         data_dir: config.data_dir.clone(),
         ca_pem: pki.ca_cert_pem.clone(),
+        node_cert_lifetime: config.node_cert_lifetime,
         rest: Rest {
             kinds: crate::served::Kinds::new(registry, cache.clone()),
             allocator: crate::allocator::Allocator::new(store.clone(), cidr),
@@ -908,7 +932,8 @@ fn impersonation_refused(
 /// A joining node's credentials: client certificates for
 /// `system:node:<nodeName>` (in `system:nodes`) and for
 /// `system:kube-proxy`, signed by the cluster CA, for the node named in the
-/// JSON body (`{"nodeName": ...}`). Authorization lets only the join
+/// JSON body (`{"nodeName": ..., "nodePassword": ...}`; see
+/// [`crate::nodepassword`]). Authorization lets only the join
 /// token's holders (`system:bootstrappers`) and the admins ask.
 async fn node_credentials(
     app: &App,
@@ -930,8 +955,19 @@ async fn node_credentials(
             problems.join(", ")
         )));
     }
+    // The node password (k3s' `<program>-Node-Password` header): a name
+    // already taken with another password is refused.
+    let password = asked["nodePassword"].as_str().unwrap_or_default();
+    if password.is_empty() || password.len() > 256 {
+        return Err(ApiError::bad_request(
+            "nodePassword: the node's password (1 to 256 characters) is required",
+        ));
+    }
+    crate::nodepassword::ensure(&app.rest, node, password).await?;
     let issue = |cn: &str, orgs: &[&str]| {
-        pki::issue_client_certificate(&app.data_dir, cn, orgs)
+        let lifetime =
+            time::Duration::try_from(app.node_cert_lifetime).unwrap_or(time::Duration::days(365));
+        pki::issue_client_certificate_for(&app.data_dir, cn, orgs, lifetime)
             .map(|(certificate, key)| json!({"certificate": certificate, "key": key}))
             .map_err(|e| ApiError::internal(format!("issuing a certificate for {cn}: {e:#}")))
     };

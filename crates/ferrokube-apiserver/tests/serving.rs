@@ -176,6 +176,8 @@ async fn start_switchable_server() -> (
             max_mutating_in_flight: 200,
             authorization_modes: vec![ferrokube_apiserver::authz::Mode::AlwaysAllow],
             admission_control_config_file: None,
+            tls_san: Vec::new(),
+            node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
         },
         store,
         cancel.clone(),

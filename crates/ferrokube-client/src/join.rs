@@ -53,53 +53,127 @@ pub struct NodeClients {
     pub ca_pem: String,
 }
 
+/// A joining node's credentials, as the server issued them.
+#[derive(Clone)]
+pub struct NodeCredentials {
+    /// The node agent's certificate and key (PEM).
+    pub kubelet: (String, String),
+    /// The proxy's certificate and key (PEM).
+    pub proxy: (String, String),
+    /// The cluster CA (PEM), checked against the token.
+    pub ca_pem: String,
+    /// When they were fetched.
+    pub fetched: std::time::SystemTime,
+    /// When the first of them expires.
+    pub not_after: std::time::SystemTime,
+}
+
 /// Joins `server` with the join `token` as the node `node_name`: fetches
-/// the node's client certificates with the token, and returns clients that
-/// use them.
+/// the node's client certificates with the token and the node's
+/// `password` (see [`node_credentials`]), and returns clients of `server`
+/// that use them.
 pub async fn node_clients(
     server: &str,
     token: &str,
     node_name: &str,
+    password: &str,
 ) -> anyhow::Result<NodeClients> {
+    node_credentials(server, token, node_name, password)
+        .await?
+        .clients(server)
+}
+
+/// Fetches the node's client certificates from `server` with the join
+/// `token`, sending the node's `password`: the server refuses (403) a node
+/// name that another password already holds.
+pub async fn node_credentials(
+    server: &str,
+    token: &str,
+    node_name: &str,
+    password: &str,
+) -> anyhow::Result<NodeCredentials> {
     let (joiner, ca_pem) = join(server, token).await?;
-    let body = serde_json::to_vec(&serde_json::json!({ "nodeName": node_name }))?;
+    let body = serde_json::to_vec(&serde_json::json!({
+        "nodeName": node_name,
+        "nodePassword": password,
+    }))?;
     let req = http::Request::post(NODE_CREDENTIALS_PATH)
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(body)?;
+    let fetched = std::time::SystemTime::now();
     let text = joiner
         .request_text(req)
         .await
         .with_context(|| format!("fetching the node's credentials from {server}"))?;
     let creds: serde_json::Value =
         serde_json::from_str(&text).context("the node's credentials are not JSON")?;
-    let url: http::Uri = server.parse()?;
-    let client = |who: &str| -> anyhow::Result<kube::Client> {
-        let b64 = |k: &str| {
+    let pair = |who: &str| -> anyhow::Result<(String, String)> {
+        let get = |k: &str| {
             creds[who][k]
                 .as_str()
-                .map(|pem| base64::engine::general_purpose::STANDARD.encode(pem))
+                .map(str::to_string)
                 .with_context(|| format!("no {who} {k} in the node's credentials"))
         };
-        let mut config = kube::Config::new(url.clone());
-        config.root_cert = Some(pem_certificates(&ca_pem)?);
-        config.auth_info = serde_json::from_value(serde_json::json!({
-            "client-certificate-data": b64("certificate")?,
-            "client-key-data": b64("key")?,
-        }))?;
-        // Named as Kubernetes' node components name their writes.
-        let component = if who == "kubelet" {
-            "kubelet"
-        } else {
-            "kube-proxy"
-        };
-        crate::set_user_agent(&mut config, &crate::user_agent(component, None))?;
-        kube::Client::try_from(config).context("building the API client")
+        Ok((get("certificate")?, get("key")?))
     };
-    Ok(NodeClients {
-        kubelet: client("kubelet")?,
-        proxy: client("proxy")?,
-        ca_pem: ca_pem.clone(),
+    let (kubelet, proxy) = (pair("kubelet")?, pair("proxy")?);
+    let not_after = not_after(&kubelet.0)?.min(not_after(&proxy.0)?);
+    Ok(NodeCredentials {
+        kubelet,
+        proxy,
+        ca_pem,
+        fetched,
+        not_after,
     })
+}
+
+/// When the PEM certificate `pem` expires.
+pub fn not_after(pem: &str) -> anyhow::Result<std::time::SystemTime> {
+    let (_, der) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| anyhow::anyhow!("a certificate that is not PEM: {e}"))?;
+    let cert = der
+        .parse_x509()
+        .map_err(|e| anyhow::anyhow!("a certificate that is not X.509: {e}"))?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0);
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+impl NodeCredentials {
+    /// When to ask for new credentials: as the kubelet's certificate
+    /// manager, at a random point between 70% and 90% of their lifetime.
+    pub fn renew_at(&self) -> std::time::SystemTime {
+        let life = self
+            .not_after
+            .duration_since(self.fetched)
+            .unwrap_or_default();
+        let share = 0.7 + rand::random::<f64>() * 0.2;
+        self.fetched + life.mul_f64(share)
+    }
+
+    /// Clients of the API server at `url` with these credentials, trusting
+    /// only the cluster CA.
+    pub fn clients(&self, url: &str) -> anyhow::Result<NodeClients> {
+        let uri: http::Uri = url
+            .parse()
+            .with_context(|| format!("the server address {url:?}"))?;
+        let b64 = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+        let client = |(cert, key): &(String, String), component: &str| {
+            let mut config = kube::Config::new(uri.clone());
+            config.root_cert = Some(pem_certificates(&self.ca_pem)?);
+            config.auth_info = serde_json::from_value(serde_json::json!({
+                "client-certificate-data": b64(cert),
+                "client-key-data": b64(key),
+            }))?;
+            // Named as Kubernetes' node components name their writes.
+            crate::set_user_agent(&mut config, &crate::user_agent(component, None))?;
+            kube::Client::try_from(config).context("building the API client")
+        };
+        Ok(NodeClients {
+            kubelet: client(&self.kubelet, "kubelet")?,
+            proxy: client(&self.proxy, "kube-proxy")?,
+            ca_pem: self.ca_pem.clone(),
+        })
+    }
 }
 
 /// The DER certificates of a PEM bundle.

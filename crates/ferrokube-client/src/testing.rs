@@ -39,12 +39,22 @@ impl TestApi {
     pub async fn start_with_authorization(
         modes: &[ferrokube_apiserver::authz::Mode],
     ) -> anyhow::Result<TestApi> {
+        Self::start_configured(|c| c.authorization_modes = modes.to_vec()).await
+    }
+
+    /// Starts a server on a free loopback port with the defaults of
+    /// [`TestApi::start`] changed by `configure` (e.g. a short
+    /// `node_cert_lifetime`, to test renewal).
+    pub async fn start_configured(
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> anyhow::Result<TestApi> {
+        use ferrokube_apiserver::authz::Mode;
         let dir = tempfile::tempdir()?;
         let store = EmbeddedStore::open(&dir.path().join("db"), EmbeddedOptions::default())
             .await
             .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
         let cancel = CancellationToken::new();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             data_dir: dir.path().to_path_buf(),
             bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
@@ -53,9 +63,12 @@ impl TestApi {
             service_cidr: "10.43.0.0/16".into(),
             max_in_flight: 400,
             max_mutating_in_flight: 200,
-            authorization_modes: modes.to_vec(),
+            authorization_modes: vec![Mode::Node, Mode::Rbac],
             admission_control_config_file: None,
+            tls_san: Vec::new(),
+            node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
         };
+        configure(&mut config);
         let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;
         Ok(TestApi {
             addr: api.addr,
