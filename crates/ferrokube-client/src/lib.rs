@@ -8,6 +8,7 @@
 //! process (no TCP or TLS), and (feature `testing`) an in-process API
 //! server for their tests.
 
+pub mod balancer;
 pub mod join;
 mod leader;
 pub mod slim;
