@@ -71,6 +71,17 @@ pub struct KubeletConfig {
     pub flannel_backend: podnet::Backend,
     /// This node's InternalIP (default: the address of the default route).
     pub node_ip: Option<IpAddr>,
+    /// More InternalIPs (`--node-ip`'s second address, for dual stack).
+    pub secondary_node_ips: Vec<IpAddr>,
+    /// The node's ExternalIPs (`--node-external-ip`).
+    pub node_external_ips: Vec<IpAddr>,
+    /// Labels the Node is created with (`--node-label`), besides the
+    /// well-known ones; as the kubelet's `--node-labels`, not applied again
+    /// to a Node that exists.
+    pub node_labels: std::collections::BTreeMap<String, String>,
+    /// Taints the Node is created with (the kubelet's
+    /// `--register-with-taints`, k3s' `--node-taint`).
+    pub register_with_taints: Vec<k8s_openapi::api::core::v1::Taint>,
     /// Lease renewal period (Kubernetes: 10 s).
     pub lease_interval: Duration,
     /// How often node conditions are recomputed (Kubernetes: 10 s).
@@ -113,6 +124,10 @@ impl KubeletConfig {
             cluster_cidr: None,
             flannel_backend: podnet::Backend::HostGw,
             node_ip: None,
+            secondary_node_ips: Vec::new(),
+            node_external_ips: Vec::new(),
+            node_labels: Default::default(),
+            register_with_taints: Vec::new(),
             lease_interval: Duration::from_secs(10),
             node_status_interval: Duration::from_secs(10),
             backoff_initial: Duration::from_secs(10),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::api::core::v1::{Node, NodeCondition};
+use k8s_openapi::api::core::v1::{Node, NodeCondition, NodeSpec};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -115,18 +115,11 @@ pub(crate) fn capacity(data_dir: &Path) -> BTreeMap<String, Quantity> {
     ])
 }
 
-/// The Node object this agent creates.
+/// The Node object this agent creates: the well-known labels and the
+/// configured ones (a well-known label wins), and the configured taints.
 pub(crate) fn node_object(config: &KubeletConfig) -> Node {
-    let labels = BTreeMap::from([
-        (
-            "kubernetes.io/hostname".to_string(),
-            config.node_name.clone(),
-        ),
-        ("kubernetes.io/os".to_string(), "linux".to_string()),
-        ("kubernetes.io/arch".to_string(), arch().to_string()),
-        ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
-        ("beta.kubernetes.io/arch".to_string(), arch().to_string()),
-    ]);
+    let mut labels = config.node_labels.clone();
+    labels.extend(default_labels(config));
     Node {
         metadata: ObjectMeta {
             name: Some(config.node_name.clone()),
@@ -137,8 +130,43 @@ pub(crate) fn node_object(config: &KubeletConfig) -> Node {
             )])),
             ..Default::default()
         },
+        spec: (!config.register_with_taints.is_empty()).then(|| NodeSpec {
+            taints: Some(config.register_with_taints.clone()),
+            ..Default::default()
+        }),
         ..Default::default()
     }
+}
+
+/// The labels the agent keeps on its Node: host name, OS, architecture.
+fn default_labels(config: &KubeletConfig) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            "kubernetes.io/hostname".to_string(),
+            config.node_name.clone(),
+        ),
+        ("kubernetes.io/os".to_string(), "linux".to_string()),
+        ("kubernetes.io/arch".to_string(), arch().to_string()),
+        ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
+        ("beta.kubernetes.io/arch".to_string(), arch().to_string()),
+    ])
+}
+
+/// The Node's addresses: its InternalIPs, ExternalIPs and host name.
+fn addresses(config: &KubeletConfig, node_ip: IpAddr) -> Vec<serde_json::Value> {
+    let mut out = vec![json!({"type": "InternalIP", "address": node_ip.to_string()})];
+    for ip in config
+        .secondary_node_ips
+        .iter()
+        .filter(|ip| **ip != node_ip)
+    {
+        out.push(json!({"type": "InternalIP", "address": ip.to_string()}));
+    }
+    for ip in &config.node_external_ips {
+        out.push(json!({"type": "ExternalIP", "address": ip.to_string()}));
+    }
+    out.push(json!({"type": "Hostname", "address": hostname()}));
+    out
 }
 
 fn condition(
@@ -278,10 +306,7 @@ fn status_patch(
             "capacity": cap,
             "allocatable": cap,
             "conditions": conds,
-            "addresses": [
-                {"type": "InternalIP", "address": node_ip.to_string()},
-                {"type": "Hostname", "address": hostname()},
-            ],
+            "addresses": addresses(config, node_ip),
             "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
             "nodeInfo": {
                 "machineID": read("/etc/machine-id"),
@@ -317,7 +342,7 @@ pub(crate) async fn register(
     let node = match nodes.get_opt(&config.node_name).await? {
         Some(n) => {
             // Make sure our labels are on it.
-            let want = node_object(config).metadata.labels.unwrap_or_default();
+            let want = default_labels(config);
             let patch = json!({"metadata": {"labels": want}});
             nodes
                 .patch(

@@ -64,11 +64,85 @@ pub(crate) struct ImageImportArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// How a node names itself and what it registers with (k3s' flags).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct NodeFlags {
+    /// The node's address(es), reported as its InternalIP (default: the
+    /// address of the default route's interface). Repeat or separate with
+    /// commas (one IPv4 and one IPv6 for dual stack).
+    #[arg(long, value_delimiter = ',')]
+    pub node_ip: Vec<IpAddr>,
+
+    /// The node's external address(es), reported as its ExternalIP.
+    /// Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub node_external_ip: Vec<IpAddr>,
+
+    /// A label `key=value` the node registers with (applied when the Node
+    /// is created, as k3s does). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = parse_label)]
+    pub node_label: Vec<(String, String)>,
+
+    /// A taint `key=value:Effect` or `key:Effect` (NoSchedule,
+    /// PreferNoSchedule, NoExecute) the node registers with. Repeat or
+    /// separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = parse_taint)]
+    pub node_taint: Vec<Taint>,
+
+    /// Append a random id (made once, kept in DATA_DIR/agent/node-id) to
+    /// the node name, so that machines with one host name stay apart.
+    #[arg(long)]
+    pub with_node_id: bool,
+}
+
+/// A taint of `--node-taint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Taint {
+    pub key: String,
+    pub value: String,
+    pub effect: String,
+}
+
+/// `key=value` of `--node-label`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.trim().to_string())),
+        _ => Err(format!("{s:?} is not a label key=value")),
+    }
+}
+
+/// `key=value:Effect` or `key:Effect` of `--node-taint`, as the kubelet's
+/// `--register-with-taints` reads them.
+fn parse_taint(s: &str) -> Result<Taint, String> {
+    let (kv, effect) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not a taint key=value:Effect (no effect)"))?;
+    if !matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute") {
+        return Err(format!(
+            "invalid taint effect {effect:?} in {s:?}: NoSchedule, PreferNoSchedule or NoExecute"
+        ));
+    }
+    let (key, value) = kv.split_once('=').unwrap_or((kv, ""));
+    if key.is_empty() {
+        return Err(format!("{s:?} is not a taint key=value:Effect (no key)"));
+    }
+    Ok(Taint {
+        key: key.to_string(),
+        value: value.to_string(),
+        effect: effect.to_string(),
+    })
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct AgentArgs {
-    /// The server to join, e.g. https://10.0.0.1:6443.
-    #[arg(long, env = "FERROKUBE_URL")]
-    pub server: String,
+    /// The server(s) to join, e.g. https://10.0.0.1:6443; several,
+    /// comma-separated, for a control plane of several servers: the agent's
+    /// clients go through a local balancer that fails over between them.
+    #[arg(long, env = "FERROKUBE_URL", value_delimiter = ',', required = true)]
+    pub server: Vec<String>,
+
+    #[command(flatten)]
+    pub node: NodeFlags,
 
     /// The join token (the server's DATA_DIR/token).
     #[arg(long, env = "FERROKUBE_TOKEN")]
@@ -191,6 +265,19 @@ pub(crate) struct ServerArgs {
     /// Run only the control plane, no node agent.
     #[arg(long)]
     pub disable_agent: bool,
+
+    #[command(flatten)]
+    pub node: NodeFlags,
+
+    /// More host names or addresses the serving certificate is valid for
+    /// (k3s' flag). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+
+    /// How long the certificates issued to joining nodes last (Kubernetes'
+    /// flag, e.g. 8760h; at most a year); agents renew theirs before.
+    #[arg(long, default_value = "8760h", value_parser = parse_duration)]
+    pub cluster_signing_duration: std::time::Duration,
 
     /// Cluster domain served by the cluster DNS.
     #[arg(long, default_value = "cluster.local")]
@@ -321,7 +408,7 @@ impl ServerArgs {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_duration;
+    use super::*;
     use std::time::Duration;
 
     #[test]
@@ -333,5 +420,33 @@ mod tests {
         for bad in ["", "40", "s", "4x", "-1s"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn taints_labels_and_durations_read_as_k3s_and_kubernetes_write_them() {
+        assert_eq!(
+            parse_taint("dedicated=gpu:NoSchedule"),
+            Ok(Taint {
+                key: "dedicated".into(),
+                value: "gpu".into(),
+                effect: "NoSchedule".into()
+            })
+        );
+        assert_eq!(
+            parse_taint("example.com/special:NoExecute").map(|t| (t.key, t.value)),
+            Ok(("example.com/special".into(), String::new()))
+        );
+        assert!(parse_taint("k=v").is_err());
+        assert!(parse_taint("k=v:Sometimes")
+            .unwrap_err()
+            .contains("invalid taint effect"));
+        assert!(parse_taint(":NoSchedule").is_err());
+        assert_eq!(parse_label("tier=edge"), Ok(("tier".into(), "edge".into())));
+        assert!(parse_label("tier").is_err());
+        assert_eq!(
+            parse_duration("8760h"),
+            Ok(Duration::from_secs(8760 * 3600))
+        );
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
     }
 }

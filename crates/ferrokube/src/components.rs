@@ -35,6 +35,8 @@ pub(crate) struct NodeOptions {
     pub kubelet_port: u16,
     /// The cluster CA: client certificates it signed may use the kubelet port.
     pub cluster_ca_pem: Option<String>,
+    /// Addresses, labels and taints the node registers with.
+    pub flags: crate::cli::NodeFlags,
 }
 
 /// The service account the cluster DNS runs as (k3s' CoreDNS's), bound
@@ -226,7 +228,8 @@ impl Components {
         clients: &InProcess,
         client: &kube::Client,
     ) -> anyhow::Result<()> {
-        let listen = SocketAddr::new(node_ip(), 53);
+        let ip = args.node.node_ip.first().copied().unwrap_or_else(node_ip);
+        let listen = SocketAddr::new(ip, 53);
         let config = ferrokube_dns::DnsConfig {
             listen,
             domain: args.cluster_domain.clone(),
@@ -249,6 +252,16 @@ impl Components {
             .context("publishing the kube-dns Service")?;
         self.tasks.push(("dns", tokio::spawn(dns.join())));
         Ok(())
+    }
+
+    /// Runs `task` (given a token that fires on [`Components::stop`]) as one
+    /// of the components, called `name`.
+    pub(crate) fn spawn<F>(&mut self, name: &'static str, task: impl FnOnce(CancellationToken) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let fut = task(self.cancel.child_token());
+        self.tasks.push((name, tokio::spawn(fut)));
     }
 
     /// Components with nothing started yet.
@@ -279,6 +292,7 @@ impl Components {
                 node_name: Some(opts.node_name.clone()),
             },
         );
+        crate::identity::apply(&opts.flags, &mut kubelet);
         let (c, cancel) = (client.clone(), self.cancel.child_token());
         self.tasks.push((
             "kubelet",
@@ -357,6 +371,7 @@ fn node_options(
             ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
                 .context("reading the cluster CA for the kubelet")?,
         ),
+        flags: args.node.clone(),
     })
 }
 
@@ -397,7 +412,7 @@ async fn publish_apiserver(client: &kube::Client, args: &ServerArgs) -> anyhow::
     use k8s_openapi::api::discovery::v1::EndpointSlice;
     use kube::api::{Api, Patch, PatchParams};
     let ip = if args.bind_address.is_unspecified() {
-        node_ip()
+        args.node.node_ip.first().copied().unwrap_or_else(node_ip)
     } else {
         args.bind_address
     };

@@ -5,6 +5,7 @@ mod cli;
 mod components;
 mod controller_manager;
 mod datastore;
+mod identity;
 mod localstorage;
 mod server;
 

@@ -25,7 +25,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         Duration::from_secs(args.compaction_interval_seconds.max(1)),
         cancel.child_token(),
     );
-    let node_name = args.node_name.clone().unwrap_or_else(hostname);
+    let node_name =
+        crate::identity::node_name(args.node_name.as_deref(), &args.node, &args.data_dir)?;
     let config = ServerConfig {
         data_dir: args.data_dir.clone(),
         bind_address: args.bind_address,
@@ -37,6 +38,8 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         max_mutating_in_flight: args.max_mutating_requests_inflight,
         authorization_modes: args.authorization_mode.0.clone(),
         admission_control_config_file: args.admission_control_config_file.clone(),
+        tls_san: args.tls_san.clone(),
+        node_cert_lifetime: args.cluster_signing_duration,
     };
     let api =
         match ferrokube_apiserver::start(config, datastore.store(), cancel.child_token()).await {

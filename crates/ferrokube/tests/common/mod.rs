@@ -204,6 +204,12 @@ impl Cluster {
         self.spawn();
     }
 
+    /// Replaces the extra flags the server starts with (for the next
+    /// [`Cluster::restart`]).
+    pub(crate) fn set_extra_args(&mut self, extra: &[&str]) {
+        self.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
