@@ -37,6 +37,8 @@ ALLOWED = {
     # The multi-node test lab drives the `ferrokube` binary and kubectl as
     # processes: it links no crate of ours.
     "ferrokube-lab": set(),
+    # The network policy controller: a client of the API, programming nft.
+    "ferrokube-netpol": {"ferrokube-api", "ferrokube-client", "ferrokube-nft"},
     # The binary and the benchmarks put everything together.
     "ferrokube": "*",
     "ferrokube-bench": "*",

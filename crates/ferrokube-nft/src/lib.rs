@@ -1,6 +1,7 @@
 //! Running `nft`: scripts go in on standard input and are applied as one
 //! transaction (all or nothing), which is what keeps updates atomic. Shared by
-//! the service proxy (its table) and the node agent (the pods' masquerade rule,
+//! the service proxy (its table), the network policy controller (its table)
+//! and the node agent (the pods' masquerade rule,
 //! and `ferrokube killall`, which removes the node's tables).
 
 use std::process::Stdio;
@@ -10,6 +11,10 @@ use tokio::io::AsyncWriteExt;
 /// The nftables table (family `ip`) the service proxy owns by default, and
 /// that `ferrokube killall` removes.
 pub const PROXY_TABLE: &str = "ferrokube-proxy";
+
+/// The nftables table (family `inet`) the network policy controller owns,
+/// and that `ferrokube killall` removes.
+pub const NETPOL_TABLE: &str = "ferrokube-netpol";
 
 /// Why applying a ruleset failed.
 #[derive(Debug, thiserror::Error)]
