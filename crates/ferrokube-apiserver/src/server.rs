@@ -930,8 +930,9 @@ fn impersonation_refused(
 }
 
 /// A joining node's credentials: client certificates for
-/// `system:node:<nodeName>` (in `system:nodes`) and for
-/// `system:kube-proxy`, signed by the cluster CA, for the node named in the
+/// `system:node:<nodeName>` (in `system:nodes`), `system:kube-proxy` and
+/// `system:k3s-controller` (its network policy controller), signed by the
+/// cluster CA, for the node named in the
 /// JSON body (`{"nodeName": ..., "nodePassword": ...}`; see
 /// [`crate::nodepassword`]). Authorization lets only the join
 /// token's holders (`system:bootstrappers`) and the admins ask.
@@ -974,6 +975,7 @@ async fn node_credentials(
     let answer = json!({
         "kubelet": issue(&format!("system:node:{node}"), &["system:nodes"])?,
         "proxy": issue("system:kube-proxy", &[])?,
+        "controller": issue(crate::authz::bootstrap::K3S_CONTROLLER, &[])?,
     });
     tracing::info!(node, "issued a joining node's credentials");
     Ok(json_response(StatusCode::OK, &answer))

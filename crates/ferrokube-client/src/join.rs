@@ -3,8 +3,9 @@
 //! against the hash the token carries, then talk to the server trusting
 //! only that CA, authenticated by the token's secret. The token only lets
 //! a joining agent fetch its node's credentials ([`node_clients`]): client
-//! certificates for `system:node:<name>` and `system:kube-proxy`, with
-//! which its node agent and proxy then act.
+//! certificates for `system:node:<name>`, `system:kube-proxy` and
+//! `system:k3s-controller`, with which its node agent, proxy and network
+//! policy controller then act.
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
@@ -43,12 +44,15 @@ pub async fn join(server: &str, token: &str) -> anyhow::Result<(kube::Client, St
 /// The path the API server serves joining nodes' credentials at.
 pub const NODE_CREDENTIALS_PATH: &str = "/ferrokube/v1/node-credentials";
 
-/// A joining node's clients: the node agent's and the proxy's.
+/// A joining node's clients: the node agent's, the proxy's and the network
+/// policy controller's.
 pub struct NodeClients {
     /// As `system:node:<name>` (group `system:nodes`).
     pub kubelet: kube::Client,
     /// As `system:kube-proxy`.
     pub proxy: kube::Client,
+    /// As `system:k3s-controller` (the network policy controller).
+    pub controller: kube::Client,
     /// The cluster CA (PEM), checked against the token.
     pub ca_pem: String,
 }
@@ -60,6 +64,8 @@ pub struct NodeCredentials {
     pub kubelet: (String, String),
     /// The proxy's certificate and key (PEM).
     pub proxy: (String, String),
+    /// The network policy controller's certificate and key (PEM).
+    pub controller: (String, String),
     /// The cluster CA (PEM), checked against the token.
     pub ca_pem: String,
     /// When they were fetched.
@@ -116,11 +122,14 @@ pub async fn node_credentials(
         };
         Ok((get("certificate")?, get("key")?))
     };
-    let (kubelet, proxy) = (pair("kubelet")?, pair("proxy")?);
-    let not_after = not_after(&kubelet.0)?.min(not_after(&proxy.0)?);
+    let (kubelet, proxy, controller) = (pair("kubelet")?, pair("proxy")?, pair("controller")?);
+    let not_after = not_after(&kubelet.0)?
+        .min(not_after(&proxy.0)?)
+        .min(not_after(&controller.0)?);
     Ok(NodeCredentials {
         kubelet,
         proxy,
+        controller,
         ca_pem,
         fetched,
         not_after,
@@ -171,6 +180,7 @@ impl NodeCredentials {
         Ok(NodeClients {
             kubelet: client(&self.kubelet, "kubelet")?,
             proxy: client(&self.proxy, "kube-proxy")?,
+            controller: client(&self.controller, "network-policy-controller")?,
             ca_pem: self.ca_pem.clone(),
         })
     }

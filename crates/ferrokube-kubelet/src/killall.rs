@@ -21,12 +21,13 @@ use crate::containerd::ContainerdPaths;
 /// Where libcni keeps the result of each ADD (read by containerd 1.6's CNI).
 pub const CNI_CACHE_DIR: &str = "/var/lib/cni/results";
 
-/// The nftables tables (family `ip`) a node makes: the pods' masquerade rule and
-/// the service proxy's.
-pub fn node_tables(bridge: &str) -> Vec<String> {
+/// The nftables tables a node makes, as (family, name): the pods' masquerade
+/// rule, the service proxy's, and the network policy controller's.
+pub fn node_tables(bridge: &str) -> Vec<(&'static str, String)> {
     vec![
-        crate::cni::masquerade_table(bridge),
-        ferrokube_nft::PROXY_TABLE.to_string(),
+        ("ip", crate::cni::masquerade_table(bridge)),
+        ("ip", ferrokube_nft::PROXY_TABLE.to_string()),
+        ("inet", ferrokube_nft::NETPOL_TABLE.to_string()),
     ]
 }
 
@@ -47,7 +48,7 @@ pub struct Report {
     pub netns_left: Vec<(PathBuf, String)>,
     /// The network interfaces removed (the pods' veths, the bridge).
     pub links: Vec<String>,
-    /// The nftables tables removed (family `ip`).
+    /// The nftables tables removed (family and name).
     pub tables: Vec<String>,
     /// What the pod network between nodes left that was removed (routes, device).
     pub pod_network: Vec<String>,
@@ -326,12 +327,12 @@ fn killall_with(data_dir: &Path, bridge: &str, cni_cache: &Path) -> anyhow::Resu
     remove_netns(netns, &mut report);
     remove_links(bridge, cached_links, &mut report);
     report.pod_network = crate::podnet::remove_all();
-    for t in node_tables(bridge) {
+    for (family, t) in node_tables(bridge) {
         let out = std::process::Command::new("nft")
-            .args(["delete", "table", "ip", &t])
+            .args(["delete", "table", family, &t])
             .output();
         if out.is_ok_and(|o| o.status.success()) {
-            report.tables.push(t);
+            report.tables.push(format!("{family} {t}"));
         }
     }
     for f in cache_files {

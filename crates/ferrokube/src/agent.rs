@@ -3,7 +3,8 @@
 //! client certificates with the token and its node password (which allow
 //! nothing else; see [`crate::identity`]), then runs what every node runs
 //! as an API client of the servers: the node agent as
-//! `system:node:<name>` and the service proxy as `system:kube-proxy`.
+//! `system:node:<name>`, the service proxy as `system:kube-proxy` and the
+//! network policy controller as `system:k3s-controller`.
 //!
 //! Why certificates fetched with the token rather than Kubernetes' TLS
 //! bootstrap (a CertificateSigningRequest approved and signed by the
@@ -115,6 +116,7 @@ async fn start(
         &NodeClients {
             kubelet: joined.kubelet,
             proxy: joined.proxy,
+            netpol: joined.controller,
         },
         &NodeOptions {
             node_name: node_name.to_string(),
@@ -126,6 +128,7 @@ async fn start(
             flannel_backend: crate::components::flannel_backend(&args.flannel_backend)?,
             proxy: !args.disable_kube_proxy,
             proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+            network_policy: !args.disable_network_policy,
             kubelet_port: args.kubelet_port,
             cluster_ca_pem: Some(joined.ca_pem),
             flags: args.node.clone(),

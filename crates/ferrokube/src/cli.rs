@@ -183,9 +183,15 @@ pub(crate) struct AgentArgs {
     #[arg(long)]
     pub disable_kube_proxy: bool,
 
-    /// Remove the service proxy's nftables table when the agent stops.
+    /// Remove the service proxy's and the network policy controller's
+    /// nftables tables when the agent stops.
     #[arg(long)]
     pub proxy_cleanup_on_exit: bool,
+
+    /// Do not enforce NetworkPolicies on this node (k3s' flag; a k3s agent
+    /// takes it from its server, a ferrokube agent from its own flags).
+    #[arg(long)]
+    pub disable_network_policy: bool,
 
     /// The port of the node's HTTPS server (logs, exec, attach,
     /// port-forward); 0 takes a free one.
@@ -305,9 +311,15 @@ pub(crate) struct ServerArgs {
     #[arg(long)]
     pub container_runtime_endpoint: Option<String>,
 
-    /// Remove the service proxy's nftables table when the server stops.
+    /// Remove the service proxy's and the network policy controller's
+    /// nftables tables when the server stops.
     #[arg(long)]
     pub proxy_cleanup_on_exit: bool,
+
+    /// Do not run the network policy controller (NetworkPolicies are then
+    /// stored but not enforced on this server's node), as k3s' flag.
+    #[arg(long)]
+    pub disable_network_policy: bool,
 
     /// The port of the node's HTTPS server (logs, exec, attach,
     /// port-forward); 0 takes a free one.

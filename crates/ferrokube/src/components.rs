@@ -6,6 +6,7 @@
 //! as its service account `system:serviceaccount:kube-system:<name>` (as
 //! `--use-service-account-credentials`); the node agent as
 //! `system:node:<name>` in `system:nodes`; the proxy as `system:kube-proxy`;
+//! the network policy controller as `system:k3s-controller` (k3s' user);
 //! the cluster DNS as `system:serviceaccount:kube-system:coredns`; only the
 //! API server's own setup (the `kubernetes` and `kube-dns` Services' endpoints, the
 //! local-path StorageClass) as `system:apiserver` in `system:masters`. Each
@@ -32,6 +33,8 @@ pub(crate) struct NodeOptions {
     pub flannel_backend: ferrokube_kubelet::podnet::Backend,
     pub proxy: bool,
     pub proxy_cleanup_on_exit: bool,
+    /// Enforce NetworkPolicies for the node's pods.
+    pub network_policy: bool,
     pub kubelet_port: u16,
     /// The cluster CA: client certificates it signed may use the kubelet port.
     pub cluster_ca_pem: Option<String>,
@@ -44,10 +47,12 @@ pub(crate) struct NodeOptions {
 pub(crate) const DNS_SERVICE_ACCOUNT: &str = "coredns";
 
 /// The clients of what runs on a node: the node agent's, as
-/// `system:node:<name>`, and the proxy's, as `system:kube-proxy`.
+/// `system:node:<name>`, the proxy's, as `system:kube-proxy`, and the
+/// network policy controller's, as `system:k3s-controller` (k3s' user for it).
 pub(crate) struct NodeClients {
     pub kubelet: kube::Client,
     pub proxy: kube::Client,
+    pub netpol: kube::Client,
 }
 
 /// Creates the service account `kube-system/<name>` unless it exists.
@@ -160,6 +165,7 @@ impl Components {
                         "kubelet",
                     ),
                     proxy: clients.user("system:kube-proxy", &[], "kube-proxy"),
+                    netpol: clients.user("system:k3s-controller", &[], "network-policy-controller"),
                 },
                 &node_options(args, node_name, kubeconfig)?,
             );
@@ -273,8 +279,8 @@ impl Components {
     }
 
     /// Starts what runs on every node: the node agent (kubelet, with the
-    /// containerd it supervises unless given a runtime) and the service
-    /// proxy.
+    /// containerd it supervises unless given a runtime), the service proxy
+    /// and the network policy controller.
     pub(crate) fn start_node(&mut self, clients: &NodeClients, opts: &NodeOptions) {
         let client = &clients.kubelet;
         let mut kubelet = ferrokube_kubelet::KubeletConfig::new(&opts.node_name, &opts.data_dir);
@@ -319,6 +325,30 @@ impl Components {
                 }),
             ));
         }
+        if opts.network_policy {
+            self.start_netpol(&clients.netpol, opts);
+        }
+    }
+
+    /// Starts the network policy controller of the node.
+    fn start_netpol(&mut self, client: &kube::Client, opts: &NodeOptions) {
+        let config = ferrokube_netpol::NetpolConfig {
+            node_name: opts.node_name.clone(),
+            cleanup_on_exit: opts.proxy_cleanup_on_exit,
+            ..Default::default()
+        };
+        let (client, cancel) = (client.clone(), self.cancel.child_token());
+        self.tasks.push((
+            "network-policy",
+            tokio::spawn(async move {
+                if let Err(e) = ferrokube_netpol::run(client, config, cancel, None).await {
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "network policy controller stopped"
+                    );
+                }
+            }),
+        ));
     }
 
     /// Starts the keeper of the pod network between nodes (routes, VXLAN), unless the
@@ -366,6 +396,7 @@ fn node_options(
         flannel_backend: flannel_backend(&args.flannel_backend)?,
         proxy: !args.disable_kube_proxy,
         proxy_cleanup_on_exit: args.proxy_cleanup_on_exit,
+        network_policy: !args.disable_network_policy,
         kubelet_port: args.kubelet_port,
         cluster_ca_pem: Some(
             ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)

@@ -92,7 +92,7 @@ fn killall(data_dir: &std::path::Path) -> anyhow::Result<()> {
         println!("deleted link {l}");
     }
     for t in &r.tables {
-        println!("deleted nftables table ip {t}");
+        println!("deleted nftables table {t}");
     }
     for n in &r.pod_network {
         println!("removed {n}");

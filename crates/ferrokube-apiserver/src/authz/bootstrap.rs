@@ -83,6 +83,10 @@ fn events_rule() -> Value {
 }
 
 const READ: &str = "get list watch";
+
+/// k3s' user (and role) for its controllers on each node: the network
+/// policy controller acts as it.
+pub(crate) const K3S_CONTROLLER: &str = "system:k3s-controller";
 const WRITE: &str = "create delete deletecollection patch update";
 
 fn meta(name: &str, namespace: Option<&str>, extra_labels: &[(&str, &str)]) -> Value {
@@ -304,6 +308,18 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 rule(READ, &[CORE], "nodes"),
                 events_rule(),
                 rule("list watch", &[DISCOVERY], "endpointslices"),
+            ],
+        ),
+        // k3s' own: its network policy controller (and tunnel) on every
+        // node, as the user `system:k3s-controller`.
+        cluster_role(
+            K3S_CONTROLLER,
+            &[],
+            vec![
+                rule("get", &[CORE], "nodes"),
+                rule("list watch", &[CORE], "namespaces"),
+                rule("list watch", &[NETWORKING], "networkpolicies"),
+                rule("get list watch", &[CORE], "endpoints pods"),
             ],
         ),
         cluster_role(
@@ -916,6 +932,7 @@ pub(crate) fn cluster_role_bindings() -> Vec<Value> {
             "system:node-proxier",
             vec![user("system:kube-proxy")],
         ),
+        cluster_binding(K3S_CONTROLLER, K3S_CONTROLLER, vec![user(K3S_CONTROLLER)]),
         cluster_binding(
             "system:service-account-issuer-discovery",
             "system:service-account-issuer-discovery",
