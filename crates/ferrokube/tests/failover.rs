@@ -1,0 +1,207 @@
+//! An agent joined to two servers on one etcd (`--server URL1,URL2`) keeps
+//! its node working when the server it was using dies: its clients reach
+//! the other server through the agent's balancer, the node stays Ready,
+//! and a new pod on it runs (scheduled by the surviving server once it
+//! holds the scheduler's Lease). The failover time (first server killed to
+//! the node's Lease renewed through the second) is printed.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::servers::TwoServers;
+use common::{repo_root, Cluster, POLL};
+use ferrokube_client::testing::wait::wait_until_blocking;
+
+/// The agent process; dropping it deletes its pods (through the surviving
+/// server), stops it (SIGTERM, then SIGKILL) and removes the pods' network.
+struct Agent {
+    child: Option<Child>,
+    kubeconfig: std::path::PathBuf,
+    /// Its data dir (removed after it stopped).
+    data: tempfile::TempDir,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = common::kubectl_with(
+            &self.kubeconfig,
+            &[
+                "delete",
+                "pods",
+                "--all",
+                "--grace-period=1",
+                "--timeout=60s",
+            ],
+        );
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
+    }
+}
+
+fn ready(c: &Cluster, node: &str) -> String {
+    let out = c.kubectl(&[
+        "get",
+        "node",
+        node,
+        "-o",
+        r#"jsonpath={.status.conditions[?(@.type=="Ready")].status}"#,
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn phase(c: &Cluster, pod: &str) -> String {
+    let out = c.kubectl(&["get", "pod", pod, "-o", "jsonpath={.status.phase}"]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The node's Lease renewTime, as text.
+fn renew_time(c: &Cluster, node: &str) -> String {
+    let out = c.kubectl(&[
+        "get",
+        "lease",
+        node,
+        "-n",
+        "kube-node-lease",
+        "-o",
+        "jsonpath={.spec.renewTime}",
+    ]);
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Starts the agent `node` joined to `urls` (its busybox image imported at
+/// start); the [`Agent`] stops it, and cleans up through `kubeconfig`.
+fn start_agent(urls: &str, token: &str, node: &str, kubeconfig: std::path::PathBuf) -> Agent {
+    let data = tempfile::Builder::new()
+        .prefix("ferrokube-agent")
+        .tempdir()
+        .expect("agent dir");
+    // The project's busybox image, imported by the node at start.
+    let images = data.path().join("agent/images");
+    std::fs::create_dir_all(&images).expect("images dir");
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-images.sh"))
+        .arg(&images)
+        .output()
+        .expect("run scripts/build-images.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = std::fs::File::create(data.path().join("agent.log")).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrokube"))
+        .args(["agent", "--server", urls, "--token", token])
+        .args([
+            "--node-name",
+            node,
+            "--kubelet-port",
+            "0",
+            "--proxy-cleanup-on-exit",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .spawn()
+        .expect("start the agent");
+    Agent {
+        child: Some(child),
+        kubeconfig,
+        data,
+    }
+}
+
+#[test]
+fn an_agent_fails_over_to_the_surviving_server() {
+    let node = "failover-1";
+    let mut two = TwoServers::start(&[], &[]);
+    let token = std::fs::read_to_string(two.servers[0].data_dir().join("token")).expect("token");
+    let agent = start_agent(&two.urls(), token.trim(), node, two.servers[1].kubeconfig());
+    let data = &agent.data;
+    let agent_log = || {
+        common::tail(
+            &std::fs::read_to_string(data.path().join("agent.log")).unwrap_or_default(),
+            30,
+        )
+    };
+    let (first, rest) = two.servers.split_at_mut(1);
+    let survivor = &rest[0];
+    wait_until_blocking(
+        "the node to be Ready",
+        Duration::from_secs(120),
+        POLL,
+        || ready(survivor, node) == "True",
+    );
+    let pod = |name: &str| {
+        survivor.kubectl_ok(&[
+            "run",
+            name,
+            "--image=busybox:1.35",
+            "--restart=Never",
+            "--",
+            "sleep",
+            "3600",
+        ]);
+    };
+    pod("before");
+    wait_until_blocking(
+        "the first pod to run",
+        Duration::from_secs(120),
+        POLL,
+        || phase(survivor, "before") == "Running",
+    );
+
+    // The first server dies.
+    let lease_before = renew_time(survivor, node);
+    first[0].kill();
+    let killed = Instant::now();
+    wait_until_blocking(
+        "the node's Lease to be renewed through the second server",
+        Duration::from_secs(40),
+        Duration::from_millis(200),
+        || {
+            let t = renew_time(survivor, node);
+            !t.is_empty() && t != lease_before
+        },
+    );
+    let failover = killed.elapsed();
+    // The node stays Ready past the node monitor's grace period (40 s).
+    while killed.elapsed() < Duration::from_secs(50) {
+        assert_eq!(ready(survivor, node), "True", "{}", agent_log());
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    pod("after");
+    let created = Instant::now();
+    wait_until_blocking(
+        "a new pod to run on the node",
+        Duration::from_secs(120),
+        POLL,
+        || phase(survivor, "after") == "Running",
+    );
+    let pod_time = created.elapsed();
+    assert_eq!(
+        survivor.kubectl_ok(&["get", "pod", "after", "-o", "jsonpath={.spec.nodeName}"]),
+        node
+    );
+    assert!(agent_log().contains("switched servers"), "{}", agent_log());
+    println!(
+        "failover: node Lease renewed through the second server {:.1} s after the first was killed; \
+         a new pod Running {:.1} s after creation",
+        failover.as_secs_f64(),
+        pod_time.as_secs_f64()
+    );
+}
