@@ -2,7 +2,9 @@
 //! the host's network namespace and three agents, each node in a namespace of
 //! its own on a lab bridge, seen through the real kubectl: the nodes join
 //! with their own addresses and become Ready, each runs pods, and the lab
-//! leaves nothing behind.
+//! leaves nothing behind; a Deployment spreads over the nodes by its
+//! topology spread constraint, and pods on every node resolve Services
+//! through the cluster DNS.
 
 use std::path::Path;
 use std::time::Duration;
@@ -33,6 +35,79 @@ fn pod_on(name: &str, node: &str) -> String {
     "containers": [{{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
       "command": ["sleep", "3600"]}}]}}}}"#
     )
+}
+
+/// The web server of these tests: busybox httpd on 8080 whose
+/// `/cgi-bin/ip` answers the address the request came from.
+const WEB_SCRIPT: &str = r#"mkdir -p /www/cgi-bin
+printf '#!/bin/sh\necho Content-Type: text/plain\necho\necho "$REMOTE_ADDR"\n' > /www/cgi-bin/ip
+chmod +x /www/cgi-bin/ip
+exec httpd -f -p 8080 -h /www"#;
+
+/// A Deployment `web` of `replicas` web servers spread over the nodes by
+/// hostname (maxSkew 1, DoNotSchedule), ready once they answer.
+fn web_deployment(replicas: usize) -> String {
+    serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "web"}},
+          "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+              "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"app": "web"}}}],
+            "containers": [{"name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+              "command": ["sh", "-c", WEB_SCRIPT],
+              "ports": [{"containerPort": 8080}],
+              "readinessProbe": {"httpGet": {"path": "/cgi-bin/ip", "port": 8080},
+                "periodSeconds": 1}}]}}}
+    })
+    .to_string()
+}
+
+/// The `web` Service: port 80 to the pods' 8080, a NodePort.
+const WEB_SERVICE: &str = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+  "spec": {"type": "NodePort", "selector": {"app": "web"},
+    "ports": [{"port": 80, "targetPort": 8080}]}}"#;
+
+/// One line per item of `kind` (with `-l selector` when not empty): the
+/// fields of the JSONPath `fields` (inside `{range .items[*]}`), split.
+fn rows(lab: &Lab, kind: &str, selector: &str, fields: &str) -> Vec<Vec<String>> {
+    let path = format!("jsonpath={{range .items[*]}}{fields}{{\"\\n\"}}{{end}}");
+    let mut args = vec!["get", kind, "-o", &path];
+    if !selector.is_empty() {
+        args.extend(["-l", selector]);
+    }
+    lab.kubectl_ok(&args)
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect())
+        .collect()
+}
+
+/// The pods of `web` as (name, IP, node).
+fn web_pods(lab: &Lab) -> Vec<(String, String, String)> {
+    rows(
+        lab,
+        "pods",
+        "app=web",
+        "{.metadata.name} {.status.podIP} {.spec.nodeName}",
+    )
+    .into_iter()
+    .filter_map(|r| Some((r.first()?.clone(), r.get(1)?.clone(), r.get(2)?.clone())))
+    .collect()
+}
+
+/// Starts `web` (6 pods, 2 per node) and one client pod per node
+/// (`client-<i>`), and waits for all of them to be ready.
+fn start_web_and_clients(lab: &Lab, dir: &Path) {
+    apply(lab, dir, "web", &web_deployment(6));
+    for (i, n) in lab.nodes().iter().enumerate() {
+        let name = format!("client-{i}");
+        apply(lab, dir, &name, &pod_on(&name, &n.name));
+    }
+    lab.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=180s"]);
+    for i in 0..lab.nodes().len() {
+        let pod = format!("pod/client-{i}");
+        lab.kubectl_ok(&["wait", "--for=condition=Ready", &pod, "--timeout=120s"]);
+    }
 }
 
 fn apply(lab: &Lab, dir: &Path, name: &str, manifest: &str) {
@@ -144,4 +219,42 @@ fn three_nodes_join_become_ready_run_a_pod_each_and_leave_nothing_behind() {
         !procs.lines().any(|l| l.contains(dir.as_ref())),
         "processes of the lab left behind:\n{procs}"
     );
+}
+
+#[test]
+fn a_deployment_spreads_two_pods_on_each_node_and_pods_on_every_node_resolve_cluster_dns() {
+    let lab = lab(3);
+    let dir = tempfile::tempdir().expect("dir");
+    start_web_and_clients(&lab, dir.path());
+    apply(&lab, dir.path(), "svc", WEB_SERVICE);
+
+    // maxSkew 1 over three nodes for six pods: two on each.
+    let pods = web_pods(&lab);
+    assert_eq!(pods.len(), 6, "{pods:?}");
+    for n in lab.nodes() {
+        let here = pods.iter().filter(|p| p.2 == n.name).count();
+        assert_eq!(here, 2, "{} runs {here} of web's pods: {pods:?}", n.name);
+    }
+
+    // Pods on every node resolve Services through the cluster DNS.
+    let cluster_ip = lab.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    for i in 0..lab.nodes().len() {
+        let client = format!("client-{i}");
+        let conf = lab.kubectl_ok(&["exec", &client, "--", "cat", "/etc/resolv.conf"]);
+        assert!(conf.contains("nameserver 10.43.0.10"), "{conf}");
+        let web = "web.default.svc.cluster.local";
+        let out = lab.kubectl_ok(&["exec", &client, "--", "nslookup", web]);
+        assert!(
+            out.contains(&format!("Address: {cluster_ip}")),
+            "{client}: {out}"
+        );
+        let out = lab.kubectl_ok(&[
+            "exec",
+            &client,
+            "--",
+            "nslookup",
+            "kubernetes.default.svc.cluster.local",
+        ]);
+        assert!(out.contains("Address: 10.43.0.1"), "{client}: {out}");
+    }
 }
