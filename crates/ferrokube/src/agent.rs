@@ -53,7 +53,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("joining {servers}: {e:#}"))
     };
     let mut creds = fetch().await?;
-    let mut components = start(&args, &node_name, &creds, &lb).await?;
+    let mut components = start(&args, &node_name, &creds, &lb, true).await?;
     tracing::info!(server = %servers, node = %node_name, "ferrokube agent joined");
     loop {
         let wait = creds
@@ -68,7 +68,7 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
             Ok(new) => {
                 creds = new;
                 components.stop().await;
-                components = start(&args, &node_name, &creds, &lb).await?;
+                components = start(&args, &node_name, &creds, &lb, false).await?;
                 tracing::info!(node = %node_name, "renewed the node's certificates");
             }
             Err(e) => {
@@ -93,19 +93,23 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the node's components with `creds`, through the balancer.
+/// Starts the node's components with `creds`, through the balancer; the
+/// `first` time, only once the server answers them.
 async fn start(
     args: &AgentArgs,
     node_name: &str,
     creds: &NodeCredentials,
     lb: &Balancer,
+    first: bool,
 ) -> anyhow::Result<Components> {
     let joined = creds.clients(&lb.url())?;
-    joined
-        .kubelet
-        .list_core_api_versions()
-        .await
-        .map_err(|e| anyhow::anyhow!("joining {}: {e}", args.server.join(",")))?;
+    if first {
+        joined
+            .kubelet
+            .list_core_api_versions()
+            .await
+            .map_err(|e| anyhow::anyhow!("joining {}: {e}", args.server.join(",")))?;
+    }
     let mut components = Components::empty();
     let learner = joined.proxy.clone();
     let learned = lb.servers_handle();
