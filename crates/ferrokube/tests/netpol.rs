@@ -150,6 +150,15 @@ impl Net<'_> {
     }
 }
 
+/// The controller's table as `nft` lists it ("" when there is none).
+fn table() -> String {
+    let out = std::process::Command::new("nft")
+        .args(["list", "table", "inet", TABLE])
+        .output()
+        .expect("nft");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 fn pod_ip(c: &Cluster, ns: &str, name: &str) -> String {
     c.kubectl_ok(&[
         "get",
@@ -221,20 +230,23 @@ fn network_policies_isolate_pods_and_let_allowed_traffic_through() {
 fn ingress_by_pods_and_namespaces(net: &Net) {
     let c = net.c;
     // Only clients of the server's namespace.
+    let applied = std::time::Instant::now();
     net.apply("only-clients", ONLY_CLIENTS);
+    // How long from kubectl's apply to the server's chain in the kernel.
+    wait_until_blocking(
+        "the server's chain",
+        CONVERGE,
+        Duration::from_millis(20),
+        || table().contains(&format!("{} : jump", net.server)),
+    );
+    println!(
+        "policy in the kernel {:?} after kubectl apply returned",
+        applied.elapsed()
+    );
     net.expect("default", "other", 8080, false);
     net.expect("default", "client", 8080, true);
     net.expect("default", "client", 9000, true);
     net.expect("blue", "visitor", 8080, false);
-    let rules = std::process::Command::new("nft")
-        .args(["list", "table", "inet", TABLE])
-        .output()
-        .expect("nft");
-    assert!(
-        String::from_utf8_lossy(&rules.stdout).contains(&net.server),
-        "the server's chain is in the table:\n{}",
-        String::from_utf8_lossy(&rules.stdout)
-    );
     // The node's probes still reach the isolated server: it stays Ready.
     std::thread::sleep(Duration::from_secs(3));
     let ready = c.kubectl_ok(&[
@@ -314,4 +326,31 @@ fn egress_then_no_policy(net: &Net) {
     ] {
         net.expect(ns, pod, port, true);
     }
+}
+
+/// `--disable-network-policy`: policies are stored but nothing is enforced
+/// (no table), as k3s' flag.
+#[test]
+fn disable_network_policy_leaves_policies_unenforced() {
+    // A table another node left (started to keep its rules) goes first.
+    drop(TableGuard);
+    let _table = TableGuard;
+    let c = Cluster::start_ready_node(
+        NODE,
+        &["--cluster-cidr", CLUSTER_CIDR, "--disable-network-policy"],
+    );
+    let net = Net {
+        c: &c,
+        server: String::new(),
+    };
+    net.apply("only-clients", ONLY_CLIENTS);
+    c.kubectl_ok(&["get", "networkpolicy", "only-clients"]);
+    // The node's other components do their work meanwhile; the controller
+    // would have written its table well within this.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        table(),
+        "",
+        "no network policy table with --disable-network-policy"
+    );
 }

@@ -291,6 +291,7 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
         "{tables}"
     );
     assert!(tables.contains("table ip ferrokube-proxy"), "{tables}");
+    assert!(tables.contains("table inet ferrokube-netpol"), "{tables}");
 
     let out = ferrokube(&["killall"], c.data_dir());
     let said = format!(
@@ -337,6 +338,7 @@ fn a_fresh_node_runs_pods_and_killall_leaves_nothing_of_it() {
         "{tables}"
     );
     assert!(!tables.contains("ferrokube-proxy"), "{tables}");
+    assert!(!tables.contains("ferrokube-netpol"), "{tables}");
     // Nothing else was touched.
     assert!(decoys.intact(), "killall removed someone else's: {said}");
     assert!(said.contains("killed 2 shim(s)"), "{said}");
