@@ -382,23 +382,97 @@ fn scripts_are_valid_nft() {
     assert!(s.starts_with(
         "add table inet ferrokube-netpol-check\ndelete table inet ferrokube-netpol-check\n"
     ));
-    let mut child = std::process::Command::new("nft")
-        .args(["-c", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run nft");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(s.as_bytes())
-        .expect("write script");
-    let out = child.wait_with_output().expect("nft");
+    let out = nft_check(&s);
     assert!(
         out.status.success(),
         "{}\n{s}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Scale: 1,000 pods (a third on this node) in 10 namespaces and 100
+/// policies, each pod selected by two of them for both directions. Prints
+/// the time to plan and render, and `nft -c`'s time to check the script
+/// (`cargo test -p ferrokube-netpol --release scale -- --nocapture`);
+/// fails when planning is far off (quadratic in pods times policies).
+#[test]
+fn scale_a_thousand_pods_and_a_hundred_policies() {
+    let mut pods = Vec::new();
+    for i in 0..1000u32 {
+        pods.push(pod(
+            &format!("ns{}", i % 10),
+            &format!("p{i}"),
+            &format!("10.40.{}.{}", i / 256, i % 256),
+            if i % 3 == 0 { "n1" } else { "n2" },
+            json!({"app": format!("a{}", i % 50), "role": if i % 2 == 0 { "client" } else { "server" }}),
+            json!([{"name": "http", "containerPort": 8080}]),
+        ));
+    }
+    let namespaces: NamespaceLabels = (0..10)
+        .map(|i| {
+            let labels = [("team".to_string(), format!("t{}", i % 3))]
+                .into_iter()
+                .collect();
+            (format!("ns{i}"), labels)
+        })
+        .collect();
+    let policies: Vec<NetworkPolicy> = (0..100)
+        .map(|i| {
+            serde_json::from_value(json!({
+                "metadata": {"namespace": format!("ns{}", i % 10), "name": format!("np{i}")},
+                "spec": {
+                    "podSelector": {"matchLabels": {"app": format!("a{}", i % 50)}},
+                    "policyTypes": ["Ingress", "Egress"],
+                    "ingress": [{"from": [
+                        {"podSelector": {"matchLabels": {"role": "client"}}},
+                        {"namespaceSelector": {"matchLabels": {"team": format!("t{}", i % 3)}}}
+                    ], "ports": [{"port": "http"}, {"port": 443}]}],
+                    "egress": [
+                        {"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}]},
+                        {"ports": [{"port": 53, "protocol": "UDP"}]}
+                    ]
+                }
+            }))
+            .expect("policy")
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let rs = plan("n1", &pods, &namespaces, &policies);
+    let s = script("ferrokube-netpol-scale", &rs);
+    let planned = started.elapsed();
+    assert_eq!((rs.ingress.len(), rs.egress.len()), (334, 334));
+    let started = std::time::Instant::now();
+    let out = nft_check(&s);
+    let checked = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!(
+        "1000 pods, 100 policies: {} sets, {} chains, {} lines; plan and render {planned:?}, nft -c {checked:?}",
+        rs.sets.len(),
+        rs.chains.len(),
+        s.lines().count()
+    );
+    assert!(planned < std::time::Duration::from_secs(5), "{planned:?}");
+}
+
+/// `nft -c` (check, apply nothing) on `script`.
+fn nft_check(script: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new("nft")
+        .args(["-c", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run nft");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    child.wait_with_output().expect("nft")
 }
