@@ -12,6 +12,8 @@
 //! cargo build --release -p ferrokube -p ferrokube-bench
 //! target/release/ferrokube-bench crd      # custom resources against ConfigMaps
 //! target/release/ferrokube-bench webhook  # a validating webhook's added latency
+//! target/release/ferrokube-bench etcd-failover  # write pause at an etcd leader's loss
+//! target/release/ferrokube-bench node-loss      # a node's death to its pod elsewhere (lab)
 //! ```
 
 mod apiserver;
@@ -20,6 +22,7 @@ mod controllers;
 mod crd;
 mod daemonset;
 mod engines;
+mod failover;
 mod gc;
 mod hollow;
 mod job;
@@ -78,6 +81,12 @@ enum Bench {
     Authz(authz::Options),
     /// The scheduler, in the manner of scheduler_perf (hollow nodes, real API server).
     Scheduler(scheduler::Options),
+    /// The longest pause in acknowledged API writes when the etcd leader
+    /// under the server is killed (3 members).
+    EtcdFailover(failover::EtcdOptions),
+    /// On the multi-node lab: from a node agent's death (and its link cut)
+    /// to its pod running on another node (tolerationSeconds 10).
+    NodeLoss(failover::NodeLossOptions),
     /// The node agent: pod start-up against containerd's floor, idle RSS and CPU.
     Kubelet(kubelet::Options),
     /// (internal) the node agent alone, for the kubelet benchmark.
@@ -112,6 +121,8 @@ fn main() -> anyhow::Result<()> {
         Bench::TcpLoad(opts) => rt.block_on(network::tcp_load(opts)),
         Bench::Scheduler(opts) => rt.block_on(scheduler::run(opts)),
         Bench::Authz(opts) => rt.block_on(authz::run(opts)),
+        Bench::EtcdFailover(opts) => rt.block_on(failover::etcd(opts)),
+        Bench::NodeLoss(opts) => failover::node_loss(opts),
         Bench::Kubelet(opts) => rt.block_on(kubelet::run(opts)),
         Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
     }
