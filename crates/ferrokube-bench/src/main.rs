@@ -28,6 +28,7 @@ mod hollow;
 mod job;
 mod kubelet;
 mod network;
+mod podnet;
 mod scheduler;
 mod stats;
 mod store;
@@ -89,6 +90,9 @@ enum Bench {
     NodeLoss(failover::NodeLossOptions),
     /// The node agent: pod start-up against containerd's floor, idle RSS and CPU.
     Kubelet(kubelet::Options),
+    /// The pod network: pod-to-pod throughput and connection rate across two lab
+    /// nodes against within one, with host-gw and with vxlan.
+    Podnet(podnet::Options),
     /// (internal) the node agent alone, for the kubelet benchmark.
     #[command(hide = true)]
     KubeletNode(kubelet::NodeOptions),
@@ -125,5 +129,6 @@ fn main() -> anyhow::Result<()> {
         Bench::NodeLoss(opts) => failover::node_loss(opts),
         Bench::Kubelet(opts) => rt.block_on(kubelet::run(opts)),
         Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
+        Bench::Podnet(opts) => podnet::run(opts),
     }
 }
