@@ -36,6 +36,7 @@ pub const SERVICE_ACCOUNTS: &[&str] = &[
     "resourcequota-controller",
     "root-ca-cert-publisher",
     "service-account-controller",
+    "service-controller",
     "statefulset-controller",
     "ttl-after-finished-controller",
 ];

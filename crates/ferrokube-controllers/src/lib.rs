@@ -72,6 +72,10 @@ pub struct ControllerConfig {
     /// The identity each controller acts under (default: all under the
     /// client given to [`run`]).
     pub clients: clients::ControllerClients,
+    /// Runs ServiceLB ([`servicelb`]): `ferrokube server` turns it on
+    /// unless `--disable servicelb`; off by default, as in
+    /// kube-controller-manager, which has no load balancer of its own.
+    pub servicelb: bool,
 }
 
 impl Default for ControllerConfig {
@@ -88,6 +92,7 @@ impl Default for ControllerConfig {
             cluster_signing_duration: csrsigning::DEFAULT_SIGNING_DURATION,
             local_storage_path: None,
             clients: Default::default(),
+            servicelb: false,
         }
     }
 }
@@ -144,6 +149,13 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
             cancel.clone(),
         )));
     }
+    if config.servicelb {
+        tasks.push(tokio::spawn(servicelb::start(
+            &mut informers,
+            client_for(servicelb::SERVICE_ACCOUNT),
+            cancel.clone(),
+        )));
+    }
     tasks.extend(informers.spawn(&cancel));
     cancel.cancelled().await;
     for t in tasks {
@@ -159,5 +171,6 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podgc;
 pub mod serviceaccount;
+pub mod servicelb;
 mod util;
 pub mod volumeprotection;

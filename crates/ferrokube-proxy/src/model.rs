@@ -61,6 +61,10 @@ pub(crate) struct ServicePort {
     pub(crate) protocol: Proto,
     pub(crate) port: u16,
     pub(crate) node_port: Option<u16>,
+    /// A LoadBalancer's `status.loadBalancer.ingress` addresses (ServiceLB
+    /// puts its nodes' there): traffic to them on `port` is the Service's,
+    /// under its external traffic policy, as for its NodePort.
+    pub(crate) load_balancer_ips: Vec<Ipv4Addr>,
     /// `sessionAffinity: ClientIP` timeout in seconds.
     pub(crate) affinity_timeout: Option<u32>,
     pub(crate) internal_local: bool,
@@ -128,6 +132,7 @@ pub(crate) fn plan(
                 .filter(|t| *t > 0)
                 .unwrap_or(10800)
         });
+        let load_balancer_ips = load_balancer_ips(svc);
         let svc_slices = by_service
             .get(&(ns.clone(), name.clone()))
             .map(Vec::as_slice)
@@ -151,6 +156,7 @@ pub(crate) fn plan(
                 protocol,
                 port,
                 node_port: p.node_port.and_then(|n| u16::try_from(n).ok()),
+                load_balancer_ips: load_balancer_ips.clone(),
                 affinity_timeout,
                 internal_local: spec.internal_traffic_policy.as_deref() == Some("Local"),
                 external_local: spec.external_traffic_policy.as_deref() == Some("Local"),
@@ -160,6 +166,26 @@ pub(crate) fn plan(
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
+}
+
+/// The IPv4 ingress addresses of a LoadBalancer Service (none for other
+/// types: a status left over from an earlier type does not count).
+fn load_balancer_ips(svc: &Service) -> Vec<Ipv4Addr> {
+    if svc.spec.as_ref().and_then(|s| s.type_.as_deref()) != Some("LoadBalancer") {
+        return Vec::new();
+    }
+    let mut ips: Vec<Ipv4Addr> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref()?.parse().ok())
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
 }
 
 /// The usable endpoints of the Service port named `port_name`.

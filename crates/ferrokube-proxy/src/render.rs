@@ -70,6 +70,12 @@ pub(crate) fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
                     .or_default()
                     .insert(format!("{proto} . {np}"), "goto reject-chain".into());
             }
+            for ip in &p.load_balancer_ips {
+                r.maps.entry(NO_ENDPOINT_SERVICES).or_default().insert(
+                    format!("{ip} . {proto} . {}", p.port),
+                    "goto reject-chain".into(),
+                );
+            }
             continue;
         }
         // With ClientIP affinity each endpoint needs a chain of its own
@@ -111,8 +117,9 @@ pub(crate) fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
                 format!("goto {svc_chain}"),
             );
         }
-        // The NodePort chain.
-        if let Some(np) = p.node_port {
+        // The external chain: the NodePort's and the load balancer
+        // addresses'.
+        if p.node_port.is_some() || !p.load_balancer_ips.is_empty() {
             let ext = format!("ext-{}", p.id);
             let mut rules = Vec::new();
             if p.external_local {
@@ -128,10 +135,18 @@ pub(crate) fn render(ports: &[ServicePort], cluster_cidr: &str) -> Ruleset {
                 rules.push(format!("goto {svc_chain}"));
             }
             r.chains.insert(ext.clone(), rules);
-            r.maps
-                .entry(SERVICE_NODEPORTS)
-                .or_default()
-                .insert(format!("{proto} . {np}"), format!("goto {ext}"));
+            if let Some(np) = p.node_port {
+                r.maps
+                    .entry(SERVICE_NODEPORTS)
+                    .or_default()
+                    .insert(format!("{proto} . {np}"), format!("goto {ext}"));
+            }
+            for ip in &p.load_balancer_ips {
+                r.maps.entry(SERVICE_IPS).or_default().insert(
+                    format!("{ip} . {proto} . {}", p.port),
+                    format!("goto {ext}"),
+                );
+            }
         }
     }
     r
@@ -374,6 +389,7 @@ mod tests {
             protocol: Proto::Tcp,
             port: 80,
             node_port: Some(30080),
+            load_balancer_ips: Vec::new(),
             affinity_timeout: None,
             internal_local: false,
             external_local: false,
@@ -426,6 +442,33 @@ mod tests {
         );
         assert_eq!(
             r.maps[NO_ENDPOINT_NODEPORTS]["tcp . 30080"],
+            "goto reject-chain"
+        );
+    }
+
+    #[test]
+    fn load_balancer_addresses_take_the_external_path() {
+        let mut p = port(&[("10.42.0.5", true), ("10.42.0.6", false)]);
+        p.load_balancer_ips = vec!["10.250.1.10".parse().expect("ip")];
+        p.node_port = None;
+        p.external_local = true;
+        let r = render(std::slice::from_ref(&p), "10.42.0.0/16");
+        assert_eq!(
+            r.maps[SERVICE_IPS]["10.250.1.10 . tcp . 80"],
+            "goto ext-default/web/tcp/http"
+        );
+        assert!(r.maps[SERVICE_NODEPORTS].is_empty());
+        // Local: from outside, only this node's endpoint.
+        assert_eq!(
+            r.chains["ext-default/web/tcp/http"]
+                .last()
+                .map(String::as_str),
+            Some("meta l4proto tcp dnat to 10.42.0.5:8080")
+        );
+        p.endpoints.clear();
+        let r = render(&[p], "10.42.0.0/16");
+        assert_eq!(
+            r.maps[NO_ENDPOINT_SERVICES]["10.250.1.10 . tcp . 80"],
             "goto reject-chain"
         );
     }

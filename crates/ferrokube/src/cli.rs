@@ -291,8 +291,9 @@ pub(crate) struct ServerArgs {
 
     /// Packaged components not to run (k3s' names): `coredns` (the cluster
     /// DNS; `dns` also works), `local-storage` (the local-path provisioner
-    /// and its default StorageClass). Repeat or separate with commas.
-    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage"])]
+    /// and its default StorageClass), `servicelb` (addresses for
+    /// LoadBalancer Services). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage", "servicelb"])]
     pub disable: Vec<String>,
 
     /// Do not run the service proxy on this node.
@@ -415,6 +416,12 @@ impl ServerArgs {
     /// StorageClass `local-path`) runs.
     pub(crate) fn local_storage_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "local-storage")
+    }
+
+    /// Whether ServiceLB gives LoadBalancer Services their nodes'
+    /// addresses.
+    pub(crate) fn servicelb_enabled(&self) -> bool {
+        !self.disable.iter().any(|d| d == "servicelb")
     }
 }
 

@@ -197,6 +197,7 @@ impl Components {
             local_storage_path: args
                 .local_storage_enabled()
                 .then(|| args.data_dir.join("storage")),
+            servicelb: args.servicelb_enabled(),
             clients: ferrokube_controllers::clients::ControllerClients::per_controller(
                 move |sa: &str| service_accounts.service_account(sa, CONTROLLER_MANAGER),
             ),

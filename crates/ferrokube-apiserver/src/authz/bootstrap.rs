@@ -769,6 +769,15 @@ pub(crate) fn controller_roles() -> Vec<Value> {
             vec![rule("create", &[CORE], "serviceaccounts"), events_rule()],
         ),
         c(
+            "service-controller",
+            vec![
+                rule("get list watch", &[CORE], "services"),
+                rule("patch update", &[CORE], "services/status"),
+                rule("list watch", &[CORE], "nodes"),
+                events_rule(),
+            ],
+        ),
+        c(
             "statefulset-controller",
             vec![
                 rule("list watch", &[CORE], "pods"),
