@@ -4,7 +4,9 @@
 //! with their own addresses and become Ready, each runs pods, and the lab
 //! leaves nothing behind; a Deployment spreads over the nodes by its
 //! topology spread constraint, and pods on every node resolve Services
-//! through the cluster DNS.
+//! through the cluster DNS; the nodes have distinct pod CIDRs and pods
+//! reach pods on other nodes with their own address; a Service's cluster IP
+//! and node port answer from every node.
 
 use std::path::Path;
 use std::time::Duration;
@@ -107,6 +109,45 @@ fn start_web_and_clients(lab: &Lab, dir: &Path) {
     for i in 0..lab.nodes().len() {
         let pod = format!("pod/client-{i}");
         lab.kubectl_ok(&["wait", "--for=condition=Ready", &pod, "--timeout=120s"]);
+    }
+}
+
+fn pod_ip(lab: &Lab, pod: &str) -> String {
+    lab.kubectl_ok(&["get", "pod", pod, "-o", "jsonpath={.status.podIP}"])
+}
+
+/// `GET /cgi-bin/ip` of a web server at `host:port`, from inside `pod`
+/// (busybox nc: the image's wget, statically linked, cannot resolve even
+/// an address literal); the command's output, the answer's body last.
+fn get_ip_from_pod(lab: &Lab, pod: &str, host: &str, port: u16) -> std::process::Output {
+    let script = format!("printf 'GET /cgi-bin/ip HTTP/1.0\\r\\n\\r\\n' | nc -w 5 {host} {port}");
+    lab.kubectl(&["exec", pod, "--", "sh", "-c", &script])
+}
+
+/// The address a web server saw a request come from: the last line of its
+/// answer (busybox httpd may write an IPv4 peer in its IPv6-mapped form).
+fn seen_from(answer: &[u8]) -> String {
+    String::from_utf8_lossy(answer)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .trim_start_matches("::ffff:")
+        .to_string()
+}
+
+/// `curl` of a URL from a node's namespace (`Some(i)`) or the host.
+fn curl(lab: &Lab, node: Option<usize>, url: &str) -> std::process::Output {
+    let cmd = ["curl", "-sS", "-m", "5", url];
+    match node {
+        Some(i) => lab.in_node(i, &cmd),
+        None => std::process::Command::new("curl")
+            .args(&cmd[1..])
+            .output()
+            .expect("run curl"),
     }
 }
 
@@ -256,5 +297,103 @@ fn a_deployment_spreads_two_pods_on_each_node_and_pods_on_every_node_resolve_clu
             "kubernetes.default.svc.cluster.local",
         ]);
         assert!(out.contains("Address: 10.43.0.1"), "{client}: {out}");
+    }
+}
+
+#[test]
+fn nodes_have_distinct_pod_cidrs_and_pods_reach_pods_on_other_nodes_with_their_own_address() {
+    let lab = lab(3);
+    let dir = tempfile::tempdir().expect("dir");
+    start_web_and_clients(&lab, dir.path());
+
+    // Each node has its own pod CIDR, and its pods' addresses are in it.
+    let cidrs = rows(&lab, "nodes", "", "{.metadata.name} {.spec.podCIDR}");
+    assert_eq!(cidrs.len(), 3, "{cidrs:?}");
+    let mut distinct: Vec<&String> = cidrs.iter().filter_map(|c| c.get(1)).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 3, "pod CIDRs not distinct: {cidrs:?}");
+    let pods = web_pods(&lab);
+    for (pod, ip, node) in &pods {
+        let row = cidrs.iter().find(|c| c.first() == Some(node));
+        let cidr = row.and_then(|r| r.get(1)).expect("the pod's node's CIDR");
+        // The nodes' /24s of the cluster CIDR: the first three octets match.
+        let net = cidr.trim_end_matches(".0/24");
+        assert!(
+            ip.starts_with(&format!("{net}.")),
+            "{pod} on {node} has {ip}, not in {cidr}"
+        );
+    }
+
+    // Every client reaches each web pod on the other nodes by its pod IP,
+    // and the server sees the client's own address (no masquerade inside
+    // the cluster CIDR).
+    for (i, n) in lab.nodes().iter().enumerate() {
+        let client = format!("client-{i}");
+        let client_ip = pod_ip(&lab, &client);
+        for (pod, ip, node) in pods.iter().filter(|p| p.2 != n.name) {
+            let out = get_ip_from_pod(&lab, &client, ip, 8080);
+            assert!(
+                out.status.success() && !out.stdout.is_empty(),
+                "{client} on {} cannot reach {pod} on {node} at {ip}: {}",
+                n.name,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                seen_from(&out.stdout),
+                client_ip,
+                "what {pod} saw of {client}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_services_cluster_ip_and_node_port_answer_from_every_node() {
+    let lab = lab(3);
+    let dir = tempfile::tempdir().expect("dir");
+    start_web_and_clients(&lab, dir.path());
+    apply(&lab, dir.path(), "svc", WEB_SERVICE);
+    let cluster_ip = lab.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    let port_path = "jsonpath={.spec.ports[0].nodePort}";
+    let node_port = lab.kubectl_ok(&["get", "svc", "web", "-o", port_path]);
+    wait_until_blocking("web's six endpoints", Duration::from_secs(60), POLL, || {
+        let path = "{.endpoints[*].addresses[0]}";
+        let found = rows(
+            &lab,
+            "endpointslices",
+            "kubernetes.io/service-name=web",
+            path,
+        );
+        found.iter().map(Vec::len).sum::<usize>() == 6
+    });
+
+    // From every node's own namespace, and from a pod on every node, the
+    // cluster IP answers each of several requests (spread over the pods on
+    // all nodes); the pod's request arrives from the pod's own address.
+    let url = format!("http://{cluster_ip}/cgi-bin/ip");
+    for (i, n) in lab.nodes().iter().enumerate() {
+        let client = format!("client-{i}");
+        let client_ip = pod_ip(&lab, &client);
+        for _ in 0..6 {
+            let out = curl(&lab, Some(i), &url);
+            assert!(out.status.success(), "{url} from {}: {out:?}", n.name);
+            let out = get_ip_from_pod(&lab, &client, &cluster_ip, 80);
+            assert!(
+                out.status.success() && !out.stdout.is_empty(),
+                "{url} from {client}: {out:?}"
+            );
+            assert_eq!(seen_from(&out.stdout), client_ip);
+        }
+    }
+
+    // The node port answers on every node's address from the host (outside
+    // the nodes), whichever node the chosen pod runs on.
+    for n in lab.nodes() {
+        let url = format!("http://{}:{node_port}/cgi-bin/ip", n.ip);
+        for _ in 0..6 {
+            let out = curl(&lab, None, &url);
+            assert!(out.status.success(), "{url} from the host: {out:?}");
+        }
     }
 }
