@@ -6,7 +6,9 @@
 //! topology spread constraint, and pods on every node resolve Services
 //! through the cluster DNS; the nodes have distinct pod CIDRs and pods
 //! reach pods on other nodes with their own address; a Service's cluster IP
-//! and node port answer from every node.
+//! and node port answer from every node; ServiceLB serves a LoadBalancer on
+//! every node, a Local one only where its pod runs, and only labelled nodes
+//! once one is labelled.
 
 use std::path::Path;
 use std::time::Duration;
@@ -396,4 +398,99 @@ fn a_services_cluster_ip_and_node_port_answer_from_every_node() {
             assert!(out.status.success(), "{url} from the host: {out:?}");
         }
     }
+}
+
+/// A web server pod (`app=one`) on `node`, ready once it answers.
+fn web_pod_on(name: &str, node: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "one"}},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+          "terminationGracePeriodSeconds": 1,
+          "containers": [{"name": "web", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+            "command": ["sh", "-c", WEB_SCRIPT],
+            "readinessProbe": {"httpGet": {"path": "/cgi-bin/ip", "port": 8080}, "periodSeconds": 1}}]}
+    })
+    .to_string()
+}
+
+/// A LoadBalancer Service in front of `app=one`.
+fn load_balancer(name: &str, policy: &str, port: u16) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": name},
+        "spec": {"type": "LoadBalancer", "externalTrafficPolicy": policy,
+          "selector": {"app": "one"}, "ports": [{"port": port, "targetPort": 8080}]}
+    })
+    .to_string()
+}
+
+fn ingress(lab: &Lab, svc: &str) -> String {
+    let path = "jsonpath={.status.loadBalancer.ingress[*].ip}";
+    lab.kubectl_ok(&["get", "svc", svc, "-o", path])
+}
+
+#[test]
+fn servicelb_serves_a_load_balancer_on_every_node_and_a_local_one_where_its_pod_runs() {
+    let lab = lab(3);
+    let dir = tempfile::tempdir().expect("dir");
+    let ips: Vec<String> = lab.nodes().iter().map(|n| n.ip.to_string()).collect();
+    apply(&lab, dir.path(), "one", &web_pod_on("one", "node-1"));
+    apply(
+        &lab,
+        dir.path(),
+        "lb",
+        &load_balancer("lb", "Cluster", 18091),
+    );
+    apply(
+        &lab,
+        dir.path(),
+        "lb-local",
+        &load_balancer("lb-local", "Local", 18090),
+    );
+    lab.kubectl_ok(&["wait", "--for=condition=Ready", "pod/one", "--timeout=120s"]);
+
+    // Every node serves the Cluster one; only node-1, where the pod runs,
+    // the Local one.
+    wait_until_blocking(
+        "the load balancers' addresses",
+        Duration::from_secs(60),
+        POLL,
+        || ingress(&lab, "lb") == ips.join(" ") && ingress(&lab, "lb-local") == ips[1],
+    );
+    let out = lab.kubectl_ok(&["get", "svc", "lb", "--no-headers"]);
+    assert!(out.contains(&ips.join(",")), "EXTERNAL-IP: {out}");
+
+    // From the host, each node's address answers on the Cluster one's port.
+    for ip in &ips {
+        let out = curl(&lab, None, &format!("http://{ip}:18091/cgi-bin/ip"));
+        assert!(out.status.success(), "{ip}:18091: {out:?}");
+    }
+    // The Local one answers on node-1 and keeps the client's address.
+    let out = curl(&lab, None, &format!("http://{}:18090/cgi-bin/ip", ips[1]));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(seen_from(&out.stdout), lab.server_ip().to_string());
+
+    // Once a node is labelled enablelb, only labelled nodes serve: node-2
+    // alone, which has no endpoint for the Local one.
+    let label = "svccontroller.k3s.cattle.io/enablelb=true";
+    lab.kubectl_ok(&["label", "node", "node-2", label]);
+    wait_until_blocking(
+        "node-2 alone to serve",
+        Duration::from_secs(30),
+        POLL,
+        || ingress(&lab, "lb") == ips[2] && ingress(&lab, "lb-local").is_empty(),
+    );
+    let out = lab.kubectl_ok(&["get", "svc", "lb-local", "--no-headers"]);
+    assert!(out.contains("<pending>"), "{out}");
+    let out = curl(&lab, None, &format!("http://{}:18091/cgi-bin/ip", ips[2]));
+    assert!(out.status.success(), "{out:?}");
+    wait_until_blocking(
+        "node-0 to stop serving",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            !curl(&lab, None, &format!("http://{}:18091/cgi-bin/ip", ips[0]))
+                .status
+                .success()
+        },
+    );
 }
