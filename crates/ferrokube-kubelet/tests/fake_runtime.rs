@@ -30,6 +30,14 @@ struct Agent {
 }
 
 async fn start(prepare: impl FnOnce(&FakeRuntime)) -> Agent {
+    start_with(prepare, |_| {}).await
+}
+
+/// Like `start`, with `configure` run on the agent's configuration last.
+async fn start_with(
+    prepare: impl FnOnce(&FakeRuntime),
+    configure: impl FnOnce(&mut KubeletConfig),
+) -> Agent {
     let api = TestApi::start().await.expect("api");
     let client = api.client().await.expect("client");
     let dir = tempfile::tempdir().unwrap();
@@ -45,6 +53,7 @@ async fn start(prepare: impl FnOnce(&FakeRuntime)) -> Agent {
     config.backoff_max = Duration::from_secs(2);
     config.pod_poll_interval = Duration::from_secs(10);
     config.relist_interval = Duration::from_millis(50);
+    configure(&mut config);
     let cancel = CancellationToken::new();
     let runtime: Arc<dyn Runtime> = rt.clone();
     let task = tokio::spawn(ferrokube_kubelet::run_with_runtime(
@@ -439,5 +448,38 @@ async fn readiness_gates_ready_and_liveness_restarts() {
         .iter()
         .any(|x| x.starts_with("StopContainer") && x.ends_with(" 3")));
     assert!(c.metadata.is_some());
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn waits_for_its_assigned_pod_cidr_before_configuring_cni() {
+    // No pod CIDR of its own: the node waits for the node IPAM controller's.
+    let a = start_with(|_| {}, |c| c.pod_cidr = None).await;
+    let nodes: Api<Node> = Api::all(a.client.clone());
+    a.wait(10, "the node to register", async || {
+        nodes.get_opt(NODE).await.ok()?
+    })
+    .await;
+    let conflist = a._dir.path().join("net.d/10-ferrokube.conflist");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!conflist.exists(), "wrote a CNI config before any pod CIDR");
+    assert!(!a.task.is_finished(), "the agent gave up at once");
+    // What the node IPAM controller does.
+    let patch =
+        serde_json::json!({"spec": {"podCIDR": "10.42.7.0/24", "podCIDRs": ["10.42.7.0/24"]}});
+    nodes
+        .patch(
+            NODE,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await
+        .unwrap();
+    let text = a
+        .wait(10, "the CNI config", async || {
+            std::fs::read_to_string(&conflist).ok()
+        })
+        .await;
+    assert!(text.contains(r#""subnet": "10.42.7.0/24""#), "{text}");
     a.stop().await;
 }

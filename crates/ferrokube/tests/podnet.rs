@@ -192,7 +192,7 @@ fn host_gw_pods_on_different_nodes_see_each_others_own_address() {
 
 #[test]
 fn vxlan_pods_on_different_nodes_see_each_others_own_address() {
-    let lab = lab(&["--flannel-backend", "vxlan"]);
+    let mut lab = lab(&["--flannel-backend", "vxlan"]);
     // Each node publishes its VTEP; the other routes its pods through the overlay.
     let data = jsonpath(
         &lab,
@@ -254,4 +254,27 @@ fn vxlan_pods_on_different_nodes_see_each_others_own_address() {
     // The pods' interfaces have the overlay's MTU (the lab's 1500 less 50).
     let mtu = lab.kubectl_ok(&["exec", "client", "--", "cat", "/sys/class/net/eth0/mtu"]);
     assert_eq!(mtu.trim(), "1450");
+
+    // `ferrokube killall` on node-0 removes the overlay: the device and the routes.
+    lab.kill_agent(0);
+    let data_dir = lab.node_data_dir(0).to_string_lossy().into_owned();
+    let out = lab.in_node(
+        0,
+        &[
+            env!("CARGO_BIN_EXE_ferrokube"),
+            "killall",
+            "--data-dir",
+            &data_dir,
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(said.contains("removed flannel.1"), "{said}");
+    assert!(said.contains("pod network route(s) (proto 151)"), "{said}");
+    let out = lab.in_node(0, &["ip", "route", "show", "proto", "151"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "");
+    assert!(!lab
+        .in_node(0, &["ip", "link", "show", "flannel.1"])
+        .status
+        .success());
 }
