@@ -273,23 +273,61 @@ pub async fn run(client: kube::Client, config: PodNetConfig, cancel: Cancellatio
         backend = keeper.config.backend.name(),
         "keeping the pod network between nodes"
     );
+    let mut last = Vec::new();
     loop {
-        tokio::select! {
+        let resync = tokio::select! {
             _ = cancel.cancelled() => return,
             ev = events.next() => match ev {
                 Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
-                Some(Ok(_)) => ready = true,
+                Some(Ok(_)) => { ready = true; false }
                 Some(Err(e)) => { tracing::debug!(error = %e, "watching nodes"); continue; }
                 None => return,
             },
-            _ = tick.tick() => {}
-        }
+            _ = tick.tick() => true,
+        };
         if !ready {
             continue;
         }
         let nodes: Vec<Node> = store.state().iter().map(|n| (**n).clone()).collect();
+        // Nodes change every few seconds (their status); a pass runs only when what
+        // the network depends on changed, or on the periodic resync.
+        let now = network_view(&nodes);
+        if !resync && now == last {
+            continue;
+        }
         keeper.sync(&nodes).await;
+        last = now;
     }
+}
+
+/// A node's name, pod CIDR, InternalIP and flannel annotations.
+type NodeView = (String, Option<String>, Option<Ipv4Addr>, Vec<String>);
+
+/// What of `nodes` the pod network depends on: names, pod CIDRs, addresses and the
+/// backend annotations, in a stable order.
+fn network_view(nodes: &[Node]) -> Vec<NodeView> {
+    let mut view: Vec<_> = nodes
+        .iter()
+        .map(|n| {
+            let flannel: Vec<String> = [
+                ANNOTATION_BACKEND_TYPE,
+                ANNOTATION_BACKEND_DATA,
+                ANNOTATION_PUBLIC_IP,
+                ANNOTATION_KUBE_SUBNET_MANAGER,
+            ]
+            .iter()
+            .map(|k| annotation(n, k).unwrap_or_default().to_string())
+            .collect();
+            (
+                n.metadata.name.clone().unwrap_or_default(),
+                n.spec.as_ref().and_then(|s| s.pod_cidr.clone()),
+                internal_ip(n),
+                flannel,
+            )
+        })
+        .collect();
+    view.sort();
+    view
 }
 
 /// The keeper's state between passes.
@@ -562,6 +600,16 @@ mod tests {
             a[ANNOTATION_BACKEND_DATA],
             r#"{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:ff"}"#
         );
+    }
+
+    #[test]
+    fn a_status_change_is_no_network_change() {
+        let a = node("a", Some("10.42.0.0/24"), "10.0.0.1", &[]);
+        let mut b = a.clone();
+        b.status.as_mut().unwrap().conditions = Some(Vec::new());
+        assert_eq!(network_view(std::slice::from_ref(&a)), network_view(&[b]));
+        let moved = node("a", Some("10.42.0.0/24"), "10.0.0.9", &[]);
+        assert_ne!(network_view(&[a]), network_view(&[moved]));
     }
 
     #[test]
