@@ -223,9 +223,13 @@ pub(crate) fn plan(
         .filter(|s| is_load_balancer(s) && s.metadata.deletion_timestamp.is_none())
         .collect();
     // Older Services hold their ports first, as their svclb pods would.
+    // Creation times have whole seconds: of two made in the same second, the
+    // one already serving keeps its ports (its svclb pods would be running),
+    // so a newcomer never takes them over.
     lbs.sort_by_key(|s| {
         (
             s.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            current_ips(s).is_empty(),
             service_key(s),
         )
     });
@@ -528,6 +532,21 @@ mod tests {
         assert_eq!(plan["default/young"], Vec::<String>::new());
         assert_eq!(plan["default/other-port"].len(), 3);
         assert_eq!(plan["default/udp"].len(), 3);
+    }
+
+    #[test]
+    fn of_two_made_in_one_second_the_one_already_serving_keeps_its_port() {
+        let mut serving = (*svc("web", T0, json!({}))).clone();
+        serving.status = Some(
+            serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}))
+                .unwrap(),
+        );
+        // "late" sorts first by name; being younger only within the second,
+        // it must not take the port "web" serves.
+        let services = [svc("late", T0, json!({})), Arc::new(serving)];
+        let plan = plan(&services, &three(), &[]);
+        assert_eq!(plan["default/web"].len(), 3);
+        assert_eq!(plan["default/late"], Vec::<String>::new());
     }
 
     #[test]
