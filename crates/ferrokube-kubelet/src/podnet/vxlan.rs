@@ -171,22 +171,17 @@ pub(crate) struct Entry {
 
 /// The permanent neighbour entries in `ip -j neigh show dev D` output.
 pub(crate) fn parse_neigh(json: &str) -> Vec<Entry> {
-    let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(json) else {
-        return Vec::new();
-    };
-    items
-        .iter()
-        .filter_map(|n| {
-            Some(Entry {
-                key: n.get("dst")?.as_str()?.to_string(),
-                value: n.get("lladdr")?.as_str()?.to_ascii_lowercase(),
-            })
-        })
-        .collect()
+    parse_entries(json, "dst", "lladdr")
 }
 
 /// The forwarding entries with a remote address in `bridge -j fdb show dev D` output.
 pub(crate) fn parse_fdb(json: &str) -> Vec<Entry> {
+    parse_entries(json, "mac", "dst")
+}
+
+/// The items of `ip -j`/`bridge -j` output that have both fields, as entries
+/// (lowercased, so MAC addresses compare whatever case a tool prints).
+fn parse_entries(json: &str, key: &str, value: &str) -> Vec<Entry> {
     let Ok(items) = serde_json::from_str::<Vec<serde_json::Value>>(json) else {
         return Vec::new();
     };
@@ -194,8 +189,8 @@ pub(crate) fn parse_fdb(json: &str) -> Vec<Entry> {
         .iter()
         .filter_map(|n| {
             Some(Entry {
-                key: n.get("mac")?.as_str()?.to_ascii_lowercase(),
-                value: n.get("dst")?.as_str()?.to_string(),
+                key: n.get(key)?.as_str()?.to_ascii_lowercase(),
+                value: n.get(value)?.as_str()?.to_ascii_lowercase(),
             })
         })
         .collect()
