@@ -399,6 +399,16 @@ impl Lab {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Writes `manifest` (JSON or YAML) into the lab's directory as `name`
+    /// and `kubectl apply`s it (a failure fails the test, as `kubectl_ok`).
+    pub fn apply(&self, name: &str, manifest: &str) -> String {
+        let file = self.record.dir.join(format!("{name}.manifest"));
+        if let Err(e) = std::fs::write(&file, manifest) {
+            panic!("writing {}: {e}", file.display());
+        }
+        self.kubectl_ok(&["apply", "-f", &file.to_string_lossy()])
+    }
+
     /// The lab's nodes.
     pub fn nodes(&self) -> &[LabNode] {
         &self.nodes
@@ -507,4 +517,18 @@ fn failed_output(message: &str) -> Output {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A busybox pod pinned to `node` by its hostname label, labelled `labels`,
+/// running `sh -c script`, as the lab's tests make them (every node has the
+/// image; a second's grace so deletions are quick).
+pub fn busybox_pod_on(name: &str, node: &str, labels: serde_json::Value, script: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+        "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+            "terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
+                "command": ["sh", "-c", script]}]}
+    })
+    .to_string()
 }

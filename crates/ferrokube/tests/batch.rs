@@ -23,16 +23,7 @@ struct Batch {
 impl Batch {
     fn start(node: &str, cidr: &str) -> Batch {
         let images = tempfile::tempdir().expect("images dir");
-        let out = Command::new("bash")
-            .arg(common::repo_root().join("scripts/build-images.sh"))
-            .arg(images.path())
-            .output()
-            .expect("run scripts/build-images.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::build_images(images.path());
         let c = Cluster::start_node(
             &[
                 "--node-name",

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::servers::TwoServers;
-use common::{repo_root, Cluster, POLL};
+use common::{Cluster, POLL};
 use ferrokube_client::testing::wait::wait_until_blocking;
 
 /// The agent process; dropping it deletes its pods (through the surviving
@@ -36,16 +36,7 @@ impl Drop for Agent {
             ],
         );
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+            common::stop_child(&mut c, Duration::from_secs(20));
         }
         ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
     }
@@ -91,16 +82,7 @@ fn start_agent(urls: &str, token: &str, node: &str, kubeconfig: std::path::PathB
     // The project's busybox image, imported by the node at start.
     let images = data.path().join("agent/images");
     std::fs::create_dir_all(&images).expect("images dir");
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/build-images.sh"))
-        .arg(&images)
-        .output()
-        .expect("run scripts/build-images.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::build_images(&images);
     let log = std::fs::File::create(data.path().join("agent.log")).expect("log");
     let child = Command::new(env!("CARGO_BIN_EXE_ferrokube"))
         .args(["agent", "--server", urls, "--token", token])

@@ -4,9 +4,11 @@
 //! password is refused, and the node carries the addresses, labels and
 //! taints its agent was started with.
 
+mod common;
+
 use std::time::Duration;
 
-use ferrokube_lab::{Lab, LabOptions};
+use ferrokube_lab::Lab;
 
 /// kubectl in node `i`'s namespace with only the join token, trusting the
 /// cluster CA.
@@ -25,23 +27,17 @@ fn kubectl_with_token(lab: &Lab, ca: &std::path::Path, args: &[&str]) -> std::pr
 
 #[test]
 fn on_the_lab_the_token_only_joins_and_a_node_name_cannot_be_taken() {
-    let opts = LabOptions {
-        nodes: 1,
-        ferrokube: env!("CARGO_BIN_EXE_ferrokube").into(),
-        agent_args: [
+    let lab = common::lab::up(
+        1,
+        &[
             "--node-external-ip",
             "203.0.113.9",
             "--node-label",
             "tier=lab",
             "--node-taint",
             "lab=yes:PreferNoSchedule",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
-        ..Default::default()
-    };
-    let lab = Lab::up(opts).unwrap_or_else(|e| panic!("bringing the lab up: {e:#}"));
+        ],
+    );
     let node = lab.nodes()[0].name.clone();
     let got = lab.kubectl_ok(&[
         "get",

@@ -10,36 +10,16 @@
 //! every node, a Local one only where its pod runs, and only labelled nodes
 //! once one is labelled.
 
+mod common;
+
 use std::path::Path;
 use std::time::Duration;
 
 use ferrokube_client::testing::wait::wait_until_blocking;
-use ferrokube_lab::{Lab, LabOptions};
+use ferrokube_lab::{busybox_pod_on, Lab};
+use serde_json::json;
 
 const POLL: Duration = Duration::from_millis(500);
-
-fn lab(nodes: usize) -> Lab {
-    let opts = LabOptions {
-        nodes,
-        ferrokube: env!("CARGO_BIN_EXE_ferrokube").into(),
-        ..Default::default()
-    };
-    match Lab::up(opts) {
-        Ok(lab) => lab,
-        Err(e) => panic!("bringing the lab up: {e:#}"),
-    }
-}
-
-/// A busybox pod that sleeps, placed on `node` by its hostname label.
-fn pod_on(name: &str, node: &str) -> String {
-    format!(
-        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}"}},
-  "spec": {{"nodeSelector": {{"kubernetes.io/hostname": "{node}"}},
-    "terminationGracePeriodSeconds": 1,
-    "containers": [{{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
-      "command": ["sleep", "3600"]}}]}}}}"#
-    )
-}
 
 /// The web server of these tests: busybox httpd on 8080 whose
 /// `/cgi-bin/ip` answers the address the request came from.
@@ -101,11 +81,14 @@ fn web_pods(lab: &Lab) -> Vec<(String, String, String)> {
 
 /// Starts `web` (6 pods, 2 per node) and one client pod per node
 /// (`client-<i>`), and waits for all of them to be ready.
-fn start_web_and_clients(lab: &Lab, dir: &Path) {
-    apply(lab, dir, "web", &web_deployment(6));
+fn start_web_and_clients(lab: &Lab) {
+    lab.apply("web", &web_deployment(6));
     for (i, n) in lab.nodes().iter().enumerate() {
         let name = format!("client-{i}");
-        apply(lab, dir, &name, &pod_on(&name, &n.name));
+        lab.apply(
+            &name,
+            &busybox_pod_on(&name, &n.name, json!({}), "sleep 3600"),
+        );
     }
     lab.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=180s"]);
     for i in 0..lab.nodes().len() {
@@ -153,15 +136,9 @@ fn curl(lab: &Lab, node: Option<usize>, url: &str) -> std::process::Output {
     }
 }
 
-fn apply(lab: &Lab, dir: &Path, name: &str, manifest: &str) {
-    let file = dir.join(format!("{name}.json"));
-    std::fs::write(&file, manifest).expect("write manifest");
-    lab.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
-}
-
 #[test]
 fn three_nodes_join_become_ready_run_a_pod_each_and_leave_nothing_behind() {
-    let lab = lab(3);
+    let lab = common::lab::up(3, &[]);
     let names: Vec<String> = lab.nodes().iter().map(|n| n.name.clone()).collect();
     assert_eq!(names, ["node-0", "node-1", "node-2"]);
 
@@ -181,13 +158,10 @@ fn three_nodes_join_become_ready_run_a_pod_each_and_leave_nothing_behind() {
 
     // One pod on each node: it runs there, and the node's agent serves its
     // exec over the lab network.
-    let dir = tempfile::tempdir().expect("dir");
     for (i, n) in names.iter().enumerate() {
-        apply(
-            &lab,
-            dir.path(),
+        lab.apply(
             &format!("p{i}"),
-            &pod_on(&format!("p{i}"), n),
+            &busybox_pod_on(&format!("p{i}"), n, json!({}), "sleep 3600"),
         );
     }
     for (i, n) in names.iter().enumerate() {
@@ -266,10 +240,9 @@ fn three_nodes_join_become_ready_run_a_pod_each_and_leave_nothing_behind() {
 
 #[test]
 fn a_deployment_spreads_two_pods_on_each_node_and_pods_on_every_node_resolve_cluster_dns() {
-    let lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
-    start_web_and_clients(&lab, dir.path());
-    apply(&lab, dir.path(), "svc", WEB_SERVICE);
+    let lab = common::lab::up(3, &[]);
+    start_web_and_clients(&lab);
+    lab.apply("svc", WEB_SERVICE);
 
     // maxSkew 1 over three nodes for six pods: two on each.
     let pods = web_pods(&lab);
@@ -304,9 +277,8 @@ fn a_deployment_spreads_two_pods_on_each_node_and_pods_on_every_node_resolve_clu
 
 #[test]
 fn nodes_have_distinct_pod_cidrs_and_pods_reach_pods_on_other_nodes_with_their_own_address() {
-    let lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
-    start_web_and_clients(&lab, dir.path());
+    let lab = common::lab::up(3, &[]);
+    start_web_and_clients(&lab);
 
     // Each node has its own pod CIDR, and its pods' addresses are in it.
     let cidrs = rows(&lab, "nodes", "", "{.metadata.name} {.spec.podCIDR}");
@@ -352,10 +324,9 @@ fn nodes_have_distinct_pod_cidrs_and_pods_reach_pods_on_other_nodes_with_their_o
 
 #[test]
 fn a_services_cluster_ip_and_node_port_answer_from_every_node() {
-    let lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
-    start_web_and_clients(&lab, dir.path());
-    apply(&lab, dir.path(), "svc", WEB_SERVICE);
+    let lab = common::lab::up(3, &[]);
+    start_web_and_clients(&lab);
+    lab.apply("svc", WEB_SERVICE);
     let cluster_ip = lab.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
     let port_path = "jsonpath={.spec.ports[0].nodePort}";
     let node_port = lab.kubectl_ok(&["get", "svc", "web", "-o", port_path]);
@@ -430,22 +401,11 @@ fn ingress(lab: &Lab, svc: &str) -> String {
 
 #[test]
 fn servicelb_serves_a_load_balancer_on_every_node_and_a_local_one_where_its_pod_runs() {
-    let lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
+    let lab = common::lab::up(3, &[]);
     let ips: Vec<String> = lab.nodes().iter().map(|n| n.ip.to_string()).collect();
-    apply(&lab, dir.path(), "one", &web_pod_on("one", "node-1"));
-    apply(
-        &lab,
-        dir.path(),
-        "lb",
-        &load_balancer("lb", "Cluster", 18091),
-    );
-    apply(
-        &lab,
-        dir.path(),
-        "lb-local",
-        &load_balancer("lb-local", "Local", 18090),
-    );
+    lab.apply("one", &web_pod_on("one", "node-1"));
+    lab.apply("lb", &load_balancer("lb", "Cluster", 18091));
+    lab.apply("lb-local", &load_balancer("lb-local", "Local", 18090));
     lab.kubectl_ok(&["wait", "--for=condition=Ready", "pod/one", "--timeout=120s"]);
 
     // Every node serves the Cluster one; only node-1, where the pod runs,

@@ -6,27 +6,18 @@
 //! other pod; an egress policy enforced by node-1's agent stops the client;
 //! deleting both restores traffic.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
 use ferrokube_client::testing::wait::wait_until_blocking;
-use ferrokube_lab::{Lab, LabOptions};
+use ferrokube_lab::{busybox_pod_on, Lab};
+use serde_json::json;
 
 const POLL: Duration = Duration::from_millis(500);
 
 /// How long a policy change may take to show.
 const CONVERGE: Duration = Duration::from_secs(30);
-
-/// A busybox pod on `node` with `labels` (JSON) running `command`.
-fn pod_on(name: &str, node: &str, labels: &str, command: &str) -> String {
-    format!(
-        r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "{name}", "labels": {labels}}},
-  "spec": {{"nodeSelector": {{"kubernetes.io/hostname": "{node}"}},
-    "terminationGracePeriodSeconds": 1,
-    "containers": [{{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
-      "command": ["sh", "-c", "{command}"]}}]}}}}"#
-    )
-}
 
 const ONLY_CLIENTS: &str = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
   "metadata": {"name": "only-clients"},
@@ -36,12 +27,6 @@ const ONLY_CLIENTS: &str = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "Ne
 const CLIENT_NO_EGRESS: &str = r#"{"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
   "metadata": {"name": "client-no-egress"},
   "spec": {"podSelector": {"matchLabels": {"role": "client"}}, "policyTypes": ["Egress"]}}"#;
-
-fn apply(lab: &Lab, dir: &Path, name: &str, manifest: &str) {
-    let file = dir.join(format!("{name}.json"));
-    std::fs::write(&file, manifest).expect("write manifest");
-    lab.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
-}
 
 /// Whether pod `from` gets the server's page at `ip`.
 fn reaches(lab: &Lab, from: &str, ip: &str) -> bool {
@@ -66,34 +51,20 @@ fn expect(lab: &Lab, from: &str, ip: &str, reach: bool) {
 
 #[test]
 fn a_policy_admits_only_clients_across_nodes() {
-    let lab = match Lab::up(LabOptions {
-        nodes: 2,
-        ferrokube: env!("CARGO_BIN_EXE_ferrokube").into(),
-        ..Default::default()
-    }) {
-        Ok(lab) => lab,
-        Err(e) => panic!("bringing the lab up: {e:#}"),
-    };
-    let dir = tempfile::tempdir().expect("dir");
+    let lab = common::lab::up(2, &[]);
     let (n0, n1) = (lab.nodes()[0].name.clone(), lab.nodes()[1].name.clone());
     let web = "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www";
-    apply(
-        &lab,
-        dir.path(),
+    lab.apply(
         "server",
-        &pod_on("server", &n0, r#"{"app": "web"}"#, web),
+        &busybox_pod_on("server", &n0, json!({"app": "web"}), web),
     );
-    apply(
-        &lab,
-        dir.path(),
+    lab.apply(
         "client",
-        &pod_on("client", &n1, r#"{"role": "client"}"#, "sleep 3600"),
+        &busybox_pod_on("client", &n1, json!({"role": "client"}), "sleep 3600"),
     );
-    apply(
-        &lab,
-        dir.path(),
+    lab.apply(
         "other",
-        &pod_on("other", &n1, r#"{"role": "other"}"#, "sleep 3600"),
+        &busybox_pod_on("other", &n1, json!({"role": "other"}), "sleep 3600"),
     );
     for pod in ["server", "client", "other"] {
         lab.kubectl_ok(&[
@@ -111,7 +82,7 @@ fn a_policy_admits_only_clients_across_nodes() {
     expect(&lab, "other", ip, true);
 
     // node-0 admits only clients into the server.
-    apply(&lab, dir.path(), "only-clients", ONLY_CLIENTS);
+    lab.apply("only-clients", ONLY_CLIENTS);
     expect(&lab, "other", ip, false);
     expect(&lab, "client", ip, true);
     let rules = lab.in_node(0, &["nft", "list", "table", "inet", "ferrokube-netpol"]);
@@ -121,7 +92,7 @@ fn a_policy_admits_only_clients_across_nodes() {
     );
 
     // node-1 stops the client's egress.
-    apply(&lab, dir.path(), "client-no-egress", CLIENT_NO_EGRESS);
+    lab.apply("client-no-egress", CLIENT_NO_EGRESS);
     expect(&lab, "client", ip, false);
 
     // No policy: both get through again.

@@ -55,14 +55,7 @@ fn fresh_node(extra: &[&str]) -> Cluster {
 /// Imports the project's busybox image into the node with `ferrokube image import`.
 fn import_busybox(c: &Cluster) {
     let images = tempfile::tempdir().expect("images dir");
-    let out = run(Command::new("bash")
-        .arg(common::repo_root().join("scripts/build-images.sh"))
-        .arg(images.path()));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::build_images(images.path());
     let tar = images.path().join("busybox.tar");
     let out = ferrokube(
         &["image", "import", tar.to_str().expect("path")],

@@ -7,34 +7,17 @@
 //! container is stopped and it runs a new pod. `kubectl cordon`, `drain`
 //! and `uncordon` move pods between nodes.
 
-use std::path::Path;
+mod common;
+
 use std::time::{Duration, Instant};
 
 use ferrokube_client::testing::wait::wait_until_blocking;
-use ferrokube_lab::{Lab, LabOptions};
+use ferrokube_lab::Lab;
 use serde_json::Value;
 
 const POLL: Duration = Duration::from_millis(500);
 /// The lost node's pod sleeps this long: its processes are found by it.
 const MARK: u32 = 3607;
-
-fn lab(nodes: usize) -> Lab {
-    let opts = LabOptions {
-        nodes,
-        ferrokube: env!("CARGO_BIN_EXE_ferrokube").into(),
-        ..Default::default()
-    };
-    match Lab::up(opts) {
-        Ok(lab) => lab,
-        Err(e) => panic!("bringing the lab up: {e:#}"),
-    }
-}
-
-fn apply(lab: &Lab, dir: &Path, name: &str, manifest: &str) {
-    let file = dir.join(format!("{name}.json"));
-    std::fs::write(&file, manifest).expect("write manifest");
-    lab.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
-}
 
 fn json(lab: &Lab, args: &[&str]) -> Value {
     let mut all = args.to_vec();
@@ -109,9 +92,8 @@ fn taint_keys(lab: &Lab, node: &str) -> Vec<String> {
 
 #[test]
 fn a_lost_node_is_tainted_its_pod_moves_and_it_comes_back() {
-    let mut lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
-    apply(&lab, dir.path(), "web", &deployment("web", 1, MARK, 10));
+    let mut lab = common::lab::up(3, &[]);
+    lab.apply("web", &deployment("web", 1, MARK, 10));
     lab.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=120s"]);
     let first = pods(&lab, "web");
     let (old_pod, node) = (first[0].0.clone(), first[0].1.clone());
@@ -180,12 +162,12 @@ fn a_lost_node_is_tainted_its_pod_moves_and_it_comes_back() {
         lost.elapsed().as_secs_f64()
     );
 
-    comes_back(&mut lab, i, &node, &old_pod, dir.path());
+    comes_back(&mut lab, i, &node, &old_pod);
 }
 
 /// Node `i` (`node`) comes back: Ready, untainted, the evicted pod gone with
 /// its container, and it runs a new pod.
-fn comes_back(lab: &mut Lab, i: usize, node: &str, old_pod: &str, dir: &Path) {
+fn comes_back(lab: &mut Lab, i: usize, node: &str, old_pod: &str) {
     lab.restore_link(i);
     lab.start_agent(i);
     let out = lab.kubectl(&[
@@ -235,7 +217,7 @@ fn comes_back(lab: &mut Lab, i: usize, node: &str, old_pod: &str, dir: &Path) {
     "containers": [{{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
       "command": ["sleep", "3608"]}}]}}}}"#
     );
-    apply(lab, dir, "back", &pinned);
+    lab.apply("back", &pinned);
     let out = lab.kubectl(&["wait", "--for=condition=Ready", "pod/back", "--timeout=90s"]);
     assert!(
         out.status.success(),
@@ -249,9 +231,8 @@ fn comes_back(lab: &mut Lab, i: usize, node: &str, old_pod: &str, dir: &Path) {
 
 #[test]
 fn cordon_drain_and_uncordon_move_pods_between_nodes() {
-    let lab = lab(3);
-    let dir = tempfile::tempdir().expect("dir");
-    apply(&lab, dir.path(), "app", &deployment("app", 3, 3609, 300));
+    let lab = common::lab::up(3, &[]);
+    lab.apply("app", &deployment("app", 3, 3609, 300));
     lab.kubectl_ok(&["rollout", "status", "deployment/app", "--timeout=120s"]);
     let node = "node-0";
 
@@ -288,7 +269,7 @@ fn cordon_drain_and_uncordon_move_pods_between_nodes() {
     "containers": [{{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
       "command": ["sleep", "3610"]}}]}}}}"#
     );
-    apply(&lab, dir.path(), "again", &pinned);
+    lab.apply("again", &pinned);
     lab.kubectl_ok(&[
         "wait",
         "--for=condition=Ready",

@@ -6,47 +6,18 @@
 //! CIDR), and the API server reaches pods through `pods/proxy`; with the
 //! default host-gw backend (routes between nodes) and with VXLAN.
 
-use std::path::Path;
+mod common;
+
 use std::time::Duration;
 
 use ferrokube_client::testing::wait::wait_until_blocking;
-use ferrokube_lab::{Lab, LabOptions};
+use ferrokube_lab::{busybox_pod_on, Lab};
+use serde_json::json;
 
 const POLL: Duration = Duration::from_millis(500);
 
-fn lab(agent_args: &[&str]) -> Lab {
-    let opts = LabOptions {
-        nodes: 2,
-        agent_args: agent_args.iter().map(|s| s.to_string()).collect(),
-        ferrokube: env!("CARGO_BIN_EXE_ferrokube").into(),
-        ..Default::default()
-    };
-    match Lab::up(opts) {
-        Ok(lab) => lab,
-        Err(e) => panic!("bringing the lab up: {e:#}"),
-    }
-}
-
-/// A busybox pod on `node` running `script`.
-fn pod_on(name: &str, node: &str, script: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-        "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
-            "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "c", "image": "busybox:1.35", "imagePullPolicy": "IfNotPresent",
-                "command": ["sh", "-c", script]}]}
-    })
-    .to_string()
-}
-
 /// An HTTP server whose `/cgi-bin/ip` answers the address the request came from.
 const WHOAMI: &str = "mkdir -p /www/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\necho $REMOTE_ADDR\\n' > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www";
-
-fn apply(lab: &Lab, dir: &Path, name: &str, manifest: &str) {
-    let file = dir.join(format!("{name}.json"));
-    std::fs::write(&file, manifest).expect("write manifest");
-    lab.kubectl_ok(&["apply", "-f", &file.to_string_lossy()]);
-}
 
 fn jsonpath(lab: &Lab, args: &[&str], path: &str) -> String {
     let mut a = args.to_vec();
@@ -113,28 +84,15 @@ fn reach(lab: &Lab, server_ip: &str) -> String {
     panic!("the client pod did not reach {url}: {last}\n{diag}");
 }
 
-/// A server pod on node-1 and a client pod on node-0: the client reaches the
-/// server by pod IP and the server sees the client pod's own address; the API
-/// server (on the host, no node of its own) reaches the server pod too.
-fn pod_to_pod_across_nodes(lab: &Lab) {
-    // Every node has a pod CIDR of its own.
-    let cidrs = jsonpath(lab, &["get", "nodes"], "{.items[*].spec.podCIDR}");
-    let cidrs: Vec<&str> = cidrs.split_whitespace().collect();
-    assert_eq!(cidrs.len(), 2, "{cidrs:?}");
-    assert_ne!(cidrs[0], cidrs[1]);
-
-    let dir = tempfile::tempdir().expect("dir");
-    apply(
-        lab,
-        dir.path(),
+/// The server pod (WHOAMI) on node-1 and a client pod on node-0, both Ready.
+fn start_server_and_client(lab: &Lab) {
+    lab.apply(
         "server",
-        &pod_on("server", "node-1", WHOAMI),
+        &busybox_pod_on("server", "node-1", json!({}), WHOAMI),
     );
-    apply(
-        lab,
-        dir.path(),
+    lab.apply(
         "client",
-        &pod_on("client", "node-0", "sleep 3600"),
+        &busybox_pod_on("client", "node-0", json!({}), "sleep 3600"),
     );
     for pod in ["server", "client"] {
         lab.kubectl_ok(&[
@@ -144,6 +102,18 @@ fn pod_to_pod_across_nodes(lab: &Lab) {
             "--timeout=120s",
         ]);
     }
+}
+
+/// A server pod on node-1 and a client pod on node-0: the client reaches the
+/// server by pod IP and the server sees the client pod's own address; the API
+/// server (on the host, no node of its own) reaches the server pod too.
+fn pod_to_pod_across_nodes(lab: &Lab) {
+    // Every node has a pod CIDR of its own.
+    let cidrs = jsonpath(lab, &["get", "nodes"], "{.items[*].spec.podCIDR}");
+    let cidrs: Vec<&str> = cidrs.split_whitespace().collect();
+    assert_eq!(cidrs.len(), 2, "{cidrs:?}");
+    assert_ne!(cidrs[0], cidrs[1]);
+    start_server_and_client(lab);
     let server_ip = jsonpath(lab, &["get", "pod", "server"], "{.status.podIP}");
     let client_ip = jsonpath(lab, &["get", "pod", "client"], "{.status.podIP}");
     assert_eq!(
@@ -171,7 +141,7 @@ fn pod_to_pod_across_nodes(lab: &Lab) {
 
 #[test]
 fn host_gw_pods_on_different_nodes_see_each_others_own_address() {
-    let lab = lab(&[]);
+    let lab = common::lab::up(2, &[]);
     pod_to_pod_across_nodes(&lab);
     // Node-0 routes node-1's pod CIDR via node-1's address, with the keeper's mark.
     let cidr1 = jsonpath(&lab, &["get", "node", "node-1"], "{.spec.podCIDR}");
@@ -192,7 +162,7 @@ fn host_gw_pods_on_different_nodes_see_each_others_own_address() {
 
 #[test]
 fn vxlan_pods_on_different_nodes_see_each_others_own_address() {
-    let mut lab = lab(&["--flannel-backend", "vxlan"]);
+    let mut lab = common::lab::up(2, &["--flannel-backend", "vxlan"]);
     // Each node publishes its VTEP; the other routes its pods through the overlay.
     let data = jsonpath(
         &lab,
@@ -223,27 +193,7 @@ fn vxlan_pods_on_different_nodes_see_each_others_own_address() {
     );
     // With VXLAN the host has no VTEP: pods/proxy from the server is not part of
     // this backend (see ARCHITECTURE); pod to pod is.
-    let dir = tempfile::tempdir().expect("dir");
-    apply(
-        &lab,
-        dir.path(),
-        "server",
-        &pod_on("server", "node-1", WHOAMI),
-    );
-    apply(
-        &lab,
-        dir.path(),
-        "client",
-        &pod_on("client", "node-0", "sleep 3600"),
-    );
-    for pod in ["server", "client"] {
-        lab.kubectl_ok(&[
-            "wait",
-            "--for=condition=Ready",
-            &format!("pod/{pod}"),
-            "--timeout=120s",
-        ]);
-    }
+    start_server_and_client(&lab);
     let server_ip = jsonpath(&lab, &["get", "pod", "server"], "{.status.podIP}");
     let client_ip = jsonpath(&lab, &["get", "pod", "client"], "{.status.podIP}");
     let seen = reach(&lab, &server_ip);

@@ -7,6 +7,7 @@
     reason = "each test binary uses the part of these helpers it needs"
 )]
 
+pub(crate) mod lab;
 pub(crate) mod python_pod;
 pub(crate) mod servers;
 
@@ -126,16 +127,7 @@ impl Cluster {
     /// start; returned once the node is registered and Ready.
     pub(crate) fn start_ready_node(node: &str, extra: &[&str]) -> Cluster {
         let images = tempfile::tempdir().expect("images dir");
-        let out = Command::new("bash")
-            .arg(repo_root().join("scripts/build-images.sh"))
-            .arg(images.path())
-            .output()
-            .expect("run scripts/build-images.sh");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        build_images(images.path());
         let mut args = vec!["--node-name", node];
         args.extend_from_slice(extra);
         let c = Cluster::start_node(&args, |data| {
@@ -223,19 +215,7 @@ impl Cluster {
         let Some(mut c) = self.child.take() else {
             return;
         };
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
+        stop_child(&mut c, Duration::from_secs(10));
     }
 
     /// Whether the server process has exited, and how.
@@ -380,4 +360,37 @@ pub(crate) fn kubectl_with(kubeconfig: &Path, args: &[&str]) -> Output {
 pub(crate) fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Builds the project's images (the busybox of `scripts/build-images.sh`)
+/// into `dir`, as archives a node imports.
+pub(crate) fn build_images(dir: &Path) {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/build-images.sh"))
+        .arg(dir)
+        .output()
+        .expect("run scripts/build-images.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Stops a process the test started: SIGTERM, up to `grace` for it to exit,
+/// then SIGKILL.
+pub(crate) fn stop_child(child: &mut Child, grace: Duration) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
