@@ -297,9 +297,18 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         if self.node {
-            // Pods first, through the node agent (it stops their containers
-            // and releases their network), then the server, which stops its
-            // containerd and removes its proxy rules.
+            // The workloads first, so that no controller makes a pod again
+            // while the node goes (a pod started then would keep its
+            // network namespace); then the pods, through the node agent (it
+            // stops their containers and releases their network), then the
+            // server, which stops its containerd and removes its proxy rules.
+            let _ = self.kubectl(&[
+                "delete",
+                "deployments,replicasets,statefulsets,daemonsets,cronjobs,jobs,replicationcontrollers",
+                "--all",
+                "-A",
+                "--wait=false",
+            ]);
             let _ = self.kubectl(&[
                 "delete",
                 "pods",
