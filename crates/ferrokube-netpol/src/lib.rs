@@ -193,8 +193,14 @@ async fn sync_loop(
     }
 }
 
-/// The node's ruleset from the caches.
+/// The node's ruleset from the caches. Every pod event anywhere wakes the
+/// sync, so a cluster without policies (nothing can be isolated, the ruleset
+/// is empty whatever the pods) is answered without reading the pods.
 fn plan(caches: &Caches, node: &str) -> model::Ruleset {
+    let policies = caches.policies.state();
+    if policies.is_empty() {
+        return model::Ruleset::default();
+    }
     let pods: Vec<model::PodInfo> = caches
         .pods
         .state()
@@ -202,12 +208,7 @@ fn plan(caches: &Caches, node: &str) -> model::Ruleset {
         .filter_map(|p| model::PodInfo::from_pod(p))
         .collect();
     let namespaces = model::namespace_labels(caches.namespaces.state().iter().map(|n| n.as_ref()));
-    let policies: Vec<NetworkPolicy> = caches
-        .policies
-        .state()
-        .iter()
-        .map(|p| p.as_ref().clone())
-        .collect();
+    let policies: Vec<NetworkPolicy> = policies.iter().map(|p| p.as_ref().clone()).collect();
     model::plan(node, &pods, &namespaces, &policies)
 }
 
