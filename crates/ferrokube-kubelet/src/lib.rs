@@ -232,6 +232,7 @@ pub async fn run_with_runtime(
         Arc::new(server::State {
             runtime: runtime.clone(),
             client: Some(client.clone()),
+            stats: server::stats::Collector::new(config.node_name.clone(), config.agent_dir()),
         }),
         cancel.child_token(),
     ));

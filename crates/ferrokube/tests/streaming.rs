@@ -290,23 +290,68 @@ spec:
         with_cert(&foreign.path().join("c.pem"), &foreign.path().join("k.pem")).0,
         "401"
     );
-    let metrics = Command::new("curl")
-        .args(["-sk", "-m", "10", "--cert"])
-        .arg(tls.join("kubelet-client.crt"))
-        .arg("--key")
-        .arg(tls.join("kubelet-client.key"))
-        .arg(format!("https://127.0.0.1:{port}/metrics/resource"))
-        .output()
-        .expect("curl");
-    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    let node_get = |path: &str| -> String {
+        let out = Command::new("curl")
+            .args(["-sk", "-m", "10", "--cert"])
+            .arg(tls.join("kubelet-client.crt"))
+            .arg("--key")
+            .arg(tls.join("kubelet-client.key"))
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let metrics = node_get("/metrics/resource");
+    // What metrics-server reads, as a kubelet writes it: value and a
+    // millisecond timestamp, none on the start time.
     for want in [
         "container_memory_working_set_bytes{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
         "container_cpu_usage_seconds_total{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "container_start_time_seconds{container=\"main\",namespace=\"default\",pod=\"talker\"} ",
+        "pod_cpu_usage_seconds_total{namespace=\"default\",pod=\"talker\"} ",
+        "pod_memory_working_set_bytes{namespace=\"default\",pod=\"talker\"} ",
+        "node_cpu_usage_seconds_total ",
         "node_memory_working_set_bytes ",
-        "\nscrape_error 0\n",
+        "# TYPE container_start_time_seconds gauge\n",
+        "\nresource_scrape_error 0\n",
     ] {
         assert!(metrics.contains(want), "{want} not in {metrics}");
     }
+    for line in metrics.lines().filter(|l| l.contains("pod=\"talker\"")) {
+        let fields: Vec<&str> = line.rsplitn(3, ' ').collect();
+        let stamped = !line.starts_with("container_start_time_seconds");
+        assert_eq!(fields.len(), if stamped { 3 } else { 2 }, "{line}");
+        let value: f64 = fields[if stamped { 1 } else { 0 }]
+            .parse()
+            .unwrap_or_else(|_| panic!("value of {line}"));
+        assert!(value > 0.0, "{line}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&node_get("/stats/summary")).expect("summary JSON");
+    assert_eq!(summary["node"]["nodeName"], NODE, "{summary}");
+    for k in ["cpu", "memory", "fs"] {
+        assert!(summary["node"].get(k).is_some(), "node {k}: {summary}");
+    }
+    let talker = summary["pods"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == "talker"))
+        .unwrap_or_else(|| panic!("talker not in {summary}"));
+    assert_eq!(talker["podRef"]["namespace"], "default");
+    assert!(
+        talker["memory"]["workingSetBytes"].as_u64() > Some(0),
+        "{talker}"
+    );
+    let main = &talker["containers"][0];
+    assert_eq!(main["name"], "main", "{talker}");
+    assert!(
+        main["cpu"]["usageCoreNanoSeconds"].as_u64() > Some(0),
+        "{talker}"
+    );
+    assert!(main["logs"]["usedBytes"].as_u64() > Some(0), "{talker}");
+    assert!(
+        talker["ephemeral-storage"]["usedBytes"].as_u64() > Some(0),
+        "{talker}"
+    );
     assert_eq!(
         c.kubectl_ok(&["logs", "talker", "-c", "main", "--tail=2"]),
         "line 3\noops\n"

@@ -17,6 +17,10 @@ struct State {
     container_sandbox: BTreeMap<String, String>,
     images: BTreeSet<String>,
     calls: Vec<String>,
+    /// Per container: cumulative CPU (ns) and working set (bytes).
+    stats: BTreeMap<String, (u64, u64)>,
+    /// ListContainerStats fails.
+    stats_unavailable: bool,
 }
 
 /// The fake runtime. Every new sandbox gets IP 10.88.0.N.
@@ -77,6 +81,21 @@ impl FakeRuntime {
                 };
             }
         }
+    }
+
+    /// Sets what ListContainerStats reports for a container: its cumulative
+    /// CPU time (ns) and working set (bytes); containers without figures
+    /// are listed with none.
+    pub fn set_container_stats(&self, id: &str, cpu_ns: u64, working_set: u64) {
+        self.state
+            .lock()
+            .stats
+            .insert(id.to_string(), (cpu_ns, working_set));
+    }
+
+    /// Makes ListContainerStats fail (as a runtime that does not answer).
+    pub fn fail_container_stats(&self) {
+        self.state.lock().stats_unavailable = true;
     }
 
     /// The calls made so far, as "Method arg".
@@ -379,6 +398,42 @@ impl Runtime for FakeRuntime {
             stderr: vec![],
             exit_code: code,
         })
+    }
+
+    async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
+        let st = self.state.lock();
+        if st.stats_unavailable {
+            return Err(tonic::Status::unavailable(
+                "container stats are unavailable",
+            ));
+        }
+        let now = now_ns();
+        Ok(st
+            .containers
+            .values()
+            .map(|c| {
+                let figures = st.stats.get(&c.id);
+                api::ContainerStats {
+                    attributes: Some(api::ContainerAttributes {
+                        id: c.id.clone(),
+                        metadata: c.metadata.clone(),
+                        labels: c.labels.clone(),
+                        annotations: c.annotations.clone(),
+                    }),
+                    cpu: figures.map(|(cpu, _)| api::CpuUsage {
+                        timestamp: now,
+                        usage_core_nano_seconds: Some(api::UInt64Value { value: *cpu }),
+                        usage_nano_cores: None,
+                    }),
+                    memory: figures.map(|(_, ws)| api::MemoryUsage {
+                        timestamp: now,
+                        working_set_bytes: Some(api::UInt64Value { value: *ws }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+            })
+            .collect())
     }
 
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {

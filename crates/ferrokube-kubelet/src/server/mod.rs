@@ -4,7 +4,9 @@
 //!
 //! - `/healthz`: `ok`, open to anyone;
 //! - `/containerLogs/{ns}/{pod}/{container}` (`logs`);
-//! - `/metrics/resource`: CPU and memory of the node and its containers (`metrics`);
+//! - `/metrics/resource`: CPU and memory of the node, its pods and their
+//!   containers in Prometheus text (`metrics`);
+//! - `/stats/summary`: the Summary API's JSON (`stats`);
 //! - `/exec/{ns}/{pod}[/{uid}]/{container}`, `/attach/...`,
 //!   `/portForward/{ns}/{pod}[/{uid}]` (`stream`).
 //!
@@ -18,11 +20,15 @@
 //! else 401. As in the API server, the TLS layer only asks for a certificate
 //! and the chain is judged after the handshake, so a certificate from another
 //! CA gets a 401, not a failed handshake. There is no authorization beyond
-//! that (Kubernetes' kubelet asks the API server with SubjectAccessReviews).
+//! that (Kubernetes' kubelet asks the API server with SubjectAccessReviews, for
+//! `/stats/` and `/metrics/` the `nodes/stats` subresource; the client
+//! certificate the API server uses is the one allowed here).
 
+pub(crate) mod host;
 pub(crate) mod logs;
 pub(crate) mod lookup;
 pub(crate) mod metrics;
+pub(crate) mod stats;
 pub(crate) mod stream;
 
 use std::convert::Infallible;
@@ -50,6 +56,8 @@ pub(crate) struct State {
     pub runtime: Arc<dyn Runtime>,
     /// To read a pod's status (why a container has no logs yet).
     pub client: Option<kube::Client>,
+    /// The node's and pods' stats (`/stats/summary`, `/metrics/resource`).
+    pub stats: stats::Collector,
 }
 
 fn text(status: StatusCode, msg: impl Into<String>) -> Response<Body> {
@@ -225,21 +233,63 @@ async fn handle(state: &State, req: Request<Incoming>, authenticated: bool) -> R
             stream::exec_or_attach(state, req, attach, &ns, &pod, container, &query).await
         }
         ["metrics", "resource"] if method == Method::GET => {
-            let mut r = text(
-                StatusCode::OK,
-                metrics::render(state.runtime.as_ref()).await,
-            );
+            let summary = state.stats.collect(state.runtime.as_ref(), false).await;
+            if let Err(e) = &summary {
+                tracing::debug!(error = %e, "resource metrics");
+            }
+            let mut r = text(StatusCode::OK, metrics::render(&summary));
             r.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
             r
+        }
+        ["stats", "summary"] if method == Method::GET => {
+            summary(
+                state,
+                query
+                    .iter()
+                    .any(|(k, v)| k == "only_cpu_and_memory" && v == "true"),
+            )
+            .await
         }
         ["portForward", ns, pod, ..] if get_or_post && segs.len() <= 4 => {
             let (ns, pod) = (ns.to_string(), pod.to_string());
             stream::port_forward(state, req, &ns, &pod, &query).await
         }
         _ => text(StatusCode::NOT_FOUND, "404 page not found"),
+    }
+}
+
+/// `/stats/summary` (`?only_cpu_and_memory=true`: without the network and
+/// filesystem figures, as Kubernetes' kubelet), 500 with the runtime's error.
+async fn summary(state: &State, only_cpu_and_memory: bool) -> Response<Body> {
+    match state
+        .stats
+        .collect(state.runtime.as_ref(), !only_cpu_and_memory)
+        .await
+    {
+        Ok(s) => match serde_json::to_vec(&s) {
+            Ok(body) => {
+                let mut r = text(StatusCode::OK, String::new());
+                *r.body_mut() = Full::new(Bytes::from(body))
+                    .map_err(|never: Infallible| match never {})
+                    .boxed();
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                r
+            }
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "Internal Error: failed to get summary stats: {}",
+                e.message()
+            ),
+        ),
     }
 }
 
