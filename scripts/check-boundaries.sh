@@ -19,9 +19,13 @@ ALLOWED = {
     # What the OpenAPI schema of a CRD does to an object (and CEL): a pure library
     # over the field errors of ferrokube-api.
     "ferrokube-schema": {"ferrokube-api"},
+    # Resource metrics: kubelets scraped, the storage rules of metrics-server; a
+    # leaf the API server serves from (no API client: it writes nothing).
+    "ferrokube-metrics": set(),
     # The only crate of the control plane that reads and writes the store.
+    # It serves metrics.k8s.io from the collector it starts.
     "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki",
-                            "ferrokube-schema"},
+                            "ferrokube-schema", "ferrokube-metrics"},
     # How components reach the API. The in-process API server (and so the
     # store) only behind the `in-process` and `testing` features, which only
     # the binary, the benchmarks and tests turn on.

@@ -279,6 +279,28 @@ impl Discovery {
         self
     }
 
+    /// These documents with group versions this server serves outside the
+    /// registry (their own handlers): in `/apis`, `/apis/<group>` and with
+    /// their resource lists. A group of the registry wins.
+    pub(crate) fn with_own(mut self, own: &[RemoteGroupVersion]) -> Discovery {
+        for gv in own {
+            if self.group(&gv.group).is_some() {
+                continue;
+            }
+            let name = group_version(&gv.group, &gv.version);
+            self.resource_lists.push((
+                name.clone(),
+                json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": name, "resources": gv.resources}),
+            ));
+        }
+        let own: Vec<RemoteGroupVersion> = own
+            .iter()
+            .filter(|gv| self.group(&gv.group).is_none())
+            .cloned()
+            .collect();
+        self.with_remote(&own)
+    }
+
     /// `/apis/<group>`.
     pub(crate) fn group(&self, name: &str) -> Option<&Value> {
         self.groups.iter().find(|(g, _)| g == name).map(|(_, v)| v)

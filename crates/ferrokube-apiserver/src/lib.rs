@@ -41,6 +41,7 @@ mod protobuf_roundtrip;
 mod proxy;
 mod quota;
 mod request_info;
+mod resourcemetrics;
 pub mod rest;
 mod reviews;
 mod satoken;

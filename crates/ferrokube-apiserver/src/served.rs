@@ -52,6 +52,9 @@ struct Served {
     /// The group versions extension API servers serve behind the
     /// aggregator, for discovery.
     remote: Vec<RemoteGroupVersion>,
+    /// Group versions this server serves outside the registry (the
+    /// resource metrics API), for discovery.
+    own: Vec<RemoteGroupVersion>,
     discovery: Arc<Discovery>,
     /// Built on first use: a document nobody asks for is never built.
     openapi: OnceLock<Arc<ferrokube_openapi::OpenApi>>,
@@ -63,9 +66,15 @@ impl Served {
         strategies: HashMap<VersionedResource, Arc<dyn Strategy>>,
         schemas: CustomSchemas,
         remote: Vec<RemoteGroupVersion>,
+        own: Vec<RemoteGroupVersion>,
     ) -> Served {
         Served {
-            discovery: Arc::new(Discovery::build(&registry).with_remote(&remote)),
+            discovery: Arc::new(
+                Discovery::build(&registry)
+                    .with_own(&own)
+                    .with_remote(&remote),
+            ),
+            own,
             registry: Arc::new(registry),
             strategies,
             schemas,
@@ -108,6 +117,7 @@ impl Kinds {
                 registry,
                 strategies,
                 BTreeMap::new(),
+                Vec::new(),
                 Vec::new(),
             ))),
             cache,
@@ -213,6 +223,7 @@ impl Kinds {
             strategies,
             schemas,
             served.remote.clone(),
+            served.own.clone(),
         ));
         Ok(())
     }
@@ -244,6 +255,7 @@ impl Kinds {
             strategies,
             schemas,
             served.remote.clone(),
+            served.own.clone(),
         ));
         for prefix in prefixes {
             let still_used = self
@@ -278,7 +290,34 @@ impl Kinds {
             strategies,
             current.schemas.clone(),
             current.remote.clone(),
+            current.own.clone(),
         ));
+    }
+
+    /// The group versions this server serves outside the registry.
+    pub(crate) fn own(&self) -> Vec<RemoteGroupVersion> {
+        self.snapshot().own.clone()
+    }
+
+    /// Serves `own`'s group versions outside the registry (handlers of
+    /// their own), for discovery and their local APIServices.
+    pub(crate) async fn set_own(&self, own: Vec<RemoteGroupVersion>) {
+        let _one = self.changing.lock().await;
+        let served = self.snapshot();
+        if served.own == own {
+            return;
+        }
+        let next = Served::new(
+            (*served.registry).clone(),
+            served.strategies.clone(),
+            served.schemas.clone(),
+            served.remote.clone(),
+            own,
+        );
+        if let Some(openapi) = served.openapi.get() {
+            let _ = next.openapi.set(openapi.clone());
+        }
+        self.swap(next);
     }
 
     /// The group versions served behind the aggregator, for discovery;
@@ -294,6 +333,7 @@ impl Kinds {
             served.strategies.clone(),
             served.schemas.clone(),
             remote,
+            served.own.clone(),
         );
         // The OpenAPI documents do not list what is served elsewhere.
         if let Some(openapi) = served.openapi.get() {

@@ -169,6 +169,41 @@ impl RunningServer {
         &self.app.rest.kinds
     }
 
+    /// Starts the built-in resource metrics collector: every node's
+    /// kubelet scraped every `resolution` with the API server's kubelet
+    /// client certificate, served as `metrics.k8s.io/v1beta1` (with its
+    /// local APIService) until `cancel`. Once; later calls give the first
+    /// collector.
+    pub async fn start_resource_metrics(
+        &self,
+        resolution: Duration,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Arc<ferrokube_metrics::Collector>> {
+        if let Some(c) = self.app.resource_metrics.get() {
+            return Ok(c.clone());
+        }
+        let source = Arc::new(crate::resourcemetrics::CacheNodes {
+            cache: self.app.rest.cache.clone(),
+        });
+        let collector = Arc::new(
+            ferrokube_metrics::Collector::new(
+                source,
+                &self.pki.kubelet_client_cert_pem,
+                &self.pki.kubelet_client_key_pem,
+                ferrokube_metrics::Options::with_resolution(resolution),
+            )
+            .context("the resource metrics collector")?,
+        );
+        let collector = self.app.resource_metrics.get_or_init(|| collector).clone();
+        self.app
+            .rest
+            .kinds
+            .set_own(vec![crate::resourcemetrics::discovery()])
+            .await;
+        tokio::spawn(collector.clone().run(cancel));
+        Ok(collector)
+    }
+
     /// Waits until the server has stopped (after its token is cancelled).
     pub async fn join(self) {
         let _ = self.task.await;
@@ -194,6 +229,9 @@ pub(crate) struct App {
     authorizer: Arc<dyn crate::authz::Authorizer>,
     /// Service-account issuer discovery, once the server's address is known.
     issuer_discovery: std::sync::OnceLock<crate::oidc::IssuerDiscovery>,
+    /// The built-in resource metrics collector, once started
+    /// ([`RunningServer::start_resource_metrics`]): `metrics.k8s.io`.
+    resource_metrics: std::sync::OnceLock<Arc<ferrokube_metrics::Collector>>,
 }
 
 fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
@@ -217,7 +255,7 @@ fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
 /// A JSON body as Kubernetes' encoder writes one: Go's escaping (a
 /// `Status` with its members in `metav1.Status` order) and a trailing
 /// newline.
-fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+pub(crate) fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
     let mut body = if ferrokube_api::status::is_status(v) {
         ferrokube_api::status::status_json(v)
     } else {
@@ -486,6 +524,7 @@ pub async fn start(
         .context("the kubelet client certificate")?,
         authorizer,
         issuer_discovery: Default::default(),
+        resource_metrics: Default::default(),
         aggregator: crate::aggregator::Aggregator::new(&pki),
     });
     ensure_cluster_objects(&app.rest, config.port).await?;
@@ -813,6 +852,21 @@ async fn admitted(
         };
     }
     let started = std::time::Instant::now();
+    if info.is_resource_request && info.group == crate::resourcemetrics::GROUP {
+        if let Some(collector) = app.resource_metrics.get() {
+            let accept = header_str(&req, header::ACCEPT).to_string();
+            return crate::resourcemetrics::serve(
+                &app.rest,
+                collector,
+                req.method(),
+                &accept,
+                info,
+                query,
+            )
+            .await
+            .unwrap_or_else(|e| error_response(&e));
+        }
+    }
     if let Some(remote) = app.aggregator.remote_for_path(path) {
         return crate::aggregator::serve(&app.rest, &remote, req)
             .await

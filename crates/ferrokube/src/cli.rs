@@ -285,6 +285,12 @@ pub(crate) struct ServerArgs {
     #[arg(long, default_value = "8760h", value_parser = parse_duration)]
     pub cluster_signing_duration: std::time::Duration,
 
+    /// How often the built-in resource metrics collector scrapes every
+    /// node's kubelet (metrics-server's flag; `kubectl top` and the
+    /// HorizontalPodAutoscaler read `metrics.k8s.io`). At least 1s.
+    #[arg(long, default_value = "15s", value_parser = parse_metric_resolution)]
+    pub metric_resolution: std::time::Duration,
+
     /// Cluster domain served by the cluster DNS.
     #[arg(long, default_value = "cluster.local")]
     pub cluster_domain: String,
@@ -365,6 +371,17 @@ pub(crate) struct ServerArgs {
 
 /// A duration as Kubernetes' flags take it (Go's form): numbers with units
 /// `ms`, `s`, `m` or `h`, e.g. `40s`, `1m30s`, `500ms`.
+/// `--metric-resolution`: a duration of at least a second.
+fn parse_metric_resolution(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    if d < std::time::Duration::from_secs(1) {
+        return Err(format!(
+            "metric-resolution should be a time duration at least 1s, but value {s} provided"
+        ));
+    }
+    Ok(d)
+}
+
 pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let bad = || format!("invalid duration {s:?} (e.g. 40s, 1m30s, 500ms)");
     let mut total = std::time::Duration::ZERO;

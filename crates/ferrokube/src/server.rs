@@ -51,6 +51,16 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return Err(e.context("starting the API server"));
             }
         };
+    if let Err(e) = api
+        .start_resource_metrics(args.metric_resolution, cancel.child_token())
+        .await
+    {
+        cancel.cancel();
+        api.join().await;
+        compactor.join().await;
+        datastore.close().await;
+        return Err(e);
+    }
     let components = match Components::start(&args, &node_name, &api).await {
         Ok(c) => c,
         Err(e) => {

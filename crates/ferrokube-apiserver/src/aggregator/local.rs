@@ -40,14 +40,41 @@ const PRIORITIES: &[(&str, &str, i64, i64)] = &[
     ("flowcontrol.apiserver.k8s.io", "v1", 16100, 21),
 ];
 
+/// What the group versions this server serves outside the registry get:
+/// `v1beta1.metrics.k8s.io` as metrics-server's manifest registers it.
+const OWN_PRIORITY: (i64, i64) = (100, 100);
+
 /// What CustomResourceDefinitions' group versions get.
 const CRD_PRIORITY: (i64, i64) = (1000, 100);
 
 /// The APIService of a group version served here, as it should be: its
 /// name, the object, and whether it is a built-in's (`onstart`).
-pub(crate) fn desired(registry: &Registry) -> Vec<(String, Value, bool)> {
+/// Those this server serves outside the registry (`own`: the resource
+/// metrics API) are local too, labelled `onstart`.
+pub(crate) fn desired(
+    registry: &Registry,
+    own: &[crate::discovery::RemoteGroupVersion],
+) -> Vec<(String, Value, bool)> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
+    for gv in own {
+        if !seen.insert((gv.group.as_str(), gv.version.as_str())) {
+            continue;
+        }
+        let name = format!("{}.{}", gv.version, gv.group);
+        let obj = json!({
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": name, "labels": {AUTOMANAGED: "onstart"}},
+            "spec": {
+                "group": gv.group,
+                "version": gv.version,
+                "groupPriorityMinimum": OWN_PRIORITY.0,
+                "versionPriority": OWN_PRIORITY.1,
+            },
+        });
+        out.push((name, obj, true));
+    }
     for r in registry.all() {
         if r.group == "apiregistration.k8s.io" || !seen.insert((r.group, r.version)) {
             continue;
@@ -85,7 +112,7 @@ mod tests {
 
     #[test]
     fn every_served_group_version_has_its_local_apiservice() {
-        let d = desired(&Registry::default());
+        let d = desired(&Registry::default(), &[]);
         let names: Vec<&str> = d.iter().map(|(n, _, _)| n.as_str()).collect();
         assert!(names.contains(&"v1."));
         assert!(names.contains(&"v1.apps"));

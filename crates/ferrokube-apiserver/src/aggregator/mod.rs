@@ -197,7 +197,7 @@ async fn write_status(rest: &Rest, def: &ResourceDef, obj: &Value, status: Value
 /// custom resources' group versions no longer served.
 async fn sync_local(rest: &Rest, def: &ResourceDef, existing: &[Value]) {
     let now = crate::objectmeta::now_rfc3339();
-    let desired = local::desired(&rest.kinds.registry());
+    let desired = local::desired(&rest.kinds.registry(), &rest.kinds.own());
     for (name, obj, _) in &desired {
         let found = existing
             .iter()

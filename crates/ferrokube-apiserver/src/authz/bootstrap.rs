@@ -310,6 +310,14 @@ pub(crate) fn cluster_roles() -> Vec<Value> {
                 rule("list watch", &[DISCOVERY], "endpointslices"),
             ],
         ),
+        // metrics-server's (k3s ships it with its metrics-server): reading
+        // the resource metrics API the server serves itself, aggregated
+        // into view, edit and admin.
+        cluster_role(
+            "system:aggregated-metrics-reader",
+            &[TO_VIEW, TO_EDIT, TO_ADMIN],
+            vec![rule("get list watch", &["metrics.k8s.io"], "pods nodes")],
+        ),
         // k3s' own: its network policy controller (and tunnel) on every
         // node, as the user `system:k3s-controller`.
         cluster_role(
