@@ -8,7 +8,10 @@
 //! cluster reads like one holding a Kubernetes cluster. Events are one
 //! resource served in two groups, as in Kubernetes: the `events.k8s.io` row
 //! shares the core row's storage (`/registry/events/`), and the API server
-//! converts between the two forms.
+//! converts between the two forms. HorizontalPodAutoscalers are one
+//! resource at two versions of a group the same way: the preferred
+//! `autoscaling/v2` row comes first, the `autoscaling/v1` row shares its
+//! storage.
 //!
 //! A new kind is a new row here (plus, where it needs them, its registry
 //! strategy in the API server: defaulting, validation, ...); no new
@@ -436,6 +439,19 @@ pub fn builtin() -> Vec<ResourceDef> {
             "/registry/horizontalpodautoscalers/",
         )
         .with_subs(vec![status("autoscaling", "v2", "HorizontalPodAutoscaler")]),
+        // The same objects at `autoscaling/v1`, stored once (as v2): the API
+        // server converts between the two at the edges.
+        row(
+            "autoscaling",
+            "v1",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            true,
+            &["hpa"],
+            ALL,
+            "/registry/horizontalpodautoscalers/",
+        )
+        .with_subs(vec![status("autoscaling", "v1", "HorizontalPodAutoscaler")]),
         row(
             "coordination.k8s.io",
             "v1",
@@ -1344,7 +1360,20 @@ mod tests {
     #[test]
     fn table_reads_like_kubectl_api_resources() {
         let r = Registry::default();
-        assert_eq!(r.all().len(), API_RESOURCES.len());
+        // kubectl lists each resource at its group's preferred version.
+        let groups = r.groups();
+        let preferred = r
+            .all()
+            .iter()
+            .filter(|d| {
+                groups
+                    .iter()
+                    .any(|(g, vs)| *g == d.group && vs.first() == Some(&d.version))
+            })
+            .count();
+        assert_eq!(preferred, API_RESOURCES.len());
+        let autoscaling = groups.iter().find(|(g, _)| *g == "autoscaling").unwrap();
+        assert_eq!(autoscaling.1, ["v2", "v1"]);
         for &(plural, short, api_version, namespaced, kind) in API_RESOURCES {
             let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
             let def = r
@@ -1364,6 +1393,7 @@ mod tests {
         let r = Registry::default();
         let mut all: Vec<&str> = r.in_category("all").iter().map(|d| d.plural).collect();
         all.sort();
+        all.dedup();
         assert_eq!(
             all,
             [

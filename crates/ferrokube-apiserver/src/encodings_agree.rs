@@ -443,15 +443,25 @@ async fn json_and_protobuf_bodies_make_the_same_objects() {
                 };
                 let uri = format!("{prefix}{ns}/{}", def.plural);
                 let mut made = Vec::new();
-                // Kinds served in two groups share their objects: one name per group.
+                // Kinds served in two groups (or at two versions) share their
+                // objects: one name per group and version.
                 let group_label = group.split('.').next().unwrap_or("");
+                let group_label = if registry
+                    .all()
+                    .iter()
+                    .any(|d| d.group == group && d.plural == def.plural && d.version != version)
+                {
+                    format!("{group_label}-{version}")
+                } else {
+                    group_label.to_string()
+                };
                 for encoding in ["json", "protobuf"] {
                     let stem = format!(
                         "enc-{encoding}-{}",
                         if group_label.is_empty() {
                             "core"
                         } else {
-                            group_label
+                            group_label.as_str()
                         }
                     );
                     let mut obj = spec.clone();

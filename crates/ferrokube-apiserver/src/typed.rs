@@ -11,12 +11,12 @@ use serde_json::Value;
 
 macro_rules! kinds {
     ($( ($group:literal, $version:literal, $kind:literal, $ty:ty) ),* $(,)?) => {
-        /// Decodes `v` as the type of (group, kind) and encodes it back.
-        /// `None` if the kind has no type here.
-        fn round_trip_typed(group: &str, kind: &str, v: &Value) -> Option<Result<Value, serde_json::Error>> {
-            match (group, kind) {
+        /// Decodes `v` as the type of (group, version, kind) and encodes
+        /// it back. `None` if the kind has no type here.
+        fn round_trip_typed(group: &str, version: &str, kind: &str, v: &Value) -> Option<Result<Value, serde_json::Error>> {
+            match (group, version, kind) {
                 $(
-                    ($group, $kind) => Some(
+                    ($group, $version, $kind) => Some(
                         <$ty as serde::Deserialize>::deserialize(v)
                             .and_then(|t| serde_json::to_value(&t)),
                     ),
@@ -25,16 +25,16 @@ macro_rules! kinds {
             }
         }
 
-        /// A request body of kind (group, kind) decoded straight into its
+        /// A request body of kind (group, version, kind) decoded straight into its
         /// type and encoded back: the object [`check`] would give, made
         /// without building the body's JSON tree first. `None` if the kind
         /// has no type here, the body does not decode as the type, or the
         /// type passed over any field of it: decoding the JSON and
         /// [`check`] then say what is wrong or unknown.
-        pub(crate) fn decode_known(group: &str, kind: &str, body: &[u8]) -> Option<Value> {
-            match (group, kind) {
+        pub(crate) fn decode_known(group: &str, version: &str, kind: &str, body: &[u8]) -> Option<Value> {
+            match (group, version, kind) {
                 $(
-                    ($group, $kind) => {
+                    ($group, $version, $kind) => {
                         let mut passed_over = false;
                         let mut de = serde_json::Deserializer::from_slice(body);
                         let typed: $ty =
@@ -95,6 +95,7 @@ kinds! {
     ("batch", "v1", "Job", api::batch::v1::Job),
     ("batch", "v1", "CronJob", api::batch::v1::CronJob),
     ("autoscaling", "v2", "HorizontalPodAutoscaler", api::autoscaling::v2::HorizontalPodAutoscaler),
+    ("autoscaling", "v1", "HorizontalPodAutoscaler", api::autoscaling::v1::HorizontalPodAutoscaler),
     ("coordination.k8s.io", "v1", "Lease", api::coordination::v1::Lease),
     ("discovery.k8s.io", "v1", "EndpointSlice", api::discovery::v1::EndpointSlice),
     ("events.k8s.io", "v1", "Event", api::events::v1::Event),
@@ -199,8 +200,13 @@ pub(crate) struct Checked {
 
 /// Checks `v` against its kind's type. `Err` is the decoding error for a
 /// 400: a field of the wrong type. Kinds without a type pass unchanged.
-pub(crate) fn check(group: &str, kind: &str, v: &Value) -> Result<Checked, serde_json::Error> {
-    match round_trip_typed(group, kind, v) {
+pub(crate) fn check(
+    group: &str,
+    version: &str,
+    kind: &str,
+    v: &Value,
+) -> Result<Checked, serde_json::Error> {
+    match round_trip_typed(group, version, kind, v) {
         None => Ok(Checked {
             value: v.clone(),
             unknown: Vec::new(),
@@ -226,7 +232,7 @@ mod tests {
     fn unknown_fields_are_found_and_dropped() {
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "bogus": 1},
             "data": {"k": "v"}, "extra": {"x": 1}, "nothing": null});
-        let c = check("", "ConfigMap", &cm).unwrap();
+        let c = check("", "v1", "ConfigMap", &cm).unwrap();
         assert_eq!(
             c.unknown,
             vec!["extra".to_string(), "metadata.bogus".to_string()]
@@ -236,7 +242,7 @@ mod tests {
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
             "spec": {"containers": [{"name": "c", "image": "i", "imagePolicy": "x"}]}});
         assert_eq!(
-            check("", "Pod", &pod).unwrap().unknown,
+            check("", "v1", "Pod", &pod).unwrap().unknown,
             vec!["spec.containers[0].imagePolicy".to_string()]
         );
     }
@@ -248,8 +254,8 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i",
                 "resources": {"requests": {"cpu": "100m"}}}], "nodeName": null}});
         let body = serde_json::to_vec(&pod).unwrap();
-        let fast = decode_known("", "Pod", &body).expect("every field is known");
-        assert_eq!(fast, check("", "Pod", &pod).unwrap().value);
+        let fast = decode_known("", "v1", "Pod", &body).expect("every field is known");
+        assert_eq!(fast, check("", "v1", "Pod", &pod).unwrap().value);
         assert!(fast["metadata"].get("annotations").is_none());
         // Anything the type would pass over, or cannot take, goes the
         // general way, which names it.
@@ -260,24 +266,29 @@ mod tests {
             json!({"apiVersion": "v2", "kind": "Pod", "metadata": {"name": "p"}}),
         ] {
             assert_eq!(
-                decode_known("", "Pod", &serde_json::to_vec(&odd).unwrap()),
+                decode_known("", "v1", "Pod", &serde_json::to_vec(&odd).unwrap()),
                 None,
                 "{odd}"
             );
         }
         assert_eq!(
-            decode_known("", "Pod", b"{\"apiVersion\": \"v1\", \"kind\": \"Pod\"} x"),
+            decode_known(
+                "",
+                "v1",
+                "Pod",
+                b"{\"apiVersion\": \"v1\", \"kind\": \"Pod\"} x"
+            ),
             None
         );
-        assert_eq!(decode_known("example.com", "Widget", b"{}"), None);
+        assert_eq!(decode_known("example.com", "v1", "Widget", b"{}"), None);
     }
 
     #[test]
     fn wrong_types_are_errors() {
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three", "selector": {}, "template": {}}});
-        assert!(check("apps", "Deployment", &d).is_err());
+        assert!(check("apps", "v1", "Deployment", &d).is_err());
         let fine = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": 3, "selector": {}, "template": {}}});
-        let c = check("apps", "Deployment", &fine).unwrap();
+        let c = check("apps", "v1", "Deployment", &fine).unwrap();
         assert!(c.unknown.is_empty());
         assert_eq!(c.value["spec"]["replicas"], 3);
     }

@@ -53,6 +53,9 @@ pub(crate) fn register(
         ("autoscaling", "v2", "HorizontalPodAutoscaler") => {
             add::<api::autoscaling::v2::HorizontalPodAutoscaler>(generator)
         }
+        ("autoscaling", "v1", "HorizontalPodAutoscaler") => {
+            add::<api::autoscaling::v1::HorizontalPodAutoscaler>(generator)
+        }
         ("autoscaling", "v1", "Scale") => add::<api::autoscaling::v1::Scale>(generator),
         ("coordination.k8s.io", "v1", "Lease") => add::<api::coordination::v1::Lease>(generator),
         ("discovery.k8s.io", "v1", "EndpointSlice") => {

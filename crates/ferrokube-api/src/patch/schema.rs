@@ -176,6 +176,10 @@ pub static FIELDS: &[(&str, &str, FieldMeta)] = &[
     ("JobTemplateSpec", "metadata", nav("ObjectMeta")),
     ("JobTemplateSpec", "spec", nav("WorkloadSpec")),
     ("ConditionsStatus", "conditions", keyed("type", None)),
+    // autoscaling: v2's conditions merge by type; its metrics and behavior
+    // policies are atomic lists (v1 has neither)
+    ("HorizontalPodAutoscaler", "metadata", nav("ObjectMeta")),
+    ("HorizontalPodAutoscaler", "status", nav("ConditionsStatus")),
     // services and networking
     ("Service", "metadata", nav("ObjectMeta")),
     ("Service", "spec", nav("ServiceSpec")),
@@ -226,6 +230,11 @@ pub static KINDS: &[(&str, &str, &str)] = &[
     ("apps", "DaemonSet", "DaemonSet"),
     ("batch", "Job", "Job"),
     ("batch", "CronJob", "CronJob"),
+    (
+        "autoscaling",
+        "HorizontalPodAutoscaler",
+        "HorizontalPodAutoscaler",
+    ),
 ];
 
 /// The built-in table.

@@ -44,7 +44,8 @@ impl Strategy for CrdStrategy {
     }
 
     fn check_fields(&self, def: &ResourceDef, obj: Value) -> Result<Checked, String> {
-        let c = crate::typed::check(def.group, def.kind, &obj).map_err(|e| e.to_string())?;
+        let c = crate::typed::check(def.group, def.version, def.kind, &obj)
+            .map_err(|e| e.to_string())?;
         let mut value = c.value;
         keep_numbers(&mut value, &obj);
         Ok(Checked {

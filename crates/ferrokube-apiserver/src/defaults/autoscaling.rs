@@ -1,16 +1,26 @@
-//! Defaults of `autoscaling/v2` HorizontalPodAutoscaler
+//! Defaults of HorizontalPodAutoscalers: `autoscaling/v2`
 //! (`pkg/apis/autoscaling/v2/defaults.go`): one replica at least, 80% CPU
 //! utilization when no metric is named, and a behavior's unset rules filled
-//! from the defaults.
+//! from the defaults; `autoscaling/v1` (`pkg/apis/autoscaling/v1/defaults.go`):
+//! one replica at least (its CPU target is left unset: the conversion to
+//! v2 supplies the 80%).
 
 use serde_json::{json, Value};
 
 use super::{default_nil, is_empty_collection};
 
-/// The CPU utilization an HPA aims at when it names no metric.
-const DEFAULT_CPU_UTILIZATION: i64 = 80;
+/// The CPU utilization an HPA aims at when it names no metric
+/// (`autoscaling.DefaultCPUUtilization`).
+pub(crate) const DEFAULT_CPU_UTILIZATION: i64 = 80;
 
-/// `SetDefaults_HorizontalPodAutoscaler`.
+/// `SetDefaults_HorizontalPodAutoscaler` of `autoscaling/v1`.
+pub(crate) fn horizontal_pod_autoscaler_v1(obj: &mut Value) {
+    if let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) {
+        default_nil(spec, "minReplicas", json!(1));
+    }
+}
+
+/// `SetDefaults_HorizontalPodAutoscaler` of `autoscaling/v2`.
 pub(crate) fn horizontal_pod_autoscaler(obj: &mut Value) {
     let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
         return;

@@ -45,7 +45,7 @@ macro_rules! typed_fields {
             def: &ferrokube_api::registry::ResourceDef,
             body: &[u8],
         ) -> Option<serde_json::Value> {
-            $crate::typed::decode_known(def.group, def.kind, body)
+            $crate::typed::decode_known(def.group, def.version, def.kind, body)
         }
     };
 }
@@ -248,11 +248,12 @@ pub trait Strategy: Send + Sync + Debug {
 
     /// How the objects of this resource change version, for a custom
     /// resource whose CRD has several versions (Kubernetes' CRD
-    /// converter); `None` for built-in kinds, which are stored and served
-    /// in one version.
+    /// converter) and a built-in kind served at several versions
+    /// (HorizontalPodAutoscalers); `None` for kinds stored and served in
+    /// one version.
     #[expect(
         private_interfaces,
-        reason = "only custom resources' strategies, made in this crate, have a converter"
+        reason = "only strategies made in this crate have a converter"
     )]
     fn converter(&self) -> Option<&std::sync::Arc<crate::crd::conversion::Converter>> {
         None
@@ -338,7 +339,8 @@ impl Strategy for Generic {
 
 /// [`Strategy::check_fields`] by the kind's `k8s-openapi` type.
 pub(crate) fn typed_check(def: &ResourceDef, obj: Value) -> Result<Checked, String> {
-    let checked = crate::typed::check(def.group, def.kind, &obj).map_err(|e| e.to_string())?;
+    let checked =
+        crate::typed::check(def.group, def.version, def.kind, &obj).map_err(|e| e.to_string())?;
     Ok(Checked {
         value: checked.value,
         unknown: checked.unknown,

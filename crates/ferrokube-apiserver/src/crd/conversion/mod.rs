@@ -15,7 +15,12 @@
 //! version that is not one of the CRD's is refused. The generic REST path
 //! asks a strategy for its converter ([`crate::strategy::Strategy::converter`]):
 //! objects read are given in the version requested (`reads`), objects
-//! written are stored in the storage version; built-in kinds have none.
+//! written are stored in the storage version.
+//!
+//! A built-in kind served at several versions (HorizontalPodAutoscalers at
+//! `autoscaling/v2` and `v1`) has a converter too, made by
+//! [`Converter::builtin`] with Kubernetes' conversion functions for the
+//! kind; built-in kinds served at one version have none.
 
 mod reads;
 mod review;
@@ -89,15 +94,30 @@ struct Webhook {
     review_versions: Vec<String>,
 }
 
-/// How one CRD's objects change version. See the module documentation.
+/// A built-in kind's conversion: the object (in one of the kind's
+/// versions) in the version named.
+pub(crate) type BuiltinConversion = fn(Value, &str) -> Result<Value, ConversionError>;
+
+/// How objects change version.
+#[derive(Debug)]
+enum Method {
+    /// A CRD's strategy `None`: only `apiVersion` changes.
+    ApiVersion,
+    /// A CRD's conversion webhook.
+    Webhook(Webhook),
+    /// A built-in kind's conversion functions.
+    Builtin(BuiltinConversion),
+}
+
+/// How one CRD's (or built-in kind's) objects change version. See the
+/// module documentation.
 #[derive(Debug)]
 pub(crate) struct Converter {
     group: String,
     /// Every version of `spec.versions` (Kubernetes' valid versions).
     versions: Vec<String>,
     storage: String,
-    /// `None` for strategy `None`.
-    webhook: Option<Webhook>,
+    method: Method,
     /// The structural schema of each version that has one.
     schemas: HashMap<String, Arc<Schema>>,
 }
@@ -155,8 +175,25 @@ impl Converter {
                 .to_string(),
             versions,
             storage: spec::storage_version(crd).unwrap_or_default().to_string(),
-            webhook,
+            method: webhook.map_or(Method::ApiVersion, Method::Webhook),
             schemas,
+        }
+    }
+
+    /// The converter of a built-in kind of `group` served at `versions`
+    /// and stored at `storage`, converted by `convert`.
+    pub(crate) fn builtin(
+        group: &str,
+        versions: &[&str],
+        storage: &str,
+        convert: BuiltinConversion,
+    ) -> Converter {
+        Converter {
+            group: group.to_string(),
+            versions: versions.iter().map(|v| v.to_string()).collect(),
+            storage: storage.to_string(),
+            method: Method::Builtin(convert),
+            schemas: HashMap::new(),
         }
     }
 
@@ -238,13 +275,19 @@ impl Converter {
         if todo.is_empty() {
             return Ok(objects);
         }
-        match &self.webhook {
-            None => {
+        match &self.method {
+            Method::ApiVersion => {
                 for &i in &todo {
                     objects[i]["apiVersion"] = Value::String(desired.clone());
                 }
             }
-            Some(hook) => {
+            Method::Builtin(convert) => {
+                for &i in &todo {
+                    let o = std::mem::take(&mut objects[i]);
+                    objects[i] = convert(o, version)?;
+                }
+            }
+            Method::Webhook(hook) => {
                 let sent: Vec<&Value> = todo.iter().map(|&i| &objects[i]).collect();
                 let converted = self.call(rest, hook, &sent, &desired).await?;
                 for (&i, c) in todo.iter().zip(converted) {
