@@ -182,26 +182,42 @@ impl RunningServer {
         if let Some(c) = self.app.resource_metrics.get() {
             return Ok(c.clone());
         }
-        let source = Arc::new(crate::resourcemetrics::CacheNodes {
-            cache: self.app.rest.cache.clone(),
-        });
         let collector = Arc::new(
             ferrokube_metrics::Collector::new(
-                source,
+                self.node_source(),
                 &self.pki.kubelet_client_cert_pem,
                 &self.pki.kubelet_client_key_pem,
                 ferrokube_metrics::Options::with_resolution(resolution),
             )
             .context("the resource metrics collector")?,
         );
-        let collector = self.app.resource_metrics.get_or_init(|| collector).clone();
+        let served = self.serve_resource_metrics(collector).await;
+        tokio::spawn(served.clone().run(cancel));
+        Ok(served)
+    }
+
+    /// Serves `metrics.k8s.io/v1beta1` from `collector`, which the caller
+    /// runs (or feeds: tests and benchmarks). Once; a later call keeps the
+    /// first collector, which it returns.
+    pub async fn serve_resource_metrics(
+        &self,
+        collector: Arc<ferrokube_metrics::Collector>,
+    ) -> Arc<ferrokube_metrics::Collector> {
+        let served = self.app.resource_metrics.get_or_init(|| collector).clone();
         self.app
             .rest
             .kinds
             .set_own(vec![crate::resourcemetrics::discovery()])
             .await;
-        tokio::spawn(collector.clone().run(cancel));
-        Ok(collector)
+        served
+    }
+
+    /// A [`ferrokube_metrics::NodeSource`] of every Node in this server's
+    /// watch cache (their kubelets' addresses as the server reaches them).
+    pub fn node_source(&self) -> Arc<dyn ferrokube_metrics::NodeSource> {
+        Arc::new(crate::resourcemetrics::CacheNodes {
+            cache: self.app.rest.cache.clone(),
+        })
     }
 
     /// Waits until the server has stopped (after its token is cancelled).
