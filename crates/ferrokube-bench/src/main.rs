@@ -27,6 +27,7 @@ mod gc;
 mod hollow;
 mod job;
 mod kubelet;
+mod metrics;
 mod network;
 mod podnet;
 mod scheduler;
@@ -93,6 +94,12 @@ enum Bench {
     /// The pod network: pod-to-pod throughput and connection rate across two lab
     /// nodes against within one, with host-gw and with vxlan.
     Podnet(podnet::Options),
+    /// The built-in resource metrics collector's CPU and memory per node at
+    /// hollow nodes (100 nodes, 10,000 pods by default).
+    Metrics(metrics::Options),
+    /// (internal) the hollow kubelets the metrics benchmark scrapes.
+    #[command(hide = true)]
+    MetricsHollow(metrics::HollowOptions),
     /// (internal) the node agent alone, for the kubelet benchmark.
     #[command(hide = true)]
     KubeletNode(kubelet::NodeOptions),
@@ -130,5 +137,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Kubelet(opts) => rt.block_on(kubelet::run(opts)),
         Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
         Bench::Podnet(opts) => podnet::run(opts),
+        Bench::Metrics(opts) => rt.block_on(metrics::run(opts)),
+        Bench::MetricsHollow(opts) => rt.block_on(metrics::hollow(opts)),
     }
 }

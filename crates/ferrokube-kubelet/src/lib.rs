@@ -203,6 +203,38 @@ pub async fn run(
     result
 }
 
+/// The node agent's HTTPS server alone, over `runtime`, on loopback at a
+/// free port, accepting client certificates signed by `client_ca_pem`: a
+/// hollow node's kubelet for benchmarks (the same routes, TLS and
+/// authentication as a real node's; `/metrics/resource` and
+/// `/stats/summary` from what `runtime` reports). Serves until `cancel`;
+/// returns its address.
+pub async fn serve_hollow_kubelet(
+    node_name: &str,
+    runtime: Arc<dyn cri::Runtime>,
+    client_ca_pem: &str,
+    agent_dir: PathBuf,
+    cancel: CancellationToken,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let https = server::KubeletServer::bind(
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        0,
+        vec![node_name.to_string(), "127.0.0.1".into()],
+        Some(client_ca_pem),
+    )
+    .await?;
+    let addr = https.addr;
+    tokio::spawn(https.serve(
+        Arc::new(server::State {
+            runtime,
+            client: None,
+            stats: server::stats::Collector::new(node_name.to_string(), agent_dir),
+        }),
+        cancel,
+    ));
+    Ok(addr)
+}
+
 /// The agent over a given runtime (the unit tests pass the fake one).
 pub async fn run_with_runtime(
     client: kube::Client,
