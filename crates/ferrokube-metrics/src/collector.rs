@@ -5,7 +5,7 @@
 //! and what its watches are pushed) and a short history. Nothing is
 //! written anywhere but memory.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -115,9 +115,9 @@ pub struct Snapshot {
     /// Counts rounds (0 before the first).
     pub generation: u64,
     /// Nodes' usage, by name.
-    pub nodes: BTreeMap<String, (Usage, TimeInfo)>,
+    pub nodes: HashMap<String, (Usage, TimeInfo)>,
     /// Pods' usage.
-    pub pods: BTreeMap<PodKey, PodUsage>,
+    pub pods: HashMap<PodKey, PodUsage>,
 }
 
 /// What one round did.
@@ -285,7 +285,7 @@ impl Collector {
     pub fn ingest(&self, batches: Vec<(String, NodeBatch)>) {
         let now = (self.clock)();
         let mut nodes = Vec::with_capacity(batches.len());
-        let mut pods = BTreeMap::new();
+        let mut pods = HashMap::new();
         for (name, b) in batches {
             if let Some(p) = b.node {
                 nodes.push((name, p));
@@ -336,7 +336,17 @@ impl Collector {
                 },
             );
         }
-        state.history.expire(now);
+        // Samples age by the kubelets' clocks (their timestamps), so a
+        // server whose clock is off keeps them all the same; the server's
+        // clock only when no sample came.
+        let newest = snapshot
+            .nodes
+            .values()
+            .map(|(_, t)| t.timestamp)
+            .chain(snapshot.pods.values().map(|p| p.time.timestamp))
+            .max()
+            .unwrap_or(now);
+        state.history.expire(newest);
         drop(state);
         self.snapshot.send_replace(Arc::new(snapshot));
     }

@@ -6,7 +6,8 @@
 //! its timestamp, CPU or memory is dropped; a pod with a container whose
 //! CPU or memory is 0 is dropped whole.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::point::{Nanos, Point};
 
@@ -60,8 +61,34 @@ struct Series<'a> {
     timestamp_ms: Option<i64>,
 }
 
-/// A series' labels: name and (unescaped) value.
-type Labels<'a> = Vec<(&'a str, String)>;
+/// A series' labels: name and (unescaped) value, borrowed from the text
+/// unless it had escapes.
+type Labels<'a> = Vec<(&'a str, Cow<'a, str>)>;
+
+/// A quoted label value (after its opening quote): the value and where
+/// its closing quote is.
+fn label_value(rest: &str) -> Result<(Cow<'_, str>, usize), &'static str> {
+    let bytes = rest.as_bytes();
+    match bytes.iter().position(|b| *b == b'"' || *b == b'\\') {
+        Some(end) if bytes[end] == b'"' => return Ok((Cow::Borrowed(&rest[..end]), end)),
+        None => return Err("an unterminated label value"),
+        Some(_) => {}
+    }
+    let mut value = String::new();
+    let mut chars = rest.char_indices();
+    loop {
+        match chars.next() {
+            None => return Err("an unterminated label value"),
+            Some((i, '"')) => return Ok((Cow::Owned(value), i)),
+            Some((_, '\\')) => match chars.next() {
+                Some((_, 'n')) => value.push('\n'),
+                Some((_, c)) => value.push(c),
+                None => return Err("an unterminated label value"),
+            },
+            Some((_, c)) => value.push(c),
+        }
+    }
+}
 
 fn parse_labels(s: &str) -> Result<(Labels<'_>, &str), &'static str> {
     // `s` starts after `{`.
@@ -80,20 +107,7 @@ fn parse_labels(s: &str) -> Result<(Labels<'_>, &str), &'static str> {
         rest = rest
             .strip_prefix('"')
             .ok_or("a label value without quotes")?;
-        let mut value = String::new();
-        let mut chars = rest.char_indices();
-        let end = loop {
-            match chars.next() {
-                None => return Err("an unterminated label value"),
-                Some((i, '"')) => break i,
-                Some((_, '\\')) => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, c)) => value.push(c),
-                    None => return Err("an unterminated label value"),
-                },
-                Some((_, c)) => value.push(c),
-            }
-        };
+        let (value, end) = label_value(rest)?;
         labels.push((name, value));
         rest = rest[end + 1..].trim_start();
         if let Some(after) = rest.strip_prefix(',') {
@@ -148,12 +162,12 @@ fn parse_series(line: &str) -> Result<Series<'_>, &'static str> {
     })
 }
 
-fn label<'a>(labels: &'a [(&str, String)], name: &str) -> &'a str {
+fn label<'a>(labels: &[(&str, Cow<'a, str>)], name: &str) -> Cow<'a, str> {
     labels
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("")
+        .map(|(_, v)| v.clone())
+        .unwrap_or(Cow::Borrowed(""))
 }
 
 /// Go's `uint64(float64)` for the values the kubelet sends (negative and
@@ -166,11 +180,16 @@ fn to_u64(v: f64) -> u64 {
     }
 }
 
+/// A pod's containers while reading.
+type Containers<'a> = Vec<(Cow<'a, str>, Point)>;
+
 /// Reads one node's `/metrics/resource`; `now` is the scrape's time,
 /// given to series without a timestamp.
 pub fn decode(text: &str, now: Nanos) -> Result<NodeBatch, DecodeError> {
     let mut node = Point::default();
-    let mut pods: BTreeMap<PodKey, PodPoints> = BTreeMap::new();
+    // Keys borrowed from the text while reading; each pod's containers'
+    // points in the order met (pods have few).
+    let mut pods: HashMap<(Cow<str>, Cow<str>), Containers> = HashMap::new();
     let default_ms = now.div_euclid(1_000_000);
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -199,12 +218,17 @@ pub fn decode(text: &str, now: Nanos) -> Result<NodeBatch, DecodeError> {
             | "container_memory_working_set_bytes"
             | "container_swap_usage_bytes"
             | "container_start_time_seconds" => {
-                let key = PodKey {
-                    namespace: label(&s.labels, "namespace").to_string(),
-                    name: label(&s.labels, "pod").to_string(),
+                let key = (label(&s.labels, "namespace"), label(&s.labels, "pod"));
+                let container = label(&s.labels, "container");
+                let containers = pods.entry(key).or_default();
+                let at = match containers.iter().position(|(c, _)| *c == container) {
+                    Some(at) => at,
+                    None => {
+                        containers.push((container, Point::default()));
+                        containers.len() - 1
+                    }
                 };
-                let container = label(&s.labels, "container").to_string();
-                let p = pods.entry(key).or_default().entry(container).or_default();
+                let p = &mut containers[at].1;
                 match s.name {
                     "container_cpu_usage_seconds_total" => {
                         p.cpu = to_u64(s.value * 1e9);
@@ -231,10 +255,25 @@ pub fn decode(text: &str, now: Nanos) -> Result<NodeBatch, DecodeError> {
         }
     }
     let node = (node.timestamp != 0 && node.cpu != 0 && node.memory != 0).then_some(node);
-    pods.retain(|_, containers| {
-        containers.retain(|_, p| *p != Point::default());
-        !containers.is_empty() && containers.values().all(|p| p.cpu != 0 && p.memory != 0)
-    });
+    let pods = pods
+        .into_iter()
+        .filter_map(|((namespace, name), containers)| {
+            let points: PodPoints = containers
+                .into_iter()
+                .filter(|(_, p)| *p != Point::default())
+                .map(|(c, p)| (c.into_owned(), p))
+                .collect();
+            let complete =
+                !points.is_empty() && points.values().all(|p| p.cpu != 0 && p.memory != 0);
+            complete.then(|| {
+                let key = PodKey {
+                    namespace: namespace.into_owned(),
+                    name: name.into_owned(),
+                };
+                (key, points)
+            })
+        })
+        .collect();
     Ok(NodeBatch { node, pods })
 }
 
