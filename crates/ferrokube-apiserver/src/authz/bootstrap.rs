@@ -51,6 +51,9 @@ const AUTOSCALING: &str = "autoscaling";
 const AUTHENTICATION: &str = "authentication.k8s.io";
 const AUTHORIZATION: &str = "authorization.k8s.io";
 const FLOWCONTROL: &str = "flowcontrol.apiserver.k8s.io";
+const METRICS: &str = "metrics.k8s.io";
+const CUSTOM_METRICS: &str = "custom.metrics.k8s.io";
+const EXTERNAL_METRICS: &str = "external.metrics.k8s.io";
 
 /// A rule on resources: `verbs` and `resources` space-separated.
 fn rule(verbs: &str, groups: &[&str], resources: &str) -> Value {
@@ -682,6 +685,20 @@ pub(crate) fn controller_roles() -> Vec<Value> {
             "generic-garbage-collector",
             vec![
                 rule("get list watch patch update delete", &["*"], "*"),
+                events_rule(),
+            ],
+        ),
+        c(
+            "horizontal-pod-autoscaler",
+            vec![
+                rule(READ, &[AUTOSCALING], "horizontalpodautoscalers"),
+                rule("update", &[AUTOSCALING], "horizontalpodautoscalers/status"),
+                rule("get update", &["*"], "*/scale"),
+                rule("list", &[CORE], "pods"),
+                // resource, custom and external metrics
+                rule("list", &[METRICS], "pods"),
+                rule("get list", &[CUSTOM_METRICS], "*"),
+                rule("get list", &[EXTERNAL_METRICS], "*"),
                 events_rule(),
             ],
         ),
