@@ -24,6 +24,7 @@ pub const SERVICE_ACCOUNTS: &[&str] = &[
     "endpointslice-controller",
     "flowschema-status-controller",
     "generic-garbage-collector",
+    "horizontal-pod-autoscaler",
     "job-controller",
     "namespace-controller",
     "node-controller",

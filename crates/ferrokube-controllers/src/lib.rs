@@ -28,6 +28,7 @@ pub mod history;
 mod job;
 pub mod metrics;
 pub mod persistentvolume;
+pub mod podautoscaler;
 mod podclaim;
 mod podutil;
 mod replicaset;
@@ -76,6 +77,9 @@ pub struct ControllerConfig {
     /// unless `--disable servicelb`; off by default, as in
     /// kube-controller-manager, which has no load balancer of its own.
     pub servicelb: bool,
+    /// The HorizontalPodAutoscaler controller's settings (Kubernetes'
+    /// `--horizontal-pod-autoscaler-*` flags).
+    pub hpa: podautoscaler::HpaConfig,
 }
 
 impl Default for ControllerConfig {
@@ -93,6 +97,7 @@ impl Default for ControllerConfig {
             local_storage_path: None,
             clients: Default::default(),
             servicelb: false,
+            hpa: podautoscaler::HpaConfig::default(),
         }
     }
 }
@@ -141,6 +146,12 @@ pub async fn run_all(client: kube::Client, config: ControllerConfig, cancel: Can
         cancel.clone(),
     );
     tasks.push(tokio::spawn(controller::run(quota, resourcequota::WORKERS)));
+    tasks.push(podautoscaler::start(
+        &mut informers,
+        client_for(podautoscaler::SERVICE_ACCOUNT),
+        config.hpa.clone(),
+        cancel.clone(),
+    ));
     if let Some(ca) = config.signing_ca.clone() {
         tasks.push(tokio::spawn(csrsigning::run(
             client_for("certificate-controller"),
