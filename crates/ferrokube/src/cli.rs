@@ -221,6 +221,9 @@ pub(crate) struct ControllerManagerArgs {
     /// a duration such as `40s` or `1m30s`).
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: std::time::Duration,
+
+    #[command(flatten)]
+    pub hpa: HpaFlags,
 }
 
 #[derive(Debug, Args)]
@@ -367,6 +370,61 @@ pub(crate) struct ServerArgs {
     /// a duration such as `40s` or `1m30s`).
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub node_monitor_grace_period: std::time::Duration,
+
+    #[command(flatten)]
+    pub hpa: HpaFlags,
+}
+
+/// The HorizontalPodAutoscaler controller's flags (kube-controller-manager's
+/// names and defaults), on `ferrokube server` and `ferrokube
+/// controller-manager`.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct HpaFlags {
+    /// How often each HorizontalPodAutoscaler is synced.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_sync_period: std::time::Duration,
+
+    /// The minimum change (from 1.0) in the desired-to-actual metrics
+    /// ratio for the autoscaler to consider scaling.
+    #[arg(long, default_value_t = 0.1, value_parser = parse_tolerance)]
+    pub horizontal_pod_autoscaler_tolerance: f64,
+
+    /// How far back the autoscaler looks, and does not scale down below
+    /// any recommendation it made there.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_downscale_stabilization: std::time::Duration,
+
+    /// How long after a pod starts its CPU samples may be skipped.
+    #[arg(long, default_value = "5m0s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_cpu_initialization_period: std::time::Duration,
+
+    /// How long after a pod starts a readiness change makes it count as
+    /// never ready.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub horizontal_pod_autoscaler_initial_readiness_delay: std::time::Duration,
+}
+
+impl HpaFlags {
+    /// The controller's settings.
+    pub(crate) fn config(&self) -> ferrokube_controllers::podautoscaler::HpaConfig {
+        ferrokube_controllers::podautoscaler::HpaConfig {
+            sync_period: self.horizontal_pod_autoscaler_sync_period,
+            tolerance: self.horizontal_pod_autoscaler_tolerance,
+            downscale_stabilization: self.horizontal_pod_autoscaler_downscale_stabilization,
+            cpu_initialization_period: self.horizontal_pod_autoscaler_cpu_initialization_period,
+            initial_readiness_delay: self.horizontal_pod_autoscaler_initial_readiness_delay,
+        }
+    }
+}
+
+/// `--horizontal-pod-autoscaler-tolerance`: a number, not negative.
+fn parse_tolerance(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t >= 0.0 && t.is_finite() => Ok(t),
+        _ => Err(format!(
+            "invalid tolerance {s:?} (a number, 0 or more, e.g. 0.1)"
+        )),
+    }
 }
 
 /// A duration as Kubernetes' flags take it (Go's form): numbers with units

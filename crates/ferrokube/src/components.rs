@@ -191,6 +191,7 @@ impl Components {
             identity: format!("{node_name}_{}", std::process::id()),
             cluster_cidr: args.cluster_cidr.clone(),
             node_monitor_grace_period: args.node_monitor_grace_period,
+            hpa: args.hpa.config(),
             ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(kubeconfig)
                 .context("reading the cluster CA for kube-root-ca.crt")?,
             signing_ca: signing_ca(&args.data_dir),

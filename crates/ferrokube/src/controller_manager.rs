@@ -48,6 +48,7 @@ pub(crate) async fn run(args: ControllerManagerArgs) -> anyhow::Result<()> {
         identity: format!("{}_{}", hostname(), std::process::id()),
         cluster_cidr: args.cluster_cidr.clone(),
         node_monitor_grace_period: args.node_monitor_grace_period,
+        hpa: args.hpa.config(),
         ca_pem: ferrokube_controllers::serviceaccount::ca_pem_from_kubeconfig(&args.kubeconfig)
             .context("reading the cluster CA for kube-root-ca.crt")?,
         ..Default::default()
