@@ -392,8 +392,29 @@ async fn kubectl_top_and_the_metrics_api_read_as_against_metrics_server() {
     let watching = tokio::task::spawn_blocking(move || {
         ok(&kc4, &["get", "--raw", "/apis/metrics.k8s.io/v1beta1/nodes?watch=1&timeoutSeconds=3&labelSelector=role%3Da"])
     });
+    // And kubectl's `get -w` (a Table watch) prints the new round's row.
+    let kc5 = kc.clone();
+    let get_w = tokio::task::spawn_blocking(move || {
+        let out = Command::new("timeout")
+            .arg("4")
+            .arg("kubectl")
+            .arg("--kubeconfig")
+            .arg(&kc5)
+            .args(["get", "nodes.metrics.k8s.io", "-l", "role=a", "-w"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     round(&collector, &now, T0 + 30, 2.0);
+    assert_eq!(
+        rows(&get_w.await.unwrap()),
+        [
+            vec!["NAME", "CPU", "MEMORY", "SWAP", "WINDOW"],
+            vec!["n1", "500m", "1Gi", "0", "15s"],
+            vec!["n1", "500m", "1Gi", "0", "15s"],
+        ]
+    );
     let events = watching.await.unwrap();
     let events: Vec<Value> = events
         .lines()

@@ -301,7 +301,16 @@ pub(crate) async fn serve(
             }))
         }
         "watch" => {
-            let sel = Selection::of(query, &info.namespace)?;
+            let mut sel = Selection::of(query, &info.namespace)?;
+            if !info.name.is_empty() {
+                // A watch of one object (`.../nodes/n1?watch=1`).
+                sel.fields
+                    .requirements
+                    .push(ferrokube_api::fields::FieldRequirement::Equals(
+                        "metadata.name".into(),
+                        info.name.clone(),
+                    ));
+            }
             let opts = query.list_options()?;
             Ok(watch::start(
                 rest.cache.clone(),
