@@ -301,8 +301,9 @@ pub(crate) struct ServerArgs {
     /// Packaged components not to run (k3s' names): `coredns` (the cluster
     /// DNS; `dns` also works), `local-storage` (the local-path provisioner
     /// and its default StorageClass), `servicelb` (addresses for
-    /// LoadBalancer Services). Repeat or separate with commas.
-    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage", "servicelb"])]
+    /// LoadBalancer Services), `metrics-server` (the built-in resource
+    /// metrics: no `metrics.k8s.io`). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage", "servicelb", "metrics-server"])]
     pub disable: Vec<String>,
 
     /// Do not run the service proxy on this node.
@@ -497,6 +498,12 @@ impl ServerArgs {
     /// addresses.
     pub(crate) fn servicelb_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "servicelb")
+    }
+
+    /// Whether the server collects resource metrics and serves
+    /// `metrics.k8s.io` (k3s' packaged metrics-server).
+    pub(crate) fn metrics_enabled(&self) -> bool {
+        !self.disable.iter().any(|d| d == "metrics-server")
     }
 }
 

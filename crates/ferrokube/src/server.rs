@@ -51,10 +51,14 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 return Err(e.context("starting the API server"));
             }
         };
-    if let Err(e) = api
-        .start_resource_metrics(args.metric_resolution, cancel.child_token())
-        .await
-    {
+    let metrics = if args.metrics_enabled() {
+        api.start_resource_metrics(args.metric_resolution, cancel.child_token())
+            .await
+            .map(drop)
+    } else {
+        Ok(())
+    };
+    if let Err(e) = metrics {
         cancel.cancel();
         api.join().await;
         compactor.join().await;

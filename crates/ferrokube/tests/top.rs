@@ -306,3 +306,36 @@ fn wait_until_rows(c: &Cluster, args: &[&str], n: usize) -> Vec<Vec<String>> {
     });
     last
 }
+
+/// k3s' `--disable metrics-server`: no metrics API (kubectl's "Metrics API
+/// not available") and its APIService goes; without it a server with no
+/// node has the API and no metrics yet.
+#[test]
+fn disabling_metrics_server_removes_the_metrics_api() {
+    let mut c = Cluster::start();
+    let (ok, _, err) = answer(&c, &["top", "node"]);
+    assert!(!ok);
+    assert_eq!(err.trim(), "error: metrics not available yet");
+    let apiservice = ["get", "apiservice", "v1beta1.metrics.k8s.io"];
+    wait_until_blocking(
+        "the local APIService",
+        Duration::from_secs(30),
+        POLL,
+        || c.kubectl(&apiservice).status.success(),
+    );
+
+    c.set_extra_args(&["--disable", "metrics-server"]);
+    c.restart();
+    let (ok, _, err) = answer(&c, &["top", "pod", "-A"]);
+    assert!(!ok);
+    assert_eq!(err.trim(), "error: Metrics API not available");
+    wait_until_blocking(
+        "the APIService to go",
+        Duration::from_secs(30),
+        POLL,
+        || {
+            let (ok, _, err) = answer(&c, &apiservice);
+            !ok && err.contains("NotFound")
+        },
+    );
+}

@@ -50,7 +50,8 @@ const CRD_PRIORITY: (i64, i64) = (1000, 100);
 /// The APIService of a group version served here, as it should be: its
 /// name, the object, and whether it is a built-in's (`onstart`).
 /// Those this server serves outside the registry (`own`: the resource
-/// metrics API) are local too, labelled `onstart`.
+/// metrics API) are local too, labelled `true` like CustomResourceDefinitions'
+/// (so one no longer served, `--disable metrics-server`, is deleted).
 pub(crate) fn desired(
     registry: &Registry,
     own: &[crate::discovery::RemoteGroupVersion],
@@ -65,7 +66,7 @@ pub(crate) fn desired(
         let obj = json!({
             "apiVersion": "apiregistration.k8s.io/v1",
             "kind": "APIService",
-            "metadata": {"name": name, "labels": {AUTOMANAGED: "onstart"}},
+            "metadata": {"name": name, "labels": {AUTOMANAGED: "true"}},
             "spec": {
                 "group": gv.group,
                 "version": gv.version,
@@ -73,7 +74,7 @@ pub(crate) fn desired(
                 "versionPriority": OWN_PRIORITY.1,
             },
         });
-        out.push((name, obj, true));
+        out.push((name, obj, false));
     }
     for r in registry.all() {
         if r.group == "apiregistration.k8s.io" || !seen.insert((r.group, r.version)) {
