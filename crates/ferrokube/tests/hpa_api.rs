@@ -83,6 +83,7 @@ fn kubectl_autoscale_and_both_versions() {
     status_at_v2_read_at_v1(&c);
     v1_writes(&c);
     v1_watches_and_lists(&c);
+    canonical_targets(&c);
 }
 
 /// Discovery, and `kubectl autoscale` read at both versions.
@@ -321,6 +322,38 @@ fn v1_writes(c: &Cluster) {
     assert_eq!(
         v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"], 80,
         "a v1 object without a target aims at 80% CPU"
+    );
+}
+
+/// Quantities are kept in Kubernetes' canonical form; TARGETS shows two
+/// metrics and counts the rest.
+fn canonical_targets(c: &Cluster) {
+    let yaml = r#"
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: many}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: web}
+  maxReplicas: 3
+  metrics:
+  - type: Pods
+    pods: {metric: {name: qps}, target: {type: AverageValue, averageValue: "0.5"}}
+  - type: Resource
+    resource: {name: memory, target: {type: AverageValue, averageValue: 1.5Gi}}
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+"#;
+    let f = write(c, "many.yaml", yaml);
+    c.kubectl_ok(&["-n", NS, "apply", "-f", &f]);
+    let v2 = get(c, V2, "many");
+    assert_eq!(
+        v2["spec"]["metrics"][1]["resource"]["target"]["averageValue"],
+        "1536Mi"
+    );
+    let table = c.kubectl_ok(&["-n", NS, "get", "hpa", "many"]);
+    assert_eq!(
+        row(&table, "many")[2],
+        "<unknown>/500m, memory: <unknown>/1536Mi + 1 more..."
     );
 }
 

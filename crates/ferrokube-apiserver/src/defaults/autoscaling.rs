@@ -35,6 +35,10 @@ pub(crate) fn horizontal_pod_autoscaler(obj: &mut Value) {
             },
         }]);
     }
+    canonical_quantities(obj);
+    let Some(spec) = obj.get_mut("spec").filter(|s| s.is_object()) else {
+        return;
+    };
     if let Some(behavior) = spec.get_mut("behavior").filter(|b| b.is_object()) {
         let up = json!({
             "stabilizationWindowSeconds": 0,
@@ -65,4 +69,114 @@ fn fill_rules(behavior: &mut Value, key: &str, defaults: Value) {
         }
     }
     behavior[key] = rules;
+}
+
+/// The metric sources of a MetricSpec or MetricStatus.
+const SOURCES: &[&str] = &[
+    "object",
+    "pods",
+    "resource",
+    "containerResource",
+    "external",
+];
+
+/// Quantities written in Kubernetes' canonical form, as its API server
+/// encodes every `resource.Quantity` (`0.5` is `500m`, `1.5Gi` is
+/// `1536Mi`): metric targets, current values and behavior tolerances.
+fn canonical_quantities(obj: &mut Value) {
+    let mut at = |list: &str, member: &str| {
+        for m in obj
+            .pointer_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            for source in SOURCES {
+                if let Some(v) = m
+                    .get_mut(*source)
+                    .and_then(|s| s.get_mut(member))
+                    .and_then(Value::as_object_mut)
+                {
+                    for key in ["value", "averageValue"] {
+                        if let Some(q) = v.get_mut(key) {
+                            canonical(q);
+                        }
+                    }
+                }
+            }
+        }
+    };
+    at("/spec/metrics", "target");
+    at("/status/currentMetrics", "current");
+    for rules in ["scaleUp", "scaleDown"] {
+        if let Some(t) = obj.pointer_mut(&format!("/spec/behavior/{rules}/tolerance")) {
+            canonical(t);
+        }
+    }
+}
+
+/// `q` in canonical form, where this server's milli-unit arithmetic holds
+/// it exactly (not below a milli-unit, not in exponent form).
+fn canonical(q: &mut Value) {
+    let Some(s) = q.as_str() else {
+        return;
+    };
+    let body = s.trim().trim_start_matches(['+', '-']);
+    let end = body
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(body.len());
+    let (number, suffix) = body.split_at(end);
+    let fraction = number.split_once('.').map_or(0, |(_, f)| f.len());
+    let exact = match suffix {
+        "" => fraction <= 3,
+        "m" => fraction == 0,
+        "k" => fraction <= 6,
+        "M" | "G" | "T" | "P" | "E" => fraction <= 9,
+        "Ki" | "Mi" | "Gi" | "Ti" | "Pi" | "Ei" => fraction <= 3,
+        _ => false,
+    };
+    if !exact {
+        return;
+    }
+    if let Some(qty) = ferrokube_api::quota::Qty::parse(q) {
+        *q = Value::String(qty.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> Value {
+        let mut v = json!(s);
+        canonical(&mut v);
+        v
+    }
+
+    #[test]
+    fn quantities_are_canonical_where_exact() {
+        assert_eq!(canon("0.5"), "500m");
+        assert_eq!(canon("1.5Gi"), "1536Mi");
+        assert_eq!(canon("0.5Ki"), "512");
+        assert_eq!(canon("100Mi"), "100Mi");
+        assert_eq!(canon("1000"), "1k");
+        assert_eq!(canon("1500"), "1500");
+        // Below a milli-unit and exponents stay as written.
+        assert_eq!(canon("1n"), "1n");
+        assert_eq!(canon("0.0005"), "0.0005");
+        assert_eq!(canon("1e3"), "1e3");
+        let mut hpa = json!({"spec": {"maxReplicas": 2, "metrics": [{"type": "Pods", "pods": {
+            "metric": {"name": "qps"}, "target": {"type": "AverageValue", "averageValue": "0.5"}}}]},
+            "status": {"currentMetrics": [{"type": "Pods", "pods": {"metric": {"name": "qps"},
+                "current": {"averageValue": "1000m"}}}]}});
+        horizontal_pod_autoscaler(&mut hpa);
+        assert_eq!(
+            hpa["spec"]["metrics"][0]["pods"]["target"]["averageValue"],
+            "500m"
+        );
+        assert_eq!(
+            hpa["status"]["currentMetrics"][0]["pods"]["current"]["averageValue"],
+            "1"
+        );
+    }
 }
