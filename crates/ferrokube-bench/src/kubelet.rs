@@ -116,7 +116,7 @@ fn ticks_per_sec() -> f64 {
 }
 
 /// PIDs of processes whose command line contains `marker`.
-fn pids_with(marker: &str) -> Vec<u32> {
+pub(crate) fn pids_with(marker: &str) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
@@ -399,7 +399,7 @@ async fn delete_pods(client: &kube::Client, rt: &RemoteRuntime) {
     unsafe_code,
     reason = "kill(2) through libc: std's Child can only send SIGKILL, and only to its own children"
 )]
-fn send_signal(pid: u32, signal: libc::c_int) {
+pub(crate) fn send_signal(pid: u32, signal: libc::c_int) {
     // SAFETY: kill takes plain integers and touches no memory of ours; a PID
     // that no longer exists makes it fail with ESRCH, which is ignored.
     unsafe { libc::kill(pid as i32, signal) };
@@ -410,7 +410,7 @@ fn send_signal(pid: u32, signal: libc::c_int) {
     unsafe_code,
     reason = "geteuid(2) through libc: std does not give the user id"
 )]
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid takes no arguments, cannot fail and has no preconditions.
     let uid = unsafe { libc::geteuid() };
     uid == 0

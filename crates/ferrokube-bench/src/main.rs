@@ -14,6 +14,7 @@
 //! target/release/ferrokube-bench webhook  # a validating webhook's added latency
 //! target/release/ferrokube-bench etcd-failover  # write pause at an etcd leader's loss
 //! target/release/ferrokube-bench node-loss      # a node's death to its pod elsewhere (lab)
+//! target/release/ferrokube-bench hpa            # HPA reaction time (root, node)
 //! ```
 
 mod apiserver;
@@ -25,6 +26,7 @@ mod engines;
 mod failover;
 mod gc;
 mod hollow;
+mod hpa;
 mod job;
 mod kubelet;
 mod metrics;
@@ -100,6 +102,10 @@ enum Bench {
     /// (internal) the hollow kubelets the metrics benchmark scrapes.
     #[command(hide = true)]
     MetricsHollow(metrics::HollowOptions),
+    /// The HorizontalPodAutoscaler's reaction time at default settings:
+    /// load start to the first scale-up, load stop to the scale-down
+    /// (root, one node: run alone).
+    Hpa(hpa::Options),
     /// (internal) the node agent alone, for the kubelet benchmark.
     #[command(hide = true)]
     KubeletNode(kubelet::NodeOptions),
@@ -138,6 +144,7 @@ fn main() -> anyhow::Result<()> {
         Bench::KubeletNode(opts) => rt.block_on(kubelet::node(opts)),
         Bench::Podnet(opts) => podnet::run(opts),
         Bench::Metrics(opts) => rt.block_on(metrics::run(opts)),
+        Bench::Hpa(opts) => rt.block_on(hpa::run(opts)),
         Bench::MetricsHollow(opts) => rt.block_on(metrics::hollow(opts)),
     }
 }
