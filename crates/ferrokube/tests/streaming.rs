@@ -329,9 +329,16 @@ spec:
     let summary: serde_json::Value =
         serde_json::from_str(&node_get("/stats/summary")).expect("summary JSON");
     assert_eq!(summary["node"]["nodeName"], NODE, "{summary}");
-    for k in ["cpu", "memory", "fs"] {
+    for k in ["cpu", "memory", "fs", "network"] {
         assert!(summary["node"].get(k).is_some(), "node {k}: {summary}");
     }
+    // containerd counts its snapshots' usage every 10 s or so: a number,
+    // maybe 0 this early.
+    assert!(
+        summary["node"]["runtime"]["imageFs"]["usedBytes"].is_u64(),
+        "containerd's image filesystem: {}",
+        summary["node"]["runtime"]
+    );
     let talker = summary["pods"]
         .as_array()
         .and_then(|p| p.iter().find(|p| p["podRef"]["name"] == "talker"))

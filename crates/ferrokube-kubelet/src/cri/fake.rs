@@ -436,6 +436,20 @@ impl Runtime for FakeRuntime {
             .collect())
     }
 
+    async fn image_fs_info(&self) -> CriResult<Vec<api::FilesystemUsage>> {
+        // Images on the root filesystem, a MiB each.
+        Ok(vec![api::FilesystemUsage {
+            timestamp: now_ns(),
+            fs_id: Some(api::FilesystemIdentifier {
+                mountpoint: "/".into(),
+            }),
+            used_bytes: Some(api::UInt64Value {
+                value: self.state.lock().images.len() as u64 * (1 << 20),
+            }),
+            inodes_used: None,
+        }])
+    }
+
     async fn image_status(&self, image: &str) -> CriResult<Option<api::Image>> {
         let name = normalize_image(image);
         let st = self.state.lock();

@@ -116,6 +116,12 @@ pub trait Runtime: Send + Sync + 'static {
             "container stats are not supported by this runtime",
         ))
     }
+    /// The filesystems holding images (the summary's `runtime.imageFs`).
+    async fn image_fs_info(&self) -> CriResult<Vec<api::FilesystemUsage>> {
+        Err(tonic::Status::unimplemented(
+            "image filesystem info is not supported by this runtime",
+        ))
+    }
     /// The streaming URL of one port-forward session (see [`Runtime::exec`]).
     async fn port_forward(&self, _req: api::PortForwardRequest) -> CriResult<String> {
         Err(tonic::Status::unimplemented(

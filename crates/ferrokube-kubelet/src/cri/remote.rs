@@ -336,6 +336,17 @@ impl Runtime for RemoteRuntime {
             .url)
     }
 
+    async fn image_fs_info(&self) -> CriResult<Vec<api::FilesystemUsage>> {
+        let req = timed(api::ImageFsInfoRequest {}, CALL_SECS);
+        Ok(self
+            .images
+            .clone()
+            .image_fs_info(req)
+            .await?
+            .into_inner()
+            .image_filesystems)
+    }
+
     async fn list_container_stats(&self) -> CriResult<Vec<api::ContainerStats>> {
         let req = timed(api::ListContainerStatsRequest { filter: None }, CALL_SECS);
         Ok(self

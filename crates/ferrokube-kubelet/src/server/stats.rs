@@ -11,8 +11,9 @@
 //!   finds one and sums the containers otherwise; this agent makes no pod
 //!   cgroup (its sandboxes have no cgroup parent), so the sum is what the
 //!   kubelet would report here too;
-//! - the node: /proc (CPU, memory, page faults, interfaces, processes) and
-//!   statvfs of the agent's directory (its `fs`);
+//! - the node: /proc (CPU, memory, page faults, interfaces, processes),
+//!   statvfs of the agent's directory (its `fs`) and CRI's ImageFsInfo (its
+//!   `runtime.imageFs`);
 //! - `usageNanoCores`: the runtime's figure, else the rate since the previous
 //!   sample of the same container (at least a second apart);
 //! - logs, emptyDir volumes and `ephemeral-storage`: walked on disk (`du -x`)
@@ -79,9 +80,18 @@ pub(crate) struct NodeStats {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs: Option<FsStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rlimit: Option<RlimitStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub swap: Option<SwapStats>,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RuntimeStats {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_fs: Option<FsStats>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -393,7 +403,10 @@ impl Collector {
         let sandboxes = runtime.list_pod_sandbox(None).await?;
         let containers = runtime.list_containers(None).await?;
         let stats = runtime.list_container_stats().await?;
-        let node = self.node(full);
+        let mut node = self.node(full);
+        if full {
+            node.runtime = image_fs(runtime).await;
+        }
 
         let sandboxes = current_sandboxes(sandboxes);
         let running: HashMap<&str, &api::Container> = containers
@@ -569,6 +582,29 @@ impl Collector {
     }
 }
 
+/// The runtime's first image filesystem (Kubernetes reports only the
+/// first), sized with statvfs; `None` if the runtime does not say.
+async fn image_fs(runtime: &dyn Runtime) -> Option<RuntimeStats> {
+    let all = runtime
+        .image_fs_info()
+        .await
+        .map_err(|e| tracing::debug!(error = %e, "image filesystem"))
+        .ok()?;
+    let fs = all.into_iter().next()?;
+    let size = fs
+        .fs_id
+        .as_ref()
+        .filter(|id| !id.mountpoint.is_empty())
+        .and_then(|id| host::fs(Path::new(&id.mountpoint)));
+    Some(RuntimeStats {
+        image_fs: Some(FsStats {
+            used_bytes: fs.used_bytes.as_ref().map(|v| v.value),
+            inodes_used: fs.inodes_used.as_ref().map(|v| v.value),
+            ..FsStats::on(size, Time(fs.timestamp), None)
+        }),
+    })
+}
+
 /// The sandboxes whose stats count, by ID: for each pod (name and namespace)
 /// its ready sandboxes, or its newest one if none is ready (Kubernetes'
 /// `removeTerminatedPods`).
@@ -697,6 +733,15 @@ mod tests {
     /// The node's figures a full summary carries.
     fn assert_node_figures(node: &serde_json::Value) {
         assert_eq!(node["nodeName"], "node-a");
+        assert_eq!(
+            node["runtime"]["imageFs"]["usedBytes"],
+            1u64 << 20,
+            "{node}"
+        );
+        assert!(
+            node["runtime"]["imageFs"]["capacityBytes"].as_u64() > Some(0),
+            "{node}"
+        );
         for k in ["time", "usageCoreNanoSeconds"] {
             assert!(node["cpu"].get(k).is_some(), "{k}: {node}");
         }
