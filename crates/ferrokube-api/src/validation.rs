@@ -240,7 +240,10 @@ impl NameRule {
         match (group, kind) {
             ("", "Namespace") => NameRule::Dns1123Label,
             ("", "Service") => NameRule::Dns1035Label,
-            ("rbac.authorization.k8s.io", _) => NameRule::PathSegment,
+            // APIServices are named `version.group`: `v1.` for the core group.
+            ("rbac.authorization.k8s.io", _) | ("apiregistration.k8s.io", "APIService") => {
+                NameRule::PathSegment
+            }
             ("batch", "CronJob") => NameRule::CronJob,
             ("certificates.k8s.io", "CertificateSigningRequest") => NameRule::Any,
             _ => NameRule::Dns1123Subdomain,

@@ -101,6 +101,11 @@ fn an_extension_server_behind_an_apiservice_answers_kubectl_through_the_aggregat
         POLL,
         || availability(&c, "v1.apps") == "True/Local/Local APIServices are always available",
     );
+    // The core group's is named `v1.`, as in Kubernetes.
+    assert_eq!(
+        availability(&c, "v1."),
+        "True/Local/Local APIServices are always available"
+    );
     let names = c.kubectl_ok(&[
         "get",
         "configmap",
