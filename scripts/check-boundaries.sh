@@ -21,7 +21,7 @@ ALLOWED = {
     "ferrokube-schema": {"ferrokube-api"},
     # Resource metrics: kubelets scraped, the storage rules of metrics-server; a
     # leaf the API server serves from (no API client: it writes nothing).
-    "ferrokube-metrics": set(),
+    "ferrokube-metrics": {"ferrokube-pki"},
     # The only crate of the control plane that reads and writes the store.
     # It serves metrics.k8s.io from the collector it starts.
     "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki",

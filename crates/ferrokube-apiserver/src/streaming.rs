@@ -28,19 +28,18 @@
 //! errors as for SPDY. SPDY/3.1 and the older WebSocket protocols
 //! (`v4.channel.k8s.io` and before) still go to the node byte for byte.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use ferrokube_api::status::ApiError;
+use ferrokube_pki::tls::AnyServerCert;
 use http::{header, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde_json::Value;
 
 use crate::options::Query;
@@ -49,8 +48,7 @@ use crate::rest::Rest;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
-/// The kubelet port when a Node does not report one.
-pub(crate) const DEFAULT_KUBELET_PORT: u16 = 10250;
+pub(crate) use ferrokube_metrics::kubelet_addr;
 
 /// How long connecting to a kubelet may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,7 +69,7 @@ impl KubeletClient {
         let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
             .with_safe_default_protocol_versions()?
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(provider)))
             .with_client_auth_cert(certs, key)?;
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(KubeletClient {
@@ -131,7 +129,7 @@ where
         .with_safe_default_protocol_versions()
         .map_err(DialError::Tls)?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(provider)))
         .with_no_client_auth();
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let name = ServerName::IpAddress(addr.ip().into());
@@ -190,56 +188,6 @@ where
     Ok(sender)
 }
 
-/// Accepts any kubelet serving certificate (see the module doc), still
-/// checking the handshake signatures.
-#[derive(Debug)]
-pub(crate) struct AnyServerCert(pub(crate) Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// The names of a pod's containers: regular, init, ephemeral.
 fn container_names(pod: &Value) -> (Vec<String>, Vec<String>) {
     let names = |key: &str| -> Vec<String> {
@@ -277,26 +225,6 @@ pub(crate) fn pick_container(pod: &Value, name: &str, requested: &str) -> Result
         )));
     }
     Ok(requested.to_string())
-}
-
-/// The kubelet address of a Node object.
-pub(crate) fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
-    let addresses = node.pointer("/status/addresses")?.as_array()?;
-    let ip = ["InternalIP", "ExternalIP", "Hostname"]
-        .iter()
-        .find_map(|t| {
-            addresses
-                .iter()
-                .filter(|a| a.get("type").and_then(Value::as_str) == Some(*t))
-                .find_map(|a| a.get("address")?.as_str()?.parse::<IpAddr>().ok())
-        })?;
-    let port = node
-        .pointer("/status/daemonEndpoints/kubeletEndpoint/Port")
-        .and_then(Value::as_u64)
-        .and_then(|p| u16::try_from(p).ok())
-        .filter(|p| *p != 0)
-        .unwrap_or(DEFAULT_KUBELET_PORT);
-    Some(SocketAddr::new(ip, port))
 }
 
 /// `pods/log` query options, checked as Kubernetes does, as the kubelet's
@@ -807,7 +735,10 @@ mod tests {
         assert_eq!(kubelet_addr(&node), Some("10.0.0.5:12345".parse().unwrap()));
         let no_port =
             json!({"status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.5"}]}});
-        assert_eq!(kubelet_addr(&no_port).unwrap().port(), DEFAULT_KUBELET_PORT);
+        assert_eq!(
+            kubelet_addr(&no_port).unwrap().port(),
+            ferrokube_metrics::DEFAULT_KUBELET_PORT
+        );
         assert_eq!(kubelet_addr(&json!({})), None);
     }
 

@@ -294,21 +294,20 @@ pub(crate) fn error_message(e: &kube::Error) -> String {
     }
 }
 
-/// Records a core/v1 Event about `obj` (best effort, in the background: an
-/// Event that cannot be written is only logged).
-pub(crate) fn record_event<K: Resource<DynamicType = ()>>(
-    client: &kube::Client,
+/// A new core/v1 Event about `obj` (count 1, first and last seen `now`), as
+/// Kubernetes' controllers' recorders write them.
+pub(crate) fn new_event<K: Resource<DynamicType = ()>>(
     component: &str,
     obj: &K,
     type_: &str,
     reason: &str,
     message: String,
-) {
+    now: Timestamp,
+) -> Event {
     let meta = obj.meta();
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let name = meta.name.clone().unwrap_or_default();
-    let now = Timestamp::now();
-    let event = Event {
+    Event {
         metadata: ObjectMeta {
             name: Some(format!("{name}.{:x}", now.as_nanosecond())),
             namespace: Some(ns.clone()),
@@ -337,7 +336,21 @@ pub(crate) fn record_event<K: Resource<DynamicType = ()>>(
         reporting_component: Some(component.into()),
         reporting_instance: Some(component.into()),
         ..Default::default()
-    };
+    }
+}
+
+/// Records a core/v1 Event about `obj` (best effort, in the background: an
+/// Event that cannot be written is only logged).
+pub(crate) fn record_event<K: Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    component: &str,
+    obj: &K,
+    type_: &str,
+    reason: &str,
+    message: String,
+) {
+    let event = new_event(component, obj, type_, reason, message, Timestamp::now());
+    let ns = event.metadata.namespace.clone().unwrap_or_default();
     let api: Api<Event> = Api::namespaced(client.clone(), &ns);
     tokio::spawn(async move {
         if let Err(e) = api.create(&PostParams::default(), &event).await {

@@ -33,11 +33,11 @@ pub struct NodeTarget {
 /// The kubelet port when a Node does not report one.
 pub const DEFAULT_KUBELET_PORT: u16 = 10250;
 
-/// Where a Node's kubelet listens, as the API server reaches it: the first
-/// of its InternalIP, ExternalIP and Hostname addresses that is an IP, at
+/// Where a Node's kubelet listens, as the API server reaches it (for
+/// metrics, and for logs, exec and proxy): the first of its InternalIP,
+/// ExternalIP and Hostname addresses that is an IP, at
 /// `status.daemonEndpoints.kubeletEndpoint.Port` (10250 when unset).
-pub fn node_target(node: &Value) -> Option<NodeTarget> {
-    let name = node.pointer("/metadata/name")?.as_str()?;
+pub fn kubelet_addr(node: &Value) -> Option<SocketAddr> {
     let addresses = node.pointer("/status/addresses")?.as_array()?;
     let ip = ["InternalIP", "ExternalIP", "Hostname"]
         .iter()
@@ -53,9 +53,14 @@ pub fn node_target(node: &Value) -> Option<NodeTarget> {
         .and_then(|p| u16::try_from(p).ok())
         .filter(|p| *p != 0)
         .unwrap_or(DEFAULT_KUBELET_PORT);
+    Some(SocketAddr::new(ip, port))
+}
+
+/// A Node's name and [`kubelet_addr`].
+pub fn node_target(node: &Value) -> Option<NodeTarget> {
     Some(NodeTarget {
-        name: name.to_string(),
-        addr: SocketAddr::new(ip, port),
+        name: node.pointer("/metadata/name")?.as_str()?.to_string(),
+        addr: kubelet_addr(node)?,
     })
 }
 

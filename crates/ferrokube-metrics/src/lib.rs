@@ -18,8 +18,8 @@ mod scrape;
 mod storage;
 
 pub use collector::{
-    node_target, Clock, Collector, NodeSource, NodeTarget, Options, RoundReport, Snapshot,
-    StaticNodes, Stats, DEFAULT_KUBELET_PORT,
+    kubelet_addr, node_target, Clock, Collector, NodeSource, NodeTarget, Options, RoundReport,
+    Snapshot, StaticNodes, Stats, DEFAULT_KUBELET_PORT,
 };
 pub use decode::{decode, DecodeError, NodeBatch, PodKey, PodPoints};
 pub use history::Sample;

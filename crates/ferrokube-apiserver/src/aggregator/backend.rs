@@ -124,7 +124,9 @@ pub(crate) fn tls_config(
     let builder = if insecure {
         builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(crate::streaming::AnyServerCert(provider)))
+            .with_custom_certificate_verifier(Arc::new(ferrokube_pki::tls::AnyServerCert::new(
+                provider,
+            )))
     } else {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_bundle) {

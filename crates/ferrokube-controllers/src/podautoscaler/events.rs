@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler as Hpa;
-use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::api::core::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
@@ -70,35 +70,7 @@ impl Recorder {
             }
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &ns);
-        let event = Event {
-            metadata: ObjectMeta {
-                name: Some(format!("{name}.{:x}", now.as_nanosecond())),
-                namespace: Some(ns.clone()),
-                ..Default::default()
-            },
-            involved_object: ObjectReference {
-                api_version: Some("autoscaling/v2".into()),
-                kind: Some("HorizontalPodAutoscaler".into()),
-                name: Some(name),
-                namespace: Some(ns),
-                uid: hpa.metadata.uid.clone(),
-                resource_version: hpa.metadata.resource_version.clone(),
-                ..Default::default()
-            },
-            reason: Some(reason.into()),
-            message: Some(message),
-            type_: Some(type_.into()),
-            source: Some(EventSource {
-                component: Some(COMPONENT.into()),
-                host: None,
-            }),
-            first_timestamp: Some(Time(now)),
-            last_timestamp: Some(Time(now)),
-            count: Some(1),
-            reporting_component: Some(COMPONENT.into()),
-            reporting_instance: Some(COMPONENT.into()),
-            ..Default::default()
-        };
+        let event = crate::podutil::new_event(COMPONENT, hpa, type_, reason, message, now);
         let seen = self.seen.clone();
         tokio::spawn(async move {
             if let Some((existing, count)) = &repeat {

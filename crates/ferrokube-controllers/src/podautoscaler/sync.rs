@@ -622,6 +622,22 @@ impl Autoscaler {
 
     /// `getUnableComputeReplicaCountCondition`: records the Event and
     /// makes the ScalingActive=False condition.
+    /// A metric's [`Failure`]: the condition shows (and an event says)
+    /// `shown`, the status error is `error`.
+    fn failure<I: Io>(
+        &self,
+        io: &I,
+        hpa: &Hpa,
+        reason: &str,
+        shown: &str,
+        error: String,
+    ) -> Failure {
+        Failure {
+            condition: self.unable(io, hpa, reason, shown),
+            error,
+        }
+    }
+
     fn unable<I: Io>(&self, io: &I, hpa: &Hpa, reason: &str, err: &str) -> Condition {
         io.event(hpa, "Warning", reason, err.to_string());
         Condition::new(
@@ -643,7 +659,6 @@ impl Autoscaler {
         selector: &Selector,
     ) -> Result<Proposal, Failure> {
         let ns = hpa.metadata.namespace.clone().unwrap_or_default();
-        let fail = |condition: Condition, error: String| Failure { condition, error };
         match spec.type_.as_str() {
             "Object" => self.object_metric(io, hpa, spec, &ns),
             "Pods" => self.pods_metric(io, hpa, spec),
@@ -723,20 +738,19 @@ impl Autoscaler {
                         })
                     }
                     Err(e) => {
-                        let condition = self.unable(io, hpa, reason, &e);
                         let error = if container_source {
                             format!("failed to get {container} container metric value: {e}")
                         } else {
                             format!("failed to get {resource} resource metric value: {e}")
                         };
-                        Err(fail(condition, error))
+                        Err(self.failure(io, hpa, reason, &e, error))
                     }
                 }
             }
             "External" => self.external_metric(io, hpa, spec, &ns),
             other => {
                 let e = format!("unknown metric source type {other:?}");
-                Err(fail(self.unable(io, hpa, "InvalidMetricSourceType", &e), e))
+                Err(self.failure(io, hpa, "InvalidMetricSourceType", &e, e.clone()))
             }
         }
     }
@@ -749,18 +763,23 @@ impl Autoscaler {
         spec: &MetricSpec,
         ns: &str,
     ) -> Result<Proposal, Failure> {
-        let fail = |condition: Condition, error: String| Failure { condition, error };
         let Some(src) = &spec.object else {
             let e = "invalid object metric source: neither a value target nor an average value target was set".to_string();
-            return Err(fail(
-                self.unable(io, hpa, "FailedGetObjectMetric", &e),
+            return Err(self.failure(
+                io,
+                hpa,
+                "FailedGetObjectMetric",
+                &e,
                 format!("failed to get object metric value: {e}"),
             ));
         };
         if let Err(e) = Selector::from_label_selector(src.metric.selector.as_ref()) {
             let e = e.to_string();
-            return Err(fail(
-                self.unable(io, hpa, "FailedGetObjectMetric", &e),
+            return Err(self.failure(
+                io,
+                hpa,
+                "FailedGetObjectMetric",
+                &e,
                 format!("failed to get object metric value: {e}"),
             ));
         }
@@ -784,8 +803,11 @@ impl Autoscaler {
             let e = "invalid object metric source: neither a value target nor an average value target was set".to_string();
             (e.clone(), e)
         };
-        Err(fail(
-            self.unable(io, hpa, "FailedGetObjectMetric", &cond_err),
+        Err(self.failure(
+            io,
+            hpa,
+            "FailedGetObjectMetric",
+            &cond_err,
             format!("failed to get object metric value: {err}"),
         ))
     }
@@ -797,18 +819,23 @@ impl Autoscaler {
         hpa: &Hpa,
         spec: &MetricSpec,
     ) -> Result<Proposal, Failure> {
-        let fail = |condition: Condition, error: String| Failure { condition, error };
         let Some(src) = &spec.pods else {
             let e = "invalid pods metric source".to_string();
-            return Err(fail(
-                self.unable(io, hpa, "FailedGetPodsMetric", &e),
+            return Err(self.failure(
+                io,
+                hpa,
+                "FailedGetPodsMetric",
+                &e,
                 format!("failed to get pods metric value: {e}"),
             ));
         };
         if let Err(e) = Selector::from_label_selector(src.metric.selector.as_ref()) {
             let e = e.to_string();
-            return Err(fail(
-                self.unable(io, hpa, "FailedGetPodsMetric", &e),
+            return Err(self.failure(
+                io,
+                hpa,
+                "FailedGetPodsMetric",
+                &e,
                 format!("failed to get pods metric value: {e}"),
             ));
         }
@@ -817,8 +844,11 @@ impl Autoscaler {
             src.metric.name,
             metrics::custom_metrics_error()
         );
-        Err(fail(
-            self.unable(io, hpa, "FailedGetPodsMetric", &e),
+        Err(self.failure(
+            io,
+            hpa,
+            "FailedGetPodsMetric",
+            &e,
             format!("failed to get pods metric value: {e}"),
         ))
     }
@@ -831,10 +861,9 @@ impl Autoscaler {
         spec: &MetricSpec,
         ns: &str,
     ) -> Result<Proposal, Failure> {
-        let fail = |condition: Condition, error: String| Failure { condition, error };
         let Some(src) = &spec.external else {
             let e = "invalid external metric source: neither a value target nor an average value target was set".to_string();
-            return Err(fail(self.unable(io, hpa, "FailedGetExternalMetric", &e), e));
+            return Err(self.failure(io, hpa, "FailedGetExternalMetric", &e, e.clone()));
         };
         let name = &src.metric.name;
         let inner = format!(
@@ -848,13 +877,19 @@ impl Autoscaler {
             format!("failed to get external metric {name}: {inner}")
         } else {
             let e = "invalid external metric source: neither a value target nor an average value target was set".to_string();
-            return Err(fail(
-                self.unable(io, hpa, "FailedGetExternalMetric", &e),
+            return Err(self.failure(
+                io,
+                hpa,
+                "FailedGetExternalMetric",
+                &e,
                 format!("failed to get {name} external metric value: {e}"),
             ));
         };
-        Err(fail(
-            self.unable(io, hpa, "FailedGetExternalMetric", &inner),
+        Err(self.failure(
+            io,
+            hpa,
+            "FailedGetExternalMetric",
+            &inner,
             format!("failed to get {name} external metric value: {err}"),
         ))
     }
