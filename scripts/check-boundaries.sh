@@ -20,7 +20,8 @@ ALLOWED = {
     # over the field errors of ferrokube-api.
     "ferrokube-schema": {"ferrokube-api"},
     # Resource metrics: kubelets scraped, the storage rules of metrics-server; a
-    # leaf the API server serves from (no API client: it writes nothing).
+    # leaf the API server serves from (no API client: it writes nothing), trusting
+    # kubelets as the API server does (ferrokube-pki).
     "ferrokube-metrics": {"ferrokube-pki"},
     # The only crate of the control plane that reads and writes the store.
     # It serves metrics.k8s.io from the collector it starts.
