@@ -38,7 +38,12 @@ impl Drop for Agent {
         if let Some(mut c) = self.child.take() {
             common::stop_child(&mut c, Duration::from_secs(20));
         }
-        ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
+        // A deleted pod's sandbox may outlive its API object by a moment (the
+        // agent removes it after): what this node left, its pods' network
+        // namespaces among it, goes as `ferrokube killall` removes it.
+        if let Err(e) = ferrokube_kubelet::killall::killall(self.data.path(), "ferrokube0") {
+            eprintln!("cleaning up the agent's node: {e:#}");
+        }
     }
 }
 
