@@ -7,6 +7,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,19 @@ struct Agent {
     kubeconfig: std::path::PathBuf,
     /// Its data dir (removed after it stopped).
     data: tempfile::TempDir,
+    /// The network namespaces there were before it started (node tests run
+    /// one at a time, so any other is its pods').
+    netns_before: BTreeSet<String>,
+}
+
+/// The names in /run/netns.
+fn netns() -> BTreeSet<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
 }
 
 impl Drop for Agent {
@@ -35,14 +49,20 @@ impl Drop for Agent {
                 "--timeout=60s",
             ],
         );
+        // A deleted pod's sandbox outlives its API object by a moment (the
+        // agent removes it after): the agent is stopped once its pods'
+        // network namespaces are gone (or 30 s have passed).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !netns().is_subset(&self.netns_before) {
+            std::thread::sleep(Duration::from_millis(250));
+        }
         if let Some(mut c) = self.child.take() {
             common::stop_child(&mut c, Duration::from_secs(20));
         }
-        // A deleted pod's sandbox may outlive its API object by a moment (the
-        // agent removes it after): what this node left, its pods' network
-        // namespaces among it, goes as `ferrokube killall` removes it.
-        if let Err(e) = ferrokube_kubelet::killall::killall(self.data.path(), "ferrokube0") {
-            eprintln!("cleaning up the agent's node: {e:#}");
+        // What it still left goes as `ferrokube killall` removes it.
+        match ferrokube_kubelet::killall::killall(self.data.path(), "ferrokube0") {
+            Ok(report) => eprintln!("cleaned up the agent's node: {report:?}"),
+            Err(e) => eprintln!("cleaning up the agent's node: {e:#}"),
         }
     }
 }
@@ -80,6 +100,7 @@ fn renew_time(c: &Cluster, node: &str) -> String {
 /// Starts the agent `node` joined to `urls` (its busybox image imported at
 /// start); the [`Agent`] stops it, and cleans up through `kubeconfig`.
 fn start_agent(urls: &str, token: &str, node: &str, kubeconfig: std::path::PathBuf) -> Agent {
+    let netns_before = netns();
     let data = tempfile::Builder::new()
         .prefix("ferrokube-agent")
         .tempdir()
@@ -109,6 +130,7 @@ fn start_agent(urls: &str, token: &str, node: &str, kubeconfig: std::path::PathB
         child: Some(child),
         kubeconfig,
         data,
+        netns_before,
     }
 }
 
