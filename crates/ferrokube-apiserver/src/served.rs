@@ -272,12 +272,17 @@ impl Kinds {
     /// Gives `strategy` to the built-in resource `group`/`plural` (a kind
     /// whose rules live outside the strategy table, as the aggregator's
     /// APIServices).
-    pub(crate) fn set_strategy(
+    ///
+    /// Under the same lock as every other change: a change that read the
+    /// snapshot before this one would otherwise put the old strategy back
+    /// when it swaps its own in.
+    pub(crate) async fn set_strategy(
         &self,
         group: &'static str,
         plural: &'static str,
         strategy: Arc<dyn Strategy>,
     ) {
+        let _one = self.changing.lock().await;
         let mut current = self.current.write();
         let mut strategies = current.strategies.clone();
         for d in current.registry.all() {

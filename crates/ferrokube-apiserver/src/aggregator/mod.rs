@@ -354,7 +354,8 @@ pub(crate) async fn run(app: Arc<crate::server::App>, cancel: CancellationToken)
         return;
     };
     rest.kinds
-        .set_strategy(GROUP, PLURAL, Arc::new(ApiServiceStrategy));
+        .set_strategy(GROUP, PLURAL, Arc::new(ApiServiceStrategy))
+        .await;
     if let Err(e) = publish_authentication(rest, agg).await {
         tracing::warn!(error = %e.message, "publishing extension-apiserver-authentication");
     }
