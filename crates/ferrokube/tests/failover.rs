@@ -27,16 +27,6 @@ struct Agent {
     netns_before: BTreeSet<String>,
 }
 
-/// The names in /run/netns.
-fn netns() -> BTreeSet<String> {
-    std::fs::read_dir("/run/netns")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = common::kubectl_with(
@@ -49,13 +39,7 @@ impl Drop for Agent {
                 "--timeout=60s",
             ],
         );
-        // A deleted pod's sandbox outlives its API object by a moment (the
-        // agent removes it after): the agent is stopped once its pods'
-        // network namespaces are gone (or 30 s have passed).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline && !netns().is_subset(&self.netns_before) {
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        common::wait_pod_netns_gone(&self.netns_before);
         if let Some(mut c) = self.child.take() {
             common::stop_child(&mut c, Duration::from_secs(20));
         }
@@ -64,6 +48,7 @@ impl Drop for Agent {
             Ok(report) => eprintln!("cleaned up the agent's node: {report:?}"),
             Err(e) => eprintln!("cleaning up the agent's node: {e:#}"),
         }
+        common::remove_pod_netns_since(&self.netns_before);
     }
 }
 
@@ -100,7 +85,7 @@ fn renew_time(c: &Cluster, node: &str) -> String {
 /// Starts the agent `node` joined to `urls` (its busybox image imported at
 /// start); the [`Agent`] stops it, and cleans up through `kubeconfig`.
 fn start_agent(urls: &str, token: &str, node: &str, kubeconfig: std::path::PathBuf) -> Agent {
-    let netns_before = netns();
+    let netns_before = common::netns();
     let data = tempfile::Builder::new()
         .prefix("ferrokube-agent")
         .tempdir()

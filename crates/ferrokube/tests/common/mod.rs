@@ -11,6 +11,7 @@ pub(crate) mod lab;
 pub(crate) mod python_pod;
 pub(crate) mod servers;
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -31,6 +32,46 @@ pub(crate) struct Cluster {
     /// The proxy leaves its nftables table when the server stops (the
     /// server's default, as kube-proxy's); tests otherwise have it removed.
     keep_proxy_rules: bool,
+    /// The network namespaces there were before a node cluster started
+    /// (node tests run one at a time: any other is its pods').
+    netns_before: BTreeSet<String>,
+}
+
+/// The names in /run/netns.
+pub(crate) fn netns() -> BTreeSet<String> {
+    std::fs::read_dir("/run/netns")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// Removes the pods' network namespaces (`cni-*`) made since `before`
+/// that no process holds any more: what a stopped node left.
+pub(crate) fn remove_pod_netns_since(before: &BTreeSet<String>) {
+    for name in netns().difference(before) {
+        if !name.starts_with("cni-") {
+            continue;
+        }
+        let held = Command::new("ip")
+            .args(["netns", "pids", name])
+            .output()
+            .is_ok_and(|o| !o.stdout.is_empty());
+        if !held {
+            let _ = Command::new("ip").args(["netns", "delete", name]).status();
+        }
+    }
+}
+
+/// Waits (10 s at most) until the network namespaces are only those of
+/// `before`: a deleted pod's sandbox, and its namespace, outlive its API
+/// object by a moment, and a node stopped then leaves the namespace behind.
+pub(crate) fn wait_pod_netns_gone(before: &BTreeSet<String>) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline && !netns().is_subset(before) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// Server flags for a node test that needs neither cluster DNS nor the
@@ -80,6 +121,7 @@ impl Cluster {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             node: false,
             keep_proxy_rules: false,
+            netns_before: BTreeSet::new(),
         };
         cluster.spawn();
         cluster
@@ -110,6 +152,7 @@ impl Cluster {
             .tempdir()
             .expect("temp dir");
         prepare(data_dir.path());
+        let netns_before = netns();
         let mut cluster = Cluster {
             child: None,
             data_dir,
@@ -117,6 +160,7 @@ impl Cluster {
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             node: true,
             keep_proxy_rules,
+            netns_before,
         };
         cluster.spawn();
         cluster
@@ -317,6 +361,7 @@ impl Drop for Cluster {
                 "--grace-period=1",
                 "--timeout=60s",
             ]);
+            wait_pod_netns_gone(&self.netns_before);
             self.stop();
             // Whatever the node left running (a failed test), by pid: the
             // shims of this data dir's containerd and their processes.
@@ -337,6 +382,9 @@ impl Drop for Cluster {
                     }
                 }
             }
+            // Pod network namespaces the node left (a pod whose sandbox it
+            // never removed), now held by no process.
+            remove_pod_netns_since(&self.netns_before);
             // The pods' bridge and masquerade table the node agent made.
             ferrokube_kubelet::cni::remove_pod_network("ferrokube0");
         } else {

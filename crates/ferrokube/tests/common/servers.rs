@@ -86,6 +86,7 @@ impl Cluster {
             extra_args: extra.to_vec(),
             node: false,
             keep_proxy_rules: false,
+            netns_before: std::collections::BTreeSet::new(),
         };
         cluster.spawn();
         cluster
