@@ -39,7 +39,7 @@ use http::{header, Request, Response, StatusCode};
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use serde_json::Value;
 
 use crate::options::Query;
@@ -61,17 +61,8 @@ pub(crate) struct KubeletClient {
 
 impl KubeletClient {
     pub(crate) fn new(cert_pem: &str, key_pem: &str) -> anyhow::Result<KubeletClient> {
-        use rustls::pki_types::pem::PemObject;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs =
-            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(provider)))
-            .with_client_auth_cert(certs, key)?;
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let cfg = ferrokube_pki::tls::kubelet_client_config(cert_pem, key_pem)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(KubeletClient {
             tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
         })

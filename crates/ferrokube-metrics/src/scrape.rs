@@ -10,11 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokube_pki::tls::AnyServerCert;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 
 /// The largest answer read from a kubelet.
 const MAX_BODY: usize = 64 << 20;
@@ -45,17 +44,8 @@ pub(crate) struct Scraper {
 impl Scraper {
     /// A scraper presenting `cert_pem` (with its chain) and `key_pem`.
     pub(crate) fn new(cert_pem: &str, key_pem: &str) -> anyhow::Result<Scraper> {
-        use rustls::pki_types::pem::PemObject;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let certs =
-            CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-        let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
-        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(provider)))
-            .with_client_auth_cert(certs, key)?;
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let cfg = ferrokube_pki::tls::kubelet_client_config(cert_pem, key_pem)
+            .map_err(|e| anyhow::anyhow!(e))?;
         Ok(Scraper {
             tls: tokio_rustls::TlsConnector::from(Arc::new(cfg)),
             idle: Mutex::new(HashMap::new()),

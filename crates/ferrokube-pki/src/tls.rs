@@ -78,6 +78,28 @@ impl ClientCertVerifier for RequestClientCert {
     }
 }
 
+/// The TLS client configuration of the API server's connections to kubelets
+/// (logs, exec, proxy, resource metrics): HTTP/1.1, any serving certificate
+/// ([`AnyServerCert`]), presenting `cert_pem` (with its chain) and `key_pem`.
+pub fn kubelet_client_config(
+    cert_pem: &str,
+    key_pem: &str,
+) -> Result<rustls::ClientConfig, Box<dyn std::error::Error + Send + Sync>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::PrivateKeyDer;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs =
+        CertificateDer::pem_slice_iter(cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())?;
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AnyServerCert::new(provider)))
+        .with_client_auth_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
 /// A server-certificate verifier that accepts any certificate, still
 /// checking the handshake's signatures: how the API server reaches kubelets,
 /// whose serving certificates are self-signed (as kube-apiserver without
