@@ -23,10 +23,12 @@ ALLOWED = {
     # leaf the API server serves from (no API client: it writes nothing), trusting
     # kubelets as the API server does (ferrokube-pki).
     "ferrokube-metrics": {"ferrokube-pki"},
+    # The dashboard's browser code, embedded: a leaf of files the API server serves.
+    "ferrokube-dashboard": set(),
     # The only crate of the control plane that reads and writes the store.
     # It serves metrics.k8s.io from the collector it starts.
     "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki",
-                            "ferrokube-schema", "ferrokube-metrics"},
+                            "ferrokube-schema", "ferrokube-metrics", "ferrokube-dashboard"},
     # How components reach the API. The in-process API server (and so the
     # store) only behind the `in-process` and `testing` features, which only
     # the binary, the benchmarks and tests turn on.
