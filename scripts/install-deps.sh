@@ -28,6 +28,10 @@ have_cmd gcc || need+=(gcc)
 [ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need+=(libc6-dev)
 # The IANA time zones a CronJob's timeZone names (read from the system's zoneinfo).
 [ -f /usr/share/zoneinfo/America/New_York ] || need+=(tzdata)
+# The dashboard's browser tests and benchmark drive a headless Chromium over the
+# DevTools protocol; a font so its screenshots show text.
+have_cmd chromium || need+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
