@@ -23,8 +23,11 @@ ALLOWED = {
     # leaf the API server serves from (no API client: it writes nothing), trusting
     # kubelets as the API server does (ferrokube-pki).
     "ferrokube-metrics": {"ferrokube-pki"},
-    # The dashboard's browser code, embedded: a leaf of files the API server serves.
+    # The browser code of the dashboard, embedded: a leaf of files the API server serves.
     "ferrokube-dashboard": set(),
+    # A Chrome DevTools Protocol client that drives a headless chromium for the
+    # browser tests and benchmark of the dashboard: a leaf, linking no crate of ours.
+    "ferrokube-browser": set(),
     # The only crate of the control plane that reads and writes the store.
     # It serves metrics.k8s.io from the collector it starts.
     "ferrokube-apiserver": {"ferrokube-api", "ferrokube-openapi", "ferrokube-store", "ferrokube-pki",
