@@ -15,6 +15,7 @@ import { overviewPage } from './pages/overview.js';
 import { toolPage } from './pages/tools.js';
 
 const root = document.getElementById('app');
+root.className = '';
 let session = null;
 let page = null;
 let shell = null;
