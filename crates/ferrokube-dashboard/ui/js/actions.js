@@ -323,11 +323,12 @@ export async function applyYaml(yamlText, defaultNamespace) {
     return { doc, v, res };
   });
   const out = [];
-  for (const { doc, v, res } of parsed) {
+  for (const { v, res } of parsed) {
     const ns = res.namespaced ? (v.metadata.namespace || defaultNamespace || 'default') : '';
     const path = resourcePath(res, ns, v.metadata.name);
     try {
-      await request('PATCH', path, { body: doc, type: APPLY, query: { fieldManager: FIELD_MANAGER } });
+      // As kubectl apply --server-side: the object as JSON (which is YAML) with the apply type.
+      await request('PATCH', path, { body: JSON.stringify(v), type: APPLY, query: { fieldManager: FIELD_MANAGER } });
     } catch (e) {
       throw new Error(`${v.kind} ${v.metadata.name}: ${errorText(e)}`);
     }
