@@ -248,13 +248,14 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
 
   const matchesQuery = (l) => !query || l.text.toLowerCase().includes(query);
 
-  const renderLines = (target, ls) => {
+  // The nodes of some lines: one text node when plain, else spans for
+  // the times and marks for the matches.
+  const renderLines = (ls) => {
     const showTs = timestamps.checked;
     if (!showTs && !query) {
       let s = '';
       for (const l of ls) s += `${stripAnsi(l.text)}\n`;
-      target.textContent = s;
-      return;
+      return document.createTextNode(s);
     }
     const frag = document.createDocumentFragment();
     for (const l of ls) {
@@ -277,17 +278,38 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
         frag.append(`${text}\n`);
       }
     }
-    target.replaceChildren(frag);
+    return frag;
   };
 
+  // Lines go into chunks (blocks of up to CHUNK lines) that the browser
+  // lays out only near the viewport (content-visibility), so a long log
+  // costs little per new line.
+  const CHUNK = 500;
+  const LINE_PX = 17.5;
+  const sized = (c) => {
+    c.el.style.containIntrinsicSize = `auto ${Math.ceil(c.lines.length * LINE_PX)}px`;
+  };
   const appendChunk = (ls) => {
     const visible = query && onlyMatching.checked ? ls.filter(matchesQuery) : ls;
-    if (query) matchCount += query && onlyMatching.checked ? visible.length : ls.filter(matchesQuery).length;
+    if (query) matchCount += onlyMatching.checked ? visible.length : ls.filter(matchesQuery).length;
     if (visible.length === 0) return;
-    const span = h('span');
-    renderLines(span, visible);
-    out.append(span);
-    chunks.push({ el: span, lines: visible });
+    let from = 0;
+    const last = chunks[chunks.length - 1];
+    if (last && last.lines.length < CHUNK) {
+      const take = visible.slice(0, CHUNK - last.lines.length);
+      last.el.append(renderLines(take));
+      last.lines = last.lines.concat(take);
+      sized(last);
+      from = take.length;
+    }
+    for (let i = from; i < visible.length; i += CHUNK) {
+      const part = visible.slice(i, i + CHUNK);
+      const c = { el: h('div', { class: 'fk-chunk' }), lines: part };
+      c.el.append(renderLines(part));
+      sized(c);
+      out.append(c.el);
+      chunks.push(c);
+    }
     shown += visible.length;
     // Bounded: the oldest lines leave the view.
     while (shown > MAX_LINES && chunks.length) {
@@ -299,7 +321,8 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
         shown -= first.lines.length;
       } else {
         first.lines = first.lines.slice(over);
-        renderLines(first.el, first.lines);
+        first.el.replaceChildren(renderLines(first.lines));
+        sized(first);
         shown -= over;
       }
     }
@@ -331,8 +354,7 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
     chunks = [];
     shown = 0;
     matchCount = 0;
-    // In pieces, so no single node holds everything.
-    for (let i = 0; i < lines.length; i += 2000) appendChunk(lines.slice(i, i + 2000));
+    appendChunk(lines);
     updateMatches();
     if (pinned) scrollToEnd();
   };

@@ -768,6 +768,11 @@ export class Screen {
 
   pushScrollback(line) {
     if (this.maxScrollback <= 0) return;
+    // Kept lines need no trailing blank cells.
+    let end = line.ch.length;
+    while (end > 0 && line.ch[end - 1] === ' ' && line.at[end - 1] === BLANK) end--;
+    line.ch.length = end;
+    line.at.length = end;
     this.scrollback.push(line);
     this.scrolledOut.push(line);
     if (this.scrollback.length > this.maxScrollback + 256) {
@@ -1316,6 +1321,10 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
     // Rows: as many elements as the screen has, separated by "\n" text so
     // the element's text is the screen's text.
     if (rowEls.length !== screen.rows) {
+      // The hidden input stays first and in place (moving it would take
+      // the focus away); the rows after it are made anew.
+      if (input.parentNode !== screenEl) screenEl.prepend(input);
+      while (input.nextSibling) input.nextSibling.remove();
       const nodes = [];
       rowEls = [];
       rendered = [];
@@ -1326,8 +1335,7 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
         rendered.push(null);
         nodes.push(r);
       }
-      nodes.push(input);
-      screenEl.replaceChildren(...nodes);
+      screenEl.append(...nodes);
     }
     if (screen.scrollbackCleared) {
       screen.scrollbackCleared = false;
@@ -1530,7 +1538,12 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
     input.removeEventListener('input', onInput);
     input.removeEventListener('compositionend', onCompositionEnd);
     wrap.removeEventListener('mouseup', onMouseUp);
-    if (session) session.close();
+    if (session) {
+      // End of input first (v5), so the shell sees it, then the socket.
+      const s = session;
+      s.closeStdin();
+      setTimeout(() => s.close(), 200);
+    }
     el.replaceChildren();
   };
 }
