@@ -563,7 +563,7 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
     const parts = lines.map((l) => (withTs && l.ts ? `${l.ts} ${l.text}\n` : `${l.text}\n`));
     const blob = new Blob(parts, { type: 'text/plain;charset=utf-8' });
     const url = URL.createObjectURL(blob);
-    const a = h('a', { href: url, download: `${namespace}_${pod}_${current}${previous.checked ? '_previous' : ''}.log` });
+    const a = h('a', { href: url, download: `${namespace}_${pod}_${current}.log` });
     a.hidden = true;
     root.append(a);
     a.click();

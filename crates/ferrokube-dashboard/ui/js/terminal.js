@@ -1418,10 +1418,17 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
       e.preventDefault();
       return;
     }
-    // Ctrl+C with text selected copies it.
-    if (e.ctrlKey && !e.shiftKey && (e.key === 'c' || e.key === 'C')) {
+    // Ctrl+C with text selected copies it; so does Ctrl+Shift+C (which
+    // would otherwise open the browser's inspector).
+    if (e.ctrlKey && (e.key === 'c' || e.key === 'C')) {
       const sel = window.getSelection();
-      if (sel && !sel.isCollapsed && root.contains(sel.anchorNode)) return;
+      const text = sel && !sel.isCollapsed && root.contains(sel.anchorNode) ? sel.toString() : '';
+      if (e.shiftKey) {
+        e.preventDefault();
+        if (text && navigator.clipboard) navigator.clipboard.writeText(text).catch(() => {});
+        return;
+      }
+      if (text) return;
     }
     const data = keyInput(e, screen.modes);
     if (data === null) return;
@@ -1450,6 +1457,16 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
   const onFocus = (e) => {
     if (e.target === screenEl) input.focus({ preventScroll: true });
   };
+  // The wheel on the alternate screen (a full-screen program that reads
+  // no mouse) scrolls it with arrow keys, as xterm's alternateScroll does.
+  const onWheel = (e) => {
+    if (ended || !screen.altActive || screen.modes.mouse || e.deltaY === 0) return;
+    e.preventDefault();
+    const n = Math.min(10, Math.max(1, Math.round(Math.abs(e.deltaY) / (cell.h || 16))));
+    const up = e.deltaY < 0;
+    const k = screen.modes.appCursor ? (up ? '\x1bOA' : '\x1bOB') : up ? '\x1b[A' : '\x1b[B';
+    send(k.repeat(n));
+  };
   const onMouseUp = () => {
     const sel = window.getSelection();
     if (!sel || sel.isCollapsed) input.focus({ preventScroll: true });
@@ -1460,6 +1477,7 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
   input.addEventListener('input', onInput);
   input.addEventListener('compositionend', onCompositionEnd);
   wrap.addEventListener('mouseup', onMouseUp);
+  wrap.addEventListener('wheel', onWheel, { passive: false });
 
   const write = (text) => {
     screen.write(text);
@@ -1538,6 +1556,7 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
     input.removeEventListener('input', onInput);
     input.removeEventListener('compositionend', onCompositionEnd);
     wrap.removeEventListener('mouseup', onMouseUp);
+    wrap.removeEventListener('wheel', onWheel);
     if (session) {
       // End of input first (v5), so the shell sees it, then the socket.
       const s = session;
