@@ -311,7 +311,14 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
       chunks.push(c);
     }
     shown += visible.length;
-    // Bounded: the oldest lines leave the view.
+    trim();
+  };
+
+  // Bounded: the oldest lines leave the view. A reader scrolled up keeps
+  // seeing the same lines.
+  const trim = () => {
+    if (shown <= MAX_LINES) return;
+    const before = pinned ? 0 : out.scrollHeight;
     while (shown > MAX_LINES && chunks.length) {
       const first = chunks[0];
       const over = shown - MAX_LINES;
@@ -326,6 +333,7 @@ export function mountLogs(el, { namespace, pod, containers = [], container } = {
         shown -= over;
       }
     }
+    if (!pinned) out.scrollTop -= before - out.scrollHeight;
   };
 
   const updateMatches = () => {

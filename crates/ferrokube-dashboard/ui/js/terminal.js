@@ -1381,6 +1381,8 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
   // Size: the cell measured from the font; the grid fills the wrap.
   const fit = () => {
     if (disposed) return;
+    // Hidden (display: none, a closed tab): keep the size the program has.
+    if (wrap.clientWidth === 0 || wrap.clientHeight === 0) return;
     const mr = measure.getBoundingClientRect();
     if (mr.width > 0) cell = { w: mr.width / 40, h: mr.height || cell.h };
     screenEl.style.setProperty('--fk-cell-h', `${cell.h}px`);
@@ -1541,6 +1543,8 @@ export function mountTerminal(el, { namespace, pod, container, command = ['sh'],
   fit();
   render();
   connect();
+  // A font that arrives later changes the cell.
+  if (document.fonts && document.fonts.ready) document.fonts.ready.then(fit, () => {});
   screenEl.focus({ preventScroll: true });
 
   return function dispose() {
