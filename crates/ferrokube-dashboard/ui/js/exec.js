@@ -18,6 +18,13 @@ const CH_CLOSE = 255;
 
 /** Input queued while the socket is still connecting (bytes, bounded). */
 const MAX_QUEUED = 1 << 20;
+/**
+ * An empty stdin message this often keeps idle sessions from being cut by
+ * proxies between the browser and the server (browsers cannot send
+ * WebSocket pings, which kubectl sends every 5 s); API servers drop empty
+ * data.
+ */
+const KEEPALIVE_MS = 30000;
 /** The error channel is one small Status; more than this is not read. */
 const MAX_STATUS = 64 << 10;
 
@@ -78,9 +85,11 @@ export function openExec(opts, handlers = {}) {
   let size = null;
   let stdinClosed = false;
 
+  let keepalive = 0;
   const finish = (info) => {
     if (closed) return;
     closed = true;
+    if (keepalive) clearInterval(keepalive);
     queue = [];
     parseStatus(true);
     h.onClose && h.onClose({ ...info, opened, status });
@@ -152,6 +161,15 @@ export function openExec(opts, handlers = {}) {
     }
     queue = [];
     queued = 0;
+    keepalive = setInterval(() => {
+      if (!closed && ws.readyState === WebSocket.OPEN && ws.bufferedAmount === 0) {
+        try {
+          ws.send(new Uint8Array([CH_STDIN]));
+        } catch {
+          // Closing.
+        }
+      }
+    }, KEEPALIVE_MS);
   };
 
   ws.onmessage = (ev) => {
