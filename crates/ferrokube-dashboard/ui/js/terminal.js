@@ -197,10 +197,9 @@ export class Screen {
     this.sub = null;
     this.prefix = '';
     this.osc = '';
-    this.scrollback = [];
-    this.scrolledOut = [];
-    this.scrollbackCleared = true;
     this.changed = true;
+    // The scrollback stays (as xterm's RIS leaves it); the renderer
+    // redraws every row.
   }
 
   /** The screen's text: rows joined by "\n", trailing blanks dropped. */
