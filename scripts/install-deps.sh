@@ -31,6 +31,8 @@ have_cmd gcc || need+=(gcc)
 # The dashboard's browser tests and benchmark drive a headless Chromium over the
 # DevTools protocol; a font so its screenshots show text.
 have_cmd chromium || need+=(chromium)
+# The unit tests of the dashboard's modules run under node's test runner.
+have_cmd node || need+=(nodejs)
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)
 
 if [ ${#need[@]} -gt 0 ]; then

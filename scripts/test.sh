@@ -12,4 +12,6 @@ time_step() { local t=$SECONDS; "$@"; echo "== $1 ${2:-}: $((SECONDS - t)) s" >&
 time_step cargo fmt --all --check
 time_step cargo clippy --workspace --all-targets --all-features -- -D warnings
 time_step scripts/check-boundaries.sh
+# The dashboard's browser code: the pure parts of its modules under node's test runner.
+time_step node --test crates/ferrokube-dashboard/tests/js/
 exec cargo nextest run --workspace --all-features --no-fail-fast "$@"
