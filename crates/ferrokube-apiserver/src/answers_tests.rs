@@ -37,6 +37,7 @@ pub(crate) async fn server(
             admission_control_config_file: None,
             tls_san: Vec::new(),
             node_cert_lifetime: crate::server::NODE_CERT_LIFETIME,
+            dashboard: true,
         },
         store,
         cancel.clone(),

@@ -64,6 +64,19 @@ impl UserInfo {
     }
 }
 
+/// When the client certificate that authenticated a request ends (its
+/// `notAfter`): a request extension set by the listener, for sessions that
+/// must not outlive it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct CertNotAfter(pub(crate) std::time::SystemTime);
+
+/// A certificate's `notAfter`.
+pub(crate) fn not_after(der: &[u8]) -> Option<std::time::SystemTime> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let secs = u64::try_from(cert.validity().not_after.timestamp()).ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 /// Checks client certificate chains against the cluster CA, after the
 /// handshake, and names their users.
 #[derive(Clone)]
@@ -180,6 +193,97 @@ impl TokenAuthenticator {
     }
 }
 
+/// The prefix of the WebSocket subprotocol that carries a bearer token
+/// (Kubernetes' WebSocket protocol authenticator): browsers cannot set an
+/// `Authorization` header on a WebSocket, so a page offers
+/// `base64url.bearer.authorization.k8s.io.<token in unpadded base64url>`
+/// among its subprotocols.
+pub(crate) const BEARER_PROTOCOL_PREFIX: &str = "base64url.bearer.authorization.k8s.io.";
+
+/// Why a WebSocket bearer subprotocol does not authenticate.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum ProtocolRefusal {
+    /// Two tokens offered.
+    Multiple,
+    /// Not unpadded base64url of UTF-8 text.
+    Encoding,
+    /// The token is the only protocol offered: none would be left to choose.
+    Alone,
+    /// The token does not authenticate.
+    Invalid,
+}
+
+/// Whether `headers` ask for a WebSocket upgrade.
+fn is_websocket(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+/// The bearer token of a WebSocket upgrade's subprotocols and the other
+/// subprotocols offered, in order: `Ok(None)` for a request without one.
+fn protocol_token(
+    headers: &http::HeaderMap,
+) -> Result<Option<(String, Vec<String>)>, ProtocolRefusal> {
+    use base64::Engine;
+    if !is_websocket(headers) {
+        return Ok(None);
+    }
+    let mut token = None;
+    let mut others = Vec::new();
+    let offered = headers
+        .get_all(http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim);
+    for p in offered {
+        let Some(encoded) = p.strip_prefix(BEARER_PROTOCOL_PREFIX) else {
+            others.push(p.to_string());
+            continue;
+        };
+        if token.is_some() {
+            return Err(ProtocolRefusal::Multiple);
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| ProtocolRefusal::Encoding)?;
+        token = Some(String::from_utf8(raw).map_err(|_| ProtocolRefusal::Encoding)?);
+    }
+    match token.filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(_) if others.iter().all(|p| p.is_empty()) => Err(ProtocolRefusal::Alone),
+        Some(t) => Ok(Some((t, others))),
+    }
+}
+
+impl TokenAuthenticator {
+    /// Kubernetes' WebSocket protocol authenticator: the user of a bearer
+    /// token offered as a subprotocol of a WebSocket upgrade, whose entry
+    /// is then removed from `Sec-WebSocket-Protocol` (so it is never chosen,
+    /// echoed or passed on). `None` when the request offers no such token.
+    pub(crate) fn authenticate_websocket(
+        &self,
+        headers: &mut http::HeaderMap,
+    ) -> Option<Result<UserInfo, ProtocolRefusal>> {
+        let (token, others) = match protocol_token(headers) {
+            Ok(None) => return None,
+            Ok(Some(found)) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        let Some(user) = self.authenticate(&format!("Bearer {token}")) else {
+            return Some(Err(ProtocolRefusal::Invalid));
+        };
+        headers.remove(http::header::SEC_WEBSOCKET_PROTOCOL);
+        if let Ok(v) = http::HeaderValue::from_str(&others.join(",")) {
+            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, v);
+        }
+        Some(Ok(user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,5 +360,75 @@ mod tests {
         assert_eq!(t.authenticate("Bearer wrong"), None);
         assert_eq!(t.authenticate("Basic s3cret"), None);
         assert_eq!(t.authenticate("s3cret"), None);
+    }
+
+    #[test]
+    fn websocket_bearer_subprotocol() {
+        use base64::Engine;
+        let mut t = TokenAuthenticator::default();
+        t.add(
+            "s3cret",
+            UserInfo::authenticated("ws-user", Vec::<String>::new()),
+        );
+        let enc = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let headers = |protocols: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::UPGRADE, "websocket".parse().unwrap());
+            h.insert(
+                http::header::SEC_WEBSOCKET_PROTOCOL,
+                protocols.parse().unwrap(),
+            );
+            h
+        };
+        let mut h = headers(&format!(
+            "v5.channel.k8s.io, {BEARER_PROTOCOL_PREFIX}{}, v4.channel.k8s.io",
+            enc("s3cret")
+        ));
+        let user = t.authenticate_websocket(&mut h).unwrap().unwrap();
+        assert_eq!(user.name, "ws-user");
+        assert_eq!(
+            h[http::header::SEC_WEBSOCKET_PROTOCOL],
+            "v5.channel.k8s.io,v4.channel.k8s.io",
+            "the token's entry is removed"
+        );
+        let mut h = headers(&format!(
+            "v5.channel.k8s.io, {BEARER_PROTOCOL_PREFIX}{}",
+            enc("wrong")
+        ));
+        assert_eq!(
+            t.authenticate_websocket(&mut h),
+            Some(Err(ProtocolRefusal::Invalid))
+        );
+        let mut h = headers(&format!("{BEARER_PROTOCOL_PREFIX}{}", enc("s3cret")));
+        assert_eq!(
+            t.authenticate_websocket(&mut h),
+            Some(Err(ProtocolRefusal::Alone))
+        );
+        let mut h = headers(&format!("a, {BEARER_PROTOCOL_PREFIX}{}=", enc("s3cret")));
+        assert_eq!(
+            t.authenticate_websocket(&mut h),
+            Some(Err(ProtocolRefusal::Encoding))
+        );
+        let two = format!(
+            "a, {BEARER_PROTOCOL_PREFIX}{0}, {BEARER_PROTOCOL_PREFIX}{0}",
+            enc("s3cret")
+        );
+        assert_eq!(
+            t.authenticate_websocket(&mut headers(&two)),
+            Some(Err(ProtocolRefusal::Multiple))
+        );
+        assert_eq!(
+            t.authenticate_websocket(&mut headers("v5.channel.k8s.io")),
+            None
+        );
+        // Not an upgrade: not looked at.
+        let mut plain = http::HeaderMap::new();
+        plain.insert(
+            http::header::SEC_WEBSOCKET_PROTOCOL,
+            format!("a, {BEARER_PROTOCOL_PREFIX}{}", enc("s3cret"))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(t.authenticate_websocket(&mut plain), None);
     }
 }

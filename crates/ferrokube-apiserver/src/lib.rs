@@ -13,6 +13,7 @@ mod binding;
 mod cert_rotation;
 mod continue_token;
 mod crd;
+mod dashboard;
 mod defaults;
 mod discovery;
 mod encoding;

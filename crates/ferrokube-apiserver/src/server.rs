@@ -103,6 +103,9 @@ pub struct ServerConfig {
     /// How long the certificates given to joining nodes last (Kubernetes'
     /// `--cluster-signing-duration`, a year by default; at most a year).
     pub node_cert_lifetime: Duration,
+    /// Whether the dashboard is served under `/dashboard/` (with its
+    /// sessions; `ferrokube server --disable dashboard` turns it off).
+    pub dashboard: bool,
 }
 
 /// The default of [`ServerConfig::node_cert_lifetime`]: a year.
@@ -248,9 +251,11 @@ pub(crate) struct App {
     /// The built-in resource metrics collector, once started
     /// ([`RunningServer::start_resource_metrics`]): `metrics.k8s.io`.
     resource_metrics: std::sync::OnceLock<Arc<ferrokube_metrics::Collector>>,
+    /// The dashboard: its pages, sessions and login codes.
+    dashboard: crate::dashboard::Dashboard,
 }
 
-fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
+pub(crate) fn full(status: StatusCode, content_type: &str, body: Bytes) -> Response<Body> {
     Response::builder()
         .status(status)
         .header(header::CONTENT_TYPE, content_type)
@@ -302,7 +307,7 @@ fn json_bytes(v: &Value) -> Bytes {
     Bytes::from(ferrokube_api::gojson::to_vec(v))
 }
 
-fn error_response(e: &ApiError) -> Response<Body> {
+pub(crate) fn error_response(e: &ApiError) -> Response<Body> {
     let status = StatusCode::from_u16(e.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = json_response(status, &e.to_status());
     // As Kubernetes: a Retry-After header only when the Status asks the
@@ -460,12 +465,15 @@ fn write_kubeconfigs(
 
 /// What runs beside the request handlers: the OpenAPI documents built off
 /// the request path (they are built on first use, and kubectl asks for them
-/// first), the aggregator, and the removal of deleted Nodes' passwords.
+/// first), the aggregator, the removal of deleted Nodes' passwords, the
+/// CRD controller and the type checker of admission policies.
 fn start_background(app: &Arc<App>, cancel: &CancellationToken) {
     let warm = app.clone();
     tokio::task::spawn_blocking(move || warm.rest.kinds.openapi());
     tokio::spawn(crate::aggregator::run(app.clone(), cancel.child_token()));
     crate::nodepassword::start_cleanup(app.clone(), |a| &a.rest, cancel.child_token());
+    crate::crd::controller::start(app.clone(), |a| &a.rest, cancel.child_token());
+    crate::policy::typecheck::start(app.clone(), |a| &a.rest, cancel.child_token());
 }
 
 /// The serving certificate's names: the host's, the `kubernetes`
@@ -510,7 +518,9 @@ pub async fn start(
         &cache,
         config.max_in_flight + config.max_mutating_in_flight,
     );
+    let (tls, client_certs, serving) = tls_config(&pki)?;
     let app = Arc::new(App {
+        dashboard: crate::dashboard::Dashboard::new(config.dashboard, client_certs.clone()),
         data_dir: config.data_dir.clone(),
         ca_pem: pki.ca_cert_pem.clone(),
         node_cert_lifetime: config.node_cert_lifetime,
@@ -545,10 +555,7 @@ pub async fn start(
     });
     ensure_cluster_objects(&app.rest, config.port).await?;
     start_background(&app, &cancel);
-    crate::crd::controller::start(app.clone(), |a| &a.rest, cancel.child_token());
-    crate::policy::typecheck::start(app.clone(), |a| &a.rest, cancel.child_token());
 
-    let (tls, client_certs, serving) = tls_config(&pki)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind((config.bind_address, config.port))
         .await
@@ -674,15 +681,20 @@ async fn accept_loop(
                     }
                     Err(_) => return,
                 };
-            let cert_user = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|chain| client_certs.authenticate(chain));
+            let chain = tls.get_ref().1.peer_certificates();
+            let cert_user = chain.and_then(|chain| client_certs.authenticate(chain));
+            let cert_not_after = chain
+                .and_then(|c| c.first())
+                .filter(|_| cert_user.is_some())
+                .and_then(|leaf| crate::authn::not_after(leaf))
+                .map(crate::authn::CertNotAfter);
             let service = hyper::service::service_fn(move |req| {
                 let app = app.clone();
                 let user = cert_user.clone();
-                let req = req.map(request_body);
+                let mut req = req.map(request_body);
+                if let Some(n) = cert_not_after {
+                    req.extensions_mut().insert(n);
+                }
                 async move { Ok::<_, Infallible>(handle(app, req, user).await) }
             });
             let builder =
@@ -808,12 +820,12 @@ async fn handle(
     if let Some(r) = health(&app, &path, &Query::parse(req.uri().query())).await {
         return r;
     }
-    let user = cert_user.or_else(|| {
-        app.tokens
-            .authenticate(header_str(&req, header::AUTHORIZATION))
-    });
-    let Some(user) = user else {
-        return error_response(&ApiError::unauthorized());
+    if crate::dashboard::is_dashboard_path(&path) {
+        return app.dashboard.serve(&app.tokens, req, cert_user).await;
+    }
+    let user = match authenticate(&app, &mut req, cert_user) {
+        Ok(user) => user,
+        Err(e) => return error_response(&e),
     };
     let user = match impersonate(&app, user, req.headers_mut()).await {
         Ok(user) => user,
@@ -832,6 +844,38 @@ async fn handle(
     // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
     req.extensions_mut().insert(user);
     ticket.finish(admitted(&app, req, &info, &path, &query).await)
+}
+
+/// Who a request comes from, as Kubernetes' authenticators are tried in
+/// turn: the client certificate, the `Authorization` header's bearer token,
+/// a WebSocket upgrade's bearer subprotocol; then, with none of these, the
+/// dashboard's session cookie (its writes and upgrades checked against
+/// CSRF: a 403). None: a 401.
+fn authenticate(
+    app: &App,
+    req: &mut Request<RequestBody>,
+    cert_user: Option<UserInfo>,
+) -> Result<UserInfo, ApiError> {
+    if let Some(user) = cert_user {
+        return Ok(user);
+    }
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        return app
+            .tokens
+            .authenticate(header_str(req, header::AUTHORIZATION))
+            .ok_or_else(ApiError::unauthorized);
+    }
+    match app.tokens.authenticate_websocket(req.headers_mut()) {
+        Some(Ok(user)) => return Ok(user),
+        Some(Err(why)) => {
+            tracing::debug!(?why, "WebSocket bearer subprotocol refused");
+            return Err(ApiError::unauthorized());
+        }
+        None => {}
+    }
+    app.dashboard
+        .authenticate(&app.tokens, req)?
+        .ok_or_else(ApiError::unauthorized)
 }
 
 /// Serves a request priority and fairness admitted.
@@ -1155,7 +1199,7 @@ fn non_resource(
     Ok(json_response(StatusCode::OK, &doc))
 }
 
-async fn read_body(body: RequestBody) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: RequestBody) -> Result<Bytes, ApiError> {
     match Limited::new(body, MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
         Err(e)

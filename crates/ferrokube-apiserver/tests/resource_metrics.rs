@@ -169,6 +169,7 @@ async fn kubectl_top_and_the_metrics_api_read_as_against_metrics_server() {
             admission_control_config_file: None,
             tls_san: Vec::new(),
             node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
+            dashboard: true,
         },
         store,
         cancel.clone(),

@@ -178,6 +178,7 @@ async fn start_switchable_server() -> (
             admission_control_config_file: None,
             tls_san: Vec::new(),
             node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
+            dashboard: true,
         },
         store,
         cancel.clone(),

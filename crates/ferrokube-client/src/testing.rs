@@ -67,6 +67,7 @@ impl TestApi {
             admission_control_config_file: None,
             tls_san: Vec::new(),
             node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
+            dashboard: true,
         };
         configure(&mut config);
         let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;

@@ -17,7 +17,9 @@ pub use content_type::content_type;
 pub struct Asset {
     /// The path under `ui/`, with `/` separators (`index.html`, `js/app.js`).
     pub path: &'static str,
+    /// The `Content-Type` it is served with.
     pub content_type: &'static str,
+    /// The file's bytes.
     pub body: &'static [u8],
     /// The same bytes, gzip-compressed.
     pub gzip: &'static [u8],

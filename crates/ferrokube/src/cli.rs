@@ -32,8 +32,30 @@ pub(crate) enum Command {
     /// containers and mounts, the pods' network namespaces, veths and bridge, and
     /// the node's nftables tables. Nothing of other runtimes is touched.
     Killall(KillallArgs),
+    /// The web dashboard the server serves under /dashboard/.
+    #[command(subcommand)]
+    Dashboard(DashboardCommand),
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DashboardCommand {
+    /// Print a link that logs in to the dashboard as the kubeconfig's user:
+    /// https://<server>/dashboard/#code=<one-time code> (good once, for 5 minutes).
+    Url(DashboardUrlArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DashboardUrlArgs {
+    /// The kubeconfig whose user the link logs in as (default: the server's
+    /// admin kubeconfig, DATA_DIR/kubeconfig.yaml).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The data dir of the server whose admin kubeconfig is the default.
+    #[arg(long, default_value = "/var/lib/ferrokube", env = "FERROKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -302,8 +324,9 @@ pub(crate) struct ServerArgs {
     /// DNS; `dns` also works), `local-storage` (the local-path provisioner
     /// and its default StorageClass), `servicelb` (addresses for
     /// LoadBalancer Services), `metrics-server` (the built-in resource
-    /// metrics: no `metrics.k8s.io`). Repeat or separate with commas.
-    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage", "servicelb", "metrics-server"])]
+    /// metrics: no `metrics.k8s.io`), `dashboard` (the web dashboard under
+    /// /dashboard/ and its sessions). Repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_parser = ["coredns", "dns", "local-storage", "servicelb", "metrics-server", "dashboard"])]
     pub disable: Vec<String>,
 
     /// Do not run the service proxy on this node.
@@ -504,6 +527,12 @@ impl ServerArgs {
     /// `metrics.k8s.io` (k3s' packaged metrics-server).
     pub(crate) fn metrics_enabled(&self) -> bool {
         !self.disable.iter().any(|d| d == "metrics-server")
+    }
+
+    /// Whether the API server serves the dashboard (`/dashboard/`, its
+    /// sessions and login codes).
+    pub(crate) fn dashboard_enabled(&self) -> bool {
+        !self.disable.iter().any(|d| d == "dashboard")
     }
 }
 

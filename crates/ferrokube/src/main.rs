@@ -4,6 +4,7 @@ mod agent;
 mod cli;
 mod components;
 mod controller_manager;
+mod dashboard;
 mod datastore;
 mod identity;
 mod localstorage;
@@ -51,6 +52,13 @@ fn main() -> std::process::ExitCode {
                     rt.block_on(ferrokube_kubelet::import_images(&endpoint, &args.files))
                 })
                 .map(|names| println!("imported {} image name(s)", names.len()))
+        }
+        cli::Command::Dashboard(cli::DashboardCommand::Url(args)) => {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(dashboard::url(args)))
         }
         cli::Command::Killall(args) => killall(&args.data_dir),
         cli::Command::Server(args) => tokio::runtime::Builder::new_multi_thread()

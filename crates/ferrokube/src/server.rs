@@ -40,6 +40,7 @@ pub(crate) async fn run(args: ServerArgs) -> anyhow::Result<()> {
         admission_control_config_file: args.admission_control_config_file.clone(),
         tls_san: args.tls_san.clone(),
         node_cert_lifetime: args.cluster_signing_duration,
+        dashboard: args.dashboard_enabled(),
     };
     let api =
         match ferrokube_apiserver::start(config, datastore.store(), cancel.child_token()).await {
