@@ -98,6 +98,8 @@ export class VirtualTable {
     this.view = [];
     this.viewVersion = -1;
     this.frame = 0;
+    this.deferred = 0;
+    this.builtAt = 0;
     this.pool = [];
     this.scroller = h('div', { class: 'vt-scroll', tabindex: '-1' });
     this.table = h('table', { class: 'grid', 'data-testid': opts.testid || 'list-table' });
@@ -118,6 +120,7 @@ export class VirtualTable {
   dispose() {
     this.unsub();
     clearInterval(this.ageTimer);
+    clearTimeout(this.deferred);
     cancelAnimationFrame(this.frame);
   }
 
@@ -136,7 +139,16 @@ export class VirtualTable {
 
   schedule(force) {
     if (force) this.force = true;
-    if (this.frame) return;
+    if (this.deferred && this.store.synced) { clearTimeout(this.deferred); this.deferred = 0; }
+    if (this.frame || this.deferred) return;
+    // While the initial events stream in, the view (a sort of every row) is
+    // rebuilt a few times a second, not every frame: the first rows show at
+    // once and the stream is read at full speed.
+    const wait = !this.store.synced && this.viewVersion >= 0 ? 250 - (performance.now() - this.builtAt) : 0;
+    if (wait > 0) {
+      this.deferred = setTimeout(() => { this.deferred = 0; this.schedule(); }, wait);
+      return;
+    }
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
       this.render();
@@ -179,6 +191,7 @@ export class VirtualTable {
     }
     this.view = rows;
     this.viewVersion = this.store.version;
+    this.builtAt = performance.now();
     if (this.opts.onView) this.opts.onView(rows.length, this.store.rows.size);
   }
 
