@@ -147,6 +147,7 @@ export function watch(path, o) {
       later(initial ? begin : resume);
       return;
     }
+    const opened = performance.now();
     const reader = res.body.getReader();
     const dec = new TextDecoder();
     let buf = '';
@@ -168,6 +169,8 @@ export function watch(path, o) {
       // the connection broke: resume below
     }
     if (closed || gen !== generation) return;
+    // A watch that ran a while and ended (the server's timeout) resumes at once.
+    if (performance.now() - opened > 10000) attempt = 0;
     later(resume);
   };
 
