@@ -160,7 +160,7 @@ function fillNamespaces() {
   const sorted = Array.from(names).sort();
   const key = sorted.join('\n');
   if (sel.dataset.key !== key) {
-    clear(sel).append(h('option', { value: '' }, 'All namespaces'), sorted.map((n) => h('option', { value: n }, n)));
+    clear(sel).append(h('option', { value: '' }, 'All namespaces'), ...sorted.map((n) => h('option', { value: n }, n)));
     sel.dataset.key = key;
   }
   sel.value = want;
