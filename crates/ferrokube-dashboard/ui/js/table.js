@@ -159,9 +159,16 @@ export class VirtualTable {
   columns() {
     const cols = [];
     if (this.opts.showNamespace) cols.push({ name: 'Namespace', get: (r) => r.namespace });
+    // The name links to the detail page (kubectl's tables start with it; an
+    // Event's starts with Last Seen, and then no cell links).
+    const nameAt = this.store.columns.findIndex((c) => c.name === 'Name');
     this.store.columns.forEach((c, i) => {
       if (c.priority && !this.opts.wide) return;
-      if (c.name === 'Age' || (c.name === 'Created At' && false)) {
+      if (i === nameAt) {
+        cols.push({ name: c.name, get: (r) => r.cells[i], index: i, link: true });
+        return;
+      }
+      if (c.name === 'Age') {
         cols.push({ name: c.name, get: (r) => (r.created ? age(r.created) : r.cells[i]), sortKey: (r) => -Date.parse(r.created || 0) || 0 });
       } else {
         cols.push({ name: c.name, get: (r) => r.cells[i], index: i });
@@ -265,7 +272,7 @@ export class VirtualTable {
         const v = c.get(row);
         const text = v === undefined || v === null ? '' : String(v);
         const td = tds[j];
-        if (j === (this.opts.showNamespace ? 1 : 0) && this.opts.hrefFor) {
+        if (c.link && this.opts.hrefFor) {
           const a = td.firstChild;
           const href = this.opts.hrefFor(row);
           if (a && a.tagName === 'A') {

@@ -218,7 +218,12 @@ export function detailPage(el, route) {
       case '/services': out.push(serviceSummary(obj)); break;
       case '/namespaces': out.push(section('Status', kv([['Phase', obj.status && obj.status.phase]]))); break;
       default:
-        if (obj.spec && typeof obj.spec === 'object') out.push(section('Spec', h('pre', { class: 'code' }, toYaml(obj.spec))));
+        // Any other kind: its top-level fields (spec, rules, data, …) as YAML.
+        for (const [f, v] of Object.entries(obj)) {
+          if (['apiVersion', 'kind', 'metadata'].includes(f) || v === null || v === undefined) continue;
+          if (f === 'status' && v && typeof v === 'object' && Object.keys(v).length === 1 && v.conditions) continue;
+          out.push(section(f, h('pre', { class: 'code' }, typeof v === 'object' ? toYaml(v) : String(v))));
+        }
     }
     out.push(meta);
     const conds = obj.status && obj.status.conditions;

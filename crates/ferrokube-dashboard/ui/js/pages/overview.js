@@ -108,14 +108,14 @@ export function overviewPage(el, route) {
           .map((p) => h('span', { class: 'phase ph-' + p.toLowerCase(), 'data-phase': p }, `${p} ${by.get(p)}`))));
     } else cards.pods.append(waiting(pods));
     // Workloads
-    clear(cards.workloads).append(h('h3', null, 'Workloads'));
+    clear(cards.workloads).append(h('h3', null, 'Workloads ', h('span', { class: 'muted small-note' }, 'available ✓ unavailable ✗')));
     const rows = workloads.map(([label, r, s]) => {
       if (!s.synced) return h('tr', null, h('th', null, label), h('td', { colspan: '2', class: 'muted' }, s.error ? '—' : '…'));
       const vals = Array.from(s.map.values());
       const ok = vals.filter(Boolean).length;
       return h('tr', null, h('th', null, h('a', { href: href(listPath(r)) }, label)),
-        h('td', { class: 'ok-text' }, `${ok} available`),
-        h('td', { class: vals.length - ok ? 'warn-text' : 'muted' }, `${vals.length - ok} unavailable`));
+        h('td', { class: 'ok-text', title: 'available' }, `${ok} ✓`),
+        h('td', { class: vals.length - ok ? 'warn-text' : 'muted', title: 'unavailable' }, `${vals.length - ok} ✗`));
     });
     cards.workloads.append(h('table', { class: 'mini' }, h('tbody', null, rows)));
     // CPU / memory
