@@ -124,9 +124,9 @@ export function overviewPage(el, route) {
     for (const x of nodeMetrics.map.values()) { cpu += x.cpu; mem += x.mem; have++; }
     let cpuCap = 0; let memCap = 0;
     for (const n of nodes.map.values()) { cpuCap += n.cpu || 0; memCap += n.mem || 0; }
-    const pct = (a, b) => (b > 0 ? ` (${Math.round((100 * a) / b)}%)` : '');
-    cards.usage.append(kvRow('CPU', have ? `${fmtCpu(cpu)} of ${fmtCpu(cpuCap)}${pct(cpu, cpuCap)}` : '—'),
-      kvRow('Memory', have ? `${fmtMem(mem)} of ${fmtMem(memCap)}${pct(mem, memCap)}` : '—'));
+    const pct = (a, b) => (b > 0 ? `${Math.round((100 * a) / b)}%` : '');
+    cards.usage.append(kvRow('CPU', have ? `${fmtCpu(cpu)} / ${fmtCpu(cpuCap)}` : '—', have ? pct(cpu, cpuCap) : ''),
+      kvRow('Memory', have ? `${fmtMem(mem)} / ${fmtMem(memCap)}` : '—', have ? pct(mem, memCap) : ''));
     // Warning events
     clear(cards.events).append(h('h3', null, 'Recent warnings'));
     if (events.synced) {
@@ -145,8 +145,9 @@ export function overviewPage(el, route) {
   return { dispose() { cleanups.forEach((f) => f()); } };
 }
 
-function kvRow(k, v) {
-  return h('div', { class: 'kvrow' }, h('span', { class: 'muted' }, k), h('span', { class: 'big2' }, v));
+function kvRow(k, v, pct) {
+  return h('div', { class: 'kvrow' }, h('span', { class: 'muted' }, k),
+    h('span', null, h('span', { class: 'big2' }, pct || v), pct ? h('div', { class: 'muted' }, v) : ''));
 }
 
 const KIND_RES = {

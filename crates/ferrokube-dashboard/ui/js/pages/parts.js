@@ -35,7 +35,15 @@ export function simpleTable(headers, rows, attrs) {
 
 export function conditions(list) {
   return simpleTable(['Type', 'Status', 'Reason', 'Message', 'Last transition'],
-    (list || []).map((c) => [c.type, h('span', { class: 'st-' + String(c.status).toLowerCase() }, c.status), c.reason, c.message, age(c.lastTransitionTime)]));
+    (list || []).map((c) => [c.type, h('span', { class: conditionClass(c) }, c.status), c.reason, c.message, age(c.lastTransitionTime)]));
+}
+
+// Green when a condition is as it should be: True for Ready, Available…,
+// False for MemoryPressure, ReplicaFailure….
+function conditionClass(c) {
+  if (c.status !== 'True' && c.status !== 'False') return 'warn-text';
+  const negative = /Pressure$|Unavailable$|Failure$|^Failed$|Degraded|Stalled|Terminating|Disrupted/.test(c.type);
+  return (c.status === 'True') !== negative ? 'ok-text' : 'err-text';
 }
 
 /**
