@@ -25,8 +25,11 @@ function emitScalar(v) {
   return scalar(String(v));
 }
 
+// Multi-line text as a literal block when it reads back the same: no tabs
+// or carriage returns, no line ending in a space, not starting with one.
 function isBlockString(v) {
-  return typeof v === 'string' && v.includes('\n') && !/[\t\r]/.test(v) && !/ \n|\n +\n/.test(v) && !/^\s/.test(v);
+  if (typeof v !== 'string' || !v.includes('\n') || /[\t\r\u0085\u2028\u2029]/.test(v) || /^\s/.test(v)) return false;
+  return v.split('\n').every((l) => !/ $/.test(l));
 }
 
 function blockString(v, ind) {
@@ -178,6 +181,8 @@ function unquoteDouble(s, line) {
 class Parser {
   constructor(text) {
     this.lines = text.replace(/\r\n?/g, '\n').split('\n');
+    // The text after the last newline is no line.
+    if (this.lines.length > 1 && this.lines[this.lines.length - 1] === '') this.lines.pop();
     this.i = 0;
   }
 
