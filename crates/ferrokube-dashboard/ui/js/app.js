@@ -209,6 +209,7 @@ function route() {
   lastKey = key;
   if (page) { page.dispose(); page = null; }
   document.querySelectorAll('.overlay').forEach((o) => o.remove());
+  forgetReviews(); // RBAC may have changed: each page asks again
   fillNamespaces();
   markNav();
   const main = shell.main;

@@ -128,7 +128,7 @@ export function detailPage(el, route) {
       buildActions().then(() => {
         if (route.query.get('action') === 'edit' && obj) {
           history.replaceState(null, '', location.pathname + href(detailPath(res, m.namespace, m.name)));
-          act.editDialog(res, obj);
+          if (btns.edit && !btns.edit.disabled) act.editDialog(res, obj);
         }
       });
       if (tab !== 'summary') showTab(tab);
