@@ -67,7 +67,7 @@ export function overviewPage(el, route) {
   const nodes = summarize('/api/v1/nodes', (n) => {
     const ready = ((n.status && n.status.conditions) || []).find((c) => c.type === 'Ready');
     const alloc = (n.status && n.status.allocatable) || {};
-    return { ready: ready && ready.status === 'True', unschedulable: !!(n.spec && n.spec.unschedulable), cpu: quantity(alloc.cpu), mem: quantity(alloc.memory) };
+    return { name: n.metadata.name, ready: ready && ready.status === 'True', unschedulable: !!(n.spec && n.spec.unschedulable), cpu: quantity(alloc.cpu), mem: quantity(alloc.memory) };
   }, render, cleanups);
   const pods = summarize(nsPath('/api/v1', ns, 'pods'), (p) => (p.status && p.status.phase) || 'Unknown', render, cleanups);
   const workloads = WORKLOADS.map(([label, r]) => [label, r, summarize(nsPath(`/apis/${r.group}/${r.version}`, ns, r.resource), (o) => {
@@ -97,6 +97,12 @@ export function overviewPage(el, route) {
       const ready = all.filter((n) => n.ready).length;
       cards.nodes.append(h('div', { class: 'big' }, `${ready}/${all.length}`), h('div', { class: 'muted' }, 'ready'),
         all.some((n) => n.unschedulable) ? h('div', { class: 'muted' }, `${all.filter((n) => n.unschedulable).length} cordoned`) : '');
+      // The first few by name, not ready ones first.
+      const shown = all.sort((a, b) => (a.ready - b.ready) || (a.name < b.name ? -1 : 1)).slice(0, 6);
+      cards.nodes.append(h('ul', { class: 'node-list' }, shown.map((n) => h('li', null,
+        h('span', { class: n.ready ? 'dot ok' : 'dot bad', title: n.ready ? 'Ready' : 'Not ready' }),
+        h('a', { href: href(detailPath(NODES, '', n.name)) }, n.name), n.unschedulable ? h('span', { class: 'muted' }, ' (cordoned)') : ''))),
+        all.length > shown.length ? h('div', { class: 'muted' }, `and ${all.length - shown.length} more`) : '');
     } else cards.nodes.append(waiting(nodes));
     // Pods by phase
     clear(cards.pods).append(h('h3', null, h('a', { href: href(listPath(PODS)) }, 'Pods')));
