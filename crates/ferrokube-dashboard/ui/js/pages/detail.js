@@ -99,6 +99,7 @@ export function detailPage(el, route) {
           banner.setAttribute('data-testid', 'forbidden');
           clear(summary);
           yaml.textContent = '';
+          tabs.hidden = true;
         }
       },
     };

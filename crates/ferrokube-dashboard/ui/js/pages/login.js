@@ -4,6 +4,7 @@
 
 import { h, clear, errorText } from '../dom.js';
 import { request } from '../api.js';
+import { parseYaml } from '../yaml.js';
 
 export async function createSession(body) {
   return request('POST', '/dashboard/session', { body });
@@ -13,7 +14,20 @@ export function loginPage(root, onSession, message) {
   const token = h('input', { type: 'password', id: 'login-token', 'data-testid': 'login-token', autocomplete: 'off', spellcheck: 'false', placeholder: 'eyJhbGciOi…' });
   const kubeconfig = h('textarea', { id: 'login-kubeconfig', 'data-testid': 'login-kubeconfig', rows: '7', spellcheck: 'false', class: 'code', placeholder: 'apiVersion: v1\nkind: Config\n…' });
   const file = h('input', { type: 'file', 'data-testid': 'login-kubeconfig-file', 'aria-label': 'Kubeconfig file', accept: '.yaml,.yml,.conf,.config,text/*,*' });
-  const context = h('input', { type: 'text', id: 'login-context', 'data-testid': 'login-context', placeholder: 'current context', autocomplete: 'off', spellcheck: 'false' });
+  const contexts = h('datalist', { id: 'login-contexts' });
+  const context = h('input', { type: 'text', id: 'login-context', 'data-testid': 'login-context', placeholder: 'current context', autocomplete: 'off', spellcheck: 'false', list: 'login-contexts' });
+  // The kubeconfig's contexts as choices (read here only to list their names).
+  const readContexts = () => {
+    clear(contexts);
+    let cfg = null;
+    try { cfg = parseYaml(kubeconfig.value); } catch { return; }
+    if (!cfg || typeof cfg !== 'object') return;
+    for (const c of Array.isArray(cfg.contexts) ? cfg.contexts : []) {
+      if (c && typeof c.name === 'string') contexts.append(h('option', { value: c.name }));
+    }
+    context.placeholder = typeof cfg['current-context'] === 'string' && cfg['current-context'] ? cfg['current-context'] : 'current context';
+  };
+  kubeconfig.addEventListener('change', readContexts);
   const code = h('input', { type: 'text', id: 'login-code', 'data-testid': 'login-code', autocomplete: 'one-time-code', spellcheck: 'false' });
   const error = h('div', { class: 'error', 'data-testid': 'login-error', role: 'alert' }, message || '');
   const submit = h('button', { type: 'submit', class: 'primary', 'data-testid': 'login-submit' }, 'Log in');
@@ -22,6 +36,7 @@ export function loginPage(root, onSession, message) {
     if (!f) return;
     if (f.size > 1 << 20) { error.textContent = 'That file is too large for a kubeconfig.'; return; }
     kubeconfig.value = await f.text();
+    readContexts();
   });
   const form = h('form', { class: 'login', autocomplete: 'off' },
     h('div', { class: 'brand big-brand' }, logo(), 'ferrokube'),
@@ -29,7 +44,7 @@ export function loginPage(root, onSession, message) {
     h('label', { for: 'login-token' }, 'Bearer token'), token,
     h('div', { class: 'or' }, 'or'),
     h('label', { for: 'login-kubeconfig' }, 'Kubeconfig (token, or client certificate and key)'), kubeconfig,
-    h('div', { class: 'row' }, file, h('label', { for: 'login-context', class: 'inline' }, 'Context'), context),
+    h('div', { class: 'row' }, file, h('label', { for: 'login-context', class: 'inline' }, 'Context'), context, contexts),
     h('div', { class: 'or' }, 'or'),
     h('label', { for: 'login-code' }, 'One-time code (ferrokube dashboard url)'), code,
     error, submit);
