@@ -73,6 +73,20 @@ export class RowStore {
   }
 }
 
+const GOOD = /^(Running|Active|Bound|Available|Complete|Completed|Succeeded|Ready|True)$/;
+const BAD = /(Err|Fail|BackOff|Crash|Invalid|Evicted|OOM|NotReady|Lost|Unknown|Terminating|Unschedulable)/;
+
+/** A colour for Status and Ready cells (Ready: "2/3" short of its goal). */
+function tone(col, text) {
+  if (col === 'Ready') {
+    const m = /^(\d+)\/(\d+)$/.exec(text);
+    return m && m[1] !== m[2] ? 'warn-text' : '';
+  }
+  if (BAD.test(text)) return 'err-text';
+  if (GOOD.test(text)) return 'ok-text';
+  return text ? 'warn-text' : '';
+}
+
 /** Compares cells: numbers as numbers, "a/b" by a, else as text. */
 function cmpCells(a, b) {
   if (typeof a === 'number' && typeof b === 'number') return a - b;
@@ -283,6 +297,7 @@ export class VirtualTable {
           }
         } else if (td.textContent !== text) {
           td.textContent = text;
+          if (c.name === 'Status' || c.name === 'Ready') td.className = tone(c.name, text);
         }
       }
     }
