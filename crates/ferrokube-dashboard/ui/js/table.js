@@ -172,7 +172,8 @@ export class VirtualTable {
   /** The columns shown: [{name, get(row)}]. */
   columns() {
     const cols = [];
-    if (this.opts.showNamespace) cols.push({ name: 'Namespace', get: (r) => r.namespace });
+    const showNs = typeof this.opts.showNamespace === 'function' ? this.opts.showNamespace() : this.opts.showNamespace;
+    if (showNs) cols.push({ name: 'Namespace', get: (r) => r.namespace });
     // The name links to the detail page (kubectl's tables start with it; an
     // Event's starts with Last Seen, and then no cell links).
     const nameAt = this.store.columns.findIndex((c) => c.name === 'Name');
