@@ -290,13 +290,15 @@ export function createDialog(defaultNamespace) {
     placeholder: 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: example\ndata:\n  key: value' });
   const err = h('div', { class: 'error', 'data-testid': 'create-error', role: 'alert' });
   const apply = h('button', { class: 'primary', 'data-testid': 'create-apply' }, 'Apply');
-  const m = modal('Create or apply (server-side apply)', h('div', { class: 'editor' }, text, err), [apply]);
+  const force = h('input', { type: 'checkbox', 'data-testid': 'create-force' });
+  const m = modal('Create or apply (server-side apply)', h('div', { class: 'editor' }, text, err,
+    h('label', { class: 'check', title: 'Take over fields another manager owns (kubectl apply --server-side --force-conflicts)' }, force, 'Force conflicts')), [apply]);
   m.el.classList.add('wide');
   apply.addEventListener('click', async () => {
     err.textContent = '';
     apply.disabled = true;
     try {
-      const results = await applyYaml(text.value, defaultNamespace);
+      const results = await applyYaml(text.value, defaultNamespace, force.checked);
       m.close();
       done(results.join('; '));
     } catch (e) {
@@ -308,19 +310,28 @@ export function createDialog(defaultNamespace) {
 }
 
 /** Server-side applies every document of a YAML stream; returns what happened. */
-export async function applyYaml(yamlText, defaultNamespace) {
+export async function applyYaml(yamlText, defaultNamespace, forceConflicts) {
   const docs = splitDocuments(yamlText);
   if (!docs.length) throw new Error('nothing to apply');
   const d = await discovery();
-  const parsed = docs.map((doc, i) => {
+  const objects = [];
+  docs.forEach((doc, i) => {
     let v;
     try { v = parseYaml(doc); } catch (e) { throw new Error(`document ${i + 1}: ${errorText(e)}`); }
+    // A List (kubectl get -o yaml of several) is its items.
+    if (v && typeof v === 'object' && typeof v.kind === 'string' && v.kind.endsWith('List') && Array.isArray(v.items)) {
+      v.items.forEach((item, j) => objects.push({ v: item, where: `document ${i + 1}, item ${j + 1}` }));
+    } else {
+      objects.push({ v, where: `document ${i + 1}` });
+    }
+  });
+  const parsed = objects.map(({ v, where }) => {
     if (!v || typeof v !== 'object' || !v.apiVersion || !v.kind || !v.metadata || !v.metadata.name) {
-      throw new Error(`document ${i + 1}: apiVersion, kind and metadata.name are required`);
+      throw new Error(`${where}: apiVersion, kind and metadata.name are required`);
     }
     const res = forKind(d, v.apiVersion, v.kind);
-    if (!res) throw new Error(`document ${i + 1}: the server serves no ${v.kind} in ${v.apiVersion}`);
-    return { doc, v, res };
+    if (!res) throw new Error(`${where}: the server serves no ${v.kind} in ${v.apiVersion}`);
+    return { v, res };
   });
   const out = [];
   for (const { v, res } of parsed) {
@@ -328,7 +339,11 @@ export async function applyYaml(yamlText, defaultNamespace) {
     const path = resourcePath(res, ns, v.metadata.name);
     try {
       // As kubectl apply --server-side: the object as JSON (which is YAML) with the apply type.
-      await request('PATCH', path, { body: JSON.stringify(v), type: APPLY, query: { fieldManager: FIELD_MANAGER } });
+      // managedFields (in what `kubectl get -o yaml` prints) may not be applied.
+      await request('PATCH', path, {
+        body: JSON.stringify(withoutManagedFields(v)), type: APPLY,
+        query: { fieldManager: FIELD_MANAGER, force: forceConflicts ? 'true' : undefined },
+      });
     } catch (e) {
       throw new Error(`${v.kind} ${v.metadata.name}: ${errorText(e)}`);
     }
