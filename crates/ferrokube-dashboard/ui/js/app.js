@@ -2,7 +2,7 @@
 // logout), sidebar of every discovered kind, the hash router and the
 // keyboard.
 
-import { h, clear, toast, errorText } from './dom.js';
+import { h, clear, toast, errorText, modal } from './dom.js';
 import { request, setSession, setUnauthorizedHandler } from './api.js';
 import { watch } from './watch.js';
 import { discovery, sections, plural, invalidate } from './discovery.js';
@@ -202,7 +202,15 @@ function markNav() {
 let lastKey = '';
 function route() {
   if (!session || !shell) return;
-  if (/^#code=/.test(location.hash)) { boot(); return; }
+  if (/^#code=/.test(location.hash)) { function showKeys() {
+  const keys = [['/', 'filter the list'], ['j / k', 'next / previous row'], ['Enter', 'open the selected row'],
+    ['l', 'logs of the selected pod'], ['s', 'shell into the selected pod'], ['e', 'edit the selected object'],
+    ['Esc', 'leave the filter, close a dialog'], ['?', 'these keys']];
+  modal('Keyboard', h('table', { class: 'grid small' }, h('tbody', null,
+    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))));
+}
+
+boot(); return; }
   const r = current();
   const key = r.path + '|' + r.ns + '|' + (r.query.get('container') || '');
   if (key === lastKey && page) return;
@@ -239,8 +247,17 @@ document.addEventListener('keydown', (e) => {
     case 'k': if (page.move) { e.preventDefault(); page.move(-1); } break;
     case 'Enter': if (page.open && !(t && t.tagName === 'A') && !(t && t.tagName === 'BUTTON')) { e.preventDefault(); page.open(); } break;
     case 'l': case 's': case 'e': if (page.shortcut) { e.preventDefault(); page.shortcut(e.key); } break;
+    case '?': e.preventDefault(); showKeys(); break;
     default:
   }
 });
+
+function showKeys() {
+  const keys = [['/', 'filter the list'], ['j / k', 'next / previous row'], ['Enter', 'open the selected row'],
+    ['l', 'logs of the selected pod'], ['s', 'shell into the selected pod'], ['e', 'edit the selected object'],
+    ['Esc', 'leave the filter, close a dialog'], ['?', 'these keys']];
+  modal('Keyboard', h('table', { class: 'grid small' }, h('tbody', null,
+    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))));
+}
 
 boot();
