@@ -11,6 +11,7 @@ pub mod authn;
 pub mod authz;
 mod binding;
 mod cert_rotation;
+mod compression;
 mod continue_token;
 mod crd;
 mod dashboard;

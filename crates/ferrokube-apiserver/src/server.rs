@@ -695,7 +695,15 @@ async fn accept_loop(
                 if let Some(n) = cert_not_after {
                     req.extensions_mut().insert(n);
                 }
-                async move { Ok::<_, Infallible>(handle(app, req, user).await) }
+                let gzip = crate::compression::wanted(&req);
+                async move {
+                    let resp = handle(app, req, user).await;
+                    Ok::<_, Infallible>(if gzip {
+                        crate::compression::compress(resp).await
+                    } else {
+                        resp
+                    })
+                }
             });
             let builder =
                 hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
@@ -825,7 +833,10 @@ async fn handle(
     }
     let user = match authenticate(&app, &mut req, cert_user) {
         Ok(user) => user,
-        Err(e) => return error_response(&e),
+        Err(e) => {
+            drain(req.into_body()).await;
+            return error_response(&e);
+        }
     };
     let user = match impersonate(&app, user, req.headers_mut()).await {
         Ok(user) => user,
@@ -844,6 +855,19 @@ async fn handle(
     // For authorization and audit further in: `req.extensions().get::<UserInfo>()`.
     req.extensions_mut().insert(user);
     ticket.finish(admitted(&app, req, &info, &path, &query).await)
+}
+
+/// Reads (and drops) what a refused request still sends, a little of it
+/// for a short while: an answer before the end of the request resets an
+/// HTTP/2 stream, which some clients (curl) report as an error instead of
+/// the answer.
+pub(crate) async fn drain(body: RequestBody) {
+    const DRAINED: usize = 256 * 1024;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        Limited::new(body, DRAINED).collect(),
+    )
+    .await;
 }
 
 /// Who a request comes from, as Kubernetes' authenticators are tried in

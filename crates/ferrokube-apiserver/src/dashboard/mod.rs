@@ -89,6 +89,13 @@ fn with_header(mut r: Response<Body>, name: header::HeaderName, value: &str) -> 
     r
 }
 
+fn empty_body() -> RequestBody {
+    use http_body_util::BodyExt;
+    http_body_util::Empty::new()
+        .map_err(|never: std::convert::Infallible| match never {})
+        .boxed_unsync()
+}
+
 fn no_store(r: Response<Body>) -> Response<Body> {
     with_header(r, header::CACHE_CONTROL, "no-store")
 }
@@ -157,10 +164,19 @@ impl Dashboard {
         req: Request<RequestBody>,
         cert_user: Option<UserInfo>,
     ) -> Response<Body> {
+        let path = req.uri().path().to_string();
+        let login = path == "/dashboard/session" && req.method() == Method::POST;
+        let req = if login {
+            req
+        } else {
+            // Nothing else reads a body: it is drained before the answer.
+            let (parts, body) = req.into_parts();
+            crate::server::drain(body).await;
+            Request::from_parts(parts, empty_body())
+        };
         if !self.enabled {
             return assets::not_found();
         }
-        let path = req.uri().path().to_string();
         let mut r = match path.as_str() {
             "/dashboard" => {
                 let r = crate::server::full(
@@ -175,7 +191,8 @@ impl Dashboard {
                 .await
                 .unwrap_or_else(|e| no_store(crate::server::error_response(&e))),
             "/dashboard/codes" => self
-                .codes(tokens, &req, cert_user)
+                .codes(tokens, req, cert_user)
+                .await
                 .unwrap_or_else(|e| no_store(crate::server::error_response(&e))),
             _ => {
                 let rel = path.strip_prefix("/dashboard/").unwrap_or("");
@@ -238,12 +255,13 @@ impl Dashboard {
     ) -> Result<Response<Body>, ApiError> {
         // A login from another site's page would sign the browser in as
         // someone else: browsers name the page's origin on a POST.
-        if csrf::same_origin(req.headers(), req.uri()) == Some(false) {
+        let other_origin = csrf::same_origin(req.headers(), req.uri()) == Some(false);
+        let body = crate::server::read_body(req.into_body()).await?;
+        if other_origin {
             return Err(ApiError::forbidden(
                 "a dashboard login must come from the server's own origin",
             ));
         }
-        let body = crate::server::read_body(req.into_body()).await?;
         let auth = login::Authenticators {
             tokens,
             certs: &self.certs,
@@ -267,15 +285,16 @@ impl Dashboard {
     /// `POST /dashboard/codes`: a one-time code logging in as the caller,
     /// who is authenticated by a client certificate or a bearer token (not
     /// by a session: a code outlives no session it could extend).
-    fn codes(
+    async fn codes(
         &self,
         tokens: &TokenAuthenticator,
-        req: &Request<RequestBody>,
+        req: Request<RequestBody>,
         cert_user: Option<UserInfo>,
     ) -> Result<Response<Body>, ApiError> {
         if req.method() != Method::POST {
             return Err(method_not_allowed());
         }
+
         let login = match cert_user {
             Some(user) => Login {
                 user,
