@@ -21,6 +21,7 @@ let page = null;
 let shell = null;
 let nsWatch = null;
 let crdWatch = null;
+const OTHER = '__other__'; // no namespace has underscores
 
 // ------------------------------------------------------------------ theme
 const THEME_KEY = 'ferrokube.theme'; // a UI preference, nothing else is stored
@@ -114,7 +115,13 @@ function buildShell() {
   nsSelect.addEventListener('change', () => {
     const r = current();
     const q = new URLSearchParams(r.query);
-    if (nsSelect.value) q.set('ns', nsSelect.value); else q.delete('ns');
+    let ns = nsSelect.value;
+    if (ns === OTHER) {
+      // For users who may not list namespaces: type one.
+      ns = (prompt('Namespace') || '').trim();
+      if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(ns)) { fillNamespaces(); return; }
+    }
+    if (ns) q.set('ns', ns); else q.delete('ns');
     const qs = q.toString();
     location.hash = '#' + r.path + (qs ? '?' + qs : '');
   });
@@ -129,6 +136,9 @@ function buildShell() {
       scheduleNamespaces();
     },
     onSync: scheduleNamespaces,
+    onError(e, fatal) {
+      if (fatal && shell) { shell.namesForbidden = true; shell.names.add('default'); scheduleNamespaces(); }
+    },
   });
   loadSidebar();
   crdWatch = watch('/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
@@ -158,9 +168,10 @@ function fillNamespaces() {
   const names = new Set(shell.names);
   if (want) names.add(want);
   const sorted = Array.from(names).sort();
-  const key = sorted.join('\n');
+  const key = sorted.join('\n') + (shell.namesForbidden ? '\nother' : '');
   if (sel.dataset.key !== key) {
-    clear(sel).append(h('option', { value: '' }, 'All namespaces'), ...sorted.map((n) => h('option', { value: n }, n)));
+    clear(sel).append(h('option', { value: '' }, 'All namespaces'), ...sorted.map((n) => h('option', { value: n }, n)),
+      shell.namesForbidden ? h('option', { value: OTHER }, 'Other…') : '');
     sel.dataset.key = key;
   }
   sel.value = want;
