@@ -104,9 +104,16 @@ test('rows: a fresh list drops what it no longer has', () => {
   s.sync();
   assert.deepEqual(Array.from(s.rows.keys()), ['d/b']);
   assert.deepEqual(s.rows.get('d/b').cells, ['b', '1/1']);
-  // One-row tables without columns (after the first) keep the columns.
-  s.apply('MODIFIED', { kind: 'Table', rows: [{ cells: ['b', '0/1'], object: { metadata: { name: 'b', namespace: 'd' } } }] });
+  // One-row tables without columns (after the first) keep the columns;
+  // a change of cells is made in place (no new sort needed).
+  const before = s.rows.get('d/b');
+  const structure = s.structure;
+  s.apply('MODIFIED', { kind: 'Table', rows: [{ cells: ['b', '0/1'], object: { metadata: { name: 'b', namespace: 'd', resourceVersion: '2' } } }] });
   assert.equal(s.columns.length, 2);
+  assert.equal(s.rows.get('d/b'), before);
+  assert.deepEqual(before.cells, ['b', '0/1']);
+  assert.equal(before.rv, '2');
+  assert.equal(s.structure, structure);
   s.apply('DELETED', table([['b', '0/1']]));
   assert.equal(s.rows.size, 0);
 });

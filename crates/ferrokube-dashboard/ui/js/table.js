@@ -16,8 +16,10 @@ export class RowStore {
     this.generation = 0;
     this.synced = false;
     this.version = 0;
+    // Bumped when rows come or go (or a fresh list starts): a change of
+    // cells alone needs no new sort when the view is in key order.
+    this.structure = 0;
     this.listeners = new Set();
-    this.extra = null; // key → extra cells (metrics)
   }
 
   key(ns, name) {
@@ -38,12 +40,23 @@ export class RowStore {
       const name = m.name !== undefined ? m.name : String(row.cells && row.cells[0]);
       const key = this.key(m.namespace, name);
       if (type === 'DELETED') {
-        this.rows.delete(key);
+        if (this.rows.delete(key)) this.structure++;
+        continue;
+      }
+      const had = this.rows.get(key);
+      if (had) {
+        // Changed in place: the views holding it stay valid.
+        had.rv = m.resourceVersion || '';
+        had.created = m.creationTimestamp || had.created;
+        had.cells = row.cells || [];
+        had.gen = this.generation;
+        had.text = null;
       } else {
         this.rows.set(key, {
           key, name, namespace: m.namespace || '', rv: m.resourceVersion || '',
           created: m.creationTimestamp || '', cells: row.cells || [], gen: this.generation, text: null,
         });
+        this.structure++;
       }
     }
     this.changed();
@@ -53,12 +66,14 @@ export class RowStore {
   reset() {
     this.generation++;
     this.synced = false;
+    this.structure++;
     this.changed();
   }
 
   sync() {
     for (const [k, r] of this.rows) if (r.gen !== this.generation) this.rows.delete(k);
     this.synced = true;
+    this.structure++;
     this.changed();
   }
 
@@ -213,6 +228,7 @@ export class VirtualTable {
     }
     this.view = rows;
     this.viewVersion = this.store.version;
+    this.viewStructure = this.store.structure;
     this.builtAt = performance.now();
     if (this.opts.onView) this.opts.onView(rows.length, this.store.rows.size);
   }
@@ -245,7 +261,11 @@ export class VirtualTable {
   render() {
     const cols = this.columns();
     this.renderHeader(cols);
-    if (this.viewVersion !== this.store.version) this.rebuildView(cols);
+    if (this.viewVersion !== this.store.version) {
+      // Only cells changed, in key order, unfiltered: the view stands.
+      const cellsOnly = this.viewStructure === this.store.structure && !this.filter && !this.sortCol && this.viewVersion >= 0;
+      if (cellsOnly) this.viewVersion = this.store.version; else this.rebuildView(cols);
+    }
     const total = this.view.length;
     const viewH = this.scroller.clientHeight || 600;
     const top = this.scroller.scrollTop;
