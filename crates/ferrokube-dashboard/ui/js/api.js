@@ -76,10 +76,6 @@ export async function errorOf(res) {
   return err;
 }
 
-export function csrfHeaders() {
-  return csrfToken ? { 'X-CSRF-Token': csrfToken } : {};
-}
-
 /** The path of a resource: core group → /api/v1, else /apis/g/v. */
 export function resourcePath(r, namespace, name, sub) {
   let p = r.group ? `/apis/${r.group}/${r.version}` : `/api/${r.version}`;

@@ -218,7 +218,7 @@ function route() {
     ['l', 'logs of the selected pod'], ['s', 'shell into the selected pod'], ['e', 'edit the selected object'],
     ['Esc', 'leave the filter, close a dialog'], ['?', 'these keys']];
   modal('Keyboard', h('table', { class: 'grid small' }, h('tbody', null,
-    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))));
+    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))), [], 'Close');
 }
 
 boot(); return; }
@@ -268,7 +268,7 @@ function showKeys() {
     ['l', 'logs of the selected pod'], ['s', 'shell into the selected pod'], ['e', 'edit the selected object'],
     ['Esc', 'leave the filter, close a dialog'], ['?', 'these keys']];
   modal('Keyboard', h('table', { class: 'grid small' }, h('tbody', null,
-    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))));
+    keys.map(([k, what]) => h('tr', null, h('td', null, h('kbd', null, k)), h('td', null, what))))), [], 'Close');
 }
 
 boot();

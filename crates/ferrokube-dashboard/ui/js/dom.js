@@ -45,10 +45,11 @@ export function toast(message, kind = 'info') {
 }
 
 /**
- * A modal dialog. `body` is a node; `buttons` are nodes placed in the footer.
+ * A modal dialog. `body` is a node; `buttons` are nodes placed in the footer
+ * after the dismissing one (`dismiss`, "Cancel" by default).
  * Returns {el, close}. Escape or a click outside closes it.
  */
-export function modal(title, body, buttons = []) {
+export function modal(title, body, buttons = [], dismiss = 'Cancel') {
   const prev = document.activeElement;
   const close = () => {
     overlay.remove();
@@ -62,7 +63,7 @@ export function modal(title, body, buttons = []) {
     h('div', { class: 'modal-head' }, h('h2', null, title),
       h('button', { class: 'icon', title: 'Close', 'aria-label': 'Close', onclick: close }, '×')),
     h('div', { class: 'modal-body' }, body),
-    h('div', { class: 'modal-foot' }, h('button', { onclick: close }, 'Cancel'), buttons));
+    h('div', { class: 'modal-foot' }, h('button', { onclick: close }, dismiss), buttons));
   const overlay = h('div', { class: 'overlay', onmousedown: (e) => { if (e.target === overlay) close(); } }, dialog);
   document.body.append(overlay);
   document.addEventListener('keydown', onKey, true);
