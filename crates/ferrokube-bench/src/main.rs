@@ -15,6 +15,7 @@
 //! target/release/ferrokube-bench etcd-failover  # write pause at an etcd leader's loss
 //! target/release/ferrokube-bench node-loss      # a node's death to its pod elsewhere (lab)
 //! target/release/ferrokube-bench hpa            # HPA reaction time (root, node)
+//! target/release/ferrokube-bench dashboard      # the dashboard at 10,000 pods (chromium)
 //! ```
 
 mod apiserver;
@@ -22,6 +23,7 @@ mod authz;
 mod controllers;
 mod crd;
 mod daemonset;
+mod dashboard;
 mod engines;
 mod failover;
 mod gc;
@@ -106,6 +108,9 @@ enum Bench {
     /// load start to the first scale-up, load stop to the scale-down
     /// (root, one node: run alone).
     Hpa(hpa::Options),
+    /// The dashboard in headless chromium at 10,000 pods (hollow node): time
+    /// to first rows and complete count, update latency, memory, idle requests.
+    Dashboard(dashboard::Options),
     /// (internal) the node agent alone, for the kubelet benchmark.
     #[command(hide = true)]
     KubeletNode(kubelet::NodeOptions),
@@ -145,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         Bench::Podnet(opts) => podnet::run(opts),
         Bench::Metrics(opts) => rt.block_on(metrics::run(opts)),
         Bench::Hpa(opts) => rt.block_on(hpa::run(opts)),
+        Bench::Dashboard(opts) => rt.block_on(dashboard::run(opts)),
         Bench::MetricsHollow(opts) => rt.block_on(metrics::hollow(opts)),
     }
 }
