@@ -510,6 +510,14 @@ async fn scale_and_undo_from_the_ui(ui: &Ui<'_>) {
             .any(|l| l.trim_start().starts_with('2'))
     })
     .await;
+    // The page follows the Deployment to revision 2 (the dialog offers the
+    // revisions other than the current one).
+    ui.wait(
+        "the page at revision 2",
+        "/deployment\\.kubernetes\\.io\\/revision: [\"']?2/.test(document.querySelector('[data-testid=detail-yaml]').textContent)",
+        T,
+    )
+    .await;
     ui.click_enabled("[data-testid=action-undo]").await;
     ui.present("[data-testid=undo-revision]").await;
     let chosen = ui
