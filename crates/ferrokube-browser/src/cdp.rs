@@ -84,9 +84,12 @@ impl Drop for Connection {
 const MAX_MESSAGE: usize = 256 << 20;
 
 impl Connection {
-    /// Connects to `ws://127.0.0.1:<port><path>`.
-    pub(crate) async fn connect(port: u16, path: &str) -> Result<Connection, Error> {
-        let tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+    /// Speaks to `ws://127.0.0.1:<port><path>` over `tcp` (connected there).
+    pub(crate) async fn connect(
+        tcp: TcpStream,
+        port: u16,
+        path: &str,
+    ) -> Result<Connection, Error> {
         tcp.set_nodelay(true)?;
         let url = format!("ws://127.0.0.1:{port}{path}");
         let mut config = WebSocketConfig::default();

@@ -18,6 +18,7 @@
 //! process under it, by pid) and removes its profile.
 
 mod cdp;
+mod netns;
 mod page;
 pub mod proc;
 
@@ -78,6 +79,12 @@ pub struct LaunchOptions {
     pub startup_timeout: Duration,
     /// How long any one command may take.
     pub command_timeout: Duration,
+    /// `Some(ports)`: run chromium in a network namespace of its own with
+    /// only loopback, where `127.0.0.1:<port>` for each of `ports` reaches
+    /// the same port on the host's loopback (root only). Chromium drops
+    /// every connection when an address appears on any interface it sees
+    /// (`net::ERR_NETWORK_CHANGED`), as a node's new pods make them.
+    pub isolated_network: Option<Vec<u16>>,
 }
 
 impl Default for LaunchOptions {
@@ -91,6 +98,7 @@ impl Default for LaunchOptions {
             extra_args: Vec::new(),
             startup_timeout: Duration::from_secs(30),
             command_timeout: Duration::from_secs(30),
+            isolated_network: None,
         }
     }
 }
@@ -102,6 +110,8 @@ pub struct Browser {
     dir: tempfile::TempDir,
     conn: Arc<cdp::Connection>,
     options: LaunchOptions,
+    /// Dropped after chromium is killed.
+    _net: Option<netns::Isolated>,
 }
 
 /// The flags chromium runs with (besides the profile and port).
@@ -165,7 +175,20 @@ impl Browser {
         let profile = dir.path().join("profile");
         std::fs::create_dir_all(&profile)?;
         let stderr = std::fs::File::create(dir.path().join("stderr.log"))?;
-        let child = Command::new(&options.program)
+        let net = match &options.isolated_network {
+            Some(ports) => Some(netns::Isolated::new(ports).await?),
+            None => None,
+        };
+        let mut cmd = match &net {
+            // `ip netns exec` execs the program: chromium keeps its pid.
+            Some(n) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &n.name]).arg(&options.program);
+                c
+            }
+            None => Command::new(&options.program),
+        };
+        let child = cmd
             .args(flags(&options, running_as_root()))
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
@@ -180,13 +203,18 @@ impl Browser {
         let (port, path) = browser
             .wait_for_port(&profile, dir.path(), options.startup_timeout)
             .await?;
-        let conn = Arc::new(cdp::Connection::connect(port, &path).await?);
+        let tcp = match &net {
+            Some(n) => n.connect(port)?,
+            None => tokio::net::TcpStream::connect(("127.0.0.1", port)).await?,
+        };
+        let conn = Arc::new(cdp::Connection::connect(tcp, port, &path).await?);
         let child = browser.child.take().ok_or(Error::Closed)?;
         Ok(Browser {
             child,
             dir,
             conn,
             options,
+            _net: net,
         })
     }
 
@@ -276,7 +304,11 @@ impl Browser {
 
 fn stderr_tail(dir: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
+    // Without a desktop session, chromium complains of D-Bus on every start.
+    let all: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains(":ERROR:dbus/"))
+        .collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 

@@ -46,6 +46,9 @@ pub struct NetEntry {
     pub method: String,
     /// The resource type (`Fetch`, `Document`, `Script`, ...), if given.
     pub resource_type: String,
+    /// For a failure, the browser's reason (`net::ERR_...`), and
+    /// `(canceled)` when the page itself aborted it.
+    pub error: String,
 }
 
 impl NetEntry {
@@ -171,6 +174,17 @@ impl Logs {
             url,
             method,
             resource_type: s(p.get("type")),
+            error: match kind {
+                NetKind::Failed => {
+                    let canceled = p.get("canceled").and_then(Value::as_bool) == Some(true);
+                    format!(
+                        "{}{}",
+                        s(p.get("errorText")),
+                        if canceled { " (canceled)" } else { "" }
+                    )
+                }
+                _ => String::new(),
+            },
         });
     }
 
@@ -807,6 +821,10 @@ mod tests {
         logs.record(&ev("Network.loadingFinished", json!({"requestId": "1"})));
         logs.record(&ev("Network.dataReceived", json!({"requestId": "1"})));
         logs.record(&ev(
+            "Network.loadingFailed",
+            json!({"requestId": "2", "errorText": "net::ERR_ABORTED", "canceled": true}),
+        ));
+        logs.record(&ev(
             "Runtime.consoleAPICalled",
             json!({"type": "error", "args": [{"type": "string", "value": "boom"}, {"type": "number", "value": 3}]}),
         ));
@@ -814,7 +832,9 @@ mod tests {
             "Runtime.exceptionThrown",
             json!({"exceptionDetails": {"text": "Uncaught", "exception": {"description": "TypeError: x"}}}),
         ));
-        assert_eq!(logs.net.len(), 3);
+        assert_eq!(logs.net.len(), 4);
+        assert_eq!(logs.net[3].error, "net::ERR_ABORTED (canceled)");
+        assert_eq!(logs.net[3].url, "wss://h/exec");
         assert_eq!(logs.net[0].kind, NetKind::Request);
         assert_eq!(logs.net[0].method, "GET");
         assert_eq!(logs.net[0].resource_type, "Fetch");

@@ -205,3 +205,61 @@ async fn a_missing_program_fails_to_launch() {
     .expect("no such program");
     assert!(err.to_string().contains("/nonexistent/chromium"), "{err}");
 }
+
+/// In a network namespace of its own, the page reaches a forwarded port of
+/// the host's loopback; the namespace goes with the browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_browser_reaches_forwarded_ports() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = server.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = server.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let body = "from the host";
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+            });
+        }
+    });
+    let browser = Browser::launch(LaunchOptions {
+        isolated_network: Some(vec![port]),
+        ..Default::default()
+    })
+    .await
+    .expect("launch chromium in a namespace");
+    let page = browser.page().await.expect("a page");
+    page.navigate(&format!("http://127.0.0.1:{port}/"))
+        .await
+        .expect("navigate");
+    assert_eq!(
+        page.evaluate("document.body.textContent")
+            .await
+            .expect("text"),
+        "from the host"
+    );
+    let namespaces = || {
+        std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("fk-browser-{}-", std::process::id())))
+            .count()
+    };
+    assert_eq!(namespaces(), 1);
+    drop(page);
+    drop(browser);
+    assert_eq!(namespaces(), 0, "the namespace is deleted");
+}
