@@ -265,6 +265,51 @@ fn mib(b: f64) -> f64 {
     b / (1024.0 * 1024.0)
 }
 
+/// Counts what the page sends on its own for `seconds`.
+async fn idle_requests(page: &Page, seconds: u64) -> anyhow::Result<()> {
+    let mark = page.net_mark().await?;
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    let sent: Vec<String> = page
+        .net_since(mark)
+        .await?
+        .into_iter()
+        .filter(|e| e.is_start())
+        .map(|e| format!("{} {}", e.method, e.url))
+        .collect();
+    let open = page.net_open().await?;
+    println!(
+        "requests while idle for {} s: {} (goal 0: {}); {} stream(s) open{}",
+        seconds,
+        sent.len(),
+        goal(sent.is_empty()),
+        open.len(),
+        if sent.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", sent.join(", "))
+        }
+    );
+    Ok(())
+}
+
+/// The browser's memory, with the page showing the pods.
+async fn memory(page: &Page, browser: &Browser) -> anyhow::Result<()> {
+    page.collect_garbage().await?;
+    let metrics = page.metrics().await?;
+    let mem = browser.memory();
+    println!(
+        "browser memory on the Pods page: JS heap used {:.1} MiB (of {:.1} MiB), DOM nodes {:.0}; chromium's {} processes PSS {:.0} MiB (RSS {:.0} MiB, renderers' RSS {:.0} MiB)",
+        mib(metrics.get("JSHeapUsedSize").copied().unwrap_or(0.0)),
+        mib(metrics.get("JSHeapTotalSize").copied().unwrap_or(0.0)),
+        metrics.get("Nodes").copied().unwrap_or(0.0),
+        mem.processes,
+        mib(mem.pss as f64),
+        mib(mem.rss as f64),
+        mib(mem.renderer_rss as f64),
+    );
+    Ok(())
+}
+
 pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     let server = crate::apiserver::start_server(&["--node-monitor-grace-period", "1h"])?;
     let client = crate::apiserver::client(&server.kubeconfig).await?;
@@ -282,7 +327,22 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         .remaining_item_count
         .map_or(o.pods, |r| r as usize + 1);
 
-    let browser = Browser::launch(LaunchOptions::default()).await?;
+    // As root, chromium in a network namespace of its own that reaches only
+    // the server: it drops its connections when an interface appears on the
+    // host (pods of a node test running beside the benchmark).
+    let port = origin
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .context("no port in the server's URL")?;
+    let root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    let browser = Browser::launch(LaunchOptions {
+        isolated_network: root.then(|| vec![port]),
+        ..Default::default()
+    })
+    .await?;
     let version = browser.call("Browser.getVersion", json!({})).await?;
     let page = browser.page().await?;
     login(&page, &origin, &kubeconfig).await?;
@@ -333,44 +393,8 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
         max.as_secs_f64() * 1e3
     );
 
-    // Idle: what the page sends on its own.
-    let mark = page.net_mark().await?;
-    tokio::time::sleep(Duration::from_secs(o.idle_seconds)).await;
-    let sent: Vec<String> = page
-        .net_since(mark)
-        .await?
-        .into_iter()
-        .filter(|e| e.is_start())
-        .map(|e| format!("{} {}", e.method, e.url))
-        .collect();
-    let open = page.net_open().await?;
-    println!(
-        "requests while idle for {} s: {} (goal 0: {}); {} stream(s) open{}",
-        o.idle_seconds,
-        sent.len(),
-        goal(sent.is_empty()),
-        open.len(),
-        if sent.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", sent.join(", "))
-        }
-    );
-
-    // Memory, with the page showing the 10,000 pods.
-    page.collect_garbage().await?;
-    let metrics = page.metrics().await?;
-    let mem = browser.memory();
-    println!(
-        "browser memory on the Pods page: JS heap used {:.1} MiB (of {:.1} MiB), DOM nodes {:.0}; chromium's {} processes PSS {:.0} MiB (RSS {:.0} MiB, renderers' RSS {:.0} MiB)",
-        mib(metrics.get("JSHeapUsedSize").copied().unwrap_or(0.0)),
-        mib(metrics.get("JSHeapTotalSize").copied().unwrap_or(0.0)),
-        metrics.get("Nodes").copied().unwrap_or(0.0),
-        mem.processes,
-        mib(mem.pss as f64),
-        mib(mem.rss as f64),
-        mib(mem.renderer_rss as f64),
-    );
+    idle_requests(&page, o.idle_seconds).await?;
+    memory(&page, &browser).await?;
     drop(page);
     drop(browser);
     drop(server);
