@@ -2119,6 +2119,10 @@ fn watch_encoder(
     let events_view = crate::events::is_events_view(def);
     let strategy = rest.strategy(def);
     let def = def.clone();
+    // As Kubernetes' watch encoder: only the first Table carries the
+    // column definitions (`columnDefinitions: null` after it), since they
+    // never change within a watch.
+    let columns_sent = std::sync::atomic::AtomicBool::new(false);
     move |t: EventType, json: &Bytes| -> Bytes {
         let converted;
         let json = if events_view && !as_table {
@@ -2134,7 +2138,10 @@ fn watch_encoder(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let t_obj = table::table(strategy.as_ref(), &def, &[v], &rv, include, None);
+            let mut t_obj = table::table(strategy.as_ref(), &def, &[v], &rv, include, None);
+            if columns_sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                t_obj["columnDefinitions"] = Value::Null;
+            }
             encoding::watch_frame(t, t_obj.to_string().as_bytes())
         } else {
             encoding::watch_frame(t, json)

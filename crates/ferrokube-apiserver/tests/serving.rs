@@ -522,3 +522,79 @@ async fn token_requests_answer_with_kubernetes_statuses() {
     cancel.cancel();
     server.join().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_watch_sends_the_column_definitions_once() {
+    let (dir, cancel, server) = start_server().await;
+    let _stop = StopOnDrop(cancel.clone());
+    let ca = dir.path().join("tls/ca.crt");
+    let base = format!("https://127.0.0.1:{}", server.addr.port());
+    let token = server.pki.admin_token.clone();
+    let lines = tokio::task::spawn_blocking(move || {
+        let auth = format!("Authorization: Bearer {token}");
+        for name in ["one", "two", "three"] {
+            let body = format!(
+                r#"{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"{name}"}}}}"#
+            );
+            let made = curl(
+                &ca,
+                &format!("{base}/api/v1/namespaces/default/configmaps"),
+                &[
+                    "-H",
+                    &auth,
+                    "-H",
+                    "Content-Type: application/json",
+                    "-d",
+                    &body,
+                ],
+            );
+            assert_eq!(made.1, 201, "{made:?}");
+        }
+        // The server ends the watch after timeoutSeconds.
+        curl(
+            &ca,
+            &format!(
+                "{base}/api/v1/namespaces/default/configmaps?watch=1&sendInitialEvents=true\
+                 &resourceVersionMatch=NotOlderThan&allowWatchBookmarks=true&timeoutSeconds=2"
+            ),
+            &[
+                "-H",
+                &auth,
+                "-H",
+                "Accept: application/json;as=Table;v=v1;g=meta.k8s.io",
+            ],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines.1, 200, "{lines:?}");
+    let events: Vec<serde_json::Value> = lines
+        .2
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tables: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["type"] == "ADDED")
+        .map(|e| &e["object"])
+        .collect();
+    assert_eq!(tables.len(), 3, "{events:?}");
+    assert!(tables
+        .iter()
+        .all(|t| t["kind"] == "Table" && t["rows"].as_array().map(Vec::len) == Some(1)));
+    // As Kubernetes: the first Table names the columns, the later ones leave them out.
+    let names: Vec<&str> = tables[0]["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["Name", "Data", "Age"]);
+    assert!(
+        tables[1..].iter().all(|t| t["columnDefinitions"].is_null()),
+        "{tables:?}"
+    );
+
+    cancel.cancel();
+    server.join().await;
+}
