@@ -838,6 +838,8 @@ async fn handle(
             return error_response(&e);
         }
     };
+    // Whatever authenticated it, the session cookie goes no further.
+    crate::dashboard::strip_session(req.headers_mut());
     let user = match impersonate(&app, user, req.headers_mut()).await {
         Ok(user) => user,
         Err(refusal) => return impersonation_refused(&req, refusal),

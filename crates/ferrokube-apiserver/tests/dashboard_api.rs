@@ -897,3 +897,206 @@ async fn websocket_upgrades_authenticate_by_the_bearer_subprotocol_or_the_sessio
     let r = run("v5.channel.k8s.io", &["-H", &c, "-H", &origin]);
     assert_eq!(r.status, 404, "{r:?}");
 }
+
+/// A kubelet stand-in on loopback TLS: answers one WebSocket upgrade with
+/// the first protocol offered, sends `[1]hello` (stdout, v4 channel), and
+/// hands over the request head it received.
+async fn fake_kubelet() -> (u16, tokio::sync::oneshot::Receiver<String>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(cfg));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let Ok(Ok((tcp, _))) =
+            tokio::time::timeout(std::time::Duration::from_secs(30), listener.accept()).await
+        else {
+            return;
+        };
+        let mut tls = acceptor.accept(tcp).await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 * 1024 {
+            let n = tls.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&head).to_string();
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.trim()
+                        .eq_ignore_ascii_case(name)
+                        .then(|| v.trim().to_string())
+                })
+                .unwrap_or_default()
+        };
+        let accept = {
+            let mut k = field("sec-websocket-key");
+            k.push_str("258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+            let d = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, k.as_bytes());
+            base64::engine::general_purpose::STANDARD.encode(d.as_ref())
+        };
+        let protocol = field("sec-websocket-protocol")
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+        );
+        tls.write_all(answer.as_bytes()).await.unwrap();
+        tls.write_all(&[0x82, 6, 1, b'h', b'e', b'l', b'l', b'o'])
+            .await
+            .unwrap();
+        tls.flush().await.unwrap();
+        let _ = tx.send(text);
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    });
+    (port, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_upgrade_authenticated_by_the_subprotocol_reaches_the_kubelet_without_credentials()
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = api(true).await;
+    let (kubelet_port, seen) = fake_kubelet().await;
+    let r = api.admin(
+        "POST",
+        "/api/v1/nodes",
+        Some(&json!({"metadata": {"name": "fake-node"}})),
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let status = json!({"status": {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": kubelet_port}},
+    }})
+    .to_string();
+    let auth = format!("Authorization: Bearer {}", api.admin_token());
+    let r = api.curl(
+        "/api/v1/nodes/fake-node/status",
+        &[
+            "-X",
+            "PATCH",
+            "-H",
+            &auth,
+            "-H",
+            "Content-Type: application/merge-patch+json",
+            "--data-binary",
+            &status,
+        ],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let pod = json!({"metadata": {"name": "p"}, "spec": {
+        "nodeName": "fake-node",
+        "automountServiceAccountToken": false,
+        "containers": [{"name": "c", "image": "busybox"}],
+    }});
+    let r = api.admin("POST", "/api/v1/namespaces/default/pods", Some(&pod));
+    assert_eq!(r.status, 201, "{r:?}");
+    let (cookie, _) = api.session(&json!({"token": api.admin_token()}));
+
+    // A WebSocket client as a browser's: the token among the subprotocols,
+    // the session cookie sent along.
+    let mut roots = rustls::RootCertStore::empty();
+    let ca_pem = std::fs::read(&api.ca).unwrap();
+    for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(cfg));
+    let tcp = tokio::net::TcpStream::connect(api.server.addr)
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(api.admin_token());
+    let request = format!(
+        "GET /api/v1/namespaces/default/pods/p/exec?command=sh&stdout=1&container=c HTTP/1.1\r\n\
+         Host: 127.0.0.1:{}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: v4.channel.k8s.io, base64url.bearer.authorization.k8s.io.{token}\r\n\
+         Cookie: {cookie}\r\n\r\n",
+        api.server.addr.port()
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !got.ends_with(b"hello") {
+        let n = tokio::time::timeout_at(deadline, tls.read(&mut buf))
+            .await
+            .expect("the exec stream within 20 s")
+            .unwrap();
+        assert!(n > 0, "closed early: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 101"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("sec-websocket-protocol: v4.channel.k8s.io"),
+        "{text}"
+    );
+    let at_kubelet = seen.await.unwrap();
+    assert!(
+        at_kubelet.starts_with("GET /exec/default/p/c?"),
+        "{at_kubelet}"
+    );
+    assert!(
+        !at_kubelet.contains("base64url.bearer"),
+        "the token was passed on: {at_kubelet}"
+    );
+    assert!(!at_kubelet.contains(&api.admin_token()), "{at_kubelet}");
+    assert!(
+        !at_kubelet.contains("ferrokube-session"),
+        "the cookie was passed on: {at_kubelet}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_does_not_authenticate_proxied_backends() {
+    let api = api(true).await;
+    let (cookie, _) = api.session(&json!({"token": api.admin_token()}));
+    let c = format!("Cookie: {cookie}");
+    for path in [
+        "/api/v1/namespaces/default/services/web:80/proxy/",
+        "/api/v1/namespaces/default/pods/p/proxy/index.html",
+        "/api/v1/nodes/n/proxy/metrics",
+    ] {
+        let r = api.curl(path, &["-H", &c]);
+        assert_eq!(r.status, 401, "{path}: {r:?}");
+    }
+    assert_eq!(
+        api.curl("/api/v1/namespaces/default/pods", &["-H", &c])
+            .status,
+        200
+    );
+}

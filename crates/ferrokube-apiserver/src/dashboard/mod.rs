@@ -53,6 +53,50 @@ pub(crate) fn is_dashboard_path(path: &str) -> bool {
     path == "/dashboard" || path.starts_with("/dashboard/")
 }
 
+/// Whether `path` is a proxy subresource (`.../{resource}/{name}/proxy...`
+/// of services, pods and nodes): what it serves is a backend's, on this
+/// server's origin, so a session cookie must never reach it nor
+/// authenticate it (a page served there could read the session's CSRF
+/// token).
+pub(crate) fn is_proxy_path(path: &str) -> bool {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let rest = match segments.as_slice() {
+        ["api", _version, rest @ ..] => rest,
+        ["apis", _group, _version, rest @ ..] => rest,
+        _ => return false,
+    };
+    let rest = match rest {
+        ["namespaces", _ns, more @ ..] if more.len() >= 3 => more,
+        other => other,
+    };
+    matches!(rest, [_resource, _name, "proxy", ..])
+}
+
+/// Removes the session cookie and the CSRF token from `headers`, so that
+/// nothing the request is passed on to (a kubelet, a proxied backend, an
+/// extension API server) sees them.
+pub(crate) fn strip_session(headers: &mut HeaderMap) {
+    headers.remove(csrf::CSRF_HEADER);
+    if session_cookie(headers).is_none() {
+        return;
+    }
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && c.split_once('=').map(|(n, _)| n) != Some(COOKIE))
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
 /// The session cookie's value among the request's cookies.
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -149,6 +193,9 @@ impl Dashboard {
         let Some(id) = session_cookie(req.headers()) else {
             return Ok(None);
         };
+        if is_proxy_path(req.uri().path()) {
+            return Ok(None);
+        }
         let live = self
             .sessions
             .get(id, tokens)
@@ -355,6 +402,36 @@ mod tests {
         let mut h3 = HeaderMap::new();
         h3.append(header::COOKIE, "ferrokube-session=".parse().unwrap());
         assert_eq!(session_cookie(&h3), None);
+    }
+
+    #[test]
+    fn proxy_paths() {
+        assert!(is_proxy_path("/api/v1/namespaces/d/services/web:80/proxy/"));
+        assert!(is_proxy_path("/api/v1/namespaces/d/pods/p/proxy"));
+        assert!(is_proxy_path("/api/v1/nodes/n/proxy/metrics"));
+        assert!(!is_proxy_path("/api/v1/namespaces/d/configmaps/proxy"));
+        assert!(!is_proxy_path("/api/v1/namespaces/proxy/pods/proxy"));
+        assert!(!is_proxy_path("/api/v1/namespaces/d/pods/p/log"));
+        assert!(!is_proxy_path("/dashboard/proxy/x/proxy"));
+    }
+
+    #[test]
+    fn the_session_is_stripped_before_passing_a_request_on() {
+        let mut h = HeaderMap::new();
+        h.append(
+            header::COOKIE,
+            "a=1; ferrokube-session=abc".parse().unwrap(),
+        );
+        h.append(header::COOKIE, "b=2".parse().unwrap());
+        h.insert(csrf::CSRF_HEADER, "t".parse().unwrap());
+        strip_session(&mut h);
+        assert_eq!(h.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(h[header::COOKIE], "a=1; b=2");
+        assert!(h.get(csrf::CSRF_HEADER).is_none());
+        let mut only = HeaderMap::new();
+        only.append(header::COOKIE, "ferrokube-session=abc".parse().unwrap());
+        strip_session(&mut only);
+        assert!(only.get(header::COOKIE).is_none());
     }
 
     #[test]
