@@ -133,21 +133,11 @@ fn log_bucket(t: Timestamp, now: Timestamp) -> i64 {
     }
 }
 
-/// `Less` for times where missing sorts first and newer before older.
-fn newer_first(a: Option<Timestamp>, b: Option<Timestamp>, now: Timestamp) -> Option<Ordering> {
-    match (a, b) {
-        (x, y) if x == y => None,
-        (None, _) => Some(Ordering::Less),
-        (_, None) => Some(Ordering::Greater),
-        (Some(x), Some(y)) => {
-            let (bx, by) = (log_bucket(x, now), log_bucket(y, now));
-            if bx == by {
-                None
-            } else {
-                Some(bx.cmp(&by))
-            }
-        }
-    }
+/// How long ago `t` was, as a rank for [`deletion_order`]: a missing time
+/// first (Kubernetes' afterOrZero), then newer before older by logarithmic
+/// bucket, times in one bucket alike.
+fn age_rank(t: Option<Timestamp>, now: Timestamp) -> Option<i64> {
+    t.map(|t| log_bucket(t, now))
 }
 
 /// Kubernetes' deletion preference (`ActivePodsWithRanks`): `Less` means
@@ -196,19 +186,12 @@ pub(crate) fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp)
     if ra != rb {
         return rb.cmp(&ra);
     }
-    let uid_order = || {
-        pa.metadata
-            .uid
-            .as_deref()
-            .unwrap_or("")
-            .cmp(pb.metadata.uid.as_deref().unwrap_or(""))
-    };
     // 6. Ready more recently first.
     if rda && rdb {
-        let ta = ready_since(pa).flatten();
-        let tb = ready_since(pb).flatten();
-        if ta != tb {
-            return newer_first(ta, tb, now).unwrap_or_else(uid_order);
+        let o =
+            age_rank(ready_since(pa).flatten(), now).cmp(&age_rank(ready_since(pb).flatten(), now));
+        if o != Ordering::Equal {
+            return o;
         }
     }
     // 7. More restarts first.
@@ -217,12 +200,20 @@ pub(crate) fn deletion_order(a: (&Pod, usize), b: (&Pod, usize), now: Timestamp)
         return xb.cmp(&xa);
     }
     // 8. Newer first.
-    let ta = pa.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    let tb = pb.metadata.creation_timestamp.as_ref().map(|t| t.0);
-    if ta != tb {
-        return newer_first(ta, tb, now).unwrap_or_else(uid_order);
+    let created = |p: &Pod| p.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    let o = age_rank(created(pa), now).cmp(&age_rank(created(pb), now));
+    if o != Ordering::Equal {
+        return o;
     }
-    Ordering::Equal
+    // 9. The uid, so that this is a total order (Rust's sort demands one).
+    // Kubernetes compares uids as soon as two times differ within one
+    // bucket, which skips the later steps for some pairs and not for
+    // others: not transitive, and a sort of many pods panicked on it.
+    pa.metadata
+        .uid
+        .as_deref()
+        .unwrap_or("")
+        .cmp(pb.metadata.uid.as_deref().unwrap_or(""))
 }
 
 /// Whether a pod belongs in a Service's endpoints at all: it has an IP, is
@@ -429,5 +420,47 @@ mod tests {
                 "n1-Running-true"
             ]
         );
+    }
+
+    #[test]
+    fn deletion_order_is_a_total_order_over_pods_of_like_ages() {
+        use k8s_openapi::api::core::v1::ContainerStatus;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+        let now = Timestamp::now();
+        // Creation times a few seconds apart (many share a logarithmic
+        // bucket), some equal, restarts that differ: the mix on which the
+        // old comparison was not transitive.
+        let pods: Vec<Pod> = (0..40i64)
+            .map(|i| {
+                let mut p = pod("n1", "Running", false);
+                p.metadata.uid = Some(format!("uid-{:02}", (i * 17) % 40));
+                p.metadata.creation_timestamp = Some(Time(
+                    now - jiff::SignedDuration::from_secs(60 + (i % 13) * 3),
+                ));
+                if let Some(status) = p.status.as_mut() {
+                    status.container_statuses = Some(vec![ContainerStatus {
+                        restart_count: (i % 3) as i32,
+                        ..Default::default()
+                    }]);
+                }
+                p
+            })
+            .collect();
+        let cmp = |a: &Pod, b: &Pod| deletion_order((a, 0), (b, 0), now);
+        for a in &pods {
+            for b in &pods {
+                assert_eq!(cmp(a, b), cmp(b, a).reverse(), "antisymmetric");
+                for c in &pods {
+                    if cmp(a, b) != Ordering::Greater && cmp(b, c) != Ordering::Greater {
+                        assert_ne!(cmp(a, c), Ordering::Greater, "transitive");
+                    }
+                }
+            }
+        }
+        let mut sorted = pods.clone();
+        sorted.sort_by(cmp);
+        assert!(sorted
+            .windows(2)
+            .all(|w| cmp(&w[0], &w[1]) != Ordering::Greater));
     }
 }
