@@ -212,7 +212,7 @@ impl Dashboard {
         cert_user: Option<UserInfo>,
     ) -> Response<Body> {
         let path = req.uri().path().to_string();
-        let login = path == "/dashboard/session" && req.method() == Method::POST;
+        let login = self.enabled && path == "/dashboard/session" && req.method() == Method::POST;
         let req = if login {
             req
         } else {
