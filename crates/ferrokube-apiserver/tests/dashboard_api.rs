@@ -1100,3 +1100,67 @@ async fn a_session_does_not_authenticate_proxied_backends() {
         200
     );
 }
+
+/// A client certificate for `cn` signed by the cluster CA that ends in
+/// `secs` seconds, and its key (PEM).
+fn short_lived_credentials(api: &Api, cn: &str, secs: i64) -> (String, String) {
+    use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
+    let (ca, ca_key) = ca_files(api);
+    let ca_key = KeyPair::from_pem(&std::fs::read_to_string(ca_key).unwrap()).unwrap();
+    let issuer = Issuer::from_ca_cert_pem(&std::fs::read_to_string(ca).unwrap(), ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let now = time::OffsetDateTime::now_utc();
+    p.not_before = now - time::Duration::minutes(1);
+    p.not_after = now + time::Duration::seconds(secs);
+    (
+        p.signed_by(&key, &issuer).unwrap().pem(),
+        key.serialize_pem(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_session_and_code_end_with_the_certificate() {
+    let api = api(true).await;
+    let (cert, key) = short_lived_credentials(&api, "brief", 4);
+    let (cookie, _) = api.session(&json!({"kubeconfig": cert_kubeconfig(&api.base, &cert, &key)}));
+    let c = format!("Cookie: {cookie}");
+    assert_eq!(api.curl("/dashboard/session", &["-H", &c]).status, 200);
+    // A code made by the certificate's holder.
+    let tmp = tempfile::tempdir().unwrap();
+    let (crt_file, key_file) = (tmp.path().join("c.crt"), tmp.path().join("c.key"));
+    std::fs::write(&crt_file, &cert).unwrap();
+    std::fs::write(&key_file, &key).unwrap();
+    let r = api.curl(
+        "/dashboard/codes",
+        &[
+            "-X",
+            "POST",
+            "--cert",
+            crt_file.to_str().unwrap(),
+            "--key",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    let code = r.json()["code"].as_str().unwrap().to_string();
+    let expires: jiff::Timestamp = r.json()["expiresAt"].as_str().unwrap().parse().unwrap();
+    assert!(
+        expires.as_second() - jiff::Timestamp::now().as_second() <= 5,
+        "the code ends with the certificate: {expires}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    assert_eq!(
+        api.curl("/dashboard/session", &["-H", &c]).status,
+        401,
+        "the session ended"
+    );
+    assert_eq!(api.curl("/api/v1/pods", &["-H", &c]).status, 401);
+    assert_eq!(
+        api.login(&json!({ "code": code })).status,
+        401,
+        "the code expired"
+    );
+}
