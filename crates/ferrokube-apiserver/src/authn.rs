@@ -285,11 +285,12 @@ impl TokenAuthenticator {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
-    fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
+    /// A self-signed CA named `name`: its PEM and an issuer to sign with.
+    pub(crate) fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name.push(DnType::CommonName, name);

@@ -257,7 +257,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
     use super::*;
     use crate::authn::UserInfo;
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use rcgen::{CertificateParams, DnType, Issuer, KeyPair};
     use std::sync::Arc;
 
     struct Ca {
@@ -266,12 +266,7 @@ mod tests {
     }
 
     fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-        p.distinguished_name.push(DnType::CommonName, name);
-        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let pem = p.self_signed(&key).unwrap().pem();
-        let issuer = Issuer::from_ca_cert_pem(&pem, key).unwrap();
+        let (pem, issuer) = crate::authn::tests::ca(name);
         Ca { pem, issuer }
     }
 

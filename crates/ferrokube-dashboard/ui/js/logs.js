@@ -9,6 +9,8 @@
 // time skipped), something `kubectl logs -f` itself does not do (it stops
 // when the stream ends). The timestamps checkbox only changes the display.
 
+import { ensureCss } from './termcss.js';
+
 export const MAX_LINES = 50000;
 /** A line longer than this is cut into pieces (bytes of one line kept). */
 const MAX_LINE = 1 << 20;
@@ -24,19 +26,6 @@ const TAILS = [
   ['', 'all'],
 ];
 
-let cssAdded = false;
-function ensureCss() {
-  if (cssAdded || typeof document === 'undefined') return;
-  cssAdded = true;
-  const href = new URL('../css/term.css', import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel=stylesheet]')) {
-    if (l.href === href) return;
-  }
-  const link = document.createElement('link');
-  link.rel = 'stylesheet';
-  link.href = href;
-  document.head.appendChild(link);
-}
 
 /** The log URL for these options. */
 export function logPath({ namespace, pod, container, follow, previous, tailLines, sinceTime }) {

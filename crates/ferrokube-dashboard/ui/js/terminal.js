@@ -7,6 +7,7 @@
 // `mountTerminal` puts both on the page.
 
 import { openExec, exitOf, explainFailure } from './exec.js';
+import { ensureCss } from './termcss.js';
 
 // Pen flags.
 export const BOLD = 1;
@@ -1163,20 +1164,6 @@ export function pasteInput(text, modes = {}) {
 // ---------------------------------------------------------------------------
 // The page part.
 
-let cssAdded = false;
-/** Adds term.css (next to this module) to the page once. */
-export function ensureCss() {
-  if (cssAdded || typeof document === 'undefined') return;
-  cssAdded = true;
-  const href = new URL('../css/term.css', import.meta.url).href;
-  for (const l of document.querySelectorAll('link[rel=stylesheet]')) {
-    if (l.href === href) return;
-  }
-  const link = document.createElement('link');
-  link.rel = 'stylesheet';
-  link.href = href;
-  document.head.appendChild(link);
-}
 
 const h = (tag, cls, attrs = {}) => {
   const e = document.createElement(tag);
