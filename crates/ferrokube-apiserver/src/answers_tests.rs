@@ -25,19 +25,8 @@ pub(crate) async fn server(
     let cancel = tokio_util::sync::CancellationToken::new();
     let server = crate::start(
         crate::ServerConfig {
-            data_dir: dir.to_path_buf(),
-            bind_address: "127.0.0.1".parse().expect("address"),
-            port: 0,
-            write_kubeconfig: None,
-            node_name: "test-node".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            max_in_flight: 400,
-            max_mutating_in_flight: 200,
             authorization_modes: vec![crate::authz::Mode::AlwaysAllow],
-            admission_control_config_file: None,
-            tls_san: Vec::new(),
-            node_cert_lifetime: crate::server::NODE_CERT_LIFETIME,
-            dashboard: true,
+            ..crate::ServerConfig::for_tests(dir.to_path_buf())
         },
         store,
         cancel.clone(),

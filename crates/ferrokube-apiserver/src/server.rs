@@ -108,6 +108,30 @@ pub struct ServerConfig {
     pub dashboard: bool,
 }
 
+impl ServerConfig {
+    /// A server for tests and benchmarks: on 127.0.0.1 at a free port,
+    /// state in `data_dir`, the node name `test-node`, the service network
+    /// `10.43.0.0/16`, Kubernetes' in-flight limits (400/200),
+    /// `Node,RBAC` authorization, the dashboard on.
+    pub fn for_tests(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            bind_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port: 0,
+            write_kubeconfig: None,
+            node_name: "test-node".into(),
+            service_cidr: "10.43.0.0/16".into(),
+            max_in_flight: 400,
+            max_mutating_in_flight: 200,
+            authorization_modes: vec![crate::authz::Mode::Node, crate::authz::Mode::Rbac],
+            admission_control_config_file: None,
+            tls_san: Vec::new(),
+            node_cert_lifetime: NODE_CERT_LIFETIME,
+            dashboard: true,
+        }
+    }
+}
+
 /// The default of [`ServerConfig::node_cert_lifetime`]: a year.
 pub const NODE_CERT_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 

@@ -166,19 +166,8 @@ async fn start_switchable_server() -> (
     let cancel = CancellationToken::new();
     let server = start(
         ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            bind_address: "127.0.0.1".parse().unwrap(),
-            port: 0,
-            write_kubeconfig: None,
-            node_name: "test-node".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            max_in_flight: 400,
-            max_mutating_in_flight: 200,
             authorization_modes: vec![ferrokube_apiserver::authz::Mode::AlwaysAllow],
-            admission_control_config_file: None,
-            tls_san: Vec::new(),
-            node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
-            dashboard: true,
+            ..ServerConfig::for_tests(dir.path().to_path_buf())
         },
         store,
         cancel.clone(),

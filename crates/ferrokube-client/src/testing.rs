@@ -5,7 +5,7 @@
 pub mod https;
 pub mod wait;
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -30,8 +30,7 @@ impl TestApi {
     /// Starts a server on a free loopback port, authorizing as `ferrokube
     /// server` does by default (`Node,RBAC`).
     pub async fn start() -> anyhow::Result<TestApi> {
-        use ferrokube_apiserver::authz::Mode;
-        Self::start_with_authorization(&[Mode::Node, Mode::Rbac]).await
+        Self::start_configured(|_| {}).await
     }
 
     /// Starts a server on a free loopback port that authorizes with
@@ -48,27 +47,12 @@ impl TestApi {
     pub async fn start_configured(
         configure: impl FnOnce(&mut ServerConfig),
     ) -> anyhow::Result<TestApi> {
-        use ferrokube_apiserver::authz::Mode;
         let dir = tempfile::tempdir()?;
         let store = EmbeddedStore::open(&dir.path().join("db"), EmbeddedOptions::default())
             .await
             .map_err(|e| anyhow::anyhow!("opening the store: {e}"))?;
         let cancel = CancellationToken::new();
-        let mut config = ServerConfig {
-            data_dir: dir.path().to_path_buf(),
-            bind_address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 0,
-            write_kubeconfig: None,
-            node_name: "test-node".into(),
-            service_cidr: "10.43.0.0/16".into(),
-            max_in_flight: 400,
-            max_mutating_in_flight: 200,
-            authorization_modes: vec![Mode::Node, Mode::Rbac],
-            admission_control_config_file: None,
-            tls_san: Vec::new(),
-            node_cert_lifetime: ferrokube_apiserver::server::NODE_CERT_LIFETIME,
-            dashboard: true,
-        };
+        let mut config = ServerConfig::for_tests(dir.path().to_path_buf());
         configure(&mut config);
         let api = ferrokube_apiserver::start(config, store.clone(), cancel.child_token()).await?;
         Ok(TestApi {
