@@ -276,7 +276,23 @@ async fn idle_requests(page: &Page, seconds: u64) -> anyhow::Result<()> {
         .filter(|e| e.is_start())
         .map(|e| format!("{} {}", e.method, e.url))
         .collect();
-    let open = page.net_open().await?;
+    // Streams of this document (those of pages left before never end in
+    // the log).
+    let log = page.net_log().await?;
+    let doc = log
+        .iter()
+        .rposition(|e| e.resource_type == "Document" && e.is_start())
+        .unwrap_or(0);
+    let open: Vec<_> = page
+        .net_open()
+        .await?
+        .into_iter()
+        .filter(|o| {
+            log.iter()
+                .position(|e| e.request_id == o.request_id && e.is_start())
+                .is_some_and(|i| i > doc)
+        })
+        .collect();
     println!(
         "requests while idle for {} s: {} (goal 0: {}); {} stream(s) open{}",
         seconds,
@@ -352,7 +368,8 @@ pub(crate) async fn run(o: Options) -> anyhow::Result<()> {
     )
     .await?;
     println!(
-        "dashboard: ferrokube server (release, API server with its controllers, no node agent), {} pods on a hollow node in {} namespaces; {} headless, window {}x{}",
+        "dashboard: ferrokube server ({} build, API server with its controllers, no node agent), {} pods on a hollow node in {} namespaces; {} headless, window {}x{}",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
         total,
         o.namespaces,
         version["product"].as_str().unwrap_or("chromium"),
