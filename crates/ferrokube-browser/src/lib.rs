@@ -192,6 +192,10 @@ impl Browser {
             .args(flags(&options, running_as_root()))
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
+            // Chromium makes its singleton socket's directory (and other
+            // temporary files) under TMPDIR and leaves them: inside `dir`,
+            // they go with the profile.
+            .env("TMPDIR", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
