@@ -273,28 +273,30 @@ class Parser {
     return out;
   }
 
+  // A quoted scalar that starts with `s`, joined with the lines after it
+  // until `closed` says its closing quote is there.
+  quoted(s, closed, at) {
+    for (let n = 0; !closed(s) && n < 100000; n++) {
+      if (this.i >= this.lines.length) throw new YamlError('unterminated string', at);
+      s += '\n' + this.lines[this.i++];
+    }
+    return s;
+  }
+
   // A value written on a line (after `key:` or alone).
   value(text, ind, at, raw) {
     const c = text[0];
     if (c === '|' || c === '>') return this.block(text, ind, at);
     if (c === '[' || c === '{') return this.flowMulti(text, at);
     if (c === '"') {
-      let s = (raw !== undefined ? raw.trim() : text);
-      for (let n = 0; !closedDouble(s) && n < 100000; n++) {
-        if (this.i >= this.lines.length) throw new YamlError('unterminated string', at);
-        s += '\n' + this.lines[this.i++];
-      }
+      const s = this.quoted(raw !== undefined ? raw.trim() : text, closedDouble, at);
       const end = endDouble(s);
       const tail = stripComment(s.slice(end + 1)).trim();
       if (tail) throw new YamlError('text after a quoted string', at);
       return unquoteDouble(foldQuoted(s.slice(0, end + 1)), at);
     }
     if (c === "'") {
-      let s = (raw !== undefined ? raw.trim() : text);
-      for (let n = 0; !closedSingle(s) && n < 100000; n++) {
-        if (this.i >= this.lines.length) throw new YamlError('unterminated string', at);
-        s += '\n' + this.lines[this.i++];
-      }
+      const s = this.quoted(raw !== undefined ? raw.trim() : text, closedSingle, at);
       const end = endSingle(s);
       return foldQuoted(s.slice(1, end)).replace(/''/g, "'");
     }
