@@ -1303,6 +1303,7 @@ fn object_response(
                 rv,
                 include,
                 None,
+                true,
             ),
         ));
     }
@@ -2063,6 +2064,7 @@ fn list_response(
                 &rv,
                 include,
                 res.continue_token.as_deref(),
+                true,
             ),
         ));
     }
@@ -2164,10 +2166,8 @@ fn watch_encoder(
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string();
-            let mut t_obj = table::table(strategy.as_ref(), &def, &[v], &rv, include, None);
-            if columns_sent.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                t_obj["columnDefinitions"] = Value::Null;
-            }
+            let first = !columns_sent.swap(true, std::sync::atomic::Ordering::Relaxed);
+            let t_obj = table::table(strategy.as_ref(), &def, &[v], &rv, include, None, first);
             encoding::watch_frame(t, t_obj.to_string().as_bytes())
         } else {
             encoding::watch_frame(t, json)

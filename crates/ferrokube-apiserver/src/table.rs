@@ -44,7 +44,9 @@ pub(crate) fn wants_table(accept: &str) -> bool {
     })
 }
 
-/// A Table of `objects` of `def`'s kind, whose strategy is `strategy`.
+/// A Table of `objects` of `def`'s kind, whose strategy is `strategy`;
+/// without `with_columns`, its `columnDefinitions` are null (a watch's
+/// Tables after its first, as Kubernetes' watch encoder sends them).
 pub(crate) fn table(
     strategy: &dyn Strategy,
     def: &ResourceDef,
@@ -52,13 +54,18 @@ pub(crate) fn table(
     resource_version: &str,
     include: IncludeObject,
     continue_token: Option<&str>,
+    with_columns: bool,
 ) -> Value {
     let now = jiff::Timestamp::now().as_second();
-    let columns: Vec<Value> = strategy
-        .table_columns(def)
-        .iter()
-        .map(Column::to_json)
-        .collect();
+    let columns = if with_columns {
+        strategy
+            .table_columns(def)
+            .iter()
+            .map(Column::to_json)
+            .collect()
+    } else {
+        Value::Null
+    };
     let mut ordered: Vec<&Value> = objects.iter().collect();
     strategy.sort_table_rows(def, &mut ordered);
     let rows: Vec<Value> = ordered
@@ -138,6 +145,7 @@ mod tests {
             "1",
             IncludeObject::None,
             None,
+            true,
         );
         let names: Vec<&str> = t["rows"]
             .as_array()
@@ -163,6 +171,7 @@ mod tests {
             "9",
             IncludeObject::Metadata,
             None,
+            true,
         );
         assert_eq!(t["kind"], "Table");
         assert_eq!(t["columnDefinitions"][1]["name"], "Ready");
